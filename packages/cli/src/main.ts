@@ -1,0 +1,208 @@
+#!/usr/bin/env node
+/**
+ * `outcome-runtime`: validate and apply outcome files, see where outcomes
+ * stand, manage API keys. Talks to the API over HTTP (except `validate`,
+ * which works offline). Errors print like a compiler's; `--json` prints
+ * machine-readable output for scripts; `--debug` shows stack traces.
+ */
+import { readFile } from "node:fs/promises";
+import { type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
+import { Command, Option } from "commander";
+import { ApiClient, ApiError, ConnectionError } from "./api-client";
+import { renderStatus } from "./render";
+
+interface GlobalOptions {
+  url: string;
+  apiKey?: string;
+  json?: boolean;
+  debug?: boolean;
+}
+
+/** Exit status for a failure the user can fix (bad file, refused request). */
+class CliFailure extends Error {
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+function out(text: string): void {
+  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
+}
+
+async function readSource(file: string): Promise<string> {
+  try {
+    return await readFile(file, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliFailure(
+      code === "ENOENT"
+        ? `${file}: no such file`
+        : code === "EISDIR"
+          ? `${file}: is a directory; give an outcome file`
+          : `${file}: cannot read (${code ?? String(error)})`,
+    );
+  }
+}
+
+function clientOf(options: GlobalOptions): ApiClient {
+  return new ApiClient({ url: options.url, apiKey: options.apiKey });
+}
+
+function isDiagnostics(errors: unknown[] | undefined): errors is Diagnostic[] {
+  return (
+    Array.isArray(errors) && errors.every((e) => typeof e === "object" && e !== null && "line" in e && "message" in e)
+  );
+}
+
+const program = new Command()
+  .name("outcome-runtime")
+  .description("Turn a declared outcome into a governed loop of experiments.")
+  .addOption(new Option("--url <url>", "API base URL").env("OUTCOME_RUNTIME_URL").default("http://127.0.0.1:8080"))
+  .addOption(new Option("--api-key <key>", "API key").env("OUTCOME_RUNTIME_API_KEY"))
+  .option("--json", "print JSON for scripts")
+  .option("--debug", "print stack traces")
+  .showHelpAfterError();
+
+program
+  .command("validate")
+  .description("check outcome files against the schema; every error at once, with line and column")
+  .argument("<files...>", "outcome.yaml files")
+  .action(async (files: string[]) => {
+    const options = program.opts<GlobalOptions>();
+    const results = [];
+    for (const file of files) {
+      const source = await readSource(file);
+      const result = parseOutcome(source, { file });
+      results.push({ file, ok: result.ok, errors: result.ok ? [] : result.errors });
+    }
+    if (options.json) {
+      out(JSON.stringify({ ok: results.every((r) => r.ok), files: results }, null, 2));
+    } else {
+      for (const r of results) {
+        if (r.ok) out(`${r.file}: ok`);
+        else process.stderr.write(`${formatDiagnostics(r.errors, { color: process.stderr.isTTY === true })}\n`);
+      }
+    }
+    if (!results.every((r) => r.ok)) process.exitCode = 1;
+  });
+
+program
+  .command("apply")
+  .description("create or update an outcome from a file (a new revision only when its content changed)")
+  .argument("<file>", "outcome.yaml")
+  .action(async (file: string) => {
+    const options = program.opts<GlobalOptions>();
+    const source = await readSource(file);
+    // Check locally first: the same errors the API would give, without a round trip.
+    const local = parseOutcome(source, { file });
+    if (!local.ok) {
+      if (options.json) out(JSON.stringify({ ok: false, errors: local.errors }, null, 2));
+      else process.stderr.write(`${formatDiagnostics(local.errors)}\n`);
+      process.exitCode = 1;
+      return;
+    }
+    const result = await clientOf(options).request<{
+      status: string;
+      outcome: { slug: string; revision: number; state: string };
+    }>("POST", `/v1/outcomes?file=${encodeURIComponent(file)}`, { text: source, contentType: "application/yaml" });
+    if (options.json) out(JSON.stringify(result, null, 2));
+    else out(`${result.outcome.slug}: ${result.status} (revision ${result.outcome.revision}, ${result.outcome.state})`);
+  });
+
+program
+  .command("status")
+  .description("where every outcome stands, or one outcome in detail")
+  .argument("[outcome]", "outcome id or slug")
+  .action(async (outcome: string | undefined) => {
+    const options = program.opts<GlobalOptions>();
+    const client = clientOf(options);
+    if (outcome) {
+      const detail = await client.request<Record<string, unknown>>(
+        "GET",
+        `/v1/outcomes/${encodeURIComponent(outcome)}`,
+      );
+      const experiments = await client.request<{ items: unknown[] }>(
+        "GET",
+        `/v1/outcomes/${encodeURIComponent(outcome)}/experiments`,
+      );
+      if (options.json) out(JSON.stringify({ ...detail, experiments: experiments.items }, null, 2));
+      else out(renderStatus.detail(detail, experiments.items));
+      return;
+    }
+    const list = await client.request<{ items: unknown[] }>("GET", "/v1/outcomes?limit=200");
+    if (options.json) out(JSON.stringify(list, null, 2));
+    else out(renderStatus.list(list.items));
+  });
+
+program
+  .command("activate")
+  .description("activate a draft outcome")
+  .argument("<outcome>", "outcome id or slug")
+  .action(async (outcome: string) => {
+    const options = program.opts<GlobalOptions>();
+    const result = await clientOf(options).request<{ outcome: { slug: string; state: string } }>(
+      "POST",
+      `/v1/outcomes/${encodeURIComponent(outcome)}/activate`,
+      { json: {} },
+    );
+    if (options.json) out(JSON.stringify(result, null, 2));
+    else out(`${result.outcome.slug}: ${result.outcome.state}`);
+  });
+
+const keys = program.command("keys").description("API keys");
+keys
+  .command("create")
+  .description("create an API key for a person (email) or an agent (name); needs an admin key")
+  .requiredOption("--name <name>", "a person's email or an agent's name")
+  .addOption(
+    new Option("--role <role>", "what the key may do")
+      .choices(["admin", "member", "approver", "agent"])
+      .default("member"),
+  )
+  .action(async (opts: { name: string; role: string }) => {
+    const options = program.opts<GlobalOptions>();
+    const created = await clientOf(options).request<{ key: string; name: string; role: string; prefix: string }>(
+      "POST",
+      "/v1/keys",
+      { json: { name: opts.name, role: opts.role } },
+    );
+    if (options.json) out(JSON.stringify(created, null, 2));
+    else out(`created ${created.role} key for ${created.name}:\n\n  ${created.key}\n\nIt is shown once; store it now.`);
+  });
+
+async function run(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+  } catch (error) {
+    const options = program.opts<GlobalOptions>();
+    if (options.debug)
+      process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    if (error instanceof ApiError) {
+      const p = error.problem;
+      if (options.json) {
+        out(JSON.stringify({ ok: false, problem: p }, null, 2));
+      } else if (isDiagnostics(p.errors)) {
+        process.stderr.write(`${formatDiagnostics(p.errors)}\n`);
+      } else {
+        process.stderr.write(`error[${p.code}]: ${p.detail}\n`);
+      }
+      process.exitCode = 1;
+      return;
+    }
+    if (error instanceof CliFailure || error instanceof ConnectionError) {
+      if (options.json) out(JSON.stringify({ ok: false, error: error.message }, null, 2));
+      else process.stderr.write(`error: ${error.message}\n`);
+      process.exitCode = error instanceof CliFailure ? error.exitCode : 1;
+      return;
+    }
+    process.stderr.write(
+      `error: ${error instanceof Error ? error.message : String(error)}${options.debug ? "" : " (run with --debug for details)"}\n`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+await run();

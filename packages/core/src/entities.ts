@@ -1,0 +1,131 @@
+/**
+ * The domain records the application works with (DESIGN §4). Repositories map
+ * database rows to these; adapters map these to API shapes. Times are `Date`s,
+ * durations are seconds, effects and weights are fractions.
+ */
+import type { ExperimentState } from "./experiment.machine";
+import type { Actor, DecisionChannel, GateKind, GateState } from "./gate.machine";
+import type { OutcomeState } from "./outcome.machine";
+
+/**
+ * A validated, normalised outcome spec as stored (the `OutcomeSpec` type of
+ * `@outcome-runtime/spec`; kept opaque here because the domain does not depend
+ * on the file format).
+ */
+export type StoredSpec = Readonly<Record<string, unknown>>;
+
+export interface Workspace {
+  readonly id: string;
+  readonly slug: string;
+  readonly name: string;
+  readonly createdAt: Date;
+}
+
+export interface Outcome {
+  readonly id: string;
+  readonly workspaceId: string;
+  /** The `id` of the outcome.yaml, unique within a workspace. */
+  readonly slug: string;
+  readonly name: string;
+  readonly owner: string;
+  readonly state: OutcomeState;
+  readonly revision: number;
+  readonly contentHash: string;
+  readonly spec: StoredSpec;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+  readonly activatedAt: Date | null;
+  readonly closedAt: Date | null;
+}
+
+export interface OutcomeRevision {
+  readonly outcomeId: string;
+  readonly revision: number;
+  readonly contentHash: string;
+  readonly source: string;
+  readonly spec: StoredSpec;
+  readonly createdBy: string;
+  readonly createdAt: Date;
+}
+
+/** One arm of an experiment; weights of all arms sum to 1. */
+export interface Arm {
+  readonly name: string;
+  readonly weight: number;
+}
+
+/** The predicted effect of a hypothesis, relative (fraction) unless `relative` is false. */
+export interface Prediction {
+  readonly direction: "increase" | "decrease";
+  readonly effect: number;
+  readonly relative: boolean;
+}
+
+export const EXPERIMENT_SOURCES = ["human", "rules"] as const;
+
+export interface Experiment {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly outcomeId: string;
+  /** Stable key used by flags and signal queries (`:experiment_key`). */
+  readonly key: string;
+  readonly title: string;
+  readonly statement: string;
+  readonly mechanism: string;
+  readonly prediction: Prediction | null;
+  readonly measurementPlan: string;
+  readonly rolloutPlan: string;
+  readonly effort: "low" | "medium" | "high" | null;
+  readonly risk: "low" | "medium" | "high" | null;
+  readonly touchedPaths: readonly string[];
+  readonly arms: readonly Arm[];
+  /** `human`, `rules` or `llm:<model>`. */
+  readonly source: string;
+  readonly state: ExperimentState;
+  readonly claimedBy: string | null;
+  readonly portfolioGateId: string | null;
+  readonly createdAt: Date;
+  readonly updatedAt: Date;
+}
+
+export interface GateDecision {
+  readonly decision: string;
+  readonly reason: string | null;
+  readonly decidedBy: string;
+  readonly channel: DecisionChannel;
+  readonly decidedAt: Date;
+}
+
+export interface Gate {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly outcomeId: string;
+  readonly experimentId: string | null;
+  readonly kind: GateKind;
+  readonly status: GateState;
+  readonly assignees: readonly string[];
+  readonly backup: string | null;
+  readonly slaSeconds: number;
+  readonly dueAt: Date;
+  readonly createdAt: Date;
+  readonly decision: GateDecision | null;
+}
+
+export interface AuditEvent {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly at: Date;
+  readonly actor: Pick<Actor, "id" | "name" | "role"> | null;
+  readonly channel: DecisionChannel;
+  readonly action: string;
+  readonly subjectType: "outcome" | "experiment" | "gate" | "api_key" | "workspace";
+  readonly subjectId: string;
+  readonly before: unknown;
+  readonly after: unknown;
+  readonly requestId: string | null;
+}
+
+/** An API key's owner as the API sees it after authentication. */
+export interface Principal extends Actor {
+  readonly workspaceId: string;
+}

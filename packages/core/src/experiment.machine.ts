@@ -1,0 +1,133 @@
+/**
+ * Experiment lifecycle (DESIGN §4):
+ * `proposed → approved | rejected → building → built → running ⇄ paused →
+ * analysing → shipped | rolled_back | iterated`.
+ */
+import type { MachineDef } from "./machine";
+
+export const EXPERIMENT_STATES = [
+  "proposed",
+  "approved",
+  "rejected",
+  "building",
+  "built",
+  "running",
+  "paused",
+  "analysing",
+  "shipped",
+  "rolled_back",
+  "iterated",
+] as const;
+export type ExperimentState = (typeof EXPERIMENT_STATES)[number];
+
+export const EXPERIMENT_ACTIONS = [
+  "approve",
+  "reject",
+  "claim",
+  "release",
+  "report_built",
+  "launch",
+  "rework",
+  "pause",
+  "resume",
+  "analyse",
+  "extend",
+  "ship",
+  "roll_back",
+  "iterate",
+] as const;
+export type ExperimentAction = (typeof EXPERIMENT_ACTIONS)[number];
+
+/** Facts the experiment guards read; the runtime fills in what an action needs. */
+export interface ExperimentContext {
+  /** Agent (or person) taking the experiment to build it. */
+  readonly claimedBy?: string | null;
+  /** Changed paths of a reported build that match the outcome's `forbidden_paths`. */
+  readonly forbiddenPathsTouched?: readonly string[];
+  /** The experiment's `launch_approval` gate has been approved. */
+  readonly launchGateApproved?: boolean;
+}
+
+/** Actions a human or agent may request directly (the others come from gates). */
+export const DIRECT_EXPERIMENT_ACTIONS: readonly ExperimentAction[] = [
+  "claim",
+  "release",
+  "report_built",
+  "pause",
+  "resume",
+  "analyse",
+];
+
+export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, ExperimentContext> = {
+  name: "experiment",
+  states: EXPERIMENT_STATES,
+  actions: EXPERIMENT_ACTIONS,
+  final: ["rejected", "shipped", "rolled_back", "iterated"],
+  transitions: [
+    { action: "approve", from: ["proposed"], to: "approved", events: ["experiment.approved"] },
+    { action: "reject", from: ["proposed"], to: "rejected", events: ["experiment.rejected"] },
+    {
+      action: "claim",
+      from: ["approved"],
+      to: "building",
+      guard: (c) =>
+        typeof c.claimedBy === "string" && c.claimedBy.trim() !== ""
+          ? null
+          : { code: "claim_required", message: "say who is building the experiment (an agent or person name)" },
+      events: ["experiment.claimed"],
+    },
+    { action: "release", from: ["building"], to: "approved", events: ["experiment.released"] },
+    {
+      action: "report_built",
+      from: ["building"],
+      to: "built",
+      guard: (c) => {
+        const touched = c.forbiddenPathsTouched ?? [];
+        return touched.length === 0
+          ? null
+          : {
+              code: "forbidden_paths_touched",
+              message: `the change touches paths the outcome forbids: ${touched.join(", ")}`,
+              details: { paths: [...touched] },
+            };
+      },
+      events: ["experiment.built", "gate.launch_approval.requested"],
+    },
+    {
+      action: "launch",
+      from: ["built"],
+      to: "running",
+      guard: (c) =>
+        c.launchGateApproved === true
+          ? null
+          : {
+              code: "launch_gate_not_approved",
+              message: "the launch_approval gate must be approved before traffic flows",
+            },
+      events: ["experiment.launched"],
+    },
+    {
+      action: "rework",
+      from: ["built"],
+      to: "building",
+      events: ["experiment.rework_requested"],
+    },
+    { action: "pause", from: ["running"], to: "paused", events: ["experiment.paused"] },
+    { action: "resume", from: ["paused"], to: "running", events: ["experiment.resumed"] },
+    {
+      action: "analyse",
+      from: ["running", "paused"],
+      to: "analysing",
+      events: ["experiment.analysing", "gate.analysis_review.requested"],
+    },
+    { action: "extend", from: ["analysing"], to: "running", events: ["experiment.extended"] },
+    { action: "ship", from: ["analysing"], to: "shipped", events: ["experiment.shipped", "experiment.concluded"] },
+    {
+      action: "roll_back",
+      from: ["analysing", "paused"],
+      to: "rolled_back",
+      events: ["experiment.rolled_back", "experiment.concluded"],
+    },
+    { action: "iterate", from: ["analysing"], to: "iterated", events: ["experiment.iterated", "experiment.concluded"] },
+  ],
+};

@@ -1,0 +1,77 @@
+/**
+ * Gate lifecycle (DESIGN §4): `pending → approved | rejected | expired`, and
+ * who may decide a gate.
+ */
+import type { GuardVerdict, MachineDef } from "./machine";
+
+export const GATE_STATES = ["pending", "approved", "rejected", "expired"] as const;
+export type GateState = (typeof GATE_STATES)[number];
+
+export const GATE_ACTIONS = ["approve", "reject", "expire"] as const;
+export type GateAction = (typeof GATE_ACTIONS)[number];
+
+export const GATE_KINDS = ["portfolio_review", "launch_approval", "analysis_review"] as const;
+export type GateKind = (typeof GATE_KINDS)[number];
+
+/** Where a decision came from. */
+export const DECISION_CHANNELS = ["web", "email", "mcp", "api", "system"] as const;
+export type DecisionChannel = (typeof DECISION_CHANNELS)[number];
+
+export const ROLES = ["admin", "member", "approver", "agent"] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who is acting: the owner of an API key (a person's email or an agent's name). */
+export interface Actor {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+}
+
+/** The facts a gate decision guard reads. */
+export interface GateContext {
+  readonly actor?: Actor;
+  readonly assignees?: readonly string[];
+  readonly backup?: string | null;
+}
+
+/**
+ * Who may decide a gate. AI proposes, humans decide: an `agent` never decides.
+ * An `admin` may decide any gate; `approver` and `member` only gates they are an
+ * assignee or the backup of (emails compared case-insensitively). A gate with no
+ * assignees may be decided by any `approver` or `admin`.
+ */
+export function mayDecideGate(context: GateContext): GuardVerdict {
+  const actor = context.actor;
+  if (actor === undefined) return { code: "unauthenticated", message: "a gate decision needs an actor" };
+  if (actor.role === "agent") {
+    return { code: "agents_cannot_decide", message: "agents cannot decide gates; ask a human with request_human_gate" };
+  }
+  if (actor.role === "admin") return null;
+  const people = [...(context.assignees ?? []), ...(context.backup ? [context.backup] : [])].map((e) =>
+    e.toLowerCase(),
+  );
+  if (people.length === 0) {
+    return actor.role === "approver"
+      ? null
+      : { code: "gate_not_assignee", message: "this gate has no assignees; only an approver or admin may decide it" };
+  }
+  return people.includes(actor.name.toLowerCase())
+    ? null
+    : {
+        code: "gate_not_assignee",
+        message: `${actor.name} is not an assignee of this gate (assignees: ${people.join(", ")})`,
+        details: { assignees: people },
+      };
+}
+
+export const gateMachine: MachineDef<GateState, GateAction, GateContext> = {
+  name: "gate",
+  states: GATE_STATES,
+  actions: GATE_ACTIONS,
+  final: ["approved", "rejected", "expired"],
+  transitions: [
+    { action: "approve", from: ["pending"], to: "approved", guard: mayDecideGate, events: ["gate.approved"] },
+    { action: "reject", from: ["pending"], to: "rejected", guard: mayDecideGate, events: ["gate.rejected"] },
+    { action: "expire", from: ["pending"], to: "expired", events: ["gate.expired"] },
+  ],
+};

@@ -1,0 +1,39 @@
+export type {
+  Arm,
+  AuditEvent,
+  Experiment,
+  Gate,
+  GateDecision,
+  Outcome,
+  OutcomeRevision,
+  Prediction,
+  Principal,
+  StoredSpec,
+  Workspace,
+} from "./entities";
+export { EXPERIMENT_SOURCES } from "./entities";
+export type { ErrorCode } from "./error-codes";
+export { ERROR_CODES } from "./error-codes";
+export { assertNever, DomainError, GuardRejectedError, IllegalTransitionError } from "./errors";
+export type { ExperimentAction, ExperimentContext, ExperimentState } from "./experiment.machine";
+export {
+  DIRECT_EXPERIMENT_ACTIONS,
+  EXPERIMENT_ACTIONS,
+  EXPERIMENT_STATES,
+  experimentMachine,
+} from "./experiment.machine";
+export type { Actor, DecisionChannel, GateAction, GateContext, GateKind, GateState, Role } from "./gate.machine";
+export {
+  DECISION_CHANNELS,
+  GATE_ACTIONS,
+  GATE_KINDS,
+  GATE_STATES,
+  gateMachine,
+  mayDecideGate,
+  ROLES,
+} from "./gate.machine";
+export type { GuardVerdict, MachineDef, TransitionDef, TransitionResult } from "./machine";
+export { applyTransition, availableActions, isFinal } from "./machine";
+export type { OutcomeAction, OutcomeContext, OutcomeState } from "./outcome.machine";
+export { OUTCOME_ACTIONS, OUTCOME_STATES, outcomeMachine } from "./outcome.machine";
+export { matchPaths } from "./paths";

@@ -1,0 +1,50 @@
+/**
+ * Outcome lifecycle (DESIGN §4): `draft → active → achieved | missed | abandoned`.
+ */
+import type { MachineDef } from "./machine";
+
+export const OUTCOME_STATES = ["draft", "active", "achieved", "missed", "abandoned"] as const;
+export type OutcomeState = (typeof OUTCOME_STATES)[number];
+
+export const OUTCOME_ACTIONS = ["activate", "achieve", "miss", "abandon"] as const;
+export type OutcomeAction = (typeof OUTCOME_ACTIONS)[number];
+
+/** Facts the outcome guards read; the runtime computes them from analyses and the clock. */
+export interface OutcomeContext {
+  /** The signal has reached the target with a significant result. */
+  readonly targetMet?: boolean;
+  /** The horizon (duration since activation, or end date) has passed. */
+  readonly horizonPassed?: boolean;
+}
+
+export const outcomeMachine: MachineDef<OutcomeState, OutcomeAction, OutcomeContext> = {
+  name: "outcome",
+  states: OUTCOME_STATES,
+  actions: OUTCOME_ACTIONS,
+  final: ["achieved", "missed", "abandoned"],
+  transitions: [
+    { action: "activate", from: ["draft"], to: "active", events: ["outcome.activated"] },
+    {
+      action: "achieve",
+      from: ["active"],
+      to: "achieved",
+      guard: (c) =>
+        c.targetMet === true ? null : { code: "target_not_met", message: "the outcome's target has not been met yet" },
+      events: ["outcome.achieved"],
+    },
+    {
+      action: "miss",
+      from: ["active"],
+      to: "missed",
+      guard: (c) =>
+        c.horizonPassed === true
+          ? null
+          : {
+              code: "horizon_not_reached",
+              message: "the outcome's horizon has not passed; abandon it instead to stop early",
+            },
+      events: ["outcome.missed"],
+    },
+    { action: "abandon", from: ["draft", "active"], to: "abandoned", events: ["outcome.abandoned"] },
+  ],
+};

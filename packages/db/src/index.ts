@@ -1,0 +1,12 @@
+export type { Db, DbOptions, DbOrTrx, Trx } from "./database";
+export { createDb } from "./database";
+export type { MigrationReport } from "./migrate";
+export { migrateToLatest, pingDb, signalStorageMode } from "./migrate";
+export * as apiKeys from "./repositories/api-key.repository";
+export * as audit from "./repositories/audit.repository";
+export * as experiments from "./repositories/experiment.repository";
+export * as gates from "./repositories/gate.repository";
+export * as idempotency from "./repositories/idempotency.repository";
+export * as outcomes from "./repositories/outcome.repository";
+export type { Page, PageRequest } from "./repositories/pagination";
+export * as workspaces from "./repositories/workspace.repository";

@@ -1,0 +1,60 @@
+/**
+ * Schema migrations with Kysely's Migrator. Kysely's Postgres adapter takes a
+ * session-level advisory lock (`pg_advisory_lock`) around the run, so API
+ * replicas starting at once apply each migration exactly once; the others wait
+ * and then find nothing to do.
+ */
+import { type Migration, type MigrationResult, Migrator, sql } from "kysely";
+import type { Db } from "./database";
+import * as initial from "./migrations/2026-11-22T00-00-initial";
+
+/** Every migration, by name. Names sort in the order they apply. */
+const MIGRATIONS: Record<string, Migration> = {
+  "2026-11-22T00-00-initial": initial,
+};
+
+export interface MigrationReport {
+  /** Migrations applied by this call, in order. */
+  readonly applied: readonly string[];
+  /** How signal points are stored: a TimescaleDB hypertable or a plain table. */
+  readonly signalStorage: "timescaledb" | "plain";
+}
+
+/**
+ * Apply every pending migration.
+ *
+ * @throws Error naming the migration that failed (the failed one is rolled back).
+ */
+export async function migrateToLatest(db: Db): Promise<MigrationReport> {
+  const migrator = new Migrator({
+    db,
+    provider: { getMigrations: async () => MIGRATIONS },
+  });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r: MigrationResult) => r.status === "Error");
+  if (error !== undefined || failed !== undefined) {
+    const cause = error instanceof Error ? error.message : String(error);
+    throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${cause}`, { cause: error });
+  }
+  return {
+    applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName),
+    signalStorage: await signalStorageMode(db),
+  };
+}
+
+/** Read the signal storage mode recorded by the migration. */
+export async function signalStorageMode(db: Db): Promise<"timescaledb" | "plain"> {
+  const row = await db.selectFrom("settings").select("value").where("key", "=", "signal_storage").executeTakeFirst();
+  const mode = (row?.value as { mode?: string } | undefined)?.mode;
+  return mode === "timescaledb" ? "timescaledb" : "plain";
+}
+
+/** `SELECT 1` with a short timeout: is the database reachable? */
+export async function pingDb(db: Db): Promise<boolean> {
+  try {
+    await sql`SELECT 1`.execute(db);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,81 @@
+import type { Principal, Role } from "@outcome-runtime/core";
+import type { DbOrTrx } from "../database";
+
+export interface NewApiKey {
+  readonly workspaceId: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly prefix: string;
+  readonly keyHash: string;
+  readonly createdBy: string;
+}
+
+export interface ApiKeyRecord {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly prefix: string;
+  readonly createdBy: string;
+  readonly createdAt: Date;
+  readonly lastUsedAt: Date | null;
+  readonly revokedAt: Date | null;
+}
+
+export async function insertApiKey(db: DbOrTrx, key: NewApiKey): Promise<ApiKeyRecord> {
+  const row = await db
+    .insertInto("api_keys")
+    .values({
+      workspace_id: key.workspaceId,
+      name: key.name,
+      role: key.role,
+      prefix: key.prefix,
+      key_hash: key.keyHash,
+      created_by: key.createdBy,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    name: row.name,
+    role: row.role as Role,
+    prefix: row.prefix,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+  };
+}
+
+/** Insert a key unless one with the same hash exists (the bootstrap key on every start). */
+export async function insertApiKeyIfAbsent(db: DbOrTrx, key: NewApiKey): Promise<boolean> {
+  const result = await db
+    .insertInto("api_keys")
+    .values({
+      workspace_id: key.workspaceId,
+      name: key.name,
+      role: key.role,
+      prefix: key.prefix,
+      key_hash: key.keyHash,
+      created_by: key.createdBy,
+    })
+    .onConflict((oc) => oc.column("key_hash").doNothing())
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
+}
+
+/** The principal a non-revoked key hash belongs to, or null. */
+export async function findPrincipalByKeyHash(db: DbOrTrx, keyHash: string): Promise<Principal | null> {
+  const row = await db
+    .selectFrom("api_keys")
+    .select(["id", "workspace_id", "name", "role"])
+    .where("key_hash", "=", keyHash)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  return row ? { id: row.id, workspaceId: row.workspace_id, name: row.name, role: row.role as Role } : null;
+}
+
+export async function touchApiKey(db: DbOrTrx, id: string, at: Date): Promise<void> {
+  await db.updateTable("api_keys").set({ last_used_at: at }).where("id", "=", id).execute();
+}

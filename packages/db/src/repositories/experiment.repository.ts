@@ -1,0 +1,137 @@
+import type { Arm, Experiment, ExperimentState, Prediction } from "@outcome-runtime/core";
+import type { Selectable } from "kysely";
+import type { DbOrTrx } from "../database";
+import type { ExperimentsTable } from "../schema";
+
+function toExperiment(row: Selectable<ExperimentsTable>): Experiment {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    outcomeId: row.outcome_id,
+    key: row.key,
+    title: row.title,
+    statement: row.statement,
+    mechanism: row.mechanism,
+    prediction: (row.prediction as Prediction | null) ?? null,
+    measurementPlan: row.measurement_plan,
+    rolloutPlan: row.rollout_plan,
+    effort: row.effort as Experiment["effort"],
+    risk: row.risk as Experiment["risk"],
+    touchedPaths: row.touched_paths,
+    arms: row.arms as Arm[],
+    source: row.source,
+    state: row.state as ExperimentState,
+    claimedBy: row.claimed_by,
+    portfolioGateId: row.portfolio_gate_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+export type NewExperiment = Omit<Experiment, "id" | "state" | "claimedBy" | "createdAt" | "updatedAt">;
+
+export async function insertExperiment(db: DbOrTrx, e: NewExperiment): Promise<Experiment> {
+  const row = await db
+    .insertInto("experiments")
+    .values({
+      workspace_id: e.workspaceId,
+      outcome_id: e.outcomeId,
+      key: e.key,
+      title: e.title,
+      statement: e.statement,
+      mechanism: e.mechanism,
+      prediction: e.prediction === null ? null : JSON.stringify(e.prediction),
+      measurement_plan: e.measurementPlan,
+      rollout_plan: e.rolloutPlan,
+      effort: e.effort,
+      risk: e.risk,
+      touched_paths: [...e.touchedPaths],
+      arms: JSON.stringify(e.arms),
+      source: e.source,
+      state: "proposed",
+      portfolio_gate_id: e.portfolioGateId,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toExperiment(row);
+}
+
+/** Whether an experiment key is taken in the workspace. */
+export async function experimentKeyExists(db: DbOrTrx, workspaceId: string, key: string): Promise<boolean> {
+  const row = await db
+    .selectFrom("experiments")
+    .select("id")
+    .where("workspace_id", "=", workspaceId)
+    .where("key", "=", key)
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+export async function findExperiment(
+  db: DbOrTrx,
+  workspaceId: string,
+  idOrKey: string,
+  lookup: { forUpdate?: boolean } = {},
+): Promise<Experiment | null> {
+  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrKey);
+  let q = db
+    .selectFrom("experiments")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where(isUuid ? "id" : "key", "=", idOrKey);
+  if (lookup.forUpdate) q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  return row ? toExperiment(row) : null;
+}
+
+export async function listExperiments(
+  db: DbOrTrx,
+  workspaceId: string,
+  filter: { outcomeId?: string; portfolioGateId?: string; state?: ExperimentState },
+): Promise<Experiment[]> {
+  let q = db.selectFrom("experiments").selectAll().where("workspace_id", "=", workspaceId);
+  if (filter.outcomeId) q = q.where("outcome_id", "=", filter.outcomeId);
+  if (filter.portfolioGateId) q = q.where("portfolio_gate_id", "=", filter.portfolioGateId);
+  if (filter.state) q = q.where("state", "=", filter.state);
+  const rows = await q.orderBy("created_at", "asc").orderBy("id", "asc").execute();
+  return rows.map(toExperiment);
+}
+
+/** Count experiments of an outcome by state. */
+export async function countExperimentsByState(
+  db: DbOrTrx,
+  outcomeId: string,
+): Promise<Partial<Record<ExperimentState, number>>> {
+  const rows = await db
+    .selectFrom("experiments")
+    .select(["state", (eb) => eb.fn.countAll<number>().as("n")])
+    .where("outcome_id", "=", outcomeId)
+    .groupBy("state")
+    .execute();
+  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+}
+
+/**
+ * Move an experiment from `from` to `to` with one conditional UPDATE; null when
+ * it is no longer in `from`.
+ */
+export async function updateExperimentState(
+  db: DbOrTrx,
+  id: string,
+  from: ExperimentState,
+  to: ExperimentState,
+  patch: { claimedBy?: string | null; at: Date },
+): Promise<Experiment | null> {
+  const row = await db
+    .updateTable("experiments")
+    .set({
+      state: to,
+      updated_at: patch.at,
+      ...(patch.claimedBy !== undefined ? { claimed_by: patch.claimedBy } : {}),
+    })
+    .where("id", "=", id)
+    .where("state", "=", from)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toExperiment(row) : null;
+}

@@ -1,0 +1,192 @@
+import type { Outcome, OutcomeRevision, OutcomeState, StoredSpec } from "@outcome-runtime/core";
+import type { Selectable } from "kysely";
+import type { DbOrTrx } from "../database";
+import type { OutcomeRevisionsTable, OutcomesTable } from "../schema";
+import { decodeCursor, type Page, type PageRequest, pageLimit, toPage } from "./pagination";
+
+function toOutcome(row: Selectable<OutcomesTable>): Outcome {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    slug: row.slug,
+    name: row.name,
+    owner: row.owner,
+    state: row.state as OutcomeState,
+    revision: row.revision,
+    contentHash: row.content_hash,
+    spec: row.spec as StoredSpec,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+    activatedAt: row.activated_at,
+    closedAt: row.closed_at,
+  };
+}
+
+function toRevision(row: Selectable<OutcomeRevisionsTable>): OutcomeRevision {
+  return {
+    outcomeId: row.outcome_id,
+    revision: row.revision,
+    contentHash: row.content_hash,
+    source: row.source,
+    spec: row.spec as StoredSpec,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+  };
+}
+
+export interface OutcomeLookup {
+  /** Lock the row (`SELECT … FOR UPDATE`) until the transaction ends. */
+  readonly forUpdate?: boolean;
+}
+
+/** Find an outcome by its id or its slug (the `id:` of outcome.yaml). */
+export async function findOutcome(
+  db: DbOrTrx,
+  workspaceId: string,
+  idOrSlug: string,
+  lookup: OutcomeLookup = {},
+): Promise<Outcome | null> {
+  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrSlug);
+  let q = db
+    .selectFrom("outcomes")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where(isUuid ? "id" : "slug", "=", idOrSlug);
+  if (lookup.forUpdate) q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  return row ? toOutcome(row) : null;
+}
+
+export interface NewOutcome {
+  readonly workspaceId: string;
+  readonly slug: string;
+  readonly name: string;
+  readonly owner: string;
+  readonly contentHash: string;
+  readonly spec: StoredSpec;
+}
+
+/**
+ * Insert a draft outcome at revision 1, unless one with the slug exists
+ * (returns null then: a concurrent apply won the race).
+ */
+export async function insertOutcome(db: DbOrTrx, outcome: NewOutcome): Promise<Outcome | null> {
+  const row = await db
+    .insertInto("outcomes")
+    .values({
+      workspace_id: outcome.workspaceId,
+      slug: outcome.slug,
+      name: outcome.name,
+      owner: outcome.owner,
+      state: "draft",
+      revision: 1,
+      content_hash: outcome.contentHash,
+      spec: JSON.stringify(outcome.spec),
+    })
+    .onConflict((oc) => oc.columns(["workspace_id", "slug"]).doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toOutcome(row) : null;
+}
+
+/** Point an outcome at a new revision's content. */
+export async function updateOutcomeContent(
+  db: DbOrTrx,
+  id: string,
+  content: { revision: number; contentHash: string; spec: StoredSpec; name: string; owner: string },
+): Promise<Outcome> {
+  const row = await db
+    .updateTable("outcomes")
+    .set({
+      revision: content.revision,
+      content_hash: content.contentHash,
+      spec: JSON.stringify(content.spec),
+      name: content.name,
+      owner: content.owner,
+      updated_at: new Date(),
+    })
+    .where("id", "=", id)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toOutcome(row);
+}
+
+/**
+ * Move an outcome from `from` to `to` with one conditional UPDATE. Returns null
+ * when the outcome is no longer in `from` (someone else moved it first).
+ */
+export async function updateOutcomeState(
+  db: DbOrTrx,
+  id: string,
+  from: OutcomeState,
+  to: OutcomeState,
+  at: Date,
+): Promise<Outcome | null> {
+  const row = await db
+    .updateTable("outcomes")
+    .set({
+      state: to,
+      updated_at: at,
+      ...(to === "active" ? { activated_at: at } : {}),
+      ...(["achieved", "missed", "abandoned"].includes(to) ? { closed_at: at } : {}),
+    })
+    .where("id", "=", id)
+    .where("state", "=", from)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toOutcome(row) : null;
+}
+
+export async function listOutcomes(
+  db: DbOrTrx,
+  workspaceId: string,
+  filter: { state?: OutcomeState | undefined } & PageRequest,
+): Promise<Page<Outcome>> {
+  const limit = pageLimit(filter);
+  let q = db.selectFrom("outcomes").selectAll().where("workspace_id", "=", workspaceId);
+  if (filter.state) q = q.where("state", "=", filter.state);
+  if (filter.cursor) {
+    const c = decodeCursor(filter.cursor);
+    q = q.where((eb) =>
+      eb.or([eb("created_at", "<", c.createdAt), eb.and([eb("created_at", "=", c.createdAt), eb("id", "<", c.id)])]),
+    );
+  }
+  const rows = await q
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + 1)
+    .execute();
+  return toPage(rows, limit, toOutcome);
+}
+
+export async function insertRevision(
+  db: DbOrTrx,
+  revision: OutcomeRevision & { workspaceId: string },
+): Promise<OutcomeRevision> {
+  const row = await db
+    .insertInto("outcome_revisions")
+    .values({
+      workspace_id: revision.workspaceId,
+      outcome_id: revision.outcomeId,
+      revision: revision.revision,
+      content_hash: revision.contentHash,
+      source: revision.source,
+      spec: JSON.stringify(revision.spec),
+      created_by: revision.createdBy,
+      created_at: revision.createdAt,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toRevision(row);
+}
+
+/** Revisions of an outcome, newest first. */
+export async function listRevisions(db: DbOrTrx, outcomeId: string): Promise<OutcomeRevision[]> {
+  const rows = await db
+    .selectFrom("outcome_revisions")
+    .selectAll()
+    .where("outcome_id", "=", outcomeId)
+    .orderBy("revision", "desc")
+    .execute();
+  return rows.map(toRevision);
+}

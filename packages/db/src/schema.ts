@@ -1,0 +1,203 @@
+/**
+ * Row types of the database, written once next to the migrations that create
+ * them. Only repositories see these; they map rows to the domain records of
+ * `@outcome-runtime/core`.
+ */
+import type { ColumnType, Generated, JSONColumnType } from "kysely";
+
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+type Json<T extends object | null = object> = JSONColumnType<T, string, string>;
+
+export interface SettingsTable {
+  key: string;
+  value: Json;
+  updated_at: Timestamp;
+}
+
+export interface WorkspacesTable {
+  id: Generated<string>;
+  slug: string;
+  name: string;
+  created_at: Timestamp;
+}
+
+export interface ApiKeysTable {
+  id: Generated<string>;
+  workspace_id: string;
+  name: string;
+  role: string;
+  prefix: string;
+  key_hash: string;
+  created_by: string;
+  created_at: Timestamp;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+export interface OutcomesTable {
+  id: Generated<string>;
+  workspace_id: string;
+  slug: string;
+  name: string;
+  owner: string;
+  state: string;
+  revision: number;
+  content_hash: string;
+  spec: Json<Record<string, unknown>>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  activated_at: NullableTimestamp;
+  closed_at: NullableTimestamp;
+}
+
+export interface OutcomeRevisionsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  outcome_id: string;
+  revision: number;
+  content_hash: string;
+  source: string;
+  spec: Json<Record<string, unknown>>;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export interface ExperimentsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  outcome_id: string;
+  key: string;
+  title: string;
+  statement: string;
+  mechanism: Generated<string>;
+  prediction: ColumnType<unknown, string | null | undefined, string | null>;
+  measurement_plan: Generated<string>;
+  rollout_plan: Generated<string>;
+  effort: string | null;
+  risk: string | null;
+  touched_paths: ColumnType<string[], string[] | undefined, string[]>;
+  arms: Json<{ name: string; weight: number }[]>;
+  source: string;
+  state: string;
+  claimed_by: string | null;
+  portfolio_gate_id: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface GatesTable {
+  id: Generated<string>;
+  workspace_id: string;
+  outcome_id: string;
+  experiment_id: string | null;
+  kind: string;
+  status: string;
+  assignees: ColumnType<string[], string[] | undefined, string[]>;
+  backup: string | null;
+  sla_seconds: number;
+  due_at: Timestamp;
+  decision: string | null;
+  reason: string | null;
+  decided_by: string | null;
+  decided_channel: string | null;
+  decided_at: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface SignalSeriesTable {
+  id: Generated<string>;
+  workspace_id: string;
+  outcome_id: string;
+  experiment_id: string | null;
+  metric: string;
+  role: string;
+  kind: string;
+  created_at: Timestamp;
+}
+
+export interface SignalPointsTable {
+  series_id: string;
+  arm: string;
+  ts: Timestamp;
+  workspace_id: string;
+  units: ColumnType<number, number | bigint, number | bigint>;
+  sum: number;
+  sum_sq: number;
+  ingested_at: Timestamp;
+}
+
+export interface AnalysesTable {
+  id: Generated<string>;
+  workspace_id: string;
+  experiment_id: string;
+  ts: Timestamp;
+  arms: Json;
+  effect: number | null;
+  ci_low: number | null;
+  ci_high: number | null;
+  relative_effect: number | null;
+  p_value: number | null;
+  srm_p_value: number | null;
+  guardrails: Json;
+  decision: Json;
+  details: Json;
+  created_at: Timestamp;
+}
+
+export interface LearningsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  outcome_id: string;
+  experiment_id: string | null;
+  statement: string;
+  decision: string;
+  effect: number | null;
+  ci_low: number | null;
+  ci_high: number | null;
+  tags: ColumnType<string[], string[] | undefined, string[]>;
+  links: Json;
+  search: ColumnType<string, never, never>;
+  created_at: Timestamp;
+}
+
+export interface AuditEventsTable {
+  id: ColumnType<string, never, never>;
+  workspace_id: string;
+  at: Timestamp;
+  actor_id: string | null;
+  actor_name: string | null;
+  actor_role: string | null;
+  channel: string;
+  action: string;
+  subject_type: string;
+  subject_id: string;
+  before: ColumnType<unknown, string | null, never>;
+  after: ColumnType<unknown, string | null, never>;
+  request_id: string | null;
+}
+
+export interface IdempotencyKeysTable {
+  workspace_id: string;
+  key: string;
+  request_hash: string;
+  status_code: number;
+  response: Json;
+  created_at: Timestamp;
+}
+
+export interface Database {
+  settings: SettingsTable;
+  workspaces: WorkspacesTable;
+  api_keys: ApiKeysTable;
+  outcomes: OutcomesTable;
+  outcome_revisions: OutcomeRevisionsTable;
+  experiments: ExperimentsTable;
+  gates: GatesTable;
+  signal_series: SignalSeriesTable;
+  signal_points: SignalPointsTable;
+  analyses: AnalysesTable;
+  learnings: LearningsTable;
+  audit_events: AuditEventsTable;
+  idempotency_keys: IdempotencyKeysTable;
+}

@@ -1,0 +1,131 @@
+/**
+ * Apply an `outcome.yaml`: create the outcome, or a new revision when its
+ * content changed, or nothing when it did not.
+ */
+import { DomainError, type Outcome, type OutcomeRevision } from "@outcome-runtime/core";
+import { audit, outcomes } from "@outcome-runtime/db";
+import { type Diagnostic, parseOutcome } from "@outcome-runtime/spec";
+import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+
+export type ApplyStatus = "created" | "revised" | "unchanged";
+
+export interface ApplyResult {
+  readonly status: ApplyStatus;
+  readonly outcome: Outcome;
+}
+
+/** Thrown when the outcome file has errors; `details.errors` lists every one. */
+export class OutcomeInvalidError extends DomainError {
+  readonly errors: readonly Diagnostic[];
+  constructor(errors: readonly Diagnostic[]) {
+    super(
+      "outcome_invalid",
+      `the outcome has ${errors.length} error${errors.length === 1 ? "" : "s"}: ${errors[0]?.message ?? ""}`,
+      { errors },
+    );
+    this.errors = errors;
+  }
+}
+
+/**
+ * Parse, validate and apply an outcome (YAML or JSON text).
+ *
+ * "Changed" means the normalised content changed (its hash): comments, key
+ * order and `5%` vs `0.05` do not make a revision. Concurrent applies of the
+ * same outcome serialise on the outcome row.
+ *
+ * @throws OutcomeInvalidError (`outcome_invalid`) with every diagnostic.
+ * @throws DomainError `outcome_closed` when the outcome is achieved, missed or abandoned.
+ */
+export async function applyOutcome(
+  deps: RuntimeDeps,
+  caller: Caller,
+  input: { source: string; file?: string },
+): Promise<ApplyResult> {
+  const parsed = parseOutcome(input.source, { file: input.file ?? "outcome.yaml" });
+  if (!parsed.ok) throw new OutcomeInvalidError(parsed.errors);
+  const { spec, contentHash } = parsed;
+  const workspaceId = caller.principal.workspaceId;
+  const specJson = spec as unknown as Record<string, unknown>;
+
+  return inTransaction(deps.db, async (trx) => {
+    const at = nowOf(deps);
+    let existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true });
+    if (existing === null) {
+      const created = await outcomes.insertOutcome(trx, {
+        workspaceId,
+        slug: spec.id,
+        name: spec.name,
+        owner: spec.owner,
+        contentHash,
+        spec: specJson,
+      });
+      if (created !== null) {
+        await recordRevision(trx, caller, created, input.source, at);
+        await audit.insertAuditEvent(trx, {
+          workspaceId,
+          actor: auditActor(caller),
+          channel: caller.channel,
+          action: "outcome.created",
+          subjectType: "outcome",
+          subjectId: created.id,
+          before: null,
+          after: { slug: created.slug, revision: 1, contentHash, state: created.state },
+          requestId: caller.requestId,
+        });
+        return { status: "created", outcome: created };
+      }
+      // A concurrent apply created it between our read and our insert: lock it and go on as an update.
+      existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true });
+      if (existing === null) throw new Error(`outcome ${spec.id} vanished during apply`);
+    }
+    if (existing.contentHash === contentHash) return { status: "unchanged", outcome: existing };
+    if (existing.state === "achieved" || existing.state === "missed" || existing.state === "abandoned") {
+      throw new DomainError(
+        "outcome_closed",
+        `outcome ${existing.slug} is ${existing.state}; give the file a new id to start a new outcome`,
+        { state: existing.state },
+      );
+    }
+    const revision = existing.revision + 1;
+    const updated = await outcomes.updateOutcomeContent(trx, existing.id, {
+      revision,
+      contentHash,
+      spec: specJson,
+      name: spec.name,
+      owner: spec.owner,
+    });
+    await recordRevision(trx, caller, updated, input.source, at);
+    await audit.insertAuditEvent(trx, {
+      workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: "outcome.revised",
+      subjectType: "outcome",
+      subjectId: updated.id,
+      before: { revision: existing.revision, contentHash: existing.contentHash },
+      after: { revision, contentHash },
+      requestId: caller.requestId,
+    });
+    return { status: "revised", outcome: updated };
+  });
+}
+
+async function recordRevision(
+  trx: Parameters<typeof outcomes.insertRevision>[0],
+  caller: Caller,
+  outcome: Outcome,
+  source: string,
+  at: Date,
+): Promise<OutcomeRevision> {
+  return outcomes.insertRevision(trx, {
+    workspaceId: outcome.workspaceId,
+    outcomeId: outcome.id,
+    revision: outcome.revision,
+    contentHash: outcome.contentHash,
+    source,
+    spec: outcome.spec,
+    createdBy: caller.principal.name,
+    createdAt: at,
+  });
+}

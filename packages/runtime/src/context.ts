@@ -1,0 +1,35 @@
+/**
+ * What every use case receives: its dependencies and who is calling.
+ */
+import type { DecisionChannel, Principal } from "@outcome-runtime/core";
+import type { Db, DbOrTrx, Trx } from "@outcome-runtime/db";
+
+export interface RuntimeDeps {
+  /** The pool, or a transaction when the use case must join one (idempotent requests). */
+  readonly db: DbOrTrx;
+  /** The clock; tests pass a fixed one. */
+  readonly now?: () => Date;
+}
+
+/** The authenticated caller of a use case and the channel the call came through. */
+export interface Caller {
+  readonly principal: Principal;
+  readonly channel: DecisionChannel;
+  /** Request id for the audit trail (HTTP request id, MCP call id), if any. */
+  readonly requestId: string | null;
+}
+
+export function nowOf(deps: RuntimeDeps): Date {
+  return deps.now ? deps.now() : new Date();
+}
+
+/** Run `fn` in a transaction, or inside the caller's one when `db` already is one. */
+export async function inTransaction<T>(db: DbOrTrx, fn: (trx: Trx) => Promise<T>): Promise<T> {
+  if (db.isTransaction) return fn(db as Trx);
+  return (db as Db).transaction().execute(fn);
+}
+
+/** The actor fields of an audit event for a caller. */
+export function auditActor(caller: Caller): { id: string; name: string; role: Caller["principal"]["role"] } {
+  return { id: caller.principal.id, name: caller.principal.name, role: caller.principal.role };
+}

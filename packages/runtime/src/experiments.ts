@@ -1,0 +1,296 @@
+/**
+ * Experiments: proposing a hypothesis, reading one, and the lifecycle actions
+ * people and agents request directly. Gate-driven moves live in `decide-gate.ts`.
+ */
+import {
+  type Arm,
+  applyTransition,
+  DIRECT_EXPERIMENT_ACTIONS,
+  DomainError,
+  type Experiment,
+  type ExperimentAction,
+  type ExperimentContext,
+  experimentMachine,
+  type Gate,
+  type GateKind,
+  matchPaths,
+  type Prediction,
+} from "@outcome-runtime/core";
+import { audit, type DbOrTrx, experiments, gates, type Trx } from "@outcome-runtime/db";
+import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { ensurePendingGate } from "./open-gate";
+import { requireOutcome } from "./outcomes";
+import { specOf } from "./spec-of";
+
+/** A hypothesis as submitted (by a person through the API, or by the engine). */
+export interface HypothesisInput {
+  readonly title: string;
+  readonly statement: string;
+  readonly mechanism?: string | undefined;
+  readonly prediction?: Prediction | undefined;
+  readonly measurementPlan?: string | undefined;
+  readonly rolloutPlan?: string | undefined;
+  readonly effort?: "low" | "medium" | "high" | undefined;
+  readonly risk?: "low" | "medium" | "high" | undefined;
+  readonly touchedPaths?: readonly string[] | undefined;
+  /** Arms and weights; the outcome's `experiment_defaults.arms` when absent. */
+  readonly arms?: readonly Arm[] | undefined;
+  /** A stable key for flags and signal queries; derived from the title when absent. */
+  readonly key?: string | undefined;
+}
+
+export interface ProposeResult {
+  readonly experiment: Experiment;
+  readonly gate: Gate;
+  /** Whether this proposal opened the portfolio review (false: it joined a pending one). */
+  readonly gateOpened: boolean;
+}
+
+/** @throws DomainError `not_found`. */
+export async function requireExperiment(
+  db: DbOrTrx,
+  workspaceId: string,
+  idOrKey: string,
+  lookup: { forUpdate?: boolean } = {},
+): Promise<Experiment> {
+  const found = await experiments.findExperiment(db, workspaceId, idOrKey, lookup);
+  if (found === null) {
+    throw new DomainError("not_found", `no experiment "${idOrKey}" in this workspace`, { experiment: idOrKey });
+  }
+  return found;
+}
+
+function slugify(text: string): string {
+  return (
+    text
+      .normalize("NFKD")
+      .replace(/[\u0300-\u036f]/g, "")
+      .toLowerCase()
+      .replace(/[^a-z0-9]+/g, "-")
+      .replace(/^-+|-+$/g, "")
+      .slice(0, 48)
+      .replace(/-+$/g, "") || "experiment"
+  );
+}
+
+async function uniqueKey(trx: Trx, workspaceId: string, base: string): Promise<string> {
+  for (let n = 1; n < 1000; n += 1) {
+    const candidate = n === 1 ? base : `${base}-${n}`;
+    if (!(await experiments.experimentKeyExists(trx, workspaceId, candidate))) return candidate;
+  }
+  throw new DomainError("validation_failed", `too many experiments named like "${base}"; give a key`, { field: "key" });
+}
+
+function validateArms(arms: readonly Arm[]): void {
+  const names = new Set(arms.map((a) => a.name));
+  const sum = arms.reduce((s, a) => s + a.weight, 0);
+  if (arms.length < 2 || names.size !== arms.length || !names.has("control") || Math.abs(sum - 1) > 1e-9) {
+    throw new DomainError(
+      "validation_failed",
+      `arms must be at least two uniquely named arms including "control", with weights summing to 1 (got ${sum})`,
+      { field: "arms" },
+    );
+  }
+}
+
+/**
+ * Propose a hypothesis for an active outcome. It joins the outcome's pending
+ * `portfolio_review` gate, or opens one. Proposal, gate and audit events are one
+ * transaction, serialised per outcome by a row lock.
+ *
+ * @throws DomainError `not_found`, `outcome_not_active`, `validation_failed`
+ *   (arms, or a key already taken).
+ */
+export async function proposeExperiment(
+  deps: RuntimeDeps,
+  caller: Caller,
+  outcomeIdOrSlug: string,
+  input: HypothesisInput,
+  source = "human",
+): Promise<ProposeResult> {
+  return inTransaction(deps.db, async (trx) => {
+    const workspaceId = caller.principal.workspaceId;
+    const outcome = await requireOutcome(trx, workspaceId, outcomeIdOrSlug, { forUpdate: true });
+    if (outcome.state !== "active") {
+      throw new DomainError(
+        "outcome_not_active",
+        `outcome ${outcome.slug} is ${outcome.state}; hypotheses are proposed for active outcomes (activate it first)`,
+        { state: outcome.state },
+      );
+    }
+    const spec = specOf(outcome);
+    const arms = input.arms ?? spec.experiment_defaults.arms.map((a) => ({ name: a.name, weight: a.weight }));
+    validateArms(arms);
+    let key: string;
+    if (input.key !== undefined) {
+      if (await experiments.experimentKeyExists(trx, workspaceId, input.key)) {
+        throw new DomainError("validation_failed", `experiment key "${input.key}" is taken; choose another`, {
+          field: "key",
+        });
+      }
+      key = input.key;
+    } else {
+      key = await uniqueKey(trx, workspaceId, slugify(input.title));
+    }
+    const at = nowOf(deps);
+    const { gate, opened } = await ensurePendingGate(trx, caller, outcome, "portfolio_review", null, at);
+    const experiment = await experiments.insertExperiment(trx, {
+      workspaceId,
+      outcomeId: outcome.id,
+      key,
+      title: input.title,
+      statement: input.statement,
+      mechanism: input.mechanism ?? "",
+      prediction: input.prediction ?? null,
+      measurementPlan: input.measurementPlan ?? "",
+      rolloutPlan: input.rolloutPlan ?? "",
+      effort: input.effort ?? null,
+      risk: input.risk ?? null,
+      touchedPaths: input.touchedPaths ?? [],
+      arms,
+      source,
+      portfolioGateId: gate.id,
+    });
+    await audit.insertAuditEvent(trx, {
+      workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: "experiment.proposed",
+      subjectType: "experiment",
+      subjectId: experiment.id,
+      before: null,
+      after: { key, title: input.title, outcomeId: outcome.id, portfolioGateId: gate.id, source },
+      requestId: caller.requestId,
+    });
+    return { experiment, gate, gateOpened: opened };
+  });
+}
+
+export interface ExperimentDetail {
+  readonly experiment: Experiment;
+  readonly gates: readonly Gate[];
+}
+
+/** One experiment by id or key, with its gates (newest first). */
+export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
+  const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
+  const page = await gates.listGates(deps.db, experiment.workspaceId, { outcomeId: experiment.outcomeId, limit: 200 });
+  const mine = page.items.filter((g) => g.experimentId === experiment.id || g.id === experiment.portfolioGateId);
+  return { experiment, gates: mine };
+}
+
+/** Experiments of an outcome, oldest first. @throws DomainError `not_found`. */
+export async function listExperimentsOfOutcome(
+  deps: RuntimeDeps,
+  caller: Caller,
+  outcomeIdOrSlug: string,
+): Promise<Experiment[]> {
+  const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, outcomeIdOrSlug);
+  return experiments.listExperiments(deps.db, outcome.workspaceId, { outcomeId: outcome.id });
+}
+
+export type DirectExperimentAction = (typeof DIRECT_EXPERIMENT_ACTIONS)[number];
+
+export interface ExperimentActionInput {
+  readonly action: ExperimentAction;
+  readonly reason?: string | null | undefined;
+  /** For `claim`: who builds it; the caller's name when absent. */
+  readonly claimedBy?: string | undefined;
+  /** For `report_built`: the paths the change touched. */
+  readonly changedPaths?: readonly string[] | undefined;
+}
+
+/** Gates that domain events ask for, e.g. `gate.launch_approval.requested`. */
+function requestedGates(events: readonly string[]): GateKind[] {
+  return events.flatMap((e) => {
+    const m = /^gate\.(portfolio_review|launch_approval|analysis_review)\.requested$/.exec(e);
+    return m?.[1] ? [m[1] as GateKind] : [];
+  });
+}
+
+/**
+ * Apply a direct action (`claim`, `release`, `report_built`, `pause`, `resume`,
+ * `analyse`) to an experiment. Actions that belong to a gate (`approve`,
+ * `launch`, `ship`, …) are refused here: decide the gate instead. Gates the
+ * move requests (launch approval after a build, analysis review) are opened in
+ * the same transaction.
+ *
+ * @throws DomainError `not_found`, `forbidden`, `illegal_transition`, or a guard's
+ *   code (`forbidden_paths_touched`, `claim_required`).
+ */
+export async function transitionExperiment(
+  deps: RuntimeDeps,
+  caller: Caller,
+  idOrKey: string,
+  input: ExperimentActionInput,
+): Promise<{ experiment: Experiment; openedGates: Gate[] }> {
+  if (!(DIRECT_EXPERIMENT_ACTIONS as readonly string[]).includes(input.action)) {
+    throw new DomainError(
+      "forbidden",
+      `"${input.action}" is decided at a gate, not requested directly; direct actions are ${DIRECT_EXPERIMENT_ACTIONS.join(", ")}`,
+      { action: input.action },
+    );
+  }
+  return inTransaction(deps.db, async (trx) => {
+    const workspaceId = caller.principal.workspaceId;
+    const experiment = await requireExperiment(trx, workspaceId, idOrKey, { forUpdate: true });
+    const outcome = await requireOutcome(trx, workspaceId, experiment.outcomeId);
+    const claimedBy = input.action === "claim" ? (input.claimedBy ?? caller.principal.name) : undefined;
+    const context: ExperimentContext = {
+      claimedBy: claimedBy ?? experiment.claimedBy,
+      forbiddenPathsTouched:
+        input.action === "report_built"
+          ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
+          : [],
+    };
+    let move: ReturnType<typeof applyTransition<Experiment["state"], ExperimentAction, ExperimentContext>>;
+    try {
+      move = applyTransition(experimentMachine, experiment.state, input.action, context);
+    } catch (error) {
+      if (error instanceof DomainError && error.code === "forbidden_paths_touched") {
+        // The refusal itself is worth an audit record: an agent tried to ship outside its scope.
+        await audit.insertAuditEvent(deps.db, {
+          workspaceId,
+          actor: auditActor(caller),
+          channel: caller.channel,
+          action: "experiment.build_refused",
+          subjectType: "experiment",
+          subjectId: experiment.id,
+          before: { state: experiment.state },
+          after: { forbiddenPaths: error.details.paths },
+          requestId: caller.requestId,
+        });
+      }
+      throw error;
+    }
+    const at = nowOf(deps);
+    const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, {
+      at,
+      ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
+      ...(input.action === "release" ? { claimedBy: null } : {}),
+    });
+    if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
+    await audit.insertAuditEvent(trx, {
+      workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: move.events[0] ?? `experiment.${input.action}`,
+      subjectType: "experiment",
+      subjectId: experiment.id,
+      before: { state: move.from },
+      after: {
+        state: move.to,
+        reason: input.reason ?? null,
+        ...(claimedBy ? { claimedBy } : {}),
+        ...(input.changedPaths ? { changedPaths: input.changedPaths } : {}),
+      },
+      requestId: caller.requestId,
+    });
+    const openedGates: Gate[] = [];
+    for (const kind of requestedGates(move.events)) {
+      const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at);
+      openedGates.push(gate);
+    }
+    return { experiment: updated, openedGates };
+  });
+}

@@ -1,0 +1,66 @@
+/**
+ * Idempotency keys for POSTs that create (the `Idempotency-Key` header, as in
+ * Stripe's API and the IETF draft): a retried request with the same key and
+ * body gets the first response back and creates nothing; the same key with a
+ * different body is refused.
+ */
+import { createHash } from "node:crypto";
+import { DomainError } from "@outcome-runtime/core";
+import { idempotency, type Trx } from "@outcome-runtime/db";
+import { inTransaction, type RuntimeDeps } from "./context";
+
+export interface IdempotentResponse<T> {
+  readonly statusCode: number;
+  readonly body: T;
+  /** True when this is the stored response of an earlier request. */
+  readonly replayed: boolean;
+}
+
+/** SHA-256 of a request's method, path and JSON body. */
+export function requestFingerprint(method: string, path: string, body: unknown): string {
+  return createHash("sha256")
+    .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
+    .digest("hex");
+}
+
+/**
+ * Run `create` once per (workspace, key). The work, and the stored response,
+ * commit in one transaction; concurrent requests with the same key wait on a
+ * transaction-scoped advisory lock and then replay the stored response.
+ *
+ * @throws DomainError `idempotency_key_reused` when the key was used with another request.
+ */
+export async function runIdempotent<T>(
+  deps: RuntimeDeps,
+  scope: { workspaceId: string; key: string; fingerprint: string },
+  create: (trx: Trx) => Promise<{ statusCode: number; body: T }>,
+): Promise<IdempotentResponse<T>> {
+  if (scope.key.length === 0 || scope.key.length > 255) {
+    throw new DomainError("validation_failed", "Idempotency-Key must be 1–255 characters (a UUID is a good choice)", {
+      field: "Idempotency-Key",
+    });
+  }
+  return inTransaction(deps.db, async (trx) => {
+    await idempotency.lockIdempotencyKey(trx, scope.workspaceId, scope.key);
+    const stored = await idempotency.findIdempotentResponse(trx, scope.workspaceId, scope.key);
+    if (stored !== null) {
+      if (stored.requestHash !== scope.fingerprint) {
+        throw new DomainError(
+          "idempotency_key_reused",
+          "this Idempotency-Key was used for a different request; use a new key for a new request",
+          { field: "Idempotency-Key" },
+        );
+      }
+      return { statusCode: stored.statusCode, body: stored.response as T, replayed: true };
+    }
+    const result = await create(trx);
+    // Stored as the client saw it: JSON (dates become strings).
+    const body = JSON.parse(JSON.stringify(result.body)) as T;
+    await idempotency.saveIdempotentResponse(trx, scope.workspaceId, scope.key, {
+      requestHash: scope.fingerprint,
+      statusCode: result.statusCode,
+      response: body,
+    });
+    return { statusCode: result.statusCode, body, replayed: false };
+  });
+}

@@ -1,0 +1,14 @@
+export type { CreatedApiKey } from "./api-keys";
+export { authenticate, bootstrap, createApiKey, DEFAULT_WORKSPACE, generateApiKey, hashApiKey } from "./api-keys";
+export type { ApplyResult, ApplyStatus } from "./apply-outcome";
+export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
+export type { Caller, RuntimeDeps } from "./context";
+export type { DecideGateInput, DecideGateResult, GateDecisionValue } from "./decide-gate";
+export { decideGate, GATE_DECISIONS, GateAlreadyDecidedError, getGate, listGates } from "./decide-gate";
+export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
+export { getExperiment, listExperimentsOfOutcome, proposeExperiment, transitionExperiment } from "./experiments";
+export type { IdempotentResponse } from "./idempotency";
+export { requestFingerprint, runIdempotent } from "./idempotency";
+export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
+export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
+export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";

@@ -1,0 +1,69 @@
+/**
+ * Opening gates from an outcome's `gates:` configuration.
+ */
+import type { Gate, GateKind, Outcome } from "@outcome-runtime/core";
+import { audit, gates, type Trx } from "@outcome-runtime/db";
+import { auditActor, type Caller } from "./context";
+import { specOf } from "./spec-of";
+
+/** SLA when an outcome configures no gate of the kind: 48 hours, in seconds. */
+export const DEFAULT_GATE_SLA_SECONDS = 48 * 3600;
+
+/** Assignees, backup and SLA for a gate kind, from the outcome's spec (the owner when unset). */
+export function gatePolicy(
+  outcome: Outcome,
+  kind: GateKind,
+): { assignees: string[]; backup: string | null; slaSeconds: number } {
+  const config = specOf(outcome).gates?.[kind];
+  return {
+    assignees: config?.assignees ? [...config.assignees] : [outcome.owner],
+    backup: config?.backup ?? null,
+    slaSeconds: config?.sla ?? DEFAULT_GATE_SLA_SECONDS,
+  };
+}
+
+/**
+ * Return the pending gate of `kind` for the outcome (and experiment), opening
+ * one when none is pending. Safe under concurrency: the partial unique indexes
+ * on `gates` admit one pending gate per (outcome, portfolio) and per
+ * (experiment, kind); a loser of the race reads the winner's gate.
+ *
+ * @returns the gate and whether this call opened it.
+ */
+export async function ensurePendingGate(
+  trx: Trx,
+  caller: Caller,
+  outcome: Outcome,
+  kind: GateKind,
+  experimentId: string | null,
+  at: Date,
+): Promise<{ gate: Gate; opened: boolean }> {
+  const lookup = { outcomeId: outcome.id, kind, experimentId };
+  const pending = await gates.findPendingGate(trx, lookup);
+  if (pending !== null) return { gate: pending, opened: false };
+  const inserted = await gates.insertPendingGate(trx, {
+    workspaceId: outcome.workspaceId,
+    outcomeId: outcome.id,
+    experimentId,
+    kind,
+    ...gatePolicy(outcome, kind),
+    createdAt: at,
+  });
+  if (inserted === null) {
+    const winner = await gates.findPendingGate(trx, lookup);
+    if (winner === null) throw new Error(`pending ${kind} gate vanished for outcome ${outcome.id}`);
+    return { gate: winner, opened: false };
+  }
+  await audit.insertAuditEvent(trx, {
+    workspaceId: outcome.workspaceId,
+    actor: auditActor(caller),
+    channel: caller.channel,
+    action: "gate.opened",
+    subjectType: "gate",
+    subjectId: inserted.id,
+    before: null,
+    after: { kind, outcomeId: outcome.id, experimentId, assignees: inserted.assignees, dueAt: inserted.dueAt },
+    requestId: caller.requestId,
+  });
+  return { gate: inserted, opened: true };
+}

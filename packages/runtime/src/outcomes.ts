@@ -1,0 +1,120 @@
+/**
+ * Outcome queries and lifecycle actions.
+ */
+import {
+  type AuditEvent,
+  applyTransition,
+  DomainError,
+  type ExperimentState,
+  type Gate,
+  type Outcome,
+  type OutcomeRevision,
+  type OutcomeState,
+  outcomeMachine,
+} from "@outcome-runtime/core";
+import { audit, type DbOrTrx, experiments, gates, outcomes, type Page, type PageRequest } from "@outcome-runtime/db";
+import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+
+export interface OutcomeSummary {
+  readonly outcome: Outcome;
+  /** Experiments of the outcome by state (states with none are absent). */
+  readonly experimentCounts: Partial<Record<ExperimentState, number>>;
+  readonly pendingGates: number;
+}
+
+export interface OutcomeDetail extends OutcomeSummary {
+  readonly revisions: readonly OutcomeRevision[];
+  readonly gates: readonly Gate[];
+}
+
+/** @throws DomainError `not_found` naming the id. */
+export async function requireOutcome(
+  db: DbOrTrx,
+  workspaceId: string,
+  idOrSlug: string,
+  lookup: { forUpdate?: boolean } = {},
+): Promise<Outcome> {
+  const outcome = await outcomes.findOutcome(db, workspaceId, idOrSlug, lookup);
+  if (outcome === null) {
+    throw new DomainError("not_found", `no outcome "${idOrSlug}" in this workspace; list them with GET /v1/outcomes`, {
+      outcome: idOrSlug,
+    });
+  }
+  return outcome;
+}
+
+async function summarise(deps: RuntimeDeps, outcome: Outcome): Promise<OutcomeSummary> {
+  const [experimentCounts, pending] = await Promise.all([
+    experiments.countExperimentsByState(deps.db, outcome.id),
+    gates.listGates(deps.db, outcome.workspaceId, { outcomeId: outcome.id, status: "pending", limit: 200 }),
+  ]);
+  return { outcome, experimentCounts, pendingGates: pending.items.length };
+}
+
+/** Outcomes of the caller's workspace, newest first, with experiment counts. */
+export async function listOutcomes(
+  deps: RuntimeDeps,
+  caller: Caller,
+  filter: { state?: OutcomeState | undefined } & PageRequest,
+): Promise<Page<OutcomeSummary>> {
+  const page = await outcomes.listOutcomes(deps.db, caller.principal.workspaceId, filter);
+  return { items: await Promise.all(page.items.map((o) => summarise(deps, o))), nextCursor: page.nextCursor };
+}
+
+/** One outcome by id or slug, with its revisions (newest first) and gates. */
+export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
+  const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
+  const [summary, revisions, gatePage] = await Promise.all([
+    summarise(deps, outcome),
+    outcomes.listRevisions(deps.db, outcome.id),
+    gates.listGates(deps.db, outcome.workspaceId, { outcomeId: outcome.id, limit: 200 }),
+  ]);
+  return { ...summary, revisions, gates: gatePage.items };
+}
+
+/** Actions on an outcome that a person may request directly. */
+export const DIRECT_OUTCOME_ACTIONS = ["activate", "abandon"] as const;
+export type DirectOutcomeAction = (typeof DIRECT_OUTCOME_ACTIONS)[number];
+
+/**
+ * Activate or abandon an outcome. The state change and its audit event are
+ * one transaction; the row is locked, so concurrent requests apply once and
+ * the others see `illegal_transition` from the new state.
+ *
+ * @throws DomainError `not_found`, `illegal_transition`, `forbidden` (agents may not).
+ */
+export async function transitionOutcome(
+  deps: RuntimeDeps,
+  caller: Caller,
+  idOrSlug: string,
+  action: DirectOutcomeAction,
+  reason: string | null,
+): Promise<Outcome> {
+  if (caller.principal.role === "agent") {
+    throw new DomainError("forbidden", `agents cannot ${action} outcomes`, { role: "agent" });
+  }
+  return inTransaction(deps.db, async (trx) => {
+    const outcome = await requireOutcome(trx, caller.principal.workspaceId, idOrSlug, { forUpdate: true });
+    const move = applyTransition(outcomeMachine, outcome.state, action, {});
+    const at = nowOf(deps);
+    const updated = await outcomes.updateOutcomeState(trx, outcome.id, move.from, move.to, at);
+    if (updated === null) throw new Error(`outcome ${outcome.id} changed state under a row lock`);
+    await audit.insertAuditEvent(trx, {
+      workspaceId: outcome.workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: move.events[0] ?? `outcome.${action}`,
+      subjectType: "outcome",
+      subjectId: outcome.id,
+      before: { state: move.from },
+      after: { state: move.to, reason },
+      requestId: caller.requestId,
+    });
+    return updated;
+  });
+}
+
+/** Audit events of the caller's workspace, newest first. */
+export async function listAudit(deps: RuntimeDeps, caller: Caller, query: audit.AuditQuery): Promise<AuditEvent[]> {
+  return audit.listAuditEvents(deps.db, caller.principal.workspaceId, query);
+}

@@ -1,0 +1,106 @@
+/**
+ * The API as a Fastify plugin, without `listen`: `server.ts` serves it, tests
+ * call `app.inject`. External plugins first (helmet, rate limit, OpenAPI),
+ * then ours (problem details, auth), then the routes.
+ */
+import { createHash } from "node:crypto";
+import helmet from "@fastify/helmet";
+import rateLimit from "@fastify/rate-limit";
+import swagger from "@fastify/swagger";
+import swaggerUi from "@fastify/swagger-ui";
+import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
+import type { RuntimeDeps } from "@outcome-runtime/runtime";
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import type { Redis } from "ioredis";
+import { ProblemDto } from "./dto";
+import auth from "./plugins/auth";
+import problemDetails from "./plugins/problem-details";
+import healthRoutes from "./routes/health";
+import auditRoutes from "./routes/v1/audit/index";
+import experimentRoutes from "./routes/v1/experiments/index";
+import gateRoutes from "./routes/v1/gates/index";
+import keyRoutes from "./routes/v1/keys/index";
+import applyRoute from "./routes/v1/outcomes/apply";
+import outcomeRoutes from "./routes/v1/outcomes/index";
+
+export interface AppOptions {
+  readonly deps: RuntimeDeps;
+  /** Redis, for readiness and the shared rate-limit counters. */
+  readonly redis: Redis;
+  readonly version: string;
+  readonly signalStorage: "timescaledb" | "plain";
+  /** Requests per minute per API key (per IP without one). */
+  readonly rateLimitPerMinute: number;
+  readonly publicUrl?: string | undefined;
+}
+
+/** Register every plugin and route of the API on `app`. */
+export async function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
+  await fastify.register(helmet, { global: true });
+  await fastify.register(rateLimit, {
+    global: true,
+    max: options.rateLimitPerMinute,
+    timeWindow: 60_000,
+    redis: options.redis,
+    nameSpace: "outcome-runtime:rate-limit:",
+    // A Redis outage must not take the API down with it.
+    skipOnError: true,
+    keyGenerator: (request) => {
+      const auth = request.headers.authorization;
+      return auth ? `key:${createHash("sha256").update(auth).digest("hex").slice(0, 32)}` : `ip:${request.ip}`;
+    },
+  });
+  fastify.addSchema(ProblemDto);
+  await fastify.register(swagger, {
+    openapi: {
+      openapi: "3.1.0",
+      info: {
+        title: "Outcome Runtime API",
+        version: options.version,
+        description:
+          "Declare outcomes, propose experiments, decide gates. Errors are RFC 9457 problem details; " +
+          "authenticate with `Authorization: Bearer <API key>`.",
+      },
+      ...(options.publicUrl ? { servers: [{ url: options.publicUrl }] } : {}),
+      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await fastify.register(swaggerUi, { routePrefix: "/docs", staticCSP: true });
+
+  await fastify.register(problemDetails);
+  await fastify.register(auth, { deps: options.deps });
+
+  await fastify.register(healthRoutes, options);
+  const routeOptions = { deps: options.deps };
+  await fastify.register(applyRoute, routeOptions);
+  await fastify.register(outcomeRoutes, routeOptions);
+  await fastify.register(experimentRoutes, routeOptions);
+  await fastify.register(gateRoutes, routeOptions);
+  await fastify.register(keyRoutes, routeOptions);
+  await fastify.register(auditRoutes, routeOptions);
+
+  fastify.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+}
+
+/**
+ * A Fastify instance with the API registered and ready (not listening).
+ * `logger` is pino's options or `false`.
+ */
+export async function buildApp(
+  options: AppOptions,
+  server: Pick<FastifyServerOptions, "logger"> = { logger: false },
+): Promise<FastifyInstance> {
+  const fastify = Fastify({
+    logger: server.logger ?? false,
+    requestIdHeader: "x-request-id",
+    genReqId: () => crypto.randomUUID(),
+    // Ids from clients are accepted only when they look like ids.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+  await fastify.register(app, options);
+  await fastify.ready();
+  return fastify;
+}

@@ -1,0 +1,71 @@
+/**
+ * Configuration, read from the environment once at boot and validated by a
+ * schema. Every missing or malformed variable is reported at once, by name,
+ * with what to write instead.
+ */
+import { Ajv } from "ajv";
+import addFormats from "ajv-formats";
+import { type Static, Type } from "typebox";
+
+const ConfigSchema = Type.Object({
+  DATABASE_URL: Type.String({
+    pattern: "^postgres(ql)?://",
+    description: "Postgres URL, e.g. postgres://postgres@localhost:5432/outcome_runtime",
+  }),
+  REDIS_URL: Type.String({ pattern: "^rediss?://", description: "Redis URL, e.g. redis://localhost:6379" }),
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "HTTP port of the API" }),
+  HOST: Type.String({ default: "127.0.0.1", description: "interface to listen on (0.0.0.0 in containers)" }),
+  OUTCOME_RUNTIME_API_KEY: Type.Optional(
+    Type.String({ minLength: 24, description: "bootstrap admin API key (at least 24 characters)" }),
+  ),
+  OUTCOME_RUNTIME_PUBLIC_URL: Type.Optional(
+    Type.String({ format: "uri", description: "public base URL of the API, e.g. https://outcomes.acme.example" }),
+  ),
+  LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+    default: "info",
+    description: "pino log level",
+  }),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({
+    minimum: 1,
+    default: 1200,
+    description: "requests per minute per API key (or per IP without one)",
+  }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+/** Thrown with one line per bad variable. */
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
+addFormats.default(ajv);
+const validate = ajv.compile<Config>(ConfigSchema);
+
+/**
+ * Read the configuration from `env` (default `process.env`). Empty strings
+ * count as unset.
+ *
+ * @throws ConfigError naming each missing or malformed variable.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const props = ConfigSchema.properties as Record<string, { description?: string }>;
+  const input: Record<string, unknown> = {};
+  for (const name of Object.keys(props)) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== "") input[name] = value.trim();
+  }
+  if (validate(input)) return input;
+  const problems = (validate.errors ?? []).map((e) => {
+    const name = e.keyword === "required" ? String(e.params.missingProperty) : e.instancePath.slice(1);
+    const about = props[name]?.description ?? "";
+    return e.keyword === "required"
+      ? `${name} is not set: ${about}`
+      : `${name}=${JSON.stringify(env[name])} is not valid (${e.message}): ${about}`;
+  });
+  throw new ConfigError([...new Set(problems)]);
+}

@@ -1,0 +1,224 @@
+/**
+ * The public API's shapes (camelCase JSON, ISO-8601 times) and the mapping
+ * from domain records. Storage shapes never reach clients directly.
+ */
+import {
+  DECISION_CHANNELS,
+  EXPERIMENT_STATES,
+  type Experiment,
+  GATE_KINDS,
+  GATE_STATES,
+  type Gate,
+  OUTCOME_STATES,
+  type Outcome,
+  type OutcomeRevision,
+  ROLES,
+} from "@outcome-runtime/core";
+import type { OutcomeSummary } from "@outcome-runtime/runtime";
+import { type Static, type TEnum, type TSchema, Type } from "typebox";
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+const DateTime = Type.String({ format: "date-time" });
+const literals = <const T extends readonly string[]>(values: T): TEnum<[...T]> =>
+  Type.Enum([...values]) as unknown as TEnum<[...T]>;
+
+export const ProblemDto = Type.Object(
+  {
+    type: Type.String(),
+    title: Type.String(),
+    status: Type.Integer(),
+    detail: Type.String(),
+    code: Type.String(),
+    requestId: Type.String(),
+    errors: Type.Optional(Type.Array(Type.Unknown())),
+    details: Type.Optional(Type.Object({}, { additionalProperties: true })),
+  },
+  { $id: "Problem", additionalProperties: true, description: "RFC 9457 problem details" },
+);
+
+export const OutcomeDto = Type.Object({
+  id: Type.String({ format: "uuid" }),
+  slug: Type.String({ description: "the `id` of the outcome.yaml" }),
+  name: Type.String(),
+  owner: Type.String(),
+  state: literals(OUTCOME_STATES),
+  revision: Type.Integer({ minimum: 1 }),
+  contentHash: Type.String(),
+  spec: Type.Object({}, { additionalProperties: true, description: "normalised outcome spec (fractions, seconds)" }),
+  createdAt: DateTime,
+  updatedAt: DateTime,
+  activatedAt: Nullable(DateTime),
+  closedAt: Nullable(DateTime),
+});
+
+export const OutcomeSummaryDto = Type.Object({
+  outcome: OutcomeDto,
+  experimentCounts: Type.Record(Type.String(), Type.Integer()),
+  pendingGates: Type.Integer(),
+});
+
+export const RevisionDto = Type.Object({
+  revision: Type.Integer(),
+  contentHash: Type.String(),
+  createdBy: Type.String(),
+  createdAt: DateTime,
+});
+
+export const ArmDto = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z0-9][a-z0-9_-]*$" }),
+  weight: Type.Number({ exclusiveMinimum: 0, maximum: 1, description: "fraction of traffic" }),
+});
+
+const Level = literals(["low", "medium", "high"] as const);
+
+export const PredictionDto = Type.Object({
+  direction: literals(["increase", "decrease"] as const),
+  effect: Type.Number({ description: "expected effect; a fraction when relative" }),
+  relative: Type.Boolean(),
+});
+
+export const ExperimentDto = Type.Object({
+  id: Type.String({ format: "uuid" }),
+  outcomeId: Type.String({ format: "uuid" }),
+  key: Type.String(),
+  title: Type.String(),
+  statement: Type.String(),
+  mechanism: Type.String(),
+  prediction: Nullable(PredictionDto),
+  measurementPlan: Type.String(),
+  rolloutPlan: Type.String(),
+  effort: Nullable(Level),
+  risk: Nullable(Level),
+  touchedPaths: Type.Array(Type.String()),
+  arms: Type.Array(ArmDto),
+  source: Type.String(),
+  state: literals(EXPERIMENT_STATES),
+  claimedBy: Nullable(Type.String()),
+  portfolioGateId: Nullable(Type.String()),
+  createdAt: DateTime,
+  updatedAt: DateTime,
+});
+
+export const GateDto = Type.Object({
+  id: Type.String({ format: "uuid" }),
+  outcomeId: Type.String({ format: "uuid" }),
+  experimentId: Nullable(Type.String()),
+  kind: literals(GATE_KINDS),
+  status: literals(GATE_STATES),
+  assignees: Type.Array(Type.String()),
+  backup: Nullable(Type.String()),
+  slaSeconds: Type.Integer(),
+  dueAt: DateTime,
+  createdAt: DateTime,
+  decision: Nullable(
+    Type.Object({
+      decision: Type.String(),
+      reason: Nullable(Type.String()),
+      decidedBy: Type.String(),
+      channel: literals(DECISION_CHANNELS),
+      decidedAt: DateTime,
+    }),
+  ),
+});
+
+export const RoleDto = literals(ROLES);
+
+export type OutcomeJson = Static<typeof OutcomeDto>;
+export type ExperimentJson = Static<typeof ExperimentDto>;
+export type GateJson = Static<typeof GateDto>;
+
+const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
+
+export function outcomeJson(o: Outcome): OutcomeJson {
+  return {
+    id: o.id,
+    slug: o.slug,
+    name: o.name,
+    owner: o.owner,
+    state: o.state,
+    revision: o.revision,
+    contentHash: o.contentHash,
+    spec: { ...o.spec },
+    createdAt: o.createdAt.toISOString(),
+    updatedAt: o.updatedAt.toISOString(),
+    activatedAt: iso(o.activatedAt),
+    closedAt: iso(o.closedAt),
+  };
+}
+
+export function summaryJson(s: OutcomeSummary): Static<typeof OutcomeSummaryDto> {
+  return {
+    outcome: outcomeJson(s.outcome),
+    experimentCounts: s.experimentCounts as Record<string, number>,
+    pendingGates: s.pendingGates,
+  };
+}
+
+export function revisionJson(r: OutcomeRevision): Static<typeof RevisionDto> {
+  return {
+    revision: r.revision,
+    contentHash: r.contentHash,
+    createdBy: r.createdBy,
+    createdAt: r.createdAt.toISOString(),
+  };
+}
+
+export function experimentJson(e: Experiment): ExperimentJson {
+  return {
+    id: e.id,
+    outcomeId: e.outcomeId,
+    key: e.key,
+    title: e.title,
+    statement: e.statement,
+    mechanism: e.mechanism,
+    prediction: e.prediction,
+    measurementPlan: e.measurementPlan,
+    rolloutPlan: e.rolloutPlan,
+    effort: e.effort,
+    risk: e.risk,
+    touchedPaths: [...e.touchedPaths],
+    arms: e.arms.map((a) => ({ ...a })),
+    source: e.source,
+    state: e.state,
+    claimedBy: e.claimedBy,
+    portfolioGateId: e.portfolioGateId,
+    createdAt: e.createdAt.toISOString(),
+    updatedAt: e.updatedAt.toISOString(),
+  };
+}
+
+export function gateJson(g: Gate): GateJson {
+  return {
+    id: g.id,
+    outcomeId: g.outcomeId,
+    experimentId: g.experimentId,
+    kind: g.kind,
+    status: g.status,
+    assignees: [...g.assignees],
+    backup: g.backup,
+    slaSeconds: g.slaSeconds,
+    dueAt: g.dueAt.toISOString(),
+    createdAt: g.createdAt.toISOString(),
+    decision: g.decision
+      ? {
+          decision: g.decision.decision,
+          reason: g.decision.reason,
+          decidedBy: g.decision.decidedBy,
+          channel: g.decision.channel,
+          decidedAt: g.decision.decidedAt.toISOString(),
+        }
+      : null,
+  };
+}
+
+/** Error responses every authenticated route may give. */
+export const PROBLEM_RESPONSES = {
+  400: Type.Ref("Problem"),
+  401: Type.Ref("Problem"),
+  403: Type.Ref("Problem"),
+  404: Type.Ref("Problem"),
+  409: Type.Ref("Problem"),
+  422: Type.Ref("Problem"),
+  429: Type.Ref("Problem"),
+  503: Type.Ref("Problem"),
+} as const;

@@ -1,0 +1,153 @@
+/**
+ * One error handler for the whole API: every error becomes an RFC 9457
+ * problem details document `{ type, title, status, detail, code, requestId,
+ * errors? }`. A 5xx never carries a message or stack from the server.
+ */
+import { DomainError, ERROR_CODES, type ErrorCode } from "@outcome-runtime/core";
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import fp from "fastify-plugin";
+
+export const PROBLEM_BASE = "https://outcome-runtime.dev/problems/";
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  requestId: string;
+  errors?: unknown[];
+  [extension: string]: unknown;
+}
+
+export function problem(
+  request: FastifyRequest,
+  code: ErrorCode,
+  detail: string,
+  extensions: Record<string, unknown> = {},
+): Problem {
+  const entry = ERROR_CODES[code];
+  return {
+    type: `${PROBLEM_BASE}${code}`,
+    title: entry.title,
+    status: entry.status,
+    detail,
+    code,
+    requestId: request.id,
+    ...extensions,
+  };
+}
+
+export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
+  return reply.code(body.status).type("application/problem+json").send(body);
+}
+
+/** Errors from `pg` or the network that mean "the database is unreachable right now". */
+function isUnavailable(error: unknown): boolean {
+  const e = error as { code?: string; message?: string } | null;
+  if (!e) return false;
+  const codes = [
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "ETIMEDOUT",
+    "57P01",
+    "57P02",
+    "57P03",
+    "08000",
+    "08001",
+    "08003",
+    "08006",
+  ];
+  return (
+    (e.code !== undefined && codes.includes(e.code)) ||
+    /Connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? "")
+  );
+}
+
+function fromFastify(request: FastifyRequest, error: FastifyError): Problem | null {
+  if (error.validation) {
+    const errors = error.validation.map((v) => {
+      const field =
+        `${error.validationContext ?? "body"}${v.instancePath ? v.instancePath.replaceAll("/", ".") : ""}` +
+        (v.keyword === "required" ? `.${String((v.params as { missingProperty?: string }).missingProperty)}` : "") +
+        (v.keyword === "additionalProperties"
+          ? `.${String((v.params as { additionalProperty?: string }).additionalProperty)}`
+          : "");
+      const allowed = (v.params as { allowedValues?: unknown[] }).allowedValues;
+      return {
+        field,
+        message:
+          v.keyword === "additionalProperties"
+            ? "is not a known field; remove it"
+            : `${v.message ?? "is invalid"}${allowed ? `: ${allowed.map((a) => JSON.stringify(a)).join(", ")}` : ""}`,
+      };
+    });
+    return problem(request, "validation_failed", errors.map((e) => `${e.field} ${e.message}`).join("; "), { errors });
+  }
+  switch (error.code) {
+    case "FST_ERR_CTP_BODY_TOO_LARGE":
+      return problem(
+        request,
+        "payload_too_large",
+        `the request body is larger than the limit of ${request.routeOptions.bodyLimit ?? 0} bytes`,
+      );
+    case "FST_ERR_CTP_INVALID_MEDIA_TYPE":
+      return problem(
+        request,
+        "unsupported_media_type",
+        `content type "${request.headers["content-type"] ?? ""}" is not accepted here; send application/json${request.url.startsWith("/v1/outcomes") ? " or application/yaml" : ""}`,
+      );
+    case "FST_ERR_CTP_EMPTY_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_JSON_BODY":
+    case "FST_ERR_CTP_INVALID_CONTENT_LENGTH":
+      return problem(request, "validation_failed", `the body is not valid JSON: ${error.message}`);
+    default:
+      break;
+  }
+  if (error.statusCode === 429) {
+    return problem(request, "rate_limited", error.message);
+  }
+  if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+    return problem(request, error.statusCode === 404 ? "not_found" : "validation_failed", error.message);
+  }
+  return null;
+}
+
+async function problemDetails(app: FastifyInstance): Promise<void> {
+  app.setErrorHandler((error: FastifyError, request, reply) => {
+    if (error instanceof DomainError) {
+      const { errors, ...details } = error.details as { errors?: unknown[] };
+      const body = problem(request, error.code, error.message, {
+        ...(Object.keys(details).length > 0 ? { details } : {}),
+        ...(errors ? { errors } : {}),
+      });
+      if (body.status >= 500) request.log.error({ err: error }, "domain error with a 5xx status");
+      return sendProblem(reply, body);
+    }
+    const mapped = fromFastify(request, error);
+    if (mapped) return sendProblem(reply, mapped);
+    if (isUnavailable(error)) {
+      request.log.warn({ err: error }, "dependency unavailable");
+      reply.header("retry-after", "5");
+      return sendProblem(reply, problem(request, "service_unavailable", "the database is unavailable; retry shortly"));
+    }
+    request.log.error({ err: error }, "unhandled error");
+    return sendProblem(
+      reply,
+      problem(
+        request,
+        "internal_error",
+        `an internal error occurred; quote request id ${request.id} when reporting it`,
+      ),
+    );
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      reply,
+      problem(request, "not_found", `no route ${request.method} ${request.url.split("?")[0]}; see /docs`),
+    ),
+  );
+}
+
+export default fp(problemDetails, { name: "problem-details" });

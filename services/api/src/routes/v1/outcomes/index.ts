@@ -1,0 +1,206 @@
+/**
+ * Outcomes: list, read, activate, abandon; and hypotheses proposed for one.
+ */
+import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import { OUTCOME_STATES } from "@outcome-runtime/core";
+import {
+  getOutcome,
+  listExperimentsOfOutcome,
+  listOutcomes,
+  proposeExperiment,
+  type RuntimeDeps,
+  requestFingerprint,
+  runIdempotent,
+  transitionOutcome,
+} from "@outcome-runtime/runtime";
+import { Type } from "typebox";
+import {
+  ArmDto,
+  ExperimentDto,
+  experimentJson,
+  GateDto,
+  gateJson,
+  OutcomeDto,
+  OutcomeSummaryDto,
+  outcomeJson,
+  PROBLEM_RESPONSES,
+  PredictionDto,
+  RevisionDto,
+  revisionJson,
+  summaryJson,
+} from "../../../dto";
+import type { RouteOptions } from "../../route-options";
+
+const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100, description: "outcome id or slug" }) });
+const Level = Type.Union([Type.Literal("low"), Type.Literal("medium"), Type.Literal("high")]);
+
+const HypothesisBody = Type.Object(
+  {
+    title: Type.String({ minLength: 3, maxLength: 200 }),
+    statement: Type.String({ minLength: 10, maxLength: 5000, description: "the falsifiable hypothesis" }),
+    mechanism: Type.Optional(Type.String({ maxLength: 5000 })),
+    prediction: Type.Optional(PredictionDto),
+    measurementPlan: Type.Optional(Type.String({ maxLength: 5000 })),
+    rolloutPlan: Type.Optional(Type.String({ maxLength: 5000 })),
+    effort: Type.Optional(Level),
+    risk: Type.Optional(Level),
+    touchedPaths: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 500 }), { maxItems: 500 })),
+    arms: Type.Optional(Type.Array(ArmDto, { minItems: 2, maxItems: 10 })),
+    key: Type.Optional(Type.String({ pattern: "^[a-z0-9]+(?:-[a-z0-9]+)*$", maxLength: 63 })),
+  },
+  { additionalProperties: false },
+);
+
+const ReasonBody = Type.Object(
+  { reason: Type.Optional(Type.String({ maxLength: 2000 })) },
+  { additionalProperties: false },
+);
+
+const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
+  app.get(
+    "/v1/outcomes",
+    {
+      schema: {
+        tags: ["outcomes"],
+        summary: "List outcomes",
+        querystring: Type.Object({
+          state: Type.Optional(Type.Enum([...OUTCOME_STATES])),
+          cursor: Type.Optional(Type.String({ maxLength: 200 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+        }),
+        response: {
+          200: Type.Object({
+            items: Type.Array(OutcomeSummaryDto),
+            nextCursor: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const page = await listOutcomes(deps, request.caller, request.query);
+      return { items: page.items.map(summaryJson), nextCursor: page.nextCursor };
+    },
+  );
+
+  app.get(
+    "/v1/outcomes/:id",
+    {
+      schema: {
+        tags: ["outcomes"],
+        summary: "Get an outcome with its revisions and gates",
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            outcome: OutcomeDto,
+            experimentCounts: Type.Record(Type.String(), Type.Integer()),
+            pendingGates: Type.Integer(),
+            revisions: Type.Array(RevisionDto),
+            gates: Type.Array(GateDto),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const detail = await getOutcome(deps, request.caller, request.params.id);
+      return {
+        ...summaryJson(detail),
+        revisions: detail.revisions.map(revisionJson),
+        gates: detail.gates.map(gateJson),
+      };
+    },
+  );
+
+  for (const action of ["activate", "abandon"] as const) {
+    app.post(
+      `/v1/outcomes/:id/${action}`,
+      {
+        schema: {
+          tags: ["outcomes"],
+          summary: action === "activate" ? "Activate a draft outcome" : "Abandon an outcome",
+          params: IdParams,
+          body: Type.Optional(ReasonBody),
+          response: { 200: Type.Object({ outcome: OutcomeDto }), ...PROBLEM_RESPONSES },
+        },
+      },
+      async (request) => {
+        const outcome = await transitionOutcome(
+          deps,
+          request.caller,
+          request.params.id,
+          action,
+          request.body?.reason ?? null,
+        );
+        return { outcome: outcomeJson(outcome) };
+      },
+    );
+  }
+
+  app.get(
+    "/v1/outcomes/:id/experiments",
+    {
+      schema: {
+        tags: ["experiments"],
+        summary: "List the experiments of an outcome",
+        params: IdParams,
+        response: { 200: Type.Object({ items: Type.Array(ExperimentDto) }), ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request) => {
+      const list = await listExperimentsOfOutcome(deps, request.caller, request.params.id);
+      return { items: list.map(experimentJson) };
+    },
+  );
+
+  app.post(
+    "/v1/outcomes/:id/experiments",
+    {
+      schema: {
+        tags: ["experiments"],
+        summary: "Propose a hypothesis",
+        description:
+          "A human-submitted hypothesis for an active outcome. It joins the outcome's pending portfolio_review gate, " +
+          "opening one if none is pending. Send an `Idempotency-Key` header to make retries safe.",
+        params: IdParams,
+        headers: Type.Object({ "idempotency-key": Type.Optional(Type.String({ minLength: 1, maxLength: 255 })) }),
+        body: HypothesisBody,
+        response: {
+          201: Type.Object({ experiment: ExperimentDto, gate: GateDto, gateOpened: Type.Boolean() }),
+          ...PROBLEM_RESPONSES,
+        },
+      },
+    },
+    async (request, reply) => {
+      const create = async (db: RuntimeDeps["db"]) => {
+        const result = await proposeExperiment({ ...deps, db }, request.caller, request.params.id, request.body);
+        return {
+          statusCode: 201,
+          body: {
+            experiment: experimentJson(result.experiment),
+            gate: gateJson(result.gate),
+            gateOpened: result.gateOpened,
+          },
+        };
+      };
+      const key = request.headers["idempotency-key"];
+      if (key === undefined) {
+        const result = await create(deps.db);
+        return reply.code(201).send(result.body);
+      }
+      const result = await runIdempotent(
+        deps,
+        {
+          workspaceId: request.caller.principal.workspaceId,
+          key,
+          fingerprint: requestFingerprint("POST", `/v1/outcomes/${request.params.id}/experiments`, request.body),
+        },
+        create,
+      );
+      if (result.replayed) reply.header("idempotent-replayed", "true");
+      return reply.code(201).send(result.body);
+    },
+  );
+};
+
+export default outcomeRoutes;

@@ -1,0 +1,83 @@
+/**
+ * The API process: configuration, logger, connections, migrations under the
+ * advisory lock, the bootstrap key, then `listen`; a graceful close on
+ * SIGTERM/SIGINT.
+ */
+import { createDb, migrateToLatest } from "@outcome-runtime/db";
+import { bootstrap } from "@outcome-runtime/runtime";
+import { Redis } from "ioredis";
+import { buildApp } from "./app";
+import { ConfigError, loadConfig } from "./config";
+
+const VERSION = "0.1.0";
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadConfig>;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const db = createDb({ url: config.DATABASE_URL, applicationName: "outcome-runtime-api" });
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  redis.on("error", () => {}); // readiness reports it; ioredis reconnects on its own
+  await redis.connect().catch(() => {});
+
+  const report = await migrateToLatest(db);
+  const deps = { db };
+  const boot = await bootstrap(deps, { apiKey: config.OUTCOME_RUNTIME_API_KEY });
+
+  const app = await buildApp(
+    {
+      deps,
+      redis,
+      version: VERSION,
+      signalStorage: report.signalStorage,
+      rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
+      publicUrl: config.OUTCOME_RUNTIME_PUBLIC_URL,
+    },
+    {
+      logger: {
+        level: config.LOG_LEVEL,
+        redact: {
+          paths: ["req.headers.authorization", "req.headers.cookie", "req.headers['idempotency-key']"],
+          censor: "[redacted]",
+        },
+      },
+    },
+  );
+  app.log.info(
+    { migrationsApplied: report.applied, signalStorage: report.signalStorage, bootstrapKeyRegistered: boot.keyCreated },
+    "database ready",
+  );
+  if (config.OUTCOME_RUNTIME_API_KEY === undefined) {
+    app.log.warn("OUTCOME_RUNTIME_API_KEY is not set: no admin key exists until you set one and restart");
+  }
+
+  let closing = false;
+  const close = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    app.log.info({ signal }, "shutting down");
+    const force = setTimeout(() => process.exit(1), 10_000);
+    force.unref();
+    await app.close();
+    await Promise.allSettled([db.destroy(), redis.quit()]);
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void close("SIGTERM"));
+  process.on("SIGINT", () => void close("SIGINT"));
+
+  await app.listen({ port: config.PORT, host: config.HOST });
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(
+    `outcome-runtime api failed to start: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exit(1);
+});
