@@ -105,7 +105,10 @@ async function main(): Promise<void> {
     }
 
     step("proposing a hypothesis (it joins the pending portfolio review gate)");
-    const proposed = await api<{ experiment: { key: string; state: string }; gate: { kind: string; assignees: string[] } }>(
+    const proposed = await api<{
+      experiment: { key: string; state: string };
+      gate: { kind: string; assignees: string[] };
+    }>(
       "POST",
       "/v1/outcomes/checkout-abandonment/experiments",
       {
@@ -124,7 +127,9 @@ async function main(): Promise<void> {
 
     step("status");
     await run(["status", "checkout-abandonment"]);
-    process.stdout.write(`\nThe API key of this demo is in .tmp/demo-api-key; the OpenAPI document is at ${url}/docs.\n`);
+    process.stdout.write(
+      `\nThe API key of this demo is in .tmp/demo-api-key; the OpenAPI document is at ${url}/docs.\n`,
+    );
   } finally {
     server.kill("SIGTERM");
     await new Promise((r) => server.once("exit", r));

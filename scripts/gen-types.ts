@@ -19,16 +19,16 @@
  * a union and each `$ref` into a `tsType` naming the def's type, and emit all
  * `$defs` once. The schema file itself is never changed.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
-import { dirname, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { compile, type JSONSchema } from 'json-schema-to-typescript';
+import { readFileSync, writeFileSync } from "node:fs";
+import { dirname, relative, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { compile, type JSONSchema } from "json-schema-to-typescript";
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const SCHEMA_PATH = resolve(ROOT, 'schemas/outcome.schema.json');
-const TYPES_PATH = resolve(ROOT, 'packages/spec/src/outcome.types.ts');
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const SCHEMA_PATH = resolve(ROOT, "schemas/outcome.schema.json");
+const TYPES_PATH = resolve(ROOT, "packages/spec/src/outcome.types.ts");
 
-type Mode = 'input' | 'normalised';
+type Mode = "input" | "normalised";
 type Node = Record<string, unknown>;
 
 const HEADER = `/**
@@ -42,12 +42,12 @@ const HEADER = `/**
 
 /** The type name of a def in a mode: input types carry an `Input` suffix so both sets live in one file. */
 function typeName(def: string, defs: Record<string, Node>, mode: Mode): string {
-  const title = typeof defs[def]?.title === 'string' ? (defs[def]?.title as string) : def;
-  return mode === 'input' ? `${title}Input` : title;
+  const title = typeof defs[def]?.title === "string" ? (defs[def]?.title as string) : def;
+  return mode === "input" ? `${title}Input` : title;
 }
 
 function isNode(value: unknown): value is Node {
-  return value !== null && typeof value === 'object' && !Array.isArray(value);
+  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
 /**
@@ -60,7 +60,8 @@ function mapNodes(value: unknown, fn: (node: Node, original: Node) => Node): unk
   const mapped: Node = {};
   for (const [key, child] of Object.entries(value)) {
     // Values of these keywords are data, not schemas.
-    mapped[key] = key === 'default' || key === 'examples' || key === 'const' || key === 'enum' ? child : mapNodes(child, fn);
+    mapped[key] =
+      key === "default" || key === "examples" || key === "const" || key === "enum" ? child : mapNodes(child, fn);
   }
   return fn(mapped, value);
 }
@@ -77,54 +78,54 @@ function transform(source: Node, mode: Mode): JSONSchema {
   const connector = defs.Connector as Node;
   const known = ((connector.allOf ?? []) as Node[]).map((branch) => (branch.then as Node).$ref as string);
   defs.OtherConnector = {
-    title: 'OtherConnector',
-    description: 'A connector of a type the schema does not describe (a plugin), with its own settings.',
-    type: 'object',
-    required: ['type'],
+    title: "OtherConnector",
+    description: "A connector of a type the schema does not describe (a plugin), with its own settings.",
+    type: "object",
+    required: ["type"],
     properties: connector.properties,
     additionalProperties: true,
   };
   defs.Connector = {
     title: connector.title,
     description: connector.description,
-    anyOf: [...known.map((ref) => ({ $ref: ref })), { $ref: '#/$defs/OtherConnector' }],
+    anyOf: [...known.map((ref) => ({ $ref: ref })), { $ref: "#/$defs/OtherConnector" }],
   };
 
-  if (mode === 'input') {
-    schema.title = 'OutcomeSpecInput';
+  if (mode === "input") {
+    schema.title = "OutcomeSpecInput";
     schema.description = `The outcome as written in outcome.yaml: percentages and durations as text, defaults not applied. ${String(schema.description)}`;
     // anyOf of two strings renders as an alias of one of them; say "string" plainly.
-    defs.Horizon = { title: 'Horizon', description: defs.Horizon?.description, type: 'string' };
+    defs.Horizon = { title: "Horizon", description: defs.Horizon?.description, type: "string" };
   } else {
-    schema.title = 'OutcomeSpec';
+    schema.title = "OutcomeSpec";
     schema.description =
-      'The normalised outcome returned by parseOutcome: schema defaults applied, percentages as fractions, durations in seconds, the horizon as { seconds } or { end_date }.';
+      "The normalised outcome returned by parseOutcome: schema defaults applied, percentages as fractions, durations in seconds, the horizon as { seconds } or { end_date }.";
     delete (schema.properties as Node).$schema;
     defs.Percentage = {
-      title: 'Fraction',
-      description: 'A fraction (0.05 means 5%), normalised from a percentage such as `5%` or a number.',
-      type: 'number',
+      title: "Fraction",
+      description: "A fraction (0.05 means 5%), normalised from a percentage such as `5%` or a number.",
+      type: "number",
     };
     defs.Duration = {
-      title: 'Seconds',
-      description: 'A duration in seconds, normalised from a duration such as `15m`.',
-      type: 'number',
+      title: "Seconds",
+      description: "A duration in seconds, normalised from a duration such as `15m`.",
+      type: "number",
     };
     defs.Horizon = {
-      title: 'Horizon',
-      description: 'When the outcome must be achieved: a duration from activation, or an end date.',
+      title: "Horizon",
+      description: "When the outcome must be achieved: a duration from activation, or an end date.",
       oneOf: [
         {
-          type: 'object',
+          type: "object",
           additionalProperties: false,
-          required: ['seconds'],
-          properties: { seconds: { type: 'number', description: 'Seconds from activation.' } },
+          required: ["seconds"],
+          properties: { seconds: { type: "number", description: "Seconds from activation." } },
         },
         {
-          type: 'object',
+          type: "object",
           additionalProperties: false,
-          required: ['end_date'],
-          properties: { end_date: { type: 'string', format: 'date', description: 'The last day, YYYY-MM-DD.' } },
+          required: ["end_date"],
+          properties: { end_date: { type: "string", format: "date", description: "The last day, YYYY-MM-DD." } },
         },
       ],
     };
@@ -132,20 +133,23 @@ function transform(source: Node, mode: Mode): JSONSchema {
 
   const transformed = mapNodes(schema, (node, original) => {
     let out = node;
-    if (mode === 'normalised' && isNode(original.properties)) {
+    if (mode === "normalised" && isNode(original.properties)) {
       // Defaults are always applied, so a property with one is always present.
       // (Read from the original: the mapped children no longer carry `default`.)
       const withDefault = Object.entries(original.properties)
-        .filter(([, property]) => isNode(property) && 'default' in property)
+        .filter(([, property]) => isNode(property) && "default" in property)
         .map(([key]) => key);
       const required = [...((out.required ?? []) as string[])];
       for (const key of withDefault) if (!required.includes(key)) required.push(key);
       if (required.length > 0) out = { ...out, required };
     }
-    if (typeof out.$ref === 'string') {
-      const def = out.$ref.replace('#/$defs/', '');
+    if (typeof out.$ref === "string") {
+      const def = out.$ref.replace("#/$defs/", "");
       // Keep the field's own description; name the def's type instead of inlining it.
-      out = { tsType: typeName(def, defs, mode), ...(out.description === undefined ? {} : { description: out.description }) };
+      out = {
+        tsType: typeName(def, defs, mode),
+        ...(out.description === undefined ? {} : { description: out.description }),
+      };
     }
     return out;
   }) as Node;
@@ -159,39 +163,39 @@ function transform(source: Node, mode: Mode): JSONSchema {
 }
 
 async function render(): Promise<string> {
-  const schema = JSON.parse(readFileSync(SCHEMA_PATH, 'utf8')) as Node;
+  const schema = JSON.parse(readFileSync(SCHEMA_PATH, "utf8")) as Node;
   const options = {
-    bannerComment: '',
+    bannerComment: "",
     additionalProperties: false,
     unreachableDefinitions: true,
     ignoreMinAndMaxItems: true,
     strictIndexSignatures: true,
-    style: { singleQuote: true, printWidth: 120 },
+    style: { singleQuote: false, printWidth: 120 },
   } as const;
-  const normalised = await compile(transform(schema, 'normalised'), 'OutcomeSpec', options);
-  const input = await compile(transform(schema, 'input'), 'OutcomeSpecInput', options);
+  const normalised = await compile(transform(schema, "normalised"), "OutcomeSpec", options);
+  const input = await compile(transform(schema, "input"), "OutcomeSpecInput", options);
   return `${HEADER}\n// ---- normalised: what parseOutcome returns ----\n\n${normalised.trim()}\n\n// ---- input: outcome.yaml as written ----\n\n${input.trim()}\n`;
 }
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
-  const unknown = args.filter((a) => a !== '--check');
+  const unknown = args.filter((a) => a !== "--check");
   if (unknown.length > 0) {
-    console.error(`unknown argument ${unknown.join(' ')}\nusage: tsx scripts/gen-types.ts [--check]`);
+    console.error(`unknown argument ${unknown.join(" ")}\nusage: tsx scripts/gen-types.ts [--check]`);
     process.exit(2);
   }
   const text = await render();
   const shown = relative(process.cwd(), TYPES_PATH);
-  if (args.includes('--check')) {
+  if (args.includes("--check")) {
     let current: string | undefined;
     try {
-      current = readFileSync(TYPES_PATH, 'utf8');
+      current = readFileSync(TYPES_PATH, "utf8");
     } catch {
       current = undefined;
     }
     if (current !== text) {
       console.error(
-        `${shown} is ${current === undefined ? 'missing' : 'stale'}: it no longer matches schemas/outcome.schema.json.\n  run: pnpm gen:types (tsx scripts/gen-types.ts) and commit the result`,
+        `${shown} is ${current === undefined ? "missing" : "stale"}: it no longer matches schemas/outcome.schema.json.\n  run: pnpm gen:types (tsx scripts/gen-types.ts) and commit the result`,
       );
       process.exit(1);
     }

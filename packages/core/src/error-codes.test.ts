@@ -5,7 +5,7 @@ import { ERROR_CODES } from "./error-codes";
 describe("error code registry", () => {
   const doc = readFileSync(new URL("../../../docs/api.md", import.meta.url), "utf8");
   const documented = new Map(
-    [...doc.matchAll(/^\| `([a-z_]+)` \| (\d{3}) \|/gm)].map((m) => [m[1], Number(m[2])] as const),
+    [...doc.matchAll(/^\| `([a-z_]+)`\s*\| (\d{3})\s*\|/gm)].map((m) => [m[1], Number(m[2])] as const),
   );
 
   it("docs/api.md lists every code with its status, and no code that does not exist", () => {

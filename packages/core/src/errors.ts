@@ -23,7 +23,7 @@ export class IllegalTransitionError extends DomainError {
   constructor(machine: string, from: string, action: string, allowed: readonly string[]) {
     super(
       "illegal_transition",
-      `cannot ${action.replaceAll("_", " ")} a ${machine} that is ${from}` +
+      `cannot ${action.replaceAll("_", " ")} the ${machine}: it is ${from}` +
         (allowed.length > 0 ? `; from ${from} you can: ${allowed.join(", ")}` : `; ${from} is a final state`),
       { machine, from, action, allowed },
     );

@@ -10,7 +10,7 @@
  */
 export function didYouMean(input: string, candidates: readonly string[]): string | undefined {
   const squashed = squash(input);
-  const exact = candidates.find((candidate) => squash(candidate) === squashed);
+  const exact = squashedIndex(candidates).get(squashed);
   if (exact !== undefined) return exact;
   let best: string | undefined;
   let bestDistance = Math.max(1, Math.floor(input.length / 3)) + 1;
@@ -26,8 +26,27 @@ export function didYouMean(input: string, candidates: readonly string[]): string
   return best;
 }
 
+const squashedIndexes = new WeakMap<readonly string[], Map<string, string>>();
+
+/**
+ * Squashed candidate → candidate, kept per candidate list: a file with
+ * 100 000 unknown keys asks about the same list 100 000 times.
+ */
+function squashedIndex(candidates: readonly string[]): Map<string, string> {
+  let index = squashedIndexes.get(candidates);
+  if (index === undefined) {
+    index = new Map();
+    for (const candidate of candidates) {
+      const key = squash(candidate);
+      if (!index.has(key)) index.set(key, candidate);
+    }
+    squashedIndexes.set(candidates, index);
+  }
+  return index;
+}
+
 function squash(text: string): string {
-  return text.toLowerCase().replaceAll(/[-_\s]/gu, '');
+  return text.toLowerCase().replaceAll(/[-_\s]/gu, "");
 }
 
 /** Optimal string alignment distance: Levenshtein plus adjacent transpositions. */

@@ -7,10 +7,10 @@
  * `$ref` to `$defs/Percentage`, `$defs/Duration`, `$defs/Horizon`), so a new
  * field declared in the schema is normalised without code here.
  */
-import { defName, matchesFragment, resolveDef, type SchemaNode } from './outcome-schema.js';
-import { formatLimit, type Finding } from './schema-diagnostics.js';
-import { humanPath, toPointer, pointerSegments } from './source-positions.js';
-import { describeValue, parseDuration, parsePercentage, UnitError } from './units.js';
+import { defName, matchesFragment, resolveDef, type SchemaNode } from "./outcome-schema.js";
+import { type Finding, formatLimit } from "./schema-diagnostics.js";
+import { humanPath, pointerSegments, toPointer } from "./source-positions.js";
+import { describeValue, parseDuration, parsePercentage, UnitError } from "./units.js";
 
 /** What {@link normaliseOutcome} returns. */
 export interface Normalised {
@@ -28,11 +28,7 @@ export interface Normalised {
  * @param isClean whether the value at a pointer passed schema validation;
  *   values that did not are left as they are (they already have a finding)
  */
-export function normaliseOutcome(
-  data: unknown,
-  schema: SchemaNode,
-  isClean: (pointer: string) => boolean,
-): Normalised {
+export function normaliseOutcome(data: unknown, schema: SchemaNode, isClean: (pointer: string) => boolean): Normalised {
   const findings: Finding[] = [];
 
   const unit = (pointer: string, value: unknown, node: SchemaNode, parse: (v: unknown) => number): unknown => {
@@ -41,15 +37,15 @@ export function normaliseOutcome(
       const parsed = parse(value);
       // A number was range-checked by ajv against the bounds beside the
       // $ref; a string is only a number now, so check it against them here.
-      if (typeof value === 'string') {
+      if (typeof value === "string") {
         const problem = boundsProblem(parsed, node);
         if (problem !== undefined) {
           findings.push({
-            code: 'out_of_range',
+            code: "out_of_range",
             pointer,
-            target: 'value',
+            target: "value",
             message: `${humanPath(pointer)} must be ${problem}; ${describeValue(value)} is ${parsed}`,
-            hint: typeof node.description === 'string' ? node.description : undefined,
+            hint: typeof node.description === "string" ? node.description : undefined,
           });
         }
       }
@@ -59,7 +55,7 @@ export function normaliseOutcome(
       findings.push({
         code: error.code,
         pointer,
-        target: 'value',
+        target: "value",
         message: `${humanPath(pointer)}: ${error.problem}`,
         hint: error.hint,
       });
@@ -69,9 +65,9 @@ export function normaliseOutcome(
 
   const walk = (node: SchemaNode, value: unknown, pointer: string): unknown => {
     const ref = defName(node.$ref);
-    if (ref === 'Percentage') return unit(pointer, value, node, parsePercentage);
-    if (ref === 'Duration') return unit(pointer, value, node, parseDuration);
-    if (ref === 'Horizon') return horizon(value, pointer);
+    if (ref === "Percentage") return unit(pointer, value, node, parsePercentage);
+    if (ref === "Duration") return unit(pointer, value, node, parseDuration);
+    if (ref === "Horizon") return horizon(value, pointer);
     if (ref !== undefined) return walk(resolveDef(node.$ref), value, pointer);
 
     if (Array.isArray(value)) {
@@ -83,7 +79,7 @@ export function normaliseOutcome(
       const entries: [string, unknown][] = [];
       for (const [key, child] of Object.entries(value)) {
         // `$schema` only tells editors where the schema is; not part of the outcome.
-        if (pointer === '' && key === '$schema') continue;
+        if (pointer === "" && key === "$schema") continue;
         const childSchema = Object.hasOwn(properties, key) ? properties[key] : undefined;
         const childPointer = toPointer([...pointerSegments(pointer), key]);
         entries.push([key, childSchema === undefined ? child : walk(childSchema, child, childPointer)]);
@@ -95,14 +91,14 @@ export function normaliseOutcome(
   };
 
   const horizon = (value: unknown, pointer: string): unknown => {
-    if (!isClean(pointer) || typeof value !== 'string') return value;
+    if (!isClean(pointer) || typeof value !== "string") return value;
     // The schema accepted it, so it is a duration or a valid YYYY-MM-DD date.
     if (/^\d{4}-\d{2}-\d{2}$/u.test(value)) return { end_date: value };
     const seconds = unit(pointer, value, {}, parseDuration);
-    return typeof seconds === 'number' ? { seconds } : value;
+    return typeof seconds === "number" ? { seconds } : value;
   };
 
-  return { value: walk(schema, data, ''), findings };
+  return { value: walk(schema, data, ""), findings };
 }
 
 /**
@@ -125,19 +121,21 @@ function propertiesFor(node: SchemaNode, value: Record<string, unknown>): Record
 /** The first bound of `node` that `n` violates, in words, or undefined. */
 function boundsProblem(n: number, node: SchemaNode): string | undefined {
   const bound = (keyword: string): number | undefined =>
-    typeof node[keyword] === 'number' ? (node[keyword] as number) : undefined;
-  const exclusiveMinimum = bound('exclusiveMinimum');
-  const minimum = bound('minimum');
-  const exclusiveMaximum = bound('exclusiveMaximum');
-  const maximum = bound('maximum');
-  if (exclusiveMinimum !== undefined && !(n > exclusiveMinimum)) return `greater than ${formatLimit(exclusiveMinimum, true)}`;
+    typeof node[keyword] === "number" ? (node[keyword] as number) : undefined;
+  const exclusiveMinimum = bound("exclusiveMinimum");
+  const minimum = bound("minimum");
+  const exclusiveMaximum = bound("exclusiveMaximum");
+  const maximum = bound("maximum");
+  if (exclusiveMinimum !== undefined && !(n > exclusiveMinimum))
+    return `greater than ${formatLimit(exclusiveMinimum, true)}`;
   if (minimum !== undefined && !(n >= minimum)) return `at least ${formatLimit(minimum, true)}`;
-  if (exclusiveMaximum !== undefined && !(n < exclusiveMaximum)) return `less than ${formatLimit(exclusiveMaximum, true)}`;
+  if (exclusiveMaximum !== undefined && !(n < exclusiveMaximum))
+    return `less than ${formatLimit(exclusiveMaximum, true)}`;
   if (maximum !== undefined && !(n <= maximum)) return `at most ${formatLimit(maximum, true)}`;
   return undefined;
 }
 
 /** A mapping from the YAML (not an array, not null, not a Date). */
 export function isPlainObject(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype;
+  return value !== null && typeof value === "object" && Object.getPrototypeOf(value) === Object.prototype;
 }

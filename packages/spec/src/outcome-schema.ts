@@ -2,16 +2,17 @@
  * The outcome.yaml JSON Schema (`schemas/outcome.schema.json`, the one source
  * of truth for the format) and its compiled ajv validator.
  */
-import Ajv2020 from 'ajv/dist/2020.js';
-import type { ValidateFunction } from 'ajv/dist/2020.js';
-import addFormats from 'ajv-formats';
-import schemaJson from '../../../schemas/outcome.schema.json' with { type: 'json' };
+
+import type { ValidateFunction } from "ajv/dist/2020.js";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+import schemaJson from "../../../schemas/outcome.schema.json" with { type: "json" };
 
 /** A JSON Schema node, as read from the schema file (shapes vary by keyword). */
 export type SchemaNode = { readonly [keyword: string]: unknown };
 
 function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+  if (value !== null && typeof value === "object" && !Object.isFrozen(value)) {
     Object.freeze(value);
     for (const child of Object.values(value)) deepFreeze(child);
   }
@@ -29,7 +30,7 @@ const defs = (root.$defs ?? {}) as Readonly<Record<string, SchemaNode>>;
 
 /** `#/$defs/Duration` → `Duration`; undefined for any other reference. */
 export function defName(ref: unknown): string | undefined {
-  return typeof ref === 'string' && ref.startsWith('#/$defs/') ? ref.slice('#/$defs/'.length) : undefined;
+  return typeof ref === "string" && ref.startsWith("#/$defs/") ? ref.slice("#/$defs/".length) : undefined;
 }
 
 /** The `$defs` entry a `$ref` points at. Throws on a dangling reference (a schema bug). */
@@ -60,7 +61,7 @@ function getAjv(): Ajv2020 {
     // would demand a `type: number` there, which would reject `"5%"`.
     strictTypes: false,
   });
-  addFormats(ajv, ['email', 'date']);
+  addFormats(ajv, ["email", "date"]);
   return ajv;
 }
 
@@ -108,11 +109,11 @@ function indexProperties(): Map<string, string[]> {
     if (node.$ref !== undefined) visit(resolveDef(node.$ref), path, nextSeen);
     const properties = node.properties as Record<string, SchemaNode> | undefined;
     for (const [key, child] of Object.entries(properties ?? {})) {
-      const where = path === '' ? 'the top level' : path;
+      const where = path === "" ? "the top level" : path;
       const list = index.get(key) ?? [];
       if (!list.includes(where)) list.push(where);
       index.set(key, list);
-      visit(child, path === '' ? key : `${path}.${key}`, nextSeen);
+      visit(child, path === "" ? key : `${path}.${key}`, nextSeen);
     }
     const items = node.items as SchemaNode | undefined;
     if (items !== undefined) visit(items, `${path}[]`, nextSeen);
@@ -120,6 +121,6 @@ function indexProperties(): Map<string, string[]> {
       if (branch.then !== undefined) visit(branch.then as SchemaNode, path, nextSeen);
     }
   };
-  visit(root, '', new Set());
+  visit(root, "", new Set());
   return index;
 }

@@ -82,14 +82,14 @@ export type Glob = string;
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "MetricKind".
  */
-export type MetricKind = 'proportion' | 'mean';
+export type MetricKind = "proportion" | "mean";
 /**
  * Which way the metric should move: `increase` or `decrease`.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Direction".
  */
-export type Direction = 'increase' | 'decrease';
+export type Direction = "increase" | "decrease";
 /**
  * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `replay`.
  *
@@ -161,7 +161,7 @@ export interface PostgresConnector {
   /**
    * Always `postgres`.
    */
-  type: 'postgres';
+  type: "postgres";
   /**
    * SQL returning one row per arm with the columns `arm`, `units`, `sum`, `sum_sq` (cumulative). May use the parameters `:experiment_key` and `:until`.
    */
@@ -185,7 +185,7 @@ export interface MixpanelConnector {
   /**
    * Always `mixpanel`.
    */
-  type: 'mixpanel';
+  type: "mixpanel";
   /**
    * The Mixpanel project id (a number, as shown in the project settings).
    */
@@ -213,7 +213,7 @@ export interface ReplayConnector {
   /**
    * Always `replay`.
    */
-  type: 'replay';
+  type: "replay";
   /**
    * Path of the CSV file (columns `ts`, `arm`, `units`, `sum`, `sum_sq`), relative to the outcome file.
    */
@@ -395,7 +395,7 @@ export interface Gate {
   /**
    * What happens when the SLA expires: `escalate` to the backup (or the owner), or `expire` the gate.
    */
-  on_expiry: 'escalate' | 'expire';
+  on_expiry: "escalate" | "expire";
 }
 /**
  * Who approves at each human gate.
@@ -550,14 +550,14 @@ export type GlobInput = string;
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "MetricKind".
  */
-export type MetricKindInput = 'proportion' | 'mean';
+export type MetricKindInput = "proportion" | "mean";
 /**
  * Which way the metric should move: `increase` or `decrease`.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Direction".
  */
-export type DirectionInput = 'increase' | 'decrease';
+export type DirectionInput = "increase" | "decrease";
 /**
  * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `replay`.
  *
@@ -634,7 +634,7 @@ export interface PostgresConnectorInput {
   /**
    * Always `postgres`.
    */
-  type: 'postgres';
+  type: "postgres";
   /**
    * SQL returning one row per arm with the columns `arm`, `units`, `sum`, `sum_sq` (cumulative). May use the parameters `:experiment_key` and `:until`.
    */
@@ -658,7 +658,7 @@ export interface MixpanelConnectorInput {
   /**
    * Always `mixpanel`.
    */
-  type: 'mixpanel';
+  type: "mixpanel";
   /**
    * The Mixpanel project id (a number, as shown in the project settings).
    */
@@ -686,7 +686,7 @@ export interface ReplayConnectorInput {
   /**
    * Always `replay`.
    */
-  type: 'replay';
+  type: "replay";
   /**
    * Path of the CSV file (columns `ts`, `arm`, `units`, `sum`, `sum_sq`), relative to the outcome file.
    */
@@ -868,7 +868,7 @@ export interface GateInput {
   /**
    * What happens when the SLA expires: `escalate` to the backup (or the owner), or `expire` the gate.
    */
-  on_expiry?: 'escalate' | 'expire';
+  on_expiry?: "escalate" | "expire";
 }
 /**
  * Who approves at each human gate.

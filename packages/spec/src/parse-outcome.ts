@@ -2,19 +2,20 @@
  * `parseOutcome`: outcome.yaml text in, a normalised `OutcomeSpec` or every
  * mistake (with file:line:column and a hint) out. Never throws.
  */
-import { isScalar, LineCounter, parseDocument, visit } from 'yaml';
-import type { Document, YAMLError } from 'yaml';
-import { contentHash } from './content-hash.js';
-import type { Diagnostic, DiagnosticCode } from './diagnostics.js';
-import { normaliseOutcome, isPlainObject } from './normalise-outcome.js';
-import type { OutcomeSpec, OutcomeSpecInput } from './outcome.types.js';
-import { outcomeSchema, outcomeValidator, type SchemaNode } from './outcome-schema.js';
-import { type Finding, schemaFindings } from './schema-diagnostics.js';
-import { semanticFindings } from './semantic-checks.js';
-import { SourcePositions } from './source-positions.js';
+
+import type { Alias, Document, Node, Scalar, YAMLError } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import { contentHash } from "./content-hash.js";
+import type { Diagnostic, DiagnosticCode } from "./diagnostics.js";
+import { isPlainObject, normaliseOutcome } from "./normalise-outcome.js";
+import type { OutcomeSpec, OutcomeSpecInput } from "./outcome.types.js";
+import { outcomeSchema, outcomeValidator, type SchemaNode } from "./outcome-schema.js";
+import { type Finding, schemaFindings } from "./schema-diagnostics.js";
+import { semanticFindings } from "./semantic-checks.js";
+import { SourcePositions } from "./source-positions.js";
 
 /** Connector types the runtime ships with. */
-export const KNOWN_CONNECTORS: readonly string[] = Object.freeze(['postgres', 'mixpanel', 'replay']);
+export const KNOWN_CONNECTORS: readonly string[] = Object.freeze(["postgres", "mixpanel", "replay"]);
 
 /**
  * The largest outcome file read, in bytes (UTF-8): 1 MiB. An outcome is a
@@ -30,10 +31,25 @@ export const MAX_OUTCOME_BYTES: number = 1024 * 1024;
  */
 const MAX_ALIAS_COUNT = 50;
 
+/**
+ * The most values (scalars, mappings, lists, counting aliases expanded) an
+ * outcome may hold. The example holds about 100. A bound here keeps every
+ * later stage cheap: ajv's error collection is quadratic in the number of
+ * errors, and a "wide" alias bomb (one big list aliased many times) stays
+ * under yaml's alias count while multiplying the data.
+ */
+const MAX_VALUES = 20_000;
+
 /** More diagnostics than this are cut, with a final `too_many_errors`. */
 const MAX_DIAGNOSTICS = 100;
 
-const DEFAULT_FILE = 'outcome.yaml';
+/**
+ * Schema errors worded before the cut. More than MAX_DIAGNOSTICS, so the
+ * first hundred by position are (nearly always) among them.
+ */
+const MAX_WORDED_FINDINGS = 1000;
+
+const DEFAULT_FILE = "outcome.yaml";
 
 /** Options of {@link parseOutcome}. */
 export interface ParseOptions {
@@ -75,7 +91,7 @@ export type ParseResult =
  * if (!result.ok) console.error(formatDiagnostics(result.errors));
  */
 export function parseOutcome(source: string, options: ParseOptions = {}): ParseResult {
-  const file = typeof options.file === 'string' && options.file !== '' ? options.file : DEFAULT_FILE;
+  const file = typeof options.file === "string" && options.file !== "" ? options.file : DEFAULT_FILE;
   try {
     return parse(source, file, options.connectors ?? KNOWN_CONNECTORS);
   } catch (error) {
@@ -84,37 +100,63 @@ export function parseOutcome(source: string, options: ParseOptions = {}): ParseR
 }
 
 function parse(source: string, file: string, connectors: readonly string[]): ParseResult {
-  if (typeof source !== 'string') {
-    return fail(file, 'internal_error', `expected the text of the file, got ${source === null ? 'null' : typeof source}`);
+  if (typeof source !== "string") {
+    return fail(
+      file,
+      "internal_error",
+      `expected the text of the file, got ${source === null ? "null" : typeof source}`,
+    );
   }
-  const bytes = Buffer.byteLength(source, 'utf8');
+  const bytes = Buffer.byteLength(source, "utf8");
   if (bytes > MAX_OUTCOME_BYTES) {
     return fail(
       file,
-      'file_too_large',
+      "file_too_large",
       `the file is ${formatBytes(bytes)}; an outcome file may be at most ${formatBytes(MAX_OUTCOME_BYTES)}`,
-      'an outcome.yaml is a few kilobytes: check that this is the right file',
+      "an outcome.yaml is a few kilobytes: check that this is the right file",
     );
   }
 
   const lineCounter = new LineCounter();
-  const doc = parseDocument(source, { lineCounter, uniqueKeys: true, prettyErrors: false, version: '1.2' });
+  const doc = parseDocument(source, {
+    lineCounter,
+    // Duplicate keys are found by duplicateKeys(), in linear time.
+    uniqueKeys: false,
+    prettyErrors: false,
+    // outcome.yaml is YAML 1.2 (core schema) even under a `%YAML 1.1`
+    // directive, so `n` stays text and `2026-12-31` stays a date string.
+    version: "1.2",
+    schema: "core",
+    // `<<: *pg` is how people share a connector between guardrails; merged
+    // values go through the same alias limit as any alias.
+    merge: true,
+    // Problems are reported as diagnostics, never as console warnings
+    // ("silent" would also drop the error for a second document).
+    logLevel: "error",
+  });
   const positions = new SourcePositions(doc, lineCounter);
 
-  const yamlErrors = yamlDiagnostics(doc, source, file, positions);
-  // Only duplicate keys leave a document whose shape can be trusted; after
-  // any other syntax error, schema errors would mostly be echoes of it.
-  if (yamlErrors.some((d) => d.code !== 'duplicate_key')) return { ok: false, errors: finish(yamlErrors) };
+  const syntaxErrors = yamlDiagnostics(doc, source, file, positions);
+  if (syntaxErrors.length > 0) {
+    return { ok: false, errors: finish([...syntaxErrors, ...duplicateKeys(doc, file, positions)]) };
+  }
 
   if (doc.contents === null) {
     const onlyComments = /\S/u.test(source);
     return fail(
       file,
-      'empty_file',
-      onlyComments ? 'the file has no content, only comments' : 'the file is empty',
-      'an outcome needs at least id, name, owner, signal, target and horizon; start from outcome.example.yaml or run `outcome-runtime init`',
+      "empty_file",
+      onlyComments ? "the file has no content, only comments" : "the file is empty",
+      "an outcome needs at least id, name, owner, signal, target and horizon; start from outcome.example.yaml or run `outcome-runtime init`",
     );
   }
+
+  const size = documentSize(doc);
+  if (size.expanded > MAX_VALUES) return { ok: false, errors: [tooManyValues(file, doc, positions, size)] };
+  // Duplicate keys leave a document whose shape can be trusted, so the
+  // schema is checked too; after any other syntax error (above), schema
+  // errors would mostly be echoes of it.
+  const yamlErrors = duplicateKeys(doc, file, positions);
 
   let data: unknown;
   try {
@@ -129,10 +171,10 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
     return {
       ok: false,
       errors: [
-        at(file, positions, cycle, 'value', {
-          code: 'alias_cycle',
-          message: 'an alias refers to the node that contains it, which makes an endless structure',
-          hint: 'an alias (*name) must not appear inside the node its anchor (&name) is set on',
+        at(file, positions, cycle, "value", {
+          code: "alias_cycle",
+          message: "an alias refers to the node that contains it, which makes an endless structure",
+          hint: "an alias (*name) must not appear inside the node its anchor (&name) is set on",
         }),
       ],
     };
@@ -141,9 +183,9 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
     return {
       ok: false,
       errors: [
-        at(file, positions, '', 'value', {
-          code: 'not_a_mapping',
-          message: `the document is ${Array.isArray(data) ? 'a list' : 'a single value'}, but an outcome is a mapping of keys to values`,
+        at(file, positions, "", "value", {
+          code: "not_a_mapping",
+          message: `the document is ${Array.isArray(data) ? "a list" : "a single value"}, but an outcome is a mapping of keys to values`,
           hint: 'write the outcome as key: value lines (id:, name:, owner:, signal:, target:, horizon:, ...), not as a "- item" list',
         }),
       ],
@@ -153,40 +195,66 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
   const input = structuredClone(data) as unknown as OutcomeSpecInput;
   const validate = outcomeValidator();
   const valid = validate(data);
-  const findings: Finding[] = valid ? [] : schemaFindings(validate.errors ?? []);
+  const { findings, omitted } = valid
+    ? { findings: [] as Finding[], omitted: 0 }
+    : schemaFindings(validate.errors ?? [], MAX_WORDED_FINDINGS);
 
-  const isClean = (pointer: string): boolean =>
-    !findings.some((f) => isWithin(f.pointer, pointer) || (isWithin(pointer, f.pointer) && f.code === 'wrong_type'));
+  const { note, isClean } = cleanliness();
+  findings.forEach(note);
   const normalised = normaliseOutcome(data, outcomeSchema as SchemaNode, isClean);
+  normalised.findings.forEach(note);
   findings.push(...normalised.findings);
   findings.push(...semanticFindings(normalised.value, { connectors, isClean }));
 
   const errors = [...yamlErrors, ...findings.map((f) => at(file, positions, f.pointer, f.target, f))];
-  if (errors.length > 0) return { ok: false, errors: finish(errors) };
+  if (errors.length > 0) return { ok: false, errors: finish(errors, omitted) };
 
   const spec = normalised.value as OutcomeSpec;
   return { ok: true, spec, input, contentHash: contentHash(spec) };
 }
 
-function isWithin(pointer: string, ancestor: string): boolean {
-  return pointer === ancestor || pointer.startsWith(`${ancestor}/`);
+/**
+ * Tracks which parts of the document already have a finding, so later
+ * stages skip them and one mistake is reported once. A value is clean when
+ * no finding is at or below it and no ancestor has the wrong type. Set
+ * lookups, not scans: a file can have 100 000 findings.
+ */
+function cleanliness(): { note: (finding: Finding) => void; isClean: (pointer: string) => boolean } {
+  const dirty = new Set<string>();
+  const wrongType = new Set<string>();
+  const note = (finding: Finding): void => {
+    if (finding.code === "wrong_type") wrongType.add(finding.pointer);
+    for (let p = finding.pointer; !dirty.has(p); p = p.slice(0, Math.max(0, p.lastIndexOf("/")))) {
+      dirty.add(p);
+      if (p === "") break;
+    }
+  };
+  const isClean = (pointer: string): boolean => {
+    if (dirty.has(pointer)) return false;
+    for (let p = pointer; p !== ""; ) {
+      p = p.slice(0, Math.max(0, p.lastIndexOf("/")));
+      if (wrongType.has(p)) return false;
+    }
+    return true;
+  };
+  return { note, isClean };
 }
 
 /** Sorts by position and caps the list, so output reads top to bottom. */
-function finish(errors: Diagnostic[]): Diagnostic[] {
+function finish(errors: Diagnostic[], omitted = 0): Diagnostic[] {
   const sorted = [...errors].sort((a, b) => a.line - b.line || a.column - b.column);
-  if (sorted.length <= MAX_DIAGNOSTICS) return sorted;
-  const last = sorted[MAX_DIAGNOSTICS - 1];
+  if (sorted.length <= MAX_DIAGNOSTICS && omitted === 0) return sorted;
+  const last = sorted[Math.min(sorted.length, MAX_DIAGNOSTICS) - 1];
   return [
     ...sorted.slice(0, MAX_DIAGNOSTICS),
     {
       file: last?.file ?? DEFAULT_FILE,
       line: last?.line ?? 1,
       column: last?.column ?? 1,
-      pointer: '',
-      code: 'too_many_errors',
-      message: `${sorted.length - MAX_DIAGNOSTICS} more errors not shown`,
-      hint: 'fix the errors above and run again',
+      pointer: "",
+      code: "too_many_errors",
+      message: `${Math.max(0, sorted.length - MAX_DIAGNOSTICS) + omitted} more errors not shown`,
+      hint: "fix the errors above and run again",
     },
   ];
 }
@@ -195,68 +263,82 @@ function at(
   file: string,
   positions: SourcePositions,
   pointer: string,
-  target: Finding['target'],
-  finding: Pick<Finding, 'code' | 'message' | 'hint'>,
+  target: Finding["target"],
+  finding: Pick<Finding, "code" | "message" | "hint">,
 ): Diagnostic {
   const { line, column } = positions.at(pointer, target);
   return withHint({ file, line, column, pointer, code: finding.code, message: finding.message }, finding.hint);
 }
 
 function withHint(diagnostic: Diagnostic, hint: string | undefined): Diagnostic {
-  return hint === undefined || hint === '' ? diagnostic : { ...diagnostic, hint };
+  return hint === undefined || hint === "" ? diagnostic : { ...diagnostic, hint };
 }
 
 function fail(file: string, code: DiagnosticCode, message: string, hint?: string): ParseResult {
-  return { ok: false, errors: [withHint({ file, line: 1, column: 1, pointer: '', code, message }, hint)] };
+  return { ok: false, errors: [withHint({ file, line: 1, column: 1, pointer: "", code, message }, hint)] };
 }
 
-const YAML_HINTS: Partial<Record<YAMLError['code'], string>> = {
-  TAB_AS_INDENT: 'indent with spaces: YAML does not allow tabs for indentation',
-  BAD_INDENT: 'check the indentation: the keys of one mapping must start in the same column',
-  MISSING_CHAR: 'a quote or bracket opened earlier is not closed',
-  MULTIPLE_DOCS: 'an outcome file holds one document: remove the extra `---` line, or split the file',
-  BLOCK_AS_IMPLICIT_KEY: 'a key must fit on one line: is a colon missing, or a value that needs quotes?',
-  MULTILINE_IMPLICIT_KEY: 'a key must fit on one line: is a colon missing, or a value that needs quotes?',
-  BAD_DQ_ESCAPE: 'in double quotes a backslash starts an escape: write \\\\ for a backslash, or use single quotes',
-  BAD_SCALAR_START: 'a plain value cannot start with this character: put the value in quotes',
-  KEY_OVER_1024_CHARS: 'keys are short names such as signal or target',
+const YAML_HINTS: Partial<Record<YAMLError["code"], string>> = {
+  TAB_AS_INDENT: "indent with spaces: YAML does not allow tabs for indentation",
+  BAD_INDENT: "check the indentation: the keys of one mapping must start in the same column",
+  MULTIPLE_DOCS: "an outcome file holds one document: remove the extra `---` line, or split the file",
+  BLOCK_AS_IMPLICIT_KEY:
+    "check the indentation of this line and the next: the keys of one mapping must start in the same column",
+  MULTILINE_IMPLICIT_KEY: "a key must fit on one line: is a colon missing, or a value that needs quotes?",
+  BAD_DQ_ESCAPE: "in double quotes a backslash starts an escape: write \\\\ for a backslash, or use single quotes",
+  BAD_SCALAR_START: "a plain value cannot start with this character: put the value in quotes",
+  KEY_OVER_1024_CHARS: "keys are short names such as signal or target",
 };
 
-/** The syntax errors of the document, one per line, with hints. */
+/** Our wording where yaml's speaks of its own API or internals. */
+const YAML_MESSAGES: Partial<Record<YAMLError["code"], string>> = {
+  MULTIPLE_DOCS: "the file holds more than one YAML document (a second `---` line)",
+  BLOCK_AS_IMPLICIT_KEY: "a mapping cannot start inside this value",
+};
+
+/**
+ * The first syntax error of the document, with a hint. After one syntax
+ * error the parser's idea of the structure is off, and the errors that
+ * follow are mostly echoes of the first (a tab on line 7 gives errors on
+ * lines 8, 9 and 10). Duplicate keys, which are independent mistakes, are
+ * all reported, by {@link duplicateKeys}.
+ */
 function yamlDiagnostics(doc: Document, source: string, file: string, positions: SourcePositions): Diagnostic[] {
   const looksLikeJson = /^\s*[{[]/u.test(source);
-  const seenLines = new Set<number>();
   const diagnostics: Diagnostic[] = [];
+  let syntaxReported = false;
   for (const error of doc.errors) {
-    const quoteStart = error.code === 'MISSING_CHAR' ? unclosedQuoteStart(doc, error.pos[0]) : undefined;
-    const { line, column } = positions.offset(quoteStart ?? error.pos[0]);
-    if (error.code === 'DUPLICATE_KEY') {
-      diagnostics.push(duplicateKey(doc, source, error, file, positions));
+    if (syntaxReported) continue;
+    syntaxReported = true;
+    // yaml catches its own stack overflow on absurd nesting and reports it as an error.
+    if (/call stack/iu.test(error.message)) {
+      const { line, column } = positions.offset(error.pos[0]);
+      diagnostics.push(tooDeep(file, line, column));
       continue;
     }
-    // One bad character tends to confuse the parser for the rest of the
-    // line; the first error on a line is the one that says what happened.
-    if (seenLines.has(line)) continue;
-    seenLines.add(line);
-    const jsonHint = looksLikeJson ? 'in JSON, look for a missing comma, colon, quote or bracket on this line or the one before' : undefined;
-    diagnostics.push(
-      withHint(
-        {
-          file,
-          line,
-          column,
-          pointer: '',
-          code: 'yaml_syntax',
-          message:
-            quoteStart === undefined
-              ? yamlMessage(error)
-              : 'this quoted text is never closed: it runs on to the end of the file',
-        },
-        YAML_HINTS[error.code] ?? jsonHint,
-      ),
-    );
+    const quoteStart = error.code === "MISSING_CHAR" ? unclosedQuoteStart(doc, error.pos[0]) : undefined;
+    const { line, column } = positions.offset(quoteStart ?? error.pos[0]);
+    const message =
+      quoteStart === undefined
+        ? (YAML_MESSAGES[error.code] ?? yamlMessage(error))
+        : "this quoted text is never closed: it runs on to the end of the file";
+    const jsonHint = looksLikeJson
+      ? "in JSON, look for a missing comma, colon, quote or bracket on this line or the one before"
+      : undefined;
+    const hint =
+      quoteStart === undefined
+        ? (missingCharHint(error) ?? YAML_HINTS[error.code] ?? jsonHint)
+        : "close the quote at the end of the value";
+    diagnostics.push(withHint({ file, line, column, pointer: "", code: "yaml_syntax", message }, hint));
   }
   return diagnostics;
+}
+
+function missingCharHint(error: YAMLError): string | undefined {
+  if (error.code !== "MISSING_CHAR") return undefined;
+  if (error.message.includes(",")) return "add a comma between the items";
+  if (/[\]}]/u.test(error.message)) return "a bracket opened earlier is not closed";
+  return undefined;
 }
 
 /**
@@ -268,7 +350,7 @@ function unclosedQuoteStart(doc: Document, errorOffset: number): number | undefi
   visit(doc, {
     Scalar(_, scalar) {
       const range = scalar.range;
-      const quoted = scalar.type === 'QUOTE_DOUBLE' || scalar.type === 'QUOTE_SINGLE';
+      const quoted = scalar.type === "QUOTE_DOUBLE" || scalar.type === "QUOTE_SINGLE";
       if (quoted && range !== undefined && range !== null && range[0] < errorOffset && errorOffset <= range[2]) {
         start = range[0];
       }
@@ -279,36 +361,51 @@ function unclosedQuoteStart(doc: Document, errorOffset: number): number | undefi
 
 function yamlMessage(error: YAMLError): string {
   // yaml's messages are sentences already; the first line is the one that matters.
-  const first = error.message.split('\n')[0] ?? error.message;
+  const first = error.message.split("\n")[0] ?? error.message;
   return first.charAt(0).toLowerCase() + first.slice(1);
 }
 
-function duplicateKey(doc: Document, source: string, error: YAMLError, file: string, positions: SourcePositions): Diagnostic {
-  const { line, column } = positions.offset(error.pos[0]);
-  let key = source.slice(error.pos[0], error.pos[1]).trim();
-  let firstLine: number | undefined;
+/**
+ * Duplicate keys, found in one pass with a Set per mapping. yaml's own
+ * `uniqueKeys` check compares every key with all earlier keys of its mapping:
+ * quadratic, so a 1 MiB file of distinct keys took minutes. It is off, and
+ * this does the same check (keys equal when their scalar values are equal).
+ */
+function duplicateKeys(doc: Document, file: string, positions: SourcePositions): Diagnostic[] {
+  const found: Diagnostic[] = [];
   visit(doc, {
     Map(_, map) {
-      const duplicate = map.items.find((p) => isScalar(p.key) && p.key.range?.[0] === error.pos[0])?.key;
-      if (!isScalar(duplicate)) return undefined;
-      key = String(duplicate.value);
-      const original = map.items.find((p) => isScalar(p.key) && p.key !== duplicate && p.key.value === duplicate.value)?.key;
-      if (isScalar(original)) firstLine = positions.offset(original.range?.[0] ?? 0).line;
-      return visit.BREAK;
+      const first = new Map<unknown, Scalar>();
+      for (const { key } of map.items) {
+        if (!isScalar(key)) continue;
+        const earlier = first.get(key.value);
+        if (earlier === undefined) {
+          first.set(key.value, key);
+          continue;
+        }
+        const { line, column } = positions.offset(key.range?.[0] ?? 0);
+        const firstLine = positions.offset(earlier.range?.[0] ?? 0).line;
+        found.push({
+          file,
+          line,
+          column,
+          pointer: "",
+          code: "duplicate_key",
+          message: `key "${String(key.value)}" appears twice in the same mapping (first on line ${firstLine})`,
+          hint: "remove one of them: YAML does not allow a key twice, and which one wins would be a guess",
+        });
+      }
     },
   });
-  return {
-    file,
-    line,
-    column,
-    pointer: '',
-    code: 'duplicate_key',
-    message: `key "${key}" appears twice in the same mapping${firstLine === undefined ? '' : ` (first on line ${firstLine})`}`,
-    hint: 'remove one of them: YAML does not allow a key twice, and which one wins would be a guess',
-  };
+  return found;
 }
 
-function aliasDiagnostic(error: unknown, doc: Document, file: string, positions: SourcePositions): Diagnostic | undefined {
+function aliasDiagnostic(
+  error: unknown,
+  doc: Document,
+  file: string,
+  positions: SourcePositions,
+): Diagnostic | undefined {
   if (!(error instanceof ReferenceError)) return undefined;
   const aliases: { source: string; offset: number }[] = [];
   visit(doc, {
@@ -322,10 +419,10 @@ function aliasDiagnostic(error: unknown, doc: Document, file: string, positions:
       file,
       line,
       column,
-      pointer: '',
-      code: 'alias_bomb',
+      pointer: "",
+      code: "alias_bomb",
       message: `the anchors and aliases of this file expand to too much data (more than ${MAX_ALIAS_COUNT} alias expansions): a "billion laughs" pattern`,
-      hint: 'use aliases (*name) sparingly, or write the values out',
+      hint: "use aliases (*name) sparingly, or write the values out",
     };
   }
   const unresolved = /Unresolved alias[^:]*: (.+)$/u.exec(error.message)?.[1];
@@ -336,8 +433,8 @@ function aliasDiagnostic(error: unknown, doc: Document, file: string, positions:
       file,
       line,
       column,
-      pointer: '',
-      code: 'yaml_syntax',
+      pointer: "",
+      code: "yaml_syntax",
       message: `alias *${unresolved} refers to no anchor`,
       hint: `set the anchor &${unresolved} on a node before this line, or remove the alias`,
     };
@@ -345,49 +442,148 @@ function aliasDiagnostic(error: unknown, doc: Document, file: string, positions:
   return undefined;
 }
 
+/**
+ * How many values the document holds as written, and once its aliases are
+ * expanded. Linear in the document: an anchored node's expanded size is
+ * computed once. An alias inside its own anchor counts 0 here (the cycle is
+ * reported later).
+ */
+function documentSize(doc: Document): { written: number; expanded: number } {
+  const targets = aliasTargets(doc);
+  const expandedOf = new Map<unknown, number>();
+  const inProgress = new Set<unknown>();
+  let written = 0;
+  const expanded = (node: unknown, viaAlias: boolean): number => {
+    if (!viaAlias) written++;
+    if (isAlias(node)) {
+      const target = targets.get(node);
+      if (target === undefined || inProgress.has(target)) return 1;
+      const known = expandedOf.get(target);
+      if (known !== undefined) return known;
+      const size = expanded(target, true);
+      expandedOf.set(target, size);
+      return size;
+    }
+    let size = 1;
+    if (isMap(node) || isSeq(node)) {
+      inProgress.add(node);
+      for (const item of node.items) {
+        if (isPair(item)) size += expanded(item.key, viaAlias) + expanded(item.value, viaAlias);
+        else size += expanded(item, viaAlias);
+      }
+      inProgress.delete(node);
+      // An anchored node met first in place is expanded again by each alias; remember its size.
+      expandedOf.set(node, size);
+    }
+    return size;
+  };
+  return { expanded: expanded(doc.contents, false), written };
+}
+
+/**
+ * The node each alias stands for, in one pass. (`Alias.resolve` searches the
+ * whole document on every call: an alias-heavy file would be quadratic.) An
+ * alias refers to the latest node before it with that anchor, and a node's
+ * anchor is set where the node starts, so a pre-order walk sees them in the
+ * right order.
+ */
+function aliasTargets(doc: Document): Map<Alias, Node> {
+  const anchors = new Map<string, Node>();
+  const targets = new Map<Alias, Node>();
+  visit(doc, (_, node) => {
+    if (isAlias(node)) {
+      const target = anchors.get(node.source);
+      if (target !== undefined) targets.set(node, target);
+    } else if ((isScalar(node) || isMap(node) || isSeq(node)) && node.anchor !== undefined) {
+      anchors.set(node.anchor, node);
+    }
+  });
+  return targets;
+}
+
+function tooManyValues(
+  file: string,
+  doc: Document,
+  positions: SourcePositions,
+  size: { written: number; expanded: number },
+): Diagnostic {
+  if (size.written <= MAX_VALUES) {
+    let firstAlias: number | undefined;
+    visit(doc, {
+      Alias(_, alias) {
+        firstAlias = alias.range?.[0];
+        return visit.BREAK;
+      },
+    });
+    const { line, column } = positions.offset(firstAlias ?? 0);
+    return {
+      file,
+      line,
+      column,
+      pointer: "",
+      code: "alias_bomb",
+      message: `the aliases of this file expand it to ${size.expanded.toExponential(1)} values (the limit is ${MAX_VALUES}): a "billion laughs" pattern`,
+      hint: "use aliases (*name) sparingly, or write the values out",
+    };
+  }
+  return {
+    file,
+    line: 1,
+    column: 1,
+    pointer: "",
+    code: "file_too_large",
+    message: `the file holds ${size.written} values; an outcome holds a few hundred (the limit is ${MAX_VALUES})`,
+    hint: "an outcome.yaml is a few kilobytes: check that this is the right file",
+  };
+}
+
 /** A pointer to a value that contains itself (a recursive alias), if any. */
 function findCycle(root: unknown): string | undefined {
   const onPath = new Set<object>();
   const done = new Set<object>();
   const search = (value: unknown, pointer: string): string | undefined => {
-    if (value === null || typeof value !== 'object') return undefined;
+    if (value === null || typeof value !== "object") return undefined;
     if (onPath.has(value)) return pointer;
     // Shared (aliased) subtrees are fine and are checked once.
     if (done.has(value)) return undefined;
     onPath.add(value);
-    const entries: [string, unknown][] = Array.isArray(value) ? value.map((v, i) => [String(i), v]) : Object.entries(value);
+    const entries: [string, unknown][] = Array.isArray(value)
+      ? value.map((v, i) => [String(i), v])
+      : Object.entries(value);
     for (const [key, child] of entries) {
-      const found = search(child, `${pointer}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`);
+      const found = search(child, `${pointer}/${key.replaceAll("~", "~0").replaceAll("/", "~1")}`);
       if (found !== undefined) return found;
     }
     onPath.delete(value);
     done.add(value);
     return undefined;
   };
-  return search(root, '');
+  return search(root, "");
 }
 
 function unexpected(file: string, error: unknown): Diagnostic {
-  if (error instanceof RangeError && /call stack/iu.test(error.message)) {
-    return {
-      file,
-      line: 1,
-      column: 1,
-      pointer: '',
-      code: 'too_deeply_nested',
-      message: 'the document is nested too deeply to read',
-      hint: 'an outcome is a few levels deep; check for runaway brackets or indentation',
-    };
-  }
+  if (error instanceof RangeError && /call stack/iu.test(error.message)) return tooDeep(file, 1, 1);
   const detail = error instanceof Error ? error.message : String(error);
   return {
     file,
     line: 1,
     column: 1,
-    pointer: '',
-    code: 'internal_error',
+    pointer: "",
+    code: "internal_error",
     message: `internal error while reading the outcome: ${detail}`,
-    hint: 'this is a bug in Outcome Runtime; please report it with the file that caused it',
+    hint: "this is a bug in Outcome Runtime; please report it with the file that caused it",
+  };
+}
+
+function tooDeep(file: string, line: number, column: number): Diagnostic {
+  return {
+    file,
+    line,
+    column,
+    pointer: "",
+    code: "too_deeply_nested",
+    message: "the document is nested too deeply to read",
+    hint: "an outcome is a few levels deep; check for runaway brackets or indentation",
   };
 }
 

@@ -3,10 +3,10 @@
  * (fractions and seconds) after the schema pass. Each check only looks at
  * parts that passed the schema, so one mistake is never reported twice.
  */
-import { didYouMean } from './did-you-mean.js';
-import { isPlainObject } from './normalise-outcome.js';
-import { type Finding, formatPercent } from './schema-diagnostics.js';
-import { humanPath } from './source-positions.js';
+import { didYouMean } from "./did-you-mean.js";
+import { isPlainObject } from "./normalise-outcome.js";
+import { type Finding, formatPercent } from "./schema-diagnostics.js";
+import { humanPath } from "./source-positions.js";
 
 /** Tolerance for "the weights add up to 1": float sums of decimal fractions are not exact. */
 const WEIGHT_TOLERANCE = 1e-9;
@@ -32,61 +32,73 @@ export interface SemanticContext {
  *   (`out_of_range`, `target_unreachable`).
  */
 export function semanticFindings(spec: unknown, context: SemanticContext): Finding[] {
-  return [...connectorFindings(spec, context), ...armFindings(spec, context), ...tuningFindings(spec, context), ...targetFindings(spec, context)];
+  return [
+    ...connectorFindings(spec, context),
+    ...armFindings(spec, context),
+    ...tuningFindings(spec, context),
+    ...targetFindings(spec, context),
+  ];
 }
 
 function connectorFindings(spec: unknown, { connectors, isClean }: SemanticContext): Finding[] {
-  const pointers = ['/signal/connector'];
-  const guardrails = field(field(spec, 'constraints'), 'guardrails');
-  if (Array.isArray(guardrails)) guardrails.forEach((_, i) => pointers.push(`/constraints/guardrails/${i}/connector`));
+  const pointers = ["/signal/connector"];
+  const guardrails = field(field(spec, "constraints"), "guardrails");
+  if (Array.isArray(guardrails)) {
+    for (let i = 0; i < guardrails.length; i++) pointers.push(`/constraints/guardrails/${i}/connector`);
+  }
   const findings: Finding[] = [];
   for (const pointer of pointers) {
-    const type = field(at(spec, pointer), 'type');
-    if (!isClean(pointer) || typeof type !== 'string' || connectors.includes(type)) continue;
+    const type = field(at(spec, pointer), "type");
+    if (!isClean(pointer) || typeof type !== "string" || connectors.includes(type)) continue;
     const suggestion = didYouMean(type, connectors);
     findings.push({
-      code: 'unknown_connector',
+      code: "unknown_connector",
       pointer: `${pointer}/type`,
-      target: 'value',
+      target: "value",
       message: `${humanPath(`${pointer}/type`)}: unknown connector type "${type}"`,
-      hint: `${suggestion === undefined ? '' : `did you mean "${suggestion}"? `}known connectors: ${connectors.join(', ') || '(none)'}`,
+      hint: `${suggestion === undefined ? "" : `did you mean "${suggestion}"? `}known connectors: ${connectors.join(", ") || "(none)"}`,
     });
   }
   return findings;
 }
 
 function armFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
-  const pointer = '/experiment_defaults/arms';
+  const pointer = "/experiment_defaults/arms";
   const arms = at(spec, pointer);
   if (!isClean(pointer) || !Array.isArray(arms)) return [];
   const findings: Finding[] = [];
   const seen = new Map<string, number>();
   arms.forEach((arm, i) => {
-    const name = field(arm, 'name');
-    if (typeof name !== 'string') return;
+    const name = field(arm, "name");
+    if (typeof name !== "string") return;
     const first = seen.get(name);
     if (first === undefined) {
       seen.set(name, i);
       return;
     }
     findings.push({
-      code: 'duplicate_arm',
+      code: "duplicate_arm",
       pointer: `${pointer}/${i}/name`,
-      target: 'value',
+      target: "value",
       message: `${humanPath(pointer)}: arm name "${name}" is used twice (arms ${first + 1} and ${i + 1})`,
-      hint: name === 'control' ? 'exactly one arm is the control; rename the other, e.g. treatment' : 'give every arm its own name',
+      hint:
+        name === "control"
+          ? "exactly one arm is the control; rename the other, e.g. treatment"
+          : "give every arm its own name",
     });
   });
-  const weights = arms.map((arm) => field(arm, 'weight'));
-  if (weights.every((w): w is number => typeof w === 'number')) {
+  const weights = arms.map((arm) => field(arm, "weight"));
+  if (weights.every((w): w is number => typeof w === "number")) {
     const sum = weights.reduce((a, b) => a + b, 0);
     if (Math.abs(sum - 1) > WEIGHT_TOLERANCE) {
       const even = 100 / arms.length;
-      const evenText = Number.isInteger(even) ? `${even}%` : `${Number(even.toFixed(4))}% (give the remainder to one arm)`;
+      const evenText = Number.isInteger(even)
+        ? `${even}%`
+        : `${Number(even.toFixed(4))}% (give the remainder to one arm)`;
       findings.push({
-        code: 'weights_not_one',
+        code: "weights_not_one",
         pointer,
-        target: 'container',
+        target: "container",
         message: `${humanPath(pointer)}: the weights add up to ${Number(sum.toPrecision(12))} (${formatPercent(sum)}), not 1 (100%)`,
         hint: `make them add up to 100%; for an even split of ${arms.length} arms, ${evenText} each`,
       });
@@ -96,39 +108,42 @@ function armFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
 }
 
 function tuningFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
-  const defaults = field(spec, 'experiment_defaults');
-  if (!isClean('/experiment_defaults/expected_effect') || !isClean('/experiment_defaults/mixture_variance')) return [];
-  if (field(defaults, 'expected_effect') === undefined || field(defaults, 'mixture_variance') === undefined) return [];
+  const defaults = field(spec, "experiment_defaults");
+  if (!isClean("/experiment_defaults/expected_effect") || !isClean("/experiment_defaults/mixture_variance")) return [];
+  if (field(defaults, "expected_effect") === undefined || field(defaults, "mixture_variance") === undefined) return [];
   return [
     {
-      code: 'conflicting_options',
-      pointer: '/experiment_defaults/mixture_variance',
-      target: 'key',
-      message: 'experiment_defaults: expected_effect and mixture_variance are both set; pick one',
-      hint: 'expected_effect (e.g. 3%) sets the mixture variance of the sequential test; mixture_variance sets it directly. Remove one of them.',
+      code: "conflicting_options",
+      pointer: "/experiment_defaults/mixture_variance",
+      target: "key",
+      message: "experiment_defaults: expected_effect and mixture_variance are both set; pick one",
+      hint: "expected_effect (e.g. 3%) sets the mixture variance of the sequential test; mixture_variance sets it directly. Remove one of them.",
     },
   ];
 }
 
 function targetFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
-  if (!isClean('/target')) return [];
-  const target = field(spec, 'target');
-  const value = field(target, 'value');
-  const direction = field(target, 'direction');
-  const relative = field(target, 'relative');
-  if (typeof value !== 'number' || typeof relative !== 'boolean') return [];
-  const signalClean = isClean('/signal/kind') && isClean('/signal/baseline');
-  const kind = signalClean ? field(field(spec, 'signal'), 'kind') : undefined;
-  const baseline = signalClean ? field(field(spec, 'signal'), 'baseline') : undefined;
+  if (!isClean("/target")) return [];
+  const target = field(spec, "target");
+  const value = field(target, "value");
+  const direction = field(target, "direction");
+  const relative = field(target, "relative");
+  if (typeof value !== "number" || typeof relative !== "boolean") return [];
+  const signalClean = isClean("/signal/kind") && isClean("/signal/baseline");
+  const kind = signalClean ? field(field(spec, "signal"), "kind") : undefined;
+  const baseline = signalClean ? field(field(spec, "signal"), "baseline") : undefined;
   const findings: Finding[] = [];
 
-  if (kind === 'proportion' && typeof baseline === 'number' && (baseline < 0 || baseline > 1)) {
+  if (kind === "proportion" && typeof baseline === "number" && (baseline < 0 || baseline > 1)) {
     findings.push({
-      code: 'out_of_range',
-      pointer: '/signal/baseline',
-      target: 'value',
+      code: "out_of_range",
+      pointer: "/signal/baseline",
+      target: "value",
       message: `signal.baseline is ${baseline}, but a proportion lies between 0 and 1`,
-      hint: baseline > 1 && baseline <= 100 ? `write it as a fraction: ${baseline / 100}` : 'write the share as a fraction, e.g. 0.68 for 68%',
+      hint:
+        baseline > 1 && baseline <= 100
+          ? `write it as a fraction: ${baseline / 100}`
+          : "write the share as a fraction, e.g. 0.68 for 68%",
     });
     return findings;
   }
@@ -136,51 +151,56 @@ function targetFindings(spec: unknown, { isClean }: SemanticContext): Finding[] 
   if (relative) {
     if (value <= 0) {
       findings.push({
-        code: 'out_of_range',
-        pointer: '/target/value',
-        target: 'value',
+        code: "out_of_range",
+        pointer: "/target/value",
+        target: "value",
         message: `target.value must be greater than 0 for a relative target, got ${value}`,
         hint: `give the size of the change, e.g. 10%; direction: ${String(direction)} already says which way it goes`,
       });
-    } else if (kind === 'proportion' && direction === 'decrease' && value > 1) {
+    } else if (kind === "proportion" && direction === "decrease" && value > 1) {
       findings.push({
-        code: 'target_unreachable',
-        pointer: '/target/value',
-        target: 'value',
+        code: "target_unreachable",
+        pointer: "/target/value",
+        target: "value",
         message: `target.value asks a proportion to fall by ${formatPercent(value)}, below 0`,
-        hint: 'a relative decrease is at most 100%',
+        hint: "a relative decrease is at most 100%",
       });
-    } else if (kind === 'proportion' && direction === 'increase' && typeof baseline === 'number' && baseline * (1 + value) > 1) {
+    } else if (
+      kind === "proportion" &&
+      direction === "increase" &&
+      typeof baseline === "number" &&
+      baseline * (1 + value) > 1
+    ) {
       findings.push({
-        code: 'target_unreachable',
-        pointer: '/target/value',
-        target: 'value',
+        code: "target_unreachable",
+        pointer: "/target/value",
+        target: "value",
         message: `target.value asks the proportion to rise by ${formatPercent(value)} from ${baseline}, to ${Number((baseline * (1 + value)).toPrecision(12))}: above 1 (100%)`,
-        hint: `a proportion cannot exceed 1; the largest relative increase from ${baseline} is ${formatPercent(1 / baseline - 1)}`,
+        hint: `a proportion cannot exceed 1; the largest relative increase from ${baseline} is ${Math.floor((1 / baseline - 1) * 10_000) / 100}%`,
       });
     }
     return findings;
   }
 
-  if (kind === 'proportion' && (value < 0 || value > 1)) {
+  if (kind === "proportion" && (value < 0 || value > 1)) {
     findings.push({
-      code: 'out_of_range',
-      pointer: '/target/value',
-      target: 'value',
+      code: "out_of_range",
+      pointer: "/target/value",
+      target: "value",
       message: `target.value is ${value}, but the signal is a proportion, which lies between 0 and 1`,
-      hint: value > 1 && value <= 100 ? `did you mean ${value}%?` : 'write the level as a fraction or a percentage, e.g. 0.6 or 60%',
+      hint: "with relative: false, value is the level to reach, between 0 and 1 (0% and 100%), e.g. 0.6 or 60%",
     });
     return findings;
   }
-  if (typeof baseline === 'number' && (direction === 'increase' || direction === 'decrease')) {
-    const wrongSide = direction === 'increase' ? value <= baseline : value >= baseline;
+  if (typeof baseline === "number" && (direction === "increase" || direction === "decrease")) {
+    const wrongSide = direction === "increase" ? value <= baseline : value >= baseline;
     if (wrongSide) {
       findings.push({
-        code: 'target_direction_conflict',
-        pointer: '/target/value',
-        target: 'value',
-        message: `target: direction is ${direction} but the target level ${value} is ${direction === 'increase' ? 'not above' : 'not below'} the baseline ${baseline}`,
-        hint: `with relative: false, value is the level to reach: ${direction === 'increase' ? 'raise it above' : 'lower it below'} ${baseline}, or change direction to ${direction === 'increase' ? 'decrease' : 'increase'}`,
+        code: "target_direction_conflict",
+        pointer: "/target/value",
+        target: "value",
+        message: `target: direction is ${direction} but the target level ${value} is ${direction === "increase" ? "not above" : "not below"} the baseline ${baseline}`,
+        hint: `with relative: false, value is the level to reach: ${direction === "increase" ? "raise it above" : "lower it below"} ${baseline}, or change direction to ${direction === "increase" ? "decrease" : "increase"}`,
       });
     }
   }
@@ -193,7 +213,7 @@ function field(value: unknown, key: string): unknown {
 
 function at(value: unknown, pointer: string): unknown {
   let current = value;
-  for (const segment of pointer.split('/').slice(1)) {
+  for (const segment of pointer.split("/").slice(1)) {
     current = Array.isArray(current) ? current[Number(segment)] : field(current, segment);
   }
   return current;

@@ -2,8 +2,9 @@
  * Maps JSON pointers into the parsed YAML document back to line:column, so
  * that every diagnostic points at the text a person has to change.
  */
-import { isAlias, isMap, isNode, isScalar, isSeq } from 'yaml';
-import type { Document, LineCounter, Node, Pair } from 'yaml';
+
+import type { Document, LineCounter, Node, Pair, YAMLMap } from "yaml";
+import { isAlias, isMap, isNode, isScalar, isSeq } from "yaml";
 
 /** A 1-based position in the source. */
 export interface SourcePosition {
@@ -19,30 +20,30 @@ export interface SourcePosition {
  *   (a missing field is reported on the `target:` line, not on an
  *   arbitrary child).
  */
-export type PositionTarget = 'value' | 'key' | 'container';
+export type PositionTarget = "value" | "key" | "container";
 
 /** Decodes a JSON pointer (`/a~1b/0`) into segments (`['a/b', '0']`). */
 export function pointerSegments(pointer: string): string[] {
-  if (pointer === '') return [];
+  if (pointer === "") return [];
   return pointer
     .slice(1)
-    .split('/')
-    .map((segment) => segment.replaceAll('~1', '/').replaceAll('~0', '~'));
+    .split("/")
+    .map((segment) => segment.replaceAll("~1", "/").replaceAll("~0", "~"));
 }
 
 /** Encodes segments into a JSON pointer. */
 export function toPointer(segments: readonly (string | number)[]): string {
-  return segments.map((s) => `/${String(s).replaceAll('~', '~0').replaceAll('/', '~1')}`).join('');
+  return segments.map((s) => `/${String(s).replaceAll("~", "~0").replaceAll("/", "~1")}`).join("");
 }
 
 /** `/constraints/guardrails/0/metric` → `constraints.guardrails[0].metric`; `''` → `the top level`. */
 export function humanPath(pointer: string): string {
   const segments = pointerSegments(pointer);
-  if (segments.length === 0) return 'the top level';
-  let path = '';
+  if (segments.length === 0) return "the top level";
+  let path = "";
   for (const segment of segments) {
     if (/^\d+$/u.test(segment)) path += `[${segment}]`;
-    else path += path === '' ? segment : `.${segment}`;
+    else path += path === "" ? segment : `.${segment}`;
   }
   return path;
 }
@@ -58,6 +59,8 @@ interface Located {
 
 /** Positions of a parsed document, looked up by JSON pointer. */
 export class SourcePositions {
+  private readonly pairIndex = new WeakMap<YAMLMap<unknown, unknown>, Map<string, Pair<unknown, unknown>>>();
+
   constructor(
     private readonly doc: Document,
     private readonly lineCounter: LineCounter,
@@ -74,13 +77,13 @@ export class SourcePositions {
    * holds (a default filled in, a missing field), the deepest node that does
    * exist is used, so a position is always returned.
    */
-  at(pointer: string, target: PositionTarget = 'value'): SourcePosition {
+  at(pointer: string, target: PositionTarget = "value"): SourcePosition {
     const segments = pointerSegments(pointer);
     const located = this.locate(segments);
     let offset: number | undefined;
-    if (target === 'key' && located.complete && located.pair !== undefined) {
+    if (target === "key" && located.complete && located.pair !== undefined) {
       offset = rangeStart(located.pair.key);
-    } else if (target === 'container' || !located.complete) {
+    } else if (target === "container" || !located.complete) {
       offset = located.pair === undefined ? rangeStart(located.node) : rangeStart(located.pair.key);
     } else {
       offset = rangeStart(located.node) ?? rangeStart(located.pair?.key);
@@ -94,6 +97,24 @@ export class SourcePositions {
     return located.complete ? (located.node ?? undefined) : undefined;
   }
 
+  /**
+   * The pairs of a mapping by key, built once per mapping: a file with
+   * 100 000 unknown keys gets 100 000 lookups, which must not each scan.
+   * The first pair wins, as in the document (later ones are duplicates).
+   */
+  private pairsOf(map: YAMLMap<unknown, unknown>): Map<string, Pair<unknown, unknown>> {
+    let index = this.pairIndex.get(map);
+    if (index === undefined) {
+      index = new Map();
+      for (const item of map.items) {
+        const key = isScalar(item.key) ? String(item.key.value) : undefined;
+        if (key !== undefined && !index.has(key)) index.set(key, item);
+      }
+      this.pairIndex.set(map, index);
+    }
+    return index;
+  }
+
   private locate(segments: readonly string[]): Located {
     let node: Node | null = this.doc.contents;
     let pair: Pair<unknown, unknown> | undefined;
@@ -103,7 +124,7 @@ export class SourcePositions {
       const current: unknown = isAlias(node) ? node.resolve(this.doc) : node;
       let next: { node: Node | null; pair: Pair<unknown, unknown> | undefined } | undefined;
       if (isMap(current)) {
-        const found = current.items.find((item) => isScalar(item.key) && String(item.key.value) === segment);
+        const found = this.pairsOf(current).get(segment);
         if (found !== undefined) next = { node: isNode(found.value) ? found.value : null, pair: found };
       } else if (isSeq(current) && /^\d+$/u.test(segment)) {
         const item = current.items[Number(segment)];

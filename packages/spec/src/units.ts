@@ -6,20 +6,20 @@
  * `$defs.Duration` in `schemas/outcome.schema.json`, read from the schema so
  * that editors, ajv and these parsers can never disagree.
  */
-import schema from '../../../schemas/outcome.schema.json' with { type: 'json' };
+import schema from "../../../schemas/outcome.schema.json" with { type: "json" };
 
 /** `^[1-9][0-9]*[smhdw]$`: a positive whole number and one unit letter. */
-const DURATION_PATTERN = new RegExp(schema.$defs.Duration.pattern, 'u');
+const DURATION_PATTERN = new RegExp(schema.$defs.Duration.pattern, "u");
 
 /** `5%`, `0.5%`, `-2%`, `+1.5%`, `.5%`: the string branch of `$defs.Percentage`. */
-const PERCENTAGE_PATTERN = new RegExp(stringBranchPattern(schema.$defs.Percentage.anyOf), 'u');
+const PERCENTAGE_PATTERN = new RegExp(stringBranchPattern(schema.$defs.Percentage.anyOf), "u");
 
 function stringBranchPattern(branches: readonly object[]): string {
   for (const branch of branches) {
-    if ('pattern' in branch && typeof branch.pattern === 'string') return branch.pattern;
+    if ("pattern" in branch && typeof branch.pattern === "string") return branch.pattern;
   }
   // Only reachable if someone edits the schema's Percentage; fail at load, loudly.
-  throw new Error('schemas/outcome.schema.json: $defs.Percentage has no string branch with a pattern');
+  throw new Error("schemas/outcome.schema.json: $defs.Percentage has no string branch with a pattern");
 }
 
 const SECONDS_PER_UNIT = { s: 1, m: 60, h: 3_600, d: 86_400, w: 604_800 } as const;
@@ -27,19 +27,19 @@ type DurationUnit = keyof typeof SECONDS_PER_UNIT;
 
 /** Spelled-out unit words people write, mapped to our unit letters (for hints). */
 const UNIT_WORDS: ReadonlyArray<readonly [RegExp, DurationUnit]> = [
-  [/^(?:s|secs?|seconds?)$/iu, 's'],
-  [/^(?:m|mins?|minutes?)$/iu, 'm'],
-  [/^(?:h|hrs?|hours?)$/iu, 'h'],
-  [/^(?:d|days?)$/iu, 'd'],
-  [/^(?:w|wks?|weeks?)$/iu, 'w'],
+  [/^(?:s|secs?|seconds?)$/iu, "s"],
+  [/^(?:m|mins?|minutes?)$/iu, "m"],
+  [/^(?:h|hrs?|hours?)$/iu, "h"],
+  [/^(?:d|days?)$/iu, "d"],
+  [/^(?:w|wks?|weeks?)$/iu, "w"],
 ];
 
-const DURATION_FORM = 'a number and a unit, such as 15m, 6h or 14d';
+const DURATION_FORM = "a number and a unit, such as 15m, 6h or 14d";
 const DURATION_HELP = `write ${DURATION_FORM}`;
-const PERCENTAGE_HELP = 'write a percentage such as 5% or a fraction such as 0.05';
+const PERCENTAGE_HELP = "write a percentage such as 5% or a fraction such as 0.05";
 
 /** The diagnostic code a {@link UnitError} maps to. */
-export type UnitErrorCode = 'bad_duration' | 'bad_percentage';
+export type UnitErrorCode = "bad_duration" | "bad_percentage";
 
 /**
  * Thrown by {@link parseDuration} and {@link parsePercentage}. `message` is a
@@ -47,7 +47,7 @@ export type UnitErrorCode = 'bad_duration' | 'bad_percentage';
  * callers that show them separately (the diagnostics do).
  */
 export class UnitError extends Error {
-  override readonly name = 'UnitError';
+  override readonly name = "UnitError";
   /** What is wrong, e.g. `"15 minutes" is not a duration`. */
   readonly problem: string;
   /** How to fix it, e.g. `write 15m (a number and a unit, such as 15m, 6h or 14d)`. */
@@ -67,11 +67,11 @@ export class UnitError extends Error {
 
 /** `"abc"`, `12`, `true`, `null`, `a list`: a value as a person would read it in YAML. */
 export function describeValue(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
-  if (value === null || value === undefined) return 'nothing (null)';
-  if (Array.isArray(value)) return 'a list';
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === null || value === undefined) return "nothing (null)";
+  if (Array.isArray(value)) return "a list";
   if (value instanceof Date) return `the date ${value.toISOString()}`;
-  if (typeof value === 'object') return 'a mapping';
+  if (typeof value === "object") return "a mapping";
   return String(value);
 }
 
@@ -90,37 +90,32 @@ export function describeValue(value: unknown): string {
  */
 export function parseDuration(value: unknown): number {
   // No trimming: the parser accepts exactly what the schema pattern accepts.
-  if (typeof value === 'string' && DURATION_PATTERN.test(value)) {
+  if (typeof value === "string" && DURATION_PATTERN.test(value)) {
     const unit = value.slice(-1) as DurationUnit;
     const seconds = Number(value.slice(0, -1)) * SECONDS_PER_UNIT[unit];
     if (!Number.isSafeInteger(seconds)) {
       throw new UnitError(
-        'bad_duration',
+        "bad_duration",
         value,
         `${describeValue(value)} is too long a duration`,
-        'write a duration shorter than 285 million years, such as 52w',
+        "write a duration shorter than 285 million years, such as 52w",
       );
     }
     return seconds;
   }
-  throw new UnitError(
-    'bad_duration',
-    value,
-    `${describeValue(value)} is not a duration`,
-    durationHint(value),
-  );
+  throw new UnitError("bad_duration", value, `${describeValue(value)} is not a duration`, durationHint(value));
 }
 
 function durationHint(value: unknown): string {
-  if (typeof value === 'number' && Number.isInteger(value) && value > 0) {
+  if (typeof value === "number" && Number.isInteger(value) && value > 0) {
     return `add a unit: ${value}s, ${value}m, ${value}h or ${value}d`;
   }
-  if (typeof value !== 'string') return DURATION_HELP;
+  if (typeof value !== "string") return DURATION_HELP;
   const text = value.trim();
   const spelled = /^(\d+(?:\.\d+)?)\s*([a-z]+)$/iu.exec(text);
   if (spelled) {
     const amount = Number(spelled[1]);
-    const unit = UNIT_WORDS.find(([words]) => words.test(spelled[2] ?? ''))?.[1];
+    const unit = UNIT_WORDS.find(([words]) => words.test(spelled[2] ?? ""))?.[1];
     if (unit !== undefined && amount === 0) return `a duration must be positive; ${DURATION_HELP}`;
     if (unit !== undefined && Number.isInteger(amount)) return `write ${amount}${unit} (${DURATION_FORM})`;
     if (unit !== undefined) {
@@ -141,7 +136,7 @@ function durationHint(value: unknown): string {
 }
 
 function smallerUnit(unit: DurationUnit): DurationUnit | undefined {
-  const order: readonly DurationUnit[] = ['s', 'm', 'h', 'd', 'w'];
+  const order: readonly DurationUnit[] = ["s", "m", "h", "d", "w"];
   return order[order.indexOf(unit) - 1];
 }
 
@@ -162,32 +157,27 @@ function smallerUnit(unit: DurationUnit): DurationUnit | undefined {
  * @example parsePercentage('0.5%') // 0.005
  */
 export function parsePercentage(value: unknown): number {
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === "number" && Number.isFinite(value)) return value;
   // No trimming: the parser accepts exactly what the schema pattern accepts.
-  if (typeof value === 'string' && PERCENTAGE_PATTERN.test(value)) {
+  if (typeof value === "string" && PERCENTAGE_PATTERN.test(value)) {
     const fraction = Number(`${value.slice(0, -1)}e-2`);
     // -0% is 0; a number too large for a double ("1e400%"-sized digits) is not finite.
     if (Number.isFinite(fraction)) return fraction === 0 ? 0 : fraction;
   }
-  throw new UnitError(
-    'bad_percentage',
-    value,
-    `${describeValue(value)} is not a percentage`,
-    percentageHint(value),
-  );
+  throw new UnitError("bad_percentage", value, `${describeValue(value)} is not a percentage`, percentageHint(value));
 }
 
 function percentageHint(value: unknown): string {
-  if (typeof value !== 'string') return PERCENTAGE_HELP;
+  if (typeof value !== "string") return PERCENTAGE_HELP;
   const text = value.trim();
   const number = /^([+-]?(?:\d+(?:[.,]\d+)?|[.,]\d+))\s*(%|percent|pct|per\s*cent)?$/iu.exec(text);
   if (number) {
-    const digits = (number[1] ?? '').replace(',', '.');
+    const digits = (number[1] ?? "").replace(",", ".");
     if (number[2] === undefined) {
       // "5" quoted: a percent sign forgotten, or a fraction written as a string.
       return `write ${digits}% for ${digits} percent, or the fraction ${Number(`${digits}e-2`)} without quotes`;
     }
-    return `write ${digits}% (${PERCENTAGE_HELP})`;
+    return `write ${digits}%`;
   }
   return PERCENTAGE_HELP;
 }

@@ -1,0 +1,335 @@
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { makeHugeOutcome } from "../fixtures/huge.js";
+import {
+  DIAGNOSTIC_CODES,
+  type Diagnostic,
+  KNOWN_CONNECTORS,
+  MAX_OUTCOME_BYTES,
+  type OutcomeSpec,
+  type ParseResult,
+  parseOutcome,
+} from "./index.js";
+
+const read = (relative: string): string => readFileSync(fileURLToPath(new URL(relative, import.meta.url)), "utf8");
+const example = read("../../../outcome.example.yaml");
+
+function ok(result: ParseResult): Extract<ParseResult, { ok: true }> {
+  if (!result.ok) throw new Error(`expected a valid outcome, got:\n${JSON.stringify(result.errors, null, 2)}`);
+  return result;
+}
+
+function errors(result: ParseResult): Diagnostic[] {
+  if (result.ok) throw new Error("expected diagnostics, got a valid outcome");
+  return result.errors;
+}
+
+describe("parseOutcome: outcome.example.yaml", () => {
+  const result = ok(parseOutcome(example, { file: "outcome.example.yaml" }));
+  const spec: OutcomeSpec = result.spec;
+
+  it("normalises percentages to fractions and durations to seconds", () => {
+    expect(spec.target).toEqual({ direction: "decrease", value: 0.1, relative: true });
+    expect(spec.horizon).toEqual({ seconds: 60 * 86_400 });
+    expect(spec.horizon).toEqual({ seconds: 5_184_000 });
+    expect(spec.signal.poll_interval).toBe(900);
+    expect(spec.signal.baseline).toBe(0.68);
+    expect(spec.gates?.portfolio_review?.sla).toBe(172_800);
+    expect(spec.gates?.launch_approval?.sla).toBe(86_400);
+    expect(spec.gates?.analysis_review?.sla).toBe(259_200);
+    expect(spec.experiment_defaults.arms).toEqual([
+      { name: "control", weight: 0.5 },
+      { name: "treatment", weight: 0.5 },
+    ]);
+    expect(spec.experiment_defaults.expected_effect).toBe(0.03);
+    expect(spec.experiment_defaults.max_duration).toBe(21 * 86_400);
+    expect(spec.constraints.kill).toEqual({ max_harm: 0.03, relative: true });
+    expect(spec.constraints.guardrails[0]?.max_regression).toBe(0.005);
+    expect(spec.constraints.guardrails[0]?.relative).toBe(false);
+  });
+
+  it("applies schema defaults", () => {
+    expect(spec.version).toBe(1);
+    expect(spec.gates?.portfolio_review?.on_expiry).toBe("escalate");
+    expect(spec.experiment_defaults.alpha).toBe(0.05);
+    expect(spec.experiment_defaults.power).toBe(0.8);
+    expect(spec.experiment_defaults.min_sample_per_arm).toBe(5000);
+  });
+
+  it("keeps the connector settings", () => {
+    expect(spec.signal.connector.type).toBe("postgres");
+    expect(spec.signal.connector).toMatchObject({ database_url_env: "ANALYTICS_DATABASE_URL" });
+    expect(spec.constraints.scope?.forbidden_paths).toContain("**/*.sql");
+  });
+
+  it("returns the input as written, without defaults", () => {
+    expect(result.input.target.value).toBe("10%");
+    expect(result.input.horizon).toBe("60d");
+    expect(result.input.experiment_defaults?.power).toBe(0.8);
+    expect(result.input.gates?.portfolio_review?.on_expiry).toBeUndefined();
+  });
+
+  it("has a sha256 content hash", () => {
+    expect(result.contentHash).toMatch(/^[0-9a-f]{64}$/);
+  });
+});
+
+describe("parseOutcome: valid fixtures", () => {
+  it("minimal.yaml takes every default", () => {
+    const { spec } = ok(parseOutcome(read("../fixtures/valid/minimal.yaml")));
+    expect(spec).toMatchObject({
+      version: 1,
+      signal: { poll_interval: 900 },
+      target: { value: 0.05, direction: "increase", relative: true },
+      horizon: { seconds: 30 * 86_400 },
+      constraints: { guardrails: [], max_concurrent_experiments: 3 },
+      experiment_defaults: {
+        alpha: 0.05,
+        power: 0.8,
+        arms: [
+          { name: "control", weight: 0.5 },
+          { name: "treatment", weight: 0.5 },
+        ],
+        min_sample_per_arm: 1000,
+        max_duration: 28 * 86_400,
+      },
+    });
+    expect(spec.gates).toBeUndefined();
+    expect(spec.constraints.kill).toBeUndefined();
+  });
+
+  it("end-date-horizon.yaml keeps the end date and reads a mixpanel connector", () => {
+    const { spec } = ok(parseOutcome(read("../fixtures/valid/end-date-horizon.yaml")));
+    expect(spec.horizon).toEqual({ end_date: "2026-12-31" });
+    expect(spec.target).toEqual({ value: 0.35, direction: "decrease", relative: false });
+    expect(spec.signal.connector).toMatchObject({ type: "mixpanel", project_id: 2741933 });
+    expect(spec.gates?.portfolio_review).toMatchObject({ sla: 14 * 86_400, on_expiry: "expire" });
+    expect(spec.experiment_defaults.arms.map((a) => a.weight)).toEqual([0.34, 0.33, 0.33]);
+    expect(spec.experiment_defaults.alpha).toBe(0.01);
+  });
+
+  it("mean-replay.yaml shares a connector through an alias", () => {
+    const { spec } = ok(parseOutcome(read("../fixtures/valid/mean-replay.yaml")));
+    expect(spec.signal.kind).toBe("mean");
+    expect(spec.signal.poll_interval).toBe(90);
+    expect(spec.constraints.guardrails[0]?.connector).toEqual({
+      type: "replay",
+      path: "data/order-value.csv",
+      speed: 60,
+    });
+    expect(spec.experiment_defaults.mixture_variance).toBe(0.0004);
+  });
+
+  it("reads JSON as well as YAML", () => {
+    const input = ok(parseOutcome(example)).input;
+    const fromJson = ok(parseOutcome(JSON.stringify(input, null, "\t"), { file: "outcome.json" }));
+    expect(fromJson.contentHash).toBe(ok(parseOutcome(example)).contentHash);
+  });
+
+  it("accepts `$schema` (for JSON files) and leaves it out of the spec", () => {
+    const input = ok(parseOutcome(example)).input;
+    const result = ok(parseOutcome(JSON.stringify({ $schema: "./schemas/outcome.schema.json", ...input })));
+    expect(result.spec).not.toHaveProperty("$schema");
+    expect(result.contentHash).toBe(ok(parseOutcome(example)).contentHash);
+  });
+
+  it("supports YAML merge keys for sharing connector settings", () => {
+    const text = example
+      .replace("  connector:\n    type: postgres", "  connector: &analytics\n    type: postgres")
+      .replace(
+        "      connector:\n        type: postgres\n        database_url_env: ANALYTICS_DATABASE_URL\n",
+        "      connector:\n        <<: *analytics\n",
+      );
+    expect(text).toContain("<<: *analytics");
+    const { spec } = ok(parseOutcome(text));
+    expect(spec.constraints.guardrails[0]?.connector).toMatchObject({
+      type: "postgres",
+      database_url_env: "ANALYTICS_DATABASE_URL",
+    });
+  });
+
+  it("reads the file as YAML 1.2 even under a %YAML 1.1 directive", () => {
+    const text = `%YAML 1.1\n---\n${read("../fixtures/valid/end-date-horizon.yaml").replace("name: Fewer users drop off during onboarding", "name: n")}`;
+    const { spec } = ok(parseOutcome(text));
+    expect(spec.name).toBe("n");
+    expect(spec.horizon).toEqual({ end_date: "2026-12-31" });
+  });
+});
+
+describe("parseOutcome: content hash", () => {
+  const hash = ok(parseOutcome(example)).contentHash;
+
+  it("ignores comments, blank lines, key order, quoting and the form of a percentage", () => {
+    const reformatted = example
+      .replace(/^#.*$/gm, "")
+      .replace(
+        "target:\n  direction: decrease\n  value: 10%\n  relative: true",
+        'target:\n  relative: true\n  value: "10%" # ten percent\n  direction: decrease',
+      )
+      .replace("poll_interval: 15m", "poll_interval: '15m'")
+      .replace("  alpha: 0.05\n  power: 0.8", "  power: 0.8\n\n  alpha: 5%");
+    expect(reformatted).not.toBe(example);
+    expect(reformatted).toContain('value: "10%" # ten percent');
+    expect(ok(parseOutcome(reformatted)).contentHash).toBe(hash);
+  });
+
+  it("ignores a default written out", () => {
+    const explicit = example.replace("    sla: 48h\n", "    sla: 48h\n    on_expiry: escalate\n");
+    expect(ok(parseOutcome(explicit)).contentHash).toBe(hash);
+  });
+
+  it("changes when a value changes", () => {
+    expect(ok(parseOutcome(example.replace("value: 10%", "value: 11%"))).contentHash).not.toBe(hash);
+    expect(ok(parseOutcome(example.replace("sla: 24h", "sla: 25h"))).contentHash).not.toBe(hash);
+  });
+
+  it("changes when the order of arms changes (order matters in lists)", () => {
+    const swapped = example.replace(
+      "    - name: control\n      weight: 50%\n    - name: treatment\n      weight: 50%",
+      "    - name: treatment\n      weight: 50%\n    - name: control\n      weight: 50%",
+    );
+    expect(ok(parseOutcome(swapped)).contentHash).not.toBe(hash);
+  });
+});
+
+describe("parseOutcome: diagnostics", () => {
+  it("reports the three independent mistakes of three-mistakes.yaml, each on its line", () => {
+    const found = errors(parseOutcome(read("../fixtures/three-mistakes.yaml"), { file: "three-mistakes.yaml" }));
+    expect(found.map(({ file, line, column, code, pointer }) => ({ file, line, column, code, pointer }))).toEqual([
+      { file: "three-mistakes.yaml", line: 11, column: 18, code: "bad_duration", pointer: "/signal/poll_interval" },
+      { file: "three-mistakes.yaml", line: 15, column: 3, code: "unknown_key", pointer: "/signal/descripton" },
+      { file: "three-mistakes.yaml", line: 19, column: 10, code: "bad_percentage", pointer: "/target/value" },
+    ]);
+    expect(found[0]?.message).toBe('signal.poll_interval: "15 minutes" is not a duration');
+    expect(found[0]?.hint).toContain("15m");
+    expect(found[1]?.hint).toContain('did you mean "description"?');
+  });
+
+  it("uses outcome.yaml as the default file name", () => {
+    expect(errors(parseOutcome(""))[0]?.file).toBe("outcome.yaml");
+  });
+
+  it("refuses a 5 MB file quickly, without parsing it", () => {
+    const huge = makeHugeOutcome(5 * 1024 * 1024);
+    expect(huge.length).toBe(5 * 1024 * 1024);
+    const started = performance.now();
+    const found = errors(parseOutcome(huge));
+    expect(performance.now() - started).toBeLessThan(250);
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ code: "file_too_large", line: 1, column: 1 });
+    expect(found[0]?.message).toContain("5 MiB");
+  });
+
+  it("draws the size limit at MAX_OUTCOME_BYTES bytes of UTF-8", () => {
+    expect(MAX_OUTCOME_BYTES).toBe(1024 * 1024);
+    expect(makeHugeOutcome(MAX_OUTCOME_BYTES)).toHaveLength(MAX_OUTCOME_BYTES);
+    const atLimit = parseOutcome(makeHugeOutcome(MAX_OUTCOME_BYTES));
+    expect(atLimit.ok ? [] : atLimit.errors.map((e) => e.code)).not.toContain("file_too_large");
+    expect(errors(parseOutcome(makeHugeOutcome(MAX_OUTCOME_BYTES + 1)))[0]?.code).toBe("file_too_large");
+    // 400 000 three-byte characters are 1.2 MB though only 400 000 UTF-16 units.
+    expect(errors(parseOutcome(`id: x\nname: ${"€".repeat(400_000)}\n`))[0]?.code).toBe("file_too_large");
+  });
+
+  it("reports an alias bomb as one diagnostic, quickly", () => {
+    const started = performance.now();
+    const found = errors(parseOutcome(read("../fixtures/invalid/alias-bomb.yaml")));
+    expect(performance.now() - started).toBeLessThan(1000);
+    expect(found).toHaveLength(1);
+    expect(found[0]?.code).toBe("alias_bomb");
+  });
+
+  it("reports a wide alias bomb (one big list aliased a few times) as one diagnostic", () => {
+    const list = `[${Array.from({ length: 5000 }, (_, i) => i).join(", ")}]`;
+    const text = `id: x\nobjective: &big ${list}\ndescription: [${Array(10).fill("*big").join(", ")}]\n`;
+    const found = errors(parseOutcome(text));
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ code: "alias_bomb", line: 3 });
+  });
+
+  it("refuses a document with more values than any outcome needs, before validating it", () => {
+    const keys = Array.from({ length: 25_000 }, (_, i) => `k${i}: ${i}`).join("\n");
+    const started = performance.now();
+    const found = errors(parseOutcome(`id: x\n${keys}\n`));
+    expect(performance.now() - started).toBeLessThan(2000);
+    expect(found.map((e) => e.code)).toEqual(["file_too_large"]);
+  });
+
+  it("caps a long list of mistakes with too_many_errors", () => {
+    const keys = Array.from({ length: 300 }, (_, i) => `unknown_${i}: 1`).join("\n");
+    const found = errors(parseOutcome(`${example}\n${keys}\n`));
+    expect(found).toHaveLength(101);
+    expect(found.at(-1)).toMatchObject({ code: "too_many_errors", message: "200 more errors not shown" });
+  });
+
+  it("reports absurd nesting instead of crashing", () => {
+    const found = errors(parseOutcome(`id: x\nobjective: ${"[".repeat(100_000)}${"]".repeat(100_000)}\n`));
+    expect(found).toHaveLength(1);
+    expect(found[0]?.code).toBe("too_deeply_nested");
+  });
+
+  it("points an unknown key at the key, and a missing field at the mapping's key", () => {
+    const found = errors(parseOutcome(example.replace("  relative: true\n\nhorizon", "  relatve: true\n\nhorizon")));
+    expect(found).toHaveLength(1);
+    expect(found[0]).toMatchObject({ code: "unknown_key", pointer: "/target/relatve", column: 3 });
+    const missing = errors(parseOutcome(example.replace("  relative: true\n\nhorizon", "\nhorizon")));
+    expect(missing).toHaveLength(1);
+    expect(missing[0]).toMatchObject({ code: "missing_field", pointer: "/target/relative", column: 1 });
+    expect(example.split("\n")[(missing[0]?.line ?? 0) - 1]).toBe("target:");
+  });
+
+  it("checks connector types against options.connectors", () => {
+    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "replay"]);
+    const bigquery = example.replace("type: postgres", "type: bigquery");
+    const found = errors(parseOutcome(bigquery));
+    expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);
+    expect(found[0]?.hint).toContain("postgres, mixpanel, replay");
+    expect(parseOutcome(bigquery, { connectors: [...KNOWN_CONNECTORS, "bigquery"] }).ok).toBe(true);
+    const onlyReplay = errors(parseOutcome(example, { connectors: ["replay"] }));
+    expect(onlyReplay.map((e) => e.code)).toEqual(["unknown_connector", "unknown_connector"]);
+  });
+
+  it("reports every independent mistake at once, sorted by position", () => {
+    const text = example
+      .replace("owner: maya.pm@acme.example", "owner: maya")
+      .replace("kind: proportion\n  unit", "kind: rate\n  unit")
+      .replace("sla: 24h", "sla: 1 day")
+      .replace("max_harm: 3%", "max_harm: 0%")
+      .replace("  min_sample_per_arm: 5000", "  min_sample_per_arm: 5000\n  mixture_variance: 0.1");
+    const found = errors(parseOutcome(text));
+    expect(found.map((e) => e.code)).toEqual([
+      "bad_email",
+      "invalid_value",
+      "out_of_range",
+      "bad_duration",
+      "conflicting_options",
+    ]);
+    const lines = found.map((e) => e.line);
+    expect([...lines].sort((a, b) => a - b)).toEqual(lines);
+  });
+
+  it("never throws, whatever it is given", () => {
+    for (const input of [
+      null,
+      undefined,
+      42,
+      {},
+      [],
+      "\0",
+      "{",
+      "*a",
+      "- - -",
+      "? [a]\n: b",
+      "\uFEFF",
+      "a: !!binary x",
+    ]) {
+      const result = parseOutcome(input as unknown as string);
+      expect(result.ok).toBe(false);
+      for (const e of errors(result)) {
+        expect(e.line).toBeGreaterThanOrEqual(1);
+        expect(e.column).toBeGreaterThanOrEqual(1);
+        expect(Object.keys(DIAGNOSTIC_CODES)).toContain(e.code);
+      }
+    }
+  });
+});

@@ -1,0 +1,92 @@
+/**
+ * Every malformed outcome fixture, sent to POST /v1/outcomes: a 4xx problem
+ * document with positioned errors, never a 500 or a stack trace.
+ */
+import { readdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { makeHugeOutcome } from "@outcome-runtime/spec/fixtures/huge";
+import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
+import type { FastifyInstance } from "fastify";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildApp } from "./app";
+
+const dir = fileURLToPath(new URL("../../../packages/spec/fixtures/invalid/", import.meta.url));
+const fixtures = readdirSync(dir).filter((f) => f !== "expected.json");
+
+let t: TestDatabase;
+let seed: Seeded;
+let redis: Redis;
+let app: FastifyInstance;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  seed = await seedWorkspace(t.db);
+  redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  app = await buildApp({
+    deps: { db: t.db },
+    redis,
+    version: "test",
+    signalStorage: "plain",
+    rateLimitPerMinute: 10_000,
+  });
+});
+afterAll(async () => {
+  await app.close();
+  redis.disconnect();
+  await t.drop();
+});
+
+describe("malformed outcomes over HTTP", () => {
+  it("has at least 25 fixtures", () => {
+    expect(fixtures.length).toBeGreaterThanOrEqual(25);
+  });
+
+  it.each(fixtures)("%s → 422 with positioned errors", async (file) => {
+    const body = readFileSync(`${dir}${file}`, "utf8");
+    const res = await app.inject({
+      method: "POST",
+      url: `/v1/outcomes?file=${file}`,
+      headers: {
+        authorization: `Bearer ${seed.adminKey}`,
+        "content-type": file.endsWith(".json") ? "application/json" : "application/yaml",
+      },
+      body,
+    });
+    expect(res.statusCode).toBe(422);
+    expect(res.headers["content-type"]).toContain("application/problem+json");
+    const problem = res.json();
+    expect(problem.code).toBe("outcome_invalid");
+    expect(problem.errors.length).toBeGreaterThan(0);
+    for (const e of problem.errors) {
+      expect(e).toMatchObject({
+        file,
+        line: expect.any(Number),
+        column: expect.any(Number),
+        message: expect.any(String),
+      });
+      expect(e.code).not.toBe("internal_error");
+    }
+    expect(res.body).not.toMatch(/\bat .+:\d+:\d+/);
+  });
+
+  it("a 5 MB outcome is refused as too large, quickly and without a stack", async () => {
+    const res = await app.inject({
+      method: "POST",
+      url: "/v1/outcomes",
+      headers: { authorization: `Bearer ${seed.adminKey}`, "content-type": "application/yaml" },
+      body: makeHugeOutcome(5 * 1024 * 1024),
+    });
+    expect(res.statusCode).toBe(413);
+    expect(res.json()).toMatchObject({ code: "payload_too_large", status: 413 });
+  });
+
+  it("nothing was stored", async () => {
+    const res = await app.inject({
+      method: "GET",
+      url: "/v1/outcomes",
+      headers: { authorization: `Bearer ${seed.adminKey}` },
+    });
+    expect(res.json().items).toEqual([]);
+  });
+});

@@ -1,0 +1,160 @@
+/**
+ * The CLI as a user runs it: a real process, talking to a real API on a
+ * local port, backed by the real Postgres and Redis.
+ */
+import { execFile } from "node:child_process";
+import { readdirSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { buildApp } from "@outcome-runtime/api";
+import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const invalidDir = `${root}packages/spec/fixtures/invalid/`;
+const run = promisify(execFile);
+
+let t: TestDatabase;
+let seed: Seeded;
+let redis: Redis;
+let app: Awaited<ReturnType<typeof buildApp>>;
+let url: string;
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  seed = await seedWorkspace(t.db);
+  redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  app = await buildApp({
+    deps: { db: t.db },
+    redis,
+    version: "test",
+    signalStorage: "plain",
+    rateLimitPerMinute: 10_000,
+  });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await app.close();
+  redis.disconnect();
+  await t.drop();
+});
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", "packages/cli/src/main.ts", ...args], {
+      cwd: root,
+      env: { ...process.env, OUTCOME_RUNTIME_URL: url, OUTCOME_RUNTIME_API_KEY: seed.adminKey, ...env },
+      maxBuffer: 20 * 1024 * 1024,
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** A stack trace line as Node prints them. */
+const STACK = /^\s+at .+[(:]\d+:\d+\)?$/m;
+
+describe("outcome-runtime validate", () => {
+  it("exits 0 on the example outcome", async () => {
+    const result = await cli(["validate", "outcome.example.yaml"]);
+    expect(result).toMatchObject({ code: 0 });
+    expect(result.stdout.trim()).toBe("outcome.example.yaml: ok");
+  });
+
+  it("reports all three independent mistakes with line and column, and exits 1", async () => {
+    const result = await cli(["validate", "packages/spec/fixtures/three-mistakes.yaml"]);
+    expect(result.code).toBe(1);
+    const positions = [
+      ...result.stderr.matchAll(/^packages\/spec\/fixtures\/three-mistakes\.yaml:(\d+):(\d+): error\[(\w+)\]/gm),
+    ];
+    expect(positions.map((m) => Number(m[1]))).toEqual([11, 15, 19]);
+    expect(positions.every((m) => Number(m[2]) > 0)).toBe(true);
+    expect(result.stderr).toContain("hint:");
+    expect(result.stderr).not.toMatch(STACK);
+  });
+
+  it("gives every malformed fixture a clear positioned error and no stack trace", async () => {
+    const files = readdirSync(invalidDir).filter((f) => f !== "expected.json");
+    expect(files.length).toBeGreaterThanOrEqual(25);
+    const result = await cli(["validate", "--json", ...files.map((f) => `packages/spec/fixtures/invalid/${f}`)]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).not.toMatch(STACK);
+    const report = JSON.parse(result.stdout) as {
+      ok: boolean;
+      files: { file: string; ok: boolean; errors: { line: number; column: number; message: string; code: string }[] }[];
+    };
+    expect(report.ok).toBe(false);
+    expect(report.files).toHaveLength(files.length);
+    for (const f of report.files) {
+      expect(f.ok, f.file).toBe(false);
+      expect(f.errors.length, f.file).toBeGreaterThan(0);
+      for (const e of f.errors) {
+        expect(e.line, f.file).toBeGreaterThanOrEqual(1);
+        expect(e.column, f.file).toBeGreaterThanOrEqual(1);
+        expect(e.message.length, f.file).toBeGreaterThan(10);
+        expect(e.code, f.file).not.toBe("internal_error");
+      }
+    }
+  });
+
+  it("says plainly when a file does not exist", async () => {
+    const result = await cli(["validate", "nope.yaml"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr.trim()).toBe("error: nope.yaml: no such file");
+  });
+});
+
+describe("outcome-runtime apply, activate, status, keys", () => {
+  it("applies, re-applies without a revision, activates and shows status", async () => {
+    const first = await cli(["apply", "outcome.example.yaml"]);
+    expect(first.stdout.trim()).toBe("checkout-abandonment: created (revision 1, draft)");
+    const second = await cli(["apply", "outcome.example.yaml"]);
+    expect(second.stdout.trim()).toBe("checkout-abandonment: unchanged (revision 1, draft)");
+    expect((await cli(["activate", "checkout-abandonment"])).stdout.trim()).toBe("checkout-abandonment: active");
+    const status = await cli(["status"]);
+    expect(status.stdout).toContain("checkout-abandonment  [active]  rev 1");
+    expect(status.stdout).toContain("target: decrease checkout_abandonment_rate by 10%");
+    const json = await cli(["--json", "status", "checkout-abandonment"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ outcome: { slug: "checkout-abandonment", state: "active" } });
+  });
+
+  it("prints API refusals as `error[code]: detail` and exits 1", async () => {
+    const result = await cli(["activate", "checkout-abandonment"]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(
+      /^error\[illegal_transition\]: cannot activate the outcome: it is active; from active you can: achieve, miss, abandon/m,
+    );
+  });
+
+  it("refuses an invalid file locally, before any request", async () => {
+    const result = await cli(["apply", "packages/spec/fixtures/three-mistakes.yaml"], {
+      OUTCOME_RUNTIME_URL: "http://127.0.0.1:1",
+    });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("three-mistakes.yaml:11:");
+  });
+
+  it("explains an unreachable API", async () => {
+    const result = await cli(["status"], { OUTCOME_RUNTIME_URL: "http://127.0.0.1:1" });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain("cannot reach the API at http://127.0.0.1:1");
+    expect(result.stderr).not.toMatch(STACK);
+  });
+
+  it("creates keys with an admin key; a wrong key is refused", async () => {
+    const created = await cli(["--json", "keys", "create", "--name", "claude-code", "--role", "agent"]);
+    expect(created.code).toBe(0);
+    const { key, role } = JSON.parse(created.stdout);
+    expect(role).toBe("agent");
+    const refused = await cli(["keys", "create", "--name", "x", "--role", "admin"], { OUTCOME_RUNTIME_API_KEY: key });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/^error\[forbidden\]/m);
+    const unknown = await cli(["status"], { OUTCOME_RUNTIME_API_KEY: "ork_not_a_real_key_at_all" });
+    expect(unknown.stderr).toMatch(/^error\[unauthenticated\]/m);
+  });
+});
