@@ -46,6 +46,13 @@ const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, str
 addFormats.default(ajv);
 const validate = ajv.compile<Config>(ConfigSchema);
 
+/** A value as it may appear in a message: secrets hidden, URL passwords masked. */
+function shown(name: string, value: string | undefined): string {
+  if (value === undefined) return "(unset)";
+  if (/KEY|SECRET|PASSWORD|TOKEN/.test(name)) return `(hidden, ${value.trim().length} characters)`;
+  return JSON.stringify(value.replace(/(\/\/[^:/@]+:)[^@/]*@/, "$1***@"));
+}
+
 /**
  * Read the configuration from `env` (default `process.env`). Empty strings
  * count as unset.
@@ -65,7 +72,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const about = props[name]?.description ?? "";
     return e.keyword === "required"
       ? `${name} is not set: ${about}`
-      : `${name}=${JSON.stringify(env[name])} is not valid (${e.message}): ${about}`;
+      : `${name}=${shown(name, env[name])} is not valid (${e.message}): ${about}`;
   });
   throw new ConfigError([...new Set(problems)]);
 }

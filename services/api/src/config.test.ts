@@ -1,0 +1,57 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "./config";
+
+const valid = {
+  DATABASE_URL: "postgres://postgres@127.0.0.1:5432/outcome_runtime",
+  REDIS_URL: "redis://127.0.0.1:6379",
+};
+
+function problemsOf(env: NodeJS.ProcessEnv): readonly string[] {
+  try {
+    loadConfig(env);
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error("expected a ConfigError");
+}
+
+describe("loadConfig", () => {
+  it("applies defaults and coerces numbers", () => {
+    expect(loadConfig({ ...valid, PORT: "9090" })).toMatchObject({
+      ...valid,
+      PORT: 9090,
+      HOST: "127.0.0.1",
+      LOG_LEVEL: "info",
+      RATE_LIMIT_PER_MINUTE: 1200,
+    });
+  });
+
+  it("names every missing variable at once, with what to write", () => {
+    const problems = problemsOf({});
+    expect(problems).toHaveLength(2);
+    expect(problems[0]).toMatch(/^DATABASE_URL is not set: Postgres URL, e\.g\. postgres:\/\//);
+    expect(problems[1]).toMatch(/^REDIS_URL is not set: Redis URL/);
+  });
+
+  it("never prints a password", () => {
+    const problems = problemsOf({ ...valid, DATABASE_URL: "mysql://app:s3cret@db/x" });
+    expect(problems[0]).toContain('DATABASE_URL="mysql://app:***@db/x"');
+    expect(problems.join()).not.toContain("s3cret");
+  });
+
+  it("treats empty strings as unset", () => {
+    expect(problemsOf({ ...valid, DATABASE_URL: "  " })).toEqual([expect.stringMatching(/^DATABASE_URL is not set/)]);
+  });
+
+  it("names malformed variables with their value", () => {
+    const problems = problemsOf({ ...valid, PORT: "eighty", REDIS_URL: "localhost:6379", OUTCOME_RUNTIME_API_KEY: "short" });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^PORT="eighty" is not valid/),
+        expect.stringMatching(/^REDIS_URL="localhost:6379" is not valid/),
+        expect.stringMatching(/^OUTCOME_RUNTIME_API_KEY=\(hidden, 5 characters\) is not valid .*at least 24 characters/),
+      ]),
+    );
+  });
+});
