@@ -45,12 +45,19 @@ describe("loadConfig", () => {
   });
 
   it("names malformed variables with their value", () => {
-    const problems = problemsOf({ ...valid, PORT: "eighty", REDIS_URL: "localhost:6379", OUTCOME_RUNTIME_API_KEY: "short" });
+    const problems = problemsOf({
+      ...valid,
+      PORT: "eighty",
+      REDIS_URL: "localhost:6379",
+      OUTCOME_RUNTIME_API_KEY: "short",
+    });
     expect(problems).toEqual(
       expect.arrayContaining([
         expect.stringMatching(/^PORT="eighty" is not valid/),
         expect.stringMatching(/^REDIS_URL="localhost:6379" is not valid/),
-        expect.stringMatching(/^OUTCOME_RUNTIME_API_KEY=\(hidden, 5 characters\) is not valid .*at least 24 characters/),
+        expect.stringMatching(
+          /^OUTCOME_RUNTIME_API_KEY=\(hidden, 5 characters\) is not valid .*at least 24 characters/,
+        ),
       ]),
     );
   });
