@@ -10,4 +10,13 @@ cd "$ROOT"
 log "lint, types, generated types"
 pnpm --silent check
 log "tests"
-exec pnpm --silent test "$@"
+mkdir -p .tmp
+status=0
+pnpm --silent test --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json "$@" || status=$?
+# One plain closing line, whatever the reporter printed above.
+if [ -f .tmp/vitest-report.json ]; then
+  node -e 'const r = require(process.argv[1]);
+    console.log(`${r.numPassedTests} passed, ${r.numFailedTests} failed` + (r.numPendingTests ? `, ${r.numPendingTests} skipped` : ""));' \
+    "$ROOT/.tmp/vitest-report.json"
+fi
+exit "$status"
