@@ -47,7 +47,7 @@ function detail(d: Record<string, unknown>, experiments: unknown[]): string {
     ...(experiments as { key: string; state: string; title: string }[]).map(
       (e) => `    - ${e.key} [${e.state}] ${e.title}`,
     ),
-    `  gates: ${gates.length === 0 ? "none" : ""}`,
+    `  gates:${gates.length === 0 ? " none" : ""}`,
     ...gates.map((g) => `    - ${g.kind} [${g.status}] assignees ${g.assignees.join(", ")}, due ${g.dueAt}`),
   ];
   return lines.join("\n");

@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { DomainError, type Principal, ROLES, type Role } from "@outcome-runtime/core";
 import { apiKeys, audit, workspaces } from "@outcome-runtime/db";
-import { auditActor, type Caller, inTransaction, type RuntimeDeps } from "./context";
+import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 const KEY_PREFIX = "ork_";
 
@@ -89,26 +89,49 @@ export async function authenticate(deps: RuntimeDeps, key: string): Promise<Prin
 
 export const DEFAULT_WORKSPACE = { slug: "default", name: "Default workspace" } as const;
 
+/** `created_by` of bootstrap keys: the variable they come from. */
+const BOOTSTRAP_SOURCE = "OUTCOME_RUNTIME_API_KEY";
+
 /**
  * First start: make sure the default workspace exists and, when a bootstrap key
  * is configured (`OUTCOME_RUNTIME_API_KEY`), that it is an admin key there.
- * Idempotent; safe on every start of every replica.
+ * Changing the variable rotates the key: the previous bootstrap key is
+ * revoked. Idempotent; safe on every start of every replica.
  *
- * @returns the workspace id and whether the bootstrap key was newly registered.
+ * @returns the workspace id, whether the bootstrap key was newly registered,
+ *   and how many earlier bootstrap keys were revoked.
  */
 export async function bootstrap(
   deps: RuntimeDeps,
   options: { apiKey?: string | undefined },
-): Promise<{ workspaceId: string; keyCreated: boolean }> {
+): Promise<{ workspaceId: string; keyCreated: boolean; keysRevoked: number }> {
   const ws = await workspaces.ensureWorkspace(deps.db, DEFAULT_WORKSPACE.slug, DEFAULT_WORKSPACE.name);
-  if (options.apiKey === undefined) return { workspaceId: ws.id, keyCreated: false };
-  const keyCreated = await apiKeys.insertApiKeyIfAbsent(deps.db, {
-    workspaceId: ws.id,
-    name: "bootstrap-admin",
-    role: "admin",
-    prefix: options.apiKey.slice(0, 12),
-    keyHash: hashApiKey(options.apiKey),
-    createdBy: "OUTCOME_RUNTIME_API_KEY",
+  if (options.apiKey === undefined) return { workspaceId: ws.id, keyCreated: false, keysRevoked: 0 };
+  const apiKey = options.apiKey;
+  const keyHash = hashApiKey(apiKey);
+  return inTransaction(deps.db, async (trx) => {
+    const keyCreated = await apiKeys.insertApiKeyIfAbsent(trx, {
+      workspaceId: ws.id,
+      name: "bootstrap-admin",
+      role: "admin",
+      prefix: apiKey.slice(0, 12),
+      keyHash,
+      createdBy: BOOTSTRAP_SOURCE,
+    });
+    const keysRevoked = await apiKeys.revokeKeysCreatedByExcept(trx, ws.id, BOOTSTRAP_SOURCE, keyHash, nowOf(deps));
+    if (keyCreated || keysRevoked > 0) {
+      await audit.insertAuditEvent(trx, {
+        workspaceId: ws.id,
+        actor: null,
+        channel: "system",
+        action: keysRevoked > 0 ? "api_key.bootstrap_rotated" : "api_key.bootstrap_registered",
+        subjectType: "workspace",
+        subjectId: ws.id,
+        before: null,
+        after: { prefix: apiKey.slice(0, 12), revoked: keysRevoked },
+        requestId: null,
+      });
+    }
+    return { workspaceId: ws.id, keyCreated, keysRevoked };
   });
-  return { workspaceId: ws.id, keyCreated };
 }

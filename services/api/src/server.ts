@@ -51,7 +51,12 @@ async function main(): Promise<void> {
     },
   );
   app.log.info(
-    { migrationsApplied: report.applied, signalStorage: report.signalStorage, bootstrapKeyRegistered: boot.keyCreated },
+    {
+      migrationsApplied: report.applied,
+      signalStorage: report.signalStorage,
+      bootstrapKeyRegistered: boot.keyCreated,
+      bootstrapKeysRevoked: boot.keysRevoked,
+    },
     "database ready",
   );
   if (config.OUTCOME_RUNTIME_API_KEY === undefined) {

@@ -48,7 +48,10 @@ export async function insertApiKey(db: DbOrTrx, key: NewApiKey): Promise<ApiKeyR
   };
 }
 
-/** Insert a key unless one with the same hash exists (the bootstrap key on every start). */
+/**
+ * Insert a key unless one with the same hash exists (the bootstrap key on every
+ * start); re-enable it if it was revoked. True when inserted or re-enabled.
+ */
 export async function insertApiKeyIfAbsent(db: DbOrTrx, key: NewApiKey): Promise<boolean> {
   const result = await db
     .insertInto("api_keys")
@@ -60,7 +63,14 @@ export async function insertApiKeyIfAbsent(db: DbOrTrx, key: NewApiKey): Promise
       key_hash: key.keyHash,
       created_by: key.createdBy,
     })
-    .onConflict((oc) => oc.column("key_hash").doNothing())
+    // The same key configured again after a rotation is re-enabled.
+    .onConflict((oc) =>
+      oc
+        .column("key_hash")
+        .doUpdateSet({ revoked_at: null })
+        .where("api_keys.created_by", "=", key.createdBy)
+        .where("api_keys.revoked_at", "is not", null),
+    )
     .executeTakeFirst();
   return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
 }
@@ -78,4 +88,28 @@ export async function findPrincipalByKeyHash(db: DbOrTrx, keyHash: string): Prom
 
 export async function touchApiKey(db: DbOrTrx, id: string, at: Date): Promise<void> {
   await db.updateTable("api_keys").set({ last_used_at: at }).where("id", "=", id).execute();
+}
+
+/**
+ * Revoke the keys created by `createdBy` in a workspace except the one with
+ * `keepHash` (rotating the bootstrap key revokes the previous one).
+ *
+ * @returns how many keys were revoked.
+ */
+export async function revokeKeysCreatedByExcept(
+  db: DbOrTrx,
+  workspaceId: string,
+  createdBy: string,
+  keepHash: string,
+  at: Date,
+): Promise<number> {
+  const result = await db
+    .updateTable("api_keys")
+    .set({ revoked_at: at })
+    .where("workspace_id", "=", workspaceId)
+    .where("created_by", "=", createdBy)
+    .where("key_hash", "<>", keepHash)
+    .where("revoked_at", "is", null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
 }
