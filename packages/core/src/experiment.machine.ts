@@ -3,6 +3,7 @@
  * `proposed → approved | rejected → building → built → running ⇄ paused →
  * analysing → shipped | rolled_back | iterated`.
  */
+import type { Actor } from "./gate.machine";
 import type { MachineDef } from "./machine";
 
 export const EXPERIMENT_STATES = [
@@ -46,6 +47,8 @@ export interface ExperimentContext {
   readonly forbiddenPathsTouched?: readonly string[];
   /** The experiment's `launch_approval` gate has been approved. */
   readonly launchGateApproved?: boolean;
+  /** Who requests the action (absent for the system's own moves). */
+  readonly actor?: Actor;
 }
 
 /** Actions a human or agent may request directly (the others come from gates). */
@@ -82,6 +85,14 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
       from: ["building"],
       to: "built",
       guard: (c) => {
+        // Only the builder (or an admin) reports a build done.
+        if (c.actor && c.actor.role !== "admin" && c.actor.name !== c.claimedBy) {
+          return {
+            code: "not_claimant",
+            message: `${c.actor.name} did not claim this experiment; ${c.claimedBy ?? "nobody"} is building it`,
+            details: { claimedBy: c.claimedBy ?? null },
+          };
+        }
         const touched = c.forbiddenPathsTouched ?? [];
         return touched.length === 0
           ? null
@@ -113,7 +124,20 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
       events: ["experiment.rework_requested"],
     },
     { action: "pause", from: ["running"], to: "paused", events: ["experiment.paused"] },
-    { action: "resume", from: ["paused"], to: "running", events: ["experiment.resumed"] },
+    {
+      action: "resume",
+      from: ["paused"],
+      to: "running",
+      // Sending traffic again is a human decision: a pause may be the kill-switch's.
+      guard: (c) =>
+        c.actor?.role === "agent"
+          ? {
+              code: "forbidden",
+              message: "agents cannot resume an experiment; a person must decide to send traffic again",
+            }
+          : null,
+      events: ["experiment.resumed"],
+    },
     {
       action: "analyse",
       from: ["running", "paused"],

@@ -168,6 +168,24 @@ describe("guards", () => {
     expect((caught as GuardRejectedError).details.paths).toEqual(["services/billing/charge.ts"]);
   });
 
+  it("only the claimant (or an admin) reports a build", () => {
+    const other: Actor = { id: "k7", name: "cursor", role: "agent" };
+    const ctx = { claimedBy: "claude-code", forbiddenPathsTouched: [] };
+    expect(codeOf(() => applyTransition(experimentMachine, "building", "report_built", { ...ctx, actor: other }))).toBe(
+      "not_claimant",
+    );
+    const builder: Actor = { id: "k8", name: "claude-code", role: "agent" };
+    expect(applyTransition(experimentMachine, "building", "report_built", { ...ctx, actor: builder }).to).toBe("built");
+    expect(applyTransition(experimentMachine, "building", "report_built", { ...ctx, actor: admin }).to).toBe("built");
+  });
+
+  it("agents cannot resume a paused experiment; people can", () => {
+    const agent: Actor = { id: "k9", name: "claude-code", role: "agent" };
+    expect(codeOf(() => applyTransition(experimentMachine, "paused", "resume", { actor: agent }))).toBe("forbidden");
+    const member: Actor = { id: "k10", name: "dev@acme.example", role: "member" };
+    expect(applyTransition(experimentMachine, "paused", "resume", { actor: member }).to).toBe("running");
+  });
+
   it("launch needs an approved launch gate", () => {
     expect(codeOf(() => applyTransition(experimentMachine, "built", "launch", {}))).toBe("launch_gate_not_approved");
   });

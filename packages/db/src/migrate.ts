@@ -5,7 +5,7 @@
  * and then find nothing to do.
  */
 import { type Migration, type MigrationResult, Migrator, sql } from "kysely";
-import type { Db } from "./database";
+import type { Db, DbOrTrx } from "./database";
 import * as initial from "./migrations/2026-11-22T00-00-initial";
 
 /** Every migration, by name. Names sort in the order they apply. */
@@ -50,7 +50,7 @@ export async function signalStorageMode(db: Db): Promise<"timescaledb" | "plain"
 }
 
 /** `SELECT 1` with a short timeout: is the database reachable? */
-export async function pingDb(db: Db): Promise<boolean> {
+export async function pingDb(db: DbOrTrx): Promise<boolean> {
   try {
     await sql`SELECT 1`.execute(db);
     return true;

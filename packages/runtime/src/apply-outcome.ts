@@ -35,13 +35,20 @@ export class OutcomeInvalidError extends DomainError {
  * same outcome serialise on the outcome row.
  *
  * @throws OutcomeInvalidError (`outcome_invalid`) with every diagnostic.
- * @throws DomainError `outcome_closed` when the outcome is achieved, missed or abandoned.
+ * @throws DomainError `outcome_closed` when the outcome is achieved, missed or
+ *   abandoned; `forbidden` for agents.
  */
 export async function applyOutcome(
   deps: RuntimeDeps,
   caller: Caller,
   input: { source: string; file?: string },
 ): Promise<ApplyResult> {
+  if (caller.principal.role === "agent") {
+    // An agent that could rewrite its outcome could lift its own forbidden paths.
+    throw new DomainError("forbidden", "agents cannot apply outcomes; a person applies outcome.yaml", {
+      role: "agent",
+    });
+  }
   const parsed = parseOutcome(input.source, { file: input.file ?? "outcome.yaml" });
   if (!parsed.ok) throw new OutcomeInvalidError(parsed.errors);
   const { spec, contentHash } = parsed;
@@ -50,7 +57,7 @@ export async function applyOutcome(
 
   return inTransaction(deps.db, async (trx) => {
     const at = nowOf(deps);
-    let existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true });
+    let existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true, bySlug: true });
     if (existing === null) {
       const created = await outcomes.insertOutcome(trx, {
         workspaceId,
@@ -76,7 +83,7 @@ export async function applyOutcome(
         return { status: "created", outcome: created };
       }
       // A concurrent apply created it between our read and our insert: lock it and go on as an update.
-      existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true });
+      existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true, bySlug: true });
       if (existing === null) throw new Error(`outcome ${spec.id} vanished during apply`);
     }
     if (existing.contentHash === contentHash) return { status: "unchanged", outcome: existing };

@@ -12,7 +12,7 @@ import {
   type GateKind,
   gateMachine,
 } from "@outcome-runtime/core";
-import { audit, experiments, gates, type Page, type PageRequest, type Trx } from "@outcome-runtime/db";
+import { audit, experiments, gates, outcomes, type Page, type PageRequest, type Trx } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 /** The decisions each gate kind accepts, and the gate status each leads to. */
@@ -90,6 +90,17 @@ export async function decideGate(
       );
     }
     if (gate.status !== "pending") throw new GateAlreadyDecidedError(gate);
+    // Lock the outcome first, as proposals do: a hypothesis joining this gate
+    // either commits before the decision (and is decided with it) or finds
+    // the gate decided and opens a new one. Never both, never neither.
+    const outcome = await outcomes.findOutcome(trx, workspaceId, gate.outcomeId, { forUpdate: true });
+    if (outcome === null)
+      throw new DomainError("not_found", `the outcome of gate ${gate.id} is gone`, { gate: gate.id });
+    if (outcome.state !== "active" && outcome.state !== "draft") {
+      throw new DomainError("outcome_closed", `outcome ${outcome.slug} is ${outcome.state}; its gates are closed`, {
+        state: outcome.state,
+      });
+    }
     // Who may decide (and that the gate is pending) is the gate machine's rule.
     applyTransition(gateMachine, gate.status, status === "approved" ? "approve" : "reject", {
       actor: caller.principal,

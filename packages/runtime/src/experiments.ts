@@ -16,8 +16,9 @@ import {
   matchPaths,
   type Prediction,
 } from "@outcome-runtime/core";
-import { audit, type DbOrTrx, experiments, gates, type Trx } from "@outcome-runtime/db";
+import { audit, type DbOrTrx, experiments, gates } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { requestFingerprint, runIdempotent } from "./idempotency";
 import { ensurePendingGate } from "./open-gate";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
@@ -73,12 +74,25 @@ function slugify(text: string): string {
   );
 }
 
-async function uniqueKey(trx: Trx, workspaceId: string, base: string): Promise<string> {
-  for (let n = 1; n < 1000; n += 1) {
-    const candidate = n === 1 ? base : `${base}-${n}`;
-    if (!(await experiments.experimentKeyExists(trx, workspaceId, candidate))) return candidate;
+/** Outcome states in which nothing new may happen. */
+const CLOSED_OUTCOME_STATES: readonly string[] = ["achieved", "missed", "abandoned"];
+
+const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Keys to try for a new experiment: the given one, or the title's slug with suffixes. */
+function* candidateKeys(input: HypothesisInput): Generator<string> {
+  if (input.key !== undefined) {
+    if (UUID_SHAPED.test(input.key)) {
+      throw new DomainError("validation_failed", `experiment key "${input.key}" looks like an id; choose a name`, {
+        field: "key",
+      });
+    }
+    yield input.key;
+    return;
   }
-  throw new DomainError("validation_failed", `too many experiments named like "${base}"; give a key`, { field: "key" });
+  let base = slugify(input.title);
+  if (UUID_SHAPED.test(base)) base = `${base.slice(0, 40)}-exp`;
+  for (let n = 1; n <= 100; n += 1) yield n === 1 ? base : `${base}-${n}`;
 }
 
 function validateArms(arms: readonly Arm[]): void {
@@ -99,7 +113,7 @@ function validateArms(arms: readonly Arm[]): void {
  * transaction, serialised per outcome by a row lock.
  *
  * @throws DomainError `not_found`, `outcome_not_active`, `validation_failed`
- *   (arms, or a key already taken).
+ *   (arms, an id-shaped key), `experiment_key_taken`.
  */
 export async function proposeExperiment(
   deps: RuntimeDeps,
@@ -121,36 +135,40 @@ export async function proposeExperiment(
     const spec = specOf(outcome);
     const arms = input.arms ?? spec.experiment_defaults.arms.map((a) => ({ name: a.name, weight: a.weight }));
     validateArms(arms);
-    let key: string;
-    if (input.key !== undefined) {
-      if (await experiments.experimentKeyExists(trx, workspaceId, input.key)) {
-        throw new DomainError("validation_failed", `experiment key "${input.key}" is taken; choose another`, {
-          field: "key",
-        });
-      }
-      key = input.key;
-    } else {
-      key = await uniqueKey(trx, workspaceId, slugify(input.title));
-    }
     const at = nowOf(deps);
     const { gate, opened } = await ensurePendingGate(trx, caller, outcome, "portfolio_review", null, at);
-    const experiment = await experiments.insertExperiment(trx, {
-      workspaceId,
-      outcomeId: outcome.id,
-      key,
-      title: input.title,
-      statement: input.statement,
-      mechanism: input.mechanism ?? "",
-      prediction: input.prediction ?? null,
-      measurementPlan: input.measurementPlan ?? "",
-      rolloutPlan: input.rolloutPlan ?? "",
-      effort: input.effort ?? null,
-      risk: input.risk ?? null,
-      touchedPaths: input.touchedPaths ?? [],
-      arms,
-      source,
-      portfolioGateId: gate.id,
-    });
+    let experiment: Experiment | null = null;
+    // The unique constraint decides who gets a key; a taken one moves on to the next candidate.
+    for (const key of candidateKeys(input)) {
+      experiment = await experiments.insertExperiment(trx, {
+        workspaceId,
+        outcomeId: outcome.id,
+        key,
+        title: input.title,
+        statement: input.statement,
+        mechanism: input.mechanism ?? "",
+        prediction: input.prediction ?? null,
+        measurementPlan: input.measurementPlan ?? "",
+        rolloutPlan: input.rolloutPlan ?? "",
+        effort: input.effort ?? null,
+        risk: input.risk ?? null,
+        touchedPaths: input.touchedPaths ?? [],
+        arms,
+        source,
+        portfolioGateId: gate.id,
+      });
+      if (experiment !== null) break;
+    }
+    if (experiment === null) {
+      throw new DomainError(
+        "experiment_key_taken",
+        input.key !== undefined
+          ? `experiment key "${input.key}" is taken in this workspace; choose another`
+          : `too many experiments are named like "${input.title}"; give this one a key`,
+        { field: "key" },
+      );
+    }
+    const key = experiment.key;
     await audit.insertAuditEvent(trx, {
       workspaceId,
       actor: auditActor(caller),
@@ -166,6 +184,42 @@ export async function proposeExperiment(
   });
 }
 
+/**
+ * `proposeExperiment` made safe to retry: with an idempotency key, the first
+ * request's response (as shaped by `present`) is stored with the proposal in
+ * one transaction and returned again for a retry of the same request; without
+ * a key it simply proposes. The fingerprint uses the resolved outcome id, so a
+ * retry by slug or by id is the same request.
+ *
+ * @throws as `proposeExperiment`, and `idempotency_key_reused` (see `runIdempotent`).
+ */
+export async function proposeExperimentIdempotently<T>(
+  deps: RuntimeDeps,
+  caller: Caller,
+  outcomeIdOrSlug: string,
+  input: HypothesisInput,
+  idempotencyKey: string | undefined,
+  present: (result: ProposeResult) => T,
+): Promise<{ body: T; replayed: boolean }> {
+  if (idempotencyKey === undefined) {
+    return { body: present(await proposeExperiment(deps, caller, outcomeIdOrSlug, input)), replayed: false };
+  }
+  const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, outcomeIdOrSlug);
+  const result = await runIdempotent(
+    deps,
+    {
+      workspaceId: caller.principal.workspaceId,
+      key: idempotencyKey,
+      fingerprint: requestFingerprint("propose_experiment", outcome.id, input),
+    },
+    async (trx) => ({
+      statusCode: 201,
+      body: present(await proposeExperiment({ ...deps, db: trx }, caller, outcome.id, input)),
+    }),
+  );
+  return { body: result.body, replayed: result.replayed };
+}
+
 export interface ExperimentDetail {
   readonly experiment: Experiment;
   readonly gates: readonly Gate[];
@@ -174,8 +228,11 @@ export interface ExperimentDetail {
 /** One experiment by id or key, with its gates (newest first). */
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  const page = await gates.listGates(deps.db, experiment.workspaceId, { outcomeId: experiment.outcomeId, limit: 200 });
-  const mine = page.items.filter((g) => g.experimentId === experiment.id || g.id === experiment.portfolioGateId);
+  const [own, portfolio] = await Promise.all([
+    gates.listGates(deps.db, experiment.workspaceId, { experimentId: experiment.id, limit: 200 }),
+    experiment.portfolioGateId ? gates.findGate(deps.db, experiment.workspaceId, experiment.portfolioGateId) : null,
+  ]);
+  const mine = portfolio ? [...own.items, portfolio] : own.items;
   return { experiment, gates: mine };
 }
 
@@ -231,66 +288,79 @@ export async function transitionExperiment(
       { action: input.action },
     );
   }
-  return inTransaction(deps.db, async (trx) => {
-    const workspaceId = caller.principal.workspaceId;
-    const experiment = await requireExperiment(trx, workspaceId, idOrKey, { forUpdate: true });
-    const outcome = await requireOutcome(trx, workspaceId, experiment.outcomeId);
-    const claimedBy = input.action === "claim" ? (input.claimedBy ?? caller.principal.name) : undefined;
-    const context: ExperimentContext = {
-      claimedBy: claimedBy ?? experiment.claimedBy,
-      forbiddenPathsTouched:
-        input.action === "report_built"
-          ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
-          : [],
-    };
-    let move: ReturnType<typeof applyTransition<Experiment["state"], ExperimentAction, ExperimentContext>>;
-    try {
-      move = applyTransition(experimentMachine, experiment.state, input.action, context);
-    } catch (error) {
-      if (error instanceof DomainError && error.code === "forbidden_paths_touched") {
-        // The refusal itself is worth an audit record: an agent tried to ship outside its scope.
-        await audit.insertAuditEvent(deps.db, {
-          workspaceId,
-          actor: auditActor(caller),
-          channel: caller.channel,
-          action: "experiment.build_refused",
-          subjectType: "experiment",
-          subjectId: experiment.id,
-          before: { state: experiment.state },
-          after: { forbiddenPaths: error.details.paths },
-          requestId: caller.requestId,
-        });
+  const workspaceId = caller.principal.workspaceId;
+  let refused: { experimentId: string; state: Experiment["state"] } | null = null;
+  try {
+    return await inTransaction(deps.db, async (trx) => {
+      const experiment = await requireExperiment(trx, workspaceId, idOrKey, { forUpdate: true });
+      const outcome = await requireOutcome(trx, workspaceId, experiment.outcomeId);
+      if (CLOSED_OUTCOME_STATES.includes(outcome.state) && input.action !== "pause") {
+        throw new DomainError(
+          "outcome_closed",
+          `outcome ${outcome.slug} is ${outcome.state}; its experiments can only be paused`,
+          { state: outcome.state },
+        );
       }
-      throw error;
-    }
-    const at = nowOf(deps);
-    const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, {
-      at,
-      ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
-      ...(input.action === "release" ? { claimedBy: null } : {}),
+      const claimedBy = input.action === "claim" ? (input.claimedBy ?? caller.principal.name) : undefined;
+      const context: ExperimentContext = {
+        actor: caller.principal,
+        claimedBy: claimedBy ?? experiment.claimedBy,
+        forbiddenPathsTouched:
+          input.action === "report_built"
+            ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
+            : [],
+      };
+      if ((context.forbiddenPathsTouched ?? []).length > 0)
+        refused = { experimentId: experiment.id, state: experiment.state };
+      const move = applyTransition(experimentMachine, experiment.state, input.action, context);
+      refused = null;
+      const at = nowOf(deps);
+      const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, {
+        at,
+        ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
+        ...(input.action === "release" ? { claimedBy: null } : {}),
+      });
+      if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
+      await audit.insertAuditEvent(trx, {
+        workspaceId,
+        actor: auditActor(caller),
+        channel: caller.channel,
+        action: move.events[0] ?? `experiment.${input.action}`,
+        subjectType: "experiment",
+        subjectId: experiment.id,
+        before: { state: move.from },
+        after: {
+          state: move.to,
+          reason: input.reason ?? null,
+          ...(claimedBy ? { claimedBy } : {}),
+          ...(input.changedPaths ? { changedPaths: input.changedPaths } : {}),
+        },
+        requestId: caller.requestId,
+      });
+      const openedGates: Gate[] = [];
+      for (const kind of requestedGates(move.events)) {
+        const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at);
+        openedGates.push(gate);
+      }
+      return { experiment: updated, openedGates };
     });
-    if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
-    await audit.insertAuditEvent(trx, {
-      workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: move.events[0] ?? `experiment.${input.action}`,
-      subjectType: "experiment",
-      subjectId: experiment.id,
-      before: { state: move.from },
-      after: {
-        state: move.to,
-        reason: input.reason ?? null,
-        ...(claimedBy ? { claimedBy } : {}),
-        ...(input.changedPaths ? { changedPaths: input.changedPaths } : {}),
-      },
-      requestId: caller.requestId,
-    });
-    const openedGates: Gate[] = [];
-    for (const kind of requestedGates(move.events)) {
-      const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at);
-      openedGates.push(gate);
+  } catch (error) {
+    // A refused build is worth an audit record of its own (an agent tried to ship outside its scope).
+    // It is written after the transaction rolled back, on its own connection.
+    if (refused !== null && error instanceof DomainError && error.code === "forbidden_paths_touched") {
+      const { experimentId, state } = refused;
+      await audit.insertAuditEvent(deps.db, {
+        workspaceId,
+        actor: auditActor(caller),
+        channel: caller.channel,
+        action: "experiment.build_refused",
+        subjectType: "experiment",
+        subjectId: experimentId,
+        before: { state },
+        after: { forbiddenPaths: error.details.paths },
+        requestId: caller.requestId,
+      });
     }
-    return { experiment: updated, openedGates };
-  });
+    throw error;
+  }
 }

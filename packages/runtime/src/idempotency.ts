@@ -4,9 +4,9 @@
  * body gets the first response back and creates nothing; the same key with a
  * different body is refused.
  */
-import { createHash } from "node:crypto";
 import { DomainError } from "@outcome-runtime/core";
 import { idempotency, type Trx } from "@outcome-runtime/db";
+import { contentHash } from "@outcome-runtime/spec";
 import { inTransaction, type RuntimeDeps } from "./context";
 
 export interface IdempotentResponse<T> {
@@ -16,11 +16,12 @@ export interface IdempotentResponse<T> {
   readonly replayed: boolean;
 }
 
-/** SHA-256 of a request's method, path and JSON body. */
-export function requestFingerprint(method: string, path: string, body: unknown): string {
-  return createHash("sha256")
-    .update(`${method} ${path}\n${JSON.stringify(body ?? null)}`)
-    .digest("hex");
+/**
+ * SHA-256 of an operation and its input, keys sorted: the same request sent
+ * with its fields in another order has the same fingerprint.
+ */
+export function requestFingerprint(operation: string, subjectId: string, input: unknown): string {
+  return contentHash({ operation, subjectId, input: input ?? null });
 }
 
 /**

@@ -5,8 +5,16 @@ export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
 export type { Caller, RuntimeDeps } from "./context";
 export type { DecideGateInput, DecideGateResult, GateDecisionValue } from "./decide-gate";
 export { decideGate, GATE_DECISIONS, GateAlreadyDecidedError, getGate, listGates } from "./decide-gate";
+export * from "./domain";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
-export { getExperiment, listExperimentsOfOutcome, proposeExperiment, transitionExperiment } from "./experiments";
+export {
+  getExperiment,
+  listExperimentsOfOutcome,
+  proposeExperiment,
+  proposeExperimentIdempotently,
+  transitionExperiment,
+} from "./experiments";
+export { checkDatabase } from "./health";
 export type { IdempotentResponse } from "./idempotency";
 export { requestFingerprint, runIdempotent } from "./idempotency";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";

@@ -6,13 +6,23 @@ import {
   applyTransition,
   DomainError,
   type ExperimentState,
+  experimentMachine,
   type Gate,
   type Outcome,
   type OutcomeRevision,
   type OutcomeState,
   outcomeMachine,
 } from "@outcome-runtime/core";
-import { audit, type DbOrTrx, experiments, gates, outcomes, type Page, type PageRequest } from "@outcome-runtime/db";
+import {
+  audit,
+  type DbOrTrx,
+  experiments,
+  gates,
+  outcomes,
+  type Page,
+  type PageRequest,
+  type Trx,
+} from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 export interface OutcomeSummary {
@@ -36,19 +46,26 @@ export async function requireOutcome(
 ): Promise<Outcome> {
   const outcome = await outcomes.findOutcome(db, workspaceId, idOrSlug, lookup);
   if (outcome === null) {
-    throw new DomainError("not_found", `no outcome "${idOrSlug}" in this workspace; list them with GET /v1/outcomes`, {
+    throw new DomainError("not_found", `no outcome "${idOrSlug}" in this workspace`, {
       outcome: idOrSlug,
     });
   }
   return outcome;
 }
 
-async function summarise(deps: RuntimeDeps, outcome: Outcome): Promise<OutcomeSummary> {
-  const [experimentCounts, pending] = await Promise.all([
-    experiments.countExperimentsByState(deps.db, outcome.id),
-    gates.listGates(deps.db, outcome.workspaceId, { outcomeId: outcome.id, status: "pending", limit: 200 }),
+async function summarise(deps: RuntimeDeps, list: readonly Outcome[]): Promise<OutcomeSummary[]> {
+  const first = list[0];
+  if (first === undefined) return [];
+  const ids = list.map((o) => o.id);
+  const [counts, pending] = await Promise.all([
+    experiments.countExperimentsByState(deps.db, first.workspaceId, ids),
+    gates.countPendingGatesByOutcome(deps.db, first.workspaceId, ids),
   ]);
-  return { outcome, experimentCounts, pendingGates: pending.items.length };
+  return list.map((outcome) => ({
+    outcome,
+    experimentCounts: counts.get(outcome.id) ?? {},
+    pendingGates: pending.get(outcome.id) ?? 0,
+  }));
 }
 
 /** Outcomes of the caller's workspace, newest first, with experiment counts. */
@@ -58,14 +75,14 @@ export async function listOutcomes(
   filter: { state?: OutcomeState | undefined } & PageRequest,
 ): Promise<Page<OutcomeSummary>> {
   const page = await outcomes.listOutcomes(deps.db, caller.principal.workspaceId, filter);
-  return { items: await Promise.all(page.items.map((o) => summarise(deps, o))), nextCursor: page.nextCursor };
+  return { items: await summarise(deps, page.items), nextCursor: page.nextCursor };
 }
 
 /** One outcome by id or slug, with its revisions (newest first) and gates. */
 export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
   const [summary, revisions, gatePage] = await Promise.all([
-    summarise(deps, outcome),
+    summarise(deps, [outcome]).then((s) => s[0] as OutcomeSummary),
     outcomes.listRevisions(deps.db, outcome.id),
     gates.listGates(deps.db, outcome.workspaceId, { outcomeId: outcome.id, limit: 200 }),
   ]);
@@ -110,8 +127,51 @@ export async function transitionOutcome(
       after: { state: move.to, reason },
       requestId: caller.requestId,
     });
+    if (move.to === "abandoned") await windDown(trx, caller, outcome, at);
     return updated;
   });
+}
+
+/**
+ * An abandoned outcome stops: its pending gates expire (nobody is asked to
+ * decide any more) and its running experiments are paused (no traffic keeps
+ * flowing to a change nobody will conclude). Each move is audited.
+ */
+async function windDown(trx: Trx, caller: Caller, outcome: Outcome, at: Date): Promise<void> {
+  const reason = `outcome ${outcome.slug} abandoned`;
+  for (const gate of await gates.expirePendingGatesOfOutcome(trx, outcome.id, at)) {
+    await audit.insertAuditEvent(trx, {
+      workspaceId: outcome.workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: "gate.expired",
+      subjectType: "gate",
+      subjectId: gate.id,
+      before: { status: "pending" },
+      after: { status: "expired", reason },
+      requestId: caller.requestId,
+    });
+  }
+  const running = await experiments.listExperiments(trx, outcome.workspaceId, {
+    outcomeId: outcome.id,
+    state: "running",
+  });
+  for (const experiment of running) {
+    const move = applyTransition(experimentMachine, experiment.state, "pause", { actor: caller.principal });
+    const paused = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, { at });
+    if (paused === null) continue; // moved by a concurrent request: it is no longer running
+    await audit.insertAuditEvent(trx, {
+      workspaceId: outcome.workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: "experiment.paused",
+      subjectType: "experiment",
+      subjectId: experiment.id,
+      before: { state: move.from },
+      after: { state: move.to, reason },
+      requestId: caller.requestId,
+    });
+  }
 }
 
 /** Audit events of the caller's workspace, newest first. */

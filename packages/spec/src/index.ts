@@ -3,6 +3,7 @@
  * against `schemas/outcome.schema.json`, with compiler-style diagnostics.
  */
 
+export { canonicalJson, contentHash } from "./content-hash.js";
 export type { Diagnostic, DiagnosticCode, FormatOptions } from "./diagnostics.js";
 export { DIAGNOSTIC_CODES, formatDiagnostics } from "./diagnostics.js";
 export type { OutcomeSpec, OutcomeSpecInput } from "./outcome.types.js";

@@ -22,6 +22,8 @@ export interface SemanticContext {
 /**
  * Runs the semantic checks on a normalised outcome.
  *
+ * - the outcome `id` does not look like a row id (a UUID), since the API
+ *   takes either in its paths (`invalid_value`);
  * - connector types are ones this runtime knows (`unknown_connector`);
  * - arm names are distinct (`duplicate_arm`) and the weights add up to 1
  *   within 1e-9 (`weights_not_one`);
@@ -33,10 +35,27 @@ export interface SemanticContext {
  */
 export function semanticFindings(spec: unknown, context: SemanticContext): Finding[] {
   return [
+    ...idFindings(spec, context),
     ...connectorFindings(spec, context),
     ...armFindings(spec, context),
     ...tuningFindings(spec, context),
     ...targetFindings(spec, context),
+  ];
+}
+
+const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function idFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
+  const id = field(spec, "id");
+  if (!isClean("/id") || typeof id !== "string" || !UUID_SHAPED.test(id)) return [];
+  return [
+    {
+      code: "invalid_value",
+      pointer: "/id",
+      target: "value",
+      message: `id: "${id}" looks like a generated id (a UUID); the API could not tell it from one`,
+      hint: "name the outcome with words, such as checkout-abandonment",
+    },
   ];
 }
 

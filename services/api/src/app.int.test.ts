@@ -7,7 +7,6 @@ import {
   seedWorkspace,
   type TestDatabase,
 } from "@outcome-runtime/testing";
-import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "./app";
@@ -15,7 +14,7 @@ import { buildApp } from "./app";
 let t: TestDatabase;
 let seed: Seeded;
 let redis: Redis;
-let app: FastifyInstance;
+let app: Awaited<ReturnType<typeof buildApp>>;
 let auth: { authorization: string };
 
 beforeAll(async () => {
@@ -85,6 +84,58 @@ describe("authentication", () => {
     });
     expect(refused.statusCode).toBe(403);
     expect(refused.json().code).toBe("forbidden");
+  });
+
+  it("cannot be bypassed by percent-encoding the path", async () => {
+    for (const url of ["/%761/outcomes", "/v%31/outcomes", "/%76%31/gates?status=pending"]) {
+      const res = await app.inject({ method: "GET", url });
+      expect(res.statusCode, url).toBe(401);
+      expect(res.json().code).toBe("unauthenticated");
+    }
+  });
+
+  it("rate-limits requests before authenticating them", async () => {
+    const limited = await buildApp({
+      deps: { db: t.db },
+      redis,
+      version: "test",
+      signalStorage: "plain",
+      rateLimitPerMinute: 3,
+      rateLimitNamespace: `test-rl-${Date.now()}-${Math.random()}:`,
+    });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) {
+        const res = await limited.inject({
+          method: "GET",
+          url: "/v1/outcomes",
+          headers: { authorization: "Bearer ork_wrong_key_number_one" },
+        });
+        statuses.push(res.statusCode);
+      }
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      const last = await limited.inject({
+        method: "GET",
+        url: "/v1/outcomes",
+        headers: { authorization: "Bearer ork_wrong_key_number_one" },
+      });
+      expect(last.json()).toMatchObject({ code: "rate_limited", status: 429 });
+      expect(last.headers["retry-after"]).toBeDefined();
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("keeps a well-formed X-Request-Id and replaces a malformed one", async () => {
+    const kept = await app.inject({ method: "GET", url: "/healthz", headers: { "x-request-id": "trace-1234abcd" } });
+    expect(kept.headers["x-request-id"]).toBe("trace-1234abcd");
+    const replaced = await app.inject({
+      method: "GET",
+      url: "/v1/outcomes",
+      headers: { "x-request-id": `bad id with spaces ${"x".repeat(300)}` },
+    });
+    expect(replaced.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(replaced.json().requestId).toBe(replaced.headers["x-request-id"]);
   });
 
   it("health checks need no key; /healthz reports the signal storage mode", async () => {
@@ -217,6 +268,16 @@ describe("experiments and gates over HTTP", () => {
     expect([a.headers["idempotent-replayed"], b.headers["idempotent-replayed"]].filter(Boolean)).toEqual(["true"]);
     const list = await app.inject({ method: "GET", url: "/v1/outcomes/api-idem/experiments", headers: auth });
     expect(list.json().items).toHaveLength(1);
+    // A retry naming the outcome by id instead of slug, fields in another order, is the same request.
+    const byId = await app.inject({
+      method: "POST",
+      url: `/v1/outcomes/${a.json().experiment.outcomeId}/experiments`,
+      headers,
+      payload: { statement: payload.statement, title: payload.title },
+    });
+    expect(byId.statusCode).toBe(201);
+    expect(byId.headers["idempotent-replayed"]).toBe("true");
+    expect(byId.json().experiment.id).toBe(a.json().experiment.id);
     const reused = await app.inject({
       method: "POST",
       url: "/v1/outcomes/api-idem/experiments",
@@ -275,6 +336,28 @@ describe("experiments and gates over HTTP", () => {
       winner.decision === "approve" ? "experiment.approved" : "experiment.rejected",
       "experiment.proposed",
     ]);
+  });
+
+  it("field errors found by a use case have the same errors[] shape as schema errors", async () => {
+    await activeOutcome("api-arms");
+    const res = await app.inject({
+      method: "POST",
+      url: "/v1/outcomes/api-arms/experiments",
+      headers: auth,
+      payload: {
+        title: "Three arms",
+        statement: "If we try two treatments at once, we learn twice as fast.",
+        arms: [
+          { name: "control", weight: 0.5 },
+          { name: "treatment", weight: 0.3 },
+        ],
+      },
+    });
+    expect(res.statusCode).toBe(400);
+    expect(res.json()).toMatchObject({
+      code: "validation_failed",
+      errors: [{ field: "arms", message: expect.stringContaining("summing to 1") }],
+    });
   });
 
   it("an illegal transition is a 409 problem naming the state and the allowed actions", async () => {

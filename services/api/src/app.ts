@@ -31,6 +31,8 @@ export interface AppOptions {
   readonly signalStorage: "timescaledb" | "plain";
   /** Requests per minute per API key (per IP without one). */
   readonly rateLimitPerMinute: number;
+  /** Redis key prefix of the rate-limit counters (default `outcome-runtime:rate-limit:`). */
+  readonly rateLimitNamespace?: string;
   readonly publicUrl?: string | undefined;
 }
 
@@ -42,7 +44,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
     max: options.rateLimitPerMinute,
     timeWindow: 60_000,
     redis: options.redis,
-    nameSpace: "outcome-runtime:rate-limit:",
+    nameSpace: options.rateLimitNamespace ?? "outcome-runtime:rate-limit:",
     // A Redis outage must not take the API down with it.
     skipOnError: true,
     keyGenerator: (request) => {
@@ -95,9 +97,12 @@ export async function buildApp(
 ): Promise<FastifyInstance> {
   const fastify = Fastify({
     logger: server.logger ?? false,
-    requestIdHeader: "x-request-id",
-    genReqId: () => crypto.randomUUID(),
-    // Ids from clients are accepted only when they look like ids.
+    // A client's X-Request-Id is kept only when it looks like an id; otherwise a new one.
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && /^[A-Za-z0-9._:-]{8,128}$/.test(given) ? given : crypto.randomUUID();
+    },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   await fastify.register(app, options);

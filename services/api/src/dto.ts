@@ -2,6 +2,8 @@
  * The public API's shapes (camelCase JSON, ISO-8601 times) and the mapping
  * from domain records. Storage shapes never reach clients directly.
  */
+
+import type { OutcomeSummary } from "@outcome-runtime/runtime";
 import {
   DECISION_CHANNELS,
   EXPERIMENT_STATES,
@@ -13,8 +15,7 @@ import {
   type Outcome,
   type OutcomeRevision,
   ROLES,
-} from "@outcome-runtime/core";
-import type { OutcomeSummary } from "@outcome-runtime/runtime";
+} from "@outcome-runtime/runtime";
 import { type Static, type TEnum, type TSchema, Type } from "typebox";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);

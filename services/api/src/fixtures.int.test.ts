@@ -6,7 +6,6 @@ import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { makeHugeOutcome } from "@outcome-runtime/spec/fixtures/huge";
 import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
-import type { FastifyInstance } from "fastify";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "./app";
@@ -17,7 +16,7 @@ const fixtures = readdirSync(dir).filter((f) => f !== "expected.json");
 let t: TestDatabase;
 let seed: Seeded;
 let redis: Redis;
-let app: FastifyInstance;
+let app: Awaited<ReturnType<typeof buildApp>>;
 
 beforeAll(async () => {
   t = await createTestDatabase();

@@ -86,10 +86,6 @@ export async function findPrincipalByKeyHash(db: DbOrTrx, keyHash: string): Prom
   return row ? { id: row.id, workspaceId: row.workspace_id, name: row.name, role: row.role as Role } : null;
 }
 
-export async function touchApiKey(db: DbOrTrx, id: string, at: Date): Promise<void> {
-  await db.updateTable("api_keys").set({ last_used_at: at }).where("id", "=", id).execute();
-}
-
 /**
  * Revoke the keys created by `createdBy` in a workspace except the one with
  * `keepHash` (rotating the bootstrap key revokes the previous one).

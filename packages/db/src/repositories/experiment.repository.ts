@@ -2,6 +2,7 @@ import type { Arm, Experiment, ExperimentState, Prediction } from "@outcome-runt
 import type { Selectable } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { ExperimentsTable } from "../schema";
+import { UUID } from "./pagination";
 
 function toExperiment(row: Selectable<ExperimentsTable>): Experiment {
   return {
@@ -30,7 +31,11 @@ function toExperiment(row: Selectable<ExperimentsTable>): Experiment {
 
 export type NewExperiment = Omit<Experiment, "id" | "state" | "claimedBy" | "createdAt" | "updatedAt">;
 
-export async function insertExperiment(db: DbOrTrx, e: NewExperiment): Promise<Experiment> {
+/**
+ * Insert a proposed experiment; null when its key is taken in the workspace
+ * (checked by the unique constraint, so concurrent proposals cannot both win).
+ */
+export async function insertExperiment(db: DbOrTrx, e: NewExperiment): Promise<Experiment | null> {
   const row = await db
     .insertInto("experiments")
     .values({
@@ -51,9 +56,10 @@ export async function insertExperiment(db: DbOrTrx, e: NewExperiment): Promise<E
       state: "proposed",
       portfolio_gate_id: e.portfolioGateId,
     })
+    .onConflict((oc) => oc.constraint("experiments_workspace_key_key").doNothing())
     .returningAll()
-    .executeTakeFirstOrThrow();
-  return toExperiment(row);
+    .executeTakeFirst();
+  return row ? toExperiment(row) : null;
 }
 
 /** Whether an experiment key is taken in the workspace. */
@@ -73,13 +79,13 @@ export async function findExperiment(
   idOrKey: string,
   lookup: { forUpdate?: boolean } = {},
 ): Promise<Experiment | null> {
-  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrKey);
+  const isUuid = UUID.test(idOrKey);
   let q = db
     .selectFrom("experiments")
     .selectAll()
     .where("workspace_id", "=", workspaceId)
     .where(isUuid ? "id" : "key", "=", idOrKey);
-  if (lookup.forUpdate) q = q.forUpdate();
+  if (lookup.forUpdate) q = q.forNoKeyUpdate();
   const row = await q.executeTakeFirst();
   return row ? toExperiment(row) : null;
 }
@@ -97,18 +103,27 @@ export async function listExperiments(
   return rows.map(toExperiment);
 }
 
-/** Count experiments of an outcome by state. */
+/** Experiments by state for each of the given outcomes (states with none are absent). */
 export async function countExperimentsByState(
   db: DbOrTrx,
-  outcomeId: string,
-): Promise<Partial<Record<ExperimentState, number>>> {
+  workspaceId: string,
+  outcomeIds: readonly string[],
+): Promise<Map<string, Partial<Record<ExperimentState, number>>>> {
+  const counts = new Map<string, Partial<Record<ExperimentState, number>>>();
+  if (outcomeIds.length === 0) return counts;
   const rows = await db
     .selectFrom("experiments")
-    .select(["state", (eb) => eb.fn.countAll<number>().as("n")])
-    .where("outcome_id", "=", outcomeId)
-    .groupBy("state")
+    .select(["outcome_id", "state", (eb) => eb.fn.countAll<number>().as("n")])
+    .where("workspace_id", "=", workspaceId)
+    .where("outcome_id", "in", [...outcomeIds])
+    .groupBy(["outcome_id", "state"])
     .execute();
-  return Object.fromEntries(rows.map((r) => [r.state, Number(r.n)]));
+  for (const r of rows) {
+    const entry = counts.get(r.outcome_id) ?? {};
+    entry[r.state as ExperimentState] = Number(r.n);
+    counts.set(r.outcome_id, entry);
+  }
+  return counts;
 }
 
 /**

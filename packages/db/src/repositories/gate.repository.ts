@@ -2,7 +2,7 @@ import type { DecisionChannel, Gate, GateKind, GateState } from "@outcome-runtim
 import type { Selectable } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { GatesTable } from "../schema";
-import { decodeCursor, type Page, type PageRequest, pageLimit, toPage } from "./pagination";
+import { cursorTs, type Page, type PageRequest, pageAfter, pageLimit, toPage, UUID } from "./pagination";
 
 function toGate(row: Selectable<GatesTable>): Gate {
   return {
@@ -67,7 +67,7 @@ export async function insertPendingGate(db: DbOrTrx, gate: NewGate): Promise<Gat
 }
 
 export async function findGate(db: DbOrTrx, workspaceId: string, id: string): Promise<Gate | null> {
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return null;
+  if (!UUID.test(id)) return null;
   const row = await db
     .selectFrom("gates")
     .selectAll()
@@ -97,40 +97,55 @@ export async function findPendingGate(
   return row ? toGate(row) : null;
 }
 
-/** The latest gate of a kind for an experiment, whatever its status. */
-export async function findLatestExperimentGate(
+/** Pending gates per outcome, for the given outcomes (absent: none pending). */
+export async function countPendingGatesByOutcome(
   db: DbOrTrx,
-  experimentId: string,
-  kind: GateKind,
-): Promise<Gate | null> {
-  const row = await db
+  workspaceId: string,
+  outcomeIds: readonly string[],
+): Promise<Map<string, number>> {
+  if (outcomeIds.length === 0) return new Map();
+  const rows = await db
     .selectFrom("gates")
-    .selectAll()
-    .where("experiment_id", "=", experimentId)
-    .where("kind", "=", kind)
-    .orderBy("created_at", "desc")
-    .orderBy("id", "desc")
-    .executeTakeFirst();
-  return row ? toGate(row) : null;
+    .select(["outcome_id", (eb) => eb.fn.countAll<number>().as("n")])
+    .where("workspace_id", "=", workspaceId)
+    .where("outcome_id", "in", [...outcomeIds])
+    .where("status", "=", "pending")
+    .groupBy("outcome_id")
+    .execute();
+  return new Map(rows.map((r) => [r.outcome_id, Number(r.n)]));
+}
+
+/** Expire every pending gate of an outcome; returns the gates expired. */
+export async function expirePendingGatesOfOutcome(db: DbOrTrx, outcomeId: string, at: Date): Promise<Gate[]> {
+  const rows = await db
+    .updateTable("gates")
+    .set({ status: "expired", decided_at: at, decided_by: "system", decided_channel: "system", decision: "expire" })
+    .where("outcome_id", "=", outcomeId)
+    .where("status", "=", "pending")
+    .returningAll()
+    .execute();
+  return rows.map(toGate);
 }
 
 export async function listGates(
   db: DbOrTrx,
   workspaceId: string,
-  filter: { status?: GateState | undefined; outcomeId?: string | undefined; kind?: GateKind | undefined } & PageRequest,
+  filter: {
+    status?: GateState | undefined;
+    outcomeId?: string | undefined;
+    experimentId?: string | undefined;
+    kind?: GateKind | undefined;
+  } & PageRequest,
 ): Promise<Page<Gate>> {
   const limit = pageLimit(filter);
   let q = db.selectFrom("gates").selectAll().where("workspace_id", "=", workspaceId);
   if (filter.status) q = q.where("status", "=", filter.status);
   if (filter.outcomeId) q = q.where("outcome_id", "=", filter.outcomeId);
   if (filter.kind) q = q.where("kind", "=", filter.kind);
-  if (filter.cursor) {
-    const c = decodeCursor(filter.cursor);
-    q = q.where((eb) =>
-      eb.or([eb("created_at", "<", c.createdAt), eb.and([eb("created_at", "=", c.createdAt), eb("id", "<", c.id)])]),
-    );
-  }
+  if (filter.experimentId) q = q.where("experiment_id", "=", filter.experimentId);
+  if (filter.cursor) q = q.where(pageAfter(filter.cursor));
   const rows = await q
+    .select(cursorTs)
     .orderBy("created_at", "desc")
     .orderBy("id", "desc")
     .limit(limit + 1)

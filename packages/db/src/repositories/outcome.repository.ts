@@ -2,7 +2,7 @@ import type { Outcome, OutcomeRevision, OutcomeState, StoredSpec } from "@outcom
 import type { Selectable } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { OutcomeRevisionsTable, OutcomesTable } from "../schema";
-import { decodeCursor, type Page, type PageRequest, pageLimit, toPage } from "./pagination";
+import { cursorTs, type Page, type PageRequest, pageAfter, pageLimit, toPage, UUID } from "./pagination";
 
 function toOutcome(row: Selectable<OutcomesTable>): Outcome {
   return {
@@ -35,8 +35,13 @@ function toRevision(row: Selectable<OutcomeRevisionsTable>): OutcomeRevision {
 }
 
 export interface OutcomeLookup {
-  /** Lock the row (`SELECT … FOR UPDATE`) until the transaction ends. */
+  /**
+   * Lock the row until the transaction ends (`FOR NO KEY UPDATE`: it serialises
+   * writers of the outcome without blocking inserts that reference it).
+   */
   readonly forUpdate?: boolean;
+  /** Match the slug only, even when the value looks like an id. */
+  readonly bySlug?: boolean;
 }
 
 /** Find an outcome by its id or its slug (the `id:` of outcome.yaml). */
@@ -46,13 +51,13 @@ export async function findOutcome(
   idOrSlug: string,
   lookup: OutcomeLookup = {},
 ): Promise<Outcome | null> {
-  const isUuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(idOrSlug);
+  const isUuid = !lookup.bySlug && UUID.test(idOrSlug);
   let q = db
     .selectFrom("outcomes")
     .selectAll()
     .where("workspace_id", "=", workspaceId)
     .where(isUuid ? "id" : "slug", "=", idOrSlug);
-  if (lookup.forUpdate) q = q.forUpdate();
+  if (lookup.forUpdate) q = q.forNoKeyUpdate();
   const row = await q.executeTakeFirst();
   return row ? toOutcome(row) : null;
 }
@@ -145,13 +150,9 @@ export async function listOutcomes(
   const limit = pageLimit(filter);
   let q = db.selectFrom("outcomes").selectAll().where("workspace_id", "=", workspaceId);
   if (filter.state) q = q.where("state", "=", filter.state);
-  if (filter.cursor) {
-    const c = decodeCursor(filter.cursor);
-    q = q.where((eb) =>
-      eb.or([eb("created_at", "<", c.createdAt), eb.and([eb("created_at", "=", c.createdAt), eb("id", "<", c.id)])]),
-    );
-  }
+  if (filter.cursor) q = q.where(pageAfter(filter.cursor));
   const rows = await q
+    .select(cursorTs)
     .orderBy("created_at", "desc")
     .orderBy("id", "desc")
     .limit(limit + 1)

@@ -3,6 +3,7 @@
  * clients: base64url of the last row's timestamp and id.
  */
 import { DomainError } from "@outcome-runtime/core";
+import { type ExpressionBuilder, sql } from "kysely";
 
 export interface Page<T> {
   readonly items: T[];
@@ -16,21 +17,45 @@ export interface PageRequest {
   readonly limit?: number | undefined;
 }
 
+/** A row id as Postgres prints a uuid. */
+export const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export interface CursorPosition {
-  readonly createdAt: Date;
+  /** `created_at` to the microsecond, as Postgres prints it in UTC (a JS Date keeps only milliseconds). */
+  readonly createdAt: string;
   readonly id: string;
 }
 
 export function encodeCursor(position: CursorPosition): string {
-  return Buffer.from(`${position.createdAt.toISOString()}|${position.id}`).toString("base64url");
+  return Buffer.from(`${position.createdAt}|${position.id}`).toString("base64url");
+}
+
+/** Select this with a page's rows: the exact `created_at` the cursor carries. */
+export const cursorTs = sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`.as(
+  "cursor_ts",
+);
+
+/** The keyset condition "after the cursor" for tables ordered by `(created_at, id)` descending. */
+export function pageAfter(cursor: string) {
+  const c = decodeCursor(cursor);
+  // biome-ignore lint/suspicious/noExplicitAny: shared by every table with created_at and id
+  return (eb: ExpressionBuilder<any, any>) =>
+    eb.or([
+      eb("created_at", "<", sql<Date>`${c.createdAt}::timestamptz`),
+      eb.and([eb("created_at", "=", sql<Date>`${c.createdAt}::timestamptz`), eb("id", "<", c.id)]),
+    ]);
 }
 
 /** @throws DomainError `validation_failed` when the cursor was not made by `encodeCursor`. */
 export function decodeCursor(cursor: string): CursorPosition {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
-  const [iso, id] = text.split("|");
-  const createdAt = new Date(iso ?? "");
-  if (id === undefined || Number.isNaN(createdAt.getTime()) || !/^[0-9a-f-]{36}$/.test(id)) {
+  const [createdAt, id] = text.split("|");
+  if (
+    createdAt === undefined ||
+    id === undefined ||
+    !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/.test(createdAt) ||
+    !UUID.test(id)
+  ) {
     throw new DomainError(
       "validation_failed",
       `cursor "${cursor}" is not valid; use the nextCursor of a previous page`,
@@ -47,7 +72,7 @@ export function pageLimit(request: PageRequest): number {
 }
 
 /** Cut one extra fetched row into `nextCursor`. */
-export function toPage<R extends { created_at: Date; id: string }, T>(
+export function toPage<R extends { cursor_ts: string; id: string }, T>(
   rows: R[],
   limit: number,
   map: (row: R) => T,
@@ -57,6 +82,6 @@ export function toPage<R extends { created_at: Date; id: string }, T>(
   const last = kept.at(-1);
   return {
     items: kept.map(map),
-    nextCursor: more && last ? encodeCursor({ createdAt: last.created_at, id: last.id }) : null,
+    nextCursor: more && last ? encodeCursor({ createdAt: last.cursor_ts, id: last.id }) : null,
   };
 }

@@ -2,9 +2,9 @@
  * Bearer API keys. Routes under `/v1` need a key; health checks and the
  * OpenAPI document do not. The authenticated caller is `request.caller`.
  */
-import type { Principal } from "@outcome-runtime/core";
+import type { Principal } from "@outcome-runtime/runtime";
 import { authenticate, type Caller, type RuntimeDeps } from "@outcome-runtime/runtime";
-import type { FastifyInstance, FastifyRequest } from "fastify";
+import type { FastifyInstance } from "fastify";
 import fp from "fastify-plugin";
 import { problem, sendProblem } from "./problem-details";
 
@@ -15,15 +15,13 @@ declare module "fastify" {
   }
 }
 
-/** The caller of a `/v1` request (set by the auth hook before the handler runs). */
-export function callerOf(request: FastifyRequest): Caller {
-  return request.caller;
-}
-
 async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promise<void> {
   app.decorateRequest("caller", null as unknown as Caller);
-  app.addHook("onRequest", async (request, reply) => {
-    if (!request.url.startsWith("/v1/")) return;
+  // preParsing: after the rate limit (onRequest), before the body is read.
+  app.addHook("preParsing", async (request, reply) => {
+    // The matched route, not the raw URL: `/%761/…` routes to `/v1/…` too.
+    const route = request.routeOptions.url;
+    if (route === undefined || !route.startsWith("/v1/")) return;
     const header = request.headers.authorization ?? "";
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     const principal: Principal | null = match?.[1] ? await authenticate(options.deps, match[1]) : null;

@@ -3,7 +3,7 @@
  * problem details document `{ type, title, status, detail, code, requestId,
  * errors? }`. A 5xx never carries a message or stack from the server.
  */
-import { DomainError, ERROR_CODES, type ErrorCode } from "@outcome-runtime/core";
+import { DomainError, ERROR_CODES, type ErrorCode } from "@outcome-runtime/runtime";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 
@@ -116,20 +116,35 @@ function fromFastify(request: FastifyRequest, error: FastifyError): Problem | nu
 async function problemDetails(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
-      const { errors, ...details } = error.details as { errors?: unknown[] };
+      const { errors, ...details } = error.details as { errors?: unknown[]; field?: unknown };
+      // One shape for field errors, whether the schema or a use case found them.
+      const fieldErrors =
+        errors ?? (typeof details.field === "string" ? [{ field: details.field, message: error.message }] : undefined);
       const body = problem(request, error.code, error.message, {
         ...(Object.keys(details).length > 0 ? { details } : {}),
-        ...(errors ? { errors } : {}),
+        ...(fieldErrors ? { errors: fieldErrors } : {}),
       });
       if (body.status >= 500) request.log.error({ err: error }, "domain error with a 5xx status");
       return sendProblem(reply, body);
     }
     const mapped = fromFastify(request, error);
     if (mapped) return sendProblem(reply, mapped);
-    if (isUnavailable(error)) {
+    const pgCode = (error as { code?: unknown }).code;
+    if (pgCode === "23505" || pgCode === "40001" || pgCode === "40P01") {
+      // A unique violation or serialisation failure from a concurrent write: safe to retry.
+      request.log.warn({ err: error }, "write conflict");
+      return sendProblem(
+        reply,
+        problem(request, "conflict", "the request collided with a concurrent change; retry it"),
+      );
+    }
+    if (isUnavailable(error) || pgCode === "57014") {
       request.log.warn({ err: error }, "dependency unavailable");
       reply.header("retry-after", "5");
-      return sendProblem(reply, problem(request, "service_unavailable", "the database is unavailable; retry shortly"));
+      return sendProblem(
+        reply,
+        problem(request, "service_unavailable", "the database is unavailable or too slow right now; retry shortly"),
+      );
     }
     request.log.error({ err: error }, "unhandled error");
     return sendProblem(

@@ -2,7 +2,7 @@
  * Liveness and readiness. Neither needs a key.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { pingDb } from "@outcome-runtime/db";
+import { checkDatabase } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import type { AppOptions } from "../app";
 
@@ -60,7 +60,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<AppOptions> = async (app, options)
     },
     async (_request, reply) => {
       const [postgres, redis] = await Promise.all([
-        withTimeout(pingDb(options.deps.db as Parameters<typeof pingDb>[0]), 2000),
+        withTimeout(checkDatabase(options.deps), 2000),
         withTimeout(
           options.redis.ping().then((r) => r === "PONG"),
           2000,

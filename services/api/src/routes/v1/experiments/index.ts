@@ -2,8 +2,7 @@
  * Experiments: read one, and request a direct lifecycle action.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { DIRECT_EXPERIMENT_ACTIONS } from "@outcome-runtime/core";
-import { getExperiment, transitionExperiment } from "@outcome-runtime/runtime";
+import { DIRECT_EXPERIMENT_ACTIONS, getExperiment, transitionExperiment } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { ExperimentDto, experimentJson, GateDto, gateJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";

@@ -2,8 +2,7 @@
  * Gates: the inbox, one gate, and the decision.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { GATE_KINDS, GATE_STATES } from "@outcome-runtime/core";
-import { decideGate, getGate, listGates } from "@outcome-runtime/runtime";
+import { decideGate, GATE_DECISIONS, GATE_KINDS, GATE_STATES, getGate, listGates } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { ExperimentDto, experimentJson, GateDto, gateJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
@@ -12,9 +11,10 @@ const IdParams = Type.Object({ id: Type.String({ format: "uuid", description: "g
 
 const DecisionBody = Type.Object(
   {
-    decision: Type.Enum(["approve", "reject", "ship", "iterate", "extend", "roll_back"], {
-      description:
-        "portfolio_review and launch_approval: approve | reject; analysis_review: ship | iterate | extend | roll_back",
+    decision: Type.Enum([...new Set(Object.values(GATE_DECISIONS).flatMap((d) => Object.keys(d)))], {
+      description: Object.entries(GATE_DECISIONS)
+        .map(([kind, d]) => `${kind}: ${Object.keys(d).join(" | ")}`)
+        .join("; "),
     }),
     reason: Type.Optional(Type.String({ maxLength: 2000 })),
   },

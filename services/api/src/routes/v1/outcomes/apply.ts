@@ -4,8 +4,7 @@
  * point at the line and column of the document the client sent.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { applyOutcome } from "@outcome-runtime/runtime";
-import { MAX_OUTCOME_BYTES } from "@outcome-runtime/spec";
+import { applyOutcome, MAX_OUTCOME_BYTES } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { OutcomeDto, outcomeJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";

@@ -2,15 +2,12 @@
  * Outcomes: list, read, activate, abandon; and hypotheses proposed for one.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { OUTCOME_STATES } from "@outcome-runtime/core";
 import {
   getOutcome,
   listExperimentsOfOutcome,
   listOutcomes,
-  proposeExperiment,
-  type RuntimeDeps,
-  requestFingerprint,
-  runIdempotent,
+  OUTCOME_STATES,
+  proposeExperimentIdempotently,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
@@ -172,30 +169,13 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
       },
     },
     async (request, reply) => {
-      const create = async (db: RuntimeDeps["db"]) => {
-        const result = await proposeExperiment({ ...deps, db }, request.caller, request.params.id, request.body);
-        return {
-          statusCode: 201,
-          body: {
-            experiment: experimentJson(result.experiment),
-            gate: gateJson(result.gate),
-            gateOpened: result.gateOpened,
-          },
-        };
-      };
-      const key = request.headers["idempotency-key"];
-      if (key === undefined) {
-        const result = await create(deps.db);
-        return reply.code(201).send(result.body);
-      }
-      const result = await runIdempotent(
+      const result = await proposeExperimentIdempotently(
         deps,
-        {
-          workspaceId: request.caller.principal.workspaceId,
-          key,
-          fingerprint: requestFingerprint("POST", `/v1/outcomes/${request.params.id}/experiments`, request.body),
-        },
-        create,
+        request.caller,
+        request.params.id,
+        request.body,
+        request.headers["idempotency-key"],
+        (r) => ({ experiment: experimentJson(r.experiment), gate: gateJson(r.gate), gateOpened: r.gateOpened }),
       );
       if (result.replayed) reply.header("idempotent-replayed", "true");
       return reply.code(201).send(result.body);

@@ -1,0 +1,17 @@
+/**
+ * The domain vocabulary adapters need (states, kinds, error codes, records),
+ * re-exported so that adapters depend on the application layer only.
+ */
+export type { ErrorCode, Experiment, Gate, Outcome, OutcomeRevision, Principal, Role } from "@outcome-runtime/core";
+export {
+  DECISION_CHANNELS,
+  DIRECT_EXPERIMENT_ACTIONS,
+  DomainError,
+  ERROR_CODES,
+  EXPERIMENT_STATES,
+  GATE_KINDS,
+  GATE_STATES,
+  OUTCOME_STATES,
+  ROLES,
+} from "@outcome-runtime/core";
+export { MAX_OUTCOME_BYTES } from "@outcome-runtime/spec";
