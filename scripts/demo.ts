@@ -2,7 +2,8 @@
  * The end-to-end demo: start the API (it migrates the database under the
  * advisory lock and registers the bootstrap key), apply `outcome.example.yaml`
  * with the CLI, activate it, propose a hypothesis, print where it stands, and
- * stop the API.
+ * stop the API. Exits non-zero, saying why, when the API cannot start, exits
+ * early or dies during the demo.
  *
  * Environment: DATABASE_URL and REDIS_URL (set by scripts/demo.sh), PORT
  * (default 8080).
@@ -65,10 +66,20 @@ async function api<T>(method: string, path: string, body?: unknown, headers: Rec
   return json;
 }
 
-async function waitReady(server: ChildProcess): Promise<void> {
+/** How the API process ended, or undefined while it still runs. */
+function ended(server: ChildProcess): string | undefined {
+  if (server.exitCode !== null) return `exited with code ${server.exitCode}`;
+  if (server.signalCode !== null) return `was killed by ${server.signalCode}`;
+  return undefined;
+}
+
+async function waitReady(server: ChildProcess, spawnFailed: () => Error | undefined): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (server.exitCode !== null) throw new Error(`the API exited with code ${server.exitCode}`);
+    const failed = spawnFailed();
+    if (failed) throw new Error(`the API could not be started: ${failed.message}`);
+    const how = ended(server);
+    if (how) throw new Error(`the API ${how} before it became ready (its output is above)`);
     try {
       const res = await fetch(`${url}/readyz`);
       if (res.ok) return;
@@ -77,7 +88,17 @@ async function waitReady(server: ChildProcess): Promise<void> {
     }
     await new Promise((r) => setTimeout(r, 300));
   }
-  throw new Error("the API did not become ready within 60 s");
+  throw new Error("the API did not become ready within 60 s (its output is above)");
+}
+
+/** Stop the API if it still runs: SIGTERM, then SIGKILL after 15 s. */
+async function stop(server: ChildProcess): Promise<void> {
+  if (ended(server) !== undefined || server.pid === undefined) return;
+  const exited = new Promise((r) => server.once("exit", r));
+  server.kill("SIGTERM");
+  const timer = setTimeout(() => server.kill("SIGKILL"), 15_000);
+  await exited;
+  clearTimeout(timer);
 }
 
 async function main(): Promise<void> {
@@ -87,8 +108,12 @@ async function main(): Promise<void> {
     env,
     stdio: ["ignore", "inherit", "inherit"],
   });
+  let spawnError: Error | undefined;
+  server.on("error", (error) => {
+    spawnError = error;
+  });
   try {
-    await waitReady(server);
+    await waitReady(server, () => spawnError);
     const health = await (await fetch(`${url}/healthz`)).json();
     process.stdout.write(`healthz: ${JSON.stringify(health)}\n`);
 
@@ -130,9 +155,16 @@ async function main(): Promise<void> {
     process.stdout.write(
       `\nThe API key of this demo is in .tmp/demo-api-key; the OpenAPI document is at ${url}/docs.\n`,
     );
+    const how = ended(server);
+    if (how) throw new Error(`the API ${how} during the demo (its output is above)`);
+  } catch (error) {
+    // A step that failed because the API died says so, not just "fetch failed".
+    const how = ended(server);
+    const message = error instanceof Error ? error.message : String(error);
+    if (how && !message.startsWith("the API")) throw new Error(`${message}: the API ${how} (its output is above)`);
+    throw error;
   } finally {
-    server.kill("SIGTERM");
-    await new Promise((r) => server.once("exit", r));
+    await stop(server);
   }
 }
 

@@ -1,6 +1,18 @@
 #!/usr/bin/env bash
 # Shared setup for the Quickstart commands and CI: pnpm (pinned), dependencies,
 # a running Postgres and Redis, and the databases. Safe to run again.
+#
+# Environment (all optional):
+#   POSTGRES_HOST, POSTGRES_PORT, POSTGRES_USER  where and as whom to connect
+#                                   (default 127.0.0.1, 5432, postgres)
+#   PGPASSWORD                      the Postgres password, when the server does
+#                                   not use trust auth; psql and the app's
+#                                   Postgres driver read it themselves
+#   REDIS_URL                       default redis://127.0.0.1:6379; a local Redis
+#                                   is started on its port when none answers
+#   OUTCOME_RUNTIME_SETUP_DONE=1    scripts/test.sh skips this setup (set by .ci/run,
+#                                   which has just done it)
+# psql never prompts for a password (-w): without trust auth, set PGPASSWORD.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -11,52 +23,150 @@ export POSTGRES_USER="${POSTGRES_USER:-postgres}"
 export REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+fail() {
+  printf 'error: %s\n' "$1" >&2
+  shift
+  for line in "$@"; do printf '  hint: %s\n' "$line" >&2; done
+  exit 1
+}
 
 ensure_pnpm() {
   if command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version)" = "$PNPM_VERSION" ]; then return; fi
-  log "installing pnpm $PNPM_VERSION"
-  npm install --global --silent "pnpm@$PNPM_VERSION" >/dev/null
+  log "installing pnpm $PNPM_VERSION (npm install --global pnpm@$PNPM_VERSION)"
+  if ! npm install --global --no-audit --no-fund --loglevel=error "pnpm@$PNPM_VERSION"; then
+    fail "could not install pnpm $PNPM_VERSION with npm (its error is above)" \
+      "EACCES means npm's global folder is not writable: run this as root," \
+      "or use a folder of your own: npm config set prefix ~/.local (with ~/.local/bin on PATH)," \
+      "or use corepack: corepack enable && corepack prepare pnpm@$PNPM_VERSION --activate"
+  fi
+  hash -r
+  if [ "$(pnpm --version 2>/dev/null || true)" != "$PNPM_VERSION" ]; then
+    fail "pnpm $PNPM_VERSION was installed, but \`pnpm\` on PATH is $(command -v pnpm || echo 'missing')" \
+      "put npm's global bin folder ($(npm prefix --global)/bin) first on PATH"
+  fi
 }
 
 ensure_dependencies() {
   log "installing dependencies (pnpm install --frozen-lockfile)"
-  (cd "$ROOT" && pnpm install --frozen-lockfile --reporter=silent)
+  (cd "$ROOT" && pnpm install --frozen-lockfile --loglevel=error)
+}
+
+# The clients the checks below use, and the Debian package of each.
+require_clients() {
+  local missing=() packages=()
+  command -v pg_isready >/dev/null 2>&1 || missing+=(pg_isready)
+  command -v psql >/dev/null 2>&1 || missing+=(psql)
+  [ "${#missing[@]}" -eq 0 ] || packages+=(postgresql-client)
+  if ! command -v redis-cli >/dev/null 2>&1; then
+    missing+=(redis-cli)
+    packages+=(redis-tools)
+  fi
+  if [ "${#missing[@]}" -gt 0 ]; then
+    fail "not found: ${missing[*]} (needed to check and prepare Postgres and Redis)" \
+      "on Debian or Ubuntu: apt-get install ${packages[*]}"
+  fi
+}
+
+# REDIS_URL's host and port: redis[s]://[user:password@]host[:port][/db][?options].
+redis_authority() {
+  local rest="${REDIS_URL#*://}"
+  rest="${rest%%[/?]*}"
+  echo "${rest##*@}"
+}
+redis_host() {
+  local rest
+  rest="$(redis_authority)"
+  if [[ "$rest" == \[* ]]; then rest="${rest#[}" && echo "${rest%%]*}"; else echo "${rest%%:*}"; fi
+}
+redis_port() {
+  local rest
+  rest="$(redis_authority)"
+  rest="${rest##*]}"
+  if [[ "$rest" == *:* ]]; then echo "${rest##*:}"; else echo 6379; fi
 }
 
 postgres_up() { pg_isready -q -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" >/dev/null 2>&1; }
 redis_up() { redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG; }
 
 ensure_postgres() {
+  require_clients
   if postgres_up; then return; fi
   log "starting PostgreSQL"
   if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d /etc/postgresql ]; then
     pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n 1)" main start || true
   fi
   for _ in $(seq 1 30); do postgres_up && return; sleep 1; done
-  echo "PostgreSQL is not reachable at $POSTGRES_HOST:$POSTGRES_PORT. Start it (or set POSTGRES_HOST/POSTGRES_PORT) and run again." >&2
-  exit 1
+  fail "PostgreSQL is not reachable at $POSTGRES_HOST:$POSTGRES_PORT" \
+    "start it (or set POSTGRES_HOST/POSTGRES_PORT) and run again"
 }
 
 ensure_redis() {
+  require_clients
   if redis_up; then return; fi
-  log "starting Redis"
+  local port logfile=/var/log/redis/ci.log logged=0 started=""
+  port="$(redis_port)"
+  log "starting Redis on port $port"
   if command -v redis-server >/dev/null 2>&1; then
     mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
-    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
-      --dir /var/lib/redis --logfile /var/log/redis/ci.log || true
+    [ -f "$logfile" ] && logged="$(wc -c <"$logfile")"
+    local out
+    # Errors before daemonizing come back here; later ones (a port in use) go to the log.
+    if ! out="$(redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$port" --save "" --appendonly no \
+      --dir /var/lib/redis --logfile "$logfile" 2>&1)"; then
+      printf 'redis-server failed to start:\n%s\n' "$out" >&2
+    else
+      [ -z "$out" ] || printf '%s\n' "$out" >&2
+      started=1
+    fi
+  else
+    printf 'redis-server not found (on Debian or Ubuntu: apt-get install redis-server)\n' >&2
   fi
-  for _ in $(seq 1 30); do redis_up && return; sleep 1; done
-  echo "Redis is not reachable at $REDIS_URL. Start it (or set REDIS_URL) and run again." >&2
-  exit 1
+  # What redis-server has logged since it was started here.
+  redis_new_log() { [ -n "$started" ] && [ -f "$logfile" ] && tail -c "+$((logged + 1))" "$logfile"; }
+  # Wait for a server started here; without one, there is nothing to wait for.
+  local tries=1
+  [ -z "$started" ] || tries=30
+  for _ in $(seq 1 "$tries"); do
+    redis_up && return
+    redis_new_log | grep -qE 'aborting|Fatal|FATAL' && break
+    sleep 1
+  done
+  if [ -n "$(redis_new_log || true)" ]; then
+    printf 'redis-server failed to start; the end of %s:\n' "$logfile" >&2
+    redis_new_log | tail -n 5 >&2
+  fi
+  fail "Redis is not reachable at $REDIS_URL ($(redis_host):$port)" \
+    "start it (or set REDIS_URL) and run again"
+}
+
+# psql_admin ARGS...: psql on the `postgres` database, never prompting. On a
+# refused login, print what to change.
+psql_admin() {
+  local out status=0
+  out="$(psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres "$@" 2>&1)" || status=$?
+  if [ "$status" -ne 0 ]; then
+    printf '%s\n' "$out" >&2
+    if grep -qiE 'role .* does not exist' <<<"$out"; then
+      fail "PostgreSQL at $POSTGRES_HOST:$POSTGRES_PORT has no role $POSTGRES_USER" \
+        "set POSTGRES_USER to a role that exists (and PGPASSWORD if it needs one) and run again"
+    fi
+    if grep -qiE 'password authentication failed|no password supplied|pg_hba\.conf|authentication failed' <<<"$out"; then
+      fail "PostgreSQL at $POSTGRES_HOST:$POSTGRES_PORT refused user $POSTGRES_USER" \
+        "allow trust auth for local TCP (pg_hba.conf: host all all 127.0.0.1/32 trust), or" \
+        "set PGPASSWORD (and POSTGRES_USER if not postgres) and run again"
+    fi
+    fail "psql failed (its error is above)"
+  fi
+  printf '%s\n' "$out"
 }
 
 # ensure_database NAME: create the database if it does not exist.
 ensure_database() {
-  local name="$1"
-  if ! psql -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres -tAc \
-      "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+  local name="$1" exists
+  exists="$(psql_admin -tAc "SELECT 1 FROM pg_database WHERE datname = '$name'")"
+  if [ "$exists" != 1 ]; then
     log "creating database $name"
-    psql -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres -qc "CREATE DATABASE $name" >/dev/null
+    psql_admin -qc "CREATE DATABASE \"$name\"" >/dev/null
   fi
 }
 

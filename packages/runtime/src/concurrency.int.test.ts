@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOutcome } from "./apply-outcome";
 import { decideGate, getGate } from "./decide-gate";
 import { getExperiment, listExperimentsOfOutcome, proposeExperiment, transitionExperiment } from "./experiments";
+import { runIdempotent } from "./idempotency";
 import { listOutcomes, transitionOutcome } from "./outcomes";
 
 let t: TestDatabase;
@@ -200,6 +201,26 @@ describe("abandoning an outcome", () => {
     );
     const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: running.experiment.id });
     expect(events[0]).toMatchObject({ action: "experiment.paused", after: { reason: "outcome wind-down abandoned" } });
+  });
+});
+
+describe("idempotency keys", () => {
+  it("are remembered for 24 hours, then may be used again", async () => {
+    const scope = { workspaceId: seed.workspaceId, key: "window-key", fingerprint: "a" };
+    const first = await runIdempotent(deps(), scope, async () => ({ statusCode: 201, body: { n: 1 } }));
+    expect(first).toMatchObject({ replayed: false, body: { n: 1 } });
+    const soon = { ...deps(), now: () => new Date(Date.now() + 23 * 3600_000) };
+    expect(
+      await codeOf(
+        runIdempotent(soon, { ...scope, fingerprint: "b" }, async () => ({ statusCode: 201, body: { n: 2 } })),
+      ),
+    ).toBe("idempotency_key_reused");
+    const later = { ...deps(), now: () => new Date(Date.now() + 25 * 3600_000) };
+    const reused = await runIdempotent(later, { ...scope, fingerprint: "b" }, async () => ({
+      statusCode: 201,
+      body: { n: 2 },
+    }));
+    expect(reused).toMatchObject({ replayed: false, body: { n: 2 } });
   });
 });
 

@@ -7,7 +7,10 @@
 import { DomainError } from "@outcome-runtime/core";
 import { idempotency, type Trx } from "@outcome-runtime/db";
 import { contentHash } from "@outcome-runtime/spec";
-import { inTransaction, type RuntimeDeps } from "./context";
+import { inTransaction, nowOf, type RuntimeDeps } from "./context";
+
+/** How long a key's response is kept for retries: 24 hours, in seconds (Stripe keeps keys as long). */
+export const IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600;
 
 export interface IdempotentResponse<T> {
   readonly statusCode: number;
@@ -43,6 +46,8 @@ export async function runIdempotent<T>(
   }
   return inTransaction(deps.db, async (trx) => {
     await idempotency.lockIdempotencyKey(trx, scope.workspaceId, scope.key);
+    const windowStart = new Date(nowOf(deps).getTime() - IDEMPOTENCY_WINDOW_SECONDS * 1000);
+    await idempotency.deleteIdempotencyKeyIfOlder(trx, scope.workspaceId, scope.key, windowStart);
     const stored = await idempotency.findIdempotentResponse(trx, scope.workspaceId, scope.key);
     if (stored !== null) {
       if (stored.requestHash !== scope.fingerprint) {

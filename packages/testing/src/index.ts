@@ -1,5 +1,5 @@
 export { exampleOutcome, outcomeVariant } from "./outcome-files";
 export type { TestDatabase } from "./postgres";
-export { createEmptyDatabase, createTestDatabase, prepareTemplate, serverUrl, TEMPLATE_DB } from "./postgres";
+export { createEmptyDatabase, createTestDatabase, prepareTemplate, serverUrl } from "./postgres";
 export type { Seeded } from "./seed";
 export { seedWorkspace } from "./seed";

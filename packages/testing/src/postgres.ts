@@ -33,12 +33,6 @@ export function serverUrl(): string {
 /** The database the scripts create for the tests; the default administrative connection database. */
 const DEFAULT_ADMIN_DB = "outcome_runtime_test";
 
-/**
- * @deprecated Templates are per run now (`prepareTemplate` returns the name);
- * this is only the default administrative database. Kept for the re-export.
- */
-export const TEMPLATE_DB = DEFAULT_ADMIN_DB;
-
 function urlFor(database: string): string {
   const url = new URL(serverUrl());
   url.pathname = `/${database}`;

@@ -21,6 +21,25 @@ export async function findIdempotentResponse(
   return row ? { requestHash: row.request_hash, statusCode: row.status_code, response: row.response } : null;
 }
 
+/**
+ * Forget a key stored before `before` (keys are kept for a retry window, then
+ * may be used again). Returns whether one was deleted.
+ */
+export async function deleteIdempotencyKeyIfOlder(
+  db: DbOrTrx,
+  workspaceId: string,
+  key: string,
+  before: Date,
+): Promise<boolean> {
+  const result = await db
+    .deleteFrom("idempotency_keys")
+    .where("workspace_id", "=", workspaceId)
+    .where("key", "=", key)
+    .where("created_at", "<", before)
+    .executeTakeFirst();
+  return Number(result.numDeletedRows) > 0;
+}
+
 /** Store the response of a request made with an idempotency key; false if the key was taken meanwhile. */
 export async function saveIdempotentResponse(
   db: DbOrTrx,
