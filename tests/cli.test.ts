@@ -7,39 +7,26 @@ import { readdirSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { buildApp } from "@outcome-runtime/api";
-import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
-import { Redis } from "ioredis";
+import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
+import type { Seeded } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const invalidDir = `${root}packages/spec/fixtures/invalid/`;
 const run = promisify(execFile);
 
-let t: TestDatabase;
+let api: TestApi;
 let seed: Seeded;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApp>>;
 let url: string;
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  seed = await seedWorkspace(t.db);
-  redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
-  app = await buildApp({
-    deps: { db: t.db },
-    redis,
-    version: "test",
-    signalStorage: "plain",
-    rateLimitPerMinute: 10_000,
-  });
-  await app.listen({ port: 0, host: "127.0.0.1" });
-  url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  api = await createTestApi();
+  seed = api.seed;
+  await api.app.listen({ port: 0, host: "127.0.0.1" });
+  url = `http://127.0.0.1:${(api.app.server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
-  await app.close();
-  redis.disconnect();
-  await t.drop();
+  await api.close();
 });
 
 async function cli(args: string[], env: Record<string, string> = {}) {

@@ -1,9 +1,9 @@
 /**
  * Races and edge cases between use cases, on the real Postgres.
  */
-import { DomainError } from "@outcome-runtime/core";
 import { audit, createDb } from "@outcome-runtime/db";
 import {
+  codeOf,
   createTestDatabase,
   outcomeVariant,
   type Seeded,
@@ -28,16 +28,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.drop();
 });
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error.code;
-    throw error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 async function activeOutcome(id: string): Promise<void> {
   await applyOutcome(deps(), seed.admin, { source: outcomeVariant(id) });

@@ -1,6 +1,6 @@
-import { DomainError } from "@outcome-runtime/core";
 import { audit } from "@outcome-runtime/db";
 import {
+  codeOf,
   createTestDatabase,
   outcomeVariant,
   type Seeded,
@@ -24,16 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await t.drop();
 });
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof DomainError) return error.code;
-    throw error;
-  }
-  throw new Error("expected the call to fail");
-}
 
 const hypothesis = (title: string) => ({
   title,

@@ -1,3 +1,4 @@
+export { codeOf } from "./errors";
 export { exampleOutcome, outcomeVariant } from "./outcome-files";
 export type { TestDatabase } from "./postgres";
 export { createEmptyDatabase, createTestDatabase, prepareTemplate, serverUrl } from "./postgres";

@@ -1,39 +1,23 @@
 import { createDb } from "@outcome-runtime/db";
-import {
-  createTestDatabase,
-  exampleOutcome,
-  outcomeVariant,
-  type Seeded,
-  seedWorkspace,
-  type TestDatabase,
-} from "@outcome-runtime/testing";
+import { exampleOutcome, outcomeVariant, type TestDatabase } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "./app";
+import { createTestApi, type TestApi } from "./test-app";
 
+let api: TestApi;
 let t: TestDatabase;
-let seed: Seeded;
 let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApp>>;
+let app: TestApi["app"];
 let auth: { authorization: string };
 
 beforeAll(async () => {
-  t = await createTestDatabase({ max: 20 });
-  seed = await seedWorkspace(t.db);
-  redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
-  app = await buildApp({
-    deps: { db: t.db },
-    redis,
-    version: "test",
-    signalStorage: "plain",
-    rateLimitPerMinute: 10_000,
-  });
-  auth = { authorization: `Bearer ${seed.adminKey}` };
+  api = await createTestApi();
+  ({ t, redis, app } = api);
+  auth = api.auth;
 });
 afterAll(async () => {
-  await app.close();
-  redis.disconnect();
-  await t.drop();
+  await api.close();
 });
 
 function yaml(body: string, headers: Record<string, string> = auth) {

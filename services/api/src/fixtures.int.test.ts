@@ -5,35 +5,23 @@
 import { readdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { makeHugeOutcome } from "@outcome-runtime/spec/fixtures/huge";
-import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
-import { Redis } from "ioredis";
+import type { Seeded } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildApp } from "./app";
+import { createTestApi, type TestApi } from "./test-app";
 
 const dir = fileURLToPath(new URL("../../../packages/spec/fixtures/invalid/", import.meta.url));
 const fixtures = readdirSync(dir).filter((f) => f !== "expected.json");
 
-let t: TestDatabase;
+let api: TestApi;
 let seed: Seeded;
-let redis: Redis;
-let app: Awaited<ReturnType<typeof buildApp>>;
+let app: TestApi["app"];
 
 beforeAll(async () => {
-  t = await createTestDatabase();
-  seed = await seedWorkspace(t.db);
-  redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
-  app = await buildApp({
-    deps: { db: t.db },
-    redis,
-    version: "test",
-    signalStorage: "plain",
-    rateLimitPerMinute: 10_000,
-  });
+  api = await createTestApi();
+  ({ seed, app } = api);
 });
 afterAll(async () => {
-  await app.close();
-  redis.disconnect();
-  await t.drop();
+  await api.close();
 });
 
 describe("malformed outcomes over HTTP", () => {

@@ -1,0 +1,43 @@
+/**
+ * An API on a database of its own, for integration tests: a cloned test
+ * database, the bootstrap admin key, the real local Redis and the app.
+ */
+import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
+import { Redis } from "ioredis";
+import { buildApp } from "./app";
+
+export interface TestApi {
+  readonly t: TestDatabase;
+  readonly seed: Seeded;
+  readonly redis: Redis;
+  readonly app: Awaited<ReturnType<typeof buildApp>>;
+  /** `Authorization` header of the bootstrap admin key. */
+  readonly auth: { authorization: string };
+  /** Close the app and Redis, and drop the database. */
+  readonly close: () => Promise<void>;
+}
+
+export async function createTestApi(options: { poolSize?: number } = {}): Promise<TestApi> {
+  const t = await createTestDatabase({ max: options.poolSize ?? 20 });
+  const seed = await seedWorkspace(t.db);
+  const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  const app = await buildApp({
+    deps: { db: t.db },
+    redis,
+    version: "test",
+    signalStorage: "plain",
+    rateLimitPerMinute: 10_000,
+  });
+  return {
+    t,
+    seed,
+    redis,
+    app,
+    auth: { authorization: `Bearer ${seed.adminKey}` },
+    close: async () => {
+      await app.close();
+      redis.disconnect();
+      await t.drop();
+    },
+  };
+}
