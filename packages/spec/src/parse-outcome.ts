@@ -400,6 +400,20 @@ function duplicateKeys(doc: Document, file: string, positions: SourcePositions):
   return found;
 }
 
+/** The one diagnostic for a "billion laughs" document, at its first alias. */
+function aliasBomb(file: string, positions: SourcePositions, offset: number | undefined, what: string): Diagnostic {
+  const { line, column } = positions.offset(offset ?? 0);
+  return {
+    file,
+    line,
+    column,
+    pointer: "",
+    code: "alias_bomb",
+    message: `${what}: a "billion laughs" pattern`,
+    hint: "use aliases (*name) sparingly, or write the values out",
+  };
+}
+
 function aliasDiagnostic(
   error: unknown,
   doc: Document,
@@ -414,16 +428,12 @@ function aliasDiagnostic(
     },
   });
   if (/resource exhaustion|alias count/iu.test(error.message)) {
-    const { line, column } = positions.offset(aliases[0]?.offset ?? 0);
-    return {
+    return aliasBomb(
       file,
-      line,
-      column,
-      pointer: "",
-      code: "alias_bomb",
-      message: `the anchors and aliases of this file expand to too much data (more than ${MAX_ALIAS_COUNT} alias expansions): a "billion laughs" pattern`,
-      hint: "use aliases (*name) sparingly, or write the values out",
-    };
+      positions,
+      aliases[0]?.offset,
+      `the anchors and aliases of this file expand to too much data (more than ${MAX_ALIAS_COUNT} alias expansions)`,
+    );
   }
   const unresolved = /Unresolved alias[^:]*: (.+)$/u.exec(error.message)?.[1];
   if (unresolved !== undefined) {
@@ -515,16 +525,12 @@ function tooManyValues(
         return visit.BREAK;
       },
     });
-    const { line, column } = positions.offset(firstAlias ?? 0);
-    return {
+    return aliasBomb(
       file,
-      line,
-      column,
-      pointer: "",
-      code: "alias_bomb",
-      message: `the aliases of this file expand it to ${size.expanded.toExponential(1)} values (the limit is ${MAX_VALUES}): a "billion laughs" pattern`,
-      hint: "use aliases (*name) sparingly, or write the values out",
-    };
+      positions,
+      firstAlias,
+      `the aliases of this file expand it to ${size.expanded.toExponential(1)} values (the limit is ${MAX_VALUES})`,
+    );
   }
   return {
     file,

@@ -3,7 +3,7 @@ import { exampleOutcome, outcomeVariant, type TestDatabase } from "@outcome-runt
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildApp } from "./app";
-import { createTestApi, type TestApi } from "./test-app";
+import { buildTestApp, createTestApi, type TestApi } from "./test-app";
 
 let api: TestApi;
 let t: TestDatabase;
@@ -79,11 +79,7 @@ describe("authentication", () => {
   });
 
   it("rate-limits requests before authenticating them", async () => {
-    const limited = await buildApp({
-      deps: { db: t.db },
-      redis,
-      version: "test",
-      signalStorage: "plain",
+    const limited = await buildTestApp(t.db, redis, {
       rateLimitPerMinute: 3,
       rateLimitNamespace: `test-rl-${Date.now()}-${Math.random()}:`,
     });

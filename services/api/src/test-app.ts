@@ -4,7 +4,7 @@
  */
 import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
-import { buildApp } from "./app";
+import { type AppOptions, buildApp } from "./app";
 
 export interface TestApi {
   readonly t: TestDatabase;
@@ -17,17 +17,23 @@ export interface TestApi {
   readonly close: () => Promise<void>;
 }
 
-export async function createTestApi(options: { poolSize?: number } = {}): Promise<TestApi> {
-  const t = await createTestDatabase({ max: options.poolSize ?? 20 });
-  const seed = await seedWorkspace(t.db);
-  const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
-  const app = await buildApp({
-    deps: { db: t.db },
+/** The app on an existing database and Redis, with test defaults that `overrides` may change. */
+export function buildTestApp(db: TestDatabase["db"], redis: Redis, overrides: Partial<AppOptions> = {}) {
+  return buildApp({
+    deps: { db },
     redis,
     version: "test",
     signalStorage: "plain",
     rateLimitPerMinute: 10_000,
+    ...overrides,
   });
+}
+
+export async function createTestApi(options: { poolSize?: number } = {}): Promise<TestApi> {
+  const t = await createTestDatabase({ max: options.poolSize ?? 20 });
+  const seed = await seedWorkspace(t.db);
+  const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  const app = await buildTestApp(t.db, redis);
   return {
     t,
     seed,
