@@ -86,6 +86,37 @@ export interface Experiment {
   readonly portfolioGateId: string | null;
   readonly createdAt: Date;
   readonly updatedAt: Date;
+  /** When traffic first flowed (the launch); null before. */
+  readonly launchedAt: Date | null;
+  /** The statistical plan fixed at the first analysis (τ², planned sample, why). */
+  readonly statsPlan: StatsPlan | null;
+  /** The signal polls: when the last one ran and the error of the last failed one. */
+  readonly polling: PollStatus;
+}
+
+/** How an experiment's sequential test is tuned; fixed once, shown with every result. */
+export interface StatsPlan {
+  /** Mixture variance τ² of the mSPRT, in squared metric units. */
+  readonly tau2: number;
+  /** How τ² was chosen, in words (e.g. "planned sample of 31,000 per arm"). */
+  readonly tau2Source: string;
+  readonly alpha: number;
+  readonly power: number;
+  /** Absolute effect the plan is sized for (metric units), or null when none was given. */
+  readonly mde: number | null;
+  /** Units per arm for a fixed-horizon test of the same power (null without an MDE). */
+  readonly fixedPerArm: number | null;
+  /** Units per arm at which the always-valid test reaches the power (the planned sample; null without an MDE). */
+  readonly sequentialPerArm: number | null;
+  /** Per-unit variance and control mean the plan assumed. */
+  readonly baseline: number;
+  readonly variance: number;
+}
+
+export interface PollStatus {
+  readonly lastPolledAt: Date | null;
+  readonly failures: number;
+  readonly error: { readonly code: string; readonly message: string; readonly at: string } | null;
 }
 
 export interface GateDecision {
@@ -109,6 +140,8 @@ export interface Gate {
   readonly dueAt: Date;
   readonly createdAt: Date;
   readonly decision: GateDecision | null;
+  /** Why the gate was opened, e.g. `{ action: "analyse", reason: "win" }` for an analysis review. */
+  readonly context: Readonly<Record<string, unknown>>;
 }
 
 export interface AuditEvent {

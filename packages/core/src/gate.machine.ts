@@ -21,10 +21,16 @@ export const ROLES = ["admin", "member", "approver", "agent"] as const;
 export type Role = (typeof ROLES)[number];
 
 /** Who is acting: the owner of an API key (a person's email or an agent's name). */
+/**
+ * Role of whoever acts: a person's or agent's API key role, or `system` for the
+ * runtime's own worker (kill-switch, analyses), which never decides a gate.
+ */
+export type ActorRole = Role | "system";
+
 export interface Actor {
   readonly id: string;
   readonly name: string;
-  readonly role: Role;
+  readonly role: ActorRole;
 }
 
 /** The facts a gate decision guard reads. */
@@ -45,6 +51,9 @@ export function mayDecideGate(context: GateContext): GuardVerdict {
   if (actor === undefined) return { code: "unauthenticated", message: "a gate decision needs an actor" };
   if (actor.role === "agent") {
     return { code: "agents_cannot_decide", message: "agents cannot decide gates; ask a human with request_human_gate" };
+  }
+  if (actor.role === "system") {
+    return { code: "forbidden", message: "the runtime opens gates for people; it never decides one" };
   }
   if (actor.role === "admin") return null;
   const people = [...(context.assignees ?? []), ...(context.backup ? [context.backup] : [])].map((e) =>

@@ -1,4 +1,12 @@
 export type {
+  GuardrailVerdictInput,
+  PolicyAction,
+  PolicyDecision,
+  PolicyInput,
+  PolicyReason,
+} from "./decision-policy";
+export { decide, harmLowerBound, POLICY_REASONS } from "./decision-policy";
+export type {
   Arm,
   AuditEvent,
   Experiment,
@@ -6,8 +14,10 @@ export type {
   GateDecision,
   Outcome,
   OutcomeRevision,
+  PollStatus,
   Prediction,
   Principal,
+  StatsPlan,
   StoredSpec,
   Workspace,
 } from "./entities";
@@ -22,7 +32,7 @@ export {
   EXPERIMENT_STATES,
   experimentMachine,
 } from "./experiment.machine";
-export type { Actor, DecisionChannel, GateAction, GateContext, GateKind, GateState, Role } from "./gate.machine";
+export type { Actor, ActorRole, DecisionChannel, GateAction, GateContext, GateKind, GateState, Role } from "./gate.machine";
 export {
   DECISION_CHANNELS,
   GATE_ACTIONS,

@@ -9,4 +9,5 @@ export * as gates from "./repositories/gate.repository";
 export * as idempotency from "./repositories/idempotency.repository";
 export * as outcomes from "./repositories/outcome.repository";
 export type { Page, PageRequest } from "./repositories/pagination";
+export * as signals from "./repositories/signal.repository";
 export * as workspaces from "./repositories/workspace.repository";

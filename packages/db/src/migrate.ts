@@ -7,10 +7,12 @@
 import { type Migration, type MigrationResult, Migrator, sql } from "kysely";
 import type { Db, DbOrTrx } from "./database";
 import * as initial from "./migrations/2026-11-22T00-00-initial";
+import * as signals from "./migrations/2026-12-01T00-00-signals";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
   "2026-11-22T00-00-initial": initial,
+  "2026-12-01T00-00-signals": signals,
 };
 
 export interface MigrationReport {

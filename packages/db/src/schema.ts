@@ -84,6 +84,11 @@ export interface ExperimentsTable {
   portfolio_gate_id: string | null;
   created_at: Timestamp;
   updated_at: Timestamp;
+  launched_at: NullableTimestamp;
+  stats_plan: ColumnType<unknown, string | null | undefined, string | null>;
+  last_polled_at: NullableTimestamp;
+  poll_error: ColumnType<unknown, string | null | undefined, string | null>;
+  poll_failures: ColumnType<number, number | undefined, number>;
 }
 
 export interface GatesTable {
@@ -103,6 +108,7 @@ export interface GatesTable {
   decided_channel: string | null;
   decided_at: NullableTimestamp;
   created_at: Timestamp;
+  context: ColumnType<Record<string, unknown>, string | undefined, string>;
 }
 
 export interface SignalSeriesTable {
@@ -114,6 +120,8 @@ export interface SignalSeriesTable {
   role: string;
   kind: string;
   created_at: Timestamp;
+  polled_until: NullableTimestamp;
+  last_polled_at: NullableTimestamp;
 }
 
 export interface SignalPointsTable {
@@ -186,6 +194,19 @@ export interface IdempotencyKeysTable {
   created_at: Timestamp;
 }
 
+export interface WebhookDeliveriesTable {
+  id: Generated<string>;
+  workspace_id: string;
+  event_type: string;
+  dedupe_key: string;
+  payload: Json;
+  status: ColumnType<string, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  last_error: string | null;
+  created_at: Timestamp;
+  delivered_at: NullableTimestamp;
+}
+
 export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
@@ -200,4 +221,5 @@ export interface Database {
   learnings: LearningsTable;
   audit_events: AuditEventsTable;
   idempotency_keys: IdempotencyKeysTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }

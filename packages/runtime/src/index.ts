@@ -20,3 +20,19 @@ export { requestFingerprint, runIdempotent } from "./idempotency";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
+export type { AnalysisCarry, AnalysisOutcome } from "./signals/analyze";
+export { analyzeExperiment, makeStatsPlan } from "./signals/analyze";
+export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
+export { connectorProvider } from "./signals/connectors";
+export type { OutcomePollResult } from "./signals/outcome-poll";
+export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
+export type { MeasuredMetric, PollResult, SignalDeps } from "./signals/poll";
+export { describePollError, measuredMetrics, pollExperiment, workerCaller } from "./signals/poll";
+export type { DeliveryResult, WebhookTarget } from "./signals/webhooks";
+export {
+  deliverWebhook,
+  EVENT_HEADER,
+  SIGNATURE_HEADER,
+  signWebhook,
+  verifyWebhookSignature,
+} from "./signals/webhooks";

@@ -37,6 +37,7 @@ export async function ensurePendingGate(
   kind: GateKind,
   experimentId: string | null,
   at: Date,
+  context: Readonly<Record<string, unknown>> = {},
 ): Promise<{ gate: Gate; opened: boolean }> {
   const lookup = { outcomeId: outcome.id, kind, experimentId };
   const pending = await gates.findPendingGate(trx, lookup);
@@ -48,6 +49,7 @@ export async function ensurePendingGate(
     kind,
     ...gatePolicy(outcome, kind),
     createdAt: at,
+    context,
   });
   if (inserted === null) {
     const winner = await gates.findPendingGate(trx, lookup);
@@ -62,7 +64,14 @@ export async function ensurePendingGate(
     subjectType: "gate",
     subjectId: inserted.id,
     before: null,
-    after: { kind, outcomeId: outcome.id, experimentId, assignees: inserted.assignees, dueAt: inserted.dueAt },
+    after: {
+      kind,
+      outcomeId: outcome.id,
+      experimentId,
+      assignees: inserted.assignees,
+      dueAt: inserted.dueAt,
+      ...(Object.keys(context).length > 0 ? { context } : {}),
+    },
     requestId: caller.requestId,
   });
   return { gate: inserted, opened: true };

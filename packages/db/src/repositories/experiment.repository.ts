@@ -1,5 +1,5 @@
-import type { Arm, Experiment, ExperimentState, Prediction } from "@outcome-runtime/core";
-import type { Selectable } from "kysely";
+import type { Arm, Experiment, ExperimentState, PollStatus, Prediction, StatsPlan } from "@outcome-runtime/core";
+import { type Selectable, sql } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { ExperimentsTable } from "../schema";
 import { UUID } from "./pagination";
@@ -26,10 +26,20 @@ function toExperiment(row: Selectable<ExperimentsTable>): Experiment {
     portfolioGateId: row.portfolio_gate_id,
     createdAt: row.created_at,
     updatedAt: row.updated_at,
+    launchedAt: row.launched_at,
+    statsPlan: (row.stats_plan as StatsPlan | null) ?? null,
+    polling: {
+      lastPolledAt: row.last_polled_at,
+      failures: row.poll_failures,
+      error: (row.poll_error as PollStatus["error"]) ?? null,
+    },
   };
 }
 
-export type NewExperiment = Omit<Experiment, "id" | "state" | "claimedBy" | "createdAt" | "updatedAt">;
+export type NewExperiment = Omit<
+  Experiment,
+  "id" | "state" | "claimedBy" | "createdAt" | "updatedAt" | "launchedAt" | "statsPlan" | "polling"
+>;
 
 /**
  * Insert a proposed experiment; null when its key is taken in the workspace
@@ -71,6 +81,19 @@ export async function experimentKeyExists(db: DbOrTrx, workspaceId: string, key:
     .where("key", "=", key)
     .executeTakeFirst();
   return row !== undefined;
+}
+
+/** An experiment by id in any workspace (for the worker, which serves every workspace). */
+export async function findExperimentById(
+  db: DbOrTrx,
+  id: string,
+  lookup: { forUpdate?: boolean } = {},
+): Promise<Experiment | null> {
+  if (!UUID.test(id)) return null;
+  let q = db.selectFrom("experiments").selectAll().where("id", "=", id);
+  if (lookup.forUpdate) q = q.forNoKeyUpdate();
+  const row = await q.executeTakeFirst();
+  return row ? toExperiment(row) : null;
 }
 
 export async function findExperiment(
@@ -143,6 +166,8 @@ export async function updateExperimentState(
       state: to,
       updated_at: patch.at,
       ...(patch.claimedBy !== undefined ? { claimed_by: patch.claimedBy } : {}),
+      // The first launch starts the experiment's clock; a resume or extension keeps it.
+      ...(to === "running" ? { launched_at: sql<Date>`COALESCE(launched_at, ${patch.at})` } : {}),
     })
     .where("id", "=", id)
     .where("state", "=", from)

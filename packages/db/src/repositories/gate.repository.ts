@@ -27,6 +27,7 @@ function toGate(row: Selectable<GatesTable>): Gate {
             channel: (row.decided_channel ?? "api") as DecisionChannel,
             decidedAt: row.decided_at,
           },
+    context: row.context ?? {},
   };
 }
 
@@ -39,6 +40,8 @@ export interface NewGate {
   readonly backup: string | null;
   readonly slaSeconds: number;
   readonly createdAt: Date;
+  /** Why the gate is opened (e.g. `{ action, reason }` of an analysis review). */
+  readonly context?: Readonly<Record<string, unknown>>;
 }
 
 /**
@@ -59,6 +62,7 @@ export async function insertPendingGate(db: DbOrTrx, gate: NewGate): Promise<Gat
       sla_seconds: gate.slaSeconds,
       due_at: new Date(gate.createdAt.getTime() + gate.slaSeconds * 1000),
       created_at: gate.createdAt,
+      context: JSON.stringify(gate.context ?? {}),
     })
     .onConflict((oc) => oc.doNothing())
     .returningAll()

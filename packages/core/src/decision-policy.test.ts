@@ -1,0 +1,115 @@
+import { describe, expect, it } from "vitest";
+import { decide, harmLowerBound, type PolicyInput } from "./decision-policy";
+
+const DAY = 86_400;
+
+/** A running experiment past its warm-up with nothing to report. */
+function base(overrides: Partial<PolicyInput> = {}): PolicyInput {
+  return {
+    units: { control: 10_000, treatment: 10_000 },
+    elapsedSeconds: 10 * DAY,
+    minSamplePerArm: 1_000,
+    minDurationSeconds: 1 * DAY,
+    maxDurationSeconds: 28 * DAY,
+    plannedPerArm: 50_000,
+    alpha: 0.05,
+    targetDirection: "increase",
+    effect: 0.001,
+    ci: [-0.01, 0.012],
+    relativeCi: [-0.1, 0.12],
+    pValue: 0.6,
+    kill: { maxHarm: 0.03, relative: true },
+    srm: { alarm: false, sequentialAlarm: false },
+    guardrails: [],
+    ...overrides,
+  };
+}
+
+describe("decide", () => {
+  it("continues when nothing is decided", () => {
+    expect(decide(base())).toMatchObject({ action: "continue", reason: "running" });
+  });
+
+  it("decides nothing, not even a kill, before the minimum sample or duration", () => {
+    const harmful = { effect: -0.05, ci: [-0.08, -0.04] as const, relativeCi: [-0.5, -0.4] as const, pValue: 1e-9 };
+    expect(decide(base({ ...harmful, units: { control: 999, treatment: 5_000 } }))).toMatchObject({
+      action: "continue",
+      reason: "warming_up",
+    });
+    expect(decide(base({ ...harmful, elapsedSeconds: DAY - 1 }))).toMatchObject({ reason: "warming_up" });
+    expect(decide(base({ ...harmful, units: { control: 0, treatment: 10 } }))).toMatchObject({ reason: "no_data" });
+    expect(decide(base(harmful))).toMatchObject({ action: "pause", reason: "kill" });
+  });
+
+  it("kills on harm beyond the relative threshold, in the outcome's direction", () => {
+    // increase wanted: relative CI [-0.05, -0.031] → harm at least 0.031 > 0.03
+    expect(decide(base({ relativeCi: [-0.05, -0.031], pValue: 0.001, effect: -0.004 }))).toMatchObject({
+      action: "pause",
+      reason: "kill",
+    });
+    // harm at least 0.029 is within the threshold: a significant loss, not a kill
+    expect(decide(base({ relativeCi: [-0.05, -0.029], pValue: 0.001, effect: -0.004 }))).toMatchObject({
+      action: "analyse",
+      reason: "loss",
+    });
+    // decrease wanted: a rise is harm
+    const decrease = base({ targetDirection: "decrease", relativeCi: [0.04, 0.06], effect: 0.005, pValue: 0.001 });
+    expect(decide(decrease)).toMatchObject({ action: "pause", reason: "kill" });
+    // an absolute threshold reads the absolute interval
+    const absolute = base({
+      kill: { maxHarm: 0.01, relative: false },
+      ci: [-0.03, -0.011],
+      pValue: 0.001,
+      effect: -0.02,
+    });
+    expect(decide(absolute)).toMatchObject({ action: "pause", reason: "kill" });
+  });
+
+  it("pauses on a violated guardrail, and harm wins over a win, SRM and max duration", () => {
+    const win = { effect: 0.01, ci: [0.005, 0.015] as const, relativeCi: [0.05, 0.15] as const, pValue: 0.0001 };
+    const guardrails = [
+      { metric: "errors", verdict: "ok" as const, margin: 0.01, relative: false },
+      { metric: "latency", verdict: "violated" as const, harmLow: 0.02, margin: 0.01, relative: true },
+    ];
+    const d = decide(
+      base({ ...win, guardrails, srm: { alarm: true, sequentialAlarm: true }, elapsedSeconds: 40 * DAY }),
+    );
+    expect(d).toMatchObject({ action: "pause", reason: "guardrail" });
+    expect(d.detail).toContain("latency");
+  });
+
+  it("declares no effect while SRM is alarmed", () => {
+    const win = { effect: 0.01, ci: [0.005, 0.015] as const, pValue: 0.0001 };
+    expect(decide(base({ ...win, srm: { alarm: false, sequentialAlarm: true } }))).toMatchObject({
+      action: "analyse",
+      reason: "srm",
+    });
+  });
+
+  it("opens the analysis review on a win, a loss, futility and max duration", () => {
+    expect(decide(base({ effect: 0.01, ci: [0.002, 0.02], pValue: 0.01 }))).toMatchObject({ reason: "win" });
+    expect(
+      decide(
+        base({ targetDirection: "decrease", effect: 0.01, ci: [0.002, 0.02], relativeCi: [0.001, 0.02], pValue: 0.01 }),
+      ),
+    ).toMatchObject({
+      reason: "loss",
+    });
+    expect(decide(base({ units: { control: 50_000, treatment: 50_001 } }))).toMatchObject({ reason: "futility" });
+    expect(decide(base({ plannedPerArm: null, units: { control: 10 ** 9, treatment: 10 ** 9 } }))).toMatchObject({
+      reason: "running",
+    });
+    expect(decide(base({ elapsedSeconds: 28 * DAY }))).toMatchObject({ reason: "max_duration" });
+  });
+
+  it("never stops on undefined statistics", () => {
+    expect(decide(base({ effect: null, ci: null, relativeCi: null, pValue: null }))).toMatchObject({
+      action: "continue",
+    });
+  });
+
+  it("reads harm off an interval by direction", () => {
+    expect(harmLowerBound([-0.05, -0.02], "increase")).toBeCloseTo(0.02);
+    expect(harmLowerBound([0.02, 0.05], "decrease")).toBeCloseTo(0.02);
+  });
+});

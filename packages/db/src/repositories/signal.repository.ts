@@ -1,0 +1,417 @@
+/**
+ * Signal series and points, analyses, poll bookkeeping and the webhook outbox.
+ * Every write here is idempotent: points are keyed by (series, arm, ts), analyses
+ * by (experiment, ts), webhooks by their dedupe key, so a job that runs twice
+ * (BullMQ delivers at least once) changes nothing the second time.
+ */
+import { sql } from "kysely";
+import type { DbOrTrx } from "../database";
+
+export type SeriesRole = "primary" | "guardrail" | "outcome";
+
+export interface SeriesRecord {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly outcomeId: string;
+  readonly experimentId: string | null;
+  readonly metric: string;
+  readonly role: SeriesRole;
+  readonly kind: "proportion" | "mean";
+  /** As-of time of the newest stored point; null before the first point. */
+  readonly polledUntil: Date | null;
+}
+
+export interface SeriesKey {
+  readonly workspaceId: string;
+  readonly outcomeId: string;
+  readonly experimentId: string | null;
+  readonly metric: string;
+  readonly role: SeriesRole;
+  readonly kind: "proportion" | "mean";
+}
+
+/** Find or create the series (unique per outcome, experiment, metric and role). */
+export async function ensureSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesRecord> {
+  await sql`INSERT INTO signal_series (workspace_id, outcome_id, experiment_id, metric, role, kind)
+            VALUES (${key.workspaceId}, ${key.outcomeId}, ${key.experimentId}, ${key.metric}, ${key.role}, ${key.kind})
+            ON CONFLICT DO NOTHING`.execute(db);
+  let q = db
+    .selectFrom("signal_series")
+    .selectAll()
+    .where("outcome_id", "=", key.outcomeId)
+    .where("metric", "=", key.metric)
+    .where("role", "=", key.role);
+  q =
+    key.experimentId === null ? q.where("experiment_id", "is", null) : q.where("experiment_id", "=", key.experimentId);
+  const row = await q.executeTakeFirstOrThrow();
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    outcomeId: row.outcome_id,
+    experimentId: row.experiment_id,
+    metric: row.metric,
+    role: row.role as SeriesRole,
+    kind: row.kind as "proportion" | "mean",
+    polledUntil: row.polled_until,
+  };
+}
+
+/** Series of an experiment (primary and guardrails). */
+export async function listSeriesOfExperiment(db: DbOrTrx, experimentId: string): Promise<SeriesRecord[]> {
+  const rows = await db.selectFrom("signal_series").selectAll().where("experiment_id", "=", experimentId).execute();
+  return rows.map((row) => ({
+    id: row.id,
+    workspaceId: row.workspace_id,
+    outcomeId: row.outcome_id,
+    experimentId: row.experiment_id,
+    metric: row.metric,
+    role: row.role as SeriesRole,
+    kind: row.kind as "proportion" | "mean",
+    polledUntil: row.polled_until,
+  }));
+}
+
+export interface PointInput {
+  readonly arm: string;
+  readonly ts: Date;
+  readonly units: number;
+  readonly sum: number;
+  readonly sum_sq: number;
+}
+
+export interface UpsertReport {
+  /** Points that did not exist. */
+  readonly inserted: number;
+  /** Existing points whose values the source revised. */
+  readonly updated: number;
+  /** Points already stored with the same values (a re-poll). */
+  readonly unchanged: number;
+}
+
+/**
+ * Upsert cumulative points in one statement (`INSERT … ON CONFLICT DO UPDATE …
+ * WHERE values differ`), and move the series' "polled until" mark forward to the
+ * newest ts. Identical re-polls write nothing; revised values are updated.
+ */
+export async function upsertPoints(
+  db: DbOrTrx,
+  series: { id: string; workspaceId: string },
+  points: readonly PointInput[],
+  polledAt: Date,
+): Promise<UpsertReport> {
+  if (points.length === 0) {
+    await db.updateTable("signal_series").set({ last_polled_at: polledAt }).where("id", "=", series.id).execute();
+    return { inserted: 0, updated: 0, unchanged: 0 };
+  }
+  const arms = points.map((p) => p.arm);
+  const tss = points.map((p) => p.ts.toISOString());
+  const units = points.map((p) => p.units);
+  const sums = points.map((p) => p.sum);
+  const sumSqs = points.map((p) => p.sum_sq);
+  const result = await sql<{ inserted: boolean }>`
+    INSERT INTO signal_points AS sp (series_id, workspace_id, arm, ts, units, sum, sum_sq)
+    SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, u.arm, u.ts, u.units, u.sum, u.sum_sq
+      FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[])
+           AS u(arm, ts, units, sum, sum_sq)
+    ON CONFLICT (series_id, arm, ts) DO UPDATE
+       SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, ingested_at = now()
+     WHERE (sp.units, sp.sum, sp.sum_sq) IS DISTINCT FROM (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq)
+    RETURNING (xmax = 0) AS inserted`.execute(db);
+  const inserted = result.rows.filter((r) => r.inserted).length;
+  const updated = result.rows.length - inserted;
+  const newest = new Date(Math.max(...points.map((p) => p.ts.getTime())));
+  await db
+    .updateTable("signal_series")
+    .set({
+      polled_until: sql<Date>`GREATEST(polled_until, ${newest})`,
+      last_polled_at: polledAt,
+    })
+    .where("id", "=", series.id)
+    .execute();
+  return { inserted, updated, unchanged: points.length - inserted - updated };
+}
+
+export interface StoredPoint extends PointInput {}
+
+/** Points of a series with ts > `after` (all when null), oldest first. */
+export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | null): Promise<StoredPoint[]> {
+  let q = db
+    .selectFrom("signal_points")
+    .select(["arm", "ts", "units", "sum", "sum_sq"])
+    .where("series_id", "=", seriesId)
+    .orderBy("ts")
+    .orderBy("arm");
+  if (after !== null) q = q.where("ts", ">", after);
+  return (await q.execute()).map((r) => ({
+    arm: r.arm,
+    ts: r.ts,
+    units: Number(r.units),
+    sum: r.sum,
+    sum_sq: r.sum_sq,
+  }));
+}
+
+/** The newest point per arm of a series with ts ≤ `atOrBefore`. */
+export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOrBefore: Date): Promise<StoredPoint[]> {
+  const rows = await sql<{ arm: string; ts: Date; units: string | number; sum: number; sum_sq: number }>`
+    SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq
+      FROM signal_points
+     WHERE series_id = ${seriesId} AND ts <= ${atOrBefore}
+     ORDER BY arm, ts DESC`.execute(db);
+  return rows.rows.map((r) => ({ arm: r.arm, ts: r.ts, units: Number(r.units), sum: r.sum, sum_sq: r.sum_sq }));
+}
+
+/** Earliest ts of any point of the series, or null. */
+export async function firstPointTs(db: DbOrTrx, seriesId: string): Promise<Date | null> {
+  const row = await db
+    .selectFrom("signal_points")
+    .select((eb) => eb.fn.min("ts").as("first"))
+    .where("series_id", "=", seriesId)
+    .executeTakeFirst();
+  return (row?.first as Date | null | undefined) ?? null;
+}
+
+/** Record a poll's outcome on the experiment: success clears the error, failure counts. */
+export async function recordExperimentPoll(
+  db: DbOrTrx,
+  experimentId: string,
+  at: Date,
+  error: { code: string; message: string } | null,
+): Promise<void> {
+  await db
+    .updateTable("experiments")
+    .set(
+      error === null
+        ? { last_polled_at: at, poll_error: null, poll_failures: 0 }
+        : {
+            poll_error: JSON.stringify({ ...error, at: at.toISOString() }),
+            poll_failures: sql<number>`poll_failures + 1`,
+          },
+    )
+    .where("id", "=", experimentId)
+    .execute();
+}
+
+/** Fix the experiment's statistical plan once (the first analysis); later calls keep the first plan. */
+export async function setStatsPlanOnce(db: DbOrTrx, experimentId: string, plan: object): Promise<unknown> {
+  await db
+    .updateTable("experiments")
+    .set({ stats_plan: JSON.stringify(plan) })
+    .where("id", "=", experimentId)
+    .where("stats_plan", "is", null)
+    .execute();
+  const row = await db.selectFrom("experiments").select("stats_plan").where("id", "=", experimentId).executeTakeFirst();
+  return row?.stats_plan ?? null;
+}
+
+export interface AnalysisInput {
+  readonly workspaceId: string;
+  readonly experimentId: string;
+  readonly ts: Date;
+  readonly arms: object;
+  readonly effect: number | null;
+  readonly ciLow: number | null;
+  readonly ciHigh: number | null;
+  readonly relativeEffect: number | null;
+  readonly pValue: number | null;
+  readonly srmPValue: number | null;
+  readonly guardrails: object;
+  readonly decision: object;
+  readonly details: object;
+}
+
+export interface AnalysisRecord extends AnalysisInput {
+  readonly id: string;
+  readonly createdAt: Date;
+}
+
+function toAnalysis(row: {
+  id: string;
+  workspace_id: string;
+  experiment_id: string;
+  ts: Date;
+  arms: unknown;
+  effect: number | null;
+  ci_low: number | null;
+  ci_high: number | null;
+  relative_effect: number | null;
+  p_value: number | null;
+  srm_p_value: number | null;
+  guardrails: unknown;
+  decision: unknown;
+  details: unknown;
+  created_at: Date;
+}): AnalysisRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    experimentId: row.experiment_id,
+    ts: row.ts,
+    arms: row.arms as object,
+    effect: row.effect,
+    ciLow: row.ci_low,
+    ciHigh: row.ci_high,
+    relativeEffect: row.relative_effect,
+    pValue: row.p_value,
+    srmPValue: row.srm_p_value,
+    guardrails: row.guardrails as object,
+    decision: row.decision as object,
+    details: row.details as object,
+    createdAt: row.created_at,
+  };
+}
+
+/** Insert an analysis; false when one already exists for (experiment, ts) (a re-run). */
+export async function insertAnalysis(db: DbOrTrx, a: AnalysisInput): Promise<boolean> {
+  const row = await db
+    .insertInto("analyses")
+    .values({
+      workspace_id: a.workspaceId,
+      experiment_id: a.experimentId,
+      ts: a.ts,
+      arms: JSON.stringify(a.arms),
+      effect: a.effect,
+      ci_low: a.ciLow,
+      ci_high: a.ciHigh,
+      relative_effect: a.relativeEffect,
+      p_value: a.pValue,
+      srm_p_value: a.srmPValue,
+      guardrails: JSON.stringify(a.guardrails),
+      decision: JSON.stringify(a.decision),
+      details: JSON.stringify(a.details),
+    })
+    .onConflict((oc) => oc.constraint("analyses_experiment_ts_key").doNothing())
+    .returning("id")
+    .executeTakeFirst();
+  return row !== undefined;
+}
+
+/** The newest analysis of an experiment, or null. */
+export async function latestAnalysis(db: DbOrTrx, experimentId: string): Promise<AnalysisRecord | null> {
+  const row = await db
+    .selectFrom("analyses")
+    .selectAll()
+    .where("experiment_id", "=", experimentId)
+    .orderBy("ts", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row ? toAnalysis(row) : null;
+}
+
+/** Analyses of an experiment, oldest first (at most `limit`, the newest ones). */
+export async function listAnalyses(db: DbOrTrx, experimentId: string, limit = 1000): Promise<AnalysisRecord[]> {
+  const rows = await db
+    .selectFrom("analyses")
+    .selectAll()
+    .where("experiment_id", "=", experimentId)
+    .orderBy("ts", "desc")
+    .limit(limit)
+    .execute();
+  return rows.reverse().map(toAnalysis);
+}
+
+/** Ids of experiments in a state (e.g. every running one, for the schedulers). */
+export async function listExperimentIdsInState(
+  db: DbOrTrx,
+  state: string,
+): Promise<{ id: string; workspaceId: string; outcomeId: string }[]> {
+  const rows = await db
+    .selectFrom("experiments")
+    .select(["id", "workspace_id", "outcome_id"])
+    .where("state", "=", state)
+    .orderBy("created_at")
+    .execute();
+  return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, outcomeId: r.outcome_id }));
+}
+
+/** Ids of outcomes in a state. */
+export async function listOutcomeIdsInState(
+  db: DbOrTrx,
+  state: string,
+): Promise<{ id: string; workspaceId: string }[]> {
+  const rows = await db.selectFrom("outcomes").select(["id", "workspace_id"]).where("state", "=", state).execute();
+  return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id }));
+}
+
+export interface WebhookRecord {
+  readonly id: string;
+  readonly workspaceId: string;
+  readonly eventType: string;
+  readonly payload: object;
+  readonly status: "pending" | "delivered" | "failed";
+  readonly attempts: number;
+  readonly createdAt: Date;
+}
+
+/** Record a webhook in the outbox, once per dedupe key; returns its id (the existing one on a re-run). */
+export async function enqueueWebhook(
+  db: DbOrTrx,
+  w: { workspaceId: string; eventType: string; dedupeKey: string; payload: object },
+): Promise<string> {
+  await db
+    .insertInto("webhook_deliveries")
+    .values({
+      workspace_id: w.workspaceId,
+      event_type: w.eventType,
+      dedupe_key: w.dedupeKey,
+      payload: JSON.stringify(w.payload),
+    })
+    .onConflict((oc) => oc.constraint("webhook_deliveries_dedupe_key").doNothing())
+    .execute();
+  const row = await db
+    .selectFrom("webhook_deliveries")
+    .select("id")
+    .where("workspace_id", "=", w.workspaceId)
+    .where("dedupe_key", "=", w.dedupeKey)
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+export async function findWebhook(db: DbOrTrx, id: string): Promise<WebhookRecord | null> {
+  const row = await db.selectFrom("webhook_deliveries").selectAll().where("id", "=", id).executeTakeFirst();
+  return row
+    ? {
+        id: row.id,
+        workspaceId: row.workspace_id,
+        eventType: row.event_type,
+        payload: row.payload as object,
+        status: row.status as WebhookRecord["status"],
+        attempts: row.attempts,
+        createdAt: row.created_at,
+      }
+    : null;
+}
+
+/** Pending webhooks older than `olderThan` (for the sweeper that re-enqueues lost jobs). */
+export async function listPendingWebhookIds(db: DbOrTrx, olderThan: Date, limit = 500): Promise<string[]> {
+  const rows = await db
+    .selectFrom("webhook_deliveries")
+    .select("id")
+    .where("status", "=", "pending")
+    .where("created_at", "<", olderThan)
+    .orderBy("created_at")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+export async function markWebhookAttempt(
+  db: DbOrTrx,
+  id: string,
+  result: { delivered: true } | { delivered: false; error: string; final: boolean },
+): Promise<void> {
+  await db
+    .updateTable("webhook_deliveries")
+    .set(
+      result.delivered
+        ? { status: "delivered", delivered_at: new Date(), attempts: sql<number>`attempts + 1`, last_error: null }
+        : {
+            status: result.final ? "failed" : "pending",
+            attempts: sql<number>`attempts + 1`,
+            last_error: result.error,
+          },
+    )
+    .where("id", "=", id)
+    .where("status", "=", "pending")
+    .execute();
+}

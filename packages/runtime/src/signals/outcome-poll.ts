@@ -1,0 +1,131 @@
+/**
+ * The outcome's own signal: polled like an experiment's, stored as a series of
+ * `ts, value` points (arm `all`), and compared with the target. An active
+ * outcome becomes `achieved` when its target is reached and `missed` when its
+ * horizon passes first.
+ */
+
+import { ConnectorError } from "@outcome-runtime/connectors";
+import { applyTransition, type Outcome, outcomeMachine } from "@outcome-runtime/core";
+import { audit, outcomes, signals } from "@outcome-runtime/db";
+import type { OutcomeSpec } from "@outcome-runtime/spec";
+import { auditActor, inTransaction, nowOf } from "../context";
+import { specOf } from "../spec-of";
+import { type SignalDeps, workerCaller } from "./poll";
+
+export type OutcomePollResult =
+  | { readonly status: "skipped"; readonly state: string }
+  | {
+      readonly status: "polled";
+      readonly value: number | null;
+      readonly goal: number | null;
+      readonly state: string;
+      /** Why no series was read (the connector has no series query), if so. */
+      readonly note: string | null;
+    };
+
+/** The level the signal must reach: baseline ± relative change, or the absolute value. Null without a baseline. */
+export function targetLevel(spec: OutcomeSpec, firstValue: number | null): number | null {
+  const t = spec.target;
+  if (!t.relative) return t.value;
+  const baseline = spec.signal.baseline ?? firstValue;
+  if (baseline === null || baseline === undefined) return null;
+  return t.direction === "increase" ? baseline * (1 + t.value) : baseline * (1 - t.value);
+}
+
+/** When the horizon ends: `activatedAt + seconds`, or the end of the end date (UTC). */
+export function horizonEnd(spec: OutcomeSpec, activatedAt: Date | null): Date | null {
+  const h = spec.horizon as { seconds?: number; end_date?: string };
+  if (h.end_date !== undefined) return new Date(`${h.end_date}T23:59:59.999Z`);
+  if (h.seconds !== undefined && activatedAt !== null) return new Date(activatedAt.getTime() + h.seconds * 1000);
+  return null;
+}
+
+/**
+ * Poll an active outcome's signal and close the outcome when its target is met
+ * (`achieved`) or its horizon has passed (`missed`), with an audit event whose
+ * actor is `worker`. A connector without a series query still lets the horizon
+ * close the outcome.
+ *
+ * @throws ConnectorError when the connector fails (recorded by the caller's retry).
+ */
+export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<OutcomePollResult> {
+  const found = await deps.db
+    .selectFrom("outcomes")
+    .select(["workspace_id"])
+    .where("id", "=", outcomeId)
+    .executeTakeFirst();
+  if (found === undefined) return { status: "skipped", state: "missing" };
+  const outcome = await outcomes.findOutcome(deps.db, found.workspace_id, outcomeId);
+  if (outcome === null || outcome.state !== "active") return { status: "skipped", state: outcome?.state ?? "missing" };
+  const spec = specOf(outcome);
+  const at = nowOf(deps);
+  const series = await signals.ensureSeries(deps.db, {
+    workspaceId: outcome.workspaceId,
+    outcomeId: outcome.id,
+    experimentId: null,
+    metric: spec.signal.metric,
+    role: "outcome",
+    kind: spec.signal.kind,
+  });
+  let note: string | null = null;
+  try {
+    const connector = deps.connectors.get(spec.signal.connector as { type: string }, spec.signal.kind);
+    const points = await connector.fetchOutcomeSeries(
+      { from: series.polledUntil ?? outcome.activatedAt ?? new Date(0), to: at },
+      AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+    );
+    await signals.upsertPoints(
+      deps.db,
+      series,
+      points.map((p) => ({ arm: "all", ts: p.ts, units: 1, sum: p.value, sum_sq: p.value * p.value })),
+      at,
+    );
+  } catch (error) {
+    if (!(error instanceof ConnectorError && error.code === "unsupported")) throw error;
+    note = error.message;
+  }
+  const all = await signals.listPoints(deps.db, series.id, null);
+  const first = all[0]?.sum ?? null;
+  const latest = all.at(-1)?.sum ?? null;
+  const goal = targetLevel(spec, first);
+  const reached =
+    latest !== null && goal !== null && (spec.target.direction === "increase" ? latest >= goal : latest <= goal);
+  const end = horizonEnd(spec, outcome.activatedAt);
+  const passed = end !== null && at.getTime() >= end.getTime();
+  let state: string = outcome.state;
+  if (reached || passed) {
+    state = await closeOutcome(deps, outcome, reached ? "achieve" : "miss", { value: latest, goal, horizonEnd: end });
+  }
+  return { status: "polled", value: latest, goal, state, note };
+}
+
+async function closeOutcome(
+  deps: SignalDeps,
+  outcome: Outcome,
+  action: "achieve" | "miss",
+  facts: { value: number | null; goal: number | null; horizonEnd: Date | null },
+): Promise<string> {
+  return inTransaction(deps.db, async (trx) => {
+    const caller = workerCaller(outcome.workspaceId);
+    const move = applyTransition(outcomeMachine, outcome.state, action, {
+      targetMet: action === "achieve",
+      horizonPassed: action === "miss",
+    });
+    const at = nowOf(deps);
+    const updated = await outcomes.updateOutcomeState(trx, outcome.id, move.from, move.to, at);
+    if (updated === null) return (await outcomes.findOutcome(trx, outcome.workspaceId, outcome.id))?.state ?? "missing";
+    await audit.insertAuditEvent(trx, {
+      workspaceId: outcome.workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: move.events[0] ?? `outcome.${action}`,
+      subjectType: "outcome",
+      subjectId: outcome.id,
+      before: { state: move.from },
+      after: { state: move.to, value: facts.value, goal: facts.goal, horizon_end: facts.horizonEnd },
+      requestId: null,
+    });
+    return move.to;
+  });
+}

@@ -1,0 +1,153 @@
+/**
+ * Polling: read an experiment's signals (primary metric and guardrails) through
+ * their connectors and store the cumulative per-arm points.
+ *
+ * At-least-once safe: points are upserted by (series, arm, ts), so a poll that
+ * runs twice stores nothing twice. Each series keeps a "polled until" mark (the
+ * as-of time of its newest point); the next poll asks the connector for
+ * everything after it, so windows missed while no worker ran are caught up.
+ */
+
+import { type ArmAggregate, ConnectorError } from "@outcome-runtime/connectors";
+import { DomainError, type Experiment, type Outcome } from "@outcome-runtime/core";
+import { type DbOrTrx, experiments, outcomes, signals } from "@outcome-runtime/db";
+import type { OutcomeSpec } from "@outcome-runtime/spec";
+import type { Caller } from "../context";
+import { inTransaction, nowOf, type RuntimeDeps } from "../context";
+import { specOf } from "../spec-of";
+import type { ConnectorProvider } from "./connectors";
+
+/** The runtime's own worker as an actor: audit events of its decisions carry actor `worker`. */
+export function workerCaller(workspaceId: string): Caller {
+  return {
+    principal: { id: "worker", name: "worker", role: "system", workspaceId },
+    channel: "system",
+    requestId: null,
+  };
+}
+
+export interface SignalDeps extends RuntimeDeps {
+  readonly connectors: ConnectorProvider;
+  /** Timeout of one connector call, ms (default 60 000). */
+  readonly pollTimeoutMs?: number;
+}
+
+/** A metric an experiment is measured on: the outcome's signal or one of its guardrails. */
+export interface MeasuredMetric {
+  readonly metric: string;
+  readonly role: "primary" | "guardrail";
+  readonly kind: "proportion" | "mean";
+  readonly connector: { type: string } & Record<string, unknown>;
+}
+
+/** The primary metric and the guardrails of an outcome, from its spec. */
+export function measuredMetrics(spec: OutcomeSpec): MeasuredMetric[] {
+  const primary: MeasuredMetric = {
+    metric: spec.signal.metric,
+    role: "primary",
+    kind: spec.signal.kind,
+    connector: spec.signal.connector as MeasuredMetric["connector"],
+  };
+  const guardrails = (spec.constraints?.guardrails ?? []).map(
+    (g): MeasuredMetric => ({
+      metric: g.metric,
+      role: "guardrail",
+      kind: g.kind,
+      connector: g.connector as MeasuredMetric["connector"],
+    }),
+  );
+  return [primary, ...guardrails];
+}
+
+export type PollResult =
+  | { readonly status: "skipped"; readonly state: string }
+  | {
+      readonly status: "polled";
+      /** Newest as-of time stored for the primary metric (null: no data yet). */
+      readonly newestTs: Date | null;
+      readonly inserted: number;
+      readonly updated: number;
+      readonly unchanged: number;
+    };
+
+async function loadExperiment(
+  db: DbOrTrx,
+  experimentId: string,
+): Promise<{ experiment: Experiment; outcome: Outcome }> {
+  const experiment = await experiments.findExperimentById(db, experimentId);
+  if (experiment === null)
+    throw new DomainError("not_found", `no experiment ${experimentId}`, { experiment: experimentId });
+  const outcome = await outcomes.findOutcome(db, experiment.workspaceId, experiment.outcomeId);
+  if (outcome === null) throw new DomainError("not_found", `no outcome ${experiment.outcomeId}`, {});
+  return { experiment, outcome };
+}
+
+/** Make a connector error readable on the experiment: code and message. */
+export function describePollError(error: unknown): { code: string; message: string; retryable: boolean } {
+  if (error instanceof ConnectorError) return { code: error.code, message: error.message, retryable: error.retryable };
+  if (error instanceof DomainError) return { code: error.code, message: error.message, retryable: false };
+  const message = error instanceof Error ? error.message : String(error);
+  return { code: "poll_failed", message, retryable: true };
+}
+
+/**
+ * Poll one running experiment: fetch every metric, then store all points in
+ * one transaction. A non-running experiment is skipped (its scheduler is about
+ * to be removed). On failure the error is recorded on the experiment (visible
+ * in the API) and rethrown, so the job is retried with backoff.
+ *
+ * @throws ConnectorError (after recording it) when a connector fails.
+ */
+export async function pollExperiment(deps: SignalDeps, experimentId: string): Promise<PollResult> {
+  const { experiment, outcome } = await loadExperiment(deps.db, experimentId);
+  if (experiment.state !== "running") return { status: "skipped", state: experiment.state };
+  const spec = specOf(outcome);
+  const arms = experiment.arms.map((a) => a.name);
+  const at = nowOf(deps);
+  try {
+    const fetched: { series: signals.SeriesRecord; rows: ArmAggregate[] }[] = [];
+    for (const m of measuredMetrics(spec)) {
+      const series = await signals.ensureSeries(deps.db, {
+        workspaceId: experiment.workspaceId,
+        outcomeId: outcome.id,
+        experimentId: experiment.id,
+        metric: m.metric,
+        role: m.role,
+        kind: m.kind,
+      });
+      const connector = deps.connectors.get(m.connector, m.kind);
+      const rows = await connector.fetchArmAggregates(
+        { experimentKey: experiment.key, arms, from: series.polledUntil ?? new Date(0), to: at },
+        AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+      );
+      fetched.push({ series, rows });
+    }
+    return await inTransaction(deps.db, async (trx) => {
+      let inserted = 0;
+      let updated = 0;
+      let unchanged = 0;
+      let newestTs: Date | null = null;
+      for (const { series, rows } of fetched) {
+        const points = rows
+          .filter((r) => arms.includes(r.arm))
+          .map((r) => ({ arm: r.arm, ts: r.ts ?? at, units: r.units, sum: r.sum, sum_sq: r.sum_sq }));
+        const report = await signals.upsertPoints(trx, series, points, at);
+        inserted += report.inserted;
+        updated += report.updated;
+        unchanged += report.unchanged;
+        if (series.role === "primary" && points.length > 0) {
+          newestTs = new Date(Math.max(...points.map((p) => p.ts.getTime())));
+        }
+      }
+      await signals.recordExperimentPoll(trx, experiment.id, at, null);
+      return { status: "polled" as const, newestTs, inserted, updated, unchanged };
+    });
+  } catch (error) {
+    const described = describePollError(error);
+    await signals.recordExperimentPoll(deps.db, experiment.id, at, {
+      code: described.code,
+      message: described.message,
+    });
+    throw error;
+  }
+}
