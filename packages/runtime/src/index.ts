@@ -17,6 +17,18 @@ export {
 export { checkDatabase } from "./health";
 export type { IdempotentResponse } from "./idempotency";
 export { requestFingerprint, runIdempotent } from "./idempotency";
+export {
+  analyzeJobId,
+  CONTROL_QUEUE,
+  enqueuePollNow,
+  experimentSchedulerId,
+  JOB,
+  KEEP_COMPLETED,
+  KEEP_FAILED,
+  outcomeSchedulerId,
+  SIGNALS_QUEUE,
+  webhookJobId,
+} from "./jobs";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";

@@ -1,0 +1,73 @@
+/**
+ * Background jobs shared by the API (which enqueues) and the worker (which
+ * processes): queue names, job names and deterministic job ids. A job id names
+ * the work, so adding the same work twice while the first is still stored is a
+ * no-op in BullMQ (the deduplication the at-least-once delivery needs).
+ */
+import { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+
+/** Polls and analyses: the bulk of the work. */
+export const SIGNALS_QUEUE = "signals";
+/** Reconciliation and webhook deliveries: small and never stuck behind polls. */
+export const CONTROL_QUEUE = "control";
+
+export const JOB = {
+  pollExperiment: "poll-experiment",
+  analyzeExperiment: "analyze-experiment",
+  pollOutcome: "poll-outcome",
+  reconcile: "reconcile",
+  deliverWebhook: "deliver-webhook",
+} as const;
+
+/** Scheduler id of an experiment's poll (one Job Scheduler per running experiment). */
+export function experimentSchedulerId(experimentId: string): string {
+  return `poll-experiment:${experimentId}`;
+}
+
+/** Scheduler id of an outcome's poll. */
+export function outcomeSchedulerId(outcomeId: string): string {
+  return `poll-outcome:${outcomeId}`;
+}
+
+/** Job id of the analysis of an experiment up to a point in time (ms). */
+export function analyzeJobId(experimentId: string, upToMs: number): string {
+  return `analyze-${experimentId}-${upToMs}`;
+}
+
+/** Job id of a webhook delivery (one per outbox row). */
+export function webhookJobId(deliveryId: string): string {
+  return `webhook-${deliveryId}`;
+}
+
+/** Completed jobs are kept an hour (and at most 10 000), so a duplicate add within that time is ignored. */
+export const KEEP_COMPLETED = { age: 3600, count: 10_000 } as const;
+export const KEEP_FAILED = { age: 7 * 86_400 } as const;
+
+/**
+ * Ask for an immediate poll of one experiment (the "poll now" of the API),
+ * deduplicated per second. Uses the given connection, which the API creates
+ * with `enableOfflineQueue: false` so a Redis outage fails fast.
+ *
+ * @throws Error from ioredis when Redis is unreachable.
+ */
+export async function enqueuePollNow(connection: Redis, experimentId: string): Promise<string> {
+  const queue = new Queue(SIGNALS_QUEUE, { connection });
+  try {
+    const second = Math.floor(Date.now() / 1000);
+    const job = await queue.add(
+      JOB.pollExperiment,
+      { experimentId },
+      {
+        jobId: `poll-now-${experimentId}-${second}`,
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
+        attempts: 3,
+        backoff: { type: "exponential", delay: 1000 },
+      },
+    );
+    return job.id ?? "";
+  } finally {
+    await queue.close();
+  }
+}

@@ -1,0 +1,37 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadWorkerConfig } from "./config";
+
+const base = { DATABASE_URL: "postgres://postgres@localhost/x", REDIS_URL: "redis://localhost:6379" };
+
+describe("loadWorkerConfig", () => {
+  it("applies defaults", () => {
+    const config = loadWorkerConfig(base);
+    expect(config).toMatchObject({ WORKER_PORT: 8081, WORKER_CONCURRENCY: 8, LOCK_DURATION_MS: 30_000 });
+  });
+
+  it("names every bad variable at once and hides secrets", () => {
+    let error: unknown;
+    try {
+      loadWorkerConfig({
+        REDIS_URL: "localhost",
+        WORKER_CONCURRENCY: "zero",
+        OUTCOME_RUNTIME_WEBHOOK_SECRET: "short",
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const message = (error as Error).message;
+    expect(message).toContain("DATABASE_URL is not set");
+    expect(message).toContain('REDIS_URL="localhost"');
+    expect(message).toContain("WORKER_CONCURRENCY");
+    expect(message).toContain("OUTCOME_RUNTIME_WEBHOOK_SECRET=(hidden, 5 characters)");
+    expect(message).not.toContain("short");
+  });
+
+  it("refuses a webhook URL without a secret", () => {
+    expect(() => loadWorkerConfig({ ...base, OUTCOME_RUNTIME_WEBHOOK_URL: "http://127.0.0.1:9/hooks" })).toThrow(
+      /OUTCOME_RUNTIME_WEBHOOK_SECRET is not set/,
+    );
+  });
+});

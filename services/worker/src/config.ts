@@ -1,0 +1,100 @@
+/**
+ * Worker configuration, read from the environment once at start and validated;
+ * every bad variable is reported at once, by name, with what it should be.
+ */
+import { Ajv } from "ajv";
+import { type Static, Type } from "typebox";
+
+const ConfigSchema = Type.Object({
+  DATABASE_URL: Type.String({
+    pattern: "^postgres(ql)?://",
+    description: "Postgres URL, e.g. postgres://postgres@localhost:5432/outcome_runtime",
+  }),
+  REDIS_URL: Type.String({ pattern: "^rediss?://", description: "Redis URL, e.g. redis://localhost:6379" }),
+  WORKER_PORT: Type.Integer({
+    minimum: 0,
+    maximum: 65535,
+    default: 8081,
+    description: "port of the worker's /healthz and /readyz",
+  }),
+  HOST: Type.String({ default: "127.0.0.1", description: "interface the health server listens on" }),
+  WORKER_CONCURRENCY: Type.Integer({
+    minimum: 1,
+    maximum: 256,
+    default: 8,
+    description: "poll and analysis jobs processed at once by this worker",
+  }),
+  RECONCILE_INTERVAL_MS: Type.Integer({
+    minimum: 100,
+    default: 30_000,
+    description: "how often schedulers are reconciled with Postgres, ms",
+  }),
+  LOCK_DURATION_MS: Type.Integer({
+    minimum: 1000,
+    default: 30_000,
+    description: "BullMQ job lock, ms: a killed worker's job runs again after about this long",
+  }),
+  POLL_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 60_000, description: "timeout of one connector call, ms" }),
+  OUTCOME_RUNTIME_WEBHOOK_URL: Type.Optional(
+    Type.String({ pattern: "^https?://", description: "where experiment webhooks are POSTed (unset: not sent)" }),
+  ),
+  OUTCOME_RUNTIME_WEBHOOK_SECRET: Type.Optional(
+    Type.String({ minLength: 16, description: "HMAC-SHA256 secret of webhook signatures (at least 16 characters)" }),
+  ),
+  LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
+    default: "info",
+    description: "pino log level",
+  }),
+});
+
+export type WorkerConfig = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
+const validate = ajv.compile<WorkerConfig>(ConfigSchema);
+
+function shown(name: string, value: string | undefined): string {
+  if (value === undefined) return "(unset)";
+  if (/KEY|SECRET|PASSWORD|TOKEN/.test(name)) return `(hidden, ${value.trim().length} characters)`;
+  return JSON.stringify(value.replace(/(\/\/[^:/@]+:)[^@/]*@/, "$1***@"));
+}
+
+/**
+ * Read the worker configuration from `env`. Empty strings count as unset.
+ *
+ * @throws ConfigError naming each missing or malformed variable.
+ */
+export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
+  const props = ConfigSchema.properties as Record<string, { description?: string }>;
+  const input: Record<string, unknown> = {};
+  for (const name of Object.keys(props)) {
+    const value = env[name];
+    if (value !== undefined && value.trim() !== "") input[name] = value.trim();
+  }
+  const problems: string[] = [];
+  if (validate(input)) {
+    if (input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined) {
+      problems.push(
+        "OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed",
+      );
+    } else {
+      return input;
+    }
+  }
+  for (const e of validate.errors ?? []) {
+    const name = e.keyword === "required" ? String(e.params.missingProperty) : e.instancePath.slice(1);
+    const about = props[name]?.description ?? "";
+    problems.push(
+      e.keyword === "required"
+        ? `${name} is not set: ${about}`
+        : `${name}=${shown(name, env[name])} is not valid (${e.message}): ${about}`,
+    );
+  }
+  throw new ConfigError([...new Set(problems)]);
+}

@@ -1,0 +1,107 @@
+/**
+ * The worker process: configuration, logger, connections, migrations (under
+ * the advisory lock, like the API), the BullMQ processors, and a small health
+ * server: `/healthz` (the process answers) and `/readyz` (Postgres and Redis
+ * reachable, and the time of the last completed job, so a worker that silently
+ * stopped after a Redis restart is visible). SIGTERM drains: active jobs finish,
+ * no new ones start.
+ */
+import { createDb, migrateToLatest, pingDb } from "@outcome-runtime/db";
+import { connectorProvider } from "@outcome-runtime/runtime";
+import Fastify from "fastify";
+import { Redis } from "ioredis";
+import { pino } from "pino";
+import { ConfigError, loadWorkerConfig } from "./config";
+import { startWorker } from "./worker";
+
+async function main(): Promise<void> {
+  let config: ReturnType<typeof loadWorkerConfig>;
+  try {
+    config = loadWorkerConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  const logger = pino({ level: config.LOG_LEVEL, base: { service: "worker" } });
+  const db = createDb({ url: config.DATABASE_URL, applicationName: "outcome-runtime-worker", max: 10 });
+  // BullMQ's blocking connections need maxRetriesPerRequest: null; ioredis reconnects on its own.
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  redis.on("error", (error) => logger.warn({ error: error.message }, "redis error"));
+
+  const policy = await redis.config("GET", "maxmemory-policy").catch(() => null);
+  const value = Array.isArray(policy) ? String(policy[1]) : null;
+  if (value !== null && value !== "noeviction") {
+    logger.warn(
+      { maxmemoryPolicy: value },
+      "Redis maxmemory-policy is not noeviction: under memory pressure Redis may evict queued jobs; set maxmemory-policy noeviction",
+    );
+  }
+
+  await migrateToLatest(db);
+  const connectors = connectorProvider({ defaultDatabaseUrl: config.DATABASE_URL });
+  const worker = await startWorker({
+    db,
+    redis,
+    connectors,
+    logger,
+    concurrency: config.WORKER_CONCURRENCY,
+    reconcileIntervalMs: config.RECONCILE_INTERVAL_MS,
+    lockDurationMs: config.LOCK_DURATION_MS,
+    pollTimeoutMs: config.POLL_TIMEOUT_MS,
+    webhook: {
+      url: config.OUTCOME_RUNTIME_WEBHOOK_URL ?? null,
+      secret: config.OUTCOME_RUNTIME_WEBHOOK_SECRET ?? "",
+    },
+  });
+
+  const health = Fastify({ logger: false });
+  const startedAt = new Date();
+  health.get("/healthz", async () => ({ status: "ok" }));
+  health.get("/readyz", async (_request, reply) => {
+    const [database, queue] = await Promise.all([
+      pingDb(db),
+      redis
+        .ping()
+        .then(() => true)
+        .catch(() => false),
+    ]);
+    const last = worker.lastCompletedAt();
+    // The reconcile job completes every RECONCILE_INTERVAL_MS, so a healthy worker always has a recent job.
+    const staleAfterMs = Math.max(3 * config.RECONCILE_INTERVAL_MS, 10_000);
+    const reference = last ?? startedAt;
+    const stale = Date.now() - reference.getTime() > staleAfterMs;
+    const ready = database && queue && !stale;
+    if (!ready) reply.code(503).header("retry-after", "5");
+    return {
+      status: ready ? "ready" : "not_ready",
+      checks: { database, redis: queue, jobs: !stale },
+      lastCompletedJobAt: last?.toISOString() ?? null,
+      startedAt: startedAt.toISOString(),
+    };
+  });
+  await health.listen({ port: config.WORKER_PORT, host: config.HOST });
+  logger.info({ port: config.WORKER_PORT }, "worker started");
+
+  let closing = false;
+  const close = async (signal: string) => {
+    if (closing) return;
+    closing = true;
+    logger.info({ signal }, "draining");
+    const force = setTimeout(() => process.exit(1), 30_000);
+    force.unref();
+    await worker.close();
+    await Promise.allSettled([health.close(), connectors.close(), db.destroy()]);
+    await redis.quit().catch(() => {});
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void close("SIGTERM"));
+  process.on("SIGINT", () => void close("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`worker failed to start: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,322 @@
+/**
+ * The worker: BullMQ processors for polls, analyses, outcome polls, webhook
+ * deliveries and the reconciliation of schedulers with Postgres.
+ *
+ * Postgres is the source of truth. Job Schedulers (one per running experiment
+ * and per active outcome) live in Redis and are re-created from Postgres at
+ * start and on every reconciliation, so a Redis that lost its data (or a
+ * scheduler removed by hand) heals on its own. BullMQ delivers at least once; every
+ * effect is idempotent in Postgres (see packages/runtime/src/signals).
+ */
+import { effectivePollInterval } from "@outcome-runtime/connectors";
+import { type Db, signals } from "@outcome-runtime/db";
+import {
+  analyzeExperiment,
+  analyzeJobId,
+  CONTROL_QUEUE,
+  type ConnectorProvider,
+  deliverWebhook,
+  describePollError,
+  experimentSchedulerId,
+  JOB,
+  KEEP_COMPLETED,
+  KEEP_FAILED,
+  outcomeSchedulerId,
+  pollExperiment,
+  pollOutcome,
+  SIGNALS_QUEUE,
+  type SignalDeps,
+  type WebhookTarget,
+  webhookJobId,
+} from "@outcome-runtime/runtime";
+import { type Job, Queue, UnrecoverableError, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Logger } from "pino";
+
+export interface WorkerOptions {
+  readonly db: Db;
+  /** A connection for BullMQ (`maxRetriesPerRequest: null`); duplicated for the blocking worker connections. */
+  readonly redis: Redis;
+  readonly connectors: ConnectorProvider;
+  readonly logger: Logger;
+  readonly concurrency?: number;
+  readonly reconcileIntervalMs?: number;
+  readonly lockDurationMs?: number;
+  readonly pollTimeoutMs?: number;
+  readonly webhook?: WebhookTarget;
+  /** Clock for the use cases (tests). */
+  readonly now?: () => Date;
+}
+
+export interface RunningWorker {
+  /** Reconcile schedulers with Postgres now; returns what changed. */
+  reconcile(): Promise<ReconcileReport>;
+  /** Time the last job of any kind completed, or null. */
+  lastCompletedAt(): Date | null;
+  /** Stop taking jobs, wait for the active ones, close the queues. */
+  close(): Promise<void>;
+  readonly signalsQueue: Queue;
+  readonly controlQueue: Queue;
+}
+
+export interface ReconcileReport {
+  readonly experiments: number;
+  readonly outcomes: number;
+  readonly added: number;
+  readonly removed: number;
+  /** Pending webhooks re-enqueued (their job was lost). */
+  readonly webhooksRequeued: number;
+  /** Notes about stretched poll intervals (e.g. Mixpanel's hourly budget). */
+  readonly notes: readonly string[];
+}
+
+const POLL_JOB_OPTS = {
+  attempts: 5,
+  backoff: { type: "exponential" as const, delay: 2000 },
+  removeOnComplete: KEEP_COMPLETED,
+  removeOnFail: KEEP_FAILED,
+};
+
+const WEBHOOK_ATTEMPTS = 8;
+
+type ConnectorConfig = { type: string } & Record<string, unknown>;
+
+/** Desired poll interval per running experiment, in ms, from its outcome's `poll_interval`. */
+async function desiredSchedules(db: Db): Promise<{
+  experiments: Map<string, number>;
+  outcomes: Map<string, number>;
+  notes: string[];
+}> {
+  const rows = await db
+    .selectFrom("experiments")
+    .innerJoin("outcomes", "outcomes.id", "experiments.outcome_id")
+    .select(["experiments.id as id", "outcomes.spec as spec"])
+    .where("experiments.state", "=", "running")
+    .execute();
+  const active = await db.selectFrom("outcomes").select(["id", "spec"]).where("state", "=", "active").execute();
+  const notes: string[] = [];
+  type Spec = { signal?: { poll_interval?: number; connector?: ConnectorConfig } };
+  // How many series read through the same connector config (Mixpanel's budget is per project).
+  const sharing = new Map<string, number>();
+  const keyOf = (c: ConnectorConfig | undefined) => JSON.stringify(c ?? {});
+  for (const r of rows) {
+    const k = keyOf((r.spec as Spec).signal?.connector);
+    sharing.set(k, (sharing.get(k) ?? 0) + 1);
+  }
+  const interval = (spec: Spec): number => {
+    const requested = spec.signal?.poll_interval ?? 6 * 3600;
+    const connector = spec.signal?.connector;
+    if (connector === undefined) return requested * 1000;
+    const effective = effectivePollInterval(connector, requested, sharing.get(keyOf(connector)) ?? 1);
+    if (effective.note !== null && !notes.includes(effective.note)) notes.push(effective.note);
+    return Math.max(1000, Math.round(effective.seconds * 1000));
+  };
+  return {
+    experiments: new Map(rows.map((r) => [r.id, interval(r.spec as Spec)])),
+    outcomes: new Map(active.map((r) => [r.id, interval(r.spec as Spec)])),
+    notes,
+  };
+}
+
+/**
+ * Start the processors. Reconciles schedulers at once (before taking jobs), then
+ * every `reconcileIntervalMs` through a scheduler of its own.
+ */
+export async function startWorker(options: WorkerOptions): Promise<RunningWorker> {
+  const { db, logger } = options;
+  const deps: SignalDeps = {
+    db,
+    connectors: options.connectors,
+    ...(options.pollTimeoutMs === undefined ? {} : { pollTimeoutMs: options.pollTimeoutMs }),
+    ...(options.now === undefined ? {} : { now: options.now }),
+  };
+  const webhook: WebhookTarget = options.webhook ?? { url: null, secret: "" };
+  const signalsQueue = new Queue(SIGNALS_QUEUE, { connection: options.redis });
+  const controlQueue = new Queue(CONTROL_QUEUE, { connection: options.redis });
+  let lastCompleted: Date | null = null;
+
+  async function enqueueWebhooks(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      await controlQueue.add(
+        JOB.deliverWebhook,
+        { deliveryId: id },
+        {
+          jobId: webhookJobId(id),
+          attempts: WEBHOOK_ATTEMPTS,
+          backoff: { type: "exponential", delay: 1000 },
+          removeOnComplete: KEEP_COMPLETED,
+          removeOnFail: KEEP_FAILED,
+        },
+      );
+    }
+  }
+
+  async function reconcile(): Promise<ReconcileReport> {
+    const desired = await desiredSchedules(db);
+    const existing = await signalsQueue.getJobSchedulers(0, -1);
+    const byKey = new Map(existing.map((s) => [s.key, s]));
+    let added = 0;
+    let removed = 0;
+    const want = new Map<string, { every: number; name: string; data: Record<string, string> }>();
+    for (const [id, every] of desired.experiments) {
+      want.set(experimentSchedulerId(id), { every, name: JOB.pollExperiment, data: { experimentId: id } });
+    }
+    for (const [id, every] of desired.outcomes) {
+      want.set(outcomeSchedulerId(id), { every, name: JOB.pollOutcome, data: { outcomeId: id } });
+    }
+    for (const [key, w] of want) {
+      const current = byKey.get(key);
+      if (current !== undefined && current.every === w.every) continue;
+      await signalsQueue.upsertJobScheduler(
+        key,
+        { every: w.every },
+        { name: w.name, data: w.data, opts: POLL_JOB_OPTS },
+      );
+      added += 1;
+    }
+    for (const s of existing) {
+      if (!want.has(s.key)) {
+        await signalsQueue.removeJobScheduler(s.key);
+        removed += 1;
+      }
+    }
+    // Webhooks whose delivery job was lost (a Redis that forgot, a crash between commit and add).
+    const pending = await signals.listPendingWebhookIds(db, new Date(Date.now() - 60_000));
+    let requeued = 0;
+    for (const id of pending) {
+      const job = await controlQueue.getJob(webhookJobId(id));
+      if (job === undefined || (await job.isFailed())) {
+        if (job !== undefined) await job.remove();
+        await enqueueWebhooks([id]);
+        requeued += 1;
+      }
+    }
+    for (const note of desired.notes) logger.warn({ note }, "poll interval stretched");
+    return {
+      experiments: desired.experiments.size,
+      outcomes: desired.outcomes.size,
+      added,
+      removed,
+      webhooksRequeued: requeued,
+      notes: desired.notes,
+    };
+  }
+
+  async function processSignals(job: Job): Promise<unknown> {
+    switch (job.name) {
+      case JOB.pollExperiment: {
+        const experimentId = String(job.data.experimentId);
+        let result: Awaited<ReturnType<typeof pollExperiment>>;
+        try {
+          result = await pollExperiment(deps, experimentId);
+        } catch (error) {
+          const described = describePollError(error);
+          logger.warn({ experimentId, ...described, attempt: job.attemptsMade + 1 }, "poll failed");
+          // A bad config or bad SQL will not heal by retrying; the next scheduled poll tries again.
+          if (!described.retryable) throw new UnrecoverableError(`${described.code}: ${described.message}`);
+          throw error;
+        }
+        if (result.status === "skipped") return result;
+        // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
+        const series = (await signals.listSeriesOfExperiment(db, experimentId)).find((s) => s.role === "primary");
+        const upTo = series?.polledUntil?.getTime();
+        if (upTo !== undefined) {
+          await signalsQueue.add(
+            JOB.analyzeExperiment,
+            { experimentId },
+            {
+              jobId: analyzeJobId(experimentId, upTo),
+              attempts: 5,
+              backoff: { type: "exponential", delay: 1000 },
+              removeOnComplete: KEEP_COMPLETED,
+              removeOnFail: KEEP_FAILED,
+            },
+          );
+        }
+        return { ...result, newestTs: result.newestTs?.toISOString() ?? null };
+      }
+      case JOB.analyzeExperiment: {
+        const experimentId = String(job.data.experimentId);
+        const outcome = await analyzeExperiment(deps, experimentId);
+        if (outcome.decision !== null) {
+          logger.info(
+            {
+              experimentId,
+              action: outcome.decision.action,
+              reason: outcome.decision.reason,
+              detail: outcome.decision.detail,
+            },
+            "experiment decided",
+          );
+          await signalsQueue.removeJobScheduler(experimentSchedulerId(experimentId));
+        }
+        await enqueueWebhooks(outcome.webhooks);
+        return { analysed: outcome.analysed, decision: outcome.decision, state: outcome.state };
+      }
+      case JOB.pollOutcome: {
+        const outcomeId = String(job.data.outcomeId);
+        const result = await pollOutcome(deps, outcomeId);
+        if (result.status === "polled" && result.state !== "active") {
+          await signalsQueue.removeJobScheduler(outcomeSchedulerId(outcomeId));
+        }
+        return result;
+      }
+      default:
+        throw new Error(`unknown job ${job.name}`);
+    }
+  }
+
+  async function processControl(job: Job): Promise<unknown> {
+    switch (job.name) {
+      case JOB.reconcile:
+        return reconcile();
+      case JOB.deliverWebhook: {
+        const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        return deliverWebhook({ db }, String(job.data.deliveryId), webhook, { final });
+      }
+      default:
+        throw new Error(`unknown job ${job.name}`);
+    }
+  }
+
+  // Reconcile before taking jobs: the schedulers match Postgres from the first moment.
+  const first = await reconcile();
+  logger.info(first, "schedulers reconciled");
+
+  const workerOpts = {
+    connection: options.redis,
+    lockDuration: options.lockDurationMs ?? 30_000,
+    // A killed worker's job is stalled; let it be retried rather than failed after one stall.
+    maxStalledCount: 10,
+  };
+  const signalsWorker = new Worker(SIGNALS_QUEUE, processSignals, {
+    ...workerOpts,
+    concurrency: options.concurrency ?? 8,
+  });
+  const controlWorker = new Worker(CONTROL_QUEUE, processControl, { ...workerOpts, concurrency: 4 });
+  for (const w of [signalsWorker, controlWorker]) {
+    w.on("completed", () => {
+      lastCompleted = new Date();
+    });
+    w.on("failed", (job, error) => {
+      logger.warn({ job: job?.name, jobId: job?.id, attempts: job?.attemptsMade, error: error.message }, "job failed");
+    });
+    w.on("error", (error) => logger.error({ error: error.message }, "worker error"));
+  }
+  await controlQueue.upsertJobScheduler(
+    "reconcile",
+    { every: options.reconcileIntervalMs ?? 30_000 },
+    { name: JOB.reconcile, data: {}, opts: { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED } },
+  );
+
+  return {
+    reconcile,
+    lastCompletedAt: () => lastCompleted,
+    signalsQueue,
+    controlQueue,
+    async close() {
+      await Promise.allSettled([signalsWorker.close(), controlWorker.close()]);
+      await Promise.allSettled([signalsQueue.close(), controlQueue.close()]);
+    },
+  };
+}
