@@ -15,3 +15,8 @@ export {
   ROLES,
 } from "@outcome-runtime/core";
 export { MAX_OUTCOME_BYTES } from "@outcome-runtime/spec";
+
+import type { signals } from "@outcome-runtime/db";
+
+/** One analysis row: a snapshot's effect, always-valid interval and p-value, SRM, guardrails and decision. */
+export type AnalysisRecord = signals.AnalysisRecord;

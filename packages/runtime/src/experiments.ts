@@ -16,7 +16,7 @@ import {
   matchPaths,
   type Prediction,
 } from "@outcome-runtime/core";
-import { audit, type DbOrTrx, experiments, gates } from "@outcome-runtime/db";
+import { audit, type DbOrTrx, experiments, gates, signals } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requestFingerprint, runIdempotent } from "./idempotency";
 import { ensurePendingGate } from "./open-gate";
@@ -223,6 +223,8 @@ export async function proposeExperimentIdempotently<T>(
 export interface ExperimentDetail {
   readonly experiment: Experiment;
   readonly gates: readonly Gate[];
+  /** The newest analysis (effect, always-valid interval and p-value, SRM, guardrails, decision), or null. */
+  readonly latestAnalysis: signals.AnalysisRecord | null;
 }
 
 /** One experiment by id or key, with its gates (newest first). */
@@ -233,7 +235,25 @@ export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: 
     experiment.portfolioGateId ? gates.findGate(deps.db, experiment.workspaceId, experiment.portfolioGateId) : null,
   ]);
   const mine = portfolio ? [...own.items, portfolio] : own.items;
-  return { experiment, gates: mine };
+  const latestAnalysis = await signals.latestAnalysis(deps.db, experiment.id);
+  return { experiment, gates: mine, latestAnalysis };
+}
+
+/**
+ * Analyses of an experiment, oldest first: one per snapshot of its signal (the
+ * newest `limit`, at most 5 000).
+ *
+ * @throws DomainError `not_found`.
+ */
+export async function listExperimentAnalyses(
+  deps: RuntimeDeps,
+  caller: Caller,
+  idOrKey: string,
+  limit = 1000,
+): Promise<{ experiment: Experiment; analyses: signals.AnalysisRecord[] }> {
+  const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
+  const analyses = await signals.listAnalyses(deps.db, experiment.id, Math.min(Math.max(1, limit), 5000));
+  return { experiment, analyses };
 }
 
 /** Experiments of an outcome, oldest first. @throws DomainError `not_found`. */

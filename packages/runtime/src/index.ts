@@ -9,6 +9,7 @@ export * from "./domain";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
 export {
   getExperiment,
+  listExperimentAnalyses,
   listExperimentsOfOutcome,
   proposeExperiment,
   proposeExperimentIdempotently,
@@ -20,6 +21,7 @@ export { requestFingerprint, runIdempotent } from "./idempotency";
 export {
   analyzeJobId,
   CONTROL_QUEUE,
+  DEFAULT_QUEUE_PREFIX,
   enqueuePollNow,
   experimentSchedulerId,
   JOB,

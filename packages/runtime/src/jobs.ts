@@ -7,6 +7,9 @@
 import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 
+/** Default prefix of the BullMQ keys in Redis. */
+export const DEFAULT_QUEUE_PREFIX = "outcome-runtime";
+
 /** Polls and analyses: the bulk of the work. */
 export const SIGNALS_QUEUE = "signals";
 /** Reconciliation and webhook deliveries: small and never stuck behind polls. */
@@ -51,8 +54,12 @@ export const KEEP_FAILED = { age: 7 * 86_400 } as const;
  *
  * @throws Error from ioredis when Redis is unreachable.
  */
-export async function enqueuePollNow(connection: Redis, experimentId: string): Promise<string> {
-  const queue = new Queue(SIGNALS_QUEUE, { connection });
+export async function enqueuePollNow(
+  connection: Redis,
+  experimentId: string,
+  prefix: string = DEFAULT_QUEUE_PREFIX,
+): Promise<string> {
+  const queue = new Queue(SIGNALS_QUEUE, { connection, prefix });
   try {
     const second = Math.floor(Date.now() / 1000);
     const job = await queue.add(

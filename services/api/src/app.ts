@@ -34,6 +34,8 @@ export interface AppOptions {
   /** Redis key prefix of the rate-limit counters (default `outcome-runtime:rate-limit:`). */
   readonly rateLimitNamespace?: string;
   readonly publicUrl?: string | undefined;
+  /** Prefix of the BullMQ keys the worker reads (default `outcome-runtime`). */
+  readonly queuePrefix?: string;
 }
 
 /** Register every plugin and route of the API on `app`. */
@@ -74,7 +76,11 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(auth, { deps: options.deps });
 
   await fastify.register(healthRoutes, options);
-  const routeOptions = { deps: options.deps };
+  const routeOptions = {
+    deps: options.deps,
+    redis: options.redis,
+    queuePrefix: options.queuePrefix ?? "outcome-runtime",
+  };
   await fastify.register(applyRoute, routeOptions);
   await fastify.register(outcomeRoutes, routeOptions);
   await fastify.register(experimentRoutes, routeOptions);

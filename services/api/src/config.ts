@@ -21,6 +21,11 @@ const ConfigSchema = Type.Object({
   OUTCOME_RUNTIME_PUBLIC_URL: Type.Optional(
     Type.String({ format: "uri", description: "public base URL of the API, e.g. https://outcomes.acme.example" }),
   ),
+  QUEUE_PREFIX: Type.String({
+    pattern: "^[A-Za-z0-9_.:-]+$",
+    default: "outcome-runtime",
+    description: "prefix of the BullMQ keys in Redis; the API and the workers of one installation share it",
+  }),
   LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
     default: "info",
     description: "pino log level",

@@ -3,7 +3,7 @@
  * from domain records. Storage shapes never reach clients directly.
  */
 
-import type { OutcomeSummary } from "@outcome-runtime/runtime";
+import type { AnalysisRecord, OutcomeSummary } from "@outcome-runtime/runtime";
 import {
   DECISION_CHANNELS,
   EXPERIMENT_STATES,
@@ -98,7 +98,53 @@ export const ExperimentDto = Type.Object({
   portfolioGateId: Nullable(Type.String()),
   createdAt: DateTime,
   updatedAt: DateTime,
+  launchedAt: Nullable(DateTime),
+  statsPlan: Nullable(
+    Type.Object(
+      {
+        tau2: Type.Number({ description: "mixture variance τ² of the mSPRT (squared metric units)" }),
+        tau2Source: Type.String({ description: "how τ² was chosen" }),
+        alpha: Type.Number(),
+        power: Type.Number(),
+        mde: Nullable(Type.Number({ description: "absolute effect the plan is sized for" })),
+        fixedPerArm: Nullable(Type.Number({ description: "units per arm of a fixed-horizon test of the same power" })),
+        sequentialPerArm: Nullable(Type.Number({ description: "planned units per arm (always-valid test)" })),
+        baseline: Type.Number(),
+        variance: Type.Number(),
+      },
+      { description: "the statistical plan, fixed at the first analysis" },
+    ),
+  ),
+  polling: Type.Object({
+    lastPolledAt: Nullable(DateTime),
+    failures: Type.Integer({ description: "consecutive failed polls" }),
+    error: Nullable(
+      Type.Object(
+        { code: Type.String(), message: Type.String(), at: Type.String() },
+        { description: "last poll error" },
+      ),
+    ),
+  }),
 });
+
+const Interval = Nullable(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }));
+
+export const AnalysisDto = Type.Object({
+  ts: DateTime,
+  arms: Type.Record(Type.String(), Type.Object({}, { additionalProperties: true })),
+  effect: Nullable(Type.Number({ description: "treatment − control, absolute" })),
+  ci: Interval,
+  relativeEffect: Nullable(Type.Number({ description: "effect relative to control (a fraction)" })),
+  pValue: Nullable(Type.Number({ description: "always-valid p-value" })),
+  srmPValue: Nullable(Type.Number({ description: "chi-square SRM p-value" })),
+  guardrails: Type.Array(Type.Object({}, { additionalProperties: true })),
+  decision: Type.Object(
+    { action: Type.String(), reason: Type.String(), detail: Type.String() },
+    { additionalProperties: true },
+  ),
+  details: Type.Object({}, { additionalProperties: true }),
+});
+export type AnalysisJson = Static<typeof AnalysisDto>;
 
 export const GateDto = Type.Object({
   id: Type.String({ format: "uuid" }),
@@ -111,6 +157,7 @@ export const GateDto = Type.Object({
   slaSeconds: Type.Integer(),
   dueAt: DateTime,
   createdAt: DateTime,
+  context: Type.Object({}, { additionalProperties: true, description: "why the gate was opened" }),
   decision: Nullable(
     Type.Object({
       decision: Type.String(),
@@ -185,6 +232,13 @@ export function experimentJson(e: Experiment): ExperimentJson {
     portfolioGateId: e.portfolioGateId,
     createdAt: e.createdAt.toISOString(),
     updatedAt: e.updatedAt.toISOString(),
+    launchedAt: iso(e.launchedAt),
+    statsPlan: e.statsPlan === null ? null : { ...e.statsPlan },
+    polling: {
+      lastPolledAt: iso(e.polling.lastPolledAt),
+      failures: e.polling.failures,
+      error: e.polling.error === null ? null : { ...e.polling.error },
+    },
   };
 }
 
@@ -200,6 +254,7 @@ export function gateJson(g: Gate): GateJson {
     slaSeconds: g.slaSeconds,
     dueAt: g.dueAt.toISOString(),
     createdAt: g.createdAt.toISOString(),
+    context: { ...g.context },
     decision: g.decision
       ? {
           decision: g.decision.decision,
@@ -209,6 +264,21 @@ export function gateJson(g: Gate): GateJson {
           decidedAt: g.decision.decidedAt.toISOString(),
         }
       : null,
+  };
+}
+
+export function analysisJson(a: AnalysisRecord): AnalysisJson {
+  return {
+    ts: a.ts.toISOString(),
+    arms: a.arms as Record<string, Record<string, unknown>>,
+    effect: a.effect,
+    ci: a.ciLow === null || a.ciHigh === null ? null : [a.ciLow, a.ciHigh],
+    relativeEffect: a.relativeEffect,
+    pValue: a.pValue,
+    srmPValue: a.srmPValue,
+    guardrails: a.guardrails as Record<string, unknown>[],
+    decision: a.decision as AnalysisJson["decision"],
+    details: a.details as Record<string, unknown>,
   };
 }
 

@@ -39,6 +39,7 @@ async function main(): Promise<void> {
       signalStorage: report.signalStorage,
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       publicUrl: config.OUTCOME_RUNTIME_PUBLIC_URL,
+      queuePrefix: config.QUEUE_PREFIX,
     },
     {
       logger: {

@@ -41,6 +41,11 @@ const ConfigSchema = Type.Object({
   OUTCOME_RUNTIME_WEBHOOK_SECRET: Type.Optional(
     Type.String({ minLength: 16, description: "HMAC-SHA256 secret of webhook signatures (at least 16 characters)" }),
   ),
+  QUEUE_PREFIX: Type.String({
+    pattern: "^[A-Za-z0-9_.:-]+$",
+    default: "outcome-runtime",
+    description: "prefix of the BullMQ keys in Redis; the API and the workers of one installation share it",
+  }),
   LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
     default: "info",
     description: "pino log level",

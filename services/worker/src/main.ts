@@ -47,6 +47,7 @@ async function main(): Promise<void> {
     redis,
     connectors,
     logger,
+    prefix: config.QUEUE_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
     reconcileIntervalMs: config.RECONCILE_INTERVAL_MS,
     lockDurationMs: config.LOCK_DURATION_MS,

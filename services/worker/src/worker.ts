@@ -15,6 +15,7 @@ import {
   analyzeJobId,
   CONTROL_QUEUE,
   type ConnectorProvider,
+  DEFAULT_QUEUE_PREFIX,
   deliverWebhook,
   describePollError,
   experimentSchedulerId,
@@ -39,6 +40,8 @@ export interface WorkerOptions {
   readonly redis: Redis;
   readonly connectors: ConnectorProvider;
   readonly logger: Logger;
+  /** Prefix of the BullMQ keys (default `outcome-runtime`); the API must use the same. */
+  readonly prefix?: string;
   readonly concurrency?: number;
   readonly reconcileIntervalMs?: number;
   readonly lockDurationMs?: number;
@@ -131,8 +134,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     ...(options.now === undefined ? {} : { now: options.now }),
   };
   const webhook: WebhookTarget = options.webhook ?? { url: null, secret: "" };
-  const signalsQueue = new Queue(SIGNALS_QUEUE, { connection: options.redis });
-  const controlQueue = new Queue(CONTROL_QUEUE, { connection: options.redis });
+  const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
+  const signalsQueue = new Queue(SIGNALS_QUEUE, { connection: options.redis, prefix });
+  const controlQueue = new Queue(CONTROL_QUEUE, { connection: options.redis, prefix });
   let lastCompleted: Date | null = null;
 
   async function enqueueWebhooks(ids: readonly string[]): Promise<void> {
@@ -285,6 +289,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const workerOpts = {
     connection: options.redis,
+    prefix,
     lockDuration: options.lockDurationMs ?? 30_000,
     // A killed worker's job is stalled; let it be retried rather than failed after one stall.
     maxStalledCount: 10,

@@ -1,6 +1,11 @@
 import type { RuntimeDeps } from "@outcome-runtime/runtime";
+import type { Redis } from "ioredis";
 
 /** What every route plugin is registered with. */
 export interface RouteOptions {
   readonly deps: RuntimeDeps;
+  /** Redis for enqueuing jobs, created with `enableOfflineQueue: false` so an outage fails fast. */
+  readonly redis: Redis;
+  /** Prefix of the BullMQ keys. */
+  readonly queuePrefix: string;
 }

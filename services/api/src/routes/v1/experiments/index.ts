@@ -2,9 +2,24 @@
  * Experiments: read one, and request a direct lifecycle action.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { DIRECT_EXPERIMENT_ACTIONS, getExperiment, transitionExperiment } from "@outcome-runtime/runtime";
+import {
+  DIRECT_EXPERIMENT_ACTIONS,
+  DomainError,
+  enqueuePollNow,
+  getExperiment,
+  listExperimentAnalyses,
+  transitionExperiment,
+} from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { ExperimentDto, experimentJson, GateDto, gateJson, PROBLEM_RESPONSES } from "../../../dto";
+import {
+  AnalysisDto,
+  analysisJson,
+  ExperimentDto,
+  experimentJson,
+  GateDto,
+  gateJson,
+  PROBLEM_RESPONSES,
+} from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 const IdParams = Type.Object({
@@ -30,20 +45,91 @@ const TransitionBody = Type.Object(
   { additionalProperties: false },
 );
 
-const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
+const AnalysesQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 1000 })),
+});
+
+const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, redis, queuePrefix }) => {
   app.get(
     "/v1/experiments/:id",
     {
       schema: {
         tags: ["experiments"],
-        summary: "Get an experiment with its gates",
+        summary: "Get an experiment with its gates and latest analysis",
         params: IdParams,
-        response: { 200: Type.Object({ experiment: ExperimentDto, gates: Type.Array(GateDto) }), ...PROBLEM_RESPONSES },
+        response: {
+          200: Type.Object({
+            experiment: ExperimentDto,
+            gates: Type.Array(GateDto),
+            latestAnalysis: Type.Union([AnalysisDto, Type.Null()]),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
       },
     },
     async (request) => {
       const detail = await getExperiment(deps, request.caller, request.params.id);
-      return { experiment: experimentJson(detail.experiment), gates: detail.gates.map(gateJson) };
+      return {
+        experiment: experimentJson(detail.experiment),
+        gates: detail.gates.map(gateJson),
+        latestAnalysis: detail.latestAnalysis === null ? null : analysisJson(detail.latestAnalysis),
+      };
+    },
+  );
+
+  app.get(
+    "/v1/experiments/:id/analyses",
+    {
+      schema: {
+        tags: ["experiments"],
+        summary: "The analyses of an experiment, oldest first (one per snapshot of its signal)",
+        params: IdParams,
+        querystring: AnalysesQuery,
+        response: { 200: Type.Object({ items: Type.Array(AnalysisDto) }), ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request) => {
+      const { analyses } = await listExperimentAnalyses(deps, request.caller, request.params.id, request.query.limit);
+      return { items: analyses.map(analysisJson) };
+    },
+  );
+
+  app.post(
+    "/v1/experiments/:id/poll",
+    {
+      schema: {
+        tags: ["experiments"],
+        summary: "Poll a running experiment's signal now (then analyse it)",
+        description:
+          "Queues a poll at once instead of waiting for the schedule. 503 with Retry-After when Redis is down.",
+        params: IdParams,
+        response: { 202: Type.Object({ jobId: Type.String() }), ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const { experiment } = await getExperiment(deps, request.caller, request.params.id);
+      if (experiment.state !== "running") {
+        throw new DomainError(
+          "illegal_transition",
+          `experiment ${experiment.key} is ${experiment.state}; only a running experiment is polled`,
+          {
+            state: experiment.state,
+          },
+        );
+      }
+      let jobId: string;
+      try {
+        jobId = await enqueuePollNow(redis, experiment.id, queuePrefix);
+      } catch (error) {
+        request.log.warn({ err: error }, "queue unavailable");
+        reply.header("retry-after", "5");
+        throw new DomainError(
+          "service_unavailable",
+          "the job queue (Redis) is unavailable right now; retry shortly",
+          {},
+        );
+      }
+      return reply.code(202).send({ jobId });
     },
   );
 
