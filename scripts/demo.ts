@@ -1,47 +1,160 @@
 /**
- * The end-to-end demo: start the API (it migrates the database under the
- * advisory lock and registers the bootstrap key), apply `outcome.example.yaml`
- * with the CLI, activate it, propose a hypothesis, print where it stands, and
- * stop the API. Exits non-zero, saying why, when the API cannot start, exits
- * early or dies during the demo.
+ * The end-to-end demo on real data: the ASOS Digital Experiments Dataset
+ * (Liu, Cardoso, Couturier & McCoy, NeurIPS 2021, CC BY 4.0; see data/asos).
  *
- * Environment: DATABASE_URL and REDIS_URL (set by scripts/demo.sh), PORT
- * (default 8080).
+ * 1. Load the 99 treatment-vs-control comparisons of metric 1 and write every
+ *    checkpoint into an "app" database with a simulated clock.
+ * 2. Start the API and the worker on a fresh runtime database.
+ * 3. Apply an outcome (signal: metric 1; guardrail: metric 2; a kill threshold)
+ *    with the CLI, and activate it.
+ * 4. Submit one hypothesis per comparison over the API, approve the portfolio as
+ *    a PM, claim and report each build as an agent, approve each launch.
+ * 5. Run the clock. The worker polls every experiment through the `postgres`
+ *    connector and decides: pauses, analysis gates, or nothing. This script only
+ *    moves the clock and prints what the runtime did.
+ * 6. Print a table per comparison against the fixed-horizon result on the full
+ *    data, and a summary. The API and the worker keep running for exploration.
+ *
+ * Environment: DATABASE_URL (a Postgres URL on the server to use; set by
+ * scripts/demo.sh), REDIS_URL, PORT (default 8080), WORKER_PORT (8081),
+ * DEMO_MS_PER_DAY (default 400: one simulated day per 0.4 s).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
+import { verifyWebhookSignature } from "@outcome-runtime/runtime";
+import { Redis } from "ioredis";
+// biome-ignore lint/style/noRestrictedImports: the demo administers its own databases (create and drop), outside the runtime's storage layer
+import pg from "pg";
+import {
+  type AsosComparison,
+  closeAppPools,
+  connectorSql,
+  createAppDatabase,
+  loadAsos,
+  SIM_EPOCH,
+  setClock,
+} from "./demo/asos";
+import { type DemoRow, fullDataResult, renderReport, summarize } from "./demo/report";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
+const tmp = `${root}.tmp`;
 const port = process.env.PORT ?? "8080";
+const workerPort = process.env.WORKER_PORT ?? "8081";
 const url = `http://127.0.0.1:${port}`;
+const msPerDay = Number(process.env.DEMO_MS_PER_DAY ?? 400);
+const OUTCOME = "asos-metric-1";
+const PM = "pm@asos-demo.example";
+const QUEUE_PREFIX = "outcome-runtime-demo";
+const RUNTIME_DB = "outcome_runtime_demo";
+const APP_DB = "outcome_runtime_demo_app";
+const DAY_MS = 86_400_000;
+const ALPHA = 0.05;
 
-function demoKey(): string {
-  const file = `${root}.tmp/demo-api-key`;
-  if (existsSync(file)) return readFileSync(file, "utf8").trim();
-  mkdirSync(`${root}.tmp`, { recursive: true });
-  const key = `ork_${randomBytes(32).toString("base64url")}`;
-  writeFileSync(file, `${key}\n`, { mode: 0o600 });
-  return key;
+function databaseUrl(server: string, name: string): string {
+  const u = new URL(server);
+  u.pathname = `/${name}`;
+  return u.toString();
 }
 
-const apiKey = demoKey();
-const env = {
-  ...process.env,
-  PORT: port,
-  OUTCOME_RUNTIME_API_KEY: apiKey,
-  OUTCOME_RUNTIME_URL: url,
-  LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
-};
+function secret(file: string, prefix = ""): string {
+  const path = `${tmp}/${file}`;
+  if (existsSync(path)) return readFileSync(path, "utf8").trim();
+  mkdirSync(tmp, { recursive: true });
+  const value = `${prefix}${randomBytes(32).toString("base64url")}`;
+  writeFileSync(path, `${value}\n`, { mode: 0o600 });
+  return value;
+}
+
+const adminKey = secret("demo-api-key", "ork_");
+const webhookSecret = secret("demo-webhook-secret");
 
 function step(text: string): void {
   process.stdout.write(`\n\x1b[1m── ${text}\x1b[0m\n`);
 }
 
-function run(args: string[]): Promise<number> {
+function say(text: string): void {
+  process.stdout.write(`${text}\n`);
+}
+
+async function api<T>(method: string, path: string, body?: unknown, key = adminKey): Promise<T> {
+  const response = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${key}`,
+      ...(body === undefined ? {} : { "content-type": "application/json" }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const json = (await response.json()) as T & { detail?: string };
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${json.detail ?? ""}`);
+  return json;
+}
+
+/** Stop the processes a previous demo left running (their pids are in .tmp). */
+async function stopPrevious(): Promise<void> {
+  for (const name of ["demo-api", "demo-worker"]) {
+    const file = `${tmp}/${name}.pid`;
+    if (!existsSync(file)) continue;
+    const pid = Number(readFileSync(file, "utf8").trim());
+    try {
+      process.kill(pid, "SIGTERM");
+      for (let i = 0; i < 50; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        process.kill(pid, 0);
+      }
+      process.kill(pid, "SIGKILL");
+    } catch {
+      // gone
+    }
+  }
+}
+
+/** Start a long-lived process detached from the demo, its output in .tmp/<name>.log. */
+function startDetached(name: string, script: string, env: NodeJS.ProcessEnv): ChildProcess {
+  const log = openSync(`${tmp}/${name}.log`, "w");
+  const child = spawn(process.execPath, ["--import", "tsx", script], {
+    cwd: root,
+    env,
+    detached: true,
+    stdio: ["ignore", log, log],
+  });
+  child.unref();
+  writeFileSync(`${tmp}/${name}.pid`, `${child.pid}\n`);
+  return child;
+}
+
+function logTail(name: string): string {
+  try {
+    return readFileSync(`${tmp}/${name}.log`, "utf8").split("\n").slice(-20).join("\n");
+  } catch {
+    return "(no log)";
+  }
+}
+
+async function waitReady(name: string, child: ChildProcess, readyUrl: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(
+        `the ${name} exited before it became ready; its log (.tmp/${name}.log) ends with:\n${logTail(name)}`,
+      );
+    }
+    try {
+      if ((await fetch(readyUrl)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`the ${name} did not become ready within 60 s; see .tmp/${name}.log:\n${logTail(name)}`);
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
   return new Promise((resolve) => {
-    process.stdout.write(`$ outcome-runtime ${args.join(" ")}\n`);
+    say(`$ outcome-runtime ${args.join(" ")}`);
     const child = spawn(process.execPath, ["--import", "tsx", "packages/cli/src/main.ts", ...args], {
       cwd: root,
       env,
@@ -51,120 +164,355 @@ function run(args: string[]): Promise<number> {
   });
 }
 
-async function api<T>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
-  const response = await fetch(`${url}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${apiKey}`,
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...headers,
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+function outcomeYaml(): string {
+  const indent = (text: string, n: number) =>
+    text
+      .trim()
+      .split("\n")
+      .map((l) => " ".repeat(n) + l)
+      .join("\n");
+  return `# The demo's outcome, written by scripts/demo.ts. Signal: ASOS metric 1 (binary);
+# guardrail: ASOS metric 2 (continuous), both read from the demo's app database.
+version: 1
+id: ${OUTCOME}
+name: ASOS experiments, metric 1
+owner: ${PM}
+description: >
+  Replays the ASOS Digital Experiments Dataset (Liu, Cardoso, Couturier & McCoy,
+  NeurIPS 2021, CC BY 4.0) on a simulated clock. Metric 1 is binary and should go up;
+  metric 2 is continuous and must not drop by more than 5 %.
+signal:
+  metric: asos_metric_1
+  kind: proportion
+  unit: user
+  poll_interval: 1s
+  connector:
+    type: postgres
+    database_url_env: ASOS_APP_DATABASE_URL
+    timeout: 10s
+    query: |
+${indent(connectorSql(1), 6)}
+target:
+  direction: increase
+  value: 1%
+  relative: true
+horizon: 180d
+constraints:
+  guardrails:
+    - metric: asos_metric_2
+      kind: mean
+      direction: increase
+      max_regression: 5%
+      relative: true
+      connector:
+        type: postgres
+        database_url_env: ASOS_APP_DATABASE_URL
+        timeout: 10s
+        query: |
+${indent(connectorSql(2), 10)}
+  kill:
+    max_harm: 2%
+    relative: true
+  max_concurrent_experiments: 100
+gates:
+  portfolio_review: { assignees: [${PM}], sla: 72h }
+  launch_approval: { assignees: [${PM}], sla: 24h }
+  analysis_review: { assignees: [${PM}], sla: 72h }
+experiment_defaults:
+  alpha: ${ALPHA}
+  power: 0.8
+  min_sample_per_arm: 1000
+  min_duration: 1d
+  max_duration: 60d
+  expected_effect: 2%
+`;
+}
+
+interface Received {
+  body: string;
+  signature: string | undefined;
+  event: string | undefined;
+}
+
+/** A local webhook receiver standing in for a feature-flag system. */
+function webhookReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on("data", (c: Buffer) => chunks.push(c));
+    req.on("end", () => {
+      received.push({
+        body: Buffer.concat(chunks).toString("utf8"),
+        signature: req.headers["x-outcome-runtime-signature"] as string | undefined,
+        event: req.headers["x-outcome-runtime-event"] as string | undefined,
+      });
+      res.writeHead(204).end();
+    });
   });
-  const json = (await response.json()) as T & { detail?: string };
-  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${json.detail ?? ""}`);
-  return json;
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const p = typeof address === "object" && address !== null ? address.port : 0;
+      resolve({ server, url: `http://127.0.0.1:${p}/hooks`, received });
+    });
+  });
 }
 
-/** How the API process ended, or undefined while it still runs. */
-function ended(server: ChildProcess): string | undefined {
-  if (server.exitCode !== null) return `exited with code ${server.exitCode}`;
-  if (server.signalCode !== null) return `was killed by ${server.signalCode}`;
-  return undefined;
-}
-
-async function waitReady(server: ChildProcess, spawnFailed: () => Error | undefined): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const failed = spawnFailed();
-    if (failed) throw new Error(`the API could not be started: ${failed.message}`);
-    const how = ended(server);
-    if (how) throw new Error(`the API ${how} before it became ready (its output is above)`);
-    try {
-      const res = await fetch(`${url}/readyz`);
-      if (res.ok) return;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 300));
+async function recreateDatabase(serverUrl: string, name: string): Promise<string> {
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE "${name}"`);
+  } finally {
+    await admin.end();
   }
-  throw new Error("the API did not become ready within 60 s (its output is above)");
+  return databaseUrl(serverUrl, name);
 }
 
-/** Stop the API if it still runs: SIGTERM, then SIGKILL after 15 s. */
-async function stop(server: ChildProcess): Promise<void> {
-  if (ended(server) !== undefined || server.pid === undefined) return;
-  const exited = new Promise((r) => server.once("exit", r));
-  server.kill("SIGTERM");
-  const timer = setTimeout(() => server.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(timer);
+async function clearQueues(redisUrl: string): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${QUEUE_PREFIX}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+  } finally {
+    redis.disconnect();
+  }
+}
+
+interface AuditItem {
+  id: string;
+  at: string;
+  action: string;
+  subjectId: string;
+  actor: { name: string } | null;
+  after: { reason?: string; detail?: string; analysis_ts?: string } | null;
+}
+
+interface ExperimentView {
+  experiment: { id: string; key: string; state: string };
+  latestAnalysis: {
+    ts: string;
+    effect: number | null;
+    ci: [number, number] | null;
+    decision: { reason: string };
+  } | null;
+}
+
+function dayOf(ts: string): number {
+  return Math.round(((new Date(ts).getTime() - SIM_EPOCH.getTime()) / DAY_MS) * 2) / 2;
 }
 
 async function main(): Promise<void> {
-  step(`starting the API on ${url} (migrations run under an advisory lock)`);
-  const server = spawn(process.execPath, ["--import", "tsx", "services/api/src/server.ts"], {
-    cwd: root,
-    env,
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  let spawnError: Error | undefined;
-  server.on("error", (error) => {
-    spawnError = error;
-  });
-  try {
-    await waitReady(server, () => spawnError);
-    const health = await (await fetch(`${url}/healthz`)).json();
-    process.stdout.write(`healthz: ${JSON.stringify(health)}\n`);
+  const serverUrl = process.env.DATABASE_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+  const started = Date.now();
+  mkdirSync(tmp, { recursive: true });
+  await stopPrevious();
 
-    step("validating outcome.example.yaml");
-    if ((await run(["validate", "outcome.example.yaml"])) !== 0) throw new Error("validation failed");
+  step("loading the ASOS Digital Experiments Dataset (data/asos, CC BY 4.0)");
+  const asos = await loadAsos();
+  const comparisons = asos.comparisons.filter((c) => (c.metrics[1]?.length ?? 0) > 0);
+  say(
+    `${asos.rows} rows, ${comparisons.length} treatment-vs-control comparisons with metric 1; skipped: ${asos.skipped
+      .map((s) => `${s.count} (${s.reason})`)
+      .join(", ")}`,
+  );
 
-    step("applying it (a new revision only when the content changed)");
-    if ((await run(["apply", "outcome.example.yaml"])) !== 0) throw new Error("apply failed");
+  step(`writing the checkpoints into the app database ${APP_DB} (the team's analytics, on a simulated clock)`);
+  const appUrl = await createAppDatabase(serverUrl, APP_DB, comparisons);
+  await setClock(appUrl, -1);
 
-    const detail = await api<{ outcome: { state: string } }>("GET", "/v1/outcomes/checkout-abandonment");
-    if (detail.outcome.state === "draft") {
-      step("activating it");
-      if ((await run(["activate", "checkout-abandonment"])) !== 0) throw new Error("activate failed");
-    }
+  step(`starting the API and the worker on a fresh runtime database ${RUNTIME_DB}`);
+  const runtimeUrl = await recreateDatabase(serverUrl, RUNTIME_DB);
+  await clearQueues(redisUrl);
+  const hooks = await webhookReceiver();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: runtimeUrl,
+    REDIS_URL: redisUrl,
+    PORT: port,
+    WORKER_PORT: workerPort,
+    QUEUE_PREFIX,
+    OUTCOME_RUNTIME_API_KEY: adminKey,
+    OUTCOME_RUNTIME_URL: url,
+    ASOS_APP_DATABASE_URL: appUrl,
+    RECONCILE_INTERVAL_MS: "1000",
+    WORKER_CONCURRENCY: "6",
+    OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,
+    OUTCOME_RUNTIME_WEBHOOK_SECRET: webhookSecret,
+    LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
+  };
+  const apiProcess = startDetached("demo-api", "services/api/src/server.ts", env);
+  await waitReady("demo-api", apiProcess, `${url}/readyz`);
+  const workerProcess = startDetached("demo-worker", "services/worker/src/main.ts", { ...env, LOG_LEVEL: "info" });
+  await waitReady("demo-worker", workerProcess, `http://127.0.0.1:${workerPort}/readyz`);
+  say(`API ${url} (pid ${apiProcess.pid}), worker :${workerPort} (pid ${workerProcess.pid})`);
 
-    step("proposing a hypothesis (it joins the pending portfolio review gate)");
-    const proposed = await api<{
-      experiment: { key: string; state: string };
-      gate: { kind: string; assignees: string[] };
-    }>(
+  step("applying the outcome with the CLI");
+  const yamlPath = `${tmp}/asos-outcome.yaml`;
+  writeFileSync(yamlPath, outcomeYaml());
+  for (const args of [
+    ["validate", yamlPath],
+    ["apply", yamlPath],
+    ["activate", OUTCOME],
+  ]) {
+    if ((await runCli(args, env)) !== 0) throw new Error(`outcome-runtime ${args[0]} failed`);
+  }
+
+  step("people and agents: a PM (approver) and a coding agent get API keys");
+  const pm = await api<{ key: string }>("POST", "/v1/keys", { name: PM, role: "approver" });
+  const agent = await api<{ key: string }>("POST", "/v1/keys", { name: "demo-agent", role: "agent" });
+
+  step(`submitting ${comparisons.length} hypotheses (one per ASOS comparison)`);
+  let portfolioGate = "";
+  for (const c of comparisons) {
+    const proposed = await api<{ gate: { id: string } }>(
       "POST",
-      "/v1/outcomes/checkout-abandonment/experiments",
+      `/v1/outcomes/${OUTCOME}/experiments`,
       {
-        title: "Show the delivery date before payment",
-        statement:
-          "If shoppers see the delivery date before they are asked to pay, fewer abandon the checkout, " +
-          "because the main open question is answered before the commitment.",
-        touchedPaths: ["apps/web/src/checkout/DeliveryEstimate.tsx"],
-        prediction: { direction: "decrease", effect: 0.03, relative: true },
+        key: c.key,
+        title: `ASOS experiment ${c.experimentId}, variant ${c.variantId}`,
+        statement: `Variant ${c.variantId} of ASOS experiment ${c.experimentId} changes metric 1 (a real experiment, replayed).`,
+        arms: [
+          { name: "control", weight: c.weights.control },
+          { name: "treatment", weight: c.weights.treatment },
+        ],
+        touchedPaths: [`apps/web/src/experiments/${c.experimentId}/**`],
       },
-      { "idempotency-key": "demo-delivery-date" },
+      pm.key,
     );
-    process.stdout.write(
-      `experiment ${proposed.experiment.key} [${proposed.experiment.state}] awaits ${proposed.gate.kind} by ${proposed.gate.assignees.join(", ")}\n`,
+    portfolioGate = proposed.gate.id;
+  }
+  await api("POST", `/v1/gates/${portfolioGate}/decision`, { decision: "approve", reason: "replay them all" }, pm.key);
+  say(`portfolio approved by ${PM}`);
+  for (const c of comparisons) {
+    await api("POST", `/v1/experiments/${c.key}/transitions`, { action: "claim" }, agent.key);
+    const built = await api<{ openedGates: { id: string; kind: string }[] }>(
+      "POST",
+      `/v1/experiments/${c.key}/transitions`,
+      { action: "report_built", changedPaths: [`apps/web/src/experiments/${c.experimentId}/variant.tsx`] },
+      agent.key,
     );
+    const launch = built.openedGates.find((g) => g.kind === "launch_approval");
+    if (launch === undefined) throw new Error(`no launch gate opened for ${c.key}`);
+    await api("POST", `/v1/gates/${launch.id}/decision`, { decision: "approve" }, pm.key);
+  }
+  say(`${comparisons.length} experiments claimed and built by demo-agent, launched by ${PM}`);
 
-    step("status");
-    await run(["status", "checkout-abandonment"]);
-    process.stdout.write(
-      `\nThe API key of this demo is in .tmp/demo-api-key; the OpenAPI document is at ${url}/docs.\n`,
+  const lastDay = Math.max(...comparisons.map((c) => c.metrics[1]?.at(-1)?.day ?? 0));
+  step(`running the simulated clock to day ${lastDay} (${msPerDay} ms per day); decisions are the worker's`);
+  const seen = new Set<string>();
+  const keyById = new Map<string, string>();
+  const printDecisions = async () => {
+    for (const action of ["experiment.paused", "experiment.analysing"]) {
+      const { items } = await api<{ items: AuditItem[] }>("GET", `/v1/audit?action=${action}&limit=1000`);
+      for (const e of items.reverse()) {
+        if (seen.has(e.id)) continue;
+        seen.add(e.id);
+        let key = keyById.get(e.subjectId);
+        if (key === undefined) {
+          key = (await api<ExperimentView>("GET", `/v1/experiments/${e.subjectId}`)).experiment.key;
+          keyById.set(e.subjectId, key);
+        }
+        const day = e.after?.analysis_ts ? dayOf(e.after.analysis_ts).toFixed(1) : "?";
+        say(
+          `  day ${day.padStart(5)}  ${key.padEnd(18)} ${action.replace("experiment.", "").padEnd(9)} by ${e.actor?.name ?? "?"}: ${e.after?.detail ?? ""}`,
+        );
+      }
+    }
+  };
+  for (let day = 0; day <= lastDay; day += 0.5) {
+    await setClock(appUrl, day);
+    await new Promise((r) => setTimeout(r, msPerDay / 2));
+    if (day % 5 === 0) {
+      await printDecisions();
+      if (day % 20 === 0) say(`  … simulated day ${day}`);
+    }
+  }
+  // Let the worker catch up with the last checkpoints.
+  let previous = -1;
+  for (let i = 0; i < 40; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const pending = await countBehind(runtimeUrl, appUrl);
+    await printDecisions();
+    if (pending === 0 || pending === previous) break;
+    previous = pending;
+  }
+  await printDecisions();
+
+  step("the runtime's decisions against the fixed-horizon test on the full data (metric 1)");
+  const rows: DemoRow[] = [];
+  const byKey = new Map<string, AsosComparison>(comparisons.map((c) => [c.key, c]));
+  let workerDecisions = 0;
+  for (const c of comparisons) {
+    const view = await api<ExperimentView>("GET", `/v1/experiments/${c.key}`);
+    const decided = view.experiment.state === "paused" || view.experiment.state === "analysing";
+    const a = view.latestAnalysis;
+    if (decided) {
+      const events = await api<{ items: AuditItem[] }>("GET", `/v1/audit?subjectId=${view.experiment.id}&limit=100`);
+      const decision = events.items.find(
+        (e) => e.action === "experiment.paused" || e.action === "experiment.analysing",
+      );
+      if (decision?.actor?.name !== "worker")
+        throw new Error(`${c.key} was decided by ${decision?.actor?.name}, not the worker`);
+      workerDecisions += 1;
+    }
+    const full = fullDataResult(byKey.get(c.key) as AsosComparison, 1, ALPHA);
+    rows.push({
+      key: c.key,
+      decisionDay: decided && a !== null ? dayOf(a.ts) : null,
+      lastDay: c.metrics[1]?.at(-1)?.day ?? c.lastDay,
+      decision: decided ? `${view.experiment.state} (${a?.decision.reason ?? "?"})` : view.experiment.state,
+      reason: decided ? ((a?.decision as { detail?: string } | undefined)?.detail ?? null) : null,
+      effect: a?.effect ?? null,
+      ci: a?.ci ?? null,
+      full,
+    });
+  }
+  process.stdout.write(`${renderReport(rows)}\n`);
+  const summary = summarize(rows);
+
+  const verified = hooks.received.filter((h) => verifyWebhookSignature(webhookSecret, h.body, h.signature)).length;
+  say(
+    `\nEvery decision above was taken by the worker (${workerDecisions} audit events with actor "worker"). ` +
+      `Webhooks received: ${hooks.received.length}, signature verified: ${verified}.`,
+  );
+  say(`Contradictions listed: ${summary.contradictingSignificant.length}.`);
+  say(`The demo took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
+
+  hooks.server.close();
+  await closeAppPools();
+  step("the API and the worker keep running");
+  say(`API:        ${url}  (OpenAPI at ${url}/docs)`);
+  say(
+    `API key:    .tmp/demo-api-key   e.g. curl -H "Authorization: Bearer $(cat .tmp/demo-api-key)" ${url}/v1/outcomes/${OUTCOME}`,
+  );
+  say("Logs:       .tmp/demo-api.log, .tmp/demo-worker.log");
+  say(`Stop them:  kill $(cat .tmp/demo-api.pid) $(cat .tmp/demo-worker.pid)`);
+}
+
+/** Running experiments whose newest analysis is older than the newest checkpoint the clock has released. */
+async function countBehind(runtimeUrl: string, appUrl: string): Promise<number> {
+  const runtime = new pg.Client({ connectionString: runtimeUrl });
+  const app = new pg.Client({ connectionString: appUrl });
+  await Promise.all([runtime.connect(), app.connect()]);
+  try {
+    const newest = await app.query<{ experiment_key: string; ts: Date }>(
+      "SELECT experiment_key, max(ts) AS ts FROM asos_checkpoint WHERE metric_id = 1 GROUP BY experiment_key",
     );
-    const how = ended(server);
-    if (how) throw new Error(`the API ${how} during the demo (its output is above)`);
-  } catch (error) {
-    // A step that failed because the API died says so, not just "fetch failed".
-    const how = ended(server);
-    const message = error instanceof Error ? error.message : String(error);
-    if (how && !message.startsWith("the API")) throw new Error(`${message}: the API ${how} (its output is above)`);
-    throw error;
+    const analysed = await runtime.query<{ key: string; ts: Date | null }>(
+      `SELECT e.key, max(a.ts) AS ts FROM experiments e LEFT JOIN analyses a ON a.experiment_id = e.id
+        WHERE e.state = 'running' GROUP BY e.key`,
+    );
+    const wanted = new Map(newest.rows.map((r) => [r.experiment_key, r.ts.getTime()]));
+    return analysed.rows.filter((r) => (r.ts?.getTime() ?? 0) < (wanted.get(r.key) ?? 0)).length;
   } finally {
-    await stop(server);
+    await Promise.all([runtime.end(), app.end()]);
   }
 }
 
