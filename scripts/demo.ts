@@ -224,7 +224,7 @@ experiment_defaults:
   min_sample_per_arm: 1000
   min_duration: 1d
   max_duration: 60d
-  expected_effect: 2%
+  expected_effect: 1%
 `;
 }
 
@@ -409,9 +409,10 @@ async function main(): Promise<void> {
   const seen = new Set<string>();
   const keyById = new Map<string, string>();
   const printDecisions = async () => {
+    const fresh: { day: number; line: string }[] = [];
     for (const action of ["experiment.paused", "experiment.analysing"]) {
       const { items } = await api<{ items: AuditItem[] }>("GET", `/v1/audit?action=${action}&limit=1000`);
-      for (const e of items.reverse()) {
+      for (const e of items) {
         if (seen.has(e.id)) continue;
         seen.add(e.id);
         let key = keyById.get(e.subjectId);
@@ -419,12 +420,15 @@ async function main(): Promise<void> {
           key = (await api<ExperimentView>("GET", `/v1/experiments/${e.subjectId}`)).experiment.key;
           keyById.set(e.subjectId, key);
         }
-        const day = e.after?.analysis_ts ? dayOf(e.after.analysis_ts).toFixed(1) : "?";
-        say(
-          `  day ${day.padStart(5)}  ${key.padEnd(18)} ${action.replace("experiment.", "").padEnd(9)} by ${e.actor?.name ?? "?"}: ${e.after?.detail ?? ""}`,
-        );
+        const day = e.after?.analysis_ts ? dayOf(e.after.analysis_ts) : Number.NaN;
+        const verb = action.replace("experiment.", "").padEnd(9);
+        fresh.push({
+          day,
+          line: `  day ${day.toFixed(1).padStart(5)}  ${key.padEnd(18)} ${verb} by ${e.actor?.name ?? "?"}: ${e.after?.detail ?? ""}`,
+        });
       }
     }
+    for (const f of fresh.sort((a, b) => a.day - b.day)) say(f.line);
   };
   for (let day = 0; day <= lastDay; day += 0.5) {
     await setClock(appUrl, day);
