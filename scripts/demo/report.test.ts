@@ -173,8 +173,7 @@ describe("renderReport", () => {
   });
 });
 
-// Needs fixedHorizonTest from @outcome-runtime/stats; skipped until that package exports it.
-describe.skipIf(typeof (stats as Record<string, unknown>).fixedHorizonTest !== "function")("fullDataResult", () => {
+describe("fullDataResult", () => {
   let comparisons: AsosComparison[];
   beforeAll(async () => {
     ({ comparisons } = await loadAsos());

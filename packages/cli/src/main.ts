@@ -9,6 +9,7 @@ import { readFile } from "node:fs/promises";
 import { type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
 import { Command, Option } from "commander";
 import { ApiClient, ApiError, ConnectionError } from "./api-client";
+import { statsCommand } from "./commands/stats";
 import { renderStatus } from "./render";
 
 interface GlobalOptions {
@@ -172,6 +173,8 @@ keys
     if (options.json) out(JSON.stringify(created, null, 2));
     else out(`created ${created.role} key for ${created.name}:\n\n  ${created.key}\n\nIt is shown once; store it now.`);
   });
+
+program.addCommand(statsCommand(() => program.opts<GlobalOptions>()));
 
 async function run(): Promise<void> {
   try {

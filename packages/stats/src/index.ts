@@ -1,0 +1,23 @@
+/**
+ * @outcome-runtime/stats: the statistics of Outcome Runtime as pure functions
+ * over plain numbers (DESIGN §5). Fractions, never percents. Every function
+ * documents its formula and its source; docs/statistics.md gathers them.
+ */
+export type { ArmSummary, ArmTotals, MetricKind } from "./arm-summary";
+export { summarizeArm } from "./arm-summary";
+export type { FixedHorizonResult } from "./fixed-horizon-test";
+export { fixedHorizonTest } from "./fixed-horizon-test";
+export type { GuardrailOptions, GuardrailResult } from "./guardrail-test";
+export { guardrailTest } from "./guardrail-test";
+export type { SamplePlan } from "./sample-size";
+export { minimumDetectableEffect, planSample } from "./sample-size";
+export type {
+  ReportInputError,
+  SequentialReportInput,
+  SequentialReportRow,
+} from "./sequential-report";
+export { DEFAULT_PLANNED_UNITS_PER_ARM, sequentialReport, validateSequentialReportInput } from "./sequential-report";
+export type { SequentialCarry, SequentialOptions, SequentialResult } from "./sequential-test";
+export { mixtureVarianceForEffect, mixtureVarianceForSample, sequentialTest } from "./sequential-test";
+export type { SequentialSrmResult, SrmResult } from "./srm";
+export { SRM_DIRICHLET_CONCENTRATION, SRM_THRESHOLD, sequentialSrm, srmChiSquare } from "./srm";
