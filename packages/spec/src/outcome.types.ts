@@ -91,12 +91,12 @@ export type MetricKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `replay`.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
  */
-export type Connector = PostgresConnector | MixpanelConnector | ReplayConnector | OtherConnector;
+export type Connector = PostgresConnector | MixpanelConnector | CsvConnector | OtherConnector;
 
 /**
  * The normalised outcome returned by parseOutcome: schema defaults applied, percentages as fractions, durations in seconds, the horizon as { seconds } or { end_date }.
@@ -152,7 +152,7 @@ export interface OutcomeSpec {
   experiment_defaults: ExperimentDefaults;
 }
 /**
- * Reads the signal with a SQL query against Postgres.
+ * Reads the signal with your own SQL query against Postgres, run read-only, with a statement timeout and a row cap. See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "PostgresConnector".
@@ -163,20 +163,28 @@ export interface PostgresConnector {
    */
   type: "postgres";
   /**
-   * SQL returning one row per arm with the columns `arm`, `units`, `sum`, `sum_sq` (cumulative). May use the parameters `:experiment_key` and `:until`.
+   * SQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts` (the time the aggregate is as of; several rows per arm with different `ts` are several cumulative snapshots). Named parameters: `:experiment` (the experiment key, text), `:arms` (the arm names, text[]), `:from` and `:to` (the window, timestamptz). `:experiment_key` and `:until` are accepted as other names for `:experiment` and `:to`. One statement, read only.
    */
   query: string;
+  /**
+   * SQL returning the outcome's own time series: columns `ts` (timestamptz) and `value` (number), one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
   /**
    * Name of the environment variable holding the connection string. The runtime's own database is used when left out.
    */
   database_url_env?: EnvVarName;
   /**
-   * Statement timeout for the query (e.g. `30s`).
+   * Statement timeout of each query (e.g. `30s`); a query running longer is cancelled.
    */
-  timeout?: Seconds;
+  timeout: Seconds;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read.
+   */
+  max_rows: number;
 }
 /**
- * Reads the signal from events in a Mixpanel project.
+ * Reads the signal from events in a Mixpanel project through the Query API, with a service account. Units are the unique users who fired `exposure_event`, broken down by `variant_property`. See docs/connectors.md for what Mixpanel can and cannot give.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "MixpanelConnector".
@@ -191,37 +199,121 @@ export interface MixpanelConnector {
    */
   project_id: number | string;
   /**
-   * The event that counts as a success (proportion) or carries the value (mean).
+   * The id of the project's data view (workspace), for projects that use data views.
+   */
+  workspace_id?: number;
+  /**
+   * Name of the environment variable holding the service account's username.
+   */
+  username_env: EnvVarName;
+  /**
+   * Name of the environment variable holding the service account's secret.
+   */
+  secret_env: EnvVarName;
+  /**
+   * The event that counts as a success (proportion: unique users who fired it) or carries the value (mean: see `value_property`). It must carry `experiment_property` and `variant_property`, e.g. as super properties registered at exposure.
    */
   event: string;
   /**
-   * Name of the environment variable holding the Mixpanel service account secret.
+   * The event fired when a user is exposed to an arm; its unique users per variant are the units.
    */
-  secret_env?: EnvVarName;
+  exposure_event: string;
   /**
-   * A Mixpanel filter expression applied to the event (e.g. `properties["platform"] == "web"`).
+   * The event property naming the arm (its values must be the arm names).
+   */
+  variant_property: string;
+  /**
+   * The event property naming the experiment (its value must be the experiment key).
+   */
+  experiment_property: string;
+  /**
+   * For a `mean` signal: the numeric property of `event` holding the value. Mixpanel sums it per event, not per user: `sum_sq` is exact only when a user fires `event` at most once.
+   */
+  value_property?: string;
+  /**
+   * A Mixpanel expression that `event` must also match (e.g. `properties["platform"] == "web"`).
    */
   filter?: string;
+  /**
+   * The data residency of the project: `us`, `eu` or `in`.
+   */
+  region: "us" | "eu" | "in";
+  /**
+   * Base URL of the Query API instead of the region's (e.g. a proxy, or a local server in tests); `/segmentation` and the other paths are added to it.
+   */
+  api_url?: string;
+  /**
+   * How long one Query API request may take.
+   */
+  timeout: Seconds;
 }
 /**
- * Replays a recorded signal from a CSV file, for demos and tests.
+ * Replays a signal recorded in a CSV file, as a stream: unit-level rows (`ts`, `arm`, `value`) or cumulative aggregate rows (`ts`, `arm`, `units`, `sum`, `sum_sq`), in time order. For demos, tests and backfills. `replay` is another name for this type.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
- * via the `definition` "ReplayConnector".
+ * via the `definition` "CsvConnector".
  */
-export interface ReplayConnector {
+export interface CsvConnector {
   /**
-   * Always `replay`.
+   * `csv` (or `replay`, another name for it).
    */
-  type: "replay";
+  type: "csv" | "replay";
   /**
-   * Path of the CSV file (columns `ts`, `arm`, `units`, `sum`, `sum_sq`), relative to the outcome file.
+   * Path of the CSV file, relative to the outcome file. The header row names the columns: `ts`, `arm` and either `value` (one row per unit) or `units`, `sum`, `sum_sq` (cumulative aggregates); an optional `experiment` column keeps only the rows of the experiment polled.
    */
   path: string;
   /**
-   * Replay speed as a multiple of real time (e.g. `60` replays an hour per minute).
+   * Path of a CSV file with the outcome's own time series (columns `ts` and `value`), relative to the outcome file.
+   */
+  series_path?: string;
+  /**
+   * Header names of the file's columns, when they differ from `ts`, `arm`, `value`, `units`, `sum`, `sum_sq`, `experiment`.
+   */
+  columns?: CsvColumns;
+  /**
+   * Replays the file's timeline from the experiment's start, this many times faster than real time (e.g. `60` replays an hour per minute). Left out: the file's own timestamps are used.
    */
   speed?: number;
+  /**
+   * Report the cumulative aggregate at most once per this period (e.g. `1h`) instead of at every distinct `ts`; useful for unit-level files.
+   */
+  snapshot_every?: Seconds;
+}
+/**
+ * Header names of the columns of a CSV file, when they differ from the standard names.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "CsvColumns".
+ */
+export interface CsvColumns {
+  /**
+   * Column holding the time of the row (ISO 8601, a date, or Unix seconds).
+   */
+  ts?: string;
+  /**
+   * Column holding the arm name.
+   */
+  arm?: string;
+  /**
+   * Column holding a unit's value (unit-level files).
+   */
+  value?: string;
+  /**
+   * Column holding the cumulative units (aggregate files).
+   */
+  units?: string;
+  /**
+   * Column holding the cumulative sum (aggregate files).
+   */
+  sum?: string;
+  /**
+   * Column holding the cumulative sum of squares (aggregate files).
+   */
+  sum_sq?: string;
+  /**
+   * Column holding the experiment key, when the file holds several experiments.
+   */
+  experiment?: string;
 }
 /**
  * The metric an outcome is measured by, and the connector that reads it.
@@ -251,7 +343,7 @@ export interface Signal {
    */
   baseline?: number;
   /**
-   * How often the connector is polled while an experiment runs.
+   * How often the connector is polled while an experiment runs. A Mixpanel connector may be polled less often to stay within Mixpanel's query budget (see docs/connectors.md).
    */
   poll_interval: Seconds;
   /**
@@ -456,9 +548,13 @@ export interface ExperimentDefaults {
    */
   arms: Arm[];
   /**
-   * Units each arm needs before a decision other than a kill is taken.
+   * Units each arm needs before any decision is taken, a kill or guardrail pause included (see also `min_duration`).
    */
   min_sample_per_arm: number;
+  /**
+   * Shortest time an experiment runs before any decision is taken, a kill or guardrail pause included: nothing is decided before both `min_sample_per_arm` units in every arm and `min_duration` since launch.
+   */
+  min_duration: Seconds;
   /**
    * Longest an experiment runs before it goes to analysis whatever the data says.
    */
@@ -480,7 +576,7 @@ export interface ExperimentDefaults {
  */
 export interface OtherConnector {
   /**
-   * The connector: `postgres` (a SQL query), `mixpanel` (an event in a Mixpanel project) or `replay` (a CSV file, for demos and tests).
+   * The connector: `postgres` (your SQL query), `mixpanel` (events in a Mixpanel project) or `csv` (a CSV file replayed as a stream; `replay` is accepted as another name for it).
    */
   type: string;
   [k: string]: unknown | undefined;
@@ -559,13 +655,12 @@ export type MetricKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `replay`.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
  */
-export type ConnectorInput =
-  PostgresConnectorInput | MixpanelConnectorInput | ReplayConnectorInput | OtherConnectorInput;
+export type ConnectorInput = PostgresConnectorInput | MixpanelConnectorInput | CsvConnectorInput | OtherConnectorInput;
 
 /**
  * The outcome as written in outcome.yaml: percentages and durations as text, defaults not applied. An outcome for Outcome Runtime: a metric (the signal), a target, a horizon and the constraints experiments must respect. Validate with `outcome-runtime validate outcome.yaml`.
@@ -625,7 +720,7 @@ export interface OutcomeSpecInput {
   experiment_defaults?: ExperimentDefaultsInput;
 }
 /**
- * Reads the signal with a SQL query against Postgres.
+ * Reads the signal with your own SQL query against Postgres, run read-only, with a statement timeout and a row cap. See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "PostgresConnector".
@@ -636,20 +731,28 @@ export interface PostgresConnectorInput {
    */
   type: "postgres";
   /**
-   * SQL returning one row per arm with the columns `arm`, `units`, `sum`, `sum_sq` (cumulative). May use the parameters `:experiment_key` and `:until`.
+   * SQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts` (the time the aggregate is as of; several rows per arm with different `ts` are several cumulative snapshots). Named parameters: `:experiment` (the experiment key, text), `:arms` (the arm names, text[]), `:from` and `:to` (the window, timestamptz). `:experiment_key` and `:until` are accepted as other names for `:experiment` and `:to`. One statement, read only.
    */
   query: string;
+  /**
+   * SQL returning the outcome's own time series: columns `ts` (timestamptz) and `value` (number), one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
   /**
    * Name of the environment variable holding the connection string. The runtime's own database is used when left out.
    */
   database_url_env?: EnvVarNameInput;
   /**
-   * Statement timeout for the query (e.g. `30s`).
+   * Statement timeout of each query (e.g. `30s`); a query running longer is cancelled.
    */
   timeout?: DurationInput;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read.
+   */
+  max_rows?: number;
 }
 /**
- * Reads the signal from events in a Mixpanel project.
+ * Reads the signal from events in a Mixpanel project through the Query API, with a service account. Units are the unique users who fired `exposure_event`, broken down by `variant_property`. See docs/connectors.md for what Mixpanel can and cannot give.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "MixpanelConnector".
@@ -664,37 +767,121 @@ export interface MixpanelConnectorInput {
    */
   project_id: number | string;
   /**
-   * The event that counts as a success (proportion) or carries the value (mean).
+   * The id of the project's data view (workspace), for projects that use data views.
+   */
+  workspace_id?: number;
+  /**
+   * Name of the environment variable holding the service account's username.
+   */
+  username_env: EnvVarNameInput;
+  /**
+   * Name of the environment variable holding the service account's secret.
+   */
+  secret_env: EnvVarNameInput;
+  /**
+   * The event that counts as a success (proportion: unique users who fired it) or carries the value (mean: see `value_property`). It must carry `experiment_property` and `variant_property`, e.g. as super properties registered at exposure.
    */
   event: string;
   /**
-   * Name of the environment variable holding the Mixpanel service account secret.
+   * The event fired when a user is exposed to an arm; its unique users per variant are the units.
    */
-  secret_env?: EnvVarNameInput;
+  exposure_event?: string;
   /**
-   * A Mixpanel filter expression applied to the event (e.g. `properties["platform"] == "web"`).
+   * The event property naming the arm (its values must be the arm names).
+   */
+  variant_property?: string;
+  /**
+   * The event property naming the experiment (its value must be the experiment key).
+   */
+  experiment_property?: string;
+  /**
+   * For a `mean` signal: the numeric property of `event` holding the value. Mixpanel sums it per event, not per user: `sum_sq` is exact only when a user fires `event` at most once.
+   */
+  value_property?: string;
+  /**
+   * A Mixpanel expression that `event` must also match (e.g. `properties["platform"] == "web"`).
    */
   filter?: string;
+  /**
+   * The data residency of the project: `us`, `eu` or `in`.
+   */
+  region?: "us" | "eu" | "in";
+  /**
+   * Base URL of the Query API instead of the region's (e.g. a proxy, or a local server in tests); `/segmentation` and the other paths are added to it.
+   */
+  api_url?: string;
+  /**
+   * How long one Query API request may take.
+   */
+  timeout?: DurationInput;
 }
 /**
- * Replays a recorded signal from a CSV file, for demos and tests.
+ * Replays a signal recorded in a CSV file, as a stream: unit-level rows (`ts`, `arm`, `value`) or cumulative aggregate rows (`ts`, `arm`, `units`, `sum`, `sum_sq`), in time order. For demos, tests and backfills. `replay` is another name for this type.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
- * via the `definition` "ReplayConnector".
+ * via the `definition` "CsvConnector".
  */
-export interface ReplayConnectorInput {
+export interface CsvConnectorInput {
   /**
-   * Always `replay`.
+   * `csv` (or `replay`, another name for it).
    */
-  type: "replay";
+  type: "csv" | "replay";
   /**
-   * Path of the CSV file (columns `ts`, `arm`, `units`, `sum`, `sum_sq`), relative to the outcome file.
+   * Path of the CSV file, relative to the outcome file. The header row names the columns: `ts`, `arm` and either `value` (one row per unit) or `units`, `sum`, `sum_sq` (cumulative aggregates); an optional `experiment` column keeps only the rows of the experiment polled.
    */
   path: string;
   /**
-   * Replay speed as a multiple of real time (e.g. `60` replays an hour per minute).
+   * Path of a CSV file with the outcome's own time series (columns `ts` and `value`), relative to the outcome file.
+   */
+  series_path?: string;
+  /**
+   * Header names of the file's columns, when they differ from `ts`, `arm`, `value`, `units`, `sum`, `sum_sq`, `experiment`.
+   */
+  columns?: CsvColumnsInput;
+  /**
+   * Replays the file's timeline from the experiment's start, this many times faster than real time (e.g. `60` replays an hour per minute). Left out: the file's own timestamps are used.
    */
   speed?: number;
+  /**
+   * Report the cumulative aggregate at most once per this period (e.g. `1h`) instead of at every distinct `ts`; useful for unit-level files.
+   */
+  snapshot_every?: DurationInput;
+}
+/**
+ * Header names of the columns of a CSV file, when they differ from the standard names.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "CsvColumns".
+ */
+export interface CsvColumnsInput {
+  /**
+   * Column holding the time of the row (ISO 8601, a date, or Unix seconds).
+   */
+  ts?: string;
+  /**
+   * Column holding the arm name.
+   */
+  arm?: string;
+  /**
+   * Column holding a unit's value (unit-level files).
+   */
+  value?: string;
+  /**
+   * Column holding the cumulative units (aggregate files).
+   */
+  units?: string;
+  /**
+   * Column holding the cumulative sum (aggregate files).
+   */
+  sum?: string;
+  /**
+   * Column holding the cumulative sum of squares (aggregate files).
+   */
+  sum_sq?: string;
+  /**
+   * Column holding the experiment key, when the file holds several experiments.
+   */
+  experiment?: string;
 }
 /**
  * The metric an outcome is measured by, and the connector that reads it.
@@ -724,7 +911,7 @@ export interface SignalInput {
    */
   baseline?: number;
   /**
-   * How often the connector is polled while an experiment runs.
+   * How often the connector is polled while an experiment runs. A Mixpanel connector may be polled less often to stay within Mixpanel's query budget (see docs/connectors.md).
    */
   poll_interval?: DurationInput;
   /**
@@ -929,9 +1116,13 @@ export interface ExperimentDefaultsInput {
    */
   arms?: ArmInput[];
   /**
-   * Units each arm needs before a decision other than a kill is taken.
+   * Units each arm needs before any decision is taken, a kill or guardrail pause included (see also `min_duration`).
    */
   min_sample_per_arm?: number;
+  /**
+   * Shortest time an experiment runs before any decision is taken, a kill or guardrail pause included: nothing is decided before both `min_sample_per_arm` units in every arm and `min_duration` since launch.
+   */
+  min_duration?: DurationInput;
   /**
    * Longest an experiment runs before it goes to analysis whatever the data says.
    */
@@ -953,7 +1144,7 @@ export interface ExperimentDefaultsInput {
  */
 export interface OtherConnectorInput {
   /**
-   * The connector: `postgres` (a SQL query), `mixpanel` (an event in a Mixpanel project) or `replay` (a CSV file, for demos and tests).
+   * The connector: `postgres` (your SQL query), `mixpanel` (events in a Mixpanel project) or `csv` (a CSV file replayed as a stream; `replay` is accepted as another name for it).
    */
   type: string;
   [k: string]: unknown | undefined;

@@ -55,6 +55,8 @@ describe("parseOutcome: outcome.example.yaml", () => {
     expect(spec.experiment_defaults.alpha).toBe(0.05);
     expect(spec.experiment_defaults.power).toBe(0.8);
     expect(spec.experiment_defaults.min_sample_per_arm).toBe(5000);
+    expect(spec.experiment_defaults.min_duration).toBe(86_400);
+    expect(spec.signal.connector).toMatchObject({ timeout: 30, max_rows: 10_000 });
   });
 
   it("keeps the connector settings", () => {
@@ -80,7 +82,7 @@ describe("parseOutcome: valid fixtures", () => {
     const { spec } = ok(parseOutcome(read("../fixtures/valid/minimal.yaml")));
     expect(spec).toMatchObject({
       version: 1,
-      signal: { poll_interval: 900 },
+      signal: { poll_interval: 6 * 3600 },
       target: { value: 0.05, direction: "increase", relative: true },
       horizon: { seconds: 30 * 86_400 },
       constraints: { guardrails: [], max_concurrent_experiments: 3 },
@@ -92,6 +94,7 @@ describe("parseOutcome: valid fixtures", () => {
           { name: "treatment", weight: 0.5 },
         ],
         min_sample_per_arm: 1000,
+        min_duration: 86_400,
         max_duration: 28 * 86_400,
       },
     });
@@ -103,7 +106,20 @@ describe("parseOutcome: valid fixtures", () => {
     const { spec } = ok(parseOutcome(read("../fixtures/valid/end-date-horizon.yaml")));
     expect(spec.horizon).toEqual({ end_date: "2026-12-31" });
     expect(spec.target).toEqual({ value: 0.35, direction: "decrease", relative: false });
-    expect(spec.signal.connector).toMatchObject({ type: "mixpanel", project_id: 2741933 });
+    expect(spec.signal.connector).toEqual({
+      type: "mixpanel",
+      project_id: 2741933,
+      event: "onboarding_abandoned",
+      username_env: "MIXPANEL_SERVICE_ACCOUNT_USERNAME",
+      secret_env: "MIXPANEL_SERVICE_ACCOUNT_SECRET",
+      region: "eu",
+      filter: 'properties["platform"] == "web"',
+      // defaults
+      exposure_event: "$experiment_started",
+      variant_property: "Variant name",
+      experiment_property: "Experiment name",
+      timeout: 60,
+    });
     expect(spec.gates?.portfolio_review).toMatchObject({ sla: 14 * 86_400, on_expiry: "expire" });
     expect(spec.experiment_defaults.arms.map((a) => a.weight)).toEqual([0.34, 0.33, 0.33]);
     expect(spec.experiment_defaults.alpha).toBe(0.01);
@@ -119,6 +135,38 @@ describe("parseOutcome: valid fixtures", () => {
       speed: 60,
     });
     expect(spec.experiment_defaults.mixture_variance).toBe(0.0004);
+  });
+
+  it("mixpanel-mean-csv.yaml reads the new connector fields, normalising their durations", () => {
+    const { spec } = ok(parseOutcome(read("../fixtures/valid/mixpanel-mean-csv.yaml")));
+    expect(spec.signal.poll_interval).toBe(6 * 3600);
+    expect(spec.signal.connector).toMatchObject({
+      type: "mixpanel",
+      project_id: "2741933",
+      workspace_id: 3301,
+      value_property: "amount",
+      timeout: 120,
+    });
+    expect(spec.constraints.guardrails[0]?.connector).toEqual({
+      type: "csv",
+      path: "data/refunds.csv",
+      series_path: "data/refund-rate.csv",
+      columns: { ts: "day", arm: "variant", value: "refunded" },
+      snapshot_every: 3600,
+    });
+    expect(spec.constraints.guardrails[1]?.connector).toMatchObject({ type: "postgres", timeout: 120, max_rows: 500 });
+    expect(spec.constraints.guardrails[1]?.connector).toHaveProperty("series_query");
+    expect(spec.experiment_defaults).toMatchObject({ min_sample_per_arm: 2000, min_duration: 3 * 86_400 });
+  });
+
+  it("accepts csv and its other name replay, with the same fields", () => {
+    const text = read("../fixtures/valid/mean-replay.yaml");
+    const asCsv = ok(parseOutcome(text.replace("type: replay", "type: csv")));
+    expect(asCsv.spec.signal.connector).toEqual({ type: "csv", path: "data/order-value.csv", speed: 60 });
+    const bad = errors(parseOutcome(text.replace("    speed: 60", "    speed: 60\n    sped: 2")));
+    // Once for the signal and once for the guardrail that shares the connector through an alias.
+    expect(bad.map((e) => e.code)).toEqual(["unknown_key", "unknown_key"]);
+    expect(bad[0]?.hint).toContain('did you mean "speed"?');
   });
 
   it("reads JSON as well as YAML", () => {
@@ -279,11 +327,11 @@ describe("parseOutcome: diagnostics", () => {
   });
 
   it("checks connector types against options.connectors", () => {
-    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "replay"]);
+    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay"]);
     const bigquery = example.replace("type: postgres", "type: bigquery");
     const found = errors(parseOutcome(bigquery));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);
-    expect(found[0]?.hint).toContain("postgres, mixpanel, replay");
+    expect(found[0]?.hint).toContain("postgres, mixpanel, csv, replay");
     expect(parseOutcome(bigquery, { connectors: [...KNOWN_CONNECTORS, "bigquery"] }).ok).toBe(true);
     const onlyReplay = errors(parseOutcome(example, { connectors: ["replay"] }));
     expect(onlyReplay.map((e) => e.code)).toEqual(["unknown_connector", "unknown_connector"]);

@@ -14,8 +14,12 @@ import { type Finding, schemaFindings } from "./schema-diagnostics.js";
 import { semanticFindings } from "./semantic-checks.js";
 import { SourcePositions } from "./source-positions.js";
 
-/** Connector types the runtime ships with. */
-export const KNOWN_CONNECTORS: readonly string[] = Object.freeze(["postgres", "mixpanel", "replay"]);
+/**
+ * Connector types the runtime ships with (`replay` is another name for
+ * `csv`). Kept in step with `CONNECTOR_TYPES` of @outcome-runtime/connectors,
+ * which spec does not import (it may import only core).
+ */
+export const KNOWN_CONNECTORS: readonly string[] = Object.freeze(["postgres", "mixpanel", "csv", "replay"]);
 
 /**
  * The largest outcome file read, in bytes (UTF-8): 1 MiB. An outcome is a

@@ -25,6 +25,8 @@ export interface SemanticContext {
  * - the outcome `id` does not look like a row id (a UUID), since the API
  *   takes either in its paths (`invalid_value`);
  * - connector types are ones this runtime knows (`unknown_connector`);
+ * - a `mean` metric read from Mixpanel names its `value_property`
+ *   (`missing_field`): without it Mixpanel can only count users;
  * - arm names are distinct (`duplicate_arm`) and the weights add up to 1
  *   within 1e-9 (`weights_not_one`);
  * - `expected_effect` and `mixture_variance` are not both set (`conflicting_options`);
@@ -37,6 +39,7 @@ export function semanticFindings(spec: unknown, context: SemanticContext): Findi
   return [
     ...idFindings(spec, context),
     ...connectorFindings(spec, context),
+    ...meanConnectorFindings(spec, context),
     ...armFindings(spec, context),
     ...tuningFindings(spec, context),
     ...targetFindings(spec, context),
@@ -76,6 +79,38 @@ function connectorFindings(spec: unknown, { connectors, isClean }: SemanticConte
       target: "value",
       message: `${humanPath(`${pointer}/type`)}: unknown connector type "${type}"`,
       hint: `${suggestion === undefined ? "" : `did you mean "${suggestion}"? `}known connectors: ${connectors.join(", ") || "(none)"}`,
+    });
+  }
+  return findings;
+}
+
+/** The connector of the signal and of each guardrail, with the metric kind it reads. */
+function metricConnectors(spec: unknown): { pointer: string; kindPointer: string }[] {
+  const found = [{ pointer: "/signal/connector", kindPointer: "/signal/kind" }];
+  const guardrails = field(field(spec, "constraints"), "guardrails");
+  if (Array.isArray(guardrails)) {
+    for (let i = 0; i < guardrails.length; i++) {
+      found.push({
+        pointer: `/constraints/guardrails/${i}/connector`,
+        kindPointer: `/constraints/guardrails/${i}/kind`,
+      });
+    }
+  }
+  return found;
+}
+
+function meanConnectorFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
+  const findings: Finding[] = [];
+  for (const { pointer, kindPointer } of metricConnectors(spec)) {
+    if (!isClean(pointer) || !isClean(kindPointer) || at(spec, kindPointer) !== "mean") continue;
+    const connector = at(spec, pointer);
+    if (field(connector, "type") !== "mixpanel" || field(connector, "value_property") !== undefined) continue;
+    findings.push({
+      code: "missing_field",
+      pointer,
+      target: "key",
+      message: `${humanPath(pointer)}: a mean metric read from Mixpanel needs value_property`,
+      hint: "name the numeric property of the event that holds each unit's value (e.g. value_property: amount); without it Mixpanel can only count users",
     });
   }
   return findings;

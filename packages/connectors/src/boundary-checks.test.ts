@@ -1,0 +1,199 @@
+import { describe, expect, it } from "vitest";
+import { checkArmAggregates, checkSeries, parseNumber, parseTimestamp, type RawArmRow } from "./boundary-checks";
+import { ConnectorError } from "./connector-error";
+
+const window = {
+  experimentKey: "exp-1",
+  arms: ["control", "treatment"],
+  from: new Date("2026-03-01T00:00:00Z"),
+  to: new Date("2026-03-08T00:00:00Z"),
+};
+
+function failure(fn: () => unknown): ConnectorError {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConnectorError) return error;
+    throw error;
+  }
+  throw new Error("expected a ConnectorError");
+}
+
+const row = (overrides: Partial<RawArmRow>): RawArmRow => ({
+  arm: "control",
+  units: 100,
+  sum: 10,
+  sum_sq: 10,
+  ts: null,
+  ...overrides,
+});
+
+describe("parseNumber", () => {
+  it("reads numbers, bigints and decimal strings (Postgres bigint and numeric)", () => {
+    expect(parseNumber(3)).toBe(3);
+    expect(parseNumber(12n)).toBe(12);
+    expect(parseNumber("9007199254740991")).toBe(9007199254740991);
+    expect(parseNumber(" 12.500 ")).toBe(12.5);
+    expect(parseNumber("-1e3")).toBe(-1000);
+    expect(parseNumber(".5")).toBe(0.5);
+  });
+
+  it("refuses what is not a finite decimal number", () => {
+    for (const value of [
+      "NaN",
+      "Infinity",
+      "-Infinity",
+      "1,5",
+      "1 000",
+      "0x10",
+      "",
+      "abc",
+      null,
+      undefined,
+      true,
+      {},
+      NaN,
+    ]) {
+      expect(parseNumber(value), String(value)).toBeUndefined();
+    }
+    expect(parseNumber(Number.POSITIVE_INFINITY)).toBeUndefined();
+    expect(parseNumber("1e400")).toBeUndefined();
+  });
+});
+
+describe("parseTimestamp", () => {
+  it("reads Dates and ISO strings; a time without a zone is UTC", () => {
+    expect(parseTimestamp("2026-03-01")?.toISOString()).toBe("2026-03-01T00:00:00.000Z");
+    expect(parseTimestamp("2026-03-01 12:30:00")?.toISOString()).toBe("2026-03-01T12:30:00.000Z");
+    expect(parseTimestamp("2026-03-01T12:30:00+02:00")?.toISOString()).toBe("2026-03-01T10:30:00.000Z");
+    expect(parseTimestamp("2026-03-01 12:30:00+00")?.toISOString()).toBe("2026-03-01T12:30:00.000Z");
+    expect(parseTimestamp(new Date("invalid"))).toBeUndefined();
+    expect(parseTimestamp("yesterday")).toBeUndefined();
+    expect(parseTimestamp(1_700_000_000)).toBeUndefined();
+  });
+});
+
+describe("checkArmAggregates", () => {
+  it("converts, and sorts by ts (null last) then by arm order", () => {
+    const rows = checkArmAggregates(
+      [
+        row({ arm: "treatment", units: "120", sum: "12", sum_sq: "12.000", ts: null }),
+        row({ arm: "treatment", ts: new Date("2026-03-02T00:00:00Z") }),
+        row({ arm: "control", ts: "2026-03-02T00:00:00Z" }),
+        row({ arm: "control", units: 7n, sum: 1, sum_sq: 1 }),
+      ],
+      window,
+      "proportion",
+      "test",
+    );
+    expect(rows).toEqual([
+      { arm: "control", units: 100, sum: 10, sum_sq: 10, ts: new Date("2026-03-02T00:00:00Z") },
+      { arm: "treatment", units: 100, sum: 10, sum_sq: 10, ts: new Date("2026-03-02T00:00:00Z") },
+      { arm: "control", units: 7, sum: 1, sum_sq: 1, ts: null },
+      { arm: "treatment", units: 120, sum: 12, sum_sq: 12, ts: null },
+    ]);
+  });
+
+  it("names every arm that was not asked for", () => {
+    const error = failure(() =>
+      checkArmAggregates([row({ arm: "Treatment" }), row({ arm: "b" }), row({})], window, "proportion", "test"),
+    );
+    expect(error.code).toBe("bad_response");
+    expect(error.message).toContain('arms "Treatment", "b" are not arms of experiment "exp-1"');
+    expect(error.details.unknownArms).toEqual(["Treatment", "b"]);
+  });
+
+  it("names the row, the column and the value of a bad number", () => {
+    const error = failure(() =>
+      checkArmAggregates([row({}), row({ arm: "treatment", sum: "NaN" })], window, "mean", "test"),
+    );
+    expect(error.code).toBe("bad_response");
+    expect(error.message).toBe(
+      'test: row 2 (arm "treatment"), column sum: is "NaN", not a finite number; return a number (wrap a sum that may be NULL in coalesce(..., 0))',
+    );
+    expect(error.details).toMatchObject({ field: "sum", value: "NaN" });
+    expect(failure(() => checkArmAggregates([row({ sum_sq: null })], window, "mean", "test")).message).toContain(
+      "column sum_sq: is NULL or empty",
+    );
+  });
+
+  it("wants whole, non-negative units", () => {
+    for (const units of [-1, 2.5, "1e300", Number.MAX_SAFE_INTEGER + 2]) {
+      const error = failure(() => checkArmAggregates([row({ units, sum: 0, sum_sq: 0 })], window, "mean", "test"));
+      expect(error.details.field, String(units)).toBe("units");
+    }
+  });
+
+  it("keeps a proportion between 0 and units, with sum_sq = sum", () => {
+    expect(
+      failure(() => checkArmAggregates([row({ sum: 101, sum_sq: 101 })], window, "proportion", "t")).message,
+    ).toContain("0 ≤ sum ≤ units");
+    expect(
+      failure(() => checkArmAggregates([row({ sum: -1, sum_sq: -1 })], window, "proportion", "t")).details.field,
+    ).toBe("sum");
+    expect(failure(() => checkArmAggregates([row({ sum_sq: 11 })], window, "proportion", "t")).message).toContain(
+      "sum_sq = sum = conversions",
+    );
+  });
+
+  it("refuses a mean whose sum and sum_sq cannot come from the same units", () => {
+    // Two units with values 1 and 3: Σ = 4, Σx² = 10; Σx² = 5 would mean a negative variance.
+    expect(checkArmAggregates([row({ units: 2, sum: 4, sum_sq: 10 })], window, "mean", "t")).toHaveLength(1);
+    expect(
+      failure(() => checkArmAggregates([row({ units: 2, sum: 4, sum_sq: 5 })], window, "mean", "t")).message,
+    ).toContain("negative variance");
+    expect(
+      failure(() => checkArmAggregates([row({ units: 0, sum: 1, sum_sq: 1 })], window, "mean", "t")).message,
+    ).toContain("units is 0");
+    expect(failure(() => checkArmAggregates([row({ sum: 0, sum_sq: -1 })], window, "mean", "t")).message).toContain(
+      "negative",
+    );
+  });
+
+  it("allows one row per (arm, ts), and no ts after the window end", () => {
+    const ts = new Date("2026-03-02T00:00:00Z");
+    expect(failure(() => checkArmAggregates([row({ ts }), row({ ts })], window, "proportion", "t")).message).toContain(
+      'a second row for arm "control" at ts 2026-03-02T00:00:00.000Z',
+    );
+    expect(failure(() => checkArmAggregates([row({}), row({})], window, "proportion", "t")).message).toContain(
+      "without ts",
+    );
+    expect(
+      failure(() => checkArmAggregates([row({ ts: "2026-03-09T00:00:00Z" })], window, "proportion", "t")).message,
+    ).toContain("after the window end");
+    expect(failure(() => checkArmAggregates([row({ ts: "soon" })], window, "proportion", "t")).details.field).toBe(
+      "ts",
+    );
+  });
+});
+
+describe("checkSeries", () => {
+  it("sorts the points and refuses duplicates, bad values and points after the window", () => {
+    const points = checkSeries(
+      [
+        { ts: "2026-03-03T00:00:00Z", value: "0.5" },
+        { ts: new Date("2026-03-02T00:00:00Z"), value: 0.4 },
+      ],
+      window,
+      "t",
+    );
+    expect(points.map((p) => p.value)).toEqual([0.4, 0.5]);
+    expect(
+      failure(() =>
+        checkSeries(
+          [
+            { ts: "2026-03-02", value: 1 },
+            { ts: "2026-03-02T00:00:00Z", value: 2 },
+          ],
+          window,
+          "t",
+        ),
+      ).message,
+    ).toContain("a second point");
+    expect(failure(() => checkSeries([{ ts: "2026-03-02", value: null }], window, "t")).details.field).toBe("value");
+    expect(failure(() => checkSeries([{ ts: null, value: 1 }], window, "t")).details.field).toBe("ts");
+    expect(failure(() => checkSeries([{ ts: "2026-04-01", value: 1 }], window, "t")).message).toContain(
+      "after the window end",
+    );
+  });
+});

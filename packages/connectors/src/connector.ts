@@ -1,0 +1,88 @@
+/**
+ * The interface every signal connector implements, and the shapes it
+ * returns. See docs/connectors.md.
+ */
+
+/**
+ * The cumulative aggregate of one arm, as of `ts`: `units` exposed so far,
+ * `sum` of their values and `sum_sq` of the squares of their values. For a
+ * proportion each unit's value is 0 or 1, so `sum = sum_sq = conversions`.
+ * `ts` is the as-of time of the aggregate; `null` means "as of the window
+ * end" (the caller fills it in).
+ */
+export interface ArmAggregate {
+  arm: string;
+  units: number;
+  sum: number;
+  sum_sq: number;
+  ts: Date | null;
+}
+
+/** One point of an outcome's own time series. */
+export interface SeriesPoint {
+  ts: Date;
+  value: number;
+}
+
+/**
+ * What an experiment poll asks for: the aggregates of `arms` of the
+ * experiment `experimentKey`, for the window (`from`, `to`].
+ */
+export interface ExperimentWindow {
+  experimentKey: string;
+  arms: readonly string[];
+  from: Date;
+  to: Date;
+  /**
+   * When the experiment was launched. Used by the `csv` connector's `speed`
+   * to anchor a replayed file; defaults to `from`.
+   */
+  startedAt?: Date;
+}
+
+/** What an outcome series poll asks for: the points in (`from`, `to`]. */
+export interface SeriesWindow {
+  from: Date;
+  to: Date;
+}
+
+/** What a connector may read from its surroundings. Nothing else. */
+export interface ConnectorContext {
+  /** Environment variables: the connector reads the ones its settings name. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Used by `postgres` when `database_url_env` is absent. */
+  defaultDatabaseUrl?: string;
+  /** Directory of the outcome file, for csv paths (default: the working directory). */
+  baseDir?: string;
+  metricKind: "proportion" | "mean";
+  /** Defaults to the global fetch. */
+  fetch?: typeof fetch;
+}
+
+/** A source of signal data. Create one with `createConnector`. */
+export interface SignalConnector {
+  /** The connector type (`postgres`, `mixpanel`, `csv`). */
+  readonly type: string;
+  /** One line for logs and the dashboard; never holds a secret. */
+  describe(): string;
+  /**
+   * The cumulative aggregate per arm, validated: finite numbers, whole
+   * `units` ≥ 0, `0 ≤ sum ≤ units` for a proportion, arms among
+   * `window.arms`, at most one row per (arm, ts). Sorted by ts (null last),
+   * then by the order of `window.arms`. An arm without data has no row.
+   *
+   * @throws ConnectorError
+   */
+  fetchArmAggregates(window: ExperimentWindow, signal?: AbortSignal): Promise<ArmAggregate[]>;
+  /**
+   * The outcome's own series in (`from`, `to`], sorted by ts.
+   *
+   * @throws ConnectorError `unsupported` when the settings give no way to read it
+   */
+  fetchOutcomeSeries(window: SeriesWindow, signal?: AbortSignal): Promise<SeriesPoint[]>;
+  /** Releases connections. The connector is not used afterwards. */
+  close(): Promise<void>;
+}
+
+/** A connector's settings as written in outcome.yaml (raw or normalised). */
+export type ConnectorConfig = { type: string } & Record<string, unknown>;

@@ -1,0 +1,246 @@
+/**
+ * A small client of Mixpanel's Query API (https://docs.mixpanel.com/reference/query-api):
+ * service-account auth (HTTP Basic `username:secret`, `project_id` in the
+ * query string), at most {@link MIXPANEL_MAX_CONCURRENT} requests in flight
+ * per project across every connector of this process, a pause after a 429,
+ * and errors mapped to {@link ConnectorError} codes.
+ */
+import { ConnectorError } from "../connector-error";
+
+/** Mixpanel's documented Query API limits, per project. */
+export const MIXPANEL_QUERIES_PER_HOUR = 60;
+export const MIXPANEL_MAX_CONCURRENT = 5;
+
+/** How long to pause a project after a 429 that gave no `Retry-After` (the limit is per hour). */
+const DEFAULT_RETRY_AFTER_MS = 60_000;
+
+/** The Query API base URL of each data residency region. */
+export const MIXPANEL_REGION_URLS: Readonly<Record<"us" | "eu" | "in", string>> = Object.freeze({
+  us: "https://mixpanel.com/api/query",
+  eu: "https://eu.mixpanel.com/api/query",
+  in: "https://in.mixpanel.com/api/query",
+});
+
+export interface QueryApiSettings {
+  baseUrl: string;
+  projectId: string;
+  workspaceId: number | undefined;
+  username: string;
+  secret: string;
+  timeoutMs: number;
+  fetch: typeof fetch;
+}
+
+/** Counts permits per project; waiters queue in order and leave on abort. */
+class Semaphore {
+  private active = 0;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(private readonly limit: number) {}
+
+  async acquire(signal: AbortSignal | undefined): Promise<() => void> {
+    if (this.active >= this.limit) {
+      await new Promise<void>((resolve, reject) => {
+        const wake = (): void => {
+          signal?.removeEventListener("abort", onAbort);
+          resolve();
+        };
+        const onAbort = (): void => {
+          const i = this.waiting.indexOf(wake);
+          if (i !== -1) this.waiting.splice(i, 1);
+          reject(signal?.reason);
+        };
+        if (signal?.aborted) {
+          reject(signal.reason);
+          return;
+        }
+        signal?.addEventListener("abort", onAbort, { once: true });
+        this.waiting.push(wake);
+      });
+    }
+    this.active++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.active--;
+      this.waiting.shift()?.();
+    };
+  }
+}
+
+const semaphores = new Map<string, Semaphore>();
+/** Project key → epoch ms before which no request is sent (after a 429). */
+const pausedUntil = new Map<string, number>();
+
+function projectKey(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">): string {
+  return `${settings.baseUrl}#${settings.projectId}`;
+}
+
+/** Forgets pauses after 429s (tests). */
+export function resetRateLimitState(): void {
+  pausedUntil.clear();
+}
+
+/**
+ * GETs `path` (e.g. `/segmentation`) with `params`, and returns the parsed
+ * JSON body.
+ *
+ * @throws ConnectorError `auth_failed` (401, 403), `rate_limited` (429, with
+ *   `retryAfterMs`), `unavailable` (5xx, network), `timeout`, `query_failed`
+ *   (other 4xx, with Mixpanel's message), `bad_response` (a body that is not JSON)
+ */
+export async function queryApiGet(
+  settings: QueryApiSettings,
+  path: string,
+  params: Readonly<Record<string, string>>,
+  signal?: AbortSignal,
+): Promise<unknown> {
+  const key = projectKey(settings);
+  const paused = pausedUntil.get(key);
+  if (paused !== undefined && paused > Date.now()) {
+    const waitMs = paused - Date.now();
+    throw new ConnectorError(
+      "rate_limited",
+      `mixpanel: project ${settings.projectId} hit the Query API rate limit; not querying again for ${Math.ceil(waitMs / 1000)}s`,
+      { retryAfterMs: waitMs, details: { projectId: settings.projectId } },
+    );
+  }
+  let semaphore = semaphores.get(key);
+  if (semaphore === undefined) {
+    semaphore = new Semaphore(MIXPANEL_MAX_CONCURRENT);
+    semaphores.set(key, semaphore);
+  }
+  let release: () => void;
+  try {
+    release = await semaphore.acquire(signal);
+  } catch {
+    throw abortedError(path);
+  }
+  try {
+    return await send(settings, key, path, params, signal);
+  } finally {
+    release();
+  }
+}
+
+async function send(
+  settings: QueryApiSettings,
+  key: string,
+  path: string,
+  params: Readonly<Record<string, string>>,
+  signal: AbortSignal | undefined,
+): Promise<unknown> {
+  const query = new URLSearchParams({ project_id: settings.projectId });
+  if (settings.workspaceId !== undefined) query.set("workspace_id", String(settings.workspaceId));
+  for (const [name, value] of Object.entries(params)) query.set(name, value);
+  const url = `${settings.baseUrl}${path}?${query.toString()}`;
+  const timeout = AbortSignal.timeout(settings.timeoutMs);
+  const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
+  const authorization = `Basic ${Buffer.from(`${settings.username}:${settings.secret}`, "utf8").toString("base64")}`;
+
+  let response: Response;
+  let body: string;
+  try {
+    response = await settings.fetch(url, {
+      method: "GET",
+      headers: { Authorization: authorization, Accept: "application/json" },
+      signal: combined,
+    });
+    body = await response.text();
+  } catch (error) {
+    if (signal?.aborted) throw abortedError(path);
+    if (timeout.aborted) {
+      throw new ConnectorError(
+        "timeout",
+        `mixpanel ${path}: no answer within ${settings.timeoutMs / 1000}s; the poll will be retried (raise timeout for slow reports)`,
+        { details: { path, timeoutMs: settings.timeoutMs }, cause: error },
+      );
+    }
+    throw new ConnectorError(
+      "unavailable",
+      `mixpanel ${path}: cannot reach ${new URL(settings.baseUrl).host} (${error instanceof Error ? error.message : String(error)}); the poll will be retried`,
+      { details: { path }, cause: error },
+    );
+  }
+
+  const status = response.status;
+  const message = errorText(body);
+  const details = { path, status, projectId: settings.projectId };
+  if (status === 429) {
+    const retryAfterMs = parseRetryAfter(response.headers.get("retry-after")) ?? DEFAULT_RETRY_AFTER_MS;
+    pausedUntil.set(key, Date.now() + retryAfterMs);
+    throw new ConnectorError(
+      "rate_limited",
+      `mixpanel ${path}: rate limited (429${message === "" ? "" : `: ${message}`}); Mixpanel allows about ${MIXPANEL_QUERIES_PER_HOUR} queries an hour and ${MIXPANEL_MAX_CONCURRENT} at a time per project: retry in ${Math.ceil(retryAfterMs / 1000)}s, or poll less often`,
+      { retryAfterMs, details },
+    );
+  }
+  if (status === 401 || status === 403) {
+    throw new ConnectorError(
+      "auth_failed",
+      `mixpanel ${path}: ${status === 401 ? "the service account credentials were refused" : "the service account may not read this project"} (${status}${message === "" ? "" : `: ${message}`}); check username_env and secret_env, and that the service account has access to project ${settings.projectId}`,
+      { details },
+    );
+  }
+  if (status >= 500) {
+    throw new ConnectorError(
+      "unavailable",
+      `mixpanel ${path}: Mixpanel failed (${status}${message === "" ? "" : `: ${message}`}); the poll will be retried`,
+      { retryAfterMs: parseRetryAfter(response.headers.get("retry-after")), details },
+    );
+  }
+  if (status < 200 || status >= 300) {
+    throw new ConnectorError(
+      "query_failed",
+      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); check event, the property names and filter in outcome.yaml`,
+      { details },
+    );
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    throw new ConnectorError(
+      "bad_response",
+      `mixpanel ${path}: the answer is not JSON (starts with ${JSON.stringify(body.slice(0, 60))}); check api_url`,
+      { details },
+    );
+  }
+  if (isRecord(parsed) && parsed.status === "error") {
+    throw new ConnectorError(
+      "query_failed",
+      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; check event, the property names and filter`,
+      { details },
+    );
+  }
+  return parsed;
+}
+
+function abortedError(path: string): ConnectorError {
+  return new ConnectorError("timeout", `mixpanel ${path}: the poll was aborted`, { details: { path, aborted: true } });
+}
+
+/** Mixpanel's `{ "error": "..." }` text, or the start of a non-JSON body. */
+function errorText(body: string): string {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (isRecord(parsed) && typeof parsed.error === "string") return parsed.error;
+  } catch {
+    // not JSON
+  }
+  return body.trim().slice(0, 200);
+}
+
+/** `Retry-After` as delay-seconds or an HTTP date, in ms; null when absent or unreadable. */
+function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  if (/^\d+$/u.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  return Number.isNaN(date) ? null : Math.max(0, date - now);
+}
+
+export function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}

@@ -1,0 +1,427 @@
+/**
+ * The postgres connector on a real Postgres: a database of its own holding
+ * an analytics schema (exposures, checkout sessions), queried the way
+ * docs/connectors.md tells users to write their SQL.
+ */
+import { createEmptyDatabase } from "@outcome-runtime/testing";
+// biome-ignore lint/style/noRestrictedImports: the test builds the user's own analytics database the connector reads.
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ConnectorContext, ExperimentWindow, SignalConnector } from "../connector";
+import { ConnectorError } from "../connector-error";
+import { createConnector } from "../create-connector";
+import { acquirePool, releasePool, runReadOnly } from "./read-only-query";
+
+let database: { name: string; url: string; drop: () => Promise<void> };
+let admin: pg.Client;
+const connectors: SignalConnector[] = [];
+
+const START = Date.parse("2026-03-01T00:00:00Z");
+const MINUTE = 60_000;
+
+interface Exposure {
+  unit: string;
+  experiment: string;
+  arm: string;
+  exposedAt: Date;
+  paid: boolean;
+  amount: number;
+}
+
+/** 900 sessions: three arms of checkout-v2 (one a holdout) and some of another experiment. */
+const exposures: Exposure[] = Array.from({ length: 900 }, (_, i) => ({
+  unit: `s-${i}`,
+  experiment: i % 10 === 9 ? "other-exp" : "checkout-v2",
+  arm: ["control", "treatment", "holdout"][i % 3] ?? "control",
+  exposedAt: new Date(START + i * 10 * MINUTE),
+  paid: (i * 7) % 10 < 3,
+  amount: (i % 13) * 1.25,
+}));
+
+const window: ExperimentWindow = {
+  experimentKey: "checkout-v2",
+  arms: ["control", "treatment"],
+  from: new Date(START),
+  to: new Date(START + 4 * 86_400_000),
+};
+
+function expected(arm: string, to: Date, kind: "proportion" | "mean") {
+  const units = exposures.filter((e) => e.experiment === "checkout-v2" && e.arm === arm && e.exposedAt < to);
+  if (kind === "proportion") {
+    const conversions = units.filter((e) => e.paid).length;
+    return { arm, units: units.length, sum: conversions, sum_sq: conversions };
+  }
+  return {
+    arm,
+    units: units.length,
+    sum: units.reduce((s, e) => s + e.amount, 0),
+    sum_sq: units.reduce((s, e) => s + e.amount * e.amount, 0),
+  };
+}
+
+const CONVERSION_SQL = `
+  SELECT e.arm,
+         count(*)                         AS units,
+         count(*) FILTER (WHERE s.paid)   AS sum,
+         count(*) FILTER (WHERE s.paid)   AS sum_sq
+    FROM exposures e
+    JOIN checkout_sessions s ON s.session_id = e.unit_id
+   WHERE e.experiment_key = :experiment
+     AND e.arm = ANY(:arms)
+     AND e.exposed_at < :to
+   GROUP BY e.arm`;
+
+function connect(config: Record<string, unknown>, metricKind: "proportion" | "mean" = "proportion"): SignalConnector {
+  const context: ConnectorContext = { env: { ANALYTICS_DATABASE_URL: database.url }, metricKind };
+  const connector = createConnector(
+    { type: "postgres", database_url_env: "ANALYTICS_DATABASE_URL", ...config },
+    context,
+  );
+  connectors.push(connector);
+  return connector;
+}
+
+async function failure(promise: Promise<unknown>): Promise<ConnectorError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ConnectorError) return error;
+    throw error;
+  }
+  throw new Error("expected a ConnectorError");
+}
+
+async function count(table: string): Promise<number> {
+  const result = await admin.query<{ n: string }>(`SELECT count(*) AS n FROM ${table}`);
+  return Number(result.rows[0]?.n);
+}
+
+beforeAll(async () => {
+  database = await createEmptyDatabase();
+  admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  await admin.query(`
+    CREATE TABLE exposures (unit_id text PRIMARY KEY, experiment_key text NOT NULL, arm text NOT NULL, exposed_at timestamptz NOT NULL);
+    CREATE TABLE checkout_sessions (session_id text PRIMARY KEY, paid boolean NOT NULL, amount numeric(12, 2) NOT NULL);
+    CREATE SEQUENCE order_numbers;
+    CREATE TABLE daily_signal (day date PRIMARY KEY, rate double precision NOT NULL);
+  `);
+  await admin.query(
+    `INSERT INTO exposures SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[])`,
+    [
+      exposures.map((e) => e.unit),
+      exposures.map((e) => e.experiment),
+      exposures.map((e) => e.arm),
+      exposures.map((e) => e.exposedAt.toISOString()),
+    ],
+  );
+  await admin.query(`INSERT INTO checkout_sessions SELECT * FROM unnest($1::text[], $2::boolean[], $3::numeric[])`, [
+    exposures.map((e) => e.unit),
+    exposures.map((e) => e.paid),
+    exposures.map((e) => e.amount),
+  ]);
+  await admin.query(
+    `INSERT INTO daily_signal SELECT d::date, 0.7 - 0.01 * n FROM generate_series(0, 9) n, LATERAL (SELECT date '2026-03-01' + n) x(d)`,
+  );
+});
+
+afterAll(async () => {
+  for (const connector of connectors) await connector.close();
+  await admin?.end();
+  await database?.drop();
+});
+
+describe("postgres connector: aggregates", () => {
+  it("returns the cumulative aggregate per arm, with :experiment, :arms and :to bound as parameters", async () => {
+    const rows = await connect({ query: CONVERSION_SQL }).fetchArmAggregates(window);
+    expect(rows).toEqual([
+      { ...expected("control", window.to, "proportion"), ts: null },
+      { ...expected("treatment", window.to, "proportion"), ts: null },
+    ]);
+    expect(rows[0]?.units).toBeGreaterThan(100);
+  });
+
+  it("passes :arms as a text[]: only the requested arms come back", async () => {
+    const rows = await connect({ query: CONVERSION_SQL }).fetchArmAggregates({ ...window, arms: ["treatment"] });
+    expect(rows.map((r) => r.arm)).toEqual(["treatment"]);
+  });
+
+  it("still reads :experiment_key and :until (the older names)", async () => {
+    const sql = CONVERSION_SQL.replace(":experiment", ":experiment_key").replace(":to", ":until");
+    const rows = await connect({ query: sql }).fetchArmAggregates(window);
+    expect(rows.map((r) => r.units)).toEqual([
+      expected("control", window.to, "proportion").units,
+      expected("treatment", window.to, "proportion").units,
+    ]);
+  });
+
+  it("reads bigint and numeric columns (strings from the driver) exactly, for a mean", async () => {
+    const sql = `
+      SELECT e.arm,
+             count(*)::bigint                   AS units,
+             sum(s.amount)                      AS sum,
+             sum(s.amount * s.amount)           AS sum_sq
+        FROM exposures e JOIN checkout_sessions s ON s.session_id = e.unit_id
+       WHERE e.experiment_key = :experiment AND e.arm = ANY(:arms) AND e.exposed_at < :to
+       GROUP BY e.arm`;
+    const rows = await connect({ query: sql }, "mean").fetchArmAggregates(window);
+    for (const [i, arm] of ["control", "treatment"].entries()) {
+      const want = expected(arm, window.to, "mean");
+      expect(rows[i]?.units).toBe(want.units);
+      expect(rows[i]?.sum).toBeCloseTo(want.sum, 9);
+      expect(rows[i]?.sum_sq).toBeCloseTo(want.sum_sq, 9);
+    }
+  });
+
+  it("returns every cumulative snapshot since :from when the query has a ts column", async () => {
+    const sql = `
+      WITH days AS (
+        SELECT d AS ts FROM generate_series(date_trunc('day', :from) + interval '1 day', :to, interval '1 day') d
+      )
+      SELECT e.arm, days.ts,
+             count(*) AS units,
+             count(*) FILTER (WHERE s.paid) AS sum,
+             count(*) FILTER (WHERE s.paid) AS sum_sq
+        FROM days
+        JOIN exposures e ON e.exposed_at < days.ts
+        JOIN checkout_sessions s ON s.session_id = e.unit_id
+       WHERE e.experiment_key = :experiment AND e.arm = ANY(:arms)
+       GROUP BY e.arm, days.ts`;
+    const rows = await connect({ query: sql }).fetchArmAggregates(window);
+    expect(rows).toHaveLength(8);
+    const day3 = new Date(START + 3 * 86_400_000);
+    expect(rows.filter((r) => r.ts?.getTime() === day3.getTime())).toEqual([
+      { ...expected("control", day3, "proportion"), ts: day3 },
+      { ...expected("treatment", day3, "proportion"), ts: day3 },
+    ]);
+    // Sorted by ts, then by arm order.
+    expect(rows.map((r) => r.arm)).toEqual([
+      "control",
+      "treatment",
+      "control",
+      "treatment",
+      "control",
+      "treatment",
+      "control",
+      "treatment",
+    ]);
+  });
+
+  it("reads the outcome series with series_query", async () => {
+    const connector = connect({
+      query: CONVERSION_SQL,
+      series_query:
+        "SELECT day::timestamptz AS ts, rate AS value FROM daily_signal WHERE day > :from AND day <= :to ORDER BY day DESC",
+    });
+    const points = await connector.fetchOutcomeSeries({
+      from: new Date("2026-03-02T00:00:00Z"),
+      to: new Date("2026-03-04T00:00:00Z"),
+    });
+    expect(points).toEqual([
+      { ts: new Date("2026-03-03T00:00:00Z"), value: 0.68 },
+      { ts: new Date("2026-03-04T00:00:00Z"), value: 0.67 },
+    ]);
+  });
+});
+
+describe("postgres connector: refusals", () => {
+  it("refuses a multi-statement injection before it reaches the server", () => {
+    expect(() => connect({ query: "SELECT 1; COMMIT; CREATE TABLE pwned (a int)" })).toThrow(
+      expect.objectContaining({ code: "invalid_config" }),
+    );
+  });
+
+  it("and the server refuses one too: the extended protocol takes a single statement", async () => {
+    const pool = acquirePool(database.url);
+    try {
+      const error = await failure(
+        runReadOnly(pool, "SELECT 1; COMMIT; CREATE TABLE pwned (a int)", [], {
+          timeoutMs: 5000,
+          maxRows: 10,
+          field: "query",
+        }),
+      );
+      expect(error.code).toBe("read_only_violation");
+      expect(error.message).toContain("more than one statement");
+    } finally {
+      await releasePool(database.url);
+    }
+    const pwned = await admin.query("SELECT to_regclass('public.pwned') AS t");
+    expect(pwned.rows[0]?.t).toBeNull();
+  });
+
+  it("refuses INSERT and CREATE with read_only_violation, and writes nothing", async () => {
+    const before = await count("exposures");
+    const insert = await failure(
+      connect({ query: "INSERT INTO exposures VALUES ('x', :experiment, 'control', now())" }).fetchArmAggregates(
+        window,
+      ),
+    );
+    expect(insert).toMatchObject({ code: "read_only_violation", retryable: false });
+    expect(insert.message).toContain("an INSERT statement was refused and not run");
+    const create = await failure(connect({ query: "CREATE TABLE made_by_query (a int)" }).fetchArmAggregates(window));
+    expect(create.code).toBe("read_only_violation");
+    expect(await count("exposures")).toBe(before);
+    expect((await admin.query("SELECT to_regclass('public.made_by_query') AS t")).rows[0]?.t).toBeNull();
+  });
+
+  it("lets the READ ONLY transaction stop writes hidden in a query", async () => {
+    const before = await count("exposures");
+    const cte = await failure(
+      connect({
+        query:
+          "WITH w AS (INSERT INTO exposures VALUES ('y', :experiment, 'control', now()) RETURNING arm) SELECT arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM w",
+      }).fetchArmAggregates(window),
+    );
+    expect(cte.code).toBe("read_only_violation");
+    expect(cte.message).toContain("nothing was written");
+    const sequence = await failure(
+      connect({
+        query: "SELECT 'control' AS arm, nextval('order_numbers') AS units, 0 AS sum, 0 AS sum_sq",
+      }).fetchArmAggregates(window),
+    );
+    expect(sequence.code).toBe("read_only_violation");
+    expect(await count("exposures")).toBe(before);
+    expect((await admin.query("SELECT last_value::text AS v, is_called FROM order_numbers")).rows[0]).toEqual({
+      v: "1",
+      is_called: false,
+    });
+  });
+
+  it("cancels a query running past the timeout", async () => {
+    const connector = connect({
+      query: "SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM pg_sleep(5)",
+      timeout: "1s",
+    });
+    const started = Date.now();
+    const error = await failure(connector.fetchArmAggregates(window));
+    expect(error).toMatchObject({ code: "timeout", retryable: true });
+    expect(error.message).toContain("longer than the timeout of 1s");
+    expect(Date.now() - started).toBeLessThan(4000);
+    // The connection is usable again.
+    expect(await connect({ query: CONVERSION_SQL }).fetchArmAggregates(window)).toHaveLength(2);
+  });
+
+  it("refuses more rows than max_rows without reading them all", async () => {
+    const few = await failure(
+      connect({
+        query: "SELECT 'control' AS arm, g AS units, 0 AS sum, 0 AS sum_sq FROM generate_series(1, 11) g",
+        max_rows: 10,
+      }).fetchArmAggregates(window),
+    );
+    expect(few).toMatchObject({ code: "too_many_rows", retryable: false });
+    expect(few.message).toContain("more than max_rows = 10 rows");
+    const started = Date.now();
+    const many = await failure(
+      connect({
+        query:
+          "SELECT 'control' AS arm, a AS units, 0 AS sum, 0 AS sum_sq FROM generate_series(1, 3000) a, generate_series(1, 3000) b",
+        max_rows: 10,
+      }).fetchArmAggregates(window),
+    );
+    expect(many.code).toBe("too_many_rows");
+    expect(Date.now() - started).toBeLessThan(5000);
+    expect(
+      await connect({
+        query: "SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq",
+        max_rows: 1,
+      }).fetchArmAggregates(window),
+    ).toHaveLength(1);
+  });
+
+  it("names missing columns and what the query returned", async () => {
+    const error = await failure(
+      connect({
+        query: "SELECT arm, count(*) AS units, 0 AS sum FROM exposures WHERE arm = ANY(:arms) GROUP BY arm",
+      }).fetchArmAggregates(window),
+    );
+    expect(error.code).toBe("missing_columns");
+    expect(error.message).toBe(
+      'postgres query: the result has no "sum_sq" column (it has: "arm", "units", "sum"); return arm, units, sum, sum_sq (and optionally ts), naming each column with AS, e.g. count(*) AS sum_sq',
+    );
+  });
+
+  it("refuses arms nobody asked for, and reports SQL errors with the server's message", async () => {
+    const extra = await failure(
+      connect({
+        query: "SELECT arm, count(*) AS units, 0 AS sum, 0 AS sum_sq FROM exposures GROUP BY arm",
+      }).fetchArmAggregates(window),
+    );
+    expect(extra.code).toBe("bad_response");
+    expect(extra.message).toContain('arm "holdout" is not an arm of experiment "checkout-v2"');
+    const broken = await failure(connect({ query: "SELECT arm FROM\n  exposurez" }).fetchArmAggregates(window));
+    expect(broken).toMatchObject({ code: "query_failed", retryable: false });
+    expect(broken.message).toBe(
+      'postgres query at line 2: relation "exposurez" does not exist; fix the SQL in outcome.yaml',
+    );
+  });
+});
+
+describe("postgres connector: connections", () => {
+  it("resets the session after each run: no advisory lock or setting leaks into the next one", async () => {
+    const pool = acquirePool(database.url);
+    try {
+      const options = { timeoutMs: 5000, maxRows: 10, field: "query" };
+      await runReadOnly(pool, "SELECT pg_advisory_lock(4242), set_config('work_mem', '77MB', false)", [], options);
+      const locks = await admin.query(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242",
+      );
+      expect(locks.rows[0]?.n).toBe(0);
+      // Every connection the pool hands out looks fresh.
+      const seen = await Promise.all(
+        Array.from({ length: 4 }, () =>
+          runReadOnly(
+            pool,
+            "SELECT current_setting('work_mem') AS w, current_setting('transaction_read_only') AS ro, current_setting('statement_timeout') AS st",
+            [],
+            options,
+          ),
+        ),
+      );
+      for (const result of seen) {
+        expect(result.rows[0]).toEqual(["4MB", "on", "5s"]);
+      }
+      const after = await runReadOnly(pool, "SELECT current_setting('statement_timeout')", [], {
+        ...options,
+        timeoutMs: 45_000,
+      });
+      expect(after.rows[0]).toEqual(["45s"]);
+    } finally {
+      await releasePool(database.url);
+    }
+  });
+
+  it("reports an unreachable server or database as unavailable (retryable)", async () => {
+    const refused = createConnector(
+      { type: "postgres", query: CONVERSION_SQL },
+      { env: {}, metricKind: "proportion", defaultDatabaseUrl: "postgres://postgres@127.0.0.1:1/nowhere" },
+    );
+    connectors.push(refused);
+    expect(await failure(refused.fetchArmAggregates(window))).toMatchObject({ code: "unavailable", retryable: true });
+
+    const noDatabase = new URL(database.url);
+    noDatabase.pathname = "/no_such_database_for_connectors";
+    const missing = createConnector(
+      { type: "postgres", query: CONVERSION_SQL },
+      { env: {}, metricKind: "proportion", defaultDatabaseUrl: noDatabase.toString() },
+    );
+    connectors.push(missing);
+    const error = await failure(missing.fetchArmAggregates(window));
+    expect(error).toMatchObject({ code: "unavailable", retryable: true });
+    expect(error.message).toContain("no_such_database_for_connectors");
+  });
+
+  it("stops waiting when the poll is aborted", async () => {
+    const connector = connect({
+      query: "SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM pg_sleep(3)",
+      timeout: "10s",
+    });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 200);
+    const started = Date.now();
+    const error = await failure(connector.fetchArmAggregates(window, controller.signal));
+    expect(error.code).toBe("timeout");
+    expect(error.details.aborted).toBe(true);
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+});

@@ -1,0 +1,66 @@
+/**
+ * The connectors accept exactly what schemas/outcome.schema.json lets a
+ * user write: every type, and every field of every connector.
+ */
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { CONNECTOR_TYPES, createConnector } from "./create-connector";
+
+type Node = Record<string, unknown>;
+const schema = JSON.parse(
+  readFileSync(fileURLToPath(new URL("../../../schemas/outcome.schema.json", import.meta.url)), "utf8"),
+) as { $defs: Record<string, Node> };
+
+/** A valid value for each connector field, as written in outcome.yaml. */
+const SAMPLES: Record<string, unknown> = {
+  query: "SELECT arm, units, sum, sum_sq FROM t WHERE k = :experiment",
+  series_query: "SELECT ts, value FROM s WHERE ts > :from AND ts <= :to",
+  database_url_env: "ANALYTICS_DATABASE_URL",
+  timeout: "45s",
+  max_rows: 100,
+  project_id: 2741933,
+  workspace_id: 3301,
+  username_env: "MP_USER",
+  secret_env: "MP_SECRET",
+  event: "Order completed",
+  exposure_event: "$experiment_started",
+  variant_property: "Variant name",
+  experiment_property: "Experiment name",
+  value_property: "amount",
+  filter: 'properties["platform"] == "web"',
+  region: "eu",
+  api_url: "https://eu.mixpanel.com/api/query",
+  path: "data/signal.csv",
+  series_path: "data/series.csv",
+  columns: { ts: "day", arm: "variant", value: "v", units: "n", sum: "s", sum_sq: "ss", experiment: "exp" },
+  speed: 60,
+  snapshot_every: "1h",
+};
+
+const env = { ANALYTICS_DATABASE_URL: "postgres://localhost/analytics", MP_USER: "u", MP_SECRET: "s" };
+
+describe("connectors and the outcome schema", () => {
+  const connector = schema.$defs.Connector as { allOf: { if: Node; then: { $ref: string } }[] };
+  const branches = connector.allOf.map((branch) => {
+    const type = (branch.if.properties as Record<string, Node>).type as Node;
+    const types = (type.const === undefined ? type.enum : [type.const]) as string[];
+    const def = schema.$defs[branch.then.$ref.replace("#/$defs/", "")] as { properties: Record<string, Node> };
+    return { types, fields: Object.keys(def.properties).filter((key) => key !== "type") };
+  });
+
+  it("know the same connector types", () => {
+    expect(branches.flatMap((b) => b.types).sort()).toEqual([...CONNECTOR_TYPES].sort());
+  });
+
+  it("accept every field the schema declares", () => {
+    for (const { types, fields } of branches) {
+      for (const type of types) {
+        const config = Object.fromEntries(fields.map((field) => [field, SAMPLES[field]]));
+        expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
+        const created = createConnector({ type, ...config }, { env, metricKind: "mean" });
+        expect(created.describe().length).toBeGreaterThan(0);
+      }
+    }
+  });
+});
