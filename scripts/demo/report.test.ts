@@ -1,4 +1,3 @@
-import * as stats from "@outcome-runtime/stats";
 import { beforeAll, describe, expect, it } from "vitest";
 import { type AsosComparison, loadAsos } from "./asos";
 import { type DemoRow, fullDataResult, renderReport, summarize } from "./report";

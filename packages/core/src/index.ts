@@ -32,7 +32,16 @@ export {
   EXPERIMENT_STATES,
   experimentMachine,
 } from "./experiment.machine";
-export type { Actor, ActorRole, DecisionChannel, GateAction, GateContext, GateKind, GateState, Role } from "./gate.machine";
+export type {
+  Actor,
+  ActorRole,
+  DecisionChannel,
+  GateAction,
+  GateContext,
+  GateKind,
+  GateState,
+  Role,
+} from "./gate.machine";
 export {
   DECISION_CHANNELS,
   GATE_ACTIONS,

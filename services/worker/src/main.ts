@@ -41,7 +41,7 @@ async function main(): Promise<void> {
   }
 
   await migrateToLatest(db);
-  const connectors = connectorProvider({ defaultDatabaseUrl: config.DATABASE_URL });
+  const connectors = connectorProvider({ env: process.env, defaultDatabaseUrl: config.DATABASE_URL });
   const worker = await startWorker({
     db,
     redis,

@@ -8,8 +8,6 @@
  * scheduler removed by hand) heals on its own. BullMQ delivers at least once; every
  * effect is idempotent in Postgres (see packages/runtime/src/signals).
  */
-import { effectivePollInterval } from "@outcome-runtime/connectors";
-import { type Db, signals } from "@outcome-runtime/db";
 import {
   analyzeExperiment,
   analyzeJobId,
@@ -18,13 +16,17 @@ import {
   DEFAULT_QUEUE_PREFIX,
   deliverWebhook,
   describePollError,
+  desiredSchedules,
   experimentSchedulerId,
   JOB,
   KEEP_COMPLETED,
   KEEP_FAILED,
   outcomeSchedulerId,
+  pendingWebhooks,
   pollExperiment,
   pollOutcome,
+  primaryPolledUntil,
+  type RuntimeDeps,
   SIGNALS_QUEUE,
   type SignalDeps,
   type WebhookTarget,
@@ -35,7 +37,7 @@ import type { Redis } from "ioredis";
 import type { Logger } from "pino";
 
 export interface WorkerOptions {
-  readonly db: Db;
+  readonly db: RuntimeDeps["db"];
   /** A connection for BullMQ (`maxRetriesPerRequest: null`); duplicated for the blocking worker connections. */
   readonly redis: Redis;
   readonly connectors: ConnectorProvider;
@@ -82,45 +84,6 @@ const POLL_JOB_OPTS = {
 
 const WEBHOOK_ATTEMPTS = 8;
 
-type ConnectorConfig = { type: string } & Record<string, unknown>;
-
-/** Desired poll interval per running experiment, in ms, from its outcome's `poll_interval`. */
-async function desiredSchedules(db: Db): Promise<{
-  experiments: Map<string, number>;
-  outcomes: Map<string, number>;
-  notes: string[];
-}> {
-  const rows = await db
-    .selectFrom("experiments")
-    .innerJoin("outcomes", "outcomes.id", "experiments.outcome_id")
-    .select(["experiments.id as id", "outcomes.spec as spec"])
-    .where("experiments.state", "=", "running")
-    .execute();
-  const active = await db.selectFrom("outcomes").select(["id", "spec"]).where("state", "=", "active").execute();
-  const notes: string[] = [];
-  type Spec = { signal?: { poll_interval?: number; connector?: ConnectorConfig } };
-  // How many series read through the same connector config (Mixpanel's budget is per project).
-  const sharing = new Map<string, number>();
-  const keyOf = (c: ConnectorConfig | undefined) => JSON.stringify(c ?? {});
-  for (const r of rows) {
-    const k = keyOf((r.spec as Spec).signal?.connector);
-    sharing.set(k, (sharing.get(k) ?? 0) + 1);
-  }
-  const interval = (spec: Spec): number => {
-    const requested = spec.signal?.poll_interval ?? 6 * 3600;
-    const connector = spec.signal?.connector;
-    if (connector === undefined) return requested * 1000;
-    const effective = effectivePollInterval(connector, requested, sharing.get(keyOf(connector)) ?? 1);
-    if (effective.note !== null && !notes.includes(effective.note)) notes.push(effective.note);
-    return Math.max(1000, Math.round(effective.seconds * 1000));
-  };
-  return {
-    experiments: new Map(rows.map((r) => [r.id, interval(r.spec as Spec)])),
-    outcomes: new Map(active.map((r) => [r.id, interval(r.spec as Spec)])),
-    notes,
-  };
-}
-
 /**
  * Start the processors. Reconciles schedulers at once (before taking jobs), then
  * every `reconcileIntervalMs` through a scheduler of its own.
@@ -156,7 +119,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   }
 
   async function reconcile(): Promise<ReconcileReport> {
-    const desired = await desiredSchedules(db);
+    const desired = await desiredSchedules({ db });
     const existing = await signalsQueue.getJobSchedulers(0, -1);
     const byKey = new Map(existing.map((s) => [s.key, s]));
     let added = 0;
@@ -185,7 +148,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
     }
     // Webhooks whose delivery job was lost (a Redis that forgot, a crash between commit and add).
-    const pending = await signals.listPendingWebhookIds(db, new Date(Date.now() - 60_000));
+    const pending = await pendingWebhooks({ db }, 60_000);
     let requeued = 0;
     for (const id of pending) {
       const job = await controlQueue.getJob(webhookJobId(id));
@@ -222,9 +185,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         }
         if (result.status === "skipped") return result;
         // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
-        const series = (await signals.listSeriesOfExperiment(db, experimentId)).find((s) => s.role === "primary");
-        const upTo = series?.polledUntil?.getTime();
-        if (upTo !== undefined) {
+        const upTo = await primaryPolledUntil(deps, experimentId);
+        if (upTo !== null) {
           await signalsQueue.add(
             JOB.analyzeExperiment,
             { experimentId },
@@ -287,10 +249,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const first = await reconcile();
   logger.info(first, "schedulers reconciled");
 
+  const lockDuration = options.lockDurationMs ?? 30_000;
   const workerOpts = {
     connection: options.redis,
     prefix,
-    lockDuration: options.lockDurationMs ?? 30_000,
+    lockDuration,
+    // A killed worker's job is found stalled by this check (BullMQ's default interval is 30 s whatever the
+    // lock): checking as often as the lock lasts takes the job over within about two lock durations.
+    stalledInterval: lockDuration,
     // A killed worker's job is stalled; let it be retried rather than failed after one stall.
     maxStalledCount: 10,
   };

@@ -45,6 +45,13 @@ export interface OutcomeLookup {
 }
 
 /** Find an outcome by its id or its slug (the `id:` of outcome.yaml). */
+/** An outcome by id in any workspace (for the worker, which serves every workspace). */
+export async function findOutcomeById(db: DbOrTrx, id: string): Promise<Outcome | null> {
+  if (!UUID.test(id)) return null;
+  const row = await db.selectFrom("outcomes").selectAll().where("id", "=", id).executeTakeFirst();
+  return row ? toOutcome(row) : null;
+}
+
 export async function findOutcome(
   db: DbOrTrx,
   workspaceId: string,

@@ -415,3 +415,18 @@ export async function markWebhookAttempt(
     .where("status", "=", "pending")
     .execute();
 }
+
+/** Running experiments with their outcome's spec, and active outcomes with theirs (for the schedulers). */
+export async function listPollTargets(db: DbOrTrx): Promise<{
+  experiments: { id: string; spec: unknown }[];
+  outcomes: { id: string; spec: unknown }[];
+}> {
+  const experiments = await db
+    .selectFrom("experiments")
+    .innerJoin("outcomes", "outcomes.id", "experiments.outcome_id")
+    .select(["experiments.id as id", "outcomes.spec as spec"])
+    .where("experiments.state", "=", "running")
+    .execute();
+  const outcomes = await db.selectFrom("outcomes").select(["id", "spec"]).where("state", "=", "active").execute();
+  return { experiments, outcomes };
+}

@@ -12,8 +12,8 @@ export interface ConnectorProvider {
 }
 
 export interface ConnectorProviderOptions {
-  /** Environment read for connection strings and secrets (defaults to `process.env`). */
-  readonly env?: Readonly<Record<string, string | undefined>>;
+  /** Environment read for connection strings and secrets (the composition root passes `process.env`). */
+  readonly env: Readonly<Record<string, string | undefined>>;
   /** Database used by a `postgres` connector without `database_url_env`. */
   readonly defaultDatabaseUrl?: string;
   /** Directory relative `csv` paths are resolved against. */
@@ -27,7 +27,7 @@ export interface ConnectorProviderOptions {
  *
  * @throws ConnectorError `invalid_config` from `get` when a config is unusable.
  */
-export function connectorProvider(options: ConnectorProviderOptions = {}): ConnectorProvider {
+export function connectorProvider(options: ConnectorProviderOptions): ConnectorProvider {
   const cache = new Map<string, SignalConnector>();
   const create = options.create ?? createConnector;
   return {
@@ -36,7 +36,7 @@ export function connectorProvider(options: ConnectorProviderOptions = {}): Conne
       let connector = cache.get(key);
       if (connector === undefined) {
         connector = create(config, {
-          env: options.env ?? process.env,
+          env: options.env,
           metricKind,
           ...(options.defaultDatabaseUrl === undefined ? {} : { defaultDatabaseUrl: options.defaultDatabaseUrl }),
           ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),

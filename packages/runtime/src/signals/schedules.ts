@@ -1,0 +1,61 @@
+/**
+ * What the worker's Job Schedulers should be, from Postgres (the source of
+ * truth): one poll schedule per running experiment and per active outcome, at
+ * the outcome's `signal.poll_interval`, stretched where a connector's budget
+ * demands it (Mixpanel allows about 60 queries an hour per project).
+ */
+import { effectivePollInterval } from "@outcome-runtime/connectors";
+import { signals } from "@outcome-runtime/db";
+import type { RuntimeDeps } from "../context";
+
+type ConnectorConfig = { type: string } & Record<string, unknown>;
+type Spec = { signal?: { poll_interval?: number; connector?: ConnectorConfig } };
+
+/** Default poll interval when a spec has none: 6 hours, in seconds. */
+export const DEFAULT_POLL_INTERVAL_SECONDS = 6 * 3600;
+
+export interface DesiredSchedules {
+  /** Poll interval in ms per running experiment id. */
+  readonly experiments: ReadonlyMap<string, number>;
+  /** Poll interval in ms per active outcome id. */
+  readonly outcomes: ReadonlyMap<string, number>;
+  /** Why an interval was stretched, one note per connector. */
+  readonly notes: readonly string[];
+}
+
+/** The schedules the worker should hold now. Intervals are at least 1 s. */
+export async function desiredSchedules(deps: RuntimeDeps): Promise<DesiredSchedules> {
+  const targets = await signals.listPollTargets(deps.db);
+  const notes: string[] = [];
+  // How many series read through the same connector config (Mixpanel's budget is per project).
+  const sharing = new Map<string, number>();
+  const keyOf = (c: ConnectorConfig | undefined) => JSON.stringify(c ?? {});
+  for (const r of targets.experiments) {
+    const k = keyOf((r.spec as Spec).signal?.connector);
+    sharing.set(k, (sharing.get(k) ?? 0) + 1);
+  }
+  const interval = (spec: Spec): number => {
+    const requested = spec.signal?.poll_interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
+    const connector = spec.signal?.connector;
+    if (connector === undefined) return Math.max(1000, requested * 1000);
+    const effective = effectivePollInterval(connector, requested, sharing.get(keyOf(connector)) ?? 1);
+    if (effective.note !== null && !notes.includes(effective.note)) notes.push(effective.note);
+    return Math.max(1000, Math.round(effective.seconds * 1000));
+  };
+  return {
+    experiments: new Map(targets.experiments.map((r) => [r.id, interval(r.spec as Spec)])),
+    outcomes: new Map(targets.outcomes.map((r) => [r.id, interval(r.spec as Spec)])),
+    notes,
+  };
+}
+
+/** As-of time (ms) of the newest stored point of an experiment's primary metric, or null. */
+export async function primaryPolledUntil(deps: RuntimeDeps, experimentId: string): Promise<number | null> {
+  const series = (await signals.listSeriesOfExperiment(deps.db, experimentId)).find((s) => s.role === "primary");
+  return series?.polledUntil?.getTime() ?? null;
+}
+
+/** Outbox webhooks still pending after `olderThanMs` (their delivery job may have been lost). */
+export async function pendingWebhooks(deps: RuntimeDeps, olderThanMs: number): Promise<string[]> {
+  return signals.listPendingWebhookIds(deps.db, new Date(Date.now() - olderThanMs));
+}
