@@ -18,7 +18,8 @@ describe("migrations", () => {
     try {
       const reports = await Promise.all(handles.map((db) => migrateToLatest(db)));
       const applied = reports.flatMap((r) => r.applied);
-      expect(applied).toEqual(["2026-11-22T00-00-initial"]);
+      // Each migration applied by exactly one of the four, in order.
+      expect(applied).toEqual(["2026-11-22T00-00-initial", "2026-12-01T00-00-signals"]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
       expect(again.applied).toEqual([]);

@@ -187,6 +187,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
         const upTo = await primaryPolledUntil(deps, experimentId);
         if (upTo !== null) {
+          // A job id that failed all its attempts would swallow every later add until it expires: clear it.
+          const previous = await signalsQueue.getJob(analyzeJobId(experimentId, upTo));
+          if (previous !== undefined && (await previous.isFailed())) await previous.remove();
           await signalsQueue.add(
             JOB.analyzeExperiment,
             { experimentId },
@@ -274,11 +277,25 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     });
     w.on("error", (error) => logger.error({ error: error.message }, "worker error"));
   }
-  await controlQueue.upsertJobScheduler(
-    "reconcile",
-    { every: options.reconcileIntervalMs ?? 30_000 },
-    { name: JOB.reconcile, data: {}, opts: { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED } },
-  );
+  const reconcileEvery = options.reconcileIntervalMs ?? 30_000;
+  const ensureReconcileScheduler = () =>
+    controlQueue.upsertJobScheduler(
+      "reconcile",
+      { every: reconcileEvery },
+      { name: JOB.reconcile, data: {}, opts: { removeOnComplete: KEEP_COMPLETED, removeOnFail: KEEP_FAILED } },
+    );
+  await ensureReconcileScheduler();
+  // The reconcile scheduler itself lives in Redis; a Redis that lost its data would lose it too.
+  // Re-assert it from this process (an idempotent upsert) so reconciliation always resumes.
+  const keepScheduling = setInterval(() => {
+    ensureReconcileScheduler().catch((error: unknown) =>
+      logger.warn(
+        { error: error instanceof Error ? error.message : String(error) },
+        "could not re-assert the reconcile scheduler",
+      ),
+    );
+  }, reconcileEvery);
+  keepScheduling.unref();
 
   return {
     reconcile,
@@ -286,6 +303,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     signalsQueue,
     controlQueue,
     async close() {
+      clearInterval(keepScheduling);
       await Promise.allSettled([signalsWorker.close(), controlWorker.close()]);
       await Promise.allSettled([signalsQueue.close(), controlQueue.close()]);
     },

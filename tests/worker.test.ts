@@ -1,0 +1,764 @@
+/**
+ * The worker as it runs in production: a real process (`services/worker/src/main.ts`)
+ * against real Postgres and Redis, reading its signal through the real `postgres`
+ * connector from a source table in the test database. Each test has its own
+ * database, its own BullMQ prefix and its own port, and removes its Redis keys.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { createHmac, randomBytes } from "node:crypto";
+import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { fileURLToPath } from "node:url";
+import { audit, experiments as experimentRows, signals } from "@outcome-runtime/db";
+import {
+  applyOutcome,
+  CONTROL_QUEUE,
+  decideGate,
+  EVENT_HEADER,
+  type Experiment,
+  experimentSchedulerId,
+  getExperiment,
+  outcomeSchedulerId,
+  proposeExperiment,
+  SIGNALS_QUEUE,
+  SIGNATURE_HEADER,
+  transitionExperiment,
+  transitionOutcome,
+  verifyWebhookSignature,
+} from "@outcome-runtime/runtime";
+import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
+// biome-ignore lint/style/noRestrictedImports: the test removes the worker's job schedulers as a Redis that lost them would
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+// biome-ignore lint/style/noRestrictedImports: the source table stands for the user's own database, read by the postgres connector
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const POLL_INTERVAL_MS = 1000;
+const RECONCILE_INTERVAL_MS = 500;
+const WEBHOOK_SECRET = "worker-test-webhook-secret-0123456789";
+
+// ---------------------------------------------------------------------------
+// Per-test resources, released in afterEach whatever happened.
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+});
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll `probe` until it returns something other than undefined/false; throws after `timeoutMs`. */
+async function waitFor<T>(
+  what: string,
+  probe: () => Promise<T | undefined | false>,
+  options: { timeoutMs?: number; intervalMs?: number; diagnostics?: () => string } = {},
+): Promise<T> {
+  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) {
+      throw new Error(`timed out waiting for ${what}${options.diagnostics ? `\n${options.diagnostics()}` : ""}`);
+    }
+    await sleep(options.intervalMs ?? 50);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+// ---------------------------------------------------------------------------
+// The world of one test: database, workspace, source table, queue prefix.
+
+interface World {
+  readonly t: TestDatabase;
+  readonly seed: Seeded;
+  readonly source: pg.Pool;
+  readonly prefix: string;
+  readonly redis: Redis;
+  readonly deps: { db: TestDatabase["db"] };
+}
+
+async function createWorld(): Promise<World> {
+  const t = await createTestDatabase();
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const source = new pg.Pool({ connectionString: t.url, max: 4 });
+  const prefix = `test-${randomBytes(6).toString("hex")}`;
+  cleanups.push(async () => {
+    await source.end();
+    await deleteKeys(redis, prefix);
+    redis.disconnect();
+    await t.drop();
+  });
+  await source.query(
+    "CREATE TABLE source_points (experiment_key text, arm text, ts timestamptz, units bigint, sum float8, sum_sq float8)",
+  );
+  return { t, seed: await seedWorkspace(t.db), source, prefix, redis, deps: { db: t.db } };
+}
+
+/** SCAN + DEL of every key of the prefix (FLUSHDB would hit the other tests sharing this Redis). */
+async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
+  let cursor = "0";
+  do {
+    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.del(...keys);
+  } while (cursor !== "0");
+}
+
+interface SourceRow {
+  readonly key: string;
+  readonly arm: string;
+  readonly ts: Date;
+  readonly units: number;
+  readonly conversions: number;
+}
+
+/** Cumulative per-arm snapshots, as the user's analytics database would hold them (one statement, one commit). */
+async function insertSource(world: World, rows: readonly SourceRow[]): Promise<void> {
+  if (rows.length === 0) return;
+  await world.source.query(
+    `INSERT INTO source_points (experiment_key, arm, ts, units, sum, sum_sq)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::float8[], $6::float8[])`,
+    [
+      rows.map((r) => r.key),
+      rows.map((r) => r.arm),
+      rows.map((r) => r.ts.toISOString()),
+      rows.map((r) => r.units),
+      rows.map((r) => r.conversions),
+      rows.map((r) => r.conversions),
+    ],
+  );
+}
+
+async function sourceRows(world: World, key: string): Promise<{ arm: string; ts: Date }[]> {
+  const { rows } = await world.source.query<{ arm: string; ts: Date }>(
+    "SELECT arm, ts FROM source_points WHERE experiment_key = $1 ORDER BY ts, arm",
+    [key],
+  );
+  return rows;
+}
+
+/**
+ * An outcome read through the `postgres` connector from `source_points`
+ * (`:to` bounds the snapshots, as the connector requires of an as-of time).
+ */
+function outcomeYaml(slug: string, minSamplePerArm: number): string {
+  return `version: 1
+id: ${slug}
+name: Worker test ${slug}
+owner: owner@acme.example
+signal:
+  metric: conversion_rate
+  kind: proportion
+  unit: user
+  poll_interval: 1s
+  connector:
+    type: postgres
+    database_url_env: SOURCE_DATABASE_URL
+    query: "SELECT arm, units::float8 AS units, sum, sum_sq, ts FROM source_points WHERE experiment_key = :experiment AND ts > :from AND ts <= :to ORDER BY ts"
+target:
+  direction: increase
+  value: 10%
+  relative: true
+horizon: 60d
+constraints:
+  kill:
+    max_harm: 5%
+    relative: true
+experiment_defaults:
+  min_sample_per_arm: ${minSamplePerArm}
+  min_duration: 1s
+  max_duration: 30d
+  expected_effect: 10%
+  arms:
+    - name: control
+      weight: 50%
+    - name: treatment
+      weight: 50%
+`;
+}
+
+async function activeOutcome(world: World, slug: string, minSamplePerArm = 100): Promise<string> {
+  const applied = await applyOutcome(world.deps, world.seed.admin, { source: outcomeYaml(slug, minSamplePerArm) });
+  await transitionOutcome(world.deps, world.seed.admin, slug, "activate", null);
+  return applied.outcome.id;
+}
+
+/** Propose, approve the portfolio, claim, report built and approve the launch of each key: all end `running`. */
+async function launchExperiments(world: World, slug: string, keys: readonly string[]): Promise<Experiment[]> {
+  const { deps, seed } = world;
+  const proposed = [];
+  for (const key of keys) {
+    proposed.push(
+      await proposeExperiment(deps, seed.admin, slug, {
+        key,
+        title: `Variant ${key}`,
+        statement: `If we ship variant ${key}, more users convert, because the flow is shorter.`,
+      }),
+    );
+  }
+  await decideGate(deps, seed.admin, proposed[0]!.gate.id, { decision: "approve" });
+  const running: Experiment[] = [];
+  for (const p of proposed) {
+    await transitionExperiment(deps, seed.admin, p.experiment.id, { action: "claim", claimedBy: "test-agent" });
+    const built = await transitionExperiment(deps, seed.admin, p.experiment.id, {
+      action: "report_built",
+      changedPaths: [],
+    });
+    const launched = await decideGate(deps, seed.admin, built.openedGates[0]!.id, { decision: "approve" });
+    expect(launched.experiments.map((e) => e.state)).toEqual(["running"]);
+    running.push(launched.experiments[0]!);
+  }
+  return running;
+}
+
+async function stateOf(world: World, experimentId: string): Promise<string | undefined> {
+  return (await experimentRows.findExperimentById(world.t.db, experimentId))?.state;
+}
+
+async function storedPoints(world: World, experimentId: string): Promise<string[]> {
+  const series = (await signals.listSeriesOfExperiment(world.t.db, experimentId)).find((s) => s.role === "primary");
+  if (series === undefined) return [];
+  return (await signals.listPoints(world.t.db, series.id, null)).map((p) => `${p.arm}@${p.ts.toISOString()}`);
+}
+
+// ---------------------------------------------------------------------------
+// The worker process.
+
+interface WorkerProcess {
+  readonly child: ChildProcess;
+  readonly port: number;
+  readonly spawnedAt: number;
+  /** Resolves with the time /readyz first answered 200. */
+  readonly ready: Promise<number>;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  output(): string;
+}
+
+async function startWorker(world: World, env: Record<string, string> = {}): Promise<WorkerProcess> {
+  const port = await freePort();
+  const spawnedAt = Date.now();
+  const child = spawn(process.execPath, ["--import", "tsx", "services/worker/src/main.ts"], {
+    cwd: root,
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      DATABASE_URL: world.t.url,
+      SOURCE_DATABASE_URL: world.t.url,
+      REDIS_URL,
+      QUEUE_PREFIX: world.prefix,
+      WORKER_PORT: String(port),
+      RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS),
+      LOCK_DURATION_MS: "2000",
+      LOG_LEVEL: "warn",
+      ...env,
+    },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let log = "";
+  const keep = (chunk: Buffer) => {
+    log = (log + chunk.toString()).slice(-20_000);
+  };
+  child.stdout?.on("data", keep);
+  child.stderr?.on("data", keep);
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  let gone = false;
+  void exited.then(() => {
+    gone = true;
+  });
+  cleanups.push(async () => {
+    if (!gone && child.pid !== undefined) {
+      process.kill(child.pid, "SIGKILL");
+      await exited;
+    }
+  });
+  const ready = waitFor(
+    "the worker's /readyz to answer 200",
+    async () => {
+      if (gone) throw new Error(`the worker exited before it was ready:\n${log}`);
+      const response = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+      return response?.status === 200 ? Date.now() : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 25, diagnostics: () => log },
+  );
+  ready.catch(() => {});
+  return { child, port, spawnedAt, ready, exited, output: () => log };
+}
+
+/** SIGTERM, and the exit code and time it took. */
+async function stopWorker(worker: WorkerProcess): Promise<{ code: number | null; ms: number }> {
+  const start = Date.now();
+  worker.child.kill("SIGTERM");
+  const result = await Promise.race([worker.exited, sleep(10_000).then(() => null)]);
+  if (result === null) throw new Error(`the worker did not exit within 10 s of SIGTERM:\n${worker.output()}`);
+  return { code: result.code, ms: Date.now() - start };
+}
+
+// ---------------------------------------------------------------------------
+// A webhook receiver that records what it gets, byte for byte.
+
+interface Received {
+  readonly headers: IncomingHttpHeaders;
+  readonly body: string;
+}
+
+async function webhookReceiver(): Promise<{ url: string; received: Received[] }> {
+  const received: Received[] = [];
+  const server: Server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on("data", (chunk: Buffer) => chunks.push(chunk));
+    request.on("end", () => {
+      received.push({ headers: request.headers, body: Buffer.concat(chunks).toString("utf8") });
+      response.writeHead(204).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}/hooks/outcome-runtime`, received };
+}
+
+// ---------------------------------------------------------------------------
+
+describe("the worker process", () => {
+  it("pauses a harmful treatment within one poll interval, audited and with one signed webhook; a healthy one keeps running", async () => {
+    const world = await createWorld();
+    await activeOutcome(world, "kill-switch");
+    const [harmful, healthy] = await launchExperiments(world, "kill-switch", ["harmful", "healthy"]);
+
+    // Five cumulative snapshots over the past two days, 1 000 more units per arm each (5 000 at the end):
+    // control converts 20 %, the harmful treatment 10 %, the healthy one 20 %.
+    const now = Date.now();
+    const offsetsHours = [48, 36, 24, 12, 0.05];
+    const rows: SourceRow[] = [];
+    offsetsHours.forEach((hours, i) => {
+      const ts = new Date(now - hours * 3600_000);
+      const units = 1000 * (i + 1);
+      rows.push(
+        { key: "harmful", arm: "control", ts, units, conversions: units * 0.2 },
+        { key: "harmful", arm: "treatment", ts, units, conversions: units * 0.1 },
+        { key: "healthy", arm: "control", ts, units, conversions: units * 0.2 },
+        { key: "healthy", arm: "treatment", ts, units, conversions: units * 0.2 },
+      );
+    });
+    await insertSource(world, rows);
+
+    const hooks = await webhookReceiver();
+    // Both experiments are running before the worker starts.
+    const worker = await startWorker(world, {
+      OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,
+      OUTCOME_RUNTIME_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    });
+    const readyAt = await worker.ready;
+    const pausedAt = await waitFor(
+      "the harmful experiment to be paused",
+      async () => ((await stateOf(world, harmful!.id)) === "paused" ? Date.now() : undefined),
+      { timeoutMs: 30_000, intervalMs: 20, diagnostics: worker.output },
+    );
+    // "Within one poll interval" is the functional requirement: the first poll after the worker is ready
+    // sees the harm. Bound: poll interval (1 s) + reconcile interval (0.5 s) + 3 s of scheduling slack for
+    // a loaded 2-core machine. The pause may even precede /readyz (jobs start before the health server).
+    const latencyMs = Math.max(0, pausedAt - readyAt);
+    const boundMs = POLL_INTERVAL_MS + RECONCILE_INTERVAL_MS + 3000;
+    console.log(
+      `pause latency: ${latencyMs} ms after /readyz 200 (${pausedAt - worker.spawnedAt} ms after spawn; bound ${boundMs} ms)`,
+    );
+    expect(latencyMs).toBeLessThanOrEqual(boundMs);
+
+    // The webhook arrives (at least once); the healthy experiment is analysed up to its newest snapshot.
+    await waitFor("the webhook delivery", async () => hooks.received.length > 0, { diagnostics: worker.output });
+    await waitFor(
+      "the healthy experiment's analyses of all five snapshots",
+      async () => (await signals.listAnalyses(world.t.db, healthy!.id)).length === offsetsHours.length,
+      { diagnostics: worker.output },
+    );
+    // Give duplicate deliveries or a second decision a chance to show up before counting.
+    await sleep(2 * POLL_INTERVAL_MS);
+
+    expect(await stateOf(world, harmful!.id)).toBe("paused");
+    expect(await stateOf(world, healthy!.id)).toBe("running");
+
+    const paused = await audit.listAuditEvents(world.t.db, world.seed.workspaceId, {
+      subjectId: harmful!.id,
+      action: "experiment.paused",
+    });
+    expect(paused).toHaveLength(1);
+    expect(paused[0]).toMatchObject({
+      actor: { id: "worker", name: "worker", role: "system" },
+      channel: "system",
+      before: { state: "running" },
+      after: { state: "paused", action: "pause", reason: "kill" },
+    });
+
+    const analyses = await signals.listAnalyses(world.t.db, harmful!.id);
+    const pauses = analyses.filter((a) => (a.decision as { action: string }).action === "pause");
+    expect(pauses).toHaveLength(1);
+    expect(pauses[0]!.decision).toMatchObject({ action: "pause", reason: "kill" });
+    // Nothing is analysed after the decision.
+    expect(analyses.at(-1)!.id).toBe(pauses[0]!.id);
+
+    const healthyAnalyses = await signals.listAnalyses(world.t.db, healthy!.id);
+    expect(healthyAnalyses.every((a) => (a.decision as { action: string }).action === "continue")).toBe(true);
+    expect(
+      await audit.listAuditEvents(world.t.db, world.seed.workspaceId, {
+        subjectId: healthy!.id,
+        action: "experiment.paused",
+      }),
+    ).toEqual([]);
+
+    // One event, whatever the number of deliveries (at least once: receivers deduplicate on the event header).
+    const events = new Map(hooks.received.map((r) => [String(r.headers[EVENT_HEADER]), r]));
+    expect(events.size).toBe(1);
+    for (const delivery of hooks.received) {
+      const header = delivery.headers[SIGNATURE_HEADER];
+      expect(typeof header).toBe("string");
+      expect(verifyWebhookSignature(WEBHOOK_SECRET, delivery.body, header as string)).toBe(true);
+      // An independent computation: HMAC-SHA256 over "<t>.<raw body>" with the shared secret.
+      const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header as string);
+      expect(match).not.toBeNull();
+      const [, t, v1] = match!;
+      expect(Math.abs(Number(t) - Date.now() / 1000)).toBeLessThan(300);
+      expect(createHmac("sha256", WEBHOOK_SECRET).update(`${t}.${delivery.body}`).digest("hex")).toBe(v1);
+      const tampered = delivery.body.replace('"kill"', '"win"');
+      expect(tampered).not.toBe(delivery.body);
+      expect(verifyWebhookSignature(WEBHOOK_SECRET, tampered, header as string)).toBe(false);
+      expect(verifyWebhookSignature("another-secret-of-some-length", delivery.body, header as string)).toBe(false);
+    }
+    const [eventId, delivery] = [...events][0]!;
+    const payload = JSON.parse(delivery.body) as {
+      id: string;
+      type: string;
+      data: { reason: string; action: string; experiment: { id: string; key: string; state: string } };
+    };
+    expect(payload.id).toBe(eventId);
+    expect(payload.type).toBe("experiment.paused");
+    expect(payload.data).toMatchObject({
+      reason: "kill",
+      action: "pause",
+      experiment: { id: harmful!.id, key: "harmful", state: "paused" },
+    });
+
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+  }, 90_000);
+
+  it("loses and duplicates nothing when SIGKILLed in the middle of polling ten times in a row", async () => {
+    const world = await createWorld();
+    // A minimum sample no experiment reaches: every analysis is "warming up", nothing is decided.
+    await activeOutcome(world, "crash-loop", 1_000_000_000);
+    const keys = ["crash-a", "crash-b", "crash-c", "crash-d", "crash-e"];
+    const launched = await launchExperiments(world, "crash-loop", keys);
+
+    // The source gains a cumulative snapshot per arm per experiment every ~100 ms (ts strictly increasing,
+    // each tick in one commit), with no true effect.
+    const totals = new Map(keys.flatMap((k) => ["control", "treatment"].map((arm) => [`${k}/${arm}`, { u: 0, c: 0 }])));
+    const tick = async () => {
+      const ts = new Date();
+      const rows: SourceRow[] = [];
+      for (const key of keys) {
+        for (const arm of ["control", "treatment"]) {
+          const total = totals.get(`${key}/${arm}`)!;
+          const added = 20 + Math.floor(Math.random() * 10);
+          total.u += added;
+          total.c += Math.round(added * 0.2);
+          rows.push({ key, arm, ts, units: total.u, conversions: total.c });
+        }
+      }
+      await insertSource(world, rows);
+    };
+    await tick();
+    let inserting = true;
+    const inserter = (async () => {
+      while (inserting) {
+        await sleep(100);
+        await tick();
+      }
+    })();
+    cleanups.push(async () => {
+      inserting = false;
+      await inserter;
+    });
+
+    const queues = [SIGNALS_QUEUE, CONTROL_QUEUE].map(
+      (name) => new Queue(name, { connection: world.redis, prefix: world.prefix }),
+    );
+    cleanups.push(async () => {
+      await Promise.all(queues.map((q) => q.close()));
+    });
+    const activeJobs = async () => (await Promise.all(queues.map((q) => q.getActive()))).flat();
+
+    const kills: number[] = [];
+    // Jobs seen active at a kill. After the random wait, the kill waits (at most 2 s) for a job this worker
+    // took (an id not seen before: an earlier worker's job not yet taken over is still listed as active).
+    const interrupted = new Set<string>();
+    let midJob = 0;
+    for (let i = 0; i < 10; i += 1) {
+      const worker = await startWorker(world, { WORKER_CONCURRENCY: "4" });
+      await worker.ready;
+      const wait = 300 + Math.floor(Math.random() * 1200);
+      await sleep(wait);
+      const fresh = await waitFor(
+        "a job in flight",
+        async () => {
+          const ids = (await activeJobs()).map((job) => `${job.queueName}/${job.id}`);
+          return ids.some((id) => !interrupted.has(id)) ? ids : undefined;
+        },
+        { timeoutMs: 2000, intervalMs: 5 },
+      ).catch(() => [] as string[]);
+      process.kill(worker.child.pid!, "SIGKILL");
+      if (fresh.length > 0) midJob += 1;
+      for (const id of fresh) interrupted.add(id);
+      expect((await worker.exited).signal).toBe("SIGKILL");
+      kills.push(wait);
+    }
+    const pointsDuringKills = (await Promise.all(launched.map((e) => storedPoints(world, e.id)))).reduce(
+      (n, p) => n + p.length,
+      0,
+    );
+
+    const last = await startWorker(world, { WORKER_CONCURRENCY: "4" });
+    await last.ready;
+    inserting = false;
+    await inserter;
+
+    const caughtUpAt = Date.now();
+    await waitFor(
+      "every experiment's points and analyses to catch up with the source",
+      async () => {
+        for (const e of launched) {
+          const source = await sourceRows(world, e.key);
+          if ((await storedPoints(world, e.id)).length !== source.length) return false;
+          const newest = (await signals.latestAnalysis(world.t.db, e.id))?.ts.getTime();
+          if (newest !== source.at(-1)?.ts.getTime()) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 90_000, intervalMs: 500, diagnostics: last.output },
+    );
+    const catchUpMs = Date.now() - caughtUpAt;
+    // Every job a killed worker held is taken over once its lock expires and finishes: nothing stays active.
+    // Bound: lock (2 s) + two stalled checks (2 × 2 s) + slack.
+    await waitFor("the killed workers' jobs to be taken over", async () => (await activeJobs()).length === 0, {
+      timeoutMs: 20_000,
+      intervalMs: 250,
+      diagnostics: last.output,
+    });
+    expect(await stopWorker(last)).toMatchObject({ code: 0 });
+
+    let sourceTotal = 0;
+    let pointTotal = 0;
+    let lost = 0;
+    let duplicated = 0;
+    let analysisTotal = 0;
+    let analysisDuplicated = 0;
+    let analysisMissing = 0;
+    for (const e of launched) {
+      const source = (await sourceRows(world, e.key)).map((r) => `${r.arm}@${r.ts.toISOString()}`);
+      const points = await storedPoints(world, e.id);
+      sourceTotal += source.length;
+      pointTotal += points.length;
+      const stored = new Set(points);
+      duplicated += points.length - stored.size;
+      lost += source.filter((p) => !stored.has(p)).length;
+      expect(new Set(source).size).toBe(source.length);
+      expect([...stored].sort()).toEqual([...source].sort());
+      expect(points).toHaveLength(source.length);
+
+      // One analysis per snapshot where both arms have a point (every tick writes both arms).
+      const snapshotTs = [
+        ...new Set(
+          (await sourceRows(world, e.key))
+            .filter((r, _, all) => all.some((o) => o.arm !== r.arm && o.ts.getTime() === r.ts.getTime()))
+            .map((r) => r.ts.toISOString()),
+        ),
+      ].sort();
+      const analyses = await signals.listAnalyses(world.t.db, e.id, 5000);
+      const analysed = analyses.map((a) => a.ts.toISOString());
+      analysisTotal += analysed.length;
+      analysisDuplicated += analysed.length - new Set(analysed).size;
+      analysisMissing += snapshotTs.filter((ts) => !analysed.includes(ts)).length;
+      expect([...analysed].sort()).toEqual(snapshotTs);
+      expect(analyses.every((a) => (a.decision as { action: string }).action === "continue")).toBe(true);
+
+      expect(await stateOf(world, e.id)).toBe("running");
+      const history = await audit.listAuditEvents(world.t.db, world.seed.workspaceId, { subjectId: e.id });
+      expect(history[0]?.action).toBe("experiment.launched");
+    }
+    console.log(
+      `SIGKILL x${kills.length} (after ${kills.join(", ")} ms of readiness; ${midJob} kills with a job in flight, ${interrupted.size} jobs): ` +
+        `${sourceTotal} source points, ${pointTotal} stored (${pointsDuringKills} before the last worker), ` +
+        `${lost} lost, ${duplicated} duplicated; ${analysisTotal} analyses, ${analysisDuplicated} duplicated, ` +
+        `${analysisMissing} missing; caught up ${catchUpMs} ms after the inserts stopped`,
+    );
+    expect({ lost, duplicated, analysisDuplicated, analysisMissing }).toEqual({
+      lost: 0,
+      duplicated: 0,
+      analysisDuplicated: 0,
+      analysisMissing: 0,
+    });
+    expect(pointTotal).toBe(sourceTotal);
+    expect(midJob).toBeGreaterThan(0);
+  }, 170_000);
+
+  it("shows a failing connector on the experiment, and clears it on the next successful poll", async () => {
+    const world = await createWorld();
+    await activeOutcome(world, "flaky-source");
+    // The worker is running before the experiment is: the reconciliation picks the experiment up.
+    const worker = await startWorker(world);
+    await worker.ready;
+    const [experiment] = await launchExperiments(world, "flaky-source", ["flaky"]);
+    const first = new Date(Date.now() - 3600_000);
+    await insertSource(world, [
+      { key: "flaky", arm: "control", ts: first, units: 200, conversions: 40 },
+      { key: "flaky", arm: "treatment", ts: first, units: 200, conversions: 41 },
+    ]);
+    const detail = () => getExperiment(world.deps, world.seed.admin, "flaky");
+    await waitFor(
+      "the first successful poll",
+      async () => (await storedPoints(world, experiment!.id)).length === 2 && (await detail()).latestAnalysis !== null,
+      { diagnostics: worker.output },
+    );
+    expect((await detail()).experiment.polling).toMatchObject({ failures: 0, error: null });
+
+    // The source table disappears (renamed): the query fails, and the experiment says so.
+    await world.source.query("ALTER TABLE source_points RENAME TO source_points_moved");
+    const failing = await waitFor(
+      "the poll error to show on the experiment",
+      async () => {
+        const polling = (await detail()).experiment.polling;
+        return polling.error === null ? undefined : polling;
+      },
+      { diagnostics: worker.output },
+    );
+    expect(failing.failures).toBeGreaterThanOrEqual(1);
+    expect(failing.error).toMatchObject({ code: "query_failed" });
+    expect(failing.error!.message).toContain("source_points");
+    expect(Number.isNaN(Date.parse(failing.error!.at))).toBe(false);
+    // Failures are counted per poll while the source stays broken.
+    await waitFor("a second failed poll", async () => (await detail()).experiment.polling.failures >= 2 || undefined, {
+      diagnostics: worker.output,
+    });
+
+    // Fixed: the next poll succeeds, clears the error and stores the data that arrived meanwhile.
+    await world.source.query("ALTER TABLE source_points_moved RENAME TO source_points");
+    const fixedAt = new Date();
+    await insertSource(world, [
+      { key: "flaky", arm: "control", ts: fixedAt, units: 400, conversions: 80 },
+      { key: "flaky", arm: "treatment", ts: fixedAt, units: 400, conversions: 82 },
+    ]);
+    const recovered = await waitFor(
+      "the poll error to clear",
+      async () => {
+        const polling = (await detail()).experiment.polling;
+        return polling.error === null && polling.lastPolledAt !== null && polling.lastPolledAt >= fixedAt
+          ? polling
+          : undefined;
+      },
+      { diagnostics: worker.output },
+    );
+    expect(recovered.failures).toBe(0);
+    await waitFor(
+      "the points stored after the fix",
+      async () => (await storedPoints(world, experiment!.id)).length === 4,
+    );
+    expect((await detail()).experiment.state).toBe("running");
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+  }, 60_000);
+
+  it("re-creates job schedulers Redis lost from Postgres, and polling resumes", async () => {
+    const world = await createWorld();
+    const outcomeId = await activeOutcome(world, "lost-schedulers");
+    const [experiment] = await launchExperiments(world, "lost-schedulers", ["resilient"]);
+    const first = new Date(Date.now() - 60_000);
+    await insertSource(world, [
+      { key: "resilient", arm: "control", ts: first, units: 150, conversions: 30 },
+      { key: "resilient", arm: "treatment", ts: first, units: 150, conversions: 31 },
+    ]);
+    const worker = await startWorker(world);
+    await worker.ready;
+    await waitFor("the first poll", async () => (await storedPoints(world, experiment!.id)).length === 2, {
+      diagnostics: worker.output,
+    });
+
+    const queue = new Queue(SIGNALS_QUEUE, { connection: world.redis, prefix: world.prefix });
+    cleanups.push(() => queue.close());
+    const wanted = [experimentSchedulerId(experiment!.id), outcomeSchedulerId(outcomeId)];
+    const schedulerKeys = async () => (await queue.getJobSchedulers(0, -1)).map((s) => s.key).sort();
+    expect(await schedulerKeys()).toEqual([...wanted].sort());
+
+    const removedAt = new Date();
+    for (const key of wanted) expect(await queue.removeJobScheduler(key)).toBe(true);
+    const later = new Date();
+    await insertSource(world, [
+      { key: "resilient", arm: "control", ts: later, units: 300, conversions: 60 },
+      { key: "resilient", arm: "treatment", ts: later, units: 300, conversions: 61 },
+    ]);
+
+    await waitFor(
+      "the schedulers to be re-created",
+      async () => JSON.stringify(await schedulerKeys()) === JSON.stringify([...wanted].sort()),
+      { timeoutMs: 10_000, diagnostics: worker.output },
+    );
+    await waitFor(
+      "polling to resume",
+      async () => {
+        const polled = (await experimentRows.findExperimentById(world.t.db, experiment!.id))?.polling.lastPolledAt;
+        return (
+          polled !== null &&
+          polled !== undefined &&
+          polled > removedAt &&
+          (await storedPoints(world, experiment!.id)).length === 4
+        );
+      },
+      { timeoutMs: 10_000, diagnostics: worker.output },
+    );
+    const scheduler = (await queue.getJobSchedulers(0, -1)).find((s) => s.key === wanted[0]);
+    expect(scheduler?.every).toBe(POLL_INTERVAL_MS);
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+  }, 60_000);
+
+  it("answers /healthz and /readyz with the last completed job, and exits 0 on SIGTERM", async () => {
+    const world = await createWorld();
+    const worker = await startWorker(world);
+    await worker.ready;
+    const base = `http://127.0.0.1:${worker.port}`;
+
+    const health = await fetch(`${base}/healthz`);
+    expect(health.status).toBe(200);
+    expect(await health.json()).toEqual({ status: "ok" });
+
+    // The reconciliation job runs every RECONCILE_INTERVAL_MS: the worker has completed jobs soon after start.
+    const ready = await waitFor(
+      "/readyz to report a completed job",
+      async () => {
+        const response = await fetch(`${base}/readyz`);
+        const body = (await response.json()) as { lastCompletedJobAt: string | null };
+        return response.status === 200 && body.lastCompletedJobAt !== null ? body : undefined;
+      },
+      { timeoutMs: 10_000, diagnostics: worker.output },
+    );
+    expect(ready).toMatchObject({ status: "ready", checks: { database: true, redis: true, jobs: true } });
+    const last = Date.parse(ready.lastCompletedJobAt!);
+    expect(last).toBeGreaterThanOrEqual(worker.spawnedAt);
+    expect(last).toBeLessThanOrEqual(Date.now());
+
+    const stopped = await stopWorker(worker);
+    expect(stopped.code).toBe(0);
+    expect(stopped.ms).toBeLessThan(5000);
+  }, 60_000);
+});
