@@ -72,7 +72,7 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
   try {
     const connector = deps.connectors.get(spec.signal.connector as { type: string }, spec.signal.kind);
     const points = await connector.fetchOutcomeSeries(
-      { from: series.polledUntil ?? outcome.activatedAt ?? new Date(0), to: at },
+      { from: series.polledUntil ?? new Date(0), to: at },
       AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
     );
     await signals.upsertPoints(
