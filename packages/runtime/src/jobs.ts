@@ -59,6 +59,8 @@ export async function enqueuePollNow(
   experimentId: string,
   prefix: string = DEFAULT_QUEUE_PREFIX,
 ): Promise<string> {
+  // BullMQ waits for a connection that is not ready; a request must fail fast instead.
+  if (connection.status !== "ready") throw new Error(`Redis is not connected (${connection.status})`);
   const queue = new Queue(SIGNALS_QUEUE, { connection, prefix });
   try {
     const second = Math.floor(Date.now() / 1000);

@@ -1,0 +1,188 @@
+/**
+ * The API's view of polling and analysis: an experiment's latest analysis and
+ * statistical plan, its analyses, the gate context the worker writes, and
+ * "poll now" (queued in the real Redis; 503 when Redis is down).
+ */
+import { randomBytes } from "node:crypto";
+import type { SignalConnector } from "@outcome-runtime/connectors";
+import {
+  analyzeExperiment,
+  applyOutcome,
+  connectorProvider,
+  decideGate,
+  JOB,
+  pollExperiment,
+  proposeExperiment,
+  SIGNALS_QUEUE,
+  transitionExperiment,
+  transitionOutcome,
+} from "@outcome-runtime/runtime";
+import { outcomeVariant } from "@outcome-runtime/testing";
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { buildTestApp, createTestApi, type TestApi } from "./test-app";
+
+let api: TestApi;
+const prefix = `test-api-${randomBytes(4).toString("hex")}`;
+const DAY = 86_400_000;
+
+/** Three daily snapshots: the treatment converts at 60 % against 68 % (abandonment should decrease: a win). */
+const fake: SignalConnector = {
+  type: "fake",
+  describe: () => "fake",
+  fetchArmAggregates: async (window) =>
+    [3, 2, 1].flatMap((back, i) => {
+      const units = 10_000 * (i + 1);
+      const ts = new Date(Date.now() - back * DAY);
+      return window.arms.map((arm) => {
+        const rate = arm === "control" ? 0.68 : 0.6;
+        const sum = Math.round(units * rate);
+        return { arm, units, sum, sum_sq: sum, ts };
+      });
+    }),
+  fetchOutcomeSeries: async () => [],
+  close: async () => {},
+};
+
+let running = "";
+let proposedOnly = "";
+
+beforeAll(async () => {
+  api = await createTestApi();
+  const deps = { db: api.t.db };
+  const admin = api.seed.admin;
+  await applyOutcome(deps, admin, { source: outcomeVariant("api-signals") });
+  await transitionOutcome(deps, admin, "api-signals", "activate", null);
+  const first = await proposeExperiment(deps, admin, "api-signals", {
+    title: "One-page checkout",
+    statement: "If the checkout fits on one page, fewer shoppers abandon it, because there is less to do.",
+  });
+  await proposeExperiment(deps, admin, "api-signals", {
+    title: "Express pay first",
+    statement: "If express payment comes first, fewer shoppers abandon the checkout, because paying is faster.",
+  });
+  await decideGate(deps, admin, first.gate.id, { decision: "approve" });
+  running = first.experiment.key;
+  await transitionExperiment(deps, admin, running, { action: "claim", claimedBy: "agent-1" });
+  const built = await transitionExperiment(deps, admin, running, { action: "report_built", changedPaths: [] });
+  await decideGate(deps, admin, built.openedGates[0]!.id, { decision: "approve" });
+  const later = await proposeExperiment(deps, admin, "api-signals", {
+    title: "Trust badges",
+    statement: "If trust badges show at payment, fewer shoppers abandon the checkout, because they feel safer.",
+  });
+  proposedOnly = later.experiment.key;
+});
+
+afterAll(async () => {
+  const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379");
+  const keys = await redis.keys(`${prefix}:*`);
+  if (keys.length > 0) await redis.del(...keys);
+  redis.disconnect();
+  await api.close();
+});
+
+describe("experiments with signals", () => {
+  it("shows the launch time and an empty poll status before the first poll", async () => {
+    const res = await api.app.inject({ method: "GET", url: `/v1/experiments/${running}`, headers: api.auth });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(body.latestAnalysis).toBeNull();
+    expect(body.experiment).toMatchObject({
+      state: "running",
+      statsPlan: null,
+      polling: { lastPolledAt: null, failures: 0, error: null },
+    });
+    expect(Date.parse(body.experiment.launchedAt)).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it("serves the analyses, the plan and the gate the worker opened", async () => {
+    const connectors = connectorProvider({ env: {}, create: () => fake });
+    const id = (await api.app.inject({ method: "GET", url: `/v1/experiments/${running}`, headers: api.auth })).json()
+      .experiment.id as string;
+    await pollExperiment({ db: api.t.db, connectors }, id);
+    const decided = await analyzeExperiment({ db: api.t.db }, id);
+    expect(decided.decision).toMatchObject({ action: "analyse", reason: "win" });
+
+    const list = await api.app.inject({ method: "GET", url: `/v1/experiments/${running}/analyses`, headers: api.auth });
+    expect(list.statusCode).toBe(200);
+    const items = list.json().items;
+    // Day −3 is within min_duration (1d); day −2 shows the win, and analysis stops there.
+    expect(items).toHaveLength(2);
+    expect(items[0].decision).toMatchObject({ action: "continue", reason: "warming_up" });
+    expect(items.map((a: { ts: string }) => a.ts)).toEqual([...items.map((a: { ts: string }) => a.ts)].sort());
+    const last = items.at(-1);
+    expect(last.effect).toBeCloseTo(-0.08, 10);
+    expect(last.ci[0]).toBeLessThan(last.effect);
+    expect(last.ci[1]).toBeLessThan(0);
+    expect(last.pValue).toBeLessThan(0.05);
+    expect(last.decision).toMatchObject({ action: "analyse", reason: "win" });
+    expect(last.details.tau2).toBeGreaterThan(0);
+    expect(last.arms.control).toMatchObject({ units: 20_000, sum: 13_600 });
+
+    const detail = (
+      await api.app.inject({ method: "GET", url: `/v1/experiments/${running}`, headers: api.auth })
+    ).json();
+    expect(detail.experiment.state).toBe("analysing");
+    expect(detail.experiment.statsPlan).toMatchObject({ alpha: 0.05, power: 0.8 });
+    expect(detail.experiment.statsPlan.tau2Source).toMatch(/planned sample/);
+    expect(detail.experiment.polling.lastPolledAt).not.toBeNull();
+    expect(detail.latestAnalysis.ts).toBe(last.ts);
+    const gate = detail.gates.find((g: { kind: string }) => g.kind === "analysis_review");
+    expect(gate.context).toMatchObject({ action: "analyse", reason: "win" });
+    const gateView = await api.app.inject({ method: "GET", url: `/v1/gates/${gate.id}`, headers: api.auth });
+    expect(gateView.json().gate.context.reason).toBe("win");
+    await connectors.close();
+  });
+});
+
+describe("poll now", () => {
+  it("queues a poll of a running experiment in Redis", async () => {
+    const app = await buildTestApp(api.t.db, api.redis, { queuePrefix: prefix });
+    try {
+      // A fresh running experiment (the first one is analysing now).
+      const admin = api.seed.admin;
+      const deps = { db: api.t.db };
+      const gates = await api.app.inject({ method: "GET", url: "/v1/gates?status=pending", headers: api.auth });
+      const portfolio = gates.json().items.find((g: { kind: string }) => g.kind === "portfolio_review");
+      await decideGate(deps, admin, portfolio.id, { decision: "approve" });
+      await transitionExperiment(deps, admin, proposedOnly, { action: "claim", claimedBy: "agent-1" });
+      const built = await transitionExperiment(deps, admin, proposedOnly, { action: "report_built", changedPaths: [] });
+      await decideGate(deps, admin, built.openedGates[0]!.id, { decision: "approve" });
+
+      const res = await app.inject({ method: "POST", url: `/v1/experiments/${proposedOnly}/poll`, headers: api.auth });
+      expect(res.statusCode).toBe(202);
+      const queue = new Queue(SIGNALS_QUEUE, { connection: api.redis, prefix });
+      const job = await queue.getJob(res.json().jobId);
+      expect(job?.name).toBe(JOB.pollExperiment);
+      await queue.close();
+    } finally {
+      await app.close();
+    }
+  });
+
+  it("refuses an experiment that is not running", async () => {
+    const res = await api.app.inject({ method: "POST", url: `/v1/experiments/${running}/poll`, headers: api.auth });
+    expect(res.statusCode).toBe(409);
+    expect(res.json().code).toBe("illegal_transition");
+  });
+
+  it("answers 503 with Retry-After at once when Redis is down, instead of hanging", async () => {
+    const deadRedis = new Redis("redis://127.0.0.1:1", {
+      maxRetriesPerRequest: 0,
+      enableOfflineQueue: false,
+      lazyConnect: true,
+    });
+    deadRedis.on("error", () => {});
+    const app = await buildTestApp(api.t.db, deadRedis, { queuePrefix: prefix });
+    try {
+      const res = await app.inject({ method: "POST", url: `/v1/experiments/${proposedOnly}/poll`, headers: api.auth });
+      expect(res.statusCode).toBe(503);
+      expect(res.headers["retry-after"]).toBe("5");
+      expect(res.json().code).toBe("service_unavailable");
+    } finally {
+      await app.close();
+      deadRedis.disconnect();
+    }
+  });
+});
