@@ -102,6 +102,16 @@ describe("decide", () => {
     expect(decide(base({ elapsedSeconds: 28 * DAY }))).toMatchObject({ reason: "max_duration" });
   });
 
+  it("names a win or a loss by the side of the confidence sequence, not by this look's estimate", () => {
+    // The running p-value and interval come from earlier looks that showed a gain; this look's estimate
+    // dipped below 0 but the always-valid interval still lies above it.
+    const drifted = { effect: -0.001, ci: [0.002, 0.02] as const, relativeCi: [0.01, 0.1] as const, pValue: 0.01 };
+    expect(decide(base(drifted))).toMatchObject({ action: "analyse", reason: "win" });
+    expect(decide(base({ ...drifted, targetDirection: "decrease" }))).toMatchObject({ reason: "loss" });
+    // An interval that straddles 0 (its running intersection restarted) leaves the estimate to tell.
+    expect(decide(base({ ...drifted, ci: [-0.004, 0.002] }))).toMatchObject({ reason: "loss" });
+  });
+
   it("never stops on undefined statistics", () => {
     expect(decide(base({ effect: null, ci: null, relativeCi: null, pValue: null }))).toMatchObject({
       action: "continue",

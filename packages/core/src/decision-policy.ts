@@ -13,8 +13,9 @@
  *     beyond its tolerance → pause. No later check can override 2 or 3.
  *  4. Sample ratio mismatch (chi-square or sequential) → analysis review; no
  *     effect is declared while SRM is alarmed.
- *  5. Significant effect (always-valid p < α): in the target's direction a
- *     win, against it a loss → analysis review.
+ *  5. Significant effect (always-valid p < α): on the side of the target's
+ *     direction (the side of the confidence sequence) a win, against it a
+ *     loss → analysis review.
  *  6. Futility: the planned sample per arm reached without an effect → review.
  *  7. Maximum duration reached → review.
  *  8. Otherwise continue.
@@ -146,7 +147,11 @@ export function decide(input: PolicyInput): PolicyDecision {
   }
 
   if (input.pValue !== null && input.effect !== null && input.pValue < input.alpha && input.effect !== 0) {
-    const better = input.targetDirection === "increase" ? input.effect > 0 : input.effect < 0;
+    // The side of the always-valid interval, which the p-value is about; this look's estimate only when
+    // the interval straddles 0 (its running intersection restarted). A running minimum p-value may come
+    // from an earlier look whose effect this look's estimate no longer shows.
+    const side = input.ci !== null && input.ci[0] > 0 ? 1 : input.ci !== null && input.ci[1] < 0 ? -1 : input.effect;
+    const better = input.targetDirection === "increase" ? side > 0 : side < 0;
     const ci = input.ci === null ? "" : ` (always-valid interval ${fmt(input.ci[0])} to ${fmt(input.ci[1])})`;
     return better
       ? {

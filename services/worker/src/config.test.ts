@@ -34,4 +34,42 @@ describe("loadWorkerConfig", () => {
       /OUTCOME_RUNTIME_WEBHOOK_SECRET is not set/,
     );
   });
+
+  it("refuses intervals and timeouts longer than a Node.js timer takes (they would fire every millisecond)", () => {
+    let error: unknown;
+    try {
+      loadWorkerConfig({
+        ...base,
+        RECONCILE_INTERVAL_MS: "3000000000",
+        LOCK_DURATION_MS: "3000000000",
+        POLL_TIMEOUT_MS: "3000000000",
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems.map((p) => p.split("=")[0])).toEqual([
+      "RECONCILE_INTERVAL_MS",
+      "LOCK_DURATION_MS",
+      "POLL_TIMEOUT_MS",
+    ]);
+    expect(loadWorkerConfig({ ...base, RECONCILE_INTERVAL_MS: "2147483647" }).RECONCILE_INTERVAL_MS).toBe(
+      2_147_483_647,
+    );
+  });
+
+  it("reports a webhook URL without a secret together with the other problems", () => {
+    let error: unknown;
+    try {
+      loadWorkerConfig({
+        REDIS_URL: "redis://localhost:6379",
+        OUTCOME_RUNTIME_WEBHOOK_URL: "http://127.0.0.1:9/hooks",
+      });
+    } catch (e) {
+      error = e;
+    }
+    const problems = (error as ConfigError).problems;
+    expect(problems.some((p) => p.startsWith("DATABASE_URL is not set"))).toBe(true);
+    expect(problems.some((p) => p.startsWith("OUTCOME_RUNTIME_WEBHOOK_SECRET is not set"))).toBe(true);
+  });
 });

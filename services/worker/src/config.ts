@@ -5,6 +5,9 @@
 import { Ajv } from "ajv";
 import { type Static, Type } from "typebox";
 
+/** The longest delay a Node.js timer takes (2³¹ − 1 ms, about 24.8 days); a longer one fires after 1 ms. */
+const MAX_TIMER_MS = 2_147_483_647;
+
 const ConfigSchema = Type.Object({
   DATABASE_URL: Type.String({
     pattern: "^postgres(ql)?://",
@@ -26,15 +29,22 @@ const ConfigSchema = Type.Object({
   }),
   RECONCILE_INTERVAL_MS: Type.Integer({
     minimum: 100,
+    maximum: MAX_TIMER_MS,
     default: 30_000,
     description: "how often schedulers are reconciled with Postgres, ms",
   }),
   LOCK_DURATION_MS: Type.Integer({
     minimum: 1000,
+    maximum: MAX_TIMER_MS,
     default: 30_000,
     description: "BullMQ job lock, ms: a killed worker's job runs again after about this long",
   }),
-  POLL_TIMEOUT_MS: Type.Integer({ minimum: 100, default: 60_000, description: "timeout of one connector call, ms" }),
+  POLL_TIMEOUT_MS: Type.Integer({
+    minimum: 100,
+    maximum: MAX_TIMER_MS,
+    default: 60_000,
+    description: "timeout of one connector call, ms",
+  }),
   OUTCOME_RUNTIME_WEBHOOK_URL: Type.Optional(
     Type.String({ pattern: "^https?://", description: "where experiment webhooks are POSTed (unset: not sent)" }),
   ),
@@ -83,16 +93,13 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     if (value !== undefined && value.trim() !== "") input[name] = value.trim();
   }
   const problems: string[] = [];
-  if (validate(input)) {
-    if (input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined) {
-      problems.push(
-        "OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed",
-      );
-    } else {
-      return input;
-    }
+  const valid = validate(input);
+  // Checked whatever else is wrong, so every bad variable is reported at once.
+  if (input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined) {
+    problems.push("OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed");
   }
-  for (const e of validate.errors ?? []) {
+  if (valid && problems.length === 0) return input;
+  for (const e of valid ? [] : (validate.errors ?? [])) {
     const name = e.keyword === "required" ? String(e.params.missingProperty) : e.instancePath.slice(1);
     const about = props[name]?.description ?? "";
     problems.push(

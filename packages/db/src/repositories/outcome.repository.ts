@@ -40,6 +40,11 @@ export interface OutcomeLookup {
    * writers of the outcome without blocking inserts that reference it).
    */
   readonly forUpdate?: boolean;
+  /**
+   * Share-lock the row until the transaction ends (`FOR SHARE`): the outcome's
+   * writers wait, readers and inserts that reference it do not.
+   */
+  readonly forShare?: boolean;
   /** Match the slug only, even when the value looks like an id. */
   readonly bySlug?: boolean;
 }
@@ -65,6 +70,7 @@ export async function findOutcome(
     .where("workspace_id", "=", workspaceId)
     .where(isUuid ? "id" : "slug", "=", idOrSlug);
   if (lookup.forUpdate) q = q.forNoKeyUpdate();
+  else if (lookup.forShare) q = q.forShare();
   const row = await q.executeTakeFirst();
   return row ? toOutcome(row) : null;
 }

@@ -4,10 +4,10 @@
  * policy of `packages/core` (kill-switch, guardrails, SRM, win/loss, futility,
  * maximum duration).
  *
- * Exactly once in effect: the experiment row is locked (`FOR NO KEY UPDATE`)
- * for the whole analysis, analyses are keyed by (experiment, ts), and a
- * decision moves the experiment with a conditional UPDATE from `running`, so a
- * duplicated or re-run job finds nothing left to do.
+ * Exactly once in effect: the outcome row is share-locked and the experiment
+ * row locked (`FOR NO KEY UPDATE`) for the whole analysis, analyses are keyed
+ * by (experiment, ts), and a decision moves the experiment with a conditional
+ * UPDATE from `running`, so a duplicated or re-run job finds nothing left to do.
  */
 import {
   applyTransition,
@@ -36,7 +36,7 @@ import {
 import { auditActor, inTransaction, nowOf, type RuntimeDeps } from "../context";
 import { ensurePendingGate } from "../open-gate";
 import { specOf } from "../spec-of";
-import { measuredMetrics, workerCaller } from "./poll";
+import { workerCaller } from "./poll";
 
 /** Kept in each analysis row so the next snapshot continues the running minimum and intersections. */
 export interface AnalysisCarry {
@@ -102,9 +102,15 @@ export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan 
   let baseline: number;
   let variance: number;
   if (kind === "proportion") {
-    // A shrunk estimate so a first snapshot with no conversion still gives a positive variance.
-    baseline = spec.signal.baseline ?? (control.sum + 0.5) / (control.units + 1);
-    variance = baseline * (1 - baseline);
+    // A shrunk estimate so a first snapshot with no conversion still gives a positive variance; none
+    // before the control has units (the plan is not fixed on a made-up rate of 0.5).
+    const observed = control.units > 0 ? (control.sum + 0.5) / (control.units + 1) : null;
+    const declared = spec.signal.baseline;
+    // A declared baseline of 0 or 1 has no variance to plan with; the observed rate has.
+    const rate = declared !== undefined && declared > 0 && declared < 1 ? declared : observed;
+    if (rate === null) return null;
+    baseline = declared ?? rate;
+    variance = rate * (1 - rate);
   } else {
     const summary = summarizeArm(kind, control);
     if (summary.mean === null || summary.variance === null || !(summary.variance > 0)) return null;
@@ -114,7 +120,16 @@ export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan 
   if (!(variance > 0)) return null;
   const expected = d.expected_effect ?? null;
   const mde = expected === null ? null : Math.abs(expected * baseline);
-  const plan = mde !== null && mde > 0 ? planSample({ kind, alpha, power, baseline, variance, mde }) : null;
+  let plan: ReturnType<typeof planSample> | null = null;
+  if (mde !== null && mde > 0) {
+    try {
+      plan = planSample({ kind, alpha, power, baseline, variance, mde });
+    } catch (error) {
+      // A design planSample does not size (power below 0.5, a proportion baseline of 0 or 1) falls back
+      // to the default tuning below: a plan that throws would stop every analysis, the kill-switch included.
+      if (!(error instanceof RangeError)) throw error;
+    }
+  }
   const minSample = d.min_sample_per_arm ?? 1000;
   if (d.mixture_variance !== undefined) {
     return {
@@ -187,10 +202,14 @@ function describeComparison(arm: string, r: SequentialResult, fixedP: number | n
  */
 export async function analyzeExperiment(deps: RuntimeDeps, experimentId: string): Promise<AnalysisOutcome> {
   return inTransaction(deps.db, async (trx) => {
+    const found = await experiments.findExperimentById(trx, experimentId);
+    if (found === null) return { analysed: 0, decision: null, webhooks: [], state: "missing" };
+    // The outcome first, then the experiment: the order of a gate decision and of an outcome's
+    // wind-down, so a decision here and an abandon there apply one after the other, never interleaved.
+    const outcome = await outcomes.findOutcome(trx, found.workspaceId, found.outcomeId, { forShare: true });
     const experiment = await experiments.findExperimentById(trx, experimentId, { forUpdate: true });
     if (experiment === null) return { analysed: 0, decision: null, webhooks: [], state: "missing" };
     if (experiment.state !== "running") return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
-    const outcome = await outcomes.findOutcome(trx, experiment.workspaceId, experiment.outcomeId);
     if (outcome === null) return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
     return analyseLocked(deps, trx, experiment, outcome);
   });
@@ -204,23 +223,13 @@ async function analyseLocked(
 ): Promise<AnalysisOutcome> {
   const spec = specOf(outcome);
   const d = spec.experiment_defaults ?? {};
-  const metrics = measuredMetrics(spec);
-  const seriesByMetric = new Map<string, signals.SeriesRecord>();
-  for (const m of metrics) {
-    seriesByMetric.set(
-      `${m.role}:${m.metric}`,
-      await signals.ensureSeries(trx, {
-        workspaceId: experiment.workspaceId,
-        outcomeId: outcome.id,
-        experimentId: experiment.id,
-        metric: m.metric,
-        role: m.role,
-        kind: m.kind,
-      }),
-    );
-  }
+  // Read, not created: a series holds points only once a poll has created it. An insert here would wait
+  // for a poll that has updated the series and waits in turn for this experiment's row (a deadlock).
+  const seriesByMetric = new Map<string, signals.SeriesRecord>(
+    (await signals.listSeriesOfExperiment(trx, experiment.id)).map((s) => [`${s.role}:${s.metric}`, s]),
+  );
   const primary = seriesByMetric.get(`primary:${spec.signal.metric}`);
-  if (primary === undefined) throw new Error("primary series missing");
+  if (primary === undefined) return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
   const last = await signals.latestAnalysis(trx, experiment.id);
   const lastTs = last?.ts ?? null;
   const previousTotals =
@@ -345,7 +354,12 @@ async function analyseLocked(
           targetDirection: spec.target.direction,
           effect: r.effect,
           ci: r.ci,
-          relativeCi: r.relative_ci,
+          // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
+          // mean, a treatment better than control would read as harm.
+          relativeCi:
+            r.relative_ci !== null && r.control.mean !== null && r.control.mean < 0
+              ? [-r.relative_ci[1], -r.relative_ci[0]]
+              : r.relative_ci,
           pValue: r.p_value,
           kill,
           srm: { alarm: srm.alarm, sequentialAlarm: srmSeq.alarm },

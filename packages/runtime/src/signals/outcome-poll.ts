@@ -86,12 +86,17 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
     note = error.message;
   }
   const all = await signals.listPoints(deps.db, series.id, null);
-  const first = all[0]?.sum ?? null;
-  const latest = all.at(-1)?.sum ?? null;
+  const end = horizonEnd(spec, outcome.activatedAt);
+  // Without a declared baseline, the signal's level when the outcome was activated (a series may reach
+  // far back before it); its first point when nothing is that old.
+  const activated = outcome.activatedAt;
+  const atActivation = activated === null ? undefined : all.filter((p) => p.ts <= activated).at(-1);
+  const first = (atActivation ?? all[0])?.sum ?? null;
+  // Only the signal within the horizon counts: a level first reached after the horizon is a miss.
+  const latest = (end === null ? all : all.filter((p) => p.ts <= end)).at(-1)?.sum ?? null;
   const goal = targetLevel(spec, first);
   const reached =
     latest !== null && goal !== null && (spec.target.direction === "increase" ? latest >= goal : latest <= goal);
-  const end = horizonEnd(spec, outcome.activatedAt);
   const passed = end !== null && at.getTime() >= end.getTime();
   let state: string = outcome.state;
   if (reached || passed) {

@@ -117,7 +117,15 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
       });
       const connector = deps.connectors.get(m.connector, m.kind);
       const rows = await connector.fetchArmAggregates(
-        { experimentKey: experiment.key, arms, from: series.polledUntil ?? new Date(0), to: at },
+        {
+          experimentKey: experiment.key,
+          arms,
+          from: series.polledUntil ?? new Date(0),
+          to: at,
+          // A replay at `speed` is anchored at the launch; without it the connector anchors at `from`,
+          // which moves with every poll.
+          ...(experiment.launchedAt === null ? {} : { startedAt: experiment.launchedAt }),
+        },
         AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
       );
       fetched.push({ series, rows });

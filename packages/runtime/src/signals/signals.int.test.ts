@@ -3,15 +3,19 @@
  * standing in for the team's analytics (the postgres connector itself is
  * tested in packages/connectors; the worker process in tests/worker.test.ts).
  */
+import { fileURLToPath } from "node:url";
 import type { ArmAggregate, SeriesPoint, SignalConnector } from "@outcome-runtime/connectors";
-import { audit } from "@outcome-runtime/db";
+import { audit, signals } from "@outcome-runtime/db";
 import {
   createTestDatabase,
+  exampleOutcome,
   outcomeVariant,
   type Seeded,
   seedWorkspace,
   type TestDatabase,
 } from "@outcome-runtime/testing";
+// biome-ignore lint/style/noRestrictedImports: the test watches pg_stat_activity to order two transactions
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOutcome } from "../apply-outcome";
 import { decideGate } from "../decide-gate";
@@ -26,7 +30,8 @@ let t: TestDatabase;
 let seed: Seeded;
 
 const DAY = 86_400_000;
-type Arms = Record<string, { units: number; rate: number }>;
+/** Per arm: units and the conversion rate, or for a mean metric the mean (`rate`) and standard deviation. */
+type Arms = Record<string, { units: number; rate: number; sd?: number }>;
 
 /** What the fake analytics holds: per experiment key and metric, cumulative snapshots; per outcome, a series. */
 const source = {
@@ -39,6 +44,9 @@ function rows(snapshots: { ts: Date; arms: Arms }[], from: Date): ArmAggregate[]
     .filter((s) => s.ts > from)
     .flatMap((s) =>
       Object.entries(s.arms).map(([arm, a]) => {
+        if (a.sd !== undefined) {
+          return { arm, units: a.units, sum: a.units * a.rate, sum_sq: a.units * (a.sd ** 2 + a.rate ** 2), ts: s.ts };
+        }
         const conversions = Math.round(a.units * a.rate);
         return { arm, units: a.units, sum: conversions, sum_sq: conversions, ts: s.ts };
       }),
@@ -62,16 +70,43 @@ function fakeConnector(config: { type: string } & Record<string, unknown>): Sign
 }
 
 const connectors = connectorProvider({ env: {}, create: (config) => fakeConnector(config) });
+
+/** The example outcome's signal connector block, and its constraints up to the gates (for replacements). */
+const exampleSignalConnector = /^ {2}connector:\n[\s\S]*?\ntarget:/m.exec(exampleOutcome())![0];
+const exampleConstraints = /^constraints:\n[\s\S]*?\ngates:/m.exec(exampleOutcome())![0];
 const deps = (now?: Date): SignalDeps => ({ db: t.db, connectors, ...(now ? { now: () => now } : {}) });
+
+/** A connection of its own that watches the others wait on locks. */
+let observer: pg.Client;
 
 beforeAll(async () => {
   t = await createTestDatabase();
   seed = await seedWorkspace(t.db);
+  observer = new pg.Client({ connectionString: t.url });
+  await observer.connect();
 });
 afterAll(async () => {
+  await observer.end();
   await connectors.close();
   await t.drop();
 });
+
+/** How many transactions of the test database wait on a lock now. */
+async function lockWaiters(): Promise<number> {
+  const { rows } = await observer.query<{ n: number }>(
+    "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+  );
+  return rows[0]?.n ?? 0;
+}
+
+/** Resolves once at least `n` transactions of the test database wait on a lock. */
+async function waitForLockWaiters(n: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    if ((await lockWaiters()) >= n) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`fewer than ${n} transactions waiting on a lock`);
+}
 
 /** An active outcome with one experiment taken to `running` through its gates. */
 async function runningExperiment(slug: string, replacements: [string, string][] = []): Promise<string> {
@@ -173,6 +208,28 @@ describe("the decision policy on real polls", () => {
     expect(gate).toMatchObject({ status: "pending", context: { action: "analyse", reason: "srm" } });
   });
 
+  it("reads a relative kill threshold against the size of a negative control mean", async () => {
+    // A mean signal below 0 that should decrease: the treatment (−11) is better than control (−10).
+    const key = await runningExperiment("sig-negative-mean", [
+      ["kind: proportion", "kind: mean"],
+      ["  baseline: 0.68\n", ""],
+    ]);
+    const withSd = (snapshots: ReturnType<typeof days>) =>
+      snapshots.map((s) => ({
+        ts: s.ts,
+        arms: { control: { ...s.arms.control, sd: 2 }, treatment: { ...s.arms.treatment, sd: 2 } },
+      }));
+    source.experiments.set(key, {
+      primary: withSd(days(20_000, { control: -10, treatment: -11 })),
+      guardrail: days(20_000, { control: 0.01, treatment: 0.01 }),
+    });
+    const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
+    await pollExperiment(deps(), id);
+    const result = await analyzeExperiment(deps(), id);
+    expect(result.decision).toMatchObject({ action: "analyse", reason: "win" });
+    expect((await getExperiment({ db: t.db }, seed.admin, key)).experiment.state).toBe("analysing");
+  });
+
   it("decides nothing before the minimum sample, then acts once it is reached", async () => {
     const key = await runningExperiment("sig-warmup");
     const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
@@ -221,6 +278,128 @@ describe("the decision policy on real polls", () => {
   });
 });
 
+describe("an analysis racing the outcome's abandon", () => {
+  it("applies before or after the abandon, never in between: no gate stays pending on the abandoned outcome", async () => {
+    const key = await runningExperiment("sig-race-abandon");
+    source.experiments.set(key, {
+      primary: days(20_000, { control: 0.68, treatment: 0.68 }, 0.45),
+      guardrail: days(20_000, { control: 0.01, treatment: 0.01 }, 0.45),
+    });
+    const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
+    await pollExperiment(deps(), id);
+
+    // A transaction holding an uncommitted analysis of the first snapshot makes the analysis wait
+    // in the middle (after it has read the experiment), while the abandon starts.
+    let release = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    let held = () => {};
+    const holding = new Promise<void>((resolve) => {
+      held = resolve;
+    });
+    const holder = t.db
+      .transaction()
+      .execute(async (trx) => {
+        await signals.insertAnalysis(trx, {
+          workspaceId: seed.workspaceId,
+          experimentId: id,
+          ts: source.experiments.get(key)!.primary[0]!.ts,
+          arms: {},
+          effect: null,
+          ciLow: null,
+          ciHigh: null,
+          relativeEffect: null,
+          pValue: null,
+          srmPValue: null,
+          guardrails: [],
+          decision: {},
+          details: {},
+        });
+        held();
+        await released;
+        throw new Error("roll back");
+      })
+      .catch(() => {});
+    await holding;
+    const analysis = analyzeExperiment(deps(), id);
+    await waitForLockWaiters(1);
+    const abandon = transitionOutcome({ db: t.db }, seed.admin, "sig-race-abandon", "abandon", null);
+    await waitForLockWaiters(2);
+    release();
+    await holder;
+    const [analysed, abandoned] = await Promise.all([analysis, abandon]);
+    expect(abandoned.state).toBe("abandoned");
+    expect(analysed.decision).toMatchObject({ action: "analyse", reason: "srm" });
+    const detail = await getExperiment({ db: t.db }, seed.admin, key);
+    expect(detail.gates.filter((g) => g.status === "pending")).toEqual([]);
+  });
+});
+
+describe("an analysis racing a poll of the same experiment", () => {
+  it("does not deadlock with a poll that has updated the series and then records itself on the experiment", async () => {
+    const key = await runningExperiment("sig-race-poll");
+    source.experiments.set(key, {
+      primary: days(3_000, { control: 0.68, treatment: 0.68 }),
+      guardrail: days(3_000, { control: 0.01, treatment: 0.01 }),
+    });
+    const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
+    await pollExperiment(deps(), id);
+    const primary = (await signals.listSeriesOfExperiment(t.db, id)).find((s) => s.role === "primary")!;
+
+    // The steps of a poll's transaction, the analysis starting between the series update and the
+    // poll's record on the experiment row.
+    let analysis: Promise<unknown> = Promise.resolve();
+    await t.db.transaction().execute(async (trx) => {
+      await signals.upsertPoints(trx, primary, [], new Date());
+      let settled = false;
+      analysis = analyzeExperiment(deps(), id).finally(() => {
+        settled = true;
+      });
+      // Until the analysis is done, or waits on this transaction.
+      while (!settled && (await lockWaiters()) < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+      await signals.recordExperimentPoll(trx, id, new Date(), null);
+    });
+    expect(await analysis).toMatchObject({ analysed: 3, state: "running" });
+  });
+});
+
+describe("replaying a CSV file at a speed", () => {
+  it("places the file's timeline at the experiment's launch, whatever the poll window", async () => {
+    const fixtures = fileURLToPath(new URL("../../../connectors/fixtures/csv/", import.meta.url));
+    const csv = connectorProvider({ env: {}, baseDir: fixtures });
+    // One file day per second: 2026-03-01 at the launch, 2026-03-02 a second later, 2026-03-03 two seconds later.
+    const key = await runningExperiment("sig-replay", [
+      [exampleSignalConnector, "  connector:\n    type: replay\n    path: aggregates.csv\n    speed: 86400\ntarget:"],
+      [exampleConstraints, "constraints:\n  max_concurrent_experiments: 3\n\ngates:"],
+    ]);
+    const { experiment } = await getExperiment({ db: t.db }, seed.admin, key);
+    const launchedAt = experiment.launchedAt!.getTime();
+    const replayDeps = (ms: number): SignalDeps => ({
+      db: t.db,
+      connectors: csv,
+      now: () => new Date(launchedAt + ms),
+    });
+    try {
+      expect(await pollExperiment(replayDeps(1500), experiment.id)).toMatchObject({ inserted: 4 });
+      expect(await pollExperiment(replayDeps(2500), experiment.id)).toMatchObject({ inserted: 2, updated: 0 });
+      expect(await pollExperiment(replayDeps(3500), experiment.id)).toMatchObject({ inserted: 0, updated: 0 });
+    } finally {
+      await csv.close();
+    }
+    const series = (await signals.listSeriesOfExperiment(t.db, experiment.id)).find((s) => s.role === "primary");
+    const points = await signals.listPoints(t.db, series!.id, null);
+    expect(points.map((p) => [p.arm, p.ts.getTime() - launchedAt, p.units])).toEqual([
+      ["control", 0, 100],
+      ["treatment", 0, 98],
+      ["control", 1000, 210],
+      ["treatment", 1000, 205],
+      ["control", 2000, 320],
+      ["treatment", 2000, 311],
+    ]);
+  });
+});
+
 describe("the outcome's own signal", () => {
   it("becomes achieved when the signal reaches the target", async () => {
     await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-achieve") });
@@ -246,5 +425,38 @@ describe("the outcome's own signal", () => {
     const afterHorizon = new Date(Date.now() + 61 * DAY); // horizon: 60d
     expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ state: "missed" });
     expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ status: "skipped", state: "missed" });
+  });
+
+  it("is missed when the target is reached only after the horizon, even when that is polled late", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-late") });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-late", "activate", null);
+    const activatedAt = outcome.activatedAt!.getTime();
+    // Goal 0.612 (horizon 60d); the worker was down and polls again on day 62, when 0.6 was recorded on day 61.
+    source.outcome = [
+      { ts: new Date(activatedAt - DAY), value: 0.67 },
+      { ts: new Date(activatedAt + 30 * DAY), value: 0.65 },
+      { ts: new Date(activatedAt + 61 * DAY), value: 0.6 },
+    ];
+    expect(await pollOutcome(deps(new Date(activatedAt + 62 * DAY)), outcome.id)).toMatchObject({
+      state: "missed",
+      value: 0.65,
+    });
+  });
+
+  it("measures a relative target from the signal's level at activation, not from the oldest point of its history", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, {
+      source: outcomeVariant("sig-history", [["  baseline: 0.68\n", ""]]),
+    });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-history", "activate", null);
+    const activatedAt = outcome.activatedAt!.getTime();
+    // A year ago abandonment was 0.9; at activation it is 0.68; since then it got worse (0.75).
+    source.outcome = [
+      { ts: new Date(activatedAt - 365 * DAY), value: 0.9 },
+      { ts: new Date(activatedAt - DAY), value: 0.68 },
+      { ts: new Date(activatedAt + DAY), value: 0.75 },
+    ];
+    const result = await pollOutcome(deps(new Date(activatedAt + 2 * DAY)), outcome.id);
+    expect(result).toMatchObject({ status: "polled", value: 0.75, state: "active" });
+    expect(result.status === "polled" && result.goal).toBeCloseTo(0.612, 10);
   });
 });
