@@ -18,7 +18,6 @@ import {
   transitionOutcome,
 } from "@outcome-runtime/runtime";
 import { outcomeVariant } from "@outcome-runtime/testing";
-import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildTestApp, createTestApi, type TestApi } from "./test-app";
@@ -152,10 +151,10 @@ describe("poll now", () => {
 
       const res = await app.inject({ method: "POST", url: `/v1/experiments/${proposedOnly}/poll`, headers: api.auth });
       expect(res.statusCode).toBe(202);
-      const queue = new Queue(SIGNALS_QUEUE, { connection: api.redis, prefix });
-      const job = await queue.getJob(res.json().jobId);
-      expect(job?.name).toBe(JOB.pollExperiment);
-      await queue.close();
+      // BullMQ keeps a job as the hash <prefix>:<queue>:<job id>.
+      const job = await api.redis.hgetall(`${prefix}:${SIGNALS_QUEUE}:${res.json().jobId}`);
+      expect(job.name).toBe(JOB.pollExperiment);
+      expect(JSON.parse(job.data ?? "{}")).toHaveProperty("experimentId");
     } finally {
       await app.close();
     }

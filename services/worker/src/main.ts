@@ -70,10 +70,13 @@ async function main(): Promise<void> {
         .catch(() => false),
     ]);
     const last = worker.lastCompletedAt();
-    // The reconcile job completes every RECONCILE_INTERVAL_MS, so a healthy worker always has a recent job.
+    // Stale: jobs are waiting, yet this worker has completed none for a while (e.g. it stopped taking
+    // jobs after a Redis restart). An idle replica with nothing waiting is not stale: with several
+    // replicas, one of them may take every reconcile job.
     const staleAfterMs = Math.max(3 * config.RECONCILE_INTERVAL_MS, 10_000);
     const reference = last ?? startedAt;
-    const stale = Date.now() - reference.getTime() > staleAfterMs;
+    const quiet = Date.now() - reference.getTime() > staleAfterMs;
+    const stale = quiet && queue && (await worker.hasWaitingWork().catch(() => true));
     const ready = database && queue && !stale;
     if (!ready) reply.code(503).header("retry-after", "5");
     return {

@@ -58,6 +58,8 @@ export interface RunningWorker {
   reconcile(): Promise<ReconcileReport>;
   /** Time the last job of any kind completed, or null. */
   lastCompletedAt(): Date | null;
+  /** Whether jobs wait to be taken (work exists that some worker should be doing). */
+  hasWaitingWork(): Promise<boolean>;
   /** Stop taking jobs, wait for the active ones, close the queues. */
   close(): Promise<void>;
   readonly signalsQueue: Queue;
@@ -148,7 +150,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
     }
     // Webhooks whose delivery job was lost (a Redis that forgot, a crash between commit and add).
-    const pending = await pendingWebhooks({ db }, 60_000);
+    // Without a URL nothing is sent: the outbox keeps them until one is configured.
+    const pending = webhook.url === null ? [] : await pendingWebhooks({ db }, 60_000);
     let requeued = 0;
     for (const id of pending) {
       const job = await controlQueue.getJob(webhookJobId(id));
@@ -300,6 +303,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   return {
     reconcile,
     lastCompletedAt: () => lastCompleted,
+    async hasWaitingWork() {
+      const [a, b] = await Promise.all([signalsQueue.getWaitingCount(), controlQueue.getWaitingCount()]);
+      return a + b > 0;
+    },
     signalsQueue,
     controlQueue,
     async close() {

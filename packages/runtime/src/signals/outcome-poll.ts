@@ -69,6 +69,9 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
     kind: spec.signal.kind,
   });
   let note: string | null = null;
+  // A failing connector must not keep an outcome open past its horizon: remember the error,
+  // still check the horizon, and rethrow (for the job's retry) only while the outcome stays active.
+  let failure: unknown = null;
   try {
     const connector = deps.connectors.get(spec.signal.connector as { type: string }, spec.signal.kind);
     const points = await connector.fetchOutcomeSeries(
@@ -82,8 +85,8 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
       at,
     );
   } catch (error) {
-    if (!(error instanceof ConnectorError && error.code === "unsupported")) throw error;
-    note = error.message;
+    if (error instanceof ConnectorError && error.code === "unsupported") note = error.message;
+    else failure = error;
   }
   const all = await signals.listPoints(deps.db, series.id, null);
   const end = horizonEnd(spec, outcome.activatedAt);
@@ -102,6 +105,7 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
   if (reached || passed) {
     state = await closeOutcome(deps, outcome, reached ? "achieve" : "miss", { value: latest, goal, horizonEnd: end });
   }
+  if (failure !== null && state === "active") throw failure;
   return { status: "polled", value: latest, goal, state, note };
 }
 

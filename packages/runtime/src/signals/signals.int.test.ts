@@ -4,7 +4,7 @@
  * tested in packages/connectors; the worker process in tests/worker.test.ts).
  */
 import { fileURLToPath } from "node:url";
-import type { ArmAggregate, SeriesPoint, SignalConnector } from "@outcome-runtime/connectors";
+import { type ArmAggregate, ConnectorError, type SeriesPoint, type SignalConnector } from "@outcome-runtime/connectors";
 import { audit, signals } from "@outcome-runtime/db";
 import {
   createTestDatabase,
@@ -37,6 +37,8 @@ type Arms = Record<string, { units: number; rate: number; sd?: number }>;
 const source = {
   experiments: new Map<string, { primary: { ts: Date; arms: Arms }[]; guardrail: { ts: Date; arms: Arms }[] }>(),
   outcome: [] as SeriesPoint[],
+  /** When set, the outcome series query fails like an analytics database that is down. */
+  outcomeDown: false,
 };
 
 function rows(snapshots: { ts: Date; arms: Arms }[], from: Date): ArmAggregate[] {
@@ -64,7 +66,10 @@ function fakeConnector(config: { type: string } & Record<string, unknown>): Sign
       if (data === undefined) return [];
       return rows(guardrail ? data.guardrail : data.primary, window.from);
     },
-    fetchOutcomeSeries: async (window) => source.outcome.filter((p) => p.ts > window.from && p.ts <= window.to),
+    fetchOutcomeSeries: async (window) => {
+      if (source.outcomeDown) throw new ConnectorError("unavailable", "the analytics database is down");
+      return source.outcome.filter((p) => p.ts > window.from && p.ts <= window.to);
+    },
     close: async () => {},
   };
 }
@@ -425,6 +430,20 @@ describe("the outcome's own signal", () => {
     const afterHorizon = new Date(Date.now() + 61 * DAY); // horizon: 60d
     expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ state: "missed" });
     expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ status: "skipped", state: "missed" });
+  });
+
+  it("is missed at the horizon even while its connector fails, and the failure surfaces before it", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-down") });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-down", "activate", null);
+    source.outcomeDown = true;
+    try {
+      await expect(pollOutcome(deps(), outcome.id)).rejects.toThrow(/analytics database is down/);
+      expect((await getOutcome({ db: t.db }, seed.admin, "sig-down")).outcome.state).toBe("active");
+      const afterHorizon = new Date(Date.now() + 61 * DAY);
+      expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ state: "missed" });
+    } finally {
+      source.outcomeDown = false;
+    }
   });
 
   it("is missed when the target is reached only after the horizon, even when that is polled late", async () => {
