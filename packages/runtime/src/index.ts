@@ -6,6 +6,7 @@ export type { Caller, RuntimeDeps } from "./context";
 export type { DecideGateInput, DecideGateResult, GateDecisionValue } from "./decide-gate";
 export { decideGate, GATE_DECISIONS, GateAlreadyDecidedError, getGate, listGates } from "./decide-gate";
 export * from "./domain";
+export { ConfigError, readEnvConfig } from "./env-config";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
 export {
   getExperiment,

@@ -3,8 +3,7 @@
  * schema. Every missing or malformed variable is reported at once, by name,
  * with what to write instead.
  */
-import { Ajv } from "ajv";
-import addFormats from "ajv-formats";
+import { ConfigError, readEnvConfig } from "@outcome-runtime/runtime";
 import { type Static, Type } from "typebox";
 
 const ConfigSchema = Type.Object({
@@ -39,24 +38,7 @@ const ConfigSchema = Type.Object({
 
 export type Config = Static<typeof ConfigSchema>;
 
-/** Thrown with one line per bad variable. */
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
-
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
-addFormats.default(ajv);
-const validate = ajv.compile<Config>(ConfigSchema);
-
-/** A value as it may appear in a message: secrets hidden, URL passwords masked. */
-function shown(name: string, value: string | undefined): string {
-  if (value === undefined) return "(unset)";
-  if (/KEY|SECRET|PASSWORD|TOKEN/.test(name)) return `(hidden, ${value.trim().length} characters)`;
-  return JSON.stringify(value.replace(/(\/\/[^:/@]+:)[^@/]*@/, "$1***@"));
-}
+export { ConfigError };
 
 /**
  * Read the configuration from `env` (default `process.env`). Empty strings
@@ -65,19 +47,5 @@ function shown(name: string, value: string | undefined): string {
  * @throws ConfigError naming each missing or malformed variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const props = ConfigSchema.properties as Record<string, { description?: string }>;
-  const input: Record<string, unknown> = {};
-  for (const name of Object.keys(props)) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== "") input[name] = value.trim();
-  }
-  if (validate(input)) return input;
-  const problems = (validate.errors ?? []).map((e) => {
-    const name = e.keyword === "required" ? String(e.params.missingProperty) : e.instancePath.slice(1);
-    const about = props[name]?.description ?? "";
-    return e.keyword === "required"
-      ? `${name} is not set: ${about}`
-      : `${name}=${shown(name, env[name])} is not valid (${e.message}): ${about}`;
-  });
-  throw new ConfigError([...new Set(problems)]);
+  return readEnvConfig<Config>(ConfigSchema, env);
 }

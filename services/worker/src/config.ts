@@ -2,7 +2,7 @@
  * Worker configuration, read from the environment once at start and validated;
  * every bad variable is reported at once, by name, with what it should be.
  */
-import { Ajv } from "ajv";
+import { ConfigError, readEnvConfig } from "@outcome-runtime/runtime";
 import { type Static, Type } from "typebox";
 
 /** The longest delay a Node.js timer takes (2³¹ − 1 ms, about 24.8 days); a longer one fires after 1 ms. */
@@ -64,21 +64,7 @@ const ConfigSchema = Type.Object({
 
 export type WorkerConfig = Static<typeof ConfigSchema>;
 
-export class ConfigError extends Error {
-  constructor(readonly problems: readonly string[]) {
-    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
-    this.name = "ConfigError";
-  }
-}
-
-const ajv = new Ajv({ allErrors: true, useDefaults: true, coerceTypes: true, strict: false });
-const validate = ajv.compile<WorkerConfig>(ConfigSchema);
-
-function shown(name: string, value: string | undefined): string {
-  if (value === undefined) return "(unset)";
-  if (/KEY|SECRET|PASSWORD|TOKEN/.test(name)) return `(hidden, ${value.trim().length} characters)`;
-  return JSON.stringify(value.replace(/(\/\/[^:/@]+:)[^@/]*@/, "$1***@"));
-}
+export { ConfigError };
 
 /**
  * Read the worker configuration from `env`. Empty strings count as unset.
@@ -86,27 +72,9 @@ function shown(name: string, value: string | undefined): string {
  * @throws ConfigError naming each missing or malformed variable.
  */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  const props = ConfigSchema.properties as Record<string, { description?: string }>;
-  const input: Record<string, unknown> = {};
-  for (const name of Object.keys(props)) {
-    const value = env[name];
-    if (value !== undefined && value.trim() !== "") input[name] = value.trim();
-  }
-  const problems: string[] = [];
-  const valid = validate(input);
-  // Checked whatever else is wrong, so every bad variable is reported at once.
-  if (input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined) {
-    problems.push("OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed");
-  }
-  if (valid && problems.length === 0) return input;
-  for (const e of valid ? [] : (validate.errors ?? [])) {
-    const name = e.keyword === "required" ? String(e.params.missingProperty) : e.instancePath.slice(1);
-    const about = props[name]?.description ?? "";
-    problems.push(
-      e.keyword === "required"
-        ? `${name} is not set: ${about}`
-        : `${name}=${shown(name, env[name])} is not valid (${e.message}): ${about}`,
-    );
-  }
-  throw new ConfigError([...new Set(problems)]);
+  return readEnvConfig<WorkerConfig>(ConfigSchema, env, (input) =>
+    input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined
+      ? ["OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed"]
+      : [],
+  );
 }

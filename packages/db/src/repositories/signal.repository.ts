@@ -4,8 +4,9 @@
  * by (experiment, ts), webhooks by their dedupe key, so a job that runs twice
  * (BullMQ delivers at least once) changes nothing the second time.
  */
-import { sql } from "kysely";
+import { type Selectable, sql } from "kysely";
 import type { DbOrTrx } from "../database";
+import type { SignalSeriesTable } from "../schema";
 
 export type SeriesRole = "primary" | "guardrail" | "outcome";
 
@@ -30,6 +31,19 @@ export interface SeriesKey {
   readonly kind: "proportion" | "mean";
 }
 
+function toSeries(row: Selectable<SignalSeriesTable>): SeriesRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    outcomeId: row.outcome_id,
+    experimentId: row.experiment_id,
+    metric: row.metric,
+    role: row.role as SeriesRole,
+    kind: row.kind as "proportion" | "mean",
+    polledUntil: row.polled_until,
+  };
+}
+
 /** Find or create the series (unique per outcome, experiment, metric and role). */
 export async function ensureSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesRecord> {
   await sql`INSERT INTO signal_series (workspace_id, outcome_id, experiment_id, metric, role, kind)
@@ -44,31 +58,13 @@ export async function ensureSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesR
   q =
     key.experimentId === null ? q.where("experiment_id", "is", null) : q.where("experiment_id", "=", key.experimentId);
   const row = await q.executeTakeFirstOrThrow();
-  return {
-    id: row.id,
-    workspaceId: row.workspace_id,
-    outcomeId: row.outcome_id,
-    experimentId: row.experiment_id,
-    metric: row.metric,
-    role: row.role as SeriesRole,
-    kind: row.kind as "proportion" | "mean",
-    polledUntil: row.polled_until,
-  };
+  return toSeries(row);
 }
 
 /** Series of an experiment (primary and guardrails). */
 export async function listSeriesOfExperiment(db: DbOrTrx, experimentId: string): Promise<SeriesRecord[]> {
   const rows = await db.selectFrom("signal_series").selectAll().where("experiment_id", "=", experimentId).execute();
-  return rows.map((row) => ({
-    id: row.id,
-    workspaceId: row.workspace_id,
-    outcomeId: row.outcome_id,
-    experimentId: row.experiment_id,
-    metric: row.metric,
-    role: row.role as SeriesRole,
-    kind: row.kind as "proportion" | "mean",
-    polledUntil: row.polled_until,
-  }));
+  return rows.map(toSeries);
 }
 
 export interface PointInput {
