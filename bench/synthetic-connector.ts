@@ -1,0 +1,96 @@
+/**
+ * A synthetic signal source for the poll→analysis benchmark: a
+ * `SignalConnector` that computes per-arm cumulative aggregates from a seeded
+ * generator, in memory, with no I/O. The worker gets it through
+ * `connectorProvider({ create })`, so the benchmark measures the runtime's own
+ * work (Postgres, Redis, statistics) and not a source's latency.
+ *
+ * The source advances one snapshot at a time (`advance`). Snapshot j of an arm
+ * adds 400–599 units whose conversions are drawn at the metric's rate from a
+ * generator seeded by (experiment key, metric, arm, j), so every poll of the
+ * same window returns the same numbers, as a real source would.
+ */
+import type {
+  ArmAggregate,
+  ConnectorConfig,
+  ConnectorContext,
+  ExperimentWindow,
+  SeriesPoint,
+  SignalConnector,
+} from "@outcome-runtime/connectors";
+import { conversions, hashSeed, uniform } from "./seeded-random";
+
+/** What the source draws for one metric: its conversion rate and a name that seeds it. */
+export interface SyntheticMetric {
+  readonly name: string;
+  /** Conversion rate of every arm (no true effect: the experiments keep running). */
+  readonly rate: number;
+}
+
+export class SyntheticSource {
+  /** `times[j - 1]` is the as-of time of snapshot j. */
+  private readonly times: Date[] = [];
+
+  /** Number of snapshots published so far. */
+  get snapshots(): number {
+    return this.times.length;
+  }
+
+  /**
+   * Publish the next snapshot, as of now (strictly after the previous one).
+   * Returns its as-of time.
+   */
+  advance(): Date {
+    const last = this.times.at(-1)?.getTime() ?? 0;
+    const at = new Date(Math.max(Date.now(), last + 1));
+    this.times.push(at);
+    return at;
+  }
+
+  /**
+   * Cumulative aggregates of `arms` for every published snapshot with as-of
+   * time in (`from`, `to`], sorted by time, then by the order of `arms`.
+   */
+  aggregates(metric: SyntheticMetric, window: ExperimentWindow): ArmAggregate[] {
+    const out: ArmAggregate[] = [];
+    const totals = window.arms.map(() => ({ units: 0, sum: 0 }));
+    for (let j = 1; j <= this.times.length; j++) {
+      const ts = this.times[j - 1] as Date;
+      window.arms.forEach((arm, i) => {
+        const next = uniform(hashSeed(`${window.experimentKey}|${metric.name}|${arm}|${j}`));
+        const units = 400 + Math.floor(next() * 200);
+        const total = totals[i] as { units: number; sum: number };
+        total.units += units;
+        total.sum += conversions(next, units, metric.rate);
+      });
+      if (ts.getTime() <= window.from.getTime() || ts.getTime() > window.to.getTime()) continue;
+      window.arms.forEach((arm, i) => {
+        const total = totals[i] as { units: number; sum: number };
+        // A proportion: each unit's value is 0 or 1, so sum_sq = sum.
+        out.push({ arm, units: total.units, sum: total.sum, sum_sq: total.sum, ts });
+      });
+    }
+    return out;
+  }
+}
+
+/**
+ * A `create` function for `connectorProvider`: every connector config reads
+ * `source`, with the metric `metricOf(config)` picks.
+ */
+export function syntheticConnectors(
+  source: SyntheticSource,
+  metricOf: (config: ConnectorConfig) => SyntheticMetric,
+): (config: ConnectorConfig, context: ConnectorContext) => SignalConnector {
+  return (config) => {
+    const metric = metricOf(config);
+    return {
+      type: "synthetic",
+      describe: () => `synthetic source (${metric.name}, rate ${metric.rate}, seeded, in memory)`,
+      fetchArmAggregates: async (window) => source.aggregates(metric, window),
+      // The benchmark measures experiments; the outcome's own series is empty.
+      fetchOutcomeSeries: async (): Promise<SeriesPoint[]> => [],
+      close: async () => {},
+    };
+  };
+}
