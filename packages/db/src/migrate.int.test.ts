@@ -19,7 +19,11 @@ describe("migrations", () => {
       const reports = await Promise.all(handles.map((db) => migrateToLatest(db)));
       const applied = reports.flatMap((r) => r.applied);
       // Each migration applied by exactly one of the four, in order.
-      expect(applied).toEqual(["2026-11-22T00-00-initial", "2026-12-01T00-00-signals"]);
+      expect(applied).toEqual([
+        "2026-11-22T00-00-initial",
+        "2026-12-01T00-00-signals",
+        "2026-12-01T01-00-series-lookups",
+      ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
       expect(again.applied).toEqual([]);

@@ -43,8 +43,12 @@ export function webhookJobId(deliveryId: string): string {
   return `webhook-${deliveryId}`;
 }
 
-/** Completed jobs are kept an hour (and at most 10 000), so a duplicate add within that time is ignored. */
-export const KEEP_COMPLETED = { age: 3600, count: 10_000 } as const;
+/**
+ * Completed jobs are kept an hour (at most 100 000 of them, about two per running
+ * experiment per poll round at 50 000 experiments), so a duplicate add within
+ * that time is ignored.
+ */
+export const KEEP_COMPLETED = { age: 3600, count: 100_000 } as const;
 export const KEEP_FAILED = { age: 7 * 86_400 } as const;
 
 /**

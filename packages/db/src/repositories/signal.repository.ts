@@ -44,21 +44,34 @@ function toSeries(row: Selectable<SignalSeriesTable>): SeriesRecord {
   };
 }
 
-/** Find or create the series (unique per outcome, experiment, metric and role). */
-export async function ensureSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesRecord> {
-  await sql`INSERT INTO signal_series (workspace_id, outcome_id, experiment_id, metric, role, kind)
-            VALUES (${key.workspaceId}, ${key.outcomeId}, ${key.experimentId}, ${key.metric}, ${key.role}, ${key.kind})
-            ON CONFLICT DO NOTHING`.execute(db);
-  let q = db
+const NO_EXPERIMENT = "00000000-0000-0000-0000-000000000000";
+
+async function findSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesRecord | null> {
+  // The same expression as the unique index signal_series_identity, so the lookup is one index probe.
+  const row = await db
     .selectFrom("signal_series")
     .selectAll()
     .where("outcome_id", "=", key.outcomeId)
+    .where(sql<string>`COALESCE(experiment_id, ${NO_EXPERIMENT}::uuid)`, "=", key.experimentId ?? NO_EXPERIMENT)
     .where("metric", "=", key.metric)
-    .where("role", "=", key.role);
-  q =
-    key.experimentId === null ? q.where("experiment_id", "is", null) : q.where("experiment_id", "=", key.experimentId);
-  const row = await q.executeTakeFirstOrThrow();
-  return toSeries(row);
+    .where("role", "=", key.role)
+    .executeTakeFirst();
+  return row ? toSeries(row) : null;
+}
+
+/**
+ * Find or create the series (unique per outcome, experiment, metric and role).
+ * Reads first: after the first poll the series exists and nothing is written.
+ */
+export async function ensureSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesRecord> {
+  const found = await findSeries(db, key);
+  if (found !== null) return found;
+  await sql`INSERT INTO signal_series (workspace_id, outcome_id, experiment_id, metric, role, kind)
+            VALUES (${key.workspaceId}, ${key.outcomeId}, ${key.experimentId}, ${key.metric}, ${key.role}, ${key.kind})
+            ON CONFLICT DO NOTHING`.execute(db);
+  const created = await findSeries(db, key);
+  if (created === null) throw new Error(`signal series ${key.metric}/${key.role} vanished after its insert`);
+  return created;
 }
 
 /** Series of an experiment (primary and guardrails). */
@@ -417,12 +430,25 @@ export async function listPollTargets(db: DbOrTrx): Promise<{
   experiments: { id: string; spec: unknown }[];
   outcomes: { id: string; spec: unknown }[];
 }> {
-  const experiments = await db
+  const running = await db
     .selectFrom("experiments")
-    .innerJoin("outcomes", "outcomes.id", "experiments.outcome_id")
-    .select(["experiments.id as id", "outcomes.spec as spec"])
-    .where("experiments.state", "=", "running")
+    .select(["id", "outcome_id"])
+    .where("state", "=", "running")
     .execute();
-  const outcomes = await db.selectFrom("outcomes").select(["id", "spec"]).where("state", "=", "active").execute();
-  return { experiments, outcomes };
+  // Each outcome's spec is read once, however many experiments it runs.
+  const outcomeIds = [...new Set(running.map((e) => e.outcome_id))];
+  const rows = await db
+    .selectFrom("outcomes")
+    .select(["id", "spec", "state"])
+    .where((eb) =>
+      outcomeIds.length === 0
+        ? eb("state", "=", "active")
+        : eb.or([eb("state", "=", "active"), eb("id", "in", outcomeIds)]),
+    )
+    .execute();
+  const specs = new Map(rows.map((o) => [o.id, o.spec as unknown]));
+  return {
+    experiments: running.map((e) => ({ id: e.id, spec: specs.get(e.outcome_id) })),
+    outcomes: rows.filter((o) => o.state === "active").map((o) => ({ id: o.id, spec: o.spec as unknown })),
+  };
 }
