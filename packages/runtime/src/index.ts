@@ -43,11 +43,12 @@ export type { OutcomePollResult } from "./signals/outcome-poll";
 export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
 export type { MeasuredMetric, PollResult, SignalDeps } from "./signals/poll";
 export { describePollError, measuredMetrics, pollExperiment, workerCaller } from "./signals/poll";
-export type { DesiredSchedules } from "./signals/schedules";
+export type { DesiredSchedules, PollingPlan } from "./signals/schedules";
 export {
   DEFAULT_POLL_INTERVAL_SECONDS,
   desiredSchedules,
   pendingWebhooks,
+  pollingPlan,
   primaryPolledUntil,
 } from "./signals/schedules";
 export type { DeliveryResult, WebhookTarget } from "./signals/webhooks";

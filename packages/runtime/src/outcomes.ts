@@ -24,6 +24,7 @@ import {
   type Trx,
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { type PollingPlan, pollingPlan } from "./signals/schedules";
 
 export interface OutcomeSummary {
   readonly outcome: Outcome;
@@ -35,6 +36,8 @@ export interface OutcomeSummary {
 export interface OutcomeDetail extends OutcomeSummary {
   readonly revisions: readonly OutcomeRevision[];
   readonly gates: readonly Gate[];
+  /** How often the signal is polled, after the connector's budget (e.g. Mixpanel's) is applied. */
+  readonly polling: PollingPlan;
 }
 
 /** @throws DomainError `not_found` naming the id. */
@@ -81,12 +84,13 @@ export async function listOutcomes(
 /** One outcome by id or slug, with its revisions (newest first) and gates. */
 export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
-  const [summary, revisions, gatePage] = await Promise.all([
+  const [summary, revisions, gatePage, polling] = await Promise.all([
     summarise(deps, [outcome]).then((s) => s[0] as OutcomeSummary),
     outcomes.listRevisions(deps.db, outcome.id),
     gates.listGates(deps.db, outcome.workspaceId, { outcomeId: outcome.id, limit: 200 }),
+    pollingPlan(deps, outcome.spec),
   ]);
-  return { ...summary, revisions, gates: gatePage.items };
+  return { ...summary, revisions, gates: gatePage.items, polling };
 }
 
 /** Actions on an outcome that a person may request directly. */

@@ -135,6 +135,15 @@ describe("experiments with signals", () => {
   });
 });
 
+describe("an outcome's polling plan", () => {
+  it("shows the requested and the effective poll interval", async () => {
+    const res = await api.app.inject({ method: "GET", url: "/v1/outcomes/api-signals", headers: api.auth });
+    expect(res.statusCode).toBe(200);
+    // outcome.example.yaml polls every 15m through Postgres: nothing to stretch.
+    expect(res.json().polling).toEqual({ requestedSeconds: 900, effectiveSeconds: 900, note: null });
+  });
+});
+
 describe("poll now", () => {
   it("queues a poll of a running experiment in Redis", async () => {
     const app = await buildTestApp(api.t.db, api.redis, { queuePrefix: prefix });

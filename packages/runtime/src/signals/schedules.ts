@@ -59,3 +59,27 @@ export async function primaryPolledUntil(deps: RuntimeDeps, experimentId: string
 export async function pendingWebhooks(deps: RuntimeDeps, olderThanMs: number): Promise<string[]> {
   return signals.listPendingWebhookIds(deps.db, new Date(Date.now() - olderThanMs));
 }
+
+/** How often an outcome's signal is polled: what it asks for, what its connector's budget allows, and why. */
+export interface PollingPlan {
+  readonly requestedSeconds: number;
+  readonly effectiveSeconds: number;
+  /** Why the interval was stretched (e.g. Mixpanel's hourly query budget), or null. */
+  readonly note: string | null;
+}
+
+/**
+ * The polling plan of an outcome's signal, counting the running experiments
+ * (of every outcome) that read through the same connector configuration.
+ */
+export async function pollingPlan(deps: RuntimeDeps, spec: unknown): Promise<PollingPlan> {
+  const signal = (spec as Spec).signal;
+  const requested = signal?.poll_interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
+  const connector = signal?.connector;
+  if (connector === undefined) return { requestedSeconds: requested, effectiveSeconds: requested, note: null };
+  const targets = await signals.listPollTargets(deps.db);
+  const key = JSON.stringify(connector);
+  const sharing = targets.experiments.filter((e) => JSON.stringify((e.spec as Spec).signal?.connector ?? {}) === key);
+  const effective = effectivePollInterval(connector, requested, Math.max(1, sharing.length));
+  return { requestedSeconds: requested, effectiveSeconds: effective.seconds, note: effective.note };
+}

@@ -25,6 +25,7 @@ import { analyzeExperiment } from "./analyze";
 import { connectorProvider } from "./connectors";
 import { pollOutcome } from "./outcome-poll";
 import { pollExperiment, type SignalDeps } from "./poll";
+import { pollingPlan } from "./schedules";
 
 let t: TestDatabase;
 let seed: Seeded;
@@ -402,6 +403,32 @@ describe("replaying a CSV file at a speed", () => {
       ["control", 2000, 320],
       ["treatment", 2000, 311],
     ]);
+  });
+});
+
+describe("the polling plan", () => {
+  it("stretches a Mixpanel outcome's interval to the project's query budget, and says why", async () => {
+    const spec = {
+      signal: {
+        poll_interval: 60,
+        connector: {
+          type: "mixpanel",
+          project_id: 1,
+          event: "purchase",
+          username_env: "MP_USER",
+          secret_env: "MP_SECRET",
+        },
+      },
+    };
+    const plan = await pollingPlan({ db: t.db }, spec);
+    expect(plan.requestedSeconds).toBe(60);
+    expect(plan.effectiveSeconds).toBeGreaterThan(60);
+    expect(plan.note).toMatch(/mixpanel/i);
+    const postgres = await pollingPlan(
+      { db: t.db },
+      { signal: { poll_interval: 60, connector: { type: "postgres", query: "SELECT 1" } } },
+    );
+    expect(postgres).toEqual({ requestedSeconds: 60, effectiveSeconds: 60, note: null });
   });
 });
 

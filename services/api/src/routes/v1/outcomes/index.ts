@@ -94,6 +94,14 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
             pendingGates: Type.Integer(),
             revisions: Type.Array(RevisionDto),
             gates: Type.Array(GateDto),
+            polling: Type.Object(
+              {
+                requestedSeconds: Type.Number({ description: "signal.poll_interval, seconds" }),
+                effectiveSeconds: Type.Number({ description: "the interval the worker uses, seconds" }),
+                note: Type.Union([Type.String(), Type.Null()], { description: "why it was stretched, if it was" }),
+              },
+              { description: "how often the signal is polled after the connector's budget (e.g. Mixpanel's)" },
+            ),
           }),
           ...PROBLEM_RESPONSES,
         },
@@ -105,6 +113,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         ...summaryJson(detail),
         revisions: detail.revisions.map(revisionJson),
         gates: detail.gates.map(gateJson),
+        polling: { ...detail.polling },
       };
     },
   );
