@@ -23,6 +23,7 @@ describe("migrations", () => {
         "2026-11-22T00-00-initial",
         "2026-12-01T00-00-signals",
         "2026-12-01T01-00-series-lookups",
+        "2026-12-02T00-00-llm",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

@@ -9,12 +9,14 @@ import type { Db, DbOrTrx } from "./database";
 import * as initial from "./migrations/2026-11-22T00-00-initial";
 import * as signals from "./migrations/2026-12-01T00-00-signals";
 import * as seriesLookups from "./migrations/2026-12-01T01-00-series-lookups";
+import * as llm from "./migrations/2026-12-02T00-00-llm";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
   "2026-11-22T00-00-initial": initial,
   "2026-12-01T00-00-signals": signals,
   "2026-12-01T01-00-series-lookups": seriesLookups,
+  "2026-12-02T00-00-llm": llm,
 };
 
 export interface MigrationReport {

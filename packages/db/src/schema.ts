@@ -207,6 +207,36 @@ export interface WebhookDeliveriesTable {
   delivered_at: NullableTimestamp;
 }
 
+export interface LlmCacheTable {
+  workspace_id: string;
+  key: string;
+  operation: string;
+  prompt_version: string;
+  model: string;
+  value: ColumnType<unknown, string, string>;
+  created_at: Timestamp;
+}
+
+export interface LlmCallsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  outcome_id: string | null;
+  actor_id: string;
+  operation: string;
+  prompt_version: string;
+  provider: string;
+  model: string;
+  source: string;
+  input_tokens: ColumnType<number, number | undefined, number>;
+  output_tokens: ColumnType<number, number | undefined, number>;
+  cost_usd: ColumnType<number, number | undefined, number>;
+  latency_ms: number;
+  cache_hit: ColumnType<boolean, boolean | undefined, boolean>;
+  repaired: ColumnType<boolean, boolean | undefined, boolean>;
+  fallback_reason: string | null;
+  at: Timestamp;
+}
+
 export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
@@ -222,4 +252,6 @@ export interface Database {
   audit_events: AuditEventsTable;
   idempotency_keys: IdempotencyKeysTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  llm_cache: LlmCacheTable;
+  llm_calls: LlmCallsTable;
 }

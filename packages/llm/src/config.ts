@@ -1,0 +1,236 @@
+/**
+ * Gateway configuration, parsed once from the environment by a pure function.
+ */
+import { isOperationName, OPERATIONS, type OperationName } from "./operations";
+
+export type ProviderName = "anthropic" | "openai-compatible" | "rules";
+
+/** USD per million tokens. */
+export interface ModelPrice {
+  readonly input: number;
+  readonly output: number;
+}
+
+export interface LlmConfig {
+  /** Which provider serves LLM operations; `rules` means no LLM is called. */
+  readonly provider: ProviderName;
+  readonly anthropic: { readonly apiKey: string; readonly baseURL: string | undefined } | null;
+  readonly openai: { readonly apiKey: string | undefined; readonly baseURL: string } | null;
+  /** Model per operation. */
+  readonly models: Readonly<Record<OperationName, string>>;
+  /** Price per model, USD per million tokens. A model without a price is metered at 0 with a warning. */
+  readonly prices: Readonly<Record<string, ModelPrice>>;
+  /** Per-attempt timeout, ms. */
+  readonly timeoutMs: number;
+  /** Retries after the first attempt on 429, 5xx, timeouts and connection errors. */
+  readonly maxRetries: number;
+  /** First backoff, ms; doubled per retry, with jitter, when the server sends no `retry-after`. */
+  readonly retryBaseMs: number;
+  /** The longest `retry-after` honoured, ms; a longer one ends the call (fallback `rate_limited`). */
+  readonly maxRetryAfterMs: number;
+  /** Monthly cap per workspace, USD (calendar month, UTC); `null` = none. */
+  readonly monthlyWorkspaceBudgetUsd: number | null;
+  /** Daily cap per user, USD (calendar day, UTC); `null` = none. */
+  readonly dailyUserBudgetUsd: number | null;
+  /** Fraction of a budget at which a warning is returned. */
+  readonly warnAtFraction: number;
+}
+
+/** Default models per provider: strong for hypotheses and drafts, cheap for summaries. */
+export const DEFAULT_MODELS: Readonly<Record<Exclude<ProviderName, "rules">, { strong: string; cheap: string }>> = {
+  anthropic: { strong: "claude-sonnet-4-5", cheap: "claude-haiku-4-5" },
+  "openai-compatible": { strong: "gpt-4o", cheap: "gpt-4o-mini" },
+};
+
+/** Default prices, USD per million tokens (list prices; override with OUTCOME_RUNTIME_LLM_PRICES). */
+export const DEFAULT_PRICES: Readonly<Record<string, ModelPrice>> = {
+  "claude-opus-4-1": { input: 15, output: 75 },
+  "claude-sonnet-4-5": { input: 3, output: 15 },
+  "claude-haiku-4-5": { input: 1, output: 5 },
+  "gpt-4o": { input: 2.5, output: 10 },
+  "gpt-4o-mini": { input: 0.15, output: 0.6 },
+  "gpt-4.1": { input: 2, output: 8 },
+  "gpt-4.1-mini": { input: 0.4, output: 1.6 },
+};
+
+/** A configuration error naming the environment variable at fault. */
+export class LlmConfigError extends Error {
+  readonly code = "llm_config_invalid";
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "LlmConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function nonEmpty(env: Env, name: string): string | undefined {
+  const v = env[name]?.trim();
+  return v === undefined || v === "" ? undefined : v;
+}
+
+function number(env: Env, name: string, fallback: number | null, opts: { min?: number; integer?: boolean } = {}) {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || (opts.min !== undefined && n < opts.min) || (opts.integer && !Number.isInteger(n))) {
+    throw new LlmConfigError(
+      name,
+      `expected ${opts.integer ? "an integer" : "a number"}${opts.min !== undefined ? ` >= ${opts.min}` : ""}, got "${raw}"`,
+    );
+  }
+  return n;
+}
+
+function url(env: Env, name: string): string | undefined {
+  const raw = nonEmpty(env, name);
+  if (raw === undefined) return undefined;
+  try {
+    const u = new URL(raw);
+    if (u.protocol !== "http:" && u.protocol !== "https:") throw new Error("not http(s)");
+  } catch {
+    throw new LlmConfigError(name, `expected an http(s) URL, got "${raw}"`);
+  }
+  return raw.replace(/\/+$/, "");
+}
+
+/** `op=model,op=model` or a JSON object `{ "op": "model" }`. */
+function parseModels(raw: string): Partial<Record<OperationName, string>> {
+  const name = "OUTCOME_RUNTIME_LLM_MODELS";
+  let entries: [string, unknown][];
+  if (raw.startsWith("{")) {
+    try {
+      entries = Object.entries(JSON.parse(raw) as Record<string, unknown>);
+    } catch (error) {
+      throw new LlmConfigError(name, `invalid JSON (${(error as Error).message})`);
+    }
+  } else {
+    entries = raw
+      .split(",")
+      .map((s) => s.trim())
+      .filter((s) => s !== "")
+      .map((pair) => {
+        const i = pair.indexOf("=");
+        if (i <= 0) throw new LlmConfigError(name, `expected operation=model, got "${pair}"`);
+        return [pair.slice(0, i).trim(), pair.slice(i + 1).trim()];
+      });
+  }
+  const out: Partial<Record<OperationName, string>> = {};
+  for (const [op, model] of entries) {
+    if (!isOperationName(op)) {
+      throw new LlmConfigError(name, `unknown operation "${op}" (known: ${OPERATIONS.join(", ")})`);
+    }
+    if (typeof model !== "string" || model === "") throw new LlmConfigError(name, `empty model for "${op}"`);
+    out[op] = model;
+  }
+  return out;
+}
+
+function parsePrices(raw: string): Record<string, ModelPrice> {
+  const name = "OUTCOME_RUNTIME_LLM_PRICES";
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new LlmConfigError(name, `invalid JSON (${(error as Error).message})`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new LlmConfigError(name, 'expected an object like {"my-model": {"input": 3, "output": 15}}');
+  }
+  const out: Record<string, ModelPrice> = {};
+  for (const [model, price] of Object.entries(parsed)) {
+    const p = price as { input?: unknown; output?: unknown } | null;
+    if (typeof p?.input !== "number" || typeof p.output !== "number" || !(p.input >= 0) || !(p.output >= 0)) {
+      throw new LlmConfigError(
+        name,
+        `price of "${model}" needs non-negative numbers "input" and "output" (USD per million tokens)`,
+      );
+    }
+    out[model] = { input: p.input, output: p.output };
+  }
+  return out;
+}
+
+/**
+ * Read the gateway configuration from environment variables.
+ *
+ * - `OUTCOME_RUNTIME_LLM_PROVIDER`: `anthropic` | `openai-compatible` | `rules`
+ *   (default: `anthropic` when `ANTHROPIC_API_KEY` is set, else
+ *   `openai-compatible` when `OPENAI_API_KEY` or `OPENAI_BASE_URL` is set, else `rules`).
+ * - `ANTHROPIC_API_KEY`, `ANTHROPIC_BASE_URL`; `OPENAI_API_KEY`, `OPENAI_BASE_URL`
+ *   (default `https://api.openai.com/v1`; a local Ollama needs no key).
+ * - `OUTCOME_RUNTIME_LLM_MODELS`: `generate_hypotheses=claude-opus-4-1,summarize_learning=claude-haiku-4-5` or JSON.
+ * - `OUTCOME_RUNTIME_LLM_PRICES`: JSON `{ "model": { "input": 3, "output": 15 } }`, USD per million tokens.
+ * - `OUTCOME_RUNTIME_LLM_TIMEOUT_MS` (60000), `OUTCOME_RUNTIME_LLM_MAX_RETRIES` (3),
+ *   `OUTCOME_RUNTIME_LLM_RETRY_BASE_MS` (500), `OUTCOME_RUNTIME_LLM_MAX_RETRY_AFTER_MS` (60000).
+ * - `LLM_MONTHLY_BUDGET_USD` (per workspace), `LLM_DAILY_USER_BUDGET_USD` (per user).
+ *
+ * @throws LlmConfigError naming the variable at fault.
+ */
+export function llmConfigFromEnv(env: Env): LlmConfig {
+  const anthropicKey = nonEmpty(env, "ANTHROPIC_API_KEY");
+  const anthropicBase = url(env, "ANTHROPIC_BASE_URL");
+  const openaiKey = nonEmpty(env, "OPENAI_API_KEY");
+  const openaiBase = url(env, "OPENAI_BASE_URL");
+
+  const explicit = nonEmpty(env, "OUTCOME_RUNTIME_LLM_PROVIDER");
+  let provider: ProviderName;
+  if (explicit !== undefined) {
+    if (explicit !== "anthropic" && explicit !== "openai-compatible" && explicit !== "rules") {
+      throw new LlmConfigError(
+        "OUTCOME_RUNTIME_LLM_PROVIDER",
+        `expected anthropic, openai-compatible or rules, got "${explicit}"`,
+      );
+    }
+    provider = explicit;
+  } else if (anthropicKey !== undefined) provider = "anthropic";
+  else if (openaiKey !== undefined || openaiBase !== undefined) provider = "openai-compatible";
+  else provider = "rules";
+
+  if (provider === "anthropic" && anthropicKey === undefined) {
+    throw new LlmConfigError("ANTHROPIC_API_KEY", "required when OUTCOME_RUNTIME_LLM_PROVIDER=anthropic");
+  }
+  if (provider === "openai-compatible" && openaiKey === undefined && openaiBase === undefined) {
+    throw new LlmConfigError(
+      "OPENAI_API_KEY",
+      "required when OUTCOME_RUNTIME_LLM_PROVIDER=openai-compatible (or set OPENAI_BASE_URL for a local server)",
+    );
+  }
+
+  const defaults = provider === "rules" ? { strong: "rules", cheap: "rules" } : DEFAULT_MODELS[provider];
+  const overrides = nonEmpty(env, "OUTCOME_RUNTIME_LLM_MODELS");
+  const chosen = overrides === undefined ? {} : parseModels(overrides);
+  const models = {
+    generate_hypotheses: chosen.generate_hypotheses ?? defaults.strong,
+    repair_output: chosen.repair_output ?? defaults.strong,
+    summarize_learning: chosen.summarize_learning ?? defaults.cheap,
+    draft_outcome: chosen.draft_outcome ?? defaults.strong,
+  } satisfies Record<OperationName, string>;
+
+  const priceOverrides = nonEmpty(env, "OUTCOME_RUNTIME_LLM_PRICES");
+  const prices = { ...DEFAULT_PRICES, ...(priceOverrides === undefined ? {} : parsePrices(priceOverrides)) };
+
+  const warnPercent = number(env, "LLM_BUDGET_WARN_PERCENT", 80, { min: 0 }) as number;
+  if (warnPercent > 100) throw new LlmConfigError("LLM_BUDGET_WARN_PERCENT", `expected 0 to 100, got "${warnPercent}"`);
+
+  return {
+    provider,
+    anthropic: anthropicKey === undefined ? null : { apiKey: anthropicKey, baseURL: anthropicBase },
+    openai:
+      openaiKey === undefined && openaiBase === undefined
+        ? null
+        : { apiKey: openaiKey, baseURL: openaiBase ?? "https://api.openai.com/v1" },
+    models,
+    prices,
+    timeoutMs: number(env, "OUTCOME_RUNTIME_LLM_TIMEOUT_MS", 60_000, { min: 1, integer: true }) as number,
+    maxRetries: number(env, "OUTCOME_RUNTIME_LLM_MAX_RETRIES", 3, { min: 0, integer: true }) as number,
+    retryBaseMs: number(env, "OUTCOME_RUNTIME_LLM_RETRY_BASE_MS", 500, { min: 0, integer: true }) as number,
+    maxRetryAfterMs: number(env, "OUTCOME_RUNTIME_LLM_MAX_RETRY_AFTER_MS", 60_000, { min: 0, integer: true }) as number,
+    monthlyWorkspaceBudgetUsd: number(env, "LLM_MONTHLY_BUDGET_USD", null, { min: 0 }),
+    dailyUserBudgetUsd: number(env, "LLM_DAILY_USER_BUDGET_USD", null, { min: 0 }),
+    warnAtFraction: warnPercent / 100,
+  };
+}

@@ -1,0 +1,22 @@
+export type { LlmConfig, ModelPrice, ProviderName } from "./config";
+export { DEFAULT_MODELS, DEFAULT_PRICES, LlmConfigError, llmConfigFromEnv } from "./config";
+export type {
+  FallbackReason,
+  Gateway,
+  GatewayDeps,
+  LlmResult,
+  OperationTypes,
+  PublicOperation,
+  RunContext,
+} from "./gateway";
+export { cacheKey, canonicalJson, costOf, createGateway } from "./gateway";
+export type {
+  DraftOutcomeInput,
+  FailedHypothesis,
+  GenerateHypothesesInput,
+  LearningContext,
+  SummarizeLearningInput,
+} from "./inputs";
+export type { OperationName } from "./operations";
+export { OPERATIONS } from "./operations";
+export type { DraftOutcomeOutput, GenerateHypothesesOutput, SummarizeLearningOutput } from "./output.types";

@@ -1,0 +1,96 @@
+/**
+ * Any server that speaks OpenAI's chat-completions API (OpenAI, OpenRouter,
+ * Ollama, vLLM): `POST {baseURL}/chat/completions` with
+ * `response_format: { type: "json_schema", json_schema: { name, schema, strict: true } }`;
+ * the output is the JSON text of `choices[0].message.content`. Plain `fetch`:
+ * the `openai` package requires Node 22, the runtime supports Node 20.
+ */
+import {
+  kindOfStatus,
+  type LlmProvider,
+  ProviderError,
+  type ProviderRequest,
+  type ProviderResponse,
+  parseJsonText,
+  retryAfterMs,
+} from "./provider";
+
+export interface OpenAiCompatibleProviderOptions {
+  /** Optional: a local Ollama or vLLM server needs none. */
+  readonly apiKey?: string | undefined;
+  /** E.g. `https://api.openai.com/v1`, `http://localhost:11434/v1`. */
+  readonly baseURL: string;
+}
+
+interface ChatCompletion {
+  choices?: { message?: { content?: string | null; refusal?: string | null }; finish_reason?: string | null }[];
+  usage?: { prompt_tokens?: number; completion_tokens?: number };
+}
+
+export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProviderOptions): LlmProvider {
+  const endpoint = `${options.baseURL.replace(/\/+$/, "")}/chat/completions`;
+  return {
+    name: "openai-compatible",
+    async complete(request: ProviderRequest): Promise<ProviderResponse> {
+      const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+      if (options.apiKey !== undefined) headers.authorization = `Bearer ${options.apiKey}`;
+      const body = {
+        model: request.model,
+        max_tokens: request.maxOutputTokens,
+        messages: [
+          { role: "system", content: request.system },
+          { role: "user", content: request.user },
+        ],
+        response_format: {
+          type: "json_schema",
+          json_schema: { name: request.outputName, schema: request.outputSchema, strict: true },
+        },
+      };
+      let response: Response;
+      let json: ChatCompletion;
+      try {
+        response = await fetch(endpoint, {
+          method: "POST",
+          headers,
+          body: JSON.stringify(body),
+          signal: AbortSignal.timeout(request.timeoutMs),
+        });
+        if (!response.ok) {
+          const detail = (await response.text().catch(() => "")).slice(0, 500);
+          throw new ProviderError(
+            kindOfStatus(response.status),
+            `openai-compatible: HTTP ${response.status}: ${detail}`,
+            response.status,
+            retryAfterMs(response.headers, Date.now()),
+          );
+        }
+        json = (await response.json()) as ChatCompletion;
+      } catch (error) {
+        if (error instanceof ProviderError) throw error;
+        const name = (error as Error)?.name;
+        if (name === "TimeoutError" || name === "AbortError") {
+          throw new ProviderError("timeout", "openai-compatible: request timed out");
+        }
+        if (error instanceof SyntaxError) {
+          throw new ProviderError("server_error", "openai-compatible: response body is not JSON");
+        }
+        throw new ProviderError("connection", `openai-compatible: ${(error as Error)?.message ?? String(error)}`);
+      }
+      const usage = {
+        inputTokens: json.usage?.prompt_tokens ?? 0,
+        outputTokens: json.usage?.completion_tokens ?? 0,
+      };
+      const choice = json.choices?.[0];
+      const refusal = choice?.message?.refusal;
+      if (typeof refusal === "string" && refusal !== "") {
+        return { output: undefined, malformed: `refused: ${refusal}`, raw: refusal, usage };
+      }
+      const text = choice?.message?.content ?? "";
+      if (choice?.finish_reason === "length") {
+        return { output: undefined, malformed: "output truncated at max_tokens", raw: text, usage };
+      }
+      const parsed = parseJsonText(text);
+      return { output: parsed.output, malformed: parsed.malformed, raw: text, usage };
+    },
+  };
+}

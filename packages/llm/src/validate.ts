@@ -1,0 +1,39 @@
+/**
+ * Output validation with ajv (JSON Schema 2020-12, the dialect of schemas/llm).
+ */
+import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+
+let ajv: Ajv2020 | undefined;
+const compiled = new Map<Record<string, unknown>, ValidateFunction>();
+
+function validator(schema: Record<string, unknown>): ValidateFunction {
+  let fn = compiled.get(schema);
+  if (fn === undefined) {
+    ajv ??= (() => {
+      const a = new Ajv2020({ allErrors: true, strict: false });
+      addFormats(a);
+      return a;
+    })();
+    fn = ajv.compile(schema);
+    compiled.set(schema, fn);
+  }
+  return fn;
+}
+
+export interface ValidationIssue {
+  /** JSON Pointer of the offending value ("" for the root). */
+  readonly path: string;
+  readonly message: string;
+}
+
+/** Validate `value` against `schema`; returns the issues, empty when valid. */
+export function validateOutput(schema: Record<string, unknown>, value: unknown): ValidationIssue[] {
+  const fn = validator(schema);
+  if (fn(value)) return [];
+  return (fn.errors ?? []).map((e: ErrorObject) => ({
+    path: e.instancePath,
+    message: `${e.message ?? "is invalid"}${e.keyword === "additionalProperties" ? ` (${String((e.params as { additionalProperty?: string }).additionalProperty)})` : ""}`,
+  }));
+}
