@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * `outcome-runtime`: validate and apply outcome files, see where outcomes
- * stand, manage API keys. Talks to the API over HTTP (except `validate`,
- * which works offline). Errors print like a compiler's; `--json` prints
+ * `outcome-runtime`: draft, validate and apply outcome files, see where
+ * outcomes stand, manage API keys. Talks to the API over HTTP (except
+ * `validate`, and `init --offline`, which drafts with the rules engine). Errors print like a compiler's; `--json` prints
  * machine-readable output for scripts; `--debug` shows stack traces.
  */
-import { readFile } from "node:fs/promises";
+import { access, readFile, writeFile } from "node:fs/promises";
+import { type DraftTodo, draftOutcomeByRules, draftOutcomeYaml, RulesError } from "@outcome-runtime/llm/offline";
 import { type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
 import { Command, Option } from "commander";
 import { ApiClient, ApiError, ConnectionError } from "./api-client";
@@ -88,6 +89,107 @@ program
       }
     }
     if (!results.every((r) => r.ok)) process.exitCode = 1;
+  });
+
+interface Draft {
+  yaml: string;
+  todos: DraftTodo[];
+  source: string;
+  fallbackReason: string | null;
+}
+
+/** The rules engine's draft, made here without the API. */
+function draftOffline(sentence: string): Draft {
+  try {
+    const draft = draftOutcomeByRules({ sentence });
+    return {
+      yaml: draftOutcomeYaml(draft, { sentence, source: "rules" }),
+      todos: draft.todos,
+      source: "rules",
+      fallbackReason: null,
+    };
+  } catch (error) {
+    if (error instanceof RulesError && error.code === "sentence_not_understood") throw new CliFailure(error.message);
+    throw error;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  return access(file).then(
+    () => true,
+    () => false,
+  );
+}
+
+program
+  .command("init")
+  .description("draft an outcome.yaml from one sentence, with a TODO comment on each field to fill in")
+  .requiredOption(
+    "--from <sentence>",
+    'the outcome in one sentence, e.g. "Cut checkout abandonment from 68% to 60% in 6 weeks"',
+  )
+  .option("--out <file>", "where to write the draft", "outcome.yaml")
+  .option("--force", "overwrite the file if it exists")
+  .option("--offline", "draft here with the rules engine instead of asking the API (and its LLM, if configured)")
+  .action(async (opts: { from: string; out: string; force?: boolean; offline?: boolean }) => {
+    const options = program.opts<GlobalOptions>();
+    const refuse = () =>
+      new CliFailure(`${opts.out}: already exists; pass --force to overwrite it, or --out another file`);
+    // Checked before drafting so a refused run costs no LLM call; `wx` below closes the race.
+    if (!opts.force && (await exists(opts.out))) throw refuse();
+    let draft: Draft;
+    if (opts.offline) {
+      draft = draftOffline(opts.from);
+    } else {
+      try {
+        draft = await clientOf(options).request<Draft>("POST", "/v1/outcomes/draft", { json: { sentence: opts.from } });
+      } catch (error) {
+        if (!(error instanceof ConnectionError)) throw error;
+        process.stderr.write(`warning: ${error.message}\n  drafting offline with the rules engine instead\n`);
+        draft = draftOffline(opts.from);
+      }
+    }
+    try {
+      await writeFile(opts.out, draft.yaml, { encoding: "utf8", flag: opts.force ? "w" : "wx" });
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") throw refuse();
+      throw new CliFailure(`${opts.out}: cannot write (${code ?? String(error)})`);
+    }
+    // The same check as `validate`, on the file as written.
+    const result = parseOutcome(await readSource(opts.out), { file: opts.out });
+    if (options.json) {
+      out(
+        JSON.stringify(
+          {
+            ok: result.ok,
+            file: opts.out,
+            source: draft.source,
+            fallbackReason: draft.fallbackReason,
+            todos: draft.todos,
+            errors: result.ok ? [] : result.errors,
+          },
+          null,
+          2,
+        ),
+      );
+    } else if (!result.ok) {
+      process.stderr.write(`${formatDiagnostics(result.errors, { color: process.stderr.isTTY === true })}\n`);
+    } else {
+      const fallback = draft.fallbackReason === null ? "" : `; the LLM was not used: ${draft.fallbackReason}`;
+      out(
+        [
+          `wrote ${opts.out} (drafted by ${draft.source}${fallback})`,
+          `${opts.out}: ok`,
+          "",
+          "Fill in (each is a # TODO comment in the file):",
+          ...draft.todos.map((t) => `  - ${t.path}: ${t.note}`),
+          "",
+          `Then: outcome-runtime validate ${opts.out} && outcome-runtime apply ${opts.out}`,
+        ].join("\n"),
+      );
+    }
+    if (!result.ok) process.exitCode = 1;
   });
 
 program

@@ -7,6 +7,7 @@ export * as audit from "./repositories/audit.repository";
 export * as experiments from "./repositories/experiment.repository";
 export * as gates from "./repositories/gate.repository";
 export * as idempotency from "./repositories/idempotency.repository";
+export * as learnings from "./repositories/learning.repository";
 export type { LlmCall, NewLlmCall } from "./repositories/llm.repository";
 export * as llm from "./repositories/llm.repository";
 export * as outcomes from "./repositories/outcome.repository";

@@ -17,6 +17,16 @@ export type {
   LearningContext,
   SummarizeLearningInput,
 } from "./inputs";
+export type { DraftOrigin, DraftTodo } from "./offline";
+export { draftOutcomeYaml } from "./offline";
 export type { OperationName } from "./operations";
 export { OPERATIONS } from "./operations";
 export type { DraftOutcomeOutput, GenerateHypothesesOutput, SummarizeLearningOutput } from "./output.types";
+export type { RulesDrop, RulesFailedHypothesis, RulesHypothesesInput, RulesLearning, RulesPlan } from "./rules";
+export {
+  draftOutcomeByRules,
+  findSimilarFailure,
+  generateHypothesesByRules,
+  planByRules,
+  RulesError,
+} from "./rules";

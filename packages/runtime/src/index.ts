@@ -6,6 +6,16 @@ export type { Caller, RuntimeDeps } from "./context";
 export type { DecideGateInput, DecideGateResult, GateDecisionValue } from "./decide-gate";
 export { decideGate, GATE_DECISIONS, GateAlreadyDecidedError, getGate, listGates } from "./decide-gate";
 export * from "./domain";
+export {
+  createGateway,
+  type DraftOutcomeResult,
+  draftOutcome,
+  type Gateway,
+  type LlmConfig,
+  LlmConfigError,
+  llmConfigFromEnv,
+  MAX_DRAFT_SENTENCE_LENGTH,
+} from "./draft-outcome";
 export { ConfigError, readEnvConfig } from "./env-config";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
 export {
@@ -17,6 +27,15 @@ export {
   transitionExperiment,
 } from "./experiments";
 export { checkDatabase } from "./health";
+export type { DroppedHypothesis, HypothesisDeps, PortfolioResult } from "./hypotheses";
+export {
+  activateOutcome,
+  generatePortfolio,
+  hypothesisInput,
+  PORTFOLIO_SIZE,
+  priorityOf,
+  screenHypotheses,
+} from "./hypotheses";
 export type { IdempotentResponse } from "./idempotency";
 export { requestFingerprint, runIdempotent } from "./idempotency";
 export {

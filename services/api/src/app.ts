@@ -9,7 +9,7 @@ import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import type { RuntimeDeps } from "@outcome-runtime/runtime";
+import { createGateway, type Gateway, llmConfigFromEnv, type RuntimeDeps } from "@outcome-runtime/runtime";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Redis } from "ioredis";
 import { ProblemDto } from "./dto";
@@ -21,6 +21,7 @@ import experimentRoutes from "./routes/v1/experiments/index";
 import gateRoutes from "./routes/v1/gates/index";
 import keyRoutes from "./routes/v1/keys/index";
 import applyRoute from "./routes/v1/outcomes/apply";
+import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
 
 export interface AppOptions {
@@ -36,6 +37,8 @@ export interface AppOptions {
   readonly publicUrl?: string | undefined;
   /** Prefix of the BullMQ keys the worker reads (default `outcome-runtime`). */
   readonly queuePrefix?: string;
+  /** The LLM gateway (default: rules only, no LLM). */
+  readonly gateway?: Gateway;
 }
 
 /** Register every plugin and route of the API on `app`. */
@@ -80,8 +83,10 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
     deps: options.deps,
     redis: options.redis,
     queuePrefix: options.queuePrefix ?? "outcome-runtime",
+    gateway: options.gateway ?? createGateway({ db: options.deps.db, config: llmConfigFromEnv({}) }),
   };
   await fastify.register(applyRoute, routeOptions);
+  await fastify.register(draftRoute, routeOptions);
   await fastify.register(outcomeRoutes, routeOptions);
   await fastify.register(experimentRoutes, routeOptions);
   await fastify.register(gateRoutes, routeOptions);

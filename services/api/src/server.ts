@@ -4,7 +4,7 @@
  * SIGTERM/SIGINT.
  */
 import { createDb, migrateToLatest } from "@outcome-runtime/db";
-import { bootstrap } from "@outcome-runtime/runtime";
+import { bootstrap, createGateway, type LlmConfig, LlmConfigError, llmConfigFromEnv } from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
 import { buildApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
@@ -13,10 +13,12 @@ const VERSION = "0.1.0";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
+  let llmConfig: LlmConfig;
   try {
     config = loadConfig();
+    llmConfig = llmConfigFromEnv(process.env);
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof LlmConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
       process.exit(78); // EX_CONFIG
     }
@@ -40,6 +42,7 @@ async function main(): Promise<void> {
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       publicUrl: config.OUTCOME_RUNTIME_PUBLIC_URL,
       queuePrefix: config.QUEUE_PREFIX,
+      gateway: createGateway({ db, config: llmConfig }),
     },
     {
       logger: {

@@ -1,4 +1,4 @@
-import type { RuntimeDeps } from "@outcome-runtime/runtime";
+import type { Gateway, RuntimeDeps } from "@outcome-runtime/runtime";
 import type { Redis } from "ioredis";
 
 /** What every route plugin is registered with. */
@@ -8,4 +8,6 @@ export interface RouteOptions {
   readonly redis: Redis;
   /** Prefix of the BullMQ keys. */
   readonly queuePrefix: string;
+  /** The LLM gateway (rules only when no provider is configured). */
+  readonly gateway: Gateway;
 }

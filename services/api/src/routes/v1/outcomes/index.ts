@@ -3,10 +3,13 @@
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
+  activateOutcome,
+  generatePortfolio,
   getOutcome,
   listExperimentsOfOutcome,
   listOutcomes,
   OUTCOME_STATES,
+  type PortfolioResult,
   proposeExperimentIdempotently,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
@@ -53,7 +56,41 @@ const ReasonBody = Type.Object(
   { additionalProperties: false },
 );
 
-const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
+const PortfolioDto = Type.Object(
+  {
+    experiments: Type.Array(ExperimentDto),
+    gate: Type.Union([GateDto, Type.Null()], { description: "the portfolio_review gate they joined" }),
+    source: Type.String({ description: "`llm:<model>`, `rules`, or `llm:<model>+rules` when some were replaced" }),
+    fallbackReason: Type.Union([Type.String(), Type.Null()], {
+      description: "why the rules engine answered instead of the LLM (e.g. budget_exhausted), if it did",
+    }),
+    costUsd: Type.Number(),
+    dropped: Type.Array(
+      Type.Object({
+        title: Type.String(),
+        mechanismKey: Type.String(),
+        reason: Type.String({ description: "forbidden_paths, failed_before or duplicate_mechanism" }),
+        detail: Type.String(),
+      }),
+    ),
+    learningsConsidered: Type.Array(Type.String()),
+  },
+  { description: "hypotheses generated for the outcome" },
+);
+
+function portfolioJson(p: PortfolioResult) {
+  return {
+    experiments: p.proposals.map((x) => experimentJson(x.experiment)),
+    gate: p.proposals[0] ? gateJson(p.proposals[0].gate) : null,
+    source: p.source,
+    fallbackReason: p.fallbackReason,
+    costUsd: p.costUsd,
+    dropped: p.dropped.map((d) => ({ ...d })),
+    learningsConsidered: [...p.learningsConsidered],
+  };
+}
+
+const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, gateway }) => {
   app.get(
     "/v1/outcomes",
     {
@@ -118,30 +155,88 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
     },
   );
 
-  for (const action of ["activate", "abandon"] as const) {
-    app.post(
-      `/v1/outcomes/:id/${action}`,
-      {
-        schema: {
-          tags: ["outcomes"],
-          summary: action === "activate" ? "Activate a draft outcome" : "Abandon an outcome",
-          params: IdParams,
-          body: Type.Optional(ReasonBody),
-          response: { 200: Type.Object({ outcome: OutcomeDto }), ...PROBLEM_RESPONSES },
+  app.post(
+    "/v1/outcomes/:id/activate",
+    {
+      schema: {
+        tags: ["outcomes"],
+        summary: "Activate a draft outcome; its first portfolio of hypotheses is proposed",
+        description:
+          "The outcome becomes active, then three hypotheses are generated (by the LLM when one is configured, " +
+          "otherwise by the rules engine) and join a pending portfolio_review gate. The activation stands even if " +
+          "the portfolio fails (`portfolioError`); POST /v1/outcomes/:id/hypotheses tries again.",
+        params: IdParams,
+        body: Type.Optional(ReasonBody),
+        response: {
+          200: Type.Object({
+            outcome: OutcomeDto,
+            portfolio: Type.Union([PortfolioDto, Type.Null()]),
+            portfolioError: Type.Union([Type.String(), Type.Null()]),
+          }),
+          ...PROBLEM_RESPONSES,
         },
       },
-      async (request) => {
-        const outcome = await transitionOutcome(
-          deps,
-          request.caller,
-          request.params.id,
-          action,
-          request.body?.reason ?? null,
-        );
-        return { outcome: outcomeJson(outcome) };
+    },
+    async (request) => {
+      const result = await activateOutcome(
+        { ...deps, gateway },
+        request.caller,
+        request.params.id,
+        request.body?.reason ?? null,
+      );
+      if (result.portfolioError !== null) {
+        request.log.warn({ error: result.portfolioError }, "the first portfolio could not be generated");
+      }
+      return {
+        outcome: outcomeJson(result.outcome),
+        portfolio: result.portfolio === null ? null : portfolioJson(result.portfolio),
+        portfolioError: result.portfolioError,
+      };
+    },
+  );
+
+  app.post(
+    "/v1/outcomes/:id/abandon",
+    {
+      schema: {
+        tags: ["outcomes"],
+        summary: "Abandon an outcome",
+        params: IdParams,
+        body: Type.Optional(ReasonBody),
+        response: { 200: Type.Object({ outcome: OutcomeDto }), ...PROBLEM_RESPONSES },
       },
-    );
-  }
+    },
+    async (request) => {
+      const outcome = await transitionOutcome(
+        deps,
+        request.caller,
+        request.params.id,
+        "abandon",
+        request.body?.reason ?? null,
+      );
+      return { outcome: outcomeJson(outcome) };
+    },
+  );
+
+  app.post(
+    "/v1/outcomes/:id/hypotheses",
+    {
+      schema: {
+        tags: ["outcomes"],
+        summary: "Generate a new portfolio of three hypotheses for an active outcome",
+        description:
+          "Past learnings are retrieved and given to the generator; hypotheses touching forbidden paths, repeating a " +
+          "failed one or repeating a mechanism are dropped (and audited) and replaced. They join the pending " +
+          "portfolio_review gate. Agents may not call this.",
+        params: IdParams,
+        response: { 201: PortfolioDto, ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request, reply) => {
+      const portfolio = await generatePortfolio({ ...deps, gateway }, request.caller, request.params.id);
+      return reply.code(201).send(portfolioJson(portfolio));
+    },
+  );
 
   app.get(
     "/v1/outcomes/:id/experiments",

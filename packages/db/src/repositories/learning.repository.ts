@@ -1,0 +1,103 @@
+/**
+ * Learnings: what concluded experiments taught, searchable with Postgres
+ * full-text search (the generated `search` tsvector and its GIN index).
+ */
+import { sql } from "kysely";
+import type { DbOrTrx } from "../database";
+
+export interface LearningRecord {
+  readonly id: string;
+  readonly outcomeId: string;
+  readonly experimentId: string | null;
+  readonly statement: string;
+  /** The analysis gate's decision: `ship`, `roll_back`, `iterate` (or `loss`/`win` from imports). */
+  readonly decision: string;
+  readonly effect: number | null;
+  readonly ciLow: number | null;
+  readonly ciHigh: number | null;
+  readonly tags: readonly string[];
+  readonly createdAt: Date;
+  /** Full-text rank against the query (0 when listed without one). */
+  readonly rank: number;
+}
+
+export interface NewLearning {
+  readonly workspaceId: string;
+  readonly outcomeId: string;
+  readonly experimentId: string | null;
+  readonly statement: string;
+  readonly decision: string;
+  readonly effect?: number | null;
+  readonly ciLow?: number | null;
+  readonly ciHigh?: number | null;
+  readonly tags?: readonly string[];
+}
+
+export async function insertLearning(db: DbOrTrx, l: NewLearning): Promise<string> {
+  const row = await db
+    .insertInto("learnings")
+    .values({
+      workspace_id: l.workspaceId,
+      outcome_id: l.outcomeId,
+      experiment_id: l.experimentId,
+      statement: l.statement,
+      decision: l.decision,
+      effect: l.effect ?? null,
+      ci_low: l.ciLow ?? null,
+      ci_high: l.ciHigh ?? null,
+      tags: [...(l.tags ?? [])],
+      links: JSON.stringify([]),
+    })
+    .returning("id")
+    .executeTakeFirstOrThrow();
+  return row.id;
+}
+
+/**
+ * The learnings of a workspace most relevant to some words, best first: any of
+ * the words may match (an OR of the stemmed terms), ranked by `ts_rank`; the
+ * learnings of `outcomeId` always come along (they rank first on a tie).
+ */
+export async function searchLearnings(
+  db: DbOrTrx,
+  workspaceId: string,
+  words: readonly string[],
+  options: { outcomeId?: string; limit?: number } = {},
+): Promise<LearningRecord[]> {
+  const terms = [...new Set(words.map((w) => w.toLowerCase().replace(/[^a-z0-9]/g, "")).filter((w) => w.length >= 3))];
+  const query = terms.join(" | ");
+  const rows = await sql<{
+    id: string;
+    outcome_id: string;
+    experiment_id: string | null;
+    statement: string;
+    decision: string;
+    effect: number | null;
+    ci_low: number | null;
+    ci_high: number | null;
+    tags: string[];
+    created_at: Date;
+    rank: number;
+  }>`
+    SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at,
+           ${query === "" ? sql`0` : sql`ts_rank(search, to_tsquery('english', ${query}))`}::float8 AS rank
+      FROM learnings
+     WHERE workspace_id = ${workspaceId}
+       AND (${query === "" ? sql`false` : sql`search @@ to_tsquery('english', ${query})`}
+            OR outcome_id = ${options.outcomeId ?? null})
+     ORDER BY rank DESC, (outcome_id = ${options.outcomeId ?? null}) DESC, created_at DESC
+     LIMIT ${options.limit ?? 10}`.execute(db);
+  return rows.rows.map((r) => ({
+    id: r.id,
+    outcomeId: r.outcome_id,
+    experimentId: r.experiment_id,
+    statement: r.statement,
+    decision: r.decision,
+    effect: r.effect,
+    ciLow: r.ci_low,
+    ciHigh: r.ci_high,
+    tags: r.tags,
+    createdAt: r.created_at,
+    rank: r.rank,
+  }));
+}

@@ -1,0 +1,140 @@
+/**
+ * The hypothesis engine with no LLM configured: the gateway's rules engine
+ * answers, against the real Postgres.
+ */
+import { audit, learnings } from "@outcome-runtime/db";
+import { createGateway, llmConfigFromEnv } from "@outcome-runtime/llm";
+import { parseOutcome } from "@outcome-runtime/spec";
+import {
+  createTestDatabase,
+  exampleOutcome,
+  outcomeVariant,
+  type Seeded,
+  seedWorkspace,
+  type TestDatabase,
+} from "@outcome-runtime/testing";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyOutcome } from "./apply-outcome";
+import { getExperiment } from "./experiments";
+import { activateOutcome, generatePortfolio, screenHypotheses } from "./hypotheses";
+import { getOutcome } from "./outcomes";
+
+let t: TestDatabase;
+let seed: Seeded;
+const deps = () => ({ db: t.db, gateway: createGateway({ db: t.db, config: llmConfigFromEnv({}) }) });
+
+beforeAll(async () => {
+  t = await createTestDatabase();
+  seed = await seedWorkspace(t.db);
+});
+afterAll(async () => {
+  await t.drop();
+});
+
+describe("activating an outcome with no LLM configured", () => {
+  it("proposes three valid hypotheses with distinct mechanisms and opens the portfolio gate", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: exampleOutcome() });
+    const { outcome, portfolio, portfolioError } = await activateOutcome(
+      deps(),
+      seed.admin,
+      "checkout-abandonment",
+      null,
+    );
+    expect(portfolioError).toBeNull();
+    expect(outcome.state).toBe("active");
+    expect(portfolio?.source).toBe("rules");
+    expect(portfolio?.proposals).toHaveLength(3);
+    const gateIds = new Set(portfolio?.proposals.map((p) => p.gate.id));
+    expect(gateIds.size).toBe(1);
+    const detail = await getOutcome({ db: t.db }, seed.admin, "checkout-abandonment");
+    const gate = detail.gates.find((g) => g.kind === "portfolio_review");
+    expect(gate?.status).toBe("pending");
+    const spec = parseOutcome(exampleOutcome(), { file: "outcome.yaml" });
+    if (!spec.ok) throw new Error("example outcome is invalid");
+    const mechanisms = new Set<string>();
+    for (const p of portfolio?.proposals ?? []) {
+      const { experiment } = await getExperiment({ db: t.db }, seed.admin, p.experiment.key);
+      expect(experiment).toMatchObject({ state: "proposed", source: "rules" });
+      expect(experiment.statement.length).toBeGreaterThan(20);
+      expect(experiment.prediction?.effect).toBeGreaterThan(0);
+      expect(experiment.rolloutPlan).toMatch(/Minimum sample: \d+ units per arm for the always-valid test/);
+      expect(experiment.measurementPlan).toMatch(/Priority: impact/);
+      // Nothing inside the forbidden paths.
+      for (const path of experiment.touchedPaths) {
+        expect(path.startsWith("apps/web/src/payments/")).toBe(false);
+        expect(path.endsWith(".sql")).toBe(false);
+      }
+      mechanisms.add(experiment.mechanism.replace(/^.*\[(\w+)\]$/s, "$1"));
+    }
+    expect(mechanisms.size).toBe(3);
+    // The generator's call is metered and audited.
+    const calls = await audit.listAuditEvents(t.db, seed.workspaceId, { action: "llm.call" });
+    expect(calls.length).toBeGreaterThanOrEqual(1);
+  });
+
+  it("a failed learning for the outcome changes the next portfolio", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("learn-from-failure") });
+    const first = await activateOutcome(deps(), seed.admin, "learn-from-failure", null);
+    const firstMechanisms = (first.portfolio?.proposals ?? []).map((p) => p.experiment.mechanism);
+    const failedMechanism = /\[(\w+)\]$/.exec(firstMechanisms[0] ?? "")?.[1];
+    expect(failedMechanism).toBeDefined();
+    // The first hypothesis was tried and rolled back.
+    await learnings.insertLearning(t.db, {
+      workspaceId: seed.workspaceId,
+      outcomeId: first.outcome.id,
+      experimentId: first.portfolio?.proposals[0]?.experiment.id ?? null,
+      statement: `${first.portfolio?.proposals[0]?.experiment.title}: rolled back, abandonment rose`,
+      decision: "roll_back",
+      effect: 0.02,
+      tags: [failedMechanism as string],
+    });
+    const second = await generatePortfolio(deps(), seed.admin, "learn-from-failure");
+    const secondMechanisms = second.proposals.map((p) => /\[(\w+)\]$/.exec(p.experiment.mechanism)?.[1]);
+    expect(secondMechanisms).not.toContain(failedMechanism);
+    expect(second.learningsConsidered.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("screening", () => {
+  const spec = (() => {
+    const parsed = parseOutcome(exampleOutcome(), { file: "outcome.yaml" });
+    if (!parsed.ok) throw new Error("example outcome is invalid");
+    return parsed.spec;
+  })();
+  const base = {
+    statement: "If we change the checkout, then abandonment will decrease, because it is simpler.",
+    mechanism: "Less work for the shopper.",
+    prediction: { metric: "checkout_abandonment_rate", direction: "decrease" as const, effect: 0.03, relative: true },
+    measurement_plan: "Compare abandonment between arms.",
+    rollout_plan: "50/50 for two weeks.",
+    effort: "M" as const,
+    risk: "low" as const,
+    rationale: "A common win in checkouts.",
+  };
+
+  it("drops forbidden paths, repeats of failures and duplicate mechanisms, saying why", () => {
+    const result = screenHypotheses(
+      spec,
+      [
+        {
+          ...base,
+          title: "Pay faster",
+          mechanism_key: "friction_reduction",
+          touched_paths: ["apps/web/src/payments/Pay.tsx"],
+        },
+        { ...base, title: "Trust badges", mechanism_key: "trust", touched_paths: ["apps/web/src/checkout/Badges.tsx"] },
+        { ...base, title: "More badges", mechanism_key: "trust", touched_paths: ["apps/web/src/checkout/More.tsx"] },
+        {
+          ...base,
+          title: "Countdown timer",
+          mechanism_key: "urgency",
+          touched_paths: ["apps/web/src/checkout/Timer.tsx"],
+        },
+      ],
+      [{ title: "Countdown timer at payment", statement: "A timer.", mechanism_key: "urgency" }],
+    );
+    expect(result.kept.map((h) => h.title)).toEqual(["Trust badges"]);
+    expect(result.dropped.map((d) => d.reason)).toEqual(["forbidden_paths", "duplicate_mechanism", "failed_before"]);
+    expect(result.dropped[0]?.detail).toContain("apps/web/src/payments/Pay.tsx");
+  });
+});
