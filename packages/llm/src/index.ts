@@ -24,9 +24,12 @@ export { OPERATIONS } from "./operations";
 export type { DraftOutcomeOutput, GenerateHypothesesOutput, SummarizeLearningOutput } from "./output.types";
 export type { RulesDrop, RulesFailedHypothesis, RulesHypothesesInput, RulesLearning, RulesPlan } from "./rules";
 export {
+  defaultPlaybooks,
+  detectArea,
   draftOutcomeByRules,
   findSimilarFailure,
   generateHypothesesByRules,
   planByRules,
   RulesError,
 } from "./rules";
+export { validateOutput } from "./validate";
