@@ -4,6 +4,7 @@
  */
 import { audit, learnings } from "@outcome-runtime/db";
 import { createGateway, llmConfigFromEnv } from "@outcome-runtime/llm";
+import { startFakeAnthropic } from "@outcome-runtime/llm/test-support";
 import { parseOutcome } from "@outcome-runtime/spec";
 import {
   createTestDatabase,
@@ -92,6 +93,64 @@ describe("activating an outcome with no LLM configured", () => {
     const secondMechanisms = second.proposals.map((p) => /\[(\w+)\]$/.exec(p.experiment.mechanism)?.[1]);
     expect(secondMechanisms).not.toContain(failedMechanism);
     expect(second.learningsConsidered.length).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe("an LLM portfolio (the real Anthropic SDK against a local server)", () => {
+  it("drops a hypothesis inside the forbidden paths, records the drop, and replaces it from the rules engine", async () => {
+    const fake = await startFakeAnthropic();
+    try {
+      await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("llm-portfolio") });
+      const hypothesis = (title: string, key: string, paths: string[]) => ({
+        title,
+        statement: `If we ${title.toLowerCase()}, then checkout abandonment will decrease, because it is easier.`,
+        mechanism: "Shoppers have less to do before paying.",
+        mechanism_key: key,
+        prediction: { metric: "checkout_abandonment_rate", direction: "decrease", effect: 0.04, relative: true },
+        measurement_plan: "Compare the abandonment rate between arms.",
+        rollout_plan: "50/50 until the planned sample.",
+        effort: "M",
+        risk: "low",
+        confidence: 0.6,
+        touched_paths: paths,
+        rationale: "Shorter checkouts usually convert better.",
+      });
+      fake.enqueue({
+        kind: "output",
+        output: {
+          hypotheses: [
+            hypothesis("Save the card on file", "friction_reduction", ["apps/web/src/payments/SavedCard.tsx"]),
+            hypothesis("Show trust badges", "trust", ["apps/web/src/checkout/TrustBadges.tsx"]),
+            hypothesis("Show delivery date early", "clarity", ["apps/web/src/checkout/DeliveryDate.tsx"]),
+          ],
+        },
+      });
+      const gateway = createGateway({
+        db: t.db,
+        config: llmConfigFromEnv({
+          ANTHROPIC_API_KEY: "sk-ant-test",
+          ANTHROPIC_BASE_URL: fake.baseURL,
+          OUTCOME_RUNTIME_LLM_RETRY_BASE_MS: "10",
+        }),
+      });
+      const { portfolio } = await activateOutcome({ db: t.db, gateway }, seed.admin, "llm-portfolio", null);
+      expect(fake.requests).toHaveLength(1);
+      expect(portfolio?.source).toMatch(/^llm:.+\+rules$/);
+      expect(portfolio?.dropped).toEqual([
+        expect.objectContaining({ title: "Save the card on file", reason: "forbidden_paths" }),
+      ]);
+      expect(portfolio?.dropped[0]?.detail).toContain("apps/web/src/payments/SavedCard.tsx");
+      const sources = portfolio?.proposals.map((p) => p.experiment.source);
+      expect(sources?.filter((s) => s.startsWith("llm:"))).toHaveLength(2);
+      expect(sources?.filter((s) => s === "rules")).toHaveLength(1);
+      const drops = await audit.listAuditEvents(t.db, seed.workspaceId, { action: "hypothesis.dropped" });
+      expect(drops.some((e) => (e.after as { title?: string }).title === "Save the card on file")).toBe(true);
+      for (const p of portfolio?.proposals ?? []) {
+        expect(p.experiment.touchedPaths.some((path) => path.startsWith("apps/web/src/payments/"))).toBe(false);
+      }
+    } finally {
+      await fake.close();
+    }
   });
 });
 
