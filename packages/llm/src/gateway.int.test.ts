@@ -421,7 +421,7 @@ describe("gateway with an OpenAI-compatible server", () => {
     expect(req!.headers.authorization).toBe("Bearer sk-test");
     expect(req!.body.response_format).toEqual({
       type: "json_schema",
-      json_schema: { name: "generate_hypotheses", schema, strict: true },
+      json_schema: { name: "generate_hypotheses", schema, strict: false },
     });
     expect(req!.body.messages.map((m: { role: string }) => m.role)).toEqual(["system", "user"]);
   });

@@ -1,8 +1,10 @@
 /**
  * Any server that speaks OpenAI's chat-completions API (OpenAI, OpenRouter,
  * Ollama, vLLM): `POST {baseURL}/chat/completions` with
- * `response_format: { type: "json_schema", json_schema: { name, schema, strict: true } }`;
- * the output is the JSON text of `choices[0].message.content`. Plain `fetch`:
+ * `response_format: { type: "json_schema", json_schema: { name, schema, strict: false } }`;
+ * `strict: false` because OpenAI's strict mode accepts only a subset of JSON Schema (every property
+ * required, no length bounds); the gateway validates the output with ajv and repairs it instead.
+ * The output is the JSON text of `choices[0].message.content`. Plain `fetch`:
  * the `openai` package requires Node 22, the runtime supports Node 20.
  */
 import {
@@ -43,7 +45,7 @@ export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProvider
         ],
         response_format: {
           type: "json_schema",
-          json_schema: { name: request.outputName, schema: request.outputSchema, strict: true },
+          json_schema: { name: request.outputName, schema: request.outputSchema, strict: false },
         },
       };
       let response: Response;
