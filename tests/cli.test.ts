@@ -102,7 +102,13 @@ describe("outcome-runtime apply, activate, status, keys", () => {
     expect(first.stdout.trim()).toBe("checkout-abandonment: created (revision 1, draft)");
     const second = await cli(["apply", "outcome.example.yaml"]);
     expect(second.stdout.trim()).toBe("checkout-abandonment: unchanged (revision 1, draft)");
-    expect((await cli(["activate", "checkout-abandonment"])).stdout.trim()).toBe("checkout-abandonment: active");
+    const activated = (await cli(["activate", "checkout-abandonment"])).stdout.trim().split("\n");
+    expect(activated[0]).toBe("checkout-abandonment: active");
+    // With no LLM configured the rules engine proposes the first portfolio.
+    expect(activated[1]).toMatch(
+      /^proposed 3 hypotheses \(source: rules\) awaiting portfolio_review by maya\.pm@acme\.example:$/,
+    );
+    expect(activated.slice(2)).toHaveLength(3);
     const status = await cli(["status"]);
     expect(status.stdout).toContain("checkout-abandonment  [active]  rev 1");
     expect(status.stdout).toContain("target: decrease checkout_abandonment_rate by 10%");

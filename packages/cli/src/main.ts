@@ -246,13 +246,35 @@ program
   .argument("<outcome>", "outcome id or slug")
   .action(async (outcome: string) => {
     const options = program.opts<GlobalOptions>();
-    const result = await clientOf(options).request<{ outcome: { slug: string; state: string } }>(
-      "POST",
-      `/v1/outcomes/${encodeURIComponent(outcome)}/activate`,
-      { json: {} },
-    );
-    if (options.json) out(JSON.stringify(result, null, 2));
-    else out(`${result.outcome.slug}: ${result.outcome.state}`);
+    const result = await clientOf(options).request<{
+      outcome: { slug: string; state: string };
+      portfolio?: {
+        source: string;
+        fallbackReason: string | null;
+        experiments: { key: string; title: string; prediction: { direction: string; effect: number } | null }[];
+        gate: { kind: string; assignees: string[] } | null;
+      } | null;
+      portfolioError?: string | null;
+    }>("POST", `/v1/outcomes/${encodeURIComponent(outcome)}/activate`, { json: {} });
+    if (options.json) {
+      out(JSON.stringify(result, null, 2));
+      return;
+    }
+    out(`${result.outcome.slug}: ${result.outcome.state}`);
+    const p = result.portfolio;
+    if (p) {
+      const why = p.fallbackReason ? `, fallback: ${p.fallbackReason}` : "";
+      const who = p.gate ? ` awaiting ${p.gate.kind} by ${p.gate.assignees.join(", ")}` : "";
+      out(`proposed ${p.experiments.length} hypotheses (source: ${p.source}${why})${who}:`);
+      for (const e of p.experiments) {
+        const effect = e.prediction ? ` (${e.prediction.direction} ${(e.prediction.effect * 100).toFixed(1)}%)` : "";
+        out(`  - ${e.key}: ${e.title}${effect}`);
+      }
+    } else if (result.portfolioError) {
+      out(
+        `no portfolio yet: ${result.portfolioError} (retry with POST /v1/outcomes/${result.outcome.slug}/hypotheses)`,
+      );
+    }
   });
 
 const keys = program.command("keys").description("API keys");
