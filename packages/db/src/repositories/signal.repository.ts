@@ -99,8 +99,9 @@ export interface UpsertReport {
 
 /**
  * Upsert cumulative points in one statement (`INSERT … ON CONFLICT DO UPDATE …
- * WHERE values differ`), and move the series' "polled until" mark forward to the
- * newest ts. Identical re-polls write nothing; revised values are updated.
+ * WHERE values differ`), and set the series' "polled until" mark to the oldest
+ * of its arms' newest points. Identical re-polls write nothing; revised values
+ * are updated.
  */
 export async function upsertPoints(
   db: DbOrTrx,
@@ -128,15 +129,15 @@ export async function upsertPoints(
     RETURNING (xmax = 0) AS inserted`.execute(db);
   const inserted = result.rows.filter((r) => r.inserted).length;
   const updated = result.rows.length - inserted;
-  const newest = new Date(Math.max(...points.map((p) => p.ts.getTime())));
-  await db
-    .updateTable("signal_series")
-    .set({
-      polled_until: sql<Date>`GREATEST(polled_until, ${newest})`,
-      last_polled_at: polledAt,
-    })
-    .where("id", "=", series.id)
-    .execute();
+  // The mark is the oldest of the arms' newest points: an arm whose rows arrive later than the
+  // others' (with an earlier as-of time) is still fetched by the next poll. Re-fetching the
+  // faster arms' rows costs nothing: their upsert finds them unchanged.
+  await sql`UPDATE signal_series
+               SET last_polled_at = ${polledAt},
+                   polled_until = (SELECT min(newest)
+                                     FROM (SELECT max(ts) AS newest FROM signal_points
+                                            WHERE series_id = ${series.id} GROUP BY arm) AS per_arm)
+             WHERE id = ${series.id}`.execute(db);
   return { inserted, updated, unchanged: points.length - inserted - updated };
 }
 

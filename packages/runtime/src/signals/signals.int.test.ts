@@ -262,6 +262,35 @@ describe("the decision policy on real polls", () => {
     expect(await analyzeExperiment(deps(), id)).toMatchObject({ analysed: 1, decision: { reason: "kill" } });
   });
 
+  it("still reads an arm whose rows arrive after the other arm's newer ones", async () => {
+    const key = await runningExperiment("sig-late-arm");
+    const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
+    const now = Date.now();
+    const t1 = new Date(now - 2 * DAY);
+    const t2 = new Date(now - DAY);
+    const arms = (control: number, treatment?: number): Arms => ({
+      control: { units: control, rate: 0.68 },
+      ...(treatment === undefined ? {} : { treatment: { units: treatment, rate: 0.68 } }),
+    });
+    // At t2 only control has reported so far.
+    const snapshots = [
+      { ts: t1, arms: arms(1_000, 1_000) },
+      { ts: t2, arms: arms(2_000) },
+    ];
+    source.experiments.set(key, { primary: snapshots, guardrail: [] });
+    expect(await pollExperiment(deps(), id)).toMatchObject({ inserted: 3 });
+    // Treatment's t2 row arrives later; the mark (t1, where both arms reported) lets the next poll read it.
+    snapshots[1] = { ts: t2, arms: arms(2_000, 2_000) };
+    expect(await pollExperiment(deps(), id)).toMatchObject({ inserted: 1, unchanged: 1 });
+    const series = await t.db
+      .selectFrom("signal_series")
+      .select("polled_until")
+      .where("experiment_id", "=", id)
+      .where("role", "=", "primary")
+      .executeTakeFirstOrThrow();
+    expect(series.polled_until?.getTime()).toBe(t2.getTime());
+  });
+
   it("stores a re-poll once and updates only values the source revised", async () => {
     const key = await runningExperiment("sig-repoll");
     const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
