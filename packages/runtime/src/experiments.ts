@@ -384,3 +384,34 @@ export async function transitionExperiment(
     throw error;
   }
 }
+
+/**
+ * Queue an immediate poll of a running experiment (then its analysis).
+ * `enqueue` puts the job on the queue (the API passes `enqueuePollNow` bound to
+ * its Redis connection) and returns the job id.
+ *
+ * @throws DomainError `not_found`; `illegal_transition` when the experiment is not
+ *   running; `service_unavailable` when the queue cannot take the job.
+ */
+export async function requestPoll(
+  deps: RuntimeDeps,
+  caller: Caller,
+  idOrKey: string,
+  enqueue: (experimentId: string) => Promise<string>,
+): Promise<{ experiment: Experiment; jobId: string }> {
+  const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
+  if (experiment.state !== "running") {
+    throw new DomainError(
+      "illegal_transition",
+      `experiment ${experiment.key} is ${experiment.state}; only a running experiment is polled`,
+      { state: experiment.state },
+    );
+  }
+  try {
+    return { experiment, jobId: await enqueue(experiment.id) };
+  } catch (error) {
+    throw new DomainError("service_unavailable", "the job queue (Redis) is unavailable right now; retry shortly", {
+      cause: error instanceof Error ? error.message : String(error),
+    });
+  }
+}

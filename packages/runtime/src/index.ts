@@ -24,6 +24,7 @@ export {
   listExperimentsOfOutcome,
   proposeExperiment,
   proposeExperimentIdempotently,
+  requestPoll,
   transitionExperiment,
 } from "./experiments";
 export { checkDatabase } from "./health";

@@ -124,7 +124,11 @@ async function problemDetails(app: FastifyInstance): Promise<void> {
         ...(Object.keys(details).length > 0 ? { details } : {}),
         ...(fieldErrors ? { errors: fieldErrors } : {}),
       });
-      if (body.status >= 500) request.log.error({ err: error }, "domain error with a 5xx status");
+      if (body.status === 503) {
+        // A dependency is down: the client should come back, not give up.
+        request.log.warn({ err: error }, "dependency unavailable");
+        reply.header("retry-after", "5");
+      } else if (body.status >= 500) request.log.error({ err: error }, "domain error with a 5xx status");
       return sendProblem(reply, body);
     }
     const mapped = fromFastify(request, error);

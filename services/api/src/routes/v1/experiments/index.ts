@@ -4,10 +4,10 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
   DIRECT_EXPERIMENT_ACTIONS,
-  DomainError,
   enqueuePollNow,
   getExperiment,
   listExperimentAnalyses,
+  requestPoll,
   transitionExperiment,
 } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
@@ -107,28 +107,9 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
       },
     },
     async (request, reply) => {
-      const { experiment } = await getExperiment(deps, request.caller, request.params.id);
-      if (experiment.state !== "running") {
-        throw new DomainError(
-          "illegal_transition",
-          `experiment ${experiment.key} is ${experiment.state}; only a running experiment is polled`,
-          {
-            state: experiment.state,
-          },
-        );
-      }
-      let jobId: string;
-      try {
-        jobId = await enqueuePollNow(redis, experiment.id, queuePrefix);
-      } catch (error) {
-        request.log.warn({ err: error }, "queue unavailable");
-        reply.header("retry-after", "5");
-        throw new DomainError(
-          "service_unavailable",
-          "the job queue (Redis) is unavailable right now; retry shortly",
-          {},
-        );
-      }
+      const { jobId } = await requestPoll(deps, request.caller, request.params.id, (id) =>
+        enqueuePollNow(redis, id, queuePrefix),
+      );
       return reply.code(202).send({ jobId });
     },
   );
