@@ -422,9 +422,13 @@ describe("the worker process", () => {
       }),
     ).toEqual([]);
 
-    // One event, whatever the number of deliveries (at least once: receivers deduplicate on the event header).
-    const events = new Map(hooks.received.map((r) => [String(r.headers[EVENT_HEADER]), r]));
+    // One experiment event, whatever the number of deliveries (at least once: receivers deduplicate on the
+    // event header). The gates opened on the way (portfolio, launches, the pause's review) have events of their own.
+    const typeOf = (r: { body: string }) => String((JSON.parse(r.body) as { type: string }).type);
+    const experimentHooks = hooks.received.filter((r) => typeOf(r).startsWith("experiment."));
+    const events = new Map(experimentHooks.map((r) => [String(r.headers[EVENT_HEADER]), r]));
     expect(events.size).toBe(1);
+    expect(new Set(hooks.received.map(typeOf))).toEqual(new Set(["experiment.paused", "gate.opened", "gate.decided"]));
     for (const delivery of hooks.received) {
       const header = delivery.headers[SIGNATURE_HEADER];
       expect(typeof header).toBe("string");
@@ -435,7 +439,7 @@ describe("the worker process", () => {
       const [, t, v1] = match!;
       expect(Math.abs(Number(t) - Date.now() / 1000)).toBeLessThan(300);
       expect(createHmac("sha256", WEBHOOK_SECRET).update(`${t}.${delivery.body}`).digest("hex")).toBe(v1);
-      const tampered = delivery.body.replace('"kill"', '"win"');
+      const tampered = delivery.body.replace('"type"', '"kind"');
       expect(tampered).not.toBe(delivery.body);
       expect(verifyWebhookSignature(WEBHOOK_SECRET, tampered, header as string)).toBe(false);
       expect(verifyWebhookSignature("another-secret-of-some-length", delivery.body, header as string)).toBe(false);

@@ -5,6 +5,7 @@
  */
 import type { ExperimentState } from "./experiment.machine";
 import type { Actor, DecisionChannel, GateKind, GateState } from "./gate.machine";
+import type { BuildReport } from "./gate-context";
 import type { OutcomeState } from "./outcome.machine";
 
 /**
@@ -19,7 +20,21 @@ export interface Workspace {
   readonly slug: string;
   readonly name: string;
   readonly createdAt: Date;
+  readonly settings: WorkspaceSettings;
 }
+
+/** Workspace-wide settings an admin changes through the API. */
+export interface WorkspaceSettings {
+  /**
+   * Gate decisions an email link may not make: the link's page asks for a
+   * signed-in dashboard session instead (mail scanners may run a page and
+   * submit its form). Default `["resume"]`: sending traffic to a paused
+   * experiment again.
+   */
+  readonly sessionRequiredDecisions: readonly string[];
+}
+
+export const DEFAULT_WORKSPACE_SETTINGS: WorkspaceSettings = { sessionRequiredDecisions: ["resume"] };
 
 export interface Outcome {
   readonly id: string;
@@ -92,6 +107,8 @@ export interface Experiment {
   readonly statsPlan: StatsPlan | null;
   /** The signal polls: when the last one ran and the error of the last failed one. */
   readonly polling: PollStatus;
+  /** What the builder reported with `report_built`; null before. */
+  readonly build: BuildReport | null;
 }
 
 /** How an experiment's sequential test is tuned; fixed once, shown with every result. */
@@ -125,7 +142,15 @@ export interface GateDecision {
   readonly decidedBy: string;
   readonly channel: DecisionChannel;
   readonly decidedAt: Date;
+  /**
+   * Per-item detail, e.g. `{ approved: [ids], rejected: [ids] }` of a portfolio
+   * review decided item by item; null when the decision applies to everything.
+   */
+  readonly detail: Readonly<Record<string, unknown>> | null;
 }
+
+/** What a gate's SLA expiry does: escalate to the backup (or the owner), or expire the gate. */
+export type GateExpiryPolicy = "escalate" | "expire";
 
 export interface Gate {
   readonly id: string;
@@ -142,6 +167,13 @@ export interface Gate {
   readonly decision: GateDecision | null;
   /** Why the gate was opened, e.g. `{ action: "analyse", reason: "win" }` for an analysis review. */
   readonly context: Readonly<Record<string, unknown>>;
+  readonly onExpiry: GateExpiryPolicy;
+  /** When the reminder is due: half the SLA after opening. */
+  readonly remindAt: Date;
+  readonly remindedAt: Date | null;
+  /** When the SLA expired and the gate was escalated, and to whom (the backup, or the owner). */
+  readonly escalatedAt: Date | null;
+  readonly escalatedTo: string | null;
 }
 
 export interface AuditEvent {

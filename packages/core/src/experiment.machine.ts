@@ -51,13 +51,16 @@ export interface ExperimentContext {
   readonly actor?: Actor;
 }
 
-/** Actions a human or agent may request directly (the others come from gates). */
+/**
+ * Actions a human or agent may request directly (the others come from gates).
+ * Pausing is always allowed; sending traffic again (`resume`) is decided at the
+ * analysis review a pause opens.
+ */
 export const DIRECT_EXPERIMENT_ACTIONS: readonly ExperimentAction[] = [
   "claim",
   "release",
   "report_built",
   "pause",
-  "resume",
   "analyse",
 ];
 
@@ -123,7 +126,13 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
       to: "building",
       events: ["experiment.rework_requested"],
     },
-    { action: "pause", from: ["running"], to: "paused", events: ["experiment.paused"] },
+    {
+      action: "pause",
+      from: ["running"],
+      to: "paused",
+      // A paused experiment waits for a person: resume it or roll it back.
+      events: ["experiment.paused", "gate.analysis_review.requested"],
+    },
     {
       action: "resume",
       from: ["paused"],

@@ -38,12 +38,15 @@ export interface GateContext {
   readonly actor?: Actor;
   readonly assignees?: readonly string[];
   readonly backup?: string | null;
+  /** Whom the gate was escalated to when its SLA expired (the backup, or the outcome's owner). */
+  readonly escalatedTo?: string | null;
 }
 
 /**
  * Who may decide a gate. AI proposes, humans decide: an `agent` never decides.
  * An `admin` may decide any gate; `approver` and `member` only gates they are an
- * assignee or the backup of (emails compared case-insensitively). A gate with no
+ * assignee, the backup or the escalation target of (emails compared
+ * case-insensitively). A gate with no
  * assignees may be decided by any `approver` or `admin`.
  */
 export function mayDecideGate(context: GateContext): GuardVerdict {
@@ -56,9 +59,15 @@ export function mayDecideGate(context: GateContext): GuardVerdict {
     return { code: "forbidden", message: "the runtime opens gates for people; it never decides one" };
   }
   if (actor.role === "admin") return null;
-  const people = [...(context.assignees ?? []), ...(context.backup ? [context.backup] : [])].map((e) =>
-    e.toLowerCase(),
-  );
+  const people = [
+    ...new Set(
+      [
+        ...(context.assignees ?? []),
+        ...(context.backup ? [context.backup] : []),
+        ...(context.escalatedTo ? [context.escalatedTo] : []),
+      ].map((e) => e.toLowerCase()),
+    ),
+  ];
   if (people.length === 0) {
     return actor.role === "approver"
       ? null

@@ -12,6 +12,7 @@ export type {
   Experiment,
   Gate,
   GateDecision,
+  GateExpiryPolicy,
   Outcome,
   OutcomeRevision,
   PollStatus,
@@ -20,8 +21,9 @@ export type {
   StatsPlan,
   StoredSpec,
   Workspace,
+  WorkspaceSettings,
 } from "./entities";
-export { EXPERIMENT_SOURCES } from "./entities";
+export { DEFAULT_WORKSPACE_SETTINGS, EXPERIMENT_SOURCES } from "./entities";
 export type { ErrorCode } from "./error-codes";
 export { ERROR_CODES } from "./error-codes";
 export { assertNever, DomainError, GuardRejectedError, IllegalTransitionError } from "./errors";
@@ -51,6 +53,20 @@ export {
   mayDecideGate,
   ROLES,
 } from "./gate.machine";
+export type {
+  AnalysisReviewContext,
+  AnalysisSummary,
+  ArmSummary,
+  BuildReport,
+  DecisionOption,
+  ExperimentBrief,
+  GateContextPackage,
+  GuardrailSummary,
+  HypothesisBrief,
+  LaunchApprovalContext,
+  OutcomeBrief,
+  PortfolioReviewContext,
+} from "./gate-context";
 export type { GuardVerdict, MachineDef, TransitionDef, TransitionResult } from "./machine";
 export { applyTransition, availableActions, isFinal } from "./machine";
 export type { OutcomeAction, OutcomeContext, OutcomeState } from "./outcome.machine";

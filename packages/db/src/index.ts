@@ -6,6 +6,7 @@ export * as apiKeys from "./repositories/api-key.repository";
 export * as audit from "./repositories/audit.repository";
 export * as experiments from "./repositories/experiment.repository";
 export * as gates from "./repositories/gate.repository";
+export * as gateMail from "./repositories/gate-mail.repository";
 export * as idempotency from "./repositories/idempotency.repository";
 export * as learnings from "./repositories/learning.repository";
 export type { LlmCall, NewLlmCall } from "./repositories/llm.repository";

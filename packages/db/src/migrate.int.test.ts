@@ -24,6 +24,7 @@ describe("migrations", () => {
         "2026-12-01T00-00-signals",
         "2026-12-01T01-00-series-lookups",
         "2026-12-02T00-00-llm",
+        "2026-12-03T00-00-gates",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

@@ -10,6 +10,7 @@ import * as initial from "./migrations/2026-11-22T00-00-initial";
 import * as signals from "./migrations/2026-12-01T00-00-signals";
 import * as seriesLookups from "./migrations/2026-12-01T01-00-series-lookups";
 import * as llm from "./migrations/2026-12-02T00-00-llm";
+import * as gates from "./migrations/2026-12-03T00-00-gates";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -17,6 +18,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-01T00-00-signals": signals,
   "2026-12-01T01-00-series-lookups": seriesLookups,
   "2026-12-02T00-00-llm": llm,
+  "2026-12-03T00-00-gates": gates,
 };
 
 export interface MigrationReport {

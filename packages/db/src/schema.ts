@@ -20,6 +20,7 @@ export interface WorkspacesTable {
   slug: string;
   name: string;
   created_at: Timestamp;
+  settings: ColumnType<Record<string, unknown>, string | undefined, string>;
 }
 
 export interface ApiKeysTable {
@@ -89,6 +90,7 @@ export interface ExperimentsTable {
   last_polled_at: NullableTimestamp;
   poll_error: ColumnType<unknown, string | null | undefined, string | null>;
   poll_failures: ColumnType<number, number | undefined, number>;
+  build: ColumnType<unknown, string | null | undefined, string | null>;
 }
 
 export interface GatesTable {
@@ -109,6 +111,13 @@ export interface GatesTable {
   decided_at: NullableTimestamp;
   created_at: Timestamp;
   context: ColumnType<Record<string, unknown>, string | undefined, string>;
+  on_expiry: ColumnType<string, string | undefined, string>;
+  remind_at: Timestamp;
+  reminded_at: NullableTimestamp;
+  escalated_at: NullableTimestamp;
+  escalated_to: string | null;
+  sla_scheduled_at: NullableTimestamp;
+  decision_detail: ColumnType<unknown, string | null | undefined, string | null>;
 }
 
 export interface SignalSeriesTable {
@@ -167,6 +176,38 @@ export interface LearningsTable {
   links: Json;
   search: ColumnType<string, never, never>;
   created_at: Timestamp;
+  source: ColumnType<string, string | undefined, string>;
+  gate_id: string | null;
+}
+
+export interface GateNotificationsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  gate_id: string;
+  recipient: string;
+  reason: string;
+  status: ColumnType<string, string | undefined, string>;
+  attempts: ColumnType<number, number | undefined, number>;
+  last_error: string | null;
+  message_id: string | null;
+  claimed_at: NullableTimestamp;
+  sent_at: NullableTimestamp;
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>;
+}
+
+export interface GateTokensTable {
+  id: Generated<string>;
+  workspace_id: string;
+  gate_id: string;
+  notification_id: string | null;
+  recipient: string;
+  decision: string;
+  token_hash: string;
+  expires_at: Timestamp;
+  created_at: ColumnType<Date, Date | string | undefined, Date | string>;
+  used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+  revoked_reason: string | null;
 }
 
 export interface AuditEventsTable {
@@ -254,4 +295,6 @@ export interface Database {
   webhook_deliveries: WebhookDeliveriesTable;
   llm_cache: LlmCacheTable;
   llm_calls: LlmCallsTable;
+  gate_notifications: GateNotificationsTable;
+  gate_tokens: GateTokensTable;
 }

@@ -9,3 +9,4 @@ export { draftOutcomeYaml } from "./draft-outcome-yaml";
 export type { DraftTodo } from "./rules/draft-outcome";
 export { draftOutcomeByRules } from "./rules/draft-outcome";
 export { RulesError } from "./rules/rules-error";
+export { summarizeLearningOffline } from "./summarize-learning.offline";

@@ -155,13 +155,21 @@ describe("who may do what", () => {
       changedPaths: ["apps/web/src/checkout/x.ts"],
     });
     await decideGate(deps(), seed.admin, built.openedGates[0]!.id, { decision: "approve" });
-    await transitionExperiment(deps(), seed.admin, p.experiment.id, { action: "pause" });
+    const paused = await transitionExperiment(deps(), builder.caller, p.experiment.id, { action: "pause" });
+    const review = paused.openedGates[0]!;
+    expect(review.kind).toBe("analysis_review");
     expect(await codeOf(transitionExperiment(deps(), builder.caller, p.experiment.id, { action: "resume" }))).toBe(
       "forbidden",
     );
+    expect(await codeOf(decideGate(deps(), builder.caller, review.id, { decision: "resume" }))).toBe(
+      "agents_cannot_decide",
+    );
     const member = await seed.key("dev@acme.example", "member");
-    const resumed = await transitionExperiment(deps(), member.caller, p.experiment.id, { action: "resume" });
-    expect(resumed.experiment.state).toBe("running");
+    expect(await codeOf(decideGate(deps(), member.caller, review.id, { decision: "resume" }))).toBe(
+      "gate_not_assignee",
+    );
+    const resumed = await decideGate(deps(), seed.admin, review.id, { decision: "resume" });
+    expect(resumed.experiments.map((e) => e.state)).toEqual(["running"]);
   });
 });
 
@@ -186,7 +194,7 @@ describe("abandoning an outcome", () => {
     expect(await codeOf(decideGate(deps(), seed.admin, waiting.gate.id, { decision: "approve" }))).toBe(
       "gate_already_decided",
     );
-    expect(await codeOf(transitionExperiment(deps(), seed.admin, running.experiment.id, { action: "resume" }))).toBe(
+    expect(await codeOf(transitionExperiment(deps(), seed.admin, running.experiment.id, { action: "analyse" }))).toBe(
       "outcome_closed",
     );
     const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: running.experiment.id });

@@ -4,32 +4,113 @@
  */
 import {
   applyTransition,
+  type DecisionOption,
   DomainError,
   type Experiment,
   type ExperimentAction,
+  type ExperimentState,
   experimentMachine,
   type Gate,
+  type GateContextPackage,
   type GateKind,
   gateMachine,
 } from "@outcome-runtime/core";
 import { audit, experiments, gates, outcomes, type Page, type PageRequest, type Trx } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { buildGateContext, type GateLinks } from "./gate-context";
+import { recordGateClosed } from "./gate-events";
+import { writeLearningForDecision } from "./learnings";
 
 /** The decisions each gate kind accepts, and the gate status each leads to. */
 export const GATE_DECISIONS = {
   portfolio_review: { approve: "approved", reject: "rejected" },
   launch_approval: { approve: "approved", reject: "rejected" },
-  analysis_review: { ship: "approved", iterate: "approved", extend: "approved", roll_back: "rejected" },
+  analysis_review: {
+    ship: "approved",
+    iterate: "approved",
+    extend: "approved",
+    resume: "approved",
+    roll_back: "rejected",
+  },
 } as const satisfies Record<GateKind, Record<string, "approved" | "rejected">>;
 
-export type GateDecisionValue = "approve" | "reject" | "ship" | "iterate" | "extend" | "roll_back";
+export type GateDecisionValue = "approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back";
+
+/** Every decision value any gate takes. */
+export const ALL_GATE_DECISIONS: readonly GateDecisionValue[] = [
+  "approve",
+  "reject",
+  "ship",
+  "iterate",
+  "extend",
+  "resume",
+  "roll_back",
+];
 
 /** The experiment action a decision applies, per gate kind. */
 const EXPERIMENT_EFFECT: Record<GateKind, Partial<Record<GateDecisionValue, ExperimentAction>>> = {
   portfolio_review: { approve: "approve", reject: "reject" },
   launch_approval: { approve: "launch", reject: "rework" },
-  analysis_review: { ship: "ship", iterate: "iterate", extend: "extend", roll_back: "roll_back" },
+  analysis_review: { ship: "ship", iterate: "iterate", extend: "extend", resume: "resume", roll_back: "roll_back" },
 };
+
+const OPTION_TEXT: Record<GateKind, Partial<Record<GateDecisionValue, Omit<DecisionOption, "decision">>>> = {
+  portfolio_review: {
+    approve: { label: "Approve", effect: "the approved hypotheses go to be built", tone: "primary" },
+    reject: { label: "Reject all", effect: "every hypothesis of this review is rejected", tone: "danger" },
+  },
+  launch_approval: {
+    approve: { label: "Launch", effect: "traffic starts flowing to the experiment's arms", tone: "primary" },
+    reject: { label: "Send back", effect: "the experiment goes back to its builder for rework", tone: "danger" },
+  },
+  analysis_review: {
+    ship: { label: "Ship", effect: "the treatment is shipped and the experiment concludes", tone: "primary" },
+    iterate: {
+      label: "Iterate",
+      effect: "the experiment concludes and its learning seeds a next version",
+      tone: "neutral",
+    },
+    extend: {
+      label: "Extend",
+      effect: "the experiment keeps running and is analysed again as data arrives",
+      tone: "neutral",
+    },
+    resume: { label: "Resume", effect: "traffic flows to the paused experiment again", tone: "primary" },
+    roll_back: {
+      label: "Roll back",
+      effect: "the treatment is switched off and the experiment concludes",
+      tone: "danger",
+    },
+  },
+};
+
+/**
+ * The decisions a gate takes now, with labels. An analysis review of an
+ * experiment in `analysing` takes ship, iterate, extend and roll_back; of a
+ * `paused` one (kill-switch, guardrail, SRM, a manual pause) resume and
+ * roll_back. Empty once the gate is decided or its experiment moved on.
+ */
+export function decisionOptions(
+  gate: Pick<Gate, "kind" | "status">,
+  experimentState: ExperimentState | null,
+): DecisionOption[] {
+  if (gate.status !== "pending") return [];
+  let values = Object.keys(GATE_DECISIONS[gate.kind]) as GateDecisionValue[];
+  if (gate.kind === "analysis_review") {
+    values =
+      experimentState === "analysing"
+        ? ["ship", "iterate", "extend", "roll_back"]
+        : experimentState === "paused"
+          ? ["resume", "roll_back"]
+          : [];
+  } else if (gate.kind === "launch_approval" && experimentState !== "built") {
+    values = [];
+  }
+  return values.map((decision) => ({
+    decision,
+    ...(OPTION_TEXT[gate.kind][decision] as Omit<DecisionOption, "decision">),
+  }));
+}
 
 /** Thrown to every caller but the first: carries the decision that won. */
 export class GateAlreadyDecidedError extends DomainError {
@@ -47,12 +128,22 @@ export class GateAlreadyDecidedError extends DomainError {
 export interface DecideGateInput {
   readonly decision: GateDecisionValue;
   readonly reason?: string | null | undefined;
+  /**
+   * Portfolio review only: a decision per hypothesis (experiment id →
+   * `approve` | `reject`); hypotheses left out take the gate's decision. Lets a
+   * PM approve some hypotheses and reject the others in one decision.
+   */
+  readonly hypotheses?: Readonly<Record<string, "approve" | "reject">> | undefined;
+  /** Extra facts for the audit event (e.g. the email link used). */
+  readonly via?: Readonly<Record<string, unknown>> | undefined;
 }
 
 export interface DecideGateResult {
   readonly gate: Gate;
   /** Experiments the decision moved, in their new state. */
   readonly experiments: readonly Experiment[];
+  /** The learning written when the decision concluded an experiment. */
+  readonly learningId: string | null;
 }
 
 /**
@@ -61,14 +152,20 @@ export interface DecideGateResult {
  * audit event and the experiment moves it implies commit with it or not at all.
  *
  * Effects: `portfolio_review` approve/reject moves every proposed experiment of
- * the gate to approved/rejected; `launch_approval` approve launches the
- * experiment (running), reject sends it back to building; `analysis_review`
- * ship/iterate/extend/roll_back apply the action of that name.
+ * the gate to approved/rejected (or each as `input.hypotheses` says);
+ * `launch_approval` approve launches the experiment (running), reject sends it
+ * back to building; `analysis_review` ship/iterate/extend/resume/roll_back
+ * apply the action of that name, and a concluding decision (ship, iterate,
+ * roll_back) writes the experiment's learning. In the same transaction every
+ * email link of the gate dies, its unsent emails are cancelled and its
+ * `gate.decided` webhook is recorded.
  *
  * @throws DomainError `not_found`; `invalid_decision` for a decision the gate
- *   kind does not take; `agents_cannot_decide` / `gate_not_assignee`;
- *   GateAlreadyDecidedError (`gate_already_decided`, the winning decision in
- *   `details.decision`) when the gate is no longer pending.
+ *   kind does not take, or not in the experiment's current state (e.g. `ship`
+ *   of a paused experiment), or per-hypothesis decisions that do not fit;
+ *   `agents_cannot_decide` / `gate_not_assignee`; GateAlreadyDecidedError
+ *   (`gate_already_decided`, the winning decision in `details.decision`) when
+ *   the gate is no longer pending.
  */
 export async function decideGate(
   deps: RuntimeDeps,
@@ -106,7 +203,22 @@ export async function decideGate(
       actor: caller.principal,
       assignees: gate.assignees,
       backup: gate.backup,
+      escalatedTo: gate.escalatedTo,
     });
+    if (gate.experimentId !== null) {
+      const experiment = await experiments.findExperiment(trx, workspaceId, gate.experimentId);
+      const options = decisionOptions(gate, experiment?.state ?? null).map((o) => o.decision);
+      if (!options.includes(input.decision)) {
+        throw new DomainError(
+          "invalid_decision",
+          options.length === 0
+            ? `the experiment of this gate is ${experiment?.state ?? "gone"}; the gate takes no decision now`
+            : `the experiment is ${experiment?.state}; this gate takes ${options.join(" or ")} now, not "${input.decision}"`,
+          { field: "decision", allowed: options, state: experiment?.state ?? null },
+        );
+      }
+    }
+    const detail = await portfolioDetail(trx, gate, input);
 
     const at = nowOf(deps);
     const decided = await gates.decidePendingGate(trx, gate.id, {
@@ -116,6 +228,7 @@ export async function decideGate(
       decidedBy: caller.principal.name,
       channel: caller.channel,
       at,
+      detail,
     });
     if (decided === null) {
       // Someone else's decision committed between our read and our update.
@@ -130,12 +243,74 @@ export async function decideGate(
       subjectType: "gate",
       subjectId: gate.id,
       before: { status: "pending" },
-      after: { status, decision: input.decision, reason: input.reason ?? null },
+      after: {
+        status,
+        decision: input.decision,
+        reason: input.reason ?? null,
+        ...(detail ? { detail } : {}),
+        ...(input.via ? { via: input.via } : {}),
+      },
       requestId: caller.requestId,
     });
-    const moved = await applyGateEffects(trx, caller, decided, input.decision, at);
-    return { gate: decided, experiments: moved };
+    const moved = await applyGateEffects(trx, caller, decided, input.decision, at, detail);
+    await recordGateClosed(trx, decided, outcome, at);
+    let learningId: string | null = null;
+    const concluded = moved.find((e) => e.state === "shipped" || e.state === "rolled_back" || e.state === "iterated");
+    if (gate.kind === "analysis_review" && concluded !== undefined) {
+      learningId = await writeLearningForDecision(trx, { gate: decided, outcome, experiment: concluded, at });
+    }
+    return { gate: decided, experiments: moved, learningId };
   });
+}
+
+/**
+ * The per-hypothesis split of a portfolio decision: `{ approved, rejected }`
+ * experiment ids, or null when every hypothesis takes the gate's decision.
+ *
+ * @throws DomainError `invalid_decision` for per-hypothesis decisions on another
+ *   gate kind, with a gate-wide `reject`, naming an experiment not in the review,
+ *   or rejecting every hypothesis under `approve`.
+ */
+async function portfolioDetail(
+  trx: Trx,
+  gate: Gate,
+  input: DecideGateInput,
+): Promise<{ approved: string[]; rejected: string[] } | null> {
+  const items = input.hypotheses;
+  if (items === undefined || Object.keys(items).length === 0) return null;
+  if (gate.kind !== "portfolio_review") {
+    throw new DomainError("invalid_decision", `only a portfolio_review takes per-hypothesis decisions`, {
+      field: "hypotheses",
+    });
+  }
+  if (input.decision !== "approve") {
+    throw new DomainError(
+      "invalid_decision",
+      `per-hypothesis decisions go with "approve" (approve some, reject the others); "reject" rejects them all`,
+      { field: "hypotheses" },
+    );
+  }
+  const proposed = await experiments.listExperiments(trx, gate.workspaceId, {
+    portfolioGateId: gate.id,
+    state: "proposed",
+  });
+  const ids = new Set(proposed.map((e) => e.id));
+  const unknown = Object.keys(items).filter((id) => !ids.has(id));
+  if (unknown.length > 0) {
+    throw new DomainError(
+      "invalid_decision",
+      `not proposed in this review: ${unknown.join(", ")}; the review holds ${[...ids].join(", ") || "nothing"}`,
+      { field: "hypotheses", unknown },
+    );
+  }
+  const approved = proposed.filter((e) => items[e.id] !== "reject").map((e) => e.id);
+  const rejected = proposed.filter((e) => items[e.id] === "reject").map((e) => e.id);
+  if (approved.length === 0) {
+    throw new DomainError("invalid_decision", `every hypothesis is rejected: decide "reject" instead of "approve"`, {
+      field: "hypotheses",
+    });
+  }
+  return { approved, rejected };
 }
 
 async function applyGateEffects(
@@ -144,9 +319,10 @@ async function applyGateEffects(
   gate: Gate,
   decision: GateDecisionValue,
   at: Date,
+  detail: { approved: string[]; rejected: string[] } | null,
 ): Promise<Experiment[]> {
-  const action = EXPERIMENT_EFFECT[gate.kind][decision];
-  if (action === undefined) return [];
+  const gateAction = EXPERIMENT_EFFECT[gate.kind][decision];
+  if (gateAction === undefined) return [];
   const targets =
     gate.kind === "portfolio_review"
       ? await experiments.listExperiments(trx, gate.workspaceId, { portfolioGateId: gate.id, state: "proposed" })
@@ -157,6 +333,7 @@ async function applyGateEffects(
         : [];
   const moved: Experiment[] = [];
   for (const experiment of targets) {
+    const action: ExperimentAction = detail?.rejected.includes(experiment.id) ? "reject" : gateAction;
     const move = applyTransition(experimentMachine, experiment.state, action, {
       launchGateApproved: gate.kind === "launch_approval" && gate.status === "approved",
       claimedBy: experiment.claimedBy,
@@ -171,7 +348,7 @@ async function applyGateEffects(
       subjectType: "experiment",
       subjectId: experiment.id,
       before: { state: move.from },
-      after: { state: move.to, gateId: gate.id, decision },
+      after: { state: move.to, gateId: gate.id, decision: action === gateAction ? decision : "reject" },
       requestId: caller.requestId,
     });
     moved.push(updated);
@@ -179,21 +356,46 @@ async function applyGateEffects(
   return moved;
 }
 
-/** Gates of the caller's workspace, newest first. */
+/**
+ * Gates of the caller's workspace, newest first. `assignee` keeps the gates a
+ * person may decide (assignee, backup or escalation target; `me` is the
+ * caller): with `status: "pending"` that is their inbox.
+ */
 export async function listGates(
   deps: RuntimeDeps,
   caller: Caller,
-  filter: { status?: Gate["status"] | undefined; kind?: GateKind | undefined } & PageRequest,
+  filter: {
+    status?: Gate["status"] | undefined;
+    kind?: GateKind | undefined;
+    assignee?: string | undefined;
+    outcomeId?: string | undefined;
+    experimentId?: string | undefined;
+  } & PageRequest,
 ): Promise<Page<Gate>> {
-  return gates.listGates(deps.db, caller.principal.workspaceId, filter);
+  const assignee = filter.assignee === "me" ? caller.principal.name : filter.assignee;
+  return gates.listGates(deps.db, caller.principal.workspaceId, { ...filter, assignee });
 }
 
-/** One gate, with the experiments it decides. @throws DomainError `not_found`. */
+export interface GateDetail {
+  readonly gate: Gate;
+  /** The experiments the gate decides. */
+  readonly experiments: readonly Experiment[];
+  /** What the person deciding needs to see (the same package the emails show). */
+  readonly contextPackage: GateContextPackage;
+  /** The decisions the gate takes now (empty once decided). */
+  readonly options: readonly DecisionOption[];
+}
+
+/**
+ * One gate with its context package and the decisions it takes now.
+ * @throws DomainError `not_found`.
+ */
 export async function getGate(
   deps: RuntimeDeps,
   caller: Caller,
   gateId: string,
-): Promise<{ gate: Gate; experiments: readonly Experiment[] }> {
+  links: GateLinks = { publicUrl: "" },
+): Promise<GateDetail> {
   const gate = await gates.findGate(deps.db, caller.principal.workspaceId, gateId);
   if (gate === null) throw new DomainError("not_found", `no gate "${gateId}" in this workspace`, { gate: gateId });
   const list =
@@ -204,5 +406,7 @@ export async function getGate(
             (e): e is Experiment => e !== null,
           )
         : [];
-  return { gate, experiments: list };
+  const contextPackage = await buildGateContext(deps.db, gate, links);
+  const state = gate.experimentId ? (list[0]?.state ?? null) : null;
+  return { gate, experiments: list, contextPackage, options: decisionOptions(gate, state) };
 }

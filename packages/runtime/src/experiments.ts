@@ -275,6 +275,14 @@ export interface ExperimentActionInput {
   readonly claimedBy?: string | undefined;
   /** For `report_built`: the paths the change touched. */
   readonly changedPaths?: readonly string[] | undefined;
+  /** For `report_built`: what was built, shown at the launch approval. */
+  readonly build?:
+    | {
+        readonly summary: string;
+        readonly pullRequestUrl?: string | null | undefined;
+        readonly flagKey?: string | null | undefined;
+      }
+    | undefined;
 }
 
 /** Gates that domain events ask for, e.g. `gate.launch_approval.requested`. */
@@ -339,6 +347,18 @@ export async function transitionExperiment(
         at,
         ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
         ...(input.action === "release" ? { claimedBy: null } : {}),
+        ...(input.action === "report_built"
+          ? {
+              build: {
+                summary: input.build?.summary ?? input.reason ?? "",
+                pullRequestUrl: input.build?.pullRequestUrl ?? null,
+                changedPaths: [...(input.changedPaths ?? [])],
+                flagKey: input.build?.flagKey ?? null,
+                reportedBy: caller.principal.name,
+                reportedAt: at.toISOString(),
+              },
+            }
+          : {}),
       });
       if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
       await audit.insertAuditEvent(trx, {
@@ -359,7 +379,13 @@ export async function transitionExperiment(
       });
       const openedGates: Gate[] = [];
       for (const kind of requestedGates(move.events)) {
-        const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at);
+        // A closed outcome's gates are closed: its paused experiments wait for nobody.
+        if (CLOSED_OUTCOME_STATES.includes(outcome.state)) continue;
+        const why =
+          input.action === "pause" || input.action === "analyse"
+            ? { action: input.action, reason: "requested", detail: input.reason ?? null, by: caller.principal.name }
+            : {};
+        const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at, why);
         openedGates.push(gate);
       }
       return { experiment: updated, openedGates };

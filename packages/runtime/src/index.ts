@@ -3,8 +3,16 @@ export { authenticate, bootstrap, createApiKey, DEFAULT_WORKSPACE, generateApiKe
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
 export type { Caller, RuntimeDeps } from "./context";
-export type { DecideGateInput, DecideGateResult, GateDecisionValue } from "./decide-gate";
-export { decideGate, GATE_DECISIONS, GateAlreadyDecidedError, getGate, listGates } from "./decide-gate";
+export type { DecideGateInput, DecideGateResult, GateDecisionValue, GateDetail } from "./decide-gate";
+export {
+  ALL_GATE_DECISIONS,
+  decideGate,
+  decisionOptions,
+  GATE_DECISIONS,
+  GateAlreadyDecidedError,
+  getGate,
+  listGates,
+} from "./decide-gate";
 export * from "./domain";
 export {
   createGateway,
@@ -16,6 +24,8 @@ export {
   llmConfigFromEnv,
   MAX_DRAFT_SENTENCE_LENGTH,
 } from "./draft-outcome";
+export type { EmailDecisionForm, EmailLinkPage, EmailLinkParams } from "./email-links";
+export { decideByEmailLink, inspectEmailLink } from "./email-links";
 export { ConfigError, readEnvConfig } from "./env-config";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
 export {
@@ -27,6 +37,21 @@ export {
   requestPoll,
   transitionExperiment,
 } from "./experiments";
+export type { GateLinks } from "./gate-context";
+export { buildGateContext, experimentUrl, gateUrl } from "./gate-context";
+export type { GateWebhookEvent } from "./gate-events";
+export { GATE_WEBHOOK_EVENTS } from "./gate-events";
+export type { GateMailDeps, SendNotificationResult } from "./gate-mail";
+export {
+  decisionLink,
+  hashDecisionToken,
+  linksExpireAt,
+  newDecisionToken,
+  openNotifications,
+  sendGateNotification,
+} from "./gate-mail";
+export type { DueSlaStep, SlaStepResult } from "./gate-sla";
+export { dueSlaSteps, handleGateExpiry, markGatesScheduled, remindGate, unscheduledGates } from "./gate-sla";
 export { checkDatabase } from "./health";
 export type { DroppedHypothesis, HypothesisDeps, PortfolioResult } from "./hypotheses";
 export {
@@ -43,15 +68,21 @@ export {
   analyzeJobId,
   CONTROL_QUEUE,
   DEFAULT_QUEUE_PREFIX,
+  enqueueLearningSummary,
   enqueuePollNow,
   experimentSchedulerId,
+  gateEmailJobId,
+  gateSlaJobId,
   JOB,
   KEEP_COMPLETED,
   KEEP_FAILED,
+  learningJobId,
+  NOTIFY_QUEUE,
   outcomeSchedulerId,
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
+export { refineLearning, writeLearningForDecision } from "./learnings";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
@@ -79,3 +110,4 @@ export {
   signWebhook,
   verifyWebhookSignature,
 } from "./signals/webhooks";
+export { getWorkspaceSettings, updateWorkspaceSettings } from "./workspace-settings";

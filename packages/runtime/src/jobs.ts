@@ -14,6 +14,8 @@ export const DEFAULT_QUEUE_PREFIX = "outcome-runtime";
 export const SIGNALS_QUEUE = "signals";
 /** Reconciliation and webhook deliveries: small and never stuck behind polls. */
 export const CONTROL_QUEUE = "control";
+/** Gate emails, gate SLA steps (reminder, expiry) and learning summaries. */
+export const NOTIFY_QUEUE = "notify";
 
 export const JOB = {
   pollExperiment: "poll-experiment",
@@ -21,7 +23,26 @@ export const JOB = {
   pollOutcome: "poll-outcome",
   reconcile: "reconcile",
   deliverWebhook: "deliver-webhook",
+  sendGateEmail: "send-gate-email",
+  gateReminder: "gate-reminder",
+  gateExpiry: "gate-expiry",
+  summarizeLearning: "summarize-learning",
 } as const;
+
+/** Job id of sending one gate email (one per outbox row). */
+export function gateEmailJobId(notificationId: string): string {
+  return `gate-email-${notificationId}`;
+}
+
+/** Job id of a gate's SLA step: its reminder or its expiry. */
+export function gateSlaJobId(step: "reminder" | "expiry", gateId: string): string {
+  return `gate-${step}-${gateId}`;
+}
+
+/** Job id of the LLM summary of a learning. */
+export function learningJobId(learningId: string): string {
+  return `learning-${learningId}`;
+}
 
 /** Scheduler id of an experiment's poll (one Job Scheduler per running experiment). */
 export function experimentSchedulerId(experimentId: string): string {
@@ -80,6 +101,36 @@ export async function enqueuePollNow(
       },
     );
     return job.id ?? "";
+  } finally {
+    await queue.close();
+  }
+}
+
+/**
+ * Ask the worker to summarise a new learning with the LLM gateway (best
+ * effort: the rules' statement stays when this fails or no LLM is configured).
+ *
+ * @throws Error from ioredis when Redis is unreachable.
+ */
+export async function enqueueLearningSummary(
+  connection: Redis,
+  learningId: string,
+  prefix: string = DEFAULT_QUEUE_PREFIX,
+): Promise<void> {
+  if (connection.status !== "ready") throw new Error(`Redis is not connected (${connection.status})`);
+  const queue = new Queue(NOTIFY_QUEUE, { connection, prefix });
+  try {
+    await queue.add(
+      JOB.summarizeLearning,
+      { learningId },
+      {
+        jobId: learningJobId(learningId),
+        removeOnComplete: KEEP_COMPLETED,
+        removeOnFail: KEEP_FAILED,
+        attempts: 3,
+        backoff: { type: "exponential", delay: 5000 },
+      },
+    );
   } finally {
     await queue.close();
   }

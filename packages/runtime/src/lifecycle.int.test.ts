@@ -1,4 +1,4 @@
-import { audit } from "@outcome-runtime/db";
+import { audit, learnings } from "@outcome-runtime/db";
 import {
   codeOf,
   createTestDatabase,
@@ -223,17 +223,36 @@ describe("hypotheses, gates and the experiment lifecycle", () => {
       reason: "incident",
     });
     expect(paused.experiment.state).toBe("paused");
-    const resumed = await transitionExperiment(deps(), seed.admin, first.experiment.id, { action: "resume" });
-    expect(resumed.experiment.state).toBe("running");
+    // Resuming is not a direct action: the pause opened an analysis review that decides it.
+    expect(await codeOf(transitionExperiment(deps(), seed.admin, first.experiment.id, { action: "resume" }))).toBe(
+      "forbidden",
+    );
+    expect(paused.openedGates.map((g) => [g.kind, g.context.action])).toEqual([["analysis_review", "pause"]]);
+    expect(await codeOf(decideGate(deps(), maya.caller, paused.openedGates[0]!.id, { decision: "ship" }))).toBe(
+      "invalid_decision",
+    );
+    const resumed = await decideGate(deps(), maya.caller, paused.openedGates[0]!.id, { decision: "resume" });
+    expect(resumed.experiments.map((e) => e.state)).toEqual(["running"]);
+    expect(resumed.learningId).toBeNull();
     const analysing = await transitionExperiment(deps(), seed.admin, first.experiment.id, { action: "analyse" });
     expect(analysing.experiment.state).toBe("analysing");
     expect(analysing.openedGates.map((g) => g.kind)).toEqual(["analysis_review"]);
     const shipped = await decideGate(deps(), maya.caller, analysing.openedGates[0]!.id, { decision: "ship" });
     expect(shipped.gate.status).toBe("approved");
     expect(shipped.experiments.map((e) => e.state)).toEqual(["shipped"]);
+    // Concluding writes the learning, in the decision's transaction.
+    expect(shipped.learningId).not.toBeNull();
+    const learned = await learnings.findLearningForSummary(t.db, shipped.learningId!);
+    expect(learned).toMatchObject({ experimentId: first.experiment.id, decision: "ship", source: "rules" });
+    expect(learned?.statement).toContain("decision: ship");
 
     const detail = await getExperiment(deps(), seed.admin, first.experiment.key);
-    expect(detail.gates.map((g) => g.kind).sort()).toEqual(["analysis_review", "launch_approval", "portfolio_review"]);
+    expect(detail.gates.map((g) => g.kind).sort()).toEqual([
+      "analysis_review",
+      "analysis_review",
+      "launch_approval",
+      "portfolio_review",
+    ]);
     const history = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: first.experiment.id });
     expect(history.map((e) => e.action).reverse()).toEqual([
       "experiment.proposed",

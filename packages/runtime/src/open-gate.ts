@@ -1,24 +1,29 @@
 /**
  * Opening gates from an outcome's `gates:` configuration.
  */
-import type { Gate, GateKind, Outcome } from "@outcome-runtime/core";
+import type { Gate, GateExpiryPolicy, GateKind, Outcome } from "@outcome-runtime/core";
 import { audit, gates, type Trx } from "@outcome-runtime/db";
 import { auditActor, type Caller } from "./context";
+import { recordGateOpened } from "./gate-events";
 import { specOf } from "./spec-of";
 
 /** SLA when an outcome configures no gate of the kind: 48 hours, in seconds. */
 export const DEFAULT_GATE_SLA_SECONDS = 48 * 3600;
 
-/** Assignees, backup and SLA for a gate kind, from the outcome's spec (the owner when unset). */
+/**
+ * Assignees, backup, SLA (seconds) and expiry policy for a gate kind, from the
+ * outcome's `gates:` (the owner, 48 h and `escalate` when unset).
+ */
 export function gatePolicy(
   outcome: Outcome,
   kind: GateKind,
-): { assignees: string[]; backup: string | null; slaSeconds: number } {
+): { assignees: string[]; backup: string | null; slaSeconds: number; onExpiry: GateExpiryPolicy } {
   const config = specOf(outcome).gates?.[kind];
   return {
     assignees: config?.assignees ? [...config.assignees] : [outcome.owner],
     backup: config?.backup ?? null,
     slaSeconds: config?.sla ?? DEFAULT_GATE_SLA_SECONDS,
+    onExpiry: config?.on_expiry === "expire" ? "expire" : "escalate",
   };
 }
 
@@ -27,6 +32,9 @@ export function gatePolicy(
  * one when none is pending. Safe under concurrency: the partial unique indexes
  * on `gates` admit one pending gate per (outcome, portfolio) and per
  * (experiment, kind); a loser of the race reads the winner's gate.
+ *
+ * Opening one also records its emails (one per assignee) and its
+ * `gate.opened` webhook in the same transaction.
  *
  * @returns the gate and whether this call opened it.
  */
@@ -74,5 +82,6 @@ export async function ensurePendingGate(
     },
     requestId: caller.requestId,
   });
+  await recordGateOpened(trx, inserted, outcome, at);
   return { gate: inserted, opened: true };
 }

@@ -24,6 +24,7 @@ import {
   type Trx,
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { recordGateClosed } from "./gate-events";
 import { type PollingPlan, pollingPlan } from "./signals/schedules";
 
 export interface OutcomeSummary {
@@ -155,6 +156,7 @@ async function windDown(trx: Trx, caller: Caller, outcome: Outcome, at: Date): P
       after: { status: "expired", reason },
       requestId: caller.requestId,
     });
+    await recordGateClosed(trx, gate, outcome, at);
   }
   const running = await experiments.listExperiments(trx, outcome.workspaceId, {
     outcomeId: outcome.id,

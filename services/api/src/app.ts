@@ -15,6 +15,7 @@ import type { Redis } from "ioredis";
 import { ProblemDto } from "./dto";
 import auth from "./plugins/auth";
 import problemDetails from "./plugins/problem-details";
+import emailRoutes from "./routes/email";
 import healthRoutes from "./routes/health";
 import auditRoutes from "./routes/v1/audit/index";
 import experimentRoutes from "./routes/v1/experiments/index";
@@ -23,6 +24,7 @@ import keyRoutes from "./routes/v1/keys/index";
 import applyRoute from "./routes/v1/outcomes/apply";
 import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
+import workspaceRoutes from "./routes/v1/workspace/index";
 
 export interface AppOptions {
   readonly deps: RuntimeDeps;
@@ -84,6 +86,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
     redis: options.redis,
     queuePrefix: options.queuePrefix ?? "outcome-runtime",
     gateway: options.gateway ?? createGateway({ db: options.deps.db, config: llmConfigFromEnv({}) }),
+    publicUrl: (options.publicUrl ?? "http://localhost:8080").replace(/\/+$/, ""),
   };
   await fastify.register(applyRoute, routeOptions);
   await fastify.register(draftRoute, routeOptions);
@@ -92,6 +95,8 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(gateRoutes, routeOptions);
   await fastify.register(keyRoutes, routeOptions);
   await fastify.register(auditRoutes, routeOptions);
+  await fastify.register(workspaceRoutes, routeOptions);
+  await fastify.register(emailRoutes, routeOptions);
 
   fastify.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);

@@ -125,6 +125,19 @@ export const ExperimentDto = Type.Object({
       ),
     ),
   }),
+  build: Nullable(
+    Type.Object(
+      {
+        summary: Type.String(),
+        pullRequestUrl: Nullable(Type.String()),
+        changedPaths: Type.Array(Type.String()),
+        flagKey: Nullable(Type.String()),
+        reportedBy: Type.String(),
+        reportedAt: Type.String(),
+      },
+      { description: "what the builder reported with report_built" },
+    ),
+  ),
 });
 
 const Interval = Nullable(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }));
@@ -158,6 +171,13 @@ export const GateDto = Type.Object({
   dueAt: DateTime,
   createdAt: DateTime,
   context: Type.Object({}, { additionalProperties: true, description: "why the gate was opened" }),
+  onExpiry: Type.Union([Type.Literal("escalate"), Type.Literal("expire")], {
+    description: "what the end of the SLA does: escalate to the backup (or the owner), or expire the gate",
+  }),
+  remindAt: Type.String({ format: "date-time", description: "when the reminder is due (half the SLA)" }),
+  remindedAt: Nullable(Type.String({ format: "date-time" })),
+  escalatedAt: Nullable(Type.String({ format: "date-time" })),
+  escalatedTo: Nullable(Type.String({ description: "the backup, or the owner when there is none" })),
   decision: Nullable(
     Type.Object({
       decision: Type.String(),
@@ -165,6 +185,9 @@ export const GateDto = Type.Object({
       decidedBy: Type.String(),
       channel: literals(DECISION_CHANNELS),
       decidedAt: DateTime,
+      detail: Nullable(
+        Type.Object({}, { additionalProperties: true, description: "e.g. { approved, rejected } experiment ids" }),
+      ),
     }),
   ),
 });
@@ -239,6 +262,7 @@ export function experimentJson(e: Experiment): ExperimentJson {
       failures: e.polling.failures,
       error: e.polling.error === null ? null : { ...e.polling.error },
     },
+    build: e.build === null ? null : { ...e.build, changedPaths: [...e.build.changedPaths] },
   };
 }
 
@@ -255,6 +279,11 @@ export function gateJson(g: Gate): GateJson {
     dueAt: g.dueAt.toISOString(),
     createdAt: g.createdAt.toISOString(),
     context: { ...g.context },
+    onExpiry: g.onExpiry,
+    remindAt: g.remindAt.toISOString(),
+    remindedAt: iso(g.remindedAt),
+    escalatedAt: iso(g.escalatedAt),
+    escalatedTo: g.escalatedTo,
     decision: g.decision
       ? {
           decision: g.decision.decision,
@@ -262,6 +291,7 @@ export function gateJson(g: Gate): GateJson {
           decidedBy: g.decision.decidedBy,
           channel: g.decision.channel,
           decidedAt: g.decision.decidedAt.toISOString(),
+          detail: g.decision.detail ? { ...g.decision.detail } : null,
         }
       : null,
   };

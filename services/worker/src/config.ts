@@ -39,6 +39,12 @@ const ConfigSchema = Type.Object({
     default: 30_000,
     description: "BullMQ job lock, ms: a killed worker's job runs again after about this long",
   }),
+  OUTBOX_INTERVAL_MS: Type.Integer({
+    minimum: 100,
+    maximum: MAX_TIMER_MS,
+    default: 2000,
+    description: "how often gate emails, webhooks and due gate deadlines are swept to the queues, ms",
+  }),
   POLL_TIMEOUT_MS: Type.Integer({
     minimum: 100,
     maximum: MAX_TIMER_MS,

@@ -7,7 +7,14 @@
  * no new ones start.
  */
 import { createDb, migrateToLatest, pingDb } from "@outcome-runtime/db";
-import { connectorProvider } from "@outcome-runtime/runtime";
+import { createMailer, type MailConfig, MailConfigError, mailConfigFromEnv } from "@outcome-runtime/notify";
+import {
+  connectorProvider,
+  createGateway,
+  type LlmConfig,
+  LlmConfigError,
+  llmConfigFromEnv,
+} from "@outcome-runtime/runtime";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
 import { pino } from "pino";
@@ -16,10 +23,14 @@ import { startWorker } from "./worker";
 
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadWorkerConfig>;
+  let mailConfig: MailConfig;
+  let llmConfig: LlmConfig;
   try {
     config = loadWorkerConfig();
+    mailConfig = mailConfigFromEnv(process.env);
+    llmConfig = llmConfigFromEnv(process.env);
   } catch (error) {
-    if (error instanceof ConfigError) {
+    if (error instanceof ConfigError || error instanceof MailConfigError || error instanceof LlmConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
       process.exit(78); // EX_CONFIG
     }
@@ -41,6 +52,13 @@ async function main(): Promise<void> {
   }
 
   await migrateToLatest(db);
+  for (const warning of mailConfig.warnings) logger.warn({ mail: mailConfig.mode }, warning);
+  if (mailConfig.mode === "disabled") {
+    logger.warn(
+      "gate emails are off: set SMTP_URL (or MAIL_LOG_LINKS=true to log the links); gates still work in the API",
+    );
+  }
+  const mailer = createMailer(mailConfig, (fields, message) => logger.info(fields, message));
   const connectors = connectorProvider({ env: process.env, defaultDatabaseUrl: config.DATABASE_URL });
   const worker = await startWorker({
     db,
@@ -56,6 +74,10 @@ async function main(): Promise<void> {
       url: config.OUTCOME_RUNTIME_WEBHOOK_URL ?? null,
       secret: config.OUTCOME_RUNTIME_WEBHOOK_SECRET ?? "",
     },
+    mailer,
+    links: { publicUrl: mailConfig.publicUrl },
+    gateway: createGateway({ db, config: llmConfig }),
+    outboxIntervalMs: config.OUTBOX_INTERVAL_MS,
   });
 
   const health = Fastify({ logger: false });
@@ -97,6 +119,7 @@ async function main(): Promise<void> {
     const force = setTimeout(() => process.exit(1), 30_000);
     force.unref();
     await worker.close();
+    mailer.close();
     await Promise.allSettled([health.close(), connectors.close(), db.destroy()]);
     await redis.quit().catch(() => {});
     process.exit(0);

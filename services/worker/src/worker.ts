@@ -1,6 +1,12 @@
 /**
  * The worker: BullMQ processors for polls, analyses, outcome polls, webhook
- * deliveries and the reconciliation of schedulers with Postgres.
+ * deliveries, gate emails, gate SLA steps (reminder, escalation or expiry),
+ * learning summaries, and the reconciliation of schedulers with Postgres.
+ *
+ * Outboxes in Postgres (gate emails, webhooks) and the SLA deadlines of
+ * pending gates are dispatched to the queues by a sweep every
+ * `outboxIntervalMs`; job ids name the work, so replicas sweeping at once add
+ * each job once.
  *
  * Postgres is the source of truth. Job Schedulers (one per running experiment
  * and per active outcome) live in Redis and are re-created from Postgres at
@@ -17,18 +23,32 @@ import {
   deliverWebhook,
   describePollError,
   desiredSchedules,
+  dueSlaSteps,
   experimentSchedulerId,
+  type GateLinks,
+  type GateMailDeps,
+  type Gateway,
+  gateEmailJobId,
+  gateSlaJobId,
+  handleGateExpiry,
   JOB,
   KEEP_COMPLETED,
   KEEP_FAILED,
+  markGatesScheduled,
+  NOTIFY_QUEUE,
+  openNotifications,
   outcomeSchedulerId,
   pendingWebhooks,
   pollExperiment,
   pollOutcome,
   primaryPolledUntil,
   type RuntimeDeps,
+  refineLearning,
+  remindGate,
   SIGNALS_QUEUE,
   type SignalDeps,
+  sendGateNotification,
+  unscheduledGates,
   type WebhookTarget,
   webhookJobId,
 } from "@outcome-runtime/runtime";
@@ -49,6 +69,14 @@ export interface WorkerOptions {
   readonly lockDurationMs?: number;
   readonly pollTimeoutMs?: number;
   readonly webhook?: WebhookTarget;
+  /** Sends gate emails; without one, gate emails wait in the outbox. */
+  readonly mailer?: GateMailDeps["mailer"];
+  /** Base of the links in emails (OUTCOME_RUNTIME_PUBLIC_URL). */
+  readonly links?: GateLinks;
+  /** Summarises learnings with an LLM; without one the rules' sentence stays. */
+  readonly gateway?: Gateway;
+  /** How often the outboxes and gate deadlines are swept to the queues, ms (default 2 000; 0: only on `dispatch()`). */
+  readonly outboxIntervalMs?: number;
   /** Clock for the use cases (tests). */
   readonly now?: () => Date;
 }
@@ -56,6 +84,8 @@ export interface WorkerOptions {
 export interface RunningWorker {
   /** Reconcile schedulers with Postgres now; returns what changed. */
   reconcile(): Promise<ReconcileReport>;
+  /** Sweep the outboxes and the due gate deadlines to the queues now; returns what was queued. */
+  dispatch(): Promise<DispatchReport>;
   /** Time the last job of any kind completed, or null. */
   lastCompletedAt(): Date | null;
   /** Whether jobs wait to be taken (work exists that some worker should be doing). */
@@ -64,6 +94,17 @@ export interface RunningWorker {
   close(): Promise<void>;
   readonly signalsQueue: Queue;
   readonly controlQueue: Queue;
+  readonly notifyQueue: Queue;
+}
+
+export interface DispatchReport {
+  /** Gate email jobs added. */
+  readonly emails: number;
+  readonly webhooks: number;
+  /** Delayed SLA jobs added for newly opened gates. */
+  readonly scheduled: number;
+  /** Due SLA steps queued now (a delayed job promoted, or a lost one re-added). */
+  readonly due: number;
 }
 
 export interface ReconcileReport {
@@ -85,6 +126,14 @@ const POLL_JOB_OPTS = {
 };
 
 const WEBHOOK_ATTEMPTS = 8;
+const EMAIL_ATTEMPTS = 6;
+
+const NOTIFY_JOB_OPTS = {
+  removeOnComplete: KEEP_COMPLETED,
+  removeOnFail: KEEP_FAILED,
+  attempts: 5,
+  backoff: { type: "exponential" as const, delay: 2000 },
+};
 
 /**
  * Start the processors. Reconciles schedulers at once (before taking jobs), then
@@ -102,7 +151,117 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
   const signalsQueue = new Queue(SIGNALS_QUEUE, { connection: options.redis, prefix });
   const controlQueue = new Queue(CONTROL_QUEUE, { connection: options.redis, prefix });
+  const notifyQueue = new Queue(NOTIFY_QUEUE, { connection: options.redis, prefix });
   let lastCompleted: Date | null = null;
+  const clock = options.now ?? (() => new Date());
+  const mailDeps: GateMailDeps | null =
+    options.mailer === undefined
+      ? null
+      : {
+          db,
+          mailer: options.mailer,
+          links: options.links ?? { publicUrl: "http://localhost:8080" },
+          ...(options.now === undefined ? {} : { now: options.now }),
+        };
+
+  /**
+   * Add a job unless the same work is already queued. A job of that id that
+   * finished (completed or failed) while Postgres still says the work is open
+   * is replaced: it ran too early, or gave up.
+   */
+  async function ensureJob(
+    queue: Queue,
+    name: string,
+    data: Record<string, string>,
+    jobId: string,
+    opts: Record<string, unknown>,
+    delay = 0,
+  ): Promise<boolean> {
+    const existing = await queue.getJob(jobId);
+    if (existing !== undefined) {
+      const state = await existing.getState();
+      if (state === "delayed" && delay === 0) {
+        await existing.promote();
+        return true;
+      }
+      if (state !== "completed" && state !== "failed") return false;
+      await existing.remove();
+    }
+    await queue.add(name, data, { ...opts, jobId, ...(delay > 0 ? { delay } : {}) });
+    return true;
+  }
+
+  async function enqueueEmails(ids: readonly string[]): Promise<number> {
+    let added = 0;
+    for (const id of ids) {
+      const ok = await ensureJob(notifyQueue, JOB.sendGateEmail, { notificationId: id }, gateEmailJobId(id), {
+        ...NOTIFY_JOB_OPTS,
+        attempts: EMAIL_ATTEMPTS,
+      });
+      if (ok) added += 1;
+    }
+    return added;
+  }
+
+  let dispatching: Promise<DispatchReport> | null = null;
+  async function dispatchOnce(): Promise<DispatchReport> {
+    const deps0 = { db, ...(options.now === undefined ? {} : { now: options.now }) };
+    const emails = mailDeps === null ? 0 : await enqueueEmails(await openNotifications(deps0));
+    let webhooks = 0;
+    if (webhook.url !== null) {
+      for (const id of await pendingWebhooks({ db }, 0)) {
+        const job = await controlQueue.getJob(webhookJobId(id));
+        if (job !== undefined && !(await job.isFailed())) continue;
+        if (job !== undefined) await job.remove();
+        await enqueueWebhooks([id]);
+        webhooks += 1;
+      }
+    }
+    // Newly opened gates: their reminder and expiry as delayed jobs.
+    const fresh = await unscheduledGates(deps0);
+    const now = clock().getTime();
+    for (const gate of fresh) {
+      for (const [step, at] of [
+        ["reminder", gate.remindAt],
+        ["expiry", gate.dueAt],
+      ] as const) {
+        await ensureJob(
+          notifyQueue,
+          step === "reminder" ? JOB.gateReminder : JOB.gateExpiry,
+          { gateId: gate.id },
+          gateSlaJobId(step, gate.id),
+          NOTIFY_JOB_OPTS,
+          Math.max(1, at.getTime() - now),
+        );
+      }
+    }
+    await markGatesScheduled(
+      deps0,
+      fresh.map((g) => g.id),
+    );
+    // Deadlines that have come by the clock: run them now (a lost or early job is replaced).
+    let due = 0;
+    for (const step of await dueSlaSteps(deps0)) {
+      const ok = await ensureJob(
+        notifyQueue,
+        step.step === "reminder" ? JOB.gateReminder : JOB.gateExpiry,
+        { gateId: step.gateId },
+        gateSlaJobId(step.step, step.gateId),
+        NOTIFY_JOB_OPTS,
+      );
+      if (ok) due += 1;
+    }
+    return { emails, webhooks, scheduled: fresh.length, due };
+  }
+  function dispatch(): Promise<DispatchReport> {
+    // One sweep at a time in this process; a caller during a sweep waits for it.
+    if (dispatching === null) {
+      dispatching = dispatchOnce().finally(() => {
+        dispatching = null;
+      });
+    }
+    return dispatching;
+  }
 
   async function enqueueWebhooks(ids: readonly string[]): Promise<void> {
     for (const id of ids) {
@@ -238,6 +397,34 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     }
   }
 
+  async function processNotify(job: Job): Promise<unknown> {
+    const deps0 = { db, ...(options.now === undefined ? {} : { now: options.now }) };
+    switch (job.name) {
+      case JOB.sendGateEmail: {
+        if (mailDeps === null) throw new UnrecoverableError("no mailer configured in this worker");
+        const final = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+        return sendGateNotification(mailDeps, String(job.data.notificationId), { final });
+      }
+      case JOB.gateReminder:
+      case JOB.gateExpiry: {
+        const gateId = String(job.data.gateId);
+        const result =
+          job.name === JOB.gateReminder ? await remindGate(deps0, gateId) : await handleGateExpiry(deps0, gateId);
+        if (result.status === "done") {
+          logger.info({ gateId, step: result.step }, "gate SLA step");
+          if (mailDeps !== null) await enqueueEmails(result.notifications);
+        }
+        return result;
+      }
+      case JOB.summarizeLearning: {
+        if (options.gateway === undefined) return { status: "kept" };
+        return { status: await refineLearning({ db, gateway: options.gateway }, String(job.data.learningId)) };
+      }
+      default:
+        throw new Error(`unknown job ${job.name}`);
+    }
+  }
+
   async function processControl(job: Job): Promise<unknown> {
     switch (job.name) {
       case JOB.reconcile:
@@ -271,7 +458,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     concurrency: options.concurrency ?? 8,
   });
   const controlWorker = new Worker(CONTROL_QUEUE, processControl, { ...workerOpts, concurrency: 4 });
-  for (const w of [signalsWorker, controlWorker]) {
+  const notifyWorker = new Worker(NOTIFY_QUEUE, processNotify, { ...workerOpts, concurrency: 4 });
+  for (const w of [signalsWorker, controlWorker, notifyWorker]) {
     w.on("completed", () => {
       lastCompleted = new Date();
     });
@@ -299,20 +487,38 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     );
   }, reconcileEvery);
   keepScheduling.unref();
+  const outboxEvery = options.outboxIntervalMs ?? 2000;
+  const sweeping =
+    outboxEvery > 0
+      ? setInterval(() => {
+          dispatch().catch((error: unknown) =>
+            logger.warn({ error: error instanceof Error ? error.message : String(error) }, "outbox sweep failed"),
+          );
+        }, outboxEvery)
+      : null;
+  sweeping?.unref();
 
   return {
     reconcile,
+    dispatch,
     lastCompletedAt: () => lastCompleted,
     async hasWaitingWork() {
-      const [a, b] = await Promise.all([signalsQueue.getWaitingCount(), controlQueue.getWaitingCount()]);
-      return a + b > 0;
+      const counts = await Promise.all([
+        signalsQueue.getWaitingCount(),
+        controlQueue.getWaitingCount(),
+        notifyQueue.getWaitingCount(),
+      ]);
+      return counts.some((n) => n > 0);
     },
     signalsQueue,
     controlQueue,
+    notifyQueue,
     async close() {
       clearInterval(keepScheduling);
-      await Promise.allSettled([signalsWorker.close(), controlWorker.close()]);
-      await Promise.allSettled([signalsQueue.close(), controlQueue.close()]);
+      if (sweeping !== null) clearInterval(sweeping);
+      await dispatching?.catch(() => undefined);
+      await Promise.allSettled([signalsWorker.close(), controlWorker.close(), notifyWorker.close()]);
+      await Promise.allSettled([signalsQueue.close(), controlQueue.close(), notifyQueue.close()]);
     },
   };
 }

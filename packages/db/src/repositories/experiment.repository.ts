@@ -1,4 +1,12 @@
-import type { Arm, Experiment, ExperimentState, PollStatus, Prediction, StatsPlan } from "@outcome-runtime/core";
+import type {
+  Arm,
+  BuildReport,
+  Experiment,
+  ExperimentState,
+  PollStatus,
+  Prediction,
+  StatsPlan,
+} from "@outcome-runtime/core";
 import { type Selectable, sql } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { ExperimentsTable } from "../schema";
@@ -33,12 +41,13 @@ function toExperiment(row: Selectable<ExperimentsTable>): Experiment {
       failures: row.poll_failures,
       error: (row.poll_error as PollStatus["error"]) ?? null,
     },
+    build: (row.build as BuildReport | null) ?? null,
   };
 }
 
 export type NewExperiment = Omit<
   Experiment,
-  "id" | "state" | "claimedBy" | "createdAt" | "updatedAt" | "launchedAt" | "statsPlan" | "polling"
+  "id" | "state" | "claimedBy" | "createdAt" | "updatedAt" | "launchedAt" | "statsPlan" | "polling" | "build"
 >;
 
 /**
@@ -158,7 +167,7 @@ export async function updateExperimentState(
   id: string,
   from: ExperimentState,
   to: ExperimentState,
-  patch: { claimedBy?: string | null; at: Date },
+  patch: { claimedBy?: string | null; at: Date; build?: BuildReport },
 ): Promise<Experiment | null> {
   const row = await db
     .updateTable("experiments")
@@ -166,6 +175,7 @@ export async function updateExperimentState(
       state: to,
       updated_at: patch.at,
       ...(patch.claimedBy !== undefined ? { claimed_by: patch.claimedBy } : {}),
+      ...(patch.build !== undefined ? { build: JSON.stringify(patch.build) } : {}),
       // The first launch starts the experiment's clock; a resume or extension keeps it.
       ...(to === "running" ? { launched_at: sql<Date>`COALESCE(launched_at, ${patch.at})` } : {}),
     })

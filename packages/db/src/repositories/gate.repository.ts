@@ -1,5 +1,6 @@
-import type { DecisionChannel, Gate, GateKind, GateState } from "@outcome-runtime/core";
+import type { DecisionChannel, Gate, GateExpiryPolicy, GateKind, GateState } from "@outcome-runtime/core";
 import type { Selectable } from "kysely";
+import { sql } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { GatesTable } from "../schema";
 import { cursorTs, type Page, type PageRequest, pageAfter, pageLimit, toPage, UUID } from "./pagination";
@@ -26,8 +27,14 @@ function toGate(row: Selectable<GatesTable>): Gate {
             decidedBy: row.decided_by ?? "",
             channel: (row.decided_channel ?? "api") as DecisionChannel,
             decidedAt: row.decided_at,
+            detail: (row.decision_detail as Record<string, unknown> | null) ?? null,
           },
     context: row.context ?? {},
+    onExpiry: (row.on_expiry === "expire" ? "expire" : "escalate") as GateExpiryPolicy,
+    remindAt: row.remind_at,
+    remindedAt: row.reminded_at,
+    escalatedAt: row.escalated_at,
+    escalatedTo: row.escalated_to,
   };
 }
 
@@ -42,6 +49,8 @@ export interface NewGate {
   readonly createdAt: Date;
   /** Why the gate is opened (e.g. `{ action, reason }` of an analysis review). */
   readonly context?: Readonly<Record<string, unknown>>;
+  /** What the SLA's expiry does (default `escalate`). */
+  readonly onExpiry?: GateExpiryPolicy;
 }
 
 /**
@@ -61,6 +70,8 @@ export async function insertPendingGate(db: DbOrTrx, gate: NewGate): Promise<Gat
       backup: gate.backup,
       sla_seconds: gate.slaSeconds,
       due_at: new Date(gate.createdAt.getTime() + gate.slaSeconds * 1000),
+      remind_at: new Date(gate.createdAt.getTime() + gate.slaSeconds * 500),
+      on_expiry: gate.onExpiry ?? "escalate",
       created_at: gate.createdAt,
       context: JSON.stringify(gate.context ?? {}),
     })
@@ -79,6 +90,117 @@ export async function findGate(db: DbOrTrx, workspaceId: string, id: string): Pr
     .where("id", "=", id)
     .executeTakeFirst();
   return row ? toGate(row) : null;
+}
+
+/** A gate by id in any workspace (the worker's jobs), optionally locked `FOR UPDATE`. */
+export async function findGateById(
+  db: DbOrTrx,
+  id: string,
+  lookup: { forUpdate?: boolean } = {},
+): Promise<Gate | null> {
+  if (!UUID.test(id)) return null;
+  let q = db.selectFrom("gates").selectAll().where("id", "=", id);
+  if (lookup.forUpdate) q = q.forUpdate();
+  const row = await q.executeTakeFirst();
+  return row ? toGate(row) : null;
+}
+
+/** Stamp the reminder on a pending, unreminded gate; null when another caller did it first. */
+export async function markGateReminded(db: DbOrTrx, id: string, at: Date): Promise<Gate | null> {
+  const row = await db
+    .updateTable("gates")
+    .set({ reminded_at: at })
+    .where("id", "=", id)
+    .where("status", "=", "pending")
+    .where("reminded_at", "is", null)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toGate(row) : null;
+}
+
+/** Stamp the escalation on a pending, unescalated gate; null when another caller did it first. */
+export async function markGateEscalated(db: DbOrTrx, id: string, to: string, at: Date): Promise<Gate | null> {
+  const row = await db
+    .updateTable("gates")
+    .set({ escalated_at: at, escalated_to: to })
+    .where("id", "=", id)
+    .where("status", "=", "pending")
+    .where("escalated_at", "is", null)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toGate(row) : null;
+}
+
+/** Expire one pending gate (its SLA ran out and its policy says `expire`); null when no longer pending. */
+export async function expirePendingGate(db: DbOrTrx, id: string, at: Date): Promise<Gate | null> {
+  const row = await db
+    .updateTable("gates")
+    .set({ status: "expired", decided_at: at, decided_by: "system", decided_channel: "system", decision: "expire" })
+    .where("id", "=", id)
+    .where("status", "=", "pending")
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toGate(row) : null;
+}
+
+/** A deadline of a pending gate that has come: its reminder, or its expiry. */
+export interface DueDeadline {
+  readonly gateId: string;
+  readonly step: "reminder" | "expiry";
+  readonly at: Date;
+}
+
+/** Reminders and expiries due at `now` and not yet handled, oldest first. */
+export async function listDueDeadlines(db: DbOrTrx, now: Date, limit = 500): Promise<DueDeadline[]> {
+  const reminders = await db
+    .selectFrom("gates")
+    .select(["id", "remind_at as at"])
+    .where("status", "=", "pending")
+    .where("remind_at", "<=", now)
+    .where("reminded_at", "is", null)
+    .where("escalated_at", "is", null)
+    .where("due_at", ">", now)
+    .orderBy("remind_at")
+    .limit(limit)
+    .execute();
+  const expiries = await db
+    .selectFrom("gates")
+    .select(["id", "due_at as at"])
+    .where("status", "=", "pending")
+    .where("due_at", "<=", now)
+    .where("escalated_at", "is", null)
+    .orderBy("due_at")
+    .limit(limit)
+    .execute();
+  return [
+    ...reminders.map((r) => ({ gateId: r.id, step: "reminder" as const, at: r.at })),
+    ...expiries.map((r) => ({ gateId: r.id, step: "expiry" as const, at: r.at })),
+  ];
+}
+
+/** Pending gates whose delayed SLA jobs were not put on the queue yet. */
+export async function listUnscheduledGates(
+  db: DbOrTrx,
+  limit = 500,
+): Promise<{ id: string; remindAt: Date; dueAt: Date }[]> {
+  const rows = await db
+    .selectFrom("gates")
+    .select(["id", "remind_at", "due_at"])
+    .where("status", "=", "pending")
+    .where("sla_scheduled_at", "is", null)
+    .orderBy("created_at")
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ id: r.id, remindAt: r.remind_at, dueAt: r.due_at }));
+}
+
+export async function markSlaScheduled(db: DbOrTrx, ids: readonly string[], at: Date): Promise<void> {
+  if (ids.length === 0) return;
+  await db
+    .updateTable("gates")
+    .set({ sla_scheduled_at: at })
+    .where("id", "in", [...ids])
+    .execute();
 }
 
 export async function findPendingGate(
@@ -139,10 +261,18 @@ export async function listGates(
     outcomeId?: string | undefined;
     experimentId?: string | undefined;
     kind?: GateKind | undefined;
+    /** Gates this person may decide: an assignee, the backup, or the escalation target (case-insensitive). */
+    assignee?: string | undefined;
   } & PageRequest,
 ): Promise<Page<Gate>> {
   const limit = pageLimit(filter);
   let q = db.selectFrom("gates").selectAll().where("workspace_id", "=", workspaceId);
+  if (filter.assignee) {
+    const who = filter.assignee.toLowerCase();
+    q = q.where(
+      sql<boolean>`(${who} = ANY (SELECT lower(a) FROM unnest(assignees) AS a) OR lower(coalesce(backup, '')) = ${who} OR lower(coalesce(escalated_to, '')) = ${who})`,
+    );
+  }
   if (filter.status) q = q.where("status", "=", filter.status);
   if (filter.outcomeId) q = q.where("outcome_id", "=", filter.outcomeId);
   if (filter.kind) q = q.where("kind", "=", filter.kind);
@@ -164,6 +294,7 @@ export interface GateDecisionWrite {
   readonly decidedBy: string;
   readonly channel: DecisionChannel;
   readonly at: Date;
+  readonly detail?: Readonly<Record<string, unknown>> | null;
 }
 
 /**
@@ -182,6 +313,7 @@ export async function decidePendingGate(db: DbOrTrx, id: string, write: GateDeci
       decided_by: write.decidedBy,
       decided_channel: write.channel,
       decided_at: write.at,
+      decision_detail: write.detail ? JSON.stringify(write.detail) : null,
     })
     .where("id", "=", id)
     .where("status", "=", "pending")

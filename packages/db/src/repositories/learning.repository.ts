@@ -31,12 +31,20 @@ export interface NewLearning {
   readonly ciLow?: number | null;
   readonly ciHigh?: number | null;
   readonly tags?: readonly string[];
+  /** `rules` (default) or `llm:<model>`: what wrote the statement. */
+  readonly source?: string;
+  /** The analysis gate whose decision concluded the experiment (one learning per gate). */
+  readonly gateId?: string | null;
+  readonly links?: readonly { readonly label: string; readonly url: string }[];
 }
 
+/** Insert a learning; returns its id. */
 export async function insertLearning(db: DbOrTrx, l: NewLearning): Promise<string> {
   const row = await db
     .insertInto("learnings")
     .values({
+      source: l.source ?? "rules",
+      gate_id: l.gateId ?? null,
       workspace_id: l.workspaceId,
       outcome_id: l.outcomeId,
       experiment_id: l.experimentId,
@@ -46,11 +54,59 @@ export async function insertLearning(db: DbOrTrx, l: NewLearning): Promise<strin
       ci_low: l.ciLow ?? null,
       ci_high: l.ciHigh ?? null,
       tags: [...(l.tags ?? [])],
-      links: JSON.stringify([]),
+      links: JSON.stringify(l.links ?? []),
     })
     .returning("id")
     .executeTakeFirstOrThrow();
   return row.id;
+}
+
+/** A learning's statement and where it came from, for re-summarising. */
+export async function findLearningForSummary(
+  db: DbOrTrx,
+  id: string,
+): Promise<{
+  id: string;
+  workspaceId: string;
+  outcomeId: string;
+  experimentId: string | null;
+  statement: string;
+  decision: string;
+  effect: number | null;
+  ciLow: number | null;
+  ciHigh: number | null;
+  source: string;
+} | null> {
+  const row = await db.selectFrom("learnings").selectAll().where("id", "=", id).executeTakeFirst();
+  return row
+    ? {
+        id: row.id,
+        workspaceId: row.workspace_id,
+        outcomeId: row.outcome_id,
+        experimentId: row.experiment_id,
+        statement: row.statement,
+        decision: row.decision,
+        effect: row.effect,
+        ciLow: row.ci_low,
+        ciHigh: row.ci_high,
+        source: row.source,
+      }
+    : null;
+}
+
+/** Replace the statement and tags written by the rules with a model's summary (only while still `rules`). */
+export async function replaceLearningSummary(
+  db: DbOrTrx,
+  id: string,
+  summary: { statement: string; tags: readonly string[]; source: string },
+): Promise<boolean> {
+  const result = await db
+    .updateTable("learnings")
+    .set({ statement: summary.statement, tags: [...summary.tags], source: summary.source })
+    .where("id", "=", id)
+    .where("source", "=", "rules")
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
 /**

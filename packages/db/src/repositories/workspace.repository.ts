@@ -1,5 +1,24 @@
-import type { Workspace } from "@outcome-runtime/core";
+import { DEFAULT_WORKSPACE_SETTINGS, type Workspace, type WorkspaceSettings } from "@outcome-runtime/core";
 import type { DbOrTrx } from "../database";
+
+function toSettings(raw: Record<string, unknown> | null | undefined): WorkspaceSettings {
+  const decisions = raw?.sessionRequiredDecisions;
+  return {
+    sessionRequiredDecisions: Array.isArray(decisions)
+      ? decisions.filter((d): d is string => typeof d === "string")
+      : DEFAULT_WORKSPACE_SETTINGS.sessionRequiredDecisions,
+  };
+}
+
+function toWorkspace(row: {
+  id: string;
+  slug: string;
+  name: string;
+  created_at: Date;
+  settings: Record<string, unknown>;
+}): Workspace {
+  return { id: row.id, slug: row.slug, name: row.name, createdAt: row.created_at, settings: toSettings(row.settings) };
+}
 
 /** Create the workspace `slug` if missing; return it either way. */
 export async function ensureWorkspace(db: DbOrTrx, slug: string, name: string): Promise<Workspace> {
@@ -9,5 +28,25 @@ export async function ensureWorkspace(db: DbOrTrx, slug: string, name: string): 
     .onConflict((oc) => oc.column("slug").doNothing())
     .execute();
   const row = await db.selectFrom("workspaces").selectAll().where("slug", "=", slug).executeTakeFirstOrThrow();
-  return { id: row.id, slug: row.slug, name: row.name, createdAt: row.created_at };
+  return toWorkspace(row);
+}
+
+export async function findWorkspace(db: DbOrTrx, id: string): Promise<Workspace | null> {
+  const row = await db.selectFrom("workspaces").selectAll().where("id", "=", id).executeTakeFirst();
+  return row ? toWorkspace(row) : null;
+}
+
+/** Replace the workspace's settings; returns the workspace as stored. */
+export async function updateWorkspaceSettings(
+  db: DbOrTrx,
+  id: string,
+  settings: WorkspaceSettings,
+): Promise<Workspace | null> {
+  const row = await db
+    .updateTable("workspaces")
+    .set({ settings: JSON.stringify(settings) })
+    .where("id", "=", id)
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toWorkspace(row) : null;
 }

@@ -456,14 +456,13 @@ async function analyseLocked(
       after: summary,
       requestId: null,
     });
-    if (action === "analyse") {
-      await ensurePendingGate(trx, caller, outcome, "analysis_review", experiment.id, at, {
-        action: decision.action,
-        reason: decision.reason,
-        detail: decision.detail,
-        analysis_ts: snap.ts.toISOString(),
-      });
-    }
+    // A stop asks for ship / iterate / extend / roll back; a pause (kill-switch, guardrail, SRM) for resume / roll back.
+    await ensurePendingGate(trx, caller, outcome, "analysis_review", experiment.id, at, {
+      action: decision.action,
+      reason: decision.reason,
+      detail: decision.detail,
+      analysis_ts: snap.ts.toISOString(),
+    });
     const webhookId = await signals.enqueueWebhook(trx, {
       workspaceId: experiment.workspaceId,
       eventType: `experiment.${move.to}`,

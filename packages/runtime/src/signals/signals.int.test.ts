@@ -176,7 +176,17 @@ describe("the decision policy on real polls", () => {
     expect(await analyzeExperiment(deps(), id)).toMatchObject({ analysed: 0, decision: null, state: "paused" });
     const hooks = await t.db.selectFrom("webhook_deliveries").selectAll().execute();
     expect(
-      hooks.filter((h) => (h.payload as { data: { experiment: { id: string } } }).data.experiment.id === id),
+      hooks.filter((h) => (h.payload as { data: { experiment?: { id: string } } }).data.experiment?.id === id),
+    ).toHaveLength(1);
+    // The pause waits for a person: an analysis review (resume or roll back) opened, with its webhook.
+    const reviews = detail.gates.filter((g) => g.kind === "analysis_review" && g.status === "pending");
+    expect(reviews.map((g) => g.context)).toMatchObject([{ action: "pause", reason: "kill" }]);
+    expect(
+      hooks.filter(
+        (h) =>
+          h.event_type === "gate.opened" &&
+          (h.payload as { data: { gate: { id: string } } }).data.gate.id === reviews[0]?.id,
+      ),
     ).toHaveLength(1);
   });
 

@@ -10,4 +10,6 @@ export interface RouteOptions {
   readonly queuePrefix: string;
   /** The LLM gateway (rules only when no provider is configured). */
   readonly gateway: Gateway;
+  /** Base of the links the API hands out (OUTCOME_RUNTIME_PUBLIC_URL), no trailing slash. */
+  readonly publicUrl: string;
 }

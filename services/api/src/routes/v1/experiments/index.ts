@@ -41,6 +41,24 @@ const TransitionBody = Type.Object(
         description: "for report_built: paths the change touched",
       }),
     ),
+    build: Type.Optional(
+      Type.Object(
+        {
+          summary: Type.String({
+            minLength: 1,
+            maxLength: 4000,
+            description: "what was built, for the launch approval",
+          }),
+          pullRequestUrl: Type.Optional(
+            Type.String({ pattern: "^https?://", maxLength: 2000, description: "link to the change (http or https)" }),
+          ),
+          flagKey: Type.Optional(
+            Type.String({ minLength: 1, maxLength: 200, description: "the feature flag that splits traffic" }),
+          ),
+        },
+        { additionalProperties: false, description: "for report_built: the build report shown at the launch gate" },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -122,7 +140,8 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
         summary: "Request a lifecycle action",
         description:
           "claim (approved → building), release (building → approved), report_built (building → built, opens the " +
-          "launch gate), pause, resume, analyse (opens the analysis gate).",
+          "launch gate with the build report), pause (opens an analysis review: resume or roll back), analyse (opens " +
+          "the analysis review). Resuming a paused experiment is a decision at its analysis review.",
         params: IdParams,
         body: TransitionBody,
         response: {

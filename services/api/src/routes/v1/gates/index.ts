@@ -2,7 +2,15 @@
  * Gates: the inbox, one gate, and the decision.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { decideGate, GATE_DECISIONS, GATE_KINDS, GATE_STATES, getGate, listGates } from "@outcome-runtime/runtime";
+import {
+  decideGate,
+  enqueueLearningSummary,
+  GATE_DECISIONS,
+  GATE_KINDS,
+  GATE_STATES,
+  getGate,
+  listGates,
+} from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { ExperimentDto, experimentJson, GateDto, gateJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
@@ -17,20 +25,59 @@ const DecisionBody = Type.Object(
         .join("; "),
     }),
     reason: Type.Optional(Type.String({ maxLength: 2000 })),
+    hypotheses: Type.Optional(
+      Type.Record(Type.String({ format: "uuid" }), Type.Union([Type.Literal("approve"), Type.Literal("reject")]), {
+        description:
+          "portfolio_review with decision approve: a decision per hypothesis (experiment id → approve | reject); " +
+          "hypotheses left out are approved",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
-const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
+const Options = Type.Array(
+  Type.Object({
+    decision: Type.String(),
+    label: Type.String(),
+    effect: Type.String(),
+    tone: Type.Union([Type.Literal("primary"), Type.Literal("danger"), Type.Literal("neutral")]),
+  }),
+  { description: "the decisions the gate takes now (empty once decided)" },
+);
+
+const GateDetailDto = Type.Object({
+  gate: GateDto,
+  experiments: Type.Array(ExperimentDto),
+  contextPackage: Type.Object(
+    { kind: Type.Enum([...GATE_KINDS]) },
+    {
+      additionalProperties: true,
+      description:
+        "what the person deciding needs: portfolio_review → hypotheses (prediction, effort, risk, paths); " +
+        "launch_approval → build report and arms; analysis_review → trigger, latest analysis (effect, always-valid " +
+        "interval and p-value, SRM, guardrails, sample per arm, duration) and chartUrl",
+    },
+  ),
+  options: Options,
+});
+
+const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, redis, queuePrefix, publicUrl }) => {
   app.get(
     "/v1/gates",
     {
       schema: {
         tags: ["gates"],
-        summary: "List gates",
+        summary: "List gates (the inbox with assignee and status=pending)",
+        description:
+          "`assignee` keeps the gates a person may decide (an assignee, the backup, or whom the gate escalated to); " +
+          "`assignee=me` is the caller. `GET /v1/gates?assignee=me&status=pending` is the caller's inbox.",
         querystring: Type.Object({
           status: Type.Optional(Type.Enum([...GATE_STATES])),
           kind: Type.Optional(Type.Enum([...GATE_KINDS])),
+          assignee: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: "an email, or `me`" })),
+          outcomeId: Type.Optional(Type.String({ format: "uuid" })),
+          experimentId: Type.Optional(Type.String({ format: "uuid" })),
           cursor: Type.Optional(Type.String({ maxLength: 200 })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
         }),
@@ -51,14 +98,19 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }
     {
       schema: {
         tags: ["gates"],
-        summary: "Get a gate and the experiments it decides",
+        summary: "Get a gate with its context package and the decisions it takes now",
         params: IdParams,
-        response: { 200: Type.Object({ gate: GateDto, experiments: Type.Array(ExperimentDto) }), ...PROBLEM_RESPONSES },
+        response: { 200: GateDetailDto, ...PROBLEM_RESPONSES },
       },
     },
     async (request) => {
-      const detail = await getGate(deps, request.caller, request.params.id);
-      return { gate: gateJson(detail.gate), experiments: detail.experiments.map(experimentJson) };
+      const detail = await getGate(deps, request.caller, request.params.id, { publicUrl });
+      return {
+        gate: gateJson(detail.gate),
+        experiments: detail.experiments.map(experimentJson),
+        contextPackage: detail.contextPackage as unknown as { kind: (typeof GATE_KINDS)[number] },
+        options: [...detail.options],
+      };
     },
   );
 
@@ -70,11 +122,16 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }
         summary: "Decide a gate",
         description:
           "Applied exactly once: of concurrent decisions one wins; the others get 409 gate_already_decided " +
-          "with the winning decision in `details.decision`.",
+          "with the winning decision in `details.decision`. Every email link of the gate dies with the decision. " +
+          "A concluding analysis decision (ship, iterate, roll_back) writes the experiment's learning.",
         params: IdParams,
         body: DecisionBody,
         response: {
-          200: Type.Object({ gate: GateDto, experiments: Type.Array(ExperimentDto) }),
+          200: Type.Object({
+            gate: GateDto,
+            experiments: Type.Array(ExperimentDto),
+            learningId: Type.Union([Type.String(), Type.Null()]),
+          }),
           ...PROBLEM_RESPONSES,
         },
       },
@@ -83,8 +140,19 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }
       const result = await decideGate(deps, request.caller, request.params.id, {
         decision: request.body.decision as Parameters<typeof decideGate>[3]["decision"],
         reason: request.body.reason ?? null,
+        hypotheses: request.body.hypotheses,
       });
-      return { gate: gateJson(result.gate), experiments: result.experiments.map(experimentJson) };
+      if (result.learningId !== null) {
+        // Best effort: the learning exists already (the rules' sentence); the LLM may improve it.
+        await enqueueLearningSummary(redis, result.learningId, queuePrefix).catch((error: unknown) =>
+          request.log.warn({ error: String(error) }, "learning summary not queued"),
+        );
+      }
+      return {
+        gate: gateJson(result.gate),
+        experiments: result.experiments.map(experimentJson),
+        learningId: result.learningId,
+      };
     },
   );
 };

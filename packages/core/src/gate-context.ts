@@ -1,0 +1,134 @@
+/**
+ * The context package of a gate: what the person deciding needs to see, per
+ * gate kind. Built by the runtime from the database, shown by the API, the
+ * dashboard and the gate emails alike, so every channel shows the same facts.
+ */
+import type { Arm, Prediction } from "./entities";
+
+/** The outcome a gate belongs to, in brief. */
+export interface OutcomeBrief {
+  readonly id: string;
+  readonly slug: string;
+  readonly name: string;
+  readonly owner: string;
+  /** The target in words, e.g. "checkout_conversion increase to 0.042 by 2027-03-31". */
+  readonly target: string;
+}
+
+/** One proposed hypothesis of a portfolio review. */
+export interface HypothesisBrief {
+  readonly id: string;
+  readonly key: string;
+  readonly title: string;
+  readonly statement: string;
+  readonly prediction: Prediction | null;
+  readonly effort: "low" | "medium" | "high" | null;
+  readonly risk: "low" | "medium" | "high" | null;
+  readonly touchedPaths: readonly string[];
+  /** `proposed` while the review is pending; the decided state afterwards. */
+  readonly state: string;
+  /** `human`, `rules` or `llm:<model>`. */
+  readonly source: string;
+}
+
+/** What the builder reported when the experiment was built. */
+export interface BuildReport {
+  readonly summary: string;
+  readonly pullRequestUrl: string | null;
+  readonly changedPaths: readonly string[];
+  /** The feature flag that splits traffic, if the build uses one. */
+  readonly flagKey: string | null;
+  readonly reportedBy: string;
+  /** ISO 8601. */
+  readonly reportedAt: string;
+}
+
+export interface ExperimentBrief {
+  readonly id: string;
+  readonly key: string;
+  readonly title: string;
+  readonly statement: string;
+  readonly state: string;
+}
+
+/** Per-arm sample and estimate at the analysis. */
+export interface ArmSummary {
+  readonly name: string;
+  /** Exposed units (users, sessions) counted so far. */
+  readonly units: number;
+  /** The arm's mean of the primary metric (a fraction for proportions). */
+  readonly mean: number | null;
+}
+
+export interface GuardrailSummary {
+  readonly metric: string;
+  readonly arm: string;
+  /** `ok`, `harm` or `inconclusive`, as the sequential guardrail test reported. */
+  readonly verdict: string;
+  /** Estimated harm (positive is worse), in the guardrail's units (relative fraction when `relative`). */
+  readonly harm: number | null;
+  readonly margin: number;
+  readonly relative: boolean;
+}
+
+/** The numbers of the analysis that stopped (or paused) an experiment. */
+export interface AnalysisSummary {
+  /** ISO 8601 time of the data the analysis covers. */
+  readonly ts: string;
+  readonly metric: string;
+  readonly metricKind: "proportion" | "mean";
+  /** Absolute effect, treatment − control, in metric units (fractions for proportions). */
+  readonly effect: number | null;
+  /** Always-valid confidence sequence for the effect at this analysis. */
+  readonly ciLow: number | null;
+  readonly ciHigh: number | null;
+  /** Relative lift (fraction, 0.05 = +5 %). */
+  readonly relativeEffect: number | null;
+  /** Always-valid p-value (mSPRT). */
+  readonly pValue: number | null;
+  readonly alpha: number;
+  /** Sample ratio mismatch check: chi-square p-value and whether it alarmed. */
+  readonly srm: { readonly pValue: number | null; readonly alarm: boolean };
+  readonly guardrails: readonly GuardrailSummary[];
+  readonly arms: readonly ArmSummary[];
+  /** Seconds between the launch and `ts`. */
+  readonly durationSeconds: number | null;
+}
+
+export interface PortfolioReviewContext {
+  readonly kind: "portfolio_review";
+  readonly outcome: OutcomeBrief;
+  readonly hypotheses: readonly HypothesisBrief[];
+}
+
+export interface LaunchApprovalContext {
+  readonly kind: "launch_approval";
+  readonly outcome: OutcomeBrief;
+  readonly experiment: ExperimentBrief;
+  readonly build: BuildReport | null;
+  readonly arms: readonly Arm[];
+}
+
+export interface AnalysisReviewContext {
+  readonly kind: "analysis_review";
+  readonly outcome: OutcomeBrief;
+  readonly experiment: ExperimentBrief;
+  /** Why the gate opened: the policy's action (`pause`, `stop`…) and reason (`win`, `kill_switch`…). */
+  readonly trigger: { readonly action: string; readonly reason: string; readonly detail: string | null };
+  /** The latest analysis, or null when none was stored (a manual stop before any data). */
+  readonly analysis: AnalysisSummary | null;
+  /** Link to the experiment's chart in the dashboard. */
+  readonly chartUrl: string;
+}
+
+export type GateContextPackage = PortfolioReviewContext | LaunchApprovalContext | AnalysisReviewContext;
+
+/** A decision a gate takes now, with its label for buttons and emails. */
+export interface DecisionOption {
+  readonly decision: string;
+  readonly label: string;
+  /** What the decision does, in one sentence. */
+  readonly effect: string;
+  /** `primary` (go ahead), `danger` (stop, undo) or `neutral`. */
+  readonly tone: "primary" | "danger" | "neutral";
+}

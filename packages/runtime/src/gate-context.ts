@@ -1,0 +1,161 @@
+/**
+ * The context package of a gate (see `GateContextPackage` in packages/core):
+ * the facts a person needs to decide, read from the database. The API, the
+ * dashboard and the emails all show this same package.
+ */
+import type {
+  AnalysisSummary,
+  DecisionOption,
+  Experiment,
+  ExperimentBrief,
+  Gate,
+  GateContextPackage,
+  Outcome,
+  OutcomeBrief,
+} from "@outcome-runtime/core";
+import { type DbOrTrx, experiments, outcomes, signals } from "@outcome-runtime/db";
+import { specOf } from "./spec-of";
+
+/** Where links in a context package point: the public base URL of the service (no trailing slash). */
+export interface GateLinks {
+  readonly publicUrl: string;
+}
+
+/** Dashboard page of a gate. */
+export function gateUrl(links: GateLinks, gateId: string): string {
+  return `${links.publicUrl}/gates/${gateId}`;
+}
+
+/** Dashboard page of an experiment, with its chart. */
+export function experimentUrl(links: GateLinks, experimentId: string): string {
+  return `${links.publicUrl}/experiments/${experimentId}`;
+}
+
+/** The outcome in brief, with its target in words. */
+export function outcomeBrief(outcome: Outcome): OutcomeBrief {
+  const spec = specOf(outcome);
+  const value = spec.target.relative
+    ? `${spec.target.value >= 0 ? "+" : ""}${+(spec.target.value * 100).toFixed(4)} % relative`
+    : `${spec.target.value}`;
+  const horizon =
+    "end_date" in spec.horizon && spec.horizon.end_date
+      ? `by ${spec.horizon.end_date}`
+      : "seconds" in spec.horizon
+        ? `within ${Math.round(Number(spec.horizon.seconds) / 86_400)} days`
+        : "";
+  return {
+    id: outcome.id,
+    slug: outcome.slug,
+    name: outcome.name,
+    owner: outcome.owner,
+    target: `${spec.signal.metric} ${spec.target.direction} to ${value} ${horizon}`.trim(),
+  };
+}
+
+function experimentBrief(e: Experiment): ExperimentBrief {
+  return { id: e.id, key: e.key, title: e.title, statement: e.statement, state: e.state };
+}
+
+function num(x: unknown): number | null {
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
+
+/** The latest analysis of an experiment, summarised (null when none is stored). */
+export async function analysisSummary(
+  db: DbOrTrx,
+  experiment: Experiment,
+  outcome: Outcome,
+): Promise<AnalysisSummary | null> {
+  const latest = await signals.latestAnalysis(db, experiment.id);
+  if (latest === null) return null;
+  const spec = specOf(outcome);
+  const arms = latest.arms as Record<string, { units?: number; mean?: number }>;
+  const details = latest.details as { srm?: { alarm?: boolean }; elapsed_seconds?: number };
+  const guardrails = (latest.guardrails as Record<string, unknown>[]).map((g) => ({
+    metric: String(g.metric ?? ""),
+    arm: String(g.arm ?? ""),
+    verdict: String(g.verdict ?? "inconclusive"),
+    harm: num(g.harm),
+    margin: num(g.margin) ?? 0,
+    relative: g.relative === true,
+  }));
+  return {
+    ts: latest.ts.toISOString(),
+    metric: spec.signal.metric,
+    metricKind: spec.signal.kind === "mean" ? "mean" : "proportion",
+    effect: latest.effect,
+    ciLow: latest.ciLow,
+    ciHigh: latest.ciHigh,
+    relativeEffect: latest.relativeEffect,
+    pValue: latest.pValue,
+    alpha: experiment.statsPlan?.alpha ?? 0.05,
+    srm: { pValue: latest.srmPValue, alarm: details.srm?.alarm === true },
+    guardrails,
+    arms: experiment.arms.map((a) => ({
+      name: a.name,
+      units: Number(arms[a.name]?.units ?? 0),
+      mean: num(arms[a.name]?.mean),
+    })),
+    durationSeconds: num(details.elapsed_seconds),
+  };
+}
+
+/**
+ * Build the context package of a gate.
+ * @throws Error when the gate's outcome or experiment is gone (rows cascade, so only mid-deletion).
+ */
+export async function buildGateContext(db: DbOrTrx, gate: Gate, links: GateLinks): Promise<GateContextPackage> {
+  const outcome = await outcomes.findOutcome(db, gate.workspaceId, gate.outcomeId);
+  if (outcome === null) throw new Error(`the outcome of gate ${gate.id} is gone`);
+  const brief = outcomeBrief(outcome);
+  if (gate.kind === "portfolio_review") {
+    const list = await experiments.listExperiments(db, gate.workspaceId, { portfolioGateId: gate.id });
+    return {
+      kind: "portfolio_review",
+      outcome: brief,
+      hypotheses: list.map((e) => ({
+        id: e.id,
+        key: e.key,
+        title: e.title,
+        statement: e.statement,
+        prediction: e.prediction,
+        effort: e.effort,
+        risk: e.risk,
+        touchedPaths: e.touchedPaths,
+        state: e.state,
+        source: e.source,
+      })),
+    };
+  }
+  const experiment = gate.experimentId
+    ? await experiments.findExperiment(db, gate.workspaceId, gate.experimentId)
+    : null;
+  if (experiment === null) throw new Error(`the experiment of gate ${gate.id} is gone`);
+  if (gate.kind === "launch_approval") {
+    return {
+      kind: "launch_approval",
+      outcome: brief,
+      experiment: experimentBrief(experiment),
+      build: experiment.build,
+      arms: experiment.arms,
+    };
+  }
+  const trigger = gate.context as { action?: unknown; reason?: unknown; detail?: unknown };
+  return {
+    kind: "analysis_review",
+    outcome: brief,
+    experiment: experimentBrief(experiment),
+    trigger: {
+      action: typeof trigger.action === "string" ? trigger.action : "analyse",
+      reason: typeof trigger.reason === "string" ? trigger.reason : "requested",
+      detail: typeof trigger.detail === "string" ? trigger.detail : null,
+    },
+    analysis: await analysisSummary(db, experiment, outcome),
+    chartUrl: experimentUrl(links, experiment.id),
+  };
+}
+
+/** Labels of decision options, for audit and pages. */
+export function optionOf(options: readonly DecisionOption[], decision: string): DecisionOption | undefined {
+  return options.find((o) => o.decision === decision);
+}

@@ -1,0 +1,101 @@
+/**
+ * Learnings written when an analysis review concludes an experiment (ship,
+ * iterate, roll back). The decision's transaction writes a statement from the
+ * numbers (the rules summariser), so a learning exists the moment the
+ * decision does; the worker then asks the LLM gateway for a better sentence
+ * (`summarize_learning`) and replaces it when one comes back.
+ */
+import type { Experiment, Gate, Outcome } from "@outcome-runtime/core";
+import { experiments, learnings, outcomes, signals, type Trx } from "@outcome-runtime/db";
+import type { Gateway } from "@outcome-runtime/llm";
+import { summarizeLearningOffline } from "@outcome-runtime/llm/offline";
+import type { RuntimeDeps } from "./context";
+import { specOf } from "./spec-of";
+
+type SummaryInput = Parameters<typeof summarizeLearningOffline>[0];
+
+function summaryInput(
+  experiment: Pick<Experiment, "title" | "statement">,
+  metric: string,
+  decision: string,
+  effect: { effect: number | null; ciLow: number | null; ciHigh: number | null },
+): SummaryInput {
+  return {
+    experiment: { title: experiment.title, statement: experiment.statement },
+    metric,
+    decision,
+    effect: effect.effect,
+    ciLow: effect.ciLow,
+    ciHigh: effect.ciHigh,
+  };
+}
+
+/**
+ * Write the learning of a concluding analysis-review decision, inside the
+ * decision's transaction: statement and tags from the rules summariser, the
+ * latest analysis's effect and always-valid interval, the decision's reason.
+ * One learning per gate (a unique index), so a retried decision cannot write two.
+ *
+ * @returns the learning's id.
+ */
+export async function writeLearningForDecision(
+  trx: Trx,
+  input: { gate: Gate; outcome: Outcome; experiment: Experiment; at: Date },
+): Promise<string> {
+  const { gate, outcome, experiment } = input;
+  const decision = gate.decision?.decision ?? "";
+  const latest = await signals.latestAnalysis(trx, experiment.id);
+  const effect = { effect: latest?.effect ?? null, ciLow: latest?.ciLow ?? null, ciHigh: latest?.ciHigh ?? null };
+  const metric = specOf(outcome).signal.metric;
+  const summary = summarizeLearningOffline(summaryInput(experiment, metric, decision, effect));
+  const reason = gate.decision?.reason?.trim();
+  return learnings.insertLearning(trx, {
+    workspaceId: gate.workspaceId,
+    outcomeId: outcome.id,
+    experimentId: experiment.id,
+    statement: reason ? `${summary.statement} Reason: ${reason}` : summary.statement,
+    decision,
+    ...effect,
+    tags: summary.tags,
+    source: "rules",
+    gateId: gate.id,
+    links: experiment.build?.pullRequestUrl ? [{ label: "pull request", url: experiment.build.pullRequestUrl }] : [],
+  });
+}
+
+/**
+ * Ask the LLM gateway to summarise a learning and keep its sentence when an
+ * LLM (not the rules engine) served. Idempotent: a learning already summarised
+ * by a model is left alone.
+ *
+ * @returns `summarized` (replaced), `kept` (the rules answered, or it was already done), `missing`.
+ */
+export async function refineLearning(
+  deps: RuntimeDeps & { readonly gateway: Gateway },
+  learningId: string,
+): Promise<"summarized" | "kept" | "missing"> {
+  const learning = await learnings.findLearningForSummary(deps.db, learningId);
+  if (learning === null) return "missing";
+  if (learning.source !== "rules" || learning.experimentId === null) return "kept";
+  const experiment = await experiments.findExperiment(deps.db, learning.workspaceId, learning.experimentId);
+  const outcome = await outcomes.findOutcome(deps.db, learning.workspaceId, learning.outcomeId);
+  if (experiment === null || outcome === null) return "missing";
+  const metric = specOf(outcome).signal.metric;
+  const result = await deps.gateway.run(
+    "summarize_learning",
+    summaryInput(experiment, metric, learning.decision, learning),
+    {
+      workspaceId: learning.workspaceId,
+      outcomeId: learning.outcomeId,
+      actor: { id: "worker", name: "worker", role: "system" },
+      channel: "system",
+    },
+  );
+  if (result.source === "rules") return "kept";
+  const replaced = await learnings.replaceLearningSummary(deps.db, learning.id, {
+    statement: result.output.statement,
+    tags: result.output.tags,
+    source: result.source,
+  });
+  return replaced ? "summarized" : "kept";
+}

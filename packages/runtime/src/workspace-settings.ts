@@ -1,0 +1,66 @@
+/**
+ * Workspace settings an admin changes through the API, e.g. which gate
+ * decisions an email link may not make.
+ */
+import { DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
+import { audit, workspaces } from "@outcome-runtime/db";
+import { auditActor, type Caller, inTransaction, type RuntimeDeps } from "./context";
+import { ALL_GATE_DECISIONS } from "./decide-gate";
+
+/** The caller's workspace settings. @throws DomainError `not_found`. */
+export async function getWorkspaceSettings(deps: RuntimeDeps, caller: Caller): Promise<WorkspaceSettings> {
+  const workspace = await workspaces.findWorkspace(deps.db, caller.principal.workspaceId);
+  if (workspace === null) throw new DomainError("not_found", "this workspace no longer exists");
+  return workspace.settings;
+}
+
+/**
+ * Change the caller's workspace settings (admins only); audited with the
+ * values before and after.
+ *
+ * @throws DomainError `forbidden` for a non-admin; `validation_failed` naming
+ *   an unknown decision in `sessionRequiredDecisions`.
+ */
+export async function updateWorkspaceSettings(
+  deps: RuntimeDeps,
+  caller: Caller,
+  patch: Partial<WorkspaceSettings>,
+): Promise<WorkspaceSettings> {
+  if (caller.principal.role !== "admin") {
+    throw new DomainError("forbidden", "only an admin changes workspace settings");
+  }
+  const unknown = (patch.sessionRequiredDecisions ?? []).filter(
+    (d) => !(ALL_GATE_DECISIONS as readonly string[]).includes(d),
+  );
+  if (unknown.length > 0) {
+    throw new DomainError(
+      "validation_failed",
+      `sessionRequiredDecisions: unknown decision ${unknown.map((d) => `"${d}"`).join(", ")}; use any of ${ALL_GATE_DECISIONS.join(", ")}`,
+      { field: "sessionRequiredDecisions", allowed: ALL_GATE_DECISIONS },
+    );
+  }
+  return inTransaction(deps.db, async (trx) => {
+    const current = await workspaces.findWorkspace(trx, caller.principal.workspaceId);
+    if (current === null) throw new DomainError("not_found", "this workspace no longer exists");
+    const next: WorkspaceSettings = {
+      ...current.settings,
+      ...(patch.sessionRequiredDecisions
+        ? { sessionRequiredDecisions: [...new Set(patch.sessionRequiredDecisions)] }
+        : {}),
+    };
+    const updated = await workspaces.updateWorkspaceSettings(trx, current.id, next);
+    if (updated === null) throw new DomainError("not_found", "this workspace no longer exists");
+    await audit.insertAuditEvent(trx, {
+      workspaceId: current.id,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: "workspace.settings_changed",
+      subjectType: "workspace",
+      subjectId: current.id,
+      before: current.settings,
+      after: updated.settings,
+      requestId: caller.requestId,
+    });
+    return updated.settings;
+  });
+}
