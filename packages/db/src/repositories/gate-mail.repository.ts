@@ -257,14 +257,17 @@ export async function findTokenByHash(db: DbOrTrx, tokenHash: string): Promise<G
   return row ? toToken(row) : null;
 }
 
-/** Mark a token used, if still live; false when it was used or revoked meanwhile. */
+/**
+ * Record the token that made a gate's decision, inside the decision's
+ * transaction (which has just revoked every token of the gate): it is marked
+ * used instead of revoked. False when it was already used.
+ */
 export async function markTokenUsed(db: DbOrTrx, id: string, at: Date): Promise<boolean> {
   const result = await db
     .updateTable("gate_tokens")
-    .set({ used_at: at })
+    .set({ used_at: at, revoked_at: null, revoked_reason: null })
     .where("id", "=", id)
     .where("used_at", "is", null)
-    .where("revoked_at", "is", null)
     .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }

@@ -1,0 +1,424 @@
+/**
+ * Deciding gates by email, end to end: the API listening on a port, the worker
+ * sending through nodemailer to a real SMTP server in this process
+ * (`smtp-server`), the messages parsed back with `mailparser` as a mail client
+ * would, and the links followed with an HTTP client. Real Postgres and Redis.
+ */
+import { randomBytes } from "node:crypto";
+import { type AddressInfo, createServer as createNetServer } from "node:net";
+import { buildTestApp } from "@outcome-runtime/api/test-app";
+import { audit, gateMail, gates as gateRows } from "@outcome-runtime/db";
+import { createMailer, mailConfigFromEnv } from "@outcome-runtime/notify";
+import {
+  applyOutcome,
+  connectorProvider,
+  decideGate,
+  getExperiment,
+  proposeExperiment,
+  transitionExperiment,
+  transitionOutcome,
+} from "@outcome-runtime/runtime";
+import {
+  createTestDatabase,
+  outcomeVariant,
+  type Seeded,
+  seedWorkspace,
+  type TestDatabase,
+} from "@outcome-runtime/testing";
+import { startWorker } from "@outcome-runtime/worker";
+import { Redis } from "ioredis";
+import { type ParsedMail, simpleParser } from "mailparser";
+import { pino } from "pino";
+import { SMTPServer } from "smtp-server";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const MAYA = "maya.pm@acme.example";
+const LEAD = "lead@acme.example";
+
+async function freePort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// One world for the file: database, SMTP server, API on a port, worker.
+
+let t: TestDatabase;
+let seed: Seeded;
+let redis: Redis;
+let workerRedis: Redis;
+let smtp: SMTPServer;
+const inbox: ParsedMail[] = [];
+let baseUrl: string;
+let app: Awaited<ReturnType<typeof buildTestApp>>;
+let worker: Awaited<ReturnType<typeof startWorker>>;
+const prefix = `test-${randomBytes(6).toString("hex")}`;
+/** The API's clock; moved forward to see a link expire without the worker escalating anything. */
+let apiNow: Date | null = null;
+
+beforeAll(async () => {
+  t = await createTestDatabase({ max: 30 });
+  seed = await seedWorkspace(t.db);
+  smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    onData(stream, _session, callback) {
+      simpleParser(stream).then(
+        (mail) => {
+          inbox.push(mail);
+          callback();
+        },
+        (error: Error) => callback(error),
+      );
+    },
+  });
+  await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", resolve));
+  const smtpPort = (smtp.server.address() as AddressInfo).port;
+
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 1 });
+  workerRedis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  app = await buildTestApp(t.db, redis, {
+    deps: { db: t.db, now: () => apiNow ?? new Date() },
+    publicUrl: baseUrl,
+    queuePrefix: prefix,
+    rateLimitNamespace: `${prefix}:rate-limit:`,
+  });
+  await app.listen({ port, host: "127.0.0.1" });
+
+  const mailConfig = mailConfigFromEnv({
+    SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+    MAIL_FROM: "Outcome Runtime <gates@acme.example>",
+    OUTCOME_RUNTIME_PUBLIC_URL: baseUrl,
+  });
+  worker = await startWorker({
+    db: t.db,
+    redis: workerRedis,
+    connectors: connectorProvider({ env: {}, defaultDatabaseUrl: t.url }),
+    logger: pino({ level: "silent" }),
+    prefix,
+    mailer: createMailer(mailConfig, () => {}),
+    links: { publicUrl: mailConfig.publicUrl },
+    outboxIntervalMs: 100,
+    reconcileIntervalMs: 60_000,
+  });
+});
+
+afterAll(async () => {
+  await worker?.close();
+  await app?.close();
+  await new Promise<void>((resolve) => (smtp ? smtp.close(resolve) : resolve()));
+  if (redis) {
+    let cursor = "0";
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== "0");
+    redis.disconnect();
+  }
+  workerRedis?.disconnect();
+  await t?.drop();
+});
+
+// ---------------------------------------------------------------------------
+// Helpers on the mail and the links.
+
+interface Link {
+  readonly url: string;
+  readonly gateId: string;
+  readonly decision: string;
+  readonly to: string;
+  readonly token: string;
+}
+
+/** Every decision link of a parsed message, read from its plain-text body. */
+function linksOf(mail: ParsedMail): Link[] {
+  const found = (mail.text ?? "").match(/https?:\/\/\S+\/email\/gates\/\S+/g) ?? [];
+  return [...new Set(found)].map((raw) => {
+    const url = new URL(raw);
+    const [, , , gateId, decision] = url.pathname.split("/");
+    return {
+      url: raw,
+      gateId: gateId ?? "",
+      decision: decision ?? "",
+      to: url.searchParams.get("to") ?? "",
+      token: url.searchParams.get("token") ?? "",
+    };
+  });
+}
+
+function withParams(link: Link, change: { to?: string; token?: string }): string {
+  const url = new URL(link.url);
+  if (change.to !== undefined) url.searchParams.set("to", change.to);
+  if (change.token !== undefined) url.searchParams.set("token", change.token);
+  return url.toString();
+}
+
+function mailFor(recipient: string, gateId: string): ParsedMail | undefined {
+  return inbox.find(
+    (m) =>
+      (m.to && !Array.isArray(m.to) ? m.to.value : []).some((a) => a.address === recipient) &&
+      linksOf(m).some((l) => l.gateId === gateId),
+  );
+}
+
+async function post(
+  url: string,
+  form: Record<string, string | string[]> = {},
+): Promise<{ status: number; html: string }> {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(form)) for (const value of [v].flat()) body.append(k, value);
+  const response = await fetch(url, { method: "POST", body, redirect: "manual" });
+  return { status: response.status, html: await response.text() };
+}
+
+async function get(url: string): Promise<{ status: number; html: string; headers: Headers }> {
+  const response = await fetch(url, { redirect: "manual" });
+  return { status: response.status, html: await response.text(), headers: response.headers };
+}
+
+async function gateState(gateId: string) {
+  const gate = await gateRows.findGateById(t.db, gateId);
+  const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: gateId, action: "gate.decided" });
+  return { gate, decisions: events.length };
+}
+
+async function activeOutcome(id: string, replacements: readonly [string, string][] = []): Promise<void> {
+  await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant(id, replacements) });
+  await transitionOutcome({ db: t.db }, seed.admin, id, "activate", null);
+}
+
+function hypothesis(title: string) {
+  return { title, statement: `${title} lowers checkout abandonment`, touchedPaths: ["apps/web/src/checkout/x.ts"] };
+}
+
+// ---------------------------------------------------------------------------
+
+describe("deciding a gate from an email", () => {
+  it("approves through the confirmation page's POST, once, with channel email and an audit event", async () => {
+    await activeOutcome("email-approve");
+    const first = await proposeExperiment({ db: t.db }, seed.admin, "email-approve", hypothesis("Express pay"));
+    const second = await proposeExperiment({ db: t.db }, seed.admin, "email-approve", hypothesis("Guest checkout"));
+    const gateId = first.gate.id;
+    expect(second.gate.id).toBe(gateId);
+
+    const mail = await waitFor("the gate email to maya", () => mailFor(MAYA, gateId));
+    expect(mail.subject).toContain("Decision needed");
+    expect(mail.from?.text).toContain("gates@acme.example");
+    expect(mail.headers.get("auto-submitted")).toBe("auto-generated");
+    // The context package travels in the mail: both hypotheses, in HTML and text.
+    for (const body of [mail.html || "", mail.text ?? ""]) {
+      expect(body).toContain("Express pay");
+      expect(body).toContain("Guest checkout");
+    }
+    const links = linksOf(mail);
+    expect(links.map((l) => l.decision).sort()).toEqual(["approve", "reject"]);
+    for (const l of links) {
+      expect(l.to).toBe(MAYA);
+      expect(l.token).toMatch(/^[A-Za-z0-9_-]{43}$/); // 256 bits
+      expect(mail.html).toContain(l.token);
+    }
+    // Only hashes are stored.
+    const stored = await gateMail.listTokensOfGate(t.db, gateId);
+    expect(stored).toHaveLength(2);
+    const approve = links.find((l) => l.decision === "approve")!;
+    const reject = links.find((l) => l.decision === "reject")!;
+    const hashes = await t.db.selectFrom("gate_tokens").select("token_hash").where("gate_id", "=", gateId).execute();
+    expect(hashes.map((h) => h.token_hash).join(" ")).not.toContain(approve.token);
+
+    // A GET (what a mail scanner does) shows the confirmation page and changes nothing.
+    for (let i = 0; i < 3; i += 1) {
+      const page = await get(approve.url);
+      expect(page.status).toBe(200);
+      expect(page.html).toContain("<form");
+      expect(page.html).toContain('method="post"');
+      expect(page.html).not.toContain("<script");
+      expect(page.headers.get("content-security-policy")).toContain("default-src 'none'");
+      expect(page.headers.get("referrer-policy")).toBe("no-referrer");
+      expect(page.headers.get("cache-control")).toBe("no-store");
+    }
+    await get(reject.url);
+    expect(await gateState(gateId)).toMatchObject({ gate: { status: "pending" }, decisions: 0 });
+    expect((await gateMail.listTokensOfGate(t.db, gateId)).every((tk) => tk.usedAt === null)).toBe(true);
+
+    // A tampered token, the token of another recipient, a tampered decision: rejected, nothing changes.
+    const flipped = approve.token.slice(0, -1) + (approve.token.endsWith("A") ? "B" : "A");
+    for (const url of [withParams(approve, { token: flipped }), approve.url.replace("/approve?", "/reject?")]) {
+      expect((await get(url)).status).toBe(404);
+      const refused = await post(url, { reason: "tampered" });
+      expect(refused.status).toBe(404);
+      expect(refused.html).toContain("not valid");
+    }
+    const otherRecipient = withParams(approve, { to: LEAD });
+    expect((await get(otherRecipient)).status).toBe(403);
+    const wrong = await post(otherRecipient, { reason: "not mine" });
+    expect(wrong.status).toBe(403);
+    expect(wrong.html).toContain("someone else");
+    // An expired token: the API's clock past the SLA (48 h).
+    apiNow = new Date(Date.now() + 49 * 3600_000);
+    try {
+      const expired = await post(approve.url, { reason: "late" });
+      expect(expired.status).toBe(410);
+      expect(expired.html).toContain("expired");
+    } finally {
+      apiNow = null;
+    }
+    expect(await gateState(gateId)).toMatchObject({ gate: { status: "pending" }, decisions: 0 });
+
+    // The POST decides: approve the first hypothesis, leave the second unchecked (rejected).
+    const decided = await post(approve.url, { reason: "express pay first", approve: [first.experiment.id] });
+    expect(decided.status).toBe(200);
+    expect(decided.html).toContain("Express pay");
+    const after = await gateState(gateId);
+    expect(after.decisions).toBe(1);
+    expect(after.gate).toMatchObject({
+      status: "approved",
+      decision: {
+        decision: "approve",
+        decidedBy: MAYA,
+        channel: "email",
+        reason: "express pay first",
+        detail: { approved: [first.experiment.id], rejected: [second.experiment.id] },
+      },
+    });
+    const [event] = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: gateId, action: "gate.decided" });
+    expect(event).toMatchObject({ channel: "email", actor: { name: MAYA, role: "approver" } });
+    expect((await getExperiment({ db: t.db }, seed.admin, first.experiment.id)).experiment.state).toBe("approved");
+    expect((await getExperiment({ db: t.db }, seed.admin, second.experiment.id)).experiment.state).toBe("rejected");
+    const tokens = await gateMail.listTokensOfGate(t.db, gateId);
+    expect(tokens.filter((tk) => tk.usedAt !== null)).toHaveLength(1);
+    expect(tokens.find((tk) => tk.decision === "reject")?.revokedReason).toBe("decided");
+
+    // A second click, and the other link: "already decided", and nothing changes.
+    for (const url of [approve.url, reject.url]) {
+      const again = await post(url, { reason: "again" });
+      expect(again.status).toBe(409);
+      expect(again.html).toContain("already decided");
+      expect(again.html).toContain(MAYA);
+      expect((await get(url)).status).toBe(409);
+    }
+    expect(await gateState(gateId)).toMatchObject({ gate: { status: "approved" }, decisions: 1 });
+    // The webhook outbox says it too, once.
+    const hooks = await t.db
+      .selectFrom("webhook_deliveries")
+      .select(["event_type", "payload"])
+      .where("event_type", "in", ["gate.opened", "gate.decided"])
+      .execute();
+    const ofGate = hooks.filter((h) => (h.payload as { data: { gate: { id: string } } }).data.gate.id === gateId);
+    expect(ofGate.map((h) => h.event_type).sort()).toEqual(["gate.decided", "gate.opened"]);
+  });
+
+  it("applies one of 20 concurrent POSTs of valid links for opposite decisions", async () => {
+    const people = Array.from({ length: 10 }, (_, i) => `pm${i}@acme.example`);
+    await activeOutcome("email-race", [
+      [
+        "assignees: [maya.pm@acme.example]\n    backup: lead@acme.example\n    sla: 48h",
+        `assignees: [${people.join(", ")}]\n    sla: 48h`,
+      ],
+    ]);
+    const proposed = await proposeExperiment({ db: t.db }, seed.admin, "email-race", hypothesis("One click"));
+    const gateId = proposed.gate.id;
+    const links = (
+      await waitFor("ten emails", () => {
+        const mails = people.map((p) => mailFor(p, gateId));
+        return mails.every((m) => m !== undefined) ? mails : undefined;
+      })
+    ).flatMap((m) => linksOf(m!));
+    expect(links).toHaveLength(20);
+    expect(links.filter((l) => l.decision === "approve")).toHaveLength(10);
+
+    const results = await Promise.all(
+      links.map((l) => post(l.url, { reason: `${l.to} says ${l.decision}`, approve: [proposed.experiment.id] })),
+    );
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses.filter((s) => s === 200)).toHaveLength(1);
+    expect(statuses.filter((s) => s === 409)).toHaveLength(19);
+
+    const { gate, decisions } = await gateState(gateId);
+    expect(decisions).toBe(1);
+    const winner = links[results.findIndex((r) => r.status === 200)]!;
+    expect(gate?.decision).toMatchObject({ decision: winner.decision, decidedBy: winner.to, channel: "email" });
+    const experiment = (await getExperiment({ db: t.db }, seed.admin, proposed.experiment.id)).experiment;
+    expect(experiment.state).toBe(winner.decision === "approve" ? "approved" : "rejected");
+    const moves = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: proposed.experiment.id });
+    expect(moves.filter((e) => e.action === "experiment.approved" || e.action === "experiment.rejected")).toHaveLength(
+      1,
+    );
+    const tokens = await gateMail.listTokensOfGate(t.db, gateId);
+    expect(tokens.filter((tk) => tk.usedAt !== null)).toHaveLength(1);
+    expect(tokens.filter((tk) => tk.revokedReason === "decided")).toHaveLength(19);
+  });
+
+  it("asks for the dashboard before resuming a paused experiment, until the workspace allows it by email", async () => {
+    await activeOutcome("email-resume");
+    const proposed = await proposeExperiment({ db: t.db }, seed.admin, "email-resume", hypothesis("Resumable"));
+    await decideGate({ db: t.db }, seed.admin, proposed.gate.id, { decision: "approve" });
+    await transitionExperiment({ db: t.db }, seed.admin, proposed.experiment.id, {
+      action: "claim",
+      claimedBy: "cursor",
+    });
+    const built = await transitionExperiment({ db: t.db }, seed.admin, proposed.experiment.id, {
+      action: "report_built",
+      changedPaths: ["apps/web/src/checkout/x.ts"],
+      build: { summary: "One-tap resume", pullRequestUrl: "https://git.example/pr/7", flagKey: "resumable" },
+    });
+    await decideGate({ db: t.db }, seed.admin, built.openedGates[0]!.id, { decision: "approve" });
+    const paused = await transitionExperiment({ db: t.db }, seed.admin, proposed.experiment.id, {
+      action: "pause",
+      reason: "error spike",
+    });
+    const review = paused.openedGates[0]!;
+    expect(review.kind).toBe("analysis_review");
+
+    const mail = await waitFor("the review email", () => mailFor(MAYA, review.id));
+    const links = linksOf(mail);
+    expect(links.map((l) => l.decision).sort()).toEqual(["resume", "roll_back"]);
+    const resume = links.find((l) => l.decision === "resume")!;
+
+    for (const page of [await get(resume.url), await post(resume.url, { reason: "fixed" })]) {
+      expect(page.status).toBe(403);
+      expect(page.html).toContain("dashboard");
+      expect(page.html).not.toContain("<form");
+    }
+    expect(await gateState(review.id)).toMatchObject({ gate: { status: "pending" }, decisions: 0 });
+    expect((await getExperiment({ db: t.db }, seed.admin, proposed.experiment.id)).experiment.state).toBe("paused");
+
+    // An admin lifts the rule; the same link now decides.
+    const patched = await app.inject({
+      method: "PATCH",
+      url: "/v1/workspace/settings",
+      headers: { authorization: `Bearer ${seed.adminKey}` },
+      payload: { sessionRequiredDecisions: [] },
+    });
+    expect(patched.statusCode).toBe(200);
+    expect((await get(resume.url)).status).toBe(200);
+    const decided = await post(resume.url, { reason: "fixed the spike" });
+    expect(decided.status).toBe(200);
+    expect((await getExperiment({ db: t.db }, seed.admin, proposed.experiment.id)).experiment.state).toBe("running");
+    expect(await gateState(review.id)).toMatchObject({
+      gate: { status: "approved", decision: { decision: "resume", channel: "email" } },
+      decisions: 1,
+    });
+  });
+});
