@@ -193,6 +193,30 @@ async function post(
   return { status: response.status, html: await response.text() };
 }
 
+/** The fields a browser would submit from a confirmation page: hidden inputs and ticked checkboxes. */
+function formFields(html: string): Record<string, string[]> {
+  const fields: Record<string, string[]> = {};
+  for (const tag of html.match(/<input\b[^>]*>/g) ?? []) {
+    const name = /name="([^"]*)"/.exec(tag)?.[1];
+    const value = /value="([^"]*)"/.exec(tag)?.[1];
+    const kind = /type="([^"]*)"/.exec(tag)?.[1];
+    if (name === undefined || value === undefined) continue;
+    if (kind === "checkbox" && !/\bchecked\b/.test(tag)) continue;
+    fields[name] = [...(fields[name] ?? []), value];
+  }
+  return fields;
+}
+
+/** Open the link as a browser does, then submit its form with `change` applied to the fields. */
+async function openAndSubmit(
+  url: string,
+  change: Record<string, string | string[]> = {},
+): Promise<{ status: number; html: string }> {
+  const page = await get(url);
+  if (page.status !== 200) return { status: page.status, html: page.html };
+  return post(url, { ...formFields(page.html), ...change });
+}
+
 async function get(url: string): Promise<{ status: number; html: string; headers: Headers }> {
   const response = await fetch(url, { redirect: "manual" });
   return { status: response.status, html: await response.text(), headers: response.headers };
@@ -286,8 +310,17 @@ describe("deciding a gate from an email", () => {
     }
     expect(await gateState(gateId)).toMatchObject({ gate: { status: "pending" }, decisions: 0 });
 
-    // The POST decides: approve the first hypothesis, leave the second unchecked (rejected).
-    const decided = await post(approve.url, { reason: "express pay first", approve: [first.experiment.id] });
+    // A hypothesis that joins the review after the page was opened is never decided unseen.
+    const stalePage = await get(approve.url);
+    const third = await proposeExperiment({ db: t.db }, seed.admin, "email-approve", hypothesis("Saved carts"));
+    expect(third.gate.id).toBe(gateId);
+    const stale = await post(approve.url, { ...formFields(stalePage.html), reason: "stale page" });
+    expect(stale.status).toBe(409);
+    expect(stale.html).toContain("Saved carts");
+    expect(await gateState(gateId)).toMatchObject({ gate: { status: "pending" }, decisions: 0 });
+
+    // The POST decides: approve the first hypothesis, untick the others (rejected).
+    const decided = await openAndSubmit(approve.url, { reason: "express pay first", approve: [first.experiment.id] });
     expect(decided.status).toBe(200);
     expect(decided.html).toContain("Express pay");
     const after = await gateState(gateId);
@@ -299,7 +332,7 @@ describe("deciding a gate from an email", () => {
         decidedBy: MAYA,
         channel: "email",
         reason: "express pay first",
-        detail: { approved: [first.experiment.id], rejected: [second.experiment.id] },
+        detail: { approved: [first.experiment.id], rejected: [second.experiment.id, third.experiment.id] },
       },
     });
     const [event] = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: gateId, action: "gate.decided" });
@@ -349,7 +382,12 @@ describe("deciding a gate from an email", () => {
     expect(links.filter((l) => l.decision === "approve")).toHaveLength(10);
 
     const results = await Promise.all(
-      links.map((l) => post(l.url, { reason: `${l.to} says ${l.decision}`, approve: [proposed.experiment.id] })),
+      // Every page opened first, then the 20 POSTs at once.
+      (await Promise.all(links.map((l) => get(l.url)))).map((page, i) => {
+        expect(page.status).toBe(200);
+        const l = links[i]!;
+        return post(l.url, { ...formFields(page.html), reason: `${l.to} says ${l.decision}` });
+      }),
     );
     const statuses = results.map((r) => r.status).sort();
     expect(statuses.filter((s) => s === 200)).toHaveLength(1);

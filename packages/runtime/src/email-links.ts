@@ -37,6 +37,8 @@ export interface EmailDecisionForm {
   readonly reason?: string | undefined;
   /** Portfolio review approve: the ids of the hypotheses left checked. */
   readonly approve?: readonly string[] | undefined;
+  /** Portfolio review: the ids of the hypotheses the page showed (a review that changed since is refused). */
+  readonly shown?: readonly string[] | undefined;
 }
 
 /** A page to show, and the HTTP status to show it with. */
@@ -217,18 +219,31 @@ export async function decideByEmailLink(
   const { gate, decision, recipient } = checked;
   const reason = form.reason?.trim().slice(0, 2000) || null;
   let hypotheses: Record<string, "approve" | "reject"> | undefined;
-  if (gate.kind === "portfolio_review" && decision === "approve") {
+  const dashboard = gateUrl(links, gate.id);
+  if (gate.kind === "portfolio_review") {
     const context = await buildGateContext(deps.db, gate, links);
-    const keep = new Set(form.approve ?? []);
-    if (context.kind === "portfolio_review") {
+    const proposed =
+      context.kind === "portfolio_review" ? context.hypotheses.filter((h) => h.state === "proposed") : [];
+    // Decide only what the person saw: hypotheses that joined the review after the page was opened are not
+    // approved or rejected unseen.
+    const shown = new Set(form.shown ?? []);
+    const unseen = proposed.filter((h) => !shown.has(h.id));
+    if (unseen.length > 0 || shown.size !== proposed.length) {
+      return refused(
+        409,
+        "decision_unavailable",
+        "The review changed since you opened it",
+        `${unseen.length > 0 ? `Not on your page: ${unseen.map((h) => h.title).join(", ")}. ` : ""}Nothing was decided. Open the link again to see the review as it is now.`,
+        dashboard,
+      );
+    }
+    if (decision === "approve") {
+      const keep = new Set(form.approve ?? []);
       hypotheses = Object.fromEntries(
-        context.hypotheses
-          .filter((h) => h.state === "proposed")
-          .map((h) => [h.id, keep.has(h.id) ? ("approve" as const) : ("reject" as const)]),
+        proposed.map((h) => [h.id, keep.has(h.id) ? ("approve" as const) : ("reject" as const)]),
       );
     }
   }
-  const dashboard = gateUrl(links, gate.id);
   try {
     const result = await inTransaction(deps.db, async (trx) => {
       const decided = await decideGate(

@@ -24,7 +24,11 @@ const Query = Type.Object({
 const Form = Type.Object({
   reason: Type.Optional(Type.String({ maxLength: 2000 })),
   approve: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Array(Type.String({ maxLength: 64 }))])),
+  shown: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Array(Type.String({ maxLength: 64 }))])),
 });
+
+const list = (value: string | string[] | undefined): string[] | undefined =>
+  value === undefined ? undefined : Array.isArray(value) ? value : [value];
 
 const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, publicUrl }) => {
   await app.register(formbody, { bodyLimit: 64 * 1024 });
@@ -71,7 +75,6 @@ const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps,
       config: { rateLimit: { max: 120, timeWindow: 60_000 } },
     },
     async (request, reply) => {
-      const approve = request.body?.approve;
       const page = await decideByEmailLink(
         deps,
         links,
@@ -83,7 +86,8 @@ const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps,
         },
         {
           reason: request.body?.reason,
-          approve: approve === undefined ? undefined : Array.isArray(approve) ? approve : [approve],
+          approve: list(request.body?.approve),
+          shown: list(request.body?.shown),
         },
         request.id,
       );
