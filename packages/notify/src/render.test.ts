@@ -351,8 +351,12 @@ describe("renderDecisionPage: confirm", () => {
     expectSafePage(html);
     expect(html).not.toContain('type="checkbox"');
     expect(html).toContain("These hypotheses will all be rejected:");
-    expect(html).toMatch(/<li>One-page checkout <span class="muted">\(one-page-checkout\)<\/span><\/li>/);
-    expect(html).toMatch(/<li>Trust badges at payment/);
+    expect(html).toMatch(
+      /<li><input type="hidden" name="shown" value="[^"]+">One-page checkout <span class="muted">\(one-page-checkout\)<\/span><\/li>/,
+    );
+    expect(html).toMatch(/<li><input type="hidden" name="shown" value="[^"]+">Trust badges at payment/);
+    // Every hypothesis shown is named in the form, so a review that changed since is refused, not decided unseen.
+    expect(html.match(/name="shown"/g)?.length).toBe(2);
     expect(html).toContain('class="button danger"');
   });
 
