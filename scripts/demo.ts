@@ -26,8 +26,10 @@ import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
 import { verifyWebhookSignature } from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
+import { type ParsedMail, simpleParser } from "mailparser";
 // biome-ignore lint/style/noRestrictedImports: the demo administers its own databases (create and drop), outside the runtime's storage layer
 import pg from "pg";
+import { SMTPServer } from "smtp-server";
 import {
   type AsosComparison,
   closeAppPools,
@@ -235,6 +237,62 @@ interface Received {
 }
 
 /** A local webhook receiver standing in for a feature-flag system. */
+/**
+ * A mail catcher for the gate emails: an SMTP server in this process
+ * (`smtp-server`), each message parsed as a mail client would (`mailparser`).
+ */
+async function mailCatcher(): Promise<{ url: string; received: ParsedMail[]; close: () => Promise<void> }> {
+  const received: ParsedMail[] = [];
+  const server = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ["STARTTLS"],
+    logger: false,
+    onData(stream, _session, callback) {
+      simpleParser(stream).then(
+        (mail) => {
+          received.push(mail);
+          callback();
+        },
+        (error: Error) => callback(error),
+      );
+    },
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.server.address();
+  const p = typeof address === "object" && address !== null ? address.port : 0;
+  return {
+    url: `smtp://127.0.0.1:${p}`,
+    received,
+    close: () => new Promise<void>((resolve) => server.close(resolve)),
+  };
+}
+
+/** The decision links of a gate email, from its plain-text body. */
+function emailLinks(mail: ParsedMail): { url: string; gateId: string; decision: string }[] {
+  return [...new Set((mail.text ?? "").match(/https?:\/\/\S+\/email\/gates\/\S+/g) ?? [])].map((url) => {
+    const [, , , gateId = "", decision = ""] = new URL(url).pathname.split("/");
+    return { url, gateId, decision };
+  });
+}
+
+/** Open a decision link as a browser does, then submit its confirmation form with a reason. */
+async function decideByEmail(
+  link: string,
+  reason: string,
+): Promise<{ confirm: number; decided: number; again: number }> {
+  const page = await fetch(link);
+  const html = await page.text();
+  const form = new URLSearchParams({ reason });
+  for (const tag of html.match(/<input\b[^>]*type="hidden"[^>]*>/g) ?? []) {
+    const name = /name="([^"]*)"/.exec(tag)?.[1];
+    const value = /value="([^"]*)"/.exec(tag)?.[1];
+    if (name !== undefined && value !== undefined) form.append(name, value);
+  }
+  const decided = await fetch(link, { method: "POST", body: form });
+  const again = await fetch(link, { method: "POST", body: new URLSearchParams({ reason: "second click" }) });
+  return { confirm: page.status, decided: decided.status, again: again.status };
+}
+
 function webhookReceiver(): Promise<{ server: Server; url: string; received: Received[] }> {
   const received: Received[] = [];
   const server = createServer((req, res) => {
@@ -331,6 +389,7 @@ async function main(): Promise<void> {
   const runtimeUrl = await recreateDatabase(serverUrl, RUNTIME_DB);
   await clearQueues(redisUrl);
   const hooks = await webhookReceiver();
+  const mail = await mailCatcher();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: runtimeUrl,
@@ -345,6 +404,11 @@ async function main(): Promise<void> {
     WORKER_CONCURRENCY: "6",
     OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,
     OUTCOME_RUNTIME_WEBHOOK_SECRET: webhookSecret,
+    // Gate emails go to the demo's own SMTP catcher; their links point at this API.
+    SMTP_URL: mail.url,
+    MAIL_FROM: "Outcome Runtime demo <gates@demo.example>",
+    OUTCOME_RUNTIME_PUBLIC_URL: url,
+    OUTBOX_INTERVAL_MS: "500",
     LOG_LEVEL: process.env.LOG_LEVEL ?? "warn",
   };
   const apiProcess = startDetached("demo-api", "services/api/src/server.ts", env);
@@ -395,7 +459,11 @@ async function main(): Promise<void> {
     const built = await api<{ openedGates: { id: string; kind: string }[] }>(
       "POST",
       `/v1/experiments/${c.key}/transitions`,
-      { action: "report_built", changedPaths: [`apps/web/src/experiments/${c.experimentId}/variant.tsx`] },
+      {
+        action: "report_built",
+        changedPaths: [`apps/web/src/experiments/${c.experimentId}/variant.tsx`],
+        build: { summary: `Variant ${c.variantId} behind the flag ${c.key}`, flagKey: c.key },
+      },
       agent.key,
     );
     const launch = built.openedGates.find((g) => g.kind === "launch_approval");
@@ -489,7 +557,49 @@ async function main(): Promise<void> {
   say(`Contradictions listed: ${summary.contradictingSignificant.length}.`);
   say(`The demo took ${((Date.now() - started) / 1000).toFixed(0)} s.`);
 
+  step(`${PM} decides two analysis reviews from her inbox (the links in the gate emails)`);
+  const inbox = await api<{ items: { id: string; experimentId: string; context: { reason?: string } }[] }>(
+    "GET",
+    `/v1/gates?assignee=${encodeURIComponent(PM)}&status=pending&kind=analysis_review&limit=200`,
+    undefined,
+    pm.key,
+  );
+  say(`pending analysis reviews in ${PM}'s inbox: ${inbox.items.length}`);
+  const picks = [
+    { reason: "win", decision: "ship", why: "the always-valid interval excludes zero on the good side" },
+    { reason: "kill", decision: "roll_back", why: "the kill-switch paused it; the harm is real" },
+  ];
+  for (const pick of picks) {
+    const gate = inbox.items.find((g) => g.context.reason === pick.reason);
+    if (gate === undefined) continue;
+    const deadline = Date.now() + 20_000;
+    let link: string | undefined;
+    while (link === undefined && Date.now() < deadline) {
+      link = mail.received.flatMap(emailLinks).find((l) => l.gateId === gate.id && l.decision === pick.decision)?.url;
+      if (link === undefined) await new Promise((r) => setTimeout(r, 250));
+    }
+    if (link === undefined) throw new Error(`no ${pick.decision} link arrived for gate ${gate.id}`);
+    const statuses = await decideByEmail(link, pick.why);
+    const after = await api<{
+      gate: { decision: { decision: string; channel: string; decidedBy: string } | null };
+      experiments: { key: string; state: string }[];
+    }>("GET", `/v1/gates/${gate.id}`);
+    if (after.gate.decision?.channel !== "email") throw new Error(`gate ${gate.id} was not decided by email`);
+    say(
+      `  ${after.experiments[0]?.key}: confirmation page ${statuses.confirm}, POST ${statuses.decided} → ` +
+        `${after.gate.decision.decision} by ${after.gate.decision.decidedBy} via ${after.gate.decision.channel}, ` +
+        `experiment ${after.experiments[0]?.state}; a second click → ${statuses.again} (already decided)`,
+    );
+  }
+  const bySubject = new Map<string, number>();
+  for (const m of mail.received) {
+    const kind = /Decision needed: ([a-z ]+?) for/.exec(m.subject ?? "")?.[1] ?? "other";
+    bySubject.set(kind, (bySubject.get(kind) ?? 0) + 1);
+  }
+  say(`Gate emails received: ${mail.received.length} (${[...bySubject].map(([k, n]) => `${n} ${k}`).join(", ")}).`);
+
   hooks.server.close();
+  await mail.close();
   await closeAppPools();
   step("the API and the worker keep running");
   say(`API:        ${url}  (OpenAPI at ${url}/docs)`);
