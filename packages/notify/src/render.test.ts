@@ -160,6 +160,25 @@ describe("renderGateEmail", () => {
     }
   }
 
+  it("tells an escalation's recipient why they are asked and by when the links work", () => {
+    const base = emailModel(portfolioContext());
+    for (const [as, words] of [
+      ["backup", "you are asked as the backup"],
+      ["owner", "you are asked as the outcome's owner"],
+    ] as const) {
+      const { html, text } = renderGateEmail({
+        ...base,
+        reason: "escalation",
+        gate: { ...base.gate, escalatedFrom: ["alice@example.com"], escalatedAs: as },
+      });
+      expect(decode(html)).toContain(words);
+      expect(text).toContain(words);
+      // The SLA is over; the deadline shown is the links' expiry, not the past due time.
+      expect(text).toContain("ended 2026-12-03 14:05 UTC; please decide by 2026-12-05 14:05 UTC");
+      expect(text).not.toContain("Due 2026-12-03");
+    }
+  });
+
   it("shows a mean metric's effect as a signed number, and a sample ratio mismatch", () => {
     const context = analysisContext({
       analysis: analysis({

@@ -40,6 +40,8 @@ export interface GateEmailModel {
     readonly dashboardUrl: string;
     /** for escalation: the assignees who did not decide */
     readonly escalatedFrom?: readonly string[];
+    /** Escalation: whether the recipient is the gate's backup or, without one, the outcome's owner (default backup). */
+    readonly escalatedAs?: "backup" | "owner";
   };
   readonly context: GateContextPackage;
   /** One per decision the gate takes now. `requiresSession`: the link leads to a page that asks for the dashboard, it cannot decide by email. */
@@ -145,7 +147,11 @@ export function renderGateEmail(model: GateEmailModel): RenderedEmail {
   const view = {
     reason: model.reason,
     recipient: model.recipient,
-    gate: { ...model.gate, escalatedFrom: model.gate.escalatedFrom ?? [] },
+    gate: {
+      ...model.gate,
+      escalatedFrom: model.gate.escalatedFrom ?? [],
+      escalatedAs: model.gate.escalatedAs === "owner" ? "outcome's owner" : "backup",
+    },
     context: model.context,
     actions: model.actions,
     linksExpireAt: model.linksExpireAt,

@@ -87,7 +87,7 @@ const OPTION_TEXT: Record<GateKind, Partial<Record<GateDecisionValue, Omit<Decis
 /**
  * The decisions a gate takes now, with labels. An analysis review of an
  * experiment in `analysing` takes ship, iterate, extend and roll_back; of a
- * `paused` one (kill-switch, guardrail, SRM, a manual pause) resume and
+ * `paused` one (kill-switch, guardrail harm, a manual pause) resume and
  * roll_back. Empty once the gate is decided or its experiment moved on.
  */
 export function decisionOptions(

@@ -45,6 +45,8 @@ export interface EmailDecisionForm {
 export interface EmailLinkPage {
   readonly httpStatus: number;
   readonly page: DecisionPageModel;
+  /** The learning a concluding decision wrote (for the LLM summary job), if any. */
+  readonly learningId?: string | null;
 }
 
 const TOKEN_FORMAT = /^[A-Za-z0-9_-]{43}$/;
@@ -265,6 +267,7 @@ export async function decideByEmailLink(
     const detail = result.gate.decision?.detail as { approved?: string[]; rejected?: string[] } | null | undefined;
     return {
       httpStatus: 200,
+      learningId: result.learningId,
       page: {
         page: "decided",
         recipient,

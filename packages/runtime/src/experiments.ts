@@ -294,9 +294,9 @@ function requestedGates(events: readonly string[]): GateKind[] {
 }
 
 /**
- * Apply a direct action (`claim`, `release`, `report_built`, `pause`, `resume`,
+ * Apply a direct action (`claim`, `release`, `report_built`, `pause`,
  * `analyse`) to an experiment. Actions that belong to a gate (`approve`,
- * `launch`, `ship`, …) are refused here: decide the gate instead. Gates the
+ * `launch`, `resume`, `ship`, …) are refused here: decide the gate instead. Gates the
  * move requests (launch approval after a build, analysis review) are opened in
  * the same transaction.
  *

@@ -35,8 +35,8 @@ export function experimentUrl(links: GateLinks, experimentId: string): string {
 export function outcomeBrief(outcome: Outcome): OutcomeBrief {
   const spec = specOf(outcome);
   const value = spec.target.relative
-    ? `${spec.target.value >= 0 ? "+" : ""}${+(spec.target.value * 100).toFixed(4)} % relative`
-    : `${spec.target.value}`;
+    ? `by ${+(Math.abs(spec.target.value) * 100).toFixed(4)} % (relative to the level at activation)`
+    : `to ${spec.target.value}`;
   const horizon =
     "end_date" in spec.horizon && spec.horizon.end_date
       ? `by ${spec.horizon.end_date}`
@@ -48,7 +48,7 @@ export function outcomeBrief(outcome: Outcome): OutcomeBrief {
     slug: outcome.slug,
     name: outcome.name,
     owner: outcome.owner,
-    target: `${spec.signal.metric} ${spec.target.direction} to ${value} ${horizon}`.trim(),
+    target: `${spec.signal.metric}: ${spec.target.direction} ${value} ${horizon}`.trim(),
   };
 }
 

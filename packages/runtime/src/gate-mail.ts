@@ -133,7 +133,12 @@ export async function sendGateNotification(
       dueAt: gate.dueAt.toISOString(),
       slaSeconds: gate.slaSeconds,
       dashboardUrl: gateUrl(deps.links, gate.id),
-      ...(claimed.reason === "escalation" ? { escalatedFrom: gate.assignees } : {}),
+      ...(claimed.reason === "escalation"
+        ? {
+            escalatedFrom: gate.assignees,
+            escalatedAs: gate.backup === null ? ("owner" as const) : ("backup" as const),
+          }
+        : {}),
     },
     context,
     actions,

@@ -34,6 +34,8 @@ export async function remindGate(deps: RuntimeDeps, gateId: string): Promise<Sla
     if (gate.escalatedAt !== null) return { status: "skipped", reason: "already escalated" };
     const now = nowOf(deps);
     if (now < gate.remindAt) return { status: "not_due", dueAt: gate.remindAt };
+    // A reminder that comes after the SLA ended (the worker was down) is replaced by the escalation.
+    if (now >= gate.dueAt) return { status: "skipped", reason: "the SLA is over; the expiry step follows" };
     const stamped = await gates.markGateReminded(trx, gate.id, now);
     if (stamped === null) return { status: "skipped", reason: "already reminded" };
     const notifications = await gateMail.insertNotifications(

@@ -92,8 +92,10 @@ export async function refineLearning(
     },
   );
   if (result.source === "rules") return "kept";
+  // The person's reason, written with the decision, stays with the model's sentence.
+  const reason = /\sReason: [\s\S]*$/.exec(learning.statement)?.[0] ?? "";
   const replaced = await learnings.replaceLearningSummary(deps.db, learning.id, {
-    statement: result.output.statement,
+    statement: `${result.output.statement}${reason}`,
     tags: result.output.tags,
     source: result.source,
   });

@@ -176,11 +176,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     jobId: string,
     opts: Record<string, unknown>,
     delay = 0,
+    promote = false,
   ): Promise<boolean> {
     const existing = await queue.getJob(jobId);
     if (existing !== undefined) {
       const state = await existing.getState();
-      if (state === "delayed" && delay === 0) {
+      // A delayed SLA job whose deadline has come by the clock runs now. A delayed email job is a
+      // retry waiting out its backoff: it keeps waiting.
+      if (state === "delayed" && promote) {
         await existing.promote();
         return true;
       }
@@ -248,6 +251,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         { gateId: step.gateId },
         gateSlaJobId(step.step, step.gateId),
         NOTIFY_JOB_OPTS,
+        0,
+        true,
       );
       if (ok) due += 1;
     }

@@ -456,7 +456,8 @@ async function analyseLocked(
       after: summary,
       requestId: null,
     });
-    // A stop asks for ship / iterate / extend / roll back; a pause (kill-switch, guardrail, SRM) for resume / roll back.
+    // A stop (win, loss, futility, SRM, maximum duration) asks for ship / iterate / extend / roll back;
+    // a pause (kill-switch, guardrail harm) for resume / roll back.
     await ensurePendingGate(trx, caller, outcome, "analysis_review", experiment.id, at, {
       action: decision.action,
       reason: decision.reason,
