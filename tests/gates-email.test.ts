@@ -71,6 +71,8 @@ let baseUrl: string;
 let app: Awaited<ReturnType<typeof buildTestApp>>;
 let worker: Awaited<ReturnType<typeof startWorker>>;
 const prefix = `test-${randomBytes(6).toString("hex")}`;
+/** Recipients the SMTP server refuses with a temporary error, and how many more times. */
+const smtpOutage = new Map<string, number>();
 /** The API's clock; moved forward to see a link expire without the worker escalating anything. */
 let apiNow: Date | null = null;
 
@@ -81,6 +83,16 @@ beforeAll(async () => {
     authOptional: true,
     disabledCommands: ["STARTTLS"],
     logger: false,
+    onRcptTo(address, _session, callback) {
+      if (smtpOutage.has(address.address) && smtpOutage.get(address.address)! > 0) {
+        smtpOutage.set(address.address, smtpOutage.get(address.address)! - 1);
+        const error = new Error("4.3.0 mail system busy, try later") as Error & { responseCode: number };
+        error.responseCode = 451;
+        callback(error);
+        return;
+      }
+      callback();
+    },
     onData(stream, _session, callback) {
       simpleParser(stream).then(
         (mail) => {
@@ -406,6 +418,29 @@ describe("deciding a gate from an email", () => {
     const tokens = await gateMail.listTokensOfGate(t.db, gateId);
     expect(tokens.filter((tk) => tk.usedAt !== null)).toHaveLength(1);
     expect(tokens.filter((tk) => tk.revokedReason === "decided")).toHaveLength(19);
+  });
+
+  it("retries an email the SMTP server refused for a while, sends it once, and only its links work", async () => {
+    const person = "flaky.inbox@acme.example";
+    await activeOutcome("email-retry", [
+      [
+        "assignees: [maya.pm@acme.example]\n    backup: lead@acme.example\n    sla: 48h",
+        `assignees: [${person}]\n    sla: 48h`,
+      ],
+    ]);
+    smtpOutage.set(person, 2);
+    const proposed = await proposeExperiment({ db: t.db }, seed.admin, "email-retry", hypothesis("Retry me"));
+    const mail = await waitFor("the email after two refusals", () => mailFor(person, proposed.gate.id), 30_000);
+    expect(smtpOutage.get(person)).toBe(0);
+    const [notification] = await gateMail.listNotificationsOfGate(t.db, proposed.gate.id);
+    expect(notification).toMatchObject({ recipient: person, status: "sent", attempts: 3 });
+    // Each attempt issued links; the ones that never arrived are superseded by the ones that did.
+    const tokens = await gateMail.listTokensOfGate(t.db, proposed.gate.id);
+    expect(tokens).toHaveLength(6);
+    expect(tokens.filter((tk) => tk.revokedReason === "superseded")).toHaveLength(4);
+    for (const link of linksOf(mail)) expect((await get(link.url)).status).toBe(200);
+    await sleep(500); // the sweep runs every 100 ms: a second copy would have gone by now
+    expect(inbox.filter((m) => linksOf(m).some((l) => l.gateId === proposed.gate.id))).toHaveLength(1);
   });
 
   it("asks for the dashboard before resuming a paused experiment, until the workspace allows it by email", async () => {
