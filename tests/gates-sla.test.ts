@@ -22,6 +22,7 @@ import {
   connectorProvider,
   decideGate,
   type Gate,
+  gateEmailJobId,
   gateSlaJobId,
   getGate,
   hashDecisionToken,
@@ -30,7 +31,14 @@ import {
   remindGate,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
-import { codeOf, createTestDatabase, outcomeVariant, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
+import {
+  codeOf,
+  createTestDatabase,
+  outcomeVariant,
+  type Seeded,
+  seedWorkspace,
+  type TestDatabase,
+} from "@outcome-runtime/testing";
 import { type RunningWorker, startWorker, type WorkerOptions } from "@outcome-runtime/worker";
 import { Redis } from "ioredis";
 import { type ParsedMail, simpleParser } from "mailparser";
@@ -278,7 +286,7 @@ async function settle(world: World, worker: RunningWorker): Promise<void> {
   await waitFor(
     "the notify queue and the email outbox to settle",
     async () => {
-      const counts = await worker.notifyQueue.getJobCounts("active", "waiting", "prioritized", "paused");
+      const counts = await worker.notifyQueue.getJobCounts("active", "waiting", "prioritized");
       if (Object.values(counts).some((n) => n > 0)) return false;
       // A far-future "stale before" lists every claim too: nothing pending, nothing mid-send.
       return (await gateMail.listOpenNotificationIds(world.t.db, new Date(8.64e15))).length === 0;
@@ -383,8 +391,7 @@ describe("the SLA of a gate", () => {
       expect(`${url.origin}${url.pathname}`).toBe(`${PUBLIC_URL}/email/gates/${gate.id}/${decision}`);
       expect(url.searchParams.get("to")).toBe(MAYA);
     }
-    const openedTokens = await tokensOfMail(world, opened!.mail);
-    for (const token of openedTokens) {
+    for (const token of await tokensOfMail(world, opened!.mail)) {
       expect(token.row).toMatchObject({ gateId: gate.id, recipient: MAYA, revokedAt: null, expiresAt: gate.dueAt });
     }
 
@@ -433,6 +440,11 @@ describe("the SLA of a gate", () => {
     world.smtp.refuseReminders = false;
     const second = await startGateWorker(world);
     expect(await second.worker.dispatch()).toMatchObject({ scheduled: 0, due: 0 });
+    // A duplicate job of the reminder's email, too: of the two, exactly one sends.
+    await second.worker.notifyQueue.add(JOB.sendGateEmail, { notificationId: reminderRow.id }, { jobId: "dup-email" });
+    const sends = await completedJobs(second.worker, [gateEmailJobId(reminderRow.id), "dup-email"]);
+    expect(sends).toEqual(expect.arrayContaining([{ status: "already_done" }]));
+    expect(sends.filter((s) => (s as { status: string }).status === "sent")).toHaveLength(1);
     await waitForMails(world, REMINDER_SUBJECT, 1);
     await settle(world, second.worker);
     // Once more, now that it is sent: nothing is due any more.
@@ -463,9 +475,8 @@ describe("the SLA of a gate", () => {
     expect(reminded).toHaveLength(1);
     expect(reminded[0]).toMatchObject({ channel: "system", after: { recipients: [MAYA] } });
     // The reminder's links supersede the first email's; only the reminder's work.
-    for (const token of openedTokens) {
-      expect((await gateMail.findTokenByHash(world.t.db, hashDecisionToken(tokenOf(opened!.mail, token.decision))))
-        ?.revokedReason).toBe("superseded");
+    for (const token of await tokensOfMail(world, opened!.mail)) {
+      expect(token.row?.revokedReason).toBe("superseded");
     }
     const reminderTokens = await tokensOfMail(world, reminder.mail);
     expect(reminderTokens.map((k) => k.decision)).toEqual(["approve", "reject"]);
@@ -490,7 +501,9 @@ describe("the SLA of a gate", () => {
       ]),
     );
     expect(escalation?.to).toEqual([LEAD]);
-    expect(escalation?.mail.text).toContain(`Not decided in time by ${MAYA}; you are asked as the backup.`);
+    expect(escalation?.mail.text).toMatch(
+      /Not decided in time by maya\.pm@acme\.example; you are asked as the backup\./,
+    );
     const escalated = await gateOf(world, gate.id);
     expect(escalated).toMatchObject({
       status: "pending",
@@ -538,7 +551,10 @@ describe("the SLA of a gate", () => {
   it("expires the gate at the end of its SLA when its policy is `on_expiry: expire`", async () => {
     const world = await createWorld();
     await activeOutcome(world, "sla-expire", [
-      ["    backup: lead@acme.example\n    sla: 48h", "    backup: lead@acme.example\n    sla: 48h\n    on_expiry: expire"],
+      [
+        "    backup: lead@acme.example\n    sla: 48h",
+        "    backup: lead@acme.example\n    sla: 48h\n    on_expiry: expire",
+      ],
     ]);
     const gate = await openPortfolioReview(world, "sla-expire");
     expect(gate).toMatchObject({ onExpiry: "expire", backup: LEAD, dueAt: at(48 * HOUR) });
@@ -553,7 +569,11 @@ describe("the SLA of a gate", () => {
     const reminded = await remindGate(world.deps, gate.id);
     expect(reminded).toMatchObject({ status: "done", step: "reminded" });
     world.clock.now = at(48 * HOUR + MINUTE);
-    expect(await promoteSlaJob(worker, "expiry", gate.id)).toEqual({ status: "done", step: "expired", notifications: [] });
+    expect(await promoteSlaJob(worker, "expiry", gate.id)).toEqual({
+      status: "done",
+      step: "expired",
+      notifications: [],
+    });
 
     const expired = await gateOf(world, gate.id);
     expect(expired).toMatchObject({
@@ -612,12 +632,17 @@ describe("the SLA of a gate", () => {
     await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, worker);
 
-    // The clock jumps past the whole SLA: the reminder is no longer due, the expiry is.
+    // The clock jumps past the whole SLA (the worker was down): the late reminder is not sent, the expiry runs.
     world.clock.now = at(48 * HOUR + MINUTE);
+    expect(await remindGate(world.deps, gate.id)).toMatchObject({ status: "skipped" });
+    expect((await gateOf(world, gate.id)).remindedAt).toBeNull();
     expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 1 });
     const [escalation] = await waitForMails(world, ESCALATED_SUBJECT, 1);
     await settle(world, worker);
     expect(escalation?.to).toEqual([owner]);
+    expect(escalation?.mail.text).toMatch(
+      /Not decided in time by maya\.pm@acme\.example; you are asked as the .*owner\./,
+    );
     expect(await gateOf(world, gate.id)).toMatchObject({
       status: "pending",
       escalatedTo: owner,
@@ -632,7 +657,10 @@ describe("the SLA of a gate", () => {
     expect(hooks[0]?.payload).toMatchObject({ data: { gate: { escalated_to: owner, backup: null } } });
 
     // The reminder's delayed job, should it fire now, sends nothing.
-    expect(await promoteSlaJob(worker, "reminder", gate.id)).toEqual({ status: "skipped", reason: "already escalated" });
+    expect(await promoteSlaJob(worker, "reminder", gate.id)).toEqual({
+      status: "skipped",
+      reason: "already escalated",
+    });
     await settle(world, worker);
     expect(subjects(world.smtp)).toEqual([OPENED_SUBJECT, ESCALATED_SUBJECT]);
     expect((await notifications(world, gate.id)).map((n) => [n.reason, n.recipient, n.status])).toEqual([
@@ -648,8 +676,3 @@ describe("the SLA of a gate", () => {
     }
   });
 });
-
-/** The token of one decision link of an email. */
-function tokenOf(mail: ParsedMail, decision: string): string {
-  return linksOf(mail).get(decision)?.searchParams.get("token") ?? "";
-}

@@ -100,8 +100,12 @@ export async function sendGateNotification(
   const sessionOnly = new Set(workspace?.settings.sessionRequiredDecisions ?? []);
   const context = await buildGateContext(deps.db, gate, deps.links);
 
-  // Tokens first, committed: the links must work the moment the mail arrives.
+  // Tokens first, committed: the links must work the moment the mail arrives. The gate row is
+  // share-locked and read again: a decision committed since the check above cancels the email, and
+  // one that comes after waits for these tokens and then revokes them with the others.
   const actions = await inTransaction(deps.db, async (trx) => {
+    const current = await gates.findGateById(trx, gate.id, { forShare: true });
+    if (current === null || current.status !== "pending") return null;
     await gateMail.revokeTokens(trx, gate.id, "superseded", now, { recipient: claimed.recipient });
     const issued = options_.map((option) => ({ option, token: newDecisionToken() }));
     await gateMail.insertTokens(
@@ -123,6 +127,7 @@ export async function sendGateNotification(
       requiresSession: sessionOnly.has(option.decision),
     }));
   });
+  if (actions === null) return cancel("the gate was decided while the email was being prepared");
 
   const model: GateEmailModel = {
     reason: claimed.reason,

@@ -92,15 +92,19 @@ export async function findGate(db: DbOrTrx, workspaceId: string, id: string): Pr
   return row ? toGate(row) : null;
 }
 
-/** A gate by id in any workspace (the worker's jobs), optionally locked `FOR UPDATE`. */
+/**
+ * A gate by id in any workspace (the worker's jobs), optionally locked: `FOR
+ * UPDATE`, or `FOR SHARE` (a decision, which updates the row, waits for it).
+ */
 export async function findGateById(
   db: DbOrTrx,
   id: string,
-  lookup: { forUpdate?: boolean } = {},
+  lookup: { forUpdate?: boolean; forShare?: boolean } = {},
 ): Promise<Gate | null> {
   if (!UUID.test(id)) return null;
   let q = db.selectFrom("gates").selectAll().where("id", "=", id);
   if (lookup.forUpdate) q = q.forUpdate();
+  else if (lookup.forShare) q = q.forShare();
   const row = await q.executeTakeFirst();
   return row ? toGate(row) : null;
 }
