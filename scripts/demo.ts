@@ -24,12 +24,12 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { fileURLToPath } from "node:url";
+import { startMailCatcher } from "@outcome-runtime/notify/test-support";
 import { verifyWebhookSignature } from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
-import { type ParsedMail, simpleParser } from "mailparser";
+import type { ParsedMail } from "mailparser";
 // biome-ignore lint/style/noRestrictedImports: the demo administers its own databases (create and drop), outside the runtime's storage layer
 import pg from "pg";
-import { SMTPServer } from "smtp-server";
 import {
   type AsosComparison,
   closeAppPools,
@@ -237,36 +237,6 @@ interface Received {
 }
 
 /** A local webhook receiver standing in for a feature-flag system. */
-/**
- * A mail catcher for the gate emails: an SMTP server in this process
- * (`smtp-server`), each message parsed as a mail client would (`mailparser`).
- */
-async function mailCatcher(): Promise<{ url: string; received: ParsedMail[]; close: () => Promise<void> }> {
-  const received: ParsedMail[] = [];
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onData(stream, _session, callback) {
-      simpleParser(stream).then(
-        (mail) => {
-          received.push(mail);
-          callback();
-        },
-        (error: Error) => callback(error),
-      );
-    },
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.server.address();
-  const p = typeof address === "object" && address !== null ? address.port : 0;
-  return {
-    url: `smtp://127.0.0.1:${p}`,
-    received,
-    close: () => new Promise<void>((resolve) => server.close(resolve)),
-  };
-}
-
 /** The decision links of a gate email, from its plain-text body. */
 function emailLinks(mail: ParsedMail): { url: string; gateId: string; decision: string }[] {
   return [...new Set((mail.text ?? "").match(/https?:\/\/\S+\/email\/gates\/\S+/g) ?? [])].map((url) => {
@@ -389,7 +359,8 @@ async function main(): Promise<void> {
   const runtimeUrl = await recreateDatabase(serverUrl, RUNTIME_DB);
   await clearQueues(redisUrl);
   const hooks = await webhookReceiver();
-  const mail = await mailCatcher();
+  // Gate emails go to an SMTP catcher in this process (as Mailpit does with docker compose).
+  const mail = await startMailCatcher();
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: runtimeUrl,
@@ -575,7 +546,9 @@ async function main(): Promise<void> {
     const deadline = Date.now() + 20_000;
     let link: string | undefined;
     while (link === undefined && Date.now() < deadline) {
-      link = mail.received.flatMap(emailLinks).find((l) => l.gateId === gate.id && l.decision === pick.decision)?.url;
+      link = mail.received
+        .flatMap((m) => emailLinks(m.mail))
+        .find((l) => l.gateId === gate.id && l.decision === pick.decision)?.url;
       if (link === undefined) await new Promise((r) => setTimeout(r, 250));
     }
     if (link === undefined) throw new Error(`no ${pick.decision} link arrived for gate ${gate.id}`);
@@ -592,7 +565,7 @@ async function main(): Promise<void> {
     );
   }
   const bySubject = new Map<string, number>();
-  for (const m of mail.received) {
+  for (const { mail: m } of mail.received) {
     const kind = /Decision needed: ([a-z ]+?) for/.exec(m.subject ?? "")?.[1] ?? "other";
     bySubject.set(kind, (bySubject.get(kind) ?? 0) + 1);
   }

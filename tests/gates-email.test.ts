@@ -1,14 +1,15 @@
 /**
  * Deciding gates by email, end to end: the API listening on a port, the worker
  * sending through nodemailer to a real SMTP server in this process
- * (`smtp-server`), the messages parsed back with `mailparser` as a mail client
- * would, and the links followed with an HTTP client. Real Postgres and Redis.
+ * (`smtp-server`, in @outcome-runtime/notify/test-support), the messages
+ * parsed back with `mailparser` as a mail client would, and the links followed
+ * with an HTTP client. Real Postgres and Redis.
  */
 import { randomBytes } from "node:crypto";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
 import { buildTestApp } from "@outcome-runtime/api/test-app";
 import { audit, gateMail, gates as gateRows } from "@outcome-runtime/db";
 import { createMailer, mailConfigFromEnv } from "@outcome-runtime/notify";
+import { type MailCatcher, startMailCatcher } from "@outcome-runtime/notify/test-support";
 import {
   applyOutcome,
   connectorProvider,
@@ -20,43 +21,24 @@ import {
 } from "@outcome-runtime/runtime";
 import {
   createTestDatabase,
+  deleteRedisKeys,
+  freePort,
   outcomeVariant,
   type Seeded,
   seedWorkspace,
+  sleep,
   type TestDatabase,
+  waitFor,
 } from "@outcome-runtime/testing";
 import { startWorker } from "@outcome-runtime/worker";
 import { Redis } from "ioredis";
-import { type ParsedMail, simpleParser } from "mailparser";
+import type { ParsedMail } from "mailparser";
 import { pino } from "pino";
-import { SMTPServer } from "smtp-server";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const MAYA = "maya.pm@acme.example";
 const LEAD = "lead@acme.example";
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-async function waitFor<T>(what: string, probe: () => T | undefined | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(50);
-  }
-}
 
 // ---------------------------------------------------------------------------
 // One world for the file: database, SMTP server, API on a port, worker.
@@ -65,8 +47,7 @@ let t: TestDatabase;
 let seed: Seeded;
 let redis: Redis;
 let workerRedis: Redis;
-let smtp: SMTPServer;
-const inbox: ParsedMail[] = [];
+let smtp: MailCatcher;
 let baseUrl: string;
 let app: Awaited<ReturnType<typeof buildTestApp>>;
 let worker: Awaited<ReturnType<typeof startWorker>>;
@@ -79,32 +60,15 @@ let apiNow: Date | null = null;
 beforeAll(async () => {
   t = await createTestDatabase({ max: 30 });
   seed = await seedWorkspace(t.db);
-  smtp = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onRcptTo(address, _session, callback) {
-      if (smtpOutage.has(address.address) && smtpOutage.get(address.address)! > 0) {
-        smtpOutage.set(address.address, smtpOutage.get(address.address)! - 1);
-        const error = new Error("4.3.0 mail system busy, try later") as Error & { responseCode: number };
-        error.responseCode = 451;
-        callback(error);
-        return;
-      }
-      callback();
-    },
-    onData(stream, _session, callback) {
-      simpleParser(stream).then(
-        (mail) => {
-          inbox.push(mail);
-          callback();
-        },
-        (error: Error) => callback(error),
-      );
-    },
+  smtp = await startMailCatcher({
+    // A recipient listed in smtpOutage is refused with a temporary error that many times.
+    refuse: ({ to }) =>
+      to.some((address) => {
+        const left = smtpOutage.get(address) ?? 0;
+        if (left > 0) smtpOutage.set(address, left - 1);
+        return left > 0;
+      }),
   });
-  await new Promise<void>((resolve) => smtp.listen(0, "127.0.0.1", resolve));
-  const smtpPort = (smtp.server.address() as AddressInfo).port;
 
   const port = await freePort();
   baseUrl = `http://127.0.0.1:${port}`;
@@ -119,7 +83,7 @@ beforeAll(async () => {
   await app.listen({ port, host: "127.0.0.1" });
 
   const mailConfig = mailConfigFromEnv({
-    SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+    SMTP_URL: smtp.url,
     MAIL_FROM: "Outcome Runtime <gates@acme.example>",
     OUTCOME_RUNTIME_PUBLIC_URL: baseUrl,
   });
@@ -139,14 +103,9 @@ beforeAll(async () => {
 afterAll(async () => {
   await worker?.close();
   await app?.close();
-  await new Promise<void>((resolve) => (smtp ? smtp.close(resolve) : resolve()));
+  await smtp?.close();
   if (redis) {
-    let cursor = "0";
-    do {
-      const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== "0");
+    await deleteRedisKeys(redis, prefix);
     redis.disconnect();
   }
   workerRedis?.disconnect();
@@ -188,11 +147,7 @@ function withParams(link: Link, change: { to?: string; token?: string }): string
 }
 
 function mailFor(recipient: string, gateId: string): ParsedMail | undefined {
-  return inbox.find(
-    (m) =>
-      (m.to && !Array.isArray(m.to) ? m.to.value : []).some((a) => a.address === recipient) &&
-      linksOf(m).some((l) => l.gateId === gateId),
-  );
+  return smtp.received.find((m) => m.to.includes(recipient) && linksOf(m.mail).some((l) => l.gateId === gateId))?.mail;
 }
 
 async function post(
@@ -430,7 +385,9 @@ describe("deciding a gate from an email", () => {
     ]);
     smtpOutage.set(person, 2);
     const proposed = await proposeExperiment({ db: t.db }, seed.admin, "email-retry", hypothesis("Retry me"));
-    const mail = await waitFor("the email after two refusals", () => mailFor(person, proposed.gate.id), 30_000);
+    const mail = await waitFor("the email after two refusals", () => mailFor(person, proposed.gate.id), {
+      timeoutMs: 30_000,
+    });
     expect(smtpOutage.get(person)).toBe(0);
     const [notification] = await gateMail.listNotificationsOfGate(t.db, proposed.gate.id);
     expect(notification).toMatchObject({ recipient: person, status: "sent", attempts: 3 });
@@ -440,7 +397,8 @@ describe("deciding a gate from an email", () => {
     expect(tokens.filter((tk) => tk.revokedReason === "superseded")).toHaveLength(4);
     for (const link of linksOf(mail)) expect((await get(link.url)).status).toBe(200);
     await sleep(500); // the sweep runs every 100 ms: a second copy would have gone by now
-    expect(inbox.filter((m) => linksOf(m).some((l) => l.gateId === proposed.gate.id))).toHaveLength(1);
+    expect(smtp.received.filter((m) => linksOf(m.mail).some((l) => l.gateId === proposed.gate.id))).toHaveLength(1);
+    expect(smtp.refused.filter((m) => m.to.includes(person))).toHaveLength(2);
   });
 
   it("asks for the dashboard before resuming a paused experiment, until the workspace allows it by email", async () => {

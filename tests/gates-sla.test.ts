@@ -13,9 +13,9 @@
  * delay elapsing would.
  */
 import { randomBytes } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import { audit, gateMail, signals } from "@outcome-runtime/db";
 import { createMailer, type Mailer, mailConfigFromEnv } from "@outcome-runtime/notify";
+import { type CaughtMail, type MailCatcher, startMailCatcher } from "@outcome-runtime/notify/test-support";
 import {
   applyOutcome,
   type Caller,
@@ -34,15 +34,16 @@ import {
 import {
   codeOf,
   createTestDatabase,
+  deleteRedisKeys,
   outcomeVariant,
   type Seeded,
   seedWorkspace,
   type TestDatabase,
+  waitFor,
 } from "@outcome-runtime/testing";
 import { type RunningWorker, startWorker, type WorkerOptions } from "@outcome-runtime/worker";
 import { Redis } from "ioredis";
-import { type ParsedMail, simpleParser } from "mailparser";
-import { SMTPServer } from "smtp-server";
+import type { ParsedMail } from "mailparser";
 import { afterEach, describe, expect, it } from "vitest";
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -68,80 +69,23 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Poll `probe` until it returns something other than undefined/false; throws after `timeoutMs`. */
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  options: { timeoutMs?: number; diagnostics?: () => string } = {},
-): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 15_000);
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${options.diagnostics ? `\n${options.diagnostics()}` : ""}`);
-    }
-    await sleep(25);
-  }
-}
-
-/** SCAN + DEL of every key of the prefix (FLUSHDB would hit the other tests sharing this Redis). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== "0");
-}
-
 // ---------------------------------------------------------------------------
 // The SMTP server the gate emails arrive at.
 
-interface Received {
-  readonly mail: ParsedMail;
-  /** The envelope's recipients. */
-  readonly to: string[];
-}
+type Received = CaughtMail;
 
-interface TestSmtp {
-  readonly port: number;
-  /** Messages accepted, in order. */
-  readonly received: Received[];
-  /** Subjects of the messages refused with a transient 451. */
-  readonly refused: string[];
+interface TestSmtp extends MailCatcher {
   /** While true, reminders are refused with 451 (a mail server having a bad minute). */
   refuseReminders: boolean;
 }
 
 async function startSmtp(): Promise<TestSmtp> {
-  const smtp: TestSmtp = { port: 0, received: [], refused: [], refuseReminders: false };
-  const server = new SMTPServer({
-    authOptional: true,
-    disabledCommands: ["STARTTLS"],
-    logger: false,
-    onData(stream, session, callback) {
-      simpleParser(stream).then(
-        (mail) => {
-          if (smtp.refuseReminders && mail.subject === REMINDER_SUBJECT) {
-            smtp.refused.push(mail.subject);
-            callback(Object.assign(new Error("mailbox busy, try again later"), { responseCode: 451 }));
-            return;
-          }
-          smtp.received.push({ mail, to: session.envelope.rcptTo.map((r) => r.address) });
-          callback();
-        },
-        (error: Error) => callback(error),
-      );
-    },
+  const state = { refuseReminders: false };
+  const catcher = await startMailCatcher({
+    refuse: ({ mail }) => state.refuseReminders && mail.subject === REMINDER_SUBJECT,
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  return Object.assign(smtp, { port: (server.server.address() as AddressInfo).port });
+  cleanups.push(() => catcher.close());
+  return Object.assign(state, catcher);
 }
 
 function subjects(smtp: TestSmtp): string[] {
@@ -196,14 +140,12 @@ async function createWorld(): Promise<World> {
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const prefix = `test-gates-${randomBytes(6).toString("hex")}`;
   cleanups.push(async () => {
-    await deleteKeys(redis, prefix);
+    await deleteRedisKeys(redis, prefix);
     redis.disconnect();
     await t.drop();
   });
   const smtp = await startSmtp();
-  const mailer = createMailer(
-    mailConfigFromEnv({ SMTP_URL: `smtp://127.0.0.1:${smtp.port}`, MAIL_FROM: "Acme Gates <gates@acme.example>" }),
-  );
+  const mailer = createMailer(mailConfigFromEnv({ SMTP_URL: smtp.url, MAIL_FROM: "Acme Gates <gates@acme.example>" }));
   cleanups.push(async () => mailer.close());
   const clock = { now: T0 };
   return {
@@ -266,7 +208,7 @@ async function openPortfolioReview(world: World, slug: string): Promise<Gate> {
 
 function diagnostics(world: World): () => string {
   return () =>
-    `received: ${JSON.stringify(subjects(world.smtp))}\nrefused: ${JSON.stringify(world.smtp.refused)}\n` +
+    `received: ${JSON.stringify(subjects(world.smtp))}\nrefused: ${JSON.stringify(world.smtp.refused.map((r) => r.mail.subject))}\n` +
     `worker warnings:\n${world.warnings.slice(-20).join("\n")}`;
 }
 

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { createHmac, randomBytes } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
-import { type AddressInfo, createServer as createNetServer } from "node:net";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
 import { audit, experiments as experimentRows, signals } from "@outcome-runtime/db";
 import {
@@ -26,7 +26,16 @@ import {
   transitionOutcome,
   verifyWebhookSignature,
 } from "@outcome-runtime/runtime";
-import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
+import {
+  createTestDatabase,
+  deleteRedisKeys,
+  freePort,
+  type Seeded,
+  seedWorkspace,
+  sleep,
+  type TestDatabase,
+  waitFor,
+} from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test removes the worker's job schedulers as a Redis that lost them would
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
@@ -48,35 +57,6 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
 });
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Poll `probe` until it returns something other than undefined/false; throws after `timeoutMs`. */
-async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined | false>,
-  options: { timeoutMs?: number; intervalMs?: number; diagnostics?: () => string } = {},
-): Promise<T> {
-  const deadline = Date.now() + (options.timeoutMs ?? 20_000);
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${options.diagnostics ? `\n${options.diagnostics()}` : ""}`);
-    }
-    await sleep(options.intervalMs ?? 50);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 // ---------------------------------------------------------------------------
 // The world of one test: database, workspace, source table, queue prefix.
 
@@ -96,7 +76,7 @@ async function createWorld(): Promise<World> {
   const prefix = `test-${randomBytes(6).toString("hex")}`;
   cleanups.push(async () => {
     await source.end();
-    await deleteKeys(redis, prefix);
+    await deleteRedisKeys(redis, prefix);
     redis.disconnect();
     await t.drop();
   });
@@ -104,16 +84,6 @@ async function createWorld(): Promise<World> {
     "CREATE TABLE source_points (experiment_key text, arm text, ts timestamptz, units bigint, sum float8, sum_sq float8)",
   );
   return { t, seed: await seedWorkspace(t.db), source, prefix, redis, deps: { db: t.db } };
-}
-
-/** SCAN + DEL of every key of the prefix (FLUSHDB would hit the other tests sharing this Redis). */
-async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = "0";
-  do {
-    const [next, keys] = await redis.scan(cursor, "MATCH", `${prefix}:*`, "COUNT", 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.del(...keys);
-  } while (cursor !== "0");
 }
 
 interface SourceRow {
