@@ -538,7 +538,7 @@ async function main(): Promise<void> {
   say(`pending analysis reviews in ${PM}'s inbox: ${inbox.items.length}`);
   const picks = [
     { reason: "win", decision: "ship", why: "the always-valid interval excludes zero on the good side" },
-    { reason: "kill", decision: "roll_back", why: "the kill-switch paused it; the harm is real" },
+    { reason: "loss", decision: "roll_back", why: "the always-valid interval excludes zero on the bad side" },
   ];
   for (const pick of picks) {
     const gate = inbox.items.find((g) => g.context.reason === pick.reason);
