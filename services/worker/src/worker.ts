@@ -126,7 +126,8 @@ const POLL_JOB_OPTS = {
 };
 
 const WEBHOOK_ATTEMPTS = 8;
-const EMAIL_ATTEMPTS = 6;
+// 12 attempts, 2 s doubling: about 68 minutes of retries before an email is given up.
+const EMAIL_ATTEMPTS = 12;
 
 const NOTIFY_JOB_OPTS = {
   removeOnComplete: KEEP_COMPLETED,
