@@ -17,6 +17,8 @@ export const ERROR_CODES = {
   experiment_key_taken: { status: 409, title: "The experiment key is taken" },
   conflict: { status: 409, title: "The request conflicts with the current data" },
   claim_required: { status: 409, title: "The experiment must be claimed first" },
+  already_claimed: { status: 409, title: "Another builder has claimed the experiment" },
+  question_pending: { status: 409, title: "A question about this experiment is already waiting for an answer" },
   target_not_met: { status: 409, title: "The outcome's target has not been met" },
   horizon_not_reached: { status: 409, title: "The outcome's horizon has not been reached" },
   outcome_closed: { status: 409, title: "The outcome is closed and can no longer change" },

@@ -121,7 +121,22 @@ export interface AnalysisReviewContext {
   readonly chartUrl: string;
 }
 
-export type GateContextPackage = PortfolioReviewContext | LaunchApprovalContext | AnalysisReviewContext;
+/** A question a coding agent asks a person about the experiment it builds (MCP `request_human_gate`). */
+export interface AgentRequestContext {
+  readonly kind: "agent_request";
+  readonly outcome: OutcomeBrief;
+  readonly experiment: ExperimentBrief;
+  /** The question, as the agent asked it. */
+  readonly question: string;
+  /** The agent (API key name) that asked. */
+  readonly askedBy: string;
+}
+
+export type GateContextPackage =
+  | PortfolioReviewContext
+  | LaunchApprovalContext
+  | AnalysisReviewContext
+  | AgentRequestContext;
 
 /** A decision a gate takes now, with its label for buttons and emails. */
 export interface DecisionOption {

@@ -54,6 +54,7 @@ export {
   ROLES,
 } from "./gate.machine";
 export type {
+  AgentRequestContext,
   AnalysisReviewContext,
   AnalysisSummary,
   ArmSummary,

@@ -116,6 +116,7 @@ const KIND_LABELS: Record<GateKind, string> = {
   portfolio_review: "portfolio review",
   launch_approval: "launch approval",
   analysis_review: "analysis review",
+  agent_request: "question from a builder",
 };
 
 /** The partial (`templates/partials/<name>.{html,text}.hbs`) that shows each kind's context package. */
@@ -123,6 +124,7 @@ const CONTEXT_PARTIALS: Record<GateKind, string> = {
   portfolio_review: "portfolio-review",
   launch_approval: "launch-approval",
   analysis_review: "analysis-review",
+  agent_request: "agent-request",
 };
 
 const TONE_COLORS: Record<DecisionOption["tone"], string> = {

@@ -32,6 +32,7 @@ export const GATE_DECISIONS = {
     resume: "approved",
     roll_back: "rejected",
   },
+  agent_request: { approve: "approved", reject: "rejected" },
 } as const satisfies Record<GateKind, Record<string, "approved" | "rejected">>;
 
 export type GateDecisionValue = "approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back";
@@ -52,6 +53,8 @@ const EXPERIMENT_EFFECT: Record<GateKind, Partial<Record<GateDecisionValue, Expe
   portfolio_review: { approve: "approve", reject: "reject" },
   launch_approval: { approve: "launch", reject: "rework" },
   analysis_review: { ship: "ship", iterate: "iterate", extend: "extend", resume: "resume", roll_back: "roll_back" },
+  // An answer moves nothing: the agent reads it with get_gate_status and acts on it.
+  agent_request: {},
 };
 
 const OPTION_TEXT: Record<GateKind, Partial<Record<GateDecisionValue, Omit<DecisionOption, "decision">>>> = {
@@ -81,6 +84,10 @@ const OPTION_TEXT: Record<GateKind, Partial<Record<GateDecisionValue, Omit<Decis
       effect: "the treatment is switched off and the experiment concludes",
       tone: "danger",
     },
+  },
+  agent_request: {
+    approve: { label: "Yes", effect: "the agent is told yes, with your reason", tone: "primary" },
+    reject: { label: "No", effect: "the agent is told no, with your reason", tone: "danger" },
   },
 };
 

@@ -330,6 +330,14 @@ export async function transitionExperiment(
         );
       }
       const claimedBy = input.action === "claim" ? (input.claimedBy ?? caller.principal.name) : undefined;
+      if (input.action === "claim" && experiment.state === "building" && experiment.claimedBy !== claimedBy) {
+        // No two builders on one experiment: say who holds it.
+        throw new DomainError(
+          "already_claimed",
+          `experiment ${experiment.key} is already being built by ${experiment.claimedBy ?? "someone"}; pick another approved experiment, or ask them to release it`,
+          { claimedBy: experiment.claimedBy, state: experiment.state },
+        );
+      }
       const context: ExperimentContext = {
         actor: caller.principal,
         claimedBy: claimedBy ?? experiment.claimedBy,

@@ -140,6 +140,16 @@ export async function buildGateContext(db: DbOrTrx, gate: Gate, links: GateLinks
       arms: experiment.arms,
     };
   }
+  if (gate.kind === "agent_request") {
+    const asked = gate.context as { question?: unknown; askedBy?: unknown };
+    return {
+      kind: "agent_request",
+      outcome: brief,
+      experiment: experimentBrief(experiment),
+      question: typeof asked.question === "string" ? asked.question : "",
+      askedBy: typeof asked.askedBy === "string" ? asked.askedBy : "an agent",
+    };
+  }
   const trigger = gate.context as { action?: unknown; reason?: unknown; detail?: unknown };
   return {
     kind: "analysis_review",

@@ -1,3 +1,15 @@
+export type { ActiveOutcome, ExperimentBriefDoc, LearningHit, OutcomeProgress } from "./agents";
+export {
+  activeOutcomes,
+  argumentsDigest,
+  claimExperiment,
+  experimentBrief,
+  outcomeProgress,
+  queryLearnings,
+  recordToolCall,
+  renderBriefMarkdown,
+  requestHumanGate,
+} from "./agents";
 export type { CreatedApiKey } from "./api-keys";
 export { authenticate, bootstrap, createApiKey, DEFAULT_WORKSPACE, generateApiKey, hashApiKey } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";

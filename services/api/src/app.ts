@@ -21,6 +21,7 @@ import auditRoutes from "./routes/v1/audit/index";
 import experimentRoutes from "./routes/v1/experiments/index";
 import gateRoutes from "./routes/v1/gates/index";
 import keyRoutes from "./routes/v1/keys/index";
+import learningRoutes from "./routes/v1/learnings/index";
 import applyRoute from "./routes/v1/outcomes/apply";
 import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
@@ -96,6 +97,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(keyRoutes, routeOptions);
   await fastify.register(auditRoutes, routeOptions);
   await fastify.register(workspaceRoutes, routeOptions);
+  await fastify.register(learningRoutes, routeOptions);
   await fastify.register(emailRoutes, routeOptions);
 
   fastify.addHook("onSend", async (request, reply) => {

@@ -453,3 +453,15 @@ export async function listPollTargets(db: DbOrTrx): Promise<{
     outcomes: rows.filter((o) => o.state === "active").map((o) => ({ id: o.id, spec: o.spec as unknown })),
   };
 }
+
+/** The points of an outcome's own signal series (role `outcome`), oldest first; empty before the first poll. */
+export async function outcomeSeriesPoints(db: DbOrTrx, outcomeId: string): Promise<StoredPoint[]> {
+  const series = await db
+    .selectFrom("signal_series")
+    .select("id")
+    .where("outcome_id", "=", outcomeId)
+    .where("experiment_id", "is", null)
+    .where("role", "=", "outcome")
+    .executeTakeFirst();
+  return series === undefined ? [] : listPoints(db, series.id, null);
+}

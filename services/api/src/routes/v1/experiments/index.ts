@@ -5,8 +5,10 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
   DIRECT_EXPERIMENT_ACTIONS,
   enqueuePollNow,
+  experimentBrief,
   getExperiment,
   listExperimentAnalyses,
+  renderBriefMarkdown,
   requestPoll,
   transitionExperiment,
 } from "@outcome-runtime/runtime";
@@ -92,6 +94,31 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
         gates: detail.gates.map(gateJson),
         latestAnalysis: detail.latestAnalysis === null ? null : analysisJson(detail.latestAnalysis),
       };
+    },
+  );
+
+  app.get(
+    "/v1/experiments/:id/brief",
+    {
+      schema: {
+        tags: ["experiments"],
+        summary: "The build brief of an experiment",
+        description:
+          "Hypothesis, mechanism, arms and weights, how to log assignment and exposure, the measurement and rollout " +
+          "plans, allowed and forbidden paths, the acceptance checklist and the next step; also as Markdown.",
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            brief: Type.Object({}, { additionalProperties: true }),
+            markdown: Type.String(),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const brief = await experimentBrief(deps, request.caller, request.params.id);
+      return { brief: brief as unknown as Record<string, never>, markdown: renderBriefMarkdown(brief) };
     },
   );
 
