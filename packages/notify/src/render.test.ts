@@ -2,6 +2,7 @@ import type { GateContextPackage } from "@outcome-runtime/core";
 import { describe, expect, it } from "vitest";
 import { type DecisionPageModel, type GateEmailModel, renderDecisionPage, renderGateEmail } from "./render";
 import {
+  agentRequestContext,
   analysis,
   analysisContext,
   approve,
@@ -159,6 +160,15 @@ describe("renderGateEmail", () => {
       });
     }
   }
+
+  it("shows an agent's question, escaped, with who asked it", () => {
+    const { subject, html, text } = renderGateEmail(emailModel(agentRequestContext()));
+    expect(subject).toBe('[Outcome Runtime] Decision needed: question from a builder for "One-page checkout"');
+    expect(html).toContain("May I also change the &lt;b&gt;button&lt;/b&gt; copy?");
+    expect(html).not.toContain("<b>button</b>");
+    expect(text).toContain("QUESTION FROM claude-code");
+    expect(text).toContain("May I also change the <b>button</b> copy?");
+  });
 
   it("tells an escalation's recipient why they are asked and by when the links work", () => {
     const base = emailModel(portfolioContext());

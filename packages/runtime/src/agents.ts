@@ -28,7 +28,7 @@ export interface OutcomeProgress {
   readonly current: number | null;
   /** ISO time of that value. */
   readonly asOf: string | null;
-  /** The level at activation (the baseline of a relative target), or null. */
+  /** The baseline of a relative target: the declared `signal.baseline`, else the level at activation; or null. */
   readonly baseline: number | null;
   /** The level the target asks for, or null while it cannot be computed (relative target, no baseline yet). */
   readonly goal: number | null;
@@ -57,7 +57,8 @@ export async function outcomeProgress(deps: RuntimeDeps, outcome: Outcome): Prom
   const points = await signals.outcomeSeriesPoints(deps.db, outcome.id);
   const activated = outcome.activatedAt;
   const atActivation = activated === null ? undefined : points.filter((p) => p.ts <= activated).at(-1);
-  const baseline = (atActivation ?? points[0])?.sum ?? null;
+  // The declared baseline when the outcome gives one, else the signal's level at activation.
+  const baseline = spec.signal.baseline ?? (atActivation ?? points[0])?.sum ?? null;
   const latest = points.at(-1) ?? null;
   const end = horizonEnd(spec, activated);
   return {

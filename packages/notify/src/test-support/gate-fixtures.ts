@@ -3,6 +3,7 @@
  * runtime builds them. Each factory takes overrides for the fields a test varies.
  */
 import type {
+  AgentRequestContext,
   AnalysisReviewContext,
   AnalysisSummary,
   BuildReport,
@@ -145,6 +146,17 @@ export const reject: DecisionOption = {
   effect: "Rejects every hypothesis of this review.",
   tone: "danger",
 };
+
+export function agentRequestContext(overrides: Partial<AgentRequestContext> = {}): AgentRequestContext {
+  return {
+    kind: "agent_request",
+    outcome: portfolioContext().outcome,
+    experiment: { ...experiment, state: "building" },
+    question: "May I also change the <b>button</b> copy?",
+    askedBy: "claude-code",
+    ...overrides,
+  };
+}
 
 export function emailModel(context: GateContextPackage, overrides: Partial<GateEmailModel> = {}): GateEmailModel {
   return {
