@@ -21,8 +21,9 @@ afterAll(() => {
 
 async function cli(args: string[]) {
   try {
-    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", "packages/cli/src/main.ts", ...args], {
-      cwd: root,
+    // In the temporary folder: init writes the MCP entries (.mcp.json, .cursor/mcp.json) where it runs.
+    const { stdout, stderr } = await run(process.execPath, [`${root}packages/cli/bin/outcome-runtime.mjs`, ...args], {
+      cwd: dir,
       // No API listens on port 9: --offline must not need one.
       env: { ...process.env, OUTCOME_RUNTIME_URL: "http://127.0.0.1:9" },
     });

@@ -132,9 +132,9 @@ describe("outcome-runtime apply, activate, status, keys", () => {
     expect(result.stderr).toContain("three-mistakes.yaml:11:");
   });
 
-  it("explains an unreachable API", async () => {
+  it("explains an unreachable API, and exits 69", async () => {
     const result = await cli(["status"], { OUTCOME_RUNTIME_URL: "http://127.0.0.1:1" });
-    expect(result.code).toBe(1);
+    expect(result.code).toBe(69);
     expect(result.stderr).toContain("cannot reach the API at http://127.0.0.1:1");
     expect(result.stderr).not.toMatch(STACK);
   });

@@ -1,38 +1,34 @@
 #!/usr/bin/env node
 /**
- * `outcome-runtime`: draft, validate and apply outcome files, see where
- * outcomes stand, manage API keys. Talks to the API over HTTP (except
- * `validate`, and `init --offline`, which drafts with the rules engine). Errors print like a compiler's; `--json` prints
- * machine-readable output for scripts; `--debug` shows stack traces.
+ * `outcome-runtime`: start a project, validate and apply outcome files, see
+ * where outcomes and experiments stand, decide gates, manage API keys, and
+ * run the MCP server for coding agents. Talks to the API over HTTP (except
+ * `validate`, `stats`, and `init` without `--from`, or with `--offline`).
+ * Errors print like a compiler's; `--json` prints machine-readable output for
+ * scripts; `--debug` shows stack traces. Exit statuses: see `EXIT`.
  */
-import { access, readFile, writeFile } from "node:fs/promises";
-import { type DraftTodo, draftOutcomeByRules, draftOutcomeYaml, RulesError } from "@outcome-runtime/llm/offline";
+import { readFile } from "node:fs/promises";
 import { type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
-import { Command, Option } from "commander";
-import { ApiClient, ApiError, ConnectionError } from "./api-client";
+import { Command, CommanderError, Option } from "commander";
+import { ApiError, ConnectionError } from "./api-client";
+import { demoCommand } from "./commands/demo";
+import { experimentsCommand } from "./commands/experiments";
+import { gatesCommand } from "./commands/gates";
+import { initCommand } from "./commands/init";
+import { mcpCommand } from "./commands/mcp";
 import { statsCommand } from "./commands/stats";
+import {
+  CliFailure,
+  clientOf,
+  EXIT,
+  EXIT_HELP,
+  type GlobalOptions,
+  out,
+  outJson,
+  stderrColors,
+  useColor,
+} from "./output";
 import { renderStatus } from "./render";
-
-interface GlobalOptions {
-  url: string;
-  apiKey?: string;
-  json?: boolean;
-  debug?: boolean;
-}
-
-/** Exit status for a failure the user can fix (bad file, refused request). */
-class CliFailure extends Error {
-  constructor(
-    message: string,
-    readonly exitCode = 1,
-  ) {
-    super(message);
-  }
-}
-
-function out(text: string): void {
-  process.stdout.write(text.endsWith("\n") ? text : `${text}\n`);
-}
 
 async function readSource(file: string): Promise<string> {
   try {
@@ -49,14 +45,14 @@ async function readSource(file: string): Promise<string> {
   }
 }
 
-function clientOf(options: GlobalOptions): ApiClient {
-  return new ApiClient({ url: options.url, apiKey: options.apiKey });
-}
-
 function isDiagnostics(errors: unknown[] | undefined): errors is Diagnostic[] {
   return (
     Array.isArray(errors) && errors.every((e) => typeof e === "object" && e !== null && "line" in e && "message" in e)
   );
+}
+
+function examples(...lines: string[]): string {
+  return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
 }
 
 const program = new Command()
@@ -66,12 +62,30 @@ const program = new Command()
   .addOption(new Option("--api-key <key>", "API key").env("OUTCOME_RUNTIME_API_KEY"))
   .option("--json", "print JSON for scripts")
   .option("--debug", "print stack traces")
-  .showHelpAfterError();
+  .addHelpText(
+    "after",
+    [
+      examples(
+        "outcome-runtime init",
+        "outcome-runtime validate outcome.yaml && outcome-runtime apply outcome.yaml",
+        "outcome-runtime gates list",
+        "outcome-runtime --json experiments list --state running",
+      ),
+      "",
+      "Global options may come before or after the command. Colours are used on a terminal only,",
+      "never with NO_COLOR set. Reference: docs/cli.md.",
+    ].join("\n"),
+  )
+  .addHelpText("afterAll", `\n${EXIT_HELP}`);
 
 program
   .command("validate")
   .description("check outcome files against the schema; every error at once, with line and column")
   .argument("<files...>", "outcome.yaml files")
+  .addHelpText(
+    "after",
+    examples("outcome-runtime validate outcome.yaml", "outcome-runtime --json validate outcomes/*.yaml"),
+  )
   .action(async (files: string[]) => {
     const options = program.opts<GlobalOptions>();
     const results = [];
@@ -81,137 +95,39 @@ program
       results.push({ file, ok: result.ok, errors: result.ok ? [] : result.errors });
     }
     if (options.json) {
-      out(JSON.stringify({ ok: results.every((r) => r.ok), files: results }, null, 2));
+      outJson({ ok: results.every((r) => r.ok), files: results });
     } else {
       for (const r of results) {
         if (r.ok) out(`${r.file}: ok`);
-        else process.stderr.write(`${formatDiagnostics(r.errors, { color: process.stderr.isTTY === true })}\n`);
+        else process.stderr.write(`${formatDiagnostics(r.errors, { color: useColor(process.stderr) })}\n`);
       }
     }
-    if (!results.every((r) => r.ok)) process.exitCode = 1;
+    if (!results.every((r) => r.ok)) process.exitCode = EXIT.failure;
   });
 
-interface Draft {
-  yaml: string;
-  todos: DraftTodo[];
-  source: string;
-  fallbackReason: string | null;
-}
-
-/** The rules engine's draft, made here without the API. */
-function draftOffline(sentence: string): Draft {
-  try {
-    const draft = draftOutcomeByRules({ sentence });
-    return {
-      yaml: draftOutcomeYaml(draft, { sentence, source: "rules" }),
-      todos: draft.todos,
-      source: "rules",
-      fallbackReason: null,
-    };
-  } catch (error) {
-    if (error instanceof RulesError && error.code === "sentence_not_understood") throw new CliFailure(error.message);
-    throw error;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(
-    () => true,
-    () => false,
-  );
-}
-
-program
-  .command("init")
-  .description("draft an outcome.yaml from one sentence, with a TODO comment on each field to fill in")
-  .requiredOption(
-    "--from <sentence>",
-    'the outcome in one sentence, e.g. "Cut checkout abandonment from 68% to 60% in 6 weeks"',
-  )
-  .option("--out <file>", "where to write the draft", "outcome.yaml")
-  .option("--force", "overwrite the file if it exists")
-  .option("--offline", "draft here with the rules engine instead of asking the API (and its LLM, if configured)")
-  .action(async (opts: { from: string; out: string; force?: boolean; offline?: boolean }) => {
-    const options = program.opts<GlobalOptions>();
-    const refuse = () =>
-      new CliFailure(`${opts.out}: already exists; pass --force to overwrite it, or --out another file`);
-    // Checked before drafting so a refused run costs no LLM call; `wx` below closes the race.
-    if (!opts.force && (await exists(opts.out))) throw refuse();
-    let draft: Draft;
-    if (opts.offline) {
-      draft = draftOffline(opts.from);
-    } else {
-      try {
-        draft = await clientOf(options).request<Draft>("POST", "/v1/outcomes/draft", { json: { sentence: opts.from } });
-      } catch (error) {
-        if (!(error instanceof ConnectionError)) throw error;
-        process.stderr.write(`warning: ${error.message}\n  drafting offline with the rules engine instead\n`);
-        draft = draftOffline(opts.from);
-      }
-    }
-    try {
-      await writeFile(opts.out, draft.yaml, { encoding: "utf8", flag: opts.force ? "w" : "wx" });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EEXIST") throw refuse();
-      throw new CliFailure(`${opts.out}: cannot write (${code ?? String(error)})`);
-    }
-    // The same check as `validate`, on the file as written.
-    const result = parseOutcome(await readSource(opts.out), { file: opts.out });
-    if (options.json) {
-      out(
-        JSON.stringify(
-          {
-            ok: result.ok,
-            file: opts.out,
-            source: draft.source,
-            fallbackReason: draft.fallbackReason,
-            todos: draft.todos,
-            errors: result.ok ? [] : result.errors,
-          },
-          null,
-          2,
-        ),
-      );
-    } else if (!result.ok) {
-      process.stderr.write(`${formatDiagnostics(result.errors, { color: process.stderr.isTTY === true })}\n`);
-    } else {
-      const fallback = draft.fallbackReason === null ? "" : `; the LLM was not used: ${draft.fallbackReason}`;
-      out(
-        [
-          `wrote ${opts.out} (drafted by ${draft.source}${fallback})`,
-          `${opts.out}: ok`,
-          "",
-          "Fill in (each is a # TODO comment in the file):",
-          ...draft.todos.map((t) => `  - ${t.path}: ${t.note}`),
-          "",
-          `Then: outcome-runtime validate ${opts.out} && outcome-runtime apply ${opts.out}`,
-        ].join("\n"),
-      );
-    }
-    if (!result.ok) process.exitCode = 1;
-  });
+initCommand(program);
 
 program
   .command("apply")
   .description("create or update an outcome from a file (a new revision only when its content changed)")
   .argument("<file>", "outcome.yaml")
+  .addHelpText("after", examples("outcome-runtime apply outcome.yaml"))
   .action(async (file: string) => {
     const options = program.opts<GlobalOptions>();
     const source = await readSource(file);
     // Check locally first: the same errors the API would give, without a round trip.
     const local = parseOutcome(source, { file });
     if (!local.ok) {
-      if (options.json) out(JSON.stringify({ ok: false, errors: local.errors }, null, 2));
-      else process.stderr.write(`${formatDiagnostics(local.errors)}\n`);
-      process.exitCode = 1;
+      if (options.json) outJson({ ok: false, errors: local.errors });
+      else process.stderr.write(`${formatDiagnostics(local.errors, { color: useColor(process.stderr) })}\n`);
+      process.exitCode = EXIT.failure;
       return;
     }
     const result = await clientOf(options).request<{
       status: string;
       outcome: { slug: string; revision: number; state: string };
     }>("POST", `/v1/outcomes?file=${encodeURIComponent(file)}`, { text: source, contentType: "application/yaml" });
-    if (options.json) out(JSON.stringify(result, null, 2));
+    if (options.json) outJson(result);
     else out(`${result.outcome.slug}: ${result.status} (revision ${result.outcome.revision}, ${result.outcome.state})`);
   });
 
@@ -219,6 +135,7 @@ program
   .command("status")
   .description("where every outcome stands, or one outcome in detail")
   .argument("[outcome]", "outcome id or slug")
+  .addHelpText("after", examples("outcome-runtime status", "outcome-runtime --json status checkout-abandonment"))
   .action(async (outcome: string | undefined) => {
     const options = program.opts<GlobalOptions>();
     const client = clientOf(options);
@@ -231,19 +148,20 @@ program
         "GET",
         `/v1/outcomes/${encodeURIComponent(outcome)}/experiments`,
       );
-      if (options.json) out(JSON.stringify({ ...detail, experiments: experiments.items }, null, 2));
+      if (options.json) outJson({ ...detail, experiments: experiments.items });
       else out(renderStatus.detail(detail, experiments.items));
       return;
     }
     const list = await client.request<{ items: unknown[] }>("GET", "/v1/outcomes?limit=200");
-    if (options.json) out(JSON.stringify(list, null, 2));
+    if (options.json) outJson(list);
     else out(renderStatus.list(list.items));
   });
 
 program
   .command("activate")
-  .description("activate a draft outcome")
+  .description("activate a draft outcome; its first three hypotheses go to a portfolio review")
   .argument("<outcome>", "outcome id or slug")
+  .addHelpText("after", examples("outcome-runtime activate checkout-abandonment"))
   .action(async (outcome: string) => {
     const options = program.opts<GlobalOptions>();
     const result = await clientOf(options).request<{
@@ -257,7 +175,7 @@ program
       portfolioError?: string | null;
     }>("POST", `/v1/outcomes/${encodeURIComponent(outcome)}/activate`, { json: {} });
     if (options.json) {
-      out(JSON.stringify(result, null, 2));
+      outJson(result);
       return;
     }
     out(`${result.outcome.slug}: ${result.outcome.state}`);
@@ -277,7 +195,13 @@ program
     }
   });
 
-const keys = program.command("keys").description("API keys");
+program.addCommand(experimentsCommand(() => program.opts<GlobalOptions>()));
+program.addCommand(gatesCommand(() => program.opts<GlobalOptions>()));
+
+const keys = program
+  .command("keys")
+  .description("API keys")
+  .addHelpText("after", examples("outcome-runtime keys create --name claude-code --role agent"));
 keys
   .command("create")
   .description("create an API key for a person (email) or an agent (name); needs an admin key")
@@ -287,6 +211,17 @@ keys
       .choices(["admin", "member", "approver", "agent"])
       .default("member"),
   )
+  .addHelpText(
+    "after",
+    [
+      examples(
+        "outcome-runtime keys create --name claude-code --role agent",
+        "outcome-runtime keys create --name maya.pm@acme.example --role approver",
+      ),
+      "",
+      "The key is printed once. Agent keys build experiments over MCP; they never decide gates.",
+    ].join("\n"),
+  )
   .action(async (opts: { name: string; role: string }) => {
     const options = program.opts<GlobalOptions>();
     const created = await clientOf(options).request<{ key: string; name: string; role: string; prefix: string }>(
@@ -294,41 +229,61 @@ keys
       "/v1/keys",
       { json: { name: opts.name, role: opts.role } },
     );
-    if (options.json) out(JSON.stringify(created, null, 2));
+    if (options.json) outJson(created);
     else out(`created ${created.role} key for ${created.name}:\n\n  ${created.key}\n\nIt is shown once; store it now.`);
   });
 
+mcpCommand(program);
+demoCommand(program);
 program.addCommand(statsCommand(() => program.opts<GlobalOptions>()));
+
+/** Every command of the tree: usage errors come back as exceptions (exit 2), and show the help. */
+function configureTree(command: Command): void {
+  command.exitOverride().showHelpAfterError();
+  for (const sub of command.commands) configureTree(sub);
+}
+configureTree(program);
 
 async function run(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
   } catch (error) {
     const options = program.opts<GlobalOptions>();
+    if (error instanceof CommanderError) {
+      // Help and --version end here too, with status 0; commander printed the message already.
+      process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+      return;
+    }
     if (options.debug)
       process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    // (`mcp` handles its own errors: its standard output is the protocol.)
+    const json = options.json === true;
+    const c = stderrColors();
     if (error instanceof ApiError) {
       const p = error.problem;
-      if (options.json) {
-        out(JSON.stringify({ ok: false, problem: p }, null, 2));
+      if (json) {
+        outJson({ ok: false, problem: p });
       } else if (isDiagnostics(p.errors)) {
-        process.stderr.write(`${formatDiagnostics(p.errors)}\n`);
+        process.stderr.write(`${formatDiagnostics(p.errors, { color: useColor(process.stderr) })}\n`);
       } else {
-        process.stderr.write(`error[${p.code}]: ${p.detail}\n`);
+        process.stderr.write(`${c.red(c.bold(`error[${p.code}]`))}: ${p.detail}\n`);
+        if (p.code === "unauthenticated" && !options.apiKey) {
+          process.stderr.write(`  ${c.cyan("hint:")} pass --api-key or set OUTCOME_RUNTIME_API_KEY\n`);
+        }
       }
-      process.exitCode = 1;
+      process.exitCode = EXIT.failure;
       return;
     }
     if (error instanceof CliFailure || error instanceof ConnectionError) {
-      if (options.json) out(JSON.stringify({ ok: false, error: error.message }, null, 2));
-      else process.stderr.write(`error: ${error.message}\n`);
-      process.exitCode = error instanceof CliFailure ? error.exitCode : 1;
+      if (json) outJson({ ok: false, error: error.message });
+      else process.stderr.write(`${c.red(c.bold("error"))}: ${error.message}\n`);
+      process.exitCode = error instanceof CliFailure ? error.exitCode : EXIT.unavailable;
       return;
     }
     process.stderr.write(
       `error: ${error instanceof Error ? error.message : String(error)}${options.debug ? "" : " (run with --debug for details)"}\n`,
     );
-    process.exitCode = 1;
+    process.exitCode = EXIT.failure;
   }
 }
 

@@ -49,6 +49,8 @@ export interface ExperimentContext {
   readonly launchGateApproved?: boolean;
   /** Who requests the action (absent for the system's own moves). */
   readonly actor?: Actor;
+  /** For `report_built`: the name the builder claimed under, when it is not the actor's (an agent's own name). */
+  readonly builder?: string;
 }
 
 /**
@@ -89,10 +91,11 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
       to: "built",
       guard: (c) => {
         // Only the builder (or an admin) reports a build done.
-        if (c.actor && c.actor.role !== "admin" && c.actor.name !== c.claimedBy) {
+        const builder = c.builder ?? c.actor?.name;
+        if (c.actor && c.actor.role !== "admin" && builder !== c.claimedBy) {
           return {
             code: "not_claimant",
-            message: `${c.actor.name} did not claim this experiment; ${c.claimedBy ?? "nobody"} is building it`,
+            message: `${builder} did not claim this experiment; ${c.claimedBy ?? "nobody"} is building it`,
             details: { claimedBy: c.claimedBy ?? null },
           };
         }

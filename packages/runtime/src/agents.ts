@@ -350,6 +350,8 @@ export interface LearningHit {
   readonly experimentId: string | null;
   readonly createdAt: string;
   readonly rank: number;
+  /** Links kept with the learning, e.g. the pull request. */
+  readonly links: readonly { readonly label: string; readonly url: string }[];
 }
 
 /**
@@ -368,19 +370,24 @@ export async function queryLearnings(
     ...(outcomeId ? { outcomeId } : {}),
     limit: Math.min(Math.max(input.limit ?? 10, 1), 50),
   });
-  return found.map((l) => ({
-    id: l.id,
-    statement: l.statement,
-    decision: l.decision,
-    effect: l.effect,
-    ciLow: l.ciLow,
-    ciHigh: l.ciHigh,
-    tags: l.tags,
-    outcomeId: l.outcomeId,
-    experimentId: l.experimentId,
-    createdAt: l.createdAt.toISOString(),
-    rank: l.rank,
-  }));
+  // The search brings an outcome's own learnings along whatever the words (for hypothesis generation);
+  // a person's query wants only what matches, within the outcome when one is named.
+  return found
+    .filter((l) => l.rank > 0 && (outcomeId === undefined || l.outcomeId === outcomeId))
+    .map((l) => ({
+      id: l.id,
+      statement: l.statement,
+      decision: l.decision,
+      effect: l.effect,
+      ciLow: l.ciLow,
+      ciHigh: l.ciHigh,
+      tags: l.tags,
+      outcomeId: l.outcomeId,
+      experimentId: l.experimentId,
+      createdAt: l.createdAt.toISOString(),
+      rank: l.rank,
+      links: l.links,
+    }));
 }
 
 /** SHA-256 of the arguments as canonical JSON (keys sorted): the audit keeps the digest, not the text. */

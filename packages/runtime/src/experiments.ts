@@ -275,6 +275,8 @@ export interface ExperimentActionInput {
   readonly claimedBy?: string | undefined;
   /** For `report_built`: the paths the change touched. */
   readonly changedPaths?: readonly string[] | undefined;
+  /** For `report_built`: the name the builder claimed under (default: the caller's name). */
+  readonly builder?: string | undefined;
   /** For `report_built`: what was built, shown at the launch approval. */
   readonly build?:
     | {
@@ -340,6 +342,7 @@ export async function transitionExperiment(
       }
       const context: ExperimentContext = {
         actor: caller.principal,
+        ...(input.action === "report_built" && input.builder ? { builder: input.builder } : {}),
         claimedBy: claimedBy ?? experiment.claimedBy,
         forbiddenPathsTouched:
           input.action === "report_built"
@@ -362,7 +365,7 @@ export async function transitionExperiment(
                 pullRequestUrl: input.build?.pullRequestUrl ?? null,
                 changedPaths: [...(input.changedPaths ?? [])],
                 flagKey: input.build?.flagKey ?? null,
-                reportedBy: caller.principal.name,
+                reportedBy: input.builder ?? caller.principal.name,
                 reportedAt: at.toISOString(),
               },
             }

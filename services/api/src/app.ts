@@ -17,6 +17,7 @@ import auth from "./plugins/auth";
 import problemDetails from "./plugins/problem-details";
 import emailRoutes from "./routes/email";
 import healthRoutes from "./routes/health";
+import mcpRoutes from "./routes/mcp";
 import auditRoutes from "./routes/v1/audit/index";
 import experimentRoutes from "./routes/v1/experiments/index";
 import gateRoutes from "./routes/v1/gates/index";
@@ -99,6 +100,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(workspaceRoutes, routeOptions);
   await fastify.register(learningRoutes, routeOptions);
   await fastify.register(emailRoutes, routeOptions);
+  await fastify.register(mcpRoutes, routeOptions);
 
   fastify.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);

@@ -14,6 +14,7 @@ import { readFile } from "node:fs/promises";
 import { type Diagnostic, formatDiagnostics } from "@outcome-runtime/spec";
 import { sequentialReport, validateSequentialReportInput } from "@outcome-runtime/stats";
 import { Command } from "commander";
+import { useColor } from "../output";
 
 const STDIN_NAME = "<stdin>";
 
@@ -177,7 +178,7 @@ function jsonSyntaxDiagnostic(file: string, text: string, error: unknown): Diagn
 
 function fail(diagnostics: Diagnostic[], json: boolean): void {
   if (json) out(JSON.stringify({ ok: false, errors: diagnostics }, null, 2));
-  else process.stderr.write(`${formatDiagnostics(diagnostics, { color: process.stderr.isTTY === true })}\n`);
+  else process.stderr.write(`${formatDiagnostics(diagnostics, { color: useColor(process.stderr) })}\n`);
   process.exitCode = 1;
 }
 
@@ -186,13 +187,26 @@ function fail(diagnostics: Diagnostic[], json: boolean): void {
  * (`--json` changes how errors are printed; results are always JSON).
  */
 export function statsCommand(globals: () => { json?: boolean }): Command {
-  const stats = new Command("stats").description("statistics on exported experiment data, offline");
+  const stats = new Command("stats")
+    .description("statistics on exported experiment data, offline")
+    .addHelpText("after", "\nExamples:\n  $ outcome-runtime stats sequential --input snapshots.json");
   stats
     .command("sequential")
     .description(
       "always-valid analysis (mSPRT) of cumulative snapshots: effect, confidence sequence, p-values, SRM and a decision per snapshot",
     )
     .requiredOption("--input <file>", 'JSON file of snapshots, or "-" for standard input')
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  $ outcome-runtime stats sequential --input docs/examples/sequential-input.json",
+        "  $ cat snapshots.json | outcome-runtime stats sequential --input -",
+        "",
+        "The input format and the output are described in docs/statistics.md.",
+      ].join("\n"),
+    )
     .action(async (opts: { input: string }) => {
       const json = globals().json === true;
       const file = opts.input === "-" ? STDIN_NAME : opts.input;

@@ -19,6 +19,8 @@ export interface LearningRecord {
   readonly createdAt: Date;
   /** Full-text rank against the query (0 when listed without one). */
   readonly rank: number;
+  /** Links kept with the learning, e.g. the pull request. */
+  readonly links: readonly { readonly label: string; readonly url: string }[];
 }
 
 export interface NewLearning {
@@ -134,8 +136,9 @@ export async function searchLearnings(
     tags: string[];
     created_at: Date;
     rank: number;
+    links: { label: string; url: string }[] | null;
   }>`
-    SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at,
+    SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at, links,
            ${query === "" ? sql`0` : sql`ts_rank(search, to_tsquery('english', ${query}))`}::float8 AS rank
       FROM learnings
      WHERE workspace_id = ${workspaceId}
@@ -155,5 +158,6 @@ export async function searchLearnings(
     tags: r.tags,
     createdAt: r.created_at,
     rank: r.rank,
+    links: Array.isArray(r.links) ? r.links : [],
   }));
 }

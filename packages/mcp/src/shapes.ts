@@ -1,0 +1,357 @@
+/**
+ * The output shapes of the MCP tools (zod, as the SDK takes them; it
+ * publishes them as JSON Schema in `tools/list`) and the mappers from the
+ * runtime's records to them. Outputs are compact on purpose: an agent's
+ * context is the budget (Claude Code warns at 10k tokens), so records carry
+ * what an agent acts on, with links to the rest.
+ */
+import {
+  type ActiveOutcome,
+  type AnalysisRecord,
+  EXPERIMENT_STATES,
+  type Experiment,
+  type ExperimentBriefDoc,
+  GATE_KINDS,
+  GATE_STATES,
+  type Gate,
+  type LearningHit,
+} from "@outcome-runtime/runtime";
+import { z } from "zod";
+
+// ---------------------------------------------------------------------------
+// Links
+
+/** Where the tools point: the service's public base URL (no trailing slash). */
+export interface Links {
+  readonly publicUrl: string;
+}
+
+/** Dashboard page of an experiment. */
+export const experimentLink = (links: Links, id: string): string => `${links.publicUrl}/experiments/${id}`;
+/** Dashboard page of a gate. */
+export const gateLink = (links: Links, id: string): string => `${links.publicUrl}/gates/${id}`;
+/** The MCP resource of an outcome. */
+export const outcomeResource = (id: string): string => `outcome://${id}`;
+/** The MCP resource of an experiment's brief (Markdown). */
+export const briefResource = (id: string): string => `experiment://${id}/brief`;
+
+// ---------------------------------------------------------------------------
+// Shared pieces
+
+const isoTime = z.string().describe("ISO 8601 time");
+const experimentState = z.enum(EXPERIMENT_STATES);
+
+export const ProgressShape = z.object({
+  current: z
+    .number()
+    .nullable()
+    .describe("latest value of the signal (a fraction for proportions); null before the first poll"),
+  asOf: isoTime.nullable().describe("time of that value"),
+  baseline: z.number().nullable().describe("level at activation, the base of a relative target"),
+  goal: z.number().nullable().describe("level the target asks for; null while it cannot be computed yet"),
+  horizonEnd: isoTime.nullable().describe("end of the horizon"),
+});
+
+export const ExperimentRefShape = z.object({
+  id: z.string(),
+  key: z.string().describe("stable key: the flag name and the signal query's :experiment"),
+  title: z.string(),
+  state: experimentState,
+  claimedBy: z.string().nullable().describe("the builder (agent name) who claimed it"),
+  link: z.string().describe("dashboard page"),
+});
+
+export const GateShape = z.object({
+  id: z.string(),
+  kind: z.enum(GATE_KINDS),
+  status: z.enum(GATE_STATES),
+  experimentId: z.string().nullable(),
+  assignees: z.array(z.string()).describe("people who may decide it"),
+  question: z.string().nullable().describe("the agent's question (agent_request gates)"),
+  createdAt: isoTime,
+  dueAt: isoTime.describe("when its SLA expires (then it is escalated or expires)"),
+  decision: z
+    .object({
+      decision: z.string().describe("approve, reject, ship, iterate, extend, resume or roll_back"),
+      reason: z.string().nullable(),
+      decidedBy: z.string(),
+      channel: z.string().describe("where it was decided: web, email, api, …"),
+      decidedAt: isoTime,
+    })
+    .nullable()
+    .describe("null while pending"),
+  link: z.string().describe("dashboard page, where a person decides it"),
+});
+
+export type GateOut = z.infer<typeof GateShape>;
+
+export function experimentRef(links: Links, e: Experiment): z.infer<typeof ExperimentRefShape> {
+  return {
+    id: e.id,
+    key: e.key,
+    title: e.title,
+    state: e.state,
+    claimedBy: e.claimedBy,
+    link: experimentLink(links, e.id),
+  };
+}
+
+export function gateOut(links: Links, g: Gate): GateOut {
+  const question = (g.context as { question?: unknown }).question;
+  return {
+    id: g.id,
+    kind: g.kind,
+    status: g.status,
+    experimentId: g.experimentId,
+    assignees: [...g.assignees],
+    question: typeof question === "string" ? question : null,
+    createdAt: g.createdAt.toISOString(),
+    dueAt: g.dueAt.toISOString(),
+    decision: g.decision
+      ? {
+          decision: g.decision.decision,
+          reason: g.decision.reason,
+          decidedBy: g.decision.decidedBy,
+          channel: g.decision.channel,
+          decidedAt: g.decision.decidedAt.toISOString(),
+        }
+      : null,
+    link: gateLink(links, g.id),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// get_active_outcomes
+
+export const ActiveOutcomesOutput = z.object({
+  outcomes: z.array(
+    z.object({
+      id: z.string(),
+      slug: z.string().describe("the outcome.yaml id"),
+      name: z.string(),
+      owner: z.string(),
+      metric: z.string().describe("the signal"),
+      metricKind: z.enum(["proportion", "mean"]),
+      target: z.string().describe("the target in words, with its horizon"),
+      progress: ProgressShape,
+      experiments: z.record(z.string(), z.number().int()).describe("experiments by state; states with none are absent"),
+      pendingGates: z.number().int(),
+      resource: z.string().describe("outcome://{id}: the outcome as a resource"),
+    }),
+  ),
+  nextCursor: z.string().nullable().describe("pass as cursor for the next page; null on the last page"),
+});
+
+export function activeOutcomesOut(page: {
+  items: readonly ActiveOutcome[];
+  nextCursor: string | null;
+}): z.infer<typeof ActiveOutcomesOutput> {
+  return {
+    outcomes: page.items.map((o) => ({
+      id: o.id,
+      slug: o.slug,
+      name: o.name,
+      owner: o.owner,
+      metric: o.metric,
+      metricKind: o.metricKind,
+      target: o.target,
+      progress: { ...o.progress },
+      experiments: { ...o.experiments } as Record<string, number>,
+      pendingGates: o.pendingGates,
+      resource: outcomeResource(o.id),
+    })),
+    nextCursor: page.nextCursor,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// get_experiment_brief
+
+export const BriefOutput = z.object({
+  experiment: ExperimentRefShape,
+  outcome: z.object({ id: z.string(), slug: z.string(), name: z.string(), target: z.string() }),
+  hypothesis: z.string(),
+  mechanism: z.string(),
+  prediction: z
+    .object({
+      direction: z.enum(["increase", "decrease"]),
+      effect: z.number().describe("a fraction when relative"),
+      relative: z.boolean(),
+    })
+    .nullable(),
+  arms: z.array(z.object({ name: z.string(), weight: z.number().describe("share of units, a fraction") })),
+  instrumentation: z.array(z.string()).describe("how assignment and exposure must be logged for the signal query"),
+  measurementPlan: z.string(),
+  rolloutPlan: z.string(),
+  allowedPaths: z.array(z.string()).describe("globs the change may touch (empty: anything not forbidden)"),
+  forbiddenPaths: z.array(z.string()).describe("globs report_experiment_built refuses"),
+  touchedPaths: z.array(z.string()).describe("paths the hypothesis expects to touch"),
+  acceptance: z.array(z.string()).describe("what must hold before reporting the build"),
+  next: z.string().describe("what to do now, in this state"),
+  resource: z.string().describe("experiment://{id}/brief: this brief as Markdown"),
+});
+
+export function briefOut(links: Links, b: ExperimentBriefDoc): z.infer<typeof BriefOutput> {
+  return {
+    experiment: { ...b.experiment, link: experimentLink(links, b.experiment.id) },
+    outcome: { ...b.outcome },
+    hypothesis: b.hypothesis,
+    mechanism: b.mechanism,
+    prediction: b.prediction ? { ...b.prediction } : null,
+    arms: b.arms.map((a) => ({ name: a.name, weight: a.weight })),
+    instrumentation: [...b.instrumentation],
+    measurementPlan: b.measurementPlan,
+    rolloutPlan: b.rolloutPlan,
+    allowedPaths: [...b.allowedPaths],
+    forbiddenPaths: [...b.forbiddenPaths],
+    touchedPaths: [...b.touchedPaths],
+    acceptance: [...b.acceptance],
+    next: b.next,
+    resource: briefResource(b.experiment.id),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// claim_experiment, report_experiment_built
+
+export const ClaimOutput = z.object({
+  experiment: ExperimentRefShape,
+  next: z.string(),
+  brief: z.string().describe("experiment://{id}/brief: the brief to build from"),
+});
+
+export const ReportBuiltOutput = z.object({
+  experiment: ExperimentRefShape,
+  launchGate: GateShape.nullable().describe("the launch approval a person decides before traffic flows"),
+  next: z.string(),
+});
+
+// ---------------------------------------------------------------------------
+// get_experiment_status
+
+export const AnalysisShape = z.object({
+  at: isoTime.describe("time of the data the analysis looked at"),
+  effect: z.number().nullable().describe("treatment − control, in metric units (a fraction for proportions)"),
+  ciLow: z.number().nullable().describe("always-valid confidence sequence, lower end"),
+  ciHigh: z.number().nullable().describe("always-valid confidence sequence, upper end"),
+  relativeEffect: z.number().nullable().describe("effect over control (a fraction)"),
+  pValue: z.number().nullable().describe("always-valid p-value"),
+  srmPValue: z.number().nullable().describe("sample ratio mismatch p-value (alarm below 0.001)"),
+  units: z.record(z.string(), z.number()).describe("units per arm"),
+  decision: z
+    .object({ action: z.string(), reason: z.string() })
+    .nullable()
+    .describe("what the stopping policy concluded: continue, pause or analyse, and why"),
+  guardrails: z.array(z.object({ metric: z.string(), verdict: z.string() })),
+});
+
+export const StatusOutput = z.object({
+  experiment: ExperimentRefShape.extend({
+    outcomeId: z.string(),
+    launchedAt: isoTime.nullable(),
+    updatedAt: isoTime,
+    pullRequestUrl: z.string().nullable().describe("from the build report"),
+  }),
+  latestAnalysis: AnalysisShape.nullable().describe("null before the first analysis"),
+  pendingGates: z.array(GateShape).describe("gates waiting for a person"),
+  recentDecisions: z.array(GateShape).describe("the last decided gates of the experiment, newest first (at most 3)"),
+  next: z.string(),
+});
+
+function num(x: unknown): number | null {
+  return typeof x === "number" && Number.isFinite(x) ? x : null;
+}
+
+export function analysisOut(a: AnalysisRecord): z.infer<typeof AnalysisShape> {
+  const units: Record<string, number> = {};
+  for (const [arm, totals] of Object.entries(a.arms as Record<string, { units?: unknown }>)) {
+    const n = num(totals?.units);
+    if (n !== null) units[arm] = n;
+  }
+  const decision = a.decision as { action?: unknown; reason?: unknown } | null;
+  const guardrails = Array.isArray(a.guardrails) ? (a.guardrails as { metric?: unknown; verdict?: unknown }[]) : [];
+  return {
+    at: a.ts.toISOString(),
+    effect: a.effect,
+    ciLow: a.ciLow,
+    ciHigh: a.ciHigh,
+    relativeEffect: a.relativeEffect,
+    pValue: a.pValue,
+    srmPValue: a.srmPValue,
+    units,
+    decision:
+      decision && typeof decision.action === "string"
+        ? { action: decision.action, reason: String(decision.reason ?? "") }
+        : null,
+    guardrails: guardrails.map((g) => ({ metric: String(g.metric ?? ""), verdict: String(g.verdict ?? "") })),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// query_learnings
+
+export const LearningsOutput = z.object({
+  learnings: z.array(
+    z.object({
+      id: z.string(),
+      statement: z.string().describe("what was learned (cut at 400 characters)"),
+      decision: z.string().describe("ship, iterate or roll_back"),
+      effect: z.number().nullable(),
+      ciLow: z.number().nullable(),
+      ciHigh: z.number().nullable(),
+      tags: z.array(z.string()),
+      outcomeId: z.string(),
+      experimentId: z.string().nullable(),
+      createdAt: isoTime,
+      rank: z.number().describe("relevance; higher first"),
+      link: z.string().nullable().describe("dashboard page of the experiment it came from"),
+      links: z
+        .array(z.object({ label: z.string(), url: z.string() }))
+        .describe("links kept with the learning, e.g. the pull request"),
+    }),
+  ),
+});
+
+/** A learning's statement is a sentence or two; a longer one (a long decision reason) is cut here. */
+const MAX_STATEMENT = 400;
+
+/** `text`, cut to `max` characters with an ellipsis. */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
+export function learningsOut(links: Links, hits: readonly LearningHit[]): z.infer<typeof LearningsOutput> {
+  return {
+    learnings: hits.map((l) => ({
+      id: l.id,
+      statement: clip(l.statement, MAX_STATEMENT),
+      decision: l.decision,
+      effect: l.effect,
+      ciLow: l.ciLow,
+      ciHigh: l.ciHigh,
+      tags: [...l.tags],
+      outcomeId: l.outcomeId,
+      experimentId: l.experimentId,
+      createdAt: l.createdAt,
+      rank: l.rank,
+      link: l.experimentId ? experimentLink(links, l.experimentId) : null,
+      links: l.links.slice(0, 5).map((k) => ({ label: clip(k.label, 80), url: clip(k.url, 500) })),
+    })),
+  };
+}
+
+// ---------------------------------------------------------------------------
+// request_human_gate, get_gate_status
+
+export const HumanGateOutput = z.object({
+  gate: GateShape,
+  opened: z.boolean().describe("false: the same question was already waiting, and this is its gate"),
+  next: z.string(),
+});
+
+export const GateStatusOutput = z.object({
+  gate: GateShape,
+  experiment: ExperimentRefShape.nullable(),
+  options: z.array(z.string()).describe("decisions a person can still make; empty once decided"),
+  next: z.string(),
+});
