@@ -30,15 +30,8 @@ import { Redis } from "ioredis";
 import type { ParsedMail } from "mailparser";
 // biome-ignore lint/style/noRestrictedImports: the demo administers its own databases (create and drop), outside the runtime's storage layer
 import pg from "pg";
-import {
-  type AsosComparison,
-  closeAppPools,
-  connectorSql,
-  createAppDatabase,
-  loadAsos,
-  SIM_EPOCH,
-  setClock,
-} from "./demo/asos";
+import { type AsosComparison, closeAppPools, createAppDatabase, loadAsos, SIM_EPOCH, setClock } from "./demo/asos";
+import { demoOutcomeYaml } from "./demo/outcome";
 import { type DemoRow, fullDataResult, renderReport, summarize } from "./demo/report";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -164,70 +157,6 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
     });
     child.on("exit", (code) => resolve(code ?? 1));
   });
-}
-
-function outcomeYaml(): string {
-  const indent = (text: string, n: number) =>
-    text
-      .trim()
-      .split("\n")
-      .map((l) => " ".repeat(n) + l)
-      .join("\n");
-  return `# The demo's outcome, written by scripts/demo.ts. Signal: ASOS metric 1 (binary);
-# guardrail: ASOS metric 2 (continuous), both read from the demo's app database.
-version: 1
-id: ${OUTCOME}
-name: ASOS experiments, metric 1
-owner: ${PM}
-description: >
-  Replays the ASOS Digital Experiments Dataset (Liu, Cardoso, Couturier & McCoy,
-  NeurIPS 2021, CC BY 4.0) on a simulated clock. Metric 1 is binary and should go up;
-  metric 2 is continuous and must not drop by more than 5 %.
-signal:
-  metric: asos_metric_1
-  kind: proportion
-  unit: user
-  poll_interval: 1s
-  connector:
-    type: postgres
-    database_url_env: ASOS_APP_DATABASE_URL
-    timeout: 10s
-    query: |
-${indent(connectorSql(1), 6)}
-target:
-  direction: increase
-  value: 1%
-  relative: true
-horizon: 180d
-constraints:
-  guardrails:
-    - metric: asos_metric_2
-      kind: mean
-      direction: increase
-      max_regression: 5%
-      relative: true
-      connector:
-        type: postgres
-        database_url_env: ASOS_APP_DATABASE_URL
-        timeout: 10s
-        query: |
-${indent(connectorSql(2), 10)}
-  kill:
-    max_harm: 2%
-    relative: true
-  max_concurrent_experiments: 100
-gates:
-  portfolio_review: { assignees: [${PM}], sla: 72h }
-  launch_approval: { assignees: [${PM}], sla: 24h }
-  analysis_review: { assignees: [${PM}], sla: 72h }
-experiment_defaults:
-  alpha: ${ALPHA}
-  power: 0.8
-  min_sample_per_arm: 1000
-  min_duration: 1d
-  max_duration: 60d
-  expected_effect: 1%
-`;
 }
 
 interface Received {
@@ -390,7 +319,7 @@ async function main(): Promise<void> {
 
   step("applying the outcome with the CLI");
   const yamlPath = `${tmp}/asos-outcome.yaml`;
-  writeFileSync(yamlPath, outcomeYaml());
+  writeFileSync(yamlPath, demoOutcomeYaml({ id: OUTCOME, pm: PM, alpha: ALPHA }));
   for (const args of [
     ["validate", yamlPath],
     ["apply", yamlPath],
