@@ -4,7 +4,6 @@
  * demo's outcome, experiments proposed, approved, built and launched by a PM
  * and an agent, and a clock that polls and analyses as the worker would.
  */
-import { randomBytes } from "node:crypto";
 import {
   analyzeExperiment,
   applyOutcome,
@@ -17,7 +16,14 @@ import {
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
-import { createTestDatabase, type Seeded, seedWorkspace, serverUrl, type TestDatabase } from "@outcome-runtime/testing";
+import {
+  createEmptyDatabase,
+  createTestDatabase,
+  type Seeded,
+  seedWorkspace,
+  serverUrl,
+  type TestDatabase,
+} from "@outcome-runtime/testing";
 import { type AsosComparison, closeAppPools, createAppDatabase, loadAsos, setClock } from "../../scripts/demo/asos";
 import { demoOutcomeYaml } from "../../scripts/demo/outcome";
 
@@ -49,7 +55,9 @@ export async function createAsosWorld(keys: readonly string[]): Promise<AsosWorl
   if (comparisons.length !== keys.length) throw new Error(`ASOS comparisons not found: ${keys.join(", ")}`);
   const admin = new URL(serverUrl());
   admin.pathname = "/postgres";
-  const appUrl = await createAppDatabase(admin.toString(), `ort_ui_${randomBytes(4).toString("hex")}`, comparisons);
+  // A database name of the test suite's own (dropped with the others), filled by the demo's loader.
+  const app = await createEmptyDatabase();
+  const appUrl = await createAppDatabase(admin.toString(), app.name, comparisons);
   await setClock(appUrl, -1);
   const t = await createTestDatabase({ max: 20 });
   const seed = await seedWorkspace(t.db);
@@ -111,13 +119,7 @@ export async function createAsosWorld(keys: readonly string[]): Promise<AsosWorl
       await connectors.close();
       await closeAppPools();
       await t.drop();
-      const client = new URL(serverUrl());
-      client.pathname = "/postgres";
-      const pg = await import("pg");
-      const c = new pg.default.Client({ connectionString: client.toString() });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS "${new URL(appUrl).pathname.slice(1)}" WITH (FORCE)`);
-      await c.end();
+      await app.drop();
     },
   };
 }
