@@ -15,6 +15,8 @@ export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://$POSTGRES_USER@$POSTGR
 cd "$ROOT"
 log "lint, types, generated types"
 pnpm --silent check
+log "build the dashboard (the browser tests use it)"
+pnpm --silent build >/dev/null
 log "tests"
 mkdir -p .tmp
 # Never summarise the report of an earlier run.

@@ -170,9 +170,22 @@ ensure_database() {
   fi
 }
 
+# ensure_chromium: the dashboard's browser tests drive Debian's Chromium
+# (never a downloaded browser); install the package when it is missing.
+ensure_chromium() {
+  if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ]; then return 0; fi
+  log "installing chromium (Debian package) for the browser tests"
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  $sudo apt-get install -y -qq chromium >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq chromium >/dev/null 2>&1; } ||
+    fail "could not install chromium (apt-get install chromium); the browser tests need /usr/bin/chromium or CHROMIUM_PATH"
+}
+
 setup_all() {
   ensure_pnpm
   ensure_dependencies
   ensure_postgres
   ensure_redis
+  ensure_chromium
 }

@@ -26,6 +26,7 @@ describe("migrations", () => {
         "2026-12-02T00-00-llm",
         "2026-12-03T00-00-gates",
         "2026-12-04T00-00-agent-requests",
+        "2026-12-05T00-00-dashboard",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

@@ -12,6 +12,7 @@ import * as seriesLookups from "./migrations/2026-12-01T01-00-series-lookups";
 import * as llm from "./migrations/2026-12-02T00-00-llm";
 import * as gates from "./migrations/2026-12-03T00-00-gates";
 import * as agentRequests from "./migrations/2026-12-04T00-00-agent-requests";
+import * as dashboard from "./migrations/2026-12-05T00-00-dashboard";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -21,6 +22,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-02T00-00-llm": llm,
   "2026-12-03T00-00-gates": gates,
   "2026-12-04T00-00-agent-requests": agentRequests,
+  "2026-12-05T00-00-dashboard": dashboard,
 };
 
 export interface MigrationReport {

@@ -15,6 +15,27 @@ export { authenticate, bootstrap, createApiKey, DEFAULT_WORKSPACE, generateApiKe
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
 export type { Caller, RuntimeDeps } from "./context";
+export type {
+  AuditFilter,
+  LearningListItem,
+  LlmBudgets,
+  LlmUsage,
+  OutcomeSeries,
+  StreamCursor,
+  StreamEvent,
+} from "./dashboard";
+export {
+  downsampleEvenly,
+  listAuditPage,
+  listLearnings,
+  llmUsage,
+  MAX_SERIES_POINTS,
+  outcomeSeries,
+  readStreamEvents,
+  STREAM_OVERLAP_MS,
+  startStreamCursor,
+  validateOutcomeSource,
+} from "./dashboard";
 export type { DecideGateInput, DecideGateResult, GateDecisionValue, GateDetail } from "./decide-gate";
 export {
   ALL_GATE_DECISIONS,

@@ -4,20 +4,29 @@
  * then ours (problem details, auth), then the routes.
  */
 import { createHash } from "node:crypto";
+import cookie from "@fastify/cookie";
 import helmet from "@fastify/helmet";
 import rateLimit from "@fastify/rate-limit";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
-import { createGateway, type Gateway, llmConfigFromEnv, type RuntimeDeps } from "@outcome-runtime/runtime";
+import websocket from "@fastify/websocket";
+import {
+  createGateway,
+  type Gateway,
+  type LlmBudgets,
+  llmConfigFromEnv,
+  type RuntimeDeps,
+} from "@outcome-runtime/runtime";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import type { Redis } from "ioredis";
 import { ProblemDto } from "./dto";
-import auth from "./plugins/auth";
+import auth, { SESSION_COOKIE } from "./plugins/auth";
 import problemDetails from "./plugins/problem-details";
 import emailRoutes from "./routes/email";
 import healthRoutes from "./routes/health";
 import mcpRoutes from "./routes/mcp";
+import sessionRoutes from "./routes/session";
 import auditRoutes from "./routes/v1/audit/index";
 import experimentRoutes from "./routes/v1/experiments/index";
 import gateRoutes from "./routes/v1/gates/index";
@@ -26,7 +35,11 @@ import learningRoutes from "./routes/v1/learnings/index";
 import applyRoute from "./routes/v1/outcomes/apply";
 import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
+import validateRoute from "./routes/v1/outcomes/validate";
+import streamRoutes from "./routes/v1/stream/index";
+import usageRoutes from "./routes/v1/usage/index";
 import workspaceRoutes from "./routes/v1/workspace/index";
+import webRoutes from "./routes/web";
 
 export interface AppOptions {
   readonly deps: RuntimeDeps;
@@ -43,10 +56,32 @@ export interface AppOptions {
   readonly queuePrefix?: string;
   /** The LLM gateway (default: rules only, no LLM). */
   readonly gateway?: Gateway;
+  /** The LLM budgets shown by `GET /v1/usage/llm` (default: no caps); the gateway's own config enforces them. */
+  readonly llmBudgets?: LlmBudgets;
+  /** The built dashboard (default services/web/dist); `null` serves the "not built" page. */
+  readonly webRoot?: string | URL | null;
+  /** How often the live stream reads new audit events and analyses, in ms (default 1000). */
+  readonly streamIntervalMs?: number;
 }
+
+/**
+ * Frames from dashboard clients are tiny (the stream is one-way); a large one
+ * is refused. On close, sockets get 1001 "going away", so clients reconnect.
+ */
+const WEBSOCKET_OPTIONS = {
+  options: { maxPayload: 64 * 1024 },
+  preClose(this: FastifyInstance, done: () => void) {
+    for (const client of this.websocketServer.clients) client.close(1001, "server shutting down");
+    // Like the plugin's default: stop accepting, and let the closing handshakes finish on their own.
+    this.websocketServer.close();
+    done();
+  },
+};
 
 /** Register every plugin and route of the API on `app`. */
 export async function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
+  // Cookies first: the rate limit keys a dashboard session by its cookie.
+  await fastify.register(cookie);
   await fastify.register(helmet, { global: true });
   await fastify.register(rateLimit, {
     global: true,
@@ -57,7 +92,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
     // A Redis outage must not take the API down with it.
     skipOnError: true,
     keyGenerator: (request) => {
-      const auth = request.headers.authorization;
+      const auth = request.headers.authorization ?? request.cookies[SESSION_COOKIE];
       return auth ? `key:${createHash("sha256").update(auth).digest("hex").slice(0, 32)}` : `ip:${request.ip}`;
     },
   });
@@ -81,6 +116,8 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
 
   await fastify.register(problemDetails);
   await fastify.register(auth, { deps: options.deps });
+  // buildApp registers it at the root, so `injectWS` is on the instance it returns.
+  if (!fastify.hasDecorator("websocketServer")) await fastify.register(websocket, WEBSOCKET_OPTIONS);
 
   await fastify.register(healthRoutes, options);
   const routeOptions = {
@@ -101,6 +138,14 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(learningRoutes, routeOptions);
   await fastify.register(emailRoutes, routeOptions);
   await fastify.register(mcpRoutes, routeOptions);
+  await fastify.register(validateRoute, routeOptions);
+  await fastify.register(usageRoutes, {
+    ...routeOptions,
+    llmBudgets: options.llmBudgets ?? { monthlyWorkspaceBudgetUsd: null, dailyUserBudgetUsd: null },
+  });
+  await fastify.register(streamRoutes, { ...routeOptions, streamIntervalMs: options.streamIntervalMs ?? 1000 });
+  await fastify.register(sessionRoutes, routeOptions);
+  await fastify.register(webRoutes, { webRoot: options.webRoot });
 
   fastify.addHook("onSend", async (request, reply) => {
     reply.header("x-request-id", request.id);
@@ -113,10 +158,12 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
  */
 export async function buildApp(
   options: AppOptions,
-  server: Pick<FastifyServerOptions, "logger"> = { logger: false },
+  server: Pick<FastifyServerOptions, "logger" | "trustProxy"> = { logger: false },
 ): Promise<FastifyInstance> {
   const fastify = Fastify({
     logger: server.logger ?? false,
+    // Behind a TLS-terminating proxy, X-Forwarded-Proto makes the session cookie Secure.
+    ...(server.trustProxy === undefined ? {} : { trustProxy: server.trustProxy }),
     // A client's X-Request-Id is kept only when it looks like an id; otherwise a new one.
     requestIdHeader: false,
     genReqId: (req) => {
@@ -125,6 +172,7 @@ export async function buildApp(
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: true } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  await fastify.register(websocket, WEBSOCKET_OPTIONS);
   await fastify.register(app, options);
   await fastify.ready();
   return fastify;

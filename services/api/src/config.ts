@@ -34,6 +34,11 @@ const ConfigSchema = Type.Object({
     default: 1200,
     description: "requests per minute per API key (or per IP without one)",
   }),
+  TRUST_PROXY: Type.Boolean({
+    default: false,
+    description:
+      "true behind a TLS-terminating reverse proxy: X-Forwarded-For/-Proto are believed (client address, Secure cookies)",
+  }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

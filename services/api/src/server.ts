@@ -43,8 +43,10 @@ async function main(): Promise<void> {
       publicUrl: config.OUTCOME_RUNTIME_PUBLIC_URL,
       queuePrefix: config.QUEUE_PREFIX,
       gateway: createGateway({ db, config: llmConfig }),
+      llmBudgets: llmConfig,
     },
     {
+      trustProxy: config.TRUST_PROXY,
       logger: {
         level: config.LOG_LEVEL,
         redact: {

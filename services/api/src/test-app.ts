@@ -17,23 +17,35 @@ export interface TestApi {
   readonly close: () => Promise<void>;
 }
 
-/** The app on an existing database and Redis, with test defaults that `overrides` may change. */
-export function buildTestApp(db: TestDatabase["db"], redis: Redis, overrides: Partial<AppOptions> = {}) {
-  return buildApp({
-    deps: { db },
-    redis,
-    version: "test",
-    signalStorage: "plain",
-    rateLimitPerMinute: 10_000,
-    ...overrides,
-  });
+/**
+ * The app on an existing database and Redis, with test defaults that `overrides` may change;
+ * `server` passes Fastify options (e.g. `trustProxy`).
+ */
+export function buildTestApp(
+  db: TestDatabase["db"],
+  redis: Redis,
+  overrides: Partial<AppOptions> = {},
+  server: Parameters<typeof buildApp>[1] = { logger: false },
+) {
+  return buildApp(
+    {
+      deps: { db },
+      redis,
+      version: "test",
+      signalStorage: "plain",
+      rateLimitPerMinute: 10_000,
+      ...overrides,
+    },
+    server,
+  );
 }
 
-export async function createTestApi(options: { poolSize?: number } = {}): Promise<TestApi> {
+/** `app` overrides the app's options (e.g. `webRoot`, `streamIntervalMs`). */
+export async function createTestApi(options: { poolSize?: number; app?: Partial<AppOptions> } = {}): Promise<TestApi> {
   const t = await createTestDatabase({ max: options.poolSize ?? 20 });
   const seed = await seedWorkspace(t.db);
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
-  const app = await buildTestApp(t.db, redis);
+  const app = await buildTestApp(t.db, redis, options.app);
   return {
     t,
     seed,

@@ -161,3 +161,58 @@ export async function searchLearnings(
     links: Array.isArray(r.links) ? r.links : [],
   }));
 }
+
+/**
+ * Learnings of a workspace for browsing: with `words`, those matching any of
+ * them (stemmed, words under 3 letters ignored), best rank first; without,
+ * newest first. `outcomeId` and `tag` narrow the list; at most `limit`.
+ */
+export async function browseLearnings(
+  db: DbOrTrx,
+  workspaceId: string,
+  options: { words?: readonly string[]; outcomeId?: string; tag?: string; limit?: number } = {},
+): Promise<LearningRecord[]> {
+  const terms =
+    options.words === undefined
+      ? null
+      : [...new Set(options.words.map((w) => w.toLowerCase().replace(/[^a-z0-9]/g, "")).filter((w) => w.length >= 3))];
+  if (terms !== null && terms.length === 0) return [];
+  const query = terms === null ? null : terms.join(" | ");
+  const rows = await sql<{
+    id: string;
+    outcome_id: string;
+    experiment_id: string | null;
+    statement: string;
+    decision: string;
+    effect: number | null;
+    ci_low: number | null;
+    ci_high: number | null;
+    tags: string[];
+    created_at: Date;
+    rank: number;
+    links: { label: string; url: string }[] | null;
+  }>`
+    SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at, links,
+           ${query === null ? sql`0` : sql`ts_rank(search, to_tsquery('english', ${query}))`}::float8 AS rank
+      FROM learnings
+     WHERE workspace_id = ${workspaceId}
+       ${query === null ? sql`` : sql`AND search @@ to_tsquery('english', ${query})`}
+       ${options.outcomeId === undefined ? sql`` : sql`AND outcome_id = ${options.outcomeId}`}
+       ${options.tag === undefined ? sql`` : sql`AND ${options.tag} = ANY (tags)`}
+     ORDER BY rank DESC, created_at DESC, id DESC
+     LIMIT ${options.limit ?? 50}`.execute(db);
+  return rows.rows.map((r) => ({
+    id: r.id,
+    outcomeId: r.outcome_id,
+    experimentId: r.experiment_id,
+    statement: r.statement,
+    decision: r.decision,
+    effect: r.effect,
+    ciLow: r.ci_low,
+    ciHigh: r.ci_high,
+    tags: r.tags,
+    createdAt: r.created_at,
+    rank: r.rank,
+    links: Array.isArray(r.links) ? r.links : [],
+  }));
+}

@@ -148,3 +148,44 @@ export async function listCalls(
     at: r.at,
   }));
 }
+
+/** Gateway runs of one operation in a period, summed. */
+export interface OperationUsage {
+  readonly operation: string;
+  readonly calls: number;
+  /** US dollars. */
+  readonly spentUsd: number;
+  readonly cacheHits: number;
+  /** Runs the rules engine answered in place of the LLM (`fallback_reason` set). */
+  readonly fallbacks: number;
+}
+
+/** A workspace's gateway runs in `[since, until)` by operation, the costliest first. */
+export async function usageByOperation(
+  db: DbOrTrx,
+  query: { readonly workspaceId: string; readonly since: Date; readonly until: Date },
+): Promise<OperationUsage[]> {
+  const rows = await db
+    .selectFrom("llm_calls")
+    .select([
+      "operation",
+      sql<number>`count(*)::int`.as("calls"),
+      sql<number>`coalesce(sum(cost_usd), 0)::float8`.as("spent"),
+      sql<number>`count(*) FILTER (WHERE cache_hit)::int`.as("cache_hits"),
+      sql<number>`count(*) FILTER (WHERE fallback_reason IS NOT NULL)::int`.as("fallbacks"),
+    ])
+    .where("workspace_id", "=", query.workspaceId)
+    .where("at", ">=", query.since)
+    .where("at", "<", query.until)
+    .groupBy("operation")
+    .orderBy("spent", "desc")
+    .orderBy("operation", "asc")
+    .execute();
+  return rows.map((r) => ({
+    operation: r.operation,
+    calls: Number(r.calls),
+    spentUsd: Number(r.spent),
+    cacheHits: Number(r.cache_hits),
+    fallbacks: Number(r.fallbacks),
+  }));
+}

@@ -320,6 +320,24 @@ export async function listAnalyses(db: DbOrTrx, experimentId: string, limit = 10
   return rows.reverse().map(toAnalysis);
 }
 
+/**
+ * Analyses of every workspace created after `after`, oldest first (at most
+ * `limit`): what the live stream sends. `created_at` is the inserting
+ * transaction's start, so a caller that must not miss a late commit reads
+ * with some overlap and drops the ids it has seen.
+ */
+export async function listAnalysesCreatedAfter(db: DbOrTrx, after: Date, limit = 500): Promise<AnalysisRecord[]> {
+  const rows = await db
+    .selectFrom("analyses")
+    .selectAll()
+    .where("created_at", ">", after)
+    .orderBy("created_at", "asc")
+    .orderBy("id", "asc")
+    .limit(limit)
+    .execute();
+  return rows.map(toAnalysis);
+}
+
 /** Ids of experiments in a state (e.g. every running one, for the schedulers). */
 export async function listExperimentIdsInState(
   db: DbOrTrx,

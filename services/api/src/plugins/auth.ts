@@ -1,10 +1,17 @@
 /**
- * Bearer API keys. Routes under `/v1` need a key; health checks and the
- * OpenAPI document do not. The authenticated caller is `request.caller`.
+ * Authentication of `/v1` routes (and the WebSocket stream under it): a
+ * bearer API key (channel `api`), or the dashboard's session cookie (channel
+ * `web`). Health checks, the OpenAPI document and the app's pages need none.
+ * The authenticated caller is `request.caller`.
+ *
+ * A cookie is sent by the browser whoever made the page, so a state change
+ * authenticated by the cookie must also carry the CSRF token (the `or_csrf`
+ * cookie, which only a page of our origin can read) in `x-csrf-token`.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import type { Principal } from "@outcome-runtime/runtime";
 import { authenticate, type Caller, type RuntimeDeps } from "@outcome-runtime/runtime";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { problem, sendProblem } from "./problem-details";
 
@@ -15,6 +22,28 @@ declare module "fastify" {
   }
 }
 
+/** The session cookie: the API key itself, HttpOnly, so page scripts never see it. */
+export const SESSION_COOKIE = "or_session";
+/** The CSRF cookie: readable by the page, echoed in {@link CSRF_HEADER} on state changes. */
+export const CSRF_COOKIE = "or_csrf";
+export const CSRF_HEADER = "x-csrf-token";
+
+const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/** Compare two secrets in constant time (of their digests, so lengths leak nothing either). */
+export function sameSecret(a: string, b: string): boolean {
+  const da = createHash("sha256").update(a).digest();
+  const db = createHash("sha256").update(b).digest();
+  return timingSafeEqual(da, db) && a.length === b.length;
+}
+
+/** The CSRF header matches the CSRF cookie. */
+export function csrfHeaderMatches(request: FastifyRequest): boolean {
+  const cookie = request.cookies[CSRF_COOKIE];
+  const header = request.headers[CSRF_HEADER];
+  return typeof cookie === "string" && cookie !== "" && typeof header === "string" && sameSecret(header, cookie);
+}
+
 async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promise<void> {
   app.decorateRequest("caller", null as unknown as Caller);
   // preParsing: after the rate limit (onRequest), before the body is read.
@@ -22,8 +51,23 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     // The matched route, not the raw URL: `/%761/…` routes to `/v1/…` too.
     const route = request.routeOptions.url;
     if (route === undefined || !route.startsWith("/v1/")) return;
-    const header = request.headers.authorization ?? "";
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    const header = request.headers.authorization;
+    const session = request.cookies[SESSION_COOKIE];
+    if (header === undefined && typeof session === "string" && session !== "") {
+      const principal = await authenticate(options.deps, session);
+      if (principal === null) {
+        return sendProblem(
+          reply,
+          problem(request, "unauthenticated", "the session's API key is unknown or revoked; sign in again"),
+        );
+      }
+      if (!SAFE_METHODS.has(request.method) && !csrfHeaderMatches(request)) {
+        return sendProblem(reply, problem(request, "forbidden", "missing or wrong CSRF token"));
+      }
+      request.caller = { principal, channel: "web", requestId: request.id };
+      return;
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
     const principal: Principal | null = match?.[1] ? await authenticate(options.deps, match[1]) : null;
     if (principal === null) {
       reply.header("www-authenticate", 'Bearer realm="outcome-runtime"');
@@ -34,7 +78,7 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
           "unauthenticated",
           match
             ? "the API key is unknown or revoked; create one with `outcome-runtime keys create`"
-            : "send an API key as `Authorization: Bearer <key>`",
+            : "send an API key as `Authorization: Bearer <key>`, or sign in to the dashboard",
         ),
       );
     }
@@ -42,4 +86,4 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
   });
 }
 
-export default fp(auth, { name: "auth", dependencies: ["problem-details"] });
+export default fp(auth, { name: "auth", dependencies: ["problem-details", "@fastify/cookie"] });

@@ -2,7 +2,7 @@
  * The audit log: who did what, when, through which channel.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { listAudit } from "@outcome-runtime/runtime";
+import { DECISION_CHANNELS, listAuditPage } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
@@ -27,18 +27,26 @@ const auditRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps 
       schema: {
         tags: ["audit"],
         summary: "List audit events, newest first",
+        description:
+          "Filters combine; `nextCursor` (null on the last page) passed back as `cursor` gives the next page.",
         querystring: Type.Object({
           subjectType: Type.Optional(Type.Enum(["outcome", "experiment", "gate", "api_key", "workspace"])),
           subjectId: Type.Optional(Type.String({ maxLength: 100 })),
           action: Type.Optional(Type.String({ maxLength: 100 })),
+          actor: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: "the actor's name" })),
+          channel: Type.Optional(Type.Enum([...DECISION_CHANNELS])),
+          cursor: Type.Optional(Type.String({ maxLength: 200 })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
         }),
-        response: { 200: Type.Object({ items: Type.Array(AuditEventDto) }), ...PROBLEM_RESPONSES },
+        response: {
+          200: Type.Object({ items: Type.Array(AuditEventDto), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+          ...PROBLEM_RESPONSES,
+        },
       },
     },
     async (request) => {
-      const events = await listAudit(deps, request.caller, request.query as Parameters<typeof listAudit>[2]);
-      return { items: events.map((e) => ({ ...e, at: e.at.toISOString() })) };
+      const page = await listAuditPage(deps, request.caller, request.query);
+      return { items: page.items.map((e) => ({ ...e, at: e.at.toISOString() })), nextCursor: page.nextCursor };
     },
   );
 };

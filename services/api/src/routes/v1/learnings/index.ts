@@ -2,7 +2,7 @@
  * The learning library: "what do we know about X".
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { queryLearnings } from "@outcome-runtime/runtime";
+import { listLearnings } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
@@ -18,7 +18,10 @@ const LearningDto = Type.Object({
   outcomeId: Type.String(),
   experimentId: Type.Union([Type.String(), Type.Null()]),
   createdAt: Type.String({ format: "date-time" }),
-  rank: Type.Number({ description: "full-text rank against the query" }),
+  rank: Type.Number({ description: "full-text rank against the query (0 without one)" }),
+  links: Type.Array(Type.Object({ label: Type.String(), url: Type.String() }), {
+    description: "links kept with the learning, e.g. the pull request",
+  }),
 });
 
 const learningRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
@@ -27,20 +30,24 @@ const learningRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { de
     {
       schema: {
         tags: ["learnings"],
-        summary: "Search the learnings",
-        description: "Ranked by Postgres full-text relevance to `q` (any word may match); `outcome` narrows to one.",
+        summary: "Search or list the learnings",
+        description:
+          "With `q`, ranked by Postgres full-text relevance (any word may match); without, newest first. " +
+          "`outcome` and `tag` narrow the list.",
         querystring: Type.Object({
-          q: Type.String({ minLength: 1, maxLength: 500 }),
+          q: Type.Optional(Type.String({ maxLength: 500 })),
           outcome: Type.Optional(Type.String({ maxLength: 100, description: "outcome id or slug" })),
+          tag: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
           limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 50, default: 10 })),
         }),
         response: { 200: Type.Object({ items: Type.Array(LearningDto) }), ...PROBLEM_RESPONSES },
       },
     },
     async (request) => ({
-      items: await queryLearnings(deps, request.caller, {
+      items: await listLearnings(deps, request.caller, {
         query: request.query.q,
         outcome: request.query.outcome,
+        tag: request.query.tag,
         limit: request.query.limit,
       }),
     }),

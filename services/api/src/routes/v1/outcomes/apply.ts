@@ -9,7 +9,7 @@ import { Type } from "typebox";
 import { OutcomeDto, outcomeJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
-const OUTCOME_MEDIA_TYPES = [
+export const OUTCOME_MEDIA_TYPES = [
   "application/yaml",
   "application/x-yaml",
   "text/yaml",

@@ -8,7 +8,9 @@ import {
   getOutcome,
   listExperimentsOfOutcome,
   listOutcomes,
+  MAX_SERIES_POINTS,
   OUTCOME_STATES,
+  outcomeSeries,
   type PortfolioResult,
   proposeExperimentIdempotently,
   transitionOutcome,
@@ -153,6 +155,36 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         polling: { ...detail.polling },
       };
     },
+  );
+
+  app.get(
+    "/v1/outcomes/:id/series",
+    {
+      schema: {
+        tags: ["outcomes"],
+        summary: "The outcome's own signal over time, with its goal, baseline and horizon",
+        description: `Oldest first; at most ${MAX_SERIES_POINTS} points (a longer series is thinned evenly, keeping the newest).`,
+        params: IdParams,
+        response: {
+          200: Type.Object({
+            metric: Type.String(),
+            kind: Type.Union([Type.Literal("proportion"), Type.Literal("mean")]),
+            points: Type.Array(
+              Type.Object({
+                ts: Type.String({ format: "date-time" }),
+                value: Type.Number({ description: "the signal's level (a fraction for proportions)" }),
+              }),
+            ),
+            goal: Type.Union([Type.Number(), Type.Null()], { description: "the level the target asks for" }),
+            baseline: Type.Union([Type.Number(), Type.Null()]),
+            horizonEnd: Type.Union([Type.String({ format: "date-time" }), Type.Null()]),
+            current: Type.Union([Type.Number(), Type.Null()], { description: "the latest value" }),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
+      },
+    },
+    async (request) => outcomeSeries(deps, request.caller, request.params.id),
   );
 
   app.post(

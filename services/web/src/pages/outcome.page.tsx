@@ -1,0 +1,262 @@
+import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMemo } from "react";
+import { Link, useParams } from "react-router";
+import type uPlot from "uplot";
+import { request } from "../api";
+import { Chart, cssVar, toX, verticalMarker } from "../components/chart";
+import { ExperimentCard } from "../components/experiment-card";
+import { horizonEnd, metricKind, targetText, useSeries } from "../components/outcome-bits";
+import { Empty, ErrorState, Fact, Loading, PageTitle, StateBadge } from "../components/ui";
+import { formatDateTime, formatDuration, formatValue, humanize } from "../format";
+import type { Experiment, OutcomeDetail, OutcomeSeries } from "../types";
+
+function SeriesChart({ series, end }: { series: OutcomeSeries; end: string | null }) {
+  const kind = series.kind;
+  const data = useMemo<uPlot.AlignedData>(() => {
+    const xs = series.points.map((p) => toX(p.ts));
+    const ys: (number | null)[] = series.points.map((p) => p.value);
+    const endX = end ? toX(end) : null;
+    if (endX !== null && Number.isFinite(endX) && (xs.length === 0 || endX > (xs.at(-1) ?? 0))) {
+      xs.push(endX);
+      ys.push(null);
+    }
+    const goal = xs.map(() => series.goal);
+    const baseline = xs.map(() => series.baseline);
+    return [xs, ys, goal, baseline] as uPlot.AlignedData;
+  }, [series, end]);
+
+  const options = useMemo(() => {
+    const accent = cssVar("--accent", "#1d4ed8");
+    const good = cssVar("--good", "#15803d");
+    const muted = cssVar("--muted", "#57606a");
+    const text = cssVar("--text", "#1f2328");
+    const grid = cssVar("--border", "#d0d7de");
+    const fmt = (v: number) => formatValue(v, kind);
+    const endX = end ? toX(end) : null;
+    return (width: number): uPlot.Options => ({
+      width,
+      height: 280,
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
+        {
+          stroke: text,
+          grid: { stroke: grid, width: 1 },
+          ticks: { stroke: grid },
+          size: 70,
+          values: (_u, vals) => vals.map((v) => fmt(v)),
+        },
+      ],
+      series: [
+        {},
+        {
+          label: series.metric,
+          stroke: accent,
+          width: 2,
+          spanGaps: true,
+          value: (_u, v) => (v === null ? "—" : fmt(v)),
+        },
+        {
+          label: "goal",
+          stroke: good,
+          width: 1.5,
+          dash: [6, 4],
+          points: { show: false },
+          value: (_u, v) => (v === null ? "—" : fmt(v)),
+        },
+        {
+          label: "baseline",
+          stroke: muted,
+          width: 1,
+          dash: [2, 4],
+          points: { show: false },
+          value: (_u, v) => (v === null ? "—" : fmt(v)),
+        },
+      ],
+      plugins: endX !== null && Number.isFinite(endX) ? [verticalMarker(endX, muted, "horizon")] : [],
+    });
+  }, [series.metric, kind, end]);
+
+  const last = series.points.at(-1);
+  const summary =
+    series.points.length === 0
+      ? `No values of ${series.metric} yet.`
+      : `${series.metric}: ${series.points.length} values from ${formatDateTime(series.points[0]?.ts)} to ${formatDateTime(
+          last?.ts,
+        )}; current ${formatValue(series.current ?? last?.value, kind)}, goal ${formatValue(series.goal, kind)}, baseline ${formatValue(
+          series.baseline,
+          kind,
+        )}${end ? `; the horizon ends ${formatDateTime(end)}` : ""}.`;
+  return (
+    <Chart options={options} data={data} label={`${series.metric} over time`} summary={summary} testId="signal-chart" />
+  );
+}
+
+export function OutcomePage() {
+  const { id = "" } = useParams();
+  const queryClient = useQueryClient();
+  const detail = useQuery({
+    queryKey: ["outcome", id],
+    queryFn: () => request<OutcomeDetail>(`/v1/outcomes/${encodeURIComponent(id)}`),
+  });
+  const series = useSeries(id);
+  const experiments = useQuery({
+    queryKey: ["outcome", id, "experiments"],
+    queryFn: () => request<{ items: Experiment[] }>(`/v1/outcomes/${encodeURIComponent(id)}/experiments`),
+  });
+  const activate = useMutation({
+    mutationFn: () => request(`/v1/outcomes/${encodeURIComponent(id)}/activate`, { method: "POST", body: {} }),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: ["outcome"] });
+      void queryClient.invalidateQueries({ queryKey: ["outcomes"] });
+      void queryClient.invalidateQueries({ queryKey: ["gates"] });
+    },
+  });
+
+  if (detail.isPending) return <Loading label="Loading the outcome…" />;
+  if (detail.isError) {
+    return (
+      <>
+        <PageTitle title="Outcome">Outcome</PageTitle>
+        <ErrorState error={detail.error} onRetry={() => detail.refetch()} />
+      </>
+    );
+  }
+  const { outcome, gates, revisions, polling } = detail.data;
+  const kind = metricKind(outcome, series.data);
+  const end = horizonEnd(outcome, series.data);
+  const pending = gates.filter((g) => g.status === "pending");
+
+  return (
+    <>
+      <nav aria-label="Breadcrumb" className="breadcrumb">
+        <Link to="/">Outcomes</Link> <span aria-hidden="true">/</span> <span>{outcome.slug}</span>
+      </nav>
+      <PageTitle
+        title={outcome.name}
+        actions={
+          <>
+            {outcome.state === "draft" ? (
+              <button
+                type="button"
+                className="button button-primary"
+                onClick={() => activate.mutate()}
+                disabled={activate.isPending}
+              >
+                {activate.isPending ? "Activating…" : "Activate"}
+              </button>
+            ) : null}
+            <Link className="button" to={`/outcomes/${outcome.slug}/edit`}>
+              Edit
+            </Link>
+          </>
+        }
+      >
+        {outcome.name} <StateBadge state={outcome.state} testId="outcome-state" />
+      </PageTitle>
+      {activate.isError ? (
+        <ErrorState error={activate.error} title="The outcome was not activated" />
+      ) : activate.isSuccess ? (
+        <p className="notice" role="status">
+          Activated. The first portfolio of hypotheses waits for review in <Link to="/gates">Gates</Link>.
+        </p>
+      ) : null}
+
+      <dl className="facts facts-row">
+        <Fact term="Owner">{outcome.owner}</Fact>
+        <Fact term="Target">{targetText(outcome)}</Fact>
+        <Fact term="Current">{formatValue(series.data?.current, kind)}</Fact>
+        <Fact term="Horizon">
+          {end
+            ? `${formatDateTime(end)} (${Date.parse(end) > Date.now() ? `${formatDuration((Date.parse(end) - Date.now()) / 1000)} left` : "ended"})`
+            : "—"}
+        </Fact>
+        <Fact term="Polled every">
+          {formatDuration(polling.effectiveSeconds)}
+          {polling.note ? <span className="small text-muted"> ({polling.note})</span> : null}
+        </Fact>
+      </dl>
+
+      <section className="section" aria-labelledby="signal-h">
+        <h2 id="signal-h">Signal</h2>
+        {series.isPending ? (
+          <Loading label="Loading the signal…" />
+        ) : series.isError ? (
+          <ErrorState error={series.error} onRetry={() => series.refetch()} title="The signal could not be loaded" />
+        ) : series.data.points.length === 0 ? (
+          <Empty title="No values yet">
+            <p>The signal is polled once the outcome is active; values appear here as they arrive.</p>
+          </Empty>
+        ) : (
+          <SeriesChart series={series.data} end={end} />
+        )}
+      </section>
+
+      {pending.length > 0 ? (
+        <section className="section" aria-labelledby="gates-h">
+          <h2 id="gates-h">Waiting for a decision</h2>
+          <ul className="plain-list">
+            {pending.map((g) => (
+              <li key={g.id}>
+                <Link to={`/gates/${g.id}`}>{humanize(g.kind)}</Link>{" "}
+                <span className="small text-muted">due {formatDateTime(g.dueAt)}</span>
+              </li>
+            ))}
+          </ul>
+        </section>
+      ) : null}
+
+      <section className="section" aria-labelledby="experiments-h">
+        <h2 id="experiments-h">Experiments</h2>
+        {experiments.isPending ? (
+          <Loading label="Loading experiments…" />
+        ) : experiments.isError ? (
+          <ErrorState error={experiments.error} onRetry={() => experiments.refetch()} />
+        ) : experiments.data.items.length === 0 ? (
+          <Empty title="No experiments yet">
+            <p>
+              {outcome.state === "draft"
+                ? "Activate the outcome to get a first portfolio of hypotheses."
+                : "Hypotheses appear here once proposed."}
+            </p>
+          </Empty>
+        ) : (
+          <ul className="card-grid">
+            {experiments.data.items.map((e) => (
+              <ExperimentCard key={e.id} experiment={e} kind={kind} />
+            ))}
+          </ul>
+        )}
+      </section>
+
+      <section className="section" aria-labelledby="revisions-h">
+        <h2 id="revisions-h">Revisions</h2>
+        <div className="table-wrap">
+          <table>
+            <caption className="visually-hidden">Revisions of {outcome.slug}, newest first</caption>
+            <thead>
+              <tr>
+                <th scope="col">Revision</th>
+                <th scope="col">By</th>
+                <th scope="col">When</th>
+                <th scope="col">Content hash</th>
+              </tr>
+            </thead>
+            <tbody>
+              {revisions.map((r) => (
+                <tr key={r.revision}>
+                  <td>{r.revision}</td>
+                  <td>{r.createdBy}</td>
+                  <td>{formatDateTime(r.createdAt)}</td>
+                  <td>
+                    <code>{r.contentHash.slice(0, 12)}</code>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      </section>
+    </>
+  );
+}

@@ -1,0 +1,202 @@
+/**
+ * The dashboard in a real browser (playwright-core driving Debian's Chromium,
+ * headless) on the demo's data: the API serves the built app (`pnpm build`),
+ * the runtime polls and analyses the ASOS comparisons on a simulated clock,
+ * and a PM signs in, follows an outcome to an experiment, decides its analysis
+ * review with a reason and finds the learning. A second test watches a new
+ * analysis arrive without a reload. axe-core checks the main pages.
+ * Screenshots go to the folder the test prints.
+ */
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import { buildTestApp } from "@outcome-runtime/api/test-app";
+import { getExperiment } from "@outcome-runtime/runtime";
+import { deleteRedisKeys, freePort } from "@outcome-runtime/testing";
+import { Redis } from "ioredis";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type AsosWorld, createAsosWorld, OUTCOME } from "./support/asos-world";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const WEB_ROOT = `${root}services/web/dist/`;
+const SHOTS = `${root}.tmp/screenshots/dashboard`;
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const WINNER = "asos-ee6ff7-v1";
+const RUNNING = "asos-e4b7b9-v1";
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+let world: AsosWorld;
+let redis: Redis;
+let app: Awaited<ReturnType<typeof buildTestApp>>;
+let browser: Browser;
+let baseUrl: string;
+const prefix = `test-ui-${process.pid}`;
+
+beforeAll(async () => {
+  if (!existsSync(`${WEB_ROOT}index.html`)) {
+    throw new Error(`the dashboard is not built (${WEB_ROOT}index.html is missing): run \`pnpm build\` first`);
+  }
+  mkdirSync(SHOTS, { recursive: true });
+  process.stdout.write(`dashboard screenshots: ${SHOTS}\n`);
+  world = await createAsosWorld([WINNER, "asos-c3d89d-v1", RUNNING]);
+  await world.advanceTo(12);
+  redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  const port = await freePort();
+  baseUrl = `http://127.0.0.1:${port}`;
+  app = await buildTestApp(world.t.db, redis, {
+    publicUrl: baseUrl,
+    webRoot: WEB_ROOT,
+    queuePrefix: prefix,
+    rateLimitNamespace: `${prefix}:rate-limit:`,
+    streamIntervalMs: 200,
+  });
+  await app.listen({ port, host: "127.0.0.1" });
+  browser = await chromium.launch({ executablePath: CHROMIUM, headless: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await app?.close();
+  if (redis) {
+    await deleteRedisKeys(redis, prefix);
+    redis.disconnect();
+  }
+  await world?.close();
+});
+
+async function signIn(page: Page, key: string): Promise<void> {
+  await page.goto(`${baseUrl}/signin`);
+  await page.getByTestId("api-key-input").fill(key);
+  await page.getByTestId("sign-in-button").click();
+  await page.waitForURL((url) => !url.pathname.startsWith("/signin"));
+}
+
+async function shot(page: Page, name: string): Promise<void> {
+  await page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+}
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
+
+/** axe-core on the current page: the serious and critical violations. */
+async function axe(page: Page): Promise<AxeViolation[]> {
+  await page.addScriptTag({ content: AXE_SOURCE });
+  // A string: the callback runs in the page, where axe and document exist.
+  const violations = (await page.evaluate("axe.run(document).then((r) => r.violations)")) as AxeViolation[];
+  return violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+}
+
+describe("the dashboard on the demo's data", () => {
+  it("takes a PM from the outcome to the experiment, decides its analysis review, and finds the learning", async () => {
+    // bypassCSP: only so the test can inject axe-core; the app itself runs under its CSP.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
+    const page = await context.newPage();
+    const violations: Record<string, AxeViolation[]> = {};
+    try {
+      await signIn(page, world.pm.key);
+      await expect.poll(() => page.getByTestId("connection-pill").getAttribute("data-state")).toBe("live");
+
+      // Outcomes: the card of the demo's outcome.
+      const card = page.locator(`[data-testid=outcome-card][data-slug=${OUTCOME}]`);
+      await card.waitFor();
+      expect(await card.textContent()).toContain("ASOS experiments, metric 1");
+      await shot(page, "1-outcomes");
+      violations.outcomes = await axe(page);
+
+      // The outcome, its signal and its experiments.
+      await card.getByRole("link").first().click();
+      await page.waitForURL(/\/outcomes\//);
+      const winnerCard = page.locator(`[data-testid=experiment-card][data-key=${WINNER}]`);
+      await winnerCard.waitFor();
+      await shot(page, "2-outcome");
+      violations.outcome = await axe(page);
+
+      // The winner: analysing, with its result chart drawn from the analyses.
+      await winnerCard.getByRole("link").first().click();
+      await page.waitForURL(/\/experiments\//);
+      await expect.poll(() => page.getByTestId("experiment-state").getAttribute("data-state")).toBe("analysing");
+      const chart = page.getByTestId("result-chart");
+      await chart.waitFor();
+      expect(Number(await chart.getAttribute("data-points"))).toBeGreaterThanOrEqual(2);
+      expect(await page.locator("[data-testid=result-chart] canvas").count()).toBeGreaterThan(0);
+      expect(await page.getByTestId("significance-meter").getAttribute("data-significant")).toBe("true");
+      await shot(page, "3-experiment");
+      violations.experiment = await axe(page);
+
+      // The inbox, then the analysis review: ship, with a reason.
+      await page.getByTestId("pending-gate-link").click();
+      await page.waitForURL(/\/gates\//);
+      await page.getByTestId("context-package").waitFor();
+      await shot(page, "4-gate");
+      violations.gate = await axe(page);
+      await page.getByTestId("gate-reason").fill("the always-valid interval excludes zero; ship it");
+      await page.getByTestId("gate-decision-ship").click();
+      await page.getByTestId("decision-confirmation").waitFor();
+      const record = (await page.getByTestId("decision-result").textContent()) ?? "";
+      expect(record.toLowerCase()).toContain("ship");
+      expect(record).toContain("the always-valid interval excludes zero; ship it");
+      await shot(page, "5-decided");
+
+      const decided = await getExperiment({ db: world.t.db }, world.seed.admin, world.ids.get(WINNER)!);
+      expect(decided.experiment.state).toBe("shipped");
+      const review = decided.gates.find((g) => g.kind === "analysis_review")!;
+      expect(review.decision).toMatchObject({
+        decision: "ship",
+        channel: "web",
+        decidedBy: world.pm.caller.principal.name,
+        reason: "the always-valid interval excludes zero; ship it",
+      });
+
+      // The learning library has it.
+      await page.goto(`${baseUrl}/learnings`);
+      const learning = page.getByTestId("learning-item").filter({ hasText: "ee6ff7" });
+      await learning.first().waitFor();
+      expect(await learning.first().textContent()).toContain("ship");
+      await shot(page, "6-learnings");
+      violations.learnings = await axe(page);
+
+      await page.goto(`${baseUrl}/gates`);
+      await page.getByRole("heading", { level: 1 }).waitFor();
+      await shot(page, "7-inbox");
+      violations.inbox = await axe(page);
+    } finally {
+      await context.close();
+    }
+    expect(violations).toEqual({
+      outcomes: [],
+      outcome: [],
+      experiment: [],
+      gate: [],
+      learnings: [],
+      inbox: [],
+    });
+  });
+
+  it("shows a new analysis without a reload", async () => {
+    const context = await browser.newContext({ viewport: { width: 390, height: 844 } });
+    const page = await context.newPage();
+    try {
+      await signIn(page, world.pm.key);
+      await page.goto(`${baseUrl}/experiments/${world.ids.get(RUNNING)}`);
+      await expect.poll(() => page.getByTestId("connection-pill").getAttribute("data-state")).toBe("live");
+      const chart = page.getByTestId("result-chart");
+      await chart.waitFor();
+      const before = Number(await chart.getAttribute("data-points"));
+      // A marker that a reload would erase.
+      await page.evaluate("window.__noReload = true");
+      await world.advanceTo(world.day() + 3);
+      await expect
+        .poll(async () => Number(await chart.getAttribute("data-points")), { timeout: 15_000 })
+        .toBeGreaterThan(before);
+      expect(await page.evaluate("window.__noReload === true")).toBe(true);
+      await shot(page, "8-live-phone");
+    } finally {
+      await context.close();
+    }
+  });
+});
