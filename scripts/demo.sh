@@ -7,4 +7,7 @@ setup_all
 ensure_database outcome_runtime
 export DATABASE_URL="${DATABASE_URL:-postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT/outcome_runtime}"
 cd "$ROOT"
+# The dashboard, so the API can serve it at / when the demo is done.
+log "building the dashboard"
+pnpm --silent build >/dev/null
 exec pnpm --silent demo "$@"

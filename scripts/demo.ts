@@ -508,6 +508,8 @@ async function main(): Promise<void> {
   say(
     `API key:    .tmp/demo-api-key   e.g. curl -H "Authorization: Bearer $(cat .tmp/demo-api-key)" ${url}/v1/outcomes/${OUTCOME}`,
   );
+  writeFileSync(`${root}.tmp/demo-pm-key`, `${pm.key}\n`, { mode: 0o600 });
+  say(`Dashboard:  ${url}/   sign in as ${PM} with the key in .tmp/demo-pm-key`);
   say("Logs:       .tmp/demo-api.log, .tmp/demo-worker.log");
   say(`Stop them:  kill $(cat .tmp/demo-api.pid) $(cat .tmp/demo-worker.pid)`);
 }

@@ -11,6 +11,8 @@ else
   setup_all
   ensure_database outcome_runtime_test
 fi
+# The dashboard's browser tests drive Debian's Chromium.
+ensure_chromium
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT}"
 cd "$ROOT"
 log "lint, types, generated types"

@@ -187,5 +187,4 @@ setup_all() {
   ensure_dependencies
   ensure_postgres
   ensure_redis
-  ensure_chromium
 }
