@@ -164,6 +164,15 @@ describe("the dashboard on the demo's data", () => {
       await page.getByRole("heading", { level: 1 }).waitFor();
       await shot(page, "7-inbox");
       violations.inbox = await axe(page);
+
+      await page.goto(`${baseUrl}/usage`);
+      await page.getByTestId("budget-month").waitFor();
+      violations.usage = await axe(page);
+      await page.goto(`${baseUrl}/audit`);
+      await page.getByTestId("audit-row").first().waitFor();
+      expect(await page.getByTestId("audit-row").count()).toBeGreaterThan(5);
+      await shot(page, "9-audit");
+      violations.audit = await axe(page);
     } finally {
       await context.close();
     }
@@ -174,6 +183,8 @@ describe("the dashboard on the demo's data", () => {
       gate: [],
       learnings: [],
       inbox: [],
+      usage: [],
+      audit: [],
     });
   });
 
