@@ -13,10 +13,13 @@ else
 fi
 # The dashboard's browser tests drive Debian's Chromium.
 ensure_chromium
+# docker-compose.yml is validated with `docker-compose config`.
+ensure_docker_compose
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT}"
 cd "$ROOT"
 log "lint, types, generated types"
 pnpm --silent check
+bash scripts/lint-dockerfile.sh
 log "build the dashboard (the browser tests use it)"
 pnpm --silent build >/dev/null
 log "tests"

@@ -389,7 +389,11 @@ describe("deciding a gate from an email", () => {
       timeoutMs: 30_000,
     });
     expect(smtpOutage.get(person)).toBe(0);
-    const [notification] = await gateMail.listNotificationsOfGate(t.db, proposed.gate.id);
+    // The worker marks it sent right after the SMTP server accepts it.
+    const notification = await waitFor("the email marked sent", async () => {
+      const [row] = await gateMail.listNotificationsOfGate(t.db, proposed.gate.id);
+      return row?.status === "sent" ? row : undefined;
+    });
     expect(notification).toMatchObject({ recipient: person, status: "sent", attempts: 3 });
     // Each attempt issued links; the ones that never arrived are superseded by the ones that did.
     const tokens = await gateMail.listTokensOfGate(t.db, proposed.gate.id);

@@ -182,6 +182,18 @@ ensure_chromium() {
     fail "could not install chromium (apt-get install chromium); the browser tests need /usr/bin/chromium or CHROMIUM_PATH"
 }
 
+# ensure_docker_compose: CI validates docker-compose.yml with Debian's
+# docker-compose package (`docker-compose config`; no Docker engine needed).
+ensure_docker_compose() {
+  if command -v docker-compose >/dev/null 2>&1; then return 0; fi
+  log "installing docker-compose (Debian package) to validate docker-compose.yml"
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  $sudo apt-get install -y -qq docker-compose >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq docker-compose >/dev/null 2>&1; } ||
+    fail "could not install docker-compose (apt-get install docker-compose); it validates docker-compose.yml"
+}
+
 setup_all() {
   ensure_pnpm
   ensure_dependencies

@@ -17,6 +17,7 @@ import { gatesCommand } from "./commands/gates";
 import { initCommand } from "./commands/init";
 import { mcpCommand } from "./commands/mcp";
 import { statsCommand } from "./commands/stats";
+import { transferCommands } from "./commands/transfer";
 import {
   CliFailure,
   clientOf,
@@ -236,6 +237,7 @@ keys
 mcpCommand(program);
 demoCommand(program);
 program.addCommand(statsCommand(() => program.opts<GlobalOptions>()));
+transferCommands(program);
 
 /** Every command of the tree: usage errors come back as exceptions (exit 2), and show the help. */
 function configureTree(command: Command): void {

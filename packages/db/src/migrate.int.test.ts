@@ -27,6 +27,7 @@ describe("migrations", () => {
         "2026-12-03T00-00-gates",
         "2026-12-04T00-00-agent-requests",
         "2026-12-05T00-00-dashboard",
+        "2026-12-06T00-00-timescale-policies",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
@@ -49,6 +50,52 @@ describe("migrations", () => {
       // The primary key that makes re-polls idempotent.
       expect(defs.some((d) => /UNIQUE INDEX signal_points_pkey .*\(series_id, arm, ts\)/.test(d))).toBe(true);
       if (mode === "plain") expect(defs.some((d) => /USING brin \(ts\)/.test(d))).toBe(true);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it("roll signal points up per series, arm and UTC day in signal_points_daily (a view on plain Postgres)", async () => {
+    const db = createDb({ url: empty.url, max: 1 });
+    try {
+      const policies = await sql<{ value: { compression: boolean; retention: null; daily: string } }>`
+        SELECT value FROM settings WHERE key = 'signal_policies'`.execute(db);
+      const mode = await signalStorageMode(db);
+      expect(policies.rows[0]?.value).toEqual(
+        mode === "plain"
+          ? { compression: false, retention: null, daily: "view" }
+          : { compression: true, retention: null, daily: "continuous_aggregate" },
+      );
+      // A workspace, outcome and series to hang points on, inside a transaction that is rolled back.
+      await sql`BEGIN`.execute(db);
+      try {
+        const ws = await sql<{ id: string }>`
+          INSERT INTO workspaces (slug, name) VALUES ('daily-view', 'Daily view') RETURNING id`.execute(db);
+        const workspaceId = ws.rows[0]!.id;
+        const series = await sql<{ id: string }>`
+          SELECT gen_random_uuid() AS id`.execute(db);
+        const seriesId = series.rows[0]!.id;
+        // The view reads signal_points only: the foreign key to signal_series is deferred out of the way.
+        await sql`SET LOCAL session_replication_role = replica`.execute(db);
+        await sql`
+          INSERT INTO signal_points (series_id, arm, ts, workspace_id, units, sum, sum_sq) VALUES
+            (${seriesId}, 'control',   '2026-11-30T08:00:00Z', ${workspaceId}, 100, 10, 10),
+            (${seriesId}, 'control',   '2026-11-30T23:00:00Z', ${workspaceId}, 200, 21, 21),
+            (${seriesId}, 'treatment', '2026-11-30T23:00:00Z', ${workspaceId}, 210, 30, 30),
+            (${seriesId}, 'control',   '2026-12-01T00:30:00Z', ${workspaceId}, 250, 26, 26)`.execute(db);
+        const rows = await sql<{ arm: string; day: Date; last_ts: Date; units: string; sum: number }>`
+          SELECT arm, day, last_ts, units, sum FROM signal_points_daily
+           WHERE series_id = ${seriesId} ORDER BY arm, day`.execute(db);
+        expect(
+          rows.rows.map((r) => [r.arm, r.day.toISOString(), r.last_ts.toISOString(), Number(r.units), r.sum]),
+        ).toEqual([
+          ["control", "2026-11-30T00:00:00.000Z", "2026-11-30T23:00:00.000Z", 200, 21],
+          ["control", "2026-12-01T00:00:00.000Z", "2026-12-01T00:30:00.000Z", 250, 26],
+          ["treatment", "2026-11-30T00:00:00.000Z", "2026-11-30T23:00:00.000Z", 210, 30],
+        ]);
+      } finally {
+        await sql`ROLLBACK`.execute(db);
+      }
     } finally {
       await db.destroy();
     }

@@ -13,6 +13,7 @@ import * as llm from "./migrations/2026-12-02T00-00-llm";
 import * as gates from "./migrations/2026-12-03T00-00-gates";
 import * as agentRequests from "./migrations/2026-12-04T00-00-agent-requests";
 import * as dashboard from "./migrations/2026-12-05T00-00-dashboard";
+import * as timescalePolicies from "./migrations/2026-12-06T00-00-timescale-policies";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-03T00-00-gates": gates,
   "2026-12-04T00-00-agent-requests": agentRequests,
   "2026-12-05T00-00-dashboard": dashboard,
+  "2026-12-06T00-00-timescale-policies": timescalePolicies,
 };
 
 export interface MigrationReport {

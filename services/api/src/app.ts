@@ -37,6 +37,7 @@ import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
 import validateRoute from "./routes/v1/outcomes/validate";
 import streamRoutes from "./routes/v1/stream/index";
+import transferRoutes from "./routes/v1/transfer/index";
 import usageRoutes from "./routes/v1/usage/index";
 import workspaceRoutes from "./routes/v1/workspace/index";
 import webRoutes from "./routes/web";
@@ -136,6 +137,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(auditRoutes, routeOptions);
   await fastify.register(workspaceRoutes, routeOptions);
   await fastify.register(learningRoutes, routeOptions);
+  await fastify.register(transferRoutes, { ...routeOptions, version: options.version });
   await fastify.register(emailRoutes, routeOptions);
   await fastify.register(mcpRoutes, routeOptions);
   await fastify.register(validateRoute, routeOptions);

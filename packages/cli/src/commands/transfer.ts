@@ -1,0 +1,234 @@
+/**
+ * `outcome-runtime export --out <dir>` and `outcome-runtime import --from <dir>`:
+ * backup and leaving. An export is a directory: `manifest.json`, one JSON
+ * array per table and `signal_points.csv` (docs/export.md). Both stream the
+ * tables to and from the API, so no table is held in memory whole.
+ */
+import { createReadStream, createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import type { Command } from "commander";
+import { ApiError, ConnectionError, type Problem } from "../api-client";
+import { CliFailure, clientOf, type GlobalOptions, out, outJson } from "../output";
+
+/** The format this CLI writes and reads (the API's `EXPORT_FORMAT` and `EXPORT_VERSION`). */
+const FORMAT = "outcome-runtime-export";
+const VERSION = 1;
+
+/** Tables written as `<table>.json`, and the CSV one. */
+const ROW_TABLES = [
+  "outcomes",
+  "outcome_revisions",
+  "experiments",
+  "gates",
+  "signal_series",
+  "analyses",
+  "learnings",
+  "audit_events",
+] as const;
+const TABLES = [...ROW_TABLES, "signal_points"] as const;
+type Table = (typeof TABLES)[number];
+
+/** Import order: parents first; experiments again after gates to fill their portfolio-gate links. */
+const IMPORT_ORDER: readonly Table[] = [
+  "outcomes",
+  "outcome_revisions",
+  "experiments",
+  "gates",
+  "experiments",
+  "signal_series",
+  "signal_points",
+  "analyses",
+  "learnings",
+  "audit_events",
+];
+
+/** Large tables take a while each way. */
+const TABLE_TIMEOUT_MS = 30 * 60_000;
+
+interface Manifest {
+  format: string;
+  version: number;
+  exportedAt: string;
+  workspace: { slug: string; name: string };
+  counts: Record<string, number>;
+}
+
+function fileOf(table: Table): string {
+  return table === "signal_points" ? "signal_points.csv" : `${table}.json`;
+}
+
+/** A request whose body is streamed: the raw response on 2xx; `ApiError` / `ConnectionError` otherwise. */
+async function send(
+  options: GlobalOptions,
+  method: string,
+  path: string,
+  body?: { stream: Readable; contentType: string },
+): Promise<Response> {
+  const headers: Record<string, string> = {};
+  if (options.apiKey) headers.authorization = `Bearer ${options.apiKey}`;
+  if (body) headers["content-type"] = body.contentType;
+  let response: Response;
+  try {
+    response = await fetch(new URL(path, options.url), {
+      method,
+      headers,
+      ...(body ? { body: Readable.toWeb(body.stream) as ReadableStream, duplex: "half" } : {}),
+      signal: AbortSignal.timeout(TABLE_TIMEOUT_MS),
+    } as RequestInit);
+  } catch (error) {
+    throw new ConnectionError(options.url, error);
+  }
+  if (!response.ok) {
+    const text = await response.text();
+    let p: Partial<Problem> = {};
+    try {
+      p = JSON.parse(text) as Partial<Problem>;
+    } catch {}
+    throw new ApiError({
+      status: response.status,
+      code: p.code ?? `http_${response.status}`,
+      title: p.title ?? response.statusText,
+      detail: p.detail ?? text.slice(0, 500),
+      ...(p.details ? { details: p.details } : {}),
+    });
+  }
+  return response;
+}
+
+async function exportTo(options: GlobalOptions, dir: string): Promise<{ manifest: Manifest }> {
+  const existing = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === "ENOENT") return [];
+    throw new CliFailure(`${dir}: cannot read (${error.code ?? String(error)})`);
+  });
+  if (existing.length > 0) throw new CliFailure(`${dir}: not empty; export into a new or empty directory`);
+  const manifest = await clientOf(options).request<Manifest>("GET", "/v1/export/manifest");
+  await mkdir(dir, { recursive: true });
+  for (const table of TABLES) {
+    const response = await send(options, "GET", `/v1/export/${table}`);
+    if (response.body === null) throw new CliFailure(`the API sent no body for ${table}`);
+    await pipeline(
+      Readable.fromWeb(response.body as WebReadableStream<Uint8Array>),
+      createWriteStream(join(dir, fileOf(table))),
+    );
+  }
+  // Last: a directory with a manifest is a complete export.
+  await pipeline(
+    Readable.from([`${JSON.stringify(manifest, null, 2)}\n`]),
+    createWriteStream(join(dir, "manifest.json")),
+  );
+  return { manifest };
+}
+
+/** Read and check `<dir>/manifest.json` and that every table file is there. */
+async function readExport(dir: string): Promise<Manifest> {
+  const path = join(dir, "manifest.json");
+  let text: string;
+  try {
+    text = await readFile(path, "utf8");
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new CliFailure(
+      code === "ENOENT"
+        ? `${dir}: not an export (no manifest.json); give a directory written by \`outcome-runtime export\``
+        : `${path}: cannot read (${code ?? String(error)})`,
+    );
+  }
+  let manifest: Partial<Manifest>;
+  try {
+    manifest = JSON.parse(text) as Partial<Manifest>;
+  } catch (error) {
+    throw new CliFailure(`${path}: not JSON (${(error as Error).message})`);
+  }
+  if (manifest?.format !== FORMAT) {
+    throw new CliFailure(`${path}: not an Outcome Runtime export (format is not "${FORMAT}")`);
+  }
+  if (manifest.version !== VERSION) {
+    throw new CliFailure(
+      `${path}: export format version ${JSON.stringify(manifest.version)} cannot be read; this CLI reads version ${VERSION} (upgrade the CLI and the API)`,
+    );
+  }
+  for (const table of TABLES) {
+    const file = join(dir, fileOf(table));
+    if (!(await stat(file).catch(() => null))?.isFile()) throw new CliFailure(`${file}: missing from the export`);
+  }
+  return manifest as Manifest;
+}
+
+async function importFrom(options: GlobalOptions, dir: string) {
+  const manifest = await readExport(dir);
+  const client = clientOf(options);
+  await client.request("POST", "/v1/import/begin", { json: manifest });
+  const written: { table: Table; received: number; inserted: number }[] = [];
+  for (const table of IMPORT_ORDER) {
+    const response = await send(options, "POST", `/v1/import/${table}`, {
+      stream: createReadStream(join(dir, fileOf(table))),
+      contentType: table === "signal_points" ? "text/csv" : "application/json",
+    });
+    written.push((await response.json()) as { table: Table; received: number; inserted: number });
+  }
+  const report = await client.request<{ ok: boolean; tables: { table: string; expected: number; actual: number }[] }>(
+    "POST",
+    "/v1/import/finish",
+    { json: manifest },
+  );
+  return { manifest, written, report };
+}
+
+/** Register `export` and `import` on the program. */
+export function transferCommands(program: Command): void {
+  program
+    .command("export")
+    .description("write the workspace (outcomes, experiments, gates, analyses, learnings, audit log) to a directory")
+    .requiredOption("--out <dir>", "a new or empty directory")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  $ outcome-runtime export --out backup-2026-12-01",
+        "",
+        "Needs an admin key. API keys, email tokens and caches are not exported (docs/export.md).",
+      ].join("\n"),
+    )
+    .action(async (opts: { out: string }) => {
+      const options = program.opts<GlobalOptions>();
+      const { manifest } = await exportTo(options, opts.out);
+      if (options.json) {
+        outJson({ ok: true, out: opts.out, manifest });
+        return;
+      }
+      out(`exported workspace ${manifest.workspace.slug} to ${opts.out}:`);
+      for (const table of TABLES) out(`  ${fileOf(table)}: ${manifest.counts[table] ?? 0}`);
+    });
+
+  program
+    .command("import")
+    .description("restore an export into this instance's workspace, which must have no outcome yet")
+    .requiredOption("--from <dir>", "a directory written by `outcome-runtime export`")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  $ outcome-runtime --url https://new.example --api-key $KEY import --from backup-2026-12-01",
+        "",
+        "Needs an admin key. Ids are kept; a re-run after a failure skips what is already there.",
+      ].join("\n"),
+    )
+    .action(async (opts: { from: string }) => {
+      const options = program.opts<GlobalOptions>();
+      const result = await importFrom(options, opts.from);
+      if (options.json) {
+        outJson({ ok: result.report.ok, from: opts.from, tables: result.report.tables });
+        return;
+      }
+      out(
+        `imported ${opts.from} (workspace ${result.manifest.workspace.slug}, exported ${result.manifest.exportedAt}):`,
+      );
+      for (const t of result.report.tables) out(`  ${t.table}: ${t.actual} rows (manifest: ${t.expected})`);
+    });
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Lint docker/Dockerfile with hadolint when it is on PATH, and validate
+# docker-compose.yml with `docker-compose config` when that is installed.
+# hadolint is in neither the npm registry nor Debian's packages, so it is not
+# installed by the project's setup: without it this script says so and skips
+# that lint (exit 0). Rules ignored in the Dockerfile are marked there with
+# `# hadolint ignore=...` and a reason.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+if command -v hadolint >/dev/null 2>&1; then
+  hadolint docker/Dockerfile
+  echo "hadolint: docker/Dockerfile ok"
+else
+  echo "hadolint: not installed (not in the npm registry or Debian's packages); skipped the Dockerfile lint"
+fi
+if command -v docker-compose >/dev/null 2>&1; then
+  docker-compose -f docker-compose.yml config --quiet
+  echo "docker-compose config: docker-compose.yml ok"
+else
+  echo "docker-compose: not installed (apt-get install docker-compose); it validates docker-compose.yml" >&2
+  exit 1
+fi

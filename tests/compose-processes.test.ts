@@ -1,0 +1,245 @@
+// biome-ignore-all lint/suspicious/noTemplateCurlyInString: compose's ${VAR:-default} syntax is the subject of these strings
+/**
+ * The processes docker-compose.yml runs, started here as local processes with
+ * the compose environment: the API with the image's ENTRYPOINT (less tini) and
+ * CMD, the worker with the compose `command`. Only what points into the
+ * compose network is overridden: DATABASE_URL (a fresh, empty test database
+ * the API migrates), REDIS_URL (local Redis, a unique QUEUE_PREFIX), the ports,
+ * SMTP_URL (no Mailpit here) and the state directory of the first-run key.
+ */
+import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createEmptyDatabase, deleteRedisKeys, freePort } from "@outcome-runtime/testing";
+import { Redis } from "ioredis";
+// biome-ignore lint/style/noRestrictedImports: the test reads the migration table the API wrote
+import pg from "pg";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type ComposeFile,
+  interpolate,
+  parseAll,
+  readCompose,
+  readDockerfile,
+  root,
+  serviceEnvironment,
+  spawnProcess,
+  terminate,
+  waitHealthy,
+} from "./support/compose";
+
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+});
+
+interface Installation {
+  readonly compose: ComposeFile;
+  readonly databaseUrl: string;
+  readonly prefix: string;
+  readonly stateDir: string;
+}
+
+async function installation(): Promise<Installation> {
+  const database = await createEmptyDatabase();
+  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+  const prefix = `test-compose-${randomBytes(6).toString("hex")}`;
+  const stateDir = await mkdtemp(join(tmpdir(), "outcome-runtime-state-"));
+  cleanups.push(async () => {
+    await deleteRedisKeys(redis, prefix);
+    redis.disconnect();
+    await rm(stateDir, { recursive: true, force: true });
+    await database.drop();
+  });
+  return { compose: readCompose(), databaseUrl: database.url, prefix, stateDir };
+}
+
+/** The api service's environment from a `.env` holding `dotenv`, pointed at local services. */
+async function apiEnv(world: Installation, dotenv: Record<string, string>): Promise<Record<string, string>> {
+  const env = serviceEnvironment(world.compose.services.api!, { QUEUE_PREFIX: world.prefix, ...dotenv });
+  return {
+    ...env,
+    DATABASE_URL: world.databaseUrl,
+    REDIS_URL,
+    HOST: "127.0.0.1",
+    PORT: String(await freePort()),
+    OUTCOME_RUNTIME_STATE_DIR: world.stateDir,
+  };
+}
+
+function apiArgv(): string[] {
+  const { entrypoint, cmd } = readDockerfile();
+  // tini forwards signals and reaps; here the test's SIGTERM goes to the process directly.
+  expect(entrypoint.slice(0, 2)).toEqual(["/usr/bin/tini", "--"]);
+  return [...entrypoint.slice(2), ...cmd];
+}
+
+describe("the compose processes", () => {
+  it("resolves ${VAR:-default}, ${VAR-default} and $$ as compose does", () => {
+    expect(interpolate("a${X:-d}b", {})).toBe("adb");
+    expect(interpolate("${X:-d}", { X: "" })).toBe("d");
+    expect(interpolate("${X-d}", { X: "" })).toBe("");
+    expect(interpolate("${X}/$Y/$$Z", { X: "x", Y: "y" })).toBe("x/y/$Z");
+  });
+
+  it("api migrates and serves, the worker gets ready, the bootstrap key works, both exit 0 on SIGTERM", async () => {
+    const world = await installation();
+    const key = `ork_${randomBytes(24).toString("base64url")}`;
+    const env = await apiEnv(world, { OUTCOME_RUNTIME_API_KEY: key, LOG_LEVEL: "warn" });
+    expect(env.QUEUE_PREFIX).toBe(world.prefix);
+    expect(env.OUTCOME_RUNTIME_API_KEY).toBe(key);
+
+    const api = spawnProcess(apiArgv(), env, (c) => cleanups.push(c));
+    const base = `http://127.0.0.1:${env.PORT}`;
+    expect(await (await waitHealthy(api, `${base}/healthz`)).json()).toMatchObject({ status: "ok" });
+    await waitHealthy(api, `${base}/readyz`);
+
+    // Every migration was applied by the API's start.
+    const client = new pg.Client({ connectionString: world.databaseUrl });
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ name: string }>("SELECT name FROM kysely_migration ORDER BY name");
+      expect(rows.map((r) => r.name)).toContain("2026-11-22T00-00-initial");
+      expect(rows.map((r) => r.name)).toContain("2026-12-06T00-00-timescale-policies");
+    } finally {
+      await client.end();
+    }
+
+    const outcomes = await fetch(`${base}/v1/outcomes`, { headers: { authorization: `Bearer ${key}` } });
+    expect(outcomes.status).toBe(200);
+    const anonymous = await fetch(`${base}/v1/outcomes`);
+    expect(anonymous.status).toBe(401);
+
+    const workerService = world.compose.services.worker!;
+    const workerEnv: Record<string, string> = {
+      ...serviceEnvironment(workerService, { QUEUE_PREFIX: world.prefix, LOG_LEVEL: "warn" }),
+      DATABASE_URL: world.databaseUrl,
+      REDIS_URL,
+      HOST: "127.0.0.1",
+      WORKER_PORT: String(await freePort()),
+      SMTP_URL: "",
+    };
+    expect(workerEnv.QUEUE_PREFIX).toBe(world.prefix);
+    expect(workerService.command).toEqual(["node", "--import", "tsx", "services/worker/src/main.ts"]);
+    const worker = spawnProcess(workerService.command!, workerEnv, (c) => cleanups.push(c));
+    const ready = await waitHealthy(worker, `http://127.0.0.1:${workerEnv.WORKER_PORT}/readyz`);
+    expect(await ready.json()).toMatchObject({ status: "ready", checks: { database: true, redis: true } });
+
+    expect(await terminate(worker)).toEqual({ code: 0, signal: null });
+    expect(await terminate(api)).toEqual({ code: 0, signal: null });
+  }, 120_000);
+
+  it("without OUTCOME_RUNTIME_API_KEY, the first start generates a key, prints it once and keeps it", async () => {
+    const world = await installation();
+    const env = await apiEnv(world, { LOG_LEVEL: "warn" });
+    expect(env.OUTCOME_RUNTIME_API_KEY).toBe("");
+    expect(env.OUTCOME_RUNTIME_GENERATE_KEY).toBe("true");
+    const base = `http://127.0.0.1:${env.PORT}`;
+
+    const first = spawnProcess(apiArgv(), env, (c) => cleanups.push(c));
+    await waitHealthy(first, `${base}/readyz`);
+    const printed = /^ {2}(ork_[A-Za-z0-9_-]{43})$/m.exec(first.output())?.[1];
+    expect(printed, first.output()).toBeDefined();
+    const auth = { headers: { authorization: `Bearer ${printed}` } };
+    expect((await fetch(`${base}/v1/outcomes`, auth)).status).toBe(200);
+    expect(await terminate(first)).toEqual({ code: 0, signal: null });
+
+    // A restart reuses the stored key and does not print it again.
+    const second = spawnProcess(apiArgv(), env, (c) => cleanups.push(c));
+    await waitHealthy(second, `${base}/readyz`);
+    expect(second.output()).not.toContain(printed!);
+    expect((await fetch(`${base}/v1/outcomes`, auth)).status).toBe(200);
+    expect(await terminate(second)).toEqual({ code: 0, signal: null });
+  }, 120_000);
+});
+
+describe("the compose file", () => {
+  it("has a healthcheck on every service, waits for healthy dependencies, pins images and publishes only on localhost", () => {
+    const { services, volumes } = readCompose();
+    expect(Object.keys(services).sort()).toEqual(["api", "mailpit", "redis", "timescaledb", "worker"]);
+    for (const [name, service] of Object.entries(services)) {
+      expect(service.healthcheck?.test, name).toBeDefined();
+      for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
+        expect(condition, `${name} → ${dependency}`).toBe("service_healthy");
+      }
+      if (service.image !== undefined) expect(service.image, name).toMatch(/:(v?\d+\.\d+[\w.-]*)$/);
+      for (const port of service.ports ?? []) expect(port, name).toMatch(/^127\.0\.0\.1:/);
+    }
+    expect(Object.keys(volumes ?? {}).sort()).toEqual(["apistate", "pgdata", "redisdata"]);
+    expect(services.redis!.command).toEqual(
+      expect.arrayContaining(["--appendonly", "yes", "--maxmemory-policy", "noeviction"]),
+    );
+  });
+});
+
+describe("the Kubernetes manifests", () => {
+  const dir = join(root, "deploy/kubernetes");
+  type Manifest = {
+    apiVersion: string;
+    kind: string;
+    metadata: { name: string; namespace?: string };
+    spec?: Record<string, unknown>;
+  };
+  const manifests = readdirSync(dir)
+    .filter((f) => f.endsWith(".yaml"))
+    .sort()
+    .flatMap((f) => parseAll(readFileSync(join(dir, f), "utf8")) as Manifest[]);
+
+  it("parse, and name their kinds, namespace and required fields", () => {
+    expect(manifests.map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual([
+      "ConfigMap/outcome-runtime",
+      "Deployment/outcome-runtime-api",
+      "Deployment/outcome-runtime-worker",
+      "Ingress/outcome-runtime",
+      "Namespace/outcome-runtime",
+      "PodDisruptionBudget/outcome-runtime-api",
+      "PodDisruptionBudget/outcome-runtime-worker",
+      "Secret/outcome-runtime",
+      "Service/outcome-runtime-api",
+    ]);
+    for (const m of manifests) {
+      expect(m.apiVersion, m.kind).toMatch(/^(v1|apps\/v1|policy\/v1|networking\.k8s\.io\/v1)$/);
+      if (m.kind !== "Namespace") expect(m.metadata.namespace, m.kind).toBe("outcome-runtime");
+    }
+  });
+
+  it("run the image's two commands with probes on their health endpoints, the workers as two replicas", () => {
+    const compose = readCompose();
+    const deployments = manifests.filter((m) => m.kind === "Deployment");
+    type Container = {
+      args: string[];
+      readinessProbe: { httpGet: { path: string } };
+      livenessProbe: { httpGet: { path: string } };
+      envFrom: unknown[];
+    };
+    type DeploymentSpec = {
+      replicas: number;
+      selector: { matchLabels: Record<string, string> };
+      template: { metadata: { labels: Record<string, string> }; spec: { containers: Container[] } };
+    };
+    const byName = new Map(deployments.map((d) => [d.metadata.name, d.spec as unknown as DeploymentSpec]));
+    const api = byName.get("outcome-runtime-api")!;
+    const worker = byName.get("outcome-runtime-worker")!;
+    expect(api.template.spec.containers[0]!.args).toEqual(readDockerfile().cmd);
+    expect(worker.template.spec.containers[0]!.args).toEqual(compose.services.worker!.command);
+    expect(worker.replicas).toBe(2);
+    for (const spec of [api, worker]) {
+      expect(spec.template.metadata.labels).toMatchObject(spec.selector.matchLabels);
+      const container = spec.template.spec.containers[0]!;
+      expect(container.readinessProbe.httpGet.path).toBe("/readyz");
+      expect(container.livenessProbe.httpGet.path).toBe("/healthz");
+      expect(container.envFrom).toHaveLength(2);
+    }
+    // Every setting the ConfigMap or the Secret holds is one the compose file passes to the api or the worker.
+    const known = new Set(["api", "worker"].flatMap((s) => Object.keys(compose.services[s]!.environment ?? {})));
+    for (const m of manifests.filter((x) => x.kind === "ConfigMap" || x.kind === "Secret")) {
+      const data =
+        (m as unknown as { data?: object; stringData?: object }).data ?? (m as { stringData?: object }).stringData;
+      for (const key of Object.keys(data ?? {})) expect(known, `${m.kind} ${key}`).toContain(key);
+    }
+  });
+});
