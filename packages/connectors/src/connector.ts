@@ -3,6 +3,7 @@
  * returns. See docs/connectors.md.
  */
 
+import type { OutboundPolicy } from "@outcome-runtime/netguard";
 /**
  * The cumulative aggregate of one arm, as of `ts`: `units` exposed so far,
  * `sum` of their values and `sum_sq` of the squares of their values. For a
@@ -55,8 +56,13 @@ export interface ConnectorContext {
   /** Directory of the outcome file, for csv paths (default: the working directory). */
   baseDir?: string;
   metricKind: "proportion" | "mean";
-  /** Defaults to the global fetch. */
+  /**
+   * The HTTP transport, trusted as is (tests). Default: the global fetch held to
+   * `outboundPolicy` (SSRF guard, `@outcome-runtime/netguard`).
+   */
   fetch?: typeof fetch;
+  /** What the default transport may reach besides public addresses; default `OUTBOUND_ALLOW`. */
+  outboundPolicy?: OutboundPolicy;
 }
 
 /** A source of signal data. Create one with `createConnector`. */

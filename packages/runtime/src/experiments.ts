@@ -112,8 +112,9 @@ function validateArms(arms: readonly Arm[]): void {
  * `portfolio_review` gate, or opens one. Proposal, gate and audit events are one
  * transaction, serialised per outcome by a row lock.
  *
- * @throws DomainError `not_found`, `outcome_not_active`, `validation_failed`
- *   (arms, an id-shaped key), `experiment_key_taken`.
+ * @throws DomainError `not_found`, `outcome_not_active`, `forbidden_paths_touched`
+ *   (a touched path under `forbidden_paths`), `validation_failed` (arms, an
+ *   id-shaped key), `experiment_key_taken`.
  */
 export async function proposeExperiment(
   deps: RuntimeDeps,
@@ -133,6 +134,14 @@ export async function proposeExperiment(
       );
     }
     const spec = specOf(outcome);
+    const touched = matchPaths(input.touchedPaths ?? [], spec.constraints?.scope?.forbidden_paths ?? []);
+    if (touched.length > 0) {
+      throw new DomainError(
+        "forbidden_paths_touched",
+        `the hypothesis touches paths outcome ${outcome.slug} forbids: ${touched.join(", ")}; propose a change outside constraints.scope.forbidden_paths`,
+        { paths: touched },
+      );
+    }
     const arms = input.arms ?? spec.experiment_defaults.arms.map((a) => ({ name: a.name, weight: a.weight }));
     validateArms(arms);
     const at = nowOf(deps);

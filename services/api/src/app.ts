@@ -22,7 +22,7 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastif
 import type { Redis } from "ioredis";
 import { ProblemDto } from "./dto";
 import auth, { SESSION_COOKIE } from "./plugins/auth";
-import problemDetails from "./plugins/problem-details";
+import problemDetails, { problem, sendProblem } from "./plugins/problem-details";
 import emailRoutes from "./routes/email";
 import healthRoutes from "./routes/health";
 import mcpRoutes from "./routes/mcp";
@@ -173,6 +173,20 @@ export async function buildApp(
       return typeof given === "string" && /^[A-Za-z0-9._:-]{8,128}$/.test(given) ? given : crypto.randomUUID();
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: "array", useDefaults: true, allErrors: true } },
+    // The router's own refusals (a malformed percent-escape, an over-long path parameter) answer as
+    // every other error does: RFC 9457 problem details, not Fastify's default body.
+    frameworkErrors: (error, request, reply) => {
+      sendProblem(
+        reply,
+        problem(
+          request,
+          "validation_failed",
+          error.code === "FST_ERR_MAX_PARAM_LENGTH"
+            ? "a path parameter is too long; ids and keys are at most a few hundred characters"
+            : `the URL is not valid (${error.message}); percent-escapes must encode UTF-8`,
+        ),
+      );
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
   await fastify.register(websocket, WEBSOCKET_OPTIONS);
   await fastify.register(app, options);

@@ -9,6 +9,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { parseOutboundPolicy } from "@outcome-runtime/netguard";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow } from "../connector";
 import { ConnectorError } from "../connector-error";
@@ -384,5 +385,20 @@ describe("mixpanel connector: limits", () => {
     expect(await connector.fetchArmAggregates(window)).toEqual([]);
     expect(urls[0]).toMatch(/^https:\/\/eu\.mixpanel\.com\/api\/query\/segmentation\?project_id=2741933&/u);
     expect(connector.describe()).toContain("mixpanel project 2741933 (eu)");
+  });
+
+  it("refuses an api_url on a metadata, private or (in production) loopback address before sending anything", async () => {
+    const production = parseOutboundPolicy("");
+    for (const apiUrl of ["http://169.254.169.254/api/query", "http://0x0a.1/api/query", baseUrl]) {
+      const connector = createConnector(config({ api_url: apiUrl }), { ...proportion, outboundPolicy: production });
+      const error = await failure(connector.fetchArmAggregates(window));
+      expect(error.code).toBe("invalid_config");
+      expect(error.retryable).toBe(false);
+      expect(error.message).toMatch(/not a public address; .*OUTBOUND_ALLOW/u);
+    }
+    expect(requests).toEqual([]);
+    const allowed = createConnector(config(), { ...proportion, outboundPolicy: parseOutboundPolicy("127.0.0.1") });
+    handler = (request, res) => json(res, 200, segmentation(request, { control: 1, treatment: 1 }));
+    await expect(allowed.fetchArmAggregates(window)).resolves.toHaveLength(2);
   });
 });

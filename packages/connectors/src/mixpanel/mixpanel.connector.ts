@@ -19,6 +19,7 @@
  * Mixpanel's funnels and insights endpoints need a report saved in the
  * Mixpanel UI (`funnel_id`, `bookmark_id`); they are not used.
  */
+import { guardedFetch } from "@outcome-runtime/netguard";
 import { assertWindow, checkArmAggregates, checkSeries, type RawArmRow } from "../boundary-checks";
 import { ConfigReader, requireEnv, show } from "../config-reader";
 import type {
@@ -139,7 +140,9 @@ export function createMixpanelConnector(config: ConnectorConfig, context: Connec
       username,
       secret,
       timeoutMs: reader.durationSeconds("timeout", MIXPANEL_DEFAULTS.timeoutSeconds) * 1000,
-      fetch: context.fetch ?? ((input, init) => globalThis.fetch(input, init)),
+      // The default transport is held to the outbound policy (OUTBOUND_ALLOW): api_url is
+      // user-supplied and must not reach metadata or private addresses; redirects are re-checked.
+      fetch: context.fetch ?? guardedFetch({ policy: context.outboundPolicy }),
     },
     event,
     exposureEvent:

@@ -5,6 +5,7 @@
  * per project across every connector of this process, a pause after a 429,
  * and errors mapped to {@link ConnectorError} codes.
  */
+import { OutboundBlockedError } from "@outcome-runtime/netguard";
 import { ConnectorError } from "../connector-error";
 
 /** Mixpanel's documented Query API limits, per project. */
@@ -150,6 +151,12 @@ async function send(
     body = await response.text();
   } catch (error) {
     if (signal?.aborted) throw abortedError(path);
+    if (error instanceof OutboundBlockedError) {
+      throw new ConnectorError("invalid_config", `mixpanel ${path}: ${error.message}`, {
+        details: { path, url: error.url, address: error.address },
+        cause: error,
+      });
+    }
     if (timeout.aborted) {
       throw new ConnectorError(
         "timeout",

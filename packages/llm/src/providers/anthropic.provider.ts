@@ -7,6 +7,7 @@
  * every provider.
  */
 import Anthropic, { APIConnectionError, APIConnectionTimeoutError, APIError } from "@anthropic-ai/sdk";
+import { guardedFetch, OutboundBlockedError, type OutboundPolicy } from "@outcome-runtime/netguard";
 import {
   kindOfStatus,
   type LlmProvider,
@@ -21,6 +22,8 @@ export interface AnthropicProviderOptions {
   readonly apiKey: string;
   /** Default: the SDK's (`ANTHROPIC_BASE_URL` or https://api.anthropic.com). */
   readonly baseURL?: string | undefined;
+  /** What the base URL may reach besides public addresses (SSRF guard); default `OUTBOUND_ALLOW`. */
+  readonly outboundPolicy?: OutboundPolicy | undefined;
 }
 
 export function createAnthropicProvider(options: AnthropicProviderOptions): LlmProvider {
@@ -28,6 +31,8 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): LlmP
     apiKey: options.apiKey,
     ...(options.baseURL === undefined ? {} : { baseURL: options.baseURL }),
     maxRetries: 0,
+    // Every request, and every redirect, is checked against the outbound policy.
+    fetch: guardedFetch({ policy: options.outboundPolicy }),
   });
   return {
     name: "anthropic",
@@ -84,6 +89,9 @@ export function createAnthropicProvider(options: AnthropicProviderOptions): LlmP
 }
 
 function toProviderError(error: unknown): ProviderError {
+  const blocked = error instanceof OutboundBlockedError ? error : (error as { cause?: unknown } | null)?.cause;
+  if (blocked instanceof OutboundBlockedError)
+    return new ProviderError("client_error", `anthropic: ${blocked.message}`);
   if (error instanceof APIConnectionTimeoutError) return new ProviderError("timeout", "anthropic: request timed out");
   if (error instanceof APIConnectionError) {
     return new ProviderError("connection", `anthropic: connection failed: ${error.message}`);

@@ -7,6 +7,7 @@
  * The output is the JSON text of `choices[0].message.content`. Plain `fetch`:
  * the `openai` package requires Node 22, the runtime supports Node 20.
  */
+import { guardedFetch, OutboundBlockedError, type OutboundPolicy } from "@outcome-runtime/netguard";
 import {
   kindOfStatus,
   type LlmProvider,
@@ -22,6 +23,8 @@ export interface OpenAiCompatibleProviderOptions {
   readonly apiKey?: string | undefined;
   /** E.g. `https://api.openai.com/v1`, `http://localhost:11434/v1`. */
   readonly baseURL: string;
+  /** What the base URL may reach besides public addresses (SSRF guard); default `OUTBOUND_ALLOW`. */
+  readonly outboundPolicy?: OutboundPolicy | undefined;
 }
 
 interface ChatCompletion {
@@ -31,6 +34,7 @@ interface ChatCompletion {
 
 export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProviderOptions): LlmProvider {
   const endpoint = `${options.baseURL.replace(/\/+$/, "")}/chat/completions`;
+  const send = guardedFetch({ policy: options.outboundPolicy });
   return {
     name: "openai-compatible",
     async complete(request: ProviderRequest): Promise<ProviderResponse> {
@@ -51,7 +55,7 @@ export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProvider
       let response: Response;
       let json: ChatCompletion;
       try {
-        response = await fetch(endpoint, {
+        response = await send(endpoint, {
           method: "POST",
           headers,
           body: JSON.stringify(body),
@@ -69,6 +73,8 @@ export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProvider
         json = (await response.json()) as ChatCompletion;
       } catch (error) {
         if (error instanceof ProviderError) throw error;
+        if (error instanceof OutboundBlockedError)
+          throw new ProviderError("client_error", `openai-compatible: ${error.message}`);
         const name = (error as Error)?.name;
         if (name === "TimeoutError" || name === "AbortError") {
           throw new ProviderError("timeout", "openai-compatible: request timed out");

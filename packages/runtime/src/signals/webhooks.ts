@@ -7,9 +7,15 @@
  * recompute it, compare in constant time, and reject a `t` older than their
  * tolerance (e.g. 5 minutes) against replays. `X-Outcome-Runtime-Event` carries
  * the event id: deliveries are at least once, so receivers deduplicate on it.
+ *
+ * SSRF: the URL is checked against the outbound policy (`OUTBOUND_ALLOW`, see
+ * `@outcome-runtime/netguard`) on its resolved addresses before each attempt,
+ * and redirects are not followed: a 3xx counts as a failed delivery, so a
+ * receiver cannot bounce the signed POST to an internal address.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { signals } from "@outcome-runtime/db";
+import { guardedFetch, type OutboundPolicy, type Resolver } from "@outcome-runtime/netguard";
 import type { RuntimeDeps } from "../context";
 
 export const SIGNATURE_HEADER = "x-outcome-runtime-signature";
@@ -53,6 +59,10 @@ export interface WebhookTarget {
   readonly secret: string;
   /** Per-request timeout, ms (default 10 000). */
   readonly timeoutMs?: number;
+  /** What the URL may resolve to besides public addresses; default `OUTBOUND_ALLOW` (netguard). */
+  readonly policy?: OutboundPolicy;
+  /** DNS for the policy check; default the system resolver (tests inject one). */
+  readonly resolve?: Resolver;
 }
 
 export type DeliveryResult =
@@ -79,7 +89,8 @@ export async function deliverWebhook(
   const t = Math.floor(Date.now() / 1000);
   let error: string;
   try {
-    const response = await fetch(target.url, {
+    const send = guardedFetch({ policy: target.policy, resolve: target.resolve, maxRedirects: 0 });
+    const response = await send(target.url, {
       method: "POST",
       headers: {
         "content-type": "application/json",

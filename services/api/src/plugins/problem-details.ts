@@ -114,6 +114,20 @@ function fromFastify(request: FastifyRequest, error: FastifyError): Problem | nu
 }
 
 async function problemDetails(app: FastifyInstance): Promise<void> {
+  // Postgres refuses text with a NUL character: refuse it at the door, for every route, with a clear error.
+  app.addHook("onRequest", async (request, reply) => {
+    if (/%00/i.test(request.url)) {
+      return sendProblem(
+        reply,
+        problem(
+          request,
+          "validation_failed",
+          "the URL contains a NUL character (%00); remove it from the path and query",
+        ),
+      );
+    }
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
       const { errors, ...details } = error.details as { errors?: unknown[]; field?: unknown };

@@ -1,0 +1,308 @@
+/**
+ * SSRF guard for the runtime's outbound HTTP (webhooks, the Mixpanel base
+ * URL, the OpenAI-compatible and Anthropic base URLs).
+ *
+ * The check is on the *resolved addresses*, never on the hostname text: a name
+ * such as `169.254.169.254.nip.io` is harmless text but reaches the cloud
+ * metadata service. Every address a name resolves to must be public unicast,
+ * unless the policy allows it (OWASP SSRF Prevention Cheat Sheet, "Case 2").
+ * Literal IPs in decimal, octal, hex or short form (`http://2130706433/`,
+ * `http://0177.0.0.1/`, `http://0x7f.1/`, `http://127.1/`) are normalised to
+ * dotted IPv4 by the WHATWG URL parser before the check.
+ *
+ * Residual risk: the check resolves the name, then `fetch` resolves it again
+ * to connect. A DNS server that answers differently the second time
+ * (rebinding, with a TTL of 0) can slip past; closing that needs the connection
+ * pinned to the checked address (an undici `Agent` with `connect.lookup`),
+ * which Node 20's bundled fetch does not expose without adding `undici`.
+ */
+import { lookup } from "node:dns/promises";
+import ipaddr from "ipaddr.js";
+
+/** One resolved address, as `dns.promises.lookup(host, { all: true })` returns it. */
+export interface ResolvedAddress {
+  readonly address: string;
+  readonly family: number;
+}
+
+/** Resolves a hostname to every address it has. Injectable for tests. */
+export type Resolver = (hostname: string) => Promise<readonly ResolvedAddress[]>;
+
+/** What outbound HTTP may reach besides public unicast addresses. */
+export interface OutboundPolicy {
+  /** Host names (lower case, exact) whose addresses are all allowed, e.g. `mixpanel.internal`. */
+  readonly hosts: readonly string[];
+  /** Address ranges allowed even though they are loopback, private, link-local... */
+  readonly cidrs: readonly (readonly [ipaddr.IPv4 | ipaddr.IPv6, number])[];
+  /** The entries as written, for error messages. */
+  readonly source: string;
+}
+
+/** The environment variable holding the allowlist. */
+export const OUTBOUND_ALLOW_ENV = "OUTBOUND_ALLOW";
+
+/** What the allowlist holds outside production when `OUTBOUND_ALLOW` is unset: loopback only. */
+export const DEV_DEFAULT_ALLOW = "127.0.0.0/8,::1/128,localhost";
+
+/** Why an outbound URL was refused. `code` is stable. */
+export type OutboundBlockedCode = "outbound_scheme_refused" | "outbound_address_refused" | "outbound_unresolvable";
+
+/** An outbound request refused by the policy. Not retryable: the configuration must change. */
+export class OutboundBlockedError extends Error {
+  constructor(
+    readonly code: OutboundBlockedCode,
+    message: string,
+    /** The URL with any credentials redacted. */
+    readonly url: string,
+    /** The refused address, when one was resolved. */
+    readonly address: string | null = null,
+  ) {
+    super(message);
+    this.name = "OutboundBlockedError";
+  }
+}
+
+/**
+ * Parses an allowlist: comma- or whitespace-separated entries, each an IP
+ * (`127.0.0.1`, `::1`), a CIDR (`10.0.0.0/8`, `fc00::/7`) or a host name
+ * (`mixpanel.internal`, matched exactly and case-insensitively).
+ *
+ * @throws Error naming the entry when an IP-looking entry is not a valid IP or CIDR.
+ */
+export function parseOutboundPolicy(allow: string): OutboundPolicy {
+  const hosts: string[] = [];
+  const cidrs: [ipaddr.IPv4 | ipaddr.IPv6, number][] = [];
+  for (const raw of allow.split(/[\s,]+/u)) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    if (entry.includes("/")) {
+      try {
+        cidrs.push(ipaddr.parseCIDR(entry));
+      } catch {
+        throw new Error(`${OUTBOUND_ALLOW_ENV}: ${JSON.stringify(entry)} is not a CIDR; write e.g. 10.0.0.0/8`);
+      }
+    } else if (ipaddr.isValid(entry.replace(/^\[|\]$/gu, ""))) {
+      const address = ipaddr.parse(entry.replace(/^\[|\]$/gu, ""));
+      cidrs.push([address, address.kind() === "ipv4" ? 32 : 128]);
+    } else if (/^[a-z0-9.-]+$/iu.test(entry)) {
+      hosts.push(entry.toLowerCase().replace(/\.$/u, ""));
+    } else {
+      throw new Error(`${OUTBOUND_ALLOW_ENV}: ${JSON.stringify(entry)} is neither a host name, an IP nor a CIDR`);
+    }
+  }
+  return { hosts, cidrs, source: allow };
+}
+
+/**
+ * The policy from the environment: `OUTBOUND_ALLOW` when set (an empty value
+ * allows nothing extra); otherwise {@link DEV_DEFAULT_ALLOW} (loopback) unless
+ * `NODE_ENV` is `production`, where nothing extra is allowed. Link-local
+ * (metadata) and private ranges are never allowed by default.
+ */
+export function outboundPolicyFromEnv(env: Readonly<Record<string, string | undefined>>): OutboundPolicy {
+  const allow = env[OUTBOUND_ALLOW_ENV];
+  if (allow !== undefined) return parseOutboundPolicy(allow);
+  return parseOutboundPolicy(env.NODE_ENV === "production" ? "" : DEV_DEFAULT_ALLOW);
+}
+
+let processDefault: OutboundPolicy | undefined;
+
+/** {@link outboundPolicyFromEnv} of `process.env`, read once; the policy of call sites given none. */
+export function defaultOutboundPolicy(): OutboundPolicy {
+  processDefault ??= outboundPolicyFromEnv(process.env);
+  return processDefault;
+}
+
+/** `dns.promises.lookup(host, { all: true })`: every address, as the OS resolver (and `fetch`) sees them. */
+export const systemResolver: Resolver = (hostname) => lookup(hostname, { all: true, verbatim: true });
+
+/** The URL as text with any `user:password@` replaced, for messages and logs. */
+export function redactUrl(url: URL | string): string {
+  try {
+    const copy = new URL(String(url));
+    if (copy.username !== "" || copy.password !== "") {
+      copy.username = "redacted";
+      copy.password = "";
+    }
+    return copy.toString();
+  } catch {
+    return "<unparseable URL>";
+  }
+}
+
+/** IPv6 forms that carry an IPv4 address in their last 32 bits (mapped, compatible, NAT64). */
+const EMBEDS_LAST_32 = new Set(["ipv4Mapped", "rfc6145", "rfc6052"]);
+
+/**
+ * Why an address is not public unicast (its ipaddr.js range name, e.g.
+ * `loopback`, `linkLocal`, `private`), or null when it is. IPv6 forms that
+ * embed an IPv4 address (`::ffff:127.0.0.1`, NAT64 `64:ff9b::/96`, 6to4
+ * `2002::/16`) are judged by the embedded address; Teredo is refused.
+ */
+export function nonPublicRange(address: ipaddr.IPv4 | ipaddr.IPv6): string | null {
+  const range = address.range();
+  if (range === "unicast") return null;
+  if (address.kind() === "ipv6") {
+    const bytes = address.toByteArray();
+    let embedded: number[] | null = null;
+    if (EMBEDS_LAST_32.has(range)) embedded = bytes.slice(12, 16);
+    else if (range === "6to4") embedded = bytes.slice(2, 6);
+    if (embedded !== null) {
+      const inner = nonPublicRange(ipaddr.fromByteArray(embedded));
+      return inner === null ? null : `${range} of ${inner}`;
+    }
+  }
+  return range;
+}
+
+function allowedByCidr(address: ipaddr.IPv4 | ipaddr.IPv6, policy: OutboundPolicy): boolean {
+  const forms: (ipaddr.IPv4 | ipaddr.IPv6)[] = [address];
+  if (address.kind() === "ipv6" && (address as ipaddr.IPv6).isIPv4MappedAddress()) {
+    forms.push((address as ipaddr.IPv6).toIPv4Address());
+  }
+  return forms.some((form) => policy.cidrs.some(([net, bits]) => net.kind() === form.kind() && form.match(net, bits)));
+}
+
+/** The outcome of a passed check: the parsed URL and the addresses it resolved to. */
+export interface CheckedUrl {
+  readonly url: URL;
+  readonly addresses: readonly string[];
+}
+
+/**
+ * Refuses a URL that is not http(s), or whose host resolves to ANY address
+ * that is not public unicast (loopback, private, link-local incl.
+ * 169.254.169.254, CGNAT, unspecified, multicast, reserved, and IPv6 forms
+ * embedding those), unless the policy allows the host name or the address.
+ *
+ * @throws OutboundBlockedError naming the redacted URL, the address and the fix (`OUTBOUND_ALLOW`).
+ * @example await checkOutboundUrl("https://mixpanel.com/api/query", defaultOutboundPolicy())
+ */
+export async function checkOutboundUrl(
+  input: string | URL,
+  policy: OutboundPolicy,
+  resolve: Resolver = systemResolver,
+): Promise<CheckedUrl> {
+  let url: URL;
+  try {
+    url = new URL(String(input));
+  } catch {
+    throw new OutboundBlockedError("outbound_scheme_refused", "outbound request refused: not a URL", redactUrl(input));
+  }
+  const shown = redactUrl(url);
+  if (url.protocol !== "http:" && url.protocol !== "https:") {
+    throw new OutboundBlockedError(
+      "outbound_scheme_refused",
+      `outbound request to ${shown} refused: only http and https are allowed, not ${url.protocol.replace(/:$/u, "")}`,
+      shown,
+    );
+  }
+  const host = url.hostname.replace(/^\[|\]$/gu, "").toLowerCase();
+  if (policy.hosts.includes(host.replace(/\.$/u, ""))) return { url, addresses: [] };
+  let addresses: readonly string[];
+  if (ipaddr.isValid(host)) {
+    addresses = [host];
+  } else {
+    try {
+      addresses = (await resolve(host)).map((a) => a.address);
+    } catch (error) {
+      throw new OutboundBlockedError(
+        "outbound_unresolvable",
+        `outbound request to ${shown} refused: ${host} does not resolve (${error instanceof Error ? error.message : String(error)})`,
+        shown,
+      );
+    }
+    if (addresses.length === 0) {
+      throw new OutboundBlockedError(
+        "outbound_unresolvable",
+        `outbound request to ${shown} refused: ${host} has no address`,
+        shown,
+      );
+    }
+  }
+  for (const text of addresses) {
+    let address: ipaddr.IPv4 | ipaddr.IPv6;
+    try {
+      address = ipaddr.parse(text);
+    } catch {
+      throw new OutboundBlockedError(
+        "outbound_address_refused",
+        `outbound request to ${shown} refused: ${host} resolved to ${JSON.stringify(text)}, not an IP address`,
+        shown,
+        text,
+      );
+    }
+    const range = nonPublicRange(address);
+    if (range !== null && !allowedByCidr(address, policy)) {
+      throw new OutboundBlockedError(
+        "outbound_address_refused",
+        `outbound request to ${shown} refused: ${host === text ? "" : `${host} resolves to `}${text} (${range}), which is not a public address; if this target is intended, add ${text} or ${host} to ${OUTBOUND_ALLOW_ENV} (comma-separated hosts, IPs or CIDRs)`,
+        shown,
+        text,
+      );
+    }
+  }
+  return { url, addresses };
+}
+
+/** Options of {@link guardedFetch}. */
+export interface GuardedFetchOptions {
+  /** Default: {@link defaultOutboundPolicy}. */
+  readonly policy?: OutboundPolicy | undefined;
+  /** The transport; default the global fetch. */
+  readonly fetch?: typeof fetch | undefined;
+  readonly resolve?: Resolver | undefined;
+  /** Redirects followed, each re-checked; 0 returns the 3xx response as is. Default 5. */
+  readonly maxRedirects?: number | undefined;
+}
+
+const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
+
+/**
+ * A `fetch` that checks every URL with {@link checkOutboundUrl} before
+ * sending, and follows redirects itself (`redirect: "manual"`), re-checking
+ * each `Location`. A 303, or a 301/302 after a POST, becomes a GET without a
+ * body (as the Fetch standard does); `authorization` and `cookie` are dropped
+ * when a redirect changes origin.
+ *
+ * @throws OutboundBlockedError when a URL or a redirect target is refused, or after `maxRedirects` hops.
+ */
+export function guardedFetch(options: GuardedFetchOptions = {}): typeof fetch {
+  const inner = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
+  const maxRedirects = options.maxRedirects ?? 5;
+  return async (input, init) => {
+    const policy = options.policy ?? defaultOutboundPolicy();
+    let url = input instanceof Request ? input.url : String(input);
+    let requestInit: RequestInit = { ...init };
+    for (let hop = 0; ; hop++) {
+      await checkOutboundUrl(url, policy, options.resolve);
+      const response = await inner(input instanceof Request && hop === 0 ? input : url, {
+        ...requestInit,
+        redirect: "manual",
+      });
+      const location = response.headers.get("location");
+      if (!REDIRECT_STATUSES.has(response.status) || location === null || maxRedirects === 0) return response;
+      if (hop >= maxRedirects) {
+        throw new OutboundBlockedError(
+          "outbound_address_refused",
+          `outbound request to ${redactUrl(url)} refused: more than ${maxRedirects} redirects`,
+          redactUrl(url),
+        );
+      }
+      await response.body?.cancel();
+      const next = new URL(location, url);
+      const method = (requestInit.method ?? "GET").toUpperCase();
+      if (response.status === 303 || ((response.status === 301 || response.status === 302) && method === "POST")) {
+        const { body: _body, ...rest } = requestInit;
+        requestInit = { ...rest, method: method === "HEAD" ? "HEAD" : "GET" };
+      }
+      if (next.origin !== new URL(url).origin) {
+        const headers = new Headers(requestInit.headers);
+        headers.delete("authorization");
+        headers.delete("cookie");
+        requestInit = { ...requestInit, headers };
+      }
+      url = next.toString();
+    }
+  };
+}
