@@ -4,10 +4,11 @@
  * log with filters, a dry-run validation of an outcome file, and the batches
  * of new audit events and analyses that the live stream fans out.
  */
+
 import type { AuditEvent, DecisionChannel } from "@outcome-runtime/core";
 import { audit, learnings, llm, type Page, signals } from "@outcome-runtime/db";
 import { type Diagnostic, parseOutcome } from "@outcome-runtime/spec";
-import { outcomeProgress } from "./agents";
+import { type LearningHit, outcomeProgress } from "./agents";
 import { type Caller, nowOf, type RuntimeDeps } from "./context";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
@@ -144,21 +145,8 @@ export async function llmUsage(
   };
 }
 
-export interface LearningListItem {
-  readonly id: string;
-  readonly statement: string;
-  readonly decision: string;
-  readonly effect: number | null;
-  readonly ciLow: number | null;
-  readonly ciHigh: number | null;
-  readonly tags: readonly string[];
-  readonly outcomeId: string;
-  readonly experimentId: string | null;
-  readonly createdAt: string;
-  /** Full-text rank against `query`; 0 without one. */
-  readonly rank: number;
-  readonly links: readonly { readonly label: string; readonly url: string }[];
-}
+/** A learning as the library lists it: the same shape as a search hit (`rank` 0 without a query). */
+export type LearningListItem = LearningHit;
 
 /**
  * The learning library: with `query`, the learnings matching any of its words,
