@@ -372,22 +372,25 @@ export async function queryLearnings(
   });
   // The search brings an outcome's own learnings along whatever the words (for hypothesis generation);
   // a person's query wants only what matches, within the outcome when one is named.
-  return found
-    .filter((l) => l.rank > 0 && (outcomeId === undefined || l.outcomeId === outcomeId))
-    .map((l) => ({
-      id: l.id,
-      statement: l.statement,
-      decision: l.decision,
-      effect: l.effect,
-      ciLow: l.ciLow,
-      ciHigh: l.ciHigh,
-      tags: l.tags,
-      outcomeId: l.outcomeId,
-      experimentId: l.experimentId,
-      createdAt: l.createdAt.toISOString(),
-      rank: l.rank,
-      links: l.links,
-    }));
+  return found.filter((l) => l.rank > 0 && (outcomeId === undefined || l.outcomeId === outcomeId)).map(learningHit);
+}
+
+/** A stored learning as the API and the tools show it. */
+export function learningHit(l: learnings.LearningRecord): LearningHit {
+  return {
+    id: l.id,
+    statement: l.statement,
+    decision: l.decision,
+    effect: l.effect,
+    ciLow: l.ciLow,
+    ciHigh: l.ciHigh,
+    tags: l.tags,
+    outcomeId: l.outcomeId,
+    experimentId: l.experimentId,
+    createdAt: l.createdAt.toISOString(),
+    rank: l.rank,
+    links: l.links,
+  };
 }
 
 /** SHA-256 of the arguments as canonical JSON (keys sorted): the audit keeps the digest, not the text. */

@@ -8,7 +8,7 @@
 import type { AuditEvent, DecisionChannel } from "@outcome-runtime/core";
 import { audit, learnings, llm, type Page, signals } from "@outcome-runtime/db";
 import { type Diagnostic, parseOutcome } from "@outcome-runtime/spec";
-import { type LearningHit, outcomeProgress } from "./agents";
+import { type LearningHit, learningHit, outcomeProgress } from "./agents";
 import { type Caller, nowOf, type RuntimeDeps } from "./context";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
@@ -174,20 +174,7 @@ export async function listLearnings(
     ...(input.tag ? { tag: input.tag } : {}),
     limit: Math.min(Math.max(input.limit ?? 10, 1), 50),
   });
-  return found.map((l) => ({
-    id: l.id,
-    statement: l.statement,
-    decision: l.decision,
-    effect: l.effect,
-    ciLow: l.ciLow,
-    ciHigh: l.ciHigh,
-    tags: l.tags,
-    outcomeId: l.outcomeId,
-    experimentId: l.experimentId,
-    createdAt: l.createdAt.toISOString(),
-    rank: l.rank,
-    links: l.links,
-  }));
+  return found.map(learningHit);
 }
 
 /** Filters of the audit log; every one optional. */

@@ -111,42 +111,24 @@ export async function replaceLearningSummary(
   return Number(result.numUpdatedRows) > 0;
 }
 
-/**
- * The learnings of a workspace most relevant to some words, best first: any of
- * the words may match (an OR of the stemmed terms), ranked by `ts_rank`; the
- * learnings of `outcomeId` always come along (they rank first on a tie).
- */
-export async function searchLearnings(
-  db: DbOrTrx,
-  workspaceId: string,
-  words: readonly string[],
-  options: { outcomeId?: string; limit?: number } = {},
-): Promise<LearningRecord[]> {
-  const terms = [...new Set(words.map((w) => w.toLowerCase().replace(/[^a-z0-9]/g, "")).filter((w) => w.length >= 3))];
-  const query = terms.join(" | ");
-  const rows = await sql<{
-    id: string;
-    outcome_id: string;
-    experiment_id: string | null;
-    statement: string;
-    decision: string;
-    effect: number | null;
-    ci_low: number | null;
-    ci_high: number | null;
-    tags: string[];
-    created_at: Date;
-    rank: number;
-    links: { label: string; url: string }[] | null;
-  }>`
-    SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at, links,
-           ${query === "" ? sql`0` : sql`ts_rank(search, to_tsquery('english', ${query}))`}::float8 AS rank
-      FROM learnings
-     WHERE workspace_id = ${workspaceId}
-       AND (${query === "" ? sql`false` : sql`search @@ to_tsquery('english', ${query})`}
-            OR outcome_id = ${options.outcomeId ?? null})
-     ORDER BY rank DESC, (outcome_id = ${options.outcomeId ?? null}) DESC, created_at DESC
-     LIMIT ${options.limit ?? 10}`.execute(db);
-  return rows.rows.map((r) => ({
+/** A learning row as the searches select it. */
+interface LearningRow {
+  id: string;
+  outcome_id: string;
+  experiment_id: string | null;
+  statement: string;
+  decision: string;
+  effect: number | null;
+  ci_low: number | null;
+  ci_high: number | null;
+  tags: string[];
+  created_at: Date;
+  rank: number;
+  links: { label: string; url: string }[] | null;
+}
+
+function toLearning(r: LearningRow): LearningRecord {
+  return {
     id: r.id,
     outcomeId: r.outcome_id,
     experimentId: r.experiment_id,
@@ -159,7 +141,37 @@ export async function searchLearnings(
     createdAt: r.created_at,
     rank: r.rank,
     links: Array.isArray(r.links) ? r.links : [],
-  }));
+  };
+}
+
+/** The words of a search as full-text terms: lower case, letters and digits only, 3 letters or more, once each. */
+function searchTerms(words: readonly string[]): string[] {
+  return [...new Set(words.map((w) => w.toLowerCase().replace(/[^a-z0-9]/g, "")).filter((w) => w.length >= 3))];
+}
+
+/**
+ * The learnings of a workspace most relevant to some words, best first: any of
+ * the words may match (an OR of the stemmed terms), ranked by `ts_rank`; the
+ * learnings of `outcomeId` always come along (they rank first on a tie).
+ */
+export async function searchLearnings(
+  db: DbOrTrx,
+  workspaceId: string,
+  words: readonly string[],
+  options: { outcomeId?: string; limit?: number } = {},
+): Promise<LearningRecord[]> {
+  const terms = searchTerms(words);
+  const query = terms.join(" | ");
+  const rows = await sql<LearningRow>`
+    SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at, links,
+           ${query === "" ? sql`0` : sql`ts_rank(search, to_tsquery('english', ${query}))`}::float8 AS rank
+      FROM learnings
+     WHERE workspace_id = ${workspaceId}
+       AND (${query === "" ? sql`false` : sql`search @@ to_tsquery('english', ${query})`}
+            OR outcome_id = ${options.outcomeId ?? null})
+     ORDER BY rank DESC, (outcome_id = ${options.outcomeId ?? null}) DESC, created_at DESC
+     LIMIT ${options.limit ?? 10}`.execute(db);
+  return rows.rows.map(toLearning);
 }
 
 /**
@@ -172,26 +184,10 @@ export async function browseLearnings(
   workspaceId: string,
   options: { words?: readonly string[]; outcomeId?: string; tag?: string; limit?: number } = {},
 ): Promise<LearningRecord[]> {
-  const terms =
-    options.words === undefined
-      ? null
-      : [...new Set(options.words.map((w) => w.toLowerCase().replace(/[^a-z0-9]/g, "")).filter((w) => w.length >= 3))];
+  const terms = options.words === undefined ? null : searchTerms(options.words);
   if (terms !== null && terms.length === 0) return [];
   const query = terms === null ? null : terms.join(" | ");
-  const rows = await sql<{
-    id: string;
-    outcome_id: string;
-    experiment_id: string | null;
-    statement: string;
-    decision: string;
-    effect: number | null;
-    ci_low: number | null;
-    ci_high: number | null;
-    tags: string[];
-    created_at: Date;
-    rank: number;
-    links: { label: string; url: string }[] | null;
-  }>`
+  const rows = await sql<LearningRow>`
     SELECT id, outcome_id, experiment_id, statement, decision, effect, ci_low, ci_high, tags, created_at, links,
            ${query === null ? sql`0` : sql`ts_rank(search, to_tsquery('english', ${query}))`}::float8 AS rank
       FROM learnings
@@ -201,18 +197,5 @@ export async function browseLearnings(
        ${options.tag === undefined ? sql`` : sql`AND ${options.tag} = ANY (tags)`}
      ORDER BY rank DESC, created_at DESC, id DESC
      LIMIT ${options.limit ?? 50}`.execute(db);
-  return rows.rows.map((r) => ({
-    id: r.id,
-    outcomeId: r.outcome_id,
-    experimentId: r.experiment_id,
-    statement: r.statement,
-    decision: r.decision,
-    effect: r.effect,
-    ciLow: r.ci_low,
-    ciHigh: r.ci_high,
-    tags: r.tags,
-    createdAt: r.created_at,
-    rank: r.rank,
-    links: Array.isArray(r.links) ? r.links : [],
-  }));
+  return rows.rows.map(toLearning);
 }
