@@ -31,6 +31,18 @@ export default defineConfig({
           hookTimeout: 60_000,
         },
       },
+      {
+        // The fault-injection suite (`pnpm chaos`, tests/chaos/run.ts): one scenario file at a time, since each
+        // kills and restarts processes and times recoveries.
+        test: {
+          name: "chaos",
+          include: ["tests/chaos/**/*.chaos.ts"],
+          globalSetup: ["packages/testing/src/global-setup.ts"],
+          fileParallelism: false,
+          testTimeout: 1_800_000,
+          hookTimeout: 120_000,
+        },
+      },
     ],
   },
 });

@@ -4,47 +4,39 @@
  * connector from a source table in the test database. Each test has its own
  * database, its own BullMQ prefix and its own port, and removes its Redis keys.
  */
-import { type ChildProcess, spawn } from "node:child_process";
-import { createHmac, randomBytes } from "node:crypto";
+import { createHmac } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { fileURLToPath } from "node:url";
 import { audit, experiments as experimentRows, signals } from "@outcome-runtime/db";
 import {
-  applyOutcome,
   CONTROL_QUEUE,
-  decideGate,
   EVENT_HEADER,
-  type Experiment,
   experimentSchedulerId,
   getExperiment,
   outcomeSchedulerId,
-  proposeExperiment,
   SIGNALS_QUEUE,
   SIGNATURE_HEADER,
-  transitionExperiment,
-  transitionOutcome,
   verifyWebhookSignature,
 } from "@outcome-runtime/runtime";
-import {
-  createTestDatabase,
-  deleteRedisKeys,
-  freePort,
-  type Seeded,
-  seedWorkspace,
-  sleep,
-  type TestDatabase,
-  waitFor,
-} from "@outcome-runtime/testing";
+import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test removes the worker's job schedulers as a Redis that lost them would
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
-// biome-ignore lint/style/noRestrictedImports: the source table stands for the user's own database, read by the postgres connector
-import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
+import { startWorkerProcess, stopProcess, type WorkerProcess } from "./support/processes";
+import {
+  activeOutcome,
+  type Cleanups,
+  createWorld as createWorldOf,
+  insertSource,
+  launchExperiments,
+  runCleanups,
+  type SourceRow,
+  sourceRows,
+  stateOf,
+  storedPoints,
+  type World,
+} from "./support/world";
 
-const root = fileURLToPath(new URL("..", import.meta.url));
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const POLL_INTERVAL_MS = 1000;
 const RECONCILE_INTERVAL_MS = 500;
 const WEBHOOK_SECRET = "worker-test-webhook-secret-0123456789";
@@ -52,230 +44,18 @@ const WEBHOOK_SECRET = "worker-test-webhook-secret-0123456789";
 // ---------------------------------------------------------------------------
 // Per-test resources, released in afterEach whatever happened.
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
-});
+const cleanups: Cleanups = [];
+afterEach(() => runCleanups(cleanups));
 
-// ---------------------------------------------------------------------------
-// The world of one test: database, workspace, source table, queue prefix.
+const createWorld = (): Promise<World> => createWorldOf(cleanups);
 
-interface World {
-  readonly t: TestDatabase;
-  readonly seed: Seeded;
-  readonly source: pg.Pool;
-  readonly prefix: string;
-  readonly redis: Redis;
-  readonly deps: { db: TestDatabase["db"] };
+/** The worker process (services/worker/src/main.ts), reconciling every 500 ms with a 2 s job lock. */
+function startWorker(world: World, env: Record<string, string> = {}): Promise<WorkerProcess> {
+  return startWorkerProcess(world, cleanups, { RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS), ...env });
 }
 
-async function createWorld(): Promise<World> {
-  const t = await createTestDatabase();
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const source = new pg.Pool({ connectionString: t.url, max: 4 });
-  const prefix = `test-${randomBytes(6).toString("hex")}`;
-  cleanups.push(async () => {
-    await source.end();
-    await deleteRedisKeys(redis, prefix);
-    redis.disconnect();
-    await t.drop();
-  });
-  await source.query(
-    "CREATE TABLE source_points (experiment_key text, arm text, ts timestamptz, units bigint, sum float8, sum_sq float8)",
-  );
-  return { t, seed: await seedWorkspace(t.db), source, prefix, redis, deps: { db: t.db } };
-}
-
-interface SourceRow {
-  readonly key: string;
-  readonly arm: string;
-  readonly ts: Date;
-  readonly units: number;
-  readonly conversions: number;
-}
-
-/** Cumulative per-arm snapshots, as the user's analytics database would hold them (one statement, one commit). */
-async function insertSource(world: World, rows: readonly SourceRow[]): Promise<void> {
-  if (rows.length === 0) return;
-  await world.source.query(
-    `INSERT INTO source_points (experiment_key, arm, ts, units, sum, sum_sq)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[], $5::float8[], $6::float8[])`,
-    [
-      rows.map((r) => r.key),
-      rows.map((r) => r.arm),
-      rows.map((r) => r.ts.toISOString()),
-      rows.map((r) => r.units),
-      rows.map((r) => r.conversions),
-      rows.map((r) => r.conversions),
-    ],
-  );
-}
-
-async function sourceRows(world: World, key: string): Promise<{ arm: string; ts: Date }[]> {
-  const { rows } = await world.source.query<{ arm: string; ts: Date }>(
-    "SELECT arm, ts FROM source_points WHERE experiment_key = $1 ORDER BY ts, arm",
-    [key],
-  );
-  return rows;
-}
-
-/**
- * An outcome read through the `postgres` connector from `source_points`
- * (`:to` bounds the snapshots, as the connector requires of an as-of time).
- */
-function outcomeYaml(slug: string, minSamplePerArm: number): string {
-  return `version: 1
-id: ${slug}
-name: Worker test ${slug}
-owner: owner@acme.example
-signal:
-  metric: conversion_rate
-  kind: proportion
-  unit: user
-  poll_interval: 1s
-  connector:
-    type: postgres
-    database_url_env: SOURCE_DATABASE_URL
-    query: "SELECT arm, units::float8 AS units, sum, sum_sq, ts FROM source_points WHERE experiment_key = :experiment AND ts > :from AND ts <= :to ORDER BY ts"
-target:
-  direction: increase
-  value: 10%
-  relative: true
-horizon: 60d
-constraints:
-  kill:
-    max_harm: 5%
-    relative: true
-experiment_defaults:
-  min_sample_per_arm: ${minSamplePerArm}
-  min_duration: 1s
-  max_duration: 30d
-  expected_effect: 10%
-  arms:
-    - name: control
-      weight: 50%
-    - name: treatment
-      weight: 50%
-`;
-}
-
-async function activeOutcome(world: World, slug: string, minSamplePerArm = 100): Promise<string> {
-  const applied = await applyOutcome(world.deps, world.seed.admin, { source: outcomeYaml(slug, minSamplePerArm) });
-  await transitionOutcome(world.deps, world.seed.admin, slug, "activate", null);
-  return applied.outcome.id;
-}
-
-/** Propose, approve the portfolio, claim, report built and approve the launch of each key: all end `running`. */
-async function launchExperiments(world: World, slug: string, keys: readonly string[]): Promise<Experiment[]> {
-  const { deps, seed } = world;
-  const proposed = [];
-  for (const key of keys) {
-    proposed.push(
-      await proposeExperiment(deps, seed.admin, slug, {
-        key,
-        title: `Variant ${key}`,
-        statement: `If we ship variant ${key}, more users convert, because the flow is shorter.`,
-      }),
-    );
-  }
-  await decideGate(deps, seed.admin, proposed[0]!.gate.id, { decision: "approve" });
-  const running: Experiment[] = [];
-  for (const p of proposed) {
-    await transitionExperiment(deps, seed.admin, p.experiment.id, { action: "claim", claimedBy: "test-agent" });
-    const built = await transitionExperiment(deps, seed.admin, p.experiment.id, {
-      action: "report_built",
-      changedPaths: [],
-    });
-    const launched = await decideGate(deps, seed.admin, built.openedGates[0]!.id, { decision: "approve" });
-    expect(launched.experiments.map((e) => e.state)).toEqual(["running"]);
-    running.push(launched.experiments[0]!);
-  }
-  return running;
-}
-
-async function stateOf(world: World, experimentId: string): Promise<string | undefined> {
-  return (await experimentRows.findExperimentById(world.t.db, experimentId))?.state;
-}
-
-async function storedPoints(world: World, experimentId: string): Promise<string[]> {
-  const series = (await signals.listSeriesOfExperiment(world.t.db, experimentId)).find((s) => s.role === "primary");
-  if (series === undefined) return [];
-  return (await signals.listPoints(world.t.db, series.id, null)).map((p) => `${p.arm}@${p.ts.toISOString()}`);
-}
-
-// ---------------------------------------------------------------------------
-// The worker process.
-
-interface WorkerProcess {
-  readonly child: ChildProcess;
-  readonly port: number;
-  readonly spawnedAt: number;
-  /** Resolves with the time /readyz first answered 200. */
-  readonly ready: Promise<number>;
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  output(): string;
-}
-
-async function startWorker(world: World, env: Record<string, string> = {}): Promise<WorkerProcess> {
-  const port = await freePort();
-  const spawnedAt = Date.now();
-  const child = spawn(process.execPath, ["--import", "tsx", "services/worker/src/main.ts"], {
-    cwd: root,
-    env: {
-      PATH: process.env.PATH ?? "",
-      HOME: process.env.HOME ?? "",
-      DATABASE_URL: world.t.url,
-      SOURCE_DATABASE_URL: world.t.url,
-      REDIS_URL,
-      QUEUE_PREFIX: world.prefix,
-      WORKER_PORT: String(port),
-      RECONCILE_INTERVAL_MS: String(RECONCILE_INTERVAL_MS),
-      LOCK_DURATION_MS: "2000",
-      LOG_LEVEL: "warn",
-      ...env,
-    },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let log = "";
-  const keep = (chunk: Buffer) => {
-    log = (log + chunk.toString()).slice(-20_000);
-  };
-  child.stdout?.on("data", keep);
-  child.stderr?.on("data", keep);
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once("exit", (code, signal) => resolve({ code, signal })),
-  );
-  let gone = false;
-  void exited.then(() => {
-    gone = true;
-  });
-  cleanups.push(async () => {
-    if (!gone && child.pid !== undefined) {
-      process.kill(child.pid, "SIGKILL");
-      await exited;
-    }
-  });
-  const ready = waitFor(
-    "the worker's /readyz to answer 200",
-    async () => {
-      if (gone) throw new Error(`the worker exited before it was ready:\n${log}`);
-      const response = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
-      return response?.status === 200 ? Date.now() : undefined;
-    },
-    { timeoutMs: 30_000, intervalMs: 25, diagnostics: () => log },
-  );
-  ready.catch(() => {});
-  return { child, port, spawnedAt, ready, exited, output: () => log };
-}
-
-/** SIGTERM, and the exit code and time it took. */
-async function stopWorker(worker: WorkerProcess): Promise<{ code: number | null; ms: number }> {
-  const start = Date.now();
-  worker.child.kill("SIGTERM");
-  const result = await Promise.race([worker.exited, sleep(10_000).then(() => null)]);
-  if (result === null) throw new Error(`the worker did not exit within 10 s of SIGTERM:\n${worker.output()}`);
-  return { code: result.code, ms: Date.now() - start };
-}
+/** SIGTERM, and the exit code and time it took (at most 10 s). */
+const stopWorker = (worker: WorkerProcess) => stopProcess(worker.proc);
 
 // ---------------------------------------------------------------------------
 // A webhook receiver that records what it gets, byte for byte.
@@ -494,10 +274,10 @@ describe("the worker process", () => {
         },
         { timeoutMs: 2000, intervalMs: 5 },
       ).catch(() => [] as string[]);
-      process.kill(worker.child.pid!, "SIGKILL");
+      process.kill(worker.proc.child.pid!, "SIGKILL");
       if (fresh.length > 0) midJob += 1;
       for (const id of fresh) interrupted.add(id);
-      expect((await worker.exited).signal).toBe("SIGKILL");
+      expect((await worker.proc.exited).signal).toBe("SIGKILL");
       kills.push(wait);
     }
     const pointsDuringKills = (await Promise.all(launched.map((e) => storedPoints(world, e.id)))).reduce(

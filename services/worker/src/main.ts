@@ -109,7 +109,7 @@ async function main(): Promise<void> {
     };
   });
   await health.listen({ port: config.WORKER_PORT, host: config.HOST });
-  logger.info({ port: config.WORKER_PORT }, "worker started");
+  logger.info({ port: config.WORKER_PORT, name: worker.name }, "worker started");
 
   let closing = false;
   const close = async (signal: string) => {

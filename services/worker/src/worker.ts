@@ -14,6 +14,8 @@
  * scheduler removed by hand) heals on its own. BullMQ delivers at least once; every
  * effect is idempotent in Postgres (see packages/runtime/src/signals).
  */
+
+import { hostname } from "node:os";
 import {
   analyzeExperiment,
   analyzeJobId,
@@ -79,6 +81,8 @@ export interface WorkerOptions {
   readonly outboxIntervalMs?: number;
   /** Clock for the use cases (tests). */
   readonly now?: () => Date;
+  /** This worker's name, recorded on every job it takes (`job.processedBy`); default `<hostname>:<pid>`. */
+  readonly name?: string;
 }
 
 export interface RunningWorker {
@@ -95,6 +99,8 @@ export interface RunningWorker {
   readonly signalsQueue: Queue;
   readonly controlQueue: Queue;
   readonly notifyQueue: Queue;
+  /** The name recorded on the jobs this worker takes (`job.processedBy`). */
+  readonly name: string;
 }
 
 export interface DispatchReport {
@@ -450,6 +456,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const lockDuration = options.lockDurationMs ?? 30_000;
   const workerOpts = {
+    name: options.name ?? `${hostname()}:${process.pid}`,
     connection: options.redis,
     prefix,
     lockDuration,
@@ -519,6 +526,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     signalsQueue,
     controlQueue,
     notifyQueue,
+    name: workerOpts.name,
     async close() {
       clearInterval(keepScheduling);
       if (sweeping !== null) clearInterval(sweeping);

@@ -1,0 +1,177 @@
+/**
+ * R1 and R2: SIGKILL the worker at random points inside its poll and analysis
+ * jobs, many times, while the source keeps gaining snapshots.
+ *
+ * A survivor worker runs throughout, as a second replica would; each victim
+ * worker is started, left to take jobs for a random 0.2–1.5 s, and killed
+ * (preferably while it holds a job: `job.processedBy` names the process). The
+ * connector query sleeps 300 ms, so a kill often lands inside the fetch, and
+ * sometimes inside the insert or between the insert and the ack.
+ *
+ * Pass: every source row stored exactly once and one analysis per snapshot
+ * (R1); every interrupted job re-run by the survivor within
+ * 2 × lockDuration + 2 s of the kill (R2); BullMQ's `stalled` events equal the
+ * jobs the kills interrupted.
+ */
+import { hostname } from "node:os";
+import { CONTROL_QUEUE, SIGNALS_QUEUE } from "@outcome-runtime/runtime";
+import { sleep, waitFor } from "@outcome-runtime/testing";
+// biome-ignore lint/style/noRestrictedImports: the suite reads the queues to see which jobs a kill interrupted
+import { type Job, Queue, QueueEvents } from "bullmq";
+import { afterAll, expect, it } from "vitest";
+import { startWorkerProcess, stopProcess } from "../support/processes";
+import {
+  activeOutcome,
+  auditIngest,
+  type Cleanups,
+  caughtUp,
+  createWorld,
+  launchExperiments,
+  runCleanups,
+  SOURCE_QUERY,
+  startSourceTicker,
+  stateOf,
+} from "../support/world";
+import { medianMax, report, scaled } from "./report";
+
+const cleanups: Cleanups = [];
+afterAll(() => runCleanups(cleanups));
+
+const LOCK_MS = 5000;
+const KILLS = scaled(100, 12);
+
+interface Interrupted {
+  readonly key: string;
+  readonly killAt: number;
+}
+
+it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplicate nothing`, async () => {
+  const started = Date.now();
+  const world = await createWorld(cleanups);
+  // A minimum sample no experiment reaches: every analysis is "warming up", nothing is decided.
+  await activeOutcome(world, "chaos-kill", 1_000_000_000, {
+    query: SOURCE_QUERY.replace("FROM source_points", "FROM source_points CROSS JOIN pg_sleep(0.3)"),
+  });
+  const keys = ["kill-a", "kill-b", "kill-c", "kill-d", "kill-e"];
+  const launched = await launchExperiments(world, "chaos-kill", keys);
+  const ticker = startSourceTicker(world, keys, 100, cleanups);
+
+  const queues = [SIGNALS_QUEUE, CONTROL_QUEUE].map(
+    (name) => new Queue(name, { connection: world.redis, prefix: world.prefix }),
+  );
+  const events = new QueueEvents(SIGNALS_QUEUE, { connection: world.redis.duplicate(), prefix: world.prefix });
+  cleanups.push(async () => {
+    await events.close();
+    await Promise.all(queues.map((q) => q.close()));
+  });
+  await events.waitUntilReady();
+  let stalled = 0;
+  events.on("stalled", () => {
+    stalled += 1;
+  });
+
+  const env = { LOCK_DURATION_MS: String(LOCK_MS), WORKER_CONCURRENCY: "4" };
+  const survivor = await startWorkerProcess(world, cleanups, env);
+  await survivor.ready;
+
+  const interrupted: Interrupted[] = [];
+  let killsWithJob = 0;
+  // Poll and analysis jobs (the signals queue) held by the worker of that name.
+  const held = async (name: string): Promise<Job[]> =>
+    (await queues[0]!.getActive()).filter((job) => job.processedBy === name);
+  for (let i = 0; i < KILLS; i += 1) {
+    const victim = await startWorkerProcess(world, cleanups, env);
+    await victim.ready;
+    const name = `${hostname()}:${victim.proc.child.pid}`;
+    await sleep(200 + Math.floor(Math.random() * 1300));
+    const holding = await waitFor("the victim to hold a job", async () => (await held(name)).length > 0, {
+      timeoutMs: 3000,
+      intervalMs: 5,
+    }).catch(() => false);
+    victim.proc.child.kill("SIGKILL");
+    const killAt = Date.now();
+    expect((await victim.proc.exited).signal).toBe("SIGKILL");
+    // The jobs the kill interrupted: still active, taken by the dead process (their lock has not expired yet).
+    const jobs = await held(name);
+    if (holding || jobs.length > 0) killsWithJob += 1;
+    for (const job of jobs) interrupted.push({ key: `${job.queueName}/${job.id}`, killAt });
+  }
+
+  // Recovery (R2): each interrupted job runs again (a new processedOn) after its lock expires.
+  const byKey = new Map(queues.map((q) => [q.name, q]));
+  const recoveries: number[] = [];
+  for (const item of interrupted) {
+    const [queueName, id] = [item.key.slice(0, item.key.indexOf("/")), item.key.slice(item.key.indexOf("/") + 1)];
+    const ms = await waitFor(
+      `job ${item.key} to run again`,
+      async () => {
+        const job = await byKey.get(queueName)!.getJob(id);
+        return job?.processedOn !== undefined && job.processedOn > item.killAt
+          ? job.processedOn - item.killAt
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 100, diagnostics: survivor.output },
+    );
+    recoveries.push(ms);
+  }
+
+  await ticker.stop();
+  await waitFor("every experiment to catch up with the source", () => caughtUp(world, launched), {
+    timeoutMs: 120_000,
+    intervalMs: 500,
+    diagnostics: survivor.output,
+  });
+  await waitFor(
+    "no job left active",
+    async () => (await Promise.all(queues.map((q) => q.getActive()))).flat().length === 0,
+    {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+    },
+  );
+  // Let late stalled events arrive before counting.
+  await sleep(1000);
+  expect(await stopProcess(survivor.proc)).toMatchObject({ code: 0 });
+
+  const ingest = await auditIngest(world, launched);
+  for (const e of launched) expect(await stateOf(world, e.id)).toBe("running");
+  const { median, max } = medianMax(recoveries);
+  const bound = 2 * LOCK_MS + 2000;
+  report({
+    id: "R1",
+    title: "SIGKILL the worker inside poll and analysis jobs",
+    fault: "SIGKILL of a worker process",
+    faults: KILLS,
+    lost: ingest.lostPoints + ingest.missingAnalyses,
+    duplicated: ingest.duplicatePoints + ingest.duplicateAnalyses,
+    figures: {
+      "kills holding a job": killsWithJob,
+      "jobs interrupted": recoveries.length,
+      "stalled events": stalled,
+      "source points": ingest.sourcePoints,
+      "stored points": ingest.storedPoints,
+      analyses: ingest.analyses,
+    },
+    ms: Date.now() - started,
+  });
+  report({
+    id: "R2",
+    title: "Recovery latency after a SIGKILL",
+    fault: "as R1",
+    faults: recoveries.length,
+    lost: 0,
+    duplicated: 0,
+    figures: {
+      "lock ms": LOCK_MS,
+      "re-run p50 ms": median,
+      "re-run max ms": max,
+      "bound ms": bound,
+    },
+    ms: Date.now() - started,
+  });
+  expect(ingest).toMatchObject({ lostPoints: 0, duplicatePoints: 0, duplicateAnalyses: 0, missingAnalyses: 0 });
+  expect(ingest.storedPoints).toBe(ingest.sourcePoints);
+  expect(killsWithJob).toBeGreaterThan(0);
+  expect(stalled).toBe(recoveries.length);
+  expect(max).toBeLessThanOrEqual(bound);
+});
