@@ -197,6 +197,39 @@ describe("parseOutcome: valid fixtures", () => {
     });
   });
 
+  it("reports a merge key whose value is not a mapping at that value, with the fix", () => {
+    const scalar = errors(parseOutcome("id: x\nsignal:\n  <<: 5\n"));
+    expect(scalar).toEqual([
+      expect.objectContaining({ code: "yaml_syntax", line: 3, column: 7, hint: expect.stringContaining("<<: *name") }),
+    ]);
+    expect(scalar[0]?.message).toContain("not the number 5");
+    expect(errors(parseOutcome("<<: [1]"))[0]).toMatchObject({ code: "yaml_syntax", line: 1, column: 6 });
+    expect(errors(parseOutcome("<<: [1]"))[0]?.message).toContain("not the number 1");
+    // Through an alias of a scalar, or of a list that holds a scalar: at the alias.
+    expect(errors(parseOutcome("a: &n 1\n<<: *n\n"))[0]).toMatchObject({ code: "yaml_syntax", line: 2, column: 5 });
+    expect(errors(parseOutcome("a: &s [1]\nb:\n  <<: *s\n"))[0]).toMatchObject({ line: 3, column: 7 });
+    expect(errors(parseOutcome("<<:\n"))[0]?.message).toContain("not an empty value");
+    // A merge of an alias with no anchor is an unresolved alias; a quoted "<<" is an ordinary (unknown) key.
+    expect(errors(parseOutcome("<<: *nope"))[0]).toMatchObject({ message: "alias *nope refers to no anchor" });
+    expect(errors(parseOutcome('"<<": 5')).map((e) => e.code)).not.toContain("yaml_syntax");
+  });
+
+  it("reports an alias with no anchor at the alias, its name made visible", () => {
+    expect(errors(parseOutcome("id: x\nname: *missing\n"))).toEqual([
+      expect.objectContaining({
+        code: "yaml_syntax",
+        line: 2,
+        column: 7,
+        message: "alias *missing refers to no anchor",
+      }),
+    ]);
+    expect(errors(parseOutcome("*\u2028"))[0]?.message).toBe("alias *\\u2028 refers to no anchor");
+    expect(errors(parseOutcome("* "))[0]).toMatchObject({
+      code: "yaml_syntax",
+      hint: expect.stringContaining("quotes"),
+    });
+  });
+
   it("reads the file as YAML 1.2 even under a %YAML 1.1 directive", () => {
     const text = `%YAML 1.1\n---\n${read("../fixtures/valid/end-date-horizon.yaml").replace("name: Fewer users drop off during onboarding", "name: n")}`;
     const { spec } = ok(parseOutcome(text));
@@ -258,12 +291,11 @@ describe("parseOutcome: diagnostics", () => {
     expect(errors(parseOutcome(""))[0]?.file).toBe("outcome.yaml");
   });
 
-  it("refuses a 5 MB file quickly, without parsing it", () => {
+  // How fast hostile documents are refused is measured by `pnpm bench` (docs/performance.md), not asserted here.
+  it("refuses a 5 MB file without parsing it", () => {
     const huge = makeHugeOutcome(5 * 1024 * 1024);
     expect(huge.length).toBe(5 * 1024 * 1024);
-    const started = performance.now();
     const found = errors(parseOutcome(huge));
-    expect(performance.now() - started).toBeLessThan(250);
     expect(found).toHaveLength(1);
     expect(found[0]).toMatchObject({ code: "file_too_large", line: 1, column: 1 });
     expect(found[0]?.message).toContain("5 MiB");
@@ -279,10 +311,8 @@ describe("parseOutcome: diagnostics", () => {
     expect(errors(parseOutcome(`id: x\nname: ${"€".repeat(400_000)}\n`))[0]?.code).toBe("file_too_large");
   });
 
-  it("reports an alias bomb as one diagnostic, quickly", () => {
-    const started = performance.now();
+  it("reports an alias bomb as one diagnostic", () => {
     const found = errors(parseOutcome(read("../fixtures/invalid/alias-bomb.yaml")));
-    expect(performance.now() - started).toBeLessThan(1000);
     expect(found).toHaveLength(1);
     expect(found[0]?.code).toBe("alias_bomb");
   });
@@ -297,9 +327,7 @@ describe("parseOutcome: diagnostics", () => {
 
   it("refuses a document with more values than any outcome needs, before validating it", () => {
     const keys = Array.from({ length: 25_000 }, (_, i) => `k${i}: ${i}`).join("\n");
-    const started = performance.now();
     const found = errors(parseOutcome(`id: x\n${keys}\n`));
-    expect(performance.now() - started).toBeLessThan(2000);
     expect(found.map((e) => e.code)).toEqual(["file_too_large"]);
   });
 
@@ -314,6 +342,21 @@ describe("parseOutcome: diagnostics", () => {
     const found = errors(parseOutcome(`id: x\nobjective: ${"[".repeat(100_000)}${"]".repeat(100_000)}\n`));
     expect(found).toHaveLength(1);
     expect(found[0]?.code).toBe("too_deeply_nested");
+  });
+
+  it("refuses 10 000-deep nesting before yaml builds it (V8 aborted the process: RegExpCompiler Allocation failed)", () => {
+    // The API fuzz's bodies: at this depth yaml's recursion hit the stack's edge, where V8 compiled a regular
+    // expression and aborted the whole process, on most runs.
+    for (const text of [
+      `${"[".repeat(10_000)}${"]".repeat(10_000)}`,
+      `${'{"a":'.repeat(10_000)}1${"}".repeat(10_000)}`,
+    ]) {
+      expect(errors(parseOutcome(text))).toEqual([expect.objectContaining({ code: "too_deeply_nested", line: 1 })]);
+    }
+    expect(errors(parseOutcome(`${"- ".repeat(300)}x`))[0]?.code).toBe("too_deeply_nested");
+    expect(errors(parseOutcome(`id: x\nobjective: ${"[".repeat(100)}${"]".repeat(100)}\n`))[0]?.code).not.toBe(
+      "too_deeply_nested",
+    );
   });
 
   it("points an unknown key at the key, and a missing field at the mapping's key", () => {

@@ -4,7 +4,7 @@
  */
 
 import type { Alias, Document, Node, Scalar, YAMLError } from "yaml";
-import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml";
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, Parser, parseDocument, visit } from "yaml";
 import { contentHash } from "./content-hash.js";
 import type { Diagnostic, DiagnosticCode } from "./diagnostics.js";
 import { isPlainObject, normaliseOutcome } from "./normalise-outcome.js";
@@ -43,6 +43,16 @@ const MAX_ALIAS_COUNT = 50;
  * under yaml's alias count while multiplying the data.
  */
 const MAX_VALUES = 20_000;
+
+/**
+ * The deepest nesting of mappings and lists read. An outcome is a few levels
+ * deep. yaml builds the document recursively and catches its own stack
+ * overflow, but at 10 000 levels (`[[[…]]]`, 20 kB) the code that runs next
+ * at the edge of the stack compiles a regular expression and V8 aborts the
+ * whole process ("FATAL ERROR: RegExpCompiler Allocation failed"), which no
+ * `catch` can stop. So the depth is measured first, without recursion.
+ */
+const MAX_DEPTH = 256;
 
 /** More diagnostics than this are cut, with a final `too_many_errors`. */
 const MAX_DIAGNOSTICS = 100;
@@ -122,6 +132,12 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
   }
 
   const lineCounter = new LineCounter();
+  const deep = tooDeepAt(source);
+  if (deep !== undefined) {
+    const before = source.slice(0, deep);
+    const line = before.split("\n").length;
+    return { ok: false, errors: [tooDeep(file, line, deep - before.lastIndexOf("\n"))] };
+  }
   const doc = parseDocument(source, {
     lineCounter,
     // Duplicate keys are found by duplicateKeys(), in linear time.
@@ -155,12 +171,21 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
     );
   }
 
-  const size = documentSize(doc);
+  const targets = aliasTargets(doc);
+  const size = documentSize(doc, targets);
   if (size.expanded > MAX_VALUES) return { ok: false, errors: [tooManyValues(file, doc, positions, size)] };
   // Duplicate keys leave a document whose shape can be trusted, so the
   // schema is checked too; after any other syntax error (above), schema
   // errors would mostly be echoes of it.
   const yamlErrors = duplicateKeys(doc, file, positions);
+  // yaml throws on these while building the data (an alias with no anchor, a
+  // merge of something other than a mapping) instead of reporting them, so
+  // they are looked for first.
+  const unbuildable = [
+    ...unresolvedAliases(doc, file, positions, targets),
+    ...badMerges(doc, file, positions, targets),
+  ];
+  if (unbuildable.length > 0) return { ok: false, errors: finish([...unbuildable, ...yamlErrors]) };
 
   let data: unknown;
   try {
@@ -292,6 +317,7 @@ const YAML_HINTS: Partial<Record<YAMLError["code"], string>> = {
   BAD_DQ_ESCAPE: "in double quotes a backslash starts an escape: write \\\\ for a backslash, or use single quotes",
   BAD_SCALAR_START: "a plain value cannot start with this character: put the value in quotes",
   KEY_OVER_1024_CHARS: "keys are short names such as signal or target",
+  BAD_ALIAS: "an alias is * followed by the name of an anchor (*name); text that starts with * must be in quotes",
 };
 
 /** Our wording where yaml's speaks of its own API or internals. */
@@ -439,21 +465,115 @@ function aliasDiagnostic(
       `the anchors and aliases of this file expand to too much data (more than ${MAX_ALIAS_COUNT} alias expansions)`,
     );
   }
-  const unresolved = /Unresolved alias[^:]*: (.+)$/u.exec(error.message)?.[1];
-  if (unresolved !== undefined) {
-    const alias = aliases.find((a) => a.source === unresolved);
-    const { line, column } = positions.offset(alias?.offset ?? 0);
-    return {
-      file,
-      line,
-      column,
-      pointer: "",
-      code: "yaml_syntax",
-      message: `alias *${unresolved} refers to no anchor`,
-      hint: `set the anchor &${unresolved} on a node before this line, or remove the alias`,
-    };
-  }
   return undefined;
+}
+
+/**
+ * An alias name as it can be read in a message: characters that do not show
+ * (controls, line and paragraph separators, other spaces) as `\u` escapes.
+ * yaml ends a name only at a space, a line break or one of `,[]{}`, so
+ * `*` then U+2028 is an alias named U+2028.
+ */
+function visibleName(name: string): string {
+  return name.replace(
+    /[\p{C}\p{Z}]/gu,
+    (ch) => `\\u${(ch.codePointAt(0) ?? 0).toString(16).toUpperCase().padStart(4, "0")}`,
+  );
+}
+
+function unresolvedAlias(file: string, positions: SourcePositions, alias: Alias): Diagnostic {
+  const { line, column } = positions.offset(alias.range?.[0] ?? 0);
+  const name = visibleName(alias.source);
+  return {
+    file,
+    line,
+    column,
+    pointer: "",
+    code: "yaml_syntax",
+    message: `alias *${name} refers to no anchor`,
+    hint: `set the anchor &${name} on a node before this line, or remove the alias; text that starts with * must be in quotes`,
+  };
+}
+
+/**
+ * Aliases with no anchor before them (yaml would throw on the first while
+ * building the data). One diagnostic per alias name, at its first use.
+ */
+function unresolvedAliases(
+  doc: Document,
+  file: string,
+  positions: SourcePositions,
+  targets: Map<Alias, Node>,
+): Diagnostic[] {
+  const found: Diagnostic[] = [];
+  const named = new Set<string>();
+  visit(doc, {
+    Alias(_, alias) {
+      if (targets.has(alias) || named.has(alias.source)) return;
+      named.add(alias.source);
+      found.push(unresolvedAlias(file, positions, alias));
+    },
+  });
+  return found;
+}
+
+/** yaml's test for a merge key: `<<` written plain (a quoted "<<" is an ordinary key). */
+function isMergeKey(key: unknown): boolean {
+  if (!isScalar(key)) return false;
+  if ("addToJSMap" in key) return true;
+  const plain = key.type === undefined || key.type === "PLAIN";
+  return plain && (key.value === "<<" || (typeof key.value === "symbol" && key.value.description === "<<"));
+}
+
+/**
+ * Merge keys (`<<:`) whose value is not a mapping, an alias of one, or a list
+ * of those (the YAML merge type, https://yaml.org/type/merge.html). yaml
+ * throws on them while building the data; here they become one diagnostic
+ * each, at the value that cannot be merged.
+ */
+function badMerges(doc: Document, file: string, positions: SourcePositions, targets: Map<Alias, Node>): Diagnostic[] {
+  const found: Diagnostic[] = [];
+  // `undefined` only for an alias with no anchor, which unresolvedAliases reports.
+  const resolve = (node: unknown): unknown => (isAlias(node) ? targets.get(node) : node);
+  visit(doc, {
+    Pair(_, pair) {
+      if (!isMergeKey(pair.key)) return;
+      const source = resolve(pair.value);
+      const items: unknown[] = isSeq(source) ? source.items : [pair.value];
+      const culprit = items.find((item) => {
+        const target = resolve(item);
+        return target !== undefined && !isMap(target);
+      });
+      if (culprit === undefined) return;
+      // Through an alias, point at the alias in the merge, not into the anchored node.
+      const at = [isAlias(pair.value) ? pair.value : culprit, pair.key].find(isRanged);
+      const { line, column } = positions.offset(at?.range[0] ?? 0);
+      found.push({
+        file,
+        line,
+        column,
+        pointer: "",
+        code: "yaml_syntax",
+        message: `the merge key << takes a mapping, an alias of a mapping (*name) or a list of those, not ${describeNode(resolve(culprit))}`,
+        hint: "write `<<: *name` with the anchor &name set on a mapping (such as a connector), or write the keys out; for an ordinary key named <<, put it in quotes",
+      });
+    },
+  });
+  return found;
+}
+
+function isRanged(node: unknown): node is { range: [number, number, number] } {
+  return node !== null && typeof node === "object" && Array.isArray((node as { range?: unknown }).range);
+}
+
+/** What a node that should have been a mapping is, for a message: "a list", "the number 5", "an empty value". */
+function describeNode(node: unknown): string {
+  if (isSeq(node)) return "a list";
+  if (!isScalar(node) || node.value === null || node.value === undefined) return "an empty value";
+  const value = node.value;
+  if (typeof value === "string")
+    return `the text ${JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value)}`;
+  return `the ${typeof value} ${String(value)}`;
 }
 
 /**
@@ -462,8 +582,7 @@ function aliasDiagnostic(
  * computed once. An alias inside its own anchor counts 0 here (the cycle is
  * reported later).
  */
-function documentSize(doc: Document): { written: number; expanded: number } {
-  const targets = aliasTargets(doc);
+function documentSize(doc: Document, targets: Map<Alias, Node>): { written: number; expanded: number } {
   const expandedOf = new Map<unknown, number>();
   const inProgress = new Set<unknown>();
   let written = 0;
@@ -583,6 +702,37 @@ function unexpected(file: string, error: unknown): Diagnostic {
     message: `internal error while reading the outcome: ${detail}`,
     hint: "this is a bug in Outcome Runtime; please report it with the file that caused it",
   };
+}
+
+/** One CST node: a collection has items, an item a key and a value. */
+interface CstNode {
+  type?: string;
+  offset?: number;
+  items?: Array<{ key?: CstNode | null; value?: CstNode | null }>;
+  value?: CstNode | null;
+}
+
+/**
+ * The offset of the first mapping or list nested deeper than MAX_DEPTH, or
+ * undefined. yaml's parser (to a concrete syntax tree) keeps its own stack
+ * and is safe at any depth; the tree is walked here with an explicit stack.
+ */
+function tooDeepAt(source: string): number | undefined {
+  const stack: Array<[CstNode, number]> = [];
+  for (const token of new Parser().parse(source)) {
+    const document = token as CstNode;
+    if (document.type === "document" && document.value) stack.push([document.value, 1]);
+    while (stack.length > 0) {
+      const [node, depth] = stack.pop() as [CstNode, number];
+      if (node.items === undefined) continue;
+      if (depth > MAX_DEPTH) return node.offset ?? 0;
+      for (const item of node.items) {
+        if (item.key) stack.push([item.key, depth + 1]);
+        if (item.value) stack.push([item.value, depth + 1]);
+      }
+    }
+  }
+  return undefined;
 }
 
 function tooDeep(file: string, line: number, column: number): Diagnostic {

@@ -212,6 +212,20 @@ describe("parseOutcome never throws and always explains itself", () => {
     );
   });
 
+  it("counterexamples found by long runs (FC_RUNS=20000, seed 20261201), kept as regressions", () => {
+    // `*` then U+2028 (LINE SEPARATOR, not a line break in YAML 1.2): an alias named U+2028 with no anchor.
+    const alias = checkResult("*\u2028");
+    expect(alias.ok ? [] : alias.errors).toMatchObject([
+      { code: "yaml_syntax", line: 1, column: 1, message: "alias *\\u2028 refers to no anchor" },
+    ]);
+    expect(checkResult("* ").ok).toBe(false);
+    // A merge key whose value is not a mapping: yaml threw "Merge sources must be maps or map aliases".
+    for (const text of ["<<: 5", "<<: [1]", 'version:\n  <<: 0\n  "": false\nid: checkout-abandonment\n']) {
+      const merge = checkResult(text);
+      expect(merge.ok ? [] : merge.errors.map((e) => e.code)).toEqual(["yaml_syntax"]);
+    }
+  });
+
   it("accepts every shipped example unchanged (the mutation base is valid)", () => {
     for (const text of valid) expect(checkResult(text).ok).toBe(true);
   });

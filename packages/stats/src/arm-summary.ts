@@ -29,13 +29,14 @@ export interface ArmSummary {
 
 /**
  * Why an arm's totals cannot be used, as a sentence fragment, or `null` when
- * they can. Checks: finite numbers, units ≥ 0, for a proportion
+ * they can. Checks: finite numbers, units a whole number ≥ 0 (a count;
+ * a fraction such as 5e-324 would make sum/units overflow), for a proportion
  * 0 ≤ conversions ≤ units, for a mean sum_sq ≥ 0.
  */
 function armTotalsProblem(kind: MetricKind, arm: ArmTotals): string | null {
   const { units, sum, sum_sq } = arm;
-  if (typeof units !== "number" || !Number.isFinite(units) || units < 0) {
-    return `units must be a finite number ≥ 0 (got ${String(units)})`;
+  if (typeof units !== "number" || !Number.isInteger(units) || units < 0) {
+    return `units must be a whole number ≥ 0 (got ${String(units)})`;
   }
   if (typeof sum !== "number" || !Number.isFinite(sum)) return `sum must be a finite number (got ${String(sum)})`;
   if (kind === "proportion") {
@@ -68,7 +69,7 @@ function armTotalsProblem(kind: MetricKind, arm: ArmTotals): string | null {
  */
 export function summarizeArm(kind: MetricKind, arm: ArmTotals): ArmSummary {
   if (armTotalsProblem(kind, arm) !== null) {
-    const units = typeof arm.units === "number" && Number.isFinite(arm.units) && arm.units >= 0 ? arm.units : 0;
+    const units = typeof arm.units === "number" && Number.isInteger(arm.units) && arm.units >= 0 ? arm.units : 0;
     return { units, mean: null, variance: null };
   }
   const { units, sum, sum_sq } = arm;

@@ -52,6 +52,20 @@ describe("srmChiSquare", () => {
     expect(srmChiSquare([1, 2], [1]).warnings.join()).toContain("same length");
     expect(srmChiSquare([1, 2], [1, 0]).warnings.join()).toContain("weight must be a finite number > 0");
     expect(srmChiSquare([1, Number.NaN], [1, 1]).p_value).toBeNull();
+    // Units are counts: a fraction (a sub-normal one gave 0/0 = NaN) is refused.
+    expect(srmChiSquare([0, 5e-324], [5e-324, 5e-324]).warnings.join()).toContain("whole number");
+    expect(srmChiSquare([10.5, 11], [1, 1]).p_value).toBeNull();
+    expect(srmChiSquare([Number.MAX_VALUE, Number.MAX_VALUE], [1, 1]).warnings.join()).toContain("add up to more");
+  });
+
+  it("stays defined at the edges of the doubles", () => {
+    // Equal weights near the largest double (their sum overflows) are still equal weights.
+    expect(srmChiSquare([1000, 1100], [Number.MAX_VALUE, Number.MAX_VALUE]).p_value).toBe(
+      srmChiSquare([1000, 1100], [1, 1]).p_value,
+    );
+    // An arm whose share underflows to 0 beside the other: empty is no evidence, any unit is a certain mismatch.
+    expect(srmChiSquare([0, 100], [5e-324, 1e308]).p_value).toBe(1);
+    expect(srmChiSquare([100, 100], [5e-324, 1e308])).toMatchObject({ p_value: 0, alarm: true });
   });
 });
 

@@ -53,8 +53,14 @@ function checkCounts(
   if (!weights.every((w) => typeof w === "number" && Number.isFinite(w) && w > 0)) {
     return { ok: false, warning: `every weight must be a finite number > 0; got [${weights.join(", ")}]` };
   }
-  const total = weights.reduce((a, b) => a + b, 0);
-  return { ok: true, w: weights.map((x) => x / total), n: units.reduce((a, b) => a + b, 0) };
+  // Weights near the largest double overflow their sum to Infinity (every share 0): scale by the largest first.
+  let scaled: readonly number[] = weights;
+  if (!Number.isFinite(weights.reduce((a, b) => a + b, 0))) {
+    const largest = Math.max(...weights);
+    scaled = weights.map((x) => x / largest);
+  }
+  const total = scaled.reduce((a, b) => a + b, 0);
+  return { ok: true, w: scaled.map((x) => x / total), n: units.reduce((a, b) => a + b, 0) };
 }
 
 /**
@@ -65,11 +71,12 @@ function checkCounts(
  * "Diagnosing Sample Ratio Mismatch in Online Controlled
  * Experiments: A Taxonomy and Rules of Thumb for Practitioners", KDD.
  *
- * @param units observed units per arm (counts ≥ 0)
+ * @param units observed units per arm (counts: whole numbers ≥ 0)
  * @param weights configured traffic weights per arm (> 0; normalised here, so [1, 1] = [0.5, 0.5])
  * @param options.threshold alarm when p < threshold (default 0.001)
  * @param options.minUnitsPerArm no alarm until every arm has this many units (default 8), as the χ² approximation needs expected counts that are not tiny
- * @returns `null` statistic and p with a warning for unusable input (length mismatch, non-positive weights, no units); never throws
+ * @returns `null` statistic and p with a warning for unusable input (length mismatch, units that are not whole
+ *   numbers ≥ 0, non-positive weights, no units); otherwise p in [0, 1]; never throws
  */
 export function srmChiSquare(
   units: readonly number[],
@@ -80,14 +87,27 @@ export function srmChiSquare(
   const minUnits = options.minUnitsPerArm ?? 8;
   const checked = checkCounts(units, weights);
   if (!checked.ok) return { statistic: null, p_value: null, alarm: false, warnings: [checked.warning] };
+  // Counts of units: a fraction (5e-324 included, whose expected count underflows to 0 and gave 0/0) is a
+  // caller's bug, refused like any other unusable input.
+  if (!units.every((u) => Number.isInteger(u))) {
+    const warning = `every arm's units must be a whole number ≥ 0 (a count); got [${units.join(", ")}]`;
+    return { statistic: null, p_value: null, alarm: false, warnings: [warning] };
+  }
   if (checked.n === 0) return { statistic: null, p_value: null, alarm: false, warnings: ["no units yet"] };
+  if (!Number.isFinite(checked.n)) {
+    const warning = `the units add up to more than a double holds; got [${units.join(", ")}]`;
+    return { statistic: null, p_value: null, alarm: false, warnings: [warning] };
+  }
   let statistic = 0;
   for (let i = 0; i < units.length; i++) {
     const expected = checked.n * (checked.w[i] as number);
     const diff = (units[i] as number) - expected;
-    statistic += (diff * diff) / expected;
+    // A weight so small beside the others that its expected count underflows to 0: no units there adds
+    // nothing (not 0/0), any unit there is an infinite mismatch (p = 0).
+    if (diff !== 0) statistic += (diff * diff) / expected;
   }
-  const p = chiSquareUpperTail(statistic, units.length - 1);
+  // Q(·, ∞) = 0, where the incomplete gamma gives NaN.
+  const p = statistic === Number.POSITIVE_INFINITY ? 0 : chiSquareUpperTail(statistic, units.length - 1);
   const warnings: string[] = [];
   const enough = units.every((u) => u >= minUnits);
   const alarm = p < threshold && enough;
