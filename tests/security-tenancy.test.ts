@@ -11,13 +11,15 @@ import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
 import type { Principal } from "@outcome-runtime/core";
-import { workspaces } from "@outcome-runtime/db";
+import { gateMail, workspaces } from "@outcome-runtime/db";
 import { type Client, connectHttp } from "@outcome-runtime/mcp/test-support";
 import {
   applyOutcome,
   type Caller,
   createApiKey,
   decideGate,
+  hashDecisionToken,
+  newDecisionToken,
   proposeExperiment,
   transitionExperiment,
   transitionOutcome,
@@ -313,6 +315,49 @@ describe("tenancy: workspace B cannot reach workspace A", () => {
     const { resources } = await client.listResources();
     expect(JSON.stringify(resources)).not.toContain(a.outcomeId);
     expect(await snapshotOf(a, keys.a)).toEqual(before);
+  });
+  it("an email decision link issued for A's gate cannot decide B's gate (gate id swapped, token valid)", async () => {
+    const recipient = "maya.pm@acme.example";
+    const token = newDecisionToken();
+    const now = new Date();
+    await gateMail.insertTokens(api.t.db, [
+      {
+        workspaceId: api.seed.workspaceId,
+        gateId: a.pendingGateId,
+        notificationId: null,
+        recipient,
+        decision: "approve",
+        tokenHash: hashDecisionToken(token),
+        expiresAt: new Date(now.getTime() + 24 * 3600 * 1000),
+        at: now,
+      },
+    ]);
+    const query = new URLSearchParams({ to: recipient, token }).toString();
+    const gateOf = async (key: string, id: string) => (await call(key, "GET", `/v1/gates/${id}`)).json();
+    const bBefore = await gateOf(keys.b, b.pendingGateId);
+    // The token is good: on A's gate it opens the confirmation page.
+    const own = await api.app.inject({ method: "GET", url: `/email/gates/${a.pendingGateId}/approve?${query}` });
+    expect(own.statusCode).toBe(200);
+
+    const swapped = `/email/gates/${b.pendingGateId}/approve?${query}`;
+    const shown = await api.app.inject({ method: "GET", url: swapped });
+    const posted = await api.app.inject({
+      method: "POST",
+      url: swapped,
+      headers: { "content-type": "application/x-www-form-urlencoded" },
+      payload: "reason=cross-workspace",
+    });
+    for (const response of [shown, posted]) {
+      expect(response.statusCode).toBe(404);
+      expect(response.body).toContain("This link is not valid");
+      expect(response.body).not.toContain(b.slug);
+    }
+    // Nothing changed: B's gate is as it was, A's is still pending, and the token is unused.
+    expect(await gateOf(keys.b, b.pendingGateId)).toEqual(bBefore);
+    expect(await gateOf(keys.a, a.pendingGateId)).toMatchObject({ gate: { status: "pending" } });
+    const tokens = await gateMail.listTokensOfGate(api.t.db, a.pendingGateId);
+    expect(tokens.map((t) => [t.usedAt, t.revokedAt])).toEqual([[null, null]]);
+    expect(await gateMail.listTokensOfGate(api.t.db, b.pendingGateId)).toEqual([]);
   });
 });
 

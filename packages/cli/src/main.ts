@@ -15,6 +15,7 @@ import { demoCommand } from "./commands/demo";
 import { experimentsCommand } from "./commands/experiments";
 import { gatesCommand } from "./commands/gates";
 import { initCommand } from "./commands/init";
+import { keysCommand } from "./commands/keys";
 import { mcpCommand } from "./commands/mcp";
 import { statsCommand } from "./commands/stats";
 import { transferCommands } from "./commands/transfer";
@@ -199,40 +200,7 @@ program
 program.addCommand(experimentsCommand(() => program.opts<GlobalOptions>()));
 program.addCommand(gatesCommand(() => program.opts<GlobalOptions>()));
 
-const keys = program
-  .command("keys")
-  .description("API keys")
-  .addHelpText("after", examples("outcome-runtime keys create --name claude-code --role agent"));
-keys
-  .command("create")
-  .description("create an API key for a person (email) or an agent (name); needs an admin key")
-  .requiredOption("--name <name>", "a person's email or an agent's name")
-  .addOption(
-    new Option("--role <role>", "what the key may do")
-      .choices(["admin", "member", "approver", "agent"])
-      .default("member"),
-  )
-  .addHelpText(
-    "after",
-    [
-      examples(
-        "outcome-runtime keys create --name claude-code --role agent",
-        "outcome-runtime keys create --name maya.pm@acme.example --role approver",
-      ),
-      "",
-      "The key is printed once. Agent keys build experiments over MCP; they never decide gates.",
-    ].join("\n"),
-  )
-  .action(async (opts: { name: string; role: string }) => {
-    const options = program.opts<GlobalOptions>();
-    const created = await clientOf(options).request<{ key: string; name: string; role: string; prefix: string }>(
-      "POST",
-      "/v1/keys",
-      { json: { name: opts.name, role: opts.role } },
-    );
-    if (options.json) outJson(created);
-    else out(`created ${created.role} key for ${created.name}:\n\n  ${created.key}\n\nIt is shown once; store it now.`);
-  });
+program.addCommand(keysCommand(() => program.opts<GlobalOptions>()));
 
 mcpCommand(program);
 demoCommand(program);

@@ -1,8 +1,9 @@
 import { createEmptyDatabase } from "@outcome-runtime/testing";
-import { sql } from "kysely";
+import { type Kysely, sql } from "kysely";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb } from "./database";
 import { migrateToLatest, signalStorageMode } from "./migrate";
+import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
 
 describe("migrations", () => {
   let empty: Awaited<ReturnType<typeof createEmptyDatabase>>;
@@ -28,6 +29,7 @@ describe("migrations", () => {
         "2026-12-04T00-00-agent-requests",
         "2026-12-05T00-00-dashboard",
         "2026-12-06T00-00-timescale-policies",
+        "2026-12-07T00-00-api-key-scopes",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
@@ -111,6 +113,50 @@ describe("migrations", () => {
            AND NOT EXISTS (SELECT 1 FROM information_schema.columns c
                             WHERE c.table_name = t.table_name AND c.column_name = 'workspace_id')`.execute(db);
       expect(rows.rows.map((r) => r.table_name)).toEqual([]);
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it("give the API keys that exist their role's scopes, and allow no scope beyond the role", async () => {
+    const db = createDb({ url: empty.url, max: 1 });
+    try {
+      // Inside a transaction that is rolled back: keys made before the migration, then the migration again.
+      await sql`BEGIN`.execute(db);
+      try {
+        await apiKeyScopes.down(db as unknown as Kysely<unknown>);
+        const ws = await sql<{ id: string }>`
+          INSERT INTO workspaces (slug, name) VALUES ('scopes', 'Scopes') RETURNING id`.execute(db);
+        const workspaceId = ws.rows[0]!.id;
+        await sql`
+          INSERT INTO api_keys (workspace_id, name, role, prefix, key_hash, created_by) VALUES
+            (${workspaceId}, 'root', 'admin', 'ork_a', 'hash-a', 'test'),
+            (${workspaceId}, 'sam', 'member', 'ork_m', 'hash-m', 'test'),
+            (${workspaceId}, 'bot', 'agent', 'ork_g', 'hash-g', 'test')`.execute(db);
+        await apiKeyScopes.up(db as unknown as Kysely<unknown>);
+        const keys = await sql<{ name: string; scopes: string[] }>`
+          SELECT name, scopes FROM api_keys WHERE workspace_id = ${workspaceId} ORDER BY name`.execute(db);
+        expect(keys.rows.map((r) => [r.name, r.scopes])).toEqual([
+          ["bot", ["read", "write"]],
+          ["root", ["read", "write", "admin"]],
+          ["sam", ["read", "write"]],
+        ]);
+        for (const scopes of [["admin"], [], ["read", "delete"]]) {
+          await sql`SAVEPOINT attempt`.execute(db);
+          await expect(
+            sql`UPDATE api_keys SET scopes = ${scopes}::text[] WHERE name = 'sam' AND workspace_id = ${workspaceId}`.execute(
+              db,
+            ),
+          ).rejects.toThrow(/api_keys_scopes_check/);
+          await sql`ROLLBACK TO SAVEPOINT attempt`.execute(db);
+        }
+        await expect(
+          sql`INSERT INTO api_keys (workspace_id, name, role, prefix, key_hash, created_by)
+              VALUES (${workspaceId}, 'x', 'member', 'ork_x', 'hash-x', 'test')`.execute(db),
+        ).rejects.toThrow(/scopes/);
+      } finally {
+        await sql`ROLLBACK`.execute(db);
+      }
     } finally {
       await db.destroy();
     }

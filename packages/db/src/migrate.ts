@@ -14,6 +14,7 @@ import * as gates from "./migrations/2026-12-03T00-00-gates";
 import * as agentRequests from "./migrations/2026-12-04T00-00-agent-requests";
 import * as dashboard from "./migrations/2026-12-05T00-00-dashboard";
 import * as timescalePolicies from "./migrations/2026-12-06T00-00-timescale-policies";
+import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -25,6 +26,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-04T00-00-agent-requests": agentRequests,
   "2026-12-05T00-00-dashboard": dashboard,
   "2026-12-06T00-00-timescale-policies": timescalePolicies,
+  "2026-12-07T00-00-api-key-scopes": apiKeyScopes,
 };
 
 export interface MigrationReport {

@@ -34,6 +34,8 @@ export interface ApiKeysTable {
   created_at: Timestamp;
   last_used_at: NullableTimestamp;
   revoked_at: NullableTimestamp;
+  /** ⊆ {read, write, admin}, at least one; `admin` only on admin keys (CHECK). */
+  scopes: string[];
 }
 
 export interface OutcomesTable {

@@ -13,6 +13,7 @@ import {
   experimentBrief,
   getOutcome,
   listExperimentsOfOutcome,
+  missingScope,
   outcomeProgress,
   type RuntimeDeps,
   recordToolCall,
@@ -78,6 +79,9 @@ async function callTool(
     return errorResult(error);
   };
 
+  // The key's scopes first: read tools need `read`, the others `write` (the use cases check the role).
+  const refusal = missingScope(context.caller.principal, definition.annotations.readOnlyHint ? "read" : "write");
+  if (refusal !== null) return refuse(fromDomainError(definition.name, refusal), definition.subjectOf(rawArgs));
   const parsed = await definition.input.safeParseAsync(rawArgs);
   if (!parsed.success) return refuse(invalidArguments(parsed.error.issues), definition.subjectOf(rawArgs));
   try {

@@ -2,6 +2,9 @@
  * API keys: bearer tokens owned by a named person or agent with a role. Keys
  * are 256-bit random strings; only their SHA-256 is stored (a key has enough
  * entropy that a slow hash adds nothing), so a database leak reveals no key.
+ * A key also carries scopes (read, write, admin) and may do what both its role
+ * and its scopes allow; it can be listed (never its hash) and revoked, and its
+ * last use is recorded at most once a minute.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { DomainError, type Principal, ROLES, type Role } from "@outcome-runtime/core";
@@ -9,6 +12,61 @@ import { apiKeys, audit, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 const KEY_PREFIX = "ork_";
+
+/**
+ * What a key may be used for, on top of its role: `read` (GET/HEAD and MCP
+ * read tools), `write` (changes the role allows), `admin` (the admin
+ * operations: keys, workspace settings, export and import). A key may do what
+ * both its role and its scopes allow.
+ */
+export const API_KEY_SCOPES = ["read", "write", "admin"] as const;
+export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
+
+/** A key's principal with the key's scopes. */
+export interface ApiKeyPrincipal extends Principal {
+  readonly scopes: readonly ApiKeyScope[];
+}
+
+/** The scopes a role can use, and a new key's default: admin → all three, other roles → read and write. */
+export function roleScopes(role: Principal["role"]): readonly ApiKeyScope[] {
+  return role === "admin" ? API_KEY_SCOPES : ["read", "write"];
+}
+
+/**
+ * The scopes of the key a principal authenticated with. A principal made in
+ * code rather than from a key (the worker, tests) has its role's.
+ */
+export function scopesOf(principal: Principal): readonly ApiKeyScope[] {
+  return (principal as Partial<ApiKeyPrincipal>).scopes ?? roleScopes(principal.role);
+}
+
+/**
+ * The refusal of a call that needs `scope` by a key without it, or null when
+ * the key has it. The message says how to get a key that may.
+ */
+export function missingScope(principal: Principal, scope: ApiKeyScope): DomainError | null {
+  const scopes = scopesOf(principal);
+  if (scopes.includes(scope)) return null;
+  const wanted = API_KEY_SCOPES.filter((s) => s === scope || scopes.includes(s));
+  return new DomainError(
+    "forbidden",
+    `this API key lacks the "${scope}" scope (it has: ${scopes.join(", ")}); ` +
+      `ask an admin for a key with it: outcome-runtime keys create --name ${principal.name} --role ${principal.role} --scopes ${wanted.join(",")}`,
+    { missingScope: scope, scopes },
+  );
+}
+
+/** Only an admin key with the `admin` scope may manage keys. */
+function requireAdminKey(caller: Caller, what: string): void {
+  if (caller.principal.role !== "admin") {
+    throw new DomainError("forbidden", `only an admin can ${what}`, { role: caller.principal.role });
+  }
+  const refusal = missingScope(caller.principal, "admin");
+  if (refusal !== null) throw refusal;
+}
+
+/** Keys are looked up by id; anything that is not a UUID is no key. */
+const UUID_FORMAT = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** SHA-256 hex of a key. */
 export function hashApiKey(key: string): string {
@@ -20,31 +78,100 @@ export function generateApiKey(): string {
   return KEY_PREFIX + randomBytes(32).toString("base64url");
 }
 
+/** A key as admins see it: never the key or its hash. */
+export interface ApiKeyInfo {
+  readonly id: string;
+  readonly name: string;
+  readonly role: Role;
+  readonly scopes: readonly ApiKeyScope[];
+  /** The first 12 characters of the key, to recognise it. */
+  readonly prefix: string;
+  readonly createdAt: Date;
+  /** Updated on successful authentication, at most once a minute. */
+  readonly lastUsedAt: Date | null;
+  readonly revokedAt: Date | null;
+}
+
 export interface CreatedApiKey {
   /** The key itself: shown once, never stored. */
   readonly key: string;
   readonly id: string;
   readonly name: string;
   readonly role: Role;
+  readonly scopes: readonly ApiKeyScope[];
   readonly prefix: string;
   readonly createdAt: Date;
+}
+
+/** Scopes as stored, in the canonical order; unknown values (none pass the CHECK) are dropped. */
+function knownScopes(scopes: readonly string[]): ApiKeyScope[] {
+  return API_KEY_SCOPES.filter((s) => scopes.includes(s));
+}
+
+function infoOf(record: apiKeys.ApiKeyRecord): ApiKeyInfo {
+  return {
+    id: record.id,
+    name: record.name,
+    role: record.role,
+    scopes: knownScopes(record.scopes),
+    prefix: record.prefix,
+    createdAt: record.createdAt,
+    lastUsedAt: record.lastUsedAt,
+    revokedAt: record.revokedAt,
+  };
+}
+
+/** The scopes asked for, checked: known, not empty, within the role and within the caller's own key. */
+function chosenScopes(caller: Caller, role: Role, asked: readonly string[] | undefined): ApiKeyScope[] {
+  if (asked === undefined) return knownScopes(roleScopes(role)).filter((s) => scopesOf(caller.principal).includes(s));
+  const unknown = asked.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s));
+  if (unknown.length > 0) {
+    throw new DomainError("validation_failed", `scope "${unknown[0]}" is not one of ${API_KEY_SCOPES.join(", ")}`, {
+      field: "scopes",
+    });
+  }
+  const scopes = knownScopes(asked);
+  if (scopes.length === 0) {
+    throw new DomainError("validation_failed", `a key needs at least one scope (${API_KEY_SCOPES.join(", ")})`, {
+      field: "scopes",
+    });
+  }
+  const beyondRole = scopes.filter((s) => !roleScopes(role).includes(s));
+  if (beyondRole.length > 0) {
+    throw new DomainError(
+      "validation_failed",
+      `a ${role} key cannot have the ${beyondRole.join(", ")} scope; only admin keys can (use --role admin)`,
+      { field: "scopes" },
+    );
+  }
+  const beyondCaller = scopes.filter((s) => !scopesOf(caller.principal).includes(s));
+  if (beyondCaller.length > 0) {
+    throw new DomainError(
+      "forbidden",
+      `your API key lacks the ${beyondCaller.join(", ")} scope, so it cannot give it to a new key`,
+      { missingScope: beyondCaller[0] },
+    );
+  }
+  return scopes;
 }
 
 /**
  * Create a key in the caller's workspace.
  *
  * @param input.name a person's email or an agent's name (e.g. `claude-code`).
- * @throws DomainError `forbidden` unless the caller is an admin;
- *   `validation_failed` for an empty name or unknown role.
+ * @param input.scopes what the key may be used for (default: what the role
+ *   allows, and no more than the caller's own key has).
+ * @throws DomainError `forbidden` unless the caller is an admin key with the
+ *   `admin` scope, or when asking for a scope the caller's key lacks;
+ *   `validation_failed` for an empty name, an unknown role or scope, no
+ *   scope, or `admin` on a key that is not an admin's.
  */
 export async function createApiKey(
   deps: RuntimeDeps,
   caller: Caller,
-  input: { name: string; role: Role },
+  input: { name: string; role: Role; scopes?: readonly string[] | undefined },
 ): Promise<CreatedApiKey> {
-  if (caller.principal.role !== "admin") {
-    throw new DomainError("forbidden", "only an admin can create API keys", { role: caller.principal.role });
-  }
+  requireAdminKey(caller, "create API keys");
   const name = input.name.trim();
   if (name === "" || name.length > 200) {
     throw new DomainError("validation_failed", "name must be a person's email or an agent's name (1–200 characters)", {
@@ -56,12 +183,14 @@ export async function createApiKey(
       field: "role",
     });
   }
+  const scopes = chosenScopes(caller, input.role, input.scopes);
   const key = generateApiKey();
   return inTransaction(deps.db, async (trx) => {
     const record = await apiKeys.insertApiKey(trx, {
       workspaceId: caller.principal.workspaceId,
       name,
       role: input.role,
+      scopes,
       prefix: key.slice(0, 12),
       keyHash: hashApiKey(key),
       createdBy: caller.principal.name,
@@ -74,17 +203,90 @@ export async function createApiKey(
       subjectType: "api_key",
       subjectId: record.id,
       before: null,
-      after: { name, role: input.role, prefix: record.prefix },
+      after: { name, role: input.role, scopes, prefix: record.prefix },
       requestId: caller.requestId,
     });
-    return { key, id: record.id, name, role: record.role, prefix: record.prefix, createdAt: record.createdAt };
+    return {
+      key,
+      id: record.id,
+      name,
+      role: record.role,
+      scopes,
+      prefix: record.prefix,
+      createdAt: record.createdAt,
+    };
   });
 }
 
-/** The principal owning `key`, or null for an unknown or revoked key. */
-export async function authenticate(deps: RuntimeDeps, key: string): Promise<Principal | null> {
+/**
+ * The keys of the caller's workspace, revoked ones included, oldest first.
+ *
+ * @throws DomainError `forbidden` unless the caller is an admin key with the `admin` scope.
+ */
+export async function listApiKeys(deps: RuntimeDeps, caller: Caller): Promise<ApiKeyInfo[]> {
+  requireAdminKey(caller, "list API keys");
+  return (await apiKeys.listApiKeys(deps.db, caller.principal.workspaceId)).map(infoOf);
+}
+
+/**
+ * Revoke a key of the caller's workspace: from now on it authenticates
+ * nothing (the next request with it is a 401). Idempotent: revoking a revoked
+ * key changes nothing and writes no second audit event.
+ *
+ * @returns the key, and whether this call revoked it (false: it was revoked already).
+ * @throws DomainError `forbidden` unless the caller is an admin key with the
+ *   `admin` scope; `not_found` when the workspace has no key with this id.
+ */
+export async function revokeApiKey(
+  deps: RuntimeDeps,
+  caller: Caller,
+  id: string,
+): Promise<{ key: ApiKeyInfo; revoked: boolean }> {
+  requireAdminKey(caller, "revoke API keys");
+  const notFound = () =>
+    new DomainError(
+      "not_found",
+      `no API key with id ${id} in this workspace; list them with outcome-runtime keys list`,
+    );
+  if (!UUID_FORMAT.test(id)) throw notFound();
+  return inTransaction(deps.db, async (trx) => {
+    const { record, revoked } = await apiKeys.revokeApiKey(trx, caller.principal.workspaceId, id, nowOf(deps));
+    if (record === null) throw notFound();
+    if (revoked) {
+      await audit.insertAuditEvent(trx, {
+        workspaceId: caller.principal.workspaceId,
+        actor: auditActor(caller),
+        channel: caller.channel,
+        action: "api_key.revoked",
+        subjectType: "api_key",
+        subjectId: record.id,
+        before: { name: record.name, role: record.role, prefix: record.prefix, revokedAt: null },
+        after: { name: record.name, role: record.role, prefix: record.prefix, revokedAt: record.revokedAt },
+        requestId: caller.requestId,
+      });
+    }
+    return { key: infoOf(record), revoked };
+  });
+}
+
+/**
+ * The principal owning `key`, with the key's scopes, or null for an unknown
+ * or revoked key. Records the key's last use (at most once a minute) without
+ * waiting for it: a failed write is reported to `onLastUsedError` and never
+ * fails or delays the caller.
+ */
+export async function authenticate(
+  deps: RuntimeDeps,
+  key: string,
+  options: { onLastUsedError?: (error: unknown) => void } = {},
+): Promise<ApiKeyPrincipal | null> {
   if (key.length < 16 || key.length > 512) return null;
-  return apiKeys.findPrincipalByKeyHash(deps.db, hashApiKey(key));
+  const found = await apiKeys.findPrincipalByKeyHash(deps.db, hashApiKey(key));
+  if (found === null) return null;
+  apiKeys.touchLastUsed(deps.db, found.principal.id, nowOf(deps)).catch((error: unknown) => {
+    options.onLastUsedError?.(error);
+  });
+  return { ...found.principal, scopes: knownScopes(found.scopes) };
 }
 
 export const DEFAULT_WORKSPACE = { slug: "default", name: "Default workspace" } as const;
@@ -114,6 +316,7 @@ export async function bootstrap(
       workspaceId: ws.id,
       name: "bootstrap-admin",
       role: "admin",
+      scopes: API_KEY_SCOPES,
       prefix: apiKey.slice(0, 12),
       keyHash,
       createdBy: BOOTSTRAP_SOURCE,

@@ -10,8 +10,21 @@ export {
   renderBriefMarkdown,
   requestHumanGate,
 } from "./agents";
-export type { CreatedApiKey } from "./api-keys";
-export { authenticate, bootstrap, createApiKey, DEFAULT_WORKSPACE, generateApiKey, hashApiKey } from "./api-keys";
+export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope, CreatedApiKey } from "./api-keys";
+export {
+  API_KEY_SCOPES,
+  authenticate,
+  bootstrap,
+  createApiKey,
+  DEFAULT_WORKSPACE,
+  generateApiKey,
+  hashApiKey,
+  listApiKeys,
+  missingScope,
+  revokeApiKey,
+  roleScopes,
+  scopesOf,
+} from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
 export type { Caller, RuntimeDeps } from "./context";
@@ -85,7 +98,7 @@ export {
 } from "./gate-mail";
 export type { DueSlaStep, SlaStepResult } from "./gate-sla";
 export { dueSlaSteps, handleGateExpiry, markGatesScheduled, remindGate, unscheduledGates } from "./gate-sla";
-export { checkDatabase } from "./health";
+export { checkDatabase, checkRedisEvictionPolicy, type EvictionPolicyCheck, isLostDatabaseConnection } from "./health";
 export type { DroppedHypothesis, HypothesisDeps, PortfolioResult } from "./hypotheses";
 export {
   activateOutcome,

@@ -18,7 +18,7 @@ import {
   llmConfigFromEnv,
   type RuntimeDeps,
 } from "@outcome-runtime/runtime";
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import type { Redis } from "ioredis";
 import { ProblemDto } from "./dto";
 import auth, { SESSION_COOKIE } from "./plugins/auth";
@@ -52,6 +52,13 @@ export interface AppOptions {
   readonly rateLimitPerMinute: number;
   /** Redis key prefix of the rate-limit counters (default `outcome-runtime:rate-limit:`). */
   readonly rateLimitNamespace?: string;
+  /** Requests per minute per API key to the routes that may call an LLM (default 10, at most `rateLimitPerMinute`). */
+  readonly aiRateLimitPerMinute?: number;
+  /**
+   * Failed authentications (401s to requests that sent a credential) allowed per IP in a window before its
+   * requests get 429 until the window ends (default 20 a minute).
+   */
+  readonly authFailureLimit?: { readonly max: number; readonly timeWindowMs: number };
   readonly publicUrl?: string | undefined;
   /** Prefix of the BullMQ keys the worker reads (default `outcome-runtime`). */
   readonly queuePrefix?: string;
@@ -79,11 +86,73 @@ const WEBSOCKET_OPTIONS = {
   },
 };
 
+/** The routes that may call an LLM (method and route pattern): drafting an outcome, generating hypotheses. */
+const LLM_ROUTES: ReadonlySet<string> = new Set(["POST /v1/outcomes/draft", "POST /v1/outcomes/:id/hypotheses"]);
+
+/** Whether a request authenticates (or signs in): the routes a key can be guessed on. */
+function authenticates(request: FastifyRequest): boolean {
+  const route = request.routeOptions.url ?? "";
+  return route.startsWith("/v1/") || route === "/mcp" || (route === "/session" && request.method === "POST");
+}
+
+/** Whether a request sent a credential (a key, a session cookie, or a key to sign in with). */
+function sentCredential(request: FastifyRequest): boolean {
+  return (
+    request.headers.authorization !== undefined ||
+    request.cookies[SESSION_COOKIE] !== undefined ||
+    (request.routeOptions.url === "/session" && request.method === "POST")
+  );
+}
+
+/**
+ * Key guessing: every 401 to a request that sent a credential counts against
+ * its IP in Redis (shared by the replicas); once an IP has `limit.max` of
+ * them in the window, its requests to authenticating routes get 429 problem details
+ * with `Retry-After` until the window ends, before any key is looked at.
+ * Successful requests count nothing. The global limit cannot do this: it
+ * counts per key, and a guesser sends a new key each time.
+ */
+function limitAuthFailures(fastify: FastifyInstance, limit: NonNullable<AppOptions["authFailureLimit"]>): void {
+  const failures = fastify.createRateLimit({
+    max: limit.max,
+    timeWindow: limit.timeWindowMs,
+    keyGenerator: (request) => `auth-failures:ip:${request.ip}`,
+  });
+  fastify.addHook("onRequest", async (request, reply) => {
+    if (!authenticates(request)) return;
+    const status = await failures(request, { increment: false });
+    if (status.isAllowed || status.remaining > 0 || status.ttl <= 0) return;
+    reply.header("retry-after", String(status.ttlInSeconds));
+    return sendProblem(
+      reply,
+      problem(
+        request,
+        "rate_limited",
+        `too many failed authentications from this address; retry in ${status.ttlInSeconds} s with a valid API key`,
+      ),
+    );
+  });
+  fastify.addHook("onResponse", async (request, reply) => {
+    if (reply.statusCode !== 401 || !sentCredential(request)) return;
+    await failures(request).catch((error: unknown) =>
+      request.log.warn({ err: error }, "failed authentication not counted"),
+    );
+  });
+}
+
 /** Register every plugin and route of the API on `app`. */
 export async function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
   // Cookies first: the rate limit keys a dashboard session by its cookie.
   await fastify.register(cookie);
   await fastify.register(helmet, { global: true });
+  // Routes that may call an LLM cost money per request: a stricter limit of their own (per key, as the global one).
+  const aiLimit = Math.min(options.aiRateLimitPerMinute ?? 10, options.rateLimitPerMinute);
+  fastify.addHook("onRoute", (route) => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method];
+    if (methods.some((m) => LLM_ROUTES.has(`${m} ${route.url}`)) && route.config?.rateLimit === undefined) {
+      route.config = { ...route.config, rateLimit: { max: aiLimit, timeWindow: 60_000 } };
+    }
+  });
   await fastify.register(rateLimit, {
     global: true,
     max: options.rateLimitPerMinute,
@@ -97,6 +166,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
       return auth ? `key:${createHash("sha256").update(auth).digest("hex").slice(0, 32)}` : `ip:${request.ip}`;
     },
   });
+  limitAuthFailures(fastify, options.authFailureLimit ?? { max: 20, timeWindowMs: 60_000 });
   fastify.addSchema(ProblemDto);
   await fastify.register(swagger, {
     openapi: {

@@ -2,6 +2,7 @@
  * An API on a database of its own, for integration tests: a cloned test
  * database, the bootstrap admin key, the real local Redis and the app.
  */
+import { randomBytes } from "node:crypto";
 import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
 import { type AppOptions, buildApp } from "./app";
@@ -19,7 +20,9 @@ export interface TestApi {
 
 /**
  * The app on an existing database and Redis, with test defaults that `overrides` may change;
- * `server` passes Fastify options (e.g. `trustProxy`).
+ * `server` passes Fastify options (e.g. `trustProxy`). Each app counts its rate limits (the global one,
+ * the AI routes' and failed authentications per address) under a namespace of its own, so test files
+ * running at once from 127.0.0.1 never share a counter.
  */
 export function buildTestApp(
   db: TestDatabase["db"],
@@ -34,6 +37,8 @@ export function buildTestApp(
       version: "test",
       signalStorage: "plain",
       rateLimitPerMinute: 10_000,
+      aiRateLimitPerMinute: 10_000,
+      rateLimitNamespace: `test-rate-limit:${randomBytes(6).toString("hex")}:`,
       ...overrides,
     },
     server,

@@ -8,6 +8,8 @@ export interface NewApiKey {
   readonly prefix: string;
   readonly keyHash: string;
   readonly createdBy: string;
+  /** ⊆ read, write, admin (the CHECK constraint holds the list); the use case chooses them. */
+  readonly scopes: readonly string[];
 }
 
 export interface ApiKeyRecord {
@@ -15,11 +17,52 @@ export interface ApiKeyRecord {
   readonly workspaceId: string;
   readonly name: string;
   readonly role: Role;
+  readonly scopes: readonly string[];
   readonly prefix: string;
   readonly createdBy: string;
   readonly createdAt: Date;
   readonly lastUsedAt: Date | null;
   readonly revokedAt: Date | null;
+}
+
+/** The columns of a record: everything but the hash, which never leaves this file. */
+const RECORD_COLUMNS = [
+  "id",
+  "workspace_id",
+  "name",
+  "role",
+  "scopes",
+  "prefix",
+  "created_by",
+  "created_at",
+  "last_used_at",
+  "revoked_at",
+] as const;
+
+function toRecord(row: {
+  id: string;
+  workspace_id: string;
+  name: string;
+  role: string;
+  scopes: string[];
+  prefix: string;
+  created_by: string;
+  created_at: Date;
+  last_used_at: Date | null;
+  revoked_at: Date | null;
+}): ApiKeyRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    name: row.name,
+    role: row.role as Role,
+    scopes: row.scopes,
+    prefix: row.prefix,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+    lastUsedAt: row.last_used_at,
+    revokedAt: row.revoked_at,
+  };
 }
 
 export async function insertApiKey(db: DbOrTrx, key: NewApiKey): Promise<ApiKeyRecord> {
@@ -29,23 +72,14 @@ export async function insertApiKey(db: DbOrTrx, key: NewApiKey): Promise<ApiKeyR
       workspace_id: key.workspaceId,
       name: key.name,
       role: key.role,
+      scopes: [...key.scopes],
       prefix: key.prefix,
       key_hash: key.keyHash,
       created_by: key.createdBy,
     })
-    .returningAll()
+    .returning(RECORD_COLUMNS)
     .executeTakeFirstOrThrow();
-  return {
-    id: row.id,
-    workspaceId: row.workspace_id,
-    name: row.name,
-    role: row.role as Role,
-    prefix: row.prefix,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-    lastUsedAt: row.last_used_at,
-    revokedAt: row.revoked_at,
-  };
+  return toRecord(row);
 }
 
 /**
@@ -60,6 +94,7 @@ export async function insertApiKeyIfAbsent(db: DbOrTrx, key: NewApiKey): Promise
       name: key.name,
       role: key.role,
       prefix: key.prefix,
+      scopes: [...key.scopes],
       key_hash: key.keyHash,
       created_by: key.createdBy,
     })
@@ -75,15 +110,92 @@ export async function insertApiKeyIfAbsent(db: DbOrTrx, key: NewApiKey): Promise
   return Number(result.numInsertedOrUpdatedRows ?? 0) > 0;
 }
 
-/** The principal a non-revoked key hash belongs to, or null. */
-export async function findPrincipalByKeyHash(db: DbOrTrx, keyHash: string): Promise<Principal | null> {
+/**
+ * The principal a non-revoked key hash belongs to and the key's scopes, or
+ * null. Looked up by the hash's unique index: the key is 256 random bits, so
+ * the lookup's timing tells nothing useful about any key.
+ */
+export async function findPrincipalByKeyHash(
+  db: DbOrTrx,
+  keyHash: string,
+): Promise<{ principal: Principal; scopes: readonly string[] } | null> {
   const row = await db
     .selectFrom("api_keys")
-    .select(["id", "workspace_id", "name", "role"])
+    .select(["id", "workspace_id", "name", "role", "scopes"])
     .where("key_hash", "=", keyHash)
     .where("revoked_at", "is", null)
     .executeTakeFirst();
-  return row ? { id: row.id, workspaceId: row.workspace_id, name: row.name, role: row.role as Role } : null;
+  return row
+    ? {
+        principal: { id: row.id, workspaceId: row.workspace_id, name: row.name, role: row.role as Role },
+        scopes: row.scopes,
+      }
+    : null;
+}
+
+/** The keys of a workspace, oldest first, revoked ones included (never their hashes). */
+export async function listApiKeys(db: DbOrTrx, workspaceId: string): Promise<ApiKeyRecord[]> {
+  const rows = await db
+    .selectFrom("api_keys")
+    .select(RECORD_COLUMNS)
+    .where("workspace_id", "=", workspaceId)
+    .orderBy("created_at")
+    .orderBy("id")
+    .execute();
+  return rows.map(toRecord);
+}
+
+/**
+ * Revoke a key of a workspace. Idempotent: a key revoked already keeps its
+ * first `revoked_at`.
+ *
+ * @returns the key (null when the workspace has no key with this id) and
+ *   whether this call revoked it.
+ */
+export async function revokeApiKey(
+  db: DbOrTrx,
+  workspaceId: string,
+  id: string,
+  at: Date,
+): Promise<{ record: ApiKeyRecord | null; revoked: boolean }> {
+  const updated = await db
+    .updateTable("api_keys")
+    .set({ revoked_at: at })
+    .where("id", "=", id)
+    .where("workspace_id", "=", workspaceId)
+    .where("revoked_at", "is", null)
+    .returning(RECORD_COLUMNS)
+    .executeTakeFirst();
+  if (updated) return { record: toRecord(updated), revoked: true };
+  const row = await db
+    .selectFrom("api_keys")
+    .select(RECORD_COLUMNS)
+    .where("id", "=", id)
+    .where("workspace_id", "=", workspaceId)
+    .executeTakeFirst();
+  return { record: row ? toRecord(row) : null, revoked: false };
+}
+
+/** How stale `last_used_at` may be: one write per key per minute at most. */
+export const LAST_USED_PRECISION_MS = 60_000;
+
+/**
+ * Record that a key was used at `at`, at most once a minute: a conditional
+ * UPDATE that writes only when `last_used_at` is empty or older than a minute
+ * before `at`, so a busy key costs one write a minute, not one per request.
+ *
+ * @returns true when the time was written.
+ */
+export async function touchLastUsed(db: DbOrTrx, id: string, at: Date): Promise<boolean> {
+  const result = await db
+    .updateTable("api_keys")
+    .set({ last_used_at: at })
+    .where("id", "=", id)
+    .where((eb) =>
+      eb.or([eb("last_used_at", "is", null), eb("last_used_at", "<", new Date(at.getTime() - LAST_USED_PRECISION_MS))]),
+    )
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
 }
 
 /**

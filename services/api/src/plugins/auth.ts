@@ -7,10 +7,20 @@
  * A cookie is sent by the browser whoever made the page, so a state change
  * authenticated by the cookie must also carry the CSRF token (the `or_csrf`
  * cookie, which only a page of our origin can read) in `x-csrf-token`.
+ *
+ * Then the key's scopes: `admin` for the admin routes, `read` for GET and
+ * HEAD, `write` for any other method; a key without the scope gets a 403
+ * naming it. (The use cases check the role: a key may do what both allow.)
  */
 import { createHash, timingSafeEqual } from "node:crypto";
-import type { Principal } from "@outcome-runtime/runtime";
-import { authenticate, type Caller, type RuntimeDeps } from "@outcome-runtime/runtime";
+import {
+  type ApiKeyPrincipal,
+  type ApiKeyScope,
+  authenticate,
+  type Caller,
+  missingScope,
+  type RuntimeDeps,
+} from "@outcome-runtime/runtime";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { problem, sendProblem } from "./problem-details";
@@ -29,6 +39,28 @@ export const CSRF_COOKIE = "or_csrf";
 export const CSRF_HEADER = "x-csrf-token";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+
+/**
+ * The admin routes (method and route pattern): those whose use cases only an
+ * admin may call. They need the `admin` scope, whatever the method.
+ */
+const ADMIN_ROUTES: ReadonlySet<string> = new Set([
+  "GET /v1/keys",
+  "POST /v1/keys",
+  "DELETE /v1/keys/:id",
+  "PATCH /v1/workspace/settings",
+  "GET /v1/export/manifest",
+  "GET /v1/export/:table",
+  "POST /v1/import/begin",
+  "POST /v1/import/:table",
+  "POST /v1/import/finish",
+]);
+
+/** The scope a request to `route` with `method` needs. */
+export function requiredScope(method: string, route: string): ApiKeyScope {
+  if (ADMIN_ROUTES.has(`${method} ${route}`)) return "admin";
+  return SAFE_METHODS.has(method) ? "read" : "write";
+}
 
 /** Compare two secrets in constant time (of their digests, so lengths leak nothing either). */
 export function sameSecret(a: string, b: string): boolean {
@@ -51,10 +83,27 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     // The matched route, not the raw URL: `/%761/…` routes to `/v1/…` too.
     const route = request.routeOptions.url;
     if (route === undefined || !route.startsWith("/v1/")) return;
+    const lastUsed = {
+      onLastUsedError: (error: unknown) => request.log.warn({ err: error }, "API key last use not recorded"),
+    };
+    /** The caller, or a 403 when the key lacks the scope this request needs. */
+    const admit = (principal: ApiKeyPrincipal, channel: Caller["channel"]) => {
+      const scope = requiredScope(request.method, route);
+      const refusal = missingScope(principal, scope);
+      if (refusal !== null) {
+        reply.header(
+          "www-authenticate",
+          `Bearer realm="outcome-runtime", error="insufficient_scope", scope="${scope}"`,
+        );
+        return sendProblem(reply, problem(request, "forbidden", refusal.message, { details: refusal.details }));
+      }
+      request.caller = { principal, channel, requestId: request.id };
+      return undefined;
+    };
     const header = request.headers.authorization;
     const session = request.cookies[SESSION_COOKIE];
     if (header === undefined && typeof session === "string" && session !== "") {
-      const principal = await authenticate(options.deps, session);
+      const principal = await authenticate(options.deps, session, lastUsed);
       if (principal === null) {
         return sendProblem(
           reply,
@@ -64,11 +113,10 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
       if (!SAFE_METHODS.has(request.method) && !csrfHeaderMatches(request)) {
         return sendProblem(reply, problem(request, "forbidden", "missing or wrong CSRF token"));
       }
-      request.caller = { principal, channel: "web", requestId: request.id };
-      return;
+      return admit(principal, "web");
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header ?? "");
-    const principal: Principal | null = match?.[1] ? await authenticate(options.deps, match[1]) : null;
+    const principal = match?.[1] ? await authenticate(options.deps, match[1], lastUsed) : null;
     if (principal === null) {
       reply.header("www-authenticate", 'Bearer realm="outcome-runtime"');
       return sendProblem(
@@ -82,7 +130,7 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
         ),
       );
     }
-    request.caller = { principal, channel: "api", requestId: request.id };
+    return admit(principal, "api");
   });
 }
 

@@ -1,12 +1,46 @@
 /**
- * API keys: create one (admins only). The key is in the response once and
- * never again.
+ * API keys (admin keys with the `admin` scope only): create one (the key is
+ * in the response once and never again), list them (never a key or its
+ * hash), revoke one (idempotent; the key is refused from the next request on).
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { createApiKey } from "@outcome-runtime/runtime";
-import { Type } from "typebox";
+import { API_KEY_SCOPES, type ApiKeyInfo, createApiKey, listApiKeys, revokeApiKey } from "@outcome-runtime/runtime";
+import { type TEnum, Type } from "typebox";
 import { PROBLEM_RESPONSES, RoleDto } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
+
+const ScopeDto = Type.Enum([...API_KEY_SCOPES]) as unknown as TEnum<[...typeof API_KEY_SCOPES]>;
+const Scopes = Type.Array(ScopeDto, {
+  minItems: 1,
+  maxItems: API_KEY_SCOPES.length,
+  uniqueItems: true,
+  description: "read: GET and MCP read tools; write: changes the role allows; admin: keys, settings, export, import",
+});
+const DateTime = Type.String({ format: "date-time" });
+
+const ApiKeyDto = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  role: RoleDto,
+  scopes: Scopes,
+  prefix: Type.String({ description: "the key's first 12 characters" }),
+  createdAt: DateTime,
+  lastUsedAt: Type.Union([DateTime, Type.Null()], { description: "last successful use, to the minute" }),
+  revokedAt: Type.Union([DateTime, Type.Null()]),
+});
+
+function keyJson(key: ApiKeyInfo) {
+  return {
+    id: key.id,
+    name: key.name,
+    role: key.role,
+    scopes: [...key.scopes],
+    prefix: key.prefix,
+    createdAt: key.createdAt.toISOString(),
+    lastUsedAt: key.lastUsedAt?.toISOString() ?? null,
+    revokedAt: key.revokedAt?.toISOString() ?? null,
+  };
+}
 
 const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
   app.post(
@@ -14,11 +48,13 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
     {
       schema: {
         tags: ["keys"],
-        summary: "Create an API key",
+        summary: "Create an API key (admin)",
+        description: "Scopes default to what the role allows: admin → read, write, admin; other roles → read, write.",
         body: Type.Object(
           {
             name: Type.String({ minLength: 1, maxLength: 200, description: "a person's email or an agent's name" }),
             role: RoleDto,
+            scopes: Type.Optional(Scopes),
           },
           { additionalProperties: false },
         ),
@@ -28,8 +64,9 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
             id: Type.String(),
             name: Type.String(),
             role: RoleDto,
+            scopes: Scopes,
             prefix: Type.String(),
-            createdAt: Type.String({ format: "date-time" }),
+            createdAt: DateTime,
           }),
           ...PROBLEM_RESPONSES,
         },
@@ -37,7 +74,47 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
     },
     async (request, reply) => {
       const created = await createApiKey(deps, request.caller, request.body);
-      return reply.code(201).send({ ...created, createdAt: created.createdAt.toISOString() });
+      return reply
+        .code(201)
+        .send({ ...created, scopes: [...created.scopes], createdAt: created.createdAt.toISOString() });
+    },
+  );
+
+  app.get(
+    "/v1/keys",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "List the workspace's API keys (admin)",
+        description: "Revoked keys included, oldest first. Never a key or its hash.",
+        response: { 200: Type.Object({ keys: Type.Array(ApiKeyDto) }), ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request) => ({ keys: (await listApiKeys(deps, request.caller)).map(keyJson) }),
+  );
+
+  app.delete(
+    "/v1/keys/:id",
+    {
+      schema: {
+        tags: ["keys"],
+        summary: "Revoke an API key (admin)",
+        description:
+          "The key is refused (401) from the next request on. Idempotent: revoking a revoked key answers the same " +
+          "key, with `revoked: false`.",
+        params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
+        response: {
+          200: Type.Object({
+            key: ApiKeyDto,
+            revoked: Type.Boolean({ description: "true when this request revoked it; false when it was already" }),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
+      },
+    },
+    async (request) => {
+      const { key, revoked } = await revokeApiKey(deps, request.caller, request.params.id);
+      return { key: keyJson(key), revoked };
     },
   );
 };

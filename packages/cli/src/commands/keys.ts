@@ -1,0 +1,170 @@
+/**
+ * `outcome-runtime keys create|list|revoke`: API keys for people and agents.
+ * Every subcommand needs an admin key with the `admin` scope; the API applies
+ * the rules (roles, scopes, idempotent revocation), refusals print as
+ * `error[code]: detail` and exit 1.
+ */
+import { Argument, Command, InvalidArgumentError, Option } from "commander";
+import { clientOf, type GlobalOptions, out, outJson } from "../output";
+
+const ROLES = ["admin", "member", "approver", "agent"] as const;
+const SCOPES = ["read", "write", "admin"] as const;
+
+/** A key as `GET /v1/keys` lists it. */
+interface KeyJson {
+  readonly id: string;
+  readonly name: string;
+  readonly role: string;
+  readonly scopes: readonly string[];
+  readonly prefix: string;
+  readonly createdAt: string;
+  readonly lastUsedAt: string | null;
+  readonly revokedAt: string | null;
+}
+
+function examples(...lines: string[]): string {
+  return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
+}
+
+/** An ISO time as "2026-12-01 16:20 UTC", or "-". */
+function when(iso: string | null): string {
+  return iso === null ? "-" : `${iso.slice(0, 16).replace("T", " ")} UTC`;
+}
+
+/** Rows as columns padded to their widest cell. */
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n");
+}
+
+/** `--scopes read,write` as a list, each checked. */
+function parseScopes(value: string): string[] {
+  const scopes = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "");
+  const unknown = scopes.find((s) => !(SCOPES as readonly string[]).includes(s));
+  if (unknown !== undefined || scopes.length === 0) {
+    throw new InvalidArgumentError(`give a comma-separated list of ${SCOPES.join(", ")} (got "${value}")`);
+  }
+  return scopes;
+}
+
+export function keysCommand(globals: () => GlobalOptions): Command {
+  const keys = new Command("keys")
+    .description("API keys: create, list and revoke them (admin keys only)")
+    .addHelpText(
+      "after",
+      examples(
+        "outcome-runtime keys create --name claude-code --role agent",
+        "outcome-runtime keys list",
+        "outcome-runtime keys revoke 3f2a…",
+      ),
+    );
+
+  keys
+    .command("create")
+    .description("create an API key for a person (email) or an agent (name); needs an admin key")
+    .requiredOption("--name <name>", "a person's email or an agent's name")
+    .addOption(new Option("--role <role>", "what the key's owner may do").choices([...ROLES]).default("member"))
+    .addOption(
+      new Option("--scopes <scopes>", "what the key may be used for: read, write, admin (comma-separated)").argParser(
+        parseScopes,
+      ),
+    )
+    .addHelpText(
+      "after",
+      [
+        examples(
+          "outcome-runtime keys create --name claude-code --role agent",
+          "outcome-runtime keys create --name maya.pm@acme.example --role approver",
+          "outcome-runtime keys create --name dashboard-tv --role member --scopes read",
+        ),
+        "",
+        "The key is printed once. Agent keys build experiments over MCP; they never decide gates.",
+        "Scopes default to what the role allows (admin: read,write,admin; others: read,write); a key",
+        "may do what both its role and its scopes allow. A read key only reads (GET, MCP read tools).",
+      ].join("\n"),
+    )
+    .action(async (opts: { name: string; role: string; scopes?: string[] }) => {
+      const options = globals();
+      const created = await clientOf(options).request<{
+        key: string;
+        name: string;
+        role: string;
+        scopes: string[];
+        prefix: string;
+      }>("POST", "/v1/keys", {
+        json: { name: opts.name, role: opts.role, ...(opts.scopes ? { scopes: opts.scopes } : {}) },
+      });
+      if (options.json) outJson(created);
+      else
+        out(
+          `created ${created.role} key for ${created.name} (scopes ${created.scopes.join(", ")}):\n\n  ${created.key}\n\nIt is shown once; store it now.`,
+        );
+    });
+
+  keys
+    .command("list")
+    .description("the workspace's keys, revoked ones included (never the keys themselves)")
+    .addHelpText(
+      "after",
+      [
+        examples("outcome-runtime keys list", "outcome-runtime --json keys list | jq -r '.keys[].id'"),
+        "",
+        "LAST USED is updated at most once a minute. --json prints { keys: [key, …] }.",
+      ].join("\n"),
+    )
+    .action(async () => {
+      const options = globals();
+      const { keys: listed } = await clientOf(options).request<{ keys: KeyJson[] }>("GET", "/v1/keys");
+      if (options.json) {
+        outJson({ keys: listed });
+        return;
+      }
+      out(
+        table([
+          ["ID", "NAME", "ROLE", "SCOPES", "PREFIX", "CREATED", "LAST USED", "REVOKED"],
+          ...listed.map((k) => [
+            k.id,
+            k.name,
+            k.role,
+            k.scopes.join(","),
+            k.prefix,
+            when(k.createdAt),
+            when(k.lastUsedAt),
+            when(k.revokedAt),
+          ]),
+        ]),
+      );
+    });
+
+  keys
+    .command("revoke")
+    .description("revoke a key: it is refused from its next request on (idempotent)")
+    .addArgument(new Argument("<id>", "the key's id, from `outcome-runtime keys list`"))
+    .addHelpText("after", examples("outcome-runtime keys revoke 3f2a…"))
+    .action(async (id: string) => {
+      const options = globals();
+      const result = await clientOf(options).request<{ key: KeyJson; revoked: boolean }>(
+        "DELETE",
+        `/v1/keys/${encodeURIComponent(id)}`,
+      );
+      if (options.json) outJson(result);
+      else
+        out(
+          result.revoked
+            ? `revoked ${result.key.role} key ${result.key.prefix}… of ${result.key.name}`
+            : `${result.key.prefix}… of ${result.key.name} was already revoked (${when(result.key.revokedAt)})`,
+        );
+    });
+
+  return keys;
+}
