@@ -8,18 +8,45 @@
  *     `min_duration` since the start, nothing is decided, not even a pause, so
  *     early noise never pauses or ships anything.
  *  2. Kill-switch: the always-valid confidence sequence shows the treatment
- *     worse than control by more than the kill threshold → pause.
+ *     worse than control by more than the kill threshold, in more analyses
+ *     than the kill's `failure_limit` (default 0: the first) → pause.
  *  3. Guardrail: a guardrail's one-sided sequential test shows a regression
- *     beyond its tolerance → pause. No later check can override 2 or 3.
+ *     beyond its tolerance, in more analyses than its `failure_limit` → pause;
+ *     never for a `dry_run` guardrail or a limit of −1. No later check can
+ *     override 2 or 3. A kill or guardrail failure still within its limit
+ *     holds the experiment (`continue`, reason `failure_tolerated`): nothing
+ *     below is decided while that harm may be real.
  *  4. Sample ratio mismatch (chi-square or sequential) → analysis review; no
  *     effect is declared while SRM is alarmed.
+ *  4b. Inconclusive: the statistics are undefined (empty arm, zero variance,
+ *     NaN, ±∞) in more analyses than `inconclusive_limit` (default −1: never)
+ *     → analysis review, so a person decides.
  *  5. Significant effect (always-valid p < α): on the side of the target's
  *     direction (the side of the confidence sequence) a win, against it a
  *     loss → analysis review.
  *  6. Futility: the planned sample per arm reached without an effect → review.
  *  7. Maximum duration reached → review.
  *  8. Otherwise continue.
+ *
+ * Undefined statistics never pause or ship on their own: NaN and ±∞ are read
+ * as null before anything is compared. The limits follow Argo Rollouts'
+ * analysis metrics (see decision-rules.ts); a decision on consecutive poll
+ * errors (reason `errors`) is taken by `assessErrors`, outside any analysis.
  */
+import {
+  countMeasurement,
+  DEFAULT_FAILURE_LIMIT,
+  DEFAULT_INCONCLUSIVE_LIMIT,
+  exceedsLimit,
+  isInconclusive,
+  killHarm,
+  measurementOf,
+  NO_COUNTS,
+  type RuleCounts,
+  sanitizeInput,
+} from "./decision-rules";
+
+export { harmLowerBound } from "./decision-rules";
 
 /** `pause` stops traffic (kill-switch, guardrail); `analyse` opens an analysis_review gate. */
 export type PolicyAction = "continue" | "pause" | "analyse";
@@ -29,7 +56,10 @@ export const POLICY_REASONS = [
   "no_data",
   "kill",
   "guardrail",
+  "errors",
   "srm",
+  "inconclusive",
+  "failure_tolerated",
   "win",
   "loss",
   "futility",
@@ -52,6 +82,17 @@ export interface GuardrailVerdictInput {
   readonly harmLow?: number | null;
   readonly margin: number;
   readonly relative: boolean;
+  /** Violated analyses tolerated before a pause (default 0; −1: never pauses). */
+  readonly failureLimit?: number;
+  /** Measured and recorded, never acted on (default false). */
+  readonly dryRun?: boolean;
+}
+
+/** The counts of the decision rules (this analysis included) and the inconclusive limit. */
+export interface RulesInput {
+  readonly counts: RuleCounts;
+  /** Inconclusive analyses tolerated before an analysis review (default −1: never). */
+  readonly inconclusiveLimit: number;
 }
 
 export interface PolicyInput {
@@ -72,10 +113,17 @@ export interface PolicyInput {
   readonly ci: readonly [number, number] | null;
   readonly relativeCi: readonly [number, number] | null;
   readonly pValue: number | null;
+  /**
+   * This look's statistics could not be computed (an empty arm, zero variance, an overflow): the
+   * interval and p-value above, if any, are carried from an earlier look. Counts as inconclusive.
+   */
+  readonly lookUndefined?: boolean;
   /** Kill threshold (a fraction, > 0) and whether it is relative to control; null: no kill-switch. */
-  readonly kill: { readonly maxHarm: number; readonly relative: boolean } | null;
+  readonly kill: { readonly maxHarm: number; readonly relative: boolean; readonly failureLimit?: number } | null;
   readonly srm: { readonly alarm: boolean; readonly sequentialAlarm: boolean };
   readonly guardrails: readonly GuardrailVerdictInput[];
+  /** Counts so far and limits; without them this analysis is counted alone (every limit then acts as 0 or −1). */
+  readonly rules?: RulesInput;
 }
 
 function fmt(x: number): string {
@@ -83,22 +131,17 @@ function fmt(x: number): string {
 }
 
 /**
- * Lower bound of the harm shown by an interval on treatment − control: harm is
- * a move against `direction`. For `increase`, harm = control − treatment, so its
- * lower bound is `−ci.high`; for `decrease`, harm = treatment − control and its
- * lower bound is `ci.low`.
- */
-export function harmLowerBound(ci: readonly [number, number], direction: "increase" | "decrease"): number {
-  return direction === "increase" ? -ci[1] : ci[0];
-}
-
-/**
  * Decide what to do after one analysis. Pure and total: every input gives a
  * decision; undefined statistics (nulls) never trigger a stop.
  */
-export function decide(input: PolicyInput): PolicyDecision {
+export function decide(raw: PolicyInput): PolicyDecision {
+  const input = sanitizeInput(raw);
+  const counts = input.rules?.counts ?? countMeasurement(NO_COUNTS, measurementOf(input));
+  const inconclusiveLimit = input.rules?.inconclusiveLimit ?? DEFAULT_INCONCLUSIVE_LIMIT;
+  const inconclusive = isInconclusive(input) && exceedsLimit(counts.inconclusive, inconclusiveLimit);
   const minUnits = Math.min(input.units.control, input.units.treatment);
   if (minUnits <= 0) {
+    if (inconclusive) return inconclusiveDecision(counts.inconclusive, inconclusiveLimit, "an arm has no units");
     return { action: "continue", reason: "no_data", detail: "no units in at least one arm yet" };
   }
   if (minUnits < input.minSamplePerArm || input.elapsedSeconds < input.minDurationSeconds) {
@@ -109,30 +152,45 @@ export function decide(input: PolicyInput): PolicyDecision {
     };
   }
 
-  if (input.kill !== null) {
-    const interval = input.kill.relative ? input.relativeCi : input.ci;
-    if (interval !== null) {
-      const harm = harmLowerBound(interval, input.targetDirection);
-      if (harm > input.kill.maxHarm) {
-        const unit = input.kill.relative ? " (relative to control)" : "";
-        return {
-          action: "pause",
-          reason: "kill",
-          detail: `kill-switch: the treatment is worse than control by at least ${fmt(harm)}${unit}, beyond the kill threshold ${fmt(input.kill.maxHarm)}`,
-        };
-      }
+  const harm = killHarm(input);
+  if (input.kill !== null && harm !== null) {
+    const limit = input.kill.failureLimit ?? DEFAULT_FAILURE_LIMIT;
+    if (exceedsLimit(counts.kill, limit)) {
+      const unit = input.kill.relative ? " (relative to control)" : "";
+      return {
+        action: "pause",
+        reason: "kill",
+        detail: `kill-switch: the treatment is worse than control by at least ${fmt(harm)}${unit}, beyond the kill threshold ${fmt(input.kill.maxHarm)}${countNote(counts.kill, limit)}`,
+      };
     }
   }
 
-  const violated = input.guardrails.find((g) => g.verdict === "violated");
+  // Dry-run guardrails and those with failure_limit −1 are recorded by the caller, never acted on here.
+  const violated = input.guardrails.find(
+    (g) =>
+      g.verdict === "violated" &&
+      g.dryRun !== true &&
+      exceedsLimit(counts.guardrails[g.metric] ?? 0, g.failureLimit ?? DEFAULT_FAILURE_LIMIT),
+  );
+  // A violation within its failure_limit holds the experiment as it is: no win, loss or other stop is
+  // declared while the harm the limit tolerates for a while may still be real.
+  const held = input.guardrails.find(
+    (g) => g.verdict === "violated" && g.dryRun !== true && (g.failureLimit ?? DEFAULT_FAILURE_LIMIT) >= 0,
+  );
   if (violated !== undefined) {
     const shown =
       violated.harmLow === null || violated.harmLow === undefined ? "" : ` by at least ${fmt(violated.harmLow)}`;
     return {
       action: "pause",
       reason: "guardrail",
-      detail: `guardrail ${violated.metric} regressed${shown}, beyond its tolerance ${fmt(violated.margin)}${violated.relative ? " (relative)" : ""}`,
+      detail: `guardrail ${violated.metric} regressed${shown}, beyond its tolerance ${fmt(violated.margin)}${violated.relative ? " (relative)" : ""}${countNote(counts.guardrails[violated.metric] ?? 0, violated.failureLimit ?? DEFAULT_FAILURE_LIMIT)}`,
     };
+  }
+
+  const killLimit = input.kill?.failureLimit ?? DEFAULT_FAILURE_LIMIT;
+  if (harm !== null && killLimit >= 0) return tolerated("the kill threshold", counts.kill, killLimit);
+  if (held !== undefined) {
+    return tolerated(`guardrail ${held.metric}`, counts.guardrails[held.metric] ?? 0, held.failureLimit ?? 0);
   }
 
   if (input.srm.alarm || input.srm.sequentialAlarm) {
@@ -144,6 +202,10 @@ export function decide(input: PolicyInput): PolicyDecision {
       reason: "srm",
       detail: `sample ratio mismatch (${which} test): the arms' units do not match the configured weights; no effect can be trusted`,
     };
+  }
+
+  if (inconclusive) {
+    return inconclusiveDecision(counts.inconclusive, inconclusiveLimit, "the statistics are undefined");
   }
 
   if (input.pValue !== null && input.effect !== null && input.pValue < input.alpha && input.effect !== 0) {
@@ -183,4 +245,25 @@ export function decide(input: PolicyInput): PolicyDecision {
   }
 
   return { action: "continue", reason: "running", detail: "no decision yet" };
+}
+
+/** ": 2 failed analyses, more than its failure_limit of 1" when a limit above 0 was waited for. */
+function countNote(count: number, limit: number): string {
+  return limit > 0 ? `, in ${count} analyses (more than its failure_limit of ${limit})` : "";
+}
+
+function tolerated(what: string, count: number, limit: number): PolicyDecision {
+  return {
+    action: "continue",
+    reason: "failure_tolerated",
+    detail: `${what} failed in ${count} analyses, within its failure_limit of ${limit}: watching, nothing else is decided meanwhile`,
+  };
+}
+
+function inconclusiveDecision(count: number, limit: number, why: string): PolicyDecision {
+  return {
+    action: "analyse",
+    reason: "inconclusive",
+    detail: `inconclusive: ${why} in ${count} analyses, more than the inconclusive_limit of ${limit}; a person decides`,
+  };
 }

@@ -4,8 +4,21 @@ export type {
   PolicyDecision,
   PolicyInput,
   PolicyReason,
+  RulesInput,
 } from "./decision-policy";
 export { decide, harmLowerBound, POLICY_REASONS } from "./decision-policy";
+export type { RuleCounts } from "./decision-rules";
+export {
+  assessErrors,
+  combineMeasurements,
+  countMeasurement,
+  countsFrom,
+  DEFAULT_CONSECUTIVE_ERROR_LIMIT,
+  DEFAULT_FAILURE_LIMIT,
+  DEFAULT_INCONCLUSIVE_LIMIT,
+  measurementOf,
+  NO_COUNTS,
+} from "./decision-rules";
 export type {
   Arm,
   AuditEvent,

@@ -403,6 +403,14 @@ export interface Guardrail {
    */
   relative: boolean;
   /**
+   * How many analyses may find this guardrail violated before the experiment is paused: it pauses when the count of violated analyses exceeds the limit (Argo Rollouts' `failureLimit`). 0 (the default) pauses at the first violation, 2 at the third; -1 never pauses on this guardrail (it is still tested and shown as violated).
+   */
+  failure_limit?: number;
+  /**
+   * Measure and record this guardrail without acting on it: its verdict appears in every analysis, but it never pauses an experiment nor opens a gate (Argo Rollouts' `dryRun`). For trying a new guardrail before enforcing it. Default false.
+   */
+  dry_run?: boolean;
+  /**
    * Where the guardrail metric is read from.
    */
   connector: Connector;
@@ -422,6 +430,10 @@ export interface Kill {
    * Whether `max_harm` is relative to control (`true`) or absolute (`false`).
    */
   relative: boolean;
+  /**
+   * How many analyses may cross the kill threshold before the experiment is paused: it pauses when the count of such analyses exceeds the limit. 0 (the default) pauses at the first crossing; -1 never pauses on the kill threshold (it is still checked and shown).
+   */
+  failure_limit?: number;
 }
 /**
  * The code paths experiments may change. A path must match `allowed_paths` (when given) and must not match `forbidden_paths`.
@@ -526,6 +538,22 @@ export interface Arm {
   weight: Fraction;
 }
 /**
+ * Limits on inconclusive and failed measurements, in the style of Argo Rollouts' analysis metrics. A measurement is one analysis (one snapshot) of a running experiment; an error is a poll of its signals that failed.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "DecisionRules".
+ */
+export interface DecisionRules {
+  /**
+   * How many analyses after warm-up may have undefined statistics (an empty arm, zero variance, NaN or infinite values) before an analysis review opens (reason `inconclusive`) so a person decides: it opens when the count exceeds the limit. -1 (the default) never opens one; undefined statistics never pause or ship on their own.
+   */
+  inconclusive_limit: number;
+  /**
+   * How many polls of an experiment's signals may fail in a row (connector error, query error, timeout) before the experiment is paused (reason `errors`) because harm can no longer be watched: it pauses when the count exceeds the limit, so 4 (the default) pauses at the 5th failure in a row; a successful poll starts the count again. -1 never pauses on errors.
+   */
+  consecutive_error_limit: number;
+}
+/**
  * Statistical settings and arms used by every experiment of this outcome.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
@@ -567,6 +595,10 @@ export interface ExperimentDefaults {
    * Advanced: the mixture variance τ² of the mSPRT, a positive number, instead of deriving it from `expected_effect`.
    */
   mixture_variance?: number;
+  /**
+   * Limits on inconclusive analyses and consecutive poll errors (failure limits are set per guardrail and on the kill threshold).
+   */
+  decision_rules: DecisionRules;
 }
 /**
  * A connector of a type the schema does not describe (a plugin), with its own settings.
@@ -971,6 +1003,14 @@ export interface GuardrailInput {
    */
   relative?: boolean;
   /**
+   * How many analyses may find this guardrail violated before the experiment is paused: it pauses when the count of violated analyses exceeds the limit (Argo Rollouts' `failureLimit`). 0 (the default) pauses at the first violation, 2 at the third; -1 never pauses on this guardrail (it is still tested and shown as violated).
+   */
+  failure_limit?: number;
+  /**
+   * Measure and record this guardrail without acting on it: its verdict appears in every analysis, but it never pauses an experiment nor opens a gate (Argo Rollouts' `dryRun`). For trying a new guardrail before enforcing it. Default false.
+   */
+  dry_run?: boolean;
+  /**
    * Where the guardrail metric is read from.
    */
   connector: ConnectorInput;
@@ -990,6 +1030,10 @@ export interface KillInput {
    * Whether `max_harm` is relative to control (`true`) or absolute (`false`).
    */
   relative?: boolean;
+  /**
+   * How many analyses may cross the kill threshold before the experiment is paused: it pauses when the count of such analyses exceeds the limit. 0 (the default) pauses at the first crossing; -1 never pauses on the kill threshold (it is still checked and shown).
+   */
+  failure_limit?: number;
 }
 /**
  * The code paths experiments may change. A path must match `allowed_paths` (when given) and must not match `forbidden_paths`.
@@ -1094,6 +1138,22 @@ export interface ArmInput {
   weight: PercentageInput;
 }
 /**
+ * Limits on inconclusive and failed measurements, in the style of Argo Rollouts' analysis metrics. A measurement is one analysis (one snapshot) of a running experiment; an error is a poll of its signals that failed.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "DecisionRules".
+ */
+export interface DecisionRulesInput {
+  /**
+   * How many analyses after warm-up may have undefined statistics (an empty arm, zero variance, NaN or infinite values) before an analysis review opens (reason `inconclusive`) so a person decides: it opens when the count exceeds the limit. -1 (the default) never opens one; undefined statistics never pause or ship on their own.
+   */
+  inconclusive_limit?: number;
+  /**
+   * How many polls of an experiment's signals may fail in a row (connector error, query error, timeout) before the experiment is paused (reason `errors`) because harm can no longer be watched: it pauses when the count exceeds the limit, so 4 (the default) pauses at the 5th failure in a row; a successful poll starts the count again. -1 never pauses on errors.
+   */
+  consecutive_error_limit?: number;
+}
+/**
  * Statistical settings and arms used by every experiment of this outcome.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
@@ -1135,6 +1195,10 @@ export interface ExperimentDefaultsInput {
    * Advanced: the mixture variance τ² of the mSPRT, a positive number, instead of deriving it from `expected_effect`.
    */
   mixture_variance?: number;
+  /**
+   * Limits on inconclusive analyses and consecutive poll errors (failure limits are set per guardrail and on the kill threshold).
+   */
+  decision_rules?: DecisionRulesInput;
 }
 /**
  * A connector of a type the schema does not describe (a plugin), with its own settings.

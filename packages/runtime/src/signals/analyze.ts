@@ -2,7 +2,8 @@
  * Analysis: run the sequential tests on every new snapshot of a running
  * experiment, record one `analyses` row per snapshot, and apply the decision
  * policy of `packages/core` (kill-switch, guardrails, SRM, win/loss, futility,
- * maximum duration).
+ * maximum duration), with the decision rules' limits (failure_limit, dry_run,
+ * inconclusive_limit; counts kept in each row's carry, see decision-rules.ts).
  *
  * Exactly once in effect: the outcome row is share-locked and the experiment
  * row locked (`FOR NO KEY UPDATE`) for the whole analysis, analyses are keyed
@@ -11,10 +12,20 @@
  */
 import {
   applyTransition,
+  combineMeasurements,
+  countMeasurement,
+  countsFrom,
+  DEFAULT_FAILURE_LIMIT,
+  DEFAULT_INCONCLUSIVE_LIMIT,
   decide,
   type Experiment,
   experimentMachine,
+  measurementOf,
+  NO_COUNTS,
+  type Outcome,
   type PolicyDecision,
+  type PolicyInput,
+  type RuleCounts,
   type StatsPlan,
 } from "@outcome-runtime/core";
 import { audit, experiments, outcomes, signals, type Trx } from "@outcome-runtime/db";
@@ -46,6 +57,12 @@ export interface AnalysisCarry {
   readonly srm: number | null;
   /** Per guardrail metric and treatment arm: its τ² (fixed when first seen) and running state. */
   readonly guardrails: Record<string, { tau2: number; arms: Record<string, SequentialCarry> }>;
+  /**
+   * Failed and inconclusive analyses so far (the decision rules' counts), this one included; back to
+   * zero after a decision, so a resumed experiment gets its limits afresh. Absent in rows written
+   * before the rules existed (read as zero).
+   */
+  readonly rules?: RuleCounts;
 }
 
 export interface AnalysisOutcome {
@@ -250,8 +267,14 @@ async function analyseLocked(
     ),
   );
   const kill = spec.constraints?.kill
-    ? { maxHarm: spec.constraints.kill.max_harm, relative: spec.constraints.kill.relative ?? true }
+    ? {
+        maxHarm: spec.constraints.kill.max_harm,
+        relative: spec.constraints.kill.relative ?? true,
+        failureLimit: spec.constraints.kill.failure_limit ?? DEFAULT_FAILURE_LIMIT,
+      }
     : null;
+  // Specs stored before the decision rules existed have none of these fields: Argo's defaults apply.
+  const inconclusiveLimit = d.decision_rules?.inconclusive_limit ?? DEFAULT_INCONCLUSIVE_LIMIT;
   const guardrailSpecs = spec.constraints?.guardrails ?? [];
 
   let plan = experiment.statsPlan;
@@ -285,6 +308,8 @@ async function analyseLocked(
       result: GuardrailResult;
       margin: number;
       relative: boolean;
+      failureLimit: number;
+      dryRun: boolean;
     }[] = [];
     const nextGuardrails: AnalysisCarry["guardrails"] = { ...carry.guardrails };
     for (const g of guardrailSpecs) {
@@ -331,55 +356,68 @@ async function analyseLocked(
           result,
           margin: g.max_regression,
           relative: g.relative ?? true,
+          failureLimit: g.failure_limit ?? DEFAULT_FAILURE_LIMIT,
+          dryRun: g.dry_run ?? false,
         });
       }
       nextGuardrails[g.metric] = { tau2: state.tau2, arms: armsCarry };
     }
 
+    const inputs: PolicyInput[] = [];
     for (const t of treatments) {
       const treatment = snap.arms.get(t) as ArmTotals;
       const r = sequentialTest(control, treatment, { kind, alpha, tau2: plan.tau2 }, carry.arms[t] ?? null);
       if (r.carry !== null) nextArms[t] = r.carry;
       const fixed = fixedHorizonTest(kind, control, treatment, alpha);
       comparisons.push(describeComparison(t, r, fixed.p_value));
-      decisions.push(
-        decide({
-          units: { control: control.units, treatment: treatment.units },
-          elapsedSeconds,
-          minSamplePerArm: d.min_sample_per_arm ?? 1000,
-          minDurationSeconds: (d as { min_duration?: number }).min_duration ?? 86_400,
-          maxDurationSeconds: d.max_duration ?? 28 * 86_400,
-          plannedPerArm: plan.sequentialPerArm,
-          alpha,
-          targetDirection: spec.target.direction,
-          effect: r.effect,
-          ci: r.ci,
-          // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
-          // mean, a treatment better than control would read as harm.
-          relativeCi:
-            r.relative_ci !== null && r.control.mean !== null && r.control.mean < 0
-              ? [-r.relative_ci[1], -r.relative_ci[0]]
-              : r.relative_ci,
-          pValue: r.p_value,
-          kill,
-          srm: { alarm: srm.alarm, sequentialAlarm: srmSeq.alarm },
-          guardrails: guardrailResults
-            .filter((g) => g.arm === t)
-            .map((g) => ({
-              metric: g.metric,
-              verdict: g.result.verdict,
-              harmLow: g.result.harm_ci?.[0] ?? null,
-              margin: g.margin,
-              relative: g.relative,
-            })),
-        }),
-      );
+      inputs.push({
+        units: { control: control.units, treatment: treatment.units },
+        elapsedSeconds,
+        minSamplePerArm: d.min_sample_per_arm ?? 1000,
+        minDurationSeconds: (d as { min_duration?: number }).min_duration ?? 86_400,
+        maxDurationSeconds: d.max_duration ?? 28 * 86_400,
+        plannedPerArm: plan.sequentialPerArm,
+        alpha,
+        targetDirection: spec.target.direction,
+        effect: r.effect,
+        ci: r.ci,
+        // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
+        // mean, a treatment better than control would read as harm.
+        relativeCi:
+          r.relative_ci !== null && r.control.mean !== null && r.control.mean < 0
+            ? [-r.relative_ci[1], -r.relative_ci[0]]
+            : r.relative_ci,
+        pValue: r.p_value,
+        // Nothing computed at this look (empty arm, zero variance, overflow): the interval is carried.
+        lookUndefined: r.effect === null || r.variance === null || !(r.variance > 0),
+        kill,
+        srm: { alarm: srm.alarm, sequentialAlarm: srmSeq.alarm },
+        guardrails: guardrailResults
+          .filter((g) => g.arm === t)
+          .map((g) => ({
+            metric: g.metric,
+            verdict: g.result.verdict,
+            harmLow: g.result.harm_ci?.[0] ?? null,
+            margin: g.margin,
+            relative: g.relative,
+            failureLimit: g.failureLimit,
+            dryRun: g.dryRun,
+          })),
+      });
     }
+    // One measurement per analysis: a metric failed in it when it failed in any treatment arm.
+    const counts = countMeasurement(countsFrom(carry.rules), combineMeasurements(inputs.map(measurementOf)));
+    for (const input of inputs) decisions.push(decide({ ...input, rules: { counts, inconclusiveLimit } }));
     const decision = decisions.reduce(
       (worst, x) => (severity(x) > severity(worst) ? x : worst),
       decisions[0] as PolicyDecision,
     );
-    carry = { arms: nextArms, srm: srmSeq.carry ?? carry.srm, guardrails: nextGuardrails };
+    carry = {
+      arms: nextArms,
+      srm: srmSeq.carry ?? carry.srm,
+      guardrails: nextGuardrails,
+      rules: decision.action === "continue" ? counts : NO_COUNTS,
+    };
     const head = comparisons[0];
     const inserted = await signals.insertAnalysis(trx, {
       workspaceId: experiment.workspaceId,
@@ -406,6 +444,10 @@ async function analyseLocked(
         p_value: g.result.p_value,
         margin: g.margin,
         relative: g.relative,
+        // A dry-run guardrail (or failure_limit −1) shows its verdict here and nowhere else.
+        failure_limit: g.failureLimit,
+        dry_run: g.dryRun,
+        failed_analyses: counts.guardrails[g.metric] ?? 0,
       })),
       decision,
       details: {
@@ -421,6 +463,11 @@ async function analyseLocked(
         tau2_source: plan.tau2Source,
         planned_per_arm: plan.sequentialPerArm,
         fixed_per_arm: plan.fixedPerArm,
+        rules: {
+          counts,
+          kill_failure_limit: kill?.failureLimit ?? null,
+          inconclusive_limit: inconclusiveLimit,
+        },
         carry,
       },
     });
@@ -428,56 +475,83 @@ async function analyseLocked(
     analysed += 1;
     if (decision.action === "continue") continue;
 
-    const at = nowOf(deps);
-    const caller = workerCaller(experiment.workspaceId);
-    const action = decision.action === "pause" ? "pause" : "analyse";
-    const move = applyTransition(experimentMachine, experiment.state, action, { actor: caller.principal });
-    const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, { at });
-    if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
-    const summary = {
-      state: move.to,
-      action: decision.action,
-      reason: decision.reason,
-      detail: decision.detail,
-      analysis_ts: snap.ts.toISOString(),
+    const applied = await applyDecision(deps, trx, experiment, outcome, decision, snap.ts, {
       effect: head?.effect ?? null,
       ci: head?.ci ?? null,
       relative_lift: head?.relative_lift ?? null,
       p_value: head?.p_value ?? null,
-    };
-    await audit.insertAuditEvent(trx, {
-      workspaceId: experiment.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: move.events[0] ?? `experiment.${action}`,
-      subjectType: "experiment",
-      subjectId: experiment.id,
-      before: { state: move.from },
-      after: summary,
-      requestId: null,
     });
-    // A stop (win, loss, futility, SRM, maximum duration) asks for ship / iterate / extend / roll back;
-    // a pause (kill-switch, guardrail harm) for resume / roll back.
-    await ensurePendingGate(trx, caller, outcome, "analysis_review", experiment.id, at, {
-      action: decision.action,
-      reason: decision.reason,
-      detail: decision.detail,
-      analysis_ts: snap.ts.toISOString(),
-    });
-    const webhookId = await signals.enqueueWebhook(trx, {
-      workspaceId: experiment.workspaceId,
-      eventType: `experiment.${move.to}`,
-      dedupeKey: `experiment.${move.to}:${experiment.id}:${snap.ts.toISOString()}`,
-      payload: {
-        type: `experiment.${move.to}`,
-        created_at: at.toISOString(),
-        data: {
-          experiment: { id: experiment.id, key: experiment.key, outcome: outcome.slug, state: move.to },
-          ...summary,
-        },
-      },
-    });
-    return { analysed, decision: { ...decision, ts: snap.ts }, webhooks: [webhookId], state: move.to };
+    return { analysed, decision: { ...decision, ts: snap.ts }, webhooks: [applied.webhookId], state: applied.state };
   }
   return { analysed, decision: null, webhooks: [], state: experiment.state };
+}
+
+/**
+ * Apply a decision to a running experiment locked by the caller's transaction:
+ * move it (`pause` → paused, `analyse` → analysing) with a conditional UPDATE
+ * from `running`, write the audit event (actor `worker`), open the
+ * analysis_review gate with `{ action, reason, detail }` and put the webhook in
+ * the outbox. The one path of every automatic decision: the kill-switch, the
+ * guardrails, the other policy stops and the consecutive-error escalation.
+ *
+ * @param ts the analysis (or failed poll) the decision is about; it names the webhook's dedupe key
+ * @param facts figures shown in the audit event and the webhook
+ * @throws Error when the experiment is not `running` (the caller holds its row lock and checked)
+ */
+export async function applyDecision(
+  deps: RuntimeDeps,
+  trx: Trx,
+  experiment: Experiment,
+  outcome: Outcome,
+  decision: PolicyDecision,
+  ts: Date,
+  facts: Record<string, unknown>,
+): Promise<{ state: string; webhookId: string }> {
+  const at = nowOf(deps);
+  const caller = workerCaller(experiment.workspaceId);
+  const action = decision.action === "pause" ? "pause" : "analyse";
+  const move = applyTransition(experimentMachine, experiment.state, action, { actor: caller.principal });
+  const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, { at });
+  if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
+  const summary = {
+    state: move.to,
+    action: decision.action,
+    reason: decision.reason,
+    detail: decision.detail,
+    analysis_ts: ts.toISOString(),
+    ...facts,
+  };
+  await audit.insertAuditEvent(trx, {
+    workspaceId: experiment.workspaceId,
+    actor: auditActor(caller),
+    channel: caller.channel,
+    action: move.events[0] ?? `experiment.${action}`,
+    subjectType: "experiment",
+    subjectId: experiment.id,
+    before: { state: move.from },
+    after: summary,
+    requestId: null,
+  });
+  // A stop (win, loss, futility, SRM, maximum duration, inconclusive) asks for ship / iterate / extend /
+  // roll back; a pause (kill-switch, guardrail harm, errors) for resume / roll back.
+  await ensurePendingGate(trx, caller, outcome, "analysis_review", experiment.id, at, {
+    action: decision.action,
+    reason: decision.reason,
+    detail: decision.detail,
+    analysis_ts: ts.toISOString(),
+  });
+  const webhookId = await signals.enqueueWebhook(trx, {
+    workspaceId: experiment.workspaceId,
+    eventType: `experiment.${move.to}`,
+    dedupeKey: `experiment.${move.to}:${experiment.id}:${ts.toISOString()}`,
+    payload: {
+      type: `experiment.${move.to}`,
+      created_at: at.toISOString(),
+      data: {
+        experiment: { id: experiment.id, key: experiment.key, outcome: outcome.slug, state: move.to },
+        ...summary,
+      },
+    },
+  });
+  return { state: move.to, webhookId };
 }

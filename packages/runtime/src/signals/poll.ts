@@ -16,6 +16,7 @@ import type { Caller } from "../context";
 import { inTransaction, nowOf, type RuntimeDeps } from "../context";
 import { specOf } from "../spec-of";
 import type { ConnectorProvider } from "./connectors";
+import { escalateConsecutiveErrors } from "./error-escalation";
 
 /** The runtime's own worker as an actor: audit events of its decisions carry actor `worker`. */
 export function workerCaller(workspaceId: string): Caller {
@@ -156,6 +157,9 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
       code: described.code,
       message: described.message,
     });
+    // The 5th failure in a row (decision_rules.consecutive_error_limit) pauses the experiment. Its own
+    // failure must not hide the poll's error; the next failed poll tries the escalation again.
+    await escalateConsecutiveErrors(deps, experiment.id).catch(() => null);
     throw error;
   }
 }
