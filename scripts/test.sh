@@ -28,20 +28,30 @@ mkdir -p .tmp
 rm -f .tmp/vitest-report.json .tmp/vitest-fuzz-report.json
 status=0
 pnpm --silent test --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json "$@" || status=$?
-# The API fuzz (vitest project "fuzz"), after the main run and never beside it:
-# run with every other project at once, its worker twice died in V8's RegExp
-# compiler (out of memory). A fixed seed, so a failure replays with
-# FC_SEED=20261201 pnpm test:fuzz. A filter given to this script (a path, -t)
-# may match no fuzz test, which is no failure then.
+# The API fuzz (vitest project "fuzz"), after the main run and never beside it,
+# so its thousands of requests do not compete with the timed process tests. A
+# fixed seed, so a failure replays with FC_SEED=20261201 pnpm test:fuzz. A
+# filter given to this script (a path, -t) may match no fuzz test, which is no
+# failure then.
 log "API fuzz (FC_SEED=20261201)"
 fuzz_args=("$@")
 if [ "$#" -gt 0 ]; then fuzz_args+=(--passWithNoTests); fi
 FC_SEED=20261201 pnpm --silent test:fuzz --reporter=default --reporter=json \
   --outputFile.json=.tmp/vitest-fuzz-report.json "${fuzz_args[@]}" || status=$?
-# One plain closing line for both runs, whatever the reporters printed above.
+# The fault-injection suite, shortened (docs/reliability.md): real processes
+# killed, restarted and starved; it prints per scenario the faults injected and
+# what was lost or duplicated. Skipped when this script is given a filter.
+rm -f .tmp/vitest-chaos-report.json
+if [ "$#" -eq 0 ]; then
+  log "fault injection, short (pnpm chaos --short)"
+  pnpm --silent chaos --short --json "$ROOT/.tmp/vitest-chaos-report.json" || status=$?
+fi
+# One plain closing line for every run, whatever the reporters printed above.
 node -e 'const fs = require("node:fs");
   let passed = 0, failed = 0, skipped = 0, found = 0;
-  for (const [name, file] of [["main", process.argv[1]], ["fuzz", process.argv[2]]]) {
+  const runs = [["main", process.argv[1]], ["fuzz", process.argv[2]]];
+  if (process.argv[4] === "0") runs.push(["fault-injection", process.argv[3]]);
+  for (const [name, file] of runs) {
     if (!fs.existsSync(file)) {
       console.log(`no ${name} test report: vitest stopped before writing one (its output is above)`);
       continue;
@@ -53,5 +63,5 @@ node -e 'const fs = require("node:fs");
     found++;
   }
   if (found > 0) console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));' \
-  "$ROOT/.tmp/vitest-report.json" "$ROOT/.tmp/vitest-fuzz-report.json"
+  "$ROOT/.tmp/vitest-report.json" "$ROOT/.tmp/vitest-fuzz-report.json" "$ROOT/.tmp/vitest-chaos-report.json" "$#"
 exit "$status"

@@ -1,14 +1,15 @@
 /**
  * What each fault-injection scenario reports: the faults it injected, what was
  * lost and what was duplicated (both must be 0), and its own figures. Each
- * scenario writes one JSON file under `.tmp/chaos/`; `tests/chaos/run.ts`
+ * scenario writes one JSON file in the run's report directory; `tests/chaos/run.ts`
  * prints them as a table.
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-export const REPORT_DIR = fileURLToPath(new URL("../../.tmp/chaos", import.meta.url));
+/** Where this run's reports go: `CHAOS_REPORT_DIR` (set by the runner, one directory per run) or `.tmp/chaos`. */
+export const REPORT_DIR = process.env.CHAOS_REPORT_DIR ?? fileURLToPath(new URL("../../.tmp/chaos", import.meta.url));
 
 /** `CHAOS_MODE=short` (CI) scales every scenario down; anything else runs the full counts of docs/reliability.md. */
 export const SHORT = process.env.CHAOS_MODE === "short";

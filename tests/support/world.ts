@@ -112,6 +112,8 @@ export interface OutcomeOptions {
   readonly pollInterval?: string;
   /** The connector query (default `SOURCE_QUERY`). */
   readonly query?: string;
+  /** `signal.lookback` as outcome.yaml writes it (default: none). */
+  readonly lookback?: string;
 }
 
 /** An outcome read through the `postgres` connector from `source_points`. */
@@ -124,7 +126,7 @@ signal:
   metric: conversion_rate
   kind: proportion
   unit: user
-  poll_interval: ${options.pollInterval ?? "1s"}
+  poll_interval: ${options.pollInterval ?? "1s"}${options.lookback === undefined ? "" : `\n  lookback: ${options.lookback}`}
   connector:
     type: postgres
     database_url_env: SOURCE_DATABASE_URL

@@ -30,6 +30,7 @@ describe("migrations", () => {
         "2026-12-05T00-00-dashboard",
         "2026-12-06T00-00-timescale-policies",
         "2026-12-07T00-00-api-key-scopes",
+        "2026-12-08T00-00-point-revisions",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

@@ -15,6 +15,7 @@ import * as agentRequests from "./migrations/2026-12-04T00-00-agent-requests";
 import * as dashboard from "./migrations/2026-12-05T00-00-dashboard";
 import * as timescalePolicies from "./migrations/2026-12-06T00-00-timescale-policies";
 import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
+import * as pointRevisions from "./migrations/2026-12-08T00-00-point-revisions";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -27,6 +28,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-05T00-00-dashboard": dashboard,
   "2026-12-06T00-00-timescale-policies": timescalePolicies,
   "2026-12-07T00-00-api-key-scopes": apiKeyScopes,
+  "2026-12-08T00-00-point-revisions": pointRevisions,
 };
 
 export interface MigrationReport {

@@ -146,6 +146,21 @@ export interface SignalPointsTable {
   ingested_at: Timestamp;
 }
 
+export interface SignalPointRevisionsTable {
+  id: Generated<string>;
+  series_id: string;
+  workspace_id: string;
+  arm: string;
+  ts: Timestamp;
+  old_units: ColumnType<number, number | bigint, number | bigint>;
+  old_sum: number;
+  old_sum_sq: number;
+  new_units: ColumnType<number, number | bigint, number | bigint>;
+  new_sum: number;
+  new_sum_sq: number;
+  revised_at: ColumnType<Date, Date | string | undefined, never>;
+}
+
 export interface AnalysesTable {
   id: Generated<string>;
   workspace_id: string;
@@ -290,6 +305,7 @@ export interface Database {
   gates: GatesTable;
   signal_series: SignalSeriesTable;
   signal_points: SignalPointsTable;
+  signal_point_revisions: SignalPointRevisionsTable;
   analyses: AnalysesTable;
   learnings: LearningsTable;
   audit_events: AuditEventsTable;

@@ -347,6 +347,10 @@ export interface Signal {
    */
   poll_interval: Seconds;
   /**
+   * How far back each poll reads again before the newest stored point, for sources that revise or complete recent data late (Mixpanel's counts settle over days). Re-read points that are unchanged write nothing; revised values are updated and each revision is recorded with its old and new values. Applies to the signal and every guardrail. Unset: each poll reads only what is newer than the last stored point.
+   */
+  lookback?: Seconds;
+  /**
    * Where the signal is read from.
    */
   connector: Connector;
@@ -946,6 +950,10 @@ export interface SignalInput {
    * How often the connector is polled while an experiment runs. A Mixpanel connector may be polled less often to stay within Mixpanel's query budget (see docs/connectors.md).
    */
   poll_interval?: DurationInput;
+  /**
+   * How far back each poll reads again before the newest stored point, for sources that revise or complete recent data late (Mixpanel's counts settle over days). Re-read points that are unchanged write nothing; revised values are updated and each revision is recorded with its old and new values. Applies to the signal and every guardrail. Unset: each poll reads only what is newer than the last stored point.
+   */
+  lookback?: DurationInput;
   /**
    * Where the signal is read from.
    */

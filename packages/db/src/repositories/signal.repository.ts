@@ -101,7 +101,8 @@ export interface UpsertReport {
  * Upsert cumulative points in one statement (`INSERT … ON CONFLICT DO UPDATE …
  * WHERE values differ`), and set the series' "polled until" mark to the oldest
  * of its arms' newest points. Identical re-polls write nothing; revised values
- * are updated.
+ * are updated, each with one `signal_point_revisions` row (old and new values,
+ * `revised_at` = `polledAt`).
  */
 export async function upsertPoints(
   db: DbOrTrx,
@@ -118,15 +119,33 @@ export async function upsertPoints(
   const units = points.map((p) => p.units);
   const sums = points.map((p) => p.sum);
   const sumSqs = points.map((p) => p.sum_sq);
+  // One statement: the values a revision replaces are read in the same snapshot as the upsert, and each
+  // point the upsert changed (not inserted) gets one revision row with its old and new values.
   const result = await sql<{ inserted: boolean }>`
-    INSERT INTO signal_points AS sp (series_id, workspace_id, arm, ts, units, sum, sum_sq)
-    SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, u.arm, u.ts, u.units, u.sum, u.sum_sq
-      FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[])
-           AS u(arm, ts, units, sum, sum_sq)
-    ON CONFLICT (series_id, arm, ts) DO UPDATE
-       SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, ingested_at = now()
-     WHERE (sp.units, sp.sum, sp.sum_sq) IS DISTINCT FROM (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq)
-    RETURNING (xmax = 0) AS inserted`.execute(db);
+    WITH input AS (
+      SELECT u.arm, u.ts, u.units, u.sum, u.sum_sq
+        FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[])
+             AS u(arm, ts, units, sum, sum_sq)
+    ), previous AS (
+      SELECT sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq
+        FROM signal_points sp JOIN input i ON sp.arm = i.arm AND sp.ts = i.ts
+       WHERE sp.series_id = ${series.id}::uuid
+    ), upserted AS (
+      INSERT INTO signal_points AS sp (series_id, workspace_id, arm, ts, units, sum, sum_sq)
+      SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, arm, ts, units, sum, sum_sq FROM input
+      ON CONFLICT (series_id, arm, ts) DO UPDATE
+         SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, ingested_at = now()
+       WHERE (sp.units, sp.sum, sp.sum_sq) IS DISTINCT FROM (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq)
+      RETURNING sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, (xmax = 0) AS inserted
+    ), revisions AS (
+      INSERT INTO signal_point_revisions
+             (series_id, workspace_id, arm, ts, old_units, old_sum, old_sum_sq, new_units, new_sum, new_sum_sq, revised_at)
+      SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, u.arm, u.ts, p.units, p.sum, p.sum_sq,
+             u.units, u.sum, u.sum_sq, ${polledAt}
+        FROM upserted u JOIN previous p ON p.arm = u.arm AND p.ts = u.ts
+       WHERE NOT u.inserted
+    )
+    SELECT inserted FROM upserted`.execute(db);
   const inserted = result.rows.filter((r) => r.inserted).length;
   const updated = result.rows.length - inserted;
   // The mark is the oldest of the arms' newest points: an arm whose rows arrive later than the
@@ -482,4 +501,29 @@ export async function outcomeSeriesPoints(db: DbOrTrx, outcomeId: string): Promi
     .where("role", "=", "outcome")
     .executeTakeFirst();
   return series === undefined ? [] : listPoints(db, series.id, null);
+}
+
+export interface PointRevision {
+  readonly arm: string;
+  readonly ts: Date;
+  readonly before: { readonly units: number; readonly sum: number; readonly sum_sq: number };
+  readonly after: { readonly units: number; readonly sum: number; readonly sum_sq: number };
+  readonly revisedAt: Date;
+}
+
+/** The recorded revisions of a series' points, oldest first. */
+export async function listPointRevisions(db: DbOrTrx, seriesId: string): Promise<PointRevision[]> {
+  const rows = await db
+    .selectFrom("signal_point_revisions")
+    .selectAll()
+    .where("series_id", "=", seriesId)
+    .orderBy("id")
+    .execute();
+  return rows.map((r) => ({
+    arm: r.arm,
+    ts: r.ts,
+    before: { units: Number(r.old_units), sum: r.old_sum, sum_sq: r.old_sum_sq },
+    after: { units: Number(r.new_units), sum: r.new_sum, sum_sq: r.new_sum_sq },
+    revisedAt: r.revised_at,
+  }));
 }

@@ -11,7 +11,7 @@ import { audit, outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { auditActor, inTransaction, nowOf } from "../context";
 import { specOf } from "../spec-of";
-import { type SignalDeps, workerCaller } from "./poll";
+import { readFrom, type SignalDeps, workerCaller } from "./poll";
 
 export type OutcomePollResult =
   | { readonly status: "skipped"; readonly state: string }
@@ -75,7 +75,7 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
   try {
     const connector = deps.connectors.get(spec.signal.connector as { type: string }, spec.signal.kind);
     const points = await connector.fetchOutcomeSeries(
-      { from: series.polledUntil ?? new Date(0), to: at },
+      { from: readFrom(series.polledUntil, spec.signal.lookback), to: at },
       AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
     );
     await signals.upsertPoints(

@@ -18,6 +18,17 @@ import { specOf } from "../spec-of";
 import type { ConnectorProvider } from "./connectors";
 import { escalateConsecutiveErrors } from "./error-escalation";
 
+/**
+ * Where a poll starts reading (exclusive): the series' newest stored point
+ * (`polledUntil`), less the outcome's `signal.lookback` (seconds) so that
+ * values the source revised or completed late are read again; the epoch when
+ * nothing is stored yet.
+ */
+export function readFrom(polledUntil: Date | null, lookbackSeconds: number | undefined): Date {
+  if (polledUntil === null) return new Date(0);
+  return lookbackSeconds === undefined ? polledUntil : new Date(polledUntil.getTime() - lookbackSeconds * 1000);
+}
+
 /** The runtime's own worker as an actor: audit events of its decisions carry actor `worker`. */
 export function workerCaller(workspaceId: string): Caller {
   return {
@@ -121,7 +132,7 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
         {
           experimentKey: experiment.key,
           arms,
-          from: series.polledUntil ?? new Date(0),
+          from: readFrom(series.polledUntil, spec.signal.lookback),
           to: at,
           // A replay at `speed` is anchored at the launch; without it the connector anchors at `from`,
           // which moves with every poll.
