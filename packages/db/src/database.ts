@@ -41,5 +41,12 @@ export function createDb(options: DbOptions): Db {
   // An idle client losing its connection (Postgres restarting) must not crash
   // the process; the pool drops it and the next query reconnects.
   pool.on("error", () => {});
+  // Nor may a client that loses it while checked out between two queries (a
+  // backend terminated mid-transaction): pg emits `error` on the client, which
+  // with no listener ends the process. The query in flight fails on its own
+  // (the API answers 503), and the pool discards the broken client on release.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }

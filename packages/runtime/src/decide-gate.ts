@@ -119,6 +119,23 @@ export function decisionOptions(
   }));
 }
 
+/** The audit action of a decision refused because the gate or its experiment moved on. */
+export const STALE_DECISION_ACTION = "gate.decision_rejected_stale";
+
+/**
+ * Why a decision came too late: the gate was decided (by someone else, or by
+ * this caller's own earlier attempt) or expired, its outcome closed, or its
+ * experiment left the state the gate was opened to decide.
+ */
+type StaleReason = "decided" | "expired" | "outcome_closed" | "experiment_moved_on";
+
+interface StaleRefusal {
+  readonly gateId: string;
+  readonly reason: StaleReason;
+  readonly experimentState: ExperimentState | null;
+  readonly detail: string;
+}
+
 /** Thrown to every caller but the first: carries the decision that won. */
 export class GateAlreadyDecidedError extends DomainError {
   constructor(gate: Gate) {
@@ -172,7 +189,13 @@ export interface DecideGateResult {
  *   of a paused experiment), or per-hypothesis decisions that do not fit;
  *   `agents_cannot_decide` / `gate_not_assignee`; GateAlreadyDecidedError
  *   (`gate_already_decided`, the winning decision in `details.decision`) when
- *   the gate is no longer pending.
+ *   the gate is no longer pending; `outcome_closed` when its outcome closed;
+ *   `illegal_transition` when the decision fitted the gate when it opened but
+ *   its experiment has moved on since (e.g. `resume` of a pause's review after
+ *   the experiment went to analysis), or the gate takes no decision now. Each
+ *   of these stale refusals is audited as `gate.decision_rejected_stale`, at
+ *   most once per (gate, actor, channel, attempted decision), unless the call
+ *   runs inside a caller's transaction (which rolls back).
  */
 export async function decideGate(
   deps: RuntimeDeps,
@@ -180,30 +203,68 @@ export async function decideGate(
   gateId: string,
   input: DecideGateInput,
 ): Promise<DecideGateResult> {
+  // Set just before a refusal for staleness is thrown; audited once the refused transaction rolled back.
+  const refusal: { stale?: StaleRefusal } = {};
+  const stale = (reason: StaleReason, error: DomainError, experimentState: ExperimentState | null = null) => {
+    refusal.stale = { gateId, reason, experimentState, detail: error.message };
+    return error;
+  };
+  try {
+    return await decide(deps, caller, gateId, input, stale);
+  } catch (error) {
+    // Inside a caller's transaction (an email link's) the audit would roll back with it: that caller's refusal page
+    // is its record. On our own connection, a failure to audit fails the request (503 on a lost connection), and
+    // the client's retry writes it.
+    if (refusal.stale !== undefined && !deps.db.isTransaction) {
+      await auditStaleDecision(deps, caller, refusal.stale, input.decision);
+    }
+    throw error;
+  }
+}
+
+async function decide(
+  deps: RuntimeDeps,
+  caller: Caller,
+  gateId: string,
+  input: DecideGateInput,
+  stale: (reason: StaleReason, error: DomainError, experimentState?: ExperimentState | null) => DomainError,
+): Promise<DecideGateResult> {
   const workspaceId = caller.principal.workspaceId;
   return inTransaction(deps.db, async (trx) => {
-    const gate = await gates.findGate(trx, workspaceId, gateId);
-    if (gate === null) throw new DomainError("not_found", `no gate "${gateId}" in this workspace`, { gate: gateId });
-    const allowed = GATE_DECISIONS[gate.kind] as Record<string, "approved" | "rejected">;
+    const seen = await gates.findGate(trx, workspaceId, gateId);
+    if (seen === null) throw new DomainError("not_found", `no gate "${gateId}" in this workspace`, { gate: gateId });
+    const allowed = GATE_DECISIONS[seen.kind] as Record<string, "approved" | "rejected">;
     const status = allowed[input.decision];
     if (status === undefined) {
       throw new DomainError(
         "invalid_decision",
-        `a ${gate.kind} gate takes ${Object.keys(allowed).join(" or ")}, not "${input.decision}"`,
+        `a ${seen.kind} gate takes ${Object.keys(allowed).join(" or ")}, not "${input.decision}"`,
         { field: "decision", allowed: Object.keys(allowed) },
       );
     }
-    if (gate.status !== "pending") throw new GateAlreadyDecidedError(gate);
+    if (seen.status !== "pending") {
+      throw stale(seen.status === "expired" ? "expired" : "decided", new GateAlreadyDecidedError(seen));
+    }
     // Lock the outcome first, as proposals do: a hypothesis joining this gate
     // either commits before the decision (and is decided with it) or finds
     // the gate decided and opens a new one. Never both, never neither.
-    const outcome = await outcomes.findOutcome(trx, workspaceId, gate.outcomeId, { forUpdate: true });
+    const outcome = await outcomes.findOutcome(trx, workspaceId, seen.outcomeId, { forUpdate: true });
     if (outcome === null)
-      throw new DomainError("not_found", `the outcome of gate ${gate.id} is gone`, { gate: gate.id });
+      throw new DomainError("not_found", `the outcome of gate ${seen.id} is gone`, { gate: seen.id });
+    // Every decider of the gate waits on that lock: read the gate again, so that the loser of a race is told who
+    // won (409 with the winning decision) instead of judging the winner's effects (an experiment already launched)
+    // against its stale copy of the gate.
+    const gate = (await gates.findGate(trx, workspaceId, gateId)) ?? seen;
+    if (gate.status !== "pending") {
+      throw stale(gate.status === "expired" ? "expired" : "decided", new GateAlreadyDecidedError(gate));
+    }
     if (outcome.state !== "active" && outcome.state !== "draft") {
-      throw new DomainError("outcome_closed", `outcome ${outcome.slug} is ${outcome.state}; its gates are closed`, {
-        state: outcome.state,
-      });
+      throw stale(
+        "outcome_closed",
+        new DomainError("outcome_closed", `outcome ${outcome.slug} is ${outcome.state}; its gates are closed`, {
+          state: outcome.state,
+        }),
+      );
     }
     // Who may decide (and that the gate is pending) is the gate machine's rule.
     applyTransition(gateMachine, gate.status, status === "approved" ? "approve" : "reject", {
@@ -214,8 +275,27 @@ export async function decideGate(
     });
     if (gate.experimentId !== null) {
       const experiment = await experiments.findExperiment(trx, workspaceId, gate.experimentId);
-      const options = decisionOptions(gate, experiment?.state ?? null).map((o) => o.decision);
+      const state = experiment?.state ?? null;
+      const options = decisionOptions(gate, state).map((o) => o.decision);
       if (!options.includes(input.decision)) {
+        const openedFor = openedForState(gate);
+        const offeredAtOpening =
+          openedFor !== null && decisionOptions(gate, openedFor).some((o) => o.decision === input.decision);
+        if (options.length === 0 || (offeredAtOpening && state !== openedFor)) {
+          // The decision fitted the gate when it opened; the experiment has moved on since (a pause, an analysis,
+          // a conclusion): the decision is stale, not malformed.
+          throw stale(
+            "experiment_moved_on",
+            new DomainError(
+              "illegal_transition",
+              options.length === 0
+                ? `the experiment of this gate is ${state ?? "gone"}; the gate takes no decision now`
+                : `the experiment of this gate is now ${state}; the gate takes ${options.join(" or ")} now, not "${input.decision}"`,
+              { gateId: gate.id, status: gate.status, allowed: options, state },
+            ),
+            state,
+          );
+        }
         throw new DomainError(
           "invalid_decision",
           options.length === 0
@@ -240,7 +320,7 @@ export async function decideGate(
     if (decided === null) {
       // Someone else's decision committed between our read and our update.
       const winner = await gates.findGate(trx, workspaceId, gate.id);
-      throw new GateAlreadyDecidedError(winner ?? gate);
+      throw stale(winner?.status === "expired" ? "expired" : "decided", new GateAlreadyDecidedError(winner ?? gate));
     }
     await audit.insertAuditEvent(trx, {
       workspaceId,
@@ -267,6 +347,79 @@ export async function decideGate(
       learningId = await writeLearningForDecision(trx, { gate: decided, outcome, experiment: concluded, at });
     }
     return { gate: decided, experiments: moved, learningId };
+  });
+}
+
+/**
+ * The experiment state a gate was opened to decide: `built` for a launch
+ * approval; for an analysis review `paused` when a pause (kill-switch,
+ * guardrail, by hand) opened it, else `analysing`. Null for gates of no
+ * experiment.
+ */
+function openedForState(gate: Gate): ExperimentState | null {
+  if (gate.kind === "launch_approval") return "built";
+  if (gate.kind === "analysis_review") return gate.context.action === "pause" ? "paused" : "analysing";
+  return null;
+}
+
+/**
+ * Audit a refused stale decision (`gate.decision_rejected_stale`): who tried
+ * which decision on which gate, through which channel, the gate's status then
+ * and why it was stale. In its own short transaction with the gate row locked,
+ * so that of a storm of refusals at most one row is written per (gate, actor,
+ * channel, attempted decision).
+ */
+async function auditStaleDecision(
+  deps: RuntimeDeps,
+  caller: Caller,
+  refusal: StaleRefusal,
+  attemptedDecision: GateDecisionValue,
+): Promise<void> {
+  const workspaceId = caller.principal.workspaceId;
+  await inTransaction(deps.db, async (trx) => {
+    const gate = await gates.findGateById(trx, refusal.gateId, { forUpdate: true });
+    if (gate === null || gate.workspaceId !== workspaceId) return;
+    const earlier = await audit.listAuditEventsPage(trx, workspaceId, {
+      subjectType: "gate",
+      subjectId: gate.id,
+      action: STALE_DECISION_ACTION,
+      actorName: caller.principal.name,
+      channel: caller.channel,
+      limit: 1000,
+    });
+    const seen = earlier.items.some(
+      (e) =>
+        e.actor?.id === caller.principal.id &&
+        (e.after as { attemptedDecision?: unknown } | null)?.attemptedDecision === attemptedDecision,
+    );
+    if (seen) return;
+    const experiment =
+      gate.experimentId === null ? null : await experiments.findExperiment(trx, workspaceId, gate.experimentId);
+    await audit.insertAuditEvent(trx, {
+      workspaceId,
+      actor: auditActor(caller),
+      channel: caller.channel,
+      action: STALE_DECISION_ACTION,
+      subjectType: "gate",
+      subjectId: gate.id,
+      before: { status: gate.status },
+      after: {
+        attemptedDecision,
+        reason: refusal.reason,
+        gateStatus: gate.status,
+        experimentState: experiment?.state ?? refusal.experimentState,
+        winningDecision: gate.decision
+          ? {
+              decision: gate.decision.decision,
+              decidedBy: gate.decision.decidedBy,
+              channel: gate.decision.channel,
+              decidedAt: gate.decision.decidedAt.toISOString(),
+            }
+          : null,
+        detail: refusal.detail,
+      },
+      requestId: caller.requestId,
+    });
   });
 }
 

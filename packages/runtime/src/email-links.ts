@@ -157,6 +157,12 @@ async function checkLink(
   const options = decisionOptions(gate, experiment?.state ?? null);
   const option = options.find((o) => o.decision === token.decision);
   if (option === undefined) {
+    // The gate and the experiment were read one after the other: a decision that committed in between
+    // moved the experiment. Say who decided, as for any other late link.
+    const current = await gates.findGateById(deps.db, gate.id);
+    if (current !== null && current.status !== "pending") {
+      return refused(409, "already_decided", "This gate was already decided", describeDecision(current), dashboard);
+    }
     return refused(
       409,
       "decision_unavailable",
@@ -293,6 +299,10 @@ export async function decideByEmailLink(
       return refused(409, "already_decided", "This gate was already decided", describeDecision(now ?? gate), dashboard);
     }
     if (error instanceof DomainError) {
+      const current = await gates.findGateById(deps.db, gate.id);
+      if (current !== null && current.status !== "pending") {
+        return refused(409, "already_decided", "This gate was already decided", describeDecision(current), dashboard);
+      }
       const code: RefusalCode =
         error.code === "gate_not_assignee" || error.code === "forbidden" ? "not_allowed" : "decision_unavailable";
       return refused(code === "not_allowed" ? 403 : 409, code, "Nothing was decided", error.message, dashboard);

@@ -2,7 +2,8 @@
  * Human gates at the runtime level, on the real Postgres: portfolio reviews
  * decided item by item, the inbox of a person, the context package, the death
  * of a gate's email links and unsent emails when it is decided, workspace
- * settings, and the learning a concluding analysis decision writes.
+ * settings, the learning a concluding analysis decision writes, and stale
+ * decisions refused and audited once.
  */
 import { randomUUID } from "node:crypto";
 import { DomainError } from "@outcome-runtime/core";
@@ -19,7 +20,7 @@ import {
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOutcome } from "./apply-outcome";
 import type { Caller } from "./context";
-import { decideGate, getGate, listGates } from "./decide-gate";
+import { decideGate, getGate, listGates, STALE_DECISION_ACTION } from "./decide-gate";
 import { proposeExperiment, transitionExperiment } from "./experiments";
 import { hashDecisionToken, sendGateNotification } from "./gate-mail";
 import { handleGateExpiry } from "./gate-sla";
@@ -631,5 +632,116 @@ describe("learnings of analysis decisions", () => {
       source: "rules",
       outcomeId: experiment.outcomeId,
     });
+  });
+});
+
+describe("a stale decision is refused, changes nothing and is audited once", () => {
+  const staleRows = async (gateId: string) =>
+    (await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: gateId, action: STALE_DECISION_ACTION })).map(
+      (e) => ({ actor: e.actor?.name, channel: e.channel, before: e.before, after: e.after }),
+    );
+  const decidedRows = async (gateId: string) =>
+    audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: gateId, action: "gate.decided" });
+
+  it("of a gate already decided: 409 with the winner, one row per (actor, channel, attempted decision)", async () => {
+    const { experiment, launchGate } = await builtExperiment("stale-decided", "Shorter address form");
+    await decideGate(deps(), seed.admin, launchGate.id, { decision: "reject", reason: "needs copy review" });
+
+    const refused = await domainErrorOf(decideGate(deps(), maya, launchGate.id, { decision: "approve" }));
+    expect(refused.code).toBe("gate_already_decided");
+    expect(refused.details).toMatchObject({ status: "rejected", decision: { decision: "reject" } });
+    // A storm of the same late approval, and a late rejection, by the same person.
+    const storm = await Promise.all(
+      Array.from({ length: 12 }, () => codeOf(decideGate(deps(), maya, launchGate.id, { decision: "approve" }))),
+    );
+    expect(new Set(storm)).toEqual(new Set(["gate_already_decided"]));
+    expect(await codeOf(decideGate(deps(), maya, launchGate.id, { decision: "reject" }))).toBe("gate_already_decided");
+
+    const rows = await staleRows(launchGate.id);
+    expect(rows).toHaveLength(2);
+    expect(rows.find((r) => (r.after as { attemptedDecision: string }).attemptedDecision === "approve")).toEqual({
+      actor: "maya.pm@acme.example",
+      channel: maya.channel,
+      before: { status: "rejected" },
+      after: {
+        attemptedDecision: "approve",
+        reason: "decided",
+        gateStatus: "rejected",
+        experimentState: "building",
+        winningDecision: {
+          decision: "reject",
+          decidedBy: seed.admin.principal.name,
+          channel: seed.admin.channel,
+          decidedAt: expect.any(String),
+        },
+        detail: expect.stringContaining("was already decided: reject"),
+      },
+    });
+    // Nothing moved: one decision, the experiment back to building as the rejection left it.
+    expect(await decidedRows(launchGate.id)).toHaveLength(1);
+    expect((await getGate(deps(), seed.admin, launchGate.id)).experiments.map((e) => e.state)).toEqual(["building"]);
+    expect(experiment.id).toBeDefined();
+  });
+
+  it("of a gate that expired at its SLA or with its abandoned outcome", async () => {
+    const sla = await activeOutcome(t, seed, "stale-sla", [
+      [
+        "    backup: lead@acme.example\n    sla: 48h",
+        "    backup: lead@acme.example\n    sla: 48h\n    on_expiry: expire",
+      ],
+    ]);
+    const review = await proposeExperiment(deps(), seed.admin, sla.slug, hypothesis("Saved carts"));
+    const later = new Date(review.gate.dueAt.getTime() + 60_000);
+    expect(await handleGateExpiry({ db: t.db, now: () => later }, review.gate.id)).toMatchObject({ status: "done" });
+    const onExpired = await domainErrorOf(decideGate(deps(), maya, review.gate.id, { decision: "approve" }));
+    expect(onExpired.code).toBe("gate_already_decided");
+    expect(await staleRows(review.gate.id)).toEqual([
+      expect.objectContaining({
+        actor: "maya.pm@acme.example",
+        after: expect.objectContaining({ attemptedDecision: "approve", reason: "expired", gateStatus: "expired" }),
+      }),
+    ]);
+    expect((await getGate(deps(), seed.admin, review.gate.id)).experiments.map((e) => e.state)).toEqual(["proposed"]);
+
+    const { launchGate } = await builtExperiment("stale-abandoned", "Guest checkout first");
+    await transitionOutcome(deps(), seed.admin, "stale-abandoned", "abandon", "priorities changed");
+    expect(await codeOf(decideGate(deps(), maya, launchGate.id, { decision: "approve" }))).toBe("gate_already_decided");
+    expect((await staleRows(launchGate.id)).map((r) => (r.after as { reason: string }).reason)).toEqual(["expired"]);
+    expect(await decidedRows(launchGate.id)).toHaveLength(0);
+    expect((await getGate(deps(), seed.admin, launchGate.id)).experiments.map((e) => e.state)).toEqual(["built"]);
+  });
+
+  it("of a review whose experiment moved on: 409 illegal_transition; a decision never valid stays 422", async () => {
+    const { experiment, launchGate } = await builtExperiment("stale-moved", "Express pay first");
+    await decideGate(deps(), maya, launchGate.id, { decision: "approve" });
+    const paused = await transitionExperiment(deps(), seed.admin, experiment.id, { action: "pause", reason: "alert" });
+    const review = paused.openedGates[0]!;
+    // Ship was never a decision of a pause's review: malformed, not stale, not audited.
+    expect(await codeOf(decideGate(deps(), maya, review.id, { decision: "ship" }))).toBe("invalid_decision");
+    // The experiment goes to analysis: the same review now asks ship / iterate / extend / roll back.
+    const analysing = await transitionExperiment(deps(), seed.admin, experiment.id, { action: "analyse" });
+    expect(analysing.openedGates.map((g) => g.id)).toEqual([review.id]);
+    const late = await domainErrorOf(decideGate(deps(), maya, review.id, { decision: "resume" }));
+    expect(late.code).toBe("illegal_transition");
+    expect(late.details).toMatchObject({ state: "analysing", allowed: ["ship", "iterate", "extend", "roll_back"] });
+    expect(await codeOf(decideGate(deps(), maya, review.id, { decision: "resume" }))).toBe("illegal_transition");
+    expect(await staleRows(review.id)).toEqual([
+      expect.objectContaining({
+        actor: "maya.pm@acme.example",
+        before: { status: "pending" },
+        after: expect.objectContaining({
+          attemptedDecision: "resume",
+          reason: "experiment_moved_on",
+          gateStatus: "pending",
+          experimentState: "analysing",
+          winningDecision: null,
+        }),
+      }),
+    ]);
+    expect((await getGate(deps(), seed.admin, review.id)).gate.status).toBe("pending");
+    expect(await decidedRows(review.id)).toHaveLength(0);
+    // The review still takes the decisions that fit now.
+    const shipped = await decideGate(deps(), maya, review.id, { decision: "ship" });
+    expect(shipped.experiments.map((e) => e.state)).toEqual(["shipped"]);
   });
 });

@@ -42,10 +42,19 @@ export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   return reply.code(body.status).type("application/problem+json").send(body);
 }
 
-/** Errors from `pg` or the network that mean "the database is unreachable right now". */
-function isUnavailable(error: unknown): boolean {
-  const e = error as { code?: string; message?: string } | null;
-  if (!e) return false;
+/**
+ * Errors from `pg` or the network that mean "the database is unreachable right
+ * now": refused or reset connections, a backend terminated by an
+ * administrator or a restart (57P01–57P03), the connection-exception class
+ * (08xxx), and the messages `pg` throws for a client whose connection died
+ * (e.g. the ROLLBACK Kysely sends after a statement failed on a terminated
+ * backend fails with "Client has encountered a connection error and is not
+ * queryable", and that error replaces the first). Looks into `cause` too.
+ */
+function isUnavailable(error: unknown, depth = 0): boolean {
+  const e = error as { code?: string; message?: string; cause?: unknown } | null;
+  if (!e || typeof e !== "object") return false;
+  if (depth < 3 && e.cause !== undefined && isUnavailable(e.cause, depth + 1)) return true;
   const codes = [
     "ECONNREFUSED",
     "ECONNRESET",
@@ -59,8 +68,10 @@ function isUnavailable(error: unknown): boolean {
     "08006",
   ];
   return (
-    (e.code !== undefined && codes.includes(e.code)) ||
-    /Connection terminated|timeout exceeded when trying to connect/i.test(e.message ?? "")
+    (e.code !== undefined && (codes.includes(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) ||
+    /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable|terminating connection due to administrator command/i.test(
+      e.message ?? "",
+    )
   );
 }
 
