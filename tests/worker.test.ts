@@ -494,7 +494,10 @@ describe("the worker process", () => {
 
     const health = await fetch(`${base}/healthz`);
     expect(health.status).toBe(200);
-    expect(await health.json()).toEqual({ status: "ok" });
+    expect(await health.json()).toEqual({
+      status: "ok",
+      checks: { redis_eviction_policy: { status: "ok", value: "noeviction" } },
+    });
 
     // The reconciliation job runs every RECONCILE_INTERVAL_MS: the worker has completed jobs soon after start.
     const ready = await waitFor(

@@ -58,7 +58,8 @@ export async function startWorkerProcess(
       const response = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
       return response?.status === 200 ? Date.now() : undefined;
     },
-    { timeoutMs: 30_000, intervalMs: 25, diagnostics: proc.output },
+    // Generous: on a loaded 2-core machine, importing the worker alone has taken 16 s.
+    { timeoutMs: 90_000, intervalMs: 25, diagnostics: proc.output },
   );
   ready.catch(() => {});
   return { proc, port, spawnedAt, ready, output: proc.output };

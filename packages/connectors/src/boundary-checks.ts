@@ -83,6 +83,9 @@ function bad(message: string, details: Record<string, unknown>): ConnectorError 
   return new ConnectorError("bad_response", message, { details });
 }
 
+/** How many unknown arm names an error names before "and N more". */
+const MAX_NAMED_ARMS = 10;
+
 /**
  * Checks and converts the rows of an experiment poll.
  *
@@ -101,9 +104,20 @@ export function checkArmAggregates(
   }
   if (unknownArms.size > 0) {
     const names = [...unknownArms].sort();
+    // A source may return thousands of stray arms: the message (shown on the experiment) names a few.
+    const shown = names.slice(0, MAX_NAMED_ARMS).map((a) => JSON.stringify(a.slice(0, 100)));
+    const list =
+      names.length > MAX_NAMED_ARMS
+        ? `${shown.join(", ")} and ${names.length - MAX_NAMED_ARMS} more`
+        : shown.join(", ");
     throw bad(
-      `${source}: ${names.length === 1 ? "arm" : "arms"} ${names.map((a) => JSON.stringify(a)).join(", ")} ${names.length === 1 ? "is" : "are"} not ${names.length === 1 ? "an arm" : "arms"} of experiment ${JSON.stringify(window.experimentKey)} (its arms: ${window.arms.join(", ")}); return only the requested arms (e.g. filter on the :arms parameter) and check the spelling`,
-      { field: "arm", unknownArms: names, arms: [...window.arms] },
+      `${source}: ${names.length === 1 ? "arm" : "arms"} ${list} ${names.length === 1 ? "is" : "are"} not ${names.length === 1 ? "an arm" : "arms"} of experiment ${JSON.stringify(window.experimentKey)} (its arms: ${window.arms.join(", ")}); return only the requested arms (e.g. filter on the :arms parameter) and check the spelling`,
+      {
+        field: "arm",
+        unknownArms: names.slice(0, MAX_NAMED_ARMS),
+        unknownArmCount: names.length,
+        arms: [...window.arms],
+      },
     );
   }
 

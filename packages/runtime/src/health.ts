@@ -69,24 +69,3 @@ export async function checkRedisEvictionPolicy(redis: Redis, timeoutMs = 1000): 
     clearTimeout(timer);
   }
 }
-
-/** Postgres codes of a connection the server ended: admin shutdown, crash shutdown, cannot connect now, and class 08. */
-const LOST_CONNECTION_CODES = new Set(["57P01", "57P02", "57P03", "ECONNRESET", "EPIPE"]);
-
-/**
- * Whether `error` is a Postgres connection that went away (the server was
- * stopped or restarted, or the network dropped it), as the `pg` driver emits
- * it on a client checked out of the pool *between* two queries (inside a
- * transaction, say): no query is there to reject, so `pg` emits an `error`
- * event nobody listens to, which Node turns into an uncaught exception. The
- * client is already marked unusable; its next query fails and the pool drops
- * it. The processes use this to keep running through a database restart
- * instead of crashing (see the `uncaughtException` handlers of the API's and
- * the worker's `main`).
- */
-export function isLostDatabaseConnection(error: unknown): boolean {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === "string" && (LOST_CONNECTION_CODES.has(code) || /^08[0-9A-Z]{3}$/.test(code))) return true;
-  return /^Connection terminated( unexpectedly)?$/.test(error.message);
-}

@@ -98,7 +98,7 @@ export {
 } from "./gate-mail";
 export type { DueSlaStep, SlaStepResult } from "./gate-sla";
 export { dueSlaSteps, handleGateExpiry, markGatesScheduled, remindGate, unscheduledGates } from "./gate-sla";
-export { checkDatabase, checkRedisEvictionPolicy, type EvictionPolicyCheck, isLostDatabaseConnection } from "./health";
+export { checkDatabase, checkRedisEvictionPolicy, type EvictionPolicyCheck } from "./health";
 export type { DroppedHypothesis, HypothesisDeps, PortfolioResult } from "./hypotheses";
 export {
   activateOutcome,

@@ -121,7 +121,12 @@ describe("authentication", () => {
   it("health checks need no key; /healthz reports the signal storage mode", async () => {
     const health = await app.inject({ method: "GET", url: "/healthz" });
     expect(health.statusCode).toBe(200);
-    expect(health.json()).toEqual({ status: "ok", version: "test", signalStorage: "plain" });
+    expect(health.json()).toEqual({
+      status: "ok",
+      version: "test",
+      signalStorage: "plain",
+      checks: { redis_eviction_policy: { status: "ok", value: "noeviction" } },
+    });
     const ready = await app.inject({ method: "GET", url: "/readyz" });
     expect(ready.statusCode).toBe(200);
     expect(ready.json()).toEqual({ status: "ready", checks: { postgres: "up", redis: "up" } });

@@ -4,7 +4,14 @@
  * SIGTERM/SIGINT.
  */
 import { createDb, migrateToLatest } from "@outcome-runtime/db";
-import { bootstrap, createGateway, type LlmConfig, LlmConfigError, llmConfigFromEnv } from "@outcome-runtime/runtime";
+import {
+  bootstrap,
+  checkRedisEvictionPolicy,
+  createGateway,
+  type LlmConfig,
+  LlmConfigError,
+  llmConfigFromEnv,
+} from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
 import { buildApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
@@ -65,6 +72,20 @@ async function main(): Promise<void> {
     },
     "database ready",
   );
+  // BullMQ needs noeviction: with another policy Redis may drop queued jobs. Not fatal (the API itself keeps
+  // working, and a managed Redis may forbid CONFIG), but an error an operator must act on; /healthz reports it too.
+  const evictionPolicy = await checkRedisEvictionPolicy(redis, 2000);
+  if (evictionPolicy.status === "unhealthy") {
+    app.log.error(
+      { check: "redis_eviction_policy", maxmemoryPolicy: evictionPolicy.value, fix: evictionPolicy.fix },
+      `Redis maxmemory-policy is ${evictionPolicy.value}, not noeviction: ${evictionPolicy.fix}`,
+    );
+  } else if (evictionPolicy.status === "unknown") {
+    app.log.warn(
+      { check: "redis_eviction_policy", detail: evictionPolicy.detail },
+      "could not read Redis maxmemory-policy; make sure it is noeviction",
+    );
+  }
   if (config.OUTCOME_RUNTIME_API_KEY === undefined) {
     app.log.warn("OUTCOME_RUNTIME_API_KEY is not set: no admin key exists until you set one and restart");
   }

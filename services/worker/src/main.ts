@@ -1,7 +1,8 @@
 /**
  * The worker process: configuration, logger, connections, migrations (under
  * the advisory lock, like the API), the BullMQ processors, and a small health
- * server: `/healthz` (the process answers) and `/readyz` (Postgres and Redis
+ * server: `/healthz` (the process answers; `degraded` when Redis's eviction
+ * policy is not noeviction) and `/readyz` (Postgres and Redis
  * reachable, and the time of the last completed job, so a worker that silently
  * stopped after a Redis restart is visible). SIGTERM drains: active jobs finish,
  * no new ones start.
@@ -9,6 +10,7 @@
 import { createDb, migrateToLatest, pingDb } from "@outcome-runtime/db";
 import { createMailer, type MailConfig, MailConfigError, mailConfigFromEnv } from "@outcome-runtime/notify";
 import {
+  checkRedisEvictionPolicy,
   connectorProvider,
   createGateway,
   type LlmConfig,
@@ -42,12 +44,18 @@ async function main(): Promise<void> {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   redis.on("error", (error) => logger.warn({ error: error.message }, "redis error"));
 
-  const policy = await redis.config("GET", "maxmemory-policy").catch(() => null);
-  const value = Array.isArray(policy) ? String(policy[1]) : null;
-  if (value !== null && value !== "noeviction") {
+  // BullMQ needs noeviction: with another policy Redis may drop queued jobs. Not fatal (a managed Redis may
+  // also forbid CONFIG), but an error an operator must act on; /healthz reports it too.
+  const evictionPolicy = await checkRedisEvictionPolicy(redis, 5000);
+  if (evictionPolicy.status === "unhealthy") {
+    logger.error(
+      { check: "redis_eviction_policy", maxmemoryPolicy: evictionPolicy.value, fix: evictionPolicy.fix },
+      `Redis maxmemory-policy is ${evictionPolicy.value}, not noeviction: ${evictionPolicy.fix}`,
+    );
+  } else if (evictionPolicy.status === "unknown") {
     logger.warn(
-      { maxmemoryPolicy: value },
-      "Redis maxmemory-policy is not noeviction: under memory pressure Redis may evict queued jobs; set maxmemory-policy noeviction",
+      { check: "redis_eviction_policy", detail: evictionPolicy.detail },
+      "could not read Redis maxmemory-policy; make sure it is noeviction",
     );
   }
 
@@ -82,7 +90,15 @@ async function main(): Promise<void> {
 
   const health = Fastify({ logger: false });
   const startedAt = new Date();
-  health.get("/healthz", async () => ({ status: "ok" }));
+  // Liveness: always 200 while the process answers (a restart cannot fix a configuration); `degraded` names
+  // the check an operator must fix.
+  health.get("/healthz", async () => {
+    const evictionPolicy = await checkRedisEvictionPolicy(redis, 1000);
+    return {
+      status: evictionPolicy.status === "unhealthy" ? "degraded" : "ok",
+      checks: { redis_eviction_policy: evictionPolicy },
+    };
+  });
   health.get("/readyz", async (_request, reply) => {
     const [database, queue] = await Promise.all([
       pingDb(db),

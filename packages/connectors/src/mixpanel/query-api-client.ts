@@ -12,6 +12,14 @@ import { ConnectorError } from "../connector-error";
 export const MIXPANEL_QUERIES_PER_HOUR = 60;
 export const MIXPANEL_MAX_CONCURRENT = 5;
 
+/**
+ * The largest answer read, in bytes. The connector asks for one value per arm
+ * (`limit`), so a real answer is a few kilobytes; a server that ignores it (or
+ * is not Mixpanel) could send millions of rows, which would be held in memory
+ * twice (text, then parsed). Reading stops at this size.
+ */
+export const MIXPANEL_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+
 /** How long to pause a project after a 429 that gave no `Retry-After` (the limit is per hour). */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
 
@@ -116,7 +124,7 @@ export async function queryApiGet(
   try {
     release = await semaphore.acquire(signal);
   } catch {
-    throw abortedError(path);
+    throw abortedError(path, signal);
   }
   try {
     return await send(settings, key, path, params, signal);
@@ -141,16 +149,16 @@ async function send(
   const authorization = `Basic ${Buffer.from(`${settings.username}:${settings.secret}`, "utf8").toString("base64")}`;
 
   let response: Response;
-  let body: string;
+  let body: string | null;
   try {
     response = await settings.fetch(url, {
       method: "GET",
       headers: { Authorization: authorization, Accept: "application/json" },
       signal: combined,
     });
-    body = await response.text();
+    body = await readCapped(response, MIXPANEL_MAX_RESPONSE_BYTES);
   } catch (error) {
-    if (signal?.aborted) throw abortedError(path);
+    if (signal?.aborted) throw abortedError(path, signal);
     if (error instanceof OutboundBlockedError) {
       throw new ConnectorError("invalid_config", `mixpanel ${path}: ${error.message}`, {
         details: { path, url: error.url, address: error.address },
@@ -172,6 +180,13 @@ async function send(
   }
 
   const status = response.status;
+  if (body === null) {
+    throw new ConnectorError(
+      "bad_response",
+      `mixpanel ${path}: the answer is larger than ${MIXPANEL_MAX_RESPONSE_BYTES / 1024 / 1024} MiB (HTTP ${status}), far more than the one value per arm asked for; reading stopped. Check api_url: it should be Mixpanel's Query API`,
+      { details: { path, status, maxBytes: MIXPANEL_MAX_RESPONSE_BYTES } },
+    );
+  }
   const message = errorText(body);
   const details = { path, status, projectId: settings.projectId };
   if (status === 429) {
@@ -224,8 +239,40 @@ async function send(
   return parsed;
 }
 
-function abortedError(path: string): ConnectorError {
-  return new ConnectorError("timeout", `mixpanel ${path}: the poll was aborted`, { details: { path, aborted: true } });
+/** The body as text, or null when it is larger than `limit` bytes (reading stops there). */
+async function readCapped(response: Response, limit: number): Promise<string | null> {
+  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > limit) {
+    await response.body?.cancel().catch(() => {});
+    return null;
+  }
+  if (response.body === null) return "";
+  const reader = response.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    size += value.byteLength;
+    if (size > limit) {
+      await reader.cancel().catch(() => {});
+      return null;
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function abortedError(path: string, signal: AbortSignal | undefined): ConnectorError {
+  // The worker aborts a poll that outlasts its timeout (POLL_TIMEOUT_MS) with a TimeoutError: say so.
+  const timedOut = (signal?.reason as { name?: string } | undefined)?.name === "TimeoutError";
+  return new ConnectorError(
+    "timeout",
+    timedOut
+      ? `mixpanel ${path}: no answer within the poll timeout (the worker's POLL_TIMEOUT_MS); the poll will be retried`
+      : `mixpanel ${path}: the poll was aborted`,
+    { details: { path, aborted: true } },
+  );
 }
 
 /** Mixpanel's `{ "error": "..." }` text, or the start of a non-JSON body. */

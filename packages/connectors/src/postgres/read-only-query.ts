@@ -64,6 +64,11 @@ export function acquirePool(url: string): pg.Pool {
   });
   // An idle connection dropped by the server must not crash the process; the next checkout reconnects.
   pool.on("error", () => {});
+  // Nor one lost while checked out between two queries (inside the read-only transaction): pg emits
+  // `error` on the client, which with no listener ends the process; the query in flight fails on its own.
+  pool.on("connect", (client) => {
+    client.on("error", () => {});
+  });
   pools.set(url, { pool, refs: 1 });
   return pool;
 }
@@ -91,7 +96,7 @@ export async function runReadOnly(
   values: readonly (string | null)[],
   options: RunOptions,
 ): Promise<QueryRows> {
-  if (options.signal?.aborted) throw aborted(options.field);
+  if (options.signal?.aborted) throw aborted(options.field, options.signal);
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -130,7 +135,7 @@ export async function runReadOnly(
       ),
     options.timeoutMs + CLIENT_GRACE_MS,
   );
-  const onAbort = (): void => giveUp(aborted(options.field));
+  const onAbort = (): void => giveUp(aborted(options.field, options.signal));
   options.signal?.addEventListener("abort", onAbort, { once: true });
 
   try {
@@ -274,10 +279,16 @@ class CappedQuery implements pg.Submittable {
   }
 }
 
-function aborted(field: string): ConnectorError {
-  return new ConnectorError("timeout", `postgres ${field}: the poll was aborted before the query finished`, {
-    details: { field, aborted: true },
-  });
+function aborted(field: string, signal: AbortSignal | undefined): ConnectorError {
+  // The worker aborts a poll that outlasts its timeout (POLL_TIMEOUT_MS) with a TimeoutError: say so.
+  const timedOut = (signal?.reason as { name?: string } | undefined)?.name === "TimeoutError";
+  return new ConnectorError(
+    "timeout",
+    timedOut
+      ? `postgres ${field}: no answer within the poll timeout (the worker's POLL_TIMEOUT_MS); make the query faster (an index, fewer rows) or raise the timeout`
+      : `postgres ${field}: the poll was aborted before the query finished`,
+    { details: { field, aborted: true } },
+  );
 }
 
 const CONNECTION_CODES = new Set([

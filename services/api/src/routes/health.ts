@@ -2,7 +2,7 @@
  * Liveness and readiness. Neither needs a key.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { checkDatabase } from "@outcome-runtime/runtime";
+import { checkDatabase, checkRedisEvictionPolicy } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import type { AppOptions } from "../app";
 
@@ -20,6 +20,19 @@ async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean
 
 const Check = Type.Union([Type.Literal("up"), Type.Literal("down")]);
 
+const EvictionPolicyCheck = Type.Object(
+  {
+    status: Type.Union([Type.Literal("ok"), Type.Literal("unhealthy"), Type.Literal("unknown")]),
+    value: Type.Union([Type.String(), Type.Null()], { description: "Redis's maxmemory-policy; null when unreadable" }),
+    fix: Type.Optional(Type.String({ description: "what to change, when unhealthy" })),
+    detail: Type.Optional(Type.String({ description: "why the policy could not be read, when unknown" })),
+  },
+  {
+    description:
+      "Redis must run with maxmemory-policy noeviction, or it may evict queued jobs; `unknown` when CONFIG GET is not allowed (managed Redis) or Redis is down",
+  },
+);
+
 const healthRoutes: FastifyPluginAsyncTypebox<AppOptions> = async (app, options) => {
   app.get(
     "/healthz",
@@ -28,18 +41,30 @@ const healthRoutes: FastifyPluginAsyncTypebox<AppOptions> = async (app, options)
       schema: {
         tags: ["health"],
         summary: "Liveness: the process is up",
+        description:
+          "Always 200 while the process answers (restarting cannot fix a configuration); `status` is `degraded` " +
+          "when a check is unhealthy, e.g. Redis's eviction policy is not noeviction.",
         response: {
           200: Type.Object({
-            status: Type.Literal("ok"),
+            status: Type.Union([Type.Literal("ok"), Type.Literal("degraded")]),
             version: Type.String(),
             signalStorage: Type.Union([Type.Literal("timescaledb"), Type.Literal("plain")], {
               description: "how signal points are stored: a TimescaleDB hypertable, or a plain table with a BRIN index",
             }),
+            checks: Type.Object({ redis_eviction_policy: EvictionPolicyCheck }),
           }),
         },
       },
     },
-    async () => ({ status: "ok" as const, version: options.version, signalStorage: options.signalStorage }),
+    async () => {
+      const evictionPolicy = await checkRedisEvictionPolicy(options.redis, 1000);
+      return {
+        status: evictionPolicy.status === "unhealthy" ? ("degraded" as const) : ("ok" as const),
+        version: options.version,
+        signalStorage: options.signalStorage,
+        checks: { redis_eviction_policy: evictionPolicy },
+      };
+    },
   );
 
   app.get(
