@@ -240,3 +240,47 @@ describe("guardedFetch", () => {
     expect(t.sent).toHaveLength(0);
   });
 });
+
+describe("guardedFetch against DNS rebinding (a real connection)", () => {
+  it("connects only to the address it checked: a name that turns to loopback at connect time is refused", async () => {
+    const { createServer } = await import("node:http");
+    let hits = 0;
+    const server = createServer((_request, response) => {
+      hits += 1;
+      response.end("internal secret");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const port = (server.address() as { port: number }).port;
+    try {
+      // The check sees a public address; every later resolution (the one that connects) says 127.0.0.1.
+      let calls = 0;
+      const rebinding: Resolver = async () => {
+        calls += 1;
+        return [{ address: calls === 1 ? "93.184.216.34" : "127.0.0.1", family: 4 }];
+      };
+      const send = guardedFetch({ policy: parseOutboundPolicy(""), resolve: rebinding });
+      const error = await send(`http://rebind.example.com:${port}/`).then(
+        () => null,
+        (e: unknown) => e as Error & { cause?: unknown },
+      );
+      expect(error).not.toBeNull();
+      expect(error!.cause).toBeInstanceOf(OutboundBlockedError);
+      expect((error!.cause as OutboundBlockedError).code).toBe("outbound_address_refused");
+      expect((error!.cause as OutboundBlockedError).message).toContain("127.0.0.1 (loopback) at connect time");
+      expect(calls).toBeGreaterThanOrEqual(2);
+      expect(hits).toBe(0);
+
+      // The same name, allowed: the pinned connection reaches the server.
+      const allowed = guardedFetch({
+        policy: parseOutboundPolicy("127.0.0.0/8"),
+        resolve: async () => [{ address: "127.0.0.1", family: 4 }],
+      });
+      const response = await allowed(`http://rebind.example.com:${port}/`);
+      expect(await response.text()).toBe("internal secret");
+      expect(hits).toBe(1);
+    } finally {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});

@@ -10,14 +10,16 @@
  * `http://0177.0.0.1/`, `http://0x7f.1/`, `http://127.1/`) are normalised to
  * dotted IPv4 by the WHATWG URL parser before the check.
  *
- * Residual risk: the check resolves the name, then `fetch` resolves it again
- * to connect. A DNS server that answers differently the second time
- * (rebinding, with a TTL of 0) can slip past; closing that needs the connection
- * pinned to the checked address (an undici `Agent` with `connect.lookup`),
- * which Node 20's bundled fetch does not expose without adding `undici`.
+ * DNS rebinding: a name checked once and resolved again to connect could
+ * answer a public address the first time and 127.0.0.1 the second (a TTL of
+ * 0). {@link guardedFetch} therefore connects through an undici `Agent` whose
+ * `connect.lookup` resolves the name itself and checks every address it hands
+ * to the socket: the address connected to is always one that was checked.
  */
+import type { LookupAddress } from "node:dns";
 import { lookup } from "node:dns/promises";
 import ipaddr from "ipaddr.js";
+import { Agent } from "undici";
 
 /** One resolved address, as `dns.promises.lookup(host, { all: true })` returns it. */
 export interface ResolvedAddress {
@@ -245,11 +247,91 @@ export async function checkOutboundUrl(
   return { url, addresses };
 }
 
+/**
+ * A `net.connect` lookup that resolves `hostname` with `resolve` and refuses
+ * (with an {@link OutboundBlockedError}) when any address is not allowed by
+ * `policy`, so the socket only ever connects to a checked address. Host names
+ * the policy allows by name pass through unchecked.
+ */
+export function pinnedLookup(policy: OutboundPolicy, resolve: Resolver = systemResolver) {
+  return (
+    hostname: string,
+    options: { all?: boolean; family?: number | string },
+    callback: (error: Error | null, address: string | LookupAddress[], family?: number) => void,
+  ): void => {
+    const host = hostname.replace(/^\[|\]$/gu, "").toLowerCase();
+    const found: Promise<readonly ResolvedAddress[]> = ipaddr.isValid(host)
+      ? Promise.resolve([{ address: host, family: host.includes(":") ? 6 : 4 }])
+      : resolve(host);
+    found
+      .then((addresses) => {
+        if (addresses.length === 0) {
+          throw new OutboundBlockedError(
+            "outbound_unresolvable",
+            `outbound connection refused: ${host} has no address`,
+            host,
+          );
+        }
+        if (!policy.hosts.includes(host.replace(/\.$/u, ""))) {
+          for (const { address: text } of addresses) {
+            const address = ipaddr.parse(text);
+            const range = nonPublicRange(address);
+            if (range !== null && !allowedByCidr(address, policy)) {
+              throw new OutboundBlockedError(
+                "outbound_address_refused",
+                `outbound connection refused: ${host} resolves to ${text} (${range}) at connect time, which is not a public address; if this target is intended, add ${text} or ${host} to ${OUTBOUND_ALLOW_ENV}`,
+                host,
+                text,
+              );
+            }
+          }
+        }
+        const wanted =
+          options.family === 6 || options.family === "IPv6"
+            ? 6
+            : options.family === 4 || options.family === "IPv4"
+              ? 4
+              : 0;
+        const usable = wanted === 0 ? addresses : addresses.filter((a) => a.family === wanted);
+        if (usable.length === 0)
+          throw new OutboundBlockedError(
+            "outbound_unresolvable",
+            `outbound connection refused: ${host} has no IPv${wanted} address`,
+            host,
+          );
+        if (options.all)
+          callback(
+            null,
+            usable.map((a) => ({ address: a.address, family: a.family })),
+          );
+        else callback(null, usable[0]!.address, usable[0]!.family);
+      })
+      .catch((error: unknown) => callback(error instanceof Error ? error : new Error(String(error)), ""));
+  };
+}
+
+const pinnedAgents = new WeakMap<OutboundPolicy, Map<Resolver, Agent>>();
+
+/** One connection pool per (policy, resolver), connecting only to addresses {@link pinnedLookup} checked. */
+function pinnedAgent(policy: OutboundPolicy, resolve: Resolver): Agent {
+  let byResolver = pinnedAgents.get(policy);
+  if (byResolver === undefined) {
+    byResolver = new Map();
+    pinnedAgents.set(policy, byResolver);
+  }
+  let agent = byResolver.get(resolve);
+  if (agent === undefined) {
+    agent = new Agent({ connect: { lookup: pinnedLookup(policy, resolve) } });
+    byResolver.set(resolve, agent);
+  }
+  return agent;
+}
+
 /** Options of {@link guardedFetch}. */
 export interface GuardedFetchOptions {
   /** Default: {@link defaultOutboundPolicy}. */
   readonly policy?: OutboundPolicy | undefined;
-  /** The transport; default the global fetch. */
+  /** The transport; default the global fetch, connecting through {@link pinnedLookup} (no DNS rebinding). */
   readonly fetch?: typeof fetch | undefined;
   readonly resolve?: Resolver | undefined;
   /** Redirects followed, each re-checked; 0 returns the 3xx response as is. Default 5. */
@@ -268,10 +350,15 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * @throws OutboundBlockedError when a URL or a redirect target is refused, or after `maxRedirects` hops.
  */
 export function guardedFetch(options: GuardedFetchOptions = {}): typeof fetch {
-  const inner = options.fetch ?? ((input, init) => globalThis.fetch(input, init));
   const maxRedirects = options.maxRedirects ?? 5;
   return async (input, init) => {
     const policy = options.policy ?? defaultOutboundPolicy();
+    const dispatcher = pinnedAgent(policy, options.resolve ?? systemResolver);
+    const inner =
+      options.fetch ??
+      ((target: Parameters<typeof fetch>[0], requestInit?: RequestInit) =>
+        // Node's fetch is undici's: it takes an undici dispatcher (not in the DOM types).
+        globalThis.fetch(target, { ...requestInit, dispatcher } as RequestInit));
     let url = input instanceof Request ? input.url : String(input);
     let requestInit: RequestInit = { ...init };
     for (let hop = 0; ; hop++) {
