@@ -1,6 +1,8 @@
 /**
  * R9: SIGTERM a worker while it holds many jobs. The connector query sleeps
- * 2 s, so every poll is in flight when the signal arrives; the worker must
+ * 0.5 s, so every poll is in flight when the signal arrives (50 polls share
+ * the connector's 4 connections to the source: about 6 s of work, within the
+ * pool's 10 s wait for a connection); the worker must
  * stop taking jobs, let the active ones finish, and exit 0 well before its
  * 30 s drain deadline. Nothing is lost or written twice: each job the signal
  * found active completes exactly once, and a worker started afterwards
@@ -39,7 +41,7 @@ it(`R9: SIGTERM with ${EXPERIMENTS} polls active, ${ROUNDS} times: exit 0 before
   const world = await createWorld(cleanups);
   await activeOutcome(world, "chaos-drain", 1_000_000_000, {
     pollInterval: "2s",
-    query: SOURCE_QUERY.replace("FROM source_points", "FROM source_points CROSS JOIN pg_sleep(2)"),
+    query: SOURCE_QUERY.replace("FROM source_points", "FROM source_points CROSS JOIN pg_sleep(0.5)"),
   });
   const keys = Array.from({ length: EXPERIMENTS }, (_, i) => `drain-${i}`);
   const launched = await launchExperiments(world, "chaos-drain", keys);
