@@ -38,7 +38,7 @@ const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
 
 const LOCK_MS = 5000;
-const KILLS = scaled(100, 12);
+const KILLS = scaled(100, 6);
 
 interface Interrupted {
   readonly key: string;

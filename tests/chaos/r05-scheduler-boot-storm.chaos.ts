@@ -150,7 +150,15 @@ it(`R5: ${WORKERS} workers × ${RESTARTS} restarts reconciling ${EXPERIMENTS} ex
       pendingPer.set(key, (pendingPer.get(key) ?? 0) + 1);
     }
   }
-  const odd = [...pendingPer].filter(([, n]) => n !== 1);
+  // A scheduler's iteration taken by a worker that was then killed: BullMQ 6 adds the next iteration from the
+  // worker right after moving a job to active, so a kill in between leaves the iteration only as this
+  // interrupted job; when its lock expires it is re-taken, and that worker adds the next one.
+  const inFlight = new Map<string, number>();
+  for (const job of await queue.getActive(0, -1)) {
+    if (job.repeatJobKey !== undefined) inFlight.set(job.repeatJobKey, (inFlight.get(job.repeatJobKey) ?? 0) + 1);
+  }
+  const iterationInFlight = [...pendingPer].filter(([key, n]) => n === 0 && (inFlight.get(key) ?? 0) > 0).length;
+  const odd = [...pendingPer].filter(([key, n]) => n !== 1 && !(n === 0 && (inFlight.get(key) ?? 0) > 0));
   if (odd.length > 0) {
     for (const [key] of odd) {
       const jobs = pending.filter((j) => j.repeatJobKey === key);
@@ -191,13 +199,20 @@ it(`R5: ${WORKERS} workers × ${RESTARTS} restarts reconciling ${EXPERIMENTS} ex
   }
   expect(await stopProcess(survivor.proc)).toMatchObject({ code: 0 });
   const ingest = await auditIngest(world, launched);
+  // Healed: with the survivor stopped (its jobs drained), every scheduler has exactly one next iteration.
+  const healedPer = new Map<string, number>([...schedulerIds].map((id) => [id, 0]));
+  for (const job of [...(await queue.getDelayed(0, -1)), ...(await queue.getWaiting(0, -1))]) {
+    const key = job.repeatJobKey;
+    if (key !== undefined && (job.attemptsStarted ?? 0) === 0) healedPer.set(key, (healedPer.get(key) ?? 0) + 1);
+  }
+  const healed = [...healedPer.values()].filter((n) => n === 1).length;
 
   const experimentSchedulers = keysFound.filter((k) => k.startsWith("poll-experiment:")).length;
   const outcomeSchedulers = keysFound.filter((k) => k.startsWith("poll-outcome:")).length;
   const boots = lives.filter((l) => l.booted);
   const { median, max } = medianMax(boots.map((l) => l.bootMs));
   const extraPending = perScheduler.reduce((n, c) => n + Math.max(0, c - 1), 0);
-  const missingPending = perScheduler.filter((c) => c === 0).length;
+  const missingPending = odd.filter(([, n]) => n === 0).length;
   report({
     id: "R5",
     title: "Scheduler boot storm",
@@ -225,7 +240,9 @@ it(`R5: ${WORKERS} workers × ${RESTARTS} restarts reconciling ${EXPERIMENTS} ex
       "pending jobs": pending.length,
       "pending non-scheduler jobs (analyses)": pendingNotScheduled,
       "pending retries of interrupted polls": retries.length,
-      "schedulers with ≠1 pending job": perScheduler.filter((c) => c !== 1).length,
+      "schedulers with ≠1 pending job": odd.length,
+      "schedulers whose iteration was in flight at a kill": iterationInFlight,
+      "schedulers with exactly 1 next iteration after recovery": healed,
       "duplicated scheduler jobs": duplicatedSchedulerJobs,
       "duplicated analysis adds (no-ops by job id)": duplicatedOther,
       "watermarks advanced": advanced,
@@ -238,7 +255,8 @@ it(`R5: ${WORKERS} workers × ${RESTARTS} restarts reconciling ${EXPERIMENTS} ex
   expect(new Set(keysFound)).toEqual(schedulerIds);
   expect(experimentSchedulers).toBe(EXPERIMENTS);
   expect(outcomeSchedulers).toBe(1);
-  expect(perScheduler.every((c) => c === 1)).toBe(true);
+  expect(odd).toEqual([]);
+  expect(healed).toBe(schedulerIds.size);
   expect(pendingPer.size).toBe(schedulerIds.size);
   expect(duplicatedSchedulerJobs).toBe(0);
   expect(advanced).toBe(EXPERIMENTS);
