@@ -34,7 +34,7 @@ import type { Experiment } from "@outcome-runtime/runtime";
 import { applyOutcome, transitionOutcome } from "@outcome-runtime/runtime";
 import { freePort, sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, type WorkerProcess } from "../support/processes";
+import { startWorkerProcess, stopProcess, } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,
@@ -51,24 +51,6 @@ import { medianMax, report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * The worker's first 200 on /readyz. `startWorkerProcess` gives up after 30 s; on a loaded machine (`tsx`
- * compiling the sources at start) a healthy worker can take longer, so a live one gets 90 s more.
- */
-async function workerReady(worker: WorkerProcess): Promise<void> {
-  await worker.ready.catch(() =>
-    waitFor(
-      "the worker's /readyz to answer 200 (slow start)",
-      async () => {
-        if (worker.proc.isGone()) throw new Error(`the worker exited before it was ready:\n${worker.output()}`);
-        const response = await fetch(`http://127.0.0.1:${worker.port}/readyz`).catch(() => null);
-        return response?.status === 200;
-      },
-      { timeoutMs: 90_000, intervalMs: 100, diagnostics: worker.output },
-    ),
-  );
-}
 
 const BASELINE_MS = scaled(10_000, 4000);
 const HOSTILE_MS = scaled(90_000, 12_000);
@@ -242,7 +224,7 @@ it("C1: hostile connectors (hang, garbage, 10⁶ rows) time out, show a clear er
     MP_SECRET,
     LOG_LEVEL: "error",
   });
-  await workerReady(worker);
+  await worker.ready;
   const pid = worker.proc.child.pid!;
 
   // The healthy experiment's polls: each new lastPolledAt is one successful poll.

@@ -37,7 +37,6 @@ import {
   startPrivatePostgres,
   startWorkerProcess,
   stopProcess,
-  type WorkerProcess,
 } from "../support/processes";
 import {
   activeOutcome,
@@ -55,24 +54,6 @@ import { report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * The worker's first 200 on /readyz. `startWorkerProcess` gives up after 30 s; on a loaded machine (`tsx`
- * compiling the sources at start) a healthy worker can take longer, so a live one gets 90 s more.
- */
-async function workerReady(worker: WorkerProcess): Promise<void> {
-  await worker.ready.catch(() =>
-    waitFor(
-      "the worker's /readyz to answer 200 (slow start)",
-      async () => {
-        if (worker.proc.isGone()) throw new Error(`the worker exited before it was ready:\n${worker.output()}`);
-        const response = await fetch(`http://127.0.0.1:${worker.port}/readyz`).catch(() => null);
-        return response?.status === 200;
-      },
-      { timeoutMs: 90_000, intervalMs: 100, diagnostics: worker.output },
-    ),
-  );
-}
 
 const OUTAGES = scaled(3, 1);
 const OUTAGE_MS = scaled(30_000, 8000);
@@ -127,7 +108,7 @@ it(`P1: Postgres stopped ${OUTAGES}× for ${OUTAGE_MS / 1000} s under load: 503s
 
   const [worker, api] = await Promise.all([
     startWorkerProcess(world, cleanups, { SOURCE_DATABASE_URL: shared.t.url }).then(async (w) => {
-      await workerReady(w);
+      await w.ready;
       return w;
     }),
     startApiProcess(

@@ -28,7 +28,7 @@ import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the scenario adds the worker's own analysis job, as a duplicate would
 import { Queue, QueueEvents } from "bullmq";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, type WorkerProcess } from "../support/processes";
+import { startWorkerProcess, stopProcess, workerBooted } from "../support/processes";
 import {
   activeOutcome,
   type Cleanups,
@@ -42,24 +42,6 @@ import { report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * Wait until the worker has booted: its health server listens once it reconciled and took its queues. Not
- * `worker.ready` (/readyz within 30 s): a boot on a loaded shared machine may take longer, and the
- * scenario's own checks show the work got done.
- */
-async function booted(worker: WorkerProcess): Promise<void> {
-  worker.ready.catch(() => {});
-  await waitFor(
-    "the worker's /healthz",
-    async () => {
-      if (worker.proc.isGone()) throw new Error(`the worker exited:\n${worker.output()}`);
-      const response = await fetch(`http://127.0.0.1:${worker.port}/healthz`).catch(() => null);
-      return response?.status === 200;
-    },
-    { timeoutMs: 120_000, intervalMs: 50, diagnostics: worker.output },
-  );
-}
 
 const ADDS = scaled(1000, 1000);
 
@@ -88,7 +70,7 @@ it(`R3: the same analysis job added ${ADDS}× concurrently, then ${ADDS}× after
   await events.waitUntilReady();
 
   const worker = await startWorkerProcess(world, cleanups);
-  await booted(worker);
+  await workerBooted(worker);
   // The worker's first (scheduled) poll found an empty source: no analysis job of its own.
   await waitFor(
     "the worker's first poll",

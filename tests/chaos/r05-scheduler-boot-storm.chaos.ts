@@ -18,7 +18,7 @@ import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the scenario reads the schedulers and pending jobs the storm left
 import { type Job, Queue, QueueEvents } from "bullmq";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, type WorkerProcess } from "../support/processes";
+import { startWorkerProcess, stopProcess, workerBooted } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,
@@ -46,23 +46,6 @@ interface Life {
 }
 
 /**
- * When the worker finished booting: its health server listens only after the first reconciliation, so
- * /healthz answering means this boot reconciled. (Not /readyz: on a loaded machine a fresh replica may be
- * "stale" while others take the jobs.)
- */
-async function bootedAt(worker: WorkerProcess): Promise<number> {
-  return waitFor(
-    "the worker's /healthz",
-    async () => {
-      if (worker.proc.isGone()) throw new Error(`the worker exited during its boot:\n${worker.output()}`);
-      const response = await fetch(`http://127.0.0.1:${worker.port}/healthz`).catch(() => null);
-      return response?.status === 200 ? Date.now() : undefined;
-    },
-    { timeoutMs: 120_000, intervalMs: 25, diagnostics: worker.output },
-  );
-}
-
-/**
  * One worker slot, `RESTARTS` times: start, then either stop it at a random 0.3–2.5 s after spawn (often in the
  * middle of its boot and first reconciliation) or let it boot and take jobs for up to 1 s; stop with SIGTERM or
  * SIGKILL in turn. The last life of each slot boots fully.
@@ -72,7 +55,7 @@ async function restartLoop(world: World, slot: number): Promise<Life[]> {
   for (let i = 0; i < RESTARTS; i += 1) {
     const worker = await startWorkerProcess(world, cleanups, { WORKER_CONCURRENCY: "4" });
     worker.ready.catch(() => {});
-    const booted = bootedAt(worker);
+    const booted = workerBooted(worker);
     const midBoot = i < RESTARTS - 1 && Math.random() < 0.5;
     const readyAt = midBoot
       ? await Promise.race([booted.catch(() => null), sleep(300 + Math.floor(Math.random() * 2200)).then(() => null)])
@@ -182,7 +165,7 @@ it(`R5: ${WORKERS} workers × ${RESTARTS} restarts reconciling ${EXPERIMENTS} ex
   await after.stop();
   const survivor = await startWorkerProcess(world, cleanups, { WORKER_CONCURRENCY: "8" });
   survivor.ready.catch(() => {});
-  await bootedAt(survivor);
+  await workerBooted(survivor);
   const catchUpStart = Date.now();
   await waitFor("every experiment to catch up with the source after the storm", () => caughtUp(world, launched), {
     timeoutMs: 120_000,

@@ -12,7 +12,7 @@
 import { signals } from "@outcome-runtime/db";
 import { sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, type WorkerProcess } from "../support/processes";
+import { startWorkerProcess, stopProcess, type WorkerProcess, workerBooted } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,
@@ -29,24 +29,6 @@ import { medianMax, report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * Wait until the worker has booted: its health server listens once it reconciled and took its queues. Not
- * `worker.ready` (/readyz within 30 s): a boot on a loaded shared machine may take longer, and the
- * scenario's own checks show the work got done.
- */
-async function booted(worker: WorkerProcess): Promise<void> {
-  worker.ready.catch(() => {});
-  await waitFor(
-    "the worker's /healthz",
-    async () => {
-      if (worker.proc.isGone()) throw new Error(`the worker exited:\n${worker.output()}`);
-      const response = await fetch(`http://127.0.0.1:${worker.port}/healthz`).catch(() => null);
-      return response?.status === 200;
-    },
-    { timeoutMs: 120_000, intervalMs: 50, diagnostics: worker.output },
-  );
-}
 
 const TRIALS = scaled(10, 2);
 const INTERVAL_MS = 2000;
@@ -81,7 +63,7 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
   await snapshot();
 
   let worker: WorkerProcess = await startWorkerProcess(world, cleanups);
-  await booted(worker);
+  await workerBooted(worker);
   await waitFor("the first catch-up", () => caughtUp(world, launched), {
     timeoutMs: 60_000,
     intervalMs: 200,
@@ -109,7 +91,7 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
       diagnostics: () => worker.output(),
     });
     catchUps.push(Date.now() - restart);
-    await booted(worker);
+    await workerBooted(worker);
     // One poll fetched every missed window: the missed snapshots' points share one ingestion transaction.
     for (const e of launched) {
       const primary = (await signals.listSeriesOfExperiment(world.t.db, e.id)).find((s) => s.role === "primary")!;

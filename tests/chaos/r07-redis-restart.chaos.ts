@@ -23,7 +23,6 @@ import {
   startPrivateRedis,
   startWorkerProcess,
   stopProcess,
-  type WorkerProcess,
 } from "../support/processes";
 import {
   activeOutcome,
@@ -40,24 +39,6 @@ import { medianMax, report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * The worker's first 200 on /readyz. `startWorkerProcess` gives up after 30 s; on a loaded machine (`tsx`
- * compiling the sources at start) a healthy worker can take longer, so a live one gets 90 s more.
- */
-async function workerReady(worker: WorkerProcess): Promise<void> {
-  await worker.ready.catch(() =>
-    waitFor(
-      "the worker's /readyz to answer 200 (slow start)",
-      async () => {
-        if (worker.proc.isGone()) throw new Error(`the worker exited before it was ready:\n${worker.output()}`);
-        const response = await fetch(`http://127.0.0.1:${worker.port}/readyz`).catch(() => null);
-        return response?.status === 200;
-      },
-      { timeoutMs: 90_000, intervalMs: 100, diagnostics: worker.output },
-    ),
-  );
-}
 
 const RESTARTS = scaled(20, 2);
 const DOWN_MS = scaled(10_000, 4000);
@@ -101,7 +82,7 @@ it(`R7: ${RESTARTS} Redis restarts (${DOWN_MS / 1000} s down each) with jobs in 
 
   const [worker, api] = await Promise.all([
     startWorkerProcess(world, cleanups, { WORKER_CONCURRENCY: "4" }).then(async (w) => {
-      await workerReady(w);
+      await w.ready;
       return w;
     }),
     startApiProcess(

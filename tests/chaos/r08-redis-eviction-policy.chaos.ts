@@ -12,7 +12,6 @@
  * without a restart.
  */
 
-import { waitFor } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
 import { afterAll, expect, it } from "vitest";
 import {
@@ -20,31 +19,12 @@ import {
   startPrivateRedis,
   startWorkerProcess,
   stopProcess,
-  type WorkerProcess,
 } from "../support/processes";
 import { type Cleanups, createWorld, runCleanups } from "../support/world";
 import { report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * The worker's first 200 on /readyz. `startWorkerProcess` gives up after 30 s; on a loaded machine (`tsx`
- * compiling the sources at start) a healthy worker can take longer, so a live one gets 90 s more.
- */
-async function workerReady(worker: WorkerProcess): Promise<void> {
-  await worker.ready.catch(() =>
-    waitFor(
-      "the worker's /readyz to answer 200 (slow start)",
-      async () => {
-        if (worker.proc.isGone()) throw new Error(`the worker exited before it was ready:\n${worker.output()}`);
-        const response = await fetch(`http://127.0.0.1:${worker.port}/readyz`).catch(() => null);
-        return response?.status === 200;
-      },
-      { timeoutMs: 90_000, intervalMs: 100, diagnostics: worker.output },
-    ),
-  );
-}
 
 interface Healthz {
   status: string;
@@ -97,7 +77,7 @@ it(`R8: a wrong Redis maxmemory-policy is an error at start and 'degraded' in /h
     faults += 1;
     const [worker, api] = await Promise.all([
       startWorkerProcess(world, cleanups).then(async (w) => {
-        await workerReady(w);
+        await w.ready;
         return w;
       }),
       startApiProcess(

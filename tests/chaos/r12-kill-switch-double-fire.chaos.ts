@@ -33,7 +33,7 @@ import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the scenario adds duplicate analysis jobs as a double-firing enqueuer would
 import { Queue, QueueEvents } from "bullmq";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, type WorkerProcess } from "../support/processes";
+import { startWorkerProcess, stopProcess, workerBooted } from "../support/processes";
 import {
   activeOutcome,
   type Cleanups,
@@ -47,24 +47,6 @@ import { report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * Wait until the worker has booted: its health server listens once it reconciled and took its queues. Not
- * `worker.ready` (/readyz within 30 s): a boot on a loaded shared machine may take longer, and the
- * scenario's own checks show the work got done.
- */
-async function booted(worker: WorkerProcess): Promise<void> {
-  worker.ready.catch(() => {});
-  await waitFor(
-    "the worker's /healthz",
-    async () => {
-      if (worker.proc.isGone()) throw new Error(`the worker exited:\n${worker.output()}`);
-      const response = await fetch(`http://127.0.0.1:${worker.port}/healthz`).catch(() => null);
-      return response?.status === 200;
-    },
-    { timeoutMs: 120_000, intervalMs: 50, diagnostics: worker.output },
-  );
-}
 
 const SAME_ID = scaled(200, 50);
 const OTHER_IDS = scaled(200, 50);
@@ -136,7 +118,7 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
     WORKER_CONCURRENCY: "8",
   };
   const workers = [await startWorkerProcess(world, cleanups, env), await startWorkerProcess(world, cleanups, env)];
-  await Promise.all(workers.map((w) => booted(w)));
+  await Promise.all(workers.map((w) => workerBooted(w)));
   const output = () => workers.map((w) => w.output()).join("\n---\n");
   // The workers' boot polls found an empty source: no analysis of their own.
   await waitFor(

@@ -20,7 +20,7 @@ import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the scenario counts the poll jobs of each window
 import { Queue, QueueEvents } from "bullmq";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, type WorkerProcess } from "../support/processes";
+import { startWorkerProcess, stopProcess, workerBooted } from "../support/processes";
 import {
   activeOutcome,
   type Cleanups,
@@ -34,24 +34,6 @@ import { report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
-
-/**
- * Wait until the worker has booted: its health server listens once it reconciled and took its queues. Not
- * `worker.ready` (/readyz within 30 s): a boot on a loaded shared machine may take longer, and the
- * scenario's own checks show the work got done.
- */
-async function booted(worker: WorkerProcess): Promise<void> {
-  worker.ready.catch(() => {});
-  await waitFor(
-    "the worker's /healthz",
-    async () => {
-      if (worker.proc.isGone()) throw new Error(`the worker exited:\n${worker.output()}`);
-      const response = await fetch(`http://127.0.0.1:${worker.port}/healthz`).catch(() => null);
-      return response?.status === 200;
-    },
-    { timeoutMs: 120_000, intervalMs: 50, diagnostics: worker.output },
-  );
-}
 
 const INTERVAL_MS = 2000;
 const RUN_MS = scaled(20_000, 6000);
@@ -122,7 +104,7 @@ it("R19: polls once per window in any TZ, stores zoned instants as UTC, and refu
   for (const zone of ZONES) {
     const from = slots.length;
     const worker = await startWorkerProcess(world, cleanups, { TZ: zone });
-    await booted(worker);
+    await workerBooted(worker);
     const zoneCheck = await fetch(`http://127.0.0.1:${worker.port}/healthz`);
     expect(zoneCheck.status).toBe(200);
     await sleep(RUN_MS);
@@ -151,7 +133,7 @@ it("R19: polls once per window in any TZ, stores zoned instants as UTC, and refu
     [future.toISOString(), alsoNew.toISOString()],
   );
   const worker = await startWorkerProcess(world, cleanups, { TZ: ZONES[0] });
-  await booted(worker);
+  await workerBooted(worker);
   const error = await waitFor(
     "the poll error on the experiment",
     async () => (await experimentRows.findExperimentById(world.t.db, id))?.polling.error ?? undefined,

@@ -256,3 +256,22 @@ export async function startPrivatePostgres(cleanups: Cleanups): Promise<PrivateP
   await client.end();
   return { port, url, stop, start };
 }
+
+/**
+ * The time the worker's `/healthz` first answered 200. Its health server
+ * listens only after its first reconciliation, so this marks the end of its
+ * boot; unlike `ready` (`/readyz`), a fresh replica that the others leave no
+ * jobs to is not held back as "stale". Waits up to 120 s (a loaded 2-core
+ * machine, `tsx` compiling at start).
+ */
+export function workerBooted(worker: WorkerProcess): Promise<number> {
+  return waitFor(
+    "the worker's /healthz to answer 200",
+    async () => {
+      if (worker.proc.isGone()) throw new Error(`the worker exited during its boot:\n${worker.output()}`);
+      const response = await fetch(`http://127.0.0.1:${worker.port}/healthz`).catch(() => null);
+      return response?.status === 200 ? Date.now() : undefined;
+    },
+    { timeoutMs: 120_000, intervalMs: 25, diagnostics: worker.output },
+  );
+}
