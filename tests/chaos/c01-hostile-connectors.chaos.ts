@@ -34,7 +34,7 @@ import type { Experiment } from "@outcome-runtime/runtime";
 import { applyOutcome, transitionOutcome } from "@outcome-runtime/runtime";
 import { freePort, sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, expect, it } from "vitest";
-import { startWorkerProcess, stopProcess, } from "../support/processes";
+import { startWorkerProcess, stopProcess } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,

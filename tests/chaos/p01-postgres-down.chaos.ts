@@ -32,12 +32,7 @@ import { seedWorkspace, sleep, type TestDatabase, waitFor } from "@outcome-runti
 // biome-ignore lint/style/noRestrictedImports: the test creates the runtime's database on its own cluster
 import pg from "pg";
 import { afterAll, expect, it } from "vitest";
-import {
-  startApiProcess,
-  startPrivatePostgres,
-  startWorkerProcess,
-  stopProcess,
-} from "../support/processes";
+import { startApiProcess, startPrivatePostgres, startWorkerProcess, stopProcess } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,

@@ -18,12 +18,7 @@
  */
 import { sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, expect, it } from "vitest";
-import {
-  startApiProcess,
-  startPrivateRedis,
-  startWorkerProcess,
-  stopProcess,
-} from "../support/processes";
+import { startApiProcess, startPrivateRedis, startWorkerProcess, stopProcess } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,

@@ -14,12 +14,7 @@
 
 import { Redis } from "ioredis";
 import { afterAll, expect, it } from "vitest";
-import {
-  startApiProcess,
-  startPrivateRedis,
-  startWorkerProcess,
-  stopProcess,
-} from "../support/processes";
+import { startApiProcess, startPrivateRedis, startWorkerProcess, stopProcess } from "../support/processes";
 import { type Cleanups, createWorld, runCleanups } from "../support/world";
 import { report, scaled } from "./report";
 
