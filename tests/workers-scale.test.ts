@@ -10,71 +10,36 @@
  * update) and every analysis insert with that setting. The counts are then
  * compared with BullMQ's completed poll jobs in Redis.
  */
-import { randomBytes } from "node:crypto";
-import { experiments as experimentRows, signals } from "@outcome-runtime/db";
-import {
-  applyOutcome,
-  decideGate,
-  type Experiment,
-  JOB,
-  proposeExperiment,
-  SIGNALS_QUEUE,
-  transitionExperiment,
-  transitionOutcome,
-} from "@outcome-runtime/runtime";
-import {
-  createTestDatabase,
-  deleteRedisKeys,
-  freePort,
-  type Seeded,
-  seedWorkspace,
-  sleep,
-  type TestDatabase,
-  waitFor,
-} from "@outcome-runtime/testing";
+import { experiments as experimentRows } from "@outcome-runtime/db";
+import { JOB, SIGNALS_QUEUE } from "@outcome-runtime/runtime";
+import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test reads BullMQ's completed jobs to count the polls
 import { Queue } from "bullmq";
-import { Redis } from "ioredis";
-// biome-ignore lint/style/noRestrictedImports: the source table stands for the user's own database, read by the postgres connector
-import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
-import { type Process, spawnProcess, terminate, waitHealthy } from "./support/compose";
+import { terminate } from "./support/compose";
+import { startWorkerProcess, type WorkerProcess } from "./support/processes";
+import {
+  activeOutcome,
+  type Cleanups,
+  caughtUp,
+  createWorld as createWorldOf,
+  launchExperiments,
+  runCleanups,
+  startSourceTicker,
+  type World,
+} from "./support/world";
 
-const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const POLL_INTERVAL_MS = 1000;
 const RUN_MS = 6 * POLL_INTERVAL_MS;
 const KEYS = ["scale-a", "scale-b", "scale-c", "scale-d", "scale-e", "scale-f"];
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
-});
+const cleanups: Cleanups = [];
+afterEach(() => runCleanups(cleanups));
 
-interface World {
-  readonly t: TestDatabase;
-  readonly seed: Seeded;
-  readonly source: pg.Pool;
-  readonly prefix: string;
-  readonly redis: Redis;
-  readonly deps: { db: TestDatabase["db"] };
-}
-
+/** The test world, plus the instrumentation: who ran each successful poll and each analysis. */
 async function createWorld(): Promise<World> {
-  const t = await createTestDatabase();
-  const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const source = new pg.Pool({ connectionString: t.url, max: 4 });
-  const prefix = `test-scale-${randomBytes(6).toString("hex")}`;
-  cleanups.push(async () => {
-    await source.end();
-    await deleteRedisKeys(redis, prefix);
-    redis.disconnect();
-    await t.drop();
-  });
-  await source.query(
-    "CREATE TABLE source_points (experiment_key text, arm text, ts timestamptz, units bigint, sum float8, sum_sq float8)",
-  );
-  // Test instrumentation: who ran each successful poll and each analysis.
-  await source.query(`
+  const world = await createWorldOf(cleanups);
+  await world.source.query(`
     CREATE TABLE test_poll_log (experiment_id uuid, polled_at timestamptz, worker text);
     CREATE TABLE test_analysis_log (experiment_id uuid, ts timestamptz, worker text);
     CREATE FUNCTION test_log_poll() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -91,165 +56,43 @@ async function createWorld(): Promise<World> {
     END $$;
     CREATE TRIGGER test_log_poll AFTER UPDATE ON experiments FOR EACH ROW EXECUTE FUNCTION test_log_poll();
     CREATE TRIGGER test_log_analysis AFTER INSERT ON analyses FOR EACH ROW EXECUTE FUNCTION test_log_analysis();`);
-  return { t, seed: await seedWorkspace(t.db), source, prefix, redis, deps: { db: t.db } };
+  return world;
 }
 
-function outcomeYaml(slug: string): string {
-  return `version: 1
-id: ${slug}
-name: Scale test ${slug}
-owner: owner@acme.example
-signal:
-  metric: conversion_rate
-  kind: proportion
-  unit: user
-  poll_interval: 1s
-  connector:
-    type: postgres
-    database_url_env: SOURCE_DATABASE_URL
-    query: "SELECT arm, units::float8 AS units, sum, sum_sq, ts FROM source_points WHERE experiment_key = :experiment AND ts > :from AND ts <= :to ORDER BY ts"
-target:
-  direction: increase
-  value: 10%
-  relative: true
-horizon: 60d
-constraints:
-  kill:
-    max_harm: 5%
-    relative: true
-experiment_defaults:
-  min_sample_per_arm: 1000000000
-  min_duration: 1s
-  max_duration: 30d
-  expected_effect: 10%
-  arms:
-    - name: control
-      weight: 50%
-    - name: treatment
-      weight: 50%
-`;
-}
-
-/** An active outcome and one running experiment per key (nothing is ever decided: the sample is never reached). */
-async function launch(world: World, slug: string, keys: readonly string[]): Promise<Experiment[]> {
-  const { deps, seed } = world;
-  await applyOutcome(deps, seed.admin, { source: outcomeYaml(slug) });
-  await transitionOutcome(deps, seed.admin, slug, "activate", null);
-  const proposed = [];
-  for (const key of keys) {
-    proposed.push(
-      await proposeExperiment(deps, seed.admin, slug, {
-        key,
-        title: `Variant ${key}`,
-        statement: `If we ship variant ${key}, more users convert, because the flow is shorter.`,
-      }),
-    );
-  }
-  await decideGate(deps, seed.admin, proposed[0]!.gate.id, { decision: "approve" });
-  const running: Experiment[] = [];
-  for (const p of proposed) {
-    await transitionExperiment(deps, seed.admin, p.experiment.id, { action: "claim", claimedBy: "test-agent" });
-    const built = await transitionExperiment(deps, seed.admin, p.experiment.id, {
-      action: "report_built",
-      changedPaths: [],
-    });
-    const launched = await decideGate(deps, seed.admin, built.openedGates[0]!.id, { decision: "approve" });
-    running.push(launched.experiments[0]!);
-  }
-  return running;
-}
-
-async function startWorker(world: World, name: string): Promise<{ proc: Process; port: number }> {
-  const port = await freePort();
+/** A worker process whose database sessions carry `outcome_test.worker = name`, for the triggers above. */
+function startWorker(world: World, name: string): Promise<WorkerProcess> {
   const url = new URL(world.t.url);
   url.searchParams.set("options", `-c outcome_test.worker=${name}`);
-  const proc = spawnProcess(
-    ["node", "--import", "tsx", "services/worker/src/main.ts"],
-    {
-      DATABASE_URL: url.toString(),
-      SOURCE_DATABASE_URL: world.t.url,
-      REDIS_URL,
-      QUEUE_PREFIX: world.prefix,
-      HOST: "127.0.0.1",
-      WORKER_PORT: String(port),
-      WORKER_CONCURRENCY: "4",
-      RECONCILE_INTERVAL_MS: "500",
-      LOCK_DURATION_MS: "5000",
-      LOG_LEVEL: "warn",
-    },
-    (c) => cleanups.push(c),
-  );
-  return { proc, port };
+  return startWorkerProcess(world, cleanups, {
+    DATABASE_URL: url.toString(),
+    WORKER_CONCURRENCY: "4",
+    LOCK_DURATION_MS: "5000",
+  });
 }
 
 describe("two worker processes on one Redis", () => {
   it("share the scheduled polls, and each poll runs exactly once", async () => {
     const world = await createWorld();
-    const launched = await launch(world, "scale-out", KEYS);
+    // Nothing is ever decided: the minimum sample is never reached.
+    await activeOutcome(world, "scale-out", 1_000_000_000);
+    const launched = await launchExperiments(world, "scale-out", KEYS);
 
     // A cumulative snapshot per arm per experiment every 250 ms, each tick in one commit.
-    const totals = new Map<string, number>();
-    const tick = async () => {
-      const ts = new Date().toISOString();
-      const rows: [string, string, number][] = [];
-      for (const key of KEYS) {
-        for (const arm of ["control", "treatment"]) {
-          const units = (totals.get(`${key}/${arm}`) ?? 0) + 20 + Math.floor(Math.random() * 10);
-          totals.set(`${key}/${arm}`, units);
-          rows.push([key, arm, units]);
-        }
-      }
-      await world.source.query(
-        `INSERT INTO source_points (experiment_key, arm, ts, units, sum, sum_sq)
-         SELECT k, a, $3::timestamptz, u, round(u * 0.2), round(u * 0.2)
-           FROM unnest($1::text[], $2::text[], $4::bigint[]) AS t(k, a, u)`,
-        [rows.map((r) => r[0]), rows.map((r) => r[1]), ts, rows.map((r) => r[2])],
-      );
-    };
-    await tick();
-    let inserting = true;
-    const inserter = (async () => {
-      while (inserting) {
-        await sleep(250);
-        await tick();
-      }
-    })();
-    cleanups.push(async () => {
-      inserting = false;
-      await inserter;
-    });
+    const ticker = startSourceTicker(world, KEYS, 250, cleanups);
 
     const a = await startWorker(world, "a");
     const b = await startWorker(world, "b");
-    await Promise.all([
-      waitHealthy(a.proc, `http://127.0.0.1:${a.port}/readyz`),
-      waitHealthy(b.proc, `http://127.0.0.1:${b.port}/readyz`),
-    ]);
+    await Promise.all([a.ready, b.ready]);
     await sleep(RUN_MS);
-    inserting = false;
-    await inserter;
+    await ticker.stop();
 
     // Both keep going until every experiment has every snapshot stored and analysed.
-    const diagnostics = () => `worker a:\n${a.proc.output()}\nworker b:\n${b.proc.output()}`;
-    await waitFor(
-      "every experiment to catch up with the source",
-      async () => {
-        for (const e of launched) {
-          const { rows } = await world.source.query<{ n: number; newest: Date }>(
-            "SELECT count(*)::int AS n, max(ts) AS newest FROM source_points WHERE experiment_key = $1",
-            [e.key],
-          );
-          const series = (await signals.listSeriesOfExperiment(world.t.db, e.id)).find((s) => s.role === "primary");
-          if (series === undefined) return false;
-          if ((await signals.listPoints(world.t.db, series.id, null)).length !== rows[0]!.n) return false;
-          if ((await signals.latestAnalysis(world.t.db, e.id))?.ts.getTime() !== rows[0]!.newest.getTime()) {
-            return false;
-          }
-        }
-        return true;
-      },
-      { timeoutMs: 30_000, intervalMs: 250, diagnostics },
-    );
+    const diagnostics = () => `worker a:\n${a.output()}\nworker b:\n${b.output()}`;
+    await waitFor("every experiment to catch up with the source", () => caughtUp(world, launched), {
+      timeoutMs: 30_000,
+      intervalMs: 250,
+      diagnostics,
+    });
     expect(await terminate(a.proc)).toEqual({ code: 0, signal: null });
     expect(await terminate(b.proc)).toEqual({ code: 0, signal: null });
 
