@@ -8,7 +8,8 @@
  * scripts; `--debug` shows stack traces. Exit statuses: see `EXIT`.
  */
 import { readFile } from "node:fs/promises";
-import { type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
+import { dirname, resolve } from "node:path";
+import { type ConnectorCheck, type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
 import { Command, CommanderError, Option } from "commander";
 import { ApiError, ConnectionError } from "./api-client";
 import { demoCommand } from "./commands/demo";
@@ -17,6 +18,7 @@ import { gatesCommand } from "./commands/gates";
 import { initCommand } from "./commands/init";
 import { keysCommand } from "./commands/keys";
 import { mcpCommand } from "./commands/mcp";
+import { secretsCommand } from "./commands/secrets";
 import { statsCommand } from "./commands/stats";
 import { transferCommands } from "./commands/transfer";
 import {
@@ -31,6 +33,22 @@ import {
   useColor,
 } from "./output";
 import { renderStatus } from "./render";
+
+/**
+ * The connectors' settings check (the SQL policy with PostgreSQL's parser,
+ * credential references, csv paths), offline: the operator's allowed API
+ * hosts are not known here, so the API checks those. Loaded on demand, so
+ * other commands do not pay for the parser.
+ */
+async function offlineConnectorCheck(baseDir: string): Promise<ConnectorCheck> {
+  const { checkConnectorSettings } = await import("@outcome-runtime/connectors");
+  return (config, kind) =>
+    checkConnectorSettings(config as { type: string } & Record<string, unknown>, kind, { hostPolicy: false, baseDir });
+}
+
+function dirnameOf(file: string): string {
+  return file === "-" ? process.cwd() : dirname(resolve(file));
+}
 
 async function readSource(file: string): Promise<string> {
   try {
@@ -91,9 +109,10 @@ program
   .action(async (files: string[]) => {
     const options = program.opts<GlobalOptions>();
     const results = [];
+    const checkConnector = await offlineConnectorCheck(dirnameOf(files[0] ?? "."));
     for (const file of files) {
       const source = await readSource(file);
-      const result = parseOutcome(source, { file });
+      const result = parseOutcome(source, { file, checkConnector });
       results.push({ file, ok: result.ok, errors: result.ok ? [] : result.errors });
     }
     if (options.json) {
@@ -117,8 +136,8 @@ program
   .action(async (file: string) => {
     const options = program.opts<GlobalOptions>();
     const source = await readSource(file);
-    // Check locally first: the same errors the API would give, without a round trip.
-    const local = parseOutcome(source, { file });
+    // Check locally first: the errors the API would give offline, without a round trip.
+    const local = parseOutcome(source, { file, checkConnector: await offlineConnectorCheck(dirnameOf(file)) });
     if (!local.ok) {
       if (options.json) outJson({ ok: false, errors: local.errors });
       else process.stderr.write(`${formatDiagnostics(local.errors, { color: useColor(process.stderr) })}\n`);
@@ -128,9 +147,18 @@ program
     const result = await clientOf(options).request<{
       status: string;
       outcome: { slug: string; revision: number; state: string };
+      warnings?: Diagnostic[];
     }>("POST", `/v1/outcomes?file=${encodeURIComponent(file)}`, { text: source, contentType: "application/yaml" });
     if (options.json) outJson(result);
-    else out(`${result.outcome.slug}: ${result.status} (revision ${result.outcome.revision}, ${result.outcome.state})`);
+    else {
+      out(`${result.outcome.slug}: ${result.status} (revision ${result.outcome.revision}, ${result.outcome.state})`);
+      const warnings = result.warnings ?? [];
+      if (warnings.length > 0) {
+        process.stderr.write(
+          `${formatDiagnostics(warnings, { color: useColor(process.stderr), severity: "warning" })}\n`,
+        );
+      }
+    }
   });
 
 program
@@ -201,6 +229,7 @@ program.addCommand(experimentsCommand(() => program.opts<GlobalOptions>()));
 program.addCommand(gatesCommand(() => program.opts<GlobalOptions>()));
 
 program.addCommand(keysCommand(() => program.opts<GlobalOptions>()));
+program.addCommand(secretsCommand(() => program.opts<GlobalOptions>()));
 
 mcpCommand(program);
 demoCommand(program);

@@ -10,7 +10,6 @@ import { ConnectorError } from "./connector-error";
 
 const DURATION = /^([1-9][0-9]*)([smhdw])$/u;
 const SECONDS_PER_UNIT: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800 };
-const ENV_NAME = /^[A-Z_][A-Z0-9_]*$/u;
 
 /** Describes a value for a message: strings quoted, others as JSON. */
 export function show(value: unknown): string {
@@ -48,7 +47,7 @@ export class ConfigReader {
   /** An `invalid_config` error about `field`. */
   invalid(field: string, problem: string, fix: string, details: Record<string, unknown> = {}): ConnectorError {
     return new ConnectorError("invalid_config", `${this.type} connector: ${field}: ${problem}; ${fix}`, {
-      details: { connector: this.type, field, ...details },
+      details: { connector: this.type, field, problem, fix, ...details },
     });
   }
 
@@ -71,20 +70,6 @@ export class ConfigReader {
 
   optionalString(field: string, fix: string): string | undefined {
     return this.has(field) ? this.string(field, fix) : undefined;
-  }
-
-  envName(field: string): string | undefined {
-    if (!this.has(field)) return undefined;
-    const value = this.config[field];
-    if (typeof value !== "string" || !ENV_NAME.test(value)) {
-      throw this.invalid(
-        field,
-        `${show(value)} is not an environment variable name`,
-        "give the name of the variable (e.g. ANALYTICS_DATABASE_URL), never its value",
-        { value },
-      );
-    }
-    return value;
   }
 
   /** Seconds, from a number of seconds or a duration such as `30s`. */
@@ -148,26 +133,6 @@ export class ConfigReader {
   raw(field: string): unknown {
     return this.config[field];
   }
-}
-
-/** Reads the environment variable `name`, named by setting `field`; a missing or empty one is `invalid_config`. */
-export function requireEnv(
-  reader: ConfigReader,
-  env: Readonly<Record<string, string | undefined>>,
-  field: string,
-  name: string,
-  what: string,
-): string {
-  const value = env[name];
-  if (value === undefined || value.trim() === "") {
-    throw reader.invalid(
-      field,
-      `the environment variable ${name} is ${value === undefined ? "not set" : "empty"}`,
-      `set ${name} to ${what} in the environment of the worker`,
-      { env: name },
-    );
-  }
-  return value;
 }
 
 /** 5400 → `1h 30m`; 900 → `15m`; 90 → `1m 30s`. */

@@ -16,7 +16,8 @@ export type ConnectorErrorCode =
   | "too_many_rows"
   | "rate_limited"
   | "unavailable"
-  | "auth_failed";
+  | "auth_failed"
+  | "source_refused";
 
 /** Every code with what it means and whether a retry can help by default. */
 export const CONNECTOR_ERROR_CODES: Readonly<Record<ConnectorErrorCode, { retryable: boolean; meaning: string }>> =
@@ -41,6 +42,11 @@ export const CONNECTOR_ERROR_CODES: Readonly<Record<ConnectorErrorCode, { retrya
     rate_limited: { retryable: true, meaning: "The source's rate limit was hit; retry after `retryAfterMs`." },
     unavailable: { retryable: true, meaning: "The source could not be reached or failed on its side." },
     auth_failed: { retryable: false, meaning: "The source refused the credentials." },
+    source_refused: {
+      retryable: false,
+      meaning:
+        "The source may not be read: the runtime's own database, a superuser or a role that may write, a host the vendor does not own, or a credential this workspace may not use.",
+    },
   });
 
 /** Options of the {@link ConnectorError} constructor. */

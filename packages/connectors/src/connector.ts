@@ -47,13 +47,46 @@ export interface SeriesWindow {
   to: Date;
 }
 
+/**
+ * The identity of a Postgres database: the cluster's system identifier and
+ * the database's OID (`pg_control_system()`, `pg_database`). Two connections
+ * reach the same database exactly when these match, whatever host name,
+ * port or role they used. `startedAt` (the postmaster's start time) stands
+ * in for the cluster when `pg_control_system()` is not granted.
+ */
+export interface DatabaseIdentity {
+  readonly systemIdentifier: string | null;
+  readonly startedAt: string;
+  readonly databaseOid: string;
+}
+
 /** What a connector may read from its surroundings. Nothing else. */
 export interface ConnectorContext {
-  /** Environment variables: the connector reads the ones its settings name. */
-  env: Readonly<Record<string, string | undefined>>;
-  /** Used by `postgres` when `database_url_env` is absent. */
-  defaultDatabaseUrl?: string;
-  /** Directory of the outcome file, for csv paths (default: the working directory). */
+  /**
+   * The credentials the settings name (`connectorCredentials(config)`),
+   * resolved by the runtime: credential name (`database_url`, `username`,
+   * `secret`) → value. The connector never reads the environment itself.
+   */
+  credentials?: Readonly<Record<string, string>>;
+  /**
+   * The runtime's own database, which is never a source: a `postgres`
+   * connection that reaches it is refused. Called on the connector's first
+   * connection (and at each re-check).
+   */
+  runtimeDatabase?: () => Promise<DatabaseIdentity>;
+  /**
+   * API base URLs the operator allows per connector type besides the
+   * vendor's documented ones (`SOURCE_API_URLS`), e.g. a proxy, or a local
+   * server in tests. `api_url` in outcome.yaml must be one of the vendor's
+   * or one of these.
+   */
+  allowedApiUrls?: Readonly<Record<string, readonly string[]>>;
+  /**
+   * The longest a single source call may take, in milliseconds (the worker's
+   * `POLL_TIMEOUT_MS`): a connector's own `timeout` is capped by it.
+   */
+  maxTimeoutMs?: number;
+  /** Directory csv paths are resolved in, and may not leave (default: the working directory). */
   baseDir?: string;
   metricKind: "proportion" | "mean";
   /**
@@ -86,6 +119,15 @@ export interface SignalConnector {
    * @throws ConnectorError `unsupported` when the settings give no way to read it
    */
   fetchOutcomeSeries(window: SeriesWindow, signal?: AbortSignal): Promise<SeriesPoint[]>;
+  /**
+   * Checks, before any poll, that the source may be read as configured (for
+   * `postgres`: the connection's database and role). Connectors with nothing
+   * to check leave it out.
+   *
+   * @throws ConnectorError `source_refused` when it may not; `unavailable`, `auth_failed` or `timeout` when it
+   *   cannot be reached
+   */
+  check?(signal?: AbortSignal): Promise<void>;
   /** Releases connections. The connector is not used afterwards. */
   close(): Promise<void>;
 }

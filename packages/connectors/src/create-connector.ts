@@ -5,6 +5,7 @@
 
 import type { ConnectorConfig, ConnectorContext, SignalConnector } from "./connector";
 import { ConnectorError } from "./connector-error";
+import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector } from "./postgres/postgres.connector";
@@ -17,15 +18,15 @@ export const CONNECTOR_ALIASES: Readonly<Record<string, string>> = Object.freeze
 
 /**
  * Creates the connector `config.type` names. Settings are checked now
- * (fields, SQL parameters, environment variables named by the settings);
- * nothing is connected or read until the first poll.
+ * (fields, the SQL policy, the credentials the settings name, which must be
+ * in `context.credentials`); nothing is connected or read until the first poll.
  *
  * `config` may be the connector as written in outcome.yaml or as
  * normalised by @outcome-runtime/spec (durations in seconds).
  *
  * @throws ConnectorError `invalid_config` naming the field, the value and the fix
  * @example
- * const connector = createConnector(spec.signal.connector, { env: process.env, metricKind: spec.signal.kind });
+ * const connector = createConnector(spec.signal.connector, { credentials: { database_url: url }, metricKind: spec.signal.kind });
  * const rows = await connector.fetchArmAggregates({ experimentKey: "exp-1", arms: ["control", "treatment"], from, to });
  */
 export function createConnector(config: ConnectorConfig, context: ConnectorContext): SignalConnector {
@@ -55,5 +56,72 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
         `connector: type: unknown connector type ${JSON.stringify(config.type)}; known types: ${CONNECTOR_TYPES.join(", ")}`,
         { details: { field: "type", value: config.type } },
       );
+  }
+}
+
+/** Why a connector's settings cannot be used, for `outcome-runtime validate` and the API's validate and apply. */
+export interface ConnectorSettingsProblem {
+  /** `sql_refused` (a query the SQL policy refuses), `source_refused` (a host the vendor does not own), else `invalid_connector`. */
+  readonly code: "invalid_connector" | "sql_refused" | "source_refused";
+  /** The setting concerned (`query`, `database_url_secret`, ...), when there is one. */
+  readonly field: string | undefined;
+  readonly problem: string;
+  readonly fix: string | undefined;
+  /** For a query: the character offset of the problem in the setting's text. */
+  readonly offset: number | undefined;
+}
+
+/** Options of {@link checkConnectorSettings}. */
+export interface SettingsCheckOptions {
+  /** The operator's `SOURCE_API_URLS`; leave out where it is not known (the CLI, offline). */
+  readonly allowedApiUrls?: Readonly<Record<string, readonly string[]>>;
+  /** Whether an `api_url` outside the vendor's documented hosts and `allowedApiUrls` is a problem (default true). */
+  readonly hostPolicy?: boolean;
+  /** The directory csv paths are relative to (default: the working directory). */
+  readonly baseDir?: string;
+}
+
+/**
+ * Checks a connector's settings without reading a credential or connecting:
+ * fields, credential references, the SQL policy (PostgreSQL's parser) with
+ * the query's offset, csv paths, the vendor's hosts.
+ *
+ * @returns the first problem, or null when the settings are usable
+ */
+export function checkConnectorSettings(
+  config: ConnectorConfig,
+  metricKind: "proportion" | "mean",
+  options: SettingsCheckOptions = {},
+): ConnectorSettingsProblem | null {
+  try {
+    const credentials = Object.fromEntries(
+      connectorCredentials(config).map((c) => [c.credential, "(checked, not read)"]),
+    );
+    const connector = createConnector(config, {
+      metricKind,
+      credentials,
+      ...(options.allowedApiUrls === undefined ? {} : { allowedApiUrls: options.allowedApiUrls }),
+      ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
+    });
+    void connector.close();
+    return null;
+  } catch (error) {
+    if (!(error instanceof ConnectorError)) throw error;
+    if (error.code === "source_refused" && options.hostPolicy === false) return null;
+    const details = error.details;
+    const sqlField = typeof details.sqlField === "string" ? details.sqlField : undefined;
+    const field = sqlField ?? (typeof details.field === "string" ? details.field : undefined);
+    return {
+      code:
+        error.code === "source_refused"
+          ? "source_refused"
+          : sqlField !== undefined
+            ? "sql_refused"
+            : "invalid_connector",
+      field,
+      problem: typeof details.problem === "string" ? details.problem : error.message,
+      fix: typeof details.fix === "string" ? details.fix : undefined,
+      offset: typeof details.offset === "number" ? details.offset : undefined,
+    };
   }
 }

@@ -183,7 +183,7 @@ export interface AuditEvent {
   readonly actor: Pick<Actor, "id" | "name" | "role"> | null;
   readonly channel: DecisionChannel;
   readonly action: string;
-  readonly subjectType: "outcome" | "experiment" | "gate" | "api_key" | "workspace" | "mcp_tool";
+  readonly subjectType: "outcome" | "experiment" | "gate" | "api_key" | "workspace" | "mcp_tool" | "secret";
   readonly subjectId: string;
   readonly before: unknown;
   readonly after: unknown;

@@ -30,6 +30,8 @@ export const ERROR_CODES = {
   payload_too_large: { status: 413, title: "The request body is too large" },
   unsupported_media_type: { status: 415, title: "Unsupported content type" },
   rate_limited: { status: 429, title: "Too many requests" },
+  secrets_disabled: { status: 409, title: "This installation has no key to store secrets with" },
+  secret_unreadable: { status: 409, title: "A stored secret cannot be opened with the installation's keys" },
   service_unavailable: { status: 503, title: "A dependency is unavailable" },
   internal_error: { status: 500, title: "Internal error" },
 } as const satisfies Record<string, { status: number; title: string }>;

@@ -1,7 +1,7 @@
 export type { Db, DbOptions, DbOrTrx, Trx } from "./database";
 export { createDb } from "./database";
 export type { MigrationReport } from "./migrate";
-export { migrateToLatest, pingDb, signalStorageMode } from "./migrate";
+export { databaseIdentity, migrateToLatest, pingDb, signalStorageMode } from "./migrate";
 export * as apiKeys from "./repositories/api-key.repository";
 export * as audit from "./repositories/audit.repository";
 export * as experiments from "./repositories/experiment.repository";
@@ -13,6 +13,8 @@ export type { LlmCall, NewLlmCall } from "./repositories/llm.repository";
 export * as llm from "./repositories/llm.repository";
 export * as outcomes from "./repositories/outcome.repository";
 export type { Page, PageRequest } from "./repositories/pagination";
+export type { SealedSecret, SecretRecord } from "./repositories/secret.repository";
+export * as secrets from "./repositories/secret.repository";
 export * as signals from "./repositories/signal.repository";
 export * as transfer from "./repositories/transfer.repository";
 export * as workspaces from "./repositories/workspace.repository";

@@ -16,6 +16,7 @@ import * as dashboard from "./migrations/2026-12-05T00-00-dashboard";
 import * as timescalePolicies from "./migrations/2026-12-06T00-00-timescale-policies";
 import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
 import * as pointRevisions from "./migrations/2026-12-08T00-00-point-revisions";
+import * as workspaceSecrets from "./migrations/2026-12-09T00-00-workspace-secrets";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -29,6 +30,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-06T00-00-timescale-policies": timescalePolicies,
   "2026-12-07T00-00-api-key-scopes": apiKeyScopes,
   "2026-12-08T00-00-point-revisions": pointRevisions,
+  "2026-12-09T00-00-workspace-secrets": workspaceSecrets,
 };
 
 export interface MigrationReport {
@@ -75,4 +77,31 @@ export async function pingDb(db: DbOrTrx): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * The identity of the runtime's database (the cluster's system identifier,
+ * the postmaster's start time in µs since the epoch, the database's OID), so
+ * that a signal source reaching this database can be refused. Kept identical
+ * to the query of the `postgres` connector's source check.
+ */
+export async function databaseIdentity(
+  db: DbOrTrx,
+): Promise<{ systemIdentifier: string | null; startedAt: string; databaseOid: string }> {
+  const base = sql<{ started_at: string; database_oid: string }>`
+    SELECT (extract(epoch FROM pg_postmaster_start_time()) * 1000000)::bigint::text AS started_at,
+           d.oid::text AS database_oid
+      FROM pg_database d WHERE d.datname = current_database()`;
+  const row = (await base.execute(db)).rows[0];
+  if (row === undefined) throw new Error("the runtime's database is not in pg_database");
+  let systemIdentifier: string | null = null;
+  try {
+    const control = await sql<{ id: string }>`SELECT system_identifier::text AS id FROM pg_control_system()`.execute(
+      db,
+    );
+    systemIdentifier = control.rows[0]?.id ?? null;
+  } catch {
+    // Not granted (a managed service): the start time stands in for the cluster, on both sides.
+  }
+  return { systemIdentifier, startedAt: row.started_at, databaseOid: row.database_oid };
 }

@@ -38,6 +38,22 @@ export interface ApiKeysTable {
   scopes: string[];
 }
 
+export interface WorkspaceSecretsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  name: string;
+  description: Generated<string>;
+  /** AES-256-GCM: 12-byte IV, 16-byte tag, then the ciphertext. Never the value. */
+  ciphertext: Buffer;
+  key_id: string;
+  version: Generated<number>;
+  created_by: string;
+  created_at: Timestamp;
+  updated_by: string;
+  updated_at: Timestamp;
+  last_used_at: NullableTimestamp;
+}
+
 export interface OutcomesTable {
   id: Generated<string>;
   workspace_id: string;
@@ -299,6 +315,7 @@ export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
+  workspace_secrets: WorkspaceSecretsTable;
   outcomes: OutcomesTable;
   outcome_revisions: OutcomeRevisionsTable;
   experiments: ExperimentsTable;

@@ -336,6 +336,11 @@ export interface GuardedFetchOptions {
   readonly resolve?: Resolver | undefined;
   /** Redirects followed, each re-checked; 0 returns the 3xx response as is. Default 5. */
   readonly maxRedirects?: number | undefined;
+  /**
+   * The only origins (`https://eu.mixpanel.com`) requests and redirects may go
+   * to; another is refused before anything is sent. Default: any the policy allows.
+   */
+  readonly origins?: readonly string[] | undefined;
 }
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -345,7 +350,8 @@ const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
  * sending, and follows redirects itself (`redirect: "manual"`), re-checking
  * each `Location`. A 303, or a 301/302 after a POST, becomes a GET without a
  * body (as the Fetch standard does); `authorization` and `cookie` are dropped
- * when a redirect changes origin.
+ * when a redirect changes origin. With `origins`, a request or redirect to
+ * any other origin is refused.
  *
  * @throws OutboundBlockedError when a URL or a redirect target is refused, or after `maxRedirects` hops.
  */
@@ -362,6 +368,13 @@ export function guardedFetch(options: GuardedFetchOptions = {}): typeof fetch {
     let url = input instanceof Request ? input.url : String(input);
     let requestInit: RequestInit = { ...init };
     for (let hop = 0; ; hop++) {
+      if (options.origins !== undefined && !options.origins.includes(new URL(url).origin)) {
+        throw new OutboundBlockedError(
+          "outbound_address_refused",
+          `outbound request to ${redactUrl(url)} refused: only ${options.origins.join(", ")} may be reached from here${hop > 0 ? " (a redirect pointed elsewhere)" : ""}`,
+          redactUrl(url),
+        );
+      }
       await checkOutboundUrl(url, policy, options.resolve);
       const response = await inner(input instanceof Request && hop === 0 ? input : url, {
         ...requestInit,

@@ -4,14 +4,17 @@
  */
 import { DomainError, type Outcome, type OutcomeRevision } from "@outcome-runtime/core";
 import { audit, outcomes } from "@outcome-runtime/db";
-import { type Diagnostic, parseOutcome } from "@outcome-runtime/spec";
-import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import type { Diagnostic } from "@outcome-runtime/spec";
+import { checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
+import { auditActor, type Caller, inTransaction, nowOf } from "./context";
 
 export type ApplyStatus = "created" | "revised" | "unchanged";
 
 export interface ApplyResult {
   readonly status: ApplyStatus;
   readonly outcome: Outcome;
+  /** What could not be checked here (a source the API cannot reach): the worker checks it again. */
+  readonly warnings: readonly Diagnostic[];
 }
 
 /** Thrown when the outcome file has errors; `details.errors` lists every one. */
@@ -34,12 +37,18 @@ export class OutcomeInvalidError extends DomainError {
  * order and `5%` vs `0.05` do not make a revision. Concurrent applies of the
  * same outcome serialise on the outcome row.
  *
+ * Every connector is checked first (`check-outcome.ts`): its SQL with
+ * PostgreSQL's parser, the secrets and variables it names, and the source
+ * itself when the API can reach it (never the runtime's database, never a
+ * role that may write). A refused source is an error; an unreachable one a
+ * warning.
+ *
  * @throws OutcomeInvalidError (`outcome_invalid`) with every diagnostic.
  * @throws DomainError `outcome_closed` when the outcome is achieved, missed or
  *   abandoned; `forbidden` for agents.
  */
 export async function applyOutcome(
-  deps: RuntimeDeps,
+  deps: OutcomeCheckDeps,
   caller: Caller,
   input: { source: string; file?: string },
 ): Promise<ApplyResult> {
@@ -49,10 +58,14 @@ export async function applyOutcome(
       role: "agent",
     });
   }
-  const parsed = parseOutcome(input.source, { file: input.file ?? "outcome.yaml" });
+  const file = input.file ?? "outcome.yaml";
+  const parsed = parseOutcomeChecked(input.source, file, deps.sources);
   if (!parsed.ok) throw new OutcomeInvalidError(parsed.errors);
   const { spec, contentHash } = parsed;
   const workspaceId = caller.principal.workspaceId;
+  const sources = await checkOutcomeSources(deps, workspaceId, parsed, file);
+  if (sources.errors.length > 0) throw new OutcomeInvalidError(sources.errors);
+  const { warnings } = sources;
   const specJson = spec as unknown as Record<string, unknown>;
 
   return inTransaction(deps.db, async (trx) => {
@@ -80,13 +93,13 @@ export async function applyOutcome(
           after: { slug: created.slug, revision: 1, contentHash, state: created.state },
           requestId: caller.requestId,
         });
-        return { status: "created", outcome: created };
+        return { status: "created", outcome: created, warnings };
       }
       // A concurrent apply created it between our read and our insert: lock it and go on as an update.
       existing = await outcomes.findOutcome(trx, workspaceId, spec.id, { forUpdate: true, bySlug: true });
       if (existing === null) throw new Error(`outcome ${spec.id} vanished during apply`);
     }
-    if (existing.contentHash === contentHash) return { status: "unchanged", outcome: existing };
+    if (existing.contentHash === contentHash) return { status: "unchanged", outcome: existing, warnings };
     if (existing.state === "achieved" || existing.state === "missed" || existing.state === "abandoned") {
       throw new DomainError(
         "outcome_closed",
@@ -114,7 +127,7 @@ export async function applyOutcome(
       after: { revision, contentHash },
       requestId: caller.requestId,
     });
-    return { status: "revised", outcome: updated };
+    return { status: "revised", outcome: updated, warnings };
   });
 }
 

@@ -3,12 +3,20 @@
  */
 import type { DecisionChannel, Principal } from "@outcome-runtime/core";
 import type { Db, DbOrTrx, Trx } from "@outcome-runtime/db";
+import type { SourceAccess } from "./signals/source-access";
 
 export interface RuntimeDeps {
   /** The pool, or a transaction when the use case must join one (idempotent requests). */
   readonly db: DbOrTrx;
   /** The clock; tests pass a fixed one. */
   readonly now?: () => Date;
+  /**
+   * What signal sources may use, as the operator configured it
+   * (`sourceAccessFromEnv`): source variables, the secrets keyring, allowed
+   * API hosts. Without it, secrets cannot be stored and outcomes' sources
+   * are checked only against the database (their secrets exist).
+   */
+  readonly sources?: SourceAccess;
 }
 
 /** The authenticated caller of a use case and the channel the call came through. */

@@ -7,8 +7,9 @@
 
 import type { AuditEvent, DecisionChannel } from "@outcome-runtime/core";
 import { audit, learnings, llm, type Page, signals } from "@outcome-runtime/db";
-import { type Diagnostic, parseOutcome } from "@outcome-runtime/spec";
+import type { Diagnostic } from "@outcome-runtime/spec";
 import { type LearningHit, learningHit, outcomeProgress } from "./agents";
+import { checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
 import { type Caller, nowOf, type RuntimeDeps } from "./context";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
@@ -209,15 +210,20 @@ export async function listAuditPage(deps: RuntimeDeps, caller: Caller, filter: A
 
 /**
  * Check an outcome file without storing anything: the same diagnostics as
- * `outcome-runtime validate` and `POST /v1/outcomes` (every error, with line,
- * column, code, message and hint).
+ * `POST /v1/outcomes` (every error, with line, column, code, message and
+ * hint), sources included, and the warnings of sources the API could not
+ * check.
  */
-export function validateOutcomeSource(
+export async function validateOutcomeSource(
+  deps: OutcomeCheckDeps,
+  caller: Caller,
   source: string,
   file = "outcome.yaml",
-): { valid: boolean; errors: readonly Diagnostic[] } {
-  const parsed = parseOutcome(source, { file });
-  return parsed.ok ? { valid: true, errors: [] } : { valid: false, errors: parsed.errors };
+): Promise<{ valid: boolean; errors: readonly Diagnostic[]; warnings: readonly Diagnostic[] }> {
+  const parsed = parseOutcomeChecked(source, file, deps.sources);
+  if (!parsed.ok) return { valid: false, errors: parsed.errors, warnings: [] };
+  const found = await checkOutcomeSources(deps, caller.principal.workspaceId, parsed, file);
+  return { valid: found.errors.length === 0, errors: found.errors, warnings: found.warnings };
 }
 
 /** One message of the live stream, for one workspace. */

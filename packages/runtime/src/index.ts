@@ -27,6 +27,8 @@ export {
 } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
+export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
+export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
 export type {
   AuditFilter,
@@ -132,6 +134,16 @@ export { refineLearning, writeLearningForDecision } from "./learnings";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
+export type { SecretSummary, SecretsKeyring } from "./secrets";
+export {
+  deleteWorkspaceSecret,
+  listWorkspaceSecrets,
+  MAX_SECRET_BYTES,
+  openSecret,
+  sealSecret,
+  secretsKeyringFromEnv,
+  setWorkspaceSecret,
+} from "./secrets";
 export type { AnalysisCarry, AnalysisOutcome } from "./signals/analyze";
 export { analyzeExperiment, makeStatsPlan } from "./signals/analyze";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
@@ -148,6 +160,8 @@ export {
   pollingPlan,
   primaryPolledUntil,
 } from "./signals/schedules";
+export type { SourceAccess, SourceWorkspace } from "./signals/source-access";
+export { parseEnvWorkspaces, resolveCredentials, sourceAccessFromEnv } from "./signals/source-access";
 export type { DeliveryResult, WebhookTarget } from "./signals/webhooks";
 export {
   deliverWebhook,

@@ -47,6 +47,7 @@ export const EXCLUDED_FROM_EXPORT = [
   "gate_notifications and gate_tokens (emails sent and decision-link secrets)",
   "idempotency_keys (transient)",
   "llm_cache and llm_calls (cache and usage metering)",
+  "workspace_secrets (sealed with this installation's key: an admin sets them again on the new instance)",
 ] as const;
 
 /** The CSV columns of `signal_points.csv`, in order. */

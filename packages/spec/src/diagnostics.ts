@@ -53,6 +53,15 @@ export const DIAGNOSTIC_CODES = {
   duplicate_arm: "Two arms have the same name.",
   weights_not_one: "The arm weights do not add up to 1 (100%).",
   unknown_connector: "A connector type that this runtime does not know.",
+  invalid_connector:
+    "A connector's settings are unusable: a credential named both ways or not at all, a csv path outside its directory, a timeout too long.",
+  sql_refused:
+    "A connector's SQL is refused: not one SELECT, it writes or locks, calls a denied function, lacks a required parameter, or does not parse.",
+  source_refused:
+    "A source the runtime may not read: its own database, a superuser or a role that may write, a host the vendor does not own, a credential this workspace may not use.",
+  unknown_secret: "A connector names a workspace secret or source variable that does not exist or is not set.",
+  source_unchecked:
+    "A warning: the API could not reach a source to check it; the worker checks it again before its first poll.",
   conflicting_options: "Two fields that exclude each other are both set.",
   target_direction_conflict: "An absolute target is on the wrong side of the baseline for its direction.",
   target_unreachable: "A target the metric cannot reach (e.g. a proportion above 100%).",
@@ -68,6 +77,8 @@ export type DiagnosticCode = keyof typeof DIAGNOSTIC_CODES;
 export interface FormatOptions {
   /** Use ANSI colours (default false: the CLI decides from the terminal). */
   color?: boolean;
+  /** What the diagnostics are: `error` (default) or `warning` (a source the API could not check). */
+  severity?: "error" | "warning";
 }
 
 const ansi = {
@@ -91,13 +102,14 @@ const ansi = {
  */
 export function formatDiagnostics(errors: readonly Diagnostic[], options: FormatOptions = {}): string {
   const paint = options.color === true ? ansi : { bold: same, red: same, cyan: same };
+  const severity = options.severity ?? "error";
   const lines: string[] = [];
   for (const d of errors) {
     const where = paint.bold(`${d.file}:${d.line}:${d.column}:`);
-    lines.push(`${where} ${paint.red(paint.bold(`error[${d.code}]`))}: ${d.message}`);
+    lines.push(`${where} ${paint.red(paint.bold(`${severity}[${d.code}]`))}: ${d.message}`);
     if (d.hint !== undefined && d.hint !== "") lines.push(`  ${paint.cyan("hint:")} ${d.hint}`);
   }
-  lines.push(`${errors.length} ${errors.length === 1 ? "error" : "errors"}`);
+  lines.push(`${errors.length} ${severity}${errors.length === 1 ? "" : "s"}`);
   return lines.join("\n");
 }
 

@@ -56,12 +56,19 @@ export type Slug = string;
  */
 export type Identifier = string;
 /**
- * The name of an environment variable: uppercase letters, digits and underscores, not starting with a digit (e.g. `ANALYTICS_DATABASE_URL`). The value itself never goes in outcome.yaml.
+ * The name of an environment variable of the API and the worker that holds a source credential: `OUTCOME_RUNTIME_SOURCE_` then uppercase letters, digits and underscores (e.g. `OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL`). Only variables with this prefix may be named, so no other variable of the runtime (its database URL, its secrets) can be read through a connector. The value itself never goes in outcome.yaml.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
- * via the `definition` "EnvVarName".
+ * via the `definition` "SourceEnvVarName".
  */
-export type EnvVarName = string;
+export type SourceEnvVarName = string;
+/**
+ * The name of a workspace secret (created by an admin with `outcome-runtime secrets set <name>`, stored encrypted): lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit (e.g. `analytics-db`). The value itself never goes in outcome.yaml.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "SecretName".
+ */
+export type SecretName = string;
 /**
  * An email address (e.g. `maya.pm@acme.example`).
  *
@@ -171,11 +178,15 @@ export interface PostgresConnector {
    */
   series_query?: string;
   /**
-   * Name of the environment variable holding the connection string. The runtime's own database is used when left out.
+   * Name of the workspace secret holding the connection string of a read-only role (see docs/connectors.md). Give this or `database_url_env`. The runtime's own database is never a source.
    */
-  database_url_env?: EnvVarName;
+  database_url_secret?: SecretName;
   /**
-   * Statement timeout of each query (e.g. `30s`); a query running longer is cancelled.
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the connection string of a read-only role. Give this or `database_url_secret`.
+   */
+  database_url_env?: SourceEnvVarName;
+  /**
+   * Statement timeout of each query (e.g. `30s`, at most `1h`); a query running longer is cancelled on the server. The worker's `POLL_TIMEOUT_MS` caps it.
    */
   timeout: Seconds;
   /**
@@ -203,13 +214,21 @@ export interface MixpanelConnector {
    */
   workspace_id?: number;
   /**
-   * Name of the environment variable holding the service account's username.
+   * Name of the workspace secret holding the service account's username. Give this or `username_env`.
    */
-  username_env: EnvVarName;
+  username_secret?: SecretName;
   /**
-   * Name of the environment variable holding the service account's secret.
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's username. Give this or `username_secret`.
    */
-  secret_env: EnvVarName;
+  username_env?: SourceEnvVarName;
+  /**
+   * Name of the workspace secret holding the service account's secret. Give this or `secret_env`.
+   */
+  secret_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's secret. Give this or `secret_secret`.
+   */
+  secret_env?: SourceEnvVarName;
   /**
    * The event that counts as a success (proportion: unique users who fired it) or carries the value (mean: see `value_property`). It must carry `experiment_property` and `variant_property`, e.g. as super properties registered at exposure.
    */
@@ -239,7 +258,7 @@ export interface MixpanelConnector {
    */
   region: "us" | "eu" | "in";
   /**
-   * Base URL of the Query API instead of the region's (e.g. a proxy, or a local server in tests); `/segmentation` and the other paths are added to it.
+   * Base URL of the Query API instead of the region's: one of Mixpanel's documented hosts (`https://mixpanel.com/api/query`, `https://eu.mixpanel.com/api/query`, `https://in.mixpanel.com/api/query`), or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests); `/segmentation` and the other paths are added to it.
    */
   api_url?: string;
   /**
@@ -656,12 +675,19 @@ export type SlugInput = string;
  */
 export type IdentifierInput = string;
 /**
- * The name of an environment variable: uppercase letters, digits and underscores, not starting with a digit (e.g. `ANALYTICS_DATABASE_URL`). The value itself never goes in outcome.yaml.
+ * The name of an environment variable of the API and the worker that holds a source credential: `OUTCOME_RUNTIME_SOURCE_` then uppercase letters, digits and underscores (e.g. `OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL`). Only variables with this prefix may be named, so no other variable of the runtime (its database URL, its secrets) can be read through a connector. The value itself never goes in outcome.yaml.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
- * via the `definition` "EnvVarName".
+ * via the `definition` "SourceEnvVarName".
  */
-export type EnvVarNameInput = string;
+export type SourceEnvVarNameInput = string;
+/**
+ * The name of a workspace secret (created by an admin with `outcome-runtime secrets set <name>`, stored encrypted): lowercase letters, digits, `-`, `_` and `.`, starting with a letter or digit (e.g. `analytics-db`). The value itself never goes in outcome.yaml.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "SecretName".
+ */
+export type SecretNameInput = string;
 /**
  * An email address (e.g. `maya.pm@acme.example`).
  *
@@ -775,11 +801,15 @@ export interface PostgresConnectorInput {
    */
   series_query?: string;
   /**
-   * Name of the environment variable holding the connection string. The runtime's own database is used when left out.
+   * Name of the workspace secret holding the connection string of a read-only role (see docs/connectors.md). Give this or `database_url_env`. The runtime's own database is never a source.
    */
-  database_url_env?: EnvVarNameInput;
+  database_url_secret?: SecretNameInput;
   /**
-   * Statement timeout of each query (e.g. `30s`); a query running longer is cancelled.
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the connection string of a read-only role. Give this or `database_url_secret`.
+   */
+  database_url_env?: SourceEnvVarNameInput;
+  /**
+   * Statement timeout of each query (e.g. `30s`, at most `1h`); a query running longer is cancelled on the server. The worker's `POLL_TIMEOUT_MS` caps it.
    */
   timeout?: DurationInput;
   /**
@@ -807,13 +837,21 @@ export interface MixpanelConnectorInput {
    */
   workspace_id?: number;
   /**
-   * Name of the environment variable holding the service account's username.
+   * Name of the workspace secret holding the service account's username. Give this or `username_env`.
    */
-  username_env: EnvVarNameInput;
+  username_secret?: SecretNameInput;
   /**
-   * Name of the environment variable holding the service account's secret.
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's username. Give this or `username_secret`.
    */
-  secret_env: EnvVarNameInput;
+  username_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the workspace secret holding the service account's secret. Give this or `secret_env`.
+   */
+  secret_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's secret. Give this or `secret_secret`.
+   */
+  secret_env?: SourceEnvVarNameInput;
   /**
    * The event that counts as a success (proportion: unique users who fired it) or carries the value (mean: see `value_property`). It must carry `experiment_property` and `variant_property`, e.g. as super properties registered at exposure.
    */
@@ -843,7 +881,7 @@ export interface MixpanelConnectorInput {
    */
   region?: "us" | "eu" | "in";
   /**
-   * Base URL of the Query API instead of the region's (e.g. a proxy, or a local server in tests); `/segmentation` and the other paths are added to it.
+   * Base URL of the Query API instead of the region's: one of Mixpanel's documented hosts (`https://mixpanel.com/api/query`, `https://eu.mixpanel.com/api/query`, `https://in.mixpanel.com/api/query`), or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests); `/segmentation` and the other paths are added to it.
    */
   api_url?: string;
   /**

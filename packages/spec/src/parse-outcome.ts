@@ -12,7 +12,7 @@ import type { OutcomeSpec, OutcomeSpecInput } from "./outcome.types.js";
 import { outcomeSchema, outcomeValidator, type SchemaNode } from "./outcome-schema.js";
 import { type Finding, schemaFindings } from "./schema-diagnostics.js";
 import { semanticFindings } from "./semantic-checks.js";
-import { SourcePositions } from "./source-positions.js";
+import { humanPath, SourcePositions } from "./source-positions.js";
 
 /**
  * Connector types the runtime ships with (`replay` is another name for
@@ -71,7 +71,30 @@ export interface ParseOptions {
   file?: string;
   /** Connector types this runtime knows (default {@link KNOWN_CONNECTORS}). */
   connectors?: readonly string[];
+  /**
+   * Checks each connector's settings beyond the schema (the SQL policy,
+   * credential references, vendor hosts); the connectors package provides it
+   * (`checkConnectorSettings`). Run on every connector that passed the schema.
+   */
+  checkConnector?: ConnectorCheck;
 }
+
+/** What {@link ConnectorCheck} reports about one connector. */
+export interface ConnectorCheckFinding {
+  readonly code: "invalid_connector" | "sql_refused" | "source_refused";
+  /** The setting concerned (`query`, `database_url_secret`), when there is one. */
+  readonly field: string | undefined;
+  readonly problem: string;
+  readonly fix: string | undefined;
+  /** For a text setting: the character offset of the problem in its value. */
+  readonly offset: number | undefined;
+}
+
+/** A connector settings check: the first problem of one connector, or null. */
+export type ConnectorCheck = (
+  connector: Readonly<Record<string, unknown>>,
+  metricKind: "proportion" | "mean",
+) => ConnectorCheckFinding | null;
 
 /** The result of {@link parseOutcome}. */
 export type ParseResult =
@@ -83,6 +106,12 @@ export type ParseResult =
       input: OutcomeSpecInput;
       /** SHA-256 hex of the canonical JSON (sorted keys) of `spec`. */
       contentHash: string;
+      /**
+       * Where a JSON pointer of the document is in the file (and, with
+       * `offset`, a character of its text value): for diagnostics found
+       * after parsing.
+       */
+      locate: (pointer: string, offset?: number) => { line: number; column: number };
     }
   | { ok: false; errors: Diagnostic[] };
 
@@ -107,13 +136,18 @@ export type ParseResult =
 export function parseOutcome(source: string, options: ParseOptions = {}): ParseResult {
   const file = typeof options.file === "string" && options.file !== "" ? options.file : DEFAULT_FILE;
   try {
-    return parse(source, file, options.connectors ?? KNOWN_CONNECTORS);
+    return parse(source, file, options.connectors ?? KNOWN_CONNECTORS, options.checkConnector);
   } catch (error) {
     return { ok: false, errors: [unexpected(file, error)] };
   }
 }
 
-function parse(source: string, file: string, connectors: readonly string[]): ParseResult {
+function parse(
+  source: string,
+  file: string,
+  connectors: readonly string[],
+  checkConnector: ConnectorCheck | undefined,
+): ParseResult {
   if (typeof source !== "string") {
     return fail(
       file,
@@ -154,7 +188,7 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
     // ("silent" would also drop the error for a second document).
     logLevel: "error",
   });
-  const positions = new SourcePositions(doc, lineCounter);
+  const positions = new SourcePositions(doc, lineCounter, source);
 
   const syntaxErrors = yamlDiagnostics(doc, source, file, positions);
   if (syntaxErrors.length > 0) {
@@ -236,10 +270,75 @@ function parse(source: string, file: string, connectors: readonly string[]): Par
   findings.push(...semanticFindings(normalised.value, { connectors, isClean }));
 
   const errors = [...yamlErrors, ...findings.map((f) => at(file, positions, f.pointer, f.target, f))];
+  if (checkConnector !== undefined)
+    errors.push(...connectorDiagnostics(normalised.value, checkConnector, isClean, file, positions));
   if (errors.length > 0) return { ok: false, errors: finish(errors, omitted) };
 
   const spec = normalised.value as OutcomeSpec;
-  return { ok: true, spec, input, contentHash: contentHash(spec) };
+  const locate = (pointer: string, offset?: number) =>
+    offset === undefined ? positions.at(pointer, "value") : positions.inString(pointer, offset);
+  return { ok: true, spec, input, contentHash: contentHash(spec), locate };
+}
+
+/** The JSON pointers of the connectors of a normalised outcome, with their metric kinds. */
+export function connectorPointers(
+  spec: unknown,
+): { pointer: string; kind: "proportion" | "mean"; config: Record<string, unknown> }[] {
+  const found: { pointer: string; kind: "proportion" | "mean"; config: Record<string, unknown> }[] = [];
+  const take = (metric: unknown, pointer: string): void => {
+    if (!isPlainObject(metric)) return;
+    const kind = metric.kind;
+    const config = metric.connector;
+    if ((kind === "proportion" || kind === "mean") && isPlainObject(config) && typeof config.type === "string") {
+      found.push({ pointer: `${pointer}/connector`, kind, config });
+    }
+  };
+  if (isPlainObject(spec)) {
+    take(spec.signal, "/signal");
+    const constraints = spec.constraints;
+    const guardrails = isPlainObject(constraints) ? constraints.guardrails : undefined;
+    if (Array.isArray(guardrails)) {
+      for (const [i, g] of guardrails.entries()) take(g, `/constraints/guardrails/${i}`);
+    }
+  }
+  return found;
+}
+
+/** A diagnostic for a connector setting (or the connector) at `pointer`, with the finding's offset. */
+function connectorDiagnostic(
+  file: string,
+  positions: SourcePositions,
+  pointer: string,
+  config: Readonly<Record<string, unknown>>,
+  finding: ConnectorCheckFinding,
+): Diagnostic {
+  const fieldPointer =
+    finding.field !== undefined && Object.hasOwn(config, finding.field) ? `${pointer}/${finding.field}` : pointer;
+  const { line, column } =
+    finding.offset !== undefined && fieldPointer !== pointer
+      ? positions.inString(fieldPointer, finding.offset)
+      : positions.at(fieldPointer, fieldPointer === pointer ? "container" : "value");
+  const where = humanPath(finding.field !== undefined ? `${pointer}/${finding.field}` : pointer);
+  return withHint(
+    { file, line, column, pointer: fieldPointer, code: finding.code, message: `${where}: ${finding.problem}` },
+    finding.fix,
+  );
+}
+
+function connectorDiagnostics(
+  spec: unknown,
+  check: ConnectorCheck,
+  isClean: (pointer: string) => boolean,
+  file: string,
+  positions: SourcePositions,
+): Diagnostic[] {
+  const diagnostics: Diagnostic[] = [];
+  for (const { pointer, kind, config } of connectorPointers(spec)) {
+    if (!isClean(pointer)) continue;
+    const finding = check(config, kind);
+    if (finding !== null) diagnostics.push(connectorDiagnostic(file, positions, pointer, config, finding));
+  }
+  return diagnostics;
 }
 
 /**

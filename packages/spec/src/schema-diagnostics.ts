@@ -337,17 +337,25 @@ const REWRITES: Readonly<Record<string, (text: string) => string>> = {
       .toLowerCase()
       .replaceAll(/[^a-z0-9]+/gu, "_")
       .replaceAll(/^[_0-9]+|_+$/gu, ""),
-  EnvVarName: (t) =>
-    t
+  SourceEnvVarName: (t) =>
+    `OUTCOME_RUNTIME_SOURCE_${t
       .toUpperCase()
+      .replace(/^OUTCOME_RUNTIME_SOURCE_/u, "")
       .replaceAll(/[^A-Z0-9]+/gu, "_")
-      .replaceAll(/^[0-9]+/gu, ""),
+      .replaceAll(/^_+|_+$/gu, "")}`,
+  SecretName: (t) =>
+    t
+      .toLowerCase()
+      .replaceAll(/[^a-z0-9_.-]+/gu, "-")
+      .replaceAll(/^[-_.]+|[-_.]+$/gu, "")
+      .slice(0, 63),
 };
 
 const FORM_NAMES: Readonly<Record<string, string>> = {
   Slug: "a slug",
   Identifier: "a snake_case name",
-  EnvVarName: "an environment variable name",
+  SourceEnvVarName: "the name of a source environment variable (OUTCOME_RUNTIME_SOURCE_...)",
+  SecretName: "a secret name",
 };
 
 function badPattern(pointer: string, data: unknown, parent: SchemaNode): Finding {

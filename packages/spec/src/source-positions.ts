@@ -64,6 +64,8 @@ export class SourcePositions {
   constructor(
     private readonly doc: Document,
     private readonly lineCounter: LineCounter,
+    /** The text the document was parsed from. */
+    private readonly source: string = "",
   ) {}
 
   /** The position of a source offset (0-based UTF-16 index). */
@@ -89,6 +91,39 @@ export class SourcePositions {
       offset = rangeStart(located.node) ?? rangeStart(located.pair?.key);
     }
     return this.offset(offset ?? rangeStart(this.doc.contents) ?? 0);
+  }
+
+  /**
+   * The position of character `offset` inside the text value at `pointer`
+   * (a SQL query's error, say). Exact for a block scalar (`|`, `|-`) and for
+   * a value on one line; otherwise the value's start.
+   */
+  inString(pointer: string, offset: number): SourcePosition {
+    const start = this.at(pointer, "value");
+    const node = this.node(pointer);
+    if (!isScalar(node) || typeof node.value !== "string" || node.range === undefined || node.range === null) {
+      return start;
+    }
+    const value = node.value;
+    const before = value.slice(0, Math.max(0, Math.min(offset, value.length)));
+    const lineInValue = before.split("\n").length - 1;
+    const columnInLine = before.length - (before.lastIndexOf("\n") + 1);
+    if (node.type === "BLOCK_LITERAL") {
+      // The header (`|`) is on the start line; the value's lines follow, each indented alike.
+      const raw = this.source.slice(node.range[0], node.range[1]);
+      const lines = raw.split("\n").slice(1);
+      const indent = Math.min(
+        ...lines.filter((l) => l.trim() !== "").map((l) => l.length - l.trimStart().length),
+        Number.POSITIVE_INFINITY,
+      );
+      return { line: start.line + 1 + lineInValue, column: (Number.isFinite(indent) ? indent : 0) + columnInLine + 1 };
+    }
+    const raw = this.source.slice(node.range[0], node.range[1]);
+    if (!raw.includes("\n") && lineInValue === 0) {
+      const quoted = node.type === "QUOTE_DOUBLE" || node.type === "QUOTE_SINGLE";
+      return { line: start.line, column: start.column + (quoted ? 1 : 0) + columnInLine };
+    }
+    return start;
   }
 
   /** The node at a pointer, or undefined when the file does not hold it. */

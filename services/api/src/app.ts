@@ -36,6 +36,7 @@ import applyRoute from "./routes/v1/outcomes/apply";
 import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
 import validateRoute from "./routes/v1/outcomes/validate";
+import secretRoutes from "./routes/v1/secrets/index";
 import streamRoutes from "./routes/v1/stream/index";
 import transferRoutes from "./routes/v1/transfer/index";
 import usageRoutes from "./routes/v1/usage/index";
@@ -204,6 +205,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(experimentRoutes, routeOptions);
   await fastify.register(gateRoutes, routeOptions);
   await fastify.register(keyRoutes, routeOptions);
+  await fastify.register(secretRoutes, routeOptions);
   await fastify.register(auditRoutes, routeOptions);
   await fastify.register(workspaceRoutes, routeOptions);
   await fastify.register(learningRoutes, routeOptions);

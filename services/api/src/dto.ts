@@ -323,3 +323,14 @@ export const PROBLEM_RESPONSES = {
   429: Type.Ref("Problem"),
   503: Type.Ref("Problem"),
 } as const;
+
+/** One diagnostic of an outcome file (`outcome-runtime validate` prints the same). */
+export const DiagnosticDto = Type.Object({
+  file: Type.String(),
+  line: Type.Integer({ description: "1-based" }),
+  column: Type.Integer({ description: "1-based, in UTF-16 code units" }),
+  pointer: Type.String({ description: "JSON pointer to the value concerned" }),
+  code: Type.String({ description: "stable diagnostic code, e.g. unknown_key" }),
+  message: Type.String(),
+  hint: Type.Optional(Type.String()),
+});

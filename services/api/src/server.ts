@@ -11,6 +11,8 @@ import {
   type LlmConfig,
   LlmConfigError,
   llmConfigFromEnv,
+  type SourceAccess,
+  sourceAccessFromEnv,
 } from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
 import { buildApp } from "./app";
@@ -21,9 +23,11 @@ const VERSION = "0.1.0";
 async function main(): Promise<void> {
   let config: ReturnType<typeof loadConfig>;
   let llmConfig: LlmConfig;
+  let sources: SourceAccess;
   try {
     config = loadConfig();
     llmConfig = llmConfigFromEnv(process.env);
+    sources = sourceAccessFromEnv(process.env);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof LlmConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
@@ -37,7 +41,7 @@ async function main(): Promise<void> {
   await redis.connect().catch(() => {});
 
   const report = await migrateToLatest(db);
-  const deps = { db };
+  const deps = { db, sources };
   const boot = await bootstrap(deps, { apiKey: config.OUTCOME_RUNTIME_API_KEY });
 
   const app = await buildApp(

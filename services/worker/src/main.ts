@@ -16,6 +16,8 @@ import {
   type LlmConfig,
   LlmConfigError,
   llmConfigFromEnv,
+  type SourceAccess,
+  sourceAccessFromEnv,
 } from "@outcome-runtime/runtime";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
@@ -27,8 +29,10 @@ async function main(): Promise<void> {
   let config: ReturnType<typeof loadWorkerConfig>;
   let mailConfig: MailConfig;
   let llmConfig: LlmConfig;
+  let sourceAccess: SourceAccess;
   try {
     config = loadWorkerConfig();
+    sourceAccess = sourceAccessFromEnv(process.env);
     mailConfig = mailConfigFromEnv(process.env);
     llmConfig = llmConfigFromEnv(process.env);
   } catch (error) {
@@ -67,7 +71,7 @@ async function main(): Promise<void> {
     );
   }
   const mailer = createMailer(mailConfig, (fields, message) => logger.info(fields, message));
-  const connectors = connectorProvider({ env: process.env, defaultDatabaseUrl: config.DATABASE_URL });
+  const connectors = connectorProvider({ db, access: sourceAccess, maxTimeoutMs: config.POLL_TIMEOUT_MS });
   const worker = await startWorker({
     db,
     redis,

@@ -11,8 +11,8 @@
  * An optional `experiment` column keeps only the rows of the polled
  * experiment.
  */
-import { open } from "node:fs/promises";
-import { isAbsolute, resolve } from "node:path";
+import { open, realpath } from "node:fs/promises";
+import { isAbsolute, relative, resolve } from "node:path";
 import { parse } from "csv-parse";
 import { assertWindow, checkArmAggregates, checkSeries, parseNumber, parseTimestamp } from "../boundary-checks";
 import { ConfigReader, formatSeconds, show } from "../config-reader";
@@ -38,6 +38,8 @@ interface CsvSettings {
   /** As written, for messages. */
   path: string;
   file: string;
+  /** The directory files must stay in, after symbolic links are followed. */
+  baseDir: string;
   seriesPath: string | undefined;
   seriesFile: string | undefined;
   columns: Readonly<Record<ColumnKey, string>>;
@@ -47,9 +49,10 @@ interface CsvSettings {
 }
 
 /**
- * Creates a `csv` connector. Paths are resolved against `context.baseDir`
- * (the outcome file's directory), else the working directory; the file is
- * opened at each poll.
+ * Creates a `csv` connector. Paths are relative to `context.baseDir` (the
+ * worker's `SOURCE_CSV_DIR`), else the working directory, and may not leave
+ * it: no absolute path, no `..` above it, no symbolic link out of it (checked
+ * when the file is opened, at each poll).
  *
  * @throws ConnectorError `invalid_config`
  */
@@ -62,15 +65,30 @@ export function createCsvConnector(config: ConnectorConfig, context: ConnectorCo
   const snapshotSeconds = reader.durationSeconds("snapshot_every");
   return new CsvConnector({
     path,
-    file: isAbsolute(path) ? path : resolve(baseDir, path),
+    baseDir,
+    file: insideBase(reader, "path", path, baseDir),
     seriesPath,
-    seriesFile:
-      seriesPath === undefined ? undefined : isAbsolute(seriesPath) ? seriesPath : resolve(baseDir, seriesPath),
+    seriesFile: seriesPath === undefined ? undefined : insideBase(reader, "series_path", seriesPath, baseDir),
     columns,
     speed: reader.positiveNumber("speed"),
     snapshotMs: snapshotSeconds === undefined ? undefined : snapshotSeconds * 1000,
     metricKind: context.metricKind,
   });
+}
+
+/** `path` resolved in `baseDir`; an absolute path or one that climbs out of it is `invalid_config`. */
+function insideBase(reader: ConfigReader, field: string, path: string, baseDir: string): string {
+  const file = resolve(baseDir, path);
+  const rel = relative(resolve(baseDir), file);
+  if (isAbsolute(path) || rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
+    throw reader.invalid(
+      field,
+      `${JSON.stringify(path)} is outside the directory csv files are read from`,
+      "give a path relative to the outcome file's directory (the worker's SOURCE_CSV_DIR), without ..",
+      { value: path },
+    );
+  }
+  return file;
 }
 
 function readColumns(reader: ConfigReader): Record<ColumnKey, string> {
@@ -114,7 +132,7 @@ class CsvConnector implements SignalConnector {
     assertWindow(window);
     const s = this.settings;
     const name = s.path;
-    const rows = records(s.file, name, signal);
+    const rows = records(s.file, s.baseDir, name, signal);
     const header = await rows.next();
     if (header.done === true) throw emptyFile(name);
     const at = headerIndex(header.value.record, s.columns);
@@ -232,7 +250,7 @@ class CsvConnector implements SignalConnector {
       );
     }
     const name = s.seriesPath;
-    const rows = records(s.seriesFile, name, signal);
+    const rows = records(s.seriesFile, s.baseDir, name, signal);
     const header = await rows.next();
     if (header.done === true) throw emptyFile(name);
     const at = headerIndex(header.value.record, s.columns);
@@ -301,18 +319,31 @@ function headerIndex(header: readonly string[], columns: Readonly<Record<ColumnK
  */
 async function* records(
   file: string,
+  baseDir: string,
   name: string,
   signal: AbortSignal | undefined,
 ): AsyncGenerator<{ record: string[]; line: number }, void, undefined> {
   let handle: Awaited<ReturnType<typeof open>>;
   try {
-    handle = await open(file, "r");
+    // A symbolic link inside the directory may point out of it: follow links, then check again.
+    const real = await realpath(file);
+    const base = await realpath(baseDir);
+    const rel = relative(base, real);
+    if (rel.startsWith("..") || isAbsolute(rel)) {
+      throw new ConnectorError(
+        "source_refused",
+        `csv ${name}: the file is a link to somewhere outside the directory csv files are read from; copy the file into it`,
+        { details: { file: name } },
+      );
+    }
+    handle = await open(real, "r");
   } catch (error) {
+    if (error instanceof ConnectorError) throw error;
     const code = (error as { code?: unknown }).code;
     throw new ConnectorError(
       code === "ENOENT" || code === "EISDIR" || code === "EACCES" ? "invalid_config" : "unavailable",
-      `csv ${name}: cannot open ${file} (${code === "ENOENT" ? "no such file" : error instanceof Error ? error.message : String(error)}); the path is relative to the outcome file`,
-      { details: { file: name, path: file, cause: typeof code === "string" ? code : null }, cause: error },
+      `csv ${name}: cannot open it (${code === "ENOENT" ? "no such file" : typeof code === "string" ? code : "unreadable"}); the path is relative to the directory csv files are read from (the worker's SOURCE_CSV_DIR)`,
+      { details: { file: name, cause: typeof code === "string" ? code : null }, cause: error },
     );
   }
   const input = handle.createReadStream({ highWaterMark: 64 * 1024 });

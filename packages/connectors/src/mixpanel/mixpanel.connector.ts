@@ -21,7 +21,7 @@
  */
 import { guardedFetch } from "@outcome-runtime/netguard";
 import { assertWindow, checkArmAggregates, checkSeries, type RawArmRow } from "../boundary-checks";
-import { ConfigReader, requireEnv, show } from "../config-reader";
+import { ConfigReader, show } from "../config-reader";
 import type {
   ArmAggregate,
   ConnectorConfig,
@@ -32,13 +32,14 @@ import type {
   SignalConnector,
 } from "../connector";
 import { ConnectorError } from "../connector-error";
+import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
+import { vendorApiUrl } from "../vendor-hosts";
 import { isRecord, MIXPANEL_REGION_URLS, type QueryApiSettings, queryApiGet } from "./query-api-client";
 
 const FIELDS = [
   "project_id",
   "workspace_id",
-  "username_env",
-  "secret_env",
+  ...credentialFields("mixpanel"),
   "event",
   "exposure_event",
   "variant_property",
@@ -95,18 +96,10 @@ export function createMixpanelConnector(config: ConnectorConfig, context: Connec
       },
     );
   }
-  const usernameEnv = reader.envName("username_env");
-  const secretEnv = reader.envName("secret_env");
-  if (usernameEnv === undefined || secretEnv === undefined) {
-    const field = usernameEnv === undefined ? "username_env" : "secret_env";
-    throw reader.invalid(
-      field,
-      "is missing",
-      "create a service account in Mixpanel (Organization settings → Service accounts) and name the environment variables holding its username (username_env) and secret (secret_env)",
-    );
-  }
-  const username = requireEnv(reader, context.env, "username_env", usernameEnv, "the service account's username");
-  const secret = requireEnv(reader, context.env, "secret_env", secretEnv, "the service account's secret");
+  const usernameRef = readCredentialRef(reader, "username", "the service account's username");
+  const secretRef = readCredentialRef(reader, "secret", "the service account's secret");
+  const username = credentialValue(context.credentials, usernameRef, "mixpanel");
+  const secret = credentialValue(context.credentials, secretRef, "mixpanel");
   const event = reader.string("event", "name the Mixpanel event that counts as a success or carries the value");
   const valueProperty = reader.optionalString("value_property", "name the numeric event property to average");
   if (context.metricKind === "mean" && valueProperty === undefined) {
@@ -118,20 +111,10 @@ export function createMixpanelConnector(config: ConnectorConfig, context: Connec
   }
   const region = reader.oneOf("region", ["us", "eu", "in"] as const, MIXPANEL_DEFAULTS.region);
   const apiUrl = reader.optionalString("api_url", "write a URL such as https://eu.mixpanel.com/api/query");
-  let baseUrl: string = MIXPANEL_REGION_URLS[region];
-  if (apiUrl !== undefined) {
-    if (!/^https?:\/\/\S+$/u.test(apiUrl) || !URL.canParse(apiUrl)) {
-      throw reader.invalid(
-        "api_url",
-        `${show(apiUrl)} is not an http(s) URL`,
-        "write e.g. https://eu.mixpanel.com/api/query",
-        {
-          value: apiUrl,
-        },
-      );
-    }
-    baseUrl = apiUrl.replace(/\/+$/u, "");
-  }
+  const baseUrl =
+    apiUrl === undefined
+      ? MIXPANEL_REGION_URLS[region]
+      : vendorApiUrl(reader, "api_url", apiUrl, Object.values(MIXPANEL_REGION_URLS), context.allowedApiUrls?.mixpanel);
   const settings: MixpanelSettings = {
     api: {
       baseUrl,
@@ -140,9 +123,9 @@ export function createMixpanelConnector(config: ConnectorConfig, context: Connec
       username,
       secret,
       timeoutMs: reader.durationSeconds("timeout", MIXPANEL_DEFAULTS.timeoutSeconds) * 1000,
-      // The default transport is held to the outbound policy (OUTBOUND_ALLOW): api_url is
-      // user-supplied and must not reach metadata or private addresses; redirects are re-checked.
-      fetch: context.fetch ?? guardedFetch({ policy: context.outboundPolicy }),
+      // The default transport is held to the outbound policy (OUTBOUND_ALLOW), and to the origin of the API
+      // base: a redirect elsewhere is refused rather than followed, so the credentials stay with the vendor.
+      fetch: context.fetch ?? guardedFetch({ policy: context.outboundPolicy, origins: [new URL(baseUrl).origin] }),
     },
     event,
     exposureEvent:

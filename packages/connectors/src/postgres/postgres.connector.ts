@@ -3,19 +3,23 @@
  * database. See docs/connectors.md for how to write the queries.
  */
 import { assertWindow, checkArmAggregates, checkSeries } from "../boundary-checks";
-import { ConfigReader, formatSeconds, requireEnv } from "../config-reader";
+import { ConfigReader, formatSeconds, show } from "../config-reader";
 import type {
   ArmAggregate,
   ConnectorConfig,
   ConnectorContext,
+  DatabaseIdentity,
   ExperimentWindow,
   SeriesPoint,
   SeriesWindow,
   SignalConnector,
 } from "../connector";
 import { ConnectorError } from "../connector-error";
-import { acquirePool, type QueryRows, releasePool, runReadOnly } from "./read-only-query";
-import { type ParameterDefinition, type PreparedStatement, prepareStatement, READ_KINDS } from "./sql-statement";
+import { type CredentialRequirement, credentialFields, credentialValue, readCredentialRef } from "../credentials";
+import { acquirePool, type QueryRows, releasePool, runReadOnly, withConnection } from "./read-only-query";
+import { inspectSource, SOURCE_RECHECK_MS, sourceRefusal } from "./source-check";
+import { checkSqlPolicy } from "./sql-policy";
+import { lineColumn, type ParameterDefinition, type PreparedStatement, prepareStatement } from "./sql-statement";
 
 /** Parameters of `query`: `:experiment_key` and `:until` are the older names of `:experiment` and `:to`. */
 export const EXPERIMENT_PARAMETERS: Readonly<Record<string, ParameterDefinition>> = Object.freeze({
@@ -33,48 +37,85 @@ export const SERIES_PARAMETERS: Readonly<Record<string, ParameterDefinition>> = 
   to: { canonical: "to", sqlType: "timestamptz" },
 });
 
-const FIELDS = ["query", "series_query", "database_url_env", "timeout", "max_rows"] as const;
+const FIELDS = ["query", "series_query", ...credentialFields("postgres"), "timeout", "max_rows"] as const;
 const AGGREGATE_COLUMNS = ["arm", "units", "sum", "sum_sq"] as const;
 const SERIES_COLUMNS = ["ts", "value"] as const;
 
 /** Default statement timeout, in seconds. */
 const DEFAULT_POSTGRES_TIMEOUT_SECONDS = 30;
+/** The longest `timeout` outcome.yaml may ask for, in seconds; the worker's POLL_TIMEOUT_MS caps it further. */
+export const MAX_POSTGRES_TIMEOUT_SECONDS = 3600;
 /** Default row cap. */
 const DEFAULT_MAX_ROWS = 10_000;
 
+/** Parameters each query must use: without them every experiment, or every moment, would read the same rows. */
+const REQUIRED_PARAMETERS: Readonly<Record<string, readonly string[]>> = {
+  query: ["experiment", "to"],
+  series_query: ["to"],
+};
+
+/** A `postgres` connector's settings, checked, before any credential is read. */
+export interface PostgresSettingsRead {
+  readonly credential: CredentialRequirement;
+  readonly query: PreparedStatement;
+  readonly seriesQuery: PreparedStatement | undefined;
+  readonly timeoutSeconds: number;
+  readonly maxRows: number;
+}
+
 /**
- * Creates a `postgres` connector. Checks the settings and the SQL (named
- * parameters, a single statement) now; connects on the first poll.
+ * Reads and checks a `postgres` connector's settings: the fields, where the
+ * connection string is kept, and each query against the SQL policy
+ * (PostgreSQL's parser: one SELECT, nothing that writes, no denied function,
+ * the required named parameters). Reads no credential, connects nowhere.
+ *
+ * @throws ConnectorError `invalid_config` naming the field (with the line and column in the query, and `details.offset`)
+ */
+export function readPostgresSettings(config: ConnectorConfig): PostgresSettingsRead {
+  const reader = new ConfigReader(config, FIELDS);
+  const timeoutSeconds = reader.durationSeconds("timeout", DEFAULT_POSTGRES_TIMEOUT_SECONDS);
+  if (timeoutSeconds > MAX_POSTGRES_TIMEOUT_SECONDS) {
+    throw reader.invalid(
+      "timeout",
+      `${show(reader.raw("timeout"))} is longer than the most a signal query may run (1h)`,
+      "write a timeout of at most 1h, e.g. 30s; a slow query needs an index or a pre-aggregated table",
+      { value: reader.raw("timeout") },
+    );
+  }
+  const query = prepare(reader, "query", EXPERIMENT_PARAMETERS, timeoutSeconds);
+  const seriesQuery = reader.has("series_query")
+    ? prepare(reader, "series_query", SERIES_PARAMETERS, timeoutSeconds)
+    : undefined;
+  const credential = readCredentialRef(
+    reader,
+    "database_url",
+    "the connection string (postgres://...) of a read-only role",
+  );
+  const maxRows = reader.integer("max_rows", DEFAULT_MAX_ROWS, 1, 1_000_000);
+  return { credential, query, seriesQuery, timeoutSeconds, maxRows };
+}
+
+/**
+ * Creates a `postgres` connector. Checks the settings and the SQL now;
+ * connects on the first poll, where the connection's role and database are
+ * checked before any query runs (never the runtime's database, never a role
+ * that is a superuser or may write).
  *
  * @throws ConnectorError `invalid_config`
  */
 export function createPostgresConnector(config: ConnectorConfig, context: ConnectorContext): SignalConnector {
-  const reader = new ConfigReader(config, FIELDS);
-  const query = prepare(reader, "query", EXPERIMENT_PARAMETERS);
-  const seriesQuery = reader.has("series_query") ? prepare(reader, "series_query", SERIES_PARAMETERS) : undefined;
-  const envName = reader.envName("database_url_env");
-  let url: string;
-  if (envName !== undefined) {
-    url = requireEnv(reader, context.env, "database_url_env", envName, "the connection string (postgres://...)");
-  } else if (context.defaultDatabaseUrl !== undefined && context.defaultDatabaseUrl !== "") {
-    url = context.defaultDatabaseUrl;
-  } else {
-    throw reader.invalid(
-      "database_url_env",
-      "is not set, and there is no default database",
-      "set database_url_env to the name of an environment variable holding the connection string",
-    );
-  }
-  const timeoutSeconds = reader.durationSeconds("timeout", DEFAULT_POSTGRES_TIMEOUT_SECONDS);
-  const maxRows = reader.integer("max_rows", DEFAULT_MAX_ROWS, 1, 1_000_000);
+  const read = readPostgresSettings(config);
+  const url = credentialValue(context.credentials, read.credential, "postgres");
+  const timeoutMs = Math.min(read.timeoutSeconds * 1000, context.maxTimeoutMs ?? Number.POSITIVE_INFINITY);
   return new PostgresConnector({
     url,
-    source: envName ?? "the runtime's database",
-    query,
-    seriesQuery,
-    timeoutMs: timeoutSeconds * 1000,
-    maxRows,
+    source: `${read.credential.field}: ${read.credential.ref.name}`,
+    query: read.query,
+    seriesQuery: read.seriesQuery,
+    timeoutMs,
+    maxRows: read.maxRows,
     metricKind: context.metricKind,
+    runtimeDatabase: context.runtimeDatabase,
   });
 }
 
@@ -82,16 +123,56 @@ function prepare(
   reader: ConfigReader,
   field: string,
   parameters: Readonly<Record<string, ParameterDefinition>>,
+  timeoutSeconds: number,
 ): PreparedStatement {
   const sql = reader.string(field, "write the SQL query (see docs/connectors.md)");
   const result = prepareStatement(sql, parameters);
-  if (!result.ok) {
-    throw reader.invalid(`${field} (line ${result.line}, column ${result.column})`, result.problem, result.fix, {
-      line: result.line,
-      column: result.column,
-    });
+  if (!result.ok) throw sqlProblem(reader, field, sql, result.problem, result.fix, offsetOf(sql, result));
+  const refused = checkSqlPolicy(result.checkText, { timeoutSeconds });
+  if (refused !== null) throw sqlProblem(reader, field, sql, refused.problem, refused.fix, refused.offset);
+  const missing = (REQUIRED_PARAMETERS[field] ?? []).filter((name) => !result.parameters.includes(name));
+  if (missing.length > 0) {
+    throw sqlProblem(
+      reader,
+      field,
+      sql,
+      `the query does not use ${missing.map((m) => `:${m}`).join(" or ")}`,
+      field === "query"
+        ? "filter on the experiment (WHERE experiment_key = :experiment) and read only what happened up to :to (AND exposed_at <= :to)"
+        : "read only the points up to :to (WHERE ts <= :to)",
+      0,
+    );
   }
   return result;
+}
+
+/** An `invalid_config` error about the SQL in `field`, at `offset` (a character offset into the SQL). */
+function sqlProblem(
+  reader: ConfigReader,
+  field: string,
+  sql: string,
+  problem: string,
+  fix: string,
+  offset: number,
+): ConnectorError {
+  const { line, column } = lineColumn(sql, offset);
+  return reader.invalid(`${field} (line ${line}, column ${column})`, problem, fix, {
+    line,
+    column,
+    offset,
+    sqlField: field,
+  });
+}
+
+/** The character offset of a lexer problem's line and column. */
+function offsetOf(sql: string, at: { line: number; column: number }): number {
+  let offset = 0;
+  for (let line = 1; line < at.line; line++) {
+    const next = sql.indexOf("\n", offset);
+    if (next === -1) break;
+    offset = next + 1;
+  }
+  return offset + at.column - 1;
 }
 
 interface PostgresSettings {
@@ -103,6 +184,7 @@ interface PostgresSettings {
   timeoutMs: number;
   maxRows: number;
   metricKind: "proportion" | "mean";
+  runtimeDatabase: (() => Promise<DatabaseIdentity>) | undefined;
 }
 
 class PostgresConnector implements SignalConnector {
@@ -110,6 +192,8 @@ class PostgresConnector implements SignalConnector {
   private readonly settings: PostgresSettings;
   private pool: ReturnType<typeof acquirePool> | undefined;
   private closed = false;
+  /** When the source's role and database last passed the check (ms since the epoch). */
+  private checkedAt = Number.NEGATIVE_INFINITY;
 
   constructor(settings: PostgresSettings) {
     this.settings = settings;
@@ -162,6 +246,14 @@ class PostgresConnector implements SignalConnector {
     return checkSeries(rows, window, "postgres series_query");
   }
 
+  async check(signal?: AbortSignal): Promise<void> {
+    if (this.closed) throw new Error("postgres connector: used after close()");
+    this.pool ??= acquirePool(this.settings.url);
+    this.checkedAt = Number.NEGATIVE_INFINITY;
+    const pool = this.pool;
+    await abortable(this.checkSource(pool), signal, this.settings.source);
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
@@ -178,21 +270,64 @@ class PostgresConnector implements SignalConnector {
     signal: AbortSignal | undefined,
   ): Promise<QueryRows> {
     if (this.closed) throw new Error("postgres connector: used after close()");
-    if (!READ_KINDS.includes(statement.kind)) {
-      // Refused here, never sent: only a query that reads may run.
-      throw new ConnectorError(
-        "read_only_violation",
-        `postgres ${field}: ${/^[aeiou]/iu.test(statement.kind) ? "an" : "a"} ${statement.kind.toUpperCase()} statement was refused and not run; the connector only reads: write a SELECT (or WITH ... SELECT, VALUES, TABLE)`,
-        { details: { field, statement: statement.kind } },
-      );
+    // Checked again before every poll, so a statement can never run unchecked (the check is the parser's, ~0.1 ms).
+    const refused = checkSqlPolicy(statement.checkText, { timeoutSeconds: this.settings.timeoutMs / 1000 });
+    if (refused !== null) {
+      throw new ConnectorError("read_only_violation", `postgres ${field}: ${refused.problem}; ${refused.fix}`, {
+        details: { field, offset: refused.offset },
+      });
     }
     this.pool ??= acquirePool(this.settings.url);
+    await this.checkSource(this.pool);
     return runReadOnly(
       this.pool,
       statement.text,
       statement.parameters.map((name) => values[name] ?? null),
       { timeoutMs: this.settings.timeoutMs, maxRows: this.settings.maxRows, signal, field },
     );
+  }
+
+  /**
+   * Refuses a connection to the runtime's own database, or as a role that is a superuser or may write, before
+   * any query runs; a passed check is trusted for SOURCE_RECHECK_MS.
+   *
+   * @throws ConnectorError `source_refused`, or `unavailable`/`auth_failed` when no connection can be made
+   */
+  private async checkSource(pool: ReturnType<typeof acquirePool>): Promise<void> {
+    if (Date.now() - this.checkedAt < SOURCE_RECHECK_MS) return;
+    const runtime = this.settings.runtimeDatabase === undefined ? undefined : await this.settings.runtimeDatabase();
+    let facts: Awaited<ReturnType<typeof inspectSource>>;
+    try {
+      facts = await withConnection(pool, (client) => inspectSource(client));
+    } catch (error) {
+      if (error instanceof ConnectorError) throw error;
+      throw new ConnectorError(
+        "unavailable",
+        `postgres (${this.settings.source}): could not check the source's role (${error instanceof Error ? error.message : String(error)}); the poll will be retried`,
+        { cause: error },
+      );
+    }
+    const refusal = sourceRefusal(facts, runtime, this.settings.source);
+    if (refusal !== null) throw refusal;
+    this.checkedAt = Date.now();
+  }
+}
+
+/** `work`, or a `timeout` error when `signal` aborts first (the work is left to finish on its own). */
+async function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, source: string): Promise<T> {
+  if (signal === undefined) return work;
+  let onAbort: (() => void) | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    onAbort = () =>
+      reject(new ConnectorError("timeout", `postgres (${source}): no answer while checking the source`, {}));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener("abort", onAbort, { once: true });
+  });
+  work.catch(() => {});
+  try {
+    return await Promise.race([work, aborted]);
+  } finally {
+    if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
   }
 }
 

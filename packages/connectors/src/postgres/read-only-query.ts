@@ -4,7 +4,12 @@
  *
  * - in a `READ ONLY` transaction, rolled back afterwards, so nothing the
  *   statement does is kept;
- * - with `statement_timeout` set for that transaction only;
+ * - with `statement_timeout` and `idle_in_transaction_session_timeout` set
+ *   for that transaction only, so the server ends the query (and a
+ *   transaction left open) even if the worker is gone;
+ * - cancelled on the server (a CancelRequest) when the caller gives up
+ *   first (its abort, or no answer past the timeout), before the connection
+ *   is dropped: a dropped connection alone leaves the query running;
  * - through the extended query protocol (Parse/Bind/Execute), which refuses
  *   a text holding several statements; with the simple protocol,
  *   `SELECT 1; COMMIT; CREATE TABLE ...` would end the read-only
@@ -106,6 +111,7 @@ export async function runReadOnly(
 
   let broken = false;
   let settled = false;
+  let running: CappedQuery | undefined;
   const release = (): void => {
     if (settled) return;
     settled = true;
@@ -122,6 +128,7 @@ export async function runReadOnly(
   stopped.catch(() => {});
   const giveUp = (error: ConnectorError): void => {
     broken = true;
+    if (running !== undefined && !running.finished) cancelOnServer(client);
     stop?.(error);
   };
   const timer = setTimeout(
@@ -140,12 +147,14 @@ export async function runReadOnly(
 
   try {
     const work = async (): Promise<QueryRows> => {
+      const timeoutMs = Math.max(1, Math.round(options.timeoutMs));
       await client.query(
-        `BEGIN READ ONLY; SET LOCAL statement_timeout = ${Math.max(1, Math.round(options.timeoutMs))}`,
+        `BEGIN READ ONLY; SET LOCAL statement_timeout = ${timeoutMs}; SET LOCAL idle_in_transaction_session_timeout = ${timeoutMs + CLIENT_GRACE_MS}`,
       );
       try {
         const result = await new Promise<CappedResult>((resolve, reject) => {
-          client.query(new CappedQuery(text, values, options.maxRows, resolve, reject));
+          running = new CappedQuery(text, values, options.maxRows, resolve, reject);
+          client.query(running);
         });
         if (result.truncated || result.rows.length > options.maxRows) {
           throw new ConnectorError(
@@ -175,6 +184,60 @@ export async function runReadOnly(
       }
     }
     release();
+  }
+}
+
+/**
+ * Asks the server to cancel what `client` is running (PostgreSQL's
+ * CancelRequest, sent with pg's `Connection` over a connection of its own), so a
+ * query the caller gave up on stops on the server too. Best effort: the
+ * statement timeout ends it anyway.
+ */
+function cancelOnServer(client: pg.PoolClient): void {
+  const target = client as unknown as {
+    host: string;
+    port: number;
+    processID: number | null;
+    secretKey: number | null;
+  };
+  if (target.processID === null || target.secretKey === null) return;
+  try {
+    const connection = new pg.Connection() as pg.Connection & {
+      connect(portOrPath: number | string, host?: string): void;
+      cancel(processID: number, secretKey: number): void;
+    };
+    connection.on("error", () => {});
+    connection.on("connect", () => connection.cancel(target.processID as number, target.secretKey as number));
+    if (target.host.startsWith("/")) connection.connect(`${target.host}/.s.PGSQL.${target.port}`);
+    else connection.connect(target.port, target.host);
+    // The server closes a cancel connection once it has read the request; this only frees a hung one.
+    setTimeout(() => connection.stream.destroy(), 5_000).unref();
+  } catch {
+    // The statement timeout ends the query.
+  }
+}
+
+/**
+ * Runs `fn` with a connection of `pool` (released afterwards, destroyed if it
+ * failed on the connection).
+ *
+ * @throws ConnectorError `unavailable` or `auth_failed` when no connection can be made; `fn`'s errors as they are
+ */
+export async function withConnection<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    throw connectError(error);
+  }
+  let broken = false;
+  try {
+    return await fn(client);
+  } catch (error) {
+    broken = isConnectionLoss(error);
+    throw error;
+  } finally {
+    client.release(broken ? true : undefined);
   }
 }
 
@@ -210,6 +273,11 @@ class CappedQuery implements pg.Submittable {
   private truncated = false;
   private error: unknown;
   private done = false;
+
+  /** Whether the server has answered (rows, an error or ReadyForQuery). */
+  get finished(): boolean {
+    return this.done;
+  }
 
   constructor(
     private readonly text: string,

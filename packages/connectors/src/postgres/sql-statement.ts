@@ -26,6 +26,12 @@ export interface PreparedStatement {
   parameters: string[];
   /** The first keyword, lowercased (`select`, `with`, `insert`, ...), or `(`. Empty for an empty statement. */
   kind: string;
+  /**
+   * The SQL as written, with each `:name` replaced by `$n` padded with
+   * blanks to the same length: what the SQL policy parses, so that the
+   * offsets it reports are the user's.
+   */
+  checkText: string;
 }
 
 /** Why a statement was refused, with where. */
@@ -56,6 +62,7 @@ export function prepareStatement(
   const n = sql.length;
   const out: string[] = [];
   const order: string[] = [];
+  const spans: { start: number; end: number; index: number }[] = [];
   let kind = "";
   let copiedUpTo = 0;
   let endOfStatement = -1; // offset of the first `;` outside strings and comments
@@ -191,6 +198,7 @@ export function prepareStatement(
           index = order.length - 1;
         }
         out.push(sql.slice(copiedUpTo, i), `($${index + 1}::${definition.sqlType})`);
+        spans.push({ start: i, end: j, index: index + 1 });
         copiedUpTo = j;
         i = j;
         continue;
@@ -210,7 +218,15 @@ export function prepareStatement(
   if (copiedUpTo < n) out.push(sql.slice(copiedUpTo));
   const text = out.join("").trimEnd();
   if (kind === "") return fail(0, "the query is empty (only blanks or comments)", "write a SELECT");
-  return { ok: true, text, parameters: order, kind };
+  let checkText = "";
+  let copied = 0;
+  for (const span of spans) {
+    const placeholder = `$${span.index}`;
+    checkText += sql.slice(copied, span.start) + placeholder.padEnd(span.end - span.start, " ");
+    copied = span.end;
+  }
+  checkText += sql.slice(copied);
+  return { ok: true, text, parameters: order, kind, checkText };
 }
 
 /** 1-based line and column of `offset` in `text`. */

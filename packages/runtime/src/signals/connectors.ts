@@ -1,54 +1,97 @@
 /**
- * Connectors for the use cases: one live connector per distinct configuration
- * (a `postgres` connector keeps its pool between polls), created on first use.
+ * Connectors for the use cases: one live connector per workspace and
+ * configuration (a `postgres` connector keeps its pool between polls),
+ * created on first use with the credentials its settings name, resolved for
+ * that workspace (`source-access.ts`). A rotated secret makes a new
+ * connector; the old one is closed.
  */
-import { type ConnectorContext, createConnector, type SignalConnector } from "@outcome-runtime/connectors";
+import { createHash } from "node:crypto";
+import {
+  type ConnectorContext,
+  connectorCredentials,
+  createConnector,
+  type SignalConnector,
+} from "@outcome-runtime/connectors";
+import { type DbOrTrx, databaseIdentity } from "@outcome-runtime/db";
+import { resolveCredentials, type SourceAccess, sourceWorkspace } from "./source-access";
 
 export interface ConnectorProvider {
-  /** The connector for a config (as stored in the normalised outcome spec). */
-  get(config: { type: string } & Record<string, unknown>, metricKind: "proportion" | "mean"): SignalConnector;
+  /**
+   * The connector for a config (as stored in the normalised outcome spec), for a workspace.
+   *
+   * @throws ConnectorError `invalid_config` when the config is unusable or a credential is missing;
+   *   `source_refused` when the workspace may not use a credential it names
+   */
+  get(
+    workspaceId: string,
+    config: { type: string } & Record<string, unknown>,
+    metricKind: "proportion" | "mean",
+  ): Promise<SignalConnector>;
   /** Close every connector made so far. */
   close(): Promise<void>;
 }
 
 export interface ConnectorProviderOptions {
-  /** Environment read for connection strings and secrets (the composition root passes `process.env`). */
-  readonly env: Readonly<Record<string, string | undefined>>;
-  /** Database used by a `postgres` connector without `database_url_env`. */
-  readonly defaultDatabaseUrl?: string;
-  /** Directory relative `csv` paths are resolved against. */
-  readonly baseDir?: string;
+  /** The runtime's database: workspace secrets are read from it, and it is never a signal source. */
+  readonly db: DbOrTrx;
+  /** What the operator allows sources to use (`sourceAccessFromEnv(process.env)`). */
+  readonly access: SourceAccess;
+  /** The longest one source call may take, ms (`POLL_TIMEOUT_MS`); caps each connector's own timeout. */
+  readonly maxTimeoutMs?: number;
   /** Makes a connector; tests pass a synthetic one. Defaults to `createConnector`. */
   readonly create?: (config: { type: string } & Record<string, unknown>, context: ConnectorContext) => SignalConnector;
 }
 
 /**
- * A provider that caches connectors by configuration and metric kind.
- *
- * @throws ConnectorError `invalid_config` from `get` when a config is unusable.
+ * A provider that caches connectors by workspace, configuration and metric kind.
  */
 export function connectorProvider(options: ConnectorProviderOptions): ConnectorProvider {
-  const cache = new Map<string, SignalConnector>();
+  const cache = new Map<string, { credentials: string; connector: SignalConnector }>();
+  const slugs = new Map<string, Promise<{ id: string; slug: string }>>();
   const create = options.create ?? createConnector;
+  const runtimeDatabase = () => databaseIdentity(options.db);
+  const workspaceOf = (workspaceId: string) => {
+    let found = slugs.get(workspaceId);
+    if (found === undefined) {
+      found = sourceWorkspace(options.db, workspaceId);
+      found.catch(() => slugs.delete(workspaceId));
+      slugs.set(workspaceId, found);
+    }
+    return found;
+  };
   return {
-    get(config, metricKind) {
-      const key = `${metricKind}:${JSON.stringify(config)}`;
-      let connector = cache.get(key);
-      if (connector === undefined) {
-        connector = create(config, {
-          env: options.env,
-          metricKind,
-          ...(options.defaultDatabaseUrl === undefined ? {} : { defaultDatabaseUrl: options.defaultDatabaseUrl }),
-          ...(options.baseDir === undefined ? {} : { baseDir: options.baseDir }),
-        });
-        cache.set(key, connector);
-      }
+    async get(workspaceId, config, metricKind) {
+      const requirements = connectorCredentials(config);
+      const credentials =
+        requirements.length === 0
+          ? {}
+          : await resolveCredentials(
+              options.db,
+              options.access,
+              await workspaceOf(workspaceId),
+              requirements,
+              "worker",
+            );
+      const key = `${workspaceId}:${metricKind}:${JSON.stringify(config)}`;
+      const fingerprint = createHash("sha256").update(JSON.stringify(credentials)).digest("hex");
+      const cached = cache.get(key);
+      if (cached !== undefined && cached.credentials === fingerprint) return cached.connector;
+      const connector = create(config, {
+        metricKind,
+        credentials,
+        runtimeDatabase,
+        allowedApiUrls: options.access.allowedApiUrls,
+        ...(options.maxTimeoutMs === undefined ? {} : { maxTimeoutMs: options.maxTimeoutMs }),
+        ...(options.access.csvDir === undefined ? {} : { baseDir: options.access.csvDir }),
+      });
+      cache.set(key, { credentials: fingerprint, connector });
+      if (cached !== undefined) await cached.connector.close().catch(() => {});
       return connector;
     },
     async close() {
       const all = [...cache.values()];
       cache.clear();
-      await Promise.allSettled(all.map((c) => c.close()));
+      await Promise.allSettled(all.map((c) => c.connector.close()));
     },
   };
 }

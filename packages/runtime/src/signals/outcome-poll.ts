@@ -73,7 +73,11 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
   // still check the horizon, and rethrow (for the job's retry) only while the outcome stays active.
   let failure: unknown = null;
   try {
-    const connector = deps.connectors.get(spec.signal.connector as { type: string }, spec.signal.kind);
+    const connector = await deps.connectors.get(
+      outcome.workspaceId,
+      spec.signal.connector as { type: string },
+      spec.signal.kind,
+    );
     const points = await connector.fetchOutcomeSeries(
       { from: readFrom(series.polledUntil, spec.signal.lookback), to: at },
       AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),

@@ -127,7 +127,7 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
         role: m.role,
         kind: m.kind,
       });
-      const connector = deps.connectors.get(m.connector, m.kind);
+      const connector = await deps.connectors.get(experiment.workspaceId, m.connector, m.kind);
       const rows = await connector.fetchArmAggregates(
         {
           experimentKey: experiment.key,

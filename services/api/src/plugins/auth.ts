@@ -49,6 +49,8 @@ const ADMIN_ROUTES: ReadonlySet<string> = new Set([
   "POST /v1/keys",
   "DELETE /v1/keys/:id",
   "PATCH /v1/workspace/settings",
+  "PUT /v1/secrets/:name",
+  "DELETE /v1/secrets/:name",
   "GET /v1/export/manifest",
   "GET /v1/export/:table",
   "POST /v1/import/begin",

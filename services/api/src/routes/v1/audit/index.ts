@@ -30,7 +30,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps 
         description:
           "Filters combine; `nextCursor` (null on the last page) passed back as `cursor` gives the next page.",
         querystring: Type.Object({
-          subjectType: Type.Optional(Type.Enum(["outcome", "experiment", "gate", "api_key", "workspace"])),
+          subjectType: Type.Optional(Type.Enum(["outcome", "experiment", "gate", "api_key", "workspace", "secret"])),
           subjectId: Type.Optional(Type.String({ maxLength: 100 })),
           action: Type.Optional(Type.String({ maxLength: 100 })),
           actor: Type.Optional(Type.String({ minLength: 1, maxLength: 320, description: "the actor's name" })),

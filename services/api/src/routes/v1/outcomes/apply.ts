@@ -6,7 +6,7 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { applyOutcome, MAX_OUTCOME_BYTES } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { OutcomeDto, outcomeJson, PROBLEM_RESPONSES } from "../../../dto";
+import { DiagnosticDto, OutcomeDto, outcomeJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 export const OUTCOME_MEDIA_TYPES = [
@@ -45,8 +45,13 @@ const applyRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }
           200: Type.Object({
             status: Type.Union([Type.Literal("revised"), Type.Literal("unchanged")]),
             outcome: OutcomeDto,
+            warnings: Type.Array(DiagnosticDto, { description: "sources the API could not check" }),
           }),
-          201: Type.Object({ status: Type.Literal("created"), outcome: OutcomeDto }),
+          201: Type.Object({
+            status: Type.Literal("created"),
+            outcome: OutcomeDto,
+            warnings: Type.Array(DiagnosticDto, { description: "sources the API could not check" }),
+          }),
           413: Type.Ref("Problem"),
           415: Type.Ref("Problem"),
           ...PROBLEM_RESPONSES,
@@ -58,7 +63,11 @@ const applyRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }
         source: request.body,
         file: request.query.file ?? "outcome.yaml",
       });
-      const body = { status: result.status, outcome: outcomeJson(result.outcome) };
+      const body = {
+        status: result.status,
+        outcome: outcomeJson(result.outcome),
+        warnings: result.warnings.map((w) => ({ ...w })),
+      };
       return result.status === "created"
         ? reply.code(201).send({ ...body, status: "created" as const })
         : reply.code(200).send({ ...body, status: result.status });

@@ -6,21 +6,11 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { MAX_OUTCOME_BYTES, validateOutcomeSource } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { PROBLEM_RESPONSES } from "../../../dto";
+import { DiagnosticDto, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 import { OUTCOME_MEDIA_TYPES } from "./apply";
 
-const DiagnosticDto = Type.Object({
-  file: Type.String(),
-  line: Type.Integer({ description: "1-based" }),
-  column: Type.Integer({ description: "1-based, in UTF-16 code units" }),
-  pointer: Type.String({ description: "JSON pointer to the value concerned" }),
-  code: Type.String({ description: "stable diagnostic code, e.g. unknown_key" }),
-  message: Type.String(),
-  hint: Type.Optional(Type.String()),
-});
-
-const validateRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app) => {
+const validateRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
   // Encapsulated: only this plugin's route reads bodies as text.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser(
@@ -37,13 +27,19 @@ const validateRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app) => {
         summary: "Validate an outcome without applying it",
         description:
           "Send the outcome.yaml like to POST /v1/outcomes. Answers 200 whether it is valid or not: " +
-          "`errors[]` lists every mistake with line, column, code, message and hint. Nothing is stored.",
+          "`errors[]` lists every mistake with line, column, code, message and hint, sources included " +
+          "(their SQL, the secrets they name, and the source itself when the API can reach it); " +
+          "`warnings[]` the sources it could not check. Nothing is stored.",
         querystring: Type.Object({
           file: Type.Optional(Type.String({ maxLength: 255, description: "file name to use in error positions" })),
         }),
         body: Type.String({ description: "the outcome document (YAML or JSON)" }),
         response: {
-          200: Type.Object({ valid: Type.Boolean(), errors: Type.Array(DiagnosticDto) }),
+          200: Type.Object({
+            valid: Type.Boolean(),
+            errors: Type.Array(DiagnosticDto),
+            warnings: Type.Array(DiagnosticDto),
+          }),
           413: Type.Ref("Problem"),
           415: Type.Ref("Problem"),
           ...PROBLEM_RESPONSES,
@@ -51,8 +47,17 @@ const validateRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app) => {
       },
     },
     async (request) => {
-      const result = validateOutcomeSource(request.body, request.query.file ?? "outcome.yaml");
-      return { valid: result.valid, errors: result.errors.map((e) => ({ ...e })) };
+      const result = await validateOutcomeSource(
+        deps,
+        request.caller,
+        request.body,
+        request.query.file ?? "outcome.yaml",
+      );
+      return {
+        valid: result.valid,
+        errors: result.errors.map((e) => ({ ...e })),
+        warnings: result.warnings.map((w) => ({ ...w })),
+      };
     },
   );
 };

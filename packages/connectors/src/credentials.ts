@@ -1,0 +1,161 @@
+/**
+ * Source credentials: what a connector's settings may name, and nothing else.
+ *
+ * A credential (a connection string, a service account's secret) never
+ * appears in outcome.yaml. The settings name where it is kept, in one of two
+ * forms per credential `<name>`:
+ *
+ * - `<name>_secret: analytics-db`: a workspace secret, stored encrypted by
+ *   the runtime, created and rotated by the workspace's admins;
+ * - `<name>_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL`: an environment
+ *   variable of the API and the worker whose name starts with
+ *   {@link SOURCE_ENV_PREFIX}. The operator puts a source's credentials
+ *   there on purpose; no other variable of the process (its database URL,
+ *   its webhook secret, LLM keys) can be named.
+ *
+ * The connector never reads the environment or the secret store itself: the
+ * runtime resolves the references (checking who may use them) and hands the
+ * values over in `ConnectorContext.credentials`.
+ */
+import { ConfigReader, show } from "./config-reader";
+import type { ConnectorConfig } from "./connector";
+import { ConnectorError } from "./connector-error";
+
+/** The only environment variables a connector setting may name start with this. */
+export const SOURCE_ENV_PREFIX = "OUTCOME_RUNTIME_SOURCE_";
+
+/** A source environment variable's name: the prefix, then uppercase letters, digits and underscores. */
+export const SOURCE_ENV_NAME = /^OUTCOME_RUNTIME_SOURCE_[A-Z0-9_]+$/u;
+
+/** A workspace secret's name: lowercase letters, digits, `-`, `_` and `.`, 1 to 63 characters, starting with a letter or digit. */
+export const SECRET_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/u;
+
+/** Where a credential is kept: an operator-allowed environment variable, or a workspace secret. */
+export interface CredentialRef {
+  readonly via: "env" | "secret";
+  /** The variable's or the secret's name (never the value). */
+  readonly name: string;
+}
+
+/** One credential a connector needs: its name, the setting that named it, and where it is kept. */
+export interface CredentialRequirement {
+  /** The credential's name, the key of `ConnectorContext.credentials` (e.g. `database_url`). */
+  readonly credential: string;
+  /** The setting that names it (`database_url_env` or `database_url_secret`). */
+  readonly field: string;
+  readonly ref: CredentialRef;
+}
+
+/** The credentials each connector type needs, in the order they are checked. */
+const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: string }[]>> = Object.freeze({
+  postgres: [{ credential: "database_url", what: "the connection string (postgres://...) of a read-only role" }],
+  mixpanel: [
+    { credential: "username", what: "the service account's username" },
+    { credential: "secret", what: "the service account's secret" },
+  ],
+  csv: [],
+  replay: [],
+});
+
+/** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */
+export function credentialFields(type: string): string[] {
+  return (CREDENTIALS[type] ?? []).flatMap(({ credential }) => [`${credential}_env`, `${credential}_secret`]);
+}
+
+/**
+ * Reads the reference of credential `credential` from its two settings,
+ * `<credential>_env` and `<credential>_secret`: exactly one must be given.
+ *
+ * @throws ConnectorError `invalid_config` naming the setting, the value and the fix
+ */
+export function readCredentialRef(reader: ConfigReader, credential: string, what: string): CredentialRequirement {
+  const envField = `${credential}_env`;
+  const secretField = `${credential}_secret`;
+  const hasEnv = reader.has(envField);
+  const hasSecret = reader.has(secretField);
+  if (hasEnv && hasSecret) {
+    throw reader.invalid(
+      secretField,
+      `both ${envField} and ${secretField} are set`,
+      `keep one: ${secretField} (a workspace secret) or ${envField} (an environment variable the operator set)`,
+    );
+  }
+  if (!hasEnv && !hasSecret) {
+    throw reader.invalid(
+      secretField,
+      `is missing (so is ${envField})`,
+      `name where ${what} is kept: ${secretField}: <name> for a workspace secret (outcome-runtime secrets set <name>), or ${envField}: ${SOURCE_ENV_PREFIX}<NAME> for an environment variable of the API and the worker`,
+    );
+  }
+  if (hasEnv) {
+    const value = reader.raw(envField);
+    if (typeof value !== "string" || !SOURCE_ENV_NAME.test(value)) {
+      throw reader.invalid(
+        envField,
+        typeof value === "string" && /^[A-Z_][A-Z0-9_]*$/u.test(value)
+          ? `${show(value)} is not a source variable: only names starting with ${SOURCE_ENV_PREFIX} may be used`
+          : `${show(value)} is not the name of a source environment variable`,
+        `ask the operator to put ${what} in a variable such as ${suggestEnvName(value)} (on the API and the worker), or use ${secretField} with a workspace secret`,
+        { value },
+      );
+    }
+    return { credential, field: envField, ref: { via: "env", name: value } };
+  }
+  const value = reader.raw(secretField);
+  if (typeof value !== "string" || !SECRET_NAME.test(value)) {
+    throw reader.invalid(
+      secretField,
+      `${show(value)} is not a secret name`,
+      "write the name of a workspace secret: lowercase letters, digits, -, _ and ., such as analytics-db",
+      { value },
+    );
+  }
+  return { credential, field: secretField, ref: { via: "secret", name: value } };
+}
+
+/** `analytics_url` → `OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL`, for hints. */
+function suggestEnvName(value: unknown): string {
+  const stem = (typeof value === "string" ? value : "")
+    .toUpperCase()
+    .replace(/^OUTCOME_RUNTIME_SOURCE_/u, "")
+    .replaceAll(/[^A-Z0-9]+/gu, "_")
+    .replaceAll(/^_+|_+$/gu, "");
+  return `${SOURCE_ENV_PREFIX}${stem === "" ? "ANALYTICS_DATABASE_URL" : stem}`;
+}
+
+/**
+ * The credentials a connector's settings name, without reading any of them.
+ * The runtime resolves these and passes the values as
+ * `ConnectorContext.credentials`.
+ *
+ * @throws ConnectorError `invalid_config` when a credential's settings are missing, doubled or malformed
+ */
+export function connectorCredentials(config: ConnectorConfig): CredentialRequirement[] {
+  if (config === null || typeof config !== "object" || typeof config.type !== "string") return [];
+  const needs = CREDENTIALS[config.type];
+  if (needs === undefined) return [];
+  // Only the credential settings are read here; the connector checks the others when it is created.
+  const reader = new ConfigReader(config, Object.keys(config));
+  return needs.map(({ credential, what }) => readCredentialRef(reader, credential, what));
+}
+
+/**
+ * The value of credential `credential`, resolved by the runtime.
+ *
+ * @throws ConnectorError `invalid_config` when the runtime did not resolve it (a programming error in the caller)
+ */
+export function credentialValue(
+  credentials: Readonly<Record<string, string>> | undefined,
+  requirement: CredentialRequirement,
+  type: string,
+): string {
+  const value = credentials?.[requirement.credential];
+  if (value === undefined || value === "") {
+    throw new ConnectorError(
+      "invalid_config",
+      `${type} connector: ${requirement.field}: the ${requirement.ref.via === "env" ? "environment variable" : "workspace secret"} ${requirement.ref.name} was not resolved`,
+      { details: { connector: type, field: requirement.field, [requirement.ref.via]: requirement.ref.name } },
+    );
+  }
+  return value;
+}
