@@ -16,6 +16,7 @@ import type { Db } from "@outcome-runtime/db";
 import {
   type ConnectorProvider,
   connectorProvider,
+  sourceAccessFromEnv,
   JOB,
   KEEP_COMPLETED,
   KEEP_FAILED,
@@ -182,7 +183,9 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
       ]),
     );
     connectors = connectorProvider({
-      env: {},
+      db: bench.db,
+      // The example outcome names its analytics database; the synthetic source stands for it.
+      access: sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://synthetic.invalid/bench" }),
       create: syntheticConnectors(source, (config) => {
         const metric = metrics.get(JSON.stringify(config));
         if (metric === undefined) throw new Error(`no synthetic metric for connector ${JSON.stringify(config)}`);

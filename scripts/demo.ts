@@ -281,7 +281,8 @@ async function main(): Promise<void> {
   );
 
   step(`writing the checkpoints into the app database ${APP_DB} (the team's analytics, on a simulated clock)`);
-  const appUrl = await createAppDatabase(serverUrl, APP_DB, comparisons);
+  const app = await createAppDatabase(serverUrl, APP_DB, comparisons);
+  const appUrl = app.url;
   await setClock(appUrl, -1);
 
   step(`starting the API and the worker on a fresh runtime database ${RUNTIME_DB}`);
@@ -299,7 +300,8 @@ async function main(): Promise<void> {
     QUEUE_PREFIX,
     OUTCOME_RUNTIME_API_KEY: adminKey,
     OUTCOME_RUNTIME_URL: url,
-    ASOS_APP_DATABASE_URL: appUrl,
+    // The app database as the read-only role: the runtime never reads a source as a role that could write.
+    OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: app.readerUrl,
     RECONCILE_INTERVAL_MS: "1000",
     WORKER_CONCURRENCY: "6",
     OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,

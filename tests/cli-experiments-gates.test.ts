@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
-import { analyzeExperiment, connectorProvider, pollExperiment } from "@outcome-runtime/runtime";
+import { analyzeExperiment, connectorProvider, pollExperiment, sourceAccessFromEnv } from "@outcome-runtime/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -41,7 +41,7 @@ signal:
   baseline: 0.32
   connector:
     type: csv
-    path: ${signalFile}
+    path: signal.csv
 target:
   direction: increase
   value: 5%
@@ -345,7 +345,7 @@ describe("an analysis, and the decision on it", () => {
       rows.push(`${launched.key},${ts},treatment,${units},${units * 0.4},${units * 0.4}`);
     });
     writeFileSync(signalFile, `${rows.join("\n")}\n`);
-    const connectors = connectorProvider({ env: {} });
+    const connectors = connectorProvider({ db: api.t.db, access: sourceAccessFromEnv({ SOURCE_CSV_DIR: dir }) });
     await pollExperiment({ db: api.t.db, connectors }, launched.id);
     const analysed = await analyzeExperiment({ db: api.t.db }, launched.id);
     await connectors.close();

@@ -13,6 +13,7 @@ import { type MailCatcher, startMailCatcher } from "@outcome-runtime/notify/test
 import {
   applyOutcome,
   connectorProvider,
+  sourceAccessFromEnv,
   decideGate,
   getExperiment,
   proposeExperiment,
@@ -90,7 +91,7 @@ beforeAll(async () => {
   worker = await startWorker({
     db: t.db,
     redis: workerRedis,
-    connectors: connectorProvider({ env: {}, defaultDatabaseUrl: t.url }),
+    connectors: connectorProvider({ db: t.db, access: sourceAccessFromEnv({}) }),
     logger: pino({ level: "silent" }),
     prefix,
     mailer: createMailer(mailConfig, () => {}),

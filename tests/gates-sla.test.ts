@@ -20,6 +20,7 @@ import {
   applyOutcome,
   type Caller,
   connectorProvider,
+  sourceAccessFromEnv,
   decideGate,
   type Gate,
   gateEmailJobId,
@@ -169,7 +170,7 @@ interface StartedWorker {
 
 /** The worker as main.ts starts it, in process, on the world's clock; only explicit `dispatch()` calls sweep. */
 async function startGateWorker(world: World): Promise<StartedWorker> {
-  const connectors = connectorProvider({ env: {}, defaultDatabaseUrl: world.t.url });
+  const connectors = connectorProvider({ db: world.t.db, access: sourceAccessFromEnv({}) });
   const worker = await startWorker({
     db: world.t.db,
     redis: world.redis,

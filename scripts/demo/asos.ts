@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parse } from "csv-parse/sync";
 // biome-ignore lint/style/noRestrictedImports: this module plays the customer's own application writing its own analytics database, which is not the runtime's storage (packages/db)
 import pg from "pg";
+import { readerOf } from "@outcome-runtime/testing/read-only-role";
 
 /** Absolute path of the dataset's CSV, copied unchanged into data/asos. */
 export const ASOS_CSV: string = fileURLToPath(
@@ -419,15 +420,19 @@ const BATCH = 5_000;
  * tables and load every checkpoint of every metric of `comparisons`, both
  * arms. The clock starts at `SIM_EPOCH` (day 0), before any checkpoint.
  *
+ * The runtime reads it as a team's analytics database should be read: through
+ * the read-only role of docs/connectors.md (`outcome_runtime_reader`, created
+ * here when the server has none), never as the admin.
+ *
  * @param adminUrl a postgres:// URL to any database on the server (not `name`)
  * @param name the app database: lowercase letters, digits and `_`
- * @returns the app database's URL
+ * @returns the app database's URL as the admin (to move the clock) and as the read-only role (for the connector)
  */
 export async function createAppDatabase(
   adminUrl: string,
   name: string,
   comparisons: AsosComparison[],
-): Promise<string> {
+): Promise<{ url: string; readerUrl: string }> {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) {
     throw new Error(`createAppDatabase: "${name}" is not a plain database name (lowercase letters, digits, _)`);
   }
@@ -496,7 +501,7 @@ export async function createAppDatabase(
   } finally {
     await app.end();
   }
-  return appUrl;
+  return { url: appUrl, readerUrl: await readerOf(appUrl) };
 }
 
 /** Move the app database's simulated clock to `day` days after `SIM_EPOCH`. */
@@ -526,7 +531,7 @@ export function connectorSql(metricId: number): string {
     "FROM asos_checkpoint c",
     `WHERE c.experiment_key = :experiment AND c.metric_id = ${metricId}`,
     "  AND c.ts > COALESCE(CAST(:from AS timestamptz), '-infinity')",
-    "  AND c.ts <= (SELECT sim_now FROM demo_clock)",
+    "  AND c.ts <= (SELECT sim_now FROM demo_clock) AND c.ts <= :to",
     "ORDER BY c.ts, c.arm",
   ].join("\n");
 }

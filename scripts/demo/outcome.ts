@@ -3,7 +3,7 @@ import { connectorSql } from "./asos";
 /**
  * The demo's outcome file: ASOS metric 1 (binary) as the signal and metric 2
  * (continuous) as a guardrail, both read by the `postgres` connector from the
- * app database named by `ASOS_APP_DATABASE_URL`; a kill threshold; every gate
+ * app database named by `OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL`; a kill threshold; every gate
  * assigned to `pm`.
  */
 export function demoOutcomeYaml(options: { id: string; pm: string; alpha: number }): string {
@@ -31,7 +31,7 @@ signal:
   poll_interval: 1s
   connector:
     type: postgres
-    database_url_env: ASOS_APP_DATABASE_URL
+    database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL
     timeout: 10s
     query: |
 ${indent(connectorSql(1), 6)}
@@ -49,7 +49,7 @@ constraints:
       relative: true
       connector:
         type: postgres
-        database_url_env: ASOS_APP_DATABASE_URL
+        database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL
         timeout: 10s
         query: |
 ${indent(connectorSql(2), 10)}

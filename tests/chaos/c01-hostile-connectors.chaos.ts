@@ -60,8 +60,8 @@ const GAP_BOUND_MS = 4000;
 const MEMORY_BOUND_MB = 150;
 const HUGE_ROWS = 1_000_000;
 
-const MP_USER = "outcome-runtime.c1.mp-service-account";
-const MP_SECRET = "c1-secret-Zq9kLr0tW7";
+const OUTCOME_RUNTIME_SOURCE_MP_USER = "outcome-runtime.c1.mp-service-account";
+const OUTCOME_RUNTIME_SOURCE_MP_SECRET = "c1-secret-Zq9kLr0tW7";
 /** One Mixpanel project per hostile outcome: the hourly query budget is per project. */
 const PROJECT_IDS = ["2741931", "2741932", "2741933", "2741934", "2741935", "2741936"];
 
@@ -78,8 +78,8 @@ signal:
   connector:
     type: mixpanel
     project_id: ${projectId}
-    username_env: MP_USER
-    secret_env: MP_SECRET
+    username_env: OUTCOME_RUNTIME_SOURCE_MP_USER
+    secret_env: OUTCOME_RUNTIME_SOURCE_MP_SECRET
     event: signup
     api_url: ${apiUrl}
 target:
@@ -125,7 +125,7 @@ async function startHostileMixpanel(cleanups: Cleanups) {
   const server = createServer((req: IncomingMessage, res: ServerResponse) => {
     const url = new URL(req.url ?? "/", "http://localhost");
     const [, mode] = url.pathname.split("/");
-    const expected = `Basic ${Buffer.from(`${MP_USER}:${MP_SECRET}`).toString("base64")}`;
+    const expected = `Basic ${Buffer.from(`${OUTCOME_RUNTIME_SOURCE_MP_USER}:${OUTCOME_RUNTIME_SOURCE_MP_SECRET}`).toString("base64")}`;
     if (req.headers.authorization !== expected || !PROJECT_IDS.includes(url.searchParams.get("project_id") ?? "")) {
       res.writeHead(401, { "content-type": "application/json" });
       res.end(JSON.stringify({ error: "Unauthorized", status: "error" }));
@@ -220,8 +220,8 @@ it("C1: hostile connectors (hang, garbage, 10⁶ rows) time out, show a clear er
   const worker = await startWorkerProcess(world, cleanups, {
     POLL_TIMEOUT_MS: String(POLL_TIMEOUT_MS),
     WORKER_CONCURRENCY: "8",
-    MP_USER,
-    MP_SECRET,
+    OUTCOME_RUNTIME_SOURCE_MP_USER,
+    OUTCOME_RUNTIME_SOURCE_MP_SECRET,
     LOG_LEVEL: "error",
   });
   await worker.ready;

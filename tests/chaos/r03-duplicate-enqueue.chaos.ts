@@ -86,7 +86,7 @@ it(`R3: the same analysis job added ${ADDS}× concurrently, then ${ADDS}× after
     { key: "dup", arm: "treatment", ts, units: 5000, conversions: 500 },
   ]);
   // The poll, as the worker runs it (the real use case and connector), stores the snapshot.
-  const connectors = connectorProvider({ env: { SOURCE_DATABASE_URL: world.t.url }, defaultDatabaseUrl: world.t.url });
+  const connectors = connectorProvider({ db: world.t.db, access: world.deps.sources });
   cleanups.push(() => connectors.close());
   const polled = await pollExperiment({ db: world.t.db, connectors }, id);
   expect(polled).toMatchObject({ status: "polled", inserted: 2 });

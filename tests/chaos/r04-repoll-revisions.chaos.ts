@@ -40,7 +40,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 function depsOf(world: World): SignalDeps {
-  const connectors = connectorProvider({ env: { SOURCE_DATABASE_URL: world.t.url }, defaultDatabaseUrl: world.t.url });
+  const connectors = connectorProvider({ db: world.t.db, access: world.deps.sources });
   cleanups.push(() => connectors.close());
   return { db: world.t.db, connectors };
 }

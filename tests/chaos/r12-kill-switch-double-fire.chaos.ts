@@ -133,7 +133,7 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
     { key: "double", arm: "control", ts, units: 5000, conversions: 1000 },
     { key: "double", arm: "treatment", ts, units: 5000, conversions: 500 },
   ]);
-  const connectors = connectorProvider({ env: { SOURCE_DATABASE_URL: world.t.url }, defaultDatabaseUrl: world.t.url });
+  const connectors = connectorProvider({ db: world.t.db, access: world.deps.sources });
   cleanups.push(() => connectors.close());
   expect(await pollExperiment({ db: world.t.db, connectors }, id)).toMatchObject({ status: "polled", inserted: 2 });
   const upTo = (await primaryPolledUntil({ db: world.t.db }, id))!;

@@ -33,7 +33,7 @@ it(`R14: the decision-rules table, ${RULE_CASES.length} rows pure and ${REPETITI
   const t = await createTestDatabase();
   cleanups.push(() => t.drop());
   const seed = await seedWorkspace(t.db);
-  const bench = await createRuleBench(t.db, t.url, seed);
+  const bench = await createRuleBench(t.db, seed);
   cleanups.push(() => bench.close());
 
   /** What went wrong, per row and path; a row counts once as lost however many ways it failed. */

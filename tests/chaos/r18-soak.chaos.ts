@@ -48,7 +48,7 @@ function soakYaml(slug: string): string {
       relative: true
       connector:
         type: postgres
-        database_url_env: SOURCE_DATABASE_URL
+        database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL
         query: ${JSON.stringify(SOURCE_QUERY)}`,
   ).join("\n");
   return `version: 1
@@ -62,7 +62,7 @@ signal:
   poll_interval: ${EVERY_S}s
   connector:
     type: postgres
-    database_url_env: SOURCE_DATABASE_URL
+    database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL
     query: ${JSON.stringify(SOURCE_QUERY)}
 target:
   direction: increase

@@ -9,6 +9,7 @@ import {
   applyOutcome,
   type Caller,
   connectorProvider,
+  sourceAccessFromEnv,
   decideGate,
   getExperiment,
   pollExperiment,
@@ -57,11 +58,13 @@ export async function createAsosWorld(keys: readonly string[]): Promise<AsosWorl
   admin.pathname = "/postgres";
   // A database name of the test suite's own (dropped with the others), filled by the demo's loader.
   const app = await createEmptyDatabase();
-  const appUrl = await createAppDatabase(admin.toString(), app.name, comparisons);
+  const created = await createAppDatabase(admin.toString(), app.name, comparisons);
+  const appUrl = created.url;
   await setClock(appUrl, -1);
   const t = await createTestDatabase({ max: 20 });
   const seed = await seedWorkspace(t.db);
-  const deps = { db: t.db };
+  const sources = sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: created.readerUrl });
+  const deps = { db: t.db, sources };
   const pm = await seed.key(PM, "approver");
   const agent = await seed.key("demo-agent", "agent");
   await applyOutcome(deps, seed.admin, { source: demoOutcomeYaml({ id: OUTCOME, pm: PM, alpha: 0.05 }) });
@@ -93,7 +96,7 @@ export async function createAsosWorld(keys: readonly string[]): Promise<AsosWorl
     });
     await decideGate(deps, pm.caller, built.openedGates[0]!.id, { decision: "approve" });
   }
-  const connectors = connectorProvider({ env: { ASOS_APP_DATABASE_URL: appUrl }, defaultDatabaseUrl: t.url });
+  const connectors = connectorProvider({ db: t.db, access: sources });
   let day = -1;
   return {
     t,

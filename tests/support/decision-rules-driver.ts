@@ -18,28 +18,32 @@ import {
   pollExperiment,
   proposeExperiment,
   type SignalDeps,
+  type SourceAccess,
+  sourceAccessFromEnv,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
-import type { Seeded } from "@outcome-runtime/testing";
+import { createSourceDatabase, type Seeded } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the source tables stand for the user's own analytics database, read by the postgres connector
 import pg from "pg";
 import type { RuleCase, Step } from "../../packages/core/src/decision-rules.cases";
 
-/** What the bench needs: the test database (it holds the source table too) and its workspace. */
+/** What the bench needs: the test database, its workspace, and an analytics database of its own. */
 export interface RuleBench {
   readonly db: Db;
-  readonly url: string;
   readonly seed: Seeded;
+  /** What the runtime may read (the analytics database through the read-only role). */
+  readonly sources: SourceAccess;
   readonly connectors: ConnectorProvider;
   /** Writes to the source tables, as the user's analytics pipeline would. */
   readonly source: pg.Pool;
   close(): Promise<void>;
 }
 
-/** Create the source table, the fault table and the reading function in the test database. */
-export async function createRuleBench(db: Db, url: string, seed: Seeded): Promise<RuleBench> {
-  const source = new pg.Pool({ connectionString: url, max: 2 });
+/** Create the source table, the fault table and the reading function in an analytics database of the bench's own. */
+export async function createRuleBench(db: Db, seed: Seeded): Promise<RuleBench> {
+  const analytics = await createSourceDatabase();
+  const source = new pg.Pool({ connectionString: analytics.adminUrl, max: 2 });
   await source.query(
     "CREATE TABLE IF NOT EXISTS r14_points (experiment_key text, metric text, arm text, ts timestamptz, units bigint, sum float8, sum_sq float8)",
   );
@@ -54,16 +58,18 @@ BEGIN
   RETURN QUERY SELECT p.arm, p.units::float8, p.sum, p.sum_sq, p.ts FROM r14_points p
     WHERE p.experiment_key = k AND p.metric = m AND p.ts > f AND p.ts <= t ORDER BY p.ts;
 END $$`);
-  const connectors = connectorProvider({ env: { R14_SOURCE_URL: url } });
+  const sources = sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_R14_SOURCE_URL: analytics.readerUrl });
+  const connectors = connectorProvider({ db, access: sources });
   return {
     db,
-    url,
     seed,
+    sources,
     connectors,
     source,
     async close() {
       await connectors.close();
       await source.end();
+      await analytics.drop();
     },
   };
 }
@@ -92,7 +98,7 @@ signal:
   poll_interval: 1m
   connector:
     type: postgres
-    database_url_env: R14_SOURCE_URL
+    database_url_env: OUTCOME_RUNTIME_SOURCE_R14_SOURCE_URL
     query: ${query("primary")}
 target:
   direction: increase
@@ -110,7 +116,7 @@ constraints:
       dry_run: ${c.limits.dryRun === true}
       connector:
         type: postgres
-        database_url_env: R14_SOURCE_URL
+        database_url_env: OUTCOME_RUNTIME_SOURCE_R14_SOURCE_URL
         query: ${query("guardrail")}
   kill:
     max_harm: 5%
@@ -156,7 +162,7 @@ export interface Replay {
 
 /** An active outcome with one experiment taken to `running` through its gates. */
 async function runningExperiment(bench: RuleBench, slug: string, c: RuleCase): Promise<{ id: string; key: string }> {
-  const deps = { db: bench.db };
+  const deps = { db: bench.db, sources: bench.sources };
   const admin = bench.seed.admin;
   await applyOutcome(deps, admin, { source: ruleOutcomeYaml(slug, c) });
   await transitionOutcome(deps, admin, slug, "activate", null);

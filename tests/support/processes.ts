@@ -13,7 +13,7 @@ import { Redis } from "ioredis";
 // biome-ignore lint/style/noRestrictedImports: the cluster of a test's own is created and checked with plain pg
 import pg from "pg";
 import { type Process, spawnProcess, terminate } from "./compose";
-import type { Cleanups, World } from "./world";
+import { type Cleanups, SOURCE_ENV, type World } from "./world";
 
 export interface WorkerProcess {
   readonly proc: Process;
@@ -30,7 +30,7 @@ export interface WorkerProcess {
  * overrides any of it.
  */
 export async function startWorkerProcess(
-  world: Pick<World, "t" | "prefix" | "redisUrl">,
+  world: Pick<World, "t" | "prefix" | "redisUrl" | "sourceUrl">,
   cleanups: Cleanups,
   env: Record<string, string> = {},
 ): Promise<WorkerProcess> {
@@ -40,7 +40,7 @@ export async function startWorkerProcess(
     ["node", "--import", "tsx", "services/worker/src/main.ts"],
     {
       DATABASE_URL: world.t.url,
-      SOURCE_DATABASE_URL: world.t.url,
+      [SOURCE_ENV]: world.sourceUrl,
       REDIS_URL: world.redisUrl,
       QUEUE_PREFIX: world.prefix,
       WORKER_PORT: String(port),

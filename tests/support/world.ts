@@ -11,10 +11,13 @@ import {
   decideGate,
   type Experiment,
   proposeExperiment,
+  type SourceAccess,
+  sourceAccessFromEnv,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
 import {
+  createSourceDatabase,
   createTestDatabase,
   deleteRedisKeys,
   type Seeded,
@@ -35,38 +38,62 @@ export async function runCleanups(cleanups: Cleanups): Promise<void> {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
 }
 
+/** The source variable the test outcomes name for their analytics database. */
+export const SOURCE_ENV = "OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL";
+
 export interface World {
   readonly t: TestDatabase;
   readonly seed: Seeded;
+  /** The analytics database as its admin: to create tables and write rows. */
   readonly source: pg.Pool;
+  /** The analytics database as the read-only role: what the connector reads through. */
+  readonly sourceUrl: string;
   readonly prefix: string;
   readonly redis: Redis;
   readonly redisUrl: string;
-  readonly deps: { db: TestDatabase["db"] };
+  readonly deps: { db: TestDatabase["db"]; sources: SourceAccess };
+}
+
+/** What the runtime may read as sources in a test: `SOURCE_ENV` → the reader's URL of `sourceUrl`, plus `env`. */
+export function testSourceAccess(sourceUrl: string, env: Record<string, string> = {}): SourceAccess {
+  return sourceAccessFromEnv({ [SOURCE_ENV]: sourceUrl, ...env });
 }
 
 /**
- * A database cloned from the run's template, a workspace, a source table
- * `source_points(experiment_key, arm, ts, units, sum, sum_sq)` and a random
- * queue prefix on `redisUrl` (default `TEST_REDIS_URL` or the local Redis).
+ * A database cloned from the run's template, a workspace, an analytics
+ * database of its own (never the runtime's) with a table
+ * `source_points(experiment_key, arm, ts, units, sum, sum_sq)` read through
+ * the read-only role, and a random queue prefix on `redisUrl` (default
+ * `TEST_REDIS_URL` or the local Redis).
  */
 export async function createWorld(cleanups: Cleanups, options: { redisUrl?: string } = {}): Promise<World> {
   const redisUrl = options.redisUrl ?? REDIS_URL;
   const t = await createTestDatabase();
+  const analytics = await createSourceDatabase();
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   redis.on("error", () => {});
-  const source = new pg.Pool({ connectionString: t.url, max: 4 });
+  const source = new pg.Pool({ connectionString: analytics.adminUrl, max: 4 });
   const prefix = `test-${randomBytes(6).toString("hex")}`;
   cleanups.push(async () => {
     await source.end();
     await deleteRedisKeys(redis, prefix).catch(() => {});
     redis.disconnect();
     await t.drop();
+    await analytics.drop();
   });
   await source.query(
     "CREATE TABLE source_points (experiment_key text, arm text, ts timestamptz, units bigint, sum float8, sum_sq float8)",
   );
-  return { t, seed: await seedWorkspace(t.db), source, prefix, redis, redisUrl, deps: { db: t.db } };
+  return {
+    t,
+    seed: await seedWorkspace(t.db),
+    source,
+    sourceUrl: analytics.readerUrl,
+    prefix,
+    redis,
+    redisUrl,
+    deps: { db: t.db, sources: testSourceAccess(analytics.readerUrl) },
+  };
 }
 
 export interface SourceRow {
@@ -129,7 +156,7 @@ signal:
   poll_interval: ${options.pollInterval ?? "1s"}${options.lookback === undefined ? "" : `\n  lookback: ${options.lookback}`}
   connector:
     type: postgres
-    database_url_env: SOURCE_DATABASE_URL
+    database_url_env: ${SOURCE_ENV}
     query: ${JSON.stringify(options.query ?? SOURCE_QUERY)}
 target:
   direction: increase

@@ -3,11 +3,13 @@ import type { ConnectorContext } from "./connector";
 import { ConnectorError } from "./connector-error";
 import { CONNECTOR_TYPES, createConnector } from "./create-connector";
 
+const DATABASE = { database_url_secret: "analytics-db" };
 const context: ConnectorContext = {
-  env: {},
   metricKind: "proportion",
-  defaultDatabaseUrl: "postgres://u:s3cret@db.example:5432/app",
+  credentials: { database_url: "postgres://u:s3cret@db.example:5432/app" },
 };
+/** A query with the parameters every `query` must use. */
+const QUERY = "SELECT arm, units, sum, sum_sq FROM t WHERE experiment = :experiment AND ts <= :to";
 
 function failure(fn: () => unknown): ConnectorError {
   try {
@@ -34,73 +36,110 @@ describe("createConnector", () => {
   });
 
   it("refuses unknown fields, naming them and the fields the type takes", () => {
-    const error = failure(() => createConnector({ type: "postgres", querry: "SELECT 1" }, context));
+    const error = failure(() => createConnector({ type: "postgres", querry: "SELECT 1", ...DATABASE }, context));
     expect(error.code).toBe("invalid_config");
     expect(error.message).toContain('unknown field "querry"');
-    expect(error.message).toContain("query, series_query, database_url_env, timeout, max_rows");
+    expect(error.message).toContain("query, series_query, database_url_env, database_url_secret, timeout, max_rows");
   });
 
   it("accepts durations as written and as normalised seconds", () => {
-    const written = createConnector({ type: "postgres", query: "SELECT 1", timeout: "2m" }, context);
-    const normalised = createConnector({ type: "postgres", query: "SELECT 1", timeout: 120 }, context);
+    const pg = { type: "postgres", query: QUERY, ...DATABASE };
+    const written = createConnector({ ...pg, timeout: "2m" }, context);
+    const normalised = createConnector({ ...pg, timeout: 120 }, context);
     expect(written.describe()).toContain("timeout 2m");
     expect(normalised.describe()).toContain("timeout 2m");
-    expect(
-      failure(() => createConnector({ type: "postgres", query: "SELECT 1", timeout: "2 minutes" }, context)).message,
-    ).toBe(
+    expect(failure(() => createConnector({ ...pg, timeout: "2 minutes" }, context)).message).toBe(
       'postgres connector: timeout: "2 minutes" is not a duration; write a number and a unit, e.g. 30s, 15m or 6h',
     );
-    expect(
-      failure(() => createConnector({ type: "postgres", query: "SELECT 1", max_rows: 0 }, context)).details.field,
-    ).toBe("max_rows");
+    expect(failure(() => createConnector({ ...pg, max_rows: 0 }, context)).details.field).toBe("max_rows");
+  });
+
+  it("refuses a statement timeout over an hour, and caps the timeout at the worker's poll timeout", () => {
+    const pg = { type: "postgres", query: QUERY, ...DATABASE };
+    const month = failure(() => createConnector({ ...pg, timeout: "30d" }, context));
+    expect(month.details.field).toBe("timeout");
+    expect(month.message).toContain("longer than the most a signal query may run (1h)");
+    expect(createConnector({ ...pg, timeout: "10m" }, { ...context, maxTimeoutMs: 60_000 }).describe()).toContain(
+      "timeout 1m",
+    );
   });
 
   describe("postgres", () => {
     it("reports a SQL mistake with its line and column", () => {
       const error = failure(() =>
-        createConnector({ type: "postgres", query: "SELECT 1\nWHERE x = :experimnt" }, context),
+        createConnector({ type: "postgres", query: "SELECT 1\nWHERE x = :experimnt", ...DATABASE }, context),
       );
       expect(error.code).toBe("invalid_config");
       expect(error.message).toMatch(
         /^postgres connector: query \(line 2, column 11\): unknown parameter :experimnt; the parameters are/,
       );
       expect(
-        failure(() => createConnector({ type: "postgres", query: "SELECT 1; DROP TABLE t" }, context)).message,
+        failure(() => createConnector({ type: "postgres", query: `${QUERY}; DROP TABLE t`, ...DATABASE }, context))
+          .message,
       ).toContain("more than one statement");
     });
 
-    it("reads the connection string from the variable database_url_env names, and never shows it", () => {
-      const connector = createConnector(
-        { type: "postgres", query: "SELECT 1", database_url_env: "ANALYTICS_DATABASE_URL" },
-        { ...context, env: { ANALYTICS_DATABASE_URL: "postgres://reader:hunter2@analytics.internal:6432/events" } },
+    it("needs :experiment and :to in the query, and :to in the series query", () => {
+      const noExperiment = failure(() =>
+        createConnector({ type: "postgres", query: "SELECT arm, 1 AS units FROM t WHERE ts <= :to", ...DATABASE }, context),
       );
-      expect(connector.describe()).toBe(
-        "postgres analytics.internal:6432/events (ANALYTICS_DATABASE_URL), timeout 30s, at most 10000 rows",
+      expect(noExperiment.details).toMatchObject({ sqlField: "query", problem: "the query does not use :experiment" });
+      const series = failure(() =>
+        createConnector({ type: "postgres", query: QUERY, series_query: "SELECT ts, value FROM s", ...DATABASE }, context),
       );
-      expect(connector.describe()).not.toContain("hunter2");
-      expect(createConnector({ type: "postgres", query: "SELECT 1" }, context).describe()).not.toContain("s3cret");
+      expect(series.details).toMatchObject({ sqlField: "series_query", problem: "the query does not use :to" });
     });
 
-    it("names a missing variable and how to fix it", () => {
-      const error = failure(() =>
-        createConnector({ type: "postgres", query: "SELECT 1", database_url_env: "ANALYTICS_DATABASE_URL" }, context),
+    it("uses the connection string the runtime resolved, and shows where it came from, never its value", () => {
+      const connector = createConnector(
+        { type: "postgres", query: QUERY, database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL" },
+        { ...context, credentials: { database_url: "postgres://reader:hunter2@analytics.internal:6432/events" } },
       );
-      expect(error.message).toBe(
-        "postgres connector: database_url_env: the environment variable ANALYTICS_DATABASE_URL is not set; set ANALYTICS_DATABASE_URL to the connection string (postgres://...) in the environment of the worker",
+      expect(connector.describe()).toBe(
+        "postgres analytics.internal:6432/events (database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL), timeout 30s, at most 10000 rows",
       );
-      const noDefault = failure(() =>
-        createConnector({ type: "postgres", query: "SELECT 1" }, { env: {}, metricKind: "mean" }),
+      expect(connector.describe()).not.toContain("hunter2");
+      expect(createConnector({ type: "postgres", query: QUERY, ...DATABASE }, context).describe()).toContain(
+        "(database_url_secret: analytics-db)",
       );
-      expect(noDefault.details.field).toBe("database_url_env");
+    });
+
+    it("has no default database: the connection string is named, one way, and only source variables may be", () => {
+      const none = failure(() => createConnector({ type: "postgres", query: QUERY }, context));
+      expect(none.details.field).toBe("database_url_secret");
+      expect(none.message).toContain("is missing (so is database_url_env)");
+      const both = failure(() =>
+        createConnector(
+          { type: "postgres", query: QUERY, database_url_secret: "a", database_url_env: "OUTCOME_RUNTIME_SOURCE_A" },
+          context,
+        ),
+      );
+      expect(both.message).toContain("both database_url_env and database_url_secret are set");
+      for (const name of ["DATABASE_URL", "OUTCOME_RUNTIME_WEBHOOK_SECRET", "REDIS_URL", "ANTHROPIC_API_KEY"]) {
+        const error = failure(() =>
+          createConnector({ type: "postgres", query: QUERY, database_url_env: name }, context),
+        );
+        expect(error.details).toMatchObject({ field: "database_url_env", value: name });
+        expect(error.message).toContain(`"${name}" is not a source variable: only names starting with OUTCOME_RUNTIME_SOURCE_ may be used`);
+      }
       expect(
-        failure(() =>
-          createConnector({ type: "postgres", query: "SELECT 1", database_url_env: "postgres://x" }, context),
-        ).message,
-      ).toContain("is not an environment variable name");
+        failure(() => createConnector({ type: "postgres", query: QUERY, database_url_env: "postgres://x" }, context))
+          .message,
+      ).toContain("is not the name of a source environment variable");
+      expect(
+        failure(() => createConnector({ type: "postgres", query: QUERY, database_url_secret: "Bad Name" }, context))
+          .message,
+      ).toContain('"Bad Name" is not a secret name');
+      const unresolved = failure(() =>
+        createConnector({ type: "postgres", query: QUERY, ...DATABASE }, { metricKind: "proportion" }),
+      );
+      expect(unresolved.message).toBe(
+        "postgres connector: database_url_secret: the workspace secret analytics-db was not resolved",
+      );
     });
 
     it("has no outcome series without a series_query", async () => {
-      const connector = createConnector({ type: "postgres", query: "SELECT 1" }, context);
+      const connector = createConnector({ type: "postgres", query: QUERY, ...DATABASE }, context);
       await expect(connector.fetchOutcomeSeries({ from: new Date(0), to: new Date() })).rejects.toMatchObject({
         code: "unsupported",
       });
@@ -109,23 +148,23 @@ describe("createConnector", () => {
   });
 
   describe("mixpanel", () => {
-    const env = { MP_USER: "sa.user", MP_SECRET: "sa-secret" };
+    const credentials = { username: "sa.user", secret: "sa-secret" };
     const base = {
       type: "mixpanel",
       project_id: 2741933,
       event: "order_completed",
-      username_env: "MP_USER",
-      secret_env: "MP_SECRET",
+      username_env: "OUTCOME_RUNTIME_SOURCE_MP_USER",
+      secret_env: "OUTCOME_RUNTIME_SOURCE_MP_SECRET",
     };
 
-    it("needs the service account variables, by name", () => {
+    it("needs the service account, by name", () => {
       expect(
-        failure(() => createConnector({ ...base, username_env: undefined }, { ...context, env })).message,
-      ).toContain("username_env: is missing");
+        failure(() => createConnector({ ...base, username_env: undefined }, { ...context, credentials })).message,
+      ).toContain("username_secret: is missing (so is username_env)");
       expect(failure(() => createConnector(base, context)).message).toContain(
-        "the environment variable MP_USER is not set",
+        "the environment variable OUTCOME_RUNTIME_SOURCE_MP_USER was not resolved",
       );
-      const connector = createConnector(base, { ...context, env });
+      const connector = createConnector(base, { ...context, credentials });
       expect(connector.describe()).toBe(
         'mixpanel project 2741933 (us): unique users of "order_completed", units = unique users of "$experiment_started" by "Variant name"',
       );
@@ -133,22 +172,67 @@ describe("createConnector", () => {
     });
 
     it("needs value_property for a mean, and checks region, project_id and api_url", () => {
-      expect(failure(() => createConnector(base, { ...context, env, metricKind: "mean" })).details.field).toBe(
+      const withCredentials = { ...context, credentials };
+      expect(failure(() => createConnector(base, { ...withCredentials, metricKind: "mean" })).details.field).toBe(
         "value_property",
       );
-      expect(failure(() => createConnector({ ...base, region: "asia" }, { ...context, env })).message).toContain(
+      expect(failure(() => createConnector({ ...base, region: "asia" }, withCredentials)).message).toContain(
         'region: "asia" is not one of us, eu, in',
       );
-      expect(
-        failure(() => createConnector({ ...base, project_id: "my-project" }, { ...context, env })).details.field,
-      ).toBe("project_id");
-      expect(failure(() => createConnector({ ...base, api_url: "ftp://x" }, { ...context, env })).details.field).toBe(
+      expect(failure(() => createConnector({ ...base, project_id: "my-project" }, withCredentials)).details.field).toBe(
+        "project_id",
+      );
+      expect(failure(() => createConnector({ ...base, api_url: "ftp://x" }, withCredentials)).details.field).toBe(
         "api_url",
       );
+    });
+
+    it("talks only to Mixpanel's documented hosts, unless the operator allows another", () => {
+      const withCredentials = { ...context, credentials };
+      for (const api_url of ["https://eu.mixpanel.com/api/query", "https://in.mixpanel.com/api/query/"]) {
+        expect(createConnector({ ...base, api_url }, withCredentials).describe()).toContain("mixpanel project");
+      }
+      for (const api_url of [
+        "http://attacker.example/mp",
+        "https://mixpanel.com.attacker.example/api/query",
+        "https://user:pw@mixpanel.com/api/query",
+        "http://mixpanel.com/api/query",
+        "http://127.0.0.1:9/api/query",
+      ]) {
+        const error = failure(() => createConnector({ ...base, api_url }, withCredentials));
+        expect([error.code, error.details.field]).toEqual(
+          api_url.includes("@") ? ["invalid_config", "api_url"] : ["source_refused", "api_url"],
+        );
+      }
+      const proxy = "https://mixpanel-proxy.internal/api/query";
+      expect(failure(() => createConnector({ ...base, api_url: proxy }, withCredentials)).message).toContain(
+        `SOURCE_API_URLS=mixpanel=${proxy}`,
+      );
+      const allowed = { ...withCredentials, allowedApiUrls: { mixpanel: [proxy] } };
+      expect(createConnector({ ...base, api_url: proxy }, allowed).describe()).toContain("mixpanel-proxy.internal");
+      // Allowed for another connector type is not allowed for this one.
+      expect(
+        failure(() =>
+          createConnector({ ...base, api_url: proxy }, { ...withCredentials, allowedApiUrls: { amplitude: [proxy] } }),
+        ).code,
+      ).toBe("source_refused");
     });
   });
 
   describe("csv", () => {
+    it("reads only files inside its directory", () => {
+      const inDir = { ...context, baseDir: "/srv/outcome-runtime/sources" };
+      expect(createConnector({ type: "csv", path: "team/a.csv" }, inDir).type).toBe("csv");
+      for (const path of ["/etc/ssl/private/keys.csv", "../other-workspace/a.csv", "team/../../a.csv"]) {
+        const error = failure(() => createConnector({ type: "csv", path }, inDir));
+        expect(error.details).toMatchObject({ field: "path", value: path });
+        expect(error.message).toContain("is outside the directory csv files are read from");
+      }
+      expect(
+        failure(() => createConnector({ type: "csv", path: "a.csv", series_path: "../s.csv" }, inDir)).details.field,
+      ).toBe("series_path");
+    });
+
     it("checks the column mapping", () => {
       expect(
         failure(() => createConnector({ type: "csv", path: "a.csv", columns: { time: "day" } }, context)).message,

@@ -14,15 +14,18 @@ const schema = JSON.parse(
 
 /** A valid value for each connector field, as written in outcome.yaml. */
 const SAMPLES: Record<string, unknown> = {
-  query: "SELECT arm, units, sum, sum_sq FROM t WHERE k = :experiment",
+  query: "SELECT arm, units, sum, sum_sq FROM t WHERE k = :experiment AND ts <= :to",
   series_query: "SELECT ts, value FROM s WHERE ts > :from AND ts <= :to",
-  database_url_env: "ANALYTICS_DATABASE_URL",
+  database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL",
+  database_url_secret: "analytics-db",
   timeout: "45s",
   max_rows: 100,
   project_id: 2741933,
   workspace_id: 3301,
-  username_env: "MP_USER",
-  secret_env: "MP_SECRET",
+  username_env: "OUTCOME_RUNTIME_SOURCE_MP_USER",
+  secret_env: "OUTCOME_RUNTIME_SOURCE_MP_SECRET",
+  username_secret: "mixpanel-username",
+  secret_secret: "mixpanel-secret",
   event: "Order completed",
   exposure_event: "$experiment_started",
   variant_property: "Variant name",
@@ -38,7 +41,7 @@ const SAMPLES: Record<string, unknown> = {
   snapshot_every: "1h",
 };
 
-const env = { ANALYTICS_DATABASE_URL: "postgres://localhost/analytics", MP_USER: "u", MP_SECRET: "s" };
+const credentials = { database_url: "postgres://localhost/analytics", username: "u", secret: "s" };
 
 describe("connectors and the outcome schema", () => {
   const connector = schema.$defs.Connector as { allOf: { if: Node; then: { $ref: string } }[] };
@@ -53,13 +56,18 @@ describe("connectors and the outcome schema", () => {
     expect(branches.flatMap((b) => b.types).sort()).toEqual([...CONNECTOR_TYPES].sort());
   });
 
-  it("accept every field the schema declares", () => {
+  it("accept every field the schema declares (a credential's two forms one at a time)", () => {
     for (const { types, fields } of branches) {
       for (const type of types) {
-        const config = Object.fromEntries(fields.map((field) => [field, SAMPLES[field]]));
-        expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-        const created = createConnector({ type, ...config }, { env, metricKind: "mean" });
-        expect(created.describe().length).toBeGreaterThan(0);
+        // Each credential is named one way: the `_env` forms, then the `_secret` forms.
+        for (const form of ["_env", "_secret"]) {
+          const other = form === "_env" ? "_secret" : "_env";
+          const used = fields.filter((f) => !(f.endsWith(other) && fields.includes(f.slice(0, -other.length) + form)));
+          const config = Object.fromEntries(used.map((field) => [field, SAMPLES[field]]));
+          expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
+          const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
+          expect(created.describe().length).toBeGreaterThan(0);
+        }
       }
     }
   });

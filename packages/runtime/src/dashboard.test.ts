@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { downsampleEvenly, validateOutcomeSource } from "./dashboard";
+import { parseOutcomeChecked } from "./check-outcome";
+import { downsampleEvenly } from "./dashboard";
 
 describe("downsampleEvenly", () => {
   it("keeps a short list as it is", () => {
@@ -22,10 +23,10 @@ describe("downsampleEvenly", () => {
   });
 });
 
-describe("validateOutcomeSource", () => {
-  it("reports a YAML syntax error with its position, storing nothing", () => {
-    const result = validateOutcomeSource("id: [unclosed\n", "x.yaml");
-    expect(result.valid).toBe(false);
-    expect(result.errors[0]).toMatchObject({ file: "x.yaml", code: "yaml_syntax", line: expect.any(Number) });
+describe("parseOutcomeChecked (what validateOutcomeSource checks before the sources)", () => {
+  it("reports a YAML syntax error with its position", () => {
+    const result = parseOutcomeChecked("id: [unclosed\n", "x.yaml");
+    expect(result.ok).toBe(false);
+    expect(result.ok ? [] : result.errors[0]).toMatchObject({ file: "x.yaml", code: "yaml_syntax", line: expect.any(Number) });
   });
 });

@@ -61,7 +61,7 @@ describe("parseOutcome: outcome.example.yaml", () => {
 
   it("keeps the connector settings", () => {
     expect(spec.signal.connector.type).toBe("postgres");
-    expect(spec.signal.connector).toMatchObject({ database_url_env: "ANALYTICS_DATABASE_URL" });
+    expect(spec.signal.connector).toMatchObject({ database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL" });
     expect(spec.constraints.scope?.forbidden_paths).toContain("**/*.sql");
   });
 
@@ -110,8 +110,8 @@ describe("parseOutcome: valid fixtures", () => {
       type: "mixpanel",
       project_id: 2741933,
       event: "onboarding_abandoned",
-      username_env: "MIXPANEL_SERVICE_ACCOUNT_USERNAME",
-      secret_env: "MIXPANEL_SERVICE_ACCOUNT_SECRET",
+      username_env: "OUTCOME_RUNTIME_SOURCE_MIXPANEL_SERVICE_ACCOUNT_USERNAME",
+      secret_env: "OUTCOME_RUNTIME_SOURCE_MIXPANEL_SERVICE_ACCOUNT_SECRET",
       region: "eu",
       filter: 'properties["platform"] == "web"',
       // defaults
@@ -186,14 +186,14 @@ describe("parseOutcome: valid fixtures", () => {
     const text = example
       .replace("  connector:\n    type: postgres", "  connector: &analytics\n    type: postgres")
       .replace(
-        "      connector:\n        type: postgres\n        database_url_env: ANALYTICS_DATABASE_URL\n",
+        "      connector:\n        type: postgres\n        database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL\n",
         "      connector:\n        <<: *analytics\n",
       );
     expect(text).toContain("<<: *analytics");
     const { spec } = ok(parseOutcome(text));
     expect(spec.constraints.guardrails[0]?.connector).toMatchObject({
       type: "postgres",
-      database_url_env: "ANALYTICS_DATABASE_URL",
+      database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL",
     });
   });
 

@@ -14,6 +14,7 @@ import { randomBytes } from "node:crypto";
 import { createDb, type Db, migrateToLatest } from "@outcome-runtime/db";
 import pg from "pg";
 import { inject } from "vitest";
+import { readerOf } from "./read-only-role";
 
 /** The key under which the global setup provides the template's name. */
 export const TEMPLATE_KEY = "outcomeRuntimeTemplateDb";
@@ -154,4 +155,31 @@ export async function createEmptyDatabase(): Promise<{ name: string; url: string
   const name = uniqueName("ort_empty");
   await admin((c) => c.query(`CREATE DATABASE ${quote(name)}`));
   return { name, url: urlFor(name), drop: () => dropDatabase(name) };
+}
+
+/** A database standing for a team's analytics database, read through the read-only role. */
+export interface SourceDatabase {
+  readonly name: string;
+  /** As the server's admin: to create tables and write rows. */
+  readonly adminUrl: string;
+  /** As the read-only role (`outcome_runtime_reader`): what a connector is given. */
+  readonly readerUrl: string;
+  /** Drop the database. */
+  readonly drop: () => Promise<void>;
+}
+
+/**
+ * An empty database of its own (not the runtime's: that is never a source),
+ * whose tables, created later by the admin, the read-only role may read.
+ */
+export async function createSourceDatabase(): Promise<SourceDatabase> {
+  const name = uniqueName("ort_src");
+  await admin((c) => c.query(`CREATE DATABASE ${quote(name)}`));
+  const adminUrl = urlFor(name);
+  try {
+    return { name, adminUrl, readerUrl: await readerOf(adminUrl), drop: () => dropDatabase(name) };
+  } catch (error) {
+    await dropDatabase(name).catch(() => {});
+    throw error;
+  }
 }

@@ -9,6 +9,7 @@ import {
   analyzeExperiment,
   applyOutcome,
   connectorProvider,
+  sourceAccessFromEnv,
   decideGate,
   JOB,
   pollExperiment,
@@ -96,7 +97,11 @@ describe("experiments with signals", () => {
   });
 
   it("serves the analyses, the plan and the gate the worker opened", async () => {
-    const connectors = connectorProvider({ env: {}, create: () => fake });
+    const connectors = connectorProvider({
+      db: api.t.db,
+      access: sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://analytics.invalid/app" }),
+      create: () => fake,
+    });
     const id = (await api.app.inject({ method: "GET", url: `/v1/experiments/${running}`, headers: api.auth })).json()
       .experiment.id as string;
     await pollExperiment({ db: api.t.db, connectors }, id);

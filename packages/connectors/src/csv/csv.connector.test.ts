@@ -1,6 +1,6 @@
-import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow } from "../connector";
@@ -8,7 +8,7 @@ import { ConnectorError } from "../connector-error";
 import { createConnector } from "../create-connector";
 
 const fixtures = fileURLToPath(new URL("../../fixtures/csv/", import.meta.url));
-const proportion: ConnectorContext = { env: {}, metricKind: "proportion", baseDir: fixtures };
+const proportion: ConnectorContext = { metricKind: "proportion", baseDir: fixtures };
 const mean: ConnectorContext = { ...proportion, metricKind: "mean" };
 
 const window = (from: string, to: string, extra: Partial<ExperimentWindow> = {}): ExperimentWindow => ({
@@ -179,10 +179,11 @@ describe("csv connector: malformed files", () => {
     expect((await fetch("not-binary.csv", mean)).map((r) => r.sum)).toEqual([2]);
   });
 
-  it("says which file is missing and where it was looked for", async () => {
+  it("says which file is missing, relative to its directory", async () => {
     const error = await failure(fetch("nowhere.csv"));
     expect(error.code).toBe("invalid_config");
-    expect(error.message).toContain(`cannot open ${join(fixtures, "nowhere.csv")} (no such file)`);
+    expect(error.message).toContain("csv nowhere.csv: cannot open it (no such file); the path is relative to");
+    expect(error.message).not.toContain(fixtures);
   });
 });
 
@@ -202,7 +203,7 @@ describe("csv connector: streaming", () => {
       file,
       "ts,arm,value\n2026-03-01T00:00:00Z,control,1\n2026-03-05T00:00:00Z,control,1\nnot,a,row,at all\n",
     );
-    const connector = createConnector({ type: "csv", path: file }, proportion);
+    const connector = createConnector({ type: "csv", path: "tail.csv" }, { ...proportion, baseDir: dir });
     const rows = await connector.fetchArmAggregates(window("2026-02-01T00:00:00Z", "2026-03-02T00:00:00Z"));
     expect(rows.map((r) => r.units)).toEqual([1]);
     // A window that reaches the broken line reads it, and says where it is.
@@ -220,7 +221,7 @@ describe("csv connector: streaming", () => {
       );
     }
     await writeFile(file, `${lines.join("\n")}\n`);
-    const connector = createConnector({ type: "csv", path: file, snapshot_every: "1h" }, proportion);
+    const connector = createConnector({ type: "csv", path: basename(file), snapshot_every: "1h" }, { ...proportion, baseDir: dir });
     const rows = await connector.fetchArmAggregates(window("2026-02-28T00:00:00Z", "2026-03-04T00:00:00Z"));
     const last = (arm: string) => rows.filter((r) => r.arm === arm).at(-1);
     expect(last("control")?.units).toBe(30_000);
@@ -239,5 +240,20 @@ describe("csv connector: streaming", () => {
       connector.fetchArmAggregates(window("2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z"), controller.signal),
     );
     expect(error.code).toBe("timeout");
+  });
+
+  it("refuses a link inside its directory that points out of it, and never names the worker's paths", async () => {
+    const sources = join(dir, "sources");
+    await mkdir(sources, { recursive: true });
+    await writeFile(join(dir, "outside.csv"), "ts,arm,value\n2026-03-01T00:00:00Z,control,1\n");
+    await symlink(join(dir, "outside.csv"), join(sources, "linked.csv"));
+    const linked = createConnector({ type: "csv", path: "linked.csv" }, { ...proportion, baseDir: sources });
+    const error = await failure(linked.fetchArmAggregates(window("2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z")));
+    expect(error.code).toBe("source_refused");
+    expect(error.message).toContain("outside the directory csv files are read from");
+    const missing = createConnector({ type: "csv", path: "missing.csv" }, { ...proportion, baseDir: sources });
+    const notFound = await failure(missing.fetchArmAggregates(window("2026-02-01T00:00:00Z", "2026-04-01T00:00:00Z")));
+    expect(notFound.message).toContain("cannot open it (no such file)");
+    expect(notFound.message).not.toContain(sources);
   });
 });

@@ -81,13 +81,20 @@ function segmentation(request: Recorded, counts: Record<string, number>): unknow
   };
 }
 
-const env = { MIXPANEL_SA_USERNAME: USERNAME, MIXPANEL_SA_SECRET: SECRET };
-const proportion: ConnectorContext = { env, metricKind: "proportion" };
+const credentials = { username: USERNAME, secret: SECRET };
+/** The local server stands in for Mixpanel: the operator's SOURCE_API_URLS allows it. */
+const proportion: ConnectorContext = {
+  credentials,
+  metricKind: "proportion",
+  get allowedApiUrls() {
+    return { mixpanel: [baseUrl, "http://127.0.0.1:9/api/query"] };
+  },
+};
 const config = (extra: Record<string, unknown> = {}) => ({
   type: "mixpanel",
   project_id: 2741933,
-  username_env: "MIXPANEL_SA_USERNAME",
-  secret_env: "MIXPANEL_SA_SECRET",
+  username_env: "OUTCOME_RUNTIME_SOURCE_MIXPANEL_SA_USERNAME",
+  secret_env: "OUTCOME_RUNTIME_SOURCE_MIXPANEL_SA_SECRET",
   event: "Order completed",
   api_url: baseUrl,
   ...extra,
@@ -227,7 +234,7 @@ describe("mixpanel connector: mean", () => {
         results: { "2026-03-01": perDay[0], "2026-03-02": perDay[1] },
       });
     };
-    const connector = createConnector(config({ value_property: "amount" }), { env, metricKind: "mean" });
+    const connector = createConnector(config({ value_property: "amount" }), { ...proportion, metricKind: "mean" });
     const rows = await connector.fetchArmAggregates(window);
     expect(rows).toEqual([
       { arm: "control", units: 100, sum: 650, sum_sq: 6500, ts: null },
@@ -248,7 +255,7 @@ describe("mixpanel connector: mean", () => {
 
   it("reads the outcome series of a mean with /segmentation/average; a proportion has none", async () => {
     handler = (_request, res) => json(res, 200, { status: "ok", results: { "2026-03-02": 8.25, "2026-03-01": 8.5 } });
-    const connector = createConnector(config({ value_property: "amount" }), { env, metricKind: "mean" });
+    const connector = createConnector(config({ value_property: "amount" }), { ...proportion, metricKind: "mean" });
     const points = await connector.fetchOutcomeSeries({
       from: new Date("2026-02-28T00:00:00Z"),
       to: new Date("2026-03-02T12:00:00Z"),
@@ -303,7 +310,7 @@ describe("mixpanel connector: errors", () => {
   });
 
   it("maps 401 and 403 to auth_failed (not retryable), without showing the secret", async () => {
-    const wrong = createConnector(config(), { ...proportion, env: { ...env, MIXPANEL_SA_SECRET: "wrong-secret" } });
+    const wrong = createConnector(config(), { ...proportion, credentials: { ...credentials, secret: "wrong-secret" } });
     const error = await failure(wrong.fetchArmAggregates(window));
     expect(error).toMatchObject({ code: "auth_failed", retryable: false });
     expect(error.message).toContain("check username_env and secret_env");
@@ -389,8 +396,15 @@ describe("mixpanel connector: limits", () => {
 
   it("refuses an api_url on a metadata, private or (in production) loopback address before sending anything", async () => {
     const production = parseOutboundPolicy("");
-    for (const apiUrl of ["http://169.254.169.254/api/query", "http://0x0a.1/api/query", baseUrl]) {
-      const connector = createConnector(config({ api_url: apiUrl }), { ...proportion, outboundPolicy: production });
+    const hostile = ["http://169.254.169.254/api/query", "http://0x0a.1/api/query"];
+    // Not Mixpanel's: refused when the connector is made, whatever the network policy.
+    for (const apiUrl of hostile) {
+      expect(() => createConnector(config({ api_url: apiUrl }), proportion)).toThrow(/not one of mixpanel's documented API hosts/);
+    }
+    // Even an operator's consent does not get past the outbound guard.
+    const consented = { ...proportion, allowedApiUrls: { mixpanel: [...hostile, baseUrl] }, outboundPolicy: production };
+    for (const apiUrl of [...hostile, baseUrl]) {
+      const connector = createConnector(config({ api_url: apiUrl }), consented);
       const error = await failure(connector.fetchArmAggregates(window));
       expect(error.code).toBe("invalid_config");
       expect(error.retryable).toBe(false);
@@ -398,6 +412,13 @@ describe("mixpanel connector: limits", () => {
     }
     expect(requests).toEqual([]);
     const allowed = createConnector(config(), { ...proportion, outboundPolicy: parseOutboundPolicy("127.0.0.1") });
+    // A redirect away from the API's origin is refused, so the credentials never leave it.
+    handler = (_request, res) => {
+      res.writeHead(302, { location: "http://localhost:1/steal" });
+      res.end();
+    };
+    const redirected = await failure(allowed.fetchArmAggregates(window));
+    expect(redirected.message).toMatch(/only http:\/\/127\.0\.0\.1:\d+ may be reached from here \(a redirect pointed elsewhere\)/u);
     handler = (request, res) => json(res, 200, segmentation(request, { control: 1, treatment: 1 }));
     await expect(allowed.fetchArmAggregates(window)).resolves.toHaveLength(2);
   });

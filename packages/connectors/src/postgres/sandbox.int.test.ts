@@ -5,16 +5,18 @@
  * error or leave no trace: tables unchanged, no file written, no lock or
  * setting surviving the run.
  *
- * Two layers are tried: the connector, which refuses anything but a read
- * before it is sent, and `runReadOnly` on its own, i.e. what the server does
- * if a statement ever got past that check (READ ONLY transaction, extended
+ * Three layers are tried: the connector, which refuses anything but a read
+ * (PostgreSQL's own parser, a deny list of functions) before it is sent; the
+ * read-only role the connector must connect as (the server refuses what it
+ * has no privilege for); and `runReadOnly` on its own, i.e. what the server
+ * does if a statement ever got past both (READ ONLY transaction, extended
  * protocol, statement_timeout, row cap, rollback and DISCARD ALL).
  * `postgres.connector.int.test.ts` covers INSERT, CREATE, writes hidden in a
  * CTE or nextval, the row cap and the pg_sleep timeout; this file adds the
  * rest of the hostile list.
  */
 import { randomBytes } from "node:crypto";
-import { createEmptyDatabase } from "@outcome-runtime/testing";
+import { createEmptyDatabase, readerOf } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test builds the user's own analytics database the connector reads.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -25,7 +27,11 @@ import { acquirePool, releasePool, runReadOnly } from "./read-only-query";
 
 let database: { name: string; url: string; drop: () => Promise<void> };
 let admin: pg.Client;
+/** As the admin: what the server alone does with a statement that got past the connector. */
 let pool: pg.Pool;
+/** As the read-only role: what the server does with the role's privileges. */
+let readerUrl: string;
+let readerPool: pg.Pool;
 const connectors: SignalConnector[] = [];
 const OPTIONS = { timeoutMs: 2000, maxRows: 10, field: "query" };
 
@@ -38,11 +44,25 @@ const window: ExperimentWindow = {
 
 function connect(query: string, extra: Record<string, unknown> = {}): SignalConnector {
   const connector = createConnector(
-    { type: "postgres", database_url_env: "ANALYTICS_DATABASE_URL", query, ...extra },
-    { env: { ANALYTICS_DATABASE_URL: database.url }, metricKind: "proportion" },
+    { type: "postgres", database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL", query, ...extra },
+    { credentials: { database_url: readerUrl }, metricKind: "proportion" },
   );
   connectors.push(connector);
   return connector;
+}
+
+/** The parameters every query must use, bound where they change nothing (before the statement's own text). */
+const BOUND = "WITH bound AS (SELECT :experiment AS e, :to AS t) ";
+
+/** The error the connector throws when it is made with `query`: the SQL policy refuses before anything is sent. */
+function refusedWhenMade(query: string, extra: Record<string, unknown> = {}): ConnectorError {
+  try {
+    connect(query, extra);
+  } catch (error) {
+    if (error instanceof ConnectorError) return error;
+    throw error;
+  }
+  throw new Error(`expected the connector to refuse ${query}`);
 }
 
 async function failure(run: () => Promise<unknown>): Promise<ConnectorError> {
@@ -87,11 +107,14 @@ beforeAll(async () => {
         FROM generate_series(0, 3) n, unnest(ARRAY['control', 'treatment']) arm;
   `);
   pool = acquirePool(database.url);
+  readerUrl = await readerOf(database.url);
+  readerPool = acquirePool(readerUrl);
 });
 
 afterAll(async () => {
   for (const connector of connectors) await connector.close();
   if (pool !== undefined) await releasePool(database.url);
+  if (readerPool !== undefined) await releasePool(readerUrl);
   await admin?.end();
   await database?.drop();
 });
@@ -107,23 +130,26 @@ describe("postgres sandbox: writes", () => {
     ["ALTER TABLE source_points ADD COLUMN pwned int", "alter"],
   ])("the connector refuses %s before sending it, and the server refuses it too", async (sql, kind) => {
     const before = await snapshot();
-    const refused = await failure(() => connect(sql).fetchArmAggregates(window));
-    expect(refused).toMatchObject({ code: "read_only_violation", retryable: false });
-    expect(refused.details.statement).toBe(kind);
-    expect(refused.message).toContain("was refused and not run");
+    const refused = refusedWhenMade(sql);
+    expect(refused).toMatchObject({ code: "invalid_config", retryable: false, details: { sqlField: "query" } });
+    expect(refused.message).toContain("was refused: the connector only reads");
+    expect(String(refused.details.problem).toLowerCase()).toContain(kind);
 
     const server = await failure(() => runReadOnly(pool, sql, [], OPTIONS));
     expect(server.code).toBe("read_only_violation");
     expect(server.message).toContain("READ ONLY transaction and nothing was written");
+    // And the role has no privilege to write, whatever the transaction.
+    const asReader = await failure(() => runReadOnly(readerPool, sql, [], OPTIONS));
+    expect(["read_only_violation", "query_failed"]).toContain(asReader.code);
     expect(await snapshot()).toEqual(before);
   });
 
   it("keeps no large object a SELECT creates through a function (lo_from_bytea): the run is rolled back", async () => {
     const before = await admin.query("SELECT count(*)::int AS n FROM pg_largeobject_metadata");
     // Whether the server refuses it in a READ ONLY transaction depends on its version; either way nothing is kept.
-    await connect("SELECT 'control' AS arm, lo_from_bytea(0, 'x')::bigint AS units, 0 AS sum, 0 AS sum_sq")
-      .fetchArmAggregates({ ...window, arms: ["control"] })
-      .catch((error: unknown) => expect(error).toBeInstanceOf(ConnectorError));
+    const sql = "SELECT 'control' AS arm, lo_from_bytea(0, 'x')::bigint AS units, 0 AS sum, 0 AS sum_sq";
+    expect(refusedWhenMade(BOUND + sql).details.problem).toMatch(/reads or writes large objects/);
+    await runReadOnly(pool, sql, [], OPTIONS).catch((error: unknown) => expect(error).toBeInstanceOf(ConnectorError));
     const after = await admin.query("SELECT count(*)::int AS n FROM pg_largeobject_metadata");
     expect(after.rows[0]?.n).toBe(before.rows[0]?.n);
   });
@@ -143,10 +169,9 @@ describe("postgres sandbox: escaping the transaction", () => {
     expect((await admin.query("SELECT count(*)::int AS n FROM source_points")).rows[0]?.n).toBe(8);
   });
 
-  it("refuses COMMIT, ROLLBACK and BEGIN as the query", async () => {
+  it("refuses COMMIT, ROLLBACK and BEGIN as the query", () => {
     for (const sql of ["COMMIT", "ROLLBACK", "BEGIN", "START TRANSACTION READ WRITE"]) {
-      const error = await failure(() => connect(sql).fetchArmAggregates(window));
-      expect(error.code).toBe("read_only_violation");
+      expect(refusedWhenMade(sql).details.problem).toMatch(/a transaction statement was refused/);
     }
   });
 });
@@ -159,19 +184,46 @@ describe("postgres sandbox: the server's file system", () => {
       `COPY source_points TO '${marker}'`,
       `COPY source_points FROM PROGRAM 'touch ${marker}'`,
     ]) {
-      const error = await failure(() => connect(sql).fetchArmAggregates(window));
-      expect(error).toMatchObject({ code: "read_only_violation", details: { statement: "copy" } });
+      expect(refusedWhenMade(sql).details.problem).toMatch(/a COPY statement was refused/);
+      // The role may not run programs or write the server's files, whatever reaches the server.
+      const asReader = await failure(() => runReadOnly(readerPool, sql, [], OPTIONS));
+      expect(asReader.code).toMatch(/read_only_violation|query_failed/);
     }
     expect(await serverFileExists(marker)).toBe(false);
+  });
+
+  it("refuses reading the server's files and directories: the parser first, the role's privileges behind it", async () => {
+    for (const sql of [
+      "SELECT pg_read_file('/etc/passwd') AS arm",
+      "SELECT pg_read_binary_file('/etc/passwd') AS arm",
+      "SELECT d AS arm FROM pg_ls_dir('/') d",
+      "SELECT pg_stat_file('/etc/passwd')::text AS arm",
+    ]) {
+      expect(refusedWhenMade(BOUND + sql).details.problem).toMatch(/files of the server|directories|pg_stat_file\(\) is not allowed/);
+      const asReader = await failure(() => runReadOnly(readerPool, sql, [], OPTIONS));
+      expect(asReader.code).toBe("query_failed");
+      expect(asReader.message).toMatch(/permission denied/);
+    }
+  });
+
+  it("refuses signalling other sessions (pg_terminate_backend): the role cannot, and the parser refuses first", async () => {
+    const sql = "SELECT pg_terminate_backend(pid)::text AS arm FROM pg_stat_activity WHERE usename = 'postgres'";
+    expect(refusedWhenMade(BOUND + sql).details.problem).toMatch(/pg_terminate_backend\(\) is not allowed/);
+    const asReader = await failure(() => runReadOnly(readerPool, sql, [], OPTIONS));
+    expect(asReader.message).toMatch(/permission denied|must be a (superuser|member)/);
+    // The admin's own session is still there.
+    expect((await admin.query("SELECT 1 AS ok")).rows[0]?.ok).toBe(1);
   });
 });
 
 describe("postgres sandbox: session state does not survive a run", () => {
-  it("SET statement_timeout = 0 and SET search_path are refused by the connector", async () => {
+  it("SET statement_timeout = 0, SET search_path and set_config are refused by the connector", () => {
     for (const sql of ["SET statement_timeout = 0", "SET search_path = pg_temp, public", "RESET ALL"]) {
-      const error = await failure(() => connect(sql).fetchArmAggregates(window));
-      expect(error.code).toBe("read_only_violation");
+      expect(refusedWhenMade(sql).details.problem).toMatch(/statement was refused/);
     }
+    expect(refusedWhenMade(`${BOUND}SELECT set_config('statement_timeout', '0', false)`).details.problem).toMatch(
+      /set_config\(\)/,
+    );
   });
 
   it("and when run at the server, SET and set_config(..., false) leave every pooled connection as it was", async () => {
@@ -191,8 +243,11 @@ describe("postgres sandbox: session state does not survive a run", () => {
   });
 
   it("a session-level pg_advisory_lock taken by a query is not held after the run (DISCARD ALL)", async () => {
-    const connector = connect("SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM pg_advisory_lock(1)");
-    await connector.fetchArmAggregates(window);
+    expect(
+      refusedWhenMade(`${BOUND}SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM pg_advisory_lock(1)`)
+        .details.problem,
+    ).toMatch(/advisory locks/);
+    await runReadOnly(readerPool, "SELECT pg_advisory_lock(1)", [], OPTIONS);
     await runReadOnly(pool, "SELECT pg_advisory_lock(1), pg_advisory_lock_shared(2)", [], OPTIONS);
     const held = await admin.query(
       `SELECT count(*)::int AS n FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
@@ -207,8 +262,7 @@ describe("postgres sandbox: session state does not survive a run", () => {
   });
 
   it("LISTEN is refused by the connector, and one run at the server leaves no channel listened to", async () => {
-    const error = await failure(() => connect("LISTEN pwned").fetchArmAggregates(window));
-    expect(error.code).toBe("read_only_violation");
+    expect(refusedWhenMade("LISTEN pwned").details.problem).toMatch(/a LISTEN statement was refused/);
     await runReadOnly(pool, "LISTEN pwned", [], OPTIONS).catch((e: unknown) => {
       // Postgres may refuse LISTEN in a read-only transaction; either way nothing is kept.
       expect(e).toBeInstanceOf(ConnectorError);
@@ -227,15 +281,13 @@ describe("postgres sandbox: session state does not survive a run", () => {
 });
 
 describe("postgres sandbox: time and size", () => {
-  it("cancels SELECT pg_sleep(10) at the 1s timeout with a timeout error, and the pool stays usable", async () => {
-    const started = Date.now();
-    const error = await failure(() =>
-      connect("SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM pg_sleep(10)", {
-        timeout: "1s",
-      }).fetchArmAggregates(window),
+  it("refuses SELECT pg_sleep(10) with a 1s timeout; one at the server is cancelled at 1s and the pool stays usable", async () => {
+    const sql = "SELECT 'control' AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM pg_sleep(10)";
+    expect(refusedWhenMade(BOUND + sql, { timeout: "1s" }).details.problem).toMatch(
+      /for 10s may sleep past the statement timeout of 1s/,
     );
+    const error = await failure(() => runReadOnly(readerPool, sql, [], { ...OPTIONS, timeoutMs: 1000 }));
     expect(error).toMatchObject({ code: "timeout", retryable: true });
-    expect(Date.now() - started).toBeLessThan(4000);
     const idle = await admin.query(
       "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid() AND query LIKE '%pg_sleep(10)%' AND state = 'active'",
       [database.name],
@@ -247,7 +299,7 @@ describe("postgres sandbox: time and size", () => {
   it("refuses a result with more rows than the cap, from a 10^6-row query, quickly", async () => {
     const started = Date.now();
     const error = await failure(() =>
-      connect("SELECT 'control' AS arm, g AS units, 0 AS sum, 0 AS sum_sq FROM generate_series(1, 1000000) g", {
+      connect(`${BOUND}SELECT 'control' AS arm, g AS units, 0 AS sum, 0 AS sum_sq FROM generate_series(1, 1000000) g`, {
         max_rows: 100,
       }).fetchArmAggregates(window),
     );

@@ -33,7 +33,7 @@ export const DRAFT_EXAMPLES: readonly string[] = [
 ];
 
 export const PLACEHOLDER_EMAIL = "owner@example.com";
-export const DATABASE_URL_ENV = "ANALYTICS_DATABASE_URL";
+export const DATABASE_URL_ENV = "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL";
 
 const DECREASE_VERBS = [
   "cut",

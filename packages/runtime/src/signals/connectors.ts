@@ -2,8 +2,10 @@
  * Connectors for the use cases: one live connector per workspace and
  * configuration (a `postgres` connector keeps its pool between polls),
  * created on first use with the credentials its settings name, resolved for
- * that workspace (`source-access.ts`). A rotated secret makes a new
- * connector; the old one is closed.
+ * that workspace (`source-access.ts`). Resolved credentials are kept for
+ * {@link CREDENTIALS_TTL_MS}, so a poll does not read and open a secret each
+ * time; a rotated secret is used from then on, with a new connector (the old
+ * one is closed).
  */
 import { createHash } from "node:crypto";
 import {
@@ -14,6 +16,9 @@ import {
 } from "@outcome-runtime/connectors";
 import { type DbOrTrx, databaseIdentity } from "@outcome-runtime/db";
 import { resolveCredentials, type SourceAccess, sourceWorkspace } from "./source-access";
+
+/** How long resolved credentials are reused before they are read again, ms. */
+export const CREDENTIALS_TTL_MS = 30_000;
 
 export interface ConnectorProvider {
   /**
@@ -47,6 +52,7 @@ export interface ConnectorProviderOptions {
  */
 export function connectorProvider(options: ConnectorProviderOptions): ConnectorProvider {
   const cache = new Map<string, { credentials: string; connector: SignalConnector }>();
+  const resolved = new Map<string, { at: number; values: Promise<Record<string, string>> }>();
   const slugs = new Map<string, Promise<{ id: string; slug: string }>>();
   const create = options.create ?? createConnector;
   const runtimeDatabase = () => databaseIdentity(options.db);

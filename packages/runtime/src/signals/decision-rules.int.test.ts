@@ -24,7 +24,7 @@ let bench: RuleBench;
 beforeAll(async () => {
   t = await createTestDatabase();
   seed = await seedWorkspace(t.db);
-  bench = await createRuleBench(t.db, t.url, seed);
+  bench = await createRuleBench(t.db, seed);
 });
 afterAll(async () => {
   await bench.close();

@@ -22,10 +22,11 @@ import { decideGate } from "../decide-gate";
 import { getExperiment, listExperimentAnalyses, proposeExperiment, transitionExperiment } from "../experiments";
 import { getOutcome, transitionOutcome } from "../outcomes";
 import { analyzeExperiment } from "./analyze";
-import { connectorProvider } from "./connectors";
+import { type ConnectorProvider, connectorProvider } from "./connectors";
 import { pollOutcome } from "./outcome-poll";
 import { pollExperiment, type SignalDeps } from "./poll";
 import { pollingPlan } from "./schedules";
+import { sourceAccessFromEnv } from "./source-access";
 
 let t: TestDatabase;
 let seed: Seeded;
@@ -75,7 +76,8 @@ function fakeConnector(config: { type: string } & Record<string, unknown>): Sign
   };
 }
 
-const connectors = connectorProvider({ env: {}, create: (config) => fakeConnector(config) });
+/** The fake stands for the example outcome's analytics database, named by its source variable. */
+let connectors: ConnectorProvider;
 
 /** The example outcome's signal connector block, and its constraints up to the gates (for replacements). */
 const exampleSignalConnector = /^ {2}connector:\n[\s\S]*?\ntarget:/m.exec(exampleOutcome())![0];
@@ -88,6 +90,11 @@ let observer: pg.Client;
 beforeAll(async () => {
   t = await createTestDatabase();
   seed = await seedWorkspace(t.db);
+  connectors = connectorProvider({
+    db: t.db,
+    access: sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://analytics.invalid/app" }),
+    create: (config) => fakeConnector(config),
+  });
   observer = new pg.Client({ connectionString: t.url });
   await observer.connect();
 });
@@ -412,7 +419,7 @@ describe("an analysis racing a poll of the same experiment", () => {
 describe("replaying a CSV file at a speed", () => {
   it("places the file's timeline at the experiment's launch, whatever the poll window", async () => {
     const fixtures = fileURLToPath(new URL("../../../connectors/fixtures/csv/", import.meta.url));
-    const csv = connectorProvider({ env: {}, baseDir: fixtures });
+    const csv = connectorProvider({ db: t.db, access: sourceAccessFromEnv({ SOURCE_CSV_DIR: fixtures }) });
     // One file day per second: 2026-03-01 at the launch, 2026-03-02 a second later, 2026-03-03 two seconds later.
     const key = await runningExperiment("sig-replay", [
       [exampleSignalConnector, "  connector:\n    type: replay\n    path: aggregates.csv\n    speed: 86400\ntarget:"],
@@ -454,8 +461,8 @@ describe("the polling plan", () => {
           type: "mixpanel",
           project_id: 1,
           event: "purchase",
-          username_env: "MP_USER",
-          secret_env: "MP_SECRET",
+          username_env: "OUTCOME_RUNTIME_SOURCE_MP_USER",
+          secret_env: "OUTCOME_RUNTIME_SOURCE_MP_SECRET",
         },
       },
     };
