@@ -16,11 +16,11 @@ import type { Db } from "@outcome-runtime/db";
 import {
   type ConnectorProvider,
   connectorProvider,
-  sourceAccessFromEnv,
   JOB,
   KEEP_COMPLETED,
   KEEP_FAILED,
   measuredMetrics,
+  sourceAccessFromEnv,
 } from "@outcome-runtime/runtime";
 import { type RunningWorker, startWorker, type WorkerOptions } from "@outcome-runtime/worker";
 import type { Redis } from "ioredis";
@@ -185,7 +185,9 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
     connectors = connectorProvider({
       db: bench.db,
       // The example outcome names its analytics database; the synthetic source stands for it.
-      access: sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://synthetic.invalid/bench" }),
+      access: sourceAccessFromEnv({
+        OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://synthetic.invalid/bench",
+      }),
       create: syntheticConnectors(source, (config) => {
         const metric = metrics.get(JSON.stringify(config));
         if (metric === undefined) throw new Error(`no synthetic metric for connector ${JSON.stringify(config)}`);

@@ -3,8 +3,10 @@
  * local port, backed by the real Postgres and Redis.
  */
 import { execFile } from "node:child_process";
-import { readdirSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
@@ -86,6 +88,39 @@ describe("outcome-runtime validate", () => {
         expect(e.message.length, f.file).toBeGreaterThan(10);
         expect(e.code, f.file).not.toBe("internal_error");
       }
+    }
+  });
+
+  it("refuses a multi-statement query (and a query reading the server's files) at its line and column in the YAML", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "cli-validate-sql-"));
+    try {
+      const example = readFileSync(`${root}outcome.example.yaml`, "utf8");
+      const multi = example.replace(
+        "       GROUP BY e.arm\n",
+        "       GROUP BY e.arm;\n      COMMIT; CREATE TABLE pwned (a int)\n",
+      );
+      expect(multi).not.toBe(example);
+      writeFileSync(join(dir, "multi.yaml"), multi);
+      const lines = multi.split("\n");
+      const line = lines.findIndex((l) => l.includes("COMMIT; CREATE TABLE pwned")) + 1;
+      const column = (lines[line - 1] ?? "").indexOf("COMMIT") + 1;
+      const result = await cli(["validate", join(dir, "multi.yaml")]);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(
+        `${join(dir, "multi.yaml")}:${line}:${column}: error[sql_refused]: signal.connector.query: the query holds more than one statement`,
+      );
+      const files = example.replace(
+        "count(*)                          AS units",
+        "count(pg_read_file('/etc/passwd')) AS units",
+      );
+      writeFileSync(join(dir, "files.yaml"), files);
+      const read = await cli(["validate", join(dir, "files.yaml")]);
+      expect(read.code).toBe(1);
+      expect(read.stderr).toMatch(
+        /files\.yaml:28:\d+: error\[sql_refused\]: signal\.connector\.query: the function pg_read_file\(\) reads files of the server/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

@@ -7,6 +7,7 @@
  * the API migrates), REDIS_URL (local Redis, a unique QUEUE_PREFIX), the ports,
  * SMTP_URL (no Mailpit here) and the state directory of the first-run key.
  */
+import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -154,6 +155,74 @@ describe("the compose processes", () => {
     expect(second.output()).not.toContain(printed!);
     expect((await fetch(`${base}/v1/outcomes`, auth)).status).toBe(200);
     expect(await terminate(second)).toEqual({ code: 0, signal: null });
+  }, 120_000);
+});
+
+describe("the compose database role", () => {
+  it("is created by the init script, owns the runtime's database, is not a superuser, and the API migrates and serves as it", async () => {
+    const world = await installation();
+    const role = `ort_app_${randomBytes(4).toString("hex")}`;
+    const database = new URL(world.databaseUrl).pathname.slice(1);
+    const admin = new pg.Client({ connectionString: world.databaseUrl });
+    await admin.connect();
+    cleanups.push(async () => {
+      await admin.query(`DROP OWNED BY ${role} CASCADE`).catch(() => {});
+      await admin.end();
+    });
+    // After the database is dropped (registered first, so it runs last), the role goes too.
+    cleanups.unshift(async () => {
+      const last = new pg.Client({ connectionString: new URL("/postgres", world.databaseUrl).toString() });
+      await last.connect();
+      await last.query(`DROP ROLE IF EXISTS ${role}`).finally(() => last.end());
+    });
+    // The compose file mounts the script and gives it these.
+    const timescale = world.compose.services.timescaledb!;
+    expect(timescale.volumes).toContain(
+      "./docker/postgres-init/20-outcome-runtime-role.sh:/docker-entrypoint-initdb.d/20-outcome-runtime-role.sh:ro",
+    );
+    const url = new URL(world.databaseUrl);
+    const ran = spawnSync("bash", [join(root, "docker/postgres-init/20-outcome-runtime-role.sh")], {
+      env: {
+        ...process.env,
+        PGHOST: url.hostname,
+        PGPORT: url.port || "5432",
+        POSTGRES_USER: decodeURIComponent(url.username) || "postgres",
+        POSTGRES_DB: database,
+        OUTCOME_RUNTIME_DB_USER: role,
+        OUTCOME_RUNTIME_DB_PASSWORD: "compose-app-password",
+      },
+      encoding: "utf8",
+    });
+    expect(ran.status, ran.stderr).toBe(0);
+    const facts = await admin.query<{ rolsuper: boolean; owner: string }>(
+      `SELECT r.rolsuper, pg_get_userbyid(d.datdba) AS owner FROM pg_roles r, pg_database d
+        WHERE r.rolname = $1 AND d.datname = $2`,
+      [role, database],
+    );
+    expect(facts.rows[0]).toEqual({ rolsuper: false, owner: role });
+    // The api service's DATABASE_URL names that role, not the superuser.
+    expect(serviceEnvironment(world.compose.services.api!, {}).DATABASE_URL).toMatch(
+      /^postgres:\/\/outcome_runtime:outcome_runtime@timescaledb:5432\/outcome_runtime$/,
+    );
+
+    const appUrl = new URL(world.databaseUrl);
+    appUrl.username = role;
+    appUrl.password = "compose-app-password";
+    const key = `ork_${randomBytes(24).toString("base64url")}`;
+    const env = {
+      ...(await apiEnv(world, { OUTCOME_RUNTIME_API_KEY: key, LOG_LEVEL: "warn" })),
+      DATABASE_URL: appUrl.toString(),
+    };
+    const api = spawnProcess(apiArgv(), env, (c) => cleanups.push(c));
+    const base = `http://127.0.0.1:${env.PORT}`;
+    await waitHealthy(api, `${base}/readyz`);
+    expect((await fetch(`${base}/v1/outcomes`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(200);
+    const owned = await admin.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = 'public' AND tableowner = $1",
+      [role],
+    );
+    expect(owned.rows[0]?.n).toBeGreaterThan(10);
+    expect(await terminate(api)).toEqual({ code: 0, signal: null });
   }, 120_000);
 });
 

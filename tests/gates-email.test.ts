@@ -13,10 +13,10 @@ import { type MailCatcher, startMailCatcher } from "@outcome-runtime/notify/test
 import {
   applyOutcome,
   connectorProvider,
-  sourceAccessFromEnv,
   decideGate,
   getExperiment,
   proposeExperiment,
+  sourceAccessFromEnv,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";

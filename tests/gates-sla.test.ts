@@ -20,7 +20,6 @@ import {
   applyOutcome,
   type Caller,
   connectorProvider,
-  sourceAccessFromEnv,
   decideGate,
   type Gate,
   gateEmailJobId,
@@ -30,6 +29,7 @@ import {
   JOB,
   proposeExperiment,
   remindGate,
+  sourceAccessFromEnv,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
 import {

@@ -15,6 +15,8 @@ import { JOB, SIGNALS_QUEUE } from "@outcome-runtime/runtime";
 import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test reads BullMQ's completed jobs to count the polls
 import { Queue } from "bullmq";
+// biome-ignore lint/style/noRestrictedImports: the test instruments the runtime's database with triggers
+import pg from "pg";
 import { afterEach, describe, expect, it } from "vitest";
 import { terminate } from "./support/compose";
 import { startWorkerProcess, type WorkerProcess } from "./support/processes";
@@ -36,10 +38,18 @@ const KEYS = ["scale-a", "scale-b", "scale-c", "scale-d", "scale-e", "scale-f"];
 const cleanups: Cleanups = [];
 afterEach(() => runCleanups(cleanups));
 
-/** The test world, plus the instrumentation: who ran each successful poll and each analysis. */
-async function createWorld(): Promise<World> {
+/** The runtime's database, for the instrumentation below (not a signal source). */
+function runtimeDatabase(world: World): pg.Pool {
+  const pool = new pg.Pool({ connectionString: world.t.url, max: 2 });
+  cleanups.push(() => pool.end());
+  return pool;
+}
+
+/** The test world, plus the instrumentation: who ran each successful poll and each analysis (triggers in the runtime's database). */
+async function createWorld(): Promise<World & { runtime: pg.Pool }> {
   const world = await createWorldOf(cleanups);
-  await world.source.query(`
+  const runtime = runtimeDatabase(world);
+  await runtime.query(`
     CREATE TABLE test_poll_log (experiment_id uuid, polled_at timestamptz, worker text);
     CREATE TABLE test_analysis_log (experiment_id uuid, ts timestamptz, worker text);
     CREATE FUNCTION test_log_poll() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -56,7 +66,7 @@ async function createWorld(): Promise<World> {
     END $$;
     CREATE TRIGGER test_log_poll AFTER UPDATE ON experiments FOR EACH ROW EXECUTE FUNCTION test_log_poll();
     CREATE TRIGGER test_log_analysis AFTER INSERT ON analyses FOR EACH ROW EXECUTE FUNCTION test_log_analysis();`);
-  return world;
+  return { ...world, runtime };
 }
 
 /** A worker process whose database sessions carry `outcome_test.worker = name`, for the triggers above. */
@@ -107,10 +117,10 @@ describe("two worker processes on one Redis", () => {
     expect(new Set(completed.map((j) => j.id)).size).toBe(completed.length);
 
     // Postgres' record: one successful poll per completed job, per experiment, and who ran it.
-    const polls = await world.source.query<{ experiment_id: string; polled_at: Date; worker: string | null }>(
+    const polls = await world.runtime.query<{ experiment_id: string; polled_at: Date; worker: string | null }>(
       "SELECT experiment_id, polled_at, worker FROM test_poll_log",
     );
-    const analyses = await world.source.query<{ experiment_id: string; ts: Date; worker: string | null }>(
+    const analyses = await world.runtime.query<{ experiment_id: string; ts: Date; worker: string | null }>(
       "SELECT experiment_id, ts, worker FROM test_analysis_log",
     );
     const perWorker = { a: 0, b: 0 } as Record<string, number>;

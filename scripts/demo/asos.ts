@@ -12,10 +12,10 @@
  */
 import { readFile } from "node:fs/promises";
 import { fileURLToPath } from "node:url";
+import { readerOf } from "@outcome-runtime/testing/read-only-role";
 import { parse } from "csv-parse/sync";
 // biome-ignore lint/style/noRestrictedImports: this module plays the customer's own application writing its own analytics database, which is not the runtime's storage (packages/db)
 import pg from "pg";
-import { readerOf } from "@outcome-runtime/testing/read-only-role";
 
 /** Absolute path of the dataset's CSV, copied unchanged into data/asos. */
 export const ASOS_CSV: string = fileURLToPath(

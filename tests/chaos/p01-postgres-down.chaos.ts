@@ -81,7 +81,12 @@ it(`P1: Postgres stopped ${OUTAGES}× for ${OUTAGE_MS / 1000} s under load: 503s
   const shared = await createWorld(cleanups);
   const cluster = await startPrivatePostgres(cleanups);
   const t = await runtimeDatabase(cluster.url("outcome_runtime"), cleanups);
-  const world: World = { ...shared, t, seed: await seedWorkspace(t.db), deps: { db: t.db, sources: shared.deps.sources } };
+  const world: World = {
+    ...shared,
+    t,
+    seed: await seedWorkspace(t.db),
+    deps: { db: t.db, sources: shared.deps.sources },
+  };
 
   await activeOutcome(world, "chaos-pg", 1_000_000_000, { pollInterval: "1s" });
   // Proposed first, they join the portfolio gate launchExperiments approves: they stay `approved`.

@@ -9,11 +9,11 @@ import {
   applyOutcome,
   type Caller,
   connectorProvider,
-  sourceAccessFromEnv,
   decideGate,
   getExperiment,
   pollExperiment,
   proposeExperiment,
+  sourceAccessFromEnv,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";

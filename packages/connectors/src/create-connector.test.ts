@@ -81,11 +81,17 @@ describe("createConnector", () => {
 
     it("needs :experiment and :to in the query, and :to in the series query", () => {
       const noExperiment = failure(() =>
-        createConnector({ type: "postgres", query: "SELECT arm, 1 AS units FROM t WHERE ts <= :to", ...DATABASE }, context),
+        createConnector(
+          { type: "postgres", query: "SELECT arm, 1 AS units FROM t WHERE ts <= :to", ...DATABASE },
+          context,
+        ),
       );
       expect(noExperiment.details).toMatchObject({ sqlField: "query", problem: "the query does not use :experiment" });
       const series = failure(() =>
-        createConnector({ type: "postgres", query: QUERY, series_query: "SELECT ts, value FROM s", ...DATABASE }, context),
+        createConnector(
+          { type: "postgres", query: QUERY, series_query: "SELECT ts, value FROM s", ...DATABASE },
+          context,
+        ),
       );
       expect(series.details).toMatchObject({ sqlField: "series_query", problem: "the query does not use :to" });
     });
@@ -120,7 +126,9 @@ describe("createConnector", () => {
           createConnector({ type: "postgres", query: QUERY, database_url_env: name }, context),
         );
         expect(error.details).toMatchObject({ field: "database_url_env", value: name });
-        expect(error.message).toContain(`"${name}" is not a source variable: only names starting with OUTCOME_RUNTIME_SOURCE_ may be used`);
+        expect(error.message).toContain(
+          `"${name}" is not a source variable: only names starting with OUTCOME_RUNTIME_SOURCE_ may be used`,
+        );
       }
       expect(
         failure(() => createConnector({ type: "postgres", query: QUERY, database_url_env: "postgres://x" }, context))

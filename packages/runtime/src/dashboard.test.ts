@@ -27,6 +27,10 @@ describe("parseOutcomeChecked (what validateOutcomeSource checks before the sour
   it("reports a YAML syntax error with its position", () => {
     const result = parseOutcomeChecked("id: [unclosed\n", "x.yaml");
     expect(result.ok).toBe(false);
-    expect(result.ok ? [] : result.errors[0]).toMatchObject({ file: "x.yaml", code: "yaml_syntax", line: expect.any(Number) });
+    expect(result.ok ? [] : result.errors[0]).toMatchObject({
+      file: "x.yaml",
+      code: "yaml_syntax",
+      line: expect.any(Number),
+    });
   });
 });

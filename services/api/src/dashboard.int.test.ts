@@ -695,7 +695,7 @@ describe("dashboard endpoints", () => {
       body: outcomeVariant("dash-validate"),
     });
     expect(good.statusCode).toBe(200);
-    expect(good.json()).toEqual({ valid: true, errors: [] });
+    expect(good.json()).toEqual({ valid: true, errors: [], warnings: [] });
 
     const broken = outcomeVariant("dash-validate", [["kind: proportion", "kind: ratio-ish"]]).replace(
       /^name: .*$/m,

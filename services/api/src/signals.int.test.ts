@@ -9,12 +9,12 @@ import {
   analyzeExperiment,
   applyOutcome,
   connectorProvider,
-  sourceAccessFromEnv,
   decideGate,
   JOB,
   pollExperiment,
   proposeExperiment,
   SIGNALS_QUEUE,
+  sourceAccessFromEnv,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
@@ -99,7 +99,9 @@ describe("experiments with signals", () => {
   it("serves the analyses, the plan and the gate the worker opened", async () => {
     const connectors = connectorProvider({
       db: api.t.db,
-      access: sourceAccessFromEnv({ OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://analytics.invalid/app" }),
+      access: sourceAccessFromEnv({
+        OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://analytics.invalid/app",
+      }),
       create: () => fake,
     });
     const id = (await api.app.inject({ method: "GET", url: `/v1/experiments/${running}`, headers: api.auth })).json()

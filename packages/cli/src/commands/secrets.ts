@@ -58,6 +58,10 @@ export function secretsCommand(globals: () => GlobalOptions): Command {
   secrets
     .command("list")
     .description("the workspace's secrets: names, versions, who changed them and when they were last used")
+    .addHelpText(
+      "after",
+      examples("outcome-runtime secrets list", "outcome-runtime --json secrets list | jq -r '.secrets[].name'"),
+    )
     .action(async () => {
       const options = globals();
       const result = await clientOf(options).request<{ secrets: SecretJson[] }>("GET", "/v1/secrets");
@@ -117,6 +121,7 @@ export function secretsCommand(globals: () => GlobalOptions): Command {
     .command("delete")
     .description("delete a secret (admin); polls of connectors that name it fail from then on")
     .argument("<name>", "the secret's name")
+    .addHelpText("after", examples("outcome-runtime secrets delete analytics-db"))
     .action(async (name: string) => {
       const options = globals();
       const result = await clientOf(options).request<{ secret: SecretJson }>(

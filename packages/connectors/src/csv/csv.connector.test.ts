@@ -221,7 +221,10 @@ describe("csv connector: streaming", () => {
       );
     }
     await writeFile(file, `${lines.join("\n")}\n`);
-    const connector = createConnector({ type: "csv", path: basename(file), snapshot_every: "1h" }, { ...proportion, baseDir: dir });
+    const connector = createConnector(
+      { type: "csv", path: basename(file), snapshot_every: "1h" },
+      { ...proportion, baseDir: dir },
+    );
     const rows = await connector.fetchArmAggregates(window("2026-02-28T00:00:00Z", "2026-03-04T00:00:00Z"));
     const last = (arm: string) => rows.filter((r) => r.arm === arm).at(-1);
     expect(last("control")?.units).toBe(30_000);

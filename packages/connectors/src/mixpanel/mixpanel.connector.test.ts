@@ -399,10 +399,16 @@ describe("mixpanel connector: limits", () => {
     const hostile = ["http://169.254.169.254/api/query", "http://0x0a.1/api/query"];
     // Not Mixpanel's: refused when the connector is made, whatever the network policy.
     for (const apiUrl of hostile) {
-      expect(() => createConnector(config({ api_url: apiUrl }), proportion)).toThrow(/not one of mixpanel's documented API hosts/);
+      expect(() => createConnector(config({ api_url: apiUrl }), proportion)).toThrow(
+        /not one of mixpanel's documented API hosts/,
+      );
     }
     // Even an operator's consent does not get past the outbound guard.
-    const consented = { ...proportion, allowedApiUrls: { mixpanel: [...hostile, baseUrl] }, outboundPolicy: production };
+    const consented = {
+      ...proportion,
+      allowedApiUrls: { mixpanel: [...hostile, baseUrl] },
+      outboundPolicy: production,
+    };
     for (const apiUrl of [...hostile, baseUrl]) {
       const connector = createConnector(config({ api_url: apiUrl }), consented);
       const error = await failure(connector.fetchArmAggregates(window));
@@ -418,7 +424,9 @@ describe("mixpanel connector: limits", () => {
       res.end();
     };
     const redirected = await failure(allowed.fetchArmAggregates(window));
-    expect(redirected.message).toMatch(/only http:\/\/127\.0\.0\.1:\d+ may be reached from here \(a redirect pointed elsewhere\)/u);
+    expect(redirected.message).toMatch(
+      /only http:\/\/127\.0\.0\.1:\d+ may be reached from here \(a redirect pointed elsewhere\)/u,
+    );
     handler = (request, res) => json(res, 200, segmentation(request, { control: 1, treatment: 1 }));
     await expect(allowed.fetchArmAggregates(window)).resolves.toHaveLength(2);
   });

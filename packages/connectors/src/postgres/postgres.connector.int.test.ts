@@ -117,7 +117,8 @@ async function runningSlowQueries(): Promise<number> {
 async function waitForCount(n: number): Promise<void> {
   const deadline = Date.now() + 10_000;
   while ((await runningSlowQueries()) !== n) {
-    if (Date.now() > deadline) throw new Error(`expected ${n} slow_arm statements running, found ${await runningSlowQueries()}`);
+    if (Date.now() > deadline)
+      throw new Error(`expected ${n} slow_arm statements running, found ${await runningSlowQueries()}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
 }
@@ -316,9 +317,9 @@ describe("postgres connector: refusals", () => {
     );
     const before = await count("exposures");
     const error = await failure(
-      connect({ query: bound("SELECT 'control' AS arm, sneaky_insert() AS units, 0 AS sum, 0 AS sum_sq") }).fetchArmAggregates(
-        window,
-      ),
+      connect({
+        query: bound("SELECT 'control' AS arm, sneaky_insert() AS units, 0 AS sum, 0 AS sum_sq"),
+      }).fetchArmAggregates(window),
     );
     expect(["read_only_violation", "query_failed"]).toContain(error.code);
     expect(await count("exposures")).toBe(before);
@@ -355,7 +356,10 @@ describe("postgres connector: refusals", () => {
   });
 
   it("cancels the query on the server when the poll gives up, instead of leaving it running", async () => {
-    const connector = connect({ query: bound("SELECT slow_arm(60) AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq"), timeout: "50s" });
+    const connector = connect({
+      query: bound("SELECT slow_arm(60) AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq"),
+      timeout: "50s",
+    });
     const controller = new AbortController();
     const poll = failure(connector.fetchArmAggregates(window, controller.signal));
     await waitForCount(1);

@@ -199,7 +199,9 @@ describe("postgres sandbox: the server's file system", () => {
       "SELECT d AS arm FROM pg_ls_dir('/') d",
       "SELECT pg_stat_file('/etc/passwd')::text AS arm",
     ]) {
-      expect(refusedWhenMade(BOUND + sql).details.problem).toMatch(/files of the server|directories|pg_stat_file\(\) is not allowed/);
+      expect(refusedWhenMade(BOUND + sql).details.problem).toMatch(
+        /files of the server|directories|pg_stat_file\(\) is not allowed/,
+      );
       const asReader = await failure(() => runReadOnly(readerPool, sql, [], OPTIONS));
       expect(asReader.code).toBe("query_failed");
       expect(asReader.message).toMatch(/permission denied/);

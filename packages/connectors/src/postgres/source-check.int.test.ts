@@ -50,10 +50,7 @@ async function refusal(url: string, runtime?: DatabaseIdentity): Promise<Connect
     credentials: { database_url: url },
     ...(runtime === undefined ? {} : { runtimeDatabase: async () => runtime }),
   };
-  const connector = createConnector(
-    { type: "postgres", query: QUERY, database_url_secret: "analytics-db" },
-    context,
-  );
+  const connector = createConnector({ type: "postgres", query: QUERY, database_url_secret: "analytics-db" }, context);
   try {
     await connector.fetchArmAggregates(window);
   } catch (error) {
@@ -107,7 +104,9 @@ describe("postgres source check", () => {
     );
     try {
       await connector.check?.();
-      expect(await connector.fetchArmAggregates(window)).toEqual([{ arm: "control", units: 1, sum: 0, sum_sq: 0, ts: null }]);
+      expect(await connector.fetchArmAggregates(window)).toEqual([
+        { arm: "control", units: 1, sum: 0, sum_sq: 0, ts: null },
+      ]);
     } finally {
       await connector.close();
     }
@@ -116,7 +115,11 @@ describe("postgres source check", () => {
   it("refuses a superuser before running the query, naming the role and the fix", async () => {
     const error = await refusal(database.url);
     expect(error).toMatchObject({ code: "source_refused", retryable: false });
-    expect(error.details).toMatchObject({ reason: "superuser", role: "postgres", source: "database_url_secret: analytics-db" });
+    expect(error.details).toMatchObject({
+      reason: "superuser",
+      role: "postgres",
+      source: "database_url_secret: analytics-db",
+    });
     expect(error.message).toContain('the role "postgres" is a superuser');
     expect(error.message).toContain("docs/connectors.md#a-read-only-role");
   });

@@ -10,7 +10,8 @@ function verdict(sql: string, timeoutSeconds = 30) {
   return checkSqlPolicy(prepared.checkText, { timeoutSeconds });
 }
 
-const READ = "SELECT arm, count(*) AS units FROM exposures WHERE experiment_key = :experiment AND ts <= :to GROUP BY arm";
+const READ =
+  "SELECT arm, count(*) AS units FROM exposures WHERE experiment_key = :experiment AND ts <= :to GROUP BY arm";
 
 describe("the SQL policy (PostgreSQL's parser)", () => {
   it("lets reading queries through: SELECT, WITH ... SELECT, VALUES, TABLE, set operations, casts", () => {
@@ -56,7 +57,7 @@ describe("the SQL policy (PostgreSQL's parser)", () => {
       ["SELECT pg_sleep(130)", /for 130s may sleep past the statement timeout of 30s/],
       ["SELECT pg_sleep_for('5 minutes')", /with a computed or interval argument/],
       ["SELECT pg_sleep(random() * 100)", /computed/],
-      ['SELECT "PG_READ_FILE"(\'x\')', /PG_READ_FILE\(\)/],
+      ["SELECT \"PG_READ_FILE\"('x')", /PG_READ_FILE\(\)/],
       ["SELECT (SELECT pg_read_file('x')) AS nested", /pg_read_file/],
     ];
     for (const [sql, reason] of refused) {
@@ -67,7 +68,8 @@ describe("the SQL policy (PostgreSQL's parser)", () => {
   });
 
   it("points at the offending call, in the user's text (named parameters keep their offsets)", () => {
-    const sql = "SELECT arm\n  FROM t\n WHERE experiment_key = :experiment AND ts <= :to\n   AND pg_sleep(500) IS NOT NULL";
+    const sql =
+      "SELECT arm\n  FROM t\n WHERE experiment_key = :experiment AND ts <= :to\n   AND pg_sleep(500) IS NOT NULL";
     const found = verdict(sql);
     expect(found?.offset).toBe(sql.indexOf("pg_sleep"));
     const accented = "SELECT 'café' AS é, pg_read_file('x')";

@@ -161,7 +161,10 @@ describe("draftOutcomeByRules", () => {
     expect(spec.target.value).toBeCloseTo(value, 10);
     expect(spec.target).toMatchObject({ relative, direction });
     expect(spec.horizon).toEqual(horizon);
-    expect(spec.signal.connector).toMatchObject({ type: "postgres", database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL" });
+    expect(spec.signal.connector).toMatchObject({
+      type: "postgres",
+      database_url_env: "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL",
+    });
     expect(spec.owner).toBe("owner@example.com");
     expect(spec.gates?.portfolio_review?.assignees).toEqual(["owner@example.com"]);
     const paths = draft.todos.map((t) => t.path);
