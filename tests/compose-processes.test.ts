@@ -209,7 +209,7 @@ describe("the compose database role", () => {
     appUrl.username = role;
     appUrl.password = "compose-app-password";
     const key = `ork_${randomBytes(24).toString("base64url")}`;
-    const env = {
+    const env: Record<string, string> = {
       ...(await apiEnv(world, { OUTCOME_RUNTIME_API_KEY: key, LOG_LEVEL: "warn" })),
       DATABASE_URL: appUrl.toString(),
     };

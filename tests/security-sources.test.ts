@@ -39,6 +39,8 @@ import {
   type TestDatabase,
 } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
+// biome-ignore lint/style/noRestrictedImports: the test builds the team's analytics database the connector reads
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 let t: TestDatabase;
@@ -180,7 +182,7 @@ beforeAll(async () => {
   seed = await seedWorkspace(t.db);
   PROCESS_SECRETS.DATABASE_URL = t.url;
   analytics = await createSourceDatabase();
-  const admin = new (await import("pg")).default.Client({ connectionString: analytics.adminUrl });
+  const admin = new pg.Client({ connectionString: analytics.adminUrl });
   await admin.connect();
   await admin.query(
     "CREATE TABLE exposures (unit_id text, experiment_key text, arm text, exposed_at timestamptz); INSERT INTO exposures VALUES ('u1', 'x', 'control', now())",

@@ -43,6 +43,8 @@ export interface ConnectorProviderOptions {
   readonly access: SourceAccess;
   /** The longest one source call may take, ms (`POLL_TIMEOUT_MS`); caps each connector's own timeout. */
   readonly maxTimeoutMs?: number;
+  /** How long resolved credentials are reused, ms (default {@link CREDENTIALS_TTL_MS}). */
+  readonly credentialsTtlMs?: number;
   /** Makes a connector; tests pass a synthetic one. Defaults to `createConnector`. */
   readonly create?: (config: { type: string } & Record<string, unknown>, context: ConnectorContext) => SignalConnector;
 }
@@ -68,16 +70,24 @@ export function connectorProvider(options: ConnectorProviderOptions): ConnectorP
   return {
     async get(workspaceId, config, metricKind) {
       const requirements = connectorCredentials(config);
-      const credentials =
-        requirements.length === 0
-          ? {}
-          : await resolveCredentials(
-              options.db,
-              options.access,
-              await workspaceOf(workspaceId),
-              requirements,
-              "worker",
-            );
+      let credentials: Record<string, string> = {};
+      if (requirements.length > 0) {
+        const refs = `${workspaceId}:${JSON.stringify(requirements)}`;
+        let entry = resolved.get(refs);
+        if (entry === undefined || Date.now() - entry.at >= (options.credentialsTtlMs ?? CREDENTIALS_TTL_MS)) {
+          const values = workspaceOf(workspaceId).then((workspace) =>
+            resolveCredentials(options.db, options.access, workspace, requirements, "worker"),
+          );
+          const fresh = { at: Date.now(), values };
+          resolved.set(refs, fresh);
+          // A failure is not kept: the next poll tries again (a secret just created, a variable just set).
+          values.catch(() => {
+            if (resolved.get(refs) === fresh) resolved.delete(refs);
+          });
+          entry = fresh;
+        }
+        credentials = await entry.values;
+      }
       const key = `${workspaceId}:${metricKind}:${JSON.stringify(config)}`;
       const fingerprint = createHash("sha256").update(JSON.stringify(credentials)).digest("hex");
       const cached = cache.get(key);
