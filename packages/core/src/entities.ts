@@ -35,7 +35,7 @@ export interface WorkspaceSettings {
   /**
    * Separation of duties at launches: the person who revised an outcome may
    * not alone approve the launch of one of its experiments within the launch
-   * gate's SLA of the revision; another assignee or an admin approves. Default
+   * gate's SLA (at least 48 hours) of the revision; another assignee or an admin approves. Default
    * true; turn it off for a one-person team.
    */
   readonly separationOfDuties: boolean;

@@ -89,4 +89,4 @@ export type { SpecChange } from "./outcome-changes";
 export { diffSpecs, isSensitivePath, mayReviseOutcome } from "./outcome-changes";
 export { matchPaths } from "./paths";
 export type { DutiesConflict, RevisionAuthor } from "./separation-of-duties";
-export { dutiesWindowStart, separationOfDutiesConflict } from "./separation-of-duties";
+export { dutiesWindowSeconds, dutiesWindowStart, separationOfDutiesConflict } from "./separation-of-duties";

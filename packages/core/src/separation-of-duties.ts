@@ -24,14 +24,26 @@ export interface DutiesConflict {
 }
 
 /**
+ * The shortest window, in seconds (48 hours, the default gate SLA): a reviser
+ * who also shortens `gates.launch_approval.sla` does not shorten the bar on
+ * their own approval with it.
+ */
+export const MIN_DUTIES_WINDOW_SECONDS = 48 * 3600;
+
+/** How long before a launch gate opened a revision bars its author, in seconds: its SLA, at least {@link MIN_DUTIES_WINDOW_SECONDS}. */
+export function dutiesWindowSeconds(gate: Pick<Gate, "slaSeconds">): number {
+  return Math.max(gate.slaSeconds, MIN_DUTIES_WINDOW_SECONDS);
+}
+
+/**
  * The start of the window in which a revision bars its author from approving
- * `gate` alone: the launch gate's SLA before it opened (or before `now`, when
- * the clock is behind the gate), so a revision made in the SLA period before
- * the gate opened or at any time since counts.
+ * `gate` alone: {@link dutiesWindowSeconds} before the gate opened (or before
+ * `now`, when the clock is behind the gate), so a revision made in that period
+ * before the gate opened or at any time since counts.
  */
 export function dutiesWindowStart(gate: Pick<Gate, "createdAt" | "slaSeconds">, now: Date): Date {
   const from = Math.min(gate.createdAt.getTime(), now.getTime());
-  return new Date(from - gate.slaSeconds * 1000);
+  return new Date(from - dutiesWindowSeconds(gate) * 1000);
 }
 
 /**

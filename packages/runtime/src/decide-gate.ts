@@ -7,6 +7,7 @@ import {
   DEFAULT_WORKSPACE_SETTINGS,
   type DecisionOption,
   DomainError,
+  dutiesWindowSeconds,
   dutiesWindowStart,
   type Experiment,
   type ExperimentAction,
@@ -369,9 +370,9 @@ async function decide(
 
 /**
  * Separation of duties (workspace setting `separationOfDuties`, on by
- * default): a person who revised the gate's outcome (revision 2 or later) in
- * the launch gate's SLA before it opened, or since, may not be the one who
- * approves the launch; another assignee, the backup or an admin does. Their
+ * default): a person who revised the gate's outcome (revision 2 or later)
+ * within the launch gate's SLA (at least 48 hours) before it opened, or since,
+ * may not be the one who approves the launch; another assignee, the backup or an admin does. Their
  * `reject` is allowed, and so is any decision of another gate kind. Admins are
  * bound too. Applies on every channel (API, dashboard, email link), since
  * every decision comes through here.
@@ -402,11 +403,12 @@ async function checkSeparationOfDuties(
     ),
   ];
   const revisedAt = conflict.revisedAt.toISOString();
+  const windowSeconds = dutiesWindowSeconds(gate);
   throw new DomainError(
     "separation_of_duties",
     `${conflict.revisedBy} revised outcome ${outcome.slug} (revision ${conflict.revision}) at ${formatUtc(revisedAt)}, ` +
-      `within this launch gate's SLA of ${formatDuration(gate.slaSeconds)}: whoever changes an outcome may not alone ` +
-      `approve a launch under it. ${others.length > 0 ? `Another assignee (${others.join(", ")}) or an admin` : `An admin other than ${caller.principal.name}`} ` +
+      `less than ${formatDuration(windowSeconds)} before this launch gate opened or since: whoever revises an outcome ` +
+      `may not alone approve a launch under it. ${others.length > 0 ? `Another assignee (${others.join(", ")}) or an admin` : `An admin other than ${caller.principal.name}`} ` +
       `must approve; you may still reject. For a one-person team an admin can set separationOfDuties to false ` +
       `in the workspace settings.`,
     {
@@ -414,7 +416,7 @@ async function checkSeparationOfDuties(
       revisedBy: conflict.revisedBy,
       revision: conflict.revision,
       revisedAt,
-      slaSeconds: gate.slaSeconds,
+      windowSeconds,
       otherApprovers: others,
       setting: "separationOfDuties",
     },

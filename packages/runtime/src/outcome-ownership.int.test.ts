@@ -307,14 +307,14 @@ describe("separation of duties at a launch", () => {
         revisedBy: "Maya.PM@acme.example",
         revision: 2,
         revisedAt: revisedAt.toISOString(),
-        slaSeconds: 24 * 3600,
+        windowSeconds: 48 * 3600,
         otherApprovers: ["eng.lead@acme.example", "lead@acme.example"],
         setting: "separationOfDuties",
       },
     });
     const message = (refusal as Error).message;
     expect(message).toContain("Maya.PM@acme.example revised outcome sod-use-case (revision 2)");
-    expect(message).toContain("2026-12-09 08:00 UTC");
+    expect(message).toContain("2026-12-09 08:00 UTC, less than 2 d before this launch gate opened or since");
     expect(message).toContain("Another assignee (eng.lead@acme.example, lead@acme.example) or an admin must approve");
     // Nothing moved.
     expect((await getGate(deps(), maya, launch.id)).gate.status).toBe("pending");
@@ -343,9 +343,15 @@ describe("separation of duties at a launch", () => {
     expect(approved.gate.status).toBe("approved");
   });
 
-  it("a revision older than the launch gate's SLA when the gate opened no longer bars the reviser", async () => {
-    const { experiment } = await revisedBy("sod-window", maya);
-    clock = new Date(clock.getTime() + 25 * HOUR);
+  it("a revision made longer before the launch gate opened than its SLA (at least 48 h) no longer bars the reviser", async () => {
+    const { experiment, revisedAt } = await revisedBy("sod-window", maya);
+    // The launch SLA is 24 h, but the window is at least 48 h: a gate opened 25 h after the revision is barred.
+    clock = new Date(revisedAt.getTime() + 25 * HOUR);
+    const early = await reportBuilt(experiment.id);
+    expect(await codeOf(decideGate(deps(), maya, early.id, { decision: "approve" }))).toBe("separation_of_duties");
+    await decideGate(deps(), maya, early.id, { decision: "reject", reason: "rebuild later" });
+    // Rebuilt, its new launch gate opens 49 h after the revision: maya approves alone.
+    clock = new Date(revisedAt.getTime() + 49 * HOUR);
     const launch = await reportBuilt(experiment.id);
     const approved = await decideGate(deps(), maya, launch.id, { decision: "approve" });
     expect(approved.gate).toMatchObject({ status: "approved", decision: { decidedBy: "Maya.PM@acme.example" } });

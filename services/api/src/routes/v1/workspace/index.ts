@@ -16,7 +16,7 @@ const SettingsDto = Type.Object({
   separationOfDuties: Type.Boolean({
     description:
       "separation of duties at launches (default true): whoever revised an outcome may not alone approve the " +
-      "launch of one of its experiments within the launch gate's SLA of the revision (403 separation_of_duties); " +
+      "launch of one of its experiments within the launch gate's SLA (at least 48 h) of the revision (403 separation_of_duties); " +
       "another assignee or an admin approves. Set false for a one-person team",
   }),
 });
