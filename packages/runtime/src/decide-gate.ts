@@ -372,10 +372,12 @@ async function decide(
  * Separation of duties (workspace setting `separationOfDuties`, on by
  * default): a person who revised the gate's outcome (revision 2 or later)
  * within the launch gate's SLA (at least 48 hours) before it opened, or since,
- * may not be the one who approves the launch; another assignee, the backup or an admin does. Their
- * `reject` is allowed, and so is any decision of another gate kind. Admins are
- * bound too. Applies on every channel (API, dashboard, email link), since
- * every decision comes through here.
+ * may not be the one who approves the launch; another assignee, the backup or
+ * an admin does. Their `reject` is allowed, and so is any decision of another
+ * gate kind. Admins are bound too. Applies on every channel (API, dashboard,
+ * email link), since every decision comes through here. Runs under the
+ * outcome's row lock, which a revision also takes: a revision and a decision
+ * never pass each other.
  *
  * @throws DomainError `separation_of_duties` naming who revised the outcome,
  *   which revision and when, and who else may approve.
