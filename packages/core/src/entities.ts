@@ -32,9 +32,19 @@ export interface WorkspaceSettings {
    * experiment again.
    */
   readonly sessionRequiredDecisions: readonly string[];
+  /**
+   * Separation of duties at launches: the person who revised an outcome may
+   * not alone approve the launch of one of its experiments within the launch
+   * gate's SLA (at least 48 hours) of the revision; another assignee or an admin approves. Default
+   * true; turn it off for a one-person team.
+   */
+  readonly separationOfDuties: boolean;
 }
 
-export const DEFAULT_WORKSPACE_SETTINGS: WorkspaceSettings = { sessionRequiredDecisions: ["resume"] };
+export const DEFAULT_WORKSPACE_SETTINGS: WorkspaceSettings = {
+  sessionRequiredDecisions: ["resume"],
+  separationOfDuties: true,
+};
 
 export interface Outcome {
   readonly id: string;

@@ -11,6 +11,11 @@ export const ERROR_CODES = {
   gate_already_decided: { status: 409, title: "The gate has already been decided" },
   gate_not_assignee: { status: 403, title: "You are not an assignee of this gate" },
   agents_cannot_decide: { status: 403, title: "Agents cannot decide gates" },
+  separation_of_duties: {
+    status: 403,
+    title: "The person who revised the outcome may not approve its launch alone",
+  },
+  not_outcome_owner: { status: 403, title: "Only the outcome's owner or an admin may revise it" },
   launch_gate_not_approved: { status: 409, title: "The launch gate has not been approved" },
   forbidden_paths_touched: { status: 422, title: "The change touches forbidden paths" },
   not_claimant: { status: 403, title: "Only the builder who claimed the experiment can report it" },

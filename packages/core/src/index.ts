@@ -85,4 +85,8 @@ export type { GuardVerdict, MachineDef, TransitionDef, TransitionResult } from "
 export { applyTransition, availableActions, isFinal } from "./machine";
 export type { OutcomeAction, OutcomeContext, OutcomeState } from "./outcome.machine";
 export { OUTCOME_ACTIONS, OUTCOME_STATES, outcomeMachine } from "./outcome.machine";
+export type { SpecChange } from "./outcome-changes";
+export { diffSpecs, isSensitivePath, mayReviseOutcome } from "./outcome-changes";
 export { matchPaths } from "./paths";
+export type { DutiesConflict, RevisionAuthor } from "./separation-of-duties";
+export { dutiesWindowSeconds, dutiesWindowStart, separationOfDutiesConflict } from "./separation-of-duties";

@@ -38,4 +38,15 @@ describe("tools/list", () => {
       "__snapshots__/tools-list.json",
     );
   });
+
+  it("offers no tool that applies or revises an outcome, or decides a gate: those stay with people", async () => {
+    const client = await connectInMemory(
+      createMcpServer({ deps: { db: noStorage }, caller, publicUrl: "https://outcomes.example" }),
+    );
+    const { tools } = await client.listTools();
+    await client.close();
+    const names = tools.map((t) => t.name);
+    expect(names).toContain("request_human_gate");
+    expect(names.filter((n) => /apply|revise|outcome_yaml|decide|approve|reject|settings/.test(n))).toEqual([]);
+  });
 });

@@ -1,4 +1,5 @@
 export { type MailConfig, MailConfigError, type MailTransportMode, mailConfigFromEnv, redactSmtpUrl } from "./config";
+export { formatDuration, formatUtc } from "./format";
 export {
   createMailer,
   type Mailer,

@@ -2,7 +2,14 @@
  * Apply an `outcome.yaml`: create the outcome, or a new revision when its
  * content changed, or nothing when it did not.
  */
-import { DomainError, type Outcome, type OutcomeRevision } from "@outcome-runtime/core";
+import {
+  DomainError,
+  diffSpecs,
+  isSensitivePath,
+  mayReviseOutcome,
+  type Outcome,
+  type OutcomeRevision,
+} from "@outcome-runtime/core";
 import { audit, outcomes } from "@outcome-runtime/db";
 import type { Diagnostic } from "@outcome-runtime/spec";
 import { checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
@@ -43,9 +50,21 @@ export class OutcomeInvalidError extends DomainError {
  * role that may write). A refused source is an error; an unreachable one a
  * warning.
  *
+ * Anyone who may apply (not an agent) creates a new outcome; only its owner
+ * (the `owner` of the current revision, compared case-insensitively with the
+ * caller's name) or an admin revises an existing one. A revision is audited as
+ * `outcome.revised` with `after.changes`, every changed field of the normalised
+ * spec as `{ path, before, after }` (e.g. `constraints.kill.max_harm`); when a
+ * sensitive field changed (owner, gates, scope paths, kill, guardrails, signal
+ * connector, …: see `isSensitivePath`) an `outcome.sensitive_change` event
+ * carries those changes alone. Gates already open keep their assignees, backup
+ * and SLA: they were copied onto the gate when it opened.
+ *
  * @throws OutcomeInvalidError (`outcome_invalid`) with every diagnostic.
  * @throws DomainError `outcome_closed` when the outcome is achieved, missed or
- *   abandoned; `forbidden` for agents.
+ *   abandoned; `forbidden` for agents; `not_outcome_owner` when someone other
+ *   than the owner or an admin changes an existing outcome (`details.owner`
+ *   names whom to ask). A refusal writes nothing.
  */
 export async function applyOutcome(
   deps: OutcomeCheckDeps,
@@ -107,6 +126,10 @@ export async function applyOutcome(
         { state: existing.state },
       );
     }
+    const refusal = mayReviseOutcome(caller.principal, existing);
+    if (refusal !== null) throw new DomainError(refusal.code, refusal.message, refusal.details);
+    const changes = diffSpecs(existing.spec, specJson);
+    const sensitive = changes.filter((c) => isSensitivePath(c.path));
     const revision = existing.revision + 1;
     const updated = await outcomes.updateOutcomeContent(trx, existing.id, {
       revision,
@@ -123,10 +146,23 @@ export async function applyOutcome(
       action: "outcome.revised",
       subjectType: "outcome",
       subjectId: updated.id,
-      before: { revision: existing.revision, contentHash: existing.contentHash },
-      after: { revision, contentHash },
+      before: { revision: existing.revision, contentHash: existing.contentHash, owner: existing.owner },
+      after: { revision, contentHash, owner: updated.owner, changes },
       requestId: caller.requestId,
     });
+    if (sensitive.length > 0) {
+      await audit.insertAuditEvent(trx, {
+        workspaceId,
+        actor: auditActor(caller),
+        channel: caller.channel,
+        action: "outcome.sensitive_change",
+        subjectType: "outcome",
+        subjectId: updated.id,
+        before: { revision: existing.revision, owner: existing.owner },
+        after: { revision, owner: updated.owner, changes: sensitive },
+        requestId: caller.requestId,
+      });
+    }
     return { status: "revised", outcome: updated, warnings };
   });
 }

@@ -4,8 +4,11 @@
  */
 import {
   applyTransition,
+  DEFAULT_WORKSPACE_SETTINGS,
   type DecisionOption,
   DomainError,
+  dutiesWindowSeconds,
+  dutiesWindowStart,
   type Experiment,
   type ExperimentAction,
   type ExperimentState,
@@ -14,8 +17,20 @@ import {
   type GateContextPackage,
   type GateKind,
   gateMachine,
+  type Outcome,
+  separationOfDutiesConflict,
 } from "@outcome-runtime/core";
-import { audit, experiments, gates, outcomes, type Page, type PageRequest, type Trx } from "@outcome-runtime/db";
+import {
+  audit,
+  experiments,
+  gates,
+  outcomes,
+  type Page,
+  type PageRequest,
+  type Trx,
+  workspaces,
+} from "@outcome-runtime/db";
+import { formatDuration, formatUtc } from "@outcome-runtime/notify";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { buildGateContext, type GateLinks } from "./gate-context";
 import { recordGateClosed } from "./gate-events";
@@ -187,7 +202,9 @@ export interface DecideGateResult {
  * @throws DomainError `not_found`; `invalid_decision` for a decision the gate
  *   kind does not take, or not in the experiment's current state (e.g. `ship`
  *   of a paused experiment), or per-hypothesis decisions that do not fit;
- *   `agents_cannot_decide` / `gate_not_assignee`; GateAlreadyDecidedError
+ *   `agents_cannot_decide` / `gate_not_assignee`; `separation_of_duties` when
+ *   the caller approves a launch of an outcome they revised within the launch
+ *   gate's SLA (see checkSeparationOfDuties); GateAlreadyDecidedError
  *   (`gate_already_decided`, the winning decision in `details.decision`) when
  *   the gate is no longer pending; `outcome_closed` when its outcome closed;
  *   `illegal_transition` when the decision fitted the gate when it opened but
@@ -305,9 +322,10 @@ async function decide(
         );
       }
     }
+    const at = nowOf(deps);
+    await checkSeparationOfDuties(trx, caller, gate, outcome, input.decision, at);
     const detail = await portfolioDetail(trx, gate, input);
 
-    const at = nowOf(deps);
     const decided = await gates.decidePendingGate(trx, gate.id, {
       status,
       decision: input.decision,
@@ -348,6 +366,63 @@ async function decide(
     }
     return { gate: decided, experiments: moved, learningId };
   });
+}
+
+/**
+ * Separation of duties (workspace setting `separationOfDuties`, on by
+ * default): a person who revised the gate's outcome (revision 2 or later)
+ * within the launch gate's SLA (at least 48 hours) before it opened, or since,
+ * may not be the one who approves the launch; another assignee, the backup or
+ * an admin does. Their `reject` is allowed, and so is any decision of another
+ * gate kind. Admins are bound too. Applies on every channel (API, dashboard,
+ * email link), since every decision comes through here. Runs under the
+ * outcome's row lock, which a revision also takes: a revision and a decision
+ * never pass each other.
+ *
+ * @throws DomainError `separation_of_duties` naming who revised the outcome,
+ *   which revision and when, and who else may approve.
+ */
+async function checkSeparationOfDuties(
+  trx: Trx,
+  caller: Caller,
+  gate: Gate,
+  outcome: Outcome,
+  decision: GateDecisionValue,
+  now: Date,
+): Promise<void> {
+  if (gate.kind !== "launch_approval" || decision !== "approve") return;
+  const workspace = await workspaces.findWorkspace(trx, gate.workspaceId);
+  if (!(workspace?.settings ?? DEFAULT_WORKSPACE_SETTINGS).separationOfDuties) return;
+  const revisions = await outcomes.listRevisionAuthorsSince(trx, outcome.id, dutiesWindowStart(gate, now));
+  const conflict = separationOfDutiesConflict({ actor: caller.principal, gate, decision, revisions, now });
+  if (conflict === null) return;
+  const me = caller.principal.name.trim().toLowerCase();
+  const others = [
+    ...new Set(
+      [...gate.assignees, gate.backup, gate.escalatedTo]
+        .filter((p): p is string => p !== null && p.trim().toLowerCase() !== me)
+        .map((p) => p.toLowerCase()),
+    ),
+  ];
+  const revisedAt = conflict.revisedAt.toISOString();
+  const windowSeconds = dutiesWindowSeconds(gate);
+  throw new DomainError(
+    "separation_of_duties",
+    `${conflict.revisedBy} revised outcome ${outcome.slug} (revision ${conflict.revision}) at ${formatUtc(revisedAt)}, ` +
+      `less than ${formatDuration(windowSeconds)} before this launch gate opened or since: whoever revises an outcome ` +
+      `may not alone approve a launch under it. ${others.length > 0 ? `Another assignee (${others.join(", ")}) or an admin` : `An admin other than ${caller.principal.name}`} ` +
+      `must approve; you may still reject. For a one-person team an admin can set separationOfDuties to false ` +
+      `in the workspace settings.`,
+    {
+      field: "decision",
+      revisedBy: conflict.revisedBy,
+      revision: conflict.revision,
+      revisedAt,
+      windowSeconds,
+      otherApprovers: others,
+      setting: "separationOfDuties",
+    },
+  );
 }
 
 /**

@@ -304,7 +304,9 @@ export async function decideByEmailLink(
         return refused(409, "already_decided", "This gate was already decided", describeDecision(current), dashboard);
       }
       const code: RefusalCode =
-        error.code === "gate_not_assignee" || error.code === "forbidden" ? "not_allowed" : "decision_unavailable";
+        error.code === "gate_not_assignee" || error.code === "forbidden" || error.code === "separation_of_duties"
+          ? "not_allowed"
+          : "decision_unavailable";
       return refused(code === "not_allowed" ? 403 : 409, code, "Nothing was decided", error.message, dashboard);
     }
     throw error;

@@ -550,7 +550,10 @@ describe("sending one gate email", () => {
 
 describe("workspace settings", () => {
   it("default to a session for `resume`; only an admin changes them, with known decisions, audited", async () => {
-    expect(await getWorkspaceSettings(deps(), maya)).toEqual({ sessionRequiredDecisions: ["resume"] });
+    expect(await getWorkspaceSettings(deps(), maya)).toEqual({
+      sessionRequiredDecisions: ["resume"],
+      separationOfDuties: true,
+    });
 
     const member = (await seed.key("member@acme.example", "member")).caller;
     expect(await codeOf(updateWorkspaceSettings(deps(), member, { sessionRequiredDecisions: [] }))).toBe("forbidden");
@@ -564,7 +567,10 @@ describe("workspace settings", () => {
     expect(unknown.message).not.toContain('"resume"');
     expect(unknown.details).toMatchObject({ field: "sessionRequiredDecisions" });
     // Refusals stored nothing.
-    expect(await getWorkspaceSettings(deps(), seed.admin)).toEqual({ sessionRequiredDecisions: ["resume"] });
+    expect(await getWorkspaceSettings(deps(), seed.admin)).toEqual({
+      sessionRequiredDecisions: ["resume"],
+      separationOfDuties: true,
+    });
     expect(await audit.listAuditEvents(t.db, seed.workspaceId, { action: "workspace.settings_changed" })).toHaveLength(
       0,
     );
@@ -572,21 +578,25 @@ describe("workspace settings", () => {
     const updated = await updateWorkspaceSettings(deps(), seed.admin, {
       sessionRequiredDecisions: ["resume", "roll_back", "roll_back"],
     });
-    expect(updated).toEqual({ sessionRequiredDecisions: ["resume", "roll_back"] });
-    expect(await getWorkspaceSettings(deps(), member)).toEqual({ sessionRequiredDecisions: ["resume", "roll_back"] });
+    expect(updated).toEqual({ sessionRequiredDecisions: ["resume", "roll_back"], separationOfDuties: true });
+    expect(await getWorkspaceSettings(deps(), member)).toEqual({
+      sessionRequiredDecisions: ["resume", "roll_back"],
+      separationOfDuties: true,
+    });
     const events = await audit.listAuditEvents(t.db, seed.workspaceId, { action: "workspace.settings_changed" });
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({
       subjectType: "workspace",
       subjectId: seed.workspaceId,
       actor: { id: seed.admin.principal.id, role: "admin" },
-      before: { sessionRequiredDecisions: ["resume"] },
-      after: { sessionRequiredDecisions: ["resume", "roll_back"] },
+      before: { sessionRequiredDecisions: ["resume"], separationOfDuties: true },
+      after: { sessionRequiredDecisions: ["resume", "roll_back"], separationOfDuties: true },
     });
 
     // Back to the default, so the rest of this file sees it.
     expect(await updateWorkspaceSettings(deps(), seed.admin, { sessionRequiredDecisions: ["resume"] })).toEqual({
       sessionRequiredDecisions: ["resume"],
+      separationOfDuties: true,
     });
   });
 });

@@ -5,7 +5,7 @@
  * transient state) is listed in `EXCLUDED_FROM_EXPORT` and in every manifest.
  */
 import { Readable } from "node:stream";
-import { DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
+import { DEFAULT_WORKSPACE_SETTINGS, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
 import { audit, transfer, workspaces } from "@outcome-runtime/db";
 import { parse } from "csv-parse";
 import { auditActor, type Caller, inTransaction, type RuntimeDeps } from "./context";
@@ -182,8 +182,13 @@ export async function beginImport(deps: RuntimeDeps, caller: Caller, manifest: u
   requireAdmin(caller, "import into a workspace");
   const m = checkManifest(manifest);
   const decisions = m.workspace.settings?.sessionRequiredDecisions;
+  const duties = m.workspace.settings?.separationOfDuties;
+  // An export made before a setting existed restores that setting's default.
   const settings: WorkspaceSettings | null = Array.isArray(decisions)
-    ? { sessionRequiredDecisions: decisions.filter((d) => (ALL_GATE_DECISIONS as readonly string[]).includes(d)) }
+    ? {
+        sessionRequiredDecisions: decisions.filter((d) => (ALL_GATE_DECISIONS as readonly string[]).includes(d)),
+        separationOfDuties: typeof duties === "boolean" ? duties : DEFAULT_WORKSPACE_SETTINGS.separationOfDuties,
+      }
     : null;
   return inTransaction(deps.db, async (trx) => {
     const workspaceId = caller.principal.workspaceId;

@@ -1,6 +1,7 @@
 /**
- * Workspace settings an admin changes through the API, e.g. which gate
- * decisions an email link may not make.
+ * Workspace settings an admin changes through the API: which gate decisions
+ * an email link may not make, and whether separation of duties holds at
+ * launches.
  */
 import { DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
 import { audit, workspaces } from "@outcome-runtime/db";
@@ -18,8 +19,11 @@ export async function getWorkspaceSettings(deps: RuntimeDeps, caller: Caller): P
  * Change the caller's workspace settings (admins only); audited with the
  * values before and after.
  *
+ * @param patch the fields to change: `sessionRequiredDecisions` (gate
+ *   decisions, deduplicated), `separationOfDuties` (a boolean).
  * @throws DomainError `forbidden` for a non-admin; `validation_failed` naming
- *   an unknown decision in `sessionRequiredDecisions`.
+ *   an unknown decision in `sessionRequiredDecisions`, or a
+ *   `separationOfDuties` that is not a boolean.
  */
 export async function updateWorkspaceSettings(
   deps: RuntimeDeps,
@@ -39,6 +43,13 @@ export async function updateWorkspaceSettings(
       { field: "sessionRequiredDecisions", allowed: ALL_GATE_DECISIONS },
     );
   }
+  if (patch.separationOfDuties !== undefined && typeof patch.separationOfDuties !== "boolean") {
+    throw new DomainError(
+      "validation_failed",
+      `separationOfDuties must be true or false, not ${JSON.stringify(patch.separationOfDuties)}`,
+      { field: "separationOfDuties" },
+    );
+  }
   return inTransaction(deps.db, async (trx) => {
     const current = await workspaces.findWorkspace(trx, caller.principal.workspaceId);
     if (current === null) throw new DomainError("not_found", "this workspace no longer exists");
@@ -47,6 +58,7 @@ export async function updateWorkspaceSettings(
       ...(patch.sessionRequiredDecisions
         ? { sessionRequiredDecisions: [...new Set(patch.sessionRequiredDecisions)] }
         : {}),
+      ...(patch.separationOfDuties !== undefined ? { separationOfDuties: patch.separationOfDuties } : {}),
     };
     const updated = await workspaces.updateWorkspaceSettings(trx, current.id, next);
     if (updated === null) throw new DomainError("not_found", "this workspace no longer exists");

@@ -120,6 +120,7 @@ export function gatesCommand(globals: () => GlobalOptions): Command {
     "",
     "Refusals print error[code]: detail and exit 1, e.g. error[gate_already_decided] (with who decided",
     "first), error[gate_not_assignee], error[agents_cannot_decide] (agent keys never decide),",
+    "error[separation_of_duties] (you revised the outcome within the launch SLA: someone else approves),",
     "error[invalid_decision] (not a decision this gate takes now), error[not_found].",
   ];
 

@@ -204,3 +204,22 @@ export async function listRevisions(db: DbOrTrx, outcomeId: string): Promise<Out
     .execute();
   return rows.map(toRevision);
 }
+
+/**
+ * Who made the revisions of an outcome created at or after `since`, newest
+ * first (number, `created_by`, `created_at`; not their content).
+ */
+export async function listRevisionAuthorsSince(
+  db: DbOrTrx,
+  outcomeId: string,
+  since: Date,
+): Promise<{ revision: number; createdBy: string; createdAt: Date }[]> {
+  const rows = await db
+    .selectFrom("outcome_revisions")
+    .select(["revision", "created_by", "created_at"])
+    .where("outcome_id", "=", outcomeId)
+    .where("created_at", ">=", since)
+    .orderBy("revision", "desc")
+    .execute();
+  return rows.map((r) => ({ revision: r.revision, createdBy: r.created_by, createdAt: r.created_at }));
+}

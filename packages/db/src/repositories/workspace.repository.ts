@@ -1,12 +1,15 @@
 import { DEFAULT_WORKSPACE_SETTINGS, type Workspace, type WorkspaceSettings } from "@outcome-runtime/core";
 import type { DbOrTrx } from "../database";
 
+/** Stored settings with the defaults for what is missing (settings written before a field existed). */
 function toSettings(raw: Record<string, unknown> | null | undefined): WorkspaceSettings {
   const decisions = raw?.sessionRequiredDecisions;
+  const duties = raw?.separationOfDuties;
   return {
     sessionRequiredDecisions: Array.isArray(decisions)
       ? decisions.filter((d): d is string => typeof d === "string")
       : DEFAULT_WORKSPACE_SETTINGS.sessionRequiredDecisions,
+    separationOfDuties: typeof duties === "boolean" ? duties : DEFAULT_WORKSPACE_SETTINGS.separationOfDuties,
   };
 }
 

@@ -13,6 +13,12 @@ const SettingsDto = Type.Object({
       "gate decisions an email link may not make: the link's page asks for a signed-in dashboard session " +
       "instead (default [resume]: sending traffic to a paused experiment again)",
   }),
+  separationOfDuties: Type.Boolean({
+    description:
+      "separation of duties at launches (default true): whoever revised an outcome may not alone approve the " +
+      "launch of one of its experiments within the launch gate's SLA (at least 48 h) of the revision (403 separation_of_duties); " +
+      "another assignee or an admin approves. Set false for a one-person team",
+  }),
 });
 
 const workspaceRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
