@@ -119,6 +119,37 @@ describe("scopes", () => {
     expect((await as(api.seed.adminKey, "GET", "/v1/keys")).statusCode).toBe(200);
   });
 
+  it("a read,admin key inspects and exports, but changes no security setting and starts no import (write + admin)", async () => {
+    const auditor = await createKey({ name: "auditor@acme.example", role: "admin", scopes: ["read", "admin"] });
+    const settings = await as(api.seed.adminKey, "PATCH", "/v1/workspace/settings", {
+      sessionRequiredDecisions: ["ship"],
+    });
+    expect(settings.statusCode, settings.body).toBe(200);
+    // The attack as reported: clearing sessionRequiredDecisions with a key that has no write scope.
+    const cleared = await as(auditor.key, "PATCH", "/v1/workspace/settings", { sessionRequiredDecisions: [] });
+    expect(cleared.statusCode).toBe(403);
+    expect(cleared.json()).toMatchObject({ code: "forbidden", details: { missingScope: "write" } });
+    expect(cleared.json().detail).toContain('lacks the "write" scope');
+    expect(cleared.headers["www-authenticate"]).toContain('error="insufficient_scope", scope="admin write"');
+    for (const [url, body] of [
+      ["/v1/import/begin", { format: "outcome-runtime-export", version: 1 }],
+      ["/v1/import/outcomes", []],
+      ["/v1/import/finish", { format: "outcome-runtime-export", version: 1 }],
+    ] as const) {
+      const refused = await as(auditor.key, "POST", url, body);
+      expect(`${url} → ${refused.statusCode}`).toBe(`${url} → 403`);
+      expect(refused.json()).toMatchObject({ code: "forbidden", details: { missingScope: "write" } });
+    }
+    // Nothing changed; reading and exporting still work for it.
+    const now = await as(auditor.key, "GET", "/v1/workspace/settings");
+    expect(now.json()).toMatchObject({ sessionRequiredDecisions: ["ship"] });
+    expect((await as(auditor.key, "GET", "/v1/export/manifest")).statusCode).toBe(200);
+    expect((await as(auditor.key, "GET", "/v1/keys")).statusCode).toBe(200);
+    // A key with both scopes may.
+    const restored = await as(api.seed.adminKey, "PATCH", "/v1/workspace/settings", { sessionRequiredDecisions: [] });
+    expect(restored.statusCode).toBe(200);
+  });
+
   it("a key may do what both its role and its scopes allow: a member key with every scope it can have is no admin", async () => {
     const member = await createKey({ name: "lee@acme.example", role: "member" });
     const listed = await as(member.key, "GET", "/v1/keys");
