@@ -31,6 +31,8 @@ describe("migrations", () => {
         "2026-12-06T00-00-timescale-policies",
         "2026-12-07T00-00-api-key-scopes",
         "2026-12-08T00-00-point-revisions",
+        "2026-12-09T01-00-sessions",
+        "2026-12-09T02-00-imports",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
