@@ -13,6 +13,7 @@ export type { LlmCall, NewLlmCall } from "./repositories/llm.repository";
 export * as llm from "./repositories/llm.repository";
 export * as outcomes from "./repositories/outcome.repository";
 export type { Page, PageRequest } from "./repositories/pagination";
+export * as sessions from "./repositories/session.repository";
 export * as signals from "./repositories/signal.repository";
 export * as transfer from "./repositories/transfer.repository";
 export * as workspaces from "./repositories/workspace.repository";

@@ -132,6 +132,15 @@ export { refineLearning, writeLearningForDecision } from "./learnings";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
+export type { StartedSession } from "./sessions";
+export {
+  endSession,
+  hashSessionToken,
+  SESSION_IDLE_MS,
+  SESSION_MAX_AGE_MS,
+  sessionPrincipal,
+  startSession,
+} from "./sessions";
 export type { AnalysisCarry, AnalysisOutcome } from "./signals/analyze";
 export { analyzeExperiment, makeStatsPlan } from "./signals/analyze";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";

@@ -1,7 +1,7 @@
 /**
  * Authentication of `/v1` routes (and the WebSocket stream under it): a
  * bearer API key (channel `api`), or the dashboard's session cookie (channel
- * `web`). Health checks, the OpenAPI document and the app's pages need none.
+ * `web`), which holds a server-side session's token (routes/session.ts). Health checks, the OpenAPI document and the app's pages need none.
  * The authenticated caller is `request.caller`.
  *
  * A cookie is sent by the browser whoever made the page, so a state change
@@ -21,6 +21,7 @@ import {
   type Caller,
   missingScope,
   type RuntimeDeps,
+  sessionPrincipal,
 } from "@outcome-runtime/runtime";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
@@ -33,7 +34,7 @@ declare module "fastify" {
   }
 }
 
-/** The session cookie: the API key itself, HttpOnly, so page scripts never see it. */
+/** The session cookie: a server-side session's random token (never the API key), HttpOnly, so page scripts never see it. */
 export const SESSION_COOKIE = "or_session";
 /** The CSRF cookie: readable by the page, echoed in {@link CSRF_HEADER} on state changes. */
 export const CSRF_COOKIE = "or_csrf";
@@ -110,11 +111,17 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     const header = request.headers.authorization;
     const session = request.cookies[SESSION_COOKIE];
     if (header === undefined && typeof session === "string" && session !== "") {
-      const principal = await authenticate(options.deps, session, lastUsed);
+      const principal = await sessionPrincipal(options.deps, session, {
+        onTouchError: (error: unknown) => request.log.warn({ err: error }, "session last use not recorded"),
+      });
       if (principal === null) {
         return sendProblem(
           reply,
-          problem(request, "unauthenticated", "the session's API key is unknown or revoked; sign in again"),
+          problem(
+            request,
+            "unauthenticated",
+            "the session has ended (signed out, expired, or its API key revoked); sign in again",
+          ),
         );
       }
       if (!SAFE_METHODS.has(request.method) && !csrfHeaderMatches(request)) {
