@@ -433,11 +433,13 @@ export async function importTable(
 
 /**
  * Import `signal_points.csv` (a stream of its bytes or text) into the caller's
- * workspace in one transaction, parsing as it reads: the file is never held in
- * memory whole. Points of series outside the workspace are skipped.
+ * workspace during its open import, in one transaction, parsing as it reads:
+ * the file is never held in memory whole. Points already stored are skipped.
  *
- * @throws DomainError `forbidden` for a non-admin; `validation_failed` for a
- *   malformed line or a header other than `SIGNAL_POINT_COLUMNS`.
+ * @throws DomainError `forbidden` for a non-admin; `conflict` when no import
+ *   is open; `validation_failed` naming `signal_points.csv:<line>.<column>`
+ *   for a malformed line, a header other than `SIGNAL_POINT_COLUMNS`, or a
+ *   point whose series is not one of the workspace's (nothing is written).
  */
 export async function importSignalPointsCsv(
   deps: RuntimeDeps,
