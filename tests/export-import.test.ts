@@ -5,6 +5,7 @@
  * the first one does.
  */
 import { execFile } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
@@ -12,9 +13,11 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
-import { signals } from "@outcome-runtime/db";
+import { signals, transfer, workspaces } from "@outcome-runtime/db";
 import {
   applyOutcome,
+  type Caller,
+  createApiKey,
   decideGate,
   proposeExperiment,
   transitionExperiment,
@@ -307,5 +310,381 @@ describe("export then import", () => {
       payload: [],
     });
     expect(begin.json()).toMatchObject({ code: "forbidden" });
+  });
+});
+
+// ---------------------------------------------------------------------------
+// Imports that try to write where they should not.
+
+const MANIFEST_BASE = {
+  format: "outcome-runtime-export",
+  version: 1,
+  exportedAt: "2026-12-01T00:00:00.000Z",
+  workspace: { slug: "copy", name: "Copy", settings: {} },
+  runtimeVersion: "test",
+  excluded: [],
+};
+
+function manifestWith(counts: Partial<Record<string, number>>) {
+  const zero = Object.fromEntries(
+    [...["outcomes", "outcome_revisions", "experiments", "gates", "signal_series"], "signal_points"]
+      .concat(["analyses", "learnings", "audit_events"])
+      .map((t) => [t, 0]),
+  );
+  return { ...MANIFEST_BASE, counts: { ...zero, ...counts } };
+}
+
+/** A new, empty workspace in the source's database with an admin key (read, write, admin) of its own. */
+async function emptyWorkspace(slug: string): Promise<{ id: string; auth: { authorization: string } }> {
+  const ws = await workspaces.ensureWorkspace(source.t.db, slug, `Workspace ${slug}`);
+  const operator: Caller = {
+    principal: { id: randomUUID(), name: "operator", role: "admin", workspaceId: ws.id },
+    channel: "system",
+    requestId: null,
+  };
+  const created = await createApiKey({ db: source.t.db }, operator, { name: `${slug}-admin`, role: "admin" });
+  return { id: ws.id, auth: { authorization: `Bearer ${created.key}` } };
+}
+
+function post(auth: { authorization: string }, url: string, payload: unknown, contentType = "application/json") {
+  return source.app.inject({
+    method: "POST",
+    url,
+    headers: { ...auth, "content-type": contentType },
+    payload: typeof payload === "string" ? payload : JSON.stringify(payload),
+  });
+}
+
+/** The rows of one exported table of the source's default workspace. */
+async function sourceRows(table: string): Promise<Record<string, unknown>[]> {
+  const response = await source.app.inject({ method: "GET", url: `/v1/export/${table}`, headers: source.auth });
+  expect(response.statusCode).toBe(200);
+  return response.json() as Record<string, unknown>[];
+}
+
+/** Every field of a refusal but the refused value, to compare two refusals. */
+function refusalShape(response: Awaited<ReturnType<typeof post>>, value: string) {
+  const body = response.json() as Record<string, unknown> & { errors?: { field: string; message: string }[] };
+  const strip = (text: unknown) => String(text).replaceAll(value, "<id>");
+  return {
+    status: response.statusCode,
+    keys: Object.keys(body).sort(),
+    code: body.code,
+    detail: strip(body.detail),
+    details: strip(JSON.stringify(body.details)),
+    errors: (body.errors ?? []).map((e) => ({ field: e.field, message: strip(e.message) })),
+  };
+}
+
+async function countOf(workspaceId: string): Promise<Record<string, number>> {
+  return transfer.countRows(source.t.db, workspaceId);
+}
+
+describe("import writes only into an empty workspace, inside an open import", () => {
+  it("a key with write and admin cannot plant a back-dated gate.decided event or a running experiment in a live workspace", async () => {
+    const [outcome] = await sourceRows("outcomes");
+    const [experiment] = await sourceRows("experiments");
+    const [gate] = await sourceRows("gates");
+    const eventsBefore = (await sourceRows("audit_events")).length;
+    const planted = {
+      ...experiment,
+      id: randomUUID(),
+      key: "planted-running",
+      title: "Planted",
+      state: "running",
+      outcome_id: outcome!.id,
+      portfolio_gate_id: null,
+      launched_at: "2020-01-01T00:00:00+00:00",
+    };
+    const backdated = {
+      id: 1,
+      workspace_id: source.seed.workspaceId,
+      at: "2020-01-01T00:00:00+00:00",
+      actor_id: "maya",
+      actor_name: "maya.pm@acme.example",
+      actor_role: "approver",
+      channel: "email",
+      action: "gate.decided",
+      subject_type: "gate",
+      subject_id: gate!.id,
+      before: { status: "pending" },
+      after: { status: "approved" },
+      request_id: null,
+    };
+    // The attack as reported: no begin (which refuses a workspace with data), straight to the tables.
+    for (const [table, rows] of [
+      ["audit_events", [backdated]],
+      ["experiments", [planted]],
+    ] as const) {
+      const refused = await post(source.auth, `/v1/import/${table}`, rows);
+      expect(refused.statusCode, refused.body).toBe(409);
+      expect(refused.json()).toMatchObject({ code: "conflict", details: { import: "not_open" } });
+      expect(refused.json().detail).toContain("no import is open in this workspace");
+    }
+    const begin = await post(source.auth, "/v1/import/begin", manifestWith({}));
+    expect(begin.statusCode).toBe(409);
+    expect(begin.json().detail).toBe("import needs an empty workspace");
+    // A refused begin opens nothing.
+    expect((await post(source.auth, "/v1/import/experiments", [planted])).statusCode).toBe(409);
+    // A key with read and admin but no write is stopped before all that.
+    const auditor = await source.seed.key("auditor@acme.example", "admin");
+    const readAdmin = await source.app.inject({
+      method: "POST",
+      url: "/v1/keys",
+      headers: source.auth,
+      payload: { name: "read-admin", role: "admin", scopes: ["read", "admin"] },
+    });
+    expect(auditor.key).toBeDefined();
+    const noWrite = await post({ authorization: `Bearer ${readAdmin.json().key}` }, "/v1/import/audit_events", [
+      backdated,
+    ]);
+    expect(noWrite.statusCode).toBe(403);
+    expect(noWrite.json()).toMatchObject({ code: "forbidden", details: { missingScope: "write" } });
+
+    expect(
+      (await sourceRows("audit_events")).filter((e) => e.action === "gate.decided" && String(e.at).startsWith("2020")),
+    ).toEqual([]);
+    expect((await sourceRows("audit_events")).length).toBeGreaterThanOrEqual(eventsBefore);
+    const lookup = await source.app.inject({
+      method: "GET",
+      url: `/v1/experiments/${planted.id}`,
+      headers: source.auth,
+    });
+    expect(lookup.statusCode).toBe(404);
+  });
+
+  it("opens one import at a time, writes only while it is open, and closes it at finish", async () => {
+    const ws = await emptyWorkspace("import-lifecycle");
+    const [outcome] = await sourceRows("outcomes");
+    const row = { ...outcome, id: randomUUID(), slug: "lifecycle" };
+    expect((await post(ws.auth, "/v1/import/outcomes", [row])).statusCode).toBe(409);
+    const manifest = manifestWith({ outcomes: 1 });
+    expect((await post(ws.auth, "/v1/import/begin", manifest)).statusCode).toBe(200);
+    const again = await post(ws.auth, "/v1/import/begin", manifest);
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: "conflict", details: { import: "open" } });
+    expect(again.json().detail).toContain("already open");
+    const written = await post(ws.auth, "/v1/import/outcomes", [row]);
+    expect(written.json()).toEqual({ table: "outcomes", received: 1, inserted: 1 });
+    // Re-sending a table is harmless.
+    expect((await post(ws.auth, "/v1/import/outcomes", [row])).json()).toEqual({
+      table: "outcomes",
+      received: 1,
+      inserted: 0,
+    });
+    // Counts that do not match keep the import open...
+    const short = await post(ws.auth, "/v1/import/finish", manifestWith({ outcomes: 2 }));
+    expect(short.statusCode).toBe(409);
+    expect(short.json().detail).toContain("outcomes has 1 rows, expected 2");
+    // ...matching ones close it: nothing more can be written, and no new import can start.
+    const finished = await post(ws.auth, "/v1/import/finish", manifest);
+    expect(finished.statusCode, finished.body).toBe(200);
+    expect(finished.json()).toMatchObject({ ok: true });
+    const late = await post(ws.auth, "/v1/import/outcomes", [{ ...row, id: randomUUID(), slug: "late" }]);
+    expect(late.statusCode).toBe(409);
+    expect(late.json()).toMatchObject({ code: "conflict", details: { import: "not_open" } });
+    expect((await post(ws.auth, "/v1/import/finish", manifest)).statusCode).toBe(409);
+    expect((await post(ws.auth, "/v1/import/begin", manifest)).json().detail).toBe("import needs an empty workspace");
+    expect((await countOf(ws.id)).outcomes).toBe(1);
+  });
+
+  it("refuses another workspace's ids exactly as ids that exist nowhere, and writes nothing", async () => {
+    const ws = await emptyWorkspace("import-foreign");
+    expect((await post(ws.auth, "/v1/import/begin", manifestWith({}))).statusCode).toBe(200);
+    const [outcome] = await sourceRows("outcomes");
+    const [revision] = await sourceRows("outcome_revisions");
+    const experiments = await sourceRows("experiments");
+    const gates = await sourceRows("gates");
+    const [series] = await sourceRows("signal_series");
+    const [analysis] = await sourceRows("analyses");
+    const [learning] = await sourceRows("learnings");
+    // The workspace's own outcome, imported with a new id: rows may point at it.
+    const own = { ...outcome, id: randomUUID(), slug: "foreign-own" };
+    expect((await post(ws.auth, "/v1/import/outcomes", [own])).json()).toMatchObject({ inserted: 1 });
+
+    const sourceExperiment = experiments.find((e) => e.id === learning!.experiment_id) ?? experiments[0]!;
+    const sourceGate = gates.find((g) => g.id === learning!.gate_id) ?? gates[0]!;
+    const cases: [table: string, field: string, make: (id: string) => Record<string, unknown>, foreign: string][] = [
+      // A row's own id that is another workspace's row.
+      ["outcomes", "id", (id) => ({ ...outcome, id, slug: `own-id-${id.slice(0, 8)}` }), String(outcome!.id)],
+      [
+        "outcome_revisions",
+        "outcome_id",
+        (id) => ({ ...revision, id: randomUUID(), outcome_id: id }),
+        String(outcome!.id),
+      ],
+      [
+        "experiments",
+        "outcome_id",
+        (id) => ({
+          ...sourceExperiment,
+          id: randomUUID(),
+          key: `x-${randomUUID()}`,
+          outcome_id: id,
+          portfolio_gate_id: null,
+        }),
+        String(outcome!.id),
+      ],
+      [
+        "gates",
+        "experiment_id",
+        (id) => ({ ...sourceGate, id: randomUUID(), outcome_id: own.id, experiment_id: id }),
+        String(sourceExperiment.id),
+      ],
+      [
+        "signal_series",
+        "experiment_id",
+        (id) => ({ ...series, id: randomUUID(), outcome_id: own.id, experiment_id: id }),
+        String(series!.experiment_id),
+      ],
+      [
+        "analyses",
+        "experiment_id",
+        (id) => ({ ...analysis, id: randomUUID(), experiment_id: id }),
+        String(analysis!.experiment_id),
+      ],
+      [
+        "learnings",
+        "gate_id",
+        (id) => ({ ...learning, id: randomUUID(), outcome_id: own.id, experiment_id: null, gate_id: id }),
+        String(learning!.gate_id),
+      ],
+    ];
+    for (const [table, field, make, foreign] of cases) {
+      const nowhere = randomUUID();
+      const toForeign = await post(ws.auth, `/v1/import/${table}`, [make(foreign)]);
+      const toNowhere = await post(ws.auth, `/v1/import/${table}`, [make(nowhere)]);
+      expect(toForeign.statusCode, `${table}.${field}: ${toForeign.body}`).toBe(400);
+      expect(toForeign.json()).toMatchObject({
+        code: "validation_failed",
+        details: { table },
+        errors: [{ field: `${table}[0].${field}` }],
+      });
+      if (field === "id") {
+        // A fresh id is simply written; the refusal of a taken one reads like every other refused id.
+        expect(toNowhere.statusCode).toBe(200);
+        expect(toForeign.json().errors[0].message).toContain("cannot be imported into this workspace");
+      } else {
+        expect(refusalShape(toForeign, foreign), `${table}.${field}`).toEqual(refusalShape(toNowhere, nowhere));
+      }
+    }
+    // The signal points of another workspace's series: the same, by CSV line.
+    const csv = (seriesId: string) =>
+      `series_id,arm,ts,units,sum,sum_sq\n${seriesId},control,2026-11-01T00:00:00.123+00:00,10,3,3\n`;
+    const foreignSeries = String(series!.id);
+    const nowhereSeries = randomUUID();
+    const points = await post(ws.auth, "/v1/import/signal_points", csv(foreignSeries), "text/csv");
+    const nowherePoints = await post(ws.auth, "/v1/import/signal_points", csv(nowhereSeries), "text/csv");
+    expect(points.statusCode).toBe(400);
+    expect(points.json().detail).toContain("signal_points.csv:2: series_id");
+    expect(refusalShape(points, foreignSeries)).toEqual(refusalShape(nowherePoints, nowhereSeries));
+
+    // Nothing of the refused requests was written: the own outcome and the fresh-id outcome only.
+    const counts = await countOf(ws.id);
+    expect(counts).toMatchObject({
+      outcomes: 2,
+      outcome_revisions: 0,
+      experiments: 0,
+      gates: 0,
+      signal_series: 0,
+      signal_points: 0,
+      analyses: 0,
+      learnings: 0,
+    });
+    // And the source's rows are untouched.
+    expect((await countOf(source.seed.workspaceId)).outcomes).toBe(2);
+  });
+
+  it("answers a malformed row with 400 naming the table, the row and the column, and writes nothing", async () => {
+    const ws = await emptyWorkspace("import-malformed");
+    expect((await post(ws.auth, "/v1/import/begin", manifestWith({}))).statusCode).toBe(200);
+    const [outcome] = await sourceRows("outcomes");
+    const good = (slug: string) => ({ ...outcome, id: randomUUID(), slug });
+    const { name: _name, ...nameless } = good("nameless") as Record<string, unknown>;
+    const cases: [rows: unknown[], field: string, says: string][] = [
+      [[good("a"), { ...good("b"), created_at: "yesterday" }], "outcomes[1].created_at", "ISO 8601"],
+      [[{ ...good("c"), colour: "red" }], "outcomes[0].colour", "is not a column of outcomes"],
+      [[nameless], "outcomes[0].name", "is required"],
+      [[good("d"), 42], "outcomes[1]", "must be an object"],
+      [[{ ...good("e"), id: "not-a-uuid" }], "outcomes[0].id", "must be a UUID"],
+      [[{ ...good("f"), revision: "two" }], "outcomes[0].revision", "must be a 32-bit integer"],
+      // Found by Postgres, then traced to the row and the column.
+      [[good("g"), { ...good("h"), state: "exploded" }], "outcomes[1].state", "outcomes_state_check"],
+      [[good("same"), good("same")], "outcomes[1].slug", "outcomes_workspace_slug_key"],
+    ];
+    for (const [rows, field, says] of cases) {
+      const response = await post(ws.auth, "/v1/import/outcomes", rows);
+      expect(response.statusCode, `${field}: ${response.body}`).toBe(400);
+      const body = response.json();
+      expect(body).toMatchObject({ code: "validation_failed", details: { table: "outcomes" } });
+      expect(body.errors[0].field).toBe(field);
+      expect(body.errors[0].message).toContain(says);
+      expect(body.detail).toContain(field);
+      expect(body.detail).toContain("nothing of outcomes was imported");
+    }
+    // Not an array; a NUL in a value (refused at the door, with its JSON path).
+    const notArray = await post(ws.auth, "/v1/import/outcomes", { rows: [] });
+    expect(notArray.statusCode).toBe(400);
+    const nul = await post(ws.auth, "/v1/import/outcomes", [{ ...good("nul"), name: "a\u0000b" }]);
+    expect(nul.statusCode).toBe(400);
+    expect(nul.json().errors).toEqual([{ field: "body.0.name", message: expect.stringContaining("NUL") }]);
+    // Malformed CSV lines name the line and the column.
+    for (const [line, column] of [
+      ["not-a-uuid,control,2026-11-01T00:00:00+00:00,1,1,1", "series_id"],
+      [`${randomUUID()},control,yesterday,1,1,1`, "ts"],
+      [`${randomUUID()},control,2026-11-01T00:00:00+00:00,-1,1,1`, "units"],
+      [`${randomUUID()},a\u0000b,2026-11-01T00:00:00+00:00,1,1,1`, "arm"],
+    ] as const) {
+      const response = await post(
+        ws.auth,
+        "/v1/import/signal_points",
+        `series_id,arm,ts,units,sum,sum_sq\n${line}\n`,
+        "text/csv",
+      );
+      expect(response.statusCode, response.body).toBe(400);
+      expect(response.json()).toMatchObject({
+        code: "validation_failed",
+        errors: [{ field: `signal_points.csv:2.${column}` }],
+      });
+    }
+    expect((await countOf(ws.id)).outcomes).toBe(0);
+  });
+});
+
+describe("an interrupted import", () => {
+  it("is refused a second begin and continued with --resume", async () => {
+    const fresh = await createTestApi();
+    try {
+      const url = await listen(fresh);
+      const out = join(dir, "backup");
+      const manifest = JSON.parse(await readFile(join(out, "manifest.json"), "utf8"));
+      const begin = await fresh.app.inject({
+        method: "POST",
+        url: "/v1/import/begin",
+        headers: fresh.auth,
+        payload: manifest,
+      });
+      expect(begin.statusCode).toBe(200);
+      // The first table went in, then the client stopped.
+      const outcomes = await fresh.app.inject({
+        method: "POST",
+        url: "/v1/import/outcomes",
+        headers: { ...fresh.auth, "content-type": "application/json" },
+        payload: await readFile(join(out, "outcomes.json"), "utf8"),
+      });
+      expect(outcomes.json()).toMatchObject({ table: "outcomes", inserted: manifest.counts.outcomes });
+
+      const again = await cli(["import", "--from", out], fresh, url);
+      expect(again.code).toBe(1);
+      expect(again.stderr).toContain("error[conflict]: an import into this workspace is already open");
+      const resumed = await cli(["--json", "import", "--from", out, "--resume"], fresh, url);
+      expect(resumed.stderr).toBe("");
+      expect(resumed.code).toBe(0);
+      expect(JSON.parse(resumed.stdout)).toMatchObject({ ok: true });
+      const audit = (await get(fresh, "/v1/audit?limit=1000")) as { items: { action: string }[] };
+      expect(audit.items.filter((e) => e.action === "workspace.imported")).toHaveLength(1);
+    } finally {
+      await fresh.close();
+    }
   });
 });

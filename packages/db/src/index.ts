@@ -15,6 +15,7 @@ export * as outcomes from "./repositories/outcome.repository";
 export type { Page, PageRequest } from "./repositories/pagination";
 export type { SealedSecret, SecretRecord } from "./repositories/secret.repository";
 export * as secrets from "./repositories/secret.repository";
+export * as sessions from "./repositories/session.repository";
 export * as signals from "./repositories/signal.repository";
 export * as transfer from "./repositories/transfer.repository";
 export * as workspaces from "./repositories/workspace.repository";

@@ -32,6 +32,8 @@ describe("migrations", () => {
         "2026-12-07T00-00-api-key-scopes",
         "2026-12-08T00-00-point-revisions",
         "2026-12-09T00-00-workspace-secrets",
+        "2026-12-09T01-00-sessions",
+        "2026-12-09T02-00-imports",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

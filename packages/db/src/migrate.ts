@@ -17,6 +17,8 @@ import * as timescalePolicies from "./migrations/2026-12-06T00-00-timescale-poli
 import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
 import * as pointRevisions from "./migrations/2026-12-08T00-00-point-revisions";
 import * as workspaceSecrets from "./migrations/2026-12-09T00-00-workspace-secrets";
+import * as sessions from "./migrations/2026-12-09T01-00-sessions";
+import * as imports from "./migrations/2026-12-09T02-00-imports";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -31,6 +33,8 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-07T00-00-api-key-scopes": apiKeyScopes,
   "2026-12-08T00-00-point-revisions": pointRevisions,
   "2026-12-09T00-00-workspace-secrets": workspaceSecrets,
+  "2026-12-09T01-00-sessions": sessions,
+  "2026-12-09T02-00-imports": imports,
 };
 
 export interface MigrationReport {

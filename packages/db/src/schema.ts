@@ -311,6 +311,28 @@ export interface LlmCallsTable {
   at: Timestamp;
 }
 
+/** A dashboard session (2026-12-09T01-00-sessions): the cookie's token is stored only as its SHA-256. */
+export interface SessionsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  api_key_id: string;
+  token_hash: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  last_seen_at: Timestamp;
+  revoked_at: NullableTimestamp;
+}
+
+/** An import into a workspace (2026-12-09T02-00-imports): open while `finished_at` is null, one at a time. */
+export interface ImportsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  started_by: string;
+  started_at: Timestamp;
+  manifest: Json<Record<string, unknown>>;
+  finished_at: NullableTimestamp;
+}
+
 export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
@@ -332,4 +354,6 @@ export interface Database {
   llm_calls: LlmCallsTable;
   gate_notifications: GateNotificationsTable;
   gate_tokens: GateTokensTable;
+  sessions: SessionsTable;
+  imports: ImportsTable;
 }

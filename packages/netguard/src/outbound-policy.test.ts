@@ -1,7 +1,10 @@
+import fc from "fast-check";
+import ipaddr from "ipaddr.js";
 import { describe, expect, it } from "vitest";
 import {
   checkOutboundUrl,
   guardedFetch,
+  nonPublicRange,
   OutboundBlockedError,
   outboundPolicyFromEnv,
   parseOutboundPolicy,
@@ -112,6 +115,114 @@ describe("checkOutboundUrl refuses hostile URLs", () => {
     expect(error.message).not.toContain("hunter2");
     expect(error.url).toBe("http://redacted@10.0.0.1/");
     expect(redactUrl("https://u:p@example.com/a?b=1")).toBe("https://redacted@example.com/a?b=1");
+  });
+});
+
+/** The 8 groups of an IPv6 address as hex text, from 16 bytes. */
+function v6(bytes: readonly number[]): string {
+  return ipaddr.fromByteArray([...bytes]).toString();
+}
+
+/**
+ * Every IPv6 form that carries an IPv4 address, built from its 4 bytes (`p`: bytes of a public prefix
+ * for the forms that take one).
+ */
+const EMBEDDINGS: Readonly<Record<string, (v4: readonly number[], p: readonly number[]) => string>> = {
+  "IPv4-mapped ::ffff:a.b.c.d": (v4) => v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...v4]),
+  "IPv4-compatible ::a.b.c.d": (v4) => v6([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, ...v4]),
+  "SIIT ::ffff:0:a.b.c.d": (v4) => v6([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, ...v4]),
+  "NAT64 64:ff9b::/96": (v4) => v6([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, ...v4]),
+  "NAT64 local-use 64:ff9b:1::/48 (/96 layout)": (v4) => v6([0, 0x64, 0xff, 0x9b, 0, 1, 0, 0, 0, 0, 0, 0, ...v4]),
+  // RFC 6052 §2.2, a /48 prefix: v4 in bits 48–63 and 72–87, around the u-octet.
+  "NAT64 local-use 64:ff9b:1::/48 (/48 layout)": (v4) =>
+    v6([0, 0x64, 0xff, 0x9b, 0, 1, v4[0]!, v4[1]!, 0, v4[2]!, v4[3]!, 0, 0, 0, 0, 0]),
+  "6to4 2002:aabb:ccdd::/48": (v4, p) => v6([0x20, 0x02, ...v4, p[0]!, p[1]!, 0, 0, 0, 0, 0, 0, 0, 1]),
+  "ISATAP <prefix>:0:5efe:a.b.c.d": (v4, p) =>
+    v6([0x26, 0x07, 0xf8, 0xb0, p[0]!, p[1]!, 0, 0, 0, 0, 0x5e, 0xfe, ...v4]),
+  "ISATAP <prefix>:200:5efe:a.b.c.d": (v4, p) =>
+    v6([0x26, 0x07, 0xf8, 0xb0, p[0]!, p[1]!, 0, 0, 0x02, 0, 0x5e, 0xfe, ...v4]),
+  // RFC 4380 §4: server IPv4 in bits 32–63, the client's IPv4 XORed with ones in the last 32 bits.
+  "Teredo 2001::/32 (client)": (v4, p) =>
+    v6([0x20, 0x01, 0, 0, 8, 8, 8, 8, 0x80, 0, p[0]!, p[1]!, ...v4.map((b) => b ^ 0xff)]),
+  "Teredo 2001::/32 (server)": (v4, p) => v6([0x20, 0x01, 0, 0, ...v4, 0x80, 0, p[0]!, p[1]!, 1, 2, 3, 4]),
+};
+
+/** IPv4 addresses that are not public: loopback, private, link-local (metadata), CGNAT, unspecified, ... */
+const nonPublicV4 = fc.oneof(
+  fc.constantFrom("127.0.0.1", "169.254.169.254", "10.0.0.1", "192.168.1.1", "172.16.0.1", "100.64.0.1", "0.0.0.0"),
+  fc
+    .tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255))
+    .map((b) => b.join("."))
+    .filter((a) => ipaddr.parse(a).range() !== "unicast"),
+);
+const publicV4 = fc
+  .tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255))
+  .map((b) => b.join("."))
+  .filter((a) => ipaddr.parse(a).range() === "unicast");
+const prefixBytes = fc.tuple(fc.nat(255), fc.nat(255));
+
+describe("IPv6 forms embedding an IPv4 address", () => {
+  it("refuses the reported [::127.0.0.1] (the URL parser writes it [::7f00:1]) and [::7f00:1]", async () => {
+    for (const url of ["http://[::127.0.0.1]/", "http://[::7f00:1]/", "http://[::a9fe:a9fe]/latest/meta-data/"]) {
+      const error = await refusal(url);
+      expect(error.code).toBe("outbound_address_refused");
+      expect(error.message).toMatch(/ipv4Compatible of (loopback|linkLocal)/);
+    }
+  });
+
+  it.each(Object.keys(EMBEDDINGS))(
+    "%s of any non-public IPv4 is refused, as a literal and through DNS",
+    async (form) => {
+      const embed = EMBEDDINGS[form]!;
+      await fc.assert(
+        fc.asyncProperty(nonPublicV4, prefixBytes, async (v4, p) => {
+          const address = embed(ipaddr.parse(v4).toByteArray(), p);
+          expect(nonPublicRange(ipaddr.parse(address)), `${address} (${v4})`).not.toBeNull();
+          const literal = await refusal(`http://[${address}]/`);
+          expect(literal.code).toBe("outbound_address_refused");
+          const viaDns = await checkOutboundUrl("https://embedded.example.com/", strict, async () => [
+            { address, family: 6 },
+          ]).then(
+            () => null,
+            (e: unknown) => e,
+          );
+          expect(viaDns, `${address} through DNS`).toBeInstanceOf(OutboundBlockedError);
+        }),
+        { numRuns: 60 },
+      );
+    },
+  );
+
+  it("judges mapped, SIIT, NAT64 /96, 6to4 and ISATAP forms of a public IPv4 as public; refuses the others whatever they carry", () => {
+    const judgedByEmbedded = new Set([
+      "IPv4-mapped ::ffff:a.b.c.d",
+      "SIIT ::ffff:0:a.b.c.d",
+      "NAT64 64:ff9b::/96",
+      "6to4 2002:aabb:ccdd::/48",
+      "ISATAP <prefix>:0:5efe:a.b.c.d",
+      "ISATAP <prefix>:200:5efe:a.b.c.d",
+    ]);
+    fc.assert(
+      fc.property(publicV4, prefixBytes, (v4, p) => {
+        for (const [form, embed] of Object.entries(EMBEDDINGS)) {
+          const address = embed(ipaddr.parse(v4).toByteArray(), p);
+          const range = nonPublicRange(ipaddr.parse(address));
+          if (judgedByEmbedded.has(form)) expect(range, `${form}: ${address}`).toBeNull();
+          else expect(range, `${form}: ${address}`).not.toBeNull();
+        }
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it("names the form and the embedded range", () => {
+    expect(nonPublicRange(ipaddr.parse("::7f00:1"))).toBe("ipv4Compatible of loopback");
+    expect(nonPublicRange(ipaddr.parse("::ffff:0:a00:1"))).toBe("rfc6145 of private");
+    expect(nonPublicRange(ipaddr.parse("2607:f8b0::5efe:a9fe:a9fe"))).toBe("isatap of linkLocal");
+    expect(nonPublicRange(ipaddr.parse("64:ff9b:1::808:808"))).toBe("rfc8215 (local-use NAT64)");
+    expect(nonPublicRange(ipaddr.parse("2001:0:4136:e378:8000:63bf:3fff:fdd2"))).toBe("teredo");
+    expect(nonPublicRange(ipaddr.parse("::808:808"))).toBe("ipv4Compatible (deprecated)");
+    expect(nonPublicRange(ipaddr.parse("2606:4700:4700::1111"))).toBeNull();
   });
 });
 

@@ -132,29 +132,70 @@ export function redactUrl(url: URL | string): string {
   }
 }
 
-/** IPv6 forms that carry an IPv4 address in their last 32 bits (mapped, compatible, NAT64). */
+/** IPv6 ranges (ipaddr.js names) whose last 32 bits are an IPv4 address: mapped, SIIT (RFC 6145), NAT64 /96. */
 const EMBEDS_LAST_32 = new Set(["ipv4Mapped", "rfc6145", "rfc6052"]);
+
+/** RFC 8215's local-use NAT64 prefix: operators choose where the IPv4 bits go (RFC 6052 §2.2), so refused whole. */
+const LOCAL_USE_NAT64 = ipaddr.parseCIDR("64:ff9b:1::/48");
+
+/**
+ * The IPv4 address an IPv6 address carries, and the name of the form, or
+ * null when it carries none:
+ * - IPv4-mapped `::ffff:a.b.c.d` and SIIT `::ffff:0:a.b.c.d` (RFC 6145), NAT64
+ *   `64:ff9b::a.b.c.d` (RFC 6052): the last 32 bits;
+ * - IPv4-compatible `::a.b.c.d` (RFC 4291 §2.5.5.1, deprecated; the URL parser
+ *   writes `[::127.0.0.1]` as `[::7f00:1]`): the last 32 bits;
+ * - 6to4 `2002:aabb:ccdd::/48` (RFC 3056): bits 16–47;
+ * - ISATAP, any prefix with the interface identifier `0:5efe:a.b.c.d` or
+ *   `200:5efe:a.b.c.d` (RFC 5214 §6.1; the u/g bits may be set): the last 32 bits.
+ *
+ * Teredo (`2001::/32`, RFC 4380 §4: the client's IPv4 XORed with ones) is not
+ * unpacked: {@link nonPublicRange} refuses it whatever it carries.
+ */
+function embeddedIPv4(address: ipaddr.IPv6): { form: string; v4: ipaddr.IPv4 } | null {
+  const bytes = address.toByteArray();
+  const last32 = () => ipaddr.fromByteArray(bytes.slice(12, 16)) as ipaddr.IPv4;
+  const range = address.range();
+  if (EMBEDS_LAST_32.has(range)) return { form: range, v4: last32() };
+  if (range === "6to4") return { form: range, v4: ipaddr.fromByteArray(bytes.slice(2, 6)) as ipaddr.IPv4 };
+  if (bytes.slice(0, 12).every((b) => b === 0)) return { form: "ipv4Compatible", v4: last32() };
+  if ((bytes[8]! & 0xfc) === 0 && bytes[9] === 0 && bytes[10] === 0x5e && bytes[11] === 0xfe) {
+    return { form: "isatap", v4: last32() };
+  }
+  return null;
+}
 
 /**
  * Why an address is not public unicast (its ipaddr.js range name, e.g.
- * `loopback`, `linkLocal`, `private`), or null when it is. IPv6 forms that
- * embed an IPv4 address (`::ffff:127.0.0.1`, NAT64 `64:ff9b::/96`, 6to4
- * `2002::/16`) are judged by the embedded address; Teredo is refused.
+ * `loopback`, `linkLocal`, `private`, or `<form> of <range>` for an IPv6
+ * address embedding a non-public IPv4 one, e.g. `ipv4Compatible of loopback`),
+ * or null when it is.
+ *
+ * IPv6 forms that embed an IPv4 address (see `embeddedIPv4`: mapped, SIIT,
+ * NAT64 `64:ff9b::/96`, 6to4, ISATAP) are judged by the embedded address.
+ * Refused whatever they carry: IPv4-compatible addresses (deprecated since
+ * 2006, and `::` / `::1` are among them), Teredo `2001::/32` (the client
+ * address is obfuscated, and relays are not ours to judge) and the local-use
+ * NAT64 prefix `64:ff9b:1::/48` (RFC 8215: an operator's own translator).
+ *
+ * @example nonPublicRange(ipaddr.parse("::7f00:1")) // "ipv4Compatible of loopback"
  */
 export function nonPublicRange(address: ipaddr.IPv4 | ipaddr.IPv6): string | null {
   const range = address.range();
-  if (range === "unicast") return null;
-  if (address.kind() === "ipv6") {
-    const bytes = address.toByteArray();
-    let embedded: number[] | null = null;
-    if (EMBEDS_LAST_32.has(range)) embedded = bytes.slice(12, 16);
-    else if (range === "6to4") embedded = bytes.slice(2, 6);
-    if (embedded !== null) {
-      const inner = nonPublicRange(ipaddr.fromByteArray(embedded));
-      return inner === null ? null : `${range} of ${inner}`;
-    }
+  if (address.kind() === "ipv4") return range === "unicast" ? null : range;
+  const v6 = address as ipaddr.IPv6;
+  if (range === "unspecified" || range === "loopback") return range;
+  if (v6.match(LOCAL_USE_NAT64)) return "rfc8215 (local-use NAT64)";
+  const embedded = embeddedIPv4(v6);
+  if (embedded !== null) {
+    const inner = nonPublicRange(embedded.v4);
+    if (inner !== null) return `${embedded.form} of ${inner}`;
+    if (embedded.form === "ipv4Compatible") return "ipv4Compatible (deprecated)";
+    // A public IPv4 in a translation form is as public as the IPv4 itself; an ISATAP
+    // address is judged by its prefix too (below).
+    if (embedded.form !== "isatap") return null;
   }
-  return range;
+  return range === "unicast" ? null : range;
 }
 
 function allowedByCidr(address: ipaddr.IPv4 | ipaddr.IPv6, policy: OutboundPolicy): boolean {

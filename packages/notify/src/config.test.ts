@@ -1,5 +1,11 @@
 import { describe, expect, it } from "vitest";
-import { LOG_MODE_PRODUCTION_WARNING, MailConfigError, mailConfigFromEnv, redactSmtpUrl } from "./config";
+import {
+  LOG_MODE_PRODUCTION_WARNING,
+  LOG_MODE_WARNING,
+  MailConfigError,
+  mailConfigFromEnv,
+  redactSmtpUrl,
+} from "./config";
 
 /** The MailConfigError `mailConfigFromEnv(env)` throws; fails the test when it does not throw one. */
 function configError(env: Record<string, string | undefined>): MailConfigError {
@@ -76,7 +82,7 @@ describe("mailConfigFromEnv", () => {
       const config = mailConfigFromEnv({ MAIL_LOG_LINKS: value });
       expect(config.mode).toBe("log");
       expect(config.smtpUrl).toBeNull();
-      expect(config.warnings).toEqual([]);
+      expect(config.warnings).toEqual([LOG_MODE_WARNING]);
     }
     for (const value of ["false", "0"]) {
       expect(mailConfigFromEnv({ MAIL_LOG_LINKS: value }).mode).toBe("disabled");
@@ -102,12 +108,14 @@ describe("mailConfigFromEnv", () => {
     expect(mailConfigFromEnv({ SMTP_URL: "smtp://mail.example.com", MAIL_LOG_LINKS: "false" }).mode).toBe("smtp");
   });
 
-  it("warns when links go to the log in production, and only then", () => {
+  it("warns whenever links go to the log, more strongly in production, and never otherwise", () => {
     const production = mailConfigFromEnv({ MAIL_LOG_LINKS: "true", NODE_ENV: "production" });
     expect(production.mode).toBe("log");
     expect(production.warnings).toEqual([LOG_MODE_PRODUCTION_WARNING]);
     expect(production.warnings[0]).toContain("decision links in logs let anyone who reads the logs decide gates");
-    expect(mailConfigFromEnv({ MAIL_LOG_LINKS: "true", NODE_ENV: "development" }).warnings).toEqual([]);
+    const development = mailConfigFromEnv({ MAIL_LOG_LINKS: "true", NODE_ENV: "development" });
+    expect(development.warnings).toEqual([LOG_MODE_WARNING]);
+    expect(development.warnings[0]).toContain("anyone who can read the log can decide those gates");
     expect(mailConfigFromEnv({ SMTP_URL: "smtp://mail.example.com", NODE_ENV: "production" }).warnings).toEqual([]);
     expect(mailConfigFromEnv({ NODE_ENV: "production" }).warnings).toEqual([]);
   });

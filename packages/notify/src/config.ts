@@ -40,6 +40,10 @@ export class MailConfigError extends Error {
 const DEFAULT_FROM = "Outcome Runtime <outcome-runtime@localhost>";
 const DEFAULT_PUBLIC_URL = "http://localhost:8080";
 
+/** Logged at every start in log mode: the links in the log are live credentials. */
+export const LOG_MODE_WARNING =
+  "MAIL_LOG_LINKS=true: gate emails are not sent; their decision links are written to the log, and anyone who can read the log can decide those gates; set SMTP_URL for real use";
+
 export const LOG_MODE_PRODUCTION_WARNING =
   "MAIL_LOG_LINKS=true with NODE_ENV=production: decision links in logs let anyone who reads the logs decide gates; set SMTP_URL to send gate emails instead";
 
@@ -53,7 +57,8 @@ export const LOG_MODE_PRODUCTION_WARNING =
  * - `MAIL_FROM`: default `Outcome Runtime <outcome-runtime@localhost>`; must hold an address.
  * - `OUTCOME_RUNTIME_PUBLIC_URL`: default `http://localhost:8080`; an absolute
  *   http(s) URL without query or fragment, returned without trailing slash.
- * - `NODE_ENV=production` with mode `log` adds a warning to `warnings`.
+ * - mode `log` adds a warning to `warnings` (a stronger one with `NODE_ENV=production`):
+ *   the decision links it logs are credentials.
  *
  * Empty values count as unset.
  *
@@ -74,7 +79,9 @@ export function mailConfigFromEnv(env: Readonly<Record<string, string | undefine
   }
   const mode: MailTransportMode = smtpUrl !== null ? "smtp" : logLinks ? "log" : "disabled";
   const warnings: string[] = [];
-  if (mode === "log" && value(env, "NODE_ENV") === "production") warnings.push(LOG_MODE_PRODUCTION_WARNING);
+  if (mode === "log") {
+    warnings.push(value(env, "NODE_ENV") === "production" ? LOG_MODE_PRODUCTION_WARNING : LOG_MODE_WARNING);
+  }
   return { mode, smtpUrl, from, publicUrl, warnings };
 }
 

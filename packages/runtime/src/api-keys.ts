@@ -8,7 +8,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { DomainError, type Principal, ROLES, type Role } from "@outcome-runtime/core";
-import { apiKeys, audit, workspaces } from "@outcome-runtime/db";
+import { apiKeys, audit, sessions, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 const KEY_PREFIX = "ork_";
@@ -230,7 +230,8 @@ export async function listApiKeys(deps: RuntimeDeps, caller: Caller): Promise<Ap
 
 /**
  * Revoke a key of the caller's workspace: from now on it authenticates
- * nothing (the next request with it is a 401). Idempotent: revoking a revoked
+ * nothing (the next request with it is a 401), and the dashboard sessions
+ * signed in with it are revoked too. Idempotent: revoking a revoked
  * key changes nothing and writes no second audit event.
  *
  * @returns the key, and whether this call revoked it (false: it was revoked already).
@@ -253,6 +254,8 @@ export async function revokeApiKey(
     const { record, revoked } = await apiKeys.revokeApiKey(trx, caller.principal.workspaceId, id, nowOf(deps));
     if (record === null) throw notFound();
     if (revoked) {
+      // Its dashboard sessions end with it (they would authenticate nothing anyway: the lookup joins the key).
+      await sessions.revokeSessionsOfKey(trx, record.id, nowOf(deps));
       await audit.insertAuditEvent(trx, {
         workspaceId: caller.principal.workspaceId,
         actor: auditActor(caller),

@@ -144,6 +144,15 @@ export {
   secretsKeyringFromEnv,
   setWorkspaceSecret,
 } from "./secrets";
+export type { StartedSession } from "./sessions";
+export {
+  endSession,
+  hashSessionToken,
+  SESSION_IDLE_MS,
+  SESSION_MAX_AGE_MS,
+  sessionPrincipal,
+  startSession,
+} from "./sessions";
 export type { AnalysisCarry, AnalysisOutcome } from "./signals/analyze";
 export { analyzeExperiment, makeStatsPlan } from "./signals/analyze";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";

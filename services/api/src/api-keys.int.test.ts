@@ -9,6 +9,7 @@ import { audit } from "@outcome-runtime/db";
 import { type Client, connectHttp, toolErrorOf } from "@outcome-runtime/mcp/test-support";
 import { deleteRedisKeys, exampleOutcome, sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { rateLimitNamespace } from "./app";
 import { buildTestApp, createTestApi, type TestApi } from "./test-app";
 
 const prefix = `test-api-keys-${randomBytes(6).toString("hex")}`;
@@ -116,6 +117,37 @@ describe("scopes", () => {
     }
     // The admin key is not revoked by the refused DELETE.
     expect((await as(api.seed.adminKey, "GET", "/v1/keys")).statusCode).toBe(200);
+  });
+
+  it("a read,admin key inspects and exports, but changes no security setting and starts no import (write + admin)", async () => {
+    const auditor = await createKey({ name: "auditor@acme.example", role: "admin", scopes: ["read", "admin"] });
+    const settings = await as(api.seed.adminKey, "PATCH", "/v1/workspace/settings", {
+      sessionRequiredDecisions: ["ship"],
+    });
+    expect(settings.statusCode, settings.body).toBe(200);
+    // The attack as reported: clearing sessionRequiredDecisions with a key that has no write scope.
+    const cleared = await as(auditor.key, "PATCH", "/v1/workspace/settings", { sessionRequiredDecisions: [] });
+    expect(cleared.statusCode).toBe(403);
+    expect(cleared.json()).toMatchObject({ code: "forbidden", details: { missingScope: "write" } });
+    expect(cleared.json().detail).toContain('lacks the "write" scope');
+    expect(cleared.headers["www-authenticate"]).toContain('error="insufficient_scope", scope="admin write"');
+    for (const [url, body] of [
+      ["/v1/import/begin", { format: "outcome-runtime-export", version: 1 }],
+      ["/v1/import/outcomes", []],
+      ["/v1/import/finish", { format: "outcome-runtime-export", version: 1 }],
+    ] as const) {
+      const refused = await as(auditor.key, "POST", url, body);
+      expect(`${url} → ${refused.statusCode}`).toBe(`${url} → 403`);
+      expect(refused.json()).toMatchObject({ code: "forbidden", details: { missingScope: "write" } });
+    }
+    // Nothing changed; reading and exporting still work for it.
+    const now = await as(auditor.key, "GET", "/v1/workspace/settings");
+    expect(now.json()).toMatchObject({ sessionRequiredDecisions: ["ship"] });
+    expect((await as(auditor.key, "GET", "/v1/export/manifest")).statusCode).toBe(200);
+    expect((await as(auditor.key, "GET", "/v1/keys")).statusCode).toBe(200);
+    // A key with both scopes may.
+    const restored = await as(api.seed.adminKey, "PATCH", "/v1/workspace/settings", { sessionRequiredDecisions: [] });
+    expect(restored.statusCode).toBe(200);
   });
 
   it("a key may do what both its role and its scopes allow: a member key with every scope it can have is no admin", async () => {
@@ -280,6 +312,42 @@ describe("failed authentications", () => {
     } finally {
       await app.close();
       await deleteRedisKeys(api.redis, namespace);
+    }
+  });
+
+  it("two installations sharing a Redis under different QUEUE_PREFIXes count failed sign-ins apart", async () => {
+    // As server.ts builds them: the queue prefix given, no namespace of the app's own.
+    const installation = (queuePrefix: string) =>
+      buildTestApp(api.t.db, api.redis, {
+        queuePrefix,
+        rateLimitNamespace: undefined,
+        authFailureLimit: { max: 3, timeWindowMs: 60_000 },
+      });
+    const [a, b] = [`${prefix}-install-a`, `${prefix}-install-b`];
+    const first = await installation(a);
+    const second = await installation(b);
+    const firstAgain = await installation(a);
+    try {
+      const signIn = (app: typeof first, i: number) =>
+        app.inject({ method: "POST", url: "/session", payload: { apiKey: `ork_${"y".repeat(40)}${i}` } });
+      for (let i = 0; i < 3; i++) expect((await signIn(first, i)).statusCode).toBe(401);
+      const limited = await signIn(first, 3);
+      expect(limited.statusCode).toBe(429);
+      expect(limited.json()).toMatchObject({ code: "rate_limited" });
+      // The other installation, on the same Redis from the same address, has counted nothing.
+      expect((await signIn(second, 4)).statusCode).toBe(401);
+      expect((await second.inject({ method: "GET", url: "/v1/outcomes", headers: api.auth })).statusCode).toBe(200);
+      // A second replica of the first installation (same prefix) shares its counters.
+      expect((await signIn(firstAgain, 5)).statusCode).toBe(429);
+      // The counters live under each installation's prefix.
+      expect(await api.redis.keys(`${a}:rate-limit:*auth-failures*`)).toHaveLength(1);
+      expect(await api.redis.keys(`${b}:rate-limit:*auth-failures*`)).toHaveLength(1);
+      expect(rateLimitNamespace({ queuePrefix: "acme-prod" })).toBe("acme-prod:rate-limit:");
+      expect(rateLimitNamespace({})).toBe("outcome-runtime:rate-limit:");
+    } finally {
+      await Promise.all([first.close(), second.close(), firstAgain.close()]);
+      await deleteRedisKeys(api.redis, a);
+      await deleteRedisKeys(api.redis, b);
     }
   });
 

@@ -13,6 +13,7 @@ import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
 import {
   createGateway,
+  DEFAULT_QUEUE_PREFIX,
   type Gateway,
   type LlmBudgets,
   llmConfigFromEnv,
@@ -51,7 +52,11 @@ export interface AppOptions {
   readonly signalStorage: "timescaledb" | "plain";
   /** Requests per minute per API key (per IP without one). */
   readonly rateLimitPerMinute: number;
-  /** Redis key prefix of the rate-limit counters (default `outcome-runtime:rate-limit:`). */
+  /**
+   * Redis key prefix of the rate-limit counters (the global limit, the AI routes' and the failed
+   * authentications per address). Default `<queuePrefix>:rate-limit:`, so installations sharing a
+   * Redis under different `QUEUE_PREFIX`es never share a counter.
+   */
   readonly rateLimitNamespace?: string;
   /** Requests per minute per API key to the routes that may call an LLM (default 10, at most `rateLimitPerMinute`). */
   readonly aiRateLimitPerMinute?: number;
@@ -61,7 +66,7 @@ export interface AppOptions {
    */
   readonly authFailureLimit?: { readonly max: number; readonly timeWindowMs: number };
   readonly publicUrl?: string | undefined;
-  /** Prefix of the BullMQ keys the worker reads (default `outcome-runtime`). */
+  /** The installation's Redis prefix (`QUEUE_PREFIX`): of the BullMQ keys the worker reads and of the rate-limit counters (default `outcome-runtime`). */
   readonly queuePrefix?: string;
   /** The LLM gateway (default: rules only, no LLM). */
   readonly gateway?: Gateway;
@@ -141,6 +146,15 @@ function limitAuthFailures(fastify: FastifyInstance, limit: NonNullable<AppOptio
   });
 }
 
+/**
+ * The Redis key prefix of every rate-limit counter of this installation: the
+ * option when given, else `<queuePrefix>:rate-limit:` (`outcome-runtime:rate-limit:`
+ * with the default prefix).
+ */
+export function rateLimitNamespace(options: Pick<AppOptions, "rateLimitNamespace" | "queuePrefix">): string {
+  return options.rateLimitNamespace ?? `${options.queuePrefix ?? DEFAULT_QUEUE_PREFIX}:rate-limit:`;
+}
+
 /** Register every plugin and route of the API on `app`. */
 export async function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
   // Cookies first: the rate limit keys a dashboard session by its cookie.
@@ -159,7 +173,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
     max: options.rateLimitPerMinute,
     timeWindow: 60_000,
     redis: options.redis,
-    nameSpace: options.rateLimitNamespace ?? "outcome-runtime:rate-limit:",
+    nameSpace: rateLimitNamespace(options),
     // A Redis outage must not take the API down with it.
     skipOnError: true,
     keyGenerator: (request) => {
@@ -195,7 +209,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   const routeOptions = {
     deps: options.deps,
     redis: options.redis,
-    queuePrefix: options.queuePrefix ?? "outcome-runtime",
+    queuePrefix: options.queuePrefix ?? DEFAULT_QUEUE_PREFIX,
     gateway: options.gateway ?? createGateway({ db: options.deps.db, config: llmConfigFromEnv({}) }),
     publicUrl: (options.publicUrl ?? "http://localhost:8080").replace(/\/+$/, ""),
   };

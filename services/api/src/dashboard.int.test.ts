@@ -39,12 +39,13 @@ function cookiesOf(res: Awaited<ReturnType<TestApi["app"]["inject"]>>): Map<stri
   return map;
 }
 
-async function signIn(apiKey = api.seed.adminKey) {
-  const res = await app.inject({ method: "POST", url: "/session", payload: { apiKey } });
+async function signIn(apiKey = api.seed.adminKey, target: TestApi["app"] = app) {
+  const res = await target.inject({ method: "POST", url: "/session", payload: { apiKey } });
   expect(res.statusCode).toBe(200);
   const body = res.json() as { csrfToken: string };
-  const cookie = `or_session=${encodeURIComponent(apiKey)}; or_csrf=${encodeURIComponent(body.csrfToken)}`;
-  return { cookie, csrfToken: body.csrfToken, res };
+  const token = cookiesOf(res).get("or_session")?.value ?? "";
+  const cookie = `or_session=${encodeURIComponent(token)}; or_csrf=${encodeURIComponent(body.csrfToken)}`;
+  return { cookie, token, csrfToken: body.csrfToken, res };
 }
 
 async function applyOutcome(id: string, activate = true): Promise<string> {
@@ -81,7 +82,9 @@ describe("session sign-in", () => {
     const cookies = cookiesOf(res);
     const session = cookies.get("or_session");
     const csrf = cookies.get("or_csrf");
-    expect(session?.value).toBe(api.seed.adminKey);
+    // A session's random token, never the API key.
+    expect(session?.value).toMatch(/^ors_[A-Za-z0-9_-]{43}$/);
+    expect(session?.value).not.toContain(api.seed.adminKey);
     expect(session?.line).toMatch(/; HttpOnly/);
     expect(session?.line).toMatch(/; SameSite=Strict/);
     expect(session?.line).toMatch(/; Path=\//);
@@ -174,7 +177,7 @@ describe("cookie authentication and CSRF", () => {
   it("a state change by cookie needs x-csrf-token equal to the CSRF cookie; bearer needs none", async () => {
     await applyOutcome("dash-csrf");
     const first = await proposeExperiment("dash-csrf", "Express pay first");
-    const { cookie, csrfToken } = await signIn();
+    const { cookie, token, csrfToken } = await signIn();
     const url = `/v1/gates/${first.gate.id}/decision`;
     const payload = { decision: "approve", reason: "from the dashboard" };
 
@@ -187,7 +190,7 @@ describe("cookie authentication and CSRF", () => {
     const noCookie = await app.inject({
       method: "POST",
       url,
-      headers: { cookie: `or_session=${api.seed.adminKey}`, "x-csrf-token": csrfToken },
+      headers: { cookie: `or_session=${token}`, "x-csrf-token": csrfToken },
       payload,
     });
     expect(noCookie.statusCode).toBe(403);

@@ -17,6 +17,7 @@ import {
 import { Redis } from "ioredis";
 import { buildApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
+import { apiLoggerOptions } from "./logger";
 
 const VERSION = "0.1.0";
 
@@ -58,13 +59,7 @@ async function main(): Promise<void> {
     },
     {
       trustProxy: config.TRUST_PROXY,
-      logger: {
-        level: config.LOG_LEVEL,
-        redact: {
-          paths: ["req.headers.authorization", "req.headers.cookie", "req.headers['idempotency-key']"],
-          censor: "[redacted]",
-        },
-      },
+      logger: apiLoggerOptions(config.LOG_LEVEL),
     },
   );
   app.log.info(

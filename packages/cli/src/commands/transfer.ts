@@ -158,10 +158,15 @@ async function readExport(dir: string): Promise<Manifest> {
   return manifest as Manifest;
 }
 
-async function importFrom(options: GlobalOptions, dir: string) {
+/**
+ * Import an export directory: open the import (`begin`; skipped with
+ * `resume`, which continues an import that stopped before `finish`), send
+ * every table in the import order, then `finish`.
+ */
+async function importFrom(options: GlobalOptions, dir: string, resume = false) {
   const manifest = await readExport(dir);
   const client = clientOf(options);
-  await client.request("POST", "/v1/import/begin", { json: manifest });
+  if (!resume) await client.request("POST", "/v1/import/begin", { json: manifest });
   const written: { table: Table; received: number; inserted: number }[] = [];
   for (const table of IMPORT_ORDER) {
     const response = await send(options, "POST", `/v1/import/${table}`, {
@@ -209,19 +214,21 @@ export function transferCommands(program: Command): void {
     .command("import")
     .description("restore an export into this instance's workspace, which must have no outcome yet")
     .requiredOption("--from <dir>", "a directory written by `outcome-runtime export`")
+    .option("--resume", "continue an import that stopped before it finished (the import is still open)")
     .addHelpText(
       "after",
       [
         "",
         "Examples:",
         "  $ outcome-runtime --url https://new.example --api-key $KEY import --from backup-2026-12-01",
+        "  $ outcome-runtime import --from backup-2026-12-01 --resume     # after an interrupted import",
         "",
-        "Needs an admin key. Ids are kept; a re-run after a failure skips what is already there.",
+        "Needs an admin key with the write and admin scopes. Ids are kept; --resume skips what is already there.",
       ].join("\n"),
     )
-    .action(async (opts: { from: string }) => {
+    .action(async (opts: { from: string; resume?: boolean }) => {
       const options = program.opts<GlobalOptions>();
-      const result = await importFrom(options, opts.from);
+      const result = await importFrom(options, opts.from, opts.resume === true);
       if (options.json) {
         outJson({ ok: result.report.ok, from: opts.from, tables: result.report.tables });
         return;

@@ -4,7 +4,10 @@
  * 8601 with their microseconds, jsonb as JSON, arrays as arrays. Import reads
  * them back with `jsonb_populate_recordset` against the table's own row type,
  * so Postgres (not this file) converts every column; the only change is
- * `workspace_id`, which becomes the importing workspace.
+ * `workspace_id`, which becomes the importing workspace. A row whose id is
+ * another workspace's, or that points at a row outside the importing
+ * workspace, is refused (not skipped), and so is a row Postgres cannot store:
+ * the refusal names the row and the column.
  */
 import { sql } from "kysely";
 import type { DbOrTrx } from "../database";
@@ -36,6 +39,52 @@ const ID_TYPE: Record<RowTable, "uuid" | "bigint"> = {
   learnings: "uuid",
   audit_events: "bigint",
 };
+
+/**
+ * The ids each table's rows point at, by column: the row a column names must
+ * be one of the importing workspace's. (An experiment's `portfolio_gate_id` is
+ * not here: it is linked only once its gate is imported, see `importRows`.)
+ */
+export const REFERENCES: Readonly<Record<RowTable, Readonly<Record<string, RowTable>>>> = {
+  outcomes: {},
+  outcome_revisions: { outcome_id: "outcomes" },
+  experiments: { outcome_id: "outcomes" },
+  gates: { outcome_id: "outcomes", experiment_id: "experiments" },
+  signal_series: { outcome_id: "outcomes", experiment_id: "experiments" },
+  analyses: { experiment_id: "experiments" },
+  learnings: { outcome_id: "outcomes", experiment_id: "experiments", gate_id: "gates" },
+  audit_events: {},
+};
+
+/** One column of a table, as this database defines it. */
+export interface ColumnInfo {
+  readonly name: string;
+  /** Postgres type name (`udt_name`): `uuid`, `text`, `timestamptz`, `int4`, `int8`, `float8`, `jsonb`, `_text`, … */
+  readonly type: string;
+  readonly nullable: boolean;
+  /** A generated column: exported, never written. */
+  readonly generated: boolean;
+}
+
+/** Why an import refused a row: its index in the batch, the column at fault (when known) and the reason. */
+export interface RowRefusal {
+  readonly index: number;
+  readonly column: string | null;
+  /**
+   * `id_unavailable`: the row's id belongs to a row of another workspace;
+   * `unknown_reference`: a column names no row of the importing workspace (see {@link REFERENCES});
+   * `not_stored`: Postgres refused the row (a CHECK, a NOT NULL, a duplicate, a malformed value).
+   */
+  readonly reason: "id_unavailable" | "unknown_reference" | "not_stored";
+  /** For `unknown_reference`: the table the column points into. */
+  readonly target?: RowTable;
+  /** For `not_stored`: Postgres' message (without the row's contents) and the constraint, if any. */
+  readonly message?: string;
+  readonly constraint?: string;
+}
+
+/** What writing a batch did: rows written, or the first row refused (and then nothing of the batch is kept). */
+export type ImportResult = { readonly inserted: number } | { readonly refused: RowRefusal };
 
 /** One exported row: column name → JSON value. */
 export type ExportRow = Record<string, unknown>;
@@ -117,31 +166,211 @@ export async function countRows(db: DbOrTrx, workspaceId: string): Promise<Recor
   return counts;
 }
 
-/** Whether the workspace has any outcome (everything else hangs off one). */
+/**
+ * Whether the workspace holds any data an import could collide with. Every
+ * exported row but audit events hangs off an outcome (NOT NULL foreign keys),
+ * so a workspace without outcomes is empty.
+ */
 export async function hasOutcomes(db: DbOrTrx, workspaceId: string): Promise<boolean> {
   const row = await db.selectFrom("outcomes").select("id").where("workspace_id", "=", workspaceId).executeTakeFirst();
   return row !== undefined;
 }
 
-/** Writable columns of `table` in this database (generated columns excluded), in table order. */
-async function writableColumns(db: DbOrTrx, table: RowTable): Promise<string[]> {
-  const result = await sql<{ column_name: string }>`
-    SELECT column_name FROM information_schema.columns
-    WHERE table_schema = current_schema() AND table_name = ${table} AND is_generated = 'NEVER'
-    ORDER BY ordinal_position`.execute(db);
-  return result.rows.map((r) => r.column_name);
+/**
+ * Open an import into the workspace, or null when one is open already (at
+ * most one: a partial unique index).
+ */
+export async function openImport(
+  db: DbOrTrx,
+  input: { workspaceId: string; startedBy: string; manifest: Record<string, unknown>; at: Date },
+): Promise<{ id: string } | null> {
+  const row = await db
+    .insertInto("imports")
+    .values({
+      workspace_id: input.workspaceId,
+      started_by: input.startedBy,
+      started_at: input.at,
+      manifest: JSON.stringify(input.manifest),
+    })
+    .onConflict((oc) => oc.column("workspace_id").where("finished_at", "is", null).doNothing())
+    .returning("id")
+    .executeTakeFirst();
+  return row ?? null;
 }
 
 /**
- * Insert exported rows of `table` into the workspace, keeping their ids;
- * rows already there (same id or natural key) are left alone, so an import
- * can be re-run. Returns how many rows were written.
+ * The workspace's open import, locked until the transaction ends (the
+ * per-table imports and `finish` of one import run one at a time), or null.
+ */
+export async function lockOpenImport(
+  db: DbOrTrx,
+  workspaceId: string,
+): Promise<{ id: string; startedBy: string; startedAt: Date } | null> {
+  const row = await db
+    .selectFrom("imports")
+    .select(["id", "started_by", "started_at"])
+    .where("workspace_id", "=", workspaceId)
+    .where("finished_at", "is", null)
+    .forUpdate()
+    .executeTakeFirst();
+  return row ? { id: row.id, startedBy: row.started_by, startedAt: row.started_at } : null;
+}
+
+/** Close an import. */
+export async function closeImport(db: DbOrTrx, id: string, at: Date): Promise<void> {
+  await db.updateTable("imports").set({ finished_at: at }).where("id", "=", id).execute();
+}
+
+/** Every column of `table` in this database, in table order (generated ones flagged). */
+export async function tableColumns(db: DbOrTrx, table: RowTable): Promise<ColumnInfo[]> {
+  const result = await sql<{ column_name: string; udt_name: string; is_nullable: string; is_generated: string }>`
+    SELECT column_name, udt_name, is_nullable, is_generated FROM information_schema.columns
+    WHERE table_schema = current_schema() AND table_name = ${table}
+    ORDER BY ordinal_position`.execute(db);
+  return result.rows.map((r) => ({
+    name: r.column_name,
+    type: r.udt_name,
+    nullable: r.is_nullable === "YES",
+    generated: r.is_generated !== "NEVER",
+  }));
+}
+
+/** A Postgres error of class 22 (data exception) or 23 (integrity constraint violation): the row's fault. */
+function rowFault(error: unknown): { code: string; column?: string; constraint?: string; message: string } | null {
+  const e = error as { code?: unknown; column?: unknown; constraint?: unknown; message?: unknown } | null;
+  if (typeof e?.code !== "string" || !/^2[23]/.test(e.code)) return null;
+  return {
+    code: e.code,
+    ...(typeof e.column === "string" ? { column: e.column } : {}),
+    ...(typeof e.constraint === "string" ? { constraint: e.constraint } : {}),
+    message: typeof e.message === "string" ? e.message : e.code,
+  };
+}
+
+/** The columns a constraint or a unique index covers, `workspace_id` left out (every row has it). */
+async function constraintColumns(db: DbOrTrx, name: string): Promise<string[]> {
+  const result = await sql<{ attname: string }>`
+    SELECT a.attname FROM pg_constraint c
+      JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = ANY (c.conkey)
+      WHERE c.conname = ${name}
+    UNION
+    SELECT a.attname FROM pg_class i
+      JOIN pg_index x ON x.indexrelid = i.oid
+      JOIN pg_attribute a ON a.attrelid = x.indrelid AND a.attnum = ANY (x.indkey)
+      WHERE i.relname = ${name}`.execute(db);
+  return result.rows.map((r) => r.attname).filter((c) => c !== "workspace_id");
+}
+
+/**
+ * Run `write` under a savepoint of the current transaction. When Postgres
+ * refuses the batch for a row's fault (class 22 or 23), roll it back and
+ * write the rows one at a time to find the first one it refuses (two rows
+ * that collide with each other: the second); its refusal is returned and
+ * nothing of the batch is kept (the caller rolls the transaction back).
+ */
+async function withRowDiagnosis(
+  trx: DbOrTrx,
+  rows: readonly ExportRow[],
+  write: (payload: string) => Promise<number>,
+  payloadOf: (rows: readonly ExportRow[]) => string,
+): Promise<ImportResult> {
+  await sql`SAVEPOINT import_batch`.execute(trx);
+  try {
+    const inserted = await write(payloadOf(rows));
+    await sql`RELEASE SAVEPOINT import_batch`.execute(trx);
+    return { inserted };
+  } catch (error) {
+    if (rowFault(error) === null) throw error;
+    await sql`ROLLBACK TO SAVEPOINT import_batch`.execute(trx);
+  }
+  for (let index = 0; index < rows.length; index++) {
+    await sql`SAVEPOINT import_row`.execute(trx);
+    try {
+      await write(payloadOf([rows[index] as ExportRow]));
+      await sql`RELEASE SAVEPOINT import_row`.execute(trx);
+    } catch (error) {
+      const fault = rowFault(error);
+      if (fault === null) throw error;
+      await sql`ROLLBACK TO SAVEPOINT import_row`.execute(trx);
+      await sql`ROLLBACK TO SAVEPOINT import_batch`.execute(trx);
+      const columns = fault.column
+        ? [fault.column]
+        : fault.constraint
+          ? await constraintColumns(trx, fault.constraint)
+          : [];
+      return {
+        refused: {
+          index,
+          column: columns[0] ?? null,
+          reason: "not_stored",
+          // The first line only: the DETAIL of a refused row repeats its values.
+          message: fault.message.split("\n")[0] ?? fault.code,
+          ...(fault.constraint ? { constraint: fault.constraint } : {}),
+        },
+      };
+    }
+  }
+  // Refused as a batch, accepted row by row: cannot happen with these tables; say so rather than guess.
+  await sql`ROLLBACK TO SAVEPOINT import_batch`.execute(trx);
+  throw new Error("import batch refused by Postgres but no single row was");
+}
+
+/**
+ * The first row of the batch whose id is another workspace's row of `table`,
+ * or that names (in a {@link REFERENCES} column) no row of the workspace.
+ * Another workspace's row and no row at all are the same refusal: an import
+ * learns nothing about other workspaces from it.
+ */
+async function firstForeignRow(
+  db: DbOrTrx,
+  table: RowTable,
+  workspaceId: string,
+  payload: string,
+): Promise<RowRefusal | null> {
+  const t = sql.table(table);
+  const checks = [
+    ...(table === "audit_events"
+      ? []
+      : [
+          sql`('id', NULL::text, EXISTS (SELECT 1 FROM ${t} x WHERE x.id = r.id AND x.workspace_id <> ${workspaceId}))`,
+        ]),
+    ...Object.entries(REFERENCES[table]).map(
+      ([column, target]) =>
+        sql`(${column}::text, ${target}::text, r.${sql.ref(column)} IS NOT NULL AND NOT EXISTS (
+              SELECT 1 FROM ${sql.table(target)} y WHERE y.id = r.${sql.ref(column)} AND y.workspace_id = ${workspaceId}))`,
+    ),
+  ];
+  if (checks.length === 0) return null;
+  const result = await sql<{ i: number; col: string; target: RowTable | null }>`
+    SELECT (r.ordinality - 1)::int AS i, c.col, c.target
+    FROM jsonb_populate_recordset(NULL::${t}, ${payload}::jsonb) WITH ORDINALITY r
+    CROSS JOIN LATERAL (VALUES ${sql.join(checks)}) AS c(col, target, bad)
+    WHERE c.bad
+    ORDER BY r.ordinality LIMIT 1`.execute(db);
+  const row = result.rows[0];
+  if (row === undefined) return null;
+  return row.col === "id"
+    ? { index: row.i, column: "id", reason: "id_unavailable" }
+    : { index: row.i, column: row.col, reason: "unknown_reference", target: row.target as RowTable };
+}
+
+/**
+ * Insert exported rows of `table` into the workspace, keeping their ids.
+ * Rows the workspace has already (same id; for audit events the same event)
+ * are left alone, so a table can be imported again after a failure. Runs
+ * inside the caller's transaction (savepoints); a refused row leaves nothing
+ * of the batch written.
+ *
+ * Refused, with the row and the column (see {@link RowRefusal}): an id of
+ * another workspace's row; a reference to no row of this workspace; a row
+ * Postgres cannot store (a duplicate slug or key, an unknown state, …).
  *
  * Two tables differ:
  * - `experiments` and `gates` reference each other (an experiment's portfolio
  *   gate; a launch gate's experiment). Experiments are written first with the
- *   link only when that gate already exists; importing the experiments again
- *   after the gates fills the links that were left empty (and changes nothing else).
+ *   link only when that gate is already the workspace's; importing the
+ *   experiments again after the gates fills the links that were left empty
+ *   (and changes nothing else).
  * - `audit_events` ids come from one sequence shared by every workspace, so
  *   events get new ids, in their original order; an event already present
  *   (same time, action, subject, actor, channel and request) is skipped.
@@ -151,86 +380,83 @@ export async function importRows(
   table: RowTable,
   workspaceId: string,
   rows: readonly ExportRow[],
-): Promise<number> {
-  if (rows.length === 0) return 0;
-  const payload = JSON.stringify(rows.map((r) => ({ ...r, workspace_id: workspaceId })));
-  const t = sql.table(table);
-  let columns = await writableColumns(db, table);
-  if (table === "audit_events") columns = columns.filter((c) => c !== "id");
-  const list = sql.join(columns.map((c) => sql.ref(c)));
-  const source = sql`jsonb_populate_recordset(NULL::${t}, ${payload}::jsonb) r`;
-  // A row may only hang off the workspace's own outcomes and experiments, whatever the file says.
-  const own = sql.join(
-    [
-      sql`TRUE`,
-      ...(columns.includes("outcome_id")
-        ? [sql`EXISTS (SELECT 1 FROM outcomes o WHERE o.id = r.outcome_id AND o.workspace_id = ${workspaceId})`]
-        : []),
-      ...(columns.includes("experiment_id")
-        ? [
-            sql`(r.experiment_id IS NULL OR EXISTS (SELECT 1 FROM experiments x WHERE x.id = r.experiment_id AND x.workspace_id = ${workspaceId}))`,
-          ]
-        : []),
-    ],
-    sql` AND `,
-  );
+): Promise<ImportResult> {
+  if (rows.length === 0) return { inserted: 0 };
+  const payloadOf = (batch: readonly ExportRow[]) =>
+    JSON.stringify(batch.map((r) => ({ ...r, workspace_id: workspaceId })));
+  const run = async (trx: DbOrTrx): Promise<ImportResult> => {
+    const foreign = await firstForeignRow(trx, table, workspaceId, payloadOf(rows));
+    if (foreign !== null) return { refused: foreign };
+    const t = sql.table(table);
+    let columns = (await tableColumns(trx, table)).filter((c) => !c.generated).map((c) => c.name);
+    if (table === "audit_events") columns = columns.filter((c) => c !== "id");
+    const list = sql.join(columns.map((c) => sql.ref(c)));
+    const source = (payload: string) => sql`jsonb_populate_recordset(NULL::${t}, ${payload}::jsonb) r`;
+    const plain = sql.join(columns.map((c) => sql`r.${sql.ref(c)}`));
 
-  if (table === "experiments") {
-    const selected = sql.join(
-      columns.map((c) =>
-        c === "portfolio_gate_id"
-          ? sql`CASE WHEN EXISTS (SELECT 1 FROM gates g WHERE g.id = r.portfolio_gate_id AND g.workspace_id = ${workspaceId})
-                     THEN r.portfolio_gate_id END`
-          : sql`r.${sql.ref(c)}`,
-      ),
-    );
-    const result = await sql`
-      INSERT INTO experiments (${list}) SELECT ${selected} FROM ${source} WHERE ${own}
-      ON CONFLICT (id) DO UPDATE SET portfolio_gate_id = EXCLUDED.portfolio_gate_id
-        WHERE experiments.portfolio_gate_id IS NULL AND EXCLUDED.portfolio_gate_id IS NOT NULL
-          AND experiments.workspace_id = EXCLUDED.workspace_id`.execute(db);
-    return Number(result.numAffectedRows ?? 0);
-  }
-
-  if (table === "audit_events") {
-    const result = await sql`
-      INSERT INTO audit_events (${list})
-      SELECT ${sql.join(columns.map((c) => sql`r.${sql.ref(c)}`))} FROM ${source}
-      WHERE NOT EXISTS (
-        SELECT 1 FROM audit_events e
-        WHERE e.workspace_id = r.workspace_id AND e.at = r.at AND e.action = r.action
-          AND e.subject_type = r.subject_type AND e.subject_id = r.subject_id AND e.channel = r.channel
-          AND e.actor_id IS NOT DISTINCT FROM r.actor_id AND e.request_id IS NOT DISTINCT FROM r.request_id)
-      ORDER BY r.id`.execute(db);
-    return Number(result.numAffectedRows ?? 0);
-  }
-
-  const result = await sql`
-    INSERT INTO ${t} (${list}) SELECT ${sql.join(columns.map((c) => sql`r.${sql.ref(c)}`))} FROM ${source}
-    WHERE ${own}
-    ON CONFLICT DO NOTHING`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+    const write = async (payload: string): Promise<number> => {
+      if (table === "experiments") {
+        const selected = sql.join(
+          columns.map((c) =>
+            c === "portfolio_gate_id"
+              ? sql`CASE WHEN EXISTS (SELECT 1 FROM gates g WHERE g.id = r.portfolio_gate_id AND g.workspace_id = ${workspaceId})
+                         THEN r.portfolio_gate_id END`
+              : sql`r.${sql.ref(c)}`,
+          ),
+        );
+        const result = await sql`
+          INSERT INTO experiments (${list}) SELECT ${selected} FROM ${source(payload)}
+          ON CONFLICT (id) DO UPDATE SET portfolio_gate_id = EXCLUDED.portfolio_gate_id
+            WHERE experiments.portfolio_gate_id IS NULL AND EXCLUDED.portfolio_gate_id IS NOT NULL
+              AND experiments.workspace_id = EXCLUDED.workspace_id`.execute(trx);
+        return Number(result.numAffectedRows ?? 0);
+      }
+      if (table === "audit_events") {
+        const result = await sql`
+          INSERT INTO audit_events (${list})
+          SELECT ${plain} FROM ${source(payload)}
+          WHERE NOT EXISTS (
+            SELECT 1 FROM audit_events e
+            WHERE e.workspace_id = r.workspace_id AND e.at = r.at AND e.action = r.action
+              AND e.subject_type = r.subject_type AND e.subject_id = r.subject_id AND e.channel = r.channel
+              AND e.actor_id IS NOT DISTINCT FROM r.actor_id AND e.request_id IS NOT DISTINCT FROM r.request_id)
+          ORDER BY r.id`.execute(trx);
+        return Number(result.numAffectedRows ?? 0);
+      }
+      const result = await sql`
+        INSERT INTO ${t} (${list}) SELECT ${plain} FROM ${source(payload)}
+        ON CONFLICT (id) DO NOTHING`.execute(trx);
+      return Number(result.numAffectedRows ?? 0);
+    };
+    return withRowDiagnosis(trx, rows, write, payloadOf);
+  };
+  return db.isTransaction ? run(db) : db.transaction().execute(run);
 }
 
 /**
- * Insert signal points into the workspace; a point whose series is not one of
- * the workspace's is skipped, and a point already stored is left alone.
- * Returns how many were written.
+ * Insert signal points into the workspace; a point already stored is left
+ * alone. Refused (nothing of the batch written): a point whose series is not
+ * one of the workspace's (`index` in the batch), whichever workspace it may be.
  */
 export async function importSignalPoints(
   db: DbOrTrx,
   workspaceId: string,
   points: readonly SignalPointRow[],
-): Promise<number> {
-  if (points.length === 0) return 0;
+): Promise<{ inserted: number } | { refused: { index: number } }> {
+  if (points.length === 0) return { inserted: 0 };
+  const unnested = sql`unnest(${points.map((p) => p.series_id)}::uuid[], ${points.map((p) => p.arm)}::text[],
+                ${points.map((p) => p.ts)}::timestamptz[], ${points.map((p) => p.units)}::bigint[],
+                ${points.map((p) => p.sum)}::float8[], ${points.map((p) => p.sum_sq)}::float8[])`;
+  const foreign = await sql<{ i: number }>`
+    SELECT (p.ord - 1)::int AS i FROM ${unnested} WITH ORDINALITY AS p(series_id, arm, ts, units, sum, sum_sq, ord)
+    WHERE NOT EXISTS (SELECT 1 FROM signal_series s WHERE s.id = p.series_id AND s.workspace_id = ${workspaceId})
+    ORDER BY p.ord LIMIT 1`.execute(db);
+  const refused = foreign.rows[0];
+  if (refused !== undefined) return { refused: { index: refused.i } };
   const result = await sql`
     INSERT INTO signal_points (series_id, arm, ts, workspace_id, units, sum, sum_sq)
     SELECT p.series_id, p.arm, p.ts, ${workspaceId}::uuid, p.units, p.sum, p.sum_sq
-    FROM unnest(${points.map((p) => p.series_id)}::uuid[], ${points.map((p) => p.arm)}::text[],
-                ${points.map((p) => p.ts)}::timestamptz[], ${points.map((p) => p.units)}::bigint[],
-                ${points.map((p) => p.sum)}::float8[], ${points.map((p) => p.sum_sq)}::float8[])
-         AS p(series_id, arm, ts, units, sum, sum_sq)
-    WHERE EXISTS (SELECT 1 FROM signal_series s WHERE s.id = p.series_id AND s.workspace_id = ${workspaceId})
+    FROM ${unnested} AS p(series_id, arm, ts, units, sum, sum_sq)
     ON CONFLICT DO NOTHING`.execute(db);
-  return Number(result.numAffectedRows ?? 0);
+  return { inserted: Number(result.numAffectedRows ?? 0) };
 }

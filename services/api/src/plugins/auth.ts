@@ -1,16 +1,17 @@
 /**
  * Authentication of `/v1` routes (and the WebSocket stream under it): a
  * bearer API key (channel `api`), or the dashboard's session cookie (channel
- * `web`). Health checks, the OpenAPI document and the app's pages need none.
+ * `web`), which holds a server-side session's token (routes/session.ts). Health checks, the OpenAPI document and the app's pages need none.
  * The authenticated caller is `request.caller`.
  *
  * A cookie is sent by the browser whoever made the page, so a state change
  * authenticated by the cookie must also carry the CSRF token (the `or_csrf`
  * cookie, which only a page of our origin can read) in `x-csrf-token`.
  *
- * Then the key's scopes: `admin` for the admin routes, `read` for GET and
- * HEAD, `write` for any other method; a key without the scope gets a 403
- * naming it. (The use cases check the role: a key may do what both allow.)
+ * Then the key's scopes, from one table (`requiredScopes`): `read` for GET
+ * and HEAD, `write` for any other method, `admin` for the admin routes, and
+ * both `admin` and `write` for settings and import; a key without one gets a
+ * 403 naming it. (The use cases check the role: a key may do what both allow.)
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
@@ -20,6 +21,7 @@ import {
   type Caller,
   missingScope,
   type RuntimeDeps,
+  sessionPrincipal,
 } from "@outcome-runtime/runtime";
 import type { FastifyInstance, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
@@ -32,7 +34,7 @@ declare module "fastify" {
   }
 }
 
-/** The session cookie: the API key itself, HttpOnly, so page scripts never see it. */
+/** The session cookie: a server-side session's random token (never the API key), HttpOnly, so page scripts never see it. */
 export const SESSION_COOKIE = "or_session";
 /** The CSRF cookie: readable by the page, echoed in {@link CSRF_HEADER} on state changes. */
 export const CSRF_COOKIE = "or_csrf";
@@ -41,27 +43,34 @@ export const CSRF_HEADER = "x-csrf-token";
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /**
- * The admin routes (method and route pattern): those whose use cases only an
- * admin may call. They need the `admin` scope, whatever the method.
+ * The scopes of the routes that need more than the default (method and route
+ * pattern → every scope the key must have). The admin routes need `admin`
+ * whatever the method; those that change the workspace's data or its security
+ * settings, keys and secrets (settings, import, creating and revoking keys,
+ * setting and deleting secrets) need `write` as well, so a `read,admin` key
+ * can inspect and export but changes nothing there.
  */
-const ADMIN_ROUTES: ReadonlySet<string> = new Set([
-  "GET /v1/keys",
-  "POST /v1/keys",
-  "DELETE /v1/keys/:id",
-  "PATCH /v1/workspace/settings",
-  "PUT /v1/secrets/:name",
-  "DELETE /v1/secrets/:name",
-  "GET /v1/export/manifest",
-  "GET /v1/export/:table",
-  "POST /v1/import/begin",
-  "POST /v1/import/:table",
-  "POST /v1/import/finish",
+const ROUTE_SCOPES: ReadonlyMap<string, readonly ApiKeyScope[]> = new Map([
+  ["GET /v1/keys", ["admin"]],
+  ["POST /v1/keys", ["admin", "write"]],
+  ["DELETE /v1/keys/:id", ["admin", "write"]],
+  ["PATCH /v1/workspace/settings", ["admin", "write"]],
+  ["PUT /v1/secrets/:name", ["admin", "write"]],
+  ["DELETE /v1/secrets/:name", ["admin", "write"]],
+  ["GET /v1/export/manifest", ["admin"]],
+  ["GET /v1/export/:table", ["admin"]],
+  ["POST /v1/import/begin", ["admin", "write"]],
+  ["POST /v1/import/:table", ["admin", "write"]],
+  ["POST /v1/import/finish", ["admin", "write"]],
 ]);
 
-/** The scope a request to `route` with `method` needs. */
-export function requiredScope(method: string, route: string): ApiKeyScope {
-  if (ADMIN_ROUTES.has(`${method} ${route}`)) return "admin";
-  return SAFE_METHODS.has(method) ? "read" : "write";
+/**
+ * Every scope a request to `route` (the matched pattern, e.g. `/v1/keys/:id`)
+ * with `method` needs: the route's entry in `ROUTE_SCOPES`, else `read` for
+ * GET, HEAD and OPTIONS and `write` for any other method.
+ */
+export function requiredScopes(method: string, route: string): readonly ApiKeyScope[] {
+  return ROUTE_SCOPES.get(`${method} ${route}`) ?? [SAFE_METHODS.has(method) ? "read" : "write"];
 }
 
 /** Compare two secrets in constant time (of their digests, so lengths leak nothing either). */
@@ -90,12 +99,12 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     };
     /** The caller, or a 403 when the key lacks the scope this request needs. */
     const admit = (principal: ApiKeyPrincipal, channel: Caller["channel"]) => {
-      const scope = requiredScope(request.method, route);
-      const refusal = missingScope(principal, scope);
+      const scopes = requiredScopes(request.method, route);
+      const refusal = scopes.map((scope) => missingScope(principal, scope)).find((r) => r !== null) ?? null;
       if (refusal !== null) {
         reply.header(
           "www-authenticate",
-          `Bearer realm="outcome-runtime", error="insufficient_scope", scope="${scope}"`,
+          `Bearer realm="outcome-runtime", error="insufficient_scope", scope="${scopes.join(" ")}"`,
         );
         return sendProblem(reply, problem(request, "forbidden", refusal.message, { details: refusal.details }));
       }
@@ -105,11 +114,17 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     const header = request.headers.authorization;
     const session = request.cookies[SESSION_COOKIE];
     if (header === undefined && typeof session === "string" && session !== "") {
-      const principal = await authenticate(options.deps, session, lastUsed);
+      const principal = await sessionPrincipal(options.deps, session, {
+        onTouchError: (error: unknown) => request.log.warn({ err: error }, "session last use not recorded"),
+      });
       if (principal === null) {
         return sendProblem(
           reply,
-          problem(request, "unauthenticated", "the session's API key is unknown or revoked; sign in again"),
+          problem(
+            request,
+            "unauthenticated",
+            "the session has ended (signed out, expired, or its API key revoked); sign in again",
+          ),
         );
       }
       if (!SAFE_METHODS.has(request.method) && !csrfHeaderMatches(request)) {

@@ -6,6 +6,7 @@
 import { DomainError, ERROR_CODES, type ErrorCode } from "@outcome-runtime/runtime";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
+import { nulFields } from "../nul-fields";
 
 export const PROBLEM_BASE = "https://outcome-runtime.dev/problems/";
 
@@ -139,6 +140,19 @@ async function problemDetails(app: FastifyInstance): Promise<void> {
     }
   });
 
+  // The same for a NUL anywhere in a body (a title, a reason, an imported row), named by its path: before the
+  // schema (whose messages would not say why) and before any use case.
+  app.addHook("preValidation", async (request, reply) => {
+    const fields = nulFields(request.body);
+    if (fields.length === 0) return;
+    return sendProblem(
+      reply,
+      problem(request, "validation_failed", fields.map((f) => `${f.field} ${f.message}`).join("; "), {
+        errors: fields,
+      }),
+    );
+  });
+
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error instanceof DomainError) {
       const { errors, ...details } = error.details as { errors?: unknown[]; field?: unknown };
@@ -165,6 +179,21 @@ async function problemDetails(app: FastifyInstance): Promise<void> {
       return sendProblem(
         reply,
         problem(request, "conflict", "the request collided with a concurrent change; retry it"),
+      );
+    }
+    if (typeof pgCode === "string" && pgCode.startsWith("22")) {
+      // A data exception: a value the columns cannot hold got past the checks (a NUL in a CSV field, a
+      // malformed timestamp). The client's input, not a server fault: a 400 quoting Postgres' reason.
+      request.log.warn({ err: error }, "value refused by the database");
+      return sendProblem(
+        reply,
+        problem(
+          request,
+          "validation_failed",
+          pgCode === "22021" || pgCode === "22P05"
+            ? "a text value contains a NUL character (U+0000) or a byte sequence that cannot be stored; remove it"
+            : `a value cannot be stored: ${(error as Error).message}; correct it and retry`,
+        ),
       );
     }
     if (isUnavailable(error) || pgCode === "57014") {

@@ -1,11 +1,21 @@
 /**
- * Dashboard sign-in: the API key is entered once and kept in an HttpOnly,
- * SameSite=Strict cookie (Secure over HTTPS); a second, readable cookie holds
- * the CSRF token the page echoes on state changes (see plugins/auth.ts).
+ * Dashboard sign-in: the API key is entered once and exchanged for a
+ * server-side session (packages/runtime/src/sessions.ts), whose random token
+ * the HttpOnly, SameSite=Strict cookie holds (Secure over HTTPS); the key
+ * itself is never stored in the browser. A second, readable cookie holds the
+ * CSRF token the page echoes on state changes (see plugins/auth.ts). Sign-out
+ * revokes the session at once: a copied cookie stops working.
  */
 import { randomBytes } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { authenticate, type Principal } from "@outcome-runtime/runtime";
+import {
+  endSession,
+  type Principal,
+  SESSION_IDLE_MS,
+  SESSION_MAX_AGE_MS,
+  sessionPrincipal,
+  startSession,
+} from "@outcome-runtime/runtime";
 import type { FastifyReply, FastifyRequest } from "fastify";
 import { Type } from "typebox";
 import { PROBLEM_RESPONSES } from "../dto";
@@ -48,23 +58,25 @@ const sessionRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         tags: ["session"],
         summary: "Sign in to the dashboard with an API key",
         description:
-          "Sets the `or_session` cookie (HttpOnly, SameSite=Strict, Secure over HTTPS) and the `or_csrf` cookie " +
-          "(readable by the page); requests to /v1 then authenticate by the cookie, and state changes must send " +
-          "the CSRF token as `x-csrf-token`.",
+          "Starts a session of the key and sets the `or_session` cookie to its random token (HttpOnly, " +
+          "SameSite=Strict, Secure over HTTPS; never the key) and the `or_csrf` cookie (readable by the page); " +
+          "requests to /v1 then authenticate by the cookie, and state changes must send the CSRF token as " +
+          `\`x-csrf-token\`. A session ends at sign-out, when its key is revoked, after ${SESSION_IDLE_MS / 3600_000} h ` +
+          `without a request, or ${SESSION_MAX_AGE_MS / 86_400_000} days after sign-in.`,
         security: [],
         body: Type.Object({ apiKey: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
         response: { 200: SessionDto, ...PROBLEM_RESPONSES },
       },
     },
     async (request, reply) => {
-      const principal = await authenticate(deps, request.body.apiKey);
-      if (principal === null) {
+      const session = await startSession(deps, request.body.apiKey);
+      if (session === null) {
         return sendProblem(reply, problem(request, "unauthenticated", "the API key is unknown or revoked"));
       }
       const csrfToken = newCsrfToken();
-      reply.setCookie(SESSION_COOKIE, request.body.apiKey, cookieOptions(request, true));
+      reply.setCookie(SESSION_COOKIE, session.token, cookieOptions(request, true));
       reply.setCookie(CSRF_COOKIE, csrfToken, cookieOptions(request, false));
-      return sessionJson(principal, csrfToken);
+      return sessionJson(session.principal, csrfToken);
     },
   );
 
@@ -79,12 +91,18 @@ const sessionRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
       },
     },
     async (request, reply) => {
-      const key = request.cookies[SESSION_COOKIE];
-      const principal = key ? await authenticate(deps, key) : null;
+      const token = request.cookies[SESSION_COOKIE];
+      const principal = token ? await sessionPrincipal(deps, token) : null;
       if (principal === null) {
         return sendProblem(
           reply,
-          problem(request, "unauthenticated", key ? "the session's API key is unknown or revoked" : "not signed in"),
+          problem(
+            request,
+            "unauthenticated",
+            token
+              ? "the session has ended (signed out, expired, or its API key revoked); sign in again"
+              : "not signed in",
+          ),
         );
       }
       let csrfToken = request.cookies[CSRF_COOKIE];
@@ -102,16 +120,20 @@ const sessionRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
     {
       schema: {
         tags: ["session"],
-        summary: "Sign out: clear the cookies",
-        description: "Needs `x-csrf-token` when a session cookie is sent.",
+        summary: "Sign out: end the session and clear the cookies",
+        description:
+          "Revokes the session at once (its cookie authenticates nothing afterwards, wherever it was copied to). " +
+          "Needs `x-csrf-token` when a session cookie is sent.",
         security: [],
         response: { 204: Type.Null(), ...PROBLEM_RESPONSES },
       },
     },
     async (request, reply) => {
-      if (request.cookies[SESSION_COOKIE] && !csrfHeaderMatches(request)) {
+      const token = request.cookies[SESSION_COOKIE];
+      if (token && !csrfHeaderMatches(request)) {
         return sendProblem(reply, problem(request, "forbidden", "missing or wrong CSRF token"));
       }
+      if (token) await endSession(deps, token);
       clearCookies(request, reply);
       return reply.code(204).send(null);
     },

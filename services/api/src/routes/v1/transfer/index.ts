@@ -1,8 +1,9 @@
 /**
  * Backup and leaving (admin only): `GET /v1/export/…` streams a workspace's
  * manifest and tables; `POST /v1/import/…` takes the same bodies into an empty
- * workspace. The format is in docs/export.md; `outcome-runtime export|import`
- * drives these routes.
+ * workspace, inside an import opened by `begin` and closed by `finish` (the
+ * scopes: `admin`, and `write` to import). The format is in docs/export.md;
+ * `outcome-runtime export|import` drives these routes.
  */
 import { Readable } from "node:stream";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
@@ -130,10 +131,10 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
     {
       schema: {
         tags: ["export"],
-        summary: "Start an import into this workspace (admin)",
+        summary: "Open an import into this workspace (admin; scopes write and admin)",
         description:
-          "Checks the manifest (format and version) and that the workspace has no outcome (409 `conflict` " +
-          "otherwise), and restores the exported workspace settings.",
+          "Checks the manifest (format and version), that no import is open and that the workspace has no data " +
+          "(409 `conflict` otherwise), opens the import and restores the exported workspace settings.",
         body: ManifestBody,
         response: { 200: Type.Object({ ok: Type.Literal(true) }), ...PROBLEM_RESPONSES },
       },
@@ -146,8 +147,11 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
     {
       schema: {
         tags: ["export"],
-        summary: "Finish an import: compare the workspace with the manifest's counts (admin)",
-        description: "409 `conflict` naming each table whose rows do not match the manifest.",
+        summary:
+          "Finish the open import: compare the workspace with the manifest's counts (admin; scopes write and admin)",
+        description:
+          "Closes the import. 409 `conflict` when no import is open, or naming each table whose rows do not match " +
+          "the manifest (the import then stays open).",
         body: ManifestBody,
         response: {
           200: Type.Object({
@@ -167,11 +171,14 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
       bodyLimit: IMPORT_BODY_LIMIT,
       schema: {
         tags: ["export"],
-        summary: "Import one table into this workspace (admin)",
+        summary: "Import one table into this workspace during its open import (admin; scopes write and admin)",
         description:
           "The body of `GET /v1/export/:table`: a JSON array, or `text/csv` for `signal_points`. Rows keep their " +
           "ids and move into this workspace; rows already there are skipped, so a retry is harmless. One " +
-          "transaction per request. Import in the order of docs/export.md (experiments again after gates).",
+          "transaction per request: a row that does not fit its table, whose id is not new to the instance, or " +
+          "that points at no row of this workspace refuses the request (400 `validation_failed` naming " +
+          "`<table>[<row>].<column>`; nothing written). 409 `conflict` when no import is open. Import in the " +
+          "order of docs/export.md (experiments again after gates).",
         params: TableParam,
         body: Type.Unknown({ description: "a JSON array of rows, or the signal points CSV" }),
         response: { 200: ImportResultDto, ...PROBLEM_RESPONSES },

@@ -1,0 +1,82 @@
+/**
+ * Dashboard sessions held by the server. Signing in with an API key creates a
+ * session whose random token (256 bits, `ors_` + 43 base64url characters) is
+ * the cookie's value; only its SHA-256 is stored, and the key never leaves the
+ * sign-in request. A session authenticates as its key, with the key's role and
+ * scopes, until the first of: sign-out (revoked at once), the key's revocation,
+ * {@link SESSION_IDLE_MS} without a request, {@link SESSION_MAX_AGE_MS} after
+ * sign-in.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { apiKeys, sessions } from "@outcome-runtime/db";
+import { API_KEY_SCOPES, type ApiKeyPrincipal, type ApiKeyScope, authenticate } from "./api-keys";
+import { nowOf, type RuntimeDeps } from "./context";
+
+/** A session ends after this long without a request: 12 hours. */
+export const SESSION_IDLE_MS = 12 * 3600_000;
+/** A session ends this long after sign-in, however busy: 7 days. */
+export const SESSION_MAX_AGE_MS = 7 * 24 * 3600_000;
+
+const TOKEN_PREFIX = "ors_";
+
+/** SHA-256 hex of a session token: what the sessions table stores. */
+export function hashSessionToken(token: string): string {
+  return createHash("sha256").update(token, "utf8").digest("hex");
+}
+
+/** A new session, as sign-in answers it: the token is shown once (in the cookie) and never stored. */
+export interface StartedSession {
+  readonly token: string;
+  readonly principal: ApiKeyPrincipal;
+  readonly expiresAt: Date;
+}
+
+/**
+ * Sign in with an API key: a new session of that key, or null when the key is
+ * unknown or revoked. Sessions that ended more than a day ago are deleted on
+ * the way (they authenticate nothing).
+ */
+export async function startSession(deps: RuntimeDeps, apiKey: string): Promise<StartedSession | null> {
+  const principal = await authenticate(deps, apiKey);
+  if (principal === null) return null;
+  const now = nowOf(deps);
+  const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
+  const expiresAt = new Date(now.getTime() + SESSION_MAX_AGE_MS);
+  await sessions.insertSession(deps.db, {
+    workspaceId: principal.workspaceId,
+    apiKeyId: principal.id,
+    tokenHash: hashSessionToken(token),
+    at: now,
+    expiresAt,
+  });
+  await sessions.deleteEndedSessions(deps.db, new Date(now.getTime() - 24 * 3600_000));
+  return { token, principal, expiresAt };
+}
+
+/**
+ * The principal a session token stands for, with its key's scopes, or null
+ * when the session is unknown, signed out, expired (idle or absolute) or its
+ * key revoked. Records the use (at most once a minute, session and key)
+ * without waiting: a failed write goes to `onTouchError`, never to the caller.
+ */
+export async function sessionPrincipal(
+  deps: RuntimeDeps,
+  token: string,
+  options: { onTouchError?: (error: unknown) => void } = {},
+): Promise<ApiKeyPrincipal | null> {
+  if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return null;
+  const now = nowOf(deps);
+  const session = await sessions.findLiveSession(deps.db, hashSessionToken(token), now);
+  if (session === null || now.getTime() - session.lastSeenAt.getTime() > SESSION_IDLE_MS) return null;
+  const failed = (error: unknown) => options.onTouchError?.(error);
+  sessions.touchSession(deps.db, session.id, now).catch(failed);
+  apiKeys.touchLastUsed(deps.db, session.principal.id, now).catch(failed);
+  const scopes: ApiKeyScope[] = API_KEY_SCOPES.filter((s) => session.scopes.includes(s));
+  return { ...session.principal, scopes };
+}
+
+/** Sign out: revoke the session of this token at once. Idempotent; an unknown token changes nothing. */
+export async function endSession(deps: RuntimeDeps, token: string): Promise<void> {
+  if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return;
+  await sessions.revokeSession(deps.db, hashSessionToken(token), nowOf(deps));
+}
