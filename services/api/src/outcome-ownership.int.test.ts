@@ -176,11 +176,14 @@ describe("separation of duties through the API", () => {
     // The same through a dashboard session (channel web).
     const signIn = await app.inject({ method: "POST", url: "/session", payload: { apiKey: keys.maya.key } });
     const csrf = signIn.json().csrfToken as string;
+    const setCookie = signIn.headers["set-cookie"];
+    const session = /or_session=([^;]+)/.exec(([] as string[]).concat(setCookie ?? []).join("\n"))?.[1] ?? "";
+    expect(session).not.toBe("");
     const viaSession = await app.inject({
       method: "POST",
       url: `/v1/gates/${launchId}/decision`,
       headers: {
-        cookie: `or_session=${encodeURIComponent(keys.maya.key)}; or_csrf=${encodeURIComponent(csrf)}`,
+        cookie: `or_session=${session}; or_csrf=${encodeURIComponent(csrf)}`,
         "x-csrf-token": csrf,
       },
       payload: { decision: "approve" },
