@@ -45,6 +45,7 @@ import {
   outcomeYaml,
   runCleanups,
   startSourceTicker,
+  testSourceAccess,
   type World,
 } from "../support/world";
 import { medianMax, report, scaled } from "./report";
@@ -207,6 +208,21 @@ it("C1: hostile connectors (hang, garbage, 10⁶ rows) time out, show a clear er
   const started = Date.now();
   const world = await createWorld(cleanups);
   const mixpanel = await startHostileMixpanel(cleanups);
+  // The hostile server stands in for Mixpanel: the operator allows its URLs (SOURCE_API_URLS), on the API
+  // side (apply) and the worker's.
+  const modes = ["hang", ...GARBAGE.map((kind) => `garbage-${kind}`), "huge"];
+  const SOURCE_API_URLS = modes.map((mode) => `mixpanel=${mixpanel.base}/${mode}/api/query`).join(",");
+  const operator: World = {
+    ...world,
+    deps: {
+      ...world.deps,
+      sources: testSourceAccess(world.sourceUrl, {
+        SOURCE_API_URLS,
+        OUTCOME_RUNTIME_SOURCE_MP_USER,
+        OUTCOME_RUNTIME_SOURCE_MP_SECRET,
+      }),
+    },
+  };
 
   await activeOutcome(world, "c1-healthy", 1_000_000_000, { pollInterval: "1s" });
   const [healthy] = await launchExperiments(world, "c1-healthy", ["healthy"]);
@@ -222,6 +238,7 @@ it("C1: hostile connectors (hang, garbage, 10⁶ rows) time out, show a clear er
     WORKER_CONCURRENCY: "8",
     OUTCOME_RUNTIME_SOURCE_MP_USER,
     OUTCOME_RUNTIME_SOURCE_MP_SECRET,
+    SOURCE_API_URLS,
     LOG_LEVEL: "error",
   });
   await worker.ready;
@@ -258,7 +275,7 @@ it("C1: hostile connectors (hang, garbage, 10⁶ rows) time out, show a clear er
   // The hostile neighbours: launched while the healthy one polls.
   const mp = (name: string, mode: string, i: number) =>
     applyActive(
-      world,
+      operator,
       `c1-${name}`,
       mixpanelOutcome(`c1-${name}`, `${mixpanel.base}/${mode}/api/query`, PROJECT_IDS[i]!),
     );

@@ -172,7 +172,7 @@ it("R4: ten re-reads of a seven-day window with 1 % revised values", async () =>
 it("R20: a re-read of a window older than compress_after", async () => {
   const started = Date.now();
   const world = await createWorld(cleanups);
-  const { rows } = await world.source.query<{ n: string }>(
+  const { rows } = await world.runtime.query<{ n: string }>(
     "SELECT count(*) AS n FROM pg_extension WHERE extname = 'timescaledb'",
   );
   const timescale = Number(rows[0]!.n) > 0;
@@ -185,7 +185,7 @@ it("R20: a re-read of a window older than compress_after", async () => {
   const deps = depsOf(world);
   await pollExperiment(deps, experiment!.id);
   if (timescale) {
-    const chunks = await world.source.query<{ c: string }>(
+    const chunks = await world.runtime.query<{ c: string }>(
       "SELECT compress_chunk(c, if_not_compressed => true)::text AS c FROM show_chunks('signal_points', older_than => interval '30 days') c",
     );
     compressed = chunks.rows.length;

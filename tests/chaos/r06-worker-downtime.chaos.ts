@@ -95,7 +95,7 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
     // One poll fetched every missed window: the missed snapshots' points share one ingestion transaction.
     for (const e of launched) {
       const primary = (await signals.listSeriesOfExperiment(world.t.db, e.id)).find((s) => s.role === "primary")!;
-      const { rows } = await world.source.query<{ n: number }>(
+      const { rows } = await world.runtime.query<{ n: number }>(
         "SELECT count(DISTINCT ingested_at)::int AS n FROM signal_points WHERE series_id = $1 AND ts = ANY($2::timestamptz[])",
         [primary.id, missed.map((d) => d.toISOString())],
       );

@@ -92,7 +92,7 @@ it(`R10: ${GATES} pg_terminate_backend of the API's connections mid-decision lea
   let terminated = 0;
   let rounds = 0;
   const kill = async () => {
-    const { rows } = await world.source.query<{ ok: boolean }>(
+    const { rows } = await world.runtime.query<{ ok: boolean }>(
       "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE datname = $1 AND application_name = $2 AND pid <> pg_backend_pid()",
       [world.t.name, API_APP],
     );
@@ -166,7 +166,7 @@ it(`R10: ${GATES} pg_terminate_backend of the API's connections mid-decision lea
   await Promise.all(Array.from({ length: PARALLEL }, run));
 
   // Ground truth, per gate, from Postgres.
-  const q = async (sql: string, params: unknown[]) => (await world.source.query(sql, params)).rows;
+  const q = async (sql: string, params: unknown[]) => (await world.runtime.query(sql, params)).rows;
   let partial = 0;
   let lost = 0;
   let duplicated = 0;

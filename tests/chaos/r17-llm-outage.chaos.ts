@@ -183,7 +183,7 @@ describe("R17: an LLM outage", () => {
             },
             { timeoutMs: 60_000, intervalMs: 200, diagnostics: output },
           );
-    const { rows: calls } = await world.source.query<{
+    const { rows: calls } = await world.runtime.query<{
       operation: string;
       fallback_reason: string | null;
       source: string;

@@ -140,7 +140,7 @@ it(`R18: soak, ${EXPERIMENTS * (1 + GUARDRAILS)} series polled every ${EVERY_S} 
     diagnostics: worker.output,
   });
   const keysInRedis = await redisKeys(world);
-  const dead = await world.source.query<{ relname: string; n_live_tup: string; n_dead_tup: string; vacuums: string }>(
+  const dead = await world.runtime.query<{ relname: string; n_live_tup: string; n_dead_tup: string; vacuums: string }>(
     `SELECT relname, n_live_tup, n_dead_tup, autovacuum_count + vacuum_count AS vacuums
        FROM pg_stat_user_tables WHERE relname IN ('experiments', 'signal_series', 'signal_points', 'analyses')
       ORDER BY relname`,

@@ -48,6 +48,8 @@ export interface World {
   readonly source: pg.Pool;
   /** The analytics database as the read-only role: what the connector reads through. */
   readonly sourceUrl: string;
+  /** The runtime's own database as its admin, for the tests' checks and faults (never a signal source). */
+  readonly runtime: pg.Pool;
   readonly prefix: string;
   readonly redis: Redis;
   readonly redisUrl: string;
@@ -73,9 +75,11 @@ export async function createWorld(cleanups: Cleanups, options: { redisUrl?: stri
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   redis.on("error", () => {});
   const source = new pg.Pool({ connectionString: analytics.adminUrl, max: 4 });
+  const runtime = new pg.Pool({ connectionString: t.url, max: 2 });
   const prefix = `test-${randomBytes(6).toString("hex")}`;
   cleanups.push(async () => {
     await source.end();
+    await runtime.end();
     await deleteRedisKeys(redis, prefix).catch(() => {});
     redis.disconnect();
     await t.drop();
@@ -89,6 +93,7 @@ export async function createWorld(cleanups: Cleanups, options: { redisUrl?: stri
     seed: await seedWorkspace(t.db),
     source,
     sourceUrl: analytics.readerUrl,
+    runtime,
     prefix,
     redis,
     redisUrl,
