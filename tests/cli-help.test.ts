@@ -143,6 +143,10 @@ describe("outcome-runtime mcp", () => {
     const result = await cli(["mcp"]);
     expect(result).toMatchObject({ code: 78, stdout: "" });
     expect(result.stderr).toMatch(/^error: no API key: pass --api-key or set OUTCOME_RUNTIME_API_KEY/);
+    // MCP clients pass no environment of their own: the error says where the variables go.
+    expect(result.stderr).toContain(
+      "set OUTCOME_RUNTIME_URL and OUTCOME_RUNTIME_API_KEY in the server entry's env block",
+    );
     const json = await cli(["--json", "mcp"]);
     expect(json).toMatchObject({ code: 78, stdout: "" });
   });

@@ -5,6 +5,7 @@
  * seconds); both are accepted.
  */
 
+import { formatSeconds } from "@outcome-runtime/core";
 import type { ConnectorConfig } from "./connector";
 import { ConnectorError } from "./connector-error";
 
@@ -135,20 +136,4 @@ export class ConfigReader {
   }
 }
 
-/** 5400 → `1h 30m`; 900 → `15m`; 90 → `1m 30s`. */
-export function formatSeconds(seconds: number): string {
-  const parts: string[] = [];
-  let rest = Math.round(seconds);
-  for (const [unit, size] of [
-    ["d", 86_400],
-    ["h", 3600],
-    ["m", 60],
-  ] as const) {
-    if (rest >= size) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-  }
-  if (rest > 0 || parts.length === 0) parts.push(`${rest}s`);
-  return parts.join(" ");
-}
+export { formatSeconds };

@@ -37,6 +37,10 @@ describe("decide", () => {
       reason: "warming_up",
     });
     expect(decide(base({ ...harmful, elapsedSeconds: DAY - 1 }))).toMatchObject({ reason: "warming_up" });
+    // Said in the units outcome.yaml uses, naming the settings that hold the decision back.
+    expect(decide(base({ ...harmful, elapsedSeconds: 134, units: { control: 812, treatment: 820 } })).detail).toBe(
+      "warming up: 812 of 1000 units in the smaller arm (min_sample_per_arm), 2m 14s of 1d (min_duration) since the launch",
+    );
     expect(decide(base({ ...harmful, units: { control: 0, treatment: 10 } }))).toMatchObject({ reason: "no_data" });
     expect(decide(base(harmful))).toMatchObject({ action: "pause", reason: "kill" });
   });

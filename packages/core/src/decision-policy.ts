@@ -33,6 +33,7 @@
  * analysis metrics (see decision-rules.ts); a decision on consecutive poll
  * errors (reason `errors`) is taken by `assessErrors`, outside any analysis.
  */
+
 import {
   countMeasurement,
   DEFAULT_FAILURE_LIMIT,
@@ -45,6 +46,7 @@ import {
   type RuleCounts,
   sanitizeInput,
 } from "./decision-rules";
+import { formatSeconds } from "./durations";
 
 export { harmLowerBound } from "./decision-rules";
 
@@ -148,7 +150,7 @@ export function decide(raw: PolicyInput): PolicyDecision {
     return {
       action: "continue",
       reason: "warming_up",
-      detail: `warming up: ${minUnits} of ${input.minSamplePerArm} units in the smaller arm, ${fmt(input.elapsedSeconds / 86400)} of ${fmt(input.minDurationSeconds / 86400)} days`,
+      detail: `warming up: ${minUnits} of ${input.minSamplePerArm} units in the smaller arm (min_sample_per_arm), ${formatSeconds(input.elapsedSeconds)} of ${formatSeconds(input.minDurationSeconds)} (min_duration) since the launch`,
     };
   }
 
@@ -240,7 +242,7 @@ export function decide(raw: PolicyInput): PolicyDecision {
     return {
       action: "analyse",
       reason: "max_duration",
-      detail: `maximum duration of ${fmt(input.maxDurationSeconds / 86400)} days reached`,
+      detail: `maximum duration of ${formatSeconds(input.maxDurationSeconds)} (max_duration) reached`,
     };
   }
 

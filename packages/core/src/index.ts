@@ -19,6 +19,7 @@ export {
   measurementOf,
   NO_COUNTS,
 } from "./decision-rules";
+export { formatSeconds } from "./durations";
 export type {
   Arm,
   AuditEvent,

@@ -1,7 +1,8 @@
 /**
- * `outcome-runtime experiments list|show|brief`: the experiments of the
- * workspace, one in detail (state, arms, latest analysis, gates), and the
- * build brief a coding agent works from.
+ * `outcome-runtime experiments list|show|brief|claim|built`: the experiments
+ * of the workspace, one in detail (state, arms, latest analysis, gates), the
+ * build brief a coding agent works from, and the builder's two steps (claim
+ * it, report it built) for whoever builds without MCP.
  */
 import { EXPERIMENT_STATES } from "@outcome-runtime/core";
 import { Command, Option } from "commander";
@@ -31,6 +32,7 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
     .description("list experiments, grouped by outcome")
     .option("--outcome <id|slug>", "only this outcome's experiments")
     .addOption(new Option("--state <state>", "only experiments in this state").choices([...EXPERIMENT_STATES]))
+    .option("--ids", "print only the keys, one per line (for scripts)")
     .addHelpText(
       "after",
       [
@@ -39,11 +41,12 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
         "  $ outcome-runtime experiments list",
         "  $ outcome-runtime experiments list --outcome checkout-abandonment --state running",
         "  $ outcome-runtime --json experiments list --state approved | jq -r '.items[].key'",
+        "  $ outcome-runtime experiments list --state approved --ids",
         "",
         "--json prints { items: [experiment, …] } (the API's experiment objects).",
       ].join("\n"),
     )
-    .action(async (opts: { outcome?: string; state?: string }) => {
+    .action(async (opts: { outcome?: string; state?: string; ids?: boolean }) => {
       const options = globals();
       const client = clientOf(options);
       const outcomes: { slug: string; id: string }[] = [];
@@ -70,7 +73,10 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
         });
       }
       if (options.json) outJson({ items: groups.flatMap((g) => g.items) });
-      else out(renderExperiments.list(groups, stdoutColors(), opts.state));
+      else if (opts.ids) {
+        const keys = groups.flatMap((g) => g.items.map((e) => e.key));
+        if (keys.length > 0) out(keys.join("\n"));
+      } else out(renderExperiments.list(groups, stdoutColors(), opts.state));
     });
 
   experiments
@@ -124,5 +130,89 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
       else out(markdown);
     });
 
+  experiments
+    .command("claim")
+    .description("claim an approved experiment to build it (approved → building); agents do this over MCP")
+    .argument("<id|key>", "experiment id or key")
+    .option("--as <builder>", "who builds it (default: the API key's name)")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  $ outcome-runtime experiments claim show-delivery-date-early",
+        "  $ outcome-runtime experiments claim show-delivery-date-early --as dana@acme.example",
+      ].join("\n"),
+    )
+    .action(async (idOrKey: string, opts: { as?: string }) => {
+      const options = globals();
+      const result = await transition(options, idOrKey, {
+        action: "claim",
+        ...(opts.as ? { claimedBy: opts.as } : {}),
+      });
+      if (options.json) outJson(result);
+      else
+        out(`${result.experiment.key}: ${result.experiment.state} (claimed by ${result.experiment.claimedBy ?? "?"})`);
+    });
+
+  experiments
+    .command("built")
+    .description(
+      "report a claimed experiment built (building → built): opens its launch gate with the build report; agents do this over MCP",
+    )
+    .argument("<id|key>", "experiment id or key")
+    .requiredOption(
+      "--changed <paths...>",
+      "the paths the change touched (checked against the outcome's forbidden paths)",
+    )
+    .option("--summary <text>", "what was built, for the launch approval")
+    .option("--pr <url>", "link to the change (http or https)")
+    .option("--flag <key>", "the feature flag that splits the traffic")
+    .addHelpText(
+      "after",
+      [
+        "",
+        "Examples:",
+        "  $ outcome-runtime experiments built show-delivery-date-early --changed apps/web/src/checkout/Summary.tsx",
+        "  $ outcome-runtime experiments built show-delivery-date-early --changed apps/web/src/checkout/Summary.tsx \\",
+        '      --summary "Delivery date above the fold" --pr https://github.com/acme/web/pull/812 --flag delivery-date',
+      ].join("\n"),
+    )
+    .action(async (idOrKey: string, opts: { changed: string[]; summary?: string; pr?: string; flag?: string }) => {
+      const options = globals();
+      const build =
+        opts.summary === undefined
+          ? undefined
+          : {
+              summary: opts.summary,
+              ...(opts.pr === undefined ? {} : { pullRequestUrl: opts.pr }),
+              ...(opts.flag === undefined ? {} : { flagKey: opts.flag }),
+            };
+      const result = await transition(options, idOrKey, {
+        action: "report_built",
+        changedPaths: opts.changed,
+        ...(build === undefined ? {} : { build }),
+      });
+      if (options.json) outJson(result);
+      else {
+        const gate = result.openedGates[0];
+        out(`${result.experiment.key}: ${result.experiment.state}${gate ? ` (launch gate ${gate.id})` : ""}`);
+      }
+    });
+
   return experiments;
+}
+
+/** What `POST /v1/experiments/:id/transitions` answers, as far as these commands read it. */
+interface TransitionJson {
+  readonly experiment: { readonly key: string; readonly state: string; readonly claimedBy: string | null };
+  readonly openedGates: readonly { readonly id: string; readonly kind: string }[];
+}
+
+async function transition(options: GlobalOptions, idOrKey: string, body: Record<string, unknown>) {
+  return clientOf(options).request<TransitionJson>(
+    "POST",
+    `/v1/experiments/${encodeURIComponent(idOrKey)}/transitions`,
+    { json: body },
+  );
 }

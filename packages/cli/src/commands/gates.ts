@@ -43,6 +43,7 @@ export function gatesCommand(globals: () => GlobalOptions): Command {
     .addOption(new Option("--status <status>", "only gates in this status").choices([...GATE_STATES]))
     .option("--limit <n>", "at most this many (1–200)", "50")
     .option("--cursor <cursor>", "the next page: the nextCursor of a previous --json answer")
+    .option("--ids", "print only the gate ids, one per line (for scripts)")
     .addHelpText(
       "after",
       [
@@ -55,31 +56,45 @@ export function gatesCommand(globals: () => GlobalOptions): Command {
         "  $ outcome-runtime gates list --kind analysis_review",
         "  $ outcome-runtime gates list --all --status approved",
         "  $ outcome-runtime --json gates list | jq -r '.items[].id'",
+        "  $ outcome-runtime gates approve $(outcome-runtime gates list --all --status pending --kind launch_approval --ids)",
         "",
         "--json prints { items: [gate, …], nextCursor }.",
       ].join("\n"),
     )
-    .action(async (opts: { all?: boolean; kind?: string; status?: string; limit: string; cursor?: string }) => {
-      const options = globals();
-      const query = new URLSearchParams();
-      if (!opts.all) {
-        query.set("assignee", "me");
-        query.set("status", opts.status ?? "pending");
-      } else if (opts.status) {
-        query.set("status", opts.status);
-      }
-      if (opts.kind) query.set("kind", opts.kind);
-      query.set("limit", opts.limit);
-      if (opts.cursor) query.set("cursor", opts.cursor);
-      const page = await clientOf(options).request<Page<GateJson>>("GET", `/v1/gates?${query}`);
-      if (options.json) {
-        outJson(page);
-        return;
-      }
-      const c = stdoutColors();
-      out(renderGates.list(page.items, c, !opts.all && (opts.status ?? "pending") === "pending"));
-      if (page.nextCursor) out(c.dim(`More: outcome-runtime gates list … --cursor ${page.nextCursor}`));
-    });
+    .action(
+      async (opts: {
+        all?: boolean;
+        kind?: string;
+        status?: string;
+        limit: string;
+        cursor?: string;
+        ids?: boolean;
+      }) => {
+        const options = globals();
+        const query = new URLSearchParams();
+        if (!opts.all) {
+          query.set("assignee", "me");
+          query.set("status", opts.status ?? "pending");
+        } else if (opts.status) {
+          query.set("status", opts.status);
+        }
+        if (opts.kind) query.set("kind", opts.kind);
+        query.set("limit", opts.limit);
+        if (opts.cursor) query.set("cursor", opts.cursor);
+        const page = await clientOf(options).request<Page<GateJson>>("GET", `/v1/gates?${query}`);
+        if (options.json) {
+          outJson(page);
+          return;
+        }
+        if (opts.ids) {
+          if (page.items.length > 0) out(page.items.map((g) => g.id).join("\n"));
+          return;
+        }
+        const c = stdoutColors();
+        out(renderGates.list(page.items, c, !opts.all && (opts.status ?? "pending") === "pending"));
+        if (page.nextCursor) out(c.dim(`More: outcome-runtime gates list … --cursor ${page.nextCursor}`));
+      },
+    );
 
   gates
     .command("show")

@@ -49,7 +49,11 @@ export function mcpCommand(program: Command): Command {
       if (options.apiKey === undefined || options.apiKey === "") {
         err(
           "error: no API key: pass --api-key or set OUTCOME_RUNTIME_API_KEY\n" +
-            "  hint: create an agent key with `outcome-runtime keys create --name <agent> --role agent`",
+            "  hint: an MCP client (Claude Code, Cursor, the Inspector) starts this command without your shell's\n" +
+            "  environment: set OUTCOME_RUNTIME_URL and OUTCOME_RUNTIME_API_KEY in the server entry's env block\n" +
+            '  ("env": {...} in .mcp.json or .cursor/mcp.json, `claude mcp add --env`, the Inspector\'s -e);\n' +
+            "  `outcome-runtime init --mcp-only` writes the entries. Create an agent key with\n" +
+            "  `outcome-runtime keys create --name <agent> --role agent`",
         );
         process.exitCode = EXIT.config;
         return;
@@ -62,6 +66,16 @@ export function mcpCommand(program: Command): Command {
       } catch (error) {
         if (options.debug) err(error instanceof Error ? (error.stack ?? error.message) : String(error));
         err(`error: ${error instanceof Error ? error.message : String(error)}`);
+        if (
+          error instanceof StdioServerError &&
+          error.reason === "unreachable" &&
+          program.getOptionValueSource("url") === "default"
+        ) {
+          err(
+            `  hint: OUTCOME_RUNTIME_URL is not set, so ${options.url} was tried; an MCP client passes no environment\n` +
+              "  of its own: set OUTCOME_RUNTIME_URL (and OUTCOME_RUNTIME_API_KEY) in the server entry's env block",
+          );
+        }
         // A refused key is refused like any request (1); an API that cannot be reached is 69.
         process.exitCode =
           error instanceof StdioServerError && error.reason === "unreachable" ? EXIT.unavailable : EXIT.failure;
