@@ -242,6 +242,10 @@ describe("the compose file", () => {
     expect(services.redis!.command).toEqual(
       expect.arrayContaining(["--appendonly", "yes", "--maxmemory-policy", "noeviction"]),
     );
+    // TimescaleDB on PostgreSQL 15, telemetry off; `postgres` first, so the image's entrypoint still initialises.
+    expect(services.timescaledb!.image).toMatch(/^timescale\/timescaledb:\d+\.\d+\.\d+-pg15$/);
+    expect(services.timescaledb!.command?.[0]).toBe("postgres");
+    expect(services.timescaledb!.command).toEqual(expect.arrayContaining(["-c", "timescaledb.telemetry_level=off"]));
   });
 });
 
