@@ -6,11 +6,12 @@
  * image and docker-compose.yml start them (the ENTRYPOINT less tini, then the
  * CMD or the compose `command`), with the image's ENV and the compose
  * environment, against the local Postgres and Redis, until `/readyz` is green.
- * A variant that leaves a workspace package out of the image must fail to
- * start, naming the missing package.
+ * Images that leave a workspace package out, or hold one without its
+ * dependencies, must fail to start, naming what is missing.
  *
- * The replay takes about half a minute on two cores (a warm pnpm store): the
- * real Dockerfile is replayed once for the file, the variant once more.
+ * A replay takes about half a minute on two cores with a warm pnpm store: the
+ * real Dockerfile is replayed once for the file, the .dockerignore variant
+ * once more (without the dashboard's stage).
  */
 import { spawnSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -116,12 +117,14 @@ async function replay(
 ): Promise<{ replayed: Replayed; seconds: number; steps: string[] }> {
   const steps: string[] = [];
   const started = Date.now();
+  const pnpm = machinePnpm();
   const replayed = await replayDockerfile({
     dockerfile: DOCKERFILE,
     dockerignore: dockerignoreText,
     context: root,
     into,
-    ...(({ version, storeDir }) => ({ pnpmVersion: version, storeDir }))(machinePnpm()),
+    storeDir: pnpm.storeDir,
+    pnpmVersion: pnpm.version,
     log: (line) => steps.push(line),
     skip,
   });
