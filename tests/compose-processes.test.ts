@@ -242,6 +242,41 @@ describe("the compose file", () => {
     expect(services.redis!.command).toEqual(
       expect.arrayContaining(["--appendonly", "yes", "--maxmemory-policy", "noeviction"]),
     );
+    // TimescaleDB on PostgreSQL 15, telemetry off; `postgres` first, so the image's entrypoint still initialises.
+    expect(services.timescaledb!.image).toMatch(/^timescale\/timescaledb:\d+\.\d+\.\d+-pg15$/);
+    expect(services.timescaledb!.command?.[0]).toBe("postgres");
+    expect(services.timescaledb!.command).toEqual(expect.arrayContaining(["-c", "timescaledb.telemetry_level=off"]));
+  });
+});
+
+describe("the CI workflow", () => {
+  type Step = { name?: string; uses?: string; run?: string; if?: string };
+  type Job = { "runs-on": string; container?: { image: string }; steps: Step[] };
+  const [workflow] = parseAll(readFileSync(join(root, ".github/workflows/ci.yml"), "utf8")) as [
+    { jobs: Record<string, Job> },
+  ];
+  const runs = (job: Job) => job.steps.flatMap((s) => (s.run === undefined ? [] : [s.run]));
+
+  it("runs the README's test command against the PostgreSQL major version the compose file ships", () => {
+    const readme = readFileSync(join(root, "README.md"), "utf8");
+    expect(readme).toMatch(/^\.\/scripts\/test\.sh\b/m);
+    const test = workflow.jobs.test!;
+    expect(runs(test)).toContain("./scripts/test.sh");
+    const installed = /\bpostgresql-(\d+)\b/.exec(runs(test).join("\n"))?.[1];
+    const shipped = /-pg(\d+)$/.exec(readCompose().services.timescaledb!.image!)?.[1];
+    expect(installed).toBeDefined();
+    expect(installed).toBe(shipped);
+  });
+
+  it("builds the image, starts the compose file with --wait, checks /readyz, the dashboard and MCP, and always removes it with its volumes", () => {
+    const compose = workflow.jobs.compose!;
+    const script = runs(compose).join("\n");
+    expect(script).toMatch(/docker build --file docker\/Dockerfile /);
+    expect(script).toMatch(/docker compose up [^\n]*--wait/);
+    for (const path of ["/readyz", "/", "/mcp"]) expect(script).toContain(`http://127.0.0.1:8080${path}`);
+    expect(script).toContain('"method":"tools/list"');
+    const down = compose.steps.find((s) => s.run?.startsWith("docker compose down"));
+    expect(down).toMatchObject({ if: "always()", run: "docker compose down --volumes" });
   });
 });
 

@@ -9,6 +9,7 @@ import { createRequire } from "node:module";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { waitFor } from "@outcome-runtime/testing";
+import { entrypointAndCmd, parseDockerfile } from "./dockerfile";
 
 export const root = fileURLToPath(new URL("../..", import.meta.url));
 
@@ -45,16 +46,9 @@ export function readCompose(): ComposeFile {
   return parse(readFileSync(join(root, "docker-compose.yml"), "utf8")) as ComposeFile;
 }
 
-/** The exec-form ENTRYPOINT and CMD of the Dockerfile's last stage. */
+/** The exec-form ENTRYPOINT and CMD of the Dockerfile's last stage (the image). */
 export function readDockerfile(): { entrypoint: string[]; cmd: string[] } {
-  const text = readFileSync(join(root, "docker/Dockerfile"), "utf8");
-  const last = (instruction: string): string[] => {
-    const lines = text.split("\n").filter((l) => l.startsWith(`${instruction} [`));
-    const line = lines.at(-1);
-    if (line === undefined) throw new Error(`docker/Dockerfile has no exec-form ${instruction}`);
-    return JSON.parse(line.slice(instruction.length + 1)) as string[];
-  };
-  return { entrypoint: last("ENTRYPOINT"), cmd: last("CMD") };
+  return entrypointAndCmd(parseDockerfile(readFileSync(join(root, "docker/Dockerfile"), "utf8")));
 }
 
 /**
@@ -95,18 +89,20 @@ export interface Process {
 }
 
 /**
- * Spawn `argv` in the repository with exactly `env` (plus PATH and HOME); the
- * image's `/app/` is the repository here. `register` gets a cleanup that
- * SIGKILLs the process if it is still running.
+ * Spawn `argv` in `app` (default: the repository), which stands for the
+ * image's `/app/`, with exactly `env` (plus PATH and HOME). `register` gets a
+ * cleanup that SIGKILLs the process if it is still running.
  */
 export function spawnProcess(
   argv: readonly string[],
   env: Record<string, string>,
   register: (cleanup: () => Promise<void>) => void,
+  app: string = root,
 ): Process {
-  const [command, ...args] = argv.map((a) => a.replace(/^\/app\//, root));
+  const home = app.endsWith("/") ? app : `${app}/`;
+  const [command, ...args] = argv.map((a) => a.replace(/^\/app\//, home));
   const child = spawn(command === "node" ? process.execPath : command!, args, {
-    cwd: root,
+    cwd: app,
     env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
