@@ -229,9 +229,16 @@ describe("the compose database role", () => {
 describe("the compose file", () => {
   it("has a healthcheck on every service, waits for healthy dependencies, pins images and publishes only on localhost", () => {
     const { services, volumes } = readCompose();
-    expect(Object.keys(services).sort()).toEqual(["api", "mailpit", "redis", "timescaledb", "worker"]);
-    for (const [name, service] of Object.entries(services)) {
+    expect(Object.keys(services).sort()).toEqual(["api", "example-data", "mailpit", "redis", "timescaledb", "worker"]);
+    // `docker compose up` starts these; the example's traffic only with --profile example, a one-shot tool.
+    const always = Object.entries(services).filter(([, service]) => service.profiles === undefined);
+    expect(always.map(([name]) => name).sort()).toEqual(["api", "mailpit", "redis", "timescaledb", "worker"]);
+    expect(services["example-data"]!.profiles).toEqual(["example"]);
+    expect(services["example-data"]!.ports).toBeUndefined();
+    for (const [name, service] of always) {
       expect(service.healthcheck?.test, name).toBeDefined();
+    }
+    for (const [name, service] of Object.entries(services)) {
       for (const [dependency, { condition }] of Object.entries(service.depends_on ?? {})) {
         expect(condition, `${name} → ${dependency}`).toBe("service_healthy");
       }

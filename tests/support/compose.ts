@@ -35,6 +35,9 @@ export interface ComposeService {
   readonly depends_on?: Record<string, { condition: string }>;
   readonly ports?: readonly string[];
   readonly volumes?: readonly string[];
+  /** Profiles the service belongs to: started only with `--profile`. */
+  readonly profiles?: readonly string[];
+  readonly build?: { readonly context: string; readonly dockerfile: string; readonly target?: string };
 }
 
 export interface ComposeFile {
