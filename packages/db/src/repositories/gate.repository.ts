@@ -182,6 +182,30 @@ export async function listDueDeadlines(db: DbOrTrx, now: Date, limit = 500): Pro
   ];
 }
 
+/** The pending gates of one kind, across every workspace: how many, and the nearest end of SLA. */
+export interface PendingGatesOfKind {
+  readonly kind: GateKind;
+  readonly pending: number;
+  /** The earliest `due_at` among them (it may have passed while the expiry is being handled). */
+  readonly earliestDueAt: Date;
+}
+
+/**
+ * Pending gates by kind, across every workspace (kinds with none pending are
+ * absent). One aggregate over the pending gates (the partial index
+ * `gates_pending_deadlines_idx`), cheap enough for every metrics scrape.
+ */
+export async function summarizePendingGates(db: DbOrTrx): Promise<PendingGatesOfKind[]> {
+  const rows = await db
+    .selectFrom("gates")
+    .select(["kind", sql<number>`count(*)::int`.as("pending"), (eb) => eb.fn.min<Date>("due_at").as("earliest_due_at")])
+    .where("status", "=", "pending")
+    .groupBy("kind")
+    .orderBy("kind")
+    .execute();
+  return rows.map((r) => ({ kind: r.kind as GateKind, pending: Number(r.pending), earliestDueAt: r.earliest_due_at }));
+}
+
 /** Pending gates whose delayed SLA jobs were not put on the queue yet. */
 export async function listUnscheduledGates(
   db: DbOrTrx,

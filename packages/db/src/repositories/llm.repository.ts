@@ -114,6 +114,25 @@ export async function spentUsd(
   return Number(row.spent);
 }
 
+/**
+ * Dollars spent in `[since, until)` across every workspace, by provider
+ * (`anthropic`, `openai-compatible`, `rules`); providers with no run are absent.
+ */
+export async function spentUsdByProvider(
+  db: DbOrTrx,
+  query: { readonly since: Date; readonly until: Date },
+): Promise<{ provider: string; spentUsd: number }[]> {
+  const rows = await db
+    .selectFrom("llm_calls")
+    .select(["provider", sql<number>`coalesce(sum(cost_usd), 0)::float8`.as("spent")])
+    .where("at", ">=", query.since)
+    .where("at", "<", query.until)
+    .groupBy("provider")
+    .orderBy("provider")
+    .execute();
+  return rows.map((r) => ({ provider: r.provider, spentUsd: Number(r.spent) }));
+}
+
 /** A workspace's gateway runs, newest first. */
 export async function listCalls(
   db: DbOrTrx,
