@@ -34,6 +34,14 @@ const ConfigSchema = Type.Object({
     default: 1200,
     description: "requests per minute per API key (or per IP without one)",
   }),
+  METRICS_PORT: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      description:
+        "port of GET /metrics (Prometheus), on HOST beside the API's port; unset: no metrics. Keep it off the public network",
+    }),
+  ),
   TRUST_PROXY: Type.Boolean({
     default: false,
     description:
