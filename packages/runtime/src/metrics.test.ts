@@ -150,7 +150,17 @@ describe("metricsScraper", () => {
       return [{ gauge, labels: { k: "a" }, value: 7 }];
     });
     const hanging = gaugeCollector(registry, "hanging", () => () => new Promise(() => {}));
-    const scraper = metricsScraper(registry, [healthy, flaky, hanging], {
+    // A gauge without labels is left without a sample too, not at a made-up 0.
+    const total = new Gauge({ name: "test_total_gauge", help: "unlabelled", registers: [registry] });
+    const unlabelled: ScrapeCollector = {
+      name: "unlabelled",
+      gauges: [total],
+      collect: async () => {
+        if (broken) throw new Error("statement timeout");
+        return [{ gauge: total, labels: {}, value: 0.25 }];
+      },
+    };
+    const scraper = metricsScraper(registry, [healthy, flaky, hanging, unlabelled], {
       collectorTimeoutMs: 50,
       onError: (name, error) => failures.push(`${name}: ${(error as Error).message}`),
     });
@@ -158,6 +168,7 @@ describe("metricsScraper", () => {
     let text = await scraper.render();
     expect(sampleValue(text, 'test_healthy{k="a"}')).toBe(3);
     expect(sampleValue(text, 'test_flaky{k="a"}')).toBe(7);
+    expect(sampleValue(text, "test_total_gauge")).toBe(0.25);
     expect(samples(text).some((l) => l.startsWith("test_hanging"))).toBe(false);
     expect(sampleValue(text, 'outcome_runtime_scrape_errors_total{collector="hanging"}')).toBe(1);
     expect(sampleValue(text, 'outcome_runtime_scrape_errors_total{collector="healthy"}')).toBe(0);
@@ -170,11 +181,13 @@ describe("metricsScraper", () => {
     text = await scraper.render();
     expect(sampleValue(text, 'test_healthy{k="a"}')).toBe(3);
     expect(samples(text).some((l) => l.startsWith("test_flaky"))).toBe(false);
+    expect(samples(text).some((l) => l.startsWith("test_total_gauge"))).toBe(false);
     expect(sampleValue(text, 'outcome_runtime_scrape_errors_total{collector="flaky"}')).toBe(1);
     expect(sampleValue(text, 'outcome_runtime_scrape_errors_total{collector="hanging"}')).toBe(2);
     expect(failures).toEqual([
       "hanging: collector hanging timed out after 50 ms",
       "flaky: connection refused",
+      "unlabelled: statement timeout",
       "hanging: collector hanging timed out after 50 ms",
     ]);
   });

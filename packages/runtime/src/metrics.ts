@@ -274,10 +274,10 @@ export function metricsScraper(
     }
     try {
       const samples = await withTimeout(pending, timeoutMs, `collector ${collector.name}`);
-      for (const gauge of collector.gauges) gauge.reset();
+      for (const gauge of collector.gauges) clear(gauge);
       for (const s of samples) s.gauge.set(s.labels, s.value);
     } catch (error) {
-      for (const gauge of collector.gauges) gauge.reset();
+      for (const gauge of collector.gauges) clear(gauge);
       errors.inc({ collector: collector.name });
       options.onError?.(collector.name, error);
     } finally {
@@ -292,6 +292,12 @@ export function metricsScraper(
       return registry.metrics();
     },
   };
+}
+
+/** No sample at all: `reset()` alone leaves a gauge without labels at 0, which would pass for a reading. */
+function clear(gauge: Gauge<string>): void {
+  gauge.reset();
+  gauge.remove({});
 }
 
 /** `promise`, or a rejection after `ms` milliseconds (the work itself goes on). */
@@ -450,17 +456,17 @@ export function outboxCollector(registry: MetricsRegistry, deps: Pick<RuntimeDep
 }
 
 /**
- * `outcome_runtime_llm_spend_month_to_date_usd{provider}`: US dollars the LLM
- * gateway spent since the start of the UTC calendar month (the window of the
- * monthly budget), every workspace together, by provider. A gauge read from
- * the metering ledger, so the API's and the worker's calls both count and a
- * restart loses nothing; it falls to 0 when a month begins.
+ * `outcome_runtime_llm_spend_month_to_date_usd`: US dollars the LLM gateway
+ * spent since the start of the UTC calendar month (the window of the monthly
+ * budget), every workspace together. A gauge read from the metering ledger
+ * (`llm_calls`), so the API's and the worker's calls both count and a restart
+ * loses nothing; it falls to 0 when a month begins. No label: the spend by
+ * workspace and operation is in the dashboard (`GET /v1/usage/llm`).
  */
 export function llmSpendCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
   const spend = new Gauge({
     name: `${METRIC_PREFIX}llm_spend_month_to_date_usd`,
-    help: "US dollars spent on LLM calls since the start of the UTC month, all workspaces, by provider.",
-    labelNames: ["provider"] as const,
+    help: "US dollars spent on LLM calls since the start of the UTC month, all workspaces together.",
     registers: [registry],
   });
   return {
@@ -470,8 +476,7 @@ export function llmSpendCollector(registry: MetricsRegistry, deps: Pick<RuntimeD
       const now = deps.now?.() ?? new Date();
       const since = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth(), 1));
       const until = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
-      const rows = await llm.spentUsdByProvider(deps.db, { since, until });
-      return rows.map((r) => ({ gauge: spend, labels: { provider: r.provider }, value: r.spentUsd }));
+      return [{ gauge: spend, labels: {}, value: await llm.spentUsdAllWorkspaces(deps.db, { since, until }) }];
     },
   };
 }

@@ -114,23 +114,18 @@ export async function spentUsd(
   return Number(row.spent);
 }
 
-/**
- * Dollars spent in `[since, until)` across every workspace, by provider
- * (`anthropic`, `openai-compatible`, `rules`); providers with no run are absent.
- */
-export async function spentUsdByProvider(
+/** Dollars spent in `[since, until)` by every workspace together. */
+export async function spentUsdAllWorkspaces(
   db: DbOrTrx,
   query: { readonly since: Date; readonly until: Date },
-): Promise<{ provider: string; spentUsd: number }[]> {
-  const rows = await db
+): Promise<number> {
+  const row = await db
     .selectFrom("llm_calls")
-    .select(["provider", sql<number>`coalesce(sum(cost_usd), 0)::float8`.as("spent")])
+    .select(sql<number>`coalesce(sum(cost_usd), 0)::float8`.as("spent"))
     .where("at", ">=", query.since)
     .where("at", "<", query.until)
-    .groupBy("provider")
-    .orderBy("provider")
-    .execute();
-  return rows.map((r) => ({ provider: r.provider, spentUsd: Number(r.spent) }));
+    .executeTakeFirstOrThrow();
+  return Number(row.spent);
 }
 
 /** A workspace's gateway runs, newest first. */
