@@ -372,22 +372,24 @@ export function queueCollector(
 }
 
 /**
- * `outcome_runtime_gates_pending{kind}` (every kind, 0 when none) and
+ * `outcome_runtime_gates_pending{kind,sla}`: gates waiting for a person, by
+ * kind, `sla="running"` within their SLA and `sla="escalated"` past it (with
+ * the backup), every kind and both at 0 when none; and
  * `outcome_runtime_gate_sla_remaining_seconds{kind}`: seconds until the
- * nearest end of SLA among the pending gates of that kind (negative once it
- * has passed and the escalation or expiry is still to run; absent when none is
- * pending). One aggregate query over the pending gates.
+ * nearest end of SLA among the gates of that kind still within theirs
+ * (negative once it has passed and the escalation or expiry is still to run;
+ * absent when none). One aggregate query over the pending gates.
  */
 export function gateCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
   const pending = new Gauge({
     name: `${METRIC_PREFIX}gates_pending`,
-    help: "Gates waiting for a person's decision, by kind, across every workspace.",
-    labelNames: ["kind"] as const,
+    help: "Gates waiting for a person's decision, all workspaces, by kind; sla: running (within it) or escalated.",
+    labelNames: ["kind", "sla"] as const,
     registers: [registry],
   });
   const remaining = new Gauge({
     name: `${METRIC_PREFIX}gate_sla_remaining_seconds`,
-    help: "Seconds until the nearest end of SLA among pending gates of a kind (negative: passed, escalation due).",
+    help: "Seconds until the nearest end of SLA among pending gates of a kind within their SLA (negative: escalation due).",
     labelNames: ["kind"] as const,
     registers: [registry],
   });
@@ -399,24 +401,39 @@ export function gateCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps,
       const nowMs = (deps.now?.() ?? new Date()).getTime();
       const byKind = new Map(rows.map((r) => [r.kind, r]));
       return [
-        ...GATE_KINDS.map((kind) => ({ gauge: pending, labels: { kind }, value: byKind.get(kind)?.pending ?? 0 })),
-        ...rows.map((r) => ({
-          gauge: remaining,
-          labels: { kind: r.kind },
-          value: (r.earliestDueAt.getTime() - nowMs) / 1000,
-        })),
+        ...GATE_KINDS.flatMap((kind) => [
+          { gauge: pending, labels: { kind, sla: "running" }, value: byKind.get(kind)?.running ?? 0 },
+          { gauge: pending, labels: { kind, sla: "escalated" }, value: byKind.get(kind)?.escalated ?? 0 },
+        ]),
+        ...rows.flatMap((r) =>
+          r.earliestDueAt === null
+            ? []
+            : [{ gauge: remaining, labels: { kind: r.kind }, value: (r.earliestDueAt.getTime() - nowMs) / 1000 }],
+        ),
       ];
     },
   };
+}
+
+/** Whether this worker sends what each outbox holds: gate emails (a mailer), webhooks (a URL). */
+export interface OutboxDelivery {
+  readonly gateEmails: boolean;
+  readonly webhooks: boolean;
 }
 
 /**
  * `outcome_runtime_outbox_backlog{kind}` and
  * `outcome_runtime_outbox_oldest_age_seconds{kind}` for the two outboxes:
  * `gate_email` (gate emails waiting or being sent) and `webhook` (webhooks not
- * delivered yet). Two counts over partial indexes.
+ * delivered yet), two counts over partial indexes; and
+ * `outcome_runtime_outbox_delivery_enabled{kind}` (1 or 0), so an alert on a
+ * growing backlog can leave out webhooks waiting, by design, for a URL.
  */
-export function outboxCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
+export function outboxCollector(
+  registry: MetricsRegistry,
+  deps: Pick<RuntimeDeps, "db" | "now">,
+  delivery: OutboxDelivery,
+): ScrapeCollector {
   const backlog = new Gauge({
     name: `${METRIC_PREFIX}outbox_backlog`,
     help: "Outbox rows not yet handled: gate emails not sent (gate_email), webhooks not delivered (webhook).",
@@ -429,6 +446,14 @@ export function outboxCollector(registry: MetricsRegistry, deps: Pick<RuntimeDep
     labelNames: ["kind"] as const,
     registers: [registry],
   });
+  const enabled = new Gauge({
+    name: `${METRIC_PREFIX}outbox_delivery_enabled`,
+    help: "1 when this worker delivers the outbox's rows (gate_email: a mailer; webhook: OUTCOME_RUNTIME_WEBHOOK_URL set).",
+    labelNames: ["kind"] as const,
+    registers: [registry],
+  });
+  enabled.set({ kind: "gate_email" }, delivery.gateEmails ? 1 : 0);
+  enabled.set({ kind: "webhook" }, delivery.webhooks ? 1 : 0);
   return {
     name: "outbox",
     gauges: [backlog, oldest],
@@ -489,12 +514,12 @@ export function llmSpendCollector(registry: MetricsRegistry, deps: Pick<RuntimeD
 export function installationCollectors(
   registry: MetricsRegistry,
   deps: Pick<RuntimeDeps, "db" | "now">,
-  queues: readonly Queue[],
+  options: { readonly queues: readonly Queue[]; readonly delivery: OutboxDelivery },
 ): ScrapeCollector[] {
   return [
-    queueCollector(registry, queues),
+    queueCollector(registry, options.queues),
     gateCollector(registry, deps),
-    outboxCollector(registry, deps),
+    outboxCollector(registry, deps, options.delivery),
     llmSpendCollector(registry, deps),
   ];
 }

@@ -101,7 +101,15 @@ async function main(): Promise<void> {
   });
   const metrics = metricsScraper(
     registry,
-    installationCollectors(registry, { db }, [worker.signalsQueue, worker.controlQueue, worker.notifyQueue]),
+    installationCollectors(
+      registry,
+      { db },
+      {
+        queues: [worker.signalsQueue, worker.controlQueue, worker.notifyQueue],
+        // Gate emails always leave the outbox (a disabled mailer drops them); webhooks wait for a URL.
+        delivery: { gateEmails: true, webhooks: config.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined },
+      },
+    ),
     {
       onError: (collector, error) =>
         logger.warn(

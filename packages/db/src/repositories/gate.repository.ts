@@ -182,12 +182,15 @@ export async function listDueDeadlines(db: DbOrTrx, now: Date, limit = 500): Pro
   ];
 }
 
-/** The pending gates of one kind, across every workspace: how many, and the nearest end of SLA. */
+/** The pending gates of one kind, across every workspace. */
 export interface PendingGatesOfKind {
   readonly kind: GateKind;
-  readonly pending: number;
-  /** The earliest `due_at` among them (it may have passed while the expiry is being handled). */
-  readonly earliestDueAt: Date;
+  /** Pending within their SLA (not escalated). */
+  readonly running: number;
+  /** Pending past their SLA, escalated to a backup. */
+  readonly escalated: number;
+  /** The earliest `due_at` among those within their SLA (it may have just passed, the expiry step pending); null: none. */
+  readonly earliestDueAt: Date | null;
 }
 
 /**
@@ -198,12 +201,22 @@ export interface PendingGatesOfKind {
 export async function summarizePendingGates(db: DbOrTrx): Promise<PendingGatesOfKind[]> {
   const rows = await db
     .selectFrom("gates")
-    .select(["kind", sql<number>`count(*)::int`.as("pending"), (eb) => eb.fn.min<Date>("due_at").as("earliest_due_at")])
+    .select([
+      "kind",
+      sql<number>`(count(*) FILTER (WHERE escalated_at IS NULL))::int`.as("running"),
+      sql<number>`(count(*) FILTER (WHERE escalated_at IS NOT NULL))::int`.as("escalated"),
+      sql<Date | null>`min(due_at) FILTER (WHERE escalated_at IS NULL)`.as("earliest_due_at"),
+    ])
     .where("status", "=", "pending")
     .groupBy("kind")
     .orderBy("kind")
     .execute();
-  return rows.map((r) => ({ kind: r.kind as GateKind, pending: Number(r.pending), earliestDueAt: r.earliest_due_at }));
+  return rows.map((r) => ({
+    kind: r.kind as GateKind,
+    running: Number(r.running),
+    escalated: Number(r.escalated),
+    earliestDueAt: r.earliest_due_at,
+  }));
 }
 
 /** Pending gates whose delayed SLA jobs were not put on the queue yet. */
