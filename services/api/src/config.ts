@@ -60,5 +60,9 @@ export { ConfigError };
  * @throws ConfigError naming each missing or malformed variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return readEnvConfig<Config>(ConfigSchema, env);
+  return readEnvConfig<Config>(ConfigSchema, env, (input) =>
+    input.METRICS_PORT !== undefined && Number(input.METRICS_PORT) === Number(input.PORT)
+      ? ["METRICS_PORT is the same as PORT: metrics are never served on the public port; give them a port of their own"]
+      : [],
+  );
 }
