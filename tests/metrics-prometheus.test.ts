@@ -339,6 +339,12 @@ describe("Prometheus metrics", () => {
       (s) => s.length === 2,
     );
     expect(Object.fromEntries(requests.map((s) => [s.metric.status_class, s.value]))).toEqual({ "2xx": 1, "4xx": 1 });
+    // The three 404s to /metrics and /v1/metrics share one series, whatever the URL.
+    const unmatched = await present(
+      prometheus,
+      `outcome_runtime_http_request_duration_seconds_count{job="${API_JOB}",route="unmatched"}`,
+    );
+    expect(unmatched.map((s) => [s.metric.method, s.metric.status_class, s.value])).toEqual([["GET", "4xx", 3]]);
     const memory = await present(prometheus, "process_resident_memory_bytes", 2);
     expect(memory.map((s) => s.metric.job).sort()).toEqual([API_JOB, WORKER_JOB]);
     expect(memory.every((s) => s.value > 0)).toBe(true);
