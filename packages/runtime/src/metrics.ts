@@ -13,11 +13,12 @@
  *
  * Names follow Prometheus' conventions: the `outcome_runtime_` prefix, base
  * units (seconds, dollars), `_total` for counters. Labels take values from
- * short fixed lists only (connector type, metric role, decision action and
- * reason, gate kind, queue, outbox kind, HTTP method, route pattern, status
- * class, LLM provider): every label value is a new time series kept for
- * weeks, so experiment, outcome and workspace ids, which grow without bound,
- * are never labels; the logs carry them.
+ * short fixed lists only (connector type, metric role, error code, decision
+ * action and reason, gate kind and SLA stage, queue and job state, outbox
+ * kind, HTTP method, route pattern, status class, collector): every label
+ * value is a new time series kept for weeks, so experiment, outcome and
+ * workspace ids, which grow without bound, are never labels; the logs carry
+ * them.
  */
 import { GATE_KINDS } from "@outcome-runtime/core";
 import { gateMail, gates, llm, signals } from "@outcome-runtime/db";
