@@ -15,6 +15,8 @@ fi
 ensure_chromium
 # docker-compose.yml is validated with `docker-compose config`.
 ensure_docker_compose
+# /metrics is scraped by a real Prometheus; deploy/prometheus is checked with promtool.
+ensure_prometheus
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT}"
 cd "$ROOT"
 log "lint, types, generated types"

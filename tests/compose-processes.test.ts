@@ -68,6 +68,8 @@ async function apiEnv(world: Installation, dotenv: Record<string, string>): Prom
     REDIS_URL,
     HOST: "127.0.0.1",
     PORT: String(await freePort()),
+    // Compose's 9464 could be taken on a shared machine: the same setting, on a free port.
+    ...(env.METRICS_PORT === undefined ? {} : { METRICS_PORT: String(await freePort()) }),
     OUTCOME_RUNTIME_STATE_DIR: world.stateDir,
   };
 }
@@ -114,6 +116,13 @@ describe("the compose processes", () => {
     expect(outcomes.status).toBe(200);
     const anonymous = await fetch(`${base}/v1/outcomes`);
     expect(anonymous.status).toBe(401);
+    // Metrics on their own port (compose sets METRICS_PORT), never on the public one.
+    expect(world.compose.services.api!.environment?.METRICS_PORT).toBeDefined();
+    const metrics = await fetch(`http://127.0.0.1:${env.METRICS_PORT}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8");
+    expect(await metrics.text()).toContain("# TYPE outcome_runtime_http_request_duration_seconds histogram");
+    expect((await fetch(`${base}/metrics`, { headers: { authorization: `Bearer ${key}` } })).status).toBe(404);
 
     const workerService = world.compose.services.worker!;
     const workerEnv: Record<string, string> = {
@@ -129,6 +138,9 @@ describe("the compose processes", () => {
     const worker = spawnProcess(workerService.command!, workerEnv, (c) => cleanups.push(c));
     const ready = await waitHealthy(worker, `http://127.0.0.1:${workerEnv.WORKER_PORT}/readyz`);
     expect(await ready.json()).toMatchObject({ status: "ready", checks: { database: true, redis: true } });
+    const workerMetrics = await fetch(`http://127.0.0.1:${workerEnv.WORKER_PORT}/metrics`);
+    expect(workerMetrics.status).toBe(200);
+    expect(await workerMetrics.text()).toContain("# TYPE outcome_runtime_queue_jobs gauge");
 
     expect(await terminate(worker)).toEqual({ code: 0, signal: null });
     expect(await terminate(api)).toEqual({ code: 0, signal: null });

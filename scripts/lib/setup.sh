@@ -182,6 +182,19 @@ ensure_chromium() {
     fail "could not install chromium (apt-get install chromium); the browser tests need /usr/bin/chromium or CHROMIUM_PATH"
 }
 
+# ensure_prometheus: tests/metrics-prometheus.test.ts scrapes the API and the
+# worker with Debian's Prometheus (an instance of its own on a free port, never
+# the package's service) and checks deploy/prometheus with its promtool.
+ensure_prometheus() {
+  if [ -x "${PROMETHEUS_PATH:-/usr/bin/prometheus}" ] && [ -x "${PROMTOOL_PATH:-/usr/bin/promtool}" ]; then return 0; fi
+  log "installing prometheus (Debian package) for the metrics test"
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } ||
+    fail "could not install prometheus (apt-get install prometheus); the metrics test needs /usr/bin/prometheus and /usr/bin/promtool (or PROMETHEUS_PATH and PROMTOOL_PATH)"
+}
+
 # ensure_docker_compose: CI validates docker-compose.yml with Debian's
 # docker-compose package (`docker-compose config`; no Docker engine needed).
 ensure_docker_compose() {

@@ -131,6 +131,23 @@ export {
   webhookJobId,
 } from "./jobs";
 export { refineLearning, writeLearningForDecision } from "./learnings";
+export type {
+  GaugeSample,
+  HttpMetrics,
+  HttpObservation,
+  MetricsRegistry,
+  MetricsScraper,
+  ScrapeCollector,
+  SignalMetrics,
+} from "./metrics";
+export {
+  createMetricsRegistry,
+  httpMetrics,
+  installationCollectors,
+  METRICS_CONTENT_TYPE,
+  metricsScraper,
+  signalMetrics,
+} from "./metrics";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
@@ -159,7 +176,7 @@ export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/conn
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";
 export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
-export type { MeasuredMetric, PollResult, SignalDeps } from "./signals/poll";
+export type { MeasuredMetric, PollResult, SignalDeps, SignalObserver, SourceRead } from "./signals/poll";
 export { describePollError, measuredMetrics, pollExperiment, workerCaller } from "./signals/poll";
 export type { DesiredSchedules, PollingPlan } from "./signals/schedules";
 export {

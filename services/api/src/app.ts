@@ -15,6 +15,7 @@ import {
   createGateway,
   DEFAULT_QUEUE_PREFIX,
   type Gateway,
+  type HttpMetrics,
   type LlmBudgets,
   llmConfigFromEnv,
   type RuntimeDeps,
@@ -23,6 +24,7 @@ import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerO
 import type { Redis } from "ioredis";
 import { ProblemDto } from "./dto";
 import auth, { SESSION_COOKIE } from "./plugins/auth";
+import httpMetricsPlugin from "./plugins/http-metrics";
 import problemDetails, { problem, sendProblem } from "./plugins/problem-details";
 import emailRoutes from "./routes/email";
 import healthRoutes from "./routes/health";
@@ -76,6 +78,8 @@ export interface AppOptions {
   readonly webRoot?: string | URL | null;
   /** How often the live stream reads new audit events and analyses, in ms (default 1000). */
   readonly streamIntervalMs?: number;
+  /** Counts every request for Prometheus (served by `metrics-server.ts` on METRICS_PORT); none by default. */
+  readonly httpMetrics?: HttpMetrics;
 }
 
 /**
@@ -157,6 +161,8 @@ export function rateLimitNamespace(options: Pick<AppOptions, "rateLimitNamespace
 
 /** Register every plugin and route of the API on `app`. */
 export async function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
+  // First, so every request is counted, those refused by a later hook (rate limit, auth) included.
+  if (options.httpMetrics !== undefined) await fastify.register(httpMetricsPlugin, { metrics: options.httpMetrics });
   // Cookies first: the rate limit keys a dashboard session by its cookie.
   await fastify.register(cookie);
   await fastify.register(helmet, { global: true });

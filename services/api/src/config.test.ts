@@ -40,6 +40,17 @@ describe("loadConfig", () => {
     expect(problems.join()).not.toContain("s3cret");
   });
 
+  it("serves metrics only on a port of their own", () => {
+    expect(loadConfig(valid).METRICS_PORT).toBeUndefined();
+    expect(loadConfig({ ...valid, METRICS_PORT: "9464" }).METRICS_PORT).toBe(9464);
+    expect(problemsOf({ ...valid, METRICS_PORT: "8080" })).toEqual([
+      expect.stringMatching(/^METRICS_PORT is the same as PORT: metrics are never served on the public port/),
+    ]);
+    expect(problemsOf({ ...valid, PORT: "9000", METRICS_PORT: "0" })).toEqual([
+      expect.stringMatching(/^METRICS_PORT="0" is not valid/),
+    ]);
+  });
+
   it("treats empty strings as unset", () => {
     expect(problemsOf({ ...valid, DATABASE_URL: "  " })).toEqual([expect.stringMatching(/^DATABASE_URL is not set/)]);
   });

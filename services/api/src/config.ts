@@ -34,6 +34,14 @@ const ConfigSchema = Type.Object({
     default: 1200,
     description: "requests per minute per API key (or per IP without one)",
   }),
+  METRICS_PORT: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 65535,
+      description:
+        "port of GET /metrics (Prometheus), on HOST beside the API's port; unset: no metrics. Keep it off the public network",
+    }),
+  ),
   TRUST_PROXY: Type.Boolean({
     default: false,
     description:
@@ -52,5 +60,9 @@ export { ConfigError };
  * @throws ConfigError naming each missing or malformed variable.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return readEnvConfig<Config>(ConfigSchema, env);
+  return readEnvConfig<Config>(ConfigSchema, env, (input) =>
+    input.METRICS_PORT !== undefined && Number(input.METRICS_PORT) === Number(input.PORT)
+      ? ["METRICS_PORT is the same as PORT: metrics are never served on the public port; give them a port of their own"]
+      : [],
+  );
 }

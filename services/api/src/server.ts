@@ -1,16 +1,19 @@
 /**
  * The API process: configuration, logger, connections, migrations under the
- * advisory lock, the bootstrap key, then `listen`; a graceful close on
- * SIGTERM/SIGINT.
+ * advisory lock, the bootstrap key, then `listen` (and the metrics server on
+ * METRICS_PORT when set); a graceful close on SIGTERM/SIGINT.
  */
 import { createDb, migrateToLatest } from "@outcome-runtime/db";
 import {
   bootstrap,
   checkRedisEvictionPolicy,
   createGateway,
+  createMetricsRegistry,
+  httpMetrics,
   type LlmConfig,
   LlmConfigError,
   llmConfigFromEnv,
+  metricsScraper,
   type SourceAccess,
   sourceAccessFromEnv,
 } from "@outcome-runtime/runtime";
@@ -18,6 +21,7 @@ import { Redis } from "ioredis";
 import { buildApp } from "./app";
 import { ConfigError, loadConfig } from "./config";
 import { apiLoggerOptions } from "./logger";
+import { buildMetricsServer } from "./metrics-server";
 
 const VERSION = "0.1.0";
 
@@ -44,6 +48,8 @@ async function main(): Promise<void> {
   const report = await migrateToLatest(db);
   const deps = { db, sources };
   const boot = await bootstrap(deps, { apiKey: config.OUTCOME_RUNTIME_API_KEY });
+  // Metrics only when asked for: their port must be chosen to stay internal.
+  const registry = config.METRICS_PORT === undefined ? null : createMetricsRegistry();
 
   const app = await buildApp(
     {
@@ -56,6 +62,7 @@ async function main(): Promise<void> {
       queuePrefix: config.QUEUE_PREFIX,
       gateway: createGateway({ db, config: llmConfig }),
       llmBudgets: llmConfig,
+      ...(registry === null ? {} : { httpMetrics: httpMetrics(registry) }),
     },
     {
       trustProxy: config.TRUST_PROXY,
@@ -89,6 +96,8 @@ async function main(): Promise<void> {
     app.log.warn("OUTCOME_RUNTIME_API_KEY is not set: no admin key exists until you set one and restart");
   }
 
+  const metricsServer = registry === null ? null : await buildMetricsServer(metricsScraper(registry, []));
+
   let closing = false;
   const close = async (signal: string) => {
     if (closing) return;
@@ -96,7 +105,7 @@ async function main(): Promise<void> {
     app.log.info({ signal }, "shutting down");
     const force = setTimeout(() => process.exit(1), 10_000);
     force.unref();
-    await app.close();
+    await Promise.allSettled([app.close(), metricsServer?.close()]);
     await Promise.allSettled([db.destroy(), redis.quit()]);
     process.exit(0);
   };
@@ -104,6 +113,10 @@ async function main(): Promise<void> {
   process.on("SIGINT", () => void close("SIGINT"));
 
   await app.listen({ port: config.PORT, host: config.HOST });
+  if (metricsServer !== null && config.METRICS_PORT !== undefined) {
+    await metricsServer.listen({ port: config.METRICS_PORT, host: config.HOST });
+    app.log.info({ port: config.METRICS_PORT }, "metrics served at /metrics");
+  }
 }
 
 main().catch((error: unknown) => {

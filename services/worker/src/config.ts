@@ -18,7 +18,7 @@ const ConfigSchema = Type.Object({
     minimum: 0,
     maximum: 65535,
     default: 8081,
-    description: "port of the worker's /healthz and /readyz",
+    description: "port of the worker's /healthz, /readyz and /metrics",
   }),
   HOST: Type.String({ default: "127.0.0.1", description: "interface the health server listens on" }),
   WORKER_CONCURRENCY: Type.Integer({

@@ -4,8 +4,10 @@
  * server: `/healthz` (the process answers; `degraded` when Redis's eviction
  * policy is not noeviction) and `/readyz` (Postgres and Redis
  * reachable, and the time of the last completed job, so a worker that silently
- * stopped after a Redis restart is visible). SIGTERM drains: active jobs finish,
- * no new ones start.
+ * stopped after a Redis restart is visible), and `/metrics` (Prometheus text
+ * format: this worker's polls and analyses, the installation's queues, gates,
+ * outboxes and LLM spend; docs/operations.md). SIGTERM drains: active jobs
+ * finish, no new ones start.
  */
 import { createDb, migrateToLatest, pingDb } from "@outcome-runtime/db";
 import { createMailer, type MailConfig, MailConfigError, mailConfigFromEnv } from "@outcome-runtime/notify";
@@ -13,10 +15,14 @@ import {
   checkRedisEvictionPolicy,
   connectorProvider,
   createGateway,
+  createMetricsRegistry,
+  installationCollectors,
   type LlmConfig,
   LlmConfigError,
   llmConfigFromEnv,
+  metricsScraper,
   type SourceAccess,
+  signalMetrics,
   sourceAccessFromEnv,
 } from "@outcome-runtime/runtime";
 import Fastify from "fastify";
@@ -72,6 +78,7 @@ async function main(): Promise<void> {
   }
   const mailer = createMailer(mailConfig, (fields, message) => logger.info(fields, message));
   const connectors = connectorProvider({ db, access: sourceAccess, maxTimeoutMs: config.POLL_TIMEOUT_MS });
+  const registry = createMetricsRegistry();
   const worker = await startWorker({
     db,
     redis,
@@ -90,7 +97,27 @@ async function main(): Promise<void> {
     links: { publicUrl: mailConfig.publicUrl },
     gateway: createGateway({ db, config: llmConfig }),
     outboxIntervalMs: config.OUTBOX_INTERVAL_MS,
+    metrics: signalMetrics(registry),
   });
+  const metrics = metricsScraper(
+    registry,
+    installationCollectors(
+      registry,
+      { db },
+      {
+        queues: [worker.signalsQueue, worker.controlQueue, worker.notifyQueue],
+        // Gate emails always leave the outbox (a disabled mailer drops them); webhooks wait for a URL.
+        delivery: { gateEmails: true, webhooks: config.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined },
+      },
+    ),
+    {
+      onError: (collector, error) =>
+        logger.warn(
+          { collector, error: error instanceof Error ? error.message : String(error) },
+          "metrics collector failed",
+        ),
+    },
+  );
 
   const health = Fastify({ logger: false });
   const startedAt = new Date();
@@ -127,6 +154,11 @@ async function main(): Promise<void> {
       lastCompletedJobAt: last?.toISOString() ?? null,
       startedAt: startedAt.toISOString(),
     };
+  });
+  // Unauthenticated, like the probes: keep WORKER_PORT off the public network (docs/operations.md).
+  health.get("/metrics", async (_request, reply) => {
+    reply.header("content-type", metrics.contentType);
+    return metrics.render();
   });
   await health.listen({ port: config.WORKER_PORT, host: config.HOST });
   logger.info({ port: config.WORKER_PORT, name: worker.name }, "worker started");

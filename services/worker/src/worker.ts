@@ -49,6 +49,7 @@ import {
   remindGate,
   SIGNALS_QUEUE,
   type SignalDeps,
+  type SignalMetrics,
   sendGateNotification,
   unscheduledGates,
   type WebhookTarget,
@@ -83,6 +84,8 @@ export interface WorkerOptions {
   readonly now?: () => Date;
   /** This worker's name, recorded on every job it takes (`job.processedBy`); default `<hostname>:<pid>`. */
   readonly name?: string;
+  /** Counts polls, analyses and automatic pauses for Prometheus; none by default. */
+  readonly metrics?: SignalMetrics;
 }
 
 export interface RunningWorker {
@@ -124,6 +127,11 @@ export interface ReconcileReport {
   readonly notes: readonly string[];
 }
 
+/** Milliseconds since `start` (a `performance.now()` reading), rounded to 0.1 ms. */
+function msSince(start: number): number {
+  return Math.round((performance.now() - start) * 10) / 10;
+}
+
 const POLL_JOB_OPTS = {
   attempts: 5,
   backoff: { type: "exponential" as const, delay: 2000 },
@@ -153,6 +161,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     connectors: options.connectors,
     ...(options.pollTimeoutMs === undefined ? {} : { pollTimeoutMs: options.pollTimeoutMs }),
     ...(options.now === undefined ? {} : { now: options.now }),
+    ...(options.metrics === undefined ? {} : { observer: options.metrics }),
   };
   const webhook: WebhookTarget = options.webhook ?? { url: null, secret: "" };
   const prefix = options.prefix ?? DEFAULT_QUEUE_PREFIX;
@@ -347,17 +356,49 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     switch (job.name) {
       case JOB.pollExperiment: {
         const experimentId = String(job.data.experimentId);
+        const started = performance.now();
         let result: Awaited<ReturnType<typeof pollExperiment>>;
         try {
           result = await pollExperiment(deps, experimentId);
         } catch (error) {
           const described = describePollError(error);
-          logger.warn({ experimentId, ...described, attempt: job.attemptsMade + 1 }, "poll failed");
+          logger.warn(
+            { experimentId, ...described, attempt: job.attemptsMade + 1, durationMs: msSince(started) },
+            "poll failed",
+          );
           // A bad config or bad SQL will not heal by retrying; the next scheduled poll tries again.
           if (!described.retryable) throw new UnrecoverableError(`${described.code}: ${described.message}`);
           throw error;
         }
-        if (result.status === "skipped") return result;
+        if (result.status === "skipped") {
+          logger.info(
+            {
+              experimentId,
+              experimentKey: result.experimentKey,
+              status: result.status,
+              state: result.state,
+              durationMs: msSince(started),
+            },
+            "experiment polled",
+          );
+          return result;
+        }
+        logger.info(
+          {
+            experimentId,
+            experimentKey: result.experimentKey,
+            status: result.status,
+            connectors: [...new Set(result.reads.map((r) => r.connector))],
+            rowsRead: result.reads.reduce((sum, r) => sum + r.rows, 0),
+            inserted: result.inserted,
+            updated: result.updated,
+            unchanged: result.unchanged,
+            newestTs: result.newestTs?.toISOString() ?? null,
+            attempt: job.attemptsMade + 1,
+            durationMs: msSince(started),
+          },
+          "experiment polled",
+        );
         // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
         const upTo = await primaryPolledUntil(deps, experimentId);
         if (upTo !== null) {
@@ -380,7 +421,24 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       case JOB.analyzeExperiment: {
         const experimentId = String(job.data.experimentId);
+        const started = performance.now();
         const outcome = await analyzeExperiment(deps, experimentId);
+        const durationMs = msSince(started);
+        options.metrics?.analysisDone(outcome, durationMs / 1000);
+        // The newest analysis's answer (a decision, or `continue` with its reason), if one was written.
+        const latest = outcome.decision ?? outcome.looks.at(-1) ?? null;
+        logger.info(
+          {
+            experimentId,
+            experimentKey: outcome.experimentKey,
+            analyses: outcome.analysed,
+            action: latest?.action ?? null,
+            reason: latest?.reason ?? null,
+            state: outcome.state,
+            durationMs,
+          },
+          "experiment analysed",
+        );
         if (outcome.decision !== null) {
           logger.info(
             {
@@ -398,7 +456,22 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       }
       case JOB.pollOutcome: {
         const outcomeId = String(job.data.outcomeId);
+        const started = performance.now();
         const result = await pollOutcome(deps, outcomeId);
+        logger.info(
+          result.status === "polled"
+            ? {
+                outcomeId,
+                status: result.status,
+                value: result.value,
+                goal: result.goal,
+                state: result.state,
+                note: result.note,
+                durationMs: msSince(started),
+              }
+            : { outcomeId, status: result.status, state: result.state, durationMs: msSince(started) },
+          "outcome polled",
+        );
         if (result.status === "polled" && result.state !== "active") {
           await signalsQueue.removeJobScheduler(outcomeSchedulerId(outcomeId));
         }

@@ -178,6 +178,16 @@ export async function listOpenNotificationIds(db: DbOrTrx, staleBefore: Date, li
   return rows.map((r) => r.id);
 }
 
+/** Gate emails not sent yet across every workspace (waiting, or claimed by a worker), and the oldest one's creation. */
+export async function notificationBacklog(db: DbOrTrx): Promise<{ count: number; oldestAt: Date | null }> {
+  const row = await db
+    .selectFrom("gate_notifications")
+    .select([sql<number>`count(*)::int`.as("count"), (eb) => eb.fn.min<Date | null>("created_at").as("oldest_at")])
+    .where("status", "in", ["pending", "sending"])
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), oldestAt: row.oldest_at };
+}
+
 export interface GateToken {
   readonly id: string;
   readonly workspaceId: string;

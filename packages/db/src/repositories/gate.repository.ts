@@ -182,6 +182,43 @@ export async function listDueDeadlines(db: DbOrTrx, now: Date, limit = 500): Pro
   ];
 }
 
+/** The pending gates of one kind, across every workspace. */
+export interface PendingGatesOfKind {
+  readonly kind: GateKind;
+  /** Pending within their SLA (not escalated). */
+  readonly running: number;
+  /** Pending past their SLA, escalated to a backup. */
+  readonly escalated: number;
+  /** The earliest `due_at` among those within their SLA (it may have just passed, the expiry step pending); null: none. */
+  readonly earliestDueAt: Date | null;
+}
+
+/**
+ * Pending gates by kind, across every workspace (kinds with none pending are
+ * absent). One aggregate over the pending gates (the partial index
+ * `gates_pending_deadlines_idx`), cheap enough for every metrics scrape.
+ */
+export async function summarizePendingGates(db: DbOrTrx): Promise<PendingGatesOfKind[]> {
+  const rows = await db
+    .selectFrom("gates")
+    .select([
+      "kind",
+      sql<number>`(count(*) FILTER (WHERE escalated_at IS NULL))::int`.as("running"),
+      sql<number>`(count(*) FILTER (WHERE escalated_at IS NOT NULL))::int`.as("escalated"),
+      sql<Date | null>`min(due_at) FILTER (WHERE escalated_at IS NULL)`.as("earliest_due_at"),
+    ])
+    .where("status", "=", "pending")
+    .groupBy("kind")
+    .orderBy("kind")
+    .execute();
+  return rows.map((r) => ({
+    kind: r.kind as GateKind,
+    running: Number(r.running),
+    escalated: Number(r.escalated),
+    earliestDueAt: r.earliest_due_at,
+  }));
+}
+
 /** Pending gates whose delayed SLA jobs were not put on the queue yet. */
 export async function listUnscheduledGates(
   db: DbOrTrx,

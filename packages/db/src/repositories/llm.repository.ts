@@ -114,6 +114,20 @@ export async function spentUsd(
   return Number(row.spent);
 }
 
+/** Dollars spent in `[since, until)` by every workspace together. */
+export async function spentUsdAllWorkspaces(
+  db: DbOrTrx,
+  query: { readonly since: Date; readonly until: Date },
+): Promise<number> {
+  const row = await db
+    .selectFrom("llm_calls")
+    .select(sql<number>`coalesce(sum(cost_usd), 0)::float8`.as("spent"))
+    .where("at", ">=", query.since)
+    .where("at", "<", query.until)
+    .executeTakeFirstOrThrow();
+  return Number(row.spent);
+}
+
 /** A workspace's gateway runs, newest first. */
 export async function listCalls(
   db: DbOrTrx,

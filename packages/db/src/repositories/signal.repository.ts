@@ -442,6 +442,16 @@ export async function listPendingWebhookIds(db: DbOrTrx, olderThan: Date, limit 
   return rows.map((r) => r.id);
 }
 
+/** Webhooks not delivered yet across every workspace, and the oldest one's creation (partial index on pending). */
+export async function webhookBacklog(db: DbOrTrx): Promise<{ count: number; oldestAt: Date | null }> {
+  const row = await db
+    .selectFrom("webhook_deliveries")
+    .select([sql<number>`count(*)::int`.as("count"), (eb) => eb.fn.min<Date | null>("created_at").as("oldest_at")])
+    .where("status", "=", "pending")
+    .executeTakeFirstOrThrow();
+  return { count: Number(row.count), oldestAt: row.oldest_at };
+}
+
 export async function markWebhookAttempt(
   db: DbOrTrx,
   id: string,

@@ -66,8 +66,12 @@ export interface AnalysisCarry {
 }
 
 export interface AnalysisOutcome {
+  /** The experiment's key (null when the experiment does not exist). */
+  readonly experimentKey: string | null;
   /** Analyses written by this call (0 when there was nothing new). */
   readonly analysed: number;
+  /** The policy's answer at each analysis written, oldest first (`continue` included): one per analysis. */
+  readonly looks: readonly { readonly action: PolicyDecision["action"]; readonly reason: PolicyDecision["reason"] }[];
   /** The decision taken, if any (the experiment moved to `paused` or `analysing`). */
   readonly decision: (PolicyDecision & { ts: Date }) | null;
   /** Webhook outbox ids to deliver (after commit). */
@@ -220,14 +224,13 @@ function describeComparison(arm: string, r: SequentialResult, fixedP: number | n
 export async function analyzeExperiment(deps: RuntimeDeps, experimentId: string): Promise<AnalysisOutcome> {
   return inTransaction(deps.db, async (trx) => {
     const found = await experiments.findExperimentById(trx, experimentId);
-    if (found === null) return { analysed: 0, decision: null, webhooks: [], state: "missing" };
+    if (found === null) return nothingAnalysed(null, "missing");
     // The outcome first, then the experiment: the order of a gate decision and of an outcome's
     // wind-down, so a decision here and an abandon there apply one after the other, never interleaved.
     const outcome = await outcomes.findOutcome(trx, found.workspaceId, found.outcomeId, { forShare: true });
     const experiment = await experiments.findExperimentById(trx, experimentId, { forUpdate: true });
-    if (experiment === null) return { analysed: 0, decision: null, webhooks: [], state: "missing" };
-    if (experiment.state !== "running") return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
-    if (outcome === null) return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
+    if (experiment === null) return nothingAnalysed(found.key, "missing");
+    if (experiment.state !== "running" || outcome === null) return nothingAnalysed(experiment.key, experiment.state);
     return analyseLocked(deps, trx, experiment, outcome);
   });
 }
@@ -246,13 +249,13 @@ async function analyseLocked(
     (await signals.listSeriesOfExperiment(trx, experiment.id)).map((s) => [`${s.role}:${s.metric}`, s]),
   );
   const primary = seriesByMetric.get(`primary:${spec.signal.metric}`);
-  if (primary === undefined) return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
+  if (primary === undefined) return nothingAnalysed(experiment.key, experiment.state);
   const last = await signals.latestAnalysis(trx, experiment.id);
   const lastTs = last?.ts ?? null;
   const previousTotals =
     lastTs === null ? new Map() : totalsOf(await signals.latestPointsAtOrBefore(trx, primary.id, lastTs));
   const snapshots = snapshotsAfter(previousTotals, await signals.listPoints(trx, primary.id, lastTs));
-  if (snapshots.length === 0) return { analysed: 0, decision: null, webhooks: [], state: experiment.state };
+  if (snapshots.length === 0) return nothingAnalysed(experiment.key, experiment.state);
 
   const controlName = experiment.arms.find((a) => a.name === "control")?.name ?? experiment.arms[0]?.name ?? "control";
   const treatments = experiment.arms.filter((a) => a.name !== controlName).map((a) => a.name);
@@ -284,6 +287,7 @@ async function analyseLocked(
     guardrails: {},
   };
   let analysed = 0;
+  const looks: { action: PolicyDecision["action"]; reason: PolicyDecision["reason"] }[] = [];
 
   for (const snap of snapshots) {
     const control = snap.arms.get(controlName);
@@ -473,6 +477,7 @@ async function analyseLocked(
     });
     if (!inserted) continue;
     analysed += 1;
+    looks.push({ action: decision.action, reason: decision.reason });
     if (decision.action === "continue") continue;
 
     const applied = await applyDecision(deps, trx, experiment, outcome, decision, snap.ts, {
@@ -481,9 +486,20 @@ async function analyseLocked(
       relative_lift: head?.relative_lift ?? null,
       p_value: head?.p_value ?? null,
     });
-    return { analysed, decision: { ...decision, ts: snap.ts }, webhooks: [applied.webhookId], state: applied.state };
+    return {
+      experimentKey: experiment.key,
+      analysed,
+      looks,
+      decision: { ...decision, ts: snap.ts },
+      webhooks: [applied.webhookId],
+      state: applied.state,
+    };
   }
-  return { analysed, decision: null, webhooks: [], state: experiment.state };
+  return { experimentKey: experiment.key, analysed, looks, decision: null, webhooks: [], state: experiment.state };
+}
+
+function nothingAnalysed(experimentKey: string | null, state: string): AnalysisOutcome {
+  return { experimentKey, analysed: 0, looks: [], decision: null, webhooks: [], state };
 }
 
 /**

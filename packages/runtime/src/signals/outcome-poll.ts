@@ -11,7 +11,7 @@ import { audit, outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { auditActor, inTransaction, nowOf } from "../context";
 import { specOf } from "../spec-of";
-import { readFrom, type SignalDeps, workerCaller } from "./poll";
+import { observedRead, readFrom, type SignalDeps, workerCaller } from "./poll";
 
 export type OutcomePollResult =
   | { readonly status: "skipped"; readonly state: string }
@@ -78,9 +78,15 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
       spec.signal.connector as { type: string },
       spec.signal.kind,
     );
-    const points = await connector.fetchOutcomeSeries(
-      { from: readFrom(series.polledUntil, spec.signal.lookback), to: at },
-      AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+    const { result: points } = await observedRead(
+      deps.observer,
+      { connector: (spec.signal.connector as { type: string }).type, role: "outcome" },
+      () =>
+        connector.fetchOutcomeSeries(
+          { from: readFrom(series.polledUntil, spec.signal.lookback), to: at },
+          AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+        ),
+      (result) => result.length,
     );
     await signals.upsertPoints(
       deps.db,

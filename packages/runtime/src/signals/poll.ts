@@ -38,10 +38,80 @@ export function workerCaller(workspaceId: string): Caller {
   };
 }
 
+/** One read of one metric through its connector (a connector call), successful or not. */
+export interface SourceRead {
+  /** The connector's type (`postgres`, `mixpanel`, `csv`, …): a short, fixed list. */
+  readonly connector: string;
+  /** What the read was for: the experiment's primary metric, a guardrail, or the outcome's own signal. */
+  readonly role: "primary" | "guardrail" | "outcome";
+  readonly result: "ok" | "error";
+  /** Rows the connector returned (0 on error). */
+  readonly rows: number;
+  /** Wall time of the read, seconds: finding the connector and its call. */
+  readonly durationSeconds: number;
+  /** The error's stable code (`describePollError`), on error. */
+  readonly errorCode?: string;
+}
+
+/**
+ * What the polls report as they happen, for the operators' metrics (the
+ * worker feeds Prometheus with it). Called outside any transaction that could
+ * still roll back what it reports; it must not throw.
+ */
+export interface SignalObserver {
+  /** After every connector call of a poll. */
+  sourceRead(read: SourceRead): void;
+  /** After a decision a poll applied on its own: the consecutive-error pause (reason `errors`). */
+  decisionApplied(decision: { readonly action: string; readonly reason: string }): void;
+}
+
 export interface SignalDeps extends RuntimeDeps {
   readonly connectors: ConnectorProvider;
   /** Timeout of one connector call, ms (default 60 000). */
   readonly pollTimeoutMs?: number;
+  /** Told of every connector call and of the pauses polls apply (metrics); none by default. */
+  readonly observer?: SignalObserver;
+}
+
+/** Seconds elapsed since `startMs` (a `performance.now()` reading). */
+function secondsSince(startMs: number): number {
+  return (performance.now() - startMs) / 1000;
+}
+
+/**
+ * Time one connector call and tell `observer` about it, success or failure.
+ * The call's result is returned and its error rethrown unchanged. A connector
+ * that cannot make this read at all (`unsupported`: an outcome's connector
+ * without a series query) made no call, and is not reported.
+ */
+export async function observedRead<T>(
+  observer: SignalObserver | undefined,
+  what: { readonly connector: string; readonly role: SourceRead["role"] },
+  read: () => Promise<T>,
+  rowsOf: (result: T) => number,
+): Promise<{ result: T; read: SourceRead }> {
+  const start = performance.now();
+  try {
+    const result = await read();
+    const report: SourceRead = {
+      ...what,
+      result: "ok",
+      rows: rowsOf(result),
+      durationSeconds: secondsSince(start),
+    };
+    observer?.sourceRead(report);
+    return { result, read: report };
+  } catch (error) {
+    if (error instanceof ConnectorError && error.code === "unsupported") throw error;
+    observer?.sourceRead({
+      ...what,
+      result: "error",
+      rows: 0,
+      durationSeconds: secondsSince(start),
+      errorCode: describePollError(error).code,
+    });
+    throw error;
+  }
 }
 
 /** A metric an experiment is measured on: the outcome's signal or one of its guardrails. */
@@ -72,14 +142,17 @@ export function measuredMetrics(spec: OutcomeSpec): MeasuredMetric[] {
 }
 
 export type PollResult =
-  | { readonly status: "skipped"; readonly state: string }
+  | { readonly status: "skipped"; readonly experimentKey: string; readonly state: string }
   | {
       readonly status: "polled";
+      readonly experimentKey: string;
       /** Newest as-of time stored for the primary metric (null: no data yet). */
       readonly newestTs: Date | null;
       readonly inserted: number;
       readonly updated: number;
       readonly unchanged: number;
+      /** Each connector call, primary metric first, then the guardrails. */
+      readonly reads: readonly SourceRead[];
     };
 
 async function loadExperiment(
@@ -112,12 +185,14 @@ export function describePollError(error: unknown): { code: string; message: stri
  */
 export async function pollExperiment(deps: SignalDeps, experimentId: string): Promise<PollResult> {
   const { experiment, outcome } = await loadExperiment(deps.db, experimentId);
-  if (experiment.state !== "running") return { status: "skipped", state: experiment.state };
+  if (experiment.state !== "running")
+    return { status: "skipped", experimentKey: experiment.key, state: experiment.state };
   const spec = specOf(outcome);
   const arms = experiment.arms.map((a) => a.name);
   const at = nowOf(deps);
   try {
     const fetched: { series: signals.SeriesRecord; rows: ArmAggregate[] }[] = [];
+    const reads: SourceRead[] = [];
     for (const m of measuredMetrics(spec)) {
       const series = await signals.ensureSeries(deps.db, {
         workspaceId: experiment.workspaceId,
@@ -127,19 +202,27 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
         role: m.role,
         kind: m.kind,
       });
-      const connector = await deps.connectors.get(experiment.workspaceId, m.connector, m.kind);
-      const rows = await connector.fetchArmAggregates(
-        {
-          experimentKey: experiment.key,
-          arms,
-          from: readFrom(series.polledUntil, spec.signal.lookback),
-          to: at,
-          // A replay at `speed` is anchored at the launch; without it the connector anchors at `from`,
-          // which moves with every poll.
-          ...(experiment.launchedAt === null ? {} : { startedAt: experiment.launchedAt }),
+      const { result: rows, read } = await observedRead(
+        deps.observer,
+        { connector: m.connector.type, role: m.role },
+        async () => {
+          const connector = await deps.connectors.get(experiment.workspaceId, m.connector, m.kind);
+          return connector.fetchArmAggregates(
+            {
+              experimentKey: experiment.key,
+              arms,
+              from: readFrom(series.polledUntil, spec.signal.lookback),
+              to: at,
+              // A replay at `speed` is anchored at the launch; without it the connector anchors at `from`,
+              // which moves with every poll.
+              ...(experiment.launchedAt === null ? {} : { startedAt: experiment.launchedAt }),
+            },
+            AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+          );
         },
-        AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+        (result) => result.length,
       );
+      reads.push(read);
       fetched.push({ series, rows });
     }
     return await inTransaction(deps.db, async (trx) => {
@@ -160,7 +243,15 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
         }
       }
       await signals.recordExperimentPoll(trx, experiment.id, at, null);
-      return { status: "polled" as const, newestTs, inserted, updated, unchanged };
+      return {
+        status: "polled" as const,
+        experimentKey: experiment.key,
+        newestTs,
+        inserted,
+        updated,
+        unchanged,
+        reads,
+      };
     });
   } catch (error) {
     const described = describePollError(error);
@@ -170,7 +261,8 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
     });
     // The 5th failure in a row (decision_rules.consecutive_error_limit) pauses the experiment. Its own
     // failure must not hide the poll's error; the next failed poll tries the escalation again.
-    await escalateConsecutiveErrors(deps, experiment.id).catch(() => null);
+    const escalation = await escalateConsecutiveErrors(deps, experiment.id).catch(() => null);
+    if (escalation !== null) deps.observer?.decisionApplied(escalation.decision);
     throw error;
   }
 }

@@ -24,7 +24,7 @@ import { getOutcome, transitionOutcome } from "../outcomes";
 import { analyzeExperiment } from "./analyze";
 import { type ConnectorProvider, connectorProvider } from "./connectors";
 import { pollOutcome } from "./outcome-poll";
-import { pollExperiment, type SignalDeps } from "./poll";
+import { pollExperiment, type SignalDeps, type SignalObserver, type SourceRead } from "./poll";
 import { pollingPlan } from "./schedules";
 import { sourceAccessFromEnv } from "./source-access";
 
@@ -41,6 +41,8 @@ const source = {
   outcome: [] as SeriesPoint[],
   /** When set, the outcome series query fails like an analytics database that is down. */
   outcomeDown: false,
+  /** Experiment keys whose reads fail like an analytics database that is down. */
+  experimentsDown: new Set<string>(),
 };
 
 function rows(snapshots: { ts: Date; arms: Arms }[], from: Date): ArmAggregate[] {
@@ -64,6 +66,9 @@ function fakeConnector(config: { type: string } & Record<string, unknown>): Sign
     type: "fake",
     describe: () => (guardrail ? "fake payment errors" : "fake checkout abandonment"),
     fetchArmAggregates: async (window) => {
+      if (source.experimentsDown.has(window.experimentKey)) {
+        throw new ConnectorError("unavailable", "the analytics database is down");
+      }
       const data = source.experiments.get(window.experimentKey);
       if (data === undefined) return [];
       return rows(guardrail ? data.guardrail : data.primary, window.from);
@@ -157,6 +162,55 @@ function days(units: number, rates: { control: number; treatment: number }, trea
     };
   });
 }
+
+describe("what polls and analyses report (the worker's metrics and log lines)", () => {
+  it("tells the observer of every connector call and of the pause five failed polls apply; analyses give each look's answer", async () => {
+    const key = await runningExperiment("sig-observed");
+    const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
+    // 2,000 units per arm, under min_sample_per_arm (5,000): the policy waits.
+    source.experiments.set(key, {
+      primary: days(2000, { control: 0.68, treatment: 0.68 }),
+      guardrail: days(2000, { control: 0.01, treatment: 0.01 }),
+    });
+    const reads: SourceRead[] = [];
+    const decisions: { action: string; reason: string }[] = [];
+    const observer: SignalObserver = {
+      sourceRead: (read) => reads.push(read),
+      decisionApplied: (decision) => decisions.push({ action: decision.action, reason: decision.reason }),
+    };
+    const observed: SignalDeps = { ...deps(), observer };
+
+    const polled = await pollExperiment(observed, id);
+    expect(polled).toMatchObject({ status: "polled", experimentKey: key, inserted: 12 });
+    const expected = [
+      { connector: "postgres", role: "primary", result: "ok", rows: 6 },
+      { connector: "postgres", role: "guardrail", result: "ok", rows: 6 },
+    ];
+    expect(reads).toMatchObject(expected);
+    expect(polled.status === "polled" && polled.reads).toMatchObject(expected);
+    expect(reads.every((r) => r.durationSeconds >= 0 && r.durationSeconds < 60)).toBe(true);
+
+    const analysis = await analyzeExperiment(observed, id);
+    expect(analysis).toMatchObject({ experimentKey: key, analysed: 3, decision: null, state: "running" });
+    expect(analysis.looks).toEqual([
+      { action: "continue", reason: "warming_up" },
+      { action: "continue", reason: "warming_up" },
+      { action: "continue", reason: "warming_up" },
+    ]);
+
+    // The source goes down: five failed polls in a row, the fifth pauses (reason errors).
+    source.experimentsDown.add(key);
+    reads.length = 0;
+    for (let i = 0; i < 5; i++) {
+      await expect(pollExperiment(observed, id)).rejects.toMatchObject({ code: "unavailable" });
+    }
+    expect(reads).toHaveLength(5);
+    expect(reads.every((r) => r.result === "error" && r.errorCode === "unavailable" && r.rows === 0)).toBe(true);
+    expect(decisions).toEqual([{ action: "pause", reason: "errors" }]);
+    expect(await pollExperiment(observed, id)).toEqual({ status: "skipped", experimentKey: key, state: "paused" });
+    source.experimentsDown.delete(key);
+  });
+});
 
 describe("the decision policy on real polls", () => {
   it("pauses on the kill-switch, audited by the worker, with a webhook in the outbox", async () => {
