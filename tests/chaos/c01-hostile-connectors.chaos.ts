@@ -48,7 +48,7 @@ import {
   testSourceAccess,
   type World,
 } from "../support/world";
-import { medianMax, report, scaled } from "./report";
+import { expectWithinLoadBound, medianMax, report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
@@ -415,8 +415,8 @@ it("C1: hostile connectors (hang, garbage, 10⁶ rows) time out, show a clear er
   expect(capSeen).toBe(true);
   expect(workerAlive).toBe(true);
   expect(peakRss - baselineRss).toBeLessThanOrEqual(MEMORY_BOUND_MB);
-  expect(during.max).toBeLessThanOrEqual(GAP_BOUND_MS);
-  expect(pollsDuring).toBeGreaterThanOrEqual(Math.floor(HOSTILE_MS / 1000 / 2));
+  expectWithinLoadBound(during.max, GAP_BOUND_MS);
+  expectWithinLoadBound(pollsDuring, Math.floor(HOSTILE_MS / 1000 / 2), "at_least");
   expect(ingest).toMatchObject({ lostPoints: 0, duplicatePoints: 0, duplicateAnalyses: 0, missingAnalyses: 0 });
   expect(exit.code).toBe(0);
 });

@@ -42,7 +42,7 @@ import {
   stateOf,
   type World,
 } from "../support/world";
-import { report, scaled } from "./report";
+import { expectWithinLoadBound, report, scaled } from "./report";
 
 const cleanups: Cleanups = [];
 afterAll(() => runCleanups(cleanups));
@@ -227,11 +227,11 @@ describe("R17: an LLM outage", () => {
     // The kill-switch paused the harmful experiment, and the gate decision applied, without waiting for the LLM:
     // the decision answered in less than one LLM retry cycle (3 attempts of up to 1.5 s, plus backoff), and
     // the learning's summary was the worker's call, after the answer.
-    expect(pausedMs).toBeLessThanOrEqual(10_000);
+    expectWithinLoadBound(pausedMs, 10_000);
     expect(decided.status).toBe(200);
     expect(decidedState).not.toBeNull();
     expect(finalState).toBe(decidedState);
-    expect(decideMs).toBeLessThan(3 * LLM_TIMEOUT_MS);
+    expectWithinLoadBound(decideMs, 3 * LLM_TIMEOUT_MS);
     // LLM work failed visibly: every call retried the provider and fell back to the rules, with its reason.
     for (const g of generated) {
       expect(g.status).toBe(201);

@@ -7,6 +7,7 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { expect } from "vitest";
 
 /** Where this run's reports go: `CHAOS_REPORT_DIR` (set by the runner, one directory per run) or `.tmp/chaos`. */
 export const REPORT_DIR = process.env.CHAOS_REPORT_DIR ?? fileURLToPath(new URL("../../.tmp/chaos", import.meta.url));
@@ -17,6 +18,34 @@ export const SHORT = process.env.CHAOS_MODE === "short";
 /** `full` in the full suite, `short` in the shortened one. */
 export function scaled(full: number, short: number): number {
   return SHORT ? short : full;
+}
+
+/**
+ * How much slower a loaded machine may be than the bounds of docs/reliability.md
+ * in the shortened run: the test command runs it on a 2-core machine that may
+ * be busy with other work, where scheduling, not the product, sets the pace.
+ */
+export const LOADED_MARGIN = 3;
+
+/**
+ * A time (or rate) bound that depends on the machine's load. At full counts
+ * (`pnpm chaos`, on a machine doing nothing else) the measured value must be
+ * within `bound`; in the shortened run of the test command it is reported
+ * with the scenario's figures, and only a margin a loaded 2-core machine
+ * keeps is asserted (`LOADED_MARGIN` × the bound). Functional invariants
+ * (nothing lost, nothing duplicated, re-queued at all) are asserted as they are.
+ *
+ * @param measured milliseconds (or any unit, the same as `bound`)
+ * @param direction `at_most` for a latency, `at_least` for a count or a rate
+ */
+export function expectWithinLoadBound(
+  measured: number,
+  bound: number,
+  direction: "at_most" | "at_least" = "at_most",
+): void {
+  const margin = SHORT ? LOADED_MARGIN : 1;
+  if (direction === "at_most") expect(measured).toBeLessThanOrEqual(bound * margin);
+  else expect(measured).toBeGreaterThanOrEqual(bound / margin);
 }
 
 export interface ScenarioReport {
