@@ -9,6 +9,9 @@ export type { FixedHorizonResult } from "./fixed-horizon-test";
 export { fixedHorizonTest } from "./fixed-horizon-test";
 export type { GuardrailOptions, GuardrailResult } from "./guardrail-test";
 export { guardrailTest } from "./guardrail-test";
+export { holmAdjust } from "./multiple-testing";
+export type { CupedEstimate, PairedEstimate, PairedTotals, RatioArm } from "./paired-totals";
+export { cupedEstimate, pooledSlope, ratioArm, ratioEstimate } from "./paired-totals";
 export type { SamplePlan } from "./sample-size";
 export { minimumDetectableEffect, planSample } from "./sample-size";
 export type {
