@@ -33,7 +33,7 @@ describe("holmAdjust", () => {
     const p = [0.03, 0.001, 0.2, 0.04, 0.5];
     const adjusted = holmAdjust(p) as number[];
     p.forEach((raw, i) => expect(adjusted[i] ?? 0).toBeGreaterThanOrEqual(raw));
-    const sorted = p.map((raw, i) => [raw, adjusted[i]] as const).sort((a, b) => a[0] - b[0]);
+    const sorted = p.map((raw, i) => [raw, adjusted[i] ?? 0] as const).sort((a, b) => a[0] - b[0]);
     for (let i = 1; i < sorted.length; i++) expect(sorted[i]![1]).toBeGreaterThanOrEqual(sorted[i - 1]![1]);
   });
 });
