@@ -14,6 +14,8 @@ export {
   OUTCOME_STATES,
   ROLES,
 } from "@outcome-runtime/core";
+/** Postgres and driver errors as the DomainError every face reports (`conflict`, `service_unavailable`, …). */
+export { DatabaseError, databaseError } from "@outcome-runtime/db";
 export { MAX_OUTCOME_BYTES } from "@outcome-runtime/spec";
 
 import type { signals } from "@outcome-runtime/db";
