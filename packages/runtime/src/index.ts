@@ -63,7 +63,6 @@ export {
 } from "./decide-gate";
 export * from "./domain";
 export {
-  createGateway,
   type DraftOutcomeResult,
   draftOutcome,
   type Gateway,
@@ -131,6 +130,7 @@ export {
   webhookJobId,
 } from "./jobs";
 export { refineLearning, writeLearningForDecision } from "./learnings";
+export { createGateway } from "./llm-store";
 export type {
   GaugeSample,
   HttpMetrics,
