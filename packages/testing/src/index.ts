@@ -1,3 +1,4 @@
+export { analysisFixture, proportionArm } from "./analysis";
 export { codeOf } from "./errors";
 export type { ConflictSqlstate } from "./faults";
 export { refuseWrites, unreachableDatabaseUrl } from "./faults";
