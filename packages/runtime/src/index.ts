@@ -27,6 +27,8 @@ export {
 } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
+export type { BootConfig, BootGroup, BootGroups } from "./boot-config";
+export { readBootConfig, setDefaultOutboundPolicy } from "./boot-config";
 export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
 export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
@@ -67,13 +69,12 @@ export {
   draftOutcome,
   type Gateway,
   type LlmConfig,
-  LlmConfigError,
   llmConfigFromEnv,
   MAX_DRAFT_SENTENCE_LENGTH,
 } from "./draft-outcome";
 export type { EmailDecisionForm, EmailLinkPage, EmailLinkParams } from "./email-links";
 export { decideByEmailLink, inspectEmailLink } from "./email-links";
-export { ConfigError, readEnvConfig } from "./env-config";
+export { ConfigError, SHARED_ENV } from "./env-config";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
 export {
   getExperiment,
