@@ -44,7 +44,7 @@ async function main(): Promise<void> {
   const db = createDb({ url: config.DATABASE_URL, applicationName: "outcome-runtime-worker", max: 10 });
   // BullMQ's blocking connections need maxRetriesPerRequest: null; ioredis reconnects on its own.
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on("error", (error) => logger.warn({ error: error.message }, "redis error"));
+  redis.on("error", (error) => logger.warn({ err: error }, "redis error"));
 
   // BullMQ needs noeviction: with another policy Redis may drop queued jobs. Not fatal (a managed Redis may
   // also forbid CONFIG), but an error an operator must act on; /healthz reports it too.
@@ -103,11 +103,7 @@ async function main(): Promise<void> {
       },
     ),
     {
-      onError: (collector, error) =>
-        logger.warn(
-          { collector, error: error instanceof Error ? error.message : String(error) },
-          "metrics collector failed",
-        ),
+      onError: (collector, error) => logger.warn({ collector, err: error }, "metrics collector failed"),
     },
   );
 
