@@ -24,7 +24,6 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import type { Actor } from "@outcome-runtime/core";
 import {
-  createGateway,
   type Gateway,
   type GenerateHypothesesOutput,
   type LlmConfig,
@@ -32,7 +31,7 @@ import {
   llmConfigFromEnv,
   validateOutput,
 } from "@outcome-runtime/llm";
-import { bootstrap, hypothesisInput, PORTFOLIO_SIZE, screenHypotheses } from "@outcome-runtime/runtime";
+import { bootstrap, createGateway, hypothesisInput, PORTFOLIO_SIZE, screenHypotheses } from "@outcome-runtime/runtime";
 import { parseOutcome } from "@outcome-runtime/spec";
 import { createEvalDatabase, type EvalDatabase } from "./eval/eval-database";
 import { plantLearning } from "./eval/planted-learning";

@@ -24,7 +24,7 @@ import {
   transitionOutcome,
   updateWorkspaceSettings,
 } from "@outcome-runtime/runtime";
-import { outcomeVariant } from "@outcome-runtime/testing";
+import { analysisFixture, outcomeVariant, proportionArm } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -112,21 +112,22 @@ async function buildWorkspace(api: TestApi): Promise<void> {
     })),
   );
   await signals.upsertPoints(api.t.db, series, points, new Date());
-  await signals.insertAnalysis(api.t.db, {
-    workspaceId: api.seed.workspaceId,
-    experimentId: id,
-    ts: new Date(start + 649 * 3_600_000),
-    arms: { control: { units: 749, mean: 0.31 }, treatment: { units: 749, mean: 0.34 } },
-    effect: 0.03,
-    ciLow: 0.004,
-    ciHigh: 0.056,
-    relativeEffect: 0.0967741935483871,
-    pValue: 0.012,
-    srmPValue: 0.93,
-    guardrails: [],
-    decision: { action: "ship", reason: "significant", detail: "the effect is significant at alpha 0.05" },
-    details: { method: "msprt" },
-  });
+  await signals.insertAnalysis(
+    api.t.db,
+    analysisFixture(
+      { workspaceId: api.seed.workspaceId, experimentId: id, ts: new Date(start + 649 * 3_600_000) },
+      {
+        arms: { control: proportionArm(749, 0.31), treatment: proportionArm(749, 0.34) },
+        effect: 0.03,
+        ciLow: 0.004,
+        ciHigh: 0.056,
+        relativeEffect: 0.0967741935483871,
+        pValue: 0.012,
+        srmPValue: 0.93,
+        decision: { action: "analyse", reason: "win", detail: "the effect is significant at alpha 0.05" },
+      },
+    ),
+  );
 
   const paused = await transitionExperiment(deps, admin, id, { action: "pause", reason: "incident" });
   await decideGate(deps, maya.caller, paused.openedGates[0]!.id, { decision: "resume" });

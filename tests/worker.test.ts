@@ -404,6 +404,21 @@ describe("the worker process", () => {
     expect(failing.error).toMatchObject({ code: "query_failed" });
     expect(failing.error!.message).toContain("source_points");
     expect(Number.isNaN(Date.parse(failing.error!.at))).toBe(false);
+    // Logged with pino's error serializer under `err`: the type, the message and the stack survive.
+    const logged = worker
+      .output()
+      .split("\n")
+      .flatMap((line) => {
+        try {
+          return [JSON.parse(line) as { msg?: string; code?: string; err?: { type?: string; stack?: string } }];
+        } catch {
+          return [];
+        }
+      });
+    const pollFailed = logged.find((l) => l.msg === "poll failed");
+    expect(pollFailed, worker.output()).toMatchObject({ code: "query_failed", err: { type: "ConnectorError" } });
+    expect(pollFailed?.err?.stack).toMatch(/source_points[\s\S]*\n\s+at /);
+    expect(logged.find((l) => l.msg === "job failed")?.err?.stack).toEqual(expect.any(String));
     // Failures are counted per poll while the source stays broken.
     await waitFor("a second failed poll", async () => (await detail()).experiment.polling.failures >= 2 || undefined, {
       diagnostics: worker.output,

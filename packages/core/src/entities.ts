@@ -3,6 +3,8 @@
  * database rows to these; adapters map these to API shapes. Times are `Date`s,
  * durations are seconds, effects and weights are fractions.
  */
+import type { PolicyDecision } from "./decision-policy";
+import type { RuleCounts } from "./decision-rules";
 import type { ExperimentState } from "./experiment.machine";
 import type { Actor, DecisionChannel, GateKind, GateState } from "./gate.machine";
 import type { BuildReport } from "./gate-context";
@@ -138,6 +140,147 @@ export interface StatsPlan {
   /** Per-unit variance and control mean the plan assumed. */
   readonly baseline: number;
   readonly variance: number;
+}
+
+// ---------------------------------------------------------------------------
+// Analyses: one row per experiment per analysed snapshot (DESIGN §4). The JSON
+// columns keep the snake_case of the statistics (packages/stats) they hold.
+// Fields added with the decision rules are optional: rows written before them
+// lack them (read as the defaults: no limit, not dry-run, no failures).
+
+/** A closed interval `[lower, upper]`, in the units of what it bounds. */
+export type Interval = [number, number];
+
+/** Cumulative totals of one arm at the analysed snapshot, and their per-unit summary. */
+export type AnalysisArm = {
+  readonly units: number;
+  /** Sum of the metric (conversions for a proportion). */
+  readonly sum: number;
+  readonly sum_sq: number;
+  /** Per-unit mean (the rate, a fraction, for a proportion); null while undefined (no units). */
+  readonly mean: number | null;
+  /** Per-unit variance; null while undefined (fewer than two units of a mean). */
+  readonly variance: number | null;
+};
+
+/** One guardrail's one-sided sequential harm test at an analysis, for one treatment arm. */
+export type AnalysisGuardrail = {
+  readonly metric: string;
+  /** The treatment arm compared with control. */
+  readonly arm: string;
+  readonly verdict: "violated" | "ok" | "inconclusive";
+  /** Estimated harm, in tolerance units (a fraction of control when `relative`); null while undefined. */
+  readonly harm: number | null;
+  /** Always-valid bounds on the harm. */
+  readonly harm_ci: Interval | null;
+  /** Always-valid p-value of "harm ≤ margin". */
+  readonly p_value: number | null;
+  /** The tolerated regression (`max_regression` of outcome.yaml). */
+  readonly margin: number;
+  readonly relative: boolean;
+  /** Violated analyses tolerated before a pause (−1: never pauses). */
+  readonly failure_limit?: number;
+  /** Measured and shown, never acted on. */
+  readonly dry_run?: boolean;
+  /** Violated analyses of this metric so far, this one included. */
+  readonly failed_analyses?: number;
+};
+
+/** The primary metric's comparison of one treatment arm with control (the mSPRT look). */
+export type AnalysisComparison = {
+  readonly arm: string;
+  /** Treatment − control, in metric units (a difference of fractions for a proportion). */
+  readonly effect: number | null;
+  /** Always-valid confidence sequence of the effect. */
+  readonly ci: Interval | null;
+  /** Effect over control (a fraction). */
+  readonly relative_lift: number | null;
+  readonly relative_ci: Interval | null;
+  /** Always-valid p-value. */
+  readonly p_value: number | null;
+  /** ln Λ of the mixture likelihood ratio at this look. */
+  readonly log_lambda: number | null;
+  /** Fixed-horizon p-value of the same data (for comparison only; never decides). */
+  readonly fixed_p_value: number | null;
+  readonly warnings: readonly string[];
+};
+
+/** What one look of a sequential test hands to the next: running p-value and intervals. */
+export type SequentialLookCarry = {
+  readonly p_value: number;
+  readonly ci: Interval;
+  readonly relative_ci: Interval | null;
+};
+
+/** Kept in each analysis so the next snapshot continues the running minimum and intersections. */
+export type AnalysisCarry = {
+  /** Per treatment arm: the primary metric's running p-value and intervals. */
+  readonly arms: Record<string, SequentialLookCarry>;
+  /** Running minimum of the sequential SRM p-value. */
+  readonly srm: number | null;
+  /** Per guardrail metric and treatment arm: its τ² (fixed when first seen) and running state. */
+  readonly guardrails: Record<string, { readonly tau2: number; readonly arms: Record<string, SequentialLookCarry> }>;
+  /**
+   * Failed and inconclusive analyses so far (the decision rules' counts), this one included; back to
+   * zero after a decision, so a resumed experiment gets its limits afresh. Absent in rows written
+   * before the rules existed (read as zero).
+   */
+  readonly rules?: RuleCounts;
+};
+
+/** How an analysis was computed: each comparison, SRM, the plan in force, the rules' counts, the carry. */
+export type AnalysisDetails = {
+  /** One per treatment arm, in the experiment's arm order. */
+  readonly comparisons: readonly AnalysisComparison[];
+  readonly srm: {
+    /** Chi-square p-value against the configured weights. */
+    readonly p_value: number | null;
+    readonly alarm: boolean;
+    /** Always-valid (sequential) SRM p-value. */
+    readonly sequential_p_value: number | null;
+    readonly sequential_alarm: boolean;
+  };
+  /** Seconds from the experiment's start to the snapshot. */
+  readonly elapsed_seconds: number;
+  /** Mixture variance of the mSPRT (squared metric units) and how it was chosen. */
+  readonly tau2: number;
+  readonly tau2_source: string;
+  /** Units per arm of the plan: always-valid, and fixed-horizon for comparison; null without an MDE. */
+  readonly planned_per_arm: number | null;
+  readonly fixed_per_arm: number | null;
+  readonly rules?: {
+    readonly counts: RuleCounts;
+    readonly kill_failure_limit: number | null;
+    readonly inconclusive_limit: number;
+  };
+  readonly carry: AnalysisCarry;
+};
+
+/** What an analysis stores (the runtime's analysis writes it; the repository returns it with its id). */
+export interface NewAnalysis {
+  readonly workspaceId: string;
+  readonly experimentId: string;
+  /** The analysed snapshot's time. */
+  readonly ts: Date;
+  /** Per arm name. */
+  readonly arms: Readonly<Record<string, AnalysisArm>>;
+  /** The first treatment arm's effect, interval, relative effect and p-value (see `details.comparisons`). */
+  readonly effect: number | null;
+  readonly ciLow: number | null;
+  readonly ciHigh: number | null;
+  readonly relativeEffect: number | null;
+  readonly pValue: number | null;
+  readonly srmPValue: number | null;
+  readonly guardrails: readonly AnalysisGuardrail[];
+  /** The stopping policy's answer at this snapshot (`continue` included). */
+  readonly decision: PolicyDecision;
+  readonly details: AnalysisDetails;
+}
+
+/** One analysis row: a snapshot's effect, always-valid interval and p-value, SRM, guardrails and decision. */
+export interface AnalysisRecord extends NewAnalysis {
+  readonly id: string;
+  readonly createdAt: Date;
 }
 
 export interface PollStatus {

@@ -21,12 +21,16 @@ export {
 } from "./decision-rules";
 export { formatSeconds } from "./durations";
 export type {
+  AnalysisArm,
+  AnalysisCarry,
+  AnalysisRecord,
   Arm,
   AuditEvent,
   Experiment,
   Gate,
   GateDecision,
   GateExpiryPolicy,
+  NewAnalysis,
   Outcome,
   OutcomeRevision,
   PollStatus,

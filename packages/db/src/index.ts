@@ -1,5 +1,7 @@
 export type { Db, DbOptions, DbOrTrx, Trx } from "./database";
 export { createDb } from "./database";
+export type { DatabaseErrorCode } from "./errors";
+export { DatabaseError, databaseError } from "./errors";
 export type { MigrationReport } from "./migrate";
 export { databaseIdentity, migrateToLatest, pingDb, signalStorageMode } from "./migrate";
 export * as apiKeys from "./repositories/api-key.repository";

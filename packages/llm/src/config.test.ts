@@ -74,5 +74,27 @@ describe("llmConfigFromEnv", () => {
     expect(error.variable).toBe(variable);
     expect(error.message.startsWith(`${variable}: `)).toBe(true);
     expect(error.code).toBe("llm_config_invalid");
+    expect(error.problems).toEqual([{ variable, message: error.message.slice(variable.length + 2) }]);
+  });
+
+  it("names every variable at fault at once, in reading order", () => {
+    const error = errorOf(() =>
+      llmConfigFromEnv({
+        OUTCOME_RUNTIME_LLM_PROVIDER: "anthropic",
+        OPENAI_BASE_URL: "localhost:11434",
+        OUTCOME_RUNTIME_LLM_PRICES: "{",
+        OUTCOME_RUNTIME_LLM_TIMEOUT_MS: "soon",
+        LLM_DAILY_USER_BUDGET_USD: "-1",
+      }),
+    );
+    expect(error.variable).toBe("OPENAI_BASE_URL");
+    expect(error.problems.map((p) => p.variable)).toEqual([
+      "OPENAI_BASE_URL",
+      "ANTHROPIC_API_KEY",
+      "OUTCOME_RUNTIME_LLM_PRICES",
+      "OUTCOME_RUNTIME_LLM_TIMEOUT_MS",
+      "LLM_DAILY_USER_BUDGET_USD",
+    ]);
+    expect(error.message.split("\n")).toHaveLength(5);
   });
 });

@@ -53,15 +53,30 @@ export const DEFAULT_PRICES: Readonly<Record<string, ModelPrice>> = {
   "gpt-4.1-mini": { input: 0.4, output: 1.6 },
 };
 
-/** A configuration error naming the environment variable at fault. */
+/** One malformed variable of the gateway's configuration. */
+export interface LlmConfigProblem {
+  readonly variable: string;
+  readonly message: string;
+}
+
+/**
+ * A configuration error naming the environment variables at fault: `variable`
+ * is the first, `problems` lists every one found, and the message has one
+ * `VARIABLE: problem` line each.
+ */
 export class LlmConfigError extends Error {
   readonly code = "llm_config_invalid";
+  readonly problems: readonly LlmConfigProblem[];
+
   constructor(
     readonly variable: string,
     message: string,
+    more: readonly LlmConfigProblem[] = [],
   ) {
-    super(`${variable}: ${message}`);
+    const problems = [{ variable, message }, ...more];
+    super(problems.map((p) => `${p.variable}: ${p.message}`).join("\n"));
     this.name = "LlmConfigError";
+    this.problems = problems;
   }
 }
 
@@ -168,41 +183,54 @@ function parsePrices(raw: string): Record<string, ModelPrice> {
  *   `OUTCOME_RUNTIME_LLM_RETRY_BASE_MS` (500), `OUTCOME_RUNTIME_LLM_MAX_RETRY_AFTER_MS` (60000).
  * - `LLM_MONTHLY_BUDGET_USD` (per workspace), `LLM_DAILY_USER_BUDGET_USD` (per user).
  *
- * @throws LlmConfigError naming the variable at fault.
+ * Every variable is read whatever else is wrong, so one error names them all.
+ *
+ * @throws LlmConfigError naming every variable at fault.
  */
 export function llmConfigFromEnv(env: Env): LlmConfig {
+  const problems: LlmConfigProblem[] = [];
+  /** `read()`, or `fallback` with its problem noted: a bad variable does not hide the next one. */
+  const attempt = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof LlmConfigError)) throw error;
+      problems.push(...error.problems);
+      return fallback;
+    }
+  };
   const anthropicKey = nonEmpty(env, "ANTHROPIC_API_KEY");
-  const anthropicBase = url(env, "ANTHROPIC_BASE_URL");
+  const anthropicBase = attempt(() => url(env, "ANTHROPIC_BASE_URL"), undefined);
   const openaiKey = nonEmpty(env, "OPENAI_API_KEY");
-  const openaiBase = url(env, "OPENAI_BASE_URL");
+  const openaiBase = attempt(() => url(env, "OPENAI_BASE_URL"), undefined);
 
   const explicit = nonEmpty(env, "OUTCOME_RUNTIME_LLM_PROVIDER");
   let provider: ProviderName;
-  if (explicit !== undefined) {
-    if (explicit !== "anthropic" && explicit !== "openai-compatible" && explicit !== "rules") {
-      throw new LlmConfigError(
-        "OUTCOME_RUNTIME_LLM_PROVIDER",
-        `expected anthropic, openai-compatible or rules, got "${explicit}"`,
-      );
-    }
-    provider = explicit;
-  } else if (anthropicKey !== undefined) provider = "anthropic";
+  if (explicit !== undefined && explicit !== "anthropic" && explicit !== "openai-compatible" && explicit !== "rules") {
+    problems.push({
+      variable: "OUTCOME_RUNTIME_LLM_PROVIDER",
+      message: `expected anthropic, openai-compatible or rules, got "${explicit}"`,
+    });
+    provider = "rules";
+  } else if (explicit !== undefined) provider = explicit;
+  else if (anthropicKey !== undefined) provider = "anthropic";
   else if (openaiKey !== undefined || openaiBase !== undefined) provider = "openai-compatible";
   else provider = "rules";
 
   if (provider === "anthropic" && anthropicKey === undefined) {
-    throw new LlmConfigError("ANTHROPIC_API_KEY", "required when OUTCOME_RUNTIME_LLM_PROVIDER=anthropic");
+    problems.push({ variable: "ANTHROPIC_API_KEY", message: "required when OUTCOME_RUNTIME_LLM_PROVIDER=anthropic" });
   }
   if (provider === "openai-compatible" && openaiKey === undefined && openaiBase === undefined) {
-    throw new LlmConfigError(
-      "OPENAI_API_KEY",
-      "required when OUTCOME_RUNTIME_LLM_PROVIDER=openai-compatible (or set OPENAI_BASE_URL for a local server)",
-    );
+    problems.push({
+      variable: "OPENAI_API_KEY",
+      message:
+        "required when OUTCOME_RUNTIME_LLM_PROVIDER=openai-compatible (or set OPENAI_BASE_URL for a local server)",
+    });
   }
 
   const defaults = provider === "rules" ? { strong: "rules", cheap: "rules" } : DEFAULT_MODELS[provider];
   const overrides = nonEmpty(env, "OUTCOME_RUNTIME_LLM_MODELS");
-  const chosen = overrides === undefined ? {} : parseModels(overrides);
+  const chosen = overrides === undefined ? {} : attempt(() => parseModels(overrides), {});
   const models = {
     generate_hypotheses: chosen.generate_hypotheses ?? defaults.strong,
     repair_output: chosen.repair_output ?? defaults.strong,
@@ -211,12 +239,18 @@ export function llmConfigFromEnv(env: Env): LlmConfig {
   } satisfies Record<OperationName, string>;
 
   const priceOverrides = nonEmpty(env, "OUTCOME_RUNTIME_LLM_PRICES");
-  const prices = { ...DEFAULT_PRICES, ...(priceOverrides === undefined ? {} : parsePrices(priceOverrides)) };
+  const prices = {
+    ...DEFAULT_PRICES,
+    ...(priceOverrides === undefined ? {} : attempt(() => parsePrices(priceOverrides), {})),
+  };
 
-  const warnPercent = number(env, "LLM_BUDGET_WARN_PERCENT", 80, { min: 0 }) as number;
-  if (warnPercent > 100) throw new LlmConfigError("LLM_BUDGET_WARN_PERCENT", `expected 0 to 100, got "${warnPercent}"`);
-
-  return {
+  const warnPercent = attempt(() => number(env, "LLM_BUDGET_WARN_PERCENT", 80, { min: 0 }) as number, 80);
+  if (warnPercent > 100) {
+    problems.push({ variable: "LLM_BUDGET_WARN_PERCENT", message: `expected 0 to 100, got "${warnPercent}"` });
+  }
+  const integer = (name: string, fallback: number, min: number) =>
+    attempt(() => number(env, name, fallback, { min, integer: true }) as number, fallback);
+  const config: LlmConfig = {
     provider,
     anthropic: anthropicKey === undefined ? null : { apiKey: anthropicKey, baseURL: anthropicBase },
     openai:
@@ -225,12 +259,15 @@ export function llmConfigFromEnv(env: Env): LlmConfig {
         : { apiKey: openaiKey, baseURL: openaiBase ?? "https://api.openai.com/v1" },
     models,
     prices,
-    timeoutMs: number(env, "OUTCOME_RUNTIME_LLM_TIMEOUT_MS", 60_000, { min: 1, integer: true }) as number,
-    maxRetries: number(env, "OUTCOME_RUNTIME_LLM_MAX_RETRIES", 3, { min: 0, integer: true }) as number,
-    retryBaseMs: number(env, "OUTCOME_RUNTIME_LLM_RETRY_BASE_MS", 500, { min: 0, integer: true }) as number,
-    maxRetryAfterMs: number(env, "OUTCOME_RUNTIME_LLM_MAX_RETRY_AFTER_MS", 60_000, { min: 0, integer: true }) as number,
-    monthlyWorkspaceBudgetUsd: number(env, "LLM_MONTHLY_BUDGET_USD", null, { min: 0 }),
-    dailyUserBudgetUsd: number(env, "LLM_DAILY_USER_BUDGET_USD", null, { min: 0 }),
+    timeoutMs: integer("OUTCOME_RUNTIME_LLM_TIMEOUT_MS", 60_000, 1),
+    maxRetries: integer("OUTCOME_RUNTIME_LLM_MAX_RETRIES", 3, 0),
+    retryBaseMs: integer("OUTCOME_RUNTIME_LLM_RETRY_BASE_MS", 500, 0),
+    maxRetryAfterMs: integer("OUTCOME_RUNTIME_LLM_MAX_RETRY_AFTER_MS", 60_000, 0),
+    monthlyWorkspaceBudgetUsd: attempt(() => number(env, "LLM_MONTHLY_BUDGET_USD", null, { min: 0 }), null),
+    dailyUserBudgetUsd: attempt(() => number(env, "LLM_DAILY_USER_BUDGET_USD", null, { min: 0 }), null),
     warnAtFraction: warnPercent / 100,
   };
+  const [first, ...rest] = problems;
+  if (first !== undefined) throw new LlmConfigError(first.variable, first.message, rest);
+  return config;
 }

@@ -1,12 +1,12 @@
 /**
  * The LLM gateway: every AI call of the product goes through `run`, which
  * bounds it (timeout, retries, budgets), checks it (ajv against the
- * operation's output schema, one repair), meters it (`llm_calls`), audits it
- * and, whatever goes wrong, still answers through the offline rules engine.
+ * operation's output schema, one repair), meters it and audits it (through
+ * the {@link LlmStore} the runtime implements) and, whatever goes wrong,
+ * still answers through the offline rules engine.
  */
 import { createHash } from "node:crypto";
 import type { Actor, DecisionChannel } from "@outcome-runtime/core";
-import { audit, type Db, llm as store } from "@outcome-runtime/db";
 import type { LlmConfig, ModelPrice, ProviderName } from "./config";
 import type { DraftOutcomeInput, GenerateHypothesesInput, SummarizeLearningInput } from "./inputs";
 import { type OperationName, operations } from "./operations";
@@ -15,6 +15,7 @@ import { createAnthropicProvider } from "./providers/anthropic.provider";
 import { createOpenAiCompatibleProvider } from "./providers/openai-compatible.provider";
 import { type LlmProvider, ProviderError, type ProviderResponse } from "./providers/provider";
 import { draftOutcomeByRules, generateHypothesesByRules } from "./rules";
+import type { LlmStore, SpendQuery } from "./store";
 import { summarizeLearningOffline } from "./summarize-learning.offline";
 import { type ValidationIssue, validateOutput } from "./validate";
 
@@ -61,7 +62,8 @@ export interface RunContext {
 }
 
 export interface GatewayDeps {
-  readonly db: Db;
+  /** Cache, metering ledger and audit trail (the runtime's Postgres store). */
+  readonly store: LlmStore;
   readonly config: LlmConfig;
   /** Clock for budget windows (tests pin it). */
   readonly now?: () => Date;
@@ -72,8 +74,8 @@ export interface GatewayDeps {
 export interface Gateway {
   /**
    * Run an operation. Never throws for provider trouble: the rules engine
-   * answers and `fallbackReason` says why. Throws only for database errors
-   * and for a rules-engine failure (a bug).
+   * answers and `fallbackReason` says why. Throws only for errors of the
+   * store (its database) and for a rules-engine failure (a bug).
    */
   run<Op extends PublicOperation>(
     operation: Op,
@@ -162,11 +164,11 @@ interface Attempted {
  * Create the gateway.
  *
  * @example
- *   const gateway = createGateway({ db, config: llmConfigFromEnv(process.env) });
+ *   const gateway = createGateway({ store, config: llmConfigFromEnv(process.env) });
  *   const { output, source } = await gateway.run("generate_hypotheses", input, { workspaceId, outcomeId, actor });
  */
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { db, config } = deps;
+  const { store, config } = deps;
   const now = deps.now ?? (() => new Date());
   const sleep = deps.sleep ?? defaultSleep;
   const provider = createProvider(config);
@@ -229,7 +231,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
 
     if (provider !== null) {
       key = cacheKey(operation, spec.promptVersion, model, input);
-      const cached = await store.getCached(db, context.workspaceId, key);
+      const cached = await store.getCached(context.workspaceId, key);
       if (cached !== undefined) {
         output = cached;
         servedBy = "llm";
@@ -312,18 +314,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
       latencyMs,
     };
 
-    await db.transaction().execute(async (trx) => {
-      if (servedBy === "llm" && !cacheHit && key !== null) {
-        await store.putCached(trx, {
-          workspaceId: context.workspaceId,
-          key,
-          operation,
-          promptVersion: spec.promptVersion,
-          model,
-          value: output,
-        });
-      }
-      await store.insertCall(trx, {
+    await store.recordRun({
+      cache:
+        servedBy === "llm" && !cacheHit && key !== null
+          ? {
+              workspaceId: context.workspaceId,
+              key,
+              operation,
+              promptVersion: spec.promptVersion,
+              model,
+              value: output,
+            }
+          : null,
+      call: {
         workspaceId: context.workspaceId,
         outcomeId,
         actorId: context.actor.id,
@@ -340,8 +343,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
         repaired,
         fallbackReason,
         at: now(),
-      });
-      await audit.insertAuditEvent(trx, {
+      },
+      audit: {
         workspaceId: context.workspaceId,
         actor: { id: context.actor.id, name: context.actor.name, role: context.actor.role },
         channel: context.channel ?? "system",
@@ -366,7 +369,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
           warnings,
         },
         requestId: context.requestId ?? null,
-      });
+      },
     });
     return result;
   }
@@ -374,7 +377,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function checkBudgets(context: RunContext): Promise<{ exhausted: string | null; warnings: string[] }> {
     const at = now();
     const warnings: string[] = [];
-    const checks: { cap: number | null; label: string; query: Parameters<typeof store.spentUsd>[1] }[] = [
+    const checks: { cap: number | null; label: string; query: SpendQuery }[] = [
       {
         cap: config.monthlyWorkspaceBudgetUsd,
         label: "monthly workspace LLM budget",
@@ -393,7 +396,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ];
     for (const check of checks) {
       if (check.cap === null) continue;
-      const spent = await store.spentUsd(db, check.query);
+      const spent = await store.spentUsd(check.query);
       const text = `$${spent.toFixed(4)} of $${check.cap.toFixed(2)}`;
       if (spent >= check.cap) {
         return { exhausted: `${check.label} exhausted (${text}): the rules engine answers`, warnings };

@@ -32,4 +32,5 @@ export {
   planByRules,
   RulesError,
 } from "./rules";
+export type { LlmCacheEntry, LlmCallRecord, LlmRunRecord, LlmStore, SpendQuery } from "./store";
 export { validateOutput } from "./validate";

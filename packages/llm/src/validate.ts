@@ -16,7 +16,9 @@ function validator(schema: Record<string, unknown>): ValidateFunction {
       addFormats(a);
       return a;
     })();
-    fn = ajv.compile(schema);
+    // A copy of a schema compiled before (read again from schemas/llm) has its `$id`: ajv refuses to add it twice.
+    const id = typeof schema.$id === "string" ? schema.$id : undefined;
+    fn = (id === undefined ? undefined : ajv.getSchema(id)) ?? ajv.compile(schema);
     compiled.set(schema, fn);
   }
   return fn;

@@ -15,8 +15,10 @@ import {
   transitionOutcome,
 } from "@outcome-runtime/runtime";
 import {
+  analysisFixture,
   createTestDatabase,
   outcomeVariant,
+  proportionArm,
   type Seeded,
   seedWorkspace,
   type TestDatabase,
@@ -129,26 +131,34 @@ async function runningExperiment(slug: string, title: string): Promise<Experimen
     build: { summary: title, pullRequestUrl: "https://git.example/pr/1", flagKey: experiment.key },
   });
   await decideGate(deps(), seed.admin, built.openedGates[0]!.id, { decision: "approve" });
-  await signals.insertAnalysis(t.db, {
-    workspaceId: seed.workspaceId,
-    experimentId: experiment.id,
-    ts: new Date(),
-    arms: {
-      control: { units: 5200, sum: 3536, sum_sq: 3536, mean: 0.68 },
-      treatment: { units: 5150, sum: 3399, sum_sq: 3399, mean: 0.66 },
-    },
-    effect: -0.02,
-    ciLow: -0.035,
-    ciHigh: -0.005,
-    relativeEffect: -0.0294,
-    pValue: 0.012,
-    srmPValue: 0.62,
-    guardrails: [
-      { metric: "payment_error_rate", arm: "treatment", verdict: "ok", harm: 0, harm_ci: [0, 0], p_value: 1 },
-    ],
-    decision: { action: "analyse", reason: "win", detail: "significant improvement" },
-    details: {},
-  });
+  await signals.insertAnalysis(
+    t.db,
+    analysisFixture(
+      { workspaceId: seed.workspaceId, experimentId: experiment.id, ts: new Date() },
+      {
+        arms: { control: proportionArm(5200, 0.68), treatment: proportionArm(5150, 0.66) },
+        effect: -0.02,
+        ciLow: -0.035,
+        ciHigh: -0.005,
+        relativeEffect: -0.0294,
+        pValue: 0.012,
+        srmPValue: 0.62,
+        guardrails: [
+          {
+            metric: "payment_error_rate",
+            arm: "treatment",
+            verdict: "ok",
+            harm: 0,
+            harm_ci: [0, 0],
+            p_value: 1,
+            margin: 0.1,
+            relative: true,
+          },
+        ],
+        decision: { action: "analyse", reason: "win", detail: "significant improvement" },
+      },
+    ),
+  );
   return experiment;
 }
 

@@ -10,6 +10,7 @@ import {
   activeOutcomes,
   type Caller,
   DomainError,
+  databaseError,
   experimentBrief,
   getOutcome,
   listExperimentsOfOutcome,
@@ -101,6 +102,12 @@ async function callTool(
     if (error instanceof DomainError) {
       return refuse(fromDomainError(definition.name, error), definition.subjectOf(rawArgs));
     }
+    // A lost connection, a write conflict, a value Postgres refuses: the codes REST answers with.
+    const fromDatabase = databaseError(error);
+    if (fromDatabase !== null) {
+      report?.(error, `MCP tool ${definition.name}: ${fromDatabase.message}`);
+      return refuse(fromDomainError(definition.name, fromDatabase), definition.subjectOf(rawArgs));
+    }
     report?.(error, `MCP tool ${definition.name} failed`);
     return refuse(internalError(), definition.subjectOf(rawArgs));
   }
@@ -109,7 +116,8 @@ async function callTool(
 /**
  * A failed resource read or listing as a JSON-RPC error: a DomainError keeps
  * its message (`not_found` as -32002, "resource not found"); anything else is
- * logged and answered without server internals.
+ * logged and answered without server internals (a database error with its
+ * code, `service_unavailable` or `conflict`, in the error's data).
  */
 function resourceError(error: unknown, report: McpServerContext["onError"]): never {
   if (error instanceof DomainError) {
@@ -118,6 +126,10 @@ function resourceError(error: unknown, report: McpServerContext["onError"]): nev
     });
   }
   report?.(error, "MCP resource read failed");
+  const fromDatabase = databaseError(error);
+  if (fromDatabase !== null) {
+    throw new McpError(RpcErrorCode.InternalError, fromDatabase.message, { code: fromDatabase.code });
+  }
   throw new McpError(RpcErrorCode.InternalError, "the server failed to read the resource; try again shortly");
 }
 

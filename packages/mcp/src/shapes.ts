@@ -264,12 +264,10 @@ function num(x: unknown): number | null {
 
 export function analysisOut(a: AnalysisRecord): z.infer<typeof AnalysisShape> {
   const units: Record<string, number> = {};
-  for (const [arm, totals] of Object.entries(a.arms as Record<string, { units?: unknown }>)) {
-    const n = num(totals?.units);
+  for (const [arm, totals] of Object.entries(a.arms)) {
+    const n = num(totals.units);
     if (n !== null) units[arm] = n;
   }
-  const decision = a.decision as { action?: unknown; reason?: unknown } | null;
-  const guardrails = Array.isArray(a.guardrails) ? (a.guardrails as { metric?: unknown; verdict?: unknown }[]) : [];
   return {
     at: a.ts.toISOString(),
     effect: a.effect,
@@ -279,11 +277,8 @@ export function analysisOut(a: AnalysisRecord): z.infer<typeof AnalysisShape> {
     pValue: a.pValue,
     srmPValue: a.srmPValue,
     units,
-    decision:
-      decision && typeof decision.action === "string"
-        ? { action: decision.action, reason: String(decision.reason ?? "") }
-        : null,
-    guardrails: guardrails.map((g) => ({ metric: String(g.metric ?? ""), verdict: String(g.verdict ?? "") })),
+    decision: { action: a.decision.action, reason: a.decision.reason },
+    guardrails: a.guardrails.map((g) => ({ metric: g.metric, verdict: g.verdict })),
   };
 }
 

@@ -10,10 +10,12 @@ export {
   type OutboundBlockedCode,
   OutboundBlockedError,
   type OutboundPolicy,
+  OutboundPolicyError,
   outboundPolicyFromEnv,
   parseOutboundPolicy,
   type ResolvedAddress,
   type Resolver,
   redactUrl,
+  setDefaultOutboundPolicy,
   systemResolver,
 } from "./outbound-policy";

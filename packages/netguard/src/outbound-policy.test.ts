@@ -6,6 +6,7 @@ import {
   guardedFetch,
   nonPublicRange,
   OutboundBlockedError,
+  OutboundPolicyError,
   outboundPolicyFromEnv,
   parseOutboundPolicy,
   type Resolver,
@@ -252,6 +253,21 @@ describe("checkOutboundUrl lets public and allowed targets through", () => {
   it("rejects a malformed allowlist entry by name", () => {
     expect(() => parseOutboundPolicy("10.0.0.0/99")).toThrow(/OUTBOUND_ALLOW: "10.0.0.0\/99" is not a CIDR/);
     expect(() => parseOutboundPolicy("http://x")).toThrow(/OUTBOUND_ALLOW/);
+  });
+
+  it("names every malformed entry at once", () => {
+    let error: unknown;
+    try {
+      parseOutboundPolicy("10.0.0.0/99, mixpanel.internal, bad_host!, 127.0.0.1");
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(OutboundPolicyError);
+    expect((error as OutboundPolicyError).code).toBe("outbound_config_invalid");
+    expect((error as OutboundPolicyError).problems).toEqual([
+      'OUTBOUND_ALLOW: "10.0.0.0/99" is not a CIDR; write e.g. 10.0.0.0/8',
+      'OUTBOUND_ALLOW: "bad_host!" is neither a host name, an IP nor a CIDR',
+    ]);
   });
 });
 

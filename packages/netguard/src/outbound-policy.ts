@@ -64,16 +64,29 @@ export class OutboundBlockedError extends Error {
   }
 }
 
+/** A malformed `OUTBOUND_ALLOW`: one problem per bad entry, each naming the variable and the entry. */
+export class OutboundPolicyError extends Error {
+  readonly code = "outbound_config_invalid";
+  readonly variable = OUTBOUND_ALLOW_ENV;
+
+  constructor(readonly problems: readonly string[]) {
+    super(problems.join("\n"));
+    this.name = "OutboundPolicyError";
+  }
+}
+
 /**
  * Parses an allowlist: comma- or whitespace-separated entries, each an IP
  * (`127.0.0.1`, `::1`), a CIDR (`10.0.0.0/8`, `fc00::/7`) or a host name
  * (`mixpanel.internal`, matched exactly and case-insensitively).
  *
- * @throws Error naming the entry when an IP-looking entry is not a valid IP or CIDR.
+ * @throws OutboundPolicyError naming every malformed entry (an IP-looking entry that is not a valid IP or
+ *   CIDR, or text that is no host name).
  */
 export function parseOutboundPolicy(allow: string): OutboundPolicy {
   const hosts: string[] = [];
   const cidrs: [ipaddr.IPv4 | ipaddr.IPv6, number][] = [];
+  const problems: string[] = [];
   for (const raw of allow.split(/[\s,]+/u)) {
     const entry = raw.trim();
     if (entry === "") continue;
@@ -81,7 +94,7 @@ export function parseOutboundPolicy(allow: string): OutboundPolicy {
       try {
         cidrs.push(ipaddr.parseCIDR(entry));
       } catch {
-        throw new Error(`${OUTBOUND_ALLOW_ENV}: ${JSON.stringify(entry)} is not a CIDR; write e.g. 10.0.0.0/8`);
+        problems.push(`${OUTBOUND_ALLOW_ENV}: ${JSON.stringify(entry)} is not a CIDR; write e.g. 10.0.0.0/8`);
       }
     } else if (ipaddr.isValid(entry.replace(/^\[|\]$/gu, ""))) {
       const address = ipaddr.parse(entry.replace(/^\[|\]$/gu, ""));
@@ -89,9 +102,10 @@ export function parseOutboundPolicy(allow: string): OutboundPolicy {
     } else if (/^[a-z0-9.-]+$/iu.test(entry)) {
       hosts.push(entry.toLowerCase().replace(/\.$/u, ""));
     } else {
-      throw new Error(`${OUTBOUND_ALLOW_ENV}: ${JSON.stringify(entry)} is neither a host name, an IP nor a CIDR`);
+      problems.push(`${OUTBOUND_ALLOW_ENV}: ${JSON.stringify(entry)} is neither a host name, an IP nor a CIDR`);
     }
   }
+  if (problems.length > 0) throw new OutboundPolicyError(problems);
   return { hosts, cidrs, source: allow };
 }
 
@@ -99,7 +113,10 @@ export function parseOutboundPolicy(allow: string): OutboundPolicy {
  * The policy from the environment: `OUTBOUND_ALLOW` when set (an empty value
  * allows nothing extra); otherwise {@link DEV_DEFAULT_ALLOW} (loopback) unless
  * `NODE_ENV` is `production`, where nothing extra is allowed. Link-local
- * (metadata) and private ranges are never allowed by default.
+ * (metadata) and private ranges are never allowed by default. The processes
+ * read it at boot and install it with {@link setDefaultOutboundPolicy}.
+ *
+ * @throws OutboundPolicyError naming every malformed entry of `OUTBOUND_ALLOW`.
  */
 export function outboundPolicyFromEnv(env: Readonly<Record<string, string | undefined>>): OutboundPolicy {
   const allow = env[OUTBOUND_ALLOW_ENV];
@@ -109,10 +126,21 @@ export function outboundPolicyFromEnv(env: Readonly<Record<string, string | unde
 
 let processDefault: OutboundPolicy | undefined;
 
-/** {@link outboundPolicyFromEnv} of `process.env`, read once; the policy of call sites given none. */
+/**
+ * The policy of call sites given none: the one installed with
+ * {@link setDefaultOutboundPolicy} (the processes do it at boot), else
+ * {@link outboundPolicyFromEnv} of `process.env`, read once.
+ *
+ * @throws OutboundPolicyError when none is installed and `OUTBOUND_ALLOW` is malformed.
+ */
 export function defaultOutboundPolicy(): OutboundPolicy {
   processDefault ??= outboundPolicyFromEnv(process.env);
   return processDefault;
+}
+
+/** Make `policy` the process's default (read at boot, with every other setting, so a bad one stops the start). */
+export function setDefaultOutboundPolicy(policy: OutboundPolicy): void {
+  processDefault = policy;
 }
 
 /** `dns.promises.lookup(host, { all: true })`: every address, as the OS resolver (and `fetch`) sees them. */

@@ -104,6 +104,18 @@ describe("mailConfigFromEnv", () => {
     expect(error.message).not.toContain("hunter2");
   });
 
+  it("names every bad variable at once", () => {
+    const error = configError({
+      SMTP_URL: "http://user:hunter2@mail.example.com",
+      MAIL_LOG_LINKS: "yes",
+      MAIL_FROM: "x",
+    });
+    expect(error.variable).toBe("SMTP_URL");
+    expect(error.problems.map((p) => p.variable)).toEqual(["SMTP_URL", "MAIL_LOG_LINKS", "MAIL_FROM"]);
+    expect(error.message.split("\n")).toEqual(error.problems.map((p) => p.message));
+    expect(error.message).not.toContain("hunter2");
+  });
+
   it("accepts SMTP_URL with MAIL_LOG_LINKS=false", () => {
     expect(mailConfigFromEnv({ SMTP_URL: "smtp://mail.example.com", MAIL_LOG_LINKS: "false" }).mode).toBe("smtp");
   });

@@ -25,15 +25,27 @@ export interface MailConfig {
   readonly warnings: readonly string[];
 }
 
-/** Thrown by {@link mailConfigFromEnv} when a variable is invalid; `variable` names it. */
+/** One malformed mail setting: the variable and a sentence naming its (redacted) value and the fix. */
+export interface MailConfigProblem {
+  readonly variable: string;
+  readonly message: string;
+}
+
+/**
+ * Thrown by {@link mailConfigFromEnv} when variables are invalid: `variable`
+ * names the first, `problems` lists every one, one message line each.
+ */
 export class MailConfigError extends Error {
   readonly code = "mail_config_invalid";
   readonly variable: string;
+  readonly problems: readonly MailConfigProblem[];
 
-  constructor(variable: string, message: string) {
-    super(message);
+  constructor(variable: string, message: string, more: readonly MailConfigProblem[] = []) {
+    const problems = [{ variable, message }, ...more];
+    super(problems.map((p) => p.message).join("\n"));
     this.name = "MailConfigError";
     this.variable = variable;
+    this.problems = problems;
   }
 }
 
@@ -60,23 +72,41 @@ export const LOG_MODE_PRODUCTION_WARNING =
  * - mode `log` adds a warning to `warnings` (a stronger one with `NODE_ENV=production`):
  *   the decision links it logs are credentials.
  *
- * Empty values count as unset.
+ * Empty values count as unset. Every variable is read whatever else is
+ * wrong, so one error names them all.
  *
- * @throws MailConfigError naming the variable, its (redacted) value and the fix.
+ * @throws MailConfigError naming each variable, its (redacted) value and the fix.
  */
 export function mailConfigFromEnv(env: Readonly<Record<string, string | undefined>>): MailConfig {
-  const smtpUrl = parseSmtpUrl(value(env, "SMTP_URL"));
-  const logLinks = parseBoolean("MAIL_LOG_LINKS", value(env, "MAIL_LOG_LINKS"), false);
-  const from = parseFrom(value(env, "MAIL_FROM") ?? DEFAULT_FROM);
-  const publicUrl = parsePublicUrl(value(env, "OUTCOME_RUNTIME_PUBLIC_URL") ?? DEFAULT_PUBLIC_URL);
+  const problems: MailConfigProblem[] = [];
+  /** `read()`, or `fallback` with its problem noted: a bad variable does not hide the next one. */
+  const attempt = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof MailConfigError)) throw error;
+      problems.push(...error.problems);
+      return fallback;
+    }
+  };
+  const smtpUrl = attempt(() => parseSmtpUrl(value(env, "SMTP_URL")), null);
+  const logLinks = attempt(() => parseBoolean("MAIL_LOG_LINKS", value(env, "MAIL_LOG_LINKS"), false), false);
+  const from = attempt(() => parseFrom(value(env, "MAIL_FROM") ?? DEFAULT_FROM), DEFAULT_FROM);
+  const publicUrl = attempt(
+    () => parsePublicUrl(value(env, "OUTCOME_RUNTIME_PUBLIC_URL") ?? DEFAULT_PUBLIC_URL),
+    DEFAULT_PUBLIC_URL,
+  );
 
   if (smtpUrl !== null && logLinks) {
-    throw new MailConfigError(
-      "MAIL_LOG_LINKS",
-      `MAIL_LOG_LINKS=true and SMTP_URL=${redactSmtpUrl(smtpUrl)} are both set: set one. ` +
+    problems.push({
+      variable: "MAIL_LOG_LINKS",
+      message:
+        `MAIL_LOG_LINKS=true and SMTP_URL=${redactSmtpUrl(smtpUrl)} are both set: set one. ` +
         "Keep SMTP_URL to send gate emails, or unset it to write the decision links to the log instead.",
-    );
+    });
   }
+  const [first, ...rest] = problems;
+  if (first !== undefined) throw new MailConfigError(first.variable, first.message, rest);
   const mode: MailTransportMode = smtpUrl !== null ? "smtp" : logLinks ? "log" : "disabled";
   const warnings: string[] = [];
   if (mode === "log") {

@@ -2,7 +2,16 @@
  * The domain vocabulary adapters need (states, kinds, error codes, records),
  * re-exported so that adapters depend on the application layer only.
  */
-export type { ErrorCode, Experiment, Gate, Outcome, OutcomeRevision, Principal, Role } from "@outcome-runtime/core";
+export type {
+  AnalysisRecord,
+  ErrorCode,
+  Experiment,
+  Gate,
+  Outcome,
+  OutcomeRevision,
+  Principal,
+  Role,
+} from "@outcome-runtime/core";
 export {
   DECISION_CHANNELS,
   DIRECT_EXPERIMENT_ACTIONS,
@@ -14,9 +23,6 @@ export {
   OUTCOME_STATES,
   ROLES,
 } from "@outcome-runtime/core";
+/** Postgres and driver errors as the DomainError every face reports (`conflict`, `service_unavailable`, …). */
+export { DatabaseError, databaseError } from "@outcome-runtime/db";
 export { MAX_OUTCOME_BYTES } from "@outcome-runtime/spec";
-
-import type { signals } from "@outcome-runtime/db";
-
-/** One analysis row: a snapshot's effect, always-valid interval and p-value, SRM, guardrails and decision. */
-export type AnalysisRecord = signals.AnalysisRecord;

@@ -17,7 +17,7 @@ import { parseOutcome } from "@outcome-runtime/spec";
 import { type Caller, nowOf, type RuntimeDeps } from "./context";
 
 export type { Gateway, LlmConfig } from "@outcome-runtime/llm";
-export { createGateway, LlmConfigError, llmConfigFromEnv } from "@outcome-runtime/llm";
+export { llmConfigFromEnv } from "@outcome-runtime/llm";
 
 /** The longest sentence accepted, in characters. */
 export const MAX_DRAFT_SENTENCE_LENGTH = 500;

@@ -69,12 +69,12 @@ export async function analysisSummary(
   const latest = await signals.latestAnalysis(db, experiment.id);
   if (latest === null) return null;
   const spec = specOf(outcome);
-  const arms = latest.arms as Record<string, { units?: number; mean?: number }>;
-  const details = latest.details as { srm?: { alarm?: boolean }; elapsed_seconds?: number };
-  const guardrails = (latest.guardrails as Record<string, unknown>[]).map((g) => ({
-    metric: String(g.metric ?? ""),
-    arm: String(g.arm ?? ""),
-    verdict: String(g.verdict ?? "inconclusive"),
+  const arms = latest.arms;
+  const details = latest.details;
+  const guardrails = latest.guardrails.map((g) => ({
+    metric: g.metric,
+    arm: g.arm,
+    verdict: g.verdict,
     harm: num(g.harm),
     margin: num(g.margin) ?? 0,
     relative: g.relative === true,

@@ -3,7 +3,7 @@
  * answers, against the real Postgres.
  */
 import { audit, learnings } from "@outcome-runtime/db";
-import { createGateway, llmConfigFromEnv } from "@outcome-runtime/llm";
+import { llmConfigFromEnv } from "@outcome-runtime/llm";
 import { startFakeAnthropic } from "@outcome-runtime/llm/test-support";
 import { parseOutcome } from "@outcome-runtime/spec";
 import {
@@ -18,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOutcome } from "./apply-outcome";
 import { getExperiment } from "./experiments";
 import { activateOutcome, generatePortfolio, screenHypotheses } from "./hypotheses";
+import { createGateway } from "./llm-store";
 import { getOutcome } from "./outcomes";
 
 let t: TestDatabase;

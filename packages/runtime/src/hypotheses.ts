@@ -309,8 +309,8 @@ export async function generatePortfolio(
 
 /**
  * Activate an outcome and propose its first portfolio. The activation stands
- * even if the portfolio cannot be made (the error is returned, and
- * `POST /v1/outcomes/:id/hypotheses` tries again).
+ * even if the portfolio cannot be made (the error is returned, with its stack
+ * for the log, and `POST /v1/outcomes/:id/hypotheses` tries again).
  *
  * @throws DomainError from the activation (`not_found`, `illegal_transition`, `forbidden`).
  */
@@ -319,11 +319,11 @@ export async function activateOutcome(
   caller: Caller,
   outcomeIdOrSlug: string,
   reason: string | null,
-): Promise<{ outcome: Outcome; portfolio: PortfolioResult | null; portfolioError: string | null }> {
+): Promise<{ outcome: Outcome; portfolio: PortfolioResult | null; portfolioError: Error | null }> {
   const outcome = await transitionOutcome(deps, caller, outcomeIdOrSlug, "activate", reason);
   try {
     return { outcome, portfolio: await generatePortfolio(deps, caller, outcome.id), portfolioError: null };
   } catch (error) {
-    return { outcome, portfolio: null, portfolioError: error instanceof Error ? error.message : String(error) };
+    return { outcome, portfolio: null, portfolioError: error instanceof Error ? error : new Error(String(error)) };
   }
 }

@@ -27,6 +27,8 @@ export {
 } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
+export type { BootConfig, BootGroup, BootGroups } from "./boot-config";
+export { readBootConfig, setDefaultOutboundPolicy } from "./boot-config";
 export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
 export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
@@ -63,18 +65,16 @@ export {
 } from "./decide-gate";
 export * from "./domain";
 export {
-  createGateway,
   type DraftOutcomeResult,
   draftOutcome,
   type Gateway,
   type LlmConfig,
-  LlmConfigError,
   llmConfigFromEnv,
   MAX_DRAFT_SENTENCE_LENGTH,
 } from "./draft-outcome";
 export type { EmailDecisionForm, EmailLinkPage, EmailLinkParams } from "./email-links";
 export { decideByEmailLink, inspectEmailLink } from "./email-links";
-export { ConfigError, readEnvConfig } from "./env-config";
+export { ConfigError, SHARED_ENV } from "./env-config";
 export type { ExperimentActionInput, ExperimentDetail, HypothesisInput, ProposeResult } from "./experiments";
 export {
   getExperiment,
@@ -131,6 +131,7 @@ export {
   webhookJobId,
 } from "./jobs";
 export { refineLearning, writeLearningForDecision } from "./learnings";
+export { createGateway } from "./llm-store";
 export type {
   GaugeSample,
   HttpMetrics,

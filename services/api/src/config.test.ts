@@ -51,6 +51,32 @@ describe("loadConfig", () => {
     ]);
   });
 
+  it("parses the source, LLM and outbound settings at boot, and no mail settings (the worker sends mail)", () => {
+    const config = loadConfig({ ...valid, OUTBOUND_ALLOW: "10.0.0.0/8", ANTHROPIC_API_KEY: "sk-ant-x", SMTP_URL: "x" });
+    expect(config.outbound.source).toBe("10.0.0.0/8");
+    expect(config.llm.provider).toBe("anthropic");
+    expect(config.sources.envWorkspaces).toBeNull();
+    expect("mail" in config).toBe(false);
+  });
+
+  it("lists its own problems and those of every group it reads at once", () => {
+    const problems = problemsOf({
+      ...valid,
+      PORT: "eighty",
+      OUTBOUND_ALLOW: "10.0.0.0/99",
+      OPENAI_BASE_URL: "localhost:11434",
+      SOURCE_API_URLS: "mixpanel",
+      OUTCOME_RUNTIME_PUBLIC_URL: "https://outcomes.example.com/#/gates",
+    });
+    expect(problems.map((p) => /^[A-Z_]+/.exec(p)?.[0])).toEqual([
+      "OUTCOME_RUNTIME_PUBLIC_URL",
+      "PORT",
+      "SOURCE_API_URLS",
+      "OPENAI_BASE_URL",
+      "OUTBOUND_ALLOW",
+    ]);
+  });
+
   it("treats empty strings as unset", () => {
     expect(problemsOf({ ...valid, DATABASE_URL: "  " })).toEqual([expect.stringMatching(/^DATABASE_URL is not set/)]);
   });

@@ -1,34 +1,19 @@
 /**
- * Configuration, read from the environment once at boot and validated by a
- * schema. Every missing or malformed variable is reported at once, by name,
+ * Configuration, read from the environment once at boot: the API's own
+ * variables, the ones it shares with the worker (`SHARED_ENV`), and the
+ * settings of signal sources, the LLM gateway and outbound HTTP. Every
+ * missing or malformed variable of every group is reported at once, by name,
  * with what to write instead.
  */
-import { ConfigError, readEnvConfig } from "@outcome-runtime/runtime";
-import { type Static, Type } from "typebox";
+import { type BootConfig, ConfigError, readBootConfig, SHARED_ENV } from "@outcome-runtime/runtime";
+import { Type } from "typebox";
 
 const ConfigSchema = Type.Object({
-  DATABASE_URL: Type.String({
-    pattern: "^postgres(ql)?://",
-    description: "Postgres URL, e.g. postgres://postgres@localhost:5432/outcome_runtime",
-  }),
-  REDIS_URL: Type.String({ pattern: "^rediss?://", description: "Redis URL, e.g. redis://localhost:6379" }),
+  ...SHARED_ENV,
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 8080, description: "HTTP port of the API" }),
-  HOST: Type.String({ default: "127.0.0.1", description: "interface to listen on (0.0.0.0 in containers)" }),
   OUTCOME_RUNTIME_API_KEY: Type.Optional(
     Type.String({ minLength: 24, description: "bootstrap admin API key (at least 24 characters)" }),
   ),
-  OUTCOME_RUNTIME_PUBLIC_URL: Type.Optional(
-    Type.String({ format: "uri", description: "public base URL of the API, e.g. https://outcomes.acme.example" }),
-  ),
-  QUEUE_PREFIX: Type.String({
-    pattern: "^[A-Za-z0-9_.:-]+$",
-    default: "outcome-runtime",
-    description: "prefix of the BullMQ keys in Redis; the API and the workers of one installation share it",
-  }),
-  LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
-    default: "info",
-    description: "pino log level",
-  }),
   RATE_LIMIT_PER_MINUTE: Type.Integer({
     minimum: 1,
     default: 1200,
@@ -49,7 +34,11 @@ const ConfigSchema = Type.Object({
   }),
 });
 
-export type Config = Static<typeof ConfigSchema>;
+/** The groups of settings the API reads besides its variables (it sends no mail: the worker does). */
+const GROUPS = ["sources", "llm", "outbound"] as const;
+
+/** The API's configuration: its variables (upper case) and `sources`, `llm` and `outbound`. */
+export type Config = BootConfig<typeof ConfigSchema, (typeof GROUPS)[number]>;
 
 export { ConfigError };
 
@@ -57,12 +46,17 @@ export { ConfigError };
  * Read the configuration from `env` (default `process.env`). Empty strings
  * count as unset.
  *
- * @throws ConfigError naming each missing or malformed variable.
+ * @throws ConfigError naming each missing or malformed variable, of every group.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  return readEnvConfig<Config>(ConfigSchema, env, (input) =>
-    input.METRICS_PORT !== undefined && Number(input.METRICS_PORT) === Number(input.PORT)
-      ? ["METRICS_PORT is the same as PORT: metrics are never served on the public port; give them a port of their own"]
-      : [],
-  );
+  return readBootConfig(env, {
+    schema: ConfigSchema,
+    groups: GROUPS,
+    crossChecks: (input) =>
+      input.METRICS_PORT !== undefined && Number(input.METRICS_PORT) === Number(input.PORT)
+        ? [
+            "METRICS_PORT is the same as PORT: metrics are never served on the public port; give them a port of their own",
+          ]
+        : [],
+  });
 }

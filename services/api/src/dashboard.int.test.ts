@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { learnings, llm, signals, workspaces } from "@outcome-runtime/db";
 import { createApiKey } from "@outcome-runtime/runtime";
-import { outcomeVariant, sleep, waitFor } from "@outcome-runtime/testing";
+import { analysisFixture, outcomeVariant, sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocket as WebSocketClient } from "ws";
 import { APP_CSP } from "./routes/web";
@@ -389,21 +389,22 @@ describe("the live stream", () => {
       await applyOutcome("dash-live-2");
       const { experiment } = await proposeExperiment("dash-live-2", "One page checkout");
       const ts = new Date("2026-12-10T12:00:00.000Z");
-      await signals.insertAnalysis(api.t.db, {
-        workspaceId: api.seed.workspaceId,
-        experimentId: experiment.id,
-        ts,
-        arms: {},
-        effect: -0.012,
-        ciLow: -0.02,
-        ciHigh: -0.004,
-        relativeEffect: -0.1,
-        pValue: 0.003,
-        srmPValue: 0.6,
-        guardrails: [],
-        decision: { action: "continue", reason: "not yet" },
-        details: {},
-      });
+      const decision = { action: "continue", reason: "running", detail: "no conclusion yet" } as const;
+      await signals.insertAnalysis(
+        api.t.db,
+        analysisFixture(
+          { workspaceId: api.seed.workspaceId, experimentId: experiment.id, ts },
+          {
+            effect: -0.012,
+            ciLow: -0.02,
+            ciHigh: -0.004,
+            relativeEffect: -0.1,
+            pValue: 0.003,
+            srmPValue: 0.6,
+            decision,
+          },
+        ),
+      );
       const analysis = await got.next((m) => m.type === "analysis", "the analysis");
       expect(analysis).toEqual({
         type: "analysis",
@@ -413,7 +414,7 @@ describe("the live stream", () => {
         ciLow: -0.02,
         ciHigh: -0.004,
         pValue: 0.003,
-        decision: { action: "continue", reason: "not yet" },
+        decision,
       });
       // Each event once.
       const ids = got.messages.filter((m) => m.type === "audit").map((m) => (m.event as { id: string }).id);

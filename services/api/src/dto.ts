@@ -300,15 +300,15 @@ export function gateJson(g: Gate): GateJson {
 export function analysisJson(a: AnalysisRecord): AnalysisJson {
   return {
     ts: a.ts.toISOString(),
-    arms: a.arms as Record<string, Record<string, unknown>>,
+    arms: { ...a.arms },
     effect: a.effect,
     ci: a.ciLow === null || a.ciHigh === null ? null : [a.ciLow, a.ciHigh],
     relativeEffect: a.relativeEffect,
     pValue: a.pValue,
     srmPValue: a.srmPValue,
-    guardrails: a.guardrails as Record<string, unknown>[],
-    decision: a.decision as AnalysisJson["decision"],
-    details: a.details as Record<string, unknown>,
+    guardrails: a.guardrails.map((g) => ({ ...g })),
+    decision: { ...a.decision },
+    details: { ...a.details },
   };
 }
 

@@ -1,5 +1,5 @@
 /**
- * The API process: configuration, logger, connections, migrations under the
+ * The API process: configuration (every group, read once), logger, connections, migrations under the
  * advisory lock, the bootstrap key, then `listen` (and the metrics server on
  * METRICS_PORT when set); a graceful close on SIGTERM/SIGINT.
  */
@@ -10,36 +10,30 @@ import {
   createGateway,
   createMetricsRegistry,
   httpMetrics,
-  type LlmConfig,
-  LlmConfigError,
-  llmConfigFromEnv,
   metricsScraper,
-  type SourceAccess,
-  sourceAccessFromEnv,
+  setDefaultOutboundPolicy,
 } from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
 import { buildApp } from "./app";
-import { ConfigError, loadConfig } from "./config";
+import { type Config, ConfigError, loadConfig } from "./config";
 import { apiLoggerOptions } from "./logger";
 import { buildMetricsServer } from "./metrics-server";
 
 const VERSION = "0.1.0";
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadConfig>;
-  let llmConfig: LlmConfig;
-  let sources: SourceAccess;
+  let config: Config;
   try {
     config = loadConfig();
-    llmConfig = llmConfigFromEnv(process.env);
-    sources = sourceAccessFromEnv(process.env);
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof LlmConfigError) {
+    if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
       process.exit(78); // EX_CONFIG
     }
     throw error;
   }
+  const { llm: llmConfig, sources } = config;
+  setDefaultOutboundPolicy(config.outbound);
   const db = createDb({ url: config.DATABASE_URL, applicationName: "outcome-runtime-api" });
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
   redis.on("error", () => {}); // readiness reports it; ioredis reconnects on its own

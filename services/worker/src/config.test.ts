@@ -29,6 +29,47 @@ describe("loadWorkerConfig", () => {
     expect(message).not.toContain("short");
   });
 
+  it("parses the source, LLM, mail and outbound settings at boot", () => {
+    const config = loadWorkerConfig({
+      ...base,
+      OUTBOUND_ALLOW: "mixpanel.internal",
+      MAIL_LOG_LINKS: "true",
+      OUTCOME_RUNTIME_PUBLIC_URL: "https://outcomes.example.com/",
+    });
+    expect(config.outbound.hosts).toEqual(["mixpanel.internal"]);
+    expect(config.mail).toMatchObject({ mode: "log", publicUrl: "https://outcomes.example.com" });
+    expect(config.llm.provider).toBe("rules");
+    expect(config.sources.secretsKeyring).toBeNull();
+  });
+
+  it("lists its own problems and those of every group at once, the public URL once", () => {
+    let error: unknown;
+    try {
+      loadWorkerConfig({
+        ...base,
+        WORKER_CONCURRENCY: "zero",
+        SMTP_URL: "smtp://gates:hunter2@",
+        MAIL_FROM: "nobody",
+        OUTCOME_RUNTIME_PUBLIC_URL: "outcomes.example.com",
+        LLM_BUDGET_WARN_PERCENT: "120",
+        OUTBOUND_ALLOW: "bad_host!",
+      });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const problems = (error as ConfigError).problems;
+    expect(problems.map((p) => /^[A-Z_]+/.exec(p)?.[0])).toEqual([
+      "OUTCOME_RUNTIME_PUBLIC_URL",
+      "WORKER_CONCURRENCY",
+      "LLM_BUDGET_WARN_PERCENT",
+      "SMTP_URL",
+      "MAIL_FROM",
+      "OUTBOUND_ALLOW",
+    ]);
+    expect(problems.join("\n")).not.toContain("hunter2");
+  });
+
   it("refuses a webhook URL without a secret", () => {
     expect(() => loadWorkerConfig({ ...base, OUTCOME_RUNTIME_WEBHOOK_URL: "http://127.0.0.1:9/hooks" })).toThrow(
       /OUTCOME_RUNTIME_WEBHOOK_SECRET is not set/,

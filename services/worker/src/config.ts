@@ -1,26 +1,24 @@
 /**
- * Worker configuration, read from the environment once at start and validated;
- * every bad variable is reported at once, by name, with what it should be.
+ * Worker configuration, read from the environment once at start: the worker's
+ * own variables, the ones it shares with the API (`SHARED_ENV`), and the
+ * settings of signal sources, the LLM gateway, gate emails and outbound HTTP.
+ * Every bad variable of every group is reported at once, by name, with what
+ * it should be.
  */
-import { ConfigError, readEnvConfig } from "@outcome-runtime/runtime";
-import { type Static, Type } from "typebox";
+import { type BootConfig, ConfigError, readBootConfig, SHARED_ENV } from "@outcome-runtime/runtime";
+import { Type } from "typebox";
 
 /** The longest delay a Node.js timer takes (2³¹ − 1 ms, about 24.8 days); a longer one fires after 1 ms. */
 const MAX_TIMER_MS = 2_147_483_647;
 
 const ConfigSchema = Type.Object({
-  DATABASE_URL: Type.String({
-    pattern: "^postgres(ql)?://",
-    description: "Postgres URL, e.g. postgres://postgres@localhost:5432/outcome_runtime",
-  }),
-  REDIS_URL: Type.String({ pattern: "^rediss?://", description: "Redis URL, e.g. redis://localhost:6379" }),
+  ...SHARED_ENV,
   WORKER_PORT: Type.Integer({
     minimum: 0,
     maximum: 65535,
     default: 8081,
     description: "port of the worker's /healthz, /readyz and /metrics",
   }),
-  HOST: Type.String({ default: "127.0.0.1", description: "interface the health server listens on" }),
   WORKER_CONCURRENCY: Type.Integer({
     minimum: 1,
     maximum: 256,
@@ -57,30 +55,28 @@ const ConfigSchema = Type.Object({
   OUTCOME_RUNTIME_WEBHOOK_SECRET: Type.Optional(
     Type.String({ minLength: 16, description: "HMAC-SHA256 secret of webhook signatures (at least 16 characters)" }),
   ),
-  QUEUE_PREFIX: Type.String({
-    pattern: "^[A-Za-z0-9_.:-]+$",
-    default: "outcome-runtime",
-    description: "prefix of the BullMQ keys in Redis; the API and the workers of one installation share it",
-  }),
-  LOG_LEVEL: Type.Enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"], {
-    default: "info",
-    description: "pino log level",
-  }),
 });
 
-export type WorkerConfig = Static<typeof ConfigSchema>;
+/** The groups of settings the worker reads besides its variables. */
+const GROUPS = ["sources", "llm", "mail", "outbound"] as const;
+
+/** The worker's configuration: its variables (upper case) and `sources`, `llm`, `mail` and `outbound`. */
+export type WorkerConfig = BootConfig<typeof ConfigSchema, (typeof GROUPS)[number]>;
 
 export { ConfigError };
 
 /**
  * Read the worker configuration from `env`. Empty strings count as unset.
  *
- * @throws ConfigError naming each missing or malformed variable.
+ * @throws ConfigError naming each missing or malformed variable, of every group.
  */
 export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerConfig {
-  return readEnvConfig<WorkerConfig>(ConfigSchema, env, (input) =>
-    input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined
-      ? ["OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed"]
-      : [],
-  );
+  return readBootConfig(env, {
+    schema: ConfigSchema,
+    groups: GROUPS,
+    crossChecks: (input) =>
+      input.OUTCOME_RUNTIME_WEBHOOK_URL !== undefined && input.OUTCOME_RUNTIME_WEBHOOK_SECRET === undefined
+        ? ["OUTCOME_RUNTIME_WEBHOOK_SECRET is not set: webhooks to OUTCOME_RUNTIME_WEBHOOK_URL must be signed"]
+        : [],
+  });
 }

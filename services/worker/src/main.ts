@@ -10,49 +10,41 @@
  * finish, no new ones start.
  */
 import { createDb, migrateToLatest, pingDb } from "@outcome-runtime/db";
-import { createMailer, type MailConfig, MailConfigError, mailConfigFromEnv } from "@outcome-runtime/notify";
+import { createMailer } from "@outcome-runtime/notify";
 import {
   checkRedisEvictionPolicy,
   connectorProvider,
   createGateway,
   createMetricsRegistry,
   installationCollectors,
-  type LlmConfig,
-  LlmConfigError,
-  llmConfigFromEnv,
   metricsScraper,
-  type SourceAccess,
+  setDefaultOutboundPolicy,
   signalMetrics,
-  sourceAccessFromEnv,
 } from "@outcome-runtime/runtime";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
 import { pino } from "pino";
-import { ConfigError, loadWorkerConfig } from "./config";
+import { ConfigError, loadWorkerConfig, type WorkerConfig } from "./config";
 import { startWorker } from "./worker";
 
 async function main(): Promise<void> {
-  let config: ReturnType<typeof loadWorkerConfig>;
-  let mailConfig: MailConfig;
-  let llmConfig: LlmConfig;
-  let sourceAccess: SourceAccess;
+  let config: WorkerConfig;
   try {
     config = loadWorkerConfig();
-    sourceAccess = sourceAccessFromEnv(process.env);
-    mailConfig = mailConfigFromEnv(process.env);
-    llmConfig = llmConfigFromEnv(process.env);
   } catch (error) {
-    if (error instanceof ConfigError || error instanceof MailConfigError || error instanceof LlmConfigError) {
+    if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
       process.exit(78); // EX_CONFIG
     }
     throw error;
   }
+  const { mail: mailConfig, llm: llmConfig, sources: sourceAccess } = config;
+  setDefaultOutboundPolicy(config.outbound);
   const logger = pino({ level: config.LOG_LEVEL, base: { service: "worker" } });
   const db = createDb({ url: config.DATABASE_URL, applicationName: "outcome-runtime-worker", max: 10 });
   // BullMQ's blocking connections need maxRetriesPerRequest: null; ioredis reconnects on its own.
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  redis.on("error", (error) => logger.warn({ error: error.message }, "redis error"));
+  redis.on("error", (error) => logger.warn({ err: error }, "redis error"));
 
   // BullMQ needs noeviction: with another policy Redis may drop queued jobs. Not fatal (a managed Redis may
   // also forbid CONFIG), but an error an operator must act on; /healthz reports it too.
@@ -111,11 +103,7 @@ async function main(): Promise<void> {
       },
     ),
     {
-      onError: (collector, error) =>
-        logger.warn(
-          { collector, error: error instanceof Error ? error.message : String(error) },
-          "metrics collector failed",
-        ),
+      onError: (collector, error) => logger.warn({ collector, err: error }, "metrics collector failed"),
     },
   );
 

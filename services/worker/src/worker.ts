@@ -22,6 +22,7 @@ import {
   CONTROL_QUEUE,
   type ConnectorProvider,
   DEFAULT_QUEUE_PREFIX,
+  databaseError,
   deliverWebhook,
   describePollError,
   desiredSchedules,
@@ -363,7 +364,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         } catch (error) {
           const described = describePollError(error);
           logger.warn(
-            { experimentId, ...described, attempt: job.attemptsMade + 1, durationMs: msSince(started) },
+            { experimentId, ...described, attempt: job.attemptsMade + 1, durationMs: msSince(started), err: error },
             "poll failed",
           );
           // A bad config or bad SQL will not heal by retrying; the next scheduled poll tries again.
@@ -550,9 +551,14 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       lastCompleted = new Date();
     });
     w.on("failed", (job, error) => {
-      logger.warn({ job: job?.name, jobId: job?.id, attempts: job?.attemptsMade, error: error.message }, "job failed");
+      // A database error carries the code REST and MCP answer with (service_unavailable, conflict, …).
+      const code = databaseError(error)?.code;
+      logger.warn(
+        { job: job?.name, jobId: job?.id, attempts: job?.attemptsMade, ...(code ? { code } : {}), err: error },
+        "job failed",
+      );
     });
-    w.on("error", (error) => logger.error({ error: error.message }, "worker error"));
+    w.on("error", (error) => logger.error({ err: error }, "worker error"));
   }
   const reconcileEvery = options.reconcileIntervalMs ?? 30_000;
   const ensureReconcileScheduler = () =>
@@ -566,10 +572,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   // Re-assert it from this process (an idempotent upsert) so reconciliation always resumes.
   const keepScheduling = setInterval(() => {
     ensureReconcileScheduler().catch((error: unknown) =>
-      logger.warn(
-        { error: error instanceof Error ? error.message : String(error) },
-        "could not re-assert the reconcile scheduler",
-      ),
+      logger.warn({ err: error }, "could not re-assert the reconcile scheduler"),
     );
   }, reconcileEvery);
   keepScheduling.unref();
@@ -577,9 +580,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const sweeping =
     outboxEvery > 0
       ? setInterval(() => {
-          dispatch().catch((error: unknown) =>
-            logger.warn({ error: error instanceof Error ? error.message : String(error) }, "outbox sweep failed"),
-          );
+          dispatch().catch((error: unknown) => logger.warn({ err: error }, "outbox sweep failed"));
         }, outboxEvery)
       : null;
   sweeping?.unref();

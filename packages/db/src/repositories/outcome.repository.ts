@@ -49,14 +49,14 @@ export interface OutcomeLookup {
   readonly bySlug?: boolean;
 }
 
-/** Find an outcome by its id or its slug (the `id:` of outcome.yaml). */
-/** An outcome by id in any workspace (for the worker, which serves every workspace). */
+/** An outcome by id in any workspace (for the worker, which serves every workspace); null for a non-UUID. */
 export async function findOutcomeById(db: DbOrTrx, id: string): Promise<Outcome | null> {
   if (!UUID.test(id)) return null;
   const row = await db.selectFrom("outcomes").selectAll().where("id", "=", id).executeTakeFirst();
   return row ? toOutcome(row) : null;
 }
 
+/** Find an outcome of a workspace by its id or its slug (the `id:` of outcome.yaml). */
 export async function findOutcome(
   db: DbOrTrx,
   workspaceId: string,

@@ -4,6 +4,7 @@
  * by (experiment, ts), webhooks by their dedupe key, so a job that runs twice
  * (BullMQ delivers at least once) changes nothing the second time.
  */
+import type { AnalysisRecord, NewAnalysis } from "@outcome-runtime/core";
 import { type Selectable, sql } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { SignalSeriesTable } from "../schema";
@@ -233,26 +234,11 @@ export async function setStatsPlanOnce(db: DbOrTrx, experimentId: string, plan: 
   return row?.stats_plan ?? null;
 }
 
-export interface AnalysisInput {
-  readonly workspaceId: string;
-  readonly experimentId: string;
-  readonly ts: Date;
-  readonly arms: object;
-  readonly effect: number | null;
-  readonly ciLow: number | null;
-  readonly ciHigh: number | null;
-  readonly relativeEffect: number | null;
-  readonly pValue: number | null;
-  readonly srmPValue: number | null;
-  readonly guardrails: object;
-  readonly decision: object;
-  readonly details: object;
-}
+/** What an analysis stores (core's `NewAnalysis`). */
+export type AnalysisInput = NewAnalysis;
 
-export interface AnalysisRecord extends AnalysisInput {
-  readonly id: string;
-  readonly createdAt: Date;
-}
+/** One stored analysis (core's `AnalysisRecord`). */
+export type { AnalysisRecord };
 
 function toAnalysis(row: {
   id: string;
@@ -276,16 +262,16 @@ function toAnalysis(row: {
     workspaceId: row.workspace_id,
     experimentId: row.experiment_id,
     ts: row.ts,
-    arms: row.arms as object,
+    arms: row.arms as AnalysisRecord["arms"],
     effect: row.effect,
     ciLow: row.ci_low,
     ciHigh: row.ci_high,
     relativeEffect: row.relative_effect,
     pValue: row.p_value,
     srmPValue: row.srm_p_value,
-    guardrails: row.guardrails as object,
-    decision: row.decision as object,
-    details: row.details as object,
+    guardrails: row.guardrails as AnalysisRecord["guardrails"],
+    decision: row.decision as AnalysisRecord["decision"],
+    details: row.details as AnalysisRecord["details"],
     createdAt: row.created_at,
   };
 }

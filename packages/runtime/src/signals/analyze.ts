@@ -11,6 +11,7 @@
  * UPDATE from `running`, so a duplicated or re-run job finds nothing left to do.
  */
 import {
+  type AnalysisCarry,
   applyTransition,
   combineMeasurements,
   countMeasurement,
@@ -25,7 +26,6 @@ import {
   type Outcome,
   type PolicyDecision,
   type PolicyInput,
-  type RuleCounts,
   type StatsPlan,
 } from "@outcome-runtime/core";
 import { audit, experiments, outcomes, signals, type Trx } from "@outcome-runtime/db";
@@ -50,20 +50,7 @@ import { specOf } from "../spec-of";
 import { workerCaller } from "./poll";
 
 /** Kept in each analysis row so the next snapshot continues the running minimum and intersections. */
-export interface AnalysisCarry {
-  /** Per treatment arm: the primary metric's running p-value and intervals. */
-  readonly arms: Record<string, SequentialCarry>;
-  /** Running minimum of the sequential SRM p-value. */
-  readonly srm: number | null;
-  /** Per guardrail metric and treatment arm: its τ² (fixed when first seen) and running state. */
-  readonly guardrails: Record<string, { tau2: number; arms: Record<string, SequentialCarry> }>;
-  /**
-   * Failed and inconclusive analyses so far (the decision rules' counts), this one included; back to
-   * zero after a decision, so a resumed experiment gets its limits afresh. Absent in rows written
-   * before the rules existed (read as zero).
-   */
-  readonly rules?: RuleCounts;
-}
+export type { AnalysisCarry };
 
 export interface AnalysisOutcome {
   /** The experiment's key (null when the experiment does not exist). */
@@ -281,7 +268,7 @@ async function analyseLocked(
   const guardrailSpecs = spec.constraints?.guardrails ?? [];
 
   let plan = experiment.statsPlan;
-  let carry: AnalysisCarry = ((last?.details as { carry?: AnalysisCarry } | undefined)?.carry as AnalysisCarry) ?? {
+  let carry: AnalysisCarry = last?.details.carry ?? {
     arms: {},
     srm: null,
     guardrails: {},

@@ -50,13 +50,7 @@ export function horizonEnd(spec: OutcomeSpec, activatedAt: Date | null): Date | 
  * @throws ConnectorError when the connector fails (recorded by the caller's retry).
  */
 export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<OutcomePollResult> {
-  const found = await deps.db
-    .selectFrom("outcomes")
-    .select(["workspace_id"])
-    .where("id", "=", outcomeId)
-    .executeTakeFirst();
-  if (found === undefined) return { status: "skipped", state: "missing" };
-  const outcome = await outcomes.findOutcome(deps.db, found.workspace_id, outcomeId);
+  const outcome = await outcomes.findOutcomeById(deps.db, outcomeId);
   if (outcome === null || outcome.state !== "active") return { status: "skipped", state: outcome?.state ?? "missing" };
   const spec = specOf(outcome);
   const at = nowOf(deps);

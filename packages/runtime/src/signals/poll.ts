@@ -10,7 +10,7 @@
 
 import { type ArmAggregate, ConnectorError } from "@outcome-runtime/connectors";
 import { DomainError, type Experiment, type Outcome } from "@outcome-runtime/core";
-import { type DbOrTrx, experiments, outcomes, signals } from "@outcome-runtime/db";
+import { type DbOrTrx, databaseError, experiments, outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import type { Caller } from "../context";
 import { inTransaction, nowOf, type RuntimeDeps } from "../context";
@@ -167,10 +167,19 @@ async function loadExperiment(
   return { experiment, outcome };
 }
 
-/** Make a connector error readable on the experiment: code and message. */
+/**
+ * Make a poll's error readable on the experiment: code and message, and
+ * whether a retry may succeed. Errors of the runtime's own database carry the
+ * codes REST and MCP report (`conflict`, `service_unavailable`: retryable;
+ * `validation_failed`); anything else unknown is `poll_failed`, retryable.
+ */
 export function describePollError(error: unknown): { code: string; message: string; retryable: boolean } {
   if (error instanceof ConnectorError) return { code: error.code, message: error.message, retryable: error.retryable };
   if (error instanceof DomainError) return { code: error.code, message: error.message, retryable: false };
+  const fromDatabase = databaseError(error);
+  if (fromDatabase !== null) {
+    return { code: fromDatabase.code, message: fromDatabase.message, retryable: fromDatabase.retryable };
+  }
   const message = error instanceof Error ? error.message : String(error);
   return { code: "poll_failed", message, retryable: true };
 }

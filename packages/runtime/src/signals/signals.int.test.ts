@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { type ArmAggregate, ConnectorError, type SeriesPoint, type SignalConnector } from "@outcome-runtime/connectors";
 import { audit, signals } from "@outcome-runtime/db";
 import {
+  analysisFixture,
   createTestDatabase,
   exampleOutcome,
   outcomeVariant,
@@ -407,21 +408,14 @@ describe("an analysis racing the outcome's abandon", () => {
     const holder = t.db
       .transaction()
       .execute(async (trx) => {
-        await signals.insertAnalysis(trx, {
-          workspaceId: seed.workspaceId,
-          experimentId: id,
-          ts: source.experiments.get(key)!.primary[0]!.ts,
-          arms: {},
-          effect: null,
-          ciLow: null,
-          ciHigh: null,
-          relativeEffect: null,
-          pValue: null,
-          srmPValue: null,
-          guardrails: [],
-          decision: {},
-          details: {},
-        });
+        await signals.insertAnalysis(
+          trx,
+          analysisFixture({
+            workspaceId: seed.workspaceId,
+            experimentId: id,
+            ts: source.experiments.get(key)!.primary[0]!.ts,
+          }),
+        );
         held();
         await released;
         throw new Error("roll back");

@@ -3,7 +3,7 @@
  * problem details document `{ type, title, status, detail, code, requestId,
  * errors? }`. A 5xx never carries a message or stack from the server.
  */
-import { DomainError, ERROR_CODES, type ErrorCode } from "@outcome-runtime/runtime";
+import { DomainError, databaseError, ERROR_CODES, type ErrorCode } from "@outcome-runtime/runtime";
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import fp from "fastify-plugin";
 import { nulFields } from "../nul-fields";
@@ -41,39 +41,6 @@ export function problem(
 
 export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
   return reply.code(body.status).type("application/problem+json").send(body);
-}
-
-/**
- * Errors from `pg` or the network that mean "the database is unreachable right
- * now": refused or reset connections, a backend terminated by an
- * administrator or a restart (57P01–57P03), the connection-exception class
- * (08xxx), and the messages `pg` throws for a client whose connection died
- * (e.g. the ROLLBACK Kysely sends after a statement failed on a terminated
- * backend fails with "Client has encountered a connection error and is not
- * queryable", and that error replaces the first). Looks into `cause` too.
- */
-function isUnavailable(error: unknown, depth = 0): boolean {
-  const e = error as { code?: string; message?: string; cause?: unknown } | null;
-  if (!e || typeof e !== "object") return false;
-  if (depth < 3 && e.cause !== undefined && isUnavailable(e.cause, depth + 1)) return true;
-  const codes = [
-    "ECONNREFUSED",
-    "ECONNRESET",
-    "ETIMEDOUT",
-    "57P01",
-    "57P02",
-    "57P03",
-    "08000",
-    "08001",
-    "08003",
-    "08006",
-  ];
-  return (
-    (e.code !== undefined && (codes.includes(e.code) || /^08[0-9A-Z]{3}$/.test(e.code))) ||
-    /Connection terminated|timeout exceeded when trying to connect|connection error and is not queryable|Client was closed and is not queryable|terminating connection due to administrator command/i.test(
-      e.message ?? "",
-    )
-  );
 }
 
 function fromFastify(request: FastifyRequest, error: FastifyError): Problem | null {
@@ -125,6 +92,13 @@ function fromFastify(request: FastifyRequest, error: FastifyError): Problem | nu
   return null;
 }
 
+/** The log line of each database error kind: a concurrent write, a value the columns refuse, an outage. */
+const DATABASE_LOG_MESSAGES = {
+  conflict: "write conflict",
+  validation_failed: "value refused by the database",
+  service_unavailable: "dependency unavailable",
+} as const;
+
 async function problemDetails(app: FastifyInstance): Promise<void> {
   // Postgres refuses text with a NUL character: refuse it at the door, for every route, with a clear error.
   app.addHook("onRequest", async (request, reply) => {
@@ -172,37 +146,12 @@ async function problemDetails(app: FastifyInstance): Promise<void> {
     }
     const mapped = fromFastify(request, error);
     if (mapped) return sendProblem(reply, mapped);
-    const pgCode = (error as { code?: unknown }).code;
-    if (pgCode === "23505" || pgCode === "40001" || pgCode === "40P01") {
-      // A unique violation or serialisation failure from a concurrent write: safe to retry.
-      request.log.warn({ err: error }, "write conflict");
-      return sendProblem(
-        reply,
-        problem(request, "conflict", "the request collided with a concurrent change; retry it"),
-      );
-    }
-    if (typeof pgCode === "string" && pgCode.startsWith("22")) {
-      // A data exception: a value the columns cannot hold got past the checks (a NUL in a CSV field, a
-      // malformed timestamp). The client's input, not a server fault: a 400 quoting Postgres' reason.
-      request.log.warn({ err: error }, "value refused by the database");
-      return sendProblem(
-        reply,
-        problem(
-          request,
-          "validation_failed",
-          pgCode === "22021" || pgCode === "22P05"
-            ? "a text value contains a NUL character (U+0000) or a byte sequence that cannot be stored; remove it"
-            : `a value cannot be stored: ${(error as Error).message}; correct it and retry`,
-        ),
-      );
-    }
-    if (isUnavailable(error) || pgCode === "57014") {
-      request.log.warn({ err: error }, "dependency unavailable");
-      reply.header("retry-after", "5");
-      return sendProblem(
-        reply,
-        problem(request, "service_unavailable", "the database is unavailable or too slow right now; retry shortly"),
-      );
+    // Postgres and its driver: the mapping every face shares (packages/db), logged with the driver's error.
+    const fromDatabase = databaseError(error);
+    if (fromDatabase) {
+      request.log.warn({ err: error }, DATABASE_LOG_MESSAGES[fromDatabase.code]);
+      if (fromDatabase.code === "service_unavailable") reply.header("retry-after", "5");
+      return sendProblem(reply, problem(request, fromDatabase.code, fromDatabase.message));
     }
     request.log.error({ err: error }, "unhandled error");
     return sendProblem(

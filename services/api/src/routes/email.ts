@@ -99,7 +99,7 @@ const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps,
       if (page.learningId) {
         // Best effort, as for API decisions: the rules' learning exists; the LLM may improve it.
         await enqueueLearningSummary(redis, page.learningId, queuePrefix).catch((error: unknown) =>
-          request.log.warn({ error: String(error) }, "learning summary not queued"),
+          request.log.warn({ err: error }, "learning summary not queued"),
         );
       }
       return send(reply, page);

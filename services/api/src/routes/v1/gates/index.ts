@@ -145,7 +145,7 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, 
       if (result.learningId !== null) {
         // Best effort: the learning exists already (the rules' sentence); the LLM may improve it.
         await enqueueLearningSummary(redis, result.learningId, queuePrefix).catch((error: unknown) =>
-          request.log.warn({ error: String(error) }, "learning summary not queued"),
+          request.log.warn({ err: error }, "learning summary not queued"),
         );
       }
       return {

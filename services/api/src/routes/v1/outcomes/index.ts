@@ -217,12 +217,12 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         request.body?.reason ?? null,
       );
       if (result.portfolioError !== null) {
-        request.log.warn({ error: result.portfolioError }, "the first portfolio could not be generated");
+        request.log.warn({ err: result.portfolioError }, "the first portfolio could not be generated");
       }
       return {
         outcome: outcomeJson(result.outcome),
         portfolio: result.portfolio === null ? null : portfolioJson(result.portfolio),
-        portfolioError: result.portfolioError,
+        portfolioError: result.portfolioError?.message ?? null,
       };
     },
   );

@@ -1,16 +1,30 @@
+/**
+ * The LLM gateway (packages/llm) over the runtime's Postgres store: providers
+ * faked after their published APIs, every run cached, metered and audited in
+ * the real database.
+ */
+import { readFileSync } from "node:fs";
 import type { Actor } from "@outcome-runtime/core";
 import { audit, type Db, llm as store, workspaces } from "@outcome-runtime/db";
+import {
+  type GenerateHypothesesInput,
+  type GenerateHypothesesOutput,
+  type LlmConfig,
+  llmConfigFromEnv,
+  validateOutput,
+} from "@outcome-runtime/llm";
+import { type FakeProvider, startFakeAnthropic, startFakeOpenAi } from "@outcome-runtime/llm/test-support";
 import { createTestDatabase, type TestDatabase } from "@outcome-runtime/testing";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { type LlmConfig, llmConfigFromEnv } from "./config";
-import { createGateway } from "./gateway";
-import type { GenerateHypothesesInput } from "./inputs";
-import { operations } from "./operations";
-import type { GenerateHypothesesOutput } from "./output.types";
-import { type FakeProvider, startFakeAnthropic, startFakeOpenAi } from "./test-support/fake-providers";
-import { validateOutput } from "./validate";
+import { createGateway } from "./llm-store";
 
-const schema = operations().generate_hypotheses.outputSchema!;
+/** An operation's output JSON Schema, from `schemas/llm` (the gateway validates against the same files). */
+function outputSchema(operation: "generate_hypotheses" | "draft_outcome"): Record<string, unknown> {
+  const file = new URL(`../../../schemas/llm/${operation}.output.schema.json`, import.meta.url);
+  return JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+}
+
+const schema = outputSchema("generate_hypotheses");
 
 const INPUT: GenerateHypothesesInput = {
   outcome: {
@@ -509,7 +523,7 @@ describe("draft_outcome", () => {
       { workspaceId, actor },
     );
     expect(result.source).toBe("rules");
-    expect(validateOutput(operations().draft_outcome.outputSchema!, result.output)).toEqual([]);
+    expect(validateOutput(outputSchema("draft_outcome"), result.output)).toEqual([]);
     expect(result.output.todos.length).toBeGreaterThan(0);
   });
 
