@@ -18,7 +18,7 @@ describe("holmAdjust", () => {
     ],
   ])("agrees with statsmodels for %j", (p, expected) => {
     const adjusted = holmAdjust(p);
-    expected.forEach((e, i) => expect(adjusted[i]).toBeCloseTo(e, 15));
+    for (const [i, e] of expected.entries()) expect(adjusted[i]).toBeCloseTo(e, 15);
   });
 
   it("leaves one p-value as it is, never exceeds 1, and keeps a null as null while counting it", () => {
@@ -32,7 +32,7 @@ describe("holmAdjust", () => {
   it("is monotone in the sorted order and never below the raw p-value", () => {
     const p = [0.03, 0.001, 0.2, 0.04, 0.5];
     const adjusted = holmAdjust(p) as number[];
-    p.forEach((raw, i) => expect(adjusted[i] ?? 0).toBeGreaterThanOrEqual(raw));
+    for (const [i, raw] of p.entries()) expect(adjusted[i] ?? 0).toBeGreaterThanOrEqual(raw);
     const sorted = p.map((raw, i) => [raw, adjusted[i] ?? 0] as const).sort((a, b) => a[0] - b[0]);
     for (let i = 1; i < sorted.length; i++) expect(sorted[i]![1]).toBeGreaterThanOrEqual(sorted[i - 1]![1]);
   });
