@@ -2,8 +2,20 @@
  * The domain vocabulary adapters need (states, kinds, error codes, records),
  * re-exported so that adapters depend on the application layer only.
  */
-export type { ErrorCode, Experiment, Gate, Outcome, OutcomeRevision, Principal, Role } from "@outcome-runtime/core";
+export type {
+  ApiKeyScope,
+  ErrorCode,
+  Experiment,
+  Gate,
+  Operation,
+  Outcome,
+  OutcomeRevision,
+  Principal,
+  Role,
+} from "@outcome-runtime/core";
 export {
+  API_KEY_SCOPES,
+  authorize,
   DECISION_CHANNELS,
   DIRECT_EXPERIMENT_ACTIONS,
   DomainError,
@@ -11,8 +23,13 @@ export {
   EXPERIMENT_STATES,
   GATE_KINDS,
   GATE_STATES,
+  missingScope,
+  OPERATIONS,
   OUTCOME_STATES,
+  PERMISSIONS,
+  permissionOf,
   ROLES,
+  refusalOf,
 } from "@outcome-runtime/core";
 export { MAX_OUTCOME_BYTES } from "@outcome-runtime/spec";
 
