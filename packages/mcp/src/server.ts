@@ -13,10 +13,10 @@ import {
   experimentBrief,
   getOutcome,
   listExperimentsOfOutcome,
-  missingScope,
   outcomeProgress,
   type RuntimeDeps,
   recordToolCall,
+  refusalOf,
   renderBriefMarkdown,
 } from "@outcome-runtime/runtime";
 import { z } from "zod";
@@ -79,8 +79,8 @@ async function callTool(
     return errorResult(error);
   };
 
-  // The key's scopes first: read tools need `read`, the others `write` (the use cases check the role).
-  const refusal = missingScope(context.caller.principal, definition.annotations.readOnlyHint ? "read" : "write");
+  // Who may run the tool, from the permissions table, before the arguments are read (the use case asks again).
+  const refusal = refusalOf(context.caller.principal, definition.operation);
   if (refusal !== null) return refuse(fromDomainError(definition.name, refusal), definition.subjectOf(rawArgs));
   const parsed = await definition.input.safeParseAsync(rawArgs);
   if (!parsed.success) return refuse(invalidArguments(parsed.error.issues), definition.subjectOf(rawArgs));
