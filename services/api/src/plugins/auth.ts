@@ -10,11 +10,12 @@
  *
  * Who may do what is not decided here: every `/v1` route names the
  * operations of the permissions table (packages/core) it runs in its config
- * (`config.operations`; a route without one is refused at registration), and
- * a caller who may run none of them is refused with that operation's refusal
- * before the body is read. The use case asks the table again for the exact
- * operation. A refusal for a missing scope carries `WWW-Authenticate:
- * Bearer error="insufficient_scope"` (set by the error handler).
+ * (`config.operations`; a route without one fails at registration). A route
+ * that runs one operation refuses a caller the table refuses here, before the
+ * body is read; a route whose body picks the operation (the experiment
+ * transitions) leaves it to the use case. Either way the use case authorizes
+ * first thing. A refusal for a missing scope carries `WWW-Authenticate: Bearer
+ * error="insufficient_scope"` (set by the error handler).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
@@ -38,7 +39,8 @@ declare module "fastify" {
   interface FastifyContextConfig {
     /**
      * The operations of the permissions table a `/v1` route runs: one, or
-     * each its body may pick (the experiment transitions). Required on `/v1`.
+     * each its body may pick (the experiment transitions). Required on `/v1`;
+     * one is checked before the body is read.
      */
     operations?: readonly Operation[];
   }
@@ -82,13 +84,11 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     const lastUsed = {
       onLastUsedError: (error: unknown) => request.log.warn({ err: error }, "API key last use not recorded"),
     };
-    /** The caller, or (thrown to the error handler) the refusal when it may run none of the route's operations. */
+    /** The caller, or (thrown to the error handler) the table's refusal of the route's one operation. */
     const admit = (principal: ApiKeyPrincipal, channel: Caller["channel"]) => {
-      const refusals = (request.routeOptions.config.operations ?? []).map((operation) =>
-        refusalOf(principal, operation),
-      );
-      const refusal = refusals.find((r) => r !== null);
-      if (refusal !== undefined && refusals.every((r) => r !== null)) throw refusal;
+      const operations = request.routeOptions.config.operations ?? [];
+      const refusal = operations.length === 1 && operations[0] ? refusalOf(principal, operations[0]) : null;
+      if (refusal !== null) throw refusal;
       request.caller = { principal, channel, requestId: request.id };
       return undefined;
     };
