@@ -108,13 +108,15 @@ async function callTool(
 
 /**
  * A failed resource read or listing as a JSON-RPC error: a DomainError keeps
- * its message (`not_found` as -32002, "resource not found"); anything else is
- * logged and answered without server internals.
+ * its message, code and details (`not_found` as -32002, "resource not found";
+ * a refusal names its `details.operation`); anything else is logged and
+ * answered without server internals.
  */
 function resourceError(error: unknown, report: McpServerContext["onError"]): never {
   if (error instanceof DomainError) {
     throw new McpError(error.code === "not_found" ? -32002 : RpcErrorCode.InvalidParams, error.message, {
       code: error.code,
+      ...(Object.keys(error.details).length > 0 ? { details: error.details } : {}),
     });
   }
   report?.(error, "MCP resource read failed");
