@@ -3,7 +3,10 @@
  * who may decide a gate.
  */
 import type { GuardVerdict, MachineDef } from "./machine";
-import { roleMay, roleRefusal, rolesFor } from "./permissions";
+import { type Actor, roleMay, roleRefusal, rolesFor } from "./permissions";
+
+// The roles live with the permissions table; re-exported here, where the rest of core has always found them.
+export { type Actor, type ActorRole, ROLES, type Role } from "./permissions";
 
 export const GATE_STATES = ["pending", "approved", "rejected", "expired"] as const;
 export type GateState = (typeof GATE_STATES)[number];
@@ -17,22 +20,6 @@ export type GateKind = (typeof GATE_KINDS)[number];
 /** Where a decision came from. */
 export const DECISION_CHANNELS = ["web", "email", "mcp", "api", "system"] as const;
 export type DecisionChannel = (typeof DECISION_CHANNELS)[number];
-
-export const ROLES = ["admin", "member", "approver", "agent"] as const;
-export type Role = (typeof ROLES)[number];
-
-/** Who is acting: the owner of an API key (a person's email or an agent's name). */
-/**
- * Role of whoever acts: a person's or agent's API key role, or `system` for the
- * runtime's own worker (kill-switch, analyses), which never decides a gate.
- */
-export type ActorRole = Role | "system";
-
-export interface Actor {
-  readonly id: string;
-  readonly name: string;
-  readonly role: ActorRole;
-}
 
 /** The facts a gate decision guard reads. */
 export interface GateContext {

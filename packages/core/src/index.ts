@@ -94,6 +94,7 @@ export {
   ACTOR_ROLES,
   API_KEY_SCOPES,
   authorize,
+  isRole,
   knownScopes,
   missingScope,
   newKeyScopes,

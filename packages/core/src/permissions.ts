@@ -17,8 +17,24 @@
  */
 import type { ErrorCode } from "./error-codes";
 import { DomainError } from "./errors";
-import type { Actor, ActorRole, Role } from "./gate.machine";
 import type { GuardVerdict } from "./machine";
+
+/** The roles a key can have. */
+export const ROLES = ["admin", "member", "approver", "agent"] as const;
+export type Role = (typeof ROLES)[number];
+
+/**
+ * Role of whoever acts: a person's or agent's API key role, or `system` for the
+ * runtime's own worker (kill-switch, analyses), which holds no key.
+ */
+export type ActorRole = Role | "system";
+
+/** Who is acting: the owner of an API key (a person's email or an agent's name), or the worker. */
+export interface Actor {
+  readonly id: string;
+  readonly name: string;
+  readonly role: ActorRole;
+}
 
 /**
  * What an API key may be used for, on top of its owner's role: `read` (every
@@ -195,7 +211,7 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
     scopes: WRITE,
   },
   "experiment.report_built_any": {
-    summary: "report built an experiment someone else claimed",
+    summary: "report an experiment someone else claimed built",
     roles: ADMINS,
     scopes: [],
     within: "experiment.report_built",
@@ -338,6 +354,11 @@ export function roleScopes(role: ActorRole): readonly ApiKeyScope[] {
 /** The scopes of the key an actor authenticated with; an actor made in code has its role's. */
 export function scopesOf(actor: ScopedActor): readonly ApiKeyScope[] {
   return actor.scopes ?? roleScopes(actor.role);
+}
+
+/** Whether `value` names a role a key can have (`admin`, `member`, `approver`, `agent`). */
+export function isRole(value: string): value is Role {
+  return (ROLES as readonly string[]).includes(value);
 }
 
 /** Whether `role` may do `operation` (its role part only: see {@link refusalOf} for the scopes). */

@@ -12,6 +12,7 @@ import {
   type ApiKeyScope,
   authorize,
   DomainError,
+  isRole,
   knownScopes,
   newKeyScopes,
   type Principal,
@@ -103,7 +104,7 @@ export async function createApiKey(
       field: "name",
     });
   }
-  if (!(ROLES as readonly string[]).includes(input.role)) {
+  if (!isRole(input.role)) {
     throw new DomainError("validation_failed", `role "${input.role}" is not one of ${ROLES.join(", ")}`, {
       field: "role",
     });

@@ -15,7 +15,6 @@ export type {
 } from "@outcome-runtime/core";
 export {
   API_KEY_SCOPES,
-  authorize,
   DECISION_CHANNELS,
   DIRECT_EXPERIMENT_ACTIONS,
   DomainError,
@@ -23,11 +22,7 @@ export {
   EXPERIMENT_STATES,
   GATE_KINDS,
   GATE_STATES,
-  missingScope,
-  OPERATIONS,
   OUTCOME_STATES,
-  PERMISSIONS,
-  permissionOf,
   ROLES,
   refusalOf,
 } from "@outcome-runtime/core";
