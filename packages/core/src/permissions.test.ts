@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import {
   ACTOR_ROLES,
@@ -6,6 +7,7 @@ import {
   DomainError,
   newKeyScopes,
   OPERATIONS,
+  type Operation,
   PERMISSIONS,
   permissionOf,
   refusalOf,
@@ -184,5 +186,79 @@ describe("newKeyScopes", () => {
     expect(codeOf(() => newKeyScopes(admin, "member", []))).toBe("validation_failed");
     expect(codeOf(() => newKeyScopes(admin, "member", ["admin"]))).toBe("validation_failed");
     expect(codeOf(() => newKeyScopes(actor("admin", ["write", "admin"]), "member", ["read"]))).toBe("forbidden");
+  });
+});
+
+describe("docs/security.md", () => {
+  const doc = readFileSync(new URL("../../../docs/security.md", import.meta.url), "utf8");
+  const section = doc.slice(
+    doc.indexOf("## Who can do what"),
+    doc.indexOf("\n## ", doc.indexOf("## Who can do what") + 1),
+  );
+
+  /** One row of the matrix as the page writes it. */
+  function row(operation: Operation): string {
+    const p = permissionOf(operation);
+    const what = p.within ? `↳ within \`${p.within}\`: ${p.summary}` : p.summary;
+    const marks = ACTOR_ROLES.map((role) => (roleMay(role, operation) ? "✓" : "·"));
+    const scopes = p.within ? `those of \`${p.within}\`` : p.scopes.map((s) => `\`${s}\``).join(" + ");
+    return `| \`${operation}\` | ${what} | ${marks.join(" | ")} | ${scopes} |`;
+  }
+
+  /** A table line with its cells trimmed (the formatter pads them to the widest). */
+  const cells = (line: string) =>
+    line
+      .split("|")
+      .map((cell) => cell.trim())
+      .join(" | ")
+      .trim();
+
+  it('"Who can do what" shows the table: every operation, its roles and its scopes, and nothing else', () => {
+    const lines = section.split("\n").map(cells);
+    expect(lines).toContain(cells(`| operation | what it is | ${ACTOR_ROLES.join(" | ")} | key scopes |`));
+    const documented = lines.filter((line) => line.startsWith("| `"));
+    expect(documented).toEqual(OPERATIONS.map((operation) => cells(row(operation))));
+  });
+});
+
+describe("the one place", () => {
+  const repo = new URL("../../../", import.meta.url);
+  /**
+   * Role comparisons and scope choices; the same search as `grep -rnE` in
+   * docs/security.md. Our roles compared by name, a role looked up in a
+   * list or switched on, a scope picked by helper, by method or by a tool's
+   * read-only hint, a route → scope table.
+   */
+  const DECISIONS = [
+    /\brole\s*[!=]==?\s*["'](admin|member|approver|agent|system)["']/,
+    /["'](admin|member|approver|agent|system)["']\s*[!=]==?\s*[A-Za-z_.?]*role\b/,
+    /\.includes\([A-Za-z_.?]*\.role\)/,
+    /switch\s*\([A-Za-z_.?]*\.role\)/,
+    /\b(missingScope|scopesOf|roleScopes)\(/,
+    /readOnlyHint\s*\?/,
+    /ROUTE_SCOPES|requiredScopes\(/,
+    /\?\s*["']read["']\s*:\s*["']write["']/,
+  ];
+
+  /** The source files under `dir` (a path from the repository's root), skipping dependencies, builds, migrations. */
+  function sources(dir: string): string[] {
+    return readdirSync(new URL(dir, repo), { withFileTypes: true }).flatMap((entry) => {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) return ["node_modules", "dist", "migrations"].includes(entry.name) ? [] : sources(path);
+      return /\.tsx?$/.test(entry.name) && !/\.test\.ts$/.test(entry.name) ? [path] : [];
+    });
+  }
+
+  it("no source file outside permissions.ts decides who may do what", () => {
+    const found: string[] = [];
+    for (const path of [...sources("packages"), ...sources("services")]) {
+      if (path === "packages/core/src/permissions.ts") continue;
+      readFileSync(new URL(path, repo), "utf8")
+        .split("\n")
+        .forEach((text, i) => {
+          if (DECISIONS.some((pattern) => pattern.test(text))) found.push(`${path}:${i + 1}: ${text.trim()}`);
+        });
+    }
+    expect(found).toEqual([]);
   });
 });
