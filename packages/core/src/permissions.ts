@@ -2,9 +2,10 @@
  * Who may do what: one table, {@link PERMISSIONS}, maps every operation a
  * person, an agent or the worker can ask for to the roles that may do it and
  * the API-key scopes it needs. Every face asks it: each use case starts with
- * `authorize(caller, operation)`, the REST routes and the MCP tools name their
- * operation so a refusal comes before any input is read, and the CLI talks to
- * the REST API. Nothing else in the code base compares roles or picks scopes.
+ * `authorize(caller, operation)`; the REST routes and the MCP tools name their
+ * operation, so a refusal comes before any input is read (a route whose body
+ * picks the operation leaves it to the use case); the CLI talks to the REST
+ * API. Nothing else in the code base compares roles or picks scopes.
  *
  * Rules about one object (the assignees of a gate, the claimant of an
  * experiment, the owner of an outcome, separation of duties) stay with that
