@@ -5,6 +5,7 @@
  */
 import type { Actor } from "./gate.machine";
 import type { MachineDef } from "./machine";
+import { roleMay } from "./permissions";
 
 export const EXPERIMENT_STATES = [
   "proposed",
@@ -90,13 +91,13 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
       from: ["building"],
       to: "built",
       guard: (c) => {
-        // Only the builder (or an admin) reports a build done.
+        // Only the builder (or a role with `experiment.report_built_any`, admins) reports a build done.
         const builder = c.builder ?? c.actor?.name;
-        if (c.actor && c.actor.role !== "admin" && builder !== c.claimedBy) {
+        if (c.actor && !roleMay(c.actor.role, "experiment.report_built_any") && builder !== c.claimedBy) {
           return {
             code: "not_claimant",
             message: `${builder} did not claim this experiment; ${c.claimedBy ?? "nobody"} is building it`,
-            details: { claimedBy: c.claimedBy ?? null },
+            details: { claimedBy: c.claimedBy ?? null, operation: "experiment.report_built_any" },
           };
         }
         const touched = c.forbiddenPathsTouched ?? [];
@@ -140,9 +141,10 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
       action: "resume",
       from: ["paused"],
       to: "running",
-      // Sending traffic again is a human decision: a pause may be the kill-switch's.
+      // Sending traffic again is a human decision (a pause may be the kill-switch's): a gate decision, so
+      // only the roles that may decide gates resume.
       guard: (c) =>
-        c.actor?.role === "agent"
+        c.actor !== undefined && !roleMay(c.actor.role, "gate.decide")
           ? {
               code: "forbidden",
               message: "agents cannot resume an experiment; a person must decide to send traffic again",

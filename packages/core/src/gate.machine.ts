@@ -3,6 +3,10 @@
  * who may decide a gate.
  */
 import type { GuardVerdict, MachineDef } from "./machine";
+import { type Actor, roleMay, roleRefusal, rolesFor } from "./permissions";
+
+// The roles live with the permissions table; re-exported here, where the rest of core has always found them.
+export { type Actor, type ActorRole, ROLES, type Role } from "./permissions";
 
 export const GATE_STATES = ["pending", "approved", "rejected", "expired"] as const;
 export type GateState = (typeof GATE_STATES)[number];
@@ -17,22 +21,6 @@ export type GateKind = (typeof GATE_KINDS)[number];
 export const DECISION_CHANNELS = ["web", "email", "mcp", "api", "system"] as const;
 export type DecisionChannel = (typeof DECISION_CHANNELS)[number];
 
-export const ROLES = ["admin", "member", "approver", "agent"] as const;
-export type Role = (typeof ROLES)[number];
-
-/** Who is acting: the owner of an API key (a person's email or an agent's name). */
-/**
- * Role of whoever acts: a person's or agent's API key role, or `system` for the
- * runtime's own worker (kill-switch, analyses), which never decides a gate.
- */
-export type ActorRole = Role | "system";
-
-export interface Actor {
-  readonly id: string;
-  readonly name: string;
-  readonly role: ActorRole;
-}
-
 /** The facts a gate decision guard reads. */
 export interface GateContext {
   readonly actor?: Actor;
@@ -43,22 +31,19 @@ export interface GateContext {
 }
 
 /**
- * Who may decide a gate. AI proposes, humans decide: an `agent` never decides.
- * An `admin` may decide any gate; `approver` and `member` only gates they are an
- * assignee, the backup or the escalation target of (emails compared
- * case-insensitively). A gate with no
- * assignees may be decided by any `approver` or `admin`.
+ * Who may decide a gate. AI proposes, humans decide: the roles come from the
+ * permissions table (`gate.decide`: never an agent, never the worker). Of
+ * those, a role with `gate.decide_any` (admins) decides any gate; the others
+ * only gates they are an assignee, the backup or the escalation target of
+ * (emails compared case-insensitively); a gate with no assignees only a role
+ * with `gate.decide_unassigned` (approvers and admins).
  */
 export function mayDecideGate(context: GateContext): GuardVerdict {
   const actor = context.actor;
   if (actor === undefined) return { code: "unauthenticated", message: "a gate decision needs an actor" };
-  if (actor.role === "agent") {
-    return { code: "agents_cannot_decide", message: "agents cannot decide gates; ask a human with request_human_gate" };
-  }
-  if (actor.role === "system") {
-    return { code: "forbidden", message: "the runtime opens gates for people; it never decides one" };
-  }
-  if (actor.role === "admin") return null;
+  const refusal = roleRefusal(actor, "gate.decide");
+  if (refusal !== null) return refusal;
+  if (roleMay(actor.role, "gate.decide_any")) return null;
   const people = [
     ...new Set(
       [
@@ -69,16 +54,20 @@ export function mayDecideGate(context: GateContext): GuardVerdict {
     ),
   ];
   if (people.length === 0) {
-    return actor.role === "approver"
+    return roleMay(actor.role, "gate.decide_unassigned")
       ? null
-      : { code: "gate_not_assignee", message: "this gate has no assignees; only an approver or admin may decide it" };
+      : {
+          code: "gate_not_assignee",
+          message: `this gate has no assignees; only the ${rolesFor("gate.decide_unassigned").join(" and ")} roles may decide it`,
+          details: { operation: "gate.decide_unassigned" },
+        };
   }
   return people.includes(actor.name.toLowerCase())
     ? null
     : {
         code: "gate_not_assignee",
         message: `${actor.name} is not an assignee of this gate (assignees: ${people.join(", ")})`,
-        details: { assignees: people },
+        details: { assignees: people, operation: "gate.decide_any" },
       };
 }
 

@@ -93,5 +93,24 @@ export { OUTCOME_ACTIONS, OUTCOME_STATES, outcomeMachine } from "./outcome.machi
 export type { SpecChange } from "./outcome-changes";
 export { diffSpecs, isSensitivePath, mayReviseOutcome } from "./outcome-changes";
 export { matchPaths } from "./paths";
+export type { ApiKeyScope, Operation, Permission, ScopedActor } from "./permissions";
+export {
+  ACTOR_ROLES,
+  API_KEY_SCOPES,
+  authorize,
+  isRole,
+  knownScopes,
+  missingScope,
+  newKeyScopes,
+  OPERATIONS,
+  PERMISSIONS,
+  permissionOf,
+  refusalOf,
+  roleMay,
+  roleRefusal,
+  roleScopes,
+  rolesFor,
+  scopesOf,
+} from "./permissions";
 export type { DutiesConflict, RevisionAuthor } from "./separation-of-duties";
 export { dutiesWindowSeconds, dutiesWindowStart, separationOfDutiesConflict } from "./separation-of-duties";

@@ -6,6 +6,7 @@
  */
 import type { Actor } from "./gate.machine";
 import type { GuardVerdict } from "./machine";
+import { roleMay } from "./permissions";
 
 /** One changed field of a revision: its JSON path in the normalised spec and its values (null when absent). */
 export interface SpecChange {
@@ -103,19 +104,26 @@ export function isSensitivePath(path: string): boolean {
 /**
  * Who may revise an existing outcome (re-apply it with changed content): its
  * owner (the `owner` of the current revision, compared case-insensitively with
- * the actor's name, a person's email) or an admin. Anyone who may apply may
- * create a new outcome; agents apply nothing (refused before this rule).
+ * the actor's name, a person's email) or a role with `outcome.revise_any`
+ * (admins). Anyone who may apply (`outcome.apply`, checked first) may create a
+ * new outcome.
  *
  * @returns null when allowed, else `not_outcome_owner` naming the owner and the fix.
  */
 export function mayReviseOutcome(actor: Actor, outcome: { slug: string; owner: string }): GuardVerdict {
-  if (actor.role === "admin") return null;
+  if (roleMay(actor.role, "outcome.revise_any")) return null;
   if (actor.name.trim().toLowerCase() === outcome.owner.trim().toLowerCase()) return null;
   return {
     code: "not_outcome_owner",
     message:
       `outcome ${outcome.slug} is owned by ${outcome.owner}; ${actor.name} may not revise it. ` +
       `Ask ${outcome.owner} or an admin to apply the change, or give the file a new id to start an outcome of your own`,
-    details: { field: "owner", owner: outcome.owner, outcome: outcome.slug, actor: actor.name },
+    details: {
+      field: "owner",
+      owner: outcome.owner,
+      outcome: outcome.slug,
+      actor: actor.name,
+      operation: "outcome.revise_any",
+    },
   };
 }

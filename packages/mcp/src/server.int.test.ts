@@ -574,6 +574,29 @@ describe("resources and the prompt", () => {
     await expect(claude.readResource({ uri: "experiment://nope/brief" })).rejects.toMatchObject({ code: -32002 });
   });
 
+  // The read tools (and REST reads) refuse such a key too: tests/permissions-matrix.test.ts.
+  it("a key without the read scope reads no resource, as it calls no read tool and gets no REST read", async () => {
+    const experiment = await approvedExperiment("mcp-resources-scope", "Shorter address form");
+    const admin = await seed.key("ops@acme.example", "admin");
+    const noRead: Caller = {
+      ...admin.caller,
+      principal: { ...admin.caller.principal, scopes: ["write", "admin"] } as Caller["principal"],
+      channel: "mcp",
+    };
+    const client = await connectInMemory(createMcpServer({ deps: deps(), caller: noRead, publicUrl: PUBLIC_URL }));
+    try {
+      for (const uri of [`outcome://${experiment.outcomeId}`, `experiment://${experiment.key}/brief`]) {
+        await expect(client.readResource({ uri }), uri).rejects.toMatchObject({
+          data: { code: "forbidden" },
+          message: expect.stringContaining('lacks the "read" scope'),
+        });
+      }
+      await expect(client.listResources()).rejects.toMatchObject({ data: { code: "forbidden" } });
+    } finally {
+      await client.close();
+    }
+  });
+
   it("offers the build-experiment prompt with the workflow", async () => {
     const { prompts } = await claude.listPrompts();
     expect(prompts).toEqual([

@@ -14,10 +14,10 @@ import {
   experimentBrief,
   getOutcome,
   listExperimentsOfOutcome,
-  missingScope,
   outcomeProgress,
   type RuntimeDeps,
   recordToolCall,
+  refusalOf,
   renderBriefMarkdown,
 } from "@outcome-runtime/runtime";
 import { z } from "zod";
@@ -80,8 +80,8 @@ async function callTool(
     return errorResult(error);
   };
 
-  // The key's scopes first: read tools need `read`, the others `write` (the use cases check the role).
-  const refusal = missingScope(context.caller.principal, definition.annotations.readOnlyHint ? "read" : "write");
+  // Who may run the tool, from the permissions table, before the arguments are read (the use case asks again).
+  const refusal = refusalOf(context.caller.principal, definition.operation);
   if (refusal !== null) return refuse(fromDomainError(definition.name, refusal), definition.subjectOf(rawArgs));
   const parsed = await definition.input.safeParseAsync(rawArgs);
   if (!parsed.success) return refuse(invalidArguments(parsed.error.issues), definition.subjectOf(rawArgs));
@@ -115,14 +115,16 @@ async function callTool(
 
 /**
  * A failed resource read or listing as a JSON-RPC error: a DomainError keeps
- * its message (`not_found` as -32002, "resource not found"); anything else is
- * logged and answered without server internals (a database error with its
- * code, `service_unavailable` or `conflict`, in the error's data).
+ * its message, code and details (`not_found` as -32002, "resource not found";
+ * a refusal names its `details.operation`); anything else is logged and
+ * answered without server internals (a database error with its code,
+ * `service_unavailable` or `conflict`, in the error's data).
  */
 function resourceError(error: unknown, report: McpServerContext["onError"]): never {
   if (error instanceof DomainError) {
     throw new McpError(error.code === "not_found" ? -32002 : RpcErrorCode.InvalidParams, error.message, {
       code: error.code,
+      ...(Object.keys(error.details).length > 0 ? { details: error.details } : {}),
     });
   }
   report?.(error, "MCP resource read failed");

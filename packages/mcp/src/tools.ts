@@ -1,7 +1,8 @@
 /**
  * The MCP tools: one definition each (name, description written for a model,
- * input and output schema, the four annotations, and a `run` that calls one
- * use case and maps its result). Read tools and write tools are separate.
+ * input and output schema, the four annotations, the operation of the
+ * permissions table it runs, and a `run` that calls one use case and maps its
+ * result). Read tools and write tools are separate.
  *
  * Annotations are all set explicitly because their defaults assume the worst
  * (destructive, open world). None is open-world: every tool talks only to this
@@ -19,6 +20,7 @@ import {
   type Gate,
   getExperiment,
   getGate,
+  type Operation,
   queryLearnings,
   type RuntimeDeps,
   requestHumanGate,
@@ -76,6 +78,8 @@ export interface ToolDefinition<I extends z.ZodObject = z.ZodObject, O extends z
   readonly input: I;
   readonly output: O;
   readonly annotations: ToolHints;
+  /** What the tool does in the permissions table: the dispatcher refuses a caller who may not, before reading the arguments. */
+  readonly operation: Operation;
   /** The id the raw arguments name (for the audit of a refused call), or null. */
   readonly subjectOf: (args: Record<string, unknown>) => string | null;
   readonly run: (context: ToolContext, args: z.output<I>) => Promise<ToolOutcome<z.output<O>>>;
@@ -171,6 +175,7 @@ const getActiveOutcomes = tool({
   }),
   output: ActiveOutcomesOutput,
   annotations: READ,
+  operation: "outcome.read",
   subjectOf: () => null,
   run: async ({ deps, caller }, args) => {
     const page = await activeOutcomes(deps, caller, { cursor: args.cursor, limit: args.limit });
@@ -197,6 +202,7 @@ const getExperimentBrief = tool({
   input: z.strictObject({ experiment_id: experimentId }),
   output: BriefOutput,
   annotations: READ,
+  operation: "experiment.read",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
     const brief = await experimentBrief(deps, caller, args.experiment_id);
@@ -215,6 +221,7 @@ const claimExperimentTool = tool({
   output: ClaimOutput,
   // Writes (the claim), not destructive (nothing is removed), idempotent for the same agent name.
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  operation: "experiment.claim",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
     const builder = args.agent_name ?? caller.principal.name;
@@ -271,6 +278,7 @@ const reportExperimentBuilt = tool({
   // building → built and opens the gate; a repeat does not return that result again but is refused
   // (illegal_transition), so a client must not retry it as if it were safe to repeat.
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: false, openWorldHint: false },
+  operation: "experiment.report_built",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
     // The claimant reports: an agent that claimed under another name than its key's reports under that name.
@@ -300,6 +308,7 @@ const getExperimentStatus = tool({
   input: z.strictObject({ experiment_id: experimentId }),
   output: StatusOutput,
   annotations: READ,
+  operation: "experiment.read",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
     const { experiment, gates, latestAnalysis } = await getExperiment(deps, caller, args.experiment_id);
@@ -358,6 +367,7 @@ const queryLearningsTool = tool({
   }),
   output: LearningsOutput,
   annotations: READ,
+  operation: "learning.read",
   subjectOf: () => null,
   run: async ({ deps, caller, links }, args) => {
     const hits = await queryLearnings(deps, caller, { query: args.query, outcome: args.outcome, limit: args.limit });
@@ -391,6 +401,7 @@ const requestHumanGateTool = tool({
   output: HumanGateOutput,
   // Writes (opens an agent_request gate, notifies its assignees); idempotent for the same question.
   annotations: { readOnlyHint: false, destructiveHint: false, idempotentHint: true, openWorldHint: false },
+  operation: "gate.request",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
     const { gate, opened } = await requestHumanGate(deps, caller, args.experiment_id, args.question);
@@ -412,6 +423,7 @@ const getGateStatus = tool({
   input: z.strictObject({ gate_id: gateId }),
   output: GateStatusOutput,
   annotations: READ,
+  operation: "gate.read",
   subjectOf: (args) => argString(args, "gate_id"),
   run: async ({ deps, caller, links }, args) => {
     const detail = await getGate(deps, caller, args.gate_id, links);

@@ -6,6 +6,7 @@
 import { createHash } from "node:crypto";
 import {
   type Arm,
+  authorize,
   DomainError,
   type Experiment,
   type ExperimentState,
@@ -73,12 +74,15 @@ export async function outcomeProgress(deps: RuntimeDeps, outcome: Outcome): Prom
 /**
  * The active outcomes of the caller's workspace with their signal, target,
  * progress and experiment counts, newest first, paginated (at most 50 a page).
+ *
+ * @throws DomainError `forbidden` (`outcome.read`).
  */
 export async function activeOutcomes(
   deps: RuntimeDeps,
   caller: Caller,
   page: { cursor?: string | undefined; limit?: number | undefined } = {},
 ): Promise<{ items: ActiveOutcome[]; nextCursor: string | null }> {
+  authorize(caller, "outcome.read");
   const listed = await listOutcomes(deps, caller, {
     state: "active",
     cursor: page.cursor,
@@ -151,9 +155,10 @@ function nextStep(e: Experiment): string {
  * log assignment and exposure, plans, allowed and forbidden paths, the
  * acceptance checklist and the next step.
  *
- * @throws DomainError `not_found`.
+ * @throws DomainError `forbidden` (`experiment.read`), `not_found`.
  */
 export async function experimentBrief(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentBriefDoc> {
+  authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, experiment.outcomeId);
   const spec = specOf(outcome);
@@ -265,8 +270,9 @@ export function renderBriefMarkdown(brief: ExperimentBriefDoc): string {
  * An agent takes an approved experiment to build it (`building`). Claiming
  * again by the same builder returns it unchanged.
  *
- * @throws DomainError `not_found`; `already_claimed` naming the holder when
- *   another builder has it; `illegal_transition` when it is not approved.
+ * @throws DomainError `forbidden` (`experiment.claim`); `not_found`;
+ *   `already_claimed` naming the holder when another builder has it;
+ *   `illegal_transition` when it is not approved.
  */
 export async function claimExperiment(
   deps: RuntimeDeps,
@@ -274,6 +280,7 @@ export async function claimExperiment(
   idOrKey: string,
   builder: string,
 ): Promise<Experiment> {
+  authorize(caller, "experiment.claim");
   const current = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
   if (current.state === "building" && current.claimedBy === builder) return current;
   const moved = await transitionExperiment(deps, caller, current.id, { action: "claim", claimedBy: builder });
@@ -285,7 +292,7 @@ export async function claimExperiment(
  * `agent_request` gate (assigned as the launch approval is) and returns at
  * once. Asking the same question again returns the pending gate.
  *
- * @throws DomainError `not_found`; `validation_failed` for an empty or too long
+ * @throws DomainError `forbidden` (`gate.request`); `not_found`; `validation_failed` for an empty or too long
  *   question (max 2 000 characters); `question_pending` when a different
  *   question about the experiment still waits; `outcome_closed`.
  */
@@ -295,6 +302,7 @@ export async function requestHumanGate(
   idOrKey: string,
   question: string,
 ): Promise<{ gate: Gate; opened: boolean }> {
+  authorize(caller, "gate.request");
   const text = question.trim();
   if (text.length === 0 || text.length > 2000) {
     throw new DomainError("validation_failed", "question: write the question in 1 to 2 000 characters", {
@@ -357,12 +365,15 @@ export interface LearningHit {
 /**
  * "What do we know about X": the workspace's learnings ranked by full-text
  * relevance to `query` (any word may match), at most `limit` (default 10, max 50).
+ *
+ * @throws DomainError `forbidden` (`learning.read`), `not_found` for an unknown outcome.
  */
 export async function queryLearnings(
   deps: RuntimeDeps,
   caller: Caller,
   input: { query: string; outcome?: string | undefined; limit?: number | undefined },
 ): Promise<LearningHit[]> {
+  authorize(caller, "learning.read");
   const outcomeId = input.outcome
     ? (await requireOutcome(deps.db, caller.principal.workspaceId, input.outcome)).id
     : undefined;

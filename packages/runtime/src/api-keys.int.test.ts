@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { DomainError, missingScope } from "@outcome-runtime/core";
 import { audit, createDb, workspaces } from "@outcome-runtime/db";
 import { codeOf, createTestDatabase, sleep, type TestDatabase, waitFor } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -9,7 +10,6 @@ import {
   generateApiKey,
   hashApiKey,
   listApiKeys,
-  missingScope,
   revokeApiKey,
 } from "./api-keys";
 import type { Caller } from "./context";
@@ -117,17 +117,28 @@ describe("API key scopes", () => {
       "validation_failed",
     );
 
-    // An admin key without `write` can make keys (admin scope) but not give out `write`.
+    // Making keys changes the workspace's administration: an admin key without `write` makes none (as on REST).
     const limited = await createApiKey(deps, caller, { name: "ops", role: "admin", scopes: ["read", "admin"] });
     const limitedCaller: Caller = {
       principal: (await authenticate(deps, limited.key))!,
       channel: "api",
       requestId: null,
     };
-    expect(await codeOf(createApiKey(deps, limitedCaller, { name: "y", role: "member", scopes: ["write"] }))).toBe(
+    const refused = await createApiKey(deps, limitedCaller, { name: "y", role: "member" }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(DomainError);
+    expect((refused as DomainError).details).toMatchObject({ missingScope: "write", operation: "key.create" });
+
+    // A key cannot give a new key a scope it lacks: an admin key without `read` gives out no `read`.
+    const blind = await createApiKey(deps, caller, { name: "ops-2", role: "admin", scopes: ["write", "admin"] });
+    const blindCaller: Caller = {
+      principal: (await authenticate(deps, blind.key))!,
+      channel: "api",
+      requestId: null,
+    };
+    expect(await codeOf(createApiKey(deps, blindCaller, { name: "y", role: "member", scopes: ["read"] }))).toBe(
       "forbidden",
     );
-    expect((await createApiKey(deps, limitedCaller, { name: "y", role: "member" })).scopes).toEqual(["read"]);
+    expect((await createApiKey(deps, blindCaller, { name: "y", role: "member" })).scopes).toEqual(["write"]);
 
     // An admin key without `admin` manages no keys.
     const noAdmin = await createApiKey(deps, caller, { name: "ci", role: "admin", scopes: ["read", "write"] });

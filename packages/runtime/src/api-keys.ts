@@ -7,62 +7,26 @@
  * last use is recorded at most once a minute.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { DomainError, type Principal, ROLES, type Role } from "@outcome-runtime/core";
+import {
+  API_KEY_SCOPES,
+  type ApiKeyScope,
+  authorize,
+  DomainError,
+  isRole,
+  knownScopes,
+  newKeyScopes,
+  type Principal,
+  ROLES,
+  type Role,
+} from "@outcome-runtime/core";
 import { apiKeys, audit, sessions, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 const KEY_PREFIX = "ork_";
 
-/**
- * What a key may be used for, on top of its role: `read` (GET/HEAD and MCP
- * read tools), `write` (changes the role allows), `admin` (the admin
- * operations: keys, workspace settings, export and import). A key may do what
- * both its role and its scopes allow.
- */
-export const API_KEY_SCOPES = ["read", "write", "admin"] as const;
-export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
-
 /** A key's principal with the key's scopes. */
 export interface ApiKeyPrincipal extends Principal {
   readonly scopes: readonly ApiKeyScope[];
-}
-
-/** The scopes a role can use, and a new key's default: admin → all three, other roles → read and write. */
-export function roleScopes(role: Principal["role"]): readonly ApiKeyScope[] {
-  return role === "admin" ? API_KEY_SCOPES : ["read", "write"];
-}
-
-/**
- * The scopes of the key a principal authenticated with. A principal made in
- * code rather than from a key (the worker, tests) has its role's.
- */
-export function scopesOf(principal: Principal): readonly ApiKeyScope[] {
-  return (principal as Partial<ApiKeyPrincipal>).scopes ?? roleScopes(principal.role);
-}
-
-/**
- * The refusal of a call that needs `scope` by a key without it, or null when
- * the key has it. The message says how to get a key that may.
- */
-export function missingScope(principal: Principal, scope: ApiKeyScope): DomainError | null {
-  const scopes = scopesOf(principal);
-  if (scopes.includes(scope)) return null;
-  const wanted = API_KEY_SCOPES.filter((s) => s === scope || scopes.includes(s));
-  return new DomainError(
-    "forbidden",
-    `this API key lacks the "${scope}" scope (it has: ${scopes.join(", ")}); ` +
-      `ask an admin for a key with it: outcome-runtime keys create --name ${principal.name} --role ${principal.role} --scopes ${wanted.join(",")}`,
-    { missingScope: scope, scopes },
-  );
-}
-
-/** Only an admin key with the `admin` scope may manage keys. */
-function requireAdminKey(caller: Caller, what: string): void {
-  if (caller.principal.role !== "admin") {
-    throw new DomainError("forbidden", `only an admin can ${what}`, { role: caller.principal.role });
-  }
-  const refusal = missingScope(caller.principal, "admin");
-  if (refusal !== null) throw refusal;
 }
 
 /** Keys are looked up by id; anything that is not a UUID is no key. */
@@ -103,11 +67,6 @@ export interface CreatedApiKey {
   readonly createdAt: Date;
 }
 
-/** Scopes as stored, in the canonical order; unknown values (none pass the CHECK) are dropped. */
-function knownScopes(scopes: readonly string[]): ApiKeyScope[] {
-  return API_KEY_SCOPES.filter((s) => scopes.includes(s));
-}
-
 function infoOf(record: apiKeys.ApiKeyRecord): ApiKeyInfo {
   return {
     id: record.id,
@@ -121,48 +80,15 @@ function infoOf(record: apiKeys.ApiKeyRecord): ApiKeyInfo {
   };
 }
 
-/** The scopes asked for, checked: known, not empty, within the role and within the caller's own key. */
-function chosenScopes(caller: Caller, role: Role, asked: readonly string[] | undefined): ApiKeyScope[] {
-  if (asked === undefined) return knownScopes(roleScopes(role)).filter((s) => scopesOf(caller.principal).includes(s));
-  const unknown = asked.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s));
-  if (unknown.length > 0) {
-    throw new DomainError("validation_failed", `scope "${unknown[0]}" is not one of ${API_KEY_SCOPES.join(", ")}`, {
-      field: "scopes",
-    });
-  }
-  const scopes = knownScopes(asked);
-  if (scopes.length === 0) {
-    throw new DomainError("validation_failed", `a key needs at least one scope (${API_KEY_SCOPES.join(", ")})`, {
-      field: "scopes",
-    });
-  }
-  const beyondRole = scopes.filter((s) => !roleScopes(role).includes(s));
-  if (beyondRole.length > 0) {
-    throw new DomainError(
-      "validation_failed",
-      `a ${role} key cannot have the ${beyondRole.join(", ")} scope; only admin keys can (use --role admin)`,
-      { field: "scopes" },
-    );
-  }
-  const beyondCaller = scopes.filter((s) => !scopesOf(caller.principal).includes(s));
-  if (beyondCaller.length > 0) {
-    throw new DomainError(
-      "forbidden",
-      `your API key lacks the ${beyondCaller.join(", ")} scope, so it cannot give it to a new key`,
-      { missingScope: beyondCaller[0] },
-    );
-  }
-  return scopes;
-}
-
 /**
  * Create a key in the caller's workspace.
  *
  * @param input.name a person's email or an agent's name (e.g. `claude-code`).
  * @param input.scopes what the key may be used for (default: what the role
  *   allows, and no more than the caller's own key has).
- * @throws DomainError `forbidden` unless the caller is an admin key with the
- *   `admin` scope, or when asking for a scope the caller's key lacks;
+ * @throws DomainError `forbidden` unless the caller may `key.create` (an admin
+ *   key with the `admin` and `write` scopes), or when asking for a scope the
+ *   caller's key lacks;
  *   `validation_failed` for an empty name, an unknown role or scope, no
  *   scope, or `admin` on a key that is not an admin's.
  */
@@ -171,19 +97,19 @@ export async function createApiKey(
   caller: Caller,
   input: { name: string; role: Role; scopes?: readonly string[] | undefined },
 ): Promise<CreatedApiKey> {
-  requireAdminKey(caller, "create API keys");
+  authorize(caller, "key.create");
   const name = input.name.trim();
   if (name === "" || name.length > 200) {
     throw new DomainError("validation_failed", "name must be a person's email or an agent's name (1–200 characters)", {
       field: "name",
     });
   }
-  if (!(ROLES as readonly string[]).includes(input.role)) {
+  if (!isRole(input.role)) {
     throw new DomainError("validation_failed", `role "${input.role}" is not one of ${ROLES.join(", ")}`, {
       field: "role",
     });
   }
-  const scopes = chosenScopes(caller, input.role, input.scopes);
+  const scopes = newKeyScopes(caller.principal, input.role, input.scopes);
   const key = generateApiKey();
   return inTransaction(deps.db, async (trx) => {
     const record = await apiKeys.insertApiKey(trx, {
@@ -221,10 +147,10 @@ export async function createApiKey(
 /**
  * The keys of the caller's workspace, revoked ones included, oldest first.
  *
- * @throws DomainError `forbidden` unless the caller is an admin key with the `admin` scope.
+ * @throws DomainError `forbidden` unless the caller may `key.list` (an admin key with the `admin` scope).
  */
 export async function listApiKeys(deps: RuntimeDeps, caller: Caller): Promise<ApiKeyInfo[]> {
-  requireAdminKey(caller, "list API keys");
+  authorize(caller, "key.list");
   return (await apiKeys.listApiKeys(deps.db, caller.principal.workspaceId)).map(infoOf);
 }
 
@@ -235,15 +161,16 @@ export async function listApiKeys(deps: RuntimeDeps, caller: Caller): Promise<Ap
  * key changes nothing and writes no second audit event.
  *
  * @returns the key, and whether this call revoked it (false: it was revoked already).
- * @throws DomainError `forbidden` unless the caller is an admin key with the
- *   `admin` scope; `not_found` when the workspace has no key with this id.
+ * @throws DomainError `forbidden` unless the caller may `key.revoke` (an
+ *   admin key with the `admin` and `write` scopes); `not_found` when the
+ *   workspace has no key with this id.
  */
 export async function revokeApiKey(
   deps: RuntimeDeps,
   caller: Caller,
   id: string,
 ): Promise<{ key: ApiKeyInfo; revoked: boolean }> {
-  requireAdminKey(caller, "revoke API keys");
+  authorize(caller, "key.revoke");
   const notFound = () =>
     new DomainError(
       "not_found",

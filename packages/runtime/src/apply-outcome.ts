@@ -3,6 +3,7 @@
  * content changed, or nothing when it did not.
  */
 import {
+  authorize,
   DomainError,
   diffSpecs,
   isSensitivePath,
@@ -62,21 +63,17 @@ export class OutcomeInvalidError extends DomainError {
  *
  * @throws OutcomeInvalidError (`outcome_invalid`) with every diagnostic.
  * @throws DomainError `outcome_closed` when the outcome is achieved, missed or
- *   abandoned; `forbidden` for agents; `not_outcome_owner` when someone other
- *   than the owner or an admin changes an existing outcome (`details.owner`
- *   names whom to ask). A refusal writes nothing.
+ *   abandoned; `forbidden` unless the caller may `outcome.apply` (agents may
+ *   not); `not_outcome_owner` when someone other than the owner or an admin
+ *   (`outcome.revise_any`) changes an existing outcome (`details.owner` names
+ *   whom to ask). A refusal writes nothing.
  */
 export async function applyOutcome(
   deps: OutcomeCheckDeps,
   caller: Caller,
   input: { source: string; file?: string },
 ): Promise<ApplyResult> {
-  if (caller.principal.role === "agent") {
-    // An agent that could rewrite its outcome could lift its own forbidden paths.
-    throw new DomainError("forbidden", "agents cannot apply outcomes; a person applies outcome.yaml", {
-      role: "agent",
-    });
-  }
+  authorize(caller, "outcome.apply");
   const file = input.file ?? "outcome.yaml";
   const parsed = parseOutcomeChecked(input.source, file, deps.sources);
   if (!parsed.ok) throw new OutcomeInvalidError(parsed.errors);

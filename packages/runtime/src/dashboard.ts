@@ -5,7 +5,7 @@
  * of new audit events and analyses that the live stream fans out.
  */
 
-import type { AuditEvent, DecisionChannel } from "@outcome-runtime/core";
+import { type AuditEvent, authorize, type DecisionChannel } from "@outcome-runtime/core";
 import { audit, learnings, llm, type Page, signals } from "@outcome-runtime/db";
 import type { Diagnostic } from "@outcome-runtime/spec";
 import { type LearningHit, learningHit, outcomeProgress } from "./agents";
@@ -47,9 +47,10 @@ export function downsampleEvenly<T>(items: readonly T[], max: number): T[] {
 /**
  * The outcome's own signal over time, with its goal, baseline and horizon.
  *
- * @throws DomainError `not_found` for an unknown id or slug.
+ * @throws DomainError `forbidden` (`outcome.read`), `not_found` for an unknown id or slug.
  */
 export async function outcomeSeries(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeSeries> {
+  authorize(caller, "outcome.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
   const spec = specOf(outcome);
   const [points, progress] = await Promise.all([
@@ -105,6 +106,8 @@ function startOfDayUtc(d: Date): Date {
 /**
  * LLM spend against the budgets, in the same windows as the gateway's
  * budget checks (UTC calendar month for the workspace, UTC day per user).
+ *
+ * @throws DomainError `forbidden` (`usage.read`).
  */
 export async function llmUsage(
   deps: RuntimeDeps,
@@ -112,6 +115,7 @@ export async function llmUsage(
   budgets: LlmBudgets,
   options: { recentLimit?: number } = {},
 ): Promise<LlmUsage> {
+  authorize(caller, "usage.read");
   const workspaceId = caller.principal.workspaceId;
   const now = nowOf(deps);
   const monthStart = startOfMonthUtc(now);
@@ -154,7 +158,7 @@ export type LearningListItem = LearningHit;
  * best first (as `queryLearnings`); without, the newest first. `outcome` (id
  * or slug) and `tag` narrow it; at most `limit` (default 10, max 50).
  *
- * @throws DomainError `not_found` for an unknown outcome.
+ * @throws DomainError `forbidden` (`learning.read`), `not_found` for an unknown outcome.
  */
 export async function listLearnings(
   deps: RuntimeDeps,
@@ -166,6 +170,7 @@ export async function listLearnings(
     limit?: number | undefined;
   },
 ): Promise<LearningListItem[]> {
+  authorize(caller, "learning.read");
   const workspaceId = caller.principal.workspaceId;
   const outcomeId = input.outcome ? (await requireOutcome(deps.db, workspaceId, input.outcome)).id : undefined;
   const query = input.query?.trim() ?? "";
@@ -194,9 +199,10 @@ export interface AuditFilter {
 /**
  * A page of the caller's workspace's audit log, newest first.
  *
- * @throws DomainError `validation_failed` for a cursor that is not a `nextCursor`.
+ * @throws DomainError `forbidden` (`audit.read`); `validation_failed` for a cursor that is not a `nextCursor`.
  */
 export async function listAuditPage(deps: RuntimeDeps, caller: Caller, filter: AuditFilter): Promise<Page<AuditEvent>> {
+  authorize(caller, "audit.read");
   return audit.listAuditEventsPage(deps.db, caller.principal.workspaceId, {
     ...(filter.subjectType ? { subjectType: filter.subjectType } : {}),
     ...(filter.subjectId ? { subjectId: filter.subjectId } : {}),
@@ -213,6 +219,8 @@ export async function listAuditPage(deps: RuntimeDeps, caller: Caller, filter: A
  * `POST /v1/outcomes` (every error, with line, column, code, message and
  * hint), sources included, and the warnings of sources the API could not
  * check.
+ *
+ * @throws DomainError `forbidden` (`outcome.validate`).
  */
 export async function validateOutcomeSource(
   deps: OutcomeCheckDeps,
@@ -220,6 +228,7 @@ export async function validateOutcomeSource(
   source: string,
   file = "outcome.yaml",
 ): Promise<{ valid: boolean; errors: readonly Diagnostic[]; warnings: readonly Diagnostic[] }> {
+  authorize(caller, "outcome.validate");
   const parsed = parseOutcomeChecked(source, file, deps.sources);
   if (!parsed.ok) return { valid: false, errors: parsed.errors, warnings: [] };
   const found = await checkOutcomeSources(deps, caller.principal.workspaceId, parsed, file);

@@ -4,6 +4,7 @@
  */
 import {
   applyTransition,
+  authorize,
   DEFAULT_WORKSPACE_SETTINGS,
   type DecisionOption,
   DomainError,
@@ -199,7 +200,8 @@ export interface DecideGateResult {
  * email link of the gate dies, its unsent emails are cancelled and its
  * `gate.decided` webhook is recorded.
  *
- * @throws DomainError `not_found`; `invalid_decision` for a decision the gate
+ * @throws DomainError `forbidden` or `agents_cannot_decide` unless the caller
+ *   may `gate.decide` (checked first); `not_found`; `invalid_decision` for a decision the gate
  *   kind does not take, or not in the experiment's current state (e.g. `ship`
  *   of a paused experiment), or per-hypothesis decisions that do not fit;
  *   `agents_cannot_decide` / `gate_not_assignee`; `separation_of_duties` when
@@ -220,6 +222,7 @@ export async function decideGate(
   gateId: string,
   input: DecideGateInput,
 ): Promise<DecideGateResult> {
+  authorize(caller, "gate.decide");
   // Set just before a refusal for staleness is thrown; audited once the refused transaction rolled back.
   const refusal: { stale?: StaleRefusal } = {};
   const stale = (reason: StaleReason, error: DomainError, experimentState: ExperimentState | null = null) => {
@@ -595,6 +598,8 @@ async function applyGateEffects(
  * Gates of the caller's workspace, newest first. `assignee` keeps the gates a
  * person may decide (assignee, backup or escalation target; `me` is the
  * caller): with `status: "pending"` that is their inbox.
+ *
+ * @throws DomainError `forbidden` (`gate.read`).
  */
 export async function listGates(
   deps: RuntimeDeps,
@@ -607,6 +612,7 @@ export async function listGates(
     experimentId?: string | undefined;
   } & PageRequest,
 ): Promise<Page<Gate>> {
+  authorize(caller, "gate.read");
   const assignee = filter.assignee === "me" ? caller.principal.name : filter.assignee;
   return gates.listGates(deps.db, caller.principal.workspaceId, { ...filter, assignee });
 }
@@ -623,7 +629,7 @@ export interface GateDetail {
 
 /**
  * One gate with its context package and the decisions it takes now.
- * @throws DomainError `not_found`.
+ * @throws DomainError `forbidden` (`gate.read`), `not_found`.
  */
 export async function getGate(
   deps: RuntimeDeps,
@@ -631,6 +637,7 @@ export async function getGate(
   gateId: string,
   links: GateLinks = { publicUrl: "" },
 ): Promise<GateDetail> {
+  authorize(caller, "gate.read");
   const gate = await gates.findGate(deps.db, caller.principal.workspaceId, gateId);
   if (gate === null) throw new DomainError("not_found", `no gate "${gateId}" in this workspace`, { gate: gateId });
   const list =

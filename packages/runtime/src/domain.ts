@@ -4,15 +4,18 @@
  */
 export type {
   AnalysisRecord,
+  ApiKeyScope,
   ErrorCode,
   Experiment,
   Gate,
+  Operation,
   Outcome,
   OutcomeRevision,
   Principal,
   Role,
 } from "@outcome-runtime/core";
 export {
+  API_KEY_SCOPES,
   DECISION_CHANNELS,
   DIRECT_EXPERIMENT_ACTIONS,
   DomainError,
@@ -22,6 +25,7 @@ export {
   GATE_STATES,
   OUTCOME_STATES,
   ROLES,
+  refusalOf,
 } from "@outcome-runtime/core";
 /** Postgres and driver errors as the DomainError every face reports (`conflict`, `service_unavailable`, …). */
 export { DatabaseError, databaseError } from "@outcome-runtime/db";

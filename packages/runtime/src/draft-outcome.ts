@@ -4,7 +4,7 @@
  * packages/spec and written as an outcome.yaml with a `# TODO:` comment above
  * each field the person must fill in.
  */
-import { DomainError } from "@outcome-runtime/core";
+import { authorize, DomainError } from "@outcome-runtime/core";
 import {
   type DraftTodo,
   draftOutcomeByRules,
@@ -64,7 +64,7 @@ async function understood<T>(draft: () => T | Promise<T>): Promise<T> {
  * the rules engine's, with `fallbackReason: "invalid_output"`. The result
  * always passes `parseOutcome`. Nothing is stored.
  *
- * @throws DomainError `validation_failed` (field `sentence`) for an empty or
+ * @throws DomainError `forbidden` (`outcome.draft`); `validation_failed` (field `sentence`) for an empty or
  *   too long sentence, or one the rules engine cannot read (its message says
  *   what was missing and gives an example).
  */
@@ -73,6 +73,7 @@ export async function draftOutcome(
   caller: Caller,
   input: { readonly sentence: string },
 ): Promise<DraftOutcomeResult> {
+  authorize(caller, "outcome.draft");
   const sentence = input.sentence.trim();
   if (sentence.length === 0) throw sentenceError("sentence is empty: describe the outcome in one sentence");
   if (sentence.length > MAX_DRAFT_SENTENCE_LENGTH) {

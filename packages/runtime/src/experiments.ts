@@ -5,6 +5,7 @@
 import {
   type Arm,
   applyTransition,
+  authorize,
   DIRECT_EXPERIMENT_ACTIONS,
   DomainError,
   type Experiment,
@@ -14,6 +15,7 @@ import {
   type Gate,
   type GateKind,
   matchPaths,
+  type Operation,
   type Prediction,
 } from "@outcome-runtime/core";
 import { audit, type DbOrTrx, experiments, gates, signals } from "@outcome-runtime/db";
@@ -112,7 +114,7 @@ function validateArms(arms: readonly Arm[]): void {
  * `portfolio_review` gate, or opens one. Proposal, gate and audit events are one
  * transaction, serialised per outcome by a row lock.
  *
- * @throws DomainError `not_found`, `outcome_not_active`, `forbidden_paths_touched`
+ * @throws DomainError `forbidden` (`experiment.propose`), `not_found`, `outcome_not_active`, `forbidden_paths_touched`
  *   (a touched path under `forbidden_paths`), `validation_failed` (arms, an
  *   id-shaped key), `experiment_key_taken`.
  */
@@ -123,6 +125,7 @@ export async function proposeExperiment(
   input: HypothesisInput,
   source = "human",
 ): Promise<ProposeResult> {
+  authorize(caller, "experiment.propose");
   return inTransaction(deps.db, async (trx) => {
     const workspaceId = caller.principal.workspaceId;
     const outcome = await requireOutcome(trx, workspaceId, outcomeIdOrSlug, { forUpdate: true });
@@ -210,6 +213,7 @@ export async function proposeExperimentIdempotently<T>(
   idempotencyKey: string | undefined,
   present: (result: ProposeResult) => T,
 ): Promise<{ body: T; replayed: boolean }> {
+  authorize(caller, "experiment.propose");
   if (idempotencyKey === undefined) {
     return { body: present(await proposeExperiment(deps, caller, outcomeIdOrSlug, input)), replayed: false };
   }
@@ -236,8 +240,9 @@ export interface ExperimentDetail {
   readonly latestAnalysis: signals.AnalysisRecord | null;
 }
 
-/** One experiment by id or key, with its gates (newest first). */
+/** One experiment by id or key, with its gates (newest first). @throws DomainError `forbidden` (`experiment.read`), `not_found`. */
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
+  authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
   const [own, portfolio] = await Promise.all([
     gates.listGates(deps.db, experiment.workspaceId, { experimentId: experiment.id, limit: 200 }),
@@ -252,7 +257,7 @@ export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: 
  * Analyses of an experiment, oldest first: one per snapshot of its signal (the
  * newest `limit`, at most 5 000).
  *
- * @throws DomainError `not_found`.
+ * @throws DomainError `forbidden` (`experiment.read`), `not_found`.
  */
 export async function listExperimentAnalyses(
   deps: RuntimeDeps,
@@ -260,22 +265,33 @@ export async function listExperimentAnalyses(
   idOrKey: string,
   limit = 1000,
 ): Promise<{ experiment: Experiment; analyses: signals.AnalysisRecord[] }> {
+  authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
   const analyses = await signals.listAnalyses(deps.db, experiment.id, Math.min(Math.max(1, limit), 5000));
   return { experiment, analyses };
 }
 
-/** Experiments of an outcome, oldest first. @throws DomainError `not_found`. */
+/** Experiments of an outcome, oldest first. @throws DomainError `forbidden` (`experiment.read`), `not_found`. */
 export async function listExperimentsOfOutcome(
   deps: RuntimeDeps,
   caller: Caller,
   outcomeIdOrSlug: string,
 ): Promise<Experiment[]> {
+  authorize(caller, "experiment.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, outcomeIdOrSlug);
   return experiments.listExperiments(deps.db, outcome.workspaceId, { outcomeId: outcome.id });
 }
 
 export type DirectExperimentAction = (typeof DIRECT_EXPERIMENT_ACTIONS)[number];
+
+/** The operation of the permissions table each direct action is. */
+const EXPERIMENT_ACTION_OPERATIONS: Partial<Record<ExperimentAction, Operation>> = {
+  claim: "experiment.claim",
+  release: "experiment.release",
+  report_built: "experiment.report_built",
+  pause: "experiment.pause",
+  analyse: "experiment.analyse",
+};
 
 export interface ExperimentActionInput {
   readonly action: ExperimentAction;
@@ -311,8 +327,10 @@ function requestedGates(events: readonly string[]): GateKind[] {
  * move requests (launch approval after a build, analysis review) are opened in
  * the same transaction.
  *
- * @throws DomainError `not_found`, `forbidden`, `illegal_transition`, or a guard's
- *   code (`forbidden_paths_touched`, `claim_required`).
+ * @throws DomainError `forbidden` for an action decided at a gate, or unless
+ *   the caller may do the action's operation (`experiment.claim`, …);
+ *   `not_found`, `illegal_transition`, or a guard's code
+ *   (`forbidden_paths_touched`, `claim_required`, `not_claimant`).
  */
 export async function transitionExperiment(
   deps: RuntimeDeps,
@@ -320,13 +338,15 @@ export async function transitionExperiment(
   idOrKey: string,
   input: ExperimentActionInput,
 ): Promise<{ experiment: Experiment; openedGates: Gate[] }> {
-  if (!(DIRECT_EXPERIMENT_ACTIONS as readonly string[]).includes(input.action)) {
+  const operation = EXPERIMENT_ACTION_OPERATIONS[input.action];
+  if (operation === undefined || !(DIRECT_EXPERIMENT_ACTIONS as readonly string[]).includes(input.action)) {
     throw new DomainError(
       "forbidden",
       `"${input.action}" is decided at a gate, not requested directly; direct actions are ${DIRECT_EXPERIMENT_ACTIONS.join(", ")}`,
       { action: input.action },
     );
   }
+  authorize(caller, operation);
   const workspaceId = caller.principal.workspaceId;
   let refused: { experimentId: string; state: Experiment["state"] } | null = null;
   try {
@@ -436,7 +456,7 @@ export async function transitionExperiment(
  * `enqueue` puts the job on the queue (the API passes `enqueuePollNow` bound to
  * its Redis connection) and returns the job id.
  *
- * @throws DomainError `not_found`; `illegal_transition` when the experiment is not
+ * @throws DomainError `forbidden` (`experiment.poll`); `not_found`; `illegal_transition` when the experiment is not
  *   running; `service_unavailable` when the queue cannot take the job.
  */
 export async function requestPoll(
@@ -445,6 +465,7 @@ export async function requestPoll(
   idOrKey: string,
   enqueue: (experimentId: string) => Promise<string>,
 ): Promise<{ experiment: Experiment; jobId: string }> {
+  authorize(caller, "experiment.poll");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
   if (experiment.state !== "running") {
     throw new DomainError(

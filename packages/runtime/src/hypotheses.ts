@@ -13,7 +13,7 @@
  * Dropped hypotheses are replaced from the rules engine (excluding the
  * mechanisms kept), and every drop is an audit event `hypothesis.dropped`.
  */
-import { DomainError, matchPaths, type Outcome } from "@outcome-runtime/core";
+import { authorize, DomainError, matchPaths, type Outcome } from "@outcome-runtime/core";
 import { audit, experiments, learnings } from "@outcome-runtime/db";
 import {
   findSimilarFailure,
@@ -189,18 +189,15 @@ function rolloutPlan(spec: OutcomeSpec, h: Hypothesis): string {
  * pending). Uses the LLM gateway when one is configured, the rules engine
  * otherwise or on any failure; the source is recorded on every experiment.
  *
- * @throws DomainError `not_found`, `outcome_not_active`, `forbidden` (agents may not).
+ * @throws DomainError `forbidden` unless the caller may `portfolio.generate` (agents may not), `not_found`,
+ *   `outcome_not_active`.
  */
 export async function generatePortfolio(
   deps: HypothesisDeps,
   caller: Caller,
   outcomeIdOrSlug: string,
 ): Promise<PortfolioResult> {
-  if (caller.principal.role === "agent") {
-    throw new DomainError("forbidden", "agents cannot generate portfolios; they build approved experiments", {
-      role: "agent",
-    });
-  }
+  authorize(caller, "portfolio.generate");
   const workspaceId = caller.principal.workspaceId;
   const outcome = await requireOutcome(deps.db, workspaceId, outcomeIdOrSlug);
   if (outcome.state !== "active") {
@@ -312,7 +309,8 @@ export async function generatePortfolio(
  * even if the portfolio cannot be made (the error is returned, with its stack
  * for the log, and `POST /v1/outcomes/:id/hypotheses` tries again).
  *
- * @throws DomainError from the activation (`not_found`, `illegal_transition`, `forbidden`).
+ * @throws DomainError `forbidden` unless the caller may `outcome.activate`; from the activation
+ *   (`not_found`, `illegal_transition`).
  */
 export async function activateOutcome(
   deps: HypothesisDeps,
@@ -320,6 +318,7 @@ export async function activateOutcome(
   outcomeIdOrSlug: string,
   reason: string | null,
 ): Promise<{ outcome: Outcome; portfolio: PortfolioResult | null; portfolioError: Error | null }> {
+  authorize(caller, "outcome.activate");
   const outcome = await transitionOutcome(deps, caller, outcomeIdOrSlug, "activate", reason);
   try {
     return { outcome, portfolio: await generatePortfolio(deps, caller, outcome.id), portfolioError: null };

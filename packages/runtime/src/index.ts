@@ -10,9 +10,8 @@ export {
   renderBriefMarkdown,
   requestHumanGate,
 } from "./agents";
-export type { ApiKeyInfo, ApiKeyPrincipal, ApiKeyScope, CreatedApiKey } from "./api-keys";
+export type { ApiKeyInfo, ApiKeyPrincipal, CreatedApiKey } from "./api-keys";
 export {
-  API_KEY_SCOPES,
   authenticate,
   bootstrap,
   createApiKey,
@@ -20,10 +19,7 @@ export {
   generateApiKey,
   hashApiKey,
   listApiKeys,
-  missingScope,
   revokeApiKey,
-  roleScopes,
-  scopesOf,
 } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";

@@ -4,10 +4,12 @@
 import {
   type AuditEvent,
   applyTransition,
+  authorize,
   DomainError,
   type ExperimentState,
   experimentMachine,
   type Gate,
+  type Operation,
   type Outcome,
   type OutcomeRevision,
   type OutcomeState,
@@ -72,18 +74,23 @@ async function summarise(deps: RuntimeDeps, list: readonly Outcome[]): Promise<O
   }));
 }
 
-/** Outcomes of the caller's workspace, newest first, with experiment counts. */
+/** Outcomes of the caller's workspace, newest first, with experiment counts. @throws DomainError `forbidden` (`outcome.read`). */
 export async function listOutcomes(
   deps: RuntimeDeps,
   caller: Caller,
   filter: { state?: OutcomeState | undefined } & PageRequest,
 ): Promise<Page<OutcomeSummary>> {
+  authorize(caller, "outcome.read");
   const page = await outcomes.listOutcomes(deps.db, caller.principal.workspaceId, filter);
   return { items: await summarise(deps, page.items), nextCursor: page.nextCursor };
 }
 
-/** One outcome by id or slug, with its revisions (newest first) and gates. */
+/**
+ * One outcome by id or slug, with its revisions (newest first) and gates.
+ * @throws DomainError `forbidden` (`outcome.read`), `not_found`.
+ */
 export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
+  authorize(caller, "outcome.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
   const [summary, revisions, gatePage, polling] = await Promise.all([
     summarise(deps, [outcome]).then((s) => s[0] as OutcomeSummary),
@@ -98,12 +105,19 @@ export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: st
 export const DIRECT_OUTCOME_ACTIONS = ["activate", "abandon"] as const;
 export type DirectOutcomeAction = (typeof DIRECT_OUTCOME_ACTIONS)[number];
 
+/** The operation of the permissions table each direct action is. */
+const OUTCOME_ACTION_OPERATIONS: Record<DirectOutcomeAction, Operation> = {
+  activate: "outcome.activate",
+  abandon: "outcome.abandon",
+};
+
 /**
  * Activate or abandon an outcome. The state change and its audit event are
  * one transaction; the row is locked, so concurrent requests apply once and
  * the others see `illegal_transition` from the new state.
  *
- * @throws DomainError `not_found`, `illegal_transition`, `forbidden` (agents may not).
+ * @throws DomainError `forbidden` unless the caller may `outcome.activate` or
+ *   `outcome.abandon` (agents may not), `not_found`, `illegal_transition`.
  */
 export async function transitionOutcome(
   deps: RuntimeDeps,
@@ -112,9 +126,7 @@ export async function transitionOutcome(
   action: DirectOutcomeAction,
   reason: string | null,
 ): Promise<Outcome> {
-  if (caller.principal.role === "agent") {
-    throw new DomainError("forbidden", `agents cannot ${action} outcomes`, { role: "agent" });
-  }
+  authorize(caller, OUTCOME_ACTION_OPERATIONS[action]);
   return inTransaction(deps.db, async (trx) => {
     const outcome = await requireOutcome(trx, caller.principal.workspaceId, idOrSlug, { forUpdate: true });
     const move = applyTransition(outcomeMachine, outcome.state, action, {});
@@ -180,7 +192,8 @@ async function windDown(trx: Trx, caller: Caller, outcome: Outcome, at: Date): P
   }
 }
 
-/** Audit events of the caller's workspace, newest first. */
+/** Audit events of the caller's workspace, newest first. @throws DomainError `forbidden` (`audit.read`). */
 export async function listAudit(deps: RuntimeDeps, caller: Caller, query: audit.AuditQuery): Promise<AuditEvent[]> {
+  authorize(caller, "audit.read");
   return audit.listAuditEvents(deps.db, caller.principal.workspaceId, query);
 }

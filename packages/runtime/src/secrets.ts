@@ -8,9 +8,8 @@
  * nobody reads a value back through the API: the worker opens it for a poll.
  */
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from "node:crypto";
-import { DomainError, type Principal } from "@outcome-runtime/core";
+import { authorize, DomainError } from "@outcome-runtime/core";
 import { audit, type SecretRecord, secrets } from "@outcome-runtime/db";
-import { missingScope } from "./api-keys";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 const IV_BYTES = 12;
@@ -144,17 +143,6 @@ function summary(record: SecretRecord): SecretSummary {
   };
 }
 
-/** Only an admin, with a key that has both the `write` and the `admin` scope, manages secrets. */
-function requireSecretAdmin(principal: Principal, what: string): void {
-  if (principal.role !== "admin") {
-    throw new DomainError("forbidden", `only an admin can ${what}`, { role: principal.role });
-  }
-  for (const scope of ["admin", "write"] as const) {
-    const refusal = missingScope(principal, scope);
-    if (refusal !== null) throw refusal;
-  }
-}
-
 function checkName(name: unknown): string {
   if (typeof name !== "string" || !SECRET_NAME.test(name)) {
     throw new DomainError(
@@ -166,8 +154,13 @@ function checkName(name: unknown): string {
   return name;
 }
 
-/** The workspace's secrets, without values. Any member may list them (outcome.yaml names them). */
+/**
+ * The workspace's secrets, without values. Every role may list them (outcome.yaml names them).
+ *
+ * @throws DomainError `forbidden` unless the caller may `secret.list`.
+ */
 export async function listWorkspaceSecrets(deps: RuntimeDeps, caller: Caller): Promise<SecretSummary[]> {
+  authorize(caller, "secret.list");
   return (await secrets.listSecrets(deps.db, caller.principal.workspaceId)).map(summary);
 }
 
@@ -185,7 +178,7 @@ export async function setWorkspaceSecret(
   caller: Caller,
   input: { readonly name: unknown; readonly value: unknown; readonly description?: unknown },
 ): Promise<{ secret: SecretSummary; created: boolean }> {
-  requireSecretAdmin(caller.principal, "set secrets");
+  authorize(caller, "secret.set");
   const name = checkName(input.name);
   const value = input.value;
   if (typeof value !== "string" || value === "" || value.includes("\0")) {
@@ -251,7 +244,7 @@ export async function setWorkspaceSecret(
  * @throws DomainError `forbidden`; `not_found` when the workspace has no such secret
  */
 export async function deleteWorkspaceSecret(deps: RuntimeDeps, caller: Caller, name: unknown): Promise<SecretSummary> {
-  requireSecretAdmin(caller.principal, "delete secrets");
+  authorize(caller, "secret.delete");
   const checked = checkName(name);
   const workspaceId = caller.principal.workspaceId;
   return inTransaction(deps.db, async (trx) => {

@@ -8,8 +8,9 @@
  * sign-in.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { type ApiKeyScope, knownScopes } from "@outcome-runtime/core";
 import { apiKeys, sessions } from "@outcome-runtime/db";
-import { API_KEY_SCOPES, type ApiKeyPrincipal, type ApiKeyScope, authenticate } from "./api-keys";
+import { type ApiKeyPrincipal, authenticate } from "./api-keys";
 import { nowOf, type RuntimeDeps } from "./context";
 
 /** A session ends after this long without a request: 12 hours. */
@@ -71,7 +72,7 @@ export async function sessionPrincipal(
   const failed = (error: unknown) => options.onTouchError?.(error);
   sessions.touchSession(deps.db, session.id, now).catch(failed);
   apiKeys.touchLastUsed(deps.db, session.principal.id, now).catch(failed);
-  const scopes: ApiKeyScope[] = API_KEY_SCOPES.filter((s) => session.scopes.includes(s));
+  const scopes: ApiKeyScope[] = knownScopes(session.scopes);
   return { ...session.principal, scopes };
 }
 

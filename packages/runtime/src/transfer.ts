@@ -13,7 +13,7 @@
  * the row and the column.
  */
 import { Readable } from "node:stream";
-import { DEFAULT_WORKSPACE_SETTINGS, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
+import { authorize, DEFAULT_WORKSPACE_SETTINGS, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
 import type { Trx } from "@outcome-runtime/db";
 import { audit, transfer, workspaces } from "@outcome-runtime/db";
 import { parse } from "csv-parse";
@@ -79,10 +79,6 @@ const PAGE = 1000;
 /** Signal points written per statement while importing the CSV. */
 const POINT_BATCH = 5000;
 
-function requireAdmin(caller: Caller, what: string): void {
-  if (caller.principal.role !== "admin") throw new DomainError("forbidden", `only an admin can ${what}`);
-}
-
 /** The workspace's open import, locked for the transaction, or a `conflict` saying how to open one. */
 async function requireOpenImport(trx: Trx, workspaceId: string): Promise<{ id: string }> {
   const open = await transfer.lockOpenImport(trx, workspaceId);
@@ -100,14 +96,14 @@ async function requireOpenImport(trx: Trx, workspaceId: string): Promise<{ id: s
 /**
  * The manifest of an export of the caller's workspace.
  *
- * @throws DomainError `forbidden` for a non-admin.
+ * @throws DomainError `forbidden` unless the caller may `workspace.export`.
  */
 export async function exportManifest(
   deps: RuntimeDeps,
   caller: Caller,
   runtimeVersion: string,
 ): Promise<ExportManifest> {
-  requireAdmin(caller, "export a workspace");
+  authorize(caller, "workspace.export");
   const workspace = await workspaces.findWorkspace(deps.db, caller.principal.workspaceId);
   if (workspace === null) throw new DomainError("not_found", "this workspace no longer exists");
   return {
@@ -130,10 +126,10 @@ export function isExportTable(table: string): table is ExportTable {
  * Every row of a table of the caller's workspace (every column, as Postgres
  * renders it in JSON), read page by page so the table is never held in memory.
  *
- * @throws DomainError `forbidden` for a non-admin (on the first read).
+ * @throws DomainError `forbidden` unless the caller may `workspace.export` (on the first read).
  */
 export async function* exportRows(deps: RuntimeDeps, caller: Caller, table: ExportRowTable): AsyncGenerator<object> {
-  requireAdmin(caller, "export a workspace");
+  authorize(caller, "workspace.export");
   let after: string | null = null;
   for (;;) {
     const page = await transfer.exportRowsPage(deps.db, table, caller.principal.workspaceId, after, PAGE);
@@ -148,10 +144,10 @@ export async function* exportRows(deps: RuntimeDeps, caller: Caller, table: Expo
  * (`SIGNAL_POINT_COLUMNS`), then one line per point, read by keyset pages.
  * Fields need no quoting except `arm`, which is quoted when it must be.
  *
- * @throws DomainError `forbidden` for a non-admin (on the first read).
+ * @throws DomainError `forbidden` unless the caller may `workspace.export` (on the first read).
  */
 export async function* exportSignalPointsCsv(deps: RuntimeDeps, caller: Caller): AsyncGenerator<string> {
-  requireAdmin(caller, "export a workspace");
+  authorize(caller, "workspace.export");
   yield `${SIGNAL_POINT_COLUMNS.join(",")}\n`;
   let after: transfer.SignalPointCursor | null = null;
   for (;;) {
@@ -200,12 +196,12 @@ export function checkManifest(manifest: unknown): ExportManifest {
  * row hangs off one), open the import and restore the exported workspace
  * settings. Audited as `workspace.import_started`.
  *
- * @throws DomainError `forbidden` for a non-admin; `validation_failed` for a
+ * @throws DomainError `forbidden` unless the caller may `workspace.import`; `validation_failed` for a
  *   manifest of another format or version; `conflict` when an import is
  *   already open, or when the workspace has data.
  */
 export async function beginImport(deps: RuntimeDeps, caller: Caller, manifest: unknown): Promise<{ ok: true }> {
-  requireAdmin(caller, "import into a workspace");
+  authorize(caller, "workspace.import");
   const m = checkManifest(manifest);
   const decisions = m.workspace.settings?.sessionRequiredDecisions;
   const duties = m.workspace.settings?.separationOfDuties;
@@ -401,7 +397,7 @@ function refusalError(
  * get new ones: see `transfer.importRows`). Rows the workspace has already
  * are skipped, so re-sending a table is harmless. Returns the rows written.
  *
- * @throws DomainError `forbidden` for a non-admin; `conflict` when no import
+ * @throws DomainError `forbidden` unless the caller may `workspace.import`; `conflict` when no import
  *   is open; `validation_failed` naming `<table>[<row>].<column>` for a row
  *   that does not fit the table, whose id is not new to the instance, or that
  *   points at no row of the workspace (nothing of the request is written).
@@ -412,7 +408,7 @@ export async function importTable(
   table: ExportRowTable,
   rows: readonly unknown[],
 ): Promise<{ table: ExportRowTable; received: number; inserted: number }> {
-  requireAdmin(caller, "import into a workspace");
+  authorize(caller, "workspace.import");
   const workspaceId = caller.principal.workspaceId;
   const inserted = await inTransaction(deps.db, async (trx) => {
     await requireOpenImport(trx, workspaceId);
@@ -442,7 +438,7 @@ export async function importTable(
  * workspace during its open import, in one transaction, parsing as it reads:
  * the file is never held in memory whole. Points already stored are skipped.
  *
- * @throws DomainError `forbidden` for a non-admin; `conflict` when no import
+ * @throws DomainError `forbidden` unless the caller may `workspace.import`; `conflict` when no import
  *   is open; `validation_failed` naming `signal_points.csv:<line>.<column>`
  *   for a malformed line, a header other than `SIGNAL_POINT_COLUMNS`, or a
  *   point whose series is not one of the workspace's (nothing is written).
@@ -452,7 +448,7 @@ export async function importSignalPointsCsv(
   caller: Caller,
   source: AsyncIterable<string | Uint8Array>,
 ): Promise<{ table: "signal_points"; received: number; inserted: number }> {
-  requireAdmin(caller, "import into a workspace");
+  authorize(caller, "workspace.import");
   const workspaceId = caller.principal.workspaceId;
   return inTransaction(deps.db, async (trx) => {
     await requireOpenImport(trx, workspaceId);
@@ -557,7 +553,7 @@ export interface ImportReport {
  *   table differs.
  */
 export async function finishImport(deps: RuntimeDeps, caller: Caller, manifest: unknown): Promise<ImportReport> {
-  requireAdmin(caller, "import into a workspace");
+  authorize(caller, "workspace.import");
   const m = checkManifest(manifest);
   const workspaceId = caller.principal.workspaceId;
   return inTransaction(deps.db, async (trx) => {

@@ -3,25 +3,26 @@
  * an email link may not make, and whether separation of duties holds at
  * launches.
  */
-import { DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
+import { authorize, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
 import { audit, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, type RuntimeDeps } from "./context";
 import { ALL_GATE_DECISIONS } from "./decide-gate";
 
-/** The caller's workspace settings. @throws DomainError `not_found`. */
+/** The caller's workspace settings. @throws DomainError `forbidden` (`settings.read`), `not_found`. */
 export async function getWorkspaceSettings(deps: RuntimeDeps, caller: Caller): Promise<WorkspaceSettings> {
+  authorize(caller, "settings.read");
   const workspace = await workspaces.findWorkspace(deps.db, caller.principal.workspaceId);
   if (workspace === null) throw new DomainError("not_found", "this workspace no longer exists");
   return workspace.settings;
 }
 
 /**
- * Change the caller's workspace settings (admins only); audited with the
- * values before and after.
+ * Change the caller's workspace settings (`settings.update`: admins, with a
+ * key scoped `admin` and `write`); audited with the values before and after.
  *
  * @param patch the fields to change: `sessionRequiredDecisions` (gate
  *   decisions, deduplicated), `separationOfDuties` (a boolean).
- * @throws DomainError `forbidden` for a non-admin; `validation_failed` naming
+ * @throws DomainError `forbidden` unless the caller may `settings.update`; `validation_failed` naming
  *   an unknown decision in `sessionRequiredDecisions`, or a
  *   `separationOfDuties` that is not a boolean.
  */
@@ -30,9 +31,7 @@ export async function updateWorkspaceSettings(
   caller: Caller,
   patch: Partial<WorkspaceSettings>,
 ): Promise<WorkspaceSettings> {
-  if (caller.principal.role !== "admin") {
-    throw new DomainError("forbidden", "only an admin changes workspace settings");
-  }
+  authorize(caller, "settings.update");
   const unknown = (patch.sessionRequiredDecisions ?? []).filter(
     (d) => !(ALL_GATE_DECISIONS as readonly string[]).includes(d),
   );

@@ -8,19 +8,23 @@
  * authenticated by the cookie must also carry the CSRF token (the `or_csrf`
  * cookie, which only a page of our origin can read) in `x-csrf-token`.
  *
- * Then the key's scopes, from one table (`requiredScopes`): `read` for GET
- * and HEAD, `write` for any other method, `admin` for the admin routes, and
- * both `admin` and `write` for settings and import; a key without one gets a
- * 403 naming it. (The use cases check the role: a key may do what both allow.)
+ * Who may do what is not decided here: every `/v1` route names the
+ * operations of the permissions table (packages/core) it runs in its config
+ * (`config.operations`; a route without one fails at registration). A route
+ * that runs one operation refuses a caller the table refuses here, before the
+ * body is read; a route whose body picks the operation (the experiment
+ * transitions) leaves it to the use case. Either way the use case authorizes
+ * first thing. A refusal for a missing scope carries `WWW-Authenticate: Bearer
+ * error="insufficient_scope"` (set by the error handler).
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import {
   type ApiKeyPrincipal,
-  type ApiKeyScope,
   authenticate,
   type Caller,
-  missingScope,
+  type Operation,
   type RuntimeDeps,
+  refusalOf,
   sessionPrincipal,
 } from "@outcome-runtime/runtime";
 import type { FastifyInstance, FastifyRequest } from "fastify";
@@ -32,6 +36,14 @@ declare module "fastify" {
     /** The authenticated caller; set on every `/v1` route. */
     caller: Caller;
   }
+  interface FastifyContextConfig {
+    /**
+     * The operations of the permissions table a `/v1` route runs: one, or
+     * each its body may pick (the experiment transitions). Required on `/v1`;
+     * one is checked before the body is read.
+     */
+    operations?: readonly Operation[];
+  }
 }
 
 /** The session cookie: a server-side session's random token (never the API key), HttpOnly, so page scripts never see it. */
@@ -41,37 +53,6 @@ export const CSRF_COOKIE = "or_csrf";
 export const CSRF_HEADER = "x-csrf-token";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
-
-/**
- * The scopes of the routes that need more than the default (method and route
- * pattern → every scope the key must have). The admin routes need `admin`
- * whatever the method; those that change the workspace's data or its security
- * settings, keys and secrets (settings, import, creating and revoking keys,
- * setting and deleting secrets) need `write` as well, so a `read,admin` key
- * can inspect and export but changes nothing there.
- */
-const ROUTE_SCOPES: ReadonlyMap<string, readonly ApiKeyScope[]> = new Map([
-  ["GET /v1/keys", ["admin"]],
-  ["POST /v1/keys", ["admin", "write"]],
-  ["DELETE /v1/keys/:id", ["admin", "write"]],
-  ["PATCH /v1/workspace/settings", ["admin", "write"]],
-  ["PUT /v1/secrets/:name", ["admin", "write"]],
-  ["DELETE /v1/secrets/:name", ["admin", "write"]],
-  ["GET /v1/export/manifest", ["admin"]],
-  ["GET /v1/export/:table", ["admin"]],
-  ["POST /v1/import/begin", ["admin", "write"]],
-  ["POST /v1/import/:table", ["admin", "write"]],
-  ["POST /v1/import/finish", ["admin", "write"]],
-]);
-
-/**
- * Every scope a request to `route` (the matched pattern, e.g. `/v1/keys/:id`)
- * with `method` needs: the route's entry in `ROUTE_SCOPES`, else `read` for
- * GET, HEAD and OPTIONS and `write` for any other method.
- */
-export function requiredScopes(method: string, route: string): readonly ApiKeyScope[] {
-  return ROUTE_SCOPES.get(`${method} ${route}`) ?? [SAFE_METHODS.has(method) ? "read" : "write"];
-}
 
 /** Compare two secrets in constant time (of their digests, so lengths leak nothing either). */
 export function sameSecret(a: string, b: string): boolean {
@@ -89,6 +70,12 @@ export function csrfHeaderMatches(request: FastifyRequest): boolean {
 
 async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promise<void> {
   app.decorateRequest("caller", null as unknown as Caller);
+  // Fail closed: a `/v1` route that names no operation would let any authenticated caller in.
+  app.addHook("onRoute", (route) => {
+    if (route.url.startsWith("/v1/") && (route.config?.operations ?? []).length === 0) {
+      throw new Error(`route ${String(route.method)} ${route.url} names no operation (config.operations)`);
+    }
+  });
   // preParsing: after the rate limit (onRequest), before the body is read.
   app.addHook("preParsing", async (request, reply) => {
     // The matched route, not the raw URL: `/%761/…` routes to `/v1/…` too.
@@ -97,17 +84,11 @@ async function auth(app: FastifyInstance, options: { deps: RuntimeDeps }): Promi
     const lastUsed = {
       onLastUsedError: (error: unknown) => request.log.warn({ err: error }, "API key last use not recorded"),
     };
-    /** The caller, or a 403 when the key lacks the scope this request needs. */
+    /** The caller, or (thrown to the error handler) the table's refusal of the route's one operation. */
     const admit = (principal: ApiKeyPrincipal, channel: Caller["channel"]) => {
-      const scopes = requiredScopes(request.method, route);
-      const refusal = scopes.map((scope) => missingScope(principal, scope)).find((r) => r !== null) ?? null;
-      if (refusal !== null) {
-        reply.header(
-          "www-authenticate",
-          `Bearer realm="outcome-runtime", error="insufficient_scope", scope="${scopes.join(" ")}"`,
-        );
-        return sendProblem(reply, problem(request, "forbidden", refusal.message, { details: refusal.details }));
-      }
+      const operations = request.routeOptions.config.operations ?? [];
+      const refusal = operations.length === 1 && operations[0] ? refusalOf(principal, operations[0]) : null;
+      if (refusal !== null) throw refusal;
       request.caller = { principal, channel, requestId: request.id };
       return undefined;
     };

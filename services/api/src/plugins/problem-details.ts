@@ -137,6 +137,14 @@ async function problemDetails(app: FastifyInstance): Promise<void> {
         ...(Object.keys(details).length > 0 ? { details } : {}),
         ...(fieldErrors ? { errors: fieldErrors } : {}),
       });
+      const requiredScopes = (details as { requiredScopes?: unknown }).requiredScopes;
+      if (Array.isArray(requiredScopes)) {
+        // A key without a scope the operation needs (RFC 6750 §3.1).
+        reply.header(
+          "www-authenticate",
+          `Bearer realm="outcome-runtime", error="insufficient_scope", scope="${requiredScopes.join(" ")}"`,
+        );
+      }
       if (body.status === 503) {
         // A dependency is down: the client should come back, not give up.
         request.log.warn({ err: error }, "dependency unavailable");

@@ -24,6 +24,7 @@ const auditRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps 
   app.get(
     "/v1/audit",
     {
+      config: { operations: ["audit.read"] },
       schema: {
         tags: ["audit"],
         summary: "List audit events, newest first",

@@ -73,6 +73,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
   app.get(
     "/v1/experiments/:id",
     {
+      config: { operations: ["experiment.read"] },
       schema: {
         tags: ["experiments"],
         summary: "Get an experiment with its gates and latest analysis",
@@ -100,6 +101,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
   app.get(
     "/v1/experiments/:id/brief",
     {
+      config: { operations: ["experiment.read"] },
       schema: {
         tags: ["experiments"],
         summary: "The build brief of an experiment",
@@ -125,6 +127,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
   app.get(
     "/v1/experiments/:id/analyses",
     {
+      config: { operations: ["experiment.read"] },
       schema: {
         tags: ["experiments"],
         summary: "The analyses of an experiment, oldest first (one per snapshot of its signal)",
@@ -142,6 +145,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
   app.post(
     "/v1/experiments/:id/poll",
     {
+      config: { operations: ["experiment.poll"] },
       schema: {
         tags: ["experiments"],
         summary: "Poll a running experiment's signal now (then analyse it)",
@@ -162,6 +166,15 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
   app.post(
     "/v1/experiments/:id/transitions",
     {
+      config: {
+        operations: [
+          "experiment.claim",
+          "experiment.release",
+          "experiment.report_built",
+          "experiment.pause",
+          "experiment.analyse",
+        ],
+      },
       schema: {
         tags: ["experiments"],
         summary: "Request a lifecycle action",

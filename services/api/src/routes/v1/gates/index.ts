@@ -66,6 +66,7 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, 
   app.get(
     "/v1/gates",
     {
+      config: { operations: ["gate.read"] },
       schema: {
         tags: ["gates"],
         summary: "List gates (the inbox with assignee and status=pending)",
@@ -96,6 +97,7 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, 
   app.get(
     "/v1/gates/:id",
     {
+      config: { operations: ["gate.read"] },
       schema: {
         tags: ["gates"],
         summary: "Get a gate with its context package and the decisions it takes now",
@@ -117,6 +119,7 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, 
   app.post(
     "/v1/gates/:id/decision",
     {
+      config: { operations: ["gate.decide"] },
       schema: {
         tags: ["gates"],
         summary: "Decide a gate",

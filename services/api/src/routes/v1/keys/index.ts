@@ -46,6 +46,7 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
   app.post(
     "/v1/keys",
     {
+      config: { operations: ["key.create"] },
       schema: {
         tags: ["keys"],
         summary: "Create an API key (admin)",
@@ -83,6 +84,7 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
   app.get(
     "/v1/keys",
     {
+      config: { operations: ["key.list"] },
       schema: {
         tags: ["keys"],
         summary: "List the workspace's API keys (admin)",
@@ -96,6 +98,7 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
   app.delete(
     "/v1/keys/:id",
     {
+      config: { operations: ["key.revoke"] },
       schema: {
         tags: ["keys"],
         summary: "Revoke an API key (admin)",

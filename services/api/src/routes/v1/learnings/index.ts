@@ -28,6 +28,7 @@ const learningRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { de
   app.get(
     "/v1/learnings",
     {
+      config: { operations: ["learning.read"] },
       schema: {
         tags: ["learnings"],
         summary: "Search or list the learnings",

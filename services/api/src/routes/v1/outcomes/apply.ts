@@ -30,6 +30,7 @@ const applyRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }
   app.post(
     "/v1/outcomes",
     {
+      config: { operations: ["outcome.apply"] },
       schema: {
         tags: ["outcomes"],
         summary: "Apply an outcome",

@@ -17,6 +17,7 @@ const draftRoute: FastifyPluginAsyncTypebox<DraftRouteOptions> = async (app, { d
   app.post(
     "/v1/outcomes/draft",
     {
+      config: { operations: ["outcome.draft"] },
       schema: {
         tags: ["outcomes"],
         summary: "Draft an outcome from a sentence",

@@ -96,6 +96,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.get(
     "/v1/outcomes",
     {
+      config: { operations: ["outcome.read"] },
       schema: {
         tags: ["outcomes"],
         summary: "List outcomes",
@@ -122,6 +123,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.get(
     "/v1/outcomes/:id",
     {
+      config: { operations: ["outcome.read"] },
       schema: {
         tags: ["outcomes"],
         summary: "Get an outcome with its revisions and gates",
@@ -160,6 +162,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.get(
     "/v1/outcomes/:id/series",
     {
+      config: { operations: ["outcome.read"] },
       schema: {
         tags: ["outcomes"],
         summary: "The outcome's own signal over time, with its goal, baseline and horizon",
@@ -190,6 +193,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.post(
     "/v1/outcomes/:id/activate",
     {
+      config: { operations: ["outcome.activate"] },
       schema: {
         tags: ["outcomes"],
         summary: "Activate a draft outcome; its first portfolio of hypotheses is proposed",
@@ -230,6 +234,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.post(
     "/v1/outcomes/:id/abandon",
     {
+      config: { operations: ["outcome.abandon"] },
       schema: {
         tags: ["outcomes"],
         summary: "Abandon an outcome",
@@ -253,6 +258,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.post(
     "/v1/outcomes/:id/hypotheses",
     {
+      config: { operations: ["portfolio.generate"] },
       schema: {
         tags: ["outcomes"],
         summary: "Generate a new portfolio of three hypotheses for an active outcome",
@@ -273,6 +279,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.get(
     "/v1/outcomes/:id/experiments",
     {
+      config: { operations: ["experiment.read"] },
       schema: {
         tags: ["experiments"],
         summary: "List the experiments of an outcome",
@@ -289,6 +296,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.post(
     "/v1/outcomes/:id/experiments",
     {
+      config: { operations: ["experiment.propose"] },
       schema: {
         tags: ["experiments"],
         summary: "Propose a hypothesis",

@@ -22,6 +22,7 @@ const validateRoute: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
   app.post(
     "/v1/outcomes/validate",
     {
+      config: { operations: ["outcome.validate"] },
       schema: {
         tags: ["outcomes"],
         summary: "Validate an outcome without applying it",

@@ -50,6 +50,7 @@ const secretRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps
   app.get(
     "/v1/secrets",
     {
+      config: { operations: ["secret.list"] },
       schema: {
         tags: ["secrets"],
         summary: "List the workspace's secrets (names only)",
@@ -63,6 +64,7 @@ const secretRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps
   app.put(
     "/v1/secrets/:name",
     {
+      config: { operations: ["secret.set"] },
       schema: {
         tags: ["secrets"],
         summary: "Set a secret (admin): create it, or rotate its value",
@@ -99,6 +101,7 @@ const secretRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps
   app.delete(
     "/v1/secrets/:name",
     {
+      config: { operations: ["secret.delete"] },
       schema: {
         tags: ["secrets"],
         summary: "Delete a secret (admin)",

@@ -157,6 +157,7 @@ const streamRoutes: FastifyPluginAsyncTypebox<RouteOptions & { streamIntervalMs:
   app.get(
     "/v1/stream",
     {
+      config: { operations: ["audit.read"] },
       websocket: true,
       schema: {
         tags: ["stream"],

@@ -83,6 +83,7 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
   app.get(
     "/v1/export/manifest",
     {
+      config: { operations: ["workspace.export"] },
       schema: {
         tags: ["export"],
         summary: "The manifest of an export of the workspace (admin)",
@@ -100,6 +101,7 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
   app.get(
     "/v1/export/:table",
     {
+      config: { operations: ["workspace.export"] },
       schema: {
         tags: ["export"],
         summary: "One table of the workspace, streamed (admin)",
@@ -129,6 +131,7 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
   app.post(
     "/v1/import/begin",
     {
+      config: { operations: ["workspace.import"] },
       schema: {
         tags: ["export"],
         summary: "Open an import into this workspace (admin; scopes write and admin)",
@@ -145,6 +148,7 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
   app.post(
     "/v1/import/finish",
     {
+      config: { operations: ["workspace.import"] },
       schema: {
         tags: ["export"],
         summary:
@@ -168,6 +172,7 @@ const transferRoutes: FastifyPluginAsyncTypebox<RouteOptions & { version: string
   app.post(
     "/v1/import/:table",
     {
+      config: { operations: ["workspace.import"] },
       bodyLimit: IMPORT_BODY_LIMIT,
       schema: {
         tags: ["export"],

@@ -52,6 +52,7 @@ const usageRoutes: FastifyPluginAsyncTypebox<RouteOptions & { llmBudgets: LlmBud
   app.get(
     "/v1/usage/llm",
     {
+      config: { operations: ["usage.read"] },
       schema: {
         tags: ["usage"],
         summary: "LLM spend against the budgets, by operation, and the latest runs",

@@ -25,6 +25,7 @@ const workspaceRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { d
   app.get(
     "/v1/workspace/settings",
     {
+      config: { operations: ["settings.read"] },
       schema: {
         tags: ["workspace"],
         summary: "Get the workspace settings",
@@ -37,6 +38,7 @@ const workspaceRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { d
   app.patch(
     "/v1/workspace/settings",
     {
+      config: { operations: ["settings.update"] },
       schema: {
         tags: ["workspace"],
         summary: "Change the workspace settings (admin)",
