@@ -30,6 +30,7 @@ export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
 export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
 export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
+export { workerCaller } from "./context";
 export type {
   AuditFilter,
   LearningListItem,
@@ -170,14 +171,14 @@ export {
   sessionPrincipal,
   startSession,
 } from "./sessions";
-export type { AnalysisCarry, AnalysisOutcome } from "./signals/analyze";
-export { analyzeExperiment, makeStatsPlan } from "./signals/analyze";
+export type { AnalysisOutcome } from "./signals/analyze";
+export { analyzeExperiment } from "./signals/analyze";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";
 export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
 export type { MeasuredMetric, PollResult, SignalDeps, SignalObserver, SourceRead } from "./signals/poll";
-export { describePollError, measuredMetrics, pollExperiment, workerCaller } from "./signals/poll";
+export { describePollError, measuredMetrics, pollExperiment } from "./signals/poll";
 export type { DesiredSchedules, PollingPlan } from "./signals/schedules";
 export {
   DEFAULT_POLL_INTERVAL_SECONDS,
@@ -186,6 +187,8 @@ export {
   pollingPlan,
   primaryPolledUntil,
 } from "./signals/schedules";
+export type { AnalysisCarry } from "./signals/snapshot-analysis";
+export { makeStatsPlan } from "./signals/snapshot-analysis";
 export type { SourceAccess, SourceWorkspace } from "./signals/source-access";
 export { parseEnvWorkspaces, resolveCredentials, sourceAccessFromEnv } from "./signals/source-access";
 export type { DeliveryResult, WebhookTarget } from "./signals/webhooks";

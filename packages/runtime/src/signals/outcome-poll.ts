@@ -9,9 +9,9 @@ import { ConnectorError } from "@outcome-runtime/connectors";
 import { applyTransition, type Outcome, outcomeMachine } from "@outcome-runtime/core";
 import { audit, outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
-import { auditActor, inTransaction, nowOf } from "../context";
+import { auditActor, inTransaction, nowOf, workerCaller } from "../context";
 import { specOf } from "../spec-of";
-import { observedRead, readFrom, type SignalDeps, workerCaller } from "./poll";
+import { observedRead, readFrom, type SignalDeps } from "./poll";
 
 export type OutcomePollResult =
   | { readonly status: "skipped"; readonly state: string }
