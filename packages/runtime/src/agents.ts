@@ -263,10 +263,12 @@ export function renderBriefMarkdown(brief: ExperimentBriefDoc): string {
 
 /**
  * An agent takes an approved experiment to build it (`building`). Claiming
- * again by the same builder returns it unchanged.
+ * again by the same builder returns it unchanged (the experiment machine's
+ * rule, the same through the REST API).
  *
  * @throws DomainError `not_found`; `already_claimed` naming the holder when
- *   another builder has it; `illegal_transition` when it is not approved.
+ *   another builder has it; `illegal_transition` when it is not approved;
+ *   `outcome_closed`.
  */
 export async function claimExperiment(
   deps: RuntimeDeps,
@@ -274,9 +276,7 @@ export async function claimExperiment(
   idOrKey: string,
   builder: string,
 ): Promise<Experiment> {
-  const current = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  if (current.state === "building" && current.claimedBy === builder) return current;
-  const moved = await transitionExperiment(deps, caller, current.id, { action: "claim", claimedBy: builder });
+  const moved = await transitionExperiment(deps, caller, idOrKey, { action: "claim", claimedBy: builder });
   return moved.experiment;
 }
 

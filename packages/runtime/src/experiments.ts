@@ -4,21 +4,18 @@
  */
 import {
   type Arm,
-  applyTransition,
   DIRECT_EXPERIMENT_ACTIONS,
   DomainError,
   type Experiment,
   type ExperimentAction,
-  type ExperimentContext,
-  experimentMachine,
   type Gate,
-  type GateKind,
   matchPaths,
   type Prediction,
 } from "@outcome-runtime/core";
 import { audit, type DbOrTrx, experiments, gates, signals } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requestFingerprint, runIdempotent } from "./idempotency";
+import { moveExperiment } from "./move-experiment";
 import { ensurePendingGate } from "./open-gate";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
@@ -73,9 +70,6 @@ function slugify(text: string): string {
       .replace(/-+$/g, "") || "experiment"
   );
 }
-
-/** Outcome states in which nothing new may happen. */
-const CLOSED_OUTCOME_STATES: readonly string[] = ["achieved", "missed", "abandoned"];
 
 const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
@@ -296,23 +290,17 @@ export interface ExperimentActionInput {
     | undefined;
 }
 
-/** Gates that domain events ask for, e.g. `gate.launch_approval.requested`. */
-function requestedGates(events: readonly string[]): GateKind[] {
-  return events.flatMap((e) => {
-    const m = /^gate\.(portfolio_review|launch_approval|analysis_review)\.requested$/.exec(e);
-    return m?.[1] ? [m[1] as GateKind] : [];
-  });
-}
-
 /**
  * Apply a direct action (`claim`, `release`, `report_built`, `pause`,
  * `analyse`) to an experiment. Actions that belong to a gate (`approve`,
  * `launch`, `resume`, `ship`, …) are refused here: decide the gate instead. Gates the
  * move requests (launch approval after a build, analysis review) are opened in
- * the same transaction.
+ * the same transaction. A builder claiming again what they hold gets the
+ * experiment back unchanged (the experiment machine's rule, on every face).
  *
  * @throws DomainError `not_found`, `forbidden`, `illegal_transition`, or a guard's
- *   code (`forbidden_paths_touched`, `claim_required`).
+ *   code (`outcome_closed`: only a pause on a closed outcome; `already_claimed`
+ *   naming the holder; `forbidden_paths_touched`, `claim_required`, `not_claimant`).
  */
 export async function transitionExperiment(
   deps: RuntimeDeps,
@@ -328,101 +316,67 @@ export async function transitionExperiment(
     );
   }
   const workspaceId = caller.principal.workspaceId;
-  let refused: { experimentId: string; state: Experiment["state"] } | null = null;
+  let read: Experiment | null = null;
   try {
     return await inTransaction(deps.db, async (trx) => {
       const experiment = await requireExperiment(trx, workspaceId, idOrKey, { forUpdate: true });
+      read = experiment;
       const outcome = await requireOutcome(trx, workspaceId, experiment.outcomeId);
-      if (CLOSED_OUTCOME_STATES.includes(outcome.state) && input.action !== "pause") {
-        throw new DomainError(
-          "outcome_closed",
-          `outcome ${outcome.slug} is ${outcome.state}; its experiments can only be paused`,
-          { state: outcome.state },
-        );
-      }
       const claimedBy = input.action === "claim" ? (input.claimedBy ?? caller.principal.name) : undefined;
-      if (input.action === "claim" && experiment.state === "building" && experiment.claimedBy !== claimedBy) {
-        // No two builders on one experiment: say who holds it.
-        throw new DomainError(
-          "already_claimed",
-          `experiment ${experiment.key} is already being built by ${experiment.claimedBy ?? "someone"}; pick another approved experiment, or ask them to release it`,
-          { claimedBy: experiment.claimedBy, state: experiment.state },
-        );
-      }
-      const context: ExperimentContext = {
-        actor: caller.principal,
-        ...(input.action === "report_built" && input.builder ? { builder: input.builder } : {}),
-        claimedBy: claimedBy ?? experiment.claimedBy,
-        forbiddenPathsTouched:
-          input.action === "report_built"
-            ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
-            : [],
-      };
-      if ((context.forbiddenPathsTouched ?? []).length > 0)
-        refused = { experimentId: experiment.id, state: experiment.state };
-      const move = applyTransition(experimentMachine, experiment.state, input.action, context);
-      refused = null;
       const at = nowOf(deps);
-      const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, {
-        at,
-        ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
-        ...(input.action === "release" ? { claimedBy: null } : {}),
-        ...(input.action === "report_built"
-          ? {
-              build: {
-                summary: input.build?.summary ?? input.reason ?? "",
-                pullRequestUrl: input.build?.pullRequestUrl ?? null,
-                changedPaths: [...(input.changedPaths ?? [])],
-                flagKey: input.build?.flagKey ?? null,
-                reportedBy: input.builder ?? caller.principal.name,
-                reportedAt: at.toISOString(),
-              },
-            }
-          : {}),
-      });
-      if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
-      await audit.insertAuditEvent(trx, {
-        workspaceId,
-        actor: auditActor(caller),
-        channel: caller.channel,
-        action: move.events[0] ?? `experiment.${input.action}`,
-        subjectType: "experiment",
-        subjectId: experiment.id,
-        before: { state: move.from },
-        after: {
-          state: move.to,
+      const moved = await moveExperiment(trx, caller, at, {
+        experiment,
+        outcome,
+        action: input.action,
+        context: {
+          ...(input.action === "report_built" && input.builder ? { builder: input.builder } : {}),
+          claimedBy: claimedBy ?? experiment.claimedBy,
+          forbiddenPathsTouched:
+            input.action === "report_built"
+              ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
+              : [],
+        },
+        patch: {
+          ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
+          ...(input.action === "release" ? { claimedBy: null } : {}),
+          ...(input.action === "report_built"
+            ? {
+                build: {
+                  summary: input.build?.summary ?? input.reason ?? "",
+                  pullRequestUrl: input.build?.pullRequestUrl ?? null,
+                  changedPaths: [...(input.changedPaths ?? [])],
+                  flagKey: input.build?.flagKey ?? null,
+                  reportedBy: input.builder ?? caller.principal.name,
+                  reportedAt: at.toISOString(),
+                },
+              }
+            : {}),
+        },
+        facts: {
           reason: input.reason ?? null,
           ...(claimedBy ? { claimedBy } : {}),
           ...(input.changedPaths ? { changedPaths: input.changedPaths } : {}),
         },
-        requestId: caller.requestId,
-      });
-      const openedGates: Gate[] = [];
-      for (const kind of requestedGates(move.events)) {
-        // A closed outcome's gates are closed: its paused experiments wait for nobody.
-        if (CLOSED_OUTCOME_STATES.includes(outcome.state)) continue;
-        const why =
+        gateContext:
           input.action === "pause" || input.action === "analyse"
             ? { action: input.action, reason: "requested", detail: input.reason ?? null, by: caller.principal.name }
-            : {};
-        const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at, why);
-        openedGates.push(gate);
-      }
-      return { experiment: updated, openedGates };
+            : {},
+      });
+      return { experiment: moved.experiment, openedGates: [...moved.gates] };
     });
   } catch (error) {
     // A refused build is worth an audit record of its own (an agent tried to ship outside its scope).
     // It is written after the transaction rolled back, on its own connection.
+    const refused = read as Experiment | null;
     if (refused !== null && error instanceof DomainError && error.code === "forbidden_paths_touched") {
-      const { experimentId, state } = refused;
       await audit.insertAuditEvent(deps.db, {
         workspaceId,
         actor: auditActor(caller),
         channel: caller.channel,
         action: "experiment.build_refused",
         subjectType: "experiment",
-        subjectId: experimentId,
-        before: { state },
+        subjectId: refused.id,
+        before: { state: refused.state },
         after: { forbiddenPaths: error.details.paths },
         requestId: caller.requestId,
       });

@@ -3,15 +3,12 @@
  */
 import {
   type AuditEvent,
-  applyTransition,
   DomainError,
   type ExperimentState,
-  experimentMachine,
   type Gate,
   type Outcome,
   type OutcomeRevision,
   type OutcomeState,
-  outcomeMachine,
 } from "@outcome-runtime/core";
 import {
   audit,
@@ -25,6 +22,8 @@ import {
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { recordGateClosed } from "./gate-events";
+import { moveExperiment } from "./move-experiment";
+import { moveOutcome } from "./move-outcome";
 import { type PollingPlan, pollingPlan } from "./signals/schedules";
 
 export interface OutcomeSummary {
@@ -117,23 +116,10 @@ export async function transitionOutcome(
   }
   return inTransaction(deps.db, async (trx) => {
     const outcome = await requireOutcome(trx, caller.principal.workspaceId, idOrSlug, { forUpdate: true });
-    const move = applyTransition(outcomeMachine, outcome.state, action, {});
     const at = nowOf(deps);
-    const updated = await outcomes.updateOutcomeState(trx, outcome.id, move.from, move.to, at);
-    if (updated === null) throw new Error(`outcome ${outcome.id} changed state under a row lock`);
-    await audit.insertAuditEvent(trx, {
-      workspaceId: outcome.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: move.events[0] ?? `outcome.${action}`,
-      subjectType: "outcome",
-      subjectId: outcome.id,
-      before: { state: move.from },
-      after: { state: move.to, reason },
-      requestId: caller.requestId,
-    });
-    if (move.to === "abandoned") await windDown(trx, caller, outcome, at);
-    return updated;
+    const moved = await moveOutcome(trx, caller, at, { outcome, action, facts: { reason } });
+    if (moved.to === "abandoned") await windDown(trx, caller, moved.outcome, at);
+    return moved.outcome;
   });
 }
 
@@ -162,21 +148,11 @@ async function windDown(trx: Trx, caller: Caller, outcome: Outcome, at: Date): P
     outcomeId: outcome.id,
     state: "running",
   });
-  for (const experiment of running) {
-    const move = applyTransition(experimentMachine, experiment.state, "pause", { actor: caller.principal });
-    const paused = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, { at });
-    if (paused === null) continue; // moved by a concurrent request: it is no longer running
-    await audit.insertAuditEvent(trx, {
-      workspaceId: outcome.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: "experiment.paused",
-      subjectType: "experiment",
-      subjectId: experiment.id,
-      before: { state: move.from },
-      after: { state: move.to, reason },
-      requestId: caller.requestId,
-    });
+  for (const listed of running) {
+    // Locked, then read again: a pause requested meanwhile has already stopped it.
+    const experiment = await experiments.findExperimentById(trx, listed.id, { forUpdate: true });
+    if (experiment === null || experiment.state !== "running") continue;
+    await moveExperiment(trx, caller, at, { experiment, outcome, action: "pause", facts: { reason } });
   }
 }
 
