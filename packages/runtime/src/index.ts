@@ -113,6 +113,7 @@ export {
 } from "./hypotheses";
 export type { IdempotentResponse } from "./idempotency";
 export { requestFingerprint, runIdempotent } from "./idempotency";
+export type { JobKey, JobOptions, JobPayload, JobsOfQueue, QueueName } from "./jobs";
 export {
   analyzeJobId,
   CONTROL_QUEUE,
@@ -122,12 +123,19 @@ export {
   experimentSchedulerId,
   gateEmailJobId,
   gateSlaJobId,
+  InvalidJobPayloadError,
   JOB,
+  JOBS,
+  jobKeyOf,
+  jobOptions,
   KEEP_COMPLETED,
   KEEP_FAILED,
   learningJobId,
   NOTIFY_QUEUE,
   outcomeSchedulerId,
+  parseJobPayload,
+  pollNowJobId,
+  QUEUES,
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
