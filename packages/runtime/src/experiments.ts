@@ -12,9 +12,10 @@ import {
   matchPaths,
   type Prediction,
 } from "@outcome-runtime/core";
-import { audit, type DbOrTrx, experiments, gates, signals } from "@outcome-runtime/db";
+import { audit, type DbOrTrx, experiments, gates, jobRequests, signals } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requestFingerprint, runIdempotent } from "./idempotency";
+import { pollNowJobId } from "./jobs";
 import { moveExperiment } from "./move-experiment";
 import { ensurePendingGate } from "./open-gate";
 import { requireOutcome } from "./outcomes";
@@ -386,18 +387,19 @@ export async function transitionExperiment(
 }
 
 /**
- * Queue an immediate poll of a running experiment (then its analysis).
- * `enqueue` puts the job on the queue (the API passes `enqueuePollNow` bound to
- * its Redis connection) and returns the job id.
+ * Ask for an immediate poll of a running experiment (then its analysis),
+ * without waiting for its schedule. The request is a row in Postgres, one per
+ * experiment and second; the worker's outbox sweep queues it within
+ * `OUTBOX_INTERVAL_MS`, under the returned job id, and keeps it until that job
+ * has run. Redis is not needed here: a request made while it is down is
+ * queued once it is back.
  *
- * @throws DomainError `not_found`; `illegal_transition` when the experiment is not
- *   running; `service_unavailable` when the queue cannot take the job.
+ * @throws DomainError `not_found`; `illegal_transition` when the experiment is not running.
  */
 export async function requestPoll(
   deps: RuntimeDeps,
   caller: Caller,
   idOrKey: string,
-  enqueue: (experimentId: string) => Promise<string>,
 ): Promise<{ experiment: Experiment; jobId: string }> {
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
   if (experiment.state !== "running") {
@@ -407,11 +409,10 @@ export async function requestPoll(
       { state: experiment.state },
     );
   }
-  try {
-    return { experiment, jobId: await enqueue(experiment.id) };
-  } catch (error) {
-    throw new DomainError("service_unavailable", "the job queue (Redis) is unavailable right now; retry shortly", {
-      cause: error instanceof Error ? error.message : String(error),
-    });
-  }
+  const requestedAt = await jobRequests.insertPollRequest(deps.db, {
+    workspaceId: experiment.workspaceId,
+    experimentId: experiment.id,
+    at: nowOf(deps),
+  });
+  return { experiment, jobId: pollNowJobId(experiment.id, requestedAt) };
 }

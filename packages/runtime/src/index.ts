@@ -118,8 +118,6 @@ export {
   analyzeJobId,
   CONTROL_QUEUE,
   DEFAULT_QUEUE_PREFIX,
-  enqueueLearningSummary,
-  enqueuePollNow,
   experimentSchedulerId,
   gateEmailJobId,
   gateSlaJobId,
@@ -139,7 +137,7 @@ export {
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
-export { refineLearning, writeLearningForDecision } from "./learnings";
+export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export type {
   GaugeSample,
   HttpMetrics,
@@ -187,12 +185,14 @@ export type { OutcomePollResult } from "./signals/outcome-poll";
 export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
 export type { MeasuredMetric, PollResult, SignalDeps, SignalObserver, SourceRead } from "./signals/poll";
 export { describePollError, measuredMetrics, pollExperiment } from "./signals/poll";
-export type { DesiredSchedules, PollingPlan } from "./signals/schedules";
+export type { DesiredSchedules, PollingPlan, PollRequest } from "./signals/schedules";
 export {
   DEFAULT_POLL_INTERVAL_SECONDS,
   desiredSchedules,
+  pendingPollRequests,
   pendingWebhooks,
   pollingPlan,
+  pollRequestDone,
   primaryPolledUntil,
 } from "./signals/schedules";
 export type { AnalysisCarry } from "./signals/snapshot-analysis";

@@ -9,10 +9,9 @@
  * delivery needs). Payloads hold ids only, never secrets: the work's facts are
  * read from Postgres when the job runs.
  *
- * Options are plain objects that BullMQ's `JobsOptions` accepts.
+ * This module imports no queue library: options are plain objects that
+ * BullMQ's `JobsOptions` accepts.
  */
-import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 
 /** Default prefix of the BullMQ keys in Redis. */
 export const DEFAULT_QUEUE_PREFIX = "outcome-runtime";
@@ -297,52 +296,4 @@ export function gateSlaJobId(step: "reminder" | "expiry", gateId: string): strin
 /** Job id of the LLM summary of a learning. */
 export function learningJobId(learningId: string): string {
   return JOBS.summarizeLearning.jobId({ learningId });
-}
-
-/**
- * Ask for an immediate poll of one experiment (the "poll now" of the API),
- * deduplicated per second. Uses the given connection, which the API creates
- * with `enableOfflineQueue: false` so a Redis outage fails fast.
- *
- * @throws Error from ioredis when Redis is unreachable.
- */
-export async function enqueuePollNow(
-  connection: Redis,
-  experimentId: string,
-  prefix: string = DEFAULT_QUEUE_PREFIX,
-): Promise<string> {
-  // BullMQ waits for a connection that is not ready; a request must fail fast instead.
-  if (connection.status !== "ready") throw new Error(`Redis is not connected (${connection.status})`);
-  const queue = new Queue(JOBS.pollExperiment.queue, { connection, prefix });
-  try {
-    const jobId = pollNowJobId(experimentId, new Date());
-    const job = await queue.add(JOBS.pollExperiment.name, { experimentId }, jobOptions("pollExperiment", { jobId }));
-    return job.id ?? "";
-  } finally {
-    await queue.close();
-  }
-}
-
-/**
- * Ask the worker to summarise a new learning with the LLM gateway (best
- * effort: the rules' statement stays when this fails or no LLM is configured).
- *
- * @throws Error from ioredis when Redis is unreachable.
- */
-export async function enqueueLearningSummary(
-  connection: Redis,
-  learningId: string,
-  prefix: string = DEFAULT_QUEUE_PREFIX,
-): Promise<void> {
-  if (connection.status !== "ready") throw new Error(`Redis is not connected (${connection.status})`);
-  const queue = new Queue(JOBS.summarizeLearning.queue, { connection, prefix });
-  try {
-    await queue.add(
-      JOBS.summarizeLearning.name,
-      { learningId },
-      jobOptions("summarizeLearning", { jobId: learningJobId(learningId) }),
-    );
-  } finally {
-    await queue.close();
-  }
 }

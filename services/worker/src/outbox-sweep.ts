@@ -2,15 +2,20 @@
  * The outbox sweep: every `OUTBOX_INTERVAL_MS`, what Postgres holds for the
  * worker goes to the queues. Gate emails waiting to be sent, webhooks waiting
  * to be delivered, newly opened gates' SLA steps (delayed jobs), SLA steps due
- * by the clock. Job ids name the work, so replicas sweeping at once add each
- * job once.
+ * by the clock, a person's "poll now" requests and the learning summaries
+ * decisions asked for. Job ids name the work, so replicas sweeping at once add
+ * each job once.
  */
 import {
   dueSlaSteps,
   gateSlaJobId,
+  learningJobId,
   markGatesScheduled,
   openNotifications,
+  pendingLearningSummaries,
+  pendingPollRequests,
   pendingWebhooks,
+  pollRequestDone,
   unscheduledGates,
   webhookJobId,
 } from "@outcome-runtime/runtime";
@@ -24,6 +29,10 @@ export interface DispatchReport {
   readonly scheduled: number;
   /** Due SLA steps queued now (a delayed job promoted, or a lost one re-added). */
   readonly due: number;
+  /** "Poll now" jobs added. */
+  readonly polls: number;
+  /** Learning summary jobs added. */
+  readonly summaries: number;
 }
 
 /** Sweep the outboxes and the due gate deadlines to the queues once; returns what was queued. */
@@ -59,5 +68,21 @@ export async function sweepOutboxes(context: WorkerContext): Promise<DispatchRep
       due += 1;
     }
   }
-  return { emails, webhooks, scheduled: fresh.length, due };
+  // A person's "poll now": its job, until the job has run (then the request is forgotten). A job Redis lost is
+  // added again; one that ran, even to a failure (recorded on the experiment), is not repeated.
+  let polls = 0;
+  for (const request of await pendingPollRequests(deps)) {
+    const state = await queues.stateOf("pollExperiment", request.jobId);
+    if (state === "completed" || state === "failed") await pollRequestDone(deps, request);
+    else if (state === null) {
+      await queues.add("pollExperiment", { experimentId: request.experimentId }, { jobId: request.jobId });
+      polls += 1;
+    }
+  }
+  // Learning summaries: the job deletes its request when done; one that failed all its attempts is replaced.
+  let summaries = 0;
+  for (const id of await pendingLearningSummaries(deps)) {
+    if (await queues.addUnlessStored("summarizeLearning", { learningId: id }, learningJobId(id))) summaries += 1;
+  }
+  return { emails, webhooks, scheduled: fresh.length, due, polls, summaries };
 }

@@ -4,10 +4,10 @@
  * reconciliation of schedulers with Postgres (`reconcile.ts`) and the outbox
  * sweep (`outbox-sweep.ts`).
  *
- * Outboxes in Postgres (gate emails, webhooks) and the SLA deadlines of
- * pending gates are dispatched to the queues by a sweep every
- * `outboxIntervalMs`; job ids name the work, so replicas sweeping at once add
- * each job once.
+ * Outboxes in Postgres (gate emails, webhooks, "poll now" requests, learning
+ * summaries) and the SLA deadlines of pending gates are dispatched to the
+ * queues by a sweep every `outboxIntervalMs`; job ids name the work, so
+ * replicas sweeping at once add each job once.
  *
  * Postgres is the source of truth. Job Schedulers (one per running experiment
  * and per active outcome) live in Redis and are re-created from Postgres at

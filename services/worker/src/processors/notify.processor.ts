@@ -1,9 +1,9 @@
 /**
  * The `notify` queue: gate emails from the outbox, the gate SLA steps
- * (reminder, escalation or expiry) and the learning summaries. Each job calls
- * one use case.
+ * (reminder, escalation or expiry) and the learning summaries decisions ask
+ * for. Each job calls one use case.
  */
-import { handleGateExpiry, refineLearning, remindGate, sendGateNotification } from "@outcome-runtime/runtime";
+import { handleGateExpiry, remindGate, sendGateNotification, summarizeLearning } from "@outcome-runtime/runtime";
 import { UnrecoverableError } from "bullmq";
 import { queueGateEmails, type WorkerContext } from "../context";
 import type { QueueProcessor } from "../dispatch";
@@ -28,9 +28,8 @@ export function notifyProcessor(context: WorkerContext): QueueProcessor<"notify"
     },
     gateReminder: ({ gateId }) => slaStep("reminder", gateId),
     gateExpiry: ({ gateId }) => slaStep("expiry", gateId),
-    async summarizeLearning({ learningId }) {
-      if (context.gateway === undefined) return { status: "kept" };
-      return { status: await refineLearning({ ...context.deps, gateway: context.gateway }, learningId) };
+    async summarizeLearning({ learningId }, run) {
+      return { status: await summarizeLearning({ ...context.deps, gateway: context.gateway }, learningId, run) };
     },
   };
 }
