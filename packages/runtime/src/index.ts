@@ -133,7 +133,6 @@ export {
   outcomeSchedulerId,
   parseJobPayload,
   pollNowJobId,
-  QUEUES,
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
   analyzeJobId,
+  CONTROL_QUEUE,
   InvalidJobPayloadError,
   JOB,
   JOBS,
@@ -9,9 +10,10 @@ import {
   jobOptions,
   KEEP_COMPLETED,
   KEEP_FAILED,
+  NOTIFY_QUEUE,
   parseJobPayload,
   pollNowJobId,
-  QUEUES,
+  SIGNALS_QUEUE,
 } from "./jobs";
 
 const ID = "0b9a4b0e-4d8c-4d59-9a1e-0c5f2b3a7d61";
@@ -24,7 +26,7 @@ describe("the job catalogue", () => {
     expect(new Set(names).size).toBe(names.length);
     for (const key of keys) {
       const spec = JOBS[key];
-      expect(QUEUES).toContain(spec.queue);
+      expect([SIGNALS_QUEUE, CONTROL_QUEUE, NOTIFY_QUEUE]).toContain(spec.queue);
       expect(jobKeyOf(spec.name)).toBe(key);
       expect(JOB[key]).toBe(spec.name);
       expect(spec.attempts).toBeGreaterThanOrEqual(1);

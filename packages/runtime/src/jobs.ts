@@ -25,9 +25,6 @@ export const NOTIFY_QUEUE = "notify";
 
 export type QueueName = typeof SIGNALS_QUEUE | typeof CONTROL_QUEUE | typeof NOTIFY_QUEUE;
 
-/** Every queue, in the order the worker starts them. */
-export const QUEUES: readonly QueueName[] = [SIGNALS_QUEUE, CONTROL_QUEUE, NOTIFY_QUEUE];
-
 /**
  * Completed jobs are kept an hour (at most 100 000 of them, about two per running
  * experiment per poll round at 50 000 experiments), so a duplicate add within

@@ -75,16 +75,6 @@ export async function listLearningSummaryRequests(db: DbOrTrx, limit = 500): Pro
   return rows.map((r) => r.learning_id);
 }
 
-/** Whether a learning's summary is still requested. */
-export async function hasLearningSummaryRequest(db: DbOrTrx, learningId: string): Promise<boolean> {
-  const row = await db
-    .selectFrom("learning_summary_requests")
-    .select("learning_id")
-    .where("learning_id", "=", learningId)
-    .executeTakeFirst();
-  return row !== undefined;
-}
-
 /** The summary is done (or given up): forget the request. */
 export async function deleteLearningSummaryRequest(db: DbOrTrx, learningId: string): Promise<void> {
   await db.deleteFrom("learning_summary_requests").where("learning_id", "=", learningId).execute();

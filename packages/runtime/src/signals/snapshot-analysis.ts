@@ -213,7 +213,7 @@ function describeComparison(arm: string, r: SequentialResult, fixedP: number | n
 }
 
 /** The control arm's name: `control`, else the first arm. */
-export function controlArm(arms: readonly Arm[]): string {
+function controlArm(arms: readonly Arm[]): string {
   return arms.find((a) => a.name === "control")?.name ?? arms[0]?.name ?? "control";
 }
 
