@@ -320,7 +320,14 @@ describe("the SLA of a gate", () => {
 
     // Worker #1: the gate's email to its assignee, and its SLA steps as delayed jobs.
     const first = await startGateWorker(world);
-    expect(await first.worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0 });
+    expect(await first.worker.dispatch()).toEqual({
+      emails: 1,
+      webhooks: 0,
+      scheduled: 1,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+    });
     const [opened] = await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, first.worker);
     expect(opened?.to).toEqual([MAYA]);
@@ -350,14 +357,28 @@ describe("the SLA of a gate", () => {
       expect(job?.delay).toBe(delay);
     }
     // A second sweep at the same time adds nothing.
-    expect(await first.worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 0 });
+    expect(await first.worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+    });
     expect((await gateOf(world, gate.id)).remindedAt).toBeNull();
 
     // Half the SLA has passed. The sweep runs the reminder now; a duplicate job of it runs alongside.
     // The mail server refuses the reminder for now, so worker #1 stops with the reminder recorded but unsent.
     world.clock.now = at(24 * HOUR + MINUTE);
     world.smtp.refuseReminders = true;
-    expect(await first.worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 1 });
+    expect(await first.worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 1,
+      polls: 0,
+      summaries: 0,
+    });
     await first.worker.notifyQueue.add(JOB.gateReminder, { gateId: gate.id }, { jobId: "dup-1" });
     const reminderRuns = await completedJobs(first.worker, [gateSlaJobId("reminder", gate.id), "dup-1"]);
     const reminderRow = await waitFor(
@@ -391,7 +412,14 @@ describe("the SLA of a gate", () => {
     await waitForMails(world, REMINDER_SUBJECT, 1);
     await settle(world, second.worker);
     // Once more, now that it is sent: nothing is due any more.
-    expect(await second.worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 0 });
+    expect(await second.worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+    });
     await settle(world, second.worker);
 
     const reminders = mailsWith(world.smtp, REMINDER_SUBJECT);
@@ -431,7 +459,14 @@ describe("the SLA of a gate", () => {
 
     // The SLA has run out: escalation to the backup, once, whatever duplicates and restarts come.
     world.clock.now = at(48 * HOUR + MINUTE);
-    expect(await second.worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 1 });
+    expect(await second.worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 1,
+      polls: 0,
+      summaries: 0,
+    });
     await second.worker.notifyQueue.add(JOB.gateExpiry, { gateId: gate.id }, { jobId: "dup-2" });
     const expiryRuns = await completedJobs(second.worker, [gateSlaJobId("expiry", gate.id), "dup-2"]);
     const [escalation] = await waitForMails(world, ESCALATED_SUBJECT, 1);
@@ -476,7 +511,14 @@ describe("the SLA of a gate", () => {
     // Another restart, another sweep, another duplicate: still one escalation.
     await second.close();
     const third = await startGateWorker(world);
-    expect(await third.worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 0 });
+    expect(await third.worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+    });
     await third.worker.notifyQueue.add(JOB.gateExpiry, { gateId: gate.id }, { jobId: "dup-3" });
     expect(await completedJobs(third.worker, ["dup-3"])).toEqual([{ status: "skipped", reason: "already escalated" }]);
     await settle(world, third.worker);
@@ -503,7 +545,7 @@ describe("the SLA of a gate", () => {
     expect(gate).toMatchObject({ onExpiry: "expire", backup: LEAD, dueAt: at(48 * HOUR) });
 
     const worker = (await startGateWorker(world)).worker;
-    expect(await worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0 });
+    expect(await worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0, polls: 0, summaries: 0 });
     const [opened] = await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, worker);
 
@@ -546,7 +588,7 @@ describe("the SLA of a gate", () => {
     expect(await auditOf(world, gate.id, "gate.escalated")).toEqual([]);
 
     // Later sweeps and the leftover reminder job change nothing, and send nothing.
-    expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 0 });
+    expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 0, polls: 0, summaries: 0 });
     expect(await promoteSlaJob(worker, "reminder", gate.id)).toEqual({ status: "skipped", reason: "gate is expired" });
     await settle(world, worker);
     expect(subjects(world.smtp)).toEqual([OPENED_SUBJECT]);
@@ -571,7 +613,7 @@ describe("the SLA of a gate", () => {
     );
 
     const worker = (await startGateWorker(world)).worker;
-    expect(await worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0 });
+    expect(await worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0, polls: 0, summaries: 0 });
     await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, worker);
 
@@ -579,7 +621,7 @@ describe("the SLA of a gate", () => {
     world.clock.now = at(48 * HOUR + MINUTE);
     expect(await remindGate(world.deps, gate.id)).toMatchObject({ status: "skipped" });
     expect((await gateOf(world, gate.id)).remindedAt).toBeNull();
-    expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 1 });
+    expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 1, polls: 0, summaries: 0 });
     const [escalation] = await waitForMails(world, ESCALATED_SUBJECT, 1);
     await settle(world, worker);
     expect(escalation?.to).toEqual([owner]);

@@ -74,11 +74,14 @@ const principals: Who[] = [];
 const clients = new Map<string, Client>();
 /** Objects a successful call uses up, one per call. */
 const pool = { building: [] as string[], assignedGates: [] as string[], unassignedGates: [] as string[] };
+/** An experiment of an abandoned outcome. */
+let closedExperiment = "";
 let exportDir = "";
 let counter = 0;
 const UNKNOWN = "00000000-0000-4000-8000-000000000000";
 const WORLD = "perm-world";
 const OWNED = "perm-owned";
+const CLOSED = "perm-closed";
 const CHANGED = ["apps/web/src/checkout/Summary.tsx"];
 
 function take(list: string[], what: string): string {
@@ -101,6 +104,7 @@ const REFUSAL_CODES = new Set([
   "gate_not_assignee",
   "not_claimant",
   "not_outcome_owner",
+  "outcome_closed",
 ]);
 
 /**
@@ -126,8 +130,11 @@ async function rest(who: Who, method: string, path: string, body?: unknown, cont
     ...(body === undefined ? {} : { payload: body as string }),
   });
   if (response.statusCode >= 500) return `HTTP ${response.statusCode}`;
-  if (response.statusCode !== 403) return null;
+  if (response.statusCode !== 403 && response.statusCode !== 409) return null;
   const problem = response.json() as { code?: string; details?: Record<string, unknown> };
+  // A 409 is a refusal only when a rule of the table answers it (an outcome that is over); else a state conflict.
+  if (response.statusCode === 409)
+    return problem.code === "outcome_closed" ? answerOf(problem.code, problem.details) : null;
   if (problem.details?.missingScope !== undefined) {
     expect(response.headers["www-authenticate"], `${method} ${path}`).toContain('error="insufficient_scope"');
   }
@@ -298,6 +305,10 @@ const FACES: Record<Operation, Faces> = {
   "experiment.analyse": {
     rest: (w) => rest(w, "POST", `/v1/experiments/${UNKNOWN}/transitions`, transition("analyse"), json),
   },
+  "experiment.move_under_closed_outcome": {
+    // Only the worker moves an experiment of an outcome that is over; every key is refused.
+    rest: (w) => rest(w, "POST", `/v1/experiments/${closedExperiment}/transitions`, transition("analyse"), json),
+  },
   "experiment.poll": {
     rest: (w) => rest(w, "POST", `/v1/experiments/${UNKNOWN}/poll`, "{}", json),
   },
@@ -423,6 +434,12 @@ beforeAll(async () => {
   const deps = { db: api.t.db };
   await applyOutcome(deps, admin, { source: outcomeVariant(OWNED) });
   await applyOutcome(deps, admin, { source: outcomeVariant(WORLD) });
+  await applyOutcome(deps, admin, { source: outcomeVariant(CLOSED) });
+  await transitionOutcome(deps, admin, CLOSED, "activate", null);
+  closedExperiment = (
+    await proposeExperiment(deps, admin, CLOSED, { title: "Under a closed outcome", statement: "If closed, less." })
+  ).experiment.id;
+  await transitionOutcome(deps, admin, CLOSED, "abandon", "the matrix needs an outcome that is over");
   const world = await transitionOutcome(deps, admin, WORLD, "activate", null);
   const proposed = [];
   for (let i = 0; i < 60; i++) {

@@ -10,12 +10,20 @@ import type { AddressInfo } from "node:net";
 import { audit, experiments as experimentRows, signals } from "@outcome-runtime/db";
 import {
   CONTROL_QUEUE,
+  decideGate,
   EVENT_HEADER,
   experimentSchedulerId,
   getExperiment,
+  JOB,
+  learningJobId,
+  NOTIFY_QUEUE,
   outcomeSchedulerId,
+  pendingLearningSummaries,
+  pendingPollRequests,
+  requestPoll,
   SIGNALS_QUEUE,
   SIGNATURE_HEADER,
+  transitionExperiment,
   verifyWebhookSignature,
 } from "@outcome-runtime/runtime";
 import { sleep, waitFor } from "@outcome-runtime/testing";
@@ -501,6 +509,52 @@ describe("the worker process", () => {
     expect(scheduler?.every).toBe(POLL_INTERVAL_MS);
     expect(await stopWorker(worker)).toMatchObject({ code: 0 });
   }, 60_000);
+
+  it("queues what was asked for in Postgres while no worker ran: a poll now under the job id answered, a learning summary", async () => {
+    const world = await createWorld();
+    // Polled on its schedule hourly (its first scheduled poll comes at start too).
+    await activeOutcome(world, "asked-for", 100, { pollInterval: "1h" });
+    const [polled, concluded] = await launchExperiments(world, "asked-for", ["polled-now", "concluded"]);
+    const ts = new Date(Date.now() - 60_000);
+    await insertSource(world, [
+      { key: "polled-now", arm: "control", ts, units: 150, conversions: 30 },
+      { key: "polled-now", arm: "treatment", ts, units: 150, conversions: 31 },
+    ]);
+    const { jobId } = await requestPoll(world.deps, world.seed.admin, polled!.key);
+    // A person concludes the other one: the learning is written and its summary asked for, in the decision's transaction.
+    const analysing = await transitionExperiment(world.deps, world.seed.admin, concluded!.id, { action: "analyse" });
+    const decided = await decideGate(world.deps, world.seed.admin, analysing.openedGates[0]!.id, { decision: "ship" });
+    const learningId = decided.learningId!;
+    expect(await pendingLearningSummaries(world.deps)).toEqual([learningId]);
+
+    const worker = await startWorker(world, { OUTBOX_INTERVAL_MS: "200" });
+    await worker.ready;
+    const signalsQueue = new Queue(SIGNALS_QUEUE, { connection: world.redis, prefix: world.prefix });
+    const notifyQueue = new Queue(NOTIFY_QUEUE, { connection: world.redis, prefix: world.prefix });
+    cleanups.push(async () => {
+      await signalsQueue.close();
+      await notifyQueue.close();
+    });
+    const finished = (queue: Queue, id: string) => async () => {
+      const job = await queue.getJob(id);
+      return job?.finishedOn !== undefined ? job : undefined;
+    };
+    const poll = await waitFor("the poll asked for", finished(signalsQueue, jobId), { diagnostics: worker.output });
+    expect(poll.name).toBe(JOB.pollExperiment);
+    expect(poll.returnvalue).toMatchObject({ status: "polled", experimentKey: "polled-now" });
+    expect(await storedPoints(world, polled!.id)).toHaveLength(2);
+    const summary = await waitFor("the learning summary", finished(notifyQueue, learningJobId(learningId)), {
+      diagnostics: worker.output,
+    });
+    // No LLM is configured: the rules' sentence stays, and the request is done.
+    expect(summary.returnvalue).toEqual({ status: "kept" });
+    // The next sweep sees the poll's job has run, and forgets the request.
+    await waitFor("the poll request to be done", async () => (await pendingPollRequests(world.deps)).length === 0, {
+      diagnostics: worker.output,
+    });
+    expect(await pendingLearningSummaries(world.deps)).toEqual([]);
+    expect((await stopWorker(worker)).code).toBe(0);
+  });
 
   it("answers /healthz and /readyz with the last completed job, and exits 0 on SIGTERM", async () => {
     const world = await createWorld();

@@ -4,7 +4,8 @@
  * analysing → shipped | rolled_back | iterated`.
  */
 import type { Actor } from "./gate.machine";
-import type { MachineDef } from "./machine";
+import type { GuardVerdict, MachineDef } from "./machine";
+import { isOutcomeClosed, type OutcomeState } from "./outcome.machine";
 import { roleMay } from "./permissions";
 
 export const EXPERIMENT_STATES = [
@@ -42,8 +43,14 @@ export type ExperimentAction = (typeof EXPERIMENT_ACTIONS)[number];
 
 /** Facts the experiment guards read; the runtime fills in what an action needs. */
 export interface ExperimentContext {
-  /** Agent (or person) taking the experiment to build it. */
+  /** Who builds the experiment after the action: for `claim` the one claiming it, otherwise its holder. */
   readonly claimedBy?: string | null;
+  /** The experiment's key, named in refusals. */
+  readonly key?: string;
+  /** For `claim`: who holds the experiment now (null while nobody does). */
+  readonly heldBy?: string | null;
+  /** The experiment's outcome; a closed one takes nothing but a pause from people and agents. */
+  readonly outcome?: { readonly slug: string; readonly state: OutcomeState };
   /** Changed paths of a reported build that match the outcome's `forbidden_paths`. */
   readonly forbiddenPathsTouched?: readonly string[];
   /** The experiment's `launch_approval` gate has been approved. */
@@ -67,11 +74,31 @@ export const DIRECT_EXPERIMENT_ACTIONS: readonly ExperimentAction[] = [
   "analyse",
 ];
 
+/**
+ * An experiment of a closed outcome (achieved, missed, abandoned) is only ever
+ * paused by a person or an agent: nothing new starts under an outcome that is
+ * over. A role with `experiment.move_under_closed_outcome` (the runtime's own
+ * worker: the kill-switch, the analyses of an experiment still running when
+ * its outcome closed) is not bound by it.
+ */
+function outcomeOpen(_state: ExperimentState, action: ExperimentAction, c: ExperimentContext): GuardVerdict {
+  if (c.outcome === undefined || !isOutcomeClosed(c.outcome.state)) return null;
+  if (action === "pause" || c.actor === undefined || roleMay(c.actor.role, "experiment.move_under_closed_outcome")) {
+    return null;
+  }
+  return {
+    code: "outcome_closed",
+    message: `outcome ${c.outcome.slug} is ${c.outcome.state}; its experiments can only be paused`,
+    details: { state: c.outcome.state, operation: "experiment.move_under_closed_outcome" },
+  };
+}
+
 export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, ExperimentContext> = {
   name: "experiment",
   states: EXPERIMENT_STATES,
   actions: EXPERIMENT_ACTIONS,
   final: ["rejected", "shipped", "rolled_back", "iterated"],
+  guard: outcomeOpen,
   transitions: [
     { action: "approve", from: ["proposed"], to: "approved", events: ["experiment.approved"] },
     { action: "reject", from: ["proposed"], to: "rejected", events: ["experiment.rejected"] },
@@ -84,6 +111,21 @@ export const experimentMachine: MachineDef<ExperimentState, ExperimentAction, Ex
           ? null
           : { code: "claim_required", message: "say who is building the experiment (an agent or person name)" },
       events: ["experiment.claimed"],
+    },
+    {
+      // Claiming again what one holds changes nothing (a retried claim); no two builders on one experiment.
+      action: "claim",
+      from: ["building"],
+      to: "building",
+      guard: (c) =>
+        typeof c.claimedBy === "string" && c.claimedBy === c.heldBy
+          ? null
+          : {
+              code: "already_claimed",
+              message: `${c.key === undefined ? "the experiment" : `experiment ${c.key}`} is already being built by ${c.heldBy ?? "someone"}; pick another approved experiment, or ask them to release it`,
+              details: { claimedBy: c.heldBy ?? null, state: "building" },
+            },
+      events: [],
     },
     { action: "release", from: ["building"], to: "approved", events: ["experiment.released"] },
     {

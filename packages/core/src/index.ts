@@ -89,7 +89,13 @@ export type {
 export type { GuardVerdict, MachineDef, TransitionDef, TransitionResult } from "./machine";
 export { applyTransition, availableActions, isFinal } from "./machine";
 export type { OutcomeAction, OutcomeContext, OutcomeState } from "./outcome.machine";
-export { OUTCOME_ACTIONS, OUTCOME_STATES, outcomeMachine } from "./outcome.machine";
+export {
+  CLOSED_OUTCOME_STATES,
+  isOutcomeClosed,
+  OUTCOME_ACTIONS,
+  OUTCOME_STATES,
+  outcomeMachine,
+} from "./outcome.machine";
 export type { SpecChange } from "./outcome-changes";
 export { diffSpecs, isSensitivePath, mayReviseOutcome } from "./outcome-changes";
 export { matchPaths } from "./paths";

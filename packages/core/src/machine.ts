@@ -27,6 +27,12 @@ export interface MachineDef<S extends string, A extends string, C> {
   readonly actions: readonly A[];
   readonly final: readonly S[];
   readonly transitions: readonly TransitionDef<S, A, C>[];
+  /**
+   * A rule over every action, checked before the table (e.g. nothing but a
+   * pause on an experiment of a closed outcome): its refusal wins over
+   * `illegal_transition`.
+   */
+  readonly guard?: (state: S, action: A, context: C) => GuardVerdict;
 }
 
 /** The result of applying an action: the move and the events to publish. */
@@ -40,7 +46,10 @@ export interface TransitionResult<S extends string, A extends string> {
 /**
  * Apply `action` to an entity in `state`.
  *
- * @returns the new state and the events the move emits.
+ * @returns the new state and the events the move emits. A row that leads back
+ *   to `state` (`to === from`, e.g. a builder claiming again what they hold)
+ *   changes nothing and emits no event.
+ * @throws GuardRejectedError with the machine-wide guard's code when it refuses.
  * @throws IllegalTransitionError (`illegal_transition`) when no row of the table
  *   starts from `state` with `action`.
  * @throws GuardRejectedError with the guard's own code (e.g.
@@ -52,6 +61,15 @@ export function applyTransition<S extends string, A extends string, C>(
   action: A,
   context: C,
 ): TransitionResult<S, A> {
+  const refusal = machine.guard?.(state, action, context) ?? null;
+  if (refusal !== null) {
+    throw new GuardRejectedError(refusal.code, refusal.message, {
+      machine: machine.name,
+      from: state,
+      action,
+      ...refusal.details,
+    });
+  }
   const row = machine.transitions.find((t) => t.action === action && t.from.includes(state));
   if (row === undefined) {
     throw new IllegalTransitionError(machine.name, state, action, availableActions(machine, state));

@@ -35,6 +35,7 @@ const EXPERIMENT_LEGAL: readonly [string, string, string][] = [
   ["proposed", "approve", "approved"],
   ["proposed", "reject", "rejected"],
   ["approved", "claim", "building"],
+  ["building", "claim", "building"],
   ["building", "release", "approved"],
   ["building", "report_built", "built"],
   ["built", "launch", "running"],
@@ -61,7 +62,7 @@ const admin: Actor = { id: "k1", name: "root@acme.example", role: "admin" };
 /** Contexts under which every guard passes, so only the table decides. */
 const permissive = {
   outcome: { targetMet: true, horizonPassed: true },
-  experiment: { claimedBy: "claude-code", forbiddenPathsTouched: [], launchGateApproved: true },
+  experiment: { claimedBy: "claude-code", heldBy: "claude-code", forbiddenPathsTouched: [], launchGateApproved: true },
   gate: { actor: admin, assignees: [], backup: null },
 };
 
@@ -96,6 +97,11 @@ describe.each([
     // biome-ignore lint/suspicious/noExplicitAny: the table is typed per machine; the enumeration is generic
     const result = applyTransition(machine as any, from, action, context);
     expect(result).toMatchObject({ from, action, to });
+    if (to === from) {
+      // A row back to the same state (a builder claiming again) changes nothing and says nothing.
+      expect(result.events).toEqual([]);
+      return;
+    }
     expect(result.events.length).toBeGreaterThan(0);
     expect(result.events[0]).toMatch(new RegExp(`^${name}\\.`));
   });
@@ -151,6 +157,46 @@ describe("guards", () => {
   it("claiming needs a name", () => {
     expect(codeOf(() => applyTransition(experimentMachine, "approved", "claim", { claimedBy: "  " }))).toBe(
       "claim_required",
+    );
+  });
+
+  it("a builder claiming again what they hold changes nothing; another builder is refused, naming the holder", () => {
+    const again = applyTransition(experimentMachine, "building", "claim", { claimedBy: "cursor", heldBy: "cursor" });
+    expect(again).toMatchObject({ from: "building", to: "building", events: [] });
+    let caught: unknown;
+    try {
+      applyTransition(experimentMachine, "building", "claim", {
+        key: "one-page",
+        claimedBy: "claude",
+        heldBy: "cursor",
+      });
+    } catch (error) {
+      caught = error;
+    }
+    expect(caught).toBeInstanceOf(GuardRejectedError);
+    expect((caught as GuardRejectedError).code).toBe("already_claimed");
+    expect((caught as GuardRejectedError).details).toMatchObject({ claimedBy: "cursor", state: "building" });
+    expect((caught as GuardRejectedError).message).toContain("experiment one-page is already being built by cursor");
+  });
+
+  it("people and agents only pause the experiments of a closed outcome; the runtime's own moves go on", () => {
+    const member: Actor = { id: "k11", name: "dev@acme.example", role: "member" };
+    const worker: Actor = { id: "worker", name: "worker", role: "system" };
+    for (const state of ["achieved", "missed", "abandoned"] as const) {
+      const outcome = { slug: "checkout", state };
+      // The closed outcome is named before the table is read: a move the table refuses is refused for the outcome.
+      expect(codeOf(() => applyTransition(experimentMachine, "approved", "claim", { actor: member, outcome }))).toBe(
+        "outcome_closed",
+      );
+      expect(codeOf(() => applyTransition(experimentMachine, "running", "ship", { actor: member, outcome }))).toBe(
+        "outcome_closed",
+      );
+      expect(applyTransition(experimentMachine, "running", "pause", { actor: member, outcome }).to).toBe("paused");
+      expect(applyTransition(experimentMachine, "running", "analyse", { actor: worker, outcome }).to).toBe("analysing");
+    }
+    const open = { slug: "checkout", state: "active" } as const;
+    expect(applyTransition(experimentMachine, "running", "analyse", { actor: member, outcome: open }).to).toBe(
+      "analysing",
     );
   });
 

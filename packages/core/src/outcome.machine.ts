@@ -17,11 +17,19 @@ export interface OutcomeContext {
   readonly horizonPassed?: boolean;
 }
 
+/** Outcome states in which nothing new may happen: the outcome is over (its machine's final states). */
+export const CLOSED_OUTCOME_STATES: readonly OutcomeState[] = ["achieved", "missed", "abandoned"];
+
+/** Whether `state` is one of {@link CLOSED_OUTCOME_STATES}. */
+export function isOutcomeClosed(state: string): boolean {
+  return (CLOSED_OUTCOME_STATES as readonly string[]).includes(state);
+}
+
 export const outcomeMachine: MachineDef<OutcomeState, OutcomeAction, OutcomeContext> = {
   name: "outcome",
   states: OUTCOME_STATES,
   actions: OUTCOME_ACTIONS,
-  final: ["achieved", "missed", "abandoned"],
+  final: CLOSED_OUTCOME_STATES,
   transitions: [
     { action: "activate", from: ["draft"], to: "active", events: ["outcome.activated"] },
     {

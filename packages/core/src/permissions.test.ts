@@ -104,8 +104,12 @@ describe("the permissions table", () => {
     }
   });
 
-  it("the worker may pause and analyse, and nothing a face offers besides", () => {
-    expect(OPERATIONS.filter((op) => roleMay("system", op))).toEqual(["experiment.pause", "experiment.analyse"]);
+  it("the worker may pause and analyse (also under an outcome that is over), and nothing a face offers besides", () => {
+    expect(OPERATIONS.filter((op) => roleMay("system", op))).toEqual([
+      "experiment.pause",
+      "experiment.analyse",
+      "experiment.move_under_closed_outcome",
+    ]);
   });
 });
 

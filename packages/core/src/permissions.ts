@@ -110,6 +110,7 @@ export const OPERATIONS = [
   "experiment.report_built_any",
   "experiment.pause",
   "experiment.analyse",
+  "experiment.move_under_closed_outcome",
   "experiment.poll",
   "gate.read",
   "gate.request",
@@ -226,6 +227,13 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
     summary: "stop a running or paused experiment for analysis (opens its analysis review)",
     roles: [...EVERYONE, "system"],
     scopes: WRITE,
+  },
+  "experiment.move_under_closed_outcome": {
+    summary:
+      "move an experiment whose outcome is over (achieved, missed, abandoned) other than by pausing it, and open its review gate: the kill-switch and the analyses of an experiment still running when its outcome closed",
+    roles: ["system"],
+    scopes: [],
+    within: "experiment.analyse",
   },
   "experiment.poll": {
     summary: "poll a running experiment's signal now",

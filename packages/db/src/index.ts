@@ -10,6 +10,7 @@ export * as experiments from "./repositories/experiment.repository";
 export * as gates from "./repositories/gate.repository";
 export * as gateMail from "./repositories/gate-mail.repository";
 export * as idempotency from "./repositories/idempotency.repository";
+export * as jobRequests from "./repositories/job-request.repository";
 export * as learnings from "./repositories/learning.repository";
 export type { LlmCall, NewLlmCall } from "./repositories/llm.repository";
 export * as llm from "./repositories/llm.repository";

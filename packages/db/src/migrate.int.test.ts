@@ -34,6 +34,7 @@ describe("migrations", () => {
         "2026-12-09T00-00-workspace-secrets",
         "2026-12-09T01-00-sessions",
         "2026-12-09T02-00-imports",
+        "2026-12-10T00-00-job-requests",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

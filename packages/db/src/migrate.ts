@@ -19,6 +19,7 @@ import * as pointRevisions from "./migrations/2026-12-08T00-00-point-revisions";
 import * as workspaceSecrets from "./migrations/2026-12-09T00-00-workspace-secrets";
 import * as sessions from "./migrations/2026-12-09T01-00-sessions";
 import * as imports from "./migrations/2026-12-09T02-00-imports";
+import * as jobRequests from "./migrations/2026-12-10T00-00-job-requests";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -35,6 +36,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-09T00-00-workspace-secrets": workspaceSecrets,
   "2026-12-09T01-00-sessions": sessions,
   "2026-12-09T02-00-imports": imports,
+  "2026-12-10T00-00-job-requests": jobRequests,
 };
 
 export interface MigrationReport {

@@ -333,6 +333,21 @@ export interface ImportsTable {
   finished_at: NullableTimestamp;
 }
 
+/** A person's "poll now" waiting for the worker's sweep to queue it (2026-12-10T00-00-job-requests). */
+export interface PollRequestsTable {
+  workspace_id: string;
+  experiment_id: string;
+  /** The request's time, to the second: one request per experiment and second. */
+  requested_at: Timestamp;
+}
+
+/** A learning's LLM summary waiting to be done (2026-12-10T00-00-job-requests). */
+export interface LearningSummaryRequestsTable {
+  learning_id: string;
+  workspace_id: string;
+  requested_at: Timestamp;
+}
+
 export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
@@ -356,4 +371,6 @@ export interface Database {
   gate_tokens: GateTokensTable;
   sessions: SessionsTable;
   imports: ImportsTable;
+  poll_requests: PollRequestsTable;
+  learning_summary_requests: LearningSummaryRequestsTable;
 }

@@ -132,11 +132,30 @@ describe("claiming", () => {
     const refused = await claimExperiment(deps(), cursor, experiment.id, "cursor").catch((e: unknown) => e);
     expect(refused).toMatchObject({ code: "already_claimed", details: { claimedBy: "claude-code" } });
     expect((refused as Error).message).toContain("claude-code");
+    // The REST API's use case answers a repeated claim the same way: the experiment, unchanged.
+    const again = await transitionExperiment(deps(), claude, experiment.key, {
+      action: "claim",
+      claimedBy: "claude-code",
+    });
+    expect(again).toMatchObject({ experiment: { state: "building", claimedBy: "claude-code" }, openedGates: [] });
+    expect(
+      await codeOf(transitionExperiment(deps(), cursor, experiment.key, { action: "claim", claimedBy: "cursor" })),
+    ).toBe("already_claimed");
     const claims = await audit.listAuditEvents(t.db, seed.workspaceId, {
       subjectId: experiment.id,
       action: "experiment.claimed",
     });
     expect(claims).toHaveLength(1);
+  });
+
+  it("refuses a claim, repeated or not, once the outcome is closed, through both use cases", async () => {
+    const experiment = await approvedExperiment("agents-claim-closed", "Guest checkout");
+    await claimExperiment(deps(), claude, experiment.id, "claude-code");
+    await transitionOutcome(deps(), seed.admin, "agents-claim-closed", "abandon", null);
+    expect(await codeOf(claimExperiment(deps(), claude, experiment.id, "claude-code"))).toBe("outcome_closed");
+    expect(
+      await codeOf(transitionExperiment(deps(), claude, experiment.id, { action: "claim", claimedBy: "claude-code" })),
+    ).toBe("outcome_closed");
   });
 });
 

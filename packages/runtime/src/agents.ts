@@ -74,8 +74,6 @@ export async function outcomeProgress(deps: RuntimeDeps, outcome: Outcome): Prom
 /**
  * The active outcomes of the caller's workspace with their signal, target,
  * progress and experiment counts, newest first, paginated (at most 50 a page).
- *
- * @throws DomainError `forbidden` (`outcome.read`).
  */
 export async function activeOutcomes(
   deps: RuntimeDeps,
@@ -155,7 +153,7 @@ function nextStep(e: Experiment): string {
  * log assignment and exposure, plans, allowed and forbidden paths, the
  * acceptance checklist and the next step.
  *
- * @throws DomainError `forbidden` (`experiment.read`), `not_found`.
+ * @throws DomainError `not_found`.
  */
 export async function experimentBrief(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentBriefDoc> {
   authorize(caller, "experiment.read");
@@ -268,11 +266,12 @@ export function renderBriefMarkdown(brief: ExperimentBriefDoc): string {
 
 /**
  * An agent takes an approved experiment to build it (`building`). Claiming
- * again by the same builder returns it unchanged.
+ * again by the same builder returns it unchanged (the experiment machine's
+ * rule, the same through the REST API).
  *
- * @throws DomainError `forbidden` (`experiment.claim`); `not_found`;
- *   `already_claimed` naming the holder when another builder has it;
- *   `illegal_transition` when it is not approved.
+ * @throws DomainError `not_found`; `already_claimed` naming the holder when
+ *   another builder has it; `illegal_transition` when it is not approved;
+ *   `outcome_closed`.
  */
 export async function claimExperiment(
   deps: RuntimeDeps,
@@ -281,9 +280,7 @@ export async function claimExperiment(
   builder: string,
 ): Promise<Experiment> {
   authorize(caller, "experiment.claim");
-  const current = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  if (current.state === "building" && current.claimedBy === builder) return current;
-  const moved = await transitionExperiment(deps, caller, current.id, { action: "claim", claimedBy: builder });
+  const moved = await transitionExperiment(deps, caller, idOrKey, { action: "claim", claimedBy: builder });
   return moved.experiment;
 }
 
@@ -292,7 +289,7 @@ export async function claimExperiment(
  * `agent_request` gate (assigned as the launch approval is) and returns at
  * once. Asking the same question again returns the pending gate.
  *
- * @throws DomainError `forbidden` (`gate.request`); `not_found`; `validation_failed` for an empty or too long
+ * @throws DomainError `not_found`; `validation_failed` for an empty or too long
  *   question (max 2 000 characters); `question_pending` when a different
  *   question about the experiment still waits; `outcome_closed`.
  */
@@ -365,8 +362,6 @@ export interface LearningHit {
 /**
  * "What do we know about X": the workspace's learnings ranked by full-text
  * relevance to `query` (any word may match), at most `limit` (default 10, max 50).
- *
- * @throws DomainError `forbidden` (`learning.read`), `not_found` for an unknown outcome.
  */
 export async function queryLearnings(
   deps: RuntimeDeps,

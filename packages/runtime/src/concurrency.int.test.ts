@@ -12,10 +12,14 @@ import {
 } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOutcome } from "./apply-outcome";
+import { inTransaction } from "./context";
 import { decideGate, getGate } from "./decide-gate";
 import { getExperiment, listExperimentsOfOutcome, proposeExperiment, transitionExperiment } from "./experiments";
 import { runIdempotent } from "./idempotency";
-import { listOutcomes, transitionOutcome } from "./outcomes";
+import { moveExperiment } from "./move-experiment";
+import { moveOutcome } from "./move-outcome";
+import { listOutcomes, requireOutcome, transitionOutcome } from "./outcomes";
+import { StateChangedError } from "./state-conflict";
 
 let t: TestDatabase;
 let seed: Seeded;
@@ -242,5 +246,48 @@ describe("pagination", () => {
 
   it("refuses a cursor it did not make", async () => {
     expect(await codeOf(listOutcomes(deps(), seed.admin, { cursor: "bm90LWEtY3Vyc29y" }))).toBe("validation_failed");
+  });
+});
+
+describe("losing a race to move an experiment or an outcome", () => {
+  it("is a 409 conflict naming the state it is in now and the change that won", async () => {
+    await activeOutcome("race-move");
+    const proposed = await proposeExperiment(deps(), seed.admin, "race-move", hypothesis("Sticky basket"));
+    await decideGate(deps(), seed.admin, proposed.gate.id, { decision: "approve" });
+    // A copy read before the winner's claim committed: its UPDATE … WHERE state = 'approved' finds nothing.
+    const stale = (await getExperiment(deps(), seed.admin, proposed.experiment.id)).experiment;
+    await transitionExperiment(deps(), seed.admin, stale.id, { action: "claim", claimedBy: "claude-code" });
+    const outcome = await requireOutcome(t.db, seed.workspaceId, "race-move");
+    const lost = await inTransaction(t.db, (trx) =>
+      moveExperiment(trx, seed.admin, new Date(), {
+        experiment: stale,
+        outcome,
+        action: "claim",
+        context: { claimedBy: "cursor" },
+      }),
+    ).catch((error: unknown) => error);
+    expect(lost).toBeInstanceOf(StateChangedError);
+    expect(lost).toMatchObject({
+      code: "conflict",
+      details: {
+        subject: "experiment",
+        expected: "approved",
+        state: "building",
+        winner: { action: "experiment.claimed", by: seed.admin.principal.name, channel: seed.admin.channel },
+      },
+    });
+
+    const staleOutcome = await requireOutcome(t.db, seed.workspaceId, "race-move");
+    await transitionOutcome(deps(), seed.admin, "race-move", "abandon", "stopped");
+    const late = await inTransaction(t.db, (trx) =>
+      moveOutcome(trx, seed.admin, new Date(), { outcome: staleOutcome, action: "abandon" }),
+    ).catch((error: unknown) => error);
+    expect(late).toMatchObject({
+      code: "conflict",
+      details: { subject: "outcome", expected: "active", state: "abandoned", winner: { action: "outcome.abandoned" } },
+    });
+    // Nothing was written by the losers.
+    const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: stale.id });
+    expect(events.filter((e) => e.action === "experiment.claimed")).toHaveLength(1);
   });
 });

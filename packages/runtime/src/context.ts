@@ -41,3 +41,12 @@ export async function inTransaction<T>(db: DbOrTrx, fn: (trx: Trx) => Promise<T>
 export function auditActor(caller: Caller): { id: string; name: string; role: Caller["principal"]["role"] } {
   return { id: caller.principal.id, name: caller.principal.name, role: caller.principal.role };
 }
+
+/** The runtime's own worker as a caller: audit events of its decisions carry actor `worker` (role `system`). */
+export function workerCaller(workspaceId: string): Caller {
+  return {
+    principal: { id: "worker", name: "worker", role: "system", workspaceId },
+    channel: "system",
+    requestId: null,
+  };
+}

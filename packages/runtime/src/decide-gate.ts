@@ -13,7 +13,6 @@ import {
   type Experiment,
   type ExperimentAction,
   type ExperimentState,
-  experimentMachine,
   type Gate,
   type GateContextPackage,
   type GateKind,
@@ -36,6 +35,7 @@ import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from 
 import { buildGateContext, type GateLinks } from "./gate-context";
 import { recordGateClosed } from "./gate-events";
 import { writeLearningForDecision } from "./learnings";
+import { moveExperiment } from "./move-experiment";
 
 /** The decisions each gate kind accepts, and the gate status each leads to. */
 export const GATE_DECISIONS = {
@@ -360,7 +360,7 @@ async function decide(
       },
       requestId: caller.requestId,
     });
-    const moved = await applyGateEffects(trx, caller, decided, input.decision, at, detail);
+    const moved = await applyGateEffects(trx, caller, decided, outcome, input.decision, at, detail);
     await recordGateClosed(trx, decided, outcome, at);
     let learningId: string | null = null;
     const concluded = moved.find((e) => e.state === "shipped" || e.state === "rolled_back" || e.state === "iterated");
@@ -555,6 +555,7 @@ async function applyGateEffects(
   trx: Trx,
   caller: Caller,
   gate: Gate,
+  outcome: Outcome,
   decision: GateDecisionValue,
   at: Date,
   detail: { approved: string[]; rejected: string[] } | null,
@@ -572,24 +573,14 @@ async function applyGateEffects(
   const moved: Experiment[] = [];
   for (const experiment of targets) {
     const action: ExperimentAction = detail?.rejected.includes(experiment.id) ? "reject" : gateAction;
-    const move = applyTransition(experimentMachine, experiment.state, action, {
-      launchGateApproved: gate.kind === "launch_approval" && gate.status === "approved",
-      claimedBy: experiment.claimedBy,
+    const result = await moveExperiment(trx, caller, at, {
+      experiment,
+      outcome,
+      action,
+      context: { launchGateApproved: gate.kind === "launch_approval" && gate.status === "approved" },
+      facts: { gateId: gate.id, decision: action === gateAction ? decision : "reject" },
     });
-    const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, { at });
-    if (updated === null) throw new Error(`experiment ${experiment.id} changed state during a gate decision`);
-    await audit.insertAuditEvent(trx, {
-      workspaceId: gate.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: move.events[0] ?? `experiment.${action}`,
-      subjectType: "experiment",
-      subjectId: experiment.id,
-      before: { state: move.from },
-      after: { state: move.to, gateId: gate.id, decision: action === gateAction ? decision : "reject" },
-      requestId: caller.requestId,
-    });
-    moved.push(updated);
+    moved.push(result.experiment);
   }
   return moved;
 }

@@ -4,23 +4,21 @@
  */
 import {
   type Arm,
-  applyTransition,
   authorize,
   DIRECT_EXPERIMENT_ACTIONS,
   DomainError,
   type Experiment,
   type ExperimentAction,
-  type ExperimentContext,
-  experimentMachine,
   type Gate,
-  type GateKind,
   matchPaths,
   type Operation,
   type Prediction,
 } from "@outcome-runtime/core";
-import { audit, type DbOrTrx, experiments, gates, signals } from "@outcome-runtime/db";
+import { audit, type DbOrTrx, experiments, gates, jobRequests, signals } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requestFingerprint, runIdempotent } from "./idempotency";
+import { pollNowJobId } from "./jobs";
+import { moveExperiment } from "./move-experiment";
 import { ensurePendingGate } from "./open-gate";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
@@ -76,9 +74,6 @@ function slugify(text: string): string {
   );
 }
 
-/** Outcome states in which nothing new may happen. */
-const CLOSED_OUTCOME_STATES: readonly string[] = ["achieved", "missed", "abandoned"];
-
 const UUID_SHAPED = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** Keys to try for a new experiment: the given one, or the title's slug with suffixes. */
@@ -114,7 +109,7 @@ function validateArms(arms: readonly Arm[]): void {
  * `portfolio_review` gate, or opens one. Proposal, gate and audit events are one
  * transaction, serialised per outcome by a row lock.
  *
- * @throws DomainError `forbidden` (`experiment.propose`), `not_found`, `outcome_not_active`, `forbidden_paths_touched`
+ * @throws DomainError `not_found`, `outcome_not_active`, `forbidden_paths_touched`
  *   (a touched path under `forbidden_paths`), `validation_failed` (arms, an
  *   id-shaped key), `experiment_key_taken`.
  */
@@ -240,7 +235,7 @@ export interface ExperimentDetail {
   readonly latestAnalysis: signals.AnalysisRecord | null;
 }
 
-/** One experiment by id or key, with its gates (newest first). @throws DomainError `forbidden` (`experiment.read`), `not_found`. */
+/** One experiment by id or key, with its gates (newest first). */
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
   authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
@@ -257,7 +252,7 @@ export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: 
  * Analyses of an experiment, oldest first: one per snapshot of its signal (the
  * newest `limit`, at most 5 000).
  *
- * @throws DomainError `forbidden` (`experiment.read`), `not_found`.
+ * @throws DomainError `not_found`.
  */
 export async function listExperimentAnalyses(
   deps: RuntimeDeps,
@@ -271,7 +266,7 @@ export async function listExperimentAnalyses(
   return { experiment, analyses };
 }
 
-/** Experiments of an outcome, oldest first. @throws DomainError `forbidden` (`experiment.read`), `not_found`. */
+/** Experiments of an outcome, oldest first. @throws DomainError `not_found`. */
 export async function listExperimentsOfOutcome(
   deps: RuntimeDeps,
   caller: Caller,
@@ -312,25 +307,17 @@ export interface ExperimentActionInput {
     | undefined;
 }
 
-/** Gates that domain events ask for, e.g. `gate.launch_approval.requested`. */
-function requestedGates(events: readonly string[]): GateKind[] {
-  return events.flatMap((e) => {
-    const m = /^gate\.(portfolio_review|launch_approval|analysis_review)\.requested$/.exec(e);
-    return m?.[1] ? [m[1] as GateKind] : [];
-  });
-}
-
 /**
  * Apply a direct action (`claim`, `release`, `report_built`, `pause`,
  * `analyse`) to an experiment. Actions that belong to a gate (`approve`,
  * `launch`, `resume`, `ship`, …) are refused here: decide the gate instead. Gates the
  * move requests (launch approval after a build, analysis review) are opened in
- * the same transaction.
+ * the same transaction. A builder claiming again what they hold gets the
+ * experiment back unchanged (the experiment machine's rule, on every face).
  *
- * @throws DomainError `forbidden` for an action decided at a gate, or unless
- *   the caller may do the action's operation (`experiment.claim`, …);
- *   `not_found`, `illegal_transition`, or a guard's code
- *   (`forbidden_paths_touched`, `claim_required`, `not_claimant`).
+ * @throws DomainError `not_found`, `forbidden`, `illegal_transition`, or a guard's
+ *   code (`outcome_closed`: only a pause on a closed outcome; `already_claimed`
+ *   naming the holder; `forbidden_paths_touched`, `claim_required`, `not_claimant`).
  */
 export async function transitionExperiment(
   deps: RuntimeDeps,
@@ -348,101 +335,67 @@ export async function transitionExperiment(
   }
   authorize(caller, operation);
   const workspaceId = caller.principal.workspaceId;
-  let refused: { experimentId: string; state: Experiment["state"] } | null = null;
+  let read: Experiment | null = null;
   try {
     return await inTransaction(deps.db, async (trx) => {
       const experiment = await requireExperiment(trx, workspaceId, idOrKey, { forUpdate: true });
+      read = experiment;
       const outcome = await requireOutcome(trx, workspaceId, experiment.outcomeId);
-      if (CLOSED_OUTCOME_STATES.includes(outcome.state) && input.action !== "pause") {
-        throw new DomainError(
-          "outcome_closed",
-          `outcome ${outcome.slug} is ${outcome.state}; its experiments can only be paused`,
-          { state: outcome.state },
-        );
-      }
       const claimedBy = input.action === "claim" ? (input.claimedBy ?? caller.principal.name) : undefined;
-      if (input.action === "claim" && experiment.state === "building" && experiment.claimedBy !== claimedBy) {
-        // No two builders on one experiment: say who holds it.
-        throw new DomainError(
-          "already_claimed",
-          `experiment ${experiment.key} is already being built by ${experiment.claimedBy ?? "someone"}; pick another approved experiment, or ask them to release it`,
-          { claimedBy: experiment.claimedBy, state: experiment.state },
-        );
-      }
-      const context: ExperimentContext = {
-        actor: caller.principal,
-        ...(input.action === "report_built" && input.builder ? { builder: input.builder } : {}),
-        claimedBy: claimedBy ?? experiment.claimedBy,
-        forbiddenPathsTouched:
-          input.action === "report_built"
-            ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
-            : [],
-      };
-      if ((context.forbiddenPathsTouched ?? []).length > 0)
-        refused = { experimentId: experiment.id, state: experiment.state };
-      const move = applyTransition(experimentMachine, experiment.state, input.action, context);
-      refused = null;
       const at = nowOf(deps);
-      const updated = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, {
-        at,
-        ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
-        ...(input.action === "release" ? { claimedBy: null } : {}),
-        ...(input.action === "report_built"
-          ? {
-              build: {
-                summary: input.build?.summary ?? input.reason ?? "",
-                pullRequestUrl: input.build?.pullRequestUrl ?? null,
-                changedPaths: [...(input.changedPaths ?? [])],
-                flagKey: input.build?.flagKey ?? null,
-                reportedBy: input.builder ?? caller.principal.name,
-                reportedAt: at.toISOString(),
-              },
-            }
-          : {}),
-      });
-      if (updated === null) throw new Error(`experiment ${experiment.id} changed state under a row lock`);
-      await audit.insertAuditEvent(trx, {
-        workspaceId,
-        actor: auditActor(caller),
-        channel: caller.channel,
-        action: move.events[0] ?? `experiment.${input.action}`,
-        subjectType: "experiment",
-        subjectId: experiment.id,
-        before: { state: move.from },
-        after: {
-          state: move.to,
+      const moved = await moveExperiment(trx, caller, at, {
+        experiment,
+        outcome,
+        action: input.action,
+        context: {
+          ...(input.action === "report_built" && input.builder ? { builder: input.builder } : {}),
+          claimedBy: claimedBy ?? experiment.claimedBy,
+          forbiddenPathsTouched:
+            input.action === "report_built"
+              ? matchPaths(input.changedPaths ?? [], specOf(outcome).constraints?.scope?.forbidden_paths ?? [])
+              : [],
+        },
+        patch: {
+          ...(input.action === "claim" ? { claimedBy: claimedBy ?? null } : {}),
+          ...(input.action === "release" ? { claimedBy: null } : {}),
+          ...(input.action === "report_built"
+            ? {
+                build: {
+                  summary: input.build?.summary ?? input.reason ?? "",
+                  pullRequestUrl: input.build?.pullRequestUrl ?? null,
+                  changedPaths: [...(input.changedPaths ?? [])],
+                  flagKey: input.build?.flagKey ?? null,
+                  reportedBy: input.builder ?? caller.principal.name,
+                  reportedAt: at.toISOString(),
+                },
+              }
+            : {}),
+        },
+        facts: {
           reason: input.reason ?? null,
           ...(claimedBy ? { claimedBy } : {}),
           ...(input.changedPaths ? { changedPaths: input.changedPaths } : {}),
         },
-        requestId: caller.requestId,
-      });
-      const openedGates: Gate[] = [];
-      for (const kind of requestedGates(move.events)) {
-        // A closed outcome's gates are closed: its paused experiments wait for nobody.
-        if (CLOSED_OUTCOME_STATES.includes(outcome.state)) continue;
-        const why =
+        gateContext:
           input.action === "pause" || input.action === "analyse"
             ? { action: input.action, reason: "requested", detail: input.reason ?? null, by: caller.principal.name }
-            : {};
-        const { gate } = await ensurePendingGate(trx, caller, outcome, kind, experiment.id, at, why);
-        openedGates.push(gate);
-      }
-      return { experiment: updated, openedGates };
+            : {},
+      });
+      return { experiment: moved.experiment, openedGates: [...moved.gates] };
     });
   } catch (error) {
     // A refused build is worth an audit record of its own (an agent tried to ship outside its scope).
     // It is written after the transaction rolled back, on its own connection.
+    const refused = read as Experiment | null;
     if (refused !== null && error instanceof DomainError && error.code === "forbidden_paths_touched") {
-      const { experimentId, state } = refused;
       await audit.insertAuditEvent(deps.db, {
         workspaceId,
         actor: auditActor(caller),
         channel: caller.channel,
         action: "experiment.build_refused",
         subjectType: "experiment",
-        subjectId: experimentId,
-        before: { state },
+        subjectId: refused.id,
+        before: { state: refused.state },
         after: { forbiddenPaths: error.details.paths },
         requestId: caller.requestId,
       });
@@ -452,18 +405,19 @@ export async function transitionExperiment(
 }
 
 /**
- * Queue an immediate poll of a running experiment (then its analysis).
- * `enqueue` puts the job on the queue (the API passes `enqueuePollNow` bound to
- * its Redis connection) and returns the job id.
+ * Ask for an immediate poll of a running experiment (then its analysis),
+ * without waiting for its schedule. The request is a row in Postgres, one per
+ * experiment and second; the worker's outbox sweep queues it within
+ * `OUTBOX_INTERVAL_MS`, under the returned job id, and keeps it until that job
+ * has run. Redis is not needed here: a request made while it is down is
+ * queued once it is back.
  *
- * @throws DomainError `forbidden` (`experiment.poll`); `not_found`; `illegal_transition` when the experiment is not
- *   running; `service_unavailable` when the queue cannot take the job.
+ * @throws DomainError `not_found`; `illegal_transition` when the experiment is not running.
  */
 export async function requestPoll(
   deps: RuntimeDeps,
   caller: Caller,
   idOrKey: string,
-  enqueue: (experimentId: string) => Promise<string>,
 ): Promise<{ experiment: Experiment; jobId: string }> {
   authorize(caller, "experiment.poll");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
@@ -474,11 +428,10 @@ export async function requestPoll(
       { state: experiment.state },
     );
   }
-  try {
-    return { experiment, jobId: await enqueue(experiment.id) };
-  } catch (error) {
-    throw new DomainError("service_unavailable", "the job queue (Redis) is unavailable right now; retry shortly", {
-      cause: error instanceof Error ? error.message : String(error),
-    });
-  }
+  const requestedAt = await jobRequests.insertPollRequest(deps.db, {
+    workspaceId: experiment.workspaceId,
+    experimentId: experiment.id,
+    at: nowOf(deps),
+  });
+  return { experiment, jobId: pollNowJobId(experiment.id, requestedAt) };
 }

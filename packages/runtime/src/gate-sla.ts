@@ -11,9 +11,8 @@
  */
 import { applyTransition, gateMachine } from "@outcome-runtime/core";
 import { audit, gateMail, gates, outcomes } from "@outcome-runtime/db";
-import { auditActor, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { auditActor, inTransaction, nowOf, type RuntimeDeps, workerCaller } from "./context";
 import { enqueueGateWebhook, recordGateClosed } from "./gate-events";
-import { workerCaller } from "./signals/poll";
 
 export type SlaStepResult =
   | { readonly status: "done"; readonly step: "reminded" | "escalated" | "expired"; readonly notifications: string[] }

@@ -28,6 +28,7 @@ export { readBootConfig, setDefaultOutboundPolicy } from "./boot-config";
 export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
 export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
+export { workerCaller } from "./context";
 export type {
   AuditFilter,
   LearningListItem,
@@ -108,25 +109,30 @@ export {
 } from "./hypotheses";
 export type { IdempotentResponse } from "./idempotency";
 export { requestFingerprint, runIdempotent } from "./idempotency";
+export type { JobKey, JobOptions, JobPayload, JobsOfQueue, QueueName } from "./jobs";
 export {
   analyzeJobId,
   CONTROL_QUEUE,
   DEFAULT_QUEUE_PREFIX,
-  enqueueLearningSummary,
-  enqueuePollNow,
   experimentSchedulerId,
   gateEmailJobId,
   gateSlaJobId,
+  InvalidJobPayloadError,
   JOB,
+  JOBS,
+  jobKeyOf,
+  jobOptions,
   KEEP_COMPLETED,
   KEEP_FAILED,
   learningJobId,
   NOTIFY_QUEUE,
   outcomeSchedulerId,
+  parseJobPayload,
+  pollNowJobId,
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
-export { refineLearning, writeLearningForDecision } from "./learnings";
+export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {
   GaugeSample,
@@ -167,22 +173,26 @@ export {
   sessionPrincipal,
   startSession,
 } from "./sessions";
-export type { AnalysisCarry, AnalysisOutcome } from "./signals/analyze";
-export { analyzeExperiment, makeStatsPlan } from "./signals/analyze";
+export type { AnalysisOutcome } from "./signals/analyze";
+export { analyzeExperiment } from "./signals/analyze";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";
 export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
 export type { MeasuredMetric, PollResult, SignalDeps, SignalObserver, SourceRead } from "./signals/poll";
-export { describePollError, measuredMetrics, pollExperiment, workerCaller } from "./signals/poll";
-export type { DesiredSchedules, PollingPlan } from "./signals/schedules";
+export { describePollError, measuredMetrics, pollExperiment } from "./signals/poll";
+export type { DesiredSchedules, PollingPlan, PollRequest } from "./signals/schedules";
 export {
   DEFAULT_POLL_INTERVAL_SECONDS,
   desiredSchedules,
+  pendingPollRequests,
   pendingWebhooks,
   pollingPlan,
+  pollRequestDone,
   primaryPolledUntil,
 } from "./signals/schedules";
+export type { AnalysisCarry } from "./signals/snapshot-analysis";
+export { makeStatsPlan } from "./signals/snapshot-analysis";
 export type { SourceAccess, SourceWorkspace } from "./signals/source-access";
 export { parseEnvWorkspaces, resolveCredentials, sourceAccessFromEnv } from "./signals/source-access";
 export type { DeliveryResult, WebhookTarget } from "./signals/webhooks";

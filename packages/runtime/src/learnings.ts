@@ -2,11 +2,12 @@
  * Learnings written when an analysis review concludes an experiment (ship,
  * iterate, roll back). The decision's transaction writes a statement from the
  * numbers (the rules summariser), so a learning exists the moment the
- * decision does; the worker then asks the LLM gateway for a better sentence
+ * decision does, and asks for its summary in the same transaction (an outbox
+ * row); the worker then asks the LLM gateway for a better sentence
  * (`summarize_learning`) and replaces it when one comes back.
  */
 import type { Experiment, Gate, Outcome } from "@outcome-runtime/core";
-import { experiments, learnings, outcomes, signals, type Trx } from "@outcome-runtime/db";
+import { experiments, jobRequests, learnings, outcomes, signals, type Trx } from "@outcome-runtime/db";
 import type { Gateway } from "@outcome-runtime/llm";
 import { summarizeLearningOffline } from "@outcome-runtime/llm/offline";
 import type { RuntimeDeps } from "./context";
@@ -35,6 +36,8 @@ function summaryInput(
  * decision's transaction: statement and tags from the rules summariser, the
  * latest analysis's effect and always-valid interval, the decision's reason.
  * One learning per gate (a unique index), so a retried decision cannot write two.
+ * Its LLM summary is requested in the same transaction (the worker's outbox
+ * sweep queues it).
  *
  * @returns the learning's id.
  */
@@ -49,7 +52,7 @@ export async function writeLearningForDecision(
   const metric = specOf(outcome).signal.metric;
   const summary = summarizeLearningOffline(summaryInput(experiment, metric, decision, effect));
   const reason = gate.decision?.reason?.trim();
-  return learnings.insertLearning(trx, {
+  const learningId = await learnings.insertLearning(trx, {
     workspaceId: gate.workspaceId,
     outcomeId: outcome.id,
     experimentId: experiment.id,
@@ -61,6 +64,8 @@ export async function writeLearningForDecision(
     gateId: gate.id,
     links: experiment.build?.pullRequestUrl ? [{ label: "pull request", url: experiment.build.pullRequestUrl }] : [],
   });
+  await jobRequests.insertLearningSummaryRequest(trx, { workspaceId: gate.workspaceId, learningId, at: input.at });
+  return learningId;
 }
 
 /**
@@ -100,4 +105,34 @@ export async function refineLearning(
     source: result.source,
   });
   return replaced ? "summarized" : "kept";
+}
+
+/** Learnings whose LLM summary a decision requested and that is not done yet, oldest first (the worker's sweep). */
+export async function pendingLearningSummaries(deps: RuntimeDeps): Promise<string[]> {
+  return jobRequests.listLearningSummaryRequests(deps.db);
+}
+
+/**
+ * The worker's summary of a requested learning: `refineLearning` with the
+ * gateway (`kept` without one), then the request is done. A failure is
+ * rethrown for the job's retry; on the last attempt the request is given up
+ * (the rules' sentence stays).
+ *
+ * @returns as `refineLearning`.
+ */
+export async function summarizeLearning(
+  deps: RuntimeDeps & { readonly gateway?: Gateway | undefined },
+  learningId: string,
+  attempt: { readonly final: boolean },
+): Promise<"summarized" | "kept" | "missing"> {
+  let status: "summarized" | "kept" | "missing";
+  try {
+    const gateway = deps.gateway;
+    status = gateway === undefined ? "kept" : await refineLearning({ ...deps, gateway }, learningId);
+  } catch (error) {
+    if (attempt.final) await jobRequests.deleteLearningSummaryRequest(deps.db, learningId);
+    throw error;
+  }
+  await jobRequests.deleteLearningSummaryRequest(deps.db, learningId);
+  return status;
 }

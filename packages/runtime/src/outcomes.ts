@@ -3,17 +3,14 @@
  */
 import {
   type AuditEvent,
-  applyTransition,
   authorize,
   DomainError,
   type ExperimentState,
-  experimentMachine,
   type Gate,
   type Operation,
   type Outcome,
   type OutcomeRevision,
   type OutcomeState,
-  outcomeMachine,
 } from "@outcome-runtime/core";
 import {
   audit,
@@ -27,6 +24,8 @@ import {
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { recordGateClosed } from "./gate-events";
+import { moveExperiment } from "./move-experiment";
+import { moveOutcome } from "./move-outcome";
 import { type PollingPlan, pollingPlan } from "./signals/schedules";
 
 export interface OutcomeSummary {
@@ -74,7 +73,7 @@ async function summarise(deps: RuntimeDeps, list: readonly Outcome[]): Promise<O
   }));
 }
 
-/** Outcomes of the caller's workspace, newest first, with experiment counts. @throws DomainError `forbidden` (`outcome.read`). */
+/** Outcomes of the caller's workspace, newest first, with experiment counts. */
 export async function listOutcomes(
   deps: RuntimeDeps,
   caller: Caller,
@@ -85,10 +84,7 @@ export async function listOutcomes(
   return { items: await summarise(deps, page.items), nextCursor: page.nextCursor };
 }
 
-/**
- * One outcome by id or slug, with its revisions (newest first) and gates.
- * @throws DomainError `forbidden` (`outcome.read`), `not_found`.
- */
+/** One outcome by id or slug, with its revisions (newest first) and gates. */
 export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
   authorize(caller, "outcome.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
@@ -116,8 +112,8 @@ const OUTCOME_ACTION_OPERATIONS: Record<DirectOutcomeAction, Operation> = {
  * one transaction; the row is locked, so concurrent requests apply once and
  * the others see `illegal_transition` from the new state.
  *
- * @throws DomainError `forbidden` unless the caller may `outcome.activate` or
- *   `outcome.abandon` (agents may not), `not_found`, `illegal_transition`.
+ * @throws DomainError `forbidden` unless the caller may do the action's operation (`outcome.activate`,
+ *   `outcome.abandon`; agents may not); `not_found`, `illegal_transition`.
  */
 export async function transitionOutcome(
   deps: RuntimeDeps,
@@ -129,23 +125,10 @@ export async function transitionOutcome(
   authorize(caller, OUTCOME_ACTION_OPERATIONS[action]);
   return inTransaction(deps.db, async (trx) => {
     const outcome = await requireOutcome(trx, caller.principal.workspaceId, idOrSlug, { forUpdate: true });
-    const move = applyTransition(outcomeMachine, outcome.state, action, {});
     const at = nowOf(deps);
-    const updated = await outcomes.updateOutcomeState(trx, outcome.id, move.from, move.to, at);
-    if (updated === null) throw new Error(`outcome ${outcome.id} changed state under a row lock`);
-    await audit.insertAuditEvent(trx, {
-      workspaceId: outcome.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: move.events[0] ?? `outcome.${action}`,
-      subjectType: "outcome",
-      subjectId: outcome.id,
-      before: { state: move.from },
-      after: { state: move.to, reason },
-      requestId: caller.requestId,
-    });
-    if (move.to === "abandoned") await windDown(trx, caller, outcome, at);
-    return updated;
+    const moved = await moveOutcome(trx, caller, at, { outcome, action, facts: { reason } });
+    if (moved.to === "abandoned") await windDown(trx, caller, moved.outcome, at);
+    return moved.outcome;
   });
 }
 
@@ -174,25 +157,15 @@ async function windDown(trx: Trx, caller: Caller, outcome: Outcome, at: Date): P
     outcomeId: outcome.id,
     state: "running",
   });
-  for (const experiment of running) {
-    const move = applyTransition(experimentMachine, experiment.state, "pause", { actor: caller.principal });
-    const paused = await experiments.updateExperimentState(trx, experiment.id, move.from, move.to, { at });
-    if (paused === null) continue; // moved by a concurrent request: it is no longer running
-    await audit.insertAuditEvent(trx, {
-      workspaceId: outcome.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: "experiment.paused",
-      subjectType: "experiment",
-      subjectId: experiment.id,
-      before: { state: move.from },
-      after: { state: move.to, reason },
-      requestId: caller.requestId,
-    });
+  for (const listed of running) {
+    // Locked, then read again: a pause requested meanwhile has already stopped it.
+    const experiment = await experiments.findExperimentById(trx, listed.id, { forUpdate: true });
+    if (experiment === null || experiment.state !== "running") continue;
+    await moveExperiment(trx, caller, at, { experiment, outcome, action: "pause", facts: { reason } });
   }
 }
 
-/** Audit events of the caller's workspace, newest first. @throws DomainError `forbidden` (`audit.read`). */
+/** Audit events of the caller's workspace, newest first. */
 export async function listAudit(deps: RuntimeDeps, caller: Caller, query: audit.AuditQuery): Promise<AuditEvent[]> {
   authorize(caller, "audit.read");
   return audit.listAuditEvents(deps.db, caller.principal.workspaceId, query);

@@ -68,7 +68,7 @@ export interface AppOptions {
    */
   readonly authFailureLimit?: { readonly max: number; readonly timeWindowMs: number };
   readonly publicUrl?: string | undefined;
-  /** The installation's Redis prefix (`QUEUE_PREFIX`): of the BullMQ keys the worker reads and of the rate-limit counters (default `outcome-runtime`). */
+  /** The installation's Redis prefix (`QUEUE_PREFIX`, shared with the worker's BullMQ keys): of the rate-limit counters (default `outcome-runtime`). */
   readonly queuePrefix?: string;
   /** The LLM gateway (default: rules only, no LLM). */
   readonly gateway?: Gateway;
@@ -214,8 +214,6 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(healthRoutes, options);
   const routeOptions = {
     deps: options.deps,
-    redis: options.redis,
-    queuePrefix: options.queuePrefix ?? DEFAULT_QUEUE_PREFIX,
     gateway: options.gateway ?? createGateway({ db: options.deps.db, config: llmConfigFromEnv({}) }),
     publicUrl: (options.publicUrl ?? "http://localhost:8080").replace(/\/+$/, ""),
   };

@@ -1,7 +1,8 @@
 /**
  * The API's view of polling and analysis: an experiment's latest analysis and
  * statistical plan, its analyses, the gate context the worker writes, and
- * "poll now" (queued in the real Redis; 503 when Redis is down).
+ * "poll now" (a request in Postgres for the worker's outbox sweep, whatever the
+ * state of Redis).
  */
 import { randomBytes } from "node:crypto";
 import type { SignalConnector } from "@outcome-runtime/connectors";
@@ -10,9 +11,11 @@ import {
   applyOutcome,
   connectorProvider,
   decideGate,
-  JOB,
+  pendingPollRequests,
   pollExperiment,
+  pollRequestDone,
   proposeExperiment,
+  requestPoll,
   SIGNALS_QUEUE,
   sourceAccessFromEnv,
   transitionExperiment,
@@ -152,28 +155,43 @@ describe("an outcome's polling plan", () => {
 });
 
 describe("poll now", () => {
-  it("queues a poll of a running experiment in Redis", async () => {
-    const app = await buildTestApp(api.t.db, api.redis, { queuePrefix: prefix });
-    try {
-      // A fresh running experiment (the first one is analysing now).
-      const admin = api.seed.admin;
-      const deps = { db: api.t.db };
-      const gates = await api.app.inject({ method: "GET", url: "/v1/gates?status=pending", headers: api.auth });
-      const portfolio = gates.json().items.find((g: { kind: string }) => g.kind === "portfolio_review");
-      await decideGate(deps, admin, portfolio.id, { decision: "approve" });
-      await transitionExperiment(deps, admin, proposedOnly, { action: "claim", claimedBy: "agent-1" });
-      const built = await transitionExperiment(deps, admin, proposedOnly, { action: "report_built", changedPaths: [] });
-      await decideGate(deps, admin, built.openedGates[0]!.id, { decision: "approve" });
+  it("stores a request for the worker's sweep and answers the job id it will run as", async () => {
+    // A fresh running experiment (the first one is analysing now).
+    const admin = api.seed.admin;
+    const deps = { db: api.t.db };
+    const gates = await api.app.inject({ method: "GET", url: "/v1/gates?status=pending", headers: api.auth });
+    const portfolio = gates.json().items.find((g: { kind: string }) => g.kind === "portfolio_review");
+    await decideGate(deps, admin, portfolio.id, { decision: "approve" });
+    await transitionExperiment(deps, admin, proposedOnly, { action: "claim", claimedBy: "agent-1" });
+    const built = await transitionExperiment(deps, admin, proposedOnly, { action: "report_built", changedPaths: [] });
+    await decideGate(deps, admin, built.openedGates[0]!.id, { decision: "approve" });
 
-      const res = await app.inject({ method: "POST", url: `/v1/experiments/${proposedOnly}/poll`, headers: api.auth });
-      expect(res.statusCode).toBe(202);
-      // BullMQ keeps a job as the hash <prefix>:<queue>:<job id>.
-      const job = await api.redis.hgetall(`${prefix}:${SIGNALS_QUEUE}:${res.json().jobId}`);
-      expect(job.name).toBe(JOB.pollExperiment);
-      expect(JSON.parse(job.data ?? "{}")).toHaveProperty("experimentId");
-    } finally {
-      await app.close();
-    }
+    const res = await api.app.inject({
+      method: "POST",
+      url: `/v1/experiments/${proposedOnly}/poll`,
+      headers: api.auth,
+    });
+    expect(res.statusCode).toBe(202);
+    const { jobId } = res.json();
+    expect(jobId).toMatch(/^poll-now-[0-9a-f-]{36}-\d+$/);
+    const waiting = await pendingPollRequests(deps);
+    expect(waiting.map((r) => r.jobId)).toEqual([jobId]);
+    // Nothing is on the queue yet: the worker's sweep puts it there.
+    expect(await api.redis.exists(`${prefix}:${SIGNALS_QUEUE}:${jobId}`)).toBe(0);
+    for (const r of waiting) await pollRequestDone(deps, r);
+  });
+
+  it("takes clicks in the same second as one request", async () => {
+    const at = new Date("2026-12-10T09:00:00.250Z");
+    const deps = { db: api.t.db, now: () => at };
+    const first = await requestPoll(deps, api.seed.admin, proposedOnly);
+    at.setTime(at.getTime() + 500);
+    const second = await requestPoll(deps, api.seed.admin, proposedOnly);
+    expect(second.jobId).toBe(first.jobId);
+    expect(first.jobId).toBe(`poll-now-${first.experiment.id}-${Date.parse("2026-12-10T09:00:00Z") / 1000}`);
+    const waiting = await pendingPollRequests(deps);
+    expect(waiting.map((r) => r.jobId)).toEqual([first.jobId]);
+    for (const r of waiting) await pollRequestDone(deps, r);
   });
 
   it("refuses an experiment that is not running", async () => {
@@ -182,7 +200,7 @@ describe("poll now", () => {
     expect(res.json().code).toBe("illegal_transition");
   });
 
-  it("answers 503 with Retry-After at once when Redis is down, instead of hanging", async () => {
+  it("takes the request while Redis is down: it waits in Postgres until a worker sweeps it", async () => {
     const deadRedis = new Redis("redis://127.0.0.1:1", {
       maxRetriesPerRequest: 0,
       enableOfflineQueue: false,
@@ -191,10 +209,13 @@ describe("poll now", () => {
     deadRedis.on("error", () => {});
     const app = await buildTestApp(api.t.db, deadRedis, { queuePrefix: prefix });
     try {
+      const started = Date.now();
       const res = await app.inject({ method: "POST", url: `/v1/experiments/${proposedOnly}/poll`, headers: api.auth });
-      expect(res.statusCode).toBe(503);
-      expect(res.headers["retry-after"]).toBe("5");
-      expect(res.json().code).toBe("service_unavailable");
+      expect(res.statusCode).toBe(202);
+      expect(Date.now() - started).toBeLessThan(2000);
+      const waiting = await pendingPollRequests({ db: api.t.db });
+      expect(waiting.map((r) => r.jobId)).toEqual([res.json().jobId]);
+      for (const r of waiting) await pollRequestDone({ db: api.t.db }, r);
     } finally {
       await app.close();
       deadRedis.disconnect();

@@ -1,4 +1,4 @@
 export type { WorkerConfig } from "./config";
 export { loadWorkerConfig } from "./config";
-export type { ReconcileReport, RunningWorker, WorkerOptions } from "./worker";
+export type { DispatchReport, ReconcileReport, RunningWorker, WorkerOptions } from "./worker";
 export { startWorker } from "./worker";

@@ -1,4 +1,10 @@
-import type { Outcome, OutcomeRevision, OutcomeState, StoredSpec } from "@outcome-runtime/core";
+import {
+  isOutcomeClosed,
+  type Outcome,
+  type OutcomeRevision,
+  type OutcomeState,
+  type StoredSpec,
+} from "@outcome-runtime/core";
 import type { Selectable } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { OutcomeRevisionsTable, OutcomesTable } from "../schema";
@@ -146,7 +152,7 @@ export async function updateOutcomeState(
       state: to,
       updated_at: at,
       ...(to === "active" ? { activated_at: at } : {}),
-      ...(["achieved", "missed", "abandoned"].includes(to) ? { closed_at: at } : {}),
+      ...(isOutcomeClosed(to) ? { closed_at: at } : {}),
     })
     .where("id", "=", id)
     .where("state", "=", from)

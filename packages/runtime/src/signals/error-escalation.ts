@@ -17,7 +17,7 @@ import { assessErrors, DEFAULT_CONSECUTIVE_ERROR_LIMIT, type PolicyDecision } fr
 import { audit, experiments, outcomes } from "@outcome-runtime/db";
 import { inTransaction, nowOf, type RuntimeDeps } from "../context";
 import { specOf } from "../spec-of";
-import { applyDecision } from "./analyze";
+import { applyDecision } from "./apply-decision";
 
 export interface ErrorEscalation {
   readonly decision: PolicyDecision;

@@ -6,12 +6,13 @@
  */
 
 import { ConnectorError } from "@outcome-runtime/connectors";
-import { applyTransition, type Outcome, outcomeMachine } from "@outcome-runtime/core";
-import { audit, outcomes, signals } from "@outcome-runtime/db";
+import type { Outcome } from "@outcome-runtime/core";
+import { outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
-import { auditActor, inTransaction, nowOf } from "../context";
+import { inTransaction, nowOf, workerCaller } from "../context";
+import { moveOutcome } from "../move-outcome";
 import { specOf } from "../spec-of";
-import { observedRead, readFrom, type SignalDeps, workerCaller } from "./poll";
+import { observedRead, readFrom, type SignalDeps } from "./poll";
 
 export type OutcomePollResult =
   | { readonly status: "skipped"; readonly state: string }
@@ -120,25 +121,15 @@ async function closeOutcome(
   facts: { value: number | null; goal: number | null; horizonEnd: Date | null },
 ): Promise<string> {
   return inTransaction(deps.db, async (trx) => {
-    const caller = workerCaller(outcome.workspaceId);
-    const move = applyTransition(outcomeMachine, outcome.state, action, {
-      targetMet: action === "achieve",
-      horizonPassed: action === "miss",
+    // Locked, then read again: a person's abandon (or another worker's poll) may have closed it meanwhile.
+    const current = await outcomes.findOutcome(trx, outcome.workspaceId, outcome.id, { forUpdate: true });
+    if (current === null || current.state !== "active") return current?.state ?? "missing";
+    const moved = await moveOutcome(trx, workerCaller(outcome.workspaceId), nowOf(deps), {
+      outcome: current,
+      action,
+      context: { targetMet: action === "achieve", horizonPassed: action === "miss" },
+      facts: { value: facts.value, goal: facts.goal, horizon_end: facts.horizonEnd },
     });
-    const at = nowOf(deps);
-    const updated = await outcomes.updateOutcomeState(trx, outcome.id, move.from, move.to, at);
-    if (updated === null) return (await outcomes.findOutcome(trx, outcome.workspaceId, outcome.id))?.state ?? "missing";
-    await audit.insertAuditEvent(trx, {
-      workspaceId: outcome.workspaceId,
-      actor: auditActor(caller),
-      channel: caller.channel,
-      action: move.events[0] ?? `outcome.${action}`,
-      subjectType: "outcome",
-      subjectId: outcome.id,
-      before: { state: move.from },
-      after: { state: move.to, value: facts.value, goal: facts.goal, horizon_end: facts.horizonEnd },
-      requestId: null,
-    });
-    return move.to;
+    return moved.to;
   });
 }

@@ -12,7 +12,6 @@ import { type ArmAggregate, ConnectorError } from "@outcome-runtime/connectors";
 import { DomainError, type Experiment, type Outcome } from "@outcome-runtime/core";
 import { type DbOrTrx, databaseError, experiments, outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
-import type { Caller } from "../context";
 import { inTransaction, nowOf, type RuntimeDeps } from "../context";
 import { specOf } from "../spec-of";
 import type { ConnectorProvider } from "./connectors";
@@ -27,15 +26,6 @@ import { escalateConsecutiveErrors } from "./error-escalation";
 export function readFrom(polledUntil: Date | null, lookbackSeconds: number | undefined): Date {
   if (polledUntil === null) return new Date(0);
   return lookbackSeconds === undefined ? polledUntil : new Date(polledUntil.getTime() - lookbackSeconds * 1000);
-}
-
-/** The runtime's own worker as an actor: audit events of its decisions carry actor `worker`. */
-export function workerCaller(workspaceId: string): Caller {
-  return {
-    principal: { id: "worker", name: "worker", role: "system", workspaceId },
-    channel: "system",
-    requestId: null,
-  };
 }
 
 /** One read of one metric through its connector (a connector call), successful or not. */

@@ -5,8 +5,9 @@
  * demands it (Mixpanel allows about 60 queries an hour per project).
  */
 import { effectivePollInterval } from "@outcome-runtime/connectors";
-import { signals } from "@outcome-runtime/db";
+import { jobRequests, signals } from "@outcome-runtime/db";
 import type { RuntimeDeps } from "../context";
+import { pollNowJobId } from "../jobs";
 
 type ConnectorConfig = { type: string } & Record<string, unknown>;
 type Spec = { signal?: { poll_interval?: number; connector?: ConnectorConfig } };
@@ -58,6 +59,24 @@ export async function primaryPolledUntil(deps: RuntimeDeps, experimentId: string
 /** Outbox webhooks still pending after `olderThanMs` (their delivery job may have been lost). */
 export async function pendingWebhooks(deps: RuntimeDeps, olderThanMs: number): Promise<string[]> {
   return signals.listPendingWebhookIds(deps.db, new Date(Date.now() - olderThanMs));
+}
+
+/** A person's "poll now" waiting for its job to run, with the job id it runs as. */
+export interface PollRequest {
+  readonly experimentId: string;
+  readonly requestedAt: Date;
+  readonly jobId: string;
+}
+
+/** "Poll now" requests whose job has not run yet (oldest first), for the worker's outbox sweep. */
+export async function pendingPollRequests(deps: RuntimeDeps): Promise<PollRequest[]> {
+  const requests = await jobRequests.listPollRequests(deps.db);
+  return requests.map((r) => ({ ...r, jobId: pollNowJobId(r.experimentId, r.requestedAt) }));
+}
+
+/** A "poll now" request's job has run (completed, or failed all its attempts): forget the request. */
+export async function pollRequestDone(deps: RuntimeDeps, request: PollRequest): Promise<void> {
+  await jobRequests.deletePollRequest(deps.db, request);
 }
 
 /** How often an outcome's signal is polled: what it asks for, what its connector's budget allows, and why. */

@@ -11,12 +11,7 @@
 import formbody from "@fastify/formbody";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import { renderDecisionPage } from "@outcome-runtime/notify";
-import {
-  decideByEmailLink,
-  type EmailLinkPage,
-  enqueueLearningSummary,
-  inspectEmailLink,
-} from "@outcome-runtime/runtime";
+import { decideByEmailLink, type EmailLinkPage, inspectEmailLink } from "@outcome-runtime/runtime";
 import type { FastifyReply } from "fastify";
 import { Type } from "typebox";
 import type { RouteOptions } from "./route-options";
@@ -35,7 +30,7 @@ const Form = Type.Object({
 const list = (value: string | string[] | undefined): string[] | undefined =>
   value === undefined ? undefined : Array.isArray(value) ? value : [value];
 
-const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, publicUrl, redis, queuePrefix }) => {
+const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, publicUrl }) => {
   await app.register(formbody, { bodyLimit: 64 * 1024 });
   const links = { publicUrl };
   const formTarget = (() => {
@@ -96,12 +91,6 @@ const emailRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps,
         },
         request.id,
       );
-      if (page.learningId) {
-        // Best effort, as for API decisions: the rules' learning exists; the LLM may improve it.
-        await enqueueLearningSummary(redis, page.learningId, queuePrefix).catch((error: unknown) =>
-          request.log.warn({ err: error }, "learning summary not queued"),
-        );
-      }
       return send(reply, page);
     },
   );

@@ -4,7 +4,6 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
   DIRECT_EXPERIMENT_ACTIONS,
-  enqueuePollNow,
   experimentBrief,
   getExperiment,
   listExperimentAnalyses,
@@ -69,7 +68,7 @@ const AnalysesQuery = Type.Object({
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 5000, default: 1000 })),
 });
 
-const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, redis, queuePrefix }) => {
+const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps }) => {
   app.get(
     "/v1/experiments/:id",
     {
@@ -150,15 +149,19 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
         tags: ["experiments"],
         summary: "Poll a running experiment's signal now (then analyse it)",
         description:
-          "Queues a poll at once instead of waiting for the schedule. 503 with Retry-After when Redis is down.",
+          "Asks for a poll now instead of waiting for the schedule: the request is stored, and the worker queues it " +
+          "within its outbox interval (2 s by default) under `jobId`, also while Redis is down (once it is back).",
         params: IdParams,
-        response: { 202: Type.Object({ jobId: Type.String() }), ...PROBLEM_RESPONSES },
+        response: {
+          202: Type.Object({
+            jobId: Type.String({ description: "the job the poll runs as (one per experiment and second)" }),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
       },
     },
     async (request, reply) => {
-      const { jobId } = await requestPoll(deps, request.caller, request.params.id, (id) =>
-        enqueuePollNow(redis, id, queuePrefix),
-      );
+      const { jobId } = await requestPoll(deps, request.caller, request.params.id);
       return reply.code(202).send({ jobId });
     },
   );

@@ -2,15 +2,7 @@
  * Gates: the inbox, one gate, and the decision.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import {
-  decideGate,
-  enqueueLearningSummary,
-  GATE_DECISIONS,
-  GATE_KINDS,
-  GATE_STATES,
-  getGate,
-  listGates,
-} from "@outcome-runtime/runtime";
+import { decideGate, GATE_DECISIONS, GATE_KINDS, GATE_STATES, getGate, listGates } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import { ExperimentDto, experimentJson, GateDto, gateJson, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
@@ -62,7 +54,7 @@ const GateDetailDto = Type.Object({
   options: Options,
 });
 
-const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, redis, queuePrefix, publicUrl }) => {
+const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, publicUrl }) => {
   app.get(
     "/v1/gates",
     {
@@ -126,7 +118,8 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, 
         description:
           "Applied exactly once: of concurrent decisions one wins; the others get 409 gate_already_decided " +
           "with the winning decision in `details.decision`. Every email link of the gate dies with the decision. " +
-          "A concluding analysis decision (ship, iterate, roll_back) writes the experiment's learning.",
+          "A concluding analysis decision (ship, iterate, roll_back) writes the experiment's learning, whose LLM " +
+          "summary the worker then makes.",
         params: IdParams,
         body: DecisionBody,
         response: {
@@ -145,12 +138,6 @@ const gateRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps, 
         reason: request.body.reason ?? null,
         hypotheses: request.body.hypotheses,
       });
-      if (result.learningId !== null) {
-        // Best effort: the learning exists already (the rules' sentence); the LLM may improve it.
-        await enqueueLearningSummary(redis, result.learningId, queuePrefix).catch((error: unknown) =>
-          request.log.warn({ err: error }, "learning summary not queued"),
-        );
-      }
       return {
         gate: gateJson(result.gate),
         experiments: result.experiments.map(experimentJson),

@@ -1,0 +1,466 @@
+/**
+ * The analysis of one snapshot of an experiment, as a pure computation: the
+ * cumulative per-arm totals of the primary metric and of each guardrail at the
+ * snapshot's as-of time, the statistical plan and the previous analysis's
+ * carry go in; the analysis row to store, the decision policy's answer and the
+ * next carry come out. No I/O: `analyze.ts` reads the points, writes the row
+ * and applies the decision, in its transaction.
+ *
+ * The tests: the primary metric's mSPRT (always-valid p-value and confidence
+ * sequence, Johari, Pekelis & Walsh 2017) and the fixed-horizon test per
+ * treatment arm, the chi-square and sequential SRM tests, and each guardrail's
+ * one-sided sequential test (`packages/stats`); the decision policy and the
+ * decision rules' counts (`packages/core`).
+ */
+import {
+  type AnalysisCarry,
+  type Arm,
+  combineMeasurements,
+  countMeasurement,
+  countsFrom,
+  DEFAULT_FAILURE_LIMIT,
+  DEFAULT_INCONCLUSIVE_LIMIT,
+  decide,
+  measurementOf,
+  type NewAnalysis,
+  NO_COUNTS,
+  type PolicyDecision,
+  type PolicyInput,
+  type RuleCounts,
+  type StatsPlan,
+} from "@outcome-runtime/core";
+import type { OutcomeSpec } from "@outcome-runtime/spec";
+import {
+  type ArmTotals,
+  fixedHorizonTest,
+  type GuardrailResult,
+  guardrailTest,
+  mixtureVarianceForSample,
+  planSample,
+  type SequentialCarry,
+  type SequentialResult,
+  sequentialSrm,
+  sequentialTest,
+  srmChiSquare,
+  summarizeArm,
+} from "@outcome-runtime/stats";
+
+/** Kept in each analysis row so the next snapshot continues the running minimum and intersections. */
+export type { AnalysisCarry };
+
+const DEFAULT_ALPHA = 0.05;
+const DEFAULT_POWER = 0.8;
+
+/** One stored point: an arm's cumulative totals as of `ts`. */
+export interface ArmPoint {
+  readonly arm: string;
+  readonly ts: Date;
+  readonly units: number;
+  readonly sum: number;
+  readonly sum_sq: number;
+}
+
+/** A per-arm snapshot: cumulative totals per arm name as of `ts`. */
+export interface Snapshot {
+  readonly ts: Date;
+  readonly arms: ReadonlyMap<string, ArmTotals>;
+}
+
+/**
+ * The snapshots the points after the last analysis make, oldest first: each
+ * distinct `ts` is one snapshot, carrying forward the arms that did not report
+ * at it from `previous` (the totals as of the last analysis).
+ */
+export function snapshotsAfter(previous: ReadonlyMap<string, ArmTotals>, points: readonly ArmPoint[]): Snapshot[] {
+  const state = new Map(previous);
+  const byTs = new Map<number, ArmPoint[]>();
+  for (const p of points) {
+    const key = p.ts.getTime();
+    const list = byTs.get(key) ?? [];
+    list.push(p);
+    byTs.set(key, list);
+  }
+  const out: Snapshot[] = [];
+  for (const key of [...byTs.keys()].sort((a, b) => a - b)) {
+    for (const p of byTs.get(key) ?? []) state.set(p.arm, { units: p.units, sum: p.sum, sum_sq: p.sum_sq });
+    out.push({ ts: new Date(key), arms: new Map(state) });
+  }
+  return out;
+}
+
+/** Totals per arm of a set of points (the newest per arm, as the repository returns them). */
+export function totalsOf(points: readonly ArmPoint[]): Map<string, ArmTotals> {
+  return new Map(points.map((p) => [p.arm, { units: p.units, sum: p.sum, sum_sq: p.sum_sq }]));
+}
+
+/**
+ * Fix the experiment's statistical plan from the outcome's `experiment_defaults`
+ * and the control arm's first snapshot (baseline and variance, unless the signal
+ * declares a `baseline`). τ² comes from `mixture_variance` when given, otherwise
+ * from the planned sample (the sample at which the always-valid test reaches the
+ * requested power for `expected_effect`), otherwise from ten times
+ * `min_sample_per_arm` (then no futility stop). Null when the control arm has no
+ * usable variance yet.
+ */
+export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan | null {
+  const d = spec.experiment_defaults ?? {};
+  const kind = spec.signal.kind;
+  const alpha = d.alpha ?? DEFAULT_ALPHA;
+  const power = d.power ?? DEFAULT_POWER;
+  let baseline: number;
+  let variance: number;
+  if (kind === "proportion") {
+    // A shrunk estimate so a first snapshot with no conversion still gives a positive variance; none
+    // before the control has units (the plan is not fixed on a made-up rate of 0.5).
+    const observed = control.units > 0 ? (control.sum + 0.5) / (control.units + 1) : null;
+    const declared = spec.signal.baseline;
+    // A declared baseline of 0 or 1 has no variance to plan with; the observed rate has.
+    const rate = declared !== undefined && declared > 0 && declared < 1 ? declared : observed;
+    if (rate === null) return null;
+    baseline = declared ?? rate;
+    variance = rate * (1 - rate);
+  } else {
+    const summary = summarizeArm(kind, control);
+    if (summary.mean === null || summary.variance === null || !(summary.variance > 0)) return null;
+    baseline = spec.signal.baseline ?? summary.mean;
+    variance = summary.variance;
+  }
+  if (!(variance > 0)) return null;
+  const expected = d.expected_effect ?? null;
+  const mde = expected === null ? null : Math.abs(expected * baseline);
+  let plan: ReturnType<typeof planSample> | null = null;
+  if (mde !== null && mde > 0) {
+    try {
+      plan = planSample({ kind, alpha, power, baseline, variance, mde });
+    } catch (error) {
+      // A design planSample does not size (power below 0.5, a proportion baseline of 0 or 1) falls back
+      // to the default tuning below: a plan that throws would stop every analysis, the kill-switch included.
+      if (!(error instanceof RangeError)) throw error;
+    }
+  }
+  const minSample = d.min_sample_per_arm ?? 1000;
+  if (d.mixture_variance !== undefined) {
+    return {
+      tau2: d.mixture_variance,
+      tau2Source: "mixture_variance in outcome.yaml",
+      alpha,
+      power,
+      mde,
+      fixedPerArm: plan?.fixed_per_arm ?? null,
+      sequentialPerArm: plan?.sequential_per_arm ?? null,
+      baseline,
+      variance,
+    };
+  }
+  if (plan !== null && mde !== null) {
+    return {
+      tau2: plan.tau2,
+      tau2Source: `tuned to the planned sample of ${Math.ceil(plan.sequential_per_arm)} units per arm (expected effect ${expected} relative, power ${power})`,
+      alpha,
+      power,
+      mde,
+      fixedPerArm: plan.fixed_per_arm,
+      sequentialPerArm: plan.sequential_per_arm,
+      baseline,
+      variance,
+    };
+  }
+  const planned = 10 * minSample;
+  return {
+    tau2: mixtureVarianceForSample({ alpha, sigma2: variance, plannedUnitsPerArm: planned }),
+    tau2Source: `tuned to ${planned} units per arm (ten times min_sample_per_arm; no expected_effect given)`,
+    alpha,
+    power,
+    mde: null,
+    fixedPerArm: null,
+    sequentialPerArm: null,
+    baseline,
+    variance,
+  };
+}
+
+function severity(d: PolicyDecision): number {
+  return d.action === "pause" ? 2 : d.action === "analyse" ? 1 : 0;
+}
+
+function round(x: number | null): number | null {
+  return x === null ? null : Number(x.toPrecision(12));
+}
+
+function describeComparison(arm: string, r: SequentialResult, fixedP: number | null) {
+  return {
+    arm,
+    effect: round(r.effect),
+    ci: r.ci,
+    relative_lift: round(r.relative_lift),
+    relative_ci: r.relative_ci,
+    p_value: r.p_value,
+    log_lambda: r.log_lambda,
+    fixed_p_value: fixedP,
+    warnings: r.warnings,
+  };
+}
+
+/** The control arm's name: `control`, else the first arm. */
+function controlArm(arms: readonly Arm[]): string {
+  return arms.find((a) => a.name === "control")?.name ?? arms[0]?.name ?? "control";
+}
+
+/** The control's totals when every arm has reported in the snapshot (null until then: nothing to compare). */
+export function completeControl(arms: readonly Arm[], snapshot: Snapshot): ArmTotals | null {
+  const controlName = controlArm(arms);
+  const control = snapshot.arms.get(controlName);
+  if (control === undefined) return null;
+  return arms.every((a) => a.name === controlName || snapshot.arms.has(a.name)) ? control : null;
+}
+
+/** A carry before any analysis. */
+export const EMPTY_CARRY: AnalysisCarry = { arms: {}, srm: null, guardrails: {} };
+
+export interface SnapshotInput {
+  readonly spec: OutcomeSpec;
+  /** The experiment's arms and weights, control among them. */
+  readonly arms: readonly Arm[];
+  /** A snapshot in which every arm has reported (`completeControl` is not null). */
+  readonly snapshot: Snapshot;
+  /** Per guardrail metric with a series: its newest totals per arm at or before the snapshot. */
+  readonly guardrailTotals: ReadonlyMap<string, ReadonlyMap<string, ArmTotals>>;
+  readonly plan: StatsPlan;
+  /** The previous analysis's carry (`EMPTY_CARRY` before the first). */
+  readonly carry: AnalysisCarry;
+  /** When the experiment's clock started: the earlier of its launch and its first point. */
+  readonly startedAt: Date;
+}
+
+/** The figures of the first treatment arm, shown with a decision (audit event, webhook). */
+export interface HeadFigures {
+  readonly effect: number | null;
+  readonly ci: readonly [number, number] | null;
+  readonly relative_lift: number | null;
+  readonly p_value: number | null;
+}
+
+export interface SnapshotAnalysis {
+  /** The `analyses` row, less its workspace, experiment and ts. */
+  readonly row: Omit<NewAnalysis, "workspaceId" | "experimentId" | "ts">;
+  /** The policy's answer: the most severe over the treatment arms (pause over analyse over continue). */
+  readonly decision: PolicyDecision;
+  readonly head: HeadFigures;
+  /** What the next snapshot's analysis continues from. */
+  readonly carry: AnalysisCarry;
+}
+
+/**
+ * Analyse one complete snapshot: per treatment arm the sequential and
+ * fixed-horizon tests against control, the SRM tests over all arms, each
+ * guardrail's test (its τ² fixed when first seen, from the control's variance
+ * and the planned sample), then the decision policy with the decision rules'
+ * counts (failed and inconclusive analyses, reset after a decision).
+ *
+ * @throws Error when the snapshot is not complete (check with `completeControl`).
+ */
+export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
+  const { spec, arms, snapshot: snap, plan, carry, startedAt } = input;
+  const d = spec.experiment_defaults ?? {};
+  const controlName = controlArm(arms);
+  const treatments = arms.filter((a) => a.name !== controlName).map((a) => a.name);
+  const weights = arms.map((a) => a.weight);
+  const kind = spec.signal.kind;
+  const alpha = d.alpha ?? DEFAULT_ALPHA;
+  const kill = spec.constraints?.kill
+    ? {
+        maxHarm: spec.constraints.kill.max_harm,
+        relative: spec.constraints.kill.relative ?? true,
+        failureLimit: spec.constraints.kill.failure_limit ?? DEFAULT_FAILURE_LIMIT,
+      }
+    : null;
+  // Specs stored before the decision rules existed have none of these fields: Argo's defaults apply.
+  const inconclusiveLimit = d.decision_rules?.inconclusive_limit ?? DEFAULT_INCONCLUSIVE_LIMIT;
+  const control = completeControl(arms, snap);
+  if (control === null) throw new Error(`snapshot ${snap.ts.toISOString()} lacks an arm`);
+
+  const comparisons: ReturnType<typeof describeComparison>[] = [];
+  const decisions: PolicyDecision[] = [];
+  const nextArms: Record<string, SequentialCarry> = { ...carry.arms };
+  const units = arms.map((a) => snap.arms.get(a.name)?.units ?? 0);
+  const srm = srmChiSquare(units, weights);
+  const srmSeq = sequentialSrm(units, weights, carry.srm);
+  const elapsedSeconds = Math.max(0, (snap.ts.getTime() - startedAt.getTime()) / 1000);
+
+  // Guardrails: each one's newest snapshot at or before this one.
+  const guardrailResults: {
+    metric: string;
+    arm: string;
+    result: GuardrailResult;
+    margin: number;
+    relative: boolean;
+    failureLimit: number;
+    dryRun: boolean;
+  }[] = [];
+  const nextGuardrails: AnalysisCarry["guardrails"] = { ...carry.guardrails };
+  for (const g of spec.constraints?.guardrails ?? []) {
+    const totals = input.guardrailTotals.get(g.metric);
+    if (totals === undefined) continue;
+    const gControl = totals.get(controlName);
+    if (gControl === undefined) continue;
+    let state = nextGuardrails[g.metric];
+    if (state === undefined) {
+      const summary = summarizeArm(g.kind, gControl);
+      const sigma2 =
+        g.kind === "proportion"
+          ? (() => {
+              const p = (gControl.sum + 0.5) / (gControl.units + 1);
+              return p * (1 - p);
+            })()
+          : (summary.variance ?? 0);
+      if (!(sigma2 > 0)) continue;
+      const planned = plan.sequentialPerArm ?? 10 * (d.min_sample_per_arm ?? 1000);
+      state = { tau2: mixtureVarianceForSample({ alpha, sigma2, plannedUnitsPerArm: planned }), arms: {} };
+    }
+    const armsCarry = { ...state.arms };
+    for (const t of treatments) {
+      const gTreatment = totals.get(t);
+      if (gTreatment === undefined) continue;
+      const result = guardrailTest(
+        gControl,
+        gTreatment,
+        {
+          kind: g.kind,
+          alpha,
+          tau2: state.tau2,
+          direction: g.direction,
+          margin: g.max_regression,
+          relative: g.relative ?? true,
+        },
+        armsCarry[t] ?? null,
+      );
+      if (result.carry !== null) armsCarry[t] = result.carry;
+      guardrailResults.push({
+        metric: g.metric,
+        arm: t,
+        result,
+        margin: g.max_regression,
+        relative: g.relative ?? true,
+        failureLimit: g.failure_limit ?? DEFAULT_FAILURE_LIMIT,
+        dryRun: g.dry_run ?? false,
+      });
+    }
+    nextGuardrails[g.metric] = { tau2: state.tau2, arms: armsCarry };
+  }
+
+  const inputs: PolicyInput[] = [];
+  for (const t of treatments) {
+    const treatment = snap.arms.get(t) as ArmTotals;
+    const r = sequentialTest(control, treatment, { kind, alpha, tau2: plan.tau2 }, carry.arms[t] ?? null);
+    if (r.carry !== null) nextArms[t] = r.carry;
+    const fixed = fixedHorizonTest(kind, control, treatment, alpha);
+    comparisons.push(describeComparison(t, r, fixed.p_value));
+    inputs.push({
+      units: { control: control.units, treatment: treatment.units },
+      elapsedSeconds,
+      minSamplePerArm: d.min_sample_per_arm ?? 1000,
+      minDurationSeconds: (d as { min_duration?: number }).min_duration ?? 86_400,
+      maxDurationSeconds: d.max_duration ?? 28 * 86_400,
+      plannedPerArm: plan.sequentialPerArm,
+      alpha,
+      targetDirection: spec.target.direction,
+      effect: r.effect,
+      ci: r.ci,
+      // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
+      // mean, a treatment better than control would read as harm.
+      relativeCi:
+        r.relative_ci !== null && r.control.mean !== null && r.control.mean < 0
+          ? [-r.relative_ci[1], -r.relative_ci[0]]
+          : r.relative_ci,
+      pValue: r.p_value,
+      // Nothing computed at this look (empty arm, zero variance, overflow): the interval is carried.
+      lookUndefined: r.effect === null || r.variance === null || !(r.variance > 0),
+      kill,
+      srm: { alarm: srm.alarm, sequentialAlarm: srmSeq.alarm },
+      guardrails: guardrailResults
+        .filter((g) => g.arm === t)
+        .map((g) => ({
+          metric: g.metric,
+          verdict: g.result.verdict,
+          harmLow: g.result.harm_ci?.[0] ?? null,
+          margin: g.margin,
+          relative: g.relative,
+          failureLimit: g.failureLimit,
+          dryRun: g.dryRun,
+        })),
+    });
+  }
+  // One measurement per analysis: a metric failed in it when it failed in any treatment arm.
+  const counts = countMeasurement(countsFrom(carry.rules), combineMeasurements(inputs.map(measurementOf)));
+  for (const input of inputs) decisions.push(decide({ ...input, rules: { counts, inconclusiveLimit } }));
+  const decision = decisions.reduce(
+    (worst, x) => (severity(x) > severity(worst) ? x : worst),
+    decisions[0] as PolicyDecision,
+  );
+  const next: AnalysisCarry = {
+    arms: nextArms,
+    srm: srmSeq.carry ?? carry.srm,
+    guardrails: nextGuardrails,
+    rules: decision.action === "continue" ? counts : NO_COUNTS,
+  };
+  const head = comparisons[0];
+  return {
+    row: {
+      arms: Object.fromEntries(
+        arms.map((a) => {
+          const totals = snap.arms.get(a.name) ?? { units: 0, sum: 0, sum_sq: 0 };
+          return [a.name, { ...totals, ...summarizeArm(kind, totals) }];
+        }),
+      ),
+      effect: head?.effect ?? null,
+      ciLow: head?.ci?.[0] ?? null,
+      ciHigh: head?.ci?.[1] ?? null,
+      relativeEffect: head?.relative_lift ?? null,
+      pValue: head?.p_value ?? null,
+      srmPValue: srm.p_value,
+      guardrails: guardrailResults.map((g) => ({
+        metric: g.metric,
+        arm: g.arm,
+        verdict: g.result.verdict,
+        harm: g.result.harm,
+        harm_ci: g.result.harm_ci,
+        p_value: g.result.p_value,
+        margin: g.margin,
+        relative: g.relative,
+        // A dry-run guardrail (or failure_limit −1) shows its verdict here and nowhere else.
+        failure_limit: g.failureLimit,
+        dry_run: g.dryRun,
+        failed_analyses: counts.guardrails[g.metric] ?? 0,
+      })),
+      decision,
+      details: {
+        comparisons,
+        srm: {
+          p_value: srm.p_value,
+          alarm: srm.alarm,
+          sequential_p_value: srmSeq.p_value,
+          sequential_alarm: srmSeq.alarm,
+        },
+        elapsed_seconds: elapsedSeconds,
+        tau2: plan.tau2,
+        tau2_source: plan.tau2Source,
+        planned_per_arm: plan.sequentialPerArm,
+        fixed_per_arm: plan.fixedPerArm,
+        rules: {
+          counts,
+          kill_failure_limit: kill?.failureLimit ?? null,
+          inconclusive_limit: inconclusiveLimit,
+        },
+        carry: next,
+      },
+    },
+    decision,
+    head: {
+      effect: head?.effect ?? null,
+      ci: head?.ci ?? null,
+      relative_lift: head?.relative_lift ?? null,
+      p_value: head?.p_value ?? null,
+    },
+    carry: next,
+  };
+}

@@ -1,0 +1,138 @@
+/**
+ * The `signals` queue: polls and analyses of running experiments, and the
+ * polls of active outcomes. Each job calls one use case, logs what it did and
+ * queues what follows (the analysis after a poll) or stops what is over (the
+ * scheduler of an experiment decided, of an outcome closed).
+ */
+import {
+  analyzeExperiment,
+  analyzeJobId,
+  describePollError,
+  experimentSchedulerId,
+  outcomeSchedulerId,
+  pollExperiment,
+  pollOutcome,
+  primaryPolledUntil,
+  webhookJobId,
+} from "@outcome-runtime/runtime";
+import { UnrecoverableError } from "bullmq";
+import { msSince, type WorkerContext } from "../context";
+import type { QueueProcessor } from "../dispatch";
+
+/** The processor of the `signals` queue. */
+export function signalsProcessor(context: WorkerContext): QueueProcessor<"signals"> {
+  const { logger, queues } = context;
+  return {
+    async pollExperiment({ experimentId }, run) {
+      const started = performance.now();
+      let result: Awaited<ReturnType<typeof pollExperiment>>;
+      try {
+        result = await pollExperiment(context.signals, experimentId);
+      } catch (error) {
+        const described = describePollError(error);
+        logger.warn(
+          { experimentId, ...described, attempt: run.attempt, durationMs: msSince(started), err: error },
+          "poll failed",
+        );
+        // A bad config or bad SQL will not heal by retrying; the next scheduled poll tries again.
+        if (!described.retryable) throw new UnrecoverableError(`${described.code}: ${described.message}`);
+        throw error;
+      }
+      if (result.status === "skipped") {
+        logger.info(
+          {
+            experimentId,
+            experimentKey: result.experimentKey,
+            status: result.status,
+            state: result.state,
+            durationMs: msSince(started),
+          },
+          "experiment polled",
+        );
+        return result;
+      }
+      logger.info(
+        {
+          experimentId,
+          experimentKey: result.experimentKey,
+          status: result.status,
+          connectors: [...new Set(result.reads.map((r) => r.connector))],
+          rowsRead: result.reads.reduce((sum, r) => sum + r.rows, 0),
+          inserted: result.inserted,
+          updated: result.updated,
+          unchanged: result.unchanged,
+          newestTs: result.newestTs?.toISOString() ?? null,
+          attempt: run.attempt,
+          durationMs: msSince(started),
+        },
+        "experiment polled",
+      );
+      // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
+      const upTo = await primaryPolledUntil(context.signals, experimentId);
+      if (upTo !== null) {
+        await queues.addUnlessStored("analyzeExperiment", { experimentId }, analyzeJobId(experimentId, upTo));
+      }
+      return { ...result, newestTs: result.newestTs?.toISOString() ?? null };
+    },
+
+    async analyzeExperiment({ experimentId }) {
+      const started = performance.now();
+      const outcome = await analyzeExperiment(context.signals, experimentId);
+      const durationMs = msSince(started);
+      context.metrics?.analysisDone(outcome, durationMs / 1000);
+      // The newest analysis's answer (a decision, or `continue` with its reason), if one was written.
+      const latest = outcome.decision ?? outcome.looks.at(-1) ?? null;
+      logger.info(
+        {
+          experimentId,
+          experimentKey: outcome.experimentKey,
+          analyses: outcome.analysed,
+          action: latest?.action ?? null,
+          reason: latest?.reason ?? null,
+          state: outcome.state,
+          durationMs,
+        },
+        "experiment analysed",
+      );
+      if (outcome.decision !== null) {
+        logger.info(
+          {
+            experimentId,
+            action: outcome.decision.action,
+            reason: outcome.decision.reason,
+            detail: outcome.decision.detail,
+          },
+          "experiment decided",
+        );
+        await queues.removeScheduler("pollExperiment", experimentSchedulerId(experimentId));
+      }
+      for (const id of outcome.webhooks) {
+        await queues.add("deliverWebhook", { deliveryId: id }, { jobId: webhookJobId(id) });
+      }
+      return { analysed: outcome.analysed, decision: outcome.decision, state: outcome.state };
+    },
+
+    async pollOutcome({ outcomeId }) {
+      const started = performance.now();
+      const result = await pollOutcome(context.signals, outcomeId);
+      logger.info(
+        result.status === "polled"
+          ? {
+              outcomeId,
+              status: result.status,
+              value: result.value,
+              goal: result.goal,
+              state: result.state,
+              note: result.note,
+              durationMs: msSince(started),
+            }
+          : { outcomeId, status: result.status, state: result.state, durationMs: msSince(started) },
+        "outcome polled",
+      );
+      if (result.status === "polled" && result.state !== "active") {
+        await queues.removeScheduler("pollOutcome", outcomeSchedulerId(outcomeId));
+      }
+      return result;
+    },
+  };
+}
