@@ -16,22 +16,14 @@
  *   that count exceeds `consecutive_error_limit` (default 4: the 5th error).
  * - A dry-run guardrail is measured and counted, never acted on.
  */
-import type { PolicyDecision, PolicyInput } from "./decision-policy";
+import type { PolicyDecision, PolicyInput, RuleCounts } from "./decision-types";
 
 /** Argo's defaults: the first failure fails; errors fail at the 5th in a row; inconclusive never stops on count. */
 export const DEFAULT_FAILURE_LIMIT = 0;
 export const DEFAULT_CONSECUTIVE_ERROR_LIMIT = 4;
 export const DEFAULT_INCONCLUSIVE_LIMIT = -1;
 
-/** Counts of failed and inconclusive measurements so far, this one included. */
-export interface RuleCounts {
-  /** Analyses that crossed the kill threshold. */
-  readonly kill: number;
-  /** Per guardrail metric: analyses that found it violated. */
-  readonly guardrails: Readonly<Record<string, number>>;
-  /** Analyses past `min_duration` whose primary statistics were undefined. */
-  readonly inconclusive: number;
-}
+export type { RuleCounts } from "./decision-types";
 
 export const NO_COUNTS: RuleCounts = Object.freeze({ kill: 0, guardrails: Object.freeze({}), inconclusive: 0 });
 

@@ -7,7 +7,6 @@ import type { PolicyDecision } from "./decision-policy";
 import type { RuleCounts } from "./decision-rules";
 import type { ExperimentState } from "./experiment.machine";
 import type { Actor, DecisionChannel, GateKind, GateState } from "./gate.machine";
-import type { BuildReport } from "./gate-context";
 import type { OutcomeState } from "./outcome.machine";
 
 /**
@@ -15,6 +14,18 @@ import type { OutcomeState } from "./outcome.machine";
  * `@outcome-runtime/spec`; kept opaque here because the domain does not depend
  * on the file format).
  */
+/** What the builder reported when the experiment was built. */
+export interface BuildReport {
+  readonly summary: string;
+  readonly pullRequestUrl: string | null;
+  readonly changedPaths: readonly string[];
+  /** The feature flag that splits traffic, if the build uses one. */
+  readonly flagKey: string | null;
+  readonly reportedBy: string;
+  /** ISO 8601. */
+  readonly reportedAt: string;
+}
+
 export type StoredSpec = Readonly<Record<string, unknown>>;
 
 export interface Workspace {

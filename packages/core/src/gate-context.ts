@@ -3,7 +3,9 @@
  * gate kind. Built by the runtime from the database, shown by the API, the
  * dashboard and the gate emails alike, so every channel shows the same facts.
  */
-import type { Arm, Prediction } from "./entities";
+import type { Arm, BuildReport, Prediction } from "./entities";
+
+export type { BuildReport } from "./entities";
 
 /** The outcome a gate belongs to, in brief. */
 export interface OutcomeBrief {
@@ -29,18 +31,6 @@ export interface HypothesisBrief {
   readonly state: string;
   /** `human`, `rules` or `llm:<model>`. */
   readonly source: string;
-}
-
-/** What the builder reported when the experiment was built. */
-export interface BuildReport {
-  readonly summary: string;
-  readonly pullRequestUrl: string | null;
-  readonly changedPaths: readonly string[];
-  /** The feature flag that splits traffic, if the build uses one. */
-  readonly flagKey: string | null;
-  readonly reportedBy: string;
-  /** ISO 8601. */
-  readonly reportedAt: string;
 }
 
 export interface ExperimentBrief {

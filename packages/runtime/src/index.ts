@@ -154,16 +154,10 @@ export {
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
 export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
-export type { SecretSummary, SecretsKeyring } from "./secrets";
-export {
-  deleteWorkspaceSecret,
-  listWorkspaceSecrets,
-  MAX_SECRET_BYTES,
-  openSecret,
-  sealSecret,
-  secretsKeyringFromEnv,
-  setWorkspaceSecret,
-} from "./secrets";
+export type { SecretsKeyring } from "./secret-box";
+export { MAX_SECRET_BYTES, openSecret, sealSecret, secretsKeyringFromEnv } from "./secret-box";
+export type { SecretSummary } from "./secrets";
+export { deleteWorkspaceSecret, listWorkspaceSecrets, setWorkspaceSecret } from "./secrets";
 export type { StartedSession } from "./sessions";
 export {
   endSession,

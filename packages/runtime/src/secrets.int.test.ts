@@ -9,13 +9,8 @@ import { audit, secrets, workspaces } from "@outcome-runtime/db";
 import { codeOf, createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Caller } from "./context";
-import {
-  deleteWorkspaceSecret,
-  listWorkspaceSecrets,
-  openSecret,
-  secretsKeyringFromEnv,
-  setWorkspaceSecret,
-} from "./secrets";
+import { openSecret, secretsKeyringFromEnv } from "./secret-box";
+import { deleteWorkspaceSecret, listWorkspaceSecrets, setWorkspaceSecret } from "./secrets";
 import { connectorProvider } from "./signals/connectors";
 import { resolveCredentials, sourceAccessFromEnv } from "./signals/source-access";
 

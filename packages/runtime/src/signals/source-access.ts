@@ -21,7 +21,7 @@ import {
 import { DomainError } from "@outcome-runtime/core";
 import { type DbOrTrx, secrets, workspaces } from "@outcome-runtime/db";
 import { ConfigError } from "../env-config";
-import { openSecret, type SecretsKeyring, secretsKeyringFromEnv } from "../secrets";
+import { openSecret, type SecretsKeyring, secretsKeyringFromEnv } from "../secret-box";
 
 /** The operator's settings for signal sources. */
 export interface SourceAccess {

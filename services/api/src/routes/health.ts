@@ -2,9 +2,10 @@
  * Liveness and readiness. Neither needs a key.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { RuntimeDeps } from "@outcome-runtime/runtime";
 import { checkDatabase, checkRedisEvictionPolicy } from "@outcome-runtime/runtime";
+import type { Redis } from "ioredis";
 import { Type } from "typebox";
-import type { AppOptions } from "../app";
 
 async function withTimeout(check: Promise<boolean>, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
@@ -33,7 +34,15 @@ const EvictionPolicyCheck = Type.Object(
   },
 );
 
-const healthRoutes: FastifyPluginAsyncTypebox<AppOptions> = async (app, options) => {
+/** What the health routes read: the API's own options (`AppOptions`) carry these. */
+export interface HealthOptions {
+  readonly deps: RuntimeDeps;
+  readonly redis: Redis;
+  readonly version: string;
+  readonly signalStorage: "timescaledb" | "plain";
+}
+
+const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) => {
   app.get(
     "/healthz",
     {
