@@ -8,12 +8,12 @@ import { applyOutcome, type measuredMetrics, transitionOutcome } from "@outcome-
 import { exampleOutcome, seedWorkspace } from "@outcome-runtime/testing";
 
 /** The normalised spec type, as the runtime's use cases take it. */
-export type NormalisedSpec = Parameters<typeof measuredMetrics>[0];
+export type NormalizedSpec = Parameters<typeof measuredMetrics>[0];
 
 export interface BenchOutcome {
   readonly workspaceId: string;
   readonly outcomeId: string;
-  readonly spec: NormalisedSpec;
+  readonly spec: NormalizedSpec;
 }
 
 /** Bootstrap the workspace, apply `outcome.example.yaml` and activate it. */
@@ -22,7 +22,7 @@ export async function activeExampleOutcome(db: Db): Promise<BenchOutcome> {
   const deps = { db };
   const applied = await applyOutcome(deps, seed.admin, { source: exampleOutcome(), file: "outcome.example.yaml" });
   const active = await transitionOutcome(deps, seed.admin, applied.outcome.slug, "activate", null);
-  return { workspaceId: seed.workspaceId, outcomeId: active.id, spec: active.spec as unknown as NormalisedSpec };
+  return { workspaceId: seed.workspaceId, outcomeId: active.id, spec: active.spec as unknown as NormalizedSpec };
 }
 
 /**

@@ -10,7 +10,7 @@
  * (the warm-up). Then each round publishes one snapshot, enqueues one
  * `poll-experiment` job per experiment and stops the clock when the queue is
  * drained and every experiment has its analysis row for that snapshot. A cycle
- * is one poll job plus the analyze job it enqueues.
+ * is one poll job plus the analyse job it enqueues.
  */
 import type { Db } from "@outcome-runtime/db";
 import {
@@ -52,7 +52,7 @@ export interface CycleFigure {
   /** Median over the complete rounds; null when none completed. */
   readonly cyclesPerSecond: number | null;
   /** Mean processing time of one job, ms, over the jobs sampled during the rounds. */
-  readonly jobMs: { readonly poll: number | null; readonly analyze: number | null };
+  readonly jobMs: { readonly poll: number | null; readonly analyse: number | null };
   readonly failedJobs: number;
   readonly warnings: readonly string[];
   readonly note: string | null;
@@ -133,7 +133,7 @@ async function addPolls(worker: RunningWorker, ids: readonly string[], tag: stri
 /**
  * Processing times of completed jobs, sampled while the rounds run (BullMQ
  * keeps only the newest completed jobs, so reading them once at the end would
- * see only the last analyze jobs of a large round).
+ * see only the last analyse jobs of a large round).
  */
 class JobSampler {
   private readonly seen = new Map<string, { name: string; ms: number }>();
@@ -289,7 +289,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
       steadyReconcileSeconds,
       rounds,
       cyclesPerSecond: median(done),
-      jobMs: { poll: sampler.mean(JOB.pollExperiment), analyze: sampler.mean(JOB.analyzeExperiment) },
+      jobMs: { poll: sampler.mean(JOB.pollExperiment), analyse: sampler.mean(JOB.analyseExperiment) },
       failedJobs: failed.failed ?? 0,
       warnings,
       note,

@@ -59,7 +59,7 @@ function cycleRows(results: BenchResults): string[][] {
     fmt(c.cyclesPerSecond),
     c.rounds.map((r) => `${fmt(r.cyclesPerSecond)}${r.complete ? "" : " (incomplete)"}`).join(", "),
     c.rounds.map((r) => fmt(r.seconds)).join(", "),
-    `${fmt(c.jobMs.poll)} / ${fmt(c.jobMs.analyze)}`,
+    `${fmt(c.jobMs.poll)} / ${fmt(c.jobMs.analyse)}`,
     `${fmt(c.reconcileSeconds)} / ${fmt(c.steadyReconcileSeconds)}`,
     fmt(c.warmupSeconds),
     String(c.failedJobs),
@@ -90,7 +90,7 @@ const CYCLE_HEADER = [
   "cycles/s (median)",
   "cycles/s per round",
   "seconds per round",
-  "mean job ms (poll / analyze)",
+  "mean job ms (poll / analyse)",
   "reconcile s (start / steady)",
   "warm-up s",
   "failed jobs",
@@ -166,7 +166,7 @@ export function renderMarkdown(results: BenchResults): string {
     "",
     first === undefined
       ? "Not measured in this run."
-      : `\`startWorker\` in process, concurrency ${first.concurrency}, one poll job per experiment per round; a cycle is a poll job and the analyze job it enqueues.`,
+      : `\`startWorker\` in process, concurrency ${first.concurrency}, one poll job per experiment per round; a cycle is a poll job and the analyse job it enqueues.`,
     "",
     ...markdownTable(CYCLE_HEADER, cycleRows(results)),
     "",

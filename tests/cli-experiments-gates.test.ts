@@ -15,7 +15,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
-import { analyzeExperiment, connectorProvider, pollExperiment, sourceAccessFromEnv } from "@outcome-runtime/runtime";
+import { analyseExperiment, connectorProvider, pollExperiment, sourceAccessFromEnv } from "@outcome-runtime/runtime";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -347,7 +347,7 @@ describe("an analysis, and the decision on it", () => {
     writeFileSync(signalFile, `${rows.join("\n")}\n`);
     const connectors = connectorProvider({ db: api.t.db, access: sourceAccessFromEnv({ SOURCE_CSV_DIR: dir }) });
     await pollExperiment({ db: api.t.db, connectors }, launched.id);
-    const analysed = await analyzeExperiment({ db: api.t.db }, launched.id);
+    const analysed = await analyseExperiment({ db: api.t.db }, launched.id);
     await connectors.close();
     expect(analysed.decision).toMatchObject({ action: "analyse", reason: "win" });
 

@@ -3,8 +3,8 @@
  * runs, then 1 000 times again after it completed.
  *
  * The job is the one the worker itself enqueues after a poll: name
- * `JOB.analyzeExperiment`, data `{ experimentId }`, job id
- * `analyzeJobId(experiment, polledUntil)` and the worker's options
+ * `JOB.analyseExperiment`, data `{ experimentId }`, job id
+ * `analyseJobId(experiment, polledUntil)` and the worker's options
  * (`removeOnComplete: KEEP_COMPLETED`, so the completed job stays and later
  * adds are no-ops). The data is harmful (treatment converts half as often as
  * control), so the one analysis pauses the experiment.
@@ -15,7 +15,7 @@
  */
 import { audit, experiments as experimentRows, signals } from "@outcome-runtime/db";
 import {
-  analyzeJobId,
+  analyseJobId,
   connectorProvider,
   JOB,
   KEEP_COMPLETED,
@@ -46,7 +46,7 @@ afterAll(() => runCleanups(cleanups));
 const ADDS = scaled(1000, 1000);
 
 /** The options services/worker/src/worker.ts adds an analysis job with. */
-const ANALYZE_OPTS = {
+const ANALYSE_OPTS = {
   attempts: 5,
   backoff: { type: "exponential" as const, delay: 1000 },
   removeOnComplete: KEEP_COMPLETED,
@@ -92,7 +92,7 @@ it(`R3: the same analysis job added ${ADDS}× concurrently, then ${ADDS}× after
   expect(polled).toMatchObject({ status: "polled", inserted: 2 });
   const upTo = await primaryPolledUntil({ db: world.t.db }, id);
   expect(upTo).toBe(ts.getTime());
-  const jobId = analyzeJobId(id, upTo!);
+  const jobId = analyseJobId(id, upTo!);
 
   let completed = 0;
   let duplicated = 0;
@@ -113,7 +113,7 @@ it(`R3: the same analysis job added ${ADDS}× concurrently, then ${ADDS}× after
   const addAll = () =>
     Promise.all(
       Array.from({ length: ADDS }, () =>
-        queue.add(JOB.analyzeExperiment, { experimentId: id }, { ...ANALYZE_OPTS, jobId }),
+        queue.add(JOB.analyseExperiment, { experimentId: id }, { ...ANALYSE_OPTS, jobId }),
       ),
     );
   const firstAddStarted = Date.now();

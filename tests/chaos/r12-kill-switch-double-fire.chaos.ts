@@ -19,7 +19,7 @@ import type { AddressInfo } from "node:net";
 import { audit, experiments as experimentRows, gateMail, gates, signals } from "@outcome-runtime/db";
 import { startMailCatcher } from "@outcome-runtime/notify/test-support";
 import {
-  analyzeJobId,
+  analyseJobId,
   connectorProvider,
   EVENT_HEADER,
   JOB,
@@ -147,7 +147,7 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
   await events.waitUntilReady();
   const ran = new Map<string, string>();
   events.on("completed", ({ jobId, returnvalue }) => {
-    if (jobId.startsWith("analyze-")) ran.set(jobId, String(returnvalue));
+    if (jobId.startsWith("analyse-")) ran.set(jobId, String(returnvalue));
   });
   const opts = {
     attempts: 5,
@@ -155,13 +155,13 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
     removeOnComplete: KEEP_COMPLETED,
     removeOnFail: KEEP_FAILED,
   };
-  const otherIds = Array.from({ length: OTHER_IDS }, (_, i) => `analyze-${id}-${upTo}-again-${i}`);
+  const otherIds = Array.from({ length: OTHER_IDS }, (_, i) => `analyse-${id}-${upTo}-again-${i}`);
   const fired = Date.now();
   await Promise.all([
     ...Array.from({ length: SAME_ID }, () =>
-      queue.add(JOB.analyzeExperiment, { experimentId: id }, { ...opts, jobId: analyzeJobId(id, upTo) }),
+      queue.add(JOB.analyseExperiment, { experimentId: id }, { ...opts, jobId: analyseJobId(id, upTo) }),
     ),
-    ...otherIds.map((jobId) => queue.add(JOB.analyzeExperiment, { experimentId: id }, { ...opts, jobId })),
+    ...otherIds.map((jobId) => queue.add(JOB.analyseExperiment, { experimentId: id }, { ...opts, jobId })),
   ]);
 
   const pausedMs = await waitFor(

@@ -7,7 +7,7 @@
  * Every row goes through the pure rules (packages/core: measure, count,
  * decide, assessErrors); every row real data can show goes through the
  * runtime too: a snapshot per step in a source table read by the real
- * `postgres` connector, `pollExperiment`, `analyzeExperiment` run twice per
+ * `postgres` connector, `pollExperiment`, `analyseExperiment` run twice per
  * step (a duplicated job), and for an error step a source query that raises.
  *
  * Pass: every row's action, reason and step as expected on both paths (a

@@ -5,7 +5,7 @@
  * and an agent, and a clock that polls and analyses as the worker would.
  */
 import {
-  analyzeExperiment,
+  analyseExperiment,
   applyOutcome,
   type Caller,
   connectorProvider,
@@ -114,7 +114,7 @@ export async function createAsosWorld(keys: readonly string[]): Promise<AsosWorl
           const { experiment } = await getExperiment(deps, seed.admin, id);
           if (experiment.state !== "running") continue;
           await pollExperiment({ ...deps, connectors }, id);
-          await analyzeExperiment(deps, id);
+          await analyseExperiment(deps, id);
         }
       }
     },

@@ -2,7 +2,7 @@
  * Replays a row of the R14 decision-rules table (packages/core/src/decision-rules.cases.ts)
  * through the runtime's real path: an outcome with the row's limits, a running
  * experiment, and for each step a snapshot written to a source table that the
- * real `postgres` connector reads (`pollExperiment`), then `analyzeExperiment`.
+ * real `postgres` connector reads (`pollExperiment`), then `analyseExperiment`.
  * An `E` step makes the source query raise (a plpgsql function that fails
  * while a fault row exists), so the poll fails as a broken analytics query
  * would. Used by packages/runtime/src/signals/decision-rules.int.test.ts and
@@ -10,7 +10,7 @@
  */
 import { audit, type Db, experiments as experimentRows } from "@outcome-runtime/db";
 import {
-  analyzeExperiment,
+  analyseExperiment,
   applyOutcome,
   type ConnectorProvider,
   connectorProvider,
@@ -210,7 +210,7 @@ export async function replayCase(bench: RuleBench, c: RuleCase, slug: string): P
     [key, new Date(base)],
   );
   await pollExperiment(deps, id);
-  await analyzeExperiment(deps, id);
+  await analyseExperiment(deps, id);
 
   let decision: Replay["decision"] = null;
   let decisionMs: number | null = null;
@@ -228,9 +228,9 @@ export async function replayCase(bench: RuleBench, c: RuleCase, slug: string): P
       () => false,
     );
     if (!polled) failedPolls += 1;
-    await analyzeExperiment(deps, id);
+    await analyseExperiment(deps, id);
     // A duplicated analysis job: finds nothing new, counts nothing twice.
-    await analyzeExperiment(deps, id);
+    await analyseExperiment(deps, id);
     const state = (await experimentRows.findExperimentById(bench.db, id))?.state;
     if (decision === null && state !== "running") {
       decisionMs = Date.now() - started;

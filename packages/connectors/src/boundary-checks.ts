@@ -57,12 +57,12 @@ export function parseTimestamp(value: unknown): Date | undefined {
   if (match === null) return undefined;
   // A time without a zone is read as UTC; Postgres writes zones as +HH or +HHMM.
   const zone = match[2] ?? "Z";
-  const normalisedZone = /^[+-]\d{2}$/u.test(zone)
+  const normalizedZone = /^[+-]\d{2}$/u.test(zone)
     ? `${zone}:00`
     : /^[+-]\d{4}$/u.test(zone)
       ? `${zone.slice(0, 3)}:${zone.slice(3)}`
       : zone.toUpperCase();
-  return validDate(`${match[1]}${normalisedZone}`);
+  return validDate(`${match[1]}${normalizedZone}`);
 }
 
 function validDate(text: string): Date | undefined {

@@ -23,4 +23,4 @@ export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/q
 export type { PollBudgetOptions } from "./poll-budget";
 export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";
 export { sameDatabase } from "./postgres/source-check";
-export { normaliseApiUrl, parseAllowedApiUrls } from "./vendor-hosts";
+export { normalizeApiUrl, parseAllowedApiUrls } from "./vendor-hosts";

@@ -9,7 +9,7 @@ import { type ConfigReader, show } from "./config-reader";
 import { ConnectorError } from "./connector-error";
 
 /** `https://EU.mixpanel.com/api/query/` → `https://eu.mixpanel.com/api/query`: the form URLs are compared in. */
-export function normaliseApiUrl(url: string): string | undefined {
+export function normalizeApiUrl(url: string): string | undefined {
   if (!URL.canParse(url)) return undefined;
   const parsed = new URL(url);
   if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return undefined;
@@ -32,7 +32,7 @@ export function vendorApiUrl(
   documented: readonly string[],
   allowed: readonly string[] = [],
 ): string {
-  const url = normaliseApiUrl(value);
+  const url = normalizeApiUrl(value);
   if (url === undefined) {
     throw reader.invalid(
       field,
@@ -41,7 +41,7 @@ export function vendorApiUrl(
       { value },
     );
   }
-  const permitted = [...documented, ...allowed].map((u) => normaliseApiUrl(u) ?? u);
+  const permitted = [...documented, ...allowed].map((u) => normalizeApiUrl(u) ?? u);
   if (permitted.includes(url)) return url;
   throw new ConnectorError(
     "source_refused",
@@ -71,7 +71,7 @@ export function parseAllowedApiUrls(text: string | undefined): Record<string, st
   for (const entry of (text ?? "").split(/[\s,]+/u).filter((e) => e !== "")) {
     const at = entry.indexOf("=");
     const type = entry.slice(0, at);
-    const url = normaliseApiUrl(entry.slice(at + 1));
+    const url = normalizeApiUrl(entry.slice(at + 1));
     if (at <= 0 || !/^[a-z][a-z0-9_]*$/u.test(type) || url === undefined) {
       throw new Error(
         `SOURCE_API_URLS: "${entry}" is not <connector type>=<http(s) URL>; write e.g. mixpanel=https://mixpanel-proxy.internal/api/query`,

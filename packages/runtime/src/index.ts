@@ -111,7 +111,7 @@ export type { IdempotentResponse } from "./idempotency";
 export { requestFingerprint, runIdempotent } from "./idempotency";
 export type { JobKey, JobOptions, JobPayload, JobsOfQueue, QueueName } from "./jobs";
 export {
-  analyzeJobId,
+  analyseJobId,
   CONTROL_QUEUE,
   DEFAULT_QUEUE_PREFIX,
   experimentSchedulerId,
@@ -167,8 +167,8 @@ export {
   sessionPrincipal,
   startSession,
 } from "./sessions";
-export type { AnalysisOutcome } from "./signals/analyze";
-export { analyzeExperiment } from "./signals/analyze";
+export type { AnalysisOutcome } from "./signals/analyse";
+export { analyseExperiment } from "./signals/analyse";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";

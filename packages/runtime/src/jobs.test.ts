@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
-  analyzeJobId,
+  analyseJobId,
   CONTROL_QUEUE,
   InvalidJobPayloadError,
   JOB,
@@ -38,6 +38,10 @@ describe("the job catalogue", () => {
     expect(jobKeyOf("no-such-job")).toBeNull();
   });
 
+  it("still runs a job queued under an earlier release's name", () => {
+    expect(jobKeyOf("analyze-experiment")).toBe("analyseExperiment");
+  });
+
   it("gives a poll the same retries whether a scheduler or a person asked for it", () => {
     const options = jobOptions("pollExperiment");
     expect(options).toEqual({
@@ -61,7 +65,7 @@ describe("the job catalogue", () => {
       removeOnComplete: KEEP_COMPLETED,
       removeOnFail: KEEP_FAILED,
     });
-    expect(analyzeJobId(ID, 1_700_000_000_000)).toBe(`analyze-${ID}-1700000000000`);
+    expect(analyseJobId(ID, 1_700_000_000_000)).toBe(`analyse-${ID}-1700000000000`);
   });
 
   it("takes a payload of ids and refuses anything else, naming the field", () => {

@@ -94,14 +94,14 @@ export const JOBS = {
     schedulerId: (p) => `poll-experiment:${p.experimentId}`,
   }),
   /** Analyse the snapshots of an experiment up to a point in time (ms), and apply the decision policy. */
-  analyzeExperiment: defineJob({
-    name: "analyze-experiment",
+  analyseExperiment: defineJob({
+    name: "analyse-experiment",
     queue: SIGNALS_QUEUE,
     payload: ["experimentId"],
     attempts: 5,
     backoff: exponential(1000),
     // A re-poll that found nothing new asks for the same analysis: a no-op.
-    jobId: (p, upToMs: number) => `analyze-${p.experimentId}-${upToMs}`,
+    jobId: (p, upToMs: number) => `analyse-${p.experimentId}-${upToMs}`,
     schedulerId: null,
   }),
   /** Read an outcome's own signal; close it (achieved, missed) when its target or horizon says so. */
@@ -192,9 +192,18 @@ export const JOB = Object.fromEntries(Object.entries(JOBS).map(([key, spec]) => 
   readonly [K in JobKey]: (typeof JOBS)[K]["name"];
 };
 
-const KEY_BY_NAME = new Map<string, JobKey>(Object.entries(JOBS).map(([key, spec]) => [spec.name, key as JobKey]));
+/**
+ * Names a job had in an earlier release, so a job still queued in Redis when
+ * the worker is upgraded is run, not refused.
+ */
+const FORMER_NAMES: Readonly<Record<string, JobKey>> = { "analyze-experiment": "analyseExperiment" };
 
-/** The catalogue's key of a job name, or null for a name it does not know. */
+const KEY_BY_NAME = new Map<string, JobKey>([
+  ...Object.entries(FORMER_NAMES),
+  ...Object.entries(JOBS).map(([key, spec]) => [spec.name, key as JobKey] as const),
+]);
+
+/** The catalogue's key of a job name (a former name included), or null for a name it does not know. */
 export function jobKeyOf(name: string): JobKey | null {
   return KEY_BY_NAME.get(name) ?? null;
 }
@@ -271,8 +280,8 @@ export function pollNowJobId(experimentId: string, requestedAt: Date): string {
 }
 
 /** Job id of the analysis of an experiment up to a point in time (ms). */
-export function analyzeJobId(experimentId: string, upToMs: number): string {
-  return JOBS.analyzeExperiment.jobId({ experimentId }, upToMs);
+export function analyseJobId(experimentId: string, upToMs: number): string {
+  return JOBS.analyseExperiment.jobId({ experimentId }, upToMs);
 }
 
 /** Job id of a webhook delivery (one per outbox row). */

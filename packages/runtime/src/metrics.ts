@@ -25,7 +25,7 @@ import { gateMail, gates, llm, signals } from "@outcome-runtime/db";
 import type { Job, JobType, Queue } from "bullmq";
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from "prom-client";
 import type { RuntimeDeps } from "./context";
-import type { AnalysisOutcome } from "./signals/analyze";
+import type { AnalysisOutcome } from "./signals/analyse";
 import type { SignalObserver, SourceRead } from "./signals/poll";
 
 /** The registry a process exposes on `/metrics` (prom-client's `Registry`). */

@@ -7,7 +7,7 @@ import type { Alias, Document, Node, Scalar, YAMLError } from "yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, Parser, parseDocument, visit } from "yaml";
 import { contentHash } from "./content-hash.js";
 import type { Diagnostic, DiagnosticCode } from "./diagnostics.js";
-import { isPlainObject, normaliseOutcome } from "./normalise-outcome.js";
+import { isPlainObject, normalizeOutcome } from "./normalize-outcome.js";
 import type { OutcomeSpec, OutcomeSpecInput } from "./outcome.types.js";
 import { outcomeSchema, outcomeValidator, type SchemaNode } from "./outcome-schema.js";
 import { type Finding, schemaFindings } from "./schema-diagnostics.js";
@@ -264,7 +264,7 @@ function parse(
 
   const { note, isClean } = cleanliness();
   findings.forEach(note);
-  const normalised = normaliseOutcome(data, outcomeSchema as SchemaNode, isClean);
+  const normalised = normalizeOutcome(data, outcomeSchema as SchemaNode, isClean);
   normalised.findings.forEach(note);
   findings.push(...normalised.findings);
   findings.push(...semanticFindings(normalised.value, { connectors, isClean }));

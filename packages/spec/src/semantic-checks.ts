@@ -4,7 +4,7 @@
  * parts that passed the schema, so one mistake is never reported twice.
  */
 import { didYouMean } from "./did-you-mean.js";
-import { isPlainObject } from "./normalise-outcome.js";
+import { isPlainObject } from "./normalize-outcome.js";
 import { type Finding, formatPercent } from "./schema-diagnostics.js";
 import { humanPath } from "./source-positions.js";
 

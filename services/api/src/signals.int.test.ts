@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { SignalConnector } from "@outcome-runtime/connectors";
 import {
-  analyzeExperiment,
+  analyseExperiment,
   applyOutcome,
   connectorProvider,
   decideGate,
@@ -110,7 +110,7 @@ describe("experiments with signals", () => {
     const id = (await api.app.inject({ method: "GET", url: `/v1/experiments/${running}`, headers: api.auth })).json()
       .experiment.id as string;
     await pollExperiment({ db: api.t.db, connectors }, id);
-    const decided = await analyzeExperiment({ db: api.t.db }, id);
+    const decided = await analyseExperiment({ db: api.t.db }, id);
     expect(decided.decision).toMatchObject({ action: "analyse", reason: "win" });
 
     const list = await api.app.inject({ method: "GET", url: `/v1/experiments/${running}/analyses`, headers: api.auth });

@@ -1,7 +1,7 @@
 /**
  * The decision rules (failure_limit, dry_run, inconclusive_limit,
  * consecutive_error_limit) on the real path: Postgres, the real `postgres`
- * connector reading a source table, `pollExperiment` and `analyzeExperiment`.
+ * connector reading a source table, `pollExperiment` and `analyseExperiment`.
  * The rows come from the R14 table (packages/core/src/decision-rules.cases.ts).
  */
 import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";

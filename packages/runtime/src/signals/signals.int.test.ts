@@ -22,7 +22,7 @@ import { applyOutcome } from "../apply-outcome";
 import { decideGate } from "../decide-gate";
 import { getExperiment, listExperimentAnalyses, proposeExperiment, transitionExperiment } from "../experiments";
 import { getOutcome, transitionOutcome } from "../outcomes";
-import { analyzeExperiment } from "./analyze";
+import { analyseExperiment } from "./analyse";
 import { type ConnectorProvider, connectorProvider } from "./connectors";
 import { pollOutcome } from "./outcome-poll";
 import { pollExperiment, type SignalDeps, type SignalObserver, type SourceRead } from "./poll";
@@ -191,7 +191,7 @@ describe("what polls and analyses report (the worker's metrics and log lines)", 
     expect(polled.status === "polled" && polled.reads).toMatchObject(expected);
     expect(reads.every((r) => r.durationSeconds >= 0 && r.durationSeconds < 60)).toBe(true);
 
-    const analysis = await analyzeExperiment(observed, id);
+    const analysis = await analyseExperiment(observed, id);
     expect(analysis).toMatchObject({ experimentKey: key, analysed: 3, decision: null, state: "running" });
     expect(analysis.looks).toEqual([
       { action: "continue", reason: "warming_up" },
@@ -224,7 +224,7 @@ describe("the decision policy on real polls", () => {
     const polled = await pollExperiment(deps(), (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id);
     expect(polled).toMatchObject({ status: "polled", inserted: 12, updated: 0, unchanged: 0 });
     const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
-    const result = await analyzeExperiment(deps(), id);
+    const result = await analyseExperiment(deps(), id);
     expect(result.decision).toMatchObject({ action: "pause", reason: "kill" });
     expect(result.webhooks).toHaveLength(1);
     const detail = await getExperiment({ db: t.db }, seed.admin, key);
@@ -235,7 +235,7 @@ describe("the decision policy on real polls", () => {
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ actor: { name: "worker", role: "system" }, channel: "system" });
     // Running the analysis again changes nothing.
-    expect(await analyzeExperiment(deps(), id)).toMatchObject({ analysed: 0, decision: null, state: "paused" });
+    expect(await analyseExperiment(deps(), id)).toMatchObject({ analysed: 0, decision: null, state: "paused" });
     const hooks = await t.db.selectFrom("webhook_deliveries").selectAll().execute();
     expect(
       hooks.filter((h) => (h.payload as { data: { experiment?: { id: string } } }).data.experiment?.id === id),
@@ -261,7 +261,7 @@ describe("the decision policy on real polls", () => {
     });
     const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
     await pollExperiment(deps(), id);
-    const result = await analyzeExperiment(deps(), id);
+    const result = await analyseExperiment(deps(), id);
     expect(result.decision).toMatchObject({ action: "pause", reason: "guardrail" });
     expect(result.decision?.detail).toContain("payment_error_rate");
     const { analyses } = await listExperimentAnalyses({ db: t.db }, seed.admin, key);
@@ -278,7 +278,7 @@ describe("the decision policy on real polls", () => {
     });
     const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
     await pollExperiment(deps(), id);
-    const result = await analyzeExperiment(deps(), id);
+    const result = await analyseExperiment(deps(), id);
     expect(result.decision).toMatchObject({ action: "analyse", reason: "srm" });
     const detail = await getExperiment({ db: t.db }, seed.admin, key);
     expect(detail.experiment.state).toBe("analysing");
@@ -303,7 +303,7 @@ describe("the decision policy on real polls", () => {
     });
     const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
     await pollExperiment(deps(), id);
-    const result = await analyzeExperiment(deps(), id);
+    const result = await analyseExperiment(deps(), id);
     expect(result.decision).toMatchObject({ action: "analyse", reason: "win" });
     expect((await getExperiment({ db: t.db }, seed.admin, key)).experiment.state).toBe("analysing");
   });
@@ -317,7 +317,7 @@ describe("the decision policy on real polls", () => {
       guardrail: days(4_000, { control: 0.01, treatment: 0.01 }),
     });
     await pollExperiment(deps(), id);
-    const early = await analyzeExperiment(deps(), id);
+    const early = await analyseExperiment(deps(), id);
     expect(early).toMatchObject({ analysed: 3, decision: null, state: "running" });
     const { analyses } = await listExperimentAnalyses({ db: t.db }, seed.admin, key);
     expect(analyses.map((a) => (a.decision as { reason: string }).reason)).toEqual([
@@ -331,7 +331,7 @@ describe("the decision policy on real polls", () => {
       arms: { control: { units: 6_000, rate: 0.68 }, treatment: { units: 6_000, rate: 0.85 } },
     });
     await pollExperiment(deps(), id);
-    expect(await analyzeExperiment(deps(), id)).toMatchObject({ analysed: 1, decision: { reason: "kill" } });
+    expect(await analyseExperiment(deps(), id)).toMatchObject({ analysed: 1, decision: { reason: "kill" } });
   });
 
   it("still reads an arm whose rows arrive after the other arm's newer ones", async () => {
@@ -422,7 +422,7 @@ describe("an analysis racing the outcome's abandon", () => {
       })
       .catch(() => {});
     await holding;
-    const analysis = analyzeExperiment(deps(), id);
+    const analysis = analyseExperiment(deps(), id);
     await waitForLockWaiters(1);
     const abandon = transitionOutcome({ db: t.db }, seed.admin, "sig-race-abandon", "abandon", null);
     await waitForLockWaiters(2);
@@ -453,7 +453,7 @@ describe("an analysis racing a poll of the same experiment", () => {
     await t.db.transaction().execute(async (trx) => {
       await signals.upsertPoints(trx, primary, [], new Date());
       let settled = false;
-      analysis = analyzeExperiment(deps(), id).finally(() => {
+      analysis = analyseExperiment(deps(), id).finally(() => {
         settled = true;
       });
       // Until the analysis is done, or waits on this transaction.

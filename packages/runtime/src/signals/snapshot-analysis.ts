@@ -3,7 +3,7 @@
  * cumulative per-arm totals of the primary metric and of each guardrail at the
  * snapshot's as-of time, the statistical plan and the previous analysis's
  * carry go in; the analysis row to store, the decision policy's answer and the
- * next carry come out. No I/O: `analyze.ts` reads the points, writes the row
+ * next carry come out. No I/O: `analyse.ts` reads the points, writes the row
  * and applies the decision, in its transaction.
  *
  * The tests: the primary metric's mSPRT (always-valid p-value and confidence

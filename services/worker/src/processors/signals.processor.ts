@@ -5,8 +5,8 @@
  * scheduler of an experiment decided, of an outcome closed).
  */
 import {
-  analyzeExperiment,
-  analyzeJobId,
+  analyseExperiment,
+  analyseJobId,
   describePollError,
   experimentSchedulerId,
   outcomeSchedulerId,
@@ -70,14 +70,14 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
       const upTo = await primaryPolledUntil(context.signals, experimentId);
       if (upTo !== null) {
-        await queues.addUnlessStored("analyzeExperiment", { experimentId }, analyzeJobId(experimentId, upTo));
+        await queues.addUnlessStored("analyseExperiment", { experimentId }, analyseJobId(experimentId, upTo));
       }
       return { ...result, newestTs: result.newestTs?.toISOString() ?? null };
     },
 
-    async analyzeExperiment({ experimentId }) {
+    async analyseExperiment({ experimentId }) {
       const started = performance.now();
-      const outcome = await analyzeExperiment(context.signals, experimentId);
+      const outcome = await analyseExperiment(context.signals, experimentId);
       const durationMs = msSince(started);
       context.metrics?.analysisDone(outcome, durationMs / 1000);
       // The newest analysis's answer (a decision, or `continue` with its reason), if one was written.

@@ -12,7 +12,7 @@ import { type Finding, formatLimit } from "./schema-diagnostics.js";
 import { humanPath, pointerSegments, toPointer } from "./source-positions.js";
 import { describeValue, parseDuration, parsePercentage, UnitError } from "./units.js";
 
-/** What {@link normaliseOutcome} returns. */
+/** What {@link normalizeOutcome} returns. */
 export interface Normalised {
   /** The normalised document; an `OutcomeSpec` when `findings` is empty and the input was valid. */
   value: unknown;
@@ -28,7 +28,7 @@ export interface Normalised {
  * @param isClean whether the value at a pointer passed schema validation;
  *   values that did not are left as they are (they already have a finding)
  */
-export function normaliseOutcome(data: unknown, schema: SchemaNode, isClean: (pointer: string) => boolean): Normalised {
+export function normalizeOutcome(data: unknown, schema: SchemaNode, isClean: (pointer: string) => boolean): Normalised {
   const findings: Finding[] = [];
 
   const unit = (pointer: string, value: unknown, node: SchemaNode, parse: (v: unknown) => number): unknown => {

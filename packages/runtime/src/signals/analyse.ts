@@ -49,7 +49,7 @@ export interface AnalysisOutcome {
  * with `{ action, reason }`), writes the audit event (actor `worker`) and a
  * webhook to the outbox, all in one transaction.
  */
-export async function analyzeExperiment(deps: RuntimeDeps, experimentId: string): Promise<AnalysisOutcome> {
+export async function analyseExperiment(deps: RuntimeDeps, experimentId: string): Promise<AnalysisOutcome> {
   return inTransaction(deps.db, async (trx) => {
     const found = await experiments.findExperimentById(trx, experimentId);
     if (found === null) return nothingAnalysed(null, "missing");
