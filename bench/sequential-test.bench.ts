@@ -74,17 +74,17 @@ function pass(data: Float64Array, kind: MetricKind, tau2: number, experiments: n
       const control: ArmTotals = {
         units: data[k] as number,
         sum: data[k + 1] as number,
-        sum_sq: data[k + 2] as number,
+        sumSq: data[k + 2] as number,
       };
       const treatment: ArmTotals = {
         units: data[k + 3] as number,
         sum: data[k + 4] as number,
-        sum_sq: data[k + 5] as number,
+        sumSq: data[k + 5] as number,
       };
       k += 6;
       const r = sequentialTest(control, treatment, { kind, alpha: 0.05, tau2 }, carry);
       carry = r.carry;
-      checksum += r.p_value ?? 0;
+      checksum += r.pValue ?? 0;
     }
   }
   return checksum;

@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
-import { signals, transfer, workspaces } from "@outcome-runtime/db";
+import { downgradeAnalysisJson, signals, transfer, workspaces } from "@outcome-runtime/db";
 import {
   applyOutcome,
   type Caller,
@@ -121,7 +121,7 @@ async function buildWorkspace(api: TestApi): Promise<void> {
         effect: 0.03,
         ciLow: 0.004,
         ciHigh: 0.056,
-        relativeEffect: 0.0967741935483871,
+        relativeLift: 0.0967741935483871,
         pValue: 0.012,
         srmPValue: 0.93,
         decision: { action: "analyse", reason: "win", detail: "the effect is significant at alpha 0.05" },
@@ -184,7 +184,7 @@ describe("export then import", () => {
     const manifest = JSON.parse(await readFile(join(out, "manifest.json"), "utf8"));
     expect(manifest).toMatchObject({
       format: "outcome-runtime-export",
-      version: 1,
+      version: 2,
       workspace: { slug: "default", settings: { sessionRequiredDecisions: ["resume", "ship"] } },
       counts: {
         outcomes: 2,
@@ -259,6 +259,40 @@ describe("export then import", () => {
     expect(actions).toEqual(expect.arrayContaining(["outcome.created", "experiment.launched", "workspace.imported"]));
   });
 
+  it("imports an export of version 1 (relative_effect, snake_case analysis JSON) as version 2 stores it", async () => {
+    const out = join(dir, "backup");
+    const v1 = join(dir, "backup-v1");
+    await cp(out, v1, { recursive: true });
+    const manifest = JSON.parse(await readFile(join(v1, "manifest.json"), "utf8"));
+    await writeFile(join(v1, "manifest.json"), JSON.stringify({ ...manifest, version: 1 }));
+    const rows = JSON.parse(await readFile(join(v1, "analyses.json"), "utf8")) as Record<string, unknown>[];
+    expect(rows.length).toBeGreaterThan(0);
+    const former = rows.map(({ relative_lift, arms, guardrails, details, ...rest }) => ({
+      ...rest,
+      relative_effect: relative_lift,
+      ...downgradeAnalysisJson({ arms, guardrails, details }),
+    }));
+    // What version 1 looked like: the former keys, and none of today's.
+    expect(JSON.stringify(former)).toContain('"p_value"');
+    expect(JSON.stringify(former)).not.toContain('"pValue"');
+    await writeFile(join(v1, "analyses.json"), JSON.stringify(former));
+
+    const third = await createTestApi();
+    try {
+      const url = await listen(third);
+      const imported = await cli(["--json", "import", "--from", v1], third, url);
+      expect(imported.stderr).toBe("");
+      expect(imported.code).toBe(0);
+      const exported = async (api: TestApi) =>
+        JSON.stringify(
+          (await api.app.inject({ method: "GET", url: "/v1/export/analyses", headers: api.auth })).json(),
+        ).replaceAll(api.seed.workspaceId, "<workspace>");
+      expect(await exported(third)).toBe(await exported(source));
+    } finally {
+      await third.close();
+    }
+  });
+
   it("refuses a workspace that already has outcomes, and a manifest version it cannot read", async () => {
     const out = join(dir, "backup");
     // The target now holds the import.
@@ -269,20 +303,20 @@ describe("export then import", () => {
     const tampered = join(dir, "tampered");
     await cp(out, tampered, { recursive: true });
     const manifest = JSON.parse(await readFile(join(tampered, "manifest.json"), "utf8"));
-    await writeFile(join(tampered, "manifest.json"), JSON.stringify({ ...manifest, version: 2 }));
+    await writeFile(join(tampered, "manifest.json"), JSON.stringify({ ...manifest, version: 3 }));
     const refused = await cli(["import", "--from", tampered], target, urls.target);
     expect(refused.code).toBe(1);
-    expect(refused.stderr).toContain("export format version 2 cannot be read; this CLI reads version 1");
+    expect(refused.stderr).toContain("export format version 3 cannot be read; this CLI reads versions 1 and 2");
     // The API refuses it too, whatever the client.
     const api = await target.app.inject({
       method: "POST",
       url: "/v1/import/begin",
       headers: target.auth,
-      payload: { ...manifest, version: 2 },
+      payload: { ...manifest, version: 3 },
     });
     expect(api.statusCode).toBe(400);
     expect(api.json()).toMatchObject({ code: "validation_failed" });
-    expect(api.json().detail).toContain("version 2 cannot be read");
+    expect(api.json().detail).toContain("version 3 cannot be read");
 
     const notExport = await cli(["import", "--from", dir], target, urls.target);
     expect(notExport.code).toBe(1);

@@ -10,7 +10,7 @@ function row(overrides: Partial<DemoRow> & Pick<DemoRow, "key">): DemoRow {
     reason: null,
     effect: null,
     ci: null,
-    full: { effect: 0.001, p_value: 0.2, ci: [-0.0005, 0.0025], significant: false },
+    full: { effect: 0.001, pValue: 0.2, ci: [-0.0005, 0.0025], significant: false },
     ...overrides,
   };
 }
@@ -25,7 +25,7 @@ const rows: DemoRow[] = [
     reason: "always-valid p 0.003 < 0.05",
     effect: 0.0123,
     ci: [0.002, 0.0226],
-    full: { effect: 0.011, p_value: 0.00001, ci: [0.008, 0.014], significant: true },
+    full: { effect: 0.011, pValue: 0.00001, ci: [0.008, 0.014], significant: true },
   }),
   row({
     key: "asos-bbbbbb-v2",
@@ -36,7 +36,7 @@ const rows: DemoRow[] = [
     effect: -0.004,
     ci: [-0.007, -0.001],
     // Significant the other way on the full data: a contradiction to list.
-    full: { effect: 0.002, p_value: 0.01, ci: [0.0005, 0.0035], significant: true },
+    full: { effect: 0.002, pValue: 0.01, ci: [0.0005, 0.0035], significant: true },
   }),
   row({
     key: "asos-cccccc-v1",
@@ -47,7 +47,7 @@ const rows: DemoRow[] = [
     effect: -0.0001,
     ci: [-0.001, 0.0008],
     // Opposite sign but not significant: not a contradiction.
-    full: { effect: 0.0002, p_value: 0.6, ci: [-0.0006, 0.001], significant: false },
+    full: { effect: 0.0002, pValue: 0.6, ci: [-0.0006, 0.001], significant: false },
   }),
   row({
     key: "asos-dddddd-v1",
@@ -66,7 +66,7 @@ const rows: DemoRow[] = [
     reason: "always-valid p 0.04 < 0.05",
     effect: 0.003,
     ci: [0.0001, 0.0059],
-    full: { effect: 0.0031, p_value: 0.002, ci: [0.0011, 0.0051], significant: true },
+    full: { effect: 0.0031, pValue: 0.002, ci: [0.0011, 0.0051], significant: true },
   }),
   row({ key: "asos-ffffff-v3", lastDay: 60, effect: 0.0005, ci: [-0.001, 0.002] }),
 ];
@@ -161,7 +161,7 @@ describe("renderReport", () => {
 
   it("can show effects in the metric's own units", () => {
     const raw = renderReport(
-      [row({ key: "asos-x-v1", full: { effect: -0.00652, p_value: 0.168, ci: null, significant: false } })],
+      [row({ key: "asos-x-v1", full: { effect: -0.00652, pValue: 0.168, ci: null, significant: false } })],
       {
         scale: "raw",
       },
@@ -185,7 +185,7 @@ describe("fullDataResult", () => {
     // unpooled p = 0.0026392050; unpooled 95 % Wald interval [0.00035272533, 0.00167338736].
     const full = fullDataResult(find("asos-54a85a-v1"), 1, 0.05);
     expect(full.effect).toBeCloseTo(0.001013056344396468, 12);
-    expect(full.p_value!).toBeCloseTo(0.002639, 5);
+    expect(full.pValue!).toBeCloseTo(0.002639, 5);
     expect(full.significant).toBe(true);
     expect(full.ci![0]).toBeCloseTo(0.00035272533, 7);
     expect(full.ci![1]).toBeCloseTo(0.00167338736, 7);
@@ -197,7 +197,7 @@ describe("fullDataResult", () => {
     // 95 % interval with the Welch–Satterthwaite df (2.1e6): [−0.0158020321, 0.0027521558].
     const full = fullDataResult(find("asos-036afc-v2"), 2, 0.05);
     expect(full.effect).toBeCloseTo(-0.006524938115409995, 9);
-    expect(full.p_value!).toBeCloseTo(0.1680432, 5);
+    expect(full.pValue!).toBeCloseTo(0.1680432, 5);
     expect(full.significant).toBe(false);
     expect(full.ci![0]).toBeCloseTo(-0.0158020321, 6);
     expect(full.ci![1]).toBeCloseTo(0.0027521558, 6);

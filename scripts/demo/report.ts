@@ -19,7 +19,7 @@ export interface DemoRow {
   effect: number | null;
   ci: [number, number] | null;
   /** Fixed-horizon test on the full data (the last checkpoint). */
-  full: { effect: number; p_value: number | null; ci: [number, number] | null; significant: boolean };
+  full: { effect: number; pValue: number | null; ci: [number, number] | null; significant: boolean };
 }
 
 /**
@@ -34,12 +34,13 @@ export function fullDataResult(comparison: AsosComparison, metricId: number, alp
   const last = comparison.metrics[metricId]?.at(-1);
   if (last === undefined) throw new Error(`fullDataResult: ${comparison.key} has no checkpoint of metric ${metricId}`);
   const { control, treatment } = last;
-  const result = fixedHorizonTest(metricId === 1 ? "proportion" : "mean", control, treatment, alpha);
+  const totals = (arm: typeof control) => ({ units: arm.units, sum: arm.sum, sumSq: arm.sum_sq });
+  const result = fixedHorizonTest(metricId === 1 ? "proportion" : "mean", totals(control), totals(treatment), alpha);
   return {
     effect: treatment.sum / treatment.units - control.sum / control.units,
-    p_value: result.p_value,
+    pValue: result.pValue,
     ci: result.ci,
-    significant: result.p_value !== null && result.p_value < alpha,
+    significant: result.pValue !== null && result.pValue < alpha,
   };
 }
 
@@ -183,7 +184,7 @@ export function renderReport(rows: DemoRow[], options: ReportOptions = {}): stri
     interval(row.ci),
     effect(row.full.effect),
     interval(row.full.ci),
-    formatP(row.full.p_value),
+    formatP(row.full.pValue),
     row.full.significant ? "yes" : "no",
     direction(row),
     row.reason ?? DASH,
@@ -231,7 +232,7 @@ export function renderReport(rows: DemoRow[], options: ReportOptions = {}): stri
   for (const row of summary.contradictingSignificant) {
     out.push(
       `    ${row.key}: ${row.decision} at day ${formatDay(row.decisionDay)} with ${effect(row.effect!)}${suffix} ${interval(row.ci)}; ` +
-        `full data by day ${formatDay(row.lastDay)}: ${effect(row.full.effect)}${suffix} ${interval(row.full.ci)}, p ${pValueClause(row.full.p_value)}` +
+        `full data by day ${formatDay(row.lastDay)}: ${effect(row.full.effect)}${suffix} ${interval(row.full.ci)}, p ${pValueClause(row.full.pValue)}` +
         (row.reason === null ? "" : `; reason: ${row.reason}`),
     );
   }

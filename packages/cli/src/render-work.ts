@@ -162,7 +162,7 @@ function gateList(items: GateJson[], c: Colors, inbox: boolean): string {
 function analysisSummaryLines(a: AnalysisSummary): string[] {
   const lines = [`  analysis (data up to ${when(a.ts)}, ${a.metric}):`];
   if (a.effect !== null) {
-    const rel = a.relativeEffect === null ? "" : ` (${signedPct(a.relativeEffect)} relative)`;
+    const rel = a.relativeLift === null ? "" : ` (${signedPct(a.relativeLift)} relative)`;
     lines.push(`    effect: ${num(a.effect)}${rel}`);
   }
   if (a.ciLow !== null && a.ciHigh !== null) {

@@ -167,7 +167,7 @@ export type AnalysisArm = {
   readonly units: number;
   /** Sum of the metric (conversions for a proportion). */
   readonly sum: number;
-  readonly sum_sq: number;
+  readonly sumSq: number;
   /** Per-unit mean (the rate, a fraction, for a proportion); null while undefined (no units). */
   readonly mean: number | null;
   /** Per-unit variance; null while undefined (fewer than two units of a mean). */
@@ -183,18 +183,18 @@ export type AnalysisGuardrail = {
   /** Estimated harm, in tolerance units (a fraction of control when `relative`); null while undefined. */
   readonly harm: number | null;
   /** Always-valid bounds on the harm. */
-  readonly harm_ci: Interval | null;
+  readonly harmCi: Interval | null;
   /** Always-valid p-value of "harm ≤ margin". */
-  readonly p_value: number | null;
+  readonly pValue: number | null;
   /** The tolerated regression (`max_regression` of outcome.yaml). */
   readonly margin: number;
   readonly relative: boolean;
   /** Violated analyses tolerated before a pause (−1: never pauses). */
-  readonly failure_limit?: number;
+  readonly failureLimit?: number;
   /** Measured and shown, never acted on. */
-  readonly dry_run?: boolean;
+  readonly dryRun?: boolean;
   /** Violated analyses of this metric so far, this one included. */
-  readonly failed_analyses?: number;
+  readonly failedAnalyses?: number;
 };
 
 /** The primary metric's comparison of one treatment arm with control (the mSPRT look). */
@@ -205,22 +205,22 @@ export type AnalysisComparison = {
   /** Always-valid confidence sequence of the effect. */
   readonly ci: Interval | null;
   /** Effect over control (a fraction). */
-  readonly relative_lift: number | null;
-  readonly relative_ci: Interval | null;
+  readonly relativeLift: number | null;
+  readonly relativeCi: Interval | null;
   /** Always-valid p-value. */
-  readonly p_value: number | null;
+  readonly pValue: number | null;
   /** ln Λ of the mixture likelihood ratio at this look. */
-  readonly log_lambda: number | null;
+  readonly logLambda: number | null;
   /** Fixed-horizon p-value of the same data (for comparison only; never decides). */
-  readonly fixed_p_value: number | null;
+  readonly fixedPValue: number | null;
   readonly warnings: readonly string[];
 };
 
 /** What one look of a sequential test hands to the next: running p-value and intervals. */
 export type SequentialLookCarry = {
-  readonly p_value: number;
+  readonly pValue: number;
   readonly ci: Interval;
-  readonly relative_ci: Interval | null;
+  readonly relativeCi: Interval | null;
 };
 
 /** Kept in each analysis so the next snapshot continues the running minimum and intersections. */
@@ -245,24 +245,24 @@ export type AnalysisDetails = {
   readonly comparisons: readonly AnalysisComparison[];
   readonly srm: {
     /** Chi-square p-value against the configured weights. */
-    readonly p_value: number | null;
+    readonly pValue: number | null;
     readonly alarm: boolean;
     /** Always-valid (sequential) SRM p-value. */
-    readonly sequential_p_value: number | null;
-    readonly sequential_alarm: boolean;
+    readonly sequentialPValue: number | null;
+    readonly sequentialAlarm: boolean;
   };
   /** Seconds from the experiment's start to the snapshot. */
-  readonly elapsed_seconds: number;
+  readonly elapsedSeconds: number;
   /** Mixture variance of the mSPRT (squared metric units) and how it was chosen. */
   readonly tau2: number;
-  readonly tau2_source: string;
+  readonly tau2Source: string;
   /** Units per arm of the plan: always-valid, and fixed-horizon for comparison; null without an MDE. */
-  readonly planned_per_arm: number | null;
-  readonly fixed_per_arm: number | null;
+  readonly plannedPerArm: number | null;
+  readonly fixedPerArm: number | null;
   readonly rules?: {
     readonly counts: RuleCounts;
-    readonly kill_failure_limit: number | null;
-    readonly inconclusive_limit: number;
+    readonly killFailureLimit: number | null;
+    readonly inconclusiveLimit: number;
   };
   readonly carry: AnalysisCarry;
 };
@@ -279,7 +279,7 @@ export interface NewAnalysis {
   readonly effect: number | null;
   readonly ciLow: number | null;
   readonly ciHigh: number | null;
-  readonly relativeEffect: number | null;
+  readonly relativeLift: number | null;
   readonly pValue: number | null;
   readonly srmPValue: number | null;
   readonly guardrails: readonly AnalysisGuardrail[];

@@ -73,7 +73,7 @@ export interface AnalysisSummary {
   readonly ciLow: number | null;
   readonly ciHigh: number | null;
   /** Relative lift (fraction, 0.05 = +5 %). */
-  readonly relativeEffect: number | null;
+  readonly relativeLift: number | null;
   /** Always-valid p-value (mSPRT). */
   readonly pValue: number | null;
   readonly alpha: number;

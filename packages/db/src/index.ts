@@ -4,6 +4,7 @@ export type { DatabaseErrorCode } from "./errors";
 export { DatabaseError, databaseError } from "./errors";
 export type { MigrationReport } from "./migrate";
 export { databaseIdentity, migrateToLatest, pingDb, signalStorageMode } from "./migrate";
+export { downgradeAnalysisJson, upgradeAnalysisJson } from "./migrations/2026-12-11T00-00-analysis-names";
 export * as apiKeys from "./repositories/api-key.repository";
 export * as audit from "./repositories/audit.repository";
 export * as experiments from "./repositories/experiment.repository";

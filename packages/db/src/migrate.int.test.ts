@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createDb } from "./database";
 import { migrateToLatest, signalStorageMode } from "./migrate";
 import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
+import * as analysisNames from "./migrations/2026-12-11T00-00-analysis-names";
 
 describe("migrations", () => {
   let empty: Awaited<ReturnType<typeof createEmptyDatabase>>;
@@ -35,6 +36,7 @@ describe("migrations", () => {
         "2026-12-09T01-00-sessions",
         "2026-12-09T02-00-imports",
         "2026-12-10T00-00-job-requests",
+        "2026-12-11T00-00-analysis-names",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
@@ -159,6 +161,145 @@ describe("migrations", () => {
           sql`INSERT INTO api_keys (workspace_id, name, role, prefix, key_hash, created_by)
               VALUES (${workspaceId}, 'x', 'member', 'ork_x', 'hash-x', 'test')`.execute(db),
         ).rejects.toThrow(/scopes/);
+      } finally {
+        await sql`ROLLBACK`.execute(db);
+      }
+    } finally {
+      await db.destroy();
+    }
+  });
+  it("rename the analyses' relative_effect to relative_lift and their JSON keys to camelCase, and back", async () => {
+    const db = createDb({ url: empty.url, max: 1 });
+    // An analysis as the runtime wrote it before: snake_case keys, arms and a metric named with underscores.
+    const before = {
+      arms: {
+        control: { units: 10, sum: 4, sum_sq: 4, mean: 0.4, variance: 0.24 },
+        new_flow: { units: 9, sum: 5, sum_sq: 5 },
+      },
+      guardrails: [
+        {
+          metric: "p_value",
+          arm: "new_flow",
+          verdict: "ok",
+          harm: 0,
+          harm_ci: [-1, 1],
+          p_value: 0.5,
+          margin: 0.1,
+          relative: true,
+          failure_limit: 0,
+          dry_run: false,
+          failed_analyses: 0,
+        },
+      ],
+      details: {
+        comparisons: [
+          {
+            arm: "new_flow",
+            effect: 0.1,
+            ci: [-1, 1],
+            relative_lift: 0.2,
+            relative_ci: [-2, 2],
+            p_value: 0.9,
+            log_lambda: -1,
+            fixed_p_value: 0.6,
+            warnings: [],
+          },
+        ],
+        srm: { p_value: 0.8, alarm: false, sequential_p_value: 1, sequential_alarm: false },
+        elapsed_seconds: 60,
+        tau2: 0.01,
+        tau2_source: "given",
+        planned_per_arm: 100,
+        fixed_per_arm: 80,
+        rules: {
+          counts: { kill: 0, guardrails: { p_value: 0 }, inconclusive: 0 },
+          kill_failure_limit: null,
+          inconclusive_limit: -1,
+        },
+        carry: {
+          arms: { new_flow: { p_value: 0.9, ci: [-1, 1], relative_ci: [-2, 2] } },
+          srm: 1,
+          guardrails: { p_value: { tau2: 0.02, arms: { new_flow: { p_value: 0.5, ci: [-1, 1], relative_ci: null } } } },
+        },
+      },
+    };
+    try {
+      await sql`BEGIN`.execute(db);
+      try {
+        await analysisNames.down(db as unknown as Kysely<unknown>);
+        // No parent rows: foreign keys are not what is under test (replica role skips their triggers).
+        await sql`SET LOCAL session_replication_role = replica`.execute(db);
+        await sql`
+          INSERT INTO analyses (workspace_id, experiment_id, ts, arms, effect, relative_effect, guardrails, decision, details)
+          VALUES (gen_random_uuid(), gen_random_uuid(), now(), ${JSON.stringify(before.arms)}::jsonb, 0.1, 0.2,
+                  ${JSON.stringify(before.guardrails)}::jsonb, '{"action":"continue"}'::jsonb, ${JSON.stringify(before.details)}::jsonb)`.execute(
+          db,
+        );
+        await analysisNames.up(db as unknown as Kysely<unknown>);
+        const after = await sql<{ relative_lift: number; arms: unknown; guardrails: unknown; details: unknown }>`
+          SELECT relative_lift, arms, guardrails, details FROM analyses`.execute(db);
+        const row = after.rows[0]!;
+        expect(row.relative_lift).toBe(0.2);
+        expect(row.arms).toEqual({
+          control: { units: 10, sum: 4, sumSq: 4, mean: 0.4, variance: 0.24 },
+          new_flow: { units: 9, sum: 5, sumSq: 5 },
+        });
+        expect(row.guardrails).toEqual([
+          {
+            metric: "p_value",
+            arm: "new_flow",
+            verdict: "ok",
+            harm: 0,
+            harmCi: [-1, 1],
+            pValue: 0.5,
+            margin: 0.1,
+            relative: true,
+            failureLimit: 0,
+            dryRun: false,
+            failedAnalyses: 0,
+          },
+        ]);
+        expect(row.details).toEqual({
+          comparisons: [
+            {
+              arm: "new_flow",
+              effect: 0.1,
+              ci: [-1, 1],
+              relativeLift: 0.2,
+              relativeCi: [-2, 2],
+              pValue: 0.9,
+              logLambda: -1,
+              fixedPValue: 0.6,
+              warnings: [],
+            },
+          ],
+          srm: { pValue: 0.8, alarm: false, sequentialPValue: 1, sequentialAlarm: false },
+          elapsedSeconds: 60,
+          tau2: 0.01,
+          tau2Source: "given",
+          plannedPerArm: 100,
+          fixedPerArm: 80,
+          rules: {
+            counts: { kill: 0, guardrails: { p_value: 0 }, inconclusive: 0 },
+            killFailureLimit: null,
+            inconclusiveLimit: -1,
+          },
+          carry: {
+            arms: { new_flow: { pValue: 0.9, ci: [-1, 1], relativeCi: [-2, 2] } },
+            srm: 1,
+            guardrails: { p_value: { tau2: 0.02, arms: { new_flow: { pValue: 0.5, ci: [-1, 1], relativeCi: null } } } },
+          },
+        });
+        // Idempotent on what it wrote, and down gives the former row back.
+        expect(analysisNames.upgradeAnalysisJson(row)).toEqual({
+          arms: row.arms,
+          guardrails: row.guardrails,
+          details: row.details,
+        });
+        await analysisNames.down(db as unknown as Kysely<unknown>);
+        const back = await sql<{ relative_effect: number; arms: unknown; guardrails: unknown; details: unknown }>`
+          SELECT relative_effect, arms, guardrails, details FROM analyses`.execute(db);
+        expect(back.rows[0]).toEqual({ relative_effect: 0.2, ...before });
       } finally {
         await sql`ROLLBACK`.execute(db);
       }

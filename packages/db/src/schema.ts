@@ -186,7 +186,7 @@ export interface AnalysesTable {
   effect: number | null;
   ci_low: number | null;
   ci_high: number | null;
-  relative_effect: number | null;
+  relative_lift: number | null;
   p_value: number | null;
   srm_p_value: number | null;
   guardrails: Json;

@@ -273,7 +273,7 @@ export function analysisOut(a: AnalysisRecord): z.infer<typeof AnalysisShape> {
     effect: a.effect,
     ciLow: a.ciLow,
     ciHigh: a.ciHigh,
-    relativeEffect: a.relativeEffect,
+    relativeEffect: a.relativeLift,
     pValue: a.pValue,
     srmPValue: a.srmPValue,
     units,

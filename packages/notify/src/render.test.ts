@@ -196,7 +196,7 @@ describe("renderGateEmail", () => {
         effect: -2.5,
         ciLow: -4.25,
         ciHigh: -0.75,
-        relativeEffect: -0.031,
+        relativeLift: -0.031,
         pValue: 0.00002,
         srm: { pValue: 0.0004, alarm: true },
         arms: [

@@ -86,7 +86,7 @@ export async function analysisSummary(
     effect: latest.effect,
     ciLow: latest.ciLow,
     ciHigh: latest.ciHigh,
-    relativeEffect: latest.relativeEffect,
+    relativeLift: latest.relativeLift,
     pValue: latest.pValue,
     alpha: experiment.statsPlan?.alpha ?? 0.05,
     srm: { pValue: latest.srmPValue, alarm: details.srm?.alarm === true },
@@ -96,7 +96,7 @@ export async function analysisSummary(
       units: Number(arms[a.name]?.units ?? 0),
       mean: num(arms[a.name]?.mean),
     })),
-    durationSeconds: num(details.elapsed_seconds),
+    durationSeconds: num(details.elapsedSeconds),
   };
 }
 

@@ -175,7 +175,7 @@ function rolloutPlan(spec: OutcomeSpec, h: Hypothesis): string {
     const mde = h.prediction.relative ? h.prediction.effect * baseline : h.prediction.effect;
     try {
       const plan = planSample({ kind: "proportion", alpha: d.alpha, power: d.power, baseline, mde });
-      sample = `${Math.ceil(plan.sequential_per_arm)} units per arm for the always-valid test at power ${d.power} (a fixed-horizon test would need ${Math.ceil(plan.fixed_per_arm)})`;
+      sample = `${Math.ceil(plan.sequentialPerArm)} units per arm for the always-valid test at power ${d.power} (a fixed-horizon test would need ${Math.ceil(plan.fixedPerArm)})`;
     } catch {
       // An effect the calculator cannot size: keep the configured minimum.
     }

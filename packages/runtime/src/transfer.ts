@@ -15,14 +15,19 @@
 import { Readable } from "node:stream";
 import { authorize, DEFAULT_WORKSPACE_SETTINGS, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
 import type { Trx } from "@outcome-runtime/db";
-import { audit, transfer, workspaces } from "@outcome-runtime/db";
+import { audit, transfer, upgradeAnalysisJson, workspaces } from "@outcome-runtime/db";
 import { parse } from "csv-parse";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { ALL_GATE_DECISIONS } from "./decide-gate";
 
 export const EXPORT_FORMAT = "outcome-runtime-export";
-/** The version this runtime writes and the only one it reads. */
-export const EXPORT_VERSION = 1;
+/**
+ * The version this runtime writes. It also reads version 1, whose analyses
+ * have `relative_effect` and snake_case JSON keys: they are upgraded on import
+ * (`upgradeAnalysisRows`).
+ */
+export const EXPORT_VERSION = 2;
+const READABLE_VERSIONS: readonly number[] = [1, 2];
 
 /** Tables exported as JSON arrays (`<table>.json`), in import order. */
 export const EXPORT_ROW_TABLES = transfer.ROW_TABLES;
@@ -80,7 +85,7 @@ const PAGE = 1000;
 const POINT_BATCH = 5000;
 
 /** The workspace's open import, locked for the transaction, or a `conflict` saying how to open one. */
-async function requireOpenImport(trx: Trx, workspaceId: string): Promise<{ id: string }> {
+async function requireOpenImport(trx: Trx, workspaceId: string): Promise<{ id: string; version: number | null }> {
   const open = await transfer.lockOpenImport(trx, workspaceId);
   if (open === null) {
     throw new DomainError(
@@ -177,11 +182,11 @@ export function checkManifest(manifest: unknown): ExportManifest {
       field: "format",
     });
   }
-  if (m.version !== EXPORT_VERSION) {
+  if (typeof m.version !== "number" || !READABLE_VERSIONS.includes(m.version)) {
     throw new DomainError(
       "validation_failed",
-      `export format version ${JSON.stringify(m.version)} cannot be read; this runtime reads version ${EXPORT_VERSION}`,
-      { field: "version", supported: [EXPORT_VERSION] },
+      `export format version ${JSON.stringify(m.version)} cannot be read; this runtime reads versions ${READABLE_VERSIONS.join(" and ")}`,
+      { field: "version", supported: READABLE_VERSIONS },
     );
   }
   if (typeof m.counts !== "object" || m.counts === null || typeof m.workspace !== "object" || m.workspace === null) {
@@ -392,6 +397,27 @@ function refusalError(
 }
 
 /**
+ * Analyses rows of an export of version 1, as version 2 writes them:
+ * `relative_effect` becomes `relative_lift`, and the JSON of `arms`,
+ * `guardrails` and `details` gets today's camelCase keys. A row that is not
+ * an object is left for the row checks to refuse.
+ */
+function upgradeAnalysisRows(rows: readonly unknown[]): unknown[] {
+  return rows.map((row) => {
+    if (typeof row !== "object" || row === null || Array.isArray(row)) return row;
+    const { relative_effect, ...rest } = row as Record<string, unknown>;
+    const json = upgradeAnalysisJson({ arms: rest.arms, guardrails: rest.guardrails, details: rest.details });
+    return {
+      ...rest,
+      ...(relative_effect !== undefined && rest.relative_lift === undefined ? { relative_lift: relative_effect } : {}),
+      ...(rest.arms !== undefined ? { arms: json.arms } : {}),
+      ...(rest.guardrails !== undefined ? { guardrails: json.guardrails } : {}),
+      ...(rest.details !== undefined ? { details: json.details } : {}),
+    };
+  });
+}
+
+/**
  * Import the rows of one table (as exported) into the caller's workspace,
  * during its open import, in one transaction, keeping their ids (audit events
  * get new ones: see `transfer.importRows`). Rows the workspace has already
@@ -411,20 +437,21 @@ export async function importTable(
   authorize(caller, "workspace.import");
   const workspaceId = caller.principal.workspaceId;
   const inserted = await inTransaction(deps.db, async (trx) => {
-    await requireOpenImport(trx, workspaceId);
+    const open = await requireOpenImport(trx, workspaceId);
+    const input = table === "analyses" && open.version === 1 ? upgradeAnalysisRows(rows) : rows;
     const columns = await transfer.tableColumns(trx, table);
     const errors: ImportFieldError[] = [];
-    for (let i = 0; i < rows.length && errors.length < MAX_FIELD_ERRORS; i++) {
-      errors.push(...importRowErrors(table, columns, rows[i], i));
+    for (let i = 0; i < input.length && errors.length < MAX_FIELD_ERRORS; i++) {
+      errors.push(...importRowErrors(table, columns, input[i], i));
     }
     if (errors.length > 0) throw rowsRefused(table, errors.slice(0, MAX_FIELD_ERRORS));
     let n = 0;
-    for (let i = 0; i < rows.length; i += PAGE) {
-      const page = rows.slice(i, i + PAGE) as transfer.ExportRow[];
+    for (let i = 0; i < input.length; i += PAGE) {
+      const page = input.slice(i, i + PAGE) as transfer.ExportRow[];
       const result = await transfer.importRows(trx, table, workspaceId, page);
       if ("refused" in result) {
         const index = i + result.refused.index;
-        throw rowsRefused(table, [refusalError(table, index, result.refused, rows[index])]);
+        throw rowsRefused(table, [refusalError(table, index, result.refused, input[index])]);
       }
       n += result.inserted;
     }

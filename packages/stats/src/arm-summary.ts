@@ -13,7 +13,7 @@ export type MetricKind = "proportion" | "mean";
 export interface ArmTotals {
   units: number;
   sum: number;
-  sum_sq: number;
+  sumSq: number;
 }
 
 /**
@@ -34,7 +34,7 @@ export interface ArmSummary {
  * 0 ≤ conversions ≤ units, for a mean sum_sq ≥ 0.
  */
 function armTotalsProblem(kind: MetricKind, arm: ArmTotals): string | null {
-  const { units, sum, sum_sq } = arm;
+  const { units, sum, sumSq: sum_sq } = arm;
   if (typeof units !== "number" || !Number.isInteger(units) || units < 0) {
     return `units must be a whole number ≥ 0 (got ${String(units)})`;
   }
@@ -72,7 +72,7 @@ export function summarizeArm(kind: MetricKind, arm: ArmTotals): ArmSummary {
     const units = typeof arm.units === "number" && Number.isInteger(arm.units) && arm.units >= 0 ? arm.units : 0;
     return { units, mean: null, variance: null };
   }
-  const { units, sum, sum_sq } = arm;
+  const { units, sum, sumSq: sum_sq } = arm;
   if (units === 0) return { units, mean: null, variance: null };
   const mean = sum / units;
   if (kind === "proportion") {

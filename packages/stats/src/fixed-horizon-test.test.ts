@@ -3,7 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { ArmTotals } from "./arm-summary";
 import { fixedHorizonTest } from "./fixed-horizon-test";
 
-const prop = (units: number, conversions: number): ArmTotals => ({ units, sum: conversions, sum_sq: conversions });
+const prop = (units: number, conversions: number): ArmTotals => ({ units, sum: conversions, sumSq: conversions });
 
 function expectClose(actual: number | null | undefined, expected: number, relative = 1e-12): void {
   expect(actual).not.toBeNull();
@@ -19,7 +19,7 @@ describe("fixedHorizonTest: two-proportion z", () => {
     const r = fixedHorizonTest("proportion", prop(1000, 100), prop(1000, 130));
     expect(r.test).toBe("two_proportion_z");
     expectClose(r.statistic, 2.10274060562211429557387826476);
-    expectClose(r.p_value, 0.0354884504664746922694693659868, 1e-11);
+    expectClose(r.pValue, 0.0354884504664746922694693659868, 1e-11);
     expectClose(r.ci?.[0], 0.00206793443937636426371744435722, 1e-10);
     expectClose(r.ci?.[1], 0.0579320655606236357362825556428, 1e-12);
     expect(r.df).toBeNull();
@@ -29,15 +29,15 @@ describe("fixedHorizonTest: two-proportion z", () => {
     // 1000/100000 against 2000/100000: z = 18.3959092046388 (mpmath), p = erfc(z/√2) = 1.41664456584270e-75.
     const r = fixedHorizonTest("proportion", prop(100_000, 1000), prop(100_000, 2000));
     expectClose(r.statistic, 18.3959092046387592721779504915, 1e-12);
-    expectClose(r.p_value, 1.41664456584269697024993532455e-75, 1e-9);
+    expectClose(r.pValue, 1.41664456584269697024993532455e-75, 1e-9);
   });
 
   it("is null with a warning when nothing varies", () => {
     const none = fixedHorizonTest("proportion", prop(100, 0), prop(100, 0));
-    expect(none).toMatchObject({ statistic: null, p_value: null, ci: null });
+    expect(none).toMatchObject({ statistic: null, pValue: null, ci: null });
     expect(none.warnings.join()).toContain("zero variance in both arms");
     const empty = fixedHorizonTest("proportion", prop(0, 0), prop(100, 5));
-    expect(empty.p_value).toBeNull();
+    expect(empty.pValue).toBeNull();
     expect(empty.warnings).toContain("control arm is empty");
   });
 });
@@ -49,11 +49,11 @@ describe("fixedHorizonTest: Welch t", () => {
     // t = 1/sqrt(20/90 + 28/132) = 1.51734161657662, Welch–Satterthwaite df = 19.6977294737975,
     // p = I_{df/(df+t²)}(df/2, ½) (regularised incomplete beta) = 0.145066622309615,
     // 95 % interval 1 ∓ t₀.₉₇₅,df·se = [−0.376102391698422, 2.37610239169842]; mpmath, 50 digits.
-    const r = fixedHorizonTest("mean", { units: 10, sum: 50, sum_sq: 270 }, { units: 12, sum: 72, sum_sq: 460 });
+    const r = fixedHorizonTest("mean", { units: 10, sum: 50, sumSq: 270 }, { units: 12, sum: 72, sumSq: 460 });
     expect(r.test).toBe("welch_t");
     expectClose(r.statistic, 1.51734161657661945155428081717, 1e-13);
     expectClose(r.df, 19.6977294737974819756806198214, 1e-13);
-    expectClose(r.p_value, 0.145066622309614890208155222647, 1e-11);
+    expectClose(r.pValue, 0.145066622309614890208155222647, 1e-11);
     expectClose(r.ci?.[0], -0.376102391698421619551455661665, 1e-11);
     expectClose(r.ci?.[1], 2.37610239169842161955145566167, 1e-12);
   });
@@ -63,28 +63,28 @@ describe("fixedHorizonTest: Welch t", () => {
     // A&S 26.7.3 for even ν: P(|T| < t) = sin θ·(1 + ½cos²θ + (1·3)/(2·4)cos⁴θ + (1·3·5)/(2·4·6)cos⁶θ),
     // θ = atan(t/√ν), so cos²θ = 8/13, sin θ = sqrt(5/13), and the bracket is 3345/2197.
     // p = 1 − sqrt(5/13)·3345/2197 = 0.0557665289009961630486915284701.
-    const arm = (mean: number) => ({ units: 5, sum: 5 * mean, sum_sq: 5 * mean * mean + 4 * 2 });
+    const arm = (mean: number) => ({ units: 5, sum: 5 * mean, sumSq: 5 * mean * mean + 4 * 2 });
     const r = fixedHorizonTest("mean", arm(2), arm(4));
     expectClose(r.statistic, Math.sqrt(5), 1e-15);
     expectClose(r.df, 8, 1e-14);
-    expectClose(r.p_value, 0.0557665289009961630486915284701, 1e-12);
+    expectClose(r.pValue, 0.0557665289009961630486915284701, 1e-12);
   });
 
   it("keeps tiny p-values: t = −40 with 50 df (mpmath: 1.24124237843727e-39)", () => {
     // Equal arms n = 26, s² = 1: df = 2·25 = 50; difference chosen so that t = −40.
     const se = Math.sqrt(2 / 26);
-    const arm = (mean: number) => ({ units: 26, sum: 26 * mean, sum_sq: 26 * mean * mean + 25 });
+    const arm = (mean: number) => ({ units: 26, sum: 26 * mean, sumSq: 26 * mean * mean + 25 });
     const r = fixedHorizonTest("mean", arm(40 * se), arm(0));
     expectClose(r.statistic, -40, 1e-12);
-    expectClose(r.p_value, 1.24124237843727055862946035264e-39, 1e-9);
+    expectClose(r.pValue, 1.24124237843727055862946035264e-39, 1e-9);
   });
 
   it("is null with a warning for one unit or zero variance", () => {
-    const one = fixedHorizonTest("mean", { units: 1, sum: 3, sum_sq: 9 }, { units: 5, sum: 10, sum_sq: 28 });
-    expect(one.p_value).toBeNull();
+    const one = fixedHorizonTest("mean", { units: 1, sum: 3, sumSq: 9 }, { units: 5, sum: 10, sumSq: 28 });
+    expect(one.pValue).toBeNull();
     expect(one.warnings).toContain("control arm has a single unit; its variance is undefined");
-    const flat = fixedHorizonTest("mean", { units: 5, sum: 10, sum_sq: 20 }, { units: 5, sum: 15, sum_sq: 45 });
-    expect(flat.p_value).toBeNull();
+    const flat = fixedHorizonTest("mean", { units: 5, sum: 10, sumSq: 20 }, { units: 5, sum: 15, sumSq: 45 });
+    expect(flat.pValue).toBeNull();
     expect(flat.warnings.join()).toContain("zero variance in both arms");
   });
 });

@@ -15,7 +15,7 @@ export interface FixedHorizonResult {
   /** Welch–Satterthwaite degrees of freedom; `null` for the z-test. */
   df: number | null;
   /** Two-sided p-value. */
-  p_value: number | null;
+  pValue: number | null;
   /** Two-sided 1−α interval for treatment − control (absolute, metric units). */
   ci: [number, number] | null;
   warnings: string[];
@@ -53,7 +53,7 @@ export function fixedHorizonTest(
   const warnings = [...pair.warnings];
   const c = pair.control;
   const t = pair.treatment;
-  const empty: FixedHorizonResult = { test, statistic: null, df: null, p_value: null, ci: null, warnings };
+  const empty: FixedHorizonResult = { test, statistic: null, df: null, pValue: null, ci: null, warnings };
   if (c.mean === null || t.mean === null || c.variance === null || t.variance === null) return empty;
   const alphaOk = typeof alpha === "number" && alpha > 0 && alpha < 1;
   if (!alphaOk) warnings.push(`alpha must be in (0, 1), such as 0.05; got ${String(alpha)}; no interval is given`);
@@ -74,7 +74,7 @@ export function fixedHorizonTest(
       ci = [effect - half, effect + half];
       if (se === 0) warnings.push("the unpooled standard error is 0: the Wald interval shrinks to a point");
     }
-    return { test, statistic: z, df: null, p_value: normalTwoSidedP(z), ci, warnings };
+    return { test, statistic: z, df: null, pValue: normalTwoSidedP(z), ci, warnings };
   }
 
   const vc = c.variance / c.units;
@@ -96,5 +96,5 @@ export function fixedHorizonTest(
     const half = tQuantileUpper(1 - alpha / 2, df) * se;
     ci = [effect - half, effect + half];
   }
-  return { test, statistic, df, p_value: tTwoSidedP(statistic, df), ci, warnings };
+  return { test, statistic, df, pValue: tTwoSidedP(statistic, df), ci, warnings };
 }

@@ -5,7 +5,7 @@ import type { ArmTotals } from "./arm-summary";
 import { type GuardrailOptions, guardrailTest } from "./guardrail-test";
 import type { SequentialCarry } from "./sequential-test";
 
-const prop = (units: number, conversions: number): ArmTotals => ({ units, sum: conversions, sum_sq: conversions });
+const prop = (units: number, conversions: number): ArmTotals => ({ units, sum: conversions, sumSq: conversions });
 
 function expectClose(actual: number | null | undefined, expected: number, relative = 1e-12): void {
   expect(actual).not.toBeNull();
@@ -34,9 +34,9 @@ describe("guardrailTest: golden values", () => {
     // c = 0.0556490266668122.
     const r = guardrailTest(prop(1000, 100), prop(1000, 130), base, null);
     expectClose(r.harm, 0.03);
-    expectClose(r.p_value, 0.558774561050610209034756856707, 1e-11);
-    expectClose(r.harm_ci?.[0], -0.025649026666812177663871190175, 1e-10);
-    expectClose(r.harm_ci?.[1], 0.085649026666812177663871190175, 1e-11);
+    expectClose(r.pValue, 0.558774561050610209034756856707, 1e-11);
+    expectClose(r.harmCi?.[0], -0.025649026666812177663871190175, 1e-10);
+    expectClose(r.harmCi?.[1], 0.085649026666812177663871190175, 1e-11);
     expect(r.verdict).toBe("inconclusive");
   });
 
@@ -50,9 +50,9 @@ describe("guardrailTest: golden values", () => {
       null,
     );
     expectClose(r.harm, 0.1, 1e-12);
-    expectClose(r.p_value, 0.769890842722006764653559024677, 1e-10);
-    expectClose(r.harm_ci?.[0], -0.00882414920061012337690547030624, 1e-8);
-    expectClose(r.harm_ci?.[1], 0.208824149200610123376905470306, 1e-10);
+    expectClose(r.pValue, 0.769890842722006764653559024677, 1e-10);
+    expectClose(r.harmCi?.[0], -0.00882414920061012337690547030624, 1e-8);
+    expectClose(r.harmCi?.[1], 0.208824149200610123376905470306, 1e-10);
   });
 
   it("ok: the upper bound is below the margin", () => {
@@ -64,16 +64,16 @@ describe("guardrailTest: golden values", () => {
       { ...base, direction: "increase", margin: 0.005, tau2: 1e-5 },
       null,
     );
-    expectClose(r.harm_ci?.[1], 0.00361543544593633903804800612177, 1e-9);
-    expect(r.p_value).toBe(1);
+    expectClose(r.harmCi?.[1], 0.00361543544593633903804800612177, 1e-9);
+    expect(r.pValue).toBe(1);
     expect(r.verdict).toBe("ok");
   });
 
   it("violated: the lower bound is above the margin, and stays so", () => {
     const r = guardrailTest(prop(10_000, 1000), prop(10_000, 1300), base, null);
     expect(r.verdict).toBe("violated");
-    expect(r.p_value).toBeLessThan(0.05);
-    expect(r.harm_ci?.[0]).toBeGreaterThan(0.01);
+    expect(r.pValue).toBeLessThan(0.05);
+    expect(r.harmCi?.[0]).toBeGreaterThan(0.01);
     const later = guardrailTest(prop(20_000, 2000), prop(20_000, 2150), base, r.carry);
     expect(later.verdict).toBe("violated");
   });
@@ -82,7 +82,7 @@ describe("guardrailTest: golden values", () => {
     // Two-sided half-widths (mpmath) for v = 0.0002031, τ² = 1e-4: 0.0627278639814477 at α = 0.05 and
     // 0.0555102469596165 at 2α; the one-sided c = 0.0556490266668122 lies between.
     const r = guardrailTest(prop(1000, 100), prop(1000, 130), base, null);
-    const c = (r.harm_ci?.[1] as number) - 0.03;
+    const c = (r.harmCi?.[1] as number) - 0.03;
     expect(c).toBeLessThan(0.0627278639814477);
     const v = 0.0002031;
     const tau2 = 1e-4;
@@ -111,14 +111,14 @@ describe("guardrailTest: degenerate input", () => {
     for (const [c, t, o, warning] of cases) {
       const r = guardrailTest(c, t, { ...options, ...o }, null);
       expect(r.verdict).toBe("inconclusive");
-      expect(r.p_value).toBeNull();
+      expect(r.pValue).toBeNull();
       expect(r.warnings.join("\n")).toContain(warning);
       expect(JSON.stringify(r)).not.toMatch(/NaN|Infinity/);
     }
   });
 
   it("keeps a previous violation through a degenerate look", () => {
-    const carry: SequentialCarry = { p_value: 0.001, ci: [0.02, 0.05], relative_ci: null };
+    const carry: SequentialCarry = { pValue: 0.001, ci: [0.02, 0.05], relativeCi: null };
     const r = guardrailTest(prop(0, 0), prop(0, 0), options, carry);
     expect(r.verdict).toBe("violated");
     expect(r.carry).toEqual(carry);
@@ -144,13 +144,13 @@ describe("guardrailTest: properties", () => {
             null,
           );
           expect(JSON.stringify(r)).not.toMatch(/NaN|Infinity/);
-          if (r.p_value === null || r.harm_ci === null || r.harm === null) return;
-          expect(r.p_value).toBeGreaterThanOrEqual(0);
-          expect(r.p_value).toBeLessThanOrEqual(1);
-          expect(r.harm_ci[0]).toBeLessThanOrEqual(r.harm);
-          expect(r.harm_ci[1]).toBeGreaterThanOrEqual(r.harm);
-          const gap = Math.abs(r.harm_ci[0] - margin);
-          if (gap > 1e-9 * Math.max(1, Math.abs(margin))) expect(r.p_value < 0.05).toBe(r.harm_ci[0] > margin);
+          if (r.pValue === null || r.harmCi === null || r.harm === null) return;
+          expect(r.pValue).toBeGreaterThanOrEqual(0);
+          expect(r.pValue).toBeLessThanOrEqual(1);
+          expect(r.harmCi[0]).toBeLessThanOrEqual(r.harm);
+          expect(r.harmCi[1]).toBeGreaterThanOrEqual(r.harm);
+          const gap = Math.abs(r.harmCi[0] - margin);
+          if (gap > 1e-9 * Math.max(1, Math.abs(margin))) expect(r.pValue < 0.05).toBe(r.harmCi[0] > margin);
         },
       ),
       { numRuns: 500 },

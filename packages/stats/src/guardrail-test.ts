@@ -32,9 +32,9 @@ export interface GuardrailResult {
   /** Estimated harm: the move against the desired direction (negative when the metric improved). */
   harm: number | null;
   /** Running always-valid bounds on the harm: [lower, upper], each one-sided at level α. */
-  harm_ci: [number, number] | null;
+  harmCi: [number, number] | null;
   /** Always-valid p-value of H0: harm ≤ margin (running minimum). */
-  p_value: number | null;
+  pValue: number | null;
   /** Pass to the next look of the same guardrail (with the same options); `ci` holds the harm bounds. */
   carry: SequentialCarry | null;
   warnings: string[];
@@ -125,10 +125,10 @@ export function guardrailTest(
       warnings.push("no new evidence at this look; the p-value and bounds are carried from the previous look");
     }
     return {
-      verdict: prior !== null && alpha > 0 && alpha < 1 ? verdictOf(prior.p_value, prior.ci[1]) : "inconclusive",
+      verdict: prior !== null && alpha > 0 && alpha < 1 ? verdictOf(prior.pValue, prior.ci[1]) : "inconclusive",
       harm,
-      harm_ci: prior?.ci ?? null,
-      p_value: prior?.p_value ?? null,
+      harmCi: prior?.ci ?? null,
+      pValue: prior?.pValue ?? null,
       carry: prior,
       warnings,
     };
@@ -193,14 +193,14 @@ export function guardrailTest(
   // Below z = −20, Λ⁺ ≤ 2Φ(z)e^{z²/2} < 2/(|z|√(2π)) < 1, so the look's p is 1.
   const logL = z < -20 ? 0 : oneSidedLogLambda(d, v, tau);
   const lookP = !Number.isFinite(logL) ? (logL > 0 ? 0 : 1) : logL <= 0 ? 1 : Math.exp(-logL);
-  const p = prior !== null ? Math.min(prior.p_value, lookP) : lookP;
+  const p = prior !== null ? Math.min(prior.pValue, lookP) : lookP;
   const ci = intersectRunning(prior?.ci, [estimate - half, estimate + half], "harm interval", warnings);
   return {
     verdict: verdictOf(p, ci[1]),
     harm: estimate,
-    harm_ci: ci,
-    p_value: p,
-    carry: { p_value: p, ci, relative_ci: null },
+    harmCi: ci,
+    pValue: p,
+    carry: { pValue: p, ci, relativeCi: null },
     warnings,
   };
 }

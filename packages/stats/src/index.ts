@@ -14,13 +14,12 @@ export type { CupedEstimate, PairedEstimate, PairedTotals, RatioArm } from "./pa
 export { cupedEstimate, pooledSlope, ratioArm, ratioEstimate } from "./paired-totals";
 export type { SamplePlan } from "./sample-size";
 export { minimumDetectableEffect, planSample } from "./sample-size";
-export type {
-  ReportInputError,
-  SequentialReportInput,
-  SequentialReportRow,
-} from "./sequential-report";
-export { DEFAULT_PLANNED_UNITS_PER_ARM, sequentialReport, validateSequentialReportInput } from "./sequential-report";
 export type { SequentialCarry, SequentialOptions, SequentialResult } from "./sequential-test";
-export { mixtureVarianceForEffect, mixtureVarianceForSample, sequentialTest } from "./sequential-test";
+export {
+  mixtureVarianceForEffect,
+  mixtureVarianceForSample,
+  optimalMixtureRatio,
+  sequentialTest,
+} from "./sequential-test";
 export type { SequentialSrmResult, SrmResult } from "./srm";
 export { SRM_DIRICHLET_CONCENTRATION, SRM_THRESHOLD, sequentialSrm, srmChiSquare } from "./srm";

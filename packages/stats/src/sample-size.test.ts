@@ -13,8 +13,8 @@ describe("planSample", () => {
     // fixed: (1.95996398454005 + 0.841621233572914)²·0.1879/0.0001 = 14748.045… → 14749;
     // sequential: (3.03512241302855 + 0.841621233572914)²·0.1879/0.0001 = 28239.757… → 28240.
     const plan = planSample({ kind: "proportion", alpha: 0.05, power: 0.8, baseline: 0.1, mde: 0.01 });
-    expect(plan.fixed_per_arm).toBe(14749);
-    expect(plan.sequential_per_arm).toBe(28240);
+    expect(plan.fixedPerArm).toBe(14749);
+    expect(plan.sequentialPerArm).toBe(28240);
     expect(plan.mde).toBe(0.01);
     // τ² = x·(σc² + σt²)/n = 8.21196806206825·0.1879/28240.
     expect(plan.tau2).toBeCloseTo((8.21196806206825420700118765158 * 0.1879) / 28240, 15);
@@ -23,9 +23,9 @@ describe("planSample", () => {
   it("mean, per-unit variance 4, mde 0.1 (Lehr's 16σ²/δ² rule of thumb gives 6400)", () => {
     // fixed: 7.84887…·8/0.01 = 6279.10 → 6280; sequential: 15.0290…·8/0.01 = 12023.31 → 12024.
     const plan = planSample({ kind: "mean", alpha: 0.05, power: 0.8, baseline: 10, variance: 4, mde: 0.1 });
-    expect(plan.fixed_per_arm).toBe(6280);
-    expect(plan.sequential_per_arm).toBe(12024);
-    expect(plan.sequential_per_arm).toBeGreaterThan(plan.fixed_per_arm);
+    expect(plan.fixedPerArm).toBe(6280);
+    expect(plan.sequentialPerArm).toBe(12024);
+    expect(plan.sequentialPerArm).toBeGreaterThan(plan.fixedPerArm);
   });
 
   it("throws a RangeError naming the bad option", () => {
@@ -46,8 +46,8 @@ describe("minimumDetectableEffect", () => {
       const m = minimumDetectableEffect({ kind: "proportion", alpha: 0.05, power: 0.8, baseline: 0.1, unitsPerArm: n });
       const fixed = planSample({ kind: "proportion", alpha: 0.05, power: 0.8, baseline: 0.1, mde: m.fixed });
       const seq = planSample({ kind: "proportion", alpha: 0.05, power: 0.8, baseline: 0.1, mde: m.sequential });
-      expect(Math.abs(fixed.fixed_per_arm - n)).toBeLessThanOrEqual(1);
-      expect(Math.abs(seq.sequential_per_arm - n)).toBeLessThanOrEqual(1);
+      expect(Math.abs(fixed.fixedPerArm - n)).toBeLessThanOrEqual(1);
+      expect(Math.abs(seq.sequentialPerArm - n)).toBeLessThanOrEqual(1);
       expect(m.sequential).toBeGreaterThan(m.fixed);
     }
   });

@@ -9,9 +9,9 @@ import { mixtureVarianceForSample, tunedBoundaryMultiplier } from "./sequential-
 /** Result of {@link planSample}. Unit counts are per arm (equal arms). */
 export interface SamplePlan {
   /** Units per arm for a two-sided fixed-horizon test looked at once. */
-  fixed_per_arm: number;
+  fixedPerArm: number;
   /** Units per arm for the always-valid test to reach the requested power. */
-  sequential_per_arm: number;
+  sequentialPerArm: number;
   /** The τ² to run the sequential test with (tuned to `sequential_per_arm`). */
   tau2: number;
   /** The absolute difference planned for (echoed). */
@@ -105,7 +105,7 @@ export function planSample(options: {
   const fixed = Math.max(2, Math.ceil(((normalQuantileStd(1 - alpha / 2) + zPower) ** 2 * vSum) / (mde * mde)));
   const sequential = Math.max(2, Math.ceil(((tunedBoundaryMultiplier(alpha) + zPower) ** 2 * vSum) / (mde * mde)));
   const tau2 = mixtureVarianceForSample({ alpha, sigma2: vSum / 2, plannedUnitsPerArm: sequential });
-  return { fixed_per_arm: fixed, sequential_per_arm: sequential, tau2, mde };
+  return { fixedPerArm: fixed, sequentialPerArm: sequential, tau2, mde };
 }
 
 /**

@@ -21,12 +21,12 @@ import {
  * N(0, τ²) mixture numerically (mpmath.quad), which agreed to all 50 digits.
  */
 
-const prop = (units: number, conversions: number): ArmTotals => ({ units, sum: conversions, sum_sq: conversions });
+const prop = (units: number, conversions: number): ArmTotals => ({ units, sum: conversions, sumSq: conversions });
 /** Totals of a mean arm with the given sample mean and unbiased variance. */
 const meanArm = (units: number, mean: number, variance: number): ArmTotals => ({
   units,
   sum: units * mean,
-  sum_sq: units * mean * mean + (units - 1) * variance,
+  sumSq: units * mean * mean + (units - 1) * variance,
 });
 
 const PROPORTION = { kind: "proportion", alpha: 0.05, tau2: 1e-4 } as const;
@@ -40,16 +40,16 @@ describe("summarizeArm", () => {
   it("gives p(1−p) for a proportion and the unbiased variance for a mean", () => {
     expect(summarizeArm("proportion", prop(200, 30))).toEqual({ units: 200, mean: 0.15, variance: 0.15 * 0.85 });
     // Values 1, 2, 3, 4: mean 2.5, Σ(x − x̄)² = 5, unbiased variance 5/3.
-    const s = summarizeArm("mean", { units: 4, sum: 10, sum_sq: 30 });
+    const s = summarizeArm("mean", { units: 4, sum: 10, sumSq: 30 });
     expect(s.mean).toBe(2.5);
     expectClose(s.variance, 5 / 3, 1e-15);
   });
 
   it("is null where undefined: no units, one unit of a mean, invalid totals", () => {
     expect(summarizeArm("proportion", prop(0, 0))).toEqual({ units: 0, mean: null, variance: null });
-    expect(summarizeArm("mean", { units: 1, sum: 3, sum_sq: 9 })).toEqual({ units: 1, mean: 3, variance: null });
+    expect(summarizeArm("mean", { units: 1, sum: 3, sumSq: 9 })).toEqual({ units: 1, mean: 3, variance: null });
     expect(summarizeArm("proportion", prop(10, 11))).toEqual({ units: 10, mean: null, variance: null });
-    expect(summarizeArm("mean", { units: -1, sum: 0, sum_sq: 0 })).toEqual({ units: 0, mean: null, variance: null });
+    expect(summarizeArm("mean", { units: -1, sum: 0, sumSq: 0 })).toEqual({ units: 0, mean: null, variance: null });
   });
 });
 
@@ -59,21 +59,21 @@ describe("sequentialTest: golden values", () => {
     expect(r.warnings).toEqual([]);
     expectClose(r.effect, 0.03);
     expectClose(r.variance, 0.0002031); // 0.1·0.9/1000 + 0.13·0.87/1000
-    expectClose(r.log_lambda, 0.530816625391983114845953889622);
-    expectClose(r.p_value, 0.588124496124421956691004520595);
+    expectClose(r.logLambda, 0.530816625391983114845953889622);
+    expectClose(r.pValue, 0.588124496124421956691004520595);
     expectClose(r.ci?.[0], -0.0327278639814477377717936434752);
     expectClose(r.ci?.[1], 0.0927278639814477377717936434752);
-    expectClose(r.relative_lift, 0.3);
+    expectClose(r.relativeLift, 0.3);
     // Delta method: s_r² = 0.1131/(1000·0.01) + 0.13²·0.09/(1000·0.1⁴) = 0.02652, τ_r² = 1e-4/0.1² = 0.01.
-    expectClose(r.relative_ci?.[0], -0.481836375148908625790220580708);
-    expectClose(r.relative_ci?.[1], 1.08183637514890862579022058071);
-    expect(r.carry).toEqual({ p_value: r.p_value, ci: r.ci, relative_ci: r.relative_ci });
+    expectClose(r.relativeCi?.[0], -0.481836375148908625790220580708);
+    expectClose(r.relativeCi?.[1], 1.08183637514890862579022058071);
+    expect(r.carry).toEqual({ pValue: r.pValue, ci: r.ci, relativeCi: r.relativeCi });
   });
 
   it("proportion, 1000/10000 against 1200/10000: significant at α = 0.05", () => {
     const r = sequentialTest(prop(10_000, 1000), prop(10_000, 1200), PROPORTION, null);
-    expectClose(r.log_lambda, 7.64698277120304798144358030952, 1e-11);
-    expectClose(r.p_value, 0.000477482632132174694281558151147, 1e-10);
+    expectClose(r.logLambda, 7.64698277120304798144358030952, 1e-11);
+    expectClose(r.pValue, 0.000477482632132174694281558151147, 1e-10);
     expectClose(r.ci?.[0], 0.00649250922324867898130767079403, 1e-11);
     expectClose(r.ci?.[1], 0.033507490776751321018692329206, 1e-12);
   });
@@ -86,8 +86,8 @@ describe("sequentialTest: golden values", () => {
       null,
     );
     expectClose(r.variance, 0.017, 1e-11);
-    expectClose(r.log_lambda, 0.749080395888688601071115139827, 1e-10);
-    expectClose(r.p_value, 0.472801142759718597508798933018, 1e-10);
+    expectClose(r.logLambda, 0.749080395888688601071115139827, 1e-10);
+    expectClose(r.pValue, 0.472801142759718597508798933018, 1e-10);
     expectClose(r.ci?.[0], -0.244281767441896550269478890438, 1e-10);
     expectClose(r.ci?.[1], 0.844281767441896550269478890438, 1e-10);
   });
@@ -98,13 +98,13 @@ describe("sequentialTest: golden values", () => {
     // Look 2 alone (mpmath): ln Λ = 3.18737610679791, p = 0.0412800433857535,
     // interval [0.00110637962761318, 0.0788936203723868]; the look-1 interval is
     // [−0.0327278639814477, 0.0927278639814477], so the intersection is look 2's.
-    expectClose(second.log_lambda, 3.18737610679791123112593109364, 1e-11);
-    expectClose(second.p_value, 0.0412800433857535162412969289014, 1e-10);
+    expectClose(second.logLambda, 3.18737610679791123112593109364, 1e-11);
+    expectClose(second.pValue, 0.0412800433857535162412969289014, 1e-10);
     expectClose(second.ci?.[0], 0.00110637962761318192546480095496, 1e-9);
     expectClose(second.ci?.[1], 0.078893620372386818074535199045, 1e-11);
     // A third look with weaker evidence keeps the smaller p and the tighter bounds.
     const third = sequentialTest(prop(3000, 320), prop(3000, 360), PROPORTION, second.carry);
-    expect(third.p_value).toBe(second.p_value);
+    expect(third.pValue).toBe(second.pValue);
     expect(third.ci?.[0]).toBeGreaterThanOrEqual(second.ci?.[0] as number);
     expect(third.ci?.[1]).toBeLessThanOrEqual(second.ci?.[1] as number);
   });
@@ -114,7 +114,7 @@ describe("sequentialTest: golden values", () => {
     const at2 = sequentialTest(prop(10_000, 1000), prop(10_000, 1200), { ...PROPORTION, theta0: 0.02 }, null);
     expect(at2.ci).toEqual(at0.ci);
     // Δ = θ₀: ln Λ = ½ ln(s²/(s²+τ²)) < 0, so p = 1.
-    expect(at2.p_value).toBe(1);
+    expect(at2.pValue).toBe(1);
   });
 });
 
@@ -125,16 +125,16 @@ describe("sequentialTest: degenerate input gives nulls and warnings, never NaN",
     ["zero conversions", prop(500, 0), prop(500, 0), "proportion", "zero variance in both arms"],
     ["all converted", prop(500, 500), prop(400, 400), "proportion", "zero variance in both arms"],
     ["zero variance", meanArm(50, 3, 0), meanArm(50, 3, 0), "mean", "zero variance in both arms"],
-    ["one unit", { units: 1, sum: 4, sum_sq: 16 }, meanArm(10, 3, 1), "mean", "control arm has a single unit"],
+    ["one unit", { units: 1, sum: 4, sumSq: 16 }, meanArm(10, 3, 1), "mean", "control arm has a single unit"],
     ["conversions > units", prop(10, 11), prop(10, 3), "proportion", "control arm: conversions (sum) must be"],
     ["negative units", prop(-5, 0), prop(10, 3), "proportion", "control arm: units must be"],
   ];
   for (const [name, control, treatment, kind, warning] of cases) {
     it(name, () => {
       const r = sequentialTest(control, treatment, { kind, alpha: 0.05, tau2: 0.01 }, null);
-      expect(r.p_value).toBeNull();
+      expect(r.pValue).toBeNull();
       expect(r.ci).toBeNull();
-      expect(r.log_lambda).toBeNull();
+      expect(r.logLambda).toBeNull();
       expect(r.carry).toBeNull();
       expect(r.warnings.join("\n")).toContain(warning);
       expect(JSON.stringify(r)).not.toMatch(/NaN|Infinity/);
@@ -144,8 +144,8 @@ describe("sequentialTest: degenerate input gives nulls and warnings, never NaN",
 
   it("zero conversions in one arm only is fine (the other arm has variance)", () => {
     const r = sequentialTest(prop(1000, 0), prop(1000, 12), PROPORTION, null);
-    expect(r.p_value).not.toBeNull();
-    expect(r.relative_lift).toBeNull();
+    expect(r.pValue).not.toBeNull();
+    expect(r.relativeLift).toBeNull();
     expect(r.warnings).toContain("control mean is 0: the relative lift is undefined");
   });
 
@@ -153,26 +153,26 @@ describe("sequentialTest: degenerate input gives nulls and warnings, never NaN",
     const first = sequentialTest(prop(1000, 100), prop(1000, 130), PROPORTION, null);
     const bad = sequentialTest(prop(1000, 100), prop(0, 0), PROPORTION, first.carry);
     expect(bad.carry).toEqual(first.carry);
-    expect(bad.p_value).toBe(first.p_value);
+    expect(bad.pValue).toBe(first.pValue);
     expect(bad.ci).toEqual(first.ci);
     expect(bad.warnings.join("\n")).toContain("carried from the previous look");
   });
 
   it("rejects bad options with a warning instead of a throw", () => {
     const r = sequentialTest(prop(1000, 100), prop(1000, 130), { kind: "proportion", alpha: 5, tau2: 1e-4 }, null);
-    expect(r.p_value).toBeNull();
+    expect(r.pValue).toBeNull();
     expect(r.warnings.join("\n")).toContain("alpha must be in (0, 1)");
     const t = sequentialTest(prop(1000, 100), prop(1000, 130), { kind: "proportion", alpha: 0.05, tau2: 0 }, null);
     expect(t.warnings.join("\n")).toContain("tau2 (mixture variance) must be a finite number > 0");
   });
 
   it("restarts a running intersection that would become empty, with a warning", () => {
-    const previous: SequentialCarry = { p_value: 0.01, ci: [0.5, 0.6], relative_ci: null };
+    const previous: SequentialCarry = { pValue: 0.01, ci: [0.5, 0.6], relativeCi: null };
     const r = sequentialTest(prop(1000, 100), prop(1000, 130), PROPORTION, previous);
     expect(r.warnings.join("\n")).toContain("the running confidence interval became empty");
     expect(r.ci?.[0]).toBeLessThan(0.03);
     expect(r.ci?.[1]).toBeGreaterThan(0.03);
-    expect(r.p_value).toBe(0.01);
+    expect(r.pValue).toBe(0.01);
   });
 
   it("handles 10⁸ units per arm without overflow", () => {
@@ -180,15 +180,15 @@ describe("sequentialTest: degenerate input gives nulls and warnings, never NaN",
     noNonFinite(r);
     // mpmath (50 digits): s² = 1.8015996e-9, ln Λ = 7.92084161084523962867686255133,
     // p = 0.000363096611820322169556616392062, interval [5.09299543195388e-5, 3.49070045680461e-4].
-    expectClose(r.log_lambda, 7.92084161084523962867686255133, 1e-10);
-    expectClose(r.p_value, 0.000363096611820322169556616392062, 1e-9);
+    expectClose(r.logLambda, 7.92084161084523962867686255133, 1e-10);
+    expectClose(r.pValue, 0.000363096611820322169556616392062, 1e-9);
     expectClose(r.ci?.[0], 0.0000509299543195387906756712451555, 1e-8);
     expectClose(r.ci?.[1], 0.000349070045680461209324328754844, 1e-9);
     // An overwhelming effect at 10⁸ units: ln Λ = 1995009.47184721652 (mpmath), so
     // p = e^(−ln Λ) ≈ 2.5e-866422 underflows to 0: still a number.
     const huge = sequentialTest(prop(1e8, 1e7), prop(1e8, 2e7), { kind: "proportion", alpha: 0.05, tau2: 1e-6 }, null);
-    expect(huge.p_value).toBe(0);
-    expectClose(huge.log_lambda, 1995009.4718472165212789980971, 1e-10);
+    expect(huge.pValue).toBe(0);
+    expectClose(huge.logLambda, 1995009.4718472165212789980971, 1e-10);
     const mean = sequentialTest(
       meanArm(1e8, 50, 400),
       meanArm(1e8, 50.01, 400),
@@ -227,9 +227,9 @@ describe("sequentialTest: properties", () => {
       fc.property(armArb, armArb, fc.double({ min: 1e-8, max: 1, noNaN: true }), (c, t, tau2) => {
         const r = sequentialTest(c, t, { kind: "proportion", alpha: 0.05, tau2 }, null);
         noNonFinite(r);
-        if (r.p_value !== null) {
-          expect(r.p_value).toBeGreaterThanOrEqual(0);
-          expect(r.p_value).toBeLessThanOrEqual(1);
+        if (r.pValue !== null) {
+          expect(r.pValue).toBeGreaterThanOrEqual(0);
+          expect(r.pValue).toBeLessThanOrEqual(1);
         }
         if (r.ci !== null && r.effect !== null) {
           expect(r.ci[0]).toBeLessThanOrEqual(r.effect);
@@ -253,9 +253,9 @@ describe("sequentialTest: properties", () => {
           t = prop(t.units + nt, t.sum + Math.round(nt * Math.min(1, base * (1 + lift))));
           const r = sequentialTest(c, t, { kind: "proportion", alpha: 0.05, tau2: 1e-3 }, carry);
           noNonFinite(r);
-          if (r.p_value !== null) {
-            expect(r.p_value).toBeLessThanOrEqual(lastP);
-            lastP = r.p_value;
+          if (r.pValue !== null) {
+            expect(r.pValue).toBeLessThanOrEqual(lastP);
+            lastP = r.pValue;
           }
           const emptied = r.warnings.some((w) => w.includes("became empty"));
           if (r.ci !== null && lastCi !== null && !emptied) {
@@ -274,10 +274,10 @@ describe("sequentialTest: properties", () => {
     fc.assert(
       fc.property(armArb, armArb, (c, t) => {
         const r = sequentialTest(c, t, { kind: "proportion", alpha: 0.05, tau2: 1e-3 }, null);
-        if (r.p_value === null || r.ci === null) return;
+        if (r.pValue === null || r.ci === null) return;
         const excludes = r.ci[0] > 0 || r.ci[1] < 0;
         // Ties at the boundary are measure-zero; allow rounding within 1e-9 of α.
-        if (Math.abs(r.p_value - 0.05) > 1e-9) expect(r.p_value < 0.05).toBe(excludes);
+        if (Math.abs(r.pValue - 0.05) > 1e-9) expect(r.pValue < 0.05).toBe(excludes);
       }),
       { numRuns: 500 },
     );

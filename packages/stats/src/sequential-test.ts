@@ -18,9 +18,9 @@ import { type ArmSummary, type ArmTotals, type MetricKind, summarizeArms } from 
 
 /** What one look hands to the next: the running minimum p-value and the running intersections. */
 export interface SequentialCarry {
-  p_value: number;
+  pValue: number;
   ci: [number, number];
-  relative_ci: [number, number] | null;
+  relativeCi: [number, number] | null;
 }
 
 /** Options of {@link sequentialTest}. */
@@ -45,13 +45,13 @@ export interface SequentialResult {
   /** Always-valid confidence sequence for the effect, intersected with the previous look's. */
   ci: [number, number] | null;
   /** effect / control mean (a fraction: 0.05 is +5 %). */
-  relative_lift: number | null;
+  relativeLift: number | null;
   /** Always-valid interval for the relative lift (delta method), intersected with the previous look's. */
-  relative_ci: [number, number] | null;
+  relativeCi: [number, number] | null;
   /** Always-valid p-value: running minimum of min(1, 1/Λ). */
-  p_value: number | null;
+  pValue: number | null;
   /** ln Λ at this look. */
-  log_lambda: number | null;
+  logLambda: number | null;
   /** To pass to the next look; `null` only while nothing has been defined yet. */
   carry: SequentialCarry | null;
   warnings: string[];
@@ -177,11 +177,11 @@ export function sanitizeCarry(previous: SequentialCarry | null, warnings: string
   const finitePair = (v: unknown): v is [number, number] =>
     Array.isArray(v) && v.length === 2 && v.every((x) => typeof x === "number" && Number.isFinite(x)) && v[0] <= v[1];
   const ok =
-    typeof previous.p_value === "number" &&
-    previous.p_value >= 0 &&
-    previous.p_value <= 1 &&
+    typeof previous.pValue === "number" &&
+    previous.pValue >= 0 &&
+    previous.pValue <= 1 &&
     finitePair(previous.ci) &&
-    (previous.relative_ci === null || finitePair(previous.relative_ci));
+    (previous.relativeCi === null || finitePair(previous.relativeCi));
   if (!ok) {
     warnings.push("the previous look's carry is malformed and was ignored");
     return null;
@@ -287,10 +287,10 @@ export function sequentialTest(
       effect,
       variance: s2 !== null && Number.isFinite(s2) ? s2 : null,
       ci: prior?.ci ?? null,
-      relative_lift: relativeLift,
-      relative_ci: prior?.relative_ci ?? null,
-      p_value: prior?.p_value ?? null,
-      log_lambda: null,
+      relativeLift: relativeLift,
+      relativeCi: prior?.relativeCi ?? null,
+      pValue: prior?.pValue ?? null,
+      logLambda: null,
       carry: prior,
       warnings,
     };
@@ -329,16 +329,16 @@ export function sequentialTest(
     logLambda = null;
     lookP = 0;
   }
-  const pValue = prior !== null ? Math.min(prior.p_value, lookP) : lookP;
+  const pValue = prior !== null ? Math.min(prior.pValue, lookP) : lookP;
 
   const half = confidenceSequenceHalfWidth(s2, tau2, alpha);
   if (!Number.isFinite(half)) {
     warnings.push("the confidence-sequence width overflows a double; check tau2 and the totals");
-    return { ...carried(), log_lambda: logLambda };
+    return { ...carried(), logLambda: logLambda };
   }
   const ci = intersectRunning(prior?.ci, [effect - half, effect + half], "confidence interval", warnings);
 
-  let relativeCi: [number, number] | null = prior?.relative_ci ?? null;
+  let relativeCi: [number, number] | null = prior?.relativeCi ?? null;
   if (c.mean === 0) {
     warnings.push("control mean is 0: the relative lift is undefined");
   } else if (relativeLift !== null && c.mean !== null) {
@@ -346,7 +346,7 @@ export function sequentialTest(
     const halfR = vr !== null && vr > 0 ? confidenceSequenceHalfWidth(vr, tau2 / (c.mean * c.mean), alpha) : Number.NaN;
     if (Number.isFinite(halfR)) {
       relativeCi = intersectRunning(
-        prior?.relative_ci,
+        prior?.relativeCi,
         [relativeLift - halfR, relativeLift + halfR],
         "relative interval",
         warnings,
@@ -356,17 +356,17 @@ export function sequentialTest(
     }
   }
 
-  const carry: SequentialCarry = { p_value: pValue, ci, relative_ci: relativeCi };
+  const carry: SequentialCarry = { pValue: pValue, ci, relativeCi: relativeCi };
   return {
     control: c,
     treatment: t,
     effect,
     variance: s2,
     ci,
-    relative_lift: relativeLift,
-    relative_ci: relativeCi,
-    p_value: pValue,
-    log_lambda: logLambda,
+    relativeLift: relativeLift,
+    relativeCi: relativeCi,
+    pValue: pValue,
+    logLambda: logLambda,
     carry,
     warnings,
   };

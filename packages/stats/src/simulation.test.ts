@@ -8,13 +8,13 @@
  * same polls ("declare at the first poll where p < 0.05") must not.
  *
  * A/B (a true harm of one MDE): with the per-arm sample from planSample
- * (sequential_per_arm, 80 % power), the confidence sequence must exclude 0 on
+ * (sequentialPerArm, 80 % power), the confidence sequence must exclude 0 on
  * the harmful side by the planned sample in at least 80 % of runs.
  *
  * Data generation, exact for normal unit-level data: a batch of m units from
  * N(μ, σ²) has sum ~ N(mμ, mσ²) and, independently, centred sum of squares
  * Σ(x − x̄)² ~ σ²·χ²(m − 1) (Cochran's theorem), so the batch adds sum and
- * SS + sum²/m to sum_sq. χ²(k) = 2·Gamma(k/2) is drawn with Marsaglia & Tsang
+ * SS + sum²/m to sumSq. χ²(k) = 2·Gamma(k/2) is drawn with Marsaglia & Tsang
  * (2000), "A simple method for generating gamma variables", ACM TOMS 26(3).
  * Proportions are drawn unit by unit (exact Bernoulli sums). Seeds are fixed,
  * so the rates below are reproducible: @stdlib/random-base-randn
@@ -58,7 +58,7 @@ function addNormalBatch(arm: ArmTotals, m: number, mean: number, sd: number): vo
   const centred = m > 1 ? sd * sd * 2 * gamma((m - 1) / 2) : 0;
   arm.units += m;
   arm.sum += sum;
-  arm.sum_sq += centred + (sum * sum) / m;
+  arm.sumSq += centred + (sum * sum) / m;
 }
 
 /** Adds m Bernoulli(p) units to an arm's totals. */
@@ -67,10 +67,10 @@ function addBernoulliBatch(arm: ArmTotals, m: number, p: number): void {
   for (let i = 0; i < m; i++) if (uniform() < p) conversions++;
   arm.units += m;
   arm.sum += conversions;
-  arm.sum_sq += conversions;
+  arm.sumSq += conversions;
 }
 
-const empty = (): ArmTotals => ({ units: 0, sum: 0, sum_sq: 0 });
+const empty = (): ArmTotals => ({ units: 0, sum: 0, sumSq: 0 });
 const measured: string[] = [];
 
 interface AaRates {
@@ -100,11 +100,11 @@ function runAa(options: {
       if (!sequentialDeclared) {
         const r = sequentialTest(control, treatment, { kind: options.kind, alpha: ALPHA, tau2: options.tau2 }, carry);
         carry = r.carry ?? carry;
-        if (r.p_value !== null && r.p_value < ALPHA) sequentialDeclared = true;
+        if (r.pValue !== null && r.pValue < ALPHA) sequentialDeclared = true;
       }
       if (!peekingDeclared) {
         const f = fixedHorizonTest(options.kind, control, treatment, ALPHA);
-        if (f.p_value !== null && f.p_value < ALPHA) peekingDeclared = true;
+        if (f.pValue !== null && f.pValue < ALPHA) peekingDeclared = true;
       }
     }
     if (sequentialDeclared) sequentialHits++;
@@ -156,7 +156,7 @@ describe("A/B simulation: power of the planned sample", () => {
     // Mean metric, unit values N(10, 2²) in control and N(10 − 0.1, 2²) in treatment; the metric should increase.
     const mde = 0.1;
     const plan = planSample({ kind: "mean", alpha: ALPHA, power: 0.8, baseline: 10, variance: 4, mde });
-    const n = plan.sequential_per_arm;
+    const n = plan.sequentialPerArm;
     const runs = 2000;
     let detected = 0;
     for (let run = 0; run < runs; run++) {
@@ -178,7 +178,7 @@ describe("A/B simulation: power of the planned sample", () => {
     }
     const rate = detected / runs;
     measured.push(
-      `A/B mean (harm of 1 MDE = ${mde}, σ² = 4, planned ${n} per arm, fixed-horizon would need ${plan.fixed_per_arm}; ` +
+      `A/B mean (harm of 1 MDE = ${mde}, σ² = 4, planned ${n} per arm, fixed-horizon would need ${plan.fixedPerArm}; ` +
         `${runs} runs × ${POLLS} polls): detected ${pct(rate)}`,
     );
     expect(rate).toBeGreaterThanOrEqual(0.8);

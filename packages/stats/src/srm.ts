@@ -9,7 +9,7 @@ import { chiSquareUpperTail, logGamma } from "./distributions";
 export interface SrmResult {
   /** Pearson's χ² statistic with k − 1 degrees of freedom. */
   statistic: number | null;
-  p_value: number | null;
+  pValue: number | null;
   /** True when p < threshold and every arm has at least `minUnitsPerArm` units. */
   alarm: boolean;
   warnings: string[];
@@ -18,7 +18,7 @@ export interface SrmResult {
 /** Result of {@link sequentialSrm}. */
 export interface SequentialSrmResult {
   /** Always-valid p-value: running minimum of min(1, 1/BF). */
-  p_value: number | null;
+  pValue: number | null;
   /** True when p < threshold. */
   alarm: boolean;
   /** The running minimum p-value to pass to the next look (`null` while undefined). */
@@ -86,17 +86,17 @@ export function srmChiSquare(
   const threshold = options.threshold ?? SRM_THRESHOLD;
   const minUnits = options.minUnitsPerArm ?? 8;
   const checked = checkCounts(units, weights);
-  if (!checked.ok) return { statistic: null, p_value: null, alarm: false, warnings: [checked.warning] };
+  if (!checked.ok) return { statistic: null, pValue: null, alarm: false, warnings: [checked.warning] };
   // Counts of units: a fraction (5e-324 included, whose expected count underflows to 0 and gave 0/0) is a
   // caller's bug, refused like any other unusable input.
   if (!units.every((u) => Number.isInteger(u))) {
     const warning = `every arm's units must be a whole number ≥ 0 (a count); got [${units.join(", ")}]`;
-    return { statistic: null, p_value: null, alarm: false, warnings: [warning] };
+    return { statistic: null, pValue: null, alarm: false, warnings: [warning] };
   }
-  if (checked.n === 0) return { statistic: null, p_value: null, alarm: false, warnings: ["no units yet"] };
+  if (checked.n === 0) return { statistic: null, pValue: null, alarm: false, warnings: ["no units yet"] };
   if (!Number.isFinite(checked.n)) {
     const warning = `the units add up to more than a double holds; got [${units.join(", ")}]`;
-    return { statistic: null, p_value: null, alarm: false, warnings: [warning] };
+    return { statistic: null, pValue: null, alarm: false, warnings: [warning] };
   }
   let statistic = 0;
   for (let i = 0; i < units.length; i++) {
@@ -120,7 +120,7 @@ export function srmChiSquare(
   } else if (p < threshold) {
     warnings.push(`the arm sizes look mismatched, but no SRM alarm is raised before every arm has ${minUnits} units`);
   }
-  return { statistic, p_value: p, alarm, warnings };
+  return { statistic, pValue: p, alarm, warnings };
 }
 
 /**
@@ -156,7 +156,7 @@ export function sequentialSrm(
     warnings.push("the previous sequential SRM carry is not a p-value in [0, 1] and was ignored");
   }
   const carried = (): SequentialSrmResult => ({
-    p_value: prior,
+    pValue: prior,
     alarm: prior !== null && prior < threshold,
     carry: prior,
     warnings,
@@ -183,5 +183,5 @@ export function sequentialSrm(
   }
   const lookP = logBf <= 0 ? 1 : Math.exp(-logBf);
   const p = prior === null ? lookP : Math.min(prior, lookP);
-  return { p_value: p, alarm: p < threshold, carry: p, warnings };
+  return { pValue: p, alarm: p < threshold, carry: p, warnings };
 }

@@ -8,7 +8,7 @@ import type { AnalysisArm, NewAnalysis } from "@outcome-runtime/core";
 export function proportionArm(units: number, rate: number): AnalysisArm {
   const sum = Math.round(units * rate);
   const mean = units === 0 ? null : sum / units;
-  return { units, sum, sum_sq: sum, mean, variance: mean === null ? null : mean * (1 - mean) };
+  return { units, sum, sumSq: sum, mean, variance: mean === null ? null : mean * (1 - mean) };
 }
 
 /**
@@ -28,7 +28,7 @@ export function analysisFixture(
     effect,
     ciLow: ci[0],
     ciHigh: ci[1],
-    relativeEffect: effect / 0.68,
+    relativeLift: effect / 0.68,
     pValue: 0.41,
     srmPValue: 1,
     guardrails: [],
@@ -39,23 +39,23 @@ export function analysisFixture(
           arm: "treatment",
           effect,
           ci,
-          relative_lift: effect / 0.68,
-          relative_ci: [ci[0] / 0.68, ci[1] / 0.68],
-          p_value: 0.41,
-          log_lambda: -0.9,
-          fixed_p_value: 0.35,
+          relativeLift: effect / 0.68,
+          relativeCi: [ci[0] / 0.68, ci[1] / 0.68],
+          pValue: 0.41,
+          logLambda: -0.9,
+          fixedPValue: 0.35,
           warnings: [],
         },
       ],
-      srm: { p_value: 1, alarm: false, sequential_p_value: 1, sequential_alarm: false },
-      elapsed_seconds: 3 * 86_400,
+      srm: { pValue: 1, alarm: false, sequentialPValue: 1, sequentialAlarm: false },
+      elapsedSeconds: 3 * 86_400,
       tau2: 0.0004,
-      tau2_source: "tuned to 10000 units per arm (ten times min_sample_per_arm; no expected_effect given)",
-      planned_per_arm: null,
-      fixed_per_arm: null,
-      rules: { counts: { kill: 0, guardrails: {}, inconclusive: 0 }, kill_failure_limit: 0, inconclusive_limit: -1 },
+      tau2Source: "tuned to 10000 units per arm (ten times min_sample_per_arm; no expected_effect given)",
+      plannedPerArm: null,
+      fixedPerArm: null,
+      rules: { counts: { kill: 0, guardrails: {}, inconclusive: 0 }, killFailureLimit: 0, inconclusiveLimit: -1 },
       carry: {
-        arms: { treatment: { p_value: 0.41, ci, relative_ci: [ci[0] / 0.68, ci[1] / 0.68] } },
+        arms: { treatment: { pValue: 0.41, ci, relativeCi: [ci[0] / 0.68, ci[1] / 0.68] } },
         srm: 1,
         guardrails: {},
         rules: { kill: 0, guardrails: {}, inconclusive: 0 },

@@ -398,7 +398,7 @@ describe("the live stream", () => {
             effect: -0.012,
             ciLow: -0.02,
             ciHigh: -0.004,
-            relativeEffect: -0.1,
+            relativeLift: -0.1,
             pValue: 0.003,
             srmPValue: 0.6,
             decision,

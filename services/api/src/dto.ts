@@ -303,7 +303,7 @@ export function analysisJson(a: AnalysisRecord): AnalysisJson {
     arms: { ...a.arms },
     effect: a.effect,
     ci: a.ciLow === null || a.ciHigh === null ? null : [a.ciLow, a.ciHigh],
-    relativeEffect: a.relativeEffect,
+    relativeEffect: a.relativeLift,
     pValue: a.pValue,
     srmPValue: a.srmPValue,
     guardrails: a.guardrails.map((g) => ({ ...g })),

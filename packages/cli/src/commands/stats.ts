@@ -12,9 +12,9 @@
  */
 import { readFile } from "node:fs/promises";
 import { type Diagnostic, formatDiagnostics } from "@outcome-runtime/spec";
-import { sequentialReport, validateSequentialReportInput } from "@outcome-runtime/stats";
 import { Command } from "commander";
 import { useColor } from "../output";
+import { sequentialReport, validateSequentialReportInput } from "../sequential-report";
 
 const STDIN_NAME = "<stdin>";
 

@@ -14,9 +14,9 @@ import type { Command } from "commander";
 import { ApiError, ConnectionError, type Problem } from "../api-client";
 import { CliFailure, clientOf, type GlobalOptions, out, outJson } from "../output";
 
-/** The format this CLI writes and reads (the API's `EXPORT_FORMAT` and `EXPORT_VERSION`). */
+/** The format this CLI reads (the API's `EXPORT_FORMAT`), and its versions the API imports (2, and 1 upgraded). */
 const FORMAT = "outcome-runtime-export";
-const VERSION = 1;
+const VERSIONS: readonly unknown[] = [1, 2];
 
 /** Tables written as `<table>.json`, and the CSV one. */
 const ROW_TABLES = [
@@ -146,9 +146,9 @@ async function readExport(dir: string): Promise<Manifest> {
   if (manifest?.format !== FORMAT) {
     throw new CliFailure(`${path}: not an Outcome Runtime export (format is not "${FORMAT}")`);
   }
-  if (manifest.version !== VERSION) {
+  if (!VERSIONS.includes(manifest.version)) {
     throw new CliFailure(
-      `${path}: export format version ${JSON.stringify(manifest.version)} cannot be read; this CLI reads version ${VERSION} (upgrade the CLI and the API)`,
+      `${path}: export format version ${JSON.stringify(manifest.version)} cannot be read; this CLI reads versions ${VERSIONS.join(" and ")} (upgrade the CLI and the API)`,
     );
   }
   for (const table of TABLES) {

@@ -249,7 +249,7 @@ function toAnalysis(row: {
   effect: number | null;
   ci_low: number | null;
   ci_high: number | null;
-  relative_effect: number | null;
+  relative_lift: number | null;
   p_value: number | null;
   srm_p_value: number | null;
   guardrails: unknown;
@@ -266,7 +266,7 @@ function toAnalysis(row: {
     effect: row.effect,
     ciLow: row.ci_low,
     ciHigh: row.ci_high,
-    relativeEffect: row.relative_effect,
+    relativeLift: row.relative_lift,
     pValue: row.p_value,
     srmPValue: row.srm_p_value,
     guardrails: row.guardrails as AnalysisRecord["guardrails"],
@@ -288,7 +288,7 @@ export async function insertAnalysis(db: DbOrTrx, a: AnalysisInput): Promise<boo
       effect: a.effect,
       ci_low: a.ciLow,
       ci_high: a.ciHigh,
-      relative_effect: a.relativeEffect,
+      relative_lift: a.relativeLift,
       p_value: a.pValue,
       srm_p_value: a.srmPValue,
       guardrails: JSON.stringify(a.guardrails),

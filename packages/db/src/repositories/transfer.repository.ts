@@ -205,15 +205,22 @@ export async function openImport(
 export async function lockOpenImport(
   db: DbOrTrx,
   workspaceId: string,
-): Promise<{ id: string; startedBy: string; startedAt: Date } | null> {
+): Promise<{ id: string; startedBy: string; startedAt: Date; version: number | null } | null> {
   const row = await db
     .selectFrom("imports")
-    .select(["id", "started_by", "started_at"])
+    .select(["id", "started_by", "started_at", "manifest"])
     .where("workspace_id", "=", workspaceId)
     .where("finished_at", "is", null)
     .forUpdate()
     .executeTakeFirst();
-  return row ? { id: row.id, startedBy: row.started_by, startedAt: row.started_at } : null;
+  if (!row) return null;
+  const version = row.manifest.version;
+  return {
+    id: row.id,
+    startedBy: row.started_by,
+    startedAt: row.started_at,
+    version: typeof version === "number" ? version : null,
+  };
 }
 
 /** Close an import. */

@@ -104,7 +104,7 @@ export function analysis(overrides: Partial<AnalysisSummary> = {}): AnalysisSumm
     effect: 0.012,
     ciLow: 0.002,
     ciHigh: 0.021,
-    relativeEffect: 0.052,
+    relativeLift: 0.052,
     pValue: 0.0031,
     alpha: 0.05,
     srm: { pValue: 0.41, alarm: false },

@@ -137,7 +137,13 @@ async function writeAnalyses(
     looks.push({ action: look.decision.action, reason: look.decision.reason });
     if (look.decision.action === "continue") continue;
 
-    const applied = await applyDecision(deps, trx, experiment, outcome, look.decision, snapshot.ts, { ...look.head });
+    const applied = await applyDecision(deps, trx, experiment, outcome, look.decision, snapshot.ts, {
+      // The webhook payload's published snake_case (docs/worker.md#webhooks).
+      effect: look.head.effect,
+      ci: look.head.ci,
+      relative_lift: look.head.relativeLift,
+      p_value: look.head.pValue,
+    });
     return {
       experimentKey: experiment.key,
       analysed,

@@ -61,7 +61,7 @@ describe("decision rules on real polls and analyses", () => {
     expect(replay.decision).toBeNull();
     expect(replay.stops).toBe(0);
     const { analyses } = await listExperimentAnalyses({ db: t.db }, seed.admin, replay.experimentId);
-    const violated = analyses.filter((a) => a.guardrails.some((g) => g.verdict === "violated" && g.dry_run));
+    const violated = analyses.filter((a) => a.guardrails.some((g) => g.verdict === "violated" && g.dryRun));
     expect(violated).toHaveLength(c.steps.length);
   });
 

@@ -12,7 +12,7 @@ function spec(replacements: [string, string][] = []) {
   return parsed.spec;
 }
 
-const control = { units: 5_000, sum: 3_400, sum_sq: 3_400 };
+const control = { units: 5_000, sum: 3_400, sumSq: 3_400 };
 
 describe("makeStatsPlan", () => {
   it("tunes τ² to the planned sample of the expected effect", () => {
@@ -43,7 +43,7 @@ describe("makeStatsPlan", () => {
           "direction: increase\n  value: 0.05\n  relative: false",
         ],
       ]),
-      { units: 5_000, sum: 250, sum_sq: 250 },
+      { units: 5_000, sum: 250, sumSq: 250 },
     );
     expect(plan?.tau2).toBeGreaterThan(0);
     expect(plan?.variance).toBeCloseTo(0.05 * 0.95, 3);
@@ -51,7 +51,7 @@ describe("makeStatsPlan", () => {
 
   it("does not fix the plan on an empty control arm when no baseline is declared", () => {
     const noBaseline = spec([["  baseline: 0.68\n", ""]]);
-    expect(makeStatsPlan(noBaseline, { units: 0, sum: 0, sum_sq: 0 })).toBeNull();
+    expect(makeStatsPlan(noBaseline, { units: 0, sum: 0, sumSq: 0 })).toBeNull();
     expect(makeStatsPlan(noBaseline, control)?.baseline).toBeCloseTo(3_400.5 / 5_001, 12);
   });
 });
@@ -72,7 +72,7 @@ describe("analyseSnapshot", () => {
   const rate = (units: number, p: number): ArmTotals => ({
     units,
     sum: Math.round(units * p),
-    sum_sq: Math.round(units * p),
+    sumSq: Math.round(units * p),
   });
   const plan = makeStatsPlan(spec(), control);
   if (plan === null) throw new Error("the example outcome has a plan");
@@ -119,7 +119,7 @@ describe("analyseSnapshot", () => {
       startedAt,
     });
     // The always-valid p-value is a running minimum: it never rises from one look to the next.
-    expect(second.head.p_value).toBeLessThanOrEqual(first.head.p_value ?? 1);
+    expect(second.head.pValue).toBeLessThanOrEqual(first.head.pValue ?? 1);
   });
 
   it("fixes a guardrail's τ² at its first look and keeps it at the next", () => {

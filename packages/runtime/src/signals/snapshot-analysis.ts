@@ -82,7 +82,7 @@ export function snapshotsAfter(previous: ReadonlyMap<string, ArmTotals>, points:
   }
   const out: Snapshot[] = [];
   for (const key of [...byTs.keys()].sort((a, b) => a - b)) {
-    for (const p of byTs.get(key) ?? []) state.set(p.arm, { units: p.units, sum: p.sum, sum_sq: p.sum_sq });
+    for (const p of byTs.get(key) ?? []) state.set(p.arm, { units: p.units, sum: p.sum, sumSq: p.sum_sq });
     out.push({ ts: new Date(key), arms: new Map(state) });
   }
   return out;
@@ -90,7 +90,7 @@ export function snapshotsAfter(previous: ReadonlyMap<string, ArmTotals>, points:
 
 /** Totals per arm of a set of points (the newest per arm, as the repository returns them). */
 export function totalsOf(points: readonly ArmPoint[]): Map<string, ArmTotals> {
-  return new Map(points.map((p) => [p.arm, { units: p.units, sum: p.sum, sum_sq: p.sum_sq }]));
+  return new Map(points.map((p) => [p.arm, { units: p.units, sum: p.sum, sumSq: p.sum_sq }]));
 }
 
 /**
@@ -146,8 +146,8 @@ export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan 
       alpha,
       power,
       mde,
-      fixedPerArm: plan?.fixed_per_arm ?? null,
-      sequentialPerArm: plan?.sequential_per_arm ?? null,
+      fixedPerArm: plan?.fixedPerArm ?? null,
+      sequentialPerArm: plan?.sequentialPerArm ?? null,
       baseline,
       variance,
     };
@@ -155,12 +155,12 @@ export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan 
   if (plan !== null && mde !== null) {
     return {
       tau2: plan.tau2,
-      tau2Source: `tuned to the planned sample of ${Math.ceil(plan.sequential_per_arm)} units per arm (expected effect ${expected} relative, power ${power})`,
+      tau2Source: `tuned to the planned sample of ${Math.ceil(plan.sequentialPerArm)} units per arm (expected effect ${expected} relative, power ${power})`,
       alpha,
       power,
       mde,
-      fixedPerArm: plan.fixed_per_arm,
-      sequentialPerArm: plan.sequential_per_arm,
+      fixedPerArm: plan.fixedPerArm,
+      sequentialPerArm: plan.sequentialPerArm,
       baseline,
       variance,
     };
@@ -192,11 +192,11 @@ function describeComparison(arm: string, r: SequentialResult, fixedP: number | n
     arm,
     effect: round(r.effect),
     ci: r.ci,
-    relative_lift: round(r.relative_lift),
-    relative_ci: r.relative_ci,
-    p_value: r.p_value,
-    log_lambda: r.log_lambda,
-    fixed_p_value: fixedP,
+    relativeLift: round(r.relativeLift),
+    relativeCi: r.relativeCi,
+    pValue: r.pValue,
+    logLambda: r.logLambda,
+    fixedPValue: fixedP,
     warnings: r.warnings,
   };
 }
@@ -236,8 +236,8 @@ export interface SnapshotInput {
 export interface HeadFigures {
   readonly effect: number | null;
   readonly ci: readonly [number, number] | null;
-  readonly relative_lift: number | null;
-  readonly p_value: number | null;
+  readonly relativeLift: number | null;
+  readonly pValue: number | null;
 }
 
 export interface SnapshotAnalysis {
@@ -354,7 +354,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     const r = sequentialTest(control, treatment, { kind, alpha, tau2: plan.tau2 }, carry.arms[t] ?? null);
     if (r.carry !== null) nextArms[t] = r.carry;
     const fixed = fixedHorizonTest(kind, control, treatment, alpha);
-    comparisons.push(describeComparison(t, r, fixed.p_value));
+    comparisons.push(describeComparison(t, r, fixed.pValue));
     inputs.push({
       units: { control: control.units, treatment: treatment.units },
       elapsedSeconds,
@@ -369,10 +369,10 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
       // mean, a treatment better than control would read as harm.
       relativeCi:
-        r.relative_ci !== null && r.control.mean !== null && r.control.mean < 0
-          ? [-r.relative_ci[1], -r.relative_ci[0]]
-          : r.relative_ci,
-      pValue: r.p_value,
+        r.relativeCi !== null && r.control.mean !== null && r.control.mean < 0
+          ? [-r.relativeCi[1], -r.relativeCi[0]]
+          : r.relativeCi,
+      pValue: r.pValue,
       // Nothing computed at this look (empty arm, zero variance, overflow): the interval is carried.
       lookUndefined: r.effect === null || r.variance === null || !(r.variance > 0),
       kill,
@@ -382,7 +382,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
         .map((g) => ({
           metric: g.metric,
           verdict: g.result.verdict,
-          harmLow: g.result.harm_ci?.[0] ?? null,
+          harmLow: g.result.harmCi?.[0] ?? null,
           margin: g.margin,
           relative: g.relative,
           failureLimit: g.failureLimit,
@@ -408,48 +408,48 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     row: {
       arms: Object.fromEntries(
         arms.map((a) => {
-          const totals = snap.arms.get(a.name) ?? { units: 0, sum: 0, sum_sq: 0 };
+          const totals = snap.arms.get(a.name) ?? { units: 0, sum: 0, sumSq: 0 };
           return [a.name, { ...totals, ...summarizeArm(kind, totals) }];
         }),
       ),
       effect: head?.effect ?? null,
       ciLow: head?.ci?.[0] ?? null,
       ciHigh: head?.ci?.[1] ?? null,
-      relativeEffect: head?.relative_lift ?? null,
-      pValue: head?.p_value ?? null,
-      srmPValue: srm.p_value,
+      relativeLift: head?.relativeLift ?? null,
+      pValue: head?.pValue ?? null,
+      srmPValue: srm.pValue,
       guardrails: guardrailResults.map((g) => ({
         metric: g.metric,
         arm: g.arm,
         verdict: g.result.verdict,
         harm: g.result.harm,
-        harm_ci: g.result.harm_ci,
-        p_value: g.result.p_value,
+        harmCi: g.result.harmCi,
+        pValue: g.result.pValue,
         margin: g.margin,
         relative: g.relative,
         // A dry-run guardrail (or failure_limit −1) shows its verdict here and nowhere else.
-        failure_limit: g.failureLimit,
-        dry_run: g.dryRun,
-        failed_analyses: counts.guardrails[g.metric] ?? 0,
+        failureLimit: g.failureLimit,
+        dryRun: g.dryRun,
+        failedAnalyses: counts.guardrails[g.metric] ?? 0,
       })),
       decision,
       details: {
         comparisons,
         srm: {
-          p_value: srm.p_value,
+          pValue: srm.pValue,
           alarm: srm.alarm,
-          sequential_p_value: srmSeq.p_value,
-          sequential_alarm: srmSeq.alarm,
+          sequentialPValue: srmSeq.pValue,
+          sequentialAlarm: srmSeq.alarm,
         },
-        elapsed_seconds: elapsedSeconds,
+        elapsedSeconds,
         tau2: plan.tau2,
-        tau2_source: plan.tau2Source,
-        planned_per_arm: plan.sequentialPerArm,
-        fixed_per_arm: plan.fixedPerArm,
+        tau2Source: plan.tau2Source,
+        plannedPerArm: plan.sequentialPerArm,
+        fixedPerArm: plan.fixedPerArm,
         rules: {
           counts,
-          kill_failure_limit: kill?.failureLimit ?? null,
-          inconclusive_limit: inconclusiveLimit,
+          killFailureLimit: kill?.failureLimit ?? null,
+          inconclusiveLimit,
         },
         carry: next,
       },
@@ -458,8 +458,8 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     head: {
       effect: head?.effect ?? null,
       ci: head?.ci ?? null,
-      relative_lift: head?.relative_lift ?? null,
-      p_value: head?.p_value ?? null,
+      relativeLift: head?.relativeLift ?? null,
+      pValue: head?.pValue ?? null,
     },
     carry: next,
   };

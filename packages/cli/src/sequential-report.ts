@@ -1,12 +1,21 @@
 /**
  * The `stats sequential` report: every look of an experiment analysed with
  * the always-valid test, next to the fixed-horizon p-value and both SRM
- * checks, with a decision per look. Pure; the CLI is a thin wrapper.
+ * checks, with a decision per look. Pure. Its input and output are the
+ * CLI's published JSON format, hence snake_case; the statistics it calls
+ * (`@outcome-runtime/stats`) speak camelCase.
  */
-import { type ArmTotals, type MetricKind, summarizeArm } from "./arm-summary";
-import { fixedHorizonTest } from "./fixed-horizon-test";
-import { mixtureVarianceForSample, type SequentialCarry, sequentialTest } from "./sequential-test";
-import { sequentialSrm, srmChiSquare } from "./srm";
+import {
+  type ArmTotals,
+  fixedHorizonTest,
+  type MetricKind,
+  mixtureVarianceForSample,
+  type SequentialCarry,
+  sequentialSrm,
+  sequentialTest,
+  srmChiSquare,
+  summarizeArm,
+} from "@outcome-runtime/stats";
 
 /**
  * Input of {@link sequentialReport} (the published JSON format of
@@ -25,7 +34,21 @@ export interface SequentialReportInput {
   /** The desired direction of the metric, default "increase": names which side is "better". */
   direction?: "increase" | "decrease";
   /** Cumulative totals at each look, oldest first. */
-  snapshots: { control: ArmTotals; treatment: ArmTotals }[];
+  snapshots: { control: ReportArmTotals; treatment: ReportArmTotals }[];
+}
+
+/** One arm's cumulative totals at a look, as the JSON format spells them. */
+export interface ReportArmTotals {
+  units: number;
+  /** Sum of the metric (conversions for a proportion). */
+  sum: number;
+  /** Sum of the squares of each unit's value (equal to `sum` for a proportion). */
+  sum_sq: number;
+}
+
+/** The statistics library's totals of a report arm. */
+function totals(arm: ReportArmTotals): ArmTotals {
+  return { units: arm.units, sum: arm.sum, sumSq: arm.sum_sq };
 }
 
 /** One look of the report. */
@@ -76,8 +99,8 @@ function resolveTau2(input: SequentialReportInput, alpha: number): { tau2: numbe
   for (let i = 0; i < input.snapshots.length; i++) {
     const snapshot = input.snapshots[i];
     if (!snapshot) continue;
-    const vc = summarizeArm(input.metric, snapshot.control).variance;
-    const vt = summarizeArm(input.metric, snapshot.treatment).variance;
+    const vc = summarizeArm(input.metric, totals(snapshot.control)).variance;
+    const vt = summarizeArm(input.metric, totals(snapshot.treatment)).variance;
     if (vc === null || vt === null) continue;
     const sigma2 = (vc + vt) / 2;
     if (!(sigma2 > 0)) continue;
@@ -132,7 +155,8 @@ export function sequentialReport(input: SequentialReportInput): {
   let carry: SequentialCarry | null = null;
   let srmCarry: number | null = null;
   const results: SequentialReportRow[] = [];
-  for (const snapshot of input.snapshots) {
+  for (const look of input.snapshots) {
+    const snapshot = { control: totals(look.control), treatment: totals(look.treatment) };
     const seq = sequentialTest(snapshot.control, snapshot.treatment, { kind: input.metric, alpha, tau2 }, carry);
     carry = seq.carry ?? carry;
     const fixed = fixedHorizonTest(input.metric, snapshot.control, snapshot.treatment, alpha);
@@ -143,7 +167,7 @@ export function sequentialReport(input: SequentialReportInput): {
 
     const notes: string[] = [];
     let decision: SequentialReportRow["decision"] = "continue";
-    if (seq.p_value !== null && seq.p_value < alpha && seq.ci !== null) {
+    if (seq.pValue !== null && seq.pValue < alpha && seq.ci !== null) {
       const side = seq.ci[0] > 0 ? 1 : seq.ci[1] < 0 ? -1 : Math.sign(seq.effect ?? 0);
       if (srm.alarm || ssrm.alarm) {
         notes.push("the effect is significant, but no decision is declared while the SRM alarm is raised");
@@ -159,12 +183,12 @@ export function sequentialReport(input: SequentialReportInput): {
     const row: SequentialReportRow = {
       effect: seq.effect,
       ci: seq.ci,
-      relative_lift: seq.relative_lift,
-      relative_ci: seq.relative_ci,
-      p_value: seq.p_value,
-      fixed_p_value: fixed.p_value,
-      srm_p_value: srm.p_value,
-      srm_sequential_p_value: ssrm.p_value,
+      relative_lift: seq.relativeLift,
+      relative_ci: seq.relativeCi,
+      p_value: seq.pValue,
+      fixed_p_value: fixed.pValue,
+      srm_p_value: srm.pValue,
+      srm_sequential_p_value: ssrm.pValue,
       decision,
     };
     if (warnings.length > 0) row.warnings = warnings;
@@ -308,7 +332,7 @@ export function validateSequentialReportInput(
   }
 
   const snapshots = value.snapshots;
-  const out: { control: ArmTotals; treatment: ArmTotals }[] = [];
+  const out: { control: ReportArmTotals; treatment: ReportArmTotals }[] = [];
   if (snapshots === undefined) {
     add(
       "/snapshots",
@@ -326,7 +350,7 @@ export function validateSequentialReportInput(
   } else if (snapshots.length === 0) {
     add("/snapshots", "too_few_items", "snapshots is empty", "give at least one snapshot");
   } else {
-    const previous: Record<string, ArmTotals | null> = { control: null, treatment: null };
+    const previous: Record<string, ReportArmTotals | null> = { control: null, treatment: null };
     snapshots.forEach((snapshot, i) => {
       const base = `/snapshots/${i}`;
       if (!isObject(snapshot)) {
@@ -348,7 +372,7 @@ export function validateSequentialReportInput(
           );
         }
       }
-      const arms: Partial<Record<"control" | "treatment", ArmTotals>> = {};
+      const arms: Partial<Record<"control" | "treatment", ReportArmTotals>> = {};
       for (const name of ["control", "treatment"] as const) {
         const arm = checkArm(
           snapshot[name],
@@ -387,9 +411,9 @@ function checkArm(
   path: string,
   field: string,
   kind: MetricKind | null,
-  before: ArmTotals | null,
+  before: ReportArmTotals | null,
   add: (path: string, code: string, message: string, hint?: string) => void,
-): ArmTotals | null {
+): ReportArmTotals | null {
   const shape = '{ "units": 1000, "sum": 120, "sum_sq": 120 }';
   if (arm === undefined) {
     add(path, "missing_field", `${field} is missing`, `give the arm's cumulative totals, ${shape}`);
@@ -502,7 +526,7 @@ function checkArm(
       return null;
     }
   }
-  const totals: ArmTotals = { units: u, sum: s, sum_sq: kind === "proportion" ? s : (sum_sq as number) };
+  const totals: ReportArmTotals = { units: u, sum: s, sum_sq: kind === "proportion" ? s : (sum_sq as number) };
   if (before !== null) {
     if (totals.units < before.units) {
       add(

@@ -1,5 +1,6 @@
 // biome-ignore-all lint/correctness/noPrecisionLoss: reference values are quoted with every digit they were computed to.
 import { readFileSync } from "node:fs";
+import { optimalMixtureRatio } from "@outcome-runtime/stats";
 import { describe, expect, it } from "vitest";
 import {
   DEFAULT_PLANNED_UNITS_PER_ARM,
@@ -8,7 +9,6 @@ import {
   sequentialReport,
   validateSequentialReportInput,
 } from "./sequential-report";
-import { optimalMixtureRatio } from "./sequential-test";
 
 const prop = (units: number, conversions: number) => ({ units, sum: conversions, sum_sq: conversions });
 
