@@ -412,17 +412,29 @@ describe("the worker process", () => {
     expect(failing.error).toMatchObject({ code: "query_failed" });
     expect(failing.error!.message).toContain("source_points");
     expect(Number.isNaN(Date.parse(failing.error!.at))).toBe(false);
-    // Logged with pino's error serializer under `err`: the type, the message and the stack survive.
-    const logged = worker
-      .output()
-      .split("\n")
-      .flatMap((line) => {
-        try {
-          return [JSON.parse(line) as { msg?: string; code?: string; err?: { type?: string; stack?: string } }];
-        } catch {
-          return [];
-        }
-      });
+    // Logged with pino's error serializer under `err`: the type, the message and the stack survive. The
+    // worker records the failure on the experiment before it logs, so the line may come a moment later.
+    const logLines = () =>
+      worker
+        .output()
+        .split("\n")
+        .flatMap((line) => {
+          try {
+            return [JSON.parse(line) as { msg?: string; code?: string; err?: { type?: string; stack?: string } }];
+          } catch {
+            return [];
+          }
+        });
+    const logged = await waitFor(
+      "the poll failure and the job failure in the worker's log",
+      async () => {
+        const lines = logLines();
+        return lines.some((l) => l.msg === "poll failed") && lines.some((l) => l.msg === "job failed")
+          ? lines
+          : undefined;
+      },
+      { diagnostics: worker.output },
+    );
     const pollFailed = logged.find((l) => l.msg === "poll failed");
     expect(pollFailed, worker.output()).toMatchObject({ code: "query_failed", err: { type: "ConnectorError" } });
     expect(pollFailed?.err?.stack).toMatch(/source_points[\s\S]*\n\s+at /);
