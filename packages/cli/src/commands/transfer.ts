@@ -12,6 +12,7 @@ import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { Command } from "commander";
 import { ApiError, ConnectionError, type Problem } from "../api-client";
+import type { ResponseJson } from "../api-types";
 import { CliFailure, clientOf, type GlobalOptions, out, outJson } from "../output";
 
 /** The format this CLI writes and reads (the API's `EXPORT_FORMAT` and `EXPORT_VERSION`). */
@@ -49,13 +50,7 @@ const IMPORT_ORDER: readonly Table[] = [
 /** Large tables take a while each way. */
 const TABLE_TIMEOUT_MS = 30 * 60_000;
 
-interface Manifest {
-  format: string;
-  version: number;
-  exportedAt: string;
-  workspace: { slug: string; name: string };
-  counts: Record<string, number>;
-}
+type Manifest = ResponseJson<"/v1/export/manifest", "get">;
 
 function fileOf(table: Table): string {
   return table === "signal_points" ? "signal_points.csv" : `${table}.json`;
@@ -173,13 +168,11 @@ async function importFrom(options: GlobalOptions, dir: string, resume = false) {
       stream: createReadStream(join(dir, fileOf(table))),
       contentType: table === "signal_points" ? "text/csv" : "application/json",
     });
-    written.push((await response.json()) as { table: Table; received: number; inserted: number });
+    written.push((await response.json()) as ResponseJson<"/v1/import/{table}", "post"> & { table: Table });
   }
-  const report = await client.request<{ ok: boolean; tables: { table: string; expected: number; actual: number }[] }>(
-    "POST",
-    "/v1/import/finish",
-    { json: manifest },
-  );
+  const report = await client.request<ResponseJson<"/v1/import/finish", "post">>("POST", "/v1/import/finish", {
+    json: manifest,
+  });
   return { manifest, written, report };
 }
 
