@@ -37,6 +37,7 @@ import {
   ClaimOutput,
   clip,
   experimentRef,
+  experimentStatusRef,
   type GateOut,
   GateStatusOutput,
   gateOut,
@@ -320,13 +321,7 @@ const getExperimentStatus = tool({
       .map((g) => gateOut(links, g));
     const analysis = latestAnalysis ? analysisOut(latestAnalysis) : null;
     const structured = {
-      experiment: {
-        ...experimentRef(links, experiment),
-        outcomeId: experiment.outcomeId,
-        launchedAt: experiment.launchedAt?.toISOString() ?? null,
-        updatedAt: experiment.updatedAt.toISOString(),
-        pullRequestUrl: experiment.build?.pullRequestUrl ?? null,
-      },
+      experiment: experimentStatusRef(links, experiment),
       latestAnalysis: analysis,
       pendingGates: pending,
       recentDecisions: decided,

@@ -1,22 +1,21 @@
 /**
- * The public API's shapes (camelCase JSON, ISO-8601 times) and the mapping
- * from domain records. Storage shapes never reach clients directly.
+ * The public API's shapes (camelCase JSON, ISO-8601 times): the schemas the
+ * routes validate and serialise with, and the OpenAPI document publishes.
+ * The records are mapped to this JSON once, by the runtime (`outcomeJson`,
+ * `experimentJson`, `gateJson`, `analysisJson`…, which the MCP tools
+ * project); a mapper that drifts from its schema fails the handler's type.
+ * Storage shapes never reach clients directly.
  */
 
-import type { AnalysisRecord, OutcomeSummary } from "@outcome-runtime/runtime";
 import {
   DECISION_CHANNELS,
   EXPERIMENT_STATES,
-  type Experiment,
   GATE_KINDS,
   GATE_STATES,
-  type Gate,
   OUTCOME_STATES,
-  type Outcome,
-  type OutcomeRevision,
   ROLES,
 } from "@outcome-runtime/runtime";
-import { type Static, type TEnum, type TSchema, Type } from "typebox";
+import { type TEnum, type TSchema, Type } from "typebox";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: "date-time" });
@@ -174,7 +173,6 @@ export const AnalysisDto = Type.Object(
   },
   { $id: "Analysis" },
 );
-export type AnalysisJson = Static<typeof AnalysisDto>;
 
 export const GateDto = Type.Object(
   {
@@ -216,124 +214,6 @@ export const GateDto = Type.Object(
 );
 
 export const RoleDto = literals(ROLES);
-
-export type OutcomeJson = Static<typeof OutcomeDto>;
-export type ExperimentJson = Static<typeof ExperimentDto>;
-export type GateJson = Static<typeof GateDto>;
-
-const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
-
-export function outcomeJson(o: Outcome): OutcomeJson {
-  return {
-    id: o.id,
-    slug: o.slug,
-    name: o.name,
-    owner: o.owner,
-    state: o.state,
-    revision: o.revision,
-    contentHash: o.contentHash,
-    spec: { ...o.spec },
-    createdAt: o.createdAt.toISOString(),
-    updatedAt: o.updatedAt.toISOString(),
-    activatedAt: iso(o.activatedAt),
-    closedAt: iso(o.closedAt),
-  };
-}
-
-export function summaryJson(s: OutcomeSummary): Static<typeof OutcomeSummaryDto> {
-  return {
-    outcome: outcomeJson(s.outcome),
-    experimentCounts: s.experimentCounts as Record<string, number>,
-    pendingGates: s.pendingGates,
-  };
-}
-
-export function revisionJson(r: OutcomeRevision): Static<typeof RevisionDto> {
-  return {
-    revision: r.revision,
-    contentHash: r.contentHash,
-    createdBy: r.createdBy,
-    createdAt: r.createdAt.toISOString(),
-  };
-}
-
-export function experimentJson(e: Experiment): ExperimentJson {
-  return {
-    id: e.id,
-    outcomeId: e.outcomeId,
-    key: e.key,
-    title: e.title,
-    statement: e.statement,
-    mechanism: e.mechanism,
-    prediction: e.prediction,
-    measurementPlan: e.measurementPlan,
-    rolloutPlan: e.rolloutPlan,
-    effort: e.effort,
-    risk: e.risk,
-    touchedPaths: [...e.touchedPaths],
-    arms: e.arms.map((a) => ({ ...a })),
-    source: e.source,
-    state: e.state,
-    claimedBy: e.claimedBy,
-    portfolioGateId: e.portfolioGateId,
-    createdAt: e.createdAt.toISOString(),
-    updatedAt: e.updatedAt.toISOString(),
-    launchedAt: iso(e.launchedAt),
-    statsPlan: e.statsPlan === null ? null : { ...e.statsPlan },
-    polling: {
-      lastPolledAt: iso(e.polling.lastPolledAt),
-      failures: e.polling.failures,
-      error: e.polling.error === null ? null : { ...e.polling.error },
-    },
-    build: e.build === null ? null : { ...e.build, changedPaths: [...e.build.changedPaths] },
-  };
-}
-
-export function gateJson(g: Gate): GateJson {
-  return {
-    id: g.id,
-    outcomeId: g.outcomeId,
-    experimentId: g.experimentId,
-    kind: g.kind,
-    status: g.status,
-    assignees: [...g.assignees],
-    backup: g.backup,
-    slaSeconds: g.slaSeconds,
-    dueAt: g.dueAt.toISOString(),
-    createdAt: g.createdAt.toISOString(),
-    context: { ...g.context },
-    onExpiry: g.onExpiry,
-    remindAt: g.remindAt.toISOString(),
-    remindedAt: iso(g.remindedAt),
-    escalatedAt: iso(g.escalatedAt),
-    escalatedTo: g.escalatedTo,
-    decision: g.decision
-      ? {
-          decision: g.decision.decision,
-          reason: g.decision.reason,
-          decidedBy: g.decision.decidedBy,
-          channel: g.decision.channel,
-          decidedAt: g.decision.decidedAt.toISOString(),
-          detail: g.decision.detail ? { ...g.decision.detail } : null,
-        }
-      : null,
-  };
-}
-
-export function analysisJson(a: AnalysisRecord): AnalysisJson {
-  return {
-    ts: a.ts.toISOString(),
-    arms: { ...a.arms },
-    effect: a.effect,
-    ci: a.ciLow === null || a.ciHigh === null ? null : [a.ciLow, a.ciHigh],
-    relativeEffect: a.relativeEffect,
-    pValue: a.pValue,
-    srmPValue: a.srmPValue,
-    guardrails: a.guardrails.map((g) => ({ ...g })),
-    decision: { ...a.decision },
-    details: { ...a.details },
-  };
-}
 
 /** Error responses every authenticated route may give. */
 export const PROBLEM_RESPONSES = {
