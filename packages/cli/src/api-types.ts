@@ -24,7 +24,6 @@ export type ResponseJson<
 export type ExperimentJson = Schemas["Experiment"];
 export type GateJson = Schemas["Gate"];
 export type AnalysisJson = Schemas["Analysis"];
-export type OutcomeSummaryJson = Schemas["OutcomeSummary"];
 
 export type ExperimentDetailJson = ResponseJson<"/v1/experiments/{id}", "get">;
 export type BriefJson = ResponseJson<"/v1/experiments/{id}/brief", "get">;

@@ -34,9 +34,9 @@ export interface Links {
 }
 
 /** Dashboard page of an experiment. */
-export const experimentLink = (links: Links, id: string): string => `${links.publicUrl}/experiments/${id}`;
+const experimentLink = (links: Links, id: string): string => `${links.publicUrl}/experiments/${id}`;
 /** Dashboard page of a gate. */
-export const gateLink = (links: Links, id: string): string => `${links.publicUrl}/gates/${id}`;
+const gateLink = (links: Links, id: string): string => `${links.publicUrl}/gates/${id}`;
 /** The MCP resource of an outcome. */
 export const outcomeResource = (id: string): string => `outcome://${id}`;
 /** The MCP resource of an experiment's brief (Markdown). */
@@ -48,7 +48,7 @@ export const briefResource = (id: string): string => `experiment://${id}/brief`;
 const isoTime = z.string().describe("ISO 8601 time");
 const experimentState = z.enum(EXPERIMENT_STATES);
 
-export const ProgressShape = z.object({
+const ProgressShape = z.object({
   current: z
     .number()
     .nullable()
@@ -68,7 +68,7 @@ export const ExperimentRefShape = z.object({
   link: z.string().describe("dashboard page"),
 });
 
-export const GateShape = z.object({
+const GateShape = z.object({
   id: z.string(),
   kind: z.enum(GATE_KINDS),
   status: z.enum(GATE_STATES),

@@ -57,7 +57,7 @@ export interface ToolContext {
 }
 
 /** The four behaviour hints, always all set (MCP's defaults assume destructive and open-world). */
-export interface ToolHints {
+interface ToolHints {
   readonly readOnlyHint: boolean;
   readonly destructiveHint: boolean;
   readonly idempotentHint: boolean;
@@ -65,7 +65,7 @@ export interface ToolHints {
 }
 
 /** What a tool's `run` returns: the structured payload, its short text rendering, and the audit subject. */
-export interface ToolOutcome<O> {
+interface ToolOutcome<O> {
   readonly structured: O;
   readonly text: string;
   /** The experiment or gate id the call was about, for the audit event. */

@@ -28,7 +28,6 @@ export function outcomeJson(o: Outcome) {
     closedAt: iso(o.closedAt),
   };
 }
-export type OutcomeJson = ReturnType<typeof outcomeJson>;
 
 /** An outcome with its experiments counted by state and its pending gates. */
 export function summaryJson(s: OutcomeSummary) {
@@ -81,7 +80,6 @@ export function experimentJson(e: Experiment) {
     build: e.build === null ? null : { ...e.build, changedPaths: [...e.build.changedPaths] },
   };
 }
-export type ExperimentJson = ReturnType<typeof experimentJson>;
 
 /** A gate: who decides it by when, why it opened, and its decision once made. */
 export function gateJson(g: Gate) {
@@ -114,7 +112,6 @@ export function gateJson(g: Gate) {
       : null,
   };
 }
-export type GateJson = ReturnType<typeof gateJson>;
 
 /** One analysis of an experiment: the estimate, its always-valid interval and p-value, and the policy's decision. */
 export function analysisJson(a: AnalysisRecord) {
@@ -131,4 +128,3 @@ export function analysisJson(a: AnalysisRecord) {
     details: { ...a.details },
   };
 }
-export type AnalysisJson = ReturnType<typeof analysisJson>;

@@ -228,7 +228,7 @@ export async function beginImport(deps: RuntimeDeps, caller: Caller, manifest: u
 }
 
 /** One refused field of an imported row: `<table>[<row>].<column>` and what is wrong and how to fix it. */
-export interface ImportFieldError {
+interface ImportFieldError {
   readonly field: string;
   readonly message: string;
 }
@@ -286,7 +286,7 @@ function typeProblem(type: string, value: unknown): string | null {
  * `workspace_id` is not checked (it becomes the importing workspace), nor are
  * generated columns and the audit events' ids (never written).
  */
-export function importRowErrors(
+function importRowErrors(
   table: ExportRowTable,
   columns: readonly transfer.ColumnInfo[],
   row: unknown,

@@ -12,7 +12,7 @@ import { useSessionQuery, useSignOut, useUnauthenticatedRedirect } from "./sessi
 import { ConnectionPill, LiveStreamProvider } from "./stream";
 import type { GateList } from "./types";
 
-export const INBOX_KEY = ["gates", "inbox"] as const;
+const INBOX_KEY = ["gates", "inbox"] as const;
 
 /** The signed-in person's pending gates (shared by the nav badge and the inbox). */
 export function useInbox() {

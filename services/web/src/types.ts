@@ -9,7 +9,7 @@
  * below to the members the pages read; every other field is the generated one.
  * A gate's context package is the domain's own type (`GateContextPackage`).
  */
-import type { DecisionOption as DomainDecisionOption, GateContextPackage } from "@outcome-runtime/core";
+import type { GateContextPackage } from "@outcome-runtime/core";
 import type { components, paths } from "@outcome-runtime/spec/api-types";
 
 type Schemas = components["schemas"];
@@ -18,7 +18,7 @@ type Schemas = components["schemas"];
 type Refine<T, R> = Omit<T, keyof R> & R;
 
 /** The JSON body of the `status` response of `method` on `path`, e.g. `ResponseJson<"/v1/gates", "get">`. */
-export type ResponseJson<
+type ResponseJson<
   Path extends keyof paths,
   Method extends "get" | "post" | "put" | "patch" | "delete",
   Status extends number = 200,
@@ -27,14 +27,13 @@ export type ResponseJson<
   : never;
 
 export type SessionInfo = ResponseJson<"/session", "get">;
-export type Principal = SessionInfo["principal"];
 
 /** RFC 9457 problem details; one the dashboard makes itself (the server unreachable) has no request id. */
 export type Problem = Pick<Schemas["Problem"], "type" | "title" | "status" | "detail" | "code" | "errors" | "details"> &
   Partial<Pick<Schemas["Problem"], "requestId">>;
 
 /** The members of the normalised outcome spec (an open object in the API) the pages read. */
-export interface OutcomeSpec {
+interface OutcomeSpec {
   signal?: { metric?: string; kind?: string; baseline?: number };
   target?: { value?: number; direction?: "increase" | "decrease"; relative?: boolean };
   horizon?: { end_date?: string; seconds?: number };
@@ -44,19 +43,14 @@ export interface OutcomeSpec {
 export type Outcome = Refine<Schemas["Outcome"], { spec: OutcomeSpec }>;
 export type OutcomeSummary = Refine<Schemas["OutcomeSummary"], { outcome: Outcome }>;
 export type OutcomeList = Refine<ResponseJson<"/v1/outcomes", "get">, { items: OutcomeSummary[] }>;
-export type Revision = Schemas["Revision"];
 export type OutcomeDetail = Refine<ResponseJson<"/v1/outcomes/{id}", "get">, { outcome: Outcome }>;
 export type OutcomeSeries = ResponseJson<"/v1/outcomes/{id}/series", "get">;
-export type SeriesPoint = OutcomeSeries["points"][number];
 
 export type Experiment = Schemas["Experiment"];
-export type Prediction = NonNullable<Experiment["prediction"]>;
-export type StatsPlan = Schemas["StatsPlan"];
 export type Arm = Experiment["arms"][number];
-export type Build = Schemas["Build"];
 
 /** The members of an arm's estimate (an open object in the API) the pages read. */
-export interface ArmEstimate {
+interface ArmEstimate {
   units?: number;
   mean?: number | null;
   variance?: number | null;
@@ -64,7 +58,7 @@ export interface ArmEstimate {
 }
 
 /** The members of a guardrail result (an open object in the API) the pages read. */
-export interface GuardrailResult {
+interface GuardrailResult {
   metric?: string;
   arm?: string;
   verdict?: string;
@@ -92,11 +86,9 @@ export type ExperimentDetail = Refine<ResponseJson<"/v1/experiments/{id}", "get"
 
 /** What the person deciding a gate needs, per gate kind (documented as an open object keyed by `kind`). */
 export type ContextPackage = GateContextPackage;
-export type DecisionOption = DomainDecisionOption;
 export type GateDetail = Refine<ResponseJson<"/v1/gates/{id}", "get">, { contextPackage: ContextPackage }>;
 
 export type LearningList = ResponseJson<"/v1/learnings", "get">;
-export type Learning = LearningList["items"][number];
 export type AuditList = ResponseJson<"/v1/audit", "get">;
 export type AuditEvent = AuditList["items"][number];
 
