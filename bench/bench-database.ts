@@ -11,7 +11,7 @@ import type { Redis } from "ioredis";
 import pg from "pg";
 
 /** Server URL without a database (`BENCH_POSTGRES_URL`, default local trust auth). */
-export function postgresServerUrl(): string {
+function postgresServerUrl(): string {
   return process.env.BENCH_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432";
 }
 

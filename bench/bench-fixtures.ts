@@ -8,7 +8,7 @@ import { applyOutcome, type measuredMetrics, transitionOutcome } from "@outcome-
 import { exampleOutcome, seedWorkspace } from "@outcome-runtime/testing";
 
 /** The normalised spec type, as the runtime's use cases take it. */
-export type NormalizedSpec = Parameters<typeof measuredMetrics>[0];
+type NormalizedSpec = Parameters<typeof measuredMetrics>[0];
 
 export interface BenchOutcome {
   readonly workspaceId: string;

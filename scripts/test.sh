@@ -19,7 +19,7 @@ ensure_docker_compose
 ensure_prometheus
 export TEST_POSTGRES_URL="${TEST_POSTGRES_URL:-postgres://$POSTGRES_USER@$POSTGRES_HOST:$POSTGRES_PORT}"
 cd "$ROOT"
-log "lint, types, generated types"
+log "lint, types, generated types, unused code"
 pnpm --silent check
 bash scripts/lint-dockerfile.sh
 log "build the dashboard (the browser tests use it)"

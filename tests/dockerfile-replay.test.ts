@@ -51,6 +51,8 @@ const DEV_ONLY = [
   "playwright-core",
   "@modelcontextprotocol/inspector",
   "json-schema-to-typescript",
+  "openapi-typescript",
+  "knip",
   "fast-check",
   "axe-core",
   "smtp-server",

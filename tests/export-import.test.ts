@@ -13,6 +13,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
+import { EXPORT_ROW_TABLES, EXPORT_TABLES } from "@outcome-runtime/core";
 import { downgradeAnalysisJson, signals, transfer, workspaces } from "@outcome-runtime/db";
 import {
   applyOutcome,
@@ -222,15 +223,7 @@ describe("export then import", () => {
 
     // Row for row, every column is the same but the workspace (audit events get new ids).
     const workspaceOf = (api: TestApi) => api.seed.workspaceId;
-    for (const table of [
-      "outcomes",
-      "outcome_revisions",
-      "experiments",
-      "gates",
-      "signal_series",
-      "analyses",
-      "learnings",
-    ]) {
+    for (const table of EXPORT_ROW_TABLES.filter((t) => t !== "audit_events")) {
       const rows = (api: TestApi) =>
         api.app
           .inject({ method: "GET", url: `/v1/export/${table}`, headers: api.auth })
@@ -361,11 +354,7 @@ const MANIFEST_BASE = {
 };
 
 function manifestWith(counts: Partial<Record<string, number>>) {
-  const zero = Object.fromEntries(
-    [...["outcomes", "outcome_revisions", "experiments", "gates", "signal_series"], "signal_points"]
-      .concat(["analyses", "learnings", "audit_events"])
-      .map((t) => [t, 0]),
-  );
+  const zero = Object.fromEntries(EXPORT_TABLES.map((t) => [t, 0]));
   return { ...MANIFEST_BASE, counts: { ...zero, ...counts } };
 }
 

@@ -151,7 +151,7 @@ export function declaredWeights(last: AsosCheckpoint): { control: number; treatm
 }
 
 /** The runtime's experiment key of a comparison. */
-export function comparisonKey(experimentId: string, variantId: number): string {
+function comparisonKey(experimentId: string, variantId: number): string {
   return `asos-${experimentId.toLowerCase()}-v${variantId}`;
 }
 

@@ -8,7 +8,7 @@ import { createDb, type Db, migrateToLatest } from "@outcome-runtime/db";
 import pg from "pg";
 
 /** Admin URL (`EVAL_POSTGRES_URL`, default local trust auth on the `postgres` database). */
-export function adminUrl(): string {
+function adminUrl(): string {
   return process.env.EVAL_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
 }
 

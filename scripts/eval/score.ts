@@ -7,7 +7,7 @@ import type { GenerateHypothesesOutput } from "@outcome-runtime/llm";
 
 export type Hypothesis = GenerateHypothesesOutput["hypotheses"][number];
 
-export const CHECKS = [
+const CHECKS = [
   "schema_valid",
   "distinct_mechanisms",
   "quantified_predictions",
@@ -225,8 +225,8 @@ export function renderReport(rows: readonly OutcomeRow[], meta: ReportMeta): str
   ].join("\n");
 }
 
-export const BEGIN_MARKER = "<!-- eval:begin -->";
-export const END_MARKER = "<!-- eval:end -->";
+const BEGIN_MARKER = "<!-- eval:begin -->";
+const END_MARKER = "<!-- eval:end -->";
 
 /**
  * Replace what lies between {@link BEGIN_MARKER} and {@link END_MARKER} in

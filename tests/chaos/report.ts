@@ -10,7 +10,7 @@ import { fileURLToPath } from "node:url";
 import { expect } from "vitest";
 
 /** Where this run's reports go: `CHAOS_REPORT_DIR` (set by the runner, one directory per run) or `.tmp/chaos`. */
-export const REPORT_DIR = process.env.CHAOS_REPORT_DIR ?? fileURLToPath(new URL("../../.tmp/chaos", import.meta.url));
+const REPORT_DIR = process.env.CHAOS_REPORT_DIR ?? fileURLToPath(new URL("../../.tmp/chaos", import.meta.url));
 
 /** `CHAOS_MODE=short` (CI) scales every scenario down; anything else runs the full counts of docs/reliability.md. */
 export const SHORT = process.env.CHAOS_MODE === "short";
@@ -25,7 +25,7 @@ export function scaled(full: number, short: number): number {
  * in the shortened run: the test command runs it on a 2-core machine that may
  * be busy with other work, where scheduling, not the product, sets the pace.
  */
-export const LOADED_MARGIN = 3;
+const LOADED_MARGIN = 3;
 
 /**
  * A time (or rate) bound that depends on the machine's load. At full counts

@@ -28,7 +28,7 @@ import {
 import { type AsosComparison, closeAppPools, createAppDatabase, loadAsos, setClock } from "../../scripts/demo/asos";
 import { demoOutcomeYaml } from "../../scripts/demo/outcome";
 
-export const PM = "pm@asos-demo.example";
+const PM = "pm@asos-demo.example";
 export const OUTCOME = "asos-metric-1";
 
 export interface AsosWorld {

@@ -78,7 +78,7 @@ const query = (metric: string) =>
   JSON.stringify(`SELECT * FROM r14_read(:experiment, '${metric}', :from::timestamptz, :to::timestamptz)`);
 
 /** The outcome of a row: a proportion signal (kill at 5 % relative harm) and one guardrail, with the row's limits. */
-export function ruleOutcomeYaml(slug: string, c: RuleCase): string {
+function ruleOutcomeYaml(slug: string, c: RuleCase): string {
   const killLimit = c.rule === "kill" && c.limits.failureLimit !== undefined ? c.limits.failureLimit : 0;
   const guardrailLimit = c.rule === "guardrail" && c.limits.failureLimit !== undefined ? c.limits.failureLimit : 0;
   const rules = [

@@ -14,7 +14,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { copyFileSync, lstatSync, mkdirSync, readdirSync, readlinkSync, rmSync, symlinkSync } from "node:fs";
 import { dirname, join, posix } from "node:path";
 
-export interface Instruction {
+interface Instruction {
   /** Upper case: FROM, RUN, COPY, ... */
   readonly keyword: string;
   /** Everything after the keyword, continuation lines joined. */
@@ -23,7 +23,7 @@ export interface Instruction {
   readonly line: number;
 }
 
-export interface Stage {
+interface Stage {
   /** The `AS` name, or the stage's index. */
   readonly name: string;
   /** The image or the earlier stage it starts from, build arguments substituted. */
@@ -86,7 +86,7 @@ export function parseDockerfile(text: string): Dockerfile {
 }
 
 /** The JSON array of an exec-form instruction (ENTRYPOINT, CMD, RUN). */
-export function execForm(instruction: Instruction): string[] {
+function execForm(instruction: Instruction): string[] {
   if (!instruction.args.startsWith("[")) {
     throw new Error(`line ${instruction.line}: ${instruction.keyword} is not in exec form`);
   }
@@ -106,7 +106,7 @@ export function entrypointAndCmd(dockerfile: Dockerfile, stage?: string): { entr
 }
 
 /** Shell-like words: whitespace-separated, single and double quotes removed, `\` escapes in double quotes. */
-export function shellWords(text: string): string[] {
+function shellWords(text: string): string[] {
   const words: string[] = [];
   let current: string | null = null;
   for (let i = 0; i < text.length; i++) {
@@ -252,7 +252,7 @@ export interface ReplayOptions {
   readonly skip?: readonly string[];
 }
 
-export interface ReplayedStage {
+interface ReplayedStage {
   readonly name: string;
   /** The folder standing for the stage's filesystem root. */
   readonly root: string;

@@ -28,7 +28,7 @@ import { Redis } from "ioredis";
 // biome-ignore lint/style/noRestrictedImports: the source table stands for the user's own database, read by the postgres connector
 import pg from "pg";
 
-export const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
+const REDIS_URL = process.env.TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 
 /** Clean-up steps of one test, run last-in first-out (`runCleanups`). */
 export type Cleanups = (() => Promise<void>)[];

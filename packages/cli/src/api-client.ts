@@ -2,15 +2,15 @@
  * A small client of the REST API for the CLI. Errors from the API arrive as
  * RFC 9457 problem details and are thrown as `ApiError`.
  */
+import type { components } from "@outcome-runtime/spec/api-types";
 
-export interface Problem {
-  readonly status: number;
-  readonly code: string;
-  readonly title: string;
-  readonly detail: string;
-  readonly errors?: unknown[];
-  readonly details?: Record<string, unknown>;
-}
+/**
+ * The members of the API's problem details (`components["schemas"]["Problem"]`)
+ * the CLI keeps; it fills them itself when an error's body is not one.
+ */
+export type Problem = Readonly<
+  Pick<components["schemas"]["Problem"], "status" | "code" | "title" | "detail" | "errors" | "details">
+>;
 
 export class ApiError extends Error {
   constructor(readonly problem: Problem) {

@@ -12,6 +12,7 @@ import { dirname, resolve } from "node:path";
 import { type ConnectorCheck, type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
 import { Command, CommanderError, Option } from "commander";
 import { ApiError, ConnectionError } from "./api-client";
+import type { ResponseJson } from "./api-types";
 import { demoCommand } from "./commands/demo";
 import { experimentsCommand } from "./commands/experiments";
 import { gatesCommand } from "./commands/gates";
@@ -144,11 +145,11 @@ program
       process.exitCode = EXIT.failure;
       return;
     }
-    const result = await clientOf(options).request<{
-      status: string;
-      outcome: { slug: string; revision: number; state: string };
-      warnings?: Diagnostic[];
-    }>("POST", `/v1/outcomes?file=${encodeURIComponent(file)}`, { text: source, contentType: "application/yaml" });
+    const result = await clientOf(options).request<ResponseJson<"/v1/outcomes", "post">>(
+      "POST",
+      `/v1/outcomes?file=${encodeURIComponent(file)}`,
+      { text: source, contentType: "application/yaml" },
+    );
     if (options.json) outJson(result);
     else {
       out(`${result.outcome.slug}: ${result.status} (revision ${result.outcome.revision}, ${result.outcome.state})`);
@@ -194,16 +195,11 @@ program
   .addHelpText("after", examples("outcome-runtime activate checkout-abandonment"))
   .action(async (outcome: string) => {
     const options = program.opts<GlobalOptions>();
-    const result = await clientOf(options).request<{
-      outcome: { slug: string; state: string };
-      portfolio?: {
-        source: string;
-        fallbackReason: string | null;
-        experiments: { key: string; title: string; prediction: { direction: string; effect: number } | null }[];
-        gate: { kind: string; assignees: string[] } | null;
-      } | null;
-      portfolioError?: string | null;
-    }>("POST", `/v1/outcomes/${encodeURIComponent(outcome)}/activate`, { json: {} });
+    const result = await clientOf(options).request<ResponseJson<"/v1/outcomes/{id}/activate", "post">>(
+      "POST",
+      `/v1/outcomes/${encodeURIComponent(outcome)}/activate`,
+      { json: {} },
+    );
     if (options.json) {
       outJson(result);
       return;

@@ -91,7 +91,7 @@ function analysisLines(a: AnalysisJson, alpha: number | null): string[] {
   const level = alpha === null ? "" : `${pct(1 - alpha)} `;
   const lines = [`  latest analysis (data up to ${when(a.ts)}):`];
   if (a.effect !== null) {
-    const relative = a.relativeEffect === null ? "" : ` (${signedPct(a.relativeEffect)} relative to control)`;
+    const relative = a.relativeLift === null ? "" : ` (${signedPct(a.relativeLift)} relative to control)`;
     lines.push(`    effect: ${num(a.effect)}${relative}`);
   } else {
     lines.push("    effect: not estimable yet");

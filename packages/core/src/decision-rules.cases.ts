@@ -28,7 +28,7 @@ import {
 
 export type Step = "S" | "F" | "NaN" | "Inf" | "empty" | "zero_var" | "E";
 
-export interface RuleLimits {
+interface RuleLimits {
   /** The guardrail's `failure_limit` (rule `guardrail`) or the kill's (rule `kill`). */
   readonly failureLimit?: number;
   readonly dryRun?: boolean;

@@ -46,7 +46,7 @@ export function exceedsLimit(count: number, limit: number): boolean {
 }
 
 /** A finite number, or null for NaN, ±∞, null and undefined. */
-export function finiteOrNull(x: number | null | undefined): number | null {
+function finiteOrNull(x: number | null | undefined): number | null {
   return typeof x === "number" && Number.isFinite(x) ? x : null;
 }
 
@@ -97,7 +97,7 @@ export function killHarm(input: PolicyInput): number | null {
 }
 
 /** Past `min_sample_per_arm` in every arm and `min_duration`: the analysis may decide. */
-export function isWarm(input: PolicyInput): boolean {
+function isWarm(input: PolicyInput): boolean {
   const minUnits = Math.min(input.units.control, input.units.treatment);
   return minUnits > 0 && minUnits >= input.minSamplePerArm && input.elapsedSeconds >= input.minDurationSeconds;
 }

@@ -160,7 +160,7 @@ export interface StatsPlan {
 // lack them (read as the defaults: no limit, not dry-run, no failures).
 
 /** A closed interval `[lower, upper]`, in the units of what it bounds. */
-export type Interval = [number, number];
+type Interval = [number, number];
 
 /** Cumulative totals of one arm at the analysed snapshot, and their per-unit summary. */
 export type AnalysisArm = {
@@ -175,7 +175,7 @@ export type AnalysisArm = {
 };
 
 /** One guardrail's one-sided sequential harm test at an analysis, for one treatment arm. */
-export type AnalysisGuardrail = {
+type AnalysisGuardrail = {
   readonly metric: string;
   /** The treatment arm compared with control. */
   readonly arm: string;
@@ -198,7 +198,7 @@ export type AnalysisGuardrail = {
 };
 
 /** The primary metric's comparison of one treatment arm with control (the mSPRT look). */
-export type AnalysisComparison = {
+type AnalysisComparison = {
   readonly arm: string;
   /** Treatment − control, in metric units (a difference of fractions for a proportion). */
   readonly effect: number | null;
@@ -217,7 +217,7 @@ export type AnalysisComparison = {
 };
 
 /** What one look of a sequential test hands to the next: running p-value and intervals. */
-export type SequentialLookCarry = {
+type SequentialLookCarry = {
   readonly pValue: number;
   readonly ci: Interval;
   readonly relativeCi: Interval | null;
@@ -240,7 +240,7 @@ export type AnalysisCarry = {
 };
 
 /** How an analysis was computed: each comparison, SRM, the plan in force, the rules' counts, the carry. */
-export type AnalysisDetails = {
+type AnalysisDetails = {
   /** One per treatment arm, in the experiment's arm order. */
   readonly comparisons: readonly AnalysisComparison[];
   readonly srm: {

@@ -52,6 +52,17 @@ export {
   EXPERIMENT_STATES,
   experimentMachine,
 } from "./experiment.machine";
+export type { ExportRowTable, ExportTable } from "./export-tables";
+export {
+  EXCLUDED_FROM_EXPORT,
+  EXPORT_FORMAT,
+  EXPORT_ROW_TABLES,
+  EXPORT_TABLES,
+  EXPORT_VERSION,
+  IMPORT_ORDER,
+  NOT_EXPORTED,
+  READABLE_EXPORT_VERSIONS,
+} from "./export-tables";
 export type {
   Actor,
   ActorRole,

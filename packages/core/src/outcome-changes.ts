@@ -30,7 +30,7 @@ export interface SpecChange {
  * - `experiment_defaults.min_sample_per_arm`, `min_duration`, `decision_rules`: nothing, a kill included, is
  *   decided before the minimums, and `consecutive_error_limit: -1` never pauses an experiment whose polls fail.
  */
-export const SENSITIVE_SPEC_PATHS: readonly string[] = [
+const SENSITIVE_SPEC_PATHS: readonly string[] = [
   "owner",
   "gates",
   "constraints.scope",

@@ -28,7 +28,7 @@ export interface DutiesConflict {
  * who also shortens `gates.launch_approval.sla` does not shorten the bar on
  * their own approval with it.
  */
-export const MIN_DUTIES_WINDOW_SECONDS = 48 * 3600;
+const MIN_DUTIES_WINDOW_SECONDS = 48 * 3600;
 
 /** How long before a launch gate opened a revision bars its author, in seconds: its SLA, at least {@link MIN_DUTIES_WINDOW_SECONDS}. */
 export function dutiesWindowSeconds(gate: Pick<Gate, "slaSeconds">): number {

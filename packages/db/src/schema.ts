@@ -9,13 +9,13 @@ type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 type Json<T extends object | null = object> = JSONColumnType<T, string, string>;
 
-export interface SettingsTable {
+interface SettingsTable {
   key: string;
   value: Json;
   updated_at: Timestamp;
 }
 
-export interface WorkspacesTable {
+interface WorkspacesTable {
   id: Generated<string>;
   slug: string;
   name: string;
@@ -23,7 +23,7 @@ export interface WorkspacesTable {
   settings: ColumnType<Record<string, unknown>, string | undefined, string>;
 }
 
-export interface ApiKeysTable {
+interface ApiKeysTable {
   id: Generated<string>;
   workspace_id: string;
   name: string;
@@ -38,7 +38,7 @@ export interface ApiKeysTable {
   scopes: string[];
 }
 
-export interface WorkspaceSecretsTable {
+interface WorkspaceSecretsTable {
   id: Generated<string>;
   workspace_id: string;
   name: string;
@@ -151,7 +151,7 @@ export interface SignalSeriesTable {
   last_polled_at: NullableTimestamp;
 }
 
-export interface SignalPointsTable {
+interface SignalPointsTable {
   series_id: string;
   arm: string;
   ts: Timestamp;
@@ -162,7 +162,7 @@ export interface SignalPointsTable {
   ingested_at: Timestamp;
 }
 
-export interface SignalPointRevisionsTable {
+interface SignalPointRevisionsTable {
   id: Generated<string>;
   series_id: string;
   workspace_id: string;
@@ -177,7 +177,7 @@ export interface SignalPointRevisionsTable {
   revised_at: ColumnType<Date, Date | string | undefined, never>;
 }
 
-export interface AnalysesTable {
+interface AnalysesTable {
   id: Generated<string>;
   workspace_id: string;
   experiment_id: string;
@@ -195,7 +195,7 @@ export interface AnalysesTable {
   created_at: Timestamp;
 }
 
-export interface LearningsTable {
+interface LearningsTable {
   id: Generated<string>;
   workspace_id: string;
   outcome_id: string;
@@ -213,7 +213,7 @@ export interface LearningsTable {
   gate_id: string | null;
 }
 
-export interface GateNotificationsTable {
+interface GateNotificationsTable {
   id: Generated<string>;
   workspace_id: string;
   gate_id: string;
@@ -228,7 +228,7 @@ export interface GateNotificationsTable {
   created_at: ColumnType<Date, Date | string | undefined, Date | string>;
 }
 
-export interface GateTokensTable {
+interface GateTokensTable {
   id: Generated<string>;
   workspace_id: string;
   gate_id: string;
@@ -259,7 +259,7 @@ export interface AuditEventsTable {
   request_id: string | null;
 }
 
-export interface IdempotencyKeysTable {
+interface IdempotencyKeysTable {
   workspace_id: string;
   key: string;
   request_hash: string;
@@ -268,7 +268,7 @@ export interface IdempotencyKeysTable {
   created_at: Timestamp;
 }
 
-export interface WebhookDeliveriesTable {
+interface WebhookDeliveriesTable {
   id: Generated<string>;
   workspace_id: string;
   event_type: string;
@@ -281,7 +281,7 @@ export interface WebhookDeliveriesTable {
   delivered_at: NullableTimestamp;
 }
 
-export interface LlmCacheTable {
+interface LlmCacheTable {
   workspace_id: string;
   key: string;
   operation: string;
@@ -291,7 +291,7 @@ export interface LlmCacheTable {
   created_at: Timestamp;
 }
 
-export interface LlmCallsTable {
+interface LlmCallsTable {
   id: Generated<string>;
   workspace_id: string;
   outcome_id: string | null;
@@ -312,7 +312,7 @@ export interface LlmCallsTable {
 }
 
 /** A dashboard session (2026-12-09T01-00-sessions): the cookie's token is stored only as its SHA-256. */
-export interface SessionsTable {
+interface SessionsTable {
   id: Generated<string>;
   workspace_id: string;
   api_key_id: string;
@@ -324,7 +324,7 @@ export interface SessionsTable {
 }
 
 /** An import into a workspace (2026-12-09T02-00-imports): open while `finished_at` is null, one at a time. */
-export interface ImportsTable {
+interface ImportsTable {
   id: Generated<string>;
   workspace_id: string;
   started_by: string;
@@ -334,7 +334,7 @@ export interface ImportsTable {
 }
 
 /** A person's "poll now" waiting for the worker's sweep to queue it (2026-12-10T00-00-job-requests). */
-export interface PollRequestsTable {
+interface PollRequestsTable {
   workspace_id: string;
   experiment_id: string;
   /** The request's time, to the second: one request per experiment and second. */
@@ -342,7 +342,7 @@ export interface PollRequestsTable {
 }
 
 /** A learning's LLM summary waiting to be done (2026-12-10T00-00-job-requests). */
-export interface LearningSummaryRequestsTable {
+interface LearningSummaryRequestsTable {
   learning_id: string;
   workspace_id: string;
   requested_at: Timestamp;

@@ -9,7 +9,7 @@ export const OPERATIONS = ["generate_hypotheses", "repair_output", "summarize_le
 export type OperationName = (typeof OPERATIONS)[number];
 
 /** Which configured model an operation uses by default. */
-export type ModelTier = "strong" | "cheap";
+type ModelTier = "strong" | "cheap";
 
 export interface OperationSpec {
   readonly name: OperationName;

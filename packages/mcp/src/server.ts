@@ -14,6 +14,7 @@ import {
   experimentBrief,
   getOutcome,
   listExperimentsOfOutcome,
+  outcomeJson,
   outcomeProgress,
   type RuntimeDeps,
   recordToolCall,
@@ -208,7 +209,9 @@ export function createMcpServer(context: McpServerContext): McpServer {
     async (uri, variables) => {
       try {
         const detail = await getOutcome(context.deps, caller, String(variables.id));
-        const o = detail.outcome;
+        // A projection of the outcome's JSON (the REST API's): no hash or times of the record itself, with the
+        // signal's progress and the counts an agent plans with.
+        const o = outcomeJson(detail.outcome);
         const body = {
           id: o.id,
           slug: o.slug,
@@ -216,9 +219,9 @@ export function createMcpServer(context: McpServerContext): McpServer {
           owner: o.owner,
           state: o.state,
           revision: o.revision,
-          activatedAt: o.activatedAt?.toISOString() ?? null,
-          closedAt: o.closedAt?.toISOString() ?? null,
-          progress: await outcomeProgress(context.deps, o),
+          activatedAt: o.activatedAt,
+          closedAt: o.closedAt,
+          progress: await outcomeProgress(context.deps, detail.outcome),
           experiments: detail.experimentCounts,
           pendingGates: detail.pendingGates,
           spec: o.spec,

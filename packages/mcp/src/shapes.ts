@@ -3,17 +3,24 @@
  * publishes them as JSON Schema in `tools/list`) and the mappers from the
  * runtime's records to them. Outputs are compact on purpose: an agent's
  * context is the budget (Claude Code warns at 10k tokens), so records carry
- * what an agent acts on, with links to the rest.
+ * what an agent acts on, with links to the rest. An experiment, a gate and an
+ * analysis are mapped to JSON once, by the runtime (`experimentJson`,
+ * `gateJson`, `analysisJson`, which the REST API answers with); the mappers
+ * here are projections of that JSON: the fields kept, renamed or added are
+ * the whole difference.
  */
 import {
   type ActiveOutcome,
   type AnalysisRecord,
+  analysisJson,
   EXPERIMENT_STATES,
   type Experiment,
   type ExperimentBriefDoc,
+  experimentJson,
   GATE_KINDS,
   GATE_STATES,
   type Gate,
+  gateJson,
   type LearningHit,
 } from "@outcome-runtime/runtime";
 import { z } from "zod";
@@ -27,9 +34,9 @@ export interface Links {
 }
 
 /** Dashboard page of an experiment. */
-export const experimentLink = (links: Links, id: string): string => `${links.publicUrl}/experiments/${id}`;
+const experimentLink = (links: Links, id: string): string => `${links.publicUrl}/experiments/${id}`;
 /** Dashboard page of a gate. */
-export const gateLink = (links: Links, id: string): string => `${links.publicUrl}/gates/${id}`;
+const gateLink = (links: Links, id: string): string => `${links.publicUrl}/gates/${id}`;
 /** The MCP resource of an outcome. */
 export const outcomeResource = (id: string): string => `outcome://${id}`;
 /** The MCP resource of an experiment's brief (Markdown). */
@@ -41,7 +48,7 @@ export const briefResource = (id: string): string => `experiment://${id}/brief`;
 const isoTime = z.string().describe("ISO 8601 time");
 const experimentState = z.enum(EXPERIMENT_STATES);
 
-export const ProgressShape = z.object({
+const ProgressShape = z.object({
   current: z
     .number()
     .nullable()
@@ -61,7 +68,7 @@ export const ExperimentRefShape = z.object({
   link: z.string().describe("dashboard page"),
 });
 
-export const GateShape = z.object({
+const GateShape = z.object({
   id: z.string(),
   kind: z.enum(GATE_KINDS),
   status: z.enum(GATE_STATES),
@@ -85,38 +92,65 @@ export const GateShape = z.object({
 
 export type GateOut = z.infer<typeof GateShape>;
 
-export function experimentRef(links: Links, e: Experiment): z.infer<typeof ExperimentRefShape> {
+/** The reference to an experiment in an agent's output, from its JSON: what it is, its state, and its page. */
+function refOf(links: Links, json: ReturnType<typeof experimentJson>): z.infer<typeof ExperimentRefShape> {
   return {
-    id: e.id,
-    key: e.key,
-    title: e.title,
-    state: e.state,
-    claimedBy: e.claimedBy,
-    link: experimentLink(links, e.id),
+    id: json.id,
+    key: json.key,
+    title: json.title,
+    state: json.state,
+    claimedBy: json.claimedBy,
+    link: experimentLink(links, json.id),
   };
 }
 
-export function gateOut(links: Links, g: Gate): GateOut {
-  const question = (g.context as { question?: unknown }).question;
+/** An experiment as the tools name it: a projection of `experimentJson` with its dashboard link. */
+export function experimentRef(links: Links, e: Experiment): z.infer<typeof ExperimentRefShape> {
+  return refOf(links, experimentJson(e));
+}
+
+/**
+ * An experiment as `get_experiment_status` shows it: the reference, plus when
+ * it launched and changed and its pull request (a projection of `experimentJson`).
+ */
+export function experimentStatusRef(links: Links, e: Experiment): z.infer<typeof StatusOutput>["experiment"] {
+  const json = experimentJson(e);
   return {
-    id: g.id,
-    kind: g.kind,
-    status: g.status,
-    experimentId: g.experimentId,
-    assignees: [...g.assignees],
+    ...refOf(links, json),
+    outcomeId: json.outcomeId,
+    launchedAt: json.launchedAt,
+    updatedAt: json.updatedAt,
+    pullRequestUrl: json.build?.pullRequestUrl ?? null,
+  };
+}
+
+/**
+ * A gate as the tools show it: a projection of `gateJson` without the SLA
+ * bookkeeping (reminders, escalation, backup) and the decision's detail, with
+ * the agent's question lifted out of the context and the gate's dashboard link.
+ */
+export function gateOut(links: Links, g: Gate): GateOut {
+  const json = gateJson(g);
+  const question = json.context.question;
+  return {
+    id: json.id,
+    kind: json.kind,
+    status: json.status,
+    experimentId: json.experimentId,
+    assignees: json.assignees,
     question: typeof question === "string" ? question : null,
-    createdAt: g.createdAt.toISOString(),
-    dueAt: g.dueAt.toISOString(),
-    decision: g.decision
+    createdAt: json.createdAt,
+    dueAt: json.dueAt,
+    decision: json.decision
       ? {
-          decision: g.decision.decision,
-          reason: g.decision.reason,
-          decidedBy: g.decision.decidedBy,
-          channel: g.decision.channel,
-          decidedAt: g.decision.decidedAt.toISOString(),
+          decision: json.decision.decision,
+          reason: json.decision.reason,
+          decidedBy: json.decision.decidedBy,
+          channel: json.decision.channel,
+          decidedAt: json.decision.decidedAt,
         }
       : null,
-    link: gateLink(links, g.id),
+    link: gateLink(links, json.id),
   };
 }
 
@@ -234,7 +268,7 @@ export const AnalysisShape = z.object({
   effect: z.number().nullable().describe("treatment − control, in metric units (a fraction for proportions)"),
   ciLow: z.number().nullable().describe("always-valid confidence sequence, lower end"),
   ciHigh: z.number().nullable().describe("always-valid confidence sequence, upper end"),
-  relativeEffect: z.number().nullable().describe("effect over control (a fraction)"),
+  relativeLift: z.number().nullable().describe("effect over control (a fraction)"),
   pValue: z.number().nullable().describe("always-valid p-value"),
   srmPValue: z.number().nullable().describe("sample ratio mismatch p-value (alarm below 0.001)"),
   units: z.record(z.string(), z.number()).describe("units per arm"),
@@ -262,23 +296,29 @@ function num(x: unknown): number | null {
   return typeof x === "number" && Number.isFinite(x) ? x : null;
 }
 
+/**
+ * An analysis as the tools show it: a projection of `analysisJson` with the
+ * interval as two numbers, only the units of each arm, the decision without
+ * its detail and each guardrail's verdict alone.
+ */
 export function analysisOut(a: AnalysisRecord): z.infer<typeof AnalysisShape> {
+  const json = analysisJson(a);
   const units: Record<string, number> = {};
-  for (const [arm, totals] of Object.entries(a.arms)) {
+  for (const [arm, totals] of Object.entries(json.arms)) {
     const n = num(totals.units);
     if (n !== null) units[arm] = n;
   }
   return {
-    at: a.ts.toISOString(),
-    effect: a.effect,
-    ciLow: a.ciLow,
-    ciHigh: a.ciHigh,
-    relativeEffect: a.relativeLift,
-    pValue: a.pValue,
-    srmPValue: a.srmPValue,
+    at: json.ts,
+    effect: json.effect,
+    ciLow: json.ci?.[0] ?? null,
+    ciHigh: json.ci?.[1] ?? null,
+    relativeLift: json.relativeLift,
+    pValue: json.pValue,
+    srmPValue: json.srmPValue,
     units,
-    decision: { action: a.decision.action, reason: a.decision.reason },
-    guardrails: a.guardrails.map((g) => ({ metric: g.metric, verdict: g.verdict })),
+    decision: { action: json.decision.action, reason: json.decision.reason },
+    guardrails: json.guardrails.map((g) => ({ metric: g.metric, verdict: g.verdict })),
   };
 }
 

@@ -37,6 +37,7 @@ import {
   ClaimOutput,
   clip,
   experimentRef,
+  experimentStatusRef,
   type GateOut,
   GateStatusOutput,
   gateOut,
@@ -56,7 +57,7 @@ export interface ToolContext {
 }
 
 /** The four behaviour hints, always all set (MCP's defaults assume destructive and open-world). */
-export interface ToolHints {
+interface ToolHints {
   readonly readOnlyHint: boolean;
   readonly destructiveHint: boolean;
   readonly idempotentHint: boolean;
@@ -64,7 +65,7 @@ export interface ToolHints {
 }
 
 /** What a tool's `run` returns: the structured payload, its short text rendering, and the audit subject. */
-export interface ToolOutcome<O> {
+interface ToolOutcome<O> {
   readonly structured: O;
   readonly text: string;
   /** The experiment or gate id the call was about, for the audit event. */
@@ -320,13 +321,7 @@ const getExperimentStatus = tool({
       .map((g) => gateOut(links, g));
     const analysis = latestAnalysis ? analysisOut(latestAnalysis) : null;
     const structured = {
-      experiment: {
-        ...experimentRef(links, experiment),
-        outcomeId: experiment.outcomeId,
-        launchedAt: experiment.launchedAt?.toISOString() ?? null,
-        updatedAt: experiment.updatedAt.toISOString(),
-        pullRequestUrl: experiment.build?.pullRequestUrl ?? null,
-      },
+      experiment: experimentStatusRef(links, experiment),
       latestAnalysis: analysis,
       pendingGates: pending,
       recentDecisions: decided,

@@ -322,7 +322,7 @@ export async function checkOutboundUrl(
  * `policy`, so the socket only ever connects to a checked address. Host names
  * the policy allows by name pass through unchecked.
  */
-export function pinnedLookup(policy: OutboundPolicy, resolve: Resolver = systemResolver) {
+function pinnedLookup(policy: OutboundPolicy, resolve: Resolver = systemResolver) {
   return (
     hostname: string,
     options: { all?: boolean; family?: number | string },

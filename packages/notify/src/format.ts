@@ -43,7 +43,7 @@ export function formatPercentagePoints(fraction: number | null): string {
 }
 
 /** A plain number with up to 4 significant digits and thousands separators: `1234.5` → `"1,235"`. */
-export function formatNumber(value: number | null): string {
+function formatNumber(value: number | null): string {
   if (value === null) return NA;
   return new Intl.NumberFormat("en-US", { maximumSignificantDigits: 4 }).format(value);
 }

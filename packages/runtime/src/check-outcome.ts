@@ -33,7 +33,7 @@ import { resolveCredentials, type SourceAccess, sourceWorkspace } from "./signal
 export type OutcomeCheckDeps = RuntimeDeps;
 
 /** How long the API waits for a source while checking it, ms. */
-export const SOURCE_CHECK_TIMEOUT_MS = 10_000;
+const SOURCE_CHECK_TIMEOUT_MS = 10_000;
 
 /** The connectors' settings check, as `parseOutcome` takes it. */
 export function connectorCheck(access: SourceAccess | undefined): ConnectorCheck {

@@ -277,8 +277,6 @@ export async function listExperimentsOfOutcome(
   return experiments.listExperiments(deps.db, outcome.workspaceId, { outcomeId: outcome.id });
 }
 
-export type DirectExperimentAction = (typeof DIRECT_EXPERIMENT_ACTIONS)[number];
-
 /** The operation of the permissions table each direct action is. */
 const EXPERIMENT_ACTION_OPERATIONS: Partial<Record<ExperimentAction, Operation>> = {
   claim: "experiment.claim",

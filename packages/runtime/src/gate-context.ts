@@ -5,7 +5,6 @@
  */
 import type {
   AnalysisSummary,
-  DecisionOption,
   Experiment,
   ExperimentBrief,
   Gate,
@@ -61,11 +60,7 @@ function num(x: unknown): number | null {
 }
 
 /** The latest analysis of an experiment, summarised (null when none is stored). */
-export async function analysisSummary(
-  db: DbOrTrx,
-  experiment: Experiment,
-  outcome: Outcome,
-): Promise<AnalysisSummary | null> {
+async function analysisSummary(db: DbOrTrx, experiment: Experiment, outcome: Outcome): Promise<AnalysisSummary | null> {
   const latest = await signals.latestAnalysis(db, experiment.id);
   if (latest === null) return null;
   const spec = specOf(outcome);
@@ -163,9 +158,4 @@ export async function buildGateContext(db: DbOrTrx, gate: Gate, links: GateLinks
     analysis: await analysisSummary(db, experiment, outcome),
     chartUrl: experimentUrl(links, experiment.id),
   };
-}
-
-/** Labels of decision options, for audit and pages. */
-export function optionOf(options: readonly DecisionOption[], decision: string): DecisionOption | undefined {
-  return options.find((o) => o.decision === decision);
 }

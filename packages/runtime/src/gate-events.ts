@@ -13,7 +13,7 @@ export const GATE_WEBHOOK_EVENTS = ["gate.opened", "gate.decided", "gate.escalat
 export type GateWebhookEvent = (typeof GATE_WEBHOOK_EVENTS)[number];
 
 /** The `data` of a gate webhook: enough for a receiver to act without calling back. */
-export function gateWebhookData(gate: Gate, outcome: Pick<Outcome, "slug">): Record<string, unknown> {
+function gateWebhookData(gate: Gate, outcome: Pick<Outcome, "slug">): Record<string, unknown> {
   return {
     gate: {
       id: gate.id,

@@ -10,7 +10,7 @@ import { contentHash } from "@outcome-runtime/spec";
 import { inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 /** How long a key's response is kept for retries: 24 hours, in seconds (Stripe keeps keys as long). */
-export const IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600;
+const IDEMPOTENCY_WINDOW_SECONDS = 24 * 3600;
 
 export interface IdempotentResponse<T> {
   readonly statusCode: number;

@@ -132,6 +132,7 @@ export {
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
+export { analysisJson, experimentJson, gateJson, outcomeJson, revisionJson, summaryJson } from "./json";
 export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {
@@ -197,20 +198,14 @@ export {
   signWebhook,
   verifyWebhookSignature,
 } from "./signals/webhooks";
-export type { ExportManifest, ExportRowTable, ExportTable, ImportReport } from "./transfer";
+export type { ExportManifest, ImportReport } from "./transfer";
 export {
   beginImport,
   checkManifest,
-  EXCLUDED_FROM_EXPORT,
-  EXPORT_FORMAT,
-  EXPORT_ROW_TABLES,
-  EXPORT_TABLES,
-  EXPORT_VERSION,
   exportManifest,
   exportRows,
   exportSignalPointsCsv,
   finishImport,
-  IMPORT_ORDER,
   importSignalPointsCsv,
   importTable,
   isExportTable,

@@ -13,7 +13,7 @@ import { inTransaction } from "./context";
  * entry, the ledger row and the audit event in one transaction (joining the
  * caller's when `db` is one).
  */
-export function llmStore(db: Db): LlmStore {
+function llmStore(db: Db): LlmStore {
   return {
     getCached: (workspaceId, key) => llm.getCached(db, workspaceId, key),
     spentUsd: (query) => llm.spentUsd(db, query),

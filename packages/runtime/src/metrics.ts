@@ -35,7 +35,7 @@ export type MetricsRegistry = Registry;
 export const METRICS_CONTENT_TYPE: string = Registry.PROMETHEUS_CONTENT_TYPE;
 
 /** The prefix of every metric of ours. */
-export const METRIC_PREFIX = "outcome_runtime_";
+const METRIC_PREFIX = "outcome_runtime_";
 
 /**
  * A registry for one process, with prom-client's default process metrics
@@ -311,7 +311,7 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 /** The queue states counted by `outcome_runtime_queue_jobs`. */
-export const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "failed"] as const satisfies JobType[];
+const QUEUE_STATES = ["waiting", "active", "delayed", "prioritized", "failed"] as const satisfies JobType[];
 
 /**
  * Seconds the job next in line has waited: since it was due (its creation plus
@@ -329,7 +329,7 @@ export function waitingSeconds(job: Pick<Job, "timestamp" | "opts" | "processedO
  * `outcome_runtime_queue_oldest_job_age_seconds{queue}` (how long the job next
  * in line has waited; 0 when none waits): two Redis round trips per queue.
  */
-export function queueCollector(
+function queueCollector(
   registry: MetricsRegistry,
   queues: readonly Queue[],
   now: () => number = Date.now,
@@ -381,7 +381,7 @@ export function queueCollector(
  * (negative once it has passed and the escalation or expiry is still to run;
  * absent when none). One aggregate query over the pending gates.
  */
-export function gateCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
+function gateCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
   const pending = new Gauge({
     name: `${METRIC_PREFIX}gates_pending`,
     help: "Gates waiting for a person's decision, all workspaces, by kind; sla: running (within it) or escalated.",
@@ -430,7 +430,7 @@ export interface OutboxDelivery {
  * `outcome_runtime_outbox_delivery_enabled{kind}` (1 or 0), so an alert on a
  * growing backlog can leave out webhooks waiting, by design, for a URL.
  */
-export function outboxCollector(
+function outboxCollector(
   registry: MetricsRegistry,
   deps: Pick<RuntimeDeps, "db" | "now">,
   delivery: OutboxDelivery,
@@ -489,7 +489,7 @@ export function outboxCollector(
  * loses nothing; it falls to 0 when a month begins. No label: the spend by
  * workspace and operation is in the dashboard (`GET /v1/usage/llm`).
  */
-export function llmSpendCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
+function llmSpendCollector(registry: MetricsRegistry, deps: Pick<RuntimeDeps, "db" | "now">): ScrapeCollector {
   const spend = new Gauge({
     name: `${METRIC_PREFIX}llm_spend_month_to_date_usd`,
     help: "US dollars spent on LLM calls since the start of the UTC month, all workspaces together.",

@@ -1,8 +1,9 @@
 /**
  * Backup and leaving: export a workspace as versioned JSON (and its signal
  * points as CSV), and import such an export into an empty workspace. The
- * format is documented in docs/export.md; what it leaves out (secrets and
- * transient state) is listed in `EXCLUDED_FROM_EXPORT` and in every manifest.
+ * format is documented in docs/export.md; its tables, and what it leaves out
+ * (secrets and transient state) with why, are named once in core
+ * (`export-tables.ts`) and listed in every manifest.
  *
  * An import is a state of the workspace: `beginImport` opens one (only into a
  * workspace without data, one at a time), the per-table imports write only
@@ -13,56 +14,24 @@
  * the row and the column.
  */
 import { Readable } from "node:stream";
-import { authorize, DEFAULT_WORKSPACE_SETTINGS, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
+import {
+  authorize,
+  DEFAULT_WORKSPACE_SETTINGS,
+  DomainError,
+  EXCLUDED_FROM_EXPORT,
+  EXPORT_FORMAT,
+  EXPORT_TABLES,
+  EXPORT_VERSION,
+  type ExportRowTable,
+  type ExportTable,
+  READABLE_EXPORT_VERSIONS,
+  type WorkspaceSettings,
+} from "@outcome-runtime/core";
 import type { Trx } from "@outcome-runtime/db";
 import { audit, transfer, upgradeAnalysisJson, workspaces } from "@outcome-runtime/db";
 import { parse } from "csv-parse";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { ALL_GATE_DECISIONS } from "./decide-gate";
-
-export const EXPORT_FORMAT = "outcome-runtime-export";
-/**
- * The version this runtime writes. It also reads version 1, whose analyses
- * have `relative_effect` and snake_case JSON keys: they are upgraded on import
- * (`upgradeAnalysisRows`).
- */
-export const EXPORT_VERSION = 2;
-const READABLE_VERSIONS: readonly number[] = [1, 2];
-
-/** Tables exported as JSON arrays (`<table>.json`), in import order. */
-export const EXPORT_ROW_TABLES = transfer.ROW_TABLES;
-export type ExportRowTable = transfer.RowTable;
-/** Every exported table: the JSON ones and `signal_points` (`signal_points.csv`). */
-export type ExportTable = transfer.TransferTable;
-export const EXPORT_TABLES: readonly ExportTable[] = [...transfer.ROW_TABLES, "signal_points"];
-
-/**
- * The order an import writes the tables in. `experiments` comes twice: the
- * second pass, after `gates`, fills the experiments' portfolio-gate links
- * (the two tables reference each other).
- */
-export const IMPORT_ORDER: readonly ExportTable[] = [
-  "outcomes",
-  "outcome_revisions",
-  "experiments",
-  "gates",
-  "experiments",
-  "signal_series",
-  "signal_points",
-  "analyses",
-  "learnings",
-  "audit_events",
-];
-
-/** What an export leaves out, and why (also written into every manifest). */
-export const EXCLUDED_FROM_EXPORT = [
-  "api_keys (secrets: create new keys on the new instance)",
-  "webhook_deliveries (transient outbox)",
-  "gate_notifications and gate_tokens (emails sent and decision-link secrets)",
-  "idempotency_keys (transient)",
-  "llm_cache and llm_calls (cache and usage metering)",
-  "workspace_secrets (sealed with this installation's key: an admin sets them again on the new instance)",
-] as const;
 
 /** The CSV columns of `signal_points.csv`, in order. */
 export const SIGNAL_POINT_COLUMNS = ["series_id", "arm", "ts", "units", "sum", "sum_sq"] as const;
@@ -182,11 +151,11 @@ export function checkManifest(manifest: unknown): ExportManifest {
       field: "format",
     });
   }
-  if (typeof m.version !== "number" || !READABLE_VERSIONS.includes(m.version)) {
+  if (typeof m.version !== "number" || !READABLE_EXPORT_VERSIONS.includes(m.version)) {
     throw new DomainError(
       "validation_failed",
-      `export format version ${JSON.stringify(m.version)} cannot be read; this runtime reads versions ${READABLE_VERSIONS.join(" and ")}`,
-      { field: "version", supported: READABLE_VERSIONS },
+      `export format version ${JSON.stringify(m.version)} cannot be read; this runtime reads versions ${READABLE_EXPORT_VERSIONS.join(" and ")}`,
+      { field: "version", supported: READABLE_EXPORT_VERSIONS },
     );
   }
   if (typeof m.counts !== "object" || m.counts === null || typeof m.workspace !== "object" || m.workspace === null) {
@@ -260,7 +229,7 @@ export async function beginImport(deps: RuntimeDeps, caller: Caller, manifest: u
 }
 
 /** One refused field of an imported row: `<table>[<row>].<column>` and what is wrong and how to fix it. */
-export interface ImportFieldError {
+interface ImportFieldError {
   readonly field: string;
   readonly message: string;
 }
@@ -318,7 +287,7 @@ function typeProblem(type: string, value: unknown): string | null {
  * `workspace_id` is not checked (it becomes the importing workspace), nor are
  * generated columns and the audit events' ids (never written).
  */
-export function importRowErrors(
+function importRowErrors(
   table: ExportRowTable,
   columns: readonly transfer.ColumnInfo[],
   row: unknown,
@@ -335,7 +304,7 @@ export function importRowErrors(
     if (!known.has(name)) {
       errors.push({
         field: `${at}.${name}`,
-        message: `is not a column of ${table}; remove it (an export of another version? this runtime reads version ${EXPORT_VERSION})`,
+        message: `is not a column of ${table}; remove it (an export of another version? this runtime writes version ${EXPORT_VERSION})`,
       });
     }
   }

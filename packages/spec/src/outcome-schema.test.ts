@@ -63,11 +63,13 @@ describe("schemas/outcome.schema.json", () => {
 });
 
 describe("scripts/gen-types.ts", () => {
-  it("--check passes: outcome.types.ts is in step with the schema", () => {
+  it("--check passes: outcome.types.ts, openapi.json and api.types.ts are in step with their sources", () => {
     const output = execFileSync(process.execPath, ["--import", "tsx", "scripts/gen-types.ts", "--check"], {
       cwd: root,
       encoding: "utf8",
     });
-    expect(output).toContain("up to date");
-  }, 30_000);
+    expect(output).toContain("outcome.types.ts is up to date");
+    expect(output).toContain("openapi.json is up to date");
+    expect(output).toContain("api.types.ts is up to date");
+  }, 120_000);
 });

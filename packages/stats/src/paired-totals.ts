@@ -47,7 +47,7 @@ interface Moments {
 }
 
 /** Why an arm's paired totals cannot be used, or null. */
-export function pairedTotalsProblem(arm: PairedTotals): string | null {
+function pairedTotalsProblem(arm: PairedTotals): string | null {
   const values = [arm.sum, arm.sumSq, arm.pairSum, arm.pairSumSq, arm.crossSum];
   if (typeof arm.units !== "number" || !Number.isInteger(arm.units) || arm.units < 0) {
     return `units must be a whole number ≥ 0 (got ${String(arm.units)})`;

@@ -159,6 +159,11 @@ export function rateLimitNamespace(options: Pick<AppOptions, "rateLimitNamespace
   return options.rateLimitNamespace ?? `${options.queuePrefix ?? DEFAULT_QUEUE_PREFIX}:rate-limit:`;
 }
 
+/** The name of a shared schema in the OpenAPI document: its `$id`, else the plugin's default `def-<n>`. */
+function schemaName(json: { $id?: unknown }, _baseUri: unknown, _fragment: unknown, i: number): string {
+  return typeof json.$id === "string" ? json.$id : `def-${i}`;
+}
+
 /** Register every plugin and route of the API on `app`. */
 export async function app(fastify: FastifyInstance, options: AppOptions): Promise<void> {
   // First, so every request is counted, those refused by a later hook (rate limit, auth) included.
@@ -190,6 +195,9 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   limitAuthFailures(fastify, options.authFailureLimit ?? { max: 20, timeWindowMs: 60_000 });
   fastify.addSchema(ProblemDto);
   await fastify.register(swagger, {
+    // A schema with an `$id` (Problem, Outcome, Experiment, Gate…) is named by it in `components.schemas`, so
+    // the types generated from the document (scripts/gen-types.ts) have names, not `def-3`.
+    refResolver: { buildLocalReference: schemaName },
     openapi: {
       openapi: "3.1.0",
       info: {

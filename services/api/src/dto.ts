@@ -1,22 +1,21 @@
 /**
- * The public API's shapes (camelCase JSON, ISO-8601 times) and the mapping
- * from domain records. Storage shapes never reach clients directly.
+ * The public API's shapes (camelCase JSON, ISO-8601 times): the schemas the
+ * routes validate and serialise with, and the OpenAPI document publishes.
+ * The records are mapped to this JSON once, by the runtime (`outcomeJson`,
+ * `experimentJson`, `gateJson`, `analysisJson`…, which the MCP tools
+ * project); a mapper that drifts from its schema fails the handler's type.
+ * Storage shapes never reach clients directly.
  */
 
-import type { AnalysisRecord, OutcomeSummary } from "@outcome-runtime/runtime";
 import {
   DECISION_CHANNELS,
   EXPERIMENT_STATES,
-  type Experiment,
   GATE_KINDS,
   GATE_STATES,
-  type Gate,
   OUTCOME_STATES,
-  type Outcome,
-  type OutcomeRevision,
   ROLES,
 } from "@outcome-runtime/runtime";
-import { type Static, type TEnum, type TSchema, Type } from "typebox";
+import { type TEnum, type TSchema, Type } from "typebox";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: "date-time" });
@@ -37,33 +36,42 @@ export const ProblemDto = Type.Object(
   { $id: "Problem", additionalProperties: true, description: "RFC 9457 problem details" },
 );
 
-export const OutcomeDto = Type.Object({
-  id: Type.String({ format: "uuid" }),
-  slug: Type.String({ description: "the `id` of the outcome.yaml" }),
-  name: Type.String(),
-  owner: Type.String(),
-  state: literals(OUTCOME_STATES),
-  revision: Type.Integer({ minimum: 1 }),
-  contentHash: Type.String(),
-  spec: Type.Object({}, { additionalProperties: true, description: "normalised outcome spec (fractions, seconds)" }),
-  createdAt: DateTime,
-  updatedAt: DateTime,
-  activatedAt: Nullable(DateTime),
-  closedAt: Nullable(DateTime),
-});
+export const OutcomeDto = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    slug: Type.String({ description: "the `id` of the outcome.yaml" }),
+    name: Type.String(),
+    owner: Type.String(),
+    state: literals(OUTCOME_STATES),
+    revision: Type.Integer({ minimum: 1 }),
+    contentHash: Type.String(),
+    spec: Type.Object({}, { additionalProperties: true, description: "normalised outcome spec (fractions, seconds)" }),
+    createdAt: DateTime,
+    updatedAt: DateTime,
+    activatedAt: Nullable(DateTime),
+    closedAt: Nullable(DateTime),
+  },
+  { $id: "Outcome" },
+);
 
-export const OutcomeSummaryDto = Type.Object({
-  outcome: OutcomeDto,
-  experimentCounts: Type.Record(Type.String(), Type.Integer()),
-  pendingGates: Type.Integer(),
-});
+export const OutcomeSummaryDto = Type.Object(
+  {
+    outcome: OutcomeDto,
+    experimentCounts: Type.Record(Type.String(), Type.Integer()),
+    pendingGates: Type.Integer(),
+  },
+  { $id: "OutcomeSummary" },
+);
 
-export const RevisionDto = Type.Object({
-  revision: Type.Integer(),
-  contentHash: Type.String(),
-  createdBy: Type.String(),
-  createdAt: DateTime,
-});
+export const RevisionDto = Type.Object(
+  {
+    revision: Type.Integer(),
+    contentHash: Type.String(),
+    createdBy: Type.String(),
+    createdAt: DateTime,
+  },
+  { $id: "Revision" },
+);
 
 export const ArmDto = Type.Object({
   name: Type.String({ minLength: 1, maxLength: 64, pattern: "^[a-z0-9][a-z0-9_-]*$" }),
@@ -78,239 +86,134 @@ export const PredictionDto = Type.Object({
   relative: Type.Boolean(),
 });
 
-export const ExperimentDto = Type.Object({
-  id: Type.String({ format: "uuid" }),
-  outcomeId: Type.String({ format: "uuid" }),
-  key: Type.String(),
-  title: Type.String(),
-  statement: Type.String(),
-  mechanism: Type.String(),
-  prediction: Nullable(PredictionDto),
-  measurementPlan: Type.String(),
-  rolloutPlan: Type.String(),
-  effort: Nullable(Level),
-  risk: Nullable(Level),
-  touchedPaths: Type.Array(Type.String()),
-  arms: Type.Array(ArmDto),
-  source: Type.String(),
-  state: literals(EXPERIMENT_STATES),
-  claimedBy: Nullable(Type.String()),
-  portfolioGateId: Nullable(Type.String()),
-  createdAt: DateTime,
-  updatedAt: DateTime,
-  launchedAt: Nullable(DateTime),
-  statsPlan: Nullable(
-    Type.Object(
-      {
-        tau2: Type.Number({ description: "mixture variance τ² of the mSPRT (squared metric units)" }),
-        tau2Source: Type.String({ description: "how τ² was chosen" }),
-        alpha: Type.Number(),
-        power: Type.Number(),
-        mde: Nullable(Type.Number({ description: "absolute effect the plan is sized for" })),
-        fixedPerArm: Nullable(Type.Number({ description: "units per arm of a fixed-horizon test of the same power" })),
-        sequentialPerArm: Nullable(Type.Number({ description: "planned units per arm (always-valid test)" })),
-        baseline: Type.Number(),
-        variance: Type.Number(),
-      },
-      { description: "the statistical plan, fixed at the first analysis" },
-    ),
-  ),
-  polling: Type.Object({
-    lastPolledAt: Nullable(DateTime),
-    failures: Type.Integer({ description: "consecutive failed polls" }),
-    error: Nullable(
+export const ExperimentDto = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    outcomeId: Type.String({ format: "uuid" }),
+    key: Type.String(),
+    title: Type.String(),
+    statement: Type.String(),
+    mechanism: Type.String(),
+    prediction: Nullable(PredictionDto),
+    measurementPlan: Type.String(),
+    rolloutPlan: Type.String(),
+    effort: Nullable(Level),
+    risk: Nullable(Level),
+    touchedPaths: Type.Array(Type.String()),
+    arms: Type.Array(ArmDto),
+    source: Type.String(),
+    state: literals(EXPERIMENT_STATES),
+    claimedBy: Nullable(Type.String()),
+    portfolioGateId: Nullable(Type.String()),
+    createdAt: DateTime,
+    updatedAt: DateTime,
+    launchedAt: Nullable(DateTime),
+    statsPlan: Nullable(
       Type.Object(
-        { code: Type.String(), message: Type.String(), at: Type.String() },
-        { description: "last poll error" },
+        {
+          tau2: Type.Number({ description: "mixture variance τ² of the mSPRT (squared metric units)" }),
+          tau2Source: Type.String({ description: "how τ² was chosen" }),
+          alpha: Type.Number(),
+          power: Type.Number(),
+          mde: Nullable(Type.Number({ description: "absolute effect the plan is sized for" })),
+          fixedPerArm: Nullable(
+            Type.Number({ description: "units per arm of a fixed-horizon test of the same power" }),
+          ),
+          sequentialPerArm: Nullable(Type.Number({ description: "planned units per arm (always-valid test)" })),
+          baseline: Type.Number(),
+          variance: Type.Number(),
+        },
+        { $id: "StatsPlan", description: "the statistical plan, fixed at the first analysis" },
       ),
     ),
-  }),
-  build: Nullable(
-    Type.Object(
-      {
-        summary: Type.String(),
-        pullRequestUrl: Nullable(Type.String()),
-        changedPaths: Type.Array(Type.String()),
-        flagKey: Nullable(Type.String()),
-        reportedBy: Type.String(),
-        reportedAt: Type.String(),
-      },
-      { description: "what the builder reported with report_built" },
+    polling: Type.Object({
+      lastPolledAt: Nullable(DateTime),
+      failures: Type.Integer({ description: "consecutive failed polls" }),
+      error: Nullable(
+        Type.Object(
+          { code: Type.String(), message: Type.String(), at: Type.String() },
+          { description: "last poll error" },
+        ),
+      ),
+    }),
+    build: Nullable(
+      Type.Object(
+        {
+          summary: Type.String(),
+          pullRequestUrl: Nullable(Type.String()),
+          changedPaths: Type.Array(Type.String()),
+          flagKey: Nullable(Type.String()),
+          reportedBy: Type.String(),
+          reportedAt: Type.String(),
+        },
+        { $id: "Build", description: "what the builder reported with report_built" },
+      ),
     ),
-  ),
-});
+  },
+  { $id: "Experiment" },
+);
 
 const Interval = Nullable(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }));
 
-export const AnalysisDto = Type.Object({
-  ts: DateTime,
-  arms: Type.Record(Type.String(), Type.Object({}, { additionalProperties: true })),
-  effect: Nullable(Type.Number({ description: "treatment − control, absolute" })),
-  ci: Interval,
-  relativeEffect: Nullable(Type.Number({ description: "effect relative to control (a fraction)" })),
-  pValue: Nullable(Type.Number({ description: "always-valid p-value" })),
-  srmPValue: Nullable(Type.Number({ description: "chi-square SRM p-value" })),
-  guardrails: Type.Array(Type.Object({}, { additionalProperties: true })),
-  decision: Type.Object(
-    { action: Type.String(), reason: Type.String(), detail: Type.String() },
-    { additionalProperties: true },
-  ),
-  details: Type.Object({}, { additionalProperties: true }),
-});
-export type AnalysisJson = Static<typeof AnalysisDto>;
+export const AnalysisDto = Type.Object(
+  {
+    ts: DateTime,
+    arms: Type.Record(Type.String(), Type.Object({}, { additionalProperties: true })),
+    effect: Nullable(Type.Number({ description: "treatment − control, absolute" })),
+    ci: Interval,
+    relativeLift: Nullable(Type.Number({ description: "effect relative to control (a fraction)" })),
+    pValue: Nullable(Type.Number({ description: "always-valid p-value" })),
+    srmPValue: Nullable(Type.Number({ description: "chi-square SRM p-value" })),
+    guardrails: Type.Array(Type.Object({}, { additionalProperties: true })),
+    decision: Type.Object(
+      { action: Type.String(), reason: Type.String(), detail: Type.String() },
+      { additionalProperties: true },
+    ),
+    details: Type.Object({}, { additionalProperties: true }),
+  },
+  { $id: "Analysis" },
+);
 
-export const GateDto = Type.Object({
-  id: Type.String({ format: "uuid" }),
-  outcomeId: Type.String({ format: "uuid" }),
-  experimentId: Nullable(Type.String()),
-  kind: literals(GATE_KINDS),
-  status: literals(GATE_STATES),
-  assignees: Type.Array(Type.String()),
-  backup: Nullable(Type.String()),
-  slaSeconds: Type.Integer(),
-  dueAt: DateTime,
-  createdAt: DateTime,
-  context: Type.Object({}, { additionalProperties: true, description: "why the gate was opened" }),
-  onExpiry: Type.Union([Type.Literal("escalate"), Type.Literal("expire")], {
-    description: "what the end of the SLA does: escalate to the backup (or the owner), or expire the gate",
-  }),
-  remindAt: Type.String({ format: "date-time", description: "when the reminder is due (half the SLA)" }),
-  remindedAt: Nullable(Type.String({ format: "date-time" })),
-  escalatedAt: Nullable(Type.String({ format: "date-time" })),
-  escalatedTo: Nullable(Type.String({ description: "the backup, or the owner when there is none" })),
-  decision: Nullable(
-    Type.Object({
-      decision: Type.String(),
-      reason: Nullable(Type.String()),
-      decidedBy: Type.String(),
-      channel: literals(DECISION_CHANNELS),
-      decidedAt: DateTime,
-      detail: Nullable(
-        Type.Object({}, { additionalProperties: true, description: "e.g. { approved, rejected } experiment ids" }),
-      ),
+export const GateDto = Type.Object(
+  {
+    id: Type.String({ format: "uuid" }),
+    outcomeId: Type.String({ format: "uuid" }),
+    experimentId: Nullable(Type.String()),
+    kind: literals(GATE_KINDS),
+    status: literals(GATE_STATES),
+    assignees: Type.Array(Type.String()),
+    backup: Nullable(Type.String()),
+    slaSeconds: Type.Integer(),
+    dueAt: DateTime,
+    createdAt: DateTime,
+    context: Type.Object({}, { additionalProperties: true, description: "why the gate was opened" }),
+    onExpiry: Type.Union([Type.Literal("escalate"), Type.Literal("expire")], {
+      description: "what the end of the SLA does: escalate to the backup (or the owner), or expire the gate",
     }),
-  ),
-});
+    remindAt: Type.String({ format: "date-time", description: "when the reminder is due (half the SLA)" }),
+    remindedAt: Nullable(Type.String({ format: "date-time" })),
+    escalatedAt: Nullable(Type.String({ format: "date-time" })),
+    escalatedTo: Nullable(Type.String({ description: "the backup, or the owner when there is none" })),
+    decision: Nullable(
+      Type.Object(
+        {
+          decision: Type.String(),
+          reason: Nullable(Type.String()),
+          decidedBy: Type.String(),
+          channel: literals(DECISION_CHANNELS),
+          decidedAt: DateTime,
+          detail: Nullable(
+            Type.Object({}, { additionalProperties: true, description: "e.g. { approved, rejected } experiment ids" }),
+          ),
+        },
+        { $id: "GateDecision" },
+      ),
+    ),
+  },
+  { $id: "Gate" },
+);
 
 export const RoleDto = literals(ROLES);
-
-export type OutcomeJson = Static<typeof OutcomeDto>;
-export type ExperimentJson = Static<typeof ExperimentDto>;
-export type GateJson = Static<typeof GateDto>;
-
-const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
-
-export function outcomeJson(o: Outcome): OutcomeJson {
-  return {
-    id: o.id,
-    slug: o.slug,
-    name: o.name,
-    owner: o.owner,
-    state: o.state,
-    revision: o.revision,
-    contentHash: o.contentHash,
-    spec: { ...o.spec },
-    createdAt: o.createdAt.toISOString(),
-    updatedAt: o.updatedAt.toISOString(),
-    activatedAt: iso(o.activatedAt),
-    closedAt: iso(o.closedAt),
-  };
-}
-
-export function summaryJson(s: OutcomeSummary): Static<typeof OutcomeSummaryDto> {
-  return {
-    outcome: outcomeJson(s.outcome),
-    experimentCounts: s.experimentCounts as Record<string, number>,
-    pendingGates: s.pendingGates,
-  };
-}
-
-export function revisionJson(r: OutcomeRevision): Static<typeof RevisionDto> {
-  return {
-    revision: r.revision,
-    contentHash: r.contentHash,
-    createdBy: r.createdBy,
-    createdAt: r.createdAt.toISOString(),
-  };
-}
-
-export function experimentJson(e: Experiment): ExperimentJson {
-  return {
-    id: e.id,
-    outcomeId: e.outcomeId,
-    key: e.key,
-    title: e.title,
-    statement: e.statement,
-    mechanism: e.mechanism,
-    prediction: e.prediction,
-    measurementPlan: e.measurementPlan,
-    rolloutPlan: e.rolloutPlan,
-    effort: e.effort,
-    risk: e.risk,
-    touchedPaths: [...e.touchedPaths],
-    arms: e.arms.map((a) => ({ ...a })),
-    source: e.source,
-    state: e.state,
-    claimedBy: e.claimedBy,
-    portfolioGateId: e.portfolioGateId,
-    createdAt: e.createdAt.toISOString(),
-    updatedAt: e.updatedAt.toISOString(),
-    launchedAt: iso(e.launchedAt),
-    statsPlan: e.statsPlan === null ? null : { ...e.statsPlan },
-    polling: {
-      lastPolledAt: iso(e.polling.lastPolledAt),
-      failures: e.polling.failures,
-      error: e.polling.error === null ? null : { ...e.polling.error },
-    },
-    build: e.build === null ? null : { ...e.build, changedPaths: [...e.build.changedPaths] },
-  };
-}
-
-export function gateJson(g: Gate): GateJson {
-  return {
-    id: g.id,
-    outcomeId: g.outcomeId,
-    experimentId: g.experimentId,
-    kind: g.kind,
-    status: g.status,
-    assignees: [...g.assignees],
-    backup: g.backup,
-    slaSeconds: g.slaSeconds,
-    dueAt: g.dueAt.toISOString(),
-    createdAt: g.createdAt.toISOString(),
-    context: { ...g.context },
-    onExpiry: g.onExpiry,
-    remindAt: g.remindAt.toISOString(),
-    remindedAt: iso(g.remindedAt),
-    escalatedAt: iso(g.escalatedAt),
-    escalatedTo: g.escalatedTo,
-    decision: g.decision
-      ? {
-          decision: g.decision.decision,
-          reason: g.decision.reason,
-          decidedBy: g.decision.decidedBy,
-          channel: g.decision.channel,
-          decidedAt: g.decision.decidedAt.toISOString(),
-          detail: g.decision.detail ? { ...g.decision.detail } : null,
-        }
-      : null,
-  };
-}
-
-export function analysisJson(a: AnalysisRecord): AnalysisJson {
-  return {
-    ts: a.ts.toISOString(),
-    arms: { ...a.arms },
-    effect: a.effect,
-    ci: a.ciLow === null || a.ciHigh === null ? null : [a.ciLow, a.ciHigh],
-    relativeEffect: a.relativeLift,
-    pValue: a.pValue,
-    srmPValue: a.srmPValue,
-    guardrails: a.guardrails.map((g) => ({ ...g })),
-    decision: { ...a.decision },
-    details: { ...a.details },
-  };
-}
 
 /** Error responses every authenticated route may give. */
 export const PROBLEM_RESPONSES = {
@@ -325,12 +228,15 @@ export const PROBLEM_RESPONSES = {
 } as const;
 
 /** One diagnostic of an outcome file (`outcome-runtime validate` prints the same). */
-export const DiagnosticDto = Type.Object({
-  file: Type.String(),
-  line: Type.Integer({ description: "1-based" }),
-  column: Type.Integer({ description: "1-based, in UTF-16 code units" }),
-  pointer: Type.String({ description: "JSON pointer to the value concerned" }),
-  code: Type.String({ description: "stable diagnostic code, e.g. unknown_key" }),
-  message: Type.String(),
-  hint: Type.Optional(Type.String()),
-});
+export const DiagnosticDto = Type.Object(
+  {
+    file: Type.String(),
+    line: Type.Integer({ description: "1-based" }),
+    column: Type.Integer({ description: "1-based, in UTF-16 code units" }),
+    pointer: Type.String({ description: "JSON pointer to the value concerned" }),
+    code: Type.String({ description: "stable diagnostic code, e.g. unknown_key" }),
+    message: Type.String(),
+    hint: Type.Optional(Type.String()),
+  },
+  { $id: "Diagnostic" },
+);

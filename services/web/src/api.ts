@@ -24,7 +24,7 @@ let csrfToken: string | null = null;
 let onUnauthenticated: (() => void) | null = null;
 
 /** Keep the CSRF token of the session in memory (never in storage). */
-export function setCsrfToken(token: string | null): void {
+function setCsrfToken(token: string | null): void {
   csrfToken = token;
 }
 

@@ -10,15 +10,15 @@ import { request } from "./api";
 import { ErrorState, Loading } from "./components/ui";
 import { useSessionQuery, useSignOut, useUnauthenticatedRedirect } from "./session";
 import { ConnectionPill, LiveStreamProvider } from "./stream";
-import type { Gate, Page } from "./types";
+import type { GateList } from "./types";
 
-export const INBOX_KEY = ["gates", "inbox"] as const;
+const INBOX_KEY = ["gates", "inbox"] as const;
 
 /** The signed-in person's pending gates (shared by the nav badge and the inbox). */
 export function useInbox() {
   return useQuery({
     queryKey: INBOX_KEY,
-    queryFn: () => request<Page<Gate>>("/v1/gates?assignee=me&status=pending&limit=200"),
+    queryFn: () => request<GateList>("/v1/gates?assignee=me&status=pending&limit=200"),
     refetchInterval: 60_000,
   });
 }

@@ -7,7 +7,7 @@ import { useEffect } from "react";
 import { fetchSession, setUnauthenticatedHandler, signIn, signOut } from "./api";
 import type { SessionInfo } from "./types";
 
-export const SESSION_KEY = ["session"] as const;
+const SESSION_KEY = ["session"] as const;
 
 /** The session query: data is null when signed out. */
 export function useSessionQuery() {

@@ -10,7 +10,7 @@ type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 type SchemaNode = { [key: string]: unknown };
 
 /** Names of the properties whose schema is a Duration or the Horizon, and every property name in schema order. */
-export function schemaFields(schema: SchemaNode): { durations: Set<string>; order: Map<string, number> } {
+function schemaFields(schema: SchemaNode): { durations: Set<string>; order: Map<string, number> } {
   const names = new Set<string>();
   const order = new Map<string, number>();
   const visit = (node: unknown): void => {

@@ -11,7 +11,7 @@ export type ConnectionState = "connecting" | "live" | "reconnecting" | "offline"
 
 const ConnectionContext = createContext<ConnectionState>("connecting");
 
-export function useConnectionState(): ConnectionState {
+function useConnectionState(): ConnectionState {
   return useContext(ConnectionContext);
 }
 
@@ -22,7 +22,7 @@ interface StreamMessage {
 }
 
 /** Which cached queries a message makes stale (prefixes of query keys). */
-export function keysFor(message: StreamMessage): string[] {
+function keysFor(message: StreamMessage): string[] {
   if (message.type === "analysis") return ["experiment", "outcome", "outcomes", "gates", "gate"];
   if (message.type !== "audit") return [];
   const subject = message.event?.subjectType ?? "";

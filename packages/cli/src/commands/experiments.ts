@@ -6,7 +6,7 @@
  */
 import { EXPERIMENT_STATES } from "@outcome-runtime/core";
 import { Command, Option } from "commander";
-import type { BriefJson, ExperimentDetailJson, ExperimentJson, OutcomeSummaryJson, Page } from "../api-types";
+import type { BriefJson, ExperimentDetailJson, ExperimentJson, ResponseJson, TransitionJson } from "../api-types";
 import { clientOf, type GlobalOptions, out, outJson, stdoutColors } from "../output";
 import { renderExperiments } from "../render-work";
 
@@ -56,14 +56,14 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
         let cursor: string | null = null;
         do {
           const query: string = `/v1/outcomes?limit=${OUTCOME_PAGE}${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ""}`;
-          const page: Page<OutcomeSummaryJson> = await client.request("GET", query);
+          const page: ResponseJson<"/v1/outcomes", "get"> = await client.request("GET", query);
           outcomes.push(...page.items.map((s) => ({ slug: s.outcome.slug, id: s.outcome.id })));
           cursor = page.nextCursor;
         } while (cursor !== null);
       }
       const groups: { outcome: string; items: ExperimentJson[] }[] = [];
       for (const o of outcomes) {
-        const list = await client.request<{ items: ExperimentJson[] }>(
+        const list = await client.request<ResponseJson<"/v1/outcomes/{id}/experiments", "get">>(
           "GET",
           `/v1/outcomes/${encodeURIComponent(o.id)}/experiments`,
         );
@@ -201,12 +201,6 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
     });
 
   return experiments;
-}
-
-/** What `POST /v1/experiments/:id/transitions` answers, as far as these commands read it. */
-interface TransitionJson {
-  readonly experiment: { readonly key: string; readonly state: string; readonly claimedBy: string | null };
-  readonly openedGates: readonly { readonly id: string; readonly kind: string }[];
 }
 
 async function transition(options: GlobalOptions, idOrKey: string, body: Record<string, unknown>) {

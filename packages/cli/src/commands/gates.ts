@@ -7,7 +7,7 @@
  */
 import { GATE_KINDS, GATE_STATES } from "@outcome-runtime/core";
 import { Argument, Command, Option } from "commander";
-import type { DecisionResultJson, GateDetailJson, GateJson, Page } from "../api-types";
+import type { DecisionResultJson, GateDetailJson, ResponseJson } from "../api-types";
 import { clientOf, type GlobalOptions, out, outJson, stdoutColors } from "../output";
 import { renderGates } from "../render-work";
 
@@ -81,7 +81,7 @@ export function gatesCommand(globals: () => GlobalOptions): Command {
         if (opts.kind) query.set("kind", opts.kind);
         query.set("limit", opts.limit);
         if (opts.cursor) query.set("cursor", opts.cursor);
-        const page = await clientOf(options).request<Page<GateJson>>("GET", `/v1/gates?${query}`);
+        const page = await clientOf(options).request<ResponseJson<"/v1/gates", "get">>("GET", `/v1/gates?${query}`);
         if (options.json) {
           outJson(page);
           return;

@@ -11,10 +11,11 @@
 import { readFileSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname } from "node:path";
-import { type DraftTodo, draftOutcomeByRules, draftOutcomeYaml, RulesError } from "@outcome-runtime/llm/offline";
+import { draftOutcomeByRules, draftOutcomeYaml, RulesError } from "@outcome-runtime/llm/offline";
 import { formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
 import { type Command, Option } from "commander";
 import { ConnectionError } from "../api-client";
+import type { ResponseJson } from "../api-types";
 import {
   DEFAULT_MCP_API_URL,
   MCP_CLIENT_NAMES,
@@ -29,12 +30,8 @@ import {
 } from "../mcp-entries";
 import { CliFailure, clientOf, EXIT, type GlobalOptions, out, outJson, useColor } from "../output";
 
-interface Draft {
-  yaml: string;
-  todos: DraftTodo[];
-  source: string;
-  fallbackReason: string | null;
-}
+/** A draft: the API's answer to `POST /v1/outcomes/draft`, or the rules drafter's offline. */
+type Draft = ResponseJson<"/v1/outcomes/draft", "post">;
 
 interface InitOptions {
   from?: string;

@@ -5,22 +5,11 @@
  * `error[code]: detail` and exit 1.
  */
 import { Argument, Command, InvalidArgumentError, Option } from "commander";
+import type { ResponseJson } from "../api-types";
 import { clientOf, type GlobalOptions, out, outJson } from "../output";
 
 const ROLES = ["admin", "member", "approver", "agent"] as const;
 const SCOPES = ["read", "write", "admin"] as const;
-
-/** A key as `GET /v1/keys` lists it. */
-interface KeyJson {
-  readonly id: string;
-  readonly name: string;
-  readonly role: string;
-  readonly scopes: readonly string[];
-  readonly prefix: string;
-  readonly createdAt: string;
-  readonly lastUsedAt: string | null;
-  readonly revokedAt: string | null;
-}
 
 function examples(...lines: string[]): string {
   return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
@@ -95,13 +84,7 @@ export function keysCommand(globals: () => GlobalOptions): Command {
     )
     .action(async (opts: { name: string; role: string; scopes?: string[] }) => {
       const options = globals();
-      const created = await clientOf(options).request<{
-        key: string;
-        name: string;
-        role: string;
-        scopes: string[];
-        prefix: string;
-      }>("POST", "/v1/keys", {
+      const created = await clientOf(options).request<ResponseJson<"/v1/keys", "post", 201>>("POST", "/v1/keys", {
         json: { name: opts.name, role: opts.role, ...(opts.scopes ? { scopes: opts.scopes } : {}) },
       });
       if (options.json) outJson(created);
@@ -124,7 +107,7 @@ export function keysCommand(globals: () => GlobalOptions): Command {
     )
     .action(async () => {
       const options = globals();
-      const { keys: listed } = await clientOf(options).request<{ keys: KeyJson[] }>("GET", "/v1/keys");
+      const { keys: listed } = await clientOf(options).request<ResponseJson<"/v1/keys", "get">>("GET", "/v1/keys");
       if (options.json) {
         outJson({ keys: listed });
         return;
@@ -153,7 +136,7 @@ export function keysCommand(globals: () => GlobalOptions): Command {
     .addHelpText("after", examples("outcome-runtime keys revoke 3f2a…"))
     .action(async (id: string) => {
       const options = globals();
-      const result = await clientOf(options).request<{ key: KeyJson; revoked: boolean }>(
+      const result = await clientOf(options).request<ResponseJson<"/v1/keys/{id}", "delete">>(
         "DELETE",
         `/v1/keys/${encodeURIComponent(id)}`,
       );

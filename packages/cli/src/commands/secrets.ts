@@ -7,17 +7,8 @@
  * an admin key with the write and admin scopes.
  */
 import { Command } from "commander";
+import type { ResponseJson } from "../api-types";
 import { CliFailure, clientOf, EXIT, type GlobalOptions, out, outJson } from "../output";
-
-/** A secret as `GET /v1/secrets` lists it: never its value. */
-interface SecretJson {
-  readonly name: string;
-  readonly description: string;
-  readonly version: number;
-  readonly updatedBy: string;
-  readonly updatedAt: string;
-  readonly lastUsedAt: string | null;
-}
 
 function examples(...lines: string[]): string {
   return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
@@ -64,7 +55,7 @@ export function secretsCommand(globals: () => GlobalOptions): Command {
     )
     .action(async () => {
       const options = globals();
-      const result = await clientOf(options).request<{ secrets: SecretJson[] }>("GET", "/v1/secrets");
+      const result = await clientOf(options).request<ResponseJson<"/v1/secrets", "get">>("GET", "/v1/secrets");
       if (options.json) {
         outJson(result);
         return;
@@ -108,7 +99,7 @@ export function secretsCommand(globals: () => GlobalOptions): Command {
         value = fromEnv;
       } else value = await readStdin();
       if (value === "") throw new CliFailure("secrets set: the value is empty", EXIT.usage);
-      const result = await clientOf(options).request<{ secret: SecretJson; created: boolean }>(
+      const result = await clientOf(options).request<ResponseJson<"/v1/secrets/{name}", "put">>(
         "PUT",
         `/v1/secrets/${encodeURIComponent(name)}`,
         { json: { value, ...(opts.description === undefined ? {} : { description: opts.description }) } },
@@ -124,7 +115,7 @@ export function secretsCommand(globals: () => GlobalOptions): Command {
     .addHelpText("after", examples("outcome-runtime secrets delete analytics-db"))
     .action(async (name: string) => {
       const options = globals();
-      const result = await clientOf(options).request<{ secret: SecretJson }>(
+      const result = await clientOf(options).request<ResponseJson<"/v1/secrets/{name}", "delete">>(
         "DELETE",
         `/v1/secrets/${encodeURIComponent(name)}`,
       );

@@ -10,54 +10,24 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
+import {
+  EXPORT_FORMAT,
+  EXPORT_TABLES,
+  type ExportTable,
+  IMPORT_ORDER,
+  READABLE_EXPORT_VERSIONS,
+} from "@outcome-runtime/core";
 import type { Command } from "commander";
 import { ApiError, ConnectionError, type Problem } from "../api-client";
+import type { ResponseJson } from "../api-types";
 import { CliFailure, clientOf, type GlobalOptions, out, outJson } from "../output";
-
-/** The format this CLI reads (the API's `EXPORT_FORMAT`), and its versions the API imports (2, and 1 upgraded). */
-const FORMAT = "outcome-runtime-export";
-const VERSIONS: readonly unknown[] = [1, 2];
-
-/** Tables written as `<table>.json`, and the CSV one. */
-const ROW_TABLES = [
-  "outcomes",
-  "outcome_revisions",
-  "experiments",
-  "gates",
-  "signal_series",
-  "analyses",
-  "learnings",
-  "audit_events",
-] as const;
-const TABLES = [...ROW_TABLES, "signal_points"] as const;
-type Table = (typeof TABLES)[number];
-
-/** Import order: parents first; experiments again after gates to fill their portfolio-gate links. */
-const IMPORT_ORDER: readonly Table[] = [
-  "outcomes",
-  "outcome_revisions",
-  "experiments",
-  "gates",
-  "experiments",
-  "signal_series",
-  "signal_points",
-  "analyses",
-  "learnings",
-  "audit_events",
-];
 
 /** Large tables take a while each way. */
 const TABLE_TIMEOUT_MS = 30 * 60_000;
 
-interface Manifest {
-  format: string;
-  version: number;
-  exportedAt: string;
-  workspace: { slug: string; name: string };
-  counts: Record<string, number>;
-}
+type Manifest = ResponseJson<"/v1/export/manifest", "get">;
 
-function fileOf(table: Table): string {
+function fileOf(table: ExportTable): string {
   return table === "signal_points" ? "signal_points.csv" : `${table}.json`;
 }
 
@@ -107,7 +77,7 @@ async function exportTo(options: GlobalOptions, dir: string): Promise<{ manifest
   if (existing.length > 0) throw new CliFailure(`${dir}: not empty; export into a new or empty directory`);
   const manifest = await clientOf(options).request<Manifest>("GET", "/v1/export/manifest");
   await mkdir(dir, { recursive: true });
-  for (const table of TABLES) {
+  for (const table of EXPORT_TABLES) {
     const response = await send(options, "GET", `/v1/export/${table}`);
     if (response.body === null) throw new CliFailure(`the API sent no body for ${table}`);
     await pipeline(
@@ -143,15 +113,15 @@ async function readExport(dir: string): Promise<Manifest> {
   } catch (error) {
     throw new CliFailure(`${path}: not JSON (${(error as Error).message})`);
   }
-  if (manifest?.format !== FORMAT) {
-    throw new CliFailure(`${path}: not an Outcome Runtime export (format is not "${FORMAT}")`);
+  if (manifest?.format !== EXPORT_FORMAT) {
+    throw new CliFailure(`${path}: not an Outcome Runtime export (format is not "${EXPORT_FORMAT}")`);
   }
-  if (!VERSIONS.includes(manifest.version)) {
+  if (!READABLE_EXPORT_VERSIONS.includes(manifest.version as number)) {
     throw new CliFailure(
-      `${path}: export format version ${JSON.stringify(manifest.version)} cannot be read; this CLI reads versions ${VERSIONS.join(" and ")} (upgrade the CLI and the API)`,
+      `${path}: export format version ${JSON.stringify(manifest.version)} cannot be read; this CLI reads versions ${READABLE_EXPORT_VERSIONS.join(" and ")} (upgrade the CLI and the API)`,
     );
   }
-  for (const table of TABLES) {
+  for (const table of EXPORT_TABLES) {
     const file = join(dir, fileOf(table));
     if (!(await stat(file).catch(() => null))?.isFile()) throw new CliFailure(`${file}: missing from the export`);
   }
@@ -167,19 +137,17 @@ async function importFrom(options: GlobalOptions, dir: string, resume = false) {
   const manifest = await readExport(dir);
   const client = clientOf(options);
   if (!resume) await client.request("POST", "/v1/import/begin", { json: manifest });
-  const written: { table: Table; received: number; inserted: number }[] = [];
+  const written: { table: ExportTable; received: number; inserted: number }[] = [];
   for (const table of IMPORT_ORDER) {
     const response = await send(options, "POST", `/v1/import/${table}`, {
       stream: createReadStream(join(dir, fileOf(table))),
       contentType: table === "signal_points" ? "text/csv" : "application/json",
     });
-    written.push((await response.json()) as { table: Table; received: number; inserted: number });
+    written.push((await response.json()) as ResponseJson<"/v1/import/{table}", "post"> & { table: ExportTable });
   }
-  const report = await client.request<{ ok: boolean; tables: { table: string; expected: number; actual: number }[] }>(
-    "POST",
-    "/v1/import/finish",
-    { json: manifest },
-  );
+  const report = await client.request<ResponseJson<"/v1/import/finish", "post">>("POST", "/v1/import/finish", {
+    json: manifest,
+  });
   return { manifest, written, report };
 }
 
@@ -207,7 +175,7 @@ export function transferCommands(program: Command): void {
         return;
       }
       out(`exported workspace ${manifest.workspace.slug} to ${opts.out}:`);
-      for (const table of TABLES) out(`  ${fileOf(table)}: ${manifest.counts[table] ?? 0}`);
+      for (const table of EXPORT_TABLES) out(`  ${fileOf(table)}: ${manifest.counts[table] ?? 0}`);
     });
 
   program

@@ -18,7 +18,7 @@ export const MIXPANEL_MAX_CONCURRENT = 5;
  * is not Mixpanel) could send millions of rows, which would be held in memory
  * twice (text, then parsed). Reading stops at this size.
  */
-export const MIXPANEL_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+const MIXPANEL_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /** How long to pause a project after a 429 that gave no `Retry-After` (the limit is per hour). */
 const DEFAULT_RETRY_AFTER_MS = 60_000;

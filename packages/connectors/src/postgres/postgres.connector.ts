@@ -44,7 +44,7 @@ const SERIES_COLUMNS = ["ts", "value"] as const;
 /** Default statement timeout, in seconds. */
 const DEFAULT_POSTGRES_TIMEOUT_SECONDS = 30;
 /** The longest `timeout` outcome.yaml may ask for, in seconds; the worker's POLL_TIMEOUT_MS caps it further. */
-export const MAX_POSTGRES_TIMEOUT_SECONDS = 3600;
+const MAX_POSTGRES_TIMEOUT_SECONDS = 3600;
 /** Default row cap. */
 const DEFAULT_MAX_ROWS = 10_000;
 
@@ -55,7 +55,7 @@ const REQUIRED_PARAMETERS: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** A `postgres` connector's settings, checked, before any credential is read. */
-export interface PostgresSettingsRead {
+interface PostgresSettingsRead {
   readonly credential: CredentialRequirement;
   readonly query: PreparedStatement;
   readonly seriesQuery: PreparedStatement | undefined;
@@ -71,7 +71,7 @@ export interface PostgresSettingsRead {
  *
  * @throws ConnectorError `invalid_config` naming the field (with the line and column in the query, and `details.offset`)
  */
-export function readPostgresSettings(config: ConnectorConfig): PostgresSettingsRead {
+function readPostgresSettings(config: ConnectorConfig): PostgresSettingsRead {
   const reader = new ConfigReader(config, FIELDS);
   const timeoutSeconds = reader.durationSeconds("timeout", DEFAULT_POSTGRES_TIMEOUT_SECONDS);
   if (timeoutSeconds > MAX_POSTGRES_TIMEOUT_SECONDS) {

@@ -35,7 +35,7 @@ export interface PreparedStatement {
 }
 
 /** Why a statement was refused, with where. */
-export interface StatementProblem {
+interface StatementProblem {
   problem: string;
   fix: string;
   line: number;
@@ -43,9 +43,6 @@ export interface StatementProblem {
 }
 
 export type PrepareResult = ({ ok: true } & PreparedStatement) | ({ ok: false } & StatementProblem);
-
-/** Statement kinds that only read (the server's READ ONLY transaction still checks). */
-export const READ_KINDS: readonly string[] = Object.freeze(["select", "with", "values", "table", "("]);
 
 const IDENT_START = /[A-Za-z_\u0080-\uffff]/u;
 const IDENT_PART = /[A-Za-z0-9_$\u0080-\uffff]/u;

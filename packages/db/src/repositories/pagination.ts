@@ -26,7 +26,7 @@ export interface CursorPosition {
   readonly id: string;
 }
 
-export function encodeCursor(position: CursorPosition): string {
+function encodeCursor(position: CursorPosition): string {
   return Buffer.from(`${position.createdAt}|${position.id}`).toString("base64url");
 }
 
@@ -47,7 +47,7 @@ export function pageAfter(cursor: string) {
 }
 
 /** @throws DomainError `validation_failed` when the cursor was not made by `encodeCursor`. */
-export function decodeCursor(cursor: string): CursorPosition {
+function decodeCursor(cursor: string): CursorPosition {
   const text = Buffer.from(cursor, "base64url").toString("utf8");
   const [createdAt, id] = text.split("|");
   if (

@@ -9,27 +9,12 @@
  * workspace, is refused (not skipped), and so is a row Postgres cannot store:
  * the refusal names the row and the column.
  */
+import { EXPORT_TABLES, type ExportRowTable, type ExportTable } from "@outcome-runtime/core";
 import { sql } from "kysely";
 import type { DbOrTrx } from "../database";
 
-/** Tables exported as JSON, in the order an import must write them (parents first). */
-export const ROW_TABLES = [
-  "outcomes",
-  "outcome_revisions",
-  "experiments",
-  "gates",
-  "signal_series",
-  "analyses",
-  "learnings",
-  "audit_events",
-] as const;
-export type RowTable = (typeof ROW_TABLES)[number];
-
-/** The table of a workspace's signal points (exported as CSV). */
-export type TransferTable = RowTable | "signal_points";
-
 /** Key type of each table's `id`, for the keyset cursor. */
-const ID_TYPE: Record<RowTable, "uuid" | "bigint"> = {
+const ID_TYPE: Record<ExportRowTable, "uuid" | "bigint"> = {
   outcomes: "uuid",
   outcome_revisions: "uuid",
   experiments: "uuid",
@@ -45,7 +30,7 @@ const ID_TYPE: Record<RowTable, "uuid" | "bigint"> = {
  * be one of the importing workspace's. (An experiment's `portfolio_gate_id` is
  * not here: it is linked only once its gate is imported, see `importRows`.)
  */
-export const REFERENCES: Readonly<Record<RowTable, Readonly<Record<string, RowTable>>>> = {
+export const REFERENCES: Readonly<Record<ExportRowTable, Readonly<Record<string, ExportRowTable>>>> = {
   outcomes: {},
   outcome_revisions: { outcome_id: "outcomes" },
   experiments: { outcome_id: "outcomes" },
@@ -77,7 +62,7 @@ export interface RowRefusal {
    */
   readonly reason: "id_unavailable" | "unknown_reference" | "not_stored";
   /** For `unknown_reference`: the table the column points into. */
-  readonly target?: RowTable;
+  readonly target?: ExportRowTable;
   /** For `not_stored`: Postgres' message (without the row's contents) and the constraint, if any. */
   readonly message?: string;
   readonly constraint?: string;
@@ -120,7 +105,7 @@ async function inUtc<T>(db: DbOrTrx, fn: (db: DbOrTrx) => Promise<T>): Promise<T
  */
 export async function exportRowsPage(
   db: DbOrTrx,
-  table: RowTable,
+  table: ExportRowTable,
   workspaceId: string,
   after: string | null,
   limit: number,
@@ -156,9 +141,9 @@ export async function exportSignalPointsPage(
 }
 
 /** Rows per table of the workspace (signal points included). */
-export async function countRows(db: DbOrTrx, workspaceId: string): Promise<Record<TransferTable, number>> {
-  const counts = {} as Record<TransferTable, number>;
-  for (const table of [...ROW_TABLES, "signal_points"] as const) {
+export async function countRows(db: DbOrTrx, workspaceId: string): Promise<Record<ExportTable, number>> {
+  const counts = {} as Record<ExportTable, number>;
+  for (const table of EXPORT_TABLES) {
     const result = await sql<{ n: number }>`
       SELECT count(*)::int AS n FROM ${sql.table(table)} WHERE workspace_id = ${workspaceId}`.execute(db);
     counts[table] = result.rows[0]?.n ?? 0;
@@ -229,7 +214,7 @@ export async function closeImport(db: DbOrTrx, id: string, at: Date): Promise<vo
 }
 
 /** Every column of `table` in this database, in table order (generated ones flagged). */
-export async function tableColumns(db: DbOrTrx, table: RowTable): Promise<ColumnInfo[]> {
+export async function tableColumns(db: DbOrTrx, table: ExportRowTable): Promise<ColumnInfo[]> {
   const result = await sql<{ column_name: string; udt_name: string; is_nullable: string; is_generated: string }>`
     SELECT column_name, udt_name, is_nullable, is_generated FROM information_schema.columns
     WHERE table_schema = current_schema() AND table_name = ${table}
@@ -330,7 +315,7 @@ async function withRowDiagnosis(
  */
 async function firstForeignRow(
   db: DbOrTrx,
-  table: RowTable,
+  table: ExportRowTable,
   workspaceId: string,
   payload: string,
 ): Promise<RowRefusal | null> {
@@ -348,7 +333,7 @@ async function firstForeignRow(
     ),
   ];
   if (checks.length === 0) return null;
-  const result = await sql<{ i: number; col: string; target: RowTable | null }>`
+  const result = await sql<{ i: number; col: string; target: ExportRowTable | null }>`
     SELECT (r.ordinality - 1)::int AS i, c.col, c.target
     FROM jsonb_populate_recordset(NULL::${t}, ${payload}::jsonb) WITH ORDINALITY r
     CROSS JOIN LATERAL (VALUES ${sql.join(checks)}) AS c(col, target, bad)
@@ -358,7 +343,7 @@ async function firstForeignRow(
   if (row === undefined) return null;
   return row.col === "id"
     ? { index: row.i, column: "id", reason: "id_unavailable" }
-    : { index: row.i, column: row.col, reason: "unknown_reference", target: row.target as RowTable };
+    : { index: row.i, column: row.col, reason: "unknown_reference", target: row.target as ExportRowTable };
 }
 
 /**
@@ -384,7 +369,7 @@ async function firstForeignRow(
  */
 export async function importRows(
   db: DbOrTrx,
-  table: RowTable,
+  table: ExportRowTable,
   workspaceId: string,
   rows: readonly ExportRow[],
 ): Promise<ImportResult> {

@@ -10,7 +10,7 @@ import type { RulesOutcome } from "./types";
  * times its weight, times the field's weight ({@link FIELD_WEIGHTS}). Strong,
  * unambiguous words weigh 2; words shared with other areas weigh 1.
  */
-export const AREA_KEYWORDS: Readonly<Record<Area, Readonly<Record<string, number>>>> = {
+const AREA_KEYWORDS: Readonly<Record<Area, Readonly<Record<string, number>>>> = {
   checkout: {
     checkout: 2,
     cart: 2,
@@ -116,10 +116,10 @@ export const AREA_KEYWORDS: Readonly<Record<Area, Readonly<Record<string, number
 };
 
 /** The signal's metric says most about the area; free text the least. */
-export const FIELD_WEIGHTS = { metric: 3, id: 2, name: 2, objective: 1, description: 1 } as const;
+const FIELD_WEIGHTS = { metric: 3, id: 2, name: 2, objective: 1, description: 1 } as const;
 
 /** Words of a text: lowercase, split on anything not a letter or digit (so snake, kebab and spaces all split). */
-export function words(text: string): string[] {
+function words(text: string): string[] {
   return text
     .replace(/([a-z])([A-Z])/g, "$1 $2")
     .toLowerCase()

@@ -26,14 +26,14 @@ export interface DraftOutcomeInput {
   today?: string;
 }
 
-export const DRAFT_EXAMPLES: readonly string[] = [
+const DRAFT_EXAMPLES: readonly string[] = [
   "Cut checkout abandonment from 68% to 60% in 6 weeks",
   "Increase trial-to-paid conversion by 10% by 2027-03-31",
   "Reduce p95 page load time from 2.4s to 1.8s this quarter",
 ];
 
-export const PLACEHOLDER_EMAIL = "owner@example.com";
-export const DATABASE_URL_ENV = "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL";
+const PLACEHOLDER_EMAIL = "owner@example.com";
+const DATABASE_URL_ENV = "OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL";
 
 const DECREASE_VERBS = [
   "cut",

@@ -17,12 +17,12 @@ import type {
 } from "./types";
 
 /** Decisions that count a learning's mechanism as having worked. */
-export const POSITIVE_DECISIONS: readonly string[] = ["shipped", "ship", "won", "win", "adopted"];
+const POSITIVE_DECISIONS: readonly string[] = ["shipped", "ship", "won", "win", "adopted"];
 /** Decisions that count a learning's mechanism as having not worked (elsewhere). */
-export const NEGATIVE_DECISIONS: readonly string[] = ["rolled_back", "rollback", "lost", "loss", "killed", "failed"];
+const NEGATIVE_DECISIONS: readonly string[] = ["rolled_back", "rollback", "lost", "loss", "killed", "failed"];
 
 /** Score weights; see {@link planByRules}. */
-export const SCORE_WEIGHTS = {
+const SCORE_WEIGHTS = {
   primaryArea: 10,
   alsoArea: 6,
   positiveLearning: 3,
@@ -35,7 +35,7 @@ export const SCORE_WEIGHTS = {
 const EFFORT_COST: Record<Effort, number> = { S: 1, M: 2, L: 3, XL: 5 };
 
 /** Why a template that would have been picked was left out. */
-export type RulesDropReason = "forbidden_paths" | "failed_before" | "excluded_mechanism";
+type RulesDropReason = "forbidden_paths" | "failed_before" | "excluded_mechanism";
 
 export interface RulesDrop {
   template: string;
@@ -47,7 +47,7 @@ export interface RulesDrop {
   paths?: string[];
 }
 
-export interface ScoredTemplate {
+interface ScoredTemplate {
   template: PlaybookTemplate;
   score: number;
   positive: RulesLearning[];

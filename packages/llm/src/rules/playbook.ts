@@ -16,7 +16,7 @@ export const AREAS = ["checkout", "onboarding", "activation", "retention", "pric
 export type Area = (typeof AREAS)[number];
 
 /** Placeholders a template's text may use (see `playbooks/README.md`). */
-export const PLACEHOLDERS = [
+const PLACEHOLDERS = [
   "metric",
   "unit",
   "units",
@@ -58,7 +58,7 @@ export interface PlaybookTemplate {
 const TEXT = { type: "string", minLength: 10, maxLength: 1500 } as const;
 
 /** JSON Schema of one playbook file. */
-export const PLAYBOOK_FILE_SCHEMA = {
+const PLAYBOOK_FILE_SCHEMA = {
   $schema: "https://json-schema.org/draft/2020-12/schema",
   type: "object",
   additionalProperties: false,
@@ -113,7 +113,7 @@ export const PLAYBOOK_FILE_SCHEMA = {
 } as const;
 
 /** The `playbooks/` directory of the repository. */
-export const DEFAULT_PLAYBOOKS_DIR: string = fileURLToPath(new URL("../../../../playbooks/", import.meta.url));
+const DEFAULT_PLAYBOOKS_DIR: string = fileURLToPath(new URL("../../../../playbooks/", import.meta.url));
 
 const validateFile = new Ajv2020({ allErrors: true, strict: true }).compile(PLAYBOOK_FILE_SCHEMA);
 

@@ -7,7 +7,7 @@ import { matchPaths } from "@outcome-runtime/core";
 const GLOB_CHARS = /[*?[\]{}!()]/;
 
 /** Directory names that are an application's source root: a pattern may go straight under them. */
-export const SOURCE_ROOTS: readonly string[] = ["src", "app", "lib", "client", "frontend", "web"];
+const SOURCE_ROOTS: readonly string[] = ["src", "app", "lib", "client", "frontend", "web"];
 
 /** The literal directory a glob starts with: `apps/web/src/checkout/**` → `apps/web/src/checkout`. */
 export function globBase(glob: string): string {
@@ -38,7 +38,7 @@ export function samplePath(pattern: string): string {
 }
 
 /** Whether a path pattern falls under any of `globs` (as written, or through its sample file). */
-export function patternMatches(pattern: string, globs: readonly string[]): boolean {
+function patternMatches(pattern: string, globs: readonly string[]): boolean {
   return matchPaths([pattern, samplePath(pattern)], globs).length > 0;
 }
 

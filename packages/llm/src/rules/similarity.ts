@@ -15,7 +15,7 @@ const STOPWORDS = new Set(
 );
 
 /** Content tokens: lowercase words of three or more letters and digits, minus stopwords. */
-export function contentTokens(text: string): Set<string> {
+function contentTokens(text: string): Set<string> {
   return new Set(
     text
       .toLowerCase()
@@ -25,7 +25,7 @@ export function contentTokens(text: string): Set<string> {
 }
 
 /** |A ∩ B| / |A ∪ B|; 0 for two empty sets. */
-export function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number {
+function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number {
   if (a.size === 0 && b.size === 0) return 0;
   let inter = 0;
   for (const t of a) if (b.has(t)) inter++;
@@ -33,7 +33,7 @@ export function jaccard(a: ReadonlySet<string>, b: ReadonlySet<string>): number 
 }
 
 /** The Jaccard index at or above which two titles, or two title+statement texts, are the same idea. */
-export const SIMILARITY_THRESHOLD = 0.5;
+const SIMILARITY_THRESHOLD = 0.5;
 
 /**
  * The failed hypothesis a candidate repeats, if any. A candidate repeats a

@@ -16,7 +16,7 @@ import type {
 } from "@outcome-runtime/core";
 import type { GateEmailModel } from "../render";
 
-export const outcome: OutcomeBrief = {
+const outcome: OutcomeBrief = {
   id: "out_1",
   slug: "checkout-conversion",
   name: "Checkout conversion",

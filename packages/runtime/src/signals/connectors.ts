@@ -18,7 +18,7 @@ import { type DbOrTrx, databaseIdentity } from "@outcome-runtime/db";
 import { resolveCredentials, type SourceAccess, sourceWorkspace } from "./source-access";
 
 /** How long resolved credentials are reused before they are read again, ms. */
-export const CREDENTIALS_TTL_MS = 30_000;
+const CREDENTIALS_TTL_MS = 30_000;
 
 export interface ConnectorProvider {
   /**

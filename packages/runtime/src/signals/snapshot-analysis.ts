@@ -26,7 +26,6 @@ import {
   NO_COUNTS,
   type PolicyDecision,
   type PolicyInput,
-  type RuleCounts,
   type StatsPlan,
 } from "@outcome-runtime/core";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
@@ -233,7 +232,7 @@ export interface SnapshotInput {
 }
 
 /** The figures of the first treatment arm, shown with a decision (audit event, webhook). */
-export interface HeadFigures {
+interface HeadFigures {
   readonly effect: number | null;
   readonly ci: readonly [number, number] | null;
   readonly relativeLift: number | null;

@@ -50,12 +50,12 @@ declare module "fastify" {
 export const SESSION_COOKIE = "or_session";
 /** The CSRF cookie: readable by the page, echoed in {@link CSRF_HEADER} on state changes. */
 export const CSRF_COOKIE = "or_csrf";
-export const CSRF_HEADER = "x-csrf-token";
+const CSRF_HEADER = "x-csrf-token";
 
 const SAFE_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
 
 /** Compare two secrets in constant time (of their digests, so lengths leak nothing either). */
-export function sameSecret(a: string, b: string): boolean {
+function sameSecret(a: string, b: string): boolean {
   const da = createHash("sha256").update(a).digest();
   const db = createHash("sha256").update(b).digest();
   return timingSafeEqual(da, db) && a.length === b.length;

@@ -8,7 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from "fastify-plugin";
 import { nulFields } from "../nul-fields";
 
-export const PROBLEM_BASE = "https://outcome-runtime.dev/problems/";
+const PROBLEM_BASE = "https://outcome-runtime.dev/problems/";
 
 export interface Problem {
   type: string;

@@ -35,7 +35,7 @@ const EvictionPolicyCheck = Type.Object(
 );
 
 /** What the health routes read: the API's own options (`AppOptions`) carry these. */
-export interface HealthOptions {
+interface HealthOptions {
   readonly deps: RuntimeDeps;
   readonly redis: Redis;
   readonly version: string;

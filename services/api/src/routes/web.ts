@@ -22,7 +22,7 @@ const API_PREFIXES = ["/v1", "/mcp", "/email", "/docs", "/healthz", "/readyz", "
 const IMMUTABLE = "public, max-age=31536000, immutable";
 
 /** The default build folder: services/web/dist, beside this service. */
-export const DEFAULT_WEB_ROOT = new URL("../../../web/dist/", import.meta.url);
+const DEFAULT_WEB_ROOT = new URL("../../../web/dist/", import.meta.url);
 
 const NOT_BUILT_PAGE = `<!doctype html>
 <html lang="en">

@@ -48,7 +48,7 @@ export function ExperimentCard({ experiment, kind }: { experiment: Experiment; k
         <>
           <p className="effect-line">
             <span className="effect-value">{formatEffect(a.effect, kind)}</span>
-            <span className="text-muted"> ({formatLift(a.relativeEffect)})</span>
+            <span className="text-muted"> ({formatLift(a.relativeLift)})</span>
             <span className="small text-muted"> · interval {formatInterval(a.ci?.[0], a.ci?.[1], kind)}</span>
           </p>
           <SignificanceMeter pValue={a.pValue} alpha={alpha} />

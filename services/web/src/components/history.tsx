@@ -1,14 +1,14 @@
 import { useQuery } from "@tanstack/react-query";
 import { request, withQuery } from "../api";
 import { formatDateTime, humanize } from "../format";
-import type { AuditEvent, Page } from "../types";
+import type { AuditEvent, AuditList } from "../types";
 import { ErrorState, Loading } from "./ui";
 
 /** What happened to one subject, newest first (from the audit log). */
 export function History({ subjectId, subjectType }: { subjectId: string; subjectType?: string }) {
   const history = useQuery({
     queryKey: ["audit", "subject", subjectId],
-    queryFn: () => request<Page<AuditEvent>>(withQuery("/v1/audit", { subjectId, subjectType, limit: 100 })),
+    queryFn: () => request<AuditList>(withQuery("/v1/audit", { subjectId, subjectType, limit: 100 })),
   });
   if (history.isPending) return <Loading label="Loading history…" />;
   if (history.isError) return <ErrorState error={history.error} onRetry={() => history.refetch()} />;

@@ -4,7 +4,7 @@ import { Link, useSearchParams } from "react-router";
 import { request, withQuery } from "../api";
 import { Empty, ErrorState, Loading, PageTitle } from "../components/ui";
 import { formatDateTime } from "../format";
-import type { AuditEvent, Page } from "../types";
+import type { AuditEvent, AuditList } from "../types";
 
 const CHANNELS = ["web", "api", "email", "mcp", "cli", "worker", "system"];
 const SUBJECTS = ["outcome", "experiment", "gate", "api_key", "workspace"];
@@ -45,7 +45,7 @@ export function AuditPage() {
   const audit = useInfiniteQuery({
     queryKey: ["audit", "log", filters],
     queryFn: ({ pageParam }) =>
-      request<Page<AuditEvent>>(withQuery("/v1/audit", { ...filters, limit: PAGE, cursor: pageParam })),
+      request<AuditList>(withQuery("/v1/audit", { ...filters, limit: PAGE, cursor: pageParam })),
     initialPageParam: undefined as string | undefined,
     getNextPageParam: (last) => last.nextCursor ?? undefined,
   });

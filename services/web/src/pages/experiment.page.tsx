@@ -175,7 +175,7 @@ export function ExperimentPage() {
           ) : (
             <>
               <p className="big-number" data-testid="current-effect">
-                {formatEffect(a.effect, kind)} <span className="text-muted">({formatLift(a.relativeEffect)})</span>
+                {formatEffect(a.effect, kind)} <span className="text-muted">({formatLift(a.relativeLift)})</span>
               </p>
               <p>
                 Always-valid interval{" "}
@@ -195,7 +195,7 @@ export function ExperimentPage() {
                   <span className="small text-muted">(SRM p = {formatP(a.srmPValue)})</span>
                 </Fact>
                 <Fact term="Running for">
-                  {typeof a.details?.elapsed_seconds === "number" ? formatDuration(a.details.elapsed_seconds) : "—"}
+                  {typeof a.details?.elapsedSeconds === "number" ? formatDuration(a.details.elapsedSeconds) : "—"}
                 </Fact>
                 <Fact term="Analysed">{formatDateTime(a.ts)}</Fact>
               </dl>

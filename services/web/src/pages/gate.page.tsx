@@ -105,7 +105,7 @@ function AnalysisContext({ pkg }: { pkg: Extract<ContextPackage, { kind: "analys
       ) : (
         <>
           <p className="big-number">
-            {formatEffect(a.effect, kind)} <span className="text-muted">({formatLift(a.relativeEffect)})</span>
+            {formatEffect(a.effect, kind)} <span className="text-muted">({formatLift(a.relativeLift)})</span>
           </p>
           <p>
             {a.metric}: always-valid interval <strong>{formatInterval(a.ciLow, a.ciHigh, kind)}</strong>

@@ -4,7 +4,7 @@ import { Link, useSearchParams } from "react-router";
 import { request, withQuery } from "../api";
 import { Empty, ErrorState, Loading, PageTitle } from "../components/ui";
 import { formatDate, formatEffect, formatInterval, humanize } from "../format";
-import type { Learning, OutcomeSummary, Page } from "../types";
+import type { LearningList, OutcomeList } from "../types";
 
 export function LearningsPage() {
   const [params, setParams] = useSearchParams();
@@ -41,11 +41,11 @@ export function LearningsPage() {
 
   const outcomes = useQuery({
     queryKey: ["outcomes"],
-    queryFn: () => request<Page<OutcomeSummary>>("/v1/outcomes?limit=200"),
+    queryFn: () => request<OutcomeList>("/v1/outcomes?limit=200"),
   });
   const learnings = useQuery({
     queryKey: ["learnings", { q, outcome, tag }],
-    queryFn: () => request<Page<Learning>>(withQuery("/v1/learnings", { q, outcome, tag, limit: 50 })),
+    queryFn: () => request<LearningList>(withQuery("/v1/learnings", { q, outcome, tag, limit: 50 })),
     placeholderData: (previous) => previous,
   });
   const byId = new Map((outcomes.data?.items ?? []).map((s) => [s.outcome.id, s.outcome]));

@@ -6,7 +6,7 @@ import { toX } from "../components/chart";
 import { horizonEnd, metricKind, targetText, useSeries } from "../components/outcome-bits";
 import { Empty, ErrorState, Loading, PageTitle, Sparkline, StateBadge } from "../components/ui";
 import { formatDuration, formatValue, humanize } from "../format";
-import type { OutcomeSummary, Page } from "../types";
+import type { OutcomeList, OutcomeSummary } from "../types";
 
 const STATE_ORDER = [
   "proposed",
@@ -111,7 +111,7 @@ function OutcomeCard({ summary }: { summary: OutcomeSummary }) {
 export function OutcomesPage() {
   const outcomes = useQuery({
     queryKey: ["outcomes"],
-    queryFn: () => request<Page<OutcomeSummary>>("/v1/outcomes?limit=200"),
+    queryFn: () => request<OutcomeList>("/v1/outcomes?limit=200"),
   });
   return (
     <>

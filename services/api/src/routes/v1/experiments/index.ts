@@ -3,8 +3,11 @@
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
+  analysisJson,
   DIRECT_EXPERIMENT_ACTIONS,
   experimentBrief,
+  experimentJson,
+  gateJson,
   getExperiment,
   listExperimentAnalyses,
   renderBriefMarkdown,
@@ -12,15 +15,7 @@ import {
   transitionExperiment,
 } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import {
-  AnalysisDto,
-  analysisJson,
-  ExperimentDto,
-  experimentJson,
-  GateDto,
-  gateJson,
-  PROBLEM_RESPONSES,
-} from "../../../dto";
+import { AnalysisDto, ExperimentDto, GateDto, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 const IdParams = Type.Object({

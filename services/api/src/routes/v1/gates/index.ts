@@ -2,9 +2,18 @@
  * Gates: the inbox, one gate, and the decision.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { decideGate, GATE_DECISIONS, GATE_KINDS, GATE_STATES, getGate, listGates } from "@outcome-runtime/runtime";
+import {
+  decideGate,
+  experimentJson,
+  GATE_DECISIONS,
+  GATE_KINDS,
+  GATE_STATES,
+  gateJson,
+  getGate,
+  listGates,
+} from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { ExperimentDto, experimentJson, GateDto, gateJson, PROBLEM_RESPONSES } from "../../../dto";
+import { ExperimentDto, GateDto, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 const IdParams = Type.Object({ id: Type.String({ format: "uuid", description: "gate id" }) });

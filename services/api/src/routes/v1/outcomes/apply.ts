@@ -4,9 +4,9 @@
  * point at the line and column of the document the client sent.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import { applyOutcome, MAX_OUTCOME_BYTES } from "@outcome-runtime/runtime";
+import { applyOutcome, MAX_OUTCOME_BYTES, outcomeJson } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { DiagnosticDto, OutcomeDto, outcomeJson, PROBLEM_RESPONSES } from "../../../dto";
+import { DiagnosticDto, OutcomeDto, PROBLEM_RESPONSES } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 export const OUTCOME_MEDIA_TYPES = [

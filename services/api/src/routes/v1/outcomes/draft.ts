@@ -8,7 +8,7 @@ import { draftOutcome, type Gateway, MAX_DRAFT_SENTENCE_LENGTH, type RuntimeDeps
 import { Type } from "typebox";
 import { PROBLEM_RESPONSES } from "../../../dto";
 
-export interface DraftRouteOptions {
+interface DraftRouteOptions {
   readonly deps: RuntimeDeps;
   readonly gateway: Gateway;
 }

@@ -4,32 +4,32 @@
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
   activateOutcome,
+  experimentJson,
+  gateJson,
   generatePortfolio,
   getOutcome,
   listExperimentsOfOutcome,
   listOutcomes,
   MAX_SERIES_POINTS,
   OUTCOME_STATES,
+  outcomeJson,
   outcomeSeries,
   type PortfolioResult,
   proposeExperimentIdempotently,
+  revisionJson,
+  summaryJson,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 import {
   ArmDto,
   ExperimentDto,
-  experimentJson,
   GateDto,
-  gateJson,
   OutcomeDto,
   OutcomeSummaryDto,
-  outcomeJson,
   PROBLEM_RESPONSES,
   PredictionDto,
   RevisionDto,
-  revisionJson,
-  summaryJson,
 } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 

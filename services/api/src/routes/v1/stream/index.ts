@@ -22,10 +22,10 @@ import { problem, sendProblem } from "../../../plugins/problem-details";
 import type { RouteOptions } from "../../route-options";
 
 /** Keeps proxies from closing an idle connection, and finds dead peers. */
-export const PING_INTERVAL_MS = 25_000;
+const PING_INTERVAL_MS = 25_000;
 
 /** The open sockets by workspace, and the one poller that feeds them. */
-export class StreamHub {
+class StreamHub {
   private readonly sockets = new Map<string, Set<WebSocket>>();
   /** Sockets that have had their hello and take events. */
   private readonly ready = new WeakSet<WebSocket>();

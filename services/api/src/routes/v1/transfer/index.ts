@@ -23,7 +23,7 @@ import { problem, sendProblem } from "../../../plugins/problem-details";
 import type { RouteOptions } from "../../route-options";
 
 /** Largest import body: a table's JSON array or the signal points CSV. */
-export const IMPORT_BODY_LIMIT = 512 * 1024 * 1024;
+const IMPORT_BODY_LIMIT = 512 * 1024 * 1024;
 
 const TableParam = Type.Object({ table: Type.Enum([...EXPORT_TABLES]) });
 
