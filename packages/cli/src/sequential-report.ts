@@ -38,7 +38,7 @@ export interface SequentialReportInput {
 }
 
 /** One arm's cumulative totals at a look, as the JSON format spells them. */
-export interface ReportArmTotals {
+interface ReportArmTotals {
   units: number;
   /** Sum of the metric (conversions for a proportion). */
   sum: number;
