@@ -4,12 +4,13 @@
  * the rules (roles, scopes, idempotent revocation), refusals print as
  * `error[code]: detail` and exit 1.
  */
+import { API_KEY_SCOPES, ROLES } from "@outcome-runtime/core";
 import { Argument, Command, InvalidArgumentError, Option } from "commander";
 import type { ResponseJson } from "../api-types";
 import { clientOf, type GlobalOptions, out, outJson } from "../output";
 
-const ROLES = ["admin", "member", "approver", "agent"] as const;
-const SCOPES = ["read", "write", "admin"] as const;
+/** The roles and scopes a key may have: the permissions table's lists. */
+const SCOPES = API_KEY_SCOPES;
 
 function examples(...lines: string[]): string {
   return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
