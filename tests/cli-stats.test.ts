@@ -137,8 +137,8 @@ describe("outcome-runtime stats sequential", () => {
     ],
     [
       "unknown metric",
-      JSON.stringify({ metric: "ratio", snapshots: [{ control: arm(10, 1), treatment: arm(10, 2) }] }, null, 2),
-      /:2:13: error\[invalid_value\]: metric is "ratio"; it must be "proportion" or "mean"/,
+      JSON.stringify({ metric: "median", snapshots: [{ control: arm(10, 1), treatment: arm(10, 2) }] }, null, 2),
+      /:2:13: error\[invalid_value\]: metric is "median"; it must be "proportion", "mean" or "ratio"/,
     ],
   ];
   for (const [name, content, expected] of malformed) {

@@ -174,10 +174,10 @@ describe("validateSequentialReportInput", () => {
     expect(errorsOf({ metric: "proportion" })).toEqual([
       expect.objectContaining({ path: "/snapshots", code: "missing_field", message: "snapshots is missing" }),
     ]);
-    expect(errorsOf({ ...ok, metric: "ratio" })[0]).toMatchObject({
+    expect(errorsOf({ ...ok, metric: "median" })[0]).toMatchObject({
       path: "/metric",
       code: "invalid_value",
-      message: 'metric is "ratio"; it must be "proportion" or "mean"',
+      message: 'metric is "median"; it must be "proportion", "mean" or "ratio"',
     });
     const negative = errorsOf({ ...ok, snapshots: [{ control: prop(-5, 0), treatment: prop(10, 2) }] });
     expect(negative[0]).toMatchObject({
@@ -223,7 +223,7 @@ describe("validateSequentialReportInput", () => {
 
   it("reports every mistake at once", () => {
     const errors = errorsOf({
-      metric: "ratio",
+      metric: "median",
       alpha: 0,
       snapshots: [{ control: prop(-1, 0), treatment: { units: 1.5, sum: "3" } }],
     });

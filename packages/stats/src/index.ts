@@ -14,7 +14,7 @@ export { holmAdjust } from "./multiple-testing";
 export type { CupedSequentialResult, EstimateFixedHorizonResult, RatioSequentialResult } from "./paired-sequential";
 export { cupedSequentialTest, fixedHorizonTestOfEstimate, ratioSequentialTest } from "./paired-sequential";
 export type { CupedEstimate, PairedEstimate, PairedTotals, RatioArm } from "./paired-totals";
-export { cupedEstimate, pooledSlope, ratioArm, ratioEstimate } from "./paired-totals";
+export { adjustedUnitVariance, cupedEstimate, pooledSlope, ratioArm, ratioEstimate } from "./paired-totals";
 export type { SamplePlan } from "./sample-size";
 export { minimumDetectableEffect, planSample } from "./sample-size";
 export type {

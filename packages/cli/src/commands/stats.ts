@@ -14,7 +14,7 @@ import { readFile } from "node:fs/promises";
 import { type Diagnostic, formatDiagnostics } from "@outcome-runtime/spec";
 import { Command } from "commander";
 import { useColor } from "../output";
-import { sequentialReport, validateSequentialReportInput } from "../sequential-report";
+import { runSequentialReport, validateSequentialReportInput } from "../sequential-report";
 
 const STDIN_NAME = "<stdin>";
 
@@ -238,7 +238,7 @@ export function statsCommand(globals: () => { json?: boolean }): Command {
         fail(diagnostics, json);
         return;
       }
-      out(JSON.stringify(sequentialReport(checked.input), null, 2));
+      out(JSON.stringify(runSequentialReport(checked.input), null, 2));
     });
   return stats;
 }
