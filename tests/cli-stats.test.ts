@@ -91,6 +91,89 @@ describe("outcome-runtime stats sequential", () => {
     ]);
   });
 
+  it("runs the three-arm example: a row per snapshot with arms b and c, Holm-adjusted", async () => {
+    const result = await cli(["stats", "sequential", "--input", "docs/examples/sequential-3-arms.json"]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      results: { arms: Record<string, Row & { adjusted_p_value: number }> }[];
+    };
+    expect(report.results).toHaveLength(5);
+    for (const row of report.results) {
+      expect(Object.keys(row).filter((k) => k !== "warnings")).toEqual([
+        "arms",
+        "srm_p_value",
+        "srm_sequential_p_value",
+      ]);
+      expect(Object.keys(row.arms)).toEqual(["b", "c"]);
+      for (const arm of Object.values(row.arms)) {
+        expect(arm.adjusted_p_value).toBeGreaterThanOrEqual(arm.p_value as number);
+      }
+    }
+    expect(report.results.map((r) => r.arms.b?.decision)).toEqual([
+      "continue",
+      "continue",
+      "continue",
+      "treatment_better",
+      "treatment_better",
+    ]);
+    expect(report.results.every((r) => r.arms.c?.decision === "continue")).toBe(true);
+  });
+
+  it("runs the CUPED example: the adjusted effect, θ and the variance reduction", async () => {
+    const result = await cli(["stats", "sequential", "--input", "docs/examples/sequential-cuped.json"]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as {
+      tau2_source: string;
+      results: (Row & { cuped: { theta: number; variance_reduction: number } })[];
+    };
+    expect(report.tau2_source).toContain("CUPED-adjusted per-unit variance");
+    for (const row of report.results) {
+      expect(Object.keys(row).filter((k) => k !== "warnings")).toEqual([...ROW_KEYS, "cuped"]);
+      expect(row.cuped.theta).toBeGreaterThan(0.7);
+      expect(row.cuped.variance_reduction).toBeGreaterThan(0.5);
+    }
+    expect(report.results.map((r) => r.decision)).toEqual([
+      "continue",
+      "treatment_better",
+      "treatment_better",
+      "treatment_better",
+      "treatment_better",
+    ]);
+  });
+
+  it("runs the ratio example", async () => {
+    const result = await cli(["stats", "sequential", "--input", "docs/examples/sequential-ratio.json"]);
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout) as { tau2_source: string; results: Row[] };
+    expect(report.tau2_source).toContain("per-unit variance of the ratio (delta method)");
+    for (const row of report.results) expect(Object.keys(row).filter((k) => k !== "warnings")).toEqual(ROW_KEYS);
+    expect(report.results.map((r) => r.decision)).toEqual([
+      "continue",
+      "continue",
+      "treatment_better",
+      "treatment_better",
+      "treatment_better",
+    ]);
+  });
+
+  it("reads a count summed in floating point (25840.999999999996 conversions) as the whole number", async () => {
+    const path = file("float-counts.json", {
+      metric: "proportion",
+      tau2: 1e-4,
+      snapshots: [{ control: { units: 200000, sum: 25840.999999999996 }, treatment: arm(200000, 26000) }],
+    });
+    const fromFloat = await cli(["stats", "sequential", "--input", path]);
+    expect(fromFloat.stderr).toBe("");
+    expect(fromFloat.code).toBe(0);
+    const whole = file("whole-counts.json", {
+      metric: "proportion",
+      tau2: 1e-4,
+      snapshots: [{ control: arm(200000, 25841), treatment: arm(200000, 26000) }],
+    });
+    expect(fromFloat.stdout).toBe((await cli(["stats", "sequential", "--input", whole])).stdout);
+  });
+
   it("reads standard input with --input -", async () => {
     const fromFile = await cli(["stats", "sequential", "--input", example]);
     const fromStdin = await cli(["stats", "sequential", "--input", "-"], readFileSync(join(root, example), "utf8"));
@@ -136,9 +219,26 @@ describe("outcome-runtime stats sequential", () => {
       /:12:16: error\[out_of_range\]: snapshots\[0\]\.treatment\.sum is 12; for a proportion it is the number of conversions/,
     ],
     [
+      "a covariate on one arm only",
+      JSON.stringify(
+        {
+          metric: "mean",
+          snapshots: [
+            {
+              control: { units: 10, sum: 50, sum_sq: 300, covariate: { sum: 40, sum_sq: 200, sum_product: 230 } },
+              treatment: { units: 10, sum: 55, sum_sq: 350 },
+            },
+          ],
+        },
+        null,
+        2,
+      ),
+      /error\[missing_field\]: snapshots\[0\]\.treatment\.covariate is missing, but snapshots\[0\]\.control has one/,
+    ],
+    [
       "unknown metric",
-      JSON.stringify({ metric: "ratio", snapshots: [{ control: arm(10, 1), treatment: arm(10, 2) }] }, null, 2),
-      /:2:13: error\[invalid_value\]: metric is "ratio"; it must be "proportion" or "mean"/,
+      JSON.stringify({ metric: "median", snapshots: [{ control: arm(10, 1), treatment: arm(10, 2) }] }, null, 2),
+      /:2:13: error\[invalid_value\]: metric is "median"; it must be "proportion", "mean" or "ratio"/,
     ],
   ];
   for (const [name, content, expected] of malformed) {

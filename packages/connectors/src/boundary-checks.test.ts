@@ -124,6 +124,19 @@ describe("checkArmAggregates", () => {
     }
   });
 
+  it("reads a count summed in floating point as the whole number it stands for (COUNT_TOLERANCE)", () => {
+    const [arm] = checkArmAggregates(
+      [row({ units: 25840.999999999996, sum: 120, sum_sq: 120 })],
+      window,
+      "proportion",
+      "test",
+    );
+    expect(arm?.units).toBe(25841);
+    expect(failure(() => checkArmAggregates([row({ units: 25841.001 })], window, "mean", "t")).details.field).toBe(
+      "units",
+    );
+  });
+
   it("keeps a proportion between 0 and units, with sum_sq = sum", () => {
     expect(
       failure(() => checkArmAggregates([row({ sum: 101, sum_sq: 101 })], window, "proportion", "t")).message,

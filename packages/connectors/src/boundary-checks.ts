@@ -5,6 +5,7 @@
  * values for one (arm, ts).
  */
 
+import { equalWithinCountTolerance, wholeCount } from "@outcome-runtime/stats";
 import { show } from "./config-reader";
 import type { ArmAggregate, ExperimentWindow, SeriesPoint, SeriesWindow } from "./connector";
 import { ConnectorError } from "./connector-error";
@@ -143,7 +144,10 @@ export function checkArmAggregates(
       }
       return n;
     };
-    const units = number("units");
+    // A count summed in floating point (25840.999999999996) is the whole number it stands for: the tolerance
+    // (COUNT_TOLERANCE of the statistics) is the one `outcome-runtime stats sequential` applies to its input.
+    const rawUnits = number("units");
+    const units = wholeCount(rawUnits) ?? rawUnits;
     const sum = number("sum");
     const sumSq = number("sum_sq");
     if (units < 0 || !Number.isInteger(units) || !Number.isSafeInteger(units)) {
@@ -159,7 +163,7 @@ export function checkArmAggregates(
           { field: "sum", value: sum, units },
         );
       }
-      if (Math.abs(sumSq - sum) > 1e-9 * Math.max(1, Math.abs(sum))) {
+      if (!equalWithinCountTolerance(sumSq, sum)) {
         throw bad(
           `${at}, column sum_sq: ${sumSq} differs from sum ${sum}; for a proportion each unit's value is 0 or 1, so sum_sq = sum = conversions`,
           { field: "sum_sq", value: sumSq, sum },

@@ -47,7 +47,7 @@ interface Moments {
 }
 
 /** Why an arm's paired totals cannot be used, or null. */
-function pairedTotalsProblem(arm: PairedTotals): string | null {
+export function pairedTotalsProblem(arm: PairedTotals): string | null {
   const values = [arm.sum, arm.sumSq, arm.pairSum, arm.pairSumSq, arm.crossSum];
   if (typeof arm.units !== "number" || !Number.isInteger(arm.units) || arm.units < 0) {
     return `units must be a whole number ≥ 0 (got ${String(arm.units)})`;
@@ -86,6 +86,20 @@ export function pooledSlope(arms: readonly PairedTotals[]): number | null {
   if (!(denominator > 0)) return null;
   const theta = numerator / denominator;
   return Number.isFinite(theta) ? theta : null;
+}
+
+/**
+ * The per-unit variance of one arm after adjustment, s²_y − 2θ·s_xy + θ²·s²_x
+ * (the sample variance of y − θx, n − 1 moments): what CUPED leaves of the
+ * metric's variance, to tune τ² with. θ = 0 gives s²_y.
+ *
+ * @returns null when the arm has fewer than 2 units or invalid totals
+ */
+export function adjustedUnitVariance(arm: PairedTotals, theta: number): number | null {
+  const m = moments(arm);
+  if (m === null || !Number.isFinite(theta)) return null;
+  const v = Math.max(0, m.varY - 2 * theta * m.covXY + theta * theta * m.varX);
+  return Number.isFinite(v) ? v : null;
 }
 
 /** A difference of treatment and control, ready for the mSPRT. */

@@ -234,56 +234,53 @@ export function relativeLiftVariance(control: ArmSummary, treatment: ArmSummary)
 }
 
 /**
- * One look of the mSPRT on the difference of means (treatment − control).
- *
- * With Δ the observed difference, s² = σc²/nc + σt²/nt and τ² the mixture
- * variance (Johari, Pekelis & Walsh 2017, arXiv:1512.04922):
- *
- * - Λ = sqrt(s²/(s²+τ²)) · exp(τ²(Δ−θ₀)² / (2 s²(s²+τ²))), computed as ln Λ;
- * - p = min(previous p, min(1, 1/Λ)) — the always-valid p-value;
- * - CI = [Δ ± sqrt(s²(s²+τ²)/τ² · (2 ln(1/α) + ln((s²+τ²)/s²)))] ∩ previous CI;
- * - relative lift r = Δ/μc with the delta-method variance
- *   s_r² = σt²/(nt μc²) + μt² σc²/(nc μc⁴) and the same boundary with
- *   τ_r² = τ²/μc² (the mixture rescaled to the relative scale), ∩ previous.
- *
- * Per-arm variance: p(1−p) for proportions, the unbiased sample variance for
- * means. Units: effect and CI in metric units (fractions for proportions,
- * never percents); relative lift as a fraction.
- *
- * Degenerate input never throws and never yields NaN or ±∞: an empty arm, a
- * single unit of a mean metric, zero variance in both arms, invalid totals or
- * options give `null` for what cannot be computed and a warning; the previous
- * look's p-value and intervals are then carried through unchanged (they
- * remain valid: the running minimum and intersection over the looks so far).
- * A running intersection that would become empty restarts from this look's
- * interval, with a warning.
- *
- * @param previous the `carry` of the previous look of the same experiment, or null at the first look
+ * An estimate of treatment − control ready for the mSPRT: any asymptotically
+ * normal, unbiased estimate of a difference with a consistent variance
+ * (a difference of means, the CUPED-adjusted difference, a difference of
+ * ratios).
  */
-export function sequentialTest(
-  control: ArmTotals,
-  treatment: ArmTotals,
-  options: SequentialOptions,
-  previous: SequentialCarry | null,
-): SequentialResult {
-  const pair = summarizeArms(options.kind, control, treatment);
-  const warnings = [...pair.warnings];
-  const prior = sanitizeCarry(previous, warnings);
-  const c = pair.control;
-  const t = pair.treatment;
+export interface EffectEstimate {
+  /** Treatment − control, in metric units. */
+  effect: number;
+  /** Variance of `effect`, s² (squared metric units), ≥ 0. */
+  variance: number;
+  /** The control's level the relative lift divides by (control mean, or control ratio); null when unknown. */
+  controlLevel: number | null;
+  /** Delta-method variance of effect / controlLevel; absent or null when undefined (no relative interval then). */
+  relativeVariance?: number | null;
+}
 
-  const effect = c.mean !== null && t.mean !== null ? t.mean - c.mean : null;
-  const relativeLift = effect !== null && c.mean !== null && c.mean !== 0 ? effect / c.mean : null;
-  const s2 =
-    effect !== null && c.variance !== null && t.variance !== null ? c.variance / c.units + t.variance / t.units : null;
+/** Options of {@link sequentialTestOfEstimate}: those of {@link sequentialTest} without the metric kind. */
+export type EstimateSequentialOptions = Omit<SequentialOptions, "kind">;
 
-  const carried = (): SequentialResult => {
+/** One look of the mSPRT on an estimate: {@link SequentialResult} without the per-arm summaries. */
+export type EstimateSequentialResult = Omit<SequentialResult, "control" | "treatment">;
+
+/**
+ * The look itself, shared by {@link sequentialTest} and
+ * {@link sequentialTestOfEstimate}. `effect` and `s2` may be null (the
+ * estimate is undefined at this look): the previous look is then carried.
+ */
+function mixtureLook(
+  look: {
+    effect: number | null;
+    s2: number | null;
+    controlLevel: number | null;
+    relativeVariance: number | null | undefined;
+    zeroVarianceWarning: string;
+  },
+  options: EstimateSequentialOptions,
+  prior: SequentialCarry | null,
+  warnings: string[],
+): EstimateSequentialResult {
+  const { effect, s2, controlLevel } = look;
+  const relativeLift = effect !== null && controlLevel !== null && controlLevel !== 0 ? effect / controlLevel : null;
+
+  const carried = (): EstimateSequentialResult => {
     if (prior !== null) {
       warnings.push("no new evidence at this look; the p-value and intervals are carried from the previous look");
     }
     return {
-      control: c,
-      treatment: t,
       effect,
       variance: s2 !== null && Number.isFinite(s2) ? s2 : null,
       ci: prior?.ci ?? null,
@@ -298,7 +295,7 @@ export function sequentialTest(
 
   if (effect === null || s2 === null) return carried();
   if (s2 === 0) {
-    warnings.push("zero variance in both arms: the test is undefined until the values vary");
+    warnings.push(look.zeroVarianceWarning);
     return carried();
   }
   const { alpha, tau2 } = options;
@@ -339,11 +336,14 @@ export function sequentialTest(
   const ci = intersectRunning(prior?.ci, [effect - half, effect + half], "confidence interval", warnings);
 
   let relativeCi: [number, number] | null = prior?.relativeCi ?? null;
-  if (c.mean === 0) {
+  if (controlLevel === 0) {
     warnings.push("control mean is 0: the relative lift is undefined");
-  } else if (relativeLift !== null && c.mean !== null) {
-    const vr = relativeLiftVariance(c, t);
-    const halfR = vr !== null && vr > 0 ? confidenceSequenceHalfWidth(vr, tau2 / (c.mean * c.mean), alpha) : Number.NaN;
+  } else if (relativeLift !== null && controlLevel !== null) {
+    const vr = look.relativeVariance;
+    const halfR =
+      vr !== null && vr !== undefined && vr > 0
+        ? confidenceSequenceHalfWidth(vr, tau2 / (controlLevel * controlLevel), alpha)
+        : Number.NaN;
     if (Number.isFinite(halfR)) {
       relativeCi = intersectRunning(
         prior?.relativeCi,
@@ -358,8 +358,6 @@ export function sequentialTest(
 
   const carry: SequentialCarry = { pValue: pValue, ci, relativeCi: relativeCi };
   return {
-    control: c,
-    treatment: t,
     effect,
     variance: s2,
     ci,
@@ -370,4 +368,125 @@ export function sequentialTest(
     carry,
     warnings,
   };
+}
+
+/**
+ * One look of the mSPRT on the difference of means (treatment − control).
+ *
+ * With Δ the observed difference, s² = σc²/nc + σt²/nt and τ² the mixture
+ * variance (Johari, Pekelis & Walsh 2017, arXiv:1512.04922):
+ *
+ * - Λ = sqrt(s²/(s²+τ²)) · exp(τ²(Δ−θ₀)² / (2 s²(s²+τ²))), computed as ln Λ;
+ * - p = min(previous p, min(1, 1/Λ)) — the always-valid p-value;
+ * - CI = [Δ ± sqrt(s²(s²+τ²)/τ² · (2 ln(1/α) + ln((s²+τ²)/s²)))] ∩ previous CI;
+ * - relative lift r = Δ/μc with the delta-method variance
+ *   s_r² = σt²/(nt μc²) + μt² σc²/(nc μc⁴) and the same boundary with
+ *   τ_r² = τ²/μc² (the mixture rescaled to the relative scale), ∩ previous.
+ *
+ * Per-arm variance: p(1−p) for proportions, the unbiased sample variance for
+ * means. Units: effect and CI in metric units (fractions for proportions,
+ * never percents); relative lift as a fraction. The look itself is
+ * {@link sequentialTestOfEstimate}'s, on the estimate
+ * { effect: Δ, variance: s², controlLevel: μc, relativeVariance: s_r² }.
+ *
+ * Degenerate input never throws and never yields NaN or ±∞: an empty arm, a
+ * single unit of a mean metric, zero variance in both arms, invalid totals or
+ * options give `null` for what cannot be computed and a warning; the previous
+ * look's p-value and intervals are then carried through unchanged (they
+ * remain valid: the running minimum and intersection over the looks so far).
+ * A running intersection that would become empty restarts from this look's
+ * interval, with a warning.
+ *
+ * @param previous the `carry` of the previous look of the same experiment, or null at the first look
+ */
+export function sequentialTest(
+  control: ArmTotals,
+  treatment: ArmTotals,
+  options: SequentialOptions,
+  previous: SequentialCarry | null,
+): SequentialResult {
+  const pair = summarizeArms(options.kind, control, treatment);
+  const warnings = [...pair.warnings];
+  const prior = sanitizeCarry(previous, warnings);
+  const c = pair.control;
+  const t = pair.treatment;
+
+  const effect = c.mean !== null && t.mean !== null ? t.mean - c.mean : null;
+  const s2 =
+    effect !== null && c.variance !== null && t.variance !== null ? c.variance / c.units + t.variance / t.units : null;
+  const look = mixtureLook(
+    {
+      effect,
+      s2,
+      controlLevel: c.mean,
+      relativeVariance: c.mean !== null && c.mean !== 0 ? relativeLiftVariance(c, t) : null,
+      zeroVarianceWarning: "zero variance in both arms: the test is undefined until the values vary",
+    },
+    options,
+    prior,
+    warnings,
+  );
+  return { control: c, treatment: t, ...look };
+}
+
+/**
+ * One look of the same mSPRT ({@link sequentialTest}) on a given estimate of
+ * treatment − control with its variance s² — the regression-adjusted (CUPED)
+ * difference, a difference of ratios, or any asymptotically normal estimate:
+ *
+ * - Λ = sqrt(s²/(s²+τ²)) · exp(τ²(Δ−θ₀)² / (2 s²(s²+τ²))), p = min(previous p, min(1, 1/Λ));
+ * - CI = [Δ ± sqrt(s²(s²+τ²)/τ² · (2 ln(1/α) + ln((s²+τ²)/s²)))] ∩ previous CI;
+ * - relative lift Δ/controlLevel, with `relativeVariance` and τ_r² = τ²/controlLevel²,
+ *   ∩ previous (none when `relativeVariance` is absent).
+ *
+ * Source: Johari, Pekelis & Walsh (2017), arXiv:1512.04922: the mSPRT needs
+ * only an asymptotically normal estimate and its variance. With an estimated
+ * variance (and, for CUPED, an estimated slope) the guarantee is asymptotic
+ * (Waudby-Smith et al., arXiv:2103.06476).
+ *
+ * A `null` estimate (undefined at this look: a degenerate arm, a zero
+ * denominator, a covariate that does not vary) carries the previous look's
+ * p-value and intervals, with `null` for the rest; say why in `reason`
+ * (added to the warnings). Never throws; never NaN or ±∞.
+ *
+ * @param estimate the estimate at this look, or null when it is undefined
+ * @param previous the `carry` of the previous look of the same comparison, or null at the first look
+ * @param reason why the estimate is null, for the warnings
+ */
+export function sequentialTestOfEstimate(
+  estimate: EffectEstimate | null,
+  options: EstimateSequentialOptions,
+  previous: SequentialCarry | null,
+  reason?: string,
+): EstimateSequentialResult {
+  const warnings: string[] = [];
+  if (estimate === null && reason !== undefined) warnings.push(reason);
+  const prior = sanitizeCarry(previous, warnings);
+  const finite = (x: unknown): x is number => typeof x === "number" && Number.isFinite(x);
+  let effect: number | null = null;
+  let s2: number | null = null;
+  if (estimate !== null) {
+    if (!finite(estimate.effect) || !(typeof estimate.variance === "number" && estimate.variance >= 0)) {
+      warnings.push(
+        `the estimate needs a finite effect and a variance ≥ 0; got effect ${String(estimate.effect)}, ` +
+          `variance ${String(estimate.variance)}`,
+      );
+    } else {
+      effect = estimate.effect;
+      s2 = estimate.variance;
+    }
+  }
+  const controlLevel = estimate !== null && finite(estimate.controlLevel) ? estimate.controlLevel : null;
+  return mixtureLook(
+    {
+      effect,
+      s2,
+      controlLevel,
+      relativeVariance: estimate?.relativeVariance,
+      zeroVarianceWarning: "the variance of the estimate is 0: the test is undefined until the values vary",
+    },
+    options,
+    prior,
+    warnings,
+  );
 }

@@ -14,7 +14,7 @@ import { readFile } from "node:fs/promises";
 import { type Diagnostic, formatDiagnostics } from "@outcome-runtime/spec";
 import { Command } from "commander";
 import { useColor } from "../output";
-import { sequentialReport, validateSequentialReportInput } from "../sequential-report";
+import { runSequentialReport, validateSequentialReportInput } from "../sequential-report";
 
 const STDIN_NAME = "<stdin>";
 
@@ -193,7 +193,7 @@ export function statsCommand(globals: () => { json?: boolean }): Command {
   stats
     .command("sequential")
     .description(
-      "always-valid analysis (mSPRT) of cumulative snapshots: effect, confidence sequence, p-values, SRM and a decision per snapshot",
+      "always-valid analysis (mSPRT) of cumulative snapshots — two or more arms, CUPED, ratio metrics: effect, confidence sequence, p-values, SRM and a decision per snapshot",
     )
     .requiredOption("--input <file>", 'JSON file of snapshots, or "-" for standard input')
     .addHelpText(
@@ -202,6 +202,9 @@ export function statsCommand(globals: () => { json?: boolean }): Command {
         "",
         "Examples:",
         "  $ outcome-runtime stats sequential --input docs/examples/sequential-input.json",
+        "  $ outcome-runtime stats sequential --input docs/examples/sequential-3-arms.json   # several treatments (Holm)",
+        "  $ outcome-runtime stats sequential --input docs/examples/sequential-cuped.json    # a covariate (CUPED)",
+        "  $ outcome-runtime stats sequential --input docs/examples/sequential-ratio.json    # a ratio metric",
         "  $ cat snapshots.json | outcome-runtime stats sequential --input -",
         "",
         "The input format and the output are described in docs/statistics.md.",
@@ -238,7 +241,7 @@ export function statsCommand(globals: () => { json?: boolean }): Command {
         fail(diagnostics, json);
         return;
       }
-      out(JSON.stringify(sequentialReport(checked.input), null, 2));
+      out(JSON.stringify(runSequentialReport(checked.input), null, 2));
     });
   return stats;
 }
