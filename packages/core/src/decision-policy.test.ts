@@ -30,19 +30,58 @@ describe("decide", () => {
     expect(decide(base())).toMatchObject({ action: "continue", reason: "running" });
   });
 
-  it("decides nothing, not even a kill, before the minimum sample or duration", () => {
+  it("decides nothing, not even a kill, before the minimum sample", () => {
     const harmful = { effect: -0.05, ci: [-0.08, -0.04] as const, relativeCi: [-0.5, -0.4] as const, pValue: 1e-9 };
     expect(decide(base({ ...harmful, units: { control: 999, treatment: 5_000 } }))).toMatchObject({
       action: "continue",
       reason: "warming_up",
     });
-    expect(decide(base({ ...harmful, elapsedSeconds: DAY - 1 }))).toMatchObject({ reason: "warming_up" });
     // Said in the units outcome.yaml uses, naming the settings that hold the decision back.
     expect(decide(base({ ...harmful, elapsedSeconds: 134, units: { control: 812, treatment: 820 } })).detail).toBe(
       "warming up: 812 of 1000 units in the smaller arm (min_sample_per_arm), 2m 14s of 1d (min_duration) since the launch",
     );
     expect(decide(base({ ...harmful, units: { control: 0, treatment: 10 } }))).toMatchObject({ reason: "no_data" });
     expect(decide(base(harmful))).toMatchObject({ action: "pause", reason: "kill" });
+  });
+
+  it("lets the kill-switch, guardrails and the sequential SRM act before min_duration, and holds back wins, losses and futility", () => {
+    const early = { elapsedSeconds: 30 * 60 };
+    const harmful = { effect: -0.05, ci: [-0.08, -0.04] as const, relativeCi: [-0.5, -0.4] as const, pValue: 1e-9 };
+    expect(decide(base({ ...harmful, ...early }))).toMatchObject({ action: "pause", reason: "kill" });
+    const guardrails = [
+      { metric: "latency", verdict: "violated" as const, harmLow: 0.02, margin: 0.01, relative: true },
+    ];
+    expect(decide(base({ ...early, guardrails }))).toMatchObject({ action: "pause", reason: "guardrail" });
+    expect(decide(base({ ...early, srm: { alarm: true, sequentialAlarm: true } }))).toMatchObject({
+      action: "analyse",
+      reason: "srm",
+    });
+    const win = { effect: 0.01, ci: [0.005, 0.015] as const, relativeCi: [0.05, 0.15] as const, pValue: 0.0001 };
+    const held = decide(base({ ...win, ...early }));
+    expect(held).toMatchObject({ action: "continue", reason: "warming_up" });
+    expect(held.detail).toBe(
+      "warming up: 30m of 1d (min_duration) since the launch before a win, a loss or futility is declared; the kill-switch and guardrails are watching",
+    );
+    const loss = {
+      effect: -0.001,
+      ci: [-0.002, -0.0005] as const,
+      relativeCi: [-0.02, -0.005] as const,
+      pValue: 0.001,
+    };
+    expect(decide(base({ ...loss, ...early }))).toMatchObject({ reason: "warming_up" });
+    expect(decide(base({ ...early, units: { control: 60_000, treatment: 60_000 } }))).toMatchObject({
+      reason: "warming_up",
+    });
+    expect(decide(base({ ...win, elapsedSeconds: DAY }))).toMatchObject({ reason: "win" });
+  });
+
+  it("stops on the sequential SRM test only: a chi-square alarm alone is information", () => {
+    const win = { effect: 0.01, ci: [0.005, 0.015] as const, relativeCi: [0.05, 0.15] as const, pValue: 0.0001 };
+    expect(decide(base({ srm: { alarm: true, sequentialAlarm: false } }))).toMatchObject({ reason: "running" });
+    expect(decide(base({ ...win, srm: { alarm: true, sequentialAlarm: false } }))).toMatchObject({ reason: "win" });
+    const d = decide(base({ srm: { alarm: false, sequentialAlarm: true } }));
+    expect(d).toMatchObject({ action: "analyse", reason: "srm" });
+    expect(d.detail).toContain("sequential test, always valid");
   });
 
   it("kills on harm beyond the relative threshold, in the outcome's direction", () => {

@@ -4,9 +4,15 @@
  * handed in as numbers; this module only decides.
  *
  * Order of precedence (harm always wins):
- *  1. Warming up: before `min_sample_per_arm` units in every arm and
- *     `min_duration` since the start, nothing is decided, not even a pause, so
- *     early noise never pauses or ships anything.
+ *  1. Warming up: before `min_sample_per_arm` units in every arm nothing is
+ *     decided, not even a pause (the normal approximation behind every
+ *     interval needs units). From then on the kill-switch, the guardrails, the
+ *     sequential SRM and the inconclusive count decide at every look, before
+ *     `min_duration` too: their tests are always valid (a confidence sequence
+ *     holds at every look at once, Howard et al. 2021), so looking early does
+ *     not raise their error rates. `min_duration` holds back wins, losses,
+ *     futility and the maximum duration only (a full cycle of days before a
+ *     rollout is a product rule, not a statistical one).
  *  2. Kill-switch: the always-valid confidence sequence shows the treatment
  *     worse than control by more than the kill threshold, in more analyses
  *     than the kill's `failure_limit` (default 0: the first) → pause.
@@ -16,12 +22,16 @@
  *     override 2 or 3. A kill or guardrail failure still within its limit
  *     holds the experiment (`continue`, reason `failure_tolerated`): nothing
  *     below is decided while that harm may be real.
- *  4. Sample ratio mismatch (chi-square or sequential) → analysis review; no
- *     effect is declared while SRM is alarmed.
+ *  4. Sample ratio mismatch → analysis review; no effect is declared while
+ *     SRM is alarmed. Only the sequential SRM test (always valid, Lindon &
+ *     Malek 2022) stops: the chi-square p-value, checked at every poll, would
+ *     alarm falsely far more often than its threshold promises; it stays in the
+ *     analysis as information.
  *  4b. Inconclusive: the statistics are undefined (empty arm, zero variance,
  *     NaN, ±∞) in more analyses than `inconclusive_limit` (default −1: never)
  *     → analysis review, so a person decides.
- *  5. Significant effect (always-valid p < α): on the side of the target's
+ *  5. Significant effect (always-valid p < α; with several treatments the
+ *     Holm-adjusted p, see `PolicyInput.pValue`): on the side of the target's
  *     direction (the side of the confidence sequence) a win, against it a
  *     loss → analysis review.
  *  6. Futility: the planned sample per arm reached without an effect → review.
@@ -78,13 +88,14 @@ export function decide(raw: PolicyInput): PolicyDecision {
     if (inconclusive) return inconclusiveDecision(counts.inconclusive, inconclusiveLimit, "an arm has no units");
     return { action: "continue", reason: "no_data", detail: "no units in at least one arm yet" };
   }
-  if (minUnits < input.minSamplePerArm || input.elapsedSeconds < input.minDurationSeconds) {
+  if (minUnits < input.minSamplePerArm) {
     return {
       action: "continue",
       reason: "warming_up",
       detail: `warming up: ${minUnits} of ${input.minSamplePerArm} units in the smaller arm (min_sample_per_arm), ${formatSeconds(input.elapsedSeconds)} of ${formatSeconds(input.minDurationSeconds)} (min_duration) since the launch`,
     };
   }
+  const early = input.elapsedSeconds < input.minDurationSeconds;
 
   const harm = killHarm(input);
   if (input.kill !== null && harm !== null) {
@@ -127,19 +138,25 @@ export function decide(raw: PolicyInput): PolicyDecision {
     return tolerated(`guardrail ${held.metric}`, counts.guardrails[held.metric] ?? 0, held.failureLimit ?? 0);
   }
 
-  if (input.srm.alarm || input.srm.sequentialAlarm) {
-    const which = [input.srm.alarm ? "chi-square" : null, input.srm.sequentialAlarm ? "sequential" : null]
-      .filter((x) => x !== null)
-      .join(" and ");
+  if (input.srm.sequentialAlarm) {
     return {
       action: "analyse",
       reason: "srm",
-      detail: `sample ratio mismatch (${which} test): the arms' units do not match the configured weights; no effect can be trusted`,
+      detail:
+        "sample ratio mismatch (sequential test, always valid): the arms' units do not match the configured weights; no effect can be trusted",
     };
   }
 
   if (inconclusive) {
     return inconclusiveDecision(counts.inconclusive, inconclusiveLimit, "the statistics are undefined");
+  }
+
+  if (early) {
+    return {
+      action: "continue",
+      reason: "warming_up",
+      detail: `warming up: ${formatSeconds(input.elapsedSeconds)} of ${formatSeconds(input.minDurationSeconds)} (min_duration) since the launch before a win, a loss or futility is declared; the kill-switch and guardrails are watching`,
+    };
   }
 
   if (input.pValue !== null && input.effect !== null && input.pValue < input.alpha && input.effect !== 0) {

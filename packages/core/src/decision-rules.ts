@@ -73,6 +73,14 @@ export function sanitizeInput(input: PolicyInput): PolicyInput {
     ci: intervalOrNull(input.ci),
     relativeCi: intervalOrNull(input.relativeCi),
     pValue: finiteOrNull(input.pValue),
+    ...(input.killInterval !== undefined
+      ? {
+          killInterval: {
+            ci: intervalOrNull(input.killInterval.ci),
+            relativeCi: intervalOrNull(input.killInterval.relativeCi),
+          },
+        }
+      : {}),
     guardrails: input.guardrails.map((g) => ({ ...g, harmLow: finiteOrNull(g.harmLow) })),
   };
 }
@@ -90,16 +98,20 @@ export function harmLowerBound(ci: readonly [number, number], direction: "increa
 /** The harm's lower bound when it crosses the kill threshold, else null (also when the interval is undefined). */
 export function killHarm(input: PolicyInput): number | null {
   if (input.kill === null) return null;
-  const interval = input.kill.relative ? input.relativeCi : input.ci;
+  const intervals = input.killInterval ?? input;
+  const interval = input.kill.relative ? intervals.relativeCi : intervals.ci;
   if (interval === null) return null;
   const harm = harmLowerBound(interval, input.targetDirection);
   return Number.isFinite(harm) && harm > input.kill.maxHarm ? harm : null;
 }
 
-/** Past `min_sample_per_arm` in every arm and `min_duration`: the analysis may decide. */
+/**
+ * Past `min_sample_per_arm` in every arm: the analysis may decide on harm (the
+ * kill-switch and guardrails count from here, before `min_duration` too).
+ */
 function isWarm(input: PolicyInput): boolean {
   const minUnits = Math.min(input.units.control, input.units.treatment);
-  return minUnits > 0 && minUnits >= input.minSamplePerArm && input.elapsedSeconds >= input.minDurationSeconds;
+  return minUnits > 0 && minUnits >= input.minSamplePerArm;
 }
 
 /**
@@ -117,8 +129,8 @@ export function isInconclusive(input: PolicyInput): boolean {
 }
 
 /**
- * What one analysis of one treatment arm measured. Nothing is failed while
- * warming up: those analyses decide nothing, so they count for nothing.
+ * What one analysis of one treatment arm measured. Nothing is failed before
+ * `min_sample_per_arm`: those analyses decide nothing, so they count for nothing.
  */
 export function measurementOf(input: PolicyInput): Measurement {
   const s = sanitizeInput(input);

@@ -79,14 +79,31 @@ export interface PolicyInput {
   readonly effect: number | null;
   readonly ci: readonly [number, number] | null;
   readonly relativeCi: readonly [number, number] | null;
+  /**
+   * The p-value a win or loss is declared on: the always-valid p-value, or with k > 1 treatments its
+   * Holm adjustment across the treatments at this look (Holm 1979), so the family-wise error stays ≤ α.
+   */
   readonly pValue: number | null;
   /**
    * This look's statistics could not be computed (an empty arm, zero variance, an overflow): the
    * interval and p-value above, if any, are carried from an earlier look. Counts as inconclusive.
    */
   readonly lookUndefined?: boolean;
+  /**
+   * The intervals the kill-switch reads when they differ from `ci` and `relativeCi`: with k > 1
+   * treatments those are confidence sequences at α/k (for the win or loss), while the kill reads the
+   * treatment's own at the full α, since a false pause is the safe error. Absent: `ci`, `relativeCi`.
+   */
+  readonly killInterval?: {
+    readonly ci: readonly [number, number] | null;
+    readonly relativeCi: readonly [number, number] | null;
+  };
   /** Kill threshold (a fraction, > 0) and whether it is relative to control; null: no kill-switch. */
   readonly kill: { readonly maxHarm: number; readonly relative: boolean; readonly failureLimit?: number } | null;
+  /**
+   * `sequentialAlarm` (the always-valid SRM test) stops; `alarm` (chi-square at this look) is
+   * information only: checked at every poll it would alarm falsely far more often than its threshold.
+   */
   readonly srm: { readonly alarm: boolean; readonly sequentialAlarm: boolean };
   readonly guardrails: readonly GuardrailVerdictInput[];
   /** Counts so far and limits; without them this analysis is counted alone (every limit then acts as 0 or −1). */

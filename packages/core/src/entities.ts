@@ -209,6 +209,12 @@ type AnalysisComparison = {
   readonly relativeCi: Interval | null;
   /** Always-valid p-value. */
   readonly pValue: number | null;
+  /**
+   * With several treatments: Holm's adjustment of the treatments' always-valid p-values at this look,
+   * the p-value a win or loss is declared on (`ci` is then the confidence sequence at α/k). Absent
+   * with one treatment (the same as `pValue`) and in rows written before it existed.
+   */
+  readonly adjustedPValue?: number | null;
   /** ln Λ of the mixture likelihood ratio at this look. */
   readonly logLambda: number | null;
   /** Fixed-horizon p-value of the same data (for comparison only; never decides). */
@@ -227,6 +233,11 @@ type SequentialLookCarry = {
 export type AnalysisCarry = {
   /** Per treatment arm: the primary metric's running p-value and intervals. */
   readonly arms: Record<string, SequentialLookCarry>;
+  /**
+   * With several treatments, per treatment arm: the running state of its confidence sequence at the
+   * full α, which the kill-switch reads (`arms` holds the one at α/k). Absent with one treatment.
+   */
+  readonly killArms?: Record<string, SequentialLookCarry>;
   /** Running minimum of the sequential SRM p-value. */
   readonly srm: number | null;
   /** Per guardrail metric and treatment arm: its τ² (fixed when first seen) and running state. */

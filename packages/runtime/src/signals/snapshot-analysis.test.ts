@@ -96,6 +96,107 @@ describe("analyseSnapshot", () => {
     expect(result.carry.rules).toEqual(NO_COUNTS);
   });
 
+  it("pauses a harmful treatment within the first hour of a min_duration: 1d experiment", () => {
+    // 6 000 units per arm in 30 minutes, past min_sample_per_arm (5 000); abandonment 0.68 → 0.80.
+    const result = analyseSnapshot({
+      spec: spec(),
+      arms,
+      snapshot: look(0.5 / 24, rate(6_000, 0.68), rate(6_000, 0.8)),
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    expect(result.decision, result.decision.detail).toMatchObject({ action: "pause", reason: "kill" });
+    // A win that early is held back until min_duration.
+    const win = analyseSnapshot({
+      spec: spec(),
+      arms,
+      snapshot: look(0.5 / 24, rate(6_000, 0.68), rate(6_000, 0.55)),
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    expect(win.head.pValue).toBeLessThan(0.05);
+    expect(win.decision).toMatchObject({ action: "continue", reason: "warming_up" });
+  });
+
+  it("with three treatments: Holm-adjusted p-values decide, each confidence sequence at α/3, the kill at α", () => {
+    const three = [
+      { name: "control", weight: 0.25 },
+      { name: "b", weight: 0.25 },
+      { name: "c", weight: 0.25 },
+      { name: "d", weight: 0.25 },
+    ];
+    const snapshot: Snapshot = {
+      ts: new Date(startedAt.getTime() + 3 * 86_400_000),
+      arms: new Map([
+        ["control", rate(20_000, 0.68)],
+        ["b", rate(20_000, 0.67)],
+        ["c", rate(20_000, 0.675)],
+        ["d", rate(20_000, 0.68)],
+      ]),
+    };
+    const result = analyseSnapshot({
+      spec: spec(),
+      arms: three,
+      snapshot,
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    const comparisons = result.row.details.comparisons;
+    expect(comparisons.map((c) => c.arm)).toEqual(["b", "c", "d"]);
+    const p = comparisons.map((c) => c.pValue as number);
+    const sorted = [...p].sort((x, y) => x - y);
+    // Holm: the smallest × 3, the next max(previous, × 2), the largest max(previous, × 1).
+    const expected = new Map<number, number>();
+    let running = 0;
+    sorted.forEach((x, rank) => {
+      running = Math.max(running, Math.min(1, (3 - rank) * x));
+      expected.set(x, running);
+    });
+    for (const c of comparisons) expect(c.adjustedPValue).toBeCloseTo(expected.get(c.pValue as number) as number, 12);
+    // The displayed sequence is at α/3: wider than the one at α the kill-switch reads.
+    const b = result.carry.arms.b;
+    const bKill = result.carry.killArms?.b;
+    expect(b && bKill).toBeTruthy();
+    expect(b!.ci[0]).toBeLessThan(bKill!.ci[0]);
+    expect(b!.ci[1]).toBeGreaterThan(bKill!.ci[1]);
+    // Two arms keep the former record: no adjusted p-value, no kill sequence of their own.
+    const two = analyseSnapshot({
+      spec: spec(),
+      arms,
+      snapshot: look(3, rate(20_000, 0.68), rate(20_000, 0.67)),
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    expect(two.row.details.comparisons[0]?.adjustedPValue).toBeUndefined();
+    expect(two.carry.killArms).toBeUndefined();
+  });
+
+  it("does not stop on a chi-square SRM alarm alone, and says so in the comparison", () => {
+    // 10 600 against 10 000 units: chi-square p ≈ 4e-5 at this single look; the sequential test needs more.
+    const result = analyseSnapshot({
+      spec: spec(),
+      arms,
+      snapshot: look(3, rate(10_600, 0.68), rate(10_000, 0.68)),
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    const srm = result.row.details.srm;
+    expect(srm.alarm).toBe(true);
+    expect(srm.sequentialAlarm).toBe(false);
+    expect(result.decision.reason).not.toBe("srm");
+    expect(result.row.details.comparisons[0]?.warnings.join(" ")).toContain("information only");
+  });
+
   it("decides nothing while warming up, and carries the running test state to the next look", () => {
     const first = analyseSnapshot({
       spec: spec(),

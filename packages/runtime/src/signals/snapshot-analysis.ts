@@ -34,10 +34,12 @@ import {
   fixedHorizonTest,
   type GuardrailResult,
   guardrailTest,
+  holmAdjust,
   mixtureVarianceForSample,
   planSample,
   type SequentialCarry,
   type SequentialResult,
+  SRM_THRESHOLD,
   sequentialSrm,
   sequentialTest,
   srmChiSquare,
@@ -347,13 +349,45 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     nextGuardrails[g.metric] = { tau2: state.tau2, arms: armsCarry };
   }
 
-  const inputs: PolicyInput[] = [];
-  for (const t of treatments) {
+  // With k treatments, each confidence sequence is at α/k and wins and losses are declared on Holm's
+  // adjustment of the always-valid p-values (Holm 1979), so the family-wise error stays ≤ α; the
+  // kill-switch reads each treatment's own sequence at the full α (a false pause is the safe error).
+  const k = treatments.length;
+  const nextKillArms: Record<string, SequentialCarry> = { ...(carry.killArms ?? {}) };
+  const looks = treatments.map((t) => {
     const treatment = snap.arms.get(t) as ArmTotals;
-    const r = sequentialTest(control, treatment, { kind, alpha, tau2: plan.tau2 }, carry.arms[t] ?? null);
+    const r = sequentialTest(control, treatment, { kind, alpha: alpha / k, tau2: plan.tau2 }, carry.arms[t] ?? null);
     if (r.carry !== null) nextArms[t] = r.carry;
+    const rKill =
+      k > 1 ? sequentialTest(control, treatment, { kind, alpha, tau2: plan.tau2 }, carry.killArms?.[t] ?? null) : r;
+    if (k > 1 && rKill.carry !== null) nextKillArms[t] = rKill.carry;
+    return { t, treatment, r, rKill };
+  });
+  const adjusted = k > 1 ? holmAdjust(looks.map((l) => l.r.pValue)) : looks.map((l) => l.r.pValue);
+  // The chi-square SRM test is information: checked at every poll it alarms falsely far more often
+  // than its threshold promises, so only the sequential test stops (decide's step 4).
+  const srmNote =
+    srm.alarm && !srmSeq.alarm
+      ? [
+          `the chi-square SRM p-value ${Number((srm.pValue ?? 0).toPrecision(3))} is below ${SRM_THRESHOLD} at this look, but the sequential SRM test (always valid) is not alarmed: information only, no decision is held back`,
+        ]
+      : [];
+  const relativeBySize = (r: SequentialResult): readonly [number, number] | null =>
+    // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
+    // mean, a treatment better than control would read as harm.
+    r.relativeCi !== null && r.control.mean !== null && r.control.mean < 0
+      ? [-r.relativeCi[1], -r.relativeCi[0]]
+      : r.relativeCi;
+
+  const inputs: PolicyInput[] = [];
+  for (const [i, { t, treatment, r, rKill }] of looks.entries()) {
     const fixed = fixedHorizonTest(kind, control, treatment, alpha);
-    comparisons.push(describeComparison(t, r, fixed.pValue));
+    const comparison = describeComparison(t, r, fixed.pValue);
+    comparisons.push({
+      ...comparison,
+      ...(k > 1 ? { adjustedPValue: adjusted[i] ?? null } : {}),
+      warnings: [...comparison.warnings, ...srmNote],
+    });
     inputs.push({
       units: { control: control.units, treatment: treatment.units },
       elapsedSeconds,
@@ -365,13 +399,9 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       targetDirection: spec.target.direction,
       effect: r.effect,
       ci: r.ci,
-      // Relative to the size of control's mean, as the guardrails measure it: divided by a negative
-      // mean, a treatment better than control would read as harm.
-      relativeCi:
-        r.relativeCi !== null && r.control.mean !== null && r.control.mean < 0
-          ? [-r.relativeCi[1], -r.relativeCi[0]]
-          : r.relativeCi,
-      pValue: r.pValue,
+      relativeCi: relativeBySize(r),
+      pValue: adjusted[i] ?? null,
+      ...(k > 1 ? { killInterval: { ci: rKill.ci, relativeCi: relativeBySize(rKill) } } : {}),
       // Nothing computed at this look (empty arm, zero variance, overflow): the interval is carried.
       lookUndefined: r.effect === null || r.variance === null || !(r.variance > 0),
       kill,
@@ -398,6 +428,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
   );
   const next: AnalysisCarry = {
     arms: nextArms,
+    ...(k > 1 ? { killArms: nextKillArms } : {}),
     srm: srmSeq.carry ?? carry.srm,
     guardrails: nextGuardrails,
     rules: decision.action === "continue" ? counts : NO_COUNTS,
