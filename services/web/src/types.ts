@@ -57,6 +57,19 @@ interface ArmEstimate {
   [key: string]: unknown;
 }
 
+/** One treatment's comparison with control (an open object in the API's `details`) the pages read. */
+interface Comparison {
+  arm: string;
+  effect?: number | null;
+  ci?: [number, number] | null;
+  relativeLift?: number | null;
+  pValue?: number | null;
+  /** Holm-adjusted across the treatments; present with more than one treatment. */
+  adjustedPValue?: number | null;
+  warnings?: string[];
+  [key: string]: unknown;
+}
+
 /** The members of a guardrail result (an open object in the API) the pages read. */
 interface GuardrailResult {
   metric?: string;
@@ -75,7 +88,12 @@ export type Analysis = Refine<
   {
     arms: Record<string, ArmEstimate>;
     guardrails: GuardrailResult[];
-    details?: { srm?: { alarm?: boolean }; elapsedSeconds?: number; [key: string]: unknown };
+    details?: {
+      srm?: { alarm?: boolean; pValue?: number | null; sequentialAlarm?: boolean; sequentialPValue?: number | null };
+      elapsedSeconds?: number;
+      comparisons?: Comparison[];
+      [key: string]: unknown;
+    };
   }
 >;
 

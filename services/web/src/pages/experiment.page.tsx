@@ -100,8 +100,10 @@ export function ExperimentPage() {
   const alpha = e.statsPlan?.alpha ?? 0.05;
   const planned = e.statsPlan?.sequentialPerArm ?? null;
   const pending = gates.filter((g) => g.status === "pending");
-  const srmAlarm =
-    a?.details?.srm?.alarm === true || (a?.srmPValue !== null && a?.srmPValue !== undefined && a.srmPValue < 0.001);
+  // Only the sequential SRM test (always valid) decides; the chi-square p-value is shown as information.
+  const srm = a?.details?.srm;
+  const srmAlarm = srm?.sequentialAlarm === true;
+  const comparisons = a?.details?.comparisons ?? [];
 
   return (
     <>
@@ -192,13 +194,47 @@ export function ExperimentPage() {
                   <span data-testid="srm-status" className={srmAlarm ? "text-danger" : "text-good"}>
                     {srmAlarm ? "⚠ mismatch" : "✓ as configured"}
                   </span>{" "}
-                  <span className="small text-muted">(SRM p = {formatP(a.srmPValue)})</span>
+                  <span className="small text-muted">
+                    (sequential SRM p = {formatP(srm?.sequentialPValue ?? null)}; chi-square p = {formatP(a.srmPValue)},
+                    information only)
+                  </span>
                 </Fact>
                 <Fact term="Running for">
                   {typeof a.details?.elapsedSeconds === "number" ? formatDuration(a.details.elapsedSeconds) : "—"}
                 </Fact>
                 <Fact term="Analysed">{formatDateTime(a.ts)}</Fact>
               </dl>
+              {comparisons.length > 1 ? (
+                <table className="table" data-testid="comparisons">
+                  <caption className="small text-muted">
+                    {comparisons.length} treatments share α: each interval is at α/{comparisons.length}, and a win or
+                    loss is declared on the Holm-adjusted p-value.
+                  </caption>
+                  <thead>
+                    <tr>
+                      <th scope="col">Treatment</th>
+                      <th scope="col">Effect</th>
+                      <th scope="col">Always-valid interval</th>
+                      <th scope="col">p</th>
+                      <th scope="col">Adjusted p (Holm)</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {comparisons.map((c) => (
+                      <tr key={c.arm}>
+                        <th scope="row">{c.arm}</th>
+                        <td>
+                          {formatEffect(c.effect ?? null, kind)}{" "}
+                          <span className="text-muted">({formatLift(c.relativeLift ?? null)})</span>
+                        </td>
+                        <td>{formatInterval(c.ci?.[0], c.ci?.[1], kind)}</td>
+                        <td>{formatP(c.pValue ?? null)}</td>
+                        <td>{formatP(c.adjustedPValue ?? null)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              ) : null}
             </>
           )}
         </section>
