@@ -220,6 +220,61 @@ describe("the worker process", () => {
     expect(await stopWorker(worker)).toMatchObject({ code: 0 });
   }, 90_000);
 
+  it("three treatments through the worker: a harmful one paused within the first hour of min_duration: 1d, a winner held back, Holm-adjusted p-values recorded", async () => {
+    const world = await createWorld();
+    await activeOutcome(world, "three-arms", 100, { arms: ["control", "b", "c", "d"], minDuration: "1d" });
+    const [harm, win] = await launchExperiments(world, "three-arms", ["harm-early", "win-early"]);
+
+    // Four cumulative snapshots in the last 40 minutes, 1 500 more units per arm each. Control converts 20 %;
+    // in harm-early, d converts 10 % (half of control: beyond the 5 % kill threshold); in win-early, b 30 %.
+    const now = Date.now();
+    const rows: SourceRow[] = [];
+    [40, 30, 20, 1].forEach((minutes, i) => {
+      const ts = new Date(now - minutes * 60_000);
+      const units = 1500 * (i + 1);
+      for (const [key, rates] of [
+        ["harm-early", { control: 0.2, b: 0.2, c: 0.2, d: 0.1 }],
+        ["win-early", { control: 0.2, b: 0.3, c: 0.2, d: 0.2 }],
+      ] as const) {
+        for (const [arm, rate] of Object.entries(rates)) rows.push({ key, arm, ts, units, conversions: units * rate });
+      }
+    });
+    await insertSource(world, rows);
+
+    const worker = await startWorker(world);
+    await worker.ready;
+    await waitFor("harm-early to be paused", async () => (await stateOf(world, harm!.id)) === "paused" || undefined, {
+      timeoutMs: 30_000,
+      diagnostics: worker.output,
+    });
+    await waitFor(
+      "win-early's analyses of all four snapshots",
+      async () => (await signals.listAnalyses(world.t.db, win!.id)).length === 4 || undefined,
+      { timeoutMs: 30_000, diagnostics: worker.output },
+    );
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+
+    const paused = (await signals.listAnalyses(world.t.db, harm!.id)).at(-1)!;
+    expect(paused.decision).toMatchObject({ action: "pause", reason: "kill" });
+    expect(paused.details.elapsedSeconds).toBeLessThan(3600);
+
+    expect(await stateOf(world, win!.id)).toBe("running");
+    const last = (await signals.listAnalyses(world.t.db, win!.id)).at(-1)!;
+    expect(last.decision).toMatchObject({ action: "continue", reason: "warming_up" });
+    const comparisons = last.details.comparisons;
+    expect(comparisons.map((c) => c.arm)).toEqual(["b", "c", "d"]);
+    const b = comparisons[0]!;
+    expect(b.pValue).toBeLessThan(1e-6);
+    // Holm at this look: each adjusted p is at least its own p, the smallest at least 3 × itself (capped at 1).
+    const ps = comparisons.map((c) => c.pValue as number);
+    const smallest = Math.min(...ps);
+    for (const c of comparisons) expect(c.adjustedPValue as number).toBeGreaterThanOrEqual(c.pValue as number);
+    expect(comparisons.find((c) => c.pValue === smallest)!.adjustedPValue).toBeCloseTo(Math.min(1, 3 * smallest), 12);
+    // The win's interval is at α/3 (wider than the kill's at α, which the carry keeps per treatment).
+    expect(last.details.carry.killArms?.b).toBeDefined();
+    expect(b.ci![0]).toBeLessThanOrEqual(last.details.carry.killArms!.b!.ci[0]);
+  }, 90_000);
+
   it("loses and duplicates nothing when SIGKILLed in the middle of polling ten times in a row", async () => {
     const world = await createWorld();
     // A minimum sample no experiment reaches: every analysis is "warming up", nothing is decided.

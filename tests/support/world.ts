@@ -146,6 +146,10 @@ export interface OutcomeOptions {
   readonly query?: string;
   /** `signal.lookback` as outcome.yaml writes it (default: none). */
   readonly lookback?: string;
+  /** The arms, `control` first, with equal weights (default: control and treatment). */
+  readonly arms?: readonly string[];
+  /** `min_duration` as outcome.yaml writes it (default `1s`). */
+  readonly minDuration?: string;
 }
 
 /** An outcome read through the `postgres` connector from `source_points`. */
@@ -174,14 +178,11 @@ constraints:
     relative: true
 experiment_defaults:
   min_sample_per_arm: ${minSamplePerArm}
-  min_duration: 1s
+  min_duration: ${options.minDuration ?? "1s"}
   max_duration: 30d
   expected_effect: 10%
   arms:
-    - name: control
-      weight: 50%
-    - name: treatment
-      weight: 50%
+${(options.arms ?? ["control", "treatment"]).map((name, _, all) => `    - name: ${name}\n      weight: ${1 / all.length}`).join("\n")}
 `;
 }
 
