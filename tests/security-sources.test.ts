@@ -472,6 +472,46 @@ describe("finding 2: a signal query reads the runtime's own database and the ser
   });
 });
 
+describe("every metric's connector is checked, secondary metrics included", () => {
+  it("refuses pg_read_file in a secondary metric's query at its own line, and the unknown connector of one", async () => {
+    const withSecondary = (slug: string, secondary: string) =>
+      postgresOutcome(slug, "    database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL").replace(
+        "target:\n",
+        `secondary_metrics:\n${secondary}\ntarget:\n`,
+      );
+    const hostile = withSecondary(
+      `secondary-${randomBytes(3).toString("hex")}`,
+      [
+        "  - metric: pages",
+        "    kind: mean",
+        "    connector:",
+        "      type: postgres",
+        "      database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_URL",
+        "      query: \"SELECT pg_read_file('/etc/passwd') AS arm, 1 AS units, 0 AS sum, 0 AS sum_sq WHERE :experiment <> '' AND now() <= :to\"",
+      ].join("\n"),
+    );
+    const refused = await request("POST", "/v1/outcomes", keys.member, hostile);
+    expect(refused.status).toBe(422);
+    const error = diagnostics(refused.body)[0];
+    expect(error).toMatchObject({ pointer: "/secondary_metrics/0/connector/query", code: "sql_refused" });
+    expect(error?.message).toMatch(/reads files of the server/);
+    const line = hostile.split("\n").findIndex((l) => l.includes("pg_read_file")) + 1;
+    expect(error?.line).toBe(line);
+
+    const unknown = await request(
+      "POST",
+      "/v1/outcomes",
+      keys.member,
+      withSecondary(
+        `secondary-${randomBytes(3).toString("hex")}`,
+        ["  - metric: pages", "    kind: mean", "    connector:", "      type: snowflak"].join("\n"),
+      ),
+    );
+    expect(unknown.status).toBe(422);
+    expect(diagnostics(unknown.body).map((d) => d.pointer)).toContain("/secondary_metrics/0/connector/type");
+  });
+});
+
 describe("finding 3: queries outlive the worker", () => {
   it("refuses a 30-day statement timeout with the field named", async () => {
     const { status, body } = await request(

@@ -222,7 +222,11 @@ describe("the worker process", () => {
 
   it("three treatments through the worker: a harmful one paused within the first hour of min_duration: 1d, a winner held back, Holm-adjusted p-values recorded", async () => {
     const world = await createWorld();
-    await activeOutcome(world, "three-arms", 100, { arms: ["control", "b", "c", "d"], minDuration: "1d" });
+    await activeOutcome(world, "three-arms", 100, {
+      arms: ["control", "b", "c", "d"],
+      minDuration: "1d",
+      secondaryMetric: "repeat_visit",
+    });
     const [harm, win] = await launchExperiments(world, "three-arms", ["harm-early", "win-early"]);
 
     // Four cumulative snapshots in the last 40 minutes, 1 500 more units per arm each. Control converts 20 %;
@@ -270,6 +274,13 @@ describe("the worker process", () => {
     const smallest = Math.min(...ps);
     for (const c of comparisons) expect(c.adjustedPValue as number).toBeGreaterThanOrEqual(c.pValue as number);
     expect(comparisons.find((c) => c.pValue === smallest)!.adjustedPValue).toBeCloseTo(Math.min(1, 3 * smallest), 12);
+    // The secondary metric (the same query, so the same numbers) is reported per treatment and decides nothing.
+    expect(last.details.secondary?.map((s) => [s.metric, s.arm])).toEqual([
+      ["repeat_visit", "b"],
+      ["repeat_visit", "c"],
+      ["repeat_visit", "d"],
+    ]);
+    expect(last.details.secondary?.[0]?.pValue).toBeLessThan(1e-6);
     // The win's interval is at α/3 (wider than the kill's at α, which the carry keeps per treatment).
     expect(last.details.carry.killArms?.b).toBeDefined();
     expect(b.ci![0]).toBeLessThanOrEqual(last.details.carry.killArms!.b!.ci[0]);

@@ -150,6 +150,8 @@ export interface OutcomeOptions {
   readonly arms?: readonly string[];
   /** `min_duration` as outcome.yaml writes it (default `1s`). */
   readonly minDuration?: string;
+  /** A secondary metric of this name, read with the same query as the signal (default: none). */
+  readonly secondaryMetric?: string;
 }
 
 /** An outcome read through the `postgres` connector from `source_points`. */
@@ -171,7 +173,18 @@ target:
   direction: increase
   value: 10%
   relative: true
-horizon: 60d
+horizon: 60d${
+    options.secondaryMetric === undefined
+      ? ""
+      : `
+secondary_metrics:
+  - metric: ${options.secondaryMetric}
+    kind: proportion
+    connector:
+      type: postgres
+      database_url_env: ${SOURCE_ENV}
+      query: ${JSON.stringify(options.query ?? SOURCE_QUERY)}`
+  }
 constraints:
   kill:
     max_harm: 5%

@@ -222,6 +222,27 @@ type AnalysisComparison = {
   readonly warnings: readonly string[];
 };
 
+/**
+ * A secondary metric's comparison of one treatment arm with control: reported with its always-valid
+ * interval (at α/k with k treatments), never acted on.
+ */
+export type AnalysisSecondary = {
+  readonly metric: string;
+  readonly kind: "proportion" | "mean";
+  readonly arm: string;
+  /** The direction that reads as better, for display. */
+  readonly direction: "increase" | "decrease";
+  /** Treatment − control, in metric units. */
+  readonly effect: number | null;
+  readonly ci: Interval | null;
+  /** Effect over control (a fraction). */
+  readonly relativeLift: number | null;
+  readonly relativeCi: Interval | null;
+  /** Always-valid p-value (information only). */
+  readonly pValue: number | null;
+  readonly warnings: readonly string[];
+};
+
 /** What one look of a sequential test hands to the next: running p-value and intervals. */
 type SequentialLookCarry = {
   readonly pValue: number;
@@ -238,6 +259,8 @@ export type AnalysisCarry = {
    * full α, which the kill-switch reads (`arms` holds the one at α/k). Absent with one treatment.
    */
   readonly killArms?: Record<string, SequentialLookCarry>;
+  /** Per secondary metric and treatment arm: its τ² (fixed when first seen) and running state. */
+  readonly secondary?: Record<string, { readonly tau2: number; readonly arms: Record<string, SequentialLookCarry> }>;
   /** Running minimum of the sequential SRM p-value. */
   readonly srm: number | null;
   /** Per guardrail metric and treatment arm: its τ² (fixed when first seen) and running state. */
@@ -254,6 +277,8 @@ export type AnalysisCarry = {
 type AnalysisDetails = {
   /** One per treatment arm, in the experiment's arm order. */
   readonly comparisons: readonly AnalysisComparison[];
+  /** Per secondary metric and treatment arm (outcome.yaml `secondary_metrics`); absent without any. */
+  readonly secondary?: readonly AnalysisSecondary[];
   readonly srm: {
     /** Chi-square p-value against the configured weights. */
     readonly pValue: number | null;

@@ -24,6 +24,7 @@ export type {
   AnalysisArm,
   AnalysisCarry,
   AnalysisRecord,
+  AnalysisSecondary,
   Arm,
   AuditEvent,
   Experiment,

@@ -37,6 +37,7 @@ describe("migrations", () => {
         "2026-12-09T02-00-imports",
         "2026-12-10T00-00-job-requests",
         "2026-12-11T00-00-analysis-names",
+        "2026-12-11T01-00-secondary-metrics",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

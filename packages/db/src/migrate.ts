@@ -21,6 +21,7 @@ import * as sessions from "./migrations/2026-12-09T01-00-sessions";
 import * as imports from "./migrations/2026-12-09T02-00-imports";
 import * as jobRequests from "./migrations/2026-12-10T00-00-job-requests";
 import * as analysisNames from "./migrations/2026-12-11T00-00-analysis-names";
+import * as secondaryMetrics from "./migrations/2026-12-11T01-00-secondary-metrics";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -39,6 +40,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-09T02-00-imports": imports,
   "2026-12-10T00-00-job-requests": jobRequests,
   "2026-12-11T00-00-analysis-names": analysisNames,
+  "2026-12-11T01-00-secondary-metrics": secondaryMetrics,
 };
 
 export interface MigrationReport {

@@ -150,6 +150,12 @@ export interface OutcomeSpec {
    */
   constraints: Constraints;
   /**
+   * Metrics reported on every experiment with their always-valid intervals, for context: they never decide (no pause, no win, no loss) and are marked secondary wherever they are shown.
+   *
+   * @maxItems 20
+   */
+  secondary_metrics: SecondaryMetric[];
+  /**
    * Who approves at each human gate. A gate left out is assigned to the owner by the runtime.
    */
   gates?: Gates;
@@ -393,6 +399,34 @@ export interface Target {
    * `true`: `value` is a change relative to the baseline. `false`: `value` is an absolute level of the signal.
    */
   relative: boolean;
+}
+/**
+ * A metric reported on every experiment, never acted on.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "SecondaryMetric".
+ */
+export interface SecondaryMetric {
+  /**
+   * Name of the metric, snake_case (e.g. `pages_per_session`).
+   */
+  metric: Identifier;
+  /**
+   * `proportion` or `mean`.
+   */
+  kind: MetricKind;
+  /**
+   * What the metric tells, in a sentence.
+   */
+  description?: string;
+  /**
+   * The direction that reads as better, for display only (default `increase`).
+   */
+  direction?: Direction;
+  /**
+   * Where the metric is read from.
+   */
+  connector: Connector;
 }
 /**
  * A metric that must not degrade beyond a tolerated regression while experiments run.
@@ -773,6 +807,12 @@ export interface OutcomeSpecInput {
    */
   constraints?: ConstraintsInput;
   /**
+   * Metrics reported on every experiment with their always-valid intervals, for context: they never decide (no pause, no win, no loss) and are marked secondary wherever they are shown.
+   *
+   * @maxItems 20
+   */
+  secondary_metrics?: SecondaryMetricInput[];
+  /**
    * Who approves at each human gate. A gate left out is assigned to the owner by the runtime.
    */
   gates?: GatesInput;
@@ -1016,6 +1056,34 @@ export interface TargetInput {
    * `true`: `value` is a change relative to the baseline. `false`: `value` is an absolute level of the signal.
    */
   relative: boolean;
+}
+/**
+ * A metric reported on every experiment, never acted on.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "SecondaryMetric".
+ */
+export interface SecondaryMetricInput {
+  /**
+   * Name of the metric, snake_case (e.g. `pages_per_session`).
+   */
+  metric: IdentifierInput;
+  /**
+   * `proportion` or `mean`.
+   */
+  kind: MetricKindInput;
+  /**
+   * What the metric tells, in a sentence.
+   */
+  description?: string;
+  /**
+   * The direction that reads as better, for display only (default `increase`).
+   */
+  direction?: DirectionInput;
+  /**
+   * Where the metric is read from.
+   */
+  connector: ConnectorInput;
 }
 /**
  * A metric that must not degrade beyond a tolerated regression while experiments run.

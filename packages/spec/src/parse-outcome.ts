@@ -7,6 +7,7 @@ import type { Alias, Document, Node, Scalar, YAMLError } from "yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, Parser, parseDocument, visit } from "yaml";
 import { contentHash } from "./content-hash.js";
 import type { Diagnostic, DiagnosticCode } from "./diagnostics.js";
+import { metricAt, metricPointers } from "./metric-pointers.js";
 import { isPlainObject, normalizeOutcome } from "./normalize-outcome.js";
 import type { OutcomeSpec, OutcomeSpecInput } from "./outcome.types.js";
 import { outcomeSchema, outcomeValidator, type SchemaNode } from "./outcome-schema.js";
@@ -293,14 +294,7 @@ export function connectorPointers(
       found.push({ pointer: `${pointer}/connector`, kind, config });
     }
   };
-  if (isPlainObject(spec)) {
-    take(spec.signal, "/signal");
-    const constraints = spec.constraints;
-    const guardrails = isPlainObject(constraints) ? constraints.guardrails : undefined;
-    if (Array.isArray(guardrails)) {
-      for (const [i, g] of guardrails.entries()) take(g, `/constraints/guardrails/${i}`);
-    }
-  }
+  for (const { pointer } of metricPointers(spec)) take(metricAt(spec, pointer), pointer);
   return found;
 }
 

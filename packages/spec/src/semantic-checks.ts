@@ -4,6 +4,7 @@
  * parts that passed the schema, so one mistake is never reported twice.
  */
 import { didYouMean } from "./did-you-mean.js";
+import { metricPointers } from "./metric-pointers.js";
 import { isPlainObject } from "./normalize-outcome.js";
 import { type Finding, formatPercent } from "./schema-diagnostics.js";
 import { humanPath } from "./source-positions.js";
@@ -63,11 +64,7 @@ function idFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
 }
 
 function connectorFindings(spec: unknown, { connectors, isClean }: SemanticContext): Finding[] {
-  const pointers = ["/signal/connector"];
-  const guardrails = field(field(spec, "constraints"), "guardrails");
-  if (Array.isArray(guardrails)) {
-    for (let i = 0; i < guardrails.length; i++) pointers.push(`/constraints/guardrails/${i}/connector`);
-  }
+  const pointers = metricPointers(spec).map((m) => `${m.pointer}/connector`);
   const findings: Finding[] = [];
   for (const pointer of pointers) {
     const type = field(at(spec, pointer), "type");
@@ -84,19 +81,9 @@ function connectorFindings(spec: unknown, { connectors, isClean }: SemanticConte
   return findings;
 }
 
-/** The connector of the signal and of each guardrail, with the metric kind it reads. */
+/** The connector of every metric (signal, guardrails, secondary metrics), with the metric kind it reads. */
 function metricConnectors(spec: unknown): { pointer: string; kindPointer: string }[] {
-  const found = [{ pointer: "/signal/connector", kindPointer: "/signal/kind" }];
-  const guardrails = field(field(spec, "constraints"), "guardrails");
-  if (Array.isArray(guardrails)) {
-    for (let i = 0; i < guardrails.length; i++) {
-      found.push({
-        pointer: `/constraints/guardrails/${i}/connector`,
-        kindPointer: `/constraints/guardrails/${i}/kind`,
-      });
-    }
-  }
-  return found;
+  return metricPointers(spec).map((m) => ({ pointer: `${m.pointer}/connector`, kindPointer: `${m.pointer}/kind` }));
 }
 
 function meanConnectorFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {

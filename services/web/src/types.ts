@@ -92,6 +92,7 @@ export type Analysis = Refine<
       srm?: { alarm?: boolean; pValue?: number | null; sequentialAlarm?: boolean; sequentialPValue?: number | null };
       elapsedSeconds?: number;
       comparisons?: Comparison[];
+      secondary?: (Comparison & { metric: string; kind?: string; direction?: "increase" | "decrease" })[];
       [key: string]: unknown;
     };
   }

@@ -9,7 +9,7 @@ import { type Selectable, sql } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { SignalSeriesTable } from "../schema";
 
-export type SeriesRole = "primary" | "guardrail" | "outcome";
+export type SeriesRole = "primary" | "guardrail" | "secondary" | "outcome";
 
 export interface SeriesRecord {
   readonly id: string;

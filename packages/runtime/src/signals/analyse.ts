@@ -116,11 +116,19 @@ async function writeAnalyses(
       if (series === undefined) continue;
       guardrailTotals.set(g.metric, totalsOf(await signals.latestPointsAtOrBefore(trx, series.id, snapshot.ts)));
     }
+    // Each secondary metric's likewise: reported, never decides.
+    const secondaryTotals = new Map<string, Map<string, ArmTotals>>();
+    for (const m of spec.secondary_metrics ?? []) {
+      const series = seriesByMetric.get(`secondary:${m.metric}`);
+      if (series === undefined) continue;
+      secondaryTotals.set(m.metric, totalsOf(await signals.latestPointsAtOrBefore(trx, series.id, snapshot.ts)));
+    }
     const look = analyseSnapshot({
       spec,
       arms: experiment.arms,
       snapshot,
       guardrailTotals,
+      secondaryTotals,
       plan,
       carry,
       startedAt,

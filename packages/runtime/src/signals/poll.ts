@@ -33,7 +33,7 @@ export interface SourceRead {
   /** The connector's type (`postgres`, `mixpanel`, `csv`, …): a short, fixed list. */
   readonly connector: string;
   /** What the read was for: the experiment's primary metric, a guardrail, or the outcome's own signal. */
-  readonly role: "primary" | "guardrail" | "outcome";
+  readonly role: "primary" | "guardrail" | "secondary" | "outcome";
   readonly result: "ok" | "error";
   /** Rows the connector returned (0 on error). */
   readonly rows: number;
@@ -104,15 +104,15 @@ export async function observedRead<T>(
   }
 }
 
-/** A metric an experiment is measured on: the outcome's signal or one of its guardrails. */
+/** A metric an experiment is measured on: the outcome's signal, a guardrail or a secondary metric. */
 export interface MeasuredMetric {
   readonly metric: string;
-  readonly role: "primary" | "guardrail";
+  readonly role: "primary" | "guardrail" | "secondary";
   readonly kind: "proportion" | "mean";
   readonly connector: { type: string } & Record<string, unknown>;
 }
 
-/** The primary metric and the guardrails of an outcome, from its spec. */
+/** The primary metric, the guardrails and the secondary metrics of an outcome, from its spec. */
 export function measuredMetrics(spec: OutcomeSpec): MeasuredMetric[] {
   const primary: MeasuredMetric = {
     metric: spec.signal.metric,
@@ -128,7 +128,15 @@ export function measuredMetrics(spec: OutcomeSpec): MeasuredMetric[] {
       connector: g.connector as MeasuredMetric["connector"],
     }),
   );
-  return [primary, ...guardrails];
+  const secondary = (spec.secondary_metrics ?? []).map(
+    (s): MeasuredMetric => ({
+      metric: s.metric,
+      role: "secondary",
+      kind: s.kind,
+      connector: s.connector as MeasuredMetric["connector"],
+    }),
+  );
+  return [primary, ...guardrails, ...secondary];
 }
 
 export type PollResult =

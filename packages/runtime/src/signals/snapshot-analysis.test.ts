@@ -197,6 +197,77 @@ describe("analyseSnapshot", () => {
     expect(result.row.details.comparisons[0]?.warnings.join(" ")).toContain("information only");
   });
 
+  it("reports secondary metrics with their always-valid intervals and never decides on them", () => {
+    const withSecondary = {
+      ...spec(),
+      secondary_metrics: [
+        {
+          metric: "pages_per_session",
+          kind: "mean" as const,
+          connector: { type: "postgres", database_url_env: "OUTCOME_RUNTIME_SOURCE_X", query: "SELECT 1" },
+        },
+      ],
+    } as ReturnType<typeof spec>;
+    // Pages per session: control mean 3 (variance 4), treatment mean 2 (much worse) over 20 000 units each.
+    const meanArm = (units: number, mean: number): ArmTotals => ({
+      units,
+      sum: units * mean,
+      sumSq: units * (4 + mean * mean),
+    });
+    const secondaryTotals = new Map([
+      [
+        "pages_per_session",
+        new Map([
+          ["control", meanArm(20_000, 3)],
+          ["treatment", meanArm(20_000, 2)],
+        ]),
+      ],
+    ]);
+    const first = analyseSnapshot({
+      spec: withSecondary,
+      arms,
+      snapshot: look(3, rate(20_000, 0.68), rate(20_000, 0.68)),
+      guardrailTotals: new Map(),
+      secondaryTotals,
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    const reported = first.row.details.secondary;
+    expect(reported).toHaveLength(1);
+    expect(reported?.[0]).toMatchObject({ metric: "pages_per_session", arm: "treatment", direction: "increase" });
+    expect(reported?.[0]?.effect).toBeCloseTo(-1, 9);
+    expect(reported?.[0]?.pValue).toBeLessThan(1e-9);
+    expect(reported?.[0]?.ci?.[1]).toBeLessThan(0);
+    // A far worse secondary metric decides nothing: the primary metric is flat.
+    expect(first.decision.reason, first.decision.detail).not.toMatch(/kill|guardrail|win|loss/);
+    expect(first.decision.detail).not.toContain("pages_per_session");
+    // τ² is fixed at the first look and carried.
+    const tau2 = first.carry.secondary?.pages_per_session?.tau2;
+    expect(tau2).toBeGreaterThan(0);
+    const second = analyseSnapshot({
+      spec: withSecondary,
+      arms,
+      snapshot: look(4, rate(30_000, 0.68), rate(30_000, 0.68)),
+      guardrailTotals: new Map(),
+      secondaryTotals: new Map([
+        [
+          "pages_per_session",
+          new Map([
+            ["control", meanArm(30_000, 3)],
+            ["treatment", meanArm(30_000, 2.9)],
+          ]),
+        ],
+      ]),
+      plan,
+      carry: first.carry,
+      startedAt,
+    });
+    expect(second.carry.secondary?.pages_per_session?.tau2).toBe(tau2);
+    // The always-valid p-value is a running minimum across looks.
+    expect(second.row.details.secondary?.[0]?.pValue).toBeLessThanOrEqual(reported?.[0]?.pValue ?? 1);
+  });
+
   it("decides nothing while warming up, and carries the running test state to the next look", () => {
     const first = analyseSnapshot({
       spec: spec(),
@@ -207,7 +278,8 @@ describe("analyseSnapshot", () => {
       carry: EMPTY_CARRY,
       startedAt,
     });
-    expect(first.decision.action).toBe("continue");
+    expect(first.decision.reason, first.decision.detail).not.toMatch(/kill|guardrail|win|loss/);
+    expect(first.decision.detail).not.toContain("pages_per_session");
     expect(first.carry.arms.treatment).toBeDefined();
     expect((first.row.details as { carry: unknown }).carry).toEqual(first.carry);
     const second = analyseSnapshot({

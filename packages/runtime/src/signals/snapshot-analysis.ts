@@ -14,6 +14,7 @@
  */
 import {
   type AnalysisCarry,
+  type AnalysisSecondary,
   type Arm,
   combineMeasurements,
   countMeasurement,
@@ -202,6 +203,20 @@ function describeComparison(arm: string, r: SequentialResult, fixedP: number | n
   };
 }
 
+/**
+ * The per-unit variance a guardrail's or a secondary metric's τ² is tuned to,
+ * from control at the metric's first look: p(1 − p) with p smoothed by
+ * (conversions + ½)/(units + 1) for a proportion (never 0), the sample
+ * variance for a mean (0 while undefined: not tuned yet).
+ */
+function tuningVariance(kind: "proportion" | "mean", control: ArmTotals): number {
+  if (kind === "proportion") {
+    const p = (control.sum + 0.5) / (control.units + 1);
+    return p * (1 - p);
+  }
+  return summarizeArm(kind, control).variance ?? 0;
+}
+
 /** The control arm's name: `control`, else the first arm. */
 function controlArm(arms: readonly Arm[]): string {
   return arms.find((a) => a.name === "control")?.name ?? arms[0]?.name ?? "control";
@@ -226,6 +241,8 @@ export interface SnapshotInput {
   readonly snapshot: Snapshot;
   /** Per guardrail metric with a series: its newest totals per arm at or before the snapshot. */
   readonly guardrailTotals: ReadonlyMap<string, ReadonlyMap<string, ArmTotals>>;
+  /** Per secondary metric with a series: likewise (absent: none). */
+  readonly secondaryTotals?: ReadonlyMap<string, ReadonlyMap<string, ArmTotals>>;
   readonly plan: StatsPlan;
   /** The previous analysis's carry (`EMPTY_CARRY` before the first). */
   readonly carry: AnalysisCarry;
@@ -306,14 +323,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     if (gControl === undefined) continue;
     let state = nextGuardrails[g.metric];
     if (state === undefined) {
-      const summary = summarizeArm(g.kind, gControl);
-      const sigma2 =
-        g.kind === "proportion"
-          ? (() => {
-              const p = (gControl.sum + 0.5) / (gControl.units + 1);
-              return p * (1 - p);
-            })()
-          : (summary.variance ?? 0);
+      const sigma2 = tuningVariance(g.kind, gControl);
       if (!(sigma2 > 0)) continue;
       const planned = plan.sequentialPerArm ?? 10 * (d.min_sample_per_arm ?? 1000);
       state = { tau2: mixtureVarianceForSample({ alpha, sigma2, plannedUnitsPerArm: planned }), arms: {} };
@@ -379,6 +389,49 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       ? [-r.relativeCi[1], -r.relativeCi[0]]
       : r.relativeCi;
 
+  // Secondary metrics: each treatment against control with the same always-valid test (two-sided, at
+  // α/k like the primary metric), τ² fixed at the metric's first look as for a guardrail; they are
+  // recorded in the analysis and never reach the decision policy.
+  const secondary: AnalysisSecondary[] = [];
+  const nextSecondary: NonNullable<AnalysisCarry["secondary"]> = { ...(carry.secondary ?? {}) };
+  for (const m of spec.secondary_metrics ?? []) {
+    const totals = input.secondaryTotals?.get(m.metric);
+    const mControl = totals?.get(controlName);
+    if (totals === undefined || mControl === undefined) continue;
+    let state = nextSecondary[m.metric];
+    if (state === undefined) {
+      const sigma2 = tuningVariance(m.kind, mControl);
+      if (!(sigma2 > 0)) continue;
+      const planned = plan.sequentialPerArm ?? 10 * (d.min_sample_per_arm ?? 1000);
+      state = { tau2: mixtureVarianceForSample({ alpha, sigma2, plannedUnitsPerArm: planned }), arms: {} };
+    }
+    const armsCarry = { ...state.arms };
+    for (const t of treatments) {
+      const mTreatment = totals.get(t);
+      if (mTreatment === undefined) continue;
+      const r = sequentialTest(
+        mControl,
+        mTreatment,
+        { kind: m.kind, alpha: alpha / k, tau2: state.tau2 },
+        armsCarry[t] ?? null,
+      );
+      if (r.carry !== null) armsCarry[t] = r.carry;
+      secondary.push({
+        metric: m.metric,
+        kind: m.kind,
+        arm: t,
+        direction: m.direction ?? "increase",
+        effect: round(r.effect),
+        ci: r.ci,
+        relativeLift: round(r.relativeLift),
+        relativeCi: r.relativeCi,
+        pValue: r.pValue,
+        warnings: r.warnings,
+      });
+    }
+    nextSecondary[m.metric] = { tau2: state.tau2, arms: armsCarry };
+  }
+
   const inputs: PolicyInput[] = [];
   for (const [i, { t, treatment, r, rKill }] of looks.entries()) {
     const fixed = fixedHorizonTest(kind, control, treatment, alpha);
@@ -429,6 +482,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
   const next: AnalysisCarry = {
     arms: nextArms,
     ...(k > 1 ? { killArms: nextKillArms } : {}),
+    ...(Object.keys(nextSecondary).length > 0 ? { secondary: nextSecondary } : {}),
     srm: srmSeq.carry ?? carry.srm,
     guardrails: nextGuardrails,
     rules: decision.action === "continue" ? counts : NO_COUNTS,
@@ -465,6 +519,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       decision,
       details: {
         comparisons,
+        ...(secondary.length > 0 ? { secondary } : {}),
         srm: {
           pValue: srm.pValue,
           alarm: srm.alarm,

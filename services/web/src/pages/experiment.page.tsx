@@ -104,6 +104,7 @@ export function ExperimentPage() {
   const srm = a?.details?.srm;
   const srmAlarm = srm?.sequentialAlarm === true;
   const comparisons = a?.details?.comparisons ?? [];
+  const secondary = a?.details?.secondary ?? [];
 
   return (
     <>
@@ -230,6 +231,39 @@ export function ExperimentPage() {
                         <td>{formatInterval(c.ci?.[0], c.ci?.[1], kind)}</td>
                         <td>{formatP(c.pValue ?? null)}</td>
                         <td>{formatP(c.adjustedPValue ?? null)}</td>
+                      </tr>
+                    ))}
+                  </tbody>
+                </table>
+              ) : null}
+              {secondary.length > 0 ? (
+                <table className="table" data-testid="secondary-metrics">
+                  <caption className="small text-muted">
+                    Secondary metrics: reported for context with their always-valid intervals; they never pause, ship or
+                    stop the experiment.
+                  </caption>
+                  <thead>
+                    <tr>
+                      <th scope="col">Secondary metric</th>
+                      <th scope="col">Treatment</th>
+                      <th scope="col">Effect</th>
+                      <th scope="col">Always-valid interval</th>
+                      <th scope="col">p</th>
+                    </tr>
+                  </thead>
+                  <tbody>
+                    {secondary.map((m) => (
+                      <tr key={`${m.metric}:${m.arm}`}>
+                        <th scope="row">
+                          {m.metric} <span className="small text-muted">(secondary)</span>
+                        </th>
+                        <td>{m.arm}</td>
+                        <td>
+                          {formatEffect(m.effect ?? null, m.kind)}{" "}
+                          <span className="text-muted">({formatLift(m.relativeLift ?? null)})</span>
+                        </td>
+                        <td>{formatInterval(m.ci?.[0], m.ci?.[1], m.kind)}</td>
+                        <td>{formatP(m.pValue ?? null)}</td>
                       </tr>
                     ))}
                   </tbody>
