@@ -198,7 +198,7 @@ type AnalysisGuardrail = {
 };
 
 /** The primary metric's comparison of one treatment arm with control (the mSPRT look). */
-type AnalysisComparison = {
+export type AnalysisComparison = {
   readonly arm: string;
   /** Treatment − control, in metric units (a difference of fractions for a proportion). */
   readonly effect: number | null;
@@ -311,7 +311,11 @@ export interface NewAnalysis {
   readonly ts: Date;
   /** Per arm name. */
   readonly arms: Readonly<Record<string, AnalysisArm>>;
-  /** The first treatment arm's effect, interval, relative effect and p-value (see `details.comparisons`). */
+  /**
+   * The first treatment arm's effect, interval, relative lift and p-value (see `details.comparisons`):
+   * the figures a decision is declared on, so with several treatments the interval is at α/k and the
+   * p-value is the Holm-adjusted one (its own is in `details.comparisons[0].pValue`).
+   */
   readonly effect: number | null;
   readonly ciLow: number | null;
   readonly ciHigh: number | null;

@@ -23,6 +23,7 @@ export { formatSeconds } from "./durations";
 export type {
   AnalysisArm,
   AnalysisCarry,
+  AnalysisComparison,
   AnalysisRecord,
   AnalysisSecondary,
   Arm,

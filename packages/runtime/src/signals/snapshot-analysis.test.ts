@@ -159,6 +159,9 @@ describe("analyseSnapshot", () => {
       expected.set(x, running);
     });
     for (const c of comparisons) expect(c.adjustedPValue).toBeCloseTo(expected.get(c.pValue as number) as number, 12);
+    // The analysis's headline p-value (REST, the dashboard, the webhook) is the one the decision uses.
+    expect(result.row.pValue).toBe(comparisons[0]?.adjustedPValue);
+    expect(result.head.pValue).toBe(comparisons[0]?.adjustedPValue);
     // The displayed sequence is at α/3: wider than the one at α the kill-switch reads.
     const b = result.carry.arms.b;
     const bKill = result.carry.killArms?.b;

@@ -14,6 +14,7 @@
  */
 import {
   type AnalysisCarry,
+  type AnalysisComparison,
   type AnalysisSecondary,
   type Arm,
   combineMeasurements,
@@ -297,7 +298,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
   const control = completeControl(arms, snap);
   if (control === null) throw new Error(`snapshot ${snap.ts.toISOString()} lacks an arm`);
 
-  const comparisons: ReturnType<typeof describeComparison>[] = [];
+  const comparisons: AnalysisComparison[] = [];
   const decisions: PolicyDecision[] = [];
   const nextArms: Record<string, SequentialCarry> = { ...carry.arms };
   const units = arms.map((a) => snap.arms.get(a.name)?.units ?? 0);
@@ -500,7 +501,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       ciLow: head?.ci?.[0] ?? null,
       ciHigh: head?.ci?.[1] ?? null,
       relativeLift: head?.relativeLift ?? null,
-      pValue: head?.pValue ?? null,
+      pValue: head === undefined ? null : (head.adjustedPValue ?? head.pValue),
       srmPValue: srm.pValue,
       guardrails: guardrailResults.map((g) => ({
         metric: g.metric,
@@ -544,7 +545,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       effect: head?.effect ?? null,
       ci: head?.ci ?? null,
       relativeLift: head?.relativeLift ?? null,
-      pValue: head?.pValue ?? null,
+      pValue: head === undefined ? null : (head.adjustedPValue ?? head.pValue),
     },
     carry: next,
   };
