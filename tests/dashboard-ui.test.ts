@@ -11,8 +11,9 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { buildTestApp } from "@outcome-runtime/api/test-app";
+import { signals } from "@outcome-runtime/db";
 import { getExperiment } from "@outcome-runtime/runtime";
-import { deleteRedisKeys, freePort } from "@outcome-runtime/testing";
+import { analysisFixture, deleteRedisKeys, freePort } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -208,6 +209,79 @@ describe("the dashboard on the demo's data", () => {
       await shot(page, "8-live-phone");
     } finally {
       await context.close();
+    }
+  });
+
+  it("shows each treatment's Holm-adjusted p-value and the secondary metrics, marked secondary", async () => {
+    // An analysis of three treatments with a secondary metric, newer than any of the replay's.
+    const experimentId = world.ids.get(RUNNING)!;
+    const comparison = (arm: string, pValue: number, adjustedPValue: number) => ({
+      arm,
+      effect: 0.002,
+      ci: [0.0001, 0.004] as [number, number],
+      relativeLift: 0.03,
+      relativeCi: [0.001, 0.06] as [number, number],
+      pValue,
+      adjustedPValue,
+      logLambda: 2,
+      fixedPValue: pValue,
+      warnings: [],
+    });
+    const fixture = analysisFixture({
+      workspaceId: world.seed.workspaceId,
+      experimentId,
+      ts: new Date(Date.now() + 365 * 86_400_000),
+    });
+    await signals.insertAnalysis(world.t.db, {
+      ...fixture,
+      pValue: 0.0123,
+      details: {
+        ...fixture.details,
+        comparisons: [comparison("b", 0.0041, 0.0123), comparison("c", 0.2, 0.4), comparison("d", 0.9, 0.9)],
+        secondary: [
+          {
+            metric: "pages_per_session",
+            kind: "mean",
+            arm: "b",
+            direction: "increase",
+            effect: -0.25,
+            ci: [-0.4, -0.1],
+            relativeLift: -0.05,
+            relativeCi: [-0.08, -0.02],
+            pValue: 0.0007,
+            warnings: [],
+          },
+        ],
+      },
+    });
+    // bypassCSP: only so the test can inject axe-core; the app itself runs under its CSP.
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await context.newPage();
+    try {
+      await signIn(page, world.pm.key);
+      await page.goto(`${baseUrl}/experiments/${experimentId}`);
+      const table = page.getByTestId("comparisons");
+      await table.waitFor();
+      const rows = await table.locator("tbody tr").allInnerTexts();
+      expect(rows).toHaveLength(3);
+      expect(rows[0]).toContain("b");
+      expect(rows[0]).toContain("0.0041");
+      expect(rows[0]).toContain("0.012");
+      expect(await table.locator("caption").innerText()).toContain("α/3");
+      const secondary = page.getByTestId("secondary-metrics");
+      expect(await secondary.locator("tbody tr").allInnerTexts()).toEqual([
+        expect.stringMatching(/pages_per_session \(secondary\)[\s\S]*b[\s\S]*−0\.25/),
+      ]);
+      expect(await secondary.locator("caption").innerText()).toContain("never pause, ship or stop");
+      expect(await axe(page)).toEqual([]);
+      await shot(page, "9-three-treatments");
+    } finally {
+      await context.close();
+      await world.t.db
+        .deleteFrom("analyses")
+        .where("experiment_id", "=", experimentId)
+        .where("ts", ">", new Date())
+        .execute();
     }
   });
 });
