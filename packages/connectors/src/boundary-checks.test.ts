@@ -163,6 +163,94 @@ describe("checkArmAggregates", () => {
     );
   });
 
+  describe("the covariate columns (CUPED)", () => {
+    // Two units with (x, y) = (1, 0) and (2, 1): Σx = 3, Σx² = 5, Σxy = 2; Σy = Σy² = 1.
+    const covariate = { cov_sum: 3, cov_sum_sq: 5, cov_sum_product: 2 };
+    const withCovariate = (overrides: Partial<RawArmRow>): RawArmRow =>
+      row({ units: 2, sum: 1, sum_sq: 1, ...covariate, ...overrides });
+
+    it("reads all three into the aggregate's covariate, from numbers or decimal strings", () => {
+      const [control, treatment] = checkArmAggregates(
+        [withCovariate({}), withCovariate({ arm: "treatment", cov_sum: "3", cov_sum_sq: "5.0", cov_sum_product: "2" })],
+        window,
+        "proportion",
+        "t",
+      );
+      expect(control?.covariate).toEqual({ sum: 3, sumSq: 5, sumProduct: 2 });
+      expect(treatment?.covariate).toEqual({ sum: 3, sumSq: 5, sumProduct: 2 });
+      expect(checkArmAggregates([row({})], window, "proportion", "t")[0]).not.toHaveProperty("covariate");
+    });
+
+    it("wants all three columns or none, on every row or on none", () => {
+      const partial = failure(() =>
+        checkArmAggregates([withCovariate({ cov_sum_product: undefined })], window, "proportion", "postgres query"),
+      );
+      expect(partial.message).toContain(
+        'postgres query: row 1 (arm "control"): the row has cov_sum, cov_sum_sq but no cov_sum_product',
+      );
+      expect(partial.message).toContain("return all of cov_sum, cov_sum_sq and cov_sum_product, or none of them");
+      expect(partial.details.field).toBe("cov_sum_product");
+
+      const mixed = failure(() =>
+        checkArmAggregates(
+          [withCovariate({}), row({ arm: "treatment", units: 2, sum: 1, sum_sq: 1 })],
+          window,
+          "proportion",
+          "postgres query",
+        ),
+      );
+      expect(mixed.message).toContain(
+        "postgres query: row 2 has no cov_sum, cov_sum_sq, cov_sum_product but row 1 has them",
+      );
+      expect(mixed.details.row).toBe("row 2");
+
+      const missing = failure(() => checkArmAggregates([withCovariate({ cov_sum: null })], window, "proportion", "t"));
+      expect(missing.message).toContain("column cov_sum: is NULL or empty; return a number");
+      expect(missing.message).toContain("coalesce(..., 0)");
+      expect(
+        failure(() => checkArmAggregates([withCovariate({ cov_sum_sq: "NaN" })], window, "proportion", "t")).details
+          .field,
+      ).toBe("cov_sum_sq");
+    });
+
+    it("refuses a negative cov_sum_sq and totals that break Cauchy–Schwarz", () => {
+      expect(
+        failure(() =>
+          checkArmAggregates(
+            [withCovariate({ cov_sum: 0, cov_sum_sq: -1, cov_sum_product: 0 })],
+            window,
+            "proportion",
+            "t",
+          ),
+        ).message,
+      ).toContain("column cov_sum_sq: -1 is negative");
+      // (Σx)² = 16 > n·Σx² = 2·5.
+      const variance = failure(() => checkArmAggregates([withCovariate({ cov_sum: 4 })], window, "proportion", "t"));
+      expect(variance.message).toContain("cov_sum 4 and cov_sum_sq 5 over 2 units imply a negative variance");
+      expect(variance.details).toMatchObject({ field: "cov_sum_sq", value: 5, cov_sum: 4, units: 2 });
+      // (Σxy)² = 9 > Σx²·Σy² = 5·1.
+      const cross = failure(() =>
+        checkArmAggregates([withCovariate({ cov_sum_product: 3 })], window, "proportion", "t"),
+      );
+      expect(cross.message).toContain("column cov_sum_product: 3 is larger in size than");
+      expect(cross.details.field).toBe("cov_sum_product");
+      // Rounding in the sums is tolerated: (Σx)² = n·Σx² exactly when every unit has the same x.
+      expect(
+        checkArmAggregates(
+          [withCovariate({ cov_sum: 4 + 1e-12, cov_sum_sq: 8, cov_sum_product: 2 })],
+          window,
+          "proportion",
+          "t",
+        ),
+      ).toHaveLength(1);
+      expect(
+        failure(() =>
+          checkArmAggregates([row({ units: 0, sum: 0, sum_sq: 0, ...covariate })], window, "proportion", "t"),
+        ).message,
+      ).toContain("units is 0 but cov_sum is 3");
+    });
+  });
+
   it("allows one row per (arm, ts), and no ts after the window end", () => {
     const ts = new Date("2026-03-02T00:00:00Z");
     expect(failure(() => checkArmAggregates([row({ ts }), row({ ts })], window, "proportion", "t")).message).toContain(

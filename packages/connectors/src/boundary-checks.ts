@@ -7,7 +7,7 @@
 
 import { equalWithinCountTolerance, wholeCount } from "@outcome-runtime/stats";
 import { show } from "./config-reader";
-import type { ArmAggregate, ExperimentWindow, SeriesPoint, SeriesWindow } from "./connector";
+import type { ArmAggregate, Covariate, ExperimentWindow, SeriesPoint, SeriesWindow } from "./connector";
 import { ConnectorError } from "./connector-error";
 
 /** A row as a source returned it, before checking. */
@@ -17,6 +17,14 @@ export interface RawArmRow {
   sum: unknown;
   sum_sq: unknown;
   ts?: unknown;
+  /**
+   * The optional pre-exposure covariate x of the arm's units (CUPED): Σx,
+   * Σx² and Σxy. All three or none; `undefined` means the source has no such
+   * column.
+   */
+  cov_sum?: unknown;
+  cov_sum_sq?: unknown;
+  cov_sum_product?: unknown;
   /** Where the row came from, for messages (e.g. `row 3`, `line 12`). */
   location?: string;
 }
@@ -84,6 +92,73 @@ function bad(message: string, details: Record<string, unknown>): ConnectorError 
   return new ConnectorError("bad_response", message, { details });
 }
 
+/** The covariate columns, all three or none. */
+const COVARIATE_COLUMNS = ["cov_sum", "cov_sum_sq", "cov_sum_product"] as const;
+
+/** Relative tolerance of the Cauchy–Schwarz checks (floating-point sums of squares). */
+const SQUARES_TOLERANCE = 1e-9;
+
+/** a² ≤ b·c up to floating-point rounding. */
+function withinCauchySchwarz(a: number, b: number, c: number): boolean {
+  return a * a <= b * c * (1 + SQUARES_TOLERANCE) + SQUARES_TOLERANCE;
+}
+
+/**
+ * Checks the covariate columns of one row: all three or none; finite;
+ * cov_sum_sq ≥ 0; (Σx)² ≤ n·Σx² and (Σxy)² ≤ Σx²·Σy² (Cauchy–Schwarz: the
+ * three are sums over the same units as units and sum_sq).
+ */
+function checkCovariate(row: RawArmRow, at: string, totals: { units: number; sumSq: number }): Covariate | undefined {
+  const present = COVARIATE_COLUMNS.filter((c) => row[c] !== undefined);
+  if (present.length === 0) return undefined;
+  if (present.length < COVARIATE_COLUMNS.length) {
+    const missing = COVARIATE_COLUMNS.filter((c) => row[c] === undefined);
+    throw bad(
+      `${at}: the row has ${present.join(", ")} but no ${missing.join(", ")}; the covariate columns come together: return all of cov_sum, cov_sum_sq and cov_sum_product, or none of them`,
+      { field: missing[0], value: null, present },
+    );
+  }
+  const number = (field: (typeof COVARIATE_COLUMNS)[number]): number => {
+    const raw = row[field];
+    const n = parseNumber(raw);
+    if (n === undefined) {
+      throw bad(
+        `${at}, column ${field}: ${describeMissing(raw)}; return a number (a unit without pre-exposure data counts with x = 0: wrap it in coalesce(..., 0))`,
+        { field, value: raw ?? null },
+      );
+    }
+    return n;
+  };
+  const sum = number("cov_sum");
+  const sumSq = number("cov_sum_sq");
+  const sumProduct = number("cov_sum_product");
+  if (sumSq < 0) {
+    throw bad(
+      `${at}, column cov_sum_sq: ${sumSq} is negative; cov_sum_sq is the sum of the squares of each unit's covariate (e.g. sum(x * x))`,
+      { field: "cov_sum_sq", value: sumSq },
+    );
+  }
+  if (totals.units === 0 && (sum !== 0 || sumSq !== 0 || sumProduct !== 0)) {
+    throw bad(
+      `${at}: units is 0 but cov_sum is ${sum}, cov_sum_sq ${sumSq} and cov_sum_product ${sumProduct}; with no units all three are 0`,
+      { field: "cov_sum", value: sum, units: 0 },
+    );
+  }
+  if (!withinCauchySchwarz(sum, totals.units, sumSq)) {
+    throw bad(
+      `${at}: cov_sum ${sum} and cov_sum_sq ${sumSq} over ${totals.units} units imply a negative variance; cov_sum_sq must be the sum of each unit's covariate squared (e.g. sum(x * x)) over the same units as units`,
+      { field: "cov_sum_sq", value: sumSq, cov_sum: sum, units: totals.units },
+    );
+  }
+  if (!withinCauchySchwarz(sumProduct, sumSq, totals.sumSq)) {
+    throw bad(
+      `${at}, column cov_sum_product: ${sumProduct} is larger in size than √(cov_sum_sq · sum_sq) = ${Math.sqrt(sumSq * totals.sumSq)}; cov_sum_product must be the sum of each unit's covariate times its value (e.g. sum(x * v)) over the same units`,
+      { field: "cov_sum_product", value: sumProduct, cov_sum_sq: sumSq, sum_sq: totals.sumSq },
+    );
+  }
+  return { sum, sumSq, sumProduct };
+}
+
 /** How many unknown arm names an error names before "and N more". */
 const MAX_NAMED_ARMS = 10;
 
@@ -124,6 +199,8 @@ export function checkArmAggregates(
 
   const seen = new Set<string>();
   const out: ArmAggregate[] = [];
+  // The covariate is on every row of a poll or on none: the first row decides.
+  let covariateRow: { location: string; has: boolean } | undefined;
   rows.forEach((row, i) => {
     if (typeof row.arm !== "string") {
       throw bad(`${where(source, row, i)}, column arm: ${show(row.arm)} is not text; return the arm name as text`, {
@@ -217,7 +294,20 @@ export function checkArmAggregates(
       );
     }
     seen.add(key);
-    out.push({ arm, units, sum, sum_sq: sumSq, ts });
+    const covariate = checkCovariate(row, at, { units, sumSq });
+    const location = row.location ?? `row ${i + 1}`;
+    if (covariateRow === undefined) {
+      covariateRow = { location, has: covariate !== undefined };
+    } else if (covariateRow.has !== (covariate !== undefined)) {
+      const [withIt, without] = covariateRow.has
+        ? [covariateRow.location, location]
+        : [location, covariateRow.location];
+      throw bad(
+        `${source}: ${without} has no cov_sum, cov_sum_sq, cov_sum_product but ${withIt} has them; the covariate columns are on every row of a poll or on none (a unit without pre-exposure data counts with x = 0: coalesce(..., 0))`,
+        { field: "cov_sum", value: null, row: without },
+      );
+    }
+    out.push({ arm, units, sum, sum_sq: sumSq, ts, ...(covariate === undefined ? {} : { covariate }) });
   });
   return sortAggregates(out, window.arms);
 }

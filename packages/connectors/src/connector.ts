@@ -17,6 +17,19 @@ export interface ArmAggregate {
   sum: number;
   sum_sq: number;
   ts: Date | null;
+  /**
+   * The arm's units' pre-exposure covariate x, when the source gives one
+   * (columns `cov_sum`, `cov_sum_sq`, `cov_sum_product`): the analysis then
+   * adjusts the primary metric for it (CUPED).
+   */
+  covariate?: Covariate;
+}
+
+/** Σx, Σx² and Σxy over an arm's units, x the covariate and y the metric value. */
+export interface Covariate {
+  sum: number;
+  sumSq: number;
+  sumProduct: number;
 }
 
 /** One point of an outcome's own time series. */

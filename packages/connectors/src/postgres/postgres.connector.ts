@@ -39,6 +39,8 @@ export const SERIES_PARAMETERS: Readonly<Record<string, ParameterDefinition>> = 
 
 const FIELDS = ["query", "series_query", ...credentialFields("postgres"), "timeout", "max_rows"] as const;
 const AGGREGATE_COLUMNS = ["arm", "units", "sum", "sum_sq"] as const;
+/** The optional pre-exposure covariate (CUPED): all three or none. */
+const COVARIATE_COLUMNS = ["cov_sum", "cov_sum_sq", "cov_sum_product"] as const;
 const SERIES_COLUMNS = ["ts", "value"] as const;
 
 /** Default statement timeout, in seconds. */
@@ -213,13 +215,21 @@ class PostgresConnector implements SignalConnector {
       to: window.to.toISOString(),
     };
     const result = await this.run("query", this.settings.query, values, signal);
-    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts"]);
+    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts", ...COVARIATE_COLUMNS]);
+    // A covariate column the result lacks stays undefined: the boundary check names a partial set.
+    const cell = (row: unknown[], column: string): unknown => {
+      const i = index[column];
+      return i === undefined ? undefined : row[i];
+    };
     const rows = result.rows.map((row, i) => ({
       arm: row[index.arm ?? -1],
       units: row[index.units ?? -1],
       sum: row[index.sum ?? -1],
       sum_sq: row[index.sum_sq ?? -1],
       ts: index.ts === undefined ? null : row[index.ts],
+      cov_sum: cell(row, "cov_sum"),
+      cov_sum_sq: cell(row, "cov_sum_sq"),
+      cov_sum_product: cell(row, "cov_sum_product"),
       location: `row ${i + 1}`,
     }));
     return checkArmAggregates(rows, window, this.settings.metricKind, "postgres query");
