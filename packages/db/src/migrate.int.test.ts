@@ -38,6 +38,7 @@ describe("migrations", () => {
         "2026-12-10T00-00-job-requests",
         "2026-12-11T00-00-analysis-names",
         "2026-12-11T01-00-secondary-metrics",
+        "2026-12-12T00-00-point-covariates",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

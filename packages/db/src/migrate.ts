@@ -22,6 +22,7 @@ import * as imports from "./migrations/2026-12-09T02-00-imports";
 import * as jobRequests from "./migrations/2026-12-10T00-00-job-requests";
 import * as analysisNames from "./migrations/2026-12-11T00-00-analysis-names";
 import * as secondaryMetrics from "./migrations/2026-12-11T01-00-secondary-metrics";
+import * as pointCovariates from "./migrations/2026-12-12T00-00-point-covariates";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -41,6 +42,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-10T00-00-job-requests": jobRequests,
   "2026-12-11T00-00-analysis-names": analysisNames,
   "2026-12-11T01-00-secondary-metrics": secondaryMetrics,
+  "2026-12-12T00-00-point-covariates": pointCovariates,
 };
 
 export interface MigrationReport {

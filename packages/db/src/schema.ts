@@ -159,6 +159,9 @@ interface SignalPointsTable {
   units: ColumnType<number, number | bigint, number | bigint>;
   sum: number;
   sum_sq: number;
+  cov_sum: number | null;
+  cov_sum_sq: number | null;
+  cov_sum_product: number | null;
   ingested_at: Timestamp;
 }
 
@@ -174,6 +177,12 @@ interface SignalPointRevisionsTable {
   new_units: ColumnType<number, number | bigint, number | bigint>;
   new_sum: number;
   new_sum_sq: number;
+  old_cov_sum: number | null;
+  old_cov_sum_sq: number | null;
+  old_cov_sum_product: number | null;
+  new_cov_sum: number | null;
+  new_cov_sum_sq: number | null;
+  new_cov_sum_product: number | null;
   revised_at: ColumnType<Date, Date | string | undefined, never>;
 }
 

@@ -87,6 +87,23 @@ export interface PointInput {
   readonly units: number;
   readonly sum: number;
   readonly sum_sq: number;
+  /** The arm's pre-exposure covariate (CUPED), when the source gives one. */
+  readonly covariate?: PointCovariate;
+}
+
+/** Σx, Σx² and Σxy over an arm's units, x the covariate and y the metric value. */
+export interface PointCovariate {
+  readonly sum: number;
+  readonly sumSq: number;
+  readonly sumProduct: number;
+}
+
+/** A stored point's covariate columns as a `PointCovariate` (absent when NULL). */
+function covariateOf(r: { cov_sum: number | null; cov_sum_sq: number | null; cov_sum_product: number | null }): {
+  covariate?: PointCovariate;
+} {
+  if (r.cov_sum === null || r.cov_sum_sq === null || r.cov_sum_product === null) return {};
+  return { covariate: { sum: r.cov_sum, sumSq: r.cov_sum_sq, sumProduct: r.cov_sum_product } };
 }
 
 export interface UpsertReport {
@@ -103,7 +120,8 @@ export interface UpsertReport {
  * WHERE values differ`), and set the series' "polled until" mark to the oldest
  * of its arms' newest points. Identical re-polls write nothing; revised values
  * are updated, each with one `signal_point_revisions` row (old and new values,
- * `revised_at` = `polledAt`).
+ * `revised_at` = `polledAt`). The covariate is one of the values: a point
+ * that gains, loses or changes its covariate is revised.
  */
 export async function upsertPoints(
   db: DbOrTrx,
@@ -120,29 +138,43 @@ export async function upsertPoints(
   const units = points.map((p) => p.units);
   const sums = points.map((p) => p.sum);
   const sumSqs = points.map((p) => p.sum_sq);
+  const covSums = points.map((p) => p.covariate?.sum ?? null);
+  const covSumSqs = points.map((p) => p.covariate?.sumSq ?? null);
+  const covSumProducts = points.map((p) => p.covariate?.sumProduct ?? null);
   // One statement: the values a revision replaces are read in the same snapshot as the upsert, and each
   // point the upsert changed (not inserted) gets one revision row with its old and new values.
   const result = await sql<{ inserted: boolean }>`
     WITH input AS (
-      SELECT u.arm, u.ts, u.units, u.sum, u.sum_sq
-        FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[])
-             AS u(arm, ts, units, sum, sum_sq)
+      SELECT u.arm, u.ts, u.units, u.sum, u.sum_sq, u.cov_sum, u.cov_sum_sq, u.cov_sum_product
+        FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[],
+                    ${covSums}::float8[], ${covSumSqs}::float8[], ${covSumProducts}::float8[])
+             AS u(arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)
     ), previous AS (
-      SELECT sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq
+      SELECT sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product
         FROM signal_points sp JOIN input i ON sp.arm = i.arm AND sp.ts = i.ts
        WHERE sp.series_id = ${series.id}::uuid
     ), upserted AS (
-      INSERT INTO signal_points AS sp (series_id, workspace_id, arm, ts, units, sum, sum_sq)
-      SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, arm, ts, units, sum, sum_sq FROM input
+      INSERT INTO signal_points AS sp
+             (series_id, workspace_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)
+      SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, arm, ts, units, sum, sum_sq,
+             cov_sum, cov_sum_sq, cov_sum_product
+        FROM input
       ON CONFLICT (series_id, arm, ts) DO UPDATE
-         SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, ingested_at = now()
-       WHERE (sp.units, sp.sum, sp.sum_sq) IS DISTINCT FROM (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq)
-      RETURNING sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, (xmax = 0) AS inserted
+         SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, cov_sum = EXCLUDED.cov_sum,
+             cov_sum_sq = EXCLUDED.cov_sum_sq, cov_sum_product = EXCLUDED.cov_sum_product, ingested_at = now()
+       WHERE (sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product)
+             IS DISTINCT FROM
+             (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq, EXCLUDED.cov_sum, EXCLUDED.cov_sum_sq, EXCLUDED.cov_sum_product)
+      RETURNING sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
+                (xmax = 0) AS inserted
     ), revisions AS (
       INSERT INTO signal_point_revisions
-             (series_id, workspace_id, arm, ts, old_units, old_sum, old_sum_sq, new_units, new_sum, new_sum_sq, revised_at)
+             (series_id, workspace_id, arm, ts, old_units, old_sum, old_sum_sq, new_units, new_sum, new_sum_sq,
+              old_cov_sum, old_cov_sum_sq, old_cov_sum_product, new_cov_sum, new_cov_sum_sq, new_cov_sum_product,
+              revised_at)
       SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, u.arm, u.ts, p.units, p.sum, p.sum_sq,
-             u.units, u.sum, u.sum_sq, ${polledAt}
+             u.units, u.sum, u.sum_sq, p.cov_sum, p.cov_sum_sq, p.cov_sum_product,
+             u.cov_sum, u.cov_sum_sq, u.cov_sum_product, ${polledAt}
         FROM upserted u JOIN previous p ON p.arm = u.arm AND p.ts = u.ts
        WHERE NOT u.inserted
     )
@@ -167,7 +199,7 @@ export interface StoredPoint extends PointInput {}
 export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | null): Promise<StoredPoint[]> {
   let q = db
     .selectFrom("signal_points")
-    .select(["arm", "ts", "units", "sum", "sum_sq"])
+    .select(["arm", "ts", "units", "sum", "sum_sq", "cov_sum", "cov_sum_sq", "cov_sum_product"])
     .where("series_id", "=", seriesId)
     .orderBy("ts")
     .orderBy("arm");
@@ -178,17 +210,34 @@ export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | nu
     units: Number(r.units),
     sum: r.sum,
     sum_sq: r.sum_sq,
+    ...covariateOf(r),
   }));
 }
 
 /** The newest point per arm of a series with ts ≤ `atOrBefore`. */
 export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOrBefore: Date): Promise<StoredPoint[]> {
-  const rows = await sql<{ arm: string; ts: Date; units: string | number; sum: number; sum_sq: number }>`
-    SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq
+  const rows = await sql<{
+    arm: string;
+    ts: Date;
+    units: string | number;
+    sum: number;
+    sum_sq: number;
+    cov_sum: number | null;
+    cov_sum_sq: number | null;
+    cov_sum_product: number | null;
+  }>`
+    SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product
       FROM signal_points
      WHERE series_id = ${seriesId} AND ts <= ${atOrBefore}
      ORDER BY arm, ts DESC`.execute(db);
-  return rows.rows.map((r) => ({ arm: r.arm, ts: r.ts, units: Number(r.units), sum: r.sum, sum_sq: r.sum_sq }));
+  return rows.rows.map((r) => ({
+    arm: r.arm,
+    ts: r.ts,
+    units: Number(r.units),
+    sum: r.sum,
+    sum_sq: r.sum_sq,
+    ...covariateOf(r),
+  }));
 }
 
 /** Earliest ts of any point of the series, or null. */

@@ -240,7 +240,14 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
       for (const { series, rows } of fetched) {
         const points = rows
           .filter((r) => arms.includes(r.arm))
-          .map((r) => ({ arm: r.arm, ts: r.ts ?? at, units: r.units, sum: r.sum, sum_sq: r.sum_sq }));
+          .map((r) => ({
+            arm: r.arm,
+            ts: r.ts ?? at,
+            units: r.units,
+            sum: r.sum,
+            sum_sq: r.sum_sq,
+            ...(r.covariate === undefined ? {} : { covariate: r.covariate }),
+          }));
         const report = await signals.upsertPoints(trx, series, points, at);
         inserted += report.inserted;
         updated += report.updated;

@@ -383,6 +383,46 @@ describe("the decision policy on real polls", () => {
       .executeTakeFirstOrThrow();
     expect(Number(count.n)).toBe(6);
   });
+
+  it("stores a point's covariate, reads it back, and revises a point whose covariate changed", async () => {
+    const key = await runningExperiment("sig-covariate");
+    const id = (await getExperiment({ db: t.db }, seed.admin, key)).experiment.id;
+    const series = await signals.ensureSeries(t.db, {
+      workspaceId: seed.workspaceId,
+      outcomeId: (await getExperiment({ db: t.db }, seed.admin, key)).experiment.outcomeId,
+      experimentId: id,
+      metric: "checkout_abandonment_rate",
+      role: "primary",
+      kind: "proportion",
+    });
+    const ts = new Date(Date.now() - DAY);
+    const covariate = { sum: 150, sumSq: 400, sumProduct: 60 };
+    const point = { arm: "control", ts, units: 100, sum: 40, sum_sq: 40, covariate };
+    const plain = { arm: "treatment", ts, units: 100, sum: 41, sum_sq: 41 };
+    expect(await signals.upsertPoints(t.db, series, [point, plain], new Date())).toEqual({
+      inserted: 2,
+      updated: 0,
+      unchanged: 0,
+    });
+    // Identical values, covariate included, write nothing.
+    expect(await signals.upsertPoints(t.db, series, [point, plain], new Date())).toMatchObject({ unchanged: 2 });
+    expect(await signals.listPoints(t.db, series.id, null)).toEqual([
+      { ...point, ts },
+      { ...plain, ts },
+    ]);
+    const revised = { ...point, covariate: { ...covariate, sumProduct: 61 } };
+    expect(await signals.upsertPoints(t.db, series, [revised, plain], new Date())).toMatchObject({
+      updated: 1,
+      unchanged: 1,
+    });
+    expect((await signals.latestPointsAtOrBefore(t.db, series.id, new Date()))[0]).toEqual({ ...revised, ts });
+    const revision = await t.db
+      .selectFrom("signal_point_revisions")
+      .select(["old_cov_sum_product", "new_cov_sum_product", "old_sum", "new_sum"])
+      .where("series_id", "=", series.id)
+      .executeTakeFirstOrThrow();
+    expect(revision).toEqual({ old_cov_sum_product: 60, new_cov_sum_product: 61, old_sum: 40, new_sum: 40 });
+  });
 });
 
 describe("an analysis racing the outcome's abandon", () => {
