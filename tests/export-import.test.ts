@@ -110,6 +110,8 @@ async function buildWorkspace(api: TestApi): Promise<void> {
       units: 100 + i,
       sum: 31 + i / 3,
       sum_sq: 31 + i / 3,
+      // The control arm's points carry a covariate (CUPED), the treatment's none: both kinds round-trip.
+      ...(arm === "control" ? { covariate: { sum: 80 + i / 7, sumSq: 90 + i, sumProduct: 20 + i / 9 } } : {}),
     })),
   );
   await signals.upsertPoints(api.t.db, series, points, new Date());
@@ -205,8 +207,10 @@ describe("export then import", () => {
     expect(outcomes[0].created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/);
     expect(Object.keys(outcomes[0])).toEqual(expect.arrayContaining(["id", "workspace_id", "spec", "content_hash"]));
     const csv = (await readFile(join(out, "signal_points.csv"), "utf8")).trim().split("\n");
-    expect(csv[0]).toBe("series_id,arm,ts,units,sum,sum_sq");
+    expect(csv[0]).toBe("series_id,arm,ts,units,sum,sum_sq,cov_sum,cov_sum_sq,cov_sum_product");
     expect(csv).toHaveLength(1301);
+    expect(csv.find((l) => l.includes(",control,2026-11-01T00:00:00.123"))).toMatch(/,100,31,31,80,90,20$/);
+    expect(csv.find((l) => l.includes(",treatment,2026-11-01T00:00:00.123"))).toMatch(/,100,31,31,,,$/);
 
     const before = await snapshot(source);
     const imported = await cli(["--json", "import", "--from", out], target, urls.target);
@@ -269,6 +273,14 @@ describe("export then import", () => {
     expect(JSON.stringify(former)).toContain('"p_value"');
     expect(JSON.stringify(former)).not.toContain('"pValue"');
     await writeFile(join(v1, "analyses.json"), JSON.stringify(former));
+    // Nor had its signal_points.csv the covariate columns (arms here hold no comma).
+    const points = await readFile(join(v1, "signal_points.csv"), "utf8");
+    const sixColumns = points
+      .split("\n")
+      .map((line) => line.split(",").slice(0, 6).join(","))
+      .join("\n");
+    expect(sixColumns.split("\n")[0]).toBe("series_id,arm,ts,units,sum,sum_sq");
+    await writeFile(join(v1, "signal_points.csv"), sixColumns);
 
     const third = await createTestApi();
     try {
@@ -281,6 +293,12 @@ describe("export then import", () => {
           (await api.app.inject({ method: "GET", url: "/v1/export/analyses", headers: api.auth })).json(),
         ).replaceAll(api.seed.workspaceId, "<workspace>");
       expect(await exported(third)).toBe(await exported(source));
+      // The points came in without a covariate.
+      const csv = (await third.app.inject({ method: "GET", url: "/v1/export/signal_points", headers: third.auth })).body
+        .trim()
+        .split("\n");
+      expect(csv).toHaveLength(1301);
+      expect(csv.slice(1).every((line) => line.endsWith(",,,"))).toBe(true);
     } finally {
       await third.close();
     }
@@ -671,6 +689,17 @@ describe("import writes only into an empty workspace, inside an open import", ()
         errors: [{ field: `signal_points.csv:2.${column}` }],
       });
     }
+    // The covariate columns are all filled or all empty.
+    const partial = await post(
+      ws.auth,
+      "/v1/import/signal_points",
+      `series_id,arm,ts,units,sum,sum_sq,cov_sum,cov_sum_sq,cov_sum_product\n${randomUUID()},control,2026-11-01T00:00:00+00:00,1,1,1,1,1,\n`,
+      "text/csv",
+    );
+    expect(partial.statusCode, partial.body).toBe(400);
+    expect(partial.json().errors).toEqual([
+      { field: "signal_points.csv:2.cov_sum_product", message: expect.stringContaining("fill all of") },
+    ]);
     expect((await countOf(ws.id)).outcomes).toBe(0);
   });
 });

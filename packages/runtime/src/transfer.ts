@@ -33,8 +33,27 @@ import { parse } from "csv-parse";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { ALL_GATE_DECISIONS } from "./decide-gate";
 
-/** The CSV columns of `signal_points.csv`, in order. */
-export const SIGNAL_POINT_COLUMNS = ["series_id", "arm", "ts", "units", "sum", "sum_sq"] as const;
+/**
+ * The CSV columns of `signal_points.csv`, in order. The last three, the
+ * covariate (CUPED), are empty for a point without one; a file without them
+ * (an older export) imports as points without a covariate.
+ */
+export const SIGNAL_POINT_COLUMNS = [
+  "series_id",
+  "arm",
+  "ts",
+  "units",
+  "sum",
+  "sum_sq",
+  "cov_sum",
+  "cov_sum_sq",
+  "cov_sum_product",
+] as const;
+
+/** The columns every line of `signal_points.csv` holds. */
+const REQUIRED_POINT_COLUMNS = SIGNAL_POINT_COLUMNS.slice(0, 6);
+/** The covariate columns: all three filled, or all three empty or absent. */
+const COVARIATE_POINT_COLUMNS = ["cov_sum", "cov_sum_sq", "cov_sum_product"] as const;
 
 export interface ExportManifest {
   readonly format: typeof EXPORT_FORMAT;
@@ -127,7 +146,13 @@ export async function* exportSignalPointsCsv(deps: RuntimeDeps, caller: Caller):
   for (;;) {
     const rows = await transfer.exportSignalPointsPage(deps.db, caller.principal.workspaceId, after, PAGE);
     if (rows.length > 0) {
-      yield rows.map((p) => `${p.series_id},${csvField(p.arm)},${p.ts},${p.units},${p.sum},${p.sum_sq}\n`).join("");
+      yield rows
+        .map(
+          (p) =>
+            `${p.series_id},${csvField(p.arm)},${p.ts},${p.units},${p.sum},${p.sum_sq},` +
+            `${p.cov_sum ?? ""},${p.cov_sum_sq ?? ""},${p.cov_sum_product ?? ""}\n`,
+        )
+        .join("");
     }
     const last = rows.at(-1);
     if (rows.length < PAGE || last === undefined) return;
@@ -436,7 +461,8 @@ export async function importTable(
  *
  * @throws DomainError `forbidden` unless the caller may `workspace.import`; `conflict` when no import
  *   is open; `validation_failed` naming `signal_points.csv:<line>.<column>`
- *   for a malformed line, a header other than `SIGNAL_POINT_COLUMNS`, or a
+ *   for a malformed line, a line without the columns of `SIGNAL_POINT_COLUMNS` (the covariate ones may be
+ *   left out: older exports have none), or a
  *   point whose series is not one of the workspace's (nothing is written).
  */
 export async function importSignalPointsCsv(
@@ -505,13 +531,29 @@ function toPoint(record: Record<string, string>, line: number): transfer.SignalP
       table: "signal_points",
       line,
     });
-  for (const column of SIGNAL_POINT_COLUMNS) {
+  for (const column of REQUIRED_POINT_COLUMNS) {
     if (record[column] === undefined || record[column] === "") {
-      throw refuse(column, `is missing; each line holds ${SIGNAL_POINT_COLUMNS.join(",")}`);
+      throw refuse(column, `is missing; each line holds ${REQUIRED_POINT_COLUMNS.join(",")}`);
     }
     if ((record[column] as string).includes("\u0000"))
       throw refuse(column, "contains a NUL character (U+0000); remove it");
   }
+  const filled = COVARIATE_POINT_COLUMNS.filter((c) => (record[c] ?? "") !== "");
+  if (filled.length > 0 && filled.length < COVARIATE_POINT_COLUMNS.length) {
+    const empty = COVARIATE_POINT_COLUMNS.find((c) => (record[c] ?? "") === "") as string;
+    throw refuse(
+      empty,
+      `is empty but ${filled.join(", ")} is not; fill all of ${COVARIATE_POINT_COLUMNS.join(", ")} or none`,
+    );
+  }
+  const covariate = (column: (typeof COVARIATE_POINT_COLUMNS)[number]): number | null => {
+    if (filled.length === 0) return null;
+    const value = Number(record[column]);
+    if (!Number.isFinite(value) || (column === "cov_sum_sq" && value < 0)) {
+      throw refuse(column, `${shown(record[column])} must be a number${column === "cov_sum_sq" ? " ≥ 0" : ""}`);
+    }
+    return value;
+  };
   if (!UUID.test(record.series_id as string)) throw refuse("series_id", `${shown(record.series_id)} must be a UUID`);
   if (!ISO_TIMESTAMP.test(record.ts as string) || Number.isNaN(Date.parse(record.ts as string))) {
     throw refuse("ts", `${shown(record.ts)} must be an ISO 8601 time with its offset`);
@@ -529,6 +571,9 @@ function toPoint(record: Record<string, string>, line: number): transfer.SignalP
     units,
     sum,
     sum_sq: sumSq,
+    cov_sum: covariate("cov_sum"),
+    cov_sum_sq: covariate("cov_sum_sq"),
+    cov_sum_product: covariate("cov_sum_product"),
   };
 }
 

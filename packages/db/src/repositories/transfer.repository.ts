@@ -82,6 +82,10 @@ export interface SignalPointRow {
   readonly units: number;
   readonly sum: number;
   readonly sum_sq: number;
+  /** The covariate (CUPED): all three numbers or all three null. */
+  readonly cov_sum: number | null;
+  readonly cov_sum_sq: number | null;
+  readonly cov_sum_product: number | null;
 }
 
 /** Keyset cursor of signal points: the last (series, arm, ts) read. */
@@ -131,7 +135,8 @@ export async function exportSignalPointsPage(
 ): Promise<SignalPointRow[]> {
   const result = await inUtc(db, (trx) =>
     sql<SignalPointRow>`
-      SELECT p.series_id, p.arm, to_json(p.ts) #>> '{}' AS ts, p.units, p.sum, p.sum_sq
+      SELECT p.series_id, p.arm, to_json(p.ts) #>> '{}' AS ts, p.units, p.sum, p.sum_sq,
+             p.cov_sum, p.cov_sum_sq, p.cov_sum_product
       FROM signal_points p
       WHERE p.workspace_id = ${workspaceId}
         ${after === null ? sql`` : sql`AND (p.series_id, p.arm, p.ts) > (${after.series_id}::uuid, ${after.arm}, ${after.ts}::timestamptz)`}
@@ -438,17 +443,22 @@ export async function importSignalPoints(
   if (points.length === 0) return { inserted: 0 };
   const unnested = sql`unnest(${points.map((p) => p.series_id)}::uuid[], ${points.map((p) => p.arm)}::text[],
                 ${points.map((p) => p.ts)}::timestamptz[], ${points.map((p) => p.units)}::bigint[],
-                ${points.map((p) => p.sum)}::float8[], ${points.map((p) => p.sum_sq)}::float8[])`;
+                ${points.map((p) => p.sum)}::float8[], ${points.map((p) => p.sum_sq)}::float8[],
+                ${points.map((p) => p.cov_sum)}::float8[], ${points.map((p) => p.cov_sum_sq)}::float8[],
+                ${points.map((p) => p.cov_sum_product)}::float8[])`;
+  const columns = sql`(series_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)`;
   const foreign = await sql<{ i: number }>`
-    SELECT (p.ord - 1)::int AS i FROM ${unnested} WITH ORDINALITY AS p(series_id, arm, ts, units, sum, sum_sq, ord)
+    SELECT (p.ord - 1)::int AS i
+    FROM ${unnested} WITH ORDINALITY AS p(series_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, ord)
     WHERE NOT EXISTS (SELECT 1 FROM signal_series s WHERE s.id = p.series_id AND s.workspace_id = ${workspaceId})
     ORDER BY p.ord LIMIT 1`.execute(db);
   const refused = foreign.rows[0];
   if (refused !== undefined) return { refused: { index: refused.i } };
   const result = await sql`
-    INSERT INTO signal_points (series_id, arm, ts, workspace_id, units, sum, sum_sq)
-    SELECT p.series_id, p.arm, p.ts, ${workspaceId}::uuid, p.units, p.sum, p.sum_sq
-    FROM ${unnested} AS p(series_id, arm, ts, units, sum, sum_sq)
+    INSERT INTO signal_points (series_id, arm, ts, workspace_id, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)
+    SELECT p.series_id, p.arm, p.ts, ${workspaceId}::uuid, p.units, p.sum, p.sum_sq,
+           p.cov_sum, p.cov_sum_sq, p.cov_sum_product
+    FROM ${unnested} AS p${columns}
     ON CONFLICT DO NOTHING`.execute(db);
   return { inserted: Number(result.numAffectedRows ?? 0) };
 }
