@@ -219,6 +219,12 @@ export type AnalysisComparison = {
   readonly logLambda: number | null;
   /** Fixed-horizon p-value of the same data (for comparison only; never decides). */
   readonly fixedPValue: number | null;
+  /**
+   * Present when the look is CUPED-adjusted (every arm's source gave the pre-exposure covariate):
+   * θ, the slope pooled over all arms, and 1 − adjusted / unadjusted variance of the effect (a
+   * fraction). `effect`, `ci` and the p-values are then the adjusted ones. Absent otherwise.
+   */
+  readonly cuped?: { readonly theta: number | null; readonly varianceReduction: number | null };
   readonly warnings: readonly string[];
 };
 

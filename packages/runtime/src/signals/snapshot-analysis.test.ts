@@ -1,9 +1,16 @@
-import { NO_COUNTS } from "@outcome-runtime/core";
+import { type AnalysisComparison, NO_COUNTS } from "@outcome-runtime/core";
 import { parseOutcome } from "@outcome-runtime/spec";
 import type { ArmTotals } from "@outcome-runtime/stats";
 import { outcomeVariant } from "@outcome-runtime/testing";
 import { describe, expect, it } from "vitest";
-import { analyseSnapshot, completeControl, EMPTY_CARRY, makeStatsPlan, type Snapshot } from "./snapshot-analysis";
+import {
+  analyseSnapshot,
+  completeControl,
+  EMPTY_CARRY,
+  makeStatsPlan,
+  type Snapshot,
+  type SnapshotTotals,
+} from "./snapshot-analysis";
 
 /** The normalised spec of a variant of the example outcome (proportion signal, baseline 0.68, expected effect 3 %). */
 function spec(replacements: [string, string][] = []) {
@@ -332,6 +339,120 @@ describe("analyseSnapshot", () => {
     });
     expect(second.carry.guardrails.payment_error_rate?.tau2).toBe(tau2);
     expect(second.row.guardrails).toMatchObject([{ metric: "payment_error_rate", arm: "treatment" }]);
+  });
+
+  describe("with a pre-exposure covariate (CUPED)", () => {
+    /** A deterministic uniform draw in [0, 1) (mulberry32). */
+    function uniform(seed: number): () => number {
+      let a = seed;
+      return () => {
+        a = (a + 0x6d2b79f5) | 0;
+        let t = Math.imul(a ^ (a >>> 15), 1 | a);
+        t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+        return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+      };
+    }
+    /** An arm's totals whose units convert more often the higher their covariate x (their pre-period rate). */
+    function correlated(units: number, lift: number, seed: number): SnapshotTotals {
+      const draw = uniform(seed);
+      let sum = 0;
+      let covSum = 0;
+      let covSumSq = 0;
+      let covSumProduct = 0;
+      for (let i = 0; i < units; i += 1) {
+        const x = draw();
+        const y = draw() < 0.2 + 0.6 * x + lift ? 1 : 0;
+        sum += y;
+        covSum += x;
+        covSumSq += x * x;
+        covSumProduct += x * y;
+      }
+      return { units, sum, sumSq: sum, covariate: { sum: covSum, sumSq: covSumSq, sumProduct: covSumProduct } };
+    }
+    const withoutCovariate = ({ covariate: _covariate, ...totals }: SnapshotTotals): ArmTotals => totals;
+    const analyse = (c: SnapshotTotals, t: SnapshotTotals) =>
+      analyseSnapshot({
+        spec: spec(),
+        arms,
+        snapshot: look(3, c, t),
+        guardrailTotals: new Map(),
+        plan,
+        carry: EMPTY_CARRY,
+        startedAt,
+      });
+    const c = correlated(4_000, 0, 1);
+    const t = correlated(4_000, 0.02, 2);
+    const width = (ci: readonly [number, number] | null | undefined) => (ci ? ci[1] - ci[0] : Number.NaN);
+
+    it("adjusts the comparison when every arm has the covariate, recording θ and the variance reduction", () => {
+      const adjusted = analyse(c, t);
+      const comparison = (adjusted.row.details as { comparisons: AnalysisComparison[] }).comparisons[0];
+      expect(comparison?.cuped?.theta).toBeGreaterThan(0);
+      expect(comparison?.cuped?.varianceReduction).toBeGreaterThan(0.1);
+      // The same units without the covariate: the unadjusted test, no `cuped`, a wider interval.
+      const plain = analyse(withoutCovariate(c), withoutCovariate(t));
+      const unadjusted = (plain.row.details as { comparisons: AnalysisComparison[] }).comparisons[0];
+      expect(unadjusted).not.toHaveProperty("cuped");
+      expect(width(comparison?.ci)).toBeLessThan(width(unadjusted?.ci));
+      // The adjusted effect estimates the same difference: close to the unadjusted one.
+      expect(comparison?.effect).toBeCloseTo(unadjusted?.effect ?? Number.NaN, 1);
+      expect(adjusted.row.ciLow).toBe(comparison?.ci?.[0]);
+      // The row's arms keep the metric's totals only.
+      expect(Object.keys((adjusted.row.arms as Record<string, object>).control ?? {})).not.toContain("covariate");
+      expect(adjusted.carry.arms.treatment).toBeDefined();
+    });
+
+    it("stays unadjusted when an arm lacks the covariate", () => {
+      const mixed = analyse(c, withoutCovariate(t));
+      const comparison = (mixed.row.details as { comparisons: AnalysisComparison[] }).comparisons[0];
+      expect(comparison).not.toHaveProperty("cuped");
+      const plain = analyse(withoutCovariate(c), withoutCovariate(t));
+      expect(mixed.row).toEqual(plain.row);
+    });
+
+    it("adjusts every treatment's look, the kill-switch's at the full α included, θ pooled over all arms", () => {
+      const three = [...arms, { name: "treatment_b", weight: 0.5 }];
+      const b = correlated(4_000, -0.01, 3);
+      const snapshot: Snapshot = {
+        ts: look(3, c, t).ts,
+        arms: new Map([
+          ["control", c],
+          ["treatment", t],
+          ["treatment_b", b],
+        ]),
+      };
+      const result = analyseSnapshot({
+        spec: spec(),
+        arms: three,
+        snapshot,
+        guardrailTotals: new Map(),
+        plan,
+        carry: EMPTY_CARRY,
+        startedAt,
+      });
+      const comparisons = (result.row.details as { comparisons: AnalysisComparison[] }).comparisons;
+      expect(comparisons.map((x) => x.arm)).toEqual(["treatment", "treatment_b"]);
+      // One θ for the experiment.
+      expect(comparisons[0]?.cuped?.theta).toBe(comparisons[1]?.cuped?.theta);
+      expect(comparisons.every((x) => (x.cuped?.varianceReduction ?? 0) > 0)).toBe(true);
+      // The kill-switch's sequence at α is narrower than the α/2 one, and adjusted too: narrower than unadjusted.
+      const killCi = result.carry.killArms?.treatment?.ci;
+      expect(width(killCi)).toBeLessThan(width(comparisons[0]?.ci));
+      const plainSnapshot: Snapshot = {
+        ts: snapshot.ts,
+        arms: new Map([...snapshot.arms].map(([name, totals]) => [name, withoutCovariate(totals)])),
+      };
+      const plain = analyseSnapshot({
+        spec: spec(),
+        arms: three,
+        snapshot: plainSnapshot,
+        guardrailTotals: new Map(),
+        plan,
+        carry: EMPTY_CARRY,
+        startedAt,
+      });
+      expect(width(killCi)).toBeLessThan(width(plain.carry.killArms?.treatment?.ci));
+    });
   });
 
   it("takes only a snapshot in which every arm has reported", () => {

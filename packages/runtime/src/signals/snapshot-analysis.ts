@@ -33,11 +33,13 @@ import {
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import {
   type ArmTotals,
+  cupedSequentialTest,
   fixedHorizonTest,
   type GuardrailResult,
   guardrailTest,
   holmAdjust,
   mixtureVarianceForSample,
+  type PairedTotals,
   planSample,
   type SequentialCarry,
   type SequentialResult,
@@ -47,6 +49,16 @@ import {
   srmChiSquare,
   summarizeArm,
 } from "@outcome-runtime/stats";
+
+/** Σx, Σx² and Σxy over an arm's units, x the pre-exposure covariate and y the metric value (CUPED). */
+export interface CovariateTotals {
+  readonly sum: number;
+  readonly sumSq: number;
+  readonly sumProduct: number;
+}
+
+/** An arm's cumulative totals, with the covariate's when the source gives them. */
+export type SnapshotTotals = ArmTotals & { readonly covariate?: CovariateTotals };
 
 /** Kept in each analysis row so the next snapshot continues the running minimum and intersections. */
 export type { AnalysisCarry };
@@ -61,12 +73,23 @@ export interface ArmPoint {
   readonly units: number;
   readonly sum: number;
   readonly sum_sq: number;
+  readonly covariate?: CovariateTotals;
 }
 
 /** A per-arm snapshot: cumulative totals per arm name as of `ts`. */
 export interface Snapshot {
   readonly ts: Date;
-  readonly arms: ReadonlyMap<string, ArmTotals>;
+  readonly arms: ReadonlyMap<string, SnapshotTotals>;
+}
+
+/** A point's totals, its covariate's included when it has one. */
+function totalsOfPoint(p: ArmPoint): SnapshotTotals {
+  return {
+    units: p.units,
+    sum: p.sum,
+    sumSq: p.sum_sq,
+    ...(p.covariate === undefined ? {} : { covariate: p.covariate }),
+  };
 }
 
 /**
@@ -74,7 +97,7 @@ export interface Snapshot {
  * distinct `ts` is one snapshot, carrying forward the arms that did not report
  * at it from `previous` (the totals as of the last analysis).
  */
-export function snapshotsAfter(previous: ReadonlyMap<string, ArmTotals>, points: readonly ArmPoint[]): Snapshot[] {
+export function snapshotsAfter(previous: ReadonlyMap<string, SnapshotTotals>, points: readonly ArmPoint[]): Snapshot[] {
   const state = new Map(previous);
   const byTs = new Map<number, ArmPoint[]>();
   for (const p of points) {
@@ -85,15 +108,37 @@ export function snapshotsAfter(previous: ReadonlyMap<string, ArmTotals>, points:
   }
   const out: Snapshot[] = [];
   for (const key of [...byTs.keys()].sort((a, b) => a - b)) {
-    for (const p of byTs.get(key) ?? []) state.set(p.arm, { units: p.units, sum: p.sum, sumSq: p.sum_sq });
+    for (const p of byTs.get(key) ?? []) state.set(p.arm, totalsOfPoint(p));
     out.push({ ts: new Date(key), arms: new Map(state) });
   }
   return out;
 }
 
 /** Totals per arm of a set of points (the newest per arm, as the repository returns them). */
-export function totalsOf(points: readonly ArmPoint[]): Map<string, ArmTotals> {
-  return new Map(points.map((p) => [p.arm, { units: p.units, sum: p.sum, sumSq: p.sum_sq }]));
+export function totalsOf(points: readonly ArmPoint[]): Map<string, SnapshotTotals> {
+  return new Map(points.map((p) => [p.arm, totalsOfPoint(p)]));
+}
+
+/**
+ * The arms' totals as the CUPED test reads them (y the metric, x the
+ * covariate), when every arm has a covariate; null when any lacks one (the
+ * unadjusted test applies).
+ */
+function pairedTotals(arms: readonly Arm[], snapshot: Snapshot): Map<string, PairedTotals> | null {
+  const out = new Map<string, PairedTotals>();
+  for (const a of arms) {
+    const totals = snapshot.arms.get(a.name);
+    if (totals?.covariate === undefined) return null;
+    out.set(a.name, {
+      units: totals.units,
+      sum: totals.sum,
+      sumSq: totals.sumSq,
+      pairSum: totals.covariate.sum,
+      pairSumSq: totals.covariate.sumSq,
+      crossSum: totals.covariate.sumProduct,
+    });
+  }
+  return out;
 }
 
 /**
@@ -190,7 +235,10 @@ function round(x: number | null): number | null {
   return x === null ? null : Number(x.toPrecision(12));
 }
 
-function describeComparison(arm: string, r: SequentialResult, fixedP: number | null) {
+/** One look of the primary metric's test; `cuped` when it is the CUPED-adjusted one. */
+type PrimaryLook = SequentialResult & { cuped?: { theta: number | null; varianceReduction: number | null } };
+
+function describeComparison(arm: string, r: PrimaryLook, fixedP: number | null) {
   return {
     arm,
     effect: round(r.effect),
@@ -200,6 +248,7 @@ function describeComparison(arm: string, r: SequentialResult, fixedP: number | n
     pValue: r.pValue,
     logLambda: r.logLambda,
     fixedPValue: fixedP,
+    ...(r.cuped === undefined ? {} : { cuped: r.cuped }),
     warnings: r.warnings,
   };
 }
@@ -363,14 +412,34 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
   // With k treatments, each confidence sequence is at α/k and wins and losses are declared on Holm's
   // adjustment of the always-valid p-values (Holm 1979), so the family-wise error stays ≤ α; the
   // kill-switch reads each treatment's own sequence at the full α (a false pause is the safe error).
+  // When every arm's source gives the pre-exposure covariate, the primary metric's looks (the kill-switch's
+  // included) are CUPED-adjusted (Deng, Xu, Kohavi & Walker 2013), θ pooled over all arms; otherwise the
+  // unadjusted test, as before.
   const k = treatments.length;
+  const paired = pairedTotals(arms, snap);
+  const primaryLook = (treatment: ArmTotals, t: string, a: number, previous: SequentialCarry | null): PrimaryLook => {
+    if (paired === null) return sequentialTest(control, treatment, { kind, alpha: a, tau2: plan.tau2 }, previous);
+    const r = cupedSequentialTest(
+      paired.get(controlName) as PairedTotals,
+      paired.get(t) as PairedTotals,
+      { alpha: a, tau2: plan.tau2 },
+      previous,
+      [...paired.values()],
+    );
+    const { theta, varianceReduction, ...look } = r;
+    return {
+      ...look,
+      control: summarizeArm(kind, control),
+      treatment: summarizeArm(kind, treatment),
+      cuped: { theta: round(theta), varianceReduction: round(varianceReduction) },
+    };
+  };
   const nextKillArms: Record<string, SequentialCarry> = { ...(carry.killArms ?? {}) };
   const looks = treatments.map((t) => {
     const treatment = snap.arms.get(t) as ArmTotals;
-    const r = sequentialTest(control, treatment, { kind, alpha: alpha / k, tau2: plan.tau2 }, carry.arms[t] ?? null);
+    const r = primaryLook(treatment, t, alpha / k, carry.arms[t] ?? null);
     if (r.carry !== null) nextArms[t] = r.carry;
-    const rKill =
-      k > 1 ? sequentialTest(control, treatment, { kind, alpha, tau2: plan.tau2 }, carry.killArms?.[t] ?? null) : r;
+    const rKill = k > 1 ? primaryLook(treatment, t, alpha, carry.killArms?.[t] ?? null) : r;
     if (k > 1 && rKill.carry !== null) nextKillArms[t] = rKill.carry;
     return { t, treatment, r, rKill };
   });
@@ -493,7 +562,9 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     row: {
       arms: Object.fromEntries(
         arms.map((a) => {
-          const totals = snap.arms.get(a.name) ?? { units: 0, sum: 0, sumSq: 0 };
+          // The totals the row keeps: the covariate is in the comparison's `cuped`, not in the arms.
+          const { units, sum, sumSq } = snap.arms.get(a.name) ?? { units: 0, sum: 0, sumSq: 0 };
+          const totals = { units, sum, sumSq };
           return [a.name, { ...totals, ...summarizeArm(kind, totals) }];
         }),
       ),
