@@ -1,4 +1,4 @@
-import { type AnalysisComparison, NO_COUNTS } from "@outcome-runtime/core";
+import { NO_COUNTS } from "@outcome-runtime/core";
 import { parseOutcome } from "@outcome-runtime/spec";
 import type { ArmTotals } from "@outcome-runtime/stats";
 import { outcomeVariant } from "@outcome-runtime/testing";
@@ -386,12 +386,12 @@ describe("analyseSnapshot", () => {
 
     it("adjusts the comparison when every arm has the covariate, recording θ and the variance reduction", () => {
       const adjusted = analyse(c, t);
-      const comparison = (adjusted.row.details as { comparisons: AnalysisComparison[] }).comparisons[0];
+      const comparison = adjusted.row.details.comparisons[0];
       expect(comparison?.cuped?.theta).toBeGreaterThan(0);
       expect(comparison?.cuped?.varianceReduction).toBeGreaterThan(0.1);
       // The same units without the covariate: the unadjusted test, no `cuped`, a wider interval.
       const plain = analyse(withoutCovariate(c), withoutCovariate(t));
-      const unadjusted = (plain.row.details as { comparisons: AnalysisComparison[] }).comparisons[0];
+      const unadjusted = plain.row.details.comparisons[0];
       expect(unadjusted).not.toHaveProperty("cuped");
       expect(width(comparison?.ci)).toBeLessThan(width(unadjusted?.ci));
       // The adjusted effect estimates the same difference: close to the unadjusted one.
@@ -404,7 +404,7 @@ describe("analyseSnapshot", () => {
 
     it("stays unadjusted when an arm lacks the covariate", () => {
       const mixed = analyse(c, withoutCovariate(t));
-      const comparison = (mixed.row.details as { comparisons: AnalysisComparison[] }).comparisons[0];
+      const comparison = mixed.row.details.comparisons[0];
       expect(comparison).not.toHaveProperty("cuped");
       const plain = analyse(withoutCovariate(c), withoutCovariate(t));
       expect(mixed.row).toEqual(plain.row);
@@ -430,7 +430,7 @@ describe("analyseSnapshot", () => {
         carry: EMPTY_CARRY,
         startedAt,
       });
-      const comparisons = (result.row.details as { comparisons: AnalysisComparison[] }).comparisons;
+      const comparisons = result.row.details.comparisons;
       expect(comparisons.map((x) => x.arm)).toEqual(["treatment", "treatment_b"]);
       // One θ for the experiment.
       expect(comparisons[0]?.cuped?.theta).toBe(comparisons[1]?.cuped?.theta);
