@@ -286,6 +286,47 @@ describe("the worker process", () => {
     expect(b.ci![0]).toBeLessThanOrEqual(last.details.carry.killArms!.b!.ci[0]);
   }, 90_000);
 
+  it("adjusts the analysis for a pre-exposure covariate the postgres query returns (CUPED)", async () => {
+    const world = await createWorld();
+    // Unit-level data: each unit's conversion rate over the 30 days before exposure (x), and whether it
+    // converted after (y), more likely the higher x. 3 000 units per arm, the treatment converting 2 points more.
+    await world.source.query(`
+      CREATE TABLE source_units (experiment_key text, arm text, exposed_at timestamptz, pre_rate float8, converted int);
+      SELECT setseed(0.25);
+      INSERT INTO source_units
+      SELECT 'cuped', arm, now() - interval '10 minutes', x,
+             (random() < 0.2 + 0.6 * x + CASE WHEN arm = 'treatment' THEN 0.02 ELSE 0 END)::int
+        FROM (SELECT arm, random() AS x
+                FROM unnest(ARRAY['control', 'treatment']) AS arm, generate_series(1, 3000)
+               ORDER BY arm) AS u;`);
+    const query =
+      "SELECT arm, count(*) AS units, sum(converted)::float8 AS sum, sum(converted)::float8 AS sum_sq, " +
+      "sum(pre_rate) AS cov_sum, sum(pre_rate * pre_rate) AS cov_sum_sq, sum(pre_rate * converted) AS cov_sum_product " +
+      "FROM source_units WHERE experiment_key = :experiment AND exposed_at <= :to GROUP BY arm";
+    await activeOutcome(world, "cuped-outcome", 100, { query });
+    const [experiment] = await launchExperiments(world, "cuped-outcome", ["cuped"]);
+
+    const worker = await startWorker(world);
+    await worker.ready;
+    const analysis = await waitFor(
+      "an analysis of the covariate-carrying points",
+      async () => (await signals.listAnalyses(world.t.db, experiment!.id)).at(-1),
+      { timeoutMs: 30_000, diagnostics: worker.output },
+    );
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+
+    // The points were stored with their covariate, and the comparison is the CUPED-adjusted one.
+    const points = await storedPoints(world, experiment!.id);
+    expect(points.length).toBeGreaterThanOrEqual(2);
+    const series = (await signals.listSeriesOfExperiment(world.t.db, experiment!.id)).find((s) => s.role === "primary");
+    const stored = await signals.latestPointsAtOrBefore(world.t.db, series!.id, analysis.ts);
+    expect(stored.map((p) => p.covariate?.sumSq)).toEqual([expect.any(Number), expect.any(Number)]);
+    const comparison = analysis.details.comparisons[0]!;
+    expect(comparison.cuped?.theta).toBeGreaterThan(0);
+    expect(comparison.cuped?.varianceReduction).toBeGreaterThan(0);
+    expect(comparison.ci).not.toBeNull();
+  }, 90_000);
+
   it("loses and duplicates nothing when SIGKILLed in the middle of polling ten times in a row", async () => {
     const world = await createWorld();
     // A minimum sample no experiment reaches: every analysis is "warming up", nothing is decided.
