@@ -104,6 +104,38 @@ describe("csv connector: other layouts", () => {
     ]);
   });
 
+  it("reads the optional covariate columns of an aggregate file, all three or none", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "csv-covariate-"));
+    try {
+      const header = "ts,arm,units,sum,sum_sq,cov_sum,cov_sum_sq,cov_sum_product";
+      await writeFile(
+        join(dir, "cuped.csv"),
+        `${header}\n2026-03-02T00:00:00Z,control,2,1,1,3,5,2\n2026-03-02T00:00:00Z,treatment,2,1,1,3,5,2\n`,
+      );
+      await writeFile(
+        join(dir, "partial.csv"),
+        "ts,arm,units,sum,sum_sq,cov_sum,cov_sum_sq\n2026-03-02T00:00:00Z,control,2,1,1,3,5\n",
+      );
+      const context = { ...proportion, baseDir: dir };
+      const rows = await createConnector({ type: "csv", path: "cuped.csv" }, context).fetchArmAggregates(
+        window("2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z"),
+      );
+      expect(rows.map((r) => r.covariate)).toEqual([
+        { sum: 3, sumSq: 5, sumProduct: 2 },
+        { sum: 3, sumSq: 5, sumProduct: 2 },
+      ]);
+      const partial = await failure(
+        createConnector({ type: "csv", path: "partial.csv" }, context).fetchArmAggregates(
+          window("2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z"),
+        ),
+      );
+      expect(partial.message).toContain("csv partial.csv: line 2");
+      expect(partial.message).toContain("no cov_sum_product");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("maps other header names with columns, for a mean", async () => {
     const connector = createConnector(
       { type: "csv", path: "order-values.csv", columns: { ts: "day", arm: "variant", value: "revenue" } },

@@ -7,7 +7,8 @@
  * - unit-level: `ts, arm, value`, one row per unit; units are counted and
  *   `sum`, `sum_sq` accumulated from the first row up to each ts;
  * - aggregate: `ts, arm, units, sum, sum_sq`, each row a cumulative
- *   aggregate as of its ts.
+ *   aggregate as of its ts, optionally with the covariate's
+ *   `cov_sum, cov_sum_sq, cov_sum_product` (CUPED; all three or none).
  * An optional `experiment` column keeps only the rows of the polled
  * experiment.
  */
@@ -28,7 +29,18 @@ import type {
 import { ConnectorError } from "../connector-error";
 
 const FIELDS = ["path", "series_path", "columns", "speed", "snapshot_every"] as const;
-const COLUMN_KEYS = ["ts", "arm", "value", "units", "sum", "sum_sq", "experiment"] as const;
+const COLUMN_KEYS = [
+  "ts",
+  "arm",
+  "value",
+  "units",
+  "sum",
+  "sum_sq",
+  "cov_sum",
+  "cov_sum_sq",
+  "cov_sum_product",
+  "experiment",
+] as const;
 type ColumnKey = (typeof COLUMN_KEYS)[number];
 
 /** The most snapshots one poll returns; beyond it, `too_many_rows` (set snapshot_every). */
@@ -142,6 +154,11 @@ class CsvConnector implements SignalConnector {
     const valueCol = need("value");
     const [unitsCol, sumCol, sumSqCol] = [need("units"), need("sum"), need("sum_sq")];
     const experimentCol = need("experiment");
+    // The covariate (aggregate layout only): a column the header lacks stays undefined, so the boundary
+    // check names a partial set.
+    const covariateCols = (["cov_sum", "cov_sum_sq", "cov_sum_product"] as const).map(
+      (key) => [key, need(key)] as const,
+    );
     const aggregate = unitsCol !== undefined || sumCol !== undefined || sumSqCol !== undefined;
     const missing: string[] = [];
     if (tsCol === undefined) missing.push(s.columns.ts);
@@ -174,7 +191,15 @@ class CsvConnector implements SignalConnector {
     const state = new Map<string, { units: number; sum: number; sumSq: number }>();
     const snapshots = new Map<
       string,
-      { arm: string; units: number; sum: number; sum_sq: number; ts: number; line: number }
+      {
+        arm: string;
+        units: number;
+        sum: number;
+        sum_sq: number;
+        ts: number;
+        line: number;
+        covariate: Record<string, string>;
+      }
     >();
     let previous = Number.NEGATIVE_INFINITY;
     let first: number | undefined;
@@ -225,7 +250,19 @@ class CsvConnector implements SignalConnector {
       if (ts <= from) continue;
       const at = s.snapshotMs === undefined ? ts : Math.min(Math.ceil(ts / s.snapshotMs) * s.snapshotMs, to);
       const key = `${arm}\u0000${at}`;
-      snapshots.set(key, { arm, units: current.units, sum: current.sum, sum_sq: current.sumSq, ts: at, line });
+      const covariate: Record<string, string> = {};
+      if (valueCol === undefined) {
+        for (const [key, col] of covariateCols) if (col !== undefined) covariate[key] = cell(col);
+      }
+      snapshots.set(key, {
+        arm,
+        units: current.units,
+        sum: current.sum,
+        sum_sq: current.sumSq,
+        ts: at,
+        line,
+        covariate,
+      });
       if (snapshots.size > MAX_CSV_SNAPSHOTS) {
         await rows.return(undefined);
         throw new ConnectorError(
@@ -235,7 +272,12 @@ class CsvConnector implements SignalConnector {
         );
       }
     }
-    const raw = [...snapshots.values()].map((r) => ({ ...r, ts: new Date(r.ts), location: `line ${r.line}` }));
+    const raw = [...snapshots.values()].map(({ covariate, ...r }) => ({
+      ...r,
+      ...covariate,
+      ts: new Date(r.ts),
+      location: `line ${r.line}`,
+    }));
     return checkArmAggregates(raw, window, s.metricKind, `csv ${name}`);
   }
 
