@@ -51,7 +51,7 @@ import {
 } from "@outcome-runtime/stats";
 
 /** Σx, Σx² and Σxy over an arm's units, x the pre-exposure covariate and y the metric value (CUPED). */
-export interface CovariateTotals {
+interface CovariateTotals {
   readonly sum: number;
   readonly sumSq: number;
   readonly sumProduct: number;
