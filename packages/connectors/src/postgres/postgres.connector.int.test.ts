@@ -398,6 +398,21 @@ describe("postgres connector: refusals", () => {
     ).toHaveLength(1);
   });
 
+  it("reads the optional covariate columns, and names the row of one left NULL", async () => {
+    // Each unit's covariate is 1: Σx = units, Σx² = units, Σxy = 0 (sum is 0).
+    const covariate =
+      "SELECT arm, count(*) AS units, 0 AS sum, 0 AS sum_sq, count(*)::float8 AS cov_sum, count(*) AS cov_sum_sq, " +
+      "%s AS cov_sum_product FROM exposures WHERE arm = ANY(:arms) GROUP BY arm ORDER BY arm";
+    const rows = await connect({ query: bound(covariate.replace("%s", "0")) }).fetchArmAggregates(window);
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) expect(row.covariate).toEqual({ sum: row.units, sumSq: row.units, sumProduct: 0 });
+    const error = await failure(
+      connect({ query: bound(covariate.replace("%s", "NULL::float8")) }).fetchArmAggregates(window),
+    );
+    expect(error.code).toBe("bad_response");
+    expect(error.message).toContain('postgres query: row 1 (arm "control"), column cov_sum_product: is NULL or empty');
+  });
+
   it("names missing columns and what the query returned", async () => {
     const error = await failure(
       connect({

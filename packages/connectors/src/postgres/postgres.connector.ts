@@ -215,7 +215,7 @@ class PostgresConnector implements SignalConnector {
       to: window.to.toISOString(),
     };
     const result = await this.run("query", this.settings.query, values, signal);
-    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts", ...COVARIATE_COLUMNS]);
+    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts"], COVARIATE_COLUMNS);
     // A covariate column the result lacks stays undefined: the boundary check names a partial set.
     const cell = (row: unknown[], column: string): unknown => {
       const i = index[column];
@@ -347,10 +347,13 @@ function columnIndex(
   field: string,
   required: readonly string[],
   optional: readonly string[],
+  /** Optional columns the missing-columns message leaves out (the covariate's, documented apart). */
+  unlisted: readonly string[] = [],
 ): Record<string, number | undefined> {
   const counts = new Map<string, number>();
   for (const name of result.fields) counts.set(name, (counts.get(name) ?? 0) + 1);
-  const duplicated = [...counts].filter(([name, count]) => count > 1 && [...required, ...optional].includes(name));
+  const known = [...required, ...optional, ...unlisted];
+  const duplicated = [...counts].filter(([name, count]) => count > 1 && known.includes(name));
   if (duplicated.length > 0) {
     throw new ConnectorError(
       "bad_response",
@@ -367,7 +370,7 @@ function columnIndex(
     );
   }
   const index: Record<string, number | undefined> = {};
-  for (const name of [...required, ...optional]) {
+  for (const name of known) {
     const i = result.fields.indexOf(name);
     index[name] = i === -1 ? undefined : i;
   }
