@@ -237,7 +237,11 @@ describe("the dashboard on the demo's data", () => {
       pValue: 0.0123,
       details: {
         ...fixture.details,
-        comparisons: [comparison("b", 0.0041, 0.0123), comparison("c", 0.2, 0.4), comparison("d", 0.9, 0.9)],
+        comparisons: [
+          { ...comparison("b", 0.0041, 0.0123), cuped: { theta: 0.8, varianceReduction: 0.4312 } },
+          comparison("c", 0.2, 0.4),
+          comparison("d", 0.9, 0.9),
+        ],
         secondary: [
           {
             metric: "pages_per_session",
@@ -268,6 +272,8 @@ describe("the dashboard on the demo's data", () => {
       expect(rows[0]).toContain("0.0041");
       expect(rows[0]).toContain("0.012");
       expect(await table.locator("caption").innerText()).toContain("α/3");
+      // CUPED: the headline comparison's variance reduction.
+      expect(await page.getByTestId("variance-reduction").innerText()).toBe("43.1 %");
       const secondary = page.getByTestId("secondary-metrics");
       expect(await secondary.locator("tbody tr").allInnerTexts()).toEqual([
         expect.stringMatching(/pages_per_session \(secondary\)[\s\S]*b[\s\S]*−0\.25/),

@@ -66,6 +66,8 @@ interface Comparison {
   pValue?: number | null;
   /** Holm-adjusted across the treatments; present with more than one treatment. */
   adjustedPValue?: number | null;
+  /** Present when the source gave a pre-exposure covariate: the CUPED slope and the variance reduction (a fraction). */
+  cuped?: { theta?: number | null; varianceReduction?: number | null };
   warnings?: string[];
   [key: string]: unknown;
 }

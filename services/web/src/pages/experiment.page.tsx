@@ -105,6 +105,8 @@ export function ExperimentPage() {
   const srmAlarm = srm?.sequentialAlarm === true;
   const comparisons = a?.details?.comparisons ?? [];
   const secondary = a?.details?.secondary ?? [];
+  // CUPED: the variance reduction of the headline comparison (the first treatment's).
+  const varianceReduction = comparisons[0]?.cuped?.varianceReduction ?? null;
 
   return (
     <>
@@ -191,6 +193,14 @@ export function ExperimentPage() {
                   {a.decision.reason ? ` · ${humanize(a.decision.reason)}` : ""}
                   {a.decision.detail ? <span className="small text-muted"> — {a.decision.detail}</span> : null}
                 </Fact>
+                {varianceReduction !== null ? (
+                  <Fact term="Variance reduction (CUPED)">
+                    <span data-testid="variance-reduction">{(varianceReduction * 100).toFixed(1)} %</span>{" "}
+                    <span className="small text-muted">
+                      less variance than the unadjusted comparison, from the pre-exposure covariate
+                    </span>
+                  </Fact>
+                ) : null}
                 <Fact term="Sample ratio">
                   <span data-testid="srm-status" className={srmAlarm ? "text-danger" : "text-good"}>
                     {srmAlarm ? "⚠ mismatch" : "✓ as configured"}
