@@ -36,8 +36,8 @@ export function metricPointers(spec: unknown): MetricPointer[] {
   return found;
 }
 
-/** The value at a JSON pointer of `metricPointers` (`/constraints/guardrails/0`), or undefined. */
-export function metricAt(spec: unknown, pointer: string): unknown {
+/** The value at a JSON pointer (`/constraints/guardrails/0/connector`) of a document, or undefined. */
+export function valueAt(spec: unknown, pointer: string): unknown {
   let value: unknown = spec;
   for (const key of pointer.split("/").slice(1)) {
     if (Array.isArray(value)) value = value[Number(key)];

@@ -7,7 +7,7 @@ import type { Alias, Document, Node, Scalar, YAMLError } from "yaml";
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, Parser, parseDocument, visit } from "yaml";
 import { contentHash } from "./content-hash.js";
 import type { Diagnostic, DiagnosticCode } from "./diagnostics.js";
-import { metricAt, metricPointers } from "./metric-pointers.js";
+import { metricPointers, valueAt } from "./metric-pointers.js";
 import { isPlainObject, normalizeOutcome } from "./normalize-outcome.js";
 import type { OutcomeSpec, OutcomeSpecInput } from "./outcome.types.js";
 import { outcomeSchema, outcomeValidator, type SchemaNode } from "./outcome-schema.js";
@@ -294,7 +294,7 @@ export function connectorPointers(
       found.push({ pointer: `${pointer}/connector`, kind, config });
     }
   };
-  for (const { pointer } of metricPointers(spec)) take(metricAt(spec, pointer), pointer);
+  for (const { pointer } of metricPointers(spec)) take(valueAt(spec, pointer), pointer);
   return found;
 }
 

@@ -4,7 +4,7 @@
  * parts that passed the schema, so one mistake is never reported twice.
  */
 import { didYouMean } from "./did-you-mean.js";
-import { metricPointers } from "./metric-pointers.js";
+import { metricPointers, valueAt } from "./metric-pointers.js";
 import { isPlainObject } from "./normalize-outcome.js";
 import { type Finding, formatPercent } from "./schema-diagnostics.js";
 import { humanPath } from "./source-positions.js";
@@ -67,7 +67,7 @@ function connectorFindings(spec: unknown, { connectors, isClean }: SemanticConte
   const pointers = metricPointers(spec).map((m) => `${m.pointer}/connector`);
   const findings: Finding[] = [];
   for (const pointer of pointers) {
-    const type = field(at(spec, pointer), "type");
+    const type = field(valueAt(spec, pointer), "type");
     if (!isClean(pointer) || typeof type !== "string" || connectors.includes(type)) continue;
     const suggestion = didYouMean(type, connectors);
     findings.push({
@@ -89,8 +89,8 @@ function metricConnectors(spec: unknown): { pointer: string; kindPointer: string
 function meanConnectorFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
   const findings: Finding[] = [];
   for (const { pointer, kindPointer } of metricConnectors(spec)) {
-    if (!isClean(pointer) || !isClean(kindPointer) || at(spec, kindPointer) !== "mean") continue;
-    const connector = at(spec, pointer);
+    if (!isClean(pointer) || !isClean(kindPointer) || valueAt(spec, kindPointer) !== "mean") continue;
+    const connector = valueAt(spec, pointer);
     if (field(connector, "type") !== "mixpanel" || field(connector, "value_property") !== undefined) continue;
     findings.push({
       code: "missing_field",
@@ -105,7 +105,7 @@ function meanConnectorFindings(spec: unknown, { isClean }: SemanticContext): Fin
 
 function armFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
   const pointer = "/experiment_defaults/arms";
-  const arms = at(spec, pointer);
+  const arms = valueAt(spec, pointer);
   if (!isClean(pointer) || !Array.isArray(arms)) return [];
   const findings: Finding[] = [];
   const seen = new Map<string, number>();
@@ -250,12 +250,4 @@ function targetFindings(spec: unknown, { isClean }: SemanticContext): Finding[] 
 
 function field(value: unknown, key: string): unknown {
   return isPlainObject(value) ? value[key] : undefined;
-}
-
-function at(value: unknown, pointer: string): unknown {
-  let current = value;
-  for (const segment of pointer.split("/").slice(1)) {
-    current = Array.isArray(current) ? current[Number(segment)] : field(current, segment);
-  }
-  return current;
 }
