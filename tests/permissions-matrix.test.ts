@@ -240,6 +240,10 @@ const FACES: Record<Operation, Faces> = {
   "outcome.abandon": {
     rest: (w) => rest(w, "POST", `/v1/outcomes/${UNKNOWN}/abandon`, JSON.stringify({ reason: "matrix" }), json),
   },
+  "outcome.reopen": {
+    rest: (w) => rest(w, "POST", `/v1/outcomes/${UNKNOWN}/reopen`, JSON.stringify({ reason: "matrix" }), json),
+    cli: (w) => cli(w, ["reopen", UNKNOWN]),
+  },
   "portfolio.generate": {
     rest: (w) => rest(w, "POST", `/v1/outcomes/${UNKNOWN}/hypotheses`, "{}", json),
   },

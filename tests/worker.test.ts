@@ -7,7 +7,7 @@
 import { createHmac } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { audit, experiments as experimentRows, signals } from "@outcome-runtime/db";
+import { audit, experiments as experimentRows, gates, outcomes, signals } from "@outcome-runtime/db";
 import {
   CONTROL_QUEUE,
   decideGate,
@@ -326,6 +326,45 @@ describe("the worker process", () => {
     expect(comparison.cuped?.varianceReduction).toBeGreaterThan(0);
     expect(comparison.ci).not.toBeNull();
   }, 90_000);
+
+  it("opens the owner's confirm-achieved gate once the outcome's own series has held past the target, and logs it", async () => {
+    const world = await createWorld();
+    // The outcome's series, one point a minute: 0.40 for an hour (with one minute at 0.46), then 0.46 for the
+    // last 40 minutes (goal 0.45, target.sustain 30m).
+    await world.source.query(`
+      CREATE TABLE outcome_level (ts timestamptz, value float8);
+      INSERT INTO outcome_level
+      SELECT now() - make_interval(mins => m), CASE WHEN m <= 40 OR m = 70 THEN 0.46 ELSE 0.40 END
+        FROM generate_series(1, 100) AS m;`);
+    const outcomeId = await activeOutcome(world, "sustained-outcome", 100, {
+      seriesQuery: "SELECT ts, value FROM outcome_level WHERE ts > :from AND ts <= :to ORDER BY ts",
+      target: "  direction: increase\n  value: 0.45\n  relative: false\n  sustain: 30m",
+    });
+    const worker = await startWorker(world, { LOG_LEVEL: "info" });
+    await worker.ready;
+    const gate = await waitFor(
+      "the confirm-achieved gate",
+      async () => (await gates.findPendingGate(world.t.db, { outcomeId, kind: "achievement_review" })) ?? undefined,
+      { timeoutMs: 30_000, diagnostics: worker.output },
+    );
+    expect(gate.assignees).toEqual(["owner@acme.example"]);
+    expect(gate.context).toMatchObject({ goal: 0.45, latest: 0.46, direction: "increase", sustainSeconds: 1800 });
+    expect(gate.context.points).toBeGreaterThanOrEqual(29);
+    const logged = await waitFor(
+      "the worker's log line",
+      async () =>
+        worker
+          .output()
+          .split("\n")
+          .filter((line) => line.includes("confirm-achieved gate opened"))
+          .map((line) => JSON.parse(line) as Record<string, unknown>)[0],
+      { diagnostics: worker.output },
+    );
+    expect(logged).toMatchObject({ outcomeId, gateId: gate.id, goal: 0.45, latest: 0.46 });
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+    // Still active: only the owner's confirmation marks it achieved.
+    expect((await outcomes.findOutcomeById(world.t.db, outcomeId))?.state).toBe("active");
+  }, 60_000);
 
   it("loses and duplicates nothing when SIGKILLed in the middle of polling ten times in a row", async () => {
     const world = await createWorld();

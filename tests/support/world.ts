@@ -152,6 +152,10 @@ export interface OutcomeOptions {
   readonly minDuration?: string;
   /** A secondary metric of this name, read with the same query as the signal (default: none). */
   readonly secondaryMetric?: string;
+  /** The connector's `series_query` for the outcome's own series (default: none). */
+  readonly seriesQuery?: string;
+  /** The target block's lines after `target:`, indented two spaces (default: increase by 10 %, relative). */
+  readonly target?: string;
 }
 
 /** An outcome read through the `postgres` connector from `source_points`. */
@@ -168,11 +172,9 @@ signal:
   connector:
     type: postgres
     database_url_env: ${SOURCE_ENV}
-    query: ${JSON.stringify(options.query ?? SOURCE_QUERY)}
+    query: ${JSON.stringify(options.query ?? SOURCE_QUERY)}${options.seriesQuery === undefined ? "" : `\n    series_query: ${JSON.stringify(options.seriesQuery)}`}
 target:
-  direction: increase
-  value: 10%
-  relative: true
+${options.target ?? "  direction: increase\n  value: 10%\n  relative: true"}
 horizon: 60d${
     options.secondaryMetric === undefined
       ? ""

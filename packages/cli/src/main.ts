@@ -221,6 +221,23 @@ program
     }
   });
 
+program
+  .command("reopen")
+  .description("reopen an achieved outcome: it is active again, its signal polled and its horizon checked")
+  .argument("<outcome>", "outcome id or slug")
+  .option("--reason <text>", "why it is reopened (kept in the audit log)")
+  .addHelpText("after", examples('outcome-runtime reopen checkout-abandonment --reason "the gain did not hold"'))
+  .action(async (outcome: string, opts: { reason?: string }) => {
+    const options = program.opts<GlobalOptions>();
+    const result = await clientOf(options).request<ResponseJson<"/v1/outcomes/{id}/reopen", "post">>(
+      "POST",
+      `/v1/outcomes/${encodeURIComponent(outcome)}/reopen`,
+      { json: opts.reason === undefined ? {} : { reason: opts.reason } },
+    );
+    if (options.json) outJson(result);
+    else out(`${result.outcome.slug}: ${result.outcome.state}`);
+  });
+
 program.addCommand(experimentsCommand(() => program.opts<GlobalOptions>()));
 program.addCommand(gatesCommand(() => program.opts<GlobalOptions>()));
 

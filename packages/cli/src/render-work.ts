@@ -219,6 +219,23 @@ function contextLines(p: GateContextPackage, c: Colors): string[] {
       lines.push(`  experiment: ${p.experiment.key} ${badge(p.experiment.state, c)} ${p.experiment.title}`);
       lines.push(`  question from ${p.askedBy}: ${p.question}`);
       break;
+    case "achievement_review": {
+      const e = p.evidence;
+      if (e) {
+        const side = e.direction === "increase" ? "lower" : "upper";
+        lines.push(
+          `  target held: latest ${e.latest}, mean ${e.mean} of ${e.points} points from ${e.windowStart} to ${e.windowEnd}`,
+        );
+        lines.push(`  ${side} ${e.confidence * 100}% bound ${e.bound} is past the goal ${e.goal}`);
+      }
+      lines.push(`  series: ${p.series.length} points since activation; chart: ${p.chartUrl}`);
+      lines.push(`  shipped since activation: ${p.shipped.length === 0 ? "none" : ""}`);
+      for (const s of p.shipped) {
+        const lift = s.relativeLift === null ? "" : ` (${(s.relativeLift * 100).toFixed(1)}%)`;
+        lines.push(`    - ${s.key} ${s.title}${lift}, shipped ${s.shippedAt}`);
+      }
+      break;
+    }
     default:
       assertNever(p);
   }

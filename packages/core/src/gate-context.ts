@@ -122,11 +122,62 @@ export interface AgentRequestContext {
   readonly askedBy: string;
 }
 
+/**
+ * What the worker saw when it judged an outcome's target sustained: the last
+ * `sustain` of the outcome's series, with a one-sided Student-t bound on the
+ * mean of its points (see `sustainedTarget` in the runtime).
+ */
+export interface AchievementEvidence {
+  /** The level the signal must reach (the target as a level, in the signal's units). */
+  readonly goal: number;
+  readonly direction: "increase" | "decrease";
+  /** The latest point's value. */
+  readonly latest: number;
+  /** Mean of the window's points. */
+  readonly mean: number;
+  /** One-sided bound of that mean at `confidence`: the lower bound for `increase`, the upper for `decrease`. */
+  readonly bound: number;
+  /** Confidence of the bound, a fraction (0.95). */
+  readonly confidence: number;
+  /** Points in the window. */
+  readonly points: number;
+  /** ISO 8601 times of the window's first and last points. */
+  readonly windowStart: string;
+  readonly windowEnd: string;
+  /** `target.sustain`, in seconds. */
+  readonly sustainSeconds: number;
+}
+
+/** An experiment of the outcome shipped since the outcome was activated. */
+export interface ShippedExperimentBrief extends ExperimentBrief {
+  /** ISO 8601 time it was shipped. */
+  readonly shippedAt: string;
+  /** Relative lift of its latest analysis (fraction, 0.05 = +5 %), null without one. */
+  readonly relativeLift: number | null;
+}
+
+/** The owner confirms that an outcome's target is reached (opened by the worker once it held for `target.sustain`). */
+export interface AchievementReviewContext {
+  readonly kind: "achievement_review";
+  readonly outcome: OutcomeBrief;
+  /** The kind of the outcome's signal: `proportion` values are fractions, the others in the metric's units. */
+  readonly metricKind: "proportion" | "mean";
+  /** The evidence as the worker saw it when it opened the gate. */
+  readonly evidence: AchievementEvidence | null;
+  /** The outcome's series since activation (the latest 500 points at most), oldest first. */
+  readonly series: readonly { readonly ts: string; readonly value: number }[];
+  /** Experiments shipped since activation, newest first. */
+  readonly shipped: readonly ShippedExperimentBrief[];
+  /** Link to the outcome's page in the dashboard, with its chart. */
+  readonly chartUrl: string;
+}
+
 export type GateContextPackage =
   | PortfolioReviewContext
   | LaunchApprovalContext
   | AnalysisReviewContext
-  | AgentRequestContext;
+  | AgentRequestContext
+  | AchievementReviewContext;
 
 /** A decision a gate takes now, with its label for buttons and emails. */
 export interface DecisionOption {

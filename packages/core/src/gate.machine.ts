@@ -14,7 +14,13 @@ export type GateState = (typeof GATE_STATES)[number];
 export const GATE_ACTIONS = ["approve", "reject", "expire"] as const;
 export type GateAction = (typeof GATE_ACTIONS)[number];
 
-export const GATE_KINDS = ["portfolio_review", "launch_approval", "analysis_review", "agent_request"] as const;
+export const GATE_KINDS = [
+  "portfolio_review",
+  "launch_approval",
+  "analysis_review",
+  "agent_request",
+  "achievement_review",
+] as const;
 export type GateKind = (typeof GATE_KINDS)[number];
 
 /** Where a decision came from. */

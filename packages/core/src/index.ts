@@ -85,6 +85,8 @@ export {
   ROLES,
 } from "./gate.machine";
 export type {
+  AchievementEvidence,
+  AchievementReviewContext,
   AgentRequestContext,
   AnalysisReviewContext,
   AnalysisSummary,
@@ -98,6 +100,7 @@ export type {
   LaunchApprovalContext,
   OutcomeBrief,
   PortfolioReviewContext,
+  ShippedExperimentBrief,
 } from "./gate-context";
 export type { GuardVerdict, MachineDef, TransitionDef, TransitionResult } from "./machine";
 export { applyTransition, availableActions, isFinal } from "./machine";

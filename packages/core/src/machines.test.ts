@@ -29,6 +29,7 @@ const OUTCOME_LEGAL: readonly [string, string, string][] = [
   ["active", "achieve", "achieved"],
   ["active", "miss", "missed"],
   ["active", "abandon", "abandoned"],
+  ["achieved", "reopen", "active"],
 ];
 
 const EXPERIMENT_LEGAL: readonly [string, string, string][] = [

@@ -101,6 +101,7 @@ export const OPERATIONS = [
   "outcome.revise_any",
   "outcome.activate",
   "outcome.abandon",
+  "outcome.reopen",
   "portfolio.generate",
   "experiment.read",
   "experiment.propose",
@@ -180,6 +181,12 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
     roles: PEOPLE,
     scopes: WRITE,
     refusal: { message: "agents cannot abandon outcomes" },
+  },
+  "outcome.reopen": {
+    summary: "reopen an achieved outcome: it is active again, its signal polled and its horizon checked",
+    roles: PEOPLE,
+    scopes: WRITE,
+    refusal: { message: "agents cannot reopen outcomes" },
   },
   "portfolio.generate": {
     summary: "generate a portfolio of hypotheses for an active outcome (may call the LLM)",

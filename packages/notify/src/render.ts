@@ -117,6 +117,7 @@ const KIND_LABELS: Record<GateKind, string> = {
   launch_approval: "launch approval",
   analysis_review: "analysis review",
   agent_request: "question from a builder",
+  achievement_review: "confirmation that the outcome is achieved",
 };
 
 /** The partial (`templates/partials/<name>.{html,text}.hbs`) that shows each kind's context package. */
@@ -125,6 +126,7 @@ const CONTEXT_PARTIALS: Record<GateKind, string> = {
   launch_approval: "launch-approval",
   analysis_review: "analysis-review",
   agent_request: "agent-request",
+  achievement_review: "achievement-review",
 };
 
 const TONE_COLORS: Record<DecisionOption["tone"], string> = {
@@ -145,7 +147,10 @@ const TONE_COLORS: Record<DecisionOption["tone"], string> = {
  */
 export function renderGateEmail(model: GateEmailModel): RenderedEmail {
   const t = templates();
-  const title = model.context.kind === "portfolio_review" ? model.context.outcome.name : model.context.experiment.title;
+  const title =
+    model.context.kind === "portfolio_review" || model.context.kind === "achievement_review"
+      ? model.context.outcome.name
+      : model.context.experiment.title;
   const view = {
     reason: model.reason,
     recipient: model.recipient,

@@ -119,7 +119,9 @@ export async function applyOutcome(
     if (existing.state === "achieved" || existing.state === "missed" || existing.state === "abandoned") {
       throw new DomainError(
         "outcome_closed",
-        `outcome ${existing.slug} is ${existing.state}; give the file a new id to start a new outcome`,
+        existing.state === "achieved"
+          ? `outcome ${existing.slug} is achieved; reopen it first (outcome-runtime reopen ${existing.slug}) to revise it, or give the file a new id to start a new outcome`
+          : `outcome ${existing.slug} is ${existing.state}; give the file a new id to start a new outcome`,
         { state: existing.state },
       );
     }

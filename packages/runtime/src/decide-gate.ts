@@ -36,6 +36,7 @@ import { buildGateContext, type GateLinks } from "./gate-context";
 import { recordGateClosed } from "./gate-events";
 import { writeLearningForDecision } from "./learnings";
 import { moveExperiment } from "./move-experiment";
+import { moveOutcome } from "./move-outcome";
 
 /** The decisions each gate kind accepts, and the gate status each leads to. */
 export const GATE_DECISIONS = {
@@ -49,6 +50,7 @@ export const GATE_DECISIONS = {
     roll_back: "rejected",
   },
   agent_request: { approve: "approved", reject: "rejected" },
+  achievement_review: { approve: "approved", reject: "rejected" },
 } as const satisfies Record<GateKind, Record<string, "approved" | "rejected">>;
 
 export type GateDecisionValue = "approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back";
@@ -71,6 +73,8 @@ const EXPERIMENT_EFFECT: Record<GateKind, Partial<Record<GateDecisionValue, Expe
   analysis_review: { ship: "ship", iterate: "iterate", extend: "extend", resume: "resume", roll_back: "roll_back" },
   // An answer moves nothing: the agent reads it with get_gate_status and acts on it.
   agent_request: {},
+  // Moves the outcome, not an experiment (see applyOutcomeEffect).
+  achievement_review: {},
 };
 
 const OPTION_TEXT: Record<GateKind, Partial<Record<GateDecisionValue, Omit<DecisionOption, "decision">>>> = {
@@ -104,6 +108,18 @@ const OPTION_TEXT: Record<GateKind, Partial<Record<GateDecisionValue, Omit<Decis
   agent_request: {
     approve: { label: "Yes", effect: "the agent is told yes, with your reason", tone: "primary" },
     reject: { label: "No", effect: "the agent is told no, with your reason", tone: "danger" },
+  },
+  achievement_review: {
+    approve: {
+      label: "Confirm achieved",
+      effect: "the outcome is marked achieved and closes; it can be reopened",
+      tone: "primary",
+    },
+    reject: {
+      label: "Not yet",
+      effect: "the outcome stays active; you are asked again once the target has held for another target.sustain",
+      tone: "neutral",
+    },
   },
 };
 
@@ -196,7 +212,8 @@ export interface DecideGateResult {
  * `launch_approval` approve launches the experiment (running), reject sends it
  * back to building; `analysis_review` ship/iterate/extend/resume/roll_back
  * apply the action of that name, and a concluding decision (ship, iterate,
- * roll_back) writes the experiment's learning. In the same transaction every
+ * roll_back) writes the experiment's learning; `achievement_review` approve
+ * marks the outcome achieved (reject leaves it active). In the same transaction every
  * email link of the gate dies, its unsent emails are cancelled and its
  * `gate.decided` webhook is recorded.
  *
@@ -361,6 +378,14 @@ async function decide(
       requestId: caller.requestId,
     });
     const moved = await applyGateEffects(trx, caller, decided, outcome, input.decision, at, detail);
+    if (decided.kind === "achievement_review" && status === "approved") {
+      await moveOutcome(trx, caller, at, {
+        outcome,
+        action: "achieve",
+        context: { targetMet: true },
+        facts: { gateId: decided.id, ...pickEvidence(decided.context) },
+      });
+    }
     await recordGateClosed(trx, decided, outcome, at);
     let learningId: string | null = null;
     const concluded = moved.find((e) => e.state === "shipped" || e.state === "rolled_back" || e.state === "iterated");
@@ -549,6 +574,12 @@ async function portfolioDetail(
     });
   }
   return { approved, rejected };
+}
+
+/** The facts of an achievement gate's evidence worth keeping on the outcome's `outcome.achieved` event. */
+function pickEvidence(context: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const { goal, latest, bound, windowStart, windowEnd } = context as Record<string, unknown>;
+  return { value: latest ?? null, goal: goal ?? null, bound: bound ?? null, windowStart, windowEnd };
 }
 
 async function applyGateEffects(

@@ -4,6 +4,8 @@
  * dashboard and the emails all show this same package.
  */
 import type {
+  AchievementEvidence,
+  AchievementReviewContext,
   AnalysisSummary,
   Experiment,
   ExperimentBrief,
@@ -23,6 +25,11 @@ export interface GateLinks {
 /** Dashboard page of a gate. */
 export function gateUrl(links: GateLinks, gateId: string): string {
   return `${links.publicUrl}/gates/${gateId}`;
+}
+
+/** Dashboard page of an outcome, with its signal's chart. */
+function outcomeUrl(links: GateLinks, outcomeId: string): string {
+  return `${links.publicUrl}/outcomes/${outcomeId}`;
 }
 
 /** Dashboard page of an experiment, with its chart. */
@@ -122,6 +129,7 @@ export async function buildGateContext(db: DbOrTrx, gate: Gate, links: GateLinks
       })),
     };
   }
+  if (gate.kind === "achievement_review") return achievementContext(db, gate, outcome, brief, links);
   const experiment = gate.experimentId
     ? await experiments.findExperiment(db, gate.workspaceId, gate.experimentId)
     : null;
@@ -157,5 +165,72 @@ export async function buildGateContext(db: DbOrTrx, gate: Gate, links: GateLinks
     },
     analysis: await analysisSummary(db, experiment, outcome),
     chartUrl: experimentUrl(links, experiment.id),
+  };
+}
+
+/** Points of the outcome's series an achievement review shows: the latest 500 at most. */
+const ACHIEVEMENT_SERIES_POINTS = 500;
+
+/**
+ * The context of an `achievement_review`: the evidence the worker stored when
+ * it opened the gate, the outcome's series since activation and the
+ * experiments shipped since then (with their latest relative lift).
+ */
+async function achievementContext(
+  db: DbOrTrx,
+  gate: Gate,
+  outcome: Outcome,
+  brief: OutcomeBrief,
+  links: GateLinks,
+): Promise<AchievementReviewContext> {
+  const since = outcome.activatedAt;
+  const points = (await signals.outcomeSeriesPoints(db, outcome.id))
+    .filter((p) => since === null || p.ts >= since)
+    .slice(-ACHIEVEMENT_SERIES_POINTS)
+    .map((p) => ({ ts: p.ts.toISOString(), value: p.sum }));
+  const shippedList = (
+    await experiments.listExperiments(db, gate.workspaceId, { outcomeId: outcome.id, state: "shipped" })
+  )
+    .filter((e) => since === null || e.updatedAt >= since)
+    .sort((a, b) => b.updatedAt.getTime() - a.updatedAt.getTime());
+  const shipped = [];
+  for (const e of shippedList) {
+    const latest = await signals.latestAnalysis(db, e.id);
+    shipped.push({
+      ...experimentBrief(e),
+      shippedAt: e.updatedAt.toISOString(),
+      relativeLift: latest?.relativeLift ?? null,
+    });
+  }
+  return {
+    kind: "achievement_review",
+    outcome: brief,
+    metricKind: specOf(outcome).signal.kind === "proportion" ? "proportion" : "mean",
+    evidence: evidenceOf(gate.context),
+    series: points,
+    shipped,
+    chartUrl: outcomeUrl(links, outcome.id),
+  };
+}
+
+/** The evidence stored in an achievement gate's context, or null when it is not whole. */
+function evidenceOf(context: Readonly<Record<string, unknown>>): AchievementEvidence | null {
+  const c = context as Record<string, unknown>;
+  const numbers = ["goal", "latest", "mean", "bound", "confidence", "points", "sustainSeconds"].map((k) => num(c[k]));
+  if (numbers.some((n) => n === null)) return null;
+  if (c.direction !== "increase" && c.direction !== "decrease") return null;
+  if (typeof c.windowStart !== "string" || typeof c.windowEnd !== "string") return null;
+  const [goal, latest, mean, bound, confidence, points, sustainSeconds] = numbers as number[];
+  return {
+    goal: goal as number,
+    direction: c.direction,
+    latest: latest as number,
+    mean: mean as number,
+    bound: bound as number,
+    confidence: confidence as number,
+    points: points as number,
+    windowStart: c.windowStart,
+    windowEnd: c.windowEnd,
+    sustainSeconds: sustainSeconds as number,
   };
 }

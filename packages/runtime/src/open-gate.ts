@@ -13,14 +13,18 @@ export const DEFAULT_GATE_SLA_SECONDS = 48 * 3600;
 /**
  * Assignees, backup, SLA (seconds) and expiry policy for a gate kind, from the
  * outcome's `gates:` (the owner, 48 h and `escalate` when unset). An
- * `agent_request` takes the `launch_approval` configuration.
+ * `agent_request` takes the `launch_approval` configuration; an
+ * `achievement_review` always goes to the owner.
  */
 export function gatePolicy(
   outcome: Outcome,
   kind: GateKind,
 ): { assignees: string[]; backup: string | null; slaSeconds: number; onExpiry: GateExpiryPolicy } {
-  // An agent's question goes to the people who approve its build.
-  const config = specOf(outcome).gates?.[kind === "agent_request" ? "launch_approval" : kind];
+  // An agent's question goes to the people who approve its build; the confirmation of achievement to the owner.
+  const config =
+    kind === "achievement_review"
+      ? undefined
+      : specOf(outcome).gates?.[kind === "agent_request" ? "launch_approval" : kind];
   return {
     assignees: config?.assignees ? [...config.assignees] : [outcome.owner],
     backup: config?.backup ?? null,

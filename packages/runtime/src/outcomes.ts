@@ -98,22 +98,27 @@ export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: st
 }
 
 /** Actions on an outcome that a person may request directly. */
-export const DIRECT_OUTCOME_ACTIONS = ["activate", "abandon"] as const;
+export const DIRECT_OUTCOME_ACTIONS = ["activate", "abandon", "reopen"] as const;
 export type DirectOutcomeAction = (typeof DIRECT_OUTCOME_ACTIONS)[number];
 
 /** The operation of the permissions table each direct action is. */
 const OUTCOME_ACTION_OPERATIONS: Record<DirectOutcomeAction, Operation> = {
   activate: "outcome.activate",
   abandon: "outcome.abandon",
+  reopen: "outcome.reopen",
 };
 
 /**
- * Activate or abandon an outcome. The state change and its audit event are
- * one transaction; the row is locked, so concurrent requests apply once and
- * the others see `illegal_transition` from the new state.
+ * Activate, abandon or reopen an outcome. The state change and its audit event
+ * are one transaction; the row is locked, so concurrent requests apply once and
+ * the others see `illegal_transition` from the new state. Reopening moves an
+ * `achieved` outcome back to `active`: the worker polls its signal again (its
+ * scheduler comes back with the next reconcile), its horizon counts again, and
+ * it takes revisions.
  *
  * @throws DomainError `forbidden` unless the caller may do the action's operation (`outcome.activate`,
- *   `outcome.abandon`; agents may not); `not_found`, `illegal_transition`.
+ *   `outcome.abandon`, `outcome.reopen`; agents may not); `not_found`, `illegal_transition`
+ *   (e.g. reopening an outcome that is not achieved).
  */
 export async function transitionOutcome(
   deps: RuntimeDeps,

@@ -1025,6 +1025,128 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/outcomes/{id}/reopen": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Reopen an achieved outcome
+         * @description An achieved outcome becomes active again: its signal is polled, its horizon counts and it takes revisions. Only from `achieved` (409 `illegal_transition` otherwise). Agents may not call this.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    /** @description outcome id or slug */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            outcome: components["schemas"]["Outcome"];
+                        };
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/outcomes/{id}/hypotheses": {
         parameters: {
             query?: never;
@@ -2022,7 +2144,7 @@ export interface paths {
             parameters: {
                 query?: {
                     status?: "pending" | "approved" | "rejected" | "expired";
-                    kind?: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request";
+                    kind?: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request" | "achievement_review";
                     /** @description an email, or `me` */
                     assignee?: string;
                     outcomeId?: string;
@@ -2159,10 +2281,10 @@ export interface paths {
                         "application/json": {
                             gate: components["schemas"]["Gate"];
                             experiments: components["schemas"]["Experiment"][];
-                            /** @description what the person deciding needs: portfolio_review → hypotheses (prediction, effort, risk, paths); launch_approval → build report and arms; analysis_review → trigger, latest analysis (effect, always-valid interval and p-value, SRM, guardrails, sample per arm, duration) and chartUrl */
+                            /** @description what the person deciding needs: portfolio_review → hypotheses (prediction, effort, risk, paths); launch_approval → build report and arms; analysis_review → trigger, latest analysis (effect, always-valid interval and p-value, SRM, guardrails, sample per arm, duration) and chartUrl; agent_request → the question and who asked; achievement_review → evidence (goal, latest, the window's mean and its one-sided bound, points, window), the outcome's series since activation, the experiments shipped since, and chartUrl */
                             contextPackage: {
                                 /** @enum {unknown} */
-                                kind: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request";
+                                kind: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request" | "achievement_review";
                             } & {
                                 [key: string]: unknown;
                             };
@@ -2285,7 +2407,7 @@ export interface paths {
                 content: {
                     "application/json": {
                         /**
-                         * @description portfolio_review: approve | reject; launch_approval: approve | reject; analysis_review: ship | iterate | extend | resume | roll_back; agent_request: approve | reject
+                         * @description portfolio_review: approve | reject; launch_approval: approve | reject; analysis_review: ship | iterate | extend | resume | roll_back; agent_request: approve | reject; achievement_review: approve | reject
                          * @enum {unknown}
                          */
                         decision: "approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back";
@@ -4975,7 +5097,7 @@ export interface components {
             outcomeId: string;
             experimentId: string | null;
             /** @enum {unknown} */
-            kind: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request";
+            kind: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request" | "achievement_review";
             /** @enum {unknown} */
             status: "pending" | "approved" | "rejected" | "expired";
             assignees: string[];

@@ -399,6 +399,10 @@ export interface Target {
    * `true`: `value` is a change relative to the baseline. `false`: `value` is an absolute level of the signal.
    */
   relative: boolean;
+  /**
+   * How long the signal must stay past the target before the outcome counts as reached: over the last `sustain` of the series (at least 3 points), the one-sided 95% Student-t bound of the points' mean must be past the target and so must the latest point. Reaching it opens a `confirm achieved` gate for the owner; it never closes the outcome by itself.
+   */
+  sustain: Seconds;
 }
 /**
  * A metric reported on every experiment, never acted on.
@@ -633,11 +637,11 @@ export interface ExperimentDefaults {
    */
   arms: Arm[];
   /**
-   * Units each arm needs before any decision is taken, a kill or guardrail pause included (see also `min_duration`).
+   * Units each arm needs before any decision is taken, a kill or guardrail pause included: the kill-switch, the guardrails and the sequential SRM act from the first poll with this many units in every arm.
    */
   min_sample_per_arm: number;
   /**
-   * Shortest time an experiment runs before any decision is taken, a kill or guardrail pause included: nothing is decided before both `min_sample_per_arm` units in every arm and `min_duration` since launch.
+   * Shortest time an experiment runs before a win, a loss or futility is decided (also `max_duration`). The kill-switch, the guardrails and the sequential SRM do not wait for it: they act from `min_sample_per_arm`.
    */
   min_duration: Seconds;
   /**
@@ -1056,6 +1060,10 @@ export interface TargetInput {
    * `true`: `value` is a change relative to the baseline. `false`: `value` is an absolute level of the signal.
    */
   relative: boolean;
+  /**
+   * How long the signal must stay past the target before the outcome counts as reached: over the last `sustain` of the series (at least 3 points), the one-sided 95% Student-t bound of the points' mean must be past the target and so must the latest point. Reaching it opens a `confirm achieved` gate for the owner; it never closes the outcome by itself.
+   */
+  sustain?: DurationInput;
 }
 /**
  * A metric reported on every experiment, never acted on.
@@ -1290,11 +1298,11 @@ export interface ExperimentDefaultsInput {
    */
   arms?: ArmInput[];
   /**
-   * Units each arm needs before any decision is taken, a kill or guardrail pause included (see also `min_duration`).
+   * Units each arm needs before any decision is taken, a kill or guardrail pause included: the kill-switch, the guardrails and the sequential SRM act from the first poll with this many units in every arm.
    */
   min_sample_per_arm?: number;
   /**
-   * Shortest time an experiment runs before any decision is taken, a kill or guardrail pause included: nothing is decided before both `min_sample_per_arm` units in every arm and `min_duration` since launch.
+   * Shortest time an experiment runs before a win, a loss or futility is decided (also `max_duration`). The kill-switch, the guardrails and the sequential SRM do not wait for it: they act from `min_sample_per_arm`.
    */
   min_duration?: DurationInput;
   /**

@@ -10,6 +10,8 @@ export type { FixedHorizonResult } from "./fixed-horizon-test";
 export { fixedHorizonTest } from "./fixed-horizon-test";
 export type { GuardrailOptions, GuardrailResult } from "./guardrail-test";
 export { guardrailTest } from "./guardrail-test";
+export type { LevelBound } from "./level-bound";
+export { levelBound } from "./level-bound";
 export { holmAdjust } from "./multiple-testing";
 export type { CupedSequentialResult, EstimateFixedHorizonResult, RatioSequentialResult } from "./paired-sequential";
 export { cupedSequentialTest, fixedHorizonTestOfEstimate, ratioSequentialTest } from "./paired-sequential";

@@ -264,6 +264,23 @@ export async function findPendingGate(
   return row ? toGate(row) : null;
 }
 
+/** The outcome's most recently decided gate of `kind` with `status` (null when none is). */
+export async function latestDecidedGate(
+  db: DbOrTrx,
+  filter: { outcomeId: string; kind: GateKind; status: Exclude<GateState, "pending"> },
+): Promise<Gate | null> {
+  const row = await db
+    .selectFrom("gates")
+    .selectAll()
+    .where("outcome_id", "=", filter.outcomeId)
+    .where("kind", "=", filter.kind)
+    .where("status", "=", filter.status)
+    .orderBy("decided_at", "desc")
+    .limit(1)
+    .executeTakeFirst();
+  return row ? toGate(row) : null;
+}
+
 /** Pending gates per outcome, for the given outcomes (absent: none pending). */
 export async function countPendingGatesByOutcome(
   db: DbOrTrx,

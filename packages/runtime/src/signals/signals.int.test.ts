@@ -5,7 +5,7 @@
  */
 import { fileURLToPath } from "node:url";
 import { type ArmAggregate, ConnectorError, type SeriesPoint, type SignalConnector } from "@outcome-runtime/connectors";
-import { audit, signals } from "@outcome-runtime/db";
+import { audit, gates, signals } from "@outcome-runtime/db";
 import {
   analysisFixture,
   createTestDatabase,
@@ -19,7 +19,7 @@ import {
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { applyOutcome } from "../apply-outcome";
-import { decideGate } from "../decide-gate";
+import { decideGate, getGate } from "../decide-gate";
 import { getExperiment, listExperimentAnalyses, proposeExperiment, transitionExperiment } from "../experiments";
 import { getOutcome, transitionOutcome } from "../outcomes";
 import { analyseExperiment } from "./analyse";
@@ -567,20 +567,123 @@ describe("the polling plan", () => {
 });
 
 describe("the outcome's own signal", () => {
-  it("becomes achieved when the signal reaches the target", async () => {
-    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-achieve") });
-    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-achieve", "activate", null);
-    // baseline 0.68, target: decrease by 10 % → 0.612.
+  /** Daily points from `fromDay` to `toDay` (days after `at0`), each `value(day)`. */
+  function daily(at0: number, fromDay: number, toDay: number, value: (day: number) => number): SeriesPoint[] {
+    const out: SeriesPoint[] = [];
+    for (let d = fromDay; d <= toDay; d++) out.push({ ts: new Date(at0 + d * DAY), value: value(d) });
+    return out;
+  }
+
+  it("a single good point does not achieve an outcome", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-one-point") });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-one-point", "activate", null);
+    // baseline 0.68, target: decrease by 10 % → 0.612; one day at 0.60.
     source.outcome = [
       { ts: new Date(Date.now() - 2 * DAY), value: 0.67 },
       { ts: new Date(Date.now() - DAY), value: 0.6 },
     ];
     const result = await pollOutcome(deps(), outcome.id);
-    expect(result).toMatchObject({ status: "polled", value: 0.6, state: "achieved" });
+    expect(result).toMatchObject({ status: "polled", value: 0.6, state: "active", gate: null });
     expect(result.status === "polled" && result.goal).toBeCloseTo(0.612, 10);
-    expect((await getOutcome({ db: t.db }, seed.admin, "sig-achieve")).outcome.state).toBe("achieved");
+    expect(result.status === "polled" && result.achievement).toMatchObject({
+      sustained: false,
+      reason: expect.stringMatching(/covers 86400 s of the 604800 s target.sustain/),
+    });
+    expect(await gates.findPendingGate(t.db, { outcomeId: outcome.id, kind: "achievement_review" })).toBeNull();
     const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: outcome.id });
-    expect(events.find((e) => e.action === "outcome.achieved")?.actor).toMatchObject({ name: "worker" });
+    expect(events.map((e) => e.action)).not.toContain("outcome.achieved");
+  });
+
+  it("a sustained target opens the owner's confirm-achieved gate; the owner's confirmation marks it achieved", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-sustained") });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-sustained", "activate", null);
+    const at0 = outcome.activatedAt!.getTime();
+    // At activation 0.68 (goal 0.612); from day 3 on the level holds near 0.595 for more than 7 days.
+    source.outcome = [
+      { ts: new Date(at0 - DAY), value: 0.68 },
+      ...daily(at0, 1, 12, (d) => (d < 3 ? 0.65 : d % 2 === 0 ? 0.593 : 0.598)),
+    ];
+    const at = new Date(at0 + 12.5 * DAY);
+    const first = await pollOutcome(deps(at), outcome.id);
+    if (first.status !== "polled") throw new Error("not polled");
+    expect(first.state).toBe("active");
+    expect(first.gate).toMatchObject({ opened: true });
+    expect(first.achievement).toMatchObject({
+      sustained: true,
+      evidence: { direction: "decrease", latest: 0.593, points: 7, confidence: 0.95, sustainSeconds: 604_800 },
+    });
+    const evidence = (first.achievement as { evidence: { bound: number; goal: number; mean: number } }).evidence;
+    expect(evidence.bound).toBeLessThan(evidence.goal);
+    expect(evidence.mean).toBeCloseTo((4 * 0.593 + 3 * 0.598) / 7, 12);
+    // Polled again: the same gate, not a second one.
+    const again = await pollOutcome(deps(new Date(at.getTime() + 60_000)), outcome.id);
+    expect(again).toMatchObject({ state: "active", gate: { id: first.gate?.id, opened: false } });
+
+    const owner = await seed.key("maya.pm@acme.example", "approver");
+    const gate = await getGate({ db: t.db }, owner.caller, first.gate!.id);
+    expect(gate.gate).toMatchObject({ kind: "achievement_review", assignees: ["maya.pm@acme.example"] });
+    expect(gate.options.map((o) => o.label)).toEqual(["Confirm achieved", "Not yet"]);
+    expect(gate.contextPackage).toMatchObject({
+      kind: "achievement_review",
+      metricKind: "proportion",
+      evidence: { latest: 0.593, points: 7 },
+      shipped: [],
+    });
+    expect((gate.contextPackage as { series: readonly unknown[] }).series).toHaveLength(12);
+    const opened = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: first.gate!.id });
+    expect(opened.find((e) => e.action === "gate.opened")?.actor).toMatchObject({ name: "worker" });
+
+    await decideGate({ db: t.db }, owner.caller, first.gate!.id, { decision: "approve", reason: "held all week" });
+    expect((await getOutcome({ db: t.db }, seed.admin, "sig-sustained")).outcome.state).toBe("achieved");
+    const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: outcome.id });
+    const achieved = events.find((e) => e.action === "outcome.achieved");
+    expect(achieved?.actor).toMatchObject({ name: "maya.pm@acme.example" });
+    expect(achieved?.after).toMatchObject({ state: "achieved", gateId: first.gate!.id, value: 0.593 });
+
+    // Reopened: active again, with an audit event; reopening an active outcome is refused.
+    const reopened = await transitionOutcome({ db: t.db }, owner.caller, "sig-sustained", "reopen", "did not hold");
+    expect(reopened.state).toBe("active");
+    const after = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: outcome.id });
+    expect(after[0]).toMatchObject({ action: "outcome.reopened", before: { state: "achieved" } });
+    await expect(transitionOutcome({ db: t.db }, owner.caller, "sig-sustained", "reopen", null)).rejects.toMatchObject({
+      code: "illegal_transition",
+    });
+  });
+
+  it("'Not yet' keeps the outcome active and asks again only after another whole window", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-not-yet") });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-not-yet", "activate", null);
+    const at0 = outcome.activatedAt!.getTime();
+    source.outcome = [{ ts: new Date(at0 - DAY), value: 0.68 }, ...daily(at0, 1, 9, () => 0.59)];
+    const first = await pollOutcome(deps(new Date(at0 + 9.5 * DAY)), outcome.id);
+    expect(first).toMatchObject({ gate: { opened: true } });
+    const owner = await seed.key("maya.pm@acme.example", "approver");
+    const gateId = (first as { gate: { id: string } }).gate.id;
+    await decideGate({ db: t.db }, owner.caller, gateId, { decision: "reject", reason: "a tracking change" });
+    expect((await getOutcome({ db: t.db }, seed.admin, "sig-not-yet")).outcome.state).toBe("active");
+    // The same level a few days on: not a whole window since the turned-down one ended.
+    source.outcome = [...source.outcome, ...daily(at0, 10, 14, () => 0.59)];
+    const soon = await pollOutcome(deps(new Date(at0 + 14.5 * DAY)), outcome.id);
+    expect(soon).toMatchObject({ state: "active", gate: null, achievement: { sustained: false } });
+    // Another whole week past the target: asked again, with a new gate.
+    source.outcome = [...source.outcome, ...daily(at0, 15, 17, () => 0.59)];
+    const later = await pollOutcome(deps(new Date(at0 + 17.5 * DAY)), outcome.id);
+    expect(later).toMatchObject({ state: "active", gate: { opened: true } });
+    expect((later as { gate: { id: string } }).gate.id).not.toBe(gateId);
+  });
+
+  it("a pending confirmation holds the horizon's miss until the owner decides", async () => {
+    await applyOutcome({ db: t.db }, seed.admin, { source: outcomeVariant("sig-hold-miss") });
+    const outcome = await transitionOutcome({ db: t.db }, seed.admin, "sig-hold-miss", "activate", null);
+    const at0 = outcome.activatedAt!.getTime();
+    source.outcome = [{ ts: new Date(at0 - DAY), value: 0.68 }, ...daily(at0, 50, 59, () => 0.6)];
+    const opened = await pollOutcome(deps(new Date(at0 + 59.5 * DAY)), outcome.id);
+    expect(opened).toMatchObject({ state: "active", gate: { opened: true } });
+    const afterHorizon = new Date(at0 + 61 * DAY); // horizon: 60d
+    expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ state: "active" });
+    const owner = await seed.key("maya.pm@acme.example", "approver");
+    await decideGate({ db: t.db }, owner.caller, (opened as { gate: { id: string } }).gate.id, { decision: "reject" });
+    expect(await pollOutcome(deps(afterHorizon), outcome.id)).toMatchObject({ state: "missed" });
   });
 
   it("becomes missed when the horizon passes first, and stays active before it", async () => {

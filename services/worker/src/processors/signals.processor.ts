@@ -124,11 +124,31 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
               goal: result.goal,
               state: result.state,
               note: result.note,
+              sustained: result.achievement.sustained,
+              ...(result.achievement.sustained ? {} : { notSustained: result.achievement.reason }),
+              achievementGateId: result.gate?.id ?? null,
               durationMs: msSince(started),
             }
           : { outcomeId, status: result.status, state: result.state, durationMs: msSince(started) },
         "outcome polled",
       );
+      if (result.status === "polled" && result.gate?.opened && result.achievement.sustained) {
+        const e = result.achievement.evidence;
+        logger.info(
+          {
+            outcomeId,
+            gateId: result.gate.id,
+            goal: e.goal,
+            latest: e.latest,
+            mean: e.mean,
+            bound: e.bound,
+            points: e.points,
+            windowStart: e.windowStart,
+            windowEnd: e.windowEnd,
+          },
+          "outcome target sustained: confirm-achieved gate opened for the owner",
+        );
+      }
       if (result.status === "polled" && result.state !== "active") {
         await queues.removeScheduler("pollOutcome", outcomeSchedulerId(outcomeId));
       }

@@ -57,7 +57,9 @@ const GateDetailDto = Type.Object({
       description:
         "what the person deciding needs: portfolio_review → hypotheses (prediction, effort, risk, paths); " +
         "launch_approval → build report and arms; analysis_review → trigger, latest analysis (effect, always-valid " +
-        "interval and p-value, SRM, guardrails, sample per arm, duration) and chartUrl",
+        "interval and p-value, SRM, guardrails, sample per arm, duration) and chartUrl; agent_request → the " +
+        "question and who asked; achievement_review → evidence (goal, latest, the window's mean and its one-sided " +
+        "bound, points, window), the outcome's series since activation, the experiments shipped since, and chartUrl",
     },
   ),
   options: Options,

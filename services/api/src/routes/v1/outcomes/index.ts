@@ -1,5 +1,5 @@
 /**
- * Outcomes: list, read, activate, abandon; and hypotheses proposed for one.
+ * Outcomes: list, read, activate, abandon, reopen; and hypotheses proposed for one.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
@@ -249,6 +249,33 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         request.caller,
         request.params.id,
         "abandon",
+        request.body?.reason ?? null,
+      );
+      return { outcome: outcomeJson(outcome) };
+    },
+  );
+
+  app.post(
+    "/v1/outcomes/:id/reopen",
+    {
+      config: { operations: ["outcome.reopen"] },
+      schema: {
+        tags: ["outcomes"],
+        summary: "Reopen an achieved outcome",
+        description:
+          "An achieved outcome becomes active again: its signal is polled, its horizon counts and it takes " +
+          "revisions. Only from `achieved` (409 `illegal_transition` otherwise). Agents may not call this.",
+        params: IdParams,
+        body: Type.Optional(ReasonBody),
+        response: { 200: Type.Object({ outcome: OutcomeDto }), ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request) => {
+      const outcome = await transitionOutcome(
+        deps,
+        request.caller,
+        request.params.id,
+        "reopen",
         request.body?.reason ?? null,
       );
       return { outcome: outcomeJson(outcome) };
