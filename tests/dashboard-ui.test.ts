@@ -11,7 +11,7 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { buildTestApp } from "@outcome-runtime/api/test-app";
-import { signals } from "@outcome-runtime/db";
+import { gates, outcomes, signals } from "@outcome-runtime/db";
 import { getExperiment } from "@outcome-runtime/runtime";
 import { analysisFixture, deleteRedisKeys, freePort } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
@@ -288,6 +288,64 @@ describe("the dashboard on the demo's data", () => {
         .where("experiment_id", "=", experimentId)
         .where("ts", ">", new Date())
         .execute();
+    }
+  });
+
+  it("asks the owner to confirm an achievement with the evidence, the series and what shipped; confirmed, the outcome can be reopened", async () => {
+    const outcome = await outcomes.findOutcome(world.t.db, world.seed.workspaceId, OUTCOME, { bySlug: true });
+    const evidence = {
+      goal: 0.03,
+      direction: "increase",
+      latest: 0.0331,
+      mean: 0.0325,
+      bound: 0.0312,
+      confidence: 0.95,
+      points: 7,
+      windowStart: "2026-11-26T00:00:00.000Z",
+      windowEnd: "2026-12-02T00:00:00.000Z",
+      sustainSeconds: 604_800,
+    };
+    const gate = await gates.insertPendingGate(world.t.db, {
+      workspaceId: world.seed.workspaceId,
+      outcomeId: outcome!.id,
+      experimentId: null,
+      kind: "achievement_review",
+      assignees: [world.pm.caller.principal.name],
+      backup: null,
+      slaSeconds: 48 * 3600,
+      onExpiry: "escalate",
+      createdAt: new Date(),
+      context: evidence,
+    });
+    const context = await browser.newContext({ bypassCSP: true });
+    const page = await context.newPage();
+    try {
+      await signIn(page, world.pm.key);
+      await page.goto(`${baseUrl}/gates/${gate!.id}`);
+      const pkg = page.getByTestId("context-package");
+      await pkg.waitFor();
+      expect(await pkg.getAttribute("data-kind")).toBe("achievement_review");
+      const said = await page.getByTestId("achievement-evidence").innerText();
+      expect(said).toContain("7 d");
+      expect(said).toContain("3.31 %");
+      expect(await pkg.innerText()).toMatch(/One-sided 95 % bound[\s\S]*3\.12 %/);
+      await page.getByTestId("signal-chart").waitFor();
+      await page.getByTestId("achievement-shipped").waitFor();
+      expect(await axe(page)).toEqual([]);
+      await shot(page, "10-confirm-achieved");
+      await page.getByTestId("gate-reason").fill("held all week");
+      await page.getByTestId("gate-decision-approve").click();
+      await page.getByTestId("decision-confirmation").waitFor();
+      expect((await outcomes.findOutcomeById(world.t.db, outcome!.id))?.state).toBe("achieved");
+
+      // The outcome's page offers to reopen it.
+      await page.goto(`${baseUrl}/outcomes/${OUTCOME}`);
+      await expect.poll(() => page.getByTestId("outcome-state").getAttribute("data-state")).toBe("achieved");
+      await page.getByRole("button", { name: "Reopen" }).click();
+      await expect.poll(() => page.getByTestId("outcome-state").getAttribute("data-state")).toBe("active");
+      expect((await outcomes.findOutcomeById(world.t.db, outcome!.id))?.state).toBe("active");
+    } finally {
+      await context.close();
     }
   });
 });

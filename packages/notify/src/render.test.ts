@@ -2,6 +2,7 @@ import type { GateContextPackage } from "@outcome-runtime/core";
 import { describe, expect, it } from "vitest";
 import { type DecisionPageModel, type GateEmailModel, renderDecisionPage, renderGateEmail } from "./render";
 import {
+  achievementContext,
   agentRequestContext,
   analysis,
   analysisContext,
@@ -168,6 +169,31 @@ describe("renderGateEmail", () => {
     expect(html).not.toContain("<b>button</b>");
     expect(text).toContain("QUESTION FROM claude-code");
     expect(text).toContain("May I also change the <b>button</b> copy?");
+  });
+
+  it("asks the owner to confirm an achievement with the evidence, the window and what shipped", () => {
+    const { subject, html, text } = renderGateEmail(emailModel(achievementContext()));
+    expect(subject).toBe(
+      '[Outcome Runtime] Decision needed: confirmation that the outcome is achieved for "Checkout conversion"',
+    );
+    for (const fact of [
+      "7 d",
+      "(target.sustain)",
+      "4.20 %", // goal
+      "4.46 %", // latest
+      "4.41 %", // mean of the window
+      "over 7 points, 2026-11-26 00:00 UTC to 2026-12-02 00:00 UTC",
+      "4.33 %, past the goal",
+      "+6.1 %", // the shipped experiment's lift
+      "Series since activation (2 points)",
+      "https://outcomes.example.com/outcomes/out_1",
+    ]) {
+      expect(decode(html), fact).toContain(fact);
+      expect(text, fact).toContain(fact);
+    }
+    const none = renderGateEmail(emailModel(achievementContext({ shipped: [], evidence: null })));
+    expect(none.text).toContain("none: the level moved without a shipped experiment");
+    expect(none.text).toContain("The signal has stayed past the target for its target.sustain window.");
   });
 
   it("tells an escalation's recipient why they are asked and by when the links work", () => {

@@ -30,7 +30,7 @@ describe("parseOutcome: outcome.example.yaml", () => {
   const spec: OutcomeSpec = result.spec;
 
   it("normalises percentages to fractions and durations to seconds", () => {
-    expect(spec.target).toEqual({ direction: "decrease", value: 0.1, relative: true });
+    expect(spec.target).toEqual({ direction: "decrease", value: 0.1, relative: true, sustain: 7 * 86_400 });
     expect(spec.horizon).toEqual({ seconds: 60 * 86_400 });
     expect(spec.horizon).toEqual({ seconds: 5_184_000 });
     expect(spec.signal.poll_interval).toBe(900);
@@ -105,7 +105,7 @@ describe("parseOutcome: valid fixtures", () => {
   it("end-date-horizon.yaml keeps the end date and reads a mixpanel connector", () => {
     const { spec } = ok(parseOutcome(read("../fixtures/valid/end-date-horizon.yaml")));
     expect(spec.horizon).toEqual({ end_date: "2026-12-31" });
-    expect(spec.target).toEqual({ value: 0.35, direction: "decrease", relative: false });
+    expect(spec.target).toEqual({ value: 0.35, direction: "decrease", relative: false, sustain: 604_800 });
     expect(spec.signal.connector).toEqual({
       type: "mixpanel",
       project_id: 2741933,

@@ -3,6 +3,7 @@
  * runtime builds them. Each factory takes overrides for the fields a test varies.
  */
 import type {
+  AchievementReviewContext,
   AgentRequestContext,
   AnalysisReviewContext,
   AnalysisSummary,
@@ -154,6 +155,40 @@ export function agentRequestContext(overrides: Partial<AgentRequestContext> = {}
     experiment: { ...experiment, state: "building" },
     question: "May I also change the <b>button</b> copy?",
     askedBy: "claude-code",
+    ...overrides,
+  };
+}
+
+export function achievementContext(overrides: Partial<AchievementReviewContext> = {}): AchievementReviewContext {
+  return {
+    kind: "achievement_review",
+    outcome: portfolioContext().outcome,
+    metricKind: "proportion",
+    evidence: {
+      goal: 0.042,
+      direction: "increase",
+      latest: 0.0446,
+      mean: 0.0441,
+      bound: 0.0433,
+      confidence: 0.95,
+      points: 7,
+      windowStart: "2026-11-26T00:00:00Z",
+      windowEnd: "2026-12-02T00:00:00Z",
+      sustainSeconds: 7 * 86_400,
+    },
+    series: [
+      { ts: "2026-11-25T00:00:00Z", value: 0.039 },
+      { ts: "2026-12-02T00:00:00Z", value: 0.0446 },
+    ],
+    shipped: [
+      {
+        ...experiment,
+        state: "shipped",
+        shippedAt: "2026-11-20T10:00:00Z",
+        relativeLift: 0.061,
+      },
+    ],
+    chartUrl: "https://outcomes.example.com/outcomes/out_1",
     ...overrides,
   };
 }

@@ -2,6 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useState } from "react";
 import { Link, useParams } from "react-router";
 import { ApiError, errorMessage, request } from "../api";
+import { SeriesChart } from "../components/series-chart";
 import { ErrorState, Fact, Loading, PageTitle, Progress, SignificanceMeter, StateBadge } from "../components/ui";
 import { useNow } from "../components/use-now";
 import {
@@ -156,6 +157,65 @@ function AnalysisContext({ pkg }: { pkg: Extract<ContextPackage, { kind: "analys
   );
 }
 
+function AchievementContext({ pkg }: { pkg: Extract<ContextPackage, { kind: "achievement_review" }> }) {
+  const e = pkg.evidence;
+  const kind = pkg.metricKind;
+  const series = {
+    metric: pkg.outcome.target.split(":")[0] ?? "signal",
+    kind,
+    points: [...pkg.series],
+    goal: e?.goal ?? null,
+    baseline: null,
+    horizonEnd: null,
+    current: pkg.series.at(-1)?.value ?? null,
+  };
+  return (
+    <>
+      {e ? (
+        <>
+          <p data-testid="achievement-evidence">
+            The signal has stayed past the target for <strong>{formatDuration(e.sustainSeconds)}</strong>{" "}
+            (target.sustain): latest <strong>{formatValue(e.latest, kind)}</strong>, goal {formatValue(e.goal, kind)}.
+          </p>
+          <dl className="facts">
+            <Fact term="Mean of the window">
+              {formatValue(e.mean, kind)} over {e.points} points
+            </Fact>
+            <Fact term={`One-sided ${Math.round(e.confidence * 100)} % bound`}>
+              {formatValue(e.bound, kind)} ({e.direction === "increase" ? "lower" : "upper"} bound, past the goal)
+            </Fact>
+            <Fact term="Window">
+              {formatDateTime(e.windowStart)} – {formatDateTime(e.windowEnd)}
+            </Fact>
+          </dl>
+        </>
+      ) : (
+        <p>The signal has stayed past the target for its target.sustain window.</p>
+      )}
+      <SeriesChart series={series} end={null} />
+      <h3>Shipped since activation</h3>
+      {pkg.shipped.length === 0 ? (
+        <p className="text-muted" data-testid="achievement-shipped">
+          None: the level moved without a shipped experiment. Check the data before you confirm.
+        </p>
+      ) : (
+        <ul className="plain-list" data-testid="achievement-shipped">
+          {pkg.shipped.map((x) => (
+            <li key={x.id}>
+              <Link to={`/experiments/${x.id}`}>{x.title}</Link> · {formatLift(x.relativeLift)} · shipped{" "}
+              {formatDateTime(x.shippedAt)}
+            </li>
+          ))}
+        </ul>
+      )}
+      <p className="small text-muted">
+        Confirming marks the outcome achieved (it can be reopened); “Not yet” keeps it active and asks again once the
+        target has held for another window.
+      </p>
+    </>
+  );
+}
+
 function ContextView(props: {
   pkg: ContextPackage;
   excluded: Set<string>;
@@ -211,6 +271,7 @@ function ContextView(props: {
         </>
       ) : null}
       {pkg.kind === "analysis_review" ? <AnalysisContext pkg={pkg} /> : null}
+      {pkg.kind === "achievement_review" ? <AchievementContext pkg={pkg} /> : null}
       {pkg.kind === "agent_request" ? (
         <>
           <p>

@@ -1,96 +1,12 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useMemo } from "react";
 import { Link, useParams } from "react-router";
-import type uPlot from "uplot";
 import { request } from "../api";
-import { Chart, cssVar, toX, verticalMarker } from "../components/chart";
 import { ExperimentCard } from "../components/experiment-card";
 import { horizonEnd, metricKind, targetText, useSeries } from "../components/outcome-bits";
+import { SeriesChart } from "../components/series-chart";
 import { Empty, ErrorState, Fact, Loading, PageTitle, StateBadge } from "../components/ui";
 import { formatDateTime, formatDuration, formatValue, humanize } from "../format";
-import type { Experiment, OutcomeDetail, OutcomeSeries } from "../types";
-
-function SeriesChart({ series, end }: { series: OutcomeSeries; end: string | null }) {
-  const kind = series.kind;
-  const data = useMemo<uPlot.AlignedData>(() => {
-    const xs = series.points.map((p) => toX(p.ts));
-    const ys: (number | null)[] = series.points.map((p) => p.value);
-    const endX = end ? toX(end) : null;
-    if (endX !== null && Number.isFinite(endX) && (xs.length === 0 || endX > (xs.at(-1) ?? 0))) {
-      xs.push(endX);
-      ys.push(null);
-    }
-    const goal = xs.map(() => series.goal);
-    const baseline = xs.map(() => series.baseline);
-    return [xs, ys, goal, baseline] as uPlot.AlignedData;
-  }, [series, end]);
-
-  const options = useMemo(() => {
-    const accent = cssVar("--accent", "#1d4ed8");
-    const good = cssVar("--good", "#15803d");
-    const muted = cssVar("--muted", "#57606a");
-    const text = cssVar("--text", "#1f2328");
-    const grid = cssVar("--border", "#d0d7de");
-    const fmt = (v: number) => formatValue(v, kind);
-    const endX = end ? toX(end) : null;
-    return (width: number): uPlot.Options => ({
-      width,
-      height: 280,
-      scales: { x: { time: true } },
-      axes: [
-        { stroke: text, grid: { stroke: grid, width: 1 }, ticks: { stroke: grid } },
-        {
-          stroke: text,
-          grid: { stroke: grid, width: 1 },
-          ticks: { stroke: grid },
-          size: 70,
-          values: (_u, vals) => vals.map((v) => fmt(v)),
-        },
-      ],
-      series: [
-        {},
-        {
-          label: series.metric,
-          stroke: accent,
-          width: 2,
-          spanGaps: true,
-          value: (_u, v) => (v === null ? "—" : fmt(v)),
-        },
-        {
-          label: "goal",
-          stroke: good,
-          width: 1.5,
-          dash: [6, 4],
-          points: { show: false },
-          value: (_u, v) => (v === null ? "—" : fmt(v)),
-        },
-        {
-          label: "baseline",
-          stroke: muted,
-          width: 1,
-          dash: [2, 4],
-          points: { show: false },
-          value: (_u, v) => (v === null ? "—" : fmt(v)),
-        },
-      ],
-      plugins: endX !== null && Number.isFinite(endX) ? [verticalMarker(endX, muted, "horizon")] : [],
-    });
-  }, [series.metric, kind, end]);
-
-  const last = series.points.at(-1);
-  const summary =
-    series.points.length === 0
-      ? `No values of ${series.metric} yet.`
-      : `${series.metric}: ${series.points.length} values from ${formatDateTime(series.points[0]?.ts)} to ${formatDateTime(
-          last?.ts,
-        )}; current ${formatValue(series.current ?? last?.value, kind)}, goal ${formatValue(series.goal, kind)}, baseline ${formatValue(
-          series.baseline,
-          kind,
-        )}${end ? `; the horizon ends ${formatDateTime(end)}` : ""}.`;
-  return (
-    <Chart options={options} data={data} label={`${series.metric} over time`} summary={summary} testId="signal-chart" />
-  );
-}
+import type { Experiment, OutcomeDetail } from "../types";
 
 export function OutcomePage() {
   const { id = "" } = useParams();
@@ -110,6 +26,14 @@ export function OutcomePage() {
       void queryClient.invalidateQueries({ queryKey: ["outcome"] });
       void queryClient.invalidateQueries({ queryKey: ["outcomes"] });
       void queryClient.invalidateQueries({ queryKey: ["gates"] });
+    },
+  });
+
+  const reopen = useMutation({
+    mutationFn: () => request(`/v1/outcomes/${encodeURIComponent(id)}/reopen`, { method: "POST", body: {} }),
+    onSuccess: () => {
+      void queryClient.invalidateQueries({ queryKey: ["outcome"] });
+      void queryClient.invalidateQueries({ queryKey: ["outcomes"] });
     },
   });
 
@@ -146,6 +70,17 @@ export function OutcomePage() {
                 {activate.isPending ? "Activating…" : "Activate"}
               </button>
             ) : null}
+            {outcome.state === "achieved" ? (
+              <button
+                type="button"
+                className="button"
+                onClick={() => reopen.mutate()}
+                disabled={reopen.isPending}
+                title="The outcome becomes active again: its signal is polled and its horizon counts"
+              >
+                {reopen.isPending ? "Reopening…" : "Reopen"}
+              </button>
+            ) : null}
             <Link className="button" to={`/outcomes/${outcome.slug}/edit`}>
               Edit
             </Link>
@@ -154,6 +89,7 @@ export function OutcomePage() {
       >
         {outcome.name} <StateBadge state={outcome.state} testId="outcome-state" />
       </PageTitle>
+      {reopen.isError ? <ErrorState error={reopen.error} title="The outcome was not reopened" /> : null}
       {activate.isError ? (
         <ErrorState error={activate.error} title="The outcome was not activated" />
       ) : activate.isSuccess ? (
