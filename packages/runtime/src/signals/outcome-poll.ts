@@ -8,7 +8,7 @@
  */
 
 import { ConnectorError } from "@outcome-runtime/connectors";
-import type { AchievementEvidence, Gate, Outcome } from "@outcome-runtime/core";
+import type { AchievementEvidence, Gate } from "@outcome-runtime/core";
 import { gates, outcomes, signals } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { levelBound } from "@outcome-runtime/stats";
