@@ -237,6 +237,8 @@ describe("the dashboard on the demo's data", () => {
       pValue: 0.0123,
       details: {
         ...fixture.details,
+        plannedPerArm: 5689.6,
+        unadjustedPlannedPerArm: 10_000,
         comparisons: [
           { ...comparison("b", 0.0041, 0.0123), cuped: { theta: 0.8, varianceReduction: 0.4312 } },
           comparison("c", 0.2, 0.4),
@@ -274,6 +276,9 @@ describe("the dashboard on the demo's data", () => {
       expect(await table.locator("caption").innerText()).toContain("α/3");
       // CUPED: the headline comparison's variance reduction.
       expect(await page.getByTestId("variance-reduction").innerText()).toBe("43.1 %");
+      expect(await page.getByTestId("cuped-planned").innerText()).toMatch(
+        /planned sample 5,690 per arm instead of 10,000/,
+      );
       const secondary = page.getByTestId("secondary-metrics");
       expect(await secondary.locator("tbody tr").allInnerTexts()).toEqual([
         expect.stringMatching(/pages_per_session \(secondary\)[\s\S]*b[\s\S]*−0\.25/),

@@ -325,6 +325,10 @@ describe("the worker process", () => {
     expect(comparison.cuped?.theta).toBeGreaterThan(0);
     expect(comparison.cuped?.varianceReduction).toBeGreaterThan(0);
     expect(comparison.ci).not.toBeNull();
+    // The planned sample is what the adjusted test needs: the plan's times 1 − the variance reduction.
+    const { plannedPerArm, unadjustedPlannedPerArm } = analysis.details;
+    expect(unadjustedPlannedPerArm).toBeGreaterThan(0);
+    expect(plannedPerArm).toBeCloseTo(unadjustedPlannedPerArm! * (1 - comparison.cuped!.varianceReduction!), 6);
   }, 90_000);
 
   it("opens the owner's confirm-achieved gate once the outcome's own series has held past the target, and logs it", async () => {

@@ -298,8 +298,13 @@ type AnalysisDetails = {
   /** Mixture variance of the mSPRT (squared metric units) and how it was chosen. */
   readonly tau2: number;
   readonly tau2Source: string;
-  /** Units per arm of the plan: always-valid, and fixed-horizon for comparison; null without an MDE. */
+  /**
+   * Units per arm of the plan: always-valid, and fixed-horizon for comparison; null without an MDE. With
+   * CUPED, `plannedPerArm` is the plan's times `1 − variance reduction` of the headline comparison (what the
+   * adjusted test needs; futility is judged there) and `unadjustedPlannedPerArm` the plan's own.
+   */
   readonly plannedPerArm: number | null;
+  readonly unadjustedPlannedPerArm?: number | null;
   readonly fixedPerArm: number | null;
   readonly rules?: {
     readonly counts: RuleCounts;

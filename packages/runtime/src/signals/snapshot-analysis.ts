@@ -235,6 +235,20 @@ function round(x: number | null): number | null {
   return x === null ? null : Number(x.toPrecision(12));
 }
 
+/**
+ * The planned sample per arm for a look: the plan's (sized on the unadjusted
+ * variance) times `1 − variance reduction` when the look is CUPED-adjusted,
+ * since the adjusted estimator reaches the planned power with that fraction of
+ * the units (its variance is that fraction; Deng et al. 2013 §3). Futility is
+ * then judged at the sample the adjusted test needs, not the unadjusted one.
+ * Null without a plan.
+ */
+function cupedPlanned(planned: number | null, look: PrimaryLook | undefined): number | null {
+  const reduction = look?.cuped?.varianceReduction ?? null;
+  if (planned === null || reduction === null || !(reduction > 0 && reduction < 1)) return planned;
+  return planned * (1 - reduction);
+}
+
 /** One look of the primary metric's test; `cuped` when it is the CUPED-adjusted one. */
 type PrimaryLook = SequentialResult & { cuped?: { theta: number | null; varianceReduction: number | null } };
 
@@ -517,7 +531,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
       minSamplePerArm: d.min_sample_per_arm ?? 1000,
       minDurationSeconds: (d as { min_duration?: number }).min_duration ?? 86_400,
       maxDurationSeconds: d.max_duration ?? 28 * 86_400,
-      plannedPerArm: plan.sequentialPerArm,
+      plannedPerArm: cupedPlanned(plan.sequentialPerArm, r),
       alpha,
       targetDirection: spec.target.direction,
       effect: r.effect,
@@ -601,7 +615,8 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
         elapsedSeconds,
         tau2: plan.tau2,
         tau2Source: plan.tau2Source,
-        plannedPerArm: plan.sequentialPerArm,
+        plannedPerArm: cupedPlanned(plan.sequentialPerArm, looks[0]?.r),
+        ...(looks[0]?.r.cuped === undefined ? {} : { unadjustedPlannedPerArm: plan.sequentialPerArm }),
         fixedPerArm: plan.fixedPerArm,
         rules: {
           counts,

@@ -198,6 +198,13 @@ export function ExperimentPage() {
                     <span data-testid="variance-reduction">{(varianceReduction * 100).toFixed(1)} %</span>{" "}
                     <span className="small text-muted">
                       less variance than the unadjusted comparison, from the pre-exposure covariate
+                      {typeof a.details?.plannedPerArm === "number" &&
+                      typeof a.details?.unadjustedPlannedPerArm === "number" ? (
+                        <span data-testid="cuped-planned">
+                          ; planned sample {formatCount(Math.ceil(a.details.plannedPerArm))} per arm instead of{" "}
+                          {formatCount(Math.ceil(a.details.unadjustedPlannedPerArm))}
+                        </span>
+                      ) : null}
                     </span>
                   </Fact>
                 ) : null}
