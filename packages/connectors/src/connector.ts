@@ -4,6 +4,7 @@
  */
 
 import type { OutboundPolicy } from "@outcome-runtime/netguard";
+import type { ConnectorError } from "./connector-error";
 /**
  * The cumulative aggregate of one arm, as of `ts`: `units` exposed so far,
  * `sum` of their values and `sum_sq` of the squares of their values. For a
@@ -53,6 +54,28 @@ export interface ExperimentWindow {
    */
   startedAt?: Date;
 }
+
+/**
+ * What a batched poll asks for: the aggregates of many experiments read
+ * through the same source and query, in one request. Each experiment keeps its
+ * own arms and window start; the request reads from the earliest `from`.
+ */
+export interface BatchWindow {
+  readonly experiments: readonly {
+    readonly experimentKey: string;
+    readonly arms: readonly string[];
+    readonly from: Date;
+  }[];
+  readonly to: Date;
+}
+
+/**
+ * A batched read's answer, by experiment key: the experiment's checked
+ * aggregates (as `fetchArmAggregates` returns them; empty when the source has
+ * no row for it yet), or the error that concerns that experiment alone (e.g. a
+ * duplicate (arm, ts) row, a negative count).
+ */
+export type BatchAggregates = Map<string, ArmAggregate[] | ConnectorError>;
 
 /** What an outcome series poll asks for: the points in (`from`, `to`]. */
 export interface SeriesWindow {
@@ -126,6 +149,17 @@ export interface SignalConnector {
    * @throws ConnectorError
    */
   fetchArmAggregates(window: ExperimentWindow, signal?: AbortSignal): Promise<ArmAggregate[]>;
+  /**
+   * Present when the settings read many experiments in one request (`postgres`:
+   * a query that uses `:experiments` and returns an `experiment` column): the
+   * aggregates of every experiment of `window`, from one request. Rows are
+   * split by experiment and checked as `fetchArmAggregates` checks them.
+   *
+   * @throws ConnectorError when the request fails, or when its answer cannot be
+   *   attributed (a row naming no experiment, or one outside the batch): an error
+   *   of the whole batch, nothing of it is used.
+   */
+  fetchBatchAggregates?(window: BatchWindow, signal?: AbortSignal): Promise<BatchAggregates>;
   /**
    * The outcome's own series in (`from`, `to`], sorted by ts.
    *

@@ -8,7 +8,7 @@ import { ConnectorError } from "./connector-error";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector } from "./mixpanel/mixpanel.connector";
-import { createPostgresConnector } from "./postgres/postgres.connector";
+import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 
 /** The connector types `createConnector` accepts (`replay` is another name for `csv`). */
 export const CONNECTOR_TYPES: readonly string[] = Object.freeze(["postgres", "mixpanel", "csv", "replay"]);
@@ -57,6 +57,17 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
         { details: { field: "type", value: config.type } },
       );
   }
+}
+
+/**
+ * Whether a connector's settings read many experiments in one request, so the
+ * worker polls the experiments that share them together (one request per
+ * batch): a `postgres` query that uses `:experiments`. Other connectors, and
+ * the one-experiment form, read one experiment per request.
+ */
+export function readsInBatches(config: ConnectorConfig): boolean {
+  const type = CONNECTOR_ALIASES[config.type] ?? config.type;
+  return type === "postgres" && postgresReadsInBatches(config);
 }
 
 /** Why a connector's settings cannot be used, for `outcome-runtime validate` and the API's validate and apply. */

@@ -5,6 +5,8 @@
 
 export type {
   ArmAggregate,
+  BatchAggregates,
+  BatchWindow,
   ConnectorConfig,
   ConnectorContext,
   DatabaseIdentity,
@@ -16,7 +18,13 @@ export type {
 export type { ConnectorErrorCode, ConnectorErrorOptions } from "./connector-error";
 export { CONNECTOR_ERROR_CODES, ConnectorError } from "./connector-error";
 export type { ConnectorSettingsProblem, SettingsCheckOptions } from "./create-connector";
-export { CONNECTOR_ALIASES, CONNECTOR_TYPES, checkConnectorSettings, createConnector } from "./create-connector";
+export {
+  CONNECTOR_ALIASES,
+  CONNECTOR_TYPES,
+  checkConnectorSettings,
+  createConnector,
+  readsInBatches,
+} from "./create-connector";
 export type { CredentialRef, CredentialRequirement } from "./credentials";
 export { connectorCredentials, SECRET_NAME, SOURCE_ENV_NAME, SOURCE_ENV_PREFIX } from "./credentials";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";

@@ -112,6 +112,7 @@ export { requestFingerprint, runIdempotent } from "./idempotency";
 export type { JobKey, JobOptions, JobPayload, JobsOfQueue, QueueName } from "./jobs";
 export {
   analyseJobId,
+  batchSchedulerId,
   CONTROL_QUEUE,
   DEFAULT_QUEUE_PREFIX,
   experimentSchedulerId,
@@ -170,6 +171,7 @@ export {
 } from "./sessions";
 export type { AnalysisOutcome } from "./signals/analyse";
 export { analyseExperiment } from "./signals/analyse";
+export { type BatchPollResult, DEFAULT_POLL_BATCH_SIZE, pollExperimentBatches } from "./signals/batch-poll";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";

@@ -93,6 +93,19 @@ export const JOBS = {
     jobId: (p, requestedAt: Date) => `poll-now-${p.experimentId}-${Math.floor(requestedAt.getTime() / 1000)}`,
     schedulerId: (p) => `poll-experiment:${p.experimentId}`,
   }),
+  /**
+   * Read the running experiments of an outcome whose metrics all read in batches, one source request per
+   * metric and batch; store each experiment's points, then analyse each in the same job.
+   */
+  pollExperimentBatch: defineJob({
+    name: "poll-experiments",
+    queue: SIGNALS_QUEUE,
+    payload: ["outcomeId"],
+    attempts: 5,
+    backoff: exponential(2000),
+    jobId: null,
+    schedulerId: (p) => `poll-experiments:${p.outcomeId}`,
+  }),
   /** Analyse the snapshots of an experiment up to a point in time (ms), and apply the decision policy. */
   analyseExperiment: defineJob({
     name: "analyse-experiment",
@@ -267,6 +280,11 @@ export function parseJobPayload<K extends JobKey>(key: K, data: unknown): JobPay
 /** Scheduler id of an experiment's poll (one Job Scheduler per running experiment). */
 export function experimentSchedulerId(experimentId: string): string {
   return JOBS.pollExperiment.schedulerId({ experimentId });
+}
+
+/** Scheduler id of the batched poll of an outcome's running experiments. */
+export function batchSchedulerId(outcomeId: string): string {
+  return JOBS.pollExperimentBatch.schedulerId({ outcomeId });
 }
 
 /** Scheduler id of an outcome's poll. */

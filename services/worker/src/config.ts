@@ -49,6 +49,13 @@ const ConfigSchema = Type.Object({
     default: 60_000,
     description: "timeout of one connector call, ms",
   }),
+  POLL_BATCH_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 10_000,
+    default: 500,
+    description:
+      "running experiments of an outcome read in one source request, when its queries use :experiments (the batched form)",
+  }),
   OUTCOME_RUNTIME_WEBHOOK_URL: Type.Optional(
     Type.String({ pattern: "^https?://", description: "where experiment webhooks are POSTed (unset: not sent)" }),
   ),

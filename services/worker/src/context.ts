@@ -27,6 +27,8 @@ export interface WorkerContext {
   readonly metrics: SignalMetrics | undefined;
   readonly queues: JobQueues;
   readonly logger: Logger;
+  /** Experiments read in one source request by a batched poll (`POLL_BATCH_SIZE`). */
+  readonly pollBatchSize: number;
 }
 
 /** Milliseconds since `start` (a `performance.now()` reading), rounded to 0.1 ms. */

@@ -81,6 +81,7 @@ async function main(): Promise<void> {
     reconcileIntervalMs: config.RECONCILE_INTERVAL_MS,
     lockDurationMs: config.LOCK_DURATION_MS,
     pollTimeoutMs: config.POLL_TIMEOUT_MS,
+    pollBatchSize: config.POLL_BATCH_SIZE,
     webhook: {
       url: config.OUTCOME_RUNTIME_WEBHOOK_URL ?? null,
       secret: config.OUTCOME_RUNTIME_WEBHOOK_SECRET ?? "",

@@ -1,10 +1,12 @@
 /**
  * Reconciliation: Postgres is the source of truth, and the Job Schedulers in
- * Redis (one poll per running experiment and per active outcome) are made to
+ * Redis (one poll per running experiment, or per outcome whose experiments are
+ * polled in batches, and one per active outcome) are made to
  * match it, so a Redis that lost its data (or a scheduler removed by hand)
  * heals on its own. Webhooks whose delivery job was lost are queued again.
  */
 import {
+  batchSchedulerId,
   desiredSchedules,
   experimentSchedulerId,
   outcomeSchedulerId,
@@ -14,7 +16,10 @@ import {
 import type { WorkerContext } from "./context";
 
 export interface ReconcileReport {
+  /** Running experiments polled one at a time. */
   readonly experiments: number;
+  /** Outcomes whose running experiments are polled together, in batches. */
+  readonly batches: number;
   readonly outcomes: number;
   readonly added: number;
   readonly removed: number;
@@ -37,6 +42,12 @@ export async function reconcile(context: WorkerContext): Promise<ReconcileReport
     want.set(experimentSchedulerId(id), {
       every,
       add: () => queues.upsertScheduler("pollExperiment", { experimentId: id }, every),
+    });
+  }
+  for (const [id, every] of desired.batches) {
+    want.set(batchSchedulerId(id), {
+      every,
+      add: () => queues.upsertScheduler("pollExperimentBatch", { outcomeId: id }, every),
     });
   }
   for (const [id, every] of desired.outcomes) {
@@ -67,6 +78,7 @@ export async function reconcile(context: WorkerContext): Promise<ReconcileReport
   for (const note of desired.notes) logger.warn({ note }, "poll interval stretched");
   return {
     experiments: desired.experiments.size,
+    batches: desired.batches.size,
     outcomes: desired.outcomes.size,
     added,
     removed,

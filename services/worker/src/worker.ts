@@ -20,6 +20,7 @@ import { hostname } from "node:os";
 import {
   CONTROL_QUEUE,
   type ConnectorProvider,
+  DEFAULT_POLL_BATCH_SIZE,
   DEFAULT_QUEUE_PREFIX,
   databaseError,
   type GateLinks,
@@ -58,6 +59,8 @@ export interface WorkerOptions {
   readonly reconcileIntervalMs?: number;
   readonly lockDurationMs?: number;
   readonly pollTimeoutMs?: number;
+  /** Experiments read in one source request by a batched poll (default `DEFAULT_POLL_BATCH_SIZE`, 500). */
+  readonly pollBatchSize?: number;
   readonly webhook?: WebhookTarget;
   /** Sends gate emails; without one, gate emails wait in the outbox. */
   readonly mailer?: GateMailDeps["mailer"];
@@ -119,6 +122,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     metrics: options.metrics,
     queues,
     logger,
+    pollBatchSize: options.pollBatchSize ?? DEFAULT_POLL_BATCH_SIZE,
   };
   let lastCompleted: Date | null = null;
 

@@ -6,6 +6,8 @@ import { assertWindow, checkArmAggregates, checkSeries } from "../boundary-check
 import { ConfigReader, formatSeconds, show } from "../config-reader";
 import type {
   ArmAggregate,
+  BatchAggregates,
+  BatchWindow,
   ConnectorConfig,
   ConnectorContext,
   DatabaseIdentity,
@@ -24,6 +26,8 @@ import { lineColumn, type ParameterDefinition, type PreparedStatement, prepareSt
 /** Parameters of `query`: `:experiment_key` and `:until` are the older names of `:experiment` and `:to`. */
 export const EXPERIMENT_PARAMETERS: Readonly<Record<string, ParameterDefinition>> = Object.freeze({
   experiment: { canonical: "experiment", sqlType: "text" },
+  /** The batched form: the keys of every experiment of the request; the result names each row's `experiment`. */
+  experiments: { canonical: "experiments", sqlType: "text[]" },
   arms: { canonical: "arms", sqlType: "text[]" },
   from: { canonical: "from", sqlType: "timestamptz" },
   to: { canonical: "to", sqlType: "timestamptz" },
@@ -98,6 +102,19 @@ function readPostgresSettings(config: ConnectorConfig): PostgresSettingsRead {
 }
 
 /**
+ * Whether a `postgres` connector's `query` is in the batched form (it uses
+ * `:experiments` and returns an `experiment` column), so that one query reads
+ * many experiments. False for the one-experiment form and for settings that do
+ * not parse (their error is reported where the connector is created).
+ */
+export function postgresReadsInBatches(config: ConnectorConfig): boolean {
+  const query = config.query;
+  if (typeof query !== "string") return false;
+  const result = prepareStatement(query, EXPERIMENT_PARAMETERS);
+  return result.ok && result.parameters.includes("experiments");
+}
+
+/**
  * Creates a `postgres` connector. Checks the settings and the SQL now;
  * connects on the first poll, where the connection's role and database are
  * checked before any query runs (never the runtime's database, never a role
@@ -132,7 +149,21 @@ function prepare(
   if (!result.ok) throw sqlProblem(reader, field, sql, result.problem, result.fix, offsetOf(sql, result));
   const refused = checkSqlPolicy(result.checkText, { timeoutSeconds });
   if (refused !== null) throw sqlProblem(reader, field, sql, refused.problem, refused.fix, refused.offset);
-  const missing = (REQUIRED_PARAMETERS[field] ?? []).filter((name) => !result.parameters.includes(name));
+  if (field === "query" && result.parameters.includes("experiment") && result.parameters.includes("experiments")) {
+    throw sqlProblem(
+      reader,
+      field,
+      sql,
+      "the query uses both :experiment and :experiments",
+      "use :experiments (WHERE experiment_key = ANY(:experiments), returning an experiment column) to read many experiments in one query, or :experiment for one at a time; not both",
+      0,
+    );
+  }
+  // The batched form filters on :experiments instead of :experiment.
+  const required = (REQUIRED_PARAMETERS[field] ?? []).map((name) =>
+    name === "experiment" && result.parameters.includes("experiments") ? "experiments" : name,
+  );
+  const missing = required.filter((name) => !result.parameters.includes(name));
   if (missing.length > 0) {
     throw sqlProblem(
       reader,
@@ -140,7 +171,7 @@ function prepare(
       sql,
       `the query does not use ${missing.map((m) => `:${m}`).join(" or ")}`,
       field === "query"
-        ? "filter on the experiment (WHERE experiment_key = :experiment) and read only what happened up to :to (AND exposed_at <= :to)"
+        ? "filter on the experiment (WHERE experiment_key = :experiment, or = ANY(:experiments) to read many at once) and read only what happened up to :to (AND exposed_at <= :to)"
         : "read only the points up to :to (WHERE ts <= :to)",
       0,
     );
@@ -206,8 +237,23 @@ class PostgresConnector implements SignalConnector {
     return `postgres ${safeLocation(this.settings.url)} (${source}), timeout ${formatSeconds(timeoutMs / 1000)}, at most ${maxRows} rows${this.settings.seriesQuery === undefined ? "" : ", with a series query"}`;
   }
 
+  /** Whether `query` is in the batched form (`:experiments`, an `experiment` column). */
+  private get batched(): boolean {
+    return this.settings.query.parameters.includes("experiments");
+  }
+
   async fetchArmAggregates(window: ExperimentWindow, signal?: AbortSignal): Promise<ArmAggregate[]> {
     assertWindow(window);
+    if (this.batched) {
+      // The batched query asked for this one experiment.
+      const answer = await this.batchRead(
+        { experiments: [{ experimentKey: window.experimentKey, arms: window.arms, from: window.from }], to: window.to },
+        signal,
+      );
+      const mine = answer.get(window.experimentKey) ?? [];
+      if (mine instanceof ConnectorError) throw mine;
+      return mine;
+    }
     const values: Record<string, string> = {
       experiment: window.experimentKey,
       arms: textArray(window.arms),
@@ -215,13 +261,90 @@ class PostgresConnector implements SignalConnector {
       to: window.to.toISOString(),
     };
     const result = await this.run("query", this.settings.query, values, signal);
-    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts"], COVARIATE_COLUMNS);
+    return this.aggregatesOf(result, result.rows, window);
+  }
+
+  get fetchBatchAggregates(): SignalConnector["fetchBatchAggregates"] {
+    return this.batched ? (window, signal) => this.batchRead(window, signal) : undefined;
+  }
+
+  /**
+   * One query for every experiment of `window`: `:experiments` their keys,
+   * `:arms` every arm any of them has, `:from` the earliest start. Rows are
+   * split by the `experiment` column and each experiment's rows checked on
+   * their own (an error there concerns that experiment only).
+   *
+   * @throws ConnectorError `missing_columns` without an `experiment` column;
+   *   `bad_response` when a row names no experiment or one outside the batch.
+   */
+  private async batchRead(window: BatchWindow, signal: AbortSignal | undefined): Promise<BatchAggregates> {
+    if (window.experiments.length === 0) return new Map();
+    const keys = window.experiments.map((e) => e.experimentKey);
+    const from = new Date(Math.min(...window.experiments.map((e) => e.from.getTime())));
+    assertWindow({ from, to: window.to });
+    const values: Record<string, string> = {
+      experiments: textArray(keys),
+      arms: textArray([...new Set(window.experiments.flatMap((e) => e.arms))]),
+      from: from.toISOString(),
+      to: window.to.toISOString(),
+    };
+    const result = await this.run("query", this.settings.query, values, signal);
+    const column = result.fields.indexOf("experiment");
+    if (column === -1) {
+      throw new ConnectorError(
+        "missing_columns",
+        `postgres query: the result has no "experiment" column (it has: ${result.fields.map((f) => `"${f}"`).join(", ") || "no columns"}); a query that uses :experiments returns each row's experiment key, e.g. SELECT experiment_key AS experiment, arm, ...`,
+        { details: { field: "query", missing: ["experiment"], columns: result.fields } },
+      );
+    }
+    const rowsByKey = new Map<string, { row: unknown[]; at: number }[]>(keys.map((k) => [k, []]));
+    for (const [i, row] of result.rows.entries()) {
+      const key = row[column];
+      const mine = typeof key === "string" ? rowsByKey.get(key) : undefined;
+      if (mine === undefined) {
+        throw new ConnectorError(
+          "bad_response",
+          `postgres query, row ${i + 1}, column experiment: ${show(key)} is not one of the ${keys.length} experiments asked for; filter with WHERE experiment_key = ANY(:experiments) and return that key as experiment`,
+          { details: { field: "experiment", value: key, row: i + 1 } },
+        );
+      }
+      mine.push({ row, at: i });
+    }
+    const answer: BatchAggregates = new Map();
+    for (const e of window.experiments) {
+      const mine = rowsByKey.get(e.experimentKey) ?? [];
+      try {
+        answer.set(
+          e.experimentKey,
+          this.aggregatesOf(
+            result,
+            mine.map((r) => r.row),
+            { experimentKey: e.experimentKey, arms: e.arms, from, to: window.to },
+            mine.map((r) => r.at),
+          ),
+        );
+      } catch (error) {
+        if (!(error instanceof ConnectorError)) throw error;
+        answer.set(e.experimentKey, error);
+      }
+    }
+    return answer;
+  }
+
+  /** The aggregates of `rows` (of `result`), checked against `window`; `at` gives each row's place in the result. */
+  private aggregatesOf(
+    result: QueryRows,
+    rows: readonly unknown[][],
+    window: ExperimentWindow,
+    at?: readonly number[],
+  ): ArmAggregate[] {
+    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts"], [...COVARIATE_COLUMNS, "experiment"]);
     // A covariate column the result lacks stays undefined: the boundary check names a partial set.
     const cell = (row: unknown[], column: string): unknown => {
       const i = index[column];
       return i === undefined ? undefined : row[i];
     };
-    const rows = result.rows.map((row, i) => ({
+    const checked = rows.map((row, i) => ({
       arm: row[index.arm ?? -1],
       units: row[index.units ?? -1],
       sum: row[index.sum ?? -1],
@@ -230,9 +353,9 @@ class PostgresConnector implements SignalConnector {
       cov_sum: cell(row, "cov_sum"),
       cov_sum_sq: cell(row, "cov_sum_sq"),
       cov_sum_product: cell(row, "cov_sum_product"),
-      location: `row ${i + 1}`,
+      location: `row ${(at?.[i] ?? i) + 1}`,
     }));
-    return checkArmAggregates(rows, window, this.settings.metricKind, "postgres query");
+    return checkArmAggregates(checked, window, this.settings.metricKind, "postgres query");
   }
 
   async fetchOutcomeSeries(window: SeriesWindow, signal?: AbortSignal): Promise<SeriesPoint[]> {

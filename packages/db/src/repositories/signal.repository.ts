@@ -75,6 +75,43 @@ export async function ensureSeries(db: DbOrTrx, key: SeriesKey): Promise<SeriesR
   return created;
 }
 
+/**
+ * Find or create one metric's series for many experiments of one outcome in
+ * two statements (a bulk insert that skips existing series, then one read), for
+ * the batched poll. Returns the series by experiment id.
+ */
+export async function ensureExperimentSeries(
+  db: DbOrTrx,
+  key: Omit<SeriesKey, "experimentId">,
+  experimentIds: readonly string[],
+): Promise<Map<string, SeriesRecord>> {
+  const byExperiment = new Map<string, SeriesRecord>();
+  if (experimentIds.length === 0) return byExperiment;
+  const read = async () =>
+    (
+      await db
+        .selectFrom("signal_series")
+        .selectAll()
+        .where("outcome_id", "=", key.outcomeId)
+        .where("experiment_id", "in", [...experimentIds])
+        .where("metric", "=", key.metric)
+        .where("role", "=", key.role)
+        .execute()
+    ).map(toSeries);
+  let found = await read();
+  if (found.length < experimentIds.length) {
+    const have = new Set(found.map((s) => s.experimentId));
+    const missing = experimentIds.filter((id) => !have.has(id));
+    await sql`INSERT INTO signal_series (workspace_id, outcome_id, experiment_id, metric, role, kind)
+              SELECT ${key.workspaceId}, ${key.outcomeId}, e, ${key.metric}, ${key.role}, ${key.kind}
+                FROM unnest(${missing}::uuid[]) AS e
+              ON CONFLICT DO NOTHING`.execute(db);
+    found = await read();
+  }
+  for (const s of found) if (s.experimentId !== null) byExperiment.set(s.experimentId, s);
+  return byExperiment;
+}
+
 /** Series of an experiment (primary and guardrails). */
 export async function listSeriesOfExperiment(db: DbOrTrx, experimentId: string): Promise<SeriesRecord[]> {
   const rows = await db.selectFrom("signal_series").selectAll().where("experiment_id", "=", experimentId).execute();
@@ -510,7 +547,7 @@ export async function markWebhookAttempt(
 
 /** Running experiments with their outcome's spec, and active outcomes with theirs (for the schedulers). */
 export async function listPollTargets(db: DbOrTrx): Promise<{
-  experiments: { id: string; spec: unknown }[];
+  experiments: { id: string; outcomeId: string; spec: unknown }[];
   outcomes: { id: string; spec: unknown }[];
 }> {
   const running = await db
@@ -531,7 +568,7 @@ export async function listPollTargets(db: DbOrTrx): Promise<{
     .execute();
   const specs = new Map(rows.map((o) => [o.id, o.spec as unknown]));
   return {
-    experiments: running.map((e) => ({ id: e.id, spec: specs.get(e.outcome_id) })),
+    experiments: running.map((e) => ({ id: e.id, outcomeId: e.outcome_id, spec: specs.get(e.outcome_id) })),
     outcomes: rows.filter((o) => o.state === "active").map((o) => ({ id: o.id, spec: o.spec as unknown })),
   };
 }

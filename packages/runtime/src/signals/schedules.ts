@@ -4,10 +4,12 @@
  * the outcome's `signal.poll_interval`, stretched where a connector's budget
  * demands it (Mixpanel allows about 60 queries an hour per project).
  */
-import { effectivePollInterval } from "@outcome-runtime/connectors";
+import { effectivePollInterval, readsInBatches } from "@outcome-runtime/connectors";
 import { jobRequests, signals } from "@outcome-runtime/db";
+import type { OutcomeSpec } from "@outcome-runtime/spec";
 import type { RuntimeDeps } from "../context";
 import { pollNowJobId } from "../jobs";
+import { measuredMetrics } from "./poll";
 
 type ConnectorConfig = { type: string } & Record<string, unknown>;
 type Spec = { signal?: { poll_interval?: number; connector?: ConnectorConfig } };
@@ -16,8 +18,13 @@ type Spec = { signal?: { poll_interval?: number; connector?: ConnectorConfig } }
 export const DEFAULT_POLL_INTERVAL_SECONDS = 6 * 3600;
 
 export interface DesiredSchedules {
-  /** Poll interval in ms per running experiment id. */
+  /** Poll interval in ms per running experiment id polled on its own (a metric of its outcome does not batch). */
   readonly experiments: ReadonlyMap<string, number>;
+  /**
+   * Poll interval in ms per outcome whose running experiments are polled together: every metric of the
+   * outcome reads in batches (`readsInBatches`), and it has running experiments.
+   */
+  readonly batches: ReadonlyMap<string, number>;
   /** Poll interval in ms per active outcome id. */
   readonly outcomes: ReadonlyMap<string, number>;
   /** Why an interval was stretched, one note per connector. */
@@ -43,11 +50,33 @@ export async function desiredSchedules(deps: RuntimeDeps): Promise<DesiredSchedu
     if (effective.note !== null && !notes.includes(effective.note)) notes.push(effective.note);
     return Math.max(1000, Math.round(effective.seconds * 1000));
   };
+  const batched = new Map<string, boolean>();
+  const isBatched = (outcomeId: string, spec: unknown): boolean => {
+    let yes = batched.get(outcomeId);
+    if (yes === undefined) {
+      yes = batchedSpec(spec);
+      batched.set(outcomeId, yes);
+    }
+    return yes;
+  };
+  const single = targets.experiments.filter((r) => !isBatched(r.outcomeId, r.spec));
+  const together = targets.experiments.filter((r) => isBatched(r.outcomeId, r.spec));
   return {
-    experiments: new Map(targets.experiments.map((r) => [r.id, interval(r.spec as Spec)])),
+    experiments: new Map(single.map((r) => [r.id, interval(r.spec as Spec)])),
+    batches: new Map(together.map((r) => [r.outcomeId, interval(r.spec as Spec)])),
     outcomes: new Map(targets.outcomes.map((r) => [r.id, interval(r.spec as Spec)])),
     notes,
   };
+}
+
+/** Whether every metric an outcome's experiments are measured on reads in batches (see `readsInBatches`). */
+function batchedSpec(spec: unknown): boolean {
+  try {
+    return measuredMetrics(spec as OutcomeSpec).every((m) => readsInBatches(m.connector));
+  } catch {
+    // A spec the runtime cannot read polls one experiment at a time, where its error is recorded on each.
+    return false;
+  }
 }
 
 /** As-of time (ms) of the newest stored point of an experiment's primary metric, or null. */

@@ -11,6 +11,7 @@ import {
   experimentSchedulerId,
   outcomeSchedulerId,
   pollExperiment,
+  pollExperimentBatches,
   pollOutcome,
   primaryPolledUntil,
   webhookJobId,
@@ -22,6 +23,45 @@ import type { QueueProcessor } from "../dispatch";
 /** The processor of the `signals` queue. */
 export function signalsProcessor(context: WorkerContext): QueueProcessor<"signals"> {
   const { logger, queues } = context;
+
+  /** Analyse an experiment, log it, and act on its decision: stop its scheduler, queue its webhooks. */
+  async function analyseAndAct(experimentId: string) {
+    const started = performance.now();
+    const outcome = await analyseExperiment(context.signals, experimentId);
+    const durationMs = msSince(started);
+    context.metrics?.analysisDone(outcome, durationMs / 1000);
+    // The newest analysis's answer (a decision, or `continue` with its reason), if one was written.
+    const latest = outcome.decision ?? outcome.looks.at(-1) ?? null;
+    logger.info(
+      {
+        experimentId,
+        experimentKey: outcome.experimentKey,
+        analyses: outcome.analysed,
+        action: latest?.action ?? null,
+        reason: latest?.reason ?? null,
+        state: outcome.state,
+        durationMs,
+      },
+      "experiment analysed",
+    );
+    if (outcome.decision !== null) {
+      logger.info(
+        {
+          experimentId,
+          action: outcome.decision.action,
+          reason: outcome.decision.reason,
+          detail: outcome.decision.detail,
+        },
+        "experiment decided",
+      );
+      await queues.removeScheduler("pollExperiment", experimentSchedulerId(experimentId));
+    }
+    for (const id of outcome.webhooks) {
+      await queues.add("deliverWebhook", { deliveryId: id }, { jobId: webhookJobId(id) });
+    }
+    return { analysed: outcome.analysed, decision: outcome.decision, state: outcome.state };
+  }
+
   return {
     async pollExperiment({ experimentId }, run) {
       const started = performance.now();
@@ -76,40 +116,56 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
     },
 
     async analyseExperiment({ experimentId }) {
+      return analyseAndAct(experimentId);
+    },
+
+    async pollExperimentBatch({ outcomeId }) {
       const started = performance.now();
-      const outcome = await analyseExperiment(context.signals, experimentId);
-      const durationMs = msSince(started);
-      context.metrics?.analysisDone(outcome, durationMs / 1000);
-      // The newest analysis's answer (a decision, or `continue` with its reason), if one was written.
-      const latest = outcome.decision ?? outcome.looks.at(-1) ?? null;
+      const result = await pollExperimentBatches(context.signals, outcomeId, context.pollBatchSize);
+      for (const f of result.failed) {
+        logger.warn(
+          { experimentId: f.experimentId, experimentKey: f.experimentKey, code: f.code, message: f.message, outcomeId },
+          "poll failed",
+        );
+      }
+      for (const e of result.escalations) {
+        logger.warn({ experimentId: e.experimentId, action: e.action, reason: e.reason }, "experiment decided");
+      }
+      const polledMs = msSince(started);
+      // Each experiment analysed here, in its own transaction: no queue round-trip per experiment.
+      let decided = 0;
+      let analysisFailures = 0;
+      for (const p of result.polled) {
+        try {
+          const done = await analyseAndAct(p.experimentId);
+          if (done.decision !== null) decided += 1;
+        } catch (error) {
+          // One experiment's failed analysis leaves the others analysed; the next round analyses it again.
+          analysisFailures += 1;
+          logger.warn({ experimentId: p.experimentId, outcomeId, err: error }, "analysis failed");
+        }
+      }
       logger.info(
         {
-          experimentId,
-          experimentKey: outcome.experimentKey,
-          analyses: outcome.analysed,
-          action: latest?.action ?? null,
-          reason: latest?.reason ?? null,
-          state: outcome.state,
-          durationMs,
+          outcomeId,
+          experiments: result.experiments,
+          requests: result.requests,
+          polled: result.polled.length,
+          failed: result.failed.length,
+          decided,
+          analysisFailures,
+          pollMs: polledMs,
+          durationMs: msSince(started),
         },
-        "experiment analysed",
+        "experiments polled in batches",
       );
-      if (outcome.decision !== null) {
-        logger.info(
-          {
-            experimentId,
-            action: outcome.decision.action,
-            reason: outcome.decision.reason,
-            detail: outcome.decision.detail,
-          },
-          "experiment decided",
-        );
-        await queues.removeScheduler("pollExperiment", experimentSchedulerId(experimentId));
-      }
-      for (const id of outcome.webhooks) {
-        await queues.add("deliverWebhook", { deliveryId: id }, { jobId: webhookJobId(id) });
-      }
-      return { analysed: outcome.analysed, decision: outcome.decision, state: outcome.state };
+      return {
+        experiments: result.experiments,
+        requests: result.requests,
+        polled: result.polled.length,
+        failed: result.failed.length,
+        decided,
+      };
     },
 
     async pollOutcome({ outcomeId }) {
