@@ -39,6 +39,7 @@ describe("migrations", () => {
         "2026-12-11T00-00-analysis-names",
         "2026-12-11T01-00-secondary-metrics",
         "2026-12-12T00-00-point-covariates",
+        "2026-12-13T00-00-ratio-metrics",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
