@@ -152,6 +152,8 @@ export interface OutcomeOptions {
   readonly minDuration?: string;
   /** A secondary metric of this name, read with the same query as the signal (default: none). */
   readonly secondaryMetric?: string;
+  /** The signal's (and the secondary metric's) kind (default `proportion`). */
+  readonly kind?: "proportion" | "mean" | "ratio";
 }
 
 /** An outcome read through the `postgres` connector from `source_points`. */
@@ -162,7 +164,7 @@ name: Worker test ${slug}
 owner: owner@acme.example
 signal:
   metric: conversion_rate
-  kind: proportion
+  kind: ${options.kind ?? "proportion"}
   unit: user
   poll_interval: ${options.pollInterval ?? "1s"}${options.lookback === undefined ? "" : `\n  lookback: ${options.lookback}`}
   connector:
@@ -179,7 +181,7 @@ horizon: 60d${
       : `
 secondary_metrics:
   - metric: ${options.secondaryMetric}
-    kind: proportion
+    kind: ${options.kind ?? "proportion"}
     connector:
       type: postgres
       database_url_env: ${SOURCE_ENV}
