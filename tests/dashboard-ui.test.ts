@@ -295,7 +295,7 @@ describe("the dashboard on the demo's data", () => {
         ),
       ]);
       // The primary metric's kind in words (the demo's signal is a proportion).
-      expect(await page.getByTestId("metric-kind").innerText()).toBe("(proportion: share of units that converted)");
+      expect(await page.getByTestId("metric-kind").textContent()).toBe("(proportion: share of units that converted)");
       expect(await secondary.locator("caption").innerText()).toContain("never pause, ship or stop");
       expect(await axe(page)).toEqual([]);
       await shot(page, "9-three-treatments");
