@@ -9,9 +9,10 @@
  * The tests: the primary metric's mSPRT (always-valid p-value and confidence
  * sequence, Johari, Pekelis & Walsh 2017) and the fixed-horizon test per
  * treatment arm (for a ratio metric, on the difference of ratios with its
- * delta-method variance, Deng, Knoblich & Lu 2018), the chi-square and sequential SRM tests, and each guardrail's
- * one-sided sequential test (`packages/stats`); the decision policy and the
- * decision rules' counts (`packages/core`).
+ * delta-method variance, Deng, Knoblich & Lu 2018), the chi-square and
+ * sequential SRM tests, and each guardrail's one-sided sequential test
+ * (`packages/stats`); the decision policy and the decision rules' counts
+ * (`packages/core`).
  */
 import {
   type AnalysisCarry,
