@@ -129,7 +129,8 @@ async function buildWorkspace(api: TestApi): Promise<void> {
     ratioSeries,
     ["control", "treatment"].map((arm) => ({
       arm,
-      ts: new Date(start),
+      // A day before the other series' points, so no line of one is taken for a line of the other.
+      ts: new Date(start - 86_400_000),
       units: 100,
       sum: 480.5,
       sum_sq: 4_000,
