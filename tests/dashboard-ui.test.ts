@@ -257,6 +257,18 @@ describe("the dashboard on the demo's data", () => {
             pValue: 0.0007,
             warnings: [],
           },
+          {
+            metric: "revenue_per_session",
+            kind: "ratio",
+            arm: "b",
+            direction: "increase",
+            effect: 0.42,
+            ci: [0.1, 0.75],
+            relativeLift: 0.04,
+            relativeCi: [0.01, 0.07],
+            pValue: 0.003,
+            warnings: [],
+          },
         ],
       },
     });
@@ -282,7 +294,13 @@ describe("the dashboard on the demo's data", () => {
       const secondary = page.getByTestId("secondary-metrics");
       expect(await secondary.locator("tbody tr").allInnerTexts()).toEqual([
         expect.stringMatching(/pages_per_session \(secondary\)[\s\S]*b[\s\S]*−0\.25/),
+        // A ratio metric says so, and its effect is a difference of ratios (a number, not percentage points).
+        expect.stringMatching(
+          /revenue_per_session \(secondary, ratio: numerator \/ denominator per unit\)[\s\S]*b[\s\S]*\+0\.42/,
+        ),
       ]);
+      // The primary metric's kind in words (the demo's signal is a proportion).
+      expect(await page.getByTestId("metric-kind").textContent()).toBe("(proportion: share of units that converted)");
       expect(await secondary.locator("caption").innerText()).toContain("never pause, ship or stop");
       expect(await axe(page)).toEqual([]);
       await shot(page, "9-three-treatments");

@@ -115,6 +115,29 @@ async function buildWorkspace(api: TestApi): Promise<void> {
     })),
   );
   await signals.upsertPoints(api.t.db, series, points, new Date());
+  // A ratio metric's series (revenue per session): its points carry the denominator, which round-trips.
+  const ratioSeries = await signals.ensureSeries(api.t.db, {
+    workspaceId: api.seed.workspaceId,
+    outcomeId: shipped.experiment.outcomeId,
+    experimentId: id,
+    metric: "revenue_per_session",
+    role: "secondary",
+    kind: "ratio",
+  });
+  await signals.upsertPoints(
+    api.t.db,
+    ratioSeries,
+    ["control", "treatment"].map((arm) => ({
+      arm,
+      // A day before the other series' points, so no line of one is taken for a line of the other.
+      ts: new Date(start - 86_400_000),
+      units: 100,
+      sum: 480.5,
+      sum_sq: 4_000,
+      denominator: { sum: 250, sumSq: 900, sumProduct: 1_200.25 },
+    })),
+    new Date(),
+  );
   await signals.insertAnalysis(
     api.t.db,
     analysisFixture(
@@ -193,8 +216,8 @@ describe("export then import", () => {
         outcomes: 2,
         outcome_revisions: 3,
         experiments: 3,
-        signal_series: 1,
-        signal_points: 1300,
+        signal_series: 2,
+        signal_points: 1302,
         analyses: 1,
         learnings: 1,
       },
@@ -207,10 +230,13 @@ describe("export then import", () => {
     expect(outcomes[0].created_at).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00$/);
     expect(Object.keys(outcomes[0])).toEqual(expect.arrayContaining(["id", "workspace_id", "spec", "content_hash"]));
     const csv = (await readFile(join(out, "signal_points.csv"), "utf8")).trim().split("\n");
-    expect(csv[0]).toBe("series_id,arm,ts,units,sum,sum_sq,cov_sum,cov_sum_sq,cov_sum_product");
-    expect(csv).toHaveLength(1301);
-    expect(csv.find((l) => l.includes(",control,2026-11-01T00:00:00.123"))).toMatch(/,100,31,31,80,90,20$/);
-    expect(csv.find((l) => l.includes(",treatment,2026-11-01T00:00:00.123"))).toMatch(/,100,31,31,,,$/);
+    expect(csv[0]).toBe(
+      "series_id,arm,ts,units,sum,sum_sq,cov_sum,cov_sum_sq,cov_sum_product,den_sum,den_sum_sq,num_den_sum",
+    );
+    expect(csv).toHaveLength(1303);
+    expect(csv.find((l) => l.includes(",control,2026-11-01T00:00:00.123"))).toMatch(/,100,31,31,80,90,20,,,$/);
+    expect(csv.find((l) => l.includes(",treatment,2026-11-01T00:00:00.123"))).toMatch(/,100,31,31,,,,,,$/);
+    expect(csv.filter((l) => l.endsWith(",100,480.5,4000,,,,250,900,1200.25"))).toHaveLength(2);
 
     const before = await snapshot(source);
     const imported = await cli(["--json", "import", "--from", out], target, urls.target);
@@ -273,7 +299,7 @@ describe("export then import", () => {
     expect(JSON.stringify(former)).toContain('"p_value"');
     expect(JSON.stringify(former)).not.toContain('"pValue"');
     await writeFile(join(v1, "analyses.json"), JSON.stringify(former));
-    // Nor had its signal_points.csv the covariate columns (arms here hold no comma).
+    // Nor had its signal_points.csv the covariate or denominator columns (arms here hold no comma).
     const points = await readFile(join(v1, "signal_points.csv"), "utf8");
     const sixColumns = points
       .split("\n")
@@ -293,12 +319,12 @@ describe("export then import", () => {
           (await api.app.inject({ method: "GET", url: "/v1/export/analyses", headers: api.auth })).json(),
         ).replaceAll(api.seed.workspaceId, "<workspace>");
       expect(await exported(third)).toBe(await exported(source));
-      // The points came in without a covariate.
+      // The points came in without a covariate or a denominator.
       const csv = (await third.app.inject({ method: "GET", url: "/v1/export/signal_points", headers: third.auth })).body
         .trim()
         .split("\n");
-      expect(csv).toHaveLength(1301);
-      expect(csv.slice(1).every((line) => line.endsWith(",,,"))).toBe(true);
+      expect(csv).toHaveLength(1303);
+      expect(csv.slice(1).every((line) => line.endsWith(",,,,,,"))).toBe(true);
     } finally {
       await third.close();
     }
@@ -700,6 +726,22 @@ describe("import writes only into an empty workspace, inside an open import", ()
     expect(partial.json().errors).toEqual([
       { field: "signal_points.csv:2.cov_sum_product", message: expect.stringContaining("fill all of") },
     ]);
+    // So are a ratio's denominator columns, whose den_sum_sq is ≥ 0.
+    for (const [cells, field, message] of [
+      ["1,1,", "num_den_sum", "fill all of den_sum, den_sum_sq, num_den_sum"],
+      ["1,-1,1", "den_sum_sq", "must be a number ≥ 0"],
+    ] as const) {
+      const refused = await post(
+        ws.auth,
+        "/v1/import/signal_points",
+        `series_id,arm,ts,units,sum,sum_sq,den_sum,den_sum_sq,num_den_sum\n${randomUUID()},control,2026-11-01T00:00:00+00:00,1,1,1,${cells}\n`,
+        "text/csv",
+      );
+      expect(refused.statusCode, refused.body).toBe(400);
+      expect(refused.json().errors).toEqual([
+        { field: `signal_points.csv:2.${field}`, message: expect.stringContaining(message) },
+      ]);
+    }
     expect((await countOf(ws.id)).outcomes).toBe(0);
   });
 });

@@ -26,6 +26,7 @@ import {
   transitionExperiment,
   verifyWebhookSignature,
 } from "@outcome-runtime/runtime";
+import { ratioSequentialTest } from "@outcome-runtime/stats";
 import { sleep, waitFor } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test removes the worker's job schedulers as a Redis that lost them would
 import { Queue } from "bullmq";
@@ -369,6 +370,108 @@ describe("the worker process", () => {
     // Still active: only the owner's confirmation marks it achieved.
     expect((await outcomes.findOutcomeById(world.t.db, outcomeId))?.state).toBe("active");
   }, 60_000);
+  it("decides on a ratio metric the postgres query returns with its denominator, with the delta-method test", async () => {
+    const world = await createWorld();
+    // Unit-level data: users randomised, each with 1 to 5 sessions and the revenue of those sessions; the
+    // metric is revenue per session (Σrevenue / Σsessions), about 20 % higher in the treatment.
+    await world.source.query(`
+      CREATE TABLE source_users (experiment_key text, arm text, exposed_at timestamptz, sessions int, revenue float8);
+      SELECT setseed(0.5);
+      INSERT INTO source_users
+      SELECT 'ratio', u.arm, now() - interval '10 minutes', u.sessions, sum(CASE WHEN s.buys THEN s.amount ELSE 0 END)
+        FROM (SELECT arm, id, 1 + floor(random() * 5)::int AS sessions
+                FROM unnest(ARRAY['control', 'treatment']) AS arm, generate_series(1, 3000) AS id
+               ORDER BY arm, id) AS u
+             CROSS JOIN LATERAL (SELECT random() < 0.3 AS buys,
+                                        20 * random() * CASE WHEN u.arm = 'treatment' THEN 1.2 ELSE 1.0 END AS amount
+                                   FROM generate_series(1, u.sessions)) AS s
+       GROUP BY u.arm, u.id, u.sessions;`);
+    const query =
+      "SELECT arm, count(*) AS units, sum(revenue) AS sum, sum(revenue * revenue) AS sum_sq, " +
+      "sum(sessions)::float8 AS den_sum, sum(sessions * sessions)::float8 AS den_sum_sq, " +
+      "sum(revenue * sessions) AS num_den_sum " +
+      "FROM source_users WHERE experiment_key = :experiment AND exposed_at <= :to GROUP BY arm";
+    await activeOutcome(world, "ratio-outcome", 100, { query, kind: "ratio" });
+    const [experiment] = await launchExperiments(world, "ratio-outcome", ["ratio"]);
+
+    const worker = await startWorker(world);
+    await worker.ready;
+    const analysis = await waitFor(
+      "a decision on the ratio",
+      async () =>
+        (await signals.listAnalyses(world.t.db, experiment!.id)).find(
+          (a) => (a.decision as { action: string }).action !== "continue",
+        ),
+      { timeoutMs: 30_000, diagnostics: worker.output },
+    );
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+    expect(analysis.decision).toMatchObject({ action: "analyse", reason: "win" });
+
+    // The points were stored with their denominator, in a series of kind ratio.
+    const series = (await signals.listSeriesOfExperiment(world.t.db, experiment!.id)).find((s) => s.role === "primary");
+    expect(series?.kind).toBe("ratio");
+    const [control, treatment] = await signals.latestPointsAtOrBefore(world.t.db, series!.id, analysis.ts);
+    expect([control?.arm, treatment?.arm]).toEqual(["control", "treatment"]);
+    const paired = (p: typeof control) => ({
+      units: p!.units,
+      sum: p!.sum,
+      sumSq: p!.sum_sq,
+      pairSum: p!.denominator!.sum,
+      pairSumSq: p!.denominator!.sumSq,
+      crossSum: p!.denominator!.sumProduct,
+    });
+    // The ratios are the source's own Σrevenue / Σsessions.
+    const { rows: ratios } = await world.source.query<{ arm: string; ratio: number }>(
+      "SELECT arm, sum(revenue) / sum(sessions) AS ratio FROM source_users GROUP BY arm ORDER BY arm",
+    );
+    expect(analysis.arms.control?.mean).toBeCloseTo(ratios[0]!.ratio, 9);
+    expect(analysis.arms.treatment?.mean).toBeCloseTo(ratios[1]!.ratio, 9);
+    // The stored comparison is the delta-method mSPRT on those totals, at the plan's τ² (the first look
+    // that decided: no earlier carry, since the source's totals never changed).
+    const expected = ratioSequentialTest(
+      paired(control),
+      paired(treatment),
+      { alpha: 0.05, tau2: analysis.details.tau2 as number },
+      null,
+    );
+    const comparison = analysis.details.comparisons[0]!;
+    expect(comparison.effect).toBeCloseTo(expected.effect!, 9);
+    expect(comparison.effect).toBeCloseTo(ratios[1]!.ratio - ratios[0]!.ratio, 9);
+    expect(comparison.pValue).toBeCloseTo(expected.pValue!, 12);
+    expect(comparison.ci![0]).toBeCloseTo(expected.ci![0], 9);
+    expect(comparison.ci![1]).toBeCloseTo(expected.ci![1], 9);
+    expect(comparison.relativeLift).toBeCloseTo(expected.effect! / ratios[0]!.ratio, 9);
+    expect(analysis.pValue).toBe(comparison.pValue);
+    expect(comparison.pValue).toBeLessThan(0.05);
+  }, 90_000);
+
+  it("records a poll error naming the denominator column a ratio query lacks, and analyses nothing", async () => {
+    const world = await createWorld();
+    await world.source.query(`
+      CREATE TABLE source_users (experiment_key text, arm text, exposed_at timestamptz, sessions int, revenue float8);
+      INSERT INTO source_users
+      SELECT 'no-den', arm, now() - interval '10 minutes', 2, 1 FROM unnest(ARRAY['control', 'treatment']) AS arm;`);
+    const query =
+      "SELECT arm, count(*) AS units, sum(revenue) AS sum, sum(revenue * revenue) AS sum_sq, " +
+      "sum(sessions)::float8 AS den_sum, sum(sessions * sessions)::float8 AS den_sum_sq, NULL::float8 AS num_den_sum " +
+      "FROM source_users WHERE experiment_key = :experiment AND exposed_at <= :to GROUP BY arm";
+    await activeOutcome(world, "ratio-null", 100, { query, kind: "ratio" });
+    const [experiment] = await launchExperiments(world, "ratio-null", ["no-den"]);
+
+    const worker = await startWorker(world);
+    await worker.ready;
+    const failed = await waitFor(
+      "the poll error on the experiment",
+      async () => {
+        const row = await experimentRows.findExperimentById(world.t.db, experiment!.id);
+        return row?.polling.error ?? undefined;
+      },
+      { timeoutMs: 30_000, diagnostics: worker.output },
+    );
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+    expect(JSON.stringify(failed)).toContain("column num_den_sum: is NULL or empty");
+    expect(await signals.listAnalyses(world.t.db, experiment!.id)).toEqual([]);
+  }, 90_000);
 
   it("loses and duplicates nothing when SIGKILLed in the middle of polling ten times in a row", async () => {
     const world = await createWorld();

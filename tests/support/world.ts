@@ -156,6 +156,8 @@ export interface OutcomeOptions {
   readonly seriesQuery?: string;
   /** The target block's lines after `target:`, indented two spaces (default: increase by 10 %, relative). */
   readonly target?: string;
+  /** The signal's (and the secondary metric's) kind (default `proportion`). */
+  readonly kind?: "proportion" | "mean" | "ratio";
 }
 
 /** An outcome read through the `postgres` connector from `source_points`. */
@@ -166,7 +168,7 @@ name: Worker test ${slug}
 owner: owner@acme.example
 signal:
   metric: conversion_rate
-  kind: proportion
+  kind: ${options.kind ?? "proportion"}
   unit: user
   poll_interval: ${options.pollInterval ?? "1s"}${options.lookback === undefined ? "" : `\n  lookback: ${options.lookback}`}
   connector:
@@ -181,7 +183,7 @@ horizon: 60d${
       : `
 secondary_metrics:
   - metric: ${options.secondaryMetric}
-    kind: proportion
+    kind: ${options.kind ?? "proportion"}
     connector:
       type: postgres
       database_url_env: ${SOURCE_ENV}

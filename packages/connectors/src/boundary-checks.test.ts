@@ -251,6 +251,95 @@ describe("checkArmAggregates", () => {
     });
   });
 
+  describe("the denominator columns (ratio metrics)", () => {
+    // Two units with (numerator, denominator) = (3, 1) and (5, 2): Σn = 8, Σn² = 34, Σd = 3, Σd² = 5, Σn·d = 13.
+    const denominator = { den_sum: 3, den_sum_sq: 5, num_den_sum: 13 };
+    const ratioRow = (overrides: Partial<RawArmRow>): RawArmRow =>
+      row({ units: 2, sum: 8, sum_sq: 34, ...denominator, ...overrides });
+
+    it("reads all three into the aggregate's denominator, from numbers or decimal strings", () => {
+      const [control, treatment] = checkArmAggregates(
+        [ratioRow({}), ratioRow({ arm: "treatment", den_sum: "3", den_sum_sq: "5.0", num_den_sum: "13" })],
+        window,
+        "ratio",
+        "t",
+      );
+      expect(control).toMatchObject({ units: 2, sum: 8, sum_sq: 34 });
+      expect(control?.denominator).toEqual({ sum: 3, sumSq: 5, sumProduct: 13 });
+      expect(treatment?.denominator).toEqual({ sum: 3, sumSq: 5, sumProduct: 13 });
+      // The numerator's totals are a mean's, not a proportion's: sum may exceed units.
+      expect(control).not.toHaveProperty("covariate");
+    });
+
+    it("names a missing or NULL denominator column and the fix", () => {
+      const missing = failure(() =>
+        checkArmAggregates([ratioRow({ num_den_sum: undefined })], window, "ratio", "postgres query"),
+      );
+      expect(missing.code).toBe("bad_response");
+      expect(missing.message).toContain(
+        'postgres query: row 1 (arm "control"): the row has no column num_den_sum, but the metric is a ratio',
+      );
+      expect(missing.message).toContain("return den_sum");
+      expect(missing.details).toMatchObject({ field: "num_den_sum", value: null });
+      const nulled = failure(() => checkArmAggregates([ratioRow({ den_sum: null })], window, "ratio", "t"));
+      expect(nulled.message).toContain("column den_sum: is NULL or empty; return a number");
+      expect(nulled.message).toContain("coalesce(..., 0)");
+      expect(
+        failure(() => checkArmAggregates([ratioRow({ den_sum_sq: "Infinity" })], window, "ratio", "t")).details.field,
+      ).toBe("den_sum_sq");
+      // Without any of the three columns, the first is named.
+      expect(
+        failure(() => checkArmAggregates([row({ units: 2, sum: 8, sum_sq: 34 })], window, "ratio", "t")).details.field,
+      ).toBe("den_sum");
+    });
+
+    it("refuses a negative den_sum_sq, totals that break Cauchy–Schwarz, and nonzero totals of no units", () => {
+      expect(
+        failure(() =>
+          checkArmAggregates([ratioRow({ den_sum: 0, den_sum_sq: -1, num_den_sum: 0 })], window, "ratio", "t"),
+        ).message,
+      ).toContain("column den_sum_sq: -1 is negative");
+      // (Σd)² = 16 > n·Σd² = 2·5.
+      const variance = failure(() => checkArmAggregates([ratioRow({ den_sum: 4 })], window, "ratio", "t"));
+      expect(variance.message).toContain("den_sum 4 and den_sum_sq 5 over 2 units imply a negative variance");
+      expect(variance.details).toMatchObject({ field: "den_sum_sq", value: 5, den_sum: 4, units: 2 });
+      // (Σn·d)² = 196 > Σn²·Σd² = 34·5 = 170.
+      const cross = failure(() => checkArmAggregates([ratioRow({ num_den_sum: 14 })], window, "ratio", "t"));
+      expect(cross.message).toContain("column num_den_sum: 14 is larger in size than");
+      expect(cross.details.field).toBe("num_den_sum");
+      expect(
+        failure(() => checkArmAggregates([row({ units: 0, sum: 0, sum_sq: 0, ...denominator })], window, "ratio", "t"))
+          .message,
+      ).toContain("units is 0 but den_sum is 3");
+      // The numerator's totals are checked as a mean's: (Σn)² = 64 > n·Σn² = 2·30.
+      expect(failure(() => checkArmAggregates([ratioRow({ sum_sq: 30 })], window, "ratio", "t")).details.field).toBe(
+        "sum_sq",
+      );
+    });
+
+    it("lets a zero denominator through: the analysis words the undefined ratio", () => {
+      const [zero] = checkArmAggregates(
+        [ratioRow({ sum: 0, sum_sq: 0, den_sum: 0, den_sum_sq: 0, num_den_sum: 0 })],
+        window,
+        "ratio",
+        "t",
+      );
+      expect(zero?.denominator).toEqual({ sum: 0, sumSq: 0, sumProduct: 0 });
+    });
+
+    it("refuses a covariate on a ratio, and a denominator on a proportion or mean", () => {
+      const covariate = failure(() =>
+        checkArmAggregates([ratioRow({ cov_sum: 1, cov_sum_sq: 1, cov_sum_product: 1 })], window, "ratio", "t"),
+      );
+      expect(covariate.message).toContain("column cov_sum: a ratio metric takes no pre-exposure covariate");
+      expect(covariate.message).toContain("remove cov_sum, cov_sum_sq and cov_sum_product from the query");
+      expect(covariate.details.field).toBe("cov_sum");
+      const mean = failure(() => checkArmAggregates([ratioRow({})], window, "mean", "t"));
+      expect(mean.message).toContain("column den_sum: the metric is a mean, which has no denominator; set kind: ratio");
+      expect(mean.details.field).toBe("den_sum");
+    });
+  });
+
   it("allows one row per (arm, ts), and no ts after the window end", () => {
     const ts = new Date("2026-03-02T00:00:00Z");
     expect(failure(() => checkArmAggregates([row({ ts }), row({ ts })], window, "proportion", "t")).message).toContain(

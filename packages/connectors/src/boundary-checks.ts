@@ -7,7 +7,7 @@
 
 import { equalWithinCountTolerance, wholeCount } from "@outcome-runtime/stats";
 import { show } from "./config-reader";
-import type { ArmAggregate, Covariate, ExperimentWindow, SeriesPoint, SeriesWindow } from "./connector";
+import type { ArmAggregate, Covariate, Denominator, ExperimentWindow, SeriesPoint, SeriesWindow } from "./connector";
 import { ConnectorError } from "./connector-error";
 
 /** A row as a source returned it, before checking. */
@@ -25,6 +25,15 @@ export interface RawArmRow {
   cov_sum?: unknown;
   cov_sum_sq?: unknown;
   cov_sum_product?: unknown;
+  /**
+   * A ratio metric's denominator d over the arm's units: Σd, Σd² and Σn·d
+   * (n the numerator, whose Σ and Σ² are `sum` and `sum_sq`). Required for a
+   * ratio metric, refused for any other; `undefined` means the source has no
+   * such column.
+   */
+  den_sum?: unknown;
+  den_sum_sq?: unknown;
+  num_den_sum?: unknown;
   /** Where the row came from, for messages (e.g. `row 3`, `line 12`). */
   location?: string;
 }
@@ -159,11 +168,70 @@ function checkCovariate(row: RawArmRow, at: string, totals: { units: number; sum
   return { sum, sumSq, sumProduct };
 }
 
+/** A ratio metric's denominator columns: all three, on every row of a ratio metric. */
+const DENOMINATOR_COLUMNS = ["den_sum", "den_sum_sq", "num_den_sum"] as const;
+
+/**
+ * Checks the denominator columns of one row of a ratio metric: all three
+ * present and finite; den_sum_sq ≥ 0; all three 0 when units is 0;
+ * (Σd)² ≤ n·Σd² and (Σn·d)² ≤ Σn²·Σd² (Cauchy–Schwarz over the same units
+ * as units and sum_sq). A den_sum of 0 passes: the analysis words the
+ * undefined ratio.
+ */
+function checkDenominator(row: RawArmRow, at: string, totals: { units: number; sumSq: number }): Denominator {
+  const number = (field: (typeof DENOMINATOR_COLUMNS)[number]): number => {
+    const raw = row[field];
+    const n = parseNumber(raw);
+    if (n === undefined) {
+      throw bad(
+        raw === undefined
+          ? `${at}: the row has no column ${field}, but the metric is a ratio; return den_sum (Σ of each unit's denominator), den_sum_sq (Σ of its square) and num_den_sum (Σ of numerator × denominator) beside units, sum and sum_sq, or set kind: proportion or mean`
+          : `${at}, column ${field}: ${describeMissing(raw)}; return a number (a unit without a denominator counts with 0: wrap it in coalesce(..., 0))`,
+        { field, value: raw ?? null },
+      );
+    }
+    return n;
+  };
+  const sum = number("den_sum");
+  const sumSq = number("den_sum_sq");
+  const sumProduct = number("num_den_sum");
+  if (sumSq < 0) {
+    throw bad(
+      `${at}, column den_sum_sq: ${sumSq} is negative; den_sum_sq is the sum of the squares of each unit's denominator (e.g. sum(d * d))`,
+      { field: "den_sum_sq", value: sumSq },
+    );
+  }
+  if (totals.units === 0 && (sum !== 0 || sumSq !== 0 || sumProduct !== 0)) {
+    throw bad(
+      `${at}: units is 0 but den_sum is ${sum}, den_sum_sq ${sumSq} and num_den_sum ${sumProduct}; with no units all three are 0`,
+      { field: "den_sum", value: sum, units: 0 },
+    );
+  }
+  if (!withinCauchySchwarz(sum, totals.units, sumSq)) {
+    throw bad(
+      `${at}: den_sum ${sum} and den_sum_sq ${sumSq} over ${totals.units} units imply a negative variance; den_sum_sq must be the sum of each unit's denominator squared (e.g. sum(d * d)) over the same units as units`,
+      { field: "den_sum_sq", value: sumSq, den_sum: sum, units: totals.units },
+    );
+  }
+  if (!withinCauchySchwarz(sumProduct, sumSq, totals.sumSq)) {
+    throw bad(
+      `${at}, column num_den_sum: ${sumProduct} is larger in size than √(den_sum_sq · sum_sq) = ${Math.sqrt(sumSq * totals.sumSq)}; num_den_sum must be the sum of each unit's numerator times its denominator (e.g. sum(n * d)) over the same units`,
+      { field: "num_den_sum", value: sumProduct, den_sum_sq: sumSq, sum_sq: totals.sumSq },
+    );
+  }
+  return { sum, sumSq, sumProduct };
+}
+
 /** How many unknown arm names an error names before "and N more". */
 const MAX_NAMED_ARMS = 10;
 
 /**
- * Checks and converts the rows of an experiment poll.
+ * Checks and converts the rows of an experiment poll: per row the arm, the
+ * totals (for a proportion 0 ≤ sum = sum_sq ≤ units; otherwise sum_sq ≥ 0
+ * and sum² ≤ units·sum_sq), the optional covariate (all three columns or
+ * none, on every row or none), and for a ratio metric the denominator's
+ * three columns (required, and refused on any other kind; a ratio takes no
+ * covariate).
  *
  * @param source names the origin in messages (e.g. `postgres query`)
  * @throws ConnectorError `bad_response` naming the row, the column, the value and the fix
@@ -171,7 +239,7 @@ const MAX_NAMED_ARMS = 10;
 export function checkArmAggregates(
   rows: readonly RawArmRow[],
   window: ExperimentWindow,
-  metricKind: "proportion" | "mean",
+  metricKind: "proportion" | "mean" | "ratio",
   source: string,
 ): ArmAggregate[] {
   const unknownArms = new Set<string>();
@@ -294,6 +362,26 @@ export function checkArmAggregates(
       );
     }
     seen.add(key);
+    let denominator: Denominator | undefined;
+    if (metricKind === "ratio") {
+      // CUPED adjusts a difference of means; the runtime does not adjust a difference of ratios.
+      const covariateColumn = COVARIATE_COLUMNS.find((c) => row[c] !== undefined);
+      if (covariateColumn !== undefined) {
+        throw bad(
+          `${at}, column ${covariateColumn}: a ratio metric takes no pre-exposure covariate (CUPED adjusts proportions and means only); remove cov_sum, cov_sum_sq and cov_sum_product from the query`,
+          { field: covariateColumn, value: row[covariateColumn] ?? null },
+        );
+      }
+      denominator = checkDenominator(row, at, { units, sumSq });
+    } else {
+      const denominatorColumn = DENOMINATOR_COLUMNS.find((c) => row[c] !== undefined);
+      if (denominatorColumn !== undefined) {
+        throw bad(
+          `${at}, column ${denominatorColumn}: the metric is a ${metricKind}, which has no denominator; set kind: ratio in outcome.yaml to analyse Σsum / Σden_sum, or remove den_sum, den_sum_sq and num_den_sum from the query`,
+          { field: denominatorColumn, value: row[denominatorColumn] ?? null },
+        );
+      }
+    }
     const covariate = checkCovariate(row, at, { units, sumSq });
     const location = row.location ?? `row ${i + 1}`;
     if (covariateRow === undefined) {
@@ -307,7 +395,15 @@ export function checkArmAggregates(
         { field: "cov_sum", value: null, row: without },
       );
     }
-    out.push({ arm, units, sum, sum_sq: sumSq, ts, ...(covariate === undefined ? {} : { covariate }) });
+    out.push({
+      arm,
+      units,
+      sum,
+      sum_sq: sumSq,
+      ts,
+      ...(covariate === undefined ? {} : { covariate }),
+      ...(denominator === undefined ? {} : { denominator }),
+    });
   });
   return sortAggregates(out, window.arms);
 }

@@ -24,6 +24,22 @@ export interface ArmAggregate {
    * adjusts the primary metric for it (CUPED).
    */
   covariate?: Covariate;
+  /**
+   * A ratio metric's denominator (columns `den_sum`, `den_sum_sq`,
+   * `num_den_sum`), on every row of a ratio metric and on no other: `sum`
+   * and `sum_sq` are then the numerator's Σ and Σ².
+   */
+  denominator?: Denominator;
+}
+
+/**
+ * Σd, Σd² and Σn·d over an arm's units, d each unit's denominator and n its
+ * numerator (a ratio metric Σn / Σd, analysed with the delta method).
+ */
+export interface Denominator {
+  sum: number;
+  sumSq: number;
+  sumProduct: number;
 }
 
 /** Σx, Σx² and Σxy over an arm's units, x the covariate and y the metric value. */
@@ -124,7 +140,8 @@ export interface ConnectorContext {
   maxTimeoutMs?: number;
   /** Directory csv paths are resolved in, and may not leave (default: the working directory). */
   baseDir?: string;
-  metricKind: "proportion" | "mean";
+  /** `ratio`: the source also returns the denominator's columns (`den_sum`, `den_sum_sq`, `num_den_sum`). */
+  metricKind: "proportion" | "mean" | "ratio";
   /**
    * The HTTP transport, trusted as is (tests). Default: the global fetch held to
    * `outboundPolicy` (SSRF guard, `@outcome-runtime/netguard`).
@@ -142,7 +159,8 @@ export interface SignalConnector {
   describe(): string;
   /**
    * The cumulative aggregate per arm, validated: finite numbers, whole
-   * `units` ≥ 0, `0 ≤ sum ≤ units` for a proportion, arms among
+   * `units` ≥ 0, `0 ≤ sum ≤ units` for a proportion, the denominator's
+   * totals for a ratio, arms among
    * `window.arms`, at most one row per (arm, ts). Sorted by ts (null last),
    * then by the order of `window.arms`. An arm without data has no row.
    *

@@ -35,10 +35,10 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       details: { field: "type" },
     });
   }
-  if (context.metricKind !== "proportion" && context.metricKind !== "mean") {
+  if (context.metricKind !== "proportion" && context.metricKind !== "mean" && context.metricKind !== "ratio") {
     throw new ConnectorError(
       "invalid_config",
-      `connector: metric kind ${JSON.stringify(context.metricKind)} is not proportion or mean`,
+      `connector: metric kind ${JSON.stringify(context.metricKind)} is not proportion, mean or ratio`,
       { details: { field: "kind", value: context.metricKind } },
     );
   }
@@ -101,7 +101,7 @@ export interface SettingsCheckOptions {
  */
 export function checkConnectorSettings(
   config: ConnectorConfig,
-  metricKind: "proportion" | "mean",
+  metricKind: "proportion" | "mean" | "ratio",
   options: SettingsCheckOptions = {},
 ): ConnectorSettingsProblem | null {
   try {

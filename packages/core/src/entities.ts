@@ -170,8 +170,16 @@ export type AnalysisArm = {
   readonly sumSq: number;
   /** Per-unit mean (the rate, a fraction, for a proportion); null while undefined (no units). */
   readonly mean: number | null;
-  /** Per-unit variance; null while undefined (fewer than two units of a mean). */
+  /**
+   * Per-unit variance; null while undefined (fewer than two units of a mean). For a ratio metric, the
+   * linearised per-unit variance n·Var(R) of the delta method (Deng, Knoblich & Lu 2018).
+   */
   readonly variance: number | null;
+  /**
+   * A ratio metric's denominator: Σd, Σd² and Σn·d over the arm's units. `sum` and `sumSq` are then
+   * the numerator's, and `mean` the ratio R = Σn / Σd (null while Σd is 0). Absent for other kinds.
+   */
+  readonly denominator?: { readonly sum: number; readonly sumSq: number; readonly sumProduct: number };
 };
 
 /** One guardrail's one-sided sequential harm test at an analysis, for one treatment arm. */
@@ -234,7 +242,7 @@ export type AnalysisComparison = {
  */
 export type AnalysisSecondary = {
   readonly metric: string;
-  readonly kind: "proportion" | "mean";
+  readonly kind: "proportion" | "mean" | "ratio";
   readonly arm: string;
   /** The direction that reads as better, for display. */
   readonly direction: "increase" | "decrease";

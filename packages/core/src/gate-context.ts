@@ -66,7 +66,8 @@ export interface AnalysisSummary {
   /** ISO 8601 time of the data the analysis covers. */
   readonly ts: string;
   readonly metric: string;
-  readonly metricKind: "proportion" | "mean";
+  /** `ratio`: Σnumerator / Σdenominator over the units; effects are differences of ratios. */
+  readonly metricKind: "proportion" | "mean" | "ratio";
   /** Absolute effect, treatment − control, in metric units (fractions for proportions). */
   readonly effect: number | null;
   /** Always-valid confidence sequence for the effect at this analysis. */

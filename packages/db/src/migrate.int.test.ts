@@ -5,6 +5,7 @@ import { createDb } from "./database";
 import { migrateToLatest, signalStorageMode } from "./migrate";
 import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
 import * as analysisNames from "./migrations/2026-12-11T00-00-analysis-names";
+import * as ratioMetrics from "./migrations/2026-12-13T00-00-ratio-metrics";
 
 describe("migrations", () => {
   let empty: Awaited<ReturnType<typeof createEmptyDatabase>>;
@@ -39,6 +40,7 @@ describe("migrations", () => {
         "2026-12-11T00-00-analysis-names",
         "2026-12-11T01-00-secondary-metrics",
         "2026-12-12T00-00-point-covariates",
+        "2026-12-13T00-00-ratio-metrics",
         "2026-12-13T01-00-achievement-gates",
       ]);
       // A later start finds nothing to do.
@@ -303,6 +305,57 @@ describe("migrations", () => {
         const back = await sql<{ relative_effect: number; arms: unknown; guardrails: unknown; details: unknown }>`
           SELECT relative_effect, arms, guardrails, details FROM analyses`.execute(db);
         expect(back.rows[0]).toEqual({ relative_effect: 0.2, ...before });
+      } finally {
+        await sql`ROLLBACK`.execute(db);
+      }
+    } finally {
+      await db.destroy();
+    }
+  });
+
+  it("take series of kind ratio with their points' denominator, and down removes both", async () => {
+    const db = createDb({ url: empty.url, max: 1 });
+    const columns = async (table: string) =>
+      (
+        await sql<{ column_name: string }>`
+          SELECT column_name FROM information_schema.columns
+           WHERE table_name = ${table} AND column_name LIKE '%den_sum%' ORDER BY column_name`.execute(db)
+      ).rows.map((r) => r.column_name);
+    try {
+      await sql`BEGIN`.execute(db);
+      try {
+        expect(await columns("signal_points")).toEqual(["den_sum", "den_sum_sq", "num_den_sum"]);
+        expect(await columns("signal_point_revisions")).toEqual([
+          "new_den_sum",
+          "new_den_sum_sq",
+          "new_num_den_sum",
+          "old_den_sum",
+          "old_den_sum_sq",
+          "old_num_den_sum",
+        ]);
+        const ws = await sql<{ id: string }>`
+          INSERT INTO workspaces (slug, name) VALUES ('ratio', 'Ratio') RETURNING id`.execute(db);
+        const workspaceId = ws.rows[0]!.id;
+        const outcome = await sql<{ id: string }>`
+          INSERT INTO outcomes (workspace_id, slug, name, owner, state, revision, spec, content_hash)
+          VALUES (${workspaceId}, 'ratio', 'Ratio', 'o@acme.example', 'draft', 1, '{}', 'h') RETURNING id`.execute(db);
+        await sql`INSERT INTO signal_series (workspace_id, outcome_id, metric, role, kind)
+                  VALUES (${workspaceId}, ${outcome.rows[0]!.id}, 'revenue_per_session', 'outcome', 'ratio')`.execute(
+          db,
+        );
+        await ratioMetrics.down(db as unknown as Kysely<unknown>);
+        expect(await columns("signal_points")).toEqual([]);
+        expect(await columns("signal_point_revisions")).toEqual([]);
+        const left = await sql<{ n: number }>`SELECT count(*)::int AS n FROM signal_series`.execute(db);
+        expect(left.rows[0]?.n).toBe(0);
+        await sql`SAVEPOINT refused`.execute(db);
+        await expect(
+          sql`INSERT INTO signal_series (workspace_id, outcome_id, metric, role, kind)
+              VALUES (${workspaceId}, ${outcome.rows[0]!.id}, 'm', 'outcome', 'ratio')`.execute(db),
+        ).rejects.toThrow(/signal_series_kind_check/);
+        await sql`ROLLBACK TO SAVEPOINT refused`.execute(db);
+        await ratioMetrics.up(db as unknown as Kysely<unknown>);
+        expect(await columns("signal_points")).toEqual(["den_sum", "den_sum_sq", "num_den_sum"]);
       } finally {
         await sql`ROLLBACK`.execute(db);
       }

@@ -23,6 +23,7 @@ import * as jobRequests from "./migrations/2026-12-10T00-00-job-requests";
 import * as analysisNames from "./migrations/2026-12-11T00-00-analysis-names";
 import * as secondaryMetrics from "./migrations/2026-12-11T01-00-secondary-metrics";
 import * as pointCovariates from "./migrations/2026-12-12T00-00-point-covariates";
+import * as ratioMetrics from "./migrations/2026-12-13T00-00-ratio-metrics";
 import * as achievementGates from "./migrations/2026-12-13T01-00-achievement-gates";
 
 /** Every migration, by name. Names sort in the order they apply. */
@@ -44,6 +45,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-11T00-00-analysis-names": analysisNames,
   "2026-12-11T01-00-secondary-metrics": secondaryMetrics,
   "2026-12-12T00-00-point-covariates": pointCovariates,
+  "2026-12-13T00-00-ratio-metrics": ratioMetrics,
   "2026-12-13T01-00-achievement-gates": achievementGates,
 };
 

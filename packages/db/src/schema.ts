@@ -162,6 +162,9 @@ interface SignalPointsTable {
   cov_sum: number | null;
   cov_sum_sq: number | null;
   cov_sum_product: number | null;
+  den_sum: number | null;
+  den_sum_sq: number | null;
+  num_den_sum: number | null;
   ingested_at: Timestamp;
 }
 
@@ -183,6 +186,12 @@ interface SignalPointRevisionsTable {
   new_cov_sum: number | null;
   new_cov_sum_sq: number | null;
   new_cov_sum_product: number | null;
+  old_den_sum: number | null;
+  old_den_sum_sq: number | null;
+  old_num_den_sum: number | null;
+  new_den_sum: number | null;
+  new_den_sum_sq: number | null;
+  new_num_den_sum: number | null;
   revised_at: ColumnType<Date, Date | string | undefined, never>;
 }
 

@@ -165,7 +165,7 @@ export const ActiveOutcomesOutput = z.object({
       name: z.string(),
       owner: z.string(),
       metric: z.string().describe("the signal"),
-      metricKind: z.enum(["proportion", "mean"]),
+      metricKind: z.enum(["proportion", "mean", "ratio"]),
       target: z.string().describe("the target in words, with its horizon"),
       progress: ProgressShape,
       experiments: z.record(z.string(), z.number().int()).describe("experiments by state; states with none are absent"),

@@ -64,20 +64,25 @@ export function formatCount(value: number | null): string {
 
 /**
  * An absolute effect (treatment − control) in the metric's units: percentage
- * points for a proportion (`0.012` → `"+1.20 pp"`), a signed number for a mean.
+ * points for a proportion (`0.012` → `"+1.20 pp"`), a signed number for a mean
+ * or a ratio (a difference of ratios).
  */
-export function formatEffect(value: number | null, metricKind: "proportion" | "mean"): string {
+export function formatEffect(value: number | null, metricKind: "proportion" | "mean" | "ratio"): string {
   return metricKind === "proportion" ? formatPercentagePoints(value) : formatSignedNumber(value);
 }
 
 /** An interval of effects: `"[+0.20 pp, +2.10 pp]"`; "n/a" when a bound is missing. */
-export function formatInterval(low: number | null, high: number | null, metricKind: "proportion" | "mean"): string {
+export function formatInterval(
+  low: number | null,
+  high: number | null,
+  metricKind: "proportion" | "mean" | "ratio",
+): string {
   if (low === null || high === null) return NA;
   return `[${formatEffect(low, metricKind)}, ${formatEffect(high, metricKind)}]`;
 }
 
-/** An arm's mean: a percent for a proportion (`0.0342` → `"3.42 %"`), a plain number for a mean. */
-export function formatMean(value: number | null, metricKind: "proportion" | "mean"): string {
+/** An arm's mean: a percent for a proportion (`0.0342` → `"3.42 %"`), a plain number for a mean or a ratio. */
+export function formatMean(value: number | null, metricKind: "proportion" | "mean" | "ratio"): string {
   if (value === null) return NA;
   return metricKind === "proportion" ? `${(value * 100).toFixed(2)} %` : formatNumber(value);
 }

@@ -43,7 +43,7 @@ export interface ActiveOutcome {
   readonly name: string;
   readonly owner: string;
   readonly metric: string;
-  readonly metricKind: "proportion" | "mean";
+  readonly metricKind: "proportion" | "mean" | "ratio";
   /** The target in words, e.g. "checkout_abandonment_rate: decrease by 10 % (relative…) by 2027-03-31". */
   readonly target: string;
   readonly progress: OutcomeProgress;
@@ -95,7 +95,7 @@ export async function activeOutcomes(
       name: summary.outcome.name,
       owner: summary.outcome.owner,
       metric: spec.signal.metric,
-      metricKind: spec.signal.kind === "mean" ? "mean" : "proportion",
+      metricKind: spec.signal.kind,
       target: outcomeBrief(summary.outcome).target,
       progress: await outcomeProgress(deps, summary.outcome),
       experiments: summary.experimentCounts,

@@ -19,7 +19,8 @@ export const MAX_SERIES_POINTS = 2000;
 
 export interface OutcomeSeries {
   readonly metric: string;
-  readonly kind: "proportion" | "mean";
+  /** `ratio`: the level is Σnumerator / Σdenominator over the units. */
+  readonly kind: "proportion" | "mean" | "ratio";
   /** Oldest first; `value` is the signal's level at `ts` (a fraction for proportions). */
   readonly points: readonly { readonly ts: string; readonly value: number }[];
   /** The level the target asks for, or null while it cannot be computed. */
@@ -59,7 +60,7 @@ export async function outcomeSeries(deps: RuntimeDeps, caller: Caller, idOrSlug:
   ]);
   return {
     metric: spec.signal.metric,
-    kind: spec.signal.kind === "mean" ? "mean" : "proportion",
+    kind: spec.signal.kind,
     points: downsampleEvenly(points, MAX_SERIES_POINTS).map((p) => ({ ts: p.ts.toISOString(), value: p.sum })),
     goal: progress.goal,
     baseline: progress.baseline,

@@ -84,7 +84,7 @@ async function analysisSummary(db: DbOrTrx, experiment: Experiment, outcome: Out
   return {
     ts: latest.ts.toISOString(),
     metric: spec.signal.metric,
-    metricKind: spec.signal.kind === "mean" ? "mean" : "proportion",
+    metricKind: spec.signal.kind,
     effect: latest.effect,
     ciLow: latest.ciLow,
     ciHigh: latest.ciHigh,

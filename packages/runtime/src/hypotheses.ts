@@ -85,7 +85,8 @@ export function hypothesisInput(
       ...(spec.objective ? { objective: spec.objective } : {}),
       signal: {
         metric: spec.signal.metric,
-        kind: spec.signal.kind,
+        // The playbooks' templates know proportions and means; a ratio moves like a continuous value per unit.
+        kind: spec.signal.kind === "ratio" ? "mean" : spec.signal.kind,
         unit: spec.signal.unit,
         ...(spec.signal.baseline === undefined ? {} : { baseline: spec.signal.baseline }),
       },

@@ -34,9 +34,11 @@ import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from 
 import { ALL_GATE_DECISIONS } from "./decide-gate";
 
 /**
- * The CSV columns of `signal_points.csv`, in order. The last three, the
- * covariate (CUPED), are empty for a point without one; a file without them
- * (an older export) imports as points without a covariate.
+ * The CSV columns of `signal_points.csv`, in order. The covariate (CUPED)
+ * columns are empty for a point without one, the denominator's for a point
+ * of any metric but a ratio; a file without them (an older export) imports
+ * as points without a covariate or denominator. Each group is trailing and
+ * optional: a file with the covariate's but not the denominator's imports.
  */
 export const SIGNAL_POINT_COLUMNS = [
   "series_id",
@@ -48,12 +50,17 @@ export const SIGNAL_POINT_COLUMNS = [
   "cov_sum",
   "cov_sum_sq",
   "cov_sum_product",
+  "den_sum",
+  "den_sum_sq",
+  "num_den_sum",
 ] as const;
 
 /** The columns every line of `signal_points.csv` holds. */
 const REQUIRED_POINT_COLUMNS = SIGNAL_POINT_COLUMNS.slice(0, 6);
 /** The covariate columns: all three filled, or all three empty or absent. */
 const COVARIATE_POINT_COLUMNS = ["cov_sum", "cov_sum_sq", "cov_sum_product"] as const;
+/** A ratio's denominator columns: likewise. */
+const DENOMINATOR_POINT_COLUMNS = ["den_sum", "den_sum_sq", "num_den_sum"] as const;
 
 export interface ExportManifest {
   readonly format: typeof EXPORT_FORMAT;
@@ -150,7 +157,8 @@ export async function* exportSignalPointsCsv(deps: RuntimeDeps, caller: Caller):
         .map(
           (p) =>
             `${p.series_id},${csvField(p.arm)},${p.ts},${p.units},${p.sum},${p.sum_sq},` +
-            `${p.cov_sum ?? ""},${p.cov_sum_sq ?? ""},${p.cov_sum_product ?? ""}\n`,
+            `${p.cov_sum ?? ""},${p.cov_sum_sq ?? ""},${p.cov_sum_product ?? ""},` +
+            `${p.den_sum ?? ""},${p.den_sum_sq ?? ""},${p.num_den_sum ?? ""}\n`,
         )
         .join("");
     }
@@ -461,8 +469,8 @@ export async function importTable(
  *
  * @throws DomainError `forbidden` unless the caller may `workspace.import`; `conflict` when no import
  *   is open; `validation_failed` naming `signal_points.csv:<line>.<column>`
- *   for a malformed line, a line without the columns of `SIGNAL_POINT_COLUMNS` (the covariate ones may be
- *   left out: older exports have none), or a
+ *   for a malformed line, a line without the columns of `SIGNAL_POINT_COLUMNS` (the covariate's and the
+ *   denominator's may be left out: older exports have none), a partly filled covariate or denominator, or a
  *   point whose series is not one of the workspace's (nothing is written).
  */
 export async function importSignalPointsCsv(
@@ -538,22 +546,25 @@ function toPoint(record: Record<string, string>, line: number): transfer.SignalP
     if ((record[column] as string).includes("\u0000"))
       throw refuse(column, "contains a NUL character (U+0000); remove it");
   }
-  const filled = COVARIATE_POINT_COLUMNS.filter((c) => (record[c] ?? "") !== "");
-  if (filled.length > 0 && filled.length < COVARIATE_POINT_COLUMNS.length) {
-    const empty = COVARIATE_POINT_COLUMNS.find((c) => (record[c] ?? "") === "") as string;
-    throw refuse(
-      empty,
-      `is empty but ${filled.join(", ")} is not; fill all of ${COVARIATE_POINT_COLUMNS.join(", ")} or none`,
-    );
-  }
-  const covariate = (column: (typeof COVARIATE_POINT_COLUMNS)[number]): number | null => {
-    if (filled.length === 0) return null;
-    const value = Number(record[column]);
-    if (!Number.isFinite(value) || (column === "cov_sum_sq" && value < 0)) {
-      throw refuse(column, `${shown(record[column])} must be a number${column === "cov_sum_sq" ? " ≥ 0" : ""}`);
+  // An optional group of columns (the covariate's, the denominator's): all filled or all empty; its sum of
+  // squares (the second column) ≥ 0.
+  const group = (columns: readonly [string, string, string]): (number | null)[] => {
+    const filled = columns.filter((c) => (record[c] ?? "") !== "");
+    if (filled.length === 0) return columns.map(() => null);
+    if (filled.length < columns.length) {
+      const empty = columns.find((c) => (record[c] ?? "") === "") as string;
+      throw refuse(empty, `is empty but ${filled.join(", ")} is not; fill all of ${columns.join(", ")} or none`);
     }
-    return value;
+    return columns.map((column, i) => {
+      const value = Number(record[column]);
+      if (!Number.isFinite(value) || (i === 1 && value < 0)) {
+        throw refuse(column, `${shown(record[column])} must be a number${i === 1 ? " ≥ 0" : ""}`);
+      }
+      return value;
+    });
   };
+  const [covSum = null, covSumSq = null, covSumProduct = null] = group(COVARIATE_POINT_COLUMNS);
+  const [denSum = null, denSumSq = null, numDenSum = null] = group(DENOMINATOR_POINT_COLUMNS);
   if (!UUID.test(record.series_id as string)) throw refuse("series_id", `${shown(record.series_id)} must be a UUID`);
   if (!ISO_TIMESTAMP.test(record.ts as string) || Number.isNaN(Date.parse(record.ts as string))) {
     throw refuse("ts", `${shown(record.ts)} must be an ISO 8601 time with its offset`);
@@ -571,9 +582,12 @@ function toPoint(record: Record<string, string>, line: number): transfer.SignalP
     units,
     sum,
     sum_sq: sumSq,
-    cov_sum: covariate("cov_sum"),
-    cov_sum_sq: covariate("cov_sum_sq"),
-    cov_sum_product: covariate("cov_sum_product"),
+    cov_sum: covSum,
+    cov_sum_sq: covSumSq,
+    cov_sum_product: covSumProduct,
+    den_sum: denSum,
+    den_sum_sq: denSumSq,
+    num_den_sum: numDenSum,
   };
 }
 

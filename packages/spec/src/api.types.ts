@@ -667,7 +667,7 @@ export interface paths {
                     content: {
                         "application/json": {
                             metric: string;
-                            kind: "proportion" | "mean";
+                            kind: "proportion" | "mean" | "ratio";
                             points: {
                                 /** Format: date-time */
                                 ts: string;

@@ -84,12 +84,19 @@ export type Email = string;
  */
 export type Glob = string;
 /**
- * `proportion`: the share of units that converted (a value in [0, 1]). `mean`: the average of a continuous value per unit.
+ * `proportion`: the share of units that converted (a value in [0, 1]). `mean`: the average of a continuous value per unit. `ratio`: a ratio of two sums over the units, Σnumerator / Σdenominator (e.g. revenue per session with users randomised), analysed with the delta method; the source query returns the denominator's den_sum, den_sum_sq and num_den_sum beside units, sum and sum_sq.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "MetricKind".
  */
-export type MetricKind = "proportion" | "mean";
+export type MetricKind = "proportion" | "mean" | "ratio";
+/**
+ * `proportion` or `mean`. A ratio metric cannot be a guardrail: report it under `secondary_metrics`, or guard its numerator per unit as a `mean`.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "GuardrailKind".
+ */
+export type GuardrailKind = "proportion" | "mean";
 /**
  * Which way the metric should move: `increase` or `decrease`.
  *
@@ -352,7 +359,7 @@ export interface Signal {
    */
   metric: Identifier;
   /**
-   * `proportion` for a rate of units that converted, `mean` for an average value per unit.
+   * `proportion` for a rate of units that converted, `mean` for an average value per unit, `ratio` for Σnumerator / Σdenominator over the units (numerator / denominator per unit, e.g. revenue per session).
    */
   kind: MetricKind;
   /**
@@ -416,7 +423,7 @@ export interface SecondaryMetric {
    */
   metric: Identifier;
   /**
-   * `proportion` or `mean`.
+   * `proportion`, `mean` or `ratio`.
    */
   kind: MetricKind;
   /**
@@ -444,9 +451,9 @@ export interface Guardrail {
    */
   metric: Identifier;
   /**
-   * `proportion` or `mean`.
+   * `proportion` or `mean` (not `ratio`: the guardrail test reads one value per unit).
    */
-  kind: MetricKind;
+  kind: GuardrailKind;
   /**
    * What the guardrail protects, in a sentence.
    */
@@ -741,12 +748,19 @@ export type EmailInput = string;
  */
 export type GlobInput = string;
 /**
- * `proportion`: the share of units that converted (a value in [0, 1]). `mean`: the average of a continuous value per unit.
+ * `proportion`: the share of units that converted (a value in [0, 1]). `mean`: the average of a continuous value per unit. `ratio`: a ratio of two sums over the units, Σnumerator / Σdenominator (e.g. revenue per session with users randomised), analysed with the delta method; the source query returns the denominator's den_sum, den_sum_sq and num_den_sum beside units, sum and sum_sq.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "MetricKind".
  */
-export type MetricKindInput = "proportion" | "mean";
+export type MetricKindInput = "proportion" | "mean" | "ratio";
+/**
+ * `proportion` or `mean`. A ratio metric cannot be a guardrail: report it under `secondary_metrics`, or guard its numerator per unit as a `mean`.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "GuardrailKind".
+ */
+export type GuardrailKindInput = "proportion" | "mean";
 /**
  * Which way the metric should move: `increase` or `decrease`.
  *
@@ -1013,7 +1027,7 @@ export interface SignalInput {
    */
   metric: IdentifierInput;
   /**
-   * `proportion` for a rate of units that converted, `mean` for an average value per unit.
+   * `proportion` for a rate of units that converted, `mean` for an average value per unit, `ratio` for Σnumerator / Σdenominator over the units (numerator / denominator per unit, e.g. revenue per session).
    */
   kind: MetricKindInput;
   /**
@@ -1077,7 +1091,7 @@ export interface SecondaryMetricInput {
    */
   metric: IdentifierInput;
   /**
-   * `proportion` or `mean`.
+   * `proportion`, `mean` or `ratio`.
    */
   kind: MetricKindInput;
   /**
@@ -1105,9 +1119,9 @@ export interface GuardrailInput {
    */
   metric: IdentifierInput;
   /**
-   * `proportion` or `mean`.
+   * `proportion` or `mean` (not `ratio`: the guardrail test reads one value per unit).
    */
-  kind: MetricKindInput;
+  kind: GuardrailKindInput;
   /**
    * What the guardrail protects, in a sentence.
    */

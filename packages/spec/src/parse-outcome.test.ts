@@ -424,3 +424,84 @@ describe("parseOutcome: diagnostics", () => {
     }
   });
 });
+
+describe("parseOutcome: ratio metrics", () => {
+  const ratioQuery =
+    "SELECT arm, count(*) AS units, sum(revenue) AS sum, sum(revenue * revenue) AS sum_sq, sum(sessions) AS den_sum, " +
+    "sum(sessions * sessions) AS den_sum_sq, sum(revenue * sessions) AS num_den_sum FROM per_user WHERE experiment_key = :experiment GROUP BY arm";
+  const outcome = (metrics: string): string => `id: revenue-per-session
+name: Raise the revenue per session
+owner: maya.pm@acme.example
+signal:
+  metric: revenue_per_session
+  kind: ratio
+  unit: user
+  connector:
+    type: postgres
+    query: "${ratioQuery}"
+target:
+  value: 5%
+  direction: increase
+  relative: true
+horizon: 10w
+${metrics}`;
+
+  it("takes kind: ratio for the signal and for a secondary metric", () => {
+    const { spec } = ok(
+      parseOutcome(
+        outcome(`secondary_metrics:
+  - metric: pages_per_session
+    kind: ratio
+    connector:
+      type: postgres
+      query: "${ratioQuery}"
+`),
+      ),
+    );
+    expect(spec.signal.kind).toBe("ratio");
+    expect(spec.secondary_metrics?.[0]?.kind).toBe("ratio");
+  });
+
+  it("refuses kind: ratio on a guardrail, naming the field, the value and the fix", () => {
+    const [error, ...rest] = errors(
+      parseOutcome(
+        outcome(`constraints:
+  guardrails:
+    - metric: errors_per_page_view
+      kind: ratio
+      direction: decrease
+      max_regression: 1%
+      connector:
+        type: postgres
+        query: "${ratioQuery}"
+`),
+        { file: "outcome.yaml" },
+      ),
+    );
+    expect(rest).toEqual([]);
+    expect(error).toMatchObject({ code: "invalid_value", line: 19 });
+    expect(error?.message).toBe('constraints.guardrails[0].kind: "ratio" is not one of proportion, mean');
+    expect(error?.hint).toContain("a ratio metric cannot be a guardrail");
+    expect(error?.hint).toContain("report it under secondary_metrics");
+  });
+
+  it("refuses a ratio read from Mixpanel once, before any connector check", () => {
+    const source = outcome("").replace(
+      /connector:\n {4}type: postgres\n {4}query: .*\n/u,
+      "connector:\n    type: mixpanel\n    project_id: 2741933\n    username_env: OUTCOME_RUNTIME_SOURCE_MIXPANEL_USERNAME\n    secret_env: OUTCOME_RUNTIME_SOURCE_MIXPANEL_SECRET\n    event: Order completed\n    value_property: amount\n",
+    );
+    let checked = 0;
+    const found = errors(
+      parseOutcome(source, {
+        checkConnector: () => {
+          checked += 1;
+          return null;
+        },
+      }),
+    );
+    expect(found.map((e) => e.code)).toEqual(["invalid_connector"]);
+    expect(found[0]?.message).toContain("signal.connector: a ratio metric cannot be read from Mixpanel");
+    expect(found[0]?.hint).toContain("read the ratio with a postgres or csv connector");
+    expect(checked).toBe(0);
+  });
+});

@@ -94,7 +94,7 @@ export interface ConnectorCheckFinding {
 /** A connector settings check: the first problem of one connector, or null. */
 export type ConnectorCheck = (
   connector: Readonly<Record<string, unknown>>,
-  metricKind: "proportion" | "mean",
+  metricKind: "proportion" | "mean" | "ratio",
 ) => ConnectorCheckFinding | null;
 
 /** The result of {@link parseOutcome}. */
@@ -268,7 +268,10 @@ function parse(
   const normalised = normalizeOutcome(data, outcomeSchema as SchemaNode, isClean);
   normalised.findings.forEach(note);
   findings.push(...normalised.findings);
-  findings.push(...semanticFindings(normalised.value, { connectors, isClean }));
+  // Noted, so a connector a semantic check already refused is not checked (and refused) again below.
+  const semantic = semanticFindings(normalised.value, { connectors, isClean });
+  semantic.forEach(note);
+  findings.push(...semantic);
 
   const errors = [...yamlErrors, ...findings.map((f) => at(file, positions, f.pointer, f.target, f))];
   if (checkConnector !== undefined)
@@ -284,13 +287,17 @@ function parse(
 /** The JSON pointers of the connectors of a normalised outcome, with their metric kinds. */
 export function connectorPointers(
   spec: unknown,
-): { pointer: string; kind: "proportion" | "mean"; config: Record<string, unknown> }[] {
-  const found: { pointer: string; kind: "proportion" | "mean"; config: Record<string, unknown> }[] = [];
+): { pointer: string; kind: "proportion" | "mean" | "ratio"; config: Record<string, unknown> }[] {
+  const found: { pointer: string; kind: "proportion" | "mean" | "ratio"; config: Record<string, unknown> }[] = [];
   const take = (metric: unknown, pointer: string): void => {
     if (!isPlainObject(metric)) return;
     const kind = metric.kind;
     const config = metric.connector;
-    if ((kind === "proportion" || kind === "mean") && isPlainObject(config) && typeof config.type === "string") {
+    if (
+      (kind === "proportion" || kind === "mean" || kind === "ratio") &&
+      isPlainObject(config) &&
+      typeof config.type === "string"
+    ) {
       found.push({ pointer: `${pointer}/connector`, kind, config });
     }
   };

@@ -320,9 +320,17 @@ function invalidValue(pointer: string, data: unknown, allowed: readonly unknown[
       allowed.length === 1
         ? `${humanPath(pointer)} must be ${allowedText}, got ${describeValue(data)}`
         : `${humanPath(pointer)}: ${describeValue(data)} is not one of ${allowedText}`,
-    hint: suggestion === undefined ? `allowed: ${allowedText}` : `did you mean "${suggestion}"?`,
+    hint:
+      data === "ratio" && GUARDRAIL_KIND.test(pointer)
+        ? "a ratio metric cannot be a guardrail (the guardrail test reads one value per unit): report it under secondary_metrics, or guard its numerator per unit as a mean"
+        : suggestion === undefined
+          ? `allowed: ${allowedText}`
+          : `did you mean "${suggestion}"?`,
   };
 }
+
+/** A guardrail's `kind`, which takes no `ratio`. */
+const GUARDRAIL_KIND = /^\/constraints\/guardrails\/\d+\/kind$/u;
 
 /** Suggested rewrites for the named string forms of the schema. */
 const REWRITES: Readonly<Record<string, (text: string) => string>> = {

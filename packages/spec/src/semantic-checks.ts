@@ -28,6 +28,8 @@ export interface SemanticContext {
  * - connector types are ones this runtime knows (`unknown_connector`);
  * - a `mean` metric read from Mixpanel names its `value_property`
  *   (`missing_field`): without it Mixpanel can only count users;
+ * - a `ratio` metric is not read from Mixpanel (`invalid_connector`): its
+ *   segmentation API gives no per-unit products of numerator and denominator;
  * - arm names are distinct (`duplicate_arm`) and the weights add up to 1
  *   within 1e-9 (`weights_not_one`);
  * - `expected_effect` and `mixture_variance` are not both set (`conflicting_options`);
@@ -41,6 +43,7 @@ export function semanticFindings(spec: unknown, context: SemanticContext): Findi
     ...idFindings(spec, context),
     ...connectorFindings(spec, context),
     ...meanConnectorFindings(spec, context),
+    ...ratioConnectorFindings(spec, context),
     ...armFindings(spec, context),
     ...tuningFindings(spec, context),
     ...targetFindings(spec, context),
@@ -98,6 +101,22 @@ function meanConnectorFindings(spec: unknown, { isClean }: SemanticContext): Fin
       target: "key",
       message: `${humanPath(pointer)}: a mean metric read from Mixpanel needs value_property`,
       hint: "name the numeric property of the event that holds each unit's value (e.g. value_property: amount); without it Mixpanel can only count users",
+    });
+  }
+  return findings;
+}
+
+function ratioConnectorFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
+  const findings: Finding[] = [];
+  for (const { pointer, kindPointer } of metricConnectors(spec)) {
+    if (!isClean(pointer) || !isClean(kindPointer) || valueAt(spec, kindPointer) !== "ratio") continue;
+    if (field(valueAt(spec, pointer), "type") !== "mixpanel") continue;
+    findings.push({
+      code: "invalid_connector",
+      pointer: `${pointer}/type`,
+      target: "value",
+      message: `${humanPath(pointer)}: a ratio metric cannot be read from Mixpanel: its delta-method variance needs each unit's numerator and denominator (den_sum, den_sum_sq, num_den_sum), which Mixpanel's segmentation API does not give`,
+      hint: "read the ratio with a postgres or csv connector, or measure the numerator per unit as a mean (kind: mean)",
     });
   }
   return findings;

@@ -14,11 +14,29 @@ export function formatP(p: number | null | undefined): string {
   return p.toFixed(3);
 }
 
-/** A value of the metric: a proportion as a percentage, a mean as a number. */
+/** A value of the metric: a proportion as a percentage, a mean or a ratio as a number. */
 export function formatValue(x: number | null | undefined, kind: string | undefined): string {
   if (!isNum(x)) return "—";
   if (kind === "proportion") return `${trim(x * 100, 2)} %`;
   return formatNumber(x);
+}
+
+/**
+ * The kind of a metric in words: "proportion: share of units that converted", "mean: average value per
+ * unit", "ratio: numerator / denominator per unit" (a ratio of two sums over the units, e.g. revenue per
+ * session with users randomised, analysed with the delta method). An unknown kind is shown as it is.
+ */
+export function describeKind(kind: string | undefined): string {
+  switch (kind) {
+    case "proportion":
+      return "proportion: share of units that converted";
+    case "mean":
+      return "mean: average value per unit";
+    case "ratio":
+      return "ratio: numerator / denominator per unit";
+    default:
+      return kind ?? "—";
+  }
 }
 
 /** A plain number with up to 4 significant decimals and thousands separators. */

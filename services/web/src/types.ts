@@ -34,6 +34,7 @@ export type Problem = Pick<Schemas["Problem"], "type" | "title" | "status" | "de
 
 /** The members of the normalised outcome spec (an open object in the API) the pages read. */
 interface OutcomeSpec {
+  /** `kind`: proportion, mean or ratio (Σnumerator / Σdenominator over the units). */
   signal?: { metric?: string; kind?: string; baseline?: number };
   target?: { value?: number; direction?: "increase" | "decrease"; relative?: boolean };
   horizon?: { end_date?: string; seconds?: number };

@@ -136,6 +136,40 @@ describe("csv connector: other layouts", () => {
     }
   });
 
+  it("reads a ratio's denominator columns from an aggregate file, and refuses a unit-level file for a ratio", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "csv-ratio-"));
+    try {
+      await writeFile(
+        join(dir, "ratio.csv"),
+        "ts,arm,units,sum,sum_sq,den_sum,den_sum_sq,num_den_sum\n" +
+          "2026-03-02T00:00:00Z,control,2,8,34,3,5,13\n2026-03-02T00:00:00Z,treatment,2,8,34,3,5,13\n",
+      );
+      await writeFile(
+        join(dir, "no-denominator.csv"),
+        "ts,arm,units,sum,sum_sq\n2026-03-02T00:00:00Z,control,2,8,34\n",
+      );
+      await writeFile(join(dir, "units.csv"), "ts,arm,value\n2026-03-02T00:00:00Z,control,4\n");
+      const context: ConnectorContext = { metricKind: "ratio", baseDir: dir };
+      const w = window("2026-03-01T00:00:00Z", "2026-03-03T00:00:00Z");
+      const rows = await createConnector({ type: "csv", path: "ratio.csv" }, context).fetchArmAggregates(w);
+      expect(rows.map((r) => r.denominator)).toEqual([
+        { sum: 3, sumSq: 5, sumProduct: 13 },
+        { sum: 3, sumSq: 5, sumProduct: 13 },
+      ]);
+      const missing = await failure(
+        createConnector({ type: "csv", path: "no-denominator.csv" }, context).fetchArmAggregates(w),
+      );
+      expect(missing.code).toBe("missing_columns");
+      expect(missing.message).toContain("has no den_sum, den_sum_sq, num_den_sum column");
+      const unitLevel = await failure(
+        createConnector({ type: "csv", path: "units.csv" }, context).fetchArmAggregates(w),
+      );
+      expect(unitLevel.message).toContain("the metric is a ratio, which needs two values per unit");
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("maps other header names with columns, for a mean", async () => {
     const connector = createConnector(
       { type: "csv", path: "order-values.csv", columns: { ts: "day", arm: "variant", value: "revenue" } },

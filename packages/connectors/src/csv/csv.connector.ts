@@ -8,7 +8,9 @@
  *   `sum`, `sum_sq` accumulated from the first row up to each ts;
  * - aggregate: `ts, arm, units, sum, sum_sq`, each row a cumulative
  *   aggregate as of its ts, optionally with the covariate's
- *   `cov_sum, cov_sum_sq, cov_sum_product` (CUPED; all three or none).
+ *   `cov_sum, cov_sum_sq, cov_sum_product` (CUPED; all three or none), and
+ *   for a ratio metric (required) the denominator's `den_sum, den_sum_sq,
+ *   num_den_sum`.
  * An optional `experiment` column keeps only the rows of the polled
  * experiment.
  */
@@ -39,6 +41,9 @@ const COLUMN_KEYS = [
   "cov_sum",
   "cov_sum_sq",
   "cov_sum_product",
+  "den_sum",
+  "den_sum_sq",
+  "num_den_sum",
   "experiment",
 ] as const;
 type ColumnKey = (typeof COLUMN_KEYS)[number];
@@ -57,7 +62,7 @@ interface CsvSettings {
   columns: Readonly<Record<ColumnKey, string>>;
   speed: number | undefined;
   snapshotMs: number | undefined;
-  metricKind: "proportion" | "mean";
+  metricKind: "proportion" | "mean" | "ratio";
 }
 
 /**
@@ -154,11 +159,11 @@ class CsvConnector implements SignalConnector {
     const valueCol = need("value");
     const [unitsCol, sumCol, sumSqCol] = [need("units"), need("sum"), need("sum_sq")];
     const experimentCol = need("experiment");
-    // The covariate (aggregate layout only): a column the header lacks stays undefined, so the boundary
-    // check names a partial set.
-    const covariateCols = (["cov_sum", "cov_sum_sq", "cov_sum_product"] as const).map(
-      (key) => [key, need(key)] as const,
-    );
+    // The covariate and a ratio's denominator (aggregate layout only): a column the header lacks stays
+    // undefined, so the boundary check names a partial set.
+    const pairedCols = (
+      ["cov_sum", "cov_sum_sq", "cov_sum_product", "den_sum", "den_sum_sq", "num_den_sum"] as const
+    ).map((key) => [key, need(key)] as const);
     const aggregate = unitsCol !== undefined || sumCol !== undefined || sumSqCol !== undefined;
     const missing: string[] = [];
     if (tsCol === undefined) missing.push(s.columns.ts);
@@ -173,8 +178,20 @@ class CsvConnector implements SignalConnector {
         );
       }
       for (const key of ["units", "sum", "sum_sq"] as const) if (need(key) === undefined) missing.push(s.columns[key]);
+      if (s.metricKind === "ratio") {
+        for (const key of ["den_sum", "den_sum_sq", "num_den_sum"] as const) {
+          if (need(key) === undefined) missing.push(s.columns[key]);
+        }
+      }
     } else if (valueCol === undefined) {
       missing.push(s.columns.value);
+    } else if (s.metricKind === "ratio") {
+      await rows.return(undefined);
+      throw new ConnectorError(
+        "missing_columns",
+        `csv ${name}: the metric is a ratio, which needs two values per unit, but the file has one (${s.columns.value}); write cumulative aggregates instead: ${s.columns.ts}, ${s.columns.arm}, ${s.columns.units}, ${s.columns.sum}, ${s.columns.sum_sq}, ${s.columns.den_sum}, ${s.columns.den_sum_sq}, ${s.columns.num_den_sum}`,
+        { details: { file: name, missing: [s.columns.den_sum], header: header.value.record } },
+      );
     }
     if (missing.length > 0 || tsCol === undefined || armCol === undefined) {
       await rows.return(undefined);
@@ -252,7 +269,7 @@ class CsvConnector implements SignalConnector {
       const key = `${arm}\u0000${at}`;
       const covariate: Record<string, string> = {};
       if (valueCol === undefined) {
-        for (const [key, col] of covariateCols) if (col !== undefined) covariate[key] = cell(col);
+        for (const [key, col] of pairedCols) if (col !== undefined) covariate[key] = cell(col);
       }
       snapshots.set(key, {
         arm,

@@ -272,6 +272,23 @@ describe("mixpanel connector: mean", () => {
   });
 });
 
+describe("mixpanel connector: ratio", () => {
+  it("refuses a ratio metric when it is created, naming the columns it cannot give and the fix", () => {
+    let error: unknown;
+    try {
+      createConnector(config({ value_property: "amount" }), { ...proportion, metricKind: "ratio" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConnectorError);
+    expect((error as ConnectorError).code).toBe("invalid_config");
+    expect((error as ConnectorError).message).toContain("mixpanel connector: the metric is a ratio");
+    expect((error as ConnectorError).message).toContain("den_sum, den_sum_sq, num_den_sum");
+    expect((error as ConnectorError).message).toContain("read it with a postgres or csv connector");
+    expect((error as ConnectorError).details).toMatchObject({ field: "type", value: "mixpanel", kind: "ratio" });
+  });
+});
+
 describe("mixpanel connector: errors", () => {
   it("maps 429 to rate_limited with Retry-After, and pauses the project without calling again", async () => {
     handler = (_request, res) =>

@@ -80,6 +80,14 @@ interface MixpanelSettings {
  * @throws ConnectorError `invalid_config`
  */
 export function createMixpanelConnector(config: ConnectorConfig, context: ConnectorContext): SignalConnector {
+  if (context.metricKind === "ratio") {
+    // Segmentation gives per-arm counts and sums, never the per-unit products a ratio's variance needs.
+    throw new ConnectorError(
+      "invalid_config",
+      "mixpanel connector: the metric is a ratio, whose delta-method variance needs each unit's numerator and denominator (den_sum, den_sum_sq, num_den_sum), which Mixpanel's segmentation API does not give; read it with a postgres or csv connector, or make it a mean of the numerator per unit",
+      { details: { field: "type", value: "mixpanel", kind: "ratio" } },
+    );
+  }
   const reader = new ConfigReader(config, FIELDS);
   const projectId = readProjectId(reader);
   const workspaceRaw = reader.raw("workspace_id");
@@ -139,6 +147,7 @@ export function createMixpanelConnector(config: ConnectorConfig, context: Connec
     valueProperty,
     filter: reader.optionalString("filter", 'write a Mixpanel expression, e.g. properties["platform"] == "web"'),
     region,
+    // Not a ratio: refused above.
     metricKind: context.metricKind,
   };
   return new MixpanelConnector(settings);

@@ -75,7 +75,7 @@ const CONVERSION_SQL = `
 
 function connect(
   config: Record<string, unknown>,
-  metricKind: "proportion" | "mean" = "proportion",
+  metricKind: "proportion" | "mean" | "ratio" = "proportion",
   extra: Partial<ConnectorContext> = {},
 ): SignalConnector {
   const context: ConnectorContext = { credentials: { database_url: readerUrl }, metricKind, ...extra };
@@ -411,6 +411,39 @@ describe("postgres connector: refusals", () => {
     );
     expect(error.code).toBe("bad_response");
     expect(error.message).toContain('postgres query: row 1 (arm "control"), column cov_sum_product: is NULL or empty');
+  });
+
+  it("reads a ratio's denominator columns, names a NULL one, and names them when the query lacks them", async () => {
+    // Each unit counts 2 in the denominator and 1 in the numerator: Σd = 2n, Σd² = 4n, Σn·d = 2n.
+    const ratio =
+      "SELECT arm, count(*) AS units, count(*) AS sum, count(*) AS sum_sq, 2 * count(*) AS den_sum, " +
+      "4 * count(*) AS den_sum_sq, %s AS num_den_sum FROM exposures WHERE arm = ANY(:arms) GROUP BY arm ORDER BY arm";
+    const rows = await connect({ query: bound(ratio.replace("%s", "2 * count(*)")) }, "ratio").fetchArmAggregates(
+      window,
+    );
+    expect(rows.length).toBeGreaterThan(0);
+    for (const row of rows) {
+      expect(row.denominator).toEqual({ sum: 2 * row.units, sumSq: 4 * row.units, sumProduct: 2 * row.units });
+    }
+    const nulled = await failure(
+      connect({ query: bound(ratio.replace("%s", "NULL::float8")) }, "ratio").fetchArmAggregates(window),
+    );
+    expect(nulled.code).toBe("bad_response");
+    expect(nulled.message).toContain('postgres query: row 1 (arm "control"), column num_den_sum: is NULL or empty');
+    const missing = await failure(
+      connect(
+        { query: bound("SELECT arm, count(*) AS units, 0 AS sum, 0 AS sum_sq FROM exposures GROUP BY arm") },
+        "ratio",
+      ).fetchArmAggregates(window),
+    );
+    expect(missing.code).toBe("missing_columns");
+    expect(missing.message).toContain('the result has no "den_sum", "den_sum_sq", "num_den_sum" column');
+    expect(missing.message).toContain("return arm, units, sum, sum_sq, den_sum, den_sum_sq, num_den_sum");
+    // The same columns on a proportion are refused, with the fix.
+    const proportion = await failure(
+      connect({ query: bound(ratio.replace("%s", "2 * count(*)")) }).fetchArmAggregates(window),
+    );
+    expect(proportion.message).toContain("column den_sum: the metric is a proportion, which has no denominator");
   });
 
   it("names missing columns and what the query returned", async () => {

@@ -45,6 +45,8 @@ const FIELDS = ["query", "series_query", ...credentialFields("postgres"), "timeo
 const AGGREGATE_COLUMNS = ["arm", "units", "sum", "sum_sq"] as const;
 /** The optional pre-exposure covariate (CUPED): all three or none. */
 const COVARIATE_COLUMNS = ["cov_sum", "cov_sum_sq", "cov_sum_product"] as const;
+/** A ratio metric's denominator: required for a ratio, refused (by the boundary check) for any other kind. */
+const DENOMINATOR_COLUMNS = ["den_sum", "den_sum_sq", "num_den_sum"] as const;
 const SERIES_COLUMNS = ["ts", "value"] as const;
 
 /** Default statement timeout, in seconds. */
@@ -216,7 +218,7 @@ interface PostgresSettings {
   seriesQuery: PreparedStatement | undefined;
   timeoutMs: number;
   maxRows: number;
-  metricKind: "proportion" | "mean";
+  metricKind: "proportion" | "mean" | "ratio";
   runtimeDatabase: (() => Promise<DatabaseIdentity>) | undefined;
 }
 
@@ -338,8 +340,23 @@ class PostgresConnector implements SignalConnector {
     window: ExperimentWindow,
     at?: readonly number[],
   ): ArmAggregate[] {
-    const index = columnIndex(result, "query", [...AGGREGATE_COLUMNS], ["ts"], [...COVARIATE_COLUMNS, "experiment"]);
-    // A covariate column the result lacks stays undefined: the boundary check names a partial set.
+    const ratio = this.settings.metricKind === "ratio";
+    const index = ratio
+      ? columnIndex(
+          result,
+          "query",
+          [...AGGREGATE_COLUMNS, ...DENOMINATOR_COLUMNS],
+          ["ts"],
+          [...COVARIATE_COLUMNS, "experiment"],
+        )
+      : columnIndex(
+          result,
+          "query",
+          [...AGGREGATE_COLUMNS],
+          ["ts"],
+          [...COVARIATE_COLUMNS, ...DENOMINATOR_COLUMNS, "experiment"],
+        );
+    // An optional column the result lacks stays undefined: the boundary check names a partial set.
     const cell = (row: unknown[], column: string): unknown => {
       const i = index[column];
       return i === undefined ? undefined : row[i];
@@ -353,6 +370,9 @@ class PostgresConnector implements SignalConnector {
       cov_sum: cell(row, "cov_sum"),
       cov_sum_sq: cell(row, "cov_sum_sq"),
       cov_sum_product: cell(row, "cov_sum_product"),
+      den_sum: cell(row, "den_sum"),
+      den_sum_sq: cell(row, "den_sum_sq"),
+      num_den_sum: cell(row, "num_den_sum"),
       location: `row ${(at?.[i] ?? i) + 1}`,
     }));
     return checkArmAggregates(checked, window, this.settings.metricKind, "postgres query");
@@ -470,7 +490,7 @@ function columnIndex(
   field: string,
   required: readonly string[],
   optional: readonly string[],
-  /** Optional columns the missing-columns message leaves out (the covariate's, documented apart). */
+  /** Optional columns the missing-columns message leaves out (the covariate's and, but for a ratio, the denominator's). */
   unlisted: readonly string[] = [],
 ): Record<string, number | undefined> {
   const counts = new Map<string, number>();

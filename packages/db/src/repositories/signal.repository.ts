@@ -18,7 +18,7 @@ export interface SeriesRecord {
   readonly experimentId: string | null;
   readonly metric: string;
   readonly role: SeriesRole;
-  readonly kind: "proportion" | "mean";
+  readonly kind: "proportion" | "mean" | "ratio";
   /** As-of time of the newest stored point; null before the first point. */
   readonly polledUntil: Date | null;
 }
@@ -29,7 +29,7 @@ export interface SeriesKey {
   readonly experimentId: string | null;
   readonly metric: string;
   readonly role: SeriesRole;
-  readonly kind: "proportion" | "mean";
+  readonly kind: "proportion" | "mean" | "ratio";
 }
 
 function toSeries(row: Selectable<SignalSeriesTable>): SeriesRecord {
@@ -40,7 +40,7 @@ function toSeries(row: Selectable<SignalSeriesTable>): SeriesRecord {
     experimentId: row.experiment_id,
     metric: row.metric,
     role: row.role as SeriesRole,
-    kind: row.kind as "proportion" | "mean",
+    kind: row.kind as "proportion" | "mean" | "ratio",
     polledUntil: row.polled_until,
   };
 }
@@ -126,6 +126,15 @@ export interface PointInput {
   readonly sum_sq: number;
   /** The arm's pre-exposure covariate (CUPED), when the source gives one. */
   readonly covariate?: PointCovariate;
+  /** A ratio metric's denominator (`sum` and `sum_sq` are then the numerator's); on a ratio's points only. */
+  readonly denominator?: PointDenominator;
+}
+
+/** Σd, Σd² and Σn·d over an arm's units, d each unit's denominator and n its numerator (a ratio metric). */
+export interface PointDenominator {
+  readonly sum: number;
+  readonly sumSq: number;
+  readonly sumProduct: number;
 }
 
 /** Σx, Σx² and Σxy over an arm's units, x the covariate and y the metric value. */
@@ -143,6 +152,14 @@ function covariateOf(r: { cov_sum: number | null; cov_sum_sq: number | null; cov
   return { covariate: { sum: r.cov_sum, sumSq: r.cov_sum_sq, sumProduct: r.cov_sum_product } };
 }
 
+/** A stored point's denominator columns as a `PointDenominator` (absent when NULL). */
+function denominatorOf(r: { den_sum: number | null; den_sum_sq: number | null; num_den_sum: number | null }): {
+  denominator?: PointDenominator;
+} {
+  if (r.den_sum === null || r.den_sum_sq === null || r.num_den_sum === null) return {};
+  return { denominator: { sum: r.den_sum, sumSq: r.den_sum_sq, sumProduct: r.num_den_sum } };
+}
+
 export interface UpsertReport {
   /** Points that did not exist. */
   readonly inserted: number;
@@ -157,8 +174,8 @@ export interface UpsertReport {
  * WHERE values differ`), and set the series' "polled until" mark to the oldest
  * of its arms' newest points. Identical re-polls write nothing; revised values
  * are updated, each with one `signal_point_revisions` row (old and new values,
- * `revised_at` = `polledAt`). The covariate is one of the values: a point
- * that gains, loses or changes its covariate is revised.
+ * `revised_at` = `polledAt`). The covariate and a ratio's denominator are
+ * values too: a point that gains, loses or changes either is revised.
  */
 export async function upsertPoints(
   db: DbOrTrx,
@@ -178,40 +195,53 @@ export async function upsertPoints(
   const covSums = points.map((p) => p.covariate?.sum ?? null);
   const covSumSqs = points.map((p) => p.covariate?.sumSq ?? null);
   const covSumProducts = points.map((p) => p.covariate?.sumProduct ?? null);
+  const denSums = points.map((p) => p.denominator?.sum ?? null);
+  const denSumSqs = points.map((p) => p.denominator?.sumSq ?? null);
+  const numDenSums = points.map((p) => p.denominator?.sumProduct ?? null);
   // One statement: the values a revision replaces are read in the same snapshot as the upsert, and each
   // point the upsert changed (not inserted) gets one revision row with its old and new values.
   const result = await sql<{ inserted: boolean }>`
     WITH input AS (
-      SELECT u.arm, u.ts, u.units, u.sum, u.sum_sq, u.cov_sum, u.cov_sum_sq, u.cov_sum_product
+      SELECT u.arm, u.ts, u.units, u.sum, u.sum_sq, u.cov_sum, u.cov_sum_sq, u.cov_sum_product,
+             u.den_sum, u.den_sum_sq, u.num_den_sum
         FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[],
-                    ${covSums}::float8[], ${covSumSqs}::float8[], ${covSumProducts}::float8[])
-             AS u(arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)
+                    ${covSums}::float8[], ${covSumSqs}::float8[], ${covSumProducts}::float8[],
+                    ${denSums}::float8[], ${denSumSqs}::float8[], ${numDenSums}::float8[])
+             AS u(arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum)
     ), previous AS (
-      SELECT sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product
+      SELECT sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
+             sp.den_sum, sp.den_sum_sq, sp.num_den_sum
         FROM signal_points sp JOIN input i ON sp.arm = i.arm AND sp.ts = i.ts
        WHERE sp.series_id = ${series.id}::uuid
     ), upserted AS (
       INSERT INTO signal_points AS sp
-             (series_id, workspace_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)
+             (series_id, workspace_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
+              den_sum, den_sum_sq, num_den_sum)
       SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, arm, ts, units, sum, sum_sq,
-             cov_sum, cov_sum_sq, cov_sum_product
+             cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum
         FROM input
       ON CONFLICT (series_id, arm, ts) DO UPDATE
          SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, cov_sum = EXCLUDED.cov_sum,
-             cov_sum_sq = EXCLUDED.cov_sum_sq, cov_sum_product = EXCLUDED.cov_sum_product, ingested_at = now()
-       WHERE (sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product)
+             cov_sum_sq = EXCLUDED.cov_sum_sq, cov_sum_product = EXCLUDED.cov_sum_product,
+             den_sum = EXCLUDED.den_sum, den_sum_sq = EXCLUDED.den_sum_sq, num_den_sum = EXCLUDED.num_den_sum,
+             ingested_at = now()
+       WHERE (sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
+              sp.den_sum, sp.den_sum_sq, sp.num_den_sum)
              IS DISTINCT FROM
-             (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq, EXCLUDED.cov_sum, EXCLUDED.cov_sum_sq, EXCLUDED.cov_sum_product)
+             (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq, EXCLUDED.cov_sum, EXCLUDED.cov_sum_sq, EXCLUDED.cov_sum_product,
+              EXCLUDED.den_sum, EXCLUDED.den_sum_sq, EXCLUDED.num_den_sum)
       RETURNING sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
-                (xmax = 0) AS inserted
+                sp.den_sum, sp.den_sum_sq, sp.num_den_sum, (xmax = 0) AS inserted
     ), revisions AS (
       INSERT INTO signal_point_revisions
              (series_id, workspace_id, arm, ts, old_units, old_sum, old_sum_sq, new_units, new_sum, new_sum_sq,
               old_cov_sum, old_cov_sum_sq, old_cov_sum_product, new_cov_sum, new_cov_sum_sq, new_cov_sum_product,
+              old_den_sum, old_den_sum_sq, old_num_den_sum, new_den_sum, new_den_sum_sq, new_num_den_sum,
               revised_at)
       SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, u.arm, u.ts, p.units, p.sum, p.sum_sq,
              u.units, u.sum, u.sum_sq, p.cov_sum, p.cov_sum_sq, p.cov_sum_product,
-             u.cov_sum, u.cov_sum_sq, u.cov_sum_product, ${polledAt}
+             u.cov_sum, u.cov_sum_sq, u.cov_sum_product,
+             p.den_sum, p.den_sum_sq, p.num_den_sum, u.den_sum, u.den_sum_sq, u.num_den_sum, ${polledAt}
         FROM upserted u JOIN previous p ON p.arm = u.arm AND p.ts = u.ts
        WHERE NOT u.inserted
     )
@@ -236,7 +266,19 @@ export interface StoredPoint extends PointInput {}
 export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | null): Promise<StoredPoint[]> {
   let q = db
     .selectFrom("signal_points")
-    .select(["arm", "ts", "units", "sum", "sum_sq", "cov_sum", "cov_sum_sq", "cov_sum_product"])
+    .select([
+      "arm",
+      "ts",
+      "units",
+      "sum",
+      "sum_sq",
+      "cov_sum",
+      "cov_sum_sq",
+      "cov_sum_product",
+      "den_sum",
+      "den_sum_sq",
+      "num_den_sum",
+    ])
     .where("series_id", "=", seriesId)
     .orderBy("ts")
     .orderBy("arm");
@@ -248,6 +290,7 @@ export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | nu
     sum: r.sum,
     sum_sq: r.sum_sq,
     ...covariateOf(r),
+    ...denominatorOf(r),
   }));
 }
 
@@ -262,8 +305,12 @@ export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOr
     cov_sum: number | null;
     cov_sum_sq: number | null;
     cov_sum_product: number | null;
+    den_sum: number | null;
+    den_sum_sq: number | null;
+    num_den_sum: number | null;
   }>`
-    SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product
+    SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
+           den_sum, den_sum_sq, num_den_sum
       FROM signal_points
      WHERE series_id = ${seriesId} AND ts <= ${atOrBefore}
      ORDER BY arm, ts DESC`.execute(db);
@@ -274,6 +321,7 @@ export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOr
     sum: r.sum,
     sum_sq: r.sum_sq,
     ...covariateOf(r),
+    ...denominatorOf(r),
   }));
 }
 

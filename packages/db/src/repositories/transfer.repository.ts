@@ -86,6 +86,10 @@ export interface SignalPointRow {
   readonly cov_sum: number | null;
   readonly cov_sum_sq: number | null;
   readonly cov_sum_product: number | null;
+  /** A ratio's denominator: all three numbers on a ratio series' points, all three null on any other. */
+  readonly den_sum: number | null;
+  readonly den_sum_sq: number | null;
+  readonly num_den_sum: number | null;
 }
 
 /** Keyset cursor of signal points: the last (series, arm, ts) read. */
@@ -136,7 +140,7 @@ export async function exportSignalPointsPage(
   const result = await inUtc(db, (trx) =>
     sql<SignalPointRow>`
       SELECT p.series_id, p.arm, to_json(p.ts) #>> '{}' AS ts, p.units, p.sum, p.sum_sq,
-             p.cov_sum, p.cov_sum_sq, p.cov_sum_product
+             p.cov_sum, p.cov_sum_sq, p.cov_sum_product, p.den_sum, p.den_sum_sq, p.num_den_sum
       FROM signal_points p
       WHERE p.workspace_id = ${workspaceId}
         ${after === null ? sql`` : sql`AND (p.series_id, p.arm, p.ts) > (${after.series_id}::uuid, ${after.arm}, ${after.ts}::timestamptz)`}
@@ -445,19 +449,24 @@ export async function importSignalPoints(
                 ${points.map((p) => p.ts)}::timestamptz[], ${points.map((p) => p.units)}::bigint[],
                 ${points.map((p) => p.sum)}::float8[], ${points.map((p) => p.sum_sq)}::float8[],
                 ${points.map((p) => p.cov_sum)}::float8[], ${points.map((p) => p.cov_sum_sq)}::float8[],
-                ${points.map((p) => p.cov_sum_product)}::float8[])`;
-  const columns = sql`(series_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)`;
+                ${points.map((p) => p.cov_sum_product)}::float8[], ${points.map((p) => p.den_sum)}::float8[],
+                ${points.map((p) => p.den_sum_sq)}::float8[], ${points.map((p) => p.num_den_sum)}::float8[])`;
+  const columns = sql`(series_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq,
+                       num_den_sum)`;
   const foreign = await sql<{ i: number }>`
     SELECT (p.ord - 1)::int AS i
-    FROM ${unnested} WITH ORDINALITY AS p(series_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, ord)
+    FROM ${unnested} WITH ORDINALITY
+         AS p(series_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq,
+              num_den_sum, ord)
     WHERE NOT EXISTS (SELECT 1 FROM signal_series s WHERE s.id = p.series_id AND s.workspace_id = ${workspaceId})
     ORDER BY p.ord LIMIT 1`.execute(db);
   const refused = foreign.rows[0];
   if (refused !== undefined) return { refused: { index: refused.i } };
   const result = await sql`
-    INSERT INTO signal_points (series_id, arm, ts, workspace_id, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product)
+    INSERT INTO signal_points (series_id, arm, ts, workspace_id, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
+                               den_sum, den_sum_sq, num_den_sum)
     SELECT p.series_id, p.arm, p.ts, ${workspaceId}::uuid, p.units, p.sum, p.sum_sq,
-           p.cov_sum, p.cov_sum_sq, p.cov_sum_product
+           p.cov_sum, p.cov_sum_sq, p.cov_sum_product, p.den_sum, p.den_sum_sq, p.num_den_sum
     FROM ${unnested} AS p${columns}
     ON CONFLICT DO NOTHING`.execute(db);
   return { inserted: Number(result.numAffectedRows ?? 0) };

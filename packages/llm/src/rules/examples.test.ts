@@ -44,7 +44,7 @@ function load(file: string): RulesOutcome {
     objective: spec.objective,
     signal: {
       metric: spec.signal.metric,
-      kind: spec.signal.kind,
+      kind: spec.signal.kind === "ratio" ? "mean" : spec.signal.kind,
       unit: spec.signal.unit,
       baseline: spec.signal.baseline,
     },

@@ -14,7 +14,6 @@
  */
 import type { Experiment, Outcome, PolicyDecision, StatsPlan } from "@outcome-runtime/core";
 import { experiments, outcomes, signals, type Trx } from "@outcome-runtime/db";
-import type { ArmTotals } from "@outcome-runtime/stats";
 import { inTransaction, type RuntimeDeps } from "../context";
 import { specOf } from "../spec-of";
 import { applyDecision } from "./apply-decision";
@@ -24,6 +23,7 @@ import {
   completeControl,
   EMPTY_CARRY,
   makeStatsPlan,
+  type SnapshotTotals,
   snapshotsAfter,
   totalsOf,
 } from "./snapshot-analysis";
@@ -110,14 +110,14 @@ async function writeAnalyses(
       plan = (await signals.setStatsPlanOnce(trx, experiment.id, made)) as StatsPlan;
     }
     // Each guardrail's newest totals at or before this snapshot.
-    const guardrailTotals = new Map<string, Map<string, ArmTotals>>();
+    const guardrailTotals = new Map<string, Map<string, SnapshotTotals>>();
     for (const g of spec.constraints?.guardrails ?? []) {
       const series = seriesByMetric.get(`guardrail:${g.metric}`);
       if (series === undefined) continue;
       guardrailTotals.set(g.metric, totalsOf(await signals.latestPointsAtOrBefore(trx, series.id, snapshot.ts)));
     }
     // Each secondary metric's likewise: reported, never decides.
-    const secondaryTotals = new Map<string, Map<string, ArmTotals>>();
+    const secondaryTotals = new Map<string, Map<string, SnapshotTotals>>();
     for (const m of spec.secondary_metrics ?? []) {
       const series = seriesByMetric.get(`secondary:${m.metric}`);
       if (series === undefined) continue;

@@ -203,6 +203,7 @@ export async function pollExperimentBatches(
             sum: r.sum,
             sum_sq: r.sum_sq,
             ...(r.covariate === undefined ? {} : { covariate: r.covariate }),
+            ...(r.denominator === undefined ? {} : { denominator: r.denominator }),
           }));
         const report = await signals.upsertPoints(trx, s, points, at);
         inserted += report.inserted;

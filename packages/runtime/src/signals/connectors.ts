@@ -30,7 +30,7 @@ export interface ConnectorProvider {
   get(
     workspaceId: string,
     config: { type: string } & Record<string, unknown>,
-    metricKind: "proportion" | "mean",
+    metricKind: "proportion" | "mean" | "ratio",
   ): Promise<SignalConnector>;
   /** Close every connector made so far. */
   close(): Promise<void>;

@@ -108,7 +108,7 @@ export async function observedRead<T>(
 export interface MeasuredMetric {
   readonly metric: string;
   readonly role: "primary" | "guardrail" | "secondary";
-  readonly kind: "proportion" | "mean";
+  readonly kind: "proportion" | "mean" | "ratio";
   readonly connector: { type: string } & Record<string, unknown>;
 }
 
@@ -247,6 +247,7 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
             sum: r.sum,
             sum_sq: r.sum_sq,
             ...(r.covariate === undefined ? {} : { covariate: r.covariate }),
+            ...(r.denominator === undefined ? {} : { denominator: r.denominator }),
           }));
         const report = await signals.upsertPoints(trx, series, points, at);
         inserted += report.inserted;

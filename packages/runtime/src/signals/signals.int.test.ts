@@ -423,6 +423,46 @@ describe("the decision policy on real polls", () => {
       .executeTakeFirstOrThrow();
     expect(revision).toEqual({ old_cov_sum_product: 60, new_cov_sum_product: 61, old_sum: 40, new_sum: 40 });
   });
+
+  it("stores a ratio's denominator in a series of kind ratio, reads it back, and revises a changed denominator", async () => {
+    const key = await runningExperiment("sig-ratio");
+    const { experiment } = await getExperiment({ db: t.db }, seed.admin, key);
+    const series = await signals.ensureSeries(t.db, {
+      workspaceId: seed.workspaceId,
+      outcomeId: experiment.outcomeId,
+      experimentId: experiment.id,
+      metric: "revenue_per_session",
+      role: "secondary",
+      kind: "ratio",
+    });
+    expect(series.kind).toBe("ratio");
+    const ts = new Date(Date.now() - DAY);
+    const denominator = { sum: 250, sumSq: 900, sumProduct: 1_200 };
+    const control = { arm: "control", ts, units: 100, sum: 480, sum_sq: 4_000, denominator };
+    const treatment = { ...control, arm: "treatment" };
+    expect(await signals.upsertPoints(t.db, series, [control, treatment], new Date())).toMatchObject({ inserted: 2 });
+    expect(await signals.upsertPoints(t.db, series, [control, treatment], new Date())).toMatchObject({ unchanged: 2 });
+    expect(await signals.listPoints(t.db, series.id, null)).toEqual([control, treatment]);
+    // A source that corrects the sessions (the denominator) alone revises the point.
+    const revised = { ...control, denominator: { ...denominator, sum: 251 } };
+    expect(await signals.upsertPoints(t.db, series, [revised, treatment], new Date())).toMatchObject({
+      updated: 1,
+      unchanged: 1,
+    });
+    expect((await signals.latestPointsAtOrBefore(t.db, series.id, new Date()))[0]).toEqual(revised);
+    const revision = await t.db
+      .selectFrom("signal_point_revisions")
+      .select(["old_den_sum", "new_den_sum", "old_num_den_sum", "new_num_den_sum", "new_cov_sum"])
+      .where("series_id", "=", series.id)
+      .executeTakeFirstOrThrow();
+    expect(revision).toEqual({
+      old_den_sum: 250,
+      new_den_sum: 251,
+      old_num_den_sum: 1_200,
+      new_num_den_sum: 1_200,
+      new_cov_sum: null,
+    });
+  });
 });
 
 describe("an analysis racing the outcome's abandon", () => {

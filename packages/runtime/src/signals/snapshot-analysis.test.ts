@@ -1,6 +1,13 @@
 import { NO_COUNTS } from "@outcome-runtime/core";
 import { parseOutcome } from "@outcome-runtime/spec";
-import type { ArmTotals } from "@outcome-runtime/stats";
+import {
+  type ArmTotals,
+  fixedHorizonTestOfEstimate,
+  holmAdjust,
+  ratioArm,
+  ratioEstimate,
+  ratioSequentialTest,
+} from "@outcome-runtime/stats";
 import { outcomeVariant } from "@outcome-runtime/testing";
 import { describe, expect, it } from "vitest";
 import {
@@ -469,5 +476,211 @@ describe("analyseSnapshot", () => {
         startedAt,
       }),
     ).toThrow(/lacks an arm/);
+  });
+});
+
+describe("a ratio metric (the delta method)", () => {
+  const arms = [
+    { name: "control", weight: 0.5 },
+    { name: "treatment", weight: 0.5 },
+  ];
+  const startedAt = new Date("2026-12-01T00:00:00Z");
+  /** Revenue per session, the target an increase; no declared baseline (the control's ratio is the baseline). */
+  function ratioSpec() {
+    const base = spec();
+    const { baseline: _baseline, ...signal } = base.signal;
+    return {
+      ...base,
+      signal: { ...signal, kind: "ratio" as const },
+      target: { direction: "increase" as const, value: 0.05, relative: true, sustain: 604_800 },
+      constraints: { ...base.constraints, kill: undefined, guardrails: [] },
+    } as ReturnType<typeof spec>;
+  }
+  /** A deterministic uniform draw in [0, 1) (mulberry32). */
+  function uniform(seed: number): () => number {
+    let a = seed;
+    return () => {
+      a = (a + 0x6d2b79f5) | 0;
+      let t = Math.imul(a ^ (a >>> 15), 1 | a);
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+      return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    };
+  }
+  /** Users with 1 to 5 sessions each, each session buying for `perSession` on average (numerator: revenue). */
+  function users(units: number, perSession: number, seed: number): SnapshotTotals {
+    const draw = uniform(seed);
+    let sum = 0;
+    let sumSq = 0;
+    let den = 0;
+    let denSq = 0;
+    let product = 0;
+    for (let i = 0; i < units; i += 1) {
+      const sessions = 1 + Math.floor(draw() * 5);
+      let revenue = 0;
+      for (let s = 0; s < sessions; s += 1) revenue += draw() < 0.3 ? (perSession / 0.3) * 2 * draw() : 0;
+      sum += revenue;
+      sumSq += revenue * revenue;
+      den += sessions;
+      denSq += sessions * sessions;
+      product += revenue * sessions;
+    }
+    return { units, sum, sumSq, denominator: { sum: den, sumSq: denSq, sumProduct: product } };
+  }
+  const paired = (t: SnapshotTotals) => ({
+    units: t.units,
+    sum: t.sum,
+    sumSq: t.sumSq,
+    pairSum: t.denominator?.sum ?? 0,
+    pairSumSq: t.denominator?.sumSq ?? 0,
+    crossSum: t.denominator?.sumProduct ?? 0,
+  });
+  const c = users(20_000, 10, 1);
+  const t = users(20_000, 11, 2);
+  const snapshotOf = (days: number, totals: [string, SnapshotTotals][]): Snapshot => ({
+    ts: new Date(startedAt.getTime() + days * 86_400_000),
+    arms: new Map(totals),
+  });
+
+  it("plans with the control's ratio and its linearised per-unit variance", () => {
+    const plan = makeStatsPlan(ratioSpec(), c);
+    const control = ratioArm(paired(c));
+    expect(plan?.baseline).toBeCloseTo(control?.ratio ?? Number.NaN, 12);
+    expect(plan?.variance).toBeCloseTo((control?.variance ?? Number.NaN) * c.units, 9);
+    expect(plan?.sequentialPerArm).toBeGreaterThan(0);
+  });
+
+  it("compares the ratios with ratioSequentialTest and decides a win on it", () => {
+    const spec = ratioSpec();
+    const plan = makeStatsPlan(spec, c);
+    if (plan === null) throw new Error("a plan");
+    const result = analyseSnapshot({
+      spec,
+      arms,
+      snapshot: snapshotOf(3, [
+        ["control", c],
+        ["treatment", t],
+      ]),
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    const expected = ratioSequentialTest(paired(c), paired(t), { alpha: 0.05, tau2: plan.tau2 }, null);
+    const comparison = result.row.details.comparisons[0];
+    expect(comparison?.effect).toBeCloseTo(expected.effect ?? Number.NaN, 10);
+    expect(comparison?.ci).toEqual(expected.ci);
+    expect(comparison?.pValue).toBe(expected.pValue);
+    expect(comparison?.relativeLift).toBeCloseTo(
+      (expected.effect ?? Number.NaN) / (expected.control?.ratio ?? Number.NaN),
+      10,
+    );
+    expect(comparison?.fixedPValue).toBe(fixedHorizonTestOfEstimate(ratioEstimate(paired(c), paired(t))).pValue);
+    expect(comparison).not.toHaveProperty("cuped");
+    expect(result.decision).toMatchObject({ action: "analyse", reason: "win" });
+    // The arms keep the numerator's totals and the denominator's; the mean is the ratio.
+    const control = result.row.arms.control;
+    expect(control?.denominator).toEqual(c.denominator);
+    expect(control?.mean).toBeCloseTo(c.sum / (c.denominator?.sum ?? Number.NaN), 12);
+    expect(result.carry.arms.treatment).toEqual(expected.carry);
+  });
+
+  it("Holm-adjusts several treatments' ratio p-values, as for the other kinds", () => {
+    const spec = ratioSpec();
+    const plan = makeStatsPlan(spec, c);
+    if (plan === null) throw new Error("a plan");
+    const b = users(20_000, 10.05, 3);
+    const result = analyseSnapshot({
+      spec,
+      arms: [...arms, { name: "treatment_b", weight: 0.5 }],
+      snapshot: snapshotOf(3, [
+        ["control", c],
+        ["treatment", t],
+        ["treatment_b", b],
+      ]),
+      guardrailTotals: new Map(),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    const comparisons = result.row.details.comparisons;
+    const p = [t, b].map(
+      (arm) => ratioSequentialTest(paired(c), paired(arm), { alpha: 0.025, tau2: plan.tau2 }, null).pValue ?? 1,
+    );
+    expect(comparisons.map((x) => x.pValue)).toEqual(p);
+    expect(comparisons.map((x) => x.adjustedPValue)).toEqual(holmAdjust(p));
+  });
+
+  it("gives nulls and a warning for a zero denominator and for a single unit, never an exception", () => {
+    const spec = ratioSpec();
+    const plan = makeStatsPlan(spec, c);
+    if (plan === null) throw new Error("a plan");
+    const zero: SnapshotTotals = { units: 500, sum: 0, sumSq: 0, denominator: { sum: 0, sumSq: 0, sumProduct: 0 } };
+    const one: SnapshotTotals = { units: 1, sum: 3, sumSq: 9, denominator: { sum: 2, sumSq: 4, sumProduct: 6 } };
+    for (const [treatment, warning] of [
+      [zero, "treatment arm: the denominator sums to 0, so its ratio is undefined"],
+      [one, "treatment arm has a single unit; its variance is undefined"],
+    ] as const) {
+      const result = analyseSnapshot({
+        spec,
+        arms,
+        snapshot: snapshotOf(3, [
+          ["control", c],
+          ["treatment", treatment],
+        ]),
+        guardrailTotals: new Map(),
+        plan,
+        carry: EMPTY_CARRY,
+        startedAt,
+      });
+      const comparison = result.row.details.comparisons[0];
+      expect(comparison).toMatchObject({ effect: null, ci: null, pValue: null, fixedPValue: null });
+      expect(comparison?.warnings).toContain(warning);
+      expect(result.decision.action).toBe("continue");
+    }
+    // A control without any denominator yet: no plan, not an exception.
+    expect(makeStatsPlan(spec, zero)).toBeNull();
+  });
+
+  it("reports a secondary ratio metric with the delta-method test", () => {
+    const withSecondary = {
+      ...spec(),
+      secondary_metrics: [
+        {
+          metric: "revenue_per_session",
+          kind: "ratio" as const,
+          connector: { type: "postgres", database_url_env: "OUTCOME_RUNTIME_SOURCE_X", query: "SELECT 1" },
+        },
+      ],
+    } as ReturnType<typeof spec>;
+    const plan = makeStatsPlan(withSecondary, { units: 20_000, sum: 13_600, sumSq: 13_600 });
+    if (plan === null) throw new Error("a plan");
+    const result = analyseSnapshot({
+      spec: withSecondary,
+      arms,
+      snapshot: snapshotOf(3, [
+        ["control", { units: 20_000, sum: 13_600, sumSq: 13_600 }],
+        ["treatment", { units: 20_000, sum: 13_600, sumSq: 13_600 }],
+      ]),
+      guardrailTotals: new Map(),
+      secondaryTotals: new Map([
+        [
+          "revenue_per_session",
+          new Map([
+            ["control", c],
+            ["treatment", t],
+          ]),
+        ],
+      ]),
+      plan,
+      carry: EMPTY_CARRY,
+      startedAt,
+    });
+    const reported = result.row.details.secondary?.[0];
+    const tau2 = result.carry.secondary?.revenue_per_session?.tau2 ?? Number.NaN;
+    const expected = ratioSequentialTest(paired(c), paired(t), { alpha: 0.05, tau2 }, null);
+    expect(reported).toMatchObject({ metric: "revenue_per_session", kind: "ratio", arm: "treatment" });
+    expect(reported?.effect).toBeCloseTo(expected.effect ?? Number.NaN, 10);
+    expect(reported?.pValue).toBe(expected.pValue);
+    expect(reported?.ci).toEqual(expected.ci);
   });
 });

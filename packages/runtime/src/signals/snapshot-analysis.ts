@@ -8,9 +8,11 @@
  *
  * The tests: the primary metric's mSPRT (always-valid p-value and confidence
  * sequence, Johari, Pekelis & Walsh 2017) and the fixed-horizon test per
- * treatment arm, the chi-square and sequential SRM tests, and each guardrail's
- * one-sided sequential test (`packages/stats`); the decision policy and the
- * decision rules' counts (`packages/core`).
+ * treatment arm (for a ratio metric, on the difference of ratios with its
+ * delta-method variance, Deng, Knoblich & Lu 2018), the chi-square and
+ * sequential SRM tests, and each guardrail's one-sided sequential test
+ * (`packages/stats`); the decision policy and the decision rules' counts
+ * (`packages/core`).
  */
 import {
   type AnalysisCarry,
@@ -32,20 +34,26 @@ import {
 } from "@outcome-runtime/core";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import {
+  type ArmSummary,
   type ArmTotals,
   cupedSequentialTest,
   fixedHorizonTest,
+  fixedHorizonTestOfEstimate,
   type GuardrailResult,
   guardrailTest,
   holmAdjust,
   mixtureVarianceForSample,
   type PairedTotals,
   planSample,
+  ratioArm,
+  ratioEstimate,
+  ratioSequentialTest,
   type SequentialCarry,
   type SequentialResult,
   SRM_THRESHOLD,
   sequentialSrm,
   sequentialTest,
+  sequentialTestOfEstimate,
   srmChiSquare,
   summarizeArm,
 } from "@outcome-runtime/stats";
@@ -57,8 +65,24 @@ interface CovariateTotals {
   readonly sumProduct: number;
 }
 
-/** An arm's cumulative totals, with the covariate's when the source gives them. */
-export type SnapshotTotals = ArmTotals & { readonly covariate?: CovariateTotals };
+/** Σd, Σd² and Σn·d over an arm's units, d the denominator and n the numerator of a ratio metric. */
+interface DenominatorTotals {
+  readonly sum: number;
+  readonly sumSq: number;
+  readonly sumProduct: number;
+}
+
+/**
+ * An arm's cumulative totals, with the covariate's when the source gives them, and for a ratio metric the
+ * denominator's (`sum` and `sumSq` are then the numerator's).
+ */
+export type SnapshotTotals = ArmTotals & {
+  readonly covariate?: CovariateTotals;
+  readonly denominator?: DenominatorTotals;
+};
+
+/** The kinds of metric the analysis reads: a ratio beside the statistics' proportion and mean. */
+type AnalysedKind = "proportion" | "mean" | "ratio";
 
 /** Kept in each analysis row so the next snapshot continues the running minimum and intersections. */
 export type { AnalysisCarry };
@@ -74,6 +98,7 @@ export interface ArmPoint {
   readonly sum: number;
   readonly sum_sq: number;
   readonly covariate?: CovariateTotals;
+  readonly denominator?: DenominatorTotals;
 }
 
 /** A per-arm snapshot: cumulative totals per arm name as of `ts`. */
@@ -89,6 +114,7 @@ function totalsOfPoint(p: ArmPoint): SnapshotTotals {
     sum: p.sum,
     sumSq: p.sum_sq,
     ...(p.covariate === undefined ? {} : { covariate: p.covariate }),
+    ...(p.denominator === undefined ? {} : { denominator: p.denominator }),
   };
 }
 
@@ -142,15 +168,101 @@ function pairedTotals(arms: readonly Arm[], snapshot: Snapshot): Map<string, Pai
 }
 
 /**
+ * A ratio metric's arm as the delta-method functions read it (y the numerator, x the denominator);
+ * null when the arm's totals carry no denominator.
+ */
+function ratioTotals(totals: SnapshotTotals): PairedTotals | null {
+  if (totals.denominator === undefined) return null;
+  return {
+    units: totals.units,
+    sum: totals.sum,
+    sumSq: totals.sumSq,
+    pairSum: totals.denominator.sum,
+    pairSumSq: totals.denominator.sumSq,
+    crossSum: totals.denominator.sumProduct,
+  };
+}
+
+/**
+ * One arm of any kind described as `summarizeArm` does: for a ratio metric the mean is the ratio
+ * R = Σn/Σd (null while Σd is 0 or the denominator is missing) and the variance the linearised
+ * per-unit variance n·Var(R) = (s²_n − 2R·s_nd + R²·s²_d)/d̄² of the delta method (Deng, Knoblich &
+ * Lu 2018, §3), null below 2 units: the per-unit variance the plan and τ² are tuned with, as a
+ * mean's sample variance is.
+ */
+function summarizeMetric(kind: AnalysedKind, totals: SnapshotTotals): ArmSummary {
+  if (kind !== "ratio") return summarizeArm(kind, totals);
+  const paired = ratioTotals(totals);
+  const arm = paired === null ? null : ratioArm(paired);
+  if (arm !== null) return { units: arm.units, mean: arm.ratio, variance: arm.variance * arm.units };
+  const den = totals.denominator?.sum ?? 0;
+  const ratio = den !== 0 && Number.isFinite(totals.sum / den) ? totals.sum / den : null;
+  return { units: totals.units, mean: ratio, variance: null };
+}
+
+/**
+ * One look of the mSPRT on a ratio metric (`ratioSequentialTest`: the difference of ratios with the
+ * delta-method variance), in the shape of `sequentialTest`'s result: each arm's summary from
+ * {@link summarizeMetric}. An arm without a denominator (points stored before the metric became a
+ * ratio) gives nulls and a warning, and carries the previous look, as any undefined look does.
+ */
+function ratioLook(
+  control: SnapshotTotals,
+  treatment: SnapshotTotals,
+  options: { alpha: number; tau2: number },
+  previous: SequentialCarry | null,
+): SequentialResult {
+  const c = ratioTotals(control);
+  const t = ratioTotals(treatment);
+  const summaries = { control: summarizeMetric("ratio", control), treatment: summarizeMetric("ratio", treatment) };
+  if (c === null || t === null) {
+    const missing = c === null ? "control" : "treatment";
+    const look = sequentialTestOfEstimate(
+      null,
+      options,
+      previous,
+      `${missing} arm has no denominator totals (den_sum, den_sum_sq, num_den_sum): the ratio is undefined`,
+    );
+    return { ...look, ...summaries };
+  }
+  const { control: _c, treatment: _t, ...look } = ratioSequentialTest(c, t, options, previous);
+  return { ...look, ...summaries };
+}
+
+/** The fixed-horizon p-value of one comparison, for information: on the difference of ratios for a ratio. */
+function fixedPValue(kind: AnalysedKind, control: SnapshotTotals, treatment: SnapshotTotals, alpha: number) {
+  if (kind !== "ratio") return fixedHorizonTest(kind, control, treatment, alpha).pValue;
+  const c = ratioTotals(control);
+  const t = ratioTotals(treatment);
+  const estimate = c === null || t === null ? null : ratioEstimate(c, t);
+  return fixedHorizonTestOfEstimate(estimate, alpha).pValue;
+}
+
+/** One look of the always-valid test of a metric of any kind (the unadjusted one; CUPED apart). */
+function metricLook(
+  kind: AnalysedKind,
+  control: SnapshotTotals,
+  treatment: SnapshotTotals,
+  options: { alpha: number; tau2: number },
+  previous: SequentialCarry | null,
+): SequentialResult {
+  return kind === "ratio"
+    ? ratioLook(control, treatment, options, previous)
+    : sequentialTest(control, treatment, { kind, ...options }, previous);
+}
+
+/**
  * Fix the experiment's statistical plan from the outcome's `experiment_defaults`
  * and the control arm's first snapshot (baseline and variance, unless the signal
  * declares a `baseline`). τ² comes from `mixture_variance` when given, otherwise
  * from the planned sample (the sample at which the always-valid test reaches the
  * requested power for `expected_effect`), otherwise from ten times
  * `min_sample_per_arm` (then no futility stop). Null when the control arm has no
- * usable variance yet.
+ * usable variance yet. For a ratio metric the baseline is the control's ratio
+ * R = Σn/Σd and the variance the delta method's linearised per-unit variance
+ * n·Var(R), planned as a mean's (so Var(Rₜ − R꜀) ≈ 2·n·Var(R)/n per arm).
  */
-export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan | null {
+export function makeStatsPlan(spec: OutcomeSpec, control: SnapshotTotals): StatsPlan | null {
   const d = spec.experiment_defaults ?? {};
   const kind = spec.signal.kind;
   const alpha = d.alpha ?? DEFAULT_ALPHA;
@@ -168,7 +280,7 @@ export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan 
     baseline = declared ?? rate;
     variance = rate * (1 - rate);
   } else {
-    const summary = summarizeArm(kind, control);
+    const summary = summarizeMetric(kind, control);
     if (summary.mean === null || summary.variance === null || !(summary.variance > 0)) return null;
     baseline = spec.signal.baseline ?? summary.mean;
     variance = summary.variance;
@@ -179,7 +291,7 @@ export function makeStatsPlan(spec: OutcomeSpec, control: ArmTotals): StatsPlan 
   let plan: ReturnType<typeof planSample> | null = null;
   if (mde !== null && mde > 0) {
     try {
-      plan = planSample({ kind, alpha, power, baseline, variance, mde });
+      plan = planSample({ kind: kind === "ratio" ? "mean" : kind, alpha, power, baseline, variance, mde });
     } catch (error) {
       // A design planSample does not size (power below 0.5, a proportion baseline of 0 or 1) falls back
       // to the default tuning below: a plan that throws would stop every analysis, the kill-switch included.
@@ -271,14 +383,15 @@ function describeComparison(arm: string, r: PrimaryLook, fixedP: number | null) 
  * The per-unit variance a guardrail's or a secondary metric's τ² is tuned to,
  * from control at the metric's first look: p(1 − p) with p smoothed by
  * (conversions + ½)/(units + 1) for a proportion (never 0), the sample
- * variance for a mean (0 while undefined: not tuned yet).
+ * variance for a mean, the linearised per-unit variance for a ratio (0 while
+ * undefined: not tuned yet).
  */
-function tuningVariance(kind: "proportion" | "mean", control: ArmTotals): number {
+function tuningVariance(kind: AnalysedKind, control: SnapshotTotals): number {
   if (kind === "proportion") {
     const p = (control.sum + 0.5) / (control.units + 1);
     return p * (1 - p);
   }
-  return summarizeArm(kind, control).variance ?? 0;
+  return summarizeMetric(kind, control).variance ?? 0;
 }
 
 /** The control arm's name: `control`, else the first arm. */
@@ -287,7 +400,7 @@ function controlArm(arms: readonly Arm[]): string {
 }
 
 /** The control's totals when every arm has reported in the snapshot (null until then: nothing to compare). */
-export function completeControl(arms: readonly Arm[], snapshot: Snapshot): ArmTotals | null {
+export function completeControl(arms: readonly Arm[], snapshot: Snapshot): SnapshotTotals | null {
   const controlName = controlArm(arms);
   const control = snapshot.arms.get(controlName);
   if (control === undefined) return null;
@@ -305,8 +418,8 @@ export interface SnapshotInput {
   readonly snapshot: Snapshot;
   /** Per guardrail metric with a series: its newest totals per arm at or before the snapshot. */
   readonly guardrailTotals: ReadonlyMap<string, ReadonlyMap<string, ArmTotals>>;
-  /** Per secondary metric with a series: likewise (absent: none). */
-  readonly secondaryTotals?: ReadonlyMap<string, ReadonlyMap<string, ArmTotals>>;
+  /** Per secondary metric with a series: likewise, a ratio's with its denominator (absent: none). */
+  readonly secondaryTotals?: ReadonlyMap<string, ReadonlyMap<string, SnapshotTotals>>;
   readonly plan: StatsPlan;
   /** The previous analysis's carry (`EMPTY_CARRY` before the first). */
   readonly carry: AnalysisCarry;
@@ -428,11 +541,17 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
   // kill-switch reads each treatment's own sequence at the full α (a false pause is the safe error).
   // When every arm's source gives the pre-exposure covariate, the primary metric's looks (the kill-switch's
   // included) are CUPED-adjusted (Deng, Xu, Kohavi & Walker 2013), θ pooled over all arms; otherwise the
-  // unadjusted test, as before.
+  // unadjusted test, as before. A ratio metric is compared on the difference of ratios with the delta
+  // method's variance (Deng, Knoblich & Lu 2018), never CUPED-adjusted (its connectors refuse a covariate).
   const k = treatments.length;
-  const paired = pairedTotals(arms, snap);
-  const primaryLook = (treatment: ArmTotals, t: string, a: number, previous: SequentialCarry | null): PrimaryLook => {
-    if (paired === null) return sequentialTest(control, treatment, { kind, alpha: a, tau2: plan.tau2 }, previous);
+  const paired = kind === "ratio" ? null : pairedTotals(arms, snap);
+  const primaryLook = (
+    treatment: SnapshotTotals,
+    t: string,
+    a: number,
+    previous: SequentialCarry | null,
+  ): PrimaryLook => {
+    if (paired === null) return metricLook(kind, control, treatment, { alpha: a, tau2: plan.tau2 }, previous);
     const r = cupedSequentialTest(
       paired.get(controlName) as PairedTotals,
       paired.get(t) as PairedTotals,
@@ -443,14 +562,14 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     const { theta, varianceReduction, ...look } = r;
     return {
       ...look,
-      control: summarizeArm(kind, control),
-      treatment: summarizeArm(kind, treatment),
+      control: summarizeMetric(kind, control),
+      treatment: summarizeMetric(kind, treatment),
       cuped: { theta: round(theta), varianceReduction: round(varianceReduction) },
     };
   };
   const nextKillArms: Record<string, SequentialCarry> = { ...(carry.killArms ?? {}) };
   const looks = treatments.map((t) => {
-    const treatment = snap.arms.get(t) as ArmTotals;
+    const treatment = snap.arms.get(t) as SnapshotTotals;
     const r = primaryLook(treatment, t, alpha / k, carry.arms[t] ?? null);
     if (r.carry !== null) nextArms[t] = r.carry;
     const rKill = k > 1 ? primaryLook(treatment, t, alpha, carry.killArms?.[t] ?? null) : r;
@@ -493,12 +612,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     for (const t of treatments) {
       const mTreatment = totals.get(t);
       if (mTreatment === undefined) continue;
-      const r = sequentialTest(
-        mControl,
-        mTreatment,
-        { kind: m.kind, alpha: alpha / k, tau2: state.tau2 },
-        armsCarry[t] ?? null,
-      );
+      const r = metricLook(m.kind, mControl, mTreatment, { alpha: alpha / k, tau2: state.tau2 }, armsCarry[t] ?? null);
       if (r.carry !== null) armsCarry[t] = r.carry;
       secondary.push({
         metric: m.metric,
@@ -518,8 +632,7 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
 
   const inputs: PolicyInput[] = [];
   for (const [i, { t, treatment, r, rKill }] of looks.entries()) {
-    const fixed = fixedHorizonTest(kind, control, treatment, alpha);
-    const comparison = describeComparison(t, r, fixed.pValue);
+    const comparison = describeComparison(t, r, fixedPValue(kind, control, treatment, alpha));
     comparisons.push({
       ...comparison,
       ...(k > 1 ? { adjustedPValue: adjusted[i] ?? null } : {}),
@@ -576,10 +689,21 @@ export function analyseSnapshot(input: SnapshotInput): SnapshotAnalysis {
     row: {
       arms: Object.fromEntries(
         arms.map((a) => {
-          // The totals the row keeps: the covariate is in the comparison's `cuped`, not in the arms.
-          const { units, sum, sumSq } = snap.arms.get(a.name) ?? { units: 0, sum: 0, sumSq: 0 };
-          const totals = { units, sum, sumSq };
-          return [a.name, { ...totals, ...summarizeArm(kind, totals) }];
+          // The totals the row keeps: the covariate is in the comparison's `cuped`, not in the arms; a
+          // ratio's denominator is, beside the numerator's totals (its mean is the ratio).
+          const stored: SnapshotTotals = snap.arms.get(a.name) ?? { units: 0, sum: 0, sumSq: 0 };
+          const { units, sum, sumSq } = stored;
+          const denominator = kind === "ratio" ? stored.denominator : undefined;
+          return [
+            a.name,
+            {
+              sum,
+              sumSq,
+              ...(denominator === undefined ? {} : { denominator: { ...denominator } }),
+              // units, mean and variance (the summary's units are the totals' own).
+              ...summarizeMetric(kind, kind === "ratio" ? stored : { units, sum, sumSq }),
+            },
+          ];
         }),
       ),
       effect: head?.effect ?? null,

@@ -6,6 +6,7 @@ import { History } from "../components/history";
 import { ResultCharts } from "../components/result-charts";
 import { Empty, ErrorState, Fact, Loading, PageTitle, Progress, SignificanceMeter, StateBadge } from "../components/ui";
 import {
+  describeKind,
   formatCount,
   formatDateTime,
   formatDuration,
@@ -188,6 +189,13 @@ export function ExperimentPage() {
               </p>
               <SignificanceMeter pValue={a.pValue} alpha={alpha} />
               <dl className="facts">
+                <Fact term="Metric">
+                  {outcome.data?.outcome.spec.signal?.metric ?? "—"}{" "}
+                  <span className="small text-muted" data-testid="metric-kind">
+                    ({describeKind(kind)}
+                    {kind === "ratio" ? "; effects are differences of ratios, tested with the delta method" : ""})
+                  </span>
+                </Fact>
                 <Fact term="Decision">
                   <strong>{humanize(a.decision.action)}</strong>
                   {a.decision.reason ? ` · ${humanize(a.decision.reason)}` : ""}
@@ -272,7 +280,10 @@ export function ExperimentPage() {
                     {secondary.map((m) => (
                       <tr key={`${m.metric}:${m.arm}`}>
                         <th scope="row">
-                          {m.metric} <span className="small text-muted">(secondary)</span>
+                          {m.metric}{" "}
+                          <span className="small text-muted">
+                            (secondary{m.kind === "ratio" ? `, ${describeKind(m.kind)}` : ""})
+                          </span>
                         </th>
                         <td>{m.arm}</td>
                         <td>

@@ -171,7 +171,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         response: {
           200: Type.Object({
             metric: Type.String(),
-            kind: Type.Union([Type.Literal("proportion"), Type.Literal("mean")]),
+            kind: Type.Union([Type.Literal("proportion"), Type.Literal("mean"), Type.Literal("ratio")]),
             points: Type.Array(
               Type.Object({
                 ts: Type.String({ format: "date-time" }),
