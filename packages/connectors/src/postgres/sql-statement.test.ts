@@ -56,7 +56,7 @@ describe("prepareStatement", () => {
   it("names an unknown parameter with its line and column, and lists the known ones", () => {
     const found = problem(prepareStatement("SELECT 1\nWHERE k = :experment", EXPERIMENT_PARAMETERS));
     expect(found).toMatchObject({ problem: "unknown parameter :experment", line: 2, column: 11 });
-    expect(found.fix).toContain(":experiment, :arms, :from, :to");
+    expect(found.fix).toContain(":experiment, :experiments, :arms, :from, :to");
   });
 
   it("allows only :from and :to in a series query", () => {
