@@ -9,7 +9,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow, SignalConnector } from "../connector";
 import { ConnectorError } from "../connector-error";
-import { createConnector } from "../create-connector";
+import { createConnector, readsInBatches } from "../create-connector";
 import { acquirePool, releasePool, runReadOnly } from "./read-only-query";
 
 let database: { name: string; url: string; drop: () => Promise<void> };
@@ -541,5 +541,77 @@ describe("postgres connector: connections", () => {
     expect(error.details.aborted).toBe(true);
     // Back at the abort, not after the 30 s sleep (a margin a loaded machine keeps).
     expect(Date.now() - started).toBeLessThan(15_000);
+  });
+});
+
+describe("postgres connector: the batched form (:experiments)", () => {
+  const BATCH_SQL = `
+    SELECT e.experiment_key                 AS experiment,
+           e.arm,
+           count(*)                         AS units,
+           count(*) FILTER (WHERE s.paid)   AS sum,
+           count(*) FILTER (WHERE s.paid)   AS sum_sq
+      FROM exposures e
+      JOIN checkout_sessions s ON s.session_id = e.unit_id
+     WHERE e.experiment_key = ANY(:experiments)
+       AND e.arm = ANY(:arms)
+       AND e.exposed_at < :to
+     GROUP BY e.experiment_key, e.arm`;
+  const batch = {
+    experiments: [
+      { experimentKey: "checkout-v2", arms: ["control", "treatment"], from: window.from },
+      { experimentKey: "other-exp", arms: ["control", "treatment", "holdout"], from: window.from },
+      { experimentKey: "not-started", arms: ["control", "treatment"], from: window.from },
+    ],
+    to: window.to,
+  };
+
+  it("reads every experiment of the batch in one query, each as the one-experiment form reads it", async () => {
+    const connector = connect({ query: BATCH_SQL });
+    expect(readsInBatches({ type: "postgres", query: BATCH_SQL })).toBe(true);
+    expect(readsInBatches({ type: "postgres", query: CONVERSION_SQL })).toBe(false);
+    const answer = await connector.fetchBatchAggregates!(batch);
+    const single = await connect({ query: CONVERSION_SQL }).fetchArmAggregates(window);
+    expect(answer.get("checkout-v2")).toEqual(single);
+    expect((answer.get("other-exp") as unknown[]).length).toBe(3);
+    // An experiment with no rows yet has none: not an error.
+    expect(answer.get("not-started")).toEqual([]);
+    // The one-experiment call of a batched query asks for that experiment alone.
+    expect(await connector.fetchArmAggregates(window)).toEqual(single);
+    expect(connect({ query: CONVERSION_SQL }).fetchBatchAggregates).toBeUndefined();
+  });
+
+  it("refuses a row naming an experiment outside the batch: nothing of the answer is used", async () => {
+    const leaky = BATCH_SQL.replace(
+      "e.experiment_key = ANY(:experiments)",
+      "(e.experiment_key = ANY(:experiments) OR true)",
+    );
+    const error = await failure(
+      connect({ query: leaky }).fetchBatchAggregates!({ experiments: [batch.experiments[0]!], to: window.to }),
+    );
+    expect(error.code).toBe("bad_response");
+    expect(error.message).toMatch(/column experiment: "other-exp" is not one of the 1 experiments asked for/);
+  });
+
+  it("gives a duplicate (arm, ts) of one experiment to that experiment alone", async () => {
+    const doubled = `${BATCH_SQL} UNION ALL SELECT 'other-exp', 'control', 1, 0, 0`;
+    const answer = await connect({ query: doubled }).fetchBatchAggregates!(batch);
+    expect(answer.get("checkout-v2")).toEqual(await connect({ query: CONVERSION_SQL }).fetchArmAggregates(window));
+    const error = answer.get("other-exp");
+    expect(error).toBeInstanceOf(ConnectorError);
+    expect((error as ConnectorError).message).toMatch(/control/);
+  });
+
+  it("names a missing experiment column, and refuses a query using both :experiment and :experiments", async () => {
+    const noColumn = BATCH_SQL.replace("e.experiment_key                 AS experiment,", "");
+    const missing = await failure(
+      connect({ query: noColumn.replace("GROUP BY e.experiment_key, e.arm", "GROUP BY e.arm") }).fetchBatchAggregates!(
+        batch,
+      ),
+    );
+    expect(missing.code).toBe("missing_columns");
+    expect(missing.message).toContain('no "experiment" column');
+    const both = `${BATCH_SQL} HAVING max(e.experiment_key) <> :experiment`;
+    expect(() => connect({ query: both })).toThrow(/uses both :experiment and :experiments/);
   });
 });

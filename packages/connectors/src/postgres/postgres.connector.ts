@@ -273,8 +273,10 @@ class PostgresConnector implements SignalConnector {
   /**
    * One query for every experiment of `window`: `:experiments` their keys,
    * `:arms` every arm any of them has, `:from` the earliest start. Rows are
-   * split by the `experiment` column and each experiment's rows checked on
-   * their own (an error there concerns that experiment only).
+   * split by the `experiment` column; an experiment's rows of an arm only
+   * another experiment of the batch has are dropped (`:arms` asked for it), and
+   * each experiment's rows are checked on their own (an error there concerns
+   * that experiment only).
    *
    * @throws ConnectorError `missing_columns` without an `experiment` column;
    *   `bad_response` when a row names no experiment or one outside the batch.
@@ -313,8 +315,13 @@ class PostgresConnector implements SignalConnector {
       mine.push({ row, at: i });
     }
     const answer: BatchAggregates = new Map();
+    const armIndex = result.fields.indexOf("arm");
+    const arms = new Set(window.experiments.flatMap((x) => x.arms));
     for (const e of window.experiments) {
-      const mine = rowsByKey.get(e.experimentKey) ?? [];
+      // :arms held every arm of the batch: an arm another experiment has is not this one's.
+      const mine = (rowsByKey.get(e.experimentKey) ?? []).filter(
+        (r) => !(typeof r.row[armIndex] === "string" && arms.has(r.row[armIndex]) && !e.arms.includes(r.row[armIndex])),
+      );
       try {
         answer.set(
           e.experimentKey,
