@@ -1,0 +1,213 @@
+/**
+ * Batched polling against a real source: 100 running experiments of one
+ * outcome, read through the `postgres` connector with the batched query form
+ * (`:experiments`). The statements are counted at the source, by a TCP proxy in
+ * front of the analytics database that reads the PostgreSQL protocol's Parse
+ * and Query messages: one per batch for the signal and for the guardrail. The
+ * points stored are then compared with those the one-experiment form stores.
+ */
+import { createServer, type Server, Socket } from "node:net";
+import { signals } from "@outcome-runtime/db";
+import {
+  applyOutcome,
+  connectorProvider,
+  pollExperiment,
+  pollExperimentBatches,
+  transitionOutcome,
+} from "@outcome-runtime/runtime";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  type Cleanups,
+  createWorld,
+  launchExperiments,
+  runCleanups,
+  SOURCE_ENV,
+  testSourceAccess,
+  type World,
+} from "./support/world";
+
+const cleanups: Cleanups = [];
+afterEach(() => runCleanups(cleanups.splice(0)));
+
+/** A TCP proxy to `target` counting the statements (Parse or simple Query messages) whose SQL names one of `tables`. */
+async function countingProxy(target: URL, tables: readonly string[]): Promise<{ url: string; count: () => number }> {
+  let counted = 0;
+  const server: Server = createServer((client) => {
+    const upstream = new Socket();
+    upstream.connect(Number(target.port || 5432), target.hostname);
+    upstream.on("data", (d) => client.write(d));
+    upstream.on("error", () => client.destroy());
+    upstream.on("close", () => client.destroy());
+    client.on("error", () => upstream.destroy());
+    client.on("close", () => upstream.destroy());
+    let buffer = Buffer.alloc(0);
+    let started = false;
+    client.on("data", (d) => {
+      upstream.write(d);
+      buffer = Buffer.concat([buffer, d]);
+      for (;;) {
+        if (!started) {
+          // StartupMessage, SSLRequest or GSSENCRequest: an int32 length, no type byte.
+          if (buffer.length < 8) break;
+          const length = buffer.readInt32BE(0);
+          if (buffer.length < length) break;
+          const code = buffer.readInt32BE(4);
+          if (code !== 80877103 && code !== 80877104) started = true;
+          buffer = buffer.subarray(length);
+          continue;
+        }
+        if (buffer.length < 5) break;
+        const length = buffer.readInt32BE(1);
+        if (buffer.length < 1 + length) break;
+        const type = String.fromCharCode(buffer[0] as number);
+        const body = buffer.subarray(5, 1 + length).toString("utf8");
+        if ((type === "P" || type === "Q") && tables.some((t) => body.includes(t))) counted += 1;
+        buffer = buffer.subarray(1 + length);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const port = (server.address() as { port: number }).port;
+  const url = new URL(target.toString());
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return { url: url.toString(), count: () => counted };
+}
+
+const SIGNAL_BATCHED =
+  "SELECT experiment_key AS experiment, arm, units::float8 AS units, sum, sum_sq, ts FROM source_points " +
+  "WHERE experiment_key = ANY(:experiments) AND ts > :from AND ts <= :to ORDER BY ts";
+const SIGNAL_SINGLE =
+  "SELECT arm, units::float8 AS units, sum, sum_sq, ts FROM source_points " +
+  "WHERE experiment_key = :experiment AND ts > :from AND ts <= :to ORDER BY ts";
+const GUARD_BATCHED =
+  "SELECT experiment_key AS experiment, arm, units::float8 AS units, errors AS sum, errors AS sum_sq, ts " +
+  "FROM guard_points WHERE experiment_key = ANY(:experiments) AND ts > :from AND ts <= :to ORDER BY ts";
+const GUARD_SINGLE =
+  "SELECT arm, units::float8 AS units, errors AS sum, errors AS sum_sq, ts " +
+  "FROM guard_points WHERE experiment_key = :experiment AND ts > :from AND ts <= :to ORDER BY ts";
+
+function outcomeFile(slug: string, signalQuery: string, guardQuery: string): string {
+  return `version: 1
+id: ${slug}
+name: Batched ${slug}
+owner: owner@acme.example
+signal:
+  metric: conversion_rate
+  kind: proportion
+  unit: user
+  poll_interval: 1m
+  connector:
+    type: postgres
+    database_url_env: ${SOURCE_ENV}
+    query: ${JSON.stringify(signalQuery)}
+target:
+  direction: increase
+  value: 10%
+  relative: true
+horizon: 60d
+constraints:
+  guardrails:
+    - metric: error_rate
+      kind: proportion
+      direction: decrease
+      max_regression: 1%
+      relative: false
+      connector:
+        type: postgres
+        database_url_env: ${SOURCE_ENV}
+        query: ${JSON.stringify(guardQuery)}
+  kill:
+    max_harm: 50%
+    relative: true
+experiment_defaults:
+  min_sample_per_arm: 100000
+  min_duration: 1d
+  max_duration: 30d
+  expected_effect: 10%
+  arms:
+    - name: control
+      weight: 0.5
+    - name: treatment
+      weight: 0.5
+`;
+}
+
+/** Every stored point of the experiments' primary and guardrail series, by experiment key, in a stable order. */
+async function storedPoints(world: World, experiments: readonly { id: string; key: string }[]) {
+  const out: Record<string, unknown[]> = {};
+  for (const e of experiments) {
+    const series = await signals.listSeriesOfExperiment(world.t.db, e.id);
+    const rows = [];
+    for (const s of series.sort((a, b) => a.role.localeCompare(b.role))) {
+      for (const p of await signals.listPoints(world.t.db, s.id, null)) {
+        rows.push({ role: s.role, arm: p.arm, ts: p.ts.toISOString(), units: p.units, sum: p.sum, sum_sq: p.sum_sq });
+      }
+    }
+    out[e.key] = rows;
+  }
+  return out;
+}
+
+describe("batched polling", () => {
+  it("reads 100 experiments with ⌈100 / batch size⌉ source statements per metric, storing what the one-experiment form stores", async () => {
+    const world = await createWorld(cleanups);
+    await world.source.query(
+      "CREATE TABLE guard_points (experiment_key text, arm text, ts timestamptz, units bigint, errors float8)",
+    );
+    const keys = Array.from({ length: 100 }, (_, i) => `exp-${String(i).padStart(3, "0")}`);
+    const t0 = Date.now() - 3 * 3600_000;
+    // Three hourly cumulative snapshots per experiment and arm, different per experiment.
+    await world.source.query(
+      `INSERT INTO source_points (experiment_key, arm, ts, units, sum, sum_sq)
+       SELECT k, arm, to_timestamp($2::float8 / 1000) + make_interval(hours => h),
+              100 * h + i, 10 * h + (i % 7), 10 * h + (i % 7)
+         FROM unnest($1::text[]) WITH ORDINALITY AS e(k, i), unnest(ARRAY['control', 'treatment']) AS arm,
+              generate_series(1, 3) AS h`,
+      [keys, t0],
+    );
+    await world.source.query(
+      `INSERT INTO guard_points (experiment_key, arm, ts, units, errors)
+       SELECT k, arm, to_timestamp($2::float8 / 1000) + make_interval(hours => h), 100 * h + i, h + (i % 3)
+         FROM unnest($1::text[]) WITH ORDINALITY AS e(k, i), unnest(ARRAY['control', 'treatment']) AS arm,
+              generate_series(1, 3) AS h`,
+      [keys, t0],
+    );
+    const proxy = await countingProxy(new URL(world.sourceUrl), ["source_points", "guard_points"]);
+    const connectors = connectorProvider({ db: world.t.db, access: testSourceAccess(proxy.url) });
+    cleanups.push(() => connectors.close());
+    const deps = { db: world.t.db, connectors };
+
+    const applied = await applyOutcome(world.deps, world.seed.admin, {
+      source: outcomeFile("batched", SIGNAL_BATCHED, GUARD_BATCHED),
+    });
+    const outcomeId = applied.outcome.id;
+    await transitionOutcome(world.deps, world.seed.admin, "batched", "activate", null);
+    const running = await launchExperiments(world, "batched", keys);
+    expect(running).toHaveLength(100);
+
+    // One round, batches of 30: ⌈100 / 30⌉ = 4 statements for the signal, 4 for the guardrail.
+    const before = proxy.count();
+    const round = await pollExperimentBatches(deps, outcomeId, 30);
+    expect(round).toMatchObject({ experiments: 100, requests: 8, failed: [] });
+    expect(round.polled).toHaveLength(100);
+    expect(proxy.count() - before).toBe(8);
+    const batched = await storedPoints(world, running);
+    expect(Object.values(batched).every((rows) => rows.length === 12)).toBe(true);
+
+    // The same experiments polled one at a time with the one-experiment form store the same points.
+    await applyOutcome(world.deps, world.seed.admin, {
+      source: outcomeFile("batched", SIGNAL_SINGLE, GUARD_SINGLE),
+    });
+    await world.runtime.query(
+      "DELETE FROM signal_points WHERE series_id IN (SELECT id FROM signal_series WHERE outcome_id = $1)",
+      [outcomeId],
+    );
+    await world.runtime.query("UPDATE signal_series SET polled_until = NULL WHERE outcome_id = $1", [outcomeId]);
+    const beforeSingle = proxy.count();
+    for (const e of running) await pollExperiment(deps, e.id);
+    expect(proxy.count() - beforeSingle).toBe(200);
+    expect(await storedPoints(world, running)).toEqual(batched);
+  }, 120_000);
+});
