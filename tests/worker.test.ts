@@ -221,6 +221,68 @@ describe("the worker process", () => {
     expect(await stopWorker(worker)).toMatchObject({ code: 0 });
   }, 90_000);
 
+  it("polls an outcome's experiments together when its query reads in batches: one job, the harmful one paused within a poll interval, with its webhook", async () => {
+    const world = await createWorld();
+    const query =
+      "SELECT experiment_key AS experiment, arm, units::float8 AS units, sum, sum_sq, ts FROM source_points " +
+      "WHERE experiment_key = ANY(:experiments) AND ts > :from AND ts <= :to ORDER BY ts";
+    const outcomeId = await activeOutcome(world, "batched-kill", 100, { query });
+    const [harmful, healthy] = await launchExperiments(world, "batched-kill", ["b-harmful", "b-healthy"]);
+    const now = Date.now();
+    const rows: SourceRow[] = [];
+    [24, 12, 0.05].forEach((hours, i) => {
+      const ts = new Date(now - hours * 3600_000);
+      const units = 1000 * (i + 1);
+      rows.push(
+        { key: "b-harmful", arm: "control", ts, units, conversions: units * 0.2 },
+        { key: "b-harmful", arm: "treatment", ts, units, conversions: units * 0.1 },
+        { key: "b-healthy", arm: "control", ts, units, conversions: units * 0.2 },
+        { key: "b-healthy", arm: "treatment", ts, units, conversions: units * 0.2 },
+      );
+    });
+    await insertSource(world, rows);
+    const hooks = await webhookReceiver();
+    const worker = await startWorker(world, {
+      LOG_LEVEL: "info",
+      OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,
+      OUTCOME_RUNTIME_WEBHOOK_SECRET: WEBHOOK_SECRET,
+    });
+    const readyAt = await worker.ready;
+    const pausedAt = await waitFor(
+      "the harmful experiment to be paused",
+      async () => ((await stateOf(world, harmful!.id)) === "paused" ? Date.now() : undefined),
+      { timeoutMs: 30_000, intervalMs: 20, diagnostics: worker.output },
+    );
+    console.log(`batched pause latency: ${Math.max(0, pausedAt - readyAt)} ms after /readyz 200`);
+    expect(Math.max(0, pausedAt - readyAt)).toBeLessThanOrEqual(3 * (POLL_INTERVAL_MS + RECONCILE_INTERVAL_MS + 3000));
+    await waitFor(
+      "the paused experiment's webhook",
+      async () => hooks.received.some((r) => (JSON.parse(r.body) as { type: string }).type === "experiment.paused"),
+      { diagnostics: worker.output },
+    );
+    await waitFor(
+      "the healthy experiment's analyses of all three snapshots",
+      async () => (await signals.listAnalyses(world.t.db, healthy!.id)).length === 3,
+      { diagnostics: worker.output },
+    );
+    // One scheduler for the outcome's experiments, none per experiment; each round is one job.
+    const queue = new Queue(SIGNALS_QUEUE, { connection: world.redis, prefix: world.prefix });
+    cleanups.push(() => queue.close());
+    const ids = (await queue.getJobSchedulers(0, -1)).map((x) => x.key);
+    expect(ids).toContain(`poll-experiments:${outcomeId}`);
+    expect(ids.some((id) => id.startsWith("poll-experiment:"))).toBe(false);
+    const batchLines = worker
+      .output()
+      .split("\n")
+      .filter((line) => line.includes("experiments polled in batches"))
+      .map((line) => JSON.parse(line) as { experiments: number; requests: number });
+    expect(batchLines.length).toBeGreaterThan(0);
+    // Two experiments, one request for the signal: the first round read both at once.
+    expect(batchLines[0]).toMatchObject({ experiments: 2, requests: 1 });
+    expect(await stopWorker(worker)).toMatchObject({ code: 0 });
+    expect(await stateOf(world, healthy!.id)).toBe("running");
+  }, 90_000);
+
   it("three treatments through the worker: a harmful one paused within the first hour of min_duration: 1d, a winner held back, Holm-adjusted p-values recorded", async () => {
     const world = await createWorld();
     await activeOutcome(world, "three-arms", 100, {
