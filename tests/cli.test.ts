@@ -52,7 +52,11 @@ describe("outcome-runtime validate", () => {
   it("exits 0 on the example outcome", async () => {
     const result = await cli(["validate", "outcome.example.yaml"]);
     expect(result).toMatchObject({ code: 0 });
-    expect(result.stdout.trim()).toBe("outcome.example.yaml: ok");
+    expect(result.stdout.trim().split("\n")).toEqual([
+      "outcome.example.yaml: ok",
+      "  signal: query reads one experiment at a time (:experiment); :experiments reads many at once",
+      "  constraints.guardrails[0]: query reads one experiment at a time (:experiment); :experiments reads many at once",
+    ]);
   });
 
   it("reports all three independent mistakes with line and column, and exits 1", async () => {

@@ -9,7 +9,14 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
-import { type ConnectorCheck, type Diagnostic, formatDiagnostics, parseOutcome } from "@outcome-runtime/spec";
+import {
+  type ConnectorCheck,
+  connectorPointers,
+  type Diagnostic,
+  formatDiagnostics,
+  humanPath,
+  parseOutcome,
+} from "@outcome-runtime/spec";
 import { Command, CommanderError, Option } from "commander";
 import { ApiError, ConnectionError } from "./api-client";
 import type { ResponseJson } from "./api-types";
@@ -41,6 +48,21 @@ import { renderStatus } from "./render";
  * hosts are not known here, so the API checks those. Loaded on demand, so
  * other commands do not pay for the parser.
  */
+/**
+ * Which form each `postgres` query of a valid outcome uses: `batched` (it uses
+ * `:experiments`: many experiments per query) or `single` (`:experiment`: one
+ * per query), by the metric's path, e.g. `constraints.guardrails[0]`.
+ */
+async function queryForms(spec: unknown): Promise<{ path: string; form: "batched" | "single" }[]> {
+  const { readsInBatches } = await import("@outcome-runtime/connectors");
+  return connectorPointers(spec)
+    .filter((c) => c.config.type === "postgres")
+    .map((c) => ({
+      path: humanPath(c.pointer.replace(/\/connector$/, "")),
+      form: readsInBatches(c.config as { type: string }) ? "batched" : "single",
+    }));
+}
+
 async function offlineConnectorCheck(baseDir: string): Promise<ConnectorCheck> {
   const { checkConnectorSettings } = await import("@outcome-runtime/connectors");
   return (config, kind) =>
@@ -114,14 +136,27 @@ program
     for (const file of files) {
       const source = await readSource(file);
       const result = parseOutcome(source, { file, checkConnector });
-      results.push({ file, ok: result.ok, errors: result.ok ? [] : result.errors });
+      results.push({
+        file,
+        ok: result.ok,
+        errors: result.ok ? [] : result.errors,
+        queries: result.ok ? await queryForms(result.spec) : [],
+      });
     }
     if (options.json) {
       outJson({ ok: results.every((r) => r.ok), files: results });
     } else {
       for (const r of results) {
-        if (r.ok) out(`${r.file}: ok`);
-        else process.stderr.write(`${formatDiagnostics(r.errors, { color: useColor(process.stderr) })}\n`);
+        if (r.ok) {
+          out(`${r.file}: ok`);
+          for (const q of r.queries) {
+            out(
+              q.form === "batched"
+                ? `  ${q.path}: query reads many experiments at once (:experiments), one query per batch`
+                : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`,
+            );
+          }
+        } else process.stderr.write(`${formatDiagnostics(r.errors, { color: useColor(process.stderr) })}\n`);
       }
     }
     if (!results.every((r) => r.ok)) process.exitCode = EXIT.failure;
