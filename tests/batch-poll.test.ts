@@ -189,7 +189,7 @@ describe("batched polling", () => {
 
     // One round, batches of 30: ⌈100 / 30⌉ = 4 statements for the signal, 4 for the guardrail.
     const before = proxy.count();
-    const round = await pollExperimentBatches(deps, outcomeId, 30);
+    const round = await pollExperimentBatches(deps, outcomeId, { batchSize: 30, concurrency: 4 });
     expect(round).toMatchObject({ experiments: 100, requests: 8, failed: [] });
     expect(round.polled).toHaveLength(100);
     expect(proxy.count() - before).toBe(8);

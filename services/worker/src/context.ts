@@ -29,6 +29,8 @@ export interface WorkerContext {
   readonly logger: Logger;
   /** Experiments read in one source request by a batched poll (`POLL_BATCH_SIZE`). */
   readonly pollBatchSize: number;
+  /** Jobs at once (`WORKER_CONCURRENCY`); a batched poll stores and analyses that many experiments at once. */
+  readonly concurrency: number;
 }
 
 /** Milliseconds since `start` (a `performance.now()` reading), rounded to 0.1 ms. */

@@ -123,6 +123,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     queues,
     logger,
     pollBatchSize: options.pollBatchSize ?? DEFAULT_POLL_BATCH_SIZE,
+    concurrency: options.concurrency ?? 8,
   };
   let lastCompleted: Date | null = null;
 

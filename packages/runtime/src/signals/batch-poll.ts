@@ -12,6 +12,7 @@ import {
 } from "@outcome-runtime/connectors";
 import type { Experiment } from "@outcome-runtime/core";
 import { experiments as experimentRows, outcomes, signals } from "@outcome-runtime/db";
+import pLimit from "p-limit";
 import { inTransaction, nowOf } from "../context";
 import { specOf } from "../spec-of";
 import { escalateConsecutiveErrors } from "./error-escalation";
@@ -74,16 +75,22 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * counts towards `consecutive_error_limit`, and is retried next round. A
  * failure of the runtime's own database is thrown (the job is retried).
  *
- * @param batchSize experiments per source request, ≥ 1.
- * @throws RangeError when `batchSize` is not a whole number ≥ 1.
+ * @param options.batchSize experiments per source request, ≥ 1 (default {@link DEFAULT_POLL_BATCH_SIZE}).
+ * @param options.concurrency experiments stored at once, each in its own transaction (default 1).
+ * @throws RangeError when `batchSize` or `concurrency` is not a whole number ≥ 1.
  */
 export async function pollExperimentBatches(
   deps: SignalDeps,
   outcomeId: string,
-  batchSize: number = DEFAULT_POLL_BATCH_SIZE,
+  options: { readonly batchSize?: number; readonly concurrency?: number } = {},
 ): Promise<BatchPollResult> {
+  const batchSize = options.batchSize ?? DEFAULT_POLL_BATCH_SIZE;
+  const concurrency = options.concurrency ?? 1;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
     throw new RangeError(`batchSize must be a whole number ≥ 1, got ${batchSize}`);
+  }
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new RangeError(`concurrency must be a whole number ≥ 1, got ${concurrency}`);
   }
   const outcome = await outcomes.findOutcomeById(deps.db, outcomeId);
   const empty = { outcomeId, experiments: 0, requests: 0, reads: [], polled: [], failed: [], escalations: [] };
@@ -169,7 +176,8 @@ export async function pollExperimentBatches(
   const polled: BatchPollResult["polled"][number][] = [];
   const failed: BatchPollResult["failed"][number][] = [];
   const escalations: BatchPollResult["escalations"][number][] = [];
-  for (const e of running) {
+  const limit = pLimit(concurrency);
+  const store = async (e: Experiment): Promise<void> => {
     const rowsByMetric = answers.get(e.id) ?? [];
     const error = rowsByMetric.find((r): r is Error => r instanceof Error);
     if (error !== undefined) {
@@ -181,7 +189,7 @@ export async function pollExperimentBatches(
         deps.observer?.decisionApplied(escalation.decision);
         escalations.push({ experimentId: e.id, ...escalation.decision });
       }
-      continue;
+      return;
     }
     const arms = e.arms.map((a) => a.name);
     const stored = await inTransaction(deps.db, async (trx) => {
@@ -214,7 +222,8 @@ export async function pollExperimentBatches(
       return { inserted, updated, unchanged };
     });
     if (stored !== null) polled.push({ experimentId: e.id, experimentKey: e.key, ...stored });
-  }
+  };
+  await Promise.all(running.map((e) => limit(() => store(e))));
   return { outcomeId, experiments: running.length, requests: reads.length, reads, polled, failed, escalations };
 }
 

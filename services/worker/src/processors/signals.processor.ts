@@ -17,6 +17,7 @@ import {
   webhookJobId,
 } from "@outcome-runtime/runtime";
 import { UnrecoverableError } from "bullmq";
+import pLimit from "p-limit";
 import { msSince, type WorkerContext } from "../context";
 import type { QueueProcessor } from "../dispatch";
 
@@ -121,7 +122,10 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
 
     async pollExperimentBatch({ outcomeId }) {
       const started = performance.now();
-      const result = await pollExperimentBatches(context.signals, outcomeId, context.pollBatchSize);
+      const result = await pollExperimentBatches(context.signals, outcomeId, {
+        batchSize: context.pollBatchSize,
+        concurrency: context.concurrency,
+      });
       for (const f of result.failed) {
         logger.warn(
           { experimentId: f.experimentId, experimentKey: f.experimentKey, code: f.code, message: f.message, outcomeId },
@@ -135,16 +139,21 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       // Each experiment analysed here, in its own transaction: no queue round-trip per experiment.
       let decided = 0;
       let analysisFailures = 0;
-      for (const p of result.polled) {
-        try {
-          const done = await analyseAndAct(p.experimentId);
-          if (done.decision !== null) decided += 1;
-        } catch (error) {
-          // One experiment's failed analysis leaves the others analysed; the next round analyses it again.
-          analysisFailures += 1;
-          logger.warn({ experimentId: p.experimentId, outcomeId, err: error }, "analysis failed");
-        }
-      }
+      const limit = pLimit(context.concurrency);
+      await Promise.all(
+        result.polled.map((p) =>
+          limit(async () => {
+            try {
+              const done = await analyseAndAct(p.experimentId);
+              if (done.decision !== null) decided += 1;
+            } catch (error) {
+              // One experiment's failed analysis leaves the others analysed; the next round analyses it again.
+              analysisFailures += 1;
+              logger.warn({ experimentId: p.experimentId, outcomeId, err: error }, "analysis failed");
+            }
+          }),
+        ),
+      );
       logger.info(
         {
           outcomeId,
