@@ -16,11 +16,29 @@ export interface BenchOutcome {
   readonly spec: NormalizedSpec;
 }
 
-/** Bootstrap the workspace, apply `outcome.example.yaml` and activate it. */
-export async function activeExampleOutcome(db: Db): Promise<BenchOutcome> {
+/**
+ * `outcome.example.yaml` with its queries in the batched form (`:experiments`,
+ * an `experiment` column): one query reads many experiments.
+ */
+export function batchedExampleOutcome(): string {
+  let text = exampleOutcome();
+  for (const [from, to] of [
+    ["SELECT e.arm,", "SELECT e.experiment_key AS experiment, e.arm,"],
+    ["e.experiment_key = :experiment", "e.experiment_key = ANY(:experiments)"],
+    ["GROUP BY e.arm", "GROUP BY e.experiment_key, e.arm"],
+  ] as const) {
+    if (!text.includes(from)) throw new Error(`batchedExampleOutcome: "${from}" is not in the example outcome`);
+    text = text.replaceAll(from, to);
+  }
+  return text;
+}
+
+/** Bootstrap the workspace, apply `outcome.example.yaml` (or the batched form of it) and activate it. */
+export async function activeExampleOutcome(db: Db, options: { batched?: boolean } = {}): Promise<BenchOutcome> {
   const seed = await seedWorkspace(db);
   const deps = { db };
-  const applied = await applyOutcome(deps, seed.admin, { source: exampleOutcome(), file: "outcome.example.yaml" });
+  const source = options.batched ? batchedExampleOutcome() : exampleOutcome();
+  const applied = await applyOutcome(deps, seed.admin, { source, file: "outcome.example.yaml" });
   const active = await transitionOutcome(deps, seed.admin, applied.outcome.slug, "activate", null);
   return { workspaceId: seed.workspaceId, outcomeId: active.id, spec: active.spec as unknown as NormalizedSpec };
 }

@@ -11,6 +11,13 @@
  * `poll-experiment` job per experiment and stops the clock when the queue is
  * drained and every experiment has its analysis row for that snapshot. A cycle
  * is one poll job plus the analyse job it enqueues.
+ *
+ * Batched (`batched: true`): the outcome's queries are in the batched form, so
+ * the worker reconciles one `poll-experiments` scheduler for the outcome; each
+ * round adds one such job, which reads every metric once per batch of
+ * `POLL_BATCH_SIZE` experiments, then stores and analyses each experiment in
+ * the same job, WORKER_CONCURRENCY at a time. A cycle is then one experiment
+ * polled and analysed.
  */
 import type { Db } from "@outcome-runtime/db";
 import {
@@ -41,6 +48,10 @@ export interface CycleRound {
 
 export interface CycleFigure {
   readonly experiments: number;
+  /** Polled in batches (one job per round for the outcome) or one job per experiment. */
+  readonly batched: boolean;
+  /** Source requests per round (median over the rounds). */
+  readonly requestsPerRound: number | null;
   readonly concurrency: number;
   /** `startWorker`: reconciling one scheduler per experiment. */
   readonly reconcileSeconds: number;
@@ -130,6 +141,21 @@ async function addPolls(worker: RunningWorker, ids: readonly string[], tag: stri
   }
 }
 
+/** One `poll-experiments` job for the outcome: every running experiment of it, in batches. */
+async function addBatchPoll(worker: RunningWorker, outcomeId: string, tag: string): Promise<void> {
+  await worker.signalsQueue.add(
+    JOB.pollExperimentBatch,
+    { outcomeId },
+    {
+      jobId: `bench-${tag}-${outcomeId}`,
+      attempts: 5,
+      backoff: { type: "exponential" as const, delay: 2000 },
+      removeOnComplete: KEEP_COMPLETED,
+      removeOnFail: KEEP_FAILED,
+    },
+  );
+}
+
 /**
  * Processing times of completed jobs, sampled while the rounds run (BullMQ
  * keeps only the newest completed jobs, so reading them once at the end would
@@ -162,17 +188,22 @@ export interface CycleOptions {
   readonly roundTimeoutMs: number;
   /** No new round starts when the rounds so far plus one more would exceed this. */
   readonly budgetMs: number;
+  /** Poll the outcome's experiments together (`poll-experiments`), with the batched query form. */
+  readonly batched?: boolean;
+  /** Experiments per source request when batched (default 500). */
+  readonly batchSize?: number;
 }
 
 export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options: CycleOptions): Promise<CycleFigure> {
   const n = options.experiments;
-  const bench = await dbs.clone(`e${n}`, options.concurrency + 4);
+  const bench = await dbs.clone(`e${n}${options.batched ? "b" : ""}`, options.concurrency + 4);
   const warnings: string[] = [];
   let worker: RunningWorker | null = null;
   let connectors: ConnectorProvider | null = null;
   const source = new SyntheticSource();
   try {
-    const outcome = await activeExampleOutcome(bench.db);
+    const batched = options.batched === true;
+    const outcome = await activeExampleOutcome(bench.db, { batched });
     const ids = await insertRunningExperiments(bench.db, outcome, n);
 
     // Each connector config of the spec reads the source as its own metric.
@@ -204,6 +235,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
       prefix: options.prefix,
       concurrency: options.concurrency,
       reconcileIntervalMs: 3_600_000,
+      ...(options.batchSize === undefined ? {} : { pollBatchSize: options.batchSize }),
     });
     const reconciled = performance.now();
 
@@ -213,7 +245,8 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
     while ((await countPolled(bench.db)) < n) {
       if (performance.now() > warmupDeadline) throw new Error(`warm-up polls of ${n} experiments did not finish`);
       if (!added && performance.now() - reconciled > 3000 && (await pending(worker)) === 0) {
-        await addPolls(worker, ids, "warmup");
+        if (batched) await addBatchPoll(worker, outcome.outcomeId, "warmup");
+        else await addPolls(worker, ids, "warmup");
         added = true;
       }
       await sleep(100);
@@ -222,6 +255,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
     const warmedUp = performance.now();
 
     const rounds: CycleRound[] = [];
+    const requests: number[] = [];
     const sampler = new JobSampler();
     let note: string | null = null;
     const roundsStarted = performance.now();
@@ -234,9 +268,11 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
         break;
       }
       const before = await countAnalyses(bench.db);
+      const requestsBefore = source.requests;
       source.advance();
       const start = performance.now();
-      await addPolls(worker, ids, `round${r}`);
+      if (batched) await addBatchPoll(worker, outcome.outcomeId, `round${r}`);
+      else await addPolls(worker, ids, `round${r}`);
       const enqueued = performance.now();
       let stored = before;
       let complete = false;
@@ -259,6 +295,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
       await sampler.sample(worker);
       if (!complete) stored = await countAnalyses(bench.db);
       const analyses = stored - before;
+      requests.push(source.requests - requestsBefore);
       const seconds = (end - start) / 1000;
       rounds.push({
         round: r,
@@ -283,13 +320,17 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
     const failed = await worker.signalsQueue.getJobCounts("failed");
     return {
       experiments: n,
+      batched,
+      requestsPerRound: median(requests),
       concurrency: options.concurrency,
       reconcileSeconds: (reconciled - started) / 1000,
       warmupSeconds: (warmedUp - reconciled) / 1000,
       steadyReconcileSeconds,
       rounds,
       cyclesPerSecond: median(done),
-      jobMs: { poll: sampler.mean(JOB.pollExperiment), analyse: sampler.mean(JOB.analyseExperiment) },
+      jobMs: batched
+        ? { poll: sampler.mean(JOB.pollExperimentBatch), analyse: null }
+        : { poll: sampler.mean(JOB.pollExperiment), analyse: sampler.mean(JOB.analyseExperiment) },
       failedJobs: failed.failed ?? 0,
       warnings,
       note,

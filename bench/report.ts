@@ -55,6 +55,8 @@ function sequentialRows(results: BenchResults): string[][] {
 function cycleRows(results: BenchResults): string[][] {
   return results.cycles.map((c) => [
     c.experiments.toLocaleString("en-US"),
+    c.batched ? "batched" : "one per experiment",
+    fmt(c.requestsPerRound),
     String(c.concurrency),
     fmt(c.cyclesPerSecond),
     c.rounds.map((r) => `${fmt(r.cyclesPerSecond)}${r.complete ? "" : " (incomplete)"}`).join(", "),
@@ -86,6 +88,8 @@ const SEQ_HEADER = [
 ];
 const CYCLE_HEADER = [
   "running experiments",
+  "polling",
+  "source requests per round",
   "worker concurrency",
   "cycles/s (median)",
   "cycles/s per round",
@@ -101,8 +105,9 @@ function notes(results: BenchResults): string[] {
   const out: string[] = [];
   for (const c of results.cycles) {
     const n = c.experiments.toLocaleString("en-US");
-    if (c.note !== null) out.push(`${n} experiments: ${c.note}.`);
-    for (const w of c.warnings.slice(0, 5)) out.push(`${n} experiments, worker log: ${w}`);
+    const mode = c.batched ? "batched" : "one per experiment";
+    if (c.note !== null) out.push(`${n} experiments (${mode}): ${c.note}.`);
+    for (const w of c.warnings.slice(0, 5)) out.push(`${n} experiments (${mode}), worker log: ${w}`);
   }
   return out;
 }
@@ -166,7 +171,7 @@ export function renderMarkdown(results: BenchResults): string {
     "",
     first === undefined
       ? "Not measured in this run."
-      : `\`startWorker\` in process, concurrency ${first.concurrency}, one poll job per experiment per round; a cycle is a poll job and the analyse job it enqueues.`,
+      : `\`startWorker\` in process, concurrency ${first.concurrency}, the synthetic source (in memory, no I/O). One per experiment: a \`poll-experiment\` job per experiment per round, and a cycle is that job and the \`analyse-experiment\` job it enqueues (two queue round-trips). Batched: the outcome's queries use \`:experiments\`, one \`poll-experiments\` job per round reads each metric once per batch of 500 experiments, then stores and analyses each experiment in the same job (${first.concurrency} at a time, each in its own transactions); a cycle is one experiment polled and analysed; its mean job ms is the whole round's job.`,
     "",
     ...markdownTable(CYCLE_HEADER, cycleRows(results)),
     "",

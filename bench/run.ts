@@ -35,6 +35,7 @@ const { values: args } = parseArgs({
     experiments: { type: "string" },
     rounds: { type: "string" },
     concurrency: { type: "string" },
+    polling: { type: "string" },
   },
   strict: true,
 });
@@ -47,12 +48,23 @@ function positiveInts(text: string, name: string): number[] {
   return values;
 }
 
+/** `--polling batched,single`: which poll→analysis scenarios run, in that order. */
+function pollingModes(text: string): ("batched" | "single")[] {
+  const modes = text.split(",").map((s) => s.trim());
+  const bad = modes.filter((m) => m !== "batched" && m !== "single");
+  if (bad.length > 0 || modes.length === 0) {
+    throw new Error(`--polling: expected batched, single or both separated by a comma, got "${text}"`);
+  }
+  return modes as ("batched" | "single")[];
+}
+
 const quick = args.quick;
 const sizes = {
   sequentialUpdates: quick ? 100_000 : 1_000_000,
   experiments: args.experiments ? positiveInts(args.experiments, "experiments") : quick ? [200] : [1000, 10_000],
   rounds: args.rounds ? (positiveInts(args.rounds, "rounds")[0] as number) : quick ? 2 : 3,
   concurrency: args.concurrency ? (positiveInts(args.concurrency, "concurrency")[0] as number) : 8,
+  polling: pollingModes(args.polling ?? "batched,single"),
   upsertPoints: quick ? 20_000 : 200_000,
   upsertBatch: 1000,
 };
@@ -93,28 +105,32 @@ async function main(): Promise<void> {
   );
 
   const cycles: CycleFigure[] = [];
-  for (const n of sizes.experiments) {
-    progress(`2/3 poll→analysis cycles with ${n.toLocaleString("en-US")} running experiments, ${sizes.rounds} rounds`);
-    const prefix = `${prefixBase}-e${n}`;
-    try {
-      cycles.push(
-        await benchPollCycles(dbs, redis, {
-          experiments: n,
-          rounds: sizes.rounds,
-          concurrency: sizes.concurrency,
-          prefix,
-          roundTimeoutMs: 180_000,
-          budgetMs: 300_000,
-        }),
+  for (const n of sizes.experiments)
+    for (const mode of sizes.polling) {
+      progress(
+        `2/3 poll→analysis cycles with ${n.toLocaleString("en-US")} running experiments (${mode}), ${sizes.rounds} rounds`,
       );
-    } finally {
-      await deleteRedisKeys(redis, `${prefix}:*`);
+      const prefix = `${prefixBase}-e${n}-${mode}`;
+      try {
+        cycles.push(
+          await benchPollCycles(dbs, redis, {
+            experiments: n,
+            rounds: sizes.rounds,
+            concurrency: sizes.concurrency,
+            prefix,
+            roundTimeoutMs: 180_000,
+            budgetMs: 300_000,
+            batched: mode === "batched",
+          }),
+        );
+      } finally {
+        await deleteRedisKeys(redis, `${prefix}:*`);
+      }
+      const last = cycles.at(-1);
+      progress(
+        `   ${last?.rounds.map((r) => `${Math.round(r.cyclesPerSecond)}/s in ${r.seconds.toFixed(1)} s`).join(", ")}`,
+      );
     }
-    const last = cycles.at(-1);
-    progress(
-      `   ${last?.rounds.map((r) => `${Math.round(r.cyclesPerSecond)}/s in ${r.seconds.toFixed(1)} s`).join(", ")}`,
-    );
-  }
 
   progress(`3/3 upsertPoints: ${sizes.upsertPoints.toLocaleString("en-US")} points, ${sizes.upsertBatch} per call`);
   const upsert = await benchUpsertPoints(dbs, {

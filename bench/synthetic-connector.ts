@@ -12,6 +12,8 @@
  */
 import type {
   ArmAggregate,
+  BatchAggregates,
+  BatchWindow,
   ConnectorConfig,
   ConnectorContext,
   ExperimentWindow,
@@ -28,6 +30,8 @@ export interface SyntheticMetric {
 }
 
 export class SyntheticSource {
+  /** Requests made to the source so far (one per `fetchArmAggregates` or `fetchBatchAggregates` call). */
+  requests = 0;
   /** `times[j - 1]` is the as-of time of snapshot j. */
   private readonly times: Date[] = [];
 
@@ -84,10 +88,28 @@ export function syntheticConnectors(
 ): (config: ConnectorConfig, context: ConnectorContext) => SignalConnector {
   return (config) => {
     const metric = metricOf(config);
+    // A query in the batched form reads many experiments per request, as the postgres connector does.
+    const batched = typeof config.query === "string" && config.query.includes(":experiments");
     return {
       type: "synthetic",
       describe: () => `synthetic source (${metric.name}, rate ${metric.rate}, seeded, in memory)`,
-      fetchArmAggregates: async (window) => source.aggregates(metric, window),
+      fetchArmAggregates: async (window) => {
+        source.requests += 1;
+        return source.aggregates(metric, window);
+      },
+      ...(batched
+        ? {
+            fetchBatchAggregates: async (window: BatchWindow): Promise<BatchAggregates> => {
+              source.requests += 1;
+              return new Map(
+                window.experiments.map((e) => [
+                  e.experimentKey,
+                  source.aggregates(metric, { ...e, to: window.to }) as ArmAggregate[],
+                ]),
+              );
+            },
+          }
+        : {}),
       // The benchmark measures experiments; the outcome's own series is empty.
       fetchOutcomeSeries: async (): Promise<SeriesPoint[]> => [],
       close: async () => {},
