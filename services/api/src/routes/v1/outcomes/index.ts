@@ -152,8 +152,9 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         tags: ["outcomes"],
         summary: "Get an outcome with its newest revisions and the counts of its experiments and gates",
         description:
-          "Bounded whatever the number of experiments, gates and revisions (under 20 KB for any outcome whose " +
-          "outcome.yaml is under about 15 KB): the lists are paged endpoints of their own, " +
+          "Bounded whatever the number of experiments, gates and revisions: the outcome's spec plus under 3 KB of " +
+          "counts, the newest revisions and the polling plan (under 20 KB for the demo's outcome with its 99 " +
+          "experiments). The lists are paged endpoints of their own, " +
           "GET /v1/outcomes/:id/experiments, GET /v1/gates?outcomeId=… and GET /v1/outcomes/:id/revisions.",
         params: IdParams,
         response: {
