@@ -142,14 +142,22 @@ interface ExperimentJson {
   arms: { name: string; weight: number }[];
 }
 
+/** Every experiment of the outcome, following the list's cursor page by page. */
 async function runningExperiments(apiUrl: string, apiKey: string, outcome: string): Promise<ExperimentJson[]> {
-  const response = await fetch(`${apiUrl}/v1/outcomes/${encodeURIComponent(outcome)}/experiments`, {
-    headers: { authorization: `Bearer ${apiKey}` },
-  }).catch((error: Error) => fail(`cannot reach the API at ${apiUrl}: ${error.message}`));
-  if (!response.ok)
-    fail(`the API answered ${response.status} for the experiments of ${outcome}: ${await response.text()}`);
-  const body = (await response.json()) as { items: ExperimentJson[] };
-  return body.items;
+  const items: ExperimentJson[] = [];
+  let cursor: string | null = null;
+  do {
+    const query = `limit=200${cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`}`;
+    const response = await fetch(`${apiUrl}/v1/outcomes/${encodeURIComponent(outcome)}/experiments?${query}`, {
+      headers: { authorization: `Bearer ${apiKey}` },
+    }).catch((error: Error) => fail(`cannot reach the API at ${apiUrl}: ${error.message}`));
+    if (!response.ok)
+      fail(`the API answered ${response.status} for the experiments of ${outcome}: ${await response.text()}`);
+    const body = (await response.json()) as { items: ExperimentJson[]; nextCursor: string | null };
+    items.push(...body.items);
+    cursor = body.nextCursor;
+  } while (cursor !== null);
+  return items;
 }
 
 /** An arm drawn by the arms' weights. */

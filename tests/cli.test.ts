@@ -151,8 +151,22 @@ describe("outcome-runtime apply, activate, status, keys", () => {
     const status = await cli(["status"]);
     expect(status.stdout).toContain("checkout-abandonment  [active]  rev 1");
     expect(status.stdout).toContain("target: decrease checkout_abandonment_rate by 10%");
+    // One outcome: its revisions, experiments and gates, each read from its own paged endpoint.
+    const one = await cli(["status", "checkout-abandonment"]);
+    expect(one.stdout).toContain("  revisions: #1 by ");
+    expect(one.stdout).toContain("  experiments: 3 proposed");
+    expect(one.stdout.match(/^ {4}- [a-z0-9-]+ \[proposed\] /gm)).toHaveLength(3);
+    expect(one.stdout).toMatch(/^ {4}- portfolio_review \[pending\] assignees /m);
     const json = await cli(["--json", "status", "checkout-abandonment"]);
-    expect(JSON.parse(json.stdout)).toMatchObject({ outcome: { slug: "checkout-abandonment", state: "active" } });
+    const detail = JSON.parse(json.stdout);
+    expect(detail).toMatchObject({
+      outcome: { slug: "checkout-abandonment", state: "active" },
+      gateCounts: { portfolio_review: { pending: 1 } },
+      pendingGates: 1,
+    });
+    expect(detail.revisions).toHaveLength(1);
+    expect(detail.experiments).toHaveLength(3);
+    expect(detail.gates.map((g: { kind: string }) => g.kind)).toEqual(["portfolio_review"]);
   });
 
   it("prints API refusals as `error[code]: detail` and exits 1", async () => {

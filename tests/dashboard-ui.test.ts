@@ -109,11 +109,32 @@ describe("the dashboard on the demo's data", () => {
       await shot(page, "1-outcomes");
       violations.outcomes = await axe(page);
 
-      // The outcome, its signal and its experiments.
+      // The outcome, its signal and its lists: the pending gates, the experiments and the revisions, each read
+      // from its own paged endpoint (the outcome's answer carries only their counts).
+      const listRequests: string[] = [];
+      page.on("request", (r) => {
+        const url = new URL(r.url());
+        if (/^\/v1\/(gates|outcomes\/[^/]+\/(experiments|revisions))$/.test(url.pathname)) {
+          listRequests.push(`${url.pathname}${url.search}`);
+        }
+      });
       await card.getByRole("link").first().click();
       await page.waitForURL(/\/outcomes\//);
       const winnerCard = page.locator(`[data-testid=experiment-card][data-key=${WINNER}]`);
       await winnerCard.waitFor();
+      await expect.poll(() => page.getByTestId("experiment-card").count()).toBe(3);
+      const pendingGate = page.getByTestId("outcome-pending-gate").first();
+      await pendingGate.waitFor();
+      expect(await pendingGate.getAttribute("data-kind")).toBe("analysis_review");
+      await expect.poll(() => page.getByTestId("outcome-revision").count()).toBe(1);
+      const { outcomeId } = (await getExperiment({ db: world.t.db }, world.seed.admin, WINNER)).experiment;
+      expect(listRequests).toEqual(
+        expect.arrayContaining([
+          expect.stringMatching(new RegExp(`^/v1/gates\\?outcomeId=${outcomeId}&status=pending&limit=\\d+$`)),
+          expect.stringMatching(new RegExp(`^/v1/outcomes/${outcomeId}/experiments\\?limit=\\d+$`)),
+          expect.stringMatching(new RegExp(`^/v1/outcomes/${outcomeId}/revisions\\?limit=\\d+$`)),
+        ]),
+      );
       await shot(page, "2-outcome");
       violations.outcome = await axe(page);
 

@@ -92,4 +92,23 @@ export class ApiClient {
     }
     return parsed as T;
   }
+
+  /**
+   * Every item of a paged list: GET `path` (it may carry a query of its own) with `limit=200`,
+   * then again with each page's `nextCursor` until the last page.
+   * @throws ApiError for a problem response, ConnectionError when unreachable.
+   */
+  async all<T>(path: string): Promise<T[]> {
+    const items: T[] = [];
+    let cursor: string | null = null;
+    do {
+      const url = new URL(path, "http://x");
+      url.searchParams.set("limit", "200");
+      if (cursor !== null) url.searchParams.set("cursor", cursor);
+      const page: { items: T[]; nextCursor: string | null } = await this.request("GET", `${url.pathname}${url.search}`);
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    } while (cursor !== null);
+    return items;
+  }
 }

@@ -23,6 +23,8 @@ export type ResponseJson<
 
 export type ExperimentJson = Schemas["Experiment"];
 export type GateJson = Schemas["Gate"];
+export type RevisionJson = Schemas["Revision"];
+export type OutcomeDetailJson = ResponseJson<"/v1/outcomes/{id}", "get">;
 export type AnalysisJson = Schemas["Analysis"];
 
 export type ExperimentDetailJson = ResponseJson<"/v1/experiments/{id}", "get">;

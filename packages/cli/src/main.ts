@@ -19,7 +19,7 @@ import {
 } from "@outcome-runtime/spec";
 import { Command, CommanderError, Option } from "commander";
 import { ApiError, ConnectionError } from "./api-client";
-import type { ResponseJson } from "./api-types";
+import type { ExperimentJson, GateJson, OutcomeDetailJson, ResponseJson, RevisionJson } from "./api-types";
 import { demoCommand } from "./commands/demo";
 import { experimentsCommand } from "./commands/experiments";
 import { gatesCommand } from "./commands/gates";
@@ -206,16 +206,16 @@ program
     const options = program.opts<GlobalOptions>();
     const client = clientOf(options);
     if (outcome) {
-      const detail = await client.request<Record<string, unknown>>(
-        "GET",
-        `/v1/outcomes/${encodeURIComponent(outcome)}`,
-      );
-      const experiments = await client.request<{ items: unknown[] }>(
-        "GET",
-        `/v1/outcomes/${encodeURIComponent(outcome)}/experiments`,
-      );
-      if (options.json) outJson({ ...detail, experiments: experiments.items });
-      else out(renderStatus.detail(detail, experiments.items));
+      // The outcome's answer carries counts; its lists are paged endpoints, read to the end here.
+      const detail = await client.request<OutcomeDetailJson>("GET", `/v1/outcomes/${encodeURIComponent(outcome)}`);
+      const id = encodeURIComponent(detail.outcome.id);
+      const [revisions, experiments, gates] = await Promise.all([
+        client.all<RevisionJson>(`/v1/outcomes/${id}/revisions`),
+        client.all<ExperimentJson>(`/v1/outcomes/${id}/experiments`),
+        client.all<GateJson>(`/v1/gates?outcomeId=${id}`),
+      ]);
+      if (options.json) outJson({ ...detail, revisions, experiments, gates });
+      else out(renderStatus.detail(detail, { revisions, experiments, gates }));
       return;
     }
     const list = await client.request<{ items: unknown[] }>("GET", "/v1/outcomes?limit=200");

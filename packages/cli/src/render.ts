@@ -34,19 +34,24 @@ function list(items: unknown[]): string {
     .join("\n\n");
 }
 
-function detail(d: Record<string, unknown>, experiments: unknown[]): string {
-  const o = d.outcome as OutcomeLike;
-  const gates = (d.gates as { kind: string; status: string; assignees: string[]; dueAt: string }[] | undefined) ?? [];
-  const revisions = (d.revisions as { revision: number; createdBy: string; createdAt: string }[] | undefined) ?? [];
+/** One outcome with every revision, experiment and gate (read page by page from their own endpoints). */
+function detail(
+  d: { outcome: OutcomeLike; experimentCounts: Record<string, number> },
+  lists: {
+    revisions: readonly { revision: number; createdBy: string; createdAt: string }[];
+    experiments: readonly { key: string; state: string; title: string }[];
+    gates: readonly { kind: string; status: string; assignees: string[]; dueAt: string }[];
+  },
+): string {
+  const o = d.outcome;
+  const { revisions, experiments, gates } = lists;
   const lines = [
     `${o.slug}  [${o.state}]  revision ${o.revision}`,
     `  ${o.name} (owner ${o.owner})`,
     `  target: ${target(o)}`,
     `  revisions: ${revisions.map((r) => `#${r.revision} by ${r.createdBy} at ${r.createdAt}`).join("; ")}`,
-    `  experiments: ${counts(d.experimentCounts as Record<string, number>)}`,
-    ...(experiments as { key: string; state: string; title: string }[]).map(
-      (e) => `    - ${e.key} [${e.state}] ${e.title}`,
-    ),
+    `  experiments: ${counts(d.experimentCounts)}`,
+    ...experiments.map((e) => `    - ${e.key} [${e.state}] ${e.title}`),
     `  gates:${gates.length === 0 ? " none" : ""}`,
     ...gates.map((g) => `    - ${g.kind} [${g.status}] assignees ${g.assignees.join(", ")}, due ${g.dueAt}`),
   ];

@@ -242,16 +242,24 @@ export function createMcpServer(context: McpServerContext): McpServer {
           const page = await activeOutcomes(context.deps, caller, { limit: 50 });
           const resources = [];
           for (const outcome of page.items) {
-            for (const e of await listExperimentsOfOutcome(context.deps, caller, outcome.id)) {
-              if (e.state !== "approved" && e.state !== "building") continue;
-              resources.push({
-                uri: briefResource(e.id),
-                name: e.key,
-                title: `Brief: ${e.title}`,
-                description: `${e.state} experiment of ${outcome.slug}`,
-                mimeType: "text/markdown",
+            let cursor: string | undefined;
+            do {
+              const experiments = await listExperimentsOfOutcome(context.deps, caller, outcome.id, {
+                cursor,
+                limit: 200,
               });
-            }
+              for (const e of experiments.items) {
+                if (e.state !== "approved" && e.state !== "building") continue;
+                resources.push({
+                  uri: briefResource(e.id),
+                  name: e.key,
+                  title: `Brief: ${e.title}`,
+                  description: `${e.state} experiment of ${outcome.slug}`,
+                  mimeType: "text/markdown",
+                });
+              }
+              cursor = experiments.nextCursor ?? undefined;
+            } while (cursor !== undefined);
           }
           return { resources };
         } catch (error) {

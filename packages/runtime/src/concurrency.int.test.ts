@@ -55,7 +55,7 @@ describe("proposals racing a portfolio decision", () => {
       ),
     ]);
     expect(decision.gate.status).toBe("approved");
-    const all = await listExperimentsOfOutcome(deps(), seed.admin, "race-portfolio");
+    const all = (await listExperimentsOfOutcome(deps(), seed.admin, "race-portfolio", { limit: 200 })).items;
     expect(all).toHaveLength(16);
     for (const e of all) {
       const gate = (await getGate(deps(), seed.admin, e.portfolioGateId!)).gate;

@@ -14,7 +14,16 @@ import {
   type Operation,
   type Prediction,
 } from "@outcome-runtime/core";
-import { audit, type DbOrTrx, experiments, gates, jobRequests, signals } from "@outcome-runtime/db";
+import {
+  audit,
+  type DbOrTrx,
+  experiments,
+  gates,
+  jobRequests,
+  type Page,
+  type PageRequest,
+  signals,
+} from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requestFingerprint, runIdempotent } from "./idempotency";
 import { pollNowJobId } from "./jobs";
@@ -266,15 +275,22 @@ export async function listExperimentAnalyses(
   return { experiment, analyses };
 }
 
-/** Experiments of an outcome, oldest first. @throws DomainError `not_found`. */
+/**
+ * Experiments of an outcome, oldest first, a page at a time (`limit` 1–200, default 50;
+ * pass the page's `nextCursor` back as `cursor`).
+ *
+ * @throws DomainError `forbidden` (`experiment.read`); `not_found` naming the id or slug (an outcome
+ *   of another workspace included); `validation_failed` (field `cursor`) for a cursor no page made.
+ */
 export async function listExperimentsOfOutcome(
   deps: RuntimeDeps,
   caller: Caller,
   outcomeIdOrSlug: string,
-): Promise<Experiment[]> {
+  page: PageRequest = {},
+): Promise<Page<Experiment>> {
   authorize(caller, "experiment.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, outcomeIdOrSlug);
-  return experiments.listExperiments(deps.db, outcome.workspaceId, { outcomeId: outcome.id });
+  return experiments.listExperimentsOfOutcomePage(deps.db, outcome.workspaceId, outcome.id, page);
 }
 
 /** The operation of the permissions table each direct action is. */

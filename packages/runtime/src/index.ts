@@ -155,7 +155,15 @@ export {
 } from "./metrics";
 export { DEFAULT_GATE_SLA_SECONDS, gatePolicy } from "./open-gate";
 export type { DirectOutcomeAction, OutcomeDetail, OutcomeSummary } from "./outcomes";
-export { DIRECT_OUTCOME_ACTIONS, getOutcome, listAudit, listOutcomes, transitionOutcome } from "./outcomes";
+export {
+  DIRECT_OUTCOME_ACTIONS,
+  getOutcome,
+  LATEST_REVISIONS,
+  listAudit,
+  listOutcomes,
+  listRevisionsOfOutcome,
+  transitionOutcome,
+} from "./outcomes";
 export type { SecretsKeyring } from "./secret-box";
 export { MAX_SECRET_BYTES, openSecret, sealSecret, secretsKeyringFromEnv } from "./secret-box";
 export type { SecretSummary } from "./secrets";

@@ -37,7 +37,7 @@ describe("applying an outcome", () => {
     expect(result.status).toBe("created");
     expect(result.outcome).toMatchObject({ slug: "apply-create", state: "draft", revision: 1 });
     const detail = await getOutcome(deps(), seed.admin, "apply-create");
-    expect(detail.revisions.map((r) => r.revision)).toEqual([1]);
+    expect(detail.latestRevisions.map((r) => r.revision)).toEqual([1]);
     const events = await audit.listAuditEvents(t.db, seed.workspaceId, { subjectId: result.outcome.id });
     expect(events.map((e) => e.action)).toEqual(["outcome.created"]);
   });
@@ -52,7 +52,7 @@ describe("applying an outcome", () => {
     });
     expect(reformatted.status).toBe("unchanged");
     const detail = await getOutcome(deps(), seed.admin, "apply-same");
-    expect(detail.revisions).toHaveLength(1);
+    expect(detail.latestRevisions).toHaveLength(1);
   });
 
   it("a changed file creates exactly one new revision and keeps the history", async () => {
@@ -63,8 +63,8 @@ describe("applying an outcome", () => {
     expect(revised.outcome.revision).toBe(2);
     expect(await applyOutcome(deps(), seed.admin, { source: changed })).toMatchObject({ status: "unchanged" });
     const detail = await getOutcome(deps(), seed.admin, "apply-changed");
-    expect(detail.revisions.map((r) => r.revision)).toEqual([2, 1]);
-    expect(detail.revisions[1]?.source).toContain("max_harm: 3%");
+    expect(detail.latestRevisions.map((r) => r.revision)).toEqual([2, 1]);
+    expect(detail.latestRevisions[1]?.source).toContain("max_harm: 3%");
   });
 
   it("concurrent applies of the same new file create one outcome and one revision", async () => {
@@ -72,7 +72,7 @@ describe("applying an outcome", () => {
     const results = await Promise.all(Array.from({ length: 10 }, () => applyOutcome(deps(), seed.admin, { source })));
     expect(results.filter((r) => r.status === "created")).toHaveLength(1);
     expect(results.filter((r) => r.status === "unchanged")).toHaveLength(9);
-    expect((await getOutcome(deps(), seed.admin, "apply-race")).revisions).toHaveLength(1);
+    expect((await getOutcome(deps(), seed.admin, "apply-race")).latestRevisions).toHaveLength(1);
   });
 
   it("an invalid file is refused with every diagnostic and stores nothing", async () => {

@@ -116,7 +116,7 @@ describe("who may revise an outcome", () => {
       owner: "maya.pm@acme.example",
       contentHash: outcome.contentHash,
     });
-    expect(detail.revisions.map((r) => r.revision)).toEqual([1]);
+    expect(detail.latestRevisions.map((r) => r.revision)).toEqual([1]);
     expect(detail.outcome.spec).toEqual(outcome.spec);
     const actions = (await outcomeEvents(outcome.id)).map((e) => e.action);
     expect(actions).toEqual(["outcome.activated", "outcome.created"]);

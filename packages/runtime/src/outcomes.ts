@@ -6,7 +6,8 @@ import {
   authorize,
   DomainError,
   type ExperimentState,
-  type Gate,
+  type GateKind,
+  type GateState,
   type Operation,
   type Outcome,
   type OutcomeRevision,
@@ -35,9 +36,20 @@ export interface OutcomeSummary {
   readonly pendingGates: number;
 }
 
+/** How many of the newest revisions an outcome's detail carries; the others are a page away. */
+export const LATEST_REVISIONS = 5;
+
+/**
+ * One outcome with bounded summaries of its lists: whatever the number of
+ * revisions, experiments and gates, its size stays that of the spec plus a
+ * few hundred bytes. The lists themselves are read a page at a time
+ * (`listRevisionsOfOutcome`, `listExperimentsOfOutcome`, `listGates` by outcome).
+ */
 export interface OutcomeDetail extends OutcomeSummary {
-  readonly revisions: readonly OutcomeRevision[];
-  readonly gates: readonly Gate[];
+  /** The newest revisions, at most `LATEST_REVISIONS`, newest first; `outcome.revision` is how many there are. */
+  readonly latestRevisions: readonly OutcomeRevision[];
+  /** Gates of the outcome by kind, then status (kinds and statuses with none are absent). */
+  readonly gateCounts: Partial<Record<GateKind, Partial<Record<GateState, number>>>>;
   /** How often the signal is polled, after the connector's budget (e.g. Mixpanel's) is applied. */
   readonly polling: PollingPlan;
 }
@@ -84,17 +96,40 @@ export async function listOutcomes(
   return { items: await summarise(deps, page.items), nextCursor: page.nextCursor };
 }
 
-/** One outcome by id or slug, with its revisions (newest first) and gates. */
+/**
+ * One outcome by id or slug, with its newest revisions, experiment and gate
+ * counts, and its polling plan (see `OutcomeDetail`).
+ *
+ * @throws DomainError `forbidden` (`outcome.read`); `not_found` naming the id or slug.
+ */
 export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
   authorize(caller, "outcome.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
-  const [summary, revisions, gatePage, polling] = await Promise.all([
+  const [summary, revisions, gateCounts, polling] = await Promise.all([
     summarise(deps, [outcome]).then((s) => s[0] as OutcomeSummary),
-    outcomes.listRevisions(deps.db, outcome.id),
-    gates.listGates(deps.db, outcome.workspaceId, { outcomeId: outcome.id, limit: 200 }),
+    outcomes.listRevisions(deps.db, outcome.workspaceId, outcome.id, { limit: LATEST_REVISIONS }),
+    gates.countGatesOfOutcome(deps.db, outcome.workspaceId, outcome.id),
     pollingPlan(deps, outcome.spec),
   ]);
-  return { ...summary, revisions, gates: gatePage.items, polling };
+  return { ...summary, latestRevisions: revisions.items, gateCounts, polling };
+}
+
+/**
+ * Revisions of an outcome, newest first, a page at a time (`limit` 1–200, default 50;
+ * pass the page's `nextCursor` back as `cursor`).
+ *
+ * @throws DomainError `forbidden` (`outcome.read`); `not_found` naming the id or slug (an outcome
+ *   of another workspace included); `validation_failed` (field `cursor`) for a cursor no page made.
+ */
+export async function listRevisionsOfOutcome(
+  deps: RuntimeDeps,
+  caller: Caller,
+  idOrSlug: string,
+  page: PageRequest,
+): Promise<Page<OutcomeRevision>> {
+  authorize(caller, "outcome.read");
+  const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
+  return outcomes.listRevisions(deps.db, outcome.workspaceId, outcome.id, page);
 }
 
 /** Actions on an outcome that a person may request directly. */

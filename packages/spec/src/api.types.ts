@@ -515,7 +515,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Get an outcome with its revisions and gates */
+        /**
+         * Get an outcome with its newest revisions and the counts of its experiments and gates
+         * @description Bounded whatever the number of experiments, gates and revisions: the outcome's spec plus under 3 KB of counts, the newest revisions and the polling plan (under 20 KB for the demo's outcome with its 99 experiments). The lists are paged endpoints of their own, GET /v1/outcomes/:id/experiments, GET /v1/gates?outcomeId=… and GET /v1/outcomes/:id/revisions.
+         */
         get: {
             parameters: {
                 query?: never;
@@ -536,12 +539,41 @@ export interface paths {
                     content: {
                         "application/json": {
                             outcome: components["schemas"]["Outcome"];
+                            /** @description experiments by state (states with none are absent) */
                             experimentCounts: {
                                 [key: string]: number;
                             };
+                            /** @description gates waiting for a decision */
                             pendingGates: number;
-                            revisions: components["schemas"]["Revision"][];
-                            gates: components["schemas"]["Gate"][];
+                            /** @description gates of the outcome by kind (portfolio_review, launch_approval, analysis_review, agent_request, achievement_review), then status (pending, approved, rejected, expired); kinds and statuses with none are absent. List the gates with GET /v1/gates?outcomeId=… (status and kind filter them). */
+                            gateCounts: {
+                                [key: string]: {
+                                    [key: string]: number;
+                                };
+                            };
+                            /** @description the newest 5 revisions, newest first; outcome.revision is how many there are */
+                            latestRevisions: [
+                            ] | [
+                                components["schemas"]["Revision"]
+                            ] | [
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"]
+                            ] | [
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"]
+                            ] | [
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"]
+                            ] | [
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"],
+                                components["schemas"]["Revision"]
+                            ];
                             /** @description how often the signal is polled after the connector's budget (e.g. Mixpanel's) */
                             polling: {
                                 /** @description signal.poll_interval, seconds */
@@ -551,6 +583,125 @@ export interface paths {
                                 /** @description why it was stretched, if it was */
                                 note: string | null;
                             };
+                        };
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/outcomes/{id}/revisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the revisions of an outcome, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    /** @description the `nextCursor` of the previous page */
+                    cursor?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    /** @description outcome id or slug */
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: components["schemas"]["Revision"][];
+                            /** @description pass back as `cursor`; null on the last page */
+                            nextCursor: string | null;
                         };
                     };
                 };
@@ -1285,10 +1436,14 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** List the experiments of an outcome */
+        /** List the experiments of an outcome, oldest first */
         get: {
             parameters: {
-                query?: never;
+                query?: {
+                    /** @description the `nextCursor` of the previous page */
+                    cursor?: string;
+                    limit?: number;
+                };
                 header?: never;
                 path: {
                     /** @description outcome id or slug */
@@ -1306,6 +1461,8 @@ export interface paths {
                     content: {
                         "application/json": {
                             items: components["schemas"]["Experiment"][];
+                            /** @description pass back as `cursor`; null on the last page */
+                            nextCursor: string | null;
                         };
                     };
                 };
@@ -5090,51 +5247,6 @@ export interface components {
             /** Format: date-time */
             createdAt: string;
         };
-        Gate: {
-            /** Format: uuid */
-            id: string;
-            /** Format: uuid */
-            outcomeId: string;
-            experimentId: string | null;
-            /** @enum {unknown} */
-            kind: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request" | "achievement_review";
-            /** @enum {unknown} */
-            status: "pending" | "approved" | "rejected" | "expired";
-            assignees: string[];
-            backup: string | null;
-            slaSeconds: number;
-            /** Format: date-time */
-            dueAt: string;
-            /** Format: date-time */
-            createdAt: string;
-            /** @description why the gate was opened */
-            context: {
-                [key: string]: unknown;
-            };
-            /** @description what the end of the SLA does: escalate to the backup (or the owner), or expire the gate */
-            onExpiry: "escalate" | "expire";
-            /**
-             * Format: date-time
-             * @description when the reminder is due (half the SLA)
-             */
-            remindAt: string;
-            remindedAt: string | null;
-            escalatedAt: string | null;
-            escalatedTo: string | null;
-            decision: components["schemas"]["GateDecision"] | null;
-        };
-        GateDecision: {
-            decision: string;
-            reason: string | null;
-            decidedBy: string;
-            /** @enum {unknown} */
-            channel: "web" | "email" | "mcp" | "api" | "system";
-            /** Format: date-time */
-            decidedAt: string;
-            detail: {
-                [key: string]: unknown;
-            } | null;
-        };
         Experiment: {
             /** Format: uuid */
             id: string;
@@ -5206,6 +5318,51 @@ export interface components {
             flagKey: string | null;
             reportedBy: string;
             reportedAt: string;
+        };
+        Gate: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            outcomeId: string;
+            experimentId: string | null;
+            /** @enum {unknown} */
+            kind: "portfolio_review" | "launch_approval" | "analysis_review" | "agent_request" | "achievement_review";
+            /** @enum {unknown} */
+            status: "pending" | "approved" | "rejected" | "expired";
+            assignees: string[];
+            backup: string | null;
+            slaSeconds: number;
+            /** Format: date-time */
+            dueAt: string;
+            /** Format: date-time */
+            createdAt: string;
+            /** @description why the gate was opened */
+            context: {
+                [key: string]: unknown;
+            };
+            /** @description what the end of the SLA does: escalate to the backup (or the owner), or expire the gate */
+            onExpiry: "escalate" | "expire";
+            /**
+             * Format: date-time
+             * @description when the reminder is due (half the SLA)
+             */
+            remindAt: string;
+            remindedAt: string | null;
+            escalatedAt: string | null;
+            escalatedTo: string | null;
+            decision: components["schemas"]["GateDecision"] | null;
+        };
+        GateDecision: {
+            decision: string;
+            reason: string | null;
+            decidedBy: string;
+            /** @enum {unknown} */
+            channel: "web" | "email" | "mcp" | "api" | "system";
+            /** Format: date-time */
+            decidedAt: string;
+            detail: {
+                [key: string]: unknown;
+            } | null;
         };
         Analysis: {
             /** Format: date-time */

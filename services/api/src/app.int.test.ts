@@ -160,7 +160,7 @@ describe("POST /v1/outcomes", () => {
     const third = await yaml(outcomeVariant("api-apply", [["max_harm: 3%", "max_harm: 4%"]]));
     expect(third.json()).toMatchObject({ status: "revised", outcome: { revision: 2 } });
     const detail = await app.inject({ method: "GET", url: "/v1/outcomes/api-apply", headers: auth });
-    expect(detail.json().revisions.map((r: { revision: number }) => r.revision)).toEqual([2, 1]);
+    expect(detail.json().latestRevisions.map((r: { revision: number }) => r.revision)).toEqual([2, 1]);
   });
 
   it("accepts the same document as JSON, and reports JSON errors with positions", async () => {

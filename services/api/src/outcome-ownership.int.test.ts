@@ -113,7 +113,7 @@ describe("POST /v1/outcomes by someone other than the owner", () => {
 
     const detail = await app.inject({ method: "GET", url: "/v1/outcomes/rest-takeover", headers: api.auth });
     expect(detail.json()).toMatchObject({ outcome: { revision: 1, owner: "maya.pm@acme.example" } });
-    expect(detail.json().revisions.map((r: { revision: number }) => r.revision)).toEqual([1]);
+    expect(detail.json().latestRevisions.map((r: { revision: number }) => r.revision)).toEqual([1]);
     expect(await audit(`subjectId=${outcome.id}&action=outcome.revised`)).toEqual([]);
 
     // The agent's build touching billing stays refused; the launch gate is not mallory's.

@@ -46,8 +46,10 @@ export type OutcomeSummary = Refine<Schemas["OutcomeSummary"], { outcome: Outcom
 export type OutcomeList = Refine<ResponseJson<"/v1/outcomes", "get">, { items: OutcomeSummary[] }>;
 export type OutcomeDetail = Refine<ResponseJson<"/v1/outcomes/{id}", "get">, { outcome: Outcome }>;
 export type OutcomeSeries = ResponseJson<"/v1/outcomes/{id}/series", "get">;
+export type RevisionList = ResponseJson<"/v1/outcomes/{id}/revisions", "get">;
 
 export type Experiment = Schemas["Experiment"];
+export type ExperimentList = ResponseJson<"/v1/outcomes/{id}/experiments", "get">;
 export type Arm = Experiment["arms"][number];
 
 /** The members of an arm's estimate (an open object in the API) the pages read. */

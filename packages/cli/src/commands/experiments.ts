@@ -63,13 +63,10 @@ export function experimentsCommand(globals: () => GlobalOptions): Command {
       }
       const groups: { outcome: string; items: ExperimentJson[] }[] = [];
       for (const o of outcomes) {
-        const list = await client.request<ResponseJson<"/v1/outcomes/{id}/experiments", "get">>(
-          "GET",
-          `/v1/outcomes/${encodeURIComponent(o.id)}/experiments`,
-        );
+        const list = await client.all<ExperimentJson>(`/v1/outcomes/${encodeURIComponent(o.id)}/experiments`);
         groups.push({
           outcome: o.slug,
-          items: list.items.filter((e) => opts.state === undefined || e.state === opts.state),
+          items: list.filter((e) => opts.state === undefined || e.state === opts.state),
         });
       }
       if (options.json) outJson({ items: groups.flatMap((g) => g.items) });

@@ -10,7 +10,7 @@ import type {
 import { type Selectable, sql } from "kysely";
 import type { DbOrTrx } from "../database";
 import type { ExperimentsTable } from "../schema";
-import { UUID } from "./pagination";
+import { cursorTs, type Page, type PageRequest, pageAfter, pageLimit, toPage, UUID } from "./pagination";
 
 function toExperiment(row: Selectable<ExperimentsTable>): Experiment {
   return {
@@ -133,6 +133,34 @@ export async function listExperiments(
   if (filter.state) q = q.where("state", "=", filter.state);
   const rows = await q.orderBy("created_at", "asc").orderBy("id", "asc").execute();
   return rows.map(toExperiment);
+}
+
+/**
+ * Experiments of an outcome, oldest first, a page at a time (`limit` 1–200,
+ * default 50). Scoped to the workspace.
+ *
+ * @throws DomainError `validation_failed` for a cursor no page made.
+ */
+export async function listExperimentsOfOutcomePage(
+  db: DbOrTrx,
+  workspaceId: string,
+  outcomeId: string,
+  page: PageRequest,
+): Promise<Page<Experiment>> {
+  const limit = pageLimit(page);
+  let q = db
+    .selectFrom("experiments")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where("outcome_id", "=", outcomeId);
+  if (page.cursor) q = q.where(pageAfter(page.cursor, "asc"));
+  const rows = await q
+    .select(cursorTs)
+    .orderBy("created_at", "asc")
+    .orderBy("id", "asc")
+    .limit(limit + 1)
+    .execute();
+  return toPage(rows, limit, toExperiment);
 }
 
 /** Experiments by state for each of the given outcomes (states with none are absent). */

@@ -299,6 +299,28 @@ export async function countPendingGatesByOutcome(
   return new Map(rows.map((r) => [r.outcome_id, Number(r.n)]));
 }
 
+/** Gates of one outcome by kind, then status (kinds and statuses with none are absent). */
+export async function countGatesOfOutcome(
+  db: DbOrTrx,
+  workspaceId: string,
+  outcomeId: string,
+): Promise<Partial<Record<GateKind, Partial<Record<GateState, number>>>>> {
+  const rows = await db
+    .selectFrom("gates")
+    .select(["kind", "status", (eb) => eb.fn.countAll<number>().as("n")])
+    .where("workspace_id", "=", workspaceId)
+    .where("outcome_id", "=", outcomeId)
+    .groupBy(["kind", "status"])
+    .execute();
+  const counts: Partial<Record<GateKind, Partial<Record<GateState, number>>>> = {};
+  for (const r of rows) {
+    const byStatus = counts[r.kind as GateKind] ?? {};
+    byStatus[r.status as GateState] = Number(r.n);
+    counts[r.kind as GateKind] = byStatus;
+  }
+  return counts;
+}
+
 /** Expire every pending gate of an outcome; returns the gates expired. */
 export async function expirePendingGatesOfOutcome(db: DbOrTrx, outcomeId: string, at: Date): Promise<Gate[]> {
   const rows = await db

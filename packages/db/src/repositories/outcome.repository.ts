@@ -201,14 +201,33 @@ export async function insertRevision(
 }
 
 /** Revisions of an outcome, newest first. */
-export async function listRevisions(db: DbOrTrx, outcomeId: string): Promise<OutcomeRevision[]> {
-  const rows = await db
+/**
+ * Revisions of an outcome, newest first, a page at a time (`limit` 1–200,
+ * default 50). Scoped to the workspace: another workspace's outcome id gives an
+ * empty page.
+ *
+ * @throws DomainError `validation_failed` for a cursor no page made.
+ */
+export async function listRevisions(
+  db: DbOrTrx,
+  workspaceId: string,
+  outcomeId: string,
+  page: PageRequest = {},
+): Promise<Page<OutcomeRevision>> {
+  const limit = pageLimit(page);
+  let q = db
     .selectFrom("outcome_revisions")
     .selectAll()
-    .where("outcome_id", "=", outcomeId)
-    .orderBy("revision", "desc")
+    .where("workspace_id", "=", workspaceId)
+    .where("outcome_id", "=", outcomeId);
+  if (page.cursor) q = q.where(pageAfter(page.cursor));
+  const rows = await q
+    .select(cursorTs)
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + 1)
     .execute();
-  return rows.map(toRevision);
+  return toPage(rows, limit, toRevision);
 }
 
 /**

@@ -1,6 +1,9 @@
 /**
- * Keyset pagination on `(created_at, id)`, newest first. A cursor is opaque to
- * clients: base64url of the last row's timestamp and id.
+ * Keyset pagination on `(created_at, id)`, newest first (or oldest first where a
+ * list reads in the order things happened). A cursor is opaque to clients:
+ * base64url of the last row's timestamp and id. It carries no workspace: every
+ * paged query is scoped to the caller's workspace, so a cursor from another
+ * workspace can only select rows the caller could already read.
  */
 import { DomainError } from "@outcome-runtime/core";
 import { type ExpressionBuilder, sql } from "kysely";
@@ -35,14 +38,20 @@ export const cursorTs = sql<string>`to_char(created_at AT TIME ZONE 'UTC', 'YYYY
   "cursor_ts",
 );
 
-/** The keyset condition "after the cursor" for tables ordered by `(created_at, id)` descending. */
-export function pageAfter(cursor: string) {
+/**
+ * The keyset condition "after the cursor" for tables ordered by `(created_at, id)`,
+ * descending (the default) or ascending.
+ *
+ * @throws DomainError `validation_failed` (field `cursor`) when the cursor was not made by a page.
+ */
+export function pageAfter(cursor: string, order: "desc" | "asc" = "desc") {
   const c = decodeCursor(cursor);
+  const beyond = order === "desc" ? "<" : ">";
   // biome-ignore lint/suspicious/noExplicitAny: shared by every table with created_at and id
   return (eb: ExpressionBuilder<any, any>) =>
     eb.or([
-      eb("created_at", "<", sql<Date>`${c.createdAt}::timestamptz`),
-      eb.and([eb("created_at", "=", sql<Date>`${c.createdAt}::timestamptz`), eb("id", "<", c.id)]),
+      eb("created_at", beyond, sql<Date>`${c.createdAt}::timestamptz`),
+      eb.and([eb("created_at", "=", sql<Date>`${c.createdAt}::timestamptz`), eb("id", beyond, c.id)]),
     ]);
 }
 

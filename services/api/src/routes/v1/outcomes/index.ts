@@ -5,11 +5,15 @@ import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
   activateOutcome,
   experimentJson,
+  GATE_KINDS,
+  GATE_STATES,
   gateJson,
   generatePortfolio,
   getOutcome,
+  LATEST_REVISIONS,
   listExperimentsOfOutcome,
   listOutcomes,
+  listRevisionsOfOutcome,
   MAX_SERIES_POINTS,
   OUTCOME_STATES,
   outcomeJson,
@@ -34,6 +38,26 @@ import {
 import type { RouteOptions } from "../../route-options";
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100, description: "outcome id or slug" }) });
+
+/** `cursor` and `limit` of a paged list, as every list of the API takes them. */
+const PageQuery = Type.Object({
+  cursor: Type.Optional(Type.String({ maxLength: 200, description: "the `nextCursor` of the previous page" })),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
+});
+
+const page = <T extends Parameters<typeof Type.Array>[0]>(item: T) =>
+  Type.Object({
+    items: Type.Array(item),
+    nextCursor: Type.Union([Type.String(), Type.Null()], {
+      description: "pass back as `cursor`; null on the last page",
+    }),
+  });
+
+const GateCountsDto = Type.Record(Type.String(), Type.Record(Type.String(), Type.Integer({ minimum: 1 })), {
+  description:
+    `gates of the outcome by kind (${GATE_KINDS.join(", ")}), then status (${GATE_STATES.join(", ")}); kinds and ` +
+    "statuses with none are absent. List the gates with GET /v1/gates?outcomeId=… (status and kind filter them).",
+});
 const Level = Type.Union([Type.Literal("low"), Type.Literal("medium"), Type.Literal("high")]);
 
 const HypothesisBody = Type.Object(
@@ -126,15 +150,25 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
       config: { operations: ["outcome.read"] },
       schema: {
         tags: ["outcomes"],
-        summary: "Get an outcome with its revisions and gates",
+        summary: "Get an outcome with its newest revisions and the counts of its experiments and gates",
+        description:
+          "Bounded whatever the number of experiments, gates and revisions: the outcome's spec plus under 3 KB of " +
+          "counts, the newest revisions and the polling plan (under 20 KB for the demo's outcome with its 99 " +
+          "experiments). The lists are paged endpoints of their own, " +
+          "GET /v1/outcomes/:id/experiments, GET /v1/gates?outcomeId=… and GET /v1/outcomes/:id/revisions.",
         params: IdParams,
         response: {
           200: Type.Object({
             outcome: OutcomeDto,
-            experimentCounts: Type.Record(Type.String(), Type.Integer()),
-            pendingGates: Type.Integer(),
-            revisions: Type.Array(RevisionDto),
-            gates: Type.Array(GateDto),
+            experimentCounts: Type.Record(Type.String(), Type.Integer(), {
+              description: "experiments by state (states with none are absent)",
+            }),
+            pendingGates: Type.Integer({ description: "gates waiting for a decision" }),
+            gateCounts: GateCountsDto,
+            latestRevisions: Type.Array(RevisionDto, {
+              maxItems: LATEST_REVISIONS,
+              description: `the newest ${LATEST_REVISIONS} revisions, newest first; outcome.revision is how many there are`,
+            }),
             polling: Type.Object(
               {
                 requestedSeconds: Type.Number({ description: "signal.poll_interval, seconds" }),
@@ -152,10 +186,28 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
       const detail = await getOutcome(deps, request.caller, request.params.id);
       return {
         ...summaryJson(detail),
-        revisions: detail.revisions.map(revisionJson),
-        gates: detail.gates.map(gateJson),
+        gateCounts: detail.gateCounts,
+        latestRevisions: detail.latestRevisions.map(revisionJson),
         polling: { ...detail.polling },
       };
+    },
+  );
+
+  app.get(
+    "/v1/outcomes/:id/revisions",
+    {
+      config: { operations: ["outcome.read"] },
+      schema: {
+        tags: ["outcomes"],
+        summary: "List the revisions of an outcome, newest first",
+        params: IdParams,
+        querystring: PageQuery,
+        response: { 200: page(RevisionDto), ...PROBLEM_RESPONSES },
+      },
+    },
+    async (request) => {
+      const list = await listRevisionsOfOutcome(deps, request.caller, request.params.id, request.query);
+      return { items: list.items.map(revisionJson), nextCursor: list.nextCursor };
     },
   );
 
@@ -309,14 +361,15 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
       config: { operations: ["experiment.read"] },
       schema: {
         tags: ["experiments"],
-        summary: "List the experiments of an outcome",
+        summary: "List the experiments of an outcome, oldest first",
         params: IdParams,
-        response: { 200: Type.Object({ items: Type.Array(ExperimentDto) }), ...PROBLEM_RESPONSES },
+        querystring: PageQuery,
+        response: { 200: page(ExperimentDto), ...PROBLEM_RESPONSES },
       },
     },
     async (request) => {
-      const list = await listExperimentsOfOutcome(deps, request.caller, request.params.id);
-      return { items: list.map(experimentJson) };
+      const list = await listExperimentsOfOutcome(deps, request.caller, request.params.id, request.query);
+      return { items: list.items.map(experimentJson), nextCursor: list.nextCursor };
     },
   );
 
