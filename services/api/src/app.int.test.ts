@@ -153,7 +153,12 @@ describe("POST /v1/outcomes", () => {
       status: "created",
       outcome: { slug: "api-apply", revision: 1, state: "draft" },
     });
-    expect(first.json().outcome.spec.target).toEqual({ direction: "decrease", value: 0.1, relative: true, sustain: 604_800 });
+    expect(first.json().outcome.spec.target).toEqual({
+      direction: "decrease",
+      value: 0.1,
+      relative: true,
+      sustain: 604_800,
+    });
     const second = await yaml(source);
     expect(second.statusCode).toBe(200);
     expect(second.json().status).toBe("unchanged");
