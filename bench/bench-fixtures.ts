@@ -20,7 +20,7 @@ export interface BenchOutcome {
  * `outcome.example.yaml` with its queries in the batched form (`:experiments`,
  * an `experiment` column): one query reads many experiments.
  */
-export function batchedExampleOutcome(): string {
+function batchedExampleOutcome(): string {
   let text = exampleOutcome();
   for (const [from, to] of [
     ["SELECT e.arm,", "SELECT e.experiment_key AS experiment, e.arm,"],
