@@ -65,10 +65,13 @@ export async function analyseExperiment(deps: RuntimeDeps, experimentId: string)
 
 /**
  * The transactional side of an analysis, for an experiment locked by the
- * caller: read the new snapshots, fix the statistical plan once, write one row
- * per snapshot (`analyseSnapshot` computes it) and apply the first decision.
+ * caller (its outcome share-locked first, then the experiment, as
+ * `analyseExperiment` does): read the new snapshots, fix the statistical plan
+ * once, write one row per snapshot (`analyseSnapshot` computes it) and apply
+ * the first decision. The batched poll calls it in the transaction that
+ * stored the points.
  */
-async function writeAnalyses(
+export async function writeAnalyses(
   deps: RuntimeDeps,
   trx: Trx,
   experiment: Experiment,

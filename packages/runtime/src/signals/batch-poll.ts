@@ -15,6 +15,7 @@ import { experiments as experimentRows, outcomes, signals } from "@outcome-runti
 import pLimit from "p-limit";
 import { inTransaction, nowOf } from "../context";
 import { specOf } from "../spec-of";
+import { type AnalysisOutcome, writeAnalyses } from "./analyse";
 import { escalateConsecutiveErrors } from "./error-escalation";
 import {
   describePollError,
@@ -38,13 +39,17 @@ export interface BatchPollResult {
   readonly requests: number;
   /** Each source request, in the order made. */
   readonly reads: readonly SourceRead[];
-  /** Experiments whose points were stored (their analysis may run next). */
+  /** Experiments whose points were stored and analysed, each in one transaction. */
   readonly polled: readonly {
     readonly experimentId: string;
     readonly experimentKey: string;
     readonly inserted: number;
     readonly updated: number;
     readonly unchanged: number;
+    /** The analysis of the new snapshots (its decision, the webhooks to deliver after commit). */
+    readonly analysis: AnalysisOutcome;
+    /** Wall time of the experiment's transaction, seconds. */
+    readonly durationSeconds: number;
   }[];
   /** Experiments whose poll failed this round, with the error recorded on each. */
   readonly failed: readonly {
@@ -69,8 +74,9 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * outcome's signal, each guardrail, each secondary metric) a connector that
  * reads in batches (`fetchBatchAggregates`) is asked once per batch of at most
  * `batchSize` experiments; one that does not is asked once per experiment, as
- * the single poll does. Then each experiment's points are upserted in a
- * transaction of its own with its poll mark; an experiment whose read failed
+ * the single poll does. Then each experiment's points are upserted and its new
+ * snapshots analysed (decision included) in a transaction of its own, with its
+ * poll mark: no queue round-trip per experiment; an experiment whose read failed
  * (its batch's request, or its own rows) gets the error recorded instead,
  * counts towards `consecutive_error_limit`, and is retried next round. A
  * failure of the runtime's own database is thrown (the job is retried).
@@ -192,10 +198,13 @@ export async function pollExperimentBatches(
       return;
     }
     const arms = e.arms.map((a) => a.name);
+    const started = performance.now();
     const stored = await inTransaction(deps.db, async (trx) => {
-      // Locked and read again: a pause or a decision since the list was read means this round skips it.
+      // The outcome share-locked, then the experiment locked and read again (the order of an analysis, a gate
+      // decision and an abandon): a pause or a decision since the list was read means this round skips it.
+      const lockedOutcome = await outcomes.findOutcome(trx, e.workspaceId, e.outcomeId, { forShare: true });
       const current = await experimentRows.findExperimentById(trx, e.id, { forUpdate: true });
-      if (current === null || current.state !== "running") return null;
+      if (current === null || current.state !== "running" || lockedOutcome === null) return null;
       let inserted = 0;
       let updated = 0;
       let unchanged = 0;
@@ -219,9 +228,18 @@ export async function pollExperimentBatches(
         unchanged += report.unchanged;
       }
       await signals.recordExperimentPoll(trx, e.id, at, null);
-      return { inserted, updated, unchanged };
+      // Analysed in the same transaction: the points and their analyses commit together, or neither.
+      const analysis = await writeAnalyses(deps, trx, current, lockedOutcome);
+      return { inserted, updated, unchanged, analysis };
     });
-    if (stored !== null) polled.push({ experimentId: e.id, experimentKey: e.key, ...stored });
+    if (stored !== null) {
+      polled.push({
+        experimentId: e.id,
+        experimentKey: e.key,
+        ...stored,
+        durationSeconds: (performance.now() - started) / 1000,
+      });
+    }
   };
   await Promise.all(running.map((e) => limit(() => store(e))));
   return { outcomeId, experiments: running.length, requests: reads.length, reads, polled, failed, escalations };

@@ -5,6 +5,7 @@
  * scheduler of an experiment decided, of an outcome closed).
  */
 import {
+  type AnalysisOutcome,
   analyseExperiment,
   analyseJobId,
   describePollError,
@@ -17,7 +18,6 @@ import {
   webhookJobId,
 } from "@outcome-runtime/runtime";
 import { UnrecoverableError } from "bullmq";
-import pLimit from "p-limit";
 import { msSince, type WorkerContext } from "../context";
 import type { QueueProcessor } from "../dispatch";
 
@@ -29,7 +29,11 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
   async function analyseAndAct(experimentId: string) {
     const started = performance.now();
     const outcome = await analyseExperiment(context.signals, experimentId);
-    const durationMs = msSince(started);
+    return actOn(experimentId, outcome, msSince(started));
+  }
+
+  /** Log an analysis that committed, and act on its decision: stop the experiment's scheduler, queue its webhooks. */
+  async function actOn(experimentId: string, outcome: AnalysisOutcome, durationMs: number) {
     context.metrics?.analysisDone(outcome, durationMs / 1000);
     // The newest analysis's answer (a decision, or `continue` with its reason), if one was written.
     const latest = outcome.decision ?? outcome.looks.at(-1) ?? null;
@@ -135,25 +139,12 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       for (const e of result.escalations) {
         logger.warn({ experimentId: e.experimentId, action: e.action, reason: e.reason }, "experiment decided");
       }
-      const polledMs = msSince(started);
-      // Each experiment analysed here, in its own transaction: no queue round-trip per experiment.
+      // Each experiment was stored and analysed in its own transaction by the poll: act on what committed.
       let decided = 0;
-      let analysisFailures = 0;
-      const limit = pLimit(context.concurrency);
-      await Promise.all(
-        result.polled.map((p) =>
-          limit(async () => {
-            try {
-              const done = await analyseAndAct(p.experimentId);
-              if (done.decision !== null) decided += 1;
-            } catch (error) {
-              // One experiment's failed analysis leaves the others analysed; the next round analyses it again.
-              analysisFailures += 1;
-              logger.warn({ experimentId: p.experimentId, outcomeId, err: error }, "analysis failed");
-            }
-          }),
-        ),
-      );
+      for (const p of result.polled) {
+        const done = await actOn(p.experimentId, p.analysis, Math.round(p.durationSeconds * 10_000) / 10);
+        if (done.decision !== null) decided += 1;
+      }
       logger.info(
         {
           outcomeId,
@@ -162,8 +153,6 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
           polled: result.polled.length,
           failed: result.failed.length,
           decided,
-          analysisFailures,
-          pollMs: polledMs,
           durationMs: msSince(started),
         },
         "experiments polled in batches",
