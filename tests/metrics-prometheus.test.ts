@@ -312,7 +312,8 @@ describe("Prometheus metrics", () => {
       'outcome_runtime_gate_sla_remaining_seconds{kind="analysis_review"}',
     );
     expect(remaining[0]!.value).toBeGreaterThan(0);
-    expect((await present(prometheus, "outcome_runtime_gates_pending", 8)).length).toBe(8);
+    // Every gate kind × SLA state, zeros included.
+    expect((await present(prometheus, "outcome_runtime_gates_pending", 10)).length).toBe(10);
     // The pause's webhook waits in the outbox: no URL is configured, which the worker says too.
     await waitForQuery(prometheus, 'outcome_runtime_outbox_backlog{kind="webhook"}', (s) => total(s) >= 1);
     const webhookAge = await present(prometheus, 'outcome_runtime_outbox_oldest_age_seconds{kind="webhook"}');
