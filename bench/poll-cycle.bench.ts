@@ -65,6 +65,8 @@ export interface CycleFigure {
   /** Mean processing time of one job, ms, over the jobs sampled during the rounds. */
   readonly jobMs: { readonly poll: number | null; readonly analyse: number | null };
   readonly failedJobs: number;
+  /** Resident set size of the process (worker in process) after the rounds, MiB. */
+  readonly rssMiB: number;
   readonly warnings: readonly string[];
   readonly note: string | null;
 }
@@ -332,6 +334,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
         ? { poll: sampler.mean(JOB.pollExperimentBatch), analyse: null }
         : { poll: sampler.mean(JOB.pollExperiment), analyse: sampler.mean(JOB.analyseExperiment) },
       failedJobs: failed.failed ?? 0,
+      rssMiB: process.memoryUsage().rss / 2 ** 20,
       warnings,
       note,
     };

@@ -4,6 +4,7 @@
  * markers so the hand-written introduction stays.
  */
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import type { KillLatencyFigure } from "./kill-latency.bench";
 import type { MachineFacts } from "./machine";
 import type { CycleFigure } from "./poll-cycle.bench";
 import type { SequentialFigure } from "./sequential-test.bench";
@@ -16,6 +17,8 @@ export interface BenchResults {
   readonly machine: MachineFacts;
   readonly sequential: readonly SequentialFigure[];
   readonly cycles: readonly CycleFigure[];
+  /** Kill-switch latency scenarios (batched polling); absent when not run. */
+  readonly kill?: readonly KillLatencyFigure[];
   readonly upsert: UpsertFigure | null;
   readonly totalSeconds: number;
   /** 1-minute load average at the start and at the end of the run: other work on the machine lowers the figures. */
@@ -65,8 +68,31 @@ function cycleRows(results: BenchResults): string[][] {
     `${fmt(c.reconcileSeconds)} / ${fmt(c.steadyReconcileSeconds)}`,
     fmt(c.warmupSeconds),
     String(c.failedJobs),
+    fmt(c.rssMiB),
   ]);
 }
+
+function killRows(results: BenchResults): string[][] {
+  const q = (x: { p50: number; p99: number; max: number } | null) =>
+    x === null ? "–" : `${fmt(x.p50)} / ${fmt(x.p99)} / ${fmt(x.max)}`;
+  return (results.kill ?? []).map((k) => [
+    k.experiments.toLocaleString("en-US"),
+    `${k.harmful}`,
+    `${k.paused} / ${k.webhooks}`,
+    q(k.pauseSeconds),
+    q(k.webhookSeconds),
+    fmt(k.roundSeconds),
+  ]);
+}
+
+const KILL_HEADER = [
+  "running experiments",
+  "harmful",
+  "paused / webhooks received",
+  "s to pause (p50 / p99 / max)",
+  "s to webhook (p50 / p99 / max)",
+  "round s",
+];
 
 function upsertRows(results: BenchResults): string[][] {
   return (results.upsert?.passes ?? []).map((p) => [
@@ -98,6 +124,7 @@ const CYCLE_HEADER = [
   "reconcile s (start / steady)",
   "warm-up s",
   "failed jobs",
+  "process RSS MiB after the rounds",
 ];
 const UPSERT_HEADER = ["pass", "points", "calls", "points/s", "seconds", "inserted / updated / unchanged"];
 
@@ -108,6 +135,9 @@ function notes(results: BenchResults): string[] {
     const mode = c.batched ? "batched" : "one per experiment";
     if (c.note !== null) out.push(`${n} experiments (${mode}): ${c.note}.`);
     for (const w of c.warnings.slice(0, 5)) out.push(`${n} experiments (${mode}), worker log: ${w}`);
+  }
+  for (const k of results.kill ?? []) {
+    if (k.note !== null) out.push(`kill-switch, ${k.experiments.toLocaleString("en-US")} experiments: ${k.note}.`);
   }
   return out;
 }
@@ -126,6 +156,9 @@ export function renderText(results: BenchResults): string {
     "",
     "2. poll→analysis cycles (worker in process, synthetic connector)",
     ...table(CYCLE_HEADER, cycleRows(results)),
+    "",
+    "2b. kill-switch latency, batched polling (from the harmful rows to the pause and to the webhook)",
+    ...table(KILL_HEADER, killRows(results)),
     "",
     `3. signals.upsertPoints, ${results.upsert?.batch.toLocaleString("en-US") ?? "–"} points per call`,
     ...table(UPSERT_HEADER, upsertRows(results)),
@@ -174,6 +207,12 @@ export function renderMarkdown(results: BenchResults): string {
       : `\`startWorker\` in process, concurrency ${first.concurrency}, the synthetic source (in memory, no I/O). One per experiment: a \`poll-experiment\` job per experiment per round, and a cycle is that job and the \`analyse-experiment\` job it enqueues (two queue round-trips). Batched: the outcome's queries use \`:experiments\`, one \`poll-experiments\` job per round reads each metric once per batch of 500 experiments, then stores and analyses each experiment in the same job (${first.concurrency} at a time, each in its own transactions); a cycle is one experiment polled and analysed; its mean job ms is the whole round's job.`,
     "",
     ...markdownTable(CYCLE_HEADER, cycleRows(results)),
+    "",
+    "### 2b. Kill-switch latency with batched polling",
+    "",
+    "1 % of the running experiments (at least 5) have a harmful treatment, past `min_sample_per_arm` at the first snapshot; the snapshot is published and the `poll-experiments` job added at the same instant (the end of a poll interval). Seconds from then to each harmful experiment's `experiment.paused` audit event, and to its signed webhook received by a local HTTP receiver: what comes on top of the poll interval.",
+    "",
+    ...markdownTable(KILL_HEADER, killRows(results)),
     "",
     `### 3. Bulk upsert of signal points (\`signals.upsertPoints\`, ${results.upsert?.batch.toLocaleString("en-US") ?? "–"} points per call, ${results.upsert?.series ?? "–"} series)`,
     "",

@@ -22,6 +22,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
 import { BenchDatabases, deleteRedisKeys, redisUrl } from "./bench-database";
+import { benchKillLatency, type KillLatencyFigure } from "./kill-latency.bench";
 import { machineFacts } from "./machine";
 import { benchPollCycles, type CycleFigure } from "./poll-cycle.bench";
 import { type BenchResults, renderMarkdown, renderText, writeGeneratedSection } from "./report";
@@ -132,6 +133,28 @@ async function main(): Promise<void> {
       );
     }
 
+  const kill: KillLatencyFigure[] = [];
+  for (const n of sizes.experiments) {
+    progress(`2b kill-switch latency with ${n.toLocaleString("en-US")} running experiments polled in batches`);
+    const prefix = `${prefixBase}-k${n}`;
+    try {
+      kill.push(
+        await benchKillLatency(dbs, redis, {
+          experiments: n,
+          concurrency: sizes.concurrency,
+          prefix,
+          timeoutMs: 300_000,
+        }),
+      );
+    } finally {
+      await deleteRedisKeys(redis, `${prefix}:*`);
+    }
+    const k = kill.at(-1);
+    progress(
+      `   ${k?.paused}/${k?.harmful} paused, p99 ${k?.pauseSeconds?.p99.toFixed(2)} s; webhooks p99 ${k?.webhookSeconds?.p99.toFixed(2)} s`,
+    );
+  }
+
   progress(`3/3 upsertPoints: ${sizes.upsertPoints.toLocaleString("en-US")} points, ${sizes.upsertBatch} per call`);
   const upsert = await benchUpsertPoints(dbs, {
     points: sizes.upsertPoints,
@@ -143,6 +166,7 @@ async function main(): Promise<void> {
     machine,
     sequential,
     cycles,
+    kill,
     upsert,
     totalSeconds: (performance.now() - started) / 1000,
     load: [loadAtStart, os.loadavg()[0] ?? 0],

@@ -32,6 +32,19 @@ export interface SyntheticMetric {
 export class SyntheticSource {
   /** Requests made to the source so far (one per `fetchArmAggregates` or `fetchBatchAggregates` call). */
   requests = 0;
+  /**
+   * @param options.unitsPerSnapshot units each arm gains per snapshot (default 400–599, drawn); a fixed
+   *   number makes a scenario reach `min_sample_per_arm` at a known snapshot.
+   * @param options.harmful experiment keys whose treatment converts at `harmFactor` × the rate (the
+   *   kill-switch scenario); none by default.
+   */
+  constructor(
+    private readonly options: {
+      readonly unitsPerSnapshot?: number;
+      readonly harmful?: ReadonlySet<string>;
+      readonly harmFactor?: number;
+    } = {},
+  ) {}
   /** `times[j - 1]` is the as-of time of snapshot j. */
   private readonly times: Date[] = [];
 
@@ -62,10 +75,12 @@ export class SyntheticSource {
       const ts = this.times[j - 1] as Date;
       window.arms.forEach((arm, i) => {
         const next = uniform(hashSeed(`${window.experimentKey}|${metric.name}|${arm}|${j}`));
-        const units = 400 + Math.floor(next() * 200);
+        const units = this.options.unitsPerSnapshot ?? 400 + Math.floor(next() * 200);
         const total = totals[i] as { units: number; sum: number };
+        const harmed = arm !== "control" && this.options.harmful?.has(window.experimentKey) === true;
+        const rate = harmed ? Math.min(1, metric.rate * (this.options.harmFactor ?? 1)) : metric.rate;
         total.units += units;
-        total.sum += conversions(next, units, metric.rate);
+        total.sum += conversions(next, units, rate);
       });
       if (ts.getTime() <= window.from.getTime() || ts.getTime() > window.to.getTime()) continue;
       window.arms.forEach((arm, i) => {
