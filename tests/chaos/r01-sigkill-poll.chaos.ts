@@ -45,12 +45,29 @@ interface Interrupted {
   readonly killAt: number;
 }
 
-it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplicate nothing`, async () => {
+/** SOURCE_QUERY in the batched form: every experiment of a batch in one query, each row naming its experiment. */
+const BATCHED_QUERY = SOURCE_QUERY.replace("SELECT arm,", "SELECT experiment_key AS experiment, arm,").replace(
+  "experiment_key = :experiment",
+  "experiment_key = ANY(:experiments)",
+);
+
+it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplicate nothing`, () =>
+  sigkillScenario({ ids: ["R1", "R2"], kills: KILLS, query: SOURCE_QUERY }));
+
+it(`R1b/R2b: ${scaled(50, 4)} SIGKILLs of a worker in the middle of batched polls (one job reads every experiment) lose and duplicate nothing`, () =>
+  sigkillScenario({ ids: ["R1b", "R2b"], kills: scaled(50, 4), query: BATCHED_QUERY }));
+
+async function sigkillScenario(scenario: {
+  readonly ids: readonly [string, string];
+  readonly kills: number;
+  readonly query: string;
+}): Promise<void> {
+  const KILLS = scenario.kills;
   const started = Date.now();
   const world = await createWorld(cleanups);
   // A minimum sample no experiment reaches: every analysis is "warming up", nothing is decided.
   await activeOutcome(world, "chaos-kill", 1_000_000_000, {
-    query: SOURCE_QUERY.replace("FROM source_points", "FROM source_points CROSS JOIN pg_sleep(0.3)"),
+    query: scenario.query.replace("FROM source_points", "FROM source_points CROSS JOIN pg_sleep(0.3)"),
   });
   const keys = ["kill-a", "kill-b", "kill-c", "kill-d", "kill-e"];
   const launched = await launchExperiments(world, "chaos-kill", keys);
@@ -146,9 +163,12 @@ it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplica
   const { median, max } = medianMax(recoveries);
   const detected = medianMax(detections);
   const bound = 2 * LOCK_MS + 2000;
+  const batched = scenario.query.includes(":experiments");
   report({
-    id: "R1",
-    title: "SIGKILL the worker inside poll and analysis jobs",
+    id: scenario.ids[0],
+    title: batched
+      ? "SIGKILL the worker inside batched poll jobs (every experiment of the outcome in one job)"
+      : "SIGKILL the worker inside poll and analysis jobs",
     fault: "SIGKILL of a worker process",
     faults: KILLS,
     lost: ingest.lostPoints + ingest.missingAnalyses,
@@ -164,9 +184,9 @@ it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplica
     ms: Date.now() - started,
   });
   report({
-    id: "R2",
-    title: "Recovery latency after a SIGKILL",
-    fault: "as R1",
+    id: scenario.ids[1],
+    title: batched ? "Recovery latency after a SIGKILL, batched polls" : "Recovery latency after a SIGKILL",
+    fault: `as ${scenario.ids[0]}`,
     faults: recoveries.length,
     lost: 0,
     duplicated: 0,
@@ -188,4 +208,4 @@ it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplica
   // When it is then taken depends on the load of the replica left (reported as the re-run figures).
   expect(detections).toHaveLength(recoveries.length);
   expectWithinLoadBound(detected.max, bound);
-});
+}
