@@ -42,6 +42,8 @@ async function admin<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
 
 export interface BenchDatabase {
   readonly name: string;
+  /** Its URL, for a process of its own (the API). */
+  readonly url: string;
   readonly db: Db;
   /** Close the pool and drop the database. */
   readonly drop: () => Promise<void>;
@@ -86,6 +88,7 @@ export class BenchDatabases {
     this.pools.add(db);
     return {
       name,
+      url: urlFor(name),
       db,
       drop: async () => {
         this.pools.delete(db);
@@ -93,6 +96,17 @@ export class BenchDatabases {
         await this.dropDatabase(name);
       },
     };
+  }
+
+  /** A URL of the administrative database, for a loader that creates its own database. */
+  adminUrl(): string {
+    return urlFor(process.env.BENCH_ADMIN_DB ?? "postgres");
+  }
+
+  /** Drop database `name` with the others at the end (a loader creates it); returns the name. */
+  track(name: string): string {
+    this.created.add(name);
+    return name;
   }
 
   private async dropDatabase(name: string): Promise<void> {

@@ -5,7 +5,10 @@
  * 1. `sequentialTest` updates per second, in process;
  * 2. poll→analysis cycles per second with 1,000 and 10,000 running experiments
  *    (the worker in process, a synthetic connector);
- * 3. `signals.upsertPoints` points per second (new, identical, 1 % revised).
+ * 3. `signals.upsertPoints` points per second (new, identical, 1 % revised);
+ * 4. API reads under load: the API in a process of its own on the demo's
+ *    data, driven by autocannon (requests/s at saturation, p50/p99 at half);
+ * 5. MCP tool calls through the SDK client over HTTP (p50/p99 per tool).
  *
  * Uses databases of its own (`outcome_runtime_bench_<pid>*`, dropped at the
  * end) and a BullMQ prefix of its own (`outcome-runtime-bench-<pid>-*`, deleted
@@ -14,18 +17,33 @@
  *
  * Options: `--quick` (small sizes, for a smoke run; writes nothing),
  * `--no-write` (do not touch docs/performance.md), `--experiments 1000,10000`,
- * `--rounds 3`, `--concurrency 8`. Environment: BENCH_POSTGRES_URL (server URL
+ * `--rounds 3`, `--concurrency 8`, `--only api,mcp` (run only these parts of
+ * `sequential,cycles,upsert,api,mcp`; the other parts' figures in
+ * docs/performance.md are kept as they were), `--comparisons 24` (ASOS
+ * comparisons in the demo world of parts 4 and 5; `all` for the demo's 99),
+ * `--seconds 8` (each load run of part 4). Environment: BENCH_POSTGRES_URL (server URL
  * without a database), BENCH_ADMIN_DB (default `postgres`), BENCH_REDIS_URL.
  */
 import os from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
+import { type ApiProcess, startApi } from "./api-process";
+import { benchApiReads } from "./api-reads.bench";
 import { BenchDatabases, deleteRedisKeys, redisUrl } from "./bench-database";
+import { buildDemoWorld, type DemoWorld } from "./demo-world";
 import { benchKillLatency, type KillLatencyFigure } from "./kill-latency.bench";
 import { machineFacts } from "./machine";
+import { approveExperiments, benchMcpCalls } from "./mcp-calls.bench";
 import { benchPollCycles, type CycleFigure } from "./poll-cycle.bench";
-import { type BenchResults, renderMarkdown, renderText, writeGeneratedSection } from "./report";
+import {
+  BENCH_PARTS,
+  type BenchPart,
+  type BenchResults,
+  renderMarkdown,
+  renderText,
+  writeGeneratedSection,
+} from "./report";
 import { benchSequentialTest } from "./sequential-test.bench";
 import { benchUpsertPoints } from "./upsert-points.bench";
 
@@ -37,6 +55,9 @@ const { values: args } = parseArgs({
     rounds: { type: "string" },
     concurrency: { type: "string" },
     polling: { type: "string" },
+    only: { type: "string" },
+    comparisons: { type: "string" },
+    seconds: { type: "string" },
   },
   strict: true,
 });
@@ -59,7 +80,19 @@ function pollingModes(text: string): ("batched" | "single")[] {
   return modes as ("batched" | "single")[];
 }
 
+/** `--only api,mcp`: which parts run. */
+function partsOf(text: string | undefined): ReadonlySet<BenchPart> {
+  if (text === undefined) return new Set(BENCH_PARTS);
+  const parts = text.split(",").map((s) => s.trim());
+  const bad = parts.filter((p) => !(BENCH_PARTS as readonly string[]).includes(p));
+  if (bad.length > 0 || parts.length === 0) {
+    throw new Error(`--only: expected some of ${BENCH_PARTS.join(", ")} separated by commas, got "${text}"`);
+  }
+  return new Set(parts as BenchPart[]);
+}
+
 const quick = args.quick;
+const parts = partsOf(args.only);
 const sizes = {
   sequentialUpdates: quick ? 100_000 : 1_000_000,
   experiments: args.experiments ? positiveInts(args.experiments, "experiments") : quick ? [200] : [1000, 10_000],
@@ -68,6 +101,18 @@ const sizes = {
   polling: pollingModes(args.polling ?? "batched,single"),
   upsertPoints: quick ? 20_000 : 200_000,
   upsertBatch: 1000,
+  comparisons:
+    args.comparisons === "all"
+      ? null
+      : args.comparisons
+        ? (positiveInts(args.comparisons, "comparisons")[0] as number)
+        : quick
+          ? 4
+          : 24,
+  loadSeconds: args.seconds ? (positiveInts(args.seconds, "seconds")[0] as number) : quick ? 2 : 8,
+  connections: 16,
+  mcpCalls: quick ? 20 : 200,
+  mcpWrites: quick ? 10 : 100,
 };
 const write = !quick && !args["no-write"];
 const docPath = fileURLToPath(new URL("../docs/performance.md", import.meta.url));
@@ -100,16 +145,18 @@ async function main(): Promise<void> {
   const signalStorage = await dbs.prepare();
   const machine = await machineFacts(redis, signalStorage);
 
-  progress(`1/3 sequentialTest: ${sizes.sequentialUpdates.toLocaleString("en-US")} updates per run, per metric kind`);
-  const sequential = (["proportion", "mean"] as const).map((kind) =>
-    benchSequentialTest(kind, { updates: sizes.sequentialUpdates }),
-  );
+  const sequential = parts.has("sequential")
+    ? (["proportion", "mean"] as const).map((kind) => {
+        progress(`1/5 sequentialTest (${kind}): ${sizes.sequentialUpdates.toLocaleString("en-US")} updates per run`);
+        return benchSequentialTest(kind, { updates: sizes.sequentialUpdates });
+      })
+    : [];
 
   const cycles: CycleFigure[] = [];
-  for (const n of sizes.experiments)
+  for (const n of parts.has("cycles") ? sizes.experiments : [])
     for (const mode of sizes.polling) {
       progress(
-        `2/3 poll→analysis cycles with ${n.toLocaleString("en-US")} running experiments (${mode}), ${sizes.rounds} rounds`,
+        `2/5 poll→analysis cycles with ${n.toLocaleString("en-US")} running experiments (${mode}), ${sizes.rounds} rounds`,
       );
       const prefix = `${prefixBase}-e${n}-${mode}`;
       try {
@@ -134,7 +181,7 @@ async function main(): Promise<void> {
     }
 
   const kill: KillLatencyFigure[] = [];
-  for (const n of sizes.experiments) {
+  for (const n of parts.has("kill") ? sizes.experiments : []) {
     progress(`2b kill-switch latency with ${n.toLocaleString("en-US")} running experiments polled in batches`);
     const prefix = `${prefixBase}-k${n}`;
     try {
@@ -155,12 +202,17 @@ async function main(): Promise<void> {
     );
   }
 
-  progress(`3/3 upsertPoints: ${sizes.upsertPoints.toLocaleString("en-US")} points, ${sizes.upsertBatch} per call`);
-  const upsert = await benchUpsertPoints(dbs, {
-    points: sizes.upsertPoints,
-    batch: sizes.upsertBatch,
-    revisedFraction: 0.01,
-  });
+  let upsert = null;
+  if (parts.has("upsert")) {
+    progress(`3/5 upsertPoints: ${sizes.upsertPoints.toLocaleString("en-US")} points, ${sizes.upsertBatch} per call`);
+    upsert = await benchUpsertPoints(dbs, {
+      points: sizes.upsertPoints,
+      batch: sizes.upsertBatch,
+      revisedFraction: 0.01,
+    });
+  }
+
+  const serving = await benchServing();
 
   const results: BenchResults = {
     machine,
@@ -168,15 +220,77 @@ async function main(): Promise<void> {
     cycles,
     kill,
     upsert,
+    ...serving,
+    parts: [...parts],
     totalSeconds: (performance.now() - started) / 1000,
     load: [loadAtStart, os.loadavg()[0] ?? 0],
   };
   process.stdout.write(renderText(results));
   if (write) {
-    writeGeneratedSection(docPath, renderMarkdown(results));
+    writeGeneratedSection(docPath, renderMarkdown(results), parts);
     progress(`wrote ${docPath}`);
   } else {
     progress("docs/performance.md left as it was (--quick or --no-write)");
+  }
+}
+
+/** Parts 4 and 5: the demo world, the API in a process of its own, autocannon and the MCP client. */
+async function benchServing(): Promise<Pick<BenchResults, "apiReads" | "mcpCalls" | "world">> {
+  if (!parts.has("api") && !parts.has("mcp")) return { apiReads: [], mcpCalls: [], world: null };
+  const load = () => os.loadavg()[0] ?? 0;
+  const which = sizes.comparisons === null ? "every" : `the first ${sizes.comparisons}`;
+  progress(`4/5 the demo's world: ${which} ASOS comparison(s) with metric 1, polled and analysed to the last day`);
+  let world: DemoWorld | null = null;
+  let api: ApiProcess | null = null;
+  try {
+    world = await buildDemoWorld(dbs, "serving", { comparisons: sizes.comparisons, progress });
+    const approved = parts.has("mcp") ? await approveExperiments(world, sizes.mcpWrites) : [];
+    progress(`   built in ${world.seconds.toFixed(0)} s; starting the API`);
+    api = await startApi({
+      databaseUrl: world.url,
+      redisUrl: redisUrl(),
+      queuePrefix: `${prefixBase}-serving`,
+      adminKey: world.adminKey,
+    });
+    const experiment = world.experimentIds[0] as string;
+    const apiLoad: [number, number] = [load(), 0];
+    const apiReads = parts.has("api")
+      ? await benchApiReads(
+          api,
+          world.pmKey,
+          [
+            { name: "GET /v1/experiments/:id", path: `/v1/experiments/${experiment}` },
+            { name: "GET /v1/gates?assignee=me&status=pending", path: "/v1/gates?assignee=me&status=pending" },
+            { name: "GET /v1/outcomes/:id", path: `/v1/outcomes/${world.outcomeId}` },
+            { name: "GET /v1/experiments/:id/analyses", path: `/v1/experiments/${experiment}/analyses` },
+          ],
+          { connections: sizes.connections, seconds: sizes.loadSeconds, warmupSeconds: 2, progress },
+        )
+      : [];
+    apiLoad[1] = load();
+    const mcpLoad: [number, number] = [load(), 0];
+    if (parts.has("mcp"))
+      progress(`5/5 MCP tool calls: ${sizes.mcpCalls} per read tool, ${approved.length} claims and reports`);
+    const mcpCalls = parts.has("mcp")
+      ? await benchMcpCalls(api, world.agentKey, world, approved, { calls: sizes.mcpCalls, warmup: 10, progress })
+      : [];
+    mcpLoad[1] = load();
+    return {
+      apiReads,
+      mcpCalls,
+      world: {
+        comparisons: world.comparisons,
+        analyses: world.analyses,
+        seconds: world.seconds,
+        connections: sizes.connections,
+        loadSeconds: sizes.loadSeconds,
+        apiLoad,
+        mcpLoad,
+      },
+    };
+  } finally {
+    await api?.stop();
+    await world?.close();
   }
 }
 

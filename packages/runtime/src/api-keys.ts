@@ -213,10 +213,42 @@ export async function authenticate(
   if (key.length < 16 || key.length > 512) return null;
   const found = await apiKeys.findPrincipalByKeyHash(deps.db, hashApiKey(key));
   if (found === null) return null;
-  apiKeys.touchLastUsed(deps.db, found.principal.id, nowOf(deps)).catch((error: unknown) => {
-    options.onLastUsedError?.(error);
-  });
+  const now = nowOf(deps);
+  if (!recentlyTouched(found.principal.id, now)) {
+    apiKeys
+      .touchLastUsed(deps.db, found.principal.id, now)
+      .then((written) => {
+        if (written) lastTouched(found.principal.id, now);
+      })
+      .catch((error: unknown) => {
+        options.onLastUsedError?.(error);
+      });
+  }
   return { ...found.principal, scopes: knownScopes(found.scopes) };
+}
+
+/**
+ * When this process last wrote each key's `last_used_at` (key id → ms). The
+ * write is conditional (`touchLastUsed` changes nothing within
+ * `LAST_USED_PRECISION_MS` of the stored time), so once this process has
+ * written time T, every touch before T + the precision is a no-op UPDATE: it
+ * is skipped, which saves a round-trip on every authenticated request. Only
+ * successful writes are remembered, so the stored value is never older than
+ * the conditional UPDATE alone would leave it. Bounded: cleared when full.
+ */
+const touchedAt = new Map<string, number>();
+const TOUCHED_CAPACITY = 10_000;
+
+function recentlyTouched(id: string, now: Date): boolean {
+  const at = touchedAt.get(id);
+  if (at === undefined) return false;
+  const age = now.getTime() - at;
+  return age >= 0 && age < apiKeys.LAST_USED_PRECISION_MS;
+}
+
+function lastTouched(id: string, now: Date): void {
+  if (touchedAt.size >= TOUCHED_CAPACITY) touchedAt.clear();
+  touchedAt.set(id, now.getTime());
 }
 
 export const DEFAULT_WORKSPACE = { slug: "default", name: "Default workspace" } as const;

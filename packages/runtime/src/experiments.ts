@@ -248,12 +248,12 @@ export interface ExperimentDetail {
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
   authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  const [own, portfolio] = await Promise.all([
+  const [own, portfolio, latestAnalysis] = await Promise.all([
     gates.listGates(deps.db, experiment.workspaceId, { experimentId: experiment.id, limit: 200 }),
     experiment.portfolioGateId ? gates.findGate(deps.db, experiment.workspaceId, experiment.portfolioGateId) : null,
+    signals.latestAnalysis(deps.db, experiment.id),
   ]);
   const mine = portfolio ? [...own.items, portfolio] : own.items;
-  const latestAnalysis = await signals.latestAnalysis(deps.db, experiment.id);
   return { experiment, gates: mine, latestAnalysis };
 }
 

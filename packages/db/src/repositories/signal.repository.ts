@@ -621,6 +621,24 @@ export async function listPollTargets(db: DbOrTrx): Promise<{
   };
 }
 
+/**
+ * How many running experiments, of every outcome and workspace, read their
+ * signal through the connector configuration `connector` (their outcome's
+ * `spec.signal.connector`, compared as JSON values): the sharing count of an
+ * outcome's polling plan, counted by Postgres instead of reading every
+ * running experiment's spec.
+ */
+export async function countRunningExperimentsWithConnector(db: DbOrTrx, connector: unknown): Promise<number> {
+  const row = await db
+    .selectFrom("experiments")
+    .innerJoin("outcomes", "outcomes.id", "experiments.outcome_id")
+    .select((eb) => eb.fn.countAll<string>().as("n"))
+    .where("experiments.state", "=", "running")
+    .where(sql<boolean>`outcomes.spec -> 'signal' -> 'connector' = ${JSON.stringify(connector)}::jsonb`)
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}
+
 /** The points of an outcome's own signal series (role `outcome`), oldest first; empty before the first poll. */
 export async function outcomeSeriesPoints(db: DbOrTrx, outcomeId: string): Promise<StoredPoint[]> {
   const series = await db

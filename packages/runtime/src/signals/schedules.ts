@@ -125,9 +125,7 @@ export async function pollingPlan(deps: RuntimeDeps, spec: unknown): Promise<Pol
   const requested = signal?.poll_interval ?? DEFAULT_POLL_INTERVAL_SECONDS;
   const connector = signal?.connector;
   if (connector === undefined) return { requestedSeconds: requested, effectiveSeconds: requested, note: null };
-  const targets = await signals.listPollTargets(deps.db);
-  const key = JSON.stringify(connector);
-  const sharing = targets.experiments.filter((e) => JSON.stringify((e.spec as Spec).signal?.connector ?? {}) === key);
-  const effective = effectivePollInterval(connector, requested, Math.max(1, sharing.length));
+  const sharing = await signals.countRunningExperimentsWithConnector(deps.db, connector);
+  const effective = effectivePollInterval(connector, requested, Math.max(1, sharing));
   return { requestedSeconds: requested, effectiveSeconds: effective.seconds, note: effective.note };
 }
