@@ -581,6 +581,32 @@ describe("replaying a CSV file at a speed", () => {
 });
 
 describe("the polling plan", () => {
+  it("counts the running experiments, of every outcome, that read through the same connector settings", async () => {
+    // A connector setting no other test uses, shared by two outcomes; a third outcome reads differently.
+    const shared: [string, string][] = [
+      [
+        "    database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL\n",
+        "    database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL\n    timeout: 29s\n",
+      ],
+    ];
+    const other: [string, string][] = [
+      [
+        "    database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL\n",
+        "    database_url_env: OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL\n    timeout: 28s\n",
+      ],
+    ];
+    await runningExperiment("plan-shared-a", shared);
+    const b = await runningExperiment("plan-shared-b", shared);
+    await runningExperiment("plan-other", other);
+    const spec = (await getOutcome({ db: t.db }, seed.admin, "plan-shared-a")).outcome.spec as {
+      signal: { connector: unknown };
+    };
+    expect(await signals.countRunningExperimentsWithConnector(t.db, spec.signal.connector)).toBe(2);
+    // A paused experiment no longer polls: it no longer counts.
+    await transitionExperiment({ db: t.db }, seed.admin, b, { action: "pause", reason: "plan test" });
+    expect(await signals.countRunningExperimentsWithConnector(t.db, spec.signal.connector)).toBe(1);
+  });
+
   it("stretches a Mixpanel outcome's interval to the project's query budget, and says why", async () => {
     const spec = {
       signal: {
