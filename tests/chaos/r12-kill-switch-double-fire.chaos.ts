@@ -253,3 +253,152 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
   expect(pauseDeliveries().length).toBeGreaterThanOrEqual(2);
   expect(effectsApplied).toBe(1);
 });
+
+/** The world's source query in the batched form: every experiment of a batch in one query. */
+const BATCHED_QUERY =
+  "SELECT experiment_key AS experiment, arm, units::float8 AS units, sum, sum_sq, ts FROM source_points " +
+  "WHERE experiment_key = ANY(:experiments) AND ts > :from AND ts <= :to ORDER BY ts";
+const BATCH_JOBS = scaled(60, 20);
+
+it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and other ids) on two workers pauses once`, async () => {
+  const started = Date.now();
+  const world = await createWorld(cleanups);
+  const outcomeId = await activeOutcome(world, "chaos-double-b", 100, { pollInterval: "1h", query: BATCHED_QUERY });
+  const [experiment, bystander] = await launchExperiments(world, "chaos-double-b", ["double-b", "bystander-b"]);
+  const id = experiment!.id;
+  const provider = await flagProvider();
+  const smtp = await startMailCatcher();
+  cleanups.push(() => smtp.close());
+  const env = {
+    OUTCOME_RUNTIME_WEBHOOK_URL: provider.url,
+    OUTCOME_RUNTIME_WEBHOOK_SECRET: SECRET,
+    SMTP_URL: smtp.url,
+    MAIL_FROM: "Outcome Runtime <gates@acme.example>",
+    OUTCOME_RUNTIME_PUBLIC_URL: "http://127.0.0.1:9",
+    OUTBOX_INTERVAL_MS: "200",
+    WORKER_CONCURRENCY: "8",
+  };
+  const workers = [await startWorkerProcess(world, cleanups, env), await startWorkerProcess(world, cleanups, env)];
+  await Promise.all(workers.map((w) => workerBooted(w)));
+  const output = () => workers.map((w) => w.output()).join("\n---\n");
+  await waitFor(
+    "the workers' first batched poll",
+    async () => (await experimentRows.findExperimentById(world.t.db, id))?.polling.lastPolledAt != null,
+    { timeoutMs: 30_000, diagnostics: output },
+  );
+
+  // One harmful snapshot for one experiment, a healthy one for the other; then poll jobs of the outcome
+  // added all at once, half under one job id, half under ids of their own, run by both workers.
+  const ts = new Date();
+  await insertSource(world, [
+    { key: "double-b", arm: "control", ts, units: 5000, conversions: 1000 },
+    { key: "double-b", arm: "treatment", ts, units: 5000, conversions: 500 },
+    { key: "bystander-b", arm: "control", ts, units: 5000, conversions: 1000 },
+    { key: "bystander-b", arm: "treatment", ts, units: 5000, conversions: 1000 },
+  ]);
+  const queue = new Queue(SIGNALS_QUEUE, { connection: world.redis, prefix: world.prefix });
+  const events = new QueueEvents(SIGNALS_QUEUE, { connection: world.redis.duplicate(), prefix: world.prefix });
+  cleanups.push(async () => {
+    await events.close();
+    await queue.close();
+  });
+  await events.waitUntilReady();
+  const ran = new Set<string>();
+  events.on("completed", ({ jobId }) => {
+    if (jobId.startsWith("double-fire-")) ran.add(jobId);
+  });
+  const opts = {
+    attempts: 5,
+    backoff: { type: "exponential" as const, delay: 1000 },
+    removeOnComplete: KEEP_COMPLETED,
+    removeOnFail: KEEP_FAILED,
+  };
+  const otherIds = Array.from({ length: BATCH_JOBS / 2 }, (_, i) => `double-fire-${i}`);
+  const fired = Date.now();
+  await Promise.all([
+    ...Array.from({ length: BATCH_JOBS / 2 }, () =>
+      queue.add(JOB.pollExperimentBatch, { outcomeId }, { ...opts, jobId: "double-fire-same" }),
+    ),
+    ...otherIds.map((jobId) => queue.add(JOB.pollExperimentBatch, { outcomeId }, { ...opts, jobId })),
+  ]);
+  const pausedMs = await waitFor(
+    "the experiment to be paused",
+    async () => ((await stateOf(world, id)) === "paused" ? Date.now() - fired : undefined),
+    { timeoutMs: 30_000, intervalMs: 20, diagnostics: output },
+  );
+  await waitFor("every poll job to run", async () => ran.size === 1 + otherIds.length, {
+    timeoutMs: 60_000,
+    intervalMs: 100,
+    diagnostics: output,
+  });
+  const pauseDeliveries = () => provider.deliveries.filter((d) => d.type === "experiment.paused");
+  await waitFor("a second delivery of the pause event", async () => pauseDeliveries().length >= 2, {
+    timeoutMs: 60_000,
+    intervalMs: 200,
+    diagnostics: output,
+  });
+  const reviews = (
+    await gates.listGates(world.t.db, world.seed.workspaceId, { experimentId: id, kind: "analysis_review" })
+  ).items;
+  expect(reviews).toHaveLength(1);
+  const review = reviews[0]!;
+  await waitFor(
+    "the analysis review's emails",
+    async () => {
+      const rows = await gateMail.listNotificationsOfGate(world.t.db, review.id);
+      return rows.length > 0 && rows.every((n) => n.status === "sent");
+    },
+    { timeoutMs: 60_000, intervalMs: 200, diagnostics: output },
+  );
+  await sleep(3000);
+  for (const w of workers) expect(await stopProcess(w.proc, 30_000)).toMatchObject({ code: 0 });
+
+  const paused = await audit.listAuditEvents(world.t.db, world.seed.workspaceId, {
+    subjectId: id,
+    action: "experiment.paused",
+  });
+  const analyses = await signals.listAnalyses(world.t.db, id);
+  const bystanderAnalyses = await signals.listAnalyses(world.t.db, bystander!.id);
+  const notifications = await gateMail.listNotificationsOfGate(world.t.db, review.id);
+  const mails = smtp.received.filter((m) => (m.mail.text ?? "").includes(review.id));
+  const perRecipient = new Map<string, number>();
+  for (const m of mails) for (const to of m.to) perRecipient.set(to, (perRecipient.get(to) ?? 0) + 1);
+  const pauseEvents = new Set(pauseDeliveries().map((d) => d.id));
+  const effectsApplied = [...provider.effects.values()].reduce((a, b) => a + b, 0);
+  const emailDuplicates = [...perRecipient.values()].reduce((n, c) => n + Math.max(0, c - 1), 0);
+  report({
+    id: "R12b",
+    title: "Kill-switch double fire, batched polls",
+    fault:
+      "duplicate poll-experiments jobs (same and other job ids) on 2 workers; the flag provider's first call times out",
+    faults: BATCH_JOBS,
+    lost: (paused.length === 0 ? 1 : 0) + (reviews.length === 0 ? 1 : 0) + (effectsApplied === 0 ? 1 : 0),
+    duplicated:
+      Math.max(0, paused.length - 1) +
+      Math.max(0, analyses.length - 1) +
+      Math.max(0, bystanderAnalyses.length - 1) +
+      emailDuplicates +
+      Math.max(0, effectsApplied - pauseEvents.size),
+    figures: {
+      "poll jobs run": ran.size,
+      "analysis rows (harmful, bystander)": `${analyses.length}, ${bystanderAnalyses.length}`,
+      "experiment.paused rows": paused.length,
+      "emails sent": mails.length,
+      "pause deliveries to the provider": pauseDeliveries().length,
+      "provider effects applied": effectsApplied,
+      "add → paused ms": pausedMs,
+    },
+    ms: Date.now() - started,
+  });
+  expect(await stateOf(world, id)).toBe("paused");
+  expect(await stateOf(world, bystander!.id)).toBe("running");
+  expect(paused).toHaveLength(1);
+  expect(analyses).toHaveLength(1);
+  expect(analyses[0]!.decision).toMatchObject({ action: "pause", reason: "kill" });
+  // The bystander was analysed once for its one snapshot, however many jobs polled it.
+  expect(bystanderAnalyses).toHaveLength(1);
+  expect([...perRecipient.values()].every((c) => c === 1)).toBe(true);
+  expect(perRecipient.size).toBe(notifications.length);
+  expect(pauseEvents.size).toBe(1);
+  expect(effectsApplied).toBe(1);
+});
