@@ -86,7 +86,11 @@ describe("outcome-runtime init in an empty folder", () => {
     // Commented: most top-level fields say what they are for.
     expect(yaml.split("\n").filter((l) => /^\s*# /.test(l)).length).toBeGreaterThan(30);
     const validated = await cli(dir, ["validate", "outcome.yaml"]);
-    expect(validated).toMatchObject({ code: 0, stdout: "outcome.yaml: ok\n" });
+    expect(validated).toMatchObject({
+      code: 0,
+      stdout:
+        "outcome.yaml: ok\n  signal: query reads one experiment at a time (:experiment); :experiments reads many at once\n",
+    });
 
     expect(readJson(dir, ".mcp.json")).toEqual({ mcpServers: { "outcome-runtime": claudeStdio } });
     expect(readJson(dir, ".cursor/mcp.json")).toEqual({ mcpServers: { "outcome-runtime": cursorStdio } });

@@ -172,8 +172,14 @@ async function snapshot(api: TestApi): Promise<Record<string, unknown>> {
   const list = (await read("/v1/outcomes?limit=200")) as { items: { outcome: { id: string } }[] };
   const gateIds = new Set<string>();
   for (const { outcome } of list.items) {
-    const detail = (await read(`/v1/outcomes/${outcome.id}`)) as { gates: { id: string }[] };
-    for (const g of detail.gates) gateIds.add(g.id);
+    await read(`/v1/outcomes/${outcome.id}`);
+    await read(`/v1/outcomes/${outcome.id}/revisions?limit=200`);
+    const gates = (await read(`/v1/gates?outcomeId=${outcome.id}&limit=200`)) as {
+      items: { id: string }[];
+      nextCursor: string | null;
+    };
+    expect(gates.nextCursor).toBeNull();
+    for (const g of gates.items) gateIds.add(g.id);
     const experiments = (await read(`/v1/outcomes/${outcome.id}/experiments?limit=200`)) as {
       items: { id: string }[];
     };
