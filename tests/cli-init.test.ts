@@ -54,7 +54,10 @@ describe("outcome-runtime init --from", () => {
 
     const validated = await cli(["validate", file]);
     expect(validated).toMatchObject({ code: 0 });
-    expect(validated.stdout.trim()).toBe(`${file}: ok`);
+    expect(validated.stdout.trim().split("\n")).toEqual([
+      `${file}: ok`,
+      "  signal: query reads one experiment at a time (:experiment); :experiments reads many at once",
+    ]);
   });
 
   it("refuses to overwrite the file without --force, and overwrites it with --force", async () => {
