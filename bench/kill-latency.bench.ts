@@ -16,21 +16,13 @@
 import { createServer, type Server } from "node:http";
 import type { Db } from "@outcome-runtime/db";
 import { parseOutboundPolicy } from "@outcome-runtime/netguard";
-import {
-  type ConnectorProvider,
-  connectorProvider,
-  JOB,
-  KEEP_COMPLETED,
-  KEEP_FAILED,
-  measuredMetrics,
-  sourceAccessFromEnv,
-} from "@outcome-runtime/runtime";
+import { type ConnectorProvider, JOB, KEEP_COMPLETED, KEEP_FAILED } from "@outcome-runtime/runtime";
 import { type RunningWorker, startWorker, type WorkerOptions } from "@outcome-runtime/worker";
 import type { Redis } from "ioredis";
 import type { BenchDatabases } from "./bench-database";
 import { activeExampleOutcome, insertRunningExperiments } from "./bench-fixtures";
 import { median } from "./poll-cycle.bench";
-import { type SyntheticMetric, SyntheticSource, syntheticConnectors } from "./synthetic-connector";
+import { SyntheticSource, syntheticProvider } from "./synthetic-connector";
 
 export interface KillLatencyFigure {
   readonly experiments: number;
@@ -142,23 +134,7 @@ export async function benchKillLatency(
       harmful: new Set(harmfulIndexes.map(keyOf)),
       harmFactor: 1.3,
     });
-    const metrics = new Map<string, SyntheticMetric>(
-      measuredMetrics(outcome.spec).map((m) => [
-        JSON.stringify(m.connector),
-        { name: m.metric, rate: m.role === "primary" ? (outcome.spec.signal.baseline ?? 0.5) : 0.02 },
-      ]),
-    );
-    connectors = connectorProvider({
-      db: bench.db,
-      access: sourceAccessFromEnv({
-        OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://synthetic.invalid/bench",
-      }),
-      create: syntheticConnectors(source, (config) => {
-        const metric = metrics.get(JSON.stringify(config));
-        if (metric === undefined) throw new Error(`no synthetic metric for connector ${JSON.stringify(config)}`);
-        return metric;
-      }),
-    });
+    connectors = syntheticProvider(bench.db, source, outcome.spec);
     worker = await startWorker({
       db: bench.db,
       redis,

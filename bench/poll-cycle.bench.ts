@@ -20,20 +20,12 @@
  * polled and analysed.
  */
 import type { Db } from "@outcome-runtime/db";
-import {
-  type ConnectorProvider,
-  connectorProvider,
-  JOB,
-  KEEP_COMPLETED,
-  KEEP_FAILED,
-  measuredMetrics,
-  sourceAccessFromEnv,
-} from "@outcome-runtime/runtime";
+import { type ConnectorProvider, JOB, KEEP_COMPLETED, KEEP_FAILED } from "@outcome-runtime/runtime";
 import { type RunningWorker, startWorker, type WorkerOptions } from "@outcome-runtime/worker";
 import type { Redis } from "ioredis";
 import type { BenchDatabases } from "./bench-database";
 import { activeExampleOutcome, insertRunningExperiments } from "./bench-fixtures";
-import { type SyntheticMetric, SyntheticSource, syntheticConnectors } from "./synthetic-connector";
+import { SyntheticSource, syntheticProvider } from "./synthetic-connector";
 
 export interface CycleRound {
   readonly round: number;
@@ -208,25 +200,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
     const outcome = await activeExampleOutcome(bench.db, { batched });
     const ids = await insertRunningExperiments(bench.db, outcome, n);
 
-    // Each connector config of the spec reads the source as its own metric.
-    const metrics = new Map<string, SyntheticMetric>(
-      measuredMetrics(outcome.spec).map((m) => [
-        JSON.stringify(m.connector),
-        { name: m.metric, rate: m.role === "primary" ? (outcome.spec.signal.baseline ?? 0.5) : 0.02 },
-      ]),
-    );
-    connectors = connectorProvider({
-      db: bench.db,
-      // The example outcome names its analytics database; the synthetic source stands for it.
-      access: sourceAccessFromEnv({
-        OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://synthetic.invalid/bench",
-      }),
-      create: syntheticConnectors(source, (config) => {
-        const metric = metrics.get(JSON.stringify(config));
-        if (metric === undefined) throw new Error(`no synthetic metric for connector ${JSON.stringify(config)}`);
-        return metric;
-      }),
-    });
+    connectors = syntheticProvider(bench.db, source, outcome.spec);
 
     const started = performance.now();
     worker = await startWorker({

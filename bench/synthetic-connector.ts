@@ -20,6 +20,8 @@ import type {
   SeriesPoint,
   SignalConnector,
 } from "@outcome-runtime/connectors";
+import type { Db } from "@outcome-runtime/db";
+import { connectorProvider, measuredMetrics, sourceAccessFromEnv } from "@outcome-runtime/runtime";
 import { conversions, hashSeed, uniform } from "./seeded-random";
 
 /** What the source draws for one metric: its conversion rate and a name that seeds it. */
@@ -97,7 +99,7 @@ export class SyntheticSource {
  * A `create` function for `connectorProvider`: every connector config reads
  * `source`, with the metric `metricOf(config)` picks.
  */
-export function syntheticConnectors(
+function syntheticConnectors(
   source: SyntheticSource,
   metricOf: (config: ConnectorConfig) => SyntheticMetric,
 ): (config: ConnectorConfig, context: ConnectorContext) => SignalConnector {
@@ -130,4 +132,33 @@ export function syntheticConnectors(
       close: async () => {},
     };
   };
+}
+
+/**
+ * A connector provider on the runtime's database whose every connector reads
+ * `source`: each connector configuration of the outcome's `spec` (the signal,
+ * each guardrail) is a metric of its own, the signal at its baseline rate
+ * (0.5 without one), the others at 2 %. The example outcome names its
+ * analytics database; the synthetic source stands for it.
+ *
+ * @throws Error (from a connector's creation) for a configuration the spec does not hold.
+ */
+export function syntheticProvider(db: Db, source: SyntheticSource, spec: Parameters<typeof measuredMetrics>[0]) {
+  const metrics = new Map<string, SyntheticMetric>(
+    measuredMetrics(spec).map((m) => [
+      JSON.stringify(m.connector),
+      { name: m.metric, rate: m.role === "primary" ? (spec.signal.baseline ?? 0.5) : 0.02 },
+    ]),
+  );
+  return connectorProvider({
+    db,
+    access: sourceAccessFromEnv({
+      OUTCOME_RUNTIME_SOURCE_ANALYTICS_DATABASE_URL: "postgres://synthetic.invalid/bench",
+    }),
+    create: syntheticConnectors(source, (config) => {
+      const metric = metrics.get(JSON.stringify(config));
+      if (metric === undefined) throw new Error(`no synthetic metric for connector ${JSON.stringify(config)}`);
+      return metric;
+    }),
+  });
 }

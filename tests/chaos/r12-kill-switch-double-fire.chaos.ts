@@ -98,13 +98,11 @@ async function flagProvider(): Promise<FlagProvider> {
   return { url: `http://127.0.0.1:${port}/flags/webhook`, deliveries, effects };
 }
 
-it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id analyses on two workers pauses once`, async () => {
-  const started = Date.now();
-  const world = await createWorld(cleanups);
-  await activeOutcome(world, "chaos-double", 100, { pollInterval: "1h" });
-  const [experiment] = await launchExperiments(world, "chaos-double", ["double"]);
-  const id = experiment!.id;
-
+/**
+ * Two worker processes sending webhooks to a fresh flag provider and gate emails to a mail catcher in this
+ * process, booted; `output` is both workers' logs, for diagnostics.
+ */
+async function twoWorkers(world: Awaited<ReturnType<typeof createWorld>>) {
   const provider = await flagProvider();
   const smtp = await startMailCatcher();
   cleanups.push(() => smtp.close());
@@ -120,6 +118,49 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
   const workers = [await startWorkerProcess(world, cleanups, env), await startWorkerProcess(world, cleanups, env)];
   await Promise.all(workers.map((w) => workerBooted(w)));
   const output = () => workers.map((w) => w.output()).join("\n---\n");
+  return { provider, smtp, workers, output };
+}
+
+/**
+ * Waits for what a pause sends: a second delivery of its webhook (the provider's first call hangs past the
+ * timeout) and the emails of its one analysis review, which it returns.
+ */
+async function pauseSettled(
+  world: Awaited<ReturnType<typeof createWorld>>,
+  provider: FlagProvider,
+  id: string,
+  output: () => string,
+) {
+  const pauseDeliveries = () => provider.deliveries.filter((d) => d.type === "experiment.paused");
+  await waitFor("a second delivery of the pause event", async () => pauseDeliveries().length >= 2, {
+    timeoutMs: 60_000,
+    intervalMs: 200,
+    diagnostics: output,
+  });
+  const reviews = (
+    await gates.listGates(world.t.db, world.seed.workspaceId, { experimentId: id, kind: "analysis_review" })
+  ).items;
+  expect(reviews).toHaveLength(1);
+  const review = reviews[0]!;
+  await waitFor(
+    "the analysis review's emails",
+    async () => {
+      const rows = await gateMail.listNotificationsOfGate(world.t.db, review.id);
+      return rows.length > 0 && rows.every((n) => n.status === "sent");
+    },
+    { timeoutMs: 60_000, intervalMs: 200, diagnostics: output },
+  );
+  return { pauseDeliveries, review };
+}
+
+it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id analyses on two workers pauses once`, async () => {
+  const started = Date.now();
+  const world = await createWorld(cleanups);
+  await activeOutcome(world, "chaos-double", 100, { pollInterval: "1h" });
+  const [experiment] = await launchExperiments(world, "chaos-double", ["double"]);
+  const id = experiment!.id;
+
+  const { provider, smtp, workers, output } = await twoWorkers(world);
   // The workers' boot polls found an empty source: no analysis of their own.
   await waitFor(
     "the workers' first poll",
@@ -175,25 +216,7 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
     diagnostics: output,
   });
   // The pause's webhook: the first call hangs past the timeout, the retry is acknowledged.
-  const pauseDeliveries = () => provider.deliveries.filter((d) => d.type === "experiment.paused");
-  await waitFor("a second delivery of the pause event", async () => pauseDeliveries().length >= 2, {
-    timeoutMs: 60_000,
-    intervalMs: 200,
-    diagnostics: output,
-  });
-  const reviews = (
-    await gates.listGates(world.t.db, world.seed.workspaceId, { experimentId: id, kind: "analysis_review" })
-  ).items;
-  expect(reviews).toHaveLength(1);
-  const review = reviews[0]!;
-  await waitFor(
-    "the analysis review's emails",
-    async () => {
-      const rows = await gateMail.listNotificationsOfGate(world.t.db, review.id);
-      return rows.length > 0 && rows.every((n) => n.status === "sent");
-    },
-    { timeoutMs: 60_000, intervalMs: 200, diagnostics: output },
-  );
+  const { pauseDeliveries, review } = await pauseSettled(world, provider, id, output);
   // Let a second pause, a second gate, a re-sent email or a late delivery show up before counting.
   await sleep(3000);
   for (const w of workers) expect(await stopProcess(w.proc, 30_000)).toMatchObject({ code: 0 });
@@ -266,21 +289,7 @@ it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and oth
   const outcomeId = await activeOutcome(world, "chaos-double-b", 100, { pollInterval: "1h", query: BATCHED_QUERY });
   const [experiment, bystander] = await launchExperiments(world, "chaos-double-b", ["double-b", "bystander-b"]);
   const id = experiment!.id;
-  const provider = await flagProvider();
-  const smtp = await startMailCatcher();
-  cleanups.push(() => smtp.close());
-  const env = {
-    OUTCOME_RUNTIME_WEBHOOK_URL: provider.url,
-    OUTCOME_RUNTIME_WEBHOOK_SECRET: SECRET,
-    SMTP_URL: smtp.url,
-    MAIL_FROM: "Outcome Runtime <gates@acme.example>",
-    OUTCOME_RUNTIME_PUBLIC_URL: "http://127.0.0.1:9",
-    OUTBOX_INTERVAL_MS: "200",
-    WORKER_CONCURRENCY: "8",
-  };
-  const workers = [await startWorkerProcess(world, cleanups, env), await startWorkerProcess(world, cleanups, env)];
-  await Promise.all(workers.map((w) => workerBooted(w)));
-  const output = () => workers.map((w) => w.output()).join("\n---\n");
+  const { provider, smtp, workers, output } = await twoWorkers(world);
   await waitFor(
     "the workers' first batched poll",
     async () => (await experimentRows.findExperimentById(world.t.db, id))?.polling.lastPolledAt != null,
@@ -331,25 +340,7 @@ it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and oth
     intervalMs: 100,
     diagnostics: output,
   });
-  const pauseDeliveries = () => provider.deliveries.filter((d) => d.type === "experiment.paused");
-  await waitFor("a second delivery of the pause event", async () => pauseDeliveries().length >= 2, {
-    timeoutMs: 60_000,
-    intervalMs: 200,
-    diagnostics: output,
-  });
-  const reviews = (
-    await gates.listGates(world.t.db, world.seed.workspaceId, { experimentId: id, kind: "analysis_review" })
-  ).items;
-  expect(reviews).toHaveLength(1);
-  const review = reviews[0]!;
-  await waitFor(
-    "the analysis review's emails",
-    async () => {
-      const rows = await gateMail.listNotificationsOfGate(world.t.db, review.id);
-      return rows.length > 0 && rows.every((n) => n.status === "sent");
-    },
-    { timeoutMs: 60_000, intervalMs: 200, diagnostics: output },
-  );
+  const { pauseDeliveries, review } = await pauseSettled(world, provider, id, output);
   await sleep(3000);
   for (const w of workers) expect(await stopProcess(w.proc, 30_000)).toMatchObject({ code: 0 });
 
@@ -359,6 +350,9 @@ it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and oth
   });
   const analyses = await signals.listAnalyses(world.t.db, id);
   const bystanderAnalyses = await signals.listAnalyses(world.t.db, bystander!.id);
+  const allReviews = (
+    await gates.listGates(world.t.db, world.seed.workspaceId, { experimentId: id, kind: "analysis_review" })
+  ).items;
   const notifications = await gateMail.listNotificationsOfGate(world.t.db, review.id);
   const mails = smtp.received.filter((m) => (m.mail.text ?? "").includes(review.id));
   const perRecipient = new Map<string, number>();
@@ -372,9 +366,10 @@ it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and oth
     fault:
       "duplicate poll-experiments jobs (same and other job ids) on 2 workers; the flag provider's first call times out",
     faults: BATCH_JOBS,
-    lost: (paused.length === 0 ? 1 : 0) + (reviews.length === 0 ? 1 : 0) + (effectsApplied === 0 ? 1 : 0),
+    lost: (paused.length === 0 ? 1 : 0) + (allReviews.length === 0 ? 1 : 0) + (effectsApplied === 0 ? 1 : 0),
     duplicated:
       Math.max(0, paused.length - 1) +
+      Math.max(0, allReviews.length - 1) +
       Math.max(0, analyses.length - 1) +
       Math.max(0, bystanderAnalyses.length - 1) +
       emailDuplicates +
@@ -393,6 +388,7 @@ it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and oth
   expect(await stateOf(world, id)).toBe("paused");
   expect(await stateOf(world, bystander!.id)).toBe("running");
   expect(paused).toHaveLength(1);
+  expect(allReviews).toHaveLength(1);
   expect(analyses).toHaveLength(1);
   expect(analyses[0]!.decision).toMatchObject({ action: "pause", reason: "kill" });
   // The bystander was analysed once for its one snapshot, however many jobs polled it.

@@ -138,34 +138,11 @@ function checkCovariate(row: RawArmRow, at: string, totals: { units: number; sum
     }
     return n;
   };
-  const sum = number("cov_sum");
-  const sumSq = number("cov_sum_sq");
-  const sumProduct = number("cov_sum_product");
-  if (sumSq < 0) {
-    throw bad(
-      `${at}, column cov_sum_sq: ${sumSq} is negative; cov_sum_sq is the sum of the squares of each unit's covariate (e.g. sum(x * x))`,
-      { field: "cov_sum_sq", value: sumSq },
-    );
-  }
-  if (totals.units === 0 && (sum !== 0 || sumSq !== 0 || sumProduct !== 0)) {
-    throw bad(
-      `${at}: units is 0 but cov_sum is ${sum}, cov_sum_sq ${sumSq} and cov_sum_product ${sumProduct}; with no units all three are 0`,
-      { field: "cov_sum", value: sum, units: 0 },
-    );
-  }
-  if (!withinCauchySchwarz(sum, totals.units, sumSq)) {
-    throw bad(
-      `${at}: cov_sum ${sum} and cov_sum_sq ${sumSq} over ${totals.units} units imply a negative variance; cov_sum_sq must be the sum of each unit's covariate squared (e.g. sum(x * x)) over the same units as units`,
-      { field: "cov_sum_sq", value: sumSq, cov_sum: sum, units: totals.units },
-    );
-  }
-  if (!withinCauchySchwarz(sumProduct, sumSq, totals.sumSq)) {
-    throw bad(
-      `${at}, column cov_sum_product: ${sumProduct} is larger in size than √(cov_sum_sq · sum_sq) = ${Math.sqrt(sumSq * totals.sumSq)}; cov_sum_product must be the sum of each unit's covariate times its value (e.g. sum(x * v)) over the same units`,
-      { field: "cov_sum_product", value: sumProduct, cov_sum_sq: sumSq, sum_sq: totals.sumSq },
-    );
-  }
-  return { sum, sumSq, sumProduct };
+  return checkPairedTotals(at, totals, COVARIATE_NAMES, {
+    sum: number("cov_sum"),
+    sumSq: number("cov_sum_sq"),
+    sumProduct: number("cov_sum_product"),
+  });
 }
 
 /** A ratio metric's denominator columns: all three, on every row of a ratio metric. */
@@ -192,34 +169,87 @@ function checkDenominator(row: RawArmRow, at: string, totals: { units: number; s
     }
     return n;
   };
-  const sum = number("den_sum");
-  const sumSq = number("den_sum_sq");
-  const sumProduct = number("num_den_sum");
+  return checkPairedTotals(at, totals, DENOMINATOR_NAMES, {
+    sum: number("den_sum"),
+    sumSq: number("den_sum_sq"),
+    sumProduct: number("num_den_sum"),
+  });
+}
+
+/** How the errors of a paired-totals check name the columns and the per-unit quantity. */
+interface PairedNames {
+  readonly sum: string;
+  readonly sumSq: string;
+  readonly sumProduct: string;
+  /** The per-unit quantity, e.g. `covariate`. */
+  readonly noun: string;
+  /** Its letter in the SQL examples, e.g. `x`. */
+  readonly letter: string;
+  /** What `sumProduct` sums per unit, and its SQL example. */
+  readonly product: string;
+  readonly productExample: string;
+}
+
+const COVARIATE_NAMES: PairedNames = {
+  sum: "cov_sum",
+  sumSq: "cov_sum_sq",
+  sumProduct: "cov_sum_product",
+  noun: "covariate",
+  letter: "x",
+  product: "covariate times its value",
+  productExample: "x * v",
+};
+
+const DENOMINATOR_NAMES: PairedNames = {
+  sum: "den_sum",
+  sumSq: "den_sum_sq",
+  sumProduct: "num_den_sum",
+  noun: "denominator",
+  letter: "d",
+  product: "numerator times its denominator",
+  productExample: "n * d",
+};
+
+/**
+ * The consistency of a second per-unit quantity's totals (a CUPED covariate,
+ * a ratio's denominator) with the row's: Σ² ≥ 0; all three 0 when units is 0;
+ * (Σ)² ≤ n·Σ² and (Σ product)² ≤ Σ²·sum_sq (Cauchy–Schwarz over the same units).
+ *
+ * @throws ConnectorError `bad_response` naming the column, the value and the fix.
+ */
+function checkPairedTotals(
+  at: string,
+  totals: { units: number; sumSq: number },
+  names: PairedNames,
+  values: { sum: number; sumSq: number; sumProduct: number },
+): { sum: number; sumSq: number; sumProduct: number } {
+  const { sum, sumSq, sumProduct } = values;
+  const l = names.letter;
   if (sumSq < 0) {
     throw bad(
-      `${at}, column den_sum_sq: ${sumSq} is negative; den_sum_sq is the sum of the squares of each unit's denominator (e.g. sum(d * d))`,
-      { field: "den_sum_sq", value: sumSq },
+      `${at}, column ${names.sumSq}: ${sumSq} is negative; ${names.sumSq} is the sum of the squares of each unit's ${names.noun} (e.g. sum(${l} * ${l}))`,
+      { field: names.sumSq, value: sumSq },
     );
   }
   if (totals.units === 0 && (sum !== 0 || sumSq !== 0 || sumProduct !== 0)) {
     throw bad(
-      `${at}: units is 0 but den_sum is ${sum}, den_sum_sq ${sumSq} and num_den_sum ${sumProduct}; with no units all three are 0`,
-      { field: "den_sum", value: sum, units: 0 },
+      `${at}: units is 0 but ${names.sum} is ${sum}, ${names.sumSq} ${sumSq} and ${names.sumProduct} ${sumProduct}; with no units all three are 0`,
+      { field: names.sum, value: sum, units: 0 },
     );
   }
   if (!withinCauchySchwarz(sum, totals.units, sumSq)) {
     throw bad(
-      `${at}: den_sum ${sum} and den_sum_sq ${sumSq} over ${totals.units} units imply a negative variance; den_sum_sq must be the sum of each unit's denominator squared (e.g. sum(d * d)) over the same units as units`,
-      { field: "den_sum_sq", value: sumSq, den_sum: sum, units: totals.units },
+      `${at}: ${names.sum} ${sum} and ${names.sumSq} ${sumSq} over ${totals.units} units imply a negative variance; ${names.sumSq} must be the sum of each unit's ${names.noun} squared (e.g. sum(${l} * ${l})) over the same units as units`,
+      { field: names.sumSq, value: sumSq, [names.sum]: sum, units: totals.units },
     );
   }
   if (!withinCauchySchwarz(sumProduct, sumSq, totals.sumSq)) {
     throw bad(
-      `${at}, column num_den_sum: ${sumProduct} is larger in size than √(den_sum_sq · sum_sq) = ${Math.sqrt(sumSq * totals.sumSq)}; num_den_sum must be the sum of each unit's numerator times its denominator (e.g. sum(n * d)) over the same units`,
-      { field: "num_den_sum", value: sumProduct, den_sum_sq: sumSq, sum_sq: totals.sumSq },
+      `${at}, column ${names.sumProduct}: ${sumProduct} is larger in size than √(${names.sumSq} · sum_sq) = ${Math.sqrt(sumSq * totals.sumSq)}; ${names.sumProduct} must be the sum of each unit's ${names.product} (e.g. sum(${names.productExample})) over the same units`,
+      { field: names.sumProduct, value: sumProduct, [names.sumSq]: sumSq, sum_sq: totals.sumSq },
     );
   }
-  return { sum, sumSq, sumProduct };
+  return values;
 }
 
 /** How many unknown arm names an error names before "and N more". */

@@ -32,7 +32,7 @@ import {
 } from "@outcome-runtime/db";
 import { formatDuration, formatUtc } from "@outcome-runtime/notify";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
-import { buildGateContext, type GateLinks } from "./gate-context";
+import { buildGateContext, evidenceOf, type GateLinks } from "./gate-context";
 import { recordGateClosed } from "./gate-events";
 import { writeLearningForDecision } from "./learnings";
 import { moveExperiment } from "./move-experiment";
@@ -383,7 +383,7 @@ async function decide(
         outcome,
         action: "achieve",
         context: { targetMet: true },
-        facts: { gateId: decided.id, ...pickEvidence(decided.context) },
+        facts: { gateId: decided.id, ...achievedFacts(decided.context) },
       });
     }
     await recordGateClosed(trx, decided, outcome, at);
@@ -577,9 +577,11 @@ async function portfolioDetail(
 }
 
 /** The facts of an achievement gate's evidence worth keeping on the outcome's `outcome.achieved` event. */
-function pickEvidence(context: Readonly<Record<string, unknown>>): Record<string, unknown> {
-  const { goal, latest, bound, windowStart, windowEnd } = context as Record<string, unknown>;
-  return { value: latest ?? null, goal: goal ?? null, bound: bound ?? null, windowStart, windowEnd };
+function achievedFacts(context: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  const e = evidenceOf(context);
+  return e === null
+    ? {}
+    : { value: e.latest, goal: e.goal, bound: e.bound, windowStart: e.windowStart, windowEnd: e.windowEnd };
 }
 
 async function applyGateEffects(

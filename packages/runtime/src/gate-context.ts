@@ -214,7 +214,7 @@ async function achievementContext(
 }
 
 /** The evidence stored in an achievement gate's context, or null when it is not whole. */
-function evidenceOf(context: Readonly<Record<string, unknown>>): AchievementEvidence | null {
+export function evidenceOf(context: Readonly<Record<string, unknown>>): AchievementEvidence | null {
   const c = context as Record<string, unknown>;
   const numbers = ["goal", "latest", "mean", "bound", "confidence", "points", "sustainSeconds"].map((k) => num(c[k]));
   if (numbers.some((n) => n === null)) return null;

@@ -262,6 +262,34 @@ export async function upsertPoints(
 
 export interface StoredPoint extends PointInput {}
 
+/** The columns of `signal_points` a point is read from. */
+type PointRow = {
+  arm: string;
+  ts: Date;
+  units: string | number;
+  sum: number;
+  sum_sq: number;
+  cov_sum: number | null;
+  cov_sum_sq: number | null;
+  cov_sum_product: number | null;
+  den_sum: number | null;
+  den_sum_sq: number | null;
+  num_den_sum: number | null;
+};
+
+/** A `signal_points` row as a point: `units` as a number (bigint comes as a string), the optional groups when set. */
+function storedPointOf(r: PointRow): StoredPoint {
+  return {
+    arm: r.arm,
+    ts: r.ts,
+    units: Number(r.units),
+    sum: r.sum,
+    sum_sq: r.sum_sq,
+    ...covariateOf(r),
+    ...denominatorOf(r),
+  };
+}
+
 /** Points of a series with ts > `after` (all when null), oldest first. */
 export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | null): Promise<StoredPoint[]> {
   let q = db
@@ -283,46 +311,18 @@ export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | nu
     .orderBy("ts")
     .orderBy("arm");
   if (after !== null) q = q.where("ts", ">", after);
-  return (await q.execute()).map((r) => ({
-    arm: r.arm,
-    ts: r.ts,
-    units: Number(r.units),
-    sum: r.sum,
-    sum_sq: r.sum_sq,
-    ...covariateOf(r),
-    ...denominatorOf(r),
-  }));
+  return (await q.execute()).map(storedPointOf);
 }
 
 /** The newest point per arm of a series with ts ≤ `atOrBefore`. */
 export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOrBefore: Date): Promise<StoredPoint[]> {
-  const rows = await sql<{
-    arm: string;
-    ts: Date;
-    units: string | number;
-    sum: number;
-    sum_sq: number;
-    cov_sum: number | null;
-    cov_sum_sq: number | null;
-    cov_sum_product: number | null;
-    den_sum: number | null;
-    den_sum_sq: number | null;
-    num_den_sum: number | null;
-  }>`
+  const rows = await sql<PointRow>`
     SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
            den_sum, den_sum_sq, num_den_sum
       FROM signal_points
      WHERE series_id = ${seriesId} AND ts <= ${atOrBefore}
      ORDER BY arm, ts DESC`.execute(db);
-  return rows.rows.map((r) => ({
-    arm: r.arm,
-    ts: r.ts,
-    units: Number(r.units),
-    sum: r.sum,
-    sum_sq: r.sum_sq,
-    ...covariateOf(r),
-    ...denominatorOf(r),
-  }));
+  return rows.rows.map(storedPointOf);
 }
 
 /** Earliest ts of any point of the series, or null. */

@@ -22,6 +22,7 @@ import {
   type MeasuredMetric,
   measuredMetrics,
   observedRead,
+  pointInputs,
   readFrom,
   type SignalDeps,
   type SourceRead,
@@ -211,18 +212,7 @@ export async function pollExperimentBatches(
       for (const [m, rows] of rowsByMetric.entries()) {
         const s = series[m]?.get(e.id);
         if (s === undefined || rows instanceof Error) continue;
-        const points = rows
-          .filter((r) => arms.includes(r.arm))
-          .map((r) => ({
-            arm: r.arm,
-            ts: r.ts ?? at,
-            units: r.units,
-            sum: r.sum,
-            sum_sq: r.sum_sq,
-            ...(r.covariate === undefined ? {} : { covariate: r.covariate }),
-            ...(r.denominator === undefined ? {} : { denominator: r.denominator }),
-          }));
-        const report = await signals.upsertPoints(trx, s, points, at);
+        const report = await signals.upsertPoints(trx, s, pointInputs(rows, arms, at), at);
         inserted += report.inserted;
         updated += report.updated;
         unchanged += report.unchanged;

@@ -183,6 +183,25 @@ export function describePollError(error: unknown): { code: string; message: stri
 }
 
 /**
+ * The points a poll stores from a connector's rows: those of the experiment's
+ * `arms`, a row without `ts` dated `at` (the end of the window), with the
+ * covariate and the denominator when the source gave them.
+ */
+export function pointInputs(rows: readonly ArmAggregate[], arms: readonly string[], at: Date): signals.PointInput[] {
+  return rows
+    .filter((r) => arms.includes(r.arm))
+    .map((r) => ({
+      arm: r.arm,
+      ts: r.ts ?? at,
+      units: r.units,
+      sum: r.sum,
+      sum_sq: r.sum_sq,
+      ...(r.covariate === undefined ? {} : { covariate: r.covariate }),
+      ...(r.denominator === undefined ? {} : { denominator: r.denominator }),
+    }));
+}
+
+/**
  * Poll one running experiment: fetch every metric, then store all points in
  * one transaction. A non-running experiment is skipped (its scheduler is about
  * to be removed). On failure the error is recorded on the experiment (visible
@@ -238,17 +257,7 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
       let unchanged = 0;
       let newestTs: Date | null = null;
       for (const { series, rows } of fetched) {
-        const points = rows
-          .filter((r) => arms.includes(r.arm))
-          .map((r) => ({
-            arm: r.arm,
-            ts: r.ts ?? at,
-            units: r.units,
-            sum: r.sum,
-            sum_sq: r.sum_sq,
-            ...(r.covariate === undefined ? {} : { covariate: r.covariate }),
-            ...(r.denominator === undefined ? {} : { denominator: r.denominator }),
-          }));
+        const points = pointInputs(rows, arms, at);
         const report = await signals.upsertPoints(trx, series, points, at);
         inserted += report.inserted;
         updated += report.updated;
