@@ -9,6 +9,7 @@
 import { createServer, type Server, Socket } from "node:net";
 import { signals } from "@outcome-runtime/db";
 import {
+  analyseExperiment,
   applyOutcome,
   connectorProvider,
   pollExperiment,
@@ -150,30 +151,44 @@ async function storedPoints(world: World, experiments: readonly { id: string; ke
   return out;
 }
 
+/** Every analysis of the experiments as stored, by experiment key, without ids and creation times. */
+async function storedAnalyses(world: World, experiments: readonly { id: string; key: string }[]) {
+  const out: Record<string, unknown[]> = {};
+  for (const e of experiments) {
+    out[e.key] = (await signals.listAnalyses(world.t.db, e.id)).map(({ id: _id, createdAt: _at, ...a }) => a);
+  }
+  return out;
+}
+
+/** Fills the source with three hourly cumulative snapshots per experiment and arm, for the signal and the guardrail. */
+async function fillSource(world: World, keys: readonly string[]): Promise<void> {
+  await world.source.query(
+    "CREATE TABLE guard_points (experiment_key text, arm text, ts timestamptz, units bigint, errors float8)",
+  );
+  const t0 = Date.now() - 3 * 3600_000;
+  // Different per experiment.
+  await world.source.query(
+    `INSERT INTO source_points (experiment_key, arm, ts, units, sum, sum_sq)
+     SELECT k, arm, to_timestamp($2::float8 / 1000) + make_interval(hours => h),
+            100 * h + i, 10 * h + (i % 7), 10 * h + (i % 7)
+       FROM unnest($1::text[]) WITH ORDINALITY AS e(k, i), unnest(ARRAY['control', 'treatment']) AS arm,
+            generate_series(1, 3) AS h`,
+    [keys, t0],
+  );
+  await world.source.query(
+    `INSERT INTO guard_points (experiment_key, arm, ts, units, errors)
+     SELECT k, arm, to_timestamp($2::float8 / 1000) + make_interval(hours => h), 100 * h + i, h + (i % 3)
+       FROM unnest($1::text[]) WITH ORDINALITY AS e(k, i), unnest(ARRAY['control', 'treatment']) AS arm,
+            generate_series(1, 3) AS h`,
+    [keys, t0],
+  );
+}
+
 describe("batched polling", () => {
   it("reads 100 experiments with ⌈100 / batch size⌉ source statements per metric, storing what the one-experiment form stores", async () => {
     const world = await createWorld(cleanups);
-    await world.source.query(
-      "CREATE TABLE guard_points (experiment_key text, arm text, ts timestamptz, units bigint, errors float8)",
-    );
     const keys = Array.from({ length: 100 }, (_, i) => `exp-${String(i).padStart(3, "0")}`);
-    const t0 = Date.now() - 3 * 3600_000;
-    // Three hourly cumulative snapshots per experiment and arm, different per experiment.
-    await world.source.query(
-      `INSERT INTO source_points (experiment_key, arm, ts, units, sum, sum_sq)
-       SELECT k, arm, to_timestamp($2::float8 / 1000) + make_interval(hours => h),
-              100 * h + i, 10 * h + (i % 7), 10 * h + (i % 7)
-         FROM unnest($1::text[]) WITH ORDINALITY AS e(k, i), unnest(ARRAY['control', 'treatment']) AS arm,
-              generate_series(1, 3) AS h`,
-      [keys, t0],
-    );
-    await world.source.query(
-      `INSERT INTO guard_points (experiment_key, arm, ts, units, errors)
-       SELECT k, arm, to_timestamp($2::float8 / 1000) + make_interval(hours => h), 100 * h + i, h + (i % 3)
-         FROM unnest($1::text[]) WITH ORDINALITY AS e(k, i), unnest(ARRAY['control', 'treatment']) AS arm,
-              generate_series(1, 3) AS h`,
-      [keys, t0],
-    );
+    await fillSource(world, keys);
     const proxy = await countingProxy(new URL(world.sourceUrl), ["source_points", "guard_points"]);
     const connectors = connectorProvider({ db: world.t.db, access: testSourceAccess(proxy.url) });
     cleanups.push(() => connectors.close());
@@ -195,6 +210,10 @@ describe("batched polling", () => {
     expect(proxy.count() - before).toBe(8);
     const batched = await storedPoints(world, running);
     expect(Object.values(batched).every((rows) => rows.length === 12)).toBe(true);
+    // Stored and analysed in groups: one analysis per snapshot (3 hourly ones) of every experiment.
+    expect(round.polled.every((p) => p.analysis.analysed === 3)).toBe(true);
+    const batchedAnalyses = await storedAnalyses(world, running);
+    expect(Object.values(batchedAnalyses).every((rows) => rows.length === 3)).toBe(true);
 
     // The same experiments polled one at a time with the one-experiment form store the same points.
     await applyOutcome(world.deps, world.seed.admin, {
@@ -205,9 +224,67 @@ describe("batched polling", () => {
       [outcomeId],
     );
     await world.runtime.query("UPDATE signal_series SET polled_until = NULL WHERE outcome_id = $1", [outcomeId]);
+    await world.runtime.query(
+      "DELETE FROM analyses WHERE experiment_id IN (SELECT id FROM experiments WHERE outcome_id = $1)",
+      [outcomeId],
+    );
+    await world.runtime.query("UPDATE experiments SET stats_plan = NULL WHERE outcome_id = $1", [outcomeId]);
     const beforeSingle = proxy.count();
-    for (const e of running) await pollExperiment(deps, e.id);
+    for (const e of running) {
+      await pollExperiment(deps, e.id);
+      await analyseExperiment(world.deps, e.id);
+    }
     expect(proxy.count() - beforeSingle).toBe(200);
     expect(await storedPoints(world, running)).toEqual(batched);
+    // And the one-experiment analysis finds what the group's found, figure for figure.
+    expect(await storedAnalyses(world, running)).toEqual(batchedAnalyses);
+  }, 120_000);
+
+  it("stores a group in one transaction and, when one experiment's store fails, analyses the rest of its group alone", async () => {
+    const world = await createWorld(cleanups);
+    const keys = Array.from({ length: 40 }, (_, i) => `exp-${String(i).padStart(3, "0")}`);
+    await fillSource(world, keys);
+    const connectors = connectorProvider({ db: world.t.db, access: testSourceAccess(world.sourceUrl) });
+    cleanups.push(() => connectors.close());
+    const deps = { db: world.t.db, connectors };
+    const applied = await applyOutcome(world.deps, world.seed.admin, {
+      source: outcomeFile("grouped", SIGNAL_BATCHED, GUARD_BATCHED),
+    });
+    await transitionOutcome(world.deps, world.seed.admin, "grouped", "activate", null);
+    const running = await launchExperiments(world, "grouped", keys);
+    const broken = running[7] as { id: string; key: string };
+    // A real refusal by the runtime's database, for one experiment's points only.
+    await world.runtime.query(`
+      CREATE FUNCTION refuse_points() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.series_id IN (SELECT id FROM signal_series WHERE experiment_id = '${broken.id}') THEN
+          RAISE EXCEPTION 'points of ${broken.key} refused';
+        END IF;
+        RETURN NEW;
+      END $$`);
+    await world.runtime.query(
+      "CREATE TRIGGER refuse_points BEFORE INSERT ON signal_points FOR EACH ROW EXECUTE FUNCTION refuse_points()",
+    );
+    cleanups.push(async () => {
+      await world.runtime.query("DROP TRIGGER IF EXISTS refuse_points ON signal_points").catch(() => undefined);
+    });
+
+    await expect(
+      pollExperimentBatches(deps, applied.outcome.id, { batchSize: 40, storeSize: 20, concurrency: 2 }),
+    ).rejects.toThrow(`points of ${broken.key} refused`);
+    const analyses = await storedAnalyses(world, running);
+    // Its group's 19 others and the other group's 20 are analysed; the refused experiment has nothing stored.
+    expect(running.filter((e) => (analyses[e.key] ?? []).length === 3).map((e) => e.key)).toEqual(
+      keys.filter((k) => k !== broken.key),
+    );
+    expect(analyses[broken.key]).toEqual([]);
+    expect((await storedPoints(world, [broken]))[broken.key]).toEqual([]);
+
+    // Once the database accepts it, the next round stores and analyses it, and nothing twice.
+    await world.runtime.query("DROP TRIGGER refuse_points ON signal_points");
+    const again = await pollExperimentBatches(deps, applied.outcome.id, { batchSize: 40, storeSize: 20 });
+    expect(again.failed).toEqual([]);
+    const after = await storedAnalyses(world, running);
+    expect(Object.values(after).every((rows) => rows.length === 3)).toBe(true);
   }, 120_000);
 });

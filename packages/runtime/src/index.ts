@@ -179,7 +179,12 @@ export {
 } from "./sessions";
 export type { AnalysisOutcome } from "./signals/analyse";
 export { analyseExperiment } from "./signals/analyse";
-export { type BatchPollResult, DEFAULT_POLL_BATCH_SIZE, pollExperimentBatches } from "./signals/batch-poll";
+export {
+  type BatchPollResult,
+  DEFAULT_POLL_BATCH_SIZE,
+  DEFAULT_STORE_SIZE,
+  pollExperimentBatches,
+} from "./signals/batch-poll";
 export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/connectors";
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";

@@ -56,6 +56,13 @@ const ConfigSchema = Type.Object({
     description:
       "running experiments of an outcome read in one source request, when its queries use :experiments (the batched form)",
   }),
+  POLL_STORE_SIZE: Type.Integer({
+    minimum: 1,
+    maximum: 1_000,
+    default: 100,
+    description:
+      "experiments of a batched poll stored and analysed in one transaction (their rows locked for its duration)",
+  }),
   OUTCOME_RUNTIME_WEBHOOK_URL: Type.Optional(
     Type.String({ pattern: "^https?://", description: "where experiment webhooks are POSTed (unset: not sent)" }),
   ),

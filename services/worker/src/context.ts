@@ -29,7 +29,9 @@ export interface WorkerContext {
   readonly logger: Logger;
   /** Experiments read in one source request by a batched poll (`POLL_BATCH_SIZE`). */
   readonly pollBatchSize: number;
-  /** Jobs at once (`WORKER_CONCURRENCY`); a batched poll stores and analyses that many experiments at once. */
+  /** Experiments of a batched poll stored and analysed in one transaction (`POLL_STORE_SIZE`). */
+  readonly pollStoreSize: number;
+  /** Jobs at once (`WORKER_CONCURRENCY`); a batched poll stores and analyses that many groups at once. */
   readonly concurrency: number;
 }
 

@@ -82,6 +82,7 @@ async function main(): Promise<void> {
     lockDurationMs: config.LOCK_DURATION_MS,
     pollTimeoutMs: config.POLL_TIMEOUT_MS,
     pollBatchSize: config.POLL_BATCH_SIZE,
+    pollStoreSize: config.POLL_STORE_SIZE,
     webhook: {
       url: config.OUTCOME_RUNTIME_WEBHOOK_URL ?? null,
       secret: config.OUTCOME_RUNTIME_WEBHOOK_SECRET ?? "",

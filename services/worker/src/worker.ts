@@ -22,6 +22,7 @@ import {
   type ConnectorProvider,
   DEFAULT_POLL_BATCH_SIZE,
   DEFAULT_QUEUE_PREFIX,
+  DEFAULT_STORE_SIZE,
   databaseError,
   type GateLinks,
   type GateMailDeps,
@@ -61,6 +62,8 @@ export interface WorkerOptions {
   readonly pollTimeoutMs?: number;
   /** Experiments read in one source request by a batched poll (default `DEFAULT_POLL_BATCH_SIZE`, 500). */
   readonly pollBatchSize?: number;
+  /** Experiments of a batched poll stored in one transaction (default `DEFAULT_STORE_SIZE`, 100). */
+  readonly pollStoreSize?: number;
   readonly webhook?: WebhookTarget;
   /** Sends gate emails; without one, gate emails wait in the outbox. */
   readonly mailer?: GateMailDeps["mailer"];
@@ -123,6 +126,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     queues,
     logger,
     pollBatchSize: options.pollBatchSize ?? DEFAULT_POLL_BATCH_SIZE,
+    pollStoreSize: options.pollStoreSize ?? DEFAULT_STORE_SIZE,
     concurrency: options.concurrency ?? 8,
   };
   let lastCompleted: Date | null = null;

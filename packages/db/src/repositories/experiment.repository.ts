@@ -105,6 +105,26 @@ export async function findExperimentById(
   return row ? toExperiment(row) : null;
 }
 
+/**
+ * Lock many experiments (`FOR NO KEY UPDATE`, in id order so two callers never
+ * wait on each other in a cycle) and read them, in one statement. Ids that are
+ * not UUIDs or name no experiment are left out.
+ *
+ * @returns the experiments found, ordered by id.
+ */
+export async function lockExperiments(db: DbOrTrx, ids: readonly string[]): Promise<Experiment[]> {
+  const valid = ids.filter((id) => UUID.test(id));
+  if (valid.length === 0) return [];
+  const rows = await db
+    .selectFrom("experiments")
+    .selectAll()
+    .where(sql<boolean>`id = ANY(${valid}::uuid[])`)
+    .orderBy("id")
+    .forNoKeyUpdate()
+    .execute();
+  return rows.map(toExperiment);
+}
+
 export async function findExperiment(
   db: DbOrTrx,
   workspaceId: string,

@@ -112,9 +112,19 @@ export async function ensureExperimentSeries(
   return byExperiment;
 }
 
-/** Series of an experiment (primary and guardrails). */
+/** Series of an experiment (every role). */
 export async function listSeriesOfExperiment(db: DbOrTrx, experimentId: string): Promise<SeriesRecord[]> {
-  const rows = await db.selectFrom("signal_series").selectAll().where("experiment_id", "=", experimentId).execute();
+  return listSeriesOfExperiments(db, [experimentId]);
+}
+
+/** Series of many experiments (every role), in one statement; empty for no ids. */
+export async function listSeriesOfExperiments(db: DbOrTrx, experimentIds: readonly string[]): Promise<SeriesRecord[]> {
+  if (experimentIds.length === 0) return [];
+  const rows = await db
+    .selectFrom("signal_series")
+    .selectAll()
+    .where(sql<boolean>`experiment_id = ANY(${[...experimentIds]}::uuid[])`)
+    .execute();
   return rows.map(toSeries);
 }
 
@@ -183,81 +193,132 @@ export async function upsertPoints(
   points: readonly PointInput[],
   polledAt: Date,
 ): Promise<UpsertReport> {
-  if (points.length === 0) {
-    await db.updateTable("signal_series").set({ last_polled_at: polledAt }).where("id", "=", series.id).execute();
-    return { inserted: 0, updated: 0, unchanged: 0 };
+  const reports = await upsertPointsOfSeries(db, [{ series, points }], polledAt);
+  return reports.get(series.id) ?? { inserted: 0, updated: 0, unchanged: 0 };
+}
+
+/**
+ * `upsertPoints` for many series at once, in two statements whatever their
+ * number (the batched poll stores a batch of experiments so): one upsert of
+ * every point with its revisions, one update of every series' marks (a series
+ * given no points only has `last_polled_at` set). Each series appears once.
+ *
+ * @returns the report of each series, by series id.
+ * @throws Error when a series appears twice.
+ */
+export async function upsertPointsOfSeries(
+  db: DbOrTrx,
+  entries: readonly { readonly series: { id: string; workspaceId: string }; readonly points: readonly PointInput[] }[],
+  polledAt: Date,
+): Promise<Map<string, UpsertReport>> {
+  const reports = new Map<string, UpsertReport>();
+  if (entries.length === 0) return reports;
+  const seriesIds: string[] = [];
+  const workspaceIds: string[] = [];
+  const arms: string[] = [];
+  const tss: string[] = [];
+  const units: number[] = [];
+  const sums: number[] = [];
+  const sumSqs: number[] = [];
+  const covSums: (number | null)[] = [];
+  const covSumSqs: (number | null)[] = [];
+  const covSumProducts: (number | null)[] = [];
+  const denSums: (number | null)[] = [];
+  const denSumSqs: (number | null)[] = [];
+  const numDenSums: (number | null)[] = [];
+  const withPoints: string[] = [];
+  for (const { series, points } of entries) {
+    if (reports.has(series.id)) throw new Error(`series ${series.id} given twice to upsertPointsOfSeries`);
+    reports.set(series.id, { inserted: 0, updated: 0, unchanged: points.length });
+    if (points.length > 0) withPoints.push(series.id);
+    for (const p of points) {
+      seriesIds.push(series.id);
+      workspaceIds.push(series.workspaceId);
+      arms.push(p.arm);
+      tss.push(p.ts.toISOString());
+      units.push(p.units);
+      sums.push(p.sum);
+      sumSqs.push(p.sum_sq);
+      covSums.push(p.covariate?.sum ?? null);
+      covSumSqs.push(p.covariate?.sumSq ?? null);
+      covSumProducts.push(p.covariate?.sumProduct ?? null);
+      denSums.push(p.denominator?.sum ?? null);
+      denSumSqs.push(p.denominator?.sumSq ?? null);
+      numDenSums.push(p.denominator?.sumProduct ?? null);
+    }
   }
-  const arms = points.map((p) => p.arm);
-  const tss = points.map((p) => p.ts.toISOString());
-  const units = points.map((p) => p.units);
-  const sums = points.map((p) => p.sum);
-  const sumSqs = points.map((p) => p.sum_sq);
-  const covSums = points.map((p) => p.covariate?.sum ?? null);
-  const covSumSqs = points.map((p) => p.covariate?.sumSq ?? null);
-  const covSumProducts = points.map((p) => p.covariate?.sumProduct ?? null);
-  const denSums = points.map((p) => p.denominator?.sum ?? null);
-  const denSumSqs = points.map((p) => p.denominator?.sumSq ?? null);
-  const numDenSums = points.map((p) => p.denominator?.sumProduct ?? null);
-  // One statement: the values a revision replaces are read in the same snapshot as the upsert, and each
-  // point the upsert changed (not inserted) gets one revision row with its old and new values.
-  const result = await sql<{ inserted: boolean }>`
-    WITH input AS (
-      SELECT u.arm, u.ts, u.units, u.sum, u.sum_sq, u.cov_sum, u.cov_sum_sq, u.cov_sum_product,
-             u.den_sum, u.den_sum_sq, u.num_den_sum
-        FROM unnest(${arms}::text[], ${tss}::timestamptz[], ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[],
-                    ${covSums}::float8[], ${covSumSqs}::float8[], ${covSumProducts}::float8[],
-                    ${denSums}::float8[], ${denSumSqs}::float8[], ${numDenSums}::float8[])
-             AS u(arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum)
-    ), previous AS (
-      SELECT sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
-             sp.den_sum, sp.den_sum_sq, sp.num_den_sum
-        FROM signal_points sp JOIN input i ON sp.arm = i.arm AND sp.ts = i.ts
-       WHERE sp.series_id = ${series.id}::uuid
-    ), upserted AS (
-      INSERT INTO signal_points AS sp
-             (series_id, workspace_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
-              den_sum, den_sum_sq, num_den_sum)
-      SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, arm, ts, units, sum, sum_sq,
-             cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum
-        FROM input
-      ON CONFLICT (series_id, arm, ts) DO UPDATE
-         SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, cov_sum = EXCLUDED.cov_sum,
-             cov_sum_sq = EXCLUDED.cov_sum_sq, cov_sum_product = EXCLUDED.cov_sum_product,
-             den_sum = EXCLUDED.den_sum, den_sum_sq = EXCLUDED.den_sum_sq, num_den_sum = EXCLUDED.num_den_sum,
-             ingested_at = now()
-       WHERE (sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
-              sp.den_sum, sp.den_sum_sq, sp.num_den_sum)
-             IS DISTINCT FROM
-             (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq, EXCLUDED.cov_sum, EXCLUDED.cov_sum_sq, EXCLUDED.cov_sum_product,
-              EXCLUDED.den_sum, EXCLUDED.den_sum_sq, EXCLUDED.num_den_sum)
-      RETURNING sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
-                sp.den_sum, sp.den_sum_sq, sp.num_den_sum, (xmax = 0) AS inserted
-    ), revisions AS (
-      INSERT INTO signal_point_revisions
-             (series_id, workspace_id, arm, ts, old_units, old_sum, old_sum_sq, new_units, new_sum, new_sum_sq,
-              old_cov_sum, old_cov_sum_sq, old_cov_sum_product, new_cov_sum, new_cov_sum_sq, new_cov_sum_product,
-              old_den_sum, old_den_sum_sq, old_num_den_sum, new_den_sum, new_den_sum_sq, new_num_den_sum,
-              revised_at)
-      SELECT ${series.id}::uuid, ${series.workspaceId}::uuid, u.arm, u.ts, p.units, p.sum, p.sum_sq,
-             u.units, u.sum, u.sum_sq, p.cov_sum, p.cov_sum_sq, p.cov_sum_product,
-             u.cov_sum, u.cov_sum_sq, u.cov_sum_product,
-             p.den_sum, p.den_sum_sq, p.num_den_sum, u.den_sum, u.den_sum_sq, u.num_den_sum, ${polledAt}
-        FROM upserted u JOIN previous p ON p.arm = u.arm AND p.ts = u.ts
-       WHERE NOT u.inserted
-    )
-    SELECT inserted FROM upserted`.execute(db);
-  const inserted = result.rows.filter((r) => r.inserted).length;
-  const updated = result.rows.length - inserted;
+  if (seriesIds.length > 0) {
+    // One statement: the values a revision replaces are read in the same snapshot as the upsert, and each
+    // point the upsert changed (not inserted) gets one revision row with its old and new values.
+    const result = await sql<{ series_id: string; inserted: boolean }>`
+      WITH input AS (
+        SELECT u.series_id, u.workspace_id, u.arm, u.ts, u.units, u.sum, u.sum_sq, u.cov_sum, u.cov_sum_sq,
+               u.cov_sum_product, u.den_sum, u.den_sum_sq, u.num_den_sum
+          FROM unnest(${seriesIds}::uuid[], ${workspaceIds}::uuid[], ${arms}::text[], ${tss}::timestamptz[],
+                      ${units}::bigint[], ${sums}::float8[], ${sumSqs}::float8[],
+                      ${covSums}::float8[], ${covSumSqs}::float8[], ${covSumProducts}::float8[],
+                      ${denSums}::float8[], ${denSumSqs}::float8[], ${numDenSums}::float8[])
+               AS u(series_id, workspace_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
+                    den_sum, den_sum_sq, num_den_sum)
+      ), previous AS (
+        SELECT sp.series_id, sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq,
+               sp.cov_sum_product, sp.den_sum, sp.den_sum_sq, sp.num_den_sum
+          FROM signal_points sp JOIN input i ON sp.series_id = i.series_id AND sp.arm = i.arm AND sp.ts = i.ts
+      ), upserted AS (
+        INSERT INTO signal_points AS sp
+               (series_id, workspace_id, arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
+                den_sum, den_sum_sq, num_den_sum)
+        SELECT series_id, workspace_id, arm, ts, units, sum, sum_sq,
+               cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum
+          FROM input
+        ON CONFLICT (series_id, arm, ts) DO UPDATE
+           SET units = EXCLUDED.units, sum = EXCLUDED.sum, sum_sq = EXCLUDED.sum_sq, cov_sum = EXCLUDED.cov_sum,
+               cov_sum_sq = EXCLUDED.cov_sum_sq, cov_sum_product = EXCLUDED.cov_sum_product,
+               den_sum = EXCLUDED.den_sum, den_sum_sq = EXCLUDED.den_sum_sq, num_den_sum = EXCLUDED.num_den_sum,
+               ingested_at = now()
+         WHERE (sp.units, sp.sum, sp.sum_sq, sp.cov_sum, sp.cov_sum_sq, sp.cov_sum_product,
+                sp.den_sum, sp.den_sum_sq, sp.num_den_sum)
+               IS DISTINCT FROM
+               (EXCLUDED.units, EXCLUDED.sum, EXCLUDED.sum_sq, EXCLUDED.cov_sum, EXCLUDED.cov_sum_sq,
+                EXCLUDED.cov_sum_product, EXCLUDED.den_sum, EXCLUDED.den_sum_sq, EXCLUDED.num_den_sum)
+        RETURNING sp.series_id, sp.workspace_id, sp.arm, sp.ts, sp.units, sp.sum, sp.sum_sq, sp.cov_sum,
+                  sp.cov_sum_sq, sp.cov_sum_product, sp.den_sum, sp.den_sum_sq, sp.num_den_sum, (xmax = 0) AS inserted
+      ), revisions AS (
+        INSERT INTO signal_point_revisions
+               (series_id, workspace_id, arm, ts, old_units, old_sum, old_sum_sq, new_units, new_sum, new_sum_sq,
+                old_cov_sum, old_cov_sum_sq, old_cov_sum_product, new_cov_sum, new_cov_sum_sq, new_cov_sum_product,
+                old_den_sum, old_den_sum_sq, old_num_den_sum, new_den_sum, new_den_sum_sq, new_num_den_sum,
+                revised_at)
+        SELECT u.series_id, u.workspace_id, u.arm, u.ts, p.units, p.sum, p.sum_sq,
+               u.units, u.sum, u.sum_sq, p.cov_sum, p.cov_sum_sq, p.cov_sum_product,
+               u.cov_sum, u.cov_sum_sq, u.cov_sum_product,
+               p.den_sum, p.den_sum_sq, p.num_den_sum, u.den_sum, u.den_sum_sq, u.num_den_sum, ${polledAt}
+          FROM upserted u JOIN previous p ON p.series_id = u.series_id AND p.arm = u.arm AND p.ts = u.ts
+         WHERE NOT u.inserted
+      )
+      SELECT series_id, inserted FROM upserted`.execute(db);
+    for (const row of result.rows) {
+      const r = reports.get(row.series_id) as UpsertReport;
+      reports.set(
+        row.series_id,
+        row.inserted
+          ? { inserted: r.inserted + 1, updated: r.updated, unchanged: r.unchanged - 1 }
+          : { inserted: r.inserted, updated: r.updated + 1, unchanged: r.unchanged - 1 },
+      );
+    }
+  }
   // The mark is the oldest of the arms' newest points: an arm whose rows arrive later than the
   // others' (with an earlier as-of time) is still fetched by the next poll. Re-fetching the
   // faster arms' rows costs nothing: their upsert finds them unchanged.
-  await sql`UPDATE signal_series
+  await sql`UPDATE signal_series s
                SET last_polled_at = ${polledAt},
-                   polled_until = (SELECT min(newest)
-                                     FROM (SELECT max(ts) AS newest FROM signal_points
-                                            WHERE series_id = ${series.id} GROUP BY arm) AS per_arm)
-             WHERE id = ${series.id}`.execute(db);
-  return { inserted, updated, unchanged: points.length - inserted - updated };
+                   polled_until = CASE WHEN s.id = ANY(${withPoints}::uuid[])
+                                       THEN (SELECT min(newest)
+                                               FROM (SELECT max(ts) AS newest FROM signal_points
+                                                      WHERE series_id = s.id GROUP BY arm) AS per_arm)
+                                       ELSE s.polled_until END
+             WHERE s.id = ANY(${[...reports.keys()]}::uuid[])`.execute(db);
+  return reports;
 }
 
 export interface StoredPoint extends PointInput {}
@@ -325,6 +386,59 @@ export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOr
   return rows.rows.map(storedPointOf);
 }
 
+/** What the analysis of an experiment reads of one of its series, from `pointsSince`. */
+export interface SeriesPointsSince {
+  /** The newest point per arm with ts ≤ `since` (none when `since` is null). */
+  readonly base: StoredPoint[];
+  /** Every point with ts > `since` (all when null), oldest first, then by arm. */
+  readonly after: StoredPoint[];
+  /** The earliest ts of any point of the series, or null when it has none. */
+  readonly firstTs: Date | null;
+}
+
+/**
+ * For each series, its points as of `since` (the newest per arm) and after
+ * it, and its first point's time, in one statement whatever the number of
+ * series: what `latestPointsAtOrBefore`, `listPoints` and `firstPointTs` give
+ * one series at a time. The analysis of a batch of experiments reads all their
+ * series so.
+ *
+ * @returns by series id; a series without points maps to empty lists and a null `firstTs`.
+ */
+export async function pointsSince(
+  db: DbOrTrx,
+  requests: readonly { readonly seriesId: string; readonly since: Date | null }[],
+): Promise<Map<string, SeriesPointsSince>> {
+  const out = new Map<string, { base: StoredPoint[]; after: StoredPoint[]; firstTs: Date | null }>();
+  if (requests.length === 0) return out;
+  for (const r of requests) out.set(r.seriesId, { base: [], after: [], firstTs: null });
+  const ids = requests.map((r) => r.seriesId);
+  const since = requests.map((r) => r.since?.toISOString() ?? null);
+  const columns = sql.raw(
+    "arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum",
+  );
+  const rows = await sql<PointRow & { part: "base" | "after" | "first"; series_id: string }>`
+    WITH q AS (SELECT * FROM unnest(${ids}::uuid[], ${since}::timestamptz[]) AS q(series_id, since))
+    SELECT 'base' AS part, q.series_id, b.* FROM q CROSS JOIN LATERAL (
+      SELECT DISTINCT ON (arm) ${columns} FROM signal_points sp
+       WHERE sp.series_id = q.series_id AND sp.ts <= q.since ORDER BY arm, ts DESC) b
+    UNION ALL
+    SELECT 'after', q.series_id, a.* FROM q CROSS JOIN LATERAL (
+      SELECT ${columns} FROM signal_points sp
+       WHERE sp.series_id = q.series_id AND (q.since IS NULL OR sp.ts > q.since)) a
+    UNION ALL
+    SELECT 'first', q.series_id, f.* FROM q CROSS JOIN LATERAL (
+      SELECT ${columns} FROM signal_points sp WHERE sp.series_id = q.series_id ORDER BY ts LIMIT 1) f
+    ORDER BY ts, arm`.execute(db);
+  for (const row of rows.rows) {
+    const entry = out.get(row.series_id);
+    if (entry === undefined) continue;
+    if (row.part === "first") entry.firstTs = row.ts;
+    else entry[row.part].push(storedPointOf(row));
+  }
+  return out;
+}
+
 /** Earliest ts of any point of the series, or null. */
 export async function firstPointTs(db: DbOrTrx, seriesId: string): Promise<Date | null> {
   const row = await db
@@ -335,10 +449,13 @@ export async function firstPointTs(db: DbOrTrx, seriesId: string): Promise<Date 
   return (row?.first as Date | null | undefined) ?? null;
 }
 
-/** Record a poll's outcome on the experiment: success clears the error, failure counts. */
+/**
+ * Record a poll's outcome on an experiment, or on several alike (one
+ * statement): success clears the error, failure counts.
+ */
 export async function recordExperimentPoll(
   db: DbOrTrx,
-  experimentId: string,
+  experimentId: string | readonly string[],
   at: Date,
   error: { code: string; message: string } | null,
 ): Promise<void> {
@@ -352,7 +469,7 @@ export async function recordExperimentPoll(
             poll_failures: sql<number>`poll_failures + 1`,
           },
     )
-    .where("id", "=", experimentId)
+    .where(sql<boolean>`id = ANY(${typeof experimentId === "string" ? [experimentId] : [...experimentId]}::uuid[])`)
     .execute();
 }
 
@@ -412,27 +529,52 @@ function toAnalysis(row: {
 
 /** Insert an analysis; false when one already exists for (experiment, ts) (a re-run). */
 export async function insertAnalysis(db: DbOrTrx, a: AnalysisInput): Promise<boolean> {
-  const row = await db
-    .insertInto("analyses")
-    .values({
-      workspace_id: a.workspaceId,
-      experiment_id: a.experimentId,
-      ts: a.ts,
-      arms: JSON.stringify(a.arms),
-      effect: a.effect,
-      ci_low: a.ciLow,
-      ci_high: a.ciHigh,
-      relative_lift: a.relativeLift,
-      p_value: a.pValue,
-      srm_p_value: a.srmPValue,
-      guardrails: JSON.stringify(a.guardrails),
-      decision: JSON.stringify(a.decision),
-      details: JSON.stringify(a.details),
-    })
-    .onConflict((oc) => oc.constraint("analyses_experiment_ts_key").doNothing())
-    .returning("id")
-    .executeTakeFirst();
-  return row !== undefined;
+  return (await insertAnalyses(db, [a])).size === 1;
+}
+
+/** The key `insertAnalyses` reports an inserted analysis by. */
+export function analysisKey(experimentId: string, ts: Date): string {
+  return `${experimentId}@${ts.getTime()}`;
+}
+
+/**
+ * Insert many analyses in one statement (arrays unnested, so any number fits
+ * the protocol's parameter limit); an analysis whose (experiment, ts) already
+ * exists is skipped (a re-run).
+ *
+ * @returns the `analysisKey` of each analysis inserted.
+ */
+export async function insertAnalyses(db: DbOrTrx, rows: readonly AnalysisInput[]): Promise<Set<string>> {
+  if (rows.length === 0) return new Set();
+  const column = <T>(f: (a: AnalysisInput) => T): T[] => rows.map(f);
+  const result = await sql<{ experiment_id: string; ts: Date }>`
+    INSERT INTO analyses (workspace_id, experiment_id, ts, arms, effect, ci_low, ci_high, relative_lift, p_value,
+                          srm_p_value, guardrails, decision, details)
+    SELECT * FROM unnest(${column((a) => a.workspaceId)}::uuid[], ${column((a) => a.experimentId)}::uuid[],
+                         ${column((a) => a.ts.toISOString())}::timestamptz[],
+                         ${column((a) => JSON.stringify(a.arms))}::jsonb[],
+                         ${column((a) => a.effect)}::float8[], ${column((a) => a.ciLow)}::float8[],
+                         ${column((a) => a.ciHigh)}::float8[], ${column((a) => a.relativeLift)}::float8[],
+                         ${column((a) => a.pValue)}::float8[], ${column((a) => a.srmPValue)}::float8[],
+                         ${column((a) => JSON.stringify(a.guardrails))}::jsonb[],
+                         ${column((a) => JSON.stringify(a.decision))}::jsonb[],
+                         ${column((a) => JSON.stringify(a.details))}::jsonb[])
+    ON CONFLICT ON CONSTRAINT analyses_experiment_ts_key DO NOTHING
+    RETURNING experiment_id, ts`.execute(db);
+  return new Set(result.rows.map((r) => analysisKey(r.experiment_id, r.ts)));
+}
+
+/** The newest analysis of each experiment that has one, by experiment id, in one statement. */
+export async function latestAnalyses(
+  db: DbOrTrx,
+  experimentIds: readonly string[],
+): Promise<Map<string, AnalysisRecord>> {
+  if (experimentIds.length === 0) return new Map();
+  // One index probe per experiment (analyses_experiment_ts_key, newest first), not every analysis of each.
+  const rows = await sql<Parameters<typeof toAnalysis>[0]>`
+    SELECT a.* FROM unnest(${[...experimentIds]}::uuid[]) AS e(id)
+      CROSS JOIN LATERAL (SELECT * FROM analyses WHERE experiment_id = e.id ORDER BY ts DESC LIMIT 1) a`.execute(db);
+  return new Map(rows.rows.map((r) => [r.experiment_id, toAnalysis(r)]));
 }
 
 /** The newest analysis of an experiment, or null. */

@@ -12,8 +12,9 @@
  * by (experiment, ts), and a decision moves the experiment with a conditional
  * UPDATE from `running`, so a duplicated or re-run job finds nothing left to do.
  */
-import type { Experiment, Outcome, PolicyDecision, StatsPlan } from "@outcome-runtime/core";
+import type { Experiment, NewAnalysis, Outcome, PolicyDecision, StatsPlan } from "@outcome-runtime/core";
 import { experiments, outcomes, signals, type Trx } from "@outcome-runtime/db";
+import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { inTransaction, type RuntimeDeps } from "../context";
 import { specOf } from "../spec-of";
 import { applyDecision } from "./apply-decision";
@@ -59,50 +60,151 @@ export async function analyseExperiment(deps: RuntimeDeps, experimentId: string)
     const experiment = await experiments.findExperimentById(trx, experimentId, { forUpdate: true });
     if (experiment === null) return nothingAnalysed(found.key, "missing");
     if (experiment.state !== "running" || outcome === null) return nothingAnalysed(experiment.key, experiment.state);
-    return writeAnalyses(deps, trx, experiment, outcome);
+    const [one] = await writeAnalysesOf(deps, trx, outcome, [experiment]);
+    return one ?? nothingAnalysed(experiment.key, experiment.state);
   });
 }
 
+/** What one experiment's new snapshots gave before anything is written. */
+interface PlannedAnalyses {
+  readonly experiment: Experiment;
+  /** One row per analysed snapshot, oldest first; the last is the decision's when there is one. */
+  readonly rows: (NewAnalysis & { readonly look: ReturnType<typeof analyseSnapshot> })[];
+}
+
 /**
- * The transactional side of an analysis, for an experiment locked by the
- * caller (its outcome share-locked first, then the experiment, as
- * `analyseExperiment` does): read the new snapshots, fix the statistical plan
- * once, write one row per snapshot (`analyseSnapshot` computes it) and apply
- * the first decision. The batched poll calls it in the transaction that
- * stored the points.
+ * The analyses of experiments of one outcome, each locked by the caller (the
+ * outcome share-locked first, then the experiments, as `analyseExperiment`
+ * does for one): read their new snapshots (series, latest analyses and points
+ * in three statements however many experiments), fix each statistical plan
+ * once, compute one row per snapshot (`analyseSnapshot`), insert every row in
+ * one statement and apply each experiment's first decision. The poll (batched
+ * or not) calls it in the transaction that stored the points.
+ *
+ * @returns one outcome per experiment, in the order given.
  */
-export async function writeAnalyses(
+export async function writeAnalysesOf(
   deps: RuntimeDeps,
   trx: Trx,
-  experiment: Experiment,
   outcome: Outcome,
-): Promise<AnalysisOutcome> {
+  locked: readonly Experiment[],
+): Promise<AnalysisOutcome[]> {
+  if (locked.length === 0) return [];
   const spec = specOf(outcome);
+  const ids = locked.map((e) => e.id);
   // Read, not created: a series holds points only once a poll has created it. An insert here would wait
   // for a poll that has updated the series and waits in turn for this experiment's row (a deadlock).
-  const seriesByMetric = new Map<string, signals.SeriesRecord>(
-    (await signals.listSeriesOfExperiment(trx, experiment.id)).map((s) => [`${s.role}:${s.metric}`, s]),
-  );
-  const primary = seriesByMetric.get(`primary:${spec.signal.metric}`);
-  if (primary === undefined) return nothingAnalysed(experiment.key, experiment.state);
-  const last = await signals.latestAnalysis(trx, experiment.id);
-  const lastTs = last?.ts ?? null;
-  const previousTotals =
-    lastTs === null ? new Map() : totalsOf(await signals.latestPointsAtOrBefore(trx, primary.id, lastTs));
-  const snapshots = snapshotsAfter(previousTotals, await signals.listPoints(trx, primary.id, lastTs));
-  if (snapshots.length === 0) return nothingAnalysed(experiment.key, experiment.state);
+  const seriesOf = new Map<string, Map<string, signals.SeriesRecord>>();
+  for (const s of await signals.listSeriesOfExperiments(trx, ids)) {
+    if (s.experimentId === null) continue;
+    const mine = seriesOf.get(s.experimentId) ?? new Map<string, signals.SeriesRecord>();
+    mine.set(`${s.role}:${s.metric}`, s);
+    seriesOf.set(s.experimentId, mine);
+  }
+  const latest = await signals.latestAnalyses(trx, ids);
+  const wanted = [
+    `primary:${spec.signal.metric}`,
+    ...(spec.constraints?.guardrails ?? []).map((g) => `guardrail:${g.metric}`),
+    ...(spec.secondary_metrics ?? []).map((m) => `secondary:${m.metric}`),
+  ];
+  const requests: { seriesId: string; since: Date | null }[] = [];
+  for (const e of locked) {
+    const mine = seriesOf.get(e.id);
+    if (mine?.get(wanted[0] as string) === undefined) continue;
+    for (const key of wanted) {
+      const series = mine.get(key);
+      if (series !== undefined) requests.push({ seriesId: series.id, since: latest.get(e.id)?.ts ?? null });
+    }
+  }
+  const points = await signals.pointsSince(trx, requests);
 
-  const firstTs = await signals.firstPointTs(trx, primary.id);
+  const planned: PlannedAnalyses[] = [];
+  for (const experiment of locked) {
+    const mine = seriesOf.get(experiment.id) ?? new Map<string, signals.SeriesRecord>();
+    planned.push(await planAnalyses(trx, spec, experiment, mine, latest.get(experiment.id) ?? null, points));
+  }
+  const inserted = await signals.insertAnalyses(
+    trx,
+    planned.flatMap((p) => p.rows.map(({ look: _look, ...row }) => row)),
+  );
+
+  const out: AnalysisOutcome[] = [];
+  for (const { experiment, rows } of planned) {
+    const mine = rows.filter((r) => inserted.has(signals.analysisKey(r.experimentId, r.ts)));
+    const looks = mine.map((r) => ({ action: r.look.decision.action, reason: r.look.decision.reason }));
+    const decided = mine.find((r) => r.look.decision.action !== "continue");
+    if (decided === undefined) {
+      out.push({
+        experimentKey: experiment.key,
+        analysed: mine.length,
+        looks,
+        decision: null,
+        webhooks: [],
+        state: experiment.state,
+      });
+      continue;
+    }
+    const { look } = decided;
+    const applied = await applyDecision(deps, trx, experiment, outcome, look.decision, decided.ts, {
+      // The webhook payload's published snake_case (docs/worker.md#webhooks).
+      effect: look.head.effect,
+      ci: look.head.ci,
+      relative_lift: look.head.relativeLift,
+      p_value: look.head.pValue,
+    });
+    out.push({
+      experimentKey: experiment.key,
+      analysed: mine.length,
+      looks,
+      decision: { ...look.decision, ts: decided.ts },
+      webhooks: [applied.webhookId],
+      state: applied.state,
+    });
+  }
+  return out;
+}
+
+/** An arm's newest totals at or before `ts`, from a series' points as of the last analysis and after it. */
+function totalsAtOrBefore(points: signals.SeriesPointsSince, ts: Date): Map<string, SnapshotTotals> {
+  const totals = totalsOf(points.base);
+  for (const [arm, t] of totalsOf(points.after.filter((p) => p.ts <= ts))) totals.set(arm, t);
+  return totals;
+}
+
+/**
+ * One experiment's analyses of its snapshots after its last analysis, up to and
+ * including the first that decides (nothing written but the statistical plan,
+ * fixed once at the first complete snapshot).
+ */
+async function planAnalyses(
+  trx: Trx,
+  spec: OutcomeSpec,
+  experiment: Experiment,
+  seriesByMetric: ReadonlyMap<string, signals.SeriesRecord>,
+  last: signals.AnalysisRecord | null,
+  points: ReadonlyMap<string, signals.SeriesPointsSince>,
+): Promise<PlannedAnalyses> {
+  const none: PlannedAnalyses = { experiment, rows: [] };
+  const primary = seriesByMetric.get(`primary:${spec.signal.metric}`);
+  const primaryPoints = primary === undefined ? undefined : points.get(primary.id);
+  if (primaryPoints === undefined) return none;
+  const snapshots = snapshotsAfter(totalsOf(primaryPoints.base), primaryPoints.after);
+  if (snapshots.length === 0) return none;
+
+  const firstTs = primaryPoints.firstTs;
   const startedAt = new Date(
     Math.min(
       experiment.launchedAt?.getTime() ?? Number.POSITIVE_INFINITY,
       firstTs?.getTime() ?? Number.POSITIVE_INFINITY,
     ),
   );
+  const pointsOf = (role: string, metric: string) => {
+    const series = seriesByMetric.get(`${role}:${metric}`);
+    return series === undefined ? undefined : points.get(series.id);
+  };
   let plan = experiment.statsPlan;
   let carry: AnalysisCarry = last?.details.carry ?? EMPTY_CARRY;
-  let analysed = 0;
-  const looks: { action: PolicyDecision["action"]; reason: PolicyDecision["reason"] }[] = [];
+  const rows: PlannedAnalyses["rows"] = [];
 
   for (const snapshot of snapshots) {
     const control = completeControl(experiment.arms, snapshot);
@@ -115,16 +217,14 @@ export async function writeAnalyses(
     // Each guardrail's newest totals at or before this snapshot.
     const guardrailTotals = new Map<string, Map<string, SnapshotTotals>>();
     for (const g of spec.constraints?.guardrails ?? []) {
-      const series = seriesByMetric.get(`guardrail:${g.metric}`);
-      if (series === undefined) continue;
-      guardrailTotals.set(g.metric, totalsOf(await signals.latestPointsAtOrBefore(trx, series.id, snapshot.ts)));
+      const mine = pointsOf("guardrail", g.metric);
+      if (mine !== undefined) guardrailTotals.set(g.metric, totalsAtOrBefore(mine, snapshot.ts));
     }
     // Each secondary metric's likewise: reported, never decides.
     const secondaryTotals = new Map<string, Map<string, SnapshotTotals>>();
     for (const m of spec.secondary_metrics ?? []) {
-      const series = seriesByMetric.get(`secondary:${m.metric}`);
-      if (series === undefined) continue;
-      secondaryTotals.set(m.metric, totalsOf(await signals.latestPointsAtOrBefore(trx, series.id, snapshot.ts)));
+      const mine = pointsOf("secondary", m.metric);
+      if (mine !== undefined) secondaryTotals.set(m.metric, totalsAtOrBefore(mine, snapshot.ts));
     }
     const look = analyseSnapshot({
       spec,
@@ -137,34 +237,16 @@ export async function writeAnalyses(
       startedAt,
     });
     carry = look.carry;
-    const inserted = await signals.insertAnalysis(trx, {
+    rows.push({
       workspaceId: experiment.workspaceId,
       experimentId: experiment.id,
       ts: snapshot.ts,
       ...look.row,
+      look,
     });
-    if (!inserted) continue;
-    analysed += 1;
-    looks.push({ action: look.decision.action, reason: look.decision.reason });
-    if (look.decision.action === "continue") continue;
-
-    const applied = await applyDecision(deps, trx, experiment, outcome, look.decision, snapshot.ts, {
-      // The webhook payload's published snake_case (docs/worker.md#webhooks).
-      effect: look.head.effect,
-      ci: look.head.ci,
-      relative_lift: look.head.relativeLift,
-      p_value: look.head.pValue,
-    });
-    return {
-      experimentKey: experiment.key,
-      analysed,
-      looks,
-      decision: { ...look.decision, ts: snapshot.ts },
-      webhooks: [applied.webhookId],
-      state: applied.state,
-    };
+    if (look.decision.action !== "continue") break;
   }
-  return { experimentKey: experiment.key, analysed, looks, decision: null, webhooks: [], state: experiment.state };
+  return { experiment, rows };
 }
 
 function nothingAnalysed(experimentKey: string | null, state: string): AnalysisOutcome {

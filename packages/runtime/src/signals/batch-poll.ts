@@ -15,7 +15,7 @@ import { experiments as experimentRows, outcomes, signals } from "@outcome-runti
 import pLimit from "p-limit";
 import { inTransaction, nowOf } from "../context";
 import { specOf } from "../spec-of";
-import { type AnalysisOutcome, writeAnalyses } from "./analyse";
+import { type AnalysisOutcome, writeAnalysesOf } from "./analyse";
 import { escalateConsecutiveErrors } from "./error-escalation";
 import {
   describePollError,
@@ -31,6 +31,13 @@ import {
 /** Experiments read in one source request when the worker's `POLL_BATCH_SIZE` is not set. */
 export const DEFAULT_POLL_BATCH_SIZE = 500;
 
+/**
+ * Experiments stored and analysed in one transaction by default: large enough that a round costs a
+ * handful of statements per hundred experiments, small enough that their row locks are held for tens of
+ * milliseconds (a gate decision or a pause from the API waits at most that long).
+ */
+export const DEFAULT_STORE_SIZE = 100;
+
 /** What one batched poll of an outcome's running experiments did. */
 export interface BatchPollResult {
   readonly outcomeId: string;
@@ -40,7 +47,7 @@ export interface BatchPollResult {
   readonly requests: number;
   /** Each source request, in the order made. */
   readonly reads: readonly SourceRead[];
-  /** Experiments whose points were stored and analysed, each in one transaction. */
+  /** Experiments whose points were stored and analysed, with the others of their store group in one transaction. */
   readonly polled: readonly {
     readonly experimentId: string;
     readonly experimentKey: string;
@@ -49,7 +56,7 @@ export interface BatchPollResult {
     readonly unchanged: number;
     /** The analysis of the new snapshots (its decision, the webhooks to deliver after commit). */
     readonly analysis: AnalysisOutcome;
-    /** Wall time of the experiment's transaction, seconds. */
+    /** Wall time of the transaction that stored it (its store group's), seconds. */
     readonly durationSeconds: number;
   }[];
   /** Experiments whose poll failed this round, with the error recorded on each. */
@@ -75,29 +82,35 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * outcome's signal, each guardrail, each secondary metric) a connector that
  * reads in batches (`fetchBatchAggregates`) is asked once per batch of at most
  * `batchSize` experiments; one that does not is asked once per experiment, as
- * the single poll does. Then each experiment's points are upserted and its new
- * snapshots analysed (decision included) in a transaction of its own, with its
- * poll mark: no queue round-trip per experiment; an experiment whose read failed
+ * the single poll does. Then the experiments are stored in groups of at most
+ * `storeSize`, each group in one transaction: every point upserted, every new
+ * snapshot analysed (decisions included) and every poll mark set in a dozen
+ * statements for the whole group, no queue round-trip per experiment. When a
+ * group's transaction fails, each of its experiments is stored again in a
+ * transaction of its own, so one experiment's failure leaves the others
+ * polled and analysed (and the first failure is thrown: the job is retried).
+ * Exactly one analysis per (experiment, snapshot) holds as in the single poll:
+ * the experiments are locked (in id order) for the transaction and analyses are
+ * keyed by (experiment, ts). An experiment whose read failed
  * (its batch's request, or its own rows) gets the error recorded instead,
  * counts towards `consecutive_error_limit`, and is retried next round. A
  * failure of the runtime's own database is thrown (the job is retried).
  *
  * @param options.batchSize experiments per source request, ≥ 1 (default {@link DEFAULT_POLL_BATCH_SIZE}).
- * @param options.concurrency experiments stored at once, each in its own transaction (default 1).
- * @throws RangeError when `batchSize` or `concurrency` is not a whole number ≥ 1.
+ * @param options.concurrency store groups stored at once, each in its own transaction (default 1).
+ * @param options.storeSize experiments per store transaction, ≥ 1 (default {@link DEFAULT_STORE_SIZE}).
+ * @throws RangeError when `batchSize`, `concurrency` or `storeSize` is not a whole number ≥ 1.
  */
 export async function pollExperimentBatches(
   deps: SignalDeps,
   outcomeId: string,
-  options: { readonly batchSize?: number; readonly concurrency?: number } = {},
+  options: { readonly batchSize?: number; readonly concurrency?: number; readonly storeSize?: number } = {},
 ): Promise<BatchPollResult> {
   const batchSize = options.batchSize ?? DEFAULT_POLL_BATCH_SIZE;
   const concurrency = options.concurrency ?? 1;
-  if (!Number.isInteger(batchSize) || batchSize < 1) {
-    throw new RangeError(`batchSize must be a whole number ≥ 1, got ${batchSize}`);
-  }
-  if (!Number.isInteger(concurrency) || concurrency < 1) {
-    throw new RangeError(`concurrency must be a whole number ≥ 1, got ${concurrency}`);
+  const storeSize = options.storeSize ?? DEFAULT_STORE_SIZE;
+  for (const [name, value] of Object.entries({ batchSize, concurrency, storeSize })) {
+    if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number ≥ 1, got ${value}`);
   }
   const outcome = await outcomes.findOutcomeById(deps.db, outcomeId);
   const empty = { outcomeId, experiments: 0, requests: 0, reads: [], polled: [], failed: [], escalations: [] };
@@ -184,54 +197,101 @@ export async function pollExperimentBatches(
   const failed: BatchPollResult["failed"][number][] = [];
   const escalations: BatchPollResult["escalations"][number][] = [];
   const limit = pLimit(concurrency);
-  const store = async (e: Experiment): Promise<void> => {
-    const rowsByMetric = answers.get(e.id) ?? [];
-    const error = rowsByMetric.find((r): r is Error => r instanceof Error);
-    if (error !== undefined) {
-      const described = describePollError(error);
-      await signals.recordExperimentPoll(deps.db, e.id, at, { code: described.code, message: described.message });
-      failed.push({ experimentId: e.id, experimentKey: e.key, code: described.code, message: described.message });
-      const escalation = await escalateConsecutiveErrors(deps, e.id).catch(() => null);
-      if (escalation !== null) {
-        deps.observer?.decisionApplied(escalation.decision);
-        escalations.push({ experimentId: e.id, ...escalation.decision });
-      }
-      return;
-    }
-    const arms = e.arms.map((a) => a.name);
-    const started = performance.now();
-    const stored = await inTransaction(deps.db, async (trx) => {
-      // The outcome share-locked, then the experiment locked and read again (the order of an analysis, a gate
-      // decision and an abandon): a pause or a decision since the list was read means this round skips it.
-      const lockedOutcome = await outcomes.findOutcome(trx, e.workspaceId, e.outcomeId, { forShare: true });
-      const current = await experimentRows.findExperimentById(trx, e.id, { forUpdate: true });
-      if (current === null || current.state !== "running" || lockedOutcome === null) return null;
-      let inserted = 0;
-      let updated = 0;
-      let unchanged = 0;
-      for (const [m, rows] of rowsByMetric.entries()) {
-        const s = series[m]?.get(e.id);
-        if (s === undefined || rows instanceof Error) continue;
-        const report = await signals.upsertPoints(trx, s, pointInputs(rows, arms, at), at);
-        inserted += report.inserted;
-        updated += report.updated;
-        unchanged += report.unchanged;
-      }
-      await signals.recordExperimentPoll(trx, e.id, at, null);
-      // Analysed in the same transaction: the points and their analyses commit together, or neither.
-      const analysis = await writeAnalyses(deps, trx, current, lockedOutcome);
-      return { inserted, updated, unchanged, analysis };
-    });
-    if (stored !== null) {
-      polled.push({
-        experimentId: e.id,
-        experimentKey: e.key,
-        ...stored,
-        durationSeconds: (performance.now() - started) / 1000,
-      });
+  const recordFailure = async (e: Experiment, error: Error): Promise<void> => {
+    const described = describePollError(error);
+    await signals.recordExperimentPoll(deps.db, e.id, at, { code: described.code, message: described.message });
+    failed.push({ experimentId: e.id, experimentKey: e.key, code: described.code, message: described.message });
+    const escalation = await escalateConsecutiveErrors(deps, e.id).catch(() => null);
+    if (escalation !== null) {
+      deps.observer?.decisionApplied(escalation.decision);
+      escalations.push({ experimentId: e.id, ...escalation.decision });
     }
   };
-  await Promise.all(running.map((e) => limit(() => store(e))));
+  /**
+   * Store and analyse experiments whose reads succeeded, all in one transaction: the outcome share-locked,
+   * then the experiments locked and read again (the order of an analysis, a gate decision and an abandon;
+   * one paused or decided since the list was read is skipped), every point upserted in one statement, the
+   * analyses read and written in a handful more. Returns null when the outcome is gone.
+   */
+  const storeTogether = async (group: readonly Experiment[]) => {
+    const started = performance.now();
+    const stored = await inTransaction(deps.db, async (trx) => {
+      const lockedOutcome = await outcomes.findOutcome(trx, outcome.workspaceId, outcomeId, { forShare: true });
+      if (lockedOutcome === null) return [];
+      const current = (
+        await experimentRows.lockExperiments(
+          trx,
+          group.map((e) => e.id),
+        )
+      ).filter((e) => e.state === "running" && e.outcomeId === outcomeId);
+      const entries: { series: signals.SeriesRecord; points: signals.PointInput[]; experimentId: string }[] = [];
+      for (const e of current) {
+        const arms = e.arms.map((a) => a.name);
+        for (const [m, rows] of (answers.get(e.id) ?? []).entries()) {
+          const s = series[m]?.get(e.id);
+          if (s === undefined || rows instanceof Error) continue;
+          entries.push({ series: s, points: pointInputs(rows, arms, at), experimentId: e.id });
+        }
+      }
+      const reports = await signals.upsertPointsOfSeries(trx, entries, at);
+      await signals.recordExperimentPoll(
+        trx,
+        current.map((e) => e.id),
+        at,
+        null,
+      );
+      // Analysed in the same transaction: the points and their analyses commit together, or neither.
+      const analyses = await writeAnalysesOf(deps, trx, lockedOutcome, current);
+      return current.map((e, i) => {
+        let inserted = 0;
+        let updated = 0;
+        let unchanged = 0;
+        for (const entry of entries) {
+          if (entry.experimentId !== e.id) continue;
+          const report = reports.get(entry.series.id);
+          inserted += report?.inserted ?? 0;
+          updated += report?.updated ?? 0;
+          unchanged += report?.unchanged ?? 0;
+        }
+        return { experimentId: e.id, experimentKey: e.key, inserted, updated, unchanged, analysis: analyses[i] };
+      });
+    });
+    const durationSeconds = (performance.now() - started) / 1000;
+    for (const one of stored) {
+      if (one.analysis !== undefined) polled.push({ ...one, analysis: one.analysis, durationSeconds });
+    }
+  };
+  const ready: Experiment[] = [];
+  const failedReads: [Experiment, Error][] = [];
+  for (const e of running) {
+    const error = (answers.get(e.id) ?? []).find((r): r is Error => r instanceof Error);
+    if (error === undefined) ready.push(e);
+    else failedReads.push([e, error]);
+  }
+  await Promise.all(failedReads.map(([e, error]) => limit(() => recordFailure(e, error))));
+  await Promise.all(
+    chunks(ready, storeSize).map((group) =>
+      limit(async () => {
+        try {
+          await storeTogether(group);
+        } catch (groupError) {
+          if (group.length === 1) throw groupError;
+          // One experiment's failure (a deadlock with a gate decision, a row the database refuses) must not
+          // cost the others their round: each is stored again in a transaction of its own, where it fails
+          // alone; the first such failure is thrown afterwards, so the job is retried for it.
+          let first: unknown = null;
+          for (const e of group) {
+            try {
+              await storeTogether([e]);
+            } catch (error) {
+              first ??= error;
+            }
+          }
+          if (first !== null) throw first;
+        }
+      }),
+    ),
+  );
   return { outcomeId, experiments: running.length, requests: reads.length, reads, polled, failed, escalations };
 }
 

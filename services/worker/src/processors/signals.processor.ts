@@ -128,6 +128,7 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       const started = performance.now();
       const result = await pollExperimentBatches(context.signals, outcomeId, {
         batchSize: context.pollBatchSize,
+        storeSize: context.pollStoreSize,
         concurrency: context.concurrency,
       });
       for (const f of result.failed) {
