@@ -59,6 +59,57 @@ describe("outcome-runtime validate", () => {
     ]);
   });
 
+  it("says a Mixpanel proportion reads in batches and a Mixpanel mean one experiment at a time", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-mixpanel-"));
+    try {
+      writeFileSync(
+        join(dir, "outcome.yaml"),
+        `version: 1
+id: mixpanel-forms
+name: Mixpanel forms
+owner: owner@acme.example
+signal:
+  metric: conversion_rate
+  kind: proportion
+  unit: user
+  connector:
+    type: mixpanel
+    project_id: 2741931
+    event: Order completed
+    username_env: OUTCOME_RUNTIME_SOURCE_MP_USERNAME
+    secret_env: OUTCOME_RUNTIME_SOURCE_MP_SECRET
+target:
+  direction: increase
+  value: 5%
+  relative: true
+horizon: 30d
+constraints:
+  guardrails:
+    - metric: order_value
+      kind: mean
+      direction: increase
+      max_regression: 1
+      relative: false
+      connector:
+        type: mixpanel
+        project_id: 2741931
+        event: Order completed
+        value_property: amount
+        username_env: OUTCOME_RUNTIME_SOURCE_MP_USERNAME
+        secret_env: OUTCOME_RUNTIME_SOURCE_MP_SECRET
+`,
+      );
+      const result = await cli(["validate", join(dir, "outcome.yaml")]);
+      expect(result).toMatchObject({ code: 0 });
+      expect(result.stdout.trim().split("\n").slice(1)).toEqual([
+        "  signal: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments",
+        "  constraints.guardrails[0]: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each",
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reports all three independent mistakes with line and column, and exits 1", async () => {
     const result = await cli(["validate", "packages/spec/fixtures/three-mistakes.yaml"]);
     expect(result.code).toBe(1);

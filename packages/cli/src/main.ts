@@ -49,18 +49,34 @@ import { renderStatus } from "./render";
  * other commands do not pay for the parser.
  */
 /**
- * Which form each `postgres` query of a valid outcome uses: `batched` (it uses
- * `:experiments`: many experiments per query) or `single` (`:experiment`: one
- * per query), by the metric's path, e.g. `constraints.guardrails[0]`.
+ * Which form each `postgres` query and each `mixpanel` connector of a valid
+ * outcome uses, by the metric's path (e.g. `constraints.guardrails[0]`):
+ * `batched` (many experiments per request: a query that uses `:experiments`, a
+ * Mixpanel proportion) or `single` (one per request: `:experiment`, a Mixpanel mean).
  */
-async function queryForms(spec: unknown): Promise<{ path: string; form: "batched" | "single" }[]> {
+async function queryForms(
+  spec: unknown,
+): Promise<{ path: string; connector: "postgres" | "mixpanel"; form: "batched" | "single" }[]> {
   const { readsInBatches } = await import("@outcome-runtime/connectors");
   return connectorPointers(spec)
-    .filter((c) => c.config.type === "postgres")
+    .filter((c) => c.config.type === "postgres" || c.config.type === "mixpanel")
     .map((c) => ({
       path: humanPath(c.pointer.replace(/\/connector$/, "")),
+      connector: c.config.type === "mixpanel" ? "mixpanel" : "postgres",
       form: readsInBatches(c.config as { type: string }) ? "batched" : "single",
     }));
+}
+
+/** The line `validate` prints for a connector's form. */
+function formLine(q: { path: string; connector: "postgres" | "mixpanel"; form: "batched" | "single" }): string {
+  if (q.connector === "mixpanel") {
+    return q.form === "batched"
+      ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
+      : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
+  }
+  return q.form === "batched"
+    ? `  ${q.path}: query reads many experiments at once (:experiments), one query per batch`
+    : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`;
 }
 
 async function offlineConnectorCheck(baseDir: string): Promise<ConnectorCheck> {
@@ -149,13 +165,7 @@ program
       for (const r of results) {
         if (r.ok) {
           out(`${r.file}: ok`);
-          for (const q of r.queries) {
-            out(
-              q.form === "batched"
-                ? `  ${q.path}: query reads many experiments at once (:experiments), one query per batch`
-                : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`,
-            );
-          }
+          for (const q of r.queries) out(formLine(q));
         } else process.stderr.write(`${formatDiagnostics(r.errors, { color: useColor(process.stderr) })}\n`);
       }
     }

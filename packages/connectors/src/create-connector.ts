@@ -7,7 +7,7 @@ import type { ConnectorConfig, ConnectorContext, SignalConnector } from "./conne
 import { ConnectorError } from "./connector-error";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
-import { createMixpanelConnector } from "./mixpanel/mixpanel.connector";
+import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 
 /** The connector types `createConnector` accepts (`replay` is another name for `csv`). */
@@ -62,11 +62,14 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 /**
  * Whether a connector's settings read many experiments in one request, so the
  * worker polls the experiments that share them together (one request per
- * batch): a `postgres` query that uses `:experiments`. Other connectors, and
- * the one-experiment form, read one experiment per request.
+ * batch): a `postgres` query that uses `:experiments`, or a `mixpanel`
+ * proportion (no `value_property`: segmented by experiment and arm together).
+ * Other connectors, a Mixpanel mean and the postgres one-experiment form read
+ * one experiment per request.
  */
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
+  if (type === "mixpanel") return mixpanelReadsInBatches(config);
   return type === "postgres" && postgresReadsInBatches(config);
 }
 

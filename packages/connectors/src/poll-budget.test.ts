@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { formatSeconds } from "./config-reader";
-import { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";
+import {
+  effectivePollInterval,
+  MIXPANEL_PLANNED_QUERIES_PER_HOUR,
+  requestsPerPoll,
+  requestsPerRound,
+} from "./poll-budget";
 
 const mixpanel = { type: "mixpanel", project_id: 2741933, event: "order_completed" };
+const mean = { ...mixpanel, value_property: "amount" };
 
 describe("requestsPerPoll", () => {
   it("counts Mixpanel requests per experiment poll, and nothing for other sources", () => {
@@ -11,6 +17,18 @@ describe("requestsPerPoll", () => {
     expect(requestsPerPoll({ ...mixpanel, value_property: "amount" }, { arms: 3 })).toBe(7);
     expect(requestsPerPoll({ type: "postgres", query: "SELECT 1" })).toBe(0);
     expect(requestsPerPoll({ type: "csv", path: "a.csv" })).toBe(0);
+  });
+});
+
+describe("requestsPerRound", () => {
+  it("counts requests, not experiments: a Mixpanel proportion reads 100 experiments per pair of requests", () => {
+    expect(requestsPerRound(mixpanel, 1)).toBe(2);
+    expect(requestsPerRound(mixpanel, 100)).toBe(2);
+    expect(requestsPerRound(mixpanel, 101)).toBe(4);
+    expect(requestsPerRound(mixpanel, 250)).toBe(6);
+    // A mean is not batched: 1 + 2 × arms requests per experiment.
+    expect(requestsPerRound(mean, 100)).toBe(500);
+    expect(requestsPerRound({ type: "postgres", query: "SELECT 1" }, 100)).toBe(0);
   });
 });
 
@@ -28,21 +46,35 @@ describe("effectivePollInterval", () => {
   });
 
   it("stretches the interval when the series of one project would exceed the budget, and says so", () => {
-    // 40 series × 2 requests every 15 minutes = 320 queries an hour; 40 × 2 × 3600 / 50 = 5760 s = 1h 36m.
-    const result = effectivePollInterval(mixpanel, 900, 40);
-    expect(result.seconds).toBe(5760);
+    // A mean, one experiment per poll: 40 series × 5 requests every 15 minutes = 800 queries an hour;
+    // 40 × 5 × 3600 / 50 = 14400 s = 4h.
+    const result = effectivePollInterval(mean, 900, 40);
+    expect(result.seconds).toBe(14_400);
     expect(result.note).toBe(
-      `Mixpanel allows about 60 queries an hour per project; 40 series of project 2741933 at 2 queries per poll every 15m would need 320 an hour, so each is polled every 1h 36m instead (planned budget ${MIXPANEL_PLANNED_QUERIES_PER_HOUR} an hour)`,
+      `Mixpanel allows about 60 queries an hour per project; 40 series of project 2741933 at 5 queries per poll every 15m would need 800 an hour, so each is polled every 4h instead (planned budget ${MIXPANEL_PLANNED_QUERIES_PER_HOUR} an hour)`,
     );
     // The stretched interval fits the budget.
-    expect((40 * 2 * 3600) / result.seconds).toBeLessThanOrEqual(MIXPANEL_PLANNED_QUERIES_PER_HOUR);
+    expect((40 * 5 * 3600) / result.seconds).toBeLessThanOrEqual(MIXPANEL_PLANNED_QUERIES_PER_HOUR);
+  });
+
+  it("counts the requests of a batched read, not its experiments", () => {
+    // 100 proportion experiments every 15 minutes: 2 requests a round, 8 an hour.
+    expect(effectivePollInterval(mixpanel, 900, 100)).toEqual({ seconds: 900, note: null });
+    // 250 every minute: 6 requests a round, 360 an hour; 6 × 3600 / 50 = 432 s → 480 s.
+    const result = effectivePollInterval(mixpanel, 60, 250);
+    expect(result.seconds).toBe(480);
+    expect(result.note).toBe(
+      `Mixpanel allows about 60 queries an hour per project; 250 series of project 2741933 read in batches (6 queries per round) every 1m would need 360 an hour, so each is polled every 8m instead (planned budget ${MIXPANEL_PLANNED_QUERIES_PER_HOUR} an hour)`,
+    );
   });
 
   it("rounds a stretched interval up to a whole minute and counts a mean's per-arm requests", () => {
     // 3 series × 5 requests every 5 minutes = 180 an hour; 3 × 5 × 3600 / 50 = 1080 s.
-    expect(effectivePollInterval({ ...mixpanel, value_property: "amount" }, 300, 3).seconds).toBe(1080);
-    // 7 × 2 × 3600 / 50 = 1008 s → 1020 s.
-    expect(effectivePollInterval(mixpanel, 60, 7).seconds).toBe(1020);
+    expect(effectivePollInterval(mean, 300, 3).seconds).toBe(1080);
+    // 7 series × 5 × 3600 / 50 = 2520 s = 42m.
+    expect(effectivePollInterval(mean, 60, 7).seconds).toBe(2520);
+    // A batched round of 7 every minute: 2 × 3600 / 50 = 144 s → 180 s.
+    expect(effectivePollInterval(mixpanel, 60, 7).seconds).toBe(180);
   });
 
   it("refuses a nonsensical requested interval", () => {

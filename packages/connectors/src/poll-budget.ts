@@ -2,11 +2,18 @@
  * Poll budgets of rate-limited sources. Mixpanel's Query API allows about
  * 60 queries an hour and 5 at a time per project
  * (https://docs.mixpanel.com/reference/rate-limits); every series polled
- * from one project shares that budget.
+ * from one project shares that budget. The budget counts requests, not
+ * experiments: a Mixpanel proportion reads up to
+ * {@link MIXPANEL_BATCH_MAX_KEYS} experiments with one pair of requests.
  */
 import { formatSeconds } from "./config-reader";
 import type { ConnectorConfig } from "./connector";
-import { mixpanelRequestsPerPoll } from "./mixpanel/mixpanel.connector";
+import {
+  MIXPANEL_BATCH_MAX_KEYS,
+  MIXPANEL_REQUESTS_PER_BATCH,
+  mixpanelReadsInBatches,
+  mixpanelRequestsPerPoll,
+} from "./mixpanel/mixpanel.connector";
 import { MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 
 /**
@@ -33,6 +40,28 @@ export function requestsPerPoll(config: ConnectorConfig, options: PollBudgetOpti
 }
 
 /**
+ * Requests one poll round of `experiments` experiments costs with this
+ * connector (0 for sources without a query budget): a Mixpanel proportion reads
+ * them in batches, {@link MIXPANEL_REQUESTS_PER_BATCH} requests per
+ * {@link MIXPANEL_BATCH_MAX_KEYS} experiments; a Mixpanel mean reads each on
+ * its own ({@link requestsPerPoll} each).
+ *
+ * @example
+ * requestsPerRound({ type: "mixpanel", project_id: 1, event: "paid" }, 250); // 2 × ⌈250 / 100⌉ = 6
+ */
+export function requestsPerRound(
+  config: ConnectorConfig,
+  experiments: number,
+  options: PollBudgetOptions = {},
+): number {
+  const perPoll = requestsPerPoll(config, options);
+  const count = Math.max(1, Math.ceil(experiments));
+  if (perPoll === 0) return 0;
+  if (mixpanelReadsInBatches(config)) return MIXPANEL_REQUESTS_PER_BATCH * Math.ceil(count / MIXPANEL_BATCH_MAX_KEYS);
+  return count * perPoll;
+}
+
+/**
  * The poll interval a series can really have. For Mixpanel, the series of
  * one project share about {@link MIXPANEL_PLANNED_QUERIES_PER_HOUR} queries
  * an hour: when `seriesSharingProject` series polled every
@@ -40,8 +69,10 @@ export function requestsPerPoll(config: ConnectorConfig, options: PollBudgetOpti
  * rounded up to a whole minute, and `note` says why. Other types keep the
  * requested interval.
  *
- * Formula: needed/hour = series × requests per poll × 3600 / interval;
- * stretched interval = ⌈series × requests per poll × 3600 / budget⌉.
+ * Formula: needed/hour = requests per round × 3600 / interval, where requests
+ * per round is {@link requestsPerRound} of the series (series × requests per
+ * poll, or 2 per 100 experiments read in batches); stretched interval =
+ * ⌈requests per round × 3600 / budget⌉.
  *
  * @example
  * // 40 proportion series (2 requests per poll each) every 15 minutes need
@@ -60,14 +91,18 @@ export function effectivePollInterval(
   const perPoll = requestsPerPoll(config, options);
   if (perPoll === 0) return { seconds: requestedSeconds, note: null };
   const series = Math.max(1, Math.ceil(seriesSharingProject));
-  const perHour = (series * perPoll * 3600) / requestedSeconds;
+  const perRound = requestsPerRound(config, series, options);
+  const perHour = (perRound * 3600) / requestedSeconds;
   if (perHour <= MIXPANEL_PLANNED_QUERIES_PER_HOUR) return { seconds: requestedSeconds, note: null };
-  const needed = (series * perPoll * 3600) / MIXPANEL_PLANNED_QUERIES_PER_HOUR;
+  const needed = (perRound * 3600) / MIXPANEL_PLANNED_QUERIES_PER_HOUR;
   const seconds = Math.max(requestedSeconds, Math.ceil(needed / 60) * 60);
   const project = config.project_id === undefined ? "" : ` ${String(config.project_id)}`;
+  const cost = mixpanelReadsInBatches(config)
+    ? `read in batches (${perRound} ${perRound === 1 ? "query" : "queries"} per round)`
+    : `at ${perPoll} ${perPoll === 1 ? "query" : "queries"} per poll`;
   const note =
     `Mixpanel allows about ${MIXPANEL_QUERIES_PER_HOUR} queries an hour per project; ` +
-    `${series} series of project${project} at ${perPoll} ${perPoll === 1 ? "query" : "queries"} per poll every ${formatSeconds(requestedSeconds)} would need ${Math.ceil(perHour)} an hour, ` +
+    `${series} series of project${project} ${cost} every ${formatSeconds(requestedSeconds)} would need ${Math.ceil(perHour)} an hour, ` +
     `so each is polled every ${formatSeconds(seconds)} instead (planned budget ${MIXPANEL_PLANNED_QUERIES_PER_HOUR} an hour)`;
   return { seconds, note };
 }

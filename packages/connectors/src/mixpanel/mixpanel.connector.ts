@@ -16,6 +16,25 @@
  *   per event, so `sum_sq` is Σ over events, which equals Σ over users of
  *   their value squared only when each user fires `event` at most once.
  *
+ * Batches (proportion only, `fetchBatchAggregates`): the same two
+ * `/segmentation` requests for many experiments at once, segmented `on` the
+ * concatenation `properties[experiment] + " | " + properties[variant]` (the
+ * expression grammar's `+` joins two strings, Mixpanel docs
+ * `reference/segmentation-expressions.mdx`, "Binary Operations") and filtered
+ * with `where` to the batch's experiment keys and each one's arms; `limit` is
+ * the number of (experiment, arm) pairs asked, at most 10,000 (the `limit`
+ * parameter of `GET /segmentation` in `openapi/query.openapi.yaml` of
+ * github.com/mixpanel/docs). `on` takes one expression, hence the
+ * concatenation; a batch is split into requests of at most
+ * {@link MIXPANEL_BATCH_MAX_KEYS} keys and a `where` of at most
+ * {@link MIXPANEL_BATCH_MAX_WHERE_CHARS} characters, and by the window's first
+ * day (unique counts depend on the date range). A mean is not batched:
+ * `/segmentation/sum` has no `on` breakdown, so its Σ and Σ² still take two
+ * requests per experiment and arm.
+ *
+ * Every read spends its requests of the project's hourly budget up front
+ * (`spendQueries`): a batch of 100 experiments costs 2 requests, not 200.
+ *
  * Mixpanel's funnels and insights endpoints need a report saved in the
  * Mixpanel UI (`funnel_id`, `bookmark_id`); they are not used.
  */
@@ -24,6 +43,8 @@ import { assertWindow, checkArmAggregates, checkSeries, type RawArmRow } from ".
 import { ConfigReader, show } from "../config-reader";
 import type {
   ArmAggregate,
+  BatchAggregates,
+  BatchWindow,
   ConnectorConfig,
   ConnectorContext,
   ExperimentWindow,
@@ -34,7 +55,7 @@ import type {
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
 import { vendorApiUrl } from "../vendor-hosts";
-import { isRecord, MIXPANEL_REGION_URLS, type QueryApiSettings, queryApiGet } from "./query-api-client";
+import { isRecord, MIXPANEL_REGION_URLS, type QueryApiSettings, queryApiGet, spendQueries } from "./query-api-client";
 
 const FIELDS = [
   "project_id",
@@ -60,6 +81,25 @@ const MIXPANEL_DEFAULTS = Object.freeze({
 });
 
 const DAY_MS = 86_400_000;
+
+/**
+ * Experiment keys per batched request. With keys of a few dozen characters the
+ * `where` stays a few kilobytes, well inside the 8 KiB request line common
+ * servers and proxies accept.
+ */
+export const MIXPANEL_BATCH_MAX_KEYS = 100;
+
+/**
+ * The longest `where` expression of a batched request, in characters before
+ * URL encoding; a batch of long keys is split before it gets there.
+ */
+export const MIXPANEL_BATCH_MAX_WHERE_CHARS = 4000;
+
+/** The largest `limit` `GET /segmentation` accepts (openapi/query.openapi.yaml: "Maximum value 10,000"). */
+const MIXPANEL_MAX_SEGMENTS = 10_000;
+
+/** Joins experiment key and arm in a batched request's segment names. */
+const SEGMENT_SEPARATOR = " | ";
 
 interface MixpanelSettings {
   api: QueryApiSettings;
@@ -170,6 +210,17 @@ export function mixpanelRequestsPerPoll(hasValueProperty: boolean, arms: number)
   return hasValueProperty ? 1 + 2 * arms : 2;
 }
 
+/**
+ * Whether `mixpanel` settings read experiments in batches: a proportion (no
+ * `value_property`). A mean's Σ comes from `/segmentation/sum`, which has no breakdown.
+ */
+export function mixpanelReadsInBatches(config: ConnectorConfig): boolean {
+  return !(typeof config.value_property === "string" && config.value_property !== "");
+}
+
+/** Requests one batched request group costs (proportion): units and conversions. */
+export const MIXPANEL_REQUESTS_PER_BATCH = 2;
+
 class MixpanelConnector implements SignalConnector {
   readonly type = "mixpanel";
 
@@ -186,20 +237,102 @@ class MixpanelConnector implements SignalConnector {
 
   async fetchArmAggregates(window: ExperimentWindow, signal?: AbortSignal): Promise<ArmAggregate[]> {
     assertWindow(window);
-    // When one request of the poll fails, the others are cancelled: their
-    // answers would be thrown away, and each costs part of the hourly budget.
-    const poll = new AbortController();
-    const onAbort = (): void => poll.abort(signal?.reason);
-    if (signal?.aborted) onAbort();
-    signal?.addEventListener("abort", onAbort, { once: true });
-    try {
-      return await this.poll(window, poll.signal);
-    } catch (error) {
-      poll.abort();
-      throw error;
-    } finally {
-      signal?.removeEventListener("abort", onAbort);
+    spendQueries(
+      this.settings.api,
+      mixpanelRequestsPerPoll(this.settings.valueProperty !== undefined, window.arms.length),
+    );
+    return linked(signal, (poll) => this.poll(window, poll));
+  }
+
+  /**
+   * Present for a proportion (no `value_property`): see {@link batchRead}.
+   * A mean reads one experiment at a time, as `/segmentation/sum` has no breakdown.
+   */
+  get fetchBatchAggregates(): SignalConnector["fetchBatchAggregates"] {
+    return this.settings.valueProperty === undefined ? (window, signal) => this.batchRead(window, signal) : undefined;
+  }
+
+  /**
+   * The experiments of `window` in {@link planBatch}'s request groups, each two
+   * `/segmentation` requests (unique exposed users, unique converters) segmented
+   * on "<experiment> | <arm>". The whole batch's requests are spent from the
+   * hourly budget first. Each experiment's rows are checked as
+   * `fetchArmAggregates` checks them; an error there is that experiment's value.
+   *
+   * @throws ConnectorError when a request fails (the others are cancelled), when
+   *   the budget cannot pay for the batch (`rate_limited`, nothing sent), or
+   *   `bad_response` when a segment names no experiment its request asked for.
+   */
+  private async batchRead(window: BatchWindow, signal: AbortSignal | undefined): Promise<BatchAggregates> {
+    for (const e of window.experiments) assertWindow({ from: e.from, to: window.to, arms: e.arms });
+    if (window.experiments.length === 0) return new Map();
+    const s = this.settings;
+    const groups = planBatch(window, s);
+    spendQueries(s.api, MIXPANEL_REQUESTS_PER_BATCH * groups.length);
+    const answered = await linked(signal, (poll) =>
+      Promise.all(
+        groups.map(async (group) => {
+          const limit = Math.min(MIXPANEL_MAX_SEGMENTS, group.pairs.size);
+          const eventWhere = s.filter === undefined ? group.where : `(${group.where}) and (${s.filter})`;
+          const [units, conversions] = await Promise.all([
+            this.uniqueBy(s.exposureEvent, group.on, group.where, group.range, limit, poll),
+            this.uniqueBy(s.event, group.on, eventWhere, group.range, limit, poll),
+          ]);
+          return { group, units, conversions };
+        }),
+      ),
+    );
+    const answer: BatchAggregates = new Map();
+    for (const { group, units, conversions } of answered) {
+      const rowsByKey = new Map<string, RawArmRow[]>(group.experiments.map((e) => [e.experimentKey, []]));
+      const failed = new Map<string, ConnectorError>();
+      const pairs = new Map<string, { key: string; arm: string; units: number; sum: number }>();
+      for (const [segment, count, field] of [
+        ...[...units].map(([k, v]) => [k, v, "units"] as const),
+        ...[...conversions].map(([k, v]) => [k, v, "sum"] as const),
+      ]) {
+        // Attributed first: a segment naming no experiment of the request fails the whole batch.
+        const pair = pairs.get(segment) ?? { ...attribute(segment, group), units: 0, sum: 0 };
+        if (count instanceof ConnectorError) {
+          if (!failed.has(pair.key)) failed.set(pair.key, count);
+          continue;
+        }
+        pair[field] = count;
+        pairs.set(segment, pair);
+      }
+      for (const pair of pairs.values()) {
+        rowsByKey.get(pair.key)?.push({
+          arm: pair.arm,
+          units: pair.units,
+          sum: pair.sum,
+          sum_sq: pair.sum,
+          ts: null,
+          location: `variant ${JSON.stringify(pair.arm)}`,
+        });
+      }
+      for (const e of group.experiments) {
+        const error = failed.get(e.experimentKey);
+        if (error !== undefined) {
+          answer.set(e.experimentKey, error);
+          continue;
+        }
+        try {
+          answer.set(
+            e.experimentKey,
+            checkArmAggregates(
+              rowsByKey.get(e.experimentKey) ?? [],
+              { experimentKey: e.experimentKey, arms: e.arms, from: e.from, to: window.to },
+              s.metricKind,
+              "mixpanel",
+            ),
+          );
+        } catch (error) {
+          if (!(error instanceof ConnectorError)) throw error;
+          answer.set(e.experimentKey, error);
+        }
+      }
     }
+    return answer;
   }
 
   private async poll(window: ExperimentWindow, signal: AbortSignal): Promise<ArmAggregate[]> {
@@ -210,11 +343,13 @@ class MixpanelConnector implements SignalConnector {
     const exposureWhere = `${experiment} and ${inArms}`;
     const eventWhere = s.filter === undefined ? exposureWhere : `${exposureWhere} and (${s.filter})`;
 
-    const unitsRequest = this.uniqueByArm(s.exposureEvent, exposureWhere, range, window.arms.length, signal);
+    const on = property(s.variantProperty);
+    const limit = Math.max(window.arms.length, 1);
+    const unitsRequest = this.uniqueBy(s.exposureEvent, on, exposureWhere, range, limit, signal).then(countsOf);
     if (s.valueProperty === undefined) {
       const [units, conversions] = await Promise.all([
         unitsRequest,
-        this.uniqueByArm(s.event, eventWhere, range, window.arms.length, signal),
+        this.uniqueBy(s.event, on, eventWhere, range, limit, signal).then(countsOf),
       ]);
       const arms = new Set([...units.keys(), ...conversions.keys()]);
       const rows: RawArmRow[] = [...arms].map((arm) => {
@@ -264,6 +399,7 @@ class MixpanelConnector implements SignalConnector {
       );
     }
     const range = dateRange(window.from, window.to);
+    spendQueries(s.api, 1);
     const params: Record<string, string> = {
       event: s.event,
       on: property(s.valueProperty),
@@ -284,14 +420,21 @@ class MixpanelConnector implements SignalConnector {
 
   async close(): Promise<void> {}
 
-  /** Unique users of `event` per value of the variant property, over the whole range. */
-  private async uniqueByArm(
+  /**
+   * Unique users of `event` per value of `on` (at most `limit` values), over
+   * the whole range: per segment its count, or the error of that segment alone
+   * (a count that is not one, or one split over periods).
+   *
+   * @throws ConnectorError `bad_response` when the answer has no `data.values` object
+   */
+  private async uniqueBy(
     event: string,
+    on: string,
     where: string,
     range: DateRange,
-    arms: number,
+    limit: number,
     signal: AbortSignal | undefined,
-  ): Promise<Map<string, number>> {
+  ): Promise<Map<string, number | ConnectorError>> {
     const body = await queryApiGet(
       this.settings.api,
       "/segmentation",
@@ -299,11 +442,11 @@ class MixpanelConnector implements SignalConnector {
         event,
         from_date: range.fromDate,
         to_date: range.toDate,
-        on: property(this.settings.variantProperty),
+        on,
         where,
         type: "unique",
         interval: String(range.days),
-        limit: String(Math.max(arms, 1)),
+        limit: String(limit),
       },
       signal,
     );
@@ -313,37 +456,12 @@ class MixpanelConnector implements SignalConnector {
       throw new ConnectorError(
         "bad_response",
         `mixpanel /segmentation: the answer has no data.values object (got ${show(body)}); check api_url`,
-        { details: { path: "/segmentation", event } },
+        { details: { path: "/segmentation", event, field: "data.values" } },
       );
     }
-    const counts = new Map<string, number>();
+    const counts = new Map<string, number | ConnectorError>();
     for (const [segment, byDate] of Object.entries(values)) {
-      if (!isRecord(byDate)) {
-        throw new ConnectorError(
-          "bad_response",
-          `mixpanel /segmentation: data.values[${JSON.stringify(segment)}] is ${show(byDate)}, not a map of dates to counts`,
-          { details: { path: "/segmentation", segment } },
-        );
-      }
-      const nonZero: number[] = [];
-      for (const [date, count] of Object.entries(byDate)) {
-        if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
-          throw new ConnectorError(
-            "bad_response",
-            `mixpanel /segmentation: the count of ${JSON.stringify(segment)} on ${date} is ${show(count)}, not a count`,
-            { details: { path: "/segmentation", segment, date, value: count } },
-          );
-        }
-        if (count !== 0) nonZero.push(count);
-      }
-      if (nonZero.length > 1) {
-        throw new ConnectorError(
-          "bad_response",
-          `mixpanel /segmentation: unique users of ${JSON.stringify(event)} for ${JSON.stringify(segment)} came back in ${nonZero.length} periods, and unique counts cannot be added across periods; the window of ${range.days} days should be one period`,
-          { details: { path: "/segmentation", segment, periods: nonZero.length } },
-        );
-      }
-      counts.set(segment, nonZero[0] ?? 0);
+      counts.set(segment, segmentCount(event, segment, byDate, range));
     }
     return counts;
   }
@@ -381,6 +499,167 @@ class MixpanelConnector implements SignalConnector {
     }
     return total;
   }
+}
+
+/** The one count of a segment's `{ date: count }` map, or the error of that segment. */
+function segmentCount(event: string, segment: string, byDate: unknown, range: DateRange): number | ConnectorError {
+  const field = `data.values[${JSON.stringify(segment)}]`;
+  if (!isRecord(byDate)) {
+    return new ConnectorError(
+      "bad_response",
+      `mixpanel /segmentation: ${field} is ${show(byDate)}, not a map of dates to counts`,
+      { details: { path: "/segmentation", segment, field } },
+    );
+  }
+  const nonZero: number[] = [];
+  for (const [date, count] of Object.entries(byDate)) {
+    if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
+      return new ConnectorError(
+        "bad_response",
+        `mixpanel /segmentation: the count of ${JSON.stringify(segment)} on ${date} (${field}) is ${show(count)}, not a count`,
+        { details: { path: "/segmentation", segment, date, value: count, field } },
+      );
+    }
+    if (count !== 0) nonZero.push(count);
+  }
+  if (nonZero.length > 1) {
+    return new ConnectorError(
+      "bad_response",
+      `mixpanel /segmentation: unique users of ${JSON.stringify(event)} for ${JSON.stringify(segment)} came back in ${nonZero.length} periods, and unique counts cannot be added across periods; the window of ${range.days} days should be one period`,
+      { details: { path: "/segmentation", segment, periods: nonZero.length, field } },
+    );
+  }
+  return nonZero[0] ?? 0;
+}
+
+/** The counts of a one-experiment read; the first segment error is the read's. */
+function countsOf(counts: ReadonlyMap<string, number | ConnectorError>): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const [segment, count] of counts) {
+    if (count instanceof ConnectorError) throw count;
+    out.set(segment, count);
+  }
+  return out;
+}
+
+/**
+ * Runs `read` with a signal of its own that follows `signal`, and is aborted
+ * when `read` fails: the other requests of a poll are then cancelled, as their
+ * answers would be thrown away.
+ */
+async function linked<T>(signal: AbortSignal | undefined, read: (poll: AbortSignal) => Promise<T>): Promise<T> {
+  const poll = new AbortController();
+  const onAbort = (): void => poll.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await read(poll.signal);
+  } catch (error) {
+    poll.abort();
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** One batched request pair: experiments sharing a date range, and what to ask. */
+interface BatchGroup {
+  readonly experiments: BatchWindow["experiments"][number][];
+  readonly range: DateRange;
+  readonly on: string;
+  readonly where: string;
+  /** Segment name ("<key> | <arm>") → the (experiment, arm) it stands for. */
+  readonly pairs: ReadonlyMap<string, { key: string; arm: string }>;
+}
+
+/**
+ * Splits a batch into request groups: experiments whose windows start on the
+ * same day (in order of first appearance), at most {@link MIXPANEL_BATCH_MAX_KEYS}
+ * keys, a `where` of at most {@link MIXPANEL_BATCH_MAX_WHERE_CHARS} characters
+ * (an experiment alone may exceed it) and {@link MIXPANEL_MAX_SEGMENTS}
+ * pairs, and no two (experiment, arm) pairs with the same segment name (a key
+ * or arm holding " | " could collide).
+ */
+function planBatch(window: BatchWindow, s: MixpanelSettings): BatchGroup[] {
+  const experiment = property(s.experimentProperty);
+  const variant = property(s.variantProperty);
+  const on = `${experiment} + ${JSON.stringify(SEGMENT_SEPARATOR)} + ${variant}`;
+  const byDay = new Map<string, BatchWindow["experiments"][number][]>();
+  for (const e of window.experiments) {
+    const day = e.from.toISOString().slice(0, 10);
+    byDay.set(day, [...(byDay.get(day) ?? []), e]);
+  }
+  const groups: BatchGroup[] = [];
+  for (const experiments of byDay.values()) {
+    const range = dateRange(experiments[0]?.from ?? window.to, window.to);
+    let current: BatchWindow["experiments"][number][] = [];
+    let pairs = new Map<string, { key: string; arm: string }>();
+    const close = (): void => {
+      if (current.length > 0) groups.push({ experiments: current, range, on, where: whereOf(current), pairs });
+      current = [];
+      pairs = new Map();
+    };
+    const whereOf = (list: readonly BatchWindow["experiments"][number][]): string => {
+      // Experiments with the same arms share one clause: `(experiment in [keys] and variant in [arms])`.
+      const byArms = new Map<string, { keys: string[]; arms: readonly string[] }>();
+      for (const e of list) {
+        const id = JSON.stringify(e.arms);
+        const clause = byArms.get(id) ?? { keys: [], arms: e.arms };
+        clause.keys.push(e.experimentKey);
+        byArms.set(id, clause);
+      }
+      return [...byArms.values()]
+        .map(
+          (c) =>
+            `(${experiment} in [${c.keys.map(literal).join(", ")}] and ${variant} in [${c.arms.map(literal).join(", ")}])`,
+        )
+        .join(" or ");
+    };
+    for (const e of experiments) {
+      const mine = e.arms.map(
+        (arm) => [`${e.experimentKey}${SEGMENT_SEPARATOR}${arm}`, { key: e.experimentKey, arm }] as const,
+      );
+      const fits =
+        current.length < MIXPANEL_BATCH_MAX_KEYS &&
+        pairs.size + mine.length <= MIXPANEL_MAX_SEGMENTS &&
+        whereOf([...current, e]).length <= MIXPANEL_BATCH_MAX_WHERE_CHARS &&
+        mine.every(([name]) => !pairs.has(name));
+      if (!fits) close();
+      current.push(e);
+      for (const [name, pair] of mine) pairs.set(name, pair);
+    }
+    close();
+  }
+  return groups;
+}
+
+/**
+ * The (experiment, arm) a batched request's segment stands for: one the request
+ * asked for, or else an arm of one of its experiments it did not ask for (the
+ * experiment's rows then fail their check).
+ *
+ * @throws ConnectorError `bad_response` when the segment names no experiment of the request
+ */
+function attribute(segment: string, group: BatchGroup): { key: string; arm: string } {
+  const asked = group.pairs.get(segment);
+  if (asked !== undefined) return asked;
+  const owner = group.experiments
+    .map((e) => e.experimentKey)
+    .filter((key) => segment.startsWith(`${key}${SEGMENT_SEPARATOR}`))
+    .sort((a, b) => b.length - a.length)[0];
+  if (owner === undefined) {
+    throw new ConnectorError(
+      "bad_response",
+      `mixpanel /segmentation: the segment ${JSON.stringify(segment)} names no experiment of the ${group.experiments.length} this request asked for (segments are "<experiment> | <arm>"); check experiment_property, variant_property and api_url`,
+      { details: { path: "/segmentation", field: "data.values", segment } },
+    );
+  }
+  return { key: owner, arm: segment.slice(owner.length + SEGMENT_SEPARATOR.length) };
+}
+
+/** A string literal of Mixpanel's expression grammar (JSON's escaping: quotes and backslashes cannot end it early). */
+function literal(value: string): string {
+  return JSON.stringify(value);
 }
 
 interface DateRange {

@@ -81,19 +81,87 @@ class Semaphore {
 const semaphores = new Map<string, Semaphore>();
 /** Project key → epoch ms before which no request is sent (after a 429). */
 const pausedUntil = new Map<string, number>();
+/** Project key → epoch ms of each request spent in the last hour, oldest first. */
+const spentAt = new Map<string, number[]>();
+
+const HOUR_MS = 3_600_000;
 
 function projectKey(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">): string {
   return `${settings.baseUrl}#${settings.projectId}`;
 }
 
-/** Forgets pauses after 429s (tests). */
+/** Forgets pauses after 429s and the requests spent this hour (tests). */
 export function resetRateLimitState(): void {
   pausedUntil.clear();
+  spentAt.clear();
+}
+
+/** The requests of a project spent in the last hour, pruned of older ones. */
+function spentThisHour(key: string, now: number): number[] {
+  const spent = (spentAt.get(key) ?? []).filter((at) => at > now - HOUR_MS);
+  spentAt.set(key, spent);
+  return spent;
+}
+
+/**
+ * Requests sent to a project's Query API in the last hour by this process, out
+ * of {@link MIXPANEL_QUERIES_PER_HOUR}.
+ */
+export function queriesSpentThisHour(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">): number {
+  return spentThisHour(projectKey(settings), Date.now()).length;
+}
+
+/**
+ * Spends `count` requests of the project's hourly budget
+ * ({@link MIXPANEL_QUERIES_PER_HOUR}, counted per request sent by this process
+ * over the last hour), all or none, before any of them is sent: a poll that
+ * needs 2 requests when 1 is left is refused whole, so it never stops halfway
+ * through its requests. Call it once per read with every request the read will
+ * send, then send them with {@link queryApiGet}.
+ *
+ * @param count requests the read will send, a whole number ≥ 1.
+ * @throws ConnectorError `rate_limited` (with `retryAfterMs`: when enough of the
+ *   hour's requests will have aged out, or when a pause after a 429 ends); nothing
+ *   is spent then.
+ */
+export function spendQueries(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">, count: number): void {
+  const key = projectKey(settings);
+  const now = Date.now();
+  const paused = pausedUntil.get(key);
+  if (paused !== undefined && paused > now) throw pausedError(settings, paused - now);
+  const spent = spentThisHour(key, now);
+  if (spent.length + count > MIXPANEL_QUERIES_PER_HOUR) {
+    // The request that must age out before `count` fit; a read larger than the whole budget waits an hour.
+    const oldest = spent[Math.max(0, spent.length + count - MIXPANEL_QUERIES_PER_HOUR - 1)] ?? now;
+    const retryAfterMs = Math.max(1000, oldest + HOUR_MS - now);
+    throw new ConnectorError(
+      "rate_limited",
+      `mixpanel: project ${settings.projectId} has spent ${spent.length} of its ${MIXPANEL_QUERIES_PER_HOUR} Query API requests this hour and this read needs ${count}; nothing was sent: retry in ${Math.ceil(retryAfterMs / 1000)}s, or poll less often`,
+      {
+        retryAfterMs,
+        details: {
+          projectId: settings.projectId,
+          spent: spent.length,
+          needed: count,
+          perHour: MIXPANEL_QUERIES_PER_HOUR,
+        },
+      },
+    );
+  }
+  for (let i = 0; i < count; i++) spent.push(now);
+}
+
+function pausedError(settings: Pick<QueryApiSettings, "projectId">, waitMs: number): ConnectorError {
+  return new ConnectorError(
+    "rate_limited",
+    `mixpanel: project ${settings.projectId} hit the Query API rate limit; not querying again for ${Math.ceil(waitMs / 1000)}s`,
+    { retryAfterMs: waitMs, details: { projectId: settings.projectId } },
+  );
 }
 
 /**
  * GETs `path` (e.g. `/segmentation`) with `params`, and returns the parsed
- * JSON body.
+ * JSON body. The request must have been counted with {@link spendQueries}.
  *
  * @throws ConnectorError `auth_failed` (401, 403), `rate_limited` (429, with
  *   `retryAfterMs`), `unavailable` (5xx, network), `timeout`, `query_failed`
@@ -107,14 +175,7 @@ export async function queryApiGet(
 ): Promise<unknown> {
   const key = projectKey(settings);
   const paused = pausedUntil.get(key);
-  if (paused !== undefined && paused > Date.now()) {
-    const waitMs = paused - Date.now();
-    throw new ConnectorError(
-      "rate_limited",
-      `mixpanel: project ${settings.projectId} hit the Query API rate limit; not querying again for ${Math.ceil(waitMs / 1000)}s`,
-      { retryAfterMs: waitMs, details: { projectId: settings.projectId } },
-    );
-  }
+  if (paused !== undefined && paused > Date.now()) throw pausedError(settings, paused - Date.now());
   let semaphore = semaphores.get(key);
   if (semaphore === undefined) {
     semaphore = new Semaphore(MIXPANEL_MAX_CONCURRENT);
