@@ -59,6 +59,8 @@ export interface CycleFigure {
   readonly failedJobs: number;
   /** Resident set size of the process (worker in process) after the rounds, MiB. */
   readonly rssMiB: number;
+  /** The process's resident set and V8 heap in use after a full garbage collection (null without `--expose-gc`). */
+  readonly afterGcMiB: { readonly rss: number; readonly heapUsed: number } | null;
   readonly warnings: readonly string[];
   readonly note: string | null;
 }
@@ -309,6 +311,7 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
         : { poll: sampler.mean(JOB.pollExperiment), analyse: sampler.mean(JOB.analyseExperiment) },
       failedJobs: failed.failed ?? 0,
       rssMiB: process.memoryUsage().rss / 2 ** 20,
+      ...afterGc(),
       warnings,
       note,
     };
@@ -317,4 +320,13 @@ export async function benchPollCycles(dbs: BenchDatabases, redis: Redis, options
     if (connectors !== null) await connectors.close();
     await bench.drop();
   }
+}
+
+/** Memory once the garbage of the rounds is collected: what the process keeps, not what it has yet to free. */
+function afterGc(): { afterGcMiB: { rss: number; heapUsed: number } | null } {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc === undefined) return { afterGcMiB: null };
+  gc();
+  const m = process.memoryUsage();
+  return { afterGcMiB: { rss: m.rss / 2 ** 20, heapUsed: m.heapUsed / 2 ** 20 } };
 }

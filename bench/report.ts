@@ -92,6 +92,7 @@ function cycleRows(results: BenchResults): string[][] {
     fmt(c.warmupSeconds),
     String(c.failedJobs),
     fmt(c.rssMiB),
+    c.afterGcMiB === null ? "–" : `${fmt(c.afterGcMiB.rss)} / ${fmt(c.afterGcMiB.heapUsed)}`,
   ]);
 }
 
@@ -148,6 +149,7 @@ const CYCLE_HEADER = [
   "warm-up s",
   "failed jobs",
   "process RSS MiB after the rounds",
+  "after a full GC: RSS / heap used MiB",
 ];
 function apiRows(results: BenchResults): string[][] {
   return results.apiReads.map((f) => [

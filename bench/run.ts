@@ -17,7 +17,7 @@
  *
  * Options: `--quick` (small sizes, for a smoke run; writes nothing),
  * `--no-write` (do not touch docs/performance.md), `--experiments 1000,10000`,
- * `--rounds 3`, `--concurrency 8`, `--only api,mcp` (run only these parts of
+ * `--rounds 3` (default 10 batched, 3 one per experiment), `--concurrency 8`, `--only api,mcp` (run only these parts of
  * `sequential,cycles,upsert,api,mcp`; the other parts' figures in
  * docs/performance.md are kept as they were), `--comparisons 24` (ASOS
  * comparisons in the demo world of parts 4 and 5; `all` for the demo's 99),
@@ -96,7 +96,9 @@ const parts = partsOf(args.only);
 const sizes = {
   sequentialUpdates: quick ? 100_000 : 1_000_000,
   experiments: args.experiments ? positiveInts(args.experiments, "experiments") : quick ? [200] : [1000, 10_000],
-  rounds: args.rounds ? (positiveInts(args.rounds, "rounds")[0] as number) : quick ? 2 : 3,
+  // Batched rounds are short: ten of them, the worker's memory measured after the tenth.
+  rounds: (mode: "batched" | "single") =>
+    args.rounds ? (positiveInts(args.rounds, "rounds")[0] as number) : quick ? 2 : mode === "batched" ? 10 : 3,
   concurrency: args.concurrency ? (positiveInts(args.concurrency, "concurrency")[0] as number) : 8,
   polling: pollingModes(args.polling ?? "batched,single"),
   upsertPoints: quick ? 20_000 : 200_000,
@@ -156,14 +158,14 @@ async function main(): Promise<void> {
   for (const n of parts.has("cycles") ? sizes.experiments : [])
     for (const mode of sizes.polling) {
       progress(
-        `2/5 poll→analysis cycles with ${n.toLocaleString("en-US")} running experiments (${mode}), ${sizes.rounds} rounds`,
+        `2/5 poll→analysis cycles with ${n.toLocaleString("en-US")} running experiments (${mode}), ${sizes.rounds(mode)} rounds`,
       );
       const prefix = `${prefixBase}-e${n}-${mode}`;
       try {
         cycles.push(
           await benchPollCycles(dbs, redis, {
             experiments: n,
-            rounds: sizes.rounds,
+            rounds: sizes.rounds(mode),
             concurrency: sizes.concurrency,
             prefix,
             roundTimeoutMs: 180_000,

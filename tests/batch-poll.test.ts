@@ -287,4 +287,29 @@ describe("batched polling", () => {
     const after = await storedAnalyses(world, running);
     expect(Object.values(after).every((rows) => rows.length === 3)).toBe(true);
   }, 120_000);
+  it("stores first, on their own, the experiments whose new rows point to harm", async () => {
+    const world = await createWorld(cleanups);
+    const keys = Array.from({ length: 30 }, (_, i) => `exp-${String(i).padStart(3, "0")}`);
+    await fillSource(world, keys);
+    // exp-027's treatment converts at a third of its control's rate (the signal must increase): harmful.
+    await world.source.query(
+      "UPDATE source_points SET sum = sum / 3, sum_sq = sum_sq / 3 WHERE experiment_key = 'exp-027' AND arm = 'treatment'",
+    );
+    const connectors = connectorProvider({ db: world.t.db, access: testSourceAccess(world.sourceUrl) });
+    cleanups.push(() => connectors.close());
+    const applied = await applyOutcome(world.deps, world.seed.admin, {
+      source: outcomeFile("ordered", SIGNAL_BATCHED, GUARD_BATCHED),
+    });
+    await transitionOutcome(world.deps, world.seed.admin, "ordered", "activate", null);
+    await launchExperiments(world, "ordered", keys);
+    const round = await pollExperimentBatches({ db: world.t.db, connectors }, applied.outcome.id, {
+      batchSize: 30,
+      storeSize: 10,
+      concurrency: 1,
+    });
+    expect(round.polled).toHaveLength(30);
+    // Its group of one is stored before the others' three groups of at most ten.
+    expect(round.polled[0]?.experimentKey).toBe("exp-027");
+    expect(new Set(round.polled.slice(1).map((p) => p.experimentKey)).size).toBe(29);
+  }, 120_000);
 });

@@ -31,7 +31,7 @@ export interface WorkerContext {
   readonly pollBatchSize: number;
   /** Experiments of a batched poll stored and analysed in one transaction (`POLL_STORE_SIZE`). */
   readonly pollStoreSize: number;
-  /** Jobs at once (`WORKER_CONCURRENCY`); a batched poll stores and analyses that many groups at once. */
+  /** Jobs at once (`WORKER_CONCURRENCY`); a batched poll stores and analyses half as many groups at once. */
   readonly concurrency: number;
 }
 

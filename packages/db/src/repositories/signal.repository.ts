@@ -386,6 +386,19 @@ export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOr
   return rows.rows.map(storedPointOf);
 }
 
+/**
+ * Turn PostgreSQL's JIT compilation off until the end of the caller's
+ * transaction (`SET LOCAL`). The set-based statements of a batched poll and of
+ * an analysis unnest arrays, which the planner estimates at a fixed 100 rows
+ * each whatever their length; once the tables are large the estimated cost
+ * passes `jit_optimize_above_cost` and each statement spends about 0.4 s
+ * compiling for work that takes milliseconds. Outside a transaction it does
+ * nothing (PostgreSQL warns).
+ */
+export async function disableJit(trx: DbOrTrx): Promise<void> {
+  await sql`SET LOCAL jit = off`.execute(trx);
+}
+
 /** What the analysis of an experiment reads of one of its series, from `pointsSince`. */
 export interface SeriesPointsSince {
   /** The newest point per arm with ts ≤ `since` (none when `since` is null). */
@@ -414,6 +427,9 @@ export async function pointsSince(
   for (const r of requests) out.set(r.seriesId, { base: [], after: [], firstTs: null });
   const ids = requests.map((r) => r.seriesId);
   const since = requests.map((r) => r.since?.toISOString() ?? null);
+  // Each branch is one index probe per series (the primary key leads with series_id). `OFFSET 0` keeps the
+  // planner from flattening the "after" branch into a join, which, once the table is large, it may run as a
+  // scan of every point.
   const columns = sql.raw(
     "arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum",
   );
@@ -425,7 +441,7 @@ export async function pointsSince(
     UNION ALL
     SELECT 'after', q.series_id, a.* FROM q CROSS JOIN LATERAL (
       SELECT ${columns} FROM signal_points sp
-       WHERE sp.series_id = q.series_id AND (q.since IS NULL OR sp.ts > q.since)) a
+       WHERE sp.series_id = q.series_id AND (q.since IS NULL OR sp.ts > q.since) OFFSET 0) a
     UNION ALL
     SELECT 'first', q.series_id, f.* FROM q CROSS JOIN LATERAL (
       SELECT ${columns} FROM signal_points sp WHERE sp.series_id = q.series_id ORDER BY ts LIMIT 1) f

@@ -92,6 +92,7 @@ export async function writeAnalysesOf(
   if (locked.length === 0) return [];
   const spec = specOf(outcome);
   const ids = locked.map((e) => e.id);
+  await signals.disableJit(trx);
   // Read, not created: a series holds points only once a poll has created it. An insert here would wait
   // for a poll that has updated the series and waits in turn for this experiment's row (a deadlock).
   const seriesOf = new Map<string, Map<string, signals.SeriesRecord>>();

@@ -12,6 +12,8 @@ import {
 } from "@outcome-runtime/connectors";
 import type { Experiment } from "@outcome-runtime/core";
 import { experiments as experimentRows, outcomes, signals } from "@outcome-runtime/db";
+import type { OutcomeSpec } from "@outcome-runtime/spec";
+import type { ArmTotals } from "@outcome-runtime/stats";
 import pLimit from "p-limit";
 import { inTransaction, nowOf } from "../context";
 import { specOf } from "../spec-of";
@@ -27,6 +29,7 @@ import {
   type SignalDeps,
   type SourceRead,
 } from "./poll";
+import { harmEvidence } from "./snapshot-analysis";
 
 /** Experiments read in one source request when the worker's `POLL_BATCH_SIZE` is not set. */
 export const DEFAULT_POLL_BATCH_SIZE = 500;
@@ -70,6 +73,9 @@ export interface BatchPollResult {
   readonly escalations: readonly { readonly experimentId: string; readonly action: string; readonly reason: string }[];
 }
 
+/** One experiment a batched poll stored and analysed. */
+type Polled = BatchPollResult["polled"][number];
+
 /** Splits `items` into slices of at most `size`. */
 function chunks<T>(items: readonly T[], size: number): T[][] {
   const out: T[][] = [];
@@ -99,12 +105,20 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * @param options.batchSize experiments per source request, ≥ 1 (default {@link DEFAULT_POLL_BATCH_SIZE}).
  * @param options.concurrency store groups stored at once, each in its own transaction (default 1).
  * @param options.storeSize experiments per store transaction, ≥ 1 (default {@link DEFAULT_STORE_SIZE}).
+ * @param options.onStored called for each experiment once its group's transaction has committed (for the
+ *   experiments of a group at once), before the round goes on (to deliver a pause's webhooks at once, not at the end of the round); what it throws fails
+ *   the round (the job is retried; what committed stays committed).
  * @throws RangeError when `batchSize`, `concurrency` or `storeSize` is not a whole number ≥ 1.
  */
 export async function pollExperimentBatches(
   deps: SignalDeps,
   outcomeId: string,
-  options: { readonly batchSize?: number; readonly concurrency?: number; readonly storeSize?: number } = {},
+  options: {
+    readonly batchSize?: number;
+    readonly concurrency?: number;
+    readonly storeSize?: number;
+    readonly onStored?: (polled: BatchPollResult["polled"][number]) => Promise<void> | void;
+  } = {},
 ): Promise<BatchPollResult> {
   const batchSize = options.batchSize ?? DEFAULT_POLL_BATCH_SIZE;
   const concurrency = options.concurrency ?? 1;
@@ -193,7 +207,7 @@ export async function pollExperimentBatches(
     }
   }
 
-  const polled: BatchPollResult["polled"][number][] = [];
+  const polled: Polled[] = [];
   const failed: BatchPollResult["failed"][number][] = [];
   const escalations: BatchPollResult["escalations"][number][] = [];
   const limit = pLimit(concurrency);
@@ -211,11 +225,12 @@ export async function pollExperimentBatches(
    * Store and analyse experiments whose reads succeeded, all in one transaction: the outcome share-locked,
    * then the experiments locked and read again (the order of an analysis, a gate decision and an abandon;
    * one paused or decided since the list was read is skipped), every point upserted in one statement, the
-   * analyses read and written in a handful more. Returns null when the outcome is gone.
+   * analyses read and written in a handful more. Stores nothing when the outcome is gone.
    */
   const storeTogether = async (group: readonly Experiment[]) => {
     const started = performance.now();
     const stored = await inTransaction(deps.db, async (trx) => {
+      await signals.disableJit(trx);
       const lockedOutcome = await outcomes.findOutcome(trx, outcome.workspaceId, outcomeId, { forShare: true });
       if (lockedOutcome === null) return [];
       const current = (
@@ -242,24 +257,29 @@ export async function pollExperimentBatches(
       );
       // Analysed in the same transaction: the points and their analyses commit together, or neither.
       const analyses = await writeAnalysesOf(deps, trx, lockedOutcome, current);
-      return current.map((e, i) => {
-        let inserted = 0;
-        let updated = 0;
-        let unchanged = 0;
-        for (const entry of entries) {
-          if (entry.experimentId !== e.id) continue;
-          const report = reports.get(entry.series.id);
-          inserted += report?.inserted ?? 0;
-          updated += report?.updated ?? 0;
-          unchanged += report?.unchanged ?? 0;
-        }
-        return { experimentId: e.id, experimentKey: e.key, inserted, updated, unchanged, analysis: analyses[i] };
-      });
+      const counts = new Map(current.map((e) => [e.id, { inserted: 0, updated: 0, unchanged: 0 }]));
+      for (const entry of entries) {
+        const report = reports.get(entry.series.id);
+        const sum = counts.get(entry.experimentId);
+        if (report === undefined || sum === undefined) continue;
+        sum.inserted += report.inserted;
+        sum.updated += report.updated;
+        sum.unchanged += report.unchanged;
+      }
+      return current.map((e, i) => ({
+        experimentId: e.id,
+        experimentKey: e.key,
+        ...(counts.get(e.id) ?? { inserted: 0, updated: 0, unchanged: 0 }),
+        analysis: analyses[i],
+      }));
     });
     const durationSeconds = (performance.now() - started) / 1000;
+    const committed: Polled[] = [];
     for (const one of stored) {
-      if (one.analysis !== undefined) polled.push({ ...one, analysis: one.analysis, durationSeconds });
+      if (one.analysis !== undefined) committed.push({ ...one, analysis: one.analysis, durationSeconds });
     }
+    polled.push(...committed);
+    return committed;
   };
   const ready: Experiment[] = [];
   const failedReads: [Experiment, Error][] = [];
@@ -268,33 +288,80 @@ export async function pollExperimentBatches(
     if (error === undefined) ready.push(e);
     else failedReads.push([e, error]);
   }
-  await Promise.all(failedReads.map(([e, error]) => limit(() => recordFailure(e, error))));
-  await Promise.all(
-    chunks(ready, storeSize).map((group) =>
-      limit(async () => {
-        try {
-          await storeTogether(group);
-        } catch (groupError) {
-          if (group.length === 1) throw groupError;
-          // One experiment's failure (a deadlock with a gate decision, a row the database refuses) must not
-          // cost the others their round: each is stored again in a transaction of its own, where it fails
-          // alone; the first such failure is thrown afterwards, so the job is retried for it.
-          let first: unknown = null;
-          for (const e of group) {
-            try {
-              await storeTogether([e]);
-            } catch (error) {
-              first ??= error;
+  const storeGroups = (list: readonly Experiment[]) =>
+    Promise.all(
+      chunks(list, storeSize).map((group) =>
+        limit(async () => {
+          let committed: Polled[] = [];
+          try {
+            committed = await storeTogether(group);
+          } catch (groupError) {
+            if (group.length === 1) throw groupError;
+            // One experiment's failure (a deadlock with a gate decision, a row the database refuses) must not
+            // cost the others their round: each is stored again in a transaction of its own, where it fails
+            // alone; the first such failure is thrown afterwards, so the job is retried for it.
+            let first: unknown = null;
+            for (const e of group) {
+              try {
+                const one = await storeTogether([e]);
+                committed.push(...one);
+                for (const c of one) await options.onStored?.(c);
+              } catch (error) {
+                first ??= error;
+              }
             }
+            if (first !== null) throw first;
+            return;
           }
-          if (first !== null) throw first;
-        }
-      }),
-    ),
-  );
+          await Promise.all(committed.map((c) => options.onStored?.(c)));
+        }),
+      ),
+    );
+  await Promise.all(failedReads.map(([e, error]) => limit(() => recordFailure(e, error))));
+  // The suspects first, on their own: a harmful experiment's pause waits for the few groups of experiments
+  // whose new rows point to harm, not for the whole round (the analyses decide; this only orders the work).
+  const evidence = new Map(ready.map((e) => [e.id, harmEvidenceOf(spec, metrics, e, answers.get(e.id) ?? [], at)]));
+  const byEvidence = [...ready].sort((a, b) => (evidence.get(b.id) ?? 0) - (evidence.get(a.id) ?? 0));
+  const suspects = byEvidence.filter((e) => (evidence.get(e.id) ?? 0) >= SUSPECT_EVIDENCE);
+  await storeGroups(suspects);
+  await storeGroups(byEvidence.slice(suspects.length));
   return { outcomeId, experiments: running.length, requests: reads.length, reads, polled, failed, escalations };
 }
 
+/** Harm evidence ({@link harmEvidence}) from which an experiment is stored ahead of the round: z ≥ 2. */
+const SUSPECT_EVIDENCE = 2;
+
+/**
+ * The harm evidence of an experiment's new rows: per arm its newest row of the signal and of each guardrail
+ * (secondary metrics never decide), harmful against the target's direction and against each guardrail's.
+ */
+function harmEvidenceOf(
+  spec: OutcomeSpec,
+  metrics: readonly MeasuredMetric[],
+  e: Experiment,
+  rowsByMetric: readonly (ArmAggregate[] | Error)[],
+  at: Date,
+): number {
+  const opposite = (d: "increase" | "decrease") => (d === "increase" ? "decrease" : "increase");
+  const guardrails = new Map((spec.constraints?.guardrails ?? []).map((g) => [g.metric, g.direction]));
+  const measured: { harmful: "increase" | "decrease"; totals: Map<string, ArmTotals> }[] = [];
+  for (const [m, metric] of metrics.entries()) {
+    const rows = rowsByMetric[m];
+    if (rows === undefined || rows instanceof Error || metric.role === "secondary") continue;
+    const desired = metric.role === "primary" ? spec.target.direction : guardrails.get(metric.metric);
+    if (desired === undefined) continue;
+    const newest = new Map<string, ArmAggregate>();
+    for (const r of rows) {
+      const seen = newest.get(r.arm);
+      if (seen === undefined || (r.ts ?? at) >= (seen.ts ?? at)) newest.set(r.arm, r);
+    }
+    measured.push({
+      harmful: opposite(desired),
+      totals: new Map([...newest].map(([arm, r]) => [arm, { units: r.units, sum: r.sum, sumSq: r.sum_sq }])),
+    });
+  }
+  return harmEvidence(e.arms, measured);
+}
 /** One experiment's read through a connector that does not batch: its rows, or the error. */
 async function readOne(
   deps: SignalDeps,

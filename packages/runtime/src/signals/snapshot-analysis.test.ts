@@ -14,6 +14,7 @@ import {
   analyseSnapshot,
   completeControl,
   EMPTY_CARRY,
+  harmEvidence,
   makeStatsPlan,
   type Snapshot,
   type SnapshotTotals,
@@ -682,5 +683,43 @@ describe("a ratio metric (the delta method)", () => {
     expect(reported?.effect).toBeCloseTo(expected.effect ?? Number.NaN, 10);
     expect(reported?.pValue).toBe(expected.pValue);
     expect(reported?.ci).toEqual(expected.ci);
+  });
+});
+
+describe("harmEvidence (the order a batched poll stores experiments in)", () => {
+  const arms = [
+    { name: "control", weight: 0.5 },
+    { name: "treatment", weight: 0.5 },
+  ];
+  const totals = (control: [number, number], treatment: [number, number]) =>
+    new Map([
+      ["control", { units: control[0], sum: control[1], sumSq: control[1] }],
+      ["treatment", { units: treatment[0], sum: treatment[1], sumSq: treatment[1] }],
+    ]);
+
+  it("is Welch's z of the treatment's move in the harmful direction", () => {
+    // Conversion 10 % → 8 % on 10,000 units each: harmful when the target is an increase.
+    const t = totals([10_000, 1_000], [10_000, 800]);
+    const se = Math.sqrt((0.08 * 0.92) / 10_000 + (0.1 * 0.9) / 10_000);
+    expect(harmEvidence(arms, [{ harmful: "decrease", totals: t }])).toBeCloseTo(0.02 / se, 10);
+    // The same move is good news when a decrease is wanted: no evidence of harm.
+    expect(harmEvidence(arms, [{ harmful: "increase", totals: t }])).toBe(0);
+  });
+
+  it("takes the strongest metric and treatment, and 0 when nothing compares", () => {
+    const mild = totals([10_000, 1_000], [10_000, 990]);
+    const strong = totals([10_000, 100], [10_000, 300]);
+    const both = harmEvidence(arms, [
+      { harmful: "decrease", totals: mild },
+      { harmful: "increase", totals: strong },
+    ]);
+    expect(both).toBe(harmEvidence(arms, [{ harmful: "increase", totals: strong }]));
+    expect(both).toBeGreaterThan(10);
+    expect(harmEvidence(arms, [])).toBe(0);
+    expect(
+      harmEvidence(arms, [{ harmful: "increase", totals: new Map([["control", { units: 5, sum: 1, sumSq: 1 }]]) }]),
+    ).toBe(0);
+    expect(harmEvidence(arms, [{ harmful: "increase", totals: totals([1, 1], [1, 1]) }])).toBe(0);
+    expect(harmEvidence(arms, [{ harmful: "increase", totals: totals([100, 0], [100, 0]) }])).toBe(0);
   });
 });

@@ -399,6 +399,47 @@ function controlArm(arms: readonly Arm[]): string {
   return arms.find((a) => a.name === "control")?.name ?? arms[0]?.name ?? "control";
 }
 
+/**
+ * How strongly an experiment's newest totals point to harm, to order work by
+ * (a batched poll stores the most suspect experiments first, so a kill-switch
+ * pause does not wait for the rest of the round); never a decision. The
+ * largest, over the metrics given and the treatment arms, of Welch's statistic
+ * for the difference in per-unit means in the harmful direction:
+ * ±(m_t − m_c) / √(v_t/n_t + v_c/n_c), with m = Σx/n and v = Σx²/n − m² from
+ * the cumulative totals (for a ratio metric, its numerator per unit). 0 when no
+ * treatment can be compared (an arm missing, under 2 units, no variance).
+ *
+ * @param metrics each metric's totals by arm name, and the direction that is
+ *   harmful (against the target's direction for the signal, against a
+ *   guardrail's own direction).
+ */
+export function harmEvidence(
+  arms: readonly Arm[],
+  metrics: readonly { readonly harmful: "increase" | "decrease"; readonly totals: ReadonlyMap<string, ArmTotals> }[],
+): number {
+  const controlName = controlArm(arms);
+  const moments = (t: ArmTotals | undefined) => {
+    if (t === undefined || t.units < 2) return null;
+    const mean = t.sum / t.units;
+    return { n: t.units, mean, variance: Math.max(t.sumSq / t.units - mean * mean, 0) };
+  };
+  let strongest = 0;
+  for (const { harmful, totals } of metrics) {
+    const control = moments(totals.get(controlName));
+    if (control === null) continue;
+    for (const arm of arms) {
+      if (arm.name === controlName) continue;
+      const treatment = moments(totals.get(arm.name));
+      if (treatment === null) continue;
+      const se = Math.sqrt(treatment.variance / treatment.n + control.variance / control.n);
+      if (!(se > 0)) continue;
+      const z = ((harmful === "increase" ? 1 : -1) * (treatment.mean - control.mean)) / se;
+      if (Number.isFinite(z) && z > strongest) strongest = z;
+    }
+  }
+  return strongest;
+}
+
 /** The control's totals when every arm has reported in the snapshot (null until then: nothing to compare). */
 export function completeControl(arms: readonly Arm[], snapshot: Snapshot): SnapshotTotals | null {
   const controlName = controlArm(arms);

@@ -126,10 +126,18 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
 
     async pollExperimentBatch({ outcomeId }) {
       const started = performance.now();
+      let decided = 0;
       const result = await pollExperimentBatches(context.signals, outcomeId, {
         batchSize: context.pollBatchSize,
         storeSize: context.pollStoreSize,
-        concurrency: context.concurrency,
+        // Half the worker's slots (at least one): the other jobs of the process (webhook deliveries, other
+        // outcomes' rounds) keep theirs, and more transactions at once than Postgres has cores only contend.
+        concurrency: Math.max(1, Math.floor(context.concurrency / 2)),
+        // Act on each group as it commits: a pause's scheduler stop and webhooks do not wait for the round.
+        onStored: async (p) => {
+          const done = await actOn(p.experimentId, p.analysis, Math.round(p.durationSeconds * 10_000) / 10);
+          if (done.decision !== null) decided += 1;
+        },
       });
       for (const f of result.failed) {
         logger.warn(
@@ -139,12 +147,6 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       }
       for (const e of result.escalations) {
         logger.warn({ experimentId: e.experimentId, action: e.action, reason: e.reason }, "experiment decided");
-      }
-      // Each experiment was stored and analysed in its own transaction by the poll: act on what committed.
-      let decided = 0;
-      for (const p of result.polled) {
-        const done = await actOn(p.experimentId, p.analysis, Math.round(p.durationSeconds * 10_000) / 10);
-        if (done.decision !== null) decided += 1;
       }
       logger.info(
         {
