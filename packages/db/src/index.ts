@@ -1,3 +1,5 @@
+export type { AuthChange } from "./auth-changes";
+export { listenForAuthChanges } from "./auth-changes";
 export type { Db, DbOptions, DbOrTrx, Trx } from "./database";
 export { createDb } from "./database";
 export type { DatabaseErrorCode } from "./errors";

@@ -25,6 +25,7 @@ import * as secondaryMetrics from "./migrations/2026-12-11T01-00-secondary-metri
 import * as pointCovariates from "./migrations/2026-12-12T00-00-point-covariates";
 import * as ratioMetrics from "./migrations/2026-12-13T00-00-ratio-metrics";
 import * as achievementGates from "./migrations/2026-12-13T01-00-achievement-gates";
+import * as authChangeNotify from "./migrations/2026-12-14T00-00-auth-change-notify";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -47,6 +48,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-12T00-00-point-covariates": pointCovariates,
   "2026-12-13T00-00-ratio-metrics": ratioMetrics,
   "2026-12-13T01-00-achievement-gates": achievementGates,
+  "2026-12-14T00-00-auth-change-notify": authChangeNotify,
 };
 
 export interface MigrationReport {

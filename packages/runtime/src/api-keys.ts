@@ -177,7 +177,8 @@ export async function revokeApiKey(
       `no API key with id ${id} in this workspace; list them with outcome-runtime keys list`,
     );
   if (!UUID_FORMAT.test(id)) throw notFound();
-  return inTransaction(deps.db, async (trx) => {
+  const announced = deps.principalCache?.announced({ kind: "api_key", id });
+  const result = await inTransaction(deps.db, async (trx) => {
     const { record, revoked } = await apiKeys.revokeApiKey(trx, caller.principal.workspaceId, id, nowOf(deps));
     if (record === null) throw notFound();
     if (revoked) {
@@ -197,13 +198,22 @@ export async function revokeApiKey(
     }
     return { key: infoOf(record), revoked };
   });
+  // This process drops it now; the others when the trigger's notification reaches them (on commit). The answer
+  // waits (1 s at most) until the notification reached this process too, so it has been sent to every replica.
+  if (result.revoked) {
+    deps.principalCache?.apply({ kind: "api_key", id: result.key.id });
+    await announced;
+  }
+  return result;
 }
 
 /**
  * The principal owning `key`, with the key's scopes, or null for an unknown
  * or revoked key. Records the key's last use (at most once a minute) without
  * waiting for it: a failed write is reported to `onLastUsedError` and never
- * fails or delays the caller.
+ * fails or delays the caller. With `deps.principalCache`, a key seen in the
+ * last `ttlMs` is answered from it (keyed by the key's SHA-256), as long as
+ * the cache is hearing revocations; otherwise from the database.
  */
 export async function authenticate(
   deps: RuntimeDeps,
@@ -211,20 +221,30 @@ export async function authenticate(
   options: { onLastUsedError?: (error: unknown) => void } = {},
 ): Promise<ApiKeyPrincipal | null> {
   if (key.length < 16 || key.length > 512) return null;
-  const found = await apiKeys.findPrincipalByKeyHash(deps.db, hashApiKey(key));
-  if (found === null) return null;
+  const keyHash = hashApiKey(key);
+  const cache = deps.principalCache;
+  const cacheKey = `key:${keyHash}`;
+  let principal = (await cache?.confirmedLookup(cacheKey))?.principal;
+  if (principal === undefined) {
+    const generation = cache?.generation() ?? 0;
+    const found = await apiKeys.findPrincipalByKeyHash(deps.db, keyHash);
+    if (found === null) return null;
+    principal = { ...found.principal, scopes: knownScopes(found.scopes) };
+    cache?.store(cacheKey, { principal, sessionId: null, sessionExpiresAt: null, sessionReadAt: null }, generation);
+  }
+  const id = principal.id;
   const now = nowOf(deps);
-  if (!recentlyTouched(found.principal.id, now)) {
+  if (!recentlyTouched(id, now)) {
     apiKeys
-      .touchLastUsed(deps.db, found.principal.id, now)
+      .touchLastUsed(deps.db, id, now)
       .then((written) => {
-        if (written) lastTouched(found.principal.id, now);
+        if (written) lastTouched(id, now);
       })
       .catch((error: unknown) => {
         options.onLastUsedError?.(error);
       });
   }
-  return { ...found.principal, scopes: knownScopes(found.scopes) };
+  return principal;
 }
 
 /**

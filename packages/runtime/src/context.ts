@@ -3,6 +3,7 @@
  */
 import type { DecisionChannel, Principal } from "@outcome-runtime/core";
 import type { Db, DbOrTrx, Trx } from "@outcome-runtime/db";
+import type { PrincipalCache } from "./principal-cache";
 import type { SourceAccess } from "./signals/source-access";
 
 export interface RuntimeDeps {
@@ -17,6 +18,12 @@ export interface RuntimeDeps {
    * are checked only against the database (their secrets exist).
    */
   readonly sources?: SourceAccess;
+  /**
+   * Principals of recently used keys and sessions (the API's, fed by the
+   * database's change notifications). Without it, every authentication reads
+   * the database.
+   */
+  readonly principalCache?: PrincipalCache;
 }
 
 /** The authenticated caller of a use case and the channel the call came through. */

@@ -244,16 +244,14 @@ export interface ExperimentDetail {
   readonly latestAnalysis: signals.AnalysisRecord | null;
 }
 
-/** One experiment by id or key, with its gates (newest first). */
+/** One experiment by id or key, with its gates (its own 200 newest first, then its portfolio gate). */
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
   authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  const [own, portfolio, latestAnalysis] = await Promise.all([
-    gates.listGates(deps.db, experiment.workspaceId, { experimentId: experiment.id, limit: 200 }),
-    experiment.portfolioGateId ? gates.findGate(deps.db, experiment.workspaceId, experiment.portfolioGateId) : null,
+  const [mine, latestAnalysis] = await Promise.all([
+    gates.listGatesOfExperiment(deps.db, experiment.workspaceId, experiment.id, experiment.portfolioGateId, 200),
     signals.latestAnalysis(deps.db, experiment.id),
   ]);
-  const mine = portfolio ? [...own.items, portfolio] : own.items;
   return { experiment, gates: mine, latestAnalysis };
 }
 

@@ -164,6 +164,7 @@ export {
   listRevisionsOfOutcome,
   transitionOutcome,
 } from "./outcomes";
+export { DEFAULT_PRINCIPAL_CACHE_TTL_MS, type PrincipalCache, startPrincipalCache } from "./principal-cache";
 export type { SecretsKeyring } from "./secret-box";
 export { MAX_SECRET_BYTES, openSecret, sealSecret, secretsKeyringFromEnv } from "./secret-box";
 export type { SecretSummary } from "./secrets";

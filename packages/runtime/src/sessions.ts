@@ -20,6 +20,13 @@ export const SESSION_MAX_AGE_MS = 7 * 24 * 3600_000;
 
 const TOKEN_PREFIX = "ors_";
 
+/**
+ * A cached session is read from the database again (its idle limit checked,
+ * its use recorded) once this much time has passed by the use cases' clock,
+ * whatever the cache's TTL: the precision of `last_seen_at`.
+ */
+const SESSION_TOUCH_MS = 60_000;
+
 /** SHA-256 hex of a session token: what the sessions table stores. */
 export function hashSessionToken(token: string): string {
   return createHash("sha256").update(token, "utf8").digest("hex");
@@ -59,6 +66,10 @@ export async function startSession(deps: RuntimeDeps, apiKey: string): Promise<S
  * when the session is unknown, signed out, expired (idle or absolute) or its
  * key revoked. Records the use (at most once a minute, session and key)
  * without waiting: a failed write goes to `onTouchError`, never to the caller.
+ * With `deps.principalCache`, a session read in the last `ttlMs` is answered
+ * from it (keyed by the token's SHA-256; its absolute end still checked on
+ * every request), while the cache is hearing changes, for up to a minute
+ * by `deps.now` (then read again, which records its use).
  */
 export async function sessionPrincipal(
   deps: RuntimeDeps,
@@ -67,17 +78,47 @@ export async function sessionPrincipal(
 ): Promise<ApiKeyPrincipal | null> {
   if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return null;
   const now = nowOf(deps);
-  const session = await sessions.findLiveSession(deps.db, hashSessionToken(token), now);
+  const tokenHash = hashSessionToken(token);
+  const cache = deps.principalCache;
+  const cacheKey = `session:${tokenHash}`;
+  const cached = await cache?.confirmedLookup(cacheKey);
+  if (cached?.sessionExpiresAt != null && cached.sessionReadAt !== null) {
+    if (now >= cached.sessionExpiresAt) return null;
+    // Read (and its use recorded) less than a minute ago by this clock: not idle, and no use to record yet.
+    const sinceRead = now.getTime() - cached.sessionReadAt.getTime();
+    if (sinceRead >= 0 && sinceRead < SESSION_TOUCH_MS) return cached.principal;
+  }
+  const generation = cache?.generation() ?? 0;
+  const session = await sessions.findLiveSession(deps.db, tokenHash, now);
   if (session === null || now.getTime() - session.lastSeenAt.getTime() > SESSION_IDLE_MS) return null;
   const failed = (error: unknown) => options.onTouchError?.(error);
   sessions.touchSession(deps.db, session.id, now).catch(failed);
   apiKeys.touchLastUsed(deps.db, session.principal.id, now).catch(failed);
   const scopes: ApiKeyScope[] = knownScopes(session.scopes);
-  return { ...session.principal, scopes };
+  const principal = { ...session.principal, scopes };
+  cache?.store(
+    cacheKey,
+    { principal, sessionId: session.id, sessionExpiresAt: session.expiresAt, sessionReadAt: now },
+    generation,
+  );
+  return principal;
 }
 
 /** Sign out: revoke the session of this token at once. Idempotent; an unknown token changes nothing. */
 export async function endSession(deps: RuntimeDeps, token: string): Promise<void> {
   if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return;
-  await sessions.revokeSession(deps.db, hashSessionToken(token), nowOf(deps));
+  const tokenHash = hashSessionToken(token);
+  const cache = deps.principalCache;
+  let announced: Promise<boolean> | undefined;
+  if (cache?.listening) {
+    const sessionId =
+      cache.lookup(`session:${tokenHash}`)?.sessionId ??
+      (await sessions.findLiveSession(deps.db, tokenHash, nowOf(deps)))?.id;
+    if (sessionId !== undefined && sessionId !== null) announced = cache.announced({ kind: "session", id: sessionId });
+  }
+  const revoked = await sessions.revokeSession(deps.db, tokenHash, nowOf(deps));
+  // This process forgets it now; the others when the trigger's notification reaches them (on commit). Like a
+  // key's revocation, sign-out answers once the notification reached this process too (1 s at most).
+  cache?.forget(`session:${tokenHash}`);
+  if (revoked) await announced;
 }

@@ -58,3 +58,28 @@ export async function refuseWrites(
 export async function unreachableDatabaseUrl(): Promise<string> {
   return `postgres://postgres@127.0.0.1:${await freePort()}/outcome_runtime`;
 }
+
+/**
+ * Terminate every connection to `database` whose `application_name` is
+ * `applicationName` (`pg_terminate_backend`), as a restarted server or a
+ * dropped network would end them.
+ *
+ * @returns how many connections were terminated.
+ */
+export async function terminateConnections(
+  database: Pick<TestDatabase, "url">,
+  applicationName: string,
+): Promise<number> {
+  const client = new pg.Client({ connectionString: database.url });
+  await client.connect();
+  try {
+    const result = await client.query<{ n: number }>(
+      `SELECT count(pg_terminate_backend(pid))::int AS n FROM pg_stat_activity
+       WHERE datname = current_database() AND application_name = $1`,
+      [applicationName],
+    );
+    return result.rows[0]?.n ?? 0;
+  } finally {
+    await client.end();
+  }
+}

@@ -1,7 +1,7 @@
 export { analysisFixture, proportionArm } from "./analysis";
 export { codeOf } from "./errors";
 export type { ConflictSqlstate } from "./faults";
-export { refuseWrites, unreachableDatabaseUrl } from "./faults";
+export { refuseWrites, terminateConnections, unreachableDatabaseUrl } from "./faults";
 export { exampleOutcome, outcomeVariant } from "./outcome-files";
 export type { SourceDatabase, TestDatabase } from "./postgres";
 export { createEmptyDatabase, createSourceDatabase, createTestDatabase, prepareTemplate, serverUrl } from "./postgres";

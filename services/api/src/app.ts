@@ -18,7 +18,9 @@ import {
   type HttpMetrics,
   type LlmBudgets,
   llmConfigFromEnv,
+  type PrincipalCache,
   type RuntimeDeps,
+  startPrincipalCache,
 } from "@outcome-runtime/runtime";
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from "fastify";
 import type { Redis } from "ioredis";
@@ -80,6 +82,20 @@ export interface AppOptions {
   readonly streamIntervalMs?: number;
   /** Counts every request for Prometheus (served by `metrics-server.ts` on METRICS_PORT); none by default. */
   readonly httpMetrics?: HttpMetrics;
+  /**
+   * Cache the principals of keys and sessions for `ttlMs` (AUTH_CACHE_TTL_MS), dropping an entry the moment
+   * the database announces its key or session changed: a connection of its own to `databaseUrl` listens
+   * (`reconnectMs` after a loss, default 1000; bypassed, from empty, until it is back). Absent: every
+   * request reads its key or session from the database.
+   */
+  readonly authCache?: { readonly databaseUrl: string; readonly ttlMs: number; readonly reconnectMs?: number };
+}
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The principal cache of this instance (`authCache`), or null without one. */
+    principalCache: PrincipalCache | null;
+  }
 }
 
 /**
@@ -286,8 +302,26 @@ export async function buildApp(
       );
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  let cache: PrincipalCache | null = null;
+  if (options.authCache !== undefined) {
+    const listening = await startPrincipalCache({
+      ...options.authCache,
+      onListening: () => fastify.log.info("auth cache: listening for key and session changes"),
+      onLost: (error) =>
+        fastify.log.warn(
+          { err: error },
+          "auth cache: change listener lost; every credential is read from the database",
+        ),
+    });
+    fastify.addHook("onClose", listening.close);
+    cache = listening.cache;
+  }
+  fastify.decorate("principalCache", cache);
   await fastify.register(websocket, WEBSOCKET_OPTIONS);
-  await fastify.register(app, options);
+  await fastify.register(
+    app,
+    cache === null ? options : { ...options, deps: { ...options.deps, principalCache: cache } },
+  );
   await fastify.ready();
   return fastify;
 }

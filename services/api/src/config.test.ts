@@ -40,6 +40,14 @@ describe("loadConfig", () => {
     expect(problems.join()).not.toContain("s3cret");
   });
 
+  it("caches principals for 30 s by default, 0 turning it off, at most 5 minutes", () => {
+    expect(loadConfig(valid).AUTH_CACHE_TTL_MS).toBe(30_000);
+    expect(loadConfig({ ...valid, AUTH_CACHE_TTL_MS: "0" }).AUTH_CACHE_TTL_MS).toBe(0);
+    expect(problemsOf({ ...valid, AUTH_CACHE_TTL_MS: "600000" })).toEqual([
+      expect.stringMatching(/^AUTH_CACHE_TTL_MS="600000" is not valid/),
+    ]);
+  });
+
   it("serves metrics only on a port of their own", () => {
     expect(loadConfig(valid).METRICS_PORT).toBeUndefined();
     expect(loadConfig({ ...valid, METRICS_PORT: "9464" }).METRICS_PORT).toBe(9464);

@@ -5,7 +5,13 @@
  * missing or malformed variable of every group is reported at once, by name,
  * with what to write instead.
  */
-import { type BootConfig, ConfigError, readBootConfig, SHARED_ENV } from "@outcome-runtime/runtime";
+import {
+  type BootConfig,
+  ConfigError,
+  DEFAULT_PRINCIPAL_CACHE_TTL_MS,
+  readBootConfig,
+  SHARED_ENV,
+} from "@outcome-runtime/runtime";
 import { Type } from "typebox";
 
 const ConfigSchema = Type.Object({
@@ -18,6 +24,13 @@ const ConfigSchema = Type.Object({
     minimum: 1,
     default: 1200,
     description: "requests per minute per API key (or per IP without one)",
+  }),
+  AUTH_CACHE_TTL_MS: Type.Integer({
+    minimum: 0,
+    maximum: 300_000,
+    default: DEFAULT_PRINCIPAL_CACHE_TTL_MS,
+    description:
+      "how long (ms) the API serves a key's or session's principal from memory; revocations reach every replica at once through Postgres LISTEN/NOTIFY, the TTL bounds a lost notification; 0 turns the cache off",
   }),
   METRICS_PORT: Type.Optional(
     Type.Integer({

@@ -56,6 +56,9 @@ async function main(): Promise<void> {
       queuePrefix: config.QUEUE_PREFIX,
       gateway: createGateway({ db, config: llmConfig }),
       llmBudgets: llmConfig,
+      ...(config.AUTH_CACHE_TTL_MS === 0
+        ? {}
+        : { authCache: { databaseUrl: config.DATABASE_URL, ttlMs: config.AUTH_CACHE_TTL_MS } }),
       ...(registry === null ? {} : { httpMetrics: httpMetrics(registry) }),
     },
     {

@@ -3,6 +3,7 @@
  * database, the bootstrap admin key, the real local Redis and the app.
  */
 import { randomBytes } from "node:crypto";
+import { DEFAULT_PRINCIPAL_CACHE_TTL_MS } from "@outcome-runtime/runtime";
 import { createTestDatabase, type Seeded, seedWorkspace, type TestDatabase } from "@outcome-runtime/testing";
 import { Redis } from "ioredis";
 import { type AppOptions, buildApp } from "./app";
@@ -45,12 +46,18 @@ export function buildTestApp(
   );
 }
 
-/** `app` overrides the app's options (e.g. `webRoot`, `streamIntervalMs`). */
+/**
+ * `app` overrides the app's options (e.g. `webRoot`, `streamIntervalMs`). The app caches principals as the
+ * API does by default (`authCache`, 30 s, listening on the test database).
+ */
 export async function createTestApi(options: { poolSize?: number; app?: Partial<AppOptions> } = {}): Promise<TestApi> {
   const t = await createTestDatabase({ max: options.poolSize ?? 20 });
   const seed = await seedWorkspace(t.db);
   const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
-  const app = await buildTestApp(t.db, redis, options.app);
+  const app = await buildTestApp(t.db, redis, {
+    authCache: { databaseUrl: t.url, ttlMs: DEFAULT_PRINCIPAL_CACHE_TTL_MS },
+    ...options.app,
+  });
   return {
     t,
     seed,

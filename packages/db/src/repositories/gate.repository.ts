@@ -367,6 +367,40 @@ export async function listGates(
   return toPage(rows, limit, toGate);
 }
 
+/**
+ * An experiment's gates, newest first (at most `limit`), then its outcome's
+ * portfolio gate `portfolioGateId` when given and found: one query, where the
+ * API read them with two.
+ */
+export async function listGatesOfExperiment(
+  db: DbOrTrx,
+  workspaceId: string,
+  experimentId: string,
+  portfolioGateId: string | null,
+  limit: number,
+): Promise<Gate[]> {
+  const portfolio = portfolioGateId !== null && UUID.test(portfolioGateId) ? portfolioGateId : null;
+  const isPortfolio = portfolio === null ? sql<boolean>`false` : sql<boolean>`id = ${portfolio}::uuid`;
+  const rows = await db
+    .selectFrom("gates")
+    .selectAll()
+    .where("workspace_id", "=", workspaceId)
+    .where((eb) =>
+      portfolio === null
+        ? eb("experiment_id", "=", experimentId)
+        : eb.or([eb("experiment_id", "=", experimentId), eb("id", "=", portfolio)]),
+    )
+    // The portfolio gate first, so the limit never cuts it; it is moved to the end below.
+    .orderBy(isPortfolio, "desc")
+    .orderBy("created_at", "desc")
+    .orderBy("id", "desc")
+    .limit(limit + (portfolio === null ? 0 : 1))
+    .execute();
+  const gates = rows.map(toGate);
+  if (portfolio !== null && gates[0]?.id === portfolio) gates.push(gates.shift() as Gate);
+  return gates;
+}
+
 export interface GateDecisionWrite {
   readonly status: Exclude<GateState, "pending">;
   readonly decision: string;
