@@ -304,7 +304,7 @@ export function renderMarkdown(results: BenchResults): string {
       "",
       first === undefined
         ? "Not measured in this run."
-        : `Measured on ${when}. \`startWorker\` in process, concurrency ${first.concurrency}, the synthetic source (in memory, no I/O). One per experiment: a \`poll-experiment\` job per experiment per round, and a cycle is that job and the \`analyse-experiment\` job it enqueues (two queue round-trips). Batched: the outcome's queries use \`:experiments\`, one \`poll-experiments\` job per round reads each metric once per batch of 500 experiments, then stores and analyses each experiment in the same job (${first.concurrency} at a time, each in its own transactions); a cycle is one experiment polled and analysed; its mean job ms is the whole round's job.`,
+        : `Measured on ${when}. \`startWorker\` in process, concurrency ${first.concurrency}, the synthetic source (in memory, no I/O). One per experiment: a \`poll-experiment\` job per experiment per round, and a cycle is that job and the \`analyse-experiment\` job it enqueues (two queue round-trips). Batched: the outcome's queries use \`:experiments\`, one \`poll-experiments\` job per round reads each metric once per batch of 500 experiments, then stores and analyses the experiments in the same job, in groups of 100 (one transaction per group, ${Math.max(1, Math.floor(first.concurrency / 2))} groups at a time); a cycle is one experiment polled and analysed; its mean job ms is the whole round's job.`,
       "",
       ...markdownTable(CYCLE_HEADER, cycleRows(results)),
       ...notes(results).flatMap((x, i) => (i === 0 ? ["", "Notes:", "", `- ${x}`] : [`- ${x}`])),
