@@ -288,8 +288,9 @@ export async function pollExperimentBatches(
     if (error === undefined) ready.push(e);
     else failedReads.push([e, error]);
   }
-  const storeGroups = (list: readonly Experiment[]) =>
-    Promise.all(
+  /** Stores `list` in groups; every group is finished (committed or failed) before the first failure is thrown. */
+  const storeGroups = async (list: readonly Experiment[]) => {
+    const settled = await Promise.allSettled(
       chunks(list, storeSize).map((group) =>
         limit(async () => {
           let committed: Polled[] = [];
@@ -317,6 +318,9 @@ export async function pollExperimentBatches(
         }),
       ),
     );
+    const rejected = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+    if (rejected !== undefined) throw rejected.reason;
+  };
   await Promise.all(failedReads.map(([e, error]) => limit(() => recordFailure(e, error))));
   // The suspects first, on their own: a harmful experiment's pause waits for the few groups of experiments
   // whose new rows point to harm, not for the whole round (the analyses decide; this only orders the work).
