@@ -99,6 +99,9 @@ export interface RunningWorker {
   readonly name: string;
 }
 
+/** Control jobs (webhook deliveries, the reconcile) a worker runs at once. */
+const CONTROL_CONCURRENCY = 16;
+
 /**
  * Start the processors. Reconciles schedulers at once (before taking jobs), then
  * every `reconcileIntervalMs` through a scheduler of its own.
@@ -163,7 +166,12 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
       ...workerOpts,
       concurrency: options.concurrency ?? 8,
     }),
-    new Worker(CONTROL_QUEUE, dispatcher(CONTROL_QUEUE, controlProcessor(context)), { ...workerOpts, concurrency: 4 }),
+    // Webhook deliveries wait on receivers (up to their timeout each): enough slots that a pause's webhooks go
+    // out together and a slow receiver does not hold back the reconcile.
+    new Worker(CONTROL_QUEUE, dispatcher(CONTROL_QUEUE, controlProcessor(context)), {
+      ...workerOpts,
+      concurrency: CONTROL_CONCURRENCY,
+    }),
     new Worker(NOTIFY_QUEUE, dispatcher(NOTIFY_QUEUE, notifyProcessor(context)), { ...workerOpts, concurrency: 4 }),
   ];
   for (const w of workers) {
