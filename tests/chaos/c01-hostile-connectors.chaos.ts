@@ -120,6 +120,16 @@ function segmentation(from: string, counts: Record<string, number>): string {
 
 const GARBAGE = ["html", "shape", "nan", "negative"] as const;
 
+/**
+ * The segment name a request asks for an arm under: `<experiment> | <arm>` when it segments by experiment and
+ * arm together (the batched form: `on` joins the two properties, `where` lists the keys), the arm alone otherwise.
+ */
+function segmentOf(url: URL, arm: string): string {
+  if (!(url.searchParams.get("on") ?? "").includes('" | "')) return arm;
+  const key = /in \[("(?:[^"\\]|\\.)*")/.exec(url.searchParams.get("where") ?? "")?.[1];
+  return key === undefined ? arm : `${JSON.parse(key) as string} | ${arm}`;
+}
+
 /** A Mixpanel-shaped server whose behaviour is chosen by the first path segment. */
 async function startHostileMixpanel(cleanups: Cleanups) {
   const served = { hang: 0, garbage: new Map<string, number>(), huge: 0, hugeBytes: 0 };
@@ -143,8 +153,13 @@ async function startHostileMixpanel(cleanups: Cleanups) {
       res.writeHead(200, { "content-type": kind === "html" ? "text/html" : "application/json" });
       if (kind === "html") res.end("<html><body><h1>502 Bad Gateway</h1></body></html>");
       else if (kind === "shape") res.end(JSON.stringify({ data: { series: [from], values: [12, 15] } }));
-      else if (kind === "nan") res.end(`{"data":{"series":["${from}"],"values":{"control":{"${from}":"NaN"}}}}`);
-      else res.end(segmentation(from, { control: -40, treatment: -41 }));
+      else if (kind === "nan") {
+        res.end(
+          `{"data":{"series":["${from}"],"values":{${JSON.stringify(segmentOf(url, "control"))}:{"${from}":"NaN"}}}}`,
+        );
+      } else {
+        res.end(segmentation(from, { [segmentOf(url, "control")]: -40, [segmentOf(url, "treatment")]: -41 }));
+      }
       return;
     }
     if (mode === "huge") {

@@ -76,6 +76,10 @@ export async function createWorld(cleanups: Cleanups, options: { redisUrl?: stri
   redis.on("error", () => {});
   const source = new pg.Pool({ connectionString: analytics.adminUrl, max: 4 });
   const runtime = new pg.Pool({ connectionString: t.url, max: 2 });
+  // An idle connection ended by the server (a scenario's pg_terminate_backend, a dropped database) is replaced,
+  // not an uncaught error.
+  source.on("error", () => {});
+  runtime.on("error", () => {});
   const prefix = `test-${randomBytes(6).toString("hex")}`;
   cleanups.push(async () => {
     await source.end();
