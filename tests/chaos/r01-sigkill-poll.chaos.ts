@@ -23,6 +23,7 @@ import { startWorkerProcess, stopProcess } from "../support/processes";
 import {
   activeOutcome,
   auditIngest,
+  BATCHED_SOURCE_QUERY,
   type Cleanups,
   caughtUp,
   createWorld,
@@ -45,17 +46,11 @@ interface Interrupted {
   readonly killAt: number;
 }
 
-/** SOURCE_QUERY in the batched form: every experiment of a batch in one query, each row naming its experiment. */
-const BATCHED_QUERY = SOURCE_QUERY.replace("SELECT arm,", "SELECT experiment_key AS experiment, arm,").replace(
-  "experiment_key = :experiment",
-  "experiment_key = ANY(:experiments)",
-);
-
 it(`R1/R2: ${KILLS} SIGKILLs of a worker in the middle of polls lose and duplicate nothing`, () =>
   sigkillScenario({ ids: ["R1", "R2"], kills: KILLS, query: SOURCE_QUERY }));
 
 it(`R1b/R2b: ${scaled(50, 4)} SIGKILLs of a worker in the middle of batched polls (one job reads every experiment) lose and duplicate nothing`, () =>
-  sigkillScenario({ ids: ["R1b", "R2b"], kills: scaled(50, 4), query: BATCHED_QUERY }));
+  sigkillScenario({ ids: ["R1b", "R2b"], kills: scaled(50, 4), query: BATCHED_SOURCE_QUERY }));
 
 async function sigkillScenario(scenario: {
   readonly ids: readonly [string, string];

@@ -7,8 +7,17 @@
  * series' "polled until" mark, so all three snapshots arrive in one poll: one
  * `ingested_at`, the poll's transaction time), one analysis per snapshot, and
  * over all trials every source row stored exactly once (auditIngest: 0 lost,
- * 0 duplicated).
+ * 0 duplicated). In order: per experiment, taken by snapshot time, each
+ * analysis holds the source's totals at its snapshot, none was written before
+ * an earlier snapshot's, and the always-valid p-value never rises.
+ *
+ * R6b: the same with the outcome's query in the batched form (`:experiments`),
+ * 30 experiments stored 8 per transaction (`POLL_STORE_SIZE`): the catch-up is
+ * one `poll-experiments` job whose groups each store and analyse the three
+ * missed snapshots of their experiments. The treatment converts a little better
+ * than control, so the running p-value moves and its order shows.
  */
+import type { AnalysisCarry, Experiment } from "@outcome-runtime/core";
 import { signals } from "@outcome-runtime/db";
 import { sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, expect, it } from "vitest";
@@ -16,6 +25,7 @@ import { startWorkerProcess, stopProcess, type WorkerProcess, workerBooted } fro
 import {
   activeOutcome,
   auditIngest,
+  BATCHED_SOURCE_QUERY,
   type Cleanups,
   caughtUp,
   createWorld,
@@ -33,19 +43,31 @@ afterAll(() => runCleanups(cleanups));
 const TRIALS = scaled(10, 2);
 const INTERVAL_MS = 2000;
 const MISSED = 3;
-const KEYS = ["down-a", "down-b", "down-c"];
+
+interface DowntimeScenario {
+  readonly id: string;
+  readonly title: string;
+  readonly slug: string;
+  readonly keys: readonly string[];
+  /** The connector query (default the one-experiment `SOURCE_QUERY`). */
+  readonly query?: string;
+  /** The worker's environment beyond `startWorkerProcess`'s. */
+  readonly env?: Record<string, string>;
+  /** The treatment's conversion rate (control converts 20 %). */
+  readonly treatmentRate: number;
+}
 
 /** Cumulative per-arm totals of each key, growing by one snapshot per call. */
-function snapshotWriter(world: World) {
-  const totals = new Map(KEYS.flatMap((k) => ["control", "treatment"].map((arm) => [`${k}/${arm}`, 0])));
+function snapshotWriter(world: World, keys: readonly string[], treatmentRate: number) {
+  const totals = new Map(keys.flatMap((k) => ["control", "treatment"].map((arm) => [`${k}/${arm}`, 0])));
   return async (): Promise<Date> => {
     const ts = new Date();
     const rows: SourceRow[] = [];
-    for (const key of KEYS) {
+    for (const key of keys) {
       for (const arm of ["control", "treatment"]) {
         const units = totals.get(`${key}/${arm}`)! + 100;
         totals.set(`${key}/${arm}`, units);
-        rows.push({ key, arm, ts, units, conversions: Math.round(units * 0.2) });
+        rows.push({ key, arm, ts, units, conversions: Math.round(units * (arm === "control" ? 0.2 : treatmentRate)) });
       }
     }
     await insertSource(world, rows);
@@ -53,16 +75,82 @@ function snapshotWriter(world: World) {
   };
 }
 
-it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by the watermark`, async () => {
+/**
+ * Analyses out of order, over every experiment: taken by snapshot time, an analysis whose arms' units are
+ * not the source's at its snapshot, one written before the analysis of an earlier snapshot, or one whose
+ * always-valid p-value (the running minimum the next analysis continues from) is above the one before;
+ * and the lowest always-valid p-value of all (below 1 when the treatment's edge moved it).
+ */
+async function analysesOutOfOrder(
+  world: World,
+  experiments: readonly Experiment[],
+): Promise<{ wrong: number; lowestP: number }> {
+  let wrong = 0;
+  let lowestP = 1;
+  for (const e of experiments) {
+    const { rows } = await world.source.query<{ arm: string; ts: Date; units: string }>(
+      "SELECT arm, ts, units FROM source_points WHERE experiment_key = $1",
+      [e.key],
+    );
+    const units = new Map(rows.map((r) => [`${r.arm}@${r.ts.toISOString()}`, Number(r.units)]));
+    const analyses = await signals.listAnalyses(world.t.db, e.id, 100_000);
+    let previous: { createdAt: number; pValue: number } | null = null;
+    for (const a of analyses) {
+      const ts = a.ts.toISOString();
+      const pValue = (a.details as { carry?: AnalysisCarry }).carry?.arms.treatment?.pValue ?? Number.NaN;
+      const totalsMatch = ["control", "treatment"].every((arm) => a.arms[arm]?.units === units.get(`${arm}@${ts}`));
+      if (
+        !totalsMatch ||
+        !(pValue >= 0) ||
+        (previous !== null && (a.createdAt.getTime() < previous.createdAt || pValue > previous.pValue))
+      ) {
+        wrong += 1;
+      }
+      previous = { createdAt: a.createdAt.getTime(), pValue };
+      lowestP = Math.min(lowestP, pValue);
+    }
+  }
+  return { wrong, lowestP };
+}
+
+it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by the watermark`, () =>
+  downtimeScenario({
+    id: "R6",
+    title: "Worker downtime of three poll intervals",
+    slug: "chaos-down",
+    keys: ["down-a", "down-b", "down-c"],
+    treatmentRate: 0.2,
+  }));
+
+const BATCHED_EXPERIMENTS = 30;
+const STORE_SIZE = 8;
+
+it(`R6b: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by batched polls, ${STORE_SIZE} experiments per transaction`, () =>
+  downtimeScenario({
+    id: "R6b",
+    title: "Worker downtime of three poll intervals, batched polls",
+    slug: "chaos-down-b",
+    keys: Array.from({ length: BATCHED_EXPERIMENTS }, (_, i) => `down-b-${i}`),
+    query: BATCHED_SOURCE_QUERY,
+    env: { POLL_STORE_SIZE: String(STORE_SIZE) },
+    treatmentRate: 0.23,
+  }));
+
+async function downtimeScenario(scenario: DowntimeScenario): Promise<void> {
   const started = Date.now();
+  const KEYS = scenario.keys;
   const world = await createWorld(cleanups);
   // A minimum sample no experiment reaches: nothing is decided, polling goes on.
-  await activeOutcome(world, "chaos-down", 1_000_000_000, { pollInterval: `${INTERVAL_MS / 1000}s` });
-  const launched = await launchExperiments(world, "chaos-down", KEYS);
-  const snapshot = snapshotWriter(world);
+  await activeOutcome(world, scenario.slug, 1_000_000_000, {
+    pollInterval: `${INTERVAL_MS / 1000}s`,
+    ...(scenario.query === undefined ? {} : { query: scenario.query }),
+  });
+  const launched = await launchExperiments(world, scenario.slug, KEYS);
+  const snapshot = snapshotWriter(world, KEYS, scenario.treatmentRate);
   await snapshot();
 
-  let worker: WorkerProcess = await startWorkerProcess(world, cleanups);
+  const env = scenario.env ?? {};
+  let worker: WorkerProcess = await startWorkerProcess(world, cleanups, env);
   await workerBooted(worker);
   await waitFor("the first catch-up", () => caughtUp(world, launched), {
     timeoutMs: 60_000,
@@ -84,7 +172,7 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
     }
     windowsMissed += missed.length;
     const restart = Date.now();
-    worker = await startWorkerProcess(world, cleanups);
+    worker = await startWorkerProcess(world, cleanups, env);
     await waitFor("every experiment to catch up after the downtime", () => caughtUp(world, launched), {
       timeoutMs: 120_000,
       intervalMs: 100,
@@ -106,11 +194,13 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
   expect(await stopProcess(worker.proc, 30_000)).toMatchObject({ code: 0 });
 
   const ingest = await auditIngest(world, launched);
+  const { wrong: outOfOrder, lowestP } = await analysesOutOfOrder(world, launched);
   const { median, max } = medianMax(catchUps);
+  const batched = scenario.query !== undefined;
   report({
-    id: "R6",
-    title: "Worker downtime of three poll intervals",
-    fault: `every worker stopped for ${MISSED} poll intervals (${INTERVAL_MS} ms each)`,
+    id: scenario.id,
+    title: scenario.title,
+    fault: `every worker stopped for ${MISSED} poll intervals (${INTERVAL_MS} ms each)${batched ? `; ${KEYS.length} experiments polled in one batched job, ${STORE_SIZE} per transaction` : ""}`,
     faults: TRIALS,
     lost: ingest.lostPoints + ingest.missingAnalyses,
     duplicated: ingest.duplicatePoints + ingest.duplicateAnalyses,
@@ -123,6 +213,8 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
       "source points": ingest.sourcePoints,
       "stored points": ingest.storedPoints,
       analyses: ingest.analyses,
+      "analyses out of order": outOfOrder,
+      "lowest always-valid p": Number(lowestP.toPrecision(3)),
     },
     ms: Date.now() - started,
   });
@@ -131,4 +223,5 @@ it(`R6: ${TRIALS} worker downtimes of ${MISSED} poll intervals are caught up by 
   // One analysis per snapshot: the first one and the missed ones of every trial.
   expect(ingest.analyses).toBe(KEYS.length * (1 + TRIALS * MISSED));
   expect(windowsInOnePoll).toBe(TRIALS * KEYS.length);
-});
+  expect(outOfOrder).toBe(0);
+}

@@ -36,6 +36,7 @@ import { afterAll, expect, it } from "vitest";
 import { startWorkerProcess, stopProcess, workerBooted } from "../support/processes";
 import {
   activeOutcome,
+  BATCHED_SOURCE_QUERY,
   type Cleanups,
   createWorld,
   insertSource,
@@ -277,16 +278,15 @@ it(`R12: the kill-switch fired by ${SAME_ID} same-id and ${OTHER_IDS} other-id a
   expect(effectsApplied).toBe(1);
 });
 
-/** The world's source query in the batched form: every experiment of a batch in one query. */
-const BATCHED_QUERY =
-  "SELECT experiment_key AS experiment, arm, units::float8 AS units, sum, sum_sq, ts FROM source_points " +
-  "WHERE experiment_key = ANY(:experiments) AND ts > :from AND ts <= :to ORDER BY ts";
 const BATCH_JOBS = scaled(60, 20);
 
 it(`R12b: the kill-switch fired by ${BATCH_JOBS} batched poll jobs (same and other ids) on two workers pauses once`, async () => {
   const started = Date.now();
   const world = await createWorld(cleanups);
-  const outcomeId = await activeOutcome(world, "chaos-double-b", 100, { pollInterval: "1h", query: BATCHED_QUERY });
+  const outcomeId = await activeOutcome(world, "chaos-double-b", 100, {
+    pollInterval: "1h",
+    query: BATCHED_SOURCE_QUERY,
+  });
   const [experiment, bystander] = await launchExperiments(world, "chaos-double-b", ["double-b", "bystander-b"]);
   const id = experiment!.id;
   const { provider, smtp, workers, output } = await twoWorkers(world);

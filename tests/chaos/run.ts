@@ -66,7 +66,10 @@ const reports: ScenarioReport[] = existsSync(REPORT_DIR)
   ? readdirSync(REPORT_DIR)
       .filter((f) => f.endsWith(".json"))
       .map((f) => JSON.parse(readFileSync(join(REPORT_DIR, f), "utf8")) as ScenarioReport)
-      .sort((a, b) => Number(a.id.slice(1)) - Number(b.id.slice(1)) || a.id.localeCompare(b.id))
+      // By number, then letter: R1, R1b, R2, …, R10, R10b (Number("10b") is NaN: a suffixed id was left anywhere).
+      .sort(
+        (a, b) => Number.parseInt(a.id.slice(1), 10) - Number.parseInt(b.id.slice(1), 10) || a.id.localeCompare(b.id),
+      )
   : [];
 
 const rows = reports.map((r) => [

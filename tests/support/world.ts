@@ -143,6 +143,15 @@ export async function sourceRows(world: World, key: string): Promise<{ arm: stri
 export const SOURCE_QUERY =
   "SELECT arm, units::float8 AS units, sum, sum_sq, ts FROM source_points WHERE experiment_key = :experiment AND ts > :from AND ts <= :to ORDER BY ts";
 
+/**
+ * `SOURCE_QUERY` in the batched form (docs/connectors.md, "Many experiments in one query"): every
+ * experiment of a batch in one query, each row naming its experiment.
+ */
+export const BATCHED_SOURCE_QUERY = SOURCE_QUERY.replace(
+  "SELECT arm,",
+  "SELECT experiment_key AS experiment, arm,",
+).replace("experiment_key = :experiment", "experiment_key = ANY(:experiments)");
+
 export interface OutcomeOptions {
   /** Poll interval as outcome.yaml writes it (default `1s`). */
   readonly pollInterval?: string;
