@@ -1,7 +1,7 @@
 /**
  * Kill-switch latency with N running experiments polled in batches: from the
  * harmful rows appearing in the source to each harmful experiment paused
- * (its `experiment.paused` audit event) and to its signed webhook received by
+ * (its pause committed, seen by reading its state) and to its signed webhook received by
  * a local HTTP receiver.
  *
  * The batched example outcome runs N experiments; 1 % of them (at least 5)
@@ -101,14 +101,19 @@ async function receiver(): Promise<{ url: string; received: Map<string, number>;
   };
 }
 
-async function pausedAt(db: Db, ids: readonly string[]): Promise<Map<string, Date>> {
+/**
+ * The experiments of `ids` whose pause has committed (`state = 'paused'`), added to `seen` with `at`, the
+ * moment this check ran (performance.now, ms). The audit event's `at` would be its transaction's start
+ * (`now()`), earlier than the commit by the rest of the transaction: a pause counts once others can see it.
+ */
+async function notePaused(db: Db, ids: readonly string[], seen: Map<string, number>, at: number): Promise<void> {
   const rows = await db
-    .selectFrom("audit_events")
-    .select(["subject_id", "at"])
-    .where("action", "=", "experiment.paused")
-    .where("subject_id", "in", [...ids])
+    .selectFrom("experiments")
+    .select("id")
+    .where("state", "=", "paused")
+    .where("id", "in", [...ids])
     .execute();
-  return new Map(rows.map((r) => [r.subject_id, r.at]));
+  for (const r of rows) if (!seen.has(r.id)) seen.set(r.id, at);
 }
 
 export async function benchKillLatency(
@@ -167,7 +172,6 @@ export async function benchKillLatency(
     // The poll interval ends: the harmful rows are there, and the poll job is added.
     source.advance();
     const t0 = performance.now();
-    const t0Wall = Date.now();
     await worker.signalsQueue.add(
       JOB.pollExperimentBatch,
       { outcomeId: outcome.outcomeId },
@@ -181,7 +185,9 @@ export async function benchKillLatency(
     );
     let roundSeconds = Number.NaN;
     let note: string | null = null;
+    const paused = new Map<string, number>();
     for (;;) {
+      await notePaused(bench.db, harmfulIds, paused, performance.now());
       const counts = await worker.signalsQueue.getJobCounts("wait", "active", "completed");
       if (Number.isNaN(roundSeconds) && (counts.wait ?? 0) + (counts.active ?? 0) === 0) {
         roundSeconds = (performance.now() - t0) / 1000;
@@ -193,8 +199,8 @@ export async function benchKillLatency(
       }
       await sleep(20);
     }
-    const paused = await pausedAt(bench.db, harmfulIds);
-    const pauseSeconds = [...paused.values()].map((at) => Math.max(0, (at.getTime() - t0Wall) / 1000));
+    await notePaused(bench.db, harmfulIds, paused, performance.now());
+    const pauseSeconds = [...paused.values()].map((at) => (at - t0) / 1000);
     const webhookSeconds = [...hooks.received.values()].map((at) => (at - t0) / 1000);
     return {
       experiments: n,

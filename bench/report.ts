@@ -312,7 +312,7 @@ export function renderMarkdown(results: BenchResults): string {
     kill: block("kill", [
       "### 2b. Kill-switch latency with batched polling",
       "",
-      `Measured on ${when}. 1 % of the running experiments (at least 5) have a harmful treatment, past \`min_sample_per_arm\` at the first snapshot; the snapshot is published and the \`poll-experiments\` job added at the same instant (the end of a poll interval). Seconds from then to each harmful experiment's \`experiment.paused\` audit event, and to its signed webhook received by a local HTTP receiver: what comes on top of the poll interval.`,
+      `Measured on ${when}. 1 % of the running experiments (at least 5) have a harmful treatment, past \`min_sample_per_arm\` at the first snapshot; the snapshot is published and the \`poll-experiments\` job added at the same instant (the end of a poll interval). Seconds from then until each harmful experiment's pause has committed (its state read every 20 ms), and until its signed webhook is received by a local HTTP receiver: what comes on top of the poll interval.`,
       "",
       ...markdownTable(KILL_HEADER, killRows(results)),
     ]),

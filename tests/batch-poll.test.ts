@@ -302,12 +302,23 @@ describe("batched polling", () => {
     });
     await transitionOutcome(world.deps, world.seed.admin, "ordered", "activate", null);
     await launchExperiments(world, "ordered", keys);
+    const stored: string[] = [];
+    let beforeTheRest: string[] | null = null;
     const round = await pollExperimentBatches({ db: world.t.db, connectors }, applied.outcome.id, {
       batchSize: 30,
       storeSize: 10,
       concurrency: 1,
+      onStored: (p) => {
+        stored.push(p.experimentKey);
+      },
+      afterSuspects: async () => {
+        beforeTheRest = [...stored];
+      },
     });
     expect(round.polled).toHaveLength(30);
+    // Acted on, and waited for, before any other experiment was stored.
+    expect(beforeTheRest).toEqual(["exp-027"]);
+    expect(stored).toHaveLength(30);
     // Its group of one is stored before the others' three groups of at most ten.
     expect(round.polled[0]?.experimentKey).toBe("exp-027");
     expect(new Set(round.polled.slice(1).map((p) => p.experimentKey)).size).toBe(29);

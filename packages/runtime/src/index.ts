@@ -213,6 +213,7 @@ export {
   SIGNATURE_HEADER,
   signWebhook,
   verifyWebhookSignature,
+  waitForWebhooks,
 } from "./signals/webhooks";
 export type { ExportManifest, ImportReport } from "./transfer";
 export {

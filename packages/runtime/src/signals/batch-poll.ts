@@ -108,6 +108,8 @@ function chunks<T>(items: readonly T[], size: number): T[][] {
  * @param options.onStored called for each experiment once its group's transaction has committed (for the
  *   experiments of a group at once), before the round goes on (to deliver a pause's webhooks at once, not at the end of the round); what it throws fails
  *   the round (the job is retried; what committed stays committed).
+ * @param options.afterSuspects awaited once the suspects (the experiments whose new rows point to harm) are
+ *   stored and acted on, before the rest of the round: the worker lets their pauses' webhooks go out first.
  * @throws RangeError when `batchSize`, `concurrency` or `storeSize` is not a whole number ≥ 1.
  */
 export async function pollExperimentBatches(
@@ -118,6 +120,7 @@ export async function pollExperimentBatches(
     readonly concurrency?: number;
     readonly storeSize?: number;
     readonly onStored?: (polled: BatchPollResult["polled"][number]) => Promise<void> | void;
+    readonly afterSuspects?: () => Promise<void>;
   } = {},
 ): Promise<BatchPollResult> {
   const batchSize = options.batchSize ?? DEFAULT_POLL_BATCH_SIZE;
@@ -289,9 +292,9 @@ export async function pollExperimentBatches(
     else failedReads.push([e, error]);
   }
   /** Stores `list` in groups; every group is finished (committed or failed) before the first failure is thrown. */
-  const storeGroups = async (list: readonly Experiment[]) => {
+  const storeGroups = async (list: readonly Experiment[], size = storeSize) => {
     const settled = await Promise.allSettled(
-      chunks(list, storeSize).map((group) =>
+      chunks(list, size).map((group) =>
         limit(async () => {
           let committed: Polled[] = [];
           try {
@@ -327,13 +330,18 @@ export async function pollExperimentBatches(
   const evidence = new Map(ready.map((e) => [e.id, harmEvidenceOf(spec, metrics, e, answers.get(e.id) ?? [], at)]));
   const byEvidence = [...ready].sort((a, b) => (evidence.get(b.id) ?? 0) - (evidence.get(a.id) ?? 0));
   const suspects = byEvidence.filter((e) => (evidence.get(e.id) ?? 0) >= SUSPECT_EVIDENCE);
-  await storeGroups(suspects);
+  // In small groups: a decision is a dozen statements of its own, and a group commits all its pauses at once.
+  await storeGroups(suspects, Math.min(storeSize, SUSPECT_GROUP_SIZE));
+  if (suspects.length > 0) await options.afterSuspects?.();
   await storeGroups(byEvidence.slice(suspects.length));
   return { outcomeId, experiments: running.length, requests: reads.length, reads, polled, failed, escalations };
 }
 
 /** Harm evidence ({@link harmEvidence}) from which an experiment is stored ahead of the round: z ≥ 2. */
 const SUSPECT_EVIDENCE = 2;
+
+/** Suspects stored per transaction: their pauses commit a few at a time, not all with the slowest. */
+const SUSPECT_GROUP_SIZE = 5;
 
 /**
  * The harm evidence of an experiment's new rows: per arm its newest row of the signal and of each guardrail

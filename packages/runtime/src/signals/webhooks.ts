@@ -14,6 +14,7 @@
  * receiver cannot bounce the signed POST to an internal address.
  */
 import { createHmac, timingSafeEqual } from "node:crypto";
+import { setTimeout as sleep } from "node:timers/promises";
 import { signals } from "@outcome-runtime/db";
 import { guardedFetch, type OutboundPolicy, type Resolver } from "@outcome-runtime/netguard";
 import type { RuntimeDeps } from "../context";
@@ -111,4 +112,23 @@ export async function deliverWebhook(
   }
   await signals.markWebhookAttempt(deps.db, id, { delivered: false, error, final: options.final === true });
   throw new Error(`webhook ${id} to ${target.url}: ${error}`);
+}
+
+/**
+ * Resolves once none of the webhooks `ids` (outbox ids) is pending any more (delivered, or given up), or
+ * after `maxMs` milliseconds, whichever comes first; checks every 20 ms. Never throws: a failed check ends
+ * the wait. The batched poll lets the webhooks of its first pauses go out before the rest of its round.
+ */
+export async function waitForWebhooks(deps: RuntimeDeps, ids: readonly string[], maxMs: number): Promise<void> {
+  const deadline = performance.now() + maxMs;
+  let left = [...ids];
+  while (left.length > 0 && performance.now() < deadline) {
+    try {
+      const found = await Promise.all(left.map((id) => signals.findWebhook(deps.db, id)));
+      left = left.filter((_, i) => found[i]?.status === "pending");
+    } catch {
+      return;
+    }
+    if (left.length > 0) await sleep(20);
+  }
 }

@@ -15,6 +15,7 @@ import {
   pollExperimentBatches,
   pollOutcome,
   primaryPolledUntil,
+  waitForWebhooks,
   webhookJobId,
 } from "@outcome-runtime/runtime";
 import { UnrecoverableError } from "bullmq";
@@ -127,6 +128,7 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
     async pollExperimentBatch({ outcomeId }) {
       const started = performance.now();
       let decided = 0;
+      const decisionWebhooks: string[] = [];
       const result = await pollExperimentBatches(context.signals, outcomeId, {
         batchSize: context.pollBatchSize,
         storeSize: context.pollStoreSize,
@@ -137,6 +139,12 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
         onStored: async (p) => {
           const done = await actOn(p.experimentId, p.analysis, Math.round(p.durationSeconds * 10_000) / 10);
           if (done.decision !== null) decided += 1;
+          decisionWebhooks.push(...p.analysis.webhooks);
+        },
+        // The pauses' webhooks before the rest of the round: their deliveries share this process's event loop.
+        afterSuspects: async () => {
+          const ids = decisionWebhooks.splice(0);
+          if (context.webhook.url !== null) await waitForWebhooks(context.deps, ids, SUSPECT_WEBHOOK_WAIT_MS);
         },
       });
       for (const f of result.failed) {
@@ -213,3 +221,6 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
     },
   };
 }
+
+/** The longest a batched round waits for its suspects' webhooks before storing the rest, ms. */
+const SUSPECT_WEBHOOK_WAIT_MS = 2_000;
