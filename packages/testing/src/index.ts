@@ -1,5 +1,5 @@
 export { analysisFixture, proportionArm } from "./analysis";
-export { codeOf } from "./errors";
+export { codeOf, rejectionOf } from "./errors";
 export type { ConflictSqlstate } from "./faults";
 export { refuseWrites, terminateConnections, unreachableDatabaseUrl } from "./faults";
 export { exampleOutcome, outcomeVariant } from "./outcome-files";

@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { rejectionOf } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow } from "../connector";
 import { ConnectorError } from "../connector-error";
@@ -19,15 +20,8 @@ const window = (from: string, to: string, extra: Partial<ExperimentWindow> = {})
   ...extra,
 });
 
-async function failure(promise: Promise<unknown>): Promise<ConnectorError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ConnectorError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConnectorError");
-}
+/** The ConnectorError a call rejects with. */
+const failure = (promise: Promise<unknown>): Promise<ConnectorError> => rejectionOf(promise, ConnectorError);
 
 const at = (iso: string): Date => new Date(iso);
 

@@ -5,6 +5,8 @@
  * GET /segmentation): the batched form and the one-experiment form read the
  * same data, and every request is counted.
  */
+
+import { rejectionOf } from "@outcome-runtime/testing";
 import { type FakeMixpanel, startFakeMixpanel } from "@outcome-runtime/testing/fake-mixpanel";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { BatchWindow, ConnectorContext, SignalConnector } from "../connector";
@@ -82,15 +84,8 @@ function batched(connector: SignalConnector): NonNullable<SignalConnector["fetch
   return read;
 }
 
-async function failure(promise: Promise<unknown>): Promise<ConnectorError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ConnectorError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConnectorError");
-}
+/** The ConnectorError a call rejects with. */
+const failure = (promise: Promise<unknown>): Promise<ConnectorError> => rejectionOf(promise, ConnectorError);
 
 const keysOf = (n: number, prefix = "exp") =>
   Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(3, "0")}`);

@@ -10,6 +10,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parseOutboundPolicy } from "@outcome-runtime/netguard";
+import { rejectionOf } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow } from "../connector";
 import { ConnectorError } from "../connector-error";
@@ -107,15 +108,8 @@ const window: ExperimentWindow = {
   to: new Date("2026-03-07T18:30:00Z"),
 };
 
-async function failure(promise: Promise<unknown>): Promise<ConnectorError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ConnectorError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConnectorError");
-}
+/** The ConnectorError a call rejects with. */
+const failure = (promise: Promise<unknown>): Promise<ConnectorError> => rejectionOf(promise, ConnectorError);
 
 describe("mixpanel connector: proportion", () => {
   it("counts unique exposed users and unique converters per variant, with the documented auth and parameters", async () => {

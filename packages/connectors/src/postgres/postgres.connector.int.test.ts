@@ -3,7 +3,7 @@
  * an analytics schema (exposures, checkout sessions), queried the way
  * docs/connectors.md tells users to write their SQL.
  */
-import { createEmptyDatabase, readerOf } from "@outcome-runtime/testing";
+import { createEmptyDatabase, readerOf, rejectionOf } from "@outcome-runtime/testing";
 // biome-ignore lint/style/noRestrictedImports: the test builds the user's own analytics database the connector reads.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -95,15 +95,8 @@ function bound(sql: string): string {
   return `WITH bound AS (SELECT :experiment AS experiment, :to AS upto) ${sql}`;
 }
 
-async function failure(promise: Promise<unknown>): Promise<ConnectorError> {
-  try {
-    await promise;
-  } catch (error) {
-    if (error instanceof ConnectorError) return error;
-    throw error;
-  }
-  throw new Error("expected a ConnectorError");
-}
+/** The ConnectorError a call rejects with. */
+const failure = (promise: Promise<unknown>): Promise<ConnectorError> => rejectionOf(promise, ConnectorError);
 
 /** The reader's statements now running `slow_arm` on the server. */
 async function runningSlowQueries(): Promise<number> {

@@ -351,39 +351,14 @@ function storedPointOf(r: PointRow): StoredPoint {
   };
 }
 
-/** Points of a series with ts > `after` (all when null), oldest first. */
+/** Points of a series with ts > `after` (all when null), oldest first, then by arm. */
 export async function listPoints(db: DbOrTrx, seriesId: string, after: Date | null): Promise<StoredPoint[]> {
-  let q = db
-    .selectFrom("signal_points")
-    .select([
-      "arm",
-      "ts",
-      "units",
-      "sum",
-      "sum_sq",
-      "cov_sum",
-      "cov_sum_sq",
-      "cov_sum_product",
-      "den_sum",
-      "den_sum_sq",
-      "num_den_sum",
-    ])
-    .where("series_id", "=", seriesId)
-    .orderBy("ts")
-    .orderBy("arm");
-  if (after !== null) q = q.where("ts", ">", after);
-  return (await q.execute()).map(storedPointOf);
+  return (await pointsSince(db, [{ seriesId, since: after }])).get(seriesId)?.after ?? [];
 }
 
 /** The newest point per arm of a series with ts ≤ `atOrBefore`. */
 export async function latestPointsAtOrBefore(db: DbOrTrx, seriesId: string, atOrBefore: Date): Promise<StoredPoint[]> {
-  const rows = await sql<PointRow>`
-    SELECT DISTINCT ON (arm) arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product,
-           den_sum, den_sum_sq, num_den_sum
-      FROM signal_points
-     WHERE series_id = ${seriesId} AND ts <= ${atOrBefore}
-     ORDER BY arm, ts DESC`.execute(db);
-  return rows.rows.map(storedPointOf);
+  return (await pointsSince(db, [{ seriesId, since: atOrBefore }])).get(seriesId)?.base ?? [];
 }
 
 /**
@@ -427,14 +402,16 @@ export async function pointsSince(
   for (const r of requests) out.set(r.seriesId, { base: [], after: [], firstTs: null });
   const ids = requests.map((r) => r.seriesId);
   const since = requests.map((r) => r.since?.toISOString() ?? null);
-  // Each branch is one index probe per series (the primary key leads with series_id). `OFFSET 0` keeps the
+  // Each branch is one index probe per series (the primary key leads with series_id); the LIMIT tells the
+  // planner how many series there are (it assumes 100 for any unnest). `OFFSET 0` keeps the
   // planner from flattening the "after" branch into a join, which, once the table is large, it may run as a
   // scan of every point.
   const columns = sql.raw(
     "arm, ts, units, sum, sum_sq, cov_sum, cov_sum_sq, cov_sum_product, den_sum, den_sum_sq, num_den_sum",
   );
   const rows = await sql<PointRow & { part: "base" | "after" | "first"; series_id: string }>`
-    WITH q AS (SELECT * FROM unnest(${ids}::uuid[], ${since}::timestamptz[]) AS q(series_id, since))
+    WITH q AS (SELECT * FROM unnest(${ids}::uuid[], ${since}::timestamptz[]) AS q(series_id, since)
+               LIMIT ${ids.length})
     SELECT 'base' AS part, q.series_id, b.* FROM q CROSS JOIN LATERAL (
       SELECT DISTINCT ON (arm) ${columns} FROM signal_points sp
        WHERE sp.series_id = q.series_id AND sp.ts <= q.since ORDER BY arm, ts DESC) b
@@ -453,16 +430,6 @@ export async function pointsSince(
     else entry[row.part].push(storedPointOf(row));
   }
   return out;
-}
-
-/** Earliest ts of any point of the series, or null. */
-export async function firstPointTs(db: DbOrTrx, seriesId: string): Promise<Date | null> {
-  const row = await db
-    .selectFrom("signal_points")
-    .select((eb) => eb.fn.min("ts").as("first"))
-    .where("series_id", "=", seriesId)
-    .executeTakeFirst();
-  return (row?.first as Date | null | undefined) ?? null;
 }
 
 /**
@@ -587,22 +554,16 @@ export async function latestAnalyses(
 ): Promise<Map<string, AnalysisRecord>> {
   if (experimentIds.length === 0) return new Map();
   // One index probe per experiment (analyses_experiment_ts_key, newest first), not every analysis of each.
+  // The LIMIT tells the planner how many ids there are (it assumes 100 for any unnest).
   const rows = await sql<Parameters<typeof toAnalysis>[0]>`
-    SELECT a.* FROM unnest(${[...experimentIds]}::uuid[]) AS e(id)
+    SELECT a.* FROM (SELECT * FROM unnest(${[...experimentIds]}::uuid[]) LIMIT ${experimentIds.length}) AS e(id)
       CROSS JOIN LATERAL (SELECT * FROM analyses WHERE experiment_id = e.id ORDER BY ts DESC LIMIT 1) a`.execute(db);
   return new Map(rows.rows.map((r) => [r.experiment_id, toAnalysis(r)]));
 }
 
 /** The newest analysis of an experiment, or null. */
 export async function latestAnalysis(db: DbOrTrx, experimentId: string): Promise<AnalysisRecord | null> {
-  const row = await db
-    .selectFrom("analyses")
-    .selectAll()
-    .where("experiment_id", "=", experimentId)
-    .orderBy("ts", "desc")
-    .limit(1)
-    .executeTakeFirst();
-  return row ? toAnalysis(row) : null;
+  return (await latestAnalyses(db, [experimentId])).get(experimentId) ?? null;
 }
 
 /** Analyses of an experiment, oldest first (at most `limit`, the newest ones). */

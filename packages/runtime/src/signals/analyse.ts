@@ -60,6 +60,7 @@ export async function analyseExperiment(deps: RuntimeDeps, experimentId: string)
     const experiment = await experiments.findExperimentById(trx, experimentId, { forUpdate: true });
     if (experiment === null) return nothingAnalysed(found.key, "missing");
     if (experiment.state !== "running" || outcome === null) return nothingAnalysed(experiment.key, experiment.state);
+    await signals.disableJit(trx);
     const [one] = await writeAnalysesOf(deps, trx, outcome, [experiment]);
     return one ?? nothingAnalysed(experiment.key, experiment.state);
   });
@@ -79,7 +80,8 @@ interface PlannedAnalyses {
  * in three statements however many experiments), fix each statistical plan
  * once, compute one row per snapshot (`analyseSnapshot`), insert every row in
  * one statement and apply each experiment's first decision. The poll (batched
- * or not) calls it in the transaction that stored the points.
+ * or not) calls it in the transaction that stored the points; the caller turns JIT off for its
+ * transaction (`signals.disableJit`), as its statements' estimates grow with the tables.
  *
  * @returns one outcome per experiment, in the order given.
  */
@@ -92,7 +94,6 @@ export async function writeAnalysesOf(
   if (locked.length === 0) return [];
   const spec = specOf(outcome);
   const ids = locked.map((e) => e.id);
-  await signals.disableJit(trx);
   // Read, not created: a series holds points only once a poll has created it. An insert here would wait
   // for a poll that has updated the series and waits in turn for this experiment's row (a deadlock).
   const seriesOf = new Map<string, Map<string, signals.SeriesRecord>>();
