@@ -17,7 +17,8 @@ export type ConnectorErrorCode =
   | "rate_limited"
   | "unavailable"
   | "auth_failed"
-  | "source_refused";
+  | "source_refused"
+  | "cost_exceeded";
 
 /** Every code with what it means and whether a retry can help by default. */
 export const CONNECTOR_ERROR_CODES: Readonly<Record<ConnectorErrorCode, { retryable: boolean; meaning: string }>> =
@@ -46,6 +47,11 @@ export const CONNECTOR_ERROR_CODES: Readonly<Record<ConnectorErrorCode, { retrya
       retryable: false,
       meaning:
         "The source may not be read: the runtime's own database, a superuser or a role that may write, a host the vendor does not own, or a credential this workspace may not use.",
+    },
+    cost_exceeded: {
+      retryable: false,
+      meaning:
+        "The read would scan more than the connector's cost guard allows (BigQuery `maximum_bytes_billed`); narrow the query or raise the guard.",
     },
   });
 

@@ -93,6 +93,16 @@ export interface BatchWindow {
  */
 export type BatchAggregates = Map<string, ArmAggregate[] | ConnectorError>;
 
+/** What a read would cost, as the source estimates it before running it. */
+export interface CostEstimate {
+  /** Bytes the read would scan (BigQuery's `totalBytesProcessed`). */
+  readonly bytesProcessed: number;
+  /** The cost guard the read runs under, in bytes (BigQuery's `maximumBytesBilled`), when there is one. */
+  readonly maximumBytesBilled?: number;
+  /** One line for people, e.g. `scans 1.2 GB (limit 10 GB)`. */
+  readonly summary: string;
+}
+
 /** What an outcome series poll asks for: the points in (`from`, `to`]. */
 export interface SeriesWindow {
   from: Date;
@@ -178,6 +188,14 @@ export interface SignalConnector {
    *   of the whole batch, nothing of it is used.
    */
   fetchBatchAggregates?(window: BatchWindow, signal?: AbortSignal): Promise<BatchAggregates>;
+  /**
+   * Present when the source can tell, without running it, what a read would
+   * cost (`bigquery`: a dry run). `outcome-runtime signals test` and the API's
+   * dry run show it.
+   *
+   * @throws ConnectorError as `fetchArmAggregates` does; `cost_exceeded` when the read would pass the cost guard
+   */
+  estimateCost?(window: BatchWindow, signal?: AbortSignal): Promise<CostEstimate>;
   /**
    * The outcome's own series in (`from`, `to`], sorted by ts.
    *
