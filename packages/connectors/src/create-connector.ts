@@ -9,9 +9,17 @@ import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
+import { SQL_SOURCES } from "./sql/sources";
+import { createSqlSourceConnector, sqlSourceReadsInBatches } from "./sql/sql-source";
 
 /** The connector types `createConnector` accepts (`replay` is another name for `csv`). */
-export const CONNECTOR_TYPES: readonly string[] = Object.freeze(["postgres", "mixpanel", "csv", "replay"]);
+export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
+  "postgres",
+  "mixpanel",
+  "csv",
+  "replay",
+  ...Object.keys(SQL_SOURCES),
+]);
 
 /** Other names of connector types: `replay` → `csv`. */
 export const CONNECTOR_ALIASES: Readonly<Record<string, string>> = Object.freeze({ replay: "csv" });
@@ -50,12 +58,15 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
-    default:
+    default: {
+      const source = SQL_SOURCES[type];
+      if (source !== undefined) return createSqlSourceConnector(source, config, context);
       throw new ConnectorError(
         "invalid_config",
         `connector: type: unknown connector type ${JSON.stringify(config.type)}; known types: ${CONNECTOR_TYPES.join(", ")}`,
         { details: { field: "type", value: config.type } },
       );
+    }
   }
 }
 
@@ -70,6 +81,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  const source = SQL_SOURCES[type];
+  if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   return type === "postgres" && postgresReadsInBatches(config);
 }
 

@@ -2,7 +2,7 @@
  * `postgres`: the user's own SQL, with named parameters, on the user's own
  * database. See docs/connectors.md for how to write the queries.
  */
-import { assertWindow, checkArmAggregates, checkSeries } from "../boundary-checks";
+import { assertWindow } from "../boundary-checks";
 import { ConfigReader, formatSeconds, show } from "../config-reader";
 import type {
   ArmAggregate,
@@ -18,6 +18,7 @@ import type {
 } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { type CredentialRequirement, credentialFields, credentialValue, readCredentialRef } from "../credentials";
+import { aggregatesOfRows, batchFrom, batchOfOne, seriesOfRows, splitBatch } from "../sql/result-rows";
 import { acquirePool, type QueryRows, releasePool, runReadOnly, withConnection } from "./read-only-query";
 import { inspectSource, SOURCE_RECHECK_MS, sourceRefusal } from "./source-check";
 import { checkSqlPolicy } from "./sql-policy";
@@ -42,12 +43,6 @@ export const SERIES_PARAMETERS: Readonly<Record<string, ParameterDefinition>> = 
 });
 
 const FIELDS = ["query", "series_query", ...credentialFields("postgres"), "timeout", "max_rows"] as const;
-const AGGREGATE_COLUMNS = ["arm", "units", "sum", "sum_sq"] as const;
-/** The optional pre-exposure covariate (CUPED): all three or none. */
-const COVARIATE_COLUMNS = ["cov_sum", "cov_sum_sq", "cov_sum_product"] as const;
-/** A ratio metric's denominator: required for a ratio, refused (by the boundary check) for any other kind. */
-const DENOMINATOR_COLUMNS = ["den_sum", "den_sum_sq", "num_den_sum"] as const;
-const SERIES_COLUMNS = ["ts", "value"] as const;
 
 /** Default statement timeout, in seconds. */
 const DEFAULT_POSTGRES_TIMEOUT_SECONDS = 30;
@@ -248,10 +243,7 @@ class PostgresConnector implements SignalConnector {
     assertWindow(window);
     if (this.batched) {
       // The batched query asked for this one experiment.
-      const answer = await this.batchRead(
-        { experiments: [{ experimentKey: window.experimentKey, arms: window.arms, from: window.from }], to: window.to },
-        signal,
-      );
+      const answer = await this.batchRead(batchOfOne(window), signal);
       const mine = answer.get(window.experimentKey) ?? [];
       if (mine instanceof ConnectorError) throw mine;
       return mine;
@@ -263,7 +255,7 @@ class PostgresConnector implements SignalConnector {
       to: window.to.toISOString(),
     };
     const result = await this.run("query", this.settings.query, values, signal);
-    return this.aggregatesOf(result, result.rows, window);
+    return aggregatesOfRows(result, result.rows, window, this.settings.metricKind, "postgres query");
   }
 
   get fetchBatchAggregates(): SignalConnector["fetchBatchAggregates"] {
@@ -283,106 +275,16 @@ class PostgresConnector implements SignalConnector {
    */
   private async batchRead(window: BatchWindow, signal: AbortSignal | undefined): Promise<BatchAggregates> {
     if (window.experiments.length === 0) return new Map();
-    const keys = window.experiments.map((e) => e.experimentKey);
-    const from = new Date(Math.min(...window.experiments.map((e) => e.from.getTime())));
+    const from = batchFrom(window);
     assertWindow({ from, to: window.to });
     const values: Record<string, string> = {
-      experiments: textArray(keys),
+      experiments: textArray(window.experiments.map((e) => e.experimentKey)),
       arms: textArray([...new Set(window.experiments.flatMap((e) => e.arms))]),
       from: from.toISOString(),
       to: window.to.toISOString(),
     };
     const result = await this.run("query", this.settings.query, values, signal);
-    const column = result.fields.indexOf("experiment");
-    if (column === -1) {
-      throw new ConnectorError(
-        "missing_columns",
-        `postgres query: the result has no "experiment" column (it has: ${result.fields.map((f) => `"${f}"`).join(", ") || "no columns"}); a query that uses :experiments returns each row's experiment key, e.g. SELECT experiment_key AS experiment, arm, ...`,
-        { details: { field: "query", missing: ["experiment"], columns: result.fields } },
-      );
-    }
-    const rowsByKey = new Map<string, { row: unknown[]; at: number }[]>(keys.map((k) => [k, []]));
-    for (const [i, row] of result.rows.entries()) {
-      const key = row[column];
-      const mine = typeof key === "string" ? rowsByKey.get(key) : undefined;
-      if (mine === undefined) {
-        throw new ConnectorError(
-          "bad_response",
-          `postgres query, row ${i + 1}, column experiment: ${show(key)} is not one of the ${keys.length} experiments asked for; filter with WHERE experiment_key = ANY(:experiments) and return that key as experiment`,
-          { details: { field: "experiment", value: key, row: i + 1 } },
-        );
-      }
-      mine.push({ row, at: i });
-    }
-    const answer: BatchAggregates = new Map();
-    const armIndex = result.fields.indexOf("arm");
-    const arms = new Set(window.experiments.flatMap((x) => x.arms));
-    for (const e of window.experiments) {
-      // :arms held every arm of the batch: an arm another experiment has is not this one's.
-      const mine = (rowsByKey.get(e.experimentKey) ?? []).filter(
-        (r) => !(typeof r.row[armIndex] === "string" && arms.has(r.row[armIndex]) && !e.arms.includes(r.row[armIndex])),
-      );
-      try {
-        answer.set(
-          e.experimentKey,
-          this.aggregatesOf(
-            result,
-            mine.map((r) => r.row),
-            { experimentKey: e.experimentKey, arms: e.arms, from, to: window.to },
-            mine.map((r) => r.at),
-          ),
-        );
-      } catch (error) {
-        if (!(error instanceof ConnectorError)) throw error;
-        answer.set(e.experimentKey, error);
-      }
-    }
-    return answer;
-  }
-
-  /** The aggregates of `rows` (of `result`), checked against `window`; `at` gives each row's place in the result. */
-  private aggregatesOf(
-    result: QueryRows,
-    rows: readonly unknown[][],
-    window: ExperimentWindow,
-    at?: readonly number[],
-  ): ArmAggregate[] {
-    const ratio = this.settings.metricKind === "ratio";
-    const index = ratio
-      ? columnIndex(
-          result,
-          "query",
-          [...AGGREGATE_COLUMNS, ...DENOMINATOR_COLUMNS],
-          ["ts"],
-          [...COVARIATE_COLUMNS, "experiment"],
-        )
-      : columnIndex(
-          result,
-          "query",
-          [...AGGREGATE_COLUMNS],
-          ["ts"],
-          [...COVARIATE_COLUMNS, ...DENOMINATOR_COLUMNS, "experiment"],
-        );
-    // An optional column the result lacks stays undefined: the boundary check names a partial set.
-    const cell = (row: unknown[], column: string): unknown => {
-      const i = index[column];
-      return i === undefined ? undefined : row[i];
-    };
-    const checked = rows.map((row, i) => ({
-      arm: row[index.arm ?? -1],
-      units: row[index.units ?? -1],
-      sum: row[index.sum ?? -1],
-      sum_sq: row[index.sum_sq ?? -1],
-      ts: index.ts === undefined ? null : row[index.ts],
-      cov_sum: cell(row, "cov_sum"),
-      cov_sum_sq: cell(row, "cov_sum_sq"),
-      cov_sum_product: cell(row, "cov_sum_product"),
-      den_sum: cell(row, "den_sum"),
-      den_sum_sq: cell(row, "den_sum_sq"),
-      num_den_sum: cell(row, "num_den_sum"),
-      location: `row ${(at?.[i] ?? i) + 1}`,
-    }));
-    return checkArmAggregates(checked, window, this.settings.metricKind, "postgres query");
+    return splitBatch(result, window, from, this.settings.metricKind, "postgres query");
   }
 
   async fetchOutcomeSeries(window: SeriesWindow, signal?: AbortSignal): Promise<SeriesPoint[]> {
@@ -397,13 +299,7 @@ class PostgresConnector implements SignalConnector {
     }
     const values = { from: window.from.toISOString(), to: window.to.toISOString() };
     const result = await this.run("series_query", statement, values, signal);
-    const index = columnIndex(result, "series_query", [...SERIES_COLUMNS], []);
-    const rows = result.rows.map((row, i) => ({
-      ts: row[index.ts ?? -1],
-      value: row[index.value ?? -1],
-      location: `row ${i + 1}`,
-    }));
-    return checkSeries(rows, window, "postgres series_query");
+    return seriesOfRows(result, window, "postgres series_query");
   }
 
   async check(signal?: AbortSignal): Promise<void> {
@@ -489,42 +385,6 @@ async function abortable<T>(work: Promise<T>, signal: AbortSignal | undefined, s
   } finally {
     if (onAbort !== undefined) signal.removeEventListener("abort", onAbort);
   }
-}
-
-/** Column name → index, or `missing_columns` naming what is missing. */
-function columnIndex(
-  result: QueryRows,
-  field: string,
-  required: readonly string[],
-  optional: readonly string[],
-  /** Optional columns the missing-columns message leaves out (the covariate's and, but for a ratio, the denominator's). */
-  unlisted: readonly string[] = [],
-): Record<string, number | undefined> {
-  const counts = new Map<string, number>();
-  for (const name of result.fields) counts.set(name, (counts.get(name) ?? 0) + 1);
-  const known = [...required, ...optional, ...unlisted];
-  const duplicated = [...counts].filter(([name, count]) => count > 1 && known.includes(name));
-  if (duplicated.length > 0) {
-    throw new ConnectorError(
-      "bad_response",
-      `postgres ${field}: the column ${duplicated.map(([name]) => `"${name}"`).join(", ")} appears more than once; give each column one name with AS`,
-      { details: { field, columns: result.fields } },
-    );
-  }
-  const missing = required.filter((name) => !counts.has(name));
-  if (missing.length > 0) {
-    throw new ConnectorError(
-      "missing_columns",
-      `postgres ${field}: the result has no ${missing.map((m) => `"${m}"`).join(", ")} column (it has: ${result.fields.map((f) => `"${f}"`).join(", ") || "no columns"}); return ${required.join(", ")}${optional.length > 0 ? ` (and optionally ${optional.join(", ")})` : ""}, naming each column with AS, e.g. count(*) AS ${missing[0]}`,
-      { details: { field, missing, columns: result.fields } },
-    );
-  }
-  const index: Record<string, number | undefined> = {};
-  for (const name of known) {
-    const i = result.fields.indexOf(name);
-    index[name] = i === -1 ? undefined : i;
-  }
-  return index;
 }
 
 /** A Postgres array literal of text values: `{"control","treatment"}`. */
