@@ -195,6 +195,47 @@ ensure_prometheus() {
     fail "could not install prometheus (apt-get install prometheus); the metrics test needs /usr/bin/prometheus and /usr/bin/promtool (or PROMETHEUS_PATH and PROMTOOL_PATH)"
 }
 
+# ensure_mariadb: the mysql connector's tests, and `pnpm demo --source mariadb`,
+# read a real MariaDB (or MySQL) at TEST_MYSQL_URL (default
+# mysql://root@127.0.0.1:3306). Starts the local server when none answers, and
+# installs Debian's mariadb-server when there is none.
+ensure_mariadb() {
+  export TEST_MYSQL_URL="${TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306}"
+  local rest="${TEST_MYSQL_URL#*://}"
+  rest="${rest##*@}"
+  rest="${rest%%/*}"
+  local host="${rest%%:*}" port=3306
+  [[ "$rest" == *:* ]] && port="${rest##*:}"
+  mariadb_up() { (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; }
+  if mariadb_up; then ensure_mariadb_admin "$host" "$port"; return 0; fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  if ! command -v mariadbd >/dev/null 2>&1 && ! command -v mysqld >/dev/null 2>&1; then
+    log "installing mariadb-server (Debian package) for the mysql connector's tests"
+    $sudo apt-get install -y -qq mariadb-server >/dev/null 2>&1 ||
+      { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq mariadb-server >/dev/null 2>&1; } ||
+      fail "could not install mariadb-server; the mysql connector's tests need a MariaDB or MySQL at TEST_MYSQL_URL"
+  fi
+  log "starting MariaDB"
+  $sudo service mariadb start >/dev/null 2>&1 || $sudo service mysql start >/dev/null 2>&1 || true
+  for _ in $(seq 1 30); do mariadb_up && { ensure_mariadb_admin "$host" "$port"; return 0; }; sleep 1; done
+  fail "MariaDB is not reachable at $host:$port" "start it (or set TEST_MYSQL_URL=mysql://user:password@host:port) and run again"
+}
+
+# ensure_mariadb_admin HOST PORT: with the default TEST_MYSQL_URL, root must log
+# in over TCP without a password (Debian's root logs in through the socket
+# only): that login is created through the socket when it is missing.
+ensure_mariadb_admin() {
+  [ "$TEST_MYSQL_URL" = "mysql://root@127.0.0.1:3306" ] || return 0
+  command -v mariadb >/dev/null 2>&1 || return 0
+  if mariadb -h "$1" -P "$2" -u root -e 'SELECT 1' >/dev/null 2>&1; then return 0; fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  log "letting root log in to MariaDB from 127.0.0.1 (the tests' TEST_MYSQL_URL)"
+  $sudo mariadb -e "CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY ''; GRANT ALL PRIVILEGES ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION" ||
+    fail "root cannot log in to MariaDB at $1:$2" "set TEST_MYSQL_URL=mysql://user:password@host:port to an account that may create databases and users"
+}
+
 # ensure_docker_compose: CI validates docker-compose.yml with Debian's
 # docker-compose package (`docker-compose config`; no Docker engine needed).
 ensure_docker_compose() {
@@ -212,4 +253,5 @@ setup_all() {
   ensure_dependencies
   ensure_postgres
   ensure_redis
+  ensure_mariadb
 }

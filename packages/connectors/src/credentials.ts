@@ -55,6 +55,12 @@ const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: 
   ],
   csv: [],
   replay: [],
+  mysql: [
+    {
+      credential: "database_url",
+      what: "the connection string (mysql://user:password@host:3306/database) of a read-only account",
+    },
+  ],
 });
 
 /** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */

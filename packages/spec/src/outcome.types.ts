@@ -105,12 +105,12 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
  */
-export type Connector = PostgresConnector | MixpanelConnector | CsvConnector | OtherConnector;
+export type Connector = PostgresConnector | MixpanelConnector | CsvConnector | MysqlConnector | OtherConnector;
 
 /**
  * The normalised outcome returned by parseOutcome: schema defaults applied, percentages as fractions, durations in seconds, the horizon as { seconds } or { end_date }.
@@ -206,6 +206,50 @@ export interface PostgresConnector {
    * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read.
    */
   max_rows: number;
+}
+/**
+ * Reads the signal with your own SQL query against MySQL 8 or MariaDB 10.6+, as a prepared statement in a read-only transaction, with the server's statement timeout and a row cap, through an account granted SELECT only. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "MysqlConnector".
+ */
+export interface MysqlConnector {
+  /**
+   * Always `mysql`.
+   */
+  type: "mysql";
+  /**
+   * SQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts`. Named parameters: `:experiment` (the experiment key) or, to read many experiments in one query, `:experiments` (a list: write `IN (:experiments)`, and return an `experiment` column); `:arms` (a list: `IN (:arms)`); `:from` and `:to` (the window, in UTC). One SELECT, read only.
+   */
+  query: string;
+  /**
+   * SQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * Name of the workspace secret holding the connection string (`mysql://user:password@host:3306/database`) of an account granted SELECT only (see docs/connectors.md). Give this or `database_url_env`.
+   */
+  database_url_secret?: SecretName;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the connection string of an account granted SELECT only. Give this or `database_url_secret`.
+   */
+  database_url_env?: SourceEnvVarName;
+  /**
+   * Statement timeout of each query (e.g. `30s`, at most `1h`): `max_statement_time` on MariaDB, `max_execution_time` on MySQL; a query running longer is ended on the server. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout: Seconds;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read (the server sends at most one more).
+   */
+  max_rows: number;
+  /**
+   * The most queries this source runs at once, across every outcome read through the same connection string.
+   */
+  max_concurrency: number;
+  /**
+   * How many times a read the source throttled (too many connections) or could not answer is retried, with exponential backoff.
+   */
+  retries: number;
 }
 /**
  * Reads the signal from events in a Mixpanel project through the Query API, with a service account. Units are the unique users who fired `exposure_event`, broken down by `variant_property`. See docs/connectors.md for what Mixpanel can and cannot give.
@@ -769,12 +813,13 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
  */
-export type ConnectorInput = PostgresConnectorInput | MixpanelConnectorInput | CsvConnectorInput | OtherConnectorInput;
+export type ConnectorInput =
+  PostgresConnectorInput | MixpanelConnectorInput | CsvConnectorInput | MysqlConnectorInput | OtherConnectorInput;
 
 /**
  * The outcome as written in outcome.yaml: percentages and durations as text, defaults not applied. An outcome for Outcome Runtime: a metric (the signal), a target, a horizon and the constraints experiments must respect. Validate with `outcome-runtime validate outcome.yaml`.
@@ -874,6 +919,50 @@ export interface PostgresConnectorInput {
    * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read.
    */
   max_rows?: number;
+}
+/**
+ * Reads the signal with your own SQL query against MySQL 8 or MariaDB 10.6+, as a prepared statement in a read-only transaction, with the server's statement timeout and a row cap, through an account granted SELECT only. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "MysqlConnector".
+ */
+export interface MysqlConnectorInput {
+  /**
+   * Always `mysql`.
+   */
+  type: "mysql";
+  /**
+   * SQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts`. Named parameters: `:experiment` (the experiment key) or, to read many experiments in one query, `:experiments` (a list: write `IN (:experiments)`, and return an `experiment` column); `:arms` (a list: `IN (:arms)`); `:from` and `:to` (the window, in UTC). One SELECT, read only.
+   */
+  query: string;
+  /**
+   * SQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * Name of the workspace secret holding the connection string (`mysql://user:password@host:3306/database`) of an account granted SELECT only (see docs/connectors.md). Give this or `database_url_env`.
+   */
+  database_url_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the connection string of an account granted SELECT only. Give this or `database_url_secret`.
+   */
+  database_url_env?: SourceEnvVarNameInput;
+  /**
+   * Statement timeout of each query (e.g. `30s`, at most `1h`): `max_statement_time` on MariaDB, `max_execution_time` on MySQL; a query running longer is ended on the server. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout?: DurationInput;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read (the server sends at most one more).
+   */
+  max_rows?: number;
+  /**
+   * The most queries this source runs at once, across every outcome read through the same connection string.
+   */
+  max_concurrency?: number;
+  /**
+   * How many times a read the source throttled (too many connections) or could not answer is retried, with exponential backoff.
+   */
+  retries?: number;
 }
 /**
  * Reads the signal from events in a Mixpanel project through the Query API, with a service account. Units are the unique users who fired `exposure_event`, broken down by `variant_property`. See docs/connectors.md for what Mixpanel can and cannot give.

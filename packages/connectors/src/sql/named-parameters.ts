@@ -217,6 +217,16 @@ export function parseNamedStatement(
       "a signal query only reads: write one SELECT (or WITH ... SELECT)",
     );
   }
+  const forUpdate = words.findIndex(
+    (w, k) => w.word === "for" && ["update", "share"].includes(words[k + 1]?.word ?? ""),
+  );
+  if (forUpdate !== -1) {
+    return refuse(
+      words[forUpdate]?.offset ?? 0,
+      "FOR UPDATE/SHARE locks rows",
+      "a signal query only reads: remove the locking clause",
+    );
+  }
   for (const { word, offset } of words) {
     if (WRITE_KEYWORDS.has(word)) {
       return refuse(
@@ -232,16 +242,6 @@ export function parseNamedStatement(
         "return the rows instead: remove the INTO clause",
       );
     }
-  }
-  const forUpdate = words.findIndex(
-    (w, k) => w.word === "for" && ["update", "share"].includes(words[k + 1]?.word ?? ""),
-  );
-  if (forUpdate !== -1) {
-    return refuse(
-      words[forUpdate]?.offset ?? 0,
-      "FOR UPDATE/SHARE locks rows",
-      "a signal query only reads: remove the locking clause",
-    );
   }
   const names = [...new Set(uses.map((u) => u.name))];
   return { ok: true, statement: { sql: sql.slice(0, end), uses, names } };
