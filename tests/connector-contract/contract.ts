@@ -38,8 +38,8 @@ export interface ContractHarness {
 }
 
 /** The two experiments every case reads: one plain, one with non-ASCII keys and arms. */
-export const EXPERIMENT_A = { experimentKey: "checkout-copy", arms: ["control", "treatment"] } as const;
-export const EXPERIMENT_B = { experimentKey: "résumé-実験", arms: ["contrôle", "処理"] } as const;
+const EXPERIMENT_A = { experimentKey: "checkout-copy", arms: ["control", "treatment"] } as const;
+const EXPERIMENT_B = { experimentKey: "résumé-実験", arms: ["contrôle", "処理"] } as const;
 
 const STANDARD_TYPES = { experiment: "text", arm: "text", units: "integer", sum: "float", sum_sq: "float" } as const;
 
@@ -58,7 +58,7 @@ const A = EXPERIMENT_A.experimentKey;
 const B = EXPERIMENT_B.experimentKey;
 
 /** The cases; every harness passes all of them. */
-export const CONTRACT_CASES: readonly ContractCase[] = [
+const CONTRACT_CASES: readonly ContractCase[] = [
   {
     name: "two experiments, two arms each, non-ASCII keys and arms",
     kind: "proportion",

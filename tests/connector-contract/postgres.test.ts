@@ -1,6 +1,7 @@
 /** The connector contract on the `postgres` connector, against a real Postgres database read as the read-only role. */
 import { createConnector } from "@outcome-runtime/connectors";
 import { createSourceDatabase } from "@outcome-runtime/testing";
+// biome-ignore lint/style/noRestrictedImports: the test builds the team's analytics tables the connector reads
 import pg from "pg";
 import { type ContractHarness, describeConnectorContract } from "./contract";
 import { createTableSql, insertSql } from "./sql-tables";

@@ -29,18 +29,12 @@ import { type NamedStatement, parseNamedStatement, type SqlLexicon } from "./nam
 import { aggregatesOfRows, batchFrom, batchOfOne, type SqlRows, seriesOfRows, splitBatch } from "./result-rows";
 
 /** The parameters a signal query may use. */
-export const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze([
-  "experiment",
-  "experiments",
-  "arms",
-  "from",
-  "to",
-]);
+const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze(["experiment", "experiments", "arms", "from", "to"]);
 /** The parameters a series query may use. */
-export const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
+const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
 
 /** The settings every SQL source takes besides its own and its credentials'. */
-export const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
+const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
   "query",
   "series_query",
   "timeout",
@@ -64,7 +58,7 @@ const FIRST_RETRY_WAIT_MS = 500;
 const MAX_RETRY_WAIT_MS = 30_000;
 
 /** The values of one read's parameters. Lists are never empty. */
-export interface SqlParameterValues {
+interface SqlParameterValues {
   /** The one-experiment form's key. */
   readonly experiment?: string;
   /** The batched form's keys. */
