@@ -15,6 +15,10 @@
  * 6. Print a table per comparison against the fixed-horizon result on the full
  *    data, and a summary. The API and the worker keep running for exploration.
  *
+ * `--source mariadb` keeps the app database on MariaDB (TEST_MYSQL_URL or
+ * mysql://root@127.0.0.1:3306) and reads it with the `mysql` connector; the
+ * decisions are the same as on Postgres (the default, `--source postgres`).
+ *
  * Environment: DATABASE_URL (a Postgres URL on the server to use; set by
  * scripts/demo.sh), REDIS_URL, PORT (default 8080), WORKER_PORT (8081),
  * DEMO_MS_PER_DAY (default 400: one simulated day per 0.4 s).
@@ -31,6 +35,7 @@ import type { ParsedMail } from "mailparser";
 // biome-ignore lint/style/noRestrictedImports: the demo administers its own databases (create and drop), outside the runtime's storage layer
 import pg from "pg";
 import { type AsosComparison, closeAppPools, createAppDatabase, loadAsos, SIM_EPOCH, setClock } from "./demo/asos";
+import { createMariadbAppDatabase, type MariadbApp } from "./demo/mariadb-app";
 import { demoOutcomeYaml } from "./demo/outcome";
 import { type DemoRow, fullDataResult, renderReport, summarize } from "./demo/report";
 
@@ -47,6 +52,16 @@ const RUNTIME_DB = "outcome_runtime_demo";
 const APP_DB = "outcome_runtime_demo_app";
 const DAY_MS = 86_400_000;
 const ALPHA = 0.05;
+
+/** Where the team's analytics are kept: `--source postgres` (default) or `--source mariadb`. */
+function sourceArgument(argv: readonly string[]): "postgres" | "mariadb" {
+  const at = argv.indexOf("--source");
+  const value = at === -1 ? (argv.find((a) => a.startsWith("--source="))?.slice(9) ?? "postgres") : argv[at + 1];
+  if (value === "postgres" || value === "mariadb") return value;
+  process.stderr.write(`demo: --source ${value ?? "(nothing)"}: write --source postgres or --source mariadb\n`);
+  process.exit(2);
+}
+const SOURCE = sourceArgument(process.argv.slice(2));
 
 function databaseUrl(server: string, name: string): string {
   const u = new URL(server);
@@ -280,10 +295,28 @@ async function main(): Promise<void> {
       .join(", ")}`,
   );
 
-  step(`writing the checkpoints into the app database ${APP_DB} (the team's analytics, on a simulated clock)`);
-  const app = await createAppDatabase(serverUrl, APP_DB, comparisons);
-  const appUrl = app.url;
-  await setClock(appUrl, -1);
+  step(
+    `writing the checkpoints into the app database ${APP_DB}${SOURCE === "mariadb" ? " on MariaDB" : ""} (the team's analytics, on a simulated clock)`,
+  );
+  let mariadbApp: MariadbApp | undefined;
+  let appUrl = "";
+  let appReaderUrl: string;
+  if (SOURCE === "mariadb") {
+    mariadbApp = await createMariadbAppDatabase(
+      process.env.TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306",
+      APP_DB,
+      comparisons,
+    );
+    appReaderUrl = mariadbApp.readerUrl;
+  } else {
+    const app = await createAppDatabase(serverUrl, APP_DB, comparisons);
+    appUrl = app.url;
+    appReaderUrl = app.readerUrl;
+    await setClock(appUrl, -1);
+  }
+  const moveClock = (day: number) => (mariadbApp === undefined ? setClock(appUrl, day) : mariadbApp.setClock(day));
+  const newestCheckpoints = () =>
+    mariadbApp === undefined ? newestPostgresCheckpoints(appUrl) : mariadbApp.newestCheckpoints();
 
   step(`starting the API and the worker on a fresh runtime database ${RUNTIME_DB}`);
   const runtimeUrl = await recreateDatabase(serverUrl, RUNTIME_DB);
@@ -301,7 +334,7 @@ async function main(): Promise<void> {
     OUTCOME_RUNTIME_API_KEY: adminKey,
     OUTCOME_RUNTIME_URL: url,
     // The app database as the read-only role: the runtime never reads a source as a role that could write.
-    OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: app.readerUrl,
+    OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: appReaderUrl,
     RECONCILE_INTERVAL_MS: "1000",
     WORKER_CONCURRENCY: "6",
     OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,
@@ -321,7 +354,7 @@ async function main(): Promise<void> {
 
   step("applying the outcome with the CLI");
   const yamlPath = `${tmp}/asos-outcome.yaml`;
-  writeFileSync(yamlPath, demoOutcomeYaml({ id: OUTCOME, pm: PM, alpha: ALPHA }));
+  writeFileSync(yamlPath, demoOutcomeYaml({ id: OUTCOME, pm: PM, alpha: ALPHA, source: SOURCE }));
   for (const args of [
     ["validate", yamlPath],
     ["apply", yamlPath],
@@ -401,7 +434,7 @@ async function main(): Promise<void> {
     for (const f of fresh.sort((a, b) => a.day - b.day)) say(f.line);
   };
   for (let day = 0; day <= lastDay; day += 0.5) {
-    await setClock(appUrl, day);
+    await moveClock(day);
     await new Promise((r) => setTimeout(r, msPerDay / 2));
     if (day % 5 === 0) {
       await printDecisions();
@@ -412,7 +445,7 @@ async function main(): Promise<void> {
   let previous = -1;
   for (let i = 0; i < 40; i++) {
     await new Promise((r) => setTimeout(r, 1000));
-    const pending = await countBehind(runtimeUrl, appUrl);
+    const pending = await countBehind(runtimeUrl, await newestCheckpoints());
     await printDecisions();
     if (pending === 0 || pending === previous) break;
     previous = pending;
@@ -505,6 +538,7 @@ async function main(): Promise<void> {
   hooks.server.close();
   await mail.close();
   await closeAppPools();
+  await mariadbApp?.close();
   step("the API and the worker keep running");
   say(`API:        ${url}  (OpenAPI at ${url}/docs)`);
   say(
@@ -516,23 +550,32 @@ async function main(): Promise<void> {
   say(`Stop them:  kill $(cat .tmp/demo-api.pid) $(cat .tmp/demo-worker.pid)`);
 }
 
-/** Running experiments whose newest analysis is older than the newest checkpoint the clock has released. */
-async function countBehind(runtimeUrl: string, appUrl: string): Promise<number> {
-  const runtime = new pg.Client({ connectionString: runtimeUrl });
+/** Experiment key → the newest checkpoint of metric 1 in the Postgres app database, in ms since the epoch. */
+async function newestPostgresCheckpoints(appUrl: string): Promise<Map<string, number>> {
   const app = new pg.Client({ connectionString: appUrl });
-  await Promise.all([runtime.connect(), app.connect()]);
+  await app.connect();
   try {
     const newest = await app.query<{ experiment_key: string; ts: Date }>(
       "SELECT experiment_key, max(ts) AS ts FROM asos_checkpoint WHERE metric_id = 1 GROUP BY experiment_key",
     );
+    return new Map(newest.rows.map((r) => [r.experiment_key, r.ts.getTime()]));
+  } finally {
+    await app.end();
+  }
+}
+
+/** Running experiments whose newest analysis is older than their newest checkpoint (`wanted`, ms since the epoch). */
+async function countBehind(runtimeUrl: string, wanted: ReadonlyMap<string, number>): Promise<number> {
+  const runtime = new pg.Client({ connectionString: runtimeUrl });
+  await runtime.connect();
+  try {
     const analysed = await runtime.query<{ key: string; ts: Date | null }>(
       `SELECT e.key, max(a.ts) AS ts FROM experiments e LEFT JOIN analyses a ON a.experiment_id = e.id
         WHERE e.state = 'running' GROUP BY e.key`,
     );
-    const wanted = new Map(newest.rows.map((r) => [r.experiment_key, r.ts.getTime()]));
     return analysed.rows.filter((r) => (r.ts?.getTime() ?? 0) < (wanted.get(r.key) ?? 0)).length;
   } finally {
-    await Promise.all([runtime.end(), app.end()]);
+    await runtime.end();
   }
 }
 

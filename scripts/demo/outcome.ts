@@ -1,13 +1,23 @@
 import { connectorSql } from "./asos";
+import { mysqlConnectorSql } from "./mariadb-app";
 
 /**
  * The demo's outcome file: ASOS metric 1 (binary) as the signal and metric 2
- * (continuous) as a guardrail, both read by the `postgres` connector from the
- * app database named by `OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL`; a kill threshold; every gate
+ * (continuous) as a guardrail, both read by the `postgres` connector (or, with
+ * `source: mariadb`, the `mysql` connector) from the app database named by `OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL`; a kill threshold; every gate
  * assigned to `pm`.
  */
-export function demoOutcomeYaml(options: { id: string; pm: string; alpha: number }): string {
+export function demoOutcomeYaml(options: {
+  id: string;
+  pm: string;
+  alpha: number;
+  /** The team's analytics: `postgres` (default) or `mariadb` (read by the `mysql` connector). */
+  source?: "postgres" | "mariadb";
+}): string {
   const { id: OUTCOME, pm: PM, alpha: ALPHA } = options;
+  const mariadb = options.source === "mariadb";
+  const type = mariadb ? "mysql" : "postgres";
+  const sql = mariadb ? mysqlConnectorSql : connectorSql;
   const indent = (text: string, n: number) =>
     text
       .trim()
@@ -30,11 +40,11 @@ signal:
   unit: user
   poll_interval: 1s
   connector:
-    type: postgres
+    type: ${type}
     database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL
     timeout: 10s
     query: |
-${indent(connectorSql(1), 6)}
+${indent(sql(1), 6)}
 target:
   direction: increase
   value: 1%
@@ -48,11 +58,11 @@ constraints:
       max_regression: 5%
       relative: true
       connector:
-        type: postgres
+        type: ${type}
         database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL
         timeout: 10s
         query: |
-${indent(connectorSql(2), 10)}
+${indent(sql(2), 10)}
   kill:
     max_harm: 2%
     relative: true
