@@ -157,6 +157,30 @@ describe("duckdb connector: reads", () => {
     ]);
   });
 
+  it("reads a mean from per-unit values (the docs' query), a unit without a conversion counting 0", async () => {
+    const connector = connect(
+      {
+        tables: TABLES,
+        query: `
+          WITH per_unit AS (
+            SELECT e.arm, e.unit_id, coalesce(sum(c.revenue), 0) AS v
+              FROM exposures e
+              LEFT JOIN conversions c ON c.unit_id = e.unit_id AND c.converted_at <= :to
+             WHERE e.experiment_key = :experiment
+               AND e.arm IN :arms
+               AND e.exposed_at <= :to
+             GROUP BY e.arm, e.unit_id
+          )
+          SELECT arm, count(*) AS units, sum(v) AS sum, sum(v * v) AS sum_sq FROM per_unit GROUP BY arm`,
+      },
+      { ...context, metricKind: "mean" },
+    );
+    expect(await connector.fetchArmAggregates(window)).toEqual([
+      { arm: "control", units: 4, sum: 10.5, sum_sq: 110.25, ts: null },
+      { arm: "treatment", units: 4, sum: 25.25, sum_sq: 427.5625, ts: null },
+    ]);
+  });
+
   it("reads files by absolute path built from getvariable('base_dir')", async () => {
     const connector = connect({
       query: `SELECT arm, count(*) AS units, 0 AS sum, 0 AS sum_sq
