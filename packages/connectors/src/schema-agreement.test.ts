@@ -39,6 +39,14 @@ const SAMPLES: Record<string, unknown> = {
   columns: { ts: "day", arm: "variant", value: "v", units: "n", sum: "s", sum_sq: "ss", experiment: "exp" },
   speed: 60,
   snapshot_every: "1h",
+  max_concurrency: 2,
+  retries: 1,
+  base_dir: "exports",
+  tables: { t: "t/*.parquet", s: "s.csv" },
+  database: "analytics.duckdb",
+  threads: 2,
+  memory_limit: "1GB",
+  remote_urls: ["s3://analytics-exports/events/"],
 };
 
 const credentials = { database_url: "postgres://localhost/analytics", username: "u", secret: "s" };

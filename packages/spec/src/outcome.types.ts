@@ -105,12 +105,13 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
  */
-export type Connector = PostgresConnector | MixpanelConnector | CsvConnector | MysqlConnector | OtherConnector;
+export type Connector =
+  PostgresConnector | MixpanelConnector | CsvConnector | MysqlConnector | DuckdbConnector | OtherConnector;
 
 /**
  * The normalised outcome returned by parseOutcome: schema defaults applied, percentages as fractions, durations in seconds, the horizon as { seconds } or { end_date }.
@@ -170,6 +171,68 @@ export interface OutcomeSpec {
    * Statistical settings and arms used by every experiment of this outcome unless the experiment overrides them.
    */
   experiment_defaults: ExperimentDefaults;
+}
+/**
+ * Reads the signal with your own DuckDB SQL query over Parquet, CSV or JSON files your team exports (or a DuckDB database file), run in embedded DuckDB in a sandbox: no file outside `base_dir`, no URL outside `remote_urls`, no extension installed or loaded, one SELECT. See docs/connectors.md#duckdb.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "DuckdbConnector".
+ */
+export interface DuckdbConnector {
+  /**
+   * Always `duckdb`.
+   */
+  type: "duckdb";
+  /**
+   * DuckDB SQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts`. Named parameters: `:experiment` (text) or, to read many experiments at once, `:experiments` (a list of text: `experiment_key = ANY(:experiments)`, returning an `experiment` column), `:arms` (a list of text: `list_contains(:arms, arm)`), `:from` and `:to` (timestamptz). One SELECT.
+   */
+  query: string;
+  /**
+   * DuckDB SQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * The directory the files are in, relative to the directory sources are read from (the worker's `SOURCE_CSV_DIR`) and inside it. Every file the query reads must be under it.
+   */
+  base_dir: string;
+  /**
+   * Tables the query reads by name: name → a file or glob under `base_dir` (`exposures/*.parquet`, `conversions.csv`), read with `read_parquet`, `read_csv` or `read_json` by its extension. (A relative path inside `read_parquet('...')` in the query is resolved against the worker's working directory and refused; build an absolute one with `getvariable('base_dir')` instead.)
+   */
+  tables?: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * A DuckDB database file under `base_dir`, opened read-only; its tables are read by name. Left out: an in-memory database.
+   */
+  database?: string;
+  /**
+   * DuckDB's worker threads for this source's queries.
+   */
+  threads: number;
+  /**
+   * The most memory DuckDB may use for this source (e.g. `512MB`, `2GB`); a query needing more fails instead of taking the worker's memory.
+   */
+  memory_limit: string;
+  /**
+   * URL prefixes (`s3://bucket/exports/`, `gs://...`, `https://host/path/`) the query may read through DuckDB's httpfs extension, which must be installed where the worker runs (it is loaded, never installed). Left out: no remote file is read.
+   */
+  remote_urls?: string[];
+  /**
+   * The longest each query may run (e.g. `30s`, at most `1h`); a query running longer is interrupted. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout: Seconds;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read.
+   */
+  max_rows: number;
+  /**
+   * The most queries this source runs at once in a process.
+   */
+  max_concurrency: number;
+  /**
+   * Retries of a read that failed because the source was unavailable.
+   */
+  retries: number;
 }
 /**
  * Reads the signal with your own SQL query against Postgres, run read-only, with a statement timeout and a row cap. See docs/connectors.md.
@@ -813,13 +876,18 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
  */
 export type ConnectorInput =
-  PostgresConnectorInput | MixpanelConnectorInput | CsvConnectorInput | MysqlConnectorInput | OtherConnectorInput;
+  | PostgresConnectorInput
+  | MixpanelConnectorInput
+  | CsvConnectorInput
+  | MysqlConnectorInput
+  | DuckdbConnectorInput
+  | OtherConnectorInput;
 
 /**
  * The outcome as written in outcome.yaml: percentages and durations as text, defaults not applied. An outcome for Outcome Runtime: a metric (the signal), a target, a horizon and the constraints experiments must respect. Validate with `outcome-runtime validate outcome.yaml`.
@@ -883,6 +951,68 @@ export interface OutcomeSpecInput {
    * Statistical settings and arms used by every experiment of this outcome unless the experiment overrides them.
    */
   experiment_defaults?: ExperimentDefaultsInput;
+}
+/**
+ * Reads the signal with your own DuckDB SQL query over Parquet, CSV or JSON files your team exports (or a DuckDB database file), run in embedded DuckDB in a sandbox: no file outside `base_dir`, no URL outside `remote_urls`, no extension installed or loaded, one SELECT. See docs/connectors.md#duckdb.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "DuckdbConnector".
+ */
+export interface DuckdbConnectorInput {
+  /**
+   * Always `duckdb`.
+   */
+  type: "duckdb";
+  /**
+   * DuckDB SQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts`. Named parameters: `:experiment` (text) or, to read many experiments at once, `:experiments` (a list of text: `experiment_key = ANY(:experiments)`, returning an `experiment` column), `:arms` (a list of text: `list_contains(:arms, arm)`), `:from` and `:to` (timestamptz). One SELECT.
+   */
+  query: string;
+  /**
+   * DuckDB SQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * The directory the files are in, relative to the directory sources are read from (the worker's `SOURCE_CSV_DIR`) and inside it. Every file the query reads must be under it.
+   */
+  base_dir?: string;
+  /**
+   * Tables the query reads by name: name → a file or glob under `base_dir` (`exposures/*.parquet`, `conversions.csv`), read with `read_parquet`, `read_csv` or `read_json` by its extension. (A relative path inside `read_parquet('...')` in the query is resolved against the worker's working directory and refused; build an absolute one with `getvariable('base_dir')` instead.)
+   */
+  tables?: {
+    [k: string]: string | undefined;
+  };
+  /**
+   * A DuckDB database file under `base_dir`, opened read-only; its tables are read by name. Left out: an in-memory database.
+   */
+  database?: string;
+  /**
+   * DuckDB's worker threads for this source's queries.
+   */
+  threads?: number;
+  /**
+   * The most memory DuckDB may use for this source (e.g. `512MB`, `2GB`); a query needing more fails instead of taking the worker's memory.
+   */
+  memory_limit?: string;
+  /**
+   * URL prefixes (`s3://bucket/exports/`, `gs://...`, `https://host/path/`) the query may read through DuckDB's httpfs extension, which must be installed where the worker runs (it is loaded, never installed). Left out: no remote file is read.
+   */
+  remote_urls?: string[];
+  /**
+   * The longest each query may run (e.g. `30s`, at most `1h`); a query running longer is interrupted. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout?: DurationInput;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` instead of being read.
+   */
+  max_rows?: number;
+  /**
+   * The most queries this source runs at once in a process.
+   */
+  max_concurrency?: number;
+  /**
+   * Retries of a read that failed because the source was unavailable.
+   */
+  retries?: number;
 }
 /**
  * Reads the signal with your own SQL query against Postgres, run read-only, with a statement timeout and a row cap. See docs/connectors.md.

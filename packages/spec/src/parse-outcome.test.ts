@@ -370,12 +370,12 @@ describe("parseOutcome: diagnostics", () => {
   });
 
   it("checks connector types against options.connectors", () => {
-    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay", "mysql"]);
-    const bigquery = example.replace("type: postgres", "type: bigquery");
-    const found = errors(parseOutcome(bigquery));
+    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay", "mysql", "duckdb"]);
+    const oracle = example.replace("type: postgres", "type: oracle");
+    const found = errors(parseOutcome(oracle));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);
     expect(found[0]?.hint).toContain("postgres, mixpanel, csv, replay");
-    expect(parseOutcome(bigquery, { connectors: [...KNOWN_CONNECTORS, "bigquery"] }).ok).toBe(true);
+    expect(parseOutcome(oracle, { connectors: [...KNOWN_CONNECTORS, "oracle"] }).ok).toBe(true);
     const onlyReplay = errors(parseOutcome(example, { connectors: ["replay"] }));
     expect(onlyReplay.map((e) => e.code)).toEqual(["unknown_connector", "unknown_connector"]);
   });

@@ -3,10 +3,12 @@
  * {@link SqlSourceDefinition}: its lexical rules, its own settings and its
  * driver; everything else is `sql-source.ts`'s.
  */
+import { DUCKDB_SOURCE } from "../duckdb/duckdb.source";
 import { MYSQL_SOURCE } from "../mysql/mysql.source";
 import type { SqlSourceDefinition } from "./sql-source";
 
 /** Connector type → its definition. */
 export const SQL_SOURCES: Readonly<Record<string, SqlSourceDefinition>> = Object.freeze({
   mysql: MYSQL_SOURCE,
+  duckdb: DUCKDB_SOURCE,
 });

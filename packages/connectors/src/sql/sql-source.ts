@@ -29,9 +29,15 @@ import { type NamedStatement, parseNamedStatement, type SqlLexicon } from "./nam
 import { aggregatesOfRows, batchFrom, batchOfOne, type SqlRows, seriesOfRows, splitBatch } from "./result-rows";
 
 /** The parameters a signal query may use. */
-const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze(["experiment", "experiments", "arms", "from", "to"]);
+export const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze([
+  "experiment",
+  "experiments",
+  "arms",
+  "from",
+  "to",
+]);
 /** The parameters a series query may use. */
-const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
+export const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
 
 /** The settings every SQL source takes besides its own and its credentials'. */
 const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
