@@ -55,6 +55,12 @@ const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: 
   ],
   csv: [],
   replay: [],
+  clickhouse: [
+    {
+      credential: "url",
+      what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
+    },
+  ],
 });
 
 /** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */
