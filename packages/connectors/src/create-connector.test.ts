@@ -22,8 +22,9 @@ function failure(fn: () => unknown): ConnectorError {
 }
 
 describe("createConnector", () => {
-  it("knows postgres, mixpanel, csv and replay (another name for csv)", () => {
-    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay"]);
+  it("knows postgres, mixpanel, csv and replay (another name for csv), and the SQL sources", () => {
+    expect(CONNECTOR_TYPES.slice(0, 4)).toEqual(["postgres", "mixpanel", "csv", "replay"]);
+    expect(CONNECTOR_TYPES).toContain("clickhouse");
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });

@@ -39,9 +39,19 @@ const SAMPLES: Record<string, unknown> = {
   columns: { ts: "day", arm: "variant", value: "v", units: "n", sum: "s", sum_sq: "ss", experiment: "exp" },
   speed: 60,
   snapshot_every: "1h",
+  url_env: "OUTCOME_RUNTIME_SOURCE_CLICKHOUSE_URL",
+  url_secret: "analytics-clickhouse",
+  database: "analytics",
+  max_concurrency: 2,
+  retries: 1,
 };
 
-const credentials = { database_url: "postgres://localhost/analytics", username: "u", secret: "s" };
+const credentials = {
+  database_url: "postgres://localhost/analytics",
+  username: "u",
+  secret: "s",
+  url: "https://reader:pw@clickhouse.internal:8443",
+};
 
 describe("connectors and the outcome schema", () => {
   const connector = schema.$defs.Connector as { allOf: { if: Node; then: { $ref: string } }[] };
