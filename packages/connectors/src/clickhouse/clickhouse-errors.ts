@@ -56,7 +56,7 @@ export interface FailureContext {
 }
 
 const FIX_USER =
-  "connect as a user the profile of docs/connectors.md#clickhouse allows (readonly = 1, with max_execution_time and max_result_rows CHANGEABLE_IN_READONLY)";
+  "connect as a user the profile of docs/connectors.md#a-read-only-clickhouse-user allows (readonly = 1, with max_execution_time and max_result_rows CHANGEABLE_IN_READONLY)";
 
 /**
  * The {@link ConnectorError} of something @clickhouse/client threw.

@@ -9,7 +9,9 @@ import { rejectionOf, waitFor } from "@outcome-runtime/testing";
 import {
   clickHouseSyntaxError,
   type FakeClickHouse,
+  type FakeClickHouseHandler,
   type FakeClickHouseQuery,
+  type FakeClickHouseRequest,
   startClickHouseFake,
 } from "@outcome-runtime/testing/fake-clickhouse";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -47,6 +49,31 @@ const AGGREGATE_COLUMNS = [
   { name: "sum_sq", type: "Float64" },
 ];
 
+const GRANT_COLUMNS = [
+  { name: "access_type", type: "Enum16('SELECT' = 1)" },
+  { name: "database", type: "Nullable(String)" },
+  { name: "table", type: "Nullable(String)" },
+  { name: "column", type: "Nullable(String)" },
+  { name: "is_partial_revoke", type: "UInt8" },
+  { name: "grant_option", type: "UInt8" },
+  { name: "user_name", type: "Nullable(String)" },
+  { name: "role_name", type: "Nullable(String)" },
+];
+
+/** Answers the connector's grants check with a read-only user's grants, every other query with `handler`. */
+function respond(server: FakeClickHouse, handler: FakeClickHouseHandler): void {
+  server.respondWith((query) =>
+    query.sql.includes("system.grants")
+      ? { columns: GRANT_COLUMNS, rows: [["SELECT", "analytics", null, null, 0, 0, "reader", null]] }
+      : handler(query),
+  );
+}
+
+/** The requests of signal queries (not of the grants check). */
+function reads(server: FakeClickHouse = fake): FakeClickHouseRequest[] {
+  return server.requests.filter((r) => !r.body.includes("system.grants"));
+}
+
 function connector(settings: Partial<ConnectorConfig> = {}, credential = url): SignalConnector {
   const created = createConnector(
     { type: "clickhouse", query: SINGLE, url_secret: "analytics-clickhouse", database: "analytics", ...settings },
@@ -73,7 +100,7 @@ beforeEach(() => {
 describe("clickhouse: reads", () => {
   it("reads the batched form with typed placeholders and its values as query parameters", async () => {
     let seen: FakeClickHouseQuery | undefined;
-    fake.respondWith((query) => {
+    respond(fake, (query) => {
       seen = query;
       return {
         columns: [{ name: "experiment", type: "String" }, ...AGGREGATE_COLUMNS],
@@ -116,7 +143,7 @@ describe("clickhouse: reads", () => {
 
   it("reads the one-experiment form, rows split across chunks, 64-bit integers as text and DateTime64 as UTC", async () => {
     let seen: FakeClickHouseQuery | undefined;
-    fake.respondWith((query) => {
+    respond(fake, (query) => {
       seen = query;
       const days = ["2024-05-06", "2024-05-07", "2024-05-08"];
       return {
@@ -147,23 +174,24 @@ describe("clickhouse: reads", () => {
       sum_sq: 5e6,
     });
     expect(rows[5]).toMatchObject({ arm: "treatment", ts: new Date("2024-05-08T00:00:00Z"), units: 294 });
-    // The rows came in one chunk each, names and types first.
-    expect(fake.requests).toHaveLength(1);
+    expect(reads()).toHaveLength(1);
   });
 
   it("sends the read-only settings and the limits on every query, as URL parameters", async () => {
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]] }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]] }));
     const read = connector({ timeout: "45s", max_rows: 500 });
     await read.fetchArmAggregates(WINDOW);
     await read.fetchArmAggregates({ ...WINDOW, experimentKey: "other" });
-    expect(fake.requests).toHaveLength(2);
+    // The grants check, once before the first read, then the two reads: every one read-only and bounded.
+    expect(fake.requests.map((r) => r.body.includes("system.grants"))).toEqual([true, false, false]);
     for (const request of fake.requests) {
+      const check = request.body.includes("system.grants");
       expect(request.method).toBe("POST");
       expect(request.query?.settings).toMatchObject({
         readonly: "1",
         max_execution_time: "45",
         timeout_overflow_mode: "throw",
-        max_result_rows: "501",
+        max_result_rows: check ? "10001" : "501",
         result_overflow_mode: "throw",
         cancel_http_readonly_queries_on_client_close: "1",
       });
@@ -174,7 +202,7 @@ describe("clickhouse: reads", () => {
   });
 
   it("waits for a slow query that ends within max_execution_time", async () => {
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]], delayMs: 400 }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]], delayMs: 400 }));
     const rows = await connector({ timeout: "5s" }).fetchArmAggregates(WINDOW);
     expect(rows).toEqual([{ arm: "control", ts: null, units: 10, sum: 5, sum_sq: 30 }]);
   });
@@ -183,7 +211,7 @@ describe("clickhouse: reads", () => {
 describe("clickhouse: failures", () => {
   it("retries a load balancer's 429 and ClickHouse's TOO_MANY_SIMULTANEOUS_QUERIES, then reads", async () => {
     let calls = 0;
-    fake.respondWith(() => {
+    respond(fake, () => {
       calls++;
       if (calls === 1) return { httpStatus: 429, body: "Too Many Requests", retryAfterSeconds: 1 };
       if (calls === 2) {
@@ -193,19 +221,19 @@ describe("clickhouse: failures", () => {
     });
     const rows = await connector().fetchArmAggregates(WINDOW);
     expect(rows).toHaveLength(1);
-    expect(fake.requests.map((r) => r.status)).toEqual([429, 500, 200]);
+    expect(reads().map((r) => r.status)).toEqual([429, 500, 200]);
   });
 
   it("gives up on a source that stays unavailable (503) after its retries", async () => {
-    fake.respondWith(() => ({ httpStatus: 503, body: "" }));
+    respond(fake, () => ({ httpStatus: 503, body: "" }));
     const error = await rejectionOf(connector({ retries: 1 }).fetchArmAggregates(WINDOW), ConnectorError);
     expect(error.code).toBe("unavailable");
     expect(error.retryable).toBe(true);
-    expect(fake.requests).toHaveLength(2);
+    expect(reads()).toHaveLength(2);
   });
 
   it("reports refused credentials as auth_failed, without retrying and without the password", async () => {
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: [] }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [] }));
     const wrong = url.replace(PASSWORD, "not-the-password");
     const error = await rejectionOf(connector({}, wrong).fetchArmAggregates(WINDOW), ConnectorError);
     expect(error.code).toBe("auth_failed");
@@ -223,7 +251,7 @@ describe("clickhouse: failures", () => {
   FROM analytics.page_loads
   WHERE experiment_key = :experiment AND loaded_at <= :to
   GROUP BY arm ORDR BY arm`;
-    fake.respondWith((q) => clickHouseSyntaxError(q.sql, "ORDR"));
+    respond(fake, (q) => clickHouseSyntaxError(q.sql, "ORDR"));
     const error = await rejectionOf(connector({ query }).fetchArmAggregates(WINDOW), ConnectorError);
     expect(error.code).toBe("query_failed");
     expect(error.details).toMatchObject({ line: 5, column: 16, clickhouseCode: 62 });
@@ -233,36 +261,36 @@ describe("clickhouse: failures", () => {
 
   it("points a syntax error inside a placeholder at the parameter", async () => {
     const query = "SELECT arm, count() AS units, 0 AS sum, 0 AS sum_sq FROM t WHERE k = :experiment AND ts <= :to";
-    fake.respondWith((q) => clickHouseSyntaxError(q.sql, "String}"));
+    respond(fake, (q) => clickHouseSyntaxError(q.sql, "String}"));
     const error = await rejectionOf(connector({ query }).fetchArmAggregates(WINDOW), ConnectorError);
     expect(error.details).toMatchObject({ line: 1, column: query.indexOf(":experiment") + 1 });
   });
 
   it("reports an unknown table as query_failed with ClickHouse's own message", async () => {
-    fake.respondWith(() => ({
+    respond(fake, () => ({
       exception: { code: 60, message: "Table analytics.page_loads does not exist" },
     }));
     const error = await rejectionOf(connector().fetchArmAggregates(WINDOW), ConnectorError);
     expect(error.code).toBe("query_failed");
     expect(error.message).toContain("Table analytics.page_loads does not exist");
-    expect(fake.requests[0]?.status).toBe(404);
+    expect(reads()[0]?.status).toBe(404);
   });
 
   it("refuses a result over the row cap: the server's max_result_rows, and the client's own count", async () => {
     const rows = (n: number) => Array.from({ length: n }, (_, i) => [`arm-${i}`, "1", 1, 1]);
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: rows(50) }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: rows(50) }));
     const server = await rejectionOf(connector({ max_rows: 3 }).fetchArmAggregates(WINDOW), ConnectorError);
     expect(server.code).toBe("too_many_rows");
-    expect(fake.requests[0]?.exceptionCode).toBe(396);
+    expect(reads()[0]?.exceptionCode).toBe(396);
     // Exactly max_rows + 1 rows pass the server's limit; the connector stops at the extra one.
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: rows(4) }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: rows(4) }));
     const client = await rejectionOf(connector({ max_rows: 3 }).fetchArmAggregates(WINDOW), ConnectorError);
     expect(client.code).toBe("too_many_rows");
     expect(client.message).toContain("more than 3 rows");
   });
 
   it("times out on the server (max_execution_time) and reports timeout", async () => {
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: [], delayMs: 10_000 }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [], delayMs: 10_000 }));
     const started = Date.now();
     const error = await rejectionOf(
       connector({ timeout: "1s", retries: 0 }).fetchArmAggregates(WINDOW),
@@ -270,24 +298,24 @@ describe("clickhouse: failures", () => {
     );
     expect(error.code).toBe("timeout");
     expect(Date.now() - started).toBeLessThan(4000);
-    expect(fake.requests[0]?.query?.settings.max_execution_time).toBe("1");
-    expect(fake.requests[0]?.exceptionCode).toBe(159);
+    expect(reads()[0]?.query?.settings.max_execution_time).toBe("1");
+    expect(reads()[0]?.exceptionCode).toBe(159);
   });
 
   it("aborts on the caller's signal, and the server cancels the read-only query", async () => {
-    fake.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: [], delayMs: 10_000 }));
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [], delayMs: 10_000 }));
     const controller = new AbortController();
     const pending = connector().fetchArmAggregates(WINDOW, controller.signal);
-    await waitFor("the query to reach the server", () => fake.requests.length === 1, { timeoutMs: 2000 });
+    await waitFor("the query to reach the server", () => reads().length === 1, { timeoutMs: 2000 });
     controller.abort();
     const error = await rejectionOf(pending, ConnectorError);
     expect(error.code).toBe("timeout");
     expect(error.details).toMatchObject({ aborted: true });
-    await waitFor("the server to cancel the query", () => fake.requests[0]?.ended === "cancelled", { timeoutMs: 2000 });
+    await waitFor("the server to cancel the query", () => reads()[0]?.ended === "cancelled", { timeoutMs: 2000 });
   });
 
   it("refuses a DateTime column outside UTC instead of misreading it", async () => {
-    fake.respondWith(() => ({
+    respond(fake, () => ({
       columns: [
         AGGREGATE_COLUMNS[0],
         { name: "ts", type: "DateTime('Europe/Berlin')" },
@@ -319,7 +347,7 @@ describe("clickhouse: a user whose profile is readonly = 1", () => {
     });
     loose = await startClickHouseFake({ profile: { settings: { readonly: "1" } } });
     for (const f of [strict, loose]) {
-      f.respondWith(() => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]] }));
+      respond(f, () => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]] }));
     }
   });
   afterAll(async () => {
@@ -344,7 +372,7 @@ describe("clickhouse: a user whose profile is readonly = 1", () => {
 
   it("refuses a query that writes (readonly=1 on the server) as read_only_violation", async () => {
     // The static checks refuse writes first; this is the server's wall behind them.
-    strict.respondWith(() => ({ exception: { code: 164, message: "Cannot execute query in readonly mode" } }));
+    respond(strict, () => ({ exception: { code: 164, message: "Cannot execute query in readonly mode" } }));
     const read = connector({}, strict.url.replace("http://", `http://reader:${PASSWORD}@`));
     const error = await rejectionOf(read.fetchArmAggregates(WINDOW), ConnectorError);
     expect(error.code).toBe("read_only_violation");
@@ -353,17 +381,6 @@ describe("clickhouse: a user whose profile is readonly = 1", () => {
 });
 
 describe("clickhouse: check()", () => {
-  const GRANT_COLUMNS = [
-    { name: "access_type", type: "Enum16('SELECT' = 1)" },
-    { name: "database", type: "Nullable(String)" },
-    { name: "table", type: "Nullable(String)" },
-    { name: "column", type: "Nullable(String)" },
-    { name: "is_partial_revoke", type: "UInt8" },
-    { name: "grant_option", type: "UInt8" },
-    { name: "user_name", type: "Nullable(String)" },
-    { name: "role_name", type: "Nullable(String)" },
-  ];
-
   it("passes a user granted only SELECT and SHOW, reading system.grants with its roles", async () => {
     let seen: FakeClickHouseQuery | undefined;
     fake.respondWith((query) => {
@@ -381,6 +398,28 @@ describe("clickhouse: check()", () => {
     expect(seen?.sql).toContain("FROM system.grants");
     expect(seen?.sql).toContain("has(enabledRoles(), role_name)");
     expect(seen?.settings.readonly).toBe("1");
+  });
+
+  it("checks the grants before the first read, and runs no query for a user that may write", async () => {
+    fake.respondWith((query) =>
+      query.sql.includes("system.grants")
+        ? { columns: GRANT_COLUMNS, rows: [["ALTER UPDATE", "analytics", "page_loads", null, 0, 0, "reader", null]] }
+        : { columns: AGGREGATE_COLUMNS, rows: [] },
+    );
+    const error = await rejectionOf(connector().fetchArmAggregates(WINDOW), ConnectorError);
+    expect(error.code).toBe("source_refused");
+    expect(error.details.grants).toEqual(["ALTER UPDATE ON analytics.page_loads"]);
+    expect(fake.requests).toHaveLength(1);
+    expect(reads()).toHaveLength(0);
+  });
+
+  it("checks once for reads running together, and not again within 10 minutes", async () => {
+    respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [["control", "10", 5, 30]] }));
+    const read = connector();
+    await Promise.all([read.fetchArmAggregates(WINDOW), read.fetchArmAggregates(WINDOW)]);
+    await read.fetchArmAggregates(WINDOW);
+    expect(fake.requests.length - reads().length).toBe(1);
+    expect(reads()).toHaveLength(3);
   });
 
   it("refuses a user that may write, directly or through a role, or pass a grant on", async () => {

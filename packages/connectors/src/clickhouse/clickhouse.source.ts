@@ -11,14 +11,16 @@
  * the server when the client goes away) and `wait_end_of_query=1` (an error
  * arrives as an error status, never in the middle of rows). The settings go
  * as URL parameters of the request, not in the query: under `readonly=1` a
- * query may not change settings. `check()` reads the user's grants and
- * refuses one that may write. docs/connectors.md (`clickhouse`) has the user
- * and settings profile to create.
+ * query may not change settings. The user's grants are read before the
+ * first query and every {@link SOURCE_RECHECK_MS} (and at `check()`), and a
+ * user that may write is refused. docs/connectors.md (`clickhouse`) has the
+ * user and settings profile to create.
  */
 import { type ClickHouseClient, ClickHouseLogLevel, createClient, parseError, type Row } from "@clickhouse/client";
 import { show } from "../config-reader";
 import { ConnectorError } from "../connector-error";
 import { type CredentialRequirement, credentialValue, readCredentialRef } from "../credentials";
+import { SOURCE_RECHECK_MS } from "../postgres/source-check";
 import { renderStatement, type SqlLexicon } from "../sql/named-parameters";
 import type { SqlRows } from "../sql/result-rows";
 import type { SqlDriver, SqlRequest, SqlSourceDefinition } from "../sql/sql-source";
@@ -106,6 +108,9 @@ class ClickHouseDriver implements SqlDriver {
   private readonly database: string | undefined;
   private readonly timeoutMs: number;
   private client: ClickHouseClient | undefined;
+  /** When the user's grants last passed {@link check}, ms since the epoch. */
+  private checkedAt: number | undefined;
+  private checking: Promise<void> | undefined;
 
   constructor(url: string, credential: CredentialRequirement, database: string | undefined, timeoutMs: number) {
     this.url = url;
@@ -115,7 +120,9 @@ class ClickHouseDriver implements SqlDriver {
     this.location = safeLocation(url, database, credential);
   }
 
+  /** Runs the signal query, after the user's grants passed {@link check} (at most {@link SOURCE_RECHECK_MS} ago). */
   async run(request: SqlRequest): Promise<SqlRows> {
+    await this.checkedRecently(request.signal);
     const statement = request.statement;
     const placeholders = statement.uses.map((use) => `{${use.name}:${PLACEHOLDER_TYPES[use.name] ?? "String"}}`);
     const rendered = renderStatement(statement, (_, index) => placeholders[index] ?? "");
@@ -153,14 +160,27 @@ class ClickHouseDriver implements SqlDriver {
         problems.push(`${access} ON ${on} WITH GRANT OPTION${via}`);
       }
     }
-    if (problems.length === 0) return;
+    if (problems.length === 0) {
+      this.checkedAt = Date.now();
+      return;
+    }
+    this.checkedAt = undefined;
     const listed = problems.slice(0, 5).join(", ") + (problems.length > 5 ? ` and ${problems.length - 5} more` : "");
     const problem = `the ClickHouse user of ${this.credential.field}: ${this.credential.ref.name} may do more than read: ${listed}`;
     const fix =
-      "connect as a user granted only SELECT (and SHOW): docs/connectors.md#clickhouse has the CREATE USER, the settings profile and the GRANT";
+      "connect as a user granted only SELECT (and SHOW): docs/connectors.md#a-read-only-clickhouse-user has the CREATE USER, the settings profile and the GRANT";
     throw new ConnectorError("source_refused", `clickhouse connector: ${problem}; ${fix}`, {
       details: { connector: "clickhouse", field: this.credential.field, grants: problems, problem, fix },
     });
+  }
+
+  /** Checks the grants once for the reads running now, when the last check is older than {@link SOURCE_RECHECK_MS}. */
+  private async checkedRecently(signal: AbortSignal | undefined): Promise<void> {
+    if (this.checkedAt !== undefined && Date.now() - this.checkedAt < SOURCE_RECHECK_MS) return;
+    this.checking ??= this.check(signal).finally(() => {
+      this.checking = undefined;
+    });
+    await this.checking;
   }
 
   async close(): Promise<void> {
