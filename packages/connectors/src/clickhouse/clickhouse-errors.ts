@@ -205,7 +205,7 @@ function syntaxFailure(
  * is the parameter's `:name`; one past the query (in the client's `FORMAT`
  * clause) is its end.
  */
-export function userOffset(sent: SentQuery, position: number): number {
+function userOffset(sent: SentQuery, position: number): number {
   const statement = sent.statement;
   if (statement === undefined) return 0;
   const renderedOffset = sent.lead + charIndexOfByte(sent.text, Math.max(position - 1, 0));

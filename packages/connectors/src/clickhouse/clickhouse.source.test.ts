@@ -74,6 +74,12 @@ function reads(server: FakeClickHouse = fake): FakeClickHouseRequest[] {
   return server.requests.filter((r) => !r.body.includes("system.grants"));
 }
 
+/** The connector's check(), which a SQL source always has. */
+function checkOf(read: SignalConnector): Promise<void> {
+  if (read.check === undefined) throw new Error("the clickhouse connector has no check()");
+  return read.check();
+}
+
 function connector(settings: Partial<ConnectorConfig> = {}, credential = url): SignalConnector {
   const created = createConnector(
     { type: "clickhouse", query: SINGLE, url_secret: "analytics-clickhouse", database: "analytics", ...settings },
@@ -394,7 +400,7 @@ describe("clickhouse: check()", () => {
         ],
       };
     });
-    await connector().check();
+    await checkOf(connector());
     expect(seen?.sql).toContain("FROM system.grants");
     expect(seen?.sql).toContain("has(enabledRoles(), role_name)");
     expect(seen?.settings.readonly).toBe("1");
@@ -431,7 +437,7 @@ describe("clickhouse: check()", () => {
         ["ALL", null, null, null, 0, 0, null, "etl"],
       ],
     }));
-    const error = await rejectionOf(connector().check(), ConnectorError);
+    const error = await rejectionOf(checkOf(connector()), ConnectorError);
     expect(error.code).toBe("source_refused");
     expect(error.details.grants).toEqual([
       "SELECT ON analytics.* WITH GRANT OPTION",

@@ -23,7 +23,7 @@ import { type CredentialRequirement, credentialValue, readCredentialRef } from "
 import { SOURCE_RECHECK_MS } from "../postgres/source-check";
 import { renderStatement, type SqlLexicon } from "../sql/named-parameters";
 import type { SqlRows } from "../sql/result-rows";
-import type { SqlDriver, SqlRequest, SqlSourceDefinition } from "../sql/sql-source";
+import type { SqlDriver, SqlParameterValues, SqlRequest, SqlSourceDefinition } from "../sql/sql-source";
 import { clickHouseFailure, type SentQuery, tooManyRows } from "./clickhouse-errors";
 
 /** ClickHouse's lexical rules: `'` strings with backslash escapes, `` ` `` and `"` names, `--`, `#` and `/* *\/` comments, `$$` heredocs. */
@@ -135,7 +135,7 @@ class ClickHouseDriver implements SqlDriver {
       text,
     };
     const params: Record<string, unknown> = {};
-    for (const name of statement.names) params[name] = parameterValue(name, request);
+    for (const name of statement.names) params[name] = parameterValue(name, request.values);
     return this.read(sent, params, request.timeoutMs, request.maxRows, request.signal);
   }
 
@@ -267,8 +267,7 @@ class ClickHouseDriver implements SqlDriver {
 }
 
 /** A parameter's value as `query_params` takes it. */
-function parameterValue(name: string, request: SqlRequest): unknown {
-  const values = request.values;
+function parameterValue(name: string, values: SqlParameterValues): unknown {
   switch (name) {
     case "experiment":
       return values.experiment ?? "";

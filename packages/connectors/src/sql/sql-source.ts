@@ -29,18 +29,12 @@ import { type NamedStatement, parseNamedStatement, type SqlLexicon } from "./nam
 import { aggregatesOfRows, batchFrom, batchOfOne, type SqlRows, seriesOfRows, splitBatch } from "./result-rows";
 
 /** The parameters a signal query may use. */
-export const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze([
-  "experiment",
-  "experiments",
-  "arms",
-  "from",
-  "to",
-]);
+const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze(["experiment", "experiments", "arms", "from", "to"]);
 /** The parameters a series query may use. */
-export const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
+const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
 
 /** The settings every SQL source takes besides its own and its credentials'. */
-export const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
+const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
   "query",
   "series_query",
   "timeout",
@@ -108,7 +102,7 @@ export interface SqlDriver {
 }
 
 /** The settings every SQL source takes, read and checked. */
-export interface SqlCommonSettings {
+interface SqlCommonSettings {
   readonly query: NamedStatement;
   readonly seriesQuery: NamedStatement | undefined;
   /** Statement timeout, in milliseconds, already capped by the worker's `POLL_TIMEOUT_MS`. */
