@@ -445,7 +445,7 @@ describe("clickhouse: check()", () => {
       "ALL ON *.* (role etl)",
     ]);
     expect(error.message).toContain("url_secret: analytics-clickhouse");
-    expect(error.message).toContain("docs/connectors.md#clickhouse");
+    expect(error.message).toContain("docs/connectors.md#a-read-only-clickhouse-user");
   });
 });
 
