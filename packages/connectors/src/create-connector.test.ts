@@ -23,7 +23,7 @@ function failure(fn: () => unknown): ConnectorError {
 
 describe("createConnector", () => {
   it("knows postgres, mixpanel, csv and replay (another name for csv), and the SQL sources", () => {
-    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay", "mysql", "duckdb"]);
+    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay", "mysql", "duckdb", "clickhouse"]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });

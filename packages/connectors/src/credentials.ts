@@ -61,6 +61,12 @@ const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: 
       what: "the connection string (mysql://user:password@host:3306/database) of a read-only account",
     },
   ],
+  clickhouse: [
+    {
+      credential: "url",
+      what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
+    },
+  ],
 });
 
 /** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */

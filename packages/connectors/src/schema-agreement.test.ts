@@ -47,9 +47,16 @@ const SAMPLES: Record<string, unknown> = {
   threads: 2,
   memory_limit: "1GB",
   remote_urls: ["s3://analytics-exports/events/"],
+  url_env: "OUTCOME_RUNTIME_SOURCE_CLICKHOUSE_URL",
+  url_secret: "analytics-clickhouse",
 };
 
-const credentials = { database_url: "postgres://localhost/analytics", username: "u", secret: "s" };
+const credentials = {
+  database_url: "postgres://localhost/analytics",
+  username: "u",
+  secret: "s",
+  url: "https://reader:pw@clickhouse.internal:8443",
+};
 
 describe("connectors and the outcome schema", () => {
   const connector = schema.$defs.Connector as { allOf: { if: Node; then: { $ref: string } }[] };

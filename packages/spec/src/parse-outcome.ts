@@ -27,6 +27,7 @@ export const KNOWN_CONNECTORS: readonly string[] = Object.freeze([
   "replay",
   "mysql",
   "duckdb",
+  "clickhouse",
 ]);
 
 /**

@@ -3,6 +3,7 @@
  * {@link SqlSourceDefinition}: its lexical rules, its own settings and its
  * driver; everything else is `sql-source.ts`'s.
  */
+import { CLICKHOUSE_SOURCE } from "../clickhouse/clickhouse.source";
 import { DUCKDB_SOURCE } from "../duckdb/duckdb.source";
 import { MYSQL_SOURCE } from "../mysql/mysql.source";
 import type { SqlSourceDefinition } from "./sql-source";
@@ -11,4 +12,5 @@ import type { SqlSourceDefinition } from "./sql-source";
 export const SQL_SOURCES: Readonly<Record<string, SqlSourceDefinition>> = Object.freeze({
   mysql: MYSQL_SOURCE,
   duckdb: DUCKDB_SOURCE,
+  clickhouse: CLICKHOUSE_SOURCE,
 });

@@ -64,7 +64,7 @@ const FIRST_RETRY_WAIT_MS = 500;
 const MAX_RETRY_WAIT_MS = 30_000;
 
 /** The values of one read's parameters. Lists are never empty. */
-interface SqlParameterValues {
+export interface SqlParameterValues {
   /** The one-experiment form's key. */
   readonly experiment?: string;
   /** The batched form's keys. */
