@@ -370,7 +370,7 @@ describe("parseOutcome: diagnostics", () => {
   });
 
   it("checks connector types against options.connectors", () => {
-    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay"]);
+    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay", "snowflake"]);
     const bigquery = example.replace("type: postgres", "type: bigquery");
     const found = errors(parseOutcome(bigquery));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);

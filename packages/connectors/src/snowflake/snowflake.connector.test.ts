@@ -19,7 +19,7 @@ import { decodeJwt } from "jose";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow } from "../connector";
 import { ConnectorError } from "../connector-error";
-import { createConnector } from "../create-connector";
+import { checkConnectorSettings, createConnector } from "../create-connector";
 import { connectorCredentials } from "../credentials";
 
 let fake: SnowflakeFake;
@@ -470,27 +470,38 @@ describe("snowflake connector: settings", () => {
     ]);
   });
 
-  it("names a key that does not load, and never shows it", () => {
-    const damaged = refusal(config(), context({ credentials: { private_key: "not a key at all" } }));
+  it("names a key that does not load at its first use, and never shows it; validate reads no key", async () => {
+    const keyProblem = async (
+      settings: Record<string, unknown> & { type: string },
+      credentials: Record<string, string>,
+    ) => {
+      // Created without reading the key: outcome-runtime validate checks settings with placeholder credentials.
+      const connector = createConnector(settings, context({ credentials }));
+      return failure(connector.check?.() ?? Promise.resolve());
+    };
+    const damaged = await keyProblem(config(), { private_key: "not a key at all" });
     expect(damaged.code).toBe("invalid_config");
     expect(damaged.details.field).toBe("private_key_env");
     expect(damaged.message).toContain("OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY");
     expect(damaged.message).toContain("openssl");
     const pkcs1 = createPrivateKey(fake.privateKey).export({ type: "pkcs1", format: "pem" }).toString();
-    const legacy = refusal(config(), context({ credentials: { private_key: pkcs1 } }));
+    const legacy = await keyProblem(config(), { private_key: pkcs1 });
     expect(legacy.message).toContain("PKCS#1");
     expect(legacy.message).not.toContain(pkcs1.split("\n")[1] ?? "-");
     const encrypted = createPrivateKey(fake.privateKey)
       .export({ type: "pkcs8", format: "pem", cipher: "aes-256-cbc", passphrase: "correct horse" })
       .toString();
-    expect(refusal(config(), context({ credentials: { private_key: encrypted } })).message).toContain(
-      "no passphrase is given",
-    );
-    const wrong = refusal(
+    expect((await keyProblem(config(), { private_key: encrypted })).message).toContain("no passphrase is given");
+    const wrong = await keyProblem(
       config({ private_key_passphrase_env: "OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_PASSPHRASE" }),
-      context({ credentials: { private_key: encrypted, private_key_passphrase: "wrong" } }),
+      {
+        private_key: encrypted,
+        private_key_passphrase: "wrong",
+      },
     );
     expect(wrong.message).toContain("cannot be decrypted");
+    expect(fake.requests).toHaveLength(0);
+    expect(checkConnectorSettings(config(), "proportion", { allowedApiUrls: { snowflake: [fake.url] } })).toBeNull();
   });
 
   it("reads with an encrypted key and its passphrase", async () => {

@@ -105,8 +105,9 @@ function accountApiUrls(account: string): string[] {
 }
 
 /**
- * Reads the `snowflake` settings and credentials and makes the driver.
- * Connects nowhere.
+ * Reads the `snowflake` settings and credential references and makes the
+ * driver. Connects nowhere, and reads the key only at the first request
+ * (`check` or a read), where a key that does not load is `invalid_config`.
  *
  * @throws ConnectorError `invalid_config` naming the field, the value and the fix; `source_refused` for an
  *   administrative role or an `api_url` that is not the account's and not allowed by the operator
@@ -146,27 +147,29 @@ function createSnowflakeDriver(reader: ConfigReader, context: ConnectorContext, 
   const pem = credentialValue(context.credentials, keyRef, "snowflake");
   const passphrase =
     passphraseRef === undefined ? undefined : credentialValue(context.credentials, passphraseRef, "snowflake");
-  let auth: KeyPairAuth;
-  try {
-    auth = new KeyPairAuth(account, user, loadPrivateKey(pem, passphrase));
-  } catch (error) {
-    if (!(error instanceof PrivateKeyProblem)) throw error;
-    throw reader.invalid(
-      keyRef.field,
-      `the private key in the ${keyRef.ref.via === "env" ? "environment variable" : "workspace secret"} ${keyRef.ref.name} ${error.message}`,
-      error.fix,
-      { [keyRef.ref.via]: keyRef.ref.name },
-    );
-  }
-  const api: SqlApiSettings = {
+  // The key is read at the first request, not here: settings are checked (validate) with placeholder credentials.
+  const loadAuth = (): KeyPairAuth => {
+    try {
+      return new KeyPairAuth(account, user, loadPrivateKey(pem, passphrase));
+    } catch (error) {
+      if (!(error instanceof PrivateKeyProblem)) throw error;
+      throw reader.invalid(
+        keyRef.field,
+        `the private key in the ${keyRef.ref.via === "env" ? "environment variable" : "workspace secret"} ${keyRef.ref.name} ${error.message}`,
+        error.fix,
+        { [keyRef.ref.via]: keyRef.ref.name },
+      );
+    }
+  };
+  const api = {
     baseUrl,
-    auth,
     // The default transport is held to the outbound policy and to the API's origin: the JWT goes nowhere else.
     fetch: context.fetch ?? guardedFetch({ policy: context.outboundPolicy, origins: [new URL(baseUrl).origin] }),
     context: { warehouse, role, database, schema, queryTag },
   };
   return new SnowflakeDriver(
     api,
+    loadAuth,
     common,
     `${new URL(baseUrl).host} ${database}${schema === undefined ? "" : `.${schema}`} as ${role}`,
   );
@@ -282,21 +285,36 @@ function isoWithOffset(date: Date): string {
 
 class SnowflakeDriver implements SqlDriver {
   readonly location: string;
-  private readonly api: SqlApiSettings;
+  private readonly settings: Omit<SqlApiSettings, "auth">;
+  private readonly loadAuth: () => KeyPairAuth;
   private readonly common: SqlCommonSettings;
+  private loaded: SqlApiSettings | undefined;
   private checkedAt: number | undefined;
   private checking: Promise<void> | undefined;
 
-  constructor(api: SqlApiSettings, common: SqlCommonSettings, location: string) {
-    this.api = api;
+  constructor(
+    settings: Omit<SqlApiSettings, "auth">,
+    loadAuth: () => KeyPairAuth,
+    common: SqlCommonSettings,
+    location: string,
+  ) {
+    this.settings = settings;
+    this.loadAuth = loadAuth;
     this.common = common;
     this.location = location;
   }
 
+  /** The API settings with the key loaded (once). @throws ConnectorError `invalid_config` naming the key's setting */
+  private get api(): SqlApiSettings {
+    this.loaded ??= { ...this.settings, auth: this.loadAuth() };
+    return this.loaded;
+  }
+
   async run(request: SqlRequest): Promise<SqlRows> {
+    const api = this.api;
     await this.ensureChecked();
     const rendered = renderForSnowflake(request.statement, request.values);
-    const result = await executeStatement(this.api, {
+    const result = await executeStatement(api, {
       sql: rendered.sql,
       bindings: rendered.bindings,
       timeoutSeconds: request.timeoutMs / 1000,
@@ -316,7 +334,7 @@ class SnowflakeDriver implements SqlDriver {
    * @throws ConnectorError `source_refused` for a role that may do more than read; the errors of a statement
    */
   async check(signal: AbortSignal | undefined): Promise<void> {
-    await this.inspectRole(signal);
+    await this.inspectRole(this.api, signal);
     this.checkedAt = Date.now();
   }
 
@@ -338,8 +356,8 @@ class SnowflakeDriver implements SqlDriver {
    * database role granted to it) and refuses any privilege outside
    * {@link READ_PRIVILEGES} and any administrative role.
    */
-  private async inspectRole(signal: AbortSignal | undefined): Promise<void> {
-    const role = this.api.context.role;
+  private async inspectRole(api: SqlApiSettings, signal: AbortSignal | undefined): Promise<void> {
+    const role = api.context.role;
     const queue: { kind: "ROLE" | "DATABASE ROLE"; name: string }[] = [{ kind: "ROLE", name: role }];
     const seen = new Set<string>();
     const offending: string[] = [];
@@ -356,7 +374,7 @@ class SnowflakeDriver implements SqlDriver {
         );
       }
       const quoted = next.kind === "ROLE" ? quoteName(next.name) : quoteDatabaseRole(next.name);
-      const result = await executeStatement(this.api, {
+      const result = await executeStatement(api, {
         sql: `SHOW GRANTS TO ${next.kind} ${quoted}`,
         bindings: [],
         timeoutSeconds: CHECK_TIMEOUT_SECONDS,
