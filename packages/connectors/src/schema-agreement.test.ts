@@ -39,9 +39,33 @@ const SAMPLES: Record<string, unknown> = {
   columns: { ts: "day", arm: "variant", value: "v", units: "n", sum: "s", sum_sq: "ss", experiment: "exp" },
   speed: 60,
   snapshot_every: "1h",
+  account: "myorg-myaccount",
+  user: "OUTCOME_RUNTIME",
+  warehouse: "OUTCOME_XS_WH",
+  role: "OUTCOME_READER",
+  database: "ANALYTICS",
+  schema: "PUBLIC",
+  query_tag: "outcome-runtime/test",
+  private_key_env: "OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY",
+  private_key_secret: "snowflake-key",
+  private_key_passphrase_env: "OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_PASSPHRASE",
+  private_key_passphrase_secret: "snowflake-key-passphrase",
+  max_concurrency: 2,
+  retries: 1,
 };
 
-const credentials = { database_url: "postgres://localhost/analytics", username: "u", secret: "s" };
+/** Samples that differ by connector type (an api_url is the vendor's own). */
+const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
+  snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com" },
+};
+
+const credentials = {
+  database_url: "postgres://localhost/analytics",
+  username: "u",
+  secret: "s",
+  private_key: "(read at the first request)",
+  private_key_passphrase: "p",
+};
 
 describe("connectors and the outcome schema", () => {
   const connector = schema.$defs.Connector as { allOf: { if: Node; then: { $ref: string } }[] };
@@ -63,7 +87,9 @@ describe("connectors and the outcome schema", () => {
         for (const form of ["_env", "_secret"]) {
           const other = form === "_env" ? "_secret" : "_env";
           const used = fields.filter((f) => !(f.endsWith(other) && fields.includes(f.slice(0, -other.length) + form)));
-          const config = Object.fromEntries(used.map((field) => [field, SAMPLES[field]]));
+          const config = Object.fromEntries(
+            used.map((field) => [field, TYPE_SAMPLES[type]?.[field] ?? SAMPLES[field]]),
+          );
           expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
           const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
           expect(created.describe().length).toBeGreaterThan(0);

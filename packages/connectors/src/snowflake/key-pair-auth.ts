@@ -85,13 +85,13 @@ export function loadPrivateKey(pem: string, passphrase: string | undefined): Key
  * `SHA256:<base64>`: the fingerprint of the public half of `privateKey`, in
  * the form Snowflake shows (`RSA_PUBLIC_KEY_FP`) and expects in `iss`.
  */
-export function publicKeyFingerprint(key: KeyObject): string {
+function publicKeyFingerprint(key: KeyObject): string {
   const der = createPublicKey(key).export({ type: "spki", format: "der" });
   return `SHA256:${createHash("sha256").update(der).digest("base64")}`;
 }
 
 /** The account as the JWT names it: upper case, without a `.region` suffix. */
-export function jwtAccount(account: string): string {
+function jwtAccount(account: string): string {
   const upper = account.toUpperCase();
   const dot = upper.indexOf(".");
   return dot === -1 ? upper : upper.slice(0, dot);

@@ -7,6 +7,7 @@
  * answers in Snowflake's shapes, cancel.
  */
 import { createPrivateKey, generateKeyPairSync } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { parseOutboundPolicy } from "@outcome-runtime/netguard";
 import { rejectionOf } from "@outcome-runtime/testing";
 import {
@@ -20,7 +21,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { ConnectorContext, ExperimentWindow } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { checkConnectorSettings, createConnector } from "../create-connector";
-import { connectorCredentials } from "../credentials";
+import { connectorCredentials, credentialFields } from "../credentials";
+import { SQL_COMMON_FIELDS, SQL_QUERY_PARAMETERS, SQL_SERIES_PARAMETERS } from "../sql/sql-source";
+import { SNOWFLAKE_SOURCE } from "./snowflake.source";
 
 let fake: SnowflakeFake;
 
@@ -531,5 +534,69 @@ describe("snowflake connector: settings", () => {
     const write = refusal(config({ query: "DELETE FROM exposures WHERE experiment_key = :experiment AND ts <= :to" }));
     expect(write.code).toBe("invalid_config");
     expect(write.details.field).toBe("query (line 1, column 1)");
+  });
+});
+
+describe("snowflake connector: parameters, account forms and the schema", () => {
+  it("binds every parameter a query or a series query may use, leaving no :name in the statement", async () => {
+    const asked: SnowflakeFakeQuery[] = [];
+    fake.respondWith((query) => {
+      asked.push(query);
+      return { columns: proportionColumns, rows: [] };
+    });
+    for (const form of ["experiment", "experiments"]) {
+      const names = SQL_QUERY_PARAMETERS.filter((n) => n !== (form === "experiment" ? "experiments" : "experiment"));
+      const query = `SELECT arm, units, sum, sum_sq ${form === "experiments" ? ", k AS experiment" : ""} FROM t WHERE ${names
+        .map((n) => `c_${n} IN (:${n})`)
+        .join(" AND ")}`;
+      await createConnector(config({ query }), context()).fetchArmAggregates(window);
+    }
+    fake.respondWith((query) => {
+      asked.push(query);
+      return {
+        columns: [
+          { name: "TS", type: "TIMESTAMP_TZ" },
+          { name: "VALUE", type: "REAL" },
+        ],
+        rows: [],
+      };
+    });
+    const series = `SELECT ts, value FROM s WHERE ${SQL_SERIES_PARAMETERS.map((n) => `c_${n} = :${n}`).join(" AND ")}`;
+    await createConnector(config({ series_query: series }), context()).fetchOutcomeSeries({ from, to });
+    expect(asked).toHaveLength(3);
+    for (const { sql, parameters } of asked) {
+      expect(sql).not.toMatch(/:[a-z]/u);
+      expect(parameters.length).toBe((sql.match(/\?/gu) ?? []).length);
+    }
+    // experiment, arms (2), from, to; experiments (1), arms (2), from, to; from, to.
+    expect(asked.map((q) => q.parameters.length)).toEqual([5, 5, 2]);
+  });
+
+  it("names a locator account without its region in the JWT", async () => {
+    const locator = await startSnowflakeFake({
+      account: "XY12345",
+      user: "OUTCOME_READER",
+      privateKey: fake.privateKey,
+    });
+    try {
+      locator.respondWith(() => ({ columns: proportionColumns, rows: [["checkout-v2", "control", 3, 1, 1]] }));
+      const connector = createConnector(
+        config({ account: "xy12345.us-east-1", api_url: locator.url }),
+        context({ allowedApiUrls: { snowflake: [locator.url] } }),
+      );
+      expect(await connector.fetchArmAggregates(window)).toHaveLength(1);
+      expect(decodeJwt(String(locator.requests[0]?.headers.authorization).slice(7)).sub).toBe("XY12345.OUTCOME_READER");
+    } finally {
+      await locator.close();
+    }
+  });
+
+  it("declares in the outcome schema exactly the settings the connector takes", () => {
+    const schema = JSON.parse(
+      readFileSync(new URL("../../../../schemas/outcome.schema.json", import.meta.url), "utf8"),
+    ) as { $defs: { SnowflakeConnector: { properties: Record<string, unknown> } } };
+    expect(Object.keys(schema.$defs.SnowflakeConnector.properties).sort()).toEqual(
+      ["type", ...SQL_COMMON_FIELDS, ...SNOWFLAKE_SOURCE.fields, ...credentialFields("snowflake")].sort(),
+    );
   });
 });

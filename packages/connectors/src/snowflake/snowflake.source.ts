@@ -29,7 +29,7 @@ import type { ConnectorContext } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { credentialValue, readCredentialRef } from "../credentials";
 import { lineColumn } from "../postgres/sql-statement";
-import type { NamedStatement, SqlLexicon } from "../sql/named-parameters";
+import type { NamedStatement, ParameterUse, SqlLexicon } from "../sql/named-parameters";
 import { renderStatement } from "../sql/named-parameters";
 import type { SqlRows } from "../sql/result-rows";
 import type {
@@ -264,7 +264,8 @@ function renderForSnowflake(statement: NamedStatement, values: SqlParameterValue
     offset += position;
     let sent = 0;
     let written = 0;
-    for (const [i, use] of statement.uses.entries()) {
+    const uses: readonly ParameterUse[] = statement.uses;
+    for (const [i, use] of uses.entries()) {
       const literal = use.start - written;
       if (offset < sent + literal) return lineColumn(statement.sql, written + (offset - sent));
       sent += literal;

@@ -47,7 +47,7 @@ const STATEMENT_CANCELLED_CODE = "000604";
 const STATEMENT_COUNT_CODE = "000008";
 
 /** The statement context every request carries. */
-export interface StatementContext {
+interface StatementContext {
   readonly warehouse: string;
   readonly role: string;
   readonly database: string;
@@ -88,7 +88,7 @@ export interface StatementRun {
 }
 
 /** One column of a result (`resultSetMetaData.rowType[]`). */
-export interface ColumnType {
+interface ColumnType {
   readonly name: string;
   readonly type: string;
   readonly scale?: number;
