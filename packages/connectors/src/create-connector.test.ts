@@ -22,8 +22,8 @@ function failure(fn: () => unknown): ConnectorError {
 }
 
 describe("createConnector", () => {
-  it("knows postgres, mixpanel, csv and replay (another name for csv)", () => {
-    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay"]);
+  it("knows postgres, mixpanel, csv and replay (another name for csv), and the SQL sources", () => {
+    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay", "snowflake"]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });

@@ -366,6 +366,25 @@ describe("snowflake connector: failures", () => {
     );
   });
 
+  it("gives up on a statement whose polls keep failing (503), and cancels it", async () => {
+    fake.respondWith(() => ({ columns: proportionColumns, rows: [], delayMs: 10_000 }));
+    let failPolls = false;
+    // Snowflake's side failing: the polls of the statement answer 503 (the cancel still gets through).
+    const flaky: typeof fetch = async (input, init) => {
+      const url = new URL(String(input));
+      if (failPolls && (init?.method ?? "GET") === "GET" && /^\/api\/v2\/statements\/[^/]+$/u.test(url.pathname)) {
+        return new Response(JSON.stringify({ message: "Service Unavailable" }), { status: 503 });
+      }
+      return fetch(input, init);
+    };
+    const connector = createConnector(config({ retries: 0 }), context({ fetch: flaky }));
+    await connector.check?.();
+    failPolls = true;
+    const error = await failure(connector.fetchArmAggregates(window));
+    expect(error.code).toBe("unavailable");
+    expect(fake.cancelled).toHaveLength(1);
+  });
+
   it("is unavailable when Snowflake answers 503 and no retry is left", async () => {
     fake.respondWith(() => ({ fail: "unavailable" }));
     const error = await failure(createConnector(config({ retries: 0 }), context()).fetchArmAggregates(window));

@@ -53,7 +53,7 @@ const ROLE_RECHECK_MS = 10 * 60_000;
 const MAX_ROLES_CHECKED = 25;
 /** Time the client gives a statement beyond Snowflake's own timeout (queueing, transfer), ms. */
 const CLIENT_GRACE_MS = 15_000;
-/** The role check's statement timeout, in seconds. */
+/** The role check's longest statement timeout, in seconds (the connector's `timeout` when shorter). */
 const CHECK_TIMEOUT_SECONDS = 60;
 
 /** Roles that administer the account: never a connector's. */
@@ -378,7 +378,7 @@ class SnowflakeDriver implements SqlDriver {
       const result = await executeStatement(api, {
         sql: `SHOW GRANTS TO ${next.kind} ${quoted}`,
         bindings: [],
-        timeoutSeconds: CHECK_TIMEOUT_SECONDS,
+        timeoutSeconds: Math.min(CHECK_TIMEOUT_SECONDS, this.common.timeoutMs / 1000),
         maxRows: 10_000,
         deadlineMs: Math.min(CHECK_TIMEOUT_SECONDS * 1000, this.common.timeoutMs) + CLIENT_GRACE_MS,
         signal,

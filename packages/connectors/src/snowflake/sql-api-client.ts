@@ -173,7 +173,9 @@ export async function executeStatement(settings: SqlApiSettings, run: StatementR
     }
     return await readResult(settings, answer.body, handle, run, signal);
   } catch (error) {
-    if (signal.aborted && handle !== undefined) await cancel(settings, handle);
+    // A statement given up on while it may still run (an abort, or polls that kept failing) is cancelled.
+    const running = answer.status !== 200 && answer.status !== 408 && answer.status !== 422;
+    if (handle !== undefined && (signal.aborted || running)) await cancel(settings, handle);
     if (signal.aborted && !(error instanceof ConnectorError && error.code === "timeout")) {
       throw abortedError(run, run.signal?.aborted === true ? run.signal : deadline);
     }
