@@ -23,7 +23,16 @@ function failure(fn: () => unknown): ConnectorError {
 
 describe("createConnector", () => {
   it("knows postgres, mixpanel, csv and replay (another name for csv), and the SQL sources", () => {
-    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay", "mysql", "duckdb", "clickhouse"]);
+    expect(CONNECTOR_TYPES).toEqual([
+      "postgres",
+      "mixpanel",
+      "csv",
+      "replay",
+      "mysql",
+      "duckdb",
+      "clickhouse",
+      "snowflake",
+    ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });

@@ -46,28 +46,33 @@ export interface CredentialRequirement {
   readonly ref: CredentialRef;
 }
 
-/** The credentials each connector type needs, in the order they are checked. */
-const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: string }[]>> = Object.freeze({
-  postgres: [{ credential: "database_url", what: "the connection string (postgres://...) of a read-only role" }],
-  mixpanel: [
-    { credential: "username", what: "the service account's username" },
-    { credential: "secret", what: "the service account's secret" },
-  ],
-  csv: [],
-  replay: [],
-  mysql: [
-    {
-      credential: "database_url",
-      what: "the connection string (mysql://user:password@host:3306/database) of a read-only account",
-    },
-  ],
-  clickhouse: [
-    {
-      credential: "url",
-      what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
-    },
-  ],
-});
+/** The credentials each connector type needs, in the order they are checked; an `optional` one may be left out. */
+const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: string; optional?: boolean }[]>> =
+  Object.freeze({
+    postgres: [{ credential: "database_url", what: "the connection string (postgres://...) of a read-only role" }],
+    mixpanel: [
+      { credential: "username", what: "the service account's username" },
+      { credential: "secret", what: "the service account's secret" },
+    ],
+    csv: [],
+    replay: [],
+    mysql: [
+      {
+        credential: "database_url",
+        what: "the connection string (mysql://user:password@host:3306/database) of a read-only account",
+      },
+    ],
+    clickhouse: [
+      {
+        credential: "url",
+        what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
+      },
+    ],
+    snowflake: [
+      { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
+      { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
+    ],
+  });
 
 /** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */
 export function credentialFields(type: string): string[] {
@@ -148,7 +153,12 @@ export function connectorCredentials(config: ConnectorConfig): CredentialRequire
   if (needs === undefined) return [];
   // Only the credential settings are read here; the connector checks the others when it is created.
   const reader = new ConfigReader(config, Object.keys(config));
-  return needs.map(({ credential, what }) => readCredentialRef(reader, credential, what));
+  return needs
+    .filter(
+      ({ credential, optional }) =>
+        optional !== true || reader.has(`${credential}_env`) || reader.has(`${credential}_secret`),
+    )
+    .map(({ credential, what }) => readCredentialRef(reader, credential, what));
 }
 
 /**

@@ -49,6 +49,21 @@ const SAMPLES: Record<string, unknown> = {
   remote_urls: ["s3://analytics-exports/events/"],
   url_env: "OUTCOME_RUNTIME_SOURCE_CLICKHOUSE_URL",
   url_secret: "analytics-clickhouse",
+  account: "myorg-myaccount",
+  user: "OUTCOME_RUNTIME",
+  warehouse: "OUTCOME_XS_WH",
+  role: "OUTCOME_READER",
+  schema: "PUBLIC",
+  query_tag: "outcome-runtime/test",
+  private_key_env: "OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY",
+  private_key_secret: "snowflake-key",
+  private_key_passphrase_env: "OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_PASSPHRASE",
+  private_key_passphrase_secret: "snowflake-key-passphrase",
+};
+
+/** Samples that differ by connector type (an api_url is the vendor's own). */
+const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
+  snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
 };
 
 const credentials = {
@@ -56,6 +71,8 @@ const credentials = {
   username: "u",
   secret: "s",
   url: "https://reader:pw@clickhouse.internal:8443",
+  private_key: "(read at the first request)",
+  private_key_passphrase: "p",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -78,7 +95,9 @@ describe("connectors and the outcome schema", () => {
         for (const form of ["_env", "_secret"]) {
           const other = form === "_env" ? "_secret" : "_env";
           const used = fields.filter((f) => !(f.endsWith(other) && fields.includes(f.slice(0, -other.length) + form)));
-          const config = Object.fromEntries(used.map((field) => [field, SAMPLES[field]]));
+          const config = Object.fromEntries(
+            used.map((field) => [field, TYPE_SAMPLES[type]?.[field] ?? SAMPLES[field]]),
+          );
           expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
           const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
           expect(created.describe().length).toBeGreaterThan(0);

@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -117,6 +117,7 @@ export type Connector =
   | MysqlConnector
   | DuckdbConnector
   | ClickHouseConnector
+  | SnowflakeConnector
   | OtherConnector;
 
 /**
@@ -365,6 +366,90 @@ export interface ClickHouseConnector {
   max_concurrency: number;
   /**
    * How many times a throttled (TOO_MANY_SIMULTANEOUS_QUERIES, HTTP 429) or unavailable read is retried, with exponential backoff.
+   */
+  retries: number;
+}
+/**
+ * Reads the signal with your own SQL query on Snowflake, through the SQL API v2 with key-pair (JWT) authentication: one statement per read (MULTI_STATEMENT_COUNT=1), a statement timeout, a row cap, and a role that may only read (checked with SHOW GRANTS). See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "SnowflakeConnector".
+ */
+export interface SnowflakeConnector {
+  /**
+   * Always `snowflake`.
+   */
+  type: "snowflake";
+  /**
+   * SQL (Snowflake dialect) returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts` (names are matched in any case: `AS units` comes back as UNITS). Named parameters: `:experiment` (the experiment key) or `:experiments` (the keys of a batch, with an `experiment` column: `IN (:experiments)`), `:arms` (`IN (:arms)`), `:from` and `:to` (the window, TIMESTAMP_TZ). One statement, read only.
+   */
+  query: string;
+  /**
+   * SQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * The account identifier, e.g. `myorg-myaccount` (or a locator such as `xy12345.us-east-1`): the API is `https://<account>.snowflakecomputing.com`.
+   */
+  account: string;
+  /**
+   * The Snowflake user whose `RSA_PUBLIC_KEY` is the public half of the private key.
+   */
+  user: string;
+  /**
+   * The warehouse the statements run on (case-sensitive, as SHOW WAREHOUSES shows it, e.g. `ANALYTICS_WH`).
+   */
+  warehouse: string;
+  /**
+   * A role that may only read (USAGE on the warehouse, database and schema; SELECT on the tables). Checked with SHOW GRANTS; ACCOUNTADMIN, SYSADMIN, SECURITYADMIN and any role that may write are refused.
+   */
+  role: string;
+  /**
+   * The database of the statements (case-sensitive, e.g. `ANALYTICS`).
+   */
+  database: string;
+  /**
+   * The schema of the statements (case-sensitive, e.g. `PUBLIC`). Left out: the user's default namespace, or fully qualified names in the query.
+   */
+  schema?: string;
+  /**
+   * QUERY_TAG of every statement, to find (and bill) the runtime's queries in QUERY_HISTORY.
+   */
+  query_tag: string;
+  /**
+   * Base URL of the SQL API instead of the account's: `https://<account>.snowflakecomputing.com` or its PrivateLink host, or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests).
+   */
+  api_url?: string;
+  /**
+   * Name of the workspace secret holding the user's private key (PEM, PKCS#8). Give this or `private_key_env`.
+   */
+  private_key_secret?: SecretName;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the user's private key (PEM, PKCS#8). Give this or `private_key_secret`.
+   */
+  private_key_env?: SourceEnvVarName;
+  /**
+   * Name of the workspace secret holding the passphrase of an encrypted private key (BEGIN ENCRYPTED PRIVATE KEY). Left out for an unencrypted key.
+   */
+  private_key_passphrase_secret?: SecretName;
+  /**
+   * Name of the `OUTCOME_RUNTIME_SOURCE_*` variable holding the passphrase of an encrypted private key.
+   */
+  private_key_passphrase_env?: SourceEnvVarName;
+  /**
+   * Statement timeout of each query (e.g. `30s`, at most `1h`), sent as the SQL API's `timeout`: Snowflake cancels a statement running longer. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout: Seconds;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` (decided from the result's row count, before any more of it is fetched).
+   */
+  max_rows: number;
+  /**
+   * The most statements this source runs at once, across the connectors reading it.
+   */
+  max_concurrency: number;
+  /**
+   * Retries (with exponential backoff, at least the `Retry-After` Snowflake asks) of a read Snowflake throttled (429) or could not serve (5xx).
    */
   retries: number;
 }
@@ -930,7 +1015,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -942,6 +1027,7 @@ export type ConnectorInput =
   | MysqlConnectorInput
   | DuckdbConnectorInput
   | ClickHouseConnectorInput
+  | SnowflakeConnectorInput
   | OtherConnectorInput;
 
 /**
@@ -1194,6 +1280,90 @@ export interface ClickHouseConnectorInput {
   max_concurrency?: number;
   /**
    * How many times a throttled (TOO_MANY_SIMULTANEOUS_QUERIES, HTTP 429) or unavailable read is retried, with exponential backoff.
+   */
+  retries?: number;
+}
+/**
+ * Reads the signal with your own SQL query on Snowflake, through the SQL API v2 with key-pair (JWT) authentication: one statement per read (MULTI_STATEMENT_COUNT=1), a statement timeout, a row cap, and a role that may only read (checked with SHOW GRANTS). See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "SnowflakeConnector".
+ */
+export interface SnowflakeConnectorInput {
+  /**
+   * Always `snowflake`.
+   */
+  type: "snowflake";
+  /**
+   * SQL (Snowflake dialect) returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, and optionally `ts` (names are matched in any case: `AS units` comes back as UNITS). Named parameters: `:experiment` (the experiment key) or `:experiments` (the keys of a batch, with an `experiment` column: `IN (:experiments)`), `:arms` (`IN (:arms)`), `:from` and `:to` (the window, TIMESTAMP_TZ). One statement, read only.
+   */
+  query: string;
+  /**
+   * SQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * The account identifier, e.g. `myorg-myaccount` (or a locator such as `xy12345.us-east-1`): the API is `https://<account>.snowflakecomputing.com`.
+   */
+  account: string;
+  /**
+   * The Snowflake user whose `RSA_PUBLIC_KEY` is the public half of the private key.
+   */
+  user: string;
+  /**
+   * The warehouse the statements run on (case-sensitive, as SHOW WAREHOUSES shows it, e.g. `ANALYTICS_WH`).
+   */
+  warehouse: string;
+  /**
+   * A role that may only read (USAGE on the warehouse, database and schema; SELECT on the tables). Checked with SHOW GRANTS; ACCOUNTADMIN, SYSADMIN, SECURITYADMIN and any role that may write are refused.
+   */
+  role: string;
+  /**
+   * The database of the statements (case-sensitive, e.g. `ANALYTICS`).
+   */
+  database: string;
+  /**
+   * The schema of the statements (case-sensitive, e.g. `PUBLIC`). Left out: the user's default namespace, or fully qualified names in the query.
+   */
+  schema?: string;
+  /**
+   * QUERY_TAG of every statement, to find (and bill) the runtime's queries in QUERY_HISTORY.
+   */
+  query_tag?: string;
+  /**
+   * Base URL of the SQL API instead of the account's: `https://<account>.snowflakecomputing.com` or its PrivateLink host, or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests).
+   */
+  api_url?: string;
+  /**
+   * Name of the workspace secret holding the user's private key (PEM, PKCS#8). Give this or `private_key_env`.
+   */
+  private_key_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the user's private key (PEM, PKCS#8). Give this or `private_key_secret`.
+   */
+  private_key_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the workspace secret holding the passphrase of an encrypted private key (BEGIN ENCRYPTED PRIVATE KEY). Left out for an unencrypted key.
+   */
+  private_key_passphrase_secret?: SecretNameInput;
+  /**
+   * Name of the `OUTCOME_RUNTIME_SOURCE_*` variable holding the passphrase of an encrypted private key.
+   */
+  private_key_passphrase_env?: SourceEnvVarNameInput;
+  /**
+   * Statement timeout of each query (e.g. `30s`, at most `1h`), sent as the SQL API's `timeout`: Snowflake cancels a statement running longer. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout?: DurationInput;
+  /**
+   * The most rows a query may return; a query returning more fails with `too_many_rows` (decided from the result's row count, before any more of it is fetched).
+   */
+  max_rows?: number;
+  /**
+   * The most statements this source runs at once, across the connectors reading it.
+   */
+  max_concurrency?: number;
+  /**
+   * Retries (with exponential backoff, at least the `Retry-After` Snowflake asks) of a read Snowflake throttled (429) or could not serve (5xx).
    */
   retries?: number;
 }

@@ -370,7 +370,16 @@ describe("parseOutcome: diagnostics", () => {
   });
 
   it("checks connector types against options.connectors", () => {
-    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay", "mysql", "duckdb", "clickhouse"]);
+    expect(KNOWN_CONNECTORS).toEqual([
+      "postgres",
+      "mixpanel",
+      "csv",
+      "replay",
+      "mysql",
+      "duckdb",
+      "clickhouse",
+      "snowflake",
+    ]);
     const oracle = example.replace("type: postgres", "type: oracle");
     const found = errors(parseOutcome(oracle));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);

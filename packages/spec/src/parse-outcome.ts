@@ -28,6 +28,7 @@ export const KNOWN_CONNECTORS: readonly string[] = Object.freeze([
   "mysql",
   "duckdb",
   "clickhouse",
+  "snowflake",
 ]);
 
 /**

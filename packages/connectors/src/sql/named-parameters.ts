@@ -27,7 +27,7 @@ export interface SqlLexicon {
 }
 
 /** One use of a named parameter in a query. */
-interface ParameterUse {
+export interface ParameterUse {
   /** The name as written, without the colon. */
   readonly name: string;
   /** Offset of the colon in the query. */

@@ -6,6 +6,7 @@
 import { CLICKHOUSE_SOURCE } from "../clickhouse/clickhouse.source";
 import { DUCKDB_SOURCE } from "../duckdb/duckdb.source";
 import { MYSQL_SOURCE } from "../mysql/mysql.source";
+import { SNOWFLAKE_SOURCE } from "../snowflake/snowflake.source";
 import type { SqlSourceDefinition } from "./sql-source";
 
 /** Connector type → its definition. */
@@ -13,4 +14,5 @@ export const SQL_SOURCES: Readonly<Record<string, SqlSourceDefinition>> = Object
   mysql: MYSQL_SOURCE,
   duckdb: DUCKDB_SOURCE,
   clickhouse: CLICKHOUSE_SOURCE,
+  snowflake: SNOWFLAKE_SOURCE,
 });

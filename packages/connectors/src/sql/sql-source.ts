@@ -40,7 +40,7 @@ export const SQL_QUERY_PARAMETERS: readonly string[] = Object.freeze([
 export const SQL_SERIES_PARAMETERS: readonly string[] = Object.freeze(["from", "to"]);
 
 /** The settings every SQL source takes besides its own and its credentials'. */
-const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
+export const SQL_COMMON_FIELDS: readonly string[] = Object.freeze([
   "query",
   "series_query",
   "timeout",
