@@ -5,6 +5,7 @@
 
 import type { ConnectorConfig, ConnectorContext, SignalConnector } from "./connector";
 import { ConnectorError } from "./connector-error";
+import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
@@ -50,12 +51,16 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
-    default:
+    default: {
+      // A type an installed package added (CONNECTOR_MODULES, connector-modules.ts).
+      const registered = registeredEntry(type);
+      if (registered !== undefined) return createRegisteredConnector(registered, config, context);
       throw new ConnectorError(
         "invalid_config",
         `connector: type: unknown connector type ${JSON.stringify(config.type)}; known types: ${CONNECTOR_TYPES.join(", ")}`,
         { details: { field: "type", value: config.type } },
       );
+    }
   }
 }
 
@@ -70,6 +75,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  const registered = registeredEntry(type);
+  if (registered !== undefined) return registeredReadsInBatches(registered, config);
   return type === "postgres" && postgresReadsInBatches(config);
 }
 

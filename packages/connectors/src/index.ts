@@ -3,12 +3,16 @@
  * (postgres SQL, Mixpanel, CSV replay). See docs/connectors.md.
  */
 
+export type { RawArmRow, RawSeriesRow } from "./boundary-checks";
+export { checkArmAggregates, checkSeries, parseNumber, parseTimestamp } from "./boundary-checks";
+export { ConfigReader } from "./config-reader";
 export type {
   ArmAggregate,
   BatchAggregates,
   BatchWindow,
   ConnectorConfig,
   ConnectorContext,
+  CostEstimate,
   DatabaseIdentity,
   ExperimentWindow,
   SeriesPoint,
@@ -17,6 +21,9 @@ export type {
 } from "./connector";
 export type { ConnectorErrorCode, ConnectorErrorOptions } from "./connector-error";
 export { CONNECTOR_ERROR_CODES, ConnectorError } from "./connector-error";
+export { ConnectorModuleError, connectorTypes, loadConnectorModules, parseConnectorModules } from "./connector-modules";
+export type { ConnectorModule, RegisteredConnectorModule } from "./connector-registry";
+export { registeredConnectorModules } from "./connector-registry";
 export type { ConnectorSettingsProblem, SettingsCheckOptions } from "./create-connector";
 export {
   CONNECTOR_ALIASES,
