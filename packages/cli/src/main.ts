@@ -79,10 +79,43 @@ function formLine(q: { path: string; connector: "postgres" | "mixpanel"; form: "
     : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`;
 }
 
-async function offlineConnectorCheck(baseDir: string): Promise<ConnectorCheck> {
-  const { checkConnectorSettings } = await import("@outcome-runtime/connectors");
-  return (config, kind) =>
-    checkConnectorSettings(config as { type: string } & Record<string, unknown>, kind, { hostPolicy: false, baseDir });
+async function offlineConnectorCheck(
+  baseDir: string,
+): Promise<{ connectors: string[]; checkConnector: ConnectorCheck }> {
+  const { checkConnectorSettings, connectorTypes } = await import("@outcome-runtime/connectors");
+  await loadLocalConnectorModules();
+  return {
+    connectors: connectorTypes(),
+    checkConnector: (config, kind) =>
+      checkConnectorSettings(config as { type: string } & Record<string, unknown>, kind, {
+        hostPolicy: false,
+        baseDir,
+      }),
+  };
+}
+
+/**
+ * The connectors of the operator's own named by `CONNECTOR_MODULES` in the
+ * CLI's environment, as the API and the worker load them, so that `validate`
+ * knows their types and checks their settings.
+ *
+ * @throws CliFailure naming the module, the field and the fix
+ */
+async function loadLocalConnectorModules(): Promise<void> {
+  const { ConnectorModuleError, loadConnectorModules, parseConnectorModules } = await import(
+    "@outcome-runtime/connectors"
+  );
+  try {
+    await loadConnectorModules(parseConnectorModules(process.env.CONNECTOR_MODULES));
+  } catch (error) {
+    if (
+      error instanceof ConnectorModuleError ||
+      (error instanceof Error && error.message.startsWith("CONNECTOR_MODULES:"))
+    ) {
+      throw new CliFailure(error.message);
+    }
+    throw error;
+  }
 }
 
 function dirnameOf(file: string): string {
@@ -148,10 +181,10 @@ program
   .action(async (files: string[]) => {
     const options = program.opts<GlobalOptions>();
     const results = [];
-    const checkConnector = await offlineConnectorCheck(dirnameOf(files[0] ?? "."));
+    const parseOptions = await offlineConnectorCheck(dirnameOf(files[0] ?? "."));
     for (const file of files) {
       const source = await readSource(file);
-      const result = parseOutcome(source, { file, checkConnector });
+      const result = parseOutcome(source, { file, ...parseOptions });
       results.push({
         file,
         ok: result.ok,
@@ -183,7 +216,7 @@ program
     const options = program.opts<GlobalOptions>();
     const source = await readSource(file);
     // Check locally first: the errors the API would give offline, without a round trip.
-    const local = parseOutcome(source, { file, checkConnector: await offlineConnectorCheck(dirnameOf(file)) });
+    const local = parseOutcome(source, { file, ...(await offlineConnectorCheck(dirnameOf(file))) });
     if (!local.ok) {
       if (options.json) outJson({ ok: false, errors: local.errors });
       else process.stderr.write(`${formatDiagnostics(local.errors, { color: useColor(process.stderr) })}\n`);

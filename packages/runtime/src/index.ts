@@ -23,8 +23,15 @@ export {
 } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
-export type { BootConfig, BootGroup, BootGroups } from "./boot-config";
-export { readBootConfig, setDefaultOutboundPolicy } from "./boot-config";
+export type { BootConfig, BootGroup, BootGroups, RegisteredConnectorModule } from "./boot-config";
+export {
+  ConnectorModuleError,
+  connectorTypes,
+  loadConnectorModules,
+  readBootConfig,
+  registeredConnectorModules,
+  setDefaultOutboundPolicy,
+} from "./boot-config";
 export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
 export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
