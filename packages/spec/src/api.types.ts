@@ -50,6 +50,19 @@ export interface paths {
                                     detail?: string;
                                 };
                             };
+                            /** @description the connector types this API knows; see docs/connectors.md, Connectors of your own */
+                            connectors: {
+                                /** @description every connector type outcome files may name here: the built-in ones, then the modules' ones */
+                                types: string[];
+                                /** @description the connectors of the operator's own loaded at boot (CONNECTOR_MODULES) */
+                                modules: {
+                                    /** @description the package (or path) as CONNECTOR_MODULES names it */
+                                    module: string;
+                                    /** @description the connector type it adds */
+                                    type: string;
+                                    description: string | null;
+                                }[];
+                            };
                         };
                     };
                 };
