@@ -27,8 +27,10 @@ import { initCommand } from "./commands/init";
 import { keysCommand } from "./commands/keys";
 import { mcpCommand } from "./commands/mcp";
 import { secretsCommand } from "./commands/secrets";
+import { signalsCommand } from "./commands/signals";
 import { statsCommand } from "./commands/stats";
 import { transferCommands } from "./commands/transfer";
+import { loadLocalConnectorModules } from "./connector-modules";
 import {
   CliFailure,
   clientOf,
@@ -92,30 +94,6 @@ async function offlineConnectorCheck(
         baseDir,
       }),
   };
-}
-
-/**
- * The connectors of the operator's own named by `CONNECTOR_MODULES` in the
- * CLI's environment, as the API and the worker load them, so that `validate`
- * knows their types and checks their settings.
- *
- * @throws CliFailure naming the module, the field and the fix
- */
-async function loadLocalConnectorModules(): Promise<void> {
-  const { ConnectorModuleError, loadConnectorModules, parseConnectorModules } = await import(
-    "@outcome-runtime/connectors"
-  );
-  try {
-    await loadConnectorModules(parseConnectorModules(process.env.CONNECTOR_MODULES));
-  } catch (error) {
-    if (
-      error instanceof ConnectorModuleError ||
-      (error instanceof Error && error.message.startsWith("CONNECTOR_MODULES:"))
-    ) {
-      throw new CliFailure(error.message);
-    }
-    throw error;
-  }
 }
 
 function dirnameOf(file: string): string {
@@ -325,6 +303,7 @@ program.addCommand(secretsCommand(() => program.opts<GlobalOptions>()));
 mcpCommand(program);
 demoCommand(program);
 program.addCommand(statsCommand(() => program.opts<GlobalOptions>()));
+program.addCommand(signalsCommand(() => program.opts<GlobalOptions>()));
 transferCommands(program);
 
 /** Every command of the tree: usage errors come back as exceptions (exit 2), and show the help. */
