@@ -206,18 +206,20 @@ function describeError(error: unknown, metric: DryRunMetric): DryRunError {
     typeof details.sqlField === "string" ? details.sqlField : typeof details.field === "string" ? details.field : null;
   // A field named with its position (`query (line 2, column 5)`) is the setting `query`.
   const field = setting === null ? null : setting.replace(/ \(.*\)$/u, "");
-  const offset =
-    typeof details.offset === "number"
-      ? details.offset
-      : typeof details.position === "number" && details.position > 0
-        ? details.position - 1
-        : null;
   let line = typeof details.line === "number" ? details.line : null;
-  if (line === null && offset !== null) {
+  if (line === null && typeof details.position === "number") {
+    // The source's position is in the query as sent (parameters rewritten): its line is kept, not its column.
     const match = /at line (\d+)/u.exec(error.message);
     line = match === null ? null : Number(match[1]);
   }
   const known = field !== null && Object.hasOwn(metric.config, field) ? field : null;
+  const text = known === null ? undefined : metric.config[known];
+  const offset =
+    typeof details.offset === "number"
+      ? details.offset
+      : line !== null && typeof text === "string"
+        ? lineStart(text, line)
+        : null;
   return {
     code: error.code,
     message: error.message,
@@ -226,4 +228,15 @@ function describeError(error: unknown, metric: DryRunMetric): DryRunError {
     offset,
     location: metric.locate?.(known, known === null ? undefined : (offset ?? undefined)) ?? null,
   };
+}
+
+/** The offset of the first character of line `line` (1-based) of `text`; null past its end. */
+function lineStart(text: string, line: number): number | null {
+  let offset = 0;
+  for (let l = 1; l < line; l++) {
+    const next = text.indexOf("\n", offset);
+    if (next === -1) return null;
+    offset = next + 1;
+  }
+  return offset;
 }
