@@ -4,12 +4,24 @@
  * the worker would) and a csv file, printing what the worker would store.
  */
 import { execFile } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { createSourceDatabase, type SourceDatabase } from "@outcome-runtime/testing";
+import { buildTestApp } from "@outcome-runtime/api/test-app";
+import { setWorkspaceSecret, sourceAccessFromEnv } from "@outcome-runtime/runtime";
+import {
+  createSourceDatabase,
+  createTestDatabase,
+  type Seeded,
+  type SourceDatabase,
+  seedWorkspace,
+  type TestDatabase,
+} from "@outcome-runtime/testing";
+import { Redis } from "ioredis";
 // biome-ignore lint/style/noRestrictedImports: the source table stands for the user's own database, read by the postgres connector
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -20,6 +32,8 @@ const SOURCE_ENV = "OUTCOME_RUNTIME_SOURCE_DRY_RUN_URL";
 
 let source: SourceDatabase;
 let dir: string;
+/** An API on a database of its own whose workspace holds the secret `analytics-db` (the source's reader URL). */
+let api: { t: TestDatabase; seed: Seeded; redis: Redis; app: Awaited<ReturnType<typeof buildTestApp>>; url: string };
 
 beforeAll(async () => {
   source = await createSourceDatabase();
@@ -36,6 +50,17 @@ beforeAll(async () => {
       ('search-v1',   'treatment', '2025-01-06T00:00:00Z', 480, 60),
       ('checkout-v2', 'control',   '2024-12-01T00:00:00Z', 9, 9);`);
   await admin.end();
+  const t = await createTestDatabase();
+  const seed = await seedWorkspace(t.db);
+  const deps = {
+    db: t.db,
+    sources: sourceAccessFromEnv({ OUTCOME_RUNTIME_SECRETS_KEY: randomBytes(32).toString("base64") }),
+  };
+  await setWorkspaceSecret(deps, seed.admin, { name: "analytics-db", value: source.readerUrl });
+  const redis = new Redis(process.env.REDIS_URL ?? "redis://127.0.0.1:6379", { maxRetriesPerRequest: 1 });
+  const app = await buildTestApp(t.db, redis, { deps });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  api = { t, seed, redis, app, url: `http://127.0.0.1:${(app.server.address() as AddressInfo).port}` };
   dir = mkdtempSync(join(tmpdir(), "signals-test-"));
   writeFileSync(
     join(dir, "errors.csv"),
@@ -43,6 +68,9 @@ beforeAll(async () => {
   );
 });
 afterAll(async () => {
+  await api.app.close();
+  api.redis.disconnect();
+  await api.t.drop();
   rmSync(dir, { recursive: true, force: true });
   await source.drop();
 });
@@ -235,5 +263,29 @@ describe("outcome-runtime signals test", () => {
     const bad = await cli(["signals", "test", outcome(WHERE), "--from", "last week"]);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('--from "last week" is not a date; write ISO 8601');
+  });
+
+  it("--api runs the dry run on the API, with the workspace's secret the CLI cannot open", async () => {
+    const file = outcome(
+      WHERE,
+      `type: postgres\n        database_url_secret: analytics-db\n        query: ${JSON.stringify(QUERY)}`,
+    );
+    const env = { OUTCOME_RUNTIME_URL: api.url, OUTCOME_RUNTIME_API_KEY: api.seed.adminKey, [SOURCE_ENV]: "" };
+    const result = await cli(["--json", "signals", "test", file, "--api", "--experiment", "search-v1", ...WINDOW], env);
+    // The signal names a variable the API does not have: its error; the guardrail's secret is opened there.
+    expect(result.code).toBe(1);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0].error).toMatchObject({
+      code: "invalid_config",
+      field: "signal.connector.database_url_env",
+    });
+    expect(report.metrics[1]).toMatchObject({ path: "constraints.guardrails[0]", error: null });
+    expect(report.metrics[1].experiments[0].rows.map((r: { arm: string; units: number }) => [r.arm, r.units])).toEqual([
+      ["control", 500],
+      ["treatment", 480],
+    ]);
+    const anonymous = await cli(["signals", "test", file, "--api"], { ...env, OUTCOME_RUNTIME_API_KEY: "" });
+    expect(anonymous.code).toBe(1);
+    expect(anonymous.stderr).toContain("unauthenticated");
   });
 });

@@ -12,6 +12,15 @@ import { ConnectorError } from "./connector-error";
 import { createConnector, readsInBatches } from "./create-connector";
 import { type CredentialRequirement, connectorCredentials } from "./credentials";
 
+/**
+ * The experiment key a dry run reads when none is given: no source has rows
+ * for it, but every query runs (its syntax, its permissions, its time).
+ */
+export const PLACEHOLDER_EXPERIMENT = "outcome-runtime-signals-test";
+
+/** A dry run's default window: the 7 days before its end, ms. */
+export const DEFAULT_DRY_RUN_WINDOW_MS = 7 * 86_400_000;
+
 /** One metric of an outcome to read: where it is in the file, its kind and its connector's settings. */
 export interface DryRunMetric {
   /** The metric's path for people, e.g. `signal` or `constraints.guardrails[1]`. */

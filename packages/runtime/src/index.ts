@@ -209,6 +209,8 @@ export {
   pollRequestDone,
   primaryPolledUntil,
 } from "./signals/schedules";
+export type { SignalsTestInput, SignalsTestReport } from "./signals/signals-test";
+export { MAX_DRY_RUN_EXPERIMENTS, testOutcomeSignals } from "./signals/signals-test";
 export type { AnalysisCarry } from "./signals/snapshot-analysis";
 export { makeStatsPlan } from "./signals/snapshot-analysis";
 export type { SourceAccess, SourceWorkspace } from "./signals/source-access";

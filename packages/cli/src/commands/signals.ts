@@ -13,17 +13,18 @@
  * and the operator's variables.
  */
 import { dirname, resolve } from "node:path";
-import type { DryRunError, DryRunMetric, DryRunResult } from "@outcome-runtime/connectors";
+import {
+  DEFAULT_DRY_RUN_WINDOW_MS,
+  type DryRunError,
+  type DryRunMetric,
+  type DryRunResult,
+  PLACEHOLDER_EXPERIMENT,
+} from "@outcome-runtime/connectors";
 import { connectorPointers, formatDiagnostics, humanPath, type OutcomeSpec, parseOutcome } from "@outcome-runtime/spec";
 import { Command } from "commander";
+import type { ResponseJson } from "../api-types";
 import { loadLocalConnectorModules } from "../connector-modules";
 import { CliFailure, clientOf, EXIT, type GlobalOptions, out, outJson, useColor } from "../output";
-
-/** The experiment key read when no `--experiment` is given: no source has rows for it, but the query runs. */
-export const PLACEHOLDER_EXPERIMENT = "outcome-runtime-signals-test";
-
-/** The default window: the 7 days before `--to`. */
-const DEFAULT_WINDOW_MS = 7 * 86_400_000;
 
 /** The dry run's document, as `--json` prints it and the API answers it. */
 export interface SignalsTestReport {
@@ -60,7 +61,7 @@ function date(flag: string, text: string): Date {
  */
 function windowOf(opts: { from?: string; to?: string }): { from: Date; to: Date } {
   const to = opts.to === undefined ? new Date() : date("--to", opts.to);
-  const from = opts.from === undefined ? new Date(to.getTime() - DEFAULT_WINDOW_MS) : date("--from", opts.from);
+  const from = opts.from === undefined ? new Date(to.getTime() - DEFAULT_DRY_RUN_WINDOW_MS) : date("--from", opts.from);
   if (from.getTime() >= to.getTime()) {
     throw new CliFailure(
       `signals test: --from ${from.toISOString()} is not before --to ${to.toISOString()}; give a window that ends after it starts`,
@@ -271,7 +272,8 @@ export function signalsCommand(globals: () => GlobalOptions): Command {
       let report: SignalsTestReport;
       if (opts.api) {
         const { from, to } = windowOf(opts);
-        report = await clientOf(options).request<SignalsTestReport>(
+        // Typed from the API's OpenAPI document: a change to the route's schema is a type error here.
+        report = await clientOf(options).request<ResponseJson<"/v1/outcomes/signals-test", "post">>(
           "POST",
           `/v1/outcomes/signals-test?file=${encodeURIComponent(file)}`,
           {
