@@ -3,7 +3,8 @@
  * `outcome-runtime`: start a project, validate and apply outcome files, see
  * where outcomes and experiments stand, decide gates, manage API keys, and
  * run the MCP server for coding agents. Talks to the API over HTTP (except
- * `validate`, `stats`, and `init` without `--from`, or with `--offline`).
+ * `validate`, `stats`, `signals test` without `--api`, and `init` without
+ * `--from`, or with `--offline`).
  * Errors print like a compiler's; `--json` prints machine-readable output for
  * scripts; `--debug` shows stack traces. Exit statuses: see `EXIT`.
  */

@@ -27,7 +27,7 @@ import { loadLocalConnectorModules } from "../connector-modules";
 import { CliFailure, clientOf, EXIT, type GlobalOptions, out, outJson, useColor } from "../output";
 
 /** The dry run's document, as `--json` prints it and the API answers it. */
-export interface SignalsTestReport {
+interface SignalsTestReport {
   readonly file: string;
   readonly from: string;
   readonly to: string;
