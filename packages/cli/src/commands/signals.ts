@@ -238,7 +238,15 @@ function render(report: SignalsTestReport): { stdout: string[]; stderr: string[]
 
 /** `outcome-runtime signals ...`: for now `test`. */
 export function signalsCommand(globals: () => GlobalOptions): Command {
-  const signals = new Command("signals").description("the signals an outcome reads through its connectors");
+  const signals = new Command("signals")
+    .description("the signals an outcome reads through its connectors")
+    .addHelpText(
+      "after",
+      examples(
+        "outcome-runtime signals test outcome.yaml --experiment checkout-v2",
+        "outcome-runtime signals test outcome.yaml --api",
+      ),
+    );
   signals
     .command("test")
     .description(
