@@ -3,7 +3,8 @@
  * `outcome-runtime`: start a project, validate and apply outcome files, see
  * where outcomes and experiments stand, decide gates, manage API keys, and
  * run the MCP server for coding agents. Talks to the API over HTTP (except
- * `validate`, `stats`, and `init` without `--from`, or with `--offline`).
+ * `validate`, `stats`, `signals test` without `--api`, and `init` without
+ * `--from`, or with `--offline`).
  * Errors print like a compiler's; `--json` prints machine-readable output for
  * scripts; `--debug` shows stack traces. Exit statuses: see `EXIT`.
  */
@@ -27,8 +28,10 @@ import { initCommand } from "./commands/init";
 import { keysCommand } from "./commands/keys";
 import { mcpCommand } from "./commands/mcp";
 import { secretsCommand } from "./commands/secrets";
+import { signalsCommand } from "./commands/signals";
 import { statsCommand } from "./commands/stats";
 import { transferCommands } from "./commands/transfer";
+import { loadLocalConnectorModules } from "./connector-modules";
 import {
   CliFailure,
   clientOf,
@@ -79,10 +82,19 @@ function formLine(q: { path: string; connector: "postgres" | "mixpanel"; form: "
     : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`;
 }
 
-async function offlineConnectorCheck(baseDir: string): Promise<ConnectorCheck> {
-  const { checkConnectorSettings } = await import("@outcome-runtime/connectors");
-  return (config, kind) =>
-    checkConnectorSettings(config as { type: string } & Record<string, unknown>, kind, { hostPolicy: false, baseDir });
+async function offlineConnectorCheck(
+  baseDir: string,
+): Promise<{ connectors: string[]; checkConnector: ConnectorCheck }> {
+  const { checkConnectorSettings, connectorTypes } = await import("@outcome-runtime/connectors");
+  await loadLocalConnectorModules();
+  return {
+    connectors: connectorTypes(),
+    checkConnector: (config, kind) =>
+      checkConnectorSettings(config as { type: string } & Record<string, unknown>, kind, {
+        hostPolicy: false,
+        baseDir,
+      }),
+  };
 }
 
 function dirnameOf(file: string): string {
@@ -148,10 +160,10 @@ program
   .action(async (files: string[]) => {
     const options = program.opts<GlobalOptions>();
     const results = [];
-    const checkConnector = await offlineConnectorCheck(dirnameOf(files[0] ?? "."));
+    const parseOptions = await offlineConnectorCheck(dirnameOf(files[0] ?? "."));
     for (const file of files) {
       const source = await readSource(file);
-      const result = parseOutcome(source, { file, checkConnector });
+      const result = parseOutcome(source, { file, ...parseOptions });
       results.push({
         file,
         ok: result.ok,
@@ -183,7 +195,7 @@ program
     const options = program.opts<GlobalOptions>();
     const source = await readSource(file);
     // Check locally first: the errors the API would give offline, without a round trip.
-    const local = parseOutcome(source, { file, checkConnector: await offlineConnectorCheck(dirnameOf(file)) });
+    const local = parseOutcome(source, { file, ...(await offlineConnectorCheck(dirnameOf(file))) });
     if (!local.ok) {
       if (options.json) outJson({ ok: false, errors: local.errors });
       else process.stderr.write(`${formatDiagnostics(local.errors, { color: useColor(process.stderr) })}\n`);
@@ -292,6 +304,7 @@ program.addCommand(secretsCommand(() => program.opts<GlobalOptions>()));
 mcpCommand(program);
 demoCommand(program);
 program.addCommand(statsCommand(() => program.opts<GlobalOptions>()));
+program.addCommand(signalsCommand(() => program.opts<GlobalOptions>()));
 transferCommands(program);
 
 /** Every command of the tree: usage errors come back as exceptions (exit 2), and show the help. */

@@ -5,6 +5,7 @@
 
 import type { ConnectorConfig, ConnectorContext, SignalConnector } from "./connector";
 import { ConnectorError } from "./connector-error";
+import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
@@ -61,6 +62,9 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
+      // A type an installed package added (CONNECTOR_MODULES, connector-modules.ts).
+      const registered = registeredEntry(type);
+      if (registered !== undefined) return createRegisteredConnector(registered, config, context);
       throw new ConnectorError(
         "invalid_config",
         `connector: type: unknown connector type ${JSON.stringify(config.type)}; known types: ${CONNECTOR_TYPES.join(", ")}`,
@@ -73,16 +77,20 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 /**
  * Whether a connector's settings read many experiments in one request, so the
  * worker polls the experiments that share them together (one request per
- * batch): a `postgres` query that uses `:experiments`, or a `mixpanel`
- * proportion (no `value_property`: segmented by experiment and arm together).
- * Other connectors, a Mixpanel mean and the postgres one-experiment form read
- * one experiment per request.
+ * batch): a SQL source's query (`postgres`, `mysql`, `duckdb`, `clickhouse`,
+ * `snowflake`, ...) that uses `:experiments`, a `mixpanel` proportion (no
+ * `value_property`: segmented by experiment and arm together), or a
+ * registered module's type whose `readsInBatches` says so. Other connectors,
+ * a Mixpanel mean and the SQL one-experiment form read one experiment per
+ * request.
  */
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
+  const registered = registeredEntry(type);
+  if (registered !== undefined) return registeredReadsInBatches(registered, config);
   return type === "postgres" && postgresReadsInBatches(config);
 }
 

@@ -20,6 +20,7 @@
 import { ConfigReader, show } from "./config-reader";
 import type { ConnectorConfig } from "./connector";
 import { ConnectorError } from "./connector-error";
+import { registeredCredentials } from "./connector-registry";
 
 /** The only environment variables a connector setting may name start with this. */
 export const SOURCE_ENV_PREFIX = "OUTCOME_RUNTIME_SOURCE_";
@@ -76,7 +77,10 @@ const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: 
 
 /** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */
 export function credentialFields(type: string): string[] {
-  return (CREDENTIALS[type] ?? []).flatMap(({ credential }) => [`${credential}_env`, `${credential}_secret`]);
+  return (CREDENTIALS[type] ?? registeredCredentials(type) ?? []).flatMap(({ credential }) => [
+    `${credential}_env`,
+    `${credential}_secret`,
+  ]);
 }
 
 /**
@@ -149,7 +153,8 @@ function suggestEnvName(value: unknown): string {
  */
 export function connectorCredentials(config: ConnectorConfig): CredentialRequirement[] {
   if (config === null || typeof config !== "object" || typeof config.type !== "string") return [];
-  const needs = CREDENTIALS[config.type];
+  const needs: readonly { credential: string; what: string; optional?: boolean }[] | undefined =
+    CREDENTIALS[config.type] ?? registeredCredentials(config.type);
   if (needs === undefined) return [];
   // Only the credential settings are read here; the connector checks the others when it is created.
   const reader = new ConfigReader(config, Object.keys(config));

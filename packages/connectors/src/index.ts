@@ -3,12 +3,16 @@
  * (postgres SQL, Mixpanel, CSV replay). See docs/connectors.md.
  */
 
+export type { RawArmRow, RawSeriesRow } from "./boundary-checks";
+export { checkArmAggregates, checkSeries, parseNumber, parseTimestamp } from "./boundary-checks";
+export { ConfigReader } from "./config-reader";
 export type {
   ArmAggregate,
   BatchAggregates,
   BatchWindow,
   ConnectorConfig,
   ConnectorContext,
+  CostEstimate,
   DatabaseIdentity,
   ExperimentWindow,
   SeriesPoint,
@@ -17,6 +21,9 @@ export type {
 } from "./connector";
 export type { ConnectorErrorCode, ConnectorErrorOptions } from "./connector-error";
 export { CONNECTOR_ERROR_CODES, ConnectorError } from "./connector-error";
+export { ConnectorModuleError, connectorTypes, loadConnectorModules, parseConnectorModules } from "./connector-modules";
+export type { ConnectorModule, RegisteredConnectorModule } from "./connector-registry";
+export { registeredConnectorModules } from "./connector-registry";
 export type { ConnectorSettingsProblem, SettingsCheckOptions } from "./create-connector";
 export {
   CONNECTOR_ALIASES,
@@ -27,6 +34,8 @@ export {
 } from "./create-connector";
 export type { CredentialRef, CredentialRequirement } from "./credentials";
 export { connectorCredentials, SECRET_NAME, SOURCE_ENV_NAME, SOURCE_ENV_PREFIX } from "./credentials";
+export type { DryRunError, DryRunMetric, DryRunOptions, DryRunResult, DryRunRow } from "./dry-run";
+export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, PLACEHOLDER_EXPERIMENT } from "./dry-run";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";
 export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";

@@ -14,12 +14,25 @@ import type { Static, TObject } from "typebox";
 import { ConfigError, readEnvConfig } from "./env-config";
 import { type SourceAccess, sourceAccessFromEnv } from "./signals/source-access";
 
+/**
+ * Connectors of the operator's own: `loadConnectorModules(config.sources.connectorModules ?? [])` imports and
+ * registers them once the configuration is read (it throws `ConnectorModuleError`, which stops the boot);
+ * `registeredConnectorModules()` lists them for the health routes.
+ */
+export {
+  ConnectorModuleError,
+  connectorTypes,
+  loadConnectorModules,
+  type RegisteredConnectorModule,
+  registeredConnectorModules,
+} from "@outcome-runtime/connectors";
+
 /** Installs the outbound policy read at boot as the process's default (`config.outbound`). */
 export { setDefaultOutboundPolicy } from "@outcome-runtime/netguard";
 
 /** The settings each group yields once parsed. */
 export interface BootGroups {
-  /** `SOURCE_ENV_WORKSPACES`, `SOURCE_API_URLS`, `SOURCE_CSV_DIR`, `OUTCOME_RUNTIME_SECRETS_KEY(_PREVIOUS)`. */
+  /** `SOURCE_ENV_WORKSPACES`, `SOURCE_API_URLS`, `SOURCE_CSV_DIR`, `CONNECTOR_MODULES`, `OUTCOME_RUNTIME_SECRETS_KEY(_PREVIOUS)`. */
   readonly sources: SourceAccess;
   /** `OUTCOME_RUNTIME_LLM_*`, `ANTHROPIC_*`, `OPENAI_*`, `LLM_*` budgets. */
   readonly llm: LlmConfig;

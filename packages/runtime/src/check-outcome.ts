@@ -15,6 +15,7 @@ import {
   ConnectorError as ConnectorErrorClass,
   checkConnectorSettings,
   connectorCredentials,
+  connectorTypes,
   createConnector,
 } from "@outcome-runtime/connectors";
 import { databaseIdentity, secrets } from "@outcome-runtime/db";
@@ -45,12 +46,14 @@ export function connectorCheck(access: SourceAccess | undefined): ConnectorCheck
 }
 
 /**
- * Parses an outcome with every offline check, connectors included.
+ * Parses an outcome with every offline check, connectors included; the
+ * connector types are the built-in ones and those of the loaded connector
+ * modules (`CONNECTOR_MODULES`).
  *
  * @param access the operator's settings, when known (the API); the CLI checks offline without them
  */
 export function parseOutcomeChecked(source: string, file: string, access?: SourceAccess): ParseResult {
-  return parseOutcome(source, { file, checkConnector: connectorCheck(access) });
+  return parseOutcome(source, { file, connectors: connectorTypes(), checkConnector: connectorCheck(access) });
 }
 
 /** The errors and warnings of the sources an outcome names. */

@@ -23,8 +23,15 @@ export {
 } from "./api-keys";
 export type { ApplyResult, ApplyStatus } from "./apply-outcome";
 export { applyOutcome, OutcomeInvalidError } from "./apply-outcome";
-export type { BootConfig, BootGroup, BootGroups } from "./boot-config";
-export { readBootConfig, setDefaultOutboundPolicy } from "./boot-config";
+export type { BootConfig, BootGroup, BootGroups, RegisteredConnectorModule } from "./boot-config";
+export {
+  ConnectorModuleError,
+  connectorTypes,
+  loadConnectorModules,
+  readBootConfig,
+  registeredConnectorModules,
+  setDefaultOutboundPolicy,
+} from "./boot-config";
 export type { OutcomeCheckDeps, SourceFindings } from "./check-outcome";
 export { checkOutcomeSources, connectorCheck, parseOutcomeChecked } from "./check-outcome";
 export type { Caller, RuntimeDeps } from "./context";
@@ -202,6 +209,8 @@ export {
   pollRequestDone,
   primaryPolledUntil,
 } from "./signals/schedules";
+export type { SignalsTestInput, SignalsTestReport } from "./signals/signals-test";
+export { MAX_DRY_RUN_EXPERIMENTS, testOutcomeSignals } from "./signals/signals-test";
 export type { AnalysisCarry } from "./signals/snapshot-analysis";
 export { makeStatsPlan } from "./signals/snapshot-analysis";
 export type { SourceAccess, SourceWorkspace } from "./signals/source-access";

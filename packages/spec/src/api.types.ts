@@ -50,6 +50,19 @@ export interface paths {
                                     detail?: string;
                                 };
                             };
+                            /** @description the connector types this API knows; see docs/connectors.md, Connectors of your own */
+                            connectors: {
+                                /** @description every connector type outcome files may name here: the built-in ones, then the modules' ones */
+                                types: string[];
+                                /** @description the connectors of the operator's own loaded at boot (CONNECTOR_MODULES) */
+                                modules: {
+                                    /** @description the package (or path) as CONNECTOR_MODULES names it */
+                                    module: string;
+                                    /** @description the connector type it adds */
+                                    type: string;
+                                    description: string | null;
+                                }[];
+                            };
                         };
                     };
                 };
@@ -4714,6 +4727,179 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/outcomes/signals-test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Dry run: read an outcome's signals once, as the worker would
+         * @description Runs each metric's connector read (the signal, the guardrails, the secondary metrics) once against the real source, with this workspace's secrets and the operator's source variables it may use, and answers the rows the worker would store per experiment and arm, the query time, the form and the cost estimate where the source gives one. A failed read is in its metric's `error` (200, `ok: false`); a file with errors is 422 `outcome_invalid`. Nothing is stored. Rate-limited like the LLM routes.
+         */
+        post: {
+            parameters: {
+                query?: {
+                    /** @description file name to use in error positions */
+                    file?: string;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @description the outcome document (YAML or JSON) */
+                        source: string;
+                        /** @description experiment keys to read; none: a placeholder key no source has rows for */
+                        experiments?: string[];
+                        /**
+                         * Format: date-time
+                         * @description window start; default 7 days before `to`
+                         */
+                        from?: string;
+                        /**
+                         * Format: date-time
+                         * @description window end; default now
+                         */
+                        to?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            file: string;
+                            /** Format: date-time */
+                            from: string;
+                            /** Format: date-time */
+                            to: string;
+                            experiments: string[];
+                            /** @description true when no experiment was given and the placeholder was read */
+                            placeholder: boolean;
+                            arms: string[];
+                            /** @description every metric and experiment read without error */
+                            ok: boolean;
+                            metrics: {
+                                /** @description the metric, e.g. signal or constraints.guardrails[0] */
+                                path: string;
+                                /** @description the connector type */
+                                type: string;
+                                /** @description batched: every experiment in one request; single: one request per experiment */
+                                form: "batched" | "single";
+                                source: string | null;
+                                queryMs: number | null;
+                                cost: {
+                                    bytesProcessed: number;
+                                    maximumBytesBilled?: number;
+                                    summary: string;
+                                } | null;
+                                experiments: {
+                                    experiment: string;
+                                    rows: {
+                                        arm: string;
+                                        units: number;
+                                        sum: number;
+                                        sum_sq: number;
+                                        mean: number | null;
+                                        ts: string | null;
+                                    }[] | null;
+                                    error: components["schemas"]["DryRunError"] | null;
+                                }[];
+                                error: components["schemas"]["DryRunError"] | null;
+                            }[];
+                        };
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/usage/llm": {
         parameters: {
             query?: never;
@@ -5197,6 +5383,19 @@ export interface components {
             };
         } & {
             [key: string]: unknown;
+        };
+        DryRunError: {
+            /** @description a connector error code: query_failed, invalid_config, source_refused, ... */
+            code: string;
+            /** @description what went wrong, with the source's own message */
+            message: string;
+            field: string | null;
+            line: number | null;
+            offset: number | null;
+            location: {
+                line: number;
+                column: number;
+            } | null;
         };
         Outcome: {
             /** Format: uuid */

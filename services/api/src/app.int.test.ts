@@ -118,7 +118,7 @@ describe("authentication", () => {
     expect(replaced.json().requestId).toBe(replaced.headers["x-request-id"]);
   });
 
-  it("health checks need no key; /healthz reports the signal storage mode", async () => {
+  it("health checks need no key; /healthz reports the signal storage mode and the connector types", async () => {
     const health = await app.inject({ method: "GET", url: "/healthz" });
     expect(health.statusCode).toBe(200);
     expect(health.json()).toEqual({
@@ -126,6 +126,8 @@ describe("authentication", () => {
       version: "test",
       signalStorage: "plain",
       checks: { redis_eviction_policy: { status: "ok", value: "noeviction" } },
+      // No CONNECTOR_MODULES here: the built-in types only.
+      connectors: { types: expect.arrayContaining(["postgres", "mixpanel", "csv", "replay"]), modules: [] },
     });
     const ready = await app.inject({ method: "GET", url: "/readyz" });
     expect(ready.statusCode).toBe(200);

@@ -40,6 +40,7 @@ import learningRoutes from "./routes/v1/learnings/index";
 import applyRoute from "./routes/v1/outcomes/apply";
 import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
+import signalsTestRoute from "./routes/v1/outcomes/signals-test";
 import validateRoute from "./routes/v1/outcomes/validate";
 import secretRoutes from "./routes/v1/secrets/index";
 import streamRoutes from "./routes/v1/stream/index";
@@ -62,7 +63,7 @@ export interface AppOptions {
    * Redis under different `QUEUE_PREFIX`es never share a counter.
    */
   readonly rateLimitNamespace?: string;
-  /** Requests per minute per API key to the routes that may call an LLM (default 10, at most `rateLimitPerMinute`). */
+  /** Requests per minute per API key to the expensive routes (the LLM ones, the dry run; default 10, at most `rateLimitPerMinute`). */
   readonly aiRateLimitPerMinute?: number;
   /**
    * Failed authentications (401s to requests that sent a credential) allowed per IP in a window before its
@@ -112,8 +113,16 @@ const WEBSOCKET_OPTIONS = {
   },
 };
 
-/** The routes that may call an LLM (method and route pattern): drafting an outcome, generating hypotheses. */
-const LLM_ROUTES: ReadonlySet<string> = new Set(["POST /v1/outcomes/draft", "POST /v1/outcomes/:id/hypotheses"]);
+/**
+ * The expensive routes (method and route pattern), under the stricter limit: those that may call an LLM
+ * (drafting an outcome, generating hypotheses), and the dry run, which runs every query of an outcome
+ * against the team's own sources.
+ */
+const LLM_ROUTES: ReadonlySet<string> = new Set([
+  "POST /v1/outcomes/draft",
+  "POST /v1/outcomes/:id/hypotheses",
+  "POST /v1/outcomes/signals-test",
+]);
 
 /** Whether a request authenticates (or signs in): the routes a key can be guessed on. */
 function authenticates(request: FastifyRequest): boolean {
@@ -255,6 +264,7 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   await fastify.register(emailRoutes, routeOptions);
   await fastify.register(mcpRoutes, routeOptions);
   await fastify.register(validateRoute, routeOptions);
+  await fastify.register(signalsTestRoute, routeOptions);
   await fastify.register(usageRoutes, {
     ...routeOptions,
     llmBudgets: options.llmBudgets ?? { monthlyWorkspaceBudgetUsd: null, dailyUserBudgetUsd: null },

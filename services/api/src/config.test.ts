@@ -27,6 +27,18 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads CONNECTOR_MODULES (the connectors of the operator's own) with the source settings", () => {
+    expect(loadConfig(valid).sources.connectorModules).toBeUndefined();
+    expect(
+      loadConfig({ ...valid, CONNECTOR_MODULES: "@acme/outcome-connector-foo, other-pkg" }).sources.connectorModules,
+    ).toEqual(["@acme/outcome-connector-foo", "other-pkg"]);
+    const problems = problemsOf({ ...valid, PORT: "x", CONNECTOR_MODULES: "./relative.mjs" });
+    expect(problems.some((p) => p.startsWith("PORT="))).toBe(true);
+    expect(problems).toContain(
+      'CONNECTOR_MODULES: "./relative.mjs" is not a package name or an absolute path; list installed packages (or absolute paths) separated by commas, e.g. CONNECTOR_MODULES=@acme/outcome-connector-metrics,other-connector',
+    );
+  });
+
   it("names every missing variable at once, with what to write", () => {
     const problems = problemsOf({});
     expect(problems).toHaveLength(2);

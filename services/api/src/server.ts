@@ -6,10 +6,12 @@
 import { createDb, migrateToLatest } from "@outcome-runtime/db";
 import {
   bootstrap,
+  ConnectorModuleError,
   checkRedisEvictionPolicy,
   createGateway,
   createMetricsRegistry,
   httpMetrics,
+  loadConnectorModules,
   metricsScraper,
   setDefaultOutboundPolicy,
 } from "@outcome-runtime/runtime";
@@ -28,6 +30,16 @@ async function main(): Promise<void> {
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  try {
+    // Connectors of the operator's own (CONNECTOR_MODULES): a module that cannot be used stops the boot.
+    await loadConnectorModules(config.sources.connectorModules ?? []);
+  } catch (error) {
+    if (error instanceof ConnectorModuleError) {
+      process.stderr.write(`${error.message}\nSee docs/connectors.md, "Connectors of your own".\n`);
       process.exit(78); // EX_CONFIG
     }
     throw error;

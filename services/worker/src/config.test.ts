@@ -113,4 +113,21 @@ describe("loadWorkerConfig", () => {
     expect(problems.some((p) => p.startsWith("DATABASE_URL is not set"))).toBe(true);
     expect(problems.some((p) => p.startsWith("OUTCOME_RUNTIME_WEBHOOK_SECRET is not set"))).toBe(true);
   });
+
+  it("reads CONNECTOR_MODULES and reports a repeated module with the other problems", () => {
+    expect(loadWorkerConfig({ ...base, CONNECTOR_MODULES: "/opt/connectors/metrics.mjs" }).sources).toMatchObject({
+      connectorModules: ["/opt/connectors/metrics.mjs"],
+    });
+    let error: unknown;
+    try {
+      loadWorkerConfig({ ...base, WORKER_CONCURRENCY: "zero", CONNECTOR_MODULES: "a-connector,a-connector" });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).problems).toEqual([
+      expect.stringMatching(/^WORKER_CONCURRENCY/),
+      'CONNECTOR_MODULES: "a-connector" is listed twice; list it once',
+    ]);
+  });
 });

@@ -12,12 +12,16 @@
 import { createDb, migrateToLatest, pingDb } from "@outcome-runtime/db";
 import { createMailer } from "@outcome-runtime/notify";
 import {
+  ConnectorModuleError,
   checkRedisEvictionPolicy,
   connectorProvider,
+  connectorTypes,
   createGateway,
   createMetricsRegistry,
   installationCollectors,
+  loadConnectorModules,
   metricsScraper,
+  registeredConnectorModules,
   setDefaultOutboundPolicy,
   signalMetrics,
 } from "@outcome-runtime/runtime";
@@ -34,6 +38,16 @@ async function main(): Promise<void> {
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`${error.message}\nSee .env.example for every variable.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+  try {
+    // Connectors of the operator's own (CONNECTOR_MODULES): a module that cannot be used stops the boot.
+    await loadConnectorModules(config.sources.connectorModules ?? []);
+  } catch (error) {
+    if (error instanceof ConnectorModuleError) {
+      process.stderr.write(`${error.message}\nSee docs/connectors.md, "Connectors of your own".\n`);
       process.exit(78); // EX_CONFIG
     }
     throw error;
@@ -118,6 +132,7 @@ async function main(): Promise<void> {
     return {
       status: evictionPolicy.status === "unhealthy" ? "degraded" : "ok",
       checks: { redis_eviction_policy: evictionPolicy },
+      connectors: { types: connectorTypes(), modules: registeredConnectorModules() },
     };
   });
   health.get("/readyz", async (_request, reply) => {
@@ -151,7 +166,10 @@ async function main(): Promise<void> {
     return metrics.render();
   });
   await health.listen({ port: config.WORKER_PORT, host: config.HOST });
-  logger.info({ port: config.WORKER_PORT, name: worker.name }, "worker started");
+  logger.info(
+    { port: config.WORKER_PORT, name: worker.name, connectorModules: registeredConnectorModules() },
+    "worker started",
+  );
 
   let closing = false;
   const close = async (signal: string) => {

@@ -16,6 +16,7 @@ import {
   ConnectorError as ConnectorErrorClass,
   type CredentialRequirement,
   parseAllowedApiUrls,
+  parseConnectorModules,
   SOURCE_ENV_NAME,
 } from "@outcome-runtime/connectors";
 import { DomainError } from "@outcome-runtime/core";
@@ -40,6 +41,11 @@ export interface SourceAccess {
   readonly allowedApiUrls: Readonly<Record<string, readonly string[]>>;
   /** `SOURCE_CSV_DIR`: the directory csv paths are relative to and may not leave. */
   readonly csvDir?: string;
+  /**
+   * `CONNECTOR_MODULES`: the packages (or absolute paths) of connectors of the operator's own, imported and
+   * registered at boot (`loadConnectorModules`). Unset: none.
+   */
+  readonly connectorModules?: readonly string[];
 }
 
 /**
@@ -74,8 +80,8 @@ export function parseEnvWorkspaces(text: string | undefined): Record<string, str
 
 /**
  * The source settings from the environment: `SOURCE_ENV_WORKSPACES`,
- * `SOURCE_API_URLS`, `SOURCE_CSV_DIR`, `OUTCOME_RUNTIME_SECRETS_KEY` (and
- * `_PREVIOUS`). The API and the worker read the same.
+ * `SOURCE_API_URLS`, `SOURCE_CSV_DIR`, `CONNECTOR_MODULES`,
+ * `OUTCOME_RUNTIME_SECRETS_KEY` (and `_PREVIOUS`). The API and the worker read the same.
  *
  * @throws ConfigError naming every malformed variable
  */
@@ -92,6 +98,7 @@ export function sourceAccessFromEnv(env: Readonly<Record<string, string | undefi
   const envWorkspaces = attempt(() => parseEnvWorkspaces(env.SOURCE_ENV_WORKSPACES), null);
   const allowedApiUrls = attempt(() => parseAllowedApiUrls(env.SOURCE_API_URLS), {});
   const secretsKeyring = attempt(() => secretsKeyringFromEnv(env), null);
+  const connectorModules = attempt(() => parseConnectorModules(env.CONNECTOR_MODULES), []);
   if (problems.length > 0) throw new ConfigError(problems);
   const csvDir = env.SOURCE_CSV_DIR?.trim();
   return {
@@ -100,6 +107,7 @@ export function sourceAccessFromEnv(env: Readonly<Record<string, string | undefi
     secretsKeyring,
     allowedApiUrls,
     ...(csvDir === undefined || csvDir === "" ? {} : { csvDir }),
+    ...(connectorModules.length === 0 ? {} : { connectorModules }),
   };
 }
 

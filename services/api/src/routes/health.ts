@@ -3,7 +3,12 @@
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import type { RuntimeDeps } from "@outcome-runtime/runtime";
-import { checkDatabase, checkRedisEvictionPolicy } from "@outcome-runtime/runtime";
+import {
+  checkDatabase,
+  checkRedisEvictionPolicy,
+  connectorTypes,
+  registeredConnectorModules,
+} from "@outcome-runtime/runtime";
 import type { Redis } from "ioredis";
 import { Type } from "typebox";
 
@@ -34,6 +39,23 @@ const EvictionPolicyCheck = Type.Object(
   },
 );
 
+const Connectors = Type.Object(
+  {
+    types: Type.Array(Type.String(), {
+      description: "every connector type outcome files may name here: the built-in ones, then the modules' ones",
+    }),
+    modules: Type.Array(
+      Type.Object({
+        module: Type.String({ description: "the package (or path) as CONNECTOR_MODULES names it" }),
+        type: Type.String({ description: "the connector type it adds" }),
+        description: Type.Union([Type.String(), Type.Null()]),
+      }),
+      { description: "the connectors of the operator's own loaded at boot (CONNECTOR_MODULES)" },
+    ),
+  },
+  { description: "the connector types this API knows; see docs/connectors.md, Connectors of your own" },
+);
+
 /** What the health routes read: the API's own options (`AppOptions`) carry these. */
 interface HealthOptions {
   readonly deps: RuntimeDeps;
@@ -61,6 +83,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, optio
               description: "how signal points are stored: a TimescaleDB hypertable, or a plain table with a BRIN index",
             }),
             checks: Type.Object({ redis_eviction_policy: EvictionPolicyCheck }),
+            connectors: Connectors,
           }),
         },
       },
@@ -72,6 +95,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, optio
         version: options.version,
         signalStorage: options.signalStorage,
         checks: { redis_eviction_policy: evictionPolicy },
+        connectors: { types: connectorTypes(), modules: registeredConnectorModules() },
       };
     },
   );
