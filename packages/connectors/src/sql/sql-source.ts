@@ -6,6 +6,7 @@
  * throttling answers. What differs per source (its client library, its
  * placeholders, its read-only mode, its types) is a {@link SqlDriver}.
  */
+import { setTimeout as sleep } from "node:timers/promises";
 import pLimit, { type LimitFunction } from "p-limit";
 import pRetry from "p-retry";
 import { assertWindow } from "../boundary-checks";
@@ -388,6 +389,23 @@ class SqlSourceConnector implements SignalConnector {
   ): Promise<SqlRows> {
     if (this.closed) throw new Error(`${this.type} connector: used after close()`);
     const request = this.request(field, statement, values, signal);
+    try {
+      return await this.retried(request, signal);
+    } catch (error) {
+      if (error instanceof ConnectorError || signal?.aborted !== true) throw error;
+      // Aborted while waiting for a retry or for a free slot of the source: the poll gave up.
+      throw new ConnectorError(
+        "timeout",
+        `${this.type} ${field}: cancelled (the poll gave up) while waiting to retry`,
+        {
+          cause: error,
+          details: { field },
+        },
+      );
+    }
+  }
+
+  private retried(request: SqlRequest, signal: AbortSignal | undefined): Promise<SqlRows> {
     return pRetry(() => this.limit(() => this.driver.run(request)), {
       retries: this.settings.retries,
       minTimeout: FIRST_RETRY_WAIT_MS,
@@ -401,7 +419,7 @@ class SqlSourceConnector implements SignalConnector {
         // The source's own wait (Retry-After), when longer than the backoff's.
         const wait = error instanceof ConnectorError ? (error.retryAfterMs ?? 0) : 0;
         if (retriesLeft > 0 && wait > FIRST_RETRY_WAIT_MS) {
-          await new Promise((resolve) => setTimeout(resolve, Math.min(wait, MAX_RETRY_WAIT_MS)));
+          await sleep(Math.min(wait, MAX_RETRY_WAIT_MS), undefined, signal === undefined ? {} : { signal });
         }
       },
     });
