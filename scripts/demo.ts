@@ -10,13 +10,15 @@
  * 4. Submit one hypothesis per comparison over the API, approve the portfolio as
  *    a PM, claim and report each build as an agent, approve each launch.
  * 5. Run the clock. The worker polls every experiment through the `postgres`
- *    connector and decides: pauses, analysis gates, or nothing. This script only
- *    moves the clock and prints what the runtime did.
+ *    connector (or the source's, below) and decides: pauses, analysis gates, or
+ *    nothing. This script only moves the clock and prints what the runtime did.
  * 6. Print a table per comparison against the fixed-horizon result on the full
  *    data, and a summary. The API and the worker keep running for exploration.
  *
  * `--source mariadb` keeps the app database on MariaDB (TEST_MYSQL_URL or
- * mysql://root@127.0.0.1:3306) and reads it with the `mysql` connector; the
+ * mysql://root@127.0.0.1:3306) and reads it with the `mysql` connector;
+ * `--source duckdb` exports it as Parquet files into .tmp/demo-duckdb (the
+ * worker's SOURCE_CSV_DIR) and reads them with the `duckdb` connector. The
  * decisions are the same as on Postgres (the default, `--source postgres`).
  *
  * Environment: DATABASE_URL (a Postgres URL on the server to use; set by
@@ -35,8 +37,9 @@ import type { ParsedMail } from "mailparser";
 // biome-ignore lint/style/noRestrictedImports: the demo administers its own databases (create and drop), outside the runtime's storage layer
 import pg from "pg";
 import { type AsosComparison, closeAppPools, createAppDatabase, loadAsos, SIM_EPOCH, setClock } from "./demo/asos";
+import { createDuckdbAppFiles, type DuckdbApp } from "./demo/duckdb-app";
 import { createMariadbAppDatabase, type MariadbApp } from "./demo/mariadb-app";
-import { demoOutcomeYaml } from "./demo/outcome";
+import { type DemoSource, demoOutcomeYaml } from "./demo/outcome";
 import { type DemoRow, fullDataResult, renderReport, summarize } from "./demo/report";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -50,15 +53,19 @@ const PM = "pm@asos-demo.example";
 const QUEUE_PREFIX = "outcome-runtime-demo";
 const RUNTIME_DB = "outcome_runtime_demo";
 const APP_DB = "outcome_runtime_demo_app";
+/** `--source duckdb`: the directory of the exported files, under the repository's root. */
+const DUCKDB_DIR = ".tmp/demo-duckdb";
 const DAY_MS = 86_400_000;
 const ALPHA = 0.05;
 
-/** Where the team's analytics are kept: `--source postgres` (default) or `--source mariadb`. */
-function sourceArgument(argv: readonly string[]): "postgres" | "mariadb" {
+/** Where the team's analytics are kept: `--source postgres` (default), `--source mariadb` or `--source duckdb`. */
+function sourceArgument(argv: readonly string[]): DemoSource {
   const at = argv.indexOf("--source");
   const value = at === -1 ? (argv.find((a) => a.startsWith("--source="))?.slice(9) ?? "postgres") : argv[at + 1];
-  if (value === "postgres" || value === "mariadb") return value;
-  process.stderr.write(`demo: --source ${value ?? "(nothing)"}: write --source postgres or --source mariadb\n`);
+  if (value === "postgres" || value === "mariadb" || value === "duckdb") return value;
+  process.stderr.write(
+    `demo: --source ${value ?? "(nothing)"}: write --source postgres, --source mariadb or --source duckdb\n`,
+  );
   process.exit(2);
 }
 const SOURCE = sourceArgument(process.argv.slice(2));
@@ -296,27 +303,37 @@ async function main(): Promise<void> {
   );
 
   step(
-    `writing the checkpoints into the app database ${APP_DB}${SOURCE === "mariadb" ? " on MariaDB" : ""} (the team's analytics, on a simulated clock)`,
+    SOURCE === "duckdb"
+      ? `writing the checkpoints as Parquet into ${DUCKDB_DIR} (the team's analytics, on a simulated clock)`
+      : `writing the checkpoints into the app database ${APP_DB}${SOURCE === "mariadb" ? " on MariaDB" : ""} (the team's analytics, on a simulated clock)`,
   );
-  let mariadbApp: MariadbApp | undefined;
+  // The app outside Postgres (its clock, its newest checkpoints), and what the API and the worker need to read it.
+  let otherApp: MariadbApp | DuckdbApp | undefined;
   let appUrl = "";
-  let appReaderUrl: string;
+  let sourceEnv: NodeJS.ProcessEnv;
   if (SOURCE === "mariadb") {
-    mariadbApp = await createMariadbAppDatabase(
+    const mariadbApp = await createMariadbAppDatabase(
       process.env.TEST_MYSQL_URL ?? "mysql://root@127.0.0.1:3306",
       APP_DB,
       comparisons,
     );
-    appReaderUrl = mariadbApp.readerUrl;
+    otherApp = mariadbApp;
+    sourceEnv = { OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: mariadbApp.readerUrl };
+  } else if (SOURCE === "duckdb") {
+    const duckdbApp = await createDuckdbAppFiles(`${root}${DUCKDB_DIR}`, comparisons);
+    otherApp = duckdbApp;
+    // The directory the duckdb connector may read, and only it: the demo's keys in .tmp stay out of its sandbox.
+    sourceEnv = { SOURCE_CSV_DIR: duckdbApp.dir };
   } else {
     const app = await createAppDatabase(serverUrl, APP_DB, comparisons);
     appUrl = app.url;
-    appReaderUrl = app.readerUrl;
     await setClock(appUrl, -1);
+    // The app database as the read-only role: the runtime never reads a source as a role that could write.
+    sourceEnv = { OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: app.readerUrl };
   }
-  const moveClock = (day: number) => (mariadbApp === undefined ? setClock(appUrl, day) : mariadbApp.setClock(day));
+  const moveClock = (day: number) => (otherApp === undefined ? setClock(appUrl, day) : otherApp.setClock(day));
   const newestCheckpoints = () =>
-    mariadbApp === undefined ? newestPostgresCheckpoints(appUrl) : mariadbApp.newestCheckpoints();
+    otherApp === undefined ? newestPostgresCheckpoints(appUrl) : otherApp.newestCheckpoints();
 
   step(`starting the API and the worker on a fresh runtime database ${RUNTIME_DB}`);
   const runtimeUrl = await recreateDatabase(serverUrl, RUNTIME_DB);
@@ -333,8 +350,7 @@ async function main(): Promise<void> {
     QUEUE_PREFIX,
     OUTCOME_RUNTIME_API_KEY: adminKey,
     OUTCOME_RUNTIME_URL: url,
-    // The app database as the read-only role: the runtime never reads a source as a role that could write.
-    OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL: appReaderUrl,
+    ...sourceEnv,
     RECONCILE_INTERVAL_MS: "1000",
     WORKER_CONCURRENCY: "6",
     OUTCOME_RUNTIME_WEBHOOK_URL: hooks.url,
@@ -538,7 +554,7 @@ async function main(): Promise<void> {
   hooks.server.close();
   await mail.close();
   await closeAppPools();
-  await mariadbApp?.close();
+  await otherApp?.close();
   step("the API and the worker keep running");
   say(`API:        ${url}  (OpenAPI at ${url}/docs)`);
   say(

@@ -1,29 +1,52 @@
 import { connectorSql } from "./asos";
+import { DUCKDB_TABLES, duckdbConnectorSql } from "./duckdb-app";
 import { mysqlConnectorSql } from "./mariadb-app";
+
+/** Where the demo keeps the team's analytics (`pnpm demo --source ...`). */
+export type DemoSource = "postgres" | "mariadb" | "duckdb";
 
 /**
  * The demo's outcome file: ASOS metric 1 (binary) as the signal and metric 2
- * (continuous) as a guardrail, both read by the `postgres` connector (or, with
- * `source: mariadb`, the `mysql` connector) from the app database named by `OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL`; a kill threshold; every gate
- * assigned to `pm`.
+ * (continuous) as a guardrail, both read by the `postgres` connector from the
+ * app database named by `OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL` (with
+ * `source: mariadb`, the `mysql` connector, from the same variable; with
+ * `source: duckdb`, the `duckdb` connector, from the Parquet files of
+ * duckdb-app.ts in the worker's SOURCE_CSV_DIR); a kill threshold; every
+ * gate assigned to `pm`.
  */
 export function demoOutcomeYaml(options: {
   id: string;
   pm: string;
   alpha: number;
-  /** The team's analytics: `postgres` (default) or `mariadb` (read by the `mysql` connector). */
-  source?: "postgres" | "mariadb";
+  /** The team's analytics: `postgres` (default), `mariadb` (read by the `mysql` connector) or `duckdb` (files). */
+  source?: DemoSource;
 }): string {
   const { id: OUTCOME, pm: PM, alpha: ALPHA } = options;
-  const mariadb = options.source === "mariadb";
-  const type = mariadb ? "mysql" : "postgres";
-  const sql = mariadb ? mysqlConnectorSql : connectorSql;
   const indent = (text: string, n: number) =>
     text
       .trim()
       .split("\n")
       .map((l) => " ".repeat(n) + l)
       .join("\n");
+  /** The `connector:` mapping's body for `metric`, indented by `n`. */
+  const connector = (metric: number, n: number): string => {
+    const source = options.source ?? "postgres";
+    const settings =
+      source === "duckdb"
+        ? [
+            "type: duckdb",
+            "# The files are in the worker's SOURCE_CSV_DIR (.tmp/demo-duckdb, set by scripts/demo.ts).",
+            "base_dir: .",
+            "tables:",
+            ...Object.entries(DUCKDB_TABLES).map(([name, file]) => `  ${name}: ${file}`),
+          ]
+        : [
+            `type: ${source === "mariadb" ? "mysql" : "postgres"}`,
+            "database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL",
+          ];
+    const sql = source === "duckdb" ? duckdbConnectorSql : source === "mariadb" ? mysqlConnectorSql : connectorSql;
+    return indent([...settings, "timeout: 10s", "query: |", indent(sql(metric), 2)].join("\n"), n);
+  };
   return `# The demo's outcome, written by scripts/demo.ts. Signal: ASOS metric 1 (binary);
 # guardrail: ASOS metric 2 (continuous), both read from the demo's app database.
 version: 1
@@ -40,11 +63,7 @@ signal:
   unit: user
   poll_interval: 1s
   connector:
-    type: ${type}
-    database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL
-    timeout: 10s
-    query: |
-${indent(sql(1), 6)}
+${connector(1, 4)}
 target:
   direction: increase
   value: 1%
@@ -58,11 +77,7 @@ constraints:
       max_regression: 5%
       relative: true
       connector:
-        type: ${type}
-        database_url_env: OUTCOME_RUNTIME_SOURCE_ASOS_APP_DATABASE_URL
-        timeout: 10s
-        query: |
-${indent(sql(2), 10)}
+${connector(2, 8)}
   kill:
     max_harm: 2%
     relative: true
