@@ -31,10 +31,10 @@ export interface ContractTable {
 }
 
 /** The two ways the runtime reads a connector: one request for many experiments, or one experiment at a time. */
-export type ContractForm = "batched" | "single";
+type ContractForm = "batched" | "single";
 
 /** A metric kind the cases read. */
-export type ContractKind = "proportion" | "mean";
+type ContractKind = "proportion" | "mean";
 
 /**
  * The forms a connector has: the same for every metric kind, or per kind
@@ -202,10 +202,9 @@ const CONTRACT_CASES: readonly ContractCase[] = [
   },
 ];
 
-/** The window every case reads; a source that needs a time per row (csv) writes one inside it. */
-export const CONTRACT_FROM = new Date("2026-11-01T00:00:00.000Z");
+/** The window every case reads, (FROM, TO]; a source that needs a time per row (csv) writes CONTRACT_TO. */
+const FROM = new Date("2026-11-01T00:00:00.000Z");
 export const CONTRACT_TO = new Date("2026-11-08T00:00:00.000Z");
-const FROM = CONTRACT_FROM;
 const TO = CONTRACT_TO;
 
 /** The forms `forms` declares for `kind`. */
