@@ -8,6 +8,11 @@
  * one-experiment form, and checks what the runtime would store: the same
  * aggregates for every connector, or the same error code for the same
  * experiment, and nothing of another experiment lost with it.
+ *
+ * A connector without a batched read (`fetchBatchAggregates` absent: csv, or
+ * mixpanel for a mean) declares the forms it has; every case then runs in each
+ * of them, and a test checks that the batched read is indeed absent, so a
+ * form left out is a fact the suite asserts, not a test skipped.
  */
 import type { ArmAggregate, SignalConnector } from "@outcome-runtime/connectors";
 import { ConnectorError } from "@outcome-runtime/connectors";
@@ -25,6 +30,22 @@ export interface ContractTable {
   readonly rows: readonly (readonly [ContractCell, ContractCell, ContractCell, ContractCell, ContractCell])[];
 }
 
+/** The two ways the runtime reads a connector: one request for many experiments, or one experiment at a time. */
+type ContractForm = "batched" | "single";
+
+/** A metric kind the cases read. */
+type ContractKind = "proportion" | "mean";
+
+/**
+ * The forms a connector has: the same for every metric kind, or per kind
+ * (mixpanel batches a proportion, not a mean). "single" is always among them:
+ * `fetchArmAggregates` is required of every connector.
+ */
+export type ContractForms =
+  | readonly ["batched", "single"]
+  | readonly ["single"]
+  | Readonly<Record<ContractKind, readonly ["batched", "single"] | readonly ["single"]>>;
+
 /** How a connector's source is made to answer a table. */
 export interface ContractHarness {
   /**
@@ -32,7 +53,7 @@ export interface ContractHarness {
    * batched form (one request for many experiments, rows named by an
    * `experiment` column) or the one-experiment form.
    */
-  open(table: ContractTable, form: "batched" | "single", kind: "proportion" | "mean"): Promise<SignalConnector>;
+  open(table: ContractTable, form: ContractForm, kind: ContractKind): Promise<SignalConnector>;
   /** Releases what the harness holds (servers, databases). */
   close?(): Promise<void>;
 }
@@ -48,7 +69,7 @@ type Expected = readonly (readonly [string, number, number, number])[] | { reado
 
 interface ContractCase {
   readonly name: string;
-  readonly kind: "proportion" | "mean";
+  readonly kind: ContractKind;
   readonly table: ContractTable;
   readonly a: Expected;
   readonly b: Expected;
@@ -181,16 +202,30 @@ const CONTRACT_CASES: readonly ContractCase[] = [
   },
 ];
 
+/** The window every case reads, (FROM, TO]; a source that needs a time per row (csv) writes CONTRACT_TO. */
 const FROM = new Date("2026-11-01T00:00:00.000Z");
-const TO = new Date("2026-11-08T00:00:00.000Z");
+export const CONTRACT_TO = new Date("2026-11-08T00:00:00.000Z");
+const TO = CONTRACT_TO;
+
+/** The forms `forms` declares for `kind`. */
+function formsOf(forms: ContractForms, kind: ContractKind): readonly ContractForm[] {
+  return "proportion" in forms ? forms[kind] : forms;
+}
 
 /**
- * Declares the contract's tests for one connector (a vitest `describe`).
+ * Declares the contract's tests for one connector (a vitest `describe`):
+ * every case in every form the connector has, and, for a kind read one
+ * experiment at a time only, a test that its connector has no batched read.
  *
  * @param name the connector type, for the test names
+ * @param forms the forms the connector has (all kinds alike, or per kind)
  * @param harness makes the connector's source answer each case
  */
-export function describeConnectorContract(name: string, harness: () => Promise<ContractHarness>): void {
+export function describeConnectorContract(
+  name: string,
+  forms: ContractForms,
+  harness: () => Promise<ContractHarness>,
+): void {
   describe(`connector contract: ${name}`, () => {
     let opened: ContractHarness | undefined;
     const get = async (): Promise<ContractHarness> => {
@@ -201,44 +236,64 @@ export function describeConnectorContract(name: string, harness: () => Promise<C
       await opened?.close?.();
     });
 
-    for (const c of CONTRACT_CASES) {
-      it(`batched: ${c.name}`, async () => {
-        const connector = await (await get()).open(c.table, "batched", c.kind);
+    for (const kind of ["proportion", "mean"] as const) {
+      if (formsOf(forms, kind).includes("batched")) continue;
+      const table = CONTRACT_CASES.find((c) => c.kind === kind)?.table;
+      it(`a ${kind} is read one experiment at a time only: no fetchBatchAggregates`, async () => {
+        if (table === undefined) throw new Error(`no case of kind ${kind}`);
+        const connector = await (await get()).open(table, "single", kind);
         try {
-          expect(connector.fetchBatchAggregates, `${name}: the batched form has fetchBatchAggregates`).toBeTypeOf(
-            "function",
-          );
-          const answer = await connector.fetchBatchAggregates?.({
-            experiments: [
-              { ...EXPERIMENT_A, from: FROM },
-              { ...EXPERIMENT_B, from: FROM },
-            ],
-            to: TO,
-          });
-          expect([...(answer?.keys() ?? [])].sort()).toEqual([A, B].sort());
-          expectAnswer(answer?.get(A), c.a, A);
-          expectAnswer(answer?.get(B), c.b, B);
+          expect(connector.fetchBatchAggregates, `${name}: declared without a batched form`).toBeUndefined();
+          expect(connector.fetchArmAggregates).toBeTypeOf("function");
         } finally {
           await connector.close();
         }
       });
+    }
 
-      it(`one experiment at a time: ${c.name}`, async () => {
-        const connector = await (await get()).open(c.table, "single", c.kind);
-        try {
-          for (const [experiment, expected] of [
-            [EXPERIMENT_A, c.a],
-            [EXPERIMENT_B, c.b],
-          ] as const) {
-            const answer = await connector
-              .fetchArmAggregates({ ...experiment, from: FROM, to: TO })
-              .catch((error: unknown) => error);
-            expectAnswer(answer as ArmAggregate[] | ConnectorError, expected, experiment.experimentKey);
+    for (const c of CONTRACT_CASES) {
+      const caseForms = formsOf(forms, c.kind);
+      if (caseForms.includes("batched")) {
+        it(`batched: ${c.name}`, async () => {
+          const connector = await (await get()).open(c.table, "batched", c.kind);
+          try {
+            expect(connector.fetchBatchAggregates, `${name}: the batched form has fetchBatchAggregates`).toBeTypeOf(
+              "function",
+            );
+            const answer = await connector.fetchBatchAggregates?.({
+              experiments: [
+                { ...EXPERIMENT_A, from: FROM },
+                { ...EXPERIMENT_B, from: FROM },
+              ],
+              to: TO,
+            });
+            expect([...(answer?.keys() ?? [])].sort()).toEqual([A, B].sort());
+            expectAnswer(answer?.get(A), c.a, A);
+            expectAnswer(answer?.get(B), c.b, B);
+          } finally {
+            await connector.close();
           }
-        } finally {
-          await connector.close();
-        }
-      });
+        });
+      }
+
+      if (caseForms.includes("single")) {
+        it(`one experiment at a time: ${c.name}`, async () => {
+          const connector = await (await get()).open(c.table, "single", c.kind);
+          try {
+            for (const [experiment, expected] of [
+              [EXPERIMENT_A, c.a],
+              [EXPERIMENT_B, c.b],
+            ] as const) {
+              const answer = await connector
+                .fetchArmAggregates({ ...experiment, from: FROM, to: TO })
+                .catch((error: unknown) => error);
+              expectAnswer(answer as ArmAggregate[] | ConnectorError, expected, experiment.experimentKey);
+            }
+          } finally {
+            await connector.close();
+          }
+        });
+      }
     }
   });
 }

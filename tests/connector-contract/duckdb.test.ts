@@ -21,7 +21,7 @@ function literal(cell: string | number | bigint | null): string {
   return String(cell);
 }
 
-describeConnectorContract("duckdb", async (): Promise<ContractHarness> => {
+describeConnectorContract("duckdb", ["batched", "single"], async (): Promise<ContractHarness> => {
   const dir = mkdtempSync(join(tmpdir(), "ort-duckdb-contract-"));
   const instance = await DuckDBInstance.create(":memory:");
   const writer = await instance.connect();

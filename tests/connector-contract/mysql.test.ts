@@ -7,7 +7,7 @@ import { createTableSql, insertSql } from "./sql-tables";
 const TYPES = { text: "VARCHAR(200)", integer: "BIGINT", float: "DOUBLE", decimal: "DECIMAL(40,0)" } as const;
 const quote = (id: string) => `\`${id}\``;
 
-describeConnectorContract("mysql", async (): Promise<ContractHarness> => {
+describeConnectorContract("mysql", ["batched", "single"], async (): Promise<ContractHarness> => {
   const source = await createMysqlSourceDatabase();
   let n = 0;
   return {

@@ -9,7 +9,7 @@ import { createTableSql, insertSql } from "./sql-tables";
 const TYPES = { text: "text", integer: "bigint", float: "double precision", decimal: "numeric" } as const;
 const quote = (id: string) => `"${id}"`;
 
-describeConnectorContract("postgres", async (): Promise<ContractHarness> => {
+describeConnectorContract("postgres", ["batched", "single"], async (): Promise<ContractHarness> => {
   const source = await createSourceDatabase();
   const admin = new pg.Client({ connectionString: source.adminUrl });
   await admin.connect();

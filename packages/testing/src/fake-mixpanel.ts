@@ -185,6 +185,17 @@ function answer(events: readonly FakeMixpanelEvent[], request: FakeMixpanelReque
   return { data: { series, values: Object.fromEntries(top.map((t) => [t.name, t.values])) }, legend_size: top.length };
 }
 
+/**
+ * The value of a segmentation expression (an `on` or a `where`) for one event
+ * with `properties`, by the grammar the fake answers with: a test that writes
+ * its own answer body (`override`) still segments and filters as Mixpanel does.
+ *
+ * @throws Error naming the place of a syntax error
+ */
+export function evaluateExpression(expression: string, properties: FakeMixpanelEvent["properties"]): unknown {
+  return evaluate(parse(expression), { event: "", distinctId: "", date: "", properties });
+}
+
 // The expression grammar (reference/segmentation-expressions.mdx).
 
 type Value = string | number | boolean | null | undefined | Value[];

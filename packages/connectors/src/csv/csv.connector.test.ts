@@ -187,6 +187,42 @@ describe("csv connector: other layouts", () => {
     ]);
   });
 
+  it("refuses two aggregate rows for one arm at one ts, rather than keeping either, in the polled experiment only", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "csv-duplicate-"));
+    try {
+      await writeFile(
+        join(dir, "twice.csv"),
+        [
+          "ts,experiment,arm,units,sum,sum_sq",
+          "2026-03-02T00:00:00Z,exp-1,control,10,1,1",
+          "2026-03-02T00:00:00Z,exp-2,control,5,1,1",
+          "2026-03-02T00:00:00Z,exp-1,control,12,2,2",
+          "2026-03-02T00:00:00Z,exp-2,treatment,6,2,2",
+          "2026-03-03T00:00:00Z,exp-2,control,7,1,1",
+          "",
+        ].join("\n"),
+      );
+      const read = (experimentKey: string) =>
+        createConnector({ type: "csv", path: "twice.csv" }, { ...proportion, baseDir: dir }).fetchArmAggregates(
+          window("2026-03-01T00:00:00Z", "2026-03-04T00:00:00Z", { experimentKey }),
+        );
+      const error = await failure(read("exp-1"));
+      expect(error.code).toBe("bad_response");
+      expect(error.message).toBe(
+        'csv twice.csv: line 4 (arm "control"): a second row for arm "control" at ts "2026-03-02T00:00:00Z" (the first is line 2); a file of cumulative aggregates has one row per arm and ts in each experiment',
+      );
+      expect(error.details).toMatchObject({ file: "twice.csv", line: 4, firstLine: 2, value: "control" });
+      // The other experiment's rows, one per arm and ts (the same arm again at a later ts), read as before.
+      expect((await read("exp-2")).map((r) => [r.arm, r.units, r.ts?.toISOString()])).toEqual([
+        ["control", 5, "2026-03-02T00:00:00.000Z"],
+        ["treatment", 6, "2026-03-02T00:00:00.000Z"],
+        ["control", 7, "2026-03-03T00:00:00.000Z"],
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("replays the file's timeline from the experiment's start at `speed` times real time", async () => {
     // One file day per second: day 1 at the start, day 2 one second later, day 3 (two seconds) not yet.
     const connector = createConnector({ type: "replay", path: "aggregates.csv", speed: 86_400 }, proportion);

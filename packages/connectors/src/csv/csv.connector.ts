@@ -220,6 +220,8 @@ class CsvConnector implements SignalConnector {
     >();
     let previous = Number.NEGATIVE_INFINITY;
     let first: number | undefined;
+    /** Aggregate layout: each arm's last row (its file ts and line), so a second row for one (arm, ts) is refused. */
+    const lastOfArm = new Map<string, { ts: number; line: number }>();
 
     for await (const { record, line } of rows) {
       const cell = (col: number): string => record[col] ?? "";
@@ -244,6 +246,18 @@ class CsvConnector implements SignalConnector {
           `csv ${name}: line ${line}, column ${s.columns.arm}: ${show(arm)} is not an arm of experiment ${JSON.stringify(window.experimentKey)} (its arms: ${window.arms.join(", ")}); fix the arm name, or add an ${s.columns.experiment} column to tell experiments apart`,
           { details: { file: name, line, column: s.columns.arm, value: arm, unknownArms: [arm] } },
         );
+      }
+      if (valueCol === undefined) {
+        // Two cumulative aggregates as of one time cannot both be true; keeping either would hide the conflict.
+        const last = lastOfArm.get(arm);
+        if (last !== undefined && last.ts === fileTs) {
+          throw new ConnectorError(
+            "bad_response",
+            `csv ${name}: line ${line} (arm ${JSON.stringify(arm)}): a second row for arm ${JSON.stringify(arm)} at ${s.columns.ts} ${show(cell(tsCol))} (the first is line ${last.line}); a file of cumulative aggregates has one row per arm and ${s.columns.ts}${experimentCol === undefined ? "" : ` in each ${s.columns.experiment}`}`,
+            { details: { file: name, line, column: s.columns.arm, value: arm, firstLine: last.line } },
+          );
+        }
+        lastOfArm.set(arm, { ts: fileTs, line });
       }
       const current = state.get(arm) ?? { units: 0, sum: 0, sumSq: 0 };
       if (valueCol !== undefined) {

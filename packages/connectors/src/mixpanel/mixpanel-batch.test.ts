@@ -242,6 +242,25 @@ describe("mixpanel connector: batched reads, abuse cases", () => {
     expect(oversized.message).toContain("larger than 8 MiB");
   });
 
+  it("refuses a segment the answer names twice for its experiment only; the others read as one by one", async () => {
+    const keys = keysOf(2);
+    for (const [i, k] of keys.entries()) track(k, i);
+    const connector = createConnector(config(), context());
+    // Mixpanel's answer with one segment written a second time (legal JSON text; JSON.parse keeps the last).
+    fake.override = (_request, computed) => ({
+      body: JSON.stringify(computed()).replace('"values":{', '"values":{"exp-000 | control":{"2026-03-01":999},'),
+    });
+    const answer = await batched(connector)(batchOf(keys));
+    const twice = answer.get("exp-000");
+    expect(twice).toBeInstanceOf(ConnectorError);
+    expect((twice as ConnectorError).code).toBe("bad_response");
+    expect((twice as ConnectorError).message).toContain('the segment "exp-000 | control" appears twice in data.values');
+    fake.override = null;
+    expect(answer.get("exp-001")).toEqual(
+      await connector.fetchArmAggregates({ experimentKey: "exp-001", arms: ARMS, from: FROM, to: TO }),
+    );
+  });
+
   it("escapes quotes and backslashes in keys: the where matches exactly the batch's keys", async () => {
     const hostile = ['a" or "1" == "1', "b\\", 'c\\" or properties["Experiment name"] == "victim', '"] or true or ["'];
     for (const [i, k] of hostile.entries()) track(k, i);

@@ -247,6 +247,22 @@ describe("mixpanel connector: mean", () => {
     expect(sum?.params.get("event")).toBe("Order completed");
   });
 
+  it("refuses a /segmentation/sum answer that names one date twice, rather than keep one of the sums", async () => {
+    handler = (request, res) => {
+      if (request.path === "/segmentation") return json(res, 200, segmentation(request, { control: 100 }));
+      res.writeHead(200, { "Content-Type": "application/json" });
+      res.end(
+        '{"status":"ok","computed_at":"2026-03-07T18:30:02.000000+00:00","results":{"2026-03-01":300,"2026-03-01":350}}',
+      );
+    };
+    const connector = createConnector(config({ value_property: "amount" }), { ...proportion, metricKind: "mean" });
+    const error = await failure(connector.fetchArmAggregates(window));
+    expect(error.code).toBe("bad_response");
+    expect(error.message).toContain(
+      'mixpanel /segmentation/sum: the answer names "2026-03-01" twice in one object (at ["results"]["2026-03-01"])',
+    );
+  });
+
   it("reads the outcome series of a mean with /segmentation/average; a proportion has none", async () => {
     handler = (_request, res) => json(res, 200, { status: "ok", results: { "2026-03-02": 8.25, "2026-03-01": 8.5 } });
     const connector = createConnector(config({ value_property: "amount" }), { ...proportion, metricKind: "mean" });
@@ -355,8 +371,60 @@ describe("mixpanel connector: errors", () => {
       "no data.values object",
     );
     handler = (request, res) =>
+      json(res, 200, {
+        data: { series: [], values: { control: { [request.params.get("from_date") ?? ""]: "12 users" } } },
+      });
+    const text = await failure(createConnector(config(), proportion).fetchArmAggregates(window));
+    expect(text.code).toBe("bad_response");
+    expect(text.message).toContain(
+      'the count of "control" on 2026-03-01 (data.values["control"]) is "12 users", not a count',
+    );
+  });
+
+  it("reads a count sent as numeric text as its number, as every source's (the connector contract)", async () => {
+    handler = (request, res) =>
       json(res, 200, { data: { series: [], values: { control: { [request.params.get("from_date") ?? ""]: "12" } } } });
-    expect((await failure(createConnector(config(), proportion).fetchArmAggregates(window))).code).toBe("bad_response");
+    expect(await createConnector(config(), proportion).fetchArmAggregates(window)).toEqual([
+      { arm: "control", units: 12, sum: 12, sum_sq: 12, ts: null },
+    ]);
+  });
+
+  it("refuses a segment the answer names twice (JSON.parse would keep the last), and only that segment", async () => {
+    // Raw bodies: a repeated key is legal JSON text, and JSON.stringify cannot write one.
+    const answer = (request: Recorded, values: string): string => {
+      const from = JSON.stringify(request.params.get("from_date") ?? "");
+      return `{"data":{"series":[${from}],"values":${values.replaceAll("DAY", from)}},"legend_size":2}`;
+    };
+    const raw =
+      (body: (request: Recorded) => string): Handler =>
+      (request, res) => {
+        res.writeHead(200, { "Content-Type": "application/json" });
+        res.end(body(request));
+      };
+    handler = raw((request) => answer(request, '{"control":{DAY:10},"treatment":{DAY:9},"control":{DAY:12}}'));
+    const twice = await failure(createConnector(config(), proportion).fetchArmAggregates(window));
+    expect(twice.code).toBe("bad_response");
+    expect(twice.message).toContain('the segment "control" appears twice in data.values');
+    expect(twice.details).toMatchObject({ segment: "control", field: 'data.values["control"]' });
+
+    // One date twice within a segment (written as an escape, still the same key once parsed).
+    handler = raw((request) => answer(request, '{"control":{DAY:10,DAY:12},"treatment":{DAY:9}}'));
+    expect((await failure(createConnector(config(), proportion).fetchArmAggregates(window))).message).toMatch(
+      /data\.values\["control"\] names "2026-03-01" twice/u,
+    );
+    handler = raw((request) => answer(request, '{"control":{DAY:10},"\\u0063ontrol":{DAY:12}}'));
+    expect((await failure(createConnector(config(), proportion).fetchArmAggregates(window))).message).toContain(
+      'the segment "control" appears twice',
+    );
+
+    // Outside the segments, a repeated key fails the whole answer.
+    handler = raw((request) => {
+      const day = JSON.stringify(request.params.get("from_date") ?? "");
+      return `{"data":{"series":[],"values":{}},"data":{"series":[${day}],"values":{"control":{${day}:10}}}}`;
+    });
+    const outside = await failure(createConnector(config(), proportion).fetchArmAggregates(window));
+    expect(outside.code).toBe("bad_response");
+    expect(outside.message).toContain('the answer names "data" twice in one object (at ["data"])');
   });
 
   it("times out a request that gets no answer", async () => {

@@ -39,7 +39,7 @@
  * Mixpanel UI (`funnel_id`, `bookmark_id`); they are not used.
  */
 import { guardedFetch } from "@outcome-runtime/netguard";
-import { assertWindow, checkArmAggregates, checkSeries, type RawArmRow } from "../boundary-checks";
+import { assertWindow, checkArmAggregates, checkSeries, parseNumber, type RawArmRow } from "../boundary-checks";
 import { ConfigReader, show } from "../config-reader";
 import type {
   ArmAggregate,
@@ -408,7 +408,7 @@ class MixpanelConnector implements SignalConnector {
       to_date: range.toDate,
     };
     if (s.filter !== undefined) params.where = s.filter;
-    const body = await queryApiGet(s.api, "/segmentation/average", params, signal);
+    const { body } = await queryApiGet(s.api, "/segmentation/average", params, signal);
     const results = resultsOf(body, "/segmentation/average");
     const rows = Object.entries(results).map(([date, value]) => ({
       ts: `${date.slice(0, 10)}T00:00:00Z`,
@@ -435,7 +435,7 @@ class MixpanelConnector implements SignalConnector {
     limit: number,
     signal: AbortSignal | undefined,
   ): Promise<Map<string, number | ConnectorError>> {
-    const body = await queryApiGet(
+    const { body, repeatedSegments } = await queryApiGet(
       this.settings.api,
       "/segmentation",
       {
@@ -449,6 +449,7 @@ class MixpanelConnector implements SignalConnector {
         limit: String(limit),
       },
       signal,
+      ["data", "values"],
     );
     const data = isRecord(body) ? body.data : undefined;
     const values = isRecord(data) ? data.values : undefined;
@@ -463,6 +464,22 @@ class MixpanelConnector implements SignalConnector {
     for (const [segment, byDate] of Object.entries(values)) {
       counts.set(segment, segmentCount(event, segment, byDate, range));
     }
+    // JSON.parse kept one of the repeated entries: the segment's count is unknown, and refused rather than guessed.
+    for (const [segment, keyPath] of repeatedSegments) {
+      const field = `data.values[${JSON.stringify(segment)}]`;
+      const twice =
+        keyPath.length === 3
+          ? `the segment ${JSON.stringify(segment)} appears twice in data.values`
+          : `${field} names ${JSON.stringify(keyPath.at(-1))} twice`;
+      counts.set(
+        segment,
+        new ConnectorError(
+          "bad_response",
+          `mixpanel /segmentation: ${twice}, two counts of unique users of ${JSON.stringify(event)} where there is one; check experiment_property, variant_property and api_url`,
+          { details: { path: "/segmentation", segment, field } },
+        ),
+      );
+    }
     return counts;
   }
 
@@ -473,7 +490,7 @@ class MixpanelConnector implements SignalConnector {
     range: DateRange,
     signal: AbortSignal | undefined,
   ): Promise<number> {
-    const body = await queryApiGet(
+    const { body } = await queryApiGet(
       this.settings.api,
       "/segmentation/sum",
       {
@@ -488,14 +505,15 @@ class MixpanelConnector implements SignalConnector {
     );
     let total = 0;
     for (const [date, value] of Object.entries(resultsOf(body, "/segmentation/sum"))) {
-      if (typeof value !== "number" || !Number.isFinite(value)) {
+      const n = parseNumber(value);
+      if (n === undefined) {
         throw new ConnectorError(
           "bad_response",
           `mixpanel /segmentation/sum: the sum on ${date} is ${show(value)}, not a number; check that value_property is numeric`,
           { details: { path: "/segmentation/sum", date, value } },
         );
       }
-      total += value;
+      total += n;
     }
     return total;
   }
@@ -512,12 +530,14 @@ function segmentCount(event: string, segment: string, byDate: unknown, range: Da
     );
   }
   const nonZero: number[] = [];
-  for (const [date, count] of Object.entries(byDate)) {
-    if (typeof count !== "number" || !Number.isFinite(count) || count < 0) {
+  for (const [date, raw] of Object.entries(byDate)) {
+    // Numeric text ("70") reads as its number, as from every other source (parseNumber); anything else is no count.
+    const count = parseNumber(raw);
+    if (count === undefined || count < 0) {
       return new ConnectorError(
         "bad_response",
-        `mixpanel /segmentation: the count of ${JSON.stringify(segment)} on ${date} (${field}) is ${show(count)}, not a count`,
-        { details: { path: "/segmentation", segment, date, value: count, field } },
+        `mixpanel /segmentation: the count of ${JSON.stringify(segment)} on ${date} (${field}) is ${show(raw)}, not a count`,
+        { details: { path: "/segmentation", segment, date, value: raw, field } },
       );
     }
     if (count !== 0) nonZero.push(count);

@@ -159,20 +159,36 @@ function pausedError(settings: Pick<QueryApiSettings, "projectId">, waitMs: numb
   );
 }
 
+/** A Query API answer: the parsed body, and the segments whose entries its text repeats (see {@link queryApiGet}). */
+export interface QueryApiAnswer {
+  readonly body: unknown;
+  /** Segment (a key of the object at `segmentsAt`) → the path of the first key repeated in or at it. */
+  readonly repeatedSegments: ReadonlyMap<string, readonly string[]>;
+}
+
 /**
  * GETs `path` (e.g. `/segmentation`) with `params`, and returns the parsed
  * JSON body. The request must have been counted with {@link spendQueries}.
  *
+ * A key repeated within one object of the body (legal JSON text, which
+ * `JSON.parse` reads by keeping the last value silently) is two values where
+ * the answer has one: it is `bad_response`, unless it lies below
+ * `segmentsAt` (e.g. `["data", "values"]`), where it concerns one segment
+ * alone and is returned in `repeatedSegments` for the caller to refuse that
+ * segment.
+ *
  * @throws ConnectorError `auth_failed` (401, 403), `rate_limited` (429, with
  *   `retryAfterMs`), `unavailable` (5xx, network), `timeout`, `query_failed`
- *   (other 4xx, with Mixpanel's message), `bad_response` (a body that is not JSON)
+ *   (other 4xx, with Mixpanel's message), `bad_response` (a body that is not
+ *   JSON, or repeats a key outside `segmentsAt`)
  */
 export async function queryApiGet(
   settings: QueryApiSettings,
   path: string,
   params: Readonly<Record<string, string>>,
   signal?: AbortSignal,
-): Promise<unknown> {
+  segmentsAt?: readonly string[],
+): Promise<QueryApiAnswer> {
   const key = projectKey(settings);
   const paused = pausedUntil.get(key);
   if (paused !== undefined && paused > Date.now()) throw pausedError(settings, paused - Date.now());
@@ -188,10 +204,74 @@ export async function queryApiGet(
     throw abortedError(path, signal);
   }
   try {
-    return await send(settings, key, path, params, signal);
+    const { body, text } = await send(settings, key, path, params, signal);
+    const repeatedSegments = new Map<string, readonly string[]>();
+    for (const keyPath of repeatedKeys(text)) {
+      const segment =
+        segmentsAt !== undefined && keyPath.length > segmentsAt.length && segmentsAt.every((k, i) => keyPath[i] === k)
+          ? keyPath[segmentsAt.length]
+          : undefined;
+      if (segment === undefined) {
+        const at = keyPath.map((k) => `[${JSON.stringify(k)}]`).join("");
+        throw new ConnectorError(
+          "bad_response",
+          `mixpanel ${path}: the answer names ${JSON.stringify(keyPath.at(-1))} twice in one object (at ${at}), two values where there is one; check api_url`,
+          { details: { path, field: at } },
+        );
+      }
+      if (!repeatedSegments.has(segment)) repeatedSegments.set(segment, keyPath);
+    }
+    return { body, repeatedSegments };
   } finally {
     release();
   }
+}
+
+/**
+ * The keys `text` (valid JSON) repeats within one object, each as the path of
+ * keys from the root to the repeated one (array items by their index). RFC
+ * 8259 §4 leaves repeated names to the parser; `JSON.parse` keeps the last.
+ */
+export function repeatedKeys(text: string): string[][] {
+  /** An open object (its keys so far, the current key) or array (the current index). */
+  interface Open {
+    readonly keys: Set<string> | null;
+    readonly path: readonly string[];
+    key: string;
+    index: number;
+    expectsKey: boolean;
+  }
+  const found: string[][] = [];
+  const open: Open[] = [];
+  let i = 0;
+  while (i < text.length) {
+    const c = text[i];
+    const top = open.at(-1);
+    if (c === '"') {
+      let end = i + 1;
+      while (end < text.length && text[end] !== '"') end += text[end] === "\\" ? 2 : 1;
+      if (top?.keys != null && top.expectsKey) {
+        const key = JSON.parse(text.slice(i, end + 1)) as string;
+        if (top.keys.has(key)) found.push([...top.path, key]);
+        top.keys.add(key);
+        top.key = key;
+        top.expectsKey = false;
+      }
+      i = end + 1;
+      continue;
+    }
+    if (c === "{" || c === "[") {
+      const path = top === undefined ? [] : [...top.path, top.keys === null ? String(top.index) : top.key];
+      open.push({ keys: c === "{" ? new Set() : null, path, key: "", index: 0, expectsKey: c === "{" });
+    } else if (c === "}" || c === "]") {
+      open.pop();
+    } else if (c === "," && top !== undefined) {
+      if (top.keys === null) top.index++;
+      else top.expectsKey = true;
+    }
+    i++;
+  }
+  return found;
 }
 
 async function send(
@@ -200,7 +280,7 @@ async function send(
   path: string,
   params: Readonly<Record<string, string>>,
   signal: AbortSignal | undefined,
-): Promise<unknown> {
+): Promise<{ body: unknown; text: string }> {
   const query = new URLSearchParams({ project_id: settings.projectId });
   if (settings.workspaceId !== undefined) query.set("workspace_id", String(settings.workspaceId));
   for (const [name, value] of Object.entries(params)) query.set(name, value);
@@ -297,7 +377,7 @@ async function send(
       { details },
     );
   }
-  return parsed;
+  return { body: parsed, text: body };
 }
 
 /** The body as text, or null when it is larger than `limit` bytes (reading stops there). */
