@@ -54,8 +54,9 @@ import type {
 } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
+import { isRecord } from "../http-response";
 import { vendorApiUrl } from "../vendor-hosts";
-import { isRecord, MIXPANEL_REGION_URLS, type QueryApiSettings, queryApiGet, spendQueries } from "./query-api-client";
+import { MIXPANEL_REGION_URLS, type QueryApiSettings, queryApiGet, spendQueries } from "./query-api-client";
 
 const FIELDS = [
   "project_id",

@@ -7,6 +7,7 @@
  */
 import { OutboundBlockedError } from "@outcome-runtime/netguard";
 import { ConnectorError } from "../connector-error";
+import { isRecord, parseRetryAfter, readCapped } from "../http-response";
 
 /** Mixpanel's documented Query API limits, per project. */
 export const MIXPANEL_QUERIES_PER_HOUR = 60;
@@ -380,30 +381,6 @@ async function send(
   return { body: parsed, text: body };
 }
 
-/** The body as text, or null when it is larger than `limit` bytes (reading stops there). */
-async function readCapped(response: Response, limit: number): Promise<string | null> {
-  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > limit) {
-    await response.body?.cancel().catch(() => {});
-    return null;
-  }
-  if (response.body === null) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
 function abortedError(path: string, signal: AbortSignal | undefined): ConnectorError {
   // The worker aborts a poll that outlasts its timeout (POLL_TIMEOUT_MS) with a TimeoutError: say so.
   const timedOut = (signal?.reason as { name?: string } | undefined)?.name === "TimeoutError";
@@ -425,17 +402,4 @@ function errorText(body: string): string {
     // not JSON
   }
   return body.trim().slice(0, 200);
-}
-
-/** `Retry-After` as delay-seconds or an HTTP date, in ms; null when absent or unreadable. */
-function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
-  if (value === null) return null;
-  const text = value.trim();
-  if (/^\d+$/u.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
-}
-
-export function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }

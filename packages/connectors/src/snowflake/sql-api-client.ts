@@ -26,6 +26,7 @@
 import { randomUUID } from "node:crypto";
 import { OutboundBlockedError } from "@outcome-runtime/netguard";
 import { ConnectorError } from "../connector-error";
+import { isRecord, parseRetryAfter, readCapped } from "../http-response";
 import type { KeyPairAuth } from "./key-pair-auth";
 
 /** The largest response body read, in bytes; a larger one stops reading (`bad_response`). */
@@ -513,41 +514,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }, ms);
     signal.addEventListener("abort", onAbort, { once: true });
   });
-}
-
-/** The body as text, or null when it is larger than `limit` bytes (reading stops there). */
-async function readCapped(response: Response, limit: number): Promise<string | null> {
-  const declared = Number(response.headers.get("content-length") ?? Number.NaN);
-  if (Number.isFinite(declared) && declared > limit) {
-    await response.body?.cancel().catch(() => {});
-    return null;
-  }
-  if (response.body === null) return "";
-  const reader = response.body.getReader();
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > limit) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
-
-/** `Retry-After` as delay-seconds or an HTTP date, in ms; null when absent or unreadable. */
-function parseRetryAfter(value: string | null, now: number = Date.now()): number | null {
-  if (value === null) return null;
-  const text = value.trim();
-  if (/^\d+$/u.test(text)) return Number(text) * 1000;
-  const date = Date.parse(text);
-  return Number.isNaN(date) ? null : Math.max(0, date - now);
-}
-
-function isRecord(value: unknown): value is Record<string, unknown> {
-  return value !== null && typeof value === "object" && !Array.isArray(value);
 }
