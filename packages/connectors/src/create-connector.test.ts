@@ -22,17 +22,19 @@ function failure(fn: () => unknown): ConnectorError {
 }
 
 describe("createConnector", () => {
-  it("knows postgres, mixpanel, csv and replay (another name for csv)", () => {
-    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay"]);
+  it("knows postgres, mixpanel, csv, replay (another name for csv) and the SQL sources", () => {
+    expect(CONNECTOR_TYPES).toEqual(["postgres", "mixpanel", "csv", "replay", "bigquery"]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });
 
   it("refuses an unknown type, listing the known ones", () => {
-    const error = failure(() => createConnector({ type: "bigquery" }, context));
+    const error = failure(() => createConnector({ type: "amplitude" }, context));
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
-    expect(error.message).toContain('unknown connector type "bigquery"; known types: postgres, mixpanel, csv, replay');
+    expect(error.message).toContain(
+      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, bigquery',
+    );
   });
 
   it("refuses unknown fields, naming them and the fields the type takes", () => {

@@ -370,12 +370,12 @@ describe("parseOutcome: diagnostics", () => {
   });
 
   it("checks connector types against options.connectors", () => {
-    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay"]);
-    const bigquery = example.replace("type: postgres", "type: bigquery");
-    const found = errors(parseOutcome(bigquery));
+    expect(KNOWN_CONNECTORS).toEqual(["postgres", "mixpanel", "csv", "replay", "bigquery"]);
+    const amplitude = example.replace("type: postgres", "type: amplitude");
+    const found = errors(parseOutcome(amplitude));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);
-    expect(found[0]?.hint).toContain("postgres, mixpanel, csv, replay");
-    expect(parseOutcome(bigquery, { connectors: [...KNOWN_CONNECTORS, "bigquery"] }).ok).toBe(true);
+    expect(found[0]?.hint).toContain("postgres, mixpanel, csv, replay, bigquery");
+    expect(parseOutcome(amplitude, { connectors: [...KNOWN_CONNECTORS, "amplitude"] }).ok).toBe(true);
     const onlyReplay = errors(parseOutcome(example, { connectors: ["replay"] }));
     expect(onlyReplay.map((e) => e.code)).toEqual(["unknown_connector", "unknown_connector"]);
   });

@@ -20,7 +20,7 @@ import { humanPath, SourcePositions } from "./source-positions.js";
  * `csv`). Kept in step with `CONNECTOR_TYPES` of @outcome-runtime/connectors,
  * which spec does not import (it may import only core).
  */
-export const KNOWN_CONNECTORS: readonly string[] = Object.freeze(["postgres", "mixpanel", "csv", "replay"]);
+export const KNOWN_CONNECTORS: readonly string[] = Object.freeze(["postgres", "mixpanel", "csv", "replay", "bigquery"]);
 
 /**
  * The largest outcome file read, in bytes (UTF-8): 1 MiB. An outcome is a
