@@ -52,34 +52,34 @@ import { renderStatus } from "./render";
  * other commands do not pay for the parser.
  */
 /**
- * Which form each `postgres` query and each `mixpanel` connector of a valid
- * outcome uses, by the metric's path (e.g. `constraints.guardrails[0]`):
- * `batched` (many experiments per request: a query that uses `:experiments`, a
- * Mixpanel proportion) or `single` (one per request: `:experiment`, a Mixpanel mean).
+ * Which form each SQL query (`postgres`, `bigquery`, ...) and each `mixpanel`
+ * connector of a valid outcome uses, by the metric's path (e.g.
+ * `constraints.guardrails[0]`): `batched` (many experiments per request: a
+ * query that uses `:experiments`, a Mixpanel proportion) or `single` (one per
+ * request: `:experiment`, a Mixpanel mean). A csv replay has no form.
  */
-async function queryForms(
-  spec: unknown,
-): Promise<{ path: string; connector: "postgres" | "mixpanel"; form: "batched" | "single" }[]> {
+async function queryForms(spec: unknown): Promise<{ path: string; connector: string; form: "batched" | "single" }[]> {
   const { readsInBatches } = await import("@outcome-runtime/connectors");
   return connectorPointers(spec)
-    .filter((c) => c.config.type === "postgres" || c.config.type === "mixpanel")
+    .filter((c) => typeof c.config.type === "string" && c.config.type !== "csv" && c.config.type !== "replay")
     .map((c) => ({
       path: humanPath(c.pointer.replace(/\/connector$/, "")),
-      connector: c.config.type === "mixpanel" ? "mixpanel" : "postgres",
+      connector: String(c.config.type),
       form: readsInBatches(c.config as { type: string }) ? "batched" : "single",
     }));
 }
 
 /** The line `validate` prints for a connector's form. */
-function formLine(q: { path: string; connector: "postgres" | "mixpanel"; form: "batched" | "single" }): string {
+function formLine(q: { path: string; connector: string; form: "batched" | "single" }): string {
   if (q.connector === "mixpanel") {
     return q.form === "batched"
       ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
       : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
   }
+  const source = q.connector === "postgres" ? "query" : `${q.connector} query`;
   return q.form === "batched"
-    ? `  ${q.path}: query reads many experiments at once (:experiments), one query per batch`
-    : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`;
+    ? `  ${q.path}: ${source} reads many experiments at once (:experiments), one query per batch`
+    : `  ${q.path}: ${source} reads one experiment at a time (:experiment); :experiments reads many at once`;
 }
 
 async function offlineConnectorCheck(

@@ -32,16 +32,19 @@ describe("createConnector", () => {
       "duckdb",
       "clickhouse",
       "snowflake",
+      "bigquery",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });
 
   it("refuses an unknown type, listing the known ones", () => {
-    const error = failure(() => createConnector({ type: "oracle" }, context));
+    const error = failure(() => createConnector({ type: "amplitude" }, context));
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
-    expect(error.message).toContain('unknown connector type "oracle"; known types: postgres, mixpanel, csv, replay');
+    expect(error.message).toContain(
+      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery',
+    );
   });
 
   it("refuses unknown fields, naming them and the fields the type takes", () => {

@@ -45,42 +45,90 @@ export interface CredentialRequirement {
   /** The setting that names it (`database_url_env` or `database_url_secret`). */
   readonly field: string;
   readonly ref: CredentialRef;
+  /**
+   * The setting that names a workspace secret instead, for hints, when it is
+   * not `<credential>_secret` (`bigquery`'s `credentials_file_env` has no
+   * secret form; `credentials_json_secret` holds the key instead).
+   */
+  readonly secretSetting?: string;
 }
 
-/** The credentials each connector type needs, in the order they are checked; an `optional` one may be left out. */
-const CREDENTIALS: Readonly<Record<string, readonly { credential: string; what: string; optional?: boolean }[]>> =
-  Object.freeze({
-    postgres: [{ credential: "database_url", what: "the connection string (postgres://...) of a read-only role" }],
-    mixpanel: [
-      { credential: "username", what: "the service account's username" },
-      { credential: "secret", what: "the service account's secret" },
-    ],
-    csv: [],
-    replay: [],
-    mysql: [
-      {
-        credential: "database_url",
-        what: "the connection string (mysql://user:password@host:3306/database) of a read-only account",
-      },
-    ],
-    clickhouse: [
-      {
-        credential: "url",
-        what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
-      },
-    ],
-    snowflake: [
-      { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
-      { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
-    ],
-  });
+/**
+ * One credential: its name, what it is (for messages), the forms it may be
+ * named in (default both), and whether it may be left out (`optional`).
+ */
+interface CredentialNeed {
+  readonly credential: string;
+  readonly what: string;
+  readonly forms?: readonly CredentialRef["via"][];
+  readonly optional?: boolean;
+}
+
+/** A credential a connector needs, or one of several it may be given instead (`oneOf`: exactly one is named). */
+type CredentialEntry = CredentialNeed | { readonly oneOf: readonly CredentialNeed[] };
+
+/** The credentials each connector type needs, in the order they are checked. */
+const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object.freeze({
+  postgres: [{ credential: "database_url", what: "the connection string (postgres://...) of a read-only role" }],
+  mixpanel: [
+    { credential: "username", what: "the service account's username" },
+    { credential: "secret", what: "the service account's secret" },
+  ],
+  // The key JSON itself (a workspace secret, or a variable holding it), or the path of the key file on the
+  // API's and the worker's hosts (a mounted secret), in a variable.
+  bigquery: [
+    {
+      oneOf: [
+        { credential: "credentials_json", what: "the service account's JSON key" },
+        { credential: "credentials_file", what: "the path of the service account's JSON key file", forms: ["env"] },
+      ],
+    },
+  ],
+  csv: [],
+  replay: [],
+  mysql: [
+    {
+      credential: "database_url",
+      what: "the connection string (mysql://user:password@host:3306/database) of a read-only account",
+    },
+  ],
+  clickhouse: [
+    {
+      credential: "url",
+      what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
+    },
+  ],
+  snowflake: [
+    { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
+    { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
+  ],
+});
+
+/** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */
+function entriesOf(type: string): readonly CredentialEntry[] | undefined {
+  return CREDENTIALS[type] ?? registeredCredentials(type);
+}
+
+function alternativesOf(entry: CredentialEntry): readonly CredentialNeed[] {
+  return "oneOf" in entry ? entry.oneOf : [entry];
+}
+
+function settingsOf(need: CredentialNeed): string[] {
+  return (need.forms ?? ["env", "secret"]).map((via) => `${need.credential}_${via}`);
+}
 
 /** The settings of every credential of a connector type (`database_url_env`, `database_url_secret`, ...). */
 export function credentialFields(type: string): string[] {
-  return (CREDENTIALS[type] ?? registeredCredentials(type) ?? []).flatMap(({ credential }) => [
-    `${credential}_env`,
-    `${credential}_secret`,
-  ]);
+  return (entriesOf(type) ?? []).flatMap((entry) => alternativesOf(entry).flatMap(settingsOf));
+}
+
+/**
+ * The credential settings of a connector type, grouped: exactly one setting
+ * of each group is given (`[["database_url_env", "database_url_secret"]]`;
+ * `bigquery`: `[["credentials_json_env", "credentials_json_secret", "credentials_file_env"]]`).
+ */
+export function credentialChoices(type: string): string[][] {
+  return (entriesOf(type) ?? []).map((entry) => alternativesOf(entry).flatMap(settingsOf));
 }
 
 /**
@@ -89,11 +137,16 @@ export function credentialFields(type: string): string[] {
  *
  * @throws ConnectorError `invalid_config` naming the setting, the value and the fix
  */
-export function readCredentialRef(reader: ConfigReader, credential: string, what: string): CredentialRequirement {
+export function readCredentialRef(
+  reader: ConfigReader,
+  credential: string,
+  what: string,
+  forms: readonly CredentialRef["via"][] = ["env", "secret"],
+): CredentialRequirement {
   const envField = `${credential}_env`;
   const secretField = `${credential}_secret`;
-  const hasEnv = reader.has(envField);
-  const hasSecret = reader.has(secretField);
+  const hasEnv = forms.includes("env") && reader.has(envField);
+  const hasSecret = forms.includes("secret") && reader.has(secretField);
   if (hasEnv && hasSecret) {
     throw reader.invalid(
       secretField,
@@ -116,7 +169,7 @@ export function readCredentialRef(reader: ConfigReader, credential: string, what
         typeof value === "string" && /^[A-Z_][A-Z0-9_]*$/u.test(value)
           ? `${show(value)} is not a source variable: only names starting with ${SOURCE_ENV_PREFIX} may be used`
           : `${show(value)} is not the name of a source environment variable`,
-        `ask the operator to put ${what} in a variable such as ${suggestEnvName(value)} (on the API and the worker), or use ${secretField} with a workspace secret`,
+        `ask the operator to put ${what} in a variable such as ${suggestEnvName(value)} (on the API and the worker)${forms.includes("secret") ? `, or use ${secretField} with a workspace secret` : ""}`,
         { value },
       );
     }
@@ -153,17 +206,62 @@ function suggestEnvName(value: unknown): string {
  */
 export function connectorCredentials(config: ConnectorConfig): CredentialRequirement[] {
   if (config === null || typeof config !== "object" || typeof config.type !== "string") return [];
-  const needs: readonly { credential: string; what: string; optional?: boolean }[] | undefined =
-    CREDENTIALS[config.type] ?? registeredCredentials(config.type);
-  if (needs === undefined) return [];
+  if (entriesOf(config.type) === undefined) return [];
   // Only the credential settings are read here; the connector checks the others when it is created.
-  const reader = new ConfigReader(config, Object.keys(config));
-  return needs
+  return credentialRequirements(new ConfigReader(config, Object.keys(config)));
+}
+
+/**
+ * The credentials the settings `reader` reads name, for its connector type.
+ *
+ * @throws ConnectorError `invalid_config` when a credential's settings are missing, doubled or malformed
+ */
+export function credentialRequirements(reader: ConfigReader): CredentialRequirement[] {
+  return (entriesOf(reader.type) ?? [])
     .filter(
-      ({ credential, optional }) =>
-        optional !== true || reader.has(`${credential}_env`) || reader.has(`${credential}_secret`),
+      (entry) =>
+        "oneOf" in entry || entry.optional !== true || settingsOf(entry).some((setting) => reader.has(setting)),
     )
-    .map(({ credential, what }) => readCredentialRef(reader, credential, what));
+    .map((entry) =>
+      "oneOf" in entry
+        ? readOneOfCredentialRef(reader, entry.oneOf)
+        : readCredentialRef(reader, entry.credential, entry.what, entry.forms),
+    );
+}
+
+/**
+ * Reads the one credential of `alternatives` the settings name: exactly one
+ * of all their settings must be given.
+ *
+ * @throws ConnectorError `invalid_config` naming the settings when none or several are given, or the one given is malformed
+ */
+function readOneOfCredentialRef(reader: ConfigReader, alternatives: readonly CredentialNeed[]): CredentialRequirement {
+  const all = alternatives.flatMap(settingsOf);
+  const secret = all.find((field) => field.endsWith("_secret"));
+  const given = all.filter((field) => reader.has(field));
+  if (given.length > 1) {
+    throw reader.invalid(given[1] ?? "", `${given.join(" and ")} are set`, `keep one of ${all.join(", ")}`);
+  }
+  const chosen = alternatives.find((need) => settingsOf(need).includes(given[0] ?? ""));
+  if (chosen === undefined) {
+    const ways = alternatives.flatMap((need) =>
+      (need.forms ?? ["env", "secret"]).map((via) =>
+        via === "secret"
+          ? `${need.credential}_secret: <name> for a workspace secret holding ${need.what} (outcome-runtime secrets set <name>)`
+          : `${need.credential}_env: ${SOURCE_ENV_PREFIX}<NAME> for a variable of the API and the worker holding ${need.what}`,
+      ),
+    );
+    const named = secret ?? all[0] ?? "";
+    throw reader.invalid(
+      named,
+      `is missing (so are ${all.filter((f) => f !== named).join(" and ")})`,
+      `give one of ${ways.join("; ")}`,
+    );
+  }
+  const requirement = readCredentialRef(reader, chosen.credential, chosen.what, chosen.forms);
+  return secret === undefined || secret === `${chosen.credential}_secret`
+    ? requirement
+    : { ...requirement, secretSetting: secret };
 }
 
 /**

@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { CONNECTOR_TYPES, createConnector } from "./create-connector";
+import { credentialChoices } from "./credentials";
 
 type Node = Record<string, unknown>;
 const schema = JSON.parse(
@@ -39,6 +40,10 @@ const SAMPLES: Record<string, unknown> = {
   columns: { ts: "day", arm: "variant", value: "v", units: "n", sum: "s", sum_sq: "ss", experiment: "exp" },
   speed: 60,
   snapshot_every: "1h",
+  location: "EU",
+  dataset: "product",
+  maximum_bytes_billed: "50 GB",
+  labels: { team: "growth" },
   max_concurrency: 2,
   retries: 1,
   base_dir: "exports",
@@ -59,10 +64,14 @@ const SAMPLES: Record<string, unknown> = {
   private_key_secret: "snowflake-key",
   private_key_passphrase_env: "OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_PASSPHRASE",
   private_key_passphrase_secret: "snowflake-key-passphrase",
+  credentials_json_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY",
+  credentials_json_secret: "bigquery-key",
+  credentials_file_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY_FILE",
 };
 
-/** Samples that differ by connector type (an api_url is the vendor's own). */
+/** Samples of a type whose field has another shape than the same field of another type. */
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
+  bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
 };
 
@@ -73,6 +82,8 @@ const credentials = {
   url: "https://reader:pw@clickhouse.internal:8443",
   private_key: "(read at the first request)",
   private_key_passphrase: "p",
+  credentials_json: "{}",
+  credentials_file: "/run/secrets/bigquery-key.json",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -88,16 +99,17 @@ describe("connectors and the outcome schema", () => {
     expect(branches.flatMap((b) => b.types).sort()).toEqual([...CONNECTOR_TYPES].sort());
   });
 
-  it("accept every field the schema declares (a credential's two forms one at a time)", () => {
+  it("accept every field the schema declares (each credential's forms one at a time)", () => {
     for (const { types, fields } of branches) {
       for (const type of types) {
-        // Each credential is named one way: the `_env` forms, then the `_secret` forms.
-        for (const form of ["_env", "_secret"]) {
-          const other = form === "_env" ? "_secret" : "_env";
-          const used = fields.filter((f) => !(f.endsWith(other) && fields.includes(f.slice(0, -other.length) + form)));
-          const config = Object.fromEntries(
-            used.map((field) => [field, TYPE_SAMPLES[type]?.[field] ?? SAMPLES[field]]),
-          );
+        // Each credential is named one way: the first of its settings, then the second, ...
+        const choices = credentialChoices(type);
+        const ways = Math.max(1, ...choices.map((c) => c.length));
+        for (let way = 0; way < ways; way++) {
+          const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
+          const used = fields.filter((f) => !unused.includes(f));
+          const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
+          const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
           expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
           const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
           expect(created.describe().length).toBeGreaterThan(0);

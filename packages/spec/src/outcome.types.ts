@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -118,6 +118,7 @@ export type Connector =
   | DuckdbConnector
   | ClickHouseConnector
   | SnowflakeConnector
+  | BigQueryConnector
   | OtherConnector;
 
 /**
@@ -450,6 +451,80 @@ export interface SnowflakeConnector {
   max_concurrency: number;
   /**
    * Retries (with exponential backoff, at least the `Retry-After` Snowflake asks) of a read Snowflake throttled (429) or could not serve (5xx).
+   */
+  retries: number;
+}
+/**
+ * Reads the signal with your own GoogleSQL query on BigQuery, with a service account. Each query is dry-run first (it must be a SELECT scanning at most `maximum_bytes_billed`); every job carries the guard and the labels, a timeout and a row cap. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "BigQueryConnector".
+ */
+export interface BigQueryConnector {
+  /**
+   * Always `bigquery`.
+   */
+  type: "bigquery";
+  /**
+   * The project that runs and pays for the jobs (the service account needs `roles/bigquery.jobUser` on it); the tables may live in other projects.
+   */
+  project_id: string;
+  /**
+   * Where the datasets are, and so where the jobs run: a multi-region (`US`, `EU`) or a region (`europe-west4`).
+   */
+  location: string;
+  /**
+   * The default dataset for unqualified table names: `dataset`, or `project.dataset` for one of another project.
+   */
+  dataset?: string;
+  /**
+   * GoogleSQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, optionally `ts` (and `experiment` in the batched form). Named parameters, passed as BigQuery query parameters: `:experiment` (STRING), `:experiments` and `:arms` (ARRAY<STRING>: write `IN UNNEST(:arms)`), `:from` and `:to` (TIMESTAMP). One SELECT, read only.
+   */
+  query: string;
+  /**
+   * GoogleSQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * Name of the workspace secret holding the service account's JSON key (the whole file). Give this, `credentials_json_env` or `credentials_file_env`.
+   */
+  credentials_json_secret?: SecretName;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's JSON key.
+   */
+  credentials_json_env?: SourceEnvVarName;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the path of the service account's JSON key file (e.g. a mounted secret); the file is read again at each token request.
+   */
+  credentials_file_env?: SourceEnvVarName;
+  /**
+   * The cost guard: the most bytes one job may bill, sent on every job (BigQuery refuses a job over it before any charge) and checked against each query's dry run. A size (`10 GB`, `500 MB`, `1 TiB`) or a whole number of bytes, from 10 MiB to 1 PB.
+   */
+  maximum_bytes_billed: string | number;
+  /**
+   * Labels every job carries, for cost attribution (`app: outcome-runtime` and `outcome_runtime_read: signal | series` are added). BigQuery's rules: keys and values at most 63 lowercase letters, digits, `_` and `-`; a key starts with a letter; at most 64 labels.
+   */
+  labels?: {
+    [k: string]: string | number | undefined;
+  };
+  /**
+   * BigQuery's API endpoint, `https://bigquery.googleapis.com` (the default), or one the operator allows in `SOURCE_API_URLS` (a proxy; a local server in tests). The client adds `/bigquery/v2`.
+   */
+  api_endpoint?: string;
+  /**
+   * How long a read may take (the job's `jobTimeoutMs`), at most `1h`; a job running longer is cancelled. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout: Seconds;
+  /**
+   * The most rows a query may return; more is `too_many_rows`, and no more than this plus one are ever read.
+   */
+  max_rows: number;
+  /**
+   * The most queries this process runs at once on the project (shared by every connector reading it).
+   */
+  max_concurrency: number;
+  /**
+   * How many times a throttled (`rateLimitExceeded`, 429) or failing (5xx, `backendError`) read is retried, with exponential backoff.
    */
   retries: number;
 }
@@ -1015,7 +1090,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -1028,6 +1103,7 @@ export type ConnectorInput =
   | DuckdbConnectorInput
   | ClickHouseConnectorInput
   | SnowflakeConnectorInput
+  | BigQueryConnectorInput
   | OtherConnectorInput;
 
 /**
@@ -1364,6 +1440,80 @@ export interface SnowflakeConnectorInput {
   max_concurrency?: number;
   /**
    * Retries (with exponential backoff, at least the `Retry-After` Snowflake asks) of a read Snowflake throttled (429) or could not serve (5xx).
+   */
+  retries?: number;
+}
+/**
+ * Reads the signal with your own GoogleSQL query on BigQuery, with a service account. Each query is dry-run first (it must be a SELECT scanning at most `maximum_bytes_billed`); every job carries the guard and the labels, a timeout and a row cap. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "BigQueryConnector".
+ */
+export interface BigQueryConnectorInput {
+  /**
+   * Always `bigquery`.
+   */
+  type: "bigquery";
+  /**
+   * The project that runs and pays for the jobs (the service account needs `roles/bigquery.jobUser` on it); the tables may live in other projects.
+   */
+  project_id: string;
+  /**
+   * Where the datasets are, and so where the jobs run: a multi-region (`US`, `EU`) or a region (`europe-west4`).
+   */
+  location: string;
+  /**
+   * The default dataset for unqualified table names: `dataset`, or `project.dataset` for one of another project.
+   */
+  dataset?: string;
+  /**
+   * GoogleSQL returning the cumulative aggregate per arm: columns `arm`, `units`, `sum`, `sum_sq`, optionally `ts` (and `experiment` in the batched form). Named parameters, passed as BigQuery query parameters: `:experiment` (STRING), `:experiments` and `:arms` (ARRAY<STRING>: write `IN UNNEST(:arms)`), `:from` and `:to` (TIMESTAMP). One SELECT, read only.
+   */
+  query: string;
+  /**
+   * GoogleSQL returning the outcome's own time series: columns `ts` and `value`, one row per point. Named parameters: `:from` and `:to`. Left out: the outcome series is not read from this connector.
+   */
+  series_query?: string;
+  /**
+   * Name of the workspace secret holding the service account's JSON key (the whole file). Give this, `credentials_json_env` or `credentials_file_env`.
+   */
+  credentials_json_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's JSON key.
+   */
+  credentials_json_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the path of the service account's JSON key file (e.g. a mounted secret); the file is read again at each token request.
+   */
+  credentials_file_env?: SourceEnvVarNameInput;
+  /**
+   * The cost guard: the most bytes one job may bill, sent on every job (BigQuery refuses a job over it before any charge) and checked against each query's dry run. A size (`10 GB`, `500 MB`, `1 TiB`) or a whole number of bytes, from 10 MiB to 1 PB.
+   */
+  maximum_bytes_billed?: string | number;
+  /**
+   * Labels every job carries, for cost attribution (`app: outcome-runtime` and `outcome_runtime_read: signal | series` are added). BigQuery's rules: keys and values at most 63 lowercase letters, digits, `_` and `-`; a key starts with a letter; at most 64 labels.
+   */
+  labels?: {
+    [k: string]: string | number | undefined;
+  };
+  /**
+   * BigQuery's API endpoint, `https://bigquery.googleapis.com` (the default), or one the operator allows in `SOURCE_API_URLS` (a proxy; a local server in tests). The client adds `/bigquery/v2`.
+   */
+  api_endpoint?: string;
+  /**
+   * How long a read may take (the job's `jobTimeoutMs`), at most `1h`; a job running longer is cancelled. The worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout?: DurationInput;
+  /**
+   * The most rows a query may return; more is `too_many_rows`, and no more than this plus one are ever read.
+   */
+  max_rows?: number;
+  /**
+   * The most queries this process runs at once on the project (shared by every connector reading it).
+   */
+  max_concurrency?: number;
+  /**
+   * How many times a throttled (`rateLimitExceeded`, 429) or failing (5xx, `backendError`) read is retried, with exponential backoff.
    */
   retries?: number;
 }

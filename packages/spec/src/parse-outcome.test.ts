@@ -379,12 +379,13 @@ describe("parseOutcome: diagnostics", () => {
       "duckdb",
       "clickhouse",
       "snowflake",
+      "bigquery",
     ]);
-    const oracle = example.replace("type: postgres", "type: oracle");
-    const found = errors(parseOutcome(oracle));
+    const amplitude = example.replace("type: postgres", "type: amplitude");
+    const found = errors(parseOutcome(amplitude));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);
     expect(found[0]?.hint).toContain("postgres, mixpanel, csv, replay");
-    expect(parseOutcome(oracle, { connectors: [...KNOWN_CONNECTORS, "oracle"] }).ok).toBe(true);
+    expect(parseOutcome(amplitude, { connectors: [...KNOWN_CONNECTORS, "amplitude"] }).ok).toBe(true);
     const onlyReplay = errors(parseOutcome(example, { connectors: ["replay"] }));
     expect(onlyReplay.map((e) => e.code)).toEqual(["unknown_connector", "unknown_connector"]);
   });

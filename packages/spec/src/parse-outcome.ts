@@ -29,6 +29,7 @@ export const KNOWN_CONNECTORS: readonly string[] = Object.freeze([
   "duckdb",
   "clickhouse",
   "snowflake",
+  "bigquery",
 ]);
 
 /**

@@ -3,6 +3,7 @@
  * {@link SqlSourceDefinition}: its lexical rules, its own settings and its
  * driver; everything else is `sql-source.ts`'s.
  */
+import { BIGQUERY_SOURCE } from "../bigquery/bigquery.connector";
 import { CLICKHOUSE_SOURCE } from "../clickhouse/clickhouse.source";
 import { DUCKDB_SOURCE } from "../duckdb/duckdb.source";
 import { MYSQL_SOURCE } from "../mysql/mysql.source";
@@ -15,4 +16,5 @@ export const SQL_SOURCES: Readonly<Record<string, SqlSourceDefinition>> = Object
   duckdb: DUCKDB_SOURCE,
   clickhouse: CLICKHOUSE_SOURCE,
   snowflake: SNOWFLAKE_SOURCE,
+  bigquery: BIGQUERY_SOURCE,
 });

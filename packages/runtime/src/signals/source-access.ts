@@ -174,7 +174,7 @@ export async function resolveCredentials(
         throw refused(
           requirement,
           `the operator has not allowed workspace ${workspace.slug} to use ${ref.name}`,
-          `ask the operator to add it to SOURCE_ENV_WORKSPACES (${ref.name}=${[...allowed, workspace.slug].join(",")}), or use a workspace secret (${requirement.credential}_secret)`,
+          `ask the operator to add it to SOURCE_ENV_WORKSPACES (${ref.name}=${[...allowed, workspace.slug].join(",")}), or use a workspace secret (${requirement.secretSetting ?? `${requirement.credential}_secret`})`,
         );
       }
       const value = access.env[ref.name];
@@ -182,7 +182,7 @@ export async function resolveCredentials(
         throw unresolved(
           requirement,
           `the environment variable ${ref.name} is not set on the ${where}`,
-          `set it on the API and the worker, or use a workspace secret (${requirement.credential}_secret)`,
+          `set it on the API and the worker, or use a workspace secret (${requirement.secretSetting ?? `${requirement.credential}_secret`})`,
         );
       }
       values[requirement.credential] = value;
