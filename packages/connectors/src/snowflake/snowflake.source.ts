@@ -323,6 +323,7 @@ class SnowflakeDriver implements SqlDriver {
       deadlineMs: request.timeoutMs + CLIENT_GRACE_MS,
       signal: request.signal,
       label: `snowflake ${request.field}`,
+      field: request.field,
       positionOf: rendered.positionOf,
     });
     // Snowflake upper-cases unquoted names (AS units → UNITS); the result's columns are matched in lower case.
