@@ -172,7 +172,7 @@ function inFile(text: string, queryLine: string, token: string): { fileLine: num
   return { fileLine: fileLine(text, `      ${queryLine}\n`), column: 6 + queryLine.indexOf(token) + 1 };
 }
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&");
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&");
 
 /** Runs the dry run as text and as `--json`, and checks both against what the source holds. */
 async function expectRowsOfTheSource(file: string, type: string, form: "single" | "batched") {
@@ -211,7 +211,7 @@ async function expectSourceError(
   const printed = text.stderr.split("\n").find((l) => l.startsWith(`${file}:`)) ?? text.stderr;
   expect(printed).toMatch(
     new RegExp(
-      `^${escape(file)}:${expected.fileLine}:${expected.column}: error: ${escape(expected.field)}: .*${expected.message.source}.* \\[${expected.code}\\]$`,
+      `^${literal(file)}:${expected.fileLine}:${expected.column}: error: ${literal(expected.field)}: .*${expected.message.source}.* \\[${expected.code}\\]$`,
     ),
   );
   const json = await cli(["--json", "signals", "test", file, "--experiment", "checkout-v2", ...WINDOW]);
@@ -334,7 +334,7 @@ describe("signals test: duckdb", () => {
     expect(result.stdout).toBe("");
     expect(result.stderr).toMatch(
       new RegExp(
-        `^${escape(file.file)}:${fileLine(file.text, "    base_dir: ..")}:\\d+: error\\[invalid_connector\\]: .*base_dir`,
+        `^${literal(file.file)}:${fileLine(file.text, "    base_dir: ..")}:\\d+: error\\[invalid_connector\\]: .*base_dir`,
         "m",
       ),
     );
@@ -634,7 +634,7 @@ describe("signals test: mixpanel", () => {
     expect(result.stderr).not.toContain("not-the-secret");
     expect(result.stderr).toMatch(
       new RegExp(
-        `^${escape(file.file)}:${fileLine(file.text, "    username_env:")}:19: error: signal\\.connector\\.username_env: mixpanel /segmentation: the service account credentials were refused \\(401: Unauthorized\\); check username_env and secret_env.* \\[auth_failed\\]$`,
+        `^${literal(file.file)}:${fileLine(file.text, "    username_env:")}:19: error: signal\\.connector\\.username_env: mixpanel /segmentation: the service account credentials were refused \\(401: Unauthorized\\); check username_env and secret_env.* \\[auth_failed\\]$`,
         "m",
       ),
     );
