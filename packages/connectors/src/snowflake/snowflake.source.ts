@@ -81,6 +81,9 @@ const SNOWFLAKE_LEXICON: SqlLexicon = Object.freeze({
   stringQuotes: ["'"],
   backslashEscapes: true,
   hashComments: false,
+  dashCommentNeedsSpace: false,
+  slashComments: true,
+  executableComments: false,
   dollarStrings: true,
 });
 
