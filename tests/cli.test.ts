@@ -110,6 +110,128 @@ constraints:
     }
   });
 
+  it("says the form of every SQL source's query, of a csv file and of a connector module's type", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "validate-forms-"));
+    try {
+      // A connector of one's own, loaded from an absolute path as CONNECTOR_MODULES allows: batched when asked.
+      const module = join(dir, "warehouse-api.mjs");
+      writeFileSync(
+        module,
+        `export default {
+  type: "warehouse-api",
+  description: "arm aggregates from the team's warehouse API",
+  create: () => ({
+    describe: () => "warehouse-api",
+    fetchArmAggregates: async () => [],
+    fetchBatchAggregates: async () => new Map(),
+    fetchOutcomeSeries: async () => [],
+    close: async () => {},
+  }),
+  readsInBatches: (config) => config.batch === true,
+};
+`,
+      );
+      const W = "ts > :from AND ts <= :to";
+      const guardrail = (metric: string, connector: string) =>
+        `    - metric: ${metric}\n      kind: proportion\n      direction: decrease\n      max_regression: 1%\n      connector:\n${connector
+          .split("\n")
+          .map((l) => `        ${l}`)
+          .join("\n")}`;
+      writeFileSync(
+        join(dir, "outcome.yaml"),
+        `version: 1
+id: every-form
+name: Every form
+owner: owner@acme.example
+signal:
+  metric: conversion_rate
+  kind: proportion
+  unit: user
+  connector:
+    type: mysql
+    database_url_env: OUTCOME_RUNTIME_SOURCE_MYSQL_URL
+    query: "SELECT arm, units, conversions AS \`sum\`, conversions AS sum_sq FROM exposures WHERE experiment_key = :experiment AND ${W}"
+target:
+  direction: increase
+  value: 5%
+  relative: true
+horizon: 30d
+constraints:
+  guardrails:
+${[
+  guardrail(
+    "mysql_batched",
+    `type: mysql\ndatabase_url_env: OUTCOME_RUNTIME_SOURCE_MYSQL_URL\nquery: "SELECT experiment_key AS experiment, arm, units, 0 AS \`sum\`, 0 AS sum_sq FROM e WHERE experiment_key IN (:experiments) AND ${W}"`,
+  ),
+  guardrail(
+    "duckdb_single",
+    `type: duckdb\nquery: "SELECT arm, units, 0 AS sum, 0 AS sum_sq FROM e WHERE experiment_key = :experiment AND ${W}"`,
+  ),
+  guardrail(
+    "duckdb_batched",
+    `type: duckdb\nquery: "SELECT experiment_key AS experiment, arm, units, 0 AS sum, 0 AS sum_sq FROM e WHERE experiment_key = ANY(:experiments) AND ${W}"`,
+  ),
+  guardrail(
+    "clickhouse_single",
+    `type: clickhouse\nurl_env: OUTCOME_RUNTIME_SOURCE_CH_URL\nquery: "SELECT arm, units, 0 AS sum, 0 AS sum_sq FROM e WHERE experiment_key = :experiment AND ${W}"`,
+  ),
+  guardrail(
+    "clickhouse_batched",
+    `type: clickhouse\nurl_env: OUTCOME_RUNTIME_SOURCE_CH_URL\nquery: "SELECT experiment_key AS experiment, arm, units, 0 AS sum, 0 AS sum_sq FROM e WHERE has(:experiments, experiment_key) AND ${W}"`,
+  ),
+  guardrail(
+    "snowflake_single",
+    `type: snowflake\naccount: myorg-myaccount\nuser: reader\nwarehouse: WH\nrole: READER\ndatabase: DB\nprivate_key_env: OUTCOME_RUNTIME_SOURCE_SF_KEY\nquery: "SELECT arm, units, 0 AS sum, 0 AS sum_sq FROM e WHERE experiment_key = :experiment AND ${W}"`,
+  ),
+  guardrail(
+    "snowflake_batched",
+    `type: snowflake\naccount: myorg-myaccount\nuser: reader\nwarehouse: WH\nrole: READER\ndatabase: DB\nprivate_key_env: OUTCOME_RUNTIME_SOURCE_SF_KEY\nquery: "SELECT experiment_key AS experiment, arm, units, 0 AS sum, 0 AS sum_sq FROM e WHERE experiment_key IN (:experiments) AND ${W}"`,
+  ),
+  guardrail("module_batched", "type: warehouse-api\nbatch: true"),
+  guardrail("module_single", "type: warehouse-api\nbatch: false"),
+  guardrail("errors", "type: csv\npath: errors.csv"),
+].join("\n")}
+`,
+      );
+      writeFileSync(join(dir, "errors.csv"), "ts,arm,units,sum,sum_sq\n");
+      const result = await cli(["validate", join(dir, "outcome.yaml")], { CONNECTOR_MODULES: module });
+      expect(result.stderr).toBe("");
+      expect(result).toMatchObject({ code: 0 });
+      const single = ": query reads one experiment at a time (:experiment); :experiments reads many at once";
+      const batched = ": query reads many experiments at once (:experiments), one query per batch";
+      expect(result.stdout.trim().split("\n")).toEqual([
+        `${join(dir, "outcome.yaml")}: ok`,
+        `  signal${single}`,
+        `  constraints.guardrails[0]${batched}`,
+        `  constraints.guardrails[1]${single}`,
+        `  constraints.guardrails[2]${batched}`,
+        `  constraints.guardrails[3]${single}`,
+        `  constraints.guardrails[4]${batched}`,
+        `  constraints.guardrails[5]${single}`,
+        `  constraints.guardrails[6]${batched}`,
+        "  constraints.guardrails[7]: warehouse-api reads many experiments at once (its module's readsInBatches), one request per batch",
+        "  constraints.guardrails[8]: warehouse-api reads one experiment at a time (its module's readsInBatches), one request each",
+        "  constraints.guardrails[9]: csv reads one experiment at a time from its file",
+      ]);
+      const json = await cli(["--json", "validate", join(dir, "outcome.yaml")], { CONNECTOR_MODULES: module });
+      expect(JSON.parse(json.stdout).files[0].queries).toEqual([
+        { path: "signal", connector: "mysql", reads: "query", form: "single" },
+        { path: "constraints.guardrails[0]", connector: "mysql", reads: "query", form: "batched" },
+        { path: "constraints.guardrails[1]", connector: "duckdb", reads: "query", form: "single" },
+        { path: "constraints.guardrails[2]", connector: "duckdb", reads: "query", form: "batched" },
+        { path: "constraints.guardrails[3]", connector: "clickhouse", reads: "query", form: "single" },
+        { path: "constraints.guardrails[4]", connector: "clickhouse", reads: "query", form: "batched" },
+        { path: "constraints.guardrails[5]", connector: "snowflake", reads: "query", form: "single" },
+        { path: "constraints.guardrails[6]", connector: "snowflake", reads: "query", form: "batched" },
+        { path: "constraints.guardrails[7]", connector: "warehouse-api", reads: "module", form: "batched" },
+        { path: "constraints.guardrails[8]", connector: "warehouse-api", reads: "module", form: "single" },
+        { path: "constraints.guardrails[9]", connector: "csv", reads: "file", form: "single" },
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it("reports all three independent mistakes with line and column, and exits 1", async () => {
     const result = await cli(["validate", "packages/spec/fixtures/three-mistakes.yaml"]);
     expect(result.code).toBe(1);

@@ -10,6 +10,7 @@
  */
 import { readFile } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
+import { assertNever } from "@outcome-runtime/core";
 import {
   type ConnectorCheck,
   connectorPointers,
@@ -45,43 +46,64 @@ import {
 } from "./output";
 import { renderStatus } from "./render";
 
+/** The form one connector of a valid outcome reads in, by the metric's path (e.g. `constraints.guardrails[0]`). */
+interface ConnectorForm {
+  readonly path: string;
+  /** The connector type, as written. */
+  readonly connector: string;
+  /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
+  readonly reads: "query" | "mixpanel" | "file" | "module";
+  /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
+  readonly form: "batched" | "single";
+}
+
+/** The form each connector of a valid outcome reads in (`readsInBatches`, as the worker polls it). */
+async function connectorForms(spec: unknown): Promise<ConnectorForm[]> {
+  const { connectorReadKind, readsInBatches } = await import("@outcome-runtime/connectors");
+  return connectorPointers(spec).flatMap((c) => {
+    const config = c.config as { type: string };
+    const reads = connectorReadKind(config.type);
+    if (reads === undefined) return [];
+    return [
+      {
+        path: humanPath(c.pointer.replace(/\/connector$/, "")),
+        connector: config.type,
+        reads,
+        form: readsInBatches(config) ? "batched" : "single",
+      },
+    ];
+  });
+}
+
+/** The line `validate` prints for a connector's form. */
+function formLine(q: ConnectorForm): string {
+  const batched = q.form === "batched";
+  switch (q.reads) {
+    case "query":
+      return batched
+        ? `  ${q.path}: query reads many experiments at once (:experiments), one query per batch`
+        : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`;
+    case "mixpanel":
+      return batched
+        ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
+        : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
+    case "file":
+      return `  ${q.path}: ${q.connector} reads one experiment at a time from its file`;
+    case "module":
+      return batched
+        ? `  ${q.path}: ${q.connector} reads many experiments at once (its module's readsInBatches), one request per batch`
+        : `  ${q.path}: ${q.connector} reads one experiment at a time (its module's readsInBatches), one request each`;
+    default:
+      return assertNever(q.reads);
+  }
+}
+
 /**
  * The connectors' settings check (the SQL policy with PostgreSQL's parser,
  * credential references, csv paths), offline: the operator's allowed API
  * hosts are not known here, so the API checks those. Loaded on demand, so
  * other commands do not pay for the parser.
  */
-/**
- * Which form each SQL query (`postgres`, `bigquery`, ...) and each `mixpanel`
- * connector of a valid outcome uses, by the metric's path (e.g.
- * `constraints.guardrails[0]`): `batched` (many experiments per request: a
- * query that uses `:experiments`, a Mixpanel proportion) or `single` (one per
- * request: `:experiment`, a Mixpanel mean). A csv replay has no form.
- */
-async function queryForms(spec: unknown): Promise<{ path: string; connector: string; form: "batched" | "single" }[]> {
-  const { readsInBatches } = await import("@outcome-runtime/connectors");
-  return connectorPointers(spec)
-    .filter((c) => typeof c.config.type === "string" && c.config.type !== "csv" && c.config.type !== "replay")
-    .map((c) => ({
-      path: humanPath(c.pointer.replace(/\/connector$/, "")),
-      connector: String(c.config.type),
-      form: readsInBatches(c.config as { type: string }) ? "batched" : "single",
-    }));
-}
-
-/** The line `validate` prints for a connector's form. */
-function formLine(q: { path: string; connector: string; form: "batched" | "single" }): string {
-  if (q.connector === "mixpanel") {
-    return q.form === "batched"
-      ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
-      : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
-  }
-  const source = q.connector === "postgres" ? "query" : `${q.connector} query`;
-  return q.form === "batched"
-    ? `  ${q.path}: ${source} reads many experiments at once (:experiments), one query per batch`
-    : `  ${q.path}: ${source} reads one experiment at a time (:experiment); :experiments reads many at once`;
-}
-
 async function offlineConnectorCheck(
   baseDir: string,
 ): Promise<{ connectors: string[]; checkConnector: ConnectorCheck }> {
@@ -168,7 +190,7 @@ program
         file,
         ok: result.ok,
         errors: result.ok ? [] : result.errors,
-        queries: result.ok ? await queryForms(result.spec) : [],
+        queries: result.ok ? await connectorForms(result.spec) : [],
       });
     }
     if (options.json) {

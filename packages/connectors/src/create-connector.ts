@@ -94,6 +94,21 @@ export function readsInBatches(config: ConnectorConfig): boolean {
   return type === "postgres" && postgresReadsInBatches(config);
 }
 
+/**
+ * How a connector type reads, for people (`outcome-runtime validate`):
+ * `query` (a SQL source's query with named parameters: `postgres`, `mysql`,
+ * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `file` (`csv`,
+ * `replay`) or `module` (a type a connector module registered); undefined
+ * for a type nobody knows.
+ */
+export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | undefined {
+  const known = CONNECTOR_ALIASES[type] ?? type;
+  if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
+  if (known === "mixpanel") return "mixpanel";
+  if (known === "csv") return "file";
+  return registeredEntry(known) === undefined ? undefined : "module";
+}
+
 /** Why a connector's settings cannot be used, for `outcome-runtime validate` and the API's validate and apply. */
 export interface ConnectorSettingsProblem {
   /** `sql_refused` (a query the SQL policy refuses), `source_refused` (a host the vendor does not own), else `invalid_connector`. */

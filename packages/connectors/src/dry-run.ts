@@ -214,7 +214,13 @@ function describeError(error: unknown, metric: DryRunMetric): DryRunError {
   const setting =
     typeof details.sqlField === "string" ? details.sqlField : typeof details.field === "string" ? details.field : null;
   // A field named with its position (`query (line 2, column 5)`) is the setting `query`.
-  const field = setting === null ? null : setting.replace(/ \(.*\)$/u, "");
+  const named = setting === null ? null : setting.replace(/ \(.*\)$/u, "");
+  // A refused credential is about the setting that names it (`url_env`, `private_key_env`), whatever step of the
+  // read (the account check, the first request) met the refusal.
+  const field =
+    error.code === "auth_failed" && (named === null || !Object.hasOwn(metric.config, named))
+      ? (connectorCredentials(metric.config)[0]?.field ?? named)
+      : named;
   let line = typeof details.line === "number" ? details.line : null;
   if (line === null && typeof details.position === "number") {
     // The source's position is in the query as sent (parameters rewritten): its line is kept, not its column.
@@ -223,11 +229,12 @@ function describeError(error: unknown, metric: DryRunMetric): DryRunError {
   }
   const known = field !== null && Object.hasOwn(metric.config, field) ? field : null;
   const text = known === null ? undefined : metric.config[known];
+  const column = typeof details.column === "number" && details.column >= 1 ? details.column : null;
   const offset =
     typeof details.offset === "number"
       ? details.offset
       : line !== null && typeof text === "string"
-        ? lineStart(text, line)
+        ? positionIn(text, line, column)
         : null;
   return {
     code: error.code,
@@ -237,6 +244,18 @@ function describeError(error: unknown, metric: DryRunMetric): DryRunError {
     offset,
     location: metric.locate?.(known, known === null ? undefined : (offset ?? undefined)) ?? null,
   };
+}
+
+/**
+ * The offset of line `line`, column `column` (both 1-based, as the driver
+ * mapped them to the query as written) in `text`: the line's start when the
+ * column is unknown or past the line's end; null past the text's end.
+ */
+function positionIn(text: string, line: number, column: number | null): number | null {
+  const start = lineStart(text, line);
+  if (start === null || column === null) return start;
+  const end = text.indexOf("\n", start);
+  return column - 1 <= (end === -1 ? text.length : end) - start ? start + column - 1 : start;
 }
 
 /** The offset of the first character of line `line` (1-based) of `text`; null past its end. */

@@ -29,6 +29,7 @@ export {
   CONNECTOR_ALIASES,
   CONNECTOR_TYPES,
   checkConnectorSettings,
+  connectorReadKind,
   createConnector,
   readsInBatches,
 } from "./create-connector";

@@ -173,7 +173,9 @@ function number(value: number): string {
 function errorLine(file: string, error: DryRunError): string {
   const where = error.location === null ? file : `${file}:${error.location.line}:${error.location.column}`;
   const field = error.field === null ? "" : `${error.field}: `;
-  return `${where}: error: ${field}${error.message} [${error.code}]`;
+  // One line per error, as a compiler prints it: a source's message may span lines (Snowflake's does).
+  const message = error.message.replaceAll(/\s*\n\s*/gu, " ");
+  return `${where}: error: ${field}${message} [${error.code}]`;
 }
 
 /** The report for people: one block per metric, rows as a table, errors like a compiler's. */

@@ -115,6 +115,9 @@ const BIGQUERY_LEXICON: SqlLexicon = Object.freeze({
   backslashEscapes: true,
   hashComments: true,
   dollarStrings: false,
+  dashCommentNeedsSpace: false,
+  slashComments: false,
+  executableComments: false,
 });
 
 /** The BigQuery type of each parameter (`:experiments` → `@experiments ARRAY<STRING>`). */

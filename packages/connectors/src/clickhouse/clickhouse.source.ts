@@ -32,6 +32,9 @@ const CLICKHOUSE_LEXICON: SqlLexicon = Object.freeze({
   stringQuotes: ["'"],
   backslashEscapes: true,
   hashComments: true,
+  dashCommentNeedsSpace: false,
+  slashComments: false,
+  executableComments: false,
   dollarStrings: true,
 });
 

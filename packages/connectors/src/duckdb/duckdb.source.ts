@@ -37,6 +37,9 @@ const DUCKDB_LEXICON: SqlLexicon = Object.freeze({
   stringQuotes: ["'"],
   backslashEscapes: false,
   hashComments: false,
+  dashCommentNeedsSpace: false,
+  slashComments: false,
+  executableComments: false,
   dollarStrings: true,
 });
 

@@ -12,7 +12,7 @@
  * that is not a superuser (`source-check.ts`), and the statement runs in a
  * `READ ONLY` transaction that is rolled back (`read-only-query.ts`).
  */
-import { loadModule, parseSync } from "libpg-query";
+import { loadModule, parseSync, scanSync } from "libpg-query";
 
 await loadModule();
 
@@ -173,17 +173,19 @@ function walk(node: unknown, text: string, options: PolicyOptions, at: number): 
   for (const [key, value] of Object.entries(node)) {
     const writes = WRITING_NODES[key];
     if (writes !== undefined) {
+      // The statement has no location of its own: its keyword is the last one before its table.
+      const table = locationOf(value) ?? here;
       return {
-        problem: `the query holds an ${writes} (a data-modifying WITH), which was refused`,
+        problem: `the query holds ${writes === "INSERT" ? "an" : "a"} ${writes} (a data-modifying WITH), which was refused`,
         fix: "read only: remove the INSERT, UPDATE, DELETE or MERGE",
-        offset: charOffset(text, locationOf(value) ?? here),
+        offset: charOffset(text, keywordBefore(text, writes, table) ?? table),
       };
     }
     if (key === "lockingClause" && Array.isArray(value) && value.length > 0) {
       return {
         problem: "FOR UPDATE / FOR SHARE locks rows of the source, which was refused",
         fix: "remove the FOR UPDATE, FOR SHARE, FOR NO KEY UPDATE or FOR KEY SHARE clause",
-        offset: charOffset(text, here),
+        offset: charOffset(text, lockingClauseStart(text, here) ?? here),
       };
     }
     if (key === "intoClause" && value !== undefined && value !== null) {
@@ -271,6 +273,40 @@ function describeStatement(kind: string): string {
     .replaceAll(/([a-z])([A-Z])/gu, "$1 $2")
     .toUpperCase();
   return known[kind] ?? `a ${words} statement`;
+}
+
+/** The text's tokens as PostgreSQL's scanner reads them (strings and comments are single tokens or none). */
+function tokensOf(text: string): { start: number; text: string }[] {
+  try {
+    return (scanSync(text) as { tokens?: { start: number; text: string }[] }).tokens ?? [];
+  } catch {
+    return [];
+  }
+}
+
+/** The byte offset of the last `keyword` token before byte offset `before`, if any. */
+function keywordBefore(text: string, keyword: string, before: number): number | undefined {
+  let found: number | undefined;
+  for (const token of tokensOf(text)) {
+    if (token.start >= before) break;
+    if (token.text.toUpperCase() === keyword) found = token.start;
+  }
+  return found;
+}
+
+/**
+ * The byte offset of the first row-locking clause (`FOR UPDATE`, `FOR NO KEY
+ * UPDATE`, `FOR SHARE`, `FOR KEY SHARE`) at or after byte offset `from`: its
+ * node has no location of its own.
+ */
+function lockingClauseStart(text: string, from: number): number | undefined {
+  const tokens = tokensOf(text);
+  for (const [i, token] of tokens.entries()) {
+    if (token.start < from || token.text.toUpperCase() !== "FOR") continue;
+    const next = tokens[i + 1]?.text.toUpperCase();
+    if (next === "UPDATE" || next === "SHARE" || next === "NO" || next === "KEY") return token.start;
+  }
+  return undefined;
 }
 
 /** libpg_query reports byte offsets into the UTF-8 text; messages need character offsets. */

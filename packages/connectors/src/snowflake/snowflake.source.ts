@@ -81,6 +81,9 @@ const SNOWFLAKE_LEXICON: SqlLexicon = Object.freeze({
   stringQuotes: ["'"],
   backslashEscapes: true,
   hashComments: false,
+  dashCommentNeedsSpace: false,
+  slashComments: true,
+  executableComments: false,
   dollarStrings: true,
 });
 
@@ -323,6 +326,7 @@ class SnowflakeDriver implements SqlDriver {
       deadlineMs: request.timeoutMs + CLIENT_GRACE_MS,
       signal: request.signal,
       label: `snowflake ${request.field}`,
+      field: request.field,
       positionOf: rendered.positionOf,
     });
     // Snowflake upper-cases unquoted names (AS units → UNITS); the result's columns are matched in lower case.

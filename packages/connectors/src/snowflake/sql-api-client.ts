@@ -84,6 +84,11 @@ export interface StatementRun {
   readonly signal: AbortSignal | undefined;
   /** Names the statement in messages, e.g. `snowflake query`. */
   readonly label: string;
+  /**
+   * The outcome.yaml setting the statement came from (`query`, `series_query`), named as `details.field` by the
+   * errors of the statement itself (its SQL, its timeout, its statement count), so that they point at the setting.
+   */
+  readonly field?: string;
   /** Maps a position Snowflake reports (1-based line, 0-based position in the statement sent) to the user's line and column. */
   readonly positionOf?: (line: number, position: number) => { line: number; column: number };
 }
@@ -399,11 +404,13 @@ function failure(answer: Answer, run: StatementRun): ConnectorError {
     isRecord(body) && typeof body.message === "string" ? body.message : typeof body === "string" ? body : "";
   const said = `${message === "" ? `HTTP ${status}` : message}${code === undefined ? "" : ` (code ${code}${sqlState === undefined ? "" : `, SQL state ${sqlState}`})`}`;
   const details = { status, ...(code === undefined ? {} : { snowflakeCode: code }), ...(sqlState ? { sqlState } : {}) };
+  // What the statement's own text caused names the setting it came from; an auth or a transport failure does not.
+  const statementDetails = { ...details, ...(run.field === undefined ? {} : { field: run.field }) };
   if (status === 408 || code === STATEMENT_TIMEOUT_CODE) {
     return new ConnectorError(
       "timeout",
       `${run.label}: the statement ran longer than its timeout (${run.timeoutSeconds}s) and Snowflake cancelled it: ${said}. Raise timeout, filter on :from/:to or a clustered column, or use a larger warehouse`,
-      { details: { ...details, timeoutSeconds: run.timeoutSeconds } },
+      { details: { ...statementDetails, timeoutSeconds: run.timeoutSeconds } },
     );
   }
   if (status === 429) {
@@ -437,11 +444,13 @@ function failure(answer: Answer, run: StatementRun): ConnectorError {
     return new ConnectorError(
       "read_only_violation",
       `${run.label}: Snowflake refused more than one statement (${said}); write a single SELECT`,
-      { details },
+      { details: statementDetails },
     );
   }
   if (status === 422 && code === STATEMENT_CANCELLED_CODE) {
-    return new ConnectorError("timeout", `${run.label}: the statement was cancelled (${said})`, { details });
+    return new ConnectorError("timeout", `${run.label}: the statement was cancelled (${said})`, {
+      details: statementDetails,
+    });
   }
   if (status === 422 || status === 400) {
     const at = /line (\d+) at position (\d+)/u.exec(message);
@@ -454,7 +463,7 @@ function failure(answer: Answer, run: StatementRun): ConnectorError {
       `${run.label}${position === undefined ? "" : ` (line ${position.line}, column ${position.column})`}: Snowflake refused the statement: ${said}`,
       {
         details: {
-          ...details,
+          ...statementDetails,
           ...(position === undefined ? {} : { line: position.line, column: position.column }),
           message,
         },

@@ -22,6 +22,18 @@ export interface SqlLexicon {
   readonly backslashEscapes: boolean;
   /** Whether `#` starts a comment to the end of the line (MySQL, ClickHouse). */
   readonly hashComments: boolean;
+  /**
+   * Whether `--` starts a comment only when a blank or a control character follows it (MySQL and MariaDB:
+   * `--1` is minus minus one, so a `;` after it ends the statement). Elsewhere `--` always starts one.
+   */
+  readonly dashCommentNeedsSpace: boolean;
+  /** Whether `//` starts a comment to the end of the line (Snowflake). */
+  readonly slashComments: boolean;
+  /**
+   * Whether `/*! ... *\/` (and MariaDB's `/*M! ... *\/`) is SQL the server runs rather than a comment
+   * (MySQL, MariaDB): such a comment is refused, since what it holds is hidden from these checks.
+   */
+  readonly executableComments: boolean;
   /** Whether `$$...$$` is a string (Snowflake, DuckDB). */
   readonly dollarStrings: boolean;
 }
@@ -133,12 +145,19 @@ export function parseNamedStatement(
   while (i < n) {
     const c = sql[i] ?? "";
     const next = sql[i + 1] ?? "";
-    if ((c === "-" && next === "-") || (c === "#" && lexicon.hashComments)) {
+    if (lineCommentAt(sql, i, lexicon)) {
       const newline = sql.indexOf("\n", i);
       i = newline === -1 ? n : newline + 1;
       continue;
     }
     if (c === "/" && next === "*") {
+      if (executableCommentAt(sql, i, lexicon)) {
+        return refuse(
+          i,
+          "a /*! ... */ comment is SQL that MySQL and MariaDB run, not a comment",
+          "remove it, or write an ordinary comment (/* ... */, without the !)",
+        );
+      }
       const close = sql.indexOf("*/", i + 2);
       if (close === -1) return refuse(i, "a /* comment is never closed", "close it with */");
       i = close + 2;
@@ -163,8 +182,8 @@ export function parseNamedStatement(
       continue;
     }
     if (c === ";") {
-      const rest = stripComments(sql.slice(i + 1), lexicon).trim();
-      if (rest !== "") {
+      // Only blanks and comments may follow the statement's end.
+      if (firstTokenOffset(sql.slice(i + 1), lexicon) !== -1) {
         return refuse(
           i,
           "the query holds more than one statement",
@@ -284,27 +303,45 @@ function closingQuote(sql: string, start: number, quote: string, backslash: bool
   return -1;
 }
 
-/** `text` without its comments (for "is anything left after the `;`"). */
-function stripComments(text: string, lexicon: SqlLexicon): string {
-  let out = text.replaceAll(/\/\*[\s\S]*?\*\//gu, " ").replaceAll(/--[^\n]*/gu, " ");
-  if (lexicon.hashComments) out = out.replaceAll(/#[^\n]*/gu, " ");
-  return out;
+/**
+ * Whether a comment to the end of the line starts at `i`: `--` (in MySQL
+ * only before a blank or a control character, or at the end), `#` and `//`
+ * where the dialect has them.
+ */
+function lineCommentAt(sql: string, i: number, lexicon: SqlLexicon): boolean {
+  const c = sql[i];
+  const next = sql[i + 1];
+  if (c === "#") return lexicon.hashComments;
+  if (c === "/" && next === "/") return lexicon.slashComments;
+  if (c !== "-" || next !== "-") return false;
+  if (!lexicon.dashCommentNeedsSpace) return true;
+  const after = sql.charCodeAt(i + 2);
+  return Number.isNaN(after) || after <= 32 || after === 127;
 }
 
-/** The offset of the first character that is not blank or inside a comment, or -1. */
+/** Whether the `/*` at `i` opens a comment the server runs (`/*!`, `/*M!` in MySQL and MariaDB). */
+function executableCommentAt(sql: string, i: number, lexicon: SqlLexicon): boolean {
+  return lexicon.executableComments && (sql[i + 2] === "!" || sql.startsWith("M!", i + 2));
+}
+
+/**
+ * The offset of the first character that is not blank or inside a comment,
+ * or -1. A comment the server runs (`/*!`) or one never closed counts as
+ * such a character.
+ */
 function firstTokenOffset(sql: string, lexicon: SqlLexicon): number {
   let i = 0;
   while (i < sql.length) {
     const c = sql[i] ?? "";
     if (/\s/u.test(c)) {
       i++;
-    } else if ((c === "-" && sql[i + 1] === "-") || (c === "#" && lexicon.hashComments)) {
+    } else if (lineCommentAt(sql, i, lexicon)) {
       const newline = sql.indexOf("\n", i);
       if (newline === -1) return -1;
       i = newline + 1;
     } else if (c === "/" && sql[i + 1] === "*") {
       const close = sql.indexOf("*/", i + 2);
-      if (close === -1) return -1;
+      if (close === -1 || executableCommentAt(sql, i, lexicon)) return i;
       i = close + 2;
     } else {
       return i;

@@ -1,0 +1,642 @@
+/**
+ * `outcome-runtime signals test` on every connector type, as a user runs it:
+ * a real CLI process reading each source through the same connector code as
+ * the worker. mysql reads a scratch database on the local MariaDB through a
+ * SELECT-only account; duckdb reads Parquet and CSV files written next to the
+ * outcome file; clickhouse, snowflake and mixpanel read the local stand-ins of
+ * their HTTP APIs (packages/testing), started in this process, which the CLI
+ * reaches through the operator's `SOURCE_API_URLS` (snowflake, mixpanel) or
+ * the `url` credential (clickhouse). Every source holds the same exposures;
+ * the printed rows per experiment and arm, and the `--json` report, are what
+ * it holds in the window. Each type also fails once with the source's own
+ * error, printed with the setting, the line in the file and the message.
+ */
+import { execFile } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { DuckDBInstance } from "@duckdb/node-api";
+import {
+  clickHouseSyntaxError,
+  type FakeClickHouse,
+  type FakeClickHouseQuery,
+  startClickHouseFake,
+} from "@outcome-runtime/testing/fake-clickhouse";
+import { type FakeMixpanel, startFakeMixpanel } from "@outcome-runtime/testing/fake-mixpanel";
+import {
+  type SnowflakeFake,
+  type SnowflakeFakeQuery,
+  startSnowflakeFake,
+} from "@outcome-runtime/testing/fake-snowflake";
+import { createMysqlSourceDatabase, type MysqlSourceDatabase } from "@outcome-runtime/testing/mysql";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+
+const root = fileURLToPath(new URL("..", import.meta.url));
+const run = promisify(execFile);
+
+/** What every source holds: experiment, arm, the day's end (UTC), units, conversions. */
+const EXPOSURES: readonly (readonly [string, string, string, number, number])[] = [
+  ["checkout-v2", "control", "2025-01-03T00:00:00.000Z", 1000, 200],
+  ["checkout-v2", "treatment", "2025-01-03T00:00:00.000Z", 1010, 232],
+  ["checkout-v2", "control", "2025-01-06T00:00:00.000Z", 2000, 410],
+  ["checkout-v2", "treatment", "2025-01-06T00:00:00.000Z", 1990, 470],
+  ["search-v1", "control", "2025-01-06T00:00:00.000Z", 500, 50],
+  ["search-v1", "treatment", "2025-01-06T00:00:00.000Z", 480, 60],
+  // Before the window: never read.
+  ["checkout-v2", "control", "2024-12-01T00:00:00.000Z", 9, 9],
+];
+
+const FROM = "2025-01-01T00:00:00.000Z";
+const TO = "2025-01-07T00:00:00.000Z";
+const WINDOW = ["--from", "2025-01-01", "--to", "2025-01-07T00:00:00Z"];
+const EXPERIMENTS = ["--experiment", "checkout-v2", "--experiment", "search-v1"];
+
+/** The rows of `experiments` in (`from`, `to`], as the dry run reports them (mean = sum / units). */
+function held(experiments: readonly string[], from = FROM, to = TO) {
+  return EXPOSURES.filter(([e, , ts]) => experiments.includes(e) && ts > from && ts <= to).map(
+    ([experiment, arm, ts, units, conversions]) => ({
+      experiment,
+      arm,
+      ts,
+      units,
+      sum: conversions,
+      sum_sq: conversions,
+      mean: conversions / units,
+    }),
+  );
+}
+
+/** The report's experiments for `experiments`, each with the rows the source holds for it. */
+function expectedExperiments(experiments: readonly string[]) {
+  return experiments.map((experiment) => ({
+    experiment,
+    error: null,
+    rows: held([experiment]).map(({ experiment: _, ...row }) => row),
+  }));
+}
+
+/** The table the CLI prints for checkout-v2 and search-v1 in the window. */
+const PRINTED = [
+  "  checkout-v2:",
+  "    arm        ts                        units  sum  sum_sq  mean",
+  "    control    2025-01-03T00:00:00.000Z  1000   200  200     0.2",
+  "    treatment  2025-01-03T00:00:00.000Z  1010   232  232     0.229703",
+  "    control    2025-01-06T00:00:00.000Z  2000   410  410     0.205",
+  "    treatment  2025-01-06T00:00:00.000Z  1990   470  470     0.236181",
+  "  search-v1:",
+  "    arm        ts                        units  sum  sum_sq  mean",
+  "    control    2025-01-06T00:00:00.000Z  500    50   50      0.1",
+  "    treatment  2025-01-06T00:00:00.000Z  480    60   60      0.125",
+].join("\n");
+
+let dir: string;
+let mysqlSource: MysqlSourceDatabase;
+let clickhouse: FakeClickHouse;
+let snowflake: SnowflakeFake;
+let mixpanel: FakeMixpanel;
+
+const MIXPANEL = { username: "outcome-runtime.cli.mp-service-account", secret: "cli-s3cret", projectId: "2741936" };
+const CLICKHOUSE_PASSWORD = "reader-password";
+
+/** The environment of the shell the user runs the CLI in: the source variables and the operator's allowed API URLs. */
+function environment(): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? "",
+    HOME: process.env.HOME ?? "",
+    OUTCOME_RUNTIME_SOURCE_MYSQL_URL: mysqlSource.readerUrl,
+    OUTCOME_RUNTIME_SOURCE_CLICKHOUSE_URL: clickhouse.url.replace("http://", `http://reader:${CLICKHOUSE_PASSWORD}@`),
+    OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY: snowflake.privateKey,
+    OUTCOME_RUNTIME_SOURCE_MP_USERNAME: MIXPANEL.username,
+    OUTCOME_RUNTIME_SOURCE_MP_SECRET: MIXPANEL.secret,
+    SOURCE_API_URLS: `snowflake=${snowflake.url} mixpanel=${mixpanel.baseUrl}`,
+  };
+}
+
+async function cli(args: string[], env: Record<string, string> = {}) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ["--import", "tsx", "packages/cli/src/main.ts", ...args], {
+      cwd: root,
+      env: { ...environment(), ...env },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+/** A query as a YAML block under `connector:` (indented 6 in the file). */
+function queryBlock(sql: string): string {
+  return `    query: |\n${sql
+    .split("\n")
+    .map((line) => `      ${line}`)
+    .join("\n")}`;
+}
+
+/** Writes an outcome whose signal reads through `connector` (YAML lines indented 4); returns its path and text. */
+function outcome(type: string, connector: string): { file: string; text: string } {
+  const file = join(dir, `${type}-${Math.random().toString(36).slice(2)}.yaml`);
+  const text = `version: 1
+id: dry-run-${type}
+name: Dry run ${type}
+owner: owner@acme.example
+signal:
+  metric: checkout_conversion
+  kind: proportion
+  unit: user
+  connector:
+    type: ${type}
+${connector}
+target:
+  direction: increase
+  value: 10%
+  relative: true
+horizon: 60d
+`;
+  writeFileSync(file, text);
+  return { file, text };
+}
+
+/** The 1-based line of the file where `needle` is. */
+function fileLine(text: string, needle: string): number {
+  const at = text.indexOf(needle);
+  if (at === -1) throw new Error(`${needle} is not in the file`);
+  return text.slice(0, at).split("\n").length;
+}
+
+/** Where `token` of the query line `queryLine` is in the file: its line, and its column (the query is indented 6). */
+function inFile(text: string, queryLine: string, token: string): { fileLine: number; column: number } {
+  return { fileLine: fileLine(text, `      ${queryLine}\n`), column: 6 + queryLine.indexOf(token) + 1 };
+}
+
+const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&");
+
+/** Runs the dry run as text and as `--json`, and checks both against what the source holds. */
+async function expectRowsOfTheSource(file: string, type: string, form: "single" | "batched") {
+  const text = await cli(["signals", "test", file, ...EXPERIMENTS, ...WINDOW]);
+  expect(text.stderr).toBe("");
+  expect(text.code).toBe(0);
+  expect(text.stdout.split("\n")[0]).toBe(`${file}: read ${FROM} to ${TO}, arms control, treatment`);
+  expect(text.stdout).toMatch(new RegExp(`^signal \\(${type}, ${form}, \\d+ ms\\): ${type} `, "m"));
+  expect(text.stdout).toContain(PRINTED);
+
+  const json = await cli(["--json", "signals", "test", file, ...EXPERIMENTS, ...WINDOW]);
+  expect(json.code).toBe(0);
+  const report = JSON.parse(json.stdout);
+  expect(report).toMatchObject({
+    ok: true,
+    from: FROM,
+    to: TO,
+    experiments: ["checkout-v2", "search-v1"],
+    placeholder: false,
+  });
+  expect(report.metrics).toHaveLength(1);
+  expect(report.metrics[0]).toMatchObject({ path: "signal", type, form, error: null, cost: null });
+  expect(report.metrics[0].queryMs).toEqual(expect.any(Number));
+  expect(report.metrics[0].experiments).toEqual(expectedExperiments(["checkout-v2", "search-v1"]));
+}
+
+/** Runs the dry run of a query the source refuses, and checks the compiler-style line and the report's error. */
+async function expectSourceError(
+  outcomeFile: { file: string; text: string },
+  expected: { code: string; field: string; line: number; fileLine: number; column: number; message: RegExp },
+) {
+  const { file } = outcomeFile;
+  const text = await cli(["signals", "test", file, "--experiment", "checkout-v2", ...WINDOW]);
+  expect(text.code).toBe(1);
+  expect(text.stdout).toContain(`  failed: ${expected.code}`);
+  const printed = text.stderr.split("\n").find((l) => l.startsWith(`${file}:`)) ?? text.stderr;
+  expect(printed).toMatch(
+    new RegExp(
+      `^${literal(file)}:${expected.fileLine}:${expected.column}: error: ${literal(expected.field)}: .*${expected.message.source}.* \\[${expected.code}\\]$`,
+    ),
+  );
+  const json = await cli(["--json", "signals", "test", file, "--experiment", "checkout-v2", ...WINDOW]);
+  expect(json.code).toBe(1);
+  const report = JSON.parse(json.stdout);
+  expect(report.ok).toBe(false);
+  expect(report.metrics[0].error).toMatchObject({
+    code: expected.code,
+    field: expected.field,
+    line: expected.line,
+    message: expect.stringMatching(expected.message),
+    location: { line: expected.fileLine, column: expected.column },
+  });
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "signals-test-sources-"));
+
+  mysqlSource = await createMysqlSourceDatabase();
+  await mysqlSource.admin(
+    "CREATE TABLE exposures (experiment_key VARCHAR(100), arm VARCHAR(100), ts DATETIME(3), units BIGINT, conversions BIGINT)",
+  );
+  await mysqlSource.admin(
+    `INSERT INTO exposures VALUES ${EXPOSURES.map(() => "(?, ?, ?, ?, ?)").join(", ")}`,
+    EXPOSURES.flatMap(([e, a, ts, u, c]) => [e, a, ts.replace("T", " ").replace("Z", ""), u, c]),
+  );
+
+  // DuckDB writes the team's exports: a Parquet file and a CSV file, next to the outcome files.
+  const instance = await DuckDBInstance.create(":memory:");
+  const writer = await instance.connect();
+  await writer.run(
+    "CREATE TABLE exposures (experiment_key VARCHAR, arm VARCHAR, ts TIMESTAMPTZ, units BIGINT, conversions BIGINT)",
+  );
+  await writer.run("SET TimeZone = 'UTC'");
+  await writer.run(
+    `INSERT INTO exposures VALUES ${EXPOSURES.map(([e, a, ts, u, c]) => `('${e}', '${a}', '${ts}', ${u}, ${c})`).join(", ")}`,
+  );
+  await writer.run(`COPY exposures TO '${join(dir, "exposures.parquet")}' (FORMAT parquet)`);
+  writer.closeSync();
+  instance.closeSync();
+  writeFileSync(
+    join(dir, "exposures.csv"),
+    `experiment_key,arm,ts,units,conversions\n${EXPOSURES.map((r) => r.join(",")).join("\n")}\n`,
+  );
+
+  clickhouse = await startClickHouseFake({ users: { reader: CLICKHOUSE_PASSWORD } });
+  snowflake = await startSnowflakeFake({ account: "MYORG-MYACCOUNT", user: "OUTCOME_READER" });
+  mixpanel = await startFakeMixpanel(MIXPANEL);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([clickhouse?.close(), snowflake?.close(), mixpanel?.close(), mysqlSource?.drop()]);
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const SINGLE_WHERE = "experiment_key = :experiment AND ts > :from AND ts <= :to";
+
+describe("signals test: mysql (MariaDB)", () => {
+  const connector = (sql: string) => `    database_url_env: OUTCOME_RUNTIME_SOURCE_MYSQL_URL\n${queryBlock(sql)}`;
+
+  it("reads one experiment at a time, then all at once, and prints what the database holds", async () => {
+    const single = outcome(
+      "mysql",
+      connector(
+        `SELECT arm, units, conversions AS \`sum\`, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDER BY ts, arm`,
+      ),
+    );
+    await expectRowsOfTheSource(single.file, "mysql", "single");
+    const batched = outcome(
+      "mysql",
+      connector(
+        "SELECT experiment_key AS experiment, arm, units, conversions AS `sum`, conversions AS sum_sq, ts\n  FROM exposures\n WHERE experiment_key IN (:experiments) AND ts > :from AND ts <= :to\n ORDER BY ts, arm",
+      ),
+    );
+    await expectRowsOfTheSource(batched.file, "mysql", "batched");
+  });
+
+  it("prints MariaDB's own syntax error with the query field and its line", async () => {
+    const file = outcome(
+      "mysql",
+      connector(
+        `SELECT arm, units, conversions AS \`sum\`, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDR BY ts`,
+      ),
+    );
+    await expectSourceError(file, {
+      code: "query_failed",
+      field: "signal.connector.query",
+      line: 4,
+      ...inFile(file.text, " ORDR BY ts", "ORDR"),
+      message: /You have an error in your SQL syntax.*near 'ORDR BY ts/,
+    });
+  });
+});
+
+describe("signals test: duckdb", () => {
+  const tables = "    tables:\n      exposures: exposures.parquet\n      exported: exposures.csv";
+
+  it("reads the Parquet file one experiment at a time and the CSV file all at once, from the outcome's directory", async () => {
+    const single = outcome(
+      "duckdb",
+      `${tables}\n${queryBlock(`SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDER BY ts, arm`)}`,
+    );
+    await expectRowsOfTheSource(single.file, "duckdb", "single");
+    const batched = outcome(
+      "duckdb",
+      `${tables}\n${queryBlock(
+        "SELECT experiment_key AS experiment, arm, units, conversions AS sum, conversions AS sum_sq, ts::TIMESTAMPTZ AS ts\n  FROM exported\n WHERE experiment_key = ANY(:experiments) AND ts::TIMESTAMPTZ > :from AND ts::TIMESTAMPTZ <= :to\n ORDER BY ts, arm",
+      )}`,
+    );
+    await expectRowsOfTheSource(batched.file, "duckdb", "batched");
+  });
+
+  it("a base_dir outside the outcome's directory is refused with the settings' check, before anything is read", async () => {
+    const file = outcome(
+      "duckdb",
+      `    base_dir: ..\n${queryBlock(`SELECT arm, 1 AS units, 0 AS sum, 0 AS sum_sq FROM t WHERE ${SINGLE_WHERE}`)}`,
+    );
+    const result = await cli(["signals", "test", file.file, ...WINDOW]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    base_dir: ..")}:\\d+: error\\[invalid_connector\\]: .*base_dir`,
+        "m",
+      ),
+    );
+  });
+
+  it("prints DuckDB's own error with the query field and its line", async () => {
+    const file = outcome(
+      "duckdb",
+      `${tables}\n${queryBlock(`SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n   AND no_such_column > 0`)}`,
+    );
+    await expectSourceError(file, {
+      code: "query_failed",
+      field: "signal.connector.query",
+      line: 4,
+      ...inFile(file.text, "   AND no_such_column > 0", "no_such_column"),
+      message: /no_such_column/,
+    });
+  });
+});
+
+/** The grants of a ClickHouse user that may only read (system.grants), for the connector's check. */
+const GRANT_COLUMNS = [
+  { name: "access_type", type: "Enum16('SELECT' = 1)" },
+  { name: "database", type: "Nullable(String)" },
+  { name: "table", type: "Nullable(String)" },
+  { name: "column", type: "Nullable(String)" },
+  { name: "is_partial_revoke", type: "UInt8" },
+  { name: "grant_option", type: "UInt8" },
+  { name: "user_name", type: "Nullable(String)" },
+  { name: "role_name", type: "Nullable(String)" },
+];
+
+/** ClickHouse's answer: the rows of the experiments and the window its placeholders carry. */
+function clickhouseRows(query: FakeClickHouseQuery) {
+  const p = query.parameters;
+  const experiments = (p.experiments as string[] | undefined) ?? [p.experiment as string];
+  const rows = held(experiments, (p.from as Date).toISOString(), (p.to as Date).toISOString());
+  const batched = p.experiments !== undefined;
+  return {
+    columns: [
+      ...(batched ? [{ name: "experiment", type: "String" }] : []),
+      { name: "arm", type: "LowCardinality(String)" },
+      { name: "units", type: "UInt64" },
+      { name: "sum", type: "UInt64" },
+      { name: "sum_sq", type: "UInt64" },
+      { name: "ts", type: "DateTime64(3, 'UTC')" },
+    ],
+    rows: rows.map((r) => [
+      ...(batched ? [r.experiment] : []),
+      r.arm,
+      String(r.units),
+      String(r.sum),
+      String(r.sum_sq),
+      new Date(r.ts),
+    ]),
+  };
+}
+
+describe("signals test: clickhouse", () => {
+  const connector = (sql: string) =>
+    `    url_env: OUTCOME_RUNTIME_SOURCE_CLICKHOUSE_URL\n    database: analytics\n${queryBlock(sql)}`;
+
+  it("reads one experiment at a time, then all at once, with the url credential from the shell", async () => {
+    const asked: FakeClickHouseQuery[] = [];
+    clickhouse.respondWith((query) => {
+      if (query.sql.includes("system.grants")) {
+        return { columns: GRANT_COLUMNS, rows: [["SELECT", "analytics", null, null, 0, 0, "reader", null]] };
+      }
+      asked.push(query);
+      return clickhouseRows(query);
+    });
+    const single = outcome(
+      "clickhouse",
+      connector(
+        `SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDER BY ts, arm`,
+      ),
+    );
+    await expectRowsOfTheSource(single.file, "clickhouse", "single");
+    const batched = outcome(
+      "clickhouse",
+      connector(
+        "SELECT experiment_key AS experiment, arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE has(:experiments, experiment_key) AND ts > :from AND ts <= :to\n ORDER BY ts, arm",
+      ),
+    );
+    await expectRowsOfTheSource(batched.file, "clickhouse", "batched");
+    // What the CLI sent: typed placeholders, read-only, as the reader.
+    expect(asked.at(-1)?.sql).toContain("has({experiments:Array(String)}, experiment_key)");
+    expect(asked.at(-1)).toMatchObject({ user: "reader", database: "analytics" });
+    expect(asked.at(-1)?.settings.readonly).toBe("1");
+  });
+
+  it("prints ClickHouse's own syntax error with the query field and its line; a wrong password is auth_failed", async () => {
+    clickhouse.respondWith((query) =>
+      query.sql.includes("system.grants")
+        ? { columns: GRANT_COLUMNS, rows: [["SELECT", "analytics", null, null, 0, 0, "reader", null]] }
+        : clickHouseSyntaxError(query.sql, "ORDR"),
+    );
+    const file = outcome(
+      "clickhouse",
+      connector(
+        `SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDR BY ts`,
+      ),
+    );
+    await expectSourceError(file, {
+      code: "query_failed",
+      field: "signal.connector.query",
+      line: 4,
+      ...inFile(file.text, " ORDR BY ts", "ORDR"),
+      message: /Syntax error: failed at line 4, column 2 \('ORDR'\)/,
+    });
+    const wrong = await cli(["--json", "signals", "test", file.file, ...WINDOW], {
+      OUTCOME_RUNTIME_SOURCE_CLICKHOUSE_URL: clickhouse.url.replace("http://", "http://reader:not-the-password@"),
+    });
+    expect(wrong.code).toBe(1);
+    // The account check meets the refusal first; the error points at the setting that names the credential.
+    expect(JSON.parse(wrong.stdout).metrics[0].error).toMatchObject({
+      code: "auth_failed",
+      field: "signal.connector.url_env",
+      message: expect.stringMatching(/refused the credentials \(reader: Authentication failed/),
+      location: { line: fileLine(file.text, "    url_env:"), column: 14 },
+    });
+    expect(wrong.stdout).not.toContain("not-the-password");
+  });
+});
+
+/** Snowflake's answer: the rows of the experiment(s) and the window bound to the statement's `?`s, in order. */
+function snowflakeRows(query: SnowflakeFakeQuery, batched: boolean) {
+  const values = query.parameters as string[];
+  const [to] = values.slice(-1);
+  const [from] = values.slice(-2, -1);
+  const experiments = values.slice(0, -2);
+  const rows = held(experiments, new Date(from ?? "").toISOString(), new Date(to ?? "").toISOString());
+  return {
+    columns: [
+      ...(batched ? [{ name: "EXPERIMENT", type: "TEXT" }] : []),
+      { name: "ARM", type: "TEXT" },
+      { name: "UNITS", type: "FIXED" },
+      { name: "SUM", type: "FIXED" },
+      { name: "SUM_SQ", type: "FIXED" },
+      { name: "TS", type: "TIMESTAMP_TZ", scale: 3 },
+    ],
+    rows: rows.map((r) => [...(batched ? [r.experiment] : []), r.arm, r.units, r.sum, r.sum_sq, r.ts]),
+  };
+}
+
+describe("signals test: snowflake", () => {
+  const connector = (sql: string) =>
+    [
+      "    account: myorg-myaccount",
+      "    user: outcome_reader",
+      "    warehouse: ANALYTICS_WH",
+      "    role: OUTCOME_READER",
+      "    database: ANALYTICS",
+      "    schema: PUBLIC",
+      "    private_key_env: OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY",
+      `    api_url: ${snowflake.url}`,
+      queryBlock(sql),
+    ].join("\n");
+
+  it("reads one experiment at a time, then all at once, with the key from the shell and the API URL the operator allows", async () => {
+    const single = outcome(
+      "snowflake",
+      connector(
+        `SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDER BY ts, arm`,
+      ),
+    );
+    snowflake.respondWith((query) => snowflakeRows(query, false));
+    await expectRowsOfTheSource(single.file, "snowflake", "single");
+    const batched = outcome(
+      "snowflake",
+      connector(
+        "SELECT experiment_key AS experiment, arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE experiment_key IN (:experiments) AND ts > :from AND ts <= :to\n ORDER BY ts, arm",
+      ),
+    );
+    snowflake.respondWith((query) => snowflakeRows(query, true));
+    await expectRowsOfTheSource(batched.file, "snowflake", "batched");
+  });
+
+  it("without the operator's SOURCE_API_URLS, the fake's api_url is refused as not the account's", async () => {
+    const file = outcome(
+      "snowflake",
+      connector(`SELECT arm, units, 0 AS sum, 0 AS sum_sq FROM t WHERE ${SINGLE_WHERE}`),
+    );
+    const result = await cli(["--json", "signals", "test", file.file, ...WINDOW], { SOURCE_API_URLS: "" });
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).metrics[0].error).toMatchObject({
+      code: "source_refused",
+      field: "signal.connector.api_url",
+      location: { line: fileLine(file.text, "    api_url:"), column: 14 },
+    });
+  });
+
+  it("prints Snowflake's own syntax error with the query field and its line; another key is auth_failed", async () => {
+    snowflake.respondWith(({ sql }) => {
+      const lines = sql.split("\n");
+      const line = lines.findIndex((l) => l.includes("ORDR"));
+      return { fail: "syntax", line: line + 1, position: lines[line]?.indexOf("ORDR") ?? 0, near: "ORDR" };
+    });
+    const file = outcome(
+      "snowflake",
+      connector(
+        `SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDR BY ts`,
+      ),
+    );
+    await expectSourceError(file, {
+      code: "query_failed",
+      field: "signal.connector.query",
+      line: 4,
+      ...inFile(file.text, " ORDR BY ts", "ORDR"),
+      message: /syntax error line 4 at position \d+ unexpected 'ORDR'/,
+    });
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    const wrong = await cli(["--json", "signals", "test", file.file, ...WINDOW], {
+      OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY: other,
+    });
+    expect(wrong.code).toBe(1);
+    expect(JSON.parse(wrong.stdout).metrics[0].error).toMatchObject({
+      code: "auth_failed",
+      field: "signal.connector.private_key_env",
+      message: expect.stringContaining("Snowflake refused the key-pair JWT (401: JWT token is invalid."),
+      location: { line: fileLine(file.text, "    private_key_env:"), column: 22 },
+    });
+    expect(wrong.stdout).not.toContain("PRIVATE KEY");
+  });
+});
+
+describe("signals test: mixpanel", () => {
+  const connector = [
+    `    project_id: ${MIXPANEL.projectId}`,
+    "    event: Order completed",
+    "    username_env: OUTCOME_RUNTIME_SOURCE_MP_USERNAME",
+    "    secret_env: OUTCOME_RUNTIME_SOURCE_MP_SECRET",
+    "    api_url: API_URL",
+  ].join("\n");
+
+  beforeAll(() => {
+    // Each exposure row is that many users exposed on the day before its end, of whom `conversions` converted.
+    for (const [experiment, arm, ts, units, conversions] of EXPOSURES) {
+      const date = new Date(Date.parse(ts) - 86_400_000).toISOString().slice(0, 10);
+      const properties = { "Experiment name": experiment, "Variant name": arm };
+      for (let u = 0; u < units; u++) {
+        const distinctId = `${experiment}/${arm}/${date}/${u}`;
+        mixpanel.events.push({ event: "$experiment_started", distinctId, date, properties });
+        if (u < conversions) mixpanel.events.push({ event: "Order completed", distinctId, date, properties });
+      }
+    }
+  });
+
+  it("reads every experiment with one pair of /segmentation requests and prints the unique users per arm", async () => {
+    const file = outcome("mixpanel", connector.replace("API_URL", mixpanel.baseUrl));
+    mixpanel.requests.length = 0;
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "mixpanel", form: "batched", error: null });
+    // Mixpanel counts unique users over the window: one row per arm, as of the window's end.
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = held([experiment]).filter((r) => r.arm === arm);
+        const units = rows.reduce((n, r) => n + r.units, 0);
+        const sum = rows.reduce((n, r) => n + r.sum, 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+    expect(mixpanel.requests.map((r) => r.path)).toEqual(["/segmentation", "/segmentation"]);
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^signal \(mixpanel, batched, \d+ ms\): mixpanel /m);
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3000   610  610     0.203333",
+        "    treatment  (window end)  3000   702  702     0.234",
+        "  search-v1:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  500    50   50      0.1",
+        "    treatment  (window end)  480    60   60      0.125",
+      ].join("\n"),
+    );
+  });
+
+  it("prints Mixpanel's refusal of the service account with the credential's setting and its line", async () => {
+    const file = outcome("mixpanel", connector.replace("API_URL", mixpanel.baseUrl));
+    const result = await cli(["signals", "test", file.file, ...WINDOW], {
+      OUTCOME_RUNTIME_SOURCE_MP_SECRET: "not-the-secret",
+    });
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: auth_failed");
+    expect(result.stderr).not.toContain("not-the-secret");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    username_env:")}:19: error: signal\\.connector\\.username_env: mixpanel /segmentation: the service account credentials were refused \\(401: Unauthorized\\); check username_env and secret_env.* \\[auth_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+});
