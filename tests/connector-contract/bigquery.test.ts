@@ -8,7 +8,9 @@
  * the named parameters bound to `@experiments` (ARRAY<STRING>) or
  * `@experiment` (STRING) and `@arms` (ARRAY<STRING>), with the schema
  * `jobs.getQueryResults` gives such a table and every cell as text, as the
- * REST API writes it (an INT64 too).
+ * REST API writes it: an INT64 and a NUMERIC as their digits, a FLOAT64 as
+ * Java's `Double.toString` writes it (`13.0`, `4.0E11`), as BigQuery's JSON
+ * does.
  */
 import { createConnector } from "@outcome-runtime/connectors";
 import { parseOutboundPolicy } from "@outcome-runtime/netguard";
@@ -33,6 +35,26 @@ const BATCHED =
 const SINGLE =
   "SELECT arm, units, sum, sum_sq FROM contract WHERE experiment = :experiment AND arm IN UNNEST(:arms) AND :from <= :to";
 
+/** A FLOAT64 cell as BigQuery writes it: `13.0`, `5012.5`, and `4.0E11` or `1.0E-4` outside [10^-3, 10^7). */
+function float64Text(value: number): string {
+  const magnitude = Math.abs(value);
+  if (value === 0 || (magnitude >= 1e-3 && magnitude < 1e7)) {
+    return Number.isInteger(value) ? value.toFixed(1) : String(value);
+  }
+  const [mantissa = "", exponent = ""] = value.toExponential().split("e");
+  return `${mantissa.includes(".") ? mantissa : `${mantissa}.0`}E${exponent.replace("+", "")}`;
+}
+
+/** A row's cells as the fake sends them: FLOAT64 ones formatted as BigQuery does, the others as they are. */
+function cellsOf(table: ContractTable, row: ContractTable["rows"][number]): unknown[] {
+  return row.map((value, i) => {
+    const column = COLUMNS[i];
+    return column !== undefined && table.types[column] === "float" && typeof value === "number"
+      ? float64Text(value)
+      : value;
+  });
+}
+
 /**
  * What the query keeps of `table`: the rows of the bound experiment(s) and
  * arms (the batched form binds @experiments, the other @experiment); the
@@ -45,11 +67,13 @@ function answer(table: ContractTable, query: FakeBigQueryQuery): FakeBigQueryRes
     experiment?: string;
     arms: string[];
   };
-  const kept = table.rows.filter(
-    ([e, arm]) =>
-      (experiments === undefined ? e === experiment : experiments.includes(e as string)) &&
-      arms.includes(arm as string),
-  );
+  const kept = table.rows
+    .filter(
+      ([e, arm]) =>
+        (experiments === undefined ? e === experiment : experiments.includes(e as string)) &&
+        arms.includes(arm as string),
+    )
+    .map((row) => cellsOf(table, row));
   const columns = COLUMNS.map((name) => ({ name, type: TYPES[table.types[name]] }));
   return experiments === undefined
     ? { columns: columns.slice(1), rows: kept.map((row) => row.slice(1)) }
