@@ -3,13 +3,16 @@
  * a real CLI process reading each source through the same connector code as
  * the worker. mysql reads a scratch database on the local MariaDB through a
  * SELECT-only account; duckdb reads Parquet and CSV files written next to the
- * outcome file; clickhouse, snowflake and mixpanel read the local stand-ins of
- * their HTTP APIs (packages/testing), started in this process, which the CLI
- * reaches through the operator's `SOURCE_API_URLS` (snowflake, mixpanel) or
- * the `url` credential (clickhouse). Every source holds the same exposures;
+ * outcome file; clickhouse, snowflake, bigquery and mixpanel read the local
+ * stand-ins of their HTTP APIs (packages/testing), started in this process,
+ * which the CLI reaches through the operator's `SOURCE_API_URLS` (snowflake,
+ * bigquery and its key's token endpoint, mixpanel) or the `url` credential
+ * (clickhouse). Every source holds the same exposures;
  * the printed rows per experiment and arm, and the `--json` report, are what
  * it holds in the window. Each type also fails once with the source's own
- * error, printed with the setting, the line in the file and the message.
+ * error, printed with the setting, the line in the file and the message; a
+ * source that estimates its cost (bigquery's dry run) prints it, and refuses
+ * a read past its guard.
  */
 import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
@@ -19,6 +22,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { type FakeBigQuery, type FakeBigQueryQuery, startFakeBigQuery } from "@outcome-runtime/testing/fake-bigquery";
 import {
   clickHouseSyntaxError,
   type FakeClickHouse,
@@ -97,6 +101,9 @@ let mysqlSource: MysqlSourceDatabase;
 let clickhouse: FakeClickHouse;
 let snowflake: SnowflakeFake;
 let mixpanel: FakeMixpanel;
+let bigquery: FakeBigQuery;
+/** The bigquery service account's key file, for `credentials_file_env`. */
+let bigqueryKeyFile: string;
 
 const MIXPANEL = { username: "outcome-runtime.cli.mp-service-account", secret: "cli-s3cret", projectId: "2741936" };
 const CLICKHOUSE_PASSWORD = "reader-password";
@@ -111,7 +118,9 @@ function environment(): Record<string, string> {
     OUTCOME_RUNTIME_SOURCE_SNOWFLAKE_KEY: snowflake.privateKey,
     OUTCOME_RUNTIME_SOURCE_MP_USERNAME: MIXPANEL.username,
     OUTCOME_RUNTIME_SOURCE_MP_SECRET: MIXPANEL.secret,
-    SOURCE_API_URLS: `snowflake=${snowflake.url} mixpanel=${mixpanel.baseUrl}`,
+    OUTCOME_RUNTIME_SOURCE_BIGQUERY_KEY: bigquery.serviceAccountKey(),
+    OUTCOME_RUNTIME_SOURCE_BIGQUERY_KEY_FILE: bigqueryKeyFile,
+    SOURCE_API_URLS: `snowflake=${snowflake.url} mixpanel=${mixpanel.baseUrl} bigquery=${bigquery.apiEndpoint} bigquery=${bigquery.tokenUrl}`,
   };
 }
 
@@ -174,14 +183,29 @@ function inFile(text: string, queryLine: string, token: string): { fileLine: num
 
 const literal = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/gu, "\\$&");
 
-/** Runs the dry run as text and as `--json`, and checks both against what the source holds. */
-async function expectRowsOfTheSource(file: string, type: string, form: "single" | "batched") {
+/** The cost estimate a source that gives one reports: the bytes its dry run would scan and its guard. */
+interface ExpectedCost {
+  readonly bytesProcessed: number;
+  readonly maximumBytesBilled: number;
+  /** The line the CLI prints for it. */
+  readonly printed: string;
+}
+
+/** Runs the dry run as text and as `--json`, and checks both against what the source holds (and its cost, if any). */
+async function expectRowsOfTheSource(
+  file: string,
+  type: string,
+  form: "single" | "batched",
+  cost: ExpectedCost | null = null,
+) {
   const text = await cli(["signals", "test", file, ...EXPERIMENTS, ...WINDOW]);
   expect(text.stderr).toBe("");
   expect(text.code).toBe(0);
   expect(text.stdout.split("\n")[0]).toBe(`${file}: read ${FROM} to ${TO}, arms control, treatment`);
   expect(text.stdout).toMatch(new RegExp(`^signal \\(${type}, ${form}, \\d+ ms\\): ${type} `, "m"));
   expect(text.stdout).toContain(PRINTED);
+  if (cost === null) expect(text.stdout).not.toContain("  cost: ");
+  else expect(text.stdout).toContain(`\n${cost.printed}\n`);
 
   const json = await cli(["--json", "signals", "test", file, ...EXPERIMENTS, ...WINDOW]);
   expect(json.code).toBe(0);
@@ -194,7 +218,20 @@ async function expectRowsOfTheSource(file: string, type: string, form: "single" 
     placeholder: false,
   });
   expect(report.metrics).toHaveLength(1);
-  expect(report.metrics[0]).toMatchObject({ path: "signal", type, form, error: null, cost: null });
+  expect(report.metrics[0]).toMatchObject({
+    path: "signal",
+    type,
+    form,
+    error: null,
+    cost:
+      cost === null
+        ? null
+        : {
+            bytesProcessed: cost.bytesProcessed,
+            maximumBytesBilled: cost.maximumBytesBilled,
+            summary: expect.any(String),
+          },
+  });
   expect(report.metrics[0].queryMs).toEqual(expect.any(Number));
   expect(report.metrics[0].experiments).toEqual(expectedExperiments(["checkout-v2", "search-v1"]));
 }
@@ -260,10 +297,19 @@ beforeAll(async () => {
   clickhouse = await startClickHouseFake({ users: { reader: CLICKHOUSE_PASSWORD } });
   snowflake = await startSnowflakeFake({ account: "MYORG-MYACCOUNT", user: "OUTCOME_READER" });
   mixpanel = await startFakeMixpanel(MIXPANEL);
+  bigquery = await startFakeBigQuery({ projectId: "acme-analytics" });
+  bigqueryKeyFile = join(dir, "bigquery-key.json");
+  writeFileSync(bigqueryKeyFile, bigquery.serviceAccountKey(), { mode: 0o600 });
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([clickhouse?.close(), snowflake?.close(), mixpanel?.close(), mysqlSource?.drop()]);
+  await Promise.all([
+    clickhouse?.close(),
+    snowflake?.close(),
+    mixpanel?.close(),
+    bigquery?.close(),
+    mysqlSource?.drop(),
+  ]);
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -638,5 +684,156 @@ describe("signals test: mixpanel", () => {
         "m",
       ),
     );
+  });
+});
+
+/** What the dry run of every bigquery query here scans, bytes (the fake's `totalBytesProcessed`). */
+const BIGQUERY_SCAN = 123_456_789;
+
+/**
+ * BigQuery's answer: the rows of the experiment(s) and the window bound to
+ * the named parameters, with the schema `jobs.getQueryResults` gives them
+ * (INT64 as `INTEGER`, every cell text, a TIMESTAMP in microseconds).
+ */
+function bigqueryRows(query: FakeBigQueryQuery) {
+  const p = query.params;
+  const experiments = (p.experiments as string[] | undefined) ?? [p.experiment as string];
+  const rows = held(experiments, (p.from as Date).toISOString(), (p.to as Date).toISOString());
+  const batched = p.experiments !== undefined;
+  return {
+    columns: [
+      ...(batched ? [{ name: "experiment", type: "STRING" }] : []),
+      { name: "arm", type: "STRING" },
+      { name: "units", type: "INTEGER" },
+      { name: "sum", type: "INTEGER" },
+      { name: "sum_sq", type: "INTEGER" },
+      { name: "ts", type: "TIMESTAMP" },
+    ],
+    rows: rows.map((r) => [...(batched ? [r.experiment] : []), r.arm, r.units, r.sum, r.sum_sq, new Date(r.ts)]),
+    bytesProcessed: BIGQUERY_SCAN,
+  };
+}
+
+/** BigQuery's syntax error for an unexpected `token`, at its [line:column] in the query as sent. */
+function bigquerySyntaxError(sql: string, token: string) {
+  const lines = sql.split("\n");
+  const line = lines.findIndex((l) => l.includes(token));
+  const column = (lines[line]?.indexOf(token) ?? 0) + 1;
+  return {
+    error: {
+      reason: "invalidQuery",
+      message: `Syntax error: Unexpected identifier "${token}" at [${line + 1}:${column}]`,
+      location: "query",
+    },
+  };
+}
+
+describe("signals test: bigquery", () => {
+  const connector = (sql: string, credential = "credentials_json_env: OUTCOME_RUNTIME_SOURCE_BIGQUERY_KEY") =>
+    [
+      "    project_id: acme-analytics",
+      "    location: EU",
+      "    dataset: product",
+      `    ${credential}`,
+      `    api_endpoint: ${bigquery.apiEndpoint}`,
+      "    maximum_bytes_billed: 1 GB",
+      queryBlock(sql),
+    ].join("\n");
+  const SINGLE = `SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDER BY ts, arm`;
+  const COST: ExpectedCost = {
+    bytesProcessed: BIGQUERY_SCAN,
+    maximumBytesBilled: 1_000_000_000,
+    printed: `  cost: scans 123 MB (limit 1 GB) (${BIGQUERY_SCAN} bytes)`,
+  };
+
+  it("reads one experiment at a time with the key from the shell, then all at once with the key file, and prints the dry run's cost", async () => {
+    const asked: FakeBigQueryQuery[] = [];
+    bigquery.answer = (query) => {
+      asked.push(query);
+      return bigqueryRows(query);
+    };
+    const single = outcome("bigquery", connector(SINGLE));
+    await expectRowsOfTheSource(single.file, "bigquery", "single", COST);
+    const batched = outcome(
+      "bigquery",
+      connector(
+        "SELECT experiment_key AS experiment, arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE experiment_key IN UNNEST(:experiments) AND ts > :from AND ts <= :to\n ORDER BY ts, arm",
+        "credentials_file_env: OUTCOME_RUNTIME_SOURCE_BIGQUERY_KEY_FILE",
+      ),
+    );
+    await expectRowsOfTheSource(batched.file, "bigquery", "batched", COST);
+    // What the CLI sent: named parameters of BigQuery's types, the guard on every job, the default dataset.
+    const job = asked.at(-1);
+    expect(job?.sql).toContain("experiment_key IN UNNEST(@experiments) AND ts > @from AND ts <= @to");
+    expect(job?.types).toEqual({ experiments: "ARRAY<STRING>", from: "TIMESTAMP", to: "TIMESTAMP" });
+    expect(job).toMatchObject({
+      dryRun: false,
+      maximumBytesBilled: 1_000_000_000,
+      location: "EU",
+      defaultDataset: { projectId: "acme-analytics", datasetId: "product" },
+    });
+    expect(asked.some((q) => q.dryRun)).toBe(true);
+  });
+
+  it("prints BigQuery's own syntax error with the query field and its line; another account's key is auth_failed", async () => {
+    bigquery.answer = (query) => bigquerySyntaxError(query.sql, "ORDR");
+    const file = outcome(
+      "bigquery",
+      connector(
+        `SELECT arm, units, conversions AS sum, conversions AS sum_sq, ts\n  FROM exposures\n WHERE ${SINGLE_WHERE}\n ORDR BY ts`,
+      ),
+    );
+    await expectSourceError(file, {
+      code: "query_failed",
+      field: "signal.connector.query",
+      line: 4,
+      ...inFile(file.text, " ORDR BY ts", "ORDR"),
+      message: /Syntax error: Unexpected identifier "ORDR" at \[4:2\]/,
+    });
+    // A key of another service account (its own private key): the token endpoint refuses the signed JWT.
+    const other = generateKeyPairSync("rsa", { modulusLength: 2048 })
+      .privateKey.export({ type: "pkcs8", format: "pem" })
+      .toString();
+    const wrong = await cli(["--json", "signals", "test", file.file, ...WINDOW], {
+      OUTCOME_RUNTIME_SOURCE_BIGQUERY_KEY: bigquery.serviceAccountKey({ private_key: other }),
+    });
+    expect(wrong.code).toBe(1);
+    expect(JSON.parse(wrong.stdout).metrics[0].error).toMatchObject({
+      code: "auth_failed",
+      field: "signal.connector.credentials_json_env",
+      message: expect.stringContaining(
+        `the token endpoint refused the service account key of ${bigquery.clientEmail} (invalid_grant: Invalid JWT Signature.)`,
+      ),
+      location: { line: fileLine(file.text, "    credentials_json_env:"), column: 27 },
+    });
+    expect(wrong.stdout).not.toContain("PRIVATE KEY");
+  });
+
+  it("refuses a read whose dry run scans more than maximum_bytes_billed (cost_exceeded), and runs no job", async () => {
+    bigquery.answer = (query) => ({ ...bigqueryRows(query), bytesProcessed: 5_000_000_000 });
+    bigquery.jobs.clear();
+    const file = outcome("bigquery", connector(SINGLE));
+    const text = await cli(["signals", "test", file.file, "--experiment", "checkout-v2", ...WINDOW]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain("  failed: cost_exceeded");
+    expect(text.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    query: |")}:12: error: signal\\.connector\\.query: bigquery query: the query would scan 5 GB, more than maximum_bytes_billed \\(1 GB\\); nothing was run.* \\[cost_exceeded\\]$`,
+        "m",
+      ),
+    );
+    const json = await cli(["--json", "signals", "test", file.file, "--experiment", "checkout-v2", ...WINDOW]);
+    expect(json.code).toBe(1);
+    // The error points at the query, whose scan is too large (its hint: read less, or raise the guard).
+    expect(JSON.parse(json.stdout).metrics[0]).toMatchObject({
+      cost: null,
+      error: {
+        code: "cost_exceeded",
+        field: "signal.connector.query",
+        location: { line: fileLine(file.text, "    query: |"), column: 12 },
+      },
+    });
+    // Only dry runs reached BigQuery: no job was created, nothing billed.
+    expect(bigquery.jobs.size).toBe(0);
   });
 });
