@@ -894,6 +894,20 @@ describe("the worker process", () => {
     expect(await health.json()).toEqual({
       status: "ok",
       checks: { redis_eviction_policy: { status: "ok", value: "noeviction" } },
+      // The connector types this worker polls: the built-ins, and none a module added (CONNECTOR_MODULES is unset).
+      connectors: {
+        types: expect.arrayContaining([
+          "postgres",
+          "mysql",
+          "duckdb",
+          "clickhouse",
+          "snowflake",
+          "bigquery",
+          "mixpanel",
+          "csv",
+        ]),
+        modules: [],
+      },
     });
 
     // The reconciliation job runs every RECONCILE_INTERVAL_MS: the worker has completed jobs soon after start.
