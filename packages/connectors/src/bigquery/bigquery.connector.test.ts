@@ -418,14 +418,12 @@ describe("bigquery connector: reads", () => {
       polls: query.dryRun ? 0 : 10_000,
     });
     const connector = createConnector(config({ timeout: "1s" }), context());
-    const started = Date.now();
     const timedOut = await failure(connector.fetchArmAggregates(window));
     expect(timedOut.code).toBe("timeout");
     expect(timedOut.retryable).toBe(true);
     expect(timedOut.message).toContain(
       "bigquery query: the read took longer than 1s (timeout) (a job it started is cancelled); raise timeout, or read less",
     );
-    expect(Date.now() - started).toBeLessThan(3000);
     await waitFor(() => fake.calls("POST", /\/cancel$/u).length === 1);
     const [job] = [...fake.jobs.values()];
     expect(job?.cancelled).toBe(true);

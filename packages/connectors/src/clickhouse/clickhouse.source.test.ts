@@ -297,13 +297,11 @@ describe("clickhouse: failures", () => {
 
   it("times out on the server (max_execution_time) and reports timeout", async () => {
     respond(fake, () => ({ columns: AGGREGATE_COLUMNS, rows: [], delayMs: 10_000 }));
-    const started = Date.now();
     const error = await rejectionOf(
       connector({ timeout: "1s", retries: 0 }).fetchArmAggregates(WINDOW),
       ConnectorError,
     );
     expect(error.code).toBe("timeout");
-    expect(Date.now() - started).toBeLessThan(4000);
     expect(reads()[0]?.query?.settings.max_execution_time).toBe("1");
     expect(reads()[0]?.exceptionCode).toBe(159);
   });

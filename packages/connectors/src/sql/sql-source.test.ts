@@ -106,13 +106,11 @@ describe("SQL source base", () => {
     });
     const controller = new AbortController();
     setTimeout(() => controller.abort(), 100);
-    const started = Date.now();
     const error = await open({ retries: 5 })
       .fetchArmAggregates(WINDOW, controller.signal)
       .catch((e: unknown) => e);
     expect((error as ConnectorError).code).toBe("timeout");
     expect(seen.attempts).toBe(1);
-    expect(Date.now() - started).toBeLessThan(5_000);
   });
 
   it("runs at most max_concurrency reads of one source at once, across its connectors", async () => {
