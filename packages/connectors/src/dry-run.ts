@@ -268,3 +268,45 @@ function lineStart(text: string, line: number): number | null {
   }
   return offset;
 }
+
+/** A dry run of every metric of an outcome, as `--json` prints it and the API answers it. */
+export interface SignalsTestReport {
+  readonly file: string;
+  /** The window, ISO 8601. */
+  readonly from: string;
+  readonly to: string;
+  readonly experiments: readonly string[];
+  /** True when no experiment key was given and {@link PLACEHOLDER_EXPERIMENT} was read. */
+  readonly placeholder: boolean;
+  readonly arms: readonly string[];
+  /** True when every metric and experiment was read without error. */
+  readonly ok: boolean;
+  readonly metrics: readonly DryRunResult[];
+}
+
+/**
+ * Dry-runs each of an outcome's metrics in turn and reports them together.
+ * With no experiment key given, reads {@link PLACEHOLDER_EXPERIMENT}.
+ *
+ * @param given the experiment keys asked for (may be empty)
+ */
+export async function dryRunOutcome(
+  file: string,
+  metrics: readonly DryRunMetric[],
+  given: readonly string[],
+  options: Omit<DryRunOptions, "experiments">,
+): Promise<SignalsTestReport> {
+  const experiments = given.length > 0 ? [...given] : [PLACEHOLDER_EXPERIMENT];
+  const results: DryRunResult[] = [];
+  for (const metric of metrics) results.push(await dryRunConnector(metric, { ...options, experiments }));
+  return {
+    file,
+    from: options.from.toISOString(),
+    to: options.to.toISOString(),
+    experiments,
+    placeholder: given.length === 0,
+    arms: options.arms,
+    ok: results.every((m) => m.error === null && m.experiments.every((e) => e.error === null)),
+    metrics: results,
+  };
+}

@@ -35,8 +35,15 @@ export {
 } from "./create-connector";
 export type { CredentialRef, CredentialRequirement } from "./credentials";
 export { connectorCredentials, SECRET_NAME, SOURCE_ENV_NAME, SOURCE_ENV_PREFIX } from "./credentials";
-export type { DryRunError, DryRunMetric, DryRunOptions, DryRunResult, DryRunRow } from "./dry-run";
-export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, PLACEHOLDER_EXPERIMENT } from "./dry-run";
+export type {
+  DryRunError,
+  DryRunMetric,
+  DryRunOptions,
+  DryRunResult,
+  DryRunRow,
+  SignalsTestReport,
+} from "./dry-run";
+export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, dryRunOutcome, PLACEHOLDER_EXPERIMENT } from "./dry-run";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";
 export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";

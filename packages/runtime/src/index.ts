@@ -209,7 +209,7 @@ export {
   pollRequestDone,
   primaryPolledUntil,
 } from "./signals/schedules";
-export type { SignalsTestInput, SignalsTestReport } from "./signals/signals-test";
+export type { SignalsTestInput } from "./signals/signals-test";
 export { MAX_DRY_RUN_EXPERIMENTS, testOutcomeSignals } from "./signals/signals-test";
 export type { AnalysisCarry } from "./signals/snapshot-analysis";
 export { makeStatsPlan } from "./signals/snapshot-analysis";

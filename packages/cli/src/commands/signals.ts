@@ -17,27 +17,15 @@ import {
   DEFAULT_DRY_RUN_WINDOW_MS,
   type DryRunError,
   type DryRunMetric,
-  type DryRunResult,
+  dryRunOutcome,
   PLACEHOLDER_EXPERIMENT,
+  type SignalsTestReport,
 } from "@outcome-runtime/connectors";
 import { connectorPointers, formatDiagnostics, humanPath, type OutcomeSpec, parseOutcome } from "@outcome-runtime/spec";
 import { Command } from "commander";
 import type { ResponseJson } from "../api-types";
 import { loadLocalConnectorModules } from "../connector-modules";
 import { CliFailure, clientOf, EXIT, type GlobalOptions, out, outJson, useColor } from "../output";
-
-/** The dry run's document, as `--json` prints it and the API answers it. */
-interface SignalsTestReport {
-  readonly file: string;
-  readonly from: string;
-  readonly to: string;
-  readonly experiments: readonly string[];
-  /** True when no experiment key was given and the placeholder was read. */
-  readonly placeholder: boolean;
-  readonly arms: readonly string[];
-  readonly ok: boolean;
-  readonly metrics: readonly DryRunResult[];
-}
 
 function examples(...lines: string[]): string {
   return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
@@ -123,47 +111,24 @@ async function runLocally(
   }
   const { from, to } = windowOf(opts);
   const arms = armsOf(parsed.spec);
-  const given = opts.experiment ?? [];
-  const experiments = given.length > 0 ? given : [PLACEHOLDER_EXPERIMENT];
-  const metrics: DryRunResult[] = [];
-  for (const { pointer, kind, config } of connectorPointers(parsed.spec)) {
-    const metricPointer = pointer.replace(/\/connector$/u, "");
-    const metric: DryRunMetric = {
-      path: humanPath(metricPointer),
-      kind,
-      config: config as { type: string } & Record<string, unknown>,
-      locate: (setting, offset) => parsed.locate(setting === null ? pointer : `${pointer}/${setting}`, offset),
-    };
-    metrics.push(
-      await dryRunConnector(metric, {
-        experiments,
-        arms,
-        from,
-        to,
-        context: { baseDir, allowedApiUrls: parseAllowedApiUrls(process.env.SOURCE_API_URLS) },
-        credentials: localCredentials,
-      }),
-    );
-  }
-  return {
-    file,
-    from: from.toISOString(),
-    to: to.toISOString(),
-    experiments,
-    placeholder: given.length === 0,
+  const metrics: DryRunMetric[] = connectorPointers(parsed.spec).map(({ pointer, kind, config }) => ({
+    path: humanPath(pointer.replace(/\/connector$/u, "")),
+    kind,
+    config: config as { type: string } & Record<string, unknown>,
+    locate: (setting, offset) => parsed.locate(setting === null ? pointer : `${pointer}/${setting}`, offset),
+  }));
+  return dryRunOutcome(file, metrics, opts.experiment ?? [], {
     arms,
-    ok: metrics.every(succeeded),
-    metrics,
-  };
+    from,
+    to,
+    context: { baseDir, allowedApiUrls: parseAllowedApiUrls(process.env.SOURCE_API_URLS) },
+    credentials: localCredentials,
+  });
 }
 
 /** The arms every experiment of the outcome has (`experiment_defaults.arms`, defaults applied). */
 function armsOf(spec: OutcomeSpec): string[] {
   return (spec.experiment_defaults?.arms ?? []).map((arm) => arm.name);
-}
-
-function succeeded(metric: DryRunResult): boolean {
-  return metric.error === null && metric.experiments.every((e) => e.error === null);
 }
 
 function number(value: number): string {

@@ -6,12 +6,7 @@
  * operator's variables as `SOURCE_ENV_WORKSPACES` allows), and the rows it
  * would store are returned. Nothing is stored.
  */
-import {
-  DEFAULT_DRY_RUN_WINDOW_MS,
-  type DryRunResult,
-  dryRunConnector,
-  PLACEHOLDER_EXPERIMENT,
-} from "@outcome-runtime/connectors";
+import { DEFAULT_DRY_RUN_WINDOW_MS, dryRunOutcome, type SignalsTestReport } from "@outcome-runtime/connectors";
 import { authorize, DomainError } from "@outcome-runtime/core";
 import { databaseIdentity } from "@outcome-runtime/db";
 import { connectorPointers, humanPath } from "@outcome-runtime/spec";
@@ -37,19 +32,6 @@ export interface SignalsTestInput {
   /** Window end (default now) and start (default 7 days before the end). */
   readonly from?: Date;
   readonly to?: Date;
-}
-
-/** The dry run's report: the window, what was read, and each metric's result. */
-export interface SignalsTestReport {
-  readonly file: string;
-  readonly from: string;
-  readonly to: string;
-  readonly experiments: readonly string[];
-  readonly placeholder: boolean;
-  readonly arms: readonly string[];
-  /** True when every metric and experiment was read without error. */
-  readonly ok: boolean;
-  readonly metrics: readonly DryRunResult[];
 }
 
 const NO_ACCESS: SourceAccess = { env: {}, envWorkspaces: null, secretsKeyring: null, allowedApiUrls: {} };
@@ -86,46 +68,28 @@ export async function testOutcomeSignals(
   }
   const parsed = parseOutcomeChecked(input.source, file, deps.sources);
   if (!parsed.ok) throw new OutcomeInvalidError(parsed.errors);
-  const experiments = given.length > 0 ? given : [PLACEHOLDER_EXPERIMENT];
   const arms = (parsed.spec.experiment_defaults?.arms ?? []).map((arm) => arm.name);
   const access = deps.sources ?? NO_ACCESS;
   // The caller's own workspace: its secrets, and the variables the operator lets it use.
   const workspace = await sourceWorkspace(deps.db, caller.principal.workspaceId);
-  const metrics: DryRunResult[] = [];
-  for (const { pointer, kind, config } of connectorPointers(parsed.spec)) {
-    metrics.push(
-      await dryRunConnector(
-        {
-          path: humanPath(pointer.replace(/\/connector$/u, "")),
-          kind,
-          config: config as { type: string } & Record<string, unknown>,
-          locate: (setting, offset) => parsed.locate(setting === null ? pointer : `${pointer}/${setting}`, offset),
-        },
-        {
-          experiments,
-          arms,
-          from,
-          to,
-          context: {
-            runtimeDatabase: () => databaseIdentity(deps.db),
-            allowedApiUrls: access.allowedApiUrls,
-            maxTimeoutMs: DRY_RUN_TIMEOUT_MS,
-            ...(access.csvDir === undefined ? {} : { baseDir: access.csvDir }),
-          },
-          credentials: (requirements) => resolveCredentials(deps.db, access, workspace, requirements, "API"),
-          signal: AbortSignal.timeout(2 * DRY_RUN_TIMEOUT_MS),
-        },
-      ),
-    );
-  }
-  return {
-    file,
-    from: from.toISOString(),
-    to: to.toISOString(),
-    experiments,
-    placeholder: given.length === 0,
+  const metrics = connectorPointers(parsed.spec).map(({ pointer, kind, config }) => ({
+    path: humanPath(pointer.replace(/\/connector$/u, "")),
+    kind,
+    config: config as { type: string } & Record<string, unknown>,
+    locate: (setting: string | null, offset: number | undefined) =>
+      parsed.locate(setting === null ? pointer : `${pointer}/${setting}`, offset),
+  }));
+  return dryRunOutcome(file, metrics, given, {
     arms,
-    ok: metrics.every((m) => m.error === null && m.experiments.every((e) => e.error === null)),
-    metrics,
-  };
+    from,
+    to,
+    context: {
+      runtimeDatabase: () => databaseIdentity(deps.db),
+      allowedApiUrls: access.allowedApiUrls,
+      maxTimeoutMs: DRY_RUN_TIMEOUT_MS,
+      ...(access.csvDir === undefined ? {} : { baseDir: access.csvDir }),
+    },
+    credentials: (requirements) => resolveCredentials(deps.db, access, workspace, requirements, "API"),
+    signal: AbortSignal.timeout(2 * DRY_RUN_TIMEOUT_MS),
+  });
 }
