@@ -140,7 +140,15 @@ export {
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
-export { analysisJson, experimentJson, gateJson, outcomeJson, revisionJson, summaryJson } from "./json";
+export {
+  analysisJson,
+  experimentJson,
+  gateJson,
+  outcomeJson,
+  revisionJson,
+  sourceHealthJson,
+  summaryJson,
+} from "./json";
 export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {
