@@ -5,8 +5,8 @@
  * it (no request is sent), and its watermark stays where it was, so the read
  * after the throttle catches up on everything since: no window is lost.
  */
-import { ConnectorError, type SignalConnector } from "@outcome-runtime/connectors";
-import type { signals, sourceHealth } from "@outcome-runtime/db";
+import { ConnectorError, requestBudgetStates, type SignalConnector } from "@outcome-runtime/connectors";
+import { type DbOrTrx, type signals, sourceHealth } from "@outcome-runtime/db";
 import { describePollError } from "./poll-errors";
 
 /** How long a series is held back after a rate-limit answer that said nothing of when to retry: 60 s. */
@@ -59,4 +59,33 @@ function describeSafely(connector: SignalConnector | null): string | null {
   } catch {
     return null;
   }
+}
+
+/** What the worker's `/healthz` shows of the sources: those throttled now, and each request budget. */
+export interface SourcesStatus {
+  /** Sources whose rate limit holds polls back now, by connector and description (no workspace data). */
+  readonly throttled: readonly {
+    readonly connector: string | null;
+    readonly source: string | null;
+    readonly series: number;
+    readonly until: string;
+    readonly note: string | null;
+  }[];
+  /** The hourly request budget of each rate-limited source this process reads (`request-budget.ts`). */
+  readonly budgets: readonly {
+    readonly vendor: string;
+    readonly scope: string;
+    readonly spent: number;
+    readonly perHour: number;
+    readonly pausedUntil: string | null;
+  }[];
+}
+
+/** The sources throttled at `at` (every workspace) and this process's request budgets. */
+export async function sourcesStatus(db: DbOrTrx, at: Date): Promise<SourcesStatus> {
+  const throttled = await sourceHealth.listThrottledSources(db, at);
+  return {
+    throttled: throttled.map((t) => ({ ...t, until: t.until.toISOString() })),
+    budgets: requestBudgetStates().map((b) => ({ ...b, pausedUntil: b.pausedUntil?.toISOString() ?? null })),
+  };
 }
