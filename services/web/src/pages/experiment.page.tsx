@@ -170,6 +170,17 @@ export function ExperimentPage() {
               {formatDateTime(e.polling.lastPolledAt)}
               {e.polling.error ? <span className="text-danger small"> · {e.polling.error.message}</span> : null}
             </Fact>
+            {outcome.data?.polling ? (
+              <Fact term="Polled every">
+                {formatDuration(outcome.data.polling.effectiveSeconds)}
+                {outcome.data.polling.note ? (
+                  <span className="small text-muted" data-testid="poll-budget-note">
+                    {" "}
+                    ({outcome.data.polling.note})
+                  </span>
+                ) : null}
+              </Fact>
+            ) : null}
           </dl>
         </section>
 
