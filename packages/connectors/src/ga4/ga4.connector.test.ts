@@ -272,6 +272,7 @@ describe("ga4 connector: GA4's failure modes", () => {
     const error = await failure(connector.fetchArmAggregates(WINDOW));
     expect(error.code).toBe("query_failed");
     expect(error.details).toMatchObject({
+      field: "arm_dimension",
       name: "customUser:variant",
       kind: "dimension",
       grpcStatus: "INVALID_ARGUMENT",
@@ -286,7 +287,7 @@ describe("ga4 connector: GA4's failure modes", () => {
         { metricKind: "mean" },
       ).fetchArmAggregates(WINDOW),
     );
-    expect(metric.details).toMatchObject({ name: "customEvent:price", kind: "metric" });
+    expect(metric.details).toMatchObject({ field: "value_metric", name: "customEvent:price", kind: "metric" });
   });
 
   it("check() proves the key, the property and the names with one small report", async () => {

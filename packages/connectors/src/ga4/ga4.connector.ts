@@ -427,8 +427,11 @@ class Ga4Connector implements SignalConnector {
       ["control", "treatment"],
       dayRange(new Date(to.getTime() - 86_400_000), to, this.zone ?? "UTC"),
     );
-    const answer = await this.client.runReport({ ...request, limit: 1 }, "check", signal);
-    this.learnZone(answer);
+    try {
+      this.learnZone(await this.client.runReport({ ...request, limit: 1 }, "check", signal));
+    } catch (error) {
+      throw this.withSetting(error);
+    }
   }
 
   async close(): Promise<void> {}
@@ -447,12 +450,42 @@ class Ga4Connector implements SignalConnector {
   ): Promise<BatchAggregates> {
     if (spend) this.client.spend(GA4_REPORTS_PER_READ);
     try {
-      return await this.readOnce(experiments, from, to, signal);
+      try {
+        return await this.readOnce(experiments, from, to, signal);
+      } catch (error) {
+        if (!(error instanceof ZoneChanged)) throw error;
+        this.client.spend(GA4_REPORTS_PER_READ);
+        return await this.readOnce(experiments, from, to, signal);
+      }
     } catch (error) {
-      if (!(error instanceof ZoneChanged)) throw error;
-      this.client.spend(GA4_REPORTS_PER_READ);
-      return this.readOnce(experiments, from, to, signal);
+      throw this.withSetting(error);
     }
+  }
+
+  /**
+   * A 400 about a dimension or metric, with the setting that names it
+   * (`details.field`: `arm_dimension`, `value_metric`, ...), so
+   * `signals test` points at its line.
+   */
+  private withSetting(error: unknown): unknown {
+    if (!(error instanceof ConnectorError) || error.code !== "query_failed") return error;
+    const name = error.details.name;
+    if (typeof name !== "string" || error.details.field !== undefined) return error;
+    const s = this.settings;
+    const settings: [string, string | undefined][] = [
+      ["experiment_dimension", s.experimentDimension],
+      ["arm_dimension", s.armDimension],
+      ["units_metric", s.unitsMetric],
+      ["value_metric", s.value?.metric],
+      ["value_squared_metric", s.value?.squaredMetric],
+    ];
+    const field = settings.find(([, value]) => value === name)?.[0];
+    if (field === undefined) return error;
+    return new ConnectorError(error.code, `${field}: ${error.message}`, {
+      details: { ...error.details, field },
+      retryable: error.retryable,
+      cause: error,
+    });
   }
 
   private async readOnce(
