@@ -481,7 +481,7 @@ class Ga4Connector implements SignalConnector {
     ];
     const field = settings.find(([, value]) => value === name)?.[0];
     if (field === undefined) return error;
-    return new ConnectorError(error.code, `${field}: ${error.message}`, {
+    return new ConnectorError(error.code, error.message, {
       details: { ...error.details, field },
       retryable: error.retryable,
       cause: error,
