@@ -40,13 +40,13 @@ export type RunReportRequest = protos.google.analytics.data.v1beta.IRunReportReq
 export type RunReportResponse = protos.google.analytics.data.v1beta.IRunReportResponse;
 
 /** The scope the token is asked for: read-only Analytics reporting (the Data API's documented scope). */
-export const GA4_SCOPE = "https://www.googleapis.com/auth/analytics.readonly";
+const GA4_SCOPE = "https://www.googleapis.com/auth/analytics.readonly";
 
 /**
  * The largest answer read, in bytes. A report here has one row per
  * (experiment, arm) asked for; a real one is a few kilobytes.
  */
-export const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+const MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /** How long a property is left alone after a 429 that named no delay and no quota, ms. */
 const DEFAULT_RETRY_AFTER_MS = 60_000;

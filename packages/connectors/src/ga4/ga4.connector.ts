@@ -74,11 +74,11 @@ import type {
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialRequirements, credentialValue } from "../credentials";
 import { type PollCost, type RequestBudgetLimits, requestBudget } from "../request-budget";
-import { vendorApiUrl } from "../vendor-hosts";
+import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import { DataApiClient, type RunReportRequest, type RunReportResponse } from "./data-api-client";
 
 /** The Data API's documented endpoint. */
-export const GA4_API_URL = "https://analyticsdata.googleapis.com";
+const GA4_API_URL = "https://analyticsdata.googleapis.com";
 
 /** The quota page the budget's messages cite. */
 const GA4_QUOTAS_URL = "https://developers.google.com/analytics/devguides/reporting/data/v1/quotas";
@@ -108,7 +108,7 @@ export const GA4_BATCH_MAX_KEYS = 100;
 const GA4_MAX_ROWS = 250_000;
 
 /** Reports one read sends: the outcome report and the units report. */
-export const GA4_REPORTS_PER_READ = 2;
+const GA4_REPORTS_PER_READ = 2;
 
 const FIELDS = [
   "property_id",
@@ -334,8 +334,7 @@ export function ga4PollCost(config: ConnectorConfig): PollCost | null {
         ? /^(?:properties\/)?([1-9][0-9]*)$/u.exec(raw.trim())?.[1]
         : undefined;
   if (propertyId === undefined) return null;
-  const apiUrl =
-    typeof config.api_url === "string" && config.api_url !== "" ? config.api_url.replace(/\/+$/u, "") : GA4_API_URL;
+  const apiUrl = (typeof config.api_url === "string" ? normalizeApiUrl(config.api_url) : undefined) ?? GA4_API_URL;
   return {
     limits: ga4BudgetLimits(apiUrl, propertyId),
     plannedPerHour: Math.floor(GA4_REQUESTS_PER_HOUR * GA4_PLANNED_SHARE),
