@@ -324,6 +324,30 @@ describe("ga4 connector: GA4's failure modes", () => {
     expect(apiRequests()).toHaveLength(sent);
   });
 
+  it("429 with Retry-After: rate_limited for the header's seconds", async () => {
+    fake.override = (request) =>
+      request.path.endsWith(":runReport")
+        ? {
+            status: 429,
+            headers: { "Retry-After": "120" },
+            body: { error: { code: 429, message: "Too many requests.", status: "RESOURCE_EXHAUSTED" } },
+          }
+        : null;
+    const error = await failure(open().fetchArmAggregates(WINDOW));
+    expect(error.code).toBe("rate_limited");
+    expect(error.retryAfterMs).toBe(120_000);
+  });
+
+  it("a read the caller aborts stops at once (timeout, aborted), without waiting for GA4", async () => {
+    fake.override = (request) => (request.path.endsWith(":runReport") ? { delayMs: 5_000 } : null);
+    const controller = new AbortController();
+    const read = open().fetchArmAggregates(WINDOW, controller.signal);
+    setTimeout(() => controller.abort(), 200);
+    const error = await failure(read);
+    expect(error.code).toBe("timeout");
+    expect(error.message).toContain("the read was aborted");
+  });
+
   it("429 naming the daily token quota, without RetryInfo: waits until midnight Pacific time", async () => {
     fake.quota.tokensPerDay = 0;
     const error = await failure(open().fetchArmAggregates(WINDOW));
