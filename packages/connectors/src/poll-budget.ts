@@ -10,6 +10,7 @@
  */
 import { formatSeconds } from "./config-reader";
 import type { ConnectorConfig } from "./connector";
+import { ga4PollCost } from "./ga4/ga4.connector";
 import {
   MIXPANEL_BATCH_MAX_KEYS,
   MIXPANEL_REQUESTS_PER_BATCH,
@@ -64,11 +65,13 @@ function mixpanelPollCost(config: ConnectorConfig): PollCost {
  * a request budget; the others (SQL sources, files, Prometheus) have none.
  */
 const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost | null>> = {
+  ga4: ga4PollCost,
   mixpanel: mixpanelPollCost,
 };
 
 /** How people call each vendor in notes. */
 const VENDOR_NAMES: Readonly<Record<string, string>> = {
+  ga4: "Google Analytics 4",
   mixpanel: "Mixpanel",
 };
 
