@@ -9,8 +9,8 @@ import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } 
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
-import { createPosthogConnector, posthogReadsInBatches } from "./posthog/posthog.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
+import { createPosthogConnector, posthogReadsInBatches } from "./posthog/posthog.connector";
 import { SQL_SOURCES } from "./sql/sources";
 import { createSqlSourceConnector, sqlSourceReadsInBatches } from "./sql/sql-source";
 

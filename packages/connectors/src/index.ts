@@ -47,8 +47,8 @@ export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, dryRunOutcome, PLACEHOLDER_
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";
 export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";
-export { posthogPollCost } from "./posthog/posthog.connector";
 export { sameDatabase } from "./postgres/source-check";
+export { posthogPollCost } from "./posthog/posthog.connector";
 export type { PollCost, RequestBudget, RequestBudgetLimits, RequestBudgetState } from "./request-budget";
 export { requestBudget, requestBudgetStates, resetRequestBudgets } from "./request-budget";
 export { normalizeApiUrl, parseAllowedApiUrls } from "./vendor-hosts";

@@ -380,6 +380,7 @@ describe("parseOutcome: diagnostics", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "posthog",
     ]);
     const amplitude = example.replace("type: postgres", "type: amplitude");
     const found = errors(parseOutcome(amplitude));

@@ -307,10 +307,14 @@ function answer(events: readonly FakePosthogEvent[], request: FakePosthogRequest
       exposures.set(key, { experiment, arm, person: e.personId, exposedAt: at(e) });
     }
   }
-  const outcomes = events.filter((e) => e.event === shape.event && at(e) <= to);
+  const outcomesOf = new Map<string, FakePosthogEvent[]>();
+  for (const e of events) {
+    if (e.event !== shape.event || at(e) > to) continue;
+    outcomesOf.set(e.personId, [...(outcomesOf.get(e.personId) ?? []), e]);
+  }
   const perArm = new Map<string, { experiment: string; arm: string; units: number; sum: number; sumSq: number }>();
   for (const x of exposures.values()) {
-    const after = outcomes.filter((o) => o.personId === x.person && at(o) >= x.exposedAt);
+    const after = (outcomesOf.get(x.person) ?? []).filter((o) => at(o) >= x.exposedAt);
     let value: number;
     if (shape.valueProperty === undefined) value = after.length > 0 ? 1 : 0;
     else {

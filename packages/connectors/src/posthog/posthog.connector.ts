@@ -323,7 +323,7 @@ class PosthogConnector implements SignalConnector {
       to: values.to.toISOString(),
     };
     const sent = Object.fromEntries(Object.entries(all).filter(([name]) => used.has(name)));
-    return runHogQL(s.api, text, sent, signal);
+    return runHogQL(s.api, text, sent, signal, s.read.kind === "user" ? "query" : undefined);
   }
 
   async fetchOutcomeSeries(): Promise<SeriesPoint[]> {

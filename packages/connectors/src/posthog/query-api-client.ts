@@ -80,6 +80,7 @@ export interface HogQLRows {
  * `budget.spend` by the caller; it runs within the budget's concurrency.
  *
  * @param values the placeholders' values (`HogQLQuery.values`)
+ * @param field the setting a refused query is about (`query` for the user's own), in `details.field`
  * @throws ConnectorError `auth_failed` (401, 403, with PostHog's `detail`),
  *   `rate_limited` (429, with `retryAfterMs` from `Retry-After`; the project's
  *   budget is paused until then), `query_failed` (400 and other 4xx, with
@@ -94,10 +95,11 @@ export async function runHogQL(
   query: string,
   values: Readonly<Record<string, unknown>>,
   signal?: AbortSignal,
+  field?: string,
 ): Promise<HogQLRows> {
   let body: unknown;
   try {
-    body = await settings.budget.run(() => send(settings, query, values, signal), signal);
+    body = await settings.budget.run(() => send(settings, query, values, signal, field), signal);
   } catch (error) {
     if (error instanceof ConnectorError) throw error;
     // Aborted while waiting for a concurrency slot.
@@ -113,6 +115,7 @@ async function send(
   query: string,
   values: Readonly<Record<string, unknown>>,
   signal: AbortSignal | undefined,
+  field: string | undefined,
 ): Promise<unknown> {
   const url = `${settings.baseUrl}/api/projects/${encodeURIComponent(settings.projectId)}/query/`;
   const timeout = AbortSignal.timeout(settings.timeoutMs);
@@ -194,8 +197,8 @@ async function send(
   if (status < 200 || status >= 300) {
     throw new ConnectorError(
       "query_failed",
-      `posthog ${PATH}: PostHog refused the query (${status}${said}); check the event and property names (exposure_event, event, experiment_property, variant_property, value_property) or the query in outcome.yaml`,
-      { details },
+      `posthog ${PATH}: PostHog refused the query (${status}${said}); ${field === "query" ? "check the tables, fields and functions of query in outcome.yaml" : "check the event and property names (exposure_event, event, experiment_property, variant_property, value_property) in outcome.yaml"}`,
+      { details: field === undefined ? details : { ...details, field } },
     );
   }
   try {
