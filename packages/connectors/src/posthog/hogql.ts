@@ -19,7 +19,7 @@
 import { ConnectorError } from "../connector-error";
 
 /** Placeholders a user's `query` may use, with what each holds. */
-export const POSTHOG_PLACEHOLDERS: Readonly<Record<string, string>> = Object.freeze({
+const POSTHOG_PLACEHOLDERS: Readonly<Record<string, string>> = Object.freeze({
   experiment: "the experiment key (the one-experiment form)",
   experiments: "the keys of the batch's experiments, an array (the batched form)",
   arms: "the arms asked for, an array (every arm of the batch in the batched form)",
@@ -231,12 +231,12 @@ export interface BuiltQuerySettings {
 }
 
 /** `properties.<name>` with the name as a HogQL quoted identifier (backticks, so `$feature/my-flag` reads as one name). */
-export function propertyRef(name: string, table = ""): string {
+function propertyRef(name: string, table = ""): string {
   return `${table === "" ? "" : `${table}.`}properties.\`${name.replaceAll("\\", "\\\\").replaceAll("`", "\\`")}\``;
 }
 
 /** A HogQL string literal (single quotes, backslash escapes). */
-export function stringLiteral(value: string): string {
+function stringLiteral(value: string): string {
   return `'${value.replaceAll("\\", "\\\\").replaceAll("'", "\\'")}'`;
 }
 

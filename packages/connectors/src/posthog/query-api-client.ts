@@ -26,7 +26,7 @@ export const POSTHOG_QUERIES_PER_HOUR = 2400;
 export const POSTHOG_MAX_CONCURRENT = 3;
 /** The older limit some projects still have; polls are planned within it, so they fit either. */
 export const POSTHOG_LEGACY_QUERIES_PER_HOUR = 120;
-export const POSTHOG_RATE_LIMIT_DOCS = "https://posthog.com/docs/api/queries#rate-limits";
+const POSTHOG_RATE_LIMIT_DOCS = "https://posthog.com/docs/api/queries#rate-limits";
 
 /** The API base of each PostHog Cloud region. */
 export const POSTHOG_REGION_URLS: Readonly<Record<"us" | "eu", string>> = Object.freeze({
@@ -219,7 +219,7 @@ async function send(
  *
  * @throws ConnectorError `too_many_rows` when `hasMore` is true; `bad_response` for any other shape
  */
-export function checkAnswer(body: unknown): HogQLRows {
+function checkAnswer(body: unknown): HogQLRows {
   const bad = (problem: string, field: string): ConnectorError =>
     new ConnectorError("bad_response", `posthog ${PATH}: ${problem}; check api_url`, { details: { field } });
   if (!isRecord(body)) throw bad(`the answer is ${show(body)}, not a HogQL query response object`, "body");
