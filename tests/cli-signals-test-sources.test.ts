@@ -938,7 +938,7 @@ describe("signals test: posthog", () => {
       "    query: >-",
       "      SELECT properties.$feature_flag_response AS arm, count() AS units, 0 AS sum, 0 AS sum_sq",
       "      FROM evnts WHERE properties.$feature_flag = {experiment}",
-      "      AND timestamp <= parseDateTime64BestEffort({to}, 6, 'UTC') GROUP BY arm",
+      "      AND timestamp <= toDateTime({to}) GROUP BY arm",
     ].join("\n");
     const file = outcome("posthog", connector().replace("    event: Order completed", query));
     const result = await cli(["--json", "signals", "test", file.file, ...WINDOW], env());

@@ -51,7 +51,7 @@ FROM (
     SELECT toString(properties.$feature_flag_response) AS arm, person_id, sum(toFloat(properties.amount)) AS value
     FROM events
     WHERE properties.$feature_flag = {experiment} AND has({arms}, toString(properties.$feature_flag_response))
-      AND timestamp <= parseDateTime64BestEffort({to}, 6, 'UTC')
+      AND timestamp <= toDateTime({to})
     GROUP BY arm, person_id
 )
 GROUP BY arm

@@ -633,7 +633,7 @@ export interface PosthogConnector {
    */
   api_url?: string;
   /**
-   * Your own HogQL SELECT instead of the built query, returning `arm`, `units`, `sum`, `sum_sq` (and `experiment` with `{experiments}`). Placeholders, filled by PostHog from the request's values: `{experiments}` (an array; or `{experiment}`, one key), `{arms}` (an array), `{from}`, `{to}` (ISO 8601 text in UTC; compare with `parseDateTime64BestEffort({to}, 6, 'UTC')`). Must use `{experiment}` or `{experiments}`, and `{to}`. Not with `event` and the other built-query fields; one of `query` and `event` is required.
+   * Your own HogQL SELECT instead of the built query, returning `arm`, `units`, `sum`, `sum_sq` (and `experiment` with `{experiments}`). Placeholders, filled by PostHog from the request's values: `{experiments}` (an array; or `{experiment}`, one key), `{arms}` (an array), `{from}`, `{to}` (ISO 8601 text in UTC; compare with `toDateTime({to})`). Must use `{experiment}` or `{experiments}`, and `{to}`. Not with `event` and the other built-query fields; one of `query` and `event` is required.
    */
   query?: string;
   /**
@@ -1683,7 +1683,7 @@ export interface PosthogConnectorInput {
    */
   api_url?: string;
   /**
-   * Your own HogQL SELECT instead of the built query, returning `arm`, `units`, `sum`, `sum_sq` (and `experiment` with `{experiments}`). Placeholders, filled by PostHog from the request's values: `{experiments}` (an array; or `{experiment}`, one key), `{arms}` (an array), `{from}`, `{to}` (ISO 8601 text in UTC; compare with `parseDateTime64BestEffort({to}, 6, 'UTC')`). Must use `{experiment}` or `{experiments}`, and `{to}`. Not with `event` and the other built-query fields; one of `query` and `event` is required.
+   * Your own HogQL SELECT instead of the built query, returning `arm`, `units`, `sum`, `sum_sq` (and `experiment` with `{experiments}`). Placeholders, filled by PostHog from the request's values: `{experiments}` (an array; or `{experiment}`, one key), `{arms}` (an array), `{from}`, `{to}` (ISO 8601 text in UTC; compare with `toDateTime({to})`). Must use `{experiment}` or `{experiments}`, and `{to}`. Not with `event` and the other built-query fields; one of `query` and `event` is required.
    */
   query?: string;
   /**

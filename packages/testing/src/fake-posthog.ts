@@ -20,8 +20,9 @@
  * (`packages/connectors/src/posthog/hogql.ts`): exposures of one event by
  * experiment, arm and person, joined to one outcome event per person, summed
  * per (experiment, arm). Times in the query are bound through
- * `parseDateTime64BestEffort({to}, 6, 'UTC')`: a text with a zone is read in
- * that zone, one without in UTC, never in the project's `timezone`. Any other
+ * `toDateTime({to})`, which HogQL makes `parseDateTime64BestEffortOrNull(text,
+ * 6, <project time zone>)`: a text with a zone is read in that zone, one
+ * without in the project's `timezone` (default UTC). Any other
  * query is a 400 naming what it cannot resolve, unless a test's `override`
  * answers it. Every request is recorded, so tests count what a read costs.
  */
@@ -76,7 +77,7 @@ const DEFAULT_LIMIT = 100;
 /**
  * Starts the fake on a free loopback port.
  *
- * @param auth the personal API key it accepts and the project id that key may read
+ * @param auth the personal API key it accepts, the project id that key may read, and the project's time zone
  */
 export async function startFakePosthog(auth: {
   readonly apiKey: string;
@@ -144,7 +145,7 @@ export async function startFakePosthog(auth: {
           apiError("authentication_error", "permission_denied", "You don't have access to the project."),
         );
       }
-      const computed = () => answer(fake.events, request);
+      const computed = () => answer(fake.events, request, auth.timezone ?? "UTC");
       const replaced = fake.override?.(request, computed) ?? null;
       const reply = (): void => {
         if (replaced !== null && (replaced.status !== undefined || replaced.body !== undefined)) {
@@ -244,7 +245,8 @@ export function builtQueryShape(hogql: string): BuiltQueryShape | null {
     arm === null ||
     !hogql.includes(") AS exposure") ||
     !hogql.includes(") AS outcome ON exposure.person_id = outcome.person_id") ||
-    !hogql.includes("GROUP BY experiment, arm\n")
+    !hogql.includes("GROUP BY experiment, arm\n") ||
+    hogql.split("AND timestamp <= toDateTime({to})").length !== 3
   ) {
     return null;
   }
@@ -258,19 +260,51 @@ export function builtQueryShape(hogql: string): BuiltQueryShape | null {
   };
 }
 
-/**
- * ClickHouse's `parseDateTime64BestEffort(text, 6, 'UTC')`: a zone in the text
- * is honoured, a text without one is read in UTC.
- */
-function bestEffortUtc(text: unknown): number {
-  if (typeof text !== "string") throw new Error(`Cannot parse ${JSON.stringify(text)} as DateTime64`);
-  const withZone = /(Z|[+-]\d{2}:?\d{2})$/iu.test(text.trim()) ? text.trim() : `${text.trim().replace(" ", "T")}Z`;
-  const ms = Date.parse(withZone);
-  if (Number.isNaN(ms)) throw new Error(`Cannot parse ${JSON.stringify(text)} as DateTime64`);
-  return ms;
+/** The offset of `timeZone` from UTC at the instant `ms`, in milliseconds. */
+function zoneOffsetMs(ms: number, timeZone: string): number {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat("en-US", {
+      timeZone,
+      hourCycle: "h23",
+      year: "numeric",
+      month: "2-digit",
+      day: "2-digit",
+      hour: "2-digit",
+      minute: "2-digit",
+      second: "2-digit",
+    })
+      .formatToParts(new Date(ms))
+      .map((p) => [p.type, p.value]),
+  );
+  const local = Date.UTC(
+    Number(parts.year),
+    Number(parts.month) - 1,
+    Number(parts.day),
+    Number(parts.hour),
+    Number(parts.minute),
+    Number(parts.second),
+  );
+  return local - Math.floor(ms / 1000) * 1000;
 }
 
-function answer(events: readonly FakePosthogEvent[], request: FakePosthogRequest): unknown {
+/**
+ * ClickHouse's `parseDateTime64BestEffortOrNull(text, 6, timeZone)`: a zone in
+ * the text is honoured, a text without one is read in `timeZone`.
+ */
+function bestEffort(text: unknown, timeZone: string): number {
+  if (typeof text !== "string") throw new Error(`Cannot parse ${JSON.stringify(text)} as DateTime64`);
+  const trimmed = text.trim().replace(" ", "T");
+  if (/(Z|[+-]\d{2}:?\d{2})$/iu.test(trimmed)) {
+    const ms = Date.parse(trimmed);
+    if (Number.isNaN(ms)) throw new Error(`Cannot parse ${JSON.stringify(text)} as DateTime64`);
+    return ms;
+  }
+  const asUtc = Date.parse(`${trimmed}Z`);
+  if (Number.isNaN(asUtc)) throw new Error(`Cannot parse ${JSON.stringify(text)} as DateTime64`);
+  return asUtc - zoneOffsetMs(asUtc, timeZone);
+}
+
+function answer(events: readonly FakePosthogEvent[], request: FakePosthogRequest, timeZone: string): unknown {
   const body = request.body;
   if (!isRecord(body) || !isRecord(body.query)) throw new Error("query: This field is required.");
   if (body.query.kind !== "HogQLQuery") throw new Error(`Unsupported query kind ${JSON.stringify(body.query.kind)}`);
@@ -287,7 +321,7 @@ function answer(events: readonly FakePosthogEvent[], request: FakePosthogRequest
   if (!Array.isArray(v.experiments) || !Array.isArray(v.arms)) throw new Error("{experiments} and {arms} are arrays");
   const experiments = new Set(v.experiments.map(String));
   const arms = new Set(v.arms.map(String));
-  const to = bestEffortUtc(v.to);
+  const to = bestEffort(v.to, timeZone);
   const at = (e: FakePosthogEvent): number => {
     const ms = Date.parse(e.timestamp);
     if (Number.isNaN(ms)) throw new Error(`the fake's event timestamp ${e.timestamp} is not ISO 8601 with a zone`);

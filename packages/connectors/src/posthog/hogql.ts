@@ -12,9 +12,12 @@
  * an arm may hold any character. A JSON array becomes a HogQL array constant:
  * test membership with `has({arms}, arm)`. Times travel as ISO 8601 text in
  * UTC with the `Z` zone (`2026-11-08T00:00:00.000Z`); compare them to
- * `timestamp` through `parseDateTime64BestEffort({to}, 6, 'UTC')`, which reads
- * the zone the text carries, so the project's time zone (which HogQL uses for
- * a bare date-time text and for `toDate`) never shifts the window.
+ * `timestamp` through `toDateTime({to})`. HogQL turns `toDateTime` of a text
+ * into ClickHouse's `parseDateTime64BestEffortOrNull(text, 6, <project time
+ * zone>)` (PostHog/posthog, `posthog/hogql/functions`, `toDateTime`: tz-aware):
+ * the project's time zone applies only to a text without a zone, and the `Z`
+ * the connector writes wins, so the window ends at the same instant whatever
+ * the project's time zone is.
  */
 import { ConnectorError } from "../connector-error";
 
@@ -212,7 +215,7 @@ export function checkUserQuery(text: string): CheckedHogQL {
   if (!placeholders.has("to")) {
     throw refused(
       "does not use {to}, so every poll would count up to a different moment",
-      "bound the events with timestamp <= parseDateTime64BestEffort({to}, 6, 'UTC')",
+      "bound the events with timestamp <= toDateTime({to})",
       0,
       "invalid_config",
     );
@@ -254,7 +257,7 @@ function stringLiteral(value: string): string {
 export function builtQuery(s: BuiltQuerySettings, limit: number): string {
   const experiment = `toString(${propertyRef(s.experimentProperty)})`;
   const arm = `toString(${propertyRef(s.variantProperty)})`;
-  const to = "parseDateTime64BestEffort({to}, 6, 'UTC')";
+  const to = "toDateTime({to})";
   const perPerson =
     s.valueProperty === undefined
       ? "if(countIf(outcome.timestamp >= exposure.exposed_at) > 0, 1, 0)"

@@ -111,7 +111,7 @@ describe("the built HogQL query", () => {
     // Values travel as JSON, never pasted into the text; times in UTC with their zone.
     expect(request?.values).toEqual({ experiments: ["checkout-copy"], arms: ARMS, to: "2026-11-08T00:00:00.000Z" });
     expect(request?.hogql).not.toContain("checkout-copy");
-    expect(request?.hogql).toContain("parseDateTime64BestEffort({to}, 6, 'UTC')");
+    expect(request?.hogql).toContain("toDateTime({to})");
   });
 
   it("reads a mean with sum_sq squared per person, not per event", async () => {
@@ -160,15 +160,52 @@ describe("the built HogQL query", () => {
     expect(answer?.get("c-flag")).toEqual([]);
   });
 
-  it("binds the window in UTC whatever the project's time zone: events written in Los Angeles time", async () => {
-    // The project's events carry -08:00; the outcome's window ends at 2026-11-08T00:00Z = 2026-11-07T16:00-08:00.
-    exposure("p1", "tz-flag", "control", "2026-11-07T15:00:00-08:00");
-    exposure("p2", "tz-flag", "control", "2026-11-07T16:30:00-08:00"); // 00:30Z on the 8th: after the window
-    purchase("p1", "2026-11-07T15:59:59-08:00"); // 23:59:59Z: inside
-    const connector = createConnector(settings(), context());
-    const got = await connector.fetchArmAggregates({ experimentKey: "tz-flag", arms: ARMS, from: FROM, to: TO });
-    expect(rows(got)).toEqual([["control", 1, 1, 1]]);
-    expect(fake.requests[0]?.values.to).toBe("2026-11-08T00:00:00.000Z");
+  it("binds the window as a UTC instant whatever the project's time zone: a project in Los Angeles", async () => {
+    // HogQL reads a date-time text without a zone in the project's time zone; the connector's carries `Z`.
+    const la = await startFakePosthog({ apiKey: API_KEY, projectId: PROJECT_ID, timezone: "America/Los_Angeles" });
+    try {
+      // The window ends at 2026-11-08T00:00Z = 2026-11-07T16:00 in Los Angeles.
+      la.events.push(
+        {
+          event: "$feature_flag_called",
+          personId: "p1",
+          timestamp: "2026-11-07T15:00:00-08:00",
+          properties: { $feature_flag: "tz-flag", $feature_flag_response: "control" },
+        },
+        // 00:30Z on the 8th: after the window, though still the 7th in Los Angeles.
+        {
+          event: "$feature_flag_called",
+          personId: "p2",
+          timestamp: "2026-11-07T16:30:00-08:00",
+          properties: { $feature_flag: "tz-flag", $feature_flag_response: "control" },
+        },
+        { event: "purchase", personId: "p1", timestamp: "2026-11-07T15:59:59-08:00", properties: {} },
+      );
+      const connector = createConnector(settings({ api_url: la.baseUrl }), {
+        ...context(),
+        allowedApiUrls: { posthog: [la.baseUrl] },
+      });
+      const got = await connector.fetchArmAggregates({ experimentKey: "tz-flag", arms: ARMS, from: FROM, to: TO });
+      expect(rows(got)).toEqual([["control", 1, 1, 1]]);
+      expect(la.requests[0]?.values.to).toBe("2026-11-08T00:00:00.000Z");
+      expect(la.requests[0]?.hogql).toContain("timestamp <= toDateTime({to})");
+
+      // The same query with a zone-less `to` is read in the project's zone: its window ends 8 hours later.
+      const zoneless = await fetch(`${la.baseUrl}/api/projects/${PROJECT_ID}/query/`, {
+        method: "POST",
+        headers: { Authorization: `Bearer ${API_KEY}`, "Content-Type": "application/json" },
+        body: JSON.stringify({
+          query: {
+            kind: "HogQLQuery",
+            query: la.requests[0]?.hogql,
+            values: { experiments: ["tz-flag"], arms: ARMS, to: "2026-11-08 00:00:00" },
+          },
+        }),
+      });
+      expect(((await zoneless.json()) as { results: unknown[] }).results).toEqual([["tz-flag", "control", 2, 1, 1]]);
+    } finally {
+      await la.close();
+    }
   });
 
   it("uses PostHog's own exposure by default, and the settings' event and properties when given", async () => {
@@ -217,7 +254,7 @@ describe("a user's HogQL query", () => {
     "       countDistinctIf(person_id, event = 'purchase') AS sum, countDistinctIf(person_id, event = 'purchase') AS sum_sq",
     "FROM events",
     "WHERE has({experiments}, properties.exp) AND has({arms}, properties.arm)",
-    "  AND timestamp <= parseDateTime64BestEffort({to}, 6, 'UTC')",
+    "  AND timestamp <= toDateTime({to})",
     "GROUP BY experiment, arm",
     "LIMIT 1000",
   ].join("\n");
@@ -279,7 +316,7 @@ describe("a user's HogQL query", () => {
     ],
     ["ALTER inside", "WITH x AS (ALTER TABLE events DELETE WHERE 1) SELECT {experiment}, {to}", "read_only_violation"],
     ["an unknown placeholder", BATCHED.replace("{arms}", "{variants}"), "invalid_config"],
-    ["no {to}", BATCHED.replace("parseDateTime64BestEffort({to}, 6, 'UTC')", "now()"), "invalid_config"],
+    ["no {to}", BATCHED.replace("toDateTime({to})", "now()"), "invalid_config"],
     [
       "neither {experiment} nor {experiments}",
       BATCHED.replace("has({experiments}, properties.exp)", "1"),
