@@ -82,6 +82,8 @@ const DEFAULT_LIMIT = 100;
 export async function startFakePosthog(auth: {
   readonly apiKey: string;
   readonly projectId: string;
+  /** The project's time zone (Project settings → Time zone), an IANA name; default UTC. */
+  readonly timezone?: string;
 }): Promise<FakePosthog> {
   const fake: FakePosthog = {
     baseUrl: "",
@@ -346,10 +348,14 @@ function answer(events: readonly FakePosthogEvent[], request: FakePosthogRequest
     if (e.event !== shape.event || at(e) > to) continue;
     outcomesOf.set(e.personId, [...(outcomesOf.get(e.personId) ?? []), e]);
   }
-  const perArm = new Map<string, { experiment: string; arm: string; units: number; sum: number; sumSq: number }>();
+  const perArm = new Map<
+    string,
+    { experiment: string; arm: string; units: number; sum: number; sumSq: number; events: number; valued: number }
+  >();
   for (const x of exposures.values()) {
     const after = (outcomesOf.get(x.person) ?? []).filter((o) => at(o) >= x.exposedAt);
     let value: number;
+    let valued = 0;
     if (shape.valueProperty === undefined) value = after.length > 0 ? 1 : 0;
     else {
       value = 0;
@@ -357,27 +363,51 @@ function answer(events: readonly FakePosthogEvent[], request: FakePosthogRequest
         const raw = o.properties[shape.valueProperty];
         const n =
           typeof raw === "number" ? raw : typeof raw === "string" && raw.trim() !== "" ? Number(raw) : Number.NaN;
-        if (Number.isFinite(n)) value += n;
+        if (Number.isFinite(n)) {
+          value += n;
+          valued += 1;
+        }
       }
     }
     const key = JSON.stringify([x.experiment, x.arm]);
-    const agg = perArm.get(key) ?? { experiment: x.experiment, arm: x.arm, units: 0, sum: 0, sumSq: 0 };
+    const agg = perArm.get(key) ?? {
+      experiment: x.experiment,
+      arm: x.arm,
+      units: 0,
+      sum: 0,
+      sumSq: 0,
+      events: 0,
+      valued: 0,
+    };
     agg.units += 1;
+    agg.events += after.length;
+    agg.valued += valued;
     agg.sum += value;
     agg.sumSq += value * value;
     perArm.set(key, agg);
   }
   const rows = [...perArm.values()]
     .sort((a, b) => (a.experiment === b.experiment ? cmp(a.arm, b.arm) : cmp(a.experiment, b.experiment)))
-    .map((a) => [a.experiment, a.arm, a.units, a.sum, a.sumSq]);
-  const sumType = shape.valueProperty === undefined ? "UInt64" : "Float64";
-  return hogqlResponse(
-    hogql,
-    ["experiment", "arm", "units", "sum", "sum_sq"],
-    ["String", "String", "UInt64", sumType, sumType],
-    rows,
-    shape.limit,
-  );
+    .map((a) =>
+      shape.valueProperty === undefined
+        ? [a.experiment, a.arm, a.units, a.sum, a.sumSq]
+        : [a.experiment, a.arm, a.units, a.sum, a.sumSq, a.events, a.valued],
+    );
+  return shape.valueProperty === undefined
+    ? hogqlResponse(
+        hogql,
+        ["experiment", "arm", "units", "sum", "sum_sq"],
+        ["String", "String", "UInt64", "UInt64", "UInt64"],
+        rows,
+        shape.limit,
+      )
+    : hogqlResponse(
+        hogql,
+        ["experiment", "arm", "units", "sum", "sum_sq", "outcome_events", "valued_events"],
+        ["String", "String", "UInt64", "Float64", "Float64", "UInt64", "UInt64"],
+        rows,
+        shape.limit,
+      );
 }
 
 function cmp(a: string, b: string): number {

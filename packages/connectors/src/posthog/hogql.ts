@@ -18,6 +18,11 @@
  * the project's time zone applies only to a text without a zone, and the `Z`
  * the connector writes wins, so the window ends at the same instant whatever
  * the project's time zone is.
+ *
+ * Source of the placeholder semantics: PostHog/posthog,
+ * `posthog/hogql_queries/hogql_query_runner.py` (`to_query`: each of
+ * `query.values` becomes `ast.Constant(value=value)`, passed to `parse_select`
+ * as the placeholders).
  */
 import { ConnectorError } from "../connector-error";
 
@@ -252,7 +257,11 @@ function stringLiteral(value: string): string {
  * over those events (0 without any). Then per (experiment, arm): units =
  * persons, sum = Σ value, sum_sq = Σ value², each person's value squared
  * once, in HogQL. Cumulative: everything up to `{to}`. Batched: one query for
- * `{experiments}`, grouped by experiment and arm, at most `limit` rows.
+ * `{experiments}`, grouped by experiment and arm, at most `limit` rows. A
+ * mean's rows also carry `outcome_events` (events of `event` after exposure)
+ * and `valued_events` (those with a number in `value_property`): HogQL reads
+ * a missing property as null, so a mistyped `value_property` would otherwise
+ * be sums of 0.
  */
 export function builtQuery(s: BuiltQuerySettings, limit: number): string {
   const experiment = `toString(${propertyRef(s.experimentProperty)})`;
@@ -263,10 +272,18 @@ export function builtQuery(s: BuiltQuerySettings, limit: number): string {
       ? "if(countIf(outcome.timestamp >= exposure.exposed_at) > 0, 1, 0)"
       : "sumIf(outcome.value, outcome.timestamp >= exposure.exposed_at)";
   const outcomeValue = s.valueProperty === undefined ? "1" : `toFloat(${propertyRef(s.valueProperty)})`;
+  const after = "outcome.timestamp >= exposure.exposed_at";
+  const meanChecks =
+    s.valueProperty === undefined
+      ? { outer: "", inner: "" }
+      : {
+          outer: ", sum(events) AS outcome_events, sum(valued) AS valued_events",
+          inner: `,\n           countIf(${after}) AS events, countIf(${after} AND outcome.value IS NOT NULL) AS valued`,
+        };
   return [
-    "SELECT experiment, arm, count() AS units, sum(value) AS sum, sum(value * value) AS sum_sq",
+    `SELECT experiment, arm, count() AS units, sum(value) AS sum, sum(value * value) AS sum_sq${meanChecks.outer}`,
     "FROM (",
-    `    SELECT exposure.experiment AS experiment, exposure.arm AS arm, exposure.person_id AS person_id, ${perPerson} AS value`,
+    `    SELECT exposure.experiment AS experiment, exposure.arm AS arm, exposure.person_id AS person_id, ${perPerson} AS value${meanChecks.inner}`,
     "    FROM (",
     `        SELECT ${experiment} AS experiment, ${arm} AS arm, person_id, min(timestamp) AS exposed_at`,
     "        FROM events",

@@ -134,6 +134,25 @@ describe("the built HogQL query", () => {
     expect(fake.requests[0]?.hogql).toContain("toFloat(properties.`amount`)");
   });
 
+  it("a value_property no event after exposure carries is query_failed naming it, not sums of 0", async () => {
+    exposure("p1", "pricing", "control", "2026-11-02T10:00:00Z");
+    purchase("p1", "2026-11-03T00:00:00Z", 3);
+    const connector = createConnector(settings({ value_property: "amount_usd" }), context("mean"));
+    const error = await rejectionOf(
+      connector.fetchArmAggregates({ experimentKey: "pricing", arms: ARMS, from: FROM, to: TO }),
+      ConnectorError,
+    );
+    expect(error.code).toBe("query_failed");
+    expect(error.details).toMatchObject({ field: "value_property", value: "amount_usd", events: 1 });
+    expect(error.message).toContain('value_property "amount_usd": none of the 1 "purchase" events');
+
+    // No event after exposure yet: zeros are the truth, not a typo.
+    fake.events.length = 1;
+    expect(
+      rows(await connector.fetchArmAggregates({ experimentKey: "pricing", arms: ARMS, from: FROM, to: TO })),
+    ).toEqual([["control", 1, 0, 0]]);
+  });
+
   it("reads many experiments in one request, grouped by experiment and arm", async () => {
     exposure("p1", "a-flag", "control", "2026-11-02T10:00:00Z");
     exposure("p2", "b-flag", "contrôle", "2026-11-02T10:00:00Z");

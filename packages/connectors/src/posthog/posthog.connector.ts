@@ -22,7 +22,7 @@
  * spends its requests of the project's budget first (`request-budget.ts`).
  */
 import { guardedFetch } from "@outcome-runtime/netguard";
-import { assertWindow } from "../boundary-checks";
+import { assertWindow, parseNumber } from "../boundary-checks";
 import { ConfigReader, show } from "../config-reader";
 import type {
   ArmAggregate,
@@ -41,6 +41,7 @@ import { aggregatesOfRows, batchFrom, batchOfOne, type SqlRows, splitBatch } fro
 import { vendorApiUrl } from "../vendor-hosts";
 import { builtQuery, type CheckedHogQL, checkUserQuery } from "./hogql";
 import {
+  type HogQLRows,
   POSTHOG_LEGACY_QUERIES_PER_HOUR,
   POSTHOG_REGION_URLS,
   posthogBudgetLimits,
@@ -82,6 +83,9 @@ type Read = { kind: "built"; text: string } | { kind: "user"; checked: CheckedHo
 interface PosthogSettings {
   readonly api: QueryApiSettings;
   readonly read: Read;
+  /** The built query's `event` and `value_property` (undefined for a user query, or a proportion's value). */
+  readonly event: string | undefined;
+  readonly valueProperty: string | undefined;
   readonly describeWhat: string;
   readonly metricKind: "proportion" | "mean";
 }
@@ -121,6 +125,8 @@ export function createPosthogConnector(config: ConnectorConfig, context: Connect
   const query = reader.optionalString("query", "write a HogQL SELECT");
   let read: Read;
   let describeWhat: string;
+  let builtEvent: string | undefined;
+  let builtValueProperty: string | undefined;
   if (query !== undefined) {
     for (const field of ["event", "exposure_event", "experiment_property", "variant_property", "value_property"]) {
       if (reader.has(field)) {
@@ -163,6 +169,8 @@ export function createPosthogConnector(config: ConnectorConfig, context: Connect
         POSTHOG_DEFAULTS.variant_property,
     };
     read = { kind: "built", text: builtQuery(built, POSTHOG_MAX_ROWS) };
+    builtEvent = event;
+    builtValueProperty = valueProperty;
     describeWhat = `${valueProperty === undefined ? "persons who fired" : `Σ ${JSON.stringify(valueProperty)} per person of`} ${JSON.stringify(event)}, units = persons with ${JSON.stringify(built.exposureEvent)} by ${JSON.stringify(built.variantProperty)}`;
   }
 
@@ -178,6 +186,8 @@ export function createPosthogConnector(config: ConnectorConfig, context: Connect
       budget: requestBudget(posthogBudgetLimits(baseUrl, projectId)),
     },
     read,
+    event: builtEvent,
+    valueProperty: builtValueProperty,
     describeWhat,
     metricKind: context.metricKind,
   };
@@ -299,12 +309,38 @@ class PosthogConnector implements SignalConnector {
           { experiments: group.experiments.map((e) => e.experimentKey), arms, from, to: window.to },
           signal,
         );
+        this.checkValued(rows);
         return splitBatch(sqlRows(rows), group, from, this.settings.metricKind, "posthog query");
       }),
     );
     const out: BatchAggregates = new Map();
     for (const answer of answers) for (const [key, value] of answer) out.set(key, value);
     return out;
+  }
+
+  /**
+   * The built mean's check that `value_property` is there: events of `event`
+   * after exposure, none of which carries a number in it, mean the property is
+   * mistyped or not numeric (HogQL reads a missing property as null, and the
+   * sums would be 0).
+   *
+   * @throws ConnectorError `query_failed` naming `value_property`
+   */
+  private checkValued(rows: HogQLRows): void {
+    const s = this.settings;
+    if (s.read.kind !== "built" || s.valueProperty === undefined) return;
+    const events = rows.columns.indexOf("outcome_events");
+    const valued = rows.columns.indexOf("valued_events");
+    if (events === -1 || valued === -1) return;
+    const total = (i: number): number => rows.rows.reduce((n, row) => n + (parseNumber(row[i]) ?? 0), 0);
+    const fired = total(events);
+    if (fired > 0 && total(valued) === 0) {
+      throw new ConnectorError(
+        "query_failed",
+        `posthog query: value_property ${JSON.stringify(s.valueProperty)}: none of the ${fired} ${JSON.stringify(s.event)} events after exposure carries a number in it (PostHog reads a property an event lacks as null); check the property's name, and that it holds numbers`,
+        { details: { field: "value_property", value: s.valueProperty, events: fired } },
+      );
+    }
   }
 
   private run(
