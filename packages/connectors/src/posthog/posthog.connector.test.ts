@@ -589,6 +589,10 @@ describe("posthogPollCost", () => {
     const eu = settings({ region: "eu" });
     delete eu.api_url;
     expect(posthogPollCost(eu)?.limits.key).toBe(`https://eu.posthog.com|${PROJECT_ID}`);
+    // The same key as the connector's budget, however the URL is written.
+    expect(posthogPollCost(settings({ api_url: "https://EU.posthog.com/" }))?.limits.key).toBe(
+      `https://eu.posthog.com|${PROJECT_ID}`,
+    );
     expect(posthogPollCost({ type: "mixpanel" })).toBeNull();
   });
 

@@ -38,7 +38,7 @@ import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
 import { type PollCost, requestBudget } from "../request-budget";
 import { aggregatesOfRows, batchFrom, batchOfOne, type SqlRows, splitBatch } from "../sql/result-rows";
-import { vendorApiUrl } from "../vendor-hosts";
+import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import { builtQuery, type CheckedHogQL, checkUserQuery } from "./hogql";
 import {
   type HogQLRows,
@@ -236,9 +236,10 @@ export function posthogPollCost(config: ConnectorConfig): PollCost | null {
         : undefined;
   if (projectId === undefined) return null;
   const region = config.region === "eu" ? "eu" : "us";
+  // The key the connector's budget has: its API base in the form URLs are compared in.
   const baseUrl =
     typeof config.api_url === "string"
-      ? config.api_url.replace(/\/+$/u, "").toLowerCase()
+      ? (normalizeApiUrl(config.api_url) ?? config.api_url)
       : POSTHOG_REGION_URLS[region];
   const batched = posthogReadsInBatches(config);
   return {
@@ -272,7 +273,8 @@ class PosthogConnector implements SignalConnector {
         { experiment: window.experimentKey, arms: window.arms, from: window.from, to: window.to },
         signal,
       );
-      return aggregatesOfRows(sqlRows(rows), sqlRows(rows).rows, window, s.metricKind, "posthog query");
+      const result = sqlRows(rows);
+      return aggregatesOfRows(result, result.rows, window, s.metricKind, "posthog query");
     }
     const answer = await this.batchRead(batchOfOne(window), signal);
     const mine = answer.get(window.experimentKey) ?? [];

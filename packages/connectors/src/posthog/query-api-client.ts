@@ -101,9 +101,9 @@ export async function runHogQL(
   try {
     body = await settings.budget.run(() => send(settings, query, values, signal, field), signal);
   } catch (error) {
-    if (error instanceof ConnectorError) throw error;
-    // Aborted while waiting for a concurrency slot.
-    throw abortedError(signal);
+    // Aborted while waiting for a concurrency slot: the budget rejects with the signal's reason.
+    if (!(error instanceof ConnectorError) && signal?.aborted) throw abortedError(signal);
+    throw error;
   }
   return checkAnswer(body);
 }
