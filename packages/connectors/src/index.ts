@@ -46,7 +46,7 @@ export type {
 export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, dryRunOutcome, PLACEHOLDER_EXPERIMENT } from "./dry-run";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";
-export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";
+export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, pollCostOf, requestsPerPoll } from "./poll-budget";
 export { sameDatabase } from "./postgres/source-check";
 export { posthogPollCost } from "./posthog/posthog.connector";
 export type { PollCost, RequestBudget, RequestBudgetLimits, RequestBudgetState } from "./request-budget";
