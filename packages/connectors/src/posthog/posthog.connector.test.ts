@@ -365,6 +365,26 @@ describe("a user's HogQL query", () => {
     expect(checkConnectorSettings(config, "proportion", { allowedApiUrls: { posthog: [fake.baseUrl] } })).toBeNull();
   });
 
+  it("reads placeholders only outside strings and comments", () => {
+    const refusedCode = (query: string): string | undefined => {
+      const config = { ...settings({ query }) };
+      delete config.event;
+      try {
+        createConnector(config, context());
+      } catch (e) {
+        return (e as ConnectorError).code;
+      }
+      return undefined;
+    };
+    // `{to}` only in a string and a comment: the query does not bound the events.
+    expect(refusedCode(BATCHED.replace("toDateTime({to})", "toDateTime('{to}') -- {to}"))).toBe("invalid_config");
+    // A ";" or a keyword inside a string is text, not a statement.
+    expect(
+      refusedCode(BATCHED.replace("event = 'purchase') AS sum,", "event = 'purchase; drop') AS sum,")),
+    ).toBeUndefined();
+    expect(refusedCode("SELECT 'unterminated {experiment} {to}")).toBe("invalid_config");
+  });
+
   it("a write is an sql_refused problem at validate time, with its offset", () => {
     const config = { ...settings({ query: "SELECT {experiment}, {to}; DELETE FROM events WHERE 1" }) };
     delete config.event;
