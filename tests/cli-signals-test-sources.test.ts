@@ -31,6 +31,7 @@ import {
 } from "@outcome-runtime/testing/fake-clickhouse";
 import { type FakeGa4, type FakeGa4Report, matchesFilter, startFakeGa4 } from "@outcome-runtime/testing/fake-ga4";
 import { type FakeMixpanel, startFakeMixpanel } from "@outcome-runtime/testing/fake-mixpanel";
+import { type FakePosthog, startFakePosthog } from "@outcome-runtime/testing/fake-posthog";
 import {
   type SnowflakeFake,
   type SnowflakeFakeQuery,
@@ -959,5 +960,120 @@ describe("signals test: ga4", () => {
       location: { line: fileLine(file.text, "    credentials_json_env:") },
     });
     expect(text.stdout).not.toContain("PRIVATE KEY");
+  });
+});
+
+describe("signals test: posthog", () => {
+  const POSTHOG = { apiKey: "phx_cliR34d3rK3y", projectId: "81236" };
+  let posthog: FakePosthog;
+  const connector = () =>
+    [
+      `    project_id: ${POSTHOG.projectId}`,
+      "    event: Order completed",
+      "    personal_api_key_env: OUTCOME_RUNTIME_SOURCE_POSTHOG_KEY",
+      `    api_url: ${posthog.baseUrl}`,
+    ].join("\n");
+  /** The shell's environment with the key and the operator's consent to the local stand-in. */
+  const env = (key = POSTHOG.apiKey) => ({
+    OUTCOME_RUNTIME_SOURCE_POSTHOG_KEY: key,
+    SOURCE_API_URLS: `${environment().SOURCE_API_URLS} posthog=${posthog.baseUrl}`,
+  });
+
+  beforeAll(async () => {
+    posthog = await startFakePosthog(POSTHOG);
+    // Each exposure row is that many persons exposed on the day before its end (PostHog's own
+    // `$feature_flag_called`, the flag key and the variant), of whom `conversions` fired the event after.
+    for (const [experiment, arm, ts, units, conversions] of EXPOSURES) {
+      const exposedAt = new Date(Date.parse(ts) - 86_400_000).toISOString();
+      const convertedAt = new Date(Date.parse(ts) - 3_600_000).toISOString();
+      for (let u = 0; u < units; u++) {
+        const personId = `${experiment}/${arm}/${ts}/${u}`;
+        posthog.events.push({
+          event: "$feature_flag_called",
+          personId,
+          timestamp: exposedAt,
+          properties: { $feature_flag: experiment, $feature_flag_response: arm },
+        });
+        if (u < conversions)
+          posthog.events.push({ event: "Order completed", personId, timestamp: convertedAt, properties: {} });
+      }
+    }
+  });
+  afterAll(async () => {
+    await posthog?.close();
+  });
+
+  it("reads every experiment with one HogQL query and prints the persons per arm, cumulative up to the window's end", async () => {
+    const file = outcome("posthog", connector());
+    posthog.requests.length = 0;
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "posthog", form: "batched", error: null });
+    // Cumulative: every person exposed up to the window's end, those before its start too (the 2024 row).
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = EXPOSURES.filter(([e, a, ts]) => e === experiment && a === arm && ts <= TO);
+        const units = rows.reduce((n, r) => n + r[3], 0);
+        const sum = rows.reduce((n, r) => n + r[4], 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+    expect(posthog.requests).toHaveLength(1);
+    expect(posthog.requests[0]?.values).toEqual({
+      experiments: ["checkout-v2", "search-v1"],
+      arms: ["control", "treatment"],
+      to: TO,
+    });
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^signal \(posthog, batched, \d+ ms\): posthog project 81236 /m);
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3009   619  619     0.205716",
+        "    treatment  (window end)  3000   702  702     0.234",
+      ].join("\n"),
+    );
+  });
+
+  it("prints PostHog's refusal of an expired key with the credential's setting and its line", async () => {
+    const file = outcome("posthog", connector());
+    const result = await cli(["signals", "test", file.file, ...WINDOW], env("phx_expired"));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: auth_failed");
+    expect(result.stderr).not.toContain("phx_expired");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    personal_api_key_env:")}:27: error: signal\\.connector\\.personal_api_key_env: posthog query: the personal API key was refused .*Personal API key found in request Authorization header is invalid\\..* \\[auth_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+
+  it("prints HogQL's error on the user's query with the query's setting", async () => {
+    const query = [
+      "    query: >-",
+      "      SELECT properties.$feature_flag_response AS arm, count() AS units, 0 AS sum, 0 AS sum_sq",
+      "      FROM evnts WHERE properties.$feature_flag = {experiment}",
+      "      AND timestamp <= toDateTime({to}) GROUP BY arm",
+    ].join("\n");
+    const file = outcome("posthog", connector().replace("    event: Order completed", query));
+    const result = await cli(["--json", "signals", "test", file.file, ...WINDOW], env());
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).metrics[0]).toMatchObject({
+      form: "single",
+      error: {
+        code: "query_failed",
+        field: "signal.connector.query",
+        message: expect.stringContaining("Unknown table `evnts`."),
+      },
+    });
   });
 });

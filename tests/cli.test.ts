@@ -377,3 +377,42 @@ describe("outcome-runtime apply, activate, status, keys", () => {
     expect(unknown.stderr).toMatch(/^error\[unauthenticated\]/m);
   });
 });
+
+describe("validate: posthog", () => {
+  it("says the form of each posthog connector, and refuses a HogQL query that writes with its line", async () => {
+    const example = "examples/outcomes/posthog-onboarding-activation.yaml";
+    const ok = await cli(["validate", example]);
+    expect(ok).toMatchObject({ code: 0 });
+    expect(ok.stdout.trim().split("\n").slice(1)).toEqual([
+      "  signal: posthog reads many experiments at once (HogQL grouped by experiment and arm), one request per batch",
+      "  constraints.guardrails[0]: posthog reads many experiments at once (HogQL grouped by experiment and arm), one request per batch",
+    ]);
+
+    const dir = mkdtempSync(join(tmpdir(), "validate-posthog-"));
+    try {
+      const text = readFileSync(join(root, example), "utf8");
+      const single = text.replace(
+        "    event: project_created\n",
+        "    query: SELECT arm, count() AS units, 0 AS sum, 0 AS sum_sq FROM events WHERE properties.exp = {experiment} AND timestamp <= toDateTime({to}) GROUP BY arm LIMIT 100\n",
+      );
+      writeFileSync(join(dir, "single.yaml"), single);
+      const one = await cli(["validate", join(dir, "single.yaml")]);
+      expect(one).toMatchObject({ code: 0 });
+      expect(one.stdout).toContain(
+        "  signal: posthog reads one experiment at a time ({experiment}); {experiments} reads many at once",
+      );
+
+      writeFileSync(
+        join(dir, "write.yaml"),
+        single.replace("GROUP BY arm LIMIT 100", "GROUP BY arm; DROP TABLE events"),
+      );
+      const refused = await cli(["validate", join(dir, "write.yaml")]);
+      expect(refused.code).toBe(1);
+      const line = single.split("\n").findIndex((l) => l.startsWith("    query: ")) + 1;
+      expect(refused.stderr).toMatch(new RegExp(`write\\.yaml:${line}:\\d+: error`));
+      expect(refused.stderr).toContain("holds more than one statement");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -52,7 +52,7 @@ interface ConnectorForm {
   /** The connector type, as written. */
   readonly connector: string;
   /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
-  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4";
+  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
 }
@@ -87,6 +87,10 @@ function formLine(q: ConnectorForm): string {
       return batched
         ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
         : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
+    case "posthog":
+      return batched
+        ? `  ${q.path}: posthog reads many experiments at once (HogQL grouped by experiment and arm), one request per batch`
+        : `  ${q.path}: posthog reads one experiment at a time ({experiment}); {experiments} reads many at once`;
     case "file":
       return `  ${q.path}: ${q.connector} reads one experiment at a time from its file`;
     case "ga4":

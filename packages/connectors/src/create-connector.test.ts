@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { ConnectorContext } from "./connector";
 import { ConnectorError } from "./connector-error";
-import { CONNECTOR_TYPES, createConnector } from "./create-connector";
+import { CONNECTOR_TYPES, connectorReadKind, createConnector, readsInBatches } from "./create-connector";
 
 const DATABASE = { database_url_secret: "analytics-db" };
 const context: ConnectorContext = {
@@ -34,6 +34,7 @@ describe("createConnector", () => {
       "snowflake",
       "bigquery",
       "ga4",
+      "posthog",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
@@ -44,7 +45,7 @@ describe("createConnector", () => {
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(
-      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4',
+      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog',
     );
   });
 
@@ -261,6 +262,28 @@ describe("createConnector", () => {
       expect(failure(() => createConnector({ type: "csv", path: "a.csv", speed: 0 }, context)).details.field).toBe(
         "speed",
       );
+    });
+  });
+
+  describe("posthog", () => {
+    const base = { type: "posthog", project_id: 81234, personal_api_key_secret: "posthog-key", event: "purchase" };
+    const withKey: ConnectorContext = { metricKind: "proportion", credentials: { personal_api_key: "phx_k" } };
+
+    it("reads in batches with the built query or {experiments}, one experiment at a time with {experiment}", () => {
+      expect(connectorReadKind("posthog")).toBe("posthog");
+      expect(readsInBatches(base)).toBe(true);
+      const one = { type: "posthog", query: "SELECT arm FROM events WHERE x = {experiment} AND t <= {to}" };
+      expect(readsInBatches(one)).toBe(false);
+      expect(readsInBatches({ ...one, query: one.query.replace("{experiment}", "{experiments}") })).toBe(true);
+      expect(createConnector(base, withKey).describe()).toBe(
+        'posthog project 81234 (us.posthog.com): persons who fired "purchase", units = persons with "$feature_flag_called" by "$feature_flag_response"',
+      );
+    });
+
+    it("needs the personal API key the settings name", () => {
+      const error = failure(() => createConnector(base, { metricKind: "proportion", credentials: {} }));
+      expect(error.code).toBe("invalid_config");
+      expect(error.message).toContain("personal_api_key");
     });
   });
 });

@@ -11,6 +11,7 @@ import { createCsvConnector } from "./csv/csv.connector";
 import { createGa4Connector } from "./ga4/ga4.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
+import { createPosthogConnector, posthogReadsInBatches } from "./posthog/posthog.connector";
 import { SQL_SOURCES } from "./sql/sources";
 import { createSqlSourceConnector, sqlSourceReadsInBatches } from "./sql/sql-source";
 
@@ -22,6 +23,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "replay",
   ...Object.keys(SQL_SOURCES),
   "ga4",
+  "posthog",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -63,6 +65,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createCsvConnector(config, context);
     case "ga4":
       return createGa4Connector(config, context);
+    case "posthog":
+      return createPosthogConnector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -93,6 +97,7 @@ export function readsInBatches(config: ConnectorConfig): boolean {
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
   // Both kinds: the experiment dimension's inListFilter reads many experiments in one report.
   if (type === "ga4") return true;
+  if (type === "posthog") return posthogReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -107,10 +112,13 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | "ga4" | undefined {
+export function connectorReadKind(
+  type: string,
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
+  if (known === "posthog") return "posthog";
   if (known === "csv") return "file";
   if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";

@@ -98,6 +98,7 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
       what: "the ClickHouse HTTP(S) URL with a read-only user's name and password (https://reader:password@host:8443)",
     },
   ],
+  posthog: [{ credential: "personal_api_key", what: "a PostHog personal API key with the query:read scope" }],
   snowflake: [
     { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
     { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },

@@ -18,6 +18,7 @@ import {
   mixpanelRequestsPerPoll,
 } from "./mixpanel/mixpanel.connector";
 import { MIXPANEL_QUERIES_PER_HOUR, MIXPANEL_REGION_URLS } from "./mixpanel/query-api-client";
+import { posthogPollCost } from "./posthog/posthog.connector";
 import type { PollCost } from "./request-budget";
 
 /**
@@ -67,12 +68,14 @@ function mixpanelPollCost(config: ConnectorConfig): PollCost {
 const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost | null>> = {
   ga4: ga4PollCost,
   mixpanel: mixpanelPollCost,
+  posthog: posthogPollCost,
 };
 
 /** How people call each vendor in notes. */
 const VENDOR_NAMES: Readonly<Record<string, string>> = {
   ga4: "Google Analytics 4",
   mixpanel: "Mixpanel",
+  posthog: "PostHog",
 };
 
 /**

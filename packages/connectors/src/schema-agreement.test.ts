@@ -73,6 +73,8 @@ const SAMPLES: Record<string, unknown> = {
   units_metric: "activeUsers",
   value_metric: "customEvent:amount",
   value_squared_metric: "customEvent:amount_squared",
+  personal_api_key_env: "OUTCOME_RUNTIME_SOURCE_POSTHOG_KEY",
+  personal_api_key_secret: "posthog-key",
 };
 
 /** Samples of a type whose field has another shape than the same field of another type. */
@@ -80,6 +82,19 @@ const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
   ga4: { api_url: "https://analyticsdata.googleapis.com" },
+  posthog: {
+    api_url: "https://eu.posthog.com",
+    query:
+      "SELECT arm, count() AS units, 0 AS sum, 0 AS sum_sq FROM events WHERE properties.exp = {experiment} AND timestamp <= {to} GROUP BY arm",
+  },
+};
+
+/**
+ * Fields of a type that exclude each other, each group left out in turn
+ * (posthog: its own `query`, or the fields of the query it builds).
+ */
+const EXCLUSIVE: Record<string, readonly (readonly string[])[]> = {
+  posthog: [["query"], ["event", "exposure_event", "experiment_property", "variant_property", "value_property"]],
 };
 
 const credentials = {
@@ -91,6 +106,7 @@ const credentials = {
   private_key_passphrase: "p",
   credentials_json: "{}",
   credentials_file: "/run/secrets/bigquery-key.json",
+  personal_api_key: "phx_sample",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -113,13 +129,15 @@ describe("connectors and the outcome schema", () => {
         const choices = credentialChoices(type);
         const ways = Math.max(1, ...choices.map((c) => c.length));
         for (let way = 0; way < ways; way++) {
-          const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
-          const used = fields.filter((f) => !unused.includes(f));
-          const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
-          const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
-          expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-          const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
-          expect(created.describe().length).toBeGreaterThan(0);
+          for (const leftOut of EXCLUSIVE[type] ?? [[]]) {
+            const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
+            const used = fields.filter((f) => !unused.includes(f) && !leftOut.includes(f));
+            const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
+            const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
+            expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
+            const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
+            expect(created.describe().length).toBeGreaterThan(0);
+          }
         }
       }
     }

@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -120,6 +120,7 @@ export type Connector =
   | SnowflakeConnector
   | BigQueryConnector
   | Ga4Connector
+  | PosthogConnector
   | OtherConnector;
 
 /**
@@ -666,6 +667,66 @@ export interface MixpanelConnector {
   timeout: Seconds;
 }
 /**
+ * Reads the signal from a PostHog project through its query API (HogQL), with a personal API key: either the query the connector builds from `event` (and `exposure_event`, `experiment_property`, `variant_property`, `value_property`), per person then per experiment and arm, or your own HogQL `query` with placeholders. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "PosthogConnector".
+ */
+export interface PosthogConnector {
+  /**
+   * Always `posthog`.
+   */
+  type: "posthog";
+  /**
+   * The PostHog project id (the number in the project's URL, `/project/<id>/`).
+   */
+  project_id: number | string;
+  /**
+   * Name of the workspace secret holding a personal API key with the `query:read` scope. Give this or `personal_api_key_env`.
+   */
+  personal_api_key_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding a personal API key with the `query:read` scope. Give this or `personal_api_key_secret`.
+   */
+  personal_api_key_env?: SourceEnvVarName;
+  /**
+   * The PostHog Cloud region of the project: `us` (`https://us.posthog.com`) or `eu` (`https://eu.posthog.com`).
+   */
+  region: "us" | "eu";
+  /**
+   * Base URL of the PostHog instance instead of the region's: `https://us.posthog.com`, `https://eu.posthog.com`, or a self-hosted instance the operator allows in `SOURCE_API_URLS`; `/api/projects/<project_id>/query/` is added to it.
+   */
+  api_url?: string;
+  /**
+   * Your own HogQL SELECT instead of the built query, returning `arm`, `units`, `sum`, `sum_sq` (and `experiment` with `{experiments}`). Placeholders, filled by PostHog from the request's values: `{experiments}` (an array; or `{experiment}`, one key), `{arms}` (an array), `{from}`, `{to}` (ISO 8601 text in UTC; compare with `toDateTime({to})`). Must use `{experiment}` or `{experiments}`, and `{to}`. Not with `event` and the other built-query fields; one of `query` and `event` is required.
+   */
+  query?: string;
+  /**
+   * The event that counts as a success (proportion: persons who fired it at or after their first exposure) or carries the value (mean: see `value_property`).
+   */
+  event?: string;
+  /**
+   * The event fired when a person is exposed to an arm; its persons per arm are the units; default `$feature_flag_called` (not with `query`).
+   */
+  exposure_event?: string;
+  /**
+   * The property of `exposure_event` naming the experiment (its value must be the experiment key; PostHog's own: the flag key); default `$feature_flag` (not with `query`).
+   */
+  experiment_property?: string;
+  /**
+   * The property of `exposure_event` naming the arm (its values must be the arm names; PostHog's own: the variant, or `$feature/<flag>` on other events); default `$feature_flag_response` (not with `query`).
+   */
+  variant_property?: string;
+  /**
+   * For a `mean` signal: the numeric property of `event`, summed per person (each person's total is squared once for `sum_sq`).
+   */
+  value_property?: string;
+  /**
+   * How long one query request may take (PostHog stops a query after about 10 seconds of execution).
+   */
+  timeout: Seconds;
+}
+/**
  * Replays a signal recorded in a CSV file, as a stream: unit-level rows (`ts`, `arm`, `value`) or cumulative aggregate rows (`ts`, `arm`, `units`, `sum`, `sum_sq`), in time order. For demos, tests and backfills. `replay` is another name for this type.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
@@ -1155,7 +1216,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -1170,6 +1231,7 @@ export type ConnectorInput =
   | SnowflakeConnectorInput
   | BigQueryConnectorInput
   | Ga4ConnectorInput
+  | PosthogConnectorInput
   | OtherConnectorInput;
 
 /**
@@ -1716,6 +1778,66 @@ export interface MixpanelConnectorInput {
   api_url?: string;
   /**
    * How long one Query API request may take.
+   */
+  timeout?: DurationInput;
+}
+/**
+ * Reads the signal from a PostHog project through its query API (HogQL), with a personal API key: either the query the connector builds from `event` (and `exposure_event`, `experiment_property`, `variant_property`, `value_property`), per person then per experiment and arm, or your own HogQL `query` with placeholders. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "PosthogConnector".
+ */
+export interface PosthogConnectorInput {
+  /**
+   * Always `posthog`.
+   */
+  type: "posthog";
+  /**
+   * The PostHog project id (the number in the project's URL, `/project/<id>/`).
+   */
+  project_id: number | string;
+  /**
+   * Name of the workspace secret holding a personal API key with the `query:read` scope. Give this or `personal_api_key_env`.
+   */
+  personal_api_key_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding a personal API key with the `query:read` scope. Give this or `personal_api_key_secret`.
+   */
+  personal_api_key_env?: SourceEnvVarNameInput;
+  /**
+   * The PostHog Cloud region of the project: `us` (`https://us.posthog.com`) or `eu` (`https://eu.posthog.com`).
+   */
+  region?: "us" | "eu";
+  /**
+   * Base URL of the PostHog instance instead of the region's: `https://us.posthog.com`, `https://eu.posthog.com`, or a self-hosted instance the operator allows in `SOURCE_API_URLS`; `/api/projects/<project_id>/query/` is added to it.
+   */
+  api_url?: string;
+  /**
+   * Your own HogQL SELECT instead of the built query, returning `arm`, `units`, `sum`, `sum_sq` (and `experiment` with `{experiments}`). Placeholders, filled by PostHog from the request's values: `{experiments}` (an array; or `{experiment}`, one key), `{arms}` (an array), `{from}`, `{to}` (ISO 8601 text in UTC; compare with `toDateTime({to})`). Must use `{experiment}` or `{experiments}`, and `{to}`. Not with `event` and the other built-query fields; one of `query` and `event` is required.
+   */
+  query?: string;
+  /**
+   * The event that counts as a success (proportion: persons who fired it at or after their first exposure) or carries the value (mean: see `value_property`).
+   */
+  event?: string;
+  /**
+   * The event fired when a person is exposed to an arm; its persons per arm are the units; default `$feature_flag_called` (not with `query`).
+   */
+  exposure_event?: string;
+  /**
+   * The property of `exposure_event` naming the experiment (its value must be the experiment key; PostHog's own: the flag key); default `$feature_flag` (not with `query`).
+   */
+  experiment_property?: string;
+  /**
+   * The property of `exposure_event` naming the arm (its values must be the arm names; PostHog's own: the variant, or `$feature/<flag>` on other events); default `$feature_flag_response` (not with `query`).
+   */
+  variant_property?: string;
+  /**
+   * For a `mean` signal: the numeric property of `event`, summed per person (each person's total is squared once for `sum_sq`).
+   */
+  value_property?: string;
+  /**
+   * How long one query request may take (PostHog stops a query after about 10 seconds of execution).
    */
   timeout?: DurationInput;
 }

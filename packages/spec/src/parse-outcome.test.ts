@@ -381,6 +381,7 @@ describe("parseOutcome: diagnostics", () => {
       "snowflake",
       "bigquery",
       "ga4",
+      "posthog",
     ]);
     const amplitude = example.replace("type: postgres", "type: amplitude");
     const found = errors(parseOutcome(amplitude));
