@@ -176,7 +176,12 @@ export interface QueryApiAnswer {
  * the answer has one: it is `bad_response`, unless it lies below
  * `segmentsAt` (e.g. `["data", "values"]`), where it concerns one segment
  * alone and is returned in `repeatedSegments` for the caller to refuse that
- * segment.
+ * segment (a `*` in `segmentsAt` matches any key, e.g. `["data", "*"]` for the
+ * segments of each date of `/funnels`).
+ *
+ * `refusedHint` replaces the advice of a `query_failed` message (Mixpanel's
+ * own text is kept): what in the settings to check when Mixpanel refuses the
+ * query.
  *
  * @throws ConnectorError `auth_failed` (401, 403), `rate_limited` (429, with
  *   `retryAfterMs`), `unavailable` (5xx, network), `timeout`, `query_failed`
@@ -189,6 +194,7 @@ export async function queryApiGet(
   params: Readonly<Record<string, string>>,
   signal?: AbortSignal,
   segmentsAt?: readonly string[],
+  refusedHint?: string,
 ): Promise<QueryApiAnswer> {
   const key = projectKey(settings);
   const paused = pausedUntil.get(key);
@@ -205,11 +211,13 @@ export async function queryApiGet(
     throw abortedError(path, signal);
   }
   try {
-    const { body, text } = await send(settings, key, path, params, signal);
+    const { body, text } = await send(settings, key, path, params, signal, refusedHint);
     const repeatedSegments = new Map<string, readonly string[]>();
     for (const keyPath of repeatedKeys(text)) {
       const segment =
-        segmentsAt !== undefined && keyPath.length > segmentsAt.length && segmentsAt.every((k, i) => keyPath[i] === k)
+        segmentsAt !== undefined &&
+        keyPath.length > segmentsAt.length &&
+        segmentsAt.every((k, i) => k === "*" || keyPath[i] === k)
           ? keyPath[segmentsAt.length]
           : undefined;
       if (segment === undefined) {
@@ -281,6 +289,7 @@ async function send(
   path: string,
   params: Readonly<Record<string, string>>,
   signal: AbortSignal | undefined,
+  refusedHint = "check event, the property names and filter in outcome.yaml",
 ): Promise<{ body: unknown; text: string }> {
   const query = new URLSearchParams({ project_id: settings.projectId });
   if (settings.workspaceId !== undefined) query.set("workspace_id", String(settings.workspaceId));
@@ -357,7 +366,7 @@ async function send(
   if (status < 200 || status >= 300) {
     throw new ConnectorError(
       "query_failed",
-      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); check event, the property names and filter in outcome.yaml`,
+      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); ${refusedHint}`,
       { details },
     );
   }
@@ -374,7 +383,7 @@ async function send(
   if (isRecord(parsed) && parsed.status === "error") {
     throw new ConnectorError(
       "query_failed",
-      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; check event, the property names and filter`,
+      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; ${refusedHint}`,
       { details },
     );
   }
