@@ -199,6 +199,7 @@ describe("mixpanel connector: saved funnel (funnel_id)", () => {
     expect(error.code).toBe("query_failed");
     expect(error.message).toContain("funnel_id 999 is not a funnel of this project");
     expect(error.message).toContain("check funnel_id 999: it must be a funnel saved in project 2741933");
+    expect(error.details).toMatchObject({ field: "funnel_id", status: 400 });
     expect(error.message).toContain("GET /funnels/list");
   });
 

@@ -698,7 +698,10 @@ class MixpanelConnector implements SignalConnector {
       },
       signal,
       ["data", "*"],
-      `check funnel_id ${funnelId}: it must be a funnel saved in project ${s.api.projectId} (GET /funnels/list lists them; the id is also in the funnel report's URL), and the property names and filter`,
+      {
+        hint: `check funnel_id ${funnelId}: it must be a funnel saved in project ${s.api.projectId} (GET /funnels/list lists them; the id is also in the funnel report's URL), and the property names and filter`,
+        field: "funnel_id",
+      },
     );
     const data = isRecord(body) ? body.data : undefined;
     if (!isRecord(data)) {

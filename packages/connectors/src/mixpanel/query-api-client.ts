@@ -160,6 +160,12 @@ function pausedError(settings: Pick<QueryApiSettings, "projectId">, waitMs: numb
   );
 }
 
+/** What to tell when Mixpanel refuses a query: the advice, and the setting it concerns. */
+export interface RefusedAdvice {
+  readonly hint: string;
+  readonly field?: string;
+}
+
 /** A Query API answer: the parsed body, and the segments whose entries its text repeats (see {@link queryApiGet}). */
 export interface QueryApiAnswer {
   readonly body: unknown;
@@ -179,9 +185,9 @@ export interface QueryApiAnswer {
  * segment (a `*` in `segmentsAt` matches any key, e.g. `["data", "*"]` for the
  * segments of each date of `/funnels`).
  *
- * `refusedHint` replaces the advice of a `query_failed` message (Mixpanel's
- * own text is kept): what in the settings to check when Mixpanel refuses the
- * query.
+ * `refused` replaces the advice of a `query_failed` message (Mixpanel's own
+ * text is kept) with what in the settings to check when Mixpanel refuses the
+ * query, and names that setting in the error's `details.field`.
  *
  * @throws ConnectorError `auth_failed` (401, 403), `rate_limited` (429, with
  *   `retryAfterMs`), `unavailable` (5xx, network), `timeout`, `query_failed`
@@ -194,7 +200,7 @@ export async function queryApiGet(
   params: Readonly<Record<string, string>>,
   signal?: AbortSignal,
   segmentsAt?: readonly string[],
-  refusedHint?: string,
+  refused?: RefusedAdvice,
 ): Promise<QueryApiAnswer> {
   const key = projectKey(settings);
   const paused = pausedUntil.get(key);
@@ -211,7 +217,7 @@ export async function queryApiGet(
     throw abortedError(path, signal);
   }
   try {
-    const { body, text } = await send(settings, key, path, params, signal, refusedHint);
+    const { body, text } = await send(settings, key, path, params, signal, refused);
     const repeatedSegments = new Map<string, readonly string[]>();
     for (const keyPath of repeatedKeys(text)) {
       const segment =
@@ -289,7 +295,7 @@ async function send(
   path: string,
   params: Readonly<Record<string, string>>,
   signal: AbortSignal | undefined,
-  refusedHint = "check event, the property names and filter in outcome.yaml",
+  refused: RefusedAdvice = { hint: "check event, the property names and filter in outcome.yaml" },
 ): Promise<{ body: unknown; text: string }> {
   const query = new URLSearchParams({ project_id: settings.projectId });
   if (settings.workspaceId !== undefined) query.set("workspace_id", String(settings.workspaceId));
@@ -366,8 +372,8 @@ async function send(
   if (status < 200 || status >= 300) {
     throw new ConnectorError(
       "query_failed",
-      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); ${refusedHint}`,
-      { details },
+      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); ${refused.hint}`,
+      { details: refused.field === undefined ? details : { ...details, field: refused.field } },
     );
   }
   let parsed: unknown;
@@ -383,8 +389,8 @@ async function send(
   if (isRecord(parsed) && parsed.status === "error") {
     throw new ConnectorError(
       "query_failed",
-      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; ${refusedHint}`,
-      { details },
+      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; ${refused.hint}`,
+      { details: refused.field === undefined ? details : { ...details, field: refused.field } },
     );
   }
   return { body: parsed, text: body };
