@@ -762,7 +762,9 @@ describe("signals test: mixpanel saved funnel (examples/outcomes/mixpanel-checko
 
     const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^signal \(mixpanel, batched, \d+ ms\): mixpanel project \d+ \([^)]+\): funnel 7509, /m);
+    expect(text.stdout).toMatch(
+      /^signal \(mixpanel, batched, \d+ ms\): mixpanel project \d+ \([^)]+\): funnel 7509, /m,
+    );
     expect(text.stdout).toContain(
       [
         "  checkout-v2:",
@@ -775,7 +777,10 @@ describe("signals test: mixpanel saved funnel (examples/outcomes/mixpanel-checko
 
   it("prints Mixpanel's refusal of a funnel id the project does not have, with funnel_id and its line", async () => {
     const file = example();
-    const missing = { file: file.file.replace(".yaml", "-missing.yaml"), text: file.text.replace("funnel_id: 7509", "funnel_id: 9999") };
+    const missing = {
+      file: file.file.replace(".yaml", "-missing.yaml"),
+      text: file.text.replace("funnel_id: 7509", "funnel_id: 9999"),
+    };
     writeFileSync(missing.file, missing.text);
     const result = await cli(["--json", "signals", "test", missing.file, ...EXPERIMENTS, ...WINDOW], env());
     expect(result.code).toBe(1);

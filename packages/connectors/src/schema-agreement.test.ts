@@ -33,6 +33,9 @@ const SAMPLES: Record<string, unknown> = {
   experiment_property: "Experiment name",
   value_property: "amount",
   filter: 'properties["platform"] == "web"',
+  funnel_id: 7509,
+  series_denominator_event: "App opened",
+  timezone: "Europe/Berlin",
   region: "eu",
   api_url: "https://eu.mixpanel.com/api/query",
   path: "data/signal.csv",
@@ -75,6 +78,17 @@ const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
 };
 
+/**
+ * Fields of a type that belong to one metric kind each and exclude each other:
+ * each is read with its kind, without the others.
+ */
+const EXCLUSIVE: Record<string, readonly { readonly field: string; readonly metricKind: "proportion" | "mean" }[]> = {
+  mixpanel: [
+    { field: "value_property", metricKind: "mean" },
+    { field: "funnel_id", metricKind: "proportion" },
+  ],
+};
+
 const credentials = {
   database_url: "postgres://localhost/analytics",
   username: "u",
@@ -111,8 +125,13 @@ describe("connectors and the outcome schema", () => {
           const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
           const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
           expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-          const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
-          expect(created.describe().length).toBeGreaterThan(0);
+          const exclusive = EXCLUSIVE[type] ?? [{ field: "", metricKind: "mean" as const }];
+          for (const { field, metricKind } of exclusive) {
+            const others = exclusive.map((e) => e.field).filter((f) => f !== field);
+            const settings = Object.fromEntries(Object.entries(config).filter(([f]) => !others.includes(f)));
+            const created = createConnector({ type, ...settings }, { credentials, metricKind });
+            expect(created.describe().length).toBeGreaterThan(0);
+          }
         }
       }
     }

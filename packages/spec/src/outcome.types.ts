@@ -596,9 +596,9 @@ export interface MixpanelConnector {
    */
   series_denominator_event?: string;
   /**
-   * The project's time zone as set in Mixpanel's project settings (an IANA name such as `America/Los_Angeles`): Mixpanel counts days there, so the dates asked for and the end of each day of the outcome series are taken in it.
+   * The project's time zone as set in Mixpanel's project settings (an IANA name such as `America/Los_Angeles`; `UTC` when left out): Mixpanel counts days there, so the dates asked for and the end of each day of the outcome series are taken in it.
    */
-  timezone: string;
+  timezone?: string;
   /**
    * The data residency of the project: `us`, `eu` or `in`.
    */
@@ -1597,7 +1597,7 @@ export interface MixpanelConnectorInput {
    */
   series_denominator_event?: string;
   /**
-   * The project's time zone as set in Mixpanel's project settings (an IANA name such as `America/Los_Angeles`): Mixpanel counts days there, so the dates asked for and the end of each day of the outcome series are taken in it.
+   * The project's time zone as set in Mixpanel's project settings (an IANA name such as `America/Los_Angeles`; `UTC` when left out): Mixpanel counts days there, so the dates asked for and the end of each day of the outcome series are taken in it.
    */
   timezone?: string;
   /**

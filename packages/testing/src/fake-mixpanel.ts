@@ -328,7 +328,11 @@ function funnelAnswer(
       .map(([segment]) => segment),
   );
   const dates: string[] = [];
-  for (let day = from; day <= to; day = new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10)) {
+  for (
+    let day = from;
+    day <= to;
+    day = new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10)
+  ) {
     dates.push(day);
   }
   const data: Record<string, unknown> = {};

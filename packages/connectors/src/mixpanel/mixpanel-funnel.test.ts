@@ -146,7 +146,10 @@ describe("mixpanel connector: saved funnel (funnel_id)", () => {
       const properties = { "Experiment name": "checkout-v2", "Variant name": "control", platform };
       push(`u${u}`, "$experiment_started", "2026-03-02", "09:00:00", properties);
       push(`u${u}`, "Cart viewed", "2026-03-02", "09:01:00", properties);
-      push(`u${u}`, "Order completed", "2026-03-02", "09:02:00", { ...properties, platform: u === 2 ? "ios" : platform });
+      push(`u${u}`, "Order completed", "2026-03-02", "09:02:00", {
+        ...properties,
+        platform: u === 2 ? "ios" : platform,
+      });
     }
     const connector = createConnector(config({ filter: 'properties["platform"] == "web"' }), context());
     const [control] = await connector.fetchArmAggregates({ ...window(), arms: ["control"] });
@@ -162,7 +165,10 @@ describe("mixpanel connector: saved funnel (funnel_id)", () => {
     expect(readsInBatches(config())).toBe(true);
     const read = connector.fetchBatchAggregates;
     if (read === undefined) throw new Error("expected a batched connector");
-    const batch: BatchWindow = { experiments: keys.map((experimentKey) => ({ experimentKey, arms: ARMS, from: FROM })), to: TO };
+    const batch: BatchWindow = {
+      experiments: keys.map((experimentKey) => ({ experimentKey, arms: ARMS, from: FROM })),
+      to: TO,
+    };
 
     const answer = await read(batch);
     expect(fake.requests).toHaveLength(Math.ceil(120 / MIXPANEL_BATCH_MAX_KEYS));
@@ -206,7 +212,10 @@ describe("mixpanel connector: saved funnel (funnel_id)", () => {
   it("refuses a funnel whose first step is not the exposure event, or whose last is not the conversion, naming funnel_id", async () => {
     track("checkout-v2", [3, 3], [1, 1]);
     fake.funnels.set(8000, { name: "Cart first", steps: ["Cart viewed", "Order completed"], windowDays: 7 });
-    push("c1", "Cart viewed", "2026-03-02", "09:00:00", { "Experiment name": "checkout-v2", "Variant name": "control" });
+    push("c1", "Cart viewed", "2026-03-02", "09:00:00", {
+      "Experiment name": "checkout-v2",
+      "Variant name": "control",
+    });
     const first = await failure(createConnector(config({ funnel_id: 8000 }), context()).fetchArmAggregates(window()));
     expect(first.code).toBe("invalid_config");
     expect(first.message).toContain(
@@ -302,7 +311,9 @@ describe("mixpanel connector: outcome series of a proportion", () => {
       { ts: new Date("2026-03-02T00:00:00Z"), value: 0.2 },
       { ts: new Date("2026-03-03T00:00:00Z"), value: 0.5 },
     ]);
-    expect(fake.requests.map((r) => [r.path, r.params.get("event"), r.params.get("type"), r.params.get("unit")])).toEqual(
+    expect(
+      fake.requests.map((r) => [r.path, r.params.get("event"), r.params.get("type"), r.params.get("unit")]),
+    ).toEqual(
       expect.arrayContaining([
         ["/segmentation", "Order completed", "unique", "day"],
         ["/segmentation", "$experiment_started", "unique", "day"],

@@ -32,11 +32,24 @@
  * `/segmentation/sum` has no `on` breakdown, so its Σ and Σ² still take two
  * requests per experiment and arm.
  *
- * Every read spends its requests of the project's hourly budget up front
- * (`spendQueries`): a batch of 100 experiments costs 2 requests, not 200.
+ * Saved funnel (`funnel_id`, proportion only): `GET /funnels` of a funnel
+ * saved in the Mixpanel UI whose first step is `exposure_event` and last
+ * `event` (the documented API runs saved funnels only, never an ad-hoc list
+ * of steps): units are the users who entered it, conversions those who
+ * completed its last step within its conversion window, per segment of the
+ * same `on` (the variant, or "<experiment> | <arm>" in a batch) and `where`;
+ * one request per experiment or per batched request group. The step names of
+ * the answer are checked against the settings on every read. Saved Insights
+ * reports (`bookmark_id`) take no dates, breakdown or filter: not used.
  *
- * Mixpanel's funnels and insights endpoints need a report saved in the
- * Mixpanel UI (`funnel_id`, `bookmark_id`); they are not used.
+ * Outcome series: one point per completed day of the project's `timezone`,
+ * dated at the day's end there: a proportion's daily unique converters over
+ * the daily unique users of `series_denominator_event` (two `/segmentation`
+ * requests), a mean's daily `/segmentation/average`.
+ *
+ * Every read spends its requests of the project's hourly budget up front
+ * (`spendQueries`): a batch of 100 experiments costs 2 requests, not 200
+ * (1 with a saved funnel). {@link mixpanelPollCost} gives a round's cost.
  */
 import { guardedFetch } from "@outcome-runtime/netguard";
 import { assertWindow, checkArmAggregates, checkSeries, parseNumber, type RawArmRow } from "../boundary-checks";
@@ -55,8 +68,9 @@ import type {
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
 import { isRecord } from "../http-response";
-import { vendorApiUrl } from "../vendor-hosts";
 import type { PollCost } from "../request-budget";
+import { vendorApiUrl } from "../vendor-hosts";
+import { dayIn, daysFrom, endOfDay, isTimeZone, previousDay } from "./project-days";
 import {
   MIXPANEL_MAX_CONCURRENT,
   MIXPANEL_QUERIES_PER_HOUR,
@@ -65,7 +79,6 @@ import {
   queryApiGet,
   spendQueries,
 } from "./query-api-client";
-import { dayIn, daysFrom, endOfDay, isTimeZone, previousDay } from "./project-days";
 
 const FIELDS = [
   "project_id",
@@ -184,7 +197,8 @@ export function createMixpanelConnector(config: ConnectorConfig, context: Connec
       { value: funnelId },
     );
   }
-  const timezone = reader.optionalString("timezone", "write the project's time zone, e.g. Europe/Paris") ?? MIXPANEL_DEFAULTS.timezone;
+  const timezone =
+    reader.optionalString("timezone", "write the project's time zone, e.g. Europe/Paris") ?? MIXPANEL_DEFAULTS.timezone;
   if (!isTimeZone(timezone)) {
     throw reader.invalid(
       "timezone",
@@ -775,7 +789,11 @@ class MixpanelConnector implements SignalConnector {
   ): { units: number; sum: number } | ConnectorError {
     const s = this.settings;
     const field = `data[${JSON.stringify(date)}][${JSON.stringify(segment)}]`;
-    const steps = Array.isArray(entry) ? entry : isRecord(entry) && Array.isArray(entry.steps) ? entry.steps : undefined;
+    const steps = Array.isArray(entry)
+      ? entry
+      : isRecord(entry) && Array.isArray(entry.steps)
+        ? entry.steps
+        : undefined;
     if (steps === undefined) {
       return new ConnectorError(
         "bad_response",
@@ -823,7 +841,16 @@ class MixpanelConnector implements SignalConnector {
         return new ConnectorError(
           "bad_response",
           `mixpanel /funnels: the count of step ${index + 1} of ${JSON.stringify(segment)} on ${date} (${field}[${index}].count) is ${show(raw)}, not a count`,
-          { details: { path: "/funnels", funnelId, segment, date, value: raw ?? null, field: `${field}[${index}].count` } },
+          {
+            details: {
+              path: "/funnels",
+              funnelId,
+              segment,
+              date,
+              value: raw ?? null,
+              field: `${field}[${index}].count`,
+            },
+          },
         );
       }
     }

@@ -61,7 +61,7 @@ export function dayIn(zone: string, instant: Date): string {
 }
 
 /** The day after `day` (`yyyy-mm-dd`). */
-export function nextDay(day: string): string {
+function nextDay(day: string): string {
   return new Date(Date.parse(`${day}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
 }
 
