@@ -414,6 +414,11 @@ describe("mixpanelPollCost", () => {
     expect(mixpanelPollCost({ type: "mixpanel", project_id: "12", event: "x" })?.limits.key).toBe(
       "https://mixpanel.com/api/query#12",
     );
+    // The key the connector counts under: the API URL as it compares URLs (host in lower case, no trailing slash).
+    expect(
+      mixpanelPollCost({ type: "mixpanel", project_id: 7, event: "x", api_url: "https://EU.mixpanel.com/api/query/" })
+        ?.limits.key,
+    ).toBe("https://eu.mixpanel.com/api/query#7");
     expect(mixpanelPollCost({ type: "postgres", query: "select 1" })).toBeNull();
   });
 
@@ -444,7 +449,10 @@ describe("mixpanelPollCost", () => {
         experiments: keys.map((experimentKey) => ({ experimentKey, arms: ARMS, from: FROM })),
         to: TO,
       });
-      expect(fake.requests).toHaveLength(mixpanelPollCost(settings)?.requestsPerRound(150, 2) ?? -1);
+      const cost = mixpanelPollCost(settings);
+      expect(fake.requests).toHaveLength(cost?.requestsPerRound(150, 2) ?? -1);
+      expect(cost?.limits.key).toBe(`${fake.baseUrl}#${AUTH.projectId}`);
+      expect(queriesSpentThisHour({ baseUrl: fake.baseUrl, projectId: AUTH.projectId })).toBe(fake.requests.length);
     }
     resetRateLimitState();
     fake.requests.length = 0;

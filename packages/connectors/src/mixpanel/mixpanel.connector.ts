@@ -69,7 +69,7 @@ import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
 import { isRecord } from "../http-response";
 import type { PollCost } from "../request-budget";
-import { vendorApiUrl } from "../vendor-hosts";
+import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import { dayIn, daysFrom, endOfDay, isTimeZone, previousDay } from "./project-days";
 import {
   MIXPANEL_MAX_CONCURRENT,
@@ -332,7 +332,7 @@ export function mixpanelPollCost(config: ConnectorConfig): PollCost | null {
   const region = typeof config.region === "string" && config.region in MIXPANEL_REGION_URLS ? config.region : "us";
   const baseUrl =
     typeof config.api_url === "string" && config.api_url !== ""
-      ? config.api_url
+      ? (normalizeApiUrl(config.api_url) ?? config.api_url)
       : MIXPANEL_REGION_URLS[region as keyof typeof MIXPANEL_REGION_URLS];
   const hasValue = !mixpanelReadsInBatches(config);
   const readsFunnel = config.funnel_id !== undefined && config.funnel_id !== null && config.funnel_id !== "";
