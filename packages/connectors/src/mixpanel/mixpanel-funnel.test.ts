@@ -372,6 +372,15 @@ describe("mixpanel connector: outcome series of a proportion", () => {
     expect(fake.requests[0]?.params.get("to_date")).toBe("2026-03-07");
   });
 
+  it("maps Mixpanel's 429 on a series read to rate_limited with its Retry-After, and spends the two requests first", async () => {
+    fake.override = () => ({ status: 429, body: { error: "Too many requests", status: "error" } });
+    const connector = createConnector(config(), context());
+    const error = await failure(connector.fetchOutcomeSeries({ from: FROM, to: new Date("2026-03-03T00:00:00Z") }));
+    expect(error.code).toBe("rate_limited");
+    expect(error.retryAfterMs).toBe(60_000);
+    expect(queriesSpentThisHour({ baseUrl: fake.baseUrl, projectId: AUTH.projectId })).toBe(2);
+  });
+
   it("refuses a timezone that is not one, naming the field", () => {
     expect(() => createConnector(config({ timezone: "Mars/Olympus_Mons" }), context())).toThrow(
       expect.objectContaining({
