@@ -16,7 +16,7 @@
  */
 import { execFile } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -685,6 +685,115 @@ describe("signals test: mixpanel", () => {
         `^${literal(file.file)}:${fileLine(file.text, "    username_env:")}:19: error: signal\\.connector\\.username_env: mixpanel /segmentation: the service account credentials were refused \\(401: Unauthorized\\); check username_env and secret_env.* \\[auth_failed\\]$`,
         "m",
       ),
+    );
+  });
+});
+
+describe("signals test: mixpanel saved funnel (examples/outcomes/mixpanel-checkout-funnel.yaml)", () => {
+  const FUNNEL_ID = 7509;
+
+  /**
+   * The example outcome as a team writes it, pointed at the local stand-in:
+   * its project, and `api_url` after each `type: mixpanel` (the operator
+   * allows it in SOURCE_API_URLS).
+   */
+  function example(): { file: string; text: string } {
+    const text = readFileSync(join(root, "examples/outcomes/mixpanel-checkout-funnel.yaml"), "utf8")
+      .replaceAll("project_id: 2741936", `project_id: ${MIXPANEL.projectId}`)
+      .replace(/^( +)type: mixpanel$/gmu, `$1type: mixpanel\n$1api_url: ${mixpanel.baseUrl}`);
+    const file = join(dir, `mixpanel-checkout-funnel-${Math.random().toString(36).slice(2)}.yaml`);
+    writeFileSync(file, text);
+    return { file, text };
+  }
+
+  const env = () => ({
+    OUTCOME_RUNTIME_SOURCE_MIXPANEL_USERNAME: MIXPANEL.username,
+    OUTCOME_RUNTIME_SOURCE_MIXPANEL_SECRET: MIXPANEL.secret,
+  });
+
+  beforeAll(() => {
+    mixpanel.funnels.set(FUNNEL_ID, {
+      name: "Checkout",
+      steps: ["$experiment_started", "Checkout started", "Order completed"],
+      windowDays: 7,
+    });
+    // Every converter started the checkout first (so the funnel's completions are the converters); a
+    // tenth of the others started it and stopped there. The exposures and orders are those of the
+    // other mixpanel cases.
+    const events = [...mixpanel.events];
+    mixpanel.events.length = 0;
+    for (const e of events) {
+      const index = Number(e.distinctId.split("/").at(-1));
+      if (e.event === "Order completed" || (e.event === "$experiment_started" && index % 10 === 9)) {
+        if (e.event === "Order completed") {
+          mixpanel.events.push({ ...e, event: "Checkout started" });
+        } else {
+          mixpanel.events.push(e, { ...e, event: "Checkout started" });
+          continue;
+        }
+      }
+      mixpanel.events.push(e);
+    }
+  });
+
+  it("reads every experiment with one /funnels request: users who entered and completed the funnel per arm", async () => {
+    const file = example();
+    mixpanel.requests.length = 0;
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "mixpanel", form: "batched", error: null });
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = held([experiment]).filter((r) => r.arm === arm);
+        const units = rows.reduce((n, r) => n + r.units, 0);
+        const sum = rows.reduce((n, r) => n + r.sum, 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+    const funnelRequests = mixpanel.requests.filter((r) => r.path === "/funnels");
+    expect(funnelRequests).toHaveLength(1);
+    expect(funnelRequests[0]?.params.get("funnel_id")).toBe(String(FUNNEL_ID));
+    expect(funnelRequests[0]?.params.get("on")).toBe(
+      'properties["Experiment name"] + " | " + properties["Variant name"]',
+    );
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /^signal \(mixpanel, batched, \d+ ms\): mixpanel project \d+ \([^)]+\): funnel 7509, /m,
+    );
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3000   610  610     0.203333",
+        "    treatment  (window end)  3000   702  702     0.234",
+      ].join("\n"),
+    );
+  });
+
+  it("prints Mixpanel's refusal of a funnel id the project does not have, with funnel_id and its line", async () => {
+    const file = example();
+    const missing = {
+      file: file.file.replace(".yaml", "-missing.yaml"),
+      text: file.text.replace("funnel_id: 7509", "funnel_id: 9999"),
+    };
+    writeFileSync(missing.file, missing.text);
+    const result = await cli(["--json", "signals", "test", missing.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(result.code).toBe(1);
+    expect(JSON.parse(result.stdout).metrics[0].error).toMatchObject({
+      code: "query_failed",
+      field: "signal.connector.funnel_id",
+      message: expect.stringContaining("funnel_id 9999 is not a funnel of this project"),
+      location: { line: fileLine(missing.text, "    funnel_id:"), column: 16 },
+    });
+    expect(JSON.parse(result.stdout).metrics[0].error.message).toContain(
+      "check funnel_id 9999: it must be a funnel saved in project",
     );
   });
 });

@@ -110,6 +110,15 @@ constraints:
     }
   });
 
+  it("says a Mixpanel saved funnel reads in batches at one request per 100 experiments", async () => {
+    const result = await cli(["validate", "examples/outcomes/mixpanel-checkout-funnel.yaml"]);
+    expect(result).toMatchObject({ code: 0 });
+    expect(result.stdout.trim().split("\n").slice(1)).toEqual([
+      "  signal: mixpanel reads many experiments at once from saved funnel 7509 (segmented by experiment and arm), 1 request per 100 experiments",
+      "  constraints.guardrails[0]: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments",
+    ]);
+  });
+
   it("says the form of every SQL source's query, of a csv file and of a connector module's type", async () => {
     const dir = mkdtempSync(join(tmpdir(), "validate-forms-"));
     try {

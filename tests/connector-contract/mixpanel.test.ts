@@ -14,6 +14,10 @@
  *   square, one arm at a time (`results: { <date>: number }`); Mixpanel has no
  *   batched read of a mean (that endpoint has no breakdown), which the suite
  *   asserts;
+ * - with a saved funnel (`funnel_id`, a proportion only), a row is one
+ *   segment of `GET /funnels` (the window as one `interval`): its steps are
+ *   the exposure event (count `units`) then the conversion event (count
+ *   `sum`), under the window's first day, beside Mixpanel's `$overall`;
  * - cells as JSON text: NULL `null`, text a JSON string, a whole number past
  *   2^53 its digits; two rows for one segment are the same object key twice in
  *   the body, which is legal JSON text.
@@ -77,6 +81,34 @@ function body(table: ContractTable, request: FakeMixpanelRequest): string {
   return `{"data":{"series":[${JSON.stringify(date)}],"values":${values}},"legend_size":${rows.length}}`;
 }
 
+const FUNNEL_ID = 7509;
+
+/** The answer body of a `/funnels` request over `table`: each row's segment with its two steps. */
+function funnelBody(table: ContractTable, request: FakeMixpanelRequest): string {
+  const p = request.params;
+  if (request.path !== "/funnels" || p.get("funnel_id") !== String(FUNNEL_ID)) {
+    throw new Error(`unexpected request ${request.path} ${p.toString()}`);
+  }
+  const date = p.get("from_date") ?? "";
+  const on = p.get("on") ?? "";
+  const where = p.get("where") ?? "";
+  const rows = table.rows.filter(
+    ([experiment, arm]) => evaluateExpression(where, properties(experiment, arm)) === true,
+  );
+  const step = (event: string, count: string): string =>
+    `{"count":${count},"goal":${JSON.stringify(event)},"event":${JSON.stringify(event)},"step_conv_ratio":1,"overall_conv_ratio":1,"avg_time":null,"avg_time_from_start":null}`;
+  const steps = (units: string, sum: string): string =>
+    `{"steps":[${step(EXPOSURE_EVENT, units)},${step(CONVERSION_EVENT, sum)}],"analysis":{"completion":${sum},"starting_amount":${units},"steps":2,"worst":1}}`;
+  const segments = object([
+    ["$overall", steps("0", "0")],
+    ...rows.map((row): [string, string] => {
+      if (row[3] !== row[4]) throw new Error("a proportion's sum_sq is its sum: users who completed the funnel");
+      return [String(evaluateExpression(on, properties(row[0], row[1]))), steps(json(row[2]), json(row[3]))];
+    }),
+  ]);
+  return `{"meta":{"dates":[${JSON.stringify(date)}]},"data":{${JSON.stringify(date)}:${segments}}}`;
+}
+
 /** The experiment's and variant's properties the events of a row carry. */
 function properties(experiment: ContractCell, arm: ContractCell): Record<string, string> {
   if (typeof experiment !== "string" || typeof arm !== "string") throw new Error("experiment and arm are text");
@@ -107,6 +139,42 @@ describeConnectorContract(
           },
           {
             metricKind: kind,
+            credentials: { username: AUTH.username, secret: AUTH.secret },
+            allowedApiUrls: { mixpanel: [fake.baseUrl] },
+          },
+        );
+      },
+      async close() {
+        await Promise.all(fakes.map((fake) => fake.close()));
+      },
+    };
+  },
+);
+
+describeConnectorContract(
+  "mixpanel (saved funnel)",
+  // A funnel counts users: `funnel_id` is refused for a mean.
+  { proportion: ["batched", "single"], mean: [] },
+  async (): Promise<ContractHarness> => {
+    const fakes: FakeMixpanel[] = [];
+    return {
+      async open(table) {
+        const fake = await startFakeMixpanel(AUTH);
+        fakes.push(fake);
+        fake.override = (request) => ({ status: 200, body: funnelBody(table, request) });
+        return createConnector(
+          {
+            type: "mixpanel",
+            project_id: Number(AUTH.projectId),
+            username_env: "OUTCOME_RUNTIME_SOURCE_MIXPANEL_SA_USERNAME",
+            secret_env: "OUTCOME_RUNTIME_SOURCE_MIXPANEL_SA_SECRET",
+            event: CONVERSION_EVENT,
+            exposure_event: EXPOSURE_EVENT,
+            funnel_id: FUNNEL_ID,
+            api_url: fake.baseUrl,
+          },
+          {
+            metricKind: "proportion",
             credentials: { username: AUTH.username, secret: AUTH.secret },
             allowedApiUrls: { mixpanel: [fake.baseUrl] },
           },

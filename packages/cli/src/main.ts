@@ -55,13 +55,15 @@ interface ConnectorForm {
   readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
+  /** A Mixpanel saved funnel's `funnel_id`, when the connector reads one. */
+  readonly funnelId?: unknown;
 }
 
 /** The form each connector of a valid outcome reads in (`readsInBatches`, as the worker polls it). */
 async function connectorForms(spec: unknown): Promise<ConnectorForm[]> {
   const { connectorReadKind, readsInBatches } = await import("@outcome-runtime/connectors");
   return connectorPointers(spec).flatMap((c) => {
-    const config = c.config as { type: string };
+    const config = c.config as { type: string; funnel_id?: unknown };
     const reads = connectorReadKind(config.type);
     if (reads === undefined) return [];
     return [
@@ -70,6 +72,7 @@ async function connectorForms(spec: unknown): Promise<ConnectorForm[]> {
         connector: config.type,
         reads,
         form: readsInBatches(config) ? "batched" : "single",
+        ...(config.type === "mixpanel" && config.funnel_id !== undefined ? { funnelId: config.funnel_id } : {}),
       },
     ];
   });
@@ -84,6 +87,9 @@ function formLine(q: ConnectorForm): string {
         ? `  ${q.path}: query reads many experiments at once (:experiments), one query per batch`
         : `  ${q.path}: query reads one experiment at a time (:experiment); :experiments reads many at once`;
     case "mixpanel":
+      if (batched && q.funnelId !== undefined) {
+        return `  ${q.path}: mixpanel reads many experiments at once from saved funnel ${String(q.funnelId)} (segmented by experiment and arm), 1 request per 100 experiments`;
+      }
       return batched
         ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
         : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;

@@ -13,52 +13,20 @@ import type { ConnectorConfig } from "./connector";
 import { ga4PollCost } from "./ga4/ga4.connector";
 import {
   MIXPANEL_BATCH_MAX_KEYS,
+  MIXPANEL_PLANNED_QUERIES_PER_HOUR,
   MIXPANEL_REQUESTS_PER_BATCH,
-  mixpanelReadsInBatches,
+  mixpanelPollCost,
   mixpanelRequestsPerPoll,
 } from "./mixpanel/mixpanel.connector";
-import { MIXPANEL_QUERIES_PER_HOUR, MIXPANEL_REGION_URLS } from "./mixpanel/query-api-client";
 import { posthogPollCost } from "./posthog/posthog.connector";
 import type { PollCost } from "./request-budget";
 
-/**
- * Queries an hour planned for polling, out of Mixpanel's 60: the rest is
- * left for retries after errors, outcome series and people querying the
- * same project.
- */
-export const MIXPANEL_PLANNED_QUERIES_PER_HOUR = 50;
+export { MIXPANEL_PLANNED_QUERIES_PER_HOUR } from "./mixpanel/mixpanel.connector";
 
 /** Options of {@link effectivePollInterval}. */
 export interface PollBudgetOptions {
   /** Arms per experiment (default 2); a mean metric on Mixpanel costs two requests per arm. */
   arms?: number;
-}
-
-/** What a Mixpanel poll round costs its project's budget. */
-function mixpanelPollCost(config: ConnectorConfig): PollCost {
-  const hasValue = typeof config.value_property === "string" && config.value_property !== "";
-  const batched = mixpanelReadsInBatches(config);
-  const region = typeof config.region === "string" ? config.region : "us";
-  const base =
-    typeof config.api_url === "string"
-      ? config.api_url
-      : (MIXPANEL_REGION_URLS[region as keyof typeof MIXPANEL_REGION_URLS] ?? region);
-  const project = String(config.project_id ?? "");
-  return {
-    limits: {
-      vendor: "mixpanel",
-      scope: `project ${project}`,
-      key: `${base}#${project}`,
-      perHour: MIXPANEL_QUERIES_PER_HOUR,
-      maxConcurrent: 5,
-      docs: "https://docs.mixpanel.com/reference/rate-limits",
-    },
-    plannedPerHour: MIXPANEL_PLANNED_QUERIES_PER_HOUR,
-    requestsPerRound: (experiments, arms) =>
-      batched
-        ? MIXPANEL_REQUESTS_PER_BATCH * Math.ceil(experiments / MIXPANEL_BATCH_MAX_KEYS)
-        : experiments * mixpanelRequestsPerPoll(hasValue, arms),
-  };
 }
 
 /**

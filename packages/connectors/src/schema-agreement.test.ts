@@ -33,6 +33,9 @@ const SAMPLES: Record<string, unknown> = {
   experiment_property: "Experiment name",
   value_property: "amount",
   filter: 'properties["platform"] == "web"',
+  funnel_id: 7509,
+  series_denominator_event: "App opened",
+  timezone: "Europe/Berlin",
   region: "eu",
   api_url: "https://eu.mixpanel.com/api/query",
   path: "data/signal.csv",
@@ -90,11 +93,26 @@ const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
 };
 
 /**
- * Fields of a type that exclude each other, each group left out in turn
- * (posthog: its own `query`, or the fields of the query it builds).
+ * Fields of a type that exclude each other: each variant leaves some fields
+ * out and is read with its metric kind (posthog: its own `query`, or the
+ * fields of the query it builds; mixpanel: `funnel_id` for a proportion,
+ * `value_property` for a mean).
  */
-const EXCLUSIVE: Record<string, readonly (readonly string[])[]> = {
-  posthog: [["query"], ["event", "exposure_event", "experiment_property", "variant_property", "value_property"]],
+const EXCLUSIVE: Record<
+  string,
+  readonly { readonly leftOut: readonly string[]; readonly metricKind: "proportion" | "mean" }[]
+> = {
+  posthog: [
+    { leftOut: ["query"], metricKind: "mean" },
+    {
+      leftOut: ["event", "exposure_event", "experiment_property", "variant_property", "value_property"],
+      metricKind: "mean",
+    },
+  ],
+  mixpanel: [
+    { leftOut: ["funnel_id"], metricKind: "mean" },
+    { leftOut: ["value_property"], metricKind: "proportion" },
+  ],
 };
 
 const credentials = {
@@ -129,13 +147,13 @@ describe("connectors and the outcome schema", () => {
         const choices = credentialChoices(type);
         const ways = Math.max(1, ...choices.map((c) => c.length));
         for (let way = 0; way < ways; way++) {
-          for (const leftOut of EXCLUSIVE[type] ?? [[]]) {
+          for (const { leftOut, metricKind } of EXCLUSIVE[type] ?? [{ leftOut: [], metricKind: "mean" as const }]) {
             const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
             const used = fields.filter((f) => !unused.includes(f) && !leftOut.includes(f));
             const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
             const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
             expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-            const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
+            const created = createConnector({ type, ...config }, { credentials, metricKind });
             expect(created.describe().length).toBeGreaterThan(0);
           }
         }

@@ -650,9 +650,21 @@ export interface MixpanelConnector {
    */
   value_property?: string;
   /**
-   * A Mixpanel expression that `event` must also match (e.g. `properties["platform"] == "web"`).
+   * A Mixpanel expression that `event` must also match (e.g. `properties["platform"] == "web"`); with `funnel_id`, the events of every step of the funnel, and in the outcome series both the converters and the denominator.
    */
   filter?: string;
+  /**
+   * For a `proportion` signal: the id of a funnel saved in the project (Funnels report; `GET /funnels/list` lists them), read through `GET /funnels`. Its first step must be `exposure_event` and its last `event`: units are the users who entered the funnel, conversions those who completed its last step within the funnel's conversion window. Mixpanel's documented API runs only saved funnels, not ad-hoc ones.
+   */
+  funnel_id?: number | string;
+  /**
+   * For the outcome series of a `proportion` signal: the event whose unique users on a day divide that day's unique users of `event` (default `exposure_event`; an event every active user fires, such as an app open, gives a series that also covers days without an experiment).
+   */
+  series_denominator_event?: string;
+  /**
+   * The project's time zone as set in Mixpanel's project settings (an IANA name such as `America/Los_Angeles`; `UTC` when left out): Mixpanel counts days there, so the dates asked for and the end of each day of the outcome series are taken in it.
+   */
+  timezone?: string;
   /**
    * The data residency of the project: `us`, `eu` or `in`.
    */
@@ -1765,9 +1777,21 @@ export interface MixpanelConnectorInput {
    */
   value_property?: string;
   /**
-   * A Mixpanel expression that `event` must also match (e.g. `properties["platform"] == "web"`).
+   * A Mixpanel expression that `event` must also match (e.g. `properties["platform"] == "web"`); with `funnel_id`, the events of every step of the funnel, and in the outcome series both the converters and the denominator.
    */
   filter?: string;
+  /**
+   * For a `proportion` signal: the id of a funnel saved in the project (Funnels report; `GET /funnels/list` lists them), read through `GET /funnels`. Its first step must be `exposure_event` and its last `event`: units are the users who entered the funnel, conversions those who completed its last step within the funnel's conversion window. Mixpanel's documented API runs only saved funnels, not ad-hoc ones.
+   */
+  funnel_id?: number | string;
+  /**
+   * For the outcome series of a `proportion` signal: the event whose unique users on a day divide that day's unique users of `event` (default `exposure_event`; an event every active user fires, such as an app open, gives a series that also covers days without an experiment).
+   */
+  series_denominator_event?: string;
+  /**
+   * The project's time zone as set in Mixpanel's project settings (an IANA name such as `America/Los_Angeles`; `UTC` when left out): Mixpanel counts days there, so the dates asked for and the end of each day of the outcome series are taken in it.
+   */
+  timezone?: string;
   /**
    * The data residency of the project: `us`, `eu` or `in`.
    */

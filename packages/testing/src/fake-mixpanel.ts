@@ -6,14 +6,30 @@
  * unit or interval, limit "defaults to 60, maximum value 10,000"; answer
  * `{ data: { series, values: { <segment>: { <date>: count } } }, legend_size }`),
  * `GET /segmentation/sum` and `GET /segmentation/average` (answer
- * `{ status: "ok", computed_at, results: { <date>: number } }`), and the
+ * `{ status: "ok", computed_at, results: { <date>: number } }`), `GET /funnels`
+ * (parameters funnel_id, from_date, to_date, length and length_unit — the
+ * conversion window, "defaults to the value that was previously saved", at most
+ * 90 days, completions looked for past to_date —, interval or unit, on, where,
+ * limit "defaults to 255 … maximum value 10,000"; answer `{ meta: { dates },
+ * data: { <date>: { steps: [{ count, goal, event, step_conv_ratio,
+ * overall_conv_ratio, avg_time, avg_time_from_start }], analysis } } }`), and the
  * expression grammar of `reference/segmentation-expressions.mdx` (properties,
  * string and number literals, lists, `+` that joins two strings, `==`, `!=`,
  * `in`, `and`, `or`, `not`, the arithmetic operators, `defined`, the
  * `string`/`number`/`boolean` casts). Service-account auth: HTTP Basic and
  * `project_id` in the query string. Errors: `{ error, status: "error" }`, 400
- * for a bad expression or parameter, 401 for bad credentials. Every request is
- * recorded, so tests count what a read costs.
+ * for a bad expression or parameter (and for a `funnel_id` no funnel of the
+ * project has: the document gives no error of its own for it), 401 for bad
+ * credentials. Every request is recorded, so tests count what a read costs.
+ *
+ * Funnels are counted as `docs/reports/funnels/funnels-advanced.mdx` of the
+ * same repository describes the default ("Uniques") counting: a user enters
+ * the first time they do step 1 in the period (once per segment of `on`, the
+ * segment being step 1's value), and completes the later steps in order, each
+ * after the one before, within the conversion window from the entry; `where`
+ * applies to the events of every step. The document's example answer is of a
+ * funnel without `on`; with `on`, each date's object has one entry per segment
+ * (and `$overall`), each `{ steps, analysis }` as for the whole funnel.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -23,7 +39,18 @@ export interface FakeMixpanelEvent {
   readonly event: string;
   readonly distinctId: string;
   readonly date: string;
+  /** The time of day (`HH:MM:SS`, the project's time zone), which orders a funnel's steps; default midnight, then list order. */
+  readonly time?: string;
   readonly properties: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A funnel saved in the project (the Funnels report): its steps' events and its conversion window. */
+export interface FakeMixpanelFunnel {
+  readonly name: string;
+  /** The events of its steps, in order: step 1 first. */
+  readonly steps: readonly string[];
+  /** The saved conversion window, in days. */
+  readonly windowDays: number;
 }
 
 /** A request as the fake received it. */
@@ -49,6 +76,8 @@ export interface FakeMixpanel {
   readonly events: FakeMixpanelEvent[];
   /** Every request received, in order. */
   readonly requests: FakeMixpanelRequest[];
+  /** The project's saved funnels by `funnel_id`; tests add to it. */
+  readonly funnels: Map<number, FakeMixpanelFunnel>;
   /** Replaces answers (abuse cases); `null` answers from the events. */
   override: FakeMixpanelOverride | null;
   close(): Promise<void>;
@@ -72,6 +101,7 @@ export async function startFakeMixpanel(auth: {
     baseUrl: "",
     events: [],
     requests: [],
+    funnels: new Map(),
     override: null,
     close: async () => {
       server.closeAllConnections();
@@ -87,7 +117,8 @@ export async function startFakeMixpanel(auth: {
     if (request.params.get("project_id") !== auth.projectId) {
       return send(res, 400, { error: "project_id is required with service account auth", status: "error" });
     }
-    const computed = () => answer(fake.events, request);
+    const computed = () =>
+      request.path === "/funnels" ? funnelAnswer(fake.events, fake.funnels, request) : answer(fake.events, request);
     const replaced = fake.override?.(request, computed) ?? null;
     const reply = (): void => {
       if (replaced !== null && (replaced.status !== undefined || replaced.body !== undefined)) {
@@ -183,6 +214,145 @@ function answer(events: readonly FakeMixpanelEvent[], request: FakeMixpanelReque
   const top = totals.sort((a, b) => b.total - a.total).slice(0, limit);
   const series = [...new Set(top.flatMap((t) => Object.keys(t.values)))].sort();
   return { data: { series, values: Object.fromEntries(top.map((t) => [t.name, t.values])) }, legend_size: top.length };
+}
+
+/** The largest `length` of `/funnels`, in days ("May not be greater than 90 days"). */
+const MAX_FUNNEL_DAYS = 90;
+
+const DAY_MS = 86_400_000;
+
+const UNIT_MS: Readonly<Record<string, number>> = { day: 86_400_000, hour: 3_600_000, minute: 60_000, second: 1000 };
+
+/** The answer of a `/funnels` request computed from `events` and the saved `funnels`. */
+function funnelAnswer(
+  events: readonly FakeMixpanelEvent[],
+  funnels: ReadonlyMap<number, FakeMixpanelFunnel>,
+  request: FakeMixpanelRequest,
+): unknown {
+  const p = request.params;
+  const idText = p.get("funnel_id");
+  const from = p.get("from_date");
+  const to = p.get("to_date");
+  if (idText === null || from === null || to === null) throw new Error("funnel_id, from_date and to_date are required");
+  const funnel = /^[0-9]+$/u.test(idText) ? funnels.get(Number(idText)) : undefined;
+  if (funnel === undefined) throw new Error(`funnel_id ${idText} is not a funnel of this project`);
+  const lengthUnit = p.get("length_unit") ?? "day";
+  const unitMs = UNIT_MS[lengthUnit];
+  if (unitMs === undefined) throw new Error("length_unit must be day, hour, minute or second");
+  const length = p.get("length");
+  const windowMs = length === null ? funnel.windowDays * DAY_MS : Number(length) * unitMs;
+  if (!Number.isInteger(windowMs) || windowMs <= 0 || windowMs > MAX_FUNNEL_DAYS * DAY_MS) {
+    throw new Error(`length must be a whole number of ${lengthUnit}s, at most ${MAX_FUNNEL_DAYS} days`);
+  }
+  const limit = Number(p.get("limit") ?? 255);
+  if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) {
+    throw new Error(`limit must be a whole number from 1 to ${MAX_LIMIT}`);
+  }
+  const unit = p.get("unit");
+  const interval = p.get("interval");
+  const days = interval !== null ? Number(interval) : unit === "week" ? 7 : unit === "month" ? 30 : 1;
+  if (!Number.isInteger(days) || days < 1) throw new Error("interval must be a whole number of days");
+  const where = p.get("where");
+  const filter = where === null || where === "" ? null : parse(where);
+  const onText = p.get("on");
+  const on = onText === null || onText === "" ? null : parse(onText);
+  const start = Date.parse(`${from}T00:00:00Z`);
+  const bucketOf = (date: string): string => {
+    const index = Math.floor((Date.parse(`${date}T00:00:00Z`) - start) / (days * 86_400_000));
+    return new Date(start + index * days * 86_400_000).toISOString().slice(0, 10);
+  };
+  const at = (e: FakeMixpanelEvent): number => Date.parse(`${e.date}T${e.time ?? "00:00:00"}Z`);
+  // Each user's events of the funnel's steps that `where` keeps, in time order (list order within a second).
+  const byUser = new Map<string, FakeMixpanelEvent[]>();
+  for (const e of events) {
+    if (!funnel.steps.includes(e.event) || (filter !== null && !truthy(evaluate(filter, e)))) continue;
+    byUser.set(e.distinctId, [...(byUser.get(e.distinctId) ?? []), e]);
+  }
+  /** bucket → segment (null: no `on`) → users reaching each step. */
+  const reached = new Map<string, Map<string | null, number[]>>();
+  for (const list of byUser.values()) {
+    const sorted = list.map((e, i) => ({ e, i })).sort((a, b) => at(a.e) - at(b.e) || a.i - b.i);
+    const entered = new Set<string | null>();
+    for (const { e: entry } of sorted) {
+      if (entry.event !== funnel.steps[0] || entry.date < from || entry.date > to) continue;
+      const value = on === null ? null : evaluate(on, entry);
+      if (value === undefined || (on !== null && value === null)) continue;
+      const segment = value === null ? null : String(value);
+      if (entered.has(segment)) continue;
+      entered.add(segment);
+      let step = 1;
+      let last = at(entry);
+      for (const { e } of sorted) {
+        if (step >= funnel.steps.length) break;
+        if (e.event === funnel.steps[step] && at(e) >= last && at(e) <= at(entry) + windowMs) {
+          step++;
+          last = at(e);
+        }
+      }
+      const bucket = bucketOf(entry.date);
+      const segments = reached.get(bucket) ?? new Map<string | null, number[]>();
+      reached.set(bucket, segments);
+      const counts = segments.get(segment) ?? funnel.steps.map(() => 0);
+      for (let i = 0; i < step; i++) counts[i] = (counts[i] ?? 0) + 1;
+      segments.set(segment, counts);
+    }
+  }
+  const stepsOf = (counts: readonly number[]) => ({
+    steps: funnel.steps.map((event, i) => ({
+      count: counts[i] ?? 0,
+      avg_time: i === 0 ? null : 0,
+      avg_time_from_start: i === 0 ? null : 0,
+      step_conv_ratio: i === 0 ? 1 : (counts[i - 1] ?? 0) === 0 ? 0 : (counts[i] ?? 0) / (counts[i - 1] ?? 1),
+      overall_conv_ratio: (counts[0] ?? 0) === 0 ? 0 : (counts[i] ?? 0) / (counts[0] ?? 1),
+      goal: event,
+      event,
+    })),
+    analysis: {
+      completion: counts.at(-1) ?? 0,
+      starting_amount: counts[0] ?? 0,
+      steps: funnel.steps.length,
+      worst: 1,
+    },
+  });
+  // The top `limit` segments by users entered over the whole range, as the documentation says.
+  const entries = new Map<string, number>();
+  for (const segments of reached.values()) {
+    for (const [segment, counts] of segments) {
+      if (segment !== null) entries.set(segment, (entries.get(segment) ?? 0) + (counts[0] ?? 0));
+    }
+  }
+  const top = new Set(
+    [...entries]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([segment]) => segment),
+  );
+  const dates: string[] = [];
+  for (
+    let day = from;
+    day <= to;
+    day = new Date(Date.parse(`${day}T00:00:00Z`) + days * 86_400_000).toISOString().slice(0, 10)
+  ) {
+    dates.push(day);
+  }
+  const data: Record<string, unknown> = {};
+  for (const date of dates) {
+    const segments = reached.get(date) ?? new Map<string | null, number[]>();
+    if (on === null) {
+      data[date] = stepsOf(segments.get(null) ?? []);
+      continue;
+    }
+    const overall = funnel.steps.map(() => 0);
+    const bySegment: Record<string, unknown> = {};
+    for (const [segment, counts] of segments) {
+      counts.forEach((c, i) => {
+        overall[i] = (overall[i] ?? 0) + c;
+      });
+      if (segment !== null && top.has(segment)) bySegment[segment] = stepsOf(counts);
+    }
+    data[date] = { $overall: stepsOf(overall), ...bySegment };
+  }
+  return { meta: { dates }, data };
 }
 
 /**

@@ -263,22 +263,22 @@ describe("mixpanel connector: mean", () => {
     );
   });
 
-  it("reads the outcome series of a mean with /segmentation/average; a proportion has none", async () => {
-    handler = (_request, res) => json(res, 200, { status: "ok", results: { "2026-03-02": 8.25, "2026-03-01": 8.5 } });
+  it("reads the outcome series of a mean with /segmentation/average, one point per completed day, dated at its end", async () => {
+    handler = (_request, res) => json(res, 200, { status: "ok", results: { "2026-03-01": 8.25, "2026-02-28": 8.5 } });
     const connector = createConnector(config({ value_property: "amount" }), { ...proportion, metricKind: "mean" });
     const points = await connector.fetchOutcomeSeries({
       from: new Date("2026-02-28T00:00:00Z"),
       to: new Date("2026-03-02T12:00:00Z"),
     });
+    // 2026-03-02 is not over at 12:00: it is not asked for.
     expect(points).toEqual([
       { ts: new Date("2026-03-01T00:00:00Z"), value: 8.5 },
       { ts: new Date("2026-03-02T00:00:00Z"), value: 8.25 },
     ]);
     expect(requests[0]?.path).toBe("/segmentation/average");
     expect(requests[0]?.params.get("on")).toBe('properties["amount"]');
-    await expect(createConnector(config(), proportion).fetchOutcomeSeries(window)).rejects.toMatchObject({
-      code: "unsupported",
-    });
+    expect(requests[0]?.params.get("from_date")).toBe("2026-02-28");
+    expect(requests[0]?.params.get("to_date")).toBe("2026-03-01");
   });
 });
 

@@ -160,6 +160,12 @@ function pausedError(settings: Pick<QueryApiSettings, "projectId">, waitMs: numb
   );
 }
 
+/** What to tell when Mixpanel refuses a query: the advice, and the setting it concerns. */
+export interface RefusedAdvice {
+  readonly hint: string;
+  readonly field?: string;
+}
+
 /** A Query API answer: the parsed body, and the segments whose entries its text repeats (see {@link queryApiGet}). */
 export interface QueryApiAnswer {
   readonly body: unknown;
@@ -176,7 +182,12 @@ export interface QueryApiAnswer {
  * the answer has one: it is `bad_response`, unless it lies below
  * `segmentsAt` (e.g. `["data", "values"]`), where it concerns one segment
  * alone and is returned in `repeatedSegments` for the caller to refuse that
- * segment.
+ * segment (a `*` in `segmentsAt` matches any key, e.g. `["data", "*"]` for the
+ * segments of each date of `/funnels`).
+ *
+ * `refused` replaces the advice of a `query_failed` message (Mixpanel's own
+ * text is kept) with what in the settings to check when Mixpanel refuses the
+ * query, and names that setting in the error's `details.field`.
  *
  * @throws ConnectorError `auth_failed` (401, 403), `rate_limited` (429, with
  *   `retryAfterMs`), `unavailable` (5xx, network), `timeout`, `query_failed`
@@ -189,6 +200,7 @@ export async function queryApiGet(
   params: Readonly<Record<string, string>>,
   signal?: AbortSignal,
   segmentsAt?: readonly string[],
+  refused?: RefusedAdvice,
 ): Promise<QueryApiAnswer> {
   const key = projectKey(settings);
   const paused = pausedUntil.get(key);
@@ -205,11 +217,13 @@ export async function queryApiGet(
     throw abortedError(path, signal);
   }
   try {
-    const { body, text } = await send(settings, key, path, params, signal);
+    const { body, text } = await send(settings, key, path, params, signal, refused);
     const repeatedSegments = new Map<string, readonly string[]>();
     for (const keyPath of repeatedKeys(text)) {
       const segment =
-        segmentsAt !== undefined && keyPath.length > segmentsAt.length && segmentsAt.every((k, i) => keyPath[i] === k)
+        segmentsAt !== undefined &&
+        keyPath.length > segmentsAt.length &&
+        segmentsAt.every((k, i) => k === "*" || keyPath[i] === k)
           ? keyPath[segmentsAt.length]
           : undefined;
       if (segment === undefined) {
@@ -281,6 +295,7 @@ async function send(
   path: string,
   params: Readonly<Record<string, string>>,
   signal: AbortSignal | undefined,
+  refused: RefusedAdvice = { hint: "check event, the property names and filter in outcome.yaml" },
 ): Promise<{ body: unknown; text: string }> {
   const query = new URLSearchParams({ project_id: settings.projectId });
   if (settings.workspaceId !== undefined) query.set("workspace_id", String(settings.workspaceId));
@@ -357,8 +372,8 @@ async function send(
   if (status < 200 || status >= 300) {
     throw new ConnectorError(
       "query_failed",
-      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); check event, the property names and filter in outcome.yaml`,
-      { details },
+      `mixpanel ${path}: Mixpanel refused the query (${status}${message === "" ? "" : `: ${message}`}); ${refused.hint}`,
+      { details: refused.field === undefined ? details : { ...details, field: refused.field } },
     );
   }
   let parsed: unknown;
@@ -374,8 +389,8 @@ async function send(
   if (isRecord(parsed) && parsed.status === "error") {
     throw new ConnectorError(
       "query_failed",
-      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; check event, the property names and filter`,
-      { details },
+      `mixpanel ${path}: ${typeof parsed.error === "string" ? parsed.error : "the query failed"}; ${refused.hint}`,
+      { details: refused.field === undefined ? details : { ...details, field: refused.field } },
     );
   }
   return { body: parsed, text: body };
