@@ -52,7 +52,7 @@ interface ConnectorForm {
   /** The connector type, as written. */
   readonly connector: string;
   /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
-  readonly reads: "query" | "mixpanel" | "file" | "module";
+  readonly reads: "query" | "mixpanel" | "amplitude" | "file" | "module";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
 }
@@ -87,6 +87,10 @@ function formLine(q: ConnectorForm): string {
       return batched
         ? `  ${q.path}: mixpanel reads many experiments at once (segmented by experiment and arm), 2 requests per 100 experiments`
         : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
+    case "amplitude":
+      return batched
+        ? `  ${q.path}: amplitude reads many experiments at once (grouped by experiment and arm), 2 or 3 requests per 100 experiments`
+        : `  ${q.path}: amplitude reads one experiment at a time (a funnel: one request per arm; batch: false), its query cost per read`;
     case "file":
       return `  ${q.path}: ${q.connector} reads one experiment at a time from its file`;
     case "module":

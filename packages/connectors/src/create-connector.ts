@@ -3,6 +3,7 @@
  * outcome.yaml to a {@link SignalConnector}.
  */
 
+import { amplitudeReadsInBatches, createAmplitudeConnector } from "./amplitude/amplitude.connector";
 import type { ConnectorConfig, ConnectorContext, SignalConnector } from "./connector";
 import { ConnectorError } from "./connector-error";
 import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
@@ -20,6 +21,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "csv",
   "replay",
   ...Object.keys(SQL_SOURCES),
+  "amplitude",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -59,6 +61,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
+    case "amplitude":
+      return createAmplitudeConnector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -87,6 +91,7 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  if (type === "amplitude") return amplitudeReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -101,10 +106,11 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | undefined {
+export function connectorReadKind(type: string): "query" | "mixpanel" | "amplitude" | "file" | "module" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
+  if (known === "amplitude") return "amplitude";
   if (known === "csv") return "file";
   return registeredEntry(known) === undefined ? undefined : "module";
 }

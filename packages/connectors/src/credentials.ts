@@ -102,6 +102,10 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
     { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
     { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
   ],
+  amplitude: [
+    { credential: "api_key", what: "the Amplitude project's API key" },
+    { credential: "secret_key", what: "the Amplitude project's secret key" },
+  ],
 });
 
 /** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */
