@@ -67,12 +67,36 @@ const SAMPLES: Record<string, unknown> = {
   credentials_json_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY",
   credentials_json_secret: "bigquery-key",
   credentials_file_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY_FILE",
+  api_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY",
+  api_key_secret: "amplitude-api-key",
+  secret_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_SECRET_KEY",
+  secret_key_secret: "amplitude-secret-key",
+  arm_property: "arm",
+  value_squared_property: "amount_sq",
+  funnel: ["Checkout started"],
+  funnel_mode: "unordered",
+  conversion_window: "7d",
+  project_timezone: "America/Los_Angeles",
+  batch: false,
 };
 
 /** Samples of a type whose field has another shape than the same field of another type. */
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
+  amplitude: { api_url: "https://analytics.eu.amplitude.com" },
+};
+
+/**
+ * Fields of a type that belong to one metric kind only, checked in a config of
+ * that kind without the other kind's fields (an amplitude funnel counts users;
+ * a mean's Σ value² needs its own property).
+ */
+const KIND_FIELDS: Record<string, Record<"proportion" | "mean", readonly string[]>> = {
+  amplitude: {
+    proportion: ["funnel", "funnel_mode", "conversion_window"],
+    mean: ["value_property", "value_squared_property"],
+  },
 };
 
 const credentials = {
@@ -84,6 +108,8 @@ const credentials = {
   private_key_passphrase: "p",
   credentials_json: "{}",
   credentials_file: "/run/secrets/bigquery-key.json",
+  api_key: "k",
+  secret_key: "s",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -109,10 +135,15 @@ describe("connectors and the outcome schema", () => {
           const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
           const used = fields.filter((f) => !unused.includes(f));
           const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
-          const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
-          expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-          const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
-          expect(created.describe().length).toBeGreaterThan(0);
+          const kinds = KIND_FIELDS[type];
+          for (const kind of kinds === undefined ? (["mean"] as const) : (["proportion", "mean"] as const)) {
+            const other = kinds?.[kind === "mean" ? "proportion" : "mean"] ?? [];
+            const fieldsOfKind = used.filter((field) => !other.includes(field));
+            const config = Object.fromEntries(fieldsOfKind.map((field) => [field, samples[field]]));
+            expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
+            const created = createConnector({ type, ...config }, { credentials, metricKind: kind });
+            expect(created.describe().length).toBeGreaterThan(0);
+          }
         }
       }
     }

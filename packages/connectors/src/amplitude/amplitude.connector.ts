@@ -20,7 +20,7 @@
  *   over users of their value squared exactly when a user fires `event` at
  *   most once in the window;
  * - funnel (proportion, `funnel`): `GET /api/2/funnels` with the steps
- *   `exposure_event`, then the `funnel` events, one request per arm (a
+ *   `exposure_event`, the `funnel` events, then `event`, one request per arm (a
  *   segment on the experiment and that arm): units are `cumulativeRaw[0]`,
  *   the users who entered the first step (the exposure), and the
  *   conversions `cumulativeRaw` of the last step. A funnel's group-by
@@ -131,7 +131,7 @@ export const AMPLITUDE_BATCH_MAX_KEYS = 100;
 /** Joins the two values of a label of two group-bys given as one text. */
 const LABEL_SEPARATOR = "; ";
 
-/** Funnel steps: the exposure and at most this many more (a long funnel is costly: 2 per step and day). */
+/** Funnel steps, the exposure and the conversion included (a long funnel is costly: 2 per step and day). */
 const MAX_FUNNEL_STEPS = 9;
 
 /**
@@ -146,7 +146,7 @@ export const AMPLITUDE_PLANNED_COST_PER_HOUR = 9600;
 
 interface AmplitudeSettings {
   api: DashboardApiSettings;
-  event: string | undefined;
+  event: string;
   funnel: readonly string[] | undefined;
   exposureEvent: string;
   experimentProperty: string;
@@ -188,18 +188,8 @@ export function createAmplitudeConnector(config: ConnectorConfig, context: Conne
     readCredentialRef(reader, "secret_key", "the project's secret key"),
     "amplitude",
   );
-  const event = reader.optionalString(
-    "event",
-    "name the Amplitude event that counts as a success or carries the value",
-  );
+  const event = reader.string("event", "name the Amplitude event that counts as a success or carries the value");
   const funnel = readFunnel(reader);
-  if ((event === undefined) === (funnel === undefined)) {
-    throw reader.invalid(
-      "event",
-      event === undefined ? "is missing (so is funnel)" : "and funnel are both set",
-      "give event (a segmentation: unique users of the event, or a sum of its property) or funnel (the steps after exposure_event), not both",
-    );
-  }
   const valueProperty = reader.optionalString("value_property", "name the numeric event property to average");
   const valueSquaredProperty = reader.optionalString(
     "value_squared_property",
@@ -210,7 +200,7 @@ export function createAmplitudeConnector(config: ConnectorConfig, context: Conne
       throw reader.invalid(
         "funnel",
         "is set, but the metric is a mean",
-        "a funnel counts users: use kind: proportion, or event with value_property for a mean",
+        "a funnel counts users: use kind: proportion, or leave funnel out and average value_property of event",
       );
     }
     if (valueProperty === undefined) {
@@ -323,14 +313,13 @@ function readFunnel(reader: ConfigReader): string[] | undefined {
   const value = reader.raw("funnel");
   if (
     !Array.isArray(value) ||
-    value.length === 0 ||
-    value.length > MAX_FUNNEL_STEPS - 1 ||
+    value.length > MAX_FUNNEL_STEPS - 2 ||
     value.some((step) => typeof step !== "string" || step.trim() === "")
   ) {
     throw reader.invalid(
       "funnel",
-      `${show(value)} is not a list of 1 to ${MAX_FUNNEL_STEPS - 1} event names`,
-      "list the events after exposure_event, in order; the last one is the conversion",
+      `${show(value)} is not a list of at most ${MAX_FUNNEL_STEPS - 2} event names`,
+      "list the steps between exposure_event and event, in order (funnel: [] for exposure_event then event)",
       { value },
     );
   }
@@ -360,7 +349,7 @@ function requestCosts(
 ): QueryCostInput[] {
   if (s.funnel !== undefined) {
     // One request per arm: segment experiment = key and arm = the arm, no group-by.
-    const steps = 1 + s.funnel.length;
+    const steps = 2 + s.funnel.length;
     return Array.from({ length: arms }, () => ({
       days,
       segmentFilters: 2,
@@ -498,7 +487,7 @@ class AmplitudeConnector implements SignalConnector {
     const s = this.settings;
     const what =
       s.funnel !== undefined
-        ? `funnel ${[s.exposureEvent, ...s.funnel].map((e) => JSON.stringify(e)).join(" → ")}`
+        ? `funnel ${[s.exposureEvent, ...s.funnel, s.event].map((e) => JSON.stringify(e)).join(" → ")}`
         : s.valueProperty === undefined
           ? `unique users of ${JSON.stringify(s.event)}`
           : `sum of ${JSON.stringify(s.valueProperty)} of ${JSON.stringify(s.event)}`;
@@ -532,7 +521,7 @@ class AmplitudeConnector implements SignalConnector {
     );
     const named: [string, string][] = [
       ["exposure_event", s.exposureEvent],
-      ...(s.event === undefined ? [] : [["event", s.event] as [string, string]]),
+      ["event", s.event],
       ...(s.funnel ?? []).map((step, i): [string, string] => [`funnel[${i}]`, step]),
     ];
     const missing = named.filter(([, name]) => !known.has(name));
@@ -728,7 +717,7 @@ class AmplitudeConnector implements SignalConnector {
     signal: AbortSignal,
   ): Promise<ArmAggregate[]> {
     const s = this.settings;
-    const steps = [s.exposureEvent, ...funnel];
+    const steps = [s.exposureEvent, ...funnel, s.event];
     const perArm = await Promise.all(
       window.arms.map(async (arm) => {
         const params: [string, string][] = [
