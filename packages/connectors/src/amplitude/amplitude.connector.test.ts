@@ -245,9 +245,7 @@ describe("amplitude: reads", () => {
     const repeated = answer?.get("checkout-copy");
     expect(repeated).toBeInstanceOf(ConnectorError);
     expect((repeated as ConnectorError).code).toBe("bad_response");
-    expect((repeated as ConnectorError).message).toContain(
-      '"checkout-copy; control" appears twice',
-    );
+    expect((repeated as ConnectorError).message).toContain('"checkout-copy; control" appears twice');
     expect(rows(answer?.get("pricing-page") as never)).toEqual([["a", 7, 7, 7]]);
   });
 
