@@ -663,7 +663,7 @@ export interface AmplitudeConnector {
    */
   funnel?: string[];
   /**
-   * How a funnel's steps must follow each other: `ordered`, `unordered` or `sequential` (Amplitude's `mode`).
+   * How a funnel's steps must follow each other: `ordered`, `unordered` or `sequential` (Amplitude's `mode`). Used with `funnel` only.
    */
   funnel_mode: "ordered" | "unordered" | "sequential";
   /**
@@ -1743,7 +1743,7 @@ export interface AmplitudeConnectorInput {
    */
   funnel?: string[];
   /**
-   * How a funnel's steps must follow each other: `ordered`, `unordered` or `sequential` (Amplitude's `mode`).
+   * How a funnel's steps must follow each other: `ordered`, `unordered` or `sequential` (Amplitude's `mode`). Used with `funnel` only.
    */
   funnel_mode?: "ordered" | "unordered" | "sequential";
   /**

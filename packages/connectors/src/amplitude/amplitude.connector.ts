@@ -251,9 +251,6 @@ export function createAmplitudeConnector(config: ConnectorConfig, context: Conne
     throw reader.invalid("conversion_window", "is set, but there is no funnel", "remove it, or give funnel");
   }
   const funnelMode = reader.oneOf("funnel_mode", ["ordered", "unordered", "sequential"] as const, DEFAULTS.funnel_mode);
-  if (reader.has("funnel_mode") && funnel === undefined) {
-    throw reader.invalid("funnel_mode", "is set, but there is no funnel", "remove it, or give funnel");
-  }
   const region = reader.oneOf("region", ["us", "eu"] as const, DEFAULTS.region);
   const apiUrl = reader.optionalString("api_url", "write https://amplitude.com or https://analytics.eu.amplitude.com");
   const baseUrl =
