@@ -146,11 +146,22 @@ function send(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(typeof body === "string" ? body : JSON.stringify(body));
 }
 
-/** The date (YYYY-MM-DD) of an instant in `timeZone`. */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const days = new Map<string, string>();
+
+/** The date (YYYY-MM-DD) of an instant in `timeZone` (remembered: a test's events repeat a few instants). */
 function dayOf(time: string, timeZone: string): string {
-  return new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }).format(
-    new Date(time),
-  );
+  const id = `${timeZone}|${time}`;
+  const known = days.get(id);
+  if (known !== undefined) return known;
+  let format = formatters.get(timeZone);
+  if (format === undefined) {
+    format = new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" });
+    formatters.set(timeZone, format);
+  }
+  const day = format.format(new Date(time));
+  if (days.size < 100_000) days.set(id, day);
+  return day;
 }
 
 interface EventSpec {
@@ -241,7 +252,11 @@ function answer(events: readonly FakeAmplitudeEvent[], request: FakeAmplitudeReq
     if (steps.length < 2) throw new Error("a funnel needs at least two e");
     const cs = Number(p.get("cs") ?? 2_592_000);
     const byUser = new Map<string, FakeAmplitudeEvent[]>();
-    for (const e of events) byUser.set(e.userId, [...(byUser.get(e.userId) ?? []), e]);
+    for (const e of events) {
+      const list = byUser.get(e.userId) ?? [];
+      list.push(e);
+      byUser.set(e.userId, list);
+    }
     const reached = steps.map(() => 0);
     for (const userEvents of byUser.values()) {
       const sorted = [...userEvents].sort((a, b) => Date.parse(a.time) - Date.parse(b.time));
@@ -289,9 +304,9 @@ function answer(events: readonly FakeAmplitudeEvent[], request: FakeAmplitudeReq
   for (const g of groupBy) {
     if (!known(g)) throw new Error(`no event of this project has the user property ${JSON.stringify(g)}`);
   }
-  const days = daysBetween(start, end);
-  const buckets = days.filter((_, i) => i % interval === 0);
-  const bucketOf = (day: string): string => buckets[Math.floor(days.indexOf(day) / interval)] ?? day;
+  const window = daysBetween(start, end);
+  const buckets = window.filter((_, i) => i % interval === 0);
+  const bucketOf = (day: string): string => buckets[Math.floor(window.indexOf(day) / interval)] ?? day;
   const eventMatches = (spec: EventSpec) => (e: FakeAmplitudeEvent) =>
     e.eventType === spec.event_type &&
     inRange(e) &&
@@ -326,7 +341,9 @@ function answer(events: readonly FakeAmplitudeEvent[], request: FakeAmplitudeReq
     const groups = new Map<string, FakeAmplitudeEvent[]>();
     for (const e of events.filter(eventMatches(spec))) {
       const label = labelOf(e);
-      groups.set(label, [...(groups.get(label) ?? []), e]);
+      const list = groups.get(label) ?? [];
+      list.push(e);
+      groups.set(label, list);
     }
     const out = new Map<string, Aggregate>();
     for (const [label, list] of groups) {
@@ -346,10 +363,14 @@ function answer(events: readonly FakeAmplitudeEvent[], request: FakeAmplitudeReq
             throw new Error(`the fake does not serve m=${metric}`);
         }
       };
-      const series = new Map<string, number>();
-      for (const bucket of buckets) {
-        series.set(bucket, measure(list.filter((e) => bucketOf(dayOf(e.time, timeZone)) === bucket)));
+      const byBucket = new Map<string, FakeAmplitudeEvent[]>();
+      for (const e of list) {
+        const bucket = bucketOf(dayOf(e.time, timeZone));
+        const inBucket = byBucket.get(bucket) ?? [];
+        inBucket.push(e);
+        byBucket.set(bucket, inBucket);
       }
+      const series = new Map(buckets.map((bucket) => [bucket, measure(byBucket.get(bucket) ?? [])] as const));
       out.set(label, { series, collapsed: measure(list) });
     }
     return out;

@@ -63,7 +63,7 @@ import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
 import { isRecord } from "../http-response";
 import type { PollCost } from "../request-budget";
-import { vendorApiUrl } from "../vendor-hosts";
+import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import {
   AMPLITUDE_REGION_URLS,
   amplitudeBudgetLimits,
@@ -388,7 +388,7 @@ export function amplitudePollCost(config: ConnectorConfig): PollCost | null {
   if (!/^[0-9]+$/u.test(projectId)) return null;
   const region = config.region === "eu" ? "eu" : "us";
   const baseUrl =
-    typeof config.api_url === "string" ? config.api_url.replace(/\/+$/u, "") : AMPLITUDE_REGION_URLS[region];
+    (typeof config.api_url === "string" ? normalizeApiUrl(config.api_url) : undefined) ?? AMPLITUDE_REGION_URLS[region];
   const shape = {
     funnel: Array.isArray(config.funnel) ? (config.funnel as string[]) : undefined,
     metricKind: typeof config.value_property === "string" ? ("mean" as const) : ("proportion" as const),
@@ -526,7 +526,12 @@ class AmplitudeConnector implements SignalConnector {
       throw new ConnectorError(
         "query_failed",
         `amplitude: ${missing.map(([field, name]) => `${field} ${JSON.stringify(name)}`).join(", ")} ${missing.length === 1 ? "is" : "are"} not among project ${s.api.projectId}'s events (deleted or hidden events are not listed either); check the spelling against Amplitude's event list`,
-        { details: { missing: missing.map(([field, value]) => ({ field, value })) } },
+        {
+          details: {
+            field: (missing[0]?.[0] ?? "event").replace(/\[\d+\]$/u, ""),
+            missing: missing.map(([field, value]) => ({ field, value })),
+          },
+        },
       );
     }
   }
