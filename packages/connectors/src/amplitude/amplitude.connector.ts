@@ -126,7 +126,7 @@ const BUILT_IN_PROPERTIES = new Set([
 const AMPLITUDE_MAX_GROUPS = 1000;
 
 /** Experiment keys per batched request: keeps the segment (in the URL) a few kilobytes. */
-export const AMPLITUDE_BATCH_MAX_KEYS = 100;
+const AMPLITUDE_BATCH_MAX_KEYS = 100;
 
 /** Joins the two values of a label of two group-bys given as one text. */
 const LABEL_SEPARATOR = "; ";

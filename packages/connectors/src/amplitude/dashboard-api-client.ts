@@ -12,7 +12,7 @@ import { isRecord, parseRetryAfter, readCapped } from "../http-response";
 import { type RequestBudget, type RequestBudgetLimits, requestBudget } from "../request-budget";
 
 /** The Dashboard REST API page, which documents the limits below. */
-export const AMPLITUDE_LIMITS_DOCS = "https://amplitude.com/docs/apis/analytics/dashboard-rest#rate-limits";
+const AMPLITUDE_LIMITS_DOCS = "https://amplitude.com/docs/apis/analytics/dashboard-rest#rate-limits";
 
 /**
  * The documented cost limits, per project: "Up to 1000 cost within a five
