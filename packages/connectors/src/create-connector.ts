@@ -83,7 +83,9 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
  * worker polls the experiments that share them together (one request per
  * batch): a SQL source's query (`postgres`, `mysql`, `duckdb`, `clickhouse`,
  * `snowflake`, ...) that uses `:experiments`, a `mixpanel` proportion (no
- * `value_property`: segmented by experiment and arm together), or a
+ * `value_property`: segmented by experiment and arm together), an
+ * `amplitude` segmentation (no `funnel`, `batch` not false: grouped by the
+ * experiment and arm user properties), or a
  * registered module's type whose `readsInBatches` says so. Other connectors,
  * a Mixpanel mean and the SQL one-experiment form read one experiment per
  * request.
@@ -102,7 +104,7 @@ export function readsInBatches(config: ConnectorConfig): boolean {
 /**
  * How a connector type reads, for people (`outcome-runtime validate`):
  * `query` (a SQL source's query with named parameters: `postgres`, `mysql`,
- * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `file` (`csv`,
+ * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `amplitude`, `file` (`csv`,
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
