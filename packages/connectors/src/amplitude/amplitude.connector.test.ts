@@ -249,6 +249,28 @@ describe("amplitude: reads", () => {
     expect(rows(answer?.get("pricing-page") as never)).toEqual([["a", 7, 7, 7]]);
   });
 
+  it("splits a batch by the window's first day, and where two (experiment, arm) pairs would share a label", async () => {
+    fake.events.push(
+      event(EXPOSURE, "u1", "2026-11-02T10:00:00Z", "a; b", "c"),
+      event(EXPOSURE, "u2", "2026-11-02T10:00:00Z", "a", "b; c"),
+      event(EXPOSURE, "u3", "2026-11-05T10:00:00Z", "late", "control"),
+    );
+    const answer = await connector().fetchBatchAggregates?.({
+      experiments: [
+        { experimentKey: "a; b", arms: ["c"], from: FROM },
+        { experimentKey: "a", arms: ["b; c"], from: FROM },
+        { experimentKey: "late", arms: ["control"], from: new Date("2026-11-04T12:00:00.000Z") },
+      ],
+      to: TO,
+    });
+    expect(rows(answer?.get("a; b") as never)).toEqual([["c", 1, 0, 0]]);
+    expect(rows(answer?.get("a") as never)).toEqual([["b; c", 1, 0, 0]]);
+    expect(rows(answer?.get("late") as never)).toEqual([["control", 1, 0, 0]]);
+    // Three groups of two requests: "a; b" and "a" would both be labelled "a; b; c"; "late" starts on Nov 4.
+    expect(fake.requests).toHaveLength(6);
+    expect(fake.requests.map((r) => r.params.get("start"))).toContain("20261104");
+  });
+
   it("batch: false reads one experiment per request, grouped by arm alone", async () => {
     const c = connector({ batch: false });
     expect(c.fetchBatchAggregates).toBeUndefined();
