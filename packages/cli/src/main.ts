@@ -52,7 +52,7 @@ interface ConnectorForm {
   /** The connector type, as written. */
   readonly connector: string;
   /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
-  readonly reads: "query" | "mixpanel" | "amplitude" | "file" | "module";
+  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "amplitude";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
 }
@@ -93,6 +93,8 @@ function formLine(q: ConnectorForm): string {
         : `  ${q.path}: amplitude reads one experiment at a time (a funnel: one request per arm; batch: false), its query cost per read`;
     case "file":
       return `  ${q.path}: ${q.connector} reads one experiment at a time from its file`;
+    case "ga4":
+      return `  ${q.path}: ga4 reads many experiments at once (runReport filtered by the experiment dimension), 2 reports per 100 experiments`;
     case "module":
       return batched
         ? `  ${q.path}: ${q.connector} reads many experiments at once (its module's readsInBatches), one request per batch`

@@ -9,6 +9,7 @@ import { ConnectorError } from "./connector-error";
 import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
+import { createGa4Connector } from "./ga4/ga4.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 import { SQL_SOURCES } from "./sql/sources";
@@ -21,6 +22,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "csv",
   "replay",
   ...Object.keys(SQL_SOURCES),
+  "ga4",
   "amplitude",
 ]);
 
@@ -61,6 +63,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
+    case "ga4":
+      return createGa4Connector(config, context);
     case "amplitude":
       return createAmplitudeConnector(config, context);
     default: {
@@ -93,6 +97,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  // Both kinds: the experiment dimension's inListFilter reads many experiments in one report.
+  if (type === "ga4") return true;
   if (type === "amplitude") return amplitudeReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
@@ -108,12 +114,15 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "amplitude" | "file" | "module" | undefined {
+export function connectorReadKind(
+  type: string,
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "amplitude" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
   if (known === "amplitude") return "amplitude";
   if (known === "csv") return "file";
+  if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";
 }
 

@@ -67,6 +67,12 @@ const SAMPLES: Record<string, unknown> = {
   credentials_json_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY",
   credentials_json_secret: "bigquery-key",
   credentials_file_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY_FILE",
+  property_id: 287465190,
+  experiment_dimension: "customUser:experiment_key",
+  arm_dimension: "customUser:experiment_arm",
+  units_metric: "activeUsers",
+  value_metric: "customEvent:amount",
+  value_squared_metric: "customEvent:amount_squared",
   api_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY",
   api_key_secret: "amplitude-api-key",
   secret_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_SECRET_KEY",
@@ -84,6 +90,7 @@ const SAMPLES: Record<string, unknown> = {
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
+  ga4: { api_url: "https://analyticsdata.googleapis.com" },
   amplitude: { api_url: "https://analytics.eu.amplitude.com" },
 };
 

@@ -380,6 +380,7 @@ describe("parseOutcome: diagnostics", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "ga4",
       "amplitude",
     ]);
     const heap = example.replace("type: postgres", "type: heap");
