@@ -9,7 +9,8 @@
  * bigquery and its key's token endpoint, mixpanel) or the `url` credential
  * (clickhouse). Every source holds the same exposures;
  * the printed rows per experiment and arm, and the `--json` report, are what
- * it holds in the window. Each type also fails once with the source's own
+ * it holds in the window (amplitude: its stand-in, allowed per test through
+ * `SOURCE_API_URLS`). Each type also fails once with the source's own
  * error, printed with the setting, the line in the file and the message; a
  * source that estimates its cost (bigquery's dry run) prints it, and refuses
  * a read past its guard.
@@ -22,6 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { DuckDBInstance } from "@duckdb/node-api";
+import { type FakeAmplitude, startFakeAmplitude } from "@outcome-runtime/testing/fake-amplitude";
 import { type FakeBigQuery, type FakeBigQueryQuery, startFakeBigQuery } from "@outcome-runtime/testing/fake-bigquery";
 import {
   clickHouseSyntaxError,
@@ -683,6 +685,120 @@ describe("signals test: mixpanel", () => {
     expect(result.stderr).toMatch(
       new RegExp(
         `^${literal(file.file)}:${fileLine(file.text, "    username_env:")}:19: error: signal\\.connector\\.username_env: mixpanel /segmentation: the service account credentials were refused \\(401: Unauthorized\\); check username_env and secret_env.* \\[auth_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+});
+
+describe("signals test: amplitude", () => {
+  const AMPLITUDE = { apiKey: "c1i0api0key00000000000000000000a", secretKey: "c1i0secret0key000000000000000000" };
+  let amplitude: FakeAmplitude;
+  const connector = (event = "Order completed") =>
+    [
+      "    project_id: 318204",
+      "    api_key_env: OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY",
+      "    secret_key_env: OUTCOME_RUNTIME_SOURCE_AMPLITUDE_SECRET_KEY",
+      '    exposure_event: "[Experiment] Exposure"',
+      `    event: ${event}`,
+      "    api_url: API_URL",
+    ].join("\n");
+  /** The keys in the user's shell, and the operator's consent to the stand-in's URL. */
+  const env = (secretKey = AMPLITUDE.secretKey) => ({
+    OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY: AMPLITUDE.apiKey,
+    OUTCOME_RUNTIME_SOURCE_AMPLITUDE_SECRET_KEY: secretKey,
+    SOURCE_API_URLS: `${environment().SOURCE_API_URLS} amplitude=${amplitude.baseUrl}`,
+  });
+
+  beforeAll(async () => {
+    amplitude = await startFakeAmplitude(AMPLITUDE);
+    // Each exposure row is that many users exposed at noon the day before its end, of whom `conversions` converted;
+    // the app set the user properties experiment and arm at exposure.
+    for (const [experiment, arm, ts, units, conversions] of EXPOSURES) {
+      const time = new Date(Date.parse(ts) - 12 * 3_600_000).toISOString();
+      const userProperties = { experiment, arm };
+      for (let u = 0; u < units; u++) {
+        const userId = `${experiment}/${arm}/${ts}/${u}`;
+        amplitude.events.push({ eventType: "[Experiment] Exposure", userId, time, userProperties });
+        if (u < conversions) amplitude.events.push({ eventType: "Order completed", userId, time, userProperties });
+      }
+    }
+  });
+
+  afterAll(async () => {
+    await amplitude?.close();
+  });
+
+  it("reads every experiment with one pair of segmentation requests and prints the unique users per arm", async () => {
+    const file = outcome("amplitude", connector().replace("API_URL", amplitude.baseUrl));
+    amplitude.requests.length = 0;
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "amplitude", form: "batched", error: null });
+    // Amplitude counts unique users over the window's days: one row per arm, as of the window's end.
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = held([experiment]).filter((r) => r.arm === arm);
+        const units = rows.reduce((n, r) => n + r.units, 0);
+        const sum = rows.reduce((n, r) => n + r.sum, 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+    // The event check, then the exposed users and the converters of both experiments, over the UTC days Jan 1 to 6.
+    expect(amplitude.requests.map((r) => r.path)).toEqual([
+      "/api/2/events/list",
+      "/api/2/events/segmentation",
+      "/api/2/events/segmentation",
+    ]);
+    expect(amplitude.requests.slice(1).map((r) => [r.params.get("start"), r.params.get("end")])).toEqual([
+      ["20250101", "20250106"],
+      ["20250101", "20250106"],
+    ]);
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^signal \(amplitude, batched, \d+ ms\): amplitude project 318204 /m);
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3000   610  610     0.203333",
+        "    treatment  (window end)  3000   702  702     0.234",
+        "  search-v1:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  500    50   50      0.1",
+        "    treatment  (window end)  480    60   60      0.125",
+      ].join("\n"),
+    );
+  });
+
+  it("prints an event the project does not have with the event setting and its line", async () => {
+    const file = outcome("amplitude", connector("Order complete").replace("API_URL", amplitude.baseUrl));
+    const result = await cli(["signals", "test", file.file, ...WINDOW], env());
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: query_failed");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    event:")}:\\d+: error: signal\\.connector\\.event: amplitude: event "Order complete" is not among project 318204's events.* \\[query_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+
+  it("prints Amplitude's refusal of the keys with the credential's setting and its line, never the key", async () => {
+    const file = outcome("amplitude", connector().replace("API_URL", amplitude.baseUrl));
+    const result = await cli(["signals", "test", file.file, ...WINDOW], env("not-the-secret-key"));
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: auth_failed");
+    expect(result.stderr).not.toContain("not-the-secret-key");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    api_key_env:")}:\\d+: error: signal\\.connector\\.api_key_env: amplitude /api/2/events/list: the API key and secret key were refused .*\\(401: Invalid API key or secret key\\).* \\[auth_failed\\]$`,
         "m",
       ),
     );

@@ -907,6 +907,7 @@ describe("the worker process", () => {
           "csv",
           "ga4",
           "posthog",
+          "amplitude",
         ]),
         modules: [],
       },

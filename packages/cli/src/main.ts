@@ -52,7 +52,7 @@ interface ConnectorForm {
   /** The connector type, as written. */
   readonly connector: string;
   /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
-  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog";
+  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
   /** A Mixpanel saved funnel's `funnel_id`, when the connector reads one. */
@@ -97,6 +97,10 @@ function formLine(q: ConnectorForm): string {
       return batched
         ? `  ${q.path}: posthog reads many experiments at once (HogQL grouped by experiment and arm), one request per batch`
         : `  ${q.path}: posthog reads one experiment at a time ({experiment}); {experiments} reads many at once`;
+    case "amplitude":
+      return batched
+        ? `  ${q.path}: amplitude reads many experiments at once (grouped by experiment and arm), 2 or 3 requests per 100 experiments`
+        : `  ${q.path}: amplitude reads one experiment at a time (a funnel: one request per arm; batch: false), its query cost per read`;
     case "file":
       return `  ${q.path}: ${q.connector} reads one experiment at a time from its file`;
     case "ga4":

@@ -35,17 +35,18 @@ describe("createConnector", () => {
       "bigquery",
       "ga4",
       "posthog",
+      "amplitude",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
   });
 
   it("refuses an unknown type, listing the known ones", () => {
-    const error = failure(() => createConnector({ type: "amplitude" }, context));
+    const error = failure(() => createConnector({ type: "heap" }, context));
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(
-      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog',
+      'unknown connector type "heap"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog, amplitude',
     );
   });
 
@@ -166,6 +167,78 @@ describe("createConnector", () => {
         code: "unsupported",
       });
       await connector.close();
+    });
+  });
+
+  describe("amplitude", () => {
+    const credentials = { api_key: "amp-api-key", secret_key: "amp-secret-key" };
+    const base = {
+      type: "amplitude",
+      project_id: 318_204,
+      event: "Order completed",
+      exposure_event: "[Experiment] Exposure",
+      api_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY",
+      secret_key_secret: "amplitude-secret-key",
+    };
+    const withCredentials = { ...context, credentials };
+
+    it("needs both keys, by name, and never shows them", () => {
+      expect(failure(() => createConnector({ ...base, api_key_env: undefined }, withCredentials)).message).toContain(
+        "api_key_secret: is missing (so is api_key_env)",
+      );
+      expect(failure(() => createConnector(base, context)).message).toContain(
+        "the environment variable OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY was not resolved",
+      );
+      const connector = createConnector(base, withCredentials);
+      expect(connector.describe()).toBe(
+        'amplitude project 318204 (us, UTC): unique users of "Order completed", units = unique users of "[Experiment] Exposure" by user properties "experiment" and "arm"',
+      );
+      expect(connector.describe()).not.toContain("amp-secret-key");
+      expect(connector.describe()).not.toContain("amp-api-key");
+    });
+
+    it("reads in batches unless it is a funnel or batch: false", () => {
+      expect(readsInBatches(base)).toBe(true);
+      expect(readsInBatches({ ...base, batch: false })).toBe(false);
+      const funnel = { ...base, funnel: ["Checkout started"] };
+      expect(readsInBatches(funnel)).toBe(false);
+      expect(createConnector(funnel, withCredentials).fetchBatchAggregates).toBeUndefined();
+      expect(createConnector(base, withCredentials).fetchBatchAggregates).toBeTypeOf("function");
+    });
+
+    it("checks event, funnel, the mean's two properties, the time zone, region and api_url", () => {
+      const { event: _event, ...noEvent } = base;
+      expect(failure(() => createConnector(noEvent, withCredentials)).message).toContain("event: is missing");
+      expect(failure(() => createConnector({ ...base, funnel: "b" }, withCredentials)).message).toContain(
+        'funnel: "b" is not a list of at most 7 event names',
+      );
+      const mean = { ...withCredentials, metricKind: "mean" as const };
+      expect(failure(() => createConnector(base, mean)).details.field).toBe("value_property");
+      const noSquare = failure(() => createConnector({ ...base, value_property: "amount" }, mean));
+      expect(noSquare.details.field).toBe("value_squared_property");
+      expect(noSquare.message).toContain("Amplitude's sums and formulas have no per-event square");
+      expect(failure(() => createConnector({ ...base, value_property: "amount" }, withCredentials)).message).toContain(
+        "value_property: is set, but the metric is a proportion",
+      );
+      expect(
+        failure(() => createConnector({ ...base, project_timezone: "Mars/Olympus" }, withCredentials)).message,
+      ).toContain('project_timezone: "Mars/Olympus" is not an IANA time zone');
+      expect(failure(() => createConnector({ ...base, region: "in" }, withCredentials)).message).toContain(
+        'region: "in" is not one of us, eu',
+      );
+      expect(failure(() => createConnector({ ...base, project_id: "abc" }, withCredentials)).details.field).toBe(
+        "project_id",
+      );
+      expect(failure(() => createConnector(base, { ...withCredentials, metricKind: "ratio" })).code).toBe(
+        "invalid_config",
+      );
+      const eu = createConnector({ ...base, api_url: "https://analytics.eu.amplitude.com/" }, withCredentials);
+      expect(eu.describe()).toContain("(analytics.eu.amplitude.com, UTC)");
+      const elsewhere = failure(() =>
+        createConnector({ ...base, api_url: "https://amplitude.attacker.example" }, withCredentials),
+      );
+      expect(elsewhere.code).toBe("source_refused");
+      expect(elsewhere.message).toContain("https://amplitude.com, https://analytics.eu.amplitude.com");
     });
   });
 

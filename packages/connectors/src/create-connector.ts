@@ -3,6 +3,7 @@
  * outcome.yaml to a {@link SignalConnector}.
  */
 
+import { amplitudeReadsInBatches, createAmplitudeConnector } from "./amplitude/amplitude.connector";
 import type { ConnectorConfig, ConnectorContext, SignalConnector } from "./connector";
 import { ConnectorError } from "./connector-error";
 import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
@@ -24,6 +25,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   ...Object.keys(SQL_SOURCES),
   "ga4",
   "posthog",
+  "amplitude",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -67,6 +69,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createGa4Connector(config, context);
     case "posthog":
       return createPosthogConnector(config, context);
+    case "amplitude":
+      return createAmplitudeConnector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -87,7 +91,9 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
  * worker polls the experiments that share them together (one request per
  * batch): a SQL source's query (`postgres`, `mysql`, `duckdb`, `clickhouse`,
  * `snowflake`, ...) that uses `:experiments`, a `mixpanel` proportion (no
- * `value_property`: segmented by experiment and arm together), or a
+ * `value_property`: segmented by experiment and arm together), an
+ * `amplitude` segmentation (no `funnel`, `batch` not false: grouped by the
+ * experiment and arm user properties), or a
  * registered module's type whose `readsInBatches` says so. Other connectors,
  * a Mixpanel mean and the SQL one-experiment form read one experiment per
  * request.
@@ -98,6 +104,7 @@ export function readsInBatches(config: ConnectorConfig): boolean {
   // Both kinds: the experiment dimension's inListFilter reads many experiments in one report.
   if (type === "ga4") return true;
   if (type === "posthog") return posthogReadsInBatches(config);
+  if (type === "amplitude") return amplitudeReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -108,17 +115,18 @@ export function readsInBatches(config: ConnectorConfig): boolean {
 /**
  * How a connector type reads, for people (`outcome-runtime validate`):
  * `query` (a SQL source's query with named parameters: `postgres`, `mysql`,
- * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `file` (`csv`,
+ * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `amplitude`, `file` (`csv`,
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
 export function connectorReadKind(
   type: string,
-): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | undefined {
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
   if (known === "posthog") return "posthog";
+  if (known === "amplitude") return "amplitude";
   if (known === "csv") return "file";
   if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";

@@ -112,6 +112,10 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
       ],
     },
   ],
+  amplitude: [
+    { credential: "api_key", what: "the Amplitude project's API key" },
+    { credential: "secret_key", what: "the Amplitude project's secret key" },
+  ],
 });
 
 /** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */

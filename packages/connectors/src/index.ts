@@ -3,6 +3,7 @@
  * (postgres SQL, Mixpanel, CSV replay). See docs/connectors.md.
  */
 
+export { amplitudePollCost } from "./amplitude/amplitude.connector";
 export type { RawArmRow, RawSeriesRow } from "./boundary-checks";
 export { checkArmAggregates, checkSeries, parseNumber, parseTimestamp } from "./boundary-checks";
 export { ConfigReader } from "./config-reader";

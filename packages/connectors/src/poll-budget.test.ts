@@ -105,3 +105,20 @@ describe("effectivePollInterval of the other rate-limited sources", () => {
     expect(effectivePollInterval(ga4, 900, 10)).toEqual({ seconds: 900, note: null });
   });
 });
+
+describe("effectivePollInterval of Amplitude", () => {
+  it("counts Amplitude's query cost, not requests, against the project's hourly cost budget", () => {
+    const amplitude = {
+      type: "amplitude",
+      project_id: 187520,
+      event: "Onboarding completed",
+      exposure_event: "Experiment exposure",
+    };
+    const stretched = effectivePollInterval(amplitude, 60, 5000);
+    expect(stretched.note).toMatch(
+      /^Amplitude allows about \d+ query-cost units an hour per project; 5000 series of project 187520/,
+    );
+    expect(stretched.seconds).toBeGreaterThan(60);
+    expect(effectivePollInterval(amplitude, 6 * 3600, 10)).toEqual({ seconds: 6 * 3600, note: null });
+  });
+});

@@ -8,6 +8,8 @@
  * budget counts requests, not experiments: a Mixpanel proportion reads up to
  * {@link MIXPANEL_BATCH_MAX_KEYS} experiments with one pair of requests.
  */
+
+import { amplitudePollCost } from "./amplitude/amplitude.connector";
 import { formatSeconds } from "./config-reader";
 import type { ConnectorConfig } from "./connector";
 import { ga4PollCost } from "./ga4/ga4.connector";
@@ -34,6 +36,7 @@ export interface PollBudgetOptions {
  * a request budget; the others (SQL sources, files, Prometheus) have none.
  */
 const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost | null>> = {
+  amplitude: amplitudePollCost,
   ga4: ga4PollCost,
   mixpanel: mixpanelPollCost,
   posthog: posthogPollCost,
@@ -41,6 +44,7 @@ const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost 
 
 /** How people call each vendor in notes. */
 const VENDOR_NAMES: Readonly<Record<string, string>> = {
+  amplitude: "Amplitude",
   ga4: "Google Analytics 4",
   mixpanel: "Mixpanel",
   posthog: "PostHog",
@@ -129,15 +133,15 @@ export function effectivePollInterval(
   if (perHour <= cost.plannedPerHour) return { seconds: requestedSeconds, note: null };
   const needed = (perRound * 3600) / cost.plannedPerHour;
   const seconds = Math.max(requestedSeconds, Math.ceil(needed / 60) * 60);
-  const { vendor, scope, perHour: limit } = cost.limits;
+  const { vendor, scope, perHour: limit, unit = "queries" } = cost.limits;
   const per = scope.split(" ")[0] ?? scope;
-  const queries = (n: number) => `${n} ${n === 1 ? "query" : "queries"}`;
+  const queries = (n: number) => (unit === "queries" ? `${n} ${n === 1 ? "query" : "queries"}` : `${n} ${unit}`);
   const how =
     perRound < series * perPoll
       ? `read in batches (${queries(perRound)} per round)`
       : `at ${queries(perPoll)} per poll`;
   const note =
-    `${VENDOR_NAMES[vendor] ?? vendor} allows about ${limit} queries an hour per ${per}; ` +
+    `${VENDOR_NAMES[vendor] ?? vendor} allows about ${limit} ${unit} an hour per ${per}; ` +
     `${series} series of ${scope} ${how} every ${formatSeconds(requestedSeconds)} would need ${Math.ceil(perHour)} an hour, ` +
     `so each is polled every ${formatSeconds(seconds)} instead (planned budget ${cost.plannedPerHour} an hour)`;
   return { seconds, note };

@@ -27,6 +27,8 @@ export interface RequestBudgetLimits {
   readonly maxConcurrent: number;
   /** The vendor's page documenting the limits. */
   readonly docs: string;
+  /** What `perHour` counts, plural, for notes: `queries` (the default), or e.g. `query-cost units` (Amplitude). */
+  readonly unit?: string;
 }
 
 /** What one budget shows the dashboard and `/healthz`. */
@@ -104,7 +106,7 @@ class HourlyBudget implements RequestBudget {
   spend(count: number): void {
     if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a whole number ≥ 1, got ${count}`);
     const now = Date.now();
-    const { vendor, scope, perHour, docs } = this.limits;
+    const { vendor, scope, perHour, docs, unit = "API requests" } = this.limits;
     if (this.pausedUntilMs > now) {
       const waitMs = this.pausedUntilMs - now;
       throw new ConnectorError(
@@ -121,7 +123,7 @@ class HourlyBudget implements RequestBudget {
       const retryAfterMs = Math.max(1000, oldest + HOUR_MS - now);
       throw new ConnectorError(
         "rate_limited",
-        `${vendor}: ${scope} has spent ${spent} of its ${perHour} API requests this hour and this read needs ${count}; nothing was sent: retry in ${Math.ceil(retryAfterMs / 1000)}s, or poll less often (limits: ${docs})`,
+        `${vendor}: ${scope} has spent ${spent} of its ${perHour} ${unit} this hour and this read needs ${count}; nothing was sent: retry in ${Math.ceil(retryAfterMs / 1000)}s, or poll less often (limits: ${docs})`,
         { retryAfterMs, details: { vendor, scope, spent, needed: count, perHour } },
       );
     }

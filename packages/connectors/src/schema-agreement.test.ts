@@ -78,6 +78,17 @@ const SAMPLES: Record<string, unknown> = {
   value_squared_metric: "customEvent:amount_squared",
   personal_api_key_env: "OUTCOME_RUNTIME_SOURCE_POSTHOG_KEY",
   personal_api_key_secret: "posthog-key",
+  api_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_API_KEY",
+  api_key_secret: "amplitude-api-key",
+  secret_key_env: "OUTCOME_RUNTIME_SOURCE_AMPLITUDE_SECRET_KEY",
+  secret_key_secret: "amplitude-secret-key",
+  arm_property: "arm",
+  value_squared_property: "amount_sq",
+  funnel: ["Checkout started"],
+  funnel_mode: "unordered",
+  conversion_window: "7d",
+  project_timezone: "America/Los_Angeles",
+  batch: false,
 };
 
 /** Samples of a type whose field has another shape than the same field of another type. */
@@ -85,6 +96,7 @@ const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
   ga4: { api_url: "https://analyticsdata.googleapis.com" },
+  amplitude: { api_url: "https://analytics.eu.amplitude.com" },
   posthog: {
     api_url: "https://eu.posthog.com",
     query:
@@ -113,6 +125,10 @@ const EXCLUSIVE: Record<
     { leftOut: ["funnel_id"], metricKind: "mean" },
     { leftOut: ["value_property"], metricKind: "proportion" },
   ],
+  amplitude: [
+    { leftOut: ["funnel", "funnel_mode", "conversion_window"], metricKind: "mean" },
+    { leftOut: ["value_property", "value_squared_property"], metricKind: "proportion" },
+  ],
 };
 
 const credentials = {
@@ -125,6 +141,8 @@ const credentials = {
   credentials_json: "{}",
   credentials_file: "/run/secrets/bigquery-key.json",
   personal_api_key: "phx_sample",
+  api_key: "k",
+  secret_key: "s",
 };
 
 describe("connectors and the outcome schema", () => {

@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -121,6 +121,7 @@ export type Connector =
   | BigQueryConnector
   | Ga4Connector
   | PosthogConnector
+  | AmplitudeConnector
   | OtherConnector;
 
 /**
@@ -679,6 +680,96 @@ export interface MixpanelConnector {
   timeout: Seconds;
 }
 /**
+ * Reads the signal from events in an Amplitude project through the Dashboard REST API (event segmentation, or a funnel), with the project's API key and secret key. Units are the unique users who fired `exposure_event`, broken down by the user properties `experiment_property` and `arm_property`. See docs/connectors.md#amplitude.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "AmplitudeConnector".
+ */
+export interface AmplitudeConnector {
+  /**
+   * Always `amplitude`.
+   */
+  type: "amplitude";
+  /**
+   * The Amplitude project id (a number, as shown in the project settings). It names the query-cost budget every poll of the project shares.
+   */
+  project_id: number | string;
+  /**
+   * Name of the workspace secret holding the project's API key. Give this or `api_key_env`.
+   */
+  api_key_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the project's API key. Give this or `api_key_secret`.
+   */
+  api_key_env?: SourceEnvVarName;
+  /**
+   * Name of the workspace secret holding the project's secret key. Give this or `secret_key_env`.
+   */
+  secret_key_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the project's secret key. Give this or `secret_key_secret`.
+   */
+  secret_key_env?: SourceEnvVarName;
+  /**
+   * The event that counts as a success (proportion: unique users who fired it; with `funnel`, the funnel's last step) or carries the value (mean: see `value_property`).
+   */
+  event: string;
+  /**
+   * The event fired when a user is exposed to an arm; its unique users per arm are the units (a funnel's first step).
+   */
+  exposure_event: string;
+  /**
+   * The user property holding the experiment key, set at exposure (sent as `gp:<name>`, unless it is one of Amplitude's built-in properties).
+   */
+  experiment_property: string;
+  /**
+   * The user property holding the arm, set at exposure (its values must be the arm names).
+   */
+  arm_property: string;
+  /**
+   * For a `mean` signal: the numeric event property of `event` holding the value, summed per arm (`m=sums`).
+   */
+  value_property?: string;
+  /**
+   * For a `mean` signal: the numeric event property of `event` holding the value squared, sent with each event (Amplitude's sums and formulas have no per-event square). Σ over events of value², which is Σ over users of their value squared when a user fires `event` at most once.
+   */
+  value_squared_property?: string;
+  /**
+   * For a `proportion` read as a funnel (`GET /api/2/funnels`): the steps between `exposure_event` and `event`, in order (`[]` for the two alone). Units are the users who entered the first step (the exposure), conversions those who completed `event`. Read one request per arm.
+   *
+   * @maxItems 7
+   */
+  funnel?: string[];
+  /**
+   * How a funnel's steps must follow each other: `ordered`, `unordered` or `sequential` (Amplitude's `mode`). Used with `funnel` only.
+   */
+  funnel_mode: "ordered" | "unordered" | "sequential";
+  /**
+   * A funnel's conversion window (Amplitude's `cs`, default 30 days).
+   */
+  conversion_window?: Seconds;
+  /**
+   * The Amplitude project's time zone (IANA name), in which the API counts whole days: a window is read as the days, in this zone, from its start to its last instant.
+   */
+  project_timezone: string;
+  /**
+   * Read many experiments per request, grouped by experiment and arm (`g`, `g2`). `false` reads one experiment per request, grouped by arm alone.
+   */
+  batch: boolean;
+  /**
+   * The data residency of the project: `us` (https://amplitude.com) or `eu` (https://analytics.eu.amplitude.com).
+   */
+  region: "us" | "eu";
+  /**
+   * Base URL of the Dashboard REST API instead of the region's: one of Amplitude's documented hosts (`https://amplitude.com`, `https://analytics.eu.amplitude.com`), or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests); `/api/2/...` is added to it.
+   */
+  api_url?: string;
+  /**
+   * How long one Dashboard REST API request may take.
+   */
+  timeout: Seconds;
+}
+/**
  * Reads the signal from a PostHog project through its query API (HogQL), with a personal API key: either the query the connector builds from `event` (and `exposure_event`, `experiment_property`, `variant_property`, `value_property`), per person then per experiment and arm, or your own HogQL `query` with placeholders. See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
@@ -1228,7 +1319,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -1244,6 +1335,7 @@ export type ConnectorInput =
   | BigQueryConnectorInput
   | Ga4ConnectorInput
   | PosthogConnectorInput
+  | AmplitudeConnectorInput
   | OtherConnectorInput;
 
 /**
@@ -1802,6 +1894,96 @@ export interface MixpanelConnectorInput {
   api_url?: string;
   /**
    * How long one Query API request may take.
+   */
+  timeout?: DurationInput;
+}
+/**
+ * Reads the signal from events in an Amplitude project through the Dashboard REST API (event segmentation, or a funnel), with the project's API key and secret key. Units are the unique users who fired `exposure_event`, broken down by the user properties `experiment_property` and `arm_property`. See docs/connectors.md#amplitude.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "AmplitudeConnector".
+ */
+export interface AmplitudeConnectorInput {
+  /**
+   * Always `amplitude`.
+   */
+  type: "amplitude";
+  /**
+   * The Amplitude project id (a number, as shown in the project settings). It names the query-cost budget every poll of the project shares.
+   */
+  project_id: number | string;
+  /**
+   * Name of the workspace secret holding the project's API key. Give this or `api_key_env`.
+   */
+  api_key_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the project's API key. Give this or `api_key_secret`.
+   */
+  api_key_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the workspace secret holding the project's secret key. Give this or `secret_key_env`.
+   */
+  secret_key_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the project's secret key. Give this or `secret_key_secret`.
+   */
+  secret_key_env?: SourceEnvVarNameInput;
+  /**
+   * The event that counts as a success (proportion: unique users who fired it; with `funnel`, the funnel's last step) or carries the value (mean: see `value_property`).
+   */
+  event: string;
+  /**
+   * The event fired when a user is exposed to an arm; its unique users per arm are the units (a funnel's first step).
+   */
+  exposure_event: string;
+  /**
+   * The user property holding the experiment key, set at exposure (sent as `gp:<name>`, unless it is one of Amplitude's built-in properties).
+   */
+  experiment_property?: string;
+  /**
+   * The user property holding the arm, set at exposure (its values must be the arm names).
+   */
+  arm_property?: string;
+  /**
+   * For a `mean` signal: the numeric event property of `event` holding the value, summed per arm (`m=sums`).
+   */
+  value_property?: string;
+  /**
+   * For a `mean` signal: the numeric event property of `event` holding the value squared, sent with each event (Amplitude's sums and formulas have no per-event square). Σ over events of value², which is Σ over users of their value squared when a user fires `event` at most once.
+   */
+  value_squared_property?: string;
+  /**
+   * For a `proportion` read as a funnel (`GET /api/2/funnels`): the steps between `exposure_event` and `event`, in order (`[]` for the two alone). Units are the users who entered the first step (the exposure), conversions those who completed `event`. Read one request per arm.
+   *
+   * @maxItems 7
+   */
+  funnel?: string[];
+  /**
+   * How a funnel's steps must follow each other: `ordered`, `unordered` or `sequential` (Amplitude's `mode`). Used with `funnel` only.
+   */
+  funnel_mode?: "ordered" | "unordered" | "sequential";
+  /**
+   * A funnel's conversion window (Amplitude's `cs`, default 30 days).
+   */
+  conversion_window?: DurationInput;
+  /**
+   * The Amplitude project's time zone (IANA name), in which the API counts whole days: a window is read as the days, in this zone, from its start to its last instant.
+   */
+  project_timezone?: string;
+  /**
+   * Read many experiments per request, grouped by experiment and arm (`g`, `g2`). `false` reads one experiment per request, grouped by arm alone.
+   */
+  batch?: boolean;
+  /**
+   * The data residency of the project: `us` (https://amplitude.com) or `eu` (https://analytics.eu.amplitude.com).
+   */
+  region?: "us" | "eu";
+  /**
+   * Base URL of the Dashboard REST API instead of the region's: one of Amplitude's documented hosts (`https://amplitude.com`, `https://analytics.eu.amplitude.com`), or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests); `/api/2/...` is added to it.
+   */
+  api_url?: string;
+  /**
+   * How long one Dashboard REST API request may take.
    */
   timeout?: DurationInput;
 }

@@ -382,12 +382,13 @@ describe("parseOutcome: diagnostics", () => {
       "bigquery",
       "ga4",
       "posthog",
+      "amplitude",
     ]);
-    const amplitude = example.replace("type: postgres", "type: amplitude");
-    const found = errors(parseOutcome(amplitude));
+    const heap = example.replace("type: postgres", "type: heap");
+    const found = errors(parseOutcome(heap));
     expect(found.map((e) => e.code)).toEqual(["unknown_connector"]);
     expect(found[0]?.hint).toContain("postgres, mixpanel, csv, replay");
-    expect(parseOutcome(amplitude, { connectors: [...KNOWN_CONNECTORS, "amplitude"] }).ok).toBe(true);
+    expect(parseOutcome(heap, { connectors: [...KNOWN_CONNECTORS, "heap"] }).ok).toBe(true);
     const onlyReplay = errors(parseOutcome(example, { connectors: ["replay"] }));
     expect(onlyReplay.map((e) => e.code)).toEqual(["unknown_connector", "unknown_connector"]);
   });

@@ -32,6 +32,7 @@ export const KNOWN_CONNECTORS: readonly string[] = Object.freeze([
   "bigquery",
   "ga4",
   "posthog",
+  "amplitude",
 ]);
 
 /**
