@@ -33,6 +33,7 @@ describe("createConnector", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "prometheus",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");

@@ -10,6 +10,7 @@ import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
+import { createPrometheusConnector, prometheusReadsInBatches } from "./prometheus/prometheus.connector";
 import { SQL_SOURCES } from "./sql/sources";
 import { createSqlSourceConnector, sqlSourceReadsInBatches } from "./sql/sql-source";
 
@@ -20,6 +21,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "csv",
   "replay",
   ...Object.keys(SQL_SOURCES),
+  "prometheus",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -59,6 +61,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
+    case "prometheus":
+      return createPrometheusConnector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -87,6 +91,7 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  if (type === "prometheus") return prometheusReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -101,10 +106,11 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | undefined {
+export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | "prometheus" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
+  if (known === "prometheus") return "prometheus";
   if (known === "csv") return "file";
   return registeredEntry(known) === undefined ? undefined : "module";
 }

@@ -102,6 +102,12 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
     { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
     { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
   ],
+  // All optional: a Prometheus server behind no authentication takes none; a bearer token, or basic auth.
+  prometheus: [
+    { credential: "bearer_token", what: "the bearer token the Prometheus server (or its proxy) takes", optional: true },
+    { credential: "username", what: "the basic-auth username of the Prometheus server", optional: true },
+    { credential: "password", what: "the basic-auth password of the Prometheus server", optional: true },
+  ],
 });
 
 /** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */

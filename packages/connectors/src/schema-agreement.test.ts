@@ -67,12 +67,41 @@ const SAMPLES: Record<string, unknown> = {
   credentials_json_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY",
   credentials_json_secret: "bigquery-key",
   credentials_file_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY_FILE",
+  url: "http://prometheus.internal:9090",
+  bearer_token_env: "OUTCOME_RUNTIME_SOURCE_PROMETHEUS_TOKEN",
+  bearer_token_secret: "prometheus-token",
+  password_env: "OUTCOME_RUNTIME_SOURCE_PROMETHEUS_PASSWORD",
+  password_secret: "prometheus-password",
+  experiment_label: "experiment",
+  arm_label: "arm",
+  requests: 'http_requests_total{job="checkout"}',
+  errors: 'http_requests_total{job="checkout", code=~"5.."}',
+  latency: "http_request_duration_seconds",
+  threshold: 0.3,
+  quantile: 0.99,
+  step: "1m",
 };
 
 /** Samples of a type whose field has another shape than the same field of another type. */
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
+  prometheus: { series_query: 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))' },
+};
+
+/** The metric kind a type is created for (default mean); prometheus reads proportions only. */
+const TYPE_KINDS: Record<string, "proportion" | "mean"> = { prometheus: "proportion" };
+
+/**
+ * Fields of a type that exclude each other, in groups: each group is tried in a config of its own, with
+ * the other groups' fields left out (prometheus reads an error rate or a latency threshold, and takes a
+ * bearer token or basic auth).
+ */
+const EXCLUSIVE_FIELDS: Record<string, readonly (readonly string[])[]> = {
+  prometheus: [
+    ["requests", "errors", "bearer_token_env", "bearer_token_secret"],
+    ["latency", "threshold", "quantile", "username_env", "username_secret", "password_env", "password_secret"],
+  ],
 };
 
 const credentials = {
@@ -84,6 +113,8 @@ const credentials = {
   private_key_passphrase: "p",
   credentials_json: "{}",
   credentials_file: "/run/secrets/bigquery-key.json",
+  bearer_token: "t",
+  password: "p",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -105,14 +136,21 @@ describe("connectors and the outcome schema", () => {
         // Each credential is named one way: the first of its settings, then the second, ...
         const choices = credentialChoices(type);
         const ways = Math.max(1, ...choices.map((c) => c.length));
+        const groups = EXCLUSIVE_FIELDS[type] ?? [[]];
         for (let way = 0; way < ways; way++) {
-          const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
-          const used = fields.filter((f) => !unused.includes(f));
-          const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
-          const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
-          expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-          const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
-          expect(created.describe().length).toBeGreaterThan(0);
+          for (const group of groups) {
+            const excluded = groups.filter((g) => g !== group).flat();
+            const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
+            const used = fields.filter((f) => !unused.includes(f) && !excluded.includes(f));
+            const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
+            const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
+            expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
+            const created = createConnector(
+              { type, ...config },
+              { credentials, metricKind: TYPE_KINDS[type] ?? "mean" },
+            );
+            expect(created.describe().length).toBeGreaterThan(0);
+          }
         }
       }
     }
