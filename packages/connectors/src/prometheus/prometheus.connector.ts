@@ -621,13 +621,13 @@ function slowCounts(count: Counts, buckets: Counts, threshold: number, failed: M
     for (const [slot, value] of slots) {
       const [arm = "", le = ""] = slot.split("\u0000");
       bounds.add(le);
-      if (Number(le) === threshold) fast.set(arm, value);
+      if (leValue(le) === threshold) fast.set(arm, value);
     }
     const arms = new Set([...slots.keys()].map((slot) => slot.split("\u0000")[0] ?? ""));
     const missing = [...arms].filter((arm) => !fast.has(arm));
     if (missing.length > 0) {
       if (!failed.has(key)) {
-        const found = [...bounds].sort((a, b) => Number(a) - Number(b)).join(", ");
+        const found = [...bounds].sort((a, b) => leValue(a) - leValue(b)).join(", ");
         failed.set(
           key,
           new ConnectorError(
@@ -645,6 +645,11 @@ function slowCounts(count: Counts, buckets: Counts, threshold: number, failed: M
     slow.set(key, out);
   }
   return slow;
+}
+
+/** A bucket's `le` label as a number (`+Inf` as Prometheus writes it). */
+function leValue(le: string): number {
+  return le === "+Inf" ? Number.POSITIVE_INFINITY : Number(le);
 }
 
 /** `[<unix seconds>, "<value>"]` as milliseconds and a number (NaN, ±Inf as Prometheus writes them). */
