@@ -11,7 +11,12 @@
  * NaN count, a series without the arm label, a key built to widen the
  * experiment match, and the outbound policy refusing the server.
  */
-import { type ConnectorConfig, ConnectorError, createConnector, type SignalConnector } from "@outcome-runtime/connectors";
+import {
+  type ConnectorConfig,
+  ConnectorError,
+  createConnector,
+  type SignalConnector,
+} from "@outcome-runtime/connectors";
 import { parseOutboundPolicy } from "@outcome-runtime/netguard";
 import { type RunningPrometheus, startPrometheus } from "@outcome-runtime/testing/prometheus";
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
@@ -57,11 +62,14 @@ const ERROR_RATE = {
   errors: 'checkout_requests_total{code=~"5.."}',
 } as const;
 
-function connector(settings: Record<string, unknown>): SignalConnector {
-  return createConnector({ url: prometheus.url, ...settings } as ConnectorConfig, {
-    metricKind: "proportion",
-    outboundPolicy: parseOutboundPolicy("127.0.0.1"),
-  });
+function connector(settings: { type: string } & Record<string, unknown>): SignalConnector {
+  return createConnector(
+    { url: prometheus.url, ...settings },
+    {
+      metricKind: "proportion",
+      outboundPolicy: parseOutboundPolicy("127.0.0.1"),
+    },
+  );
 }
 
 /** Every series of `experiment` at 0, as a service does at start: increase() counts from the first scrape. */
@@ -253,12 +261,16 @@ describe("prometheus connector on a real Prometheus", () => {
     ]);
 
     const notABound = await codeOf(
-      connector({ type: "prometheus", latency: "checkout_request_duration_seconds", threshold: 0.25 }).fetchArmAggregates(
-        window,
-      ),
+      connector({
+        type: "prometheus",
+        latency: "checkout_request_duration_seconds",
+        threshold: 0.25,
+      }).fetchArmAggregates(window),
     );
     expect(notABound.code).toBe("query_failed");
-    expect(notABound.message).toContain("threshold: 0.25 is not one of the histogram's le bounds (found 0.1, 0.3, 1, +Inf)");
+    expect(notABound.message).toContain(
+      "threshold: 0.25 is not one of the histogram's le bounds (found 0.1, 0.3, 1, +Inf)",
+    );
   });
 
   it("reads the outcome's series with query_range: one series, points in (from, to]", async () => {
@@ -292,7 +304,9 @@ describe("prometheus connector on a real Prometheus", () => {
       }),
     );
     expect(error.code).toBe("query_failed");
-    expect(error.message).toMatch(/^prometheus connector: errors: Prometheus refused the expression \(bad_data: .*parse/u);
+    expect(error.message).toMatch(
+      /^prometheus connector: errors: Prometheus refused the expression \(bad_data: .*parse/u,
+    );
     expect(error.details).toMatchObject({ field: "errors", errorType: "bad_data" });
 
     const series = await codeOf(

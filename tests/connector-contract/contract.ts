@@ -287,7 +287,12 @@ export function describeConnectorContract(
       const c =
         difference === undefined
           ? declared
-          : { ...declared, name: `${declared.name} (read differently: ${difference.reason})`, a: difference.a, b: difference.b };
+          : {
+              ...declared,
+              name: `${declared.name} (read differently: ${difference.reason})`,
+              a: difference.a,
+              b: difference.b,
+            };
       const caseForms = formsOf(forms, c.kind);
       if (caseForms.includes("batched")) {
         it(`batched: ${c.name}`, async () => {

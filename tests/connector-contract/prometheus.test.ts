@@ -53,10 +53,7 @@ function sampleValue(cell: ContractCell): string {
 }
 
 /** The exposition of `table` under the metric names of case `n`, and how many series it holds. */
-function exposition(
-  table: ContractTable,
-  n: number,
-): { text: string; series: { requests: number; errors: number } } {
+function exposition(table: ContractTable, n: number): { text: string; series: { requests: number; errors: number } } {
   const lines: string[] = [];
   const seen = new Map<string, number>();
   for (const [experiment, arm, units, sum, sumSq] of table.rows) {

@@ -162,7 +162,8 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
           );
           if (predicate(samples)) return samples;
         }
-        if (Date.now() > until) throw new Error(`prometheus: ${query} did not reach the expected samples; last answer ${last}`);
+        if (Date.now() > until)
+          throw new Error(`prometheus: ${query} did not reach the expected samples; last answer ${last}`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     },
