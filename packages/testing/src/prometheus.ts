@@ -62,8 +62,8 @@ export interface StartPrometheusOptions {
   readonly scrapeIntervalSeconds?: number;
 }
 
-/** The Prometheus binary: `PROMETHEUS_BIN`, else Debian's. */
-const PROMETHEUS_BIN = process.env.PROMETHEUS_BIN ?? "/usr/bin/prometheus";
+/** The Prometheus binary: `PROMETHEUS_PATH`, else Debian's. */
+const PROMETHEUS_PATH = process.env.PROMETHEUS_PATH ?? "/usr/bin/prometheus";
 
 /**
  * Starts Prometheus scraping `targets`, and resolves once it is ready
@@ -88,7 +88,7 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
   const url = `http://127.0.0.1:${port}`;
   let log = "";
   const child: ChildProcess = spawn(
-    PROMETHEUS_BIN,
+    PROMETHEUS_PATH,
     [
       `--config.file=${join(dir, "prometheus.yml")}`,
       `--storage.tsdb.path=${join(dir, "data")}`,
@@ -108,7 +108,7 @@ export async function startPrometheus(options: StartPrometheusOptions): Promise<
       resolve();
     });
     child.once("error", (error) => {
-      exited = `could not start ${PROMETHEUS_BIN} (${error.message}); install it: apt-get install prometheus`;
+      exited = `could not start ${PROMETHEUS_PATH} (${error.message}); install it: apt-get install prometheus`;
       resolve();
     });
   });
