@@ -665,9 +665,9 @@ export interface PrometheusConnector {
    */
   threshold?: number;
   /**
-   * Latency guardrail: the quantile the threshold stands for (0.99: p99 < threshold ⇔ fewer than 1% of requests slower than it).
+   * Latency guardrail: the quantile the threshold stands for (0.99, the default when `latency` is set: p99 < threshold ⇔ fewer than 1% of requests slower than it). Only with `latency`.
    */
-  quantile: number;
+  quantile?: number;
   /**
    * A PromQL expression giving the outcome's one series, read with `query_range` every `step`.
    */
@@ -1735,7 +1735,7 @@ export interface PrometheusConnectorInput {
    */
   threshold?: number;
   /**
-   * Latency guardrail: the quantile the threshold stands for (0.99: p99 < threshold ⇔ fewer than 1% of requests slower than it).
+   * Latency guardrail: the quantile the threshold stands for (0.99, the default when `latency` is set: p99 < threshold ⇔ fewer than 1% of requests slower than it). Only with `latency`.
    */
   quantile?: number;
   /**
