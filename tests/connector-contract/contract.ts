@@ -81,7 +81,7 @@ const EXPERIMENT_B = { experimentKey: "résumé-実験", arms: ["contrôle", "�
 const STANDARD_TYPES = { experiment: "text", arm: "text", units: "integer", sum: "float", sum_sq: "float" } as const;
 
 /** What a case expects for one experiment: its aggregates (arm, units, sum, sum_sq), or the error code. */
-export type Expected = readonly (readonly [string, number, number, number])[] | { readonly error: string };
+type Expected = readonly (readonly [string, number, number, number])[] | { readonly error: string };
 
 interface ContractCase {
   readonly name: string;

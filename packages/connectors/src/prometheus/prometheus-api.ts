@@ -22,7 +22,7 @@ import { isRecord, parseRetryAfter, readCapped } from "../http-response";
  * series query of a week at a one-minute step is about 10,000 points, some
  * 300 KB. Reading stops at this size.
  */
-export const PROMETHEUS_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+const PROMETHEUS_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /** How long to wait after a 429 that gave no `Retry-After`. */
 const DEFAULT_RETRY_AFTER_MS = 30_000;

@@ -14,7 +14,7 @@ import { describe, expect, it } from "vitest";
 import type { ConnectorConfig, ConnectorContext, SignalConnector } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { createConnector } from "../create-connector";
-import { prometheusPollCost } from "./prometheus.connector";
+import { PROMETHEUS_BATCH_MAX_KEYS, prometheusPollCost } from "./prometheus.connector";
 import { parseSeriesSelector, promqlExactRegex, promqlString } from "./promql";
 
 const ERROR_RATE = {
@@ -232,6 +232,27 @@ describe("prometheus connector reads", () => {
     expect(t.sent[0]?.query).toContain('exp=~"checkout-v2|x\\\\.y\\\\|z"');
     expect(t.sent[0]?.query).toMatch(/^sum by \(exp, variant\)/u);
     expect(t.sent[0]?.authorization).toBe(`Basic ${Buffer.from("reader:pw").toString("base64")}`);
+  });
+
+  it("splits a batch into requests of at most 100 keys, and by launch second (the range differs)", async () => {
+    const t = transport(() => vector([]));
+    const experiments = Array.from({ length: PROMETHEUS_BATCH_MAX_KEYS + 1 }, (_, i) => ({
+      experimentKey: `exp-${i}`,
+      arms: ["control", "treatment"],
+      from: WINDOW.from,
+    }));
+    const answer = await connector({}, t.fetch).fetchBatchAggregates?.({
+      experiments: [
+        ...experiments,
+        { experimentKey: "later", arms: ["control"], from: new Date("2026-11-05T00:00:00Z") },
+      ],
+      to: WINDOW.to,
+    });
+    expect(answer?.size).toBe(PROMETHEUS_BATCH_MAX_KEYS + 2);
+    // Two counters per group: 100 keys, 1 key, and the experiment launched later.
+    expect(t.sent).toHaveLength(6);
+    expect(t.sent.filter((s) => s.query.includes("[604800s]"))).toHaveLength(4);
+    expect(t.sent.filter((s) => s.query.includes('experiment="later"}[259200s]'))).toHaveLength(2);
   });
 
   it("rounds extrapolated counts to whole requests and clamps failures into [0, units]", async () => {

@@ -36,9 +36,6 @@ export function promqlExactRegex(values: readonly string[]): string {
 /** A label name (basics.md: `[a-zA-Z_][a-zA-Z0-9_]*`). */
 export const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/u;
 
-/** A metric name (basics.md: `[a-zA-Z_:][a-zA-Z0-9_:]*`). */
-export const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/u;
-
 /** One label matcher: `name op "value"` (the value kept as its literal, as written). */
 export interface LabelMatcher {
   readonly name: string;
