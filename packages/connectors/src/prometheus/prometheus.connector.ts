@@ -66,6 +66,7 @@ import type {
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialRequirements, credentialValue } from "../credentials";
 import { isRecord } from "../http-response";
+import type { PollCost } from "../request-budget";
 import { normalizeApiUrl } from "../vendor-hosts";
 import { type PrometheusApiSettings, prometheusPost } from "./prometheus-api";
 import {
@@ -320,7 +321,7 @@ function readMetric(reader: ConfigReader, reserved: readonly string[]): Promethe
  * so polls are not budgeted (a proxy's 429 still pauses the poll through
  * `retryAfterMs`).
  */
-export function prometheusPollCost(_config: ConnectorConfig): null {
+export function prometheusPollCost(_config: ConnectorConfig): PollCost | null {
   return null;
 }
 
