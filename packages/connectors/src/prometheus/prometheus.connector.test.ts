@@ -395,6 +395,34 @@ describe("prometheus connector reads", () => {
     expect(stray.message).toContain('names experiment "search-v1", not one of the 1 asked for');
   });
 
+  it("refuses a latency read of a summary (a _count without buckets), and one whose threshold is no bucket bound", async () => {
+    const latency = { type: "prometheus", url: ERROR_RATE.url, latency: "rpc_duration_seconds", threshold: 0.3 };
+    const summary = transport((sent) =>
+      sent.query.includes("_count") ? vector([[{ experiment: "checkout-v2", arm: "control" }, "10"]]) : vector([]),
+    );
+    const error = await rejected(
+      createConnector(latency, { metricKind: "proportion", fetch: summary.fetch }).fetchArmAggregates(WINDOW),
+    );
+    expect(error.message).toContain("has a _count series but no _bucket series");
+    expect(summary.sent.map((s) => s.query).sort()).toEqual([
+      'sum by (experiment, arm) (increase(rpc_duration_seconds_count{experiment="checkout-v2"}[604800s]))',
+      'sum by (experiment, arm, le) (increase(rpc_duration_seconds_bucket{experiment="checkout-v2"}[604800s]))',
+    ]);
+    const histogram = transport((sent) =>
+      sent.query.includes("_count")
+        ? vector([[{ experiment: "checkout-v2", arm: "control" }, "10"]])
+        : vector([
+            [{ experiment: "checkout-v2", arm: "control", le: "0.25" }, "9"],
+            [{ experiment: "checkout-v2", arm: "control", le: "+Inf" }, "10"],
+          ]),
+    );
+    const bounds = await rejected(
+      createConnector(latency, { metricKind: "proportion", fetch: histogram.fetch }).fetchArmAggregates(WINDOW),
+    );
+    expect(bounds.code).toBe("query_failed");
+    expect(bounds.message).toContain("threshold: 0.3 is not one of the histogram's le bounds (found 0.25, +Inf)");
+  });
+
   it("times out on a server that never answers", async () => {
     const sockets = new Set<Socket>();
     const silent: Server = createServer(() => {});

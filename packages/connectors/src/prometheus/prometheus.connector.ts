@@ -616,6 +616,20 @@ class PrometheusConnector implements SignalConnector {
  */
 function slowCounts(count: Counts, buckets: Counts, threshold: number, failed: Map<string, ConnectorError>): Counts {
   const slow: Counts = new Map();
+  for (const [key, arms] of count) {
+    const bucketArms = new Set([...(buckets.get(key)?.keys() ?? [])].map((slot) => slot.split("\u0000")[0]));
+    const bare = [...arms.keys()].find((arm) => !bucketArms.has(arm));
+    if (bare !== undefined && !failed.has(key)) {
+      failed.set(
+        key,
+        new ConnectorError(
+          "bad_response",
+          `prometheus connector: latency: experiment ${JSON.stringify(key)} arm ${JSON.stringify(bare)} has a _count series but no _bucket series; latency must name a histogram (a summary has no buckets)`,
+          { details: { field: "latency", experiment: key, arm: bare } },
+        ),
+      );
+    }
+  }
   for (const [key, slots] of buckets) {
     const bounds = new Set<string>();
     const fast = new Map<string, number>();
