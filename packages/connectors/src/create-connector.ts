@@ -8,6 +8,7 @@ import { ConnectorError } from "./connector-error";
 import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
+import { createGa4Connector } from "./ga4/ga4.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 import { createPrometheusConnector, prometheusReadsInBatches } from "./prometheus/prometheus.connector";
@@ -21,6 +22,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "csv",
   "replay",
   ...Object.keys(SQL_SOURCES),
+  "ga4",
   "prometheus",
 ]);
 
@@ -61,6 +63,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
+    case "ga4":
+      return createGa4Connector(config, context);
     case "prometheus":
       return createPrometheusConnector(config, context);
     default: {
@@ -91,6 +95,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  // Both kinds: the experiment dimension's inListFilter reads many experiments in one report.
+  if (type === "ga4") return true;
   if (type === "prometheus") return prometheusReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
@@ -106,12 +112,15 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * `replay`) or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | "prometheus" | undefined {
+export function connectorReadKind(
+  type: string,
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "prometheus" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
   if (known === "prometheus") return "prometheus";
   if (known === "csv") return "file";
+  if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";
 }
 

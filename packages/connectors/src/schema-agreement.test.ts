@@ -67,6 +67,12 @@ const SAMPLES: Record<string, unknown> = {
   credentials_json_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY",
   credentials_json_secret: "bigquery-key",
   credentials_file_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY_FILE",
+  property_id: 287465190,
+  experiment_dimension: "customUser:experiment_key",
+  arm_dimension: "customUser:experiment_arm",
+  units_metric: "activeUsers",
+  value_metric: "customEvent:amount",
+  value_squared_metric: "customEvent:amount_squared",
   url: "http://prometheus.internal:9090",
   bearer_token_env: "OUTCOME_RUNTIME_SOURCE_PROMETHEUS_TOKEN",
   bearer_token_secret: "prometheus-token",
@@ -86,6 +92,7 @@ const SAMPLES: Record<string, unknown> = {
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
+  ga4: { api_url: "https://analyticsdata.googleapis.com" },
   prometheus: { series_query: 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))' },
 };
 

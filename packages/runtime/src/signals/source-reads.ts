@@ -10,7 +10,7 @@ import { type DbOrTrx, type signals, sourceHealth } from "@outcome-runtime/db";
 import { describePollError } from "./poll-errors";
 
 /** How long a series is held back after a rate-limit answer that said nothing of when to retry: 60 s. */
-export const DEFAULT_THROTTLE_MS = 60_000;
+const DEFAULT_THROTTLE_MS = 60_000;
 
 /** Whether `error` is the source's rate limit (its own 429, or the runtime's budget of its requests). */
 export function isRateLimited(error: unknown): error is ConnectorError {
