@@ -3,7 +3,9 @@
  * a real CLI process reading each source through the same connector code as
  * the worker. mysql reads a scratch database on the local MariaDB through a
  * SELECT-only account; duckdb reads Parquet and CSV files written next to the
- * outcome file; clickhouse, snowflake, bigquery and mixpanel read the local
+ * outcome file; prometheus reads a real Prometheus (Debian's package) that
+ * scraped the exposures as counters with their timestamps; clickhouse,
+ * snowflake, bigquery and mixpanel read the local
  * stand-ins of their HTTP APIs (packages/testing), started in this process,
  * which the CLI reaches through the operator's `SOURCE_API_URLS` (snowflake,
  * bigquery and its key's token endpoint, mixpanel) or the `url` credential
@@ -40,6 +42,7 @@ import {
   startSnowflakeFake,
 } from "@outcome-runtime/testing/fake-snowflake";
 import { createMysqlSourceDatabase, type MysqlSourceDatabase } from "@outcome-runtime/testing/mysql";
+import { type RunningPrometheus, startPrometheus } from "@outcome-runtime/testing/prometheus";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -1300,5 +1303,125 @@ describe("signals test: posthog", () => {
         message: expect.stringContaining("Unknown table `evnts`."),
       },
     });
+  });
+});
+
+describe("signals test: prometheus", () => {
+  /**
+   * Each (experiment, arm) is a pair of counters the service exposes: requests (the exposures) and failed
+   * requests (the conversions), scraped with the timestamps of the rows: 0 (or the count before the window)
+   * just after the window start, the running total at each row's time, and the total again at the window
+   * end, so increase() over the window extrapolates nothing.
+   */
+  const series = new Map<string, { experiment: string; arm: string; samples: [number, number, number][] }>();
+  let prometheus: RunningPrometheus;
+  const connector = (url: string, errors = "checkout_errors_total") =>
+    [`    url: ${url}`, "    requests: checkout_requests_total", `    errors: ${errors}`].join("\n");
+
+  beforeAll(async () => {
+    const start = Date.parse(FROM) + 1000;
+    for (const [experiment, arm, ts, units, conversions] of [...EXPOSURES].sort((a, b) => a[2].localeCompare(b[2]))) {
+      const key = `${experiment}|${arm}`;
+      const entry = series.get(key) ?? { experiment, arm, samples: [] };
+      const [, u, c] = entry.samples.at(-1) ?? [0, 0, 0];
+      const at = Date.parse(ts);
+      if (at > start && !entry.samples.some(([t]) => t === start)) entry.samples.push([start, u, c]);
+      entry.samples.push([at, u + units, c + conversions]);
+      series.set(key, entry);
+    }
+    for (const entry of series.values()) {
+      const [, u, c] = entry.samples.at(-1) ?? [0, 0, 0];
+      entry.samples.push([Date.parse(TO), u, c]);
+    }
+    const exposition = (name: string, column: 1 | 2) =>
+      [
+        `# TYPE ${name} counter`,
+        ...[...series.values()].flatMap(({ experiment, arm, samples }) =>
+          samples.map((sample) => `${name}{experiment="${experiment}",arm="${arm}"} ${sample[column]} ${sample[0]}`),
+        ),
+      ].join("\n");
+    const text = `${exposition("checkout_requests_total", 1)}\n${exposition("checkout_errors_total", 2)}\n`;
+    prometheus = await startPrometheus({ targets: [{ metrics: () => text }] });
+    // Both counters of every series hold all their samples of the window.
+    const inWindow = (experiment: string, arm: string) =>
+      series.get(`${experiment}|${arm}`)?.samples.filter(([t]) => t >= Date.parse(FROM)).length;
+    for (const name of ["checkout_requests_total", "checkout_errors_total"]) {
+      await prometheus.waitForSamples(
+        `count_over_time(${name}[7d])`,
+        (samples) =>
+          samples.length === series.size &&
+          samples.every((x) => Number(x.value) === inWindow(x.metric.experiment ?? "", x.metric.arm ?? "")),
+        { time: new Date(TO) },
+      );
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await prometheus?.close();
+  });
+
+  it("reads every experiment with one query per counter and prints the requests and failed requests per arm", async () => {
+    const file = outcome("prometheus", connector(prometheus.url));
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW]);
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "prometheus", form: "batched", error: null });
+    // Cumulative over the window, as of its end: one row per arm.
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = held([experiment]).filter((r) => r.arm === arm);
+        const units = rows.reduce((n, r) => n + r.units, 0);
+        const sum = rows.reduce((n, r) => n + r.sum, 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW]);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /^signal \(prometheus, batched, \d+ ms\): prometheus http:\/\/127\.0\.0\.1:\d+: error rate /m,
+    );
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3000   610  610     0.203333",
+        "    treatment  (window end)  3000   702  702     0.234",
+        "  search-v1:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  500    50   50      0.1",
+        "    treatment  (window end)  480    60   60      0.125",
+      ].join("\n"),
+    );
+  });
+
+  it("prints Prometheus's own bad_data error with the setting and its line", async () => {
+    const file = outcome("prometheus", connector(prometheus.url, 'checkout_errors_total{code=~"(("}'));
+    const result = await cli(["signals", "test", file.file, "--experiment", "checkout-v2", ...WINDOW]);
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: query_failed");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    errors:")}:13: error: signal\\.connector\\.errors: prometheus connector: errors: Prometheus refused the expression \\(bad_data: .*\\[query_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+
+  it("refuses a latency quantile as the outcome's signal before reading anything, and says to make it a guardrail", async () => {
+    const file = outcome(
+      "prometheus",
+      [`    url: ${prometheus.url}`, "    latency: http_request_duration_seconds", "    threshold: 0.3"].join("\n"),
+    );
+    const result = await cli(["signals", "test", file.file, "--experiment", "checkout-v2", ...WINDOW]);
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(
+      `${file.file}:${fileLine(file.text, "    latency:")}:5: error[invalid_connector]: signal.connector.latency: a latency quantile cannot be the outcome's signal`,
+    );
+    expect(result.stderr).toContain("use it as a guardrail");
   });
 });

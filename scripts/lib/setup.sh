@@ -184,7 +184,10 @@ ensure_chromium() {
 
 # ensure_prometheus: tests/metrics-prometheus.test.ts scrapes the API and the
 # worker with Debian's Prometheus (an instance of its own on a free port, never
-# the package's service) and checks deploy/prometheus with its promtool.
+# the package's service) and checks deploy/prometheus with its promtool; the
+# prometheus connector's tests (tests/prometheus-connector.test.ts, its
+# contract harness, signals test) start their own the same way
+# (@outcome-runtime/testing/prometheus).
 ensure_prometheus() {
   if [ -x "${PROMETHEUS_PATH:-/usr/bin/prometheus}" ] && [ -x "${PROMTOOL_PATH:-/usr/bin/promtool}" ]; then return 0; fi
   log "installing prometheus (Debian package) for the metrics test"
@@ -192,7 +195,7 @@ ensure_prometheus() {
   if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
   $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 ||
     { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } ||
-    fail "could not install prometheus (apt-get install prometheus); the metrics test needs /usr/bin/prometheus and /usr/bin/promtool (or PROMETHEUS_PATH and PROMTOOL_PATH)"
+    fail "could not install prometheus (apt-get install prometheus); the metrics and prometheus connector tests need /usr/bin/prometheus and /usr/bin/promtool (or PROMETHEUS_PATH and PROMTOOL_PATH)"
 }
 
 # ensure_mariadb: the mysql connector's tests, and `pnpm demo --source mariadb`,

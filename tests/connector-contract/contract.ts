@@ -12,7 +12,13 @@
  * A connector without a batched read (`fetchBatchAggregates` absent: csv, or
  * mixpanel for a mean) declares the forms it has; every case then runs in each
  * of them, and a test checks that the batched read is indeed absent, so a
- * form left out is a fact the suite asserts, not a test skipped.
+ * form left out is a fact the suite asserts, not a test skipped. A connector
+ * that refuses a metric kind altogether (prometheus: no Σx² for a mean)
+ * declares no form for it; a test then checks that opening it for that kind
+ * fails with `invalid_config`. A case whose table the source reads
+ * differently by design (prometheus sums the series of an arm, so two rows
+ * for one arm are one total) is declared with its own expectation and the
+ * reason, and runs against that expectation.
  */
 import type { ArmAggregate, SignalConnector } from "@outcome-runtime/connectors";
 import { ConnectorError } from "@outcome-runtime/connectors";
@@ -47,6 +53,16 @@ export type ContractForms =
   | readonly ["batched", "single"]
   | readonly ["single"]
   | Readonly<Record<ContractKind, readonly ["batched", "single"] | readonly ["single"] | readonly []>>;
+
+/**
+ * A case the source reads differently by design: why, and what it answers
+ * instead for each experiment (the case then asserts that).
+ */
+export interface ContractDifference {
+  readonly reason: string;
+  readonly a: Expected;
+  readonly b: Expected;
+}
 
 /** How a connector's source is made to answer a table. */
 export interface ContractHarness {
@@ -222,11 +238,13 @@ function formsOf(forms: ContractForms, kind: ContractKind): readonly ContractFor
  * @param name the connector type, for the test names
  * @param forms the forms the connector has (all kinds alike, or per kind)
  * @param harness makes the connector's source answer each case
+ * @param differences cases (by name) the source reads differently by design, with their own expectation
  */
 export function describeConnectorContract(
   name: string,
   forms: ContractForms,
   harness: () => Promise<ContractHarness>,
+  differences: Readonly<Record<string, ContractDifference>> = {},
 ): void {
   describe(`connector contract: ${name}`, () => {
     let opened: ContractHarness | undefined;
@@ -238,8 +256,21 @@ export function describeConnectorContract(
       await opened?.close?.();
     });
 
+    const unknown = Object.keys(differences).filter((n) => !CONTRACT_CASES.some((c) => c.name === n));
+    if (unknown.length > 0) throw new Error(`${name}: differences name no case of the contract: ${unknown.join(", ")}`);
+
     for (const kind of ["proportion", "mean"] as const) {
-      if (formsOf(forms, kind).length === 0 || formsOf(forms, kind).includes("batched")) continue;
+      if (formsOf(forms, kind).length === 0) {
+        const table = CONTRACT_CASES.find((c) => c.kind === kind)?.table;
+        it(`a ${kind} is refused: opening the connector fails with invalid_config`, async () => {
+          if (table === undefined) throw new Error(`no case of kind ${kind}`);
+          const opened = await (await get()).open(table, "single", kind).catch((error: unknown) => error);
+          expect(opened, `${name}: declared without a form for ${kind}`).toBeInstanceOf(ConnectorError);
+          expect((opened as ConnectorError).code, (opened as Error).message).toBe("invalid_config");
+        });
+        continue;
+      }
+      if (formsOf(forms, kind).includes("batched")) continue;
       const table = CONTRACT_CASES.find((c) => c.kind === kind)?.table;
       it(`a ${kind} is read one experiment at a time only: no fetchBatchAggregates`, async () => {
         if (table === undefined) throw new Error(`no case of kind ${kind}`);
@@ -253,7 +284,17 @@ export function describeConnectorContract(
       });
     }
 
-    for (const c of CONTRACT_CASES) {
+    for (const declared of CONTRACT_CASES) {
+      const difference = differences[declared.name];
+      const c =
+        difference === undefined
+          ? declared
+          : {
+              ...declared,
+              name: `${declared.name} (read differently: ${difference.reason})`,
+              a: difference.a,
+              b: difference.b,
+            };
       const caseForms = formsOf(forms, c.kind);
       if (caseForms.includes("batched")) {
         it(`batched: ${c.name}`, async () => {

@@ -36,6 +36,7 @@ describe("createConnector", () => {
       "ga4",
       "posthog",
       "amplitude",
+      "prometheus",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
@@ -46,7 +47,7 @@ describe("createConnector", () => {
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(
-      'unknown connector type "heap"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog, amplitude',
+      'unknown connector type "heap"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog, amplitude, prometheus',
     );
   });
 

@@ -13,6 +13,7 @@ import { createGa4Connector } from "./ga4/ga4.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 import { createPosthogConnector, posthogReadsInBatches } from "./posthog/posthog.connector";
+import { createPrometheusConnector, prometheusReadsInBatches } from "./prometheus/prometheus.connector";
 import { SQL_SOURCES } from "./sql/sources";
 import { createSqlSourceConnector, sqlSourceReadsInBatches } from "./sql/sql-source";
 
@@ -26,6 +27,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "ga4",
   "posthog",
   "amplitude",
+  "prometheus",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -71,6 +73,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createPosthogConnector(config, context);
     case "amplitude":
       return createAmplitudeConnector(config, context);
+    case "prometheus":
+      return createPrometheusConnector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -105,6 +109,7 @@ export function readsInBatches(config: ConnectorConfig): boolean {
   if (type === "ga4") return true;
   if (type === "posthog") return posthogReadsInBatches(config);
   if (type === "amplitude") return amplitudeReadsInBatches(config);
+  if (type === "prometheus") return prometheusReadsInBatches(config);
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -121,12 +126,13 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  */
 export function connectorReadKind(
   type: string,
-): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | undefined {
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | "prometheus" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
   if (known === "posthog") return "posthog";
   if (known === "amplitude") return "amplitude";
+  if (known === "prometheus") return "prometheus";
   if (known === "csv") return "file";
   if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";

@@ -116,6 +116,12 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
     { credential: "api_key", what: "the Amplitude project's API key" },
     { credential: "secret_key", what: "the Amplitude project's secret key" },
   ],
+  // All optional: a Prometheus server behind no authentication takes none; a bearer token, or basic auth.
+  prometheus: [
+    { credential: "bearer_token", what: "the bearer token the Prometheus server (or its proxy) takes", optional: true },
+    { credential: "username", what: "the basic-auth username of the Prometheus server", optional: true },
+    { credential: "password", what: "the basic-auth password of the Prometheus server", optional: true },
+  ],
 });
 
 /** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */

@@ -89,6 +89,19 @@ const SAMPLES: Record<string, unknown> = {
   conversion_window: "7d",
   project_timezone: "America/Los_Angeles",
   batch: false,
+  url: "http://prometheus.internal:9090",
+  bearer_token_env: "OUTCOME_RUNTIME_SOURCE_PROMETHEUS_TOKEN",
+  bearer_token_secret: "prometheus-token",
+  password_env: "OUTCOME_RUNTIME_SOURCE_PROMETHEUS_PASSWORD",
+  password_secret: "prometheus-password",
+  experiment_label: "experiment",
+  arm_label: "arm",
+  requests: 'http_requests_total{job="checkout"}',
+  errors: 'http_requests_total{job="checkout", code=~"5.."}',
+  latency: "http_request_duration_seconds",
+  threshold: 0.3,
+  quantile: 0.99,
+  step: "1m",
 };
 
 /** Samples of a type whose field has another shape than the same field of another type. */
@@ -97,6 +110,7 @@ const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
   ga4: { api_url: "https://analyticsdata.googleapis.com" },
   amplitude: { api_url: "https://analytics.eu.amplitude.com" },
+  prometheus: { series_query: 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))' },
   posthog: {
     api_url: "https://eu.posthog.com",
     query:
@@ -129,6 +143,22 @@ const EXCLUSIVE: Record<
     { leftOut: ["funnel", "funnel_mode", "conversion_window"], metricKind: "mean" },
     { leftOut: ["value_property", "value_squared_property"], metricKind: "proportion" },
   ],
+  // An error rate or a latency threshold; a bearer token or basic auth. Prometheus reads proportions only.
+  prometheus: [
+    {
+      leftOut: [
+        "latency",
+        "threshold",
+        "quantile",
+        "username_env",
+        "username_secret",
+        "password_env",
+        "password_secret",
+      ],
+      metricKind: "proportion",
+    },
+    { leftOut: ["requests", "errors", "bearer_token_env", "bearer_token_secret"], metricKind: "proportion" },
+  ],
 };
 
 const credentials = {
@@ -143,6 +173,8 @@ const credentials = {
   personal_api_key: "phx_sample",
   api_key: "k",
   secret_key: "s",
+  bearer_token: "t",
+  password: "p",
 };
 
 describe("connectors and the outcome schema", () => {

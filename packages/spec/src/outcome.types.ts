@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude`, `prometheus` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -122,6 +122,7 @@ export type Connector =
   | Ga4Connector
   | PosthogConnector
   | AmplitudeConnector
+  | PrometheusConnector
   | OtherConnector;
 
 /**
@@ -770,6 +771,86 @@ export interface AmplitudeConnector {
   timeout: Seconds;
 }
 /**
+ * Reads production health per arm from a self-hosted Prometheus by PromQL over its HTTP API, for guardrails and the kill-switch: an error rate (`requests`, `errors`: two counters) or the share of requests slower than a latency threshold (`latency`, `threshold`: a histogram and one of its `le` bounds). Always a `proportion`; a latency read is a guardrail only, never the outcome's signal. The service's counters and histograms carry the experiment and arm labels. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "PrometheusConnector".
+ */
+export interface PrometheusConnector {
+  /**
+   * Always `prometheus`.
+   */
+  type: "prometheus";
+  /**
+   * The Prometheus server's base URL (e.g. `http://prometheus.internal:9090`; `/api/v1/query` is added to it). A private or loopback address must be allowed by the operator (`OUTBOUND_ALLOW`); cloud metadata addresses are refused.
+   */
+  url: string;
+  /**
+   * Name of the workspace secret holding a bearer token the server (or its proxy) takes. Optional; or `bearer_token_env`, or basic auth.
+   */
+  bearer_token_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding a bearer token. Optional.
+   */
+  bearer_token_env?: SourceEnvVarName;
+  /**
+   * Name of the workspace secret holding the basic-auth username. Optional; with a password.
+   */
+  username_secret?: SecretName;
+  /**
+   * Name of the environment variable holding the basic-auth username. Optional; with a password.
+   */
+  username_env?: SourceEnvVarName;
+  /**
+   * Name of the workspace secret holding the basic-auth password. Optional; with a username.
+   */
+  password_secret?: SecretName;
+  /**
+   * Name of the environment variable holding the basic-auth password. Optional; with a username.
+   */
+  password_env?: SourceEnvVarName;
+  /**
+   * The label holding the experiment key on the service's counters and histograms.
+   */
+  experiment_label: string;
+  /**
+   * The label holding the arm name on the service's counters and histograms.
+   */
+  arm_label: string;
+  /**
+   * Error rate: a series selector of the counter of requests (a metric name with optional label matchers, e.g. `http_requests_total{job="checkout"}`); units per arm are its increase since launch. With `errors`.
+   */
+  requests?: string;
+  /**
+   * Error rate: a series selector of the counter of failed requests (e.g. `http_requests_total{job="checkout", code=~"5.."}`); sum and sum of squares per arm are its increase since launch. With `requests`.
+   */
+  errors?: string;
+  /**
+   * Latency guardrail: the base name of a histogram, with optional label matchers (e.g. `http_request_duration_seconds`); `_count` and `_bucket` are read. With `threshold`.
+   */
+  latency?: string;
+  /**
+   * Latency guardrail: the bound in seconds, one of the histogram's `le` buckets; the metric is the share of requests slower than it.
+   */
+  threshold?: number;
+  /**
+   * Latency guardrail: the quantile the threshold stands for (0.99, the default when `latency` is set: p99 < threshold ⇔ fewer than 1% of requests slower than it). Only with `latency`.
+   */
+  quantile?: number;
+  /**
+   * A PromQL expression giving the outcome's one series, read with `query_range` every `step`.
+   */
+  series_query?: string;
+  /**
+   * The resolution of `series_query`.
+   */
+  step: Seconds;
+  /**
+   * How long one query may take (also sent to Prometheus as the query's timeout).
+   */
+  timeout: Seconds;
+}
+/**
  * Reads the signal from a PostHog project through its query API (HogQL), with a personal API key: either the query the connector builds from `event` (and `exposure_event`, `experiment_property`, `variant_property`, `value_property`), per person then per experiment and arm, or your own HogQL `query` with placeholders. See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
@@ -1319,7 +1400,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude`, `prometheus` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -1336,6 +1417,7 @@ export type ConnectorInput =
   | Ga4ConnectorInput
   | PosthogConnectorInput
   | AmplitudeConnectorInput
+  | PrometheusConnectorInput
   | OtherConnectorInput;
 
 /**
@@ -1984,6 +2066,86 @@ export interface AmplitudeConnectorInput {
   api_url?: string;
   /**
    * How long one Dashboard REST API request may take.
+   */
+  timeout?: DurationInput;
+}
+/**
+ * Reads production health per arm from a self-hosted Prometheus by PromQL over its HTTP API, for guardrails and the kill-switch: an error rate (`requests`, `errors`: two counters) or the share of requests slower than a latency threshold (`latency`, `threshold`: a histogram and one of its `le` bounds). Always a `proportion`; a latency read is a guardrail only, never the outcome's signal. The service's counters and histograms carry the experiment and arm labels. See docs/connectors.md.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "PrometheusConnector".
+ */
+export interface PrometheusConnectorInput {
+  /**
+   * Always `prometheus`.
+   */
+  type: "prometheus";
+  /**
+   * The Prometheus server's base URL (e.g. `http://prometheus.internal:9090`; `/api/v1/query` is added to it). A private or loopback address must be allowed by the operator (`OUTBOUND_ALLOW`); cloud metadata addresses are refused.
+   */
+  url: string;
+  /**
+   * Name of the workspace secret holding a bearer token the server (or its proxy) takes. Optional; or `bearer_token_env`, or basic auth.
+   */
+  bearer_token_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding a bearer token. Optional.
+   */
+  bearer_token_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the workspace secret holding the basic-auth username. Optional; with a password.
+   */
+  username_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable holding the basic-auth username. Optional; with a password.
+   */
+  username_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the workspace secret holding the basic-auth password. Optional; with a username.
+   */
+  password_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable holding the basic-auth password. Optional; with a username.
+   */
+  password_env?: SourceEnvVarNameInput;
+  /**
+   * The label holding the experiment key on the service's counters and histograms.
+   */
+  experiment_label?: string;
+  /**
+   * The label holding the arm name on the service's counters and histograms.
+   */
+  arm_label?: string;
+  /**
+   * Error rate: a series selector of the counter of requests (a metric name with optional label matchers, e.g. `http_requests_total{job="checkout"}`); units per arm are its increase since launch. With `errors`.
+   */
+  requests?: string;
+  /**
+   * Error rate: a series selector of the counter of failed requests (e.g. `http_requests_total{job="checkout", code=~"5.."}`); sum and sum of squares per arm are its increase since launch. With `requests`.
+   */
+  errors?: string;
+  /**
+   * Latency guardrail: the base name of a histogram, with optional label matchers (e.g. `http_request_duration_seconds`); `_count` and `_bucket` are read. With `threshold`.
+   */
+  latency?: string;
+  /**
+   * Latency guardrail: the bound in seconds, one of the histogram's `le` buckets; the metric is the share of requests slower than it.
+   */
+  threshold?: number;
+  /**
+   * Latency guardrail: the quantile the threshold stands for (0.99, the default when `latency` is set: p99 < threshold ⇔ fewer than 1% of requests slower than it). Only with `latency`.
+   */
+  quantile?: number;
+  /**
+   * A PromQL expression giving the outcome's one series, read with `query_range` every `step`.
+   */
+  series_query?: string;
+  /**
+   * The resolution of `series_query`.
+   */
+  step?: DurationInput;
+  /**
+   * How long one query may take (also sent to Prometheus as the query's timeout).
    */
   timeout?: DurationInput;
 }

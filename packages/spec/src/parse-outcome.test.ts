@@ -381,6 +381,7 @@ describe("parseOutcome: diagnostics", () => {
       "snowflake",
       "bigquery",
       "ga4",
+      "prometheus",
       "posthog",
       "amplitude",
     ]);
@@ -516,5 +517,57 @@ ${metrics}`;
     expect(found[0]?.message).toContain("signal.connector: a ratio metric cannot be read from Mixpanel");
     expect(found[0]?.hint).toContain("read the ratio with a postgres or csv connector");
     expect(checked).toBe(0);
+  });
+});
+
+describe("prometheus connectors", () => {
+  const prometheus = (latency: boolean) =>
+    latency
+      ? "    type: prometheus\n    url: http://prometheus.internal:9090\n    latency: http_request_duration_seconds\n    threshold: 0.3\n"
+      : '    type: prometheus\n    url: http://prometheus.internal:9090\n    requests: http_requests_total\n    errors: http_requests_total{code=~"5.."}\n';
+  const outcome = (signalConnector: string, kind = "proportion", guardrail = "") => `id: checkout-health
+name: Keep checkout healthy
+owner: maya.pm@acme.example
+signal:
+  metric: checkout_conversion
+  kind: ${kind}
+  unit: user
+  connector:
+${signalConnector}target:
+  value: 5%
+  direction: increase
+  relative: true
+horizon: 10w
+${guardrail}`;
+  const postgres =
+    '    type: postgres\n    query: "SELECT arm, units, sum, sum_sq FROM t WHERE e = :experiment AND ts <= :to"\n';
+
+  it("takes an error-rate signal, and a latency threshold as a guardrail", () => {
+    ok(parseOutcome(outcome(prometheus(false))));
+    const guardrail = `constraints:
+  guardrails:
+    - metric: checkout_p99_slow_share
+      kind: proportion
+      direction: decrease
+      max_regression: 0.5%
+      relative: false
+      connector:
+${prometheus(true).replaceAll(/^ {4}/gmu, "        ")}`;
+    const { spec } = ok(parseOutcome(outcome(postgres, "proportion", guardrail)));
+    expect(spec.constraints?.guardrails?.[0]?.connector).toMatchObject({ type: "prometheus", threshold: 0.3 });
+  });
+
+  it("refuses a latency quantile as the outcome's signal, naming the field and the fix", () => {
+    const found = errors(parseOutcome(outcome(prometheus(true))));
+    expect(found.map((e) => e.code)).toEqual(["invalid_connector"]);
+    expect(found[0]?.message).toContain("signal.connector.latency: a latency quantile cannot be the outcome's signal");
+    expect(found[0]?.hint).toContain("use it as a guardrail");
+  });
+
+  it("refuses a mean read from Prometheus: it gives no sum of squares", () => {
+    const found = errors(parseOutcome(outcome(prometheus(false), "mean")));
+    expect(found.map((e) => e.code)).toEqual(["invalid_connector"]);
+    expect(found[0]?.message).toContain("a mean metric cannot be read from Prometheus");
+    expect(found[0]?.hint).toContain("kind: proportion");
   });
 });

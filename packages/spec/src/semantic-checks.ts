@@ -30,6 +30,11 @@ export interface SemanticContext {
  *   (`missing_field`): without it Mixpanel can only count users;
  * - a `ratio` metric is not read from Mixpanel (`invalid_connector`): its
  *   segmentation API gives no per-unit products of numerator and denominator;
+ * - a `prometheus` connector reads a `proportion` (`invalid_connector`:
+ *   Prometheus keeps counts, no Σx² per unit), and its latency read (the
+ *   share of requests slower than a threshold, which stands for a quantile)
+ *   is a guardrail or a secondary metric, never the outcome's signal
+ *   (`invalid_connector` at `signal.connector.latency`);
  * - arm names are distinct (`duplicate_arm`) and the weights add up to 1
  *   within 1e-9 (`weights_not_one`);
  * - `expected_effect` and `mixture_variance` are not both set (`conflicting_options`);
@@ -44,6 +49,7 @@ export function semanticFindings(spec: unknown, context: SemanticContext): Findi
     ...connectorFindings(spec, context),
     ...meanConnectorFindings(spec, context),
     ...ratioConnectorFindings(spec, context),
+    ...prometheusConnectorFindings(spec, context),
     ...armFindings(spec, context),
     ...tuningFindings(spec, context),
     ...targetFindings(spec, context),
@@ -118,6 +124,34 @@ function ratioConnectorFindings(spec: unknown, { isClean }: SemanticContext): Fi
       message: `${humanPath(pointer)}: a ratio metric cannot be read from Mixpanel: its delta-method variance needs each unit's numerator and denominator (den_sum, den_sum_sq, num_den_sum), which Mixpanel's segmentation API does not give`,
       hint: "read the ratio with a postgres or csv connector, or measure the numerator per unit as a mean (kind: mean)",
     });
+  }
+  return findings;
+}
+
+function prometheusConnectorFindings(spec: unknown, { isClean }: SemanticContext): Finding[] {
+  const findings: Finding[] = [];
+  for (const { pointer, kindPointer } of metricConnectors(spec)) {
+    if (!isClean(pointer) || field(valueAt(spec, pointer), "type") !== "prometheus") continue;
+    const kind = valueAt(spec, kindPointer);
+    if (isClean(kindPointer) && (kind === "mean" || kind === "ratio")) {
+      findings.push({
+        code: "invalid_connector",
+        pointer: `${pointer}/type`,
+        target: "value",
+        message: `${humanPath(pointer)}: a ${kind} metric cannot be read from Prometheus: it keeps counts and histogram buckets, not each unit's value, so it gives no sum of squares for the variance`,
+        hint: "read an error rate (requests, errors) or the share of requests slower than a latency threshold (latency, threshold) as kind: proportion",
+      });
+      continue;
+    }
+    if (pointer === "/signal/connector" && field(valueAt(spec, pointer), "latency") !== undefined) {
+      findings.push({
+        code: "invalid_connector",
+        pointer: `${pointer}/latency`,
+        target: "key",
+        message: `${humanPath(`${pointer}/latency`)}: a latency quantile cannot be the outcome's signal: it is read as the share of requests slower than the threshold, a guardrail's test (p99 < threshold ⇔ fewer than 1% slower), not a metric to move`,
+        hint: "use it as a guardrail (constraints.guardrails, kind: proportion, direction: decrease), and read the signal from the metric the outcome moves",
+      });
+    }
   }
   return findings;
 }
