@@ -81,6 +81,12 @@ export interface BatchWindow {
     readonly experimentKey: string;
     readonly arms: readonly string[];
     readonly from: Date;
+    /**
+     * When the experiment was launched: sources that count over a time range
+     * (`prometheus`, `datadog`) count from it, so the aggregate stays
+     * cumulative whatever the watermark `from`; defaults to `from`.
+     */
+    readonly startedAt?: Date;
   }[];
   readonly to: Date;
 }

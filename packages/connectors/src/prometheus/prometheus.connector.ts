@@ -375,7 +375,9 @@ class PrometheusConnector implements SignalConnector {
     for (const e of window.experiments) assertWindow({ from: e.from, to: window.to, arms: e.arms });
     const byStart = new Map<number, string[]>();
     for (const e of window.experiments) {
-      const second = Math.floor(e.from.getTime() / 1000) * 1000;
+      // Counted from the launch (a cumulative aggregate), not from the watermark.
+      const start = e.startedAt !== undefined && e.startedAt < window.to ? e.startedAt : e.from;
+      const second = Math.floor(start.getTime() / 1000) * 1000;
       byStart.set(second, [...(byStart.get(second) ?? []), e.experimentKey]);
     }
     const groups: Group[] = [];

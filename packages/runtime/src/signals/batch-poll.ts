@@ -231,6 +231,7 @@ export async function pollExperimentBatches(
                   experimentKey: e.key,
                   arms: e.arms.map((a) => a.name),
                   from: fromOf(e),
+                  ...(e.launchedAt === null ? {} : { startedAt: e.launchedAt }),
                 })),
                 to: at,
               },
