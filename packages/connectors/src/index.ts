@@ -48,4 +48,6 @@ export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/q
 export type { PollBudgetOptions } from "./poll-budget";
 export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";
 export { sameDatabase } from "./postgres/source-check";
+export type { PollCost, RequestBudget, RequestBudgetLimits, RequestBudgetState } from "./request-budget";
+export { requestBudget, requestBudgetStates, resetRequestBudgets } from "./request-budget";
 export { normalizeApiUrl, parseAllowedApiUrls } from "./vendor-hosts";
