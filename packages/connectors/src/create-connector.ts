@@ -8,6 +8,7 @@ import { ConnectorError } from "./connector-error";
 import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
+import { createDatadogConnector } from "./datadog/datadog.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 import { SQL_SOURCES } from "./sql/sources";
@@ -20,6 +21,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "csv",
   "replay",
   ...Object.keys(SQL_SOURCES),
+  "datadog",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -59,6 +61,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
+    case "datadog":
+      return createDatadogConnector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -87,6 +91,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  // Grouped by experiment and arm tags: every datadog read is batched.
+  if (type === "datadog") return true;
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -98,14 +104,16 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * How a connector type reads, for people (`outcome-runtime validate`):
  * `query` (a SQL source's query with named parameters: `postgres`, `mysql`,
  * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `file` (`csv`,
- * `replay`) or `module` (a type a connector module registered); undefined
+ * `replay`), `datadog` (metric queries grouped by experiment and arm tags)
+ * or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | undefined {
+export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | "datadog" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
   if (known === "csv") return "file";
+  if (known === "datadog") return "datadog";
   return registeredEntry(known) === undefined ? undefined : "module";
 }
 

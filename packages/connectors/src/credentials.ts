@@ -102,6 +102,10 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
     { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
     { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
   ],
+  datadog: [
+    { credential: "api_key", what: "the organisation's Datadog API key" },
+    { credential: "application_key", what: "a Datadog application key with the timeseries_query scope" },
+  ],
 });
 
 /** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */

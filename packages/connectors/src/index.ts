@@ -43,6 +43,7 @@ export type {
   DryRunRow,
   SignalsTestReport,
 } from "./dry-run";
+export { DATADOG_QUERIES_PER_HOUR, datadogPollCost } from "./datadog/datadog.connector";
 export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, dryRunOutcome, PLACEHOLDER_EXPERIMENT } from "./dry-run";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";
