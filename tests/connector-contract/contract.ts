@@ -13,6 +13,15 @@
  * mixpanel for a mean) declares the forms it has; every case then runs in each
  * of them, and a test checks that the batched read is indeed absent, so a
  * form left out is a fact the suite asserts, not a test skipped.
+ *
+ * A source that cannot read a metric kind at all (`datadog`: per-arm totals,
+ * no sum of squares for a mean) declares the kind `"refused"`: a test then
+ * checks that opening a connector of that kind fails with `invalid_config`. A
+ * case whose table the source's wire format cannot carry row by row (text in
+ * a `datadog` pointlist, whose points are numbers) may be declared
+ * `refusedWhole` with the reason and the code: its tests then check that the
+ * whole read fails with that code, in every form, instead of the case's
+ * per-experiment answers.
  */
 import type { ArmAggregate, SignalConnector } from "@outcome-runtime/connectors";
 import { ConnectorError } from "@outcome-runtime/connectors";
@@ -44,7 +53,13 @@ type ContractKind = "proportion" | "mean";
 export type ContractForms =
   | readonly ["batched", "single"]
   | readonly ["single"]
-  | Readonly<Record<ContractKind, readonly ["batched", "single"] | readonly ["single"]>>;
+  | Readonly<Record<ContractKind, readonly ["batched", "single"] | readonly ["single"] | "refused">>;
+
+/** What a source declares it answers differently, each with its reason (see the file's comment). */
+export interface ContractDivergences {
+  /** Case name → the code the whole read fails with, and why the source cannot answer the case row by row. */
+  readonly refusedWhole?: Readonly<Record<string, { readonly code: string; readonly why: string }>>;
+}
 
 /** How a connector's source is made to answer a table. */
 export interface ContractHarness {
@@ -207,9 +222,16 @@ const FROM = new Date("2026-11-01T00:00:00.000Z");
 export const CONTRACT_TO = new Date("2026-11-08T00:00:00.000Z");
 const TO = CONTRACT_TO;
 
-/** The forms `forms` declares for `kind`. */
+/** The forms `forms` declares for `kind`; none for a refused kind. */
 function formsOf(forms: ContractForms, kind: ContractKind): readonly ContractForm[] {
-  return "proportion" in forms ? forms[kind] : forms;
+  if (!("proportion" in forms)) return forms;
+  const declared = forms[kind];
+  return declared === "refused" ? [] : declared;
+}
+
+/** Whether `forms` declares `kind` refused. */
+function refusedKind(forms: ContractForms, kind: ContractKind): boolean {
+  return "proportion" in forms && forms[kind] === "refused";
 }
 
 /**
@@ -220,11 +242,13 @@ function formsOf(forms: ContractForms, kind: ContractKind): readonly ContractFor
  * @param name the connector type, for the test names
  * @param forms the forms the connector has (all kinds alike, or per kind)
  * @param harness makes the connector's source answer each case
+ * @param divergences what the source declares it answers differently, with the reason
  */
 export function describeConnectorContract(
   name: string,
   forms: ContractForms,
   harness: () => Promise<ContractHarness>,
+  divergences: ContractDivergences = {},
 ): void {
   describe(`connector contract: ${name}`, () => {
     let opened: ContractHarness | undefined;
@@ -237,7 +261,26 @@ export function describeConnectorContract(
     });
 
     for (const kind of ["proportion", "mean"] as const) {
-      if (formsOf(forms, kind).includes("batched")) continue;
+      if (!refusedKind(forms, kind)) continue;
+      const table = CONTRACT_CASES.find((c) => c.kind === kind)?.table;
+      it(`a ${kind} is refused: opening the connector fails with invalid_config`, async () => {
+        if (table === undefined) throw new Error(`no case of kind ${kind}`);
+        const opened = await (await get()).open(table, "single", kind).catch((error: unknown) => error);
+        expect(opened, `${name}: a ${kind} is declared refused`).toBeInstanceOf(ConnectorError);
+        expect((opened as ConnectorError).code, (opened as Error).message).toBe("invalid_config");
+      });
+    }
+
+    for (const caseName of Object.keys(divergences.refusedWhole ?? {})) {
+      if (!CONTRACT_CASES.some((c) => c.name === caseName)) {
+        it(`refusedWhole names a case of the suite: ${caseName}`, () => {
+          expect.fail(`no contract case is named ${JSON.stringify(caseName)}`);
+        });
+      }
+    }
+
+    for (const kind of ["proportion", "mean"] as const) {
+      if (refusedKind(forms, kind) || formsOf(forms, kind).includes("batched")) continue;
       const table = CONTRACT_CASES.find((c) => c.kind === kind)?.table;
       it(`a ${kind} is read one experiment at a time only: no fetchBatchAggregates`, async () => {
         if (table === undefined) throw new Error(`no case of kind ${kind}`);
@@ -253,6 +296,39 @@ export function describeConnectorContract(
 
     for (const c of CONTRACT_CASES) {
       const caseForms = formsOf(forms, c.kind);
+      const whole = divergences.refusedWhole?.[c.name];
+      if (whole !== undefined) {
+        for (const form of caseForms) {
+          it(`${form === "batched" ? "batched" : "one experiment at a time"}: ${c.name} — the whole read fails with ${whole.code} (${whole.why})`, async () => {
+            const connector = await (await get()).open(c.table, form, c.kind);
+            try {
+              const reads =
+                form === "batched"
+                  ? [
+                      connector.fetchBatchAggregates?.({
+                        experiments: [
+                          { ...EXPERIMENT_A, from: FROM },
+                          { ...EXPERIMENT_B, from: FROM },
+                        ],
+                        to: TO,
+                      }),
+                    ]
+                  : [EXPERIMENT_A, EXPERIMENT_B].map((e) => connector.fetchArmAggregates({ ...e, from: FROM, to: TO }));
+              for (const read of reads) {
+                const error = await Promise.resolve(read).then(
+                  () => undefined,
+                  (e: unknown) => e,
+                );
+                expect(error, `${name}: ${c.name}`).toBeInstanceOf(ConnectorError);
+                expect((error as ConnectorError).code, (error as Error).message).toBe(whole.code);
+              }
+            } finally {
+              await connector.close();
+            }
+          });
+        }
+        continue;
+      }
       if (caseForms.includes("batched")) {
         it(`batched: ${c.name}`, async () => {
           const connector = await (await get()).open(c.table, "batched", c.kind);

@@ -249,6 +249,11 @@ function valueOf(tags: readonly string[], key: string): string | undefined {
   return tag?.slice(key.length + 1);
 }
 
+/** Whether a series with `tags` (lowercased `key:value`) passes the filter of `query`. */
+export function matchesFakeDatadogQuery(query: FakeDatadogQuery, tags: readonly string[]): boolean {
+  return matches(query.filter, tags);
+}
+
 function matches(filter: Filter, tags: readonly string[]): boolean {
   switch (filter.kind) {
     case "all":
