@@ -905,6 +905,7 @@ describe("the worker process", () => {
           "bigquery",
           "mixpanel",
           "csv",
+          "datadog",
         ]),
         modules: [],
       },

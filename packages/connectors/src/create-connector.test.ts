@@ -33,6 +33,7 @@ describe("createConnector", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "datadog",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
@@ -43,7 +44,7 @@ describe("createConnector", () => {
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(
-      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery',
+      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, datadog',
     );
   });
 

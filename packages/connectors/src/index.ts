@@ -35,6 +35,7 @@ export {
 } from "./create-connector";
 export type { CredentialRef, CredentialRequirement } from "./credentials";
 export { connectorCredentials, SECRET_NAME, SOURCE_ENV_NAME, SOURCE_ENV_PREFIX } from "./credentials";
+export { DATADOG_QUERIES_PER_HOUR, datadogPollCost } from "./datadog/datadog.connector";
 export type {
   DryRunError,
   DryRunMetric,
@@ -43,7 +44,6 @@ export type {
   DryRunRow,
   SignalsTestReport,
 } from "./dry-run";
-export { DATADOG_QUERIES_PER_HOUR, datadogPollCost } from "./datadog/datadog.connector";
 export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, dryRunOutcome, PLACEHOLDER_EXPERIMENT } from "./dry-run";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";

@@ -73,7 +73,28 @@ const SAMPLES: Record<string, unknown> = {
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
+  datadog: {
+    api_key_env: "OUTCOME_RUNTIME_SOURCE_DD_API_KEY",
+    api_key_secret: "datadog-api-key",
+    application_key_env: "OUTCOME_RUNTIME_SOURCE_DD_APP_KEY",
+    application_key_secret: "datadog-application-key",
+    site: "datadoghq.eu",
+    api_url: "https://api.datadoghq.eu",
+    requests: "sum:trace.http.request.hits{service:checkout}",
+    errors: "sum:trace.http.request.errors{service:checkout}",
+    slow_requests: "sum:checkout.requests.slow{service:checkout}",
+    experiment_tag: "experiment",
+    arm_tag: "arm",
+    series_query: "sum:checkout.orders{env:prod}.as_count()",
+    requests_per_hour: 300,
+  },
 };
+
+/** Fields of a type of which exactly one is given, each in turn, as a credential's forms are. */
+const ALTERNATIVES: Record<string, string[][]> = { datadog: [["errors", "slow_requests"]] };
+
+/** The metric kind a type is checked with: a mean, unless the type reads proportions only. */
+const KINDS: Record<string, "proportion"> = { datadog: "proportion" };
 
 const credentials = {
   database_url: "postgres://localhost/analytics",
@@ -84,6 +105,8 @@ const credentials = {
   private_key_passphrase: "p",
   credentials_json: "{}",
   credentials_file: "/run/secrets/bigquery-key.json",
+  api_key: "dd-api-key",
+  application_key: "dd-application-key",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -103,7 +126,7 @@ describe("connectors and the outcome schema", () => {
     for (const { types, fields } of branches) {
       for (const type of types) {
         // Each credential is named one way: the first of its settings, then the second, ...
-        const choices = credentialChoices(type);
+        const choices = [...credentialChoices(type), ...(ALTERNATIVES[type] ?? [])];
         const ways = Math.max(1, ...choices.map((c) => c.length));
         for (let way = 0; way < ways; way++) {
           const unused = choices.flatMap((choice) => choice.filter((_, i) => i !== way % choice.length));
@@ -111,7 +134,7 @@ describe("connectors and the outcome schema", () => {
           const samples = { ...SAMPLES, ...TYPE_SAMPLES[type] };
           const config = Object.fromEntries(used.map((field) => [field, samples[field]]));
           expect(Object.values(config), `a sample for every field of ${type}`).not.toContain(undefined);
-          const created = createConnector({ type, ...config }, { credentials, metricKind: "mean" });
+          const created = createConnector({ type, ...config }, { credentials, metricKind: KINDS[type] ?? "mean" });
           expect(created.describe().length).toBeGreaterThan(0);
         }
       }

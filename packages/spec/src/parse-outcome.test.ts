@@ -380,6 +380,7 @@ describe("parseOutcome: diagnostics", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "datadog",
     ]);
     const amplitude = example.replace("type: postgres", "type: amplitude");
     const found = errors(parseOutcome(amplitude));

@@ -174,7 +174,13 @@ export function parseFakeDatadogQuery(text: string): FakeDatadogQuery {
   return {
     metric,
     filter: parseFilter(filterText),
-    by: byText === undefined ? [] : byText.split(",").map((k) => k.trim().toLowerCase()).filter((k) => k !== ""),
+    by:
+      byText === undefined
+        ? []
+        : byText
+            .split(",")
+            .map((k) => k.trim().toLowerCase())
+            .filter((k) => k !== ""),
     rollupSeconds: rollup === undefined ? undefined : Number(rollup),
   };
 }
@@ -244,7 +250,7 @@ function parseFilter(text: string): Filter {
 }
 
 /** The value of `key` in `tags` (lowercased, `key:value`), or undefined. */
-function valueOf(tags: readonly string[], key: string): string | undefined {
+function tagValue(tags: readonly string[], key: string): string | undefined {
   const tag = tags.find((t) => t.startsWith(`${key}:`));
   return tag?.slice(key.length + 1);
 }
@@ -279,7 +285,8 @@ function answer(points: readonly FakeDatadogPoint[], params: URLSearchParams): u
   if (fromText === null || toText === null || queryText === null) {
     throw new Error("from, to and query are required");
   }
-  if (!/^\d+$/u.test(fromText) || !/^\d+$/u.test(toText)) throw new Error("from and to must be seconds since the epoch");
+  if (!/^\d+$/u.test(fromText) || !/^\d+$/u.test(toText))
+    throw new Error("from and to must be seconds since the epoch");
   const from = Number(fromText);
   const to = Number(toText);
   if (to <= from) throw new Error("The time range is invalid: to must be after from");
@@ -290,7 +297,7 @@ function answer(points: readonly FakeDatadogPoint[], params: URLSearchParams): u
     if (point.metric !== query.metric || point.timestamp < from || point.timestamp > to) continue;
     const tags = point.tags.map((t) => t.toLowerCase());
     if (!matches(query.filter, tags)) continue;
-    const groupTags = query.by.map((key) => `${key}:${valueOf(tags, key) ?? "n/a"}`);
+    const groupTags = query.by.map((key) => `${key}:${tagValue(tags, key) ?? "n/a"}`);
     const id = groupTags.join(",");
     const group = groups.get(id) ?? { tags: groupTags, buckets: new Map<number, number>() };
     const bucket = from + Math.floor((point.timestamp - from) / interval) * interval;

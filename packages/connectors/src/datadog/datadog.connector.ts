@@ -58,7 +58,7 @@ import type {
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
 import { type PollCost, type RequestBudgetLimits, requestBudget } from "../request-budget";
-import { vendorApiUrl } from "../vendor-hosts";
+import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import {
   checkTagValue,
   type MetricQuery,
@@ -90,7 +90,7 @@ const FIELDS = [
  * description, `.generator/schemas/v1/openapi.yaml`): US1, US3, US5, EU, AP1,
  * AP2, UK1, US1-FED and US2-FED. The API host is `api.<site>`.
  */
-export const DATADOG_SITES = [
+const DATADOG_SITES = [
   "datadoghq.com",
   "us3.datadoghq.com",
   "us5.datadoghq.com",
@@ -103,7 +103,7 @@ export const DATADOG_SITES = [
 ] as const;
 
 /** The API base URL of a site. */
-export function datadogApiUrl(site: (typeof DATADOG_SITES)[number]): string {
+function datadogApiUrl(site: (typeof DATADOG_SITES)[number]): string {
   return `https://api.${site}`;
 }
 
@@ -124,7 +124,7 @@ export const DATADOG_QUERIES_PER_HOUR = 100;
  * limit for the metrics query API; a few at a time keeps a batch's requests
  * from bursting through the hourly limit's period.
  */
-export const DATADOG_MAX_CONCURRENT = 4;
+const DATADOG_MAX_CONCURRENT = 4;
 
 /** Share of the hourly budget planned for polling; the rest is for retries and people (`signals test`, check). */
 const PLANNED_SHARE = 0.8;
@@ -152,14 +152,26 @@ interface DatadogSettings {
   readonly seriesQuery: string | undefined;
 }
 
-/** The pieces of the settings the connector and {@link datadogPollCost} both read. */
-function readLimits(reader: ConfigReader, allowed: readonly string[] | undefined): { baseUrl: string; limits: RequestBudgetLimits } {
+/**
+ * The pieces of the settings the connector and {@link datadogPollCost} both
+ * read. `allowed` are the operator's other API bases; `"unchecked"` reads
+ * `api_url` without the host policy (the poll cost only names the budget).
+ */
+function readLimits(
+  reader: ConfigReader,
+  allowed: readonly string[] | "unchecked" | undefined,
+): { baseUrl: string; limits: RequestBudgetLimits } {
   const site = reader.oneOf("site", DATADOG_SITES, DEFAULTS.site);
-  const apiUrl = reader.optionalString("api_url", "write a URL such as https://api.datadoghq.eu, or leave it out and set site");
+  const apiUrl = reader.optionalString(
+    "api_url",
+    "write a URL such as https://api.datadoghq.eu, or leave it out and set site",
+  );
   const baseUrl =
     apiUrl === undefined
       ? datadogApiUrl(site)
-      : vendorApiUrl(reader, "api_url", apiUrl, DATADOG_SITES.map(datadogApiUrl), allowed);
+      : allowed === "unchecked"
+        ? (normalizeApiUrl(apiUrl) ?? apiUrl)
+        : vendorApiUrl(reader, "api_url", apiUrl, DATADOG_SITES.map(datadogApiUrl), allowed);
   const apiKeyRef = readCredentialRef(reader, "api_key", "the organisation's Datadog API key");
   const perHour = reader.integer("requests_per_hour", DATADOG_QUERIES_PER_HOUR, 1, 100_000);
   return {
@@ -206,7 +218,10 @@ export function createDatadogConnector(config: ConnectorConfig, context: Connect
   );
   const requests = parseMetricQuery(
     "requests",
-    reader.string("requests", "write the query of the requests' count metric, e.g. sum:trace.http.request.hits{service:checkout}"),
+    reader.string(
+      "requests",
+      "write the query of the requests' count metric, e.g. sum:trace.http.request.hits{service:checkout}",
+    ),
   );
   const errors = reader.optionalString("errors", "write the query of the errors' count metric");
   const slow = reader.optionalString("slow_requests", "write the query of the slow requests' count metric");
@@ -234,7 +249,11 @@ export function createDatadogConnector(config: ConnectorConfig, context: Connect
   const experimentTag = tagKey("experiment_tag", DEFAULTS.experimentTag);
   const armTag = tagKey("arm_tag", DEFAULTS.armTag);
   if (experimentTag === armTag) {
-    throw reader.invalid("arm_tag", `is the same tag as experiment_tag (${armTag})`, "name the arm's own tag, e.g. arm");
+    throw reader.invalid(
+      "arm_tag",
+      `is the same tag as experiment_tag (${armTag})`,
+      "name the arm's own tag, e.g. arm",
+    );
   }
   const timeoutSeconds = reader.durationSeconds("timeout", DEFAULTS.timeoutSeconds);
   const timeoutMs = Math.min(timeoutSeconds * 1000, context.maxTimeoutMs ?? Number.POSITIVE_INFINITY);
@@ -253,7 +272,10 @@ export function createDatadogConnector(config: ConnectorConfig, context: Connect
     numerator,
     experimentTag,
     armTag,
-    seriesQuery: reader.optionalString("series_query", "write a Datadog metric query, e.g. sum:checkout.orders{env:prod}.as_count()"),
+    seriesQuery: reader.optionalString(
+      "series_query",
+      "write a Datadog metric query, e.g. sum:checkout.orders{env:prod}.as_count()",
+    ),
   });
 }
 
@@ -271,14 +293,15 @@ const REQUESTS_PER_GROUP = 2;
 export function datadogPollCost(config: ConnectorConfig): PollCost | null {
   let limits: RequestBudgetLimits;
   try {
-    limits = readLimits(new ConfigReader(config, FIELDS), undefined).limits;
+    limits = readLimits(new ConfigReader(config, FIELDS), "unchecked").limits;
   } catch {
     return null;
   }
   return {
     limits,
     plannedPerHour: Math.max(1, Math.floor(limits.perHour * PLANNED_SHARE)),
-    requestsPerRound: (experiments) => REQUESTS_PER_GROUP * Math.max(1, Math.ceil(experiments / DATADOG_BATCH_MAX_KEYS)),
+    requestsPerRound: (experiments) =>
+      REQUESTS_PER_GROUP * Math.max(1, Math.ceil(experiments / DATADOG_BATCH_MAX_KEYS)),
   };
 }
 
@@ -409,7 +432,10 @@ class DatadogConnector implements SignalConnector {
     const window = { fromMs: fromSeconds * 1000, toMs: toSeconds * 1000 };
     const byTag = new Map(group.experiments.map((e) => [e.tag, e]));
     /** Experiment tag → arm (as asked) → totals; or the experiment's error. */
-    const totals = new Map<string, Map<string, { requests: number; numerator: number; seen: Set<string> }> | ConnectorError>();
+    const totals = new Map<
+      string,
+      Map<string, { requests: number; numerator: number; seen: Set<string> }> | ConnectorError
+    >();
     for (const [field, answer] of [
       [s.requests.field, requests],
       [s.numerator.field, numerator],
@@ -474,11 +500,23 @@ class DatadogConnector implements SignalConnector {
               { details: { arm, requests: t.requests, [s.numerator.field]: t.numerator } },
             );
           }
-          rows.push({ arm, units: counts.units, sum: counts.sum, sum_sq: counts.sum, ts: null, location: `arm ${JSON.stringify(arm)}` });
+          rows.push({
+            arm,
+            units: counts.units,
+            sum: counts.sum,
+            sum_sq: counts.sum,
+            ts: null,
+            location: `arm ${JSON.stringify(arm)}`,
+          });
         }
         answer.set(
           e.key,
-          checkArmAggregates(rows, { experimentKey: e.key, arms: e.arms, from: new Date(group.fromMs), to }, "proportion", "datadog"),
+          checkArmAggregates(
+            rows,
+            { experimentKey: e.key, arms: e.arms, from: new Date(group.fromMs), to },
+            "proportion",
+            "datadog",
+          ),
         );
       } catch (error) {
         if (!(error instanceof ConnectorError)) throw error;
@@ -520,7 +558,11 @@ class DatadogConnector implements SignalConnector {
         };
       })
       // Points in (from, to]: Datadog stamps a point with its interval's start, and the range is inclusive.
-      .filter((row) => typeof row.ts !== "string" || (Date.parse(row.ts) > window.from.getTime() && Date.parse(row.ts) <= window.to.getTime()));
+      .filter(
+        (row) =>
+          typeof row.ts !== "string" ||
+          (Date.parse(row.ts) > window.from.getTime() && Date.parse(row.ts) <= window.to.getTime()),
+      );
     return checkSeries(rows, window, "datadog series_query");
   }
 

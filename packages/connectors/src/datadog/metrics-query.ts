@@ -104,7 +104,15 @@ export function checkTagValue(key: string, value: string): { ok: string } | { pr
  * comma with boolean operators); a boolean filter is kept whole in parentheses.
  */
 function joinFilter(filter: string, terms: readonly string[]): string {
-  const user = filter === "" || filter === "*" ? [] : /\b(AND|OR|NOT|IN)\b|[()]/u.test(filter) ? [`(${filter})`] : filter.split(",").map((t) => t.trim()).filter((t) => t !== "");
+  const user =
+    filter === "" || filter === "*"
+      ? []
+      : /\b(AND|OR|NOT|IN)\b|[()]/u.test(filter)
+        ? [`(${filter})`]
+        : filter
+            .split(",")
+            .map((t) => t.trim())
+            .filter((t) => t !== "");
   return [...user, ...terms].join(" AND ");
 }
 

@@ -21,7 +21,7 @@ import type { RequestBudget } from "../request-budget";
  * (experiment, arm) with one point each; a server sending more (or not
  * Datadog) is cut off here rather than held in memory.
  */
-export const DATADOG_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
+const DATADOG_MAX_RESPONSE_BYTES = 8 * 1024 * 1024;
 
 /** How long to pause after a 429 without a readable `X-RateLimit-Reset` (the limit's period is an hour). */
 const DEFAULT_RETRY_AFTER_MS = 60_000;
@@ -38,7 +38,7 @@ export interface QueryCallSettings {
 }
 
 /** A series of an answer, as the client deserialised it (`MetricsQueryMetadata`). */
-export interface QuerySeries {
+interface QuerySeries {
   readonly scope?: string | undefined;
   readonly tagSet?: readonly string[] | undefined;
   readonly pointlist?: readonly (readonly unknown[])[] | undefined;
@@ -53,7 +53,7 @@ export interface QueryAnswer {
 }
 
 /** The rate-limit headers of Datadog's answers (docs.datadoghq.com/api/latest/rate-limits/). */
-export interface RateLimitHeaders {
+interface RateLimitHeaders {
   readonly limit: string | undefined;
   readonly period: string | undefined;
   readonly remaining: string | undefined;
@@ -145,10 +145,7 @@ export async function queryMetrics(
   const details = { field, query };
   let response: v1.MetricsQueryResponse;
   try {
-    response = await settings.budget.run(
-      () => api.queryMetrics({ from: fromSeconds, to: toSeconds, query }),
-      combined,
-    );
+    response = await settings.budget.run(() => api.queryMetrics({ from: fromSeconds, to: toSeconds, query }), combined);
   } catch (error) {
     throw mapFailure(error, settings, transport.headers, field, query, signal, timeout);
   }
@@ -159,12 +156,14 @@ export async function queryMetrics(
       { details },
     );
   }
-  if (response.series !== undefined && !Array.isArray(response.series)) {
-    throw badAnswer(`series is ${JSON.stringify(response.series)}, not a list`, details);
+  if (!Array.isArray(response.series)) {
+    // A body that is not JSON reaches here too: the client keeps unparsable text as additional properties.
+    throw badAnswer(`the answer has no series list (series: ${JSON.stringify(response.series) ?? "absent"})`, details);
   }
   return {
-    series: (response.series ?? []).map((s) => {
-      if (s === null || typeof s !== "object") throw badAnswer(`a series is ${JSON.stringify(s)}, not an object`, details);
+    series: response.series.map((s) => {
+      if (s === null || typeof s !== "object")
+        throw badAnswer(`a series is ${JSON.stringify(s)}, not an object`, details);
       if (s.pointlist !== undefined && !(Array.isArray(s.pointlist) && s.pointlist.every(Array.isArray))) {
         throw badAnswer(`the pointlist of ${JSON.stringify(s.scope)} is not a list of points`, details);
       }
@@ -184,7 +183,7 @@ function badAnswer(problem: string, details: Record<string, unknown>): Connector
 }
 
 /** The rate-limit headers of an answer (names are lowercased by fetch). */
-export function rateLimitHeaders(headers: Readonly<Record<string, string>>): RateLimitHeaders {
+function rateLimitHeaders(headers: Readonly<Record<string, string>>): RateLimitHeaders {
   return {
     limit: headers["x-ratelimit-limit"],
     period: headers["x-ratelimit-period"],
@@ -195,7 +194,7 @@ export function rateLimitHeaders(headers: Readonly<Record<string, string>>): Rat
 }
 
 /** `X-RateLimit-Reset` (seconds until the limit resets, a whole number) in ms; null when absent or unreadable. */
-export function parseRateLimitReset(value: string | undefined): number | null {
+function parseRateLimitReset(value: string | undefined): number | null {
   if (value === undefined || !/^\s*\d+\s*$/u.test(value)) return null;
   return Number(value.trim()) * 1000;
 }
@@ -300,5 +299,8 @@ function mapFailure(
   }
   // Anything else was thrown after the answer arrived: the client's deserialiser refused a body that breaks the
   // published schema (e.g. text where a point's value is a number).
-  return badAnswer(`the client could not read the answer (${error instanceof Error ? error.message : String(error)})`, details);
+  return badAnswer(
+    `the client could not read the answer (${error instanceof Error ? error.message : String(error)})`,
+    details,
+  );
 }
