@@ -142,7 +142,7 @@ export async function queryMetrics(
     enableRetry: false,
   });
   const api = new v1.MetricsApi(configuration);
-  const details = { field, query };
+  const details = { setting: field, query };
   let response: v1.MetricsQueryResponse;
   try {
     response = await settings.budget.run(() => api.queryMetrics({ from: fromSeconds, to: toSeconds, query }), combined);
@@ -153,7 +153,7 @@ export async function queryMetrics(
     throw new ConnectorError(
       "query_failed",
       `datadog /api/v1/query: Datadog refused the query of ${field} (${response.error ?? "status: error"}); check ${field} in outcome.yaml. Query: ${query}`,
-      { details },
+      { details: { ...details, field } },
     );
   }
   if (!Array.isArray(response.series)) {
@@ -216,7 +216,7 @@ function mapFailure(
   timeout: AbortSignal,
 ): ConnectorError {
   if (error instanceof ConnectorError) return error;
-  const details: Record<string, unknown> = { field, query };
+  const details: Record<string, unknown> = { setting: field, query };
   if (signal?.aborted) {
     // The worker aborts a poll that outlasts POLL_TIMEOUT_MS with a TimeoutError: say so.
     const timedOut = (signal.reason as { name?: string } | undefined)?.name === "TimeoutError";
@@ -278,7 +278,7 @@ function mapFailure(
       return new ConnectorError(
         "query_failed",
         `datadog /api/v1/query: Datadog refused the query of ${field} (${status}${message === "" ? "" : `: ${message}`}); check ${field} in outcome.yaml. Query: ${query}`,
-        { details: { ...withStatus, errors: message } },
+        { details: { ...withStatus, field, errors: message } },
       );
     }
     return badAnswer(`HTTP ${status}`, withStatus);
