@@ -358,6 +358,21 @@ describe("datadog: failures", () => {
     expect(fake.requests).toHaveLength(sent);
   });
 
+  it("Datadog's own limit, lower than the budget: its 429 and reset header pause the organisation", async () => {
+    await fake.close();
+    fake = await startFakeDatadog(AUTH, { limit: 3, periodSeconds: 3600 });
+    const connector = open({ requests_per_hour: 50 });
+    await connector.fetchArmAggregates(WINDOW);
+    const error = await failure(connector.fetchArmAggregates(WINDOW));
+    expect(error.code).toBe("rate_limited");
+    const limits = error.details.rateLimit as Record<string, string>;
+    expect(limits).toMatchObject({ limit: "3", period: "3600", remaining: "0", name: "metrics_query" });
+    // X-RateLimit-Reset: the seconds left of the fake's hour.
+    expect(error.retryAfterMs).toBe(Number(limits.reset) * 1000);
+    expect(error.retryAfterMs).toBeGreaterThan(0);
+    expect(fake.requests).toHaveLength(4);
+  });
+
   it("the organisation's hourly budget: a read that does not fit is refused whole, before sending", async () => {
     const connector = open({ requests_per_hour: 3 });
     await connector.fetchArmAggregates(WINDOW);
