@@ -30,6 +30,7 @@ import {
   startClickHouseFake,
 } from "@outcome-runtime/testing/fake-clickhouse";
 import { type FakeDatadog, startFakeDatadog } from "@outcome-runtime/testing/fake-datadog";
+import { type FakeGa4, type FakeGa4Report, matchesFilter, startFakeGa4 } from "@outcome-runtime/testing/fake-ga4";
 import { type FakeMixpanel, startFakeMixpanel } from "@outcome-runtime/testing/fake-mixpanel";
 import {
   type SnowflakeFake,
@@ -836,6 +837,129 @@ describe("signals test: bigquery", () => {
     });
     // Only dry runs reached BigQuery: no job was created, nothing billed.
     expect(bigquery.jobs.size).toBe(0);
+  });
+});
+
+/**
+ * GA4's answer to a report over the exposures: the users of each (experiment,
+ * arm) on the days of the report's date range (each exposure row is that many
+ * users exposed on the day before its end, `conversions` of whom fired the
+ * conversion event), the rows the report's filter keeps.
+ */
+function ga4Rows(report: FakeGa4Report) {
+  const range = report.dateRanges[0] ?? { startDate: "", endDate: "" };
+  const outcome = JSON.stringify(report.dimensionFilter ?? {}).includes('"value":"purchase"');
+  const totals = new Map<string, [string, string, number]>();
+  for (const [experiment, arm, ts, units, conversions] of EXPOSURES) {
+    const day = new Date(Date.parse(ts) - 86_400_000).toISOString().slice(0, 10);
+    if (day < range.startDate || day > range.endDate) continue;
+    const values = { "customUser:experiment_key": experiment, "customUser:experiment_arm": arm, eventName: "purchase" };
+    if (!matchesFilter(report.dimensionFilter, values)) continue;
+    const key = `${experiment}|${arm}`;
+    const [, , n] = totals.get(key) ?? [experiment, arm, 0];
+    totals.set(key, [experiment, arm, n + (outcome ? conversions : units)]);
+  }
+  return {
+    rows: [...totals.values()].map(([experiment, arm, n]) => ({
+      dimensionValues: [experiment, arm],
+      metricValues: [String(n)],
+    })),
+  };
+}
+
+describe("signals test: ga4", () => {
+  let ga4: FakeGa4;
+  const connector = (apiUrl: string, extra: readonly string[] = []) =>
+    [
+      "    property_id: 287465190",
+      "    credentials_json_env: OUTCOME_RUNTIME_SOURCE_GA4_KEY",
+      "    event: purchase",
+      ...extra,
+      `    api_url: ${apiUrl}`,
+    ].join("\n");
+  /** The shell: the key, and the operator's consent to the fake's API and token endpoint. */
+  const shell = (): Record<string, string> => ({
+    OUTCOME_RUNTIME_SOURCE_GA4_KEY: ga4.serviceAccountKey(),
+    SOURCE_API_URLS: `${environment().SOURCE_API_URLS} ga4=${ga4.apiUrl} ga4=${ga4.tokenUrl}`,
+  });
+
+  beforeAll(async () => {
+    ga4 = await startFakeGa4({ propertyId: "287465190" });
+    ga4.answer = ga4Rows;
+  });
+
+  afterAll(async () => {
+    await ga4?.close();
+  });
+
+  it("reads every experiment with one pair of runReports and prints the users per arm", async () => {
+    const file = outcome("ga4", connector(ga4.apiUrl));
+    ga4.requests.length = 0;
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], shell());
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "ga4", form: "batched", error: null });
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = held([experiment]).filter((r) => r.arm === arm);
+        const units = rows.reduce((n, r) => n + r.units, 0);
+        const sum = rows.reduce((n, r) => n + r.sum, 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+    // First the connector's check (one row over the last day: the key, the property, the names), then the two
+    // reports: the window (2025-01-01, 2025-01-07T00:00Z] is the days 2025-01-01 to 2025-01-06 of the property (UTC).
+    const [check, ...reads] = ga4.reports();
+    expect(check?.limit).toBe(1);
+    expect(reads.map((r) => r.dateRanges)).toEqual([
+      [{ startDate: "2025-01-01", endDate: "2025-01-06" }],
+      [{ startDate: "2025-01-01", endDate: "2025-01-06" }],
+    ]);
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], shell());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^signal \(ga4, batched, \d+ ms\): ga4 property 287465190 /m);
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3000   610  610     0.203333",
+        "    treatment  (window end)  3000   702  702     0.234",
+      ].join("\n"),
+    );
+  });
+
+  it("prints GA4's refusal of a dimension the property has not registered, at the setting's line", async () => {
+    const file = outcome("ga4", connector(ga4.apiUrl, ["    arm_dimension: customUser:variant"]));
+    const text = await cli(["signals", "test", file.file, "--experiment", "checkout-v2", ...WINDOW], shell());
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain("  failed: query_failed");
+    expect(text.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    arm_dimension:")}:\\d+: error: signal\\.connector\\.arm_dimension: .*Field customUser:variant is not a valid dimension.* \\[query_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+
+  it("a key GA4's token endpoint refuses is auth_failed at the credential's setting", async () => {
+    const file = outcome("ga4", connector(ga4.apiUrl));
+    const other = ga4.serviceAccountKey({ client_email: "deleted@acme-analytics.iam.gserviceaccount.com" });
+    const text = await cli(["--json", "signals", "test", file.file, ...WINDOW], {
+      ...shell(),
+      OUTCOME_RUNTIME_SOURCE_GA4_KEY: other,
+    });
+    expect(text.code).toBe(1);
+    expect(JSON.parse(text.stdout).metrics[0].error).toMatchObject({
+      code: "auth_failed",
+      field: "signal.connector.credentials_json_env",
+      location: { line: fileLine(file.text, "    credentials_json_env:") },
+    });
+    expect(text.stdout).not.toContain("PRIVATE KEY");
   });
 });
 

@@ -147,6 +147,13 @@ describe("the dashboard on the demo's data", () => {
       expect(Number(await chart.getAttribute("data-points"))).toBeGreaterThanOrEqual(2);
       expect(await page.locator("[data-testid=result-chart] canvas").count()).toBeGreaterThan(0);
       expect(await page.getByTestId("significance-meter").getAttribute("data-significant")).toBe("true");
+      // Its sources (the signal and each other metric): the ASOS tables in Postgres, read without error.
+      const sourceRows = page.locator("[data-testid=source-health] tbody tr");
+      await expect.poll(() => sourceRows.count()).toBeGreaterThan(0);
+      for (const row of await sourceRows.all()) {
+        expect(await row.getAttribute("data-status")).toBe("ok");
+        expect(await row.locator("td").nth(1).innerText()).toMatch(/^postgres\n/);
+      }
       await shot(page, "3-experiment");
       violations.experiment = await axe(page);
 

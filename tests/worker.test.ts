@@ -7,7 +7,7 @@
 import { createHmac } from "node:crypto";
 import { createServer, type IncomingHttpHeaders, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { audit, experiments as experimentRows, gates, outcomes, signals } from "@outcome-runtime/db";
+import { audit, experiments as experimentRows, gates, outcomes, signals, sourceHealth } from "@outcome-runtime/db";
 import {
   CONTROL_QUEUE,
   decideGate,
@@ -905,10 +905,48 @@ describe("the worker process", () => {
           "bigquery",
           "mixpanel",
           "csv",
+          "ga4",
           "datadog",
         ]),
         modules: [],
       },
+      // No source is throttled, and no rate-limited vendor has been read by this process.
+      sources: { throttled: [], budgets: [] },
+    });
+
+    // A source answers its rate limit: /healthz names it, with until when its polls are held back.
+    const outcomeId = await activeOutcome(world, "healthz-throttle");
+    const [experiment] = await launchExperiments(world, "healthz-throttle", ["healthz-throttle-1"]);
+    const series = await signals.ensureSeries(world.t.db, {
+      workspaceId: experiment!.workspaceId,
+      outcomeId,
+      experimentId: experiment!.id,
+      metric: "conversion_rate",
+      role: "primary",
+      kind: "proportion",
+    });
+    const until = new Date(Date.now() + 3_600_000);
+    await sourceHealth.recordSourceReads(world.t.db, [
+      {
+        seriesIds: [series.id],
+        connector: "mixpanel",
+        source: "mixpanel project 2741933 (us)",
+        at: new Date(),
+        result: { status: "throttled", code: "rate_limited", message: "429 Too Many Requests", until },
+      },
+    ]);
+    const throttled = await fetch(`${base}/healthz`);
+    expect(((await throttled.json()) as { sources: unknown }).sources).toEqual({
+      throttled: [
+        {
+          connector: "mixpanel",
+          source: "mixpanel project 2741933 (us)",
+          series: 1,
+          until: until.toISOString(),
+          note: "429 Too Many Requests",
+        },
+      ],
+      budgets: [],
     });
 
     // The reconciliation job runs every RECONCILE_INTERVAL_MS: the worker has completed jobs soon after start.

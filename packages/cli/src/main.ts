@@ -52,7 +52,7 @@ interface ConnectorForm {
   /** The connector type, as written. */
   readonly connector: string;
   /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
-  readonly reads: "query" | "mixpanel" | "file" | "module" | "datadog";
+  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "datadog";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
 }
@@ -89,6 +89,8 @@ function formLine(q: ConnectorForm): string {
         : `  ${q.path}: mixpanel reads one experiment at a time (a mean's sums have no breakdown), 1 + 2 × arms requests each`;
     case "file":
       return `  ${q.path}: ${q.connector} reads one experiment at a time from its file`;
+    case "ga4":
+      return `  ${q.path}: ga4 reads many experiments at once (runReport filtered by the experiment dimension), 2 reports per 100 experiments`;
     case "datadog":
       return `  ${q.path}: datadog reads many experiments at once (grouped by experiment and arm tags), 2 requests per 50 experiments`;
     case "module":

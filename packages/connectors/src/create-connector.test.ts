@@ -33,6 +33,7 @@ describe("createConnector", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "ga4",
       "datadog",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
@@ -44,7 +45,7 @@ describe("createConnector", () => {
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(
-      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, datadog',
+      'unknown connector type "amplitude"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, datadog',
     );
   });
 

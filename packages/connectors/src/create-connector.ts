@@ -9,6 +9,7 @@ import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } 
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
 import { createDatadogConnector } from "./datadog/datadog.connector";
+import { createGa4Connector } from "./ga4/ga4.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
 import { SQL_SOURCES } from "./sql/sources";
@@ -21,6 +22,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "csv",
   "replay",
   ...Object.keys(SQL_SOURCES),
+  "ga4",
   "datadog",
 ]);
 
@@ -63,6 +65,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createCsvConnector(config, context);
     case "datadog":
       return createDatadogConnector(config, context);
+    case "ga4":
+      return createGa4Connector(config, context);
     default: {
       const source = SQL_SOURCES[type];
       if (source !== undefined) return createSqlSourceConnector(source, config, context);
@@ -93,6 +97,8 @@ export function readsInBatches(config: ConnectorConfig): boolean {
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
   // Grouped by experiment and arm tags: every datadog read is batched.
   if (type === "datadog") return true;
+  // Both kinds: the experiment dimension's inListFilter reads many experiments in one report.
+  if (type === "ga4") return true;
   const source = SQL_SOURCES[type];
   if (source !== undefined) return sqlSourceReadsInBatches(source, config);
   const registered = registeredEntry(type);
@@ -108,12 +114,15 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
-export function connectorReadKind(type: string): "query" | "mixpanel" | "file" | "module" | "datadog" | undefined {
+export function connectorReadKind(
+  type: string,
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "datadog" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
   if (known === "csv") return "file";
   if (known === "datadog") return "datadog";
+  if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";
 }
 

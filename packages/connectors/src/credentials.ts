@@ -102,6 +102,15 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
     { credential: "private_key", what: "the PEM (PKCS#8) private key of the Snowflake user's key pair" },
     { credential: "private_key_passphrase", what: "the passphrase of an encrypted private key", optional: true },
   ],
+  // As bigquery: the key JSON (a workspace secret, or a variable holding it), or a key file's path in a variable.
+  ga4: [
+    {
+      oneOf: [
+        { credential: "credentials_json", what: "the service account's JSON key" },
+        { credential: "credentials_file", what: "the path of the service account's JSON key file", forms: ["env"] },
+      ],
+    },
+  ],
   datadog: [
     { credential: "api_key", what: "the organisation's Datadog API key" },
     { credential: "application_key", what: "a Datadog application key with the timeseries_query scope" },

@@ -45,9 +45,10 @@ export type {
   SignalsTestReport,
 } from "./dry-run";
 export { DEFAULT_DRY_RUN_WINDOW_MS, dryRunConnector, dryRunOutcome, PLACEHOLDER_EXPERIMENT } from "./dry-run";
+export { ga4PollCost } from "./ga4/ga4.connector";
 export { MIXPANEL_MAX_CONCURRENT, MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
 export type { PollBudgetOptions } from "./poll-budget";
-export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, requestsPerPoll } from "./poll-budget";
+export { effectivePollInterval, MIXPANEL_PLANNED_QUERIES_PER_HOUR, pollCostOf, requestsPerPoll } from "./poll-budget";
 export { sameDatabase } from "./postgres/source-check";
 export type { PollCost, RequestBudget, RequestBudgetLimits, RequestBudgetState } from "./request-budget";
 export { requestBudget, requestBudgetStates, resetRequestBudgets } from "./request-budget";

@@ -90,3 +90,18 @@ describe("formatSeconds", () => {
     expect(formatSeconds(90_000)).toBe("1d 1h");
   });
 });
+
+describe("effectivePollInterval of the other rate-limited sources", () => {
+  it("stretches GA4 polls to the property's planned share of its daily token quota", () => {
+    const ga4 = { type: "ga4", property_id: 123456789, event: "sign_up" };
+    // 2 reports per 100 experiments; 1,000 experiments every minute need 20 × 60 = 1,200 an hour.
+    const result = effectivePollInterval(ga4, 60, 1000);
+    expect(result.note).toMatch(
+      /^Google Analytics 4 allows about \d+ queries an hour per property; 1000 series of property 123456789 read in batches \(20 queries per round\) every 1m would need 1200 an hour/,
+    );
+    expect(result.seconds % 60).toBe(0);
+    expect(result.seconds).toBeGreaterThan(60);
+    // 10 experiments every 15 minutes: 2 requests a round, 8 an hour, well inside the budget.
+    expect(effectivePollInterval(ga4, 900, 10)).toEqual({ seconds: 900, note: null });
+  });
+});

@@ -1,20 +1,24 @@
 /**
- * Poll budgets of rate-limited sources. Mixpanel's Query API allows about
- * 60 queries an hour and 5 at a time per project
- * (https://docs.mixpanel.com/reference/rate-limits); every series polled
- * from one project shares that budget. The budget counts requests, not
- * experiments: a Mixpanel proportion reads up to
+ * Poll budgets of rate-limited sources. Each vendor documents how many query
+ * requests a project (property, organisation) may send an hour; every series
+ * polled through the same source shares that budget (Mixpanel: about 60
+ * queries an hour and 5 at a time per project,
+ * https://docs.mixpanel.com/reference/rate-limits). A connector type declares
+ * what a poll round costs ({@link PollCost}, in `request-budget.ts`); the
+ * budget counts requests, not experiments: a Mixpanel proportion reads up to
  * {@link MIXPANEL_BATCH_MAX_KEYS} experiments with one pair of requests.
  */
 import { formatSeconds } from "./config-reader";
 import type { ConnectorConfig } from "./connector";
+import { ga4PollCost } from "./ga4/ga4.connector";
 import {
   MIXPANEL_BATCH_MAX_KEYS,
   MIXPANEL_REQUESTS_PER_BATCH,
   mixpanelReadsInBatches,
   mixpanelRequestsPerPoll,
 } from "./mixpanel/mixpanel.connector";
-import { MIXPANEL_QUERIES_PER_HOUR } from "./mixpanel/query-api-client";
+import { MIXPANEL_QUERIES_PER_HOUR, MIXPANEL_REGION_URLS } from "./mixpanel/query-api-client";
+import type { PollCost } from "./request-budget";
 
 /**
  * Queries an hour planned for polling, out of Mixpanel's 60: the rest is
@@ -29,14 +33,70 @@ export interface PollBudgetOptions {
   arms?: number;
 }
 
+/** What a Mixpanel poll round costs its project's budget. */
+function mixpanelPollCost(config: ConnectorConfig): PollCost {
+  const hasValue = typeof config.value_property === "string" && config.value_property !== "";
+  const batched = mixpanelReadsInBatches(config);
+  const region = typeof config.region === "string" ? config.region : "us";
+  const base =
+    typeof config.api_url === "string"
+      ? config.api_url
+      : (MIXPANEL_REGION_URLS[region as keyof typeof MIXPANEL_REGION_URLS] ?? region);
+  const project = String(config.project_id ?? "");
+  return {
+    limits: {
+      vendor: "mixpanel",
+      scope: `project ${project}`,
+      key: `${base}#${project}`,
+      perHour: MIXPANEL_QUERIES_PER_HOUR,
+      maxConcurrent: 5,
+      docs: "https://docs.mixpanel.com/reference/rate-limits",
+    },
+    plannedPerHour: MIXPANEL_PLANNED_QUERIES_PER_HOUR,
+    requestsPerRound: (experiments, arms) =>
+      batched
+        ? MIXPANEL_REQUESTS_PER_BATCH * Math.ceil(experiments / MIXPANEL_BATCH_MAX_KEYS)
+        : experiments * mixpanelRequestsPerPoll(hasValue, arms),
+  };
+}
+
+/**
+ * What a poll round costs per connector type, for the types whose source has
+ * a request budget; the others (SQL sources, files, Prometheus) have none.
+ */
+const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost | null>> = {
+  ga4: ga4PollCost,
+  mixpanel: mixpanelPollCost,
+};
+
+/** How people call each vendor in notes. */
+const VENDOR_NAMES: Readonly<Record<string, string>> = {
+  ga4: "Google Analytics 4",
+  mixpanel: "Mixpanel",
+};
+
+/**
+ * What a poll round with these settings costs its source's request budget, or
+ * null for a source without one.
+ */
+export function pollCostOf(config: ConnectorConfig): PollCost | null {
+  const cost = POLL_COSTS[config.type];
+  return cost === undefined ? null : cost(config);
+}
+
 /**
  * Requests one poll of an experiment costs with this connector; 0 for
  * sources without a query budget.
  */
 export function requestsPerPoll(config: ConnectorConfig, options: PollBudgetOptions = {}): number {
-  if (config.type !== "mixpanel") return 0;
-  const hasValue = typeof config.value_property === "string" && config.value_property !== "";
-  return mixpanelRequestsPerPoll(hasValue, Math.max(1, options.arms ?? 2));
+  const cost = pollCostOf(config);
+  if (cost === null) return 0;
+  // One experiment read alone: a batched source's round of one, an unbatched source's poll.
+  if (config.type === "mixpanel") {
+    const hasValue = typeof config.value_property === "string" && config.value_property !== "";
+    return mixpanelRequestsPerPoll(hasValue, Math.max(1, options.arms ?? 2));
+  }
+  return cost.requestsPerRound(1, Math.max(1, options.arms ?? 2));
 }
 
 /**
@@ -54,30 +114,30 @@ export function requestsPerRound(
   experiments: number,
   options: PollBudgetOptions = {},
 ): number {
-  const perPoll = requestsPerPoll(config, options);
-  const count = Math.max(1, Math.ceil(experiments));
-  if (perPoll === 0) return 0;
-  if (mixpanelReadsInBatches(config)) return MIXPANEL_REQUESTS_PER_BATCH * Math.ceil(count / MIXPANEL_BATCH_MAX_KEYS);
-  return count * perPoll;
+  const cost = pollCostOf(config);
+  if (cost === null) return 0;
+  return cost.requestsPerRound(Math.max(1, Math.ceil(experiments)), Math.max(1, options.arms ?? 2));
 }
 
 /**
- * The poll interval a series can really have. For Mixpanel, the series of
- * one project share about {@link MIXPANEL_PLANNED_QUERIES_PER_HOUR} queries
- * an hour: when `seriesSharingProject` series polled every
- * `requestedSeconds` would need more, the interval is stretched to fit,
- * rounded up to a whole minute, and `note` says why. Other types keep the
- * requested interval.
+ * The poll interval a series can really have. The series sharing a source's
+ * request budget (Mixpanel's about {@link MIXPANEL_PLANNED_QUERIES_PER_HOUR}
+ * queries an hour per project, each vendor's in its connector) are polled no
+ * more often than the planned budget allows: when `seriesSharingProject` series
+ * polled every `requestedSeconds` would need more, the interval is stretched
+ * to fit, rounded up to a whole minute, and `note` says why. Sources without a
+ * budget keep the requested interval.
  *
  * Formula: needed/hour = requests per round × 3600 / interval, where requests
- * per round is {@link requestsPerRound} of the series (series × requests per
- * poll, or 2 per 100 experiments read in batches); stretched interval =
- * ⌈requests per round × 3600 / budget⌉.
+ * per round is the connector's {@link PollCost} of the series (series ×
+ * requests per poll, or a few per batch of experiments read together);
+ * stretched interval = ⌈requests per round × 3600 / planned budget⌉.
  *
  * @example
  * // 40 proportion series (2 requests per poll each) every 15 minutes need
  * // 320 queries an hour: stretched to 1h 36m (40 × 2 × 3600 / 50 s).
  * effectivePollInterval({ type: "mixpanel", project_id: 1, event: "paid" }, 900, 40);
+ * @throws RangeError when `requestedSeconds` is not a positive number
  */
 export function effectivePollInterval(
   config: ConnectorConfig,
@@ -88,21 +148,26 @@ export function effectivePollInterval(
   if (!Number.isFinite(requestedSeconds) || requestedSeconds <= 0) {
     throw new RangeError(`requestedSeconds must be a positive number, got ${requestedSeconds}`);
   }
-  const perPoll = requestsPerPoll(config, options);
-  if (perPoll === 0) return { seconds: requestedSeconds, note: null };
+  const cost = pollCostOf(config);
+  if (cost === null) return { seconds: requestedSeconds, note: null };
+  const arms = Math.max(1, options.arms ?? 2);
   const series = Math.max(1, Math.ceil(seriesSharingProject));
-  const perRound = requestsPerRound(config, series, options);
+  const perRound = cost.requestsPerRound(series, arms);
+  const perPoll = requestsPerPoll(config, options);
   const perHour = (perRound * 3600) / requestedSeconds;
-  if (perHour <= MIXPANEL_PLANNED_QUERIES_PER_HOUR) return { seconds: requestedSeconds, note: null };
-  const needed = (perRound * 3600) / MIXPANEL_PLANNED_QUERIES_PER_HOUR;
+  if (perHour <= cost.plannedPerHour) return { seconds: requestedSeconds, note: null };
+  const needed = (perRound * 3600) / cost.plannedPerHour;
   const seconds = Math.max(requestedSeconds, Math.ceil(needed / 60) * 60);
-  const project = config.project_id === undefined ? "" : ` ${String(config.project_id)}`;
-  const cost = mixpanelReadsInBatches(config)
-    ? `read in batches (${perRound} ${perRound === 1 ? "query" : "queries"} per round)`
-    : `at ${perPoll} ${perPoll === 1 ? "query" : "queries"} per poll`;
+  const { vendor, scope, perHour: limit } = cost.limits;
+  const per = scope.split(" ")[0] ?? scope;
+  const queries = (n: number) => `${n} ${n === 1 ? "query" : "queries"}`;
+  const how =
+    perRound < series * perPoll
+      ? `read in batches (${queries(perRound)} per round)`
+      : `at ${queries(perPoll)} per poll`;
   const note =
-    `Mixpanel allows about ${MIXPANEL_QUERIES_PER_HOUR} queries an hour per project; ` +
-    `${series} series of project${project} ${cost} every ${formatSeconds(requestedSeconds)} would need ${Math.ceil(perHour)} an hour, ` +
-    `so each is polled every ${formatSeconds(seconds)} instead (planned budget ${MIXPANEL_PLANNED_QUERIES_PER_HOUR} an hour)`;
+    `${VENDOR_NAMES[vendor] ?? vendor} allows about ${limit} queries an hour per ${per}; ` +
+    `${series} series of ${scope} ${how} every ${formatSeconds(requestedSeconds)} would need ${Math.ceil(perHour)} an hour, ` +
+    `so each is polled every ${formatSeconds(seconds)} instead (planned budget ${cost.plannedPerHour} an hour)`;
   return { seconds, note };
 }

@@ -67,12 +67,19 @@ const SAMPLES: Record<string, unknown> = {
   credentials_json_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY",
   credentials_json_secret: "bigquery-key",
   credentials_file_env: "OUTCOME_RUNTIME_SOURCE_BQ_KEY_FILE",
+  property_id: 287465190,
+  experiment_dimension: "customUser:experiment_key",
+  arm_dimension: "customUser:experiment_arm",
+  units_metric: "activeUsers",
+  value_metric: "customEvent:amount",
+  value_squared_metric: "customEvent:amount_squared",
 };
 
 /** Samples of a type whose field has another shape than the same field of another type. */
 const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   bigquery: { project_id: "acme-analytics", api_endpoint: "https://bigquery.googleapis.com" },
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
+  ga4: { api_url: "https://analyticsdata.googleapis.com" },
   datadog: {
     api_key_env: "OUTCOME_RUNTIME_SOURCE_DD_API_KEY",
     api_key_secret: "datadog-api-key",

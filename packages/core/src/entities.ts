@@ -353,6 +353,36 @@ export interface AnalysisRecord extends NewAnalysis {
   readonly createdAt: Date;
 }
 
+/**
+ * How one metric's source is doing for an experiment (or, summed over its
+ * running experiments, for an outcome): the last successful read, the last
+ * error with the source's own message, and whether its rate limit is holding
+ * its polls back.
+ */
+export interface SourceHealth {
+  readonly metric: string;
+  readonly role: "primary" | "guardrail" | "secondary" | "outcome";
+  /** The connector type (`postgres`, `prometheus`, …); null before the first read. */
+  readonly connector: string | null;
+  /** The connector's one-line description (never a secret). */
+  readonly source: string | null;
+  /**
+   * `ok`: the last read succeeded; `failing`: the last read failed; `throttled`: the source's rate limit holds
+   * reads back until `throttledUntil` (nothing is lost: the next read starts from `polledUntil`);
+   * `waiting`: never read yet.
+   */
+  readonly status: "ok" | "failing" | "throttled" | "waiting";
+  readonly lastReadAt: Date | null;
+  /** As-of time of the newest stored point: the next read starts there. */
+  readonly polledUntil: Date | null;
+  readonly lastError: { readonly code: string; readonly message: string; readonly at: Date } | null;
+  readonly throttledUntil: Date | null;
+  readonly throttleNote: string | null;
+  /** On an outcome: the running experiments measured through this source, and how many of them fail. */
+  readonly experiments?: number;
+  readonly failingExperiments?: number;
+}
+
 export interface PollStatus {
   readonly lastPolledAt: Date | null;
   readonly failures: number;

@@ -38,6 +38,7 @@ export type {
   PollStatus,
   Prediction,
   Principal,
+  SourceHealth,
   StatsPlan,
   StoredSpec,
   Workspace,

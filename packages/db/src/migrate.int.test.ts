@@ -43,6 +43,7 @@ describe("migrations", () => {
         "2026-12-13T00-00-ratio-metrics",
         "2026-12-13T01-00-achievement-gates",
         "2026-12-14T00-00-auth-change-notify",
+        "2026-12-15T00-00-source-health",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

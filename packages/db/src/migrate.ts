@@ -26,6 +26,7 @@ import * as pointCovariates from "./migrations/2026-12-12T00-00-point-covariates
 import * as ratioMetrics from "./migrations/2026-12-13T00-00-ratio-metrics";
 import * as achievementGates from "./migrations/2026-12-13T01-00-achievement-gates";
 import * as authChangeNotify from "./migrations/2026-12-14T00-00-auth-change-notify";
+import * as sourceHealth from "./migrations/2026-12-15T00-00-source-health";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -49,6 +50,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-13T00-00-ratio-metrics": ratioMetrics,
   "2026-12-13T01-00-achievement-gates": achievementGates,
   "2026-12-14T00-00-auth-change-notify": authChangeNotify,
+  "2026-12-15T00-00-source-health": sourceHealth,
 };
 
 export interface MigrationReport {

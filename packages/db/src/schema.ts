@@ -149,6 +149,17 @@ export interface SignalSeriesTable {
   created_at: Timestamp;
   polled_until: NullableTimestamp;
   last_polled_at: NullableTimestamp;
+  /** The connector type reading the series (`postgres`, `prometheus`, …); null before its first read. */
+  connector: string | null;
+  /** The connector's one-line description (never a secret). */
+  source: string | null;
+  last_read_at: NullableTimestamp;
+  last_error_at: NullableTimestamp;
+  last_error_code: string | null;
+  last_error_message: string | null;
+  /** No request is sent for the series before this (the source's rate limit). */
+  throttled_until: NullableTimestamp;
+  throttle_note: string | null;
 }
 
 interface SignalPointsTable {

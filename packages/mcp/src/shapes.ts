@@ -289,6 +289,19 @@ export const StatusOutput = z.object({
   latestAnalysis: AnalysisShape.nullable().describe("null before the first analysis"),
   pendingGates: z.array(GateShape).describe("gates waiting for a person"),
   recentDecisions: z.array(GateShape).describe("the last decided gates of the experiment, newest first (at most 3)"),
+  sources: z
+    .array(
+      z.object({
+        metric: z.string(),
+        role: z.string().describe("primary, guardrail or secondary"),
+        connector: z.string().nullable(),
+        status: z.string().describe("ok, failing, throttled (the source's rate limit holds polls back) or waiting"),
+        lastReadAt: isoTime.nullable(),
+        lastError: z.object({ code: z.string(), message: z.string(), at: isoTime }).nullable(),
+        throttledUntil: isoTime.nullable(),
+      }),
+    )
+    .describe("each metric's source: its last successful read, its last error, whether a rate limit holds it back"),
   next: z.string(),
 });
 

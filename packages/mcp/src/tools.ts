@@ -24,6 +24,7 @@ import {
   queryLearnings,
   type RuntimeDeps,
   requestHumanGate,
+  sourceHealthJson,
   transitionExperiment,
 } from "@outcome-runtime/runtime";
 import { z } from "zod";
@@ -312,7 +313,7 @@ const getExperimentStatus = tool({
   operation: "experiment.read",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
-    const { experiment, gates, latestAnalysis } = await getExperiment(deps, caller, args.experiment_id);
+    const { experiment, gates, latestAnalysis, sources } = await getExperiment(deps, caller, args.experiment_id);
     const pending = gates.filter((g) => g.status === "pending").map((g) => gateOut(links, g));
     const decided = gates
       .filter((g) => g.status !== "pending")
@@ -325,6 +326,18 @@ const getExperimentStatus = tool({
       latestAnalysis: analysis,
       pendingGates: pending,
       recentDecisions: decided,
+      sources: sources.map((h) => {
+        const json = sourceHealthJson(h);
+        return {
+          metric: json.metric,
+          role: json.role,
+          connector: json.connector,
+          status: json.status,
+          lastReadAt: json.lastReadAt,
+          lastError: json.lastError,
+          throttledUntil: json.throttledUntil,
+        };
+      }),
       next: nextFor(experiment),
     };
     const text = [
@@ -333,6 +346,13 @@ const getExperimentStatus = tool({
         ? `Latest analysis (${analysis.at}): effect ${fmt(analysis.effect)} [${fmt(analysis.ciLow)}, ${fmt(analysis.ciHigh)}], p ${fmt(analysis.pValue)}, decision ${analysis.decision?.action ?? "n/a"}.`
         : "No analysis yet.",
       ...pending.map((g) => `Pending ${gateLine(g)}.`),
+      ...structured.sources
+        .filter((h) => h.status === "failing" || h.status === "throttled")
+        .map((h) =>
+          h.status === "throttled"
+            ? `Source of ${h.role} ${h.metric} (${h.connector}) is throttled by its rate limit until ${h.throttledUntil}.`
+            : `Source of ${h.role} ${h.metric} (${h.connector}) is failing: ${h.lastError?.message ?? "unknown error"}.`,
+        ),
       `Next: ${structured.next}`,
     ].join("\n");
     return { structured, text, subject: experiment.id };

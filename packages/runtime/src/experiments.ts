@@ -13,6 +13,7 @@ import {
   matchPaths,
   type Operation,
   type Prediction,
+  type SourceHealth,
 } from "@outcome-runtime/core";
 import {
   audit,
@@ -23,6 +24,7 @@ import {
   type Page,
   type PageRequest,
   signals,
+  sourceHealth,
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requestFingerprint, runIdempotent } from "./idempotency";
@@ -242,17 +244,23 @@ export interface ExperimentDetail {
   readonly gates: readonly Gate[];
   /** The newest analysis (effect, always-valid interval and p-value, SRM, guardrails, decision), or null. */
   readonly latestAnalysis: signals.AnalysisRecord | null;
+  /**
+   * Each metric's source: the last successful read, the last error (the source's own message), whether its
+   * rate limit holds polls back. Signal first, then guardrails, then secondary metrics; empty before the first poll.
+   */
+  readonly sources: readonly SourceHealth[];
 }
 
 /** One experiment by id or key, with its gates (its own 200 newest first, then its portfolio gate). */
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
   authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  const [mine, latestAnalysis] = await Promise.all([
+  const [mine, latestAnalysis, sources] = await Promise.all([
     gates.listGatesOfExperiment(deps.db, experiment.workspaceId, experiment.id, experiment.portfolioGateId, 200),
     signals.latestAnalysis(deps.db, experiment.id),
+    sourceHealth.listExperimentSourceHealth(deps.db, experiment.id, nowOf(deps)),
   ]);
-  return { experiment, gates: mine, latestAnalysis };
+  return { experiment, gates: mine, latestAnalysis, sources };
 }
 
 /**

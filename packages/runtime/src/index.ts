@@ -140,7 +140,15 @@ export {
   SIGNALS_QUEUE,
   webhookJobId,
 } from "./jobs";
-export { analysisJson, experimentJson, gateJson, outcomeJson, revisionJson, summaryJson } from "./json";
+export {
+  analysisJson,
+  experimentJson,
+  gateJson,
+  outcomeJson,
+  revisionJson,
+  sourceHealthJson,
+  summaryJson,
+} from "./json";
 export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {
@@ -197,7 +205,7 @@ export type { ConnectorProvider, ConnectorProviderOptions } from "./signals/conn
 export { connectorProvider } from "./signals/connectors";
 export type { OutcomePollResult } from "./signals/outcome-poll";
 export { horizonEnd, pollOutcome, targetLevel } from "./signals/outcome-poll";
-export type { MeasuredMetric, PollResult, SignalDeps, SignalObserver, SourceRead } from "./signals/poll";
+export type { MeasuredMetric, MetricFailure, PollResult, SignalDeps, SignalObserver, SourceRead } from "./signals/poll";
 export { describePollError, measuredMetrics, pollExperiment } from "./signals/poll";
 export type { DesiredSchedules, PollingPlan, PollRequest } from "./signals/schedules";
 export {
@@ -215,6 +223,8 @@ export type { AnalysisCarry } from "./signals/snapshot-analysis";
 export { makeStatsPlan } from "./signals/snapshot-analysis";
 export type { SourceAccess, SourceWorkspace } from "./signals/source-access";
 export { parseEnvWorkspaces, resolveCredentials, sourceAccessFromEnv } from "./signals/source-access";
+export type { SourcesStatus } from "./signals/source-reads";
+export { sourcesStatus } from "./signals/source-reads";
 export type { DeliveryResult, WebhookTarget } from "./signals/webhooks";
 export {
   deliverWebhook,

@@ -6,7 +6,7 @@
  * tools answer with projections of them, trimmed for an agent's context
  * (packages/mcp/src/shapes.ts).
  */
-import type { AnalysisRecord, Experiment, Gate, Outcome, OutcomeRevision } from "@outcome-runtime/core";
+import type { AnalysisRecord, Experiment, Gate, Outcome, OutcomeRevision, SourceHealth } from "@outcome-runtime/core";
 import type { OutcomeSummary } from "./outcomes";
 
 const iso = (d: Date | null): string | null => (d === null ? null : d.toISOString());
@@ -35,6 +35,17 @@ export function summaryJson(s: OutcomeSummary) {
     outcome: outcomeJson(s.outcome),
     experimentCounts: { ...s.experimentCounts } as Record<string, number>,
     pendingGates: s.pendingGates,
+  };
+}
+
+/** A metric source's health (`SourceHealth`), dates as ISO strings. */
+export function sourceHealthJson(h: SourceHealth) {
+  return {
+    ...h,
+    lastReadAt: iso(h.lastReadAt),
+    polledUntil: iso(h.polledUntil),
+    lastError: h.lastError === null ? null : { ...h.lastError, at: h.lastError.at.toISOString() },
+    throttledUntil: iso(h.throttledUntil),
   };
 }
 

@@ -12,6 +12,7 @@ import {
   type Outcome,
   type OutcomeRevision,
   type OutcomeState,
+  type SourceHealth,
 } from "@outcome-runtime/core";
 import {
   audit,
@@ -21,6 +22,7 @@ import {
   outcomes,
   type Page,
   type PageRequest,
+  sourceHealth,
   type Trx,
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
@@ -52,6 +54,11 @@ export interface OutcomeDetail extends OutcomeSummary {
   readonly gateCounts: Partial<Record<GateKind, Partial<Record<GateState, number>>>>;
   /** How often the signal is polled, after the connector's budget (e.g. Mixpanel's) is applied. */
   readonly polling: PollingPlan;
+  /**
+   * Each metric's source across the outcome's running experiments, and the outcome's own series: the newest
+   * successful read, the newest error, the throttle of a rate limit, how many experiments fail to read it.
+   */
+  readonly sources: readonly SourceHealth[];
 }
 
 /** @throws DomainError `not_found` naming the id. */
@@ -105,13 +112,14 @@ export async function listOutcomes(
 export async function getOutcome(deps: RuntimeDeps, caller: Caller, idOrSlug: string): Promise<OutcomeDetail> {
   authorize(caller, "outcome.read");
   const outcome = await requireOutcome(deps.db, caller.principal.workspaceId, idOrSlug);
-  const [summary, revisions, gateCounts, polling] = await Promise.all([
+  const [summary, revisions, gateCounts, polling, sources] = await Promise.all([
     summarise(deps, [outcome]).then((s) => s[0] as OutcomeSummary),
     outcomes.listRevisions(deps.db, outcome.workspaceId, outcome.id, { limit: LATEST_REVISIONS }),
     gates.countGatesOfOutcome(deps.db, outcome.workspaceId, outcome.id),
     pollingPlan(deps, outcome.spec),
+    sourceHealth.listOutcomeSourceHealth(deps.db, outcome.id, nowOf(deps)),
   ]);
-  return { ...summary, latestRevisions: revisions.items, gateCounts, polling };
+  return { ...summary, latestRevisions: revisions.items, gateCounts, polling, sources };
 }
 
 /**

@@ -596,6 +596,8 @@ export interface paths {
                                 /** @description why it was stretched, if it was */
                                 note: string | null;
                             };
+                            /** @description each metric's source across the running experiments, and the outcome's own series: newest read, newest error, the throttle of a rate limit, failing experiments */
+                            sources: components["schemas"]["SourceHealth"][];
                         };
                     };
                 };
@@ -1722,6 +1724,8 @@ export interface paths {
                             experiment: components["schemas"]["Experiment"];
                             gates: components["schemas"]["Gate"][];
                             latestAnalysis: components["schemas"]["Analysis"] | null;
+                            /** @description each metric's source: last successful read, last error, whether its rate limit holds polls back */
+                            sources: components["schemas"]["SourceHealth"][];
                         };
                     };
                 };
@@ -5445,6 +5449,30 @@ export interface components {
             createdBy: string;
             /** Format: date-time */
             createdAt: string;
+        };
+        /** @description how one metric's source is doing */
+        SourceHealth: {
+            metric: string;
+            role: "primary" | "guardrail" | "secondary" | "outcome";
+            connector: string | null;
+            source: string | null;
+            /** @description ok: the last read succeeded; failing: it failed; throttled: the source's rate limit holds reads back until throttledUntil (the next read catches up from polledUntil); waiting: never read yet */
+            status: "ok" | "failing" | "throttled" | "waiting";
+            lastReadAt: string | null;
+            polledUntil: string | null;
+            lastError: {
+                code: string;
+                /** @description the source's own message */
+                message: string;
+                /** Format: date-time */
+                at: string;
+            } | null;
+            throttledUntil: string | null;
+            throttleNote: string | null;
+            /** @description on an outcome: running experiments read through it */
+            experiments?: number;
+            /** @description on an outcome: of those, how many failed their last read */
+            failingExperiments?: number;
         };
         Experiment: {
             /** Format: uuid */

@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `datadog`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `datadog` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -119,6 +119,7 @@ export type Connector =
   | ClickHouseConnector
   | SnowflakeConnector
   | BigQueryConnector
+  | Ga4Connector
   | DatadogConnector
   | OtherConnector;
 
@@ -528,6 +529,70 @@ export interface BigQueryConnector {
    * How many times a throttled (`rateLimitExceeded`, 429) or failing (5xx, `backendError`) read is retried, with exponential backoff.
    */
   retries: number;
+}
+/**
+ * Reads the signal from a Google Analytics 4 property through the Data API's `runReport`, with a service account: units and conversions (or a value's sum and sum of squares) per experiment and arm, broken down by two custom dimensions. Partial answers (rows folded into "(other)", sampled or thresholded data) are refused. See docs/connectors.md#ga4.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "Ga4Connector".
+ */
+export interface Ga4Connector {
+  /**
+   * Always `ga4`.
+   */
+  type: "ga4";
+  /**
+   * The GA4 property id (GA4 Admin → Property settings → Property ID), a number; not the measurement id (`G-...`).
+   */
+  property_id: number | string;
+  /**
+   * Name of the workspace secret holding the service account's JSON key (the whole file). Give this, `credentials_json_env` or `credentials_file_env`. The service account must be a Viewer of the property.
+   */
+  credentials_json_secret?: SecretName;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's JSON key.
+   */
+  credentials_json_env?: SourceEnvVarName;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the path of the service account's JSON key file; the file is read again at each token request.
+   */
+  credentials_file_env?: SourceEnvVarName;
+  /**
+   * The API name of the custom dimension holding the experiment key: a user property (`customUser:<name>`) or an event parameter (`customEvent:<name>`) registered in GA4 Admin → Custom definitions.
+   */
+  experiment_dimension: string;
+  /**
+   * The API name of the custom dimension holding the arm, registered like `experiment_dimension`.
+   */
+  arm_dimension: string;
+  /**
+   * The event (`eventName`) that counts as a conversion (a `proportion`: users who fired it) or carries the value (a `mean`), e.g. `purchase`.
+   */
+  event: string;
+  /**
+   * The event sent when a user is exposed, e.g. `experiment_exposure`: units are the users who fired it. Left out: every user the experiment's dimensions were set for.
+   */
+  exposure_event?: string;
+  /**
+   * The metric counting units: `totalUsers` (every user) or `activeUsers` (engaged users).
+   */
+  units_metric: "totalUsers" | "activeUsers";
+  /**
+   * For a `mean` signal: the metric summing the values of `event` (`eventValue`, `purchaseRevenue`, or a custom metric `customEvent:<parameter>`).
+   */
+  value_metric?: string;
+  /**
+   * For a `mean` signal: the custom metric summing each value's square (send it as a second event parameter, e.g. `amount_squared`). GA4 gives no sum of squares of its own, so a mean needs it. GA4 sums per event: exact per user only when a user fires `event` at most once.
+   */
+  value_squared_metric?: string;
+  /**
+   * The Data API's base URL, `https://analyticsdata.googleapis.com` (the default), or one the operator allows in `SOURCE_API_URLS` (a proxy; a local server in tests).
+   */
+  api_url?: string;
+  /**
+   * How long one report may take; the worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout: Seconds;
 }
 /**
  * Reads the signal from events in a Mixpanel project through the Query API, with a service account. Units are the unique users who fired `exposure_event`, broken down by `variant_property`. See docs/connectors.md for what Mixpanel can and cannot give.
@@ -1168,7 +1233,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `datadog`, `csv` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `datadog` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -1182,6 +1247,7 @@ export type ConnectorInput =
   | ClickHouseConnectorInput
   | SnowflakeConnectorInput
   | BigQueryConnectorInput
+  | Ga4ConnectorInput
   | DatadogConnectorInput
   | OtherConnectorInput;
 
@@ -1595,6 +1661,70 @@ export interface BigQueryConnectorInput {
    * How many times a throttled (`rateLimitExceeded`, 429) or failing (5xx, `backendError`) read is retried, with exponential backoff.
    */
   retries?: number;
+}
+/**
+ * Reads the signal from a Google Analytics 4 property through the Data API's `runReport`, with a service account: units and conversions (or a value's sum and sum of squares) per experiment and arm, broken down by two custom dimensions. Partial answers (rows folded into "(other)", sampled or thresholded data) are refused. See docs/connectors.md#ga4.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "Ga4Connector".
+ */
+export interface Ga4ConnectorInput {
+  /**
+   * Always `ga4`.
+   */
+  type: "ga4";
+  /**
+   * The GA4 property id (GA4 Admin → Property settings → Property ID), a number; not the measurement id (`G-...`).
+   */
+  property_id: number | string;
+  /**
+   * Name of the workspace secret holding the service account's JSON key (the whole file). Give this, `credentials_json_env` or `credentials_file_env`. The service account must be a Viewer of the property.
+   */
+  credentials_json_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the service account's JSON key.
+   */
+  credentials_json_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the environment variable (of the API and the worker, starting with `OUTCOME_RUNTIME_SOURCE_`) holding the path of the service account's JSON key file; the file is read again at each token request.
+   */
+  credentials_file_env?: SourceEnvVarNameInput;
+  /**
+   * The API name of the custom dimension holding the experiment key: a user property (`customUser:<name>`) or an event parameter (`customEvent:<name>`) registered in GA4 Admin → Custom definitions.
+   */
+  experiment_dimension?: string;
+  /**
+   * The API name of the custom dimension holding the arm, registered like `experiment_dimension`.
+   */
+  arm_dimension?: string;
+  /**
+   * The event (`eventName`) that counts as a conversion (a `proportion`: users who fired it) or carries the value (a `mean`), e.g. `purchase`.
+   */
+  event: string;
+  /**
+   * The event sent when a user is exposed, e.g. `experiment_exposure`: units are the users who fired it. Left out: every user the experiment's dimensions were set for.
+   */
+  exposure_event?: string;
+  /**
+   * The metric counting units: `totalUsers` (every user) or `activeUsers` (engaged users).
+   */
+  units_metric?: "totalUsers" | "activeUsers";
+  /**
+   * For a `mean` signal: the metric summing the values of `event` (`eventValue`, `purchaseRevenue`, or a custom metric `customEvent:<parameter>`).
+   */
+  value_metric?: string;
+  /**
+   * For a `mean` signal: the custom metric summing each value's square (send it as a second event parameter, e.g. `amount_squared`). GA4 gives no sum of squares of its own, so a mean needs it. GA4 sums per event: exact per user only when a user fires `event` at most once.
+   */
+  value_squared_metric?: string;
+  /**
+   * The Data API's base URL, `https://analyticsdata.googleapis.com` (the default), or one the operator allows in `SOURCE_API_URLS` (a proxy; a local server in tests).
+   */
+  api_url?: string;
+  /**
+   * How long one report may take; the worker's `POLL_TIMEOUT_MS` caps it.
+   */
+  timeout?: DurationInput;
 }
 /**
  * Reads the signal from events in a Mixpanel project through the Query API, with a service account. Units are the unique users who fired `exposure_event`, broken down by `variant_property`. See docs/connectors.md for what Mixpanel can and cannot give.

@@ -380,6 +380,7 @@ describe("parseOutcome: diagnostics", () => {
       "clickhouse",
       "snowflake",
       "bigquery",
+      "ga4",
       "datadog",
     ]);
     const amplitude = example.replace("type: postgres", "type: amplitude");

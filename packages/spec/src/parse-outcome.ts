@@ -30,6 +30,7 @@ export const KNOWN_CONNECTORS: readonly string[] = Object.freeze([
   "clickhouse",
   "snowflake",
   "bigquery",
+  "ga4",
   "datadog",
 ]);
 

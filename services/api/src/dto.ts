@@ -155,6 +155,43 @@ export const ExperimentDto = Type.Object(
 
 const Interval = Nullable(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }));
 
+export const SourceHealthDto = Type.Object(
+  {
+    metric: Type.String(),
+    role: Type.Union([
+      Type.Literal("primary"),
+      Type.Literal("guardrail"),
+      Type.Literal("secondary"),
+      Type.Literal("outcome"),
+    ]),
+    connector: Nullable(Type.String({ description: "the connector type; null before the first read" })),
+    source: Nullable(Type.String({ description: "the connector's one-line description (never a secret)" })),
+    status: Type.Union(
+      [Type.Literal("ok"), Type.Literal("failing"), Type.Literal("throttled"), Type.Literal("waiting")],
+      {
+        description:
+          "ok: the last read succeeded; failing: it failed; throttled: the source's rate limit holds reads back " +
+          "until throttledUntil (the next read catches up from polledUntil); waiting: never read yet",
+      },
+    ),
+    lastReadAt: Nullable(DateTime),
+    polledUntil: Nullable(DateTime),
+    lastError: Nullable(
+      Type.Object(
+        { code: Type.String(), message: Type.String({ description: "the source's own message" }), at: DateTime },
+        { description: "the newest failed read (kept after later successes)" },
+      ),
+    ),
+    throttledUntil: Nullable(DateTime),
+    throttleNote: Nullable(Type.String()),
+    experiments: Type.Optional(Type.Integer({ description: "on an outcome: running experiments read through it" })),
+    failingExperiments: Type.Optional(
+      Type.Integer({ description: "on an outcome: of those, how many failed their last read" }),
+    ),
+  },
+  { $id: "SourceHealth", description: "how one metric's source is doing" },
+);
+
 export const AnalysisDto = Type.Object(
   {
     ts: DateTime,

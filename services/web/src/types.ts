@@ -49,6 +49,7 @@ export type OutcomeSeries = ResponseJson<"/v1/outcomes/{id}/series", "get">;
 export type RevisionList = ResponseJson<"/v1/outcomes/{id}/revisions", "get">;
 
 export type Experiment = Schemas["Experiment"];
+export type SourceHealth = Schemas["SourceHealth"];
 export type ExperimentList = ResponseJson<"/v1/outcomes/{id}/experiments", "get">;
 export type Arm = Experiment["arms"][number];
 

@@ -24,6 +24,7 @@ import {
   registeredConnectorModules,
   setDefaultOutboundPolicy,
   signalMetrics,
+  sourcesStatus,
 } from "@outcome-runtime/runtime";
 import Fastify from "fastify";
 import { Redis } from "ioredis";
@@ -128,11 +129,16 @@ async function main(): Promise<void> {
   // Liveness: always 200 while the process answers (a restart cannot fix a configuration); `degraded` names
   // the check an operator must fix.
   health.get("/healthz", async () => {
-    const evictionPolicy = await checkRedisEvictionPolicy(redis, 1000);
+    const [evictionPolicy, sources] = await Promise.all([
+      checkRedisEvictionPolicy(redis, 1000),
+      // The sources whose rate limit slows their polls, and the request budgets; null when the database is down.
+      sourcesStatus(db, new Date()).catch(() => null),
+    ]);
     return {
       status: evictionPolicy.status === "unhealthy" ? "degraded" : "ok",
       checks: { redis_eviction_policy: evictionPolicy },
       connectors: { types: connectorTypes(), modules: registeredConnectorModules() },
+      sources,
     };
   });
   health.get("/readyz", async (_request, reply) => {

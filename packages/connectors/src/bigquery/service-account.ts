@@ -53,6 +53,8 @@ const MAX_TOKEN_RESPONSE_BYTES = 64 * 1024;
 
 /** A checked service account key. Never logged, never in a message. */
 export interface ServiceAccountKey {
+  /** The connector type the key is for, in messages (`bigquery`, `ga4`). */
+  readonly connector: string;
   readonly clientEmail: string;
   readonly privateKey: KeyObject;
   readonly privateKeyId: string | undefined;
@@ -68,6 +70,8 @@ export interface KeyOrigin {
   readonly name: string;
   /** For `credentials_file_env`: the file's path (the variable's value). */
   readonly path?: string;
+  /** The connector type, in messages and in the `SOURCE_API_URLS` hint (default `bigquery`). */
+  readonly connector?: string;
 }
 
 function describeOrigin(origin: KeyOrigin): string {
@@ -76,8 +80,9 @@ function describeOrigin(origin: KeyOrigin): string {
 }
 
 function invalidKey(origin: KeyOrigin, problem: string, fix: string): ConnectorError {
-  return new ConnectorError("invalid_config", `bigquery connector: ${origin.field}: ${problem}; ${fix}`, {
-    details: { connector: "bigquery", field: origin.field, name: origin.name, problem, fix },
+  const connector = origin.connector ?? "bigquery";
+  return new ConnectorError("invalid_config", `${connector} connector: ${origin.field}: ${problem}; ${fix}`, {
+    details: { connector, field: origin.field, name: origin.name, problem, fix },
   });
 }
 
@@ -115,6 +120,7 @@ export function parseServiceAccountKey(
   allowedTokenUrls: readonly string[] = [],
 ): ServiceAccountKey {
   const where = describeOrigin(origin);
+  const connector = origin.connector ?? "bigquery";
   const howTo =
     "create a key for the service account (IAM → Service accounts → Keys → Add key → JSON) and store the whole file";
   let parsed: unknown;
@@ -191,13 +197,13 @@ export function parseServiceAccountKey(
     const fix =
       tokenUrl === undefined
         ? `use a key Google issued, whose token_uri is ${GOOGLE_TOKEN_URL}`
-        : `use a key Google issued (token_uri ${GOOGLE_TOKEN_URL}); another token endpoint needs the operator's consent: SOURCE_API_URLS=bigquery=${tokenUrl} on the API and the worker`;
-    throw new ConnectorError("source_refused", `bigquery connector: ${origin.field}: ${problem}; ${fix}`, {
-      details: { connector: "bigquery", field: origin.field, name: origin.name, tokenUri: key.token_uri, problem, fix },
+        : `use a key Google issued (token_uri ${GOOGLE_TOKEN_URL}); another token endpoint needs the operator's consent: SOURCE_API_URLS=${connector}=${tokenUrl} on the API and the worker`;
+    throw new ConnectorError("source_refused", `${connector} connector: ${origin.field}: ${problem}; ${fix}`, {
+      details: { connector, field: origin.field, name: origin.name, tokenUri: key.token_uri, problem, fix },
     });
   }
   const keyId = typeof key.private_key_id === "string" && key.private_key_id !== "" ? key.private_key_id : undefined;
-  return { clientEmail: email, privateKey, privateKeyId: keyId, tokenUrl };
+  return { connector, clientEmail: email, privateKey, privateKeyId: keyId, tokenUrl };
 }
 
 /** An access token and when it expires (ms since the epoch). */
@@ -247,7 +253,7 @@ export async function fetchAccessToken(
     text = await response.text();
   } catch (error) {
     if (error instanceof OutboundBlockedError) {
-      throw new ConnectorError("invalid_config", `bigquery token endpoint: ${error.message}`, {
+      throw new ConnectorError("invalid_config", `${key.connector} token endpoint: ${error.message}`, {
         details: { url: error.url, address: error.address },
         cause: error,
       });
@@ -255,20 +261,20 @@ export async function fetchAccessToken(
     if (timeout.aborted) {
       throw new ConnectorError(
         "timeout",
-        `bigquery: the token endpoint ${host} did not answer within ${TOKEN_TIMEOUT_MS / 1000}s; the poll will be retried`,
+        `${key.connector}: the token endpoint ${host} did not answer within ${TOKEN_TIMEOUT_MS / 1000}s; the poll will be retried`,
         { cause: error },
       );
     }
     throw new ConnectorError(
       "unavailable",
-      `bigquery: cannot reach the token endpoint ${host} (${error instanceof Error ? error.message : String(error)}); the poll will be retried`,
+      `${key.connector}: cannot reach the token endpoint ${host} (${error instanceof Error ? error.message : String(error)}); the poll will be retried`,
       { cause: error },
     );
   }
   if (text.length > MAX_TOKEN_RESPONSE_BYTES) {
     throw new ConnectorError(
       "bad_response",
-      `bigquery: the token endpoint ${host} answered ${text.length} bytes, not a token`,
+      `${key.connector}: the token endpoint ${host} answered ${text.length} bytes, not a token`,
     );
   }
   let answer: Record<string, unknown> = {};
@@ -280,14 +286,14 @@ export async function fetchAccessToken(
   }
   if (response.status === 429) {
     const seconds = Number(response.headers.get("retry-after"));
-    throw new ConnectorError("rate_limited", `bigquery: the token endpoint ${host} is throttling (429)`, {
+    throw new ConnectorError("rate_limited", `${key.connector}: the token endpoint ${host} is throttling (429)`, {
       retryAfterMs: Number.isFinite(seconds) && seconds > 0 ? seconds * 1000 : null,
     });
   }
   if (response.status >= 500) {
     throw new ConnectorError(
       "unavailable",
-      `bigquery: the token endpoint ${host} failed (${response.status}); the poll will be retried`,
+      `${key.connector}: the token endpoint ${host} failed (${response.status}); the poll will be retried`,
       { details: { status: response.status } },
     );
   }
@@ -296,7 +302,7 @@ export async function fetchAccessToken(
     const description = typeof answer.error_description === "string" ? `: ${answer.error_description}` : "";
     throw new ConnectorError(
       "auth_failed",
-      `bigquery: the token endpoint refused the service account key of ${key.clientEmail} (${code}${description}); check the key was not deleted or disabled, and that the service account exists, or create a new key`,
+      `${key.connector}: the token endpoint refused the service account key of ${key.clientEmail} (${code}${description}); check the key was not deleted or disabled, and that the service account exists, or create a new key`,
       { details: { status: response.status, error: code, serviceAccount: key.clientEmail } },
     );
   }
@@ -305,7 +311,7 @@ export async function fetchAccessToken(
   if (typeof token !== "string" || token === "" || !Number.isFinite(expiresIn) || expiresIn <= 0) {
     throw new ConnectorError(
       "bad_response",
-      `bigquery: the token endpoint ${host} answered without an access_token and expires_in`,
+      `${key.connector}: the token endpoint ${host} answered without an access_token and expires_in`,
       { details: { status: response.status } },
     );
   }

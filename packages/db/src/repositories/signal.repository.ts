@@ -21,6 +21,8 @@ export interface SeriesRecord {
   readonly kind: "proportion" | "mean" | "ratio";
   /** As-of time of the newest stored point; null before the first point. */
   readonly polledUntil: Date | null;
+  /** No request is sent for the series before this (the source's rate limit); null when none holds it. */
+  readonly throttledUntil: Date | null;
 }
 
 export interface SeriesKey {
@@ -42,6 +44,7 @@ function toSeries(row: Selectable<SignalSeriesTable>): SeriesRecord {
     role: row.role as SeriesRole,
     kind: row.kind as "proportion" | "mean" | "ratio",
     polledUntil: row.polled_until,
+    throttledUntil: row.throttled_until,
   };
 }
 

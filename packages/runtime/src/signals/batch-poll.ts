@@ -11,7 +11,7 @@ import {
   type SignalConnector,
 } from "@outcome-runtime/connectors";
 import type { Experiment } from "@outcome-runtime/core";
-import { experiments as experimentRows, outcomes, signals } from "@outcome-runtime/db";
+import { experiments as experimentRows, outcomes, signals, sourceHealth } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import type { ArmTotals } from "@outcome-runtime/stats";
 import pLimit from "p-limit";
@@ -30,6 +30,7 @@ import {
   type SourceRead,
 } from "./poll";
 import { harmEvidence } from "./snapshot-analysis";
+import { isRateLimited, isThrottled, sourceRead } from "./source-reads";
 
 /** Experiments read in one source request when the worker's `POLL_BATCH_SIZE` is not set. */
 export const DEFAULT_POLL_BATCH_SIZE = 500;
@@ -62,19 +63,31 @@ export interface BatchPollResult {
     /** Wall time of the transaction that stored it (its store group's), seconds. */
     readonly durationSeconds: number;
   }[];
-  /** Experiments whose poll failed this round, with the error recorded on each. */
+  /**
+   * Experiments whose poll failed this round, with the error recorded on each: every read failed, or one
+   * source failed while the others' points were stored (`partial`).
+   */
   readonly failed: readonly {
     readonly experimentId: string;
     readonly experimentKey: string;
     readonly code: string;
     readonly message: string;
+    readonly partial: boolean;
   }[];
+  /** Reads held back by a source's rate limit (no request sent, or the source's own 429): metric and experiments. */
+  readonly throttled: readonly { readonly metric: string; readonly role: string; readonly experiments: number }[];
   /** Pauses applied because an experiment failed too many polls in a row (`consecutive_error_limit`). */
   readonly escalations: readonly { readonly experimentId: string; readonly action: string; readonly reason: string }[];
 }
 
 /** One experiment a batched poll stored and analysed. */
 type Polled = BatchPollResult["polled"][number];
+
+/** A metric held back for an experiment: its source's rate limit asked for a pause (no request was sent). */
+const HELD = Symbol("held back by the source's rate limit");
+
+/** What a metric's read gave one experiment: rows, the error, or nothing asked because the source is throttled. */
+type Answer = ArmAggregate[] | Error | typeof HELD;
 
 /** Splits `items` into slices of at most `size`. */
 function chunks<T>(items: readonly T[], size: number): T[][] {
@@ -130,7 +143,16 @@ export async function pollExperimentBatches(
     if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a whole number ≥ 1, got ${value}`);
   }
   const outcome = await outcomes.findOutcomeById(deps.db, outcomeId);
-  const empty = { outcomeId, experiments: 0, requests: 0, reads: [], polled: [], failed: [], escalations: [] };
+  const empty = {
+    outcomeId,
+    experiments: 0,
+    requests: 0,
+    reads: [],
+    polled: [],
+    failed: [],
+    escalations: [],
+    throttled: [],
+  };
   if (outcome === null) return empty;
   const running = await experimentRows.listExperiments(deps.db, outcome.workspaceId, {
     outcomeId,
@@ -141,9 +163,16 @@ export async function pollExperimentBatches(
   const at = nowOf(deps);
   const ids = running.map((e) => e.id);
   const reads: SourceRead[] = [];
-  /** Per experiment id: per metric index, the rows read, or the error. */
-  const answers = new Map<string, (ArmAggregate[] | Error)[]>(ids.map((id) => [id, []]));
+  /** Per experiment id: per metric index, the rows read, the error, or {@link HELD}. */
+  const answers = new Map<string, Answer[]>(ids.map((id) => [id, []]));
   const series: Map<string, signals.SeriesRecord>[] = [];
+  const health: sourceHealth.SourceReadRecord[] = [];
+  const throttled: BatchPollResult["throttled"][number][] = [];
+  const seriesIdsOf = (byExperiment: Map<string, signals.SeriesRecord>, list: readonly Experiment[]) =>
+    list.flatMap((e) => {
+      const one = byExperiment.get(e.id);
+      return one === undefined ? [] : [one.id];
+    });
 
   const metrics = measuredMetrics(spec);
   for (const [m, metric] of metrics.entries()) {
@@ -160,21 +189,36 @@ export async function pollExperimentBatches(
     );
     series.push(byExperiment);
     const fromOf = (e: Experiment) => readFrom(byExperiment.get(e.id)?.polledUntil ?? null, spec.signal.lookback);
+    // A source whose rate limit asked for a pause is not asked again before it ends; the watermark waits.
+    const held = running.filter((e) => {
+      const one = byExperiment.get(e.id);
+      return one !== undefined && isThrottled(one, at);
+    });
+    for (const e of held) (answers.get(e.id) as Answer[])[m] = HELD;
+    if (held.length > 0) throttled.push({ metric: metric.metric, role: metric.role, experiments: held.length });
+    const open = running.filter((e) => !held.includes(e));
+    if (open.length === 0) continue;
     let connector: SignalConnector;
     try {
       connector = await deps.connectors.get(outcome.workspaceId, metric.connector, metric.kind);
     } catch (error) {
-      for (const id of ids) (answers.get(id) as unknown[])[m] = asError(error);
+      for (const e of open) (answers.get(e.id) as Answer[])[m] = asError(error);
+      health.push(
+        sourceRead(seriesIdsOf(byExperiment, open), { type: metric.connector.type, instance: null }, at, error),
+      );
       continue;
     }
+    const used = { type: metric.connector.type, instance: connector };
     const batched = connector.fetchBatchAggregates?.bind(connector);
     if (batched === undefined) {
-      for (const e of running) {
-        (answers.get(e.id) as unknown[])[m] = await readOne(deps, connector, metric, e, fromOf(e), at, reads);
+      for (const e of open) {
+        const answer = await readOne(deps, connector, metric, e, fromOf(e), at, reads);
+        (answers.get(e.id) as Answer[])[m] = answer;
+        health.push(sourceRead(seriesIdsOf(byExperiment, [e]), used, at, answer instanceof Error ? answer : undefined));
       }
       continue;
     }
-    for (const batch of chunks(running, batchSize)) {
+    for (const batch of chunks(open, batchSize)) {
       let answer: BatchAggregates | Error;
       try {
         const { result, read } = await observedRead(
@@ -200,29 +244,52 @@ export async function pollExperimentBatches(
         answer = asError(error);
         reads.push(failedRead(metric, error));
       }
+      const fine: Experiment[] = [];
       for (const e of batch) {
         const mine = answer instanceof Error ? answer : (answer.get(e.key) ?? []);
         const from = fromOf(e);
         // The request read from the batch's earliest start: keep what is new for this experiment.
-        (answers.get(e.id) as unknown[])[m] =
+        (answers.get(e.id) as Answer[])[m] =
           mine instanceof Error ? mine : mine.filter((r) => r.ts === null || r.ts > from);
+        if (mine instanceof Error && !(answer instanceof Error)) {
+          health.push(sourceRead(seriesIdsOf(byExperiment, [e]), used, at, mine));
+        } else if (!(mine instanceof Error)) fine.push(e);
       }
+      if (answer instanceof Error) health.push(sourceRead(seriesIdsOf(byExperiment, batch), used, at, answer));
+      else health.push(sourceRead(seriesIdsOf(byExperiment, fine), used, at));
     }
   }
+  // What each source did, before anything can fail the round: an outage must show on the page.
+  await sourceHealth.recordSourceReads(deps.db, health).catch(() => undefined);
 
   const polled: Polled[] = [];
   const failed: BatchPollResult["failed"][number][] = [];
   const escalations: BatchPollResult["escalations"][number][] = [];
   const limit = pLimit(concurrency);
-  const recordFailure = async (e: Experiment, error: Error): Promise<void> => {
-    const described = describePollError(error);
-    await signals.recordExperimentPoll(deps.db, e.id, at, { code: described.code, message: described.message });
-    failed.push({ experimentId: e.id, experimentKey: e.key, code: described.code, message: described.message });
+  const escalateFor = async (e: Experiment): Promise<void> => {
     const escalation = await escalateConsecutiveErrors(deps, e.id).catch(() => null);
     if (escalation !== null) {
       deps.observer?.decisionApplied(escalation.decision);
       escalations.push({ experimentId: e.id, ...escalation.decision });
     }
+  };
+  const recordFailure = async (e: Experiment, error: { code: string; message: string }): Promise<void> => {
+    await signals.recordExperimentPoll(deps.db, e.id, at, error);
+    failed.push({ experimentId: e.id, experimentKey: e.key, ...error, partial: false });
+    await escalateFor(e);
+  };
+  /** The first failure of an experiment's metrics that is not a rate limit, as recorded on it; null when none. */
+  const hardFailureOf = (e: Experiment): { code: string; message: string } | null => {
+    for (const [m, answer] of (answers.get(e.id) ?? []).entries()) {
+      if (!(answer instanceof Error) || isRateLimited(answer)) continue;
+      const metric = metrics[m] as MeasuredMetric;
+      const described = describePollError(answer);
+      return {
+        code: described.code,
+        message: `${metric.role} ${metric.metric} (${metric.connector.type}): ${described.message}`,
+      };
+    }
+    return null;
   };
   /**
    * Store and analyse experiments whose reads succeeded, all in one transaction: the outcome share-locked,
@@ -247,17 +314,23 @@ export async function pollExperimentBatches(
         const arms = e.arms.map((a) => a.name);
         for (const [m, rows] of (answers.get(e.id) ?? []).entries()) {
           const s = series[m]?.get(e.id);
-          if (s === undefined || rows instanceof Error) continue;
+          if (s === undefined || !Array.isArray(rows)) continue;
           entries.push({ series: s, points: pointInputs(rows, arms, at), experimentId: e.id });
         }
       }
       const reports = await signals.upsertPointsOfSeries(trx, entries, at);
+      // A source that failed while the others were read: the points read are stored, the poll counts as failed.
+      const clean = current.filter((e) => hardFailureOf(e) === null);
       await signals.recordExperimentPoll(
         trx,
-        current.map((e) => e.id),
+        clean.map((e) => e.id),
         at,
         null,
       );
+      for (const e of current) {
+        const failure = hardFailureOf(e);
+        if (failure !== null) await signals.recordExperimentPoll(trx, e.id, at, failure);
+      }
       // Analysed in the same transaction: the points and their analyses commit together, or neither.
       const analyses = await writeAnalysesOf(deps, trx, lockedOutcome, current);
       const counts = new Map(current.map((e) => [e.id, { inserted: 0, updated: 0, unchanged: 0 }]));
@@ -282,14 +355,23 @@ export async function pollExperimentBatches(
       if (one.analysis !== undefined) committed.push({ ...one, analysis: one.analysis, durationSeconds });
     }
     polled.push(...committed);
+    for (const one of committed) {
+      const e = group.find((g) => g.id === one.experimentId);
+      const failure = e === undefined ? null : hardFailureOf(e);
+      if (e === undefined || failure === null) continue;
+      failed.push({ experimentId: e.id, experimentKey: e.key, ...failure, partial: true });
+      await escalateFor(e);
+    }
     return committed;
   };
   const ready: Experiment[] = [];
-  const failedReads: [Experiment, Error][] = [];
+  const failedReads: [Experiment, { code: string; message: string }][] = [];
   for (const e of running) {
-    const error = (answers.get(e.id) ?? []).find((r): r is Error => r instanceof Error);
-    if (error === undefined) ready.push(e);
-    else failedReads.push([e, error]);
+    const mine = answers.get(e.id) ?? [];
+    const failure = hardFailureOf(e);
+    // Stored when any metric was read; the metrics whose source failed or is throttled wait for a later poll.
+    if (mine.some((r) => Array.isArray(r))) ready.push(e);
+    else if (failure !== null) failedReads.push([e, failure]);
   }
   /** Stores `list` in groups; every group is finished (committed or failed) before the first failure is thrown. */
   const storeGroups = async (list: readonly Experiment[], size = storeSize) => {
@@ -334,7 +416,16 @@ export async function pollExperimentBatches(
   await storeGroups(suspects, Math.min(storeSize, SUSPECT_GROUP_SIZE));
   if (suspects.length > 0) await options.afterSuspects?.();
   await storeGroups(byEvidence.slice(suspects.length));
-  return { outcomeId, experiments: running.length, requests: reads.length, reads, polled, failed, escalations };
+  return {
+    outcomeId,
+    experiments: running.length,
+    requests: reads.length,
+    reads,
+    polled,
+    failed,
+    escalations,
+    throttled,
+  };
 }
 
 /** Harm evidence ({@link harmEvidence}) from which an experiment is stored ahead of the round: z ≥ 2. */
@@ -351,7 +442,7 @@ function harmEvidenceOf(
   spec: OutcomeSpec,
   metrics: readonly MeasuredMetric[],
   e: Experiment,
-  rowsByMetric: readonly (ArmAggregate[] | Error)[],
+  rowsByMetric: readonly Answer[],
   at: Date,
 ): number {
   const opposite = (d: "increase" | "decrease") => (d === "increase" ? "decrease" : "increase");
@@ -359,7 +450,7 @@ function harmEvidenceOf(
   const measured: { harmful: "increase" | "decrease"; totals: Map<string, ArmTotals> }[] = [];
   for (const [m, metric] of metrics.entries()) {
     const rows = rowsByMetric[m];
-    if (rows === undefined || rows instanceof Error || metric.role === "secondary") continue;
+    if (!Array.isArray(rows) || metric.role === "secondary") continue;
     const desired = metric.role === "primary" ? spec.target.direction : guardrails.get(metric.metric);
     if (desired === undefined) continue;
     const newest = new Map<string, ArmAggregate>();

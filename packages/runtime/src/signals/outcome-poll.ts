@@ -7,9 +7,9 @@
  * becomes `missed` when its horizon passes with no such gate pending.
  */
 
-import { ConnectorError } from "@outcome-runtime/connectors";
+import { ConnectorError, type SignalConnector } from "@outcome-runtime/connectors";
 import type { AchievementEvidence, Gate } from "@outcome-runtime/core";
-import { gates, outcomes, signals } from "@outcome-runtime/db";
+import { gates, outcomes, signals, sourceHealth } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { levelBound } from "@outcome-runtime/stats";
 import { inTransaction, nowOf, workerCaller } from "../context";
@@ -17,6 +17,7 @@ import { moveOutcome } from "../move-outcome";
 import { ensurePendingGate } from "../open-gate";
 import { specOf } from "../spec-of";
 import { observedRead, readFrom, type SignalDeps } from "./poll";
+import { isRateLimited, isThrottled, sourceRead } from "./source-reads";
 
 export type OutcomePollResult =
   | { readonly status: "skipped"; readonly state: string }
@@ -25,7 +26,7 @@ export type OutcomePollResult =
       readonly value: number | null;
       readonly goal: number | null;
       readonly state: string;
-      /** Why no series was read (the connector has no series query), if so. */
+      /** Why no series was read (the connector has no series query, or the source's rate limit holds it back), if so. */
       readonly note: string | null;
       /** The sustained-target check: its evidence when it held, why not otherwise. */
       readonly achievement: AchievementCheck;
@@ -162,12 +163,22 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
   // A failing connector must not keep an outcome open past its horizon: remember the error,
   // still check the horizon, and rethrow (for the job's retry) only while the outcome stays active.
   let failure: unknown = null;
+  const used = { type: (spec.signal.connector as { type: string }).type, instance: null as SignalConnector | null };
   try {
+    if (isThrottled(series, at)) {
+      // The source asked for a pause: no request until it ends; the next read starts at the watermark.
+      throw new ConnectorError(
+        "rate_limited",
+        `held back by the source's rate limit until ${series.throttledUntil?.toISOString()}`,
+        { retryAfterMs: (series.throttledUntil?.getTime() ?? at.getTime()) - at.getTime() },
+      );
+    }
     const connector = await deps.connectors.get(
       outcome.workspaceId,
       spec.signal.connector as { type: string },
       spec.signal.kind,
     );
+    used.instance = connector;
     const { result: points } = await observedRead(
       deps.observer,
       { connector: (spec.signal.connector as { type: string }).type, role: "outcome" },
@@ -184,9 +195,21 @@ export async function pollOutcome(deps: SignalDeps, outcomeId: string): Promise<
       points.map((p) => ({ arm: "all", ts: p.ts, units: 1, sum: p.value, sum_sq: p.value * p.value })),
       at,
     );
+    await sourceHealth.recordSourceReads(deps.db, [sourceRead([series.id], used, at)]);
   } catch (error) {
     if (error instanceof ConnectorError && error.code === "unsupported") note = error.message;
-    else failure = error;
+    else if (isRateLimited(error)) {
+      // Not a failure to retry at once: the throttle lets the next scheduled poll catch up.
+      note = error.message;
+      if (!isThrottled(series, at)) {
+        await sourceHealth
+          .recordSourceReads(deps.db, [sourceRead([series.id], used, at, error)])
+          .catch(() => undefined);
+      }
+    } else {
+      failure = error;
+      await sourceHealth.recordSourceReads(deps.db, [sourceRead([series.id], used, at, error)]).catch(() => undefined);
+    }
   }
   const all = await signals.listPoints(deps.db, series.id, null);
   const end = horizonEnd(spec, outcome.activatedAt);

@@ -8,14 +8,18 @@
  * everything after it, so windows missed while no worker ran are caught up.
  */
 
-import { type ArmAggregate, ConnectorError } from "@outcome-runtime/connectors";
+import { type ArmAggregate, ConnectorError, type SignalConnector } from "@outcome-runtime/connectors";
 import { DomainError, type Experiment, type Outcome } from "@outcome-runtime/core";
-import { type DbOrTrx, databaseError, experiments, outcomes, signals } from "@outcome-runtime/db";
+import { type DbOrTrx, experiments, outcomes, signals, sourceHealth } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { inTransaction, nowOf, type RuntimeDeps } from "../context";
 import { specOf } from "../spec-of";
 import type { ConnectorProvider } from "./connectors";
 import { escalateConsecutiveErrors } from "./error-escalation";
+import { describePollError } from "./poll-errors";
+import { isRateLimited, isThrottled, sourceRead } from "./source-reads";
+
+export { describePollError } from "./poll-errors";
 
 /**
  * Where a poll starts reading (exclusive): the series' newest stored point
@@ -139,6 +143,17 @@ export function measuredMetrics(spec: OutcomeSpec): MeasuredMetric[] {
   return [primary, ...guardrails, ...secondary];
 }
 
+/** A metric whose read failed or was held back this poll. */
+export interface MetricFailure {
+  readonly metric: string;
+  readonly role: MeasuredMetric["role"];
+  readonly connector: string;
+  readonly code: string;
+  readonly message: string;
+  /** `true` when the source's rate limit holds the metric back (not counted as a failed poll). */
+  readonly throttled: boolean;
+}
+
 export type PollResult =
   | { readonly status: "skipped"; readonly experimentKey: string; readonly state: string }
   | {
@@ -151,6 +166,11 @@ export type PollResult =
       readonly unchanged: number;
       /** Each connector call, primary metric first, then the guardrails. */
       readonly reads: readonly SourceRead[];
+      /**
+       * The metrics not stored this poll: a source that failed (the others were stored; the poll counts as
+       * failed) or one whose rate limit holds it back (read again once it allows, from where it stopped).
+       */
+      readonly failures: readonly MetricFailure[];
     };
 
 async function loadExperiment(
@@ -163,23 +183,6 @@ async function loadExperiment(
   const outcome = await outcomes.findOutcome(db, experiment.workspaceId, experiment.outcomeId);
   if (outcome === null) throw new DomainError("not_found", `no outcome ${experiment.outcomeId}`, {});
   return { experiment, outcome };
-}
-
-/**
- * Make a poll's error readable on the experiment: code and message, and
- * whether a retry may succeed. Errors of the runtime's own database carry the
- * codes REST and MCP report (`conflict`, `service_unavailable`: retryable;
- * `validation_failed`); anything else unknown is `poll_failed`, retryable.
- */
-export function describePollError(error: unknown): { code: string; message: string; retryable: boolean } {
-  if (error instanceof ConnectorError) return { code: error.code, message: error.message, retryable: error.retryable };
-  if (error instanceof DomainError) return { code: error.code, message: error.message, retryable: false };
-  const fromDatabase = databaseError(error);
-  if (fromDatabase !== null) {
-    return { code: fromDatabase.code, message: fromDatabase.message, retryable: fromDatabase.retryable };
-  }
-  const message = error instanceof Error ? error.message : String(error);
-  return { code: "poll_failed", message, retryable: true };
 }
 
 /**
@@ -202,12 +205,18 @@ export function pointInputs(rows: readonly ArmAggregate[], arms: readonly string
 }
 
 /**
- * Poll one running experiment: fetch every metric, then store all points in
- * one transaction. A non-running experiment is skipped (its scheduler is about
- * to be removed). On failure the error is recorded on the experiment (visible
- * in the API) and rethrown, so the job is retried with backoff.
+ * Poll one running experiment: fetch every metric, then store the points of
+ * those read in one transaction. A non-running experiment is skipped (its
+ * scheduler is about to be removed). Each source's read is recorded on its
+ * series (source health). One source's outage does not stop the others: the
+ * metrics read are stored and analysed, and the failure is recorded on the
+ * experiment (it counts towards `consecutive_error_limit`). A source's rate
+ * limit holds its metric back until the source allows a read (no request is
+ * sent meanwhile, and it is not a failed poll); the watermark stays, so the
+ * next read catches up.
  *
- * @throws ConnectorError (after recording it) when a connector fails.
+ * @throws ConnectorError (after recording it) when no metric could be read and one failed for another
+ *   reason than a rate limit, so the job is retried.
  */
 export async function pollExperiment(deps: SignalDeps, experimentId: string): Promise<PollResult> {
   const { experiment, outcome } = await loadExperiment(deps.db, experimentId);
@@ -216,9 +225,11 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
   const spec = specOf(outcome);
   const arms = experiment.arms.map((a) => a.name);
   const at = nowOf(deps);
+  const fetched: { series: signals.SeriesRecord; rows: ArmAggregate[] }[] = [];
+  const reads: SourceRead[] = [];
+  const failures: (MetricFailure & { error: unknown })[] = [];
+  const health: sourceHealth.SourceReadRecord[] = [];
   try {
-    const fetched: { series: signals.SeriesRecord; rows: ArmAggregate[] }[] = [];
-    const reads: SourceRead[] = [];
     for (const m of measuredMetrics(spec)) {
       const series = await signals.ensureSeries(deps.db, {
         workspaceId: experiment.workspaceId,
@@ -228,65 +239,114 @@ export async function pollExperiment(deps: SignalDeps, experimentId: string): Pr
         role: m.role,
         kind: m.kind,
       });
-      const { result: rows, read } = await observedRead(
-        deps.observer,
-        { connector: m.connector.type, role: m.role },
-        async () => {
-          const connector = await deps.connectors.get(experiment.workspaceId, m.connector, m.kind);
-          return connector.fetchArmAggregates(
-            {
-              experimentKey: experiment.key,
-              arms,
-              from: readFrom(series.polledUntil, spec.signal.lookback),
-              to: at,
-              // A replay at `speed` is anchored at the launch; without it the connector anchors at `from`,
-              // which moves with every poll.
-              ...(experiment.launchedAt === null ? {} : { startedAt: experiment.launchedAt }),
-            },
-            AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
-          );
-        },
-        (result) => result.length,
-      );
-      reads.push(read);
-      fetched.push({ series, rows });
-    }
-    return await inTransaction(deps.db, async (trx) => {
-      let inserted = 0;
-      let updated = 0;
-      let unchanged = 0;
-      let newestTs: Date | null = null;
-      for (const { series, rows } of fetched) {
-        const points = pointInputs(rows, arms, at);
-        const report = await signals.upsertPoints(trx, series, points, at);
-        inserted += report.inserted;
-        updated += report.updated;
-        unchanged += report.unchanged;
-        if (series.role === "primary" && points.length > 0) {
-          newestTs = new Date(Math.max(...points.map((p) => p.ts.getTime())));
-        }
+      const what = { metric: m.metric, role: m.role, connector: m.connector.type };
+      if (isThrottled(series, at)) {
+        // The source asked for a pause: no request until it ends; the watermark keeps what is left to read.
+        failures.push({ ...what, ...throttleOf(series), throttled: true, error: null });
+        continue;
       }
-      await signals.recordExperimentPoll(trx, experiment.id, at, null);
-      return {
-        status: "polled" as const,
-        experimentKey: experiment.key,
-        newestTs,
-        inserted,
-        updated,
-        unchanged,
-        reads,
-      };
-    });
-  } catch (error) {
-    const described = describePollError(error);
-    await signals.recordExperimentPoll(deps.db, experiment.id, at, {
-      code: described.code,
-      message: described.message,
-    });
-    // The 5th failure in a row (decision_rules.consecutive_error_limit) pauses the experiment. Its own
-    // failure must not hide the poll's error; the next failed poll tries the escalation again.
-    const escalation = await escalateConsecutiveErrors(deps, experiment.id).catch(() => null);
-    if (escalation !== null) deps.observer?.decisionApplied(escalation.decision);
-    throw error;
+      const used = { type: m.connector.type, instance: null as SignalConnector | null };
+      try {
+        const { result: rows, read } = await observedRead(
+          deps.observer,
+          { connector: m.connector.type, role: m.role },
+          async () => {
+            const connector = await deps.connectors.get(experiment.workspaceId, m.connector, m.kind);
+            used.instance = connector;
+            return connector.fetchArmAggregates(
+              {
+                experimentKey: experiment.key,
+                arms,
+                from: readFrom(series.polledUntil, spec.signal.lookback),
+                to: at,
+                // A replay at `speed` is anchored at the launch; without it the connector anchors at `from`,
+                // which moves with every poll.
+                ...(experiment.launchedAt === null ? {} : { startedAt: experiment.launchedAt }),
+              },
+              AbortSignal.timeout(deps.pollTimeoutMs ?? 60_000),
+            );
+          },
+          (result) => result.length,
+        );
+        reads.push(read);
+        fetched.push({ series, rows });
+        health.push(sourceRead([series.id], used, at));
+      } catch (error) {
+        const described = describePollError(error);
+        failures.push({ ...what, ...described, throttled: isRateLimited(error), error });
+        health.push(sourceRead([series.id], used, at, error));
+      }
+    }
+  } finally {
+    // What each source did, before anything can fail the poll: an outage must show on the page.
+    await sourceHealth.recordSourceReads(deps.db, health).catch(() => undefined);
   }
+  const hard = failures.find((f) => !f.throttled);
+  const shown = failures.map(({ error: _error, ...f }) => f);
+  if (hard !== undefined && fetched.length === 0) {
+    await recordFailedPoll(deps, experiment.id, at, hard);
+    throw hard.error;
+  }
+  const result = await inTransaction(deps.db, async (trx) => {
+    let inserted = 0;
+    let updated = 0;
+    let unchanged = 0;
+    let newestTs: Date | null = null;
+    for (const { series, rows } of fetched) {
+      const points = pointInputs(rows, arms, at);
+      const report = await signals.upsertPoints(trx, series, points, at);
+      inserted += report.inserted;
+      updated += report.updated;
+      unchanged += report.unchanged;
+      if (series.role === "primary" && points.length > 0) {
+        newestTs = new Date(Math.max(...points.map((p) => p.ts.getTime())));
+      }
+    }
+    // Held back by a rate limit only: not a failed poll, and not a successful one either.
+    if (hard !== undefined) await signals.recordExperimentPoll(trx, experiment.id, at, errorOf(hard));
+    else if (fetched.length > 0) await signals.recordExperimentPoll(trx, experiment.id, at, null);
+    return {
+      status: "polled" as const,
+      experimentKey: experiment.key,
+      newestTs,
+      inserted,
+      updated,
+      unchanged,
+      reads,
+      failures: shown,
+    };
+  });
+  if (hard !== undefined) await escalate(deps, experiment.id);
+  return result;
+}
+
+/** The code and message recorded on the experiment for a metric's failure, naming the metric. */
+function errorOf(failure: MetricFailure): { code: string; message: string } {
+  return {
+    code: failure.code,
+    message: `${failure.role} ${failure.metric} (${failure.connector}): ${failure.message}`,
+  };
+}
+
+/** A throttled series' reason, as a failure shows it. */
+function throttleOf(series: signals.SeriesRecord): { code: string; message: string } {
+  return {
+    code: "rate_limited",
+    message: `held back by the source's rate limit until ${series.throttledUntil?.toISOString() ?? "later"}; the next read starts at ${series.polledUntil?.toISOString() ?? "the beginning"}`,
+  };
+}
+
+/** Record a failed poll on the experiment, then let the consecutive-error limit act. */
+async function recordFailedPoll(deps: SignalDeps, experimentId: string, at: Date, failure: MetricFailure) {
+  await signals.recordExperimentPoll(deps.db, experimentId, at, errorOf(failure));
+  await escalate(deps, experimentId);
+}
+
+/**
+ * The 5th failure in a row (decision_rules.consecutive_error_limit) pauses the experiment. Its own failure
+ * must not hide the poll's error; the next failed poll tries the escalation again.
+ */
+async function escalate(deps: SignalDeps, experimentId: string): Promise<void> {
+  const escalation = await escalateConsecutiveErrors(deps, experimentId).catch(() => null);
+  if (escalation !== null) deps.observer?.decisionApplied(escalation.decision);
 }

@@ -205,7 +205,9 @@ describe("what polls and analyses report (the worker's metrics and log lines)", 
     for (let i = 0; i < 5; i++) {
       await expect(pollExperiment(observed, id)).rejects.toMatchObject({ code: "unavailable" });
     }
-    expect(reads).toHaveLength(5);
+    // Each poll tries every source (one's outage does not stop the others): the signal and the guardrail.
+    expect(reads).toHaveLength(10);
+    expect(reads.map((r) => r.role)).toEqual(Array.from({ length: 5 }, () => ["primary", "guardrail"]).flat());
     expect(reads.every((r) => r.result === "error" && r.errorCode === "unavailable" && r.rows === 0)).toBe(true);
     expect(decisions).toEqual([{ action: "pause", reason: "errors" }]);
     expect(await pollExperiment(observed, id)).toEqual({ status: "skipped", experimentKey: key, state: "paused" });

@@ -4,6 +4,7 @@ import { request } from "../api";
 import { useExperiment } from "../components/experiment-card";
 import { History } from "../components/history";
 import { ResultCharts } from "../components/result-charts";
+import { SourceHealthTable } from "../components/source-health";
 import { Empty, ErrorState, Fact, Loading, PageTitle, Progress, SignificanceMeter, StateBadge } from "../components/ui";
 import {
   describeKind,
@@ -96,7 +97,7 @@ export function ExperimentPage() {
       </>
     );
   }
-  const { experiment: e, gates, latestAnalysis: a } = detail.data;
+  const { experiment: e, gates, latestAnalysis: a, sources } = detail.data;
   const kind = outcome.data?.outcome.spec.signal?.kind;
   const alpha = e.statsPlan?.alpha ?? 0.05;
   const planned = e.statsPlan?.sequentialPerArm ?? null;
@@ -169,6 +170,17 @@ export function ExperimentPage() {
               {formatDateTime(e.polling.lastPolledAt)}
               {e.polling.error ? <span className="text-danger small"> · {e.polling.error.message}</span> : null}
             </Fact>
+            {outcome.data?.polling ? (
+              <Fact term="Polled every">
+                {formatDuration(outcome.data.polling.effectiveSeconds)}
+                {outcome.data.polling.note ? (
+                  <span className="small text-muted" data-testid="poll-budget-note">
+                    {" "}
+                    ({outcome.data.polling.note})
+                  </span>
+                ) : null}
+              </Fact>
+            ) : null}
           </dl>
         </section>
 
@@ -335,6 +347,13 @@ export function ExperimentPage() {
         <section className="section" aria-labelledby="guard-h">
           <h2 id="guard-h">Guardrails</h2>
           <Guardrails analysis={a} />
+        </section>
+      ) : null}
+
+      {sources.length > 0 ? (
+        <section className="section" aria-labelledby="sources-h">
+          <h2 id="sources-h">Sources</h2>
+          <SourceHealthTable sources={sources} caption="Each metric's source and how its reads are going" />
         </section>
       ) : null}
 

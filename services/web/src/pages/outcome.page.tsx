@@ -4,6 +4,7 @@ import { request, withQuery } from "../api";
 import { ExperimentCard } from "../components/experiment-card";
 import { horizonEnd, metricKind, targetText, useSeries } from "../components/outcome-bits";
 import { SeriesChart } from "../components/series-chart";
+import { SourceHealthTable } from "../components/source-health";
 import { Empty, ErrorState, Fact, Loading, PageTitle, StateBadge } from "../components/ui";
 import { formatDateTime, formatDuration, formatValue, humanize } from "../format";
 import type { ExperimentList, GateList, Outcome, OutcomeDetail, RevisionList } from "../types";
@@ -149,6 +150,16 @@ export function OutcomePage() {
           <SeriesChart series={series.data} end={end} />
         )}
       </section>
+
+      {detail.data.sources.length > 0 ? (
+        <section className="section" aria-labelledby="sources-h">
+          <h2 id="sources-h">Sources</h2>
+          <SourceHealthTable
+            sources={detail.data.sources}
+            caption="Each metric's source across the running experiments, and the outcome's own signal"
+          />
+        </section>
+      ) : null}
 
       {pendingGates > 0 ? <PendingGates outcomeId={outcome.id} count={pendingGates} /> : null}
       <Experiments outcome={outcome} kind={kind} />

@@ -113,6 +113,12 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
         },
         "experiment polled",
       );
+      for (const f of result.failures) {
+        logger.warn(
+          { experimentId, experimentKey: result.experimentKey, ...f },
+          f.throttled ? "source throttled: metric held back until its rate limit allows a read" : "source failed",
+        );
+      }
       // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
       const upTo = await primaryPolledUntil(context.signals, experimentId);
       if (upTo !== null) {
@@ -149,9 +155,19 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       });
       for (const f of result.failed) {
         logger.warn(
-          { experimentId: f.experimentId, experimentKey: f.experimentKey, code: f.code, message: f.message, outcomeId },
-          "poll failed",
+          {
+            experimentId: f.experimentId,
+            experimentKey: f.experimentKey,
+            code: f.code,
+            message: f.message,
+            partial: f.partial,
+            outcomeId,
+          },
+          f.partial ? "poll failed for one source: the others were stored" : "poll failed",
         );
+      }
+      for (const t of result.throttled) {
+        logger.warn({ outcomeId, ...t }, "source throttled: metric held back until its rate limit allows a read");
       }
       for (const e of result.escalations) {
         logger.warn({ experimentId: e.experimentId, action: e.action, reason: e.reason }, "experiment decided");

@@ -12,10 +12,11 @@ import {
   listExperimentAnalyses,
   renderBriefMarkdown,
   requestPoll,
+  sourceHealthJson,
   transitionExperiment,
 } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { AnalysisDto, ExperimentDto, GateDto, PROBLEM_RESPONSES } from "../../../dto";
+import { AnalysisDto, ExperimentDto, GateDto, PROBLEM_RESPONSES, SourceHealthDto } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 const IdParams = Type.Object({
@@ -77,6 +78,10 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
             experiment: ExperimentDto,
             gates: Type.Array(GateDto),
             latestAnalysis: Type.Union([AnalysisDto, Type.Null()]),
+            sources: Type.Array(SourceHealthDto, {
+              description:
+                "each metric's source: last successful read, last error, whether its rate limit holds polls back",
+            }),
           }),
           ...PROBLEM_RESPONSES,
         },
@@ -88,6 +93,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
         experiment: experimentJson(detail.experiment),
         gates: detail.gates.map(gateJson),
         latestAnalysis: detail.latestAnalysis === null ? null : analysisJson(detail.latestAnalysis),
+        sources: detail.sources.map(sourceHealthJson),
       };
     },
   );

@@ -21,6 +21,7 @@ import {
   type PortfolioResult,
   proposeExperimentIdempotently,
   revisionJson,
+  sourceHealthJson,
   summaryJson,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
@@ -34,6 +35,7 @@ import {
   PROBLEM_RESPONSES,
   PredictionDto,
   RevisionDto,
+  SourceHealthDto,
 } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
@@ -177,6 +179,11 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
               },
               { description: "how often the signal is polled after the connector's budget (e.g. Mixpanel's)" },
             ),
+            sources: Type.Array(SourceHealthDto, {
+              description:
+                "each metric's source across the running experiments, and the outcome's own series: newest read, " +
+                "newest error, the throttle of a rate limit, failing experiments",
+            }),
           }),
           ...PROBLEM_RESPONSES,
         },
@@ -189,6 +196,7 @@ const outcomeRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         gateCounts: detail.gateCounts,
         latestRevisions: detail.latestRevisions.map(revisionJson),
         polling: { ...detail.polling },
+        sources: detail.sources.map(sourceHealthJson),
       };
     },
   );
