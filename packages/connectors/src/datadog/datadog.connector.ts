@@ -422,12 +422,10 @@ class DatadogConnector implements SignalConnector {
     const keys = group.experiments.map((e) => e.tag);
     const arms = [...new Set(group.experiments.flatMap((e) => e.arms.map((a) => a.toLowerCase())))];
     const tags = { experimentTag: s.experimentTag, armTag: s.armTag };
+    const read = (q: MetricQuery, poll: AbortSignal): Promise<QueryAnswer> =>
+      queryMetrics(s.call, q.field, totalsQuery(q, tags, keys, arms, range), fromSeconds, toSeconds, poll);
     const [requests, numerator] = await linked(signal, (poll) =>
-      Promise.all(
-        [s.requests, s.numerator].map((q) =>
-          queryMetrics(s.call, q.field, totalsQuery(q, tags, keys, arms, range), fromSeconds, toSeconds, poll),
-        ),
-      ),
+      Promise.all([read(s.requests, poll), read(s.numerator, poll)]),
     );
     const window = { fromMs: fromSeconds * 1000, toMs: toSeconds * 1000 };
     const byTag = new Map(group.experiments.map((e) => [e.tag, e]));
@@ -440,8 +438,8 @@ class DatadogConnector implements SignalConnector {
       [s.requests.field, requests],
       [s.numerator.field, numerator],
     ] as const) {
-      const answerWindow = { ...window, answerFromMs: (answer as QueryAnswer).fromDate };
-      for (const series of (answer as QueryAnswer).series) {
+      const answerWindow = { ...window, answerFromMs: answer.fromDate };
+      for (const series of answer.series) {
         const tag = tagOf(series, s.experimentTag);
         const experiment = tag === undefined ? undefined : byTag.get(tag);
         if (experiment === undefined) {
