@@ -33,6 +33,7 @@ import {
   type FakeClickHouseQuery,
   startClickHouseFake,
 } from "@outcome-runtime/testing/fake-clickhouse";
+import { type FakeDatadog, startFakeDatadog } from "@outcome-runtime/testing/fake-datadog";
 import { type FakeGa4, type FakeGa4Report, matchesFilter, startFakeGa4 } from "@outcome-runtime/testing/fake-ga4";
 import { type FakeMixpanel, startFakeMixpanel } from "@outcome-runtime/testing/fake-mixpanel";
 import { type FakePosthog, startFakePosthog } from "@outcome-runtime/testing/fake-posthog";
@@ -1423,5 +1424,119 @@ describe("signals test: prometheus", () => {
       `${file.file}:${fileLine(file.text, "    latency:")}:5: error[invalid_connector]: signal.connector.latency: a latency quantile cannot be the outcome's signal`,
     );
     expect(result.stderr).toContain("use it as a guardrail");
+  });
+});
+
+describe("signals test: datadog", () => {
+  const DATADOG = { apiKey: "cli-datadog-api-key", applicationKey: "cli-datadog-application-key" };
+  let datadog: FakeDatadog;
+  const connector = [
+    "    api_key_env: OUTCOME_RUNTIME_SOURCE_DATADOG_API_KEY",
+    "    application_key_env: OUTCOME_RUNTIME_SOURCE_DATADOG_APPLICATION_KEY",
+    "    requests: sum:trace.http.request.hits{service:checkout}",
+    "    errors: sum:trace.http.request.errors{service:checkout}",
+    "    api_url: API_URL",
+  ].join("\n");
+  /** The shell's variables: the keys, and the operator's consent to the fake's URL besides the others. */
+  const env = (extra: Record<string, string> = {}) => ({
+    OUTCOME_RUNTIME_SOURCE_DATADOG_API_KEY: DATADOG.apiKey,
+    OUTCOME_RUNTIME_SOURCE_DATADOG_APPLICATION_KEY: DATADOG.applicationKey,
+    SOURCE_API_URLS: `${environment().SOURCE_API_URLS} datadog=${datadog.baseUrl}`,
+    ...extra,
+  });
+
+  beforeAll(async () => {
+    datadog = await startFakeDatadog(DATADOG);
+    // Each exposure row is that many requests of the arm on the day before its end, of which `conversions` failed.
+    for (const [experiment, arm, ts, units, conversions] of EXPOSURES) {
+      const timestamp = Date.parse(ts) / 1000 - 86_400;
+      const tags = ["service:checkout", `experiment:${experiment}`, `arm:${arm}`];
+      datadog.points.push({ metric: "trace.http.request.hits", tags, timestamp, value: units });
+      datadog.points.push({ metric: "trace.http.request.errors", tags, timestamp, value: conversions });
+    }
+  });
+
+  afterAll(async () => {
+    await datadog?.close();
+  });
+
+  it("reads every experiment with one pair of metric queries and prints the requests and errors per arm", async () => {
+    const file = outcome("datadog", connector.replace("API_URL", datadog.baseUrl));
+    datadog.requests.length = 0;
+    const result = await cli(["--json", "signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    const report = JSON.parse(result.stdout);
+    expect(report.metrics[0]).toMatchObject({ path: "signal", type: "datadog", form: "batched", error: null });
+    // Datadog sums each arm's counts over the window: one row per arm, as of the window's end.
+    const perArm = (experiment: string) =>
+      ["control", "treatment"].map((arm) => {
+        const rows = held([experiment]).filter((r) => r.arm === arm);
+        const units = rows.reduce((n, r) => n + r.units, 0);
+        const sum = rows.reduce((n, r) => n + r.sum, 0);
+        return { arm, ts: null, units, sum, sum_sq: sum, mean: sum / units };
+      });
+    expect(report.metrics[0].experiments).toEqual([
+      { experiment: "checkout-v2", error: null, rows: perArm("checkout-v2") },
+      { experiment: "search-v1", error: null, rows: perArm("search-v1") },
+    ]);
+    expect(datadog.requests.map((r) => r.params.get("query"))).toEqual([
+      "sum:trace.http.request.hits{service:checkout AND experiment IN (checkout-v2, search-v1) AND arm IN (control, treatment)} by {experiment,arm}.as_count().rollup(sum, 518400)",
+      "sum:trace.http.request.errors{service:checkout AND experiment IN (checkout-v2, search-v1) AND arm IN (control, treatment)} by {experiment,arm}.as_count().rollup(sum, 518400)",
+    ]);
+
+    const text = await cli(["signals", "test", file.file, ...EXPERIMENTS, ...WINDOW], env());
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/^signal \(datadog, batched, \d+ ms\): datadog /m);
+    expect(text.stdout).toContain(
+      [
+        "  checkout-v2:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  3000   610  610     0.203333",
+        "    treatment  (window end)  3000   702  702     0.234",
+        "  search-v1:",
+        "    arm        ts            units  sum  sum_sq  mean",
+        "    control    (window end)  500    50   50      0.1",
+        "    treatment  (window end)  480    60   60      0.125",
+      ].join("\n"),
+    );
+  });
+
+  it("prints Datadog's refusal of the keys with the credential's setting and its line, never the key", async () => {
+    const file = outcome("datadog", connector.replace("API_URL", datadog.baseUrl));
+    const result = await cli(
+      ["signals", "test", file.file, ...WINDOW],
+      env({ OUTCOME_RUNTIME_SOURCE_DATADOG_APPLICATION_KEY: "not-the-application-key" }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: auth_failed");
+    expect(result.stderr).not.toContain("not-the-application-key");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    api_key_env:")}:\\d+: error: signal\\.connector\\.api_key_env: datadog /api/v1/query: Datadog refused the keys \\(403: Forbidden\\).* \\[auth_failed\\]$`,
+        "m",
+      ),
+    );
+  });
+
+  it("prints Datadog's refusal of a query with the setting it came from and its line", async () => {
+    const file = outcome(
+      "datadog",
+      connector
+        .replace("API_URL", datadog.baseUrl)
+        .replace(
+          "sum:trace.http.request.errors{service:checkout}",
+          "sum:trace.http.request.errors{service:checkout OR}",
+        ),
+    );
+    const result = await cli(["signals", "test", file.file, ...WINDOW], env());
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("  failed: query_failed");
+    expect(result.stderr).toMatch(
+      new RegExp(
+        `^${literal(file.file)}:${fileLine(file.text, "    errors:")}:\\d+: error: signal\\.connector\\.errors: datadog /api/v1/query: Datadog refused the query of errors \\(400: Error parsing query: .* \\[query_failed\\]$`,
+        "m",
+      ),
+    );
   });
 });

@@ -906,6 +906,7 @@ describe("the worker process", () => {
           "mixpanel",
           "csv",
           "ga4",
+          "datadog",
           "prometheus",
           "posthog",
           "amplitude",

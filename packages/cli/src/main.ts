@@ -52,7 +52,7 @@ interface ConnectorForm {
   /** The connector type, as written. */
   readonly connector: string;
   /** `query`: a SQL source's query; `file`: csv; `module`: a type of a connector module. */
-  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | "prometheus";
+  readonly reads: "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | "prometheus" | "datadog";
   /** `batched`: many experiments per request (`:experiments`, a Mixpanel proportion, a module's `readsInBatches`). */
   readonly form: "batched" | "single";
   /** A Mixpanel saved funnel's `funnel_id`, when the connector reads one. */
@@ -107,6 +107,8 @@ function formLine(q: ConnectorForm): string {
       return `  ${q.path}: ga4 reads many experiments at once (runReport filtered by the experiment dimension), 2 reports per 100 experiments`;
     case "prometheus":
       return `  ${q.path}: prometheus reads many experiments at once (a regular expression on the experiment label), 2 queries per 100 experiments`;
+    case "datadog":
+      return `  ${q.path}: datadog reads many experiments at once (grouped by experiment and arm tags), 2 requests per 50 experiments`;
     case "module":
       return batched
         ? `  ${q.path}: ${q.connector} reads many experiments at once (its module's readsInBatches), one request per batch`

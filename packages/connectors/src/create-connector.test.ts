@@ -37,6 +37,7 @@ describe("createConnector", () => {
       "posthog",
       "amplitude",
       "prometheus",
+      "datadog",
     ]);
     expect(createConnector({ type: "replay", path: "a.csv" }, context).type).toBe("csv");
     expect(createConnector({ type: "csv", path: "a.csv" }, context).type).toBe("csv");
@@ -47,7 +48,7 @@ describe("createConnector", () => {
     expect(error.code).toBe("invalid_config");
     expect(error.retryable).toBe(false);
     expect(error.message).toContain(
-      'unknown connector type "heap"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog, amplitude, prometheus',
+      'unknown connector type "heap"; known types: postgres, mixpanel, csv, replay, mysql, duckdb, clickhouse, snowflake, bigquery, ga4, posthog, amplitude, prometheus, datadog',
     );
   });
 

@@ -9,6 +9,7 @@ import { ConnectorError } from "./connector-error";
 import { createRegisteredConnector, registeredEntry, registeredReadsInBatches } from "./connector-registry";
 import { connectorCredentials } from "./credentials";
 import { createCsvConnector } from "./csv/csv.connector";
+import { createDatadogConnector } from "./datadog/datadog.connector";
 import { createGa4Connector } from "./ga4/ga4.connector";
 import { createMixpanelConnector, mixpanelReadsInBatches } from "./mixpanel/mixpanel.connector";
 import { createPostgresConnector, postgresReadsInBatches } from "./postgres/postgres.connector";
@@ -28,6 +29,7 @@ export const CONNECTOR_TYPES: readonly string[] = Object.freeze([
   "posthog",
   "amplitude",
   "prometheus",
+  "datadog",
 ]);
 
 /** Other names of connector types: `replay` → `csv`. */
@@ -67,6 +69,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
       return createMixpanelConnector(config, context);
     case "csv":
       return createCsvConnector(config, context);
+    case "datadog":
+      return createDatadogConnector(config, context);
     case "ga4":
       return createGa4Connector(config, context);
     case "posthog":
@@ -105,6 +109,8 @@ export function createConnector(config: ConnectorConfig, context: ConnectorConte
 export function readsInBatches(config: ConnectorConfig): boolean {
   const type = CONNECTOR_ALIASES[config.type] ?? config.type;
   if (type === "mixpanel") return mixpanelReadsInBatches(config);
+  // Grouped by experiment and arm tags: every datadog read is batched.
+  if (type === "datadog") return true;
   // Both kinds: the experiment dimension's inListFilter reads many experiments in one report.
   if (type === "ga4") return true;
   if (type === "posthog") return posthogReadsInBatches(config);
@@ -121,12 +127,13 @@ export function readsInBatches(config: ConnectorConfig): boolean {
  * How a connector type reads, for people (`outcome-runtime validate`):
  * `query` (a SQL source's query with named parameters: `postgres`, `mysql`,
  * `duckdb`, `clickhouse`, `snowflake`, ...), `mixpanel`, `amplitude`, `file` (`csv`,
- * `replay`) or `module` (a type a connector module registered); undefined
+ * `replay`), `datadog` (metric queries grouped by experiment and arm tags)
+ * or `module` (a type a connector module registered); undefined
  * for a type nobody knows.
  */
 export function connectorReadKind(
   type: string,
-): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | "prometheus" | undefined {
+): "query" | "mixpanel" | "file" | "module" | "ga4" | "posthog" | "amplitude" | "prometheus" | "datadog" | undefined {
   const known = CONNECTOR_ALIASES[type] ?? type;
   if (known === "postgres" || SQL_SOURCES[known] !== undefined) return "query";
   if (known === "mixpanel") return "mixpanel";
@@ -134,6 +141,7 @@ export function connectorReadKind(
   if (known === "amplitude") return "amplitude";
   if (known === "prometheus") return "prometheus";
   if (known === "csv") return "file";
+  if (known === "datadog") return "datadog";
   if (known === "ga4") return "ga4";
   return registeredEntry(known) === undefined ? undefined : "module";
 }

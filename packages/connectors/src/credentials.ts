@@ -122,6 +122,10 @@ const CREDENTIALS: Readonly<Record<string, readonly CredentialEntry[]>> = Object
     { credential: "username", what: "the basic-auth username of the Prometheus server", optional: true },
     { credential: "password", what: "the basic-auth password of the Prometheus server", optional: true },
   ],
+  datadog: [
+    { credential: "api_key", what: "the organisation's Datadog API key" },
+    { credential: "application_key", what: "a Datadog application key with the timeseries_query scope" },
+  ],
 });
 
 /** The credentials of a connector type: a built-in's, or those a registered module declares (CONNECTOR_MODULES). */

@@ -36,6 +36,7 @@ export {
 } from "./create-connector";
 export type { CredentialRef, CredentialRequirement } from "./credentials";
 export { connectorCredentials, SECRET_NAME, SOURCE_ENV_NAME, SOURCE_ENV_PREFIX } from "./credentials";
+export { DATADOG_QUERIES_PER_HOUR, datadogPollCost } from "./datadog/datadog.connector";
 export type {
   DryRunError,
   DryRunMetric,

@@ -12,6 +12,7 @@
 import { amplitudePollCost } from "./amplitude/amplitude.connector";
 import { formatSeconds } from "./config-reader";
 import type { ConnectorConfig } from "./connector";
+import { datadogPollCost } from "./datadog/datadog.connector";
 import { ga4PollCost } from "./ga4/ga4.connector";
 import {
   MIXPANEL_BATCH_MAX_KEYS,
@@ -37,6 +38,7 @@ export interface PollBudgetOptions {
  */
 const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost | null>> = {
   amplitude: amplitudePollCost,
+  datadog: datadogPollCost,
   ga4: ga4PollCost,
   mixpanel: mixpanelPollCost,
   posthog: posthogPollCost,
@@ -45,6 +47,7 @@ const POLL_COSTS: Readonly<Record<string, (config: ConnectorConfig) => PollCost 
 /** How people call each vendor in notes. */
 const VENDOR_NAMES: Readonly<Record<string, string>> = {
   amplitude: "Amplitude",
+  datadog: "Datadog",
   ga4: "Google Analytics 4",
   mixpanel: "Mixpanel",
   posthog: "PostHog",

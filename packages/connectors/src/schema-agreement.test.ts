@@ -110,6 +110,22 @@ const TYPE_SAMPLES: Record<string, Record<string, unknown>> = {
   snowflake: { api_url: "https://myorg-myaccount.snowflakecomputing.com", database: "ANALYTICS" },
   ga4: { api_url: "https://analyticsdata.googleapis.com" },
   amplitude: { api_url: "https://analytics.eu.amplitude.com" },
+  datadog: {
+    api_key_env: "OUTCOME_RUNTIME_SOURCE_DD_API_KEY",
+    api_key_secret: "datadog-api-key",
+    application_key_env: "OUTCOME_RUNTIME_SOURCE_DD_APP_KEY",
+    application_key_secret: "datadog-application-key",
+    site: "datadoghq.eu",
+    api_url: "https://api.datadoghq.eu",
+    requests: "sum:trace.http.request.hits{service:checkout}",
+    errors: "sum:trace.http.request.errors{service:checkout}",
+    slow_requests: "sum:checkout.requests.slow{service:checkout}",
+    experiment_tag: "experiment",
+    arm_tag: "arm",
+    series_query: "sum:checkout.orders{env:prod}.as_count()",
+    requests_per_hour: 300,
+  },
+
   prometheus: { series_query: 'sum(rate(http_requests_total{code=~"5.."}[5m])) / sum(rate(http_requests_total[5m]))' },
   posthog: {
     api_url: "https://eu.posthog.com",
@@ -143,6 +159,8 @@ const EXCLUSIVE: Record<
     { leftOut: ["funnel", "funnel_mode", "conversion_window"], metricKind: "mean" },
     { leftOut: ["value_property", "value_squared_property"], metricKind: "proportion" },
   ],
+  // Datadog reads proportions only (an error rate, or a share of slow requests).
+  datadog: [{ leftOut: [], metricKind: "proportion" }],
   // An error rate or a latency threshold; a bearer token or basic auth. Prometheus reads proportions only.
   prometheus: [
     {
@@ -161,6 +179,9 @@ const EXCLUSIVE: Record<
   ],
 };
 
+/** Fields of a type of which exactly one is given, each in turn, as a credential's forms are. */
+const ALTERNATIVES: Record<string, string[][]> = { datadog: [["errors", "slow_requests"]] };
+
 const credentials = {
   database_url: "postgres://localhost/analytics",
   username: "u",
@@ -175,6 +196,7 @@ const credentials = {
   secret_key: "s",
   bearer_token: "t",
   password: "p",
+  application_key: "dd-application-key",
 };
 
 describe("connectors and the outcome schema", () => {
@@ -194,7 +216,7 @@ describe("connectors and the outcome schema", () => {
     for (const { types, fields } of branches) {
       for (const type of types) {
         // Each credential is named one way: the first of its settings, then the second, ...
-        const choices = credentialChoices(type);
+        const choices = [...credentialChoices(type), ...(ALTERNATIVES[type] ?? [])];
         const ways = Math.max(1, ...choices.map((c) => c.length));
         for (let way = 0; way < ways; way++) {
           for (const { leftOut, metricKind } of EXCLUSIVE[type] ?? [{ leftOut: [], metricKind: "mean" as const }]) {

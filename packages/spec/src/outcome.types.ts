@@ -105,7 +105,7 @@ export type GuardrailKind = "proportion" | "mean";
  */
 export type Direction = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude`, `prometheus` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude`, `prometheus`, `datadog` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
  * via the `definition` "Connector".
@@ -123,6 +123,7 @@ export type Connector =
   | PosthogConnector
   | AmplitudeConnector
   | PrometheusConnector
+  | DatadogConnector
   | OtherConnector;
 
 /**
@@ -851,6 +852,83 @@ export interface PrometheusConnector {
   timeout: Seconds;
 }
 /**
+ * Reads a proportion per arm from Datadog's metrics query API (`GET /api/v1/query`), for guardrails and the kill-switch: an error rate (`errors` out of `requests`) or the share of requests slower than a threshold (`slow_requests` out of `requests`), each metric summed per arm over the experiment's range, by the experiment and arm tags the service sets. A mean or a ratio is refused (no per-unit values). See docs/connectors.md#datadog.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "DatadogConnector".
+ */
+export interface DatadogConnector {
+  /**
+   * Always `datadog`.
+   */
+  type: "datadog";
+  /**
+   * Name of the workspace secret holding the organisation's Datadog API key. Give this or `api_key_env`.
+   */
+  api_key_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the organisation's Datadog API key. Give this or `api_key_secret`.
+   */
+  api_key_env?: SourceEnvVarName;
+  /**
+   * Name of the workspace secret holding a Datadog application key with the `timeseries_query` scope. Give this or `application_key_env`.
+   */
+  application_key_secret?: SecretName;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding a Datadog application key with the `timeseries_query` scope. Give this or `application_key_secret`.
+   */
+  application_key_env?: SourceEnvVarName;
+  /**
+   * The Datadog site of the organisation; the API host is `api.<site>`: `datadoghq.com` (US1), `us3.datadoghq.com`, `us5.datadoghq.com`, `datadoghq.eu` (EU), `ap1.datadoghq.com`, `ap2.datadoghq.com`, `uk1.datadoghq.com`, `ddog-gov.com` (US1-FED), `us2.ddog-gov.com`.
+   */
+  site:
+    | "datadoghq.com"
+    | "us3.datadoghq.com"
+    | "us5.datadoghq.com"
+    | "datadoghq.eu"
+    | "ap1.datadoghq.com"
+    | "ap2.datadoghq.com"
+    | "uk1.datadoghq.com"
+    | "ddog-gov.com"
+    | "us2.ddog-gov.com";
+  /**
+   * Base URL of the API instead of the site's: one of the sites' API hosts (`https://api.datadoghq.eu`, ...), or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests); `/api/v1/query` is added to it.
+   */
+  api_url?: string;
+  /**
+   * The query of the count metric of all requests, `sum:<metric>{<tags>}` (e.g. `sum:trace.http.request.hits{service:checkout}`): its total per arm is the units. The connector adds the experiment and arm tags, `by {experiment,arm}`, `.as_count()` and the rollup.
+   */
+  requests: string;
+  /**
+   * The query of the count metric of failed requests (e.g. `sum:trace.http.request.errors{service:checkout}`): its total per arm is the sum of an error rate. Give this or `slow_requests`.
+   */
+  errors?: string;
+  /**
+   * The query of a count metric of requests slower than a threshold T that the service emits: its total per arm is the sum of the share of requests slower than T (a latency guardrail: p99 under T exactly when that share is under 1 %). Give this or `errors`.
+   */
+  slow_requests?: string;
+  /**
+   * The tag key whose value is the experiment key (Datadog lowercases tag values; keys are matched without case).
+   */
+  experiment_tag: string;
+  /**
+   * The tag key whose value is the arm.
+   */
+  arm_tag: string;
+  /**
+   * A Datadog metric query giving the outcome's own series (one series; its points in the window).
+   */
+  series_query?: string;
+  /**
+   * The organisation's limit of metric queries an hour, when Datadog's support raised it above the default of 100 (its `X-RateLimit-Limit`).
+   */
+  requests_per_hour: number;
+  /**
+   * How long one query may take.
+   */
+  timeout: Seconds;
+}
+/**
  * Reads the signal from a PostHog project through its query API (HogQL), with a personal API key: either the query the connector builds from `event` (and `exposure_event`, `experiment_property`, `variant_property`, `value_property`), per person then per experiment and arm, or your own HogQL `query` with placeholders. See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
@@ -1400,7 +1478,7 @@ export type GuardrailKindInput = "proportion" | "mean";
  */
 export type DirectionInput = "increase" | "decrease";
 /**
- * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude`, `prometheus` (and `replay`, another name for `csv`). See docs/connectors.md.
+ * Where a signal is read from. `type` picks the connector; the other fields are that connector's settings. Known types: `postgres`, `mysql`, `duckdb`, `clickhouse`, `snowflake`, `bigquery`, `mixpanel`, `csv`, `ga4`, `posthog`, `amplitude`, `prometheus`, `datadog` (and `replay`, another name for `csv`). See docs/connectors.md.
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
  * via the `definition` "Connector".
@@ -1418,6 +1496,7 @@ export type ConnectorInput =
   | PosthogConnectorInput
   | AmplitudeConnectorInput
   | PrometheusConnectorInput
+  | DatadogConnectorInput
   | OtherConnectorInput;
 
 /**
@@ -2146,6 +2225,83 @@ export interface PrometheusConnectorInput {
   step?: DurationInput;
   /**
    * How long one query may take (also sent to Prometheus as the query's timeout).
+   */
+  timeout?: DurationInput;
+}
+/**
+ * Reads a proportion per arm from Datadog's metrics query API (`GET /api/v1/query`), for guardrails and the kill-switch: an error rate (`errors` out of `requests`) or the share of requests slower than a threshold (`slow_requests` out of `requests`), each metric summed per arm over the experiment's range, by the experiment and arm tags the service sets. A mean or a ratio is refused (no per-unit values). See docs/connectors.md#datadog.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "DatadogConnector".
+ */
+export interface DatadogConnectorInput {
+  /**
+   * Always `datadog`.
+   */
+  type: "datadog";
+  /**
+   * Name of the workspace secret holding the organisation's Datadog API key. Give this or `api_key_env`.
+   */
+  api_key_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding the organisation's Datadog API key. Give this or `api_key_secret`.
+   */
+  api_key_env?: SourceEnvVarNameInput;
+  /**
+   * Name of the workspace secret holding a Datadog application key with the `timeseries_query` scope. Give this or `application_key_env`.
+   */
+  application_key_secret?: SecretNameInput;
+  /**
+   * Name of the environment variable (starting with `OUTCOME_RUNTIME_SOURCE_`) holding a Datadog application key with the `timeseries_query` scope. Give this or `application_key_secret`.
+   */
+  application_key_env?: SourceEnvVarNameInput;
+  /**
+   * The Datadog site of the organisation; the API host is `api.<site>`: `datadoghq.com` (US1), `us3.datadoghq.com`, `us5.datadoghq.com`, `datadoghq.eu` (EU), `ap1.datadoghq.com`, `ap2.datadoghq.com`, `uk1.datadoghq.com`, `ddog-gov.com` (US1-FED), `us2.ddog-gov.com`.
+   */
+  site?:
+    | "datadoghq.com"
+    | "us3.datadoghq.com"
+    | "us5.datadoghq.com"
+    | "datadoghq.eu"
+    | "ap1.datadoghq.com"
+    | "ap2.datadoghq.com"
+    | "uk1.datadoghq.com"
+    | "ddog-gov.com"
+    | "us2.ddog-gov.com";
+  /**
+   * Base URL of the API instead of the site's: one of the sites' API hosts (`https://api.datadoghq.eu`, ...), or a URL the operator allows in `SOURCE_API_URLS` (a proxy, a local server in tests); `/api/v1/query` is added to it.
+   */
+  api_url?: string;
+  /**
+   * The query of the count metric of all requests, `sum:<metric>{<tags>}` (e.g. `sum:trace.http.request.hits{service:checkout}`): its total per arm is the units. The connector adds the experiment and arm tags, `by {experiment,arm}`, `.as_count()` and the rollup.
+   */
+  requests: string;
+  /**
+   * The query of the count metric of failed requests (e.g. `sum:trace.http.request.errors{service:checkout}`): its total per arm is the sum of an error rate. Give this or `slow_requests`.
+   */
+  errors?: string;
+  /**
+   * The query of a count metric of requests slower than a threshold T that the service emits: its total per arm is the sum of the share of requests slower than T (a latency guardrail: p99 under T exactly when that share is under 1 %). Give this or `errors`.
+   */
+  slow_requests?: string;
+  /**
+   * The tag key whose value is the experiment key (Datadog lowercases tag values; keys are matched without case).
+   */
+  experiment_tag?: string;
+  /**
+   * The tag key whose value is the arm.
+   */
+  arm_tag?: string;
+  /**
+   * A Datadog metric query giving the outcome's own series (one series; its points in the window).
+   */
+  series_query?: string;
+  /**
+   * The organisation's limit of metric queries an hour, when Datadog's support raised it above the default of 100 (its `X-RateLimit-Limit`).
+   */
+  requests_per_hour?: number;
+  /**
+   * How long one query may take.
    */
   timeout?: DurationInput;
 }

@@ -381,6 +381,7 @@ describe("parseOutcome: diagnostics", () => {
       "snowflake",
       "bigquery",
       "ga4",
+      "datadog",
       "prometheus",
       "posthog",
       "amplitude",

@@ -31,6 +31,7 @@ export const KNOWN_CONNECTORS: readonly string[] = Object.freeze([
   "snowflake",
   "bigquery",
   "ga4",
+  "datadog",
   "prometheus",
   "posthog",
   "amplitude",
