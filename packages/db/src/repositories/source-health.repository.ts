@@ -136,8 +136,7 @@ export async function listExperimentSourceHealth(
  * The health of each metric of an outcome across its series: its own series
  * (role `outcome`) and, per metric and role, its experiments' series together
  * (the newest read, the newest error, the latest throttle; `experiments` and
- * `failingExperiments` count them). `running` limits the experiments to those
- * running.
+ * `failingExperiments` count them), counting only the experiments running now.
  */
 export async function listOutcomeSourceHealth(db: DbOrTrx, outcomeId: string, now: Date): Promise<SourceHealth[]> {
   const result = await sql<
