@@ -63,11 +63,13 @@ describe("requestBudget", () => {
     const budget = requestBudget(LIMITS);
     budget.pause(30_000);
     budget.pause(5_000);
+    expect(budget.pauseRemainingMs()).toBe(30_000);
     const refused = rateLimited(() => budget.spend(1));
     expect(refused.retryAfterMs).toBe(30_000);
     expect(refused.message).toMatch(/not querying again for 30s/);
     expect(budget.state()).toMatchObject({ spent: 0, pausedUntil: new Date("2026-12-01T10:00:30Z") });
     vi.setSystemTime(new Date("2026-12-01T10:00:30.001Z"));
+    expect(budget.pauseRemainingMs()).toBe(0);
     budget.spend(1);
   });
 

@@ -68,6 +68,8 @@ export interface RequestBudget {
    * reset header). A longer pause already in force is kept.
    */
   pause(retryAfterMs: number): void;
+  /** Milliseconds left of a pause after the vendor's 429 (0 when none); a budget spent for the hour is not a pause. */
+  pauseRemainingMs(): number;
   /** The budget as of now. */
   state(): RequestBudgetState;
 }
@@ -159,6 +161,10 @@ class HourlyBudget implements RequestBudget {
   pause(retryAfterMs: number): void {
     const until = Date.now() + Math.max(0, retryAfterMs);
     if (until > this.pausedUntilMs) this.pausedUntilMs = until;
+  }
+
+  pauseRemainingMs(): number {
+    return Math.max(0, this.pausedUntilMs - Date.now());
   }
 
   state(): RequestBudgetState {

@@ -8,6 +8,7 @@
 import { OutboundBlockedError } from "@outcome-runtime/netguard";
 import { ConnectorError } from "../connector-error";
 import { isRecord, parseRetryAfter, readCapped } from "../http-response";
+import { type RequestBudget, requestBudget, resetRequestBudgets } from "../request-budget";
 
 /** Mixpanel's documented Query API limits, per project. */
 export const MIXPANEL_QUERIES_PER_HOUR = 60;
@@ -41,67 +42,33 @@ export interface QueryApiSettings {
   fetch: typeof fetch;
 }
 
-/** Counts permits per project; waiters queue in order and leave on abort. */
-class Semaphore {
-  private active = 0;
-  private readonly waiting: (() => void)[] = [];
-
-  constructor(private readonly limit: number) {}
-
-  async acquire(signal: AbortSignal | undefined): Promise<() => void> {
-    if (this.active >= this.limit) {
-      await new Promise<void>((resolve, reject) => {
-        const wake = (): void => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve();
-        };
-        const onAbort = (): void => {
-          const i = this.waiting.indexOf(wake);
-          if (i !== -1) this.waiting.splice(i, 1);
-          reject(signal?.reason);
-        };
-        if (signal?.aborted) {
-          reject(signal.reason);
-          return;
-        }
-        signal?.addEventListener("abort", onAbort, { once: true });
-        this.waiting.push(wake);
-      });
-    }
-    this.active++;
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      this.active--;
-      this.waiting.shift()?.();
-    };
-  }
-}
-
-const semaphores = new Map<string, Semaphore>();
-/** Project key → epoch ms before which no request is sent (after a 429). */
-const pausedUntil = new Map<string, number>();
-/** Project key → epoch ms of each request spent in the last hour, oldest first. */
-const spentAt = new Map<string, number[]>();
-
-const HOUR_MS = 3_600_000;
+/** Mixpanel's page of the Query API's limits. */
+const MIXPANEL_RATE_LIMITS_DOCS = "https://docs.mixpanel.com/reference/rate-limits";
 
 function projectKey(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">): string {
   return `${settings.baseUrl}#${settings.projectId}`;
 }
 
-/** Forgets pauses after 429s and the requests spent this hour (tests). */
-export function resetRateLimitState(): void {
-  pausedUntil.clear();
-  spentAt.clear();
+/**
+ * The project's shared request budget (`request-budget.ts`): its hourly
+ * {@link MIXPANEL_QUERIES_PER_HOUR} requests, {@link MIXPANEL_MAX_CONCURRENT}
+ * at a time, paused after a 429; keyed as `mixpanelPollCost` keys it.
+ */
+function budgetOf(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">): RequestBudget {
+  return requestBudget({
+    vendor: "mixpanel",
+    scope: `project ${settings.projectId}`,
+    key: projectKey(settings),
+    perHour: MIXPANEL_QUERIES_PER_HOUR,
+    maxConcurrent: MIXPANEL_MAX_CONCURRENT,
+    docs: MIXPANEL_RATE_LIMITS_DOCS,
+    unit: "Query API requests",
+  });
 }
 
-/** The requests of a project spent in the last hour, pruned of older ones. */
-function spentThisHour(key: string, now: number): number[] {
-  const spent = (spentAt.get(key) ?? []).filter((at) => at > now - HOUR_MS);
-  spentAt.set(key, spent);
-  return spent;
+/** Forgets pauses after 429s and the requests spent this hour, of every budget (tests). */
+export function resetRateLimitState(): void {
+  resetRequestBudgets();
 }
 
 /**
@@ -109,7 +76,7 @@ function spentThisHour(key: string, now: number): number[] {
  * of {@link MIXPANEL_QUERIES_PER_HOUR}.
  */
 export function queriesSpentThisHour(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">): number {
-  return spentThisHour(projectKey(settings), Date.now()).length;
+  return budgetOf(settings).state().spent;
 }
 
 /**
@@ -126,38 +93,7 @@ export function queriesSpentThisHour(settings: Pick<QueryApiSettings, "baseUrl" 
  *   is spent then.
  */
 export function spendQueries(settings: Pick<QueryApiSettings, "baseUrl" | "projectId">, count: number): void {
-  const key = projectKey(settings);
-  const now = Date.now();
-  const paused = pausedUntil.get(key);
-  if (paused !== undefined && paused > now) throw pausedError(settings, paused - now);
-  const spent = spentThisHour(key, now);
-  if (spent.length + count > MIXPANEL_QUERIES_PER_HOUR) {
-    // The request that must age out before `count` fit; a read larger than the whole budget waits an hour.
-    const oldest = spent[Math.max(0, spent.length + count - MIXPANEL_QUERIES_PER_HOUR - 1)] ?? now;
-    const retryAfterMs = Math.max(1000, oldest + HOUR_MS - now);
-    throw new ConnectorError(
-      "rate_limited",
-      `mixpanel: project ${settings.projectId} has spent ${spent.length} of its ${MIXPANEL_QUERIES_PER_HOUR} Query API requests this hour and this read needs ${count}; nothing was sent: retry in ${Math.ceil(retryAfterMs / 1000)}s, or poll less often`,
-      {
-        retryAfterMs,
-        details: {
-          projectId: settings.projectId,
-          spent: spent.length,
-          needed: count,
-          perHour: MIXPANEL_QUERIES_PER_HOUR,
-        },
-      },
-    );
-  }
-  for (let i = 0; i < count; i++) spent.push(now);
-}
-
-function pausedError(settings: Pick<QueryApiSettings, "projectId">, waitMs: number): ConnectorError {
-  return new ConnectorError(
-    "rate_limited",
-    `mixpanel: project ${settings.projectId} hit the Query API rate limit; not querying again for ${Math.ceil(waitMs / 1000)}s`,
-    { retryAfterMs: waitMs, details: { projectId: settings.projectId } },
-  );
+  budgetOf(settings).spend(count);
 }
 
 /** What to tell when Mixpanel refuses a query: the advice, and the setting it concerns. */
@@ -202,22 +138,25 @@ export async function queryApiGet(
   segmentsAt?: readonly string[],
   refused?: RefusedAdvice,
 ): Promise<QueryApiAnswer> {
-  const key = projectKey(settings);
-  const paused = pausedUntil.get(key);
-  if (paused !== undefined && paused > Date.now()) throw pausedError(settings, paused - Date.now());
-  let semaphore = semaphores.get(key);
-  if (semaphore === undefined) {
-    semaphore = new Semaphore(MIXPANEL_MAX_CONCURRENT);
-    semaphores.set(key, semaphore);
+  const budget = budgetOf(settings);
+  // A 429 that came back while this read waited: nothing more is sent until the pause ends.
+  const pausedMs = budget.pauseRemainingMs();
+  if (pausedMs > 0) {
+    throw new ConnectorError(
+      "rate_limited",
+      `mixpanel: project ${settings.projectId} hit the Query API rate limit; not querying again for ${Math.ceil(pausedMs / 1000)}s`,
+      { retryAfterMs: pausedMs, details: { projectId: settings.projectId } },
+    );
   }
-  let release: () => void;
+  let sent: { body: unknown; text: string };
   try {
-    release = await semaphore.acquire(signal);
-  } catch {
-    throw abortedError(path, signal);
+    sent = await budget.run(() => send(settings, budget, path, params, signal, refused), signal);
+  } catch (error) {
+    if (signal?.aborted && !(error instanceof ConnectorError)) throw abortedError(path, signal);
+    throw error;
   }
-  try {
-    const { body, text } = await send(settings, key, path, params, signal, refused);
+  {
+    const { body, text } = sent;
     const repeatedSegments = new Map<string, readonly string[]>();
     for (const keyPath of repeatedKeys(text)) {
       const segment =
@@ -237,8 +176,6 @@ export async function queryApiGet(
       if (!repeatedSegments.has(segment)) repeatedSegments.set(segment, keyPath);
     }
     return { body, repeatedSegments };
-  } finally {
-    release();
   }
 }
 
@@ -291,7 +228,7 @@ export function repeatedKeys(text: string): string[][] {
 
 async function send(
   settings: QueryApiSettings,
-  key: string,
+  budget: RequestBudget,
   path: string,
   params: Readonly<Record<string, string>>,
   signal: AbortSignal | undefined,
@@ -348,7 +285,7 @@ async function send(
   const details = { path, status, projectId: settings.projectId };
   if (status === 429) {
     const retryAfterMs = parseRetryAfter(response.headers.get("retry-after")) ?? DEFAULT_RETRY_AFTER_MS;
-    pausedUntil.set(key, Date.now() + retryAfterMs);
+    budget.pause(retryAfterMs);
     throw new ConnectorError(
       "rate_limited",
       `mixpanel ${path}: rate limited (429${message === "" ? "" : `: ${message}`}); Mixpanel allows about ${MIXPANEL_QUERIES_PER_HOUR} queries an hour and ${MIXPANEL_MAX_CONCURRENT} at a time per project: retry in ${Math.ceil(retryAfterMs / 1000)}s, or poll less often`,
