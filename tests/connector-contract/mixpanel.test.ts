@@ -158,7 +158,7 @@ describeConnectorContract(
   async (): Promise<ContractHarness> => {
     const fakes: FakeMixpanel[] = [];
     return {
-      async open(table) {
+      async open(table, _form, kind) {
         const fake = await startFakeMixpanel(AUTH);
         fakes.push(fake);
         fake.override = (request) => ({ status: 200, body: funnelBody(table, request) });
@@ -174,7 +174,7 @@ describeConnectorContract(
             api_url: fake.baseUrl,
           },
           {
-            metricKind: "proportion",
+            metricKind: kind,
             credentials: { username: AUTH.username, secret: AUTH.secret },
             allowedApiUrls: { mixpanel: [fake.baseUrl] },
           },
