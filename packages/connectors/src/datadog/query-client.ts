@@ -10,7 +10,13 @@
  * connector's fetch (held to the outbound policy), an abort signal per call,
  * the body read up to a cap, and the rate-limit headers kept for a 429.
  */
-import { client, v1 } from "@datadog/datadog-api-client";
+import type { client, v1 } from "@datadog/datadog-api-client";
+
+/** The official client's module, loaded at the first query: only those who read Datadog pay for it. */
+type DatadogClientModule = typeof import("@datadog/datadog-api-client");
+let datadogClient: Promise<DatadogClientModule> | undefined;
+const loadDatadogClient = (): Promise<DatadogClientModule> => (datadogClient ??= import("@datadog/datadog-api-client"));
+
 import { OutboundBlockedError } from "@outcome-runtime/netguard";
 import { ConnectorError } from "../connector-error";
 import { isRecord, readCapped } from "../http-response";
@@ -84,7 +90,10 @@ class TransportFailure extends Error {
 class CappedTransport implements client.HttpLibrary {
   headers: Record<string, string> = {};
 
-  constructor(private readonly fetchFn: typeof fetch) {}
+  constructor(
+    private readonly fetchFn: typeof fetch,
+    private readonly dd: DatadogClientModule,
+  ) {}
 
   async send(request: client.RequestContext): Promise<client.ResponseContext> {
     let response: Response;
@@ -105,7 +114,7 @@ class CappedTransport implements client.HttpLibrary {
       throw new TransportFailure(error);
     }
     if (text === null) throw new OversizedAnswer(response.status);
-    return new client.ResponseContext(response.status, headers, {
+    return new this.dd.client.ResponseContext(response.status, headers, {
       text: async () => text,
       binary: async () => Buffer.from(text, "utf8"),
     });
@@ -133,21 +142,22 @@ export async function queryMetrics(
 ): Promise<QueryAnswer> {
   const timeout = AbortSignal.timeout(settings.timeoutMs);
   const combined = signal === undefined ? timeout : AbortSignal.any([signal, timeout]);
-  const transport = new CappedTransport(settings.fetch);
-  const configuration = client.createConfiguration({
-    baseServer: new client.BaseServerConfiguration(settings.baseUrl, {}),
+  const dd = await loadDatadogClient();
+  const transport = new CappedTransport(settings.fetch, dd);
+  const configuration = dd.client.createConfiguration({
+    baseServer: new dd.client.BaseServerConfiguration(settings.baseUrl, {}),
     authMethods: { apiKeyAuth: settings.apiKey, appKeyAuth: settings.applicationKey },
     httpApi: transport,
     httpConfig: { signal: combined, compress: false },
     enableRetry: false,
   });
-  const api = new v1.MetricsApi(configuration);
+  const api = new dd.v1.MetricsApi(configuration);
   const details = { setting: field, query };
   let response: v1.MetricsQueryResponse;
   try {
     response = await settings.budget.run(() => api.queryMetrics({ from: fromSeconds, to: toSeconds, query }), combined);
   } catch (error) {
-    throw mapFailure(error, settings, transport.headers, field, query, signal, timeout);
+    throw mapFailure(dd, error, settings, transport.headers, field, query, signal, timeout);
   }
   if (response.status === "error" || (typeof response.error === "string" && response.error !== "")) {
     throw new ConnectorError(
@@ -207,6 +217,7 @@ function errorsOf(body: unknown): string {
 }
 
 function mapFailure(
+  dd: DatadogClientModule,
   error: unknown,
   settings: QueryCallSettings,
   headers: Readonly<Record<string, string>>,
@@ -242,7 +253,7 @@ function mapFailure(
       { details: { ...details, status: error.status, maxBytes: DATADOG_MAX_RESPONSE_BYTES } },
     );
   }
-  if (error instanceof client.ApiException) {
+  if (error instanceof dd.client.ApiException) {
     const status = Number(error.code);
     const message = errorsOf(error.body);
     const withStatus = { ...details, status };

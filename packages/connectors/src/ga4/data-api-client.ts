@@ -27,7 +27,7 @@
  *   runtime's poll schedule does the retrying.
  */
 import { randomUUID } from "node:crypto";
-import { BetaAnalyticsDataClient, type protos } from "@google-analytics/data";
+import type { BetaAnalyticsDataClient, protos } from "@google-analytics/data";
 import { OutboundBlockedError } from "@outcome-runtime/netguard";
 import { type AccessToken, fetchAccessToken, type ServiceAccountKey } from "../bigquery/service-account";
 import { ConnectorError, type ConnectorErrorCode } from "../connector-error";
@@ -216,21 +216,28 @@ class DataApiTransport {
  */
 export class DataApiClient {
   private readonly transport: DataApiTransport;
-  private readonly client: BetaAnalyticsDataClient;
+  /** The official client, created at the first report: its module (google-gax) is loaded only by those who read GA4. */
+  private client: Promise<BetaAnalyticsDataClient> | undefined;
 
   constructor(private readonly settings: DataApiSettings) {
     this.transport = new DataApiTransport(settings);
-    const base = new URL(settings.apiUrl);
-    this.client = new BetaAnalyticsDataClient({
-      fallback: true,
-      apiEndpoint: base.hostname,
-      port: base.port === "" ? (base.protocol === "http:" ? 80 : 443) : Number(base.port),
-      protocol: base.protocol.replace(":", ""),
-      // The transport above is the only thing the REST stub uses of an auth client (see the header).
-      authClient: this.transport as unknown as NonNullable<
-        ConstructorParameters<typeof BetaAnalyticsDataClient>[0]
-      >["authClient"],
+  }
+
+  private officialClient(): Promise<BetaAnalyticsDataClient> {
+    this.client ??= import("@google-analytics/data").then(({ BetaAnalyticsDataClient: Client }) => {
+      const base = new URL(this.settings.apiUrl);
+      return new Client({
+        fallback: true,
+        apiEndpoint: base.hostname,
+        port: base.port === "" ? (base.protocol === "http:" ? 80 : 443) : Number(base.port),
+        protocol: base.protocol.replace(":", ""),
+        // The transport above is the only thing the REST stub uses of an auth client (see the header).
+        authClient: this.transport as unknown as NonNullable<
+          ConstructorParameters<typeof BetaAnalyticsDataClient>[0]
+        >["authClient"],
+      });
     });
+    return this.client;
   }
 
   /**
@@ -267,9 +274,10 @@ export class DataApiClient {
     const bounded = signal === undefined ? deadline : AbortSignal.any([signal, deadline]);
     const call = this.transport.register({ signal: bounded, deadline, what });
     try {
+      const official = await this.officialClient();
       const [response] = await this.settings.budget.run(
         () =>
-          this.client.runReport(
+          official.runReport(
             { ...request, property: `properties/${this.settings.propertyId}`, returnPropertyQuota: true },
             { otherArgs: { headers: { [CALL_HEADER]: call.id } } },
           ),
