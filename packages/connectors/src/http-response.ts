@@ -43,3 +43,25 @@ export function parseRetryAfter(value: string | null, now: number = Date.now()):
 export function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
+
+/**
+ * Runs `read` with a signal of its own that follows `signal`, and is aborted
+ * when `read` fails: the other requests of a read are then cancelled, as their
+ * answers would be thrown away.
+ *
+ * @throws what `read` throws
+ */
+export async function linked<T>(signal: AbortSignal | undefined, read: (poll: AbortSignal) => Promise<T>): Promise<T> {
+  const poll = new AbortController();
+  const onAbort = (): void => poll.abort(signal?.reason);
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    return await read(poll.signal);
+  } catch (error) {
+    poll.abort();
+    throw error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}

@@ -61,7 +61,7 @@ import type {
 } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
-import { isRecord } from "../http-response";
+import { isRecord, linked } from "../http-response";
 import type { PollCost } from "../request-budget";
 import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import {
@@ -951,25 +951,6 @@ function funnelCounts(body: unknown, steps: number, arm: string): { entered: unk
   }
   if (raw[0] === 0 && raw.at(-1) === 0) return null;
   return { entered: raw[0], completed: raw.at(-1) };
-}
-
-/**
- * Runs `read` with a signal of its own that follows `signal`, and is aborted
- * when `read` fails: the other requests of a read are then cancelled.
- */
-async function linked<T>(signal: AbortSignal | undefined, read: (poll: AbortSignal) => Promise<T>): Promise<T> {
-  const poll = new AbortController();
-  const onAbort = (): void => poll.abort(signal?.reason);
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await read(poll.signal);
-  } catch (error) {
-    poll.abort();
-    throw error;
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
 }
 
 /** One batched request group: experiments sharing a date range. */

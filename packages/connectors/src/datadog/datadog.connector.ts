@@ -57,6 +57,7 @@ import type {
 } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
+import { linked } from "../http-response";
 import { type PollCost, type RequestBudgetLimits, requestBudget } from "../request-budget";
 import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import {
@@ -565,23 +566,4 @@ class DatadogConnector implements SignalConnector {
   }
 
   async close(): Promise<void> {}
-}
-
-/**
- * Runs `read` with a signal of its own that follows `signal` and is aborted
- * when `read` fails: the other requests of a read are then cancelled.
- */
-async function linked<T>(signal: AbortSignal | undefined, read: (poll: AbortSignal) => Promise<T>): Promise<T> {
-  const poll = new AbortController();
-  const onAbort = (): void => poll.abort(signal?.reason);
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await read(poll.signal);
-  } catch (error) {
-    poll.abort();
-    throw error;
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
 }

@@ -67,7 +67,7 @@ import type {
 } from "../connector";
 import { ConnectorError } from "../connector-error";
 import { credentialFields, credentialValue, readCredentialRef } from "../credentials";
-import { isRecord } from "../http-response";
+import { isRecord, linked } from "../http-response";
 import type { PollCost } from "../request-budget";
 import { normalizeApiUrl, vendorApiUrl } from "../vendor-hosts";
 import { dayIn, daysFrom, endOfDay, isTimeZone, previousDay } from "./project-days";
@@ -1030,26 +1030,6 @@ function countsOf(counts: ReadonlyMap<string, number | ConnectorError>): Map<str
     out.set(segment, count);
   }
   return out;
-}
-
-/**
- * Runs `read` with a signal of its own that follows `signal`, and is aborted
- * when `read` fails: the other requests of a poll are then cancelled, as their
- * answers would be thrown away.
- */
-async function linked<T>(signal: AbortSignal | undefined, read: (poll: AbortSignal) => Promise<T>): Promise<T> {
-  const poll = new AbortController();
-  const onAbort = (): void => poll.abort(signal?.reason);
-  if (signal?.aborted) onAbort();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  try {
-    return await read(poll.signal);
-  } catch (error) {
-    poll.abort();
-    throw error;
-  } finally {
-    signal?.removeEventListener("abort", onAbort);
-  }
 }
 
 /** One batched request pair: experiments sharing a date range, and what to ask. */
