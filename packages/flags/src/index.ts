@@ -1,2 +1,4 @@
+export * from "./http";
 export * from "./provider";
 export * from "./provider-module";
+export * from "./settings";
