@@ -20,6 +20,8 @@ export {
   NO_COUNTS,
 } from "./decision-rules";
 export { formatSeconds } from "./durations";
+export type { FlagSplit, FlagSplitReason } from "./flag-split";
+export { flagSplitFor } from "./flag-split";
 export type {
   AnalysisArm,
   AnalysisCarry,

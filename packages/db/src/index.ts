@@ -10,6 +10,8 @@ export { downgradeAnalysisJson, upgradeAnalysisJson } from "./migrations/2026-12
 export * as apiKeys from "./repositories/api-key.repository";
 export * as audit from "./repositories/audit.repository";
 export * as experiments from "./repositories/experiment.repository";
+export type { FlagRollout, FlagRolloutStatus } from "./repositories/flag-rollout.repository";
+export * as flagRollouts from "./repositories/flag-rollout.repository";
 export * as gates from "./repositories/gate.repository";
 export * as gateMail from "./repositories/gate-mail.repository";
 export * as idempotency from "./repositories/idempotency.repository";

@@ -44,6 +44,7 @@ describe("migrations", () => {
         "2026-12-13T01-00-achievement-gates",
         "2026-12-14T00-00-auth-change-notify",
         "2026-12-15T00-00-source-health",
+        "2026-12-16T00-00-flag-rollouts",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

@@ -27,6 +27,7 @@ import * as ratioMetrics from "./migrations/2026-12-13T00-00-ratio-metrics";
 import * as achievementGates from "./migrations/2026-12-13T01-00-achievement-gates";
 import * as authChangeNotify from "./migrations/2026-12-14T00-00-auth-change-notify";
 import * as sourceHealth from "./migrations/2026-12-15T00-00-source-health";
+import * as flagRollouts from "./migrations/2026-12-16T00-00-flag-rollouts";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -51,6 +52,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-13T01-00-achievement-gates": achievementGates,
   "2026-12-14T00-00-auth-change-notify": authChangeNotify,
   "2026-12-15T00-00-source-health": sourceHealth,
+  "2026-12-16T00-00-flag-rollouts": flagRollouts,
 };
 
 export interface MigrationReport {

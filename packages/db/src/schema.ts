@@ -377,6 +377,45 @@ interface LearningSummaryRequestsTable {
   requested_at: Timestamp;
 }
 
+type NullableJson<T> = ColumnType<T | null, string | null | undefined, string | null>;
+
+export interface FlagRolloutsTable {
+  experiment_id: string;
+  workspace_id: string;
+  outcome_id: string;
+  provider: string;
+  flag_key: string;
+  /** The experiment's arms: `[{ name, weight }]`, control first. */
+  arms: ColumnType<readonly { name: string; weight: number }[], string, string>;
+  /** `{ weights: { <arm>: fraction } }`: what the provider should serve. */
+  desired: Json<{ weights: Record<string, number> }>;
+  reason: string;
+  version: number;
+  requested_at: Timestamp;
+  status: string;
+  applied_version: number | null;
+  applied_at: NullableTimestamp;
+  applied_answer: NullableJson<Record<string, unknown>>;
+  attempts: ColumnType<number, number | undefined, number>;
+  last_attempt_at: NullableTimestamp;
+  last_error_code: string | null;
+  last_error: string | null;
+  next_attempt_at: Timestamp;
+  lease_until: NullableTimestamp;
+  lease_owner: string | null;
+  observed: NullableJson<Record<string, unknown>>;
+  observed_at: NullableTimestamp;
+  drift: NullableJson<Record<string, unknown>>;
+  drift_at: NullableTimestamp;
+}
+
+export interface FlagWeightHistoryTable {
+  experiment_id: string;
+  since: Timestamp;
+  weights: Json<Record<string, number>>;
+  source: string;
+}
+
 export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
@@ -402,4 +441,6 @@ export interface Database {
   imports: ImportsTable;
   poll_requests: PollRequestsTable;
   learning_summary_requests: LearningSummaryRequestsTable;
+  flag_rollouts: FlagRolloutsTable;
+  flag_weight_history: FlagWeightHistoryTable;
 }

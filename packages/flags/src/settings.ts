@@ -90,3 +90,26 @@ export function apiUrlSetting(
     { details: { provider: type, field: "flags.api_url", value, documented } },
   );
 }
+
+/**
+ * Parses `FLAG_API_URLS`: entries separated by commas or spaces, each
+ * `<provider>=<http(s) URL>` (e.g. `unleash=https://unleash.internal/api`):
+ * the API bases the operator allows besides the vendors' documented ones.
+ *
+ * @throws Error naming the malformed entry
+ */
+export function parseFlagApiUrls(text: string | undefined): Record<string, string[]> {
+  const allowed: Record<string, string[]> = {};
+  for (const entry of (text ?? "").split(/[\s,]+/u).filter((e) => e !== "")) {
+    const at = entry.indexOf("=");
+    const type = entry.slice(0, at);
+    const url = normalizeApiUrl(entry.slice(at + 1));
+    if (at <= 0 || !/^[a-z][a-z0-9_]*$/u.test(type) || url === undefined) {
+      throw new Error(
+        `FLAG_API_URLS: "${entry}" is not <provider>=<http(s) URL>; write e.g. unleash=https://unleash.internal/api`,
+      );
+    }
+    allowed[type] = [...(allowed[type] ?? []), url];
+  }
+  return allowed;
+}

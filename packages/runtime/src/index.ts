@@ -123,6 +123,7 @@ export {
   CONTROL_QUEUE,
   DEFAULT_QUEUE_PREFIX,
   experimentSchedulerId,
+  flagJobId,
   gateEmailJobId,
   gateSlaJobId,
   InvalidJobPayloadError,
@@ -248,3 +249,14 @@ export {
   SIGNAL_POINT_COLUMNS,
 } from "./transfer";
 export { getWorkspaceSettings, updateWorkspaceSettings } from "./workspace-settings";
+export type { DriftFinding, DriftKind, FlagDrift } from "./flags/drift";
+export { checkFlagDrift, driftOf } from "./flags/drift";
+export type { FlagAccess } from "./flags/flag-access";
+export { flagAccessFromEnv, flagKeyOf, flagsOf, openFlagProvider } from "./flags/flag-access";
+export type { FlagApplyResult, FlagDeps, FlagStatus } from "./flags/rollouts";
+export {
+  applyFlagRollout,
+  dueFlagRollouts,
+  flagStatusOf,
+  requestFlagRollout,
+} from "./flags/rollouts";

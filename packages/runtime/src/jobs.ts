@@ -147,6 +147,19 @@ export const JOBS = {
     jobId: (p) => `webhook-${p.deliveryId}`,
     schedulerId: null,
   }),
+  /**
+   * Apply one version of an experiment's flag rollout (read the provider, write the difference, record it
+   * once). One attempt: the rollout row keeps its own backoff, and the sweep queues the next attempt.
+   */
+  applyFlagRollout: defineJob({
+    name: "apply-flag-rollout",
+    queue: CONTROL_QUEUE,
+    payload: ["experimentId"],
+    attempts: 1,
+    backoff: null,
+    jobId: (p, version: number, attempts: number) => `flag-${p.experimentId}-v${version}-a${attempts}`,
+    schedulerId: null,
+  }),
   /** Claim, render and send one gate email from the outbox; 12 attempts, 2 s doubling: about an hour. */
   sendGateEmail: defineJob({
     name: "send-gate-email",
@@ -305,6 +318,11 @@ export function analyseJobId(experimentId: string, upToMs: number): string {
 /** Job id of a webhook delivery (one per outbox row). */
 export function webhookJobId(deliveryId: string): string {
   return JOBS.deliverWebhook.jobId({ deliveryId });
+}
+
+/** Job id of one attempt at one version of an experiment's flag rollout: adding it twice queues it once. */
+export function flagJobId(experimentId: string, version: number, attempts: number): string {
+  return JOBS.applyFlagRollout.jobId({ experimentId }, version, attempts);
 }
 
 /** Job id of sending one gate email (one per outbox row). */

@@ -22,6 +22,8 @@ import {
 } from "@outcome-runtime/core";
 import { audit, experiments, signals, type Trx } from "@outcome-runtime/db";
 import { auditActor, type Caller } from "./context";
+import { flagsOf } from "./flags/flag-access";
+import { requestFlagRollout } from "./flags/rollouts";
 import { ensurePendingGate } from "./open-gate";
 import { stateChanged } from "./state-conflict";
 
@@ -78,7 +80,10 @@ function requestedGates(events: readonly string[]): GateKind[] {
  * move's first event, actor the caller; `before: { state }`, `after: { state,
  * ...facts }`), open the gates the move requests when `gateContext` is given
  * (none on a closed outcome unless the runtime itself moved it: a person
- * pausing there waits for nobody) and put the webhook in the outbox when asked.
+ * pausing there waits for nobody), put the webhook in the outbox when asked, and,
+ * when the outcome has a flag provider, the split it should serve now
+ * (`requestFlagRollout`; the launch's `launched_at` then waits for the
+ * provider's confirmation).
  *
  * @throws what `applyTransition` throws: `illegal_transition`, a guard's code
  *   (`outcome_closed`, `already_claimed`, `claim_required`, `not_claimant`,
@@ -106,6 +111,8 @@ export async function moveExperiment(
   const updated = await experiments.updateExperimentState(trx, experiment.id, transition.from, transition.to, {
     at,
     ...move.patch,
+    // With a flag provider the launch counts from the provider's confirmation (the rollout sets it).
+    deferLaunch: flagsOf(outcome) !== null,
   });
   if (updated === null) {
     const now = await experiments.findExperimentById(trx, experiment.id);
@@ -116,7 +123,13 @@ export async function moveExperiment(
       now?.state ?? "gone",
     );
   }
-  const after = { state: transition.to, ...move.facts };
+  // The split the provider should serve now, in the same transaction as the move (the flag outbox).
+  const rollout = await requestFlagRollout(trx, outcome, updated, transition.from, transition.to, at);
+  const after = {
+    state: transition.to,
+    ...move.facts,
+    ...(rollout === null ? {} : { flag: { key: rollout.flagKey, weights: rollout.desired, version: rollout.version } }),
+  };
   await audit.insertAuditEvent(trx, {
     workspaceId: experiment.workspaceId,
     actor: auditActor(caller),

@@ -70,6 +70,13 @@ export type SourceEnvVarName = string;
  */
 export type SecretName = string;
 /**
+ * The name of an environment variable of the API and the worker that holds a flag provider's token: `OUTCOME_RUNTIME_FLAGS_` then uppercase letters, digits and underscores (e.g. `OUTCOME_RUNTIME_FLAGS_UNLEASH_TOKEN`). The value itself never goes in outcome.yaml.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "FlagsEnvVarName".
+ */
+export type FlagsEnvVarName = string;
+/**
  * An email address (e.g. `maya.pm@acme.example`).
  *
  * This interface was referenced by `OutcomeSpec`'s JSON-Schema
@@ -184,6 +191,52 @@ export interface OutcomeSpec {
    * Statistical settings and arms used by every experiment of this outcome unless the experiment overrides them.
    */
   experiment_defaults: ExperimentDefaults;
+  /**
+   * The feature-flag provider that splits the traffic of this outcome's experiments. With it, the runtime owns each experiment's split: it sets the arms' weights when the launch is approved, sends everyone to control on a kill-switch or guardrail pause, and the winner to everyone on a ship. Without it, a signed webhook tells your own system. See docs/flags.md.
+   */
+  flags?: Flags;
+}
+/**
+ * A feature-flag provider bound to one project and environment. The token is named, never written: `<credential>_env` (an `OUTCOME_RUNTIME_FLAGS_` variable) or `<credential>_secret` (a workspace secret); the credential is `api_token` for Unleash, `access_token` for LaunchDarkly, `api_key` for GrowthBook.
+ *
+ * This interface was referenced by `OutcomeSpec`'s JSON-Schema
+ * via the `definition` "Flags".
+ */
+export interface Flags {
+  /**
+   * `unleash` (Admin API), `launchdarkly` (REST API v2, semantic patch) or `growthbook` (REST API).
+   */
+  provider: "unleash" | "launchdarkly" | "growthbook";
+  /**
+   * The provider's API base URL. LaunchDarkly and GrowthBook Cloud default to their documented hosts; a self-hosted Unleash or GrowthBook needs its URL, allowed by the operator in `FLAG_API_URLS`.
+   */
+  api_url?: string;
+  /**
+   * The provider's project: Unleash project id (default `default`), LaunchDarkly project key (required), GrowthBook project id (optional).
+   */
+  project?: string;
+  /**
+   * The environment whose split the runtime sets (e.g. `production`).
+   */
+  environment: string;
+  /**
+   * Prefix of the flag keys the runtime creates: the key is the prefix then the experiment's key. Default `outcome-runtime-`.
+   */
+  flag_prefix: string;
+  /**
+   * Unleash only: the context field units are bucketed by (`default`, `userId`, `sessionId`, or a custom field). Default `default`.
+   */
+  stickiness?: string;
+  /**
+   * GrowthBook only: the attribute units are hashed by. Default `id`.
+   */
+  hash_attribute?: string;
+  api_token_env?: FlagsEnvVarName;
+  api_token_secret?: SecretName;
+  access_token_env?: FlagsEnvVarName;
+  access_token_secret?: SecretName;
+  api_key_env?: FlagsEnvVarName;
+  api_key_secret?: SecretName;
 }
 /**
  * Reads the signal with your own DuckDB SQL query over Parquet, CSV or JSON files your team exports (or a DuckDB database file), run in embedded DuckDB in a sandbox: no file outside `base_dir`, no URL outside `remote_urls`, no extension installed or loaded, one SELECT. See docs/connectors.md#duckdb.
@@ -1443,6 +1496,13 @@ export type SourceEnvVarNameInput = string;
  */
 export type SecretNameInput = string;
 /**
+ * The name of an environment variable of the API and the worker that holds a flag provider's token: `OUTCOME_RUNTIME_FLAGS_` then uppercase letters, digits and underscores (e.g. `OUTCOME_RUNTIME_FLAGS_UNLEASH_TOKEN`). The value itself never goes in outcome.yaml.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "FlagsEnvVarName".
+ */
+export type FlagsEnvVarNameInput = string;
+/**
  * An email address (e.g. `maya.pm@acme.example`).
  *
  * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
@@ -1561,6 +1621,52 @@ export interface OutcomeSpecInput {
    * Statistical settings and arms used by every experiment of this outcome unless the experiment overrides them.
    */
   experiment_defaults?: ExperimentDefaultsInput;
+  /**
+   * The feature-flag provider that splits the traffic of this outcome's experiments. With it, the runtime owns each experiment's split: it sets the arms' weights when the launch is approved, sends everyone to control on a kill-switch or guardrail pause, and the winner to everyone on a ship. Without it, a signed webhook tells your own system. See docs/flags.md.
+   */
+  flags?: FlagsInput;
+}
+/**
+ * A feature-flag provider bound to one project and environment. The token is named, never written: `<credential>_env` (an `OUTCOME_RUNTIME_FLAGS_` variable) or `<credential>_secret` (a workspace secret); the credential is `api_token` for Unleash, `access_token` for LaunchDarkly, `api_key` for GrowthBook.
+ *
+ * This interface was referenced by `OutcomeSpecInput`'s JSON-Schema
+ * via the `definition` "Flags".
+ */
+export interface FlagsInput {
+  /**
+   * `unleash` (Admin API), `launchdarkly` (REST API v2, semantic patch) or `growthbook` (REST API).
+   */
+  provider: "unleash" | "launchdarkly" | "growthbook";
+  /**
+   * The provider's API base URL. LaunchDarkly and GrowthBook Cloud default to their documented hosts; a self-hosted Unleash or GrowthBook needs its URL, allowed by the operator in `FLAG_API_URLS`.
+   */
+  api_url?: string;
+  /**
+   * The provider's project: Unleash project id (default `default`), LaunchDarkly project key (required), GrowthBook project id (optional).
+   */
+  project?: string;
+  /**
+   * The environment whose split the runtime sets (e.g. `production`).
+   */
+  environment: string;
+  /**
+   * Prefix of the flag keys the runtime creates: the key is the prefix then the experiment's key. Default `outcome-runtime-`.
+   */
+  flag_prefix?: string;
+  /**
+   * Unleash only: the context field units are bucketed by (`default`, `userId`, `sessionId`, or a custom field). Default `default`.
+   */
+  stickiness?: string;
+  /**
+   * GrowthBook only: the attribute units are hashed by. Default `id`.
+   */
+  hash_attribute?: string;
+  api_token_env?: FlagsEnvVarNameInput;
+  api_token_secret?: SecretNameInput;
+  access_token_env?: FlagsEnvVarNameInput;
+  access_token_secret?: SecretNameInput;
+  api_key_env?: FlagsEnvVarNameInput;
+  api_key_secret?: SecretNameInput;
 }
 /**
  * Reads the signal with your own DuckDB SQL query over Parquet, CSV or JSON files your team exports (or a DuckDB database file), run in embedded DuckDB in a sandbox: no file outside `base_dir`, no URL outside `remote_urls`, no extension installed or loaded, one SELECT. See docs/connectors.md#duckdb.

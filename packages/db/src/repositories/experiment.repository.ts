@@ -208,14 +208,16 @@ export async function countExperimentsByState(
 
 /**
  * Move an experiment from `from` to `to` with one conditional UPDATE; null when
- * it is no longer in `from`.
+ * it is no longer in `from`. The first move to running sets `launched_at`,
+ * unless `deferLaunch` (a flag provider confirms the launch later:
+ * {@link markLaunched}).
  */
 export async function updateExperimentState(
   db: DbOrTrx,
   id: string,
   from: ExperimentState,
   to: ExperimentState,
-  patch: { claimedBy?: string | null; at: Date; build?: BuildReport },
+  patch: { claimedBy?: string | null; at: Date; build?: BuildReport; deferLaunch?: boolean },
 ): Promise<Experiment | null> {
   const row = await db
     .updateTable("experiments")
@@ -225,11 +227,30 @@ export async function updateExperimentState(
       ...(patch.claimedBy !== undefined ? { claimed_by: patch.claimedBy } : {}),
       ...(patch.build !== undefined ? { build: JSON.stringify(patch.build) } : {}),
       // The first launch starts the experiment's clock; a resume or extension keeps it.
-      ...(to === "running" ? { launched_at: sql<Date>`COALESCE(launched_at, ${patch.at})` } : {}),
+      ...(to === "running" && patch.deferLaunch !== true
+        ? { launched_at: sql<Date>`COALESCE(launched_at, ${patch.at})` }
+        : {}),
     })
     .where("id", "=", id)
     .where("state", "=", from)
     .returningAll()
     .executeTakeFirst();
   return row ? toExperiment(row) : null;
+}
+
+/**
+ * The launch a flag provider confirmed: `launched_at` set to `at` when not
+ * set yet (a later confirmation, of a resume, keeps the first).
+ *
+ * @returns whether this call set it
+ */
+export async function markLaunched(db: DbOrTrx, id: string, at: Date): Promise<boolean> {
+  const row = await db
+    .updateTable("experiments")
+    .set({ launched_at: at })
+    .where("id", "=", id)
+    .where("launched_at", "is", null)
+    .returning("id")
+    .executeTakeFirst();
+  return row !== undefined;
 }

@@ -16,6 +16,7 @@ import type { OutcomeSpec } from "@outcome-runtime/spec";
 import type { ArmTotals } from "@outcome-runtime/stats";
 import pLimit from "p-limit";
 import { inTransaction, nowOf } from "../context";
+import { flagsOf } from "../flags/flag-access";
 import { specOf } from "../spec-of";
 import { type AnalysisOutcome, writeAnalysesOf } from "./analyse";
 import { escalateConsecutiveErrors } from "./error-escalation";
@@ -154,10 +155,14 @@ export async function pollExperimentBatches(
     throttled: [],
   };
   if (outcome === null) return empty;
-  const running = await experimentRows.listExperiments(deps.db, outcome.workspaceId, {
-    outcomeId,
-    state: "running",
-  });
+  // A launch a flag provider has not confirmed yet is left out: no unit is in its test.
+  const flagged = flagsOf(outcome) !== null;
+  const running = (
+    await experimentRows.listExperiments(deps.db, outcome.workspaceId, {
+      outcomeId,
+      state: "running",
+    })
+  ).filter((e) => !flagged || e.launchedAt !== null);
   if (running.length === 0) return empty;
   const spec = specOf(outcome);
   const at = nowOf(deps);

@@ -13,6 +13,7 @@ import { DomainError, type Experiment, type Outcome } from "@outcome-runtime/cor
 import { type DbOrTrx, experiments, outcomes, signals, sourceHealth } from "@outcome-runtime/db";
 import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { inTransaction, nowOf, type RuntimeDeps } from "../context";
+import { flagsOf } from "../flags/flag-access";
 import { specOf } from "../spec-of";
 import type { ConnectorProvider } from "./connectors";
 import { escalateConsecutiveErrors } from "./error-escalation";
@@ -220,7 +221,8 @@ export function pointInputs(rows: readonly ArmAggregate[], arms: readonly string
  */
 export async function pollExperiment(deps: SignalDeps, experimentId: string): Promise<PollResult> {
   const { experiment, outcome } = await loadExperiment(deps.db, experimentId);
-  if (experiment.state !== "running")
+  // A launch a flag provider has not confirmed yet: no unit is in the test, nothing to read.
+  if (experiment.state !== "running" || (experiment.launchedAt === null && flagsOf(outcome) !== null))
     return { status: "skipped", experimentKey: experiment.key, state: experiment.state };
   const spec = specOf(outcome);
   const arms = experiment.arms.map((a) => a.name);

@@ -24,6 +24,17 @@ import { type DbOrTrx, secrets, workspaces } from "@outcome-runtime/db";
 import { ConfigError } from "../env-config";
 import { openSecret, type SecretsKeyring, secretsKeyringFromEnv } from "../secret-box";
 
+/** The variables a flag provider's settings may name (`flags.<credential>_env`). */
+export const FLAGS_ENV_NAME = /^OUTCOME_RUNTIME_FLAGS_[A-Z0-9_]+$/u;
+
+/** Which variables a credential may name: sources' (the default) or flag providers'. */
+export interface EnvNameRule {
+  readonly pattern: RegExp;
+  readonly prefix: string;
+}
+
+const SOURCE_ENV_RULE: EnvNameRule = { pattern: SOURCE_ENV_NAME, prefix: "OUTCOME_RUNTIME_SOURCE_" };
+
 /** The operator's settings for signal sources. */
 export interface SourceAccess {
   /** The process environment; only variables starting with `OUTCOME_RUNTIME_SOURCE_` are ever read from it. */
@@ -68,9 +79,9 @@ export function parseEnvWorkspaces(text: string | undefined): Record<string, str
       .split(",")
       .map((s) => s.trim())
       .filter((s) => s !== "");
-    if (at <= 0 || !SOURCE_ENV_NAME.test(name) || slugs.length === 0) {
+    if (at <= 0 || !(SOURCE_ENV_NAME.test(name) || FLAGS_ENV_NAME.test(name)) || slugs.length === 0) {
       throw new Error(
-        `SOURCE_ENV_WORKSPACES: "${entry}" is not OUTCOME_RUNTIME_SOURCE_<NAME>=<workspace>,<workspace> (or =*)`,
+        `SOURCE_ENV_WORKSPACES: "${entry}" is not OUTCOME_RUNTIME_SOURCE_<NAME>=<workspace>,<workspace> (or =*; OUTCOME_RUNTIME_FLAGS_<NAME> for a flag provider's token)`,
       );
     }
     result[name] = slugs;
@@ -146,6 +157,8 @@ function unresolved(requirement: CredentialRequirement, problem: string, fix: st
  * The values of the credentials a connector names, for `workspace`.
  *
  * @param where which process reads them (`API`, `worker`), for messages
+ * @param envRule the variables a reference may name: `OUTCOME_RUNTIME_SOURCE_` ones (the default), or
+ *   `OUTCOME_RUNTIME_FLAGS_` ones for a flag provider
  * @returns credential name → value
  * @throws ConnectorError `source_refused` for a variable the workspace may not use; `invalid_config`
  *   (`details.unresolved`) for a missing secret or an unset variable
@@ -157,17 +170,14 @@ export async function resolveCredentials(
   requirements: readonly CredentialRequirement[],
   where: "API" | "worker",
   now: Date = new Date(),
+  envRule: EnvNameRule = SOURCE_ENV_RULE,
 ): Promise<Record<string, string>> {
   const values: Record<string, string> = {};
   for (const requirement of requirements) {
     const { ref } = requirement;
     if (ref.via === "env") {
-      if (!SOURCE_ENV_NAME.test(ref.name)) {
-        throw refused(
-          requirement,
-          `${ref.name} is not a source variable`,
-          "name a variable starting with OUTCOME_RUNTIME_SOURCE_",
-        );
+      if (!envRule.pattern.test(ref.name)) {
+        throw refused(requirement, `${ref.name} may not be named here`, `name a variable starting with ${envRule.prefix}`);
       }
       const allowed = access.envWorkspaces === null ? ["*"] : (access.envWorkspaces[ref.name] ?? []);
       if (!allowed.includes("*") && !allowed.includes(workspace.slug)) {
