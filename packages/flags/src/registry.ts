@@ -1,9 +1,11 @@
 /**
  * The flag providers the runtime knows, by `flags.provider`.
  */
+import { growthbookProvider } from "./growthbook/growthbook.provider";
 import type { FlagProviderModule } from "./provider-module";
+import { unleashProvider } from "./unleash/unleash.provider";
 
-const MODULES: readonly FlagProviderModule[] = [];
+const MODULES: readonly FlagProviderModule[] = [unleashProvider, growthbookProvider];
 
 /** Every provider type, in the order docs list them. */
 export const FLAG_PROVIDER_TYPES: readonly string[] = MODULES.map((m) => m.type);

@@ -231,6 +231,10 @@ export interface Flags {
    * GrowthBook only: the attribute units are hashed by. Default `id`.
    */
   hash_attribute?: string;
+  /**
+   * GrowthBook only: the owner of the features the runtime creates (a member's email or user id), needed when the API key is an organization secret key.
+   */
+  owner?: string;
   api_token_env?: FlagsEnvVarName;
   api_token_secret?: SecretName;
   access_token_env?: FlagsEnvVarName;
@@ -1661,6 +1665,10 @@ export interface FlagsInput {
    * GrowthBook only: the attribute units are hashed by. Default `id`.
    */
   hash_attribute?: string;
+  /**
+   * GrowthBook only: the owner of the features the runtime creates (a member's email or user id), needed when the API key is an organization secret key.
+   */
+  owner?: string;
   api_token_env?: FlagsEnvVarNameInput;
   api_token_secret?: SecretNameInput;
   access_token_env?: FlagsEnvVarNameInput;
