@@ -849,10 +849,12 @@ function snippet(language: SnippetLanguage, flag: FlagTarget): string {
         `  return ldClient.variation(${key}, { kind: "user", key: userId }, ${control});`,
         `}`,
         ``,
-        `switch (await armFor(user.id)) {`,
-        ...treatments.flatMap((t) => [`  case ${t}:`, `    // ${JSON.parse(t)}`, `    break;`]),
-        `  default:`,
-        `    // ${flag.arms[0]?.name ?? "control"} (also served when LaunchDarkly cannot be reached)`,
+        `export async function handle(userId: string): Promise<void> {`,
+        `  switch (await armFor(userId)) {`,
+        ...treatments.flatMap((t) => [`    case ${t}:`, `      // ${JSON.parse(t)}`, `      break;`]),
+        `    default:`,
+        `      // ${flag.arms[0]?.name ?? "control"} (also served when LaunchDarkly cannot be reached)`,
+        `  }`,
         `}`,
       ].join("\n");
     case "python":
@@ -874,13 +876,17 @@ function snippet(language: SnippetLanguage, flag: FlagTarget): string {
         `    return ld_client.variation(${key}, context, ${control})`,
         ``,
         ``,
-        `arm = arm_for(user_id)`,
-        ...treatments.flatMap((t, i) => [`${i === 0 ? "if" : "elif"} arm == ${t}:`, `    pass  # ${JSON.parse(t)}`]),
+        `def handle(user_id: str) -> None:`,
+        `    arm = arm_for(user_id)`,
+        ...treatments.flatMap((t, i) => [
+          `    ${i === 0 ? "if" : "elif"} arm == ${t}:`,
+          `        ...  # ${JSON.parse(t)}`,
+        ]),
         ...(treatments.length === 0
-          ? [`pass  # ${flag.arms[0]?.name ?? "control"}`]
+          ? [`    ...  # ${flag.arms[0]?.name ?? "control"}`]
           : [
-              `else:`,
-              `    pass  # ${flag.arms[0]?.name ?? "control"} (also served when LaunchDarkly cannot be reached)`,
+              `    else:`,
+              `        ...  # ${flag.arms[0]?.name ?? "control"} (also served when LaunchDarkly cannot be reached)`,
             ]),
       ].join("\n");
     case "go":
@@ -902,10 +908,12 @@ function snippet(language: SnippetLanguage, flag: FlagTarget): string {
         `\treturn arm`,
         `}`,
         ``,
-        `switch armFor(userID) {`,
-        ...treatments.flatMap((t) => [`case ${t}:`, `\t// ${JSON.parse(t)}`]),
-        `default:`,
-        `\t// ${flag.arms[0]?.name ?? "control"} (also served when LaunchDarkly cannot be reached)`,
+        `func handle(userID string) {`,
+        `\tswitch armFor(userID) {`,
+        ...treatments.flatMap((t) => [`\tcase ${t}:`, `\t\t// ${JSON.parse(t)}`]),
+        `\tdefault:`,
+        `\t\t// ${flag.arms[0]?.name ?? "control"} (also served when LaunchDarkly cannot be reached)`,
+        `\t}`,
         `}`,
       ].join("\n");
   }
