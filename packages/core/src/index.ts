@@ -20,8 +20,6 @@ export {
   NO_COUNTS,
 } from "./decision-rules";
 export { formatSeconds } from "./durations";
-export type { FlagSplit, FlagSplitReason } from "./flag-split";
-export { flagSplitFor } from "./flag-split";
 export type {
   AnalysisArm,
   AnalysisCarry,
@@ -68,6 +66,8 @@ export {
   NOT_EXPORTED,
   READABLE_EXPORT_VERSIONS,
 } from "./export-tables";
+export type { FlagSplit, FlagSplitReason } from "./flag-split";
+export { flagSplitFor } from "./flag-split";
 export type {
   Actor,
   ActorRole,

@@ -27,6 +27,8 @@ export {
   registeredConnectorModules,
 } from "@outcome-runtime/connectors";
 
+import { type FlagAccess, flagAccessFromEnv } from "./flags/flag-access";
+
 /** Installs the outbound policy read at boot as the process's default (`config.outbound`). */
 export { setDefaultOutboundPolicy } from "@outcome-runtime/netguard";
 
@@ -40,6 +42,8 @@ export interface BootGroups {
   readonly mail: MailConfig;
   /** `OUTBOUND_ALLOW` (and `NODE_ENV` for its default). */
   readonly outbound: OutboundPolicy;
+  /** `FLAG_API_URLS`, `FLAG_TIMEOUT_MS`. */
+  readonly flags: FlagAccess;
 }
 
 /** A group of settings a process may read. */
@@ -55,6 +59,7 @@ const READERS: { readonly [G in BootGroup]: (env: Env) => BootGroups[G] } = {
   llm: llmConfigFromEnv,
   mail: mailConfigFromEnv,
   outbound: outboundPolicyFromEnv,
+  flags: flagAccessFromEnv,
 };
 
 /** The variable a problem line starts with (`DATABASE_URL is not set: …`, `OUTBOUND_ALLOW: …`). */

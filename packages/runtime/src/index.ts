@@ -89,6 +89,18 @@ export {
   requestPoll,
   transitionExperiment,
 } from "./experiments";
+export type { DriftFinding, DriftKind, FlagDrift } from "./flags/drift";
+export { checkFlagDrift, driftOf } from "./flags/drift";
+export type { FlagAccess } from "./flags/flag-access";
+export { flagAccessFromEnv, flagKeyOf, flagsOf, openFlagProvider } from "./flags/flag-access";
+export type { FlagApplyResult, FlagDeps, FlagStatus } from "./flags/rollouts";
+export {
+  applyFlagRollout,
+  dueFlagRollouts,
+  flagRolloutDue,
+  flagStatusOf,
+  requestFlagRollout,
+} from "./flags/rollouts";
 export type { GateLinks } from "./gate-context";
 export { buildGateContext, experimentUrl, gateUrl } from "./gate-context";
 export type { GateWebhookEvent } from "./gate-events";
@@ -249,14 +261,3 @@ export {
   SIGNAL_POINT_COLUMNS,
 } from "./transfer";
 export { getWorkspaceSettings, updateWorkspaceSettings } from "./workspace-settings";
-export type { DriftFinding, DriftKind, FlagDrift } from "./flags/drift";
-export { checkFlagDrift, driftOf } from "./flags/drift";
-export type { FlagAccess } from "./flags/flag-access";
-export { flagAccessFromEnv, flagKeyOf, flagsOf, openFlagProvider } from "./flags/flag-access";
-export type { FlagApplyResult, FlagDeps, FlagStatus } from "./flags/rollouts";
-export {
-  applyFlagRollout,
-  dueFlagRollouts,
-  flagStatusOf,
-  requestFlagRollout,
-} from "./flags/rollouts";

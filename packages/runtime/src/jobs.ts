@@ -157,7 +157,9 @@ export const JOBS = {
     payload: ["experimentId"],
     attempts: 1,
     backoff: null,
-    jobId: (p, version: number, attempts: number) => `flag-${p.experimentId}-v${version}-a${attempts}`,
+    // The lease's end names a retry after a worker died holding the rollout (its job had completed).
+    jobId: (p, version: number, attempts: number, leaseUntilMs: number) =>
+      `flag-${p.experimentId}-v${version}-a${attempts}-l${leaseUntilMs}`,
     schedulerId: null,
   }),
   /** Claim, render and send one gate email from the outbox; 12 attempts, 2 s doubling: about an hour. */
@@ -320,9 +322,12 @@ export function webhookJobId(deliveryId: string): string {
   return JOBS.deliverWebhook.jobId({ deliveryId });
 }
 
-/** Job id of one attempt at one version of an experiment's flag rollout: adding it twice queues it once. */
-export function flagJobId(experimentId: string, version: number, attempts: number): string {
-  return JOBS.applyFlagRollout.jobId({ experimentId }, version, attempts);
+/**
+ * Job id of one attempt at one version of an experiment's flag rollout: adding it twice queues it once.
+ * `leaseUntilMs` is the end of a lapsed lease (0 when none), so a rollout whose writer died is queued again.
+ */
+export function flagJobId(experimentId: string, version: number, attempts: number, leaseUntilMs = 0): string {
+  return JOBS.applyFlagRollout.jobId({ experimentId }, version, attempts, leaseUntilMs);
 }
 
 /** Job id of sending one gate email (one per outbox row). */

@@ -72,9 +72,9 @@ const ConfigSchema = Type.Object({
 });
 
 /** The groups of settings the worker reads besides its variables. */
-const GROUPS = ["sources", "llm", "mail", "outbound"] as const;
+const GROUPS = ["sources", "llm", "mail", "outbound", "flags"] as const;
 
-/** The worker's configuration: its variables (upper case) and `sources`, `llm`, `mail` and `outbound`. */
+/** The worker's configuration: its variables (upper case) and `sources`, `llm`, `mail`, `outbound` and `flags`. */
 export type WorkerConfig = BootConfig<typeof ConfigSchema, (typeof GROUPS)[number]>;
 
 export { ConfigError };

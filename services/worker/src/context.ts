@@ -3,6 +3,7 @@
  * the use cases' dependencies, the queues and the logger.
  */
 import {
+  type FlagDeps,
   type GateMailDeps,
   type Gateway,
   gateEmailJobId,
@@ -22,11 +23,15 @@ export interface WorkerContext {
   /** Sends gate emails; null without a mailer (the emails wait in the outbox). */
   readonly mail: GateMailDeps | null;
   readonly webhook: WebhookTarget;
+  /** Applies flag rollouts and checks drift; null without the sources' and flags' settings (tests). */
+  readonly flags: FlagDeps | null;
   /** Summarises learnings; without one the rules' sentence stays. */
   readonly gateway: Gateway | undefined;
   readonly metrics: SignalMetrics | undefined;
   readonly queues: JobQueues;
   readonly logger: Logger;
+  /** This worker's name (`<hostname>:<pid>` by default): the holder of the flag rollouts it writes. */
+  readonly name: string;
   /** Experiments read in one source request by a batched poll (`POLL_BATCH_SIZE`). */
   readonly pollBatchSize: number;
   /** Experiments of a batched poll stored and analysed in one transaction (`POLL_STORE_SIZE`). */

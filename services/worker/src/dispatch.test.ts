@@ -18,6 +18,10 @@ function controlProcessor(calls: { payload: unknown; run: JobRun }[]): QueueProc
       calls.push({ payload, run });
       return "reconciled";
     },
+    applyFlagRollout: async (payload, run) => {
+      calls.push({ payload, run });
+      return "applied";
+    },
     deliverWebhook: async (payload, run) => {
       calls.push({ payload, run });
       return "delivered";

@@ -102,6 +102,7 @@ async function main(): Promise<void> {
       url: config.OUTCOME_RUNTIME_WEBHOOK_URL ?? null,
       secret: config.OUTCOME_RUNTIME_WEBHOOK_SECRET ?? "",
     },
+    flags: { access: config.flags, sources: sourceAccess },
     mailer,
     links: { publicUrl: mailConfig.publicUrl },
     gateway: createGateway({ db, config: llmConfig }),

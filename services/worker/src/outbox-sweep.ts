@@ -3,11 +3,13 @@
  * worker goes to the queues. Gate emails waiting to be sent, webhooks waiting
  * to be delivered, newly opened gates' SLA steps (delayed jobs), SLA steps due
  * by the clock, a person's "poll now" requests and the learning summaries
- * decisions asked for. Job ids name the work, so replicas sweeping at once add
+ * decisions asked for, and the flag rollouts due. Job ids name the work, so replicas sweeping at once add
  * each job once.
  */
 import {
+  dueFlagRollouts,
   dueSlaSteps,
+  flagJobId,
   gateSlaJobId,
   learningJobId,
   markGatesScheduled,
@@ -33,6 +35,8 @@ export interface DispatchReport {
   readonly polls: number;
   /** Learning summary jobs added. */
   readonly summaries: number;
+  /** Flag rollout attempts added (a split to write, or one to retry after its backoff). */
+  readonly flags: number;
 }
 
 /** Sweep the outboxes and the due gate deadlines to the queues once; returns what was queued. */
@@ -84,5 +88,13 @@ export async function sweepOutboxes(context: WorkerContext): Promise<DispatchRep
   for (const id of await pendingLearningSummaries(deps)) {
     if (await queues.addUnlessStored("summarizeLearning", { learningId: id }, learningJobId(id))) summaries += 1;
   }
-  return { emails, webhooks, scheduled: fresh.length, due, polls, summaries };
+  // Flag rollouts due (new, or a failed attempt's backoff over): one job per attempt, named by it.
+  let flags = 0;
+  if (context.flags !== null) {
+    for (const r of await dueFlagRollouts(deps)) {
+      const jobId = flagJobId(r.experimentId, r.version, r.attempts, r.leaseUntilMs);
+      if (await queues.addUnlessStored("applyFlagRollout", { experimentId: r.experimentId }, jobId)) flags += 1;
+    }
+  }
+  return { emails, webhooks, scheduled: fresh.length, due, polls, summaries, flags };
 }

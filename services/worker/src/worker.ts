@@ -24,6 +24,7 @@ import {
   DEFAULT_QUEUE_PREFIX,
   DEFAULT_STORE_SIZE,
   databaseError,
+  type FlagAccess,
   type GateLinks,
   type GateMailDeps,
   type Gateway,
@@ -31,6 +32,7 @@ import {
   type RuntimeDeps,
   SIGNALS_QUEUE,
   type SignalMetrics,
+  type SourceAccess,
   type WebhookTarget,
 } from "@outcome-runtime/runtime";
 import { type Queue, Worker } from "bullmq";
@@ -65,6 +67,12 @@ export interface WorkerOptions {
   /** Experiments of a batched poll stored in one transaction (default `DEFAULT_STORE_SIZE`, 100). */
   readonly pollStoreSize?: number;
   readonly webhook?: WebhookTarget;
+  /**
+   * Flag providers: the operator's settings (`FLAG_API_URLS`, the timeout) and the sources' settings the
+   * tokens resolve through (`OUTCOME_RUNTIME_FLAGS_` variables, workspace secrets). Without them flag rollouts
+   * wait in their outbox.
+   */
+  readonly flags?: { readonly access: FlagAccess; readonly sources: SourceAccess };
   /** Sends gate emails; without one, gate emails wait in the outbox. */
   readonly mailer?: GateMailDeps["mailer"];
   /** Base of the links in emails (OUTCOME_RUNTIME_PUBLIC_URL). */
@@ -110,7 +118,9 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
   const { db, logger } = options;
   const clock = options.now === undefined ? {} : { now: options.now };
   const queues = openQueues(options.redis, options.prefix ?? DEFAULT_QUEUE_PREFIX);
+  const name = options.name ?? `${hostname()}:${process.pid}`;
   const context: WorkerContext = {
+    name,
     deps: { db, ...clock },
     signals: {
       db,
@@ -124,6 +134,10 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
         ? null
         : { db, mailer: options.mailer, links: options.links ?? { publicUrl: "http://localhost:8080" }, ...clock },
     webhook: options.webhook ?? { url: null, secret: "" },
+    flags:
+      options.flags === undefined
+        ? null
+        : { db, flags: options.flags.access, sources: options.flags.sources, ...clock },
     gateway: options.gateway,
     metrics: options.metrics,
     queues,
@@ -151,7 +165,7 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
 
   const lockDuration = options.lockDurationMs ?? 30_000;
   const workerOpts = {
-    name: options.name ?? `${hostname()}:${process.pid}`,
+    name,
     connection: options.redis,
     prefix: options.prefix ?? DEFAULT_QUEUE_PREFIX,
     lockDuration,

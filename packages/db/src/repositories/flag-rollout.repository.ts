@@ -65,7 +65,9 @@ function toRollout(row: Selectable<FlagRolloutsTable>): FlagRollout {
     attempts: row.attempts,
     lastAttemptAt: row.last_attempt_at,
     lastError:
-      row.last_error_code === null ? null : { code: row.last_error_code, message: row.last_error ?? row.last_error_code },
+      row.last_error_code === null
+        ? null
+        : { code: row.last_error_code, message: row.last_error ?? row.last_error_code },
     nextAttemptAt: row.next_attempt_at,
     leaseUntil: row.lease_until,
     observed: row.observed,
@@ -302,17 +304,22 @@ export async function dueRollouts(
   db: DbOrTrx,
   now: Date,
   limit: number,
-): Promise<{ experimentId: string; version: number; attempts: number }[]> {
+): Promise<{ experimentId: string; version: number; attempts: number; leaseUntilMs: number }[]> {
   const rows = await db
     .selectFrom("flag_rollouts")
-    .select(["experiment_id", "version", "attempts"])
+    .select(["experiment_id", "version", "attempts", "lease_until"])
     .where("status", "<>", "applied")
     .where("next_attempt_at", "<=", now)
     .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<", now)]))
     .orderBy("next_attempt_at")
     .limit(limit)
     .execute();
-  return rows.map((r) => ({ experimentId: r.experiment_id, version: r.version, attempts: r.attempts }));
+  return rows.map((r) => ({
+    experimentId: r.experiment_id,
+    version: r.version,
+    attempts: r.attempts,
+    leaseUntilMs: r.lease_until?.getTime() ?? 0,
+  }));
 }
 
 /** Rollouts not applied yet, every workspace, oldest request first (for `/healthz`), at most `limit`. */

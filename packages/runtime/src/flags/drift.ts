@@ -132,7 +132,8 @@ export async function checkFlagDrift(deps: FlagDeps, experimentIds: readonly str
           observed,
           drift === null ? null : { ...drift },
         );
-        if (!newDrift || drift === null) return { experimentId: rollout.experimentId, drift, isNew: false, stopped: false };
+        if (!newDrift || drift === null)
+          return { experimentId: rollout.experimentId, drift, isNew: false, stopped: false };
         const caller = workerCaller(rollout.workspaceId);
         await audit.insertAuditEvent(trx, {
           workspaceId: rollout.workspaceId,

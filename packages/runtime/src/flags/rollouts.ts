@@ -168,7 +168,11 @@ export async function applyFlagRollout(
     if (servesSplit(served, claimed.arms, claimed.desired)) {
       unchanged = true;
       change = { status: "applied", at: nowOf(deps), answer: { unchanged: true, version: served?.version ?? null } };
-    } else if (served === undefined || !served.exists || !claimed.arms.every((a) => served.variations.includes(a.name))) {
+    } else if (
+      served === undefined ||
+      !served.exists ||
+      !claimed.arms.every((a) => served.variations.includes(a.name))
+    ) {
       change = await provider.ensureFlag(target, signal);
     } else if (appliedAction(claimed.desired, claimed.arms[0]?.name) === "experiment.rollback_applied") {
       change = await provider.disable(target, signal);
@@ -247,8 +251,24 @@ export async function applyFlagRollout(
 export async function dueFlagRollouts(
   deps: RuntimeDeps,
   limit = 500,
-): Promise<{ experimentId: string; version: number; attempts: number }[]> {
+): Promise<{ experimentId: string; version: number; attempts: number; leaseUntilMs: number }[]> {
   return flagRollouts.dueRollouts(deps.db, nowOf(deps), limit);
+}
+
+/**
+ * The version, attempts and lapsed lease of an experiment's rollout when it is not applied yet and no worker
+ * holds it; null otherwise (or none).
+ */
+export async function flagRolloutDue(
+  deps: RuntimeDeps,
+  experimentId: string,
+): Promise<{ version: number; attempts: number; leaseUntilMs: number } | null> {
+  const rollout = await flagRollouts.findRollout(deps.db, experimentId);
+  // A rollout another worker holds is its to write; the sweep re-queues it if that worker dies.
+  const held = rollout?.leaseUntil !== null && rollout?.leaseUntil !== undefined && rollout.leaseUntil > nowOf(deps);
+  return rollout === null || rollout.status === "applied" || held
+    ? null
+    : { version: rollout.version, attempts: rollout.attempts, leaseUntilMs: rollout.leaseUntil?.getTime() ?? 0 };
 }
 
 /** What the experiment page, the API and MCP show of its flag. */

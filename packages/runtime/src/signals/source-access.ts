@@ -177,7 +177,11 @@ export async function resolveCredentials(
     const { ref } = requirement;
     if (ref.via === "env") {
       if (!envRule.pattern.test(ref.name)) {
-        throw refused(requirement, `${ref.name} may not be named here`, `name a variable starting with ${envRule.prefix}`);
+        throw refused(
+          requirement,
+          `${ref.name} may not be named here`,
+          `name a variable starting with ${envRule.prefix}`,
+        );
       }
       const allowed = access.envWorkspaces === null ? ["*"] : (access.envWorkspaces[ref.name] ?? []);
       if (!allowed.includes("*") && !allowed.includes(workspace.slug)) {

@@ -1,8 +1,9 @@
 /**
- * The `control` queue: the reconciliation of schedulers with Postgres, and
- * webhook deliveries from the outbox. Small jobs, never stuck behind polls.
+ * The `control` queue: the reconciliation of schedulers with Postgres,
+ * webhook deliveries and flag rollouts from the outboxes. Small jobs, never
+ * stuck behind polls.
  */
-import { deliverWebhook } from "@outcome-runtime/runtime";
+import { applyFlagRollout, deliverWebhook } from "@outcome-runtime/runtime";
 import type { WorkerContext } from "../context";
 import type { QueueProcessor } from "../dispatch";
 import { reconcile } from "../reconcile";
@@ -13,5 +14,15 @@ export function controlProcessor(context: WorkerContext): QueueProcessor<"contro
     reconcile: () => reconcile(context),
     deliverWebhook: ({ deliveryId }, run) =>
       deliverWebhook(context.deps, deliveryId, context.webhook, { final: run.final }),
+    async applyFlagRollout({ experimentId }) {
+      if (context.flags === null) return { status: "not_configured" as const };
+      const result = await applyFlagRollout(context.flags, experimentId, context.name);
+      if (result.status === "failed") {
+        context.logger.warn({ experimentId, ...result }, "flag rollout failed: retried after its backoff");
+      } else if (result.status !== "nothing_to_do") {
+        context.logger.info({ experimentId, ...result }, `flag rollout ${result.status}`);
+      }
+      return result;
+    },
   };
 }

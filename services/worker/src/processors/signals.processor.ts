@@ -8,8 +8,11 @@ import {
   type AnalysisOutcome,
   analyseExperiment,
   analyseJobId,
+  checkFlagDrift,
   describePollError,
   experimentSchedulerId,
+  flagJobId,
+  flagRolloutDue,
   outcomeSchedulerId,
   pollExperiment,
   pollExperimentBatches,
@@ -25,6 +28,28 @@ import type { QueueProcessor } from "../dispatch";
 /** The processor of the `signals` queue. */
 export function signalsProcessor(context: WorkerContext): QueueProcessor<"signals"> {
   const { logger, queues } = context;
+
+  /** Queue the due attempt at an experiment's flag rollout, if it has one (the job id makes a repeat a no-op). */
+  async function queueFlagRollout(experimentId: string) {
+    const due = await flagRolloutDue(context.deps, experimentId);
+    if (due !== null) {
+      await queues.addUnlessStored(
+        "applyFlagRollout",
+        { experimentId },
+        flagJobId(experimentId, due.version, due.attempts, due.leaseUntilMs),
+      );
+    }
+  }
+
+  /** Check the flags of experiments just polled against the splits applied; log what drifted. */
+  async function checkDrift(experimentIds: readonly string[]) {
+    if (context.flags === null || experimentIds.length === 0) return;
+    for (const f of await checkFlagDrift(context.flags, experimentIds)) {
+      if (f.isNew && f.drift !== null) {
+        logger.warn({ experimentId: f.experimentId, ...f.drift, stopped: f.stopped }, "flag drift");
+      }
+    }
+  }
 
   /** Analyse an experiment, log it, and act on its decision: stop its scheduler, queue its webhooks. */
   async function analyseAndAct(experimentId: string) {
@@ -61,6 +86,9 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
         "experiment decided",
       );
       await queues.removeScheduler("pollExperiment", experimentSchedulerId(experimentId));
+      // The split the decision asks of the flag provider (control to everyone on a pause) goes now, not at the
+      // next outbox sweep.
+      await queueFlagRollout(experimentId);
     }
     for (const id of outcome.webhooks) {
       await queues.add("deliverWebhook", { deliveryId: id }, { jobId: webhookJobId(id) });
@@ -119,6 +147,7 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
           f.throttled ? "source throttled: metric held back until its rate limit allows a read" : "source failed",
         );
       }
+      await checkDrift([experimentId]);
       // Analyse up to the newest stored point; the job id makes a re-poll with nothing new a no-op.
       const upTo = await primaryPolledUntil(context.signals, experimentId);
       if (upTo !== null) {
@@ -172,6 +201,7 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       for (const e of result.escalations) {
         logger.warn({ experimentId: e.experimentId, action: e.action, reason: e.reason }, "experiment decided");
       }
+      await checkDrift(result.polled.map((p) => p.experimentId));
       logger.info(
         {
           outcomeId,
