@@ -17,6 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { InMemStorageProvider, Unleash } from "unleash-client";
 import { serverUrl } from "./postgres";
 
 /** A running Unleash server. */
@@ -155,4 +156,79 @@ export async function startUnleash(options: StartUnleashOptions = {}): Promise<R
   }
 
   return { url: `http://127.0.0.1:${listening.port}`, adminToken, clientToken, environment, database, stop };
+}
+
+/** An application's view of a flag: the official `unleash-client`, polling the client API. */
+export interface UnleashApplication {
+  readonly client: Unleash;
+  /** What the client serves now to `users` distinct ids (`user-0`, …), as shares by variant (`control` for none). */
+  shares(key: string, control: string, users?: number): Record<string, number>;
+  /**
+   * Waits (at most `timeoutMs`, default 20 s) until the client serves `weights` within `tolerance` (default
+   * 0.04); returns the shares served and when the client first served them (ms since the epoch).
+   *
+   * @throws Error naming what it still serves after the timeout
+   */
+  serves(
+    key: string,
+    weights: Readonly<Record<string, number>>,
+    options?: { tolerance?: number; timeoutMs?: number },
+  ): Promise<{ shares: Record<string, number>; at: number }>;
+  close(): void;
+}
+
+/**
+ * Starts `unleash-client` against `server` with its client token, refreshing every `refreshMs` (default
+ * 100), and resolves once it has synchronized.
+ *
+ * @throws Error when it does not synchronize within 20 s
+ */
+export async function startUnleashApplication(server: RunningUnleash, refreshMs = 100): Promise<UnleashApplication> {
+  const client = new Unleash({
+    url: `${server.url}/api`,
+    appName: "outcome-runtime-test",
+    customHeaders: { Authorization: server.clientToken },
+    refreshInterval: refreshMs,
+    disableMetrics: true,
+    storageProvider: new InMemStorageProvider(),
+    skipInstanceCountWarning: true,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("unleash-client did not synchronize in 20 s")), 20_000);
+    client.once("synchronized", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  const shares = (key: string, control: string, users = 2000) => {
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < users; i++) {
+      const variant = client.getVariant(key, { userId: `user-${i}` });
+      const name = variant.enabled ? variant.name : control;
+      counts[name] = (counts[name] ?? 0) + 1;
+    }
+    return Object.fromEntries(Object.entries(counts).map(([name, n]) => [name, n / users]));
+  };
+  return {
+    client,
+    shares,
+    async serves(key, weights, options = {}) {
+      const tolerance = options.tolerance ?? 0.04;
+      const control = Object.keys(weights)[0] ?? "control";
+      const deadline = Date.now() + (options.timeoutMs ?? 20_000);
+      const near = (s: Record<string, number>) =>
+        Object.entries(weights).every(([name, w]) => Math.abs((s[name] ?? 0) - w) <= tolerance);
+      for (;;) {
+        const served = shares(key, control);
+        if (near(served)) return { shares: served, at: Date.now() };
+        if (Date.now() > deadline) {
+          throw new Error(
+            `unleash-client still serves ${JSON.stringify(served)} for ${key}, not ${JSON.stringify(weights)}`,
+          );
+        }
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    close: () => client.destroy(),
+  };
 }

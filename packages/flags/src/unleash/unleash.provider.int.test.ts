@@ -4,17 +4,20 @@
  * read back as an application would: Unleash's official Node SDK
  * (`unleash-client` 6.12.2) with a backend token, evaluating 2000 user ids.
  */
-import { type RunningUnleash, startUnleash } from "@outcome-runtime/testing/unleash";
-import { InMemStorageProvider, Unleash } from "unleash-client";
+import {
+  type RunningUnleash,
+  startUnleash,
+  startUnleashApplication,
+  type UnleashApplication,
+} from "@outcome-runtime/testing/unleash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FlagProviderError, type FlagTarget } from "../provider";
 import { unleashProvider } from "./unleash.provider";
 
-const USERS = 2000;
 const TOLERANCE = 0.04;
 
 let server: RunningUnleash;
-let sdk: Unleash;
+let app: UnleashApplication;
 const calls: { method: string; path: string }[] = [];
 
 const countingFetch: typeof fetch = (input, init) => {
@@ -68,34 +71,9 @@ async function eventCount(key: string): Promise<number> {
   return answer.total;
 }
 
-/** What the SDK serves to USERS distinct user ids, as shares by variant (`control` when it serves none). */
-function sdkShares(key: string, control: string): Record<string, number> {
-  const counts: Record<string, number> = {};
-  for (let i = 0; i < USERS; i++) {
-    const variant = sdk.getVariant(key, { userId: `user-${i}` });
-    const name = variant.enabled ? variant.name : control;
-    counts[name] = (counts[name] ?? 0) + 1;
-  }
-  return Object.fromEntries(Object.entries(counts).map(([name, n]) => [name, n / USERS]));
-}
-
-function near(shares: Record<string, number>, weights: Record<string, number>, tolerance = TOLERANCE): boolean {
-  return Object.entries(weights).every(([name, w]) => Math.abs((shares[name] ?? 0) - w) <= tolerance);
-}
-
-/** Waits (bounded) until the SDK, polling every 200 ms, serves `weights`; returns the shares it served. */
+/** Waits (bounded) until the SDK serves `weights`; returns the shares it served. */
 async function sdkServes(key: string, weights: Record<string, number>, tolerance = TOLERANCE) {
-  const control = Object.keys(weights)[0]!;
-  const deadline = Date.now() + 20_000;
-  let shares = sdkShares(key, control);
-  while (!near(shares, weights, tolerance)) {
-    if (Date.now() > deadline) {
-      throw new Error(`the SDK still serves ${JSON.stringify(shares)} for ${key}, not ${JSON.stringify(weights)}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    shares = sdkShares(key, control);
-  }
-  return shares;
+  return (await app.serves(key, weights, { tolerance })).shares;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<FlagProviderError> {
@@ -110,23 +88,11 @@ async function rejection(promise: Promise<unknown>): Promise<FlagProviderError> 
 
 beforeAll(async () => {
   server = await startUnleash();
-  sdk = new Unleash({
-    url: `${server.url}/api`,
-    appName: "outcome-runtime-test",
-    customHeaders: { Authorization: server.clientToken },
-    refreshInterval: 200,
-    disableMetrics: true,
-    storageProvider: new InMemStorageProvider(),
-    skipInstanceCountWarning: true,
-  });
-  await new Promise<void>((resolve, reject) => {
-    sdk.once("synchronized", () => resolve());
-    setTimeout(() => reject(new Error("unleash-client did not synchronize in 20 s")), 20_000);
-  });
+  app = await startUnleashApplication(server, 200);
 }, 90_000);
 
 afterAll(async () => {
-  sdk?.destroy();
+  app?.close();
   await server?.stop();
 });
 
