@@ -17,6 +17,7 @@ export const ERROR_CODES = {
   },
   not_outcome_owner: { status: 403, title: "Only the outcome's owner or an admin may revise it" },
   launch_gate_not_approved: { status: 409, title: "The launch gate has not been approved" },
+  flag_not_ready: { status: 409, title: "The experiment's feature flag does not exist in the flag provider yet" },
   forbidden_paths_touched: { status: 422, title: "The change touches forbidden paths" },
   not_claimant: { status: 403, title: "Only the builder who claimed the experiment can report it" },
   experiment_key_taken: { status: 409, title: "The experiment key is taken" },

@@ -3,6 +3,7 @@
  */
 import type { DecisionChannel, Principal } from "@outcome-runtime/core";
 import type { Db, DbOrTrx, Trx } from "@outcome-runtime/db";
+import type { FlagAccess } from "./flags/flag-access";
 import type { PrincipalCache } from "./principal-cache";
 import type { SourceAccess } from "./signals/source-access";
 
@@ -18,6 +19,11 @@ export interface RuntimeDeps {
    * are checked only against the database (their secrets exist).
    */
   readonly sources?: SourceAccess;
+  /**
+   * The operator's flag-provider settings (`FLAG_API_URLS`, the timeout). With them (and `sources`, which
+   * resolves the token), a build report is checked against the provider: its flag must exist.
+   */
+  readonly flags?: FlagAccess;
   /**
    * Principals of recently used keys and sessions (the API's, fed by the
    * database's change notifications). Without it, every authentication reads

@@ -19,6 +19,7 @@ import {
   audit,
   type DbOrTrx,
   experiments,
+  flagRollouts,
   gates,
   jobRequests,
   type Page,
@@ -27,6 +28,8 @@ import {
   sourceHealth,
 } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
+import { flagKeyOf, flagsOf, openFlagProvider } from "./flags/flag-access";
+import { type FlagStatus, flagStatusOf } from "./flags/rollouts";
 import { requestFingerprint, runIdempotent } from "./idempotency";
 import { pollNowJobId } from "./jobs";
 import { moveExperiment } from "./move-experiment";
@@ -249,18 +252,24 @@ export interface ExperimentDetail {
    * rate limit holds polls back. Signal first, then guardrails, then secondary metrics; empty before the first poll.
    */
   readonly sources: readonly SourceHealth[];
+  /**
+   * Its flag, when the outcome has a flag provider: the split wanted, whether it is applied ("rollback
+   * pending since …" while the provider fails), the drift found at the last check. Null otherwise.
+   */
+  readonly flag: FlagStatus | null;
 }
 
 /** One experiment by id or key, with its gates (its own 200 newest first, then its portfolio gate). */
 export async function getExperiment(deps: RuntimeDeps, caller: Caller, idOrKey: string): Promise<ExperimentDetail> {
   authorize(caller, "experiment.read");
   const experiment = await requireExperiment(deps.db, caller.principal.workspaceId, idOrKey);
-  const [mine, latestAnalysis, sources] = await Promise.all([
+  const [mine, latestAnalysis, sources, rollout] = await Promise.all([
     gates.listGatesOfExperiment(deps.db, experiment.workspaceId, experiment.id, experiment.portfolioGateId, 200),
     signals.latestAnalysis(deps.db, experiment.id),
     sourceHealth.listExperimentSourceHealth(deps.db, experiment.id, nowOf(deps)),
+    flagRollouts.findRollout(deps.db, experiment.id),
   ]);
-  return { experiment, gates: mine, latestAnalysis, sources };
+  return { experiment, gates: mine, latestAnalysis, sources, flag: rollout === null ? null : flagStatusOf(rollout) };
 }
 
 /**
@@ -328,6 +337,68 @@ export interface ExperimentActionInput {
 }
 
 /**
+ * A build report under an outcome with a flag provider: the flag the runtime
+ * created for the experiment must exist (its creation applied, and, when the
+ * process can reach the provider, still there), and a flag key the builder
+ * names must be it.
+ *
+ * @returns the experiment's flag key, or null when its outcome has no flag provider
+ * @throws DomainError `validation_failed` (field `build.flagKey`) for another key; `flag_not_ready` naming
+ *   the flag, the provider and why (being created, failing with the provider's error, deleted)
+ */
+async function checkBuildFlag(
+  deps: RuntimeDeps,
+  workspaceId: string,
+  idOrKey: string,
+  input: ExperimentActionInput,
+): Promise<string | null> {
+  const experiment = await requireExperiment(deps.db, workspaceId, idOrKey);
+  const outcome = await requireOutcome(deps.db, workspaceId, experiment.outcomeId);
+  const flags = flagsOf(outcome);
+  if (flags === null) return null;
+  const key = flagKeyOf(flags, experiment.key);
+  const named = input.build?.flagKey;
+  if (named !== undefined && named !== null && named !== key) {
+    throw new DomainError(
+      "validation_failed",
+      `build.flagKey: "${named}" is not this experiment's flag; the runtime created ${key} in ${flags.provider}: wire the build to it (or leave flagKey out)`,
+      { field: "build.flagKey", value: named, expected: key },
+    );
+  }
+  const rollout = await flagRollouts.findRollout(deps.db, experiment.id);
+  if (rollout === null || rollout.appliedVersion === null) {
+    const why =
+      rollout === null
+        ? "no rollout was asked for (the hypothesis was approved before the outcome had flags: re-apply or ask an admin)"
+        : flagStatusOf(rollout).summary;
+    throw new DomainError(
+      "flag_not_ready",
+      `flag ${key} does not exist in ${flags.provider} yet: ${why}; report the build again once it exists (get_experiment_status shows the flag)`,
+      { flagKey: key, provider: flags.provider, rollout: rollout === null ? null : flagStatusOf(rollout) },
+    );
+  }
+  if (deps.flags !== undefined && deps.sources !== undefined) {
+    let exists: boolean;
+    try {
+      const provider = await openFlagProvider(deps.db, deps.flags, deps.sources, outcome, "API", nowOf(deps));
+      const served = await provider.read([key], AbortSignal.timeout(deps.flags.timeoutMs));
+      exists = served.get(key)?.exists === true;
+    } catch {
+      // The provider cannot be read from the API now: the applied creation is the evidence.
+      exists = true;
+    }
+    if (!exists) {
+      throw new DomainError(
+        "flag_not_ready",
+        `flag ${key} no longer exists in ${flags.provider} (deleted by hand?); it is created again when the experiment launches, or ask an admin to restore it`,
+        { flagKey: key, provider: flags.provider },
+      );
+    }
+  }
+  return key;
+}
+
+/**
  * Apply a direct action (`claim`, `release`, `report_built`, `pause`,
  * `analyse`) to an experiment. Actions that belong to a gate (`approve`,
  * `launch`, `resume`, `ship`, …) are refused here: decide the gate instead. Gates the
@@ -355,6 +426,7 @@ export async function transitionExperiment(
   }
   authorize(caller, operation);
   const workspaceId = caller.principal.workspaceId;
+  const flagKey = input.action === "report_built" ? await checkBuildFlag(deps, workspaceId, idOrKey, input) : null;
   let read: Experiment | null = null;
   try {
     return await inTransaction(deps.db, async (trx) => {
@@ -384,7 +456,7 @@ export async function transitionExperiment(
                   summary: input.build?.summary ?? input.reason ?? "",
                   pullRequestUrl: input.build?.pullRequestUrl ?? null,
                   changedPaths: [...(input.changedPaths ?? [])],
-                  flagKey: input.build?.flagKey ?? null,
+                  flagKey: flagKey ?? input.build?.flagKey ?? null,
                   reportedBy: input.builder ?? caller.principal.name,
                   reportedAt: at.toISOString(),
                 },

@@ -48,7 +48,7 @@ const ConfigSchema = Type.Object({
 });
 
 /** The groups of settings the API reads besides its variables (it sends no mail: the worker does). */
-const GROUPS = ["sources", "llm", "outbound"] as const;
+const GROUPS = ["sources", "llm", "outbound", "flags"] as const;
 
 /** The API's configuration: its variables (upper case) and `sources`, `llm` and `outbound`. */
 export type Config = BootConfig<typeof ConfigSchema, (typeof GROUPS)[number]>;

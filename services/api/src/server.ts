@@ -52,7 +52,7 @@ async function main(): Promise<void> {
   await redis.connect().catch(() => {});
 
   const report = await migrateToLatest(db);
-  const deps = { db, sources };
+  const deps = { db, sources, flags: config.flags };
   const boot = await bootstrap(deps, { apiKey: config.OUTCOME_RUNTIME_API_KEY });
   // Metrics only when asked for: their port must be chosen to stay internal.
   const registry = config.METRICS_PORT === undefined ? null : createMetricsRegistry();
