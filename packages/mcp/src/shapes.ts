@@ -302,6 +302,20 @@ export const StatusOutput = z.object({
       }),
     )
     .describe("each metric's source: its last successful read, its last error, whether a rate limit holds it back"),
+  flag: z
+    .object({
+      provider: z.string(),
+      flagKey: z.string().describe("the flag the build must read; variation names are the arm names"),
+      status: z.string().describe("applied, pending (being written or failing) or waiting_for_approval"),
+      weights: z.record(z.string(), z.number()).describe("the split wanted now: fractions by arm"),
+      reason: z.string(),
+      pendingSince: isoTime.nullable(),
+      lastError: z.object({ code: z.string(), message: z.string() }).nullable(),
+      drift: z.record(z.string(), z.unknown()).nullable(),
+      summary: z.string(),
+    })
+    .nullable()
+    .describe("its feature flag when the outcome has a flag provider (docs/flags.md); null otherwise"),
   next: z.string(),
 });
 

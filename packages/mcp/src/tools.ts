@@ -313,7 +313,7 @@ const getExperimentStatus = tool({
   operation: "experiment.read",
   subjectOf: experimentSubject,
   run: async ({ deps, caller, links }, args) => {
-    const { experiment, gates, latestAnalysis, sources } = await getExperiment(deps, caller, args.experiment_id);
+    const { experiment, gates, latestAnalysis, sources, flag } = await getExperiment(deps, caller, args.experiment_id);
     const pending = gates.filter((g) => g.status === "pending").map((g) => gateOut(links, g));
     const decided = gates
       .filter((g) => g.status !== "pending")
@@ -338,6 +338,20 @@ const getExperimentStatus = tool({
           throttledUntil: json.throttledUntil,
         };
       }),
+      flag:
+        flag === null
+          ? null
+          : {
+              provider: flag.provider,
+              flagKey: flag.flagKey,
+              status: flag.status,
+              weights: flag.weights,
+              reason: flag.reason,
+              pendingSince: flag.pendingSince,
+              lastError: flag.lastError,
+              drift: flag.drift,
+              summary: flag.summary,
+            },
       next: nextFor(experiment),
     };
     const text = [
@@ -353,6 +367,7 @@ const getExperimentStatus = tool({
             ? `Source of ${h.role} ${h.metric} (${h.connector}) is throttled by its rate limit until ${h.throttledUntil}.`
             : `Source of ${h.role} ${h.metric} (${h.connector}) is failing: ${h.lastError?.message ?? "unknown error"}.`,
         ),
+      ...(flag === null ? [] : [`Flag ${flag.flagKey} (${flag.provider}): ${flag.summary}.`]),
       `Next: ${structured.next}`,
     ].join("\n");
     return { structured, text, subject: experiment.id };

@@ -155,6 +155,41 @@ export const ExperimentDto = Type.Object(
 
 const Interval = Nullable(Type.Array(Type.Number(), { minItems: 2, maxItems: 2 }));
 
+/** An experiment's feature flag, when its outcome has a flag provider (docs/flags.md). */
+export const FlagStatusDto = Type.Object(
+  {
+    provider: Type.String({ description: "unleash, launchdarkly or growthbook" }),
+    flagKey: Type.String(),
+    status: Type.Union(
+      [Type.Literal("applied"), Type.Literal("pending"), Type.Literal("waiting_for_approval")],
+      {
+        description:
+          "applied: the provider serves the split; pending: being written, or failing (see lastError) and retried " +
+          "with backoff; waiting_for_approval: the provider holds the change for an approval (LaunchDarkly)",
+      },
+    ),
+    weights: Type.Record(Type.String(), Type.Number(), { description: "the split wanted now: fractions by arm" }),
+    reason: Type.String({ description: "prepare, launch, resume, extend, pause, ship, roll_back or iterate" }),
+    version: Type.Integer(),
+    requestedAt: DateTime,
+    appliedAt: Nullable(DateTime),
+    pendingSince: Type.Union([DateTime, Type.Null()], { description: "while not applied: when it was asked for" }),
+    rollback: Type.Boolean({ description: "true when the split sends everyone to control" }),
+    attempts: Type.Integer({ description: "failed attempts at this version" }),
+    nextAttemptAt: Nullable(DateTime),
+    lastError: Nullable(Type.Object({ code: Type.String(), message: Type.String() })),
+    drift: Nullable(
+      Type.Record(Type.String(), Type.Unknown(), {
+        description: "what the last drift check found (kind, expected, served, detail); null when none",
+      }),
+    ),
+    driftAt: Nullable(DateTime),
+    observedAt: Nullable(DateTime),
+    summary: Type.String({ description: 'one line for people, e.g. "rollback (pause) pending since …"' }),
+  },
+  { $id: "FlagStatus", additionalProperties: false },
+);
+
 export const SourceHealthDto = Type.Object(
   {
     metric: Type.String(),

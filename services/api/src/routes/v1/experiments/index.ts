@@ -16,7 +16,7 @@ import {
   transitionExperiment,
 } from "@outcome-runtime/runtime";
 import { Type } from "typebox";
-import { AnalysisDto, ExperimentDto, GateDto, PROBLEM_RESPONSES, SourceHealthDto } from "../../../dto";
+import { AnalysisDto, ExperimentDto, FlagStatusDto, GateDto, PROBLEM_RESPONSES, SourceHealthDto } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
 
 const IdParams = Type.Object({
@@ -82,6 +82,9 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
               description:
                 "each metric's source: last successful read, last error, whether its rate limit holds polls back",
             }),
+            flag: Type.Union([FlagStatusDto, Type.Null()], {
+              description: "its feature flag when the outcome has a flag provider (docs/flags.md); null otherwise",
+            }),
           }),
           ...PROBLEM_RESPONSES,
         },
@@ -94,6 +97,7 @@ const experimentRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { 
         gates: detail.gates.map(gateJson),
         latestAnalysis: detail.latestAnalysis === null ? null : analysisJson(detail.latestAnalysis),
         sources: detail.sources.map(sourceHealthJson),
+        flag: detail.flag,
       };
     },
   );
