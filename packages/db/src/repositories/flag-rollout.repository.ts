@@ -363,7 +363,8 @@ export async function recordObservation(
     .forUpdate()
     .executeTakeFirst();
   if (before === undefined) return { newDrift: false };
-  const same = JSON.stringify(before.drift ?? null) === JSON.stringify(drift);
+  // jsonb gives its keys back in its own order: compare the values, not the texts.
+  const same = canonicalJson(before.drift ?? null) === canonicalJson(drift);
   await db
     .updateTable("flag_rollouts")
     .set({
@@ -374,6 +375,18 @@ export async function recordObservation(
     .where("experiment_id", "=", experimentId)
     .execute();
   return { newDrift: drift !== null && !same };
+}
+
+/** JSON with every object's keys sorted, so equal values read back from jsonb compare equal. */
+function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
+  if (typeof value === "object" && value !== null) {
+    return `{${Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k])}`)
+      .join(",")}}`;
+  }
+  return JSON.stringify(value) ?? "null";
 }
 
 /** Start a period of the weight history at `since` (a second record at the same instant is ignored). */
