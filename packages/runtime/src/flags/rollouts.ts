@@ -188,6 +188,8 @@ export async function applyFlagRollout(
         { ...change.answer, approval: change.approval },
         new Date(now.getTime() + FLAG_APPROVAL_RECHECK_MS),
       );
+      // Recorded only for the version tried: a newer one asked for meanwhile must not wait for the lease to lapse.
+      await flagRollouts.releaseRollout(deps.db, experimentId, owner);
       return { status: "waiting_for_approval", version: claimed.version, approvalId: change.approval.id };
     }
     const applied = change;
@@ -243,6 +245,8 @@ export async function applyFlagRollout(
       { code: e.code, message: e.message },
       new Date(now.getTime() + retryInMs),
     );
+    // Counted only for the version tried: a newer one asked for meanwhile must not wait for the lease to lapse.
+    await flagRollouts.releaseRollout(deps.db, experimentId, owner);
     return { status: "failed", version: claimed.version, code: e.code, message: e.message, retryInMs };
   }
 }
