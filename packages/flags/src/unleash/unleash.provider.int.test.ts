@@ -11,7 +11,7 @@ import {
   type UnleashApplication,
 } from "@outcome-runtime/testing/unleash";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FlagProviderError, type FlagTarget } from "../provider";
+import { type FlagChange, FlagProviderError, type FlagTarget } from "../provider";
 import { unleashProvider } from "./unleash.provider";
 
 const TOLERANCE = 0.04;
@@ -104,7 +104,17 @@ describe("unleash provider against a real Unleash", () => {
       ["treatment", 0.7],
     ]);
 
-    const created = await flags.ensureFlag(t, signal());
+    // Each write is confirmed while its call ran, to the millisecond (not the Date header's whole second).
+    const confirmedWhileCalled = async (call: () => Promise<FlagChange>) => {
+      const asked = Date.now();
+      const change = await call();
+      const answered = Date.now();
+      const at = (change as { at: Date }).at.getTime();
+      expect(at).toBeGreaterThanOrEqual(asked);
+      expect(at).toBeLessThanOrEqual(answered);
+      return change;
+    };
+    const created = await confirmedWhileCalled(() => flags.ensureFlag(t, signal()));
     expect(created.status).toBe("applied");
     expect(created).toMatchObject({
       answer: { unchanged: false, created: true, perMille: { control: 300, treatment: 700 } },
@@ -133,12 +143,12 @@ describe("unleash provider against a real Unleash", () => {
     expect(calls.filter((c) => c.method !== "GET")).toEqual([]);
     expect(await eventCount(t.key)).toBe(events);
 
-    const moved = await flags.setWeights(t, { control: 0.6, treatment: 0.4 }, signal());
+    const moved = await confirmedWhileCalled(() => flags.setWeights(t, { control: 0.6, treatment: 0.4 }, signal()));
     expect(moved).toMatchObject({ answer: { unchanged: false, perMille: { control: 600, treatment: 400 } } });
     await sdkServes(t.key, { control: 0.6, treatment: 0.4 });
 
     // The kill: every one of the 2000 users gets control.
-    await flags.disable(t, signal());
+    await confirmedWhileCalled(() => flags.disable(t, signal()));
     await sdkServes(t.key, { control: 1, treatment: 0 }, 0);
     expect((await flags.read([t.key], signal())).get(t.key)).toMatchObject({
       exists: true,
@@ -148,7 +158,7 @@ describe("unleash provider against a real Unleash", () => {
     // Killing again writes nothing.
     expect(await flags.disable(t, signal())).toMatchObject({ answer: { unchanged: true } });
 
-    await flags.setWeights(t, { control: 0.3, treatment: 0.7 }, signal());
+    await confirmedWhileCalled(() => flags.setWeights(t, { control: 0.3, treatment: 0.7 }, signal()));
     await sdkServes(t.key, { control: 0.3, treatment: 0.7 });
 
     // Ship: the winner to everyone.

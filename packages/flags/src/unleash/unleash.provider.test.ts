@@ -15,7 +15,7 @@ import ts from "typescript";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { FlagProviderError, type FlagTarget } from "../provider";
 import { SNIPPET_LANGUAGES } from "../provider-module";
-import { STRATEGY_TITLE, toPerMille, unleashProvider } from "./unleash.provider";
+import { confirmedAt, STRATEGY_TITLE, toPerMille, unleashProvider } from "./unleash.provider";
 
 const TOKEN = "*:*.do-not-leak-0123456789abcdef";
 
@@ -241,6 +241,22 @@ describe("unleash provider: settings", () => {
     const stranger = await rejection(flags.setWeights(flag, { control: 0.5, other: 0.5 }, AbortSignal.timeout(1000)));
     expect(stranger.message).toContain('"other"');
     expect(seen).toEqual([]);
+  });
+});
+
+describe("unleash provider: when a write was confirmed", () => {
+  const header = "Mon, 04 Jan 2027 10:00:07 GMT";
+  const second = Date.parse("2027-01-04T10:00:07.000Z");
+
+  it("is our clock to the millisecond when it falls in the Date header's second (or just after)", () => {
+    expect(confirmedAt(header, second + 431).toISOString()).toBe("2027-01-04T10:00:07.431Z");
+    expect(confirmedAt(header, second + 1_250).toISOString()).toBe("2027-01-04T10:00:08.250Z");
+    expect(confirmedAt(null, second + 5).toISOString()).toBe("2027-01-04T10:00:07.005Z");
+  });
+
+  it("is the server's second when the clocks disagree", () => {
+    expect(confirmedAt(header, second - 1).toISOString()).toBe("2027-01-04T10:00:07.000Z");
+    expect(confirmedAt(header, second + 60_000).toISOString()).toBe("2027-01-04T10:00:07.000Z");
   });
 });
 

@@ -92,6 +92,22 @@ const STICKINESS_PATTERN = /^[A-Za-z][A-Za-z0-9_.-]{0,99}$/u;
 /** Requests in flight at once for the per-flag reads of {@link FlagProvider.read}. */
 const READ_CONCURRENCY = 4;
 
+/** How long after the second of an answer's `Date` header it may arrive and still be read by our clock, ms. */
+const DATE_HEADER_SLACK_MS = 2_000;
+
+/**
+ * When Unleash confirmed a write: the answer's `Date` header counts whole seconds, so when our clock at the
+ * answer falls in that second (or within {@link DATE_HEADER_SLACK_MS} after it) the two clocks agree and ours
+ * says the instant to the millisecond; otherwise (no header, or clocks that disagree) the server's second.
+ */
+export function confirmedAt(dateHeader: string | null, answeredAtMs: number): Date {
+  const server = dateHeader === null ? Number.NaN : Date.parse(dateHeader);
+  if (!Number.isFinite(server) || (answeredAtMs >= server && answeredAtMs < server + 1000 + DATE_HEADER_SLACK_MS)) {
+    return new Date(answeredAtMs);
+  }
+  return new Date(server);
+}
+
 /**
  * Fractions (summing to 1) as Unleash per-mille weights summing to exactly
  * 1000: floors, then the largest remainders get the missing units (ties: the
@@ -491,10 +507,12 @@ class UnleashProvider implements FlagProvider {
     const base = { flag: target.key, project, environment, perMille: weightsAnswer };
     const writes: string[] = [];
     let lastDate: string | null = null;
+    let lastAnsweredAt = Date.now();
     const write = async (method: "POST" | "PUT", path: string, body: unknown) => {
       const answer = await this.call(method, path, body, signal);
       writes.push(`${method} /api${path}`);
       lastDate = answer.headers.get("date");
+      lastAnsweredAt = Date.now();
       return answer;
     };
 
@@ -555,10 +573,9 @@ class UnleashProvider implements FlagProvider {
     if (writes.length === 0) {
       return { status: "applied", at: new Date(), answer: { ...base, strategyId: own.id, unchanged: true } };
     }
-    const serverDate = lastDate === null ? Number.NaN : Date.parse(lastDate);
     return {
       status: "applied",
-      at: Number.isFinite(serverDate) ? new Date(serverDate) : new Date(),
+      at: confirmedAt(lastDate, lastAnsweredAt),
       answer: { ...base, strategyId: own.id, created, writes, unchanged: false },
     };
   }
