@@ -146,6 +146,10 @@ describe("the runtime owns the split in a real Unleash", () => {
     const applied = [
       ...(await audit.listAuditEvents(world.t.db, world.seed.workspaceId, {
         subjectId: id,
+        action: "experiment.flag_prepared",
+      })),
+      ...(await audit.listAuditEvents(world.t.db, world.seed.workspaceId, {
+        subjectId: id,
         action: "experiment.rollout_applied",
       })),
       ...(await audit.listAuditEvents(world.t.db, world.seed.workspaceId, {

@@ -222,6 +222,16 @@ export const BriefOutput = z.object({
   touchedPaths: z.array(z.string()).describe("paths the hypothesis expects to touch"),
   acceptance: z.array(z.string()).describe("what must hold before reporting the build"),
   next: z.string().describe("what to do now, in this state"),
+  flag: z
+    .object({
+      provider: z.string(),
+      key: z.string().describe("the flag the runtime created: read the arm from it, report the build with it"),
+      variations: z.record(z.string(), z.string()).describe("arm → the variation it is served as"),
+      status: z.string().describe("exists, or why it does not yet"),
+      snippets: z.record(z.string(), z.string()).describe("the provider's server SDK, per language"),
+    })
+    .nullable()
+    .describe("the feature flag of the experiment when the outcome has a flag provider; null otherwise"),
   resource: z.string().describe("experiment://{id}/brief: this brief as Markdown"),
 });
 
@@ -241,6 +251,8 @@ export function briefOut(links: Links, b: ExperimentBriefDoc): z.infer<typeof Br
     touchedPaths: [...b.touchedPaths],
     acceptance: [...b.acceptance],
     next: b.next,
+    flag:
+      b.flag === null ? null : { ...b.flag, variations: { ...b.flag.variations }, snippets: { ...b.flag.snippets } },
     resource: briefResource(b.experiment.id),
   };
 }

@@ -230,7 +230,7 @@ const claimExperimentTool = tool({
     const experiment = await claimExperiment(deps, caller, args.experiment_id, builder);
     const structured = {
       experiment: experimentRef(links, experiment),
-      next: `Build it inside the allowed paths of the brief, behind the flag \`${experiment.key}\`, then call report_experiment_built with a summary, changed_paths, pull_request_url and flag_key${args.agent_name ? ` and agent_name "${builder}"` : ""}.`,
+      next: `Build it inside the allowed paths of the brief, behind the flag the brief names (its Feature flag section, when the outcome has a flag provider; otherwise one keyed \`${experiment.key}\`), then call report_experiment_built with a summary, changed_paths, pull_request_url and flag_key${args.agent_name ? ` and agent_name "${builder}"` : ""}.`,
       brief: briefResource(experiment.id),
     };
     return {
@@ -271,7 +271,9 @@ const reportExperimentBuilt = tool({
       .min(1)
       .max(200)
       .optional()
-      .describe("The feature flag that splits traffic (normally the experiment key)."),
+      .describe(
+        "The feature flag that splits traffic: with a flag provider, the key the brief names (the runtime created it; another key is refused); otherwise your own flag, normally the experiment key.",
+      ),
     agent_name: agentName.optional(),
   }),
   output: ReportBuiltOutput,

@@ -13,10 +13,13 @@ import {
   type Gate,
   type Outcome,
 } from "@outcome-runtime/core";
-import { audit, gates, learnings, signals } from "@outcome-runtime/db";
+import { audit, flagRollouts, gates, learnings, signals } from "@outcome-runtime/db";
+import { SNIPPET_LANGUAGES, type SnippetLanguage } from "@outcome-runtime/flags";
 import { canonicalJson } from "@outcome-runtime/llm";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import { requireExperiment, transitionExperiment } from "./experiments";
+import { flagKeyOf, flagsOf, moduleOf } from "./flags/flag-access";
+import { flagStatusOf } from "./flags/rollouts";
 import { outcomeBrief } from "./gate-context";
 import { ensurePendingGate } from "./open-gate";
 import { listOutcomes, requireOutcome } from "./outcomes";
@@ -131,6 +134,19 @@ export interface ExperimentBriefDoc {
   readonly acceptance: readonly string[];
   /** What to do next, in this state. */
   readonly next: string;
+  /**
+   * The feature flag the runtime created for the experiment, when the outcome has a flag provider: its key,
+   * the variation each arm is served as (the arm's name), whether it exists yet, and code for the provider's
+   * server SDK per language. Null without a flag provider.
+   */
+  readonly flag: {
+    readonly provider: string;
+    readonly key: string;
+    readonly variations: Readonly<Record<string, string>>;
+    /** Applied: the flag exists in the provider. */
+    readonly status: string;
+    readonly snippets: Readonly<Record<SnippetLanguage, string>>;
+  } | null;
 }
 
 function nextStep(e: Experiment): string {
@@ -163,9 +179,13 @@ export async function experimentBrief(deps: RuntimeDeps, caller: Caller, idOrKey
   const scope = spec.constraints?.scope;
   const connector = spec.signal.connector as { type?: string };
   const armList = experiment.arms.map((a) => `\`${a.name}\` (${Math.round(a.weight * 1000) / 10} %)`).join(", ");
+  const flags = flagsOf(outcome);
+  const flag = flags === null ? null : await briefFlag(deps, flags, experiment);
   const instrumentation = [
-    `Assign each unit (user, session) to one arm with the weights ${armList}, deterministically: a unit keeps its arm on every visit.`,
-    `Use the experiment key \`${experiment.key}\` as the flag (or experiment) name, and the arm names exactly as written: the signal query filters on \`:experiment\` = \`${experiment.key}\` and \`:arms\`.`,
+    flag === null
+      ? `Assign each unit (user, session) to one arm with the weights ${armList}, deterministically: a unit keeps its arm on every visit.`
+      : `Read the arm from the ${flag.provider} flag \`${flag.key}\` the runtime created (its variations are named by the arms; see the snippets below): the runtime sets its weights (${armList}) at the launch and takes them back on a kill. Never hard-code or change the split yourself.`,
+    `Use the experiment key \`${experiment.key}\` as the experiment name in your events, and the arm names exactly as written: the signal query filters on \`:experiment\` = \`${experiment.key}\` and \`:arms\`.`,
     `Log an exposure when the unit first sees the changed experience, in either arm, with the experiment key, the arm and a timestamp; units never exposed must not count.`,
     connector.type === "postgres"
       ? `The ${spec.signal.metric} signal is read by a SQL query from your database: make sure its tables get the exposure and outcome rows the query joins on.`
@@ -199,6 +219,30 @@ export async function experimentBrief(deps: RuntimeDeps, caller: Caller, idOrKey
     touchedPaths: experiment.touchedPaths,
     acceptance,
     next: nextStep(experiment),
+    flag,
+  };
+}
+
+/** The brief's flag section: the key, the variation per arm, whether it exists, the SDK snippets. */
+async function briefFlag(
+  deps: RuntimeDeps,
+  flags: NonNullable<ReturnType<typeof flagsOf>>,
+  experiment: Experiment,
+): Promise<NonNullable<ExperimentBriefDoc["flag"]>> {
+  const key = flagKeyOf(flags, experiment.key);
+  const rollout = await flagRollouts.findRollout(deps.db, experiment.id);
+  const target = { key, experimentKey: experiment.key, description: experiment.title, arms: experiment.arms };
+  const module = moduleOf(flags.provider);
+  return {
+    provider: flags.provider,
+    key,
+    variations: Object.fromEntries(experiment.arms.map((a) => [a.name, a.name])),
+    status:
+      rollout === null ? "not created" : rollout.appliedVersion === null ? flagStatusOf(rollout).summary : "exists",
+    snippets: Object.fromEntries(SNIPPET_LANGUAGES.map((l) => [l, module.snippet(l, target)])) as Record<
+      SnippetLanguage,
+      string
+    >,
   };
 }
 
@@ -257,6 +301,26 @@ export function renderBriefMarkdown(brief: ExperimentBriefDoc): string {
     "Expected to touch:",
     code(brief.touchedPaths, "not stated"),
     "",
+    ...(brief.flag === null
+      ? []
+      : [
+          "## Feature flag",
+          "",
+          `The runtime owns the split in ${brief.flag.provider}: flag \`${brief.flag.key}\` (${brief.flag.status}), one variation per arm named by the arm (${Object.keys(
+            brief.flag.variations,
+          )
+            .map((a) => `\`${a}\``)
+            .join(", ")}). Report the build with this flag key.`,
+          "",
+          ...Object.entries(brief.flag.snippets).flatMap(([language, code]) => [
+            `${language}:`,
+            "",
+            `\`\`\`${language === "typescript" ? "ts" : language}`,
+            code.trimEnd(),
+            "```",
+            "",
+          ]),
+        ]),
     "## Acceptance checklist",
     "",
     brief.acceptance.map((a) => `- [ ] ${a}`).join("\n"),

@@ -157,9 +157,10 @@ export const JOBS = {
     payload: ["experimentId"],
     attempts: 1,
     backoff: null,
-    // The lease's end names a retry after a worker died holding the rollout (its job had completed).
-    jobId: (p, version: number, attempts: number, leaseUntilMs: number) =>
-      `flag-${p.experimentId}-v${version}-a${attempts}-l${leaseUntilMs}`,
+    // The attempt's due time names a retry (after a failure, or an approval's re-check); the lease's end one
+    // after a worker died holding the rollout (its job had completed).
+    jobId: (p, version: number, dueMs: number, leaseUntilMs: number) =>
+      `flag-${p.experimentId}-v${version}-d${dueMs}-l${leaseUntilMs}`,
     schedulerId: null,
   }),
   /** Claim, render and send one gate email from the outbox; 12 attempts, 2 s doubling: about an hour. */
@@ -324,10 +325,11 @@ export function webhookJobId(deliveryId: string): string {
 
 /**
  * Job id of one attempt at one version of an experiment's flag rollout: adding it twice queues it once.
- * `leaseUntilMs` is the end of a lapsed lease (0 when none), so a rollout whose writer died is queued again.
+ * `dueMs` is when the attempt is due (the row's `next_attempt_at`), `leaseUntilMs` the end of a lapsed lease
+ * (0 when none), so a retry, a re-check and a rollout whose writer died are each queued again.
  */
-export function flagJobId(experimentId: string, version: number, attempts: number, leaseUntilMs = 0): string {
-  return JOBS.applyFlagRollout.jobId({ experimentId }, version, attempts, leaseUntilMs);
+export function flagJobId(experimentId: string, version: number, dueMs: number, leaseUntilMs = 0): string {
+  return JOBS.applyFlagRollout.jobId({ experimentId }, version, dueMs, leaseUntilMs);
 }
 
 /** Job id of sending one gate email (one per outbox row). */

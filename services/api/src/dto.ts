@@ -160,14 +160,11 @@ export const FlagStatusDto = Type.Object(
   {
     provider: Type.String({ description: "unleash, launchdarkly or growthbook" }),
     flagKey: Type.String(),
-    status: Type.Union(
-      [Type.Literal("applied"), Type.Literal("pending"), Type.Literal("waiting_for_approval")],
-      {
-        description:
-          "applied: the provider serves the split; pending: being written, or failing (see lastError) and retried " +
-          "with backoff; waiting_for_approval: the provider holds the change for an approval (LaunchDarkly)",
-      },
-    ),
+    status: Type.Union([Type.Literal("applied"), Type.Literal("pending"), Type.Literal("waiting_for_approval")], {
+      description:
+        "applied: the provider serves the split; pending: being written, or failing (see lastError) and retried " +
+        "with backoff; waiting_for_approval: the provider holds the change for an approval (LaunchDarkly)",
+    }),
     weights: Type.Record(Type.String(), Type.Number(), { description: "the split wanted now: fractions by arm" }),
     reason: Type.String({ description: "prepare, launch, resume, extend, pause, ship, roll_back or iterate" }),
     version: Type.Integer(),

@@ -92,7 +92,7 @@ export async function sweepOutboxes(context: WorkerContext): Promise<DispatchRep
   let flags = 0;
   if (context.flags !== null) {
     for (const r of await dueFlagRollouts(deps)) {
-      const jobId = flagJobId(r.experimentId, r.version, r.attempts, r.leaseUntilMs);
+      const jobId = flagJobId(r.experimentId, r.version, r.dueMs, r.leaseUntilMs);
       if (await queues.addUnlessStored("applyFlagRollout", { experimentId: r.experimentId }, jobId)) flags += 1;
     }
   }

@@ -175,9 +175,8 @@ export async function findRollouts(db: DbOrTrx, experimentIds: readonly string[]
 }
 
 /**
- * Take the lease of a rollout that is not applied, due (`next_attempt_at` ≤ now,
- * unless `evenIfNotDue`) and not leased by another worker: only one worker
- * writes a version at a time.
+ * Take the lease of a rollout that is not applied, due (`next_attempt_at` ≤ now)
+ * and not leased by another worker: only one worker writes a version at a time.
  *
  * @returns the leased row, or null when there is nothing to do or another worker holds it
  */
@@ -187,7 +186,6 @@ export async function claimRollout(
   owner: string,
   now: Date,
   leaseMs: number,
-  options: { evenIfNotDue?: boolean } = {},
 ): Promise<FlagRollout | null> {
   const row = await db
     .updateTable("flag_rollouts")
@@ -195,7 +193,7 @@ export async function claimRollout(
     .where("experiment_id", "=", experimentId)
     .where("status", "<>", "applied")
     .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<", now)]))
-    .$if(options.evenIfNotDue !== true, (q) => q.where("next_attempt_at", "<=", now))
+    .where("next_attempt_at", "<=", now)
     .returningAll()
     .executeTakeFirst();
   return row === undefined ? null : toRollout(row);
@@ -304,10 +302,10 @@ export async function dueRollouts(
   db: DbOrTrx,
   now: Date,
   limit: number,
-): Promise<{ experimentId: string; version: number; attempts: number; leaseUntilMs: number }[]> {
+): Promise<{ experimentId: string; version: number; dueMs: number; leaseUntilMs: number }[]> {
   const rows = await db
     .selectFrom("flag_rollouts")
-    .select(["experiment_id", "version", "attempts", "lease_until"])
+    .select(["experiment_id", "version", "next_attempt_at", "lease_until"])
     .where("status", "<>", "applied")
     .where("next_attempt_at", "<=", now)
     .where((eb) => eb.or([eb("lease_until", "is", null), eb("lease_until", "<", now)]))
@@ -317,7 +315,7 @@ export async function dueRollouts(
   return rows.map((r) => ({
     experimentId: r.experiment_id,
     version: r.version,
-    attempts: r.attempts,
+    dueMs: r.next_attempt_at.getTime(),
     leaseUntilMs: r.lease_until?.getTime() ?? 0,
   }));
 }

@@ -24,7 +24,7 @@ import { specOf } from "../spec-of";
 export interface FlagAccess {
   /** `FLAG_API_URLS`: provider type → API base URLs allowed besides the vendor's documented ones. */
   readonly allowedApiUrls: Readonly<Record<string, readonly string[]>>;
-  /** `FLAG_TIMEOUT_MS`: one provider call's timeout, ms (default 10 000). */
+  /** `FLAG_TIMEOUT_MS`: one attempt's timeout (its read and its writes together), ms (default 10 000). */
   readonly timeoutMs: number;
   /** What provider URLs may resolve to besides public addresses; default `OUTBOUND_ALLOW` (netguard). */
   readonly policy?: OutboundPolicy;

@@ -25,19 +25,26 @@ export interface FlagDeps extends RuntimeDeps {
   readonly sources: SourceAccess;
 }
 
-/** How long a worker holds a rollout while it talks to the provider, ms (a killed worker's lease lapses). */
+/** How long a worker holds a rollout while it talks to the provider at least, ms (a killed worker's lease lapses). */
 export const FLAG_LEASE_MS = 30_000;
 /** The longest wait between attempts while a provider fails, ms. */
 export const FLAG_MAX_BACKOFF_MS = 300_000;
 /** How often a change held for an approval in the provider is checked again, ms. */
 export const FLAG_APPROVAL_RECHECK_MS = 30_000;
 
-/** The audit action of an applied split: a rollback sends everyone to control. */
-export function appliedAction(weights: Readonly<Record<string, number>>, control: string | undefined): string {
-  return control !== undefined && (weights[control] ?? 0) >= 1 - 1e-9
-    ? "experiment.rollback_applied"
-    : "experiment.rollout_applied";
+/**
+ * The audit action of an applied split: `experiment.rollback_applied` when it
+ * takes traffic back to control (a pause, a roll back, an iterate),
+ * `experiment.flag_prepared` for the flag created before the build,
+ * `experiment.rollout_applied` otherwise (a launch, a resume, an extension, a ship).
+ */
+export function appliedAction(reason: string): string {
+  if (reason === "pause" || reason === "roll_back" || reason === "iterate") return "experiment.rollback_applied";
+  return reason === "prepare" ? "experiment.flag_prepared" : "experiment.rollout_applied";
 }
+
+/** Reasons whose split serves the arms' weights: once applied, the experiment's test has started. */
+const SERVES_ARMS = new Set(["launch", "resume", "extend"]);
 
 /**
  * Ask the provider for the split the move `from` → `to` implies, inside the
@@ -143,16 +150,12 @@ function described(error: unknown): { code: string; message: string; retryAfterM
  * retried after {@link flagBackoffMs}; it is returned, not thrown.
  *
  * @param owner names the worker holding the lease
- * @param options.evenIfNotDue apply now although the next attempt is later (a kill's fast path)
  */
-export async function applyFlagRollout(
-  deps: FlagDeps,
-  experimentId: string,
-  owner: string,
-  options: { evenIfNotDue?: boolean } = {},
-): Promise<FlagApplyResult> {
+export async function applyFlagRollout(deps: FlagDeps, experimentId: string, owner: string): Promise<FlagApplyResult> {
   const now = nowOf(deps);
-  const claimed = await flagRollouts.claimRollout(deps.db, experimentId, owner, now, FLAG_LEASE_MS, options);
+  // The lease outlasts the attempt's timeout, so no second worker writes while the first still waits.
+  const leaseMs = Math.max(FLAG_LEASE_MS, 2 * deps.flags.timeoutMs + 5000);
+  const claimed = await flagRollouts.claimRollout(deps.db, experimentId, owner, now, leaseMs);
   if (claimed === null) return { status: "nothing_to_do" };
   try {
     const experiment = await experiments.findExperimentById(deps.db, experimentId);
@@ -174,7 +177,7 @@ export async function applyFlagRollout(
       !claimed.arms.every((a) => served.variations.includes(a.name))
     ) {
       change = await provider.ensureFlag(target, signal);
-    } else if (appliedAction(claimed.desired, claimed.arms[0]?.name) === "experiment.rollback_applied") {
+    } else if (appliedAction(claimed.reason) === "experiment.rollback_applied") {
       change = await provider.disable(target, signal);
     } else {
       change = await provider.setWeights(target, claimed.desired, signal);
@@ -193,11 +196,13 @@ export async function applyFlagRollout(
       return { status: "waiting_for_approval", version: claimed.version, approvalId: change.approval.id };
     }
     const applied = change;
-    const action = appliedAction(claimed.desired, claimed.arms[0]?.name);
+    const action = appliedAction(claimed.reason);
     const recorded = await inTransaction(deps.db, async (trx) => {
       const row = await flagRollouts.markApplied(trx, experimentId, claimed.version, applied.at, applied.answer);
       if (row === null) return false;
-      if (claimed.reason === "launch") await experiments.markLaunched(trx, experimentId, applied.at);
+      // The test starts when the provider first serves the arms (a launch, or the resume of a launch a pause
+      // overtook before the provider confirmed it).
+      if (SERVES_ARMS.has(claimed.reason)) await experiments.markLaunched(trx, experimentId, applied.at);
       await audit.insertAuditEvent(trx, {
         workspaceId: experiment.workspaceId,
         actor: auditActor(workerCaller(experiment.workspaceId)),
@@ -236,7 +241,9 @@ export async function applyFlagRollout(
     };
   } catch (error) {
     const e = described(error);
-    const retryInMs = flagBackoffMs(claimed.attempts, e.retryAfterMs);
+    // A refusal no retry can fix soon (a token, a permission, a setting) waits the longest; a person fixes it.
+    const permanent = error instanceof FlagProviderError && !error.retryable;
+    const retryInMs = permanent ? FLAG_MAX_BACKOFF_MS : flagBackoffMs(claimed.attempts, e.retryAfterMs);
     await flagRollouts.markAttemptFailed(
       deps.db,
       experimentId,
@@ -255,24 +262,28 @@ export async function applyFlagRollout(
 export async function dueFlagRollouts(
   deps: RuntimeDeps,
   limit = 500,
-): Promise<{ experimentId: string; version: number; attempts: number; leaseUntilMs: number }[]> {
+): Promise<{ experimentId: string; version: number; dueMs: number; leaseUntilMs: number }[]> {
   return flagRollouts.dueRollouts(deps.db, nowOf(deps), limit);
 }
 
 /**
- * The version, attempts and lapsed lease of an experiment's rollout when it is not applied yet and no worker
- * holds it; null otherwise (or none).
+ * The version, due time and lapsed lease of an experiment's rollout when it is due now and no worker holds it;
+ * null otherwise (applied, waiting for its backoff, held, or none).
  */
 export async function flagRolloutDue(
   deps: RuntimeDeps,
   experimentId: string,
-): Promise<{ version: number; attempts: number; leaseUntilMs: number } | null> {
+): Promise<{ version: number; dueMs: number; leaseUntilMs: number } | null> {
   const rollout = await flagRollouts.findRollout(deps.db, experimentId);
+  const now = nowOf(deps);
   // A rollout another worker holds is its to write; the sweep re-queues it if that worker dies.
-  const held = rollout?.leaseUntil !== null && rollout?.leaseUntil !== undefined && rollout.leaseUntil > nowOf(deps);
-  return rollout === null || rollout.status === "applied" || held
-    ? null
-    : { version: rollout.version, attempts: rollout.attempts, leaseUntilMs: rollout.leaseUntil?.getTime() ?? 0 };
+  if (rollout === null || rollout.status === "applied" || rollout.nextAttemptAt > now) return null;
+  if (rollout.leaseUntil !== null && rollout.leaseUntil > now) return null;
+  return {
+    version: rollout.version,
+    dueMs: rollout.nextAttemptAt.getTime(),
+    leaseUntilMs: rollout.leaseUntil?.getTime() ?? 0,
+  };
 }
 
 /** What the experiment page, the API and MCP show of its flag. */
@@ -304,8 +315,9 @@ export interface FlagStatus {
 
 /** The flag status of a rollout row. */
 export function flagStatusOf(rollout: FlagRollout): FlagStatus {
-  const rollback = appliedAction(rollout.desired, rollout.arms[0]?.name) === "experiment.rollback_applied";
-  const what = rollback ? "rollback" : rollout.reason === "prepare" ? "flag creation" : "rollout";
+  const action = appliedAction(rollout.reason);
+  const rollback = action === "experiment.rollback_applied";
+  const what = rollback ? "rollback" : action === "experiment.flag_prepared" ? "flag creation" : "rollout";
   const summary =
     rollout.status === "applied"
       ? `${what} (${rollout.reason}) applied in ${rollout.provider} at ${rollout.appliedAt?.toISOString()}`

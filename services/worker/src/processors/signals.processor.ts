@@ -36,7 +36,7 @@ export function signalsProcessor(context: WorkerContext): QueueProcessor<"signal
       await queues.addUnlessStored(
         "applyFlagRollout",
         { experimentId },
-        flagJobId(experimentId, due.version, due.attempts, due.leaseUntilMs),
+        flagJobId(experimentId, due.version, due.dueMs, due.leaseUntilMs),
       );
     }
   }
