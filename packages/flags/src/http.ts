@@ -61,9 +61,11 @@ export function errorForStatus(status: number, headers: Headers, body: string, w
       });
     default:
       if (status >= 500) {
+        // Only Retry-After: a rate limit's reset (sent on every LaunchDarkly answer) says nothing of an outage.
+        const after = headers.get("retry-after");
         return new FlagProviderError("unavailable", `${what}: the provider failed (${status})${quote}`, {
           details,
-          retryAfterMs: retryAfterMs(headers),
+          retryAfterMs: after === null ? null : retryAfterMs(new Headers({ "retry-after": after })),
         });
       }
       return new FlagProviderError("bad_response", `${what}: the provider refused the request (${status})${quote}`, {

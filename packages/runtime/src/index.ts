@@ -93,11 +93,12 @@ export type { DriftFinding, DriftKind, FlagDrift } from "./flags/drift";
 export { checkFlagDrift, driftOf } from "./flags/drift";
 export type { FlagAccess } from "./flags/flag-access";
 export { flagAccessFromEnv, flagKeyOf, flagsOf, openFlagProvider } from "./flags/flag-access";
-export type { FlagApplyResult, FlagDeps, FlagStatus } from "./flags/rollouts";
+export type { FlagApplyResult, FlagDeps, FlagRolloutsHealth, FlagStatus } from "./flags/rollouts";
 export {
   applyFlagRollout,
   dueFlagRollouts,
   flagRolloutDue,
+  flagRolloutsHealth,
   flagStatusOf,
   requestFlagRollout,
 } from "./flags/rollouts";

@@ -1726,6 +1726,8 @@ export interface paths {
                             latestAnalysis: components["schemas"]["Analysis"] | null;
                             /** @description each metric's source: last successful read, last error, whether its rate limit holds polls back */
                             sources: components["schemas"]["SourceHealth"][];
+                            /** @description its feature flag when the outcome has a flag provider (docs/flags.md); null otherwise */
+                            flag: components["schemas"]["FlagStatus"] | null;
                         };
                     };
                 };
@@ -5620,6 +5622,41 @@ export interface components {
             details: {
                 [key: string]: unknown;
             };
+        };
+        FlagStatus: {
+            /** @description unleash, launchdarkly or growthbook */
+            provider: string;
+            flagKey: string;
+            /** @description applied: the provider serves the split; pending: being written, or failing (see lastError) and retried with backoff; waiting_for_approval: the provider holds the change for an approval (LaunchDarkly) */
+            status: "applied" | "pending" | "waiting_for_approval";
+            /** @description the split wanted now: fractions by arm */
+            weights: {
+                [key: string]: number;
+            };
+            /** @description prepare, launch, resume, extend, pause, ship, roll_back or iterate */
+            reason: string;
+            version: number;
+            /** Format: date-time */
+            requestedAt: string;
+            appliedAt: string | null;
+            /** @description while not applied: when it was asked for */
+            pendingSince: string | null;
+            /** @description true when the split sends everyone to control */
+            rollback: boolean;
+            /** @description failed attempts at this version */
+            attempts: number;
+            nextAttemptAt: string | null;
+            lastError: {
+                code: string;
+                message: string;
+            } | null;
+            drift: {
+                [key: string]: unknown;
+            } | null;
+            driftAt: string | null;
+            observedAt: string | null;
+            /** @description one line for people, e.g. "rollback (pause) pending since …" */
+            summary: string;
         };
     };
     responses: never;

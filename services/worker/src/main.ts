@@ -24,6 +24,7 @@ import {
   registeredConnectorModules,
   setDefaultOutboundPolicy,
   signalMetrics,
+  flagRolloutsHealth,
   sourcesStatus,
 } from "@outcome-runtime/runtime";
 import Fastify from "fastify";
@@ -130,16 +131,19 @@ async function main(): Promise<void> {
   // Liveness: always 200 while the process answers (a restart cannot fix a configuration); `degraded` names
   // the check an operator must fix.
   health.get("/healthz", async () => {
-    const [evictionPolicy, sources] = await Promise.all([
+    const [evictionPolicy, sources, flags] = await Promise.all([
       checkRedisEvictionPolicy(redis, 1000),
       // The sources whose rate limit slows their polls, and the request budgets; null when the database is down.
       sourcesStatus(db, new Date()).catch(() => null),
+      // Flag rollouts not applied yet ("rollback pending since …"); null when the database is down.
+      flagRolloutsHealth({ db }).catch(() => null),
     ]);
     return {
       status: evictionPolicy.status === "unhealthy" ? "degraded" : "ok",
       checks: { redis_eviction_policy: evictionPolicy },
       connectors: { types: connectorTypes(), modules: registeredConnectorModules() },
       sources,
+      flags,
     };
   });
   health.get("/readyz", async (_request, reply) => {

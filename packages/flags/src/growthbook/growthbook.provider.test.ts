@@ -333,7 +333,7 @@ describe("read", () => {
     );
     expect(all.size).toBe(21);
     expect(fake.requests.map((r) => r.route)).toEqual(["listFeatures", "listFeatures", "listFeatures"]);
-  });
+  }, 30_000);
 });
 
 describe("failures", () => {

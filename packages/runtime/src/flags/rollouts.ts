@@ -346,3 +346,46 @@ export function flagStatusOf(rollout: FlagRollout): FlagStatus {
     summary,
   };
 }
+
+/** What the worker's `/healthz` shows of the flag rollouts not applied, every workspace. */
+export interface FlagRolloutsHealth {
+  /** How many rollouts are not applied (being written, failing, or waiting for an approval). */
+  readonly unapplied: number;
+  /** The oldest of them (at most 20): experiment, flag, why, since when, the last error. */
+  readonly oldest: readonly {
+    readonly experimentId: string;
+    readonly provider: string;
+    readonly flagKey: string;
+    readonly reason: string;
+    readonly status: string;
+    readonly pendingSince: string;
+    readonly attempts: number;
+    readonly lastError: { readonly code: string; readonly message: string } | null;
+    readonly summary: string;
+  }[];
+}
+
+/** The flag rollouts not applied, for `/healthz` ("rollback pending since …"). */
+export async function flagRolloutsHealth(deps: RuntimeDeps): Promise<FlagRolloutsHealth> {
+  const [unapplied, oldest] = await Promise.all([
+    flagRollouts.countUnapplied(deps.db),
+    flagRollouts.unappliedRollouts(deps.db, 20),
+  ]);
+  return {
+    unapplied,
+    oldest: oldest.map((r) => {
+      const status = flagStatusOf(r);
+      return {
+        experimentId: r.experimentId,
+        provider: r.provider,
+        flagKey: r.flagKey,
+        reason: r.reason,
+        status: r.status,
+        pendingSince: status.pendingSince ?? status.requestedAt,
+        attempts: r.attempts,
+        lastError: r.lastError,
+        summary: status.summary,
+      };
+    }),
+  };
+}
