@@ -5,6 +5,15 @@ import { mysqlConnectorSql } from "./mariadb-app";
 /** Where the demo keeps the team's analytics (`pnpm demo --source ...`). */
 export type DemoSource = "postgres" | "mariadb" | "duckdb";
 
+/** The flag provider that owns the experiments' splits (`pnpm demo --flags unleash`). */
+export interface DemoFlags {
+  readonly provider: "unleash";
+  /** The provider's API, e.g. `http://127.0.0.1:4242/api`. */
+  readonly apiUrl: string;
+  /** The variable holding its admin token, an `OUTCOME_RUNTIME_FLAGS_` one. */
+  readonly tokenEnv: string;
+}
+
 /**
  * The demo's outcome file: ASOS metric 1 (binary) as the signal and metric 2
  * (continuous) as a guardrail, both read by the `postgres` connector from the
@@ -12,7 +21,8 @@ export type DemoSource = "postgres" | "mariadb" | "duckdb";
  * `source: mariadb`, the `mysql` connector, from the same variable; with
  * `source: duckdb`, the `duckdb` connector, from the Parquet files of
  * duckdb-app.ts in the worker's SOURCE_CSV_DIR); a kill threshold; every
- * gate assigned to `pm`.
+ * gate assigned to `pm`. With `flags`, a `flags:` block: the provider creates
+ * each experiment's flag and serves the split the runtime asks for.
  */
 export function demoOutcomeYaml(options: {
   id: string;
@@ -20,6 +30,8 @@ export function demoOutcomeYaml(options: {
   alpha: number;
   /** The team's analytics: `postgres` (default), `mariadb` (read by the `mysql` connector) or `duckdb` (files). */
   source?: DemoSource;
+  /** A flag provider for the experiments' splits; none by default. */
+  flags?: DemoFlags;
 }): string {
   const { id: OUTCOME, pm: PM, alpha: ALPHA } = options;
   const indent = (text: string, n: number) =>
@@ -93,5 +105,16 @@ experiment_defaults:
   min_duration: 1d
   max_duration: 60d
   expected_effect: 1%
-`;
+${
+  options.flags === undefined
+    ? ""
+    : `flags:
+  provider: ${options.flags.provider}
+  api_url: ${options.flags.apiUrl}
+  project: default
+  environment: development
+  stickiness: userId
+  api_token_env: ${options.flags.tokenEnv}
+`
+}`;
 }

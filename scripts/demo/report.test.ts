@@ -172,6 +172,49 @@ describe("renderReport", () => {
   });
 });
 
+describe("renderReport with flags", () => {
+  const flagged = rows.map((r) =>
+    r.key === "asos-bbbbbb-v2"
+      ? {
+          ...r,
+          flag: {
+            applied: { reason: "pause", weights: [1, 0], at: "2027-01-02T10:00:01.250Z" },
+            pending: null,
+            rollback: { pausedAt: "2027-01-02T10:00:00.800Z", appliedAt: "2027-01-02T10:00:01.250Z" },
+          },
+        }
+      : {
+          ...r,
+          flag: {
+            applied: { reason: "launch", weights: [0.5, 0.5], at: "2027-01-02T09:59:00.004Z" },
+            pending: null,
+            rollback: null,
+          },
+        },
+  );
+  const text = renderReport(flagged, { flags: "unleash" });
+  const lines = text.split("\n");
+  const header = lines.find((line) => line.startsWith("experiment"))!;
+
+  it("shows each flag's last split and a kill's rollback before the reason", () => {
+    expect(header).toMatch(/direction\s+flag\s+applied\s+rollback applied\s+pause→rollback ms\s+reason$/);
+    const kill = lines.find((line) => line.startsWith("asos-bbbbbb-v2"))!;
+    expect(kill).toMatch(/pause 100\/0\s+10:00:01\.250\s+10:00:01\.250\s+450\s+harm beyond the kill threshold$/);
+    const win = lines.find((line) => line.startsWith("asos-aaaaaa-v1"))!;
+    expect(win).toMatch(/launch 50\/50\s+09:59:00\.004\s+—\s+—\s+always-valid/);
+  });
+
+  it("counts the splits and the rollbacks in the summary", () => {
+    expect(text).toContain("flags in unleash:                 last split applied: launch: 5, pause: 1; pending: 0");
+    expect(text).toContain("kills rolled back in unleash:     1 of 1; pause → rollback applied p50 450 ms, max 450 ms");
+  });
+
+  it("leaves the table as it was without flags", () => {
+    expect(renderReport(rows)).not.toContain("rollback");
+    expect(renderReport(flagged)).toBe(renderReport(rows));
+  });
+});
+
 describe("fullDataResult", () => {
   let comparisons: AsosComparison[];
   beforeAll(async () => {

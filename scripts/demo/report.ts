@@ -20,6 +20,21 @@ export interface DemoRow {
   ci: [number, number] | null;
   /** Fixed-horizon test on the full data (the last checkpoint). */
   full: { effect: number; pValue: number | null; ci: [number, number] | null; significant: boolean };
+  /** With `--flags <provider>`: what the flag provider serves for the experiment, and when it was applied. */
+  flag?: DemoFlag;
+}
+
+/** An experiment's flag in the provider (`pnpm demo --flags unleash`), from its rollouts and audit events. */
+export interface DemoFlag {
+  /** The last split the provider applied: why (`launch`, `pause`, …), fractions by arm (control first), when (ISO). */
+  applied: { reason: string; weights: number[]; at: string } | null;
+  /** The reason of a split asked for and not applied yet (being written, or failing); null when none. */
+  pending: string | null;
+  /**
+   * A kill's rollback (everyone to control after the pause): when the pause was recorded (its audit event) and
+   * when the provider applied the rollback (null: not yet). Null when the experiment was not paused.
+   */
+  rollback: { pausedAt: string; appliedAt: string | null } | null;
 }
 
 /**
@@ -110,9 +125,16 @@ export interface ReportOptions {
    * with 4 significant digits.
    */
   scale?: "pp" | "raw";
+  /**
+   * The flag provider of `pnpm demo --flags <provider>`: adds each experiment's flag (its last split applied,
+   * when, and a kill's rollback) before the reason, and a line of the summary. None by default.
+   */
+  flags?: string;
 }
 
 const DASH = "—";
+
+const FLAG_HEADER = ["flag", "applied", "rollback applied", "pause→rollback ms"];
 
 function formatDay(day: number | null): string {
   return day === null ? DASH : day.toFixed(1);
@@ -126,6 +148,70 @@ function formatP(p: number | null): string {
 function pValueClause(p: number | null): string {
   const text = formatP(p);
   return text.startsWith("<") ? `< ${text.slice(1)}` : `= ${text}`;
+}
+
+/** The time of day of an ISO timestamp, UTC, to the millisecond: `14:02:11.532`. */
+function clockTime(iso: string): string {
+  return iso.slice(11, 23);
+}
+
+/** `launch 50/50`: the reason of the last split applied and its percentages by arm; a pending one after it. */
+function flagSplit(flag: DemoFlag | undefined): string {
+  if (flag === undefined) return DASH;
+  const applied =
+    flag.applied === null
+      ? "none"
+      : `${flag.applied.reason} ${flag.applied.weights.map((w) => Number((w * 100).toFixed(1))).join("/")}`;
+  return flag.pending === null ? applied : `${applied}, ${flag.pending} pending`;
+}
+
+/** Milliseconds from the pause to its rollback applied in the provider; null without both. */
+export function rollbackDelayMs(flag: DemoFlag | undefined): number | null {
+  const r = flag?.rollback;
+  if (r === null || r === undefined || r.appliedAt === null) return null;
+  return new Date(r.appliedAt).getTime() - new Date(r.pausedAt).getTime();
+}
+
+function flagCells(row: DemoRow): string[] {
+  const flag = row.flag;
+  const delay = rollbackDelayMs(flag);
+  return [
+    flagSplit(flag),
+    flag?.applied ? clockTime(flag.applied.at) : DASH,
+    flag?.rollback ? (flag.rollback.appliedAt === null ? "pending" : clockTime(flag.rollback.appliedAt)) : DASH,
+    delay === null ? DASH : String(Math.round(delay)),
+  ];
+}
+
+/** Nearest-rank quantile of sorted values. */
+function rank(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] as number;
+}
+
+/** The summary's flag line: splits applied by reason, kills and their rollbacks, pause → rollback ms. */
+function flagSummary(rows: readonly DemoRow[], provider: string): string[] {
+  const byReason = new Map<string, number>();
+  for (const row of rows) {
+    const reason = row.flag?.applied?.reason;
+    if (reason !== undefined) byReason.set(reason, (byReason.get(reason) ?? 0) + 1);
+  }
+  const pending = rows.filter((r) => (r.flag?.pending ?? null) !== null).length;
+  const kills = rows.filter((r) => (r.flag?.rollback ?? null) !== null);
+  const delays = kills
+    .map((r) => rollbackDelayMs(r.flag))
+    .filter((d): d is number => d !== null)
+    .sort((a, b) => a - b);
+  const reasons = [...byReason].map(([reason, n]) => `${reason}: ${n}`).join(", ");
+  return [
+    `  ${`flags in ${provider}:`.padEnd(33)} last split applied: ${reasons === "" ? DASH : reasons}; pending: ${pending}`,
+    `  ${`kills rolled back in ${provider}:`.padEnd(33)} ${delays.length} of ${kills.length}${
+      delays.length === 0
+        ? kills.length === 0
+          ? " (no experiment was paused)"
+          : ""
+        : `; pause → rollback applied p50 ${Math.round(rank(delays, 0.5))} ms, max ${Math.round(delays.at(-1) as number)} ms`
+    }`,
+  ];
 }
 
 function direction(row: DemoRow): string {
@@ -156,6 +242,7 @@ function formatter(scale: "pp" | "raw"): (value: number) => string {
  */
 export function renderReport(rows: DemoRow[], options: ReportOptions = {}): string {
   const scale = options.scale ?? "pp";
+  const flags = options.flags;
   const effect = formatter(scale);
   const interval = (ci: [number, number] | null) => (ci === null ? DASH : `[${effect(ci[0])}, ${effect(ci[1])}]`);
   const unit = scale === "pp" ? "pp" : "";
@@ -173,6 +260,7 @@ export function renderReport(rows: DemoRow[], options: ReportOptions = {}): stri
     "full p",
     "sig",
     "direction",
+    ...(flags === undefined ? [] : FLAG_HEADER),
     "reason",
   ];
   const body = rows.map((row) => [
@@ -187,10 +275,11 @@ export function renderReport(rows: DemoRow[], options: ReportOptions = {}): stri
     formatP(row.full.pValue),
     row.full.significant ? "yes" : "no",
     direction(row),
+    ...(flags === undefined ? [] : flagCells(row)),
     row.reason ?? DASH,
   ]);
   // Text columns align left, numbers right; the last column is not padded.
-  const right = new Set([1, 2, 4, 6, 8]);
+  const right = new Set([1, 2, 4, 6, 8, ...(flags === undefined ? [] : [14])]);
   const widths = header.map((title, i) => Math.max(title.length, ...body.map((cells) => cells[i]!.length)));
   const line = (cells: string[]) =>
     cells
@@ -207,6 +296,12 @@ export function renderReport(rows: DemoRow[], options: ReportOptions = {}): stri
       : "Effects are absolute (treatment − control), in the metric's units.",
     "decided: simulated day of the runtime's decision (— : none); last: last checkpoint day in the data.",
     "effect, always-valid CI: the runtime's at its decision; full: fixed-horizon test on the last checkpoint.",
+    ...(flags === undefined
+      ? []
+      : [
+          `flag: the last split ${flags} applied (why, % by arm) and when (UTC); rollback: when ${flags} applied a kill's`,
+          "rollback (everyone to control) and its ms after the pause (the experiment.paused audit event).",
+        ]),
     "",
     line(header),
     line(widths.map((width) => "─".repeat(width))),
@@ -227,6 +322,7 @@ export function renderReport(rows: DemoRow[], options: ReportOptions = {}): stri
     `  stopped early:                    ${summary.stoppedEarly} of ${summary.total}${percent(summary.stoppedEarly, summary.total)}: a decision before the last checkpoint`,
     `  same direction as the full data:  ${summary.agreeInDirection} of ${summary.directionCompared} decisions with an effect${percent(summary.agreeInDirection, summary.directionCompared)}`,
     `  experiment-days saved:            ${Number(summary.experimentDaysSaved.toFixed(1))} (Σ last day − decision day over early stops)`,
+    ...(flags === undefined ? [] : flagSummary(rows, flags)),
     `  early stops against a significant full-data effect: ${summary.contradictingSignificant.length}`,
   );
   for (const row of summary.contradictingSignificant) {
