@@ -12,6 +12,11 @@ import { describe, expect, it } from "vitest";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const run = promisify(execFile);
 const ESC = "\u001b";
+/**
+ * Each case starts the CLI with tsx (about 3 s on an idle core, many times that while the other test files
+ * load the machine): the cases get minutes, not the suite's default minute. No case asserts a duration.
+ */
+const CLI_CASE_TIMEOUT_MS = 300_000;
 /** No API listens on port 1. */
 const NOWHERE = "http://127.0.0.1:1";
 
@@ -78,7 +83,7 @@ describe("--help", () => {
       ]),
     );
     expect(seen.length).toBeGreaterThanOrEqual(20);
-  });
+  }, CLI_CASE_TIMEOUT_MS);
 });
 
 describe("exit statuses", () => {
@@ -98,7 +103,7 @@ describe("exit statuses", () => {
       expect(result.stderr, args.join(" ")).toMatch(message);
       expect(result.stdout, args.join(" ")).toBe("");
     }
-  });
+  }, CLI_CASE_TIMEOUT_MS);
 
   it("exits 69 when the API cannot be reached, saying where it looked", async () => {
     for (const args of [
@@ -111,7 +116,7 @@ describe("exit statuses", () => {
       const message = args[0] === "--json" ? JSON.parse(result.stdout).error : result.stderr;
       expect(message).toContain(`cannot reach the API at ${NOWHERE}`);
     }
-  });
+  }, CLI_CASE_TIMEOUT_MS);
 });
 
 describe("colours", () => {
@@ -135,7 +140,7 @@ describe("colours", () => {
       const none = await cli(args, { FORCE_COLOR: "1", NO_COLOR: "1" });
       expect(none.stderr.includes(ESC), args.join(" ")).toBe(false);
     }
-  });
+  }, CLI_CASE_TIMEOUT_MS);
 });
 
 describe("outcome-runtime mcp", () => {
@@ -149,11 +154,11 @@ describe("outcome-runtime mcp", () => {
     );
     const json = await cli(["--json", "mcp"]);
     expect(json).toMatchObject({ code: 78, stdout: "" });
-  });
+  }, CLI_CASE_TIMEOUT_MS);
 
   it("exits 69 when the API cannot be reached, with the reason on standard error only", async () => {
     const result = await cli(["mcp", "--api-key", "ork_whatever"]);
     expect(result).toMatchObject({ code: 69, stdout: "" });
     expect(result.stderr).toMatch(/cannot reach the API at http:\/\/127\.0\.0\.1:1/);
-  });
+  }, CLI_CASE_TIMEOUT_MS);
 });
