@@ -409,7 +409,7 @@ export interface FlagRolloutsTable {
   drift_at: NullableTimestamp;
 }
 
-export interface FlagWeightHistoryTable {
+interface FlagWeightHistoryTable {
   experiment_id: string;
   since: Timestamp;
   weights: Json<Record<string, number>>;

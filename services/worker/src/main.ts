@@ -18,13 +18,13 @@ import {
   connectorTypes,
   createGateway,
   createMetricsRegistry,
+  flagRolloutsHealth,
   installationCollectors,
   loadConnectorModules,
   metricsScraper,
   registeredConnectorModules,
   setDefaultOutboundPolicy,
   signalMetrics,
-  flagRolloutsHealth,
   sourcesStatus,
 } from "@outcome-runtime/runtime";
 import Fastify from "fastify";

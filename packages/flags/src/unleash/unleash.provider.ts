@@ -83,7 +83,7 @@ const TYPE = "unleash";
 export const STRATEGY_TITLE = "outcome-runtime split";
 
 /** Unleash's whole for variant weights: per mille. */
-export const UNLEASH_WEIGHT_TOTAL = 1000;
+const UNLEASH_WEIGHT_TOTAL = 1000;
 
 /** Project and environment names: Unleash's URL-friendly ids. */
 const ID_PATTERN = /^[A-Za-z0-9_.~-]{1,100}$/u;

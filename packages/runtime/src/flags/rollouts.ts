@@ -26,11 +26,11 @@ export interface FlagDeps extends RuntimeDeps {
 }
 
 /** How long a worker holds a rollout while it talks to the provider at least, ms (a killed worker's lease lapses). */
-export const FLAG_LEASE_MS = 30_000;
+const FLAG_LEASE_MS = 30_000;
 /** The longest wait between attempts while a provider fails, ms. */
-export const FLAG_MAX_BACKOFF_MS = 300_000;
+const FLAG_MAX_BACKOFF_MS = 300_000;
 /** How often a change held for an approval in the provider is checked again, ms. */
-export const FLAG_APPROVAL_RECHECK_MS = 30_000;
+const FLAG_APPROVAL_RECHECK_MS = 30_000;
 
 /**
  * The audit action of an applied split: `experiment.rollback_applied` when it
@@ -38,7 +38,7 @@ export const FLAG_APPROVAL_RECHECK_MS = 30_000;
  * `experiment.flag_prepared` for the flag created before the build,
  * `experiment.rollout_applied` otherwise (a launch, a resume, an extension, a ship).
  */
-export function appliedAction(reason: string): string {
+function appliedAction(reason: string): string {
   if (reason === "pause" || reason === "roll_back" || reason === "iterate") return "experiment.rollback_applied";
   return reason === "prepare" ? "experiment.flag_prepared" : "experiment.rollout_applied";
 }
@@ -80,7 +80,7 @@ export async function requestFlagRollout(
 }
 
 /** The flag of a rollout as a provider target, serving `weights`. */
-export function flagTarget(rollout: FlagRollout, experimentKey: string, title: string): FlagTarget {
+function flagTarget(rollout: FlagRollout, experimentKey: string, title: string): FlagTarget {
   return {
     key: rollout.flagKey,
     experimentKey,
@@ -90,7 +90,7 @@ export function flagTarget(rollout: FlagRollout, experimentKey: string, title: s
 }
 
 /** True when the provider serves exactly `weights` on a flag with a variation per arm, on. */
-export function servesSplit(
+function servesSplit(
   served: ServedFlag | undefined,
   arms: readonly { readonly name: string }[],
   weights: Readonly<Record<string, number>>,
@@ -101,7 +101,7 @@ export function servesSplit(
 }
 
 /** The wait before the next attempt after `attempts` failures, ms: 1 s doubling to 5 min, or what the provider asked. */
-export function flagBackoffMs(attempts: number, retryAfterMs: number | null): number {
+function flagBackoffMs(attempts: number, retryAfterMs: number | null): number {
   const doubling = Math.min(FLAG_MAX_BACKOFF_MS, 1000 * 2 ** Math.min(attempts, 20));
   return Math.min(FLAG_MAX_BACKOFF_MS, Math.max(doubling, retryAfterMs ?? 0));
 }
