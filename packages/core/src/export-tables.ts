@@ -74,6 +74,10 @@ export const NOT_EXPORTED: Readonly<Record<string, string>> = {
   settings: "installation settings (the signal storage mode), not workspace data",
   kysely_migration: "the schema's migration history: the new instance migrates itself",
   kysely_migration_lock: "the migration lock",
+  flag_rollouts:
+    "the flag providers' outbox: the new instance's experiments ask their providers again when they next move, and the audit events keep what was applied",
+  flag_weight_history:
+    "the splits a provider served on this instance, read from it; the audit events keep each applied split and drift",
 };
 
 /** What every manifest lists as `excluded`: one line per table left out, `<table> (<why>)`. */

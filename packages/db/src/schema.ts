@@ -411,6 +411,7 @@ export interface FlagRolloutsTable {
 
 interface FlagWeightHistoryTable {
   experiment_id: string;
+  workspace_id: string;
   since: Timestamp;
   weights: Json<Record<string, number>>;
   source: string;

@@ -44,6 +44,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`CREATE INDEX flag_rollouts_workspace ON flag_rollouts (workspace_id, outcome_id)`.execute(db);
   await sql`CREATE TABLE flag_weight_history (
               experiment_id uuid NOT NULL REFERENCES experiments (id) ON DELETE CASCADE,
+              workspace_id uuid NOT NULL REFERENCES workspaces (id) ON DELETE CASCADE,
               since timestamptz NOT NULL,
               weights jsonb NOT NULL,
               source text NOT NULL CHECK (source IN ('applied', 'drift')),

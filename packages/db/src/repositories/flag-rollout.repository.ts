@@ -233,7 +233,7 @@ export async function markApplied(
     .returningAll()
     .executeTakeFirst();
   if (row === undefined) return null;
-  await recordWeights(db, experimentId, at, row.desired.weights, "applied");
+  await recordWeights(db, row.workspace_id, experimentId, at, row.desired.weights, "applied");
   return toRollout(row);
 }
 
@@ -390,6 +390,7 @@ function canonicalJson(value: unknown): string {
 /** Start a period of the weight history at `since` (a second record at the same instant is ignored). */
 export async function recordWeights(
   db: DbOrTrx,
+  workspaceId: string,
   experimentId: string,
   since: Date,
   weights: Readonly<Record<string, number>>,
@@ -397,7 +398,7 @@ export async function recordWeights(
 ): Promise<void> {
   await db
     .insertInto("flag_weight_history")
-    .values({ experiment_id: experimentId, since, weights: JSON.stringify(weights), source })
+    .values({ experiment_id: experimentId, workspace_id: workspaceId, since, weights: JSON.stringify(weights), source })
     .onConflict((oc) => oc.columns(["experiment_id", "since"]).doNothing())
     .execute();
 }

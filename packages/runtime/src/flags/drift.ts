@@ -147,7 +147,7 @@ export async function checkFlagDrift(deps: FlagDeps, experimentIds: readonly str
           requestId: null,
         });
         if (drift.served !== null) {
-          await flagRollouts.recordWeights(trx, rollout.experimentId, now, drift.served, "drift");
+          await flagRollouts.recordWeights(trx, rollout.workspaceId, rollout.experimentId, now, drift.served, "drift");
         }
         // The test assumed the applied split: a running experiment stops for a person's review.
         const [locked] = await experiments.lockExperiments(trx, [rollout.experimentId]);
