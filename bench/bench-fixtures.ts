@@ -33,11 +33,17 @@ function batchedExampleOutcome(): string {
   return text;
 }
 
-/** Bootstrap the workspace, apply `outcome.example.yaml` (or the batched form of it) and activate it. */
-export async function activeExampleOutcome(db: Db, options: { batched?: boolean } = {}): Promise<BenchOutcome> {
+/**
+ * Bootstrap the workspace, apply `outcome.example.yaml` (or the batched form of it, and `extraYaml` appended: a
+ * top-level block such as `flags:`) and activate it.
+ */
+export async function activeExampleOutcome(
+  db: Db,
+  options: { batched?: boolean; extraYaml?: string } = {},
+): Promise<BenchOutcome> {
   const seed = await seedWorkspace(db);
   const deps = { db };
-  const source = options.batched ? batchedExampleOutcome() : exampleOutcome();
+  const source = (options.batched ? batchedExampleOutcome() : exampleOutcome()) + (options.extraYaml ?? "");
   const applied = await applyOutcome(deps, seed.admin, { source, file: "outcome.example.yaml" });
   const active = await transitionOutcome(deps, seed.admin, applied.outcome.slug, "activate", null);
   return { workspaceId: seed.workspaceId, outcomeId: active.id, spec: active.spec as unknown as NormalizedSpec };

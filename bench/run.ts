@@ -10,6 +10,11 @@
  *    data, driven by autocannon (requests/s at saturation, p50/p99 at half);
  * 5. MCP tool calls through the SDK client over HTTP (p50/p99 per tool).
  *
+ * Part 2c (`flag`): kills rolled back in a real Unleash (unleash-server on a
+ * database of its own, dropped at the end): ms from the pause to the rollback
+ * applied and to the official unleash-client serving control to every sampled
+ * user.
+ *
  * Uses databases of its own (`outcome_runtime_bench_<pid>*`, dropped at the
  * end) and a BullMQ prefix of its own (`outcome-runtime-bench-<pid>-*`, deleted
  * at the end). Prints a table, then rewrites the generated section of
@@ -18,10 +23,10 @@
  * Options: `--quick` (small sizes, for a smoke run; writes nothing),
  * `--no-write` (do not touch docs/performance.md), `--experiments 1000,10000`,
  * `--rounds 3` (default 10 batched, 3 one per experiment), `--concurrency 8`, `--only api,mcp` (run only these parts of
- * `sequential,cycles,upsert,api,mcp`; the other parts' figures in
+ * `sequential,cycles,kill,flag,upsert,api,mcp`; the other parts' figures in
  * docs/performance.md are kept as they were), `--comparisons 24` (ASOS
  * comparisons in the demo world of parts 4 and 5; `all` for the demo's 99),
- * `--seconds 8` (each load run of part 4). Environment: BENCH_POSTGRES_URL (server URL
+ * `--seconds 8` (each load run of part 4), `--kills 30` (experiments killed per scenario of part 2c). Environment: BENCH_POSTGRES_URL (server URL
  * without a database), BENCH_ADMIN_DB (default `postgres`), BENCH_REDIS_URL.
  */
 import os from "node:os";
@@ -32,6 +37,12 @@ import { type ApiProcess, startApi } from "./api-process";
 import { benchApiReads } from "./api-reads.bench";
 import { BenchDatabases, deleteRedisKeys, redisUrl } from "./bench-database";
 import { buildDemoWorld, type DemoWorld } from "./demo-world";
+import {
+  type BenchUnleash,
+  benchFlagRollback,
+  type FlagRollbackFigure,
+  startBenchUnleash,
+} from "./flag-rollback.bench";
 import { benchKillLatency, type KillLatencyFigure } from "./kill-latency.bench";
 import { machineFacts } from "./machine";
 import { approveExperiments, benchMcpCalls } from "./mcp-calls.bench";
@@ -58,6 +69,7 @@ const { values: args } = parseArgs({
     only: { type: "string" },
     comparisons: { type: "string" },
     seconds: { type: "string" },
+    kills: { type: "string" },
   },
   strict: true,
 });
@@ -113,6 +125,9 @@ const sizes = {
           : 24,
   loadSeconds: args.seconds ? (positiveInts(args.seconds, "seconds")[0] as number) : quick ? 2 : 8,
   connections: 16,
+  kills: args.kills ? (positiveInts(args.kills, "kills")[0] as number) : quick ? 5 : 30,
+  flagUsers: 1000,
+  flagRefreshMs: 50,
   mcpCalls: quick ? 20 : 200,
   mcpWrites: quick ? 10 : 100,
 };
@@ -128,9 +143,14 @@ const redis = new Redis(redisUrl(), { maxRetriesPerRequest: null });
 redis.on("error", (error) => progress(`redis error: ${error.message}`));
 const prefixBase = `outcome-runtime-bench-${process.pid}`;
 
+/** Part 2c's Unleash while it starts and runs: stopped (its database dropped) at the end, also on Ctrl-C. */
+let unleashStarting: Promise<BenchUnleash> | null = null;
 let cleaned: Promise<void> | null = null;
 function cleanup(): Promise<void> {
   cleaned ??= (async () => {
+    // A start that failed dropped its database itself.
+    const unleash = await unleashStarting?.catch(() => null);
+    await unleash?.stop().catch((error: unknown) => progress(`could not stop Unleash: ${String(error)}`));
     await dbs.dropAll().catch((error: unknown) => progress(`could not drop the bench databases: ${String(error)}`));
     await deleteRedisKeys(redis, `${prefixBase}-*`).catch(() => 0);
     await redis.quit().catch(() => {});
@@ -138,7 +158,7 @@ function cleanup(): Promise<void> {
   return cleaned;
 }
 process.once("SIGINT", () => {
-  progress("interrupted: dropping the bench databases and Redis keys");
+  progress("interrupted: dropping the bench databases and Redis keys (and stopping Unleash)");
   void cleanup().finally(() => process.exit(130));
 });
 
@@ -204,6 +224,46 @@ async function main(): Promise<void> {
     );
   }
 
+  const flag: FlagRollbackFigure[] = [];
+  if (parts.has("flag")) {
+    progress(
+      `2c flag rollback on a real Unleash: ${sizes.kills} kills one at a time, then ${sizes.kills} at once (starting unleash-server)`,
+    );
+    const unleashStarted = performance.now();
+    unleashStarting = startBenchUnleash(sizes.flagRefreshMs);
+    const unleash = await unleashStarting;
+    progress(
+      `   Unleash ${unleash.server.url} healthy in ${((performance.now() - unleashStarted) / 1000).toFixed(1)} s`,
+    );
+    try {
+      for (const scenario of ["one at a time", "all at once"] as const) {
+        const prefix = `${prefixBase}-f${scenario === "all at once" ? "all" : "one"}`;
+        try {
+          flag.push(
+            await benchFlagRollback(dbs, redis, unleash, {
+              scenario,
+              kills: sizes.kills,
+              concurrency: sizes.concurrency,
+              prefix,
+              sampledUsers: sizes.flagUsers,
+              waveTimeoutMs: 30_000,
+              load: () => os.loadavg()[0] ?? 0,
+              progress,
+            }),
+          );
+        } finally {
+          await deleteRedisKeys(redis, `${prefix}:*`);
+        }
+        const f = flag.at(-1);
+        progress(
+          `   ${scenario}: ${f?.served}/${f?.kills} served control; applied p99 ${f?.appliedMs?.p99} ms, served p99 ${f?.servedMs?.p99} ms`,
+        );
+      }
+    } finally {
+      await unleash.stop();
+    }
+  }
+
   let upsert = null;
   if (parts.has("upsert")) {
     progress(`3/5 upsertPoints: ${sizes.upsertPoints.toLocaleString("en-US")} points, ${sizes.upsertBatch} per call`);
@@ -221,6 +281,7 @@ async function main(): Promise<void> {
     sequential,
     cycles,
     kill,
+    flag,
     upsert,
     ...serving,
     parts: [...parts],
