@@ -327,6 +327,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      flags: 0,
     });
     const [opened] = await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, first.worker);
@@ -364,6 +365,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      flags: 0,
     });
     expect((await gateOf(world, gate.id)).remindedAt).toBeNull();
 
@@ -378,6 +380,7 @@ describe("the SLA of a gate", () => {
       due: 1,
       polls: 0,
       summaries: 0,
+      flags: 0,
     });
     await first.worker.notifyQueue.add(JOB.gateReminder, { gateId: gate.id }, { jobId: "dup-1" });
     const reminderRuns = await completedJobs(first.worker, [gateSlaJobId("reminder", gate.id), "dup-1"]);
@@ -419,6 +422,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      flags: 0,
     });
     await settle(world, second.worker);
 
@@ -466,6 +470,7 @@ describe("the SLA of a gate", () => {
       due: 1,
       polls: 0,
       summaries: 0,
+      flags: 0,
     });
     await second.worker.notifyQueue.add(JOB.gateExpiry, { gateId: gate.id }, { jobId: "dup-2" });
     const expiryRuns = await completedJobs(second.worker, [gateSlaJobId("expiry", gate.id), "dup-2"]);
@@ -518,6 +523,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      flags: 0,
     });
     await third.worker.notifyQueue.add(JOB.gateExpiry, { gateId: gate.id }, { jobId: "dup-3" });
     expect(await completedJobs(third.worker, ["dup-3"])).toEqual([{ status: "skipped", reason: "already escalated" }]);
@@ -545,7 +551,15 @@ describe("the SLA of a gate", () => {
     expect(gate).toMatchObject({ onExpiry: "expire", backup: LEAD, dueAt: at(48 * HOUR) });
 
     const worker = (await startGateWorker(world)).worker;
-    expect(await worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0, polls: 0, summaries: 0 });
+    expect(await worker.dispatch()).toEqual({
+      emails: 1,
+      webhooks: 0,
+      scheduled: 1,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+      flags: 0,
+    });
     const [opened] = await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, worker);
 
@@ -588,7 +602,15 @@ describe("the SLA of a gate", () => {
     expect(await auditOf(world, gate.id, "gate.escalated")).toEqual([]);
 
     // Later sweeps and the leftover reminder job change nothing, and send nothing.
-    expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 0, polls: 0, summaries: 0 });
+    expect(await worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+      flags: 0,
+    });
     expect(await promoteSlaJob(worker, "reminder", gate.id)).toEqual({ status: "skipped", reason: "gate is expired" });
     await settle(world, worker);
     expect(subjects(world.smtp)).toEqual([OPENED_SUBJECT]);
@@ -613,7 +635,15 @@ describe("the SLA of a gate", () => {
     );
 
     const worker = (await startGateWorker(world)).worker;
-    expect(await worker.dispatch()).toEqual({ emails: 1, webhooks: 0, scheduled: 1, due: 0, polls: 0, summaries: 0 });
+    expect(await worker.dispatch()).toEqual({
+      emails: 1,
+      webhooks: 0,
+      scheduled: 1,
+      due: 0,
+      polls: 0,
+      summaries: 0,
+      flags: 0,
+    });
     await waitForMails(world, OPENED_SUBJECT, 1);
     await settle(world, worker);
 
@@ -621,7 +651,15 @@ describe("the SLA of a gate", () => {
     world.clock.now = at(48 * HOUR + MINUTE);
     expect(await remindGate(world.deps, gate.id)).toMatchObject({ status: "skipped" });
     expect((await gateOf(world, gate.id)).remindedAt).toBeNull();
-    expect(await worker.dispatch()).toEqual({ emails: 0, webhooks: 0, scheduled: 0, due: 1, polls: 0, summaries: 0 });
+    expect(await worker.dispatch()).toEqual({
+      emails: 0,
+      webhooks: 0,
+      scheduled: 0,
+      due: 1,
+      polls: 0,
+      summaries: 0,
+      flags: 0,
+    });
     const [escalation] = await waitForMails(world, ESCALATED_SUBJECT, 1);
     await settle(world, worker);
     expect(escalation?.to).toEqual([owner]);

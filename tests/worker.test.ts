@@ -915,6 +915,8 @@ describe("the worker process", () => {
       },
       // No source is throttled, and no rate-limited vendor has been read by this process.
       sources: { throttled: [], budgets: [] },
+      // No flag rollout waits for its provider.
+      flags: { unapplied: 0, oldest: [] },
     });
 
     // A source answers its rate limit: /healthz names it, with until when its polls are held back.
