@@ -126,7 +126,7 @@ describe("the demo's app database", () => {
     expect(points[0]!.sum).toBe(22742.023159965964);
   });
 
-  it("answers by an index range scan, fast enough for ~100 polls a second", async () => {
+  it("answers by an index range scan (its time per poll printed)", async () => {
     const plan = await client.query<{ "QUERY PLAN": string }>(
       `EXPLAIN ${bind(connectorSql(1)).replace("$1", "'asos-036afc-v2'").replace("$2", "'2026-01-05T00:00:00Z'").replace("$3", "'infinity'")}`,
     );
