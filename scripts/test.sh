@@ -51,6 +51,7 @@ fi
 # One plain closing line for every run, whatever the reporters printed above.
 node -e 'const fs = require("node:fs");
   let passed = 0, failed = 0, skipped = 0, found = 0;
+  const failures = [];
   const runs = [["main", process.argv[1]], ["fuzz", process.argv[2]]];
   if (process.argv[4] === "0") runs.push(["fault-injection", process.argv[3]]);
   for (const [name, file] of runs) {
@@ -63,7 +64,20 @@ node -e 'const fs = require("node:fs");
     failed += r.numFailedTests;
     skipped += r.numPendingTests;
     found++;
+    // Name every failure on the last lines, where a CI log tail shows them.
+    for (const suite of r.testResults ?? []) {
+      const where = require("node:path").relative(process.cwd(), suite.name);
+      const bad = (suite.assertionResults ?? []).filter((t) => t.status === "failed");
+      if (suite.status === "failed" && bad.length === 0) {
+        failures.push(`${name}: ${where}: ${String(suite.message ?? "suite failed").split("\n")[0].slice(0, 300)}`);
+      }
+      for (const t of bad) {
+        const why = String((t.failureMessages ?? [])[0] ?? "").split("\n")[0].slice(0, 300);
+        failures.push(`${name}: ${where} > ${t.fullName}: ${why}`);
+      }
+    }
   }
+  if (failures.length > 0) console.log("failed:\n" + failures.map((f) => "  " + f).join("\n"));
   if (found > 0) console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));' \
   "$ROOT/.tmp/vitest-report.json" "$ROOT/.tmp/vitest-fuzz-report.json" "$ROOT/.tmp/vitest-chaos-report.json" "$#"
 exit "$status"
