@@ -52,11 +52,24 @@ export interface WorkspaceSettings {
    * true; turn it off for a one-person team.
    */
   readonly separationOfDuties: boolean;
+  /**
+   * How long raw signal points of finished experiments (and of closed
+   * outcomes' own series) are kept: `days` after which the retention job
+   * deletes them, except the points the latest analysis used; null keeps
+   * them forever (the default). See `signal-retention.ts`.
+   */
+  readonly signalRetention: SignalRetention;
+}
+
+/** The `signalRetention` workspace setting: whole days (1 to 36 500), or null to keep points forever. */
+export interface SignalRetention {
+  readonly days: number | null;
 }
 
 export const DEFAULT_WORKSPACE_SETTINGS: WorkspaceSettings = {
   sessionRequiredDecisions: ["resume"],
   separationOfDuties: true,
+  signalRetention: { days: null },
 };
 
 export interface Outcome {

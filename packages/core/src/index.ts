@@ -38,6 +38,7 @@ export type {
   PollStatus,
   Prediction,
   Principal,
+  SignalRetention,
   SourceHealth,
   StatsPlan,
   StoredSpec,
@@ -45,6 +46,13 @@ export type {
   WorkspaceSettings,
 } from "./entities";
 export { DEFAULT_WORKSPACE_SETTINGS, EXPERIMENT_SOURCES } from "./entities";
+export {
+  MAX_SIGNAL_RETENTION_DAYS,
+  parseSignalRetention,
+  RETENTION_EXPERIMENT_STATES,
+  RETENTION_OUTCOME_STATES,
+  retentionCutoff,
+} from "./signal-retention";
 export type { ErrorCode } from "./error-codes";
 export { ERROR_CODES } from "./error-codes";
 export { assertNever, DomainError, GuardRejectedError, IllegalTransitionError } from "./errors";

@@ -25,6 +25,7 @@ export type { SealedSecret, SecretRecord } from "./repositories/secret.repositor
 export * as secrets from "./repositories/secret.repository";
 export * as sessions from "./repositories/session.repository";
 export * as signals from "./repositories/signal.repository";
+export * as signalRetention from "./repositories/signal-retention.repository";
 export * as sourceHealth from "./repositories/source-health.repository";
 export * as transfer from "./repositories/transfer.repository";
 export * as workspaces from "./repositories/workspace.repository";

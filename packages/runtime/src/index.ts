@@ -262,3 +262,5 @@ export {
   SIGNAL_POINT_COLUMNS,
 } from "./transfer";
 export { getWorkspaceSettings, updateWorkspaceSettings } from "./workspace-settings";
+export type { RetentionReport } from "./signals/signal-retention";
+export { applySignalRetention } from "./signals/signal-retention";

@@ -24,6 +24,7 @@ import {
   EXPORT_VERSION,
   type ExportRowTable,
   type ExportTable,
+  parseSignalRetention,
   READABLE_EXPORT_VERSIONS,
   type WorkspaceSettings,
 } from "@outcome-runtime/core";
@@ -217,6 +218,10 @@ export async function beginImport(deps: RuntimeDeps, caller: Caller, manifest: u
     ? {
         sessionRequiredDecisions: decisions.filter((d) => (ALL_GATE_DECISIONS as readonly string[]).includes(d)),
         separationOfDuties: typeof duties === "boolean" ? duties : DEFAULT_WORKSPACE_SETTINGS.separationOfDuties,
+        signalRetention:
+          m.workspace.settings?.signalRetention === undefined
+            ? DEFAULT_WORKSPACE_SETTINGS.signalRetention
+            : parseSignalRetention(m.workspace.settings.signalRetention),
       }
     : null;
   return inTransaction(deps.db, async (trx) => {

@@ -1,9 +1,9 @@
 /**
  * Workspace settings an admin changes through the API: which gate decisions
- * an email link may not make, and whether separation of duties holds at
- * launches.
+ * an email link may not make, whether separation of duties holds at
+ * launches, and how long raw signal points of finished experiments are kept.
  */
-import { authorize, DomainError, type WorkspaceSettings } from "@outcome-runtime/core";
+import { authorize, DomainError, parseSignalRetention, type WorkspaceSettings } from "@outcome-runtime/core";
 import { audit, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, type RuntimeDeps } from "./context";
 import { ALL_GATE_DECISIONS } from "./decide-gate";
@@ -21,10 +21,12 @@ export async function getWorkspaceSettings(deps: RuntimeDeps, caller: Caller): P
  * key scoped `admin` and `write`); audited with the values before and after.
  *
  * @param patch the fields to change: `sessionRequiredDecisions` (gate
- *   decisions, deduplicated), `separationOfDuties` (a boolean).
+ *   decisions, deduplicated), `separationOfDuties` (a boolean), `signalRetention`
+ *   (`{ days: n }`, n whole days from 1 to 36 500, or `{ days: null }` to keep points forever).
  * @throws DomainError `forbidden` unless the caller may `settings.update`; `validation_failed` naming
- *   an unknown decision in `sessionRequiredDecisions`, or a
- *   `separationOfDuties` that is not a boolean.
+ *   an unknown decision in `sessionRequiredDecisions`, a
+ *   `separationOfDuties` that is not a boolean, or a `signalRetention` that is not one of the above
+ *   (the field, the value and the range in the message).
  */
 export async function updateWorkspaceSettings(
   deps: RuntimeDeps,
@@ -49,6 +51,7 @@ export async function updateWorkspaceSettings(
       { field: "separationOfDuties" },
     );
   }
+  const retention = patch.signalRetention === undefined ? undefined : parseSignalRetention(patch.signalRetention);
   return inTransaction(deps.db, async (trx) => {
     const current = await workspaces.findWorkspace(trx, caller.principal.workspaceId);
     if (current === null) throw new DomainError("not_found", "this workspace no longer exists");
@@ -58,6 +61,7 @@ export async function updateWorkspaceSettings(
         ? { sessionRequiredDecisions: [...new Set(patch.sessionRequiredDecisions)] }
         : {}),
       ...(patch.separationOfDuties !== undefined ? { separationOfDuties: patch.separationOfDuties } : {}),
+      ...(retention !== undefined ? { signalRetention: retention } : {}),
     };
     const updated = await workspaces.updateWorkspaceSettings(trx, current.id, next);
     if (updated === null) throw new DomainError("not_found", "this workspace no longer exists");

@@ -5,11 +5,17 @@ import type { DbOrTrx } from "../database";
 function toSettings(raw: Record<string, unknown> | null | undefined): WorkspaceSettings {
   const decisions = raw?.sessionRequiredDecisions;
   const duties = raw?.separationOfDuties;
+  const retention = raw?.signalRetention as { days?: unknown } | undefined;
+  const days = retention?.days;
   return {
     sessionRequiredDecisions: Array.isArray(decisions)
       ? decisions.filter((d): d is string => typeof d === "string")
       : DEFAULT_WORKSPACE_SETTINGS.sessionRequiredDecisions,
     separationOfDuties: typeof duties === "boolean" ? duties : DEFAULT_WORKSPACE_SETTINGS.separationOfDuties,
+    // Validated when set; anything else stored reads as "keep forever", the safe side for evidence.
+    signalRetention: {
+      days: typeof days === "number" && Number.isInteger(days) && days > 0 ? days : null,
+    },
   };
 }
 
