@@ -251,10 +251,169 @@ ensure_docker_compose() {
     fail "could not install docker-compose (apt-get install docker-compose); it validates docker-compose.yml"
 }
 
+# --- TimescaleDB and pgvector -------------------------------------------------
+# docker compose runs the runtime on TimescaleDB with pgvector; the tests run
+# both storage paths (docs/self-hosting.md, "Storage"). ensure_pg_extensions
+# installs both into the local PostgreSQL when they are missing: from the
+# distribution's packages where it has them, else built from the release
+# sources in ../shared/vendor (SOURCES.md there). It then preloads TimescaleDB
+# (shared_preload_libraries), turns its telemetry off, and restarts the server.
+# A server this cannot change (not local, no root, no sources) stays as it is:
+# everything runs on plain Postgres then, as before.
+#   OUTCOME_RUNTIME_PG_EXTENSIONS=off   leave the server's extensions alone
+#   OUTCOME_RUNTIME_VENDOR_DIR          where the sources are (default ../shared/vendor)
+TIMESCALEDB_VERSION=2.28.3
+PGVECTOR_VERSION=0.8.6
+
+pg_scalar() { psql_admin -tAc "$1" | tr -d '[:space:]'; }
+pg_extension_available() { [ "$(pg_scalar "SELECT count(*) FROM pg_available_extensions WHERE name = '$1'")" != 0 ]; }
+pg_local() { case "$POSTGRES_HOST" in 127.0.0.1 | localhost | ::1 | /*) return 0 ;; *) return 1 ;; esac; }
+
+# apt_install PACKAGE...: install Debian packages, waiting for another apt run's lock.
+apt_install() {
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then sudo="sudo -n"; fi
+  $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >/dev/null 2>&1 ||
+    { $sudo apt-get update -qq >/dev/null 2>&1 && $sudo apt-get install -y -qq -o DPkg::Lock::Timeout=300 "$@" >/dev/null 2>&1; }
+}
+
+# apt_has PACKAGE: the distribution offers the package (a candidate version).
+apt_has() {
+  command -v apt-cache >/dev/null 2>&1 || return 1
+  local candidate
+  candidate="$(apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ {print $2}')"
+  [ -n "$candidate" ] && [ "$candidate" != "(none)" ]
+}
+
+# build_tools MAJOR: pg_config of the server's major version, cmake, a C compiler.
+build_tools() {
+  local major="$1"
+  if [ -x "/usr/lib/postgresql/$major/bin/pg_config" ] && [ -f "/usr/include/postgresql/$major/server/postgres.h" ] &&
+    command -v cmake >/dev/null 2>&1 && command -v make >/dev/null 2>&1 && command -v cc >/dev/null 2>&1; then
+    return 0
+  fi
+  log "installing the build tools (postgresql-server-dev-$major, cmake, build-essential)"
+  apt_install "postgresql-server-dev-$major" cmake build-essential
+}
+
+vendor_dir() { echo "${OUTCOME_RUNTIME_VENDOR_DIR:-$ROOT/../shared/vendor}"; }
+vendor_build_dir() { echo "${XDG_CACHE_HOME:-$HOME/.cache}/outcome-runtime/vendor-build"; }
+
+# install_timescaledb MAJOR: from the package, else from the vendored sources.
+install_timescaledb() {
+  local major="$1" archive
+  if apt_has "timescaledb-2-postgresql-$major"; then
+    log "installing TimescaleDB (timescaledb-2-postgresql-$major)"
+    apt_install "timescaledb-2-postgresql-$major" && return 0
+  fi
+  archive="$(vendor_dir)/timescaledb-$TIMESCALEDB_VERSION.tar.gz"
+  if [ ! -f "$archive" ]; then
+    log "TimescaleDB: not installed and $archive not found: signal points use plain tables"
+    return 1
+  fi
+  build_tools "$major" || { log "TimescaleDB: could not install the build tools: plain tables"; return 1; }
+  local dir started=$SECONDS
+  dir="$(vendor_build_dir)"
+  log "building TimescaleDB $TIMESCALEDB_VERSION from $archive (a few minutes, once per machine)"
+  rm -rf "$dir/timescaledb-$TIMESCALEDB_VERSION" && mkdir -p "$dir" && tar -xzf "$archive" -C "$dir"
+  if ! (cd "$dir/timescaledb-$TIMESCALEDB_VERSION" &&
+    PATH="/usr/lib/postgresql/$major/bin:$PATH" ./bootstrap -DCMAKE_BUILD_TYPE=Release -DREGRESS_CHECKS=OFF \
+      -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DLINTER=OFF -DPG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" &&
+    cd build && make -j"$(nproc)" && make install) >"$dir/timescaledb.log" 2>&1; then
+    tail -n 20 "$dir/timescaledb.log" >&2
+    log "TimescaleDB: the build failed (the end of $dir/timescaledb.log is above): plain tables"
+    return 1
+  fi
+  log "TimescaleDB $TIMESCALEDB_VERSION installed in $((SECONDS - started)) s"
+}
+
+# install_pgvector MAJOR: from the package, else from the vendored sources.
+install_pgvector() {
+  local major="$1" archive
+  if apt_has "postgresql-$major-pgvector"; then
+    log "installing pgvector (postgresql-$major-pgvector)"
+    apt_install "postgresql-$major-pgvector" && return 0
+  fi
+  archive="$(vendor_dir)/pgvector-$PGVECTOR_VERSION.tar.gz"
+  if [ ! -f "$archive" ]; then
+    log "pgvector: not installed and $archive not found: learnings are searched by full text only"
+    return 1
+  fi
+  build_tools "$major" || { log "pgvector: could not install the build tools: full-text search only"; return 1; }
+  local dir started=$SECONDS
+  dir="$(vendor_build_dir)"
+  log "building pgvector $PGVECTOR_VERSION from $archive"
+  rm -rf "$dir/pgvector-$PGVECTOR_VERSION" && mkdir -p "$dir" && tar -xzf "$archive" -C "$dir"
+  if ! (cd "$dir/pgvector-$PGVECTOR_VERSION" && make PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" OPTFLAGS="" &&
+    make install PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config") >"$dir/pgvector.log" 2>&1; then
+    tail -n 20 "$dir/pgvector.log" >&2
+    log "pgvector: the build failed (the end of $dir/pgvector.log is above): full-text search only"
+    return 1
+  fi
+  log "pgvector $PGVECTOR_VERSION installed in $((SECONDS - started)) s"
+}
+
+restart_postgres() {
+  local major="$1"
+  if command -v pg_ctlcluster >/dev/null 2>&1 && [ -d "/etc/postgresql/$major/main" ]; then
+    pg_ctlcluster --skip-systemctl-redirect "$major" main restart >/dev/null 2>&1 || return 1
+  else
+    return 1
+  fi
+  for _ in $(seq 1 60); do postgres_up && return 0; sleep 1; done
+  return 1
+}
+
+ensure_pg_extensions() {
+  if [ "${OUTCOME_RUNTIME_PG_EXTENSIONS:-auto}" = off ]; then
+    log "OUTCOME_RUNTIME_PG_EXTENSIONS=off: the server's extensions are left as they are"
+    return 0
+  fi
+  local major started=$SECONDS
+  major="$(pg_scalar "SELECT current_setting('server_version_num')::int / 10000")"
+  local can_install=1
+  pg_local || can_install=0
+  if [ "$(id -u)" != 0 ] && ! sudo -n true 2>/dev/null; then can_install=0; fi
+  if ! pg_extension_available timescaledb; then
+    if [ "$can_install" = 1 ]; then install_timescaledb "$major" || true; else
+      log "TimescaleDB is not installed on $POSTGRES_HOST (not a local server this user may change): plain tables"
+    fi
+  fi
+  if ! pg_extension_available vector; then
+    if [ "$can_install" = 1 ]; then install_pgvector "$major" || true; else
+      log "pgvector is not installed on $POSTGRES_HOST (not a local server this user may change): full-text search only"
+    fi
+  fi
+  pg_extension_available timescaledb || return 0
+  local preload telemetry changed=0
+  preload="$(pg_scalar "SHOW shared_preload_libraries")"
+  if [[ ",$preload," != *",timescaledb,"* ]]; then
+    log "preloading TimescaleDB (shared_preload_libraries = '${preload:+$preload,}timescaledb')"
+    psql_admin -qc "ALTER SYSTEM SET shared_preload_libraries = '${preload:+$preload,}timescaledb'" >/dev/null
+    changed=1
+  fi
+  # Off unless the operator turns it on (docs/self-hosting.md, "TimescaleDB telemetry").
+  telemetry="$(pg_scalar "SELECT coalesce(current_setting('timescaledb.telemetry_level', true), '')")"
+  if [ "$telemetry" != off ]; then
+    psql_admin -qc "ALTER SYSTEM SET timescaledb.telemetry_level = 'off'" >/dev/null
+    changed=1
+  fi
+  if [ "$changed" = 1 ]; then
+    if [ "$can_install" = 1 ] && restart_postgres "$major"; then
+      log "PostgreSQL restarted with TimescaleDB preloaded and its telemetry off"
+    else
+      log "TimescaleDB is set to be preloaded, which takes a restart of PostgreSQL: restart it" \
+        "(until then the runtime uses plain tables and says so in /healthz)"
+    fi
+  fi
+  log "TimescaleDB and pgvector: $(pg_scalar "SELECT string_agg(name || ' ' || default_version, ', ' ORDER BY name) FROM pg_available_extensions WHERE name IN ('timescaledb', 'vector')") ($((SECONDS - started)) s)"
+}
+
 setup_all() {
   ensure_pnpm
   ensure_dependencies
   ensure_postgres
+  ensure_pg_extensions
   ensure_redis
   ensure_mariadb
 }

@@ -28,6 +28,7 @@ import * as achievementGates from "./migrations/2026-12-13T01-00-achievement-gat
 import * as authChangeNotify from "./migrations/2026-12-14T00-00-auth-change-notify";
 import * as sourceHealth from "./migrations/2026-12-15T00-00-source-health";
 import * as flagRollouts from "./migrations/2026-12-16T00-00-flag-rollouts";
+import * as learningEmbeddings from "./migrations/2026-12-17T00-00-learning-embeddings";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -53,6 +54,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-14T00-00-auth-change-notify": authChangeNotify,
   "2026-12-15T00-00-source-health": sourceHealth,
   "2026-12-16T00-00-flag-rollouts": flagRollouts,
+  "2026-12-17T00-00-learning-embeddings": learningEmbeddings,
 };
 
 export interface MigrationReport {
@@ -60,6 +62,16 @@ export interface MigrationReport {
   readonly applied: readonly string[];
   /** How signal points are stored: a TimescaleDB hypertable or a plain table. */
   readonly signalStorage: "timescaledb" | "plain";
+  /** Why plain tables where TimescaleDB could have been used, with the fix; null when there is nothing to fix. */
+  readonly signalStorageNote: SignalStorageNote | null;
+}
+
+/** A storage choice an operator should know about (logged once at start, shown in the API's /healthz). */
+export interface SignalStorageNote {
+  /** `timescaledb_not_preloaded`: installed, but not in `shared_preload_libraries`. */
+  readonly reason: "timescaledb_not_preloaded";
+  readonly message: string;
+  readonly fix: string;
 }
 
 /**
@@ -81,6 +93,38 @@ export async function migrateToLatest(db: Db): Promise<MigrationReport> {
   return {
     applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName),
     signalStorage: await signalStorageMode(db),
+    signalStorageNote: await signalStorageNote(db),
+  };
+}
+
+/**
+ * Whether the server has TimescaleDB installed but not preloaded while signal
+ * points are in plain tables: the migration then chose plain tables (a FATAL
+ * would have ended its connection), and the operator should know how to get
+ * the hypertable. Null otherwise (TimescaleDB in use, not installed, or plain
+ * tables chosen with `outcome_runtime.signal_storage = 'plain'`).
+ */
+export async function signalStorageNote(db: Db): Promise<SignalStorageNote | null> {
+  if ((await signalStorageMode(db)) === "timescaledb") return null;
+  const row = await db.selectFrom("settings").select("value").where("key", "=", "signal_storage").executeTakeFirst();
+  if ((row?.value as { reason?: string } | undefined)?.reason === "chosen") return null;
+  const probe = await sql<{ available: boolean; preloaded: boolean; list: string }>`
+    SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+           'timescaledb' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+             AS preloaded,
+           current_setting('shared_preload_libraries') AS list`.execute(db);
+  const { available, preloaded, list } = probe.rows[0] ?? { available: false, preloaded: false, list: "" };
+  if (!available || preloaded) return null;
+  const wanted = list.trim() === "" ? "timescaledb" : `${list},timescaledb`;
+  return {
+    reason: "timescaledb_not_preloaded",
+    message:
+      "TimescaleDB is installed on the PostgreSQL server but not preloaded, so signal points are stored in plain " +
+      "tables (everything works; the hypertable, compression and the continuous aggregate are not used)",
+    fix:
+      `add it to postgresql.conf: shared_preload_libraries = '${wanted}' (or ALTER SYSTEM SET ` +
+      `shared_preload_libraries = '${wanted}'), restart PostgreSQL; a new database then gets the hypertable ` +
+      "(docs/self-hosting.md, Storage)",
   };
 }
 

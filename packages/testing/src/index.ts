@@ -3,8 +3,17 @@ export { codeOf, rejectionOf } from "./errors";
 export type { ConflictSqlstate } from "./faults";
 export { refuseWrites, terminateConnections, unreachableDatabaseUrl } from "./faults";
 export { exampleOutcome, outcomeVariant } from "./outcome-files";
-export type { SourceDatabase, TestDatabase } from "./postgres";
-export { createEmptyDatabase, createSourceDatabase, createTestDatabase, prepareTemplate, serverUrl } from "./postgres";
+export type { SignalStorage, SourceDatabase, TestDatabase } from "./postgres";
+export {
+  createEmptyDatabase,
+  createSourceDatabase,
+  createTestDatabase,
+  defaultSignalStorage,
+  prepareTemplate,
+  serverUrl,
+  signalStorages,
+  timescaleUsable,
+} from "./postgres";
 export { READER_ROLE, readerOf, readerUrl } from "./read-only-role";
 export type { Seeded } from "./seed";
 export { seedWorkspace } from "./seed";

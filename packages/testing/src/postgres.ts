@@ -6,6 +6,17 @@
  * (`createTestDatabase`) and drops it at the end. Nothing is shared by name,
  * so several runs against one server do not disturb each other.
  *
+ * Two storage paths (docs/self-hosting.md, Storage): where the server has
+ * TimescaleDB preloaded, the global setup migrates a second template whose
+ * signal points are a hypertable; `createTestDatabase({ storage })` picks one,
+ * `signalStorages()` lists what this server runs. Without `storage`, a test
+ * file gets `TEST_SIGNAL_STORAGE` (`timescaledb` or `plain`), else TimescaleDB
+ * where the server has it, else plain tables. TimescaleDB's background
+ * scheduler connects to every database with the extension; a template must
+ * have no connections to be cloned, so the TimescaleDB template is marked a
+ * template that allows no connections (the scheduler skips those) once it is
+ * migrated.
+ *
  * CREATE/DROP DATABASE run over a connection to the administrative database:
  * `TEST_ADMIN_DB`, else `outcome_runtime_test` (created by the scripts), else
  * `postgres` when that does not exist.
@@ -16,13 +27,22 @@ import pg from "pg";
 import { inject } from "vitest";
 import { readerOf } from "./read-only-role";
 
-/** The key under which the global setup provides the template's name. */
-export const TEMPLATE_KEY = "outcomeRuntimeTemplateDb";
+/** The key under which the global setup provides the templates' names. */
+export const TEMPLATE_KEY = "outcomeRuntimeTemplateDbs";
+
+/** How a test database stores signal points: a TimescaleDB hypertable or a plain table. */
+export type SignalStorage = "timescaledb" | "plain";
+
+/** The migrated templates of a run, by storage (`timescaledb` is null where the server cannot run it). */
+export interface TemplateNames {
+  readonly plain: string;
+  readonly timescaledb: string | null;
+}
 
 declare module "vitest" {
   interface ProvidedContext {
-    /** The migrated template database of this run (see `prepareTemplate`). */
-    outcomeRuntimeTemplateDb: string;
+    /** The migrated template databases of this run (see `prepareTemplates`). */
+    outcomeRuntimeTemplateDbs: TemplateNames;
   }
 }
 
@@ -91,17 +111,53 @@ export interface TemplateDatabase {
   readonly drop: () => Promise<void>;
 }
 
-/** Create a uniquely named template database (`ort_tpl_<random>`) and migrate it. */
-export async function prepareTemplate(): Promise<TemplateDatabase> {
-  const name = uniqueName("ort_tpl");
+/** Whether this server can store signal points in a TimescaleDB hypertable (installed and preloaded). */
+export async function timescaleUsable(): Promise<boolean> {
+  const row = await admin((c) =>
+    c.query<{ usable: boolean }>(
+      `SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+          AND 'timescaledb' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+          AS usable`,
+    ),
+  );
+  return row.rows[0]?.usable === true;
+}
+
+/**
+ * Create a uniquely named template database (`ort_tpl_<storage>_<random>`) and
+ * migrate it on the given storage path.
+ *
+ * @throws Error when `storage` is `timescaledb` and the migration did not make a hypertable.
+ */
+export async function prepareTemplate(storage: SignalStorage = "plain"): Promise<TemplateDatabase> {
+  const name = uniqueName(storage === "plain" ? "ort_tpl_plain" : "ort_tpl_tsdb");
   await admin((c) => c.query(`CREATE DATABASE ${quote(name)}`));
-  const drop = () => dropDatabase(name);
+  // The migration reads this database setting (packages/db, the initial migration).
+  if (storage === "plain") {
+    await admin((c) => c.query(`ALTER DATABASE ${quote(name)} SET outcome_runtime.signal_storage = 'plain'`));
+  }
+  const drop = async () => {
+    await admin((c) => c.query(`ALTER DATABASE ${quote(name)} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true`));
+    await dropDatabase(name);
+  };
   try {
     const db = createDb({ url: urlFor(name), max: 1 });
     try {
-      await migrateToLatest(db);
+      const report = await migrateToLatest(db);
+      if (report.signalStorage !== storage) {
+        throw new Error(
+          `template ${name}: asked for ${storage} signal storage, the migration made ${report.signalStorage}`,
+        );
+      }
     } finally {
       await db.destroy();
+    }
+    if (storage === "timescaledb") {
+      // No connections from now on: TimescaleDB's scheduler skips such databases; the one it started is ended.
+      await admin(async (c) => {
+        await c.query(`ALTER DATABASE ${quote(name)} WITH IS_TEMPLATE true ALLOW_CONNECTIONS false`);
+        await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [name]);
+      });
     }
   } catch (error) {
     await drop().catch(() => {});
@@ -110,13 +166,70 @@ export async function prepareTemplate(): Promise<TemplateDatabase> {
   return { name, drop };
 }
 
-function templateOfThisRun(): string {
-  const name = inject(TEMPLATE_KEY);
-  if (!name) {
+/** The templates of a run: plain always, TimescaleDB where the server has it preloaded. */
+export async function prepareTemplates(): Promise<{ names: TemplateNames; drop: () => Promise<void> }> {
+  const plain = await prepareTemplate("plain");
+  let tsdb: TemplateDatabase | null = null;
+  try {
+    if (await timescaleUsable()) tsdb = await prepareTemplate("timescaledb");
+  } catch (error) {
+    await plain.drop().catch(() => {});
+    throw error;
+  }
+  return {
+    names: { plain: plain.name, timescaledb: tsdb?.name ?? null },
+    drop: async () => {
+      await Promise.all([plain.drop(), tsdb?.drop()]);
+    },
+  };
+}
+
+function templatesOfThisRun(): TemplateNames {
+  const names = inject(TEMPLATE_KEY);
+  if (!names) {
     throw new Error(
       "no template database was provided: createTestDatabase() needs the global setup of the integration " +
         "project (packages/testing/src/global-setup.ts); run the file with `pnpm test:int`",
     );
+  }
+  return names;
+}
+
+/**
+ * The storage paths this run can test: always `plain`, and `timescaledb`
+ * where the server has it preloaded. For `describe.each(signalStorages())`.
+ */
+export function signalStorages(): SignalStorage[] {
+  return templatesOfThisRun().timescaledb === null ? ["plain"] : ["plain", "timescaledb"];
+}
+
+/**
+ * The storage a test file gets without asking: `TEST_SIGNAL_STORAGE` when set
+ * (`timescaledb` or `plain`), else TimescaleDB where the server has it.
+ *
+ * @throws Error when TEST_SIGNAL_STORAGE names another value, or `timescaledb` on a server without it.
+ */
+export function defaultSignalStorage(): SignalStorage {
+  const names = templatesOfThisRun();
+  const wanted = process.env.TEST_SIGNAL_STORAGE;
+  if (wanted === undefined || wanted === "") return names.timescaledb === null ? "plain" : "timescaledb";
+  if (wanted !== "plain" && wanted !== "timescaledb") {
+    throw new Error(`TEST_SIGNAL_STORAGE=${wanted}: use "timescaledb" or "plain" (or leave it unset)`);
+  }
+  if (wanted === "timescaledb" && names.timescaledb === null) {
+    throw new Error(
+      "TEST_SIGNAL_STORAGE=timescaledb, but the server has no preloaded TimescaleDB: run scripts/test.sh (its " +
+        "setup installs it) or unset TEST_SIGNAL_STORAGE",
+    );
+  }
+  return wanted;
+}
+
+function templateFor(storage: SignalStorage): string {
+  const names = templatesOfThisRun();
+  const name = storage === "plain" ? names.plain : names.timescaledb;
+  if (name === null) {
+    throw new Error("a TimescaleDB test database was asked for, but the server has no preloaded TimescaleDB");
   }
   return name;
 }
@@ -131,12 +244,17 @@ export interface TestDatabase {
 
 /**
  * A fresh, migrated database of its own, cloned from the template of this run
- * (or from `options.template`).
+ * for `options.storage` (default: `defaultSignalStorage()`), or from
+ * `options.template`.
+ *
+ * @throws Error when `storage` is `timescaledb` on a server without it.
  */
-export async function createTestDatabase(options: { max?: number; template?: string } = {}): Promise<TestDatabase> {
-  const template = options.template ?? templateOfThisRun();
+export async function createTestDatabase(
+  options: { max?: number; template?: string; storage?: SignalStorage } = {},
+): Promise<TestDatabase> {
+  const template = options.template ?? templateFor(options.storage ?? defaultSignalStorage());
   const name = uniqueName("ort_test");
-  await admin((c) => c.query(`CREATE DATABASE ${quote(name)} TEMPLATE ${quote(template)}`));
+  await cloneDatabase(template, name);
   const url = urlFor(name);
   const db = createDb({ url, max: options.max ?? 20 });
   return {
@@ -148,6 +266,26 @@ export async function createTestDatabase(options: { max?: number; template?: str
       await dropDatabase(name);
     },
   };
+}
+
+/**
+ * CREATE DATABASE … TEMPLATE, retried while another session is still leaving
+ * the template (55006 "being accessed by other users": a TimescaleDB scheduler
+ * started just before the template was closed to connections).
+ */
+async function cloneDatabase(template: string, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await admin((c) => c.query(`CREATE DATABASE ${quote(name)} TEMPLATE ${quote(template)}`));
+      return;
+    } catch (error) {
+      if ((error as { code?: string }).code !== "55006" || attempt >= 50) throw error;
+      await admin((c) =>
+        c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [template]),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 100 * Math.min(attempt, 10)));
+    }
+  }
 }
 
 /** A database with no migrations, for tests of the migrator itself. */

@@ -3,6 +3,7 @@
  * call `app.inject`. External plugins first (helmet, rate limit, OpenAPI),
  * then ours (problem details, auth), then the routes.
  */
+
 import { createHash } from "node:crypto";
 import cookie from "@fastify/cookie";
 import helmet from "@fastify/helmet";
@@ -11,6 +12,7 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
+import type { SignalStorageNote } from "@outcome-runtime/db";
 import {
   createGateway,
   DEFAULT_QUEUE_PREFIX,
@@ -55,6 +57,8 @@ export interface AppOptions {
   readonly redis: Redis;
   readonly version: string;
   readonly signalStorage: "timescaledb" | "plain";
+  /** Why plain tables although TimescaleDB is installed, with the fix (/healthz); null or absent otherwise. */
+  readonly signalStorageNote?: SignalStorageNote | null;
   /** Requests per minute per API key (per IP without one). */
   readonly rateLimitPerMinute: number;
   /**
@@ -245,9 +249,11 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   if (!fastify.hasDecorator("websocketServer")) await fastify.register(websocket, WEBSOCKET_OPTIONS);
 
   await fastify.register(healthRoutes, options);
+  const gateway = options.gateway ?? createGateway({ db: options.deps.db, config: llmConfigFromEnv({}) });
   const routeOptions = {
-    deps: options.deps,
-    gateway: options.gateway ?? createGateway({ db: options.deps.db, config: llmConfigFromEnv({}) }),
+    // The gateway rides along in deps too: searches of learnings embed their query through it (hybrid search).
+    deps: { ...options.deps, gateway },
+    gateway,
     publicUrl: (options.publicUrl ?? "http://localhost:8080").replace(/\/+$/, ""),
   };
   await fastify.register(applyRoute, routeOptions);

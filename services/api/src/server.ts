@@ -63,6 +63,7 @@ async function main(): Promise<void> {
       redis,
       version: VERSION,
       signalStorage: report.signalStorage,
+      signalStorageNote: report.signalStorageNote,
       rateLimitPerMinute: config.RATE_LIMIT_PER_MINUTE,
       publicUrl: config.OUTCOME_RUNTIME_PUBLIC_URL,
       queuePrefix: config.QUEUE_PREFIX,
@@ -99,6 +100,12 @@ async function main(): Promise<void> {
     app.log.warn(
       { check: "redis_eviction_policy", detail: evictionPolicy.detail },
       "could not read Redis maxmemory-policy; make sure it is noeviction",
+    );
+  }
+  if (report.signalStorageNote !== null) {
+    app.log.warn(
+      { check: "signal_storage", reason: report.signalStorageNote.reason, fix: report.signalStorageNote.fix },
+      `${report.signalStorageNote.message}: ${report.signalStorageNote.fix}`,
     );
   }
   if (config.OUTCOME_RUNTIME_API_KEY === undefined) {

@@ -169,26 +169,43 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
 
   // TimescaleDB when the server has it; a plain table with a BRIN index on ts
-  // otherwise. The attempt runs in a savepoint so a refusal (extension not
-  // installed, or not preloaded) does not abort the migration's transaction.
+  // otherwise. The database setting `outcome_runtime.signal_storage = 'plain'`
+  // keeps plain tables on a server that has TimescaleDB (the tests of the plain
+  // path; an operator's choice). TimescaleDB must be preloaded: on a server
+  // where it is installed but not in shared_preload_libraries, CREATE EXTENSION
+  // ends the connection with a FATAL (no savepoint survives that), so that case
+  // is checked first and recorded with its reason. Any other refusal runs in a
+  // savepoint and falls back to plain tables.
   let mode: "timescaledb" | "plain" = "plain";
-  const available = await sql<{ n: number }>`
-    SELECT count(*)::int AS n FROM pg_available_extensions WHERE name = 'timescaledb'`.execute(db);
-  if ((available.rows[0]?.n ?? 0) > 0) {
+  let reason: string | null = null;
+  const probe = await sql<{ available: boolean; preloaded: boolean; forced: string | null }>`
+    SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
+           'timescaledb' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
+             AS preloaded,
+           nullif(current_setting('outcome_runtime.signal_storage', true), '') AS forced`.execute(db);
+  const { available, preloaded, forced } = probe.rows[0] ?? { available: false, preloaded: false, forced: null };
+  if (forced === "plain") {
+    reason = "chosen";
+  } else if (!available) {
+    reason = "timescaledb_not_installed";
+  } else if (!preloaded) {
+    reason = "timescaledb_not_preloaded";
+  } else {
     await sql`SAVEPOINT try_timescaledb`.execute(db);
     try {
       await sql`CREATE EXTENSION IF NOT EXISTS timescaledb`.execute(db);
       await sql`SELECT create_hypertable('signal_points', 'ts', chunk_time_interval => INTERVAL '7 days')`.execute(db);
       await sql`RELEASE SAVEPOINT try_timescaledb`.execute(db);
       mode = "timescaledb";
-    } catch {
+    } catch (error) {
       await sql`ROLLBACK TO SAVEPOINT try_timescaledb`.execute(db);
+      reason = `timescaledb_refused: ${error instanceof Error ? error.message : String(error)}`.slice(0, 500);
     }
   }
   if (mode === "plain") {
     await sql`CREATE INDEX signal_points_ts_brin ON signal_points USING brin (ts)`.execute(db);
   }
-  await sql`INSERT INTO settings (key, value) VALUES ('signal_storage', ${JSON.stringify({ mode })}::jsonb)
+  await sql`INSERT INTO settings (key, value) VALUES ('signal_storage', ${JSON.stringify({ mode, reason })}::jsonb)
             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`.execute(db);
 
   await db.schema

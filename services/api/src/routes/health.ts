@@ -2,6 +2,7 @@
  * Liveness and readiness. Neither needs a key.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
+import type { SignalStorageNote } from "@outcome-runtime/db";
 import type { RuntimeDeps } from "@outcome-runtime/runtime";
 import {
   checkDatabase,
@@ -62,6 +63,8 @@ interface HealthOptions {
   readonly redis: Redis;
   readonly version: string;
   readonly signalStorage: "timescaledb" | "plain";
+  /** Set when TimescaleDB is installed but not preloaded (plain tables used): what to change. */
+  readonly signalStorageNote?: SignalStorageNote | null;
 }
 
 const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, options) => {
@@ -82,6 +85,21 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, optio
             signalStorage: Type.Union([Type.Literal("timescaledb"), Type.Literal("plain")], {
               description: "how signal points are stored: a TimescaleDB hypertable, or a plain table with a BRIN index",
             }),
+            signalStorageNote: Type.Union(
+              [
+                Type.Object({
+                  reason: Type.Literal("timescaledb_not_preloaded"),
+                  message: Type.String(),
+                  fix: Type.String({ description: "the line to add and the restart" }),
+                }),
+                Type.Null(),
+              ],
+              {
+                description:
+                  "why signal points are in plain tables although TimescaleDB is installed, and the fix; null when " +
+                  "there is nothing to change",
+              },
+            ),
             checks: Type.Object({ redis_eviction_policy: EvictionPolicyCheck }),
             connectors: Connectors,
           }),
@@ -94,6 +112,7 @@ const healthRoutes: FastifyPluginAsyncTypebox<HealthOptions> = async (app, optio
         status: evictionPolicy.status === "unhealthy" ? ("degraded" as const) : ("ok" as const),
         version: options.version,
         signalStorage: options.signalStorage,
+        signalStorageNote: options.signalStorageNote ?? null,
         checks: { redis_eviction_policy: evictionPolicy },
         connectors: { types: connectorTypes(), modules: registeredConnectorModules() },
       };
