@@ -76,6 +76,8 @@ export const NOT_EXPORTED: Readonly<Record<string, string>> = {
   kysely_migration_lock: "the migration lock",
   flag_rollouts:
     "the flag providers' outbox: the new instance's experiments ask their providers again when they next move, and the audit events keep what was applied",
+  learning_embeddings:
+    "vectors derived from the learnings by this installation's embedding model: the new instance's backfill embeds the imported learnings again",
   flag_weight_history:
     "the splits a provider served on this instance, read from it; the audit events keep each applied split and drift",
 };

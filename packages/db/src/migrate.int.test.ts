@@ -45,6 +45,7 @@ describe("migrations", () => {
         "2026-12-14T00-00-auth-change-notify",
         "2026-12-15T00-00-source-health",
         "2026-12-16T00-00-flag-rollouts",
+        "2026-12-17T00-00-learning-embeddings",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
