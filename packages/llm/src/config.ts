@@ -34,7 +34,41 @@ export interface LlmConfig {
   readonly dailyUserBudgetUsd: number | null;
   /** Fraction of a budget at which a warning is returned. */
   readonly warnAtFraction: number;
+  /** The `embed` operation's endpoint and model; `null` when no embedding model is configured (full-text search only). */
+  readonly embedding: EmbeddingConfig | null;
 }
+
+/** An OpenAI-compatible embeddings endpoint (`POST {baseURL}/embeddings`): OpenAI, Ollama, vLLM. */
+export interface EmbeddingConfig {
+  /** E.g. `text-embedding-3-small`, or `nomic-embed-text` on Ollama. */
+  readonly model: string;
+  /** Length of every vector the model returns; a response of another length is refused. */
+  readonly dimensions: number;
+  /**
+   * Send `dimensions` in the request: true when the operator set it (models that can shorten their vectors,
+   * e.g. text-embedding-3-*); a model's known default is not sent (text-embedding-ada-002 refuses the field).
+   */
+  readonly sendDimensions: boolean;
+  /** E.g. `https://api.openai.com/v1`, `http://localhost:11434/v1`. */
+  readonly baseURL: string;
+  /** Optional: a local server needs none. */
+  readonly apiKey: string | undefined;
+  /**
+   * Cosine similarity (−1 to 1) below which a learning is not a semantic match of a query. Model-dependent:
+   * unrelated texts score about 0.1 with OpenAI's models, higher with some local ones.
+   */
+  readonly minSimilarity: number;
+}
+
+/** Vector lengths of well-known embedding models, used when `OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS` is not set. */
+export const KNOWN_EMBEDDING_DIMENSIONS: Readonly<Record<string, number>> = {
+  "text-embedding-3-small": 1536,
+  "text-embedding-3-large": 3072,
+  "text-embedding-ada-002": 1536,
+  "nomic-embed-text": 768,
+  "mxbai-embed-large": 1024,
+  "all-minilm": 384,
+};
 
 /** Default models per provider: strong for hypotheses and drafts, cheap for summaries. */
 export const DEFAULT_MODELS: Readonly<Record<Exclude<ProviderName, "rules">, { strong: string; cheap: string }>> = {
@@ -51,6 +85,9 @@ export const DEFAULT_PRICES: Readonly<Record<string, ModelPrice>> = {
   "gpt-4o-mini": { input: 0.15, output: 0.6 },
   "gpt-4.1": { input: 2, output: 8 },
   "gpt-4.1-mini": { input: 0.4, output: 1.6 },
+  "text-embedding-3-small": { input: 0.02, output: 0 },
+  "text-embedding-3-large": { input: 0.13, output: 0 },
+  "text-embedding-ada-002": { input: 0.1, output: 0 },
 };
 
 /** One malformed variable of the gateway's configuration. */
@@ -182,6 +219,10 @@ function parsePrices(raw: string): Record<string, ModelPrice> {
  * - `OUTCOME_RUNTIME_LLM_TIMEOUT_MS` (60000), `OUTCOME_RUNTIME_LLM_MAX_RETRIES` (3),
  *   `OUTCOME_RUNTIME_LLM_RETRY_BASE_MS` (500), `OUTCOME_RUNTIME_LLM_MAX_RETRY_AFTER_MS` (60000).
  * - `LLM_MONTHLY_BUDGET_USD` (per workspace), `LLM_DAILY_USER_BUDGET_USD` (per user).
+ * - `OUTCOME_RUNTIME_EMBEDDING_MODEL` (none: no `embed` operation, full-text search only),
+ *   `OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS` (the model's known length, else required),
+ *   `OUTCOME_RUNTIME_EMBEDDING_BASE_URL` (`OPENAI_BASE_URL`, else `https://api.openai.com/v1`),
+ *   `OUTCOME_RUNTIME_EMBEDDING_API_KEY` (`OPENAI_API_KEY`), `OUTCOME_RUNTIME_EMBEDDING_MIN_SIMILARITY` (0.3).
  *
  * Every variable is read whatever else is wrong, so one error names them all.
  *
@@ -266,8 +307,73 @@ export function llmConfigFromEnv(env: Env): LlmConfig {
     monthlyWorkspaceBudgetUsd: attempt(() => number(env, "LLM_MONTHLY_BUDGET_USD", null, { min: 0 }), null),
     dailyUserBudgetUsd: attempt(() => number(env, "LLM_DAILY_USER_BUDGET_USD", null, { min: 0 }), null),
     warnAtFraction: warnPercent / 100,
+    embedding: attempt(() => embeddingConfig(env, openaiKey, openaiBase), null),
   };
   const [first, ...rest] = problems;
   if (first !== undefined) throw new LlmConfigError(first.variable, first.message, rest);
   return config;
+}
+
+/** The embedding settings, or null without `OUTCOME_RUNTIME_EMBEDDING_MODEL`. @throws LlmConfigError naming every variable at fault. */
+function embeddingConfig(
+  env: Env,
+  openaiKey: string | undefined,
+  openaiBase: string | undefined,
+): EmbeddingConfig | null {
+  const model = nonEmpty(env, "OUTCOME_RUNTIME_EMBEDDING_MODEL");
+  const problems: LlmConfigProblem[] = [];
+  const attempt = <T>(read: () => T, fallback: T): T => {
+    try {
+      return read();
+    } catch (error) {
+      if (!(error instanceof LlmConfigError)) throw error;
+      problems.push(...error.problems);
+      return fallback;
+    }
+  };
+  const explicit = attempt(
+    () => number(env, "OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS", null, { min: 1, integer: true }),
+    null,
+  );
+  const baseURL = attempt(() => url(env, "OUTCOME_RUNTIME_EMBEDDING_BASE_URL"), undefined) ?? openaiBase;
+  const apiKey = nonEmpty(env, "OUTCOME_RUNTIME_EMBEDDING_API_KEY") ?? openaiKey;
+  const minSimilarity = attempt(
+    () => number(env, "OUTCOME_RUNTIME_EMBEDDING_MIN_SIMILARITY", 0.3, { min: -1 }) as number,
+    0.3,
+  );
+  if (minSimilarity > 1) {
+    problems.push({
+      variable: "OUTCOME_RUNTIME_EMBEDDING_MIN_SIMILARITY",
+      message: `expected a cosine similarity from -1 to 1, got "${minSimilarity}"`,
+    });
+  }
+  if (model === undefined) {
+    const [first, ...rest] = problems;
+    if (first !== undefined) throw new LlmConfigError(first.variable, first.message, rest);
+    return null;
+  }
+  const dimensions = explicit ?? KNOWN_EMBEDDING_DIMENSIONS[model];
+  if (dimensions === undefined) {
+    problems.push({
+      variable: "OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS",
+      message: `required for model "${model}" (its vector length, e.g. 768 for nomic-embed-text); known models: ${Object.keys(KNOWN_EMBEDDING_DIMENSIONS).join(", ")}`,
+    });
+  }
+  if (baseURL === undefined && apiKey === undefined) {
+    problems.push({
+      variable: "OUTCOME_RUNTIME_EMBEDDING_API_KEY",
+      message:
+        "required for https://api.openai.com/v1 (or OPENAI_API_KEY); for a local server set OUTCOME_RUNTIME_EMBEDDING_BASE_URL, e.g. http://localhost:11434/v1",
+    });
+  }
+  const [first, ...rest] = problems;
+  if (first !== undefined) throw new LlmConfigError(first.variable, first.message, rest);
+  return {
+    model,
+    dimensions: dimensions as number,
+    sendDimensions: explicit !== null,
+    baseURL: baseURL ?? "https://api.openai.com/v1",
+    apiKey,
+    minSimilarity,
+  };
 }

@@ -9,10 +9,11 @@ import { createHash } from "node:crypto";
 import type { Actor, DecisionChannel } from "@outcome-runtime/core";
 import type { LlmConfig, ModelPrice, ProviderName } from "./config";
 import type { DraftOutcomeInput, GenerateHypothesesInput, SummarizeLearningInput } from "./inputs";
-import { type OperationName, operations } from "./operations";
+import { EMBED_OPERATION, type OperationName, operations } from "./operations";
 import type { DraftOutcomeOutput, GenerateHypothesesOutput, SummarizeLearningOutput } from "./output.types";
 import { createAnthropicProvider } from "./providers/anthropic.provider";
 import { createOpenAiCompatibleProvider } from "./providers/openai-compatible.provider";
+import { createEmbeddingProvider, type EmbeddingProvider } from "./providers/openai-embeddings.provider";
 import { type LlmProvider, ProviderError, type ProviderResponse } from "./providers/provider";
 import { draftOutcomeByRules, generateHypothesesByRules } from "./rules";
 import type { LlmStore, SpendQuery } from "./store";
@@ -71,6 +72,34 @@ export interface GatewayDeps {
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
+/**
+ * Why `embed` returned no vectors: no embedding model is configured, or a
+ * gateway {@link FallbackReason} (`invalid_output`: the response had the wrong
+ * length, non-finite numbers or a missing vector).
+ */
+export type EmbedFailure = "not_configured" | FallbackReason;
+
+/** What `Gateway.embed` answers. */
+export interface EmbedResult {
+  /** One vector per text, in the texts' order, each `dimensions` long; null when the embedding failed. */
+  readonly vectors: number[][] | null;
+  /** The embedding model (`OUTCOME_RUNTIME_EMBEDDING_MODEL`), or null when none is configured. */
+  readonly model: string | null;
+  /** The configured vector length, or null when no model is configured. */
+  readonly dimensions: number | null;
+  /** Null when `vectors` is set. */
+  readonly failure: EmbedFailure | null;
+  /** What went wrong, for people and the logs (the provider's status and message, or the field at fault). */
+  readonly error: string | null;
+  /** Input tokens billed by this call (0 for texts served from the cache). */
+  readonly inputTokens: number;
+  /** USD billed by this call. */
+  readonly costUsd: number;
+  /** Texts served from the cache. */
+  readonly cacheHits: number;
+  readonly latencyMs: number;
+}
+
 export interface Gateway {
   /**
    * Run an operation. Never throws for provider trouble: the rules engine
@@ -82,6 +111,17 @@ export interface Gateway {
     input: OperationTypes[Op]["input"],
     context: RunContext,
   ): Promise<LlmResult<OperationTypes[Op]["output"]>>;
+  /**
+   * The `embed` operation: one vector per text, through the configured
+   * OpenAI-compatible embeddings endpoint, with the same cache (per text),
+   * budgets, timeout and retries, metering (`llm_calls`, operation `embed`)
+   * and audit (`llm.call`) as `run`. At most {@link EMBED_OPERATION}`.maxBatch`
+   * texts per call. Never throws for provider trouble: `vectors` is null and
+   * `failure`/`error` say why. Throws for errors of the store.
+   */
+  embed(texts: readonly string[], context: RunContext): Promise<EmbedResult>;
+  /** The embedding model, its vector length and the least similarity that matches; null when none is configured. */
+  embeddingSettings(): { model: string; dimensions: number; minSimilarity: number } | null;
 }
 
 /** JSON with object keys sorted at every level, so equal inputs hash equally. */
@@ -172,19 +212,16 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const now = deps.now ?? (() => new Date());
   const sleep = deps.sleep ?? defaultSleep;
   const provider = createProvider(config);
+  const embedding = config.embedding;
+  const embedder: EmbeddingProvider | null =
+    embedding === null ? null : createEmbeddingProvider({ baseURL: embedding.baseURL, apiKey: embedding.apiKey });
   const catalog = operations();
 
-  /** One provider request with retries on 429/5xx/timeouts, honouring `retry-after`. */
-  async function completeWithRetries(
-    request: Omit<Parameters<LlmProvider["complete"]>[0], "timeoutMs">,
-    billed: Attempted,
-  ): Promise<ProviderResponse> {
+  /** `attempt()` with retries on 429/5xx/timeouts/connection errors, honouring `retry-after`. */
+  async function withRetries<T>(attemptOnce: () => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const response = await provider!.complete({ ...request, timeoutMs: config.timeoutMs });
-        billed.inputTokens += response.usage.inputTokens;
-        billed.outputTokens += response.usage.outputTokens;
-        return response;
+        return await attemptOnce();
       } catch (error) {
         if (!(error instanceof ProviderError) || !error.retryable || attempt >= config.maxRetries) throw error;
         let wait: number;
@@ -199,6 +236,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
         await sleep(wait);
       }
     }
+  }
+
+  /** One provider request with retries on 429/5xx/timeouts, honouring `retry-after`; every attempt billed. */
+  async function completeWithRetries(
+    request: Omit<Parameters<LlmProvider["complete"]>[0], "timeoutMs">,
+    billed: Attempted,
+  ): Promise<ProviderResponse> {
+    return withRetries(async () => {
+      const response = await provider!.complete({ ...request, timeoutMs: config.timeoutMs });
+      billed.inputTokens += response.usage.inputTokens;
+      billed.outputTokens += response.usage.outputTokens;
+      return response;
+    });
   }
 
   function reasonOf(error: unknown): FallbackReason {
@@ -408,7 +458,158 @@ export function createGateway(deps: GatewayDeps): Gateway {
     return { exhausted: null, warnings };
   }
 
-  return { run };
+  async function embed(texts: readonly string[], context: RunContext): Promise<EmbedResult> {
+    const started = performance.now();
+    if (embedding === null || embedder === null) {
+      return {
+        vectors: null,
+        model: null,
+        dimensions: null,
+        failure: "not_configured",
+        error: "no embedding model is configured (OUTCOME_RUNTIME_EMBEDDING_MODEL)",
+        inputTokens: 0,
+        costUsd: 0,
+        cacheHits: 0,
+        latencyMs: 0,
+      };
+    }
+    if (texts.length === 0 || texts.length > EMBED_OPERATION.maxBatch) {
+      throw new RangeError(`embed: texts must hold 1 to ${EMBED_OPERATION.maxBatch} texts, got ${texts.length}`);
+    }
+    const { model, dimensions } = embedding;
+    // The cache's model names the length too: the same model shortened to other dimensions is another output.
+    const cacheModel = `${model}@${dimensions}`;
+    const keys = texts.map((t) => cacheKey(EMBED_OPERATION.name, EMBED_OPERATION.promptVersion, cacheModel, t));
+    const vectors: (number[] | null)[] = [];
+    for (const key of keys) {
+      const hit = await store.getCached(context.workspaceId, key);
+      const ok = Array.isArray(hit) && hit.length === dimensions && hit.every((x) => Number.isFinite(x));
+      vectors.push(ok ? (hit as number[]) : null);
+    }
+    const missing = vectors.flatMap((v, i) => (v === null ? [i] : []));
+    const warnings: string[] = [];
+    const price = config.prices[model];
+    let failure: FallbackReason | null = null;
+    let error: string | null = null;
+    let inputTokens = 0;
+    if (missing.length > 0) {
+      const budget = await checkBudgets(context);
+      warnings.push(...budget.warnings);
+      if (budget.exhausted !== null) {
+        failure = "budget_exhausted";
+        error = budget.exhausted.replace(/: the rules engine answers$/, "");
+      } else {
+        if (price === undefined) warnings.push(`no price configured for model ${model}: its cost is recorded as 0`);
+        try {
+          const response = await withRetries(async () => {
+            const r = await embedder.embed({
+              model,
+              input: missing.map((i) => texts[i] as string),
+              dimensions,
+              sendDimensions: embedding.sendDimensions,
+              timeoutMs: config.timeoutMs,
+            });
+            inputTokens += r.inputTokens;
+            return r;
+          });
+          if (response.vectors === null) {
+            failure = "invalid_output";
+            error = response.malformed;
+          } else {
+            for (const [j, i] of missing.entries()) vectors[i] = response.vectors[j] as number[];
+          }
+        } catch (caught) {
+          if (!(caught instanceof ProviderError)) throw caught;
+          failure = reasonOf(caught);
+          error = caught.message;
+        }
+      }
+      if (error !== null) warnings.push(error);
+    }
+    const costUsd = price === undefined ? 0 : costOf({ inputTokens, outputTokens: 0 }, price);
+    const latencyMs = Math.round(performance.now() - started);
+    const cacheHits = texts.length - missing.length;
+    const served = failure === null;
+    const source = served ? `llm:${model}` : "none";
+    const outcomeId = context.outcomeId ?? null;
+    const fresh = served
+      ? missing.map((i) => ({
+          workspaceId: context.workspaceId,
+          key: keys[i] as string,
+          operation: EMBED_OPERATION.name,
+          promptVersion: EMBED_OPERATION.promptVersion,
+          model: cacheModel,
+          value: vectors[i],
+        }))
+      : [];
+    await store.recordRun({
+      cache: null,
+      moreCache: fresh,
+      call: {
+        workspaceId: context.workspaceId,
+        outcomeId,
+        actorId: context.actor.id,
+        operation: EMBED_OPERATION.name,
+        promptVersion: EMBED_OPERATION.promptVersion,
+        provider: "openai-compatible",
+        model,
+        source,
+        inputTokens,
+        outputTokens: 0,
+        costUsd,
+        latencyMs,
+        cacheHit: missing.length === 0,
+        repaired: false,
+        fallbackReason: failure,
+        at: now(),
+      },
+      audit: {
+        workspaceId: context.workspaceId,
+        actor: { id: context.actor.id, name: context.actor.name, role: context.actor.role },
+        channel: context.channel ?? "system",
+        action: "llm.call",
+        subjectType: outcomeId === null ? "workspace" : "outcome",
+        subjectId: outcomeId ?? context.workspaceId,
+        before: undefined,
+        after: {
+          operation: EMBED_OPERATION.name,
+          promptVersion: EMBED_OPERATION.promptVersion,
+          provider: "openai-compatible",
+          model,
+          dimensions,
+          source,
+          texts: texts.length,
+          cacheHits,
+          inputTokens,
+          outputTokens: 0,
+          costUsd,
+          latencyMs,
+          cacheHit: missing.length === 0,
+          fallbackReason: failure,
+          warnings,
+        },
+        requestId: context.requestId ?? null,
+      },
+    });
+    return {
+      vectors: served ? (vectors as number[][]) : null,
+      model,
+      dimensions,
+      failure,
+      error,
+      inputTokens,
+      costUsd,
+      cacheHits,
+      latencyMs,
+    };
+  }
+
+  const embeddingSettings = () =>
+    embedding === null
+      ? null
+      : { model: embedding.model, dimensions: embedding.dimensions, minSimilarity: embedding.minSimilarity };
+
+  return { run, embed, embeddingSettings };
 }
 
 /** What is wrong with a provider response, or `null` when it is a valid output. */

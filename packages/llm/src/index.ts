@@ -1,6 +1,8 @@
-export type { LlmConfig, ModelPrice, ProviderName } from "./config";
+export type { EmbeddingConfig, LlmConfig, ModelPrice, ProviderName } from "./config";
 export { DEFAULT_MODELS, DEFAULT_PRICES, LlmConfigError, llmConfigFromEnv } from "./config";
 export type {
+  EmbedFailure,
+  EmbedResult,
   FallbackReason,
   Gateway,
   GatewayDeps,

@@ -72,6 +72,16 @@ export function operations(): Record<OperationName, OperationSpec> {
   return catalog;
 }
 
+/**
+ * The `embed` operation: texts to vectors through an OpenAI-compatible
+ * embeddings endpoint (`Gateway.embed`). It has no prompt and no output
+ * schema (its output is checked for length and finite numbers instead), and
+ * no rules answer: when it fails, callers search by full text. Its model is
+ * `OUTCOME_RUNTIME_EMBEDDING_MODEL`, not a tier. The version is part of each
+ * vector's cache key: bump it if the request changes meaning.
+ */
+export const EMBED_OPERATION = { name: "embed", promptVersion: "v1", maxBatch: 64 } as const;
+
 export function isOperationName(value: string): value is OperationName {
   return (OPERATIONS as readonly string[]).includes(value);
 }

@@ -47,6 +47,8 @@ export interface LlmCallRecord {
 export interface LlmRunRecord {
   /** Set when the LLM served a fresh valid output; null on a cache hit or when the rules answered. */
   readonly cache: LlmCacheEntry | null;
+  /** Further entries of the same run: the `embed` operation caches one vector per text it embedded. */
+  readonly moreCache?: readonly LlmCacheEntry[];
   readonly call: LlmCallRecord;
   /** The `llm.call` audit event (model, tokens, cost, cache hit, fallback, warnings). */
   readonly audit: Omit<AuditEvent, "id" | "at">;

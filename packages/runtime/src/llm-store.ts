@@ -20,6 +20,7 @@ function llmStore(db: Db): LlmStore {
     recordRun: (run) =>
       inTransaction(db, async (trx) => {
         if (run.cache !== null) await llm.putCached(trx, run.cache);
+        for (const entry of run.moreCache ?? []) await llm.putCached(trx, entry);
         await llm.insertCall(trx, run.call);
         await audit.insertAuditEvent(trx, run.audit);
       }),
