@@ -327,6 +327,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     const [opened] = await waitForMails(world, OPENED_SUBJECT, 1);
@@ -365,6 +366,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     expect((await gateOf(world, gate.id)).remindedAt).toBeNull();
@@ -380,6 +382,7 @@ describe("the SLA of a gate", () => {
       due: 1,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     await first.worker.notifyQueue.add(JOB.gateReminder, { gateId: gate.id }, { jobId: "dup-1" });
@@ -422,6 +425,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     await settle(world, second.worker);
@@ -470,6 +474,7 @@ describe("the SLA of a gate", () => {
       due: 1,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     await second.worker.notifyQueue.add(JOB.gateExpiry, { gateId: gate.id }, { jobId: "dup-2" });
@@ -523,6 +528,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     await third.worker.notifyQueue.add(JOB.gateExpiry, { gateId: gate.id }, { jobId: "dup-3" });
@@ -558,6 +564,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     const [opened] = await waitForMails(world, OPENED_SUBJECT, 1);
@@ -609,6 +616,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     expect(await promoteSlaJob(worker, "reminder", gate.id)).toEqual({ status: "skipped", reason: "gate is expired" });
@@ -642,6 +650,7 @@ describe("the SLA of a gate", () => {
       due: 0,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     await waitForMails(world, OPENED_SUBJECT, 1);
@@ -658,6 +667,7 @@ describe("the SLA of a gate", () => {
       due: 1,
       polls: 0,
       summaries: 0,
+      embeddings: 0,
       flags: 0,
     });
     const [escalation] = await waitForMails(world, ESCALATED_SUBJECT, 1);

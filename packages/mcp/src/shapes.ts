@@ -22,6 +22,7 @@ import {
   type Gate,
   gateJson,
   type LearningHit,
+  type LearningSearchInfo,
 } from "@outcome-runtime/runtime";
 import { z } from "zod";
 
@@ -377,13 +378,21 @@ export const LearningsOutput = z.object({
       outcomeId: z.string(),
       experimentId: z.string().nullable(),
       createdAt: isoTime,
-      rank: z.number().describe("relevance; higher first"),
+      rank: z.number().describe("relevance; higher first (compare within one answer)"),
       link: z.string().nullable().describe("dashboard page of the experiment it came from"),
       links: z
         .array(z.object({ label: z.string(), url: z.string() }))
         .describe("links kept with the learning, e.g. the pull request"),
     }),
   ),
+  search: z
+    .enum(["hybrid", "full_text"])
+    .describe("hybrid: matched by words and by meaning (vector similarity); full_text: by words only"),
+  searchFallbackReason: z
+    .enum(["pgvector_unavailable", "no_embedding_model", "embedding_failed"])
+    .nullable()
+    .describe("why full text; null when hybrid"),
+  searchNote: z.string().describe("what ranked the answer, or why full text"),
 });
 
 /** A learning's statement is a sentence or two; a longer one (a long decision reason) is cut here. */
@@ -394,8 +403,15 @@ export function clip(text: string, max: number): string {
   return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
 }
 
-export function learningsOut(links: Links, hits: readonly LearningHit[]): z.infer<typeof LearningsOutput> {
+export function learningsOut(
+  links: Links,
+  hits: readonly LearningHit[],
+  search: LearningSearchInfo,
+): z.infer<typeof LearningsOutput> {
   return {
+    search: search.search,
+    searchFallbackReason: search.fallbackReason,
+    searchNote: search.note,
     learnings: hits.map((l) => ({
       id: l.id,
       statement: clip(l.statement, MAX_STATEMENT),

@@ -380,7 +380,7 @@ const queryLearningsTool = tool({
   name: "query_learnings",
   title: "Search learnings",
   description:
-    "What do we already know about X? Searches the learnings of concluded experiments (what was shipped, iterated or rolled back, with the measured effect and its interval), ranked by relevance to your words. Use it before proposing or building a change, to avoid repeating a failed idea. Returns the best matches (limit, default 10).",
+    "What do we already know about X? Searches the learnings of concluded experiments (what was shipped, iterated or rolled back, with the measured effect and its interval), ranked by relevance to your words (and, where semantic search is configured, to their meaning: the answer's `search` says hybrid or full_text). Use it before proposing or building a change, to avoid repeating a failed idea. Returns the best matches (limit, default 10).",
   input: z.strictObject({
     query: z
       .string()
@@ -402,11 +402,12 @@ const queryLearningsTool = tool({
   operation: "learning.read",
   subjectOf: () => null,
   run: async ({ deps, caller, links }, args) => {
-    const hits = await queryLearnings(deps, caller, { query: args.query, outcome: args.outcome, limit: args.limit });
-    const structured = learningsOut(links, hits);
+    const answer = await queryLearnings(deps, caller, { query: args.query, outcome: args.outcome, limit: args.limit });
+    const hits = answer.learnings;
+    const structured = learningsOut(links, hits, answer.search);
     const shown = structured.learnings.slice(0, TEXT_LEARNINGS);
     const text = [
-      `${hits.length} learning(s) for "${args.query}"${hits.length > shown.length ? ` (the first ${shown.length} here; all in the structured result)` : ""}`,
+      `${hits.length} learning(s) for "${args.query}"${hits.length > shown.length ? ` (the first ${shown.length} here; all in the structured result)` : ""}; search: ${answer.search.note}`,
       ...shown.map(
         (l, i) =>
           `${i + 1}. ${clip(l.statement, 160)} (${l.decision}; effect ${fmt(l.effect)} [${fmt(l.ciLow)}, ${fmt(l.ciHigh)}])`,

@@ -215,10 +215,13 @@ describe("learnings and the audit of tool calls", () => {
       ciHigh: -0.01,
       tags: ["delivery"],
     });
-    const hits = await queryLearnings(deps(), claude, { query: "delivery date" });
+    const { learnings: hits, search } = await queryLearnings(deps(), claude, { query: "delivery date" });
     expect(hits[0]).toMatchObject({ decision: "ship", effect: -0.02, experimentId: experiment.id });
     expect(hits[0]!.rank).toBeGreaterThan(0);
-    expect(await queryLearnings(deps(), claude, { query: "zzzzunrelated" })).toEqual([]);
+    // No gateway in these deps: full text, and the answer says why.
+    expect(search.search).toBe("full_text");
+    expect(search.fallbackReason).not.toBeNull();
+    expect((await queryLearnings(deps(), claude, { query: "zzzzunrelated" })).learnings).toEqual([]);
 
     const args = { query: "delivery date", limit: 5 };
     await recordToolCall(deps(), claude, { tool: "query_learnings", arguments: args, result: "ok" });

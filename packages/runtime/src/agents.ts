@@ -21,6 +21,7 @@ import { requireExperiment, transitionExperiment } from "./experiments";
 import { flagKeyOf, flagsOf, moduleOf } from "./flags/flag-access";
 import { flagStatusOf } from "./flags/rollouts";
 import { outcomeBrief } from "./gate-context";
+import { type LearningSearchInfo, prepareLearningSearch } from "./learning-search";
 import { ensurePendingGate } from "./open-gate";
 import { listOutcomes, requireOutcome } from "./outcomes";
 import { horizonEnd, targetLevel } from "./signals/outcome-poll";
@@ -423,26 +424,48 @@ export interface LearningHit {
   readonly links: readonly { readonly label: string; readonly url: string }[];
 }
 
+/** Learnings found for a query, and what ranked them. */
+export interface LearningSearchAnswer {
+  readonly learnings: LearningHit[];
+  /** `hybrid` (full text and vector similarity) or `full_text`, and why. */
+  readonly search: LearningSearchInfo;
+}
+
 /**
- * "What do we know about X": the workspace's learnings ranked by full-text
- * relevance to `query` (any word may match), at most `limit` (default 10, max 50).
+ * "What do we know about X": the workspace's learnings most relevant to
+ * `query`, at most `limit` (default 10, max 50): matching any of its words
+ * (full text) or, when the search is hybrid, its meaning (see
+ * `prepareLearningSearch`); `search` says which.
  */
 export async function queryLearnings(
   deps: RuntimeDeps,
   caller: Caller,
   input: { query: string; outcome?: string | undefined; limit?: number | undefined },
-): Promise<LearningHit[]> {
+): Promise<LearningSearchAnswer> {
   authorize(caller, "learning.read");
-  const outcomeId = input.outcome
-    ? (await requireOutcome(deps.db, caller.principal.workspaceId, input.outcome)).id
-    : undefined;
-  const found = await learnings.searchLearnings(deps.db, caller.principal.workspaceId, input.query.split(/\s+/), {
+  const workspaceId = caller.principal.workspaceId;
+  const outcomeId = input.outcome ? (await requireOutcome(deps.db, workspaceId, input.outcome)).id : undefined;
+  const prepared = await prepareLearningSearch(deps, {
+    workspaceId,
+    query: input.query,
+    actor: caller.principal,
+    channel: caller.channel,
+    requestId: caller.requestId,
+    outcomeId: outcomeId ?? null,
+  });
+  const found = await learnings.searchLearnings(deps.db, workspaceId, input.query.split(/\s+/), {
     ...(outcomeId ? { outcomeId } : {}),
     limit: Math.min(Math.max(input.limit ?? 10, 1), 50),
+    ...(prepared.semantic === undefined ? {} : { semantic: prepared.semantic }),
   });
   // The search brings an outcome's own learnings along whatever the words (for hypothesis generation);
   // a person's query wants only what matches, within the outcome when one is named.
-  return found.filter((l) => l.rank > 0 && (outcomeId === undefined || l.outcomeId === outcomeId)).map(learningHit);
+  return {
+    learnings: found
+      .filter((l) => l.rank > 0 && (outcomeId === undefined || l.outcomeId === outcomeId))
+      .map(learningHit),
+    search: prepared.info,
+  };
 }
 
 /** A stored learning as the API and the tools show it. */

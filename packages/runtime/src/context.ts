@@ -3,6 +3,7 @@
  */
 import type { DecisionChannel, Principal } from "@outcome-runtime/core";
 import type { Db, DbOrTrx, Trx } from "@outcome-runtime/db";
+import type { Gateway } from "@outcome-runtime/llm";
 import type { FlagAccess } from "./flags/flag-access";
 import type { PrincipalCache } from "./principal-cache";
 import type { SourceAccess } from "./signals/source-access";
@@ -30,6 +31,12 @@ export interface RuntimeDeps {
    * the database.
    */
   readonly principalCache?: PrincipalCache;
+  /**
+   * The LLM gateway, for the searches of learnings: its `embed` operation embeds the query, making the search
+   * hybrid (where pgvector is installed). Without it, learnings are searched by full text. Operations that
+   * need the gateway itself take it as a required dependency of their own.
+   */
+  readonly gateway?: Gateway | undefined;
 }
 
 /** The authenticated caller of a use case and the channel the call came through. */

@@ -11,6 +11,7 @@ import type { Diagnostic } from "@outcome-runtime/spec";
 import { type LearningHit, learningHit, outcomeProgress } from "./agents";
 import { checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
 import { type Caller, nowOf, type RuntimeDeps } from "./context";
+import { type LearningSearchInfo, prepareLearningSearch } from "./learning-search";
 import { requireOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
 
@@ -155,9 +156,10 @@ export async function llmUsage(
 export type LearningListItem = LearningHit;
 
 /**
- * The learning library: with `query`, the learnings matching any of its words,
- * best first (as `queryLearnings`); without, the newest first. `outcome` (id
- * or slug) and `tag` narrow it; at most `limit` (default 10, max 50).
+ * The learning library: with `query`, the learnings matching any of its words
+ * or, when the search is hybrid, its meaning, best first (as `queryLearnings`;
+ * `search` says which); without, the newest first (`search` null). `outcome`
+ * (id or slug) and `tag` narrow it; at most `limit` (default 10, max 50).
  *
  * @throws DomainError `forbidden` (`learning.read`), `not_found` for an unknown outcome.
  */
@@ -170,18 +172,30 @@ export async function listLearnings(
     tag?: string | undefined;
     limit?: number | undefined;
   },
-): Promise<LearningListItem[]> {
+): Promise<{ items: LearningListItem[]; search: LearningSearchInfo | null }> {
   authorize(caller, "learning.read");
   const workspaceId = caller.principal.workspaceId;
   const outcomeId = input.outcome ? (await requireOutcome(deps.db, workspaceId, input.outcome)).id : undefined;
   const query = input.query?.trim() ?? "";
+  const prepared =
+    query === ""
+      ? null
+      : await prepareLearningSearch(deps, {
+          workspaceId,
+          query,
+          actor: caller.principal,
+          channel: caller.channel,
+          requestId: caller.requestId,
+          outcomeId: outcomeId ?? null,
+        });
   const found = await learnings.browseLearnings(deps.db, workspaceId, {
     ...(query === "" ? {} : { words: query.split(/\s+/) }),
     ...(outcomeId === undefined ? {} : { outcomeId }),
     ...(input.tag ? { tag: input.tag } : {}),
     limit: Math.min(Math.max(input.limit ?? 10, 1), 50),
+    ...(prepared?.semantic === undefined ? {} : { semantic: prepared.semantic }),
   });
-  return found.map(learningHit);
+  return { items: found.map(learningHit), search: prepared?.info ?? null };
 }
 
 /** Filters of the audit log; every one optional. */

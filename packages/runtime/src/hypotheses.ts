@@ -28,6 +28,7 @@ import type { OutcomeSpec } from "@outcome-runtime/spec";
 import { planSample } from "@outcome-runtime/stats";
 import { auditActor, type Caller, type RuntimeDeps } from "./context";
 import { type ProposeResult, proposeExperiment } from "./experiments";
+import { type LearningSearchInfo, prepareLearningSearch } from "./learning-search";
 import { requireOutcome, transitionOutcome } from "./outcomes";
 import { specOf } from "./spec-of";
 
@@ -52,6 +53,8 @@ export interface PortfolioResult {
   readonly dropped: readonly DroppedHypothesis[];
   /** Ids of the learnings given to the generator. */
   readonly learningsConsidered: readonly string[];
+  /** How those learnings were found: `hybrid` (by meaning too) or `full_text`, and why. */
+  readonly learningSearch: LearningSearchInfo;
 }
 
 export interface HypothesisDeps extends RuntimeDeps {
@@ -209,9 +212,19 @@ export async function generatePortfolio(
     );
   }
   const spec = specOf(outcome);
-  const found = await learnings.searchLearnings(deps.db, workspaceId, outcomeWords(outcome, spec), {
+  const words = outcomeWords(outcome, spec);
+  const search = await prepareLearningSearch(deps, {
+    workspaceId,
+    query: words.join(" "),
+    actor: caller.principal,
+    channel: caller.channel,
+    requestId: caller.requestId,
+    outcomeId: outcome.id,
+  });
+  const found = await learnings.searchLearnings(deps.db, workspaceId, words, {
     outcomeId: outcome.id,
     limit: 8,
+    ...(search.semantic === undefined ? {} : { semantic: search.semantic }),
   });
   const learned: RulesLearning[] = found.map((l) => ({
     id: l.id,
@@ -302,6 +315,7 @@ export async function generatePortfolio(
     costUsd: result.costUsd,
     dropped,
     learningsConsidered: learned.map((l) => l.id),
+    learningSearch: search.info,
   };
 }
 

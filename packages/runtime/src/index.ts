@@ -146,6 +146,7 @@ export {
   jobOptions,
   KEEP_COMPLETED,
   KEEP_FAILED,
+  embedLearningsJobId,
   learningJobId,
   NOTIFY_QUEUE,
   outcomeSchedulerId,
@@ -163,6 +164,8 @@ export {
   sourceHealthJson,
   summaryJson,
 } from "./json";
+export type { EmbeddingPass, LearningSearchInfo } from "./learning-search";
+export { embedPendingLearnings, pendingEmbeddingCount } from "./learning-search";
 export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {

@@ -20,7 +20,7 @@ export const DEFAULT_QUEUE_PREFIX = "outcome-runtime";
 export const SIGNALS_QUEUE = "signals";
 /** Reconciliation and webhook deliveries: small and never stuck behind polls. */
 export const CONTROL_QUEUE = "control";
-/** Gate emails, gate SLA steps (reminder, expiry) and learning summaries. */
+/** Gate emails, gate SLA steps (reminder, expiry), learning summaries and learning embeddings. */
 export const NOTIFY_QUEUE = "notify";
 
 export type QueueName = typeof SIGNALS_QUEUE | typeof CONTROL_QUEUE | typeof NOTIFY_QUEUE;
@@ -203,6 +203,21 @@ export const JOBS = {
     jobId: (p) => `learning-${p.learningId}`,
     schedulerId: null,
   }),
+  /**
+   * Embed the learnings whose current text has no embedding yet (new, re-summarised, a failure due again):
+   * the embedding of new learnings and the backfill of existing ones. One attempt: failures are recorded per
+   * learning and the sweep queues the next pass.
+   */
+  embedLearnings: defineJob({
+    name: "embed-learnings",
+    queue: NOTIFY_QUEUE,
+    payload: [],
+    attempts: 1,
+    backoff: null,
+    // One pass per minute at most, however many replicas sweep.
+    jobId: (_p, minute: number) => `embed-learnings-${minute}`,
+    schedulerId: null,
+  }),
 } as const;
 
 /** A job of the catalogue, by its key (`pollExperiment`). */
@@ -345,4 +360,9 @@ export function gateSlaJobId(step: "reminder" | "expiry", gateId: string): strin
 /** Job id of the LLM summary of a learning. */
 export function learningJobId(learningId: string): string {
   return JOBS.summarizeLearning.jobId({ learningId });
+}
+
+/** Job id of a pass of learning embeddings in the minute of `at` (one pass per minute). */
+export function embedLearningsJobId(at: Date): string {
+  return JOBS.embedLearnings.jobId({}, Math.floor(at.getTime() / 60_000));
 }

@@ -3,17 +3,20 @@
  * worker goes to the queues. Gate emails waiting to be sent, webhooks waiting
  * to be delivered, newly opened gates' SLA steps (delayed jobs), SLA steps due
  * by the clock, a person's "poll now" requests and the learning summaries
- * decisions asked for, and the flag rollouts due. Job ids name the work, so replicas sweeping at once add
- * each job once.
+ * decisions asked for, a pass of learning embeddings when some are waiting,
+ * and the flag rollouts due. Job ids name the work, so replicas sweeping at
+ * once add each job once.
  */
 import {
   dueFlagRollouts,
   dueSlaSteps,
+  embedLearningsJobId,
   flagJobId,
   gateSlaJobId,
   learningJobId,
   markGatesScheduled,
   openNotifications,
+  pendingEmbeddingCount,
   pendingLearningSummaries,
   pendingPollRequests,
   pendingWebhooks,
@@ -35,6 +38,8 @@ export interface DispatchReport {
   readonly polls: number;
   /** Learning summary jobs added. */
   readonly summaries: number;
+  /** Learning embedding passes added (0 or 1: one pass embeds every learning waiting). */
+  readonly embeddings: number;
   /** Flag rollout attempts added (a split to write, or one to retry after its backoff). */
   readonly flags: number;
 }
@@ -88,6 +93,11 @@ export async function sweepOutboxes(context: WorkerContext): Promise<DispatchRep
   for (const id of await pendingLearningSummaries(deps)) {
     if (await queues.addUnlessStored("summarizeLearning", { learningId: id }, learningJobId(id))) summaries += 1;
   }
+  // Learnings to embed (new, changed, or a failure due again): one pass, at most one a minute.
+  let embeddings = 0;
+  if ((await pendingEmbeddingCount({ ...deps, gateway: context.gateway })) > 0) {
+    if (await queues.addUnlessStored("embedLearnings", {}, embedLearningsJobId(new Date(now)))) embeddings += 1;
+  }
   // Flag rollouts due (new, or a failed attempt's backoff over): one job per attempt, named by it.
   let flags = 0;
   if (context.flags !== null) {
@@ -96,5 +106,5 @@ export async function sweepOutboxes(context: WorkerContext): Promise<DispatchRep
       if (await queues.addUnlessStored("applyFlagRollout", { experimentId: r.experimentId }, jobId)) flags += 1;
     }
   }
-  return { emails, webhooks, scheduled: fresh.length, due, polls, summaries, flags };
+  return { emails, webhooks, scheduled: fresh.length, due, polls, summaries, embeddings, flags };
 }

@@ -1,9 +1,15 @@
 /**
  * The `notify` queue: gate emails from the outbox, the gate SLA steps
- * (reminder, escalation or expiry) and the learning summaries decisions ask
- * for. Each job calls one use case.
+ * (reminder, escalation or expiry), the learning summaries decisions ask
+ * for and the learnings' embeddings. Each job calls one use case.
  */
-import { handleGateExpiry, remindGate, sendGateNotification, summarizeLearning } from "@outcome-runtime/runtime";
+import {
+  embedPendingLearnings,
+  handleGateExpiry,
+  remindGate,
+  sendGateNotification,
+  summarizeLearning,
+} from "@outcome-runtime/runtime";
 import { UnrecoverableError } from "bullmq";
 import { queueGateEmails, type WorkerContext } from "../context";
 import type { QueueProcessor } from "../dispatch";
@@ -30,6 +36,13 @@ export function notifyProcessor(context: WorkerContext): QueueProcessor<"notify"
     gateExpiry: ({ gateId }) => slaStep("expiry", gateId),
     async summarizeLearning({ learningId }, run) {
       return { status: await summarizeLearning({ ...context.deps, gateway: context.gateway }, learningId, run) };
+    },
+    async embedLearnings() {
+      const pass = await embedPendingLearnings({ ...context.deps, gateway: context.gateway });
+      if (pass.failed > 0)
+        logger.warn({ ...pass }, "learning embeddings failed; full-text search serves them meanwhile");
+      else if (pass.embedded > 0) logger.info({ embedded: pass.embedded }, "learnings embedded");
+      return pass;
     },
   };
 }

@@ -38,6 +38,7 @@ import {
   SourceHealthDto,
 } from "../../../dto";
 import type { RouteOptions } from "../../route-options";
+import { LearningSearchDto } from "../learnings";
 
 const IdParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100, description: "outcome id or slug" }) });
 
@@ -102,6 +103,7 @@ const PortfolioDto = Type.Object(
       }),
     ),
     learningsConsidered: Type.Array(Type.String()),
+    learningSearch: LearningSearchDto,
   },
   { description: "hypotheses generated for the outcome" },
 );
@@ -115,6 +117,7 @@ function portfolioJson(p: PortfolioResult) {
     costUsd: p.costUsd,
     dropped: p.dropped.map((d) => ({ ...d })),
     learningsConsidered: [...p.learningsConsidered],
+    learningSearch: { ...p.learningSearch },
   };
 }
 
