@@ -1,3 +1,5 @@
+// The longest signalRetention.days, for the API's description.
+export { MAX_SIGNAL_RETENTION_DAYS } from "@outcome-runtime/core";
 export type { ActiveOutcome, ExperimentBriefDoc, LearningHit, OutcomeProgress } from "./agents";
 export {
   activeOutcomes,
@@ -234,6 +236,8 @@ export {
   pollRequestDone,
   primaryPolledUntil,
 } from "./signals/schedules";
+export type { RetentionReport } from "./signals/signal-retention";
+export { applySignalRetention, runSignalRetention } from "./signals/signal-retention";
 export type { SignalsTestInput } from "./signals/signals-test";
 export { MAX_DRY_RUN_EXPERIMENTS, testOutcomeSignals } from "./signals/signals-test";
 export type { AnalysisCarry } from "./signals/snapshot-analysis";
@@ -265,5 +269,3 @@ export {
   SIGNAL_POINT_COLUMNS,
 } from "./transfer";
 export { getWorkspaceSettings, updateWorkspaceSettings } from "./workspace-settings";
-export type { RetentionReport } from "./signals/signal-retention";
-export { applySignalRetention } from "./signals/signal-retention";

@@ -137,6 +137,20 @@ export const JOBS = {
     jobId: null,
     schedulerId: () => "reconcile",
   }),
+  /**
+   * Delete raw signal points past each workspace's `signalRetention` (old points of finished experiments and
+   * abandoned outcomes, never the latest analysis' points: `applySignalRetention`). Daily; an admin runs it
+   * for a workspace on demand through the API. Safe to repeat: it deletes nothing the second time.
+   */
+  applySignalRetention: defineJob({
+    name: "apply-signal-retention",
+    queue: CONTROL_QUEUE,
+    payload: [],
+    attempts: 3,
+    backoff: exponential(60_000),
+    jobId: null,
+    schedulerId: () => "signal-retention",
+  }),
   /** POST one signed webhook from the outbox. */
   deliverWebhook: defineJob({
     name: "deliver-webhook",

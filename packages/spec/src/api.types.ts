@@ -3660,6 +3660,11 @@ export interface paths {
                             sessionRequiredDecisions: ("approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back")[];
                             /** @description separation of duties at launches (default true): whoever revised an outcome may not alone approve the launch of one of its experiments within the launch gate's SLA (at least 48 h) of the revision (403 separation_of_duties); another assignee or an admin approves. Set false for a one-person team */
                             separationOfDuties: boolean;
+                            /** @description how long raw signal points are kept: a daily job deletes points older than `days` of finished experiments (shipped, rolled back, iterated, rejected) and of missed or abandoned outcomes, never those of a running or paused experiment nor the points its latest analysis used (docs/self-hosting.md#retention) */
+                            signalRetention: {
+                                /** @description whole days; null keeps signal points forever (the default) */
+                                days: number | null;
+                            };
                         };
                     };
                 };
@@ -3757,6 +3762,8 @@ export interface paths {
                         sessionRequiredDecisions?: ("approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back")[];
                         /** @description separation of duties at launches (default true): whoever revised an outcome may not alone approve the launch of one of its experiments within the launch gate's SLA (at least 48 h) of the revision (403 separation_of_duties); another assignee or an admin approves. Set false for a one-person team */
                         separationOfDuties?: boolean;
+                        /** @description {"days": n} with n whole days from 1 to 36500, or {"days": null} to keep signal points forever; how long raw signal points are kept: a daily job deletes points older than `days` of finished experiments (shipped, rolled back, iterated, rejected) and of missed or abandoned outcomes, never those of a running or paused experiment nor the points its latest analysis used (docs/self-hosting.md#retention) */
+                        signalRetention?: unknown;
                     };
                 };
             };
@@ -3772,6 +3779,11 @@ export interface paths {
                             sessionRequiredDecisions: ("approve" | "reject" | "ship" | "iterate" | "extend" | "resume" | "roll_back")[];
                             /** @description separation of duties at launches (default true): whoever revised an outcome may not alone approve the launch of one of its experiments within the launch gate's SLA (at least 48 h) of the revision (403 separation_of_duties); another assignee or an admin approves. Set false for a one-person team */
                             separationOfDuties: boolean;
+                            /** @description how long raw signal points are kept: a daily job deletes points older than `days` of finished experiments (shipped, rolled back, iterated, rejected) and of missed or abandoned outcomes, never those of a running or paused experiment nor the points its latest analysis used (docs/self-hosting.md#retention) */
+                            signalRetention: {
+                                /** @description whole days; null keeps signal points forever (the default) */
+                                days: number | null;
+                            };
                         };
                     };
                 };
@@ -3849,6 +3861,131 @@ export interface paths {
                 };
             };
         };
+        trace?: never;
+    };
+    "/v1/workspace/signal-retention/run": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Apply the signal retention to the workspace now (admin)
+         * @description What the daily job does, for this workspace only, answered when done: deletes, in batches, the points older than signalRetention.days of finished experiments and abandoned or missed outcomes, keeping the points their latest analysis used. Audited as signal.retention_applied when it deletes any. Safe to repeat.
+         */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** Format: uuid */
+                            workspaceId: string;
+                            /** @description the retention applied; null keeps points forever */
+                            days: number | null;
+                            /** @description points older than this were eligible; null when the workspace keeps points forever */
+                            cutoff: string | null;
+                            /** @description busy: another run (the daily job) was applying the retention to this workspace; try again later */
+                            status: "applied" | "kept_forever" | "busy";
+                            pointsDeleted: number;
+                            /** @description series that lost at least one point */
+                            seriesTouched: number;
+                            /** @description DELETE statements run, each in its own short transaction */
+                            batches: number;
+                        };
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                429: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+                /** @description RFC 9457 problem details */
+                503: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
     "/v1/learnings": {

@@ -22,6 +22,10 @@ function controlProcessor(calls: { payload: unknown; run: JobRun }[]): QueueProc
       calls.push({ payload, run });
       return "applied";
     },
+    applySignalRetention: async (payload, run) => {
+      calls.push({ payload, run });
+      return [];
+    },
     deliverWebhook: async (payload, run) => {
       calls.push({ payload, run });
       return "delivered";

@@ -107,6 +107,9 @@ export interface RunningWorker {
   readonly name: string;
 }
 
+/** The signal retention's schedule: once a day, ms. */
+const RETENTION_INTERVAL_MS = 86_400_000;
+
 /** Control jobs (webhook deliveries, the reconcile) a worker runs at once. */
 const CONTROL_CONCURRENCY = 16;
 
@@ -202,6 +205,8 @@ export async function startWorker(options: WorkerOptions): Promise<RunningWorker
     });
     w.on("error", (error) => logger.error({ err: error }, "worker error"));
   }
+  // Daily retention of raw signal points (a no-op for workspaces that keep them forever, the default).
+  await queues.upsertScheduler("applySignalRetention", {}, RETENTION_INTERVAL_MS);
   const reconcileEvery = options.reconcileIntervalMs ?? 30_000;
   const ensureReconcileScheduler = () => queues.upsertScheduler("reconcile", {}, reconcileEvery);
   await ensureReconcileScheduler();

@@ -24,7 +24,7 @@ import { applyOutcome } from "../apply-outcome";
 import type { Caller } from "../context";
 import { transitionOutcome } from "../outcomes";
 import { updateWorkspaceSettings } from "../workspace-settings";
-import { applySignalRetention } from "./signal-retention";
+import { applySignalRetention, runSignalRetention } from "./signal-retention";
 
 const DAY = 86_400_000;
 /** The clock of every run: points are placed in whole days before it. */
@@ -40,6 +40,8 @@ describe.each(signalStorages())("signal retention on %s storage", (storage: Sign
   /** Series ids by name. */
   const series: Record<string, string> = {};
   let otherWorkspace: string;
+  /** An admin of the other workspace. */
+  let otherAdmin: Caller;
 
   /** Cumulative daily points on arms control and treatment, one per day in `days` (days back from NOW). */
   async function addSeries(
@@ -168,10 +170,10 @@ describe.each(signalStorages())("signal retention on %s storage", (storage: Sign
 
     // Another workspace, keeping points forever, with a shipped experiment's old points.
     otherWorkspace = (await workspaces.ensureWorkspace(t.db, "ret-other", "Other team")).id;
-    const otherAdmin: Caller = {
+    otherAdmin = {
       principal: { id: "other-admin", name: "other-admin", role: "admin", workspaceId: otherWorkspace },
       channel: "api",
-      requestId: null,
+      requestId: "req-retention",
     };
     await applyOutcome({ db: t.db }, otherAdmin, { source: outcomeVariant("ret-other") });
     const otherOutcome = (await transitionOutcome({ db: t.db }, otherAdmin, "ret-other", "activate", null)).id;
@@ -296,15 +298,22 @@ describe.each(signalStorages())("signal retention on %s storage", (storage: Sign
     expect(await audit.listAuditEvents(t.db, seed.workspaceId, { action: "signal.retention_applied" })).toHaveLength(1);
   });
 
-  it("runs for one workspace on demand, and the other workspace's longer retention keeps its points", async () => {
-    await workspaces.updateWorkspaceSettings(t.db, otherWorkspace, {
-      ...(await workspaces.findWorkspace(t.db, otherWorkspace))!.settings,
-      signalRetention: { days: 70 },
-    });
-    const [other] = await run({ workspaceId: otherWorkspace });
+  it("runs for one workspace on an admin's request, audited under the admin's name; another workspace's longer retention keeps more", async () => {
+    await updateWorkspaceSettings({ db: t.db }, otherAdmin, { signalRetention: { days: 70 } });
+    const report = await runSignalRetention({ db: t.db, now: () => NOW }, otherAdmin);
     // Days 71–79 are older than 70 days; each arm's newest (day 20) is younger.
-    expect(other).toMatchObject({ workspaceId: otherWorkspace, days: 70, status: "applied", pointsDeleted: 18 });
+    expect(report).toMatchObject({ workspaceId: otherWorkspace, days: 70, status: "applied", pointsDeleted: 18 });
     expect(await daysLeft("otherShipped")).toEqual(span(20, 70));
     expect(await daysLeft("shipped")).toEqual([...span(20, 30), 50]);
+    const [event] = await audit.listAuditEvents(t.db, otherWorkspace, { action: "signal.retention_applied" });
+    expect(event).toMatchObject({
+      actor: { id: "other-admin", role: "admin" },
+      channel: "api",
+      requestId: "req-retention",
+      after: { days: 70, pointsDeleted: 18, seriesTouched: 1 },
+    });
+    // A member may not ask for it.
+    const member: Caller = { ...otherAdmin, principal: { ...otherAdmin.principal, role: "member" } };
+    await expect(runSignalRetention({ db: t.db, now: () => NOW }, member)).rejects.toMatchObject({ code: "forbidden" });
   });
 });

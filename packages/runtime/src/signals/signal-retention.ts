@@ -18,12 +18,18 @@
  * and the kept points never change between batches, so a run deletes exactly
  * the eligible points and the next deletes nothing more.
  */
-import { RETENTION_EXPERIMENT_STATES, RETENTION_OUTCOME_STATES, retentionCutoff } from "@outcome-runtime/core";
+import {
+  authorize,
+  DomainError,
+  RETENTION_EXPERIMENT_STATES,
+  RETENTION_OUTCOME_STATES,
+  retentionCutoff,
+} from "@outcome-runtime/core";
 import { audit, type Db, type DbOrTrx, signalRetention, workspaces } from "@outcome-runtime/db";
-import { auditActor, workerCaller } from "../context";
+import { auditActor, type Caller, nowOf, type RuntimeDeps, workerCaller } from "../context";
 
 /** Points deleted per statement (and so per transaction) at most. */
-export const DEFAULT_RETENTION_BATCH = 5000;
+const DEFAULT_RETENTION_BATCH = 5000;
 /** Series whose points one statement looks at, at most. */
 const SERIES_PER_STATEMENT = 200;
 
@@ -47,9 +53,9 @@ export interface RetentionReport {
  * Apply each workspace's signal retention now: every workspace that sets one,
  * or only `workspaceId` (a workspace that keeps points forever then gives a
  * `kept_forever` report). One audit event `signal.retention_applied` (actor
- * `worker`, subject the workspace, `after`: `{ days, cutoff, pointsDeleted,
- * seriesTouched }`) per workspace where the run deleted points; a run that
- * deletes nothing writes none.
+ * `worker`, or `options.caller` for a run an admin asked for; subject the
+ * workspace; `after`: `{ days, cutoff, pointsDeleted, seriesTouched }`) per
+ * workspace where the run deleted points; a run that deletes nothing writes none.
  *
  * @param deps.db the pool, not a transaction: each batch commits on its own and the lock is held on one
  *   connection for the run.
@@ -59,7 +65,7 @@ export interface RetentionReport {
  */
 export async function applySignalRetention(
   deps: { readonly db: DbOrTrx; readonly now?: () => Date },
-  options: { readonly workspaceId?: string; readonly batchSize?: number } = {},
+  options: { readonly workspaceId?: string; readonly batchSize?: number; readonly caller?: Caller } = {},
 ): Promise<RetentionReport[]> {
   if (deps.db.isTransaction) throw new Error("applySignalRetention runs its own transactions: pass the pool");
   const db = deps.db as Db;
@@ -90,8 +96,8 @@ export async function applySignalRetention(
     if (report.pointsDeleted > 0) {
       await audit.insertAuditEvent(db, {
         workspaceId: target.workspaceId,
-        actor: auditActor(workerCaller(target.workspaceId)),
-        channel: "system",
+        actor: auditActor(options.caller ?? workerCaller(target.workspaceId)),
+        channel: options.caller?.channel ?? "system",
         action: "signal.retention_applied",
         subjectType: "workspace",
         subjectId: target.workspaceId,
@@ -102,12 +108,29 @@ export async function applySignalRetention(
           pointsDeleted: report.pointsDeleted,
           seriesTouched: report.seriesTouched,
         },
-        requestId: null,
+        requestId: options.caller?.requestId ?? null,
       });
     }
     reports.push(report);
   }
   return reports;
+}
+
+/**
+ * An admin's "apply the retention now" for the caller's workspace: the daily
+ * job's work for that workspace alone (the same audit event, with the caller as its actor).
+ *
+ * @throws DomainError `forbidden` unless the caller may `settings.update`; `not_found` when the workspace
+ *   no longer exists.
+ */
+export async function runSignalRetention(deps: RuntimeDeps, caller: Caller): Promise<RetentionReport> {
+  authorize(caller, "settings.update");
+  const [report] = await applySignalRetention(
+    { db: deps.db, now: () => nowOf(deps) },
+    { workspaceId: caller.principal.workspaceId, caller },
+  );
+  if (report === undefined) throw new DomainError("not_found", "this workspace no longer exists");
+  return report;
 }
 
 /** One workspace's deletions, under its lock: the eligible series, then batches until one deletes less than a batch. */

@@ -1,9 +1,9 @@
 /**
  * The `control` queue: the reconciliation of schedulers with Postgres,
- * webhook deliveries and flag rollouts from the outboxes. Small jobs, never
- * stuck behind polls.
+ * webhook deliveries and flag rollouts from the outboxes, and the daily
+ * signal retention. Small jobs, never stuck behind polls.
  */
-import { applyFlagRollout, deliverWebhook } from "@outcome-runtime/runtime";
+import { applyFlagRollout, applySignalRetention, deliverWebhook } from "@outcome-runtime/runtime";
 import type { WorkerContext } from "../context";
 import type { QueueProcessor } from "../dispatch";
 import { reconcile } from "../reconcile";
@@ -23,6 +23,15 @@ export function controlProcessor(context: WorkerContext): QueueProcessor<"contro
         context.logger.info({ experimentId, ...result }, `flag rollout ${result.status}`);
       }
       return result;
+    },
+    async applySignalRetention() {
+      const reports = await applySignalRetention(context.deps);
+      for (const r of reports) {
+        if (r.status === "applied" && r.pointsDeleted > 0) context.logger.info(r, "signal retention applied");
+        else if (r.status === "busy")
+          context.logger.info(r, "signal retention skipped: another run holds the workspace");
+      }
+      return reports;
     },
   };
 }
