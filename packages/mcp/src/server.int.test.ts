@@ -465,7 +465,13 @@ describe("query_learnings", () => {
       outcome: "mcp-learn",
     });
     expect(scoped.learnings[0]).toMatchObject({ decision: "roll_back", link: null, experimentId: null });
-    expect(await ok(claude, "query_learnings", { query: "zzzzunrelated" })).toEqual({ learnings: [] });
+    // No embedding model in these tests: full text, and the answer says so (and why).
+    expect(await ok(claude, "query_learnings", { query: "zzzzunrelated" })).toEqual({
+      learnings: [],
+      search: "full_text",
+      searchFallbackReason: expect.any(String),
+      searchNote: expect.stringMatching(/^full text: /),
+    });
     expect((await refused(claude, "query_learnings", { query: "x", outcome: "no-such-outcome" })).code).toBe(
       "not_found",
     );
