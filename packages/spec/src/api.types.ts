@@ -38,6 +38,14 @@ export interface paths {
                             version: string;
                             /** @description how signal points are stored: a TimescaleDB hypertable, or a plain table with a BRIN index */
                             signalStorage: "timescaledb" | "plain";
+                            /** @description why signal points are in plain tables although TimescaleDB is installed, and the fix; null when there is nothing to change */
+                            signalStorageNote: {
+                                /** @enum {string} */
+                                reason: "timescaledb_not_preloaded";
+                                message: string;
+                                /** @description the line to add and the restart */
+                                fix: string;
+                            } | null;
                             checks: {
                                 /** @description Redis must run with maxmemory-policy noeviction, or it may evict queued jobs; `unknown` when CONFIG GET is not allowed (managed Redis) or Redis is down */
                                 redis_eviction_policy: {
@@ -987,6 +995,15 @@ export interface paths {
                                     detail: string;
                                 }[];
                                 learningsConsidered: string[];
+                                /** @description how the learnings were searched */
+                                learningSearch: {
+                                    /** @description hybrid: full text and vector similarity (pgvector), fused by reciprocal rank; full_text: words only */
+                                    search: "hybrid" | "full_text";
+                                    /** @description why full text; null when hybrid */
+                                    fallbackReason: "pgvector_unavailable" | "no_embedding_model" | "embedding_failed" | null;
+                                    /** @description one sentence: what ranked the answer, or why full text and the fix */
+                                    note: string;
+                                };
                             } | null;
                             portfolioError: string | null;
                         };
@@ -1361,6 +1378,15 @@ export interface paths {
                                 detail: string;
                             }[];
                             learningsConsidered: string[];
+                            /** @description how the learnings were searched */
+                            learningSearch: {
+                                /** @description hybrid: full text and vector similarity (pgvector), fused by reciprocal rank; full_text: words only */
+                                search: "hybrid" | "full_text";
+                                /** @description why full text; null when hybrid */
+                                fallbackReason: "pgvector_unavailable" | "no_embedding_model" | "embedding_failed" | null;
+                                /** @description one sentence: what ranked the answer, or why full text and the fix */
+                                note: string;
+                            };
                         };
                     };
                 };
@@ -3997,7 +4023,7 @@ export interface paths {
         };
         /**
          * Search or list the learnings
-         * @description With `q`, ranked by Postgres full-text relevance (any word may match); without, newest first. `outcome` and `tag` narrow the list.
+         * @description With `q`, ranked by relevance: any word may match (Postgres full text) and, where pgvector and an embedding model are configured, the meaning too (hybrid ranking); `search` says which was used and why. Without `q`, newest first (`search` null). `outcome` and `tag` narrow the list.
          */
         get: {
             parameters: {
@@ -4034,7 +4060,7 @@ export interface paths {
                                 experimentId: string | null;
                                 /** Format: date-time */
                                 createdAt: string;
-                                /** @description full-text rank against the query (0 without one) */
+                                /** @description relevance to the query, higher first (0 without one): ts_rank in a full-text search, the fused score in a hybrid one */
                                 rank: number;
                                 /** @description links kept with the learning, e.g. the pull request */
                                 links: {
@@ -4042,6 +4068,14 @@ export interface paths {
                                     url: string;
                                 }[];
                             }[];
+                            search: {
+                                /** @description hybrid: full text and vector similarity (pgvector), fused by reciprocal rank; full_text: words only */
+                                search: "hybrid" | "full_text";
+                                /** @description why full text; null when hybrid */
+                                fallbackReason: "pgvector_unavailable" | "no_embedding_model" | "embedding_failed" | null;
+                                /** @description one sentence: what ranked the answer, or why full text and the fix */
+                                note: string;
+                            } | null;
                         };
                     };
                 };

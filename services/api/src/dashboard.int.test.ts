@@ -600,6 +600,7 @@ describe("dashboard endpoints", () => {
     expect(ids.indexOf(third)).toBeLessThan(ids.indexOf(second));
     expect(ids.indexOf(second)).toBeLessThan(ids.indexOf(first));
     expect(all.json().items[0]).toMatchObject({ rank: 0, links: [] });
+    expect(all.json().search).toBeNull(); // no query, no search: newest first
 
     const tagged = await app.inject({ method: "GET", url: "/v1/learnings?tag=checkout&limit=50", headers: auth });
     expect(tagged.json().items.map((l: { id: string }) => l.id)).toEqual([third, first]);
@@ -615,6 +616,8 @@ describe("dashboard endpoints", () => {
     const searched = await app.inject({ method: "GET", url: "/v1/learnings?q=express%20mobile", headers: auth });
     expect(searched.json().items[0]).toMatchObject({ id: first, rank: expect.any(Number) });
     expect(searched.json().items[0].rank).toBeGreaterThan(0);
+    // The app's gateway has no embedding model here: full text, and the answer says why.
+    expect(searched.json().search).toMatchObject({ search: "full_text", fallbackReason: expect.any(String) });
     const searchedTag = await app.inject({
       method: "GET",
       url: "/v1/learnings?q=shipping&tag=checkout",
