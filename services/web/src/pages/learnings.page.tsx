@@ -95,6 +95,13 @@ export function LearningsPage() {
           </div>
         </form>
       </search>
+      {learnings.data?.search ? (
+        <p className="small text-muted" data-testid="learning-search-mode">
+          {learnings.data.search.search === "hybrid"
+            ? "Matched by meaning and by words."
+            : `Matched by words only: ${learnings.data.search.note.replace(/^full text: /, "")}.`}
+        </p>
+      ) : null}
       {learnings.isPending ? (
         <Loading label="Searching…" />
       ) : learnings.isError ? (
