@@ -98,3 +98,61 @@ describe("llmConfigFromEnv", () => {
     expect(error.message.split("\n")).toHaveLength(5);
   });
 });
+
+describe("embedding settings", () => {
+  it("are off without OUTCOME_RUNTIME_EMBEDDING_MODEL (full-text search only)", () => {
+    expect(llmConfigFromEnv({}).embedding).toBeNull();
+    expect(llmConfigFromEnv({ OPENAI_API_KEY: "o" }).embedding).toBeNull();
+  });
+
+  it("know the length of well-known models, and do not send it (ada-002 refuses `dimensions`)", () => {
+    expect(
+      llmConfigFromEnv({ OPENAI_API_KEY: "o", OUTCOME_RUNTIME_EMBEDDING_MODEL: "text-embedding-3-small" }).embedding,
+    ).toEqual({
+      model: "text-embedding-3-small",
+      dimensions: 1536,
+      sendDimensions: false,
+      baseURL: "https://api.openai.com/v1",
+      apiKey: "o",
+      minSimilarity: 0.3,
+    });
+  });
+
+  it("take a local server (Ollama) with no key, its own base URL before OPENAI_BASE_URL, and a set length is sent", () => {
+    const embedding = llmConfigFromEnv({
+      ANTHROPIC_API_KEY: "k",
+      OPENAI_BASE_URL: "http://127.0.0.1:8000/v1",
+      OUTCOME_RUNTIME_EMBEDDING_MODEL: "nomic-embed-text",
+      OUTCOME_RUNTIME_EMBEDDING_BASE_URL: "http://localhost:11434/v1/",
+      OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS: "512",
+      OUTCOME_RUNTIME_EMBEDDING_MIN_SIMILARITY: "0.55",
+    }).embedding;
+    expect(embedding).toEqual({
+      model: "nomic-embed-text",
+      dimensions: 512,
+      sendDimensions: true,
+      baseURL: "http://localhost:11434/v1",
+      apiKey: undefined,
+      minSimilarity: 0.55,
+    });
+  });
+
+  it.each([
+    [{ OUTCOME_RUNTIME_EMBEDDING_MODEL: "my-model", OPENAI_API_KEY: "o" }, "OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS"],
+    [{ OUTCOME_RUNTIME_EMBEDDING_MODEL: "text-embedding-3-small" }, "OUTCOME_RUNTIME_EMBEDDING_API_KEY"],
+    [
+      {
+        OUTCOME_RUNTIME_EMBEDDING_MODEL: "text-embedding-3-small",
+        OPENAI_API_KEY: "o",
+        OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS: "0",
+      },
+      "OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS",
+    ],
+    [{ OUTCOME_RUNTIME_EMBEDDING_BASE_URL: "localhost:11434" }, "OUTCOME_RUNTIME_EMBEDDING_BASE_URL"],
+    [{ OUTCOME_RUNTIME_EMBEDDING_MIN_SIMILARITY: "2" }, "OUTCOME_RUNTIME_EMBEDDING_MIN_SIMILARITY"],
+  ])("name the variable at fault: %j", (env, variable) => {
+    const error = errorOf(() => llmConfigFromEnv(env));
+    expect(error.variable).toBe(variable);
+    expect(error.problems).toHaveLength(1);
+  });
+});
