@@ -553,6 +553,7 @@ describe("workspace settings", () => {
     expect(await getWorkspaceSettings(deps(), maya)).toEqual({
       sessionRequiredDecisions: ["resume"],
       separationOfDuties: true,
+      signalRetention: { days: null },
     });
 
     const member = (await seed.key("member@acme.example", "member")).caller;
@@ -570,6 +571,7 @@ describe("workspace settings", () => {
     expect(await getWorkspaceSettings(deps(), seed.admin)).toEqual({
       sessionRequiredDecisions: ["resume"],
       separationOfDuties: true,
+      signalRetention: { days: null },
     });
     expect(await audit.listAuditEvents(t.db, seed.workspaceId, { action: "workspace.settings_changed" })).toHaveLength(
       0,
@@ -578,10 +580,15 @@ describe("workspace settings", () => {
     const updated = await updateWorkspaceSettings(deps(), seed.admin, {
       sessionRequiredDecisions: ["resume", "roll_back", "roll_back"],
     });
-    expect(updated).toEqual({ sessionRequiredDecisions: ["resume", "roll_back"], separationOfDuties: true });
+    expect(updated).toEqual({
+      sessionRequiredDecisions: ["resume", "roll_back"],
+      separationOfDuties: true,
+      signalRetention: { days: null },
+    });
     expect(await getWorkspaceSettings(deps(), member)).toEqual({
       sessionRequiredDecisions: ["resume", "roll_back"],
       separationOfDuties: true,
+      signalRetention: { days: null },
     });
     const events = await audit.listAuditEvents(t.db, seed.workspaceId, { action: "workspace.settings_changed" });
     expect(events).toHaveLength(1);
@@ -597,6 +604,7 @@ describe("workspace settings", () => {
     expect(await updateWorkspaceSettings(deps(), seed.admin, { sessionRequiredDecisions: ["resume"] })).toEqual({
       sessionRequiredDecisions: ["resume"],
       separationOfDuties: true,
+      signalRetention: { days: null },
     });
   });
 });

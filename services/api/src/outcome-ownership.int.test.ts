@@ -219,6 +219,7 @@ describe("separation of duties through the API", () => {
     expect((await settings(keys.maya.key)).json()).toEqual({
       sessionRequiredDecisions: ["resume"],
       separationOfDuties: true,
+      signalRetention: { days: null },
     });
     const notAdmin = await settings(keys.maya.key, { separationOfDuties: false });
     expect(notAdmin.statusCode).toBe(403);
@@ -238,7 +239,11 @@ describe("separation of duties through the API", () => {
 
     const off = await settings(api.seed.adminKey, { separationOfDuties: false });
     expect(off.statusCode).toBe(200);
-    expect(off.json()).toEqual({ sessionRequiredDecisions: ["resume"], separationOfDuties: false });
+    expect(off.json()).toEqual({
+      sessionRequiredDecisions: ["resume"],
+      separationOfDuties: false,
+      signalRetention: { days: null },
+    });
     try {
       const approved = await decide(keys.maya.key, launchId, "approve");
       expect(approved.statusCode).toBe(200);
