@@ -403,6 +403,7 @@ describe("separation of duties at a launch", () => {
     expect(await getWorkspaceSettings(deps(), maya)).toEqual({
       sessionRequiredDecisions: ["resume"],
       separationOfDuties: true,
+      signalRetention: { days: null },
     });
     expect(await codeOf(updateWorkspaceSettings(deps(), maya, { separationOfDuties: false }))).toBe("forbidden");
     const invalid = await updateWorkspaceSettings(deps(), seed.admin, {
@@ -417,6 +418,7 @@ describe("separation of duties at a launch", () => {
     expect(await updateWorkspaceSettings(deps(), seed.admin, { separationOfDuties: false })).toEqual({
       sessionRequiredDecisions: ["resume"],
       separationOfDuties: false,
+      signalRetention: { days: null },
     });
     const [changed] = await audit.listAuditEvents(t.db, seed.workspaceId, { action: "workspace.settings_changed" });
     expect(changed).toMatchObject({ before: { separationOfDuties: true }, after: { separationOfDuties: false } });
