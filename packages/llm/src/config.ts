@@ -61,7 +61,7 @@ export interface EmbeddingConfig {
 }
 
 /** Vector lengths of well-known embedding models, used when `OUTCOME_RUNTIME_EMBEDDING_DIMENSIONS` is not set. */
-export const KNOWN_EMBEDDING_DIMENSIONS: Readonly<Record<string, number>> = {
+const KNOWN_EMBEDDING_DIMENSIONS: Readonly<Record<string, number>> = {
   "text-embedding-3-small": 1536,
   "text-embedding-3-large": 3072,
   "text-embedding-ada-002": 1536,

@@ -14,7 +14,7 @@
 import { guardedFetch, OutboundBlockedError, type OutboundPolicy } from "@outcome-runtime/netguard";
 import { kindOfStatus, ProviderError, retryAfterMs } from "./provider";
 
-export interface EmbeddingRequest {
+interface EmbeddingRequest {
   readonly model: string;
   /** The texts, one vector each. */
   readonly input: readonly string[];
@@ -25,7 +25,7 @@ export interface EmbeddingRequest {
   readonly timeoutMs: number;
 }
 
-export type EmbeddingResponse =
+type EmbeddingResponse =
   | { readonly vectors: number[][]; readonly malformed: null; readonly inputTokens: number }
   | { readonly vectors: null; readonly malformed: string; readonly inputTokens: number };
 
