@@ -62,16 +62,39 @@ export class BenchDatabases {
     this.template = `outcome_runtime_bench_${pid}`;
   }
 
-  /** Create and migrate the template; returns how signal points are stored. */
-  async prepare(): Promise<"timescaledb" | "plain"> {
+  /**
+   * Create and migrate the template; returns how signal points are stored.
+   * `storage: "plain"` keeps plain tables on a server with TimescaleDB (the
+   * database setting the migration reads); `timescaledb` insists on it.
+   *
+   * @throws Error when `storage` is `timescaledb` and the server cannot make a hypertable.
+   */
+  async prepare(storage?: "timescaledb" | "plain"): Promise<"timescaledb" | "plain"> {
     await admin((c) => c.query(`CREATE DATABASE ${quote(this.template)}`));
     this.created.add(this.template);
+    if (storage === "plain") {
+      await admin((c) =>
+        c.query(`ALTER DATABASE ${quote(this.template)} SET outcome_runtime.signal_storage = 'plain'`),
+      );
+    }
     const db = createDb({ url: urlFor(this.template), max: 1 });
+    let made: "timescaledb" | "plain";
     try {
-      return (await migrateToLatest(db)).signalStorage;
+      made = (await migrateToLatest(db)).signalStorage;
     } finally {
       await db.destroy();
     }
+    if (storage !== undefined && made !== storage) {
+      throw new Error(`--storage ${storage}: the migration made ${made} signal storage (is TimescaleDB preloaded?)`);
+    }
+    if (made === "timescaledb") {
+      // TimescaleDB's scheduler connects to every database with the extension; a template must have none.
+      await admin(async (c) => {
+        await c.query(`ALTER DATABASE ${quote(this.template)} WITH ALLOW_CONNECTIONS false`);
+        await c.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", [this.template]);
+      });
+    }
+    return made;
   }
 
   /** A fresh clone of the template, with a pool of `max` connections. */

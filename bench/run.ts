@@ -26,7 +26,9 @@
  * `sequential,cycles,kill,flag,upsert,api,mcp`; the other parts' figures in
  * docs/performance.md are kept as they were), `--comparisons 24` (ASOS
  * comparisons in the demo world of parts 4 and 5; `all` for the demo's 99),
- * `--seconds 8` (each load run of part 4), `--kills 30` (experiments killed per scenario of part 2c). Environment: BENCH_POSTGRES_URL (server URL
+ * `--seconds 8` (each load run of part 4), `--kills 30` (experiments killed per scenario of part 2c), `--storage
+ * plain|timescaledb` (signal points in plain tables even where TimescaleDB is preloaded, or insist on TimescaleDB;
+ * default: TimescaleDB where the server has it preloaded). Environment: BENCH_POSTGRES_URL (server URL
  * without a database), BENCH_ADMIN_DB (default `postgres`), BENCH_REDIS_URL.
  */
 import os from "node:os";
@@ -70,6 +72,7 @@ const { values: args } = parseArgs({
     comparisons: { type: "string" },
     seconds: { type: "string" },
     kills: { type: "string" },
+    storage: { type: "string" },
   },
   strict: true,
 });
@@ -90,6 +93,15 @@ function pollingModes(text: string): ("batched" | "single")[] {
     throw new Error(`--polling: expected batched, single or both separated by a comma, got "${text}"`);
   }
   return modes as ("batched" | "single")[];
+}
+
+/** `--storage plain|timescaledb`: how the bench's databases store signal points (default: as the server allows). */
+function storageOf(text: string | undefined): "timescaledb" | "plain" | undefined {
+  if (text === undefined) return undefined;
+  if (text !== "plain" && text !== "timescaledb") {
+    throw new Error(`--storage: expected plain or timescaledb, got "${text}"`);
+  }
+  return text;
 }
 
 /** `--only api,mcp`: which parts run. */
@@ -164,7 +176,7 @@ process.once("SIGINT", () => {
 
 async function main(): Promise<void> {
   progress(`preparing ${dbs.template} (migrated template)`);
-  const signalStorage = await dbs.prepare();
+  const signalStorage = await dbs.prepare(storageOf(args.storage));
   const machine = await machineFacts(redis, signalStorage);
 
   const sequential = parts.has("sequential")

@@ -30,6 +30,30 @@ mkdir -p .tmp
 rm -f .tmp/vitest-report.json .tmp/vitest-fuzz-report.json
 status=0
 pnpm --silent test --reporter=default --reporter=json --outputFile.json=.tmp/vitest-report.json "$@" || status=$?
+# The other storage path (docs/self-hosting.md, Storage): where the server has
+# TimescaleDB, the run above stored signal points in hypertables; the suites
+# that store and read points run again on plain tables (and the other way
+# round on a server without TimescaleDB there is nothing else to run). Suites
+# that cover both paths themselves (tests/signal-storage.test.ts, retention,
+# learnings) are not repeated. Skipped when this script is given a filter.
+STORAGE_SUITES=(
+  packages/db/src/migrate.int.test.ts
+  packages/db/src/export-tables.int.test.ts
+  packages/runtime/src/signals/
+  services/api/src/signals.int.test.ts
+  tests/batch-poll.test.ts
+  tests/export-import.test.ts
+  tests/worker.test.ts
+)
+rm -f .tmp/vitest-plain-report.json .tmp/vitest-chaos-plain-report.json
+timescale="$(psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres -tAc \
+  "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AND 'timescaledb' = ANY \
+     (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))" 2>/dev/null || true)"
+if [ "$#" -eq 0 ] && [ "$timescale" = t ]; then
+  log "the storage suites again, on plain tables (TEST_SIGNAL_STORAGE=plain)"
+  TEST_SIGNAL_STORAGE=plain pnpm --silent test:int --reporter=default --reporter=json \
+    --outputFile.json=.tmp/vitest-plain-report.json "${STORAGE_SUITES[@]}" || status=$?
+fi
 # The API fuzz (vitest project "fuzz"), after the main run and never beside it,
 # so its thousands of requests do not compete with the timed process tests. A
 # fixed seed, so a failure replays with FC_SEED=20261201 pnpm test:fuzz. A
@@ -47,6 +71,10 @@ rm -f .tmp/vitest-chaos-report.json
 if [ "$#" -eq 0 ]; then
   log "fault injection, short (pnpm chaos --short)"
   pnpm --silent chaos --short --json "$ROOT/.tmp/vitest-chaos-report.json" || status=$?
+  if [ "$timescale" = t ]; then
+    log "R4 and R20 (re-reads, revisions, old windows) again on plain tables"
+    TEST_SIGNAL_STORAGE=plain pnpm --silent chaos --short r04 --json "$ROOT/.tmp/vitest-chaos-plain-report.json" || status=$?
+  fi
 fi
 # One plain closing line for every run, whatever the reporters printed above.
 node -e 'const fs = require("node:fs");
@@ -54,6 +82,10 @@ node -e 'const fs = require("node:fs");
   const failures = [];
   const runs = [["main", process.argv[1]], ["fuzz", process.argv[2]]];
   if (process.argv[4] === "0") runs.push(["fault-injection", process.argv[3]]);
+  // The plain-table passes, when they ran (a server with TimescaleDB, no filter).
+  for (const [name, file] of [["main (plain tables)", process.argv[5]], ["fault-injection (plain tables)", process.argv[6]]]) {
+    if (fs.existsSync(file)) runs.push([name, file]);
+  }
   for (const [name, file] of runs) {
     if (!fs.existsSync(file)) {
       console.log(`no ${name} test report: vitest stopped before writing one (its output is above)`);
@@ -79,5 +111,6 @@ node -e 'const fs = require("node:fs");
   }
   if (failures.length > 0) console.log("failed:\n" + failures.map((f) => "  " + f).join("\n"));
   if (found > 0) console.log(`${passed} passed, ${failed} failed` + (skipped ? `, ${skipped} skipped` : ""));' \
-  "$ROOT/.tmp/vitest-report.json" "$ROOT/.tmp/vitest-fuzz-report.json" "$ROOT/.tmp/vitest-chaos-report.json" "$#"
+  "$ROOT/.tmp/vitest-report.json" "$ROOT/.tmp/vitest-fuzz-report.json" "$ROOT/.tmp/vitest-chaos-report.json" "$#" \
+  "$ROOT/.tmp/vitest-plain-report.json" "$ROOT/.tmp/vitest-chaos-plain-report.json"
 exit "$status"

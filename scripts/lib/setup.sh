@@ -384,6 +384,11 @@ ensure_pg_extensions() {
       log "pgvector is not installed on $POSTGRES_HOST (not a local server this user may change): full-text search only"
     fi
   fi
+  # The tests then insist on both storage paths (tests/signal-storage.test.ts): a failed build fails there,
+  # instead of quietly testing plain tables only.
+  if [ "$can_install" = 1 ] && { [ -f "$(vendor_dir)/timescaledb-$TIMESCALEDB_VERSION.tar.gz" ] || pg_extension_available timescaledb; }; then
+    export TEST_REQUIRE_TIMESCALEDB=1
+  fi
   pg_extension_available timescaledb || return 0
   local preload telemetry changed=0
   preload="$(pg_scalar "SHOW shared_preload_libraries")"
