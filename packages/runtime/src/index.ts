@@ -167,7 +167,7 @@ export {
   summaryJson,
 } from "./json";
 export type { EmbeddingPass, LearningSearchInfo } from "./learning-search";
-export { embedPendingLearnings, pendingEmbeddingCount } from "./learning-search";
+export { EMBEDDING_RETRY_AFTER_MS, embedPendingLearnings, nextEmbeddingPass } from "./learning-search";
 export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {

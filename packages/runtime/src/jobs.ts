@@ -228,8 +228,10 @@ export const JOBS = {
     payload: [],
     attempts: 1,
     backoff: null,
-    // One pass per minute at most, however many replicas sweep.
-    jobId: (_p, minute: number) => `embed-learnings-${minute}`,
+    // Named by the oldest learning waiting (its text's hash) and the quarter hour: a new learning starts a new
+    // pass at once; a failure, due again 15 min later, falls in a later quarter hour.
+    jobId: (_p, learningId: string, contentHash: string, quarterHour: number) =>
+      `embed-learnings-${learningId}-${contentHash.slice(0, 12)}-${quarterHour}`,
     schedulerId: null,
   }),
 } as const;
@@ -376,7 +378,10 @@ export function learningJobId(learningId: string): string {
   return JOBS.summarizeLearning.jobId({ learningId });
 }
 
-/** Job id of a pass of learning embeddings in the minute of `at` (one pass per minute). */
-export function embedLearningsJobId(at: Date): string {
-  return JOBS.embedLearnings.jobId({}, Math.floor(at.getTime() / 60_000));
+/**
+ * Job id of the pass of learning embeddings that embeds the oldest learning waiting (`next`), at `at`: replicas
+ * sweeping at once add it once; a failure due again after 15 minutes gets a new pass.
+ */
+export function embedLearningsJobId(next: { learningId: string; contentHash: string }, at: Date): string {
+  return JOBS.embedLearnings.jobId({}, next.learningId, next.contentHash, Math.floor(at.getTime() / 900_000));
 }

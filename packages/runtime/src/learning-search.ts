@@ -128,17 +128,23 @@ export interface EmbeddingPass {
   readonly error: string | null;
 }
 
-/** Learnings waiting for an embedding (new, changed, or a failure due again); 0 without pgvector or a model. */
-export async function pendingEmbeddingCount(deps: SearchDeps): Promise<number> {
+/**
+ * The oldest learning waiting for an embedding (new, changed, or a failure
+ * due again), which names the pass that will embed it; null when none waits,
+ * or without pgvector or an embedding model.
+ */
+export async function nextEmbeddingPass(
+  deps: SearchDeps,
+): Promise<{ readonly learningId: string; readonly contentHash: string } | null> {
   const settings = deps.gateway?.embeddingSettings() ?? null;
-  if (settings === null || !(await learnings.semanticSearchSupport(deps.db)).available) return 0;
-  const pending = await learnings.listPendingEmbeddings(deps.db, {
+  if (settings === null || !(await learnings.semanticSearchSupport(deps.db)).available) return null;
+  const [first] = await learnings.listPendingEmbeddings(deps.db, {
     model: settings.model,
     dimensions: settings.dimensions,
     retryFailedBefore: new Date(nowOf(deps).getTime() - EMBEDDING_RETRY_AFTER_MS),
     limit: 1,
   });
-  return pending.length;
+  return first === undefined ? null : { learningId: first.learningId, contentHash: first.contentHash };
 }
 
 /**

@@ -15,8 +15,8 @@ import {
   gateSlaJobId,
   learningJobId,
   markGatesScheduled,
+  nextEmbeddingPass,
   openNotifications,
-  pendingEmbeddingCount,
   pendingLearningSummaries,
   pendingPollRequests,
   pendingWebhooks,
@@ -93,10 +93,11 @@ export async function sweepOutboxes(context: WorkerContext): Promise<DispatchRep
   for (const id of await pendingLearningSummaries(deps)) {
     if (await queues.addUnlessStored("summarizeLearning", { learningId: id }, learningJobId(id))) summaries += 1;
   }
-  // Learnings to embed (new, changed, or a failure due again): one pass, at most one a minute.
+  // Learnings to embed (new, changed, or a failure due again): one pass embeds them all, named by the oldest.
   let embeddings = 0;
-  if ((await pendingEmbeddingCount({ ...deps, gateway: context.gateway })) > 0) {
-    if (await queues.addUnlessStored("embedLearnings", {}, embedLearningsJobId(new Date(now)))) embeddings += 1;
+  const next = await nextEmbeddingPass({ ...deps, gateway: context.gateway });
+  if (next !== null && (await queues.addUnlessStored("embedLearnings", {}, embedLearningsJobId(next, new Date(now))))) {
+    embeddings += 1;
   }
   // Flag rollouts due (new, or a failed attempt's backoff over): one job per attempt, named by it.
   let flags = 0;
