@@ -155,13 +155,28 @@ describe("hybrid search of learnings", () => {
     ).toBeGreaterThan(0);
   });
 
-  it("a query whose embedding fails is answered by full text, saying why", async () => {
+  it("a query whose embedding fails (HTTP 500, budget exhausted) is answered by full text, saying why", async () => {
     fake.enqueue({ kind: "error", status: 500 });
     const answer = await queryLearnings({ db: t.db, gateway }, seed.admin, { query: "latency budget" });
     expect(answer.search.search).toBe("full_text");
     expect(answer.search.fallbackReason).toBe("embedding_failed");
     expect(answer.search.note).toMatch(/HTTP 500/);
     expect(answer.learnings.map((l) => l.id)).toEqual([latencyId]);
+
+    // A workspace at its LLM budget: the query is not embedded (a cached one still is), the search says why.
+    const broke = createGateway({
+      db: t.db,
+      config: llmConfigFromEnv(embeddingEnv(fake.baseURL, { LLM_MONTHLY_BUDGET_USD: "0" })),
+    });
+    const sent = fake.requests.length;
+    const capped = await queryLearnings({ db: t.db, gateway: broke }, seed.admin, { query: "slow latency" });
+    expect(capped.search).toMatchObject({ search: "full_text", fallbackReason: "embedding_failed" });
+    expect(capped.search.note).toMatch(/budget_exhausted: monthly workspace LLM budget exhausted/);
+    expect(capped.learnings.map((l) => l.id)).toEqual([latencyId]);
+    expect(
+      (await queryLearnings({ db: t.db, gateway: broke }, seed.admin, { query: "site speed" })).search.search,
+    ).toBe("hybrid");
+    expect(fake.requests.length).toBe(sent);
   });
 
   it("never compares another workspace's vectors: each workspace finds only its own learnings", async () => {
