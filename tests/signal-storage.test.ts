@@ -128,9 +128,7 @@ describe.each(storages)("signal storage on %s", (storage: SignalStorage) => {
       t.url,
       `
       SELECT proc_name, config FROM timescaledb_information.jobs
-       WHERE hypertable_name IN ('signal_points', (SELECT materialization_hypertable_name
-                                                     FROM timescaledb_information.continuous_aggregates
-                                                    WHERE view_name = 'signal_points_daily'))
+       WHERE hypertable_name IN ('signal_points', 'signal_points_daily')
        ORDER BY proc_name`,
     );
     const compression = jobs.find((j) => j.proc_name === "policy_compression");
