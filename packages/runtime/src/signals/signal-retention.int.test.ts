@@ -316,4 +316,38 @@ describe.each(signalStorages())("signal retention on %s storage", (storage: Sign
     const member: Caller = { ...otherAdmin, principal: { ...otherAdmin.principal, role: "member" } };
     await expect(runSignalRetention({ db: t.db, now: () => NOW }, member)).rejects.toMatchObject({ code: "forbidden" });
   });
+
+  it("records what a run deleted before it failed half-way, and the retry deletes the rest", async () => {
+    const halfway = await experimentIn(seed.workspaceId, outcomeId, "ret-halfway", "iterated");
+    await addSeries(
+      "halfway",
+      { workspaceId: seed.workspaceId, outcomeId, experimentId: halfway, role: "primary" },
+      span(31, 60),
+    );
+    // Postgres refuses the 11th point deleted, as a dropped connection or a statement timeout would end a run.
+    await query(`CREATE SEQUENCE retention_fault;
+                 CREATE FUNCTION retention_fault() RETURNS trigger LANGUAGE plpgsql AS $$
+                   BEGIN IF nextval('retention_fault') > 10 THEN RAISE EXCEPTION 'test fault: delete refused'; END IF;
+                   RETURN OLD; END $$;
+                 CREATE TRIGGER retention_fault BEFORE DELETE ON signal_points FOR EACH ROW EXECUTE FUNCTION retention_fault();`);
+    try {
+      await expect(run({ workspaceId: seed.workspaceId, batchSize: 5 })).rejects.toThrow("test fault: delete refused");
+    } finally {
+      await query(
+        "DROP TRIGGER retention_fault ON signal_points; DROP FUNCTION retention_fault(); DROP SEQUENCE retention_fault",
+      );
+    }
+    const [interrupted] = await audit.listAuditEvents(t.db, seed.workspaceId, { action: "signal.retention_applied" });
+    expect(interrupted?.after).toMatchObject({
+      pointsDeleted: 10,
+      seriesTouched: 1,
+      interrupted: expect.stringContaining("test fault: delete refused"),
+    });
+    // Per arm, days 32–60 go (day 31 is the newest): 58 in all, 10 of them by the failed run.
+    expect(await run({ workspaceId: seed.workspaceId, batchSize: 5 })).toMatchObject([
+      { status: "applied", pointsDeleted: 48, seriesTouched: 1 },
+    ]);
+    expect(await daysLeft("halfway")).toEqual([31]);
+    expect(await daysLeft("halfway", "treatment")).toEqual([31]);
+  });
 });

@@ -56,6 +56,9 @@ export interface RetentionReport {
  * `worker`, or `options.caller` for a run an admin asked for; subject the
  * workspace; `after`: `{ days, cutoff, pointsDeleted, seriesTouched }`) per
  * workspace where the run deleted points; a run that deletes nothing writes none.
+ * A run that fails half-way (its committed batches stay deleted) records what it
+ * deleted with `after.interrupted` (the error's message), then throws; the
+ * job's retry deletes the rest.
  *
  * @param deps.db the pool, not a transaction: each batch commits on its own and the lock is held on one
  *   connection for the run.
@@ -85,16 +88,9 @@ export async function applySignalRetention(
       reports.push({ ...target, cutoff, status: "kept_forever", ...none });
       continue;
     }
-    const run = await signalRetention.withSessionLock(db, `signal-retention:${target.workspaceId}`, (conn) =>
-      retainWorkspace(conn, target.workspaceId, cutoff, batchSize),
-    );
-    if (!run.acquired) {
-      reports.push({ ...target, cutoff, status: "busy", ...none });
-      continue;
-    }
-    const report: RetentionReport = { ...target, cutoff, status: "applied", ...run.value };
-    if (report.pointsDeleted > 0) {
-      await audit.insertAuditEvent(db, {
+    const progress: Progress = { pointsDeleted: 0, touched: new Set(), batches: 0 };
+    const audited = (interrupted?: string) =>
+      audit.insertAuditEvent(db, {
         workspaceId: target.workspaceId,
         actor: auditActor(options.caller ?? workerCaller(target.workspaceId)),
         channel: options.caller?.channel ?? "system",
@@ -105,12 +101,37 @@ export async function applySignalRetention(
         after: {
           days: target.days,
           cutoff: cutoff.toISOString(),
-          pointsDeleted: report.pointsDeleted,
-          seriesTouched: report.seriesTouched,
+          pointsDeleted: progress.pointsDeleted,
+          seriesTouched: progress.touched.size,
+          ...(interrupted === undefined ? {} : { interrupted }),
         },
         requestId: options.caller?.requestId ?? null,
       });
+    let run: { readonly acquired: boolean };
+    try {
+      run = await signalRetention.withSessionLock(db, `signal-retention:${target.workspaceId}`, (conn) =>
+        retainWorkspace(conn, target.workspaceId, cutoff, batchSize, progress),
+      );
+    } catch (error) {
+      // The batches before the failure are committed: record them (best effort) before the job is retried.
+      if (progress.pointsDeleted > 0) {
+        await audited(error instanceof Error ? error.message : String(error)).catch(() => undefined);
+      }
+      throw error;
     }
+    if (!run.acquired) {
+      reports.push({ ...target, cutoff, status: "busy", ...none });
+      continue;
+    }
+    const report: RetentionReport = {
+      ...target,
+      cutoff,
+      status: "applied",
+      pointsDeleted: progress.pointsDeleted,
+      seriesTouched: progress.touched.size,
+      batches: progress.batches,
+    };
+    if (report.pointsDeleted > 0) await audited();
     reports.push(report);
   }
   return reports;
@@ -133,13 +154,21 @@ export async function runSignalRetention(deps: RuntimeDeps, caller: Caller): Pro
   return report;
 }
 
+/** What a workspace's run has done so far (kept when it fails half-way, for the audit event). */
+interface Progress {
+  pointsDeleted: number;
+  readonly touched: Set<string>;
+  batches: number;
+}
+
 /** One workspace's deletions, under its lock: the eligible series, then batches until one deletes less than a batch. */
 async function retainWorkspace(
   db: Db,
   workspaceId: string,
   cutoff: Date,
   batchSize: number,
-): Promise<{ pointsDeleted: number; seriesTouched: number; batches: number }> {
+  progress: Progress,
+): Promise<void> {
   const series = await signalRetention.listSeriesForRetention(db, {
     workspaceId,
     olderThan: cutoff,
@@ -147,9 +176,6 @@ async function retainWorkspace(
     outcomeStates: RETENTION_OUTCOME_STATES,
   });
   const rules = series.map(keepRuleOf);
-  const touched = new Set<string>();
-  let pointsDeleted = 0;
-  let batches = 0;
   for (let i = 0; i < rules.length; i += SERIES_PER_STATEMENT) {
     const slice = rules.slice(i, i + SERIES_PER_STATEMENT);
     for (;;) {
@@ -158,17 +184,16 @@ async function retainWorkspace(
         rules: slice,
         limit: batchSize,
       });
-      batches += 1;
+      progress.batches += 1;
       let n = 0;
       for (const [id, count] of deleted) {
-        touched.add(id);
+        progress.touched.add(id);
         n += count;
       }
-      pointsDeleted += n;
+      progress.pointsDeleted += n;
       if (n < batchSize) break;
     }
   }
-  return { pointsDeleted, seriesTouched: touched.size, batches };
 }
 
 /**
