@@ -238,6 +238,11 @@ describe.each(signalStorages())("signal retention on %s storage", (storage: Sign
       expect(compressed[0]?.n).toBeGreaterThan(0);
     }
 
+    if (storage === "timescaledb") {
+      // Materialise the daily roll-up of the old days, as its hourly policy does for days older than 3 days.
+      await query("CALL refresh_continuous_aggregate('signal_points_daily', NULL, $1::timestamptz)", [daysAgo(3)]);
+    }
+
     // A small batch: the run takes many statements, each deleting at most 7 points.
     const [report, ...others] = await run({ batchSize: 7 });
     expect(others).toEqual([]);
@@ -263,6 +268,13 @@ describe.each(signalStorages())("signal retention on %s storage", (storage: Sign
     for (const kept of ["running", "paused", "analysing"]) expect(await daysLeft(kept)).toEqual(span(0, 79));
     expect(await daysLeft("activeOutcome", "all")).toEqual(span(0, 79));
     expect(await daysLeft("otherShipped")).toEqual(otherBefore);
+    // signal_points_daily: TimescaleDB's continuous aggregate keeps the days it had materialised (each day's
+    // last point); the plain view follows the raw points.
+    const oldDays = await query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM signal_points_daily WHERE series_id = $1 AND arm = 'control' AND day < $2",
+      [series.shipped, daysAgo(31)],
+    );
+    expect(oldDays[0]?.n).toBe(storage === "timescaledb" ? 49 : 1);
     expect(otherBefore).toEqual(span(20, 79));
 
     // The latest analysis still finds its totals: the newest point per arm at or before it.
