@@ -35,8 +35,10 @@ import { queryLearnings } from "./agents";
 import { applyOutcome } from "./apply-outcome";
 import type { Caller } from "./context";
 import { listLearnings } from "./dashboard";
+import { generatePortfolio } from "./hypotheses";
 import { EMBEDDING_RETRY_AFTER_MS, embedPendingLearnings } from "./learning-search";
 import { createGateway } from "./llm-store";
+import { transitionOutcome } from "./outcomes";
 
 const MIGRATION = "2026-12-17T00-00-learning-embeddings";
 
@@ -199,6 +201,26 @@ describe("hybrid search of learnings", () => {
 
     const theirAnswer = await queryLearnings({ db: t.db, gateway }, otherAdmin, { query: "site speed" });
     expect(theirAnswer.learnings.map((l) => l.id)).toEqual([theirs]);
+  });
+});
+
+describe("the hypothesis engine's retrieval", () => {
+  it("brings a learning of another outcome that matches the outcome by meaning only, and says hybrid", async () => {
+    const other = await outcomeOf(t.db, seed.admin, "hypo-elsewhere");
+    // About paying, not a word of the checkout outcome's name, slug, metric, description or objective.
+    const payment = await learning(t.db, seed.workspaceId, other, "A one-page payment form cut drop-off.");
+    expect((await embedPendingLearnings({ db: t.db, gateway })).embedded).toBe(1);
+    await outcomeOf(t.db, seed.admin, "hypo-basket");
+    await transitionOutcome({ db: t.db }, seed.admin, "hypo-basket", "activate", null);
+
+    const plain = createGateway({ db: t.db, config: llmConfigFromEnv({}) });
+    const byWords = await generatePortfolio({ db: t.db, gateway: plain }, seed.admin, "hypo-basket");
+    expect(byWords.learningSearch).toMatchObject({ search: "full_text", fallbackReason: "no_embedding_model" });
+    expect(byWords.learningsConsidered).not.toContain(payment);
+
+    const byMeaning = await generatePortfolio({ db: t.db, gateway }, seed.admin, "hypo-basket");
+    expect(byMeaning.learningSearch.search).toBe("hybrid");
+    expect(byMeaning.learningsConsidered).toContain(payment);
   });
 });
 
