@@ -22,4 +22,7 @@ SELECT format('ALTER SCHEMA public OWNER TO %I', :'role') \gexec
 CREATE EXTENSION IF NOT EXISTS pgcrypto;
 SELECT 'CREATE EXTENSION IF NOT EXISTS timescaledb'
  WHERE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') \gexec
+-- pgvector is not a trusted extension: the runtime's role could not create it (semantic search of learnings).
+SELECT 'CREATE EXTENSION IF NOT EXISTS vector'
+ WHERE EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') \gexec
 SQL

@@ -29,6 +29,7 @@ import * as authChangeNotify from "./migrations/2026-12-14T00-00-auth-change-not
 import * as sourceHealth from "./migrations/2026-12-15T00-00-source-health";
 import * as flagRollouts from "./migrations/2026-12-16T00-00-flag-rollouts";
 import * as learningEmbeddings from "./migrations/2026-12-17T00-00-learning-embeddings";
+import { enableSemanticSearch } from "./semantic-search";
 
 /** Every migration, by name. Names sort in the order they apply. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -90,6 +91,8 @@ export async function migrateToLatest(db: Db): Promise<MigrationReport> {
     const cause = error instanceof Error ? error.message : String(error);
     throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${cause}`, { cause: error });
   }
+  // A server that got pgvector since the learning-embeddings migration recorded it absent gets semantic search.
+  await enableSemanticSearch(db);
   return {
     applied: (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName),
     signalStorage: await signalStorageMode(db),

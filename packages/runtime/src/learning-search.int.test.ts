@@ -11,7 +11,8 @@
  * - no pgvector: a database on which the learning-embeddings migration itself
  *   ran while `vector` was not in `pg_available_extensions` (a view shadowing
  *   the catalog's on that connection's search path), so it recorded the
- *   extension absent and created nothing.
+ *   extension absent and created nothing; then pgvector "installed" (the
+ *   shadow gone), the next start turns semantic search on.
  */
 import { createDb, type Db, learnings, llm as llmRows, migrateToLatest, workspaces } from "@outcome-runtime/db";
 import { type Gateway, llmConfigFromEnv } from "@outcome-runtime/llm";
@@ -391,6 +392,16 @@ describe("without semantic search", () => {
       expect(listed.search).toMatchObject({ search: "full_text", fallbackReason: "pgvector_unavailable" });
       // Nothing asked the embeddings server.
       expect(fake.requests.length).toBe(before);
+
+      // The operator installs pgvector: the next start turns semantic search on, the worker embeds, hybrid.
+      await migrator.destroy();
+      migrator = undefined;
+      expect((await migrateToLatest(bare.db)).applied).toEqual([]);
+      expect(await learnings.semanticSearchSupport(bare.db)).toMatchObject({ available: true, reason: null });
+      expect((await embedPendingLearnings({ db: bare.db, gateway: embedder })).embedded).toBe(1);
+      const now = await queryLearnings({ db: bare.db, gateway: embedder }, s.admin, { query: "site speed" });
+      expect(now.search.search).toBe("hybrid");
+      expect(now.learnings.map((l) => l.id)).toEqual([id]);
     } finally {
       await migrator?.destroy();
       await bare.drop();
