@@ -9,8 +9,8 @@
  * series of every workspace by age, so they cannot keep a running
  * experiment's points, the points an analysis used, or one workspace's longer
  * retention. A DELETE on a compressed chunk works (TimescaleDB 2.11 and later
- * decompress the rows it touches); the compression policy compresses the chunk
- * again later.
+ * decompress the rows it touches; `deleteExpiredPoints` keeps those few); the
+ * compression policy compresses the chunk again on its next run.
  */
 import { sql } from "kysely";
 import type { Db, DbOrTrx } from "../database";
@@ -119,54 +119,130 @@ export interface KeepRule {
   readonly first: boolean;
 }
 
+/** One stored point, by its key; `ts` as text with its microseconds (a JavaScript Date would lose them). */
+export interface PointKey {
+  readonly seriesId: string;
+  readonly arm: string;
+  readonly ts: string;
+}
+
+/** The time of a point as fixed-width UTC text with microseconds: it parses back to the same instant. */
+const TS_TEXT = sql.raw(`to_char(p.ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`);
+
+/** The rules' columns, one row per series (`q`), for the statements below. */
+function rulesTable(rules: readonly KeepRule[]) {
+  const ids = rules.map((r) => r.seriesId);
+  const keepA = rules.map((r) => r.newestAtOrBefore[0]?.toISOString() ?? null);
+  const keepB = rules.map((r) => r.newestAtOrBefore[1]?.toISOString() ?? null);
+  const from = rules.map((r) => r.between?.start.toISOString() ?? null);
+  const to = rules.map((r) => r.between?.end.toISOString() ?? null);
+  const first = rules.map((r) => r.first);
+  return sql`(SELECT * FROM unnest(${ids}::uuid[], ${keepA}::timestamptz[], ${keepB}::timestamptz[],
+                                    ${from}::timestamptz[], ${to}::timestamptz[], ${first}::boolean[])
+                       AS q(series_id, keep_a, keep_b, keep_from, keep_to, keep_first)
+               LIMIT ${ids.length})`;
+}
+
+/**
+ * The points older than `olderThan` that `rules` keep one by one (besides the
+ * ranges `between`, which {@link deleteExpiredPoints} checks itself): per
+ * series and arm, the newest point, the newest at or before each of
+ * `newestAtOrBefore`, and the first when asked. Read once per run: they never
+ * change while it deletes. One statement; each is one probe of the primary key.
+ *
+ * The rules' times come from JavaScript Dates (whole milliseconds) while a
+ * point's ts may carry microseconds (an analysis at a point's ts stores it cut
+ * to the millisecond), so "at or before" includes the following millisecond.
+ */
+export async function pointsToKeep(
+  db: DbOrTrx,
+  query: { readonly olderThan: Date; readonly rules: readonly KeepRule[] },
+): Promise<PointKey[]> {
+  if (query.rules.length === 0) return [];
+  const rows = await sql<{ series_id: string; arm: string; ts: string }>`
+    WITH q AS ${rulesTable(query.rules)},
+    arms AS (SELECT DISTINCT p.series_id, p.arm FROM q JOIN signal_points p
+                ON p.series_id = q.series_id AND p.ts < ${query.olderThan})
+    SELECT DISTINCT a.series_id, a.arm, ${TS_TEXT} AS ts
+      FROM arms a JOIN q ON q.series_id = a.series_id
+      CROSS JOIN LATERAL (
+        SELECT (SELECT max(k.ts) FROM signal_points k WHERE k.series_id = a.series_id AND k.arm = a.arm) AS ts
+        UNION ALL
+        SELECT (SELECT max(k.ts) FROM signal_points k WHERE k.series_id = a.series_id AND k.arm = a.arm
+                   AND k.ts < q.keep_a + interval '1 millisecond')
+        UNION ALL
+        SELECT (SELECT max(k.ts) FROM signal_points k WHERE k.series_id = a.series_id AND k.arm = a.arm
+                   AND k.ts < q.keep_b + interval '1 millisecond')
+        UNION ALL
+        SELECT (SELECT min(k.ts) FROM signal_points k WHERE k.series_id = a.series_id AND k.arm = a.arm)
+         WHERE q.keep_first) p
+     WHERE p.ts < ${query.olderThan}`.execute(db);
+  return rows.rows.map((r) => ({ seriesId: r.series_id, arm: r.arm, ts: r.ts }));
+}
+
 /**
  * Delete at most `limit` points with ts < `olderThan` of the series in
- * `rules`, except those each rule keeps: one statement, so one short
- * transaction however large the backlog. The kept points never change as
- * batches run (the newest points, those before a fixed time, the first), so
- * repeating the call until it deletes fewer than `limit` deletes exactly the
- * eligible points, and a later call deletes nothing more.
+ * `rules`, except `keep` (from {@link pointsToKeep}) and those in a rule's
+ * `between`, in one short transaction however large the backlog. Repeating
+ * the call until it deletes fewer than `limit` deletes exactly the eligible
+ * points, and a later call deletes nothing more.
  *
+ * Two steps, for TimescaleDB's compressed chunks: the batch's points are
+ * chosen first (a read), then deleted with one statement per series and arm
+ * whose `series_id` and `arm` (the compression's segments) and `ts` range are
+ * constants, so TimescaleDB decompresses only that segment's rows in that
+ * range (a `DELETE … USING` a join decompresses every segment of every chunk
+ * it scans, past `timescaledb.max_tuples_decompressed_per_dml_transaction`).
+ *
+ * @param db the pool (or a connection of it): the deletion opens its own transaction; or a transaction to join.
  * @returns the points deleted, by series id (series with none are absent).
  */
 export async function deleteExpiredPoints(
   db: DbOrTrx,
-  batch: { readonly olderThan: Date; readonly rules: readonly KeepRule[]; readonly limit: number },
+  batch: {
+    readonly olderThan: Date;
+    readonly rules: readonly KeepRule[];
+    readonly keep: readonly PointKey[];
+    readonly limit: number;
+  },
 ): Promise<Map<string, number>> {
   const deleted = new Map<string, number>();
   if (batch.rules.length === 0 || batch.limit <= 0) return deleted;
-  const ids = batch.rules.map((r) => r.seriesId);
-  const keepA = batch.rules.map((r) => r.newestAtOrBefore[0]?.toISOString() ?? null);
-  const keepB = batch.rules.map((r) => r.newestAtOrBefore[1]?.toISOString() ?? null);
-  const from = batch.rules.map((r) => r.between?.start.toISOString() ?? null);
-  const to = batch.rules.map((r) => r.between?.end.toISOString() ?? null);
-  const first = batch.rules.map((r) => r.first);
-  // Each kept point is found by one probe of the primary key (series_id, arm, ts).
-  const rows = await sql<{ series_id: string; n: number }>`
-    WITH q AS (
-      SELECT * FROM unnest(${ids}::uuid[], ${keepA}::timestamptz[], ${keepB}::timestamptz[],
-                           ${from}::timestamptz[], ${to}::timestamptz[], ${first}::boolean[])
-               AS q(series_id, keep_a, keep_b, keep_from, keep_to, keep_first)
-       LIMIT ${ids.length}
-    ), doomed AS (
-      SELECT p.series_id, p.arm, p.ts
-        FROM q JOIN signal_points p ON p.series_id = q.series_id AND p.ts < ${batch.olderThan}
-       WHERE NOT (q.keep_from IS NOT NULL AND p.ts BETWEEN q.keep_from AND q.keep_to)
-         AND p.ts < (SELECT max(k.ts) FROM signal_points k WHERE k.series_id = p.series_id AND k.arm = p.arm)
-         AND p.ts IS DISTINCT FROM (SELECT max(k.ts) FROM signal_points k
-                                     WHERE k.series_id = p.series_id AND k.arm = p.arm AND k.ts <= q.keep_a)
-         AND p.ts IS DISTINCT FROM (SELECT max(k.ts) FROM signal_points k
-                                     WHERE k.series_id = p.series_id AND k.arm = p.arm AND k.ts <= q.keep_b)
-         AND NOT (q.keep_first AND p.ts = (SELECT min(k.ts) FROM signal_points k
-                                            WHERE k.series_id = p.series_id AND k.arm = p.arm))
-       LIMIT ${batch.limit}
-    ), gone AS (
-      DELETE FROM signal_points sp USING doomed d
-       WHERE sp.series_id = d.series_id AND sp.arm = d.arm AND sp.ts = d.ts
-      RETURNING sp.series_id
-    )
-    SELECT series_id, count(*)::int AS n FROM gone GROUP BY series_id`.execute(db);
-  for (const r of rows.rows) deleted.set(r.series_id, r.n);
+  const keepSeries = batch.keep.map((k) => k.seriesId);
+  const keepArms = batch.keep.map((k) => k.arm);
+  const keepTs = batch.keep.map((k) => k.ts);
+  const picked = await sql<{ series_id: string; arm: string; ts: string }>`
+    WITH q AS ${rulesTable(batch.rules)},
+    keep AS (SELECT * FROM unnest(${keepSeries}::uuid[], ${keepArms}::text[], ${keepTs}::timestamptz[])
+                        AS k(series_id, arm, ts))
+    SELECT p.series_id, p.arm, ${TS_TEXT} AS ts
+      FROM q JOIN signal_points p ON p.series_id = q.series_id AND p.ts < ${batch.olderThan}
+     WHERE NOT (q.keep_from IS NOT NULL AND p.ts >= q.keep_from AND p.ts < q.keep_to + interval '1 millisecond')
+       AND NOT EXISTS (SELECT 1 FROM keep k WHERE k.series_id = p.series_id AND k.arm = p.arm AND k.ts = p.ts)
+     LIMIT ${batch.limit}`.execute(db);
+  if (picked.rows.length === 0) return deleted;
+  const groups = new Map<string, { seriesId: string; arm: string; ts: string[] }>();
+  for (const r of picked.rows) {
+    const key = JSON.stringify([r.series_id, r.arm]);
+    const group = groups.get(key) ?? { seriesId: r.series_id, arm: r.arm, ts: [] };
+    group.ts.push(r.ts);
+    groups.set(key, group);
+  }
+  const remove = async (trx: DbOrTrx) => {
+    for (const g of groups.values()) {
+      // The fixed-width UTC text sorts as the times do.
+      const sorted = [...g.ts].sort();
+      const result = await sql`
+        DELETE FROM signal_points
+         WHERE series_id = ${g.seriesId} AND arm = ${g.arm}
+           AND ts >= ${sorted[0]}::timestamptz AND ts <= ${sorted.at(-1)}::timestamptz
+           AND ts = ANY(${sorted}::timestamptz[])`.execute(trx);
+      const n = Number(result.numAffectedRows ?? 0);
+      if (n > 0) deleted.set(g.seriesId, (deleted.get(g.seriesId) ?? 0) + n);
+    }
+  };
+  if (db.isTransaction) await remove(db);
+  else await (db as Db).transaction().execute(remove);
   return deleted;
 }
 

@@ -178,10 +178,13 @@ async function retainWorkspace(
   const rules = series.map(keepRuleOf);
   for (let i = 0; i < rules.length; i += SERIES_PER_STATEMENT) {
     const slice = rules.slice(i, i + SERIES_PER_STATEMENT);
+    // The evidence is read once: nothing this run deletes changes it.
+    const keep = await signalRetention.pointsToKeep(db, { olderThan: cutoff, rules: slice });
     for (;;) {
       const deleted = await signalRetention.deleteExpiredPoints(db, {
         olderThan: cutoff,
         rules: slice,
+        keep,
         limit: batchSize,
       });
       progress.batches += 1;
