@@ -390,28 +390,34 @@ ensure_pg_extensions() {
     export TEST_REQUIRE_TIMESCALEDB=1
   fi
   pg_extension_available timescaledb || return 0
-  local preload telemetry changed=0
+  local preload telemetry
   preload="$(pg_scalar "SHOW shared_preload_libraries")"
   if [[ ",$preload," != *",timescaledb,"* ]]; then
     log "preloading TimescaleDB (shared_preload_libraries = '${preload:+$preload,}timescaledb')"
     psql_admin -qc "ALTER SYSTEM SET shared_preload_libraries = '${preload:+$preload,}timescaledb'" >/dev/null
-    changed=1
-  fi
-  # Off unless the operator turns it on (docs/self-hosting.md, "TimescaleDB telemetry").
-  telemetry="$(pg_scalar "SELECT coalesce(current_setting('timescaledb.telemetry_level', true), '')")"
-  if [ "$telemetry" != off ]; then
-    psql_admin -qc "ALTER SYSTEM SET timescaledb.telemetry_level = 'off'" >/dev/null
-    changed=1
-  fi
-  if [ "$changed" = 1 ]; then
     if [ "$can_install" = 1 ] && restart_postgres "$major"; then
-      log "PostgreSQL restarted with TimescaleDB preloaded and its telemetry off"
+      log "PostgreSQL restarted with TimescaleDB preloaded"
     else
       log "TimescaleDB is set to be preloaded, which takes a restart of PostgreSQL: restart it" \
         "(until then the runtime uses plain tables and says so in /healthz)"
+      return 0
     fi
   fi
-  log "TimescaleDB and pgvector: $(pg_scalar "SELECT string_agg(name || ' ' || default_version, ', ' ORDER BY name) FROM pg_available_extensions WHERE name IN ('timescaledb', 'vector')") ($((SECONDS - started)) s)"
+  # Off unless the operator turns it on (docs/self-hosting.md, Storage). The setting is known only where the
+  # extension's library is loaded (a database with the extension), so it is read and set from a scratch one.
+  local scratch=outcome_runtime_setup_scratch
+  psql_admin -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
+  psql_admin -qc "CREATE DATABASE $scratch" >/dev/null
+  telemetry="$(psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$scratch" -qtAc \
+    "CREATE EXTENSION IF NOT EXISTS timescaledb; SELECT current_setting('timescaledb.telemetry_level')" 2>/dev/null | tail -n 1 || true)"
+  if [ "$telemetry" != off ]; then
+    psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$scratch" -qc \
+      "ALTER SYSTEM SET timescaledb.telemetry_level = 'off'" >/dev/null &&
+      psql_admin -qc "SELECT pg_reload_conf()" >/dev/null &&
+      log "TimescaleDB telemetry turned off (timescaledb.telemetry_level = off)"
+  fi
+  psql_admin -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
+  log "TimescaleDB and pgvector: $(psql_admin -tAc "SELECT string_agg(name || ' ' || default_version, ', ' ORDER BY name) FROM pg_available_extensions WHERE name IN ('timescaledb', 'vector')") ($((SECONDS - started)) s)"
 }
 
 setup_all() {
