@@ -364,6 +364,28 @@ restart_postgres() {
   return 1
 }
 
+# timescaledb_telemetry_off: TimescaleDB's telemetry is off unless the operator turns it on
+# (docs/self-hosting.md, Storage).
+timescaledb_telemetry_off() {
+  # pg_file_settings shows what the configuration files set. The setting itself is known only where the
+  # extension's library is loaded (a database with the extension): it is read and set from a scratch one.
+  if [ "$(pg_scalar "SELECT setting FROM pg_file_settings WHERE name = 'timescaledb.telemetry_level' AND error IS NULL ORDER BY seqno DESC LIMIT 1")" = off ]; then
+    return 0
+  fi
+  local scratch=outcome_runtime_setup_scratch telemetry
+  psql_admin -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
+  psql_admin -qc "CREATE DATABASE $scratch" >/dev/null
+  telemetry="$(psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$scratch" -qtAc \
+    "CREATE EXTENSION IF NOT EXISTS timescaledb; SELECT current_setting('timescaledb.telemetry_level')" 2>/dev/null | tail -n 1 || true)"
+  if [ "$telemetry" != off ]; then
+    psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$scratch" -qc \
+      "ALTER SYSTEM SET timescaledb.telemetry_level = 'off'" >/dev/null &&
+      psql_admin -qc "SELECT pg_reload_conf()" >/dev/null &&
+      log "TimescaleDB telemetry turned off (timescaledb.telemetry_level = off)"
+  fi
+  psql_admin -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
+}
+
 ensure_pg_extensions() {
   if [ "${OUTCOME_RUNTIME_PG_EXTENSIONS:-auto}" = off ]; then
     log "OUTCOME_RUNTIME_PG_EXTENSIONS=off: the server's extensions are left as they are"
@@ -390,7 +412,7 @@ ensure_pg_extensions() {
     export TEST_REQUIRE_TIMESCALEDB=1
   fi
   pg_extension_available timescaledb || return 0
-  local preload telemetry
+  local preload
   preload="$(pg_scalar "SHOW shared_preload_libraries")"
   if [[ ",$preload," != *",timescaledb,"* ]]; then
     log "preloading TimescaleDB (shared_preload_libraries = '${preload:+$preload,}timescaledb')"
@@ -403,20 +425,7 @@ ensure_pg_extensions() {
       return 0
     fi
   fi
-  # Off unless the operator turns it on (docs/self-hosting.md, Storage). The setting is known only where the
-  # extension's library is loaded (a database with the extension), so it is read and set from a scratch one.
-  local scratch=outcome_runtime_setup_scratch
-  psql_admin -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
-  psql_admin -qc "CREATE DATABASE $scratch" >/dev/null
-  telemetry="$(psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$scratch" -qtAc \
-    "CREATE EXTENSION IF NOT EXISTS timescaledb; SELECT current_setting('timescaledb.telemetry_level')" 2>/dev/null | tail -n 1 || true)"
-  if [ "$telemetry" != off ]; then
-    psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d "$scratch" -qc \
-      "ALTER SYSTEM SET timescaledb.telemetry_level = 'off'" >/dev/null &&
-      psql_admin -qc "SELECT pg_reload_conf()" >/dev/null &&
-      log "TimescaleDB telemetry turned off (timescaledb.telemetry_level = off)"
-  fi
-  psql_admin -qc "DROP DATABASE IF EXISTS $scratch WITH (FORCE)" >/dev/null
+  timescaledb_telemetry_off
   log "TimescaleDB and pgvector: $(psql_admin -tAc "SELECT string_agg(name || ' ' || default_version, ', ' ORDER BY name) FROM pg_available_extensions WHERE name IN ('timescaledb', 'vector')") ($((SECONDS - started)) s)"
 }
 
