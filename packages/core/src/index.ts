@@ -46,13 +46,6 @@ export type {
   WorkspaceSettings,
 } from "./entities";
 export { DEFAULT_WORKSPACE_SETTINGS, EXPERIMENT_SOURCES } from "./entities";
-export {
-  MAX_SIGNAL_RETENTION_DAYS,
-  parseSignalRetention,
-  RETENTION_EXPERIMENT_STATES,
-  RETENTION_OUTCOME_STATES,
-  retentionCutoff,
-} from "./signal-retention";
 export type { ErrorCode } from "./error-codes";
 export { ERROR_CODES } from "./error-codes";
 export { assertNever, DomainError, GuardRejectedError, IllegalTransitionError } from "./errors";
@@ -147,3 +140,10 @@ export {
 } from "./permissions";
 export type { DutiesConflict, RevisionAuthor } from "./separation-of-duties";
 export { dutiesWindowSeconds, dutiesWindowStart, separationOfDutiesConflict } from "./separation-of-duties";
+export {
+  MAX_SIGNAL_RETENTION_DAYS,
+  parseSignalRetention,
+  RETENTION_EXPERIMENT_STATES,
+  RETENTION_OUTCOME_STATES,
+  retentionCutoff,
+} from "./signal-retention";

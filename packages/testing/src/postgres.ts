@@ -105,7 +105,7 @@ async function dropDatabase(name: string): Promise<void> {
   await admin((c) => c.query(`DROP DATABASE IF EXISTS ${quote(name)} WITH (FORCE)`));
 }
 
-export interface TemplateDatabase {
+interface TemplateDatabase {
   readonly name: string;
   /** Drop the template (at the end of the run). */
   readonly drop: () => Promise<void>;

@@ -12,7 +12,6 @@ import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TypeBoxTypeProvider } from "@fastify/type-provider-typebox";
 import websocket from "@fastify/websocket";
-import type { SignalStorageNote } from "@outcome-runtime/db";
 import {
   createGateway,
   DEFAULT_QUEUE_PREFIX,
@@ -31,7 +30,7 @@ import auth, { SESSION_COOKIE } from "./plugins/auth";
 import httpMetricsPlugin from "./plugins/http-metrics";
 import problemDetails, { problem, sendProblem } from "./plugins/problem-details";
 import emailRoutes from "./routes/email";
-import healthRoutes from "./routes/health";
+import healthRoutes, { type SignalStorageNote } from "./routes/health";
 import mcpRoutes from "./routes/mcp";
 import sessionRoutes from "./routes/session";
 import auditRoutes from "./routes/v1/audit/index";

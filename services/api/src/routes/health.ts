@@ -2,7 +2,6 @@
  * Liveness and readiness. Neither needs a key.
  */
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
-import type { SignalStorageNote } from "@outcome-runtime/db";
 import type { RuntimeDeps } from "@outcome-runtime/runtime";
 import {
   checkDatabase,
@@ -56,6 +55,13 @@ const Connectors = Type.Object(
   },
   { description: "the connector types this API knows; see docs/connectors.md, Connectors of your own" },
 );
+
+/** Why plain tables although TimescaleDB is installed, with the fix (`MigrationReport.signalStorageNote`). */
+export interface SignalStorageNote {
+  readonly reason: "timescaledb_not_preloaded";
+  readonly message: string;
+  readonly fix: string;
+}
 
 /** What the health routes read: the API's own options (`AppOptions`) carry these. */
 interface HealthOptions {
