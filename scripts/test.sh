@@ -43,7 +43,6 @@ STORAGE_SUITES=(
   services/api/src/signals.int.test.ts
   tests/batch-poll.test.ts
   tests/export-import.test.ts
-  tests/worker.test.ts
 )
 rm -f .tmp/vitest-plain-report.json .tmp/vitest-chaos-plain-report.json
 timescale="$(psql -w -X -h "$POSTGRES_HOST" -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d postgres -tAc \
