@@ -116,6 +116,13 @@ describe.each(storages)("signal storage on %s", (storage: SignalStorage) => {
        WHERE hypertable_name = 'signal_points' AND column_name = 'ts'`,
     );
     expect(dim[0]?.interval).toBe("7 days");
+    // Every read names its series: the primary key serves them, and no `ts` index tempts the planner into walking
+    // every series' points (migration 2026-12-18T00-00-hypertable-ts-index).
+    const indexes = await q<{ indexname: string }>(
+      t.url,
+      "SELECT indexname FROM pg_indexes WHERE tablename = 'signal_points'",
+    );
+    expect(indexes.map((i) => i.indexname)).toEqual(["signal_points_pkey"]);
     const segment = await q<{ attname: string }>(
       t.url,
       `

@@ -46,6 +46,7 @@ describe("migrations", () => {
         "2026-12-15T00-00-source-health",
         "2026-12-16T00-00-flag-rollouts",
         "2026-12-17T00-00-learning-embeddings",
+        "2026-12-18T00-00-hypertable-ts-index",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);

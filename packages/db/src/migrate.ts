@@ -29,6 +29,7 @@ import * as authChangeNotify from "./migrations/2026-12-14T00-00-auth-change-not
 import * as sourceHealth from "./migrations/2026-12-15T00-00-source-health";
 import * as flagRollouts from "./migrations/2026-12-16T00-00-flag-rollouts";
 import * as learningEmbeddings from "./migrations/2026-12-17T00-00-learning-embeddings";
+import * as hypertableTsIndex from "./migrations/2026-12-18T00-00-hypertable-ts-index";
 import { enableSemanticSearch } from "./semantic-search";
 
 /** Every migration, by name. Names sort in the order they apply. */
@@ -56,6 +57,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-15T00-00-source-health": sourceHealth,
   "2026-12-16T00-00-flag-rollouts": flagRollouts,
   "2026-12-17T00-00-learning-embeddings": learningEmbeddings,
+  "2026-12-18T00-00-hypertable-ts-index": hypertableTsIndex,
 };
 
 export interface MigrationReport {
