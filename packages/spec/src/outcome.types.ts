@@ -235,11 +235,29 @@ export interface Flags {
    * GrowthBook only: the owner of the features the runtime creates (a member's email or user id), needed when the API key is an organization secret key.
    */
   owner?: string;
+  /**
+   * Unleash: the environment variable holding an admin API token.
+   */
   api_token_env?: FlagsEnvVarName;
+  /**
+   * Unleash: the workspace secret holding an admin API token (instead of api_token_env).
+   */
   api_token_secret?: SecretName;
+  /**
+   * LaunchDarkly: the environment variable holding an API access token with writer rights.
+   */
   access_token_env?: FlagsEnvVarName;
+  /**
+   * LaunchDarkly: the workspace secret holding an API access token (instead of access_token_env).
+   */
   access_token_secret?: SecretName;
+  /**
+   * GrowthBook: the environment variable holding a secret API key with write access.
+   */
   api_key_env?: FlagsEnvVarName;
+  /**
+   * GrowthBook: the workspace secret holding a secret API key (instead of api_key_env).
+   */
   api_key_secret?: SecretName;
 }
 /**
@@ -1669,11 +1687,29 @@ export interface FlagsInput {
    * GrowthBook only: the owner of the features the runtime creates (a member's email or user id), needed when the API key is an organization secret key.
    */
   owner?: string;
+  /**
+   * Unleash: the environment variable holding an admin API token.
+   */
   api_token_env?: FlagsEnvVarNameInput;
+  /**
+   * Unleash: the workspace secret holding an admin API token (instead of api_token_env).
+   */
   api_token_secret?: SecretNameInput;
+  /**
+   * LaunchDarkly: the environment variable holding an API access token with writer rights.
+   */
   access_token_env?: FlagsEnvVarNameInput;
+  /**
+   * LaunchDarkly: the workspace secret holding an API access token (instead of access_token_env).
+   */
   access_token_secret?: SecretNameInput;
+  /**
+   * GrowthBook: the environment variable holding a secret API key with write access.
+   */
   api_key_env?: FlagsEnvVarNameInput;
+  /**
+   * GrowthBook: the workspace secret holding a secret API key (instead of api_key_env).
+   */
   api_key_secret?: SecretNameInput;
 }
 /**
