@@ -299,58 +299,55 @@ build_tools() {
 vendor_dir() { echo "${OUTCOME_RUNTIME_VENDOR_DIR:-$ROOT/../shared/vendor}"; }
 vendor_build_dir() { echo "${XDG_CACHE_HOME:-$HOME/.cache}/outcome-runtime/vendor-build"; }
 
-# install_timescaledb MAJOR: from the package, else from the vendored sources.
-install_timescaledb() {
-  local major="$1" archive
-  if apt_has "timescaledb-2-postgresql-$major"; then
-    log "installing TimescaleDB (timescaledb-2-postgresql-$major)"
-    apt_install "timescaledb-2-postgresql-$major" && return 0
+# install_extension MAJOR LABEL PACKAGE NAME VERSION WITHOUT BUILD: install one extension from the
+# distribution's PACKAGE, else build NAME-VERSION.tar.gz from the vendored sources with the function BUILD
+# (run in the unpacked folder, MAJOR as its argument). WITHOUT says what runs without it.
+install_extension() {
+  local major="$1" label="$2" package="$3" name="$4" version="$5" without="$6" build="$7" archive
+  if apt_has "$package"; then
+    log "installing $label ($package)"
+    apt_install "$package" && return 0
   fi
-  archive="$(vendor_dir)/timescaledb-$TIMESCALEDB_VERSION.tar.gz"
+  archive="$(vendor_dir)/$name-$version.tar.gz"
   if [ ! -f "$archive" ]; then
-    log "TimescaleDB: not installed and $archive not found: signal points use plain tables"
+    log "$label: not installed and $archive not found: $without"
     return 1
   fi
-  build_tools "$major" || { log "TimescaleDB: could not install the build tools: plain tables"; return 1; }
+  build_tools "$major" || { log "$label: could not install the build tools: $without"; return 1; }
   local dir started=$SECONDS
   dir="$(vendor_build_dir)"
-  log "building TimescaleDB $TIMESCALEDB_VERSION from $archive (a few minutes, once per machine)"
-  rm -rf "$dir/timescaledb-$TIMESCALEDB_VERSION" && mkdir -p "$dir" && tar -xzf "$archive" -C "$dir"
-  if ! (cd "$dir/timescaledb-$TIMESCALEDB_VERSION" &&
-    PATH="/usr/lib/postgresql/$major/bin:$PATH" ./bootstrap -DCMAKE_BUILD_TYPE=Release -DREGRESS_CHECKS=OFF \
-      -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DLINTER=OFF -DPG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" &&
-    cd build && make -j"$(nproc)" && make install) >"$dir/timescaledb.log" 2>&1; then
-    tail -n 20 "$dir/timescaledb.log" >&2
-    log "TimescaleDB: the build failed (the end of $dir/timescaledb.log is above): plain tables"
+  log "building $label $version from $archive (once per machine)"
+  rm -rf "${dir:?}/$name-$version" && mkdir -p "$dir" && tar -xzf "$archive" -C "$dir"
+  if ! (cd "$dir/$name-$version" && "$build" "$major") >"$dir/$name.log" 2>&1; then
+    tail -n 20 "$dir/$name.log" >&2
+    log "$label: the build failed (the end of $dir/$name.log is above): $without"
     return 1
   fi
-  log "TimescaleDB $TIMESCALEDB_VERSION installed in $((SECONDS - started)) s"
+  log "$label $version installed in $((SECONDS - started)) s"
 }
 
-# install_pgvector MAJOR: from the package, else from the vendored sources.
+# TimescaleDB's CMake build (its ./bootstrap), without the regression and TAP checks.
+build_timescaledb() {
+  local pg_config="/usr/lib/postgresql/$1/bin/pg_config"
+  PATH="/usr/lib/postgresql/$1/bin:$PATH" ./bootstrap -DCMAKE_BUILD_TYPE=Release -DREGRESS_CHECKS=OFF \
+    -DTAP_CHECKS=OFF -DWARNINGS_AS_ERRORS=OFF -DLINTER=OFF -DPG_CONFIG="$pg_config" &&
+    cd build && make -j"$(nproc)" && make install
+}
+
+# pgvector's PGXS build; OPTFLAGS="" leaves out -march=native, so the build runs on any machine of the kind.
+build_pgvector() {
+  local pg_config="/usr/lib/postgresql/$1/bin/pg_config"
+  make PG_CONFIG="$pg_config" OPTFLAGS="" && make install PG_CONFIG="$pg_config"
+}
+
+install_timescaledb() {
+  install_extension "$1" TimescaleDB "timescaledb-2-postgresql-$1" timescaledb "$TIMESCALEDB_VERSION" \
+    "signal points use plain tables" build_timescaledb
+}
+
 install_pgvector() {
-  local major="$1" archive
-  if apt_has "postgresql-$major-pgvector"; then
-    log "installing pgvector (postgresql-$major-pgvector)"
-    apt_install "postgresql-$major-pgvector" && return 0
-  fi
-  archive="$(vendor_dir)/pgvector-$PGVECTOR_VERSION.tar.gz"
-  if [ ! -f "$archive" ]; then
-    log "pgvector: not installed and $archive not found: learnings are searched by full text only"
-    return 1
-  fi
-  build_tools "$major" || { log "pgvector: could not install the build tools: full-text search only"; return 1; }
-  local dir started=$SECONDS
-  dir="$(vendor_build_dir)"
-  log "building pgvector $PGVECTOR_VERSION from $archive"
-  rm -rf "$dir/pgvector-$PGVECTOR_VERSION" && mkdir -p "$dir" && tar -xzf "$archive" -C "$dir"
-  if ! (cd "$dir/pgvector-$PGVECTOR_VERSION" && make PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config" OPTFLAGS="" &&
-    make install PG_CONFIG="/usr/lib/postgresql/$major/bin/pg_config") >"$dir/pgvector.log" 2>&1; then
-    tail -n 20 "$dir/pgvector.log" >&2
-    log "pgvector: the build failed (the end of $dir/pgvector.log is above): full-text search only"
-    return 1
-  fi
-  log "pgvector $PGVECTOR_VERSION installed in $((SECONDS - started)) s"
+  install_extension "$1" pgvector "postgresql-$1-pgvector" pgvector "$PGVECTOR_VERSION" \
+    "learnings are searched by full text only" build_pgvector
 }
 
 restart_postgres() {
