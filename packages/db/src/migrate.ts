@@ -113,14 +113,16 @@ export async function signalStorageNote(db: Db): Promise<SignalStorageNote | nul
   if ((await signalStorageMode(db)) === "timescaledb") return null;
   const row = await db.selectFrom("settings").select("value").where("key", "=", "signal_storage").executeTakeFirst();
   if ((row?.value as { reason?: string } | undefined)?.reason === "chosen") return null;
-  const probe = await sql<{ available: boolean; preloaded: boolean; list: string }>`
+  // As the initial migration decides (the loader's settings, not `shared_preload_libraries`, which only a
+  // superuser or pg_read_all_settings may read: pg_settings hides it from others, `list` is then null).
+  const probe = await sql<{ available: boolean; preloaded: boolean; list: string | null }>`
     SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
-           'timescaledb' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
-             AS preloaded,
-           current_setting('shared_preload_libraries') AS list`.execute(db);
-  const { available, preloaded, list } = probe.rows[0] ?? { available: false, preloaded: false, list: "" };
+           (EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+            OR EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.disable_load')) AS preloaded,
+           (SELECT setting FROM pg_settings WHERE name = 'shared_preload_libraries') AS list`.execute(db);
+  const { available, preloaded, list } = probe.rows[0] ?? { available: false, preloaded: false, list: null };
   if (!available || preloaded) return null;
-  const wanted = list.trim() === "" ? "timescaledb" : `${list},timescaledb`;
+  const wanted = list === null || list.trim() === "" ? "timescaledb" : `${list},timescaledb`;
   return {
     reason: "timescaledb_not_preloaded",
     message:

@@ -125,6 +125,7 @@ describe("authentication", () => {
       status: "ok",
       version: "test",
       signalStorage: "plain",
+      signalStorageNote: null,
       checks: { redis_eviction_policy: { status: "ok", value: "noeviction" } },
       // No CONNECTOR_MODULES here: the built-in types only.
       connectors: { types: expect.arrayContaining(["postgres", "mixpanel", "csv", "replay"]), modules: [] },

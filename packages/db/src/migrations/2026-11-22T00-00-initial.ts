@@ -178,10 +178,13 @@ export async function up(db: Kysely<any>): Promise<void> {
   // savepoint and falls back to plain tables.
   let mode: "timescaledb" | "plain" = "plain";
   let reason: string | null = null;
+  // Preloaded: the extension already exists here (created by a superuser: it loaded), or TimescaleDB's loader
+  // defined its settings in this backend (pg_settings lists no mere placeholders). `shared_preload_libraries`
+  // itself is readable only by superusers and pg_read_all_settings, and the runtime's role is neither.
   const probe = await sql<{ available: boolean; preloaded: boolean; forced: string | null }>`
     SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') AS available,
-           'timescaledb' = ANY (string_to_array(replace(current_setting('shared_preload_libraries'), ' ', ''), ','))
-             AS preloaded,
+           (EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb')
+            OR EXISTS (SELECT 1 FROM pg_settings WHERE name = 'timescaledb.disable_load')) AS preloaded,
            nullif(current_setting('outcome_runtime.signal_storage', true), '') AS forced`.execute(db);
   const { available, preloaded, forced } = probe.rows[0] ?? { available: false, preloaded: false, forced: null };
   if (forced === "plain") {
