@@ -273,6 +273,11 @@ describe("a server with TimescaleDB installed but not preloaded", () => {
     );
     const name = `ort_np_${randomBytes(4).toString("hex")}`;
     await admin.query(`CREATE DATABASE ${name}`);
+    // And one owned by a role that is no superuser, as the compose file runs the runtime: it may not read
+    // shared_preload_libraries.
+    const owned = `${name}_role`;
+    await admin.query("CREATE ROLE outcome_runtime_np LOGIN");
+    await admin.query(`CREATE DATABASE ${owned} OWNER outcome_runtime_np`);
     await admin.end();
     // A fresh cluster preloads nothing; the binaries (and TimescaleDB, once installed) are the machine's.
     expect(probe.rows[0]?.preload).not.toContain("timescaledb");
@@ -298,6 +303,16 @@ describe("a server with TimescaleDB installed but not preloaded", () => {
       }
       expect(report.signalStorageNote).toMatchObject({ reason: "timescaledb_not_preloaded" });
       expect(report.signalStorageNote?.fix).toContain("shared_preload_libraries = 'timescaledb'");
+      const ownedUrl = new URL(cluster.url(owned));
+      ownedUrl.username = "outcome_runtime_np";
+      const asRole = createDb({ url: ownedUrl.toString(), max: 1 });
+      try {
+        const byRole = await migrateToLatest(asRole);
+        expect(byRole.signalStorage).toBe("plain");
+        expect(byRole.signalStorageNote?.fix).toContain("shared_preload_libraries = 'timescaledb'");
+      } finally {
+        await asRole.destroy();
+      }
       // The connection survived (no FATAL): the database answers, with no extension created.
       const ext = await q<{
         n: number;
