@@ -7,15 +7,14 @@
  * The output is the JSON text of `choices[0].message.content`. Plain `fetch`:
  * the `openai` package requires Node 22, the runtime supports Node 20.
  */
-import { guardedFetch, OutboundBlockedError, type OutboundPolicy } from "@outcome-runtime/netguard";
+import { guardedFetch, type OutboundPolicy } from "@outcome-runtime/netguard";
 import {
-  kindOfStatus,
   type LlmProvider,
   ProviderError,
   type ProviderRequest,
   type ProviderResponse,
   parseJsonText,
-  retryAfterMs,
+  postJson,
 } from "./provider";
 
 export interface OpenAiCompatibleProviderOptions {
@@ -38,8 +37,6 @@ export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProvider
   return {
     name: "openai-compatible",
     async complete(request: ProviderRequest): Promise<ProviderResponse> {
-      const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
-      if (options.apiKey !== undefined) headers.authorization = `Bearer ${options.apiKey}`;
       const body = {
         model: request.model,
         max_tokens: request.maxOutputTokens,
@@ -52,38 +49,12 @@ export function createOpenAiCompatibleProvider(options: OpenAiCompatibleProvider
           json_schema: { name: request.outputName, schema: request.outputSchema, strict: false },
         },
       };
-      let response: Response;
-      let json: ChatCompletion;
-      try {
-        response = await send(endpoint, {
-          method: "POST",
-          headers,
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(request.timeoutMs),
-        });
-        if (!response.ok) {
-          const detail = (await response.text().catch(() => "")).slice(0, 500);
-          throw new ProviderError(
-            kindOfStatus(response.status),
-            `openai-compatible: HTTP ${response.status}: ${detail}`,
-            response.status,
-            retryAfterMs(response.headers, Date.now()),
-          );
-        }
-        json = (await response.json()) as ChatCompletion;
-      } catch (error) {
-        if (error instanceof ProviderError) throw error;
-        if (error instanceof OutboundBlockedError)
-          throw new ProviderError("client_error", `openai-compatible: ${error.message}`);
-        const name = (error as Error)?.name;
-        if (name === "TimeoutError" || name === "AbortError") {
-          throw new ProviderError("timeout", "openai-compatible: request timed out");
-        }
-        if (error instanceof SyntaxError) {
-          throw new ProviderError("server_error", "openai-compatible: response body is not JSON");
-        }
-        throw new ProviderError("connection", `openai-compatible: ${(error as Error)?.message ?? String(error)}`);
-      }
+      const json = (await postJson(send, endpoint, {
+        ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+        body,
+        timeoutMs: request.timeoutMs,
+        label: "openai-compatible",
+      })) as ChatCompletion;
       const usage = {
         inputTokens: json.usage?.prompt_tokens ?? 0,
         outputTokens: json.usage?.completion_tokens ?? 0,

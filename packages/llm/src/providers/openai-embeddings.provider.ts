@@ -11,8 +11,8 @@
  * boundary: one vector per input, each of the configured length, every number
  * finite; anything else is `malformed` with what is wrong, never a vector.
  */
-import { guardedFetch, OutboundBlockedError, type OutboundPolicy } from "@outcome-runtime/netguard";
-import { kindOfStatus, ProviderError, retryAfterMs } from "./provider";
+import { guardedFetch, type OutboundPolicy } from "@outcome-runtime/netguard";
+import { ProviderError, postJson } from "./provider";
 
 interface EmbeddingRequest {
   readonly model: string;
@@ -97,44 +97,18 @@ export function createEmbeddingProvider(options: EmbeddingProviderOptions): Embe
   const send = guardedFetch({ policy: options.outboundPolicy });
   return {
     async embed(request: EmbeddingRequest): Promise<EmbeddingResponse> {
-      const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
-      if (options.apiKey !== undefined) headers.authorization = `Bearer ${options.apiKey}`;
       const body = {
         model: request.model,
         input: request.input,
         encoding_format: "float",
         ...(request.sendDimensions ? { dimensions: request.dimensions } : {}),
       };
-      let json: unknown;
-      try {
-        const response = await send(endpoint, {
-          method: "POST",
-          headers,
-          body: JSON.stringify(body),
-          signal: AbortSignal.timeout(request.timeoutMs),
-        });
-        if (!response.ok) {
-          const detail = (await response.text().catch(() => "")).slice(0, 500);
-          throw new ProviderError(
-            kindOfStatus(response.status),
-            `embeddings: HTTP ${response.status}: ${detail}`,
-            response.status,
-            retryAfterMs(response.headers, Date.now()),
-          );
-        }
-        json = await response.json();
-      } catch (error) {
-        if (error instanceof ProviderError) throw error;
-        if (error instanceof OutboundBlockedError)
-          throw new ProviderError("client_error", `embeddings: ${error.message}`);
-        const name = (error as Error)?.name;
-        if (name === "TimeoutError" || name === "AbortError") {
-          throw new ProviderError("timeout", `embeddings: no answer within ${request.timeoutMs} ms`);
-        }
-        if (error instanceof SyntaxError)
-          throw new ProviderError("server_error", "embeddings: response body is not JSON");
-        throw new ProviderError("connection", `embeddings: ${(error as Error)?.message ?? String(error)}`);
-      }
+      const json = await postJson(send, endpoint, {
+        ...(options.apiKey === undefined ? {} : { apiKey: options.apiKey }),
+        body,
+        timeoutMs: request.timeoutMs,
+        label: "embeddings",
+      });
       const usage = (json as { usage?: { prompt_tokens?: unknown } } | null)?.usage?.prompt_tokens;
       const inputTokens = typeof usage === "number" && Number.isFinite(usage) && usage >= 0 ? Math.round(usage) : 0;
       const checked = checkEmbeddings(json, request.input.length, request.dimensions);

@@ -2,6 +2,7 @@
  * The interface every LLM provider implements, and the errors the gateway's
  * retry loop understands.
  */
+import { OutboundBlockedError } from "@outcome-runtime/netguard";
 
 export interface ProviderRequest {
   readonly model: string;
@@ -85,5 +86,51 @@ export function parseJsonText(text: string): { output: unknown; malformed: strin
     return { output: JSON.parse(body), malformed: null };
   } catch (error) {
     return { output: undefined, malformed: `malformed JSON: ${(error as Error).message}` };
+  }
+}
+
+/**
+ * POST a JSON body to an OpenAI-compatible endpoint through the caller's guarded fetch and return the parsed
+ * JSON answer (not yet checked: the caller validates its shape).
+ *
+ * @param label prefixes every error message (`openai-compatible`, `embeddings`).
+ * @throws ProviderError: `rate_limited`/`server_error`/`client_error` by HTTP status (with its Retry-After, ms),
+ *   `timeout` after `timeoutMs`, `client_error` for a host the outbound policy refuses, `server_error` for a body
+ *   that is not JSON, `connection` otherwise.
+ */
+export async function postJson(
+  send: (url: string, init: RequestInit) => Promise<Response>,
+  endpoint: string,
+  request: { readonly apiKey?: string; readonly body: unknown; readonly timeoutMs: number; readonly label: string },
+): Promise<unknown> {
+  const { label, timeoutMs } = request;
+  const headers: Record<string, string> = { "content-type": "application/json", accept: "application/json" };
+  if (request.apiKey !== undefined) headers.authorization = `Bearer ${request.apiKey}`;
+  try {
+    const response = await send(endpoint, {
+      method: "POST",
+      headers,
+      body: JSON.stringify(request.body),
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    if (!response.ok) {
+      const detail = (await response.text().catch(() => "")).slice(0, 500);
+      throw new ProviderError(
+        kindOfStatus(response.status),
+        `${label}: HTTP ${response.status}: ${detail}`,
+        response.status,
+        retryAfterMs(response.headers, Date.now()),
+      );
+    }
+    return await response.json();
+  } catch (error) {
+    if (error instanceof ProviderError) throw error;
+    if (error instanceof OutboundBlockedError) throw new ProviderError("client_error", `${label}: ${error.message}`);
+    const name = (error as Error)?.name;
+    if (name === "TimeoutError" || name === "AbortError") {
+      throw new ProviderError("timeout", `${label}: no answer within ${timeoutMs} ms`);
+    }
+    if (error instanceof SyntaxError) throw new ProviderError("server_error", `${label}: response body is not JSON`);
+    throw new ProviderError("connection", `${label}: ${(error as Error)?.message ?? String(error)}`);
   }
 }
