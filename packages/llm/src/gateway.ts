@@ -16,7 +16,7 @@ import { createOpenAiCompatibleProvider } from "./providers/openai-compatible.pr
 import { createEmbeddingProvider, type EmbeddingProvider } from "./providers/openai-embeddings.provider";
 import { type LlmProvider, ProviderError, type ProviderResponse } from "./providers/provider";
 import { draftOutcomeByRules, generateHypothesesByRules } from "./rules";
-import type { LlmStore, SpendQuery } from "./store";
+import type { LlmRunRecord, LlmStore, SpendQuery } from "./store";
 import { summarizeLearningOffline } from "./summarize-learning.offline";
 import { type ValidationIssue, validateOutput } from "./validate";
 
@@ -394,32 +394,22 @@ export function createGateway(deps: GatewayDeps): Gateway {
         fallbackReason,
         at: now(),
       },
-      audit: {
-        workspaceId: context.workspaceId,
-        actor: { id: context.actor.id, name: context.actor.name, role: context.actor.role },
-        channel: context.channel ?? "system",
-        action: "llm.call",
-        subjectType: outcomeId === null ? "workspace" : "outcome",
-        subjectId: outcomeId ?? context.workspaceId,
-        before: undefined,
-        after: {
-          operation,
-          promptVersion: spec.promptVersion,
-          provider: result.provider,
-          model: result.model,
-          source,
-          requestedModel: provider === null ? null : model,
-          inputTokens: billed.inputTokens,
-          outputTokens: billed.outputTokens,
-          costUsd,
-          latencyMs,
-          cacheHit,
-          repaired,
-          fallbackReason,
-          warnings,
-        },
-        requestId: context.requestId ?? null,
-      },
+      audit: llmCallAudit(context, outcomeId, {
+        operation,
+        promptVersion: spec.promptVersion,
+        provider: result.provider,
+        model: result.model,
+        source,
+        requestedModel: provider === null ? null : model,
+        inputTokens: billed.inputTokens,
+        outputTokens: billed.outputTokens,
+        costUsd,
+        latencyMs,
+        cacheHit,
+        repaired,
+        fallbackReason,
+        warnings,
+      }),
     });
     return result;
   }
@@ -563,33 +553,23 @@ export function createGateway(deps: GatewayDeps): Gateway {
         fallbackReason: failure,
         at: now(),
       },
-      audit: {
-        workspaceId: context.workspaceId,
-        actor: { id: context.actor.id, name: context.actor.name, role: context.actor.role },
-        channel: context.channel ?? "system",
-        action: "llm.call",
-        subjectType: outcomeId === null ? "workspace" : "outcome",
-        subjectId: outcomeId ?? context.workspaceId,
-        before: undefined,
-        after: {
-          operation: EMBED_OPERATION.name,
-          promptVersion: EMBED_OPERATION.promptVersion,
-          provider: "openai-compatible",
-          model,
-          dimensions,
-          source,
-          texts: texts.length,
-          cacheHits,
-          inputTokens,
-          outputTokens: 0,
-          costUsd,
-          latencyMs,
-          cacheHit: missing.length === 0,
-          fallbackReason: failure,
-          warnings,
-        },
-        requestId: context.requestId ?? null,
-      },
+      audit: llmCallAudit(context, outcomeId, {
+        operation: EMBED_OPERATION.name,
+        promptVersion: EMBED_OPERATION.promptVersion,
+        provider: "openai-compatible",
+        model,
+        dimensions,
+        source,
+        texts: texts.length,
+        cacheHits,
+        inputTokens,
+        outputTokens: 0,
+        costUsd,
+        latencyMs,
+        cacheHit: missing.length === 0,
+        fallbackReason: failure,
+        warnings,
+      }),
     });
     return {
       vectors: served ? (vectors as number[][]) : null,
@@ -640,4 +620,23 @@ function renderRepair(
     "Validation errors (JSON Pointer: message):",
     ...issues.slice(0, 50).map((i) => `- ${i.path || "/"}: ${i.message}`),
   ].join("\n");
+}
+
+/** The `llm.call` audit event of one gateway call, on the outcome it served (else the workspace). */
+function llmCallAudit(
+  context: RunContext,
+  outcomeId: string | null,
+  after: Record<string, unknown>,
+): LlmRunRecord["audit"] {
+  return {
+    workspaceId: context.workspaceId,
+    actor: { id: context.actor.id, name: context.actor.name, role: context.actor.role },
+    channel: context.channel ?? "system",
+    action: "llm.call",
+    subjectType: outcomeId === null ? "workspace" : "outcome",
+    subjectId: outcomeId ?? context.workspaceId,
+    before: undefined,
+    after,
+    requestId: context.requestId ?? null,
+  };
 }
