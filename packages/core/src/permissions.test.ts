@@ -98,10 +98,70 @@ describe("the permissions table", () => {
     ]);
     for (const operation of reads) {
       expect(permissionOf(operation).scopes, operation).toEqual(["read"]);
-      for (const role of ["admin", "member", "approver", "agent"] as const) {
+      for (const role of ["admin", "member", "approver", "viewer", "agent"] as const) {
         expect(refusalOf(actor(role, ["read"]), operation), `${role} ${operation}`).toBeNull();
       }
     }
+  });
+
+  it("a viewer reads everything a member reads and changes nothing", () => {
+    const viewer = OPERATIONS.filter((op) => roleMay("viewer", op));
+    expect(viewer).toEqual([
+      "outcome.read",
+      "experiment.read",
+      "gate.read",
+      "learning.read",
+      "audit.read",
+      "usage.read",
+      "settings.read",
+      "secret.list",
+    ]);
+    for (const operation of OPERATIONS) {
+      if (permissionOf(operation).within !== undefined) continue;
+      const readOnly = permissionOf(operation).scopes.every((scope) => scope === "read");
+      expect(roleMay("viewer", operation), operation).toBe(readOnly);
+      if (readOnly) expect(roleMay("member", operation), operation).toBe(true);
+    }
+    // A qualifier widens a change: none is a viewer's.
+    for (const operation of OPERATIONS.filter((op) => permissionOf(op).within !== undefined)) {
+      expect(roleMay("viewer", operation), operation).toBe(false);
+    }
+  });
+
+  it("a viewer is told it reads only and which role to ask an admin for, never an agent's refusal", () => {
+    expect(refusal(actor("viewer"), "experiment.propose")).toEqual({
+      code: "forbidden",
+      message: "a viewer reads only; ask an admin for the member role to propose a hypothesis for an active outcome",
+      details: { role: "viewer", operation: "experiment.propose" },
+    });
+    // The rows that refuse agents with their own words and code.
+    expect(refusal(actor("viewer"), "gate.decide")).toMatchObject({
+      code: "forbidden",
+      message:
+        "a viewer reads only; ask an admin for the member role to decide a gate assigned to you " +
+        "(as an assignee, its backup or its escalation target), resumes included",
+    });
+    expect(refusal(actor("viewer"), "outcome.apply")?.message).toBe(
+      "a viewer reads only; ask an admin for the member role to create an outcome from outcome.yaml, or revise one you own",
+    );
+    // What only an admin does: the admin role, even to a viewer whose key asks for the admin scope.
+    expect(refusal(actor("viewer"), "key.create")).toEqual({
+      code: "forbidden",
+      message: "a viewer reads only; ask an admin for the admin role to create an API key",
+      details: { role: "viewer", operation: "key.create" },
+    });
+    expect(refusal(actor("viewer", ["read"]), "workspace.export")?.message).toBe(
+      "a viewer reads only; ask an admin for the admin role to export the workspace (JSON tables and the signal points as CSV)",
+    );
+    // What no person does.
+    expect(refusal(actor("viewer"), "experiment.move_under_closed_outcome")?.message).toMatch(
+      /^a viewer reads only, and may not move an experiment whose outcome is over/,
+    );
+    // The others keep the row's refusal.
+    expect(refusal(actor("agent"), "outcome.apply")?.message).toBe(
+      "agents cannot apply outcomes; a person applies outcome.yaml",
+    );
+    expect(refusal(actor("member"), "key.create")?.message).toBe("only an admin can create API keys");
   });
 
   it("the worker may pause and analyse (also under an outcome that is over), and nothing a face offers besides", () => {
@@ -182,6 +242,36 @@ describe("newKeyScopes", () => {
     expect(newKeyScopes(admin, "admin", undefined)).toEqual(["read", "write", "admin"]);
     expect(newKeyScopes(admin, "agent", undefined)).toEqual(["read", "write"]);
     expect(newKeyScopes(actor("admin", ["write", "admin"]), "member", undefined)).toEqual(["write"]);
+    expect(newKeyScopes(admin, "viewer", undefined)).toEqual(["read"]);
+    expect(newKeyScopes(admin, "viewer", ["read"])).toEqual(["read"]);
+  });
+
+  it("refuses a viewer key any scope but read, naming the scope, the role and the role that holds it", () => {
+    const thrown = (fn: () => unknown) => {
+      try {
+        fn();
+      } catch (e) {
+        const error = e as DomainError;
+        return { code: error.code, message: error.message, details: error.details };
+      }
+      return null;
+    };
+    expect(thrown(() => newKeyScopes(admin, "viewer", ["read", "write"]))).toEqual({
+      code: "validation_failed",
+      message:
+        "a viewer key cannot have the write scope (a viewer key holds read only); a key with it needs --role member",
+      details: { field: "scopes", role: "viewer", scopes: ["write"] },
+    });
+    expect(thrown(() => newKeyScopes(admin, "viewer", ["admin"]))).toMatchObject({
+      code: "validation_failed",
+      message:
+        "a viewer key cannot have the admin scope (a viewer key holds read only); a key with it needs --role admin",
+    });
+    expect(thrown(() => newKeyScopes(admin, "member", ["read", "admin"]))).toMatchObject({
+      code: "validation_failed",
+      message:
+        "a member key cannot have the admin scope (a member key holds read, write only); a key with it needs --role admin",
+    });
   });
 
   it("keeps asked scopes in canonical order and refuses unknown, none, beyond the role or beyond the creator", () => {
@@ -234,8 +324,8 @@ describe("the one place", () => {
    * read-only hint, a route → scope table.
    */
   const DECISIONS = [
-    /\brole\s*[!=]==?\s*["'](admin|member|approver|agent|system)["']/,
-    /["'](admin|member|approver|agent|system)["']\s*[!=]==?\s*[A-Za-z_.?]*role\b/,
+    /\brole\s*[!=]==?\s*["'](admin|member|approver|viewer|agent|system)["']/,
+    /["'](admin|member|approver|viewer|agent|system)["']\s*[!=]==?\s*[A-Za-z_.?]*role\b/,
     /\.includes\([A-Za-z_.?]*\.role\)/,
     /switch\s*\([A-Za-z_.?]*\.role\)/,
     /\b(missingScope|scopesOf|roleScopes)\(/,

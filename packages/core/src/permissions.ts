@@ -20,8 +20,8 @@ import type { ErrorCode } from "./error-codes";
 import { DomainError } from "./errors";
 import type { GuardVerdict } from "./machine";
 
-/** The roles a key can have. */
-export const ROLES = ["admin", "member", "approver", "agent"] as const;
+/** The roles a key can have. A `viewer` is a person who reads what a member reads and changes nothing. */
+export const ROLES = ["admin", "member", "approver", "viewer", "agent"] as const;
 export type Role = (typeof ROLES)[number];
 
 /**
@@ -45,8 +45,8 @@ export interface Actor {
 export const API_KEY_SCOPES = ["read", "write", "admin"] as const;
 export type ApiKeyScope = (typeof API_KEY_SCOPES)[number];
 
-/** Every role of the table: the four a key can have, and `system`, the runtime's own worker (it holds no key). */
-export const ACTOR_ROLES: readonly ActorRole[] = ["admin", "member", "approver", "agent", "system"];
+/** Every role of the table: the five a key can have, and `system`, the runtime's own worker (it holds no key). */
+export const ACTOR_ROLES: readonly ActorRole[] = ["admin", "member", "approver", "viewer", "agent", "system"];
 
 /**
  * Whoever asks: an actor, with the scopes of the key it authenticated with.
@@ -62,6 +62,7 @@ const ROLE_SCOPES: Readonly<Record<ActorRole, readonly ApiKeyScope[]>> = {
   admin: API_KEY_SCOPES,
   member: ["read", "write"],
   approver: ["read", "write"],
+  viewer: ["read"],
   agent: ["read", "write"],
   system: ["read", "write"],
 };
@@ -83,8 +84,17 @@ export interface Permission {
   readonly refusal?: { readonly code?: ErrorCode; readonly message: string };
 }
 
-const EVERYONE = ["admin", "member", "approver", "agent"] as const satisfies readonly Role[];
+/** Every role a key can have: the reads. */
+const EVERYONE = ["admin", "member", "approver", "viewer", "agent"] as const satisfies readonly Role[];
+/** Every role whose keys may write: the changes a person or an agent may make. */
+const WRITERS = ["admin", "member", "approver", "agent"] as const satisfies readonly Role[];
+/** The people who change things (a viewer reads only). */
 const PEOPLE = ["admin", "member", "approver"] as const satisfies readonly Role[];
+/**
+ * The roles a person with a read-only role is told to ask an admin for, in
+ * this order: the first that may do the operation.
+ */
+const ROLES_TO_ASK_FOR = ["member", "admin"] as const satisfies readonly Role[];
 const ADMINS = ["admin"] as const satisfies readonly Role[];
 const READ = ["read"] as const satisfies readonly ApiKeyScope[];
 const WRITE = ["write"] as const satisfies readonly ApiKeyScope[];
@@ -149,12 +159,12 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
   },
   "outcome.validate": {
     summary: "check an outcome file without storing it",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "outcome.draft": {
     summary: "draft an outcome.yaml from one sentence (may call the LLM)",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "outcome.apply": {
@@ -201,22 +211,22 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
   },
   "experiment.propose": {
     summary: "propose a hypothesis for an active outcome",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "experiment.claim": {
     summary: "claim an approved experiment to build it",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "experiment.release": {
     summary: "release the claim on an experiment being built",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "experiment.report_built": {
     summary: "report an experiment you claimed built (opens its launch gate)",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "experiment.report_built_any": {
@@ -227,12 +237,12 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
   },
   "experiment.pause": {
     summary: "pause a running experiment (opens its analysis review)",
-    roles: [...EVERYONE, "system"],
+    roles: [...WRITERS, "system"],
     scopes: WRITE,
   },
   "experiment.analyse": {
     summary: "stop a running or paused experiment for analysis (opens its analysis review)",
-    roles: [...EVERYONE, "system"],
+    roles: [...WRITERS, "system"],
     scopes: WRITE,
   },
   "experiment.move_under_closed_outcome": {
@@ -244,7 +254,7 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
   },
   "experiment.poll": {
     summary: "poll a running experiment's signal now",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "gate.read": {
@@ -254,7 +264,7 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
   },
   "gate.request": {
     summary: "ask a person a question about an experiment (opens an agent_request gate)",
-    roles: EVERYONE,
+    roles: WRITERS,
     scopes: WRITE,
   },
   "gate.decide": {
@@ -360,8 +370,9 @@ export function permissionOf(operation: Operation): Permission {
 
 /**
  * The scopes a role's key can hold, and a new key's default: admin → `read`,
- * `write`, `admin`; every other role (and the worker, which holds no key) →
- * `read`, `write`. (The `api_keys` table's CHECK repeats the admin rule.)
+ * `write`, `admin`; viewer → `read`; every other role (and the worker, which
+ * holds no key) → `read`, `write`. (The `api_keys` table's CHECKs repeat the
+ * admin and viewer rules.)
  */
 export function roleScopes(role: ActorRole): readonly ApiKeyScope[] {
   return ROLE_SCOPES[role];
@@ -372,7 +383,7 @@ export function scopesOf(actor: ScopedActor): readonly ApiKeyScope[] {
   return actor.scopes ?? roleScopes(actor.role);
 }
 
-/** Whether `value` names a role a key can have (`admin`, `member`, `approver`, `agent`). */
+/** Whether `value` names a role a key can have (`admin`, `member`, `approver`, `viewer`, `agent`). */
 export function isRole(value: string): value is Role {
   return (ROLES as readonly string[]).includes(value);
 }
@@ -407,16 +418,36 @@ export function missingScope(actor: ScopedActor, scope: ApiKeyScope): DomainErro
 
 /**
  * Why `actor`'s role may not do `operation`, or null when it may. The worker
- * (`system`) is told so plainly; the others get the row's refusal.
+ * (`system`) is told so plainly. A role whose keys cannot hold `write` (a
+ * viewer) is told that it reads only and which role to ask an admin for,
+ * with code `forbidden`: a row's refusal speaks to the roles that write (an
+ * agent is told a person applies outcomes, and gets `agents_cannot_decide`
+ * for a gate). The others get the row's refusal.
  */
 export function roleRefusal(actor: Pick<Actor, "role">, operation: Operation): GuardVerdict {
   if (roleMay(actor.role, operation)) return null;
   const row = permissionOf(operation);
   const details = { role: actor.role, operation };
+  if (!roleScopes(actor.role).includes("write")) {
+    return { code: "forbidden", message: readOnlyRefusal(actor.role, operation), details };
+  }
   if (actor.role === "system" || row.refusal === undefined) {
     return { code: "forbidden", message: `the ${actor.role} role may not ${row.summary}`, details };
   }
   return { code: row.refusal.code ?? "forbidden", message: row.refusal.message, details };
+}
+
+/**
+ * The refusal of a read-only role, naming the role to ask an admin for (the
+ * first of {@link ROLES_TO_ASK_FOR} that may), e.g. "a viewer reads only; ask
+ * an admin for the member role to propose a hypothesis for an active outcome".
+ */
+function readOnlyRefusal(role: ActorRole, operation: Operation): string {
+  const summary = permissionOf(operation).summary;
+  const askFor = ROLES_TO_ASK_FOR.find((r) => roleMay(r, operation));
+  return askFor === undefined
+    ? `a ${role} reads only, and may not ${summary}`
+    : `a ${role} reads only; ask an admin for the ${askFor} role to ${summary}`;
 }
 
 /**
@@ -471,8 +502,9 @@ export function knownScopes(scopes: readonly string[]): ApiKeyScope[] {
  * key has.
  *
  * @throws DomainError `validation_failed` (field `scopes`) for an unknown
- *   scope, none, or one beyond the role; `forbidden` for a scope the
- *   creator's key lacks.
+ *   scope, none, or one beyond the role (`details.role` and the
+ *   `details.scopes` beyond it: `write` for a viewer, `admin` for any role
+ *   but admin); `forbidden` for a scope the creator's key lacks.
  */
 export function newKeyScopes(creator: ScopedActor, role: Role, asked: readonly string[] | undefined): ApiKeyScope[] {
   const mine = scopesOf(creator);
@@ -489,12 +521,15 @@ export function newKeyScopes(creator: ScopedActor, role: Role, asked: readonly s
       field: "scopes",
     });
   }
-  const beyondRole = scopes.filter((s) => !roleScopes(role).includes(s));
+  const held = roleScopes(role);
+  const beyondRole = scopes.filter((s) => !held.includes(s));
   if (beyondRole.length > 0) {
+    const holder = ROLES_TO_ASK_FOR.find((r) => scopes.every((s) => roleScopes(r).includes(s)));
     throw new DomainError(
       "validation_failed",
-      `a ${role} key cannot have the ${beyondRole.join(", ")} scope; only admin keys can (use --role admin)`,
-      { field: "scopes" },
+      `a ${role} key cannot have the ${beyondRole.join(", ")} scope (a ${role} key holds ${held.join(", ")} only)` +
+        (holder === undefined ? "" : `; a key with it needs --role ${holder}`),
+      { field: "scopes", role, scopes: beyondRole },
     );
   }
   const beyondCreator = scopes.filter((s) => !mine.includes(s));
