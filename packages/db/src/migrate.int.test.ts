@@ -6,6 +6,7 @@ import { migrateToLatest, signalStorageMode } from "./migrate";
 import * as apiKeyScopes from "./migrations/2026-12-07T00-00-api-key-scopes";
 import * as analysisNames from "./migrations/2026-12-11T00-00-analysis-names";
 import * as ratioMetrics from "./migrations/2026-12-13T00-00-ratio-metrics";
+import * as viewerRole from "./migrations/2026-12-19T00-00-viewer-role";
 
 describe("migrations", () => {
   let empty: Awaited<ReturnType<typeof createEmptyDatabase>>;
@@ -47,6 +48,7 @@ describe("migrations", () => {
         "2026-12-16T00-00-flag-rollouts",
         "2026-12-17T00-00-learning-embeddings",
         "2026-12-18T00-00-hypertable-ts-index",
+        "2026-12-19T00-00-viewer-role",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
@@ -178,6 +180,58 @@ describe("migrations", () => {
       await db.destroy();
     }
   });
+  it("allow viewer keys, holding read only, and down restores the former roles once no viewer key is left", async () => {
+    const db = createDb({ url: empty.url, max: 1 });
+    try {
+      await sql`BEGIN`.execute(db);
+      try {
+        const ws = await sql<{ id: string }>`
+          INSERT INTO workspaces (slug, name) VALUES ('viewers', 'Viewers') RETURNING id`.execute(db);
+        const workspaceId = ws.rows[0]!.id;
+        const insertKey = (name: string, role: string, scopes: string[]) =>
+          sql`INSERT INTO api_keys (workspace_id, name, role, scopes, prefix, key_hash, created_by)
+              VALUES (${workspaceId}, ${name}, ${role}, ${scopes}::text[], ${`ork_${name}`}, ${`hash-${name}`}, 'test')`.execute(
+            db,
+          );
+        /** The statement fails with `pattern`, and the transaction goes on as before it. */
+        const refused = async (statement: () => Promise<unknown>, pattern: RegExp) => {
+          await sql`SAVEPOINT attempt`.execute(db);
+          await expect(statement()).rejects.toThrow(pattern);
+          await sql`ROLLBACK TO SAVEPOINT attempt`.execute(db);
+        };
+        await insertKey("tv", "viewer", ["read"]);
+        for (const scopes of [["read", "write"], ["write"]]) {
+          await refused(() => insertKey(`tv-${scopes.join("-")}`, "viewer", scopes), /api_keys_viewer_scopes_check/);
+        }
+        await refused(
+          () => sql`UPDATE api_keys SET scopes = ARRAY['read', 'write'] WHERE name = 'tv'`.execute(db),
+          /api_keys_viewer_scopes_check/,
+        );
+        await refused(() => insertKey("owner", "owner", ["read"]), /api_keys_role_check/);
+
+        // Down refuses while a viewer key exists, and changes nothing.
+        await refused(() => viewerRole.down(db as unknown as Kysely<unknown>), /1 API key\(s\) have the viewer role/);
+        await sql`DELETE FROM api_keys WHERE name = 'tv'`.execute(db);
+        await viewerRole.down(db as unknown as Kysely<unknown>);
+        await refused(() => insertKey("tv2", "viewer", ["read"]), /api_keys_role_check/);
+        await insertKey("sam", "member", ["read", "write"]);
+
+        await viewerRole.up(db as unknown as Kysely<unknown>);
+        await insertKey("tv3", "viewer", ["read"]);
+        const keys = await sql<{ name: string; role: string; scopes: string[] }>`
+          SELECT name, role, scopes FROM api_keys WHERE workspace_id = ${workspaceId} ORDER BY name`.execute(db);
+        expect(keys.rows.map((r) => [r.name, r.role, r.scopes])).toEqual([
+          ["sam", "member", ["read", "write"]],
+          ["tv3", "viewer", ["read"]],
+        ]);
+      } finally {
+        await sql`ROLLBACK`.execute(db);
+      }
+    } finally {
+      await db.destroy();
+    }
+  });
+
   it("rename the analyses' relative_effect to relative_lift and their JSON keys to camelCase, and back", async () => {
     const db = createDb({ url: empty.url, max: 1 });
     // An analysis as the runtime wrote it before: snake_case keys, arms and a metric named with underscores.

@@ -30,6 +30,7 @@ import * as sourceHealth from "./migrations/2026-12-15T00-00-source-health";
 import * as flagRollouts from "./migrations/2026-12-16T00-00-flag-rollouts";
 import * as learningEmbeddings from "./migrations/2026-12-17T00-00-learning-embeddings";
 import * as hypertableTsIndex from "./migrations/2026-12-18T00-00-hypertable-ts-index";
+import * as viewerRole from "./migrations/2026-12-19T00-00-viewer-role";
 import { enableSemanticSearch } from "./semantic-search";
 
 /** Every migration, by name. Names sort in the order they apply. */
@@ -58,6 +59,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-16T00-00-flag-rollouts": flagRollouts,
   "2026-12-17T00-00-learning-embeddings": learningEmbeddings,
   "2026-12-18T00-00-hypertable-ts-index": hypertableTsIndex,
+  "2026-12-19T00-00-viewer-role": viewerRole,
 };
 
 export interface MigrationReport {
