@@ -2,6 +2,8 @@ export { analysisFixture, proportionArm } from "./analysis";
 export { codeOf, rejectionOf } from "./errors";
 export type { ConflictSqlstate } from "./faults";
 export { refuseWrites, terminateConnections, unreachableDatabaseUrl } from "./faults";
+export type { OidcAccount, OidcClientConfig, TestOidcProvider } from "./oidc-provider";
+export { signInAtOidcProvider, startOidcProvider } from "./oidc-provider";
 export { exampleOutcome, outcomeVariant } from "./outcome-files";
 export type { SignalStorage, SourceDatabase, TestDatabase } from "./postgres";
 export {
