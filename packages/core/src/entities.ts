@@ -449,7 +449,16 @@ export interface AuditEvent {
   readonly actor: Pick<Actor, "id" | "name" | "role"> | null;
   readonly channel: DecisionChannel;
   readonly action: string;
-  readonly subjectType: "outcome" | "experiment" | "gate" | "api_key" | "workspace" | "mcp_tool" | "secret";
+  readonly subjectType:
+    | "outcome"
+    | "experiment"
+    | "gate"
+    | "api_key"
+    | "workspace"
+    | "mcp_tool"
+    | "secret"
+    | "member"
+    | "invitation";
   readonly subjectId: string;
   readonly before: unknown;
   readonly after: unknown;
@@ -459,4 +468,10 @@ export interface AuditEvent {
 /** An API key's owner as the API sees it after authentication. */
 export interface Principal extends Actor {
   readonly workspaceId: string;
+  /**
+   * The member behind the principal: a member's session (then `id` is the
+   * member's id too), or the owner of the key; absent for agents' and
+   * bootstrap keys.
+   */
+  readonly memberId?: string | null;
 }

@@ -139,6 +139,9 @@ export const OPERATIONS = [
   "key.list",
   "key.create",
   "key.revoke",
+  "member.list",
+  "member.invite",
+  "member.manage",
   "workspace.export",
   "workspace.import",
 ] as const;
@@ -348,6 +351,23 @@ export const PERMISSIONS: Readonly<Record<Operation, Permission>> = {
     roles: ADMINS,
     scopes: ADMIN_WRITE,
     refusal: { message: "only an admin can revoke API keys" },
+  },
+  "member.list": {
+    summary: "list the workspace's members, their roles and its open invitations",
+    roles: EVERYONE,
+    scopes: READ,
+  },
+  "member.invite": {
+    summary: "invite a person by email with a role, or revoke an invitation",
+    roles: ADMINS,
+    scopes: ADMIN_WRITE,
+    refusal: { message: "only an admin can invite people" },
+  },
+  "member.manage": {
+    summary: "change a member's role, or remove a member (their sessions end and their keys are revoked)",
+    roles: ADMINS,
+    scopes: ADMIN_WRITE,
+    refusal: { message: "only an admin can change roles or remove members" },
   },
   "workspace.export": {
     summary: "export the workspace (JSON tables and the signal points as CSV)",

@@ -19,6 +19,13 @@ export * as jobRequests from "./repositories/job-request.repository";
 export * as learnings from "./repositories/learning.repository";
 export type { LlmCall, NewLlmCall } from "./repositories/llm.repository";
 export * as llm from "./repositories/llm.repository";
+export type {
+  InvitationRecord,
+  MemberRecord,
+  MemberRole,
+  WorkspaceMemberRecord,
+} from "./repositories/member.repository";
+export * as members from "./repositories/member.repository";
 export * as outcomes from "./repositories/outcome.repository";
 export type { Page, PageRequest } from "./repositories/pagination";
 export type { SealedSecret, SecretRecord } from "./repositories/secret.repository";

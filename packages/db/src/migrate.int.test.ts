@@ -49,6 +49,7 @@ describe("migrations", () => {
         "2026-12-17T00-00-learning-embeddings",
         "2026-12-18T00-00-hypertable-ts-index",
         "2026-12-19T00-00-viewer-role",
+        "2026-12-19T01-00-members",
       ]);
       // A later start finds nothing to do.
       const again = await migrateToLatest(handles[0]!);
@@ -128,7 +129,7 @@ describe("migrations", () => {
       const rows = await sql<{ table_name: string }>`
         SELECT t.table_name FROM information_schema.tables t
          WHERE t.table_schema = 'public' AND t.table_type = 'BASE TABLE'
-           AND t.table_name NOT IN ('settings', 'workspaces', 'kysely_migration', 'kysely_migration_lock')
+           AND t.table_name NOT IN ('settings', 'workspaces', 'members', 'kysely_migration', 'kysely_migration_lock')
            AND NOT EXISTS (SELECT 1 FROM information_schema.columns c
                             WHERE c.table_name = t.table_name AND c.column_name = 'workspace_id')`.execute(db);
       expect(rows.rows.map((r) => r.table_name)).toEqual([]);

@@ -31,6 +31,7 @@ import * as flagRollouts from "./migrations/2026-12-16T00-00-flag-rollouts";
 import * as learningEmbeddings from "./migrations/2026-12-17T00-00-learning-embeddings";
 import * as hypertableTsIndex from "./migrations/2026-12-18T00-00-hypertable-ts-index";
 import * as viewerRole from "./migrations/2026-12-19T00-00-viewer-role";
+import * as members from "./migrations/2026-12-19T01-00-members";
 import { enableSemanticSearch } from "./semantic-search";
 
 /** Every migration, by name. Names sort in the order they apply. */
@@ -60,6 +61,7 @@ const MIGRATIONS: Record<string, Migration> = {
   "2026-12-17T00-00-learning-embeddings": learningEmbeddings,
   "2026-12-18T00-00-hypertable-ts-index": hypertableTsIndex,
   "2026-12-19T00-00-viewer-role": viewerRole,
+  "2026-12-19T01-00-members": members,
 };
 
 export interface MigrationReport {

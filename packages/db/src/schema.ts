@@ -36,6 +36,44 @@ interface ApiKeysTable {
   revoked_at: NullableTimestamp;
   /** ⊆ {read, write, admin}, at least one; `admin` only on admin keys (CHECK). */
   scopes: string[];
+  /** The member who owns the key (2026-12-19T01-00-members); null for agents' and bootstrap keys. */
+  member_id: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A person of the installation (2026-12-19T01-00-members): email lowercased and unique. */
+interface MembersTable {
+  id: Generated<string>;
+  email: string;
+  name: Generated<string>;
+  installation_admin: Generated<boolean>;
+  created_at: Timestamp;
+  created_by: string;
+  disabled_at: NullableTimestamp;
+  last_sign_in_at: NullableTimestamp;
+}
+
+/** A member's role in one workspace. */
+interface WorkspaceMembersTable {
+  workspace_id: string;
+  member_id: string;
+  role: string;
+  added_by: string;
+  added_at: Timestamp;
+}
+
+/** An invitation of an address to a workspace: the link's token stored only as its SHA-256. */
+interface InvitationsTable {
+  id: Generated<string>;
+  workspace_id: string;
+  email: string;
+  role: string;
+  token_hash: string;
+  invited_by: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  accepted_at: NullableTimestamp;
+  accepted_by: string | null;
+  revoked_at: NullableTimestamp;
 }
 
 interface WorkspaceSecretsTable {
@@ -343,8 +381,13 @@ interface LlmCallsTable {
 /** A dashboard session (2026-12-09T01-00-sessions): the cookie's token is stored only as its SHA-256. */
 interface SessionsTable {
   id: Generated<string>;
-  workspace_id: string;
-  api_key_id: string;
+  /** Null only for a member's session before the member chose or created a workspace. */
+  workspace_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Exactly one of `api_key_id` and `member_id` is set (CHECK). */
+  api_key_id: ColumnType<string | null, string | null | undefined, string | null>;
+  member_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Bumped when the member's role or membership changes, so the change trigger announces the session. */
+  auth_version: Generated<number>;
   token_hash: string;
   created_at: Timestamp;
   expires_at: Timestamp;
@@ -421,6 +464,9 @@ export interface Database {
   settings: SettingsTable;
   workspaces: WorkspacesTable;
   api_keys: ApiKeysTable;
+  members: MembersTable;
+  workspace_members: WorkspaceMembersTable;
+  invitations: InvitationsTable;
   workspace_secrets: WorkspaceSecretsTable;
   outcomes: OutcomesTable;
   outcome_revisions: OutcomeRevisionsTable;

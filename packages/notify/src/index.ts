@@ -10,10 +10,14 @@ export {
   type SendResult,
 } from "./mailer";
 export {
+  type AccountEmailModel,
+  type AccountPageModel,
   type DecisionPageModel,
   type GateEmailModel,
   type RefusedCode,
   type RenderedEmail,
+  renderAccountEmail,
+  renderAccountPage,
   renderDecisionPage,
   renderGateEmail,
 } from "./render";

@@ -211,6 +211,64 @@ export function renderDecisionPage(model: DecisionPageModel): string {
   }
 }
 
+/**
+ * A page of the sign-in and invitation links: a message, and optionally a
+ * form (POST to `form.action` with hidden fields) or a link. Like the gate
+ * pages, it runs no script.
+ */
+export interface AccountPageModel {
+  readonly eyebrow: string;
+  readonly title: string;
+  readonly message: string;
+  readonly form?: {
+    readonly action: string;
+    readonly button: string;
+    readonly fields: readonly { readonly name: string; readonly value: string }[];
+  };
+  readonly link?: { readonly url: string; readonly label: string };
+}
+
+/**
+ * Render an account page (sign-in link, invitation) as HTML.
+ *
+ * @throws Error when `form.action` is not an absolute path or http(s) URL, or `link.url` not http(s) or a path.
+ */
+export function renderAccountPage(model: AccountPageModel): string {
+  const pathOrWeb = (url: string) => isWebUrl(url) || /^\/(?!\/)/.test(url);
+  if (model.form !== undefined && !pathOrWeb(model.form.action)) {
+    throw new Error(`form.action must be an http(s) URL or an absolute path; got ${JSON.stringify(model.form.action)}`);
+  }
+  if (model.link !== undefined && !pathOrWeb(model.link.url)) {
+    throw new Error(`link.url must be an http(s) URL or an absolute path; got ${JSON.stringify(model.link.url)}`);
+  }
+  return templates().accountPage({ form: null, link: null, ...model });
+}
+
+/** An account email: a sign-in link, or an invitation to a workspace. */
+export interface AccountEmailModel {
+  readonly subject: string;
+  readonly intro: string;
+  readonly button: string;
+  /** The link (http(s)). */
+  readonly url: string;
+  readonly expiresAt: Date;
+}
+
+/**
+ * Render an account email (HTML and plain text, same content).
+ *
+ * @throws Error when `url` is not an http(s) URL.
+ */
+export function renderAccountEmail(model: AccountEmailModel): RenderedEmail {
+  if (!isWebUrl(model.url)) throw new Error(`url must be an http(s) URL; got ${JSON.stringify(model.url)}`);
+  const t = templates();
+  return {
+    subject: oneLine(model.subject),
+    html: t.accountEmailHtml(model),
+    text: tidyText(t.accountEmailText(model)),
+  };
+}
+
 type Template = Handlebars.TemplateDelegate<unknown>;
 type CompileOptions = NonNullable<Parameters<typeof Handlebars.compile>[1]>;
 
@@ -221,6 +279,9 @@ interface Templates {
   readonly confirmPage: Template;
   readonly decidedPage: Template;
   readonly refusedPage: Template;
+  readonly accountPage: Template;
+  readonly accountEmailHtml: Template;
+  readonly accountEmailText: Template;
 }
 
 const TEMPLATES_DIR = new URL("../templates/", import.meta.url);
@@ -241,6 +302,9 @@ function templates(): Templates {
     confirmPage: html.compile(read("confirm-page.html.hbs"), { strict: true }),
     decidedPage: html.compile(read("decided-page.html.hbs"), { strict: true }),
     refusedPage: html.compile(read("refused-page.html.hbs"), { strict: true }),
+    accountPage: html.compile(read("account-page.html.hbs"), { strict: true }),
+    accountEmailHtml: html.compile(read("account-email.html.hbs"), { strict: true }),
+    accountEmailText: text.compile(read("account-email.text.hbs"), { strict: true, noEscape: true }),
   };
   return cache;
 }

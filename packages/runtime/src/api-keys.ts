@@ -120,6 +120,8 @@ export async function createApiKey(
       prefix: key.slice(0, 12),
       keyHash: hashApiKey(key),
       createdBy: caller.principal.name,
+      // Keys belong to the member who made them: removing the member revokes them.
+      memberId: caller.principal.memberId ?? null,
     });
     await audit.insertAuditEvent(trx, {
       workspaceId: caller.principal.workspaceId,

@@ -171,6 +171,34 @@ export { EMBEDDING_RETRY_AFTER_MS, embedPendingLearnings, nextEmbeddingPass } fr
 export { pendingLearningSummaries, refineLearning, summarizeLearning, writeLearningForDecision } from "./learnings";
 export { createGateway } from "./llm-store";
 export type {
+  AdmittedMember,
+  InvitationInfo,
+  InvitationView,
+  MemberProfile,
+  SignInPolicy,
+  WorkspaceMemberInfo,
+} from "./members";
+export {
+  acceptInvitation,
+  admitMember,
+  assertMembership,
+  changeMemberRole,
+  createWorkspace,
+  emailDomain,
+  hashInvitationToken,
+  INVITATION_TTL_MS,
+  inviteMember,
+  listMembers,
+  MEMBER_ROLES,
+  mayRequestEmailLink,
+  memberProfile,
+  normalizeEmail,
+  removeMember,
+  revokeInvitation,
+  SignInRefused,
+  viewInvitation,
+} from "./members";
+export type {
   GaugeSample,
   HttpMetrics,
   HttpObservation,
@@ -205,13 +233,19 @@ export type { SecretSummary } from "./secrets";
 export { deleteWorkspaceSecret, listWorkspaceSecrets, setWorkspaceSecret } from "./secrets";
 export type { StartedSession } from "./sessions";
 export {
+  endAllSessions,
   endSession,
   hashSessionToken,
+  memberSessionOf,
   SESSION_IDLE_MS,
   SESSION_MAX_AGE_MS,
   sessionPrincipal,
+  startMemberSession,
   startSession,
+  switchSessionWorkspace,
 } from "./sessions";
+export type { OidcConfig, ProvedIdentity, SignInConfig, SignInProofs } from "./sign-in";
+export { AUTH_BASE_PATH, createSignInProofs, EMAIL_LINK_TTL_S, SSO_PROVIDER_ID } from "./sign-in";
 export type { AnalysisOutcome } from "./signals/analyse";
 export { analyseExperiment } from "./signals/analyse";
 export {

@@ -8,10 +8,11 @@
  * sign-in.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type ApiKeyScope, knownScopes } from "@outcome-runtime/core";
-import { apiKeys, sessions } from "@outcome-runtime/db";
+import { type ApiKeyScope, DomainError, knownScopes, roleScopes } from "@outcome-runtime/core";
+import { apiKeys, members, sessions } from "@outcome-runtime/db";
 import { type ApiKeyPrincipal, authenticate } from "./api-keys";
 import { nowOf, type RuntimeDeps } from "./context";
+import { assertMembership } from "./members";
 
 /** A session ends after this long without a request: 12 hours. */
 export const SESSION_IDLE_MS = 12 * 3600_000;
@@ -93,8 +94,9 @@ export async function sessionPrincipal(
   if (session === null || now.getTime() - session.lastSeenAt.getTime() > SESSION_IDLE_MS) return null;
   const failed = (error: unknown) => options.onTouchError?.(error);
   sessions.touchSession(deps.db, session.id, now).catch(failed);
-  apiKeys.touchLastUsed(deps.db, session.principal.id, now).catch(failed);
-  const scopes: ApiKeyScope[] = knownScopes(session.scopes);
+  if (session.memberId === null) apiKeys.touchLastUsed(deps.db, session.principal.id, now).catch(failed);
+  // A member's session has the scopes of the member's role in the session's workspace.
+  const scopes: ApiKeyScope[] = knownScopes(session.scopes ?? roleScopes(session.principal.role));
   const principal = { ...session.principal, scopes };
   cache?.store(
     cacheKey,
@@ -102,6 +104,46 @@ export async function sessionPrincipal(
     generation,
   );
   return principal;
+}
+
+/**
+ * Start a member's session (after an email link, an invitation or single
+ * sign-on proved who they are), in `workspaceId` or, when null, with no
+ * workspace yet (an installation admin who has none). Same token, lifetime and
+ * storage as a key's session.
+ */
+export async function startMemberSession(
+  deps: RuntimeDeps,
+  memberId: string,
+  workspaceId: string | null,
+): Promise<{ token: string; expiresAt: Date }> {
+  const now = nowOf(deps);
+  const token = TOKEN_PREFIX + randomBytes(32).toString("base64url");
+  const expiresAt = new Date(now.getTime() + SESSION_MAX_AGE_MS);
+  await sessions.insertSession(deps.db, {
+    workspaceId,
+    memberId,
+    tokenHash: hashSessionToken(token),
+    at: now,
+    expiresAt,
+  });
+  await sessions.deleteEndedSessions(deps.db, new Date(now.getTime() - 24 * 3600_000));
+  return { token, expiresAt };
+}
+
+/**
+ * A member's live session (not signed out, expired or idle, member not
+ * disabled), whatever its workspace; null otherwise or for a key's session.
+ */
+export async function memberSessionOf(
+  deps: RuntimeDeps,
+  token: string,
+): Promise<{ id: string; memberId: string; workspaceId: string | null } | null> {
+  if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return null;
+  const now = nowOf(deps);
+  const session = await sessions.findMemberSession(deps.db, hashSessionToken(token), now);
+  if (session === null || now.getTime() - session.lastSeenAt.getTime() > SESSION_IDLE_MS) return null;
+  return { id: session.id, memberId: session.memberId, workspaceId: session.workspaceId };
 }
 
 /** Sign out: revoke the session of this token at once. Idempotent; an unknown token changes nothing. */
@@ -121,4 +163,42 @@ export async function endSession(deps: RuntimeDeps, token: string): Promise<void
   // key's revocation, sign-out answers once the notification reached this process too (1 s at most).
   cache?.forget(`session:${tokenHash}`);
   if (revoked) await announced;
+}
+
+/**
+ * Move a member's session to another of their workspaces (the switcher): its
+ * cached principal is dropped everywhere (the row's change is announced).
+ *
+ * @throws DomainError `not_found` when the session is not a member's live session or the member does not belong there.
+ */
+export async function switchSessionWorkspace(deps: RuntimeDeps, token: string, workspaceId: string): Promise<void> {
+  const session = await memberSessionOf(deps, token);
+  if (session === null) throw new DomainError("not_found", "no member's session to switch; sign in again");
+  await assertMembership(deps, session.memberId, workspaceId);
+  const tokenHash = hashSessionToken(token);
+  const announced = deps.principalCache?.listening
+    ? deps.principalCache.announced({ kind: "session", id: session.id })
+    : undefined;
+  if (await sessions.switchSessionWorkspace(deps.db, tokenHash, workspaceId, nowOf(deps))) {
+    deps.principalCache?.forget(`session:${tokenHash}`);
+    await announced;
+  }
+}
+
+/**
+ * Sign out everywhere: revoke every session of the member (a member's
+ * session) or of the API key (a key's session) this token belongs to.
+ * Returns how many sessions ended; 0 for an unknown token.
+ */
+export async function endAllSessions(deps: RuntimeDeps, token: string): Promise<number> {
+  if (!token.startsWith(TOKEN_PREFIX) || token.length > 128) return 0;
+  const now = nowOf(deps);
+  const tokenHash = hashSessionToken(token);
+  const member = await sessions.findMemberSession(deps.db, tokenHash, now);
+  const live = member === null ? await sessions.findLiveSession(deps.db, tokenHash, now) : null;
+  let ended = 0;
+  if (member !== null) ended = await members.revokeMemberSessions(deps.db, member.memberId, null, now);
+  else if (live !== null) ended = await sessions.revokeSessionsOfKey(deps.db, live.principal.id, now);
+  deps.principalCache?.forget(`session:${tokenHash}`);
+  return ended;
 }

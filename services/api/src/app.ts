@@ -29,6 +29,7 @@ import { ProblemDto } from "./dto";
 import auth, { SESSION_COOKIE } from "./plugins/auth";
 import httpMetricsPlugin from "./plugins/http-metrics";
 import problemDetails, { problem, sendProblem } from "./plugins/problem-details";
+import accountRoutes, { type AccountsOptions } from "./routes/accounts";
 import emailRoutes from "./routes/email";
 import healthRoutes, { type SignalStorageNote } from "./routes/health";
 import mcpRoutes from "./routes/mcp";
@@ -38,6 +39,7 @@ import experimentRoutes from "./routes/v1/experiments/index";
 import gateRoutes from "./routes/v1/gates/index";
 import keyRoutes from "./routes/v1/keys/index";
 import learningRoutes from "./routes/v1/learnings/index";
+import memberRoutes from "./routes/v1/members/index";
 import applyRoute from "./routes/v1/outcomes/apply";
 import draftRoute from "./routes/v1/outcomes/draft";
 import outcomeRoutes from "./routes/v1/outcomes/index";
@@ -93,6 +95,11 @@ export interface AppOptions {
    * request reads its key or session from the database.
    */
   readonly authCache?: { readonly databaseUrl: string; readonly ttlMs: number; readonly reconnectMs?: number };
+  /**
+   * People's accounts: sign-in by email link and single sign-on, invitations (docs/auth.md). Absent: the
+   * dashboard signs in with API keys only, and invitations answer with their link instead of an email.
+   */
+  readonly accounts?: AccountsOptions;
 }
 
 declare module "fastify" {
@@ -276,6 +283,8 @@ export async function app(fastify: FastifyInstance, options: AppOptions): Promis
   });
   await fastify.register(streamRoutes, { ...routeOptions, streamIntervalMs: options.streamIntervalMs ?? 1000 });
   await fastify.register(sessionRoutes, routeOptions);
+  await fastify.register(accountRoutes, { ...routeOptions, accounts: options.accounts });
+  await fastify.register(memberRoutes, { ...routeOptions, mailer: options.accounts?.mailer });
   await fastify.register(webRoutes, { webRoot: options.webRoot });
 
   fastify.addHook("onSend", async (request, reply) => {

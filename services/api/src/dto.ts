@@ -19,7 +19,7 @@ import { type TEnum, type TSchema, Type } from "typebox";
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const DateTime = Type.String({ format: "date-time" });
-const literals = <const T extends readonly string[]>(values: T): TEnum<[...T]> =>
+export const literals = <const T extends readonly string[]>(values: T): TEnum<[...T]> =>
   Type.Enum([...values]) as unknown as TEnum<[...T]>;
 
 export const ProblemDto = Type.Object(

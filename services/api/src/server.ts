@@ -4,6 +4,7 @@
  * METRICS_PORT when set); a graceful close on SIGTERM/SIGINT.
  */
 import { createDb, migrateToLatest } from "@outcome-runtime/db";
+import { createMailer } from "@outcome-runtime/notify";
 import {
   bootstrap,
   ConnectorModuleError,
@@ -17,7 +18,7 @@ import {
 } from "@outcome-runtime/runtime";
 import { Redis } from "ioredis";
 import { buildApp } from "./app";
-import { type Config, ConfigError, loadConfig } from "./config";
+import { accountsFromConfig, type Config, ConfigError, loadConfig } from "./config";
 import { apiLoggerOptions } from "./logger";
 import { buildMetricsServer } from "./metrics-server";
 
@@ -54,6 +55,10 @@ async function main(): Promise<void> {
   const report = await migrateToLatest(db);
   const deps = { db, sources, flags: config.flags };
   const boot = await bootstrap(deps, { apiKey: config.OUTCOME_RUNTIME_API_KEY });
+  const mailer = createMailer(config.mail, (fields, message) =>
+    process.stdout.write(`${JSON.stringify({ ...fields, msg: message })}\n`),
+  );
+  const accounts = accountsFromConfig(config, mailer);
   // Metrics only when asked for: their port must be chosen to stay internal.
   const registry = config.METRICS_PORT === undefined ? null : createMetricsRegistry();
 
@@ -73,6 +78,7 @@ async function main(): Promise<void> {
         ? {}
         : { authCache: { databaseUrl: config.DATABASE_URL, ttlMs: config.AUTH_CACHE_TTL_MS } }),
       ...(registry === null ? {} : { httpMetrics: httpMetrics(registry) }),
+      ...(accounts === undefined ? {} : { accounts }),
     },
     {
       trustProxy: config.TRUST_PROXY,

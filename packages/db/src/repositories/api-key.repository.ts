@@ -10,6 +10,8 @@ export interface NewApiKey {
   readonly createdBy: string;
   /** ⊆ read, write, admin (the CHECK constraint holds the list); the use case chooses them. */
   readonly scopes: readonly string[];
+  /** The member who owns the key (revoked with their membership); absent for agents' and bootstrap keys. */
+  readonly memberId?: string | null;
 }
 
 export interface ApiKeyRecord {
@@ -23,11 +25,14 @@ export interface ApiKeyRecord {
   readonly createdAt: Date;
   readonly lastUsedAt: Date | null;
   readonly revokedAt: Date | null;
+  /** The member who owns the key, or null. */
+  readonly memberId: string | null;
 }
 
 /** The columns of a record: everything but the hash, which never leaves this file. */
 const RECORD_COLUMNS = [
   "id",
+  "member_id",
   "workspace_id",
   "name",
   "role",
@@ -50,9 +55,11 @@ function toRecord(row: {
   created_at: Date;
   last_used_at: Date | null;
   revoked_at: Date | null;
+  member_id: string | null;
 }): ApiKeyRecord {
   return {
     id: row.id,
+    memberId: row.member_id,
     workspaceId: row.workspace_id,
     name: row.name,
     role: row.role as Role,
@@ -76,6 +83,7 @@ export async function insertApiKey(db: DbOrTrx, key: NewApiKey): Promise<ApiKeyR
       prefix: key.prefix,
       key_hash: key.keyHash,
       created_by: key.createdBy,
+      member_id: key.memberId ?? null,
     })
     .returning(RECORD_COLUMNS)
     .executeTakeFirstOrThrow();

@@ -40,6 +40,12 @@ export async function ensureWorkspace(db: DbOrTrx, slug: string, name: string): 
   return toWorkspace(row);
 }
 
+/** The workspace with this slug, or null. */
+export async function findWorkspaceBySlug(db: DbOrTrx, slug: string): Promise<Workspace | null> {
+  const row = await db.selectFrom("workspaces").selectAll().where("slug", "=", slug).executeTakeFirst();
+  return row ? toWorkspace(row) : null;
+}
+
 export async function findWorkspace(db: DbOrTrx, id: string): Promise<Workspace | null> {
   const row = await db.selectFrom("workspaces").selectAll().where("id", "=", id).executeTakeFirst();
   return row ? toWorkspace(row) : null;

@@ -10,6 +10,8 @@ import { randomBytes } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
   endSession,
+  memberProfile,
+  memberSessionOf,
   type Principal,
   SESSION_IDLE_MS,
   SESSION_MAX_AGE_MS,
@@ -23,9 +25,35 @@ import { CSRF_COOKIE, csrfHeaderMatches, SESSION_COOKIE } from "../plugins/auth"
 import { problem, sendProblem } from "../plugins/problem-details";
 import type { RouteOptions } from "./route-options";
 
+const WorkspaceDto = Type.Object({
+  id: Type.String(),
+  slug: Type.String(),
+  name: Type.String(),
+  role: Type.String({ description: "the member's role there: admin, approver, member or viewer" }),
+});
+
 const SessionDto = Type.Object({
-  principal: Type.Object({ name: Type.String(), role: Type.String() }),
+  principal: Type.Union([Type.Object({ name: Type.String(), role: Type.String() }), Type.Null()], {
+    description: "who requests act as; null for a member who belongs to no workspace yet (they may create one)",
+  }),
   csrfToken: Type.String({ description: "send it as `x-csrf-token` on POST, PUT, PATCH and DELETE" }),
+  member: Type.Optional(
+    Type.Object(
+      {
+        id: Type.String(),
+        email: Type.String(),
+        name: Type.String(),
+        installationAdmin: Type.Boolean({ description: "may create workspaces (OUTCOME_RUNTIME_ADMIN_EMAILS)" }),
+      },
+      { description: "set for a member's session (email link, invitation, single sign-on), absent for an API key's" },
+    ),
+  ),
+  workspace: Type.Optional(
+    Type.Union([WorkspaceDto, Type.Null()], { description: "the workspace requests are scoped to" }),
+  ),
+  workspaces: Type.Optional(
+    Type.Array(WorkspaceDto, { description: "every workspace the member belongs to (the switcher)" }),
+  ),
 });
 
 function cookieOptions(request: FastifyRequest, httpOnly: boolean) {
@@ -43,6 +71,41 @@ function newCsrfToken(): string {
 
 function sessionJson(principal: Principal, csrfToken: string) {
   return { principal: { name: principal.name, role: principal.role }, csrfToken };
+}
+
+/** A member's session as GET /session answers it: the member, the current workspace and all of theirs. */
+async function memberSessionJson(
+  deps: RouteOptions["deps"],
+  memberId: string,
+  principal: Principal | null,
+  workspaceId: string | null,
+  csrfToken: string,
+) {
+  const profile = await memberProfile(deps, memberId);
+  const workspaces = profile.workspaces.map((w) => ({ id: w.workspaceId, slug: w.slug, name: w.name, role: w.role }));
+  return {
+    principal: principal === null ? null : { name: principal.name, role: principal.role },
+    csrfToken,
+    member: {
+      id: profile.member.id,
+      email: profile.member.email,
+      name: profile.member.name,
+      installationAdmin: profile.member.installationAdmin,
+    },
+    workspace: workspaces.find((w) => w.id === workspaceId) ?? null,
+    workspaces,
+  };
+}
+
+/**
+ * Set the cookies of a new session: `or_session` (the token, HttpOnly) and a
+ * fresh `or_csrf`; returns the CSRF token.
+ */
+export function setSessionCookies(request: FastifyRequest, reply: FastifyReply, token: string): string {
+  const csrfToken = newCsrfToken();
+  reply.setCookie(SESSION_COOKIE, token, cookieOptions(request, true));
+  reply.setCookie(CSRF_COOKIE, csrfToken, cookieOptions(request, false));
+  return csrfToken;
 }
 
 function clearCookies(request: FastifyRequest, reply: FastifyReply): void {
@@ -73,10 +136,7 @@ const sessionRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
       if (session === null) {
         return sendProblem(reply, problem(request, "unauthenticated", "the API key is unknown or revoked"));
       }
-      const csrfToken = newCsrfToken();
-      reply.setCookie(SESSION_COOKIE, session.token, cookieOptions(request, true));
-      reply.setCookie(CSRF_COOKIE, csrfToken, cookieOptions(request, false));
-      return sessionJson(session.principal, csrfToken);
+      return sessionJson(session.principal, setSessionCookies(request, reply, session.token));
     },
   );
 
@@ -93,7 +153,10 @@ const sessionRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
     async (request, reply) => {
       const token = request.cookies[SESSION_COOKIE];
       const principal = token ? await sessionPrincipal(deps, token) : null;
-      if (principal === null) {
+      // A member with no workspace yet has no principal, but a session all the same.
+      const memberSession =
+        token && (principal === null || principal.memberId) ? await memberSessionOf(deps, token) : null;
+      if (principal === null && memberSession === null) {
         return sendProblem(
           reply,
           problem(
@@ -111,6 +174,10 @@ const sessionRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { dep
         csrfToken = newCsrfToken();
         reply.setCookie(CSRF_COOKIE, csrfToken, cookieOptions(request, false));
       }
+      if (memberSession !== null) {
+        return memberSessionJson(deps, memberSession.memberId, principal, memberSession.workspaceId, csrfToken);
+      }
+      if (principal === null) throw new Error("unreachable: a session without principal is a member's");
       return sessionJson(principal, csrfToken);
     },
   );
