@@ -154,6 +154,8 @@ export function createSignInProofs(deps: RuntimeDeps, config: SignInConfig): Sig
     // The runtime's own limits (per address and per IP, in Redis) apply before better-auth is called.
     rateLimit: { enabled: false },
     advanced: { cookiePrefix: COOKIE_PREFIX, useSecureCookies: base.protocol === "https:" },
+    // A callback it refuses before it knows where to send errors (a tampered or replayed state) lands on our page.
+    onAPIError: { errorURL: `${origin}/auth/sso/error` },
     plugins,
   });
   const sessionCookie = `${base.protocol === "https:" ? "__Secure-" : ""}${COOKIE_PREFIX}.session_token`;
