@@ -13,7 +13,7 @@ import {
 } from "@outcome-runtime/core";
 import { audit, outcomes } from "@outcome-runtime/db";
 import type { Diagnostic } from "@outcome-runtime/spec";
-import { checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
+import { checkOutcomePeople, checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
 import { auditActor, type Caller, inTransaction, nowOf } from "./context";
 
 export type ApplyStatus = "created" | "revised" | "unchanged";
@@ -80,8 +80,10 @@ export async function applyOutcome(
   const { spec, contentHash } = parsed;
   const workspaceId = caller.principal.workspaceId;
   const sources = await checkOutcomeSources(deps, workspaceId, parsed, file);
-  if (sources.errors.length > 0) throw new OutcomeInvalidError(sources.errors);
-  const { warnings } = sources;
+  const people = await checkOutcomePeople(deps, workspaceId, parsed, file);
+  const errors = [...sources.errors, ...people.errors];
+  if (errors.length > 0) throw new OutcomeInvalidError(errors);
+  const warnings = [...sources.warnings, ...people.warnings];
   const specJson = spec as unknown as Record<string, unknown>;
 
   return inTransaction(deps.db, async (trx) => {

@@ -18,7 +18,8 @@ import {
   connectorTypes,
   createConnector,
 } from "@outcome-runtime/connectors";
-import { databaseIdentity, secrets } from "@outcome-runtime/db";
+import { roleMay } from "@outcome-runtime/core";
+import { databaseIdentity, members, secrets } from "@outcome-runtime/db";
 import {
   type ConnectorCheck,
   connectorPointers,
@@ -27,7 +28,7 @@ import {
   type ParseResult,
   parseOutcome,
 } from "@outcome-runtime/spec";
-import type { RuntimeDeps } from "./context";
+import { nowOf, type RuntimeDeps } from "./context";
 import { resolveCredentials, type SourceAccess, sourceWorkspace } from "./signals/source-access";
 
 /** Dependencies of the checks: `sources`, when the process has them, lets the sources be reached. */
@@ -152,4 +153,90 @@ function asConnectorError(error: unknown): ConnectorError {
   return new ConnectorErrorClass("unavailable", error instanceof Error ? error.message : String(error), {
     cause: error,
   });
+}
+
+/** The gates of an outcome file whose people are checked, in the file's order. */
+const GATE_NAMES = ["portfolio_review", "launch_approval", "analysis_review"] as const;
+
+/**
+ * Checks that the people an outcome names at its gates (assignees and
+ * backups) are members of the workspace who may decide gates. An address
+ * with an open invitation is a warning (they can decide once they accept);
+ * an unknown address, a disabled member or a viewer is an error with the fix.
+ * A workspace without members (one that signs in with API keys only) is not
+ * checked: its gates are matched against the names of keys, as before
+ * accounts existed.
+ */
+export async function checkOutcomePeople(
+  deps: OutcomeCheckDeps,
+  workspaceId: string,
+  parsed: Extract<ParseResult, { ok: true }>,
+  file: string,
+): Promise<SourceFindings> {
+  const errors: Diagnostic[] = [];
+  const warnings: Diagnostic[] = [];
+  const gates = (parsed.spec as { gates?: Record<string, { assignees?: string[]; backup?: string } | undefined> })
+    .gates;
+  if (gates === undefined) return { errors, warnings };
+  const named: { pointer: string; email: string }[] = [];
+  for (const gate of GATE_NAMES) {
+    const spec = gates[gate];
+    if (spec === undefined) continue;
+    (spec.assignees ?? []).forEach((email, i) => {
+      named.push({ pointer: `/gates/${gate}/assignees/${i}`, email: email.toLowerCase() });
+    });
+    if (spec.backup !== undefined) named.push({ pointer: `/gates/${gate}/backup`, email: spec.backup.toLowerCase() });
+  }
+  if (named.length === 0 || (await members.countWorkspaceMembers(deps.db, workspaceId)) === 0) {
+    return { errors, warnings };
+  }
+  const people = await members.resolvePeople(
+    deps.db,
+    workspaceId,
+    [...new Set(named.map((n) => n.email))],
+    nowOf(deps),
+  );
+  const diagnostic = (pointer: string, code: string, message: string, hint: string): Diagnostic => {
+    const { line, column } = parsed.locate(pointer);
+    return { file, line, column, pointer, code, message, hint };
+  };
+  for (const { pointer, email } of named) {
+    const member = people.members.get(email);
+    const where = humanPath(pointer);
+    if (member === undefined) {
+      if (people.invited.has(email)) {
+        warnings.push(
+          diagnostic(
+            pointer,
+            "person_invited",
+            `${where}: ${email} is invited but has not joined yet`,
+            "they can decide once they accept the invitation",
+          ),
+        );
+      } else {
+        errors.push(
+          diagnostic(
+            pointer,
+            "unknown_person",
+            `${where}: ${email} is not a member of this workspace`,
+            `invite them first (Members page, or outcome-runtime members invite ${email} --role approver), or name a member`,
+          ),
+        );
+      }
+    } else if (member.disabled) {
+      errors.push(
+        diagnostic(pointer, "unknown_person", `${where}: ${email} is disabled`, "name another member who decides"),
+      );
+    } else if (!roleMay(member.role, "gate.decide")) {
+      errors.push(
+        diagnostic(
+          pointer,
+          "person_cannot_decide",
+          `${where}: ${email} is a ${member.role} here and cannot decide gates`,
+          "give them the approver or member role on the Members page, or name someone else",
+        ),
+      );
+    }
+  }
+  return { errors, warnings };
 }

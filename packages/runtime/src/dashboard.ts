@@ -9,7 +9,7 @@ import { type AuditEvent, authorize, type DecisionChannel } from "@outcome-runti
 import { audit, learnings, llm, type Page, signals } from "@outcome-runtime/db";
 import type { Diagnostic } from "@outcome-runtime/spec";
 import { type LearningHit, learningHit, outcomeProgress } from "./agents";
-import { checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
+import { checkOutcomePeople, checkOutcomeSources, type OutcomeCheckDeps, parseOutcomeChecked } from "./check-outcome";
 import { type Caller, nowOf, type RuntimeDeps } from "./context";
 import { type LearningSearchInfo, prepareLearningSearch } from "./learning-search";
 import { requireOutcome } from "./outcomes";
@@ -247,7 +247,9 @@ export async function validateOutcomeSource(
   const parsed = parseOutcomeChecked(source, file, deps.sources);
   if (!parsed.ok) return { valid: false, errors: parsed.errors, warnings: [] };
   const found = await checkOutcomeSources(deps, caller.principal.workspaceId, parsed, file);
-  return { valid: found.errors.length === 0, errors: found.errors, warnings: found.warnings };
+  const people = await checkOutcomePeople(deps, caller.principal.workspaceId, parsed, file);
+  const errors = [...found.errors, ...people.errors];
+  return { valid: errors.length === 0, errors, warnings: [...found.warnings, ...people.warnings] };
 }
 
 /** One message of the live stream, for one workspace. */

@@ -11,7 +11,7 @@
  * page's scripts and submit its forms); their pages say so instead of deciding.
  */
 import { type DecisionOption, DomainError, type Gate, type Principal } from "@outcome-runtime/core";
-import { experiments, gateMail, gates, workspaces } from "@outcome-runtime/db";
+import { experiments, gateMail, gates, members, workspaces } from "@outcome-runtime/db";
 import type { DecisionPageModel } from "@outcome-runtime/notify";
 import { type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 import {
@@ -71,9 +71,23 @@ function describeDecision(gate: Gate): string {
   return `${d.decidedBy} decided "${d.decision}" via ${d.channel} on ${d.decidedAt.toISOString()}.`;
 }
 
-/** The principal an email decision acts as: the recipient, as an approver of this workspace. */
-function emailCaller(workspaceId: string, recipient: string, requestId: string | null): Caller {
-  const principal: Principal = { id: `email:${recipient}`, name: recipient, role: "approver", workspaceId };
+/**
+ * The principal an email decision acts as: the recipient, as an approver of
+ * this workspace; when the recipient is a member there, the member (its id),
+ * so the audit log names the same person as their dashboard decisions.
+ */
+async function emailCaller(
+  db: RuntimeDeps["db"],
+  workspaceId: string,
+  recipient: string,
+  requestId: string | null,
+): Promise<Caller> {
+  const member = await members.findMemberByEmail(db, recipient);
+  const inWorkspace = member === null ? null : await members.findMembership(db, workspaceId, member.id);
+  const principal: Principal =
+    inWorkspace === null
+      ? { id: `email:${recipient}`, name: recipient, role: "approver", workspaceId }
+      : { id: inWorkspace.id, name: inWorkspace.email, role: "approver", workspaceId, memberId: inWorkspace.id };
   return { principal, channel: "email", requestId };
 }
 
@@ -256,7 +270,7 @@ export async function decideByEmailLink(
     const result = await inTransaction(deps.db, async (trx) => {
       const decided = await decideGate(
         { ...deps, db: trx },
-        emailCaller(gate.workspaceId, recipient, requestId),
+        await emailCaller(trx, gate.workspaceId, recipient, requestId),
         gate.id,
         {
           decision,

@@ -11,7 +11,8 @@
 import { members as memberRows } from "@outcome-runtime/db";
 import { createMailer, mailConfigFromEnv } from "@outcome-runtime/notify";
 import { type MailCatcher, startMailCatcher } from "@outcome-runtime/notify/test-support";
-import { waitFor } from "@outcome-runtime/testing";
+import type { Diagnostic } from "@outcome-runtime/spec";
+import { outcomeVariant, waitFor } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildTestApp, createTestApi, type TestApi } from "./test-app";
 
@@ -221,6 +222,44 @@ describe("the first admin, a workspace and an invited PM", () => {
     expect(events).toEqual(
       expect.arrayContaining([`member.invited by ${ADMIN}`, `member.joined by ${PM}`, `workspace.created by ${ADMIN}`]),
     );
+  });
+
+  it("gate assignees and backups must be members who may decide: an unknown address is an error with the fix", async () => {
+    const validate = async () => {
+      const res = await app.inject({
+        method: "POST",
+        url: "/v1/outcomes/validate",
+        headers: {
+          cookie: admin.header(),
+          "x-csrf-token": admin.cookies.get("or_csrf") ?? "",
+          "content-type": "text/plain",
+        },
+        payload: outcomeVariant("people-check"),
+      });
+      expect(res.statusCode, res.body).toBe(200);
+      const body = res.json() as { errors: Diagnostic[]; warnings: Diagnostic[] };
+      const people = (list: Diagnostic[]) =>
+        list.filter((d) => d.code.includes("person")).map((d) => `${d.pointer} ${d.code}`);
+      return { errors: people(body.errors), warnings: people(body.warnings), all: body.errors };
+    };
+    const first = await validate();
+    // maya.pm is a member (approver); eng.lead and lead are nobody here.
+    expect(first.errors).toEqual([
+      "/gates/portfolio_review/backup unknown_person",
+      "/gates/launch_approval/assignees/1 unknown_person",
+      "/gates/launch_approval/backup unknown_person",
+      "/gates/analysis_review/backup unknown_person",
+    ]);
+    const unknown = first.all.find((d) => d.code === "unknown_person");
+    expect(unknown?.message).toBe("gates.portfolio_review.backup: lead@acme.example is not a member of this workspace");
+    expect(unknown?.hint).toContain("outcome-runtime members invite lead@acme.example");
+    expect(unknown?.line).toBeGreaterThan(1);
+
+    // Invited: a warning until they join.
+    await admin.request("POST", "/v1/members/invitations", { email: "lead@acme.example", role: "approver" });
+    const second = await validate();
+    expect(second.errors).toEqual(["/gates/launch_approval/assignees/1 unknown_person"]);
+    expect(second.warnings).toContain("/gates/portfolio_review/backup person_invited");
   });
 
   it("the PM, now a member, signs in later by an email link into her workspace", async () => {

@@ -486,3 +486,47 @@ export async function revokeInvitation(
 export async function deleteAuthSession(db: DbOrTrx, id: string): Promise<void> {
   await sql`DELETE FROM auth.session WHERE id = ${id}`.execute(db);
 }
+
+/** How many members a workspace has. */
+export async function countWorkspaceMembers(db: DbOrTrx, workspaceId: string): Promise<number> {
+  const row = await db
+    .selectFrom("workspace_members")
+    .select((eb) => eb.fn.countAll<string>().as("n"))
+    .where("workspace_id", "=", workspaceId)
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}
+
+/**
+ * Of these addresses (lowercase), the members of the workspace with their
+ * role and whether they are disabled, and those with an open invitation there.
+ */
+export async function resolvePeople(
+  db: DbOrTrx,
+  workspaceId: string,
+  emails: readonly string[],
+  at: Date,
+): Promise<{ members: Map<string, { role: MemberRole; disabled: boolean }>; invited: Set<string> }> {
+  const found = new Map<string, { role: MemberRole; disabled: boolean }>();
+  const invited = new Set<string>();
+  if (emails.length === 0) return { members: found, invited };
+  const rows = await db
+    .selectFrom("workspace_members as wm")
+    .innerJoin("members as m", "m.id", "wm.member_id")
+    .select(["m.email", "wm.role", "m.disabled_at"])
+    .where("wm.workspace_id", "=", workspaceId)
+    .where("m.email", "in", emails)
+    .execute();
+  for (const row of rows) found.set(row.email, { role: row.role as MemberRole, disabled: row.disabled_at !== null });
+  const open = await db
+    .selectFrom("invitations")
+    .select("email")
+    .where("workspace_id", "=", workspaceId)
+    .where("email", "in", emails)
+    .where("accepted_at", "is", null)
+    .where("revoked_at", "is", null)
+    .where("expires_at", ">", at)
+    .execute();
+  for (const row of open) invited.add(row.email);
+  return { members: found, invited };
+}
