@@ -23,9 +23,10 @@
  *   follows at once and better-auth's is deleted.
  *
  * The upgrade from a key-only installation keeps every key, session, outcome
- * and gate as it is: keys stay keys. A person's key (a name that is an email,
- * role admin, member or approver) gains a member of that email with that role
- * in the key's workspace, and the key is linked to it.
+ * and gate as it is: keys stay keys. A person's live key (a name that is an
+ * email, role admin, member or approver) gains a member of that email with
+ * that role in the key's workspace (the highest role when the person has
+ * several keys there), and the key is linked to it.
  *
  * Frozen in time: no imports of app code.
  */
@@ -84,7 +85,8 @@ export async function up(db: Kysely<any>): Promise<void> {
   // Keys named by an email address are people's keys: each gains its member.
   await sql`INSERT INTO members (email, created_by)
             SELECT DISTINCT lower(name), 'upgrade' FROM api_keys
-             WHERE role IN ('admin', 'member', 'approver') AND name ~* '^[^@[:space:]]+@[^@[:space:]]+$'
+             WHERE role IN ('admin', 'member', 'approver') AND revoked_at IS NULL
+               AND name ~* '^[^@[:space:]]+@[^@[:space:]]+$'
             ON CONFLICT (email) DO NOTHING`.execute(db);
   await sql`INSERT INTO workspace_members (workspace_id, member_id, role, added_by)
             SELECT DISTINCT ON (k.workspace_id, m.id) k.workspace_id, m.id, k.role, 'upgrade'
