@@ -1,9 +1,9 @@
 /**
  * The permissions table (packages/core/src/permissions.ts), walked through
- * every face: for every operation and every principal (the four roles with the
+ * every face: for every operation and every principal (the five roles with the
  * scopes their keys get by default, and keys holding fewer scopes), the REST
  * API, the MCP tools and resources, and the CLI (a real process, for every
- * operation it offers, with the four roles and a read-only key) give the
+ * operation it offers, with the five roles and a read-only key) give the
  * table's answer. That answer is either a refusal naming the operation that
  * refuses (`details.operation`: the operation itself, the one a qualifier
  * widens, or the qualifier), or no refusal at all: the call reaches the use
@@ -426,6 +426,7 @@ beforeAll(async () => {
   principals.push({ label: "admin", key: api.seed.adminKey, actor: admin.principal, cli: true });
   await key("member@acme.example", "member", undefined, true);
   await key("approver@acme.example", "approver", undefined, true);
+  await key("viewer@acme.example", "viewer", undefined, true);
   await key("agent-bot", "agent", undefined, true);
   await key("reader@acme.example", "admin", ["read"], true);
   await key("ci@acme.example", "admin", ["read", "write"]);
@@ -446,7 +447,7 @@ beforeAll(async () => {
   await transitionOutcome(deps, admin, CLOSED, "abandon", "the matrix needs an outcome that is over");
   const world = await transitionOutcome(deps, admin, WORLD, "activate", null);
   const proposed = [];
-  for (let i = 0; i < 60; i++) {
+  for (let i = 0; i < 70; i++) {
     proposed.push(
       await proposeExperiment(deps, admin, WORLD, { title: `Pool ${i}`, statement: `If pool ${i}, less.` }),
     );
@@ -454,10 +455,10 @@ beforeAll(async () => {
   await decideGate(deps, admin, proposed[0]!.gate.id, { decision: "approve" });
   for (const [i, p] of proposed.entries()) {
     const id = p.experiment.id;
-    if (i < 25) {
+    if (i < 30) {
       await transitionExperiment(deps, admin, id, { action: "claim", claimedBy: "other-builder" });
       pool.building.push(id);
-    } else if (i < 42) {
+    } else if (i < 50) {
       // Assigned as its launch approval: to the outcome's people, none of the principals.
       pool.assignedGates.push((await requestHumanGate(deps, admin, id, `Question ${i}?`)).gate.id);
     } else {
@@ -518,4 +519,58 @@ describe("every role × operation gets the table's answer on REST, MCP and the C
       expect(got).toEqual(want);
     }, 120_000);
   }
+});
+
+describe("a viewer", () => {
+  it("is told on every face that it reads only, and which role to ask an admin for", async () => {
+    const viewer = principals.find((p) => p.actor.role === "viewer");
+    if (viewer === undefined) throw new Error("the matrix has no viewer key");
+    const message = "a viewer reads only; ask an admin for the member role to claim an approved experiment to build it";
+    expect(refusalOf(viewer.actor, "experiment.claim")?.message).toBe(message);
+
+    const response = await api.app.inject({
+      method: "POST",
+      url: `/v1/experiments/${UNKNOWN}/transitions`,
+      headers: { authorization: `Bearer ${viewer.key}`, "content-type": json },
+      payload: transition("claim"),
+    });
+    expect(response.statusCode).toBe(403);
+    expect(response.json()).toMatchObject({
+      code: "forbidden",
+      detail: message,
+      details: { role: "viewer", operation: "experiment.claim" },
+    });
+
+    const result = await (await mcpClient(viewer)).callTool({
+      name: "claim_experiment",
+      arguments: { experiment_id: UNKNOWN },
+    });
+    expect(toolErrorOf(result)).toMatchObject({ code: "forbidden", message });
+
+    const failed = await run(
+      process.execPath,
+      ["--import", "tsx", "packages/cli/src/main.ts", "--json", "experiments", "claim", UNKNOWN],
+      { cwd: root, env: { ...process.env, OUTCOME_RUNTIME_URL: url, OUTCOME_RUNTIME_API_KEY: viewer.key } },
+    ).then(
+      () => null,
+      (error: { stdout?: string }) =>
+        JSON.parse(error.stdout ?? "") as { problem?: { code?: string; detail?: string } },
+    );
+    expect(failed?.problem).toMatchObject({ code: "forbidden", detail: message });
+  });
+
+  it("cannot be given a key that writes: the refusal names the scope and the role", async () => {
+    const response = await api.app.inject({
+      method: "POST",
+      url: "/v1/keys",
+      headers: { authorization: `Bearer ${api.seed.adminKey}`, "content-type": json },
+      payload: JSON.stringify({ name: "wall@acme.example", role: "viewer", scopes: ["read", "write"] }),
+    });
+    expect(response.statusCode).toBe(400);
+    expect(response.json()).toMatchObject({
+      code: "validation_failed",
+      detail:
+        "a viewer key cannot have the write scope (a viewer key holds read only); a key with it needs --role member",
+    });
+  });
 });

@@ -103,6 +103,20 @@ describe("API key scopes", () => {
     expect(await authenticate(deps, member.key)).toMatchObject({ role: "member", scopes: ["read", "write"] });
     const reader = await createApiKey(deps, caller, { name: "tv", role: "approver", scopes: ["read"] });
     expect(await authenticate(deps, reader.key)).toMatchObject({ scopes: ["read"] });
+    // A viewer's key holds read only: asking for write is refused, naming the scope and the role.
+    const viewer = await createApiKey(deps, caller, { name: "cfo@acme.example", role: "viewer" });
+    expect(viewer.scopes).toEqual(["read"]);
+    expect(await authenticate(deps, viewer.key)).toMatchObject({ role: "viewer", scopes: ["read"] });
+    const writingViewer = await createApiKey(deps, caller, {
+      name: "x",
+      role: "viewer",
+      scopes: ["read", "write"],
+    }).catch((e: unknown) => e);
+    expect(writingViewer).toMatchObject({
+      code: "validation_failed",
+      message: expect.stringMatching(/^a viewer key cannot have the write scope/),
+      details: { field: "scopes", role: "viewer", scopes: ["write"] },
+    });
     // Canonical order, duplicates folded.
     const agent = await createApiKey(deps, caller, { name: "bot", role: "agent", scopes: ["write", "read", "write"] });
     expect(agent.scopes).toEqual(["read", "write"]);

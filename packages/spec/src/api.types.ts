@@ -2746,7 +2746,7 @@ export interface paths {
                                 id: string;
                                 name: string;
                                 /** @enum {unknown} */
-                                role: "admin" | "member" | "approver" | "agent";
+                                role: "admin" | "member" | "approver" | "viewer" | "agent";
                                 /** @description read: GET and MCP read tools; write: changes the role allows; admin: keys, settings, export, import */
                                 scopes: [
                                 ] | [
@@ -2843,7 +2843,7 @@ export interface paths {
         put?: never;
         /**
          * Create an API key (admin)
-         * @description Scopes default to what the role allows: admin → read, write, admin; other roles → read, write.
+         * @description Scopes default to what the role allows: admin → read, write, admin; viewer → read (a viewer changes nothing); other roles → read, write.
          */
         post: {
             parameters: {
@@ -2858,7 +2858,7 @@ export interface paths {
                         /** @description a person's email or an agent's name */
                         name: string;
                         /** @enum {unknown} */
-                        role: "admin" | "member" | "approver" | "agent";
+                        role: "admin" | "member" | "approver" | "viewer" | "agent";
                         /** @description read: GET and MCP read tools; write: changes the role allows; admin: keys, settings, export, import */
                         scopes?: [
                         ] | [
@@ -2883,7 +2883,7 @@ export interface paths {
                             id: string;
                             name: string;
                             /** @enum {unknown} */
-                            role: "admin" | "member" | "approver" | "agent";
+                            role: "admin" | "member" | "approver" | "viewer" | "agent";
                             /** @description read: GET and MCP read tools; write: changes the role allows; admin: keys, settings, export, import */
                             scopes: [
                             ] | [
@@ -3014,7 +3014,7 @@ export interface paths {
                                 id: string;
                                 name: string;
                                 /** @enum {unknown} */
-                                role: "admin" | "member" | "approver" | "agent";
+                                role: "admin" | "member" | "approver" | "viewer" | "agent";
                                 /** @description read: GET and MCP read tools; write: changes the role allows; admin: keys, settings, export, import */
                                 scopes: [
                                 ] | [

@@ -7,7 +7,7 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { audit } from "@outcome-runtime/db";
 import { type Client, connectHttp, toolErrorOf } from "@outcome-runtime/mcp/test-support";
-import { deleteRedisKeys, exampleOutcome, sleep, waitFor } from "@outcome-runtime/testing";
+import { deleteRedisKeys, exampleOutcome, outcomeVariant, sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { rateLimitNamespace } from "./app";
 import { buildTestApp, createTestApi, type TestApi } from "./test-app";
@@ -155,6 +155,52 @@ describe("scopes", () => {
     const listed = await as(member.key, "GET", "/v1/keys");
     expect(listed.statusCode).toBe(403);
     expect(listed.json()).toMatchObject({ code: "forbidden" });
+  });
+
+  it("a viewer key gets read only, reads what a member reads, and is told on any change that a viewer reads only", async () => {
+    const viewer = await createKey({ name: "cfo@acme.example", role: "viewer" });
+    expect(viewer).toMatchObject({ role: "viewer", scopes: ["read"] });
+    const apply = (key: string, id: string) =>
+      api.app.inject({
+        method: "POST",
+        url: "/v1/outcomes",
+        headers: { authorization: `Bearer ${key}`, "content-type": "application/yaml" },
+        body: outcomeVariant(id),
+      });
+    const seen = await apply(api.seed.adminKey, "seen-by-viewer");
+    expect(seen.statusCode, seen.body).toBe(201);
+    for (const url of ["/v1/outcomes", "/v1/outcomes/seen-by-viewer", "/v1/gates", "/v1/audit", "/v1/secrets"]) {
+      const read = await as(viewer.key, "GET", url);
+      expect(`GET ${url} → ${read.statusCode}`).toBe(`GET ${url} → 200`);
+    }
+
+    const applied = await apply(viewer.key, "written-by-viewer");
+    expect(applied.statusCode).toBe(403);
+    // Refused by its role, not for a missing scope: no key it could be given would write.
+    expect(applied.headers["www-authenticate"]).toBeUndefined();
+    expect(applied.json()).toMatchObject({
+      code: "forbidden",
+      detail:
+        "a viewer reads only; ask an admin for the member role to create an outcome from outcome.yaml, or revise one you own",
+      details: { role: "viewer", operation: "outcome.apply" },
+    });
+    const listed = await as(viewer.key, "GET", "/v1/keys");
+    expect(listed.json()).toMatchObject({
+      code: "forbidden",
+      detail:
+        "a viewer reads only; ask an admin for the admin role to list the workspace's API keys (never a key or its hash)",
+    });
+    expect((await as(api.seed.adminKey, "GET", "/v1/outcomes/written-by-viewer")).statusCode).toBe(404);
+
+    const writer = await api.app.inject({
+      method: "POST",
+      url: "/v1/keys",
+      headers: api.auth,
+      payload: { name: "cfo@acme.example", role: "viewer", scopes: ["read", "write"] },
+    });
+    expect(writer.statusCode).toBe(400);
+    expect(writer.json()).toMatchObject({ code: "validation_failed", errors: [{ field: "scopes" }] });
+    expect(writer.json().detail).toMatch(/^a viewer key cannot have the write scope/);
   });
 
   it("through MCP, a read key calls the read tools and is refused the write tools", async () => {

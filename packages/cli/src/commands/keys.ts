@@ -63,7 +63,11 @@ export function keysCommand(globals: () => GlobalOptions): Command {
     .command("create")
     .description("create an API key for a person (email) or an agent (name); needs an admin key")
     .requiredOption("--name <name>", "a person's email or an agent's name")
-    .addOption(new Option("--role <role>", "what the key's owner may do").choices([...ROLES]).default("member"))
+    .addOption(
+      new Option("--role <role>", "what the key's owner may do (a viewer reads only)")
+        .choices([...ROLES])
+        .default("member"),
+    )
     .addOption(
       new Option("--scopes <scopes>", "what the key may be used for: read, write, admin (comma-separated)").argParser(
         parseScopes,
@@ -75,12 +79,15 @@ export function keysCommand(globals: () => GlobalOptions): Command {
         examples(
           "outcome-runtime keys create --name claude-code --role agent",
           "outcome-runtime keys create --name maya.pm@acme.example --role approver",
+          "outcome-runtime keys create --name cfo@acme.example --role viewer",
           "outcome-runtime keys create --name dashboard-tv --role member --scopes read",
         ),
         "",
         "The key is printed once. Agent keys build experiments over MCP; they never decide gates.",
-        "Scopes default to what the role allows (admin: read,write,admin; others: read,write); a key",
-        "may do what both its role and its scopes allow. A read key only reads (GET, MCP read tools).",
+        "A viewer reads everything a member reads and changes nothing.",
+        "Scopes default to what the role allows (admin: read,write,admin; viewer: read; others:",
+        "read,write); a key may do what both its role and its scopes allow. A read key only reads",
+        "(GET, MCP read tools).",
       ].join("\n"),
     )
     .action(async (opts: { name: string; role: string; scopes?: string[] }) => {

@@ -50,7 +50,8 @@ const keyRoutes: FastifyPluginAsyncTypebox<RouteOptions> = async (app, { deps })
       schema: {
         tags: ["keys"],
         summary: "Create an API key (admin)",
-        description: "Scopes default to what the role allows: admin → read, write, admin; other roles → read, write.",
+        description:
+          "Scopes default to what the role allows: admin → read, write, admin; viewer → read (a viewer changes nothing); other roles → read, write.",
         body: Type.Object(
           {
             name: Type.String({ minLength: 1, maxLength: 200, description: "a person's email or an agent's name" }),
