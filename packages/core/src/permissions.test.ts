@@ -280,6 +280,14 @@ describe("newKeyScopes", () => {
     expect(codeOf(() => newKeyScopes(admin, "member", []))).toBe("validation_failed");
     expect(codeOf(() => newKeyScopes(admin, "member", ["admin"]))).toBe("validation_failed");
     expect(codeOf(() => newKeyScopes(actor("admin", ["write", "admin"]), "member", ["read"]))).toBe("forbidden");
+    // A viewer's key by default, made with a key without read: no empty key, the missing scope named.
+    expect(() => newKeyScopes(actor("admin", ["write", "admin"]), "viewer", undefined)).toThrow(
+      expect.objectContaining({
+        code: "forbidden",
+        message: "your API key lacks the read scope, so it cannot give it to a new key",
+        details: { missingScope: "read" },
+      }),
+    );
   });
 });
 

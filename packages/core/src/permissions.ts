@@ -524,11 +524,18 @@ export function knownScopes(scopes: readonly string[]): ApiKeyScope[] {
  * @throws DomainError `validation_failed` (field `scopes`) for an unknown
  *   scope, none, or one beyond the role (`details.role` and the
  *   `details.scopes` beyond it: `write` for a viewer, `admin` for any role
- *   but admin); `forbidden` for a scope the creator's key lacks.
+ *   but admin); `forbidden` for a scope the creator's key lacks, and by
+ *   default when it lacks every scope the role holds (a viewer's key made
+ *   with a key without `read`).
  */
 export function newKeyScopes(creator: ScopedActor, role: Role, asked: readonly string[] | undefined): ApiKeyScope[] {
   const mine = scopesOf(creator);
-  if (asked === undefined) return knownScopes(roleScopes(role)).filter((s) => mine.includes(s));
+  if (asked === undefined) {
+    const given = knownScopes(roleScopes(role)).filter((s) => mine.includes(s));
+    // A viewer's key (read only) made with a key that lacks read: nothing the role holds is the creator's to give.
+    if (given.length === 0) throw beyondCreatorRefusal(roleScopes(role));
+    return given;
+  }
   const unknown = asked.filter((s) => !(API_KEY_SCOPES as readonly string[]).includes(s));
   if (unknown.length > 0) {
     throw new DomainError("validation_failed", `scope "${unknown[0]}" is not one of ${API_KEY_SCOPES.join(", ")}`, {
@@ -553,12 +560,15 @@ export function newKeyScopes(creator: ScopedActor, role: Role, asked: readonly s
     );
   }
   const beyondCreator = scopes.filter((s) => !mine.includes(s));
-  if (beyondCreator.length > 0) {
-    throw new DomainError(
-      "forbidden",
-      `your API key lacks the ${beyondCreator.join(", ")} scope, so it cannot give it to a new key`,
-      { missingScope: beyondCreator[0] },
-    );
-  }
+  if (beyondCreator.length > 0) throw beyondCreatorRefusal(beyondCreator);
   return scopes;
+}
+
+/** The refusal of a new key's `scopes` (not empty) that its creator's key lacks. */
+function beyondCreatorRefusal(scopes: readonly ApiKeyScope[]): DomainError {
+  return new DomainError(
+    "forbidden",
+    `your API key lacks the ${scopes.join(", ")} scope, so it cannot give it to a new key`,
+    { missingScope: scopes[0] },
+  );
 }
