@@ -28,6 +28,7 @@ import { gatesCommand } from "./commands/gates";
 import { initCommand } from "./commands/init";
 import { keysCommand } from "./commands/keys";
 import { mcpCommand } from "./commands/mcp";
+import { membersCommand } from "./commands/members";
 import { secretsCommand } from "./commands/secrets";
 import { signalsCommand } from "./commands/signals";
 import { statsCommand } from "./commands/stats";
@@ -341,6 +342,7 @@ program.addCommand(experimentsCommand(() => program.opts<GlobalOptions>()));
 program.addCommand(gatesCommand(() => program.opts<GlobalOptions>()));
 
 program.addCommand(keysCommand(() => program.opts<GlobalOptions>()));
+program.addCommand(membersCommand(() => program.opts<GlobalOptions>()));
 program.addCommand(secretsCommand(() => program.opts<GlobalOptions>()));
 
 mcpCommand(program);
