@@ -392,6 +392,20 @@ const FACES: Record<Operation, Faces> = {
     rest: (w) => rest(w, "DELETE", `/v1/keys/${UNKNOWN}`),
     cli: (w) => cli(w, ["keys", "revoke", UNKNOWN]),
   },
+  "member.list": {
+    rest: (w) => rest(w, "GET", "/v1/members"),
+    cli: (w) => cli(w, ["members", "list"]),
+  },
+  "member.invite": {
+    // A malformed address: the use case refuses it after authorizing, so nobody is invited.
+    rest: (w) =>
+      rest(w, "POST", "/v1/members/invitations", JSON.stringify({ email: "not-an-address", role: "member" }), json),
+    cli: (w) => cli(w, ["members", "invite", "not-an-address"]),
+  },
+  "member.manage": {
+    rest: (w) => rest(w, "DELETE", `/v1/members/${UNKNOWN}`),
+    cli: (w) => cli(w, ["members", "remove", UNKNOWN]),
+  },
   "workspace.export": {
     rest: async (w) => (await rest(w, "GET", "/v1/export/manifest")) ?? rest(w, "GET", "/v1/export/outcomes"),
     cli: (w) => cli(w, ["export", "--out", join(dir, `export-${++counter}`)]),

@@ -11,7 +11,7 @@ import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
 import type { Principal } from "@outcome-runtime/core";
-import { gateMail, workspaces } from "@outcome-runtime/db";
+import { gateMail, members, workspaces } from "@outcome-runtime/db";
 import { type Client, connectHttp } from "@outcome-runtime/mcp/test-support";
 import {
   applyOutcome,
@@ -21,6 +21,7 @@ import {
   hashDecisionToken,
   newDecisionToken,
   proposeExperiment,
+  startMemberSession,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
@@ -84,11 +85,15 @@ async function buildWorld(admin: Caller, slug: string, approver: Caller, agent: 
   };
 }
 
-async function call(key: string, method: "GET" | "POST" | "PATCH", url: string, payload?: unknown) {
+/** A request with an API key, or (a token starting `ors_`) a member's dashboard session with its CSRF header. */
+async function call(key: string, method: "GET" | "POST" | "PATCH" | "PUT" | "DELETE", url: string, payload?: unknown) {
+  const headers = key.startsWith("ors_")
+    ? { cookie: `or_session=${key}; or_csrf=tenancy-csrf`, "x-csrf-token": "tenancy-csrf" }
+    : { authorization: `Bearer ${key}` };
   const response = await api.app.inject({
     method,
     url,
-    headers: { authorization: `Bearer ${key}` },
+    headers,
     ...(payload === undefined ? {} : { payload: payload as Record<string, unknown> }),
   });
   return { status: response.statusCode, body: response.body, json: () => response.json() as Record<string, unknown> };
@@ -149,6 +154,41 @@ function idsOf(world: World): string[] {
   ];
 }
 
+/** Every REST read and write on a world's ids and slug. */
+function attemptsOn(a: World): [method: "GET" | "POST" | "PATCH", url: string, body?: unknown][] {
+  return [
+    ["GET", `/v1/outcomes/${a.outcomeId}`],
+    ["GET", `/v1/outcomes/${a.slug}`],
+    ["GET", `/v1/outcomes/${a.outcomeId}/series`],
+    ["GET", `/v1/outcomes/${a.outcomeId}/experiments`],
+    ["GET", `/v1/outcomes/${a.slug}/experiments?limit=1`],
+    ["GET", `/v1/outcomes/${a.outcomeId}/revisions`],
+    ["GET", `/v1/outcomes/${a.slug}/revisions`],
+    ["POST", `/v1/outcomes/${a.outcomeId}/activate`, {}],
+    ["POST", `/v1/outcomes/${a.slug}/abandon`, { reason: "cross-workspace" }],
+    ["POST", `/v1/outcomes/${a.outcomeId}/experiments`, hypothesis("Cross workspace plant")],
+    ["POST", `/v1/outcomes/${a.slug}/experiments`, hypothesis("Cross workspace plant")],
+    ["GET", `/v1/experiments/${a.proposedId}`],
+    ["GET", `/v1/experiments/${a.proposedKey}`],
+    ["GET", `/v1/experiments/${a.concludedId}/brief`],
+    ["GET", `/v1/experiments/${a.concludedId}/analyses`],
+    ["POST", `/v1/experiments/${a.concludedId}/poll`, {}],
+    ["POST", `/v1/experiments/${a.buildingId}/transitions`, { action: "release" }],
+    ["POST", `/v1/experiments/${a.buildingId}/transitions`, { action: "pause", reason: "x" }],
+    ["POST", `/v1/experiments/${a.proposedKey}/transitions`, { action: "claim" }],
+    ["POST", `/v1/experiments/${a.concludedId}/transitions`, { action: "analyse" }],
+    [
+      "POST",
+      `/v1/experiments/${a.buildingId}/transitions`,
+      { action: "report_built", changedPaths: ["a.ts"], build: { summary: "x" } },
+    ],
+    ["GET", `/v1/gates/${a.pendingGateId}`],
+    ["GET", `/v1/gates/${a.decidedGateId}`],
+    ["POST", `/v1/gates/${a.pendingGateId}/decision`, { decision: "approve", reason: "cross-workspace" }],
+    ["POST", `/v1/gates/${a.pendingGateId}/decision`, { decision: "reject" }],
+  ];
+}
+
 beforeAll(async () => {
   api = await createTestApi();
   const deps = { db: api.t.db };
@@ -196,37 +236,7 @@ afterAll(async () => {
 describe("tenancy: workspace B cannot reach workspace A", () => {
   it("every REST read and write on A's ids and slug is not_found, and A's rows do not change", async () => {
     const before = await snapshotOf(a, keys.a);
-    const attempts: [method: "GET" | "POST" | "PATCH", url: string, body?: unknown][] = [
-      ["GET", `/v1/outcomes/${a.outcomeId}`],
-      ["GET", `/v1/outcomes/${a.slug}`],
-      ["GET", `/v1/outcomes/${a.outcomeId}/series`],
-      ["GET", `/v1/outcomes/${a.outcomeId}/experiments`],
-      ["GET", `/v1/outcomes/${a.slug}/experiments?limit=1`],
-      ["GET", `/v1/outcomes/${a.outcomeId}/revisions`],
-      ["GET", `/v1/outcomes/${a.slug}/revisions`],
-      ["POST", `/v1/outcomes/${a.outcomeId}/activate`, {}],
-      ["POST", `/v1/outcomes/${a.slug}/abandon`, { reason: "cross-workspace" }],
-      ["POST", `/v1/outcomes/${a.outcomeId}/experiments`, hypothesis("Cross workspace plant")],
-      ["POST", `/v1/outcomes/${a.slug}/experiments`, hypothesis("Cross workspace plant")],
-      ["GET", `/v1/experiments/${a.proposedId}`],
-      ["GET", `/v1/experiments/${a.proposedKey}`],
-      ["GET", `/v1/experiments/${a.concludedId}/brief`],
-      ["GET", `/v1/experiments/${a.concludedId}/analyses`],
-      ["POST", `/v1/experiments/${a.concludedId}/poll`, {}],
-      ["POST", `/v1/experiments/${a.buildingId}/transitions`, { action: "release" }],
-      ["POST", `/v1/experiments/${a.buildingId}/transitions`, { action: "pause", reason: "x" }],
-      ["POST", `/v1/experiments/${a.proposedKey}/transitions`, { action: "claim" }],
-      ["POST", `/v1/experiments/${a.concludedId}/transitions`, { action: "analyse" }],
-      [
-        "POST",
-        `/v1/experiments/${a.buildingId}/transitions`,
-        { action: "report_built", changedPaths: ["a.ts"], build: { summary: "x" } },
-      ],
-      ["GET", `/v1/gates/${a.pendingGateId}`],
-      ["GET", `/v1/gates/${a.decidedGateId}`],
-      ["POST", `/v1/gates/${a.pendingGateId}/decision`, { decision: "approve", reason: "cross-workspace" }],
-      ["POST", `/v1/gates/${a.pendingGateId}/decision`, { decision: "reject" }],
-    ];
+    const attempts = attemptsOn(a);
     for (const [method, url, body] of attempts) {
       const response = await call(keys.b, method, url, body);
       expect(`${method} ${url} → ${response.status}`).toBe(`${method} ${url} → 404`);
@@ -364,6 +374,68 @@ describe("tenancy: workspace B cannot reach workspace A", () => {
     const tokens = await gateMail.listTokensOfGate(api.t.db, a.pendingGateId);
     expect(tokens.map((t) => [t.usedAt, t.revokedAt])).toEqual([[null, null]]);
     expect(await gateMail.listTokensOfGate(api.t.db, b.pendingGateId)).toEqual([]);
+  });
+});
+
+describe("tenancy with members' sessions, across three workspaces", () => {
+  /** A member's session in `workspaceId` (what signing in by email link or single sign-on starts). */
+  async function sessionOf(email: string, memberships: [workspaceId: string, role: "admin" | "approver"][]) {
+    const { member } = await members.ensureMember(api.t.db, { email, createdBy: "test" });
+    for (const [workspaceId, role] of memberships) {
+      await members.insertMembership(api.t.db, {
+        workspaceId,
+        memberId: member.id,
+        role,
+        addedBy: "test",
+        at: new Date(),
+      });
+    }
+    const first = memberships[0]?.[0] ?? null;
+    return (await startMemberSession({ db: api.t.db }, member.id, first)).token;
+  }
+
+  it("a session in B, and the same member's session switched to a third workspace C, reach none of A; the switcher refuses A", async () => {
+    const bId = (await workspaces.findWorkspaceBySlug(api.t.db, "beta"))?.id ?? "";
+    const c = await workspaces.ensureWorkspace(api.t.db, "gamma", "Gamma workspace");
+    const bob = await sessionOf("bob@beta.example", [
+      [bId, "admin"],
+      [c.id, "approver"],
+    ]);
+    const before = await snapshotOf(a, keys.a);
+    for (const where of ["B", "C"] as const) {
+      if (where === "C") expect((await call(bob, "PUT", "/session/workspace", { workspaceId: c.id })).status).toBe(204);
+      for (const [method, url, body] of attemptsOn(a)) {
+        const response = await call(bob, method, url, body);
+        expect(`${where}: ${method} ${url} → ${response.status}`).toBe(`${where}: ${method} ${url} → 404`);
+        const unknown = await call(bob, method, disguise(url), body);
+        expect(comparable(response.body, url)).toEqual(comparable(unknown.body, disguise(url)));
+      }
+      const listed = await call(bob, "GET", "/v1/outcomes?limit=200");
+      expect(listed.status).toBe(200);
+      expect(listed.body).not.toContain(a.outcomeId);
+    }
+    // In C, B's own rows are out of reach too: a request is scoped to the session's one workspace.
+    expect((await call(bob, "GET", `/v1/outcomes/${b.outcomeId}`)).status).toBe(404);
+    expect((await call(bob, "GET", "/v1/outcomes?limit=200")).body).not.toContain(b.outcomeId);
+    // Switching into A, where bob is no member, is refused, and the session stays in C.
+    const refused = await call(bob, "PUT", "/session/workspace", { workspaceId: api.seed.workspaceId });
+    expect(refused.status).toBe(404);
+    expect((await call(bob, "GET", "/session")).json()).toMatchObject({ workspace: { id: c.id } });
+    // Back in B, B's rows are there.
+    expect((await call(bob, "PUT", "/session/workspace", { workspaceId: bId })).status).toBe(204);
+    expect((await call(bob, "GET", "/v1/outcomes?limit=200")).body).toContain(b.outcomeId);
+    expect(await snapshotOf(a, keys.a)).toEqual(before);
+  });
+
+  it("A's admin session cannot manage B's members or invite into B", async () => {
+    const ada = await sessionOf("ada@alpha.example", [[api.seed.workspaceId, "admin"]]);
+    const bId = (await workspaces.findWorkspaceBySlug(api.t.db, "beta"))?.id ?? "";
+    const bob = await members.findMemberByEmail(api.t.db, "bob@beta.example");
+    const removed = await call(ada, "DELETE", `/v1/members/${bob?.id}`);
+    expect(removed.status).toBe(404);
+    const listed = await call(ada, "GET", "/v1/members");
+    expect(listed.body).not.toContain("bob@beta.example");
+    expect(await members.findMembership(api.t.db, bId, bob?.id ?? "")).not.toBeNull();
   });
 });
 
