@@ -8,6 +8,10 @@ const proxy = {
   "/v1/stream": { target: api, ws: true, changeOrigin: true },
   "/v1": { target: api, changeOrigin: true },
   "/session": { target: api, changeOrigin: true },
+  // Sign-in by email link and single sign-on (their pages and better-auth's callback), and workspaces.
+  "/auth": { target: api, changeOrigin: true },
+  "/api/auth": { target: api, changeOrigin: true },
+  "/workspaces": { target: api, changeOrigin: true },
 };
 
 export default defineConfig({

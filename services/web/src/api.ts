@@ -3,7 +3,7 @@
  * cookie, the CSRF token on every state-changing request, and RFC 9457 problems
  * turned into `ApiError`s whose `detail` the pages show.
  */
-import type { Problem, SessionInfo } from "./types";
+import type { AuthConfig, CreatedWorkspace, EmailLinkAnswer, Problem, SessionInfo, SignedOutEverywhere } from "./types";
 
 /** A failed request: the problem document the API answered, or one made up for a network failure. */
 export class ApiError extends Error {
@@ -46,7 +46,7 @@ export function withQuery(path: string, query: Query = {}): string {
 }
 
 interface RequestOptions {
-  method?: "GET" | "POST" | "PATCH" | "DELETE";
+  method?: "GET" | "POST" | "PUT" | "PATCH" | "DELETE";
   /** JSON body, or a string sent as is with `contentType`. */
   body?: unknown;
   contentType?: string;
@@ -143,6 +143,45 @@ export async function signOut(): Promise<void> {
   } finally {
     setCsrfToken(null);
   }
+}
+
+/** Sign out on every device: ends every session of the member (or of the API key signed in with). */
+export async function signOutEverywhere(): Promise<SignedOutEverywhere> {
+  try {
+    return await request<SignedOutEverywhere>("/session/all", { method: "DELETE", quiet401: true });
+  } finally {
+    setCsrfToken(null);
+  }
+}
+
+/** How people may sign in here; the sign-in page offers exactly these. */
+export function fetchAuthConfig(): Promise<AuthConfig> {
+  return request<AuthConfig>("/auth/config", { quiet401: true });
+}
+
+/**
+ * Ask for a sign-in link by email. Resolves with the API's message, the same
+ * whether or not the address may sign in; rejects with an `ApiError`: 400 for a
+ * malformed address, 429 when too many links were asked for, 404 when email
+ * sign-in is not set up.
+ */
+export function requestEmailLink(email: string): Promise<EmailLinkAnswer> {
+  return request<EmailLinkAnswer>("/auth/email-link", { method: "POST", body: { email }, quiet401: true });
+}
+
+/**
+ * Create a workspace (installation admins only; the creator becomes its admin)
+ * and move the session into it. Rejects with an `ApiError`: 400 for a slug
+ * that is not lowercase letters, digits and dashes, 403 for a member who is
+ * no installation admin, 409 when the slug is taken.
+ */
+export function createWorkspace(input: { slug: string; name: string }): Promise<CreatedWorkspace> {
+  return request<CreatedWorkspace>("/workspaces", { method: "POST", body: input });
+}
+
+/** Move the session to another of the member's workspaces; rejects with a 404 `ApiError` for any other. */
+export async function switchWorkspace(workspaceId: string): Promise<void> {
+  await request<null>("/session/workspace", { method: "PUT", body: { workspaceId } });
 }
 
 /** The message to show for any error. */

@@ -1,16 +1,25 @@
 /**
  * The frame of every signed-in page: skip link, header with navigation (gate
- * count badge, connection pill, who is signed in), and the main landmark.
- * Signed out, it sends the reader to /signin and back afterwards.
+ * count badge, connection pill, the workspace and its switcher, who is signed
+ * in), and the main landmark. Signed out, it sends the reader to /signin and
+ * back afterwards; a member who belongs to no workspace yet gets the page to
+ * create one (or to ask for an invitation) instead.
  */
 import { useQuery } from "@tanstack/react-query";
-import { type RefObject, useEffect, useRef, useState } from "react";
+import { type RefObject, useEffect, useId, useRef, useState } from "react";
 import { isRouteErrorResponse, Navigate, NavLink, Outlet, useLocation, useRouteError } from "react-router";
-import { request } from "./api";
+import { errorMessage, request } from "./api";
 import { ErrorState, Loading } from "./components/ui";
-import { useSessionQuery, useSignOut, useUnauthenticatedRedirect } from "./session";
+import { FirstWorkspacePage } from "./pages/first-workspace.page";
+import {
+  useSessionQuery,
+  useSignOut,
+  useSignOutEverywhere,
+  useSwitchWorkspace,
+  useUnauthenticatedRedirect,
+} from "./session";
 import { ConnectionPill, LiveStreamProvider } from "./stream";
-import type { GateList } from "./types";
+import type { GateList, SessionInfo, Workspace } from "./types";
 
 const INBOX_KEY = ["gates", "inbox"] as const;
 
@@ -39,8 +48,50 @@ function GatesLink() {
   );
 }
 
-function Header({ name, role }: { name: string; role: string }) {
+/** The session's workspace: its name, or a switcher when the member belongs to more than one. */
+function WorkspaceSwitcher({ current, workspaces }: { current: Workspace; workspaces: Workspace[] }) {
+  const switcher = useSwitchWorkspace();
+  const id = useId();
+  if (workspaces.length <= 1) {
+    return (
+      <span className="workspace-name" data-testid="workspace-name">
+        <span className="visually-hidden">Workspace: </span>
+        {current.name}
+      </span>
+    );
+  }
+  return (
+    <div className="workspace-switcher">
+      <label htmlFor={id}>Workspace</label>
+      <select
+        id={id}
+        value={current.id}
+        disabled={switcher.isPending}
+        onChange={(e) => switcher.mutate(e.target.value)}
+        data-testid="workspace-switcher"
+      >
+        {workspaces.map((w) => (
+          <option key={w.id} value={w.id}>
+            {w.name}
+          </option>
+        ))}
+      </select>
+      {switcher.isError ? (
+        <span className="form-error small" role="alert">
+          {errorMessage(switcher.error)}
+        </span>
+      ) : null}
+    </div>
+  );
+}
+
+function Header({ session }: { session: SessionInfo }) {
   const signOut = useSignOut();
+  const signOutEverywhere = useSignOutEverywhere();
+  const admin = session.principal?.role === "admin";
+  // A member is shown by their email; a session of an API key by the key's name.
+  const who = session.member?.email ?? session.principal?.name ?? "";
+  const role = session.principal?.role ?? "";
   const [open, setOpen] = useState(false);
   const location = useLocation();
   // Close the phone menu after navigating.
@@ -83,17 +134,39 @@ function Header({ name, role }: { name: string; role: string }) {
             <li>
               <NavLink to="/audit">Audit</NavLink>
             </li>
+            <li>
+              <NavLink to="/members">Members</NavLink>
+            </li>
+            {admin ? (
+              <li>
+                <NavLink to="/keys">API keys</NavLink>
+              </li>
+            ) : null}
           </ul>
         </nav>
         <div className="header-end">
           <ConnectionPill />
+          {session.workspace ? (
+            <WorkspaceSwitcher current={session.workspace} workspaces={session.workspaces ?? [session.workspace]} />
+          ) : null}
           <span className="who" data-testid="signed-in-as">
             <span className="visually-hidden">Signed in as </span>
-            {name}
-            <span className="text-muted"> · {role}</span>
+            {who}
+            <span className="text-muted" data-testid="signed-in-role">
+              {" "}
+              · {role}
+            </span>
           </span>
           <button type="button" className="button button-small" onClick={() => signOut.mutate()}>
             Sign out
+          </button>
+          <button
+            type="button"
+            className="button button-small"
+            onClick={() => signOutEverywhere.mutate()}
+            disabled={signOutEverywhere.isPending}
+          >
+            Sign out everywhere
           </button>
         </div>
       </div>
@@ -142,13 +215,14 @@ export function Layout() {
     const next = `${location.pathname}${location.search}`;
     return <Navigate to={next === "/" ? "/signin" : `/signin?next=${encodeURIComponent(next)}`} replace />;
   }
-  const { principal } = session.data;
+  if (session.data.principal === null) return <FirstWorkspacePage session={session.data} />;
+  // Keyed by the workspace: after a switch every page, query and the live stream start afresh in the new one.
   return (
-    <LiveStreamProvider>
+    <LiveStreamProvider key={session.data.workspace?.id ?? "key"}>
       <a className="skip-link" href="#main">
         Skip to content
       </a>
-      <Header name={principal.name} role={principal.role} />
+      <Header session={session.data} />
       <main id="main" ref={main} tabIndex={-1} className="container">
         <Outlet />
       </main>

@@ -1,4 +1,6 @@
+import { lazy, Suspense } from "react";
 import { createBrowserRouter } from "react-router";
+import { Loading } from "./components/ui";
 import { Layout, RouteError } from "./layout";
 import { AuditPage } from "./pages/audit.page";
 import { ExperimentPage } from "./pages/experiment.page";
@@ -11,6 +13,10 @@ import { OutcomeEditorPage } from "./pages/outcome-editor.page";
 import { OutcomesPage } from "./pages/outcomes.page";
 import { SignInPage } from "./pages/sign-in.page";
 import { UsagePage } from "./pages/usage.page";
+
+// Pages few people open load on first visit, which keeps the first download small.
+const MembersPage = lazy(() => import("./pages/members.page").then((m) => ({ default: m.MembersPage })));
+const KeysPage = lazy(() => import("./pages/keys.page").then((m) => ({ default: m.KeysPage })));
 
 export const router = createBrowserRouter([
   { path: "/signin", element: <SignInPage />, errorElement: <RouteError /> },
@@ -30,6 +36,22 @@ export const router = createBrowserRouter([
       { path: "learnings", element: <LearningsPage /> },
       { path: "usage", element: <UsagePage /> },
       { path: "audit", element: <AuditPage /> },
+      {
+        path: "members",
+        element: (
+          <Suspense fallback={<Loading />}>
+            <MembersPage />
+          </Suspense>
+        ),
+      },
+      {
+        path: "keys",
+        element: (
+          <Suspense fallback={<Loading />}>
+            <KeysPage />
+          </Suspense>
+        ),
+      },
       { path: "*", element: <NotFoundPage /> },
     ],
   },

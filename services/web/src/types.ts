@@ -122,3 +122,24 @@ export type ValidateResult = ResponseJson<"/v1/outcomes/validate", "post">;
 
 export type LlmUsage = ResponseJson<"/v1/usage/llm", "get">;
 export type Spend = LlmUsage["month"];
+
+/** How people may sign in here (`GET /auth/config`): email links, single sign-on, API keys (always). */
+export type AuthConfig = ResponseJson<"/auth/config", "get">;
+export type EmailLinkAnswer = ResponseJson<"/auth/email-link", "post", 202>;
+export type CreatedWorkspace = ResponseJson<"/workspaces", "post", 201>;
+export type SignedOutEverywhere = ResponseJson<"/session/all", "delete">;
+/** One of the member's workspaces, with their role there (the switcher's options). */
+export type Workspace = NonNullable<SessionInfo["workspace"]>;
+
+export type MemberList = ResponseJson<"/v1/members", "get">;
+export type Member = MemberList["members"][number];
+export type Invitation = MemberList["invitations"][number];
+export type MemberRole = Member["role"];
+export type InvitationCreated = ResponseJson<"/v1/members/invitations", "post", 201>;
+export type MemberRemoved = ResponseJson<"/v1/members/{id}", "delete">;
+
+export type ApiKeyList = ResponseJson<"/v1/keys", "get">;
+export type ApiKey = ApiKeyList["keys"][number];
+export type ApiKeyRole = ApiKey["role"];
+export type ApiKeyScope = ApiKey["scopes"][number];
+export type ApiKeyCreated = ResponseJson<"/v1/keys", "post", 201>;
