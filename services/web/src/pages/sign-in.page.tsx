@@ -26,10 +26,9 @@ function EmailLinkForm() {
   };
 
   return (
-    <section className="signin-method" aria-labelledby={`${ids.input}-h`}>
-      <h2 id={`${ids.input}-h`} className="visually-hidden">
-        Sign in by email
-      </h2>
+    // No accessible name on the section: "Email" must name the field alone.
+    <section className="signin-method">
+      <h2 className="visually-hidden">Sign in by email</h2>
       <form onSubmit={submit} noValidate>
         <label htmlFor={ids.input}>Email</label>
         <input
@@ -77,10 +76,8 @@ function ApiKeyForm() {
   };
 
   return (
-    <section className="signin-method" aria-labelledby={`${inputId}-h`}>
-      <h2 id={`${inputId}-h`} className="signin-method-title">
-        Sign in with an API key
-      </h2>
+    <section className="signin-method">
+      <h2 className="signin-method-title">Sign in with an API key</h2>
       <form onSubmit={submit} noValidate>
         <label htmlFor={inputId}>API key</label>
         <input
@@ -148,7 +145,8 @@ export function SignInPage() {
         ) : null}
         {emailLink ? <EmailLinkForm /> : null}
         {sso ? (
-          <section className="signin-method" aria-label="Single sign-on">
+          <section className="signin-method">
+            <h2 className="visually-hidden">Single sign-on</h2>
             {/* A page navigation, not a request: the identity provider's pages take over. */}
             <a className="button signin-sso" href={sso.url} data-testid="sso-link">
               Sign in with {sso.name}
