@@ -78,6 +78,10 @@ export const NOT_EXPORTED: Readonly<Record<string, string>> = {
     "the flag providers' outbox: the new instance's experiments ask their providers again when they next move, and the audit events keep what was applied",
   learning_embeddings:
     "vectors derived from the learnings by this installation's embedding model: the new instance's backfill embeds the imported learnings again",
+  members:
+    "the people of this installation, and their sign-in; the new instance's admins invite them again (the audit events keep who did what)",
+  workspace_members: "who belongs to this workspace with which role: re-created by invitations on the new instance",
+  invitations: "single-use links to this installation: secrets",
   flag_weight_history:
     "the splits a provider served on this instance, read from it; the audit events keep each applied split and drift",
 };

@@ -126,6 +126,7 @@ export {
   authorize,
   isRole,
   knownScopes,
+  memberSessionScopes,
   missingScope,
   newKeyScopes,
   OPERATIONS,

@@ -95,6 +95,7 @@ describe("the permissions table", () => {
       "usage.read",
       "settings.read",
       "secret.list",
+      "member.list",
     ]);
     for (const operation of reads) {
       expect(permissionOf(operation).scopes, operation).toEqual(["read"]);
@@ -115,6 +116,7 @@ describe("the permissions table", () => {
       "usage.read",
       "settings.read",
       "secret.list",
+      "member.list",
     ]);
     for (const operation of OPERATIONS) {
       if (permissionOf(operation).within !== undefined) continue;

@@ -57,6 +57,15 @@ export interface ScopedActor extends Actor {
   readonly scopes?: readonly ApiKeyScope[];
 }
 
+/**
+ * The scopes of a person's dashboard session (a member signed in by email
+ * link or single sign-on): every scope the member's role can hold, as a key
+ * of that role would by default.
+ */
+export function memberSessionScopes(role: ActorRole): readonly ApiKeyScope[] {
+  return ROLE_SCOPES[role];
+}
+
 /** The scopes each role's key can hold (see {@link roleScopes}). */
 const ROLE_SCOPES: Readonly<Record<ActorRole, readonly ApiKeyScope[]>> = {
   admin: API_KEY_SCOPES,

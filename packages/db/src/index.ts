@@ -5,7 +5,14 @@ export { createDb } from "./database";
 export type { DatabaseErrorCode } from "./errors";
 export { DatabaseError, databaseError } from "./errors";
 export type { MigrationReport, SignalStorageNote } from "./migrate";
-export { databaseIdentity, migrateToLatest, pingDb, signalStorageMode, signalStorageNote } from "./migrate";
+export {
+  databaseIdentity,
+  migrateTo,
+  migrateToLatest,
+  pingDb,
+  signalStorageMode,
+  signalStorageNote,
+} from "./migrate";
 export { downgradeAnalysisJson, upgradeAnalysisJson } from "./migrations/2026-12-11T00-00-analysis-names";
 export * as apiKeys from "./repositories/api-key.repository";
 export * as audit from "./repositories/audit.repository";

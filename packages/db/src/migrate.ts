@@ -107,6 +107,26 @@ export async function migrateToLatest(db: Db): Promise<MigrationReport> {
 }
 
 /**
+ * Migrate to `name`: apply the pending migrations up to it, or undo every
+ * applied migration after it (each one's `down`, newest first), so that a
+ * test can run one migration again as the first time, alone. Returns the
+ * names applied or undone, in order.
+ *
+ * @throws Error naming the migration that failed.
+ */
+export async function migrateTo(db: Db, name: string): Promise<readonly string[]> {
+  if (!(name in MIGRATIONS)) throw new Error(`no migration named ${name}`);
+  const migrator = new Migrator({ db, provider: { getMigrations: async () => MIGRATIONS } });
+  const { error, results } = await migrator.migrateTo(name);
+  const failed = results?.find((r: MigrationResult) => r.status === "Error");
+  if (error !== undefined || failed !== undefined) {
+    const cause = error instanceof Error ? error.message : String(error);
+    throw new Error(`migration ${failed?.migrationName ?? "(unknown)"} failed: ${cause}`, { cause: error });
+  }
+  return (results ?? []).filter((r) => r.status === "Success").map((r) => r.migrationName);
+}
+
+/**
  * Whether the server has TimescaleDB installed but not preloaded while signal
  * points are in plain tables: the migration then chose plain tables (a FATAL
  * would have ended its connection), and the operator should know how to get

@@ -24,6 +24,7 @@ export {
   EXPORT_TABLES,
   GATE_KINDS,
   GATE_STATES,
+  OPERATIONS,
   OUTCOME_STATES,
   ROLES,
   refusalOf,

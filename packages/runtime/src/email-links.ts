@@ -73,8 +73,10 @@ function describeDecision(gate: Gate): string {
 
 /**
  * The principal an email decision acts as: the recipient, as an approver of
- * this workspace; when the recipient is a member there, the member (its id),
- * so the audit log names the same person as their dashboard decisions.
+ * this workspace; when the recipient is a member there, the member (its id
+ * and its role now: a member made a viewer since the mail was sent decides
+ * nothing), so the audit log names the same person as their dashboard
+ * decisions.
  */
 async function emailCaller(
   db: RuntimeDeps["db"],
@@ -87,7 +89,7 @@ async function emailCaller(
   const principal: Principal =
     inWorkspace === null
       ? { id: `email:${recipient}`, name: recipient, role: "approver", workspaceId }
-      : { id: inWorkspace.id, name: inWorkspace.email, role: "approver", workspaceId, memberId: inWorkspace.id };
+      : { id: inWorkspace.id, name: inWorkspace.email, role: inWorkspace.role, workspaceId, memberId: inWorkspace.id };
   return { principal, channel: "email", requestId };
 }
 

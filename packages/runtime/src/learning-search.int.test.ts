@@ -14,7 +14,15 @@
  *   extension absent and created nothing; then pgvector "installed" (the
  *   shadow gone), the next start turns semantic search on.
  */
-import { createDb, type Db, learnings, llm as llmRows, migrateToLatest, workspaces } from "@outcome-runtime/db";
+import {
+  createDb,
+  type Db,
+  learnings,
+  llm as llmRows,
+  migrateTo,
+  migrateToLatest,
+  workspaces,
+} from "@outcome-runtime/db";
 import { type Gateway, llmConfigFromEnv } from "@outcome-runtime/llm";
 import {
   createTestDatabase,
@@ -345,8 +353,9 @@ describe("without semantic search", () => {
     const bare = await createTestDatabase();
     let migrator: Db | undefined;
     try {
-      // Undo what the migration did here, then run it again (with the migrations after it, which do nothing
-      // new) where `vector` is not an available extension.
+      // Undo what the migration did here (the migrations after it by their own `down`), then run it again
+      // alone where `vector` is not an available extension (that connection's search path puts the view first,
+      // so a table made there would land in its schema), and the migrations after it as usual.
       const rerun = (
         await direct<{ name: string }>(bare.url, [
           "SELECT name FROM kysely_migration WHERE name >= $1 ORDER BY name",
@@ -354,6 +363,7 @@ describe("without semantic search", () => {
         ])
       ).map((r) => r.name);
       expect(rerun[0]).toBe(MIGRATION);
+      await migrateTo(bare.db, MIGRATION);
       await direct(
         bare.url,
         ["DROP TABLE learning_embeddings"],
@@ -368,7 +378,11 @@ describe("without semantic search", () => {
       const url = new URL(bare.url);
       url.searchParams.set("options", "-c search_path=no_pgvector,pg_catalog,public");
       migrator = createDb({ url: url.toString(), max: 1 });
-      expect((await migrateToLatest(migrator)).applied).toEqual(rerun);
+      expect(await migrateTo(migrator, MIGRATION)).toEqual([MIGRATION]);
+      const last = rerun.at(-1) ?? MIGRATION;
+      expect([MIGRATION, ...(await migrateTo(bare.db, last))]).toEqual(rerun);
+      // A start on that server: nothing left to apply, and semantic search stays off.
+      expect((await migrateToLatest(migrator)).applied).toEqual([]);
 
       expect(await learnings.semanticSearchSupport(bare.db)).toEqual({
         available: false,

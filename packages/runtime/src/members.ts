@@ -11,7 +11,7 @@
  * default role); by an invitation's link, the invited address.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { authorize, DomainError } from "@outcome-runtime/core";
+import { authorize, DomainError, roleMay } from "@outcome-runtime/core";
 import { audit, type MemberRecord, type MemberRole, members, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
@@ -121,20 +121,11 @@ export async function admitMember(
   const email = normalizeEmail(input.email);
   const now = nowOf(deps);
   const installationAdmin = policy.installationAdmins.includes(email);
-  if (input.via === "sso") {
-    if (input.emailVerified !== true) {
-      throw new SignInRefused(
-        "email_not_verified",
-        "your identity provider did not confirm this email address; ask its administrator",
-      );
-    }
-    const allowed = policy.sso?.allowedDomains ?? [];
-    if (!installationAdmin && !allowed.includes(emailDomain(email))) {
-      throw new SignInRefused(
-        "domain_not_allowed",
-        `addresses of ${emailDomain(email)} may not sign in here; ask an admin to invite you`,
-      );
-    }
+  if (input.via === "sso" && input.emailVerified !== true) {
+    throw new SignInRefused(
+      "email_not_verified",
+      "your identity provider did not confirm this email address; ask its administrator",
+    );
   }
   return inTransaction(deps.db, async (trx) => {
     let member = await members.findMemberByEmail(trx, email);
@@ -143,6 +134,13 @@ export async function admitMember(
       const sso = input.via === "sso" ? policy.sso : undefined;
       if (!installationAdmin && sso === undefined) {
         throw new SignInRefused("not_a_member", "this address is not a member here; ask an admin for an invitation");
+      }
+      // Just in time, by single sign-on: only addresses of the allowed domains (members sign in whatever theirs).
+      if (!installationAdmin && sso !== undefined && !sso.allowedDomains.includes(emailDomain(email))) {
+        throw new SignInRefused(
+          "domain_not_allowed",
+          `addresses of ${emailDomain(email)} may not sign in here; ask an admin to invite you`,
+        );
       }
       const made = await members.ensureMember(trx, {
         email,
@@ -176,12 +174,14 @@ export async function admitMember(
           });
         }
       }
-    } else if (installationAdmin && !member.installationAdmin) {
-      member = (await members.ensureMember(trx, { email, installationAdmin: true, createdBy: "installation_admins" }))
-        .member;
     }
     if (member.disabledAt !== null) {
       throw new SignInRefused("disabled", "this account is disabled; ask an admin of your workspace");
+    }
+    // The installation-admin mark follows OUTCOME_RUNTIME_ADMIN_EMAILS at every sign-in, both ways.
+    if (member.installationAdmin !== installationAdmin) {
+      await members.setInstallationAdmin(trx, member.id, installationAdmin);
+      member = { ...member, installationAdmin };
     }
     await members.recordSignIn(trx, member.id, now);
     const memberships = await members.listMemberships(trx, member.id);
@@ -215,11 +215,13 @@ export async function memberProfile(deps: RuntimeDeps, memberId: string): Promis
  * Create a workspace; its creator becomes its admin.
  *
  * @param input.slug lowercase letters, digits and dashes (2–50), unique in the installation.
- * @throws DomainError `forbidden` unless the member is an installation admin;
+ * @throws DomainError `forbidden` unless the member is an installation admin
+ *   (listed in the policy now: the operator's variable is the authority);
  *   `validation_failed` for a bad slug or name; `conflict` when the slug is taken.
  */
 export async function createWorkspace(
   deps: RuntimeDeps,
+  policy: SignInPolicy,
   memberId: string,
   input: { slug: string; name: string },
 ): Promise<{ id: string; slug: string; name: string }> {
@@ -237,7 +239,7 @@ export async function createWorkspace(
   }
   return inTransaction(deps.db, async (trx) => {
     const member = await members.findMember(trx, memberId);
-    if (member === null || member.disabledAt !== null || !member.installationAdmin) {
+    if (member === null || member.disabledAt !== null || !policy.installationAdmins.includes(member.email)) {
       throw new DomainError(
         "forbidden",
         "only an installation admin (OUTCOME_RUNTIME_ADMIN_EMAILS) creates workspaces",
@@ -521,6 +523,11 @@ async function requireMember(deps: RuntimeDeps, caller: Caller, memberId: string
   return membership;
 }
 
+/** Whether a role holds the workspace's administration: it may manage members (the permissions table says who). */
+function administers(role: MemberRole): boolean {
+  return roleMay(role, "member.manage");
+}
+
 async function refuseLastAdmin(deps: RuntimeDeps, workspaceId: string, what: string): Promise<void> {
   if ((await members.countActiveAdmins(deps.db, workspaceId)) <= 1) {
     throw new DomainError(
@@ -548,7 +555,7 @@ export async function changeMemberRole(
   const role = parseRole(roleInput);
   const before = await requireMember(deps, caller, memberId);
   if (before.role === role) return { changed: false, role };
-  if (before.role === "admin") await refuseLastAdmin(deps, caller.principal.workspaceId, "demoting the last admin");
+  if (administers(before.role)) await refuseLastAdmin(deps, caller.principal.workspaceId, "demoting the last admin");
   await inTransaction(deps.db, async (trx) => {
     if (!(await members.updateMembershipRole(trx, caller.principal.workspaceId, memberId, role))) return;
     await members.bumpMemberSessions(trx, memberId, caller.principal.workspaceId);
@@ -581,7 +588,7 @@ export async function removeMember(
 ): Promise<{ removed: boolean; keysRevoked: number }> {
   authorize(caller, "member.manage");
   const before = await requireMember(deps, caller, memberId);
-  if (before.role === "admin") await refuseLastAdmin(deps, caller.principal.workspaceId, "removing the last admin");
+  if (administers(before.role)) await refuseLastAdmin(deps, caller.principal.workspaceId, "removing the last admin");
   const ws = caller.principal.workspaceId;
   const now = nowOf(deps);
   return inTransaction(deps.db, async (trx) => {

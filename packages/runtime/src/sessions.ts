@@ -8,7 +8,7 @@
  * sign-in.
  */
 import { createHash, randomBytes } from "node:crypto";
-import { type ApiKeyScope, DomainError, knownScopes, roleScopes } from "@outcome-runtime/core";
+import { type ApiKeyScope, DomainError, knownScopes, memberSessionScopes } from "@outcome-runtime/core";
 import { apiKeys, members, sessions } from "@outcome-runtime/db";
 import { type ApiKeyPrincipal, authenticate } from "./api-keys";
 import { nowOf, type RuntimeDeps } from "./context";
@@ -96,7 +96,7 @@ export async function sessionPrincipal(
   sessions.touchSession(deps.db, session.id, now).catch(failed);
   if (session.memberId === null) apiKeys.touchLastUsed(deps.db, session.principal.id, now).catch(failed);
   // A member's session has the scopes of the member's role in the session's workspace.
-  const scopes: ApiKeyScope[] = knownScopes(session.scopes ?? roleScopes(session.principal.role));
+  const scopes: ApiKeyScope[] = knownScopes(session.scopes ?? memberSessionScopes(session.principal.role));
   const principal = { ...session.principal, scopes };
   cache?.store(
     cacheKey,

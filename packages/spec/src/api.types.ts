@@ -5257,6 +5257,8 @@ export interface paths {
                             } | null;
                             /** @description send it as `x-csrf-token` on POST, PUT, PATCH and DELETE */
                             csrfToken: string;
+                            /** @description the operations of the permissions table (docs/security.md) the session may run, e.g. member.invite: for showing controls; every request is still checked */
+                            allowed: string[];
                             /** @description set for a member's session (email link, invitation, single sign-on), absent for an API key's */
                             member?: {
                                 id: string;
@@ -5392,6 +5394,8 @@ export interface paths {
                             } | null;
                             /** @description send it as `x-csrf-token` on POST, PUT, PATCH and DELETE */
                             csrfToken: string;
+                            /** @description the operations of the permissions table (docs/security.md) the session may run, e.g. member.invite: for showing controls; every request is still checked */
+                            allowed: string[];
                             /** @description set for a member's session (email link, invitation, single sign-on), absent for an API key's */
                             member?: {
                                 id: string;

@@ -71,12 +71,43 @@ describe("loadConfig", () => {
     ]);
   });
 
-  it("parses the source, LLM and outbound settings at boot, and no mail settings (the worker sends mail)", () => {
-    const config = loadConfig({ ...valid, OUTBOUND_ALLOW: "10.0.0.0/8", ANTHROPIC_API_KEY: "sk-ant-x", SMTP_URL: "x" });
+  it("parses the source, LLM, outbound and mail settings at boot (mail: sign-in links and invitations)", () => {
+    const config = loadConfig({
+      ...valid,
+      OUTBOUND_ALLOW: "10.0.0.0/8",
+      ANTHROPIC_API_KEY: "sk-ant-x",
+      SMTP_URL: "smtp://mail.example:587",
+    });
     expect(config.outbound.source).toBe("10.0.0.0/8");
     expect(config.llm.provider).toBe("anthropic");
     expect(config.sources.envWorkspaces).toBeNull();
-    expect("mail" in config).toBe(false);
+    expect(config.mail.mode).toBe("smtp");
+    expect(problemsOf({ ...valid, SMTP_URL: "x" })).toEqual([expect.stringMatching(/^SMTP_URL=x is not a valid URL/)]);
+  });
+
+  it("turns accounts on with the secret, and single sign-on needs all of its settings", () => {
+    expect(loadConfig(valid).OUTCOME_RUNTIME_AUTH_SECRET).toBeUndefined();
+    expect(problemsOf({ ...valid, OUTCOME_RUNTIME_AUTH_SECRET: "short" })).toEqual([
+      expect.stringMatching(/^OUTCOME_RUNTIME_AUTH_SECRET/),
+    ]);
+    expect(problemsOf({ ...valid, OUTCOME_RUNTIME_OIDC_ISSUER: "https://acme.okta.com" })).toEqual([
+      expect.stringContaining("missing OUTCOME_RUNTIME_OIDC_CLIENT_ID, OUTCOME_RUNTIME_OIDC_CLIENT_SECRET"),
+      expect.stringContaining("single sign-on needs OUTCOME_RUNTIME_AUTH_SECRET"),
+    ]);
+    const sso = loadConfig({
+      ...valid,
+      OUTCOME_RUNTIME_AUTH_SECRET: "x".repeat(32),
+      OUTCOME_RUNTIME_OIDC_ISSUER: "https://acme.okta.com",
+      OUTCOME_RUNTIME_OIDC_CLIENT_ID: "client",
+      OUTCOME_RUNTIME_OIDC_CLIENT_SECRET: "secret",
+      OUTCOME_RUNTIME_OIDC_ALLOWED_DOMAINS: " Acme.example , ,acme.io",
+      OUTCOME_RUNTIME_ADMIN_EMAILS: "Ada@Acme.example",
+    });
+    expect(sso.OUTCOME_RUNTIME_OIDC_DEFAULT_ROLE).toBe("member");
+    expect(sso.OUTCOME_RUNTIME_OIDC_WORKSPACE).toBe("default");
+    expect(problemsOf({ ...valid, OUTCOME_RUNTIME_OIDC_DEFAULT_ROLE: "agent" })).toEqual([
+      expect.stringMatching(/^OUTCOME_RUNTIME_OIDC_DEFAULT_ROLE/),
+    ]);
   });
 
   it("lists its own problems and those of every group it reads at once", () => {

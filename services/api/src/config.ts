@@ -74,7 +74,7 @@ const ConfigSchema = Type.Object({
     Type.String({
       maxLength: 4000,
       description:
-        "comma-separated email domains whose people join by single sign-on without an invitation (just in time); empty: only members and invited people",
+        "comma-separated email domains whose people join by single sign-on without an invitation (just in time); members sign in by single sign-on whatever their domain; empty: only members and installation admins",
     }),
   ),
   OUTCOME_RUNTIME_OIDC_DEFAULT_ROLE: Type.Union(

@@ -3,8 +3,9 @@
  * tables of the sign-in library (better-auth).
  *
  * - `members`: a person of the installation, by email (stored lowercased,
- *   unique), with a name; `installation_admin` may create workspaces;
- *   `disabled_at` ends every session and key of the person at once.
+ *   unique), with a name; `installation_admin` mirrors the operator's list
+ *   of installation admins at the member's last sign-in; `disabled_at` ends
+ *   every session of the person at once and refuses their sign-in.
  * - `workspace_members`: the person's role in one workspace (admin, member,
  *   approver, viewer). Removing a member deletes the row.
  * - `invitations`: an admin's invitation of an email address to a workspace

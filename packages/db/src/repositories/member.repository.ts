@@ -147,6 +147,11 @@ export async function ensureMember(
   return { member, created: inserted !== undefined };
 }
 
+/** Set whether a member is an installation admin (it follows the operator's list at each sign-in). */
+export async function setInstallationAdmin(db: DbOrTrx, memberId: string, value: boolean): Promise<void> {
+  await db.updateTable("members").set({ installation_admin: value }).where("id", "=", memberId).execute();
+}
+
 /** Record a sign-in. */
 export async function recordSignIn(db: DbOrTrx, memberId: string, at: Date): Promise<void> {
   await db.updateTable("members").set({ last_sign_in_at: at }).where("id", "=", memberId).execute();

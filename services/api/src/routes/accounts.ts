@@ -93,7 +93,10 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
               url,
               expiresAt: new Date(Date.now() + EMAIL_LINK_TTL_S * 1000),
             });
-            await accounts.mailer.send({ to: email, ...mail, links: [{ label: "sign in", url }] });
+            // Not awaited: the answer must take as long for an address that gets no mail (no membership oracle).
+            accounts.mailer
+              .send({ to: email, ...mail, links: [{ label: "sign in", url }] })
+              .catch((error: unknown) => app.log.warn({ err: error }, "sign-in link not sent"));
           },
         });
   const policy = accounts?.policy;
@@ -453,7 +456,10 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
     async (request, reply) => {
       const found = await memberSession(request, reply);
       if (found === null) return reply;
-      const created = await createWorkspace(deps, found.session.memberId, request.body);
+      if (policy === undefined) {
+        return sendProblem(reply, problem(request, "forbidden", "accounts are not set up here (docs/auth.md)"));
+      }
+      const created = await createWorkspace(deps, policy, found.session.memberId, request.body);
       await switchSessionWorkspace(deps, found.token, created.id);
       return reply.code(201).send(created);
     },

@@ -9,10 +9,12 @@
 import { randomBytes } from "node:crypto";
 import type { FastifyPluginAsyncTypebox } from "@fastify/type-provider-typebox";
 import {
+  type ApiKeyPrincipal,
   endSession,
   memberProfile,
   memberSessionOf,
-  type Principal,
+  OPERATIONS,
+  refusalOf,
   SESSION_IDLE_MS,
   SESSION_MAX_AGE_MS,
   sessionPrincipal,
@@ -37,6 +39,10 @@ const SessionDto = Type.Object({
     description: "who requests act as; null for a member who belongs to no workspace yet (they may create one)",
   }),
   csrfToken: Type.String({ description: "send it as `x-csrf-token` on POST, PUT, PATCH and DELETE" }),
+  allowed: Type.Array(Type.String(), {
+    description:
+      "the operations of the permissions table (docs/security.md) the session may run, e.g. member.invite: for showing controls; every request is still checked",
+  }),
   member: Type.Optional(
     Type.Object(
       {
@@ -69,15 +75,28 @@ function newCsrfToken(): string {
   return randomBytes(32).toString("base64url");
 }
 
-function sessionJson(principal: Principal, csrfToken: string) {
-  return { principal: { name: principal.name, role: principal.role }, csrfToken };
+/**
+ * The operations of the permissions table the session's principal may run
+ * (role and scopes), so the dashboard shows only the controls that will work;
+ * the API still decides each request.
+ */
+function allowedOperations(principal: ApiKeyPrincipal | null): string[] {
+  return principal === null ? [] : OPERATIONS.filter((operation) => refusalOf(principal, operation) === null);
+}
+
+function sessionJson(principal: ApiKeyPrincipal, csrfToken: string) {
+  return {
+    principal: { name: principal.name, role: principal.role },
+    csrfToken,
+    allowed: allowedOperations(principal),
+  };
 }
 
 /** A member's session as GET /session answers it: the member, the current workspace and all of theirs. */
 async function memberSessionJson(
   deps: RouteOptions["deps"],
   memberId: string,
-  principal: Principal | null,
+  principal: ApiKeyPrincipal | null,
   workspaceId: string | null,
   csrfToken: string,
 ) {
@@ -86,6 +105,7 @@ async function memberSessionJson(
   return {
     principal: principal === null ? null : { name: principal.name, role: principal.role },
     csrfToken,
+    allowed: allowedOperations(principal),
     member: {
       id: profile.member.id,
       email: profile.member.email,

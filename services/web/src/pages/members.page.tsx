@@ -273,7 +273,7 @@ function Invitations({ invitations, admin }: { invitations: Invitation[]; admin:
 
 export function MembersPage() {
   const session = useSessionQuery().data;
-  const admin = session?.principal?.role === "admin";
+  const admin = session?.allowed.includes("member.manage") ?? false;
   const changed = useMembersChanged();
   const list = useQuery({ queryKey: MEMBERS_KEY, queryFn: () => request<MemberList>("/v1/members") });
   const [roleError, setRoleError] = useState<unknown>(null);
