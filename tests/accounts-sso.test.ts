@@ -183,6 +183,40 @@ describe("single sign-on by OpenID Connect", () => {
     expect(await countSessions()).toBe(before);
   });
 
+  it("another account at the provider claiming a member's address without verifying it does not sign in as the member", async () => {
+    // Maya signed in above (her address verified by the provider). Mallory's account claims the same address,
+    // unverified (providers where people type their own address allow that).
+    idp.accounts.set("mallory", { sub: "u-mallory", email: "maya.pm@acme.example", emailVerified: false, name: "M" });
+    const context = await freshContext();
+    const page = await context.newPage();
+    await signInWithSso(page, "mallory");
+    expect((await sessionOf(context)).status).toBe(401);
+    expect(page.url()).toContain("/auth/sso/error");
+    expect(await page.textContent("main")).toContain("did not confirm this email address");
+    idp.accounts.delete("mallory");
+    await context.close();
+  });
+
+  it("only the provider's callback of better-auth is reachable, whatever the path says", async () => {
+    for (const url of [
+      "/api/auth/callback/google?code=x&state=y",
+      "/api/auth/callback/..%5Cmagic-link%5Cverify?token=x",
+      "/api/auth/callback/..%2Fget-session",
+    ]) {
+      const res = await app.inject({ method: "GET", url });
+      expect(res.statusCode, url).toBe(404);
+    }
+    for (const url of [
+      "/api/auth/get-session",
+      "/api/auth/magic-link/verify?token=x",
+      "/api/auth/sign-in/magic-link",
+    ]) {
+      const res = await app.inject({ method: "GET", url });
+      expect(res.statusCode, url).toBe(404);
+      expect(res.headers["set-cookie"], url).toBeUndefined();
+    }
+  });
+
   it("an address of a domain not allowed is refused with a page that says why", async () => {
     const context = await freshContext();
     const page = await context.newPage();

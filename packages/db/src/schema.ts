@@ -74,6 +74,8 @@ interface InvitationsTable {
   accepted_at: NullableTimestamp;
   accepted_by: string | null;
   revoked_at: NullableTimestamp;
+  /** The link was shown to the inviter (no mail sent): accepting it starts no session. */
+  link_shown: Generated<boolean>;
 }
 
 interface WorkspaceSecretsTable {

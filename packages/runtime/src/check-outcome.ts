@@ -63,6 +63,14 @@ export interface SourceFindings {
   readonly warnings: Diagnostic[];
 }
 
+/** A diagnostic of `file` at the line and column of a JSON pointer into the parsed outcome. */
+function locatedDiagnostic(parsed: Extract<ParseResult, { ok: true }>, file: string) {
+  return (pointer: string, code: string, message: string, hint: string | undefined): Diagnostic => {
+    const { line, column } = parsed.locate(pointer);
+    return { file, line, column, pointer, code, message, ...(hint === undefined ? {} : { hint }) };
+  };
+}
+
 /**
  * Checks the sources of a parsed outcome for `workspaceId`. Nothing is
  * stored; a source is connected to only to read who the connection is.
@@ -75,10 +83,7 @@ export async function checkOutcomeSources(
 ): Promise<SourceFindings> {
   const errors: Diagnostic[] = [];
   const warnings: Diagnostic[] = [];
-  const diagnostic = (pointer: string, code: string, message: string, hint: string | undefined): Diagnostic => {
-    const { line, column } = parsed.locate(pointer);
-    return { file, line, column, pointer, code, message, ...(hint === undefined ? {} : { hint }) };
-  };
+  const diagnostic = locatedDiagnostic(parsed, file);
   for (const { pointer, kind, config } of connectorPointers(parsed.spec)) {
     const requirements = connectorCredentials(config as { type: string });
     // Secrets are the workspace's: whether they exist is known here, whatever the process.
@@ -196,10 +201,7 @@ export async function checkOutcomePeople(
     [...new Set(named.map((n) => n.email))],
     nowOf(deps),
   );
-  const diagnostic = (pointer: string, code: string, message: string, hint: string): Diagnostic => {
-    const { line, column } = parsed.locate(pointer);
-    return { file, line, column, pointer, code, message, hint };
-  };
+  const diagnostic = locatedDiagnostic(parsed, file);
   for (const { pointer, email } of named) {
     const member = people.members.get(email);
     const where = humanPath(pointer);

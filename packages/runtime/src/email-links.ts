@@ -77,6 +77,9 @@ function describeDecision(gate: Gate): string {
  * and its role now: a member made a viewer since the mail was sent decides
  * nothing), so the audit log names the same person as their dashboard
  * decisions.
+ *
+ * @throws DomainError `forbidden` when the recipient is a person of the
+ *   installation who is no member of the workspace any more, or disabled.
  */
 async function emailCaller(
   db: RuntimeDeps["db"],
@@ -86,6 +89,16 @@ async function emailCaller(
 ): Promise<Caller> {
   const member = await members.findMemberByEmail(db, recipient);
   const inWorkspace = member === null ? null : await members.findMembership(db, workspaceId, member.id);
+  // A person of the installation decides only while a member here, not disabled; the approver stand-in is
+  // only for addresses that are nobody's account (a key-only workspace's assignees).
+  if (member !== null && (inWorkspace === null || member.disabledAt !== null)) {
+    throw new DomainError(
+      "forbidden",
+      member.disabledAt !== null
+        ? "this account is disabled; ask an admin of your workspace"
+        : "you are no longer a member of this workspace; ask an admin",
+    );
+  }
   const principal: Principal =
     inWorkspace === null
       ? { id: `email:${recipient}`, name: recipient, role: "approver", workspaceId }

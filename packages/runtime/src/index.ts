@@ -187,6 +187,7 @@ export {
   emailDomain,
   hashInvitationToken,
   INVITATION_TTL_MS,
+  invitationLinkShown,
   inviteMember,
   listMembers,
   MEMBER_ROLES,

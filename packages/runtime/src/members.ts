@@ -12,7 +12,7 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import { authorize, DomainError, roleMay } from "@outcome-runtime/core";
-import { audit, type MemberRecord, type MemberRole, members, workspaces } from "@outcome-runtime/db";
+import { audit, type DbOrTrx, type MemberRecord, type MemberRole, members, workspaces } from "@outcome-runtime/db";
 import { auditActor, type Caller, inTransaction, nowOf, type RuntimeDeps } from "./context";
 
 /** The roles a person can have in a workspace, most powerful first. */
@@ -245,13 +245,13 @@ export async function createWorkspace(
         "only an installation admin (OUTCOME_RUNTIME_ADMIN_EMAILS) creates workspaces",
       );
     }
-    const existing = await workspaces.findWorkspaceBySlug(trx, slug);
-    if (existing !== null) {
+    // Insert or nothing: of two admins creating the same slug at once, the second is refused.
+    const ws = await workspaces.insertWorkspace(trx, slug, name);
+    if (ws === null) {
       throw new DomainError("conflict", `a workspace "${slug}" exists already; choose another slug`, {
         field: "slug",
       });
     }
-    const ws = await workspaces.ensureWorkspace(trx, slug, name);
     const now = nowOf(deps);
     await members.insertMembership(trx, {
       workspaceId: ws.id,
@@ -342,6 +342,11 @@ export async function listMembers(
  *   `validation_failed` for a bad address or role; `conflict` when the
  *   address is a member of the workspace already.
  */
+/** Record that an invitation's link was handed to the inviter (no mail sent): accepting it will start no session. */
+export async function invitationLinkShown(deps: RuntimeDeps, invitationId: string): Promise<void> {
+  await members.markInvitationLinkShown(deps.db, invitationId);
+}
+
 export async function inviteMember(
   deps: RuntimeDeps,
   caller: Caller,
@@ -459,8 +464,13 @@ export async function viewInvitation(deps: RuntimeDeps, token: string): Promise<
  * Accept an invitation by its link's token (the page's POST): the invited
  * address becomes a member (created when new) of the workspace with the
  * invited role, in one transaction with the invitation's conditional update
- * (a second accept, or a race of two tabs, finds it used). The link was sent to
- * that address, which proves it; the caller starts the member's session.
+ * (a second accept, or a race of two tabs, finds it used).
+ *
+ * `startSession` says whether the caller may start the member's session: only
+ * when this acceptance created the member and the link was mailed to the
+ * address (which proves it). A link shown to the inviter proves nothing about
+ * its holder, and an existing member's session would carry their other
+ * workspaces: then the membership is added and the person signs in as usual.
  *
  * @throws DomainError `not_found` for an unknown token, `conflict` for a used,
  *   revoked or expired invitation (message says which), `forbidden` when the
@@ -469,7 +479,7 @@ export async function viewInvitation(deps: RuntimeDeps, token: string): Promise<
 export async function acceptInvitation(
   deps: RuntimeDeps,
   token: string,
-): Promise<{ memberId: string; email: string; workspaceId: string; role: MemberRole }> {
+): Promise<{ memberId: string; email: string; workspaceId: string; role: MemberRole; startSession: boolean }> {
   const view = await viewInvitation(deps, token);
   if (view.status === "unknown") throw new DomainError("not_found", "this invitation link is not valid");
   if (view.status !== "open") {
@@ -482,7 +492,7 @@ export async function acceptInvitation(
   return inTransaction(deps.db, async (trx) => {
     const invitation = await members.findInvitationByTokenHash(trx, hashInvitationToken(token));
     if (invitation === null) throw new DomainError("not_found", "this invitation link is not valid");
-    const { member } = await members.ensureMember(trx, { email: invitation.email, createdBy: "invitation" });
+    const { member, created } = await members.ensureMember(trx, { email: invitation.email, createdBy: "invitation" });
     if (member.disabledAt !== null) {
       throw new DomainError("forbidden", "this account is disabled; ask an admin of your workspace");
     }
@@ -499,7 +509,10 @@ export async function acceptInvitation(
       addedBy: invitation.invitedBy,
       at: now,
     });
-    await members.recordSignIn(trx, member.id, now);
+    const startSession = created && !invitation.linkShown;
+    if (startSession) await members.recordSignIn(trx, member.id, now);
+    // An existing member's open sessions learn of the new workspace (the switcher) at their next request.
+    else await members.bumpMemberSessions(trx, member.id, null);
     await audit.insertAuditEvent(trx, {
       workspaceId: invitation.workspaceId,
       actor: { id: member.id, name: member.email, role: invitation.role },
@@ -511,14 +524,21 @@ export async function acceptInvitation(
       after: { email: member.email, role: invitation.role, via: "invitation", invitedBy: invitation.invitedBy, added },
       requestId: null,
     });
-    return { memberId: member.id, email: member.email, workspaceId: invitation.workspaceId, role: invitation.role };
+    return {
+      memberId: member.id,
+      email: member.email,
+      workspaceId: invitation.workspaceId,
+      role: invitation.role,
+      startSession,
+    };
   });
 }
 
-async function requireMember(deps: RuntimeDeps, caller: Caller, memberId: string) {
+/** The member's membership in the caller's workspace, read in `trx` (after the workspace's lock). */
+async function requireMember(trx: DbOrTrx, caller: Caller, memberId: string) {
   const notFound = () => new DomainError("not_found", `no member with id ${memberId} in this workspace`);
   if (!UUID_FORMAT.test(memberId)) throw notFound();
-  const membership = await members.findMembership(deps.db, caller.principal.workspaceId, memberId);
+  const membership = await members.findMembership(trx, caller.principal.workspaceId, memberId);
   if (membership === null) throw notFound();
   return membership;
 }
@@ -528,8 +548,8 @@ function administers(role: MemberRole): boolean {
   return roleMay(role, "member.manage");
 }
 
-async function refuseLastAdmin(deps: RuntimeDeps, workspaceId: string, what: string): Promise<void> {
-  if ((await members.countActiveAdmins(deps.db, workspaceId)) <= 1) {
+async function refuseLastAdmin(trx: DbOrTrx, workspaceId: string, what: string): Promise<void> {
+  if ((await members.countActiveAdmins(trx, workspaceId)) <= 1) {
     throw new DomainError(
       "conflict",
       `${what} would leave the workspace without an admin; make someone else admin first`,
@@ -539,7 +559,11 @@ async function refuseLastAdmin(deps: RuntimeDeps, workspaceId: string, what: str
 
 /**
  * Change a member's role in the caller's workspace. Their sessions there take
- * the new role at their next request (announced to every API process).
+ * the new role at their next request (announced to every API process). A
+ * lower role revokes the API keys the member owns there: a key made as admin
+ * must not outlive the admin role. Changes of one workspace's members are
+ * serialised (its row is locked), so two admins demoting each other at once
+ * cannot leave it without an admin.
  *
  * @throws DomainError `forbidden` unless the caller may `member.manage`;
  *   `not_found`; `validation_failed` for an unknown role; `conflict` when it
@@ -550,28 +574,33 @@ export async function changeMemberRole(
   caller: Caller,
   memberId: string,
   roleInput: string,
-): Promise<{ changed: boolean; role: MemberRole }> {
+): Promise<{ changed: boolean; role: MemberRole; keysRevoked: number }> {
   authorize(caller, "member.manage");
   const role = parseRole(roleInput);
-  const before = await requireMember(deps, caller, memberId);
-  if (before.role === role) return { changed: false, role };
-  if (administers(before.role)) await refuseLastAdmin(deps, caller.principal.workspaceId, "demoting the last admin");
-  await inTransaction(deps.db, async (trx) => {
-    if (!(await members.updateMembershipRole(trx, caller.principal.workspaceId, memberId, role))) return;
-    await members.bumpMemberSessions(trx, memberId, caller.principal.workspaceId);
+  const ws = caller.principal.workspaceId;
+  const now = nowOf(deps);
+  return inTransaction(deps.db, async (trx) => {
+    await workspaces.lockWorkspace(trx, ws);
+    const before = await requireMember(trx, caller, memberId);
+    if (before.role === role) return { changed: false, role, keysRevoked: 0 };
+    if (administers(before.role) && !administers(role)) await refuseLastAdmin(trx, ws, "demoting the last admin");
+    await members.updateMembershipRole(trx, ws, memberId, role);
+    await members.bumpMemberSessions(trx, memberId, ws);
+    const lower = MEMBER_ROLES.indexOf(role) > MEMBER_ROLES.indexOf(before.role);
+    const keys = lower ? await members.revokeMemberKeys(trx, memberId, ws, now) : [];
     await audit.insertAuditEvent(trx, {
-      workspaceId: caller.principal.workspaceId,
+      workspaceId: ws,
       actor: auditActor(caller),
       channel: caller.channel,
       action: "member.role_changed",
       subjectType: "member",
       subjectId: memberId,
       before: { email: before.email, role: before.role },
-      after: { email: before.email, role },
+      after: { email: before.email, role, keysRevoked: keys },
       requestId: caller.requestId,
     });
+    return { changed: true, role, keysRevoked: keys.length };
   });
-  return { changed: true, role };
 }
 
 /**
@@ -587,11 +616,12 @@ export async function removeMember(
   memberId: string,
 ): Promise<{ removed: boolean; keysRevoked: number }> {
   authorize(caller, "member.manage");
-  const before = await requireMember(deps, caller, memberId);
-  if (administers(before.role)) await refuseLastAdmin(deps, caller.principal.workspaceId, "removing the last admin");
   const ws = caller.principal.workspaceId;
   const now = nowOf(deps);
   return inTransaction(deps.db, async (trx) => {
+    await workspaces.lockWorkspace(trx, ws);
+    const before = await requireMember(trx, caller, memberId);
+    if (administers(before.role)) await refuseLastAdmin(trx, ws, "removing the last admin");
     if (!(await members.deleteMembership(trx, ws, memberId))) return { removed: false, keysRevoked: 0 };
     await members.revokeMemberSessions(trx, memberId, ws, now);
     const keys = await members.revokeMemberKeys(trx, memberId, ws, now);

@@ -149,7 +149,10 @@ export function createSignInProofs(deps: RuntimeDeps, config: SignInConfig): Sig
     session: { expiresIn: 600, updateAge: 600 },
     account: {
       encryptOAuthTokens: true,
-      accountLinking: { enabled: true, trustedProviders: [SSO_PROVIDER_ID] },
+      // No trusted providers: a sign-in links to an existing user of the same address only when the provider
+      // says the address is verified (a trusted provider would link an unverified claim too, and the user's
+      // own flag, set by an email link, would then stand for the provider's).
+      accountLinking: { enabled: true },
     },
     // The runtime's own limits (per address and per IP, in Redis) apply before better-auth is called.
     rateLimit: { enabled: false },

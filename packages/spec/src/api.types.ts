@@ -6255,7 +6255,7 @@ export interface paths {
         put?: never;
         /**
          * Invite a person by email (admin)
-         * @description Emails an invitation with a single-use link valid 7 days; inviting the same address again replaces the earlier invitation. When no mail is sent (mail not set up, or logged only), the response carries the link as `inviteUrl` for the admin to pass on.
+         * @description Emails an invitation with a single-use link valid 7 days; inviting the same address again replaces the earlier invitation. When no mail is sent (mail not set up, or logged only), the response carries the link as `inviteUrl` for the admin to pass on; such a link, having been seen by the inviter, adds the membership when opened but signs nobody in (the person then signs in by email link or single sign-on).
          */
         post: {
             parameters: {
@@ -6609,7 +6609,7 @@ export interface paths {
         head?: never;
         /**
          * Change a member's role (admin)
-         * @description Their sessions in this workspace take the new role at their next request.
+         * @description Their sessions in this workspace take the new role at their next request. A lower role revokes the API keys they own in this workspace (a key made as admin must not outlive the role).
          */
         patch: {
             parameters: {
@@ -6639,6 +6639,8 @@ export interface paths {
                             changed: boolean;
                             /** @enum {unknown} */
                             role: "admin" | "approver" | "member" | "viewer";
+                            /** @description the member's API keys here revoked because the role is lower */
+                            keysRevoked: number;
                         };
                     };
                 };

@@ -8,31 +8,10 @@ import { API_KEY_SCOPES, ROLES } from "@outcome-runtime/core";
 import { Argument, Command, InvalidArgumentError, Option } from "commander";
 import type { ResponseJson } from "../api-types";
 import { clientOf, type GlobalOptions, out, outJson } from "../output";
+import { examples, table, when } from "./listing";
 
 /** The roles and scopes a key may have: the permissions table's lists. */
 const SCOPES = API_KEY_SCOPES;
-
-function examples(...lines: string[]): string {
-  return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
-}
-
-/** An ISO time as "2026-12-01 16:20 UTC", or "-". */
-function when(iso: string | null): string {
-  return iso === null ? "-" : `${iso.slice(0, 16).replace("T", " ")} UTC`;
-}
-
-/** Rows as columns padded to their widest cell. */
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
 
 /** `--scopes read,write` as a list, each checked. */
 function parseScopes(value: string): string[] {

@@ -8,31 +8,10 @@
 import { Argument, Command, Option } from "commander";
 import type { ResponseJson } from "../api-types";
 import { clientOf, type GlobalOptions, out, outJson } from "../output";
+import { examples, table, when } from "./listing";
 
 /** The roles a person can have in a workspace (agents get keys: `outcome-runtime keys create --role agent`). */
 const MEMBER_ROLES = ["admin", "approver", "member", "viewer"] as const;
-
-function examples(...lines: string[]): string {
-  return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
-}
-
-/** An ISO time as "2026-12-01 16:20 UTC", or "-". */
-function when(iso: string | null): string {
-  return iso === null ? "-" : `${iso.slice(0, 16).replace("T", " ")} UTC`;
-}
-
-/** Rows as columns padded to their widest cell. */
-function table(rows: readonly (readonly string[])[]): string {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-}
 
 export function membersCommand(globals: () => GlobalOptions): Command {
   const members = new Command("members")
@@ -50,7 +29,14 @@ export function membersCommand(globals: () => GlobalOptions): Command {
   members
     .command("list")
     .description("the members with their role, and the open invitations")
-    .addHelpText("after", "--json prints { members: [...], invitations: [...] }.")
+    .addHelpText(
+      "after",
+      [
+        examples("outcome-runtime members list", "outcome-runtime --json members list | jq -r '.members[].email'"),
+        "",
+        "--json prints { members: [...], invitations: [...] }.",
+      ].join("\n"),
+    )
     .action(async () => {
       const options = globals();
       const listed = await clientOf(options).request<ResponseJson<"/v1/members", "get">>("GET", "/v1/members");
@@ -115,6 +101,7 @@ export function membersCommand(globals: () => GlobalOptions): Command {
     .command("revoke-invitation")
     .description("withdraw an open invitation: its link stops working")
     .addArgument(new Argument("<id>", "the invitation's id, from `outcome-runtime members list`"))
+    .addHelpText("after", examples("outcome-runtime members revoke-invitation 9c1e…"))
     .action(async (id: string) => {
       const options = globals();
       const result = await clientOf(options).request<ResponseJson<"/v1/members/invitations/{id}", "delete">>(
@@ -130,6 +117,14 @@ export function membersCommand(globals: () => GlobalOptions): Command {
     .description("change a member's role; their sessions take it at their next request")
     .addArgument(new Argument("<id>", "the member's id, from `outcome-runtime members list`"))
     .addArgument(new Argument("<role>", "the new role").choices([...MEMBER_ROLES]))
+    .addHelpText(
+      "after",
+      [
+        examples("outcome-runtime members role 3f2a… approver"),
+        "",
+        "A lower role revokes the API keys the member owns in this workspace.",
+      ].join("\n"),
+    )
     .action(async (id: string, role: string) => {
       const options = globals();
       const result = await clientOf(options).request<ResponseJson<"/v1/members/{id}", "patch">>(
@@ -138,13 +133,19 @@ export function membersCommand(globals: () => GlobalOptions): Command {
         { json: { role } },
       );
       if (options.json) outJson(result);
-      else out(result.changed ? `now ${result.role}` : `already ${result.role}`);
+      else
+        out(
+          result.changed
+            ? `now ${result.role}${result.keysRevoked > 0 ? `; ${result.keysRevoked} of their keys revoked` : ""}`
+            : `already ${result.role}`,
+        );
     });
 
   members
     .command("remove")
     .description("remove a member: their sessions end and the keys they own here are revoked")
     .addArgument(new Argument("<id>", "the member's id, from `outcome-runtime members list`"))
+    .addHelpText("after", examples("outcome-runtime members remove 3f2a…"))
     .action(async (id: string) => {
       const options = globals();
       const result = await clientOf(options).request<ResponseJson<"/v1/members/{id}", "delete">>(

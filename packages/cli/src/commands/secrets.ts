@@ -9,10 +9,7 @@
 import { Command } from "commander";
 import type { ResponseJson } from "../api-types";
 import { CliFailure, clientOf, EXIT, type GlobalOptions, out, outJson } from "../output";
-
-function examples(...lines: string[]): string {
-  return ["", "Examples:", ...lines.map((l) => `  $ ${l}`)].join("\n");
-}
+import { examples, when } from "./listing";
 
 /** Everything on standard input, without one trailing newline (what `echo` adds). */
 async function readStdin(): Promise<string> {
@@ -27,10 +24,6 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks)
     .toString("utf8")
     .replace(/\r?\n$/u, "");
-}
-
-function when(iso: string | null): string {
-  return iso === null ? "-" : `${iso.slice(0, 16).replace("T", " ")} UTC`;
 }
 
 export function secretsCommand(globals: () => GlobalOptions): Command {

@@ -10,7 +10,9 @@
  *   approver, viewer). Removing a member deletes the row.
  * - `invitations`: an admin's invitation of an email address to a workspace
  *   with a role; the link's token is stored only as its SHA-256, used once,
- *   expires, can be revoked.
+ *   expires, can be revoked. `link_shown`: the link was handed to the inviter
+ *   (no mail sent), so it proves nothing about who holds it: accepting it
+ *   adds the membership but starts no session.
  * - `sessions` may now be a member's (`member_id`) instead of an API key's:
  *   exactly one of the two is set; a member's session may have no workspace
  *   yet (the installation's first admin, who creates one). `auth_version` is bumped when the member's
@@ -66,6 +68,7 @@ export async function up(db: Kysely<any>): Promise<void> {
               accepted_at timestamptz,
               accepted_by uuid REFERENCES members (id) ON DELETE SET NULL,
               revoked_at timestamptz,
+              link_shown boolean NOT NULL DEFAULT false,
               CHECK (expires_at > created_at)
             )`.execute(db);
   // One open invitation per address and workspace: inviting again replaces it.

@@ -47,6 +47,8 @@ export interface InvitationRecord {
   readonly acceptedAt: Date | null;
   readonly acceptedBy: string | null;
   readonly revokedAt: Date | null;
+  /** The link was shown to the inviter instead of mailed. */
+  readonly linkShown: boolean;
 }
 
 type MemberRow = {
@@ -347,6 +349,7 @@ type InvitationRow = {
   accepted_at: Date | null;
   accepted_by: string | null;
   revoked_at: Date | null;
+  link_shown: boolean;
 };
 
 function toInvitation(row: InvitationRow): InvitationRecord {
@@ -361,6 +364,7 @@ function toInvitation(row: InvitationRow): InvitationRecord {
     acceptedAt: row.accepted_at,
     acceptedBy: row.accepted_by,
     revokedAt: row.revoked_at,
+    linkShown: row.link_shown,
   };
 }
 
@@ -375,6 +379,7 @@ const INVITATION_COLUMNS = [
   "accepted_at",
   "accepted_by",
   "revoked_at",
+  "link_shown",
 ] as const;
 
 /**
@@ -418,6 +423,11 @@ export async function insertInvitation(
     .returning(INVITATION_COLUMNS)
     .executeTakeFirstOrThrow();
   return { invitation: toInvitation(row), replaced: previous?.id ?? null };
+}
+
+/** Record that an invitation's link was shown to the inviter instead of mailed. */
+export async function markInvitationLinkShown(db: DbOrTrx, id: string): Promise<void> {
+  await db.updateTable("invitations").set({ link_shown: true }).where("id", "=", id).execute();
 }
 
 /** The invitation whose token has this SHA-256 (whatever its state), or null. */

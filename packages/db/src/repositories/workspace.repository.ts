@@ -40,6 +40,22 @@ export async function ensureWorkspace(db: DbOrTrx, slug: string, name: string): 
   return toWorkspace(row);
 }
 
+/** Lock the workspace's row until the transaction ends (`FOR UPDATE`): serialises changes of its members. */
+export async function lockWorkspace(db: DbOrTrx, id: string): Promise<void> {
+  await db.selectFrom("workspaces").select("id").where("id", "=", id).forUpdate().execute();
+}
+
+/** Create a workspace with this slug; null when the slug is taken (nothing changed). */
+export async function insertWorkspace(db: DbOrTrx, slug: string, name: string): Promise<Workspace | null> {
+  const row = await db
+    .insertInto("workspaces")
+    .values({ slug, name })
+    .onConflict((oc) => oc.column("slug").doNothing())
+    .returningAll()
+    .executeTakeFirst();
+  return row ? toWorkspace(row) : null;
+}
+
 /** The workspace with this slug, or null. */
 export async function findWorkspaceBySlug(db: DbOrTrx, slug: string): Promise<Workspace | null> {
   const row = await db.selectFrom("workspaces").selectAll().where("slug", "=", slug).executeTakeFirst();

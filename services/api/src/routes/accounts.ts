@@ -40,6 +40,7 @@ import {
   type OidcConfig,
   type SignInPolicy,
   SignInRefused,
+  SSO_PROVIDER_ID,
   startMemberSession,
   switchSessionWorkspace,
   viewInvitation,
@@ -141,10 +142,17 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
       link: { url: "/", label: "Back to the dashboard" },
     });
 
-  /** A form POST from a page of another origin is refused: it could sign the browser in as someone else. */
+  /**
+   * A form POST not sent from one of our pages is refused: it could sign the browser in as someone else
+   * (login CSRF). Browsers say where a request comes from in `Sec-Fetch-Site`; our pages send no referrer, so
+   * their `Origin` is `null`, like a sandboxed attacker's: only `same-origin` passes. A client without the
+   * header (not a browser) passes only without an `Origin` or with ours.
+   */
   function foreignOrigin(request: FastifyRequest): boolean {
+    const site = request.headers["sec-fetch-site"];
+    if (typeof site === "string") return site !== "same-origin";
     const from = request.headers.origin;
-    return typeof from === "string" && from !== "null" && from !== origin;
+    return typeof from === "string" && from !== origin;
   }
 
   function refusedPage(reply: FastifyReply, error: unknown): FastifyReply {
@@ -182,11 +190,18 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
     }),
   );
 
-  // An address gets a few links per quarter hour, whatever IP asks; an IP a few more addresses' worth.
-  const perAddress = app.createRateLimit({
+  // An address gets a few links per quarter hour from one IP, and a few times that from all IPs together (so
+  // that nobody can use up a person's links from elsewhere); an IP a few more addresses' worth.
+  const addressOf = (request: FastifyRequest) => (request.body as { email?: string } | undefined)?.email ?? "";
+  const perAddressAndIp = app.createRateLimit({
     max: accounts?.emailLinksPerAddress ?? 5,
     timeWindow: FIFTEEN_MINUTES,
-    keyGenerator: (request) => `sign-in:address:${(request.body as { email?: string } | undefined)?.email ?? ""}`,
+    keyGenerator: (request) => `sign-in:address-ip:${addressOf(request)}:${request.ip}`,
+  });
+  const perAddress = app.createRateLimit({
+    max: 6 * (accounts?.emailLinksPerAddress ?? 5),
+    timeWindow: FIFTEEN_MINUTES,
+    keyGenerator: (request) => `sign-in:address:${addressOf(request)}`,
   });
 
   app.post(
@@ -216,7 +231,9 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
       }
       const email = normalizeEmail(request.body.email);
       request.body.email = email;
-      const limit = await perAddress(request);
+      const mine = await perAddressAndIp(request);
+      const all = await perAddress(request);
+      const limit = !mine.isAllowed && mine.isExceeded ? mine : all;
       if (!limit.isAllowed && limit.isExceeded) {
         reply.header("retry-after", String(limit.ttlInSeconds));
         return sendProblem(
@@ -331,28 +348,39 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
       page(reply, 400, {
         eyebrow: "Single sign-on",
         title: "Single sign-on failed",
-        message: `The identity provider's answer was refused (${(request.query.error ?? "unknown_error").replace(/[^a-z0-9_]/gi, "")}). Start again; if it happens again, tell your admin.`,
+        message:
+          request.query.error === "account_not_linked"
+            ? "Your identity provider did not confirm this email address, which another sign-in already uses; ask its administrator."
+            : `The identity provider's answer was refused (${(request.query.error ?? "unknown_error").replace(/[^a-z0-9_]/gi, "")}). Start again; if it happens again, tell your admin.`,
         link: { url: "/auth/sso", label: "Sign in again" },
       }),
   );
 
   // better-auth's callback from the identity provider (and nothing else of better-auth is exposed).
-  app.get(`${AUTH_BASE_PATH}/callback/:providerId`, { schema: { hide: true } }, async (request, reply) => {
-    if (proofs === null) return notConfigured(reply);
-    const response = await proofs.handler(
-      new Request(new URL(request.url, origin), {
-        method: "GET",
-        headers: new Headers({ cookie: request.headers.cookie ?? "" }),
-      }),
-    );
-    reply.code(response.status);
-    const cookies = response.headers.getSetCookie();
-    if (cookies.length > 0) reply.header("set-cookie", cookies);
-    const location = response.headers.get("location");
-    if (location !== null) reply.header("location", location);
-    reply.header("cache-control", "no-store").header("referrer-policy", "no-referrer");
-    return reply.send(Buffer.from(await response.arrayBuffer()));
-  });
+  app.get(
+    `${AUTH_BASE_PATH}/callback/:providerId`,
+    { schema: { hide: true, params: Type.Object({ providerId: Type.String({ maxLength: 64 }) }) } },
+    async (request, reply) => {
+      if (proofs === null || !proofs.ssoEnabled || request.params.providerId !== SSO_PROVIDER_ID) {
+        return notConfigured(reply);
+      }
+      // Only the callback, whatever the raw path said (`..\` or encoded slashes must not reach another endpoint).
+      const query = request.url.includes("?") ? request.url.slice(request.url.indexOf("?")) : "";
+      const response = await proofs.handler(
+        new Request(`${origin}${AUTH_BASE_PATH}/callback/${SSO_PROVIDER_ID}${query}`, {
+          method: "GET",
+          headers: new Headers({ cookie: request.headers.cookie ?? "" }),
+        }),
+      );
+      reply.code(response.status);
+      const cookies = response.headers.getSetCookie();
+      if (cookies.length > 0) reply.header("set-cookie", cookies);
+      const location = response.headers.get("location");
+      if (location !== null) reply.header("location", location);
+      reply.header("cache-control", "no-store").header("referrer-policy", "no-referrer");
+      return reply.send(Buffer.from(await response.arrayBuffer()));
+    },
+  );
 
   app.get("/auth/invitation", { schema: { hide: true, querystring: TokenQuery } }, async (request, reply) => {
     const token = request.query.token ?? "";
@@ -404,6 +432,15 @@ const accountRoutes: FastifyPluginAsyncTypebox<RouteOptions & { accounts?: Accou
           title: "This invitation cannot be used",
           message,
           link: { url: "/", label: "Go to sign-in" },
+        });
+      }
+      if (!accepted.startSession) {
+        request.log.info({ event: "invitation_accepted", memberId: accepted.memberId }, "invitation accepted");
+        return page(reply, 200, {
+          eyebrow: "Invitation",
+          title: "You joined the workspace",
+          message: `${accepted.email} is now a member, as ${accepted.role}. Sign in to continue (by email link or single sign-on).`,
+          link: { url: "/signin", label: "Sign in" },
         });
       }
       const session = await startMemberSession(deps, accepted.memberId, accepted.workspaceId);

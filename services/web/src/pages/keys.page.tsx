@@ -3,11 +3,13 @@
  * characters), a form to create one, whose key is shown once, here, to copy,
  * and revocation after a confirmation.
  */
+
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useId, useState } from "react";
 import { errorMessage, request } from "../api";
 import { ConfirmDialog } from "../components/confirm-dialog";
 import { CopyField } from "../components/copy-field";
+import { RoleField } from "../components/role-field";
 import { Empty, ErrorState, Loading, PageTitle } from "../components/ui";
 import { formatDateTime } from "../format";
 import { API_KEY_ROLES, API_KEY_SCOPES } from "../roles";
@@ -75,21 +77,7 @@ function CreateKeyForm({ onCreated }: { onCreated: (created: ApiKeyCreated) => v
               data-testid="key-name"
             />
           </div>
-          <div className="field">
-            <label htmlFor={ids.role}>Role</label>
-            <select
-              id={ids.role}
-              value={role}
-              onChange={(e) => setRole(e.target.value as ApiKeyRole)}
-              data-testid="key-role"
-            >
-              {API_KEY_ROLES.map((r) => (
-                <option key={r} value={r}>
-                  {r}
-                </option>
-              ))}
-            </select>
-          </div>
+          <RoleField id={ids.role} roles={API_KEY_ROLES} value={role} onChange={setRole} testId="key-role" />
         </div>
         <p id={`${ids.name}-hint`} className="hint">
           A person's email or an agent's name: the audit log shows it for everything done with the key.

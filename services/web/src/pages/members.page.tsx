@@ -5,11 +5,13 @@
  * is shown with its reason); the page only leaves out controls a non-admin
  * could not use.
  */
+
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useId, useState } from "react";
 import { errorMessage, request } from "../api";
 import { ConfirmDialog } from "../components/confirm-dialog";
 import { CopyField } from "../components/copy-field";
+import { RoleField } from "../components/role-field";
 import { Empty, ErrorState, Loading, PageTitle } from "../components/ui";
 import { formatDateTime } from "../format";
 import { MEMBER_ROLES } from "../roles";
@@ -159,21 +161,7 @@ function InviteForm() {
             data-testid="invite-email"
           />
         </div>
-        <div className="field">
-          <label htmlFor={ids.role}>Role</label>
-          <select
-            id={ids.role}
-            value={role}
-            onChange={(e) => setRole(e.target.value as MemberRole)}
-            data-testid="invite-role"
-          >
-            {MEMBER_ROLES.map((r) => (
-              <option key={r} value={r}>
-                {r}
-              </option>
-            ))}
-          </select>
-        </div>
+        <RoleField id={ids.role} roles={MEMBER_ROLES} value={role} onChange={setRole} testId="invite-role" />
         <div className="field field-actions">
           <button type="submit" className="button button-primary" disabled={invite.isPending || !email.trim()}>
             {invite.isPending ? "Inviting…" : "Invite"}

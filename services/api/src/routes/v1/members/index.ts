@@ -9,6 +9,7 @@ import { type Mailer, renderAccountEmail } from "@outcome-runtime/notify";
 import {
   changeMemberRole,
   type InvitationInfo,
+  invitationLinkShown,
   inviteMember,
   listMembers,
   MEMBER_ROLES,
@@ -86,7 +87,8 @@ const memberRoutes: FastifyPluginAsyncTypebox<RouteOptions & { mailer?: Mailer |
         description:
           "Emails an invitation with a single-use link valid 7 days; inviting the same address again replaces the " +
           "earlier invitation. When no mail is sent (mail not set up, or logged only), the response carries the " +
-          "link as `inviteUrl` for the admin to pass on.",
+          "link as `inviteUrl` for the admin to pass on; such a link, having been seen by the inviter, adds the " +
+          "membership when opened but signs nobody in (the person then signs in by email link or single sign-on).",
         body: Type.Object(
           { email: Type.String({ minLength: 3, maxLength: 254 }), role: MemberRoleDto },
           { additionalProperties: false },
@@ -120,6 +122,7 @@ const memberRoutes: FastifyPluginAsyncTypebox<RouteOptions & { mailer?: Mailer |
           request.log.warn({ err: error, invitationId: invitation.id }, "invitation email not sent");
         }
       }
+      if (!mailed) await invitationLinkShown(deps, invitation.id);
       return reply
         .code(201)
         .send({ invitation: invitationJson(invitation), mailed, ...(mailed ? {} : { inviteUrl: url }) });
@@ -148,10 +151,19 @@ const memberRoutes: FastifyPluginAsyncTypebox<RouteOptions & { mailer?: Mailer |
       schema: {
         tags: ["members"],
         summary: "Change a member's role (admin)",
-        description: "Their sessions in this workspace take the new role at their next request.",
+        description:
+          "Their sessions in this workspace take the new role at their next request. A lower role revokes the API " +
+          "keys they own in this workspace (a key made as admin must not outlive the role).",
         params: Type.Object({ id: Type.String({ maxLength: 100 }) }),
         body: Type.Object({ role: MemberRoleDto }, { additionalProperties: false }),
-        response: { 200: Type.Object({ changed: Type.Boolean(), role: MemberRoleDto }), ...PROBLEM_RESPONSES },
+        response: {
+          200: Type.Object({
+            changed: Type.Boolean(),
+            role: MemberRoleDto,
+            keysRevoked: Type.Integer({ description: "the member's API keys here revoked because the role is lower" }),
+          }),
+          ...PROBLEM_RESPONSES,
+        },
       },
     },
     async (request) => changeMemberRole(deps, request.caller, request.params.id, request.body.role),
