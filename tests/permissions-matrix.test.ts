@@ -1,7 +1,8 @@
 /**
  * The permissions table (packages/core/src/permissions.ts), walked through
  * every face: for every operation and every principal (the five roles with the
- * scopes their keys get by default, and keys holding fewer scopes), the REST
+ * scopes their keys get by default, keys holding fewer scopes, and a member's
+ * dashboard session of each person's role on the REST face), the REST
  * API, the MCP tools and resources, and the CLI (a real process, for every
  * operation it offers, with the five roles and a read-only key) give the
  * table's answer. That answer is either a refusal naming the operation that
@@ -24,6 +25,7 @@ import { promisify } from "node:util";
 import { createTestApi, type TestApi } from "@outcome-runtime/api/test-app";
 import {
   type ApiKeyScope,
+  memberSessionScopes,
   OPERATIONS,
   type Operation,
   permissionOf,
@@ -32,14 +34,16 @@ import {
   roleMay,
   type ScopedActor,
 } from "@outcome-runtime/core";
-import { gates } from "@outcome-runtime/db";
+import { gates, members } from "@outcome-runtime/db";
 import { type Client, connectHttp, toolErrorOf } from "@outcome-runtime/mcp/test-support";
 import {
   applyOutcome,
   createApiKey,
   decideGate,
+  MEMBER_ROLES,
   proposeExperiment,
   requestHumanGate,
+  startMemberSession,
   transitionExperiment,
   transitionOutcome,
 } from "@outcome-runtime/runtime";
@@ -126,7 +130,13 @@ async function rest(who: Who, method: string, path: string, body?: unknown, cont
   const response = await api.app.inject({
     method: method as "GET",
     url: path,
-    headers: { authorization: `Bearer ${who.key}`, ...(contentType ? { "content-type": contentType } : {}) },
+    headers: {
+      // A member's dashboard session (a token `ors_…`) sends its cookies and the CSRF header; a key, itself.
+      ...(who.key.startsWith("ors_")
+        ? { cookie: `or_session=${who.key}; or_csrf=matrix-csrf`, "x-csrf-token": "matrix-csrf" }
+        : { authorization: `Bearer ${who.key}` }),
+      ...(contentType ? { "content-type": contentType } : {}),
+    },
     ...(body === undefined ? {} : { payload: body as string }),
   });
   if (response.statusCode >= 500) return `HTTP ${response.statusCode}`;
@@ -448,7 +458,6 @@ beforeAll(async () => {
   await key("ops@acme.example", "admin", ["write", "admin"]);
   await key("tv@acme.example", "member", ["read"]);
   await key("agent-reader", "agent", ["read"]);
-
   // Outcomes owned by someone who is none of the principals, and a pool of experiments under one of them.
   const deps = { db: api.t.db };
   await applyOutcome(deps, admin, { source: outcomeVariant(OWNED) });
@@ -461,7 +470,7 @@ beforeAll(async () => {
   await transitionOutcome(deps, admin, CLOSED, "abandon", "the matrix needs an outcome that is over");
   const world = await transitionOutcome(deps, admin, WORLD, "activate", null);
   const proposed = [];
-  for (let i = 0; i < 70; i++) {
+  for (let i = 0; i < 100; i++) {
     proposed.push(
       await proposeExperiment(deps, admin, WORLD, { title: `Pool ${i}`, statement: `If pool ${i}, less.` }),
     );
@@ -469,10 +478,10 @@ beforeAll(async () => {
   await decideGate(deps, admin, proposed[0]!.gate.id, { decision: "approve" });
   for (const [i, p] of proposed.entries()) {
     const id = p.experiment.id;
-    if (i < 30) {
+    if (i < 40) {
       await transitionExperiment(deps, admin, id, { action: "claim", claimedBy: "other-builder" });
       pool.building.push(id);
-    } else if (i < 50) {
+    } else if (i < 70) {
       // Assigned as its launch approval: to the outcome's people, none of the principals.
       pool.assignedGates.push((await requestHumanGate(deps, admin, id, `Question ${i}?`)).gate.id);
     } else {
@@ -491,6 +500,38 @@ beforeAll(async () => {
       pool.unassignedGates.push(gate!.id);
     }
   }
+  // People signed in to the dashboard: a member's session of each role, with the scopes of that role (made
+  // after the outcomes: a workspace with members checks that the outcomes' gate people are members).
+  // The people the outcomes name at their gates are members too, as a workspace with members requires.
+  for (const email of ["maya.pm@acme.example", "eng.lead@acme.example", "lead@acme.example"]) {
+    const { member } = await members.ensureMember(api.t.db, { email, createdBy: "matrix" });
+    await members.insertMembership(api.t.db, {
+      workspaceId: api.seed.workspaceId,
+      memberId: member.id,
+      role: "approver",
+      addedBy: "matrix",
+      at: new Date(),
+    });
+  }
+  for (const role of MEMBER_ROLES) {
+    const email = `${role}-session@acme.example`;
+    const { member } = await members.ensureMember(api.t.db, { email, createdBy: "matrix" });
+    await members.insertMembership(api.t.db, {
+      workspaceId: api.seed.workspaceId,
+      memberId: member.id,
+      role,
+      addedBy: "matrix",
+      at: new Date(),
+    });
+    const { token } = await startMemberSession({ db: api.t.db }, member.id, api.seed.workspaceId);
+    principals.push({
+      label: `${role} session`,
+      key: token,
+      actor: { id: member.id, name: email, role, scopes: memberSessionScopes(role) },
+      cli: false,
+    });
+  }
+
   exportDir = join(dir, "export-for-import");
   const exported = await cli(principals[0]!, ["export", "--out", exportDir]);
   expect(exported).toBeNull();
@@ -516,7 +557,8 @@ describe("every role × operation gets the table's answer on REST, MCP and the C
           ["REST", faces.rest],
           ["MCP", faces.mcp],
         ] as const) {
-          if (call === undefined) continue;
+          // MCP authenticates with keys only: a member's session has the REST face (the dashboard's).
+          if (call === undefined || (face === "MCP" && who.key.startsWith("ors_"))) continue;
           want.push(line(face, who, answer));
           got.push(line(face, who, await call(who)));
         }

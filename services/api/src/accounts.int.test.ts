@@ -332,6 +332,43 @@ describe("links and limits", () => {
     expect(unknownInvite.statusCode).toBe(404);
   });
 
+  it("an invitation past its 7 days, or revoked, shows why and signs nobody in", async () => {
+    const before = smtp.received.length;
+    const invited = await admin.request("POST", "/v1/members/invitations", {
+      email: "late@acme.example",
+      role: "member",
+    });
+    const link = await linkMailedTo("late@acme.example", before);
+    const token = link.searchParams.get("token") ?? "";
+    await api.t.db
+      .updateTable("invitations")
+      .set({ created_at: new Date(Date.now() - 8 * 86_400_000), expires_at: new Date(Date.now() - 86_400_000) })
+      .where("id", "=", invited.json().invitation.id)
+      .execute();
+    const late = new Browser();
+    const shown = await late.request("GET", `${link.pathname}${link.search}`);
+    expect(shown.statusCode).toBe(410);
+    expect(shown.body).toContain("This invitation expired");
+    const accepted = await late.request("POST", "/auth/invitation/accept", { token }, true);
+    expect(accepted.statusCode).toBe(410);
+    expect(late.cookies.has("or_session")).toBe(false);
+
+    // Invited again, then revoked: the new link stops working too.
+    const again = smtp.received.length;
+    const second = await admin.request("POST", "/v1/members/invitations", {
+      email: "late@acme.example",
+      role: "member",
+    });
+    const secondLink = await linkMailedTo("late@acme.example", again);
+    const revoked = await admin.request("DELETE", `/v1/members/invitations/${second.json().invitation.id}`);
+    expect(revoked.json()).toEqual({ revoked: true });
+    const page = await late.request("GET", `${secondLink.pathname}${secondLink.search}`);
+    expect(page.body).toContain("This invitation was withdrawn");
+    expect((await admin.request("DELETE", `/v1/members/invitations/${second.json().invitation.id}`)).json()).toEqual({
+      revoked: false,
+    });
+  });
+
   it("a disabled member is refused at sign-in with a page that says so", async () => {
     const { member } = await memberRows.ensureMember(api.t.db, { email: "gone@acme.example", createdBy: "test" });
     await memberRows.insertMembership(api.t.db, {
