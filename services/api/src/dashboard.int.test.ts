@@ -6,7 +6,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { learnings, llm, signals, workspaces } from "@outcome-runtime/db";
-import { createApiKey } from "@outcome-runtime/runtime";
+import { createApiKey, OPERATIONS } from "@outcome-runtime/runtime";
 import { analysisFixture, outcomeVariant, sleep, waitFor } from "@outcome-runtime/testing";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocket as WebSocketClient } from "ws";
@@ -77,7 +77,12 @@ async function proposeExperiment(outcome: string, title: string) {
 describe("session sign-in", () => {
   it("signs in with an API key: HttpOnly session cookie, readable CSRF cookie, SameSite=Strict, no Secure over http", async () => {
     const { res, csrfToken } = await signIn();
-    expect(res.json()).toEqual({ principal: { name: expect.any(String), role: "admin" }, csrfToken });
+    expect(res.json()).toEqual({
+      principal: { name: expect.any(String), role: "admin" },
+      csrfToken,
+      // The bootstrap admin key's session may run every operation of the table but the worker's own.
+      allowed: OPERATIONS.filter((op) => op !== "experiment.move_under_closed_outcome"),
+    });
     expect(csrfToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
     const cookies = cookiesOf(res);
     const session = cookies.get("or_session");
@@ -135,7 +140,12 @@ describe("session sign-in", () => {
     const { cookie, csrfToken } = await signIn();
     const res = await app.inject({ method: "GET", url: "/session", headers: { cookie } });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toEqual({ principal: { name: expect.any(String), role: "admin" }, csrfToken });
+    expect(res.json()).toEqual({
+      principal: { name: expect.any(String), role: "admin" },
+      csrfToken,
+      // The bootstrap admin key's session may run every operation of the table but the worker's own.
+      allowed: OPERATIONS.filter((op) => op !== "experiment.move_under_closed_outcome"),
+    });
     const none = await app.inject({ method: "GET", url: "/session" });
     expect(none.statusCode).toBe(401);
     expect(none.json().code).toBe("unauthenticated");
