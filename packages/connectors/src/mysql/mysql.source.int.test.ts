@@ -4,6 +4,7 @@
  * errors with their position, throttling retried, and the static refusals.
  */
 import { createMysqlSourceDatabase, type MysqlSourceDatabase, mysqlServerUrl } from "@outcome-runtime/testing/mysql";
+import { waitFor } from "@outcome-runtime/testing/waiting";
 import mysql from "mysql2/promise";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { SignalConnector } from "../connector";
@@ -163,6 +164,13 @@ describe("mysql connector", () => {
       const rows = await patient.fetchArmAggregates(WINDOW);
       expect(rows.map((r) => r.arm)).toEqual(["control", "treatment"]);
       await patient.close();
+      // The server frees a closed connection's slot on its own time: wait until it shows none of the account's.
+      await waitFor(`${user}'s connections to close on the server`, async () => {
+        const [rows] = await root.query("SELECT COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = ?", [
+          user,
+        ]);
+        return Number((rows as { n: number }[])[0]?.n) === 0;
+      });
       const limited = await mysql.createConnection({ uri: url.toString() });
       const blocked = await rejectionOf(connector({ retries: 0 }, url.toString()).fetchArmAggregates(WINDOW));
       await limited.end();
